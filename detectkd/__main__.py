@@ -1,0 +1,3 @@
+from detectkd.cli import main
+
+raise SystemExit(main())

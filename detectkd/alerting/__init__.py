@@ -1,0 +1,1 @@
+"""Alerting: per-series state machine, the outbox, and channels."""

@@ -1,0 +1,54 @@
+"""An alert notification: what the outbox stores and every channel renders."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+AlertStatus = Literal["firing", "resolved"]
+
+
+@dataclass(frozen=True)
+class Alert:
+    metric: str
+    series: str
+    labels: dict[str, str]
+    status: AlertStatus
+    period: int  # start of the period that produced this notification
+    started_at: int  # start of the first anomalous period of the episode
+    value: float | None
+    expected: float | None
+    lower: float | None
+    upper: float | None
+    score: float | None
+    direction: str | None
+    detector: str | None
+    interval_seconds: int
+    timezone: str = "UTC"
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Idempotency key: receivers may dedupe on it; the outbox is unique on it."""
+        return f"{self.metric}|{self.series}|{self.status}|{self.started_at}"
+
+    @property
+    def deviation_percent(self) -> float | None:
+        if self.value is None or self.expected in (None, 0):
+            return None
+        assert self.expected is not None
+        return (self.value - self.expected) / abs(self.expected) * 100.0
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["tags"] = list(self.tags)
+        return json.dumps(data, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> Alert:
+        data = json.loads(text)
+        data["tags"] = tuple(data.get("tags", ()))
+        return Alert(**data)

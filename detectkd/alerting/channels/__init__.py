@@ -1,0 +1,1 @@
+"""Notification channels. One module per channel, one line in `registry`."""

@@ -1,0 +1,56 @@
+"""Slack and Mattermost incoming webhooks: same payload shape, different escaping."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from detectkd.alerting.alert import Alert
+from detectkd.alerting.channels.base import post_json
+from detectkd.alerting.channels.common import ChatParams
+from detectkd.alerting.message import MessageRenderer
+from detectkd.resources import Resources
+from detectkd.templating import compile_template
+
+_MD_SPECIAL = re.compile(r"([\\`*_~\[\]()#>|])")
+
+
+def escape_slack(text: Any) -> str:
+    """Slack mrkdwn: only &, < and > are control characters (links, mentions)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_markdown(text: Any) -> str:
+    """Mattermost Markdown: escape formatting and break @mentions."""
+    out = _MD_SPECIAL.sub(r"\\\1", str(text))
+    return out.replace("@", "@\u200b")
+
+
+class ChatChannel:
+    def __init__(self, kind: str, params: ChatParams, resources: Resources) -> None:
+        self.kind = kind
+        self._p = params
+        self._resources = resources
+        escape = escape_slack if kind == "slack" else escape_markdown
+        template = compile_template(params.message_template) if params.message_template else None
+        self._renderer = MessageRenderer(template, escape)
+
+    def payload(self, alert: Alert) -> dict[str, Any]:
+        body: dict[str, Any] = {"text": self._renderer.render(alert)}
+        for key in ("channel", "username", "icon_url", "icon_emoji"):
+            value = getattr(self._p, key)
+            if value:
+                body[key] = value
+        return body
+
+    async def send(self, alert: Alert) -> None:
+        session = await self._resources.http()
+        await post_json(session, self._p.webhook_url, self.payload(alert), self._p.timeout.total_seconds())
+
+
+def build_slack(params: ChatParams, resources: Resources) -> ChatChannel:
+    return ChatChannel("slack", params, resources)
+
+
+def build_mattermost(params: ChatParams, resources: Resources) -> ChatChannel:
+    return ChatChannel("mattermost", params, resources)

@@ -1,0 +1,32 @@
+"""Channel types by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from detectkd.alerting.channels import chat, log, webhook
+from detectkd.alerting.channels.base import Channel
+from detectkd.alerting.channels.common import ChatParams
+from detectkd.resources import Resources
+
+
+@dataclass(frozen=True)
+class ChannelType:
+    params: type[BaseModel]
+    build: Callable[[Any, Resources], Channel]
+
+
+CHANNELS: dict[str, ChannelType] = {
+    "webhook": ChannelType(webhook.Params, webhook.build),
+    "slack": ChannelType(ChatParams, chat.build_slack),
+    "mattermost": ChannelType(ChatParams, chat.build_mattermost),
+    "log": ChannelType(log.Params, log.build),
+}
+
+
+def lookup(kind: str) -> ChannelType | None:
+    return CHANNELS.get(kind)

@@ -1,0 +1,83 @@
+"""Generic JSON webhook. The payload is documented in docs/alerting.md."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from detectkd.alerting.alert import Alert
+from detectkd.alerting.channels.base import post_json
+from detectkd.alerting.message import MessageRenderer
+from detectkd.config.types import Duration, Frozen
+from detectkd.resources import Resources
+from detectkd.templating import compile_template
+
+
+class Params(Frozen):
+    url: str | None = None
+    webhook_url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    message_template: str | None = None
+    cooldown_minutes: float | None = Field(default=None, ge=0)
+    timeout: Duration = timedelta(seconds=10)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> Params:
+        target = self.url or self.webhook_url
+        if not target:
+            raise ValueError("webhook needs `url` (or `webhook_url`)")
+        if not target.startswith(("http://", "https://")):
+            raise ValueError("webhook url must start with http:// or https://")
+        return self
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def payload(alert: Alert, message: str) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "key": alert.key,
+        "status": alert.status,
+        "metric": alert.metric,
+        "series": alert.series,
+        "labels": alert.labels,
+        "period": _iso(alert.period),
+        "started_at": _iso(alert.started_at),
+        "value": alert.value,
+        "expected": alert.expected,
+        "lower": alert.lower,
+        "upper": alert.upper,
+        "score": alert.score,
+        "direction": alert.direction,
+        "detector": alert.detector,
+        "deviation_percent": alert.deviation_percent,
+        "description": alert.description,
+        "tags": list(alert.tags),
+        "message": message,
+    }
+
+
+class WebhookChannel:
+    kind = "webhook"
+
+    def __init__(self, params: Params, resources: Resources) -> None:
+        self._url = params.url or params.webhook_url or ""
+        self._headers = dict(params.headers)
+        self._timeout = params.timeout.total_seconds()
+        self._resources = resources
+        template = compile_template(params.message_template) if params.message_template else None
+        self._renderer = MessageRenderer(template)
+
+    async def send(self, alert: Alert) -> None:
+        session = await self._resources.http()
+        body = payload(alert, self._renderer.render(alert))
+        headers = {"Idempotency-Key": alert.key, **self._headers}
+        await post_json(session, self._url, body, self._timeout, headers)
+
+
+def build(params: Params, resources: Resources) -> WebhookChannel:
+    return WebhookChannel(params, resources)

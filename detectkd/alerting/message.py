@@ -1,0 +1,86 @@
+"""Message text for chat channels: DetectK's `message_template` variables plus ours.
+
+DetectK variables: metric_name, timestamp, value, is_anomaly, score,
+lower_bound, upper_bound, direction, percent_deviation, metadata.
+detectkd adds: status (firing|resolved), series, labels, expected, detector,
+description, tags, started_at, interval, key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from detectkd.alerting.alert import Alert
+from detectkd.durations import format_duration
+
+
+def variables(alert: Alert) -> dict[str, Any]:
+    tz = ZoneInfo(alert.timezone)
+    return {
+        "metric_name": alert.metric,
+        "timestamp": datetime.fromtimestamp(alert.period, tz),
+        "value": alert.value,
+        "is_anomaly": alert.status == "firing",
+        "score": alert.score,
+        "lower_bound": alert.lower,
+        "upper_bound": alert.upper,
+        "direction": alert.direction,
+        "percent_deviation": alert.deviation_percent,
+        "metadata": {"detector": alert.detector, **alert.extra},
+        "status": alert.status,
+        "series": alert.series,
+        "labels": alert.labels,
+        "expected": alert.expected,
+        "detector": alert.detector,
+        "description": alert.description,
+        "tags": list(alert.tags),
+        "started_at": datetime.fromtimestamp(alert.started_at, tz),
+        "interval": format_duration(timedelta(seconds=alert.interval_seconds)),
+        "key": alert.key,
+    }
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:,.4g}" if abs(x) < 1e15 else f"{x:.3e}"
+
+
+def default_text(alert: Alert, escape: Any = str) -> str:
+    """Plain default message; `escape` neutralises user data for the target format."""
+    tz = ZoneInfo(alert.timezone)
+    when = datetime.fromtimestamp(alert.period, tz).strftime("%Y-%m-%d %H:%M %Z")
+    head = "FIRING" if alert.status == "firing" else "RESOLVED"
+    name = escape(alert.metric) + (f" {{{escape(alert.series)}}}" if alert.series else "")
+    lines = [f"[{head}] {name}"]
+    lines.append(f"Value: {_num(alert.value)}")
+    if alert.lower is not None or alert.upper is not None:
+        lines.append(f"Expected range: {_num(alert.lower)} .. {_num(alert.upper)}")
+    if alert.expected is not None:
+        dev = alert.deviation_percent
+        extra = f" ({dev:+.1f}%)" if dev is not None else ""
+        lines.append(f"Expected: {_num(alert.expected)}{extra}")
+    if alert.score is not None and alert.status == "firing":
+        lines.append(f"Score: {alert.score:.2f}, detector: {escape(alert.detector or '-')}")
+    lines.append(f"Period: {when}")
+    return "\n".join(lines)
+
+
+class MessageRenderer:
+    """Renders a channel's `message_template`, or the default text."""
+
+    def __init__(self, template: jinja2.Template | None, escape: Any = str) -> None:
+        self._template = template
+        self._escape = escape
+
+    def render(self, alert: Alert) -> str:
+        if self._template is None:
+            return default_text(alert, self._escape)
+        values = variables(alert)
+        values["series"] = self._escape(alert.series)
+        values["labels"] = {k: self._escape(v) for k, v in alert.labels.items()}
+        return self._template.render(**values)

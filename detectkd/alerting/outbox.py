@@ -1,0 +1,150 @@
+"""Delivery from the outbox: the only way an alert leaves the daemon.
+
+Rows are written in the same transaction as the alert state that produced
+them, then sent here. A row is deleted only after its channel accepted it;
+failures are retried with exponential back-off and jitter until
+`retry_for` has passed, then kept as a dead letter. Per (metric, series,
+channel) only the oldest pending row may be sent, so a RESOLVED never
+overtakes its FIRING.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import structlog
+
+from detectkd.alerting.alert import Alert
+from detectkd.alerting.channels.base import Channel
+from detectkd.errors import PermanentError, StorageError, TransientError
+from detectkd.storage.base import OutboxItem, Store
+from detectkd.telemetry import Telemetry
+
+log = structlog.get_logger("detectkd.outbox")
+
+ChannelLookup = Callable[[str, int], Channel | None]
+
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 300.0
+
+
+def backoff(attempts: int, rng: random.Random | None = None) -> float:
+    """Seconds before attempt `attempts + 1`: 2, 4, 8 ... capped at 5 min, +-20% jitter."""
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** min(attempts, 20))
+    jitter: float = (rng or random).uniform(0.8, 1.2)
+    return float(delay * jitter)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        channels: ChannelLookup,
+        telemetry: Telemetry | None = None,
+        retry_for: timedelta = timedelta(hours=24),
+        concurrency: int = 16,
+        only_metric: str | None = None,
+    ) -> None:
+        self.only_metric = only_metric
+        self.store = store
+        self.channels = channels
+        self.telemetry = telemetry
+        self.retry_for = retry_for.total_seconds()
+        self._wake = asyncio.Event()
+        self._sem = asyncio.Semaphore(concurrency)
+        self.last_error: str | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set. Never raises (but lets cancellation through)."""
+        while not stop.is_set():
+            try:
+                next_due = await self.deliver_due()
+            except StorageError as exc:
+                log.error("outbox read failed", error=str(exc))
+                next_due = time.time() + 5
+            wait = max(0.05, min(5.0, next_due - time.time()))
+            self._wake.clear()
+            stop_wait = asyncio.ensure_future(stop.wait())
+            wake_wait = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({stop_wait, wake_wait}, timeout=wait, return_when="FIRST_COMPLETED")
+            finally:
+                stop_wait.cancel()
+                wake_wait.cancel()
+
+    async def deliver_due(self) -> float:
+        """Send every eligible due row once. Returns when the next row falls due."""
+        pending = await self.store.outbox_pending()
+        if self.only_metric is not None:
+            pending = [i for i in pending if i.metric == self.only_metric]
+        now = time.time()
+        heads: dict[tuple[str, str, int], OutboxItem] = {}
+        for item in pending:
+            heads.setdefault((item.metric, item.series, item.channel), item)
+        due = [i for i in heads.values() if i.next_attempt_at <= now]
+        if due:
+            await asyncio.gather(*(self._deliver(i) for i in due))
+            return time.time()  # the next row of a series may now be eligible
+        await self._update_gauges()
+        return min((i.next_attempt_at for i in heads.values()), default=now + 5)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        async with self._sem:
+            channel = self.channels(item.metric, item.channel)
+            kind = channel.kind if channel is not None else "unknown"
+            try:
+                if channel is None:
+                    raise TransientError("the metric or its alerter is no longer configured")
+                await channel.send(Alert.from_json(item.payload))
+            except (TransientError, PermanentError) as exc:
+                await self._failed(item, kind, str(exc), permanent=isinstance(exc, PermanentError))
+                return
+            except Exception as exc:  # a channel bug must not stop delivery of others
+                await self._failed(item, kind, f"{type(exc).__name__}: {exc}", permanent=False)
+                return
+            await self.store.outbox_done(item.id)
+            if self.telemetry is not None:
+                self.telemetry.alerts_sent.labels(kind, _status(item)).inc()
+            log.info("alert delivered", metric=item.metric, series=item.series or None,
+                     channel=kind, key=item.key, attempts=item.attempts + 1)  # fmt: skip
+
+    async def _failed(self, item: OutboxItem, kind: str, error: str, permanent: bool) -> None:
+        now = time.time()
+        expired = now - item.created_at >= self.retry_for
+        dead = permanent or expired
+        retry_at = now + backoff(item.attempts)
+        await self.store.outbox_retry(item.id, error, retry_at, dead)
+        self.last_error = error
+        if self.telemetry is not None:
+            self.telemetry.alerts_failed.labels(kind).inc()
+        log.warning(
+            "alert delivery failed",
+            metric=item.metric,
+            series=item.series or None,
+            channel=kind,
+            key=item.key,
+            attempt=item.attempts + 1,
+            error=error,
+            gave_up=dead,
+            retry_in=None if dead else round(retry_at - now, 1),
+        )
+
+    async def _update_gauges(self) -> None:
+        if self.telemetry is None:
+            return
+        stats = await self.store.outbox_stats()
+        self.telemetry.outbox_pending.set(stats.pending)
+        self.telemetry.outbox_dead.set(stats.dead)
+        age = 0.0 if stats.oldest_created_at is None else time.time() - stats.oldest_created_at
+        self.telemetry.outbox_oldest.set(age)
+
+
+def _status(item: OutboxItem) -> str:
+    return "resolved" if "|resolved|" in item.key else "firing"

@@ -1,0 +1,109 @@
+"""Per-(metric, series) alert state machine: a pure function of state and a verdict.
+
+    OK --anomaly--> PENDING --N consecutive--> FIRING --normal point--> OK
+                                                    (RESOLVED notified)
+
+`may_notify` is False for all but the newest period of a catch-up batch: the
+state still advances, and whatever is owed (a FIRING not yet sent, a RESOLVED
+for a sent FIRING) is sent at the newest period. A FIRING inside
+`cooldown_minutes` of the previous FIRING of this series is not sent, and
+neither is its RESOLVED.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from detectkd.alerting.alert import AlertStatus
+from detectkd.config.models import Conditions
+from detectkd.detectors.base import Result
+
+
+class Status(StrEnum):
+    OK = "ok"
+    PENDING = "pending"
+    FIRING = "firing"
+
+
+@dataclass(frozen=True)
+class SeriesState:
+    status: Status = Status.OK
+    streak: int = 0
+    since: int | None = None  # first anomalous period of the current episode
+    notified_since: int | None = None  # episode whose FIRING was sent and is not yet resolved
+    last_fired_at: int | None = None  # period of the last FIRING sent (cooldown)
+    last_period: int | None = None  # newest period judged
+
+
+@dataclass(frozen=True)
+class Verdict:
+    anomalous: bool
+    primary: Result | None  # the result the alert describes
+    judged: bool = True  # False: no detector could judge (missing value, cold start)
+
+
+def decide(results: list[Result], cond: Conditions) -> Verdict:
+    """Combine detector results under the direction and minimum-deviation filters."""
+    judged = [r for r in results if r.skipped is None]
+    if not judged:
+        return Verdict(False, results[0] if results else None, judged=False)
+    hits = [r for r in judged if r.anomaly and _passes(r, cond)]
+    if hits:
+        return Verdict(True, max(hits, key=lambda r: r.score))
+    return Verdict(False, max(judged, key=lambda r: r.score))
+
+
+def _passes(r: Result, cond: Conditions) -> bool:
+    if cond.direction != "both" and r.direction is not None and r.direction != cond.direction:
+        return False
+    if cond.min_deviation_percent > 0:
+        dev = r.deviation_percent
+        if dev is not None and abs(dev) < cond.min_deviation_percent:
+            return False
+    return True
+
+
+def step(
+    state: SeriesState,
+    period: int,
+    verdict: Verdict,
+    cond: Conditions,
+    may_notify: bool,
+) -> tuple[SeriesState, AlertStatus | None, int | None]:
+    """Advance one period. Returns (new state, notification or None, episode start)."""
+    if state.last_period is not None and period <= state.last_period:
+        return state, None, None  # already judged: re-runs never notify twice
+    state = replace(state, last_period=period)
+    if not verdict.judged:
+        return _owed(state, period, may_notify, cond)
+    if verdict.anomalous:
+        streak = state.streak + 1
+        since = state.since if state.since is not None else period
+        status = Status.FIRING if streak >= cond.consecutive_anomalies else Status.PENDING
+        state = replace(state, streak=streak, since=since, status=status)
+    else:
+        state = replace(state, streak=0, since=None, status=Status.OK)
+    return _owed(state, period, may_notify, cond)
+
+
+def _owed(
+    state: SeriesState, period: int, may_notify: bool, cond: Conditions
+) -> tuple[SeriesState, AlertStatus | None, int | None]:
+    if not may_notify:
+        return state, None, None
+    if state.status is Status.FIRING and state.notified_since is None:
+        if _in_cooldown(state, period, cond):
+            return state, None, None
+        state = replace(state, notified_since=state.since, last_fired_at=period)
+        return state, "firing", state.since
+    if state.status is Status.OK and state.notified_since is not None:
+        since = state.notified_since
+        return replace(state, notified_since=None), "resolved", since
+    return state, None, None
+
+
+def _in_cooldown(state: SeriesState, period: int, cond: Conditions) -> bool:
+    if not cond.cooldown_minutes or state.last_fired_at is None:
+        return False
+    return period - state.last_fired_at < cond.cooldown_minutes * 60

@@ -1,0 +1,36 @@
+"""Process entry for `detectkd run`: logging, HTTP listener, daemon, exit code."""
+
+from __future__ import annotations
+
+import structlog
+
+from detectkd import logs
+from detectkd.config.settings import Settings
+from detectkd.daemon import Daemon
+from detectkd.errors import StorageError
+from detectkd.web import start_server
+
+
+async def run_daemon(settings: Settings) -> int:
+    logs.configure(settings.log_format, settings.log_level)
+    log = structlog.get_logger("detectkd")
+    daemon = Daemon(settings)
+    try:
+        # Listen first: /healthz answers and /readyz says "starting" while configs load.
+        web = await start_server(daemon)
+    except OSError as exc:
+        log.error("cannot listen", listen=settings.listen, error=str(exc))
+        return 1
+    try:
+        await daemon.start()
+    except StorageError as exc:
+        log.error("cannot open storage", error=str(exc))
+        await web.cleanup()
+        return 1
+    log.info("listening", listen=settings.listen)
+    try:
+        await daemon.serve()
+    finally:
+        await web.cleanup()
+    log.info("stopped")
+    return 0

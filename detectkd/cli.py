@@ -1,0 +1,140 @@
+"""`detectkd`: run the daemon, validate configs, check one metric."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from detectkd import __version__
+from detectkd.config.loader import LoadResult, MetricSpec, load_metrics
+from detectkd.config.settings import Settings, load_settings
+from detectkd.errors import ConfigError
+
+DEFAULT_CONFIG = Path("/etc/detectk/detectkd.yaml")
+
+
+def settings_from(path: str | None) -> Settings:
+    """--config, else $DETECTK_CONFIG, else /etc/detectk/detectkd.yaml if present, else env only."""
+    chosen = path or os.environ.get("DETECTK_CONFIG")
+    if chosen:
+        return load_settings(Path(chosen))
+    return load_settings(DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+
+
+def print_load(result: LoadResult, out: Any = sys.stdout) -> None:
+    for issue in result.all_errors():
+        print(f"ERROR   {issue}", file=out)
+    for issue in result.warnings:
+        print(f"WARNING {issue}", file=out)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from detectkd.app import run_daemon
+
+    try:
+        settings = settings_from(args.config)
+    except ConfigError as exc:
+        print(f"detectkd: invalid settings:\n{exc}", file=sys.stderr)
+        return 1
+    return asyncio.run(run_daemon(settings))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    profiles = Path(args.profiles) if args.profiles else None
+    if profiles is None:
+        try:
+            settings = settings_from(args.config)
+            profiles = settings.profiles_file
+        except ConfigError as exc:
+            print(f"ERROR   {exc}")
+            return 1
+    paths = [Path(p) for p in args.paths]
+    missing = [p for p in paths if not p.exists()]
+    for p in missing:
+        print(f"ERROR   {p}: no such file or directory")
+    result = load_metrics([p for p in paths if p.exists()], profiles)
+    print_load(result)
+    n_files = len(result.files)
+    bad = len(result.errors)
+    print(
+        f"{n_files} file(s), {len(result.metrics)} metric(s) valid, "
+        f"{bad} file(s) with errors, {len(result.warnings)} warning(s)"
+    )
+    return 1 if (bad or missing) else 0
+
+
+def find_metric(target: str, settings: Settings, profiles: Path | None = None) -> MetricSpec:
+    """A metric by file path, or by name from the metrics directory."""
+    path = Path(target)
+    prof = profiles or settings.profiles_file
+    source = [path] if path.is_file() else [settings.metrics_dir]
+    result = load_metrics(source, prof)
+    if path.is_file():
+        if not result.metrics:
+            raise ConfigError([i for f in result.errors.values() for i in f])
+        return next(iter(result.metrics.values()))
+    spec = result.metrics.get(target)
+    if spec is None:
+        errors = [i for f in result.errors.values() for i in f]
+        if errors:
+            raise ConfigError(errors)
+        raise SystemExit(f"detectkd: no metric named {target!r} in {settings.metrics_dir}")
+    return spec
+
+
+def parse_at(text: str) -> float:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.timestamp() if moment.tzinfo else moment.astimezone().timestamp()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from detectkd.oneshot import check_metric
+
+    try:
+        settings = settings_from(args.config)
+        spec = find_metric(args.metric, settings, Path(args.profiles) if args.profiles else None)
+    except ConfigError as exc:
+        print(f"invalid config:\n{exc}")
+        return 1
+    at = parse_at(args.at) if args.at else None
+    return asyncio.run(check_metric(spec, settings, at=at, alert=not args.no_alert))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="detectkd", description=__doc__)
+    p.add_argument("--version", action="version", version=f"detectkd {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--config", help="detectkd.yaml (default: $DETECTK_CONFIG or /etc/detectk)")
+    run.set_defaults(fn=cmd_run)
+
+    val = sub.add_parser("validate", help="validate metric files and directories")
+    val.add_argument("paths", nargs="+")
+    val.add_argument("--config")
+    val.add_argument("--profiles", help="profiles file (default: from settings)")
+    val.set_defaults(fn=cmd_validate)
+
+    chk = sub.add_parser("check", help="run one period of one metric and print every step")
+    chk.add_argument("metric", help="metric name (from the metrics dir) or a metric file")
+    chk.add_argument("--at", help="check the period containing this time (default: the newest)")
+    chk.add_argument("--no-alert", action="store_true", help="store nothing, send nothing")
+    chk.add_argument("--config")
+    chk.add_argument("--profiles")
+    chk.set_defaults(fn=cmd_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.fn(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

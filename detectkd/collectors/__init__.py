@@ -1,0 +1,1 @@
+"""Collectors: fetch rows for a window of periods from a source."""

@@ -1,0 +1,64 @@
+"""The collector contract.
+
+A collector turns a `Window` into raw rows (column name -> value). It owns
+its connections (or borrows a shared pool) and must:
+
+- finish or raise within its configured timeout, cancelling the query where
+  the source allows it;
+- raise `CollectError` with a one-line reason and no credentials on any
+  source failure;
+- let `asyncio.CancelledError` through untouched.
+
+Turning rows into typed points is shared (`detectkd.collectors.points`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from detectkd.timegrid import fmt_local, to_dt
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Periods [start, finish) to collect, as epoch seconds on the metric's grid."""
+
+    start: int
+    finish: int
+    interval: timedelta
+    tz: ZoneInfo
+
+    def template_vars(self) -> dict[str, Any]:
+        """Variables for query, URL and parameter templates (DetectK names)."""
+        return {
+            "period_start": fmt_local(self.start, self.tz),
+            "period_finish": fmt_local(self.finish, self.tz),
+            "period_start_dt": to_dt(self.start, self.tz),
+            "period_finish_dt": to_dt(self.finish, self.tz),
+            "period_start_ts": self.start,
+            "period_finish_ts": self.finish,
+            "interval": _interval_text(self.interval),
+            "interval_seconds": int(self.interval.total_seconds()),
+        }
+
+
+def _interval_text(interval: timedelta) -> str:
+    from detectkd.durations import format_duration
+
+    return format_duration(interval)
+
+
+class Collector(Protocol):
+    async def collect(self, window: Window) -> list[Row]:
+        """Rows for `window`. Raises CollectError; honours its timeout."""
+        ...
+
+    async def close(self) -> None:
+        """Release what this collector holds (not shared pools)."""
+        ...

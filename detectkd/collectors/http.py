@@ -1,0 +1,168 @@
+"""HTTP API source (DetectK's `http` collector).
+
+URL, query parameters, headers and bodies are Jinja2 templates with the
+period variables. The response is JSON, text or CSV; `value_path` (dotted,
+list indices allowed: `data.result.0.values`) picks the part that holds the
+data. A scalar is one point for the requested period; an object is one row; a
+list gives one row per item (objects, or `[timestamp, value]` pairs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from datetime import timedelta
+from typing import Any, Literal
+
+import aiohttp
+from pydantic import Field
+
+from detectkd.collectors.base import Row, Window
+from detectkd.config.types import Duration, Frozen
+from detectkd.errors import CollectError
+from detectkd.resources import Resources
+from detectkd.templating import compile_template
+
+
+class Params(Frozen):
+    url: str
+    method: Literal["GET", "POST", "get", "post"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    json_body: Any = Field(default=None, alias="json")
+    data: str | None = None
+    response_format: Literal["json", "text", "csv"] = "json"
+    value_path: str | None = None
+    timeout: Duration = timedelta(seconds=30)
+    verify_ssl: bool = True
+    retry_count: int = Field(default=0, ge=0, le=10)
+    retry_delay: Duration = timedelta(seconds=1)
+    timestamp_column: str | None = None
+    value_column: str | None = None
+    context_columns: list[str] | None = None
+
+
+def _render_tree(value: Any, variables: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        return compile_template(value).render(**variables)
+    if isinstance(value, dict):
+        return {k: _render_tree(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_tree(v, variables) for v in value]
+    return value
+
+
+def pick(document: Any, path: str | None) -> Any:
+    """Follow a dotted path through dicts and lists."""
+    if not path:
+        return document
+    node = document
+    for part in path.split("."):
+        if isinstance(node, list):
+            try:
+                node = node[int(part)]
+            except (ValueError, IndexError):
+                raise CollectError(f"value_path {path!r}: no list item {part!r}") from None
+        elif isinstance(node, dict):
+            if part not in node:
+                raise CollectError(f"value_path {path!r}: no key {part!r} in response")
+            node = node[part]
+        else:
+            raise CollectError(f"value_path {path!r}: cannot descend into {type(node).__name__}")
+    return node
+
+
+def to_rows(node: Any, timestamp_column: str, value_column: str) -> list[Row]:
+    if isinstance(node, list):
+        rows: list[Row] = []
+        for item in node:
+            if isinstance(item, dict):
+                rows.append(item)
+            elif isinstance(item, list | tuple) and len(item) == 2:
+                rows.append({timestamp_column: item[0], value_column: item[1]})
+            else:
+                rows.append({value_column: item})
+        return rows
+    if isinstance(node, dict):
+        return [node]
+    return [{value_column: node}]
+
+
+class HttpCollector:
+    def __init__(self, params: Params, resources: Resources, ts_col: str, value_col: str) -> None:
+        self._p = params
+        self._resources = resources
+        self._ts_col = ts_col
+        self._value_col = value_col
+
+    async def collect(self, window: Window) -> list[Row]:
+        variables = window.template_vars()
+        attempts = self._p.retry_count + 1
+        last: CollectError | None = None
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(self._p.retry_delay.total_seconds())
+            try:
+                return await self._once(variables)
+            except CollectError as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def _once(self, variables: dict[str, Any]) -> list[Row]:
+        p = self._p
+        url = _render_tree(p.url, variables)
+        session = await self._resources.http()
+        timeout = aiohttp.ClientTimeout(total=p.timeout.total_seconds())
+        try:
+            async with session.request(
+                p.method.upper(),
+                url,
+                params=_render_tree(p.params, variables) or None,
+                headers=_render_tree(p.headers, variables) or None,
+                json=_render_tree(p.json_body, variables),
+                data=_render_tree(p.data, variables),
+                timeout=timeout,
+                ssl=bool(p.verify_ssl),
+            ) as resp:
+                body = await resp.text()
+                if resp.status >= 400:
+                    raise CollectError(f"HTTP {resp.status} from {_host(url)}")
+        except TimeoutError:
+            raise CollectError(
+                f"HTTP request to {_host(url)} timed out after {p.timeout.total_seconds():g}s"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise CollectError(f"HTTP request to {_host(url)} failed: {type(exc).__name__}") from None
+        return self._parse(body)
+
+    def _parse(self, body: str) -> list[Row]:
+        fmt = self._p.response_format
+        if fmt == "text":
+            return [{self._value_col: body.strip()}]
+        if fmt == "csv":
+            rows: list[Row] = list(csv.DictReader(io.StringIO(body)))
+            return rows
+        try:
+            document = json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise CollectError(f"response is not JSON: {exc.msg} at char {exc.pos}") from None
+        return to_rows(pick(document, self._p.value_path), self._ts_col, self._value_col)
+
+    async def close(self) -> None:
+        return None
+
+
+def _host(url: str) -> str:
+    """The host only: URLs may carry tokens in their path or query."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or "the server"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def build(params: Params, resources: Resources, ts_col: str, value_col: str) -> HttpCollector:
+    return HttpCollector(params, resources, ts_col, value_col)

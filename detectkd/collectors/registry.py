@@ -1,0 +1,101 @@
+"""Collector types by name: the params model each validates against and how to build it.
+
+Adding a source = one module with `Params` and `build`, and one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, model_validator
+
+from detectkd.collectors import http, sqlite
+from detectkd.collectors.base import Collector, Row, Window
+from detectkd.collectors.params import NetworkParams
+from detectkd.errors import CollectError
+from detectkd.resources import Resources
+
+Builder = Callable[[Any, Resources, str, str], Collector]
+
+
+@dataclass(frozen=True)
+class CollectorType:
+    params: type[BaseModel]
+    build: Builder
+    available: bool = True
+
+
+class SqlParams(NetworkParams):
+    """DetectK's `type: sql`: the driver comes from the connection string's scheme."""
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> SqlParams:
+        if not self.connection_string:
+            raise ValueError("type `sql` needs a `connection_string` (postgresql://, mysql://, sqlite:///)")
+        if sql_driver(self.connection_string) is None:
+            raise ValueError(
+                "connection_string must start with postgresql://, postgres://, mysql:// or sqlite:///"
+            )
+        return self
+
+
+def sql_driver(url: str) -> str | None:
+    scheme = url.split(":", 1)[0].lower()
+    return {
+        "postgresql": "postgres",
+        "postgres": "postgres",
+        "mysql": "mysql",
+        "mariadb": "mysql",
+        "sqlite": "sqlite",
+    }.get(scheme.split("+", 1)[0])
+
+
+class _Unavailable:
+    """A registered source type whose runtime driver is not in this build yet."""
+
+    def __init__(self, kind: str) -> None:
+        self._kind = kind
+
+    async def collect(self, window: Window) -> list[Row]:
+        raise CollectError(f"the {self._kind} collector is not available in this build yet")
+
+    async def close(self) -> None:
+        return None
+
+
+def _unavailable(kind: str) -> Builder:
+    return lambda params, resources, ts, val: _Unavailable(kind)
+
+
+def _build_sqlite(params: Any, resources: Resources, ts: str, val: str) -> Collector:
+    return sqlite.build(params, resources)
+
+
+def _build_http(params: Any, resources: Resources, ts: str, val: str) -> Collector:
+    return http.build(params, resources, ts, val)
+
+
+def _build_sql(params: Any, resources: Resources, ts: str, val: str) -> Collector:
+    driver = sql_driver(params.connection_string)
+    if driver == "sqlite":
+        fields = params.model_dump(include=set(sqlite.Params.model_fields), exclude_none=True)
+        return sqlite.build(sqlite.Params.model_validate(fields), resources)
+    return _Unavailable(str(driver))
+
+
+COLLECTORS: dict[str, CollectorType] = {
+    "sqlite": CollectorType(sqlite.Params, _build_sqlite),
+    "http": CollectorType(http.Params, _build_http),
+    "sql": CollectorType(SqlParams, _build_sql),
+    "clickhouse": CollectorType(NetworkParams, _unavailable("clickhouse"), available=False),
+    "postgres": CollectorType(NetworkParams, _unavailable("postgres"), available=False),
+    "mysql": CollectorType(NetworkParams, _unavailable("mysql"), available=False),
+}
+
+ALIASES = {"postgresql": "postgres", "mariadb": "mysql"}
+
+
+def lookup(kind: str) -> CollectorType | None:
+    return COLLECTORS.get(ALIASES.get(kind, kind))

@@ -1,0 +1,102 @@
+"""SQLite source (`type: sqlite`, or DetectK's `type: sql` with `sqlite:///path`).
+
+Queries run on a shared thread pool with one read-only connection per thread
+and database file. The timeout is enforced inside SQLite through a progress
+handler, so a slow query is really interrupted, not just abandoned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from pydantic import model_validator
+
+from detectkd.collectors.base import Row, Window
+from detectkd.collectors.params import QueryParams
+from detectkd.errors import CollectError
+from detectkd.resources import Resources
+from detectkd.templating import compile_template
+
+_local = threading.local()
+
+
+class Params(QueryParams):
+    database: str | None = None
+    connection_string: str | None = None
+
+    @model_validator(mode="after")
+    def _where(self) -> Params:
+        if not self.database and not self.connection_string:
+            raise ValueError("sqlite needs `database` (a file path) or `connection_string`")
+        if self.connection_string and not self.connection_string.startswith("sqlite:///"):
+            raise ValueError("sqlite connection_string must look like sqlite:///path/to/file.db")
+        return self
+
+    def path(self) -> str:
+        if self.database:
+            return self.database
+        assert self.connection_string is not None
+        return self.connection_string[len("sqlite:///") :]
+
+
+def _connection(path: str) -> sqlite3.Connection:
+    cache: dict[str, sqlite3.Connection] | None = getattr(_local, "conns", None)
+    if cache is None:
+        cache = _local.conns = {}
+    conn = cache.get(path)
+    if conn is None:
+        uri = f"{Path(path).absolute().as_uri()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=True)
+        cache[path] = conn
+    return conn
+
+
+def _run(path: str, sql: str, timeout_s: float) -> list[Row]:
+    try:
+        conn = _connection(path)
+    except sqlite3.Error as exc:
+        raise CollectError(f"cannot open sqlite database {path}: {exc}") from None
+    deadline = time.monotonic() + timeout_s
+    conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
+    try:
+        cur = conn.execute(sql)
+        names = [d[0] for d in cur.description or ()]
+        rows: list[Row] = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    except sqlite3.OperationalError as exc:
+        if "interrupted" in str(exc):
+            raise CollectError(f"sqlite query timed out after {timeout_s:g}s") from None
+        raise CollectError(f"sqlite query failed: {exc}") from None
+    except sqlite3.Error as exc:
+        raise CollectError(f"sqlite query failed: {exc}") from None
+    finally:
+        conn.set_progress_handler(None, 0)
+    return rows
+
+
+class SqliteCollector:
+    def __init__(self, params: Params, resources: Resources) -> None:
+        self._path = params.path()
+        self._query = compile_template(params.query)
+        self._timeout = params.timeout.total_seconds()
+        self._pool = resources.sqlite_pool
+
+    async def collect(self, window: Window) -> list[Row]:
+        sql = self._query.render(**window.template_vars())
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, _run, self._path, sql, self._timeout)
+        try:
+            # Backstop in case the thread pool itself is saturated.
+            return await asyncio.wait_for(future, self._timeout + 5)
+        except TimeoutError:
+            raise CollectError(f"sqlite query timed out after {self._timeout:g}s") from None
+
+    async def close(self) -> None:
+        return None
+
+
+def build(params: Params, resources: Resources) -> SqliteCollector:
+    return SqliteCollector(params, resources)

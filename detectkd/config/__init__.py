@@ -1,0 +1,1 @@
+"""Config: metric files, profiles, daemon settings, and the reload diff."""

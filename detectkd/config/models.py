@@ -1,0 +1,127 @@
+"""The metric file, as DetectK wrote it plus detectkd's additions.
+
+Top-level models validate structure only; `params` blocks are validated
+against the model registered for their `type` (see `detectkd.config.loader`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from detectkd.config.types import Duration, Frozen, TimeZoneName
+
+NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
+class Schedule(Frozen):
+    interval: Duration = timedelta(minutes=10)
+    delay: Duration = timedelta(0)
+    timezone: TimeZoneName = "UTC"
+    start_time: str | None = None
+    end_time: str | None = None
+    batch_load_days: int = Field(default=30, ge=1)
+    max_catch_up: int = Field(default=100, ge=1)
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 1:
+            raise ValueError("interval must be at least 1 second")
+        return value
+
+
+class Collector(Frozen):
+    type: str | None = None
+    profile: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    timestamp_column: str | None = None
+    value_column: str | None = None
+    context_columns: list[str] | None = None
+    series_columns: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _type_or_profile(self) -> Collector:
+        if self.type is None and self.profile is None:
+            raise ValueError("collector needs a `type` or a `profile`")
+        return self
+
+
+class Detector(Frozen):
+    type: str
+    id: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Conditions(Frozen):
+    consecutive_anomalies: int = Field(default=1, ge=1)
+    direction: Literal["up", "down", "both"] = "both"
+    min_deviation_percent: float = Field(default=0.0, ge=0)
+    cooldown_minutes: float | None = Field(default=None, ge=0)
+
+
+class Alerter(Frozen):
+    type: str | None = None
+    profile: str | None = None
+    enabled: bool = True
+    params: dict[str, Any] = Field(default_factory=dict)
+    conditions: Conditions = Field(default_factory=Conditions)
+
+    @model_validator(mode="after")
+    def _type_or_profile(self) -> Alerter:
+        if self.type is None and self.profile is None:
+            raise ValueError("alerter needs a `type` or a `profile`")
+        return self
+
+
+class Storage(Frozen):
+    enabled: bool = True
+    type: str | None = None
+    profile: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    retention_days: int | None = None
+
+
+class MetricFile(Frozen):
+    name: str = Field(pattern=NAME_PATTERN, min_length=1, max_length=200)
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+    schedule: Schedule = Field(default_factory=Schedule)
+    collector: Collector
+    detector: Detector | None = None
+    detectors: list[Detector] | None = None
+    alerter: Alerter | None = None
+    alerters: list[Alerter] | None = None
+    storage: Storage = Field(default_factory=Storage)
+    backtest: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> MetricFile:
+        if self.detector is not None and self.detectors is not None:
+            raise ValueError("use either `detector` or `detectors`, not both")
+        if self.alerter is not None and self.alerters is not None:
+            raise ValueError("use either `alerter` or `alerters`, not both")
+        return self
+
+    def detector_list(self) -> list[Detector]:
+        if self.detectors is not None:
+            return list(self.detectors)
+        return [self.detector] if self.detector is not None else []
+
+    def alerter_list(self) -> list[Alerter]:
+        if self.alerters is not None:
+            return list(self.alerters)
+        return [self.alerter] if self.alerter is not None else []
+
+
+# Keys DetectK documented but ignored: they load, with a warning, never an error.
+IGNORED_WITH_WARNING: dict[tuple[str, ...], str] = {
+    ("backtest",): "`backtest:` blocks are ignored by the daemon; use `detectkd backtest`",
+    ("storage", "retention_days"): (
+        "`storage.retention_days` is not used; use `storage.params.datapoints_retention_days`"
+    ),
+}

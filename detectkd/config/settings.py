@@ -1,0 +1,104 @@
+"""Daemon settings: `detectkd.yaml`, overridden by `DETECTK_*` environment variables.
+
+Relative paths in `detectkd.yaml` are relative to that file's directory.
+Nested keys use `__` in the environment: `DETECTK_STORAGE__PATH=/srv/dtk.db`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from detectkd.config.types import Duration
+from detectkd.config.validation import issues_from
+from detectkd.config.yamlsource import load_yaml
+from detectkd.errors import ConfigError
+
+
+class StorageSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["sqlite"] = "sqlite"
+    path: Path | None = None  # default: <data_dir>/detectkd.db
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DETECTK_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    metrics_dir: Path = Path("/etc/detectk/metrics.d")
+    profiles_file: Path | None = Path("/etc/detectk/profiles.yaml")
+    data_dir: Path = Path("/var/lib/detectk")
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    listen: str = "0.0.0.0:9100"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_concurrent_checks: int = Field(default=64, ge=1)
+    lifecycle_api: bool = False
+    shutdown_grace: Duration = timedelta(seconds=30)
+    alert_retry_for: Duration = timedelta(hours=24)
+    run_timeout: Duration | None = None  # default: the metric's interval
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (init kwargs carry the file's values).
+        return env_settings, init_settings
+
+    @property
+    def store_path(self) -> Path:
+        return self.storage.path or self.data_dir / "detectkd.db"
+
+    def listen_host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+
+_PATH_KEYS = ("metrics_dir", "profiles_file", "data_dir")
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read `path` (if given and present) and the environment. Raises ConfigError."""
+    from pydantic import ValidationError
+
+    values: dict[str, Any] = {}
+    doc = None
+    if path is not None:
+        if not path.exists():
+            raise ConfigError([_issue(str(path), "settings file not found")])
+        doc = load_yaml(path)
+        if doc.issues:
+            raise ConfigError(doc.issues)
+        values = dict(doc.data or {})
+        base = path.parent
+        for key in _PATH_KEYS:
+            if isinstance(values.get(key), str):
+                values[key] = str((base / values[key]).resolve())
+        store = values.get("storage")
+        if isinstance(store, dict) and isinstance(store.get("path"), str):
+            values["storage"] = {**store, "path": str((base / store["path"]).resolve())}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        if doc is None:
+            from detectkd.config.yamlsource import Document
+
+            doc = Document(file="environment (DETECTK_*)", data=None)
+        raise ConfigError(issues_from(doc, exc, Settings, ())) from None
+
+
+def _issue(file: str, message: str) -> Any:
+    from detectkd.errors import ConfigIssue
+
+    return ConfigIssue(file, None, "", message)

@@ -1,0 +1,273 @@
+"""The long-running daemon: wiring, scheduling, reload, signals, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import defaultdict
+from typing import Any
+
+import structlog
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from detectkd.alerting.channels import registry as channel_registry
+from detectkd.alerting.channels.base import Channel
+from detectkd.alerting.outbox import Dispatcher
+from detectkd.alerting.state import SeriesState
+from detectkd.config.loader import LoadResult, MetricSpec, load_metrics
+from detectkd.config.plan import Plan, make_plan
+from detectkd.config.settings import Settings
+from detectkd.errors import StorageError
+from detectkd.resources import Resources
+from detectkd.runner import MetricRuntime, error_line
+from detectkd.scheduler import GridTrigger, stable_offset
+from detectkd.storage.base import Store
+from detectkd.storage.sqlite import SqliteStore
+from detectkd.telemetry import Telemetry
+
+log = structlog.get_logger("detectkd")
+
+
+class Daemon:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store: Store = store or SqliteStore(settings.store_path)
+        self.telemetry = Telemetry()
+        self.resources = Resources()
+        self.specs: dict[str, MetricSpec] = {}
+        self.runtimes: dict[str, MetricRuntime] = {}
+        self.triggers: dict[str, GridTrigger] = {}
+        self.channels: dict[tuple[str, int], Channel] = {}
+        self.config_errors: list[str] = []
+        self.ready = False
+        self.stop_event = asyncio.Event()
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._reload_lock = asyncio.Lock()
+        self._sem = asyncio.Semaphore(settings.max_concurrent_checks)
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.scheduler.add_listener(self._on_missed, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self.dispatcher = Dispatcher(self.store, self._channel, self.telemetry, settings.alert_retry_for)
+        self.last_reload: dict[str, Any] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.open()
+        saved = await self.store.load_states()
+        states: dict[str, dict[str, SeriesState]] = defaultdict(dict)
+        for (metric, series), st in saved.items():
+            states[metric][series] = st
+        result = await self._load()
+        plan = make_plan({}, result)
+        self._record_load(result, plan)
+        self.scheduler.start()
+        await self._apply(plan, states)
+        self.ready = True
+        log.info(
+            "detectkd started",
+            metrics=len(self.runtimes),
+            config_errors=len(result.all_errors()),
+            store=str(getattr(self.store, "path", "")),
+        )
+
+    async def serve(self) -> None:
+        """Run until SIGTERM/SIGINT (or `stop_event`), then shut down gracefully."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+        dispatcher = asyncio.create_task(self.dispatcher.run(self.stop_event), name="outbox")
+        await self.stop_event.wait()
+        log.info("shutting down", inflight=len(self._inflight))
+        self.scheduler.shutdown(wait=False)
+        await self._drain(self.settings.shutdown_grace.total_seconds())
+        try:
+            await asyncio.wait_for(self.dispatcher.deliver_due(), timeout=5)
+        except (TimeoutError, StorageError) as exc:
+            log.warning("final outbox flush incomplete", error=str(exc) or "timeout")
+        await dispatcher
+        await self.close()
+
+    async def close(self) -> None:
+        for rt in self.runtimes.values():
+            await rt.close()
+        await self.resources.close()
+        await self.store.close()
+
+    async def _drain(self, grace: float) -> None:
+        tasks = set(self._inflight)
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+            log.warning("runs cancelled at shutdown", count=len(pending))
+
+    # -- config --------------------------------------------------------------------------
+
+    async def _load(self) -> LoadResult:
+        s = self.settings
+        # Parsing thousands of YAML files is CPU work: keep the loop (and /healthz) responsive.
+        return await asyncio.to_thread(load_metrics, [s.metrics_dir], s.profiles_file)
+
+    def _record_load(self, result: LoadResult, plan: Plan) -> None:
+        errors = result.all_errors()
+        self.config_errors = [str(i) for i in errors]
+        for issue in errors:
+            log.error("config error", file=issue.file, line=issue.line, key=issue.key,
+                      error=issue.message)  # fmt: skip
+        for issue in result.warnings:
+            log.warning("config warning", file=issue.file, line=issue.line, key=issue.key,
+                        warning=issue.message)  # fmt: skip
+        ok = not errors
+        self.telemetry.reload_ok.set(1 if ok else 0)
+        if ok:
+            self.telemetry.reload_ts.set(time.time())
+        self.last_reload = {"at": time.time(), "successful": ok, "errors": self.config_errors,
+                            **plan.summary()}  # fmt: skip
+
+    async def reload(self, reason: str = "reload") -> dict[str, Any]:
+        async with self._reload_lock:
+            try:
+                result = await self._load()
+            except Exception as exc:  # never let a reload kill the daemon
+                log.error("reload failed", error=error_line(exc))
+                self.telemetry.reload_ok.set(0)
+                return {"successful": False, "errors": [error_line(exc)]}
+            plan = make_plan(self.specs, result)
+            self._record_load(result, plan)
+            await self._apply(plan, {})
+            log.info("config reloaded", reason=reason, **plan.summary(),
+                     errors=len(self.config_errors))  # fmt: skip
+            return self.last_reload
+
+    async def _apply(self, plan: Plan, states: dict[str, dict[str, SeriesState]]) -> None:
+        for name in plan.removed:
+            await self._stop_metric(name)
+        for name in plan.changed:
+            old = self.runtimes.get(name)
+            new_spec = plan.target[name]
+            carried: dict[str, SeriesState] = {}
+            if old is not None:
+                async with old.lock:  # let a run in flight finish first
+                    if old.spec.detector_fingerprint == new_spec.detector_fingerprint:
+                        carried = dict(old.states)
+                    else:
+                        await self.store.drop_states(name)
+                await self._stop_metric(name, forget=False)
+            self._start_metric(new_spec, carried)
+        for name in plan.added:
+            self._start_metric(plan.target[name], states.get(name, {}))
+        self.specs = dict(plan.target)
+        self.telemetry.metrics_configured.set(len(self.runtimes))
+
+    def _start_metric(self, spec: MetricSpec, states: dict[str, SeriesState]) -> None:
+        self.specs[spec.name] = spec
+        if not spec.config.enabled:
+            return
+        try:
+            rt = MetricRuntime(spec, self.store, self.resources, self.telemetry, states, self.dispatcher.wake)
+        except Exception as exc:
+            log.error("metric failed to start", metric=spec.name, error=error_line(exc))
+            return
+        self.runtimes[spec.name] = rt
+        for a in spec.alerters:
+            ctype = channel_registry.lookup(a.type)
+            if ctype is not None:
+                self.channels[(spec.name, a.index)] = ctype.build(a.params, self.resources)
+        sched = spec.config.schedule
+        trigger = GridTrigger(rt.grid, sched.delay, stable_offset(spec.name, sched.interval))
+        self.triggers[spec.name] = trigger
+        self.scheduler.add_job(
+            self._job,
+            trigger,
+            args=[spec.name],
+            id=spec.name,
+            name=spec.name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(sched.interval.total_seconds())),
+            replace_existing=True,
+        )
+
+    async def _stop_metric(self, name: str, forget: bool = True) -> None:
+        if self.scheduler.get_job(name) is not None:
+            self.scheduler.remove_job(name)
+        rt = self.runtimes.pop(name, None)
+        self.triggers.pop(name, None)
+        for key in [k for k in self.channels if k[0] == name]:
+            del self.channels[key]
+        if rt is not None:
+            for task in list(self._inflight):
+                if task.get_name() == f"run:{name}":
+                    task.cancel()
+            await rt.close()
+        if forget:
+            self.specs.pop(name, None)
+            self.telemetry.forget(name)
+
+    def _channel(self, metric: str, index: int) -> Channel | None:
+        return self.channels.get((metric, index))
+
+    # -- runs ----------------------------------------------------------------------------
+
+    async def _job(self, name: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.set_name(f"run:{name}")
+        self._inflight.add(task)
+        try:
+            await self.run_metric(name)
+        finally:
+            self._inflight.discard(task)
+
+    async def run_metric(self, name: str, at: float | None = None) -> None:
+        rt = self.runtimes.get(name)
+        trigger = self.triggers.get(name)
+        if rt is None or trigger is None:
+            return
+        now = time.time() if at is None else at
+        scheduled = trigger.latest_at_or_before(now)
+        self.telemetry.lag.observe(max(0.0, now - scheduled))
+        timeout = (self.settings.run_timeout or rt.interval).total_seconds()
+        async with self._sem:
+            try:
+                async with asyncio.timeout(timeout):
+                    await rt.run(rt.finish_for(scheduled))
+            except TimeoutError:
+                rt.status.state = "error"
+                rt.status.last_error = f"run exceeded {timeout:g}s and was cancelled"
+                self.telemetry.checks.labels(name, "error").inc()
+                self.telemetry.metric_up.labels(name).set(0)
+                log.warning("check failed", metric=name, error=rt.status.last_error)
+            except Exception:
+                log.warning(
+                    "check failed",
+                    metric=name,
+                    profile=rt.spec.collector.profile,
+                    source=rt.spec.collector.type,
+                    error=rt.status.last_error,
+                )
+
+    def _on_missed(self, event: JobExecutionEvent) -> None:
+        self.telemetry.missed.labels(event.job_id).inc()
+
+    # -- API ---------------------------------------------------------------------------
+
+    def api_metrics(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for name in sorted(self.specs):
+            rt = self.runtimes.get(name)
+            if rt is None:
+                out.append({"name": name, "state": "disabled", "file": self.specs[name].file})
+                continue
+            item = rt.api()
+            job = self.scheduler.get_job(name) if self.scheduler.running else None
+            next_run = getattr(job, "next_run_time", None) if job is not None else None
+            item["next_run"] = next_run.isoformat() if next_run else None
+            out.append(item)
+        return out

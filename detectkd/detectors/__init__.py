@@ -1,0 +1,1 @@
+"""Detectors: pure functions of arrays. No I/O, no clock, no logging."""

@@ -1,0 +1,89 @@
+"""The detector contract.
+
+`detect(history, point)` judges one point against history that never
+contains the point itself (point-in-time: the same answer live, in catch-up
+and in backtest). Every result carries value, expected, bounds, a direction
+and a score in [0, 1] where 0.5 is the detector's own alarm line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Direction = Literal["up", "down"] | None
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class History:
+    """Past points of one series, oldest first. Values are NaN where missing."""
+
+    times: IntArray
+    values: FloatArray
+    features: dict[str, FloatArray]
+
+    def __len__(self) -> int:
+        return int(self.times.shape[0])
+
+    @staticmethod
+    def empty(feature_names: tuple[str, ...] = ()) -> History:
+        return History(
+            np.empty(0, np.int64),
+            np.empty(0, np.float64),
+            {n: np.empty(0, np.float64) for n in feature_names},
+        )
+
+
+@dataclass(frozen=True)
+class Current:
+    time: int
+    value: float | None
+    features: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Result:
+    detector: str
+    value: float | None
+    anomaly: bool
+    score: float
+    expected: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    direction: Direction = None
+    skipped: str | None = None  # why no judgement was made (missing value, cold start)
+
+    @property
+    def deviation_percent(self) -> float | None:
+        if self.value is None or self.expected is None or self.expected == 0:
+            return None
+        return (self.value - self.expected) / abs(self.expected) * 100.0
+
+
+class Detector(Protocol):
+    id: str
+
+    def detect(self, history: History, point: Current) -> Result: ...
+
+    def window_seconds(self, interval_seconds: int) -> int:
+        """How much history this detector reads, in seconds (0 = none)."""
+        ...
+
+    def feature_names(self) -> tuple[str, ...]: ...
+
+
+def skipped(detector: str, value: float | None, reason: str) -> Result:
+    return Result(detector=detector, value=value, anomaly=False, score=0.0, skipped=reason)
+
+
+def z_to_score(z: float, n_sigma: float) -> float:
+    """Map a distance in sigmas to [0, 1): z / (z + n_sigma); 0.5 exactly at the alarm line."""
+    if not np.isfinite(z):
+        return 1.0
+    z = abs(z)
+    return float(z / (z + n_sigma)) if n_sigma > 0 else 1.0

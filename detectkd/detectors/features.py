@@ -1,0 +1,52 @@
+"""Seasonal features derived from a period's timestamp in the metric's timezone.
+
+Used when a detector names a feature that the query did not return as a
+context column. Numbering follows ClickHouse (which DetectK queries used):
+day_of_week 1 = Monday ... 7 = Sunday.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+_FROM_TIME: dict[str, Callable[[datetime], int]] = {
+    "hour_of_day": lambda d: d.hour,
+    "hour": lambda d: d.hour,
+    "minute_of_hour": lambda d: d.minute,
+    "day_of_week": lambda d: d.isoweekday(),
+    "dow": lambda d: d.isoweekday(),
+    "day_of_month": lambda d: d.day,
+    "month": lambda d: d.month,
+    "hour_of_week": lambda d: (d.isoweekday() - 1) * 24 + d.hour,
+    "is_weekend": lambda d: int(d.isoweekday() >= 6),
+}
+
+TIME_FEATURES = frozenset(_FROM_TIME)
+
+
+def feature_value(name: str, period: int, context: dict[str, Any], tz: ZoneInfo) -> float:
+    """The feature as a float: from the context if present, else from the time, else NaN."""
+    if name in context:
+        return as_float(context[name])
+    fn = _FROM_TIME.get(name)
+    if fn is None:
+        return float("nan")
+    return float(fn(datetime.fromtimestamp(period, tz)))
+
+
+def as_float(raw: Any) -> float:
+    """Context values may be text (`weekday`): compare them by a stable hash."""
+    if raw is None:
+        return float("nan")
+    if isinstance(raw, bool):
+        return float(raw)
+    if isinstance(raw, int | float):
+        return float(raw)
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        return float(zlib.crc32(str(raw).encode()))

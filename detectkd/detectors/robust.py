@@ -1,0 +1,184 @@
+"""`zscore` and `mad`: distance from a (weighted, optionally seasonal) baseline.
+
+Baseline and spread over the history window:
+  zscore: weighted mean and weighted standard deviation;
+  mad:    weighted median and 1.4826 x weighted median absolute deviation
+          (falls back to 1.2533 x mean absolute deviation when more than half
+          of the history is one value, so sparse counters are not all anomalies).
+Weights follow DetectK: w_i = exp(-exp_decay_factor * k_i), k_i = how many
+samples newer than i in the selected history (0 for the newest); `half_life`
+(points or a duration) sets the factor to ln 2 / half_life instead.
+Anomaly: |x - expected| > n_sigma * spread. Score: z / (z + n_sigma).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from detectkd.config.types import Frozen, Window
+from detectkd.detectors.base import (
+    Current,
+    FloatArray,
+    History,
+    Result,
+    skipped,
+    z_to_score,
+)
+
+# A spread is never smaller than this share of the baseline's magnitude, so a
+# perfectly constant history gives large but finite scores, not infinities.
+_REL_FLOOR = 1e-9
+
+
+class Feature(Frozen):
+    name: str
+    expression: str | None = None  # DetectK's SQL expression; detectkd reads the value from context
+
+
+class Params(Frozen):
+    window_size: Window = timedelta(days=30)
+    n_sigma: float = Field(default=3.0, gt=0)
+    use_weighted: bool = True
+    exp_decay_factor: float = Field(default=0.1, ge=0)
+    half_life: Window | None = None
+    seasonal_features: list[str | Feature] = Field(default_factory=list)
+    use_combined_seasonality: bool = False
+    min_samples: int = Field(default=10, ge=2)
+
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f if isinstance(f, str) else f.name for f in self.seasonal_features)
+
+
+def weights_for(n: int, decay: float) -> FloatArray:
+    if decay <= 0:
+        return np.full(n, 1.0 / n)
+    w = np.exp(-decay * np.arange(n - 1, -1, -1, dtype=np.float64))
+    total = float(w.sum())
+    return w / total
+
+
+def weighted_median(x: FloatArray, w: FloatArray) -> float:
+    order = np.argsort(x, kind="stable")
+    cum = np.cumsum(w[order])
+    idx = int(np.searchsorted(cum, 0.5 * cum[-1]))
+    return float(x[order][min(idx, x.shape[0] - 1)])
+
+
+def mad_baseline(x: FloatArray, w: FloatArray) -> tuple[float, float]:
+    centre = weighted_median(x, w)
+    dev = np.abs(x - centre)
+    spread = 1.4826 * weighted_median(dev, w)
+    if spread == 0.0:
+        spread = 1.2533 * float(np.sum(w * dev) / np.sum(w))
+    return centre, spread
+
+
+def zscore_baseline(x: FloatArray, w: FloatArray) -> tuple[float, float]:
+    total = float(np.sum(w))
+    centre = float(np.sum(w * x) / total)
+    var = float(np.sum(w * (x - centre) ** 2) / total)
+    return centre, math.sqrt(max(var, 0.0))
+
+
+class RobustDetector:
+    """Shared body of zscore and mad; `kind` picks the baseline."""
+
+    def __init__(
+        self,
+        kind: Literal["zscore", "mad"],
+        params: Params,
+        interval_seconds: int,
+        detector_id: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.p = params
+        self.id = detector_id or kind
+        self._interval = interval_seconds
+        self._features = params.feature_names()
+        self._baseline = mad_baseline if kind == "mad" else zscore_baseline
+        self._decay = self._decay_factor()
+
+    def _decay_factor(self) -> float:
+        p = self.p
+        if p.half_life is not None:
+            points = (
+                p.half_life if isinstance(p.half_life, int) else p.half_life.total_seconds() / self._interval
+            )
+            return math.log(2) / max(points, 1e-9)
+        return p.exp_decay_factor if p.use_weighted else 0.0
+
+    def window_seconds(self, interval_seconds: int) -> int:
+        w = self.p.window_size
+        return w * interval_seconds if isinstance(w, int) else int(w.total_seconds())
+
+    def feature_names(self) -> tuple[str, ...]:
+        return self._features
+
+    def detect(self, history: History, point: Current) -> Result:
+        if point.value is None:
+            return skipped(self.id, None, "missing value")
+        values, feats = self._window(history, point.time)
+        usable = np.isfinite(values)
+        if int(usable.sum()) < self.p.min_samples:
+            return skipped(self.id, point.value, f"cold start: fewer than {self.p.min_samples} points")
+        if not self._features:
+            return self._judge(values[usable], point.value)
+        groups = self._groups(feats, usable, point)
+        if groups is None:
+            return self._judge(values[usable], point.value)
+        results = [self._judge(values[mask], point.value) for mask in groups]
+        # Separate features: anomalous only if unusual for every feature's group.
+        return min(results, key=lambda r: (r.anomaly, r.score))
+
+    def _window(self, history: History, now: int) -> tuple[FloatArray, dict[str, FloatArray]]:
+        end = int(np.searchsorted(history.times, now, side="left"))  # strictly before `now`
+        w = self.p.window_size
+        if isinstance(w, int):
+            start = max(0, end - w)
+        else:
+            start = int(np.searchsorted(history.times, now - int(w.total_seconds()), side="left"))
+        feats = {n: history.features[n][start:end] for n in self._features if n in history.features}
+        return history.values[start:end], feats
+
+    def _groups(
+        self, feats: dict[str, FloatArray], usable: np.ndarray, point: Current
+    ) -> list[np.ndarray] | None:
+        """Masks of history in the point's seasonal group(s); None = use the global baseline."""
+        masks: list[np.ndarray] = []
+        for name in self._features:
+            current = point.features.get(name)
+            column = feats.get(name)
+            if current is None or column is None or not math.isfinite(current):
+                continue
+            masks.append(usable & (column == current))
+        if not masks:
+            return None
+        if self.p.use_combined_seasonality:
+            combined = np.logical_and.reduce(masks)
+            return [combined] if int(combined.sum()) >= self.p.min_samples else None
+        enough = [m for m in masks if int(m.sum()) >= self.p.min_samples]
+        return enough or None
+
+    def _judge(self, x: FloatArray, value: float) -> Result:
+        w = weights_for(x.shape[0], self._decay)
+        centre, spread = self._baseline(x, w)
+        spread = max(spread, _REL_FLOOR * max(1.0, abs(centre)))
+        band = self.p.n_sigma * spread
+        lower, upper = centre - band, centre + band
+        z = abs(value - centre) / spread
+        anomaly = value > upper or value < lower
+        return Result(
+            detector=self.id,
+            value=value,
+            anomaly=anomaly,
+            score=z_to_score(z, self.p.n_sigma),
+            expected=centre,
+            lower=lower,
+            upper=upper,
+            direction=("up" if value > upper else "down") if anomaly else None,
+        )

@@ -1,0 +1,58 @@
+"""Durations in DetectK's long form ("10 minutes") and the short form ("10m").
+
+Parsed once at the config edge; everything inside the daemon uses `timedelta`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS: dict[str, float] = {
+    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+    "w": 604800, "week": 604800, "weeks": 604800,
+}  # fmt: skip
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]+)")
+_WHOLE = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*[a-zA-Z]+\s*)+$")
+
+
+def parse_duration(text: str | int | float | timedelta) -> timedelta:
+    """Parse "10m", "10 minutes", "1h30m", "1 day" (and plain seconds as a number).
+
+    Raises ValueError with the accepted forms on anything else.
+    """
+    if isinstance(text, timedelta):
+        return text
+    if isinstance(text, bool):
+        raise ValueError(f"not a duration: {text!r}")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ValueError(f"duration must not be negative: {text!r}")
+        return timedelta(seconds=text)
+    if not _WHOLE.match(text):
+        raise ValueError(
+            f"not a duration: {text!r} (use e.g. '30s', '10m', '1h', '1d', '10 minutes', '30 days')"
+        )
+    total = 0.0
+    for number, unit in _PART.findall(text):
+        factor = _UNITS.get(unit.lower())
+        if factor is None:
+            raise ValueError(
+                f"unknown unit {unit!r} in duration {text!r} "
+                "(use s, m, h, d, w or seconds, minutes, hours, days, weeks)"
+            )
+        total += float(number) * factor
+    return timedelta(seconds=total)
+
+
+def format_duration(delta: timedelta) -> str:
+    """The shortest short form that round-trips: 600s -> "10m"."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -1,0 +1,392 @@
+"""One metric at runtime: collect -> store -> detect -> decide, for a window of periods.
+
+Built from a `MetricSpec`; never mutates it. In-memory state (windows, alert
+states, the cached watermark) only changes after the run's commit succeeded,
+so a failed or cancelled run is simply redone by the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from detectkd.alerting.alert import Alert, AlertStatus
+from detectkd.alerting.state import SeriesState, Status, Verdict, decide, step
+from detectkd.collectors import registry as collector_registry
+from detectkd.collectors.base import Collector, Window
+from detectkd.collectors.points import Point, parse_series_key, rows_to_points
+from detectkd.config.loader import MetricSpec
+from detectkd.detectors import registry as detector_registry
+from detectkd.detectors.base import Current, Detector, Result
+from detectkd.detectors.features import feature_value
+from detectkd.durations import parse_duration
+from detectkd.resources import Resources
+from detectkd.storage.base import NewOutboxItem, RunRecord, Store, StoredDetection
+from detectkd.telemetry import Telemetry
+from detectkd.timegrid import Grid
+from detectkd.window import SeriesWindow
+
+log = structlog.get_logger("detectkd.run")
+
+
+@dataclass
+class PointReport:
+    point: Point
+    results: list[Result]
+    verdict: Verdict
+    state: SeriesState
+    notification: str | None
+    episode: int | None = None  # first period of the episode the notification is about
+
+
+@dataclass
+class RunReport:
+    start: int
+    finish: int
+    points: list[PointReport] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunStatus:
+    state: str = "new"  # new | ok | pending | firing | error
+    last_run_at: float | None = None
+    last_duration: float | None = None
+    last_error: str | None = None
+    last_value: float | None = None
+    last_period: int | None = None
+    runs: int = 0
+    failures: int = 0
+
+
+class MetricRuntime:
+    def __init__(
+        self,
+        spec: MetricSpec,
+        store: Store,
+        resources: Resources,
+        telemetry: Telemetry | None = None,
+        states: dict[str, SeriesState] | None = None,
+        on_alert: Callable[[], None] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        sched = spec.config.schedule
+        self.tz = ZoneInfo(sched.timezone)
+        self.interval = sched.interval
+        self.grid = Grid(sched.interval, self.tz)
+        self.store = store
+        self.telemetry = telemetry
+        self.on_alert = on_alert or (lambda: None)
+        c = spec.collector
+        kind = collector_registry.lookup(c.type)
+        assert kind is not None  # validated at load
+        self.collector: Collector = kind.build(
+            c.params, resources, c.points.timestamp_column, c.points.value_column
+        )
+        step_s = self.grid.step
+        self.detectors: list[Detector] = []
+        for d in spec.detectors:
+            dtype = detector_registry.lookup(d.type)
+            assert dtype is not None
+            self.detectors.append(dtype.build(d.params, step_s, d.id))
+        self.features = tuple(sorted({f for d in self.detectors for f in d.feature_names()}))
+        self.span = max((d.window_seconds(step_s) for d in self.detectors), default=0) + step_s
+        self.states: dict[str, SeriesState] = dict(states or {})
+        self.windows: dict[str, SeriesWindow] = {}
+        self._windows_loaded = False
+        self._watermark: int | None = None
+        self._watermark_known = False
+        self.status = RunStatus()
+        self.lock = asyncio.Lock()
+
+    # -- timing -----------------------------------------------------------------------
+
+    def finish_for(self, scheduled: float, delay: timedelta | None = None) -> int:
+        """The end of the newest complete period at a scheduled run time."""
+        d = self.spec.config.schedule.delay if delay is None else delay
+        return self.grid.floor(scheduled - d.total_seconds())
+
+    # -- the run -----------------------------------------------------------------------
+
+    async def run(self, finish: int, notify: bool = True, commit: bool = True) -> RunReport:
+        """Check every due period up to `finish` (exclusive). Raises on failure."""
+        return await self._guarded(self._run(finish, notify, commit))
+
+    async def check(self, start: int, finish: int, notify: bool, commit: bool) -> RunReport:
+        """Check exactly the periods in [start, finish), whatever the watermark says."""
+        report = RunReport(start, finish)
+        last = self.grid.prev(finish)
+        return await self._guarded(self._check(start, finish, last, notify, commit, report))
+
+    async def _check(
+        self, start: int, finish: int, last: int, notify: bool, commit: bool, report: RunReport
+    ) -> RunReport:
+        await self._batch(start, finish, last, notify, commit, report)
+        return report
+
+    async def _guarded(self, work: Coroutine[Any, Any, RunReport]) -> RunReport:
+        async with self.lock:
+            started = time.monotonic()
+            try:
+                report = await work
+            except BaseException as exc:
+                if isinstance(exc, Exception):
+                    self._failed(exc, started)
+                self._watermark_known = False
+                raise
+            self._succeeded(report, started)
+            return report
+
+    async def _run(self, finish: int, notify: bool, commit: bool) -> RunReport:
+        last = self.grid.prev(finish)
+        start, backfill = await self._start(last)
+        report = RunReport(start, finish)
+        # A backfill (first start with `start_time`) loads history without notifying.
+        for b_start, b_finish in self._batches(start, finish, backfill):
+            await self._batch(b_start, b_finish, last, notify and not backfill, commit, report)
+        return report
+
+    async def _start(self, last: int) -> tuple[int, bool]:
+        if not self._watermark_known:
+            self._watermark = await self.store.watermark(self.name)
+            self._watermark_known = True
+        sched = self.spec.config.schedule
+        wm = self._watermark
+        if wm is None:
+            begin = self._start_time()
+            if begin is not None and begin < last:
+                return self.grid.floor(begin), True
+            return last, False
+        if wm >= last:
+            return last, False
+        start = self.grid.next(wm)
+        oldest = self.grid.back(last, sched.max_catch_up - 1)
+        return max(start, oldest), False
+
+    def _start_time(self) -> int | None:
+        raw = self.spec.config.schedule.start_time
+        if not raw:
+            return None
+        try:
+            return int(time.time() - parse_duration(raw).total_seconds())
+        except ValueError:
+            pass
+        moment = datetime.fromisoformat(raw)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=self.tz)
+        return int(moment.timestamp())
+
+    def _batches(self, start: int, finish: int, backfill: bool) -> list[tuple[int, int]]:
+        if not backfill:
+            return [(start, finish)]
+        size = self.spec.config.schedule.batch_load_days * 86400
+        out: list[tuple[int, int]] = []
+        lo = start
+        while lo < finish:
+            hi = min(finish, self.grid.floor(lo + size) if lo + size < finish else finish)
+            if hi <= lo:
+                hi = finish
+            out.append((lo, hi))
+            lo = hi
+        return out
+
+    async def _batch(
+        self, start: int, finish: int, last: int, notify: bool, commit: bool, report: RunReport
+    ) -> None:
+        tel = self.telemetry
+        window = Window(start, finish, self.interval, self.tz)
+        t0 = time.perf_counter()
+        rows = await self.collector.collect(window)
+        t1 = time.perf_counter()
+        conv = rows_to_points(rows, self.spec.collector.points, window, self.grid)
+        report.warnings.extend(conv.warnings)
+        points = self._fill_missing(conv.points, start, finish)
+        await self._load_windows(start)
+        t2 = time.perf_counter()
+        record = RunRecord(
+            metric=self.name,
+            watermark=self.grid.prev(finish),
+            save_points=self.spec.storage.enabled,
+        )
+        states = dict(self.states)
+        touched: dict[str, SeriesState] = {}
+        for point in points:
+            pr = self._judge(point, states, notify and point.period == last)
+            report.points.append(pr)
+            record.points.append(point)
+            if self.spec.storage.save_detections:
+                record.detections.extend(StoredDetection(point.series, point.period, r) for r in pr.results)
+            if pr.state is not states.get(point.series):
+                states[point.series] = touched[point.series] = pr.state
+            if pr.notification is not None:
+                alert = self._alert(point, pr)
+                report.alerts.append(alert)
+                record.outbox.extend(
+                    NewOutboxItem(alert.key, self.name, point.series, a.index, alert.to_json())
+                    for a in self.spec.alerters
+                )
+        record.states = touched
+        t3 = time.perf_counter()
+        if commit:
+            await self.store.commit(record)
+            self._watermark = max(self._watermark or 0, record.watermark or 0)
+            self._watermark_known = True
+            self.states = states
+            if record.outbox:
+                self.on_alert()
+        t4 = time.perf_counter()
+        if tel is not None:
+            tel.check_duration.labels("collect").observe(t1 - t0)
+            tel.check_duration.labels("detect").observe(t3 - t2)
+            tel.check_duration.labels("store").observe(t4 - t3)
+            tel.points.labels(self.name).inc(len(points))
+            anomalies = sum(1 for p in report.points if p.verdict.anomalous)
+            if anomalies:
+                tel.anomalies.labels(self.name).inc(anomalies)
+
+    def _fill_missing(self, points: list[Point], start: int, finish: int) -> list[Point]:
+        """A single-series metric with no row for a period gets a NULL point (missing, not 0)."""
+        if self.spec.collector.points.series_columns:
+            return points
+        have = {p.period for p in points}
+        missing = [Point("", p, None) for p in self.grid.periods(start, finish) if p not in have]
+        return sorted(points + missing, key=lambda p: p.period) if missing else points
+
+    async def _load_windows(self, before: int) -> None:
+        if self._windows_loaded:
+            return
+        stored = (
+            await self.store.read_points(self.name, None, before - self.span, before)
+            if self.spec.storage.enabled and self.span > self.grid.step
+            else {}
+        )
+        for series, pts in stored.items():
+            w = self._window(series)
+            for sp in pts:
+                w.add(sp.period, sp.value, self._features(sp.period, sp.context))
+        self._windows_loaded = True
+
+    def _window(self, series: str) -> SeriesWindow:
+        w = self.windows.get(series)
+        if w is None:
+            w = self.windows[series] = SeriesWindow(self.span, self.features)
+        return w
+
+    def _features(self, period: int, context: dict[str, Any]) -> dict[str, float]:
+        return {f: feature_value(f, period, context, self.tz) for f in self.features}
+
+    def _judge(self, point: Point, states: dict[str, SeriesState], may_notify: bool) -> PointReport:
+        window = self._window(point.series)
+        feats = self._features(point.period, point.context)
+        history = window.history()
+        current = Current(point.period, point.value, feats)
+        results = [d.detect(history, current) for d in self.detectors]
+        verdict = decide(results, self.spec.conditions)
+        window.add(point.period, point.value, feats)
+        old = states.get(point.series, SeriesState())
+        new, note, since = step(old, point.period, verdict, self.spec.conditions, may_notify)
+        return PointReport(point, results, verdict, new, note, since)
+
+    def _alert(self, point: Point, pr: PointReport) -> Alert:
+        r = pr.verdict.primary
+        status: AlertStatus = "firing" if pr.notification == "firing" else "resolved"
+        since = pr.episode
+        cfg = self.spec.config
+        return Alert(
+            metric=self.name,
+            series=point.series,
+            labels=parse_series_key(point.series),
+            status=status,
+            period=point.period,
+            started_at=since if since is not None else point.period,
+            value=point.value,
+            expected=r.expected if r else None,
+            lower=r.lower if r else None,
+            upper=r.upper if r else None,
+            score=r.score if r else None,
+            direction=r.direction if r else None,
+            detector=r.detector if r else None,
+            interval_seconds=self.grid.step,
+            timezone=cfg.schedule.timezone,
+            description=cfg.description,
+            tags=tuple(cfg.tags),
+        )
+
+    # -- status --------------------------------------------------------------------------
+
+    def _succeeded(self, report: RunReport, started: float) -> None:
+        s = self.status
+        s.runs += 1
+        s.last_run_at = time.time()
+        s.last_duration = time.monotonic() - started
+        s.last_error = None
+        if report.points:
+            newest = max(report.points, key=lambda p: p.point.period)
+            s.last_value = newest.point.value
+            s.last_period = newest.point.period
+        firing = sum(1 for st in self.states.values() if st.status is Status.FIRING)
+        pending = sum(1 for st in self.states.values() if st.status is Status.PENDING)
+        s.state = "firing" if firing else "pending" if pending else "ok"
+        for w in report.warnings:
+            log.warning("check warning", metric=self.name, warning=w)
+        tel = self.telemetry
+        if tel is not None:
+            tel.checks.labels(self.name, "ok").inc()
+            tel.metric_up.labels(self.name).set(1)
+            tel.series_firing.labels(self.name).set(firing)
+            tel.last_run.labels(self.name).set(s.last_run_at)
+
+    def _failed(self, exc: Exception, started: float) -> None:
+        s = self.status
+        s.runs += 1
+        s.failures += 1
+        s.last_run_at = time.time()
+        s.last_duration = time.monotonic() - started
+        s.last_error = error_line(exc)
+        s.state = "error"
+        tel = self.telemetry
+        if tel is not None:
+            tel.checks.labels(self.name, "error").inc()
+            tel.metric_up.labels(self.name).set(0)
+            tel.last_run.labels(self.name).set(s.last_run_at)
+
+    def api(self) -> dict[str, Any]:
+        s = self.status
+        return {
+            "name": self.name,
+            "file": self.spec.file,
+            "state": s.state,
+            "interval": int(self.interval.total_seconds()),
+            "last_run": _iso(s.last_run_at),
+            "last_duration_seconds": s.last_duration,
+            "last_error": s.last_error,
+            "last_value": s.last_value,
+            "last_period": _iso(s.last_period),
+            "runs": s.runs,
+            "failures": s.failures,
+            "series": {series or "": st.status.value for series, st in sorted(self.states.items())},
+        }
+
+    async def close(self) -> None:
+        await self.collector.close()
+
+
+def error_line(exc: BaseException) -> str:
+    from detectkd.errors import CollectError, StorageError
+    from detectkd.redact import redact_text
+
+    text = str(exc) if isinstance(exc, CollectError | StorageError) else f"{type(exc).__name__}: {exc}"
+    return redact_text(" ".join(text.split()))[:500]
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()

@@ -1,0 +1,1 @@
+"""Storage: datapoints, detections, alert state, outbox, watermarks."""

@@ -1,0 +1,111 @@
+"""The storage contract, and the records that cross it.
+
+Every method may raise `StorageError`; none blocks the event loop. Writes are
+idempotent: datapoints and detections are keyed by (metric, series, period
+[, detector]); outbox rows by their idempotency key. `commit` applies one
+run's results atomically where the backend allows it, so a crash leaves either
+the whole run or none of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from detectkd.alerting.state import SeriesState
+from detectkd.collectors.points import Point
+from detectkd.detectors.base import Result
+
+
+@dataclass(frozen=True)
+class StoredDetection:
+    series: str
+    period: int
+    result: Result
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    key: str
+    metric: str
+    series: str
+    channel: int  # alerter index within the metric
+    payload: str  # Alert JSON
+    attempts: int
+    created_at: float
+    next_attempt_at: float
+    last_error: str | None = None
+    status: str = "pending"  # pending | dead
+
+
+@dataclass(frozen=True)
+class NewOutboxItem:
+    key: str
+    metric: str
+    series: str
+    channel: int
+    payload: str
+
+
+@dataclass
+class RunRecord:
+    """Everything one run of one metric wants persisted."""
+
+    metric: str
+    points: list[Point] = field(default_factory=list)
+    detections: list[StoredDetection] = field(default_factory=list)
+    states: dict[str, SeriesState] = field(default_factory=dict)
+    outbox: list[NewOutboxItem] = field(default_factory=list)
+    watermark: int | None = None
+    save_points: bool = True
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    pending: int
+    dead: int
+    oldest_created_at: float | None
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    period: int
+    value: float | None
+    context: dict[str, Any]
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+
+    async def commit(self, run: RunRecord) -> None:
+        """Points, detections, alert states, outbox rows and the watermark, atomically."""
+        ...
+
+    async def watermark(self, metric: str) -> int | None: ...
+
+    async def read_points(
+        self, metric: str, series: str | None, since: int, until: int
+    ) -> dict[str, list[StoredPoint]]:
+        """Points with since <= period < until, per series, oldest first."""
+        ...
+
+    async def load_states(self) -> dict[tuple[str, str], SeriesState]: ...
+
+    async def drop_states(self, metric: str) -> None: ...
+
+    async def outbox_due(self, now: float, limit: int) -> list[OutboxItem]:
+        """Pending rows whose next attempt is due, oldest first."""
+        ...
+
+    async def outbox_pending(self) -> list[OutboxItem]: ...
+
+    async def outbox_done(self, item_id: int) -> None: ...
+
+    async def outbox_retry(self, item_id: int, error: str, next_attempt_at: float, dead: bool) -> None: ...
+
+    async def outbox_stats(self) -> OutboxStats: ...
+
+    async def delete_before(self, metric: str, cutoff: int, detections_only: bool = False) -> int: ...

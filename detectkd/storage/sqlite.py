@@ -1,0 +1,272 @@
+"""The embedded store: one SQLite file, WAL mode, one dedicated thread.
+
+All SQLite calls run on a single-thread executor that owns the connection,
+so the event loop never blocks and writes are naturally serialised (SQLite
+allows one writer anyway). Periods are UTC epoch seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from detectkd.alerting.state import SeriesState, Status
+from detectkd.errors import StorageError
+from detectkd.storage.base import (
+    OutboxItem,
+    OutboxStats,
+    RunRecord,
+    StoredPoint,
+)
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dtk_datapoints (
+    metric TEXT NOT NULL, series TEXT NOT NULL, period INTEGER NOT NULL,
+    value REAL, context TEXT, collected_at REAL NOT NULL,
+    PRIMARY KEY (metric, series, period)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dtk_detections (
+    metric TEXT NOT NULL, series TEXT NOT NULL, period INTEGER NOT NULL, detector TEXT NOT NULL,
+    value REAL, expected REAL, lower REAL, upper REAL, score REAL, anomaly INTEGER NOT NULL,
+    direction TEXT, skipped TEXT, detected_at REAL NOT NULL,
+    PRIMARY KEY (metric, series, period, detector)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dtk_alert_state (
+    metric TEXT NOT NULL, series TEXT NOT NULL, status TEXT NOT NULL, streak INTEGER NOT NULL,
+    since INTEGER, notified_since INTEGER, last_fired_at INTEGER, last_period INTEGER,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (metric, series)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dtk_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL, metric TEXT NOT NULL, series TEXT NOT NULL, channel INTEGER NOT NULL,
+    payload TEXT NOT NULL, created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL, last_error TEXT, status TEXT NOT NULL DEFAULT 'pending',
+    UNIQUE (key, channel)
+);
+CREATE INDEX IF NOT EXISTS dtk_outbox_due ON dtk_outbox (status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS dtk_watermarks (
+    metric TEXT PRIMARY KEY, period INTEGER NOT NULL, updated_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+class SqliteStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="dtk-store-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    # -- plumbing ---------------------------------------------------------------
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+
+        def run() -> T:
+            if self._conn is None:
+                raise StorageError("store is not open")
+            try:
+                return fn(self._conn)
+            except sqlite3.Error as exc:
+                raise StorageError(f"sqlite store {self.path}: {exc}") from None
+
+        return await loop.run_in_executor(self._pool, run)
+
+    async def open(self) -> None:
+        def connect() -> None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SCHEMA)
+            self._conn = conn
+
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._pool, connect)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open sqlite store {self.path}: {exc}") from None
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, shut)
+        self._pool.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        await self._call(lambda c: c.execute("SELECT 1").fetchone())
+
+    # -- runs -------------------------------------------------------------------
+
+    async def commit(self, run: RunRecord) -> None:
+        now = time.time()
+
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                if run.save_points and run.points:
+                    c.executemany(
+                        "INSERT OR REPLACE INTO dtk_datapoints VALUES (?,?,?,?,?,?)",
+                        [
+                            (run.metric, p.series, p.period, p.value,
+                             json.dumps(p.context) if p.context else None, now)
+                            for p in run.points
+                        ],
+                    )  # fmt: skip
+                if run.save_points and run.detections:
+                    c.executemany(
+                        "INSERT OR REPLACE INTO dtk_detections VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        [
+                            (run.metric, d.series, d.period, d.result.detector, d.result.value,
+                             d.result.expected, d.result.lower, d.result.upper, d.result.score,
+                             int(d.result.anomaly), d.result.direction, d.result.skipped, now)
+                            for d in run.detections
+                        ],
+                    )  # fmt: skip
+                if run.states:
+                    c.executemany(
+                        "INSERT OR REPLACE INTO dtk_alert_state VALUES (?,?,?,?,?,?,?,?,?)",
+                        [
+                            (run.metric, series, s.status.value, s.streak, s.since,
+                             s.notified_since, s.last_fired_at, s.last_period, now)
+                            for series, s in run.states.items()
+                        ],
+                    )  # fmt: skip
+                if run.outbox:
+                    c.executemany(
+                        "INSERT OR IGNORE INTO dtk_outbox "
+                        "(key, metric, series, channel, payload, created_at, next_attempt_at) "
+                        "VALUES (?,?,?,?,?,?,?)",
+                        [(o.key, o.metric, o.series, o.channel, o.payload, now, now) for o in run.outbox],
+                    )
+                if run.watermark is not None:
+                    c.execute(
+                        "INSERT INTO dtk_watermarks VALUES (?,?,?) ON CONFLICT(metric) DO UPDATE "
+                        "SET period = max(period, excluded.period), updated_at = excluded.updated_at",
+                        (run.metric, run.watermark, now),
+                    )
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        await self._call(write)
+
+    async def watermark(self, metric: str) -> int | None:
+        row = await self._call(
+            lambda c: c.execute("SELECT period FROM dtk_watermarks WHERE metric = ?", (metric,)).fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    async def read_points(
+        self, metric: str, series: str | None, since: int, until: int
+    ) -> dict[str, list[StoredPoint]]:
+        def read(c: sqlite3.Connection) -> dict[str, list[StoredPoint]]:
+            sql = (
+                "SELECT series, period, value, context FROM dtk_datapoints "
+                "WHERE metric = ? AND period >= ? AND period < ?"
+            )
+            args: list[Any] = [metric, since, until]
+            if series is not None:
+                sql += " AND series = ?"
+                args.append(series)
+            out: dict[str, list[StoredPoint]] = {}
+            for s, period, value, ctx in c.execute(sql + " ORDER BY series, period", args):
+                out.setdefault(s, []).append(StoredPoint(int(period), value, json.loads(ctx) if ctx else {}))
+            return out
+
+        return await self._call(read)
+
+    # -- alert state --------------------------------------------------------------
+
+    async def load_states(self) -> dict[tuple[str, str], SeriesState]:
+        def read(c: sqlite3.Connection) -> dict[tuple[str, str], SeriesState]:
+            rows = c.execute(
+                "SELECT metric, series, status, streak, since, notified_since, last_fired_at, "
+                "last_period FROM dtk_alert_state"
+            ).fetchall()
+            return {
+                (m, s): SeriesState(Status(st), streak, since, notified, fired, last)
+                for m, s, st, streak, since, notified, fired, last in rows
+            }
+
+        return await self._call(read)
+
+    async def drop_states(self, metric: str) -> None:
+        await self._call(lambda c: c.execute("DELETE FROM dtk_alert_state WHERE metric = ?", (metric,)))
+
+    # -- outbox -------------------------------------------------------------------
+
+    _OUTBOX_COLS = (
+        "id, key, metric, series, channel, payload, attempts, created_at, next_attempt_at, last_error, status"
+    )
+
+    async def outbox_due(self, now: float, limit: int) -> list[OutboxItem]:
+        return await self._call(
+            lambda c: [
+                OutboxItem(*row)
+                for row in c.execute(
+                    f"SELECT {self._OUTBOX_COLS} FROM dtk_outbox "
+                    "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+                    (now, limit),
+                )
+            ]
+        )
+
+    async def outbox_pending(self) -> list[OutboxItem]:
+        return await self._call(
+            lambda c: [
+                OutboxItem(*row)
+                for row in c.execute(
+                    f"SELECT {self._OUTBOX_COLS} FROM dtk_outbox WHERE status = 'pending' ORDER BY id"
+                )
+            ]
+        )
+
+    async def outbox_done(self, item_id: int) -> None:
+        await self._call(lambda c: c.execute("DELETE FROM dtk_outbox WHERE id = ?", (item_id,)))
+
+    async def outbox_retry(self, item_id: int, error: str, next_attempt_at: float, dead: bool) -> None:
+        await self._call(
+            lambda c: c.execute(
+                "UPDATE dtk_outbox SET attempts = attempts + 1, last_error = ?, "
+                "next_attempt_at = ?, status = ? WHERE id = ?",
+                (error, next_attempt_at, "dead" if dead else "pending", item_id),
+            )
+        )
+
+    async def outbox_stats(self) -> OutboxStats:
+        def read(c: sqlite3.Connection) -> OutboxStats:
+            pending, oldest = c.execute(
+                "SELECT count(*), min(created_at) FROM dtk_outbox WHERE status = 'pending'"
+            ).fetchone()
+            (dead,) = c.execute("SELECT count(*) FROM dtk_outbox WHERE status = 'dead'").fetchone()
+            return OutboxStats(int(pending), int(dead), oldest)
+
+        return await self._call(read)
+
+    # -- retention ------------------------------------------------------------------
+
+    async def delete_before(self, metric: str, cutoff: int, detections_only: bool = False) -> int:
+        def delete(c: sqlite3.Connection) -> int:
+            n = c.execute(
+                "DELETE FROM dtk_detections WHERE metric = ? AND period < ?", (metric, cutoff)
+            ).rowcount
+            if not detections_only:
+                n += c.execute(
+                    "DELETE FROM dtk_datapoints WHERE metric = ? AND period < ?", (metric, cutoff)
+                ).rowcount
+            return int(n)
+
+        return await self._call(delete)

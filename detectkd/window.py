@@ -1,0 +1,104 @@
+"""A bounded in-memory history per (metric, series).
+
+Loaded once from storage, then extended with each new point, so a run never
+re-reads its whole detection window from the database. Arrays grow by
+doubling and are compacted when the dropped prefix gets large.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectkd.detectors.base import FloatArray, History, IntArray
+
+
+class SeriesWindow:
+    __slots__ = ("_cap", "_feat", "_n", "_start", "_times", "_values", "span")
+
+    def __init__(self, span_seconds: int, features: tuple[str, ...], capacity: int = 64) -> None:
+        self.span = span_seconds
+        self._cap = capacity
+        self._times: IntArray = np.empty(capacity, np.int64)
+        self._values: FloatArray = np.empty(capacity, np.float64)
+        self._feat: dict[str, FloatArray] = {f: np.empty(capacity, np.float64) for f in features}
+        self._start = 0
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n - self._start
+
+    @property
+    def last_time(self) -> int | None:
+        return int(self._times[self._n - 1]) if self._n > self._start else None
+
+    def add(self, time: int, value: float | None, features: dict[str, float]) -> None:
+        """Append a point. Out-of-order or repeated times replace/insert correctly."""
+        last = self.last_time
+        if last is not None and time <= last:
+            self._insert(time, value, features)
+            return
+        if self._n == self._cap:
+            self._grow()
+        i = self._n
+        self._times[i] = time
+        self._values[i] = np.nan if value is None else value
+        for name, column in self._feat.items():
+            column[i] = features.get(name, np.nan)
+        self._n += 1
+        self._trim(time)
+
+    def _insert(self, time: int, value: float | None, features: dict[str, float]) -> None:
+        times = self._times[self._start : self._n]
+        idx = self._start + int(np.searchsorted(times, time))
+        v = np.nan if value is None else value
+        if idx < self._n and self._times[idx] == time:
+            self._values[idx] = v
+            for name, column in self._feat.items():
+                column[idx] = features.get(name, np.nan)
+            return
+        if self._n == self._cap:
+            self._grow()
+        for arr in (self._times, self._values, *self._feat.values()):
+            arr[idx + 1 : self._n + 1] = arr[idx : self._n].copy()
+        self._times[idx] = time
+        self._values[idx] = v
+        for name, column in self._feat.items():
+            column[idx] = features.get(name, np.nan)
+        self._n += 1
+
+    def _trim(self, newest: int) -> None:
+        cutoff = newest - self.span
+        times = self._times[self._start : self._n]
+        drop = int(np.searchsorted(times, cutoff, side="left"))
+        self._start += drop
+        if self._start > self._cap // 2:
+            self._compact(self._cap)
+
+    def _grow(self) -> None:
+        live = self._n - self._start
+        new_cap = self._cap * 2 if live > self._cap // 2 else self._cap
+        self._compact(new_cap)
+
+    def _compact(self, capacity: int) -> None:
+        live = self._n - self._start
+
+        def move(arr: np.ndarray, dtype: type) -> np.ndarray:
+            out: np.ndarray = np.empty(capacity, dtype)
+            out[:live] = arr[self._start : self._n]
+            return out
+
+        self._times = move(self._times, np.int64)
+        self._values = move(self._values, np.float64)
+        self._feat = {k: move(v, np.float64) for k, v in self._feat.items()}
+        self._cap = capacity
+        self._n = live
+        self._start = 0
+
+    def history(self) -> History:
+        """A view (no copy) of the live points."""
+        s, n = self._start, self._n
+        return History(
+            self._times[s:n],
+            self._values[s:n],
+            {k: v[s:n] for k, v in self._feat.items()},
+        )
