@@ -9,6 +9,7 @@ requested window are dropped with a warning.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -115,7 +116,7 @@ def parse_series_key(key: str) -> dict[str, str]:
     return out
 
 
-def rows_to_points(rows: list[Row], spec: PointSpec, window: Window, grid: Grid) -> Conversion:
+def rows_to_points(rows: Sequence[Row], spec: PointSpec, window: Window, grid: Grid) -> Conversion:
     warnings: list[str] = []
     by_key: dict[tuple[str, int], Point] = {}
     last_period = grid.prev(window.finish)

@@ -92,9 +92,12 @@ def parse_yaml_text(text: str, file: str, env: Mapping[str, str]) -> Document:
         raw = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        doc.issues.append(ConfigIssue(file, line, "", f"YAML syntax error: {problem}"))
+        last_line = max(1, len(text.splitlines()))
+        line = min(mark.line + 1, last_line) if mark is not None else None
+        message = f"YAML syntax error: {exc.problem or exc.context or 'invalid YAML'}"
+        if exc.problem and exc.context and exc.context_mark is not None:
+            message += f" ({exc.context}, opened on line {exc.context_mark.line + 1})"
+        doc.issues.append(ConfigIssue(file, line, "", message))
         return doc
     except YAMLError as exc:
         doc.issues.append(ConfigIssue(file, None, "", f"YAML error: {exc}"))

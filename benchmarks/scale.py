@@ -1,0 +1,223 @@
+"""Scale benchmark: the real daemon with N metrics (SQLite source, SQLite store).
+
+    .venv/bin/python benchmarks/scale.py --metrics 1000 10000 --duration 180
+
+For each N: writes N metric files and a source database, pre-loads 2 hours of
+history per metric into the store, starts `detectkd run`, waits one interval
+for the warm-up (first runs load their windows), then measures for
+`--duration` seconds and prints p50/p99 scheduler lag, CPU milliseconds per
+check, checks per second, and peak RSS of the daemon process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from detectkd.collectors.points import Point  # noqa: E402
+from detectkd.storage.base import RunRecord  # noqa: E402
+from detectkd.storage.sqlite import SqliteStore  # noqa: E402
+
+HISTORY_POINTS = 120
+
+METRIC = """\
+name: m{i}
+schedule: {{interval: {interval}s}}
+collector:
+  profile: src
+  params:
+    query: >-
+      SELECT period_time, value FROM src WHERE m = {i}
+      AND period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
+detector:
+  type: mad
+  params: {{window_size: 2h, n_sigma: 4, min_samples: 30}}
+alerter:
+  type: log
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build_source(path: Path, n: int, interval: int, start: int, end: int) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE src (m INTEGER, period_time TEXT, value REAL)")
+    rows: list[tuple[int, str, float]] = []
+    for t in range(start, end, interval):
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
+        rows.extend((i, stamp, 100.0 + (i + t // interval) % 7) for i in range(n))
+    conn.executemany("INSERT INTO src VALUES (?,?,?)", rows)
+    conn.execute("CREATE INDEX src_m ON src (m, period_time)")
+    conn.commit()
+    conn.close()
+
+
+async def preload_store(path: Path, n: int, interval: int, now: int) -> None:
+    store = SqliteStore(path)
+    await store.open()
+    last = now - now % interval - interval
+    periods = [last - k * interval for k in range(HISTORY_POINTS, 0, -1)]
+    for i in range(n):
+        pts = [Point("", p, 100.0 + (i + p // interval) % 7) for p in periods]
+        await store.commit(RunRecord(f"m{i}", points=pts, watermark=periods[-1]))
+    await store.close()
+
+
+def scrape(port: int) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+        return str(r.read().decode())
+
+
+def histogram(text: str, name: str) -> list[tuple[float, float]]:
+    out = []
+    for m in re.finditer(rf'^{name}_bucket{{le="([^"]+)"}} (\S+)$', text, re.M):
+        out.append((float("inf") if m[1] == "+Inf" else float(m[1]), float(m[2])))
+    return out
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """histogram_quantile: linear interpolation inside the bucket."""
+    total = buckets[-1][1]
+    if total == 0:
+        return float("nan")
+    rank = q * total
+    prev_le, prev_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * (rank - prev_count) / max(count - prev_count, 1e-9)
+        prev_le, prev_count = le, count
+    return prev_le
+
+
+def delta(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    return [(le, cb - ca) for (le, ca), (_, cb) in zip(a, b, strict=True)]
+
+
+def total_checks(text: str) -> float:
+    return sum(float(v) for v in re.findall(r"^detectk_checks_total\{[^}]*\} (\S+)$", text, re.M))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_one(n: int, interval: int, duration: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix=f"dtk-scale-{n}-") as tmp:
+        root = Path(tmp)
+        now = int(time.time())
+        t0 = time.monotonic()
+        build_source(root / "src.db", n, interval, now - 2 * interval, now + duration + 4 * interval)
+        asyncio.run(preload_store(root / "data" / "detectkd.db", n, interval, now))
+        (root / "metrics.d").mkdir()
+        for i in range(n):
+            (root / "metrics.d" / f"m{i}.yaml").write_text(METRIC.format(i=i, interval=interval))
+        (root / "profiles.yaml").write_text(
+            f"profiles:\n  src:\n    type: sqlite\n    database: {root}/src.db\n"
+        )
+        port = free_port()
+        (root / "detectkd.yaml").write_text(
+            f"metrics_dir: metrics.d\nprofiles_file: profiles.yaml\ndata_dir: data\n"
+            f"listen: 127.0.0.1:{port}\nlog_format: json\nlog_level: warning\n"
+        )
+        setup_s = time.monotonic() - t0
+        log = (root / "daemon.log").open("wb")
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "detectkd", "run", "--config", str(root / "detectkd.yaml")],
+            stdout=log, stderr=log,
+        )  # fmt: skip
+        try:
+            import urllib.request
+
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None:
+                    raise SystemExit(f"daemon exited: {(root / 'daemon.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+            ready_s = time.monotonic() - started
+            time.sleep(interval + 5)  # warm-up: every metric ran once and loaded its window
+            first = scrape(port)
+            cpu_a, t_a = cpu_seconds(proc.pid), time.monotonic()
+            time.sleep(duration)
+            second = scrape(port)
+            cpu_b, t_b = cpu_seconds(proc.pid), time.monotonic()
+            lag = delta(histogram(first, "detectk_scheduler_lag_seconds"),
+                        histogram(second, "detectk_scheduler_lag_seconds"))  # fmt: skip
+            checks = total_checks(second) - total_checks(first)
+            errors = len(re.findall(r'result="error"\} [1-9]', second))
+            rss = peak_rss_mib(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(60)
+        return {
+            "metrics": n,
+            "setup_s": setup_s,
+            "ready_s": ready_s,
+            "checks_per_s": checks / (t_b - t_a),
+            "expected_per_s": n / interval,
+            "cpu_ms_per_check": 1000 * (cpu_b - cpu_a) / max(checks, 1),
+            "lag_p50_s": quantile(lag, 0.5),
+            "lag_p99_s": quantile(lag, 0.99),
+            "peak_rss_mib": rss,
+            "metrics_with_errors": errors,
+            "exit_code": code,
+        }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--metrics", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--interval", type=int, default=60)
+    ap.add_argument("--duration", type=int, default=180)
+    args = ap.parse_args()
+    print(f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, interval {args.interval}s, "
+          f"measured {args.duration}s after one interval of warm-up")  # fmt: skip
+    header = ("metrics", "ready_s", "checks_per_s", "expected_per_s", "cpu_ms_per_check",
+              "lag_p50_s", "lag_p99_s", "peak_rss_mib", "metrics_with_errors", "exit_code")  # fmt: skip
+    print(" ".join(f"{h:>16}" for h in header))
+    for n in args.metrics:
+        r = run_one(n, args.interval, args.duration)
+        print(
+            " ".join(f"{r[h]:>16.3f}" if isinstance(r[h], float) else f"{r[h]:>16}" for h in header),
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

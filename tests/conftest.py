@@ -1,0 +1,70 @@
+"""Shared fixtures: temp config dirs, a real local HTTP receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+@dataclass
+class Receiver:
+    """A real HTTP server that records every JSON body it is sent."""
+
+    url: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    fail_with: int | None = None  # answer this status instead of 200
+    attempts: int = 0
+    _event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for(self, predicate: Any, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until a received payload matches `predicate`; return it."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for item in self.received:
+                    if predicate(item):
+                        return item
+                self._event.clear()
+                await self._event.wait()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    rec = Receiver(url="")
+
+    async def handle(request: web.Request) -> web.Response:
+        rec.attempts += 1
+        if rec.fail_with is not None:
+            return web.Response(status=rec.fail_with, text="receiver unavailable")
+        body = await request.read()
+        rec.received.append(json.loads(body))
+        rec.headers.append(dict(request.headers))
+        rec._event.set()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    rec.url = f"http://127.0.0.1:{port}/hook"
+    yield rec
+    await runner.cleanup()
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

@@ -1,0 +1,176 @@
+"""Start the real `detectkd` process on a temp config dir and talk to it over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import write
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class DaemonProcess:
+    root: Path
+    port: int = field(default_factory=free_port)
+    proc: asyncio.subprocess.Process | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.root / "detectkd.log"
+        write(
+            self.root / "detectkd.yaml",
+            f"metrics_dir: metrics.d\nprofiles_file: profiles.yaml\ndata_dir: data\n"
+            f"listen: 127.0.0.1:{self.port}\nlog_format: json\nlifecycle_api: true\nshutdown_grace: 10s\n",
+        )
+        (self.root / "metrics.d").mkdir(exist_ok=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, env: dict[str, str] | None = None) -> None:
+        log = self.log_path.open("ab")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "detectkd", "run", "--config", str(self.root / "detectkd.yaml"),
+            stdout=log, stderr=log, env={**os.environ, **(env or {})},
+        )  # fmt: skip
+        await self.until(lambda: self.ready(), what="/readyz 200")
+
+    async def ready(self) -> bool:
+        try:
+            status, _ = await self.get("/readyz")
+        except aiohttp.ClientError:
+            return False
+        return status == 200
+
+    async def get(self, path: str) -> tuple[int, str]:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(self.base + path, timeout=aiohttp.ClientTimeout(5)) as r,
+        ):
+            return r.status, await r.text()
+
+    async def api(self) -> dict[str, Any]:
+        status, body = await self.get("/api/v1/metrics")
+        assert status == 200
+        result: dict[str, Any] = json.loads(body)
+        return result
+
+    async def metric(self, name: str) -> dict[str, Any] | None:
+        return next((m for m in (await self.api())["metrics"] if m["name"] == name), None)
+
+    async def until(self, check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+        """Poll `check` (sync or async) until it returns truthy, or fail at the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc is not None and self.proc.returncode is not None:
+                raise AssertionError(
+                    f"detectkd exited ({self.proc.returncode}) waiting for {what}:\n{self.logs()[-3000:]}"
+                )
+            value = check()
+            if asyncio.iscoroutine(value):
+                value = await value
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; log tail:\n{self.logs()[-3000:]}")
+            await asyncio.sleep(0.1)
+
+    def send(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        return code
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_events(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.logs().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path) -> AsyncIterator[DaemonProcess]:
+    d = DaemonProcess(tmp_path)
+    yield d
+    if d.proc is not None and d.proc.returncode is None:
+        d.proc.kill()
+        await d.proc.wait()
+
+
+class Source:
+    """A SQLite table of (period_time, value) the metrics read from."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE IF NOT EXISTS src (period_time TEXT, series TEXT, value REAL)")
+        conn.commit()
+        conn.close()
+
+    def put(self, rows: Sequence[tuple[int, str, float | None]]) -> None:
+        conn = sqlite3.connect(self.path)
+        conn.executemany("INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?, ?)", rows)
+        conn.commit()
+        conn.close()
+
+
+def metric_yaml(name: str, db: Path, webhook: str, interval: int = 2, extra: str = "") -> str:
+    return f"""\
+name: {name}
+schedule: {{interval: {interval}s, delay: 0s, start_time: {interval * 60}s}}
+collector:
+  type: sqlite
+  params:
+    database: {db}
+    query: |
+      SELECT period_time, value FROM src
+      WHERE series = '{name}'
+        AND period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
+detector:
+  type: mad
+  params: {{window_size: 100, n_sigma: 5, use_weighted: false, min_samples: 20}}
+alerter:
+  type: webhook
+  params: {{url: "{webhook}"}}
+{extra}"""
+
+
+def fill(
+    source: Source, name: str, start: int, end: int, step: int, spikes: dict[int, float] | None = None
+) -> None:
+    spikes = spikes or {}
+    rows = []
+    for t in range(start - start % step, end, step):
+        rows.append((t, name, spikes.get(t, 100.0 + (t // step) % 5)))
+    source.put(rows)

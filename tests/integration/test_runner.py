@@ -1,0 +1,183 @@
+"""One metric's pipeline against a real SQLite source and the SQLite store."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from detectkd.alerting.alert import Alert
+from detectkd.config.loader import MetricSpec, load_metrics
+from detectkd.errors import CollectError
+from detectkd.resources import Resources
+from detectkd.runner import MetricRuntime
+from detectkd.storage.sqlite import SqliteStore
+from tests.conftest import write
+
+STEP = 600
+T0 = 1_795_000_000 - 1_795_000_000 % STEP  # a period boundary
+
+
+METRIC = """\
+name: orders
+schedule: {{interval: 10m, max_catch_up: 50}}
+collector:
+  type: sqlite
+  params:
+    database: {db}
+    query: |
+      SELECT period_time, value FROM src
+      WHERE period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
+detector:
+  type: mad
+  params: {{window_size: 100, n_sigma: 4, use_weighted: false, min_samples: 20}}
+alerter:
+  type: log
+  conditions: {{consecutive_anomalies: {consecutive}}}
+"""
+
+
+@dataclass
+class Env:
+    tmp: Path
+    db: Path
+    store: SqliteStore
+    resources: Resources
+
+    def spec(self, consecutive: int = 1, extra: str = "") -> MetricSpec:
+        write(self.tmp / "m" / "orders.yaml", METRIC.format(db=self.db, consecutive=consecutive) + extra)
+        result = load_metrics([self.tmp / "m"], None, env={})
+        assert result.ok, result.all_errors()
+        return result.metrics["orders"]
+
+    def put(self, start: int, values: list[float | None]) -> None:
+        conn = sqlite3.connect(self.db)
+        conn.executemany(
+            "INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?)",
+            [(start + i * STEP, v) for i, v in enumerate(values)],
+        )
+        conn.commit()
+        conn.close()
+
+    async def runtime(self, spec: MetricSpec) -> MetricRuntime:
+        states = {s: st for (m, s), st in (await self.store.load_states()).items() if m == spec.name}
+        return MetricRuntime(spec, self.store, self.resources, None, states)
+
+    async def outbox(self) -> list[Alert]:
+        return [Alert.from_json(i.payload) for i in await self.store.outbox_pending()]
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    db = tmp_path / "src.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE src (period_time TEXT, value REAL)")
+    conn.close()
+    store = SqliteStore(tmp_path / "dtk.db")
+    await store.open()
+    resources = Resources()
+    yield Env(tmp_path, db, store, resources)
+    await resources.close()
+    await store.close()
+
+
+def normal(n: int) -> list[float | None]:
+    return [100.0 + (i % 7) - 3 for i in range(n)]
+
+
+async def test_catch_up_stores_every_period_and_only_the_newest_notifies(env: Env) -> None:
+    env.put(T0, normal(40) + [500.0] + normal(5) + [500.0])
+    spec = env.spec()
+    rt = await env.runtime(spec)
+    await rt.run(T0 + 1 * STEP)  # first run: just the newest period, sets the watermark
+    report = await rt.run(T0 + 47 * STEP)  # downtime: 46 periods to catch up
+    assert len(report.points) == 46
+    anomalous = [p.point.period for p in report.points if p.verdict.anomalous]
+    assert anomalous == [T0 + 40 * STEP, T0 + 46 * STEP]
+    alerts = await env.outbox()
+    assert [(a.status, a.period) for a in alerts] == [("firing", T0 + 46 * STEP)]
+    assert await env.store.watermark("orders") == T0 + 46 * STEP
+    stored = await env.store.read_points("orders", "", T0, T0 + 100 * STEP)
+    assert len(stored[""]) == 47
+
+
+async def test_restart_sends_no_duplicate_and_resolves_later(env: Env) -> None:
+    env.put(T0, normal(30) + [500.0, 100.0])
+    spec = env.spec()
+    rt = await env.runtime(spec)
+    await rt.run(T0 + STEP)
+    await rt.run(T0 + 30 * STEP)  # catch up 29 normal periods
+    await rt.run(T0 + 31 * STEP)
+    assert [a.status for a in await env.outbox()] == ["firing"]
+    # "Restart": a fresh runtime restored from storage re-runs the same period.
+    again = await env.runtime(spec)
+    await again.run(T0 + 31 * STEP)
+    assert [a.status for a in await env.outbox()] == ["firing"]
+    await again.run(T0 + 32 * STEP)
+    assert [a.status for a in await env.outbox()] == ["firing", "resolved"]
+    alerts = await env.outbox()
+    assert alerts[0].key.replace("firing", "resolved") == alerts[1].key
+
+
+async def test_history_is_loaded_once_then_extended_in_memory(env: Env) -> None:
+    env.put(T0, normal(60))
+    spec = env.spec()
+    first = await env.runtime(spec)
+    await first.run(T0 + STEP)
+    await first.run(T0 + 60 * STEP)  # catch-up stores 59 more periods
+    fresh = await env.runtime(spec)
+    reads = 0
+    original = env.store.read_points
+
+    async def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal reads
+        reads += 1
+        return await original(*args, **kwargs)
+
+    env.store.read_points = counting  # type: ignore[method-assign]
+    for i in range(3):
+        await fresh.run(T0 + (61 + i) * STEP)
+    assert reads == 1
+    assert len(fresh.windows[""]) >= 30
+
+
+async def test_no_rows_is_missing_data_stored_as_null(env: Env) -> None:
+    spec = env.spec()
+    rt = await env.runtime(spec)
+    report = await rt.run(T0 + STEP)
+    assert [p.point.value for p in report.points] == [None]
+    stored = await env.store.read_points("orders", "", T0, T0 + STEP)
+    assert stored[""][0].value is None
+    assert rt.status.state == "ok"
+
+
+async def test_garbage_is_an_error_that_keeps_nothing_half_done(env: Env) -> None:
+    conn = sqlite3.connect(env.db)
+    conn.execute("INSERT INTO src VALUES (datetime(?, 'unixepoch'), 'lots')", (T0,))
+    conn.commit()
+    conn.close()
+    rt = await env.runtime(env.spec())
+    with pytest.raises(CollectError, match="holds text 'lots'"):
+        await rt.run(T0 + STEP)
+    assert rt.status.state == "error" and "holds text" in (rt.status.last_error or "")
+    assert await env.store.watermark("orders") is None
+
+
+async def test_backfill_from_start_time_loads_history_without_alerts(env: Env) -> None:
+    env.put(T0, normal(30) + [900.0] + normal(5))
+    import datetime as dt
+
+    start = dt.datetime.fromtimestamp(T0, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    write(env.tmp / "m" / "orders.yaml", METRIC.format(db=env.db, consecutive=1).replace(
+        "schedule: {interval: 10m, max_catch_up: 50}",
+        f"schedule: {{interval: 10m, max_catch_up: 5, start_time: '{start}', batch_load_days: 1}}",
+    ))  # fmt: skip
+    spec = load_metrics([env.tmp / "m"], None, env={}).metrics["orders"]
+    rt = await env.runtime(spec)
+    report = await rt.run(T0 + 36 * STEP)
+    assert len(report.points) == 36  # not capped by max_catch_up: it is a backfill
+    assert any(p.verdict.anomalous for p in report.points)
+    assert await env.outbox() == []  # history never notifies

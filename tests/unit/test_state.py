@@ -1,0 +1,103 @@
+"""The per-series alert state machine."""
+
+from __future__ import annotations
+
+from detectkd.alerting.state import SeriesState, Status, Verdict, decide, step
+from detectkd.config.models import Conditions
+from detectkd.detectors.base import Direction, Result
+
+STEP = 600
+
+
+def res(anomaly: bool, direction: Direction = "up", value: float = 200.0, expected: float = 100.0) -> Result:
+    return Result(
+        "mad", value, anomaly, 0.9 if anomaly else 0.1, expected, 90, 110, direction if anomaly else None
+    )
+
+
+def run(
+    verdicts: list[bool], cond: Conditions, notify_last_only: bool = False
+) -> tuple[SeriesState, list[tuple[int, str]]]:
+    state = SeriesState()
+    out: list[tuple[int, str]] = []
+    for i, anomalous in enumerate(verdicts):
+        may = not notify_last_only or i == len(verdicts) - 1
+        state, note, _ = step(state, i * STEP, decide([res(anomalous)], cond), cond, may)
+        if note:
+            out.append((i, note))
+    return state, out
+
+
+def test_fires_after_consecutive_anomalies_and_resolves_once() -> None:
+    cond = Conditions(consecutive_anomalies=3)
+    state, notes = run([True, True, False, True, True, True, True, False, False], cond)
+    assert notes == [(5, "firing"), (7, "resolved")]
+    assert state.status is Status.OK
+
+
+def test_pending_until_enough_consecutive() -> None:
+    cond = Conditions(consecutive_anomalies=2)
+    state, notes = run([True], cond)
+    assert state.status is Status.PENDING and notes == []
+
+
+def test_cooldown_suppresses_a_new_firing_and_its_resolved() -> None:
+    cond = Conditions(cooldown_minutes=60)  # 6 periods of 10 minutes
+    _, notes = run([True, False, True, False, False, False, False, False, True, False], cond)
+    assert notes == [(0, "firing"), (1, "resolved"), (8, "firing"), (9, "resolved")]
+
+
+def test_direction_filter() -> None:
+    cond = Conditions(direction="down")
+    assert not decide([res(True, "up")], cond).anomalous
+    assert decide([res(True, "down", value=10)], cond).anomalous
+
+
+def test_min_deviation_percent() -> None:
+    cond = Conditions(min_deviation_percent=50)
+    assert not decide([res(True, value=120, expected=100)], cond).anomalous
+    assert decide([res(True, value=160, expected=100)], cond).anomalous
+
+
+def test_any_detector_fires_and_the_strongest_is_primary() -> None:
+    weak = Result("zscore", 200, True, 0.6, 100, 90, 110, "up")
+    strong = Result("mad", 200, True, 0.95, 100, 90, 110, "up")
+    quiet = Result("threshold", 200, False, 0.2)
+    v = decide([quiet, weak, strong], Conditions())
+    assert v.anomalous and v.primary is strong
+
+
+def test_catch_up_notifies_only_at_the_newest_period() -> None:
+    cond = Conditions()
+    # An episode entirely inside a catch-up batch sends nothing.
+    _, notes = run([True, True, False, False], cond, notify_last_only=True)
+    assert notes == []
+    # An episode still open at the newest period sends its FIRING there.
+    _, notes = run([False, True, True, True], cond, notify_last_only=True)
+    assert notes == [(3, "firing")]
+
+
+def test_already_judged_period_never_notifies_twice() -> None:
+    cond = Conditions()
+    state, note, _ = step(SeriesState(), 0, Verdict(True, res(True)), cond, True)
+    assert note == "firing"
+    again, note2, _ = step(state, 0, Verdict(True, res(True)), cond, True)
+    assert note2 is None and again == state
+
+
+def test_missing_values_do_not_change_the_state() -> None:
+    cond = Conditions(consecutive_anomalies=2)
+    state, _, _ = step(SeriesState(), 0, Verdict(True, res(True)), cond, True)
+    skipped = Verdict(False, None, judged=False)
+    state, note, _ = step(state, STEP, skipped, cond, True)
+    assert state.status is Status.PENDING and state.streak == 1 and note is None
+    state, note, _ = step(state, 2 * STEP, Verdict(True, res(True)), cond, True)
+    assert note == "firing"
+
+
+def test_resolved_carries_the_episode_start() -> None:
+    cond = Conditions()
+    s, _, since_f = step(SeriesState(), 0, Verdict(True, res(True)), cond, True)
+    s, _, _ = step(s, STEP, Verdict(True, res(True)), cond, True)
+    s, note, since_r = step(s, 2 * STEP, Verdict(False, res(False)), cond, True)
+    assert note == "resolved" and since_f == since_r == 0

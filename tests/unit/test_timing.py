@@ -1,0 +1,132 @@
+"""The period grid, the scheduler trigger and row -> point conversion."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from detectkd.collectors.base import Window
+from detectkd.collectors.points import PointSpec, rows_to_points
+from detectkd.errors import CollectError
+from detectkd.scheduler import GridTrigger, stable_offset
+from detectkd.timegrid import Grid
+
+UTC_ZONE = ZoneInfo("UTC")
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def ts(text: str, tz: ZoneInfo = UTC_ZONE) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=tz).timestamp())
+
+
+def test_grid_floor_and_steps_for_sub_day_intervals() -> None:
+    g = Grid(timedelta(minutes=10))
+    assert g.floor(ts("2026-11-20 10:07:31")) == ts("2026-11-20 10:00:00")
+    assert g.next(ts("2026-11-20 10:00:00")) == ts("2026-11-20 10:10:00")
+    assert g.periods(ts("2026-11-20 10:00:00"), ts("2026-11-20 10:30:00")) == [
+        ts("2026-11-20 10:00:00"), ts("2026-11-20 10:10:00"), ts("2026-11-20 10:20:00"),
+    ]  # fmt: skip
+
+
+def test_daily_grid_follows_local_midnight_across_dst() -> None:
+    g = Grid(timedelta(days=1), BERLIN)
+    start = g.floor(ts("2026-10-25 12:00:00", BERLIN))  # DST ends that night in Berlin
+    assert start == ts("2026-10-25 00:00:00", BERLIN)
+    assert g.next(start) - start == 25 * 3600
+    assert g.prev(start) == ts("2026-10-24 00:00:00", BERLIN)
+
+
+def test_trigger_fires_at_period_end_plus_delay_plus_offset() -> None:
+    g = Grid(timedelta(minutes=10))
+    trig = GridTrigger(g, timedelta(minutes=2), 3.5)
+    now = datetime(2026, 11, 20, 10, 5, tzinfo=UTC)
+    first = trig.get_next_fire_time(None, now)
+    assert first == datetime(2026, 11, 20, 10, 12, 3, 500000, tzinfo=UTC)
+    assert trig.get_next_fire_time(first, now) == first + timedelta(minutes=10)
+    # A run at its scheduled time derives the period that ended `delay` earlier.
+    assert trig.latest_at_or_before(first.timestamp() + 1) == first.timestamp()
+
+
+def test_offsets_are_stable_spread_and_inside_the_period() -> None:
+    offsets = {stable_offset(f"metric_{i}", timedelta(seconds=60)) for i in range(1000)}
+    assert len(offsets) > 990
+    assert all(0 <= o < 30 for o in offsets)
+    assert stable_offset("x", timedelta(seconds=10)) < 5
+    assert stable_offset("x", timedelta(seconds=60)) == stable_offset("x", timedelta(seconds=60))
+
+
+SPEC = PointSpec("period_time", "value", ("hour",), ("country",))
+
+
+def window() -> Window:
+    return Window(ts("2026-11-20 10:00:00"), ts("2026-11-20 10:30:00"), timedelta(minutes=10), UTC_ZONE)
+
+
+def test_rows_become_typed_points_per_series_and_period() -> None:
+    rows: list[dict[str, object]] = [
+        {"period_time": "2026-11-20 10:00:00", "country": "DE", "value": Decimal("5.5"), "hour": 10},
+        {"period_time": datetime(2026, 11, 20, 10, 13), "country": "FR", "value": 7, "hour": 10},
+        {"period_time": "2026-11-20T10:20:00Z", "country": "DE", "value": None, "hour": 10},
+        {"period_time": "2026-11-20 10:20:00", "country": "FR", "value": float("nan"), "hour": 10},
+    ]
+    conv = rows_to_points(rows, SPEC, window(), Grid(timedelta(minutes=10)))
+    got = [(p.series, p.period - ts("2026-11-20 10:00:00"), p.value) for p in conv.points]
+    assert got == [
+        ("country=DE", 0, 5.5),
+        ("country=FR", 600, 7.0),
+        ("country=DE", 1200, None),
+        ("country=FR", 1200, None),
+    ]
+    assert conv.points[0].context == {"hour": 10}
+
+
+def test_rows_outside_the_window_are_dropped_with_a_warning() -> None:
+    rows = [{"period_time": "2026-11-20 09:50:00", "country": "DE", "value": 1}]
+    conv = rows_to_points(rows, SPEC, window(), Grid(timedelta(minutes=10)))
+    assert conv.points == [] and "outside" in conv.warnings[0]
+
+
+def test_duplicate_rows_keep_the_last_with_a_warning() -> None:
+    rows = [
+        {"period_time": "2026-11-20 10:00:00", "country": "DE", "value": 1},
+        {"period_time": "2026-11-20 10:00:00", "country": "DE", "value": 2},
+    ]
+    conv = rows_to_points(rows, SPEC, window(), Grid(timedelta(minutes=10)))
+    assert [p.value for p in conv.points] == [2.0] and "duplicate" in conv.warnings[0]
+
+
+def test_no_timestamp_column_means_the_newest_requested_period() -> None:
+    spec = PointSpec("period_time", "value", (), ())
+    conv = rows_to_points([{"value": 3}], spec, window(), Grid(timedelta(minutes=10)))
+    assert conv.points[0].period == ts("2026-11-20 10:20:00")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("oops", "holds text 'oops'"), (True, "boolean"), ({"a": 1}, "holds dict")],
+)
+def test_garbage_in_the_value_column_is_a_clear_error(value: object, message: str) -> None:
+    spec = PointSpec("period_time", "value", (), ())
+    with pytest.raises(CollectError, match=message):
+        rows_to_points([{"value": value}], spec, window(), Grid(timedelta(minutes=10)))
+
+
+def test_missing_value_column_lists_the_columns() -> None:
+    spec = PointSpec("period_time", "value", (), ())
+    with pytest.raises(CollectError, match="no value column 'value' \\(columns: cnt\\)"):
+        rows_to_points([{"cnt": 1}], spec, window(), Grid(timedelta(minutes=10)))
+
+
+def test_naive_timestamps_are_read_in_the_metric_timezone() -> None:
+    spec = PointSpec("period_time", "value", (), ())
+    w = Window(
+        ts("2026-11-20 10:00:00", BERLIN), ts("2026-11-20 11:00:00", BERLIN), timedelta(hours=1), BERLIN
+    )
+    conv = rows_to_points(
+        [{"period_time": "2026-11-20 10:00:00", "value": 1}], spec, w, Grid(timedelta(hours=1), BERLIN)
+    )
+    assert conv.points[0].period == ts("2026-11-20 09:00:00")  # 10:00 Berlin = 09:00 UTC
+    assert w.template_vars()["period_start"] == "2026-11-20 10:00:00"
