@@ -15,6 +15,7 @@ async def run_daemon(settings: Settings) -> int:
     logs.configure(settings.log_format, settings.log_level)
     log = structlog.get_logger("detectkd")
     daemon = Daemon(settings)
+    daemon.install_signals()
     try:
         # Listen first: /healthz answers and /readyz says "starting" while configs load.
         web = await start_server(daemon)
@@ -23,6 +24,8 @@ async def run_daemon(settings: Settings) -> int:
         return 1
     try:
         await daemon.start()
+        if daemon.stop_event.is_set():
+            log.info("stop requested during startup")
     except StorageError as exc:
         log.error("cannot open storage", error=str(exc))
         await web.cleanup()

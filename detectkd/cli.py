@@ -54,6 +54,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"ERROR   {exc}")
             return 1
     paths = [Path(p) for p in args.paths]
+    if not args.profiles and (profiles is None or not profiles.exists()):
+        profiles = nearby_profiles(paths)
     missing = [p for p in paths if not p.exists()]
     for p in missing:
         print(f"ERROR   {p}: no such file or directory")
@@ -68,10 +70,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if (bad or missing) else 0
 
 
+def nearby_profiles(paths: list[Path]) -> Path | None:
+    """A profiles file beside the metrics: `<dir>/../profiles.yaml`, DetectK's name, or in CWD."""
+    candidates: list[Path] = []
+    for p in paths:
+        base = p.parent if p.is_dir() else p.parent.parent
+        candidates += [base / "profiles.yaml", base / "detectk_profiles.yaml"]
+    candidates += [Path("profiles.yaml"), Path("detectk_profiles.yaml")]
+    return next((c for c in candidates if c.is_file()), None)
+
+
 def find_metric(target: str, settings: Settings, profiles: Path | None = None) -> MetricSpec:
     """A metric by file path, or by name from the metrics directory."""
     path = Path(target)
     prof = profiles or settings.profiles_file
+    if prof is None or not prof.exists():
+        prof = nearby_profiles([path if path.exists() else settings.metrics_dir])
     source = [path] if path.is_file() else [settings.metrics_dir]
     result = load_metrics(source, prof)
     if path.is_file():

@@ -53,7 +53,18 @@ class Daemon:
 
     # -- lifecycle ---------------------------------------------------------------------
 
+    def install_signals(self) -> None:
+        """Before anything slow: a SIGHUP during startup must queue a reload, not kill us."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+
     async def start(self) -> None:
+        async with self._reload_lock:  # a reload requested meanwhile runs right after
+            await self._start()
+
+    async def _start(self) -> None:
         await self.store.open()
         saved = await self.store.load_states()
         states: dict[str, dict[str, SeriesState]] = defaultdict(dict)
@@ -74,10 +85,6 @@ class Daemon:
 
     async def serve(self) -> None:
         """Run until SIGTERM/SIGINT (or `stop_event`), then shut down gracefully."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop_event.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
         dispatcher = asyncio.create_task(self.dispatcher.run(self.stop_event), name="outbox")
         await self.stop_event.wait()
         log.info("shutting down", inflight=len(self._inflight))
@@ -132,6 +139,8 @@ class Daemon:
 
     async def reload(self, reason: str = "reload") -> dict[str, Any]:
         async with self._reload_lock:
+            if not self.ready:
+                return {"successful": False, "errors": ["the daemon did not start"]}
             try:
                 result = await self._load()
             except Exception as exc:  # never let a reload kill the daemon

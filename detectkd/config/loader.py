@@ -284,9 +284,11 @@ class _Resolver:
         if typed is None:
             return None
         kind, params = typed
-        query = getattr(params, "query", None)
-        if isinstance(query, str) and (problem := check_template(query)):
-            self.issues.append(self.doc.issue(("collector", "params", "query"), problem))
+        sample = _sample_window(self.cfg).template_vars()
+        for key in ("query", "url"):
+            text = getattr(params, key, None)
+            if isinstance(text, str) and (problem := check_template(text, sample)):
+                self.issues.append(self.doc.issue(("collector", "params", key), problem))
         inner = params.model_dump()
         points = PointSpec(
             timestamp_column=c.timestamp_column or inner.get("timestamp_column") or "period_time",
@@ -337,6 +339,9 @@ class _Resolver:
                 cooldown = getattr(params, "cooldown_minutes", None)
                 if cond.cooldown_minutes is None and cooldown is not None:
                     cond = cond.model_copy(update={"cooldown_minutes": cooldown})
+                template = getattr(params, "message_template", None)
+                if isinstance(template, str) and (problem := check_template(template, _sample_alert())):
+                    self.issues.append(self.doc.issue((*path, "params", "message_template"), problem))
                 out.append(AlerterSpec(kind, i, params))
             conditions.append(cond)
         if len({c.model_dump_json() for c in conditions}) > 1:
@@ -380,6 +385,28 @@ class _Resolver:
             datapoints_retention_days=flags["datapoints_retention_days"],
             detections_retention_days=flags["detections_retention_days"],
         )
+
+
+def _sample_window(cfg: MetricFile) -> Any:
+    from zoneinfo import ZoneInfo
+
+    from detectkd.collectors.base import Window
+
+    step = int(cfg.schedule.interval.total_seconds())
+    finish = 1_767_225_600  # 2026-01-01 00:00 UTC
+    return Window(finish - step, finish, cfg.schedule.interval, ZoneInfo(cfg.schedule.timezone))
+
+
+def _sample_alert() -> dict[str, Any]:
+    from detectkd.alerting.alert import Alert
+    from detectkd.alerting.message import variables
+
+    alert = Alert(
+        metric="sample", series="region=eu", labels={"region": "eu"}, status="firing",
+        period=1_767_225_000, started_at=1_767_225_000, value=250.0, expected=100.0, lower=80.0,
+        upper=120.0, score=0.9, direction="up", detector="mad", interval_seconds=600,
+    )  # fmt: skip
+    return variables(alert)
 
 
 def _digest(value: Any) -> str:

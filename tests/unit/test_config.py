@@ -283,3 +283,26 @@ def test_every_detectk_example_validates() -> None:
     assert result.ok, "\n".join(str(i) for i in result.all_errors())
     yaml_files = [p for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".yml")]
     assert len(result.metrics) == len(yaml_files) - 1  # all but the profiles file
+
+
+def test_templates_are_rendered_with_sample_values(tmp_path: Path) -> None:
+    bad_query = GOOD.replace('"SELECT 1 AS value"', '"SELECT {{ perid_start }} AS value"')
+    (issue,) = load_one(tmp_path, bad_query).all_errors()
+    assert issue.key == "collector.params.query" and "perid_start" in issue.message
+    assert "period_start" in issue.message  # lists what is available
+    bad_message = GOOD.replace(
+        "alerter:\n  type: log\n",
+        "alerter:\n  type: log\n  params:\n    message_template: '{{ metrc_name }}'\n",
+    )
+    (issue,) = load_one(tmp_path / "other", bad_message).all_errors()
+    assert issue.key == "alerter.params.message_template" and "metrc_name" in issue.message
+
+
+def test_duplicate_keys_and_unquoted_times(tmp_path: Path) -> None:
+    dup = GOOD.replace("alerter:\n  type: log\n", "alerter:\n  type: log\n  type: webhook\n")
+    (issue,) = load_one(tmp_path, dup).all_errors()
+    assert issue.key == "alerter.type" and issue.line == 14 and "first on line 13" in issue.message
+    timed = GOOD + "schedule:\n  start_time: 2026-01-01 00:00:00\n"
+    result = load_one(tmp_path / "t", timed)
+    assert result.ok, result.all_errors()
+    assert result.metrics["orders"].config.schedule.start_time == "2026-01-01 00:00:00"

@@ -1,0 +1,102 @@
+"""The command-line tools as a user runs them: exit codes and printed output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from detectkd import __version__
+from tests.conftest import REPO, Receiver, write
+from tests.e2e.conftest import Source, fill, metric_yaml
+
+
+def cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    tool = "dtk" if args[0] == "dtk" else "detectkd"
+    rest = args[1:] if args[0] == "dtk" else args
+    module = "detectkd.dtk" if tool == "dtk" else "detectkd"
+    return subprocess.run(
+        [sys.executable, "-m", module, *rest],
+        capture_output=True, text=True, timeout=60, cwd=cwd,
+        env={**os.environ, "DETECTK_CONFIG": "", **(env or {})},
+    )  # fmt: skip
+
+
+def test_version_on_both_tools() -> None:
+    assert cli("--version").stdout.strip() == f"detectkd {__version__}"
+    assert __version__ in cli("dtk", "--version").stdout
+
+
+def test_validate_exit_codes_and_messages(tmp_path: Path) -> None:
+    ok = cli("validate", str(REPO / "etc" / "detectk" / "metrics.d"))
+    assert ok.returncode == 0, ok.stdout
+    assert "2 metric(s) valid" in ok.stdout
+    write(
+        tmp_path / "bad.yaml",
+        "name: x\ncollector:\n  type: sqlite\n  params: {query: 'SELECT 1', databse: a}\n",
+    )
+    bad = cli("validate", str(tmp_path / "bad.yaml"))
+    assert bad.returncode == 1
+    assert f"{tmp_path / 'bad.yaml'}:4: collector.params.databse: unknown key 'databse'" in bad.stdout
+    assert "did you mean database?" in bad.stdout
+    dtk_bad = cli("dtk", "validate", str(tmp_path / "bad.yaml"))
+    assert dtk_bad.returncode == 1 and "databse" in dtk_bad.stdout
+    assert cli("validate", str(tmp_path / "nope")).returncode == 1
+
+
+def test_validate_never_prints_secrets(tmp_path: Path) -> None:
+    text = (
+        "name: x\ncollector:\n  type: sqlite\n  params: {query: 'SELECT 1', database: a, pool_size: zero}\n"
+        "alerter:\n  type: slack\n  params: {webhook_url: '${HOOK}', channel: 7}\n"
+    )
+    write(tmp_path / "m.yaml", text)
+    out = cli("validate", str(tmp_path), env={"HOOK": "https://hooks.example/T0/SECRET123"})
+    assert out.returncode == 1
+    assert "SECRET123" not in out.stdout + out.stderr
+
+
+def test_check_prints_collection_verdicts_and_decision(tmp_path: Path) -> None:
+    src = Source(tmp_path / "src.db")
+    now = int(time.time())
+    fill(src, "orders", now - 600, now + 60, 2, {now - now % 2 - 2: 950.0})
+    write(tmp_path / "m" / "orders.yaml", metric_yaml("orders", src.path, "http://127.0.0.1:9/hook"))
+    env = {"DETECTK_DATA_DIR": str(tmp_path / "data"), "DETECTK_METRICS_DIR": str(tmp_path / "m")}
+    at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - now % 2 - 2)) + "+00:00"
+    out = cli("check", "orders", "--at", at, "--no-alert", env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "collected 1 point(s)" in out.stdout
+    assert "value=950" in out.stdout
+    # No stored history yet: the detector says why it cannot judge.
+    assert "mad          skipped: cold start" in out.stdout
+    assert "notification: none" in out.stdout
+    write(tmp_path / "dead.yaml", metric_yaml("dead", tmp_path / "missing.db", "http://127.0.0.1:9/hook"))
+    failing = cli("check", str(tmp_path / "dead.yaml"), "--no-alert", env=env)
+    assert failing.returncode == 1
+    assert "error     cannot open sqlite database" in failing.stdout
+
+
+async def test_dtk_run_collects_detects_and_alerts_once(tmp_path: Path, receiver: Receiver) -> None:
+    import asyncio
+
+    src = Source(tmp_path / "src.db")
+    now = int(time.time())
+    fill(src, "orders", now - 600, now + 60, 60, {})
+    text = metric_yaml("orders", src.path, receiver.url, interval=60).replace(
+        "type: mad\n  params: {window_size: 100, n_sigma: 5, use_weighted: false, min_samples: 20}",
+        "type: threshold\n  params: {operator: greater_than, threshold: 10}",
+    )
+    write(tmp_path / "orders.yaml", text)
+    env = {"DETECTK_DATA_DIR": str(tmp_path / "data")}
+    first = await asyncio.to_thread(cli, "dtk", "run", str(tmp_path / "orders.yaml"), env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "alert     delivered" in first.stdout
+    await receiver.wait_for(lambda b: b["status"] == "firing", timeout=10)
+    second = await asyncio.to_thread(cli, "dtk", "run", str(tmp_path / "orders.yaml"), env=env)
+    assert second.returncode == 0
+    assert [b["status"] for b in receiver.received] == ["firing"]  # still firing: not sent again
+    broken = await asyncio.to_thread(cli, "dtk", "run", str(tmp_path / "missing.yaml"), env=env)
+    assert broken.returncode == 1
