@@ -7,9 +7,14 @@ borrow from it and never close what they borrowed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import aiohttp
+
+T = TypeVar("T")
 
 
 class Resources:
@@ -17,6 +22,36 @@ class Resources:
         self._http: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
         self.sqlite_pool = ThreadPoolExecutor(sqlite_threads, thread_name_prefix="dtk-src-sqlite")
+        self._pools: dict[Hashable, Any] = {}
+        self._pool_locks: dict[Hashable, asyncio.Lock] = {}
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    async def pool(
+        self,
+        key: Hashable,
+        create: Callable[[], Awaitable[T]],
+        close: Callable[[T], Awaitable[None]],
+    ) -> T:
+        """One connection pool per key (identical connection settings), created on first use.
+
+        A failed creation is not cached: the next call tries again.
+        """
+        existing = self._pools.get(key)
+        if existing is not None:
+            return existing  # type: ignore[no-any-return]
+        lock = self._pool_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            existing = self._pools.get(key)
+            if existing is not None:
+                return existing  # type: ignore[no-any-return]
+            created = await create()
+            self._pools[key] = created
+            self._closers.append(lambda: close(created))
+            return created
+
+    def drop_pool(self, key: Hashable) -> None:
+        """Forget a pool (e.g. its server went away) so the next use reconnects."""
+        self._pools.pop(key, None)
 
     async def http(self) -> aiohttp.ClientSession:
         async with self._lock:
@@ -26,6 +61,12 @@ class Resources:
             return self._http
 
     async def close(self) -> None:
+        for closer in self._closers:
+            # Closing a broken pool must not stop the others.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(closer(), 5)
+        self._closers.clear()
+        self._pools.clear()
         if self._http is not None:
             await self._http.close()
         self.sqlite_pool.shutdown(wait=False, cancel_futures=True)

@@ -203,13 +203,10 @@ class MetricRuntime:
         self, start: int, finish: int, last: int, notify: bool, commit: bool, report: RunReport
     ) -> None:
         tel = self.telemetry
-        window = Window(start, finish, self.interval, self.tz)
         t0 = time.perf_counter()
-        rows = await self.collector.collect(window)
+        collected = await self._collect(start, finish, report)
         t1 = time.perf_counter()
-        conv = rows_to_points(rows, self.spec.collector.points, window, self.grid)
-        report.warnings.extend(conv.warnings)
-        points = self._fill_missing(conv.points, start, finish)
+        points = self._fill_missing(collected, start, finish)
         await self._load_windows(start)
         t2 = time.perf_counter()
         record = RunRecord(
@@ -252,6 +249,22 @@ class MetricRuntime:
             anomalies = sum(1 for p in report.points if p.verdict.anomalous)
             if anomalies:
                 tel.anomalies.labels(self.name).inc(anomalies)
+
+    async def _collect(self, start: int, finish: int, report: RunReport) -> list[Point]:
+        spec = self.spec.collector
+        if spec.multi_period:
+            windows = [Window(start, finish, self.interval, self.tz)]
+        else:  # one query per period, oldest first
+            windows = [
+                Window(p, self.grid.next(p), self.interval, self.tz) for p in self.grid.periods(start, finish)
+            ]
+        points: list[Point] = []
+        for window in windows:
+            rows = await self.collector.collect(window)
+            conv = rows_to_points(rows, spec.points, window, self.grid, single=not spec.multi_period)
+            report.warnings.extend(conv.warnings)
+            points.extend(conv.points)
+        return points
 
     def _fill_missing(self, points: list[Point], start: int, finish: int) -> list[Point]:
         """A single-series metric with no row for a period gets a NULL point (missing, not 0)."""

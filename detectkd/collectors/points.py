@@ -116,7 +116,15 @@ def parse_series_key(key: str) -> dict[str, str]:
     return out
 
 
-def rows_to_points(rows: Sequence[Row], spec: PointSpec, window: Window, grid: Grid) -> Conversion:
+def rows_to_points(
+    rows: Sequence[Row], spec: PointSpec, window: Window, grid: Grid, single: bool = False
+) -> Conversion:
+    """Type rows into points.
+
+    `single`: the query described exactly the one period of `window`; rows
+    whose timestamp falls outside it (a period-end label, `now()`) belong to
+    that period rather than being dropped.
+    """
     warnings: list[str] = []
     by_key: dict[tuple[str, int], Point] = {}
     last_period = grid.prev(window.finish)
@@ -132,8 +140,10 @@ def rows_to_points(rows: Sequence[Row], spec: PointSpec, window: Window, grid: G
         else:
             period = grid.floor(coerce_timestamp(raw_ts, window.tz, spec.timestamp_column))
             if not window.start <= period < window.finish:
-                dropped += 1
-                continue
+                if not single:
+                    dropped += 1
+                    continue
+                period = last_period
         labels: dict[str, Any] = {}
         for col in spec.series_columns:
             if col not in row:

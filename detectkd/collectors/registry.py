@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, model_validator
 
-from detectkd.collectors import http, sqlite
+from detectkd.collectors import http, mysql, postgres, sqlite
 from detectkd.collectors.base import Collector, Row, Window
 from detectkd.collectors.params import NetworkParams
 from detectkd.errors import CollectError
@@ -77,12 +77,22 @@ def _build_http(params: Any, resources: Resources, ts: str, val: str) -> Collect
     return http.build(params, resources, ts, val)
 
 
+def _build_postgres(params: Any, resources: Resources, ts: str, val: str) -> Collector:
+    return postgres.build(params, resources)
+
+
+def _build_mysql(params: Any, resources: Resources, ts: str, val: str) -> Collector:
+    return mysql.build(params, resources)
+
+
 def _build_sql(params: Any, resources: Resources, ts: str, val: str) -> Collector:
     driver = sql_driver(params.connection_string)
     if driver == "sqlite":
         fields = params.model_dump(include=set(sqlite.Params.model_fields), exclude_none=True)
         return sqlite.build(sqlite.Params.model_validate(fields), resources)
-    return _Unavailable(str(driver))
+    if driver == "postgres":
+        return postgres.build(params, resources)
+    return mysql.build(params, resources)
 
 
 COLLECTORS: dict[str, CollectorType] = {
@@ -90,8 +100,8 @@ COLLECTORS: dict[str, CollectorType] = {
     "http": CollectorType(http.Params, _build_http),
     "sql": CollectorType(SqlParams, _build_sql),
     "clickhouse": CollectorType(NetworkParams, _unavailable("clickhouse"), available=False),
-    "postgres": CollectorType(NetworkParams, _unavailable("postgres"), available=False),
-    "mysql": CollectorType(NetworkParams, _unavailable("mysql"), available=False),
+    "postgres": CollectorType(NetworkParams, _build_postgres),
+    "mysql": CollectorType(NetworkParams, _build_mysql),
 }
 
 ALIASES = {"postgresql": "postgres", "mariadb": "mysql"}

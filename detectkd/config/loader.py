@@ -37,6 +37,7 @@ class CollectorSpec:
     profile: str | None
     params: BaseModel
     points: PointSpec
+    multi_period: bool = True
 
 
 @dataclass(frozen=True)
@@ -296,7 +297,11 @@ class _Resolver:
             context_columns=tuple(c.context_columns or inner.get("context_columns") or ()),
             series_columns=tuple(c.series_columns),
         )
-        return CollectorSpec(kind, c.profile, params, points)
+        multi = c.multi_period
+        if multi is None:
+            text = str(getattr(params, "query", "") or "").lower()
+            multi = "group by" in text and points.timestamp_column.lower() in text
+        return CollectorSpec(kind, c.profile, params, points, multi)
 
     def _detectors(self) -> list[DetectorSpec]:
         out: list[DetectorSpec] = []

@@ -6,12 +6,13 @@ against the model registered for their `type` (see `detectkd.config.loader`).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from detectkd.config.types import Duration, Frozen, TimeZoneName
+from detectkd.durations import parse_duration
 
 NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 
@@ -24,6 +25,24 @@ class Schedule(Frozen):
     end_time: str | None = None
     batch_load_days: int = Field(default=30, ge=1)
     max_catch_up: int = Field(default=100, ge=1)
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _moment(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parse_duration(value)
+            return value
+        except ValueError:
+            pass
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is neither a time ('2026-01-01 00:00') nor a duration ('30d')"
+            ) from None
+        return value
 
     @field_validator("interval")
     @classmethod
@@ -41,6 +60,11 @@ class Collector(Frozen):
     value_column: str | None = None
     context_columns: list[str] | None = None
     series_columns: list[str] = Field(default_factory=list)
+    # True: one query may cover many periods (it returns a timestamp per row).
+    # False: the query describes exactly one period (DetectK's style); catch-up
+    # and backfill run it once per period. None (auto): True for SQL queries
+    # that GROUP BY and mention the timestamp column, else False.
+    multi_period: bool | None = None
 
     @model_validator(mode="after")
     def _type_or_profile(self) -> Collector:

@@ -181,3 +181,29 @@ async def test_backfill_from_start_time_loads_history_without_alerts(env: Env) -
     assert len(report.points) == 36  # not capped by max_catch_up: it is a backfill
     assert any(p.verdict.anomalous for p in report.points)
     assert await env.outbox() == []  # history never notifies
+
+
+async def test_detectk_style_single_period_query_runs_once_per_period_in_catch_up(env: Env) -> None:
+    # DetectK's sql__mysql_orders.yaml shape: one aggregate, labelled with the period's end.
+    conn = sqlite3.connect(env.db)
+    conn.execute("CREATE TABLE orders (created_at TEXT)")
+    conn.executemany(
+        "INSERT INTO orders VALUES (datetime(?, 'unixepoch'))",
+        [(T0 + i * STEP + 5,) for i in range(6) for _ in range(i + 1)],  # i+1 orders in period i
+    )
+    conn.commit()
+    conn.close()
+    text = METRIC.format(db=env.db, consecutive=1).replace(
+        "SELECT period_time, value FROM src\n      WHERE period_time >= '{{ period_start }}' AND period_time < '{{ period_finish }}'",
+        "SELECT datetime('{{ period_start }}', '+10 minutes') AS period_time, COUNT(*) AS value FROM orders\n"
+        "      WHERE created_at >= '{{ period_start }}' AND created_at < '{{ period_finish }}'",
+    )
+    write(env.tmp / "m" / "orders.yaml", text)
+    spec = load_metrics([env.tmp / "m"], None, env={}).metrics["orders"]
+    assert spec.collector.multi_period is False  # auto: no GROUP BY on the timestamp column
+    rt = await env.runtime(spec)
+    await rt.run(T0 + STEP)
+    report = await rt.run(T0 + 6 * STEP)  # catch-up over 5 periods: 5 queries
+    assert [(p.point.period - T0, p.point.value) for p in report.points] == [
+        (i * STEP, float(i + 1)) for i in range(1, 6)
+    ]

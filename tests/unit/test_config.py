@@ -126,6 +126,13 @@ BAD_CASES = [
         "unknown timezone",
     ),
     (
+        "bad start_time",
+        GOOD + "schedule:\n  start_time: last tuesday\n",
+        15,
+        "schedule.start_time",
+        "neither a time",
+    ),
+    (
         "bad metric name",
         GOOD.replace("name: orders", "name: 'orders per day'"),
         1,
@@ -306,3 +313,13 @@ def test_duplicate_keys_and_unquoted_times(tmp_path: Path) -> None:
     result = load_one(tmp_path / "t", timed)
     assert result.ok, result.all_errors()
     assert result.metrics["orders"].config.schedule.start_time == "2026-01-01 00:00:00"
+
+
+def test_multi_period_auto_detection_and_override(tmp_path: Path) -> None:
+    grouped = GOOD.replace(
+        '"SELECT 1 AS value"', '"SELECT ts AS period_time, COUNT(*) AS value FROM t GROUP BY period_time"'
+    )
+    assert load_one(tmp_path / "a", grouped).metrics["orders"].collector.multi_period is True
+    assert load_one(tmp_path / "b", GOOD).metrics["orders"].collector.multi_period is False
+    forced = GOOD.replace("collector:\n", "collector:\n  multi_period: true\n")
+    assert load_one(tmp_path / "c", forced).metrics["orders"].collector.multi_period is True

@@ -130,3 +130,13 @@ def test_naive_timestamps_are_read_in_the_metric_timezone() -> None:
     )
     assert conv.points[0].period == ts("2026-11-20 09:00:00")  # 10:00 Berlin = 09:00 UTC
     assert w.template_vars()["period_start"] == "2026-11-20 10:00:00"
+
+
+def test_single_period_queries_attribute_any_label_to_their_period() -> None:
+    spec = PointSpec("period_time", "value", (), ())
+    w = Window(ts("2026-11-20 10:00:00"), ts("2026-11-20 10:10:00"), timedelta(minutes=10), UTC_ZONE)
+    end_label = [{"period_time": "2026-11-20 10:10:00", "value": 5}]  # DetectK: period_start + interval
+    now_label = [{"period_time": "2030-01-01 00:00:00", "value": 6}]  # DetectK: now() AS timestamp
+    for rows in (end_label, now_label):
+        conv = rows_to_points(rows, spec, w, Grid(timedelta(minutes=10)), single=True)
+        assert [p.period for p in conv.points] == [w.start] and conv.warnings == []

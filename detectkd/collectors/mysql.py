@@ -1,0 +1,104 @@
+"""MySQL / MariaDB source via aiomysql.
+
+One pool per identical connection settings (size `pool_size`, default 5).
+On timeout the query is killed on the server (`KILL QUERY <thread id>` from a
+separate connection), then the error is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import aiomysql
+import pymysql
+
+from detectkd.collectors.base import Row, Window
+from detectkd.collectors.netparams import Endpoint, endpoint
+from detectkd.collectors.params import NetworkParams
+from detectkd.errors import CollectError
+from detectkd.redact import redact_text
+from detectkd.resources import Resources
+from detectkd.templating import compile_template
+
+CONNECT_TIMEOUT_S = 10
+
+
+def _kwargs(ep: Endpoint) -> dict[str, Any]:
+    return {
+        "host": ep.host,
+        "port": ep.port,
+        "user": ep.user or "root",
+        "password": ep.password or "",
+        "db": ep.database,
+        "ssl": ep.ssl_context(),
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "autocommit": True,
+    }
+
+
+async def _create(ep: Endpoint) -> Any:
+    return await aiomysql.create_pool(minsize=0, maxsize=ep.pool_size, **_kwargs(ep))
+
+
+async def _close(pool: Any) -> None:
+    pool.close()
+    await pool.wait_closed()
+
+
+async def _kill(ep: Endpoint, thread_id: int) -> None:
+    with contextlib.suppress(Exception):
+        conn = await aiomysql.connect(**_kwargs(ep))
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute(f"KILL QUERY {int(thread_id)}")
+        finally:
+            conn.close()
+
+
+class MysqlCollector:
+    def __init__(self, params: NetworkParams, resources: Resources) -> None:
+        self._ep = endpoint("mysql", params, 3306)
+        self._query = compile_template(params.query)
+        self._timeout = params.timeout.total_seconds()
+        self._resources = resources
+
+    async def collect(self, window: Window) -> list[Row]:
+        sql = self._query.render(**window.template_vars())
+        where = self._ep.describe()
+        try:
+            pool = await self._resources.pool(self._ep, lambda: _create(self._ep), _close)
+            async with pool.acquire() as conn:
+                try:
+                    async with asyncio.timeout(self._timeout), conn.cursor(aiomysql.DictCursor) as cur:
+                        await cur.execute(sql)
+                        rows: list[Row] = list(await cur.fetchall())
+                except TimeoutError:
+                    await _kill(self._ep, conn.thread_id())
+                    conn.close()  # its protocol state is unknown now: do not reuse it
+                    raise CollectError(
+                        f"{where}: query timed out after {self._timeout:g}s (killed)"
+                    ) from None
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] in (2003, 2006, 2013):
+                self._resources.drop_pool(self._ep)
+                raise CollectError(f"{where}: cannot connect: {_line(exc)}") from None
+            raise CollectError(f"{where}: {_line(exc)}") from None
+        except pymysql.err.MySQLError as exc:
+            raise CollectError(f"{where}: {_line(exc)}") from None
+        except OSError as exc:
+            self._resources.drop_pool(self._ep)
+            raise CollectError(f"{where}: cannot connect: {_line(exc)}") from None
+        return rows
+
+    async def close(self) -> None:
+        return None
+
+
+def _line(exc: BaseException) -> str:
+    return redact_text(" ".join(str(exc).split()))[:300] or type(exc).__name__
+
+
+def build(params: NetworkParams, resources: Resources) -> MysqlCollector:
+    return MysqlCollector(params, resources)

@@ -1,0 +1,76 @@
+"""PostgreSQL source via asyncpg.
+
+One pool per identical connection settings, shared by every metric that uses
+them; its size (`pool_size`, default 5) is the per-source concurrency limit.
+The per-query timeout is asyncpg's: on expiry the query is cancelled on the
+server, not just abandoned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from detectkd.collectors.base import Row, Window
+from detectkd.collectors.netparams import Endpoint, endpoint
+from detectkd.collectors.params import NetworkParams
+from detectkd.errors import CollectError
+from detectkd.redact import redact_text
+from detectkd.resources import Resources
+from detectkd.templating import compile_template
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+async def _create(ep: Endpoint) -> Any:
+    return await asyncpg.create_pool(
+        host=ep.host,
+        port=ep.port,
+        user=ep.user,
+        password=ep.password,
+        database=ep.database,
+        ssl=ep.ssl_context(),
+        min_size=0,
+        max_size=ep.pool_size,
+        timeout=CONNECT_TIMEOUT_S,
+    )
+
+
+async def _close(pool: Any) -> None:
+    await pool.close()
+
+
+class PostgresCollector:
+    def __init__(self, params: NetworkParams, resources: Resources) -> None:
+        self._ep = endpoint("postgres", params, 5432)
+        self._query = compile_template(params.query)
+        self._timeout = params.timeout.total_seconds()
+        self._resources = resources
+
+    async def collect(self, window: Window) -> list[Row]:
+        sql = self._query.render(**window.template_vars())
+        where = self._ep.describe()
+        try:
+            pool = await self._resources.pool(self._ep, lambda: _create(self._ep), _close)
+            async with pool.acquire(timeout=self._timeout) as conn:
+                records = await conn.fetch(sql, timeout=self._timeout)
+        except TimeoutError:
+            raise CollectError(f"{where}: query timed out after {self._timeout:g}s (cancelled)") from None
+        except asyncpg.PostgresError as exc:
+            raise CollectError(f"{where}: {type(exc).__name__}: {_line(exc)}") from None
+        except (OSError, asyncpg.InterfaceError) as exc:
+            self._resources.drop_pool(self._ep)
+            raise CollectError(f"{where}: cannot connect: {_line(exc)}") from None
+        return [dict(r) for r in records]
+
+    async def close(self) -> None:
+        return None
+
+
+def _line(exc: BaseException) -> str:
+    return redact_text(" ".join(str(exc).split()))[:300] or type(exc).__name__
+
+
+def build(params: NetworkParams, resources: Resources) -> PostgresCollector:
+    return PostgresCollector(params, resources)
