@@ -39,11 +39,13 @@ class GridTrigger(BaseTrigger):  # type: ignore[misc]
         return self.fire_at(finish)
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        after = previous_fire_time.timestamp() if previous_fire_time else now.timestamp()
+        # APScheduler hands back the previous fire time rounded to microseconds;
+        # step 1 ms past it so float rounding can never return the same time
+        # again (which would make APScheduler loop forever).
+        after = previous_fire_time.timestamp() + 0.001 if previous_fire_time is not None else now.timestamp()
         finish = self.grid.floor(after - self.lead)
         fire = self.fire_at(finish)
-        strictly = previous_fire_time is not None
-        while fire < after or (strictly and fire <= after):
+        while fire < after - 1e-6:
             finish = self.grid.next(finish)
             fire = self.fire_at(finish)
         return datetime.fromtimestamp(fire, UTC)

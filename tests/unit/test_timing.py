@@ -140,3 +140,24 @@ def test_single_period_queries_attribute_any_label_to_their_period() -> None:
     for rows in (end_label, now_label):
         conv = rows_to_points(rows, spec, w, Grid(timedelta(minutes=10)), single=True)
         assert [p.period for p in conv.points] == [w.start] and conv.warnings == []
+
+
+@pytest.mark.parametrize("interval_s", [1, 2, 10, 60, 600, 86400])
+def test_trigger_fire_times_strictly_increase_one_period_apart(interval_s: int) -> None:
+    # Regression: float rounding once returned the previous fire time again,
+    # which made APScheduler loop forever.
+    for i in range(200):
+        name = f"metric_{i}"
+        trig = GridTrigger(
+            Grid(timedelta(seconds=interval_s)),
+            timedelta(0),
+            stable_offset(name, timedelta(seconds=interval_s)),
+        )
+        now = datetime(2026, 11, 23, 3, 0, 0, 123456, tzinfo=UTC) + timedelta(seconds=i * 0.37)
+        fire = trig.get_next_fire_time(None, now)
+        assert fire is not None and fire >= now
+        for _ in range(20):
+            nxt = trig.get_next_fire_time(fire, now)
+            assert nxt is not None
+            assert abs((nxt - fire).total_seconds() - interval_s) < 0.002
+            fire = nxt

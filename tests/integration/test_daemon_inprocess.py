@@ -1,0 +1,145 @@
+"""The Daemon object in-process: reload keeps or drops state; busy runs are skipped and counted."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from detectkd.alerting.alert import Alert
+from detectkd.alerting.state import Status
+from detectkd.config.settings import Settings, StorageSettings
+from detectkd.daemon import Daemon
+from tests.conftest import write
+
+HOUR = 3600
+T0 = 1_795_000_000 - 1_795_000_000 % HOUR
+
+METRIC = """\
+name: orders
+schedule: {{interval: 1h, start_time: "{start}"}}
+collector:
+  type: sqlite
+  params:
+    database: {db}
+    query: |
+      SELECT period_time, value FROM src
+      WHERE period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
+detector:
+  type: mad
+  params: {{window_size: 100, n_sigma: {n_sigma}, use_weighted: false, min_samples: 10}}
+alerter:
+  type: {alerter}
+"""
+
+
+def make_settings(tmp: Path, **extra: object) -> Settings:
+    return Settings(
+        metrics_dir=tmp / "metrics.d",
+        profiles_file=None,
+        data_dir=tmp / "data",
+        storage=StorageSettings(path=tmp / "data" / "dtk.db"),
+        listen="127.0.0.1:0",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
+    db = tmp_path / "src.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE src (period_time TEXT, value REAL)")
+    rows = [(T0 + i * HOUR, 100.0 + i % 5) for i in range(30)] + [
+        (T0 + 30 * HOUR, 900.0),
+        (T0 + 31 * HOUR, 950.0),
+    ]
+    conn.executemany("INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?)", rows)
+    conn.commit()
+    conn.close()
+    start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(T0))
+    write(tmp_path / "metrics.d" / "orders.yaml", METRIC.format(db=db, start=start, n_sigma=5, alerter="log"))
+    d = Daemon(make_settings(tmp_path))
+    await d.start()
+    d.scheduler.pause()  # the test drives runs itself, at explicit times
+    yield d
+    d.scheduler.shutdown(wait=False)
+    await d.close()
+
+
+async def firing_alerts(d: Daemon) -> list[Alert]:
+    return [
+        a
+        for a in (Alert.from_json(i.payload) for i in await d.store.outbox_pending())
+        if a.status == "firing"
+    ]
+
+
+async def test_changed_metric_keeps_state_unless_its_detectors_changed(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    # Backfill up to period 30 (no alerts), then the spike at 30 fires when judged live.
+    # `at` is a minute past the hour: beyond any per-metric offset (at most 30 s).
+    await daemon.run_metric("orders", at=T0 + 30 * HOUR + 60)
+    await daemon.run_metric("orders", at=T0 + 31 * HOUR + 60)
+    assert daemon.runtimes["orders"].states[""].status is Status.FIRING
+    assert len(await firing_alerts(daemon)) == 1
+
+    path = tmp_path / "metrics.d" / "orders.yaml"
+    path.write_text(path.read_text().replace("type: log", "type: log\n  params: {level: error}"))
+    result = await daemon.reload("test")
+    assert result["changed"] == 1
+    assert daemon.runtimes["orders"].states[""].status is Status.FIRING  # carried over
+    await daemon.run_metric("orders", at=T0 + 32 * HOUR + 60)  # still anomalous
+    assert len(await firing_alerts(daemon)) == 1  # no second FIRING
+
+    path.write_text(path.read_text().replace("n_sigma: 5", "n_sigma: 6"))
+    result = await daemon.reload("test")
+    assert result["changed"] == 1
+    assert daemon.runtimes["orders"].states == {}
+    assert ("orders", "") not in await daemon.store.load_states()
+
+
+async def test_a_busy_run_is_skipped_and_counted(tmp_path: Path) -> None:
+    release = asyncio.Event()
+    requests = 0
+
+    async def slow(request: web.Request) -> web.Response:
+        nonlocal requests
+        requests += 1
+        await release.wait()
+        return web.json_response({"value": 1})
+
+    app = web.Application()
+    app.router.add_get("/", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    write(
+        tmp_path / "metrics.d" / "slow.yaml",
+        f"name: slow\nschedule: {{interval: 1s}}\ncollector:\n  type: http\n  params: {{url: '{url}', timeout: 20s}}\n",
+    )
+    d = Daemon(make_settings(tmp_path, run_timeout="20s"))
+    await d.start()
+    try:
+        async with asyncio.timeout(20):
+            while d.telemetry.missed.labels("slow")._value.get() < 2:
+                await asyncio.sleep(0.05)
+        assert requests == 1  # never stacked: one run in flight, later ones skipped
+        release.set()
+        async with asyncio.timeout(20):
+            while d.runtimes["slow"].status.runs < 1:
+                await asyncio.sleep(0.05)
+        assert d.runtimes["slow"].status.state == "ok"
+    finally:
+        release.set()
+        d.scheduler.shutdown(wait=False)
+        await d._drain(5)
+        await d.close()
+        await runner.cleanup()
