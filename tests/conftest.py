@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+
+from tests.clickhouse_server import ClickHouseServer, remove, start_server
 
 REPO = Path(__file__).resolve().parent.parent
 # The team's shared data sits beside the checkout; CI may clone elsewhere.
@@ -72,3 +74,11 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="session")
+def clickhouse() -> Iterator[ClickHouseServer]:
+    """One private ClickHouse server for the whole test session."""
+    server = start_server()
+    yield server
+    remove(server)

@@ -11,10 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, model_validator
 
-from detectkd.collectors import http, mysql, postgres, sqlite
-from detectkd.collectors.base import Collector, Row, Window
+from detectkd.collectors import clickhouse, http, mysql, postgres, sqlite
+from detectkd.collectors.base import Collector
 from detectkd.collectors.params import NetworkParams
-from detectkd.errors import CollectError
 from detectkd.resources import Resources
 
 Builder = Callable[[Any, Resources, str, str], Collector]
@@ -24,7 +23,6 @@ Builder = Callable[[Any, Resources, str, str], Collector]
 class CollectorType:
     params: type[BaseModel]
     build: Builder
-    available: bool = True
 
 
 class SqlParams(NetworkParams):
@@ -52,29 +50,16 @@ def sql_driver(url: str) -> str | None:
     }.get(scheme.split("+", 1)[0])
 
 
-class _Unavailable:
-    """A registered source type whose runtime driver is not in this build yet."""
-
-    def __init__(self, kind: str) -> None:
-        self._kind = kind
-
-    async def collect(self, window: Window) -> list[Row]:
-        raise CollectError(f"the {self._kind} collector is not available in this build yet")
-
-    async def close(self) -> None:
-        return None
-
-
-def _unavailable(kind: str) -> Builder:
-    return lambda params, resources, ts, val: _Unavailable(kind)
-
-
 def _build_sqlite(params: Any, resources: Resources, ts: str, val: str) -> Collector:
     return sqlite.build(params, resources)
 
 
 def _build_http(params: Any, resources: Resources, ts: str, val: str) -> Collector:
     return http.build(params, resources, ts, val)
+
+
+def _build_clickhouse(params: Any, resources: Resources, ts: str, val: str) -> Collector:
+    return clickhouse.build(params, resources)
 
 
 def _build_postgres(params: Any, resources: Resources, ts: str, val: str) -> Collector:
@@ -99,7 +84,7 @@ COLLECTORS: dict[str, CollectorType] = {
     "sqlite": CollectorType(sqlite.Params, _build_sqlite),
     "http": CollectorType(http.Params, _build_http),
     "sql": CollectorType(SqlParams, _build_sql),
-    "clickhouse": CollectorType(NetworkParams, _unavailable("clickhouse"), available=False),
+    "clickhouse": CollectorType(clickhouse.Params, _build_clickhouse),
     "postgres": CollectorType(NetworkParams, _build_postgres),
     "mysql": CollectorType(NetworkParams, _build_mysql),
 }

@@ -178,7 +178,7 @@ def build_spec(
     assert isinstance(model, MetricFile)
     resolver = _Resolver(doc, model, profiles)
     spec = resolver.resolve()
-    return spec, resolver.issues, warnings
+    return spec, resolver.issues, warnings + resolver.notes
 
 
 def _has(data: dict[str, Any], path: tuple[str, ...]) -> bool:
@@ -198,6 +198,7 @@ class _Resolver:
         self.cfg = cfg
         self.profiles = profiles
         self.issues: list[ConfigIssue] = []
+        self.notes: list[ConfigIssue] = []
 
     def resolve(self) -> MetricSpec | None:
         collector = self._collector()
@@ -297,6 +298,12 @@ class _Resolver:
             context_columns=tuple(c.context_columns or inner.get("context_columns") or ()),
             series_columns=tuple(c.series_columns),
         )
+        if kind == "clickhouse":
+            from detectkd.collectors.clickhouse import http_port
+
+            _, note = http_port(params)
+            if note:
+                self.notes.append(self.doc.issue(("collector", "params", "port"), note))
         multi = c.multi_period
         if multi is None:
             text = str(getattr(params, "query", "") or "").lower()

@@ -1,0 +1,151 @@
+"""ClickHouse source over HTTP (aiochclient).
+
+DetectK's files name ClickHouse's *native* port (9000, or 9440 with TLS);
+detectkd speaks HTTP, so those two ports map to 8123 / 8443. Any other port
+is used as given; `http_port` overrides the mapping. `detectkd validate`
+prints the mapping it applied.
+
+Timeouts are enforced twice: `max_execution_time` makes the server stop the
+query itself, and on the client deadline the query is killed by its id.
+Concurrency per server is limited to `pool_size` (default 5) queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiochclient import ChClient, ChClientError
+
+from detectkd.collectors.base import Row, Window
+from detectkd.collectors.params import NetworkParams
+from detectkd.errors import CollectError
+from detectkd.redact import redact_text
+from detectkd.resources import Resources
+from detectkd.templating import compile_template
+
+NATIVE_TO_HTTP = {9000: 8123, 9440: 8443}
+
+
+class Params(NetworkParams):
+    http_port: int | None = None
+
+
+@dataclass(frozen=True)
+class ChEndpoint:
+    url: str
+    user: str | None
+    password: str | None
+    database: str
+    pool_size: int
+
+    def describe(self) -> str:
+        return f"clickhouse {self.url.split('://', 1)[-1].rstrip('/')}/{self.database}"
+
+
+def http_port(p: Params) -> tuple[int, str | None]:
+    """The HTTP port to use, and a note when a native port was mapped."""
+    if p.http_port:
+        return p.http_port, None
+    port = p.port or (8443 if p.secure else 8123)
+    if port in NATIVE_TO_HTTP:
+        mapped = NATIVE_TO_HTTP[port]
+        return mapped, (
+            f"port {port} is ClickHouse's native protocol; detectkd uses HTTP on {mapped} "
+            "(set http_port to choose another)"
+        )
+    return port, None
+
+
+def ch_endpoint(p: Params) -> ChEndpoint:
+    from urllib.parse import unquote, urlsplit
+
+    host, user, password, database, secure = p.host, p.user, p.password, p.database, p.secure
+    port_params = p
+    if p.connection_string:  # clickhouse://user:pass@host:port/db
+        url = urlsplit(p.connection_string)
+        host = host or url.hostname
+        user = user or (unquote(url.username) if url.username else None)
+        password = password or (unquote(url.password) if url.password else None)
+        database = database or (url.path.lstrip("/") or None)
+        secure = secure or url.scheme in ("https", "clickhouses")
+        port_params = p.model_copy(update={"port": p.port or url.port, "secure": secure})
+    port, _ = http_port(port_params)
+    scheme = "https" if secure else "http"
+    return ChEndpoint(
+        url=f"{scheme}://{host or 'localhost'}:{port}/",
+        user=user,
+        password=password,
+        database=database or "default",
+        pool_size=p.pool_size or 5,
+    )
+
+
+async def _semaphore(size: int) -> asyncio.Semaphore:
+    return asyncio.Semaphore(size)
+
+
+async def _noop(_: Any) -> None:
+    return None
+
+
+class ClickhouseCollector:
+    def __init__(self, params: Params, resources: Resources) -> None:
+        self._ep = ch_endpoint(params)
+        self._verify = params.verify
+        self._query = compile_template(params.query)
+        self._timeout = params.timeout.total_seconds()
+        self._resources = resources
+
+    def _client(self, session: aiohttp.ClientSession, **settings: Any) -> ChClient:
+        ep = self._ep
+        return ChClient(
+            session, url=ep.url, user=ep.user, password=ep.password, database=ep.database, **settings
+        )
+
+    async def collect(self, window: Window) -> list[Row]:
+        sql = self._query.render(**window.template_vars())
+        where = self._ep.describe()
+        session = await self._resources.http()
+        limit = await self._resources.pool(
+            ("clickhouse-slots", self._ep), lambda: _semaphore(self._ep.pool_size), _noop
+        )
+        query_id = f"detectkd-{uuid.uuid4().hex}"
+        client = self._client(session, max_execution_time=max(1, int(self._timeout)))
+        async with limit:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    records = await client.fetch(sql, query_id=query_id)
+            except TimeoutError:
+                await self._kill(session, query_id)
+                raise CollectError(f"{where}: query timed out after {self._timeout:g}s (killed)") from None
+            except ChClientError as exc:
+                raise CollectError(f"{where}: {_first_line(exc)}") from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise CollectError(f"{where}: cannot connect: {type(exc).__name__}") from None
+        return [dict(r.items()) for r in records]
+
+    async def _kill(self, session: aiohttp.ClientSession, query_id: str) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await self._client(session).execute(f"KILL QUERY WHERE query_id = '{query_id}' ASYNC")
+
+    async def close(self) -> None:
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    # ClickHouse errors repeat the query and a stack trace: keep the reason.
+    for cut in (", Stack trace", " (version"):
+        if cut in text:
+            text = text.split(cut, 1)[0]
+    return redact_text(text)[:300]
+
+
+def build(params: Params, resources: Resources) -> ClickhouseCollector:
+    return ClickhouseCollector(params, resources)
