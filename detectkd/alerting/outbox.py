@@ -21,7 +21,7 @@ import structlog
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels.base import Channel
 from detectkd.errors import PermanentError, StorageError, TransientError
-from detectkd.storage.base import OutboxItem, Store
+from detectkd.storage.base import OutboxItem, OutboxStats, Store
 from detectkd.telemetry import Telemetry
 
 log = structlog.get_logger("detectkd.outbox")
@@ -30,6 +30,7 @@ ChannelLookup = Callable[[str, int], Channel | None]
 
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0
+LEASE_S = 120.0  # a claimed row is retried by anyone after this (its sender died)
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> float:
@@ -80,20 +81,14 @@ class Dispatcher:
                 wake_wait.cancel()
 
     async def deliver_due(self) -> float:
-        """Send every eligible due row once. Returns when the next row falls due."""
-        pending = await self.store.outbox_pending()
-        if self.only_metric is not None:
-            pending = [i for i in pending if i.metric == self.only_metric]
+        """Claim and send every eligible row once. Returns when the next row falls due."""
         now = time.time()
-        heads: dict[tuple[str, str, int], OutboxItem] = {}
-        for item in pending:
-            heads.setdefault((item.metric, item.series, item.channel), item)
-        due = [i for i in heads.values() if i.next_attempt_at <= now]
-        if due:
-            await asyncio.gather(*(self._deliver(i) for i in due))
+        items = await self.store.outbox_claim(now, LEASE_S, 100, self.only_metric)
+        if items:
+            await asyncio.gather(*(self._deliver(i) for i in items))
             return time.time()  # the next row of a series may now be eligible
-        await self._update_gauges()
-        return min((i.next_attempt_at for i in heads.values()), default=now + 5)
+        stats = await self._update_gauges()
+        return stats.next_attempt_at if stats.next_attempt_at is not None else now + 5
 
     async def _deliver(self, item: OutboxItem) -> None:
         async with self._sem:
@@ -136,14 +131,15 @@ class Dispatcher:
             retry_in=None if dead else round(retry_at - now, 1),
         )
 
-    async def _update_gauges(self) -> None:
-        if self.telemetry is None:
-            return
+    async def _update_gauges(self) -> OutboxStats:
         stats = await self.store.outbox_stats()
+        if self.telemetry is None:
+            return stats
         self.telemetry.outbox_pending.set(stats.pending)
         self.telemetry.outbox_dead.set(stats.dead)
         age = 0.0 if stats.oldest_created_at is None else time.time() - stats.oldest_created_at
         self.telemetry.outbox_oldest.set(age)
+        return stats
 
 
 def _status(item: OutboxItem) -> str:

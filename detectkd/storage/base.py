@@ -66,6 +66,7 @@ class OutboxStats:
     pending: int
     dead: int
     oldest_created_at: float | None
+    next_attempt_at: float | None = None  # earliest pending attempt
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,19 @@ class StoredPoint:
     period: int
     value: float | None
     context: dict[str, Any]
+
+
+def eligible(rows: list[tuple[OutboxItem, float | None]], now: float, limit: int) -> list[OutboxItem]:
+    """From pending rows (oldest first, with their lease), the claimable queue heads."""
+    heads: dict[tuple[str, str, int], tuple[OutboxItem, float | None]] = {}
+    for item, leased_until in rows:
+        heads.setdefault((item.metric, item.series, item.channel), (item, leased_until))
+    out = [
+        item
+        for item, leased_until in heads.values()
+        if item.next_attempt_at <= now and (leased_until is None or leased_until < now)
+    ]
+    return sorted(out, key=lambda i: i.id)[:limit]
 
 
 class Store(Protocol):
@@ -96,8 +110,17 @@ class Store(Protocol):
 
     async def drop_states(self, metric: str) -> None: ...
 
-    async def outbox_due(self, now: float, limit: int) -> list[OutboxItem]:
-        """Pending rows whose next attempt is due, oldest first."""
+    async def outbox_claim(
+        self, now: float, lease_s: float, limit: int, metric: str | None = None
+    ) -> list[OutboxItem]:
+        """Lease and return up to `limit` rows (of `metric`, if given) that may be sent now.
+
+        Only the oldest pending row of each (metric, series, channel) is
+        eligible (a RESOLVED never overtakes its FIRING), and only when it is
+        due and not leased by another claimer. Concurrent claimers get
+        disjoint rows. A lease expires by itself, so a crashed sender's rows
+        are retried.
+        """
         ...
 
     async def outbox_pending(self) -> list[OutboxItem]: ...

@@ -23,6 +23,7 @@ from detectkd.storage.base import (
     OutboxStats,
     RunRecord,
     StoredPoint,
+    eligible,
 )
 
 T = TypeVar("T")
@@ -50,6 +51,7 @@ CREATE TABLE IF NOT EXISTS dtk_outbox (
     key TEXT NOT NULL, metric TEXT NOT NULL, series TEXT NOT NULL, channel INTEGER NOT NULL,
     payload TEXT NOT NULL, created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL, last_error TEXT, status TEXT NOT NULL DEFAULT 'pending',
+    leased_until REAL,
     UNIQUE (key, channel)
 );
 CREATE INDEX IF NOT EXISTS dtk_outbox_due ON dtk_outbox (status, next_attempt_at);
@@ -87,6 +89,9 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(dtk_outbox)")}
+            if "leased_until" not in columns:  # stores created by 0.1.0 development builds
+                conn.execute("ALTER TABLE dtk_outbox ADD COLUMN leased_until REAL")
             self._conn = conn
 
         loop = asyncio.get_running_loop()
@@ -212,17 +217,29 @@ class SqliteStore:
         "id, key, metric, series, channel, payload, attempts, created_at, next_attempt_at, last_error, status"
     )
 
-    async def outbox_due(self, now: float, limit: int) -> list[OutboxItem]:
-        return await self._call(
-            lambda c: [
-                OutboxItem(*row)
-                for row in c.execute(
-                    f"SELECT {self._OUTBOX_COLS} FROM dtk_outbox "
-                    "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-                    (now, limit),
+    async def outbox_claim(
+        self, now: float, lease_s: float, limit: int, metric: str | None = None
+    ) -> list[OutboxItem]:
+        def claim(c: sqlite3.Connection) -> list[OutboxItem]:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                rows = c.execute(
+                    f"SELECT {self._OUTBOX_COLS}, leased_until FROM dtk_outbox "
+                    "WHERE status = 'pending' AND (? IS NULL OR metric = ?) ORDER BY id",
+                    (metric, metric),
+                ).fetchall()
+                items = eligible([(OutboxItem(*r[:-1]), r[-1]) for r in rows], now, limit)
+                c.executemany(
+                    "UPDATE dtk_outbox SET leased_until = ? WHERE id = ?",
+                    [(now + lease_s, i.id) for i in items],
                 )
-            ]
-        )
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            return items
+
+        return await self._call(claim)
 
     async def outbox_pending(self) -> list[OutboxItem]:
         return await self._call(
@@ -241,18 +258,19 @@ class SqliteStore:
         await self._call(
             lambda c: c.execute(
                 "UPDATE dtk_outbox SET attempts = attempts + 1, last_error = ?, "
-                "next_attempt_at = ?, status = ? WHERE id = ?",
+                "next_attempt_at = ?, status = ?, leased_until = NULL WHERE id = ?",
                 (error, next_attempt_at, "dead" if dead else "pending", item_id),
             )
         )
 
     async def outbox_stats(self) -> OutboxStats:
         def read(c: sqlite3.Connection) -> OutboxStats:
-            pending, oldest = c.execute(
-                "SELECT count(*), min(created_at) FROM dtk_outbox WHERE status = 'pending'"
+            pending, oldest, due = c.execute(
+                "SELECT count(*), min(created_at), min(max(next_attempt_at, coalesce(leased_until, 0))) "
+                "FROM dtk_outbox WHERE status = 'pending'"
             ).fetchone()
             (dead,) = c.execute("SELECT count(*) FROM dtk_outbox WHERE status = 'dead'").fetchone()
-            return OutboxStats(int(pending), int(dead), oldest)
+            return OutboxStats(int(pending), int(dead), oldest, due)
 
         return await self._call(read)
 

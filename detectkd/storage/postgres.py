@@ -1,0 +1,289 @@
+"""PostgreSQL store (asyncpg): unique keys and upserts, one transaction per run.
+
+Times are `timestamptz` in the tables (readable from Grafana or psql) and
+epoch seconds in Python. Outbox claims use `FOR UPDATE SKIP LOCKED`, so
+several daemons sharing one database never send the same row twice at once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import asyncpg
+
+from detectkd.alerting.state import SeriesState, Status
+from detectkd.errors import StorageError
+from detectkd.redact import redact_text
+from detectkd.storage.base import OutboxItem, OutboxStats, RunRecord, StoredPoint
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dtk_datapoints (
+    metric text NOT NULL, series text NOT NULL, period timestamptz NOT NULL,
+    value double precision, context jsonb, collected_at timestamptz NOT NULL,
+    PRIMARY KEY (metric, series, period)
+);
+CREATE TABLE IF NOT EXISTS dtk_detections (
+    metric text NOT NULL, series text NOT NULL, period timestamptz NOT NULL, detector text NOT NULL,
+    value double precision, expected double precision, lower double precision, upper double precision,
+    score double precision, anomaly boolean NOT NULL, direction text, skipped text,
+    detected_at timestamptz NOT NULL,
+    PRIMARY KEY (metric, series, period, detector)
+);
+CREATE TABLE IF NOT EXISTS dtk_alert_state (
+    metric text NOT NULL, series text NOT NULL, status text NOT NULL, streak integer NOT NULL,
+    since bigint, notified_since bigint, last_fired_at bigint, last_period bigint,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (metric, series)
+);
+CREATE TABLE IF NOT EXISTS dtk_outbox (
+    id bigserial PRIMARY KEY,
+    key text NOT NULL, metric text NOT NULL, series text NOT NULL, channel integer NOT NULL,
+    payload text NOT NULL, created_at double precision NOT NULL, attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at double precision NOT NULL, last_error text, status text NOT NULL DEFAULT 'pending',
+    leased_until double precision,
+    UNIQUE (key, channel)
+);
+CREATE INDEX IF NOT EXISTS dtk_outbox_pending ON dtk_outbox (metric, series, channel, id)
+    WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS dtk_watermarks (
+    metric text PRIMARY KEY, period bigint NOT NULL, updated_at timestamptz NOT NULL
+);
+"""
+
+UPSERT_POINTS = """
+INSERT INTO dtk_datapoints VALUES ($1, $2, to_timestamp($3), $4, $5::jsonb, to_timestamp($6))
+ON CONFLICT (metric, series, period) DO UPDATE
+SET value = excluded.value, context = excluded.context, collected_at = excluded.collected_at
+"""
+UPSERT_DETECTIONS = """
+INSERT INTO dtk_detections
+VALUES ($1, $2, to_timestamp($3), $4, $5, $6, $7, $8, $9, $10, $11, $12, to_timestamp($13))
+ON CONFLICT (metric, series, period, detector) DO UPDATE
+SET value = excluded.value, expected = excluded.expected, lower = excluded.lower, upper = excluded.upper,
+    score = excluded.score, anomaly = excluded.anomaly, direction = excluded.direction,
+    skipped = excluded.skipped, detected_at = excluded.detected_at
+"""
+UPSERT_STATE = """
+INSERT INTO dtk_alert_state VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9))
+ON CONFLICT (metric, series) DO UPDATE
+SET status = excluded.status, streak = excluded.streak, since = excluded.since,
+    notified_since = excluded.notified_since, last_fired_at = excluded.last_fired_at,
+    last_period = excluded.last_period, updated_at = excluded.updated_at
+"""
+INSERT_OUTBOX = """
+INSERT INTO dtk_outbox (key, metric, series, channel, payload, created_at, next_attempt_at)
+VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (key, channel) DO NOTHING
+"""
+UPSERT_WATERMARK = """
+INSERT INTO dtk_watermarks VALUES ($1, $2, to_timestamp($3)) ON CONFLICT (metric) DO UPDATE
+SET period = greatest(dtk_watermarks.period, excluded.period), updated_at = excluded.updated_at
+"""
+OUTBOX_STATS = """
+SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+       count(*) FILTER (WHERE status = 'dead') AS dead,
+       min(created_at) FILTER (WHERE status = 'pending') AS oldest,
+       min(greatest(next_attempt_at, coalesce(leased_until, 0))) FILTER (WHERE status = 'pending') AS due
+FROM dtk_outbox
+"""
+
+_OUTBOX_COLS = (
+    "id, key, metric, series, channel, payload, attempts, created_at, next_attempt_at, last_error, status"
+)
+
+
+class PostgresStore:
+    def __init__(self, dsn: str | None = None, **connect: Any) -> None:
+        self._dsn = dsn
+        self._connect = connect
+        self._pool: Any = None
+        self.path = connect.get("host") or "postgres"
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._dsn, min_size=1, max_size=10, timeout=10, **self._connect
+            )
+            # One DDL at a time across daemons starting together.
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(7215834)")
+                await conn.execute(SCHEMA)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StorageError(f"cannot open postgres store: {redact_text(str(exc))}") from None
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def _run(self, fn: Any) -> Any:
+        try:
+            async with self._pool.acquire() as conn:
+                return await fn(conn)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StorageError(f"postgres store: {redact_text(' '.join(str(exc).split()))}") from None
+
+    async def ping(self) -> None:
+        await self._run(lambda c: c.fetchval("SELECT 1"))
+
+    async def commit(self, run: RunRecord) -> None:
+        now = time.time()
+
+        async def write(c: Any) -> None:
+            async with c.transaction():
+                if run.save_points and run.points:
+                    await c.executemany(
+                        UPSERT_POINTS,
+                        [
+                            (run.metric, p.series, p.period, p.value,
+                             json.dumps(p.context) if p.context else None, now)
+                            for p in run.points
+                        ],
+                    )  # fmt: skip
+                if run.save_points and run.detections:
+                    await c.executemany(
+                        UPSERT_DETECTIONS,
+                        [
+                            (run.metric, d.series, d.period, d.result.detector, d.result.value,
+                             d.result.expected, d.result.lower, d.result.upper, d.result.score,
+                             d.result.anomaly, d.result.direction, d.result.skipped, now)
+                            for d in run.detections
+                        ],
+                    )  # fmt: skip
+                if run.states:
+                    await c.executemany(
+                        UPSERT_STATE,
+                        [
+                            (run.metric, series, st.status.value, st.streak, st.since, st.notified_since,
+                             st.last_fired_at, st.last_period, now)
+                            for series, st in run.states.items()
+                        ],
+                    )  # fmt: skip
+                if run.outbox:
+                    await c.executemany(
+                        INSERT_OUTBOX,
+                        [(o.key, o.metric, o.series, o.channel, o.payload, now) for o in run.outbox],
+                    )
+                if run.watermark is not None:
+                    await c.execute(
+                        UPSERT_WATERMARK,
+                        run.metric, run.watermark, now,
+                    )  # fmt: skip
+
+        await self._run(write)
+
+    async def watermark(self, metric: str) -> int | None:
+        value = await self._run(
+            lambda c: c.fetchval("SELECT period FROM dtk_watermarks WHERE metric = $1", metric)
+        )
+        return None if value is None else int(value)
+
+    async def read_points(
+        self, metric: str, series: str | None, since: int, until: int
+    ) -> dict[str, list[StoredPoint]]:
+        async def read(c: Any) -> dict[str, list[StoredPoint]]:
+            rows = await c.fetch(
+                "SELECT series, extract(epoch FROM period)::bigint AS p, value, context FROM dtk_datapoints "
+                "WHERE metric = $1 AND period >= to_timestamp($2) AND period < to_timestamp($3) "
+                "AND ($4::text IS NULL OR series = $4) ORDER BY series, period",
+                metric, since, until, series,
+            )  # fmt: skip
+            out: dict[str, list[StoredPoint]] = {}
+            for r in rows:
+                ctx = json.loads(r["context"]) if r["context"] else {}
+                out.setdefault(r["series"], []).append(StoredPoint(int(r["p"]), r["value"], ctx))
+            return out
+
+        result: dict[str, list[StoredPoint]] = await self._run(read)
+        return result
+
+    async def load_states(self) -> dict[tuple[str, str], SeriesState]:
+        rows = await self._run(
+            lambda c: c.fetch(
+                "SELECT metric, series, status, streak, since, notified_since, last_fired_at, last_period "
+                "FROM dtk_alert_state"
+            )
+        )
+        return {
+            (r["metric"], r["series"]): SeriesState(
+                Status(r["status"]),
+                r["streak"],
+                r["since"],
+                r["notified_since"],
+                r["last_fired_at"],
+                r["last_period"],
+            )
+            for r in rows
+        }
+
+    async def drop_states(self, metric: str) -> None:
+        await self._run(lambda c: c.execute("DELETE FROM dtk_alert_state WHERE metric = $1", metric))
+
+    async def outbox_claim(
+        self, now: float, lease_s: float, limit: int, metric: str | None = None
+    ) -> list[OutboxItem]:
+        async def claim(c: Any) -> list[OutboxItem]:
+            async with c.transaction():
+                rows = await c.fetch(
+                    f"""
+                    WITH heads AS (
+                        SELECT DISTINCT ON (metric, series, channel) id FROM dtk_outbox
+                        WHERE status = 'pending' AND ($3::text IS NULL OR metric = $3)
+                        ORDER BY metric, series, channel, id
+                    )
+                    SELECT {_OUTBOX_COLS} FROM dtk_outbox
+                    WHERE id IN (SELECT id FROM heads) AND next_attempt_at <= $1
+                      AND (leased_until IS NULL OR leased_until < $1)
+                    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+                    """,
+                    now, limit, metric,
+                )  # fmt: skip
+                items = [OutboxItem(*r.values()) for r in rows]
+                if items:
+                    await c.execute(
+                        "UPDATE dtk_outbox SET leased_until = $1 WHERE id = ANY($2::bigint[])",
+                        now + lease_s, [i.id for i in items],
+                    )  # fmt: skip
+                return items
+
+        items: list[OutboxItem] = await self._run(claim)
+        return items
+
+    async def outbox_pending(self) -> list[OutboxItem]:
+        rows = await self._run(
+            lambda c: c.fetch(f"SELECT {_OUTBOX_COLS} FROM dtk_outbox WHERE status = 'pending' ORDER BY id")
+        )
+        return [OutboxItem(*r.values()) for r in rows]
+
+    async def outbox_done(self, item_id: int) -> None:
+        await self._run(lambda c: c.execute("DELETE FROM dtk_outbox WHERE id = $1", item_id))
+
+    async def outbox_retry(self, item_id: int, error: str, next_attempt_at: float, dead: bool) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "UPDATE dtk_outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2, "
+                "status = $3, leased_until = NULL WHERE id = $4",
+                error,
+                next_attempt_at,
+                "dead" if dead else "pending",
+                item_id,
+            )
+        )
+
+    async def outbox_stats(self) -> OutboxStats:
+        row = await self._run(lambda c: c.fetchrow(OUTBOX_STATS))
+        return OutboxStats(int(row["pending"]), int(row["dead"]), row["oldest"], row["due"])
+
+    async def delete_before(self, metric: str, cutoff: int, detections_only: bool = False) -> int:
+        async def delete(c: Any) -> int:
+            n = 0
+            tables = ["dtk_detections"] if detections_only else ["dtk_detections", "dtk_datapoints"]
+            for table in tables:
+                status = await c.execute(
+                    f"DELETE FROM {table} WHERE metric = $1 AND period < to_timestamp($2)", metric, cutoff
+                )
+                n += int(status.split()[-1])
+            return n
+
+        count: int = await self._run(delete)
+        return count

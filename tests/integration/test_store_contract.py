@@ -1,0 +1,183 @@
+"""One contract for every store backend: the same tests against SQLite, PostgreSQL, ClickHouse.
+
+Idempotent re-writes, watermark, window reads with and without series, NULL
+values, alert state round trip, outbox claim/ack/retry under concurrency,
+retention delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from detectkd.alerting.state import SeriesState, Status
+from detectkd.collectors.points import Point
+from detectkd.detectors.base import Result
+from detectkd.storage.base import NewOutboxItem, RunRecord, Store, StoredDetection
+from detectkd.storage.postgres import PostgresStore
+from detectkd.storage.sqlite import SqliteStore
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(params=BACKENDS)
+async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Callable[[], Store]]:
+    """A factory: each call is another client of the same database (another daemon)."""
+    stores: list[Store] = []
+    cleanup: list[Callable[[], object]] = []
+    if request.param == "sqlite":
+
+        def factory() -> Store:
+            s = SqliteStore(tmp_path / "state" / "dtk.db")
+            stores.append(s)
+            return s
+    else:
+        name = f"dtk_store_{uuid.uuid4().hex[:10]}"
+        admin = await asyncpg.connect(host="127.0.0.1", user="postgres", database="postgres")
+        await admin.execute(f"CREATE DATABASE {name}")
+
+        def factory() -> Store:
+            s = PostgresStore(host="127.0.0.1", port=5432, user="postgres", database=name)
+            stores.append(s)
+            return s
+
+        async def drop() -> None:
+            await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+            await admin.close()
+
+        cleanup.append(drop)
+    yield factory
+    for s in stores:
+        await s.close()
+    for fn in cleanup:
+        await fn()  # type: ignore[misc]
+
+
+@pytest.fixture
+async def store(make_store: Callable[[], Store]) -> Store:
+    s = make_store()
+    await s.open()
+    return s
+
+
+def pts(series: str, periods: list[int], values: list[float | None]) -> list[Point]:
+    return [Point(series, p, v, {"h": p // 60}) for p, v in zip(periods, values, strict=True)]
+
+
+async def test_rewrites_are_idempotent_and_nulls_stay_null(store: Store) -> None:
+    run = RunRecord("m", points=pts("", [0, 60, 120], [1.0, None, 3.0]), watermark=120)
+    await store.commit(run)
+    await store.commit(RunRecord("m", points=pts("", [60], [2.0]), watermark=60))
+    got = await store.read_points("m", "", 0, 1000)
+    assert [(p.period, p.value) for p in got[""]] == [(0, 1.0), (60, 2.0), (120, 3.0)]
+    await store.commit(RunRecord("m", points=pts("", [0], [None])))
+    got = await store.read_points("m", None, 0, 1000)
+    assert got[""][0].value is None  # NULL, never 0
+    assert got[""][1].context == {"h": 1}
+
+
+async def test_watermark_only_moves_forward(store: Store) -> None:
+    assert await store.watermark("m") is None
+    await store.commit(RunRecord("m", watermark=600))
+    await store.commit(RunRecord("m", watermark=300))
+    assert await store.watermark("m") == 600
+
+
+async def test_window_reads_by_series_and_range(store: Store) -> None:
+    await store.commit(RunRecord("m", points=pts("a", [0, 60, 120], [1, 2, 3]) + pts("b", [60], [9])))
+    await store.commit(RunRecord("other", points=pts("a", [60], [7])))
+    all_series = await store.read_points("m", None, 60, 121)
+    assert {k: [p.value for p in v] for k, v in all_series.items()} == {"a": [2.0, 3.0], "b": [9.0]}
+    assert list(await store.read_points("m", "b", 0, 1000)) == ["b"]
+
+
+async def test_alert_state_round_trip(store: Store) -> None:
+    st = SeriesState(Status.FIRING, 3, 600, 600, 720, 840)
+    await store.commit(RunRecord("m", states={"region=eu": st}))
+    assert (await store.load_states())[("m", "region=eu")] == st
+    await store.drop_states("m")
+    assert await store.load_states() == {}
+
+
+async def test_outbox_is_unique_per_key_and_channel_and_retries(store: Store) -> None:
+    item = NewOutboxItem("m||firing|0", "m", "", 0, "{}")
+    await store.commit(RunRecord("m", outbox=[item, NewOutboxItem(item.key, "m", "", 1, "{}")]))
+    await store.commit(RunRecord("m", outbox=[item]))  # the same alert again: ignored
+    pending = await store.outbox_pending()
+    assert [(p.key, p.channel) for p in pending] == [(item.key, 0), (item.key, 1)]
+    now = time.time() + 1
+    claimed = await store.outbox_claim(now, 60, 10)
+    assert [c.id for c in claimed] == [p.id for p in pending]
+    assert await store.outbox_claim(now, 60, 10) == []  # leased
+    first, second = claimed
+    await store.outbox_retry(first.id, "boom", now + 100, dead=False)
+    assert await store.outbox_claim(now + 1, 60, 10) == []  # not due yet; the other is leased
+    assert [c.id for c in await store.outbox_claim(now + 61, 60, 10)] == [second.id]  # lease expired
+    retried = await store.outbox_claim(now + 101, 60, 10)
+    assert [(c.id, c.attempts, c.last_error) for c in retried] == [(first.id, 1, "boom")]
+    await store.outbox_retry(second.id, "gone", 0, dead=True)
+    await store.outbox_done(first.id)
+    stats = await store.outbox_stats()
+    assert (stats.pending, stats.dead) == (0, 1)
+
+
+async def test_outbox_claims_only_queue_heads_in_order(store: Store) -> None:
+    rows = [
+        NewOutboxItem(f"m|s{i % 2}|{st}|0", "m", f"s{i % 2}", 0, "{}")
+        for i, st in enumerate(["firing", "firing", "resolved", "resolved"])
+    ]
+    await store.commit(RunRecord("m", outbox=rows))
+    now = time.time() + 1
+    heads = await store.outbox_claim(now, 60, 10)
+    assert [h.key for h in heads] == ["m|s0|firing|0", "m|s1|firing|0"]
+    for h in heads:
+        await store.outbox_done(h.id)
+    assert [h.key for h in await store.outbox_claim(now, 60, 10)] == ["m|s0|resolved|0", "m|s1|resolved|0"]
+    assert await store.outbox_claim(now, 60, 10, metric="other") == []
+
+
+async def test_concurrent_claimers_never_get_the_same_row(
+    make_store: Callable[[], Store], store: Store
+) -> None:
+    await store.commit(
+        RunRecord("m", outbox=[NewOutboxItem(f"m|s{i}|firing|0", "m", f"s{i}", 0, "{}") for i in range(40)])
+    )
+    other = make_store()  # a second daemon on the same database
+    await other.open()
+    now = time.time() + 1
+    results = await asyncio.gather(
+        *(s.outbox_claim(now, 60, 7) for s in (store, other, store, other, store, other, store))
+    )
+    ids = [i.id for batch in results for i in batch]
+    assert len(ids) == len(set(ids)) == 40
+
+
+async def test_concurrent_commits_do_not_lose_rows(store: Store) -> None:
+    runs = [RunRecord(f"m{i}", points=pts("", [0, 60], [i, i]), watermark=60) for i in range(50)]
+    await asyncio.gather(*(store.commit(r) for r in runs))
+    for i in (0, 25, 49):
+        assert len((await store.read_points(f"m{i}", None, 0, 100))[""]) == 2
+
+
+async def test_detections_are_stored_and_retention_deletes_old_rows(store: Store) -> None:
+    det = StoredDetection("", 0, Result("mad", 1.0, True, 0.9, 0.5, 0.0, 0.8, "up"))
+    await store.commit(RunRecord("m", points=pts("", [0, 86400], [1, 2]), detections=[det]))
+    assert await store.delete_before("m", 86400) == 2  # one point, one detection
+    left = await store.read_points("m", None, 0, 10**9)
+    assert [p.period for p in left[""]] == [86400]
+
+
+async def test_a_failed_commit_writes_nothing(store: Store) -> None:
+    bad = RunRecord("m", points=pts("", [0], [1.0]), watermark=60)
+    bad.points.append(Point("", "not-a-period", 1.0))  # type: ignore[arg-type]
+    bad.points.append(Point("", 120, 1.0, {"x": object()}))  # not JSON: the transaction aborts
+    with pytest.raises(TypeError):
+        await store.commit(bad)
+    assert await store.watermark("m") is None
+    assert await store.read_points("m", None, 0, 1000) == {}
