@@ -23,7 +23,7 @@ from detectkd.storage.base import NewOutboxItem, RunRecord, Store, StoredDetecti
 from detectkd.storage.postgres import PostgresStore
 from detectkd.storage.sqlite import SqliteStore
 
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite", "postgres", "clickhouse"]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,0 +1,416 @@
+"""ClickHouse store over HTTP (aiochclient); works on Debian's 18.16 and current releases.
+
+ClickHouse has no transactions, so idempotence comes from the table engines
+and from write order:
+
+- every table is a ReplacingMergeTree with a `version` column (nanoseconds),
+  read with `FINAL`: re-writing a (metric, series, period) replaces it;
+- a run writes points, detections, outbox rows, alert states, then the
+  watermark: a crash anywhere leaves the watermark behind, the next run
+  recomputes the same periods, and an outbox row that already exists is not
+  written again (rows are kept with status `sent` for that reason, until
+  retention removes them);
+- retention is `ALTER TABLE ... DELETE` (a mutation; 18.16 has no TTL),
+  waited for until done.
+
+Kept out for 18.16: DateTime64, LowCardinality, JSONExtract, TTL,
+`toStartOfInterval`. Outbox claims are exclusive within one daemon (a lock);
+several daemons sharing one ClickHouse should keep alert state and outbox in
+PostgreSQL instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiochclient import ChClient, ChClientError
+
+from detectkd.alerting.state import SeriesState, Status
+from detectkd.errors import StorageError
+from detectkd.redact import redact_text
+from detectkd.storage.base import OutboxItem, OutboxStats, RunRecord, StoredPoint, eligible
+
+TABLES = [
+    """CREATE TABLE IF NOT EXISTS dtk_datapoints (
+        metric String, series String, period DateTime('UTC'), value Nullable(Float64),
+        context String, collected_at DateTime('UTC'), version UInt64
+    ) ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(period) ORDER BY (metric, series, period)""",
+    """CREATE TABLE IF NOT EXISTS dtk_detections (
+        metric String, series String, period DateTime('UTC'), detector String,
+        value Nullable(Float64), expected Nullable(Float64), lower Nullable(Float64), upper Nullable(Float64),
+        score Float64, anomaly UInt8, direction String, skipped String,
+        detected_at DateTime('UTC'), version UInt64
+    ) ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(period)
+      ORDER BY (metric, series, period, detector)""",
+    """CREATE TABLE IF NOT EXISTS dtk_alert_state (
+        metric String, series String, status String, streak UInt32, since Nullable(Int64),
+        notified_since Nullable(Int64), last_fired_at Nullable(Int64), last_period Nullable(Int64),
+        deleted UInt8, updated_at DateTime('UTC'), version UInt64
+    ) ENGINE = ReplacingMergeTree(version) ORDER BY (metric, series)""",
+    """CREATE TABLE IF NOT EXISTS dtk_outbox (
+        id UInt64, key String, metric String, series String, channel UInt32, payload String,
+        created_at Float64, attempts UInt32, next_attempt_at Float64, last_error String,
+        status String, leased_until Float64, version UInt64
+    ) ENGINE = ReplacingMergeTree(version) ORDER BY (key, channel)""",
+    """CREATE TABLE IF NOT EXISTS dtk_watermarks (
+        metric String, period Int64, updated_at DateTime('UTC')
+    ) ENGINE = ReplacingMergeTree(period) ORDER BY metric""",
+]
+
+_OUTBOX_COLS = (
+    "id, key, metric, series, channel, payload, attempts, created_at, next_attempt_at, last_error, status, "
+    "leased_until"
+)
+
+
+# Claims are exclusive per database within this process (ClickHouse has no row locks).
+_CLAIM_LOCKS: dict[str, asyncio.Lock] = {}
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
+
+
+def _or_none(text: str) -> str | None:
+    return text or None
+
+
+class ClickhouseStore:
+    def __init__(
+        self, url: str, database: str = "default", user: str | None = None, password: str | None = None
+    ) -> None:
+        self.url = url
+        self.database = database
+        self.path = f"{url.rstrip('/')}/{database}"
+        self._user = user
+        self._password = password
+        self._session: aiohttp.ClientSession | None = None
+        self._client: ChClient | None = None
+        self._claim_lock = _CLAIM_LOCKS.setdefault(self.path, asyncio.Lock())
+        self._last_version = 0
+
+    def _version(self) -> int:
+        # Strictly increasing even within one nanosecond tick.
+        self._last_version = max(time.time_ns(), self._last_version + 1)
+        return self._last_version
+
+    async def _do(self, fn: Any) -> Any:
+        assert self._client is not None, "store is not open"
+        try:
+            return await fn(self._client)
+        except ChClientError as exc:
+            text = " ".join(str(exc).split()).split(", Stack trace")[0]
+            raise StorageError(f"clickhouse store {self.path}: {redact_text(text)[:300]}") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise StorageError(
+                f"clickhouse store {self.path}: cannot connect: {type(exc).__name__}"
+            ) from None
+
+    async def open(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        admin = ChClient(self._session, url=self.url, user=self._user, password=self._password)
+        self._client = ChClient(
+            self._session, url=self.url, user=self._user, password=self._password, database=self.database
+        )
+        try:
+            await admin.execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        except (ChClientError, aiohttp.ClientError, OSError) as exc:
+            await self._session.close()
+            raise StorageError(
+                f"cannot open clickhouse store {self.path}: {redact_text(str(exc))[:300]}"
+            ) from None
+        for ddl in TABLES:
+            await self._do(lambda c, ddl=ddl: c.execute(ddl))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def ping(self) -> None:
+        await self._do(lambda c: c.fetchval("SELECT 1"))
+
+    # -- runs -----------------------------------------------------------------------------
+
+    async def commit(self, run: RunRecord) -> None:
+        now = _dt(time.time())
+        v = self._version()
+        if run.save_points and run.points:
+            rows = [
+                (
+                    run.metric,
+                    p.series,
+                    _dt(p.period),
+                    p.value,
+                    json.dumps(p.context) if p.context else "",
+                    now,
+                    v,
+                )
+                for p in run.points
+            ]
+            await self._do(lambda c: c.execute("INSERT INTO dtk_datapoints VALUES", *rows))
+        if run.save_points and run.detections:
+            det = [
+                (
+                    run.metric,
+                    d.series,
+                    _dt(d.period),
+                    d.result.detector,
+                    d.result.value,
+                    d.result.expected,
+                    d.result.lower,
+                    d.result.upper,
+                    float(d.result.score),
+                    int(d.result.anomaly),
+                    d.result.direction or "",
+                    d.result.skipped or "",
+                    now,
+                    v,
+                )
+                for d in run.detections
+            ]
+            await self._do(lambda c: c.execute("INSERT INTO dtk_detections VALUES", *det))
+        if run.outbox:
+            await self._insert_outbox(run)
+        if run.states:
+            states = [
+                (
+                    run.metric,
+                    series,
+                    st.status.value,
+                    st.streak,
+                    st.since,
+                    st.notified_since,
+                    st.last_fired_at,
+                    st.last_period,
+                    0,
+                    now,
+                    v,
+                )
+                for series, st in run.states.items()
+            ]
+            await self._do(lambda c: c.execute("INSERT INTO dtk_alert_state VALUES", *states))
+        if run.watermark is not None:
+            wm = (run.metric, run.watermark, now)
+            await self._do(lambda c: c.execute("INSERT INTO dtk_watermarks VALUES", wm))
+
+    async def _insert_outbox(self, run: RunRecord) -> None:
+        keys = [o.key for o in run.outbox]
+        existing = await self._do(
+            lambda c: c.fetch(
+                "SELECT key, channel FROM dtk_outbox FINAL WHERE key IN {keys}", params={"keys": keys}
+            )
+        )
+        have = {(r["key"], r["channel"]) for r in existing}
+        now = time.time()
+        rows = []
+        for o in run.outbox:
+            if (o.key, o.channel) in have:
+                continue
+            item_id = self._version()
+            rows.append(
+                (
+                    item_id,
+                    o.key,
+                    o.metric,
+                    o.series,
+                    o.channel,
+                    o.payload,
+                    now,
+                    0,
+                    now,
+                    "",
+                    "pending",
+                    0.0,
+                    item_id,
+                )
+            )
+        if rows:
+            await self._do(lambda c: c.execute("INSERT INTO dtk_outbox VALUES", *rows))
+
+    async def watermark(self, metric: str) -> int | None:
+        rows = await self._do(
+            lambda c: c.fetch(
+                "SELECT max(period) AS p, count() AS n FROM dtk_watermarks WHERE metric = {m}",
+                params={"m": metric},
+            )
+        )
+        return int(rows[0]["p"]) if rows and rows[0]["n"] else None
+
+    async def read_points(
+        self, metric: str, series: str | None, since: int, until: int
+    ) -> dict[str, list[StoredPoint]]:
+        sql = (
+            "SELECT series, toUInt32(period) AS p, value, context FROM dtk_datapoints FINAL "
+            "WHERE metric = {m} AND period >= toDateTime({since}) AND period < toDateTime({until})"
+        )
+        params: dict[str, Any] = {"m": metric, "since": since, "until": until}
+        if series is not None:
+            sql += " AND series = {s}"
+            params["s"] = series
+        rows = await self._do(lambda c: c.fetch(sql + " ORDER BY series, period", params=params))
+        out: dict[str, list[StoredPoint]] = {}
+        for r in rows:
+            ctx = json.loads(r["context"]) if r["context"] else {}
+            out.setdefault(r["series"], []).append(StoredPoint(int(r["p"]), r["value"], ctx))
+        return out
+
+    # -- alert state ---------------------------------------------------------------------------
+
+    async def load_states(self) -> dict[tuple[str, str], SeriesState]:
+        rows = await self._do(
+            lambda c: c.fetch(
+                "SELECT metric, series, status, streak, since, notified_since, last_fired_at, last_period "
+                "FROM dtk_alert_state FINAL WHERE deleted = 0"
+            )
+        )
+        return {
+            (r["metric"], r["series"]): SeriesState(
+                Status(r["status"]),
+                int(r["streak"]),
+                r["since"],
+                r["notified_since"],
+                r["last_fired_at"],
+                r["last_period"],
+            )
+            for r in rows
+        }
+
+    async def drop_states(self, metric: str) -> None:
+        rows = await self._do(
+            lambda c: c.fetch(
+                "SELECT series FROM dtk_alert_state FINAL WHERE metric = {m} AND deleted = 0",
+                params={"m": metric},
+            )
+        )
+        if not rows:
+            return
+        now, v = _dt(time.time()), self._version()
+        tomb = [(metric, r["series"], "ok", 0, None, None, None, None, 1, now, v) for r in rows]
+        await self._do(lambda c: c.execute("INSERT INTO dtk_alert_state VALUES", *tomb))
+
+    # -- outbox ------------------------------------------------------------------------------
+
+    async def _outbox_rows(self, where: str, params: dict[str, Any] | None = None) -> list[Any]:
+        rows: list[Any] = await self._do(
+            lambda c: c.fetch(
+                f"SELECT {_OUTBOX_COLS} FROM dtk_outbox FINAL WHERE {where} ORDER BY id", params=params or {}
+            )
+        )
+        return rows
+
+    @staticmethod
+    def _item(r: Any) -> OutboxItem:
+        return OutboxItem(
+            int(r["id"]),
+            r["key"],
+            r["metric"],
+            r["series"],
+            int(r["channel"]),
+            r["payload"],
+            int(r["attempts"]),
+            r["created_at"],
+            r["next_attempt_at"],
+            _or_none(r["last_error"]),
+            r["status"],
+        )
+
+    async def _update(self, item_id: int, **changes: Any) -> None:
+        (row,) = await self._outbox_rows("id = {i}", {"i": item_id})
+        values = {**dict(row.items()), **changes, "version": self._version()}
+        cols = [
+            "id",
+            "key",
+            "metric",
+            "series",
+            "channel",
+            "payload",
+            "created_at",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+            "status",
+            "leased_until",
+            "version",
+        ]
+        record = tuple(values[c] for c in cols)
+        await self._do(lambda c: c.execute("INSERT INTO dtk_outbox VALUES", record))
+
+    async def outbox_claim(
+        self, now: float, lease_s: float, limit: int, metric: str | None = None
+    ) -> list[OutboxItem]:
+        async with self._claim_lock:
+            where = "status = 'pending'" + (" AND metric = {m}" if metric is not None else "")
+            rows = await self._outbox_rows(where, {"m": metric} if metric is not None else None)
+            leases = [(self._item(r), r["leased_until"] or None) for r in rows]
+            items = eligible(leases, now, limit)
+            for item in items:
+                await self._update(item.id, leased_until=now + lease_s)
+            return items
+
+    async def outbox_pending(self) -> list[OutboxItem]:
+        return [self._item(r) for r in await self._outbox_rows("status = 'pending'")]
+
+    async def outbox_done(self, item_id: int) -> None:
+        await self._update(item_id, status="sent", leased_until=0.0)
+
+    async def outbox_retry(self, item_id: int, error: str, next_attempt_at: float, dead: bool) -> None:
+        (row,) = await self._outbox_rows("id = {i}", {"i": item_id})
+        await self._update(
+            item_id,
+            attempts=int(row["attempts"]) + 1,
+            last_error=error,
+            next_attempt_at=next_attempt_at,
+            status="dead" if dead else "pending",
+            leased_until=0.0,
+        )
+
+    async def outbox_stats(self) -> OutboxStats:
+        rows = await self._do(
+            lambda c: c.fetch(
+                "SELECT countIf(status = 'pending') AS pending, countIf(status = 'dead') AS dead, "
+                "minIf(created_at, status = 'pending') AS oldest, "
+                "minIf(greatest(next_attempt_at, leased_until), status = 'pending') AS due "
+                "FROM dtk_outbox FINAL"
+            )
+        )
+        r = rows[0]
+        pending = int(r["pending"])
+        return OutboxStats(
+            pending, int(r["dead"]), r["oldest"] if pending else None, r["due"] if pending else None
+        )
+
+    # -- retention -----------------------------------------------------------------------------
+
+    async def delete_before(self, metric: str, cutoff: int, detections_only: bool = False) -> int:
+        tables = ["dtk_detections"] if detections_only else ["dtk_detections", "dtk_datapoints"]
+        total = 0
+        params = {"m": metric, "c": cutoff}
+        where = "metric = {m} AND period < toDateTime({c})"
+        for table in tables:
+            count_sql = f"SELECT count() AS n FROM {table} FINAL WHERE {where}"
+            delete_sql = f"ALTER TABLE {table} DELETE WHERE {where}"
+            rows = await self._do(lambda c, q=count_sql: c.fetch(q, params=params))
+            total += int(rows[0]["n"])
+            await self._do(lambda c, q=delete_sql: c.execute(q, params=params))
+        await self._wait_for_mutations(tables)
+        return total
+
+    async def _wait_for_mutations(self, tables: list[str], limit_s: float = 60) -> None:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            rows = await self._do(
+                lambda c: c.fetch(
+                    "SELECT count() AS n FROM system.mutations "
+                    "WHERE database = {d} AND table IN {t} AND is_done = 0",
+                    params={"d": self.database, "t": tables},
+                )
+            )
+            if int(rows[0]["n"]) == 0:
+                return
+            await asyncio.sleep(0.05)
+        raise StorageError(f"clickhouse store {self.path}: retention delete still running after {limit_s:g}s")
