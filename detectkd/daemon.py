@@ -24,7 +24,7 @@ from detectkd.resources import Resources
 from detectkd.runner import MetricRuntime, error_line
 from detectkd.scheduler import GridTrigger, stable_offset
 from detectkd.storage.base import Store
-from detectkd.storage.sqlite import SqliteStore
+from detectkd.storage.factory import DataStores
 from detectkd.telemetry import Telemetry
 
 log = structlog.get_logger("detectkd")
@@ -33,7 +33,8 @@ log = structlog.get_logger("detectkd")
 class Daemon:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store: Store = store or SqliteStore(settings.store_path)
+        self.store: Store = store or settings.make_store()
+        self.data_stores = DataStores()
         self.telemetry = Telemetry()
         self.resources = Resources()
         self.specs: dict[str, MetricSpec] = {}
@@ -100,6 +101,7 @@ class Daemon:
     async def close(self) -> None:
         for rt in self.runtimes.values():
             await rt.close()
+        await self.data_stores.close()
         await self.resources.close()
         await self.store.close()
 
@@ -179,7 +181,15 @@ class Daemon:
         if not spec.config.enabled:
             return
         try:
-            rt = MetricRuntime(spec, self.store, self.resources, self.telemetry, states, self.dispatcher.wake)
+            rt = MetricRuntime(
+                spec,
+                self.store,
+                self.resources,
+                self.telemetry,
+                states,
+                self.dispatcher.wake,
+                self.data_stores.getter(spec.storage.enabled, spec.storage.type, spec.storage.params),
+            )
         except Exception as exc:
             log.error("metric failed to start", metric=spec.name, error=error_line(exc))
             return

@@ -14,7 +14,8 @@ from detectkd.config.settings import Settings
 from detectkd.errors import CollectError, StorageError
 from detectkd.resources import Resources
 from detectkd.runner import MetricRuntime, RunReport, error_line
-from detectkd.storage.sqlite import SqliteStore
+from detectkd.storage.base import Store
+from detectkd.storage.factory import DataStores
 from detectkd.timegrid import fmt_local
 
 
@@ -67,8 +68,9 @@ async def check_metric(
     out: TextIO = sys.stdout,
 ) -> int:
     """Returns a process exit code: 0 ran (anomalous or not), 1 failed."""
-    store = SqliteStore(settings.store_path)
+    store: Store = settings.make_store()
     resources = Resources()
+    data_stores = DataStores()
     try:
         await store.open()
     except StorageError as exc:
@@ -77,7 +79,8 @@ async def check_metric(
     try:
         saved = await store.load_states()
         states = {s: st for (m, s), st in saved.items() if m == spec.name}
-        rt = MetricRuntime(spec, store, resources, None, states)
+        data = data_stores.getter(spec.storage.enabled, spec.storage.type, spec.storage.params)
+        rt = MetricRuntime(spec, store, resources, None, states, data_store=data)
         if at is not None:
             start = rt.grid.floor(at)
             finish = rt.grid.next(start)
@@ -95,10 +98,11 @@ async def check_metric(
         return 0
     finally:
         await resources.close()
+        await data_stores.close()
         await store.close()
 
 
-async def _deliver(spec: MetricSpec, store: SqliteStore, resources: Resources, out: TextIO) -> int:
+async def _deliver(spec: MetricSpec, store: Store, resources: Resources, out: TextIO) -> int:
     channels: dict[int, Channel] = {}
     for a in spec.alerters:
         ctype = channel_registry.lookup(a.type)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -76,7 +76,10 @@ class MetricRuntime:
         telemetry: Telemetry | None = None,
         states: dict[str, SeriesState] | None = None,
         on_alert: Callable[[], None] | None = None,
+        data_store: Callable[[], Awaitable[Store]] | None = None,
     ) -> None:
+        """`store` keeps alert state, outbox and watermark; `data_store` (default: `store`)
+        returns where this metric's datapoints and detections live."""
         self.spec = spec
         self.name = spec.name
         sched = spec.config.schedule
@@ -84,6 +87,7 @@ class MetricRuntime:
         self.interval = sched.interval
         self.grid = Grid(sched.interval, self.tz)
         self.store = store
+        self._data_store = data_store
         self.telemetry = telemetry
         self.on_alert = on_alert or (lambda: None)
         c = spec.collector
@@ -234,7 +238,7 @@ class MetricRuntime:
         record.states = touched
         t3 = time.perf_counter()
         if commit:
-            await self.store.commit(record)
+            await self._commit(record)
             self._watermark = max(self._watermark or 0, record.watermark or 0)
             self._watermark_known = True
             self.states = states
@@ -266,6 +270,27 @@ class MetricRuntime:
             points.extend(conv.points)
         return points
 
+    async def data(self) -> Store:
+        return await self._data_store() if self._data_store is not None else self.store
+
+    async def _commit(self, record: RunRecord) -> None:
+        data = await self.data()
+        if data is self.store:
+            await self.store.commit(record)
+            return
+        # Data first: if it fails, the watermark stays behind and the periods are redone.
+        if record.save_points and (record.points or record.detections):
+            await data.commit(RunRecord(self.name, record.points, record.detections, save_points=True))
+        await self.store.commit(
+            RunRecord(
+                self.name,
+                states=record.states,
+                outbox=record.outbox,
+                watermark=record.watermark,
+                save_points=False,
+            )
+        )
+
     def _fill_missing(self, points: list[Point], start: int, finish: int) -> list[Point]:
         """A single-series metric with no row for a period gets a NULL point (missing, not 0)."""
         if self.spec.collector.points.series_columns:
@@ -278,7 +303,7 @@ class MetricRuntime:
         if self._windows_loaded:
             return
         stored = (
-            await self.store.read_points(self.name, None, before - self.span, before)
+            await (await self.data()).read_points(self.name, None, before - self.span, before)
             if self.spec.storage.enabled and self.span > self.grid.step
             else {}
         )

@@ -66,8 +66,7 @@ class StorageSpec:
     @property
     def is_default(self) -> bool:
         """No connection named: the daemon's own store holds the data."""
-        keys = {"connection_string", "host", "database", "path"}
-        return self.type is None and not (keys & set(self.params))
+        return self.type is None
 
 
 @dataclass(frozen=True)
@@ -389,9 +388,20 @@ class _Resolver:
                     )
                 )
             flags[name] = value
+        backend: str | None = None
+        if s.enabled and (kind is not None or {"connection_string", "host", "path"} & set(params)):
+            from detectkd.storage.factory import StoreParams, resolve_kind
+
+            model, problems = validate(self.doc, StoreParams, params, ("storage", "params"))
+            self.issues.extend(problems)
+            if model is not None:
+                try:
+                    backend = resolve_kind(kind, model)  # type: ignore[arg-type]
+                except ValueError as exc:
+                    self.issues.append(self.doc.issue(("storage",), str(exc)))
         return StorageSpec(
             enabled=s.enabled,
-            type=kind,
+            type=backend,
             params=params,
             save_detections=bool(flags["save_detections"]),
             datapoints_retention_days=flags["datapoints_retention_days"],

@@ -20,10 +20,20 @@ from detectkd.errors import ConfigError
 
 
 class StorageSettings(BaseModel):
+    """The daemon's own store: alert state, outbox, watermarks, and default datapoints."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["sqlite"] = "sqlite"
-    path: Path | None = None  # default: <data_dir>/detectkd.db
+    type: Literal["sqlite", "postgres", "clickhouse"] = "sqlite"
+    path: Path | None = None  # sqlite; default: <data_dir>/detectkd.db
+    host: str | None = None
+    port: int | None = None
+    http_port: int | None = None
+    database: str | None = None
+    user: str | None = None
+    password: str | None = None
+    connection_string: str | None = None
+    secure: bool = False
 
 
 class Settings(BaseSettings):
@@ -59,6 +69,14 @@ class Settings(BaseSettings):
     @property
     def store_path(self) -> Path:
         return self.storage.path or self.data_dir / "detectkd.db"
+
+    def make_store(self) -> Any:
+        """The daemon's store, as configured."""
+        from detectkd.storage.factory import StoreParams, build_store
+
+        fields = self.storage.model_dump(exclude={"type"}, exclude_none=True)
+        fields["path"] = str(self.store_path)
+        return build_store(self.storage.type, StoreParams.model_validate(fields))
 
     def listen_host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")

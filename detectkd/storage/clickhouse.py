@@ -73,7 +73,8 @@ _CLAIM_LOCKS: dict[str, asyncio.Lock] = {}
 
 
 def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
+    # DateTime has whole seconds; 18.16 rejects a fractional part in inserts.
+    return datetime.fromtimestamp(int(ts), UTC).replace(tzinfo=None)
 
 
 def _or_none(text: str) -> str | None:

@@ -1,0 +1,185 @@
+"""The real daemon on the three real databases, and a ClickHouse outage in the middle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiomysql
+import asyncpg
+import pytest
+
+from tests.clickhouse_server import ClickHouseServer, remove, start_server
+from tests.conftest import Receiver, write
+from tests.e2e.conftest import DaemonProcess
+
+STEP = 2
+
+
+@pytest.fixture
+def own_clickhouse() -> Iterator[ClickHouseServer]:
+    """A server of this test's own: the test stops and restarts it."""
+    server = start_server()
+    yield server
+    remove(server)
+
+
+@pytest.fixture
+async def databases() -> AsyncIterator[dict[str, str]]:
+    name = f"dtk_e2e_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(host="127.0.0.1", user="postgres", database="postgres")
+    await admin.execute(f"CREATE DATABASE {name}_src")
+    await admin.execute(f"CREATE DATABASE {name}_store")
+    my = await aiomysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    async with my.cursor() as cur:
+        await cur.execute(f"CREATE DATABASE {name}")
+    yield {"pg_src": f"{name}_src", "pg_store": f"{name}_store", "mysql": name, "ch": name}
+    await admin.execute(f"DROP DATABASE {name}_src WITH (FORCE)")
+    await admin.execute(f"DROP DATABASE {name}_store WITH (FORCE)")
+    await admin.close()
+    async with my.cursor() as cur:
+        await cur.execute(f"DROP DATABASE {name}")
+    my.close()
+
+
+def series(start: int, end: int, spike: int) -> list[tuple[int, float]]:
+    return [(t, 900.0 if t == spike else 100.0 + (t // STEP) % 5) for t in range(start, end, STEP)]
+
+
+def metric(name: str, collector: str, storage: str) -> str:
+    return f"""\
+name: {name}
+schedule: {{interval: {STEP}s, start_time: 120s, max_catch_up: 200}}
+collector:
+{collector}
+detector:
+  type: mad
+  params: {{window_size: 100, n_sigma: 6, use_weighted: false, min_samples: 20}}
+alerter:
+  type: webhook
+  params: {{url: "${{HOOK}}"}}
+{storage}
+"""
+
+
+async def test_three_databases_alert_once_and_survive_a_clickhouse_outage(
+    daemon: DaemonProcess, receiver: Receiver, own_clickhouse: ClickHouseServer, databases: dict[str, str]
+) -> None:
+    ch = own_clickhouse
+    now = int(time.time()) - int(time.time()) % STEP
+    spikes = {"m_pg": now + 10, "m_my": now + 12, "m_ch": now + 14}
+    start, end = now - 400, now + 900
+
+    pg = await asyncpg.connect(host="127.0.0.1", user="postgres", database=databases["pg_src"])
+    await pg.execute("CREATE TABLE src (period_time timestamptz, value double precision)")
+    await pg.executemany("INSERT INTO src VALUES (to_timestamp($1), $2)", series(start, end, spikes["m_pg"]))
+    await pg.close()
+    my = await aiomysql.connect(
+        host="127.0.0.1", user="root", password="", db=databases["mysql"], autocommit=True
+    )
+    async with my.cursor() as cur:
+        await cur.execute("CREATE TABLE src (period_time DATETIME, value DOUBLE)")
+        await cur.executemany(
+            "INSERT INTO src VALUES (FROM_UNIXTIME(%s), %s)",
+            series(start, end, spikes["m_my"]),
+        )
+        await cur.execute("SET time_zone = '+00:00'")
+    my.close()
+    ch.query(f"CREATE DATABASE {databases['ch']}")
+    ch.query(
+        f"CREATE TABLE {databases['ch']}.src (period_time DateTime('UTC'), value Float64) ENGINE = MergeTree() ORDER BY period_time"
+    )
+    ch.query(
+        f"INSERT INTO {databases['ch']}.src VALUES "
+        + ",".join(f"({t}, {v})" for t, v in series(start, end, spikes["m_ch"]))
+    )
+
+    where = "WHERE period_time >= {s} AND period_time < {f}"
+    d = daemon.root / "metrics.d"
+    write(d / "m_pg.yaml", metric(
+        "m_pg",
+        "  type: postgres\n  params:\n    host: 127.0.0.1\n    user: postgres\n"
+        f"    database: {databases['pg_src']}\n"
+        "    query: \"SELECT period_time, value FROM src "
+        + where.format(s="'{{ period_start }}'::timestamp AT TIME ZONE 'UTC'", f="'{{ period_finish }}'::timestamp AT TIME ZONE 'UTC'")
+        + "\"",
+        f"storage:\n  type: clickhouse\n  params: {{host: 127.0.0.1, port: {ch.http_port}, database: dtk_store}}",
+    ))  # fmt: skip
+    write(d / "m_my.yaml", metric(
+        "m_my",
+        "  type: sql\n  params:\n"
+        f"    connection_string: mysql://root@127.0.0.1:3306/{databases['mysql']}\n"
+        "    query: \"SELECT period_time, value FROM src " + where.format(s="'{{ period_start }}'", f="'{{ period_finish }}'") + "\"",
+        f"storage:\n  type: sql\n  params: {{connection_string: 'postgresql://postgres@127.0.0.1:5432/{databases['pg_store']}'}}",
+    ))  # fmt: skip
+    write(d / "m_ch.yaml", metric(
+        "m_ch",
+        f"  type: clickhouse\n  params:\n    host: 127.0.0.1\n    port: {ch.http_port}\n    database: {databases['ch']}\n"
+        "    query: \"SELECT period_time, value FROM src " + where.format(s="'{{ period_start }}'", f="'{{ period_finish }}'") + "\"",
+        "",
+    ))  # fmt: skip
+    await daemon.start(env={"HOOK": receiver.url})
+
+    # Every anomaly is detected and alerted, FIRING then RESOLVED.
+    for name in spikes:
+        await receiver.wait_for(lambda b, n=name: b["metric"] == n and b["status"] == "resolved", timeout=60)
+
+    async def state(name: str) -> dict[str, Any]:
+        m = await daemon.metric(name)
+        assert m is not None
+        return m
+
+    # ClickHouse goes away: only the metrics that need it go to ERROR.
+    ch.stop()
+    my_runs = (await state("m_my"))["runs"]
+
+    async def outage_seen() -> bool:
+        states = [(await state(n))["state"] for n in ("m_pg", "m_ch")]
+        return states == ["error", "error"]
+
+    await daemon.until(outage_seen, timeout=30, what="ClickHouse metrics in ERROR")
+    m_my = await state("m_my")
+    assert m_my["state"] == "ok" and m_my["runs"] > my_runs
+    assert "clickhouse" in (await state("m_ch"))["last_error"]
+    outage_start = time.time()
+    await daemon.until(lambda: time.time() - outage_start > 6, what="a few periods of outage")
+
+    ch.start()
+
+    async def recovered() -> bool:
+        states = [(await state(n))["state"] for n in ("m_pg", "m_ch")]
+        return states == ["ok", "ok"]
+
+    await daemon.until(recovered, timeout=60, what="recovery after ClickHouse is back")
+    assert await daemon.stop() == 0
+
+    # Alerts: exactly one FIRING and one RESOLVED per metric, nothing else.
+    got = sorted((b["metric"], b["status"]) for b in receiver.received)
+    assert got == sorted((n, s) for n in spikes for s in ("firing", "resolved")), got
+
+    # Catch-up filled the outage: every period from the first to the watermark, once.
+    pg_store = await asyncpg.connect(host="127.0.0.1", user="postgres", database=databases["pg_store"])
+    my_points = [r["p"] for r in await pg_store.fetch(
+        "SELECT extract(epoch FROM period)::bigint AS p FROM dtk_datapoints WHERE metric = 'm_my' ORDER BY period"
+    )]  # fmt: skip
+    await pg_store.close()
+    ch_points = [int(x) for x in ch.query(
+        "SELECT toUInt32(period) FROM dtk_store.dtk_datapoints FINAL WHERE metric = 'm_pg' ORDER BY period"
+    ).split()]  # fmt: skip
+    lite = sqlite3.connect(daemon.root / "data" / "detectkd.db")
+    lite_points = [
+        r[0] for r in lite.execute("SELECT period FROM dtk_datapoints WHERE metric = 'm_ch' ORDER BY period")
+    ]
+    marks = dict(lite.execute("SELECT metric, period FROM dtk_watermarks"))
+    lite.close()
+    for name, points in (("m_my", my_points), ("m_pg", ch_points), ("m_ch", lite_points)):
+        assert points, name
+        assert points == list(range(points[0], marks[name] + STEP, STEP)), f"{name}: gap or duplicate"
+        assert points[-1] > outage_start  # data after the outage arrived
+    raw_pg = int(ch.query("SELECT count() FROM dtk_store.dtk_datapoints FINAL WHERE metric = 'm_pg'"))
+    assert raw_pg == len(ch_points)
+    assert dt.datetime.now(dt.UTC).timestamp() - marks["m_pg"] < 60
