@@ -389,7 +389,9 @@ class MetricRuntime:
         s.failures += 1
         s.last_run_at = time.time()
         s.last_duration = time.monotonic() - started
-        s.last_error = error_line(exc)
+        profile = self.spec.collector.profile
+        line = error_line(exc)
+        s.last_error = f"{self.name} (profile {profile}): {line}" if profile else f"{self.name}: {line}"
         s.state = "error"
         tel = self.telemetry
         if tel is not None:

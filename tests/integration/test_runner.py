@@ -163,6 +163,7 @@ async def test_garbage_is_an_error_that_keeps_nothing_half_done(env: Env) -> Non
     with pytest.raises(CollectError, match="holds text 'lots'"):
         await rt.run(T0 + STEP)
     assert rt.status.state == "error" and "holds text" in (rt.status.last_error or "")
+    assert (rt.status.last_error or "").startswith("orders: ")
     assert await env.store.watermark("orders") is None
 
 
@@ -207,3 +208,19 @@ async def test_detectk_style_single_period_query_runs_once_per_period_in_catch_u
     assert [(p.point.period - T0, p.point.value) for p in report.points] == [
         (i * STEP, float(i + 1)) for i in range(1, 6)
     ]
+
+
+async def test_a_dead_source_error_names_the_metric_and_profile(env: Env) -> None:
+    write(
+        env.tmp / "profiles.yaml",
+        f"profiles:\n  shop:\n    type: sqlite\n    database: {env.tmp / 'gone.db'}\n",
+    )
+    write(
+        env.tmp / "p" / "orders.yaml",
+        "name: orders\ncollector:\n  profile: shop\n  params: {query: 'SELECT 1 AS value'}\n",
+    )
+    spec = load_metrics([env.tmp / "p"], env.tmp / "profiles.yaml", env={}).metrics["orders"]
+    rt = await env.runtime(spec)
+    with pytest.raises(CollectError):
+        await rt.run(T0 + STEP)
+    assert (rt.status.last_error or "").startswith("orders (profile shop): cannot open sqlite database")
