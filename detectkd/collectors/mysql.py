@@ -15,12 +15,10 @@ import aiomysql
 import pymysql
 
 from detectkd.collectors.base import Row, Window
-from detectkd.collectors.netparams import Endpoint, endpoint
+from detectkd.collectors.netparams import Endpoint, PooledSource, error_text
 from detectkd.collectors.params import NetworkParams
 from detectkd.errors import CollectError
-from detectkd.redact import redact_text
 from detectkd.resources import Resources
-from detectkd.templating import compile_template
 
 CONNECT_TIMEOUT_S = 10
 
@@ -57,15 +55,12 @@ async def _kill(ep: Endpoint, thread_id: int) -> None:
             conn.close()
 
 
-class MysqlCollector:
-    def __init__(self, params: NetworkParams, resources: Resources) -> None:
-        self._ep = endpoint("mysql", params, 3306)
-        self._query = compile_template(params.query)
-        self._timeout = params.timeout.total_seconds()
-        self._resources = resources
+class MysqlCollector(PooledSource):
+    kind = "mysql"
+    default_port = 3306
 
     async def collect(self, window: Window) -> list[Row]:
-        sql = self._query.render(**window.template_vars())
+        sql = self._render(window)
         where = self._ep.describe()
         try:
             pool = await self._resources.pool(self._ep, lambda: _create(self._ep), _close)
@@ -83,21 +78,14 @@ class MysqlCollector:
         except pymysql.err.OperationalError as exc:
             if exc.args and exc.args[0] in (2003, 2006, 2013):
                 self._resources.drop_pool(self._ep)
-                raise CollectError(f"{where}: cannot connect: {_line(exc)}") from None
-            raise CollectError(f"{where}: {_line(exc)}") from None
+                raise CollectError(f"{where}: cannot connect: {error_text(exc)}") from None
+            raise CollectError(f"{where}: {error_text(exc)}") from None
         except pymysql.err.MySQLError as exc:
-            raise CollectError(f"{where}: {_line(exc)}") from None
+            raise CollectError(f"{where}: {error_text(exc)}") from None
         except OSError as exc:
             self._resources.drop_pool(self._ep)
-            raise CollectError(f"{where}: cannot connect: {_line(exc)}") from None
+            raise CollectError(f"{where}: cannot connect: {error_text(exc)}") from None
         return rows
-
-    async def close(self) -> None:
-        return None
-
-
-def _line(exc: BaseException) -> str:
-    return redact_text(" ".join(str(exc).split()))[:300] or type(exc).__name__
 
 
 def build(params: NetworkParams, resources: Resources) -> MysqlCollector:

@@ -10,7 +10,11 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from detectkd.collectors.base import Window
 from detectkd.collectors.params import NetworkParams
+from detectkd.redact import redact_text
+from detectkd.resources import Resources
+from detectkd.templating import compile_template
 
 
 @dataclass(frozen=True)
@@ -62,3 +66,27 @@ def endpoint(kind: str, p: NetworkParams, default_port: int) -> Endpoint:
         ca_file=p.ca_file,
         pool_size=p.pool_size or 5,
     )
+
+
+class PooledSource:
+    """What the pooled SQL collectors share: endpoint, compiled query, timeout, errors."""
+
+    kind = ""
+    default_port = 0
+
+    def __init__(self, params: NetworkParams, resources: Resources) -> None:
+        self._ep = endpoint(self.kind, params, self.default_port)
+        self._query = compile_template(params.query)
+        self._timeout = params.timeout.total_seconds()
+        self._resources = resources
+
+    def _render(self, window: Window) -> str:
+        return self._query.render(**window.template_vars())
+
+    async def close(self) -> None:
+        return None
+
+
+def error_text(exc: BaseException) -> str:
+    """One line, credentials redacted, bounded."""
+    return redact_text(" ".join(str(exc).split()))[:300] or type(exc).__name__

@@ -28,7 +28,9 @@ class QueryParams(Frozen):
     interval: Any = None
 
 
-class NetworkParams(QueryParams):
+class ConnectionParams(Frozen):
+    """How to reach a database server: keys, or a connection string (keys win)."""
+
     host: str | None = None
     port: int | None = None
     database: str | None = None
@@ -38,3 +40,7 @@ class NetworkParams(QueryParams):
     secure: bool = False
     verify: bool = True
     ca_file: str | None = None
+
+
+class NetworkParams(QueryParams, ConnectionParams):
+    """A query against a database server."""

@@ -13,12 +13,10 @@ from typing import Any
 import asyncpg
 
 from detectkd.collectors.base import Row, Window
-from detectkd.collectors.netparams import Endpoint, endpoint
+from detectkd.collectors.netparams import Endpoint, PooledSource, error_text
 from detectkd.collectors.params import NetworkParams
 from detectkd.errors import CollectError
-from detectkd.redact import redact_text
 from detectkd.resources import Resources
-from detectkd.templating import compile_template
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -41,15 +39,12 @@ async def _close(pool: Any) -> None:
     await pool.close()
 
 
-class PostgresCollector:
-    def __init__(self, params: NetworkParams, resources: Resources) -> None:
-        self._ep = endpoint("postgres", params, 5432)
-        self._query = compile_template(params.query)
-        self._timeout = params.timeout.total_seconds()
-        self._resources = resources
+class PostgresCollector(PooledSource):
+    kind = "postgres"
+    default_port = 5432
 
     async def collect(self, window: Window) -> list[Row]:
-        sql = self._query.render(**window.template_vars())
+        sql = self._render(window)
         where = self._ep.describe()
         try:
             pool = await self._resources.pool(self._ep, lambda: _create(self._ep), _close)
@@ -58,18 +53,11 @@ class PostgresCollector:
         except TimeoutError:
             raise CollectError(f"{where}: query timed out after {self._timeout:g}s (cancelled)") from None
         except asyncpg.PostgresError as exc:
-            raise CollectError(f"{where}: {type(exc).__name__}: {_line(exc)}") from None
+            raise CollectError(f"{where}: {type(exc).__name__}: {error_text(exc)}") from None
         except (OSError, asyncpg.InterfaceError) as exc:
             self._resources.drop_pool(self._ep)
-            raise CollectError(f"{where}: cannot connect: {_line(exc)}") from None
+            raise CollectError(f"{where}: cannot connect: {error_text(exc)}") from None
         return [dict(r) for r in records]
-
-    async def close(self) -> None:
-        return None
-
-
-def _line(exc: BaseException) -> str:
-    return redact_text(" ".join(str(exc).split()))[:300] or type(exc).__name__
 
 
 def build(params: NetworkParams, resources: Resources) -> PostgresCollector:

@@ -10,30 +10,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from detectkd.config.types import Duration
 from detectkd.config.validation import issues_from
 from detectkd.config.yamlsource import load_yaml
 from detectkd.errors import ConfigError
+from detectkd.storage.factory import StoreParams
 
 
-class StorageSettings(BaseModel):
+class StorageSettings(StoreParams):
     """The daemon's own store: alert state, outbox, watermarks, and default datapoints."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     type: Literal["sqlite", "postgres", "clickhouse"] = "sqlite"
-    path: Path | None = None  # sqlite; default: <data_dir>/detectkd.db
-    host: str | None = None
-    port: int | None = None
-    http_port: int | None = None
-    database: str | None = None
-    user: str | None = None
-    password: str | None = None
-    connection_string: str | None = None
-    secure: bool = False
+    path: Path | None = None  # type: ignore[assignment]  # sqlite; default: <data_dir>/detectkd.db
 
 
 class Settings(BaseSettings):
@@ -72,7 +63,7 @@ class Settings(BaseSettings):
 
     def make_store(self) -> Any:
         """The daemon's store, as configured."""
-        from detectkd.storage.factory import StoreParams, build_store
+        from detectkd.storage.factory import build_store
 
         fields = self.storage.model_dump(exclude={"type"}, exclude_none=True)
         fields["path"] = str(self.store_path)

@@ -14,22 +14,13 @@ from typing import Any
 
 from pydantic import Field
 
-from detectkd.config.types import Frozen
+from detectkd.collectors.params import ConnectionParams
 from detectkd.storage.base import Store
 
 
-class StoreParams(Frozen):
-    host: str | None = None
-    port: int | None = None
-    http_port: int | None = None
-    database: str | None = None
-    user: str | None = None
-    password: str | None = None
-    connection_string: str | None = None
-    secure: bool = False
-    verify: bool = True
-    ca_file: str | None = None
-    path: str | None = None
+class StoreParams(ConnectionParams):
+    http_port: int | None = None  # ClickHouse
+    path: str | None = None  # SQLite
     pool_size: int | None = Field(default=None, ge=1)
 
 
