@@ -54,7 +54,7 @@ def print_report(rt: MetricRuntime, report: RunReport, out: TextIO) -> None:
         cond = spec.conditions
         decision = "anomalous" if pr.verdict.anomalous else "normal"
         print(
-            f"    decision: {decision}; streak {pr.state.streak}/{cond.consecutive_anomalies}; "
+            f"    decision: {decision}; streak {pr.state.streak}/{cond.required_streak(rt.interval)}; "
             f"state {pr.state.status.value.upper()}; notification: {pr.notification or 'none'}",
             file=out,
         )

@@ -331,7 +331,10 @@ class MetricRuntime:
         verdict = decide(results, self.spec.conditions)
         window.add(point.period, point.value, feats)
         old = states.get(point.series, SeriesState())
-        new, note, since = step(old, point.period, verdict, self.spec.conditions, may_notify)
+        cond = self.spec.conditions
+        new, note, since = step(
+            old, point.period, verdict, cond, may_notify, cond.required_streak(self.interval)
+        )
         return PointReport(point, results, verdict, new, note, since)
 
     def _alert(self, point: Point, pr: PointReport) -> Alert:

@@ -44,14 +44,28 @@ class Verdict:
 
 
 def decide(results: list[Result], cond: Conditions) -> Verdict:
-    """Combine detector results under the direction and minimum-deviation filters."""
+    """Combine detector results under the direction and minimum-deviation filters.
+
+    `combine`: `any` (one flag is enough), `all`, `majority` of the detectors
+    that could judge; `min_detectors: N` overrides with "at least N".
+    """
     judged = [r for r in results if r.skipped is None]
     if not judged:
         return Verdict(False, results[0] if results else None, judged=False)
     hits = [r for r in judged if r.anomaly and _passes(r, cond)]
-    if hits:
+    if len(hits) >= _needed(len(judged), cond):
         return Verdict(True, max(hits, key=lambda r: r.score))
     return Verdict(False, max(judged, key=lambda r: r.score))
+
+
+def _needed(judged: int, cond: Conditions) -> int:
+    if cond.min_detectors is not None:
+        return min(cond.min_detectors, judged)
+    if cond.combine == "all":
+        return judged
+    if cond.combine == "majority":
+        return judged // 2 + 1
+    return 1
 
 
 def _passes(r: Result, cond: Conditions) -> bool:
@@ -61,7 +75,12 @@ def _passes(r: Result, cond: Conditions) -> bool:
         dev = r.deviation_percent
         if dev is not None and abs(dev) < cond.min_deviation_percent:
             return False
-    return True
+    return not (
+        cond.min_deviation_abs > 0
+        and r.value is not None
+        and r.expected is not None
+        and abs(r.value - r.expected) < cond.min_deviation_abs
+    )
 
 
 def step(
@@ -70,8 +89,13 @@ def step(
     verdict: Verdict,
     cond: Conditions,
     may_notify: bool,
+    required: int | None = None,
 ) -> tuple[SeriesState, AlertStatus | None, int | None]:
-    """Advance one period. Returns (new state, notification or None, episode start)."""
+    """Advance one period. Returns (new state, notification or None, episode start).
+
+    `required`: anomalous periods in a row before FIRING (default: the
+    condition's `consecutive_anomalies`; the runner passes `required_streak`).
+    """
     if state.last_period is not None and period <= state.last_period:
         return state, None, None  # already judged: re-runs never notify twice
     state = replace(state, last_period=period)
@@ -80,7 +104,8 @@ def step(
     if verdict.anomalous:
         streak = state.streak + 1
         since = state.since if state.since is not None else period
-        status = Status.FIRING if streak >= cond.consecutive_anomalies else Status.PENDING
+        need = required if required is not None else cond.consecutive_anomalies
+        status = Status.FIRING if streak >= need else Status.PENDING
         state = replace(state, streak=streak, since=since, status=status)
     else:
         state = replace(state, streak=0, since=None, status=Status.OK)

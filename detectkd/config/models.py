@@ -6,10 +6,11 @@ against the model registered for their `type` (see `detectkd.config.loader`).
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from detectkd.config.types import Duration, Frozen, TimeZoneName
 from detectkd.durations import parse_duration
@@ -81,9 +82,23 @@ class Detector(Frozen):
 
 class Conditions(Frozen):
     consecutive_anomalies: int = Field(default=1, ge=1)
+    # vmalert/Prometheus style: anomalous for this long (rounded up to whole periods).
+    for_: Duration | None = Field(default=None, alias="for")
     direction: Literal["up", "down", "both"] = "both"
     min_deviation_percent: float = Field(default=0.0, ge=0)
+    min_deviation_abs: float = Field(default=0.0, ge=0)
     cooldown_minutes: float | None = Field(default=None, ge=0)
+    # How detectors' verdicts combine: any one, all of them, a majority, or at least N.
+    combine: Literal["any", "all", "majority"] = "any"
+    min_detectors: int | None = Field(default=None, ge=1)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def required_streak(self, interval: timedelta) -> int:
+        """Consecutive anomalous periods before FIRING (`for` wins over the count)."""
+        if self.for_ is None:
+            return self.consecutive_anomalies
+        return max(1, math.ceil(self.for_.total_seconds() / interval.total_seconds()))
 
 
 class Alerter(Frozen):

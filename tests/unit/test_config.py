@@ -323,3 +323,16 @@ def test_multi_period_auto_detection_and_override(tmp_path: Path) -> None:
     assert load_one(tmp_path / "b", GOOD).metrics["orders"].collector.multi_period is False
     forced = GOOD.replace("collector:\n", "collector:\n  multi_period: true\n")
     assert load_one(tmp_path / "c", forced).metrics["orders"].collector.multi_period is True
+
+
+def test_conditions_accept_for_and_combination(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "alerter:\n  type: log\n",
+        "alerter:\n  type: log\n  conditions: {for: 30m, combine: majority, min_deviation_abs: 5}\n",
+    )
+    spec = load_one(tmp_path, text).metrics["orders"]
+    assert spec.conditions.for_ == timedelta(minutes=30)
+    assert spec.conditions.required_streak(spec.config.schedule.interval) == 3
+    bad = GOOD.replace("alerter:\n  type: log\n", "alerter:\n  type: log\n  conditions: {combin: all}\n")
+    (issue,) = load_one(tmp_path / "bad", bad).all_errors()
+    assert issue.key == "alerter.conditions.combin" and "did you mean combine?" in issue.message

@@ -101,3 +101,45 @@ def test_resolved_carries_the_episode_start() -> None:
     s, _, _ = step(s, STEP, Verdict(True, res(True)), cond, True)
     s, note, since_r = step(s, 2 * STEP, Verdict(False, res(False)), cond, True)
     assert note == "resolved" and since_f == since_r == 0
+
+
+def det(name: str, anomaly: bool, score: float = 0.9) -> Result:
+    return Result(name, 200.0, anomaly, score if anomaly else 0.1, 100.0, 90, 110, "up" if anomaly else None)
+
+
+def test_combination_any_all_majority_and_min_detectors() -> None:
+    two_of_three = [det("mad", True), det("zscore", True, 0.7), det("threshold", False)]
+    one_of_three = [det("mad", True), det("zscore", False), det("threshold", False)]
+    assert decide(one_of_three, Conditions()).anomalous  # any
+    assert not decide(two_of_three, Conditions(combine="all")).anomalous
+    assert decide(two_of_three, Conditions(combine="majority")).anomalous
+    assert not decide(one_of_three, Conditions(combine="majority")).anomalous
+    assert decide(two_of_three, Conditions(min_detectors=2)).anomalous
+    assert not decide(one_of_three, Conditions(min_detectors=2)).anomalous
+    v = decide(two_of_three, Conditions(combine="majority"))
+    assert v.primary is not None and v.primary.detector == "mad"  # the strongest of those that fired
+
+
+def test_detectors_in_cold_start_do_not_count_against_all() -> None:
+    cold = Result("mad", 200.0, False, 0.0, skipped="cold start")
+    assert decide([det("threshold", True), cold], Conditions(combine="all")).anomalous
+
+
+def test_min_deviation_abs() -> None:
+    cond = Conditions(min_deviation_abs=150)
+    assert not decide([res(True, value=200, expected=100)], cond).anomalous
+    assert decide([res(True, value=300, expected=100)], cond).anomalous
+
+
+def test_for_as_a_duration_rounds_up_to_whole_periods() -> None:
+    from datetime import timedelta
+
+    cond = Conditions.model_validate({"for": "25m"})
+    assert cond.required_streak(timedelta(minutes=10)) == 3
+    assert Conditions(consecutive_anomalies=4).required_streak(timedelta(minutes=10)) == 4
+    state = SeriesState()
+    notes = []
+    for i in range(3):
+        state, note, _ = step(state, i * STEP, Verdict(True, res(True)), cond, True, required=3)
+        notes.append(note)
+    assert notes == [None, None, "firing"]
