@@ -119,11 +119,15 @@ async def test_slack_and_mattermost_payloads_escape_user_data(
         )
     )
     await Dispatcher(store, lambda m, i: channels[i]).deliver_due()
-    by_text = sorted(receiver.received, key=lambda b: b["text"])
-    assert all(b["channel"] == "#alerts" and b["username"] == "dtk" for b in by_text)
-    texts = " ".join(b["text"] for b in by_text)
-    assert "<!channel>" not in texts and "&lt;!channel&gt;" in texts
-    assert "\\*boom\\*" in texts and "@\u200ball" in texts
+    slack_body = next(b for b in receiver.received if "blocks" in b)
+    mm_body = next(b for b in receiver.received if "attachments" in b)
+    assert all(b["channel"] == "#alerts" and b["username"] == "dtk" for b in receiver.received)
+    slack_text = slack_body["blocks"][0]["text"]["text"]
+    assert slack_body["text"] == "FIRING: orders"  # the notification fallback
+    assert "<!channel>" not in slack_text and "&lt;!channel&gt;" in slack_text
+    attachment = mm_body["attachments"][0]
+    assert attachment["color"] == "#d0312d" and attachment["fallback"] == "FIRING: orders"
+    assert "\\*boom\\*" in attachment["text"] and "@\u200ball" in attachment["text"]
 
 
 async def test_message_template_uses_detectk_variables(
@@ -138,7 +142,7 @@ async def test_message_template_uses_detectk_variables(
     )
     await enqueue(store, alert())
     await Dispatcher(store, lambda m, i: channel).deliver_due()
-    assert receiver.received[0]["text"] == "orders 250.0 in [80.0, 120.0] firing"
+    assert receiver.received[0]["attachments"][0]["text"] == "orders 250.0 in [80.0, 120.0] firing"
 
 
 async def test_dispatcher_loop_wakes_on_new_alerts(
@@ -164,3 +168,105 @@ def test_backoff_grows_and_is_capped() -> None:
     assert 1.6 <= delays[0] <= 2.4
     assert delays[3] > delays[1]
     assert max(delays) <= 360
+
+
+async def test_webhook_signature_is_hmac_sha256_of_the_exact_body(env: tuple[SqliteStore, Resources]) -> None:
+    import hashlib
+    import hmac
+
+    from aiohttp import web
+
+    seen: list[tuple[bytes, str]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append((await request.read(), request.headers.get("X-Detectk-Signature", "")))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    store, resources = env
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    channel = webhook.build(webhook.Params(url=url, secret="s3cret"), resources)
+    await enqueue(store, alert())
+    await Dispatcher(store, lambda m, i: channel).deliver_due()
+    await runner.cleanup()
+    ((body, signature),) = seen
+    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert signature == f"sha256={expected}"
+
+
+async def test_alertmanager_v2_fan_out_and_retry_until_every_url_accepts(
+    env: tuple[SqliteStore, Resources], receiver: Receiver
+) -> None:
+    from detectkd.alerting.channels import alertmanager
+    from tests.conftest import Receiver as Rec
+
+    store, resources = env
+    second = Rec(url="")
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        second.attempts += 1
+        if second.fail_with:
+            return web.Response(status=second.fail_with)
+        second.received.append({"path": request.path, "body": await request.json()})
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base_one = receiver.url.rsplit("/", 1)[0]
+    base_two = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    params = alertmanager.Params(urls=[base_one, base_two], severity="critical", labels={"team": "data"})
+    channel = alertmanager.build(params, resources)
+    d = Dispatcher(store, lambda m, i: channel)
+    second.fail_with = 503
+    import dataclasses
+
+    nasty = dataclasses.replace(alert(series="host.name=web-1"), labels={"host.name": "web-1"})
+    await enqueue(store, nasty)
+    await d.deliver_due()
+    assert len(receiver.received) == 1 and second.attempts == 1
+    (item,) = await store.outbox_pending()
+    assert item.attempts == 1  # one Alertmanager down: retried, not lost
+    second.fail_with = None
+    await store.outbox_retry(item.id, "", 0, dead=False)
+    await d.deliver_due()
+    await runner.cleanup()
+    assert await store.outbox_pending() == []
+    (sent,) = second.received[0]["body"]
+    assert second.received[0]["path"] == "/api/v2/alerts"
+    assert sent["labels"] == {"alertname": "orders", "metric": "orders", "severity": "critical", "team": "data",
+                              "host_name": "web-1"}  # fmt: skip
+    assert sent["annotations"]["value"] == "250" and sent["annotations"]["expected"] == "100"
+    assert sent["startsAt"] == "1970-01-01T00:10:00Z" and sent["endsAt"] == "1970-01-02T00:10:00Z"
+    assert receiver.received[1] == receiver.received[0]  # the first Alertmanager got the same alert again
+
+
+async def test_alertmanager_resolved_sets_ends_at(env: tuple[SqliteStore, Resources]) -> None:
+    from detectkd.alerting.channels import alertmanager
+
+    (body,) = alertmanager.payload(alert("resolved"), alertmanager.Params(url="http://am:9093"))
+    assert body["endsAt"] == "1970-01-01T00:30:00Z"  # end of the period that resolved it
+
+
+async def test_telegram_bot_api_with_html_escaping(
+    env: tuple[SqliteStore, Resources], receiver: Receiver
+) -> None:
+    from detectkd.alerting.channels import telegram
+
+    store, resources = env
+    base = receiver.url.rsplit("/", 1)[0]
+    channel = telegram.build(telegram.Params(bot_token="123:abc", chat_id=-100, base_url=base), resources)
+    await enqueue(store, alert(series="host=<b>x</b>"))
+    await Dispatcher(store, lambda m, i: channel).deliver_due()
+    (body,) = receiver.received
+    assert body["chat_id"] == -100 and body["parse_mode"] == "HTML"
+    assert "&lt;b&gt;x&lt;/b&gt;" in body["text"] and "<b>x</b>" not in body["text"]

@@ -8,6 +8,7 @@ It must finish within its own timeout. It never swallows CancelledError.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 import aiohttp
@@ -25,28 +26,38 @@ class Channel(Protocol):
 _PERMANENT = {400, 413, 422}
 
 
+def encode(payload: Any) -> bytes:
+    """The exact bytes sent (signatures are computed over them)."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 async def post_json(
     session: aiohttp.ClientSession,
     url: str,
     payload: Any,
     timeout_s: float,
     headers: dict[str, str] | None = None,
+    body: bytes | None = None,
 ) -> None:
-    """POST JSON and classify the outcome. Never puts the URL (a secret) in errors."""
+    """POST JSON (or `body`, already encoded) and classify the outcome.
+
+    Never puts the URL (it may carry a token) in errors, only its host.
+    """
     from urllib.parse import urlsplit
 
     host = urlsplit(url).hostname or "receiver"
+    data = body if body is not None else encode(payload)
     try:
         async with session.post(
             url,
-            json=payload,
-            headers=headers,
+            data=data,
+            headers={"Content-Type": "application/json", **(headers or {})},
             timeout=aiohttp.ClientTimeout(total=timeout_s),
         ) as resp:
             if resp.status < 300:
                 return
-            body = (await resp.text())[:200].replace("\n", " ")
-            message = f"{host} answered HTTP {resp.status}: {body}"
+            answer = (await resp.text())[:200].replace("\n", " ")
+            message = f"{host} answered HTTP {resp.status}: {answer}"
             if resp.status in _PERMANENT:
                 raise PermanentError(message)
             raise TransientError(message)

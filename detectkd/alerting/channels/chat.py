@@ -12,6 +12,8 @@ from detectkd.alerting.message import MessageRenderer
 from detectkd.resources import Resources
 from detectkd.templating import compile_template
 
+FIRING_COLOR = "#d0312d"
+RESOLVED_COLOR = "#2eb886"
 _MD_SPECIAL = re.compile(r"([\\`*_~\[\]()#>|])")
 
 
@@ -36,7 +38,15 @@ class ChatChannel:
         self._renderer = MessageRenderer(template, escape)
 
     def payload(self, alert: Alert) -> dict[str, Any]:
-        body: dict[str, Any] = {"text": self._renderer.render(alert)}
+        text = self._renderer.render(alert)
+        head = f"{alert.status.upper()}: {alert.metric}"
+        body: dict[str, Any]
+        if self.kind == "slack":
+            # Block Kit, with `text` as the notification fallback.
+            body = {"text": head, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+        else:
+            color = FIRING_COLOR if alert.status == "firing" else RESOLVED_COLOR
+            body = {"attachments": [{"fallback": head, "color": color, "text": text}]}
         for key in ("channel", "username", "icon_url", "icon_emoji"):
             value = getattr(self._p, key)
             if value:

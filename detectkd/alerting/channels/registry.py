@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from detectkd.alerting.channels import chat, log, webhook
+from detectkd.alerting.channels import alertmanager, chat, log, telegram, webhook
 from detectkd.alerting.channels.base import Channel
 from detectkd.alerting.channels.common import ChatParams
 from detectkd.resources import Resources
@@ -25,6 +25,8 @@ CHANNELS: dict[str, ChannelType] = {
     "slack": ChannelType(ChatParams, chat.build_slack),
     "mattermost": ChannelType(ChatParams, chat.build_mattermost),
     "log": ChannelType(log.Params, log.build),
+    "alertmanager": ChannelType(alertmanager.Params, alertmanager.build),
+    "telegram": ChannelType(telegram.Params, telegram.build),
 }
 
 

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import Field, model_validator
 
 from detectkd.alerting.alert import Alert
-from detectkd.alerting.channels.base import post_json
+from detectkd.alerting.channels.base import encode, post_json
 from detectkd.alerting.message import MessageRenderer
 from detectkd.config.types import Duration, Frozen
 from detectkd.resources import Resources
 from detectkd.templating import compile_template
+
+SIGNATURE_HEADER = "X-Detectk-Signature"
 
 
 class Params(Frozen):
     url: str | None = None
     webhook_url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    secret: str | None = None  # signs the body: X-Detectk-Signature: sha256=<hex HMAC-SHA256>
     message_template: str | None = None
     cooldown_minutes: float | None = Field(default=None, ge=0)
     timeout: Duration = timedelta(seconds=10)
@@ -67,6 +72,7 @@ class WebhookChannel:
     def __init__(self, params: Params, resources: Resources) -> None:
         self._url = params.url or params.webhook_url or ""
         self._headers = dict(params.headers)
+        self._secret = params.secret.encode() if params.secret else None
         self._timeout = params.timeout.total_seconds()
         self._resources = resources
         template = compile_template(params.message_template) if params.message_template else None
@@ -74,9 +80,12 @@ class WebhookChannel:
 
     async def send(self, alert: Alert) -> None:
         session = await self._resources.http()
-        body = payload(alert, self._renderer.render(alert))
+        raw = encode(payload(alert, self._renderer.render(alert)))
         headers = {"Idempotency-Key": alert.key, **self._headers}
-        await post_json(session, self._url, body, self._timeout, headers)
+        if self._secret is not None:
+            digest = hmac.new(self._secret, raw, hashlib.sha256).hexdigest()
+            headers[SIGNATURE_HEADER] = f"sha256={digest}"
+        await post_json(session, self._url, None, self._timeout, headers, body=raw)
 
 
 def build(params: Params, resources: Resources) -> WebhookChannel:

@@ -1,0 +1,125 @@
+"""Prometheus Alertmanager (API v2), fanned out to every configured URL.
+
+Labels are stable per series: `alertname`, `metric`, `severity` and the
+series labels (names made Prometheus-safe). Value, expected, bounds and
+score are annotations. A FIRING alert is posted with `endsAt` =
+`startsAt + ends_after` (detectkd does not re-send yet, and Alertmanager
+would otherwise resolve it after its `resolve_timeout`); RESOLVED is posted
+with `endsAt` = the time it resolved. Every URL must accept the post or the
+delivery is retried (Alertmanager de-duplicates identical alerts).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from detectkd.alerting.alert import Alert
+from detectkd.alerting.channels.base import post_json
+from detectkd.config.types import Duration, Frozen
+from detectkd.errors import TransientError
+from detectkd.resources import Resources
+
+_LABEL = re.compile(r"[^a-zA-Z0-9_]")
+
+
+class Params(Frozen):
+    url: str | None = None
+    urls: list[str] = Field(default_factory=list)
+    alertname: str | None = None  # default: the metric's name
+    severity: str = "warning"
+    labels: dict[str, str] = Field(default_factory=dict)
+    generator_url: str | None = None
+    ends_after: Duration = timedelta(hours=24)
+    cooldown_minutes: float | None = Field(default=None, ge=0)
+    timeout: Duration = timedelta(seconds=10)
+
+    @field_validator("urls")
+    @classmethod
+    def _http(cls, value: list[str]) -> list[str]:
+        for u in value:
+            if not u.startswith(("http://", "https://")):
+                raise ValueError("Alertmanager URLs must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _some_url(self) -> Params:
+        if not self.url and not self.urls:
+            raise ValueError("alertmanager needs `url` or `urls`")
+        return self
+
+    def targets(self) -> list[str]:
+        out = [*([self.url] if self.url else []), *self.urls]
+        return [u.rstrip("/") + "/api/v2/alerts" for u in out]
+
+
+def label_name(name: str) -> str:
+    clean = _LABEL.sub("_", name)
+    return clean if clean and not clean[0].isdigit() else f"_{clean}"
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _num(x: float | None) -> str:
+    return "" if x is None else f"{x:.6g}"
+
+
+def payload(alert: Alert, p: Params) -> list[dict[str, Any]]:
+    labels = {label_name(k): str(v) for k, v in alert.labels.items()}
+    labels.update({label_name(k): v for k, v in p.labels.items()})
+    labels.update({"alertname": p.alertname or alert.metric, "metric": alert.metric, "severity": p.severity})
+    starts = alert.started_at
+    ends = (
+        alert.period + alert.interval_seconds
+        if alert.status == "resolved"
+        else starts + p.ends_after.total_seconds()
+    )
+    body: dict[str, Any] = {
+        "labels": labels,
+        "annotations": {
+            "summary": f"{alert.metric} {alert.series}".strip()
+            + f" is anomalous ({alert.direction or 'off'})",
+            "description": alert.description,
+            "value": _num(alert.value),
+            "expected": _num(alert.expected),
+            "lower": _num(alert.lower),
+            "upper": _num(alert.upper),
+            "score": _num(alert.score),
+            "detector": alert.detector or "",
+        },
+        "startsAt": _rfc3339(starts),
+        "endsAt": _rfc3339(ends),
+    }
+    if p.generator_url:
+        body["generatorURL"] = p.generator_url
+    return [body]
+
+
+class AlertmanagerChannel:
+    kind = "alertmanager"
+
+    def __init__(self, params: Params, resources: Resources) -> None:
+        self._p = params
+        self._targets = params.targets()
+        self._resources = resources
+
+    async def send(self, alert: Alert) -> None:
+        session = await self._resources.http()
+        body = payload(alert, self._p)
+        errors: list[str] = []
+        for url in self._targets:
+            try:
+                await post_json(session, url, body, self._p.timeout.total_seconds())
+            except TransientError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise TransientError("; ".join(errors))
+
+
+def build(params: Params, resources: Resources) -> AlertmanagerChannel:
+    return AlertmanagerChannel(params, resources)
