@@ -333,7 +333,13 @@ class MetricRuntime:
         old = states.get(point.series, SeriesState())
         cond = self.spec.conditions
         new, note, since = step(
-            old, point.period, verdict, cond, may_notify, cond.required_streak(self.interval)
+            old,
+            point.period,
+            verdict,
+            cond,
+            may_notify,
+            cond.required_streak(self.interval),
+            cond.required_clear(self.interval),
         )
         return PointReport(point, results, verdict, new, note, since)
 
@@ -360,6 +366,7 @@ class MetricRuntime:
             timezone=cfg.schedule.timezone,
             description=cfg.description,
             tags=tuple(cfg.tags),
+            repeat=pr.state.repeats if status == "firing" else 0,
         )
 
     # -- status --------------------------------------------------------------------------

@@ -29,11 +29,13 @@ class Alert:
     description: str = ""
     tags: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    repeat: int = 0  # 0: the first FIRING of the episode; n: its n-th re-send
 
     @property
     def key(self) -> str:
         """Idempotency key: receivers may dedupe on it; the outbox is unique on it."""
-        return f"{self.metric}|{self.series}|{self.status}|{self.started_at}"
+        base = f"{self.metric}|{self.series}|{self.status}|{self.started_at}"
+        return f"{base}|r{self.repeat}" if self.repeat else base
 
     @property
     def deviation_percent(self) -> float | None:

@@ -1,7 +1,10 @@
 """Per-(metric, series) alert state machine: a pure function of state and a verdict.
 
-    OK --anomaly--> PENDING --N consecutive--> FIRING --normal point--> OK
+    OK --anomaly--> PENDING --N consecutive--> FIRING --M normal points--> OK
                                                     (RESOLVED notified)
+
+FIRING is re-sent every `repeat_interval` (growing by `repeat_backoff`)
+while it lasts; `clear_consecutive` / `keep_firing_for` is the hysteresis.
 
 `may_notify` is False for all but the newest period of a catch-up batch: the
 state still advances, and whatever is owed (a FIRING not yet sent, a RESOLVED
@@ -34,6 +37,9 @@ class SeriesState:
     notified_since: int | None = None  # episode whose FIRING was sent and is not yet resolved
     last_fired_at: int | None = None  # period of the last FIRING sent (cooldown)
     last_period: int | None = None  # newest period judged
+    clear_streak: int = 0  # normal periods in a row while FIRING (hysteresis)
+    last_sent_at: int | None = None  # period of the last FIRING or repeat sent
+    repeats: int = 0  # repeats sent in the current episode
 
 
 @dataclass(frozen=True)
@@ -90,11 +96,13 @@ def step(
     cond: Conditions,
     may_notify: bool,
     required: int | None = None,
+    clear: int | None = None,
 ) -> tuple[SeriesState, AlertStatus | None, int | None]:
     """Advance one period. Returns (new state, notification or None, episode start).
 
-    `required`: anomalous periods in a row before FIRING (default: the
-    condition's `consecutive_anomalies`; the runner passes `required_streak`).
+    `required`: anomalous periods in a row before FIRING; `clear`: normal
+    periods in a row before a FIRING series resolves (defaults: the
+    condition's counts; the runner converts `for` / `keep_firing_for`).
     """
     if state.last_period is not None and period <= state.last_period:
         return state, None, None  # already judged: re-runs never notify twice
@@ -105,10 +113,12 @@ def step(
         streak = state.streak + 1
         since = state.since if state.since is not None else period
         need = required if required is not None else cond.consecutive_anomalies
-        status = Status.FIRING if streak >= need else Status.PENDING
-        state = replace(state, streak=streak, since=since, status=status)
+        status = Status.FIRING if streak >= need or state.status is Status.FIRING else Status.PENDING
+        state = replace(state, streak=streak, since=since, status=status, clear_streak=0)
+    elif state.status is Status.FIRING and state.clear_streak + 1 < (clear or cond.clear_consecutive):
+        state = replace(state, streak=0, clear_streak=state.clear_streak + 1)  # still FIRING
     else:
-        state = replace(state, streak=0, since=None, status=Status.OK)
+        state = replace(state, streak=0, since=None, status=Status.OK, clear_streak=0)
     return _owed(state, period, may_notify, cond)
 
 
@@ -120,11 +130,18 @@ def _owed(
     if state.status is Status.FIRING and state.notified_since is None:
         if _in_cooldown(state, period, cond):
             return state, None, None
-        state = replace(state, notified_since=state.since, last_fired_at=period)
+        state = replace(
+            state, notified_since=state.since, last_fired_at=period, last_sent_at=period, repeats=0
+        )
         return state, "firing", state.since
+    if state.status is Status.FIRING and state.last_sent_at is not None:
+        wait = cond.repeat_after(state.repeats)
+        if wait is not None and period - state.last_sent_at >= wait:
+            state = replace(state, last_sent_at=period, repeats=state.repeats + 1)
+            return state, "firing", state.notified_since
     if state.status is Status.OK and state.notified_since is not None:
         since = state.notified_since
-        return replace(state, notified_since=None), "resolved", since
+        return replace(state, notified_since=None, repeats=0), "resolved", since
     return state, None, None
 
 

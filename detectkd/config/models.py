@@ -88,11 +88,35 @@ class Conditions(Frozen):
     min_deviation_percent: float = Field(default=0.0, ge=0)
     min_deviation_abs: float = Field(default=0.0, ge=0)
     cooldown_minutes: float | None = Field(default=None, ge=0)
+    # Hysteresis: leave FIRING only after this many normal points in a row (or this long).
+    clear_consecutive: int = Field(default=1, ge=1)
+    keep_firing_for: Duration | None = None
+    # Re-send FIRING while it lasts: every repeat_interval, growing by repeat_backoff
+    # each time, up to max_repeat_interval.
+    repeat_interval: Duration | None = None
+    repeat_backoff: float = Field(default=1.0, ge=1.0)
+    max_repeat_interval: Duration | None = None
     # How detectors' verdicts combine: any one, all of them, a majority, or at least N.
     combine: Literal["any", "all", "majority"] = "any"
     min_detectors: int | None = Field(default=None, ge=1)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def required_clear(self, interval: timedelta) -> int:
+        """Normal periods in a row before a FIRING series resolves."""
+        if self.keep_firing_for is None:
+            return self.clear_consecutive
+        periods = math.ceil(self.keep_firing_for.total_seconds() / interval.total_seconds())
+        return max(self.clear_consecutive, periods)
+
+    def repeat_after(self, repeats: int) -> float | None:
+        """Seconds after the last send before the next repeat (None: never repeat)."""
+        if self.repeat_interval is None:
+            return None
+        wait = self.repeat_interval.total_seconds() * self.repeat_backoff**repeats
+        if self.max_repeat_interval is not None:
+            wait = min(wait, self.max_repeat_interval.total_seconds())
+        return wait
 
     def required_streak(self, interval: timedelta) -> int:
         """Consecutive anomalous periods before FIRING (`for` wins over the count)."""

@@ -50,7 +50,8 @@ TABLES = [
     """CREATE TABLE IF NOT EXISTS dtk_alert_state (
         metric String, series String, status String, streak UInt32, since Nullable(Int64),
         notified_since Nullable(Int64), last_fired_at Nullable(Int64), last_period Nullable(Int64),
-        deleted UInt8, updated_at DateTime('UTC'), version UInt64
+        deleted UInt8, updated_at DateTime('UTC'), version UInt64,
+        clear_streak UInt32, last_sent_at Nullable(Int64), repeats UInt32
     ) ENGINE = ReplacingMergeTree(version) ORDER BY (metric, series)""",
     """CREATE TABLE IF NOT EXISTS dtk_outbox (
         id UInt64, key String, metric String, series String, channel UInt32, payload String,
@@ -191,6 +192,9 @@ class ClickhouseStore:
                     0,
                     now,
                     v,
+                    st.clear_streak,
+                    st.last_sent_at,
+                    st.repeats,
                 )
                 for series, st in run.states.items()
             ]
@@ -265,8 +269,8 @@ class ClickhouseStore:
     async def load_states(self) -> dict[tuple[str, str], SeriesState]:
         rows = await self._do(
             lambda c: c.fetch(
-                "SELECT metric, series, status, streak, since, notified_since, last_fired_at, last_period "
-                "FROM dtk_alert_state FINAL WHERE deleted = 0"
+                "SELECT metric, series, status, streak, since, notified_since, last_fired_at, last_period, "
+                "clear_streak, last_sent_at, repeats FROM dtk_alert_state FINAL WHERE deleted = 0"
             )
         )
         return {
@@ -277,6 +281,9 @@ class ClickhouseStore:
                 r["notified_since"],
                 r["last_fired_at"],
                 r["last_period"],
+                int(r["clear_streak"]),
+                r["last_sent_at"],
+                int(r["repeats"]),
             )
             for r in rows
         }
@@ -291,7 +298,7 @@ class ClickhouseStore:
         if not rows:
             return
         now, v = _dt(time.time()), self._version()
-        tomb = [(metric, r["series"], "ok", 0, None, None, None, None, 1, now, v) for r in rows]
+        tomb = [(metric, r["series"], "ok", 0, None, None, None, None, 1, now, v, 0, None, 0) for r in rows]
         await self._do(lambda c: c.execute("INSERT INTO dtk_alert_state VALUES", *tomb))
 
     # -- outbox ------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS dtk_detections (
 CREATE TABLE IF NOT EXISTS dtk_alert_state (
     metric text NOT NULL, series text NOT NULL, status text NOT NULL, streak integer NOT NULL,
     since bigint, notified_since bigint, last_fired_at bigint, last_period bigint,
-    updated_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL, clear_streak integer NOT NULL DEFAULT 0, last_sent_at bigint,
+    repeats integer NOT NULL DEFAULT 0,
     PRIMARY KEY (metric, series)
 );
 CREATE TABLE IF NOT EXISTS dtk_outbox (
@@ -66,11 +67,12 @@ SET value = excluded.value, expected = excluded.expected, lower = excluded.lower
     skipped = excluded.skipped, detected_at = excluded.detected_at
 """
 UPSERT_STATE = """
-INSERT INTO dtk_alert_state VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9))
+INSERT INTO dtk_alert_state VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9), $10, $11, $12)
 ON CONFLICT (metric, series) DO UPDATE
 SET status = excluded.status, streak = excluded.streak, since = excluded.since,
     notified_since = excluded.notified_since, last_fired_at = excluded.last_fired_at,
-    last_period = excluded.last_period, updated_at = excluded.updated_at
+    last_period = excluded.last_period, updated_at = excluded.updated_at,
+    clear_streak = excluded.clear_streak, last_sent_at = excluded.last_sent_at, repeats = excluded.repeats
 """
 INSERT_OUTBOX = """
 INSERT INTO dtk_outbox (key, metric, series, channel, payload, created_at, next_attempt_at)
@@ -155,7 +157,8 @@ class PostgresStore:
                         UPSERT_STATE,
                         [
                             (run.metric, series, st.status.value, st.streak, st.since, st.notified_since,
-                             st.last_fired_at, st.last_period, now)
+                             st.last_fired_at, st.last_period, now, st.clear_streak, st.last_sent_at,
+                             st.repeats)
                             for series, st in run.states.items()
                         ],
                     )  # fmt: skip
@@ -200,20 +203,12 @@ class PostgresStore:
     async def load_states(self) -> dict[tuple[str, str], SeriesState]:
         rows = await self._run(
             lambda c: c.fetch(
-                "SELECT metric, series, status, streak, since, notified_since, last_fired_at, last_period "
-                "FROM dtk_alert_state"
+                "SELECT metric, series, status, streak, since, notified_since, last_fired_at, last_period, "
+                "clear_streak, last_sent_at, repeats FROM dtk_alert_state"
             )
         )
         return {
-            (r["metric"], r["series"]): SeriesState(
-                Status(r["status"]),
-                r["streak"],
-                r["since"],
-                r["notified_since"],
-                r["last_fired_at"],
-                r["last_period"],
-            )
-            for r in rows
+            (r["metric"], r["series"]): SeriesState(Status(r["status"]), *list(r.values())[3:]) for r in rows
         }
 
     async def drop_states(self, metric: str) -> None:

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS dtk_detections (
 CREATE TABLE IF NOT EXISTS dtk_alert_state (
     metric TEXT NOT NULL, series TEXT NOT NULL, status TEXT NOT NULL, streak INTEGER NOT NULL,
     since INTEGER, notified_since INTEGER, last_fired_at INTEGER, last_period INTEGER,
-    updated_at REAL NOT NULL,
+    updated_at REAL NOT NULL, clear_streak INTEGER NOT NULL DEFAULT 0, last_sent_at INTEGER,
+    repeats INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (metric, series)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dtk_outbox (
@@ -59,6 +60,14 @@ CREATE TABLE IF NOT EXISTS dtk_watermarks (
     metric TEXT PRIMARY KEY, period INTEGER NOT NULL, updated_at REAL NOT NULL
 ) WITHOUT ROWID;
 """
+
+
+MIGRATIONS = [
+    ("dtk_outbox", "leased_until", "REAL"),
+    ("dtk_alert_state", "clear_streak", "INTEGER NOT NULL DEFAULT 0"),
+    ("dtk_alert_state", "last_sent_at", "INTEGER"),
+    ("dtk_alert_state", "repeats", "INTEGER NOT NULL DEFAULT 0"),
+]
 
 
 class SqliteStore:
@@ -89,9 +98,10 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
-            columns = {r[1] for r in conn.execute("PRAGMA table_info(dtk_outbox)")}
-            if "leased_until" not in columns:  # stores created by 0.1.0 development builds
-                conn.execute("ALTER TABLE dtk_outbox ADD COLUMN leased_until REAL")
+            # Stores created by 0.1.0 development builds lack later columns.
+            for table, column, ddl in MIGRATIONS:
+                if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
             self._conn = conn
 
         loop = asyncio.get_running_loop()
@@ -141,10 +151,13 @@ class SqliteStore:
                     )  # fmt: skip
                 if run.states:
                     c.executemany(
-                        "INSERT OR REPLACE INTO dtk_alert_state VALUES (?,?,?,?,?,?,?,?,?)",
+                        "INSERT OR REPLACE INTO dtk_alert_state (metric, series, status, streak, since, "
+                        "notified_since, last_fired_at, last_period, updated_at, clear_streak, last_sent_at, "
+                        "repeats) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                         [
                             (run.metric, series, s.status.value, s.streak, s.since,
-                             s.notified_since, s.last_fired_at, s.last_period, now)
+                             s.notified_since, s.last_fired_at, s.last_period, now,
+                             s.clear_streak, s.last_sent_at, s.repeats)
                             for series, s in run.states.items()
                         ],
                     )  # fmt: skip
@@ -199,12 +212,9 @@ class SqliteStore:
         def read(c: sqlite3.Connection) -> dict[tuple[str, str], SeriesState]:
             rows = c.execute(
                 "SELECT metric, series, status, streak, since, notified_since, last_fired_at, "
-                "last_period FROM dtk_alert_state"
+                "last_period, clear_streak, last_sent_at, repeats FROM dtk_alert_state"
             ).fetchall()
-            return {
-                (m, s): SeriesState(Status(st), streak, since, notified, fired, last)
-                for m, s, st, streak, since, notified, fired, last in rows
-            }
+            return {(r[0], r[1]): SeriesState(Status(r[2]), *r[3:]) for r in rows}
 
         return await self._call(read)
 

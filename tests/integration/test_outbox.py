@@ -246,7 +246,7 @@ async def test_alertmanager_v2_fan_out_and_retry_until_every_url_accepts(
     assert sent["labels"] == {"alertname": "orders", "metric": "orders", "severity": "critical", "team": "data",
                               "host_name": "web-1"}  # fmt: skip
     assert sent["annotations"]["value"] == "250" and sent["annotations"]["expected"] == "100"
-    assert sent["startsAt"] == "1970-01-01T00:10:00Z" and sent["endsAt"] == "1970-01-02T00:10:00Z"
+    assert sent["startsAt"] == "1970-01-01T00:10:00Z" and sent["endsAt"] == "1970-01-02T00:30:00Z"
     assert receiver.received[1] == receiver.received[0]  # the first Alertmanager got the same alert again
 
 

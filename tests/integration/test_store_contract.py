@@ -98,7 +98,7 @@ async def test_window_reads_by_series_and_range(store: Store) -> None:
 
 
 async def test_alert_state_round_trip(store: Store) -> None:
-    st = SeriesState(Status.FIRING, 3, 600, 600, 720, 840)
+    st = SeriesState(Status.FIRING, 3, 600, 600, 720, 840, clear_streak=1, last_sent_at=780, repeats=2)
     await store.commit(RunRecord("m", states={"region=eu": st}))
     assert (await store.load_states())[("m", "region=eu")] == st
     await store.drop_states("m")

@@ -143,3 +143,51 @@ def test_for_as_a_duration_rounds_up_to_whole_periods() -> None:
         state, note, _ = step(state, i * STEP, Verdict(True, res(True)), cond, True, required=3)
         notes.append(note)
     assert notes == [None, None, "firing"]
+
+
+def run_with(verdicts: list[bool], cond: Conditions, clear: int | None = None) -> list[tuple[int, str, int]]:
+    state = SeriesState()
+    out: list[tuple[int, str, int]] = []
+    for i, anomalous in enumerate(verdicts):
+        state, note, _ = step(state, i * STEP, decide([res(anomalous)], cond), cond, True, clear=clear)
+        if note:
+            out.append((i, note, state.repeats))
+    return out
+
+
+def test_hysteresis_keeps_firing_until_enough_normal_points() -> None:
+    cond = Conditions(clear_consecutive=3)
+    notes = run_with([True, False, False, True, False, False, False], cond)
+    assert notes == [(0, "firing", 0), (6, "resolved", 0)]  # a blip back to normal did not resolve it
+
+
+def test_keep_firing_for_converts_to_periods() -> None:
+    from datetime import timedelta
+
+    cond = Conditions.model_validate({"keep_firing_for": "25m"})
+    assert cond.required_clear(timedelta(minutes=10)) == 3
+    assert run_with([True, False, False, False], cond, clear=3) == [(0, "firing", 0), (3, "resolved", 0)]
+
+
+def test_repeat_interval_with_backoff_while_firing() -> None:
+    # Periods of 10 minutes; repeat after 20m, then 40m, then capped at 60m.
+    cond = Conditions.model_validate(
+        {"repeat_interval": "20m", "repeat_backoff": 2, "max_repeat_interval": "1h"}
+    )
+    notes = run_with([True] * 16 + [False], cond)
+    assert notes == [
+        (0, "firing", 0),
+        (2, "firing", 1),  # +20m
+        (6, "firing", 2),  # +40m
+        (12, "firing", 3),  # +60m (80m capped at 1h)
+        (16, "resolved", 0),
+    ]
+
+
+def test_repeats_get_their_own_idempotency_keys() -> None:
+    from detectkd.alerting.alert import Alert
+
+    first = Alert("m", "", {}, "firing", 0, 0, 1.0, 1.0, 0.0, 2.0, 0.9, "up", "mad", 600)
+    again = Alert("m", "", {}, "firing", 1200, 0, 1.0, 1.0, 0.0, 2.0, 0.9, "up", "mad", 600, repeat=1)
+    assert first.key == "m||firing|0" and again.key == "m||firing|0|r1"
+    assert Alert.from_json(again.to_json()) == again

@@ -2,10 +2,10 @@
 
 Labels are stable per series: `alertname`, `metric`, `severity` and the
 series labels (names made Prometheus-safe). Value, expected, bounds and
-score are annotations. A FIRING alert is posted with `endsAt` =
-`startsAt + ends_after` (detectkd does not re-send yet, and Alertmanager
-would otherwise resolve it after its `resolve_timeout`); RESOLVED is posted
-with `endsAt` = the time it resolved. Every URL must accept the post or the
+score are annotations. A FIRING alert is posted with `endsAt` = now +
+`ends_after` (Alertmanager would otherwise resolve it after its
+`resolve_timeout`; with `repeat_interval` in the conditions it is re-sent
+and extended); RESOLVED is posted with `endsAt` = the time it resolved. Every URL must accept the post or the
 delivery is retried (Alertmanager de-duplicates identical alerts).
 """
 
@@ -74,11 +74,9 @@ def payload(alert: Alert, p: Params) -> list[dict[str, Any]]:
     labels.update({label_name(k): v for k, v in p.labels.items()})
     labels.update({"alertname": p.alertname or alert.metric, "metric": alert.metric, "severity": p.severity})
     starts = alert.started_at
-    ends = (
-        alert.period + alert.interval_seconds
-        if alert.status == "resolved"
-        else starts + p.ends_after.total_seconds()
-    )
+    ends: float = alert.period + alert.interval_seconds  # RESOLVED: when it resolved
+    if alert.status == "firing":
+        ends += p.ends_after.total_seconds()  # counted from this (re-)send: each repeat extends it
     body: dict[str, Any] = {
         "labels": labels,
         "annotations": {
