@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from detectkd.alerting.channels import alertmanager, chat, log, telegram, webhook
+from detectkd.alerting.channels import alertmanager, chat, email, log, telegram, webhook
 from detectkd.alerting.channels.base import Channel
 from detectkd.alerting.channels.common import ChatParams
 from detectkd.resources import Resources
@@ -27,6 +27,7 @@ CHANNELS: dict[str, ChannelType] = {
     "log": ChannelType(log.Params, log.build),
     "alertmanager": ChannelType(alertmanager.Params, alertmanager.build),
     "telegram": ChannelType(telegram.Params, telegram.build),
+    "email": ChannelType(email.Params, email.build),
 }
 
 
