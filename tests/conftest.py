@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ import pytest
 from aiohttp import web
 
 from tests.clickhouse_server import ClickHouseServer, remove, start_server
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REPO = Path(__file__).resolve().parent.parent
 # The team's shared data sits beside the checkout; CI may clone elsewhere.
@@ -68,6 +71,21 @@ async def receiver() -> AsyncIterator[Receiver]:
     rec.url = f"http://127.0.0.1:{port}/hook"
     yield rec
     await runner.cleanup()
+
+
+@asynccontextmanager
+async def http_server(handler: Handler, method: str = "POST", path: str = "/{tail:.*}") -> AsyncIterator[str]:
+    """A real HTTP server on a free port for one handler; yields its base URL."""
+    app = web.Application()
+    app.router.add_route(method, path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 def write(path: Path, text: str) -> Path:

@@ -15,7 +15,7 @@ from detectkd.alerting.alert import Alert
 from detectkd.alerting.state import Status
 from detectkd.config.settings import Settings, StorageSettings
 from detectkd.daemon import Daemon
-from tests.conftest import write
+from tests.conftest import http_server, write
 
 HOUR = 3600
 T0 = 1_795_000_000 - 1_795_000_000 % HOUR
@@ -114,32 +114,25 @@ async def test_a_busy_run_is_skipped_and_counted(tmp_path: Path) -> None:
         await release.wait()
         return web.json_response({"value": 1})
 
-    app = web.Application()
-    app.router.add_get("/", slow)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
-    write(
-        tmp_path / "metrics.d" / "slow.yaml",
-        f"name: slow\nschedule: {{interval: 1s}}\ncollector:\n  type: http\n  params: {{url: '{url}', timeout: 20s}}\n",
-    )
-    d = Daemon(make_settings(tmp_path, run_timeout="20s"))
-    await d.start()
-    try:
-        async with asyncio.timeout(20):
-            while d.telemetry.missed.labels("slow")._value.get() < 2:
-                await asyncio.sleep(0.05)
-        assert requests == 1  # never stacked: one run in flight, later ones skipped
-        release.set()
-        async with asyncio.timeout(20):
-            while d.runtimes["slow"].status.runs < 1:
-                await asyncio.sleep(0.05)
-        assert d.runtimes["slow"].status.state == "ok"
-    finally:
-        release.set()
-        d.scheduler.shutdown(wait=False)
-        await d._drain(5)
-        await d.close()
-        await runner.cleanup()
+    async with http_server(slow, method="GET", path="/") as base:
+        write(
+            tmp_path / "metrics.d" / "slow.yaml",
+            f"name: slow\nschedule: {{interval: 1s}}\ncollector:\n  type: http\n  params: {{url: '{base}/', timeout: 20s}}\n",
+        )
+        d = Daemon(make_settings(tmp_path, run_timeout="20s"))
+        await d.start()
+        try:
+            async with asyncio.timeout(20):
+                while d.telemetry.missed.labels("slow")._value.get() < 2:
+                    await asyncio.sleep(0.05)
+            assert requests == 1  # never stacked: one run in flight, later ones skipped
+            release.set()
+            async with asyncio.timeout(20):
+                while d.runtimes["slow"].status.runs < 1:
+                    await asyncio.sleep(0.05)
+            assert d.runtimes["slow"].status.state == "ok"
+        finally:
+            release.set()
+            d.scheduler.shutdown(wait=False)
+            await d._drain(5)
+            await d.close()

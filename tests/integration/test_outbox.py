@@ -16,7 +16,7 @@ from detectkd.alerting.outbox import Dispatcher, backoff
 from detectkd.resources import Resources
 from detectkd.storage.base import NewOutboxItem, RunRecord
 from detectkd.storage.sqlite import SqliteStore
-from tests.conftest import Receiver
+from tests.conftest import Receiver, http_server
 
 
 def alert(status: str = "firing", series: str = "region=eu", started: int = 600) -> Alert:
@@ -182,18 +182,11 @@ async def test_webhook_signature_is_hmac_sha256_of_the_exact_body(env: tuple[Sql
         seen.append((await request.read(), request.headers.get("X-Detectk-Signature", "")))
         return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
     store, resources = env
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    channel = webhook.build(webhook.Params(url=url, secret="s3cret"), resources)
-    await enqueue(store, alert())
-    await Dispatcher(store, lambda m, i: channel).deliver_due()
-    await runner.cleanup()
+    async with http_server(handle) as base:
+        channel = webhook.build(webhook.Params(url=f"{base}/hook", secret="s3cret"), resources)
+        await enqueue(store, alert())
+        await Dispatcher(store, lambda m, i: channel).deliver_due()
     ((body, signature),) = seen
     expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     assert signature == f"sha256={expected}"
@@ -216,30 +209,23 @@ async def test_alertmanager_v2_fan_out_and_retry_until_every_url_accepts(
         second.received.append({"path": request.path, "body": await request.json()})
         return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base_one = receiver.url.rsplit("/", 1)[0]
-    base_two = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    params = alertmanager.Params(urls=[base_one, base_two], severity="critical", labels={"team": "data"})
-    channel = alertmanager.build(params, resources)
-    d = Dispatcher(store, lambda m, i: channel)
-    second.fail_with = 503
-    import dataclasses
+    async with http_server(handle) as base_two:
+        base_one = receiver.url.rsplit("/", 1)[0]
+        params = alertmanager.Params(urls=[base_one, base_two], severity="critical", labels={"team": "data"})
+        channel = alertmanager.build(params, resources)
+        d = Dispatcher(store, lambda m, i: channel)
+        second.fail_with = 503
+        import dataclasses
 
-    nasty = dataclasses.replace(alert(series="host.name=web-1"), labels={"host.name": "web-1"})
-    await enqueue(store, nasty)
-    await d.deliver_due()
-    assert len(receiver.received) == 1 and second.attempts == 1
-    (item,) = await store.outbox_pending()
-    assert item.attempts == 1  # one Alertmanager down: retried, not lost
-    second.fail_with = None
-    await store.outbox_retry(item.id, "", 0, dead=False)
-    await d.deliver_due()
-    await runner.cleanup()
+        nasty = dataclasses.replace(alert(series="host.name=web-1"), labels={"host.name": "web-1"})
+        await enqueue(store, nasty)
+        await d.deliver_due()
+        assert len(receiver.received) == 1 and second.attempts == 1
+        (item,) = await store.outbox_pending()
+        assert item.attempts == 1  # one Alertmanager down: retried, not lost
+        second.fail_with = None
+        await store.outbox_retry(item.id, "", 0, dead=False)
+        await d.deliver_due()
     assert await store.outbox_pending() == []
     (sent,) = second.received[0]["body"]
     assert second.received[0]["path"] == "/api/v2/alerts"
