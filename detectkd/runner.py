@@ -220,8 +220,10 @@ class MetricRuntime:
         )
         states = dict(self.states)
         touched: dict[str, SeriesState] = {}
+        anomalies = 0
         for point in points:
             pr = self._judge(point, states, notify and point.period == last)
+            anomalies += pr.verdict.anomalous
             report.points.append(pr)
             record.points.append(point)
             if self.spec.storage.save_detections:
@@ -250,7 +252,6 @@ class MetricRuntime:
             tel.check_duration.labels("detect").observe(t3 - t2)
             tel.check_duration.labels("store").observe(t4 - t3)
             tel.points.labels(self.name).inc(len(points))
-            anomalies = sum(1 for p in report.points if p.verdict.anomalous)
             if anomalies:
                 tel.anomalies.labels(self.name).inc(anomalies)
 
