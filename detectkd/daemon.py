@@ -189,6 +189,7 @@ class Daemon:
                 states,
                 self.dispatcher.wake,
                 self.data_stores.getter(spec.storage.enabled, spec.storage.type, spec.storage.params),
+                self.settings.generator_url,
             )
         except Exception as exc:
             log.error("metric failed to start", metric=spec.name, error=error_line(exc))

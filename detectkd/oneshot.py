@@ -80,7 +80,9 @@ async def check_metric(
         saved = await store.load_states()
         states = {s: st for (m, s), st in saved.items() if m == spec.name}
         data = data_stores.getter(spec.storage.enabled, spec.storage.type, spec.storage.params)
-        rt = MetricRuntime(spec, store, resources, None, states, data_store=data)
+        rt = MetricRuntime(
+            spec, store, resources, None, states, data_store=data, link_template=settings.generator_url
+        )
         if at is not None:
             start = rt.grid.floor(at)
             finish = rt.grid.next(start)

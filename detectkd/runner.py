@@ -30,6 +30,7 @@ from detectkd.durations import parse_duration
 from detectkd.resources import Resources
 from detectkd.storage.base import NewOutboxItem, RunRecord, Store, StoredDetection
 from detectkd.telemetry import Telemetry
+from detectkd.templating import compile_template
 from detectkd.timegrid import Grid
 from detectkd.window import SeriesWindow
 
@@ -77,6 +78,7 @@ class MetricRuntime:
         states: dict[str, SeriesState] | None = None,
         on_alert: Callable[[], None] | None = None,
         data_store: Callable[[], Awaitable[Store]] | None = None,
+        link_template: str | None = None,
     ) -> None:
         """`store` keeps alert state, outbox and watermark; `data_store` (default: `store`)
         returns where this metric's datapoints and detections live."""
@@ -88,6 +90,7 @@ class MetricRuntime:
         self.grid = Grid(sched.interval, self.tz)
         self.store = store
         self._data_store = data_store
+        self._link = compile_template(link_template) if link_template else None
         self.telemetry = telemetry
         self.on_alert = on_alert or (lambda: None)
         c = spec.collector
@@ -368,6 +371,18 @@ class MetricRuntime:
             description=cfg.description,
             tags=tuple(cfg.tags),
             repeat=pr.state.repeats if status == "firing" else 0,
+            url=self._render_link(point),
+        )
+
+    def _render_link(self, point: Point) -> str | None:
+        if self._link is None:
+            return None
+        return self._link.render(
+            metric=self.name,
+            series=point.series,
+            labels=parse_series_key(point.series),
+            period_start=point.period,
+            period_finish=self.grid.next(point.period),
         )
 
     # -- status --------------------------------------------------------------------------

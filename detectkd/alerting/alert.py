@@ -30,6 +30,7 @@ class Alert:
     tags: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
     repeat: int = 0  # 0: the first FIRING of the episode; n: its n-th re-send
+    url: str | None = None  # the `generator_url` link, rendered for this alert
 
     @property
     def key(self) -> str:

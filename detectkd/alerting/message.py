@@ -41,6 +41,7 @@ def variables(alert: Alert) -> dict[str, Any]:
         "started_at": datetime.fromtimestamp(alert.started_at, tz),
         "interval": format_duration(timedelta(seconds=alert.interval_seconds)),
         "key": alert.key,
+        "url": alert.url,
     }
 
 
@@ -67,6 +68,8 @@ def default_text(alert: Alert, escape: Any = str) -> str:
     if alert.score is not None and alert.status == "firing":
         lines.append(f"Score: {alert.score:.2f}, detector: {escape(alert.detector or '-')}")
     lines.append(f"Period: {when}")
+    if alert.url:
+        lines.append(f"Link: {alert.url}")
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from detectkd.config.types import Duration
@@ -43,7 +43,20 @@ class Settings(BaseSettings):
     lifecycle_api: bool = False
     shutdown_grace: Duration = timedelta(seconds=30)
     alert_retry_for: Duration = timedelta(hours=24)
+    # A link shown in every alert (Jinja2: metric, series, labels, period_start, period_finish),
+    # e.g. "https://grafana.example/d/dtk?var-metric={{ metric }}".
+    generator_url: str | None = None
     run_timeout: Duration | None = None  # default: the metric's interval
+
+    @field_validator("generator_url")
+    @classmethod
+    def _link_template(cls, value: str | None) -> str | None:
+        from detectkd.templating import check_template
+
+        sample = {"metric": "m", "series": "", "labels": {}, "period_start": 0, "period_finish": 60}
+        if value is not None and (problem := check_template(value, sample)):
+            raise ValueError(problem)
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -62,9 +62,9 @@ class Env:
         conn.commit()
         conn.close()
 
-    async def runtime(self, spec: MetricSpec) -> MetricRuntime:
+    async def runtime(self, spec: MetricSpec, link: str | None = None) -> MetricRuntime:
         states = {s: st for (m, s), st in (await self.store.load_states()).items() if m == spec.name}
-        return MetricRuntime(spec, self.store, self.resources, None, states)
+        return MetricRuntime(spec, self.store, self.resources, None, states, link_template=link)
 
     async def outbox(self) -> list[Alert]:
         return [Alert.from_json(i.payload) for i in await self.store.outbox_pending()]
@@ -224,3 +224,17 @@ async def test_a_dead_source_error_names_the_metric_and_profile(env: Env) -> Non
     with pytest.raises(CollectError):
         await rt.run(T0 + STEP)
     assert (rt.status.last_error or "").startswith("orders (profile shop): cannot open sqlite database")
+
+
+async def test_alerts_carry_the_generator_url_link(env: Env) -> None:
+    from detectkd.alerting.message import default_text
+
+    env.put(T0, [*normal(30), 500.0])
+    rt = await env.runtime(
+        env.spec(), link="https://grafana.example/d/x?var-metric={{ metric }}&from={{ period_start }}"
+    )
+    await rt.run(T0 + STEP)
+    await rt.run(T0 + 31 * STEP)
+    (alert,) = await env.outbox()
+    assert alert.url == f"https://grafana.example/d/x?var-metric=orders&from={T0 + 30 * STEP}"
+    assert f"Link: {alert.url}" in default_text(alert)

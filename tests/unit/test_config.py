@@ -336,3 +336,14 @@ def test_conditions_accept_for_and_combination(tmp_path: Path) -> None:
     bad = GOOD.replace("alerter:\n  type: log\n", "alerter:\n  type: log\n  conditions: {combin: all}\n")
     (issue,) = load_one(tmp_path / "bad", bad).all_errors()
     assert issue.key == "alerter.conditions.combin" and "did you mean combine?" in issue.message
+
+
+def test_generator_url_template_is_checked_at_load(tmp_path: Path) -> None:
+    from detectkd.config.settings import load_settings
+    from detectkd.errors import ConfigError
+
+    write(tmp_path / "ok.yaml", "generator_url: 'https://g/d?m={{ metric }}'\n")
+    assert load_settings(tmp_path / "ok.yaml").generator_url == "https://g/d?m={{ metric }}"
+    write(tmp_path / "bad.yaml", "generator_url: 'https://g/d?m={{ metrc }}'\n")
+    with pytest.raises(ConfigError, match="metrc"):
+        load_settings(tmp_path / "bad.yaml")

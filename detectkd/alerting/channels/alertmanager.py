@@ -93,8 +93,9 @@ def payload(alert: Alert, p: Params) -> list[dict[str, Any]]:
         "startsAt": _rfc3339(starts),
         "endsAt": _rfc3339(ends),
     }
-    if p.generator_url:
-        body["generatorURL"] = p.generator_url
+    link = p.generator_url or alert.url
+    if link:
+        body["generatorURL"] = link
     return [body]
 
 

@@ -62,6 +62,7 @@ def payload(alert: Alert, message: str) -> dict[str, Any]:
         "deviation_percent": alert.deviation_percent,
         "description": alert.description,
         "tags": list(alert.tags),
+        "url": alert.url,
         "message": message,
     }
 
