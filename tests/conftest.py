@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from detectkd.resources import Resources
 from tests.clickhouse_server import ClickHouseServer, remove, start_server
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -92,6 +93,14 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+@pytest.fixture
+async def resources() -> AsyncIterator[Resources]:
+    """Shared HTTP session, pools and threads, closed after the test."""
+    r = Resources()
+    yield r
+    await r.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import time
 import uuid
-from collections.abc import AsyncIterator
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,13 +22,6 @@ from tests.clickhouse_server import ClickHouseServer
 UTC = ZoneInfo("UTC")
 T0 = 1_795_000_200
 W = Window(T0, T0 + 1200, dt.timedelta(minutes=10), UTC)
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    r = Resources()
-    yield r
-    await r.close()
 
 
 @pytest.fixture

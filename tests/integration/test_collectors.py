@@ -28,13 +28,6 @@ W = Window(
 
 
 @pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    r = Resources()
-    yield r
-    await r.close()
-
-
-@pytest.fixture
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "src.db"
     conn = sqlite3.connect(path)

@@ -30,13 +30,6 @@ SECRET = "hunter2-very-secret"
 
 
 @pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    r = Resources()
-    yield r
-    await r.close()
-
-
-@pytest.fixture
 async def pg_db() -> AsyncIterator[str]:
     name = f"dtk_test_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
