@@ -57,7 +57,6 @@ class Dispatcher:
         self.retry_for = retry_for.total_seconds()
         self._wake = asyncio.Event()
         self._sem = asyncio.Semaphore(concurrency)
-        self.last_error: str | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -116,7 +115,6 @@ class Dispatcher:
         dead = permanent or expired
         retry_at = now + backoff(item.attempts)
         await self.store.outbox_retry(item.id, error, retry_at, dead)
-        self.last_error = error
         if self.telemetry is not None:
             self.telemetry.alerts_failed.labels(kind).inc()
         log.warning(

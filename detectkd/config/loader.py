@@ -57,16 +57,11 @@ class AlerterSpec:
 @dataclass(frozen=True)
 class StorageSpec:
     enabled: bool
-    type: str | None
+    type: str | None  # resolved backend (sqlite|postgres|clickhouse); None: the daemon's store
     params: dict[str, Any]
     save_detections: bool
     datapoints_retention_days: int | None
     detections_retention_days: int | None
-
-    @property
-    def is_default(self) -> bool:
-        """No connection named: the daemon's own store holds the data."""
-        return self.type is None
 
 
 @dataclass(frozen=True)

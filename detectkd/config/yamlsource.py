@@ -34,7 +34,6 @@ class Document:
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
     issues: list[ConfigIssue] = field(default_factory=list)
-    env_keys: set[Path_] = field(default_factory=set)
 
     def line_of(self, path: Path_) -> int | None:
         """The line of `path`, or of its nearest ancestor that has one."""
@@ -162,8 +161,6 @@ class _Walker:
             raw = self.constructor.construct_object(node, deep=True)
         if isinstance(raw, str):
             text, missing = substitute_env(raw, self.env)
-            if text != raw:
-                self.doc.env_keys.add(path)
             for name in missing:
                 self.doc.issues.append(
                     self.doc.issue(path, f"environment variable ${{{name}}} is not set (and has no default)")

@@ -25,8 +25,6 @@ _FROM_TIME: dict[str, Callable[[datetime], int]] = {
     "is_weekend": lambda d: int(d.isoweekday() >= 6),
 }
 
-TIME_FEATURES = frozenset(_FROM_TIME)
-
 
 def feature_value(name: str, period: int, context: dict[str, Any], tz: ZoneInfo) -> float:
     """The feature as a float: from the context if present, else from the time, else NaN."""
