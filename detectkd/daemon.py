@@ -73,9 +73,9 @@ class Daemon:
             states[metric][series] = st
         result = await self._load()
         plan = make_plan({}, result)
-        self._record_load(result, plan)
         self.scheduler.start()
         await self._apply(plan, states)
+        self._record_load(result, plan)
         self.ready = True
         log.info(
             "detectkd started",
@@ -150,8 +150,9 @@ class Daemon:
                 self.telemetry.reload_ok.set(0)
                 return {"successful": False, "errors": [error_line(exc)]}
             plan = make_plan(self.specs, result)
-            self._record_load(result, plan)
             await self._apply(plan, {})
+            # Recorded after applying: whoever sees the new summary sees the new metrics.
+            self._record_load(result, plan)
             log.info("config reloaded", reason=reason, **plan.summary(),
                      errors=len(self.config_errors))  # fmt: skip
             return self.last_reload

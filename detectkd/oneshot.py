@@ -53,9 +53,12 @@ def print_report(rt: MetricRuntime, report: RunReport, out: TextIO) -> None:
             )
         cond = spec.conditions
         decision = "anomalous" if pr.verdict.anomalous else "normal"
+        if pr.verdict.missing:
+            decision = f"no data ({cond.on_no_data})"
+        notes = ", ".join(n.status if n.kind == "anomaly" else f"{n.kind} {n.status}" for n in pr.notices)
         print(
             f"    decision: {decision}; streak {pr.state.streak}/{cond.required_streak(rt.interval)}; "
-            f"state {pr.state.status.value.upper()}; notification: {pr.notification or 'none'}",
+            f"state {pr.state.status.value.upper()}; notification: {notes or 'none'}",
             file=out,
         )
 

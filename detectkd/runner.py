@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from detectkd.alerting.alert import Alert, AlertStatus
-from detectkd.alerting.state import SeriesState, Status, Verdict, decide, step
+from detectkd.alerting.alert import Alert
+from detectkd.alerting.state import Notice, Rules, SeriesState, Status, Verdict, decide, step
 from detectkd.collectors import registry as collector_registry
 from detectkd.collectors.base import Collector, Window
 from detectkd.collectors.points import Point, parse_series_key, rows_to_points
@@ -43,8 +43,7 @@ class PointReport:
     results: list[Result]
     verdict: Verdict
     state: SeriesState
-    notification: str | None
-    episode: int | None = None  # first period of the episode the notification is about
+    notices: list[Notice] = field(default_factory=list)
 
 
 @dataclass
@@ -107,6 +106,7 @@ class MetricRuntime:
             self.detectors.append(dtype.build(d.params, step_s, d.id))
         self.features = tuple(sorted({f for d in self.detectors for f in d.feature_names()}))
         self.span = max((d.window_seconds(step_s) for d in self.detectors), default=0) + step_s
+        self.rules = Rules.of(spec.conditions, self.interval)
         self.states: dict[str, SeriesState] = dict(states or {})
         self.windows: dict[str, SeriesWindow] = {}
         self._windows_loaded = False
@@ -214,6 +214,7 @@ class MetricRuntime:
         collected = await self._collect(start, finish, report)
         t1 = time.perf_counter()
         points = self._fill_missing(collected, start, finish)
+        absent = self._absent(collected, start, finish)
         await self._load_windows(start)
         t2 = time.perf_counter()
         record = RunRecord(
@@ -224,17 +225,19 @@ class MetricRuntime:
         states = dict(self.states)
         touched: dict[str, SeriesState] = {}
         anomalies = 0
-        for point in points:
+        judged_only = {(p.series, p.period) for p in absent}
+        for point in sorted(points + absent, key=lambda p: p.period) if absent else points:
             pr = self._judge(point, states, notify and point.period == last)
             anomalies += pr.verdict.anomalous
             report.points.append(pr)
-            record.points.append(point)
+            if (point.series, point.period) not in judged_only:  # a known series without a row
+                record.points.append(point)  # is judged, not stored
             if self.spec.storage.save_detections:
                 record.detections.extend(StoredDetection(point.series, point.period, r) for r in pr.results)
             if pr.state is not states.get(point.series):
                 states[point.series] = touched[point.series] = pr.state
-            if pr.notification is not None:
-                alert = self._alert(point, pr)
+            for notice in pr.notices:
+                alert = self._alert(point, pr, notice)
                 report.alerts.append(alert)
                 record.outbox.extend(
                     NewOutboxItem(alert.key, self.name, point.series, a.index, alert.to_json())
@@ -303,6 +306,19 @@ class MetricRuntime:
         missing = [Point("", p, None) for p in self.grid.periods(start, finish) if p not in have]
         return sorted(points + missing, key=lambda p: p.period) if missing else points
 
+    def _absent(self, points: list[Point], start: int, finish: int) -> list[Point]:
+        """Known series of a multi-series metric with no row for a period: judged as missing."""
+        if not self.spec.collector.points.series_columns:
+            return []
+        have = {(p.series, p.period) for p in points}
+        known = set(self.states) | set(self.windows)
+        return [
+            Point(series, period, None)
+            for period in self.grid.periods(start, finish)
+            for series in sorted(known)
+            if (series, period) not in have
+        ]
+
     async def _load_windows(self, before: int) -> None:
         if self._windows_loaded:
             return
@@ -333,32 +349,23 @@ class MetricRuntime:
         current = Current(point.period, point.value, feats)
         results = [d.detect(history, current) for d in self.detectors]
         verdict = decide(results, self.spec.conditions)
+        if point.value is None or point.value != point.value:  # NULL or NaN: no data
+            verdict = Verdict(False, verdict.primary, judged=False, missing=True)
         window.add(point.period, point.value, feats)
         old = states.get(point.series, SeriesState())
-        cond = self.spec.conditions
-        new, note, since = step(
-            old,
-            point.period,
-            verdict,
-            cond,
-            may_notify,
-            cond.required_streak(self.interval),
-            cond.required_clear(self.interval),
-        )
-        return PointReport(point, results, verdict, new, note, since)
+        new, notices = step(old, point.period, verdict, self.rules, may_notify)
+        return PointReport(point, results, verdict, new, notices)
 
-    def _alert(self, point: Point, pr: PointReport) -> Alert:
-        r = pr.verdict.primary
-        status: AlertStatus = "firing" if pr.notification == "firing" else "resolved"
-        since = pr.episode
+    def _alert(self, point: Point, pr: PointReport, notice: Notice) -> Alert:
+        r = pr.verdict.primary if notice.kind == "anomaly" else None
         cfg = self.spec.config
         return Alert(
             metric=self.name,
             series=point.series,
             labels=parse_series_key(point.series),
-            status=status,
+            status=notice.status,
             period=point.period,
-            started_at=since if since is not None else point.period,
+            started_at=notice.episode,
             value=point.value,
             expected=r.expected if r else None,
             lower=r.lower if r else None,
@@ -370,8 +377,9 @@ class MetricRuntime:
             timezone=cfg.schedule.timezone,
             description=cfg.description,
             tags=tuple(cfg.tags),
-            repeat=pr.state.repeats if status == "firing" else 0,
+            repeat=pr.state.repeats if notice.status == "firing" and notice.kind == "anomaly" else 0,
             url=self._render_link(point),
+            kind=notice.kind,
         )
 
     def _render_link(self, point: Point) -> str | None:

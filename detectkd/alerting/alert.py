@@ -7,6 +7,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 AlertStatus = Literal["firing", "resolved"]
+# anomaly: the detectors' verdict; nodata: a series without values; flapping: flap damping;
+# error: a metric's runs fail; source_down: many metrics of one source fail at once.
+AlertKind = Literal["anomaly", "nodata", "flapping", "error", "source_down"]
+
+HEADLINES: dict[str, tuple[str, str]] = {  # kind -> (resolved, firing)
+    "anomaly": ("RESOLVED", "FIRING"),
+    "nodata": ("DATA BACK", "NO DATA"),
+    "flapping": ("SETTLED", "FLAPPING"),
+    "error": ("RECOVERED", "ERROR"),
+    "source_down": ("SOURCE UP", "SOURCE DOWN"),
+}
 
 
 @dataclass(frozen=True)
@@ -31,12 +42,19 @@ class Alert:
     extra: dict[str, Any] = field(default_factory=dict)
     repeat: int = 0  # 0: the first FIRING of the episode; n: its n-th re-send
     url: str | None = None  # the `generator_url` link, rendered for this alert
+    kind: AlertKind = "anomaly"
 
     @property
     def key(self) -> str:
         """Idempotency key: receivers may dedupe on it; the outbox is unique on it."""
-        base = f"{self.metric}|{self.series}|{self.status}|{self.started_at}"
+        status = self.status if self.kind == "anomaly" else f"{self.kind}:{self.status}"
+        base = f"{self.metric}|{self.series}|{status}|{self.started_at}"
         return f"{base}|r{self.repeat}" if self.repeat else base
+
+    @property
+    def headline(self) -> str:
+        """FIRING / RESOLVED, or what a non-anomaly notification means."""
+        return HEADLINES[self.kind][self.status == "firing"]
 
     @property
     def deviation_percent(self) -> float | None:

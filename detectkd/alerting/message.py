@@ -2,7 +2,8 @@
 
 DetectK variables: metric_name, timestamp, value, is_anomaly, score,
 lower_bound, upper_bound, direction, percent_deviation, metadata.
-detectkd adds: status (firing|resolved), series, labels, expected, detector,
+detectkd adds: status (firing|resolved), kind (anomaly|nodata|flapping|error|
+source_down), headline (FIRING, RESOLVED, NO DATA, ...), series, labels, expected, detector,
 description, tags, started_at, interval, key.
 """
 
@@ -32,6 +33,8 @@ def variables(alert: Alert) -> dict[str, Any]:
         "percent_deviation": alert.deviation_percent,
         "metadata": {"detector": alert.detector, **alert.extra},
         "status": alert.status,
+        "kind": alert.kind,
+        "headline": alert.headline,
         "series": alert.series,
         "labels": alert.labels,
         "expected": alert.expected,
@@ -51,13 +54,28 @@ def _num(x: float | None) -> str:
     return f"{x:,.4g}" if abs(x) < 1e15 else f"{x:.3e}"
 
 
+_KIND_LINES = {
+    "nodata": "No value since {since}.",
+    "flapping": "Changing state too often since {since}: notifications are held until it settles.",
+    "error": "Checks failing since {since}.",
+    "source_down": "Source failing for many metrics since {since}.",
+}
+
+
 def default_text(alert: Alert, escape: Any = str) -> str:
     """Plain default message; `escape` neutralises user data for the target format."""
     tz = ZoneInfo(alert.timezone)
     when = datetime.fromtimestamp(alert.period, tz).strftime("%Y-%m-%d %H:%M %Z")
-    head = "FIRING" if alert.status == "firing" else "RESOLVED"
     name = escape(alert.metric) + (f" {{{escape(alert.series)}}}" if alert.series else "")
-    lines = [f"[{head}] {name}"]
+    lines = [f"[{alert.headline}] {name}"]
+    if alert.kind != "anomaly":
+        since = datetime.fromtimestamp(alert.started_at, tz).strftime("%Y-%m-%d %H:%M %Z")
+        lines.append(_KIND_LINES[alert.kind].format(since=since))
+        lines.extend(f"{k.capitalize()}: {escape(v)}" for k, v in sorted(alert.extra.items()) if v)
+        lines.append(f"Period: {when}")
+        if alert.url:
+            lines.append(f"Link: {alert.url}")
+        return "\n".join(lines)
     lines.append(f"Value: {_num(alert.value)}")
     if alert.lower is not None or alert.upper is not None:
         lines.append(f"Expected range: {_num(alert.lower)} .. {_num(alert.upper)}")

@@ -99,8 +99,27 @@ class Conditions(Frozen):
     # How detectors' verdicts combine: any one, all of them, a majority, or at least N.
     combine: Literal["any", "all", "majority"] = "any"
     min_detectors: int | None = Field(default=None, ge=1)
+    # A period without a value: hold the state, then NODATA after `no_data_periods`
+    # in a row (nodata); count it as anomalous (alerting) or normal (ok); hold (keep_last).
+    on_no_data: Literal["nodata", "alerting", "ok", "keep_last"] = "nodata"
+    no_data_periods: int = Field(default=3, ge=1)
+    # A failed run: an ERROR notification after `error_runs` failures in a row (error),
+    # or judge the newest period of every series as no data / anomalous / normal, or hold.
+    on_error: Literal["error", "nodata", "alerting", "ok", "keep_last"] = "error"
+    error_runs: int = Field(default=2, ge=1)
+    # Flap damping: this many changes into or out of FIRING within `flap_window`
+    # (default 20 periods) hold a series' notifications until it settles; 0 disables.
+    flap_changes: int = Field(default=6, ge=0)
+    flap_window: Duration | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("flap_changes")
+    @classmethod
+    def _flap(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("flap_changes must be 0 (off) or at least 2")
+        return value
 
     def required_clear(self, interval: timedelta) -> int:
         """Normal periods in a row before a FIRING series resolves."""

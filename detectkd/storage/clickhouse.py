@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 from aiochclient import ChClient, ChClientError
 
-from detectkd.alerting.state import SeriesState, Status
+from detectkd.alerting.state import STATE_COLUMNS, SeriesState, state_from_row, state_row
 from detectkd.errors import StorageError
 from detectkd.redact import redact_text
 from detectkd.storage.base import OutboxItem, OutboxStats, RunRecord, StoredPoint, eligible
@@ -51,7 +51,7 @@ TABLES = [
         metric String, series String, status String, streak UInt32, since Nullable(Int64),
         notified_since Nullable(Int64), last_fired_at Nullable(Int64), last_period Nullable(Int64),
         deleted UInt8, updated_at DateTime('UTC'), version UInt64,
-        clear_streak UInt32, last_sent_at Nullable(Int64), repeats UInt32
+        clear_streak UInt32, last_sent_at Nullable(Int64), repeats UInt32, extra String
     ) ENGINE = ReplacingMergeTree(version) ORDER BY (metric, series)""",
     """CREATE TABLE IF NOT EXISTS dtk_outbox (
         id UInt64, key String, metric String, series String, channel UInt32, payload String,
@@ -80,6 +80,11 @@ def _dt(ts: float) -> datetime:
 
 def _or_none(text: str) -> str | None:
     return text or None
+
+
+_INSERT_STATE = (
+    f"INSERT INTO dtk_alert_state (metric, series, deleted, updated_at, version, {STATE_COLUMNS}) VALUES"
+)
 
 
 class ClickhouseStore:
@@ -179,26 +184,8 @@ class ClickhouseStore:
         if run.outbox:
             await self._insert_outbox(run)
         if run.states:
-            states = [
-                (
-                    run.metric,
-                    series,
-                    st.status.value,
-                    st.streak,
-                    st.since,
-                    st.notified_since,
-                    st.last_fired_at,
-                    st.last_period,
-                    0,
-                    now,
-                    v,
-                    st.clear_streak,
-                    st.last_sent_at,
-                    st.repeats,
-                )
-                for series, st in run.states.items()
-            ]
-            await self._do(lambda c: c.execute("INSERT INTO dtk_alert_state VALUES", *states))
+            states = [(run.metric, series, 0, now, v, *state_row(st)) for series, st in run.states.items()]
+            await self._do(lambda c: c.execute(_INSERT_STATE, *states))
         if run.watermark is not None:
             wm = (run.metric, run.watermark, now)
             await self._do(lambda c: c.execute("INSERT INTO dtk_watermarks VALUES", wm))
@@ -269,24 +256,10 @@ class ClickhouseStore:
     async def load_states(self) -> dict[tuple[str, str], SeriesState]:
         rows = await self._do(
             lambda c: c.fetch(
-                "SELECT metric, series, status, streak, since, notified_since, last_fired_at, last_period, "
-                "clear_streak, last_sent_at, repeats FROM dtk_alert_state FINAL WHERE deleted = 0"
+                f"SELECT metric, series, {STATE_COLUMNS} FROM dtk_alert_state FINAL WHERE deleted = 0"
             )
         )
-        return {
-            (r["metric"], r["series"]): SeriesState(
-                Status(r["status"]),
-                int(r["streak"]),
-                r["since"],
-                r["notified_since"],
-                r["last_fired_at"],
-                r["last_period"],
-                int(r["clear_streak"]),
-                r["last_sent_at"],
-                int(r["repeats"]),
-            )
-            for r in rows
-        }
+        return {(r["metric"], r["series"]): state_from_row(list(r.values())[2:]) for r in rows}
 
     async def drop_states(self, metric: str) -> None:
         rows = await self._do(
@@ -298,8 +271,9 @@ class ClickhouseStore:
         if not rows:
             return
         now, v = _dt(time.time()), self._version()
-        tomb = [(metric, r["series"], "ok", 0, None, None, None, None, 1, now, v, 0, None, 0) for r in rows]
-        await self._do(lambda c: c.execute("INSERT INTO dtk_alert_state VALUES", *tomb))
+        blank = state_row(SeriesState())
+        tomb = [(metric, r["series"], 1, now, v, *blank) for r in rows]
+        await self._do(lambda c: c.execute(_INSERT_STATE, *tomb))
 
     # -- outbox ------------------------------------------------------------------------------
 

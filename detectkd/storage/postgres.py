@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from detectkd.alerting.state import SeriesState, Status
+from detectkd.alerting.state import STATE_COLUMNS, SeriesState, state_from_row, state_row
 from detectkd.errors import StorageError
 from detectkd.redact import redact_text
 from detectkd.storage.base import OutboxItem, OutboxStats, RunRecord, StoredPoint
@@ -35,9 +35,10 @@ CREATE TABLE IF NOT EXISTS dtk_alert_state (
     metric text NOT NULL, series text NOT NULL, status text NOT NULL, streak integer NOT NULL,
     since bigint, notified_since bigint, last_fired_at bigint, last_period bigint,
     updated_at timestamptz NOT NULL, clear_streak integer NOT NULL DEFAULT 0, last_sent_at bigint,
-    repeats integer NOT NULL DEFAULT 0,
+    repeats integer NOT NULL DEFAULT 0, extra text NOT NULL DEFAULT '{}',
     PRIMARY KEY (metric, series)
 );
+ALTER TABLE dtk_alert_state ADD COLUMN IF NOT EXISTS extra text NOT NULL DEFAULT '{}';
 CREATE TABLE IF NOT EXISTS dtk_outbox (
     id bigserial PRIMARY KEY,
     key text NOT NULL, metric text NOT NULL, series text NOT NULL, channel integer NOT NULL,
@@ -66,13 +67,15 @@ SET value = excluded.value, expected = excluded.expected, lower = excluded.lower
     score = excluded.score, anomaly = excluded.anomaly, direction = excluded.direction,
     skipped = excluded.skipped, detected_at = excluded.detected_at
 """
-UPSERT_STATE = """
-INSERT INTO dtk_alert_state VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9), $10, $11, $12)
+UPSERT_STATE = f"""
+INSERT INTO dtk_alert_state (metric, series, updated_at, {STATE_COLUMNS})
+VALUES ($1, $2, to_timestamp($3), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (metric, series) DO UPDATE
 SET status = excluded.status, streak = excluded.streak, since = excluded.since,
     notified_since = excluded.notified_since, last_fired_at = excluded.last_fired_at,
     last_period = excluded.last_period, updated_at = excluded.updated_at,
-    clear_streak = excluded.clear_streak, last_sent_at = excluded.last_sent_at, repeats = excluded.repeats
+    clear_streak = excluded.clear_streak, last_sent_at = excluded.last_sent_at, repeats = excluded.repeats,
+    extra = excluded.extra
 """
 INSERT_OUTBOX = """
 INSERT INTO dtk_outbox (key, metric, series, channel, payload, created_at, next_attempt_at)
@@ -155,13 +158,8 @@ class PostgresStore:
                 if run.states:
                     await c.executemany(
                         UPSERT_STATE,
-                        [
-                            (run.metric, series, st.status.value, st.streak, st.since, st.notified_since,
-                             st.last_fired_at, st.last_period, now, st.clear_streak, st.last_sent_at,
-                             st.repeats)
-                            for series, st in run.states.items()
-                        ],
-                    )  # fmt: skip
+                        [(run.metric, series, now, *state_row(st)) for series, st in run.states.items()],
+                    )
                 if run.outbox:
                     await c.executemany(
                         INSERT_OUTBOX,
@@ -202,14 +200,9 @@ class PostgresStore:
 
     async def load_states(self) -> dict[tuple[str, str], SeriesState]:
         rows = await self._run(
-            lambda c: c.fetch(
-                "SELECT metric, series, status, streak, since, notified_since, last_fired_at, last_period, "
-                "clear_streak, last_sent_at, repeats FROM dtk_alert_state"
-            )
+            lambda c: c.fetch(f"SELECT metric, series, {STATE_COLUMNS} FROM dtk_alert_state")
         )
-        return {
-            (r["metric"], r["series"]): SeriesState(Status(r["status"]), *list(r.values())[3:]) for r in rows
-        }
+        return {(r["metric"], r["series"]): state_from_row(list(r.values())[2:]) for r in rows}
 
     async def drop_states(self, metric: str) -> None:
         await self._run(lambda c: c.execute("DELETE FROM dtk_alert_state WHERE metric = $1", metric))

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from detectkd.alerting.state import SeriesState, Status
+from detectkd.alerting.state import STATE_COLUMNS, SeriesState, state_from_row, state_row
 from detectkd.errors import StorageError
 from detectkd.storage.base import (
     OutboxItem,
@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS dtk_alert_state (
     metric TEXT NOT NULL, series TEXT NOT NULL, status TEXT NOT NULL, streak INTEGER NOT NULL,
     since INTEGER, notified_since INTEGER, last_fired_at INTEGER, last_period INTEGER,
     updated_at REAL NOT NULL, clear_streak INTEGER NOT NULL DEFAULT 0, last_sent_at INTEGER,
-    repeats INTEGER NOT NULL DEFAULT 0,
+    repeats INTEGER NOT NULL DEFAULT 0, extra TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (metric, series)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dtk_outbox (
@@ -67,6 +67,7 @@ MIGRATIONS = [
     ("dtk_alert_state", "clear_streak", "INTEGER NOT NULL DEFAULT 0"),
     ("dtk_alert_state", "last_sent_at", "INTEGER"),
     ("dtk_alert_state", "repeats", "INTEGER NOT NULL DEFAULT 0"),
+    ("dtk_alert_state", "extra", "TEXT NOT NULL DEFAULT '{}'"),
 ]
 
 
@@ -151,16 +152,10 @@ class SqliteStore:
                     )  # fmt: skip
                 if run.states:
                     c.executemany(
-                        "INSERT OR REPLACE INTO dtk_alert_state (metric, series, status, streak, since, "
-                        "notified_since, last_fired_at, last_period, updated_at, clear_streak, last_sent_at, "
-                        "repeats) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        [
-                            (run.metric, series, s.status.value, s.streak, s.since,
-                             s.notified_since, s.last_fired_at, s.last_period, now,
-                             s.clear_streak, s.last_sent_at, s.repeats)
-                            for series, s in run.states.items()
-                        ],
-                    )  # fmt: skip
+                        "INSERT OR REPLACE INTO dtk_alert_state (metric, series, updated_at, "
+                        f"{STATE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        [(run.metric, series, now, *state_row(s)) for series, s in run.states.items()],
+                    )
                 if run.outbox:
                     c.executemany(
                         "INSERT OR IGNORE INTO dtk_outbox "
@@ -210,11 +205,8 @@ class SqliteStore:
 
     async def load_states(self) -> dict[tuple[str, str], SeriesState]:
         def read(c: sqlite3.Connection) -> dict[tuple[str, str], SeriesState]:
-            rows = c.execute(
-                "SELECT metric, series, status, streak, since, notified_since, last_fired_at, "
-                "last_period, clear_streak, last_sent_at, repeats FROM dtk_alert_state"
-            ).fetchall()
-            return {(r[0], r[1]): SeriesState(Status(r[2]), *r[3:]) for r in rows}
+            rows = c.execute(f"SELECT metric, series, {STATE_COLUMNS} FROM dtk_alert_state").fetchall()
+            return {(r[0], r[1]): state_from_row(r[2:]) for r in rows}
 
         return await self._call(read)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -256,3 +257,34 @@ async def test_telegram_bot_api_with_html_escaping(
     (body,) = receiver.received
     assert body["chat_id"] == -100 and body["parse_mode"] == "HTML"
     assert "&lt;b&gt;x&lt;/b&gt;" in body["text"] and "<b>x</b>" not in body["text"]
+
+
+async def test_nodata_notifications_are_their_own_alerts_on_every_channel(
+    env: tuple[SqliteStore, Resources], receiver: Receiver
+) -> None:
+    import dataclasses
+
+    from detectkd.alerting.channels import alertmanager
+
+    store, resources = env
+    base = dataclasses.replace(alert(), value=None, expected=None, lower=None, upper=None, score=None,
+                               direction=None, detector=None, kind="nodata", timezone="Europe/Berlin")  # fmt: skip
+    chat_params = ChatParams(webhook_url=receiver.url)
+    am_url = receiver.url.rsplit("/", 1)[0]
+    channels: dict[int, Channel] = {
+        0: webhook.build(webhook.Params(url=receiver.url), resources),
+        1: chat.build_mattermost(chat_params, resources),
+        2: alertmanager.build(alertmanager.Params(url=am_url), resources),
+    }
+    items = [NewOutboxItem(base.key, "orders", base.series, i, base.to_json()) for i in channels]
+    await store.commit(RunRecord("orders", outbox=items))
+    await Dispatcher(store, lambda m, i: channels[i]).deliver_due()
+    hook, mm, am = receiver.received
+    assert hook["kind"] == "nodata" and hook["key"] == "orders|region=eu|nodata:firing|600"
+    assert hook["message"].startswith("[NO DATA] orders {region=eu}\nNo value since 1970-01-01 01:10 CET.")
+    attachment = mm["attachments"][0]
+    assert attachment["fallback"] == "NO DATA: orders" and attachment["color"] == chat.WARNING_COLOR
+    sent: dict[str, Any] = am[0]  # type: ignore[index]
+    assert sent["labels"]["kind"] == "nodata"
+    assert sent["annotations"]["summary"] == "orders region=eu has no data"
+    assert sent["annotations"]["period"] == "1970-01-01 01:20 CET"  # the metric's timezone

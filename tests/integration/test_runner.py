@@ -238,3 +238,66 @@ async def test_alerts_carry_the_generator_url_link(env: Env) -> None:
     (alert,) = await env.outbox()
     assert alert.url == f"https://grafana.example/d/x?var-metric=orders&from={T0 + 30 * STEP}"
     assert f"Link: {alert.url}" in default_text(alert)
+
+
+MULTI = """\
+name: hosts
+schedule: {{interval: 10m, max_catch_up: 50}}
+collector:
+  type: sqlite
+  params:
+    database: {db}
+    query: |
+      SELECT period_time, host, value FROM multi
+      WHERE period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
+  series_columns: [host]
+  multi_period: true
+detector:
+  type: mad
+  params: {{window_size: 100, n_sigma: 4, min_samples: 20}}
+alerter:
+  type: log
+  conditions: {{no_data_periods: 3}}
+"""
+
+
+async def test_a_series_that_disappears_goes_nodata_then_recovers(env: Env) -> None:
+    conn = sqlite3.connect(env.db)
+    conn.execute("CREATE TABLE multi (period_time TEXT, host TEXT, value REAL)")
+    rows = [
+        (T0 + i * STEP, h, 100.0 + i % 5)
+        for i in range(40)
+        for h in ("a", "b")
+        if h == "a" or not 30 <= i < 36
+    ]
+    conn.executemany("INSERT INTO multi VALUES (datetime(?, 'unixepoch'), ?, ?)", rows)
+    conn.commit()
+    conn.close()
+    write(env.tmp / "h" / "hosts.yaml", MULTI.format(db=env.db))
+    result = load_metrics([env.tmp / "h"], None, env={})
+    assert result.ok, result.all_errors()
+    spec = result.metrics["hosts"]
+
+    rt = await env.runtime(spec)
+    await rt.run(T0 + STEP)
+    await rt.run(T0 + 31 * STEP)  # b's first empty period is 30
+    assert await env.outbox() == []
+    # A restart in the middle of the gap: the empty streak is stored, not counted in memory.
+    rt = await env.runtime(spec)
+    await rt.run(T0 + 32 * STEP)
+    assert rt.api()["series"]["host=b"] == "ok" and rt.states["host=b"].empty_streak == 2
+    report = await rt.run(T0 + 33 * STEP)
+    assert rt.api()["series"] == {"host=a": "ok", "host=b": "nodata"}
+    alerts = await env.outbox()
+    assert [(a.kind, a.status, a.series, a.started_at) for a in alerts] == [
+        ("nodata", "firing", "host=b", T0 + 30 * STEP)
+    ]
+    assert alerts[0].key == f"hosts|host=b|nodata:firing|{T0 + 30 * STEP}"
+    assert [p.point.value for p in report.points if p.point.series == "host=b"] == [None]
+    # Judged, not stored: a vanished series does not fill the store with NULLs.
+    stored = await env.store.read_points("hosts", "host=b", T0 + 30 * STEP, T0 + 40 * STEP)
+    assert stored == {}
+    await rt.run(T0 + 37 * STEP)  # b is back at period 36
+    alerts = await env.outbox()
+    assert [(a.kind, a.status) for a in alerts] == [("nodata", "firing"), ("nodata", "resolved")]
+    assert rt.api()["series"] == {"host=a": "ok", "host=b": "ok"}

@@ -98,7 +98,10 @@ async def test_window_reads_by_series_and_range(store: Store) -> None:
 
 
 async def test_alert_state_round_trip(store: Store) -> None:
-    st = SeriesState(Status.FIRING, 3, 600, 600, 720, 840, clear_streak=1, last_sent_at=780, repeats=2)
+    st = SeriesState(
+        Status.FIRING, 3, 600, 600, 720, 840, clear_streak=1, last_sent_at=780, repeats=2,
+        empty_streak=2, empty_since=900, flips=(600, 840), flapping_since=840, flap_notified=840,
+    )  # fmt: skip
     await store.commit(RunRecord("m", states={"region=eu": st}))
     assert (await store.load_states())[("m", "region=eu")] == st
     await store.drop_states("m")

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from detectkd.alerting.state import SeriesState, Status, Verdict, decide, step
+from datetime import timedelta
+
+from detectkd.alerting.state import Notice, Rules, SeriesState, Status, Verdict, decide, step
 from detectkd.config.models import Conditions
 from detectkd.detectors.base import Direction, Result
 
 STEP = 600
+
+
+def one(notes: list[Notice]) -> str | None:
+    """The single anomaly notification's status (None: nothing owed)."""
+    assert all(n.kind == "anomaly" for n in notes) and len(notes) <= 1, notes
+    return notes[0].status if notes else None
 
 
 def res(anomaly: bool, direction: Direction = "up", value: float = 200.0, expected: float = 100.0) -> Result:
@@ -22,7 +30,8 @@ def run(
     out: list[tuple[int, str]] = []
     for i, anomalous in enumerate(verdicts):
         may = not notify_last_only or i == len(verdicts) - 1
-        state, note, _ = step(state, i * STEP, decide([res(anomalous)], cond), cond, may)
+        state, notes = step(state, i * STEP, decide([res(anomalous)], cond), Rules.plain(cond, STEP), may)
+        note = one(notes)
         if note:
             out.append((i, note))
     return state, out
@@ -42,7 +51,7 @@ def test_pending_until_enough_consecutive() -> None:
 
 
 def test_cooldown_suppresses_a_new_firing_and_its_resolved() -> None:
-    cond = Conditions(cooldown_minutes=60)  # 6 periods of 10 minutes
+    cond = Conditions(cooldown_minutes=60, flap_changes=0)  # 6 periods of 10 minutes
     _, notes = run([True, False, True, False, False, False, False, False, True, False], cond)
     assert notes == [(0, "firing"), (1, "resolved"), (8, "firing"), (9, "resolved")]
 
@@ -79,28 +88,30 @@ def test_catch_up_notifies_only_at_the_newest_period() -> None:
 
 def test_already_judged_period_never_notifies_twice() -> None:
     cond = Conditions()
-    state, note, _ = step(SeriesState(), 0, Verdict(True, res(True)), cond, True)
-    assert note == "firing"
-    again, note2, _ = step(state, 0, Verdict(True, res(True)), cond, True)
-    assert note2 is None and again == state
+    rules = Rules.plain(cond, STEP)
+    state, notes = step(SeriesState(), 0, Verdict(True, res(True)), rules, True)
+    assert one(notes) == "firing"
+    again, notes2 = step(state, 0, Verdict(True, res(True)), rules, True)
+    assert notes2 == [] and again == state
 
 
-def test_missing_values_do_not_change_the_state() -> None:
-    cond = Conditions(consecutive_anomalies=2)
-    state, _, _ = step(SeriesState(), 0, Verdict(True, res(True)), cond, True)
-    skipped = Verdict(False, None, judged=False)
-    state, note, _ = step(state, STEP, skipped, cond, True)
-    assert state.status is Status.PENDING and state.streak == 1 and note is None
-    state, note, _ = step(state, 2 * STEP, Verdict(True, res(True)), cond, True)
-    assert note == "firing"
+def test_unjudged_periods_do_not_change_the_state() -> None:
+    rules = Rules.plain(Conditions(consecutive_anomalies=2), STEP)
+    state, _ = step(SeriesState(), 0, Verdict(True, res(True)), rules, True)
+    skipped = Verdict(False, None, judged=False)  # e.g. a detector in cold start
+    state, notes = step(state, STEP, skipped, rules, True)
+    assert state.status is Status.PENDING and state.streak == 1 and notes == []
+    state, notes = step(state, 2 * STEP, Verdict(True, res(True)), rules, True)
+    assert one(notes) == "firing"
 
 
 def test_resolved_carries_the_episode_start() -> None:
-    cond = Conditions()
-    s, _, since_f = step(SeriesState(), 0, Verdict(True, res(True)), cond, True)
-    s, _, _ = step(s, STEP, Verdict(True, res(True)), cond, True)
-    s, note, since_r = step(s, 2 * STEP, Verdict(False, res(False)), cond, True)
-    assert note == "resolved" and since_f == since_r == 0
+    rules = Rules.plain(Conditions(), STEP)
+    s, fired = step(SeriesState(), 0, Verdict(True, res(True)), rules, True)
+    s, _ = step(s, STEP, Verdict(True, res(True)), rules, True)
+    s, resolved = step(s, 2 * STEP, Verdict(False, res(False)), rules, True)
+    assert [n.status for n in fired + resolved] == ["firing", "resolved"]
+    assert fired[0].episode == resolved[0].episode == 0
 
 
 def det(name: str, anomaly: bool, score: float = 0.9) -> Result:
@@ -140,16 +151,20 @@ def test_for_as_a_duration_rounds_up_to_whole_periods() -> None:
     state = SeriesState()
     notes = []
     for i in range(3):
-        state, note, _ = step(state, i * STEP, Verdict(True, res(True)), cond, True, required=3)
-        notes.append(note)
+        state, got = step(
+            state, i * STEP, Verdict(True, res(True)), Rules.of(cond, timedelta(seconds=STEP)), True
+        )
+        notes.append(one(got))
     assert notes == [None, None, "firing"]
 
 
-def run_with(verdicts: list[bool], cond: Conditions, clear: int | None = None) -> list[tuple[int, str, int]]:
+def run_with(verdicts: list[bool], cond: Conditions) -> list[tuple[int, str, int]]:
     state = SeriesState()
     out: list[tuple[int, str, int]] = []
+    rules = Rules.plain(cond, STEP)
     for i, anomalous in enumerate(verdicts):
-        state, note, _ = step(state, i * STEP, decide([res(anomalous)], cond), cond, True, clear=clear)
+        state, notes = step(state, i * STEP, decide([res(anomalous)], cond), rules, True)
+        note = one(notes)
         if note:
             out.append((i, note, state.repeats))
     return out
@@ -166,7 +181,7 @@ def test_keep_firing_for_converts_to_periods() -> None:
 
     cond = Conditions.model_validate({"keep_firing_for": "25m"})
     assert cond.required_clear(timedelta(minutes=10)) == 3
-    assert run_with([True, False, False, False], cond, clear=3) == [(0, "firing", 0), (3, "resolved", 0)]
+    assert run_with([True, False, False, False], cond) == [(0, "firing", 0), (3, "resolved", 0)]
 
 
 def test_repeat_interval_with_backoff_while_firing() -> None:
@@ -191,3 +206,114 @@ def test_repeats_get_their_own_idempotency_keys() -> None:
     again = Alert("m", "", {}, "firing", 1200, 0, 1.0, 1.0, 0.0, 2.0, 0.9, "up", "mad", 600, repeat=1)
     assert first.key == "m||firing|0" and again.key == "m||firing|0|r1"
     assert Alert.from_json(again.to_json()) == again
+
+
+# -- no data -------------------------------------------------------------------------------
+
+MISSING = Verdict(False, None, judged=False, missing=True)
+
+
+def play(
+    script: str, cond: Conditions, state: SeriesState | None = None
+) -> tuple[SeriesState, list[tuple[int, str, str, int]]]:
+    """`script`: one character per period: A anomalous, n normal, _ no value, c cold start."""
+    rules = Rules.plain(cond, STEP)
+    state = state or SeriesState()
+    out: list[tuple[int, str, str, int]] = []
+    verdicts = {"A": Verdict(True, res(True)), "n": Verdict(False, res(False)), "_": MISSING}
+    verdicts["c"] = Verdict(False, None, judged=False)
+    for i, ch in enumerate(script):
+        state, notes = step(state, i * STEP, verdicts[ch], rules, True)
+        out.extend((i, n.kind, n.status, n.episode // STEP) for n in notes)
+    return state, out
+
+
+def test_nodata_after_n_empty_periods_ends_the_episode_and_resolves_when_data_returns() -> None:
+    state, notes = play("AA___n", Conditions(no_data_periods=3))
+    assert notes == [
+        (0, "anomaly", "firing", 0),
+        (4, "anomaly", "resolved", 0),  # no data is not evidence of an anomaly
+        (4, "nodata", "firing", 2),  # the NODATA episode started at the first empty period
+        (5, "nodata", "resolved", 2),
+    ]
+    assert state.status is Status.OK and state.empty_streak == 0
+
+
+def test_short_gaps_hold_the_state_under_the_nodata_policy() -> None:
+    _, notes = play("A__A__n", Conditions(no_data_periods=3))
+    assert notes == [(0, "anomaly", "firing", 0), (6, "anomaly", "resolved", 0)]
+
+
+def test_on_no_data_alerting_ok_and_keep_last() -> None:
+    _, alerting = play("n__n", Conditions(on_no_data="alerting", consecutive_anomalies=2))
+    assert alerting == [(2, "anomaly", "firing", 1), (3, "anomaly", "resolved", 1)]
+    _, ok = play("A__", Conditions(on_no_data="ok"))
+    assert ok == [(0, "anomaly", "firing", 0), (1, "anomaly", "resolved", 0)]
+    state, keep = play("A" + "_" * 10, Conditions(on_no_data="keep_last"))
+    assert keep == [(0, "anomaly", "firing", 0)] and state.status is Status.FIRING
+    assert state.empty_streak == 10
+
+
+def test_cold_start_is_not_no_data() -> None:
+    state, notes = play("cccccc", Conditions(no_data_periods=2))
+    assert notes == [] and state.status is Status.OK and state.empty_streak == 0
+
+
+def test_nodata_owed_during_catch_up_is_sent_at_the_newest_period() -> None:
+    rules = Rules.plain(Conditions(no_data_periods=2), STEP)
+    state = SeriesState()
+    for i in range(4):
+        state, notes = step(state, i * STEP, MISSING, rules, may_notify=False)
+        assert notes == []
+    state, notes = step(state, 4 * STEP, MISSING, rules, may_notify=True)
+    assert [(n.kind, n.status, n.episode) for n in notes] == [("nodata", "firing", 0)]
+
+
+# -- flap damping --------------------------------------------------------------------------
+
+
+def test_flapping_sends_one_notice_then_holds_until_settled() -> None:
+    cond = Conditions(flap_changes=4, flap_window=timedelta(seconds=10 * STEP))
+    script = "AnAnAnAn" + "n" * 12 + "A"
+    state, notes = play(script, cond)
+    assert notes == [
+        (0, "anomaly", "firing", 0),
+        (1, "anomaly", "resolved", 0),
+        (2, "anomaly", "firing", 2),
+        (3, "flapping", "firing", 3),  # 4th change: flapping, the RESOLVED is held
+        # periods 4..7 flip four more times: nothing is sent
+        (16, "flapping", "resolved", 3),  # fewer than 2 changes left in the window
+        (16, "anomaly", "resolved", 2),  # what was held goes out
+        (20, "anomaly", "firing", 20),
+    ]
+    assert state.flapping_since is None
+
+
+def test_settling_while_firing_continues_the_episode_receivers_know() -> None:
+    cond = Conditions(flap_changes=4, flap_window=timedelta(seconds=6 * STEP))
+    state, notes = play("AnAn" + "A" * 8 + "n", cond)
+    # Flapping from period 3 (the RESOLVED of episode 2 is held); FIRING again from
+    # period 4 on, so it settles at 9. Receivers still hold episode 2 as firing: no new
+    # FIRING, and the RESOLVED at the end is for episode 2.
+    assert notes[3:] == [
+        (3, "flapping", "firing", 3),
+        (9, "flapping", "resolved", 3),
+        (12, "anomaly", "resolved", 2),
+    ]
+    assert state.status is Status.OK and state.notified_since is None
+
+
+def test_flap_damping_off() -> None:
+    _, notes = play("AnAnAnAn", Conditions(flap_changes=0))
+    assert [n[1] for n in notes] == ["anomaly"] * 8
+
+
+def test_state_round_trips_through_a_row() -> None:
+    from detectkd.alerting.state import state_from_row, state_row
+
+    cond = Conditions(flap_changes=4, no_data_periods=2)
+    state, _ = play("AnAn__", cond)
+    assert state.flips and state.nodata_notified is not None
+    assert state_from_row(state_row(state)) == state
+    assert state_from_row(state_row(SeriesState())) == SeriesState()
+    assert SeriesState().extra_json() == "{}"

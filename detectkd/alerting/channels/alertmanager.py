@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
@@ -65,14 +66,29 @@ def _rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
+def _local(ts: float, tz: str) -> str:
+    return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
+
+
 def _num(x: float | None) -> str:
     return "" if x is None else f"{x:.6g}"
+
+
+_SUMMARY = {
+    "anomaly": " is anomalous ({direction})",
+    "nodata": " has no data",
+    "flapping": " is flapping",
+    "error": " checks are failing",
+    "source_down": " is down",
+}
 
 
 def payload(alert: Alert, p: Params) -> list[dict[str, Any]]:
     labels = {label_name(k): str(v) for k, v in alert.labels.items()}
     labels.update({label_name(k): v for k, v in p.labels.items()})
     labels.update({"alertname": p.alertname or alert.metric, "metric": alert.metric, "severity": p.severity})
+    if alert.kind != "anomaly":  # its own alert beside the series' anomaly alert
+        labels["kind"] = alert.kind
     starts = alert.started_at
     ends: float = alert.period + alert.interval_seconds  # RESOLVED: when it resolved
     if alert.status == "firing":
@@ -81,7 +97,7 @@ def payload(alert: Alert, p: Params) -> list[dict[str, Any]]:
         "labels": labels,
         "annotations": {
             "summary": f"{alert.metric} {alert.series}".strip()
-            + f" is anomalous ({alert.direction or 'off'})",
+            + _SUMMARY[alert.kind].format(direction=alert.direction or "off"),
             "description": alert.description,
             "value": _num(alert.value),
             "expected": _num(alert.expected),
@@ -89,6 +105,8 @@ def payload(alert: Alert, p: Params) -> list[dict[str, Any]]:
             "upper": _num(alert.upper),
             "score": _num(alert.score),
             "detector": alert.detector or "",
+            "period": _local(alert.period, alert.timezone),  # in the metric's timezone
+            **{k: str(v) for k, v in alert.extra.items()},
         },
         "startsAt": _rfc3339(starts),
         "endsAt": _rfc3339(ends),

@@ -14,6 +14,7 @@ from detectkd.templating import compile_template
 
 FIRING_COLOR = "#d0312d"
 RESOLVED_COLOR = "#2eb886"
+WARNING_COLOR = "#e8a317"  # NO DATA, FLAPPING, ERROR, SOURCE DOWN
 _MD_SPECIAL = re.compile(r"([\\`*_~\[\]()#>|])")
 
 
@@ -39,13 +40,15 @@ class ChatChannel:
 
     def payload(self, alert: Alert) -> dict[str, Any]:
         text = self._renderer.render(alert)
-        head = f"{alert.status.upper()}: {alert.metric}"
+        head = f"{alert.headline}: {alert.metric}"
         body: dict[str, Any]
         if self.kind == "slack":
             # Block Kit, with `text` as the notification fallback.
             body = {"text": head, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
         else:
-            color = FIRING_COLOR if alert.status == "firing" else RESOLVED_COLOR
+            color = RESOLVED_COLOR
+            if alert.status == "firing":
+                color = FIRING_COLOR if alert.kind == "anomaly" else WARNING_COLOR
             body = {"attachments": [{"fallback": head, "color": color, "text": text}]}
         for key in ("channel", "username", "icon_url", "icon_emoji"):
             value = getattr(self._p, key)

@@ -21,7 +21,7 @@ from detectkd.resources import Resources
 from detectkd.templating import compile_template
 
 DEFAULT_SUBJECT = (
-    "[{{ status | upper }}] {{ metric_name }}{% if series %} {{ '{' }}{{ series }}{{ '}' }}{% endif %}"
+    "[{{ headline }}] {{ metric_name }}{% if series %} {{ '{' }}{{ series }}{{ '}' }}{% endif %}"
 )
 
 

@@ -32,10 +32,10 @@ class LogChannel:
         text = self._renderer.render(alert)
         log.log(
             _LEVELS.get(self._level, 30),
-            "alert " + alert.status.upper(),
+            "alert " + alert.headline,
             metric=alert.metric,
             series=alert.series or None,
-            status=alert.status.upper(),
+            status=alert.headline,
             value=alert.value,
             expected=alert.expected,
             lower=alert.lower,

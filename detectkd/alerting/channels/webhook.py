@@ -47,6 +47,7 @@ def payload(alert: Alert, message: str) -> dict[str, Any]:
         "version": 1,
         "key": alert.key,
         "status": alert.status,
+        "kind": alert.kind,
         "metric": alert.metric,
         "series": alert.series,
         "labels": alert.labels,
@@ -63,6 +64,7 @@ def payload(alert: Alert, message: str) -> dict[str, Any]:
         "description": alert.description,
         "tags": list(alert.tags),
         "url": alert.url,
+        "extra": alert.extra,
         "message": message,
     }
 
