@@ -6,6 +6,7 @@ import asyncio
 import signal
 import time
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -14,6 +15,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from detectkd.alerting.channels import registry as channel_registry
 from detectkd.alerting.channels.base import Channel
+from detectkd.alerting.outage import ERROR_SERIES, SOURCE_PREFIX, Outages, source_key
+from detectkd.alerting.outage_alerts import notice_record
 from detectkd.alerting.outbox import Dispatcher
 from detectkd.alerting.state import SeriesState
 from detectkd.config.loader import LoadResult, MetricSpec, load_metrics
@@ -51,6 +54,9 @@ class Daemon:
         self.scheduler.add_listener(self._on_missed, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self.dispatcher = Dispatcher(self.store, self._channel, self.telemetry, settings.alert_retry_for)
         self.last_reload: dict[str, Any] = {}
+        o = settings.outages
+        self.outages = Outages(o.group_wait.total_seconds(), o.min_metrics)
+        self._health_lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -69,12 +75,20 @@ class Daemon:
         await self.store.open()
         saved = await self.store.load_states()
         states: dict[str, dict[str, SeriesState]] = defaultdict(dict)
+        errors: dict[str, SeriesState] = {}
         for (metric, series), st in saved.items():
-            states[metric][series] = st
+            if metric.startswith(SOURCE_PREFIX):
+                self.outages.restore_source(metric.removeprefix(SOURCE_PREFIX), st)
+            elif series == ERROR_SERIES:
+                errors[metric] = st
+            else:
+                states[metric][series] = st
         result = await self._load()
         plan = make_plan({}, result)
         self.scheduler.start()
         await self._apply(plan, states)
+        for metric, st in errors.items():
+            self.outages.restore(metric, st)
         self._record_load(result, plan)
         self.ready = True
         log.info(
@@ -87,7 +101,9 @@ class Daemon:
     async def serve(self) -> None:
         """Run until SIGTERM/SIGINT (or `stop_event`), then shut down gracefully."""
         dispatcher = asyncio.create_task(self.dispatcher.run(self.stop_event), name="outbox")
+        health = asyncio.create_task(self._health_loop(), name="health")
         await self.stop_event.wait()
+        await health
         log.info("shutting down", inflight=len(self._inflight))
         self.scheduler.shutdown(wait=False)
         await self._drain(self.settings.shutdown_grace.total_seconds())
@@ -196,6 +212,8 @@ class Daemon:
             log.error("metric failed to start", metric=spec.name, error=error_line(exc))
             return
         self.runtimes[spec.name] = rt
+        cond = spec.conditions
+        self.outages.track(spec.name, source_key(spec.collector), cond.on_error == "error", cond.error_runs)
         for a in spec.alerters:
             ctype = channel_registry.lookup(a.type)
             if ctype is not None:
@@ -230,6 +248,7 @@ class Daemon:
         if forget:
             self.specs.pop(name, None)
             self.telemetry.forget(name)
+            self.outages.forget(name)
 
     def _channel(self, metric: str, index: int) -> Channel | None:
         return self.channels.get((metric, index))
@@ -255,10 +274,13 @@ class Daemon:
         scheduled = trigger.latest_at_or_before(now)
         self.telemetry.lag.observe(max(0.0, now - scheduled))
         timeout = (self.settings.run_timeout or rt.interval).total_seconds()
+        finish = rt.finish_for(scheduled)
+        ok = False
         async with self._sem:
             try:
                 async with asyncio.timeout(timeout):
-                    await rt.run(rt.finish_for(scheduled))
+                    await rt.run(finish)
+                ok = True
             except TimeoutError:
                 rt.status.state = "error"
                 rt.status.last_error = f"run exceeded {timeout:g}s and was cancelled"
@@ -273,6 +295,38 @@ class Daemon:
                     source=rt.spec.collector.type,
                     error=rt.status.last_error,
                 )
+        self.outages.observe(name, ok, int(now), rt.status.last_error or "")
+        if not ok:
+            try:
+                await rt.judge_failure(finish)
+            except Exception as exc:  # the store may be what failed
+                log.warning("on_error policy not applied", metric=name, error=error_line(exc))
+        await self.check_health()
+
+    # -- ERROR and SOURCE DOWN ------------------------------------------------------------
+
+    async def _health_loop(self) -> None:
+        """Notifications that become due with time (group_wait), not with a run."""
+        tick = max(0.2, min(5.0, self.outages.group_wait / 4))
+        while not self.stop_event.is_set():
+            try:
+                await asyncio.wait_for(self.stop_event.wait(), timeout=tick)
+            except TimeoutError:
+                await self.check_health()
+
+    async def check_health(self, at: float | None = None) -> None:
+        async with self._health_lock:
+            now = int(time.time() if at is None else at)
+            for notice in self.outages.due(now):
+                try:
+                    await self.store.commit(notice_record(notice, self.outages, self.specs))
+                except StorageError as exc:
+                    log.warning("error notification not stored", subject=notice.subject, error=str(exc))
+                    continue
+                self.outages.sent(notice)
+                log.warning(f"{notice.kind} {notice.status}", subject=notice.subject,
+                            members=len(notice.members) or None, error=notice.error or None)  # fmt: skip
+                self.dispatcher.wake()
 
     def _on_missed(self, event: JobExecutionEvent) -> None:
         self.telemetry.missed.labels(event.job_id).inc()
@@ -290,5 +344,20 @@ class Daemon:
             job = self.scheduler.get_job(name) if self.scheduler.running else None
             next_run = getattr(job, "next_run_time", None) if job is not None else None
             item["next_run"] = next_run.isoformat() if next_run else None
+            h = self.outages.metrics.get(name)
+            if h is not None:
+                item["source"] = h.source
+                item["error_notified"] = h.notified is not None
             out.append(item)
         return out
+
+    def api_sources(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for h in self.outages.metrics.values():
+            entry = out.setdefault(h.source, {"metrics": 0, "failing": 0, "down_since": None})
+            entry["metrics"] += 1
+            entry["failing"] += h.failing()
+        for source, src in self.outages.sources.items():
+            if source in out and src.notified is not None:
+                out[source]["down_since"] = datetime.fromtimestamp(src.notified, UTC).isoformat()
+        return dict(sorted(out.items()))

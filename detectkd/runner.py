@@ -393,6 +393,43 @@ class MetricRuntime:
             period_finish=self.grid.next(point.period),
         )
 
+    async def judge_failure(self, finish: int) -> list[Alert]:
+        """`on_error: ok | alerting | nodata`: a failed run judges the newest due period of
+        every known series that way (the period is not judged again by catch-up)."""
+        policy = self.spec.conditions.on_error
+        verdicts = {
+            "ok": Verdict(False, None),
+            "alerting": Verdict(True, None),
+            "nodata": Verdict(False, None, judged=False, missing=True),
+        }
+        verdict = verdicts.get(policy)
+        if verdict is None:
+            return []
+        period = self.grid.prev(finish)
+        alerts: list[Alert] = []
+        async with self.lock:
+            known = set(self.states) | set(self.windows)
+            if not self.spec.collector.points.series_columns:
+                known.add("")
+            states = dict(self.states)
+            record = RunRecord(self.name, save_points=False)
+            for series in sorted(known):
+                new, notices = step(states.get(series, SeriesState()), period, verdict, self.rules, True)
+                states[series] = record.states[series] = new
+                point = Point(series, period, None)
+                for notice in notices:
+                    alert = self._alert(point, PointReport(point, [], verdict, new, notices), notice)
+                    alerts.append(alert)
+                    record.outbox.extend(
+                        NewOutboxItem(alert.key, self.name, series, a.index, alert.to_json())
+                        for a in self.spec.alerters
+                    )
+            await self.store.commit(record)
+            self.states = states
+        if record.outbox:
+            self.on_alert()
+        return alerts
+
     # -- status --------------------------------------------------------------------------
 
     def _succeeded(self, report: RunReport, started: float) -> None:

@@ -1,14 +1,16 @@
-"""HTTP endpoints: /metrics, /healthz, /readyz, /api/v1/metrics, POST /-/reload."""
+"""HTTP endpoints: /metrics, /healthz, /readyz, /api/v1/metrics, /api/v1/outbox, POST /-/reload."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from detectkd import __version__
+from detectkd.storage.base import OutboxItem
 
 if TYPE_CHECKING:
     from detectkd.daemon import Daemon
@@ -43,9 +45,39 @@ async def api_metrics(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "metrics": daemon.api_metrics(),
+            "sources": daemon.api_sources(),
             "config": daemon.last_reload,
         }
     )
+
+
+async def api_outbox(request: web.Request) -> web.Response:
+    """Pending deliveries and dead letters (the newest 100 of each)."""
+    daemon = request.app[DAEMON]
+    try:
+        stats = await daemon.store.outbox_stats()
+        pending = await daemon.store.outbox_pending()
+        dead = await daemon.store.outbox_pending("dead")
+    except Exception as exc:
+        return web.json_response({"error": str(exc)}, status=503)
+    oldest = stats.oldest_created_at
+    return web.json_response(
+        {
+            "pending": stats.pending,
+            "dead": stats.dead,
+            "oldest_age_seconds": None if oldest is None else time.time() - oldest,
+            "items": [_item(i) for i in pending[-100:]],
+            "dead_letters": [_item(i) for i in dead[-100:]],
+        }
+    )
+
+
+def _item(i: OutboxItem) -> dict[str, Any]:
+    return {
+        "id": i.id, "key": i.key, "metric": i.metric, "series": i.series, "channel": i.channel,
+        "attempts": i.attempts, "created_at": i.created_at, "next_attempt_at": i.next_attempt_at,
+        "last_error": i.last_error, "status": i.status,
+    }  # fmt: skip
 
 
 async def reload(request: web.Request) -> web.Response:
@@ -63,6 +95,7 @@ def make_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/v1/metrics", api_metrics)
+    app.router.add_get("/api/v1/outbox", api_outbox)
     app.router.add_post("/-/reload", reload)
     return app
 

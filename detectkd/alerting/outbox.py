@@ -141,4 +141,4 @@ class Dispatcher:
 
 
 def _status(item: OutboxItem) -> str:
-    return "resolved" if "|resolved|" in item.key else "firing"
+    return "resolved" if "|resolved|" in item.key or ":resolved|" in item.key else "firing"

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from detectkd.config.types import Duration
@@ -25,6 +25,15 @@ class StorageSettings(StoreParams):
 
     type: Literal["sqlite", "postgres", "clickhouse"] = "sqlite"
     path: Path | None = None  # type: ignore[assignment]  # sqlite; default: <data_dir>/detectkd.db
+
+
+class OutageSettings(BaseModel):
+    """Grouping of ERROR notifications per source (see docs/alerting.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_metrics: int = Field(default=3, ge=2)  # failing metrics of one source that make it "down"
+    group_wait: Duration = timedelta(minutes=1)  # wait after a first failure before notifying
 
 
 class Settings(BaseSettings):
@@ -47,6 +56,7 @@ class Settings(BaseSettings):
     # e.g. "https://grafana.example/d/dtk?var-metric={{ metric }}".
     generator_url: str | None = None
     run_timeout: Duration | None = None  # default: the metric's interval
+    outages: OutageSettings = Field(default_factory=OutageSettings)
 
     @field_validator("generator_url")
     @classmethod

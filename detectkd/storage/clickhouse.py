@@ -58,6 +58,9 @@ TABLES = [
         created_at Float64, attempts UInt32, next_attempt_at Float64, last_error String,
         status String, leased_until Float64, version UInt64
     ) ENGINE = ReplacingMergeTree(version) ORDER BY (key, channel)""",
+    """CREATE TABLE IF NOT EXISTS dtk_silences (
+        id String, data String, ends_at Nullable(Float64), version UInt64
+    ) ENGINE = ReplacingMergeTree(version) ORDER BY id""",
     """CREATE TABLE IF NOT EXISTS dtk_watermarks (
         metric String, period Int64, updated_at DateTime('UTC')
     ) ENGINE = ReplacingMergeTree(period) ORDER BY metric""",
@@ -261,6 +264,14 @@ class ClickhouseStore:
         )
         return {(r["metric"], r["series"]): state_from_row(list(r.values())[2:]) for r in rows}
 
+    async def silence_save(self, silence_id: str, data: str, ends_at: float | None) -> None:
+        row = (silence_id, data, ends_at, self._version())
+        await self._do(lambda c: c.execute("INSERT INTO dtk_silences VALUES", row))
+
+    async def silences_load(self) -> list[str]:
+        rows = await self._do(lambda c: c.fetch("SELECT data FROM dtk_silences FINAL ORDER BY id"))
+        return [r["data"] for r in rows]
+
     async def drop_states(self, metric: str) -> None:
         rows = await self._do(
             lambda c: c.fetch(
@@ -334,8 +345,8 @@ class ClickhouseStore:
                 await self._update(item.id, leased_until=now + lease_s)
             return items
 
-    async def outbox_pending(self) -> list[OutboxItem]:
-        return [self._item(r) for r in await self._outbox_rows("status = 'pending'")]
+    async def outbox_pending(self, status: str = "pending") -> list[OutboxItem]:
+        return [self._item(r) for r in await self._outbox_rows("status = {s}", {"s": status})]
 
     async def outbox_done(self, item_id: int) -> None:
         await self._update(item_id, status="sent", leased_until=0.0)

@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS dtk_outbox (
 );
 CREATE INDEX IF NOT EXISTS dtk_outbox_pending ON dtk_outbox (metric, series, channel, id)
     WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS dtk_silences (
+    id text PRIMARY KEY, data text NOT NULL, ends_at double precision, updated_at timestamptz NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dtk_watermarks (
     metric text PRIMARY KEY, period bigint NOT NULL, updated_at timestamptz NOT NULL
 );
@@ -204,6 +207,19 @@ class PostgresStore:
         )
         return {(r["metric"], r["series"]): state_from_row(list(r.values())[2:]) for r in rows}
 
+    async def silence_save(self, silence_id: str, data: str, ends_at: float | None) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO dtk_silences VALUES ($1, $2, $3, now()) ON CONFLICT (id) DO UPDATE "
+                "SET data = excluded.data, ends_at = excluded.ends_at, updated_at = excluded.updated_at",
+                silence_id, data, ends_at,
+            )
+        )  # fmt: skip
+
+    async def silences_load(self) -> list[str]:
+        rows = await self._run(lambda c: c.fetch("SELECT data FROM dtk_silences ORDER BY id"))
+        return [r["data"] for r in rows]
+
     async def drop_states(self, metric: str) -> None:
         await self._run(lambda c: c.execute("DELETE FROM dtk_alert_state WHERE metric = $1", metric))
 
@@ -237,9 +253,9 @@ class PostgresStore:
         items: list[OutboxItem] = await self._run(claim)
         return items
 
-    async def outbox_pending(self) -> list[OutboxItem]:
+    async def outbox_pending(self, status: str = "pending") -> list[OutboxItem]:
         rows = await self._run(
-            lambda c: c.fetch(f"SELECT {_OUTBOX_COLS} FROM dtk_outbox WHERE status = 'pending' ORDER BY id")
+            lambda c: c.fetch(f"SELECT {_OUTBOX_COLS} FROM dtk_outbox WHERE status = $1 ORDER BY id", status)
         )
         return [OutboxItem(*r.values()) for r in rows]
 

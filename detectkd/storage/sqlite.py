@@ -56,6 +56,9 @@ CREATE TABLE IF NOT EXISTS dtk_outbox (
     UNIQUE (key, channel)
 );
 CREATE INDEX IF NOT EXISTS dtk_outbox_due ON dtk_outbox (status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS dtk_silences (
+    id TEXT PRIMARY KEY, data TEXT NOT NULL, ends_at REAL, updated_at REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dtk_watermarks (
     metric TEXT PRIMARY KEY, period INTEGER NOT NULL, updated_at REAL NOT NULL
 ) WITHOUT ROWID;
@@ -213,6 +216,21 @@ class SqliteStore:
     async def drop_states(self, metric: str) -> None:
         await self._call(lambda c: c.execute("DELETE FROM dtk_alert_state WHERE metric = ?", (metric,)))
 
+    # -- silences -----------------------------------------------------------------
+
+    async def silence_save(self, silence_id: str, data: str, ends_at: float | None) -> None:
+        await self._call(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO dtk_silences VALUES (?, ?, ?, ?)",
+                (silence_id, data, ends_at, time.time()),
+            )
+        )
+
+    async def silences_load(self) -> list[str]:
+        return await self._call(
+            lambda c: [r[0] for r in c.execute("SELECT data FROM dtk_silences ORDER BY id")]
+        )
+
     # -- outbox -------------------------------------------------------------------
 
     _OUTBOX_COLS = (
@@ -243,12 +261,12 @@ class SqliteStore:
 
         return await self._call(claim)
 
-    async def outbox_pending(self) -> list[OutboxItem]:
+    async def outbox_pending(self, status: str = "pending") -> list[OutboxItem]:
         return await self._call(
             lambda c: [
                 OutboxItem(*row)
                 for row in c.execute(
-                    f"SELECT {self._OUTBOX_COLS} FROM dtk_outbox WHERE status = 'pending' ORDER BY id"
+                    f"SELECT {self._OUTBOX_COLS} FROM dtk_outbox WHERE status = ? ORDER BY id", (status,)
                 )
             ]
         )

@@ -128,6 +128,8 @@ async def test_outbox_is_unique_per_key_and_channel_and_retries(store: Store) ->
     await store.outbox_done(first.id)
     stats = await store.outbox_stats()
     assert (stats.pending, stats.dead) == (0, 1)
+    (dead,) = await store.outbox_pending("dead")
+    assert (dead.id, dead.status, dead.last_error) == (second.id, "dead", "gone")
 
 
 async def test_outbox_claims_only_queue_heads_in_order(store: Store) -> None:
@@ -184,3 +186,21 @@ async def test_a_failed_commit_writes_nothing(store: Store) -> None:
         await store.commit(bad)
     assert await store.watermark("m") is None
     assert await store.read_points("m", None, 0, 1000) == {}
+
+
+async def test_silences_are_saved_replaced_and_loaded(store: Store) -> None:
+    from detectkd.alerting.silences import Silence, make_window, new_silence
+
+    window = make_window(["mon-fri"], ["22:00-02:00"], "Europe/Berlin")
+    one = new_silence(["metric=orders", "region=~eu-.*"], 1000.0, 5000.0, "deploy", "ops")
+    two = new_silence(["tag=shop"], 1000.0, None, "nightly", "ops", window)
+    await store.silence_save(one.id, one.to_json(), one.ends_at)
+    await store.silence_save(two.id, two.to_json(), two.ends_at)
+    loaded = {s.id: s for s in map(Silence.from_json, await store.silences_load())}
+    assert loaded == {one.id: one, two.id: two}
+    import dataclasses
+
+    expired = dataclasses.replace(one, expired_at=2000.0)
+    await store.silence_save(one.id, expired.to_json(), one.ends_at)
+    loaded = {s.id: s for s in map(Silence.from_json, await store.silences_load())}
+    assert loaded[one.id].expired_at == 2000.0 and len(loaded) == 2

@@ -1,0 +1,176 @@
+"""ERROR notifications for failing runs, grouped per source.
+
+A metric whose runs fail `error_runs` times in a row (policy `on_error:
+error`) is ERROR. When `min_metrics` metrics of one source (a profile, or
+one connection) are ERROR at once, one SOURCE DOWN notification goes out
+for the source instead of one ERROR per metric, and one SOURCE UP when a
+metric of that source runs again. Notifications wait `group_wait` after the
+first failure so that the other metrics of a source can fail too (they run
+at their own offsets) before anyone is told.
+
+Pure bookkeeping: `due` says what is owed, `sent` records that it was
+stored in the outbox. Persisted as alert-state rows: (metric, `@error`) and
+(`@source:<name>`, "").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from detectkd.alerting.alert import AlertStatus
+from detectkd.alerting.state import SeriesState, Status
+from detectkd.config.loader import CollectorSpec
+
+ERROR_SERIES = "@error"
+SOURCE_PREFIX = "@source:"
+
+
+def source_key(c: CollectorSpec) -> str:
+    """What "one source" means: the profile, else the connection (no credentials)."""
+    if c.profile:
+        return c.profile
+    data = c.params.model_dump()
+    parts = [str(data[k]) for k in ("host", "port", "database") if data.get(k) not in (None, "")]
+    for k in ("connection_string", "dsn", "url"):
+        raw = data.get(k)
+        if isinstance(raw, str) and raw:
+            u = urlsplit(raw)
+            parts.append(f"{u.hostname or ''}{':' + str(u.port) if u.port else ''}{u.path}")
+    return f"{c.type}:" + "/".join(parts) if parts else c.type
+
+
+@dataclass
+class MetricHealth:
+    source: str
+    notify: bool  # on_error: error
+    error_runs: int
+    failures: int = 0  # failed runs in a row
+    failing_since: int | None = None
+    notified: int | None = None  # failing_since of the ERROR that was sent
+    grouped: bool = False  # covered by its source's SOURCE DOWN
+    error: str = ""
+    last_ok: int | None = None  # when a run last succeeded (this process)
+
+    def failing(self) -> bool:
+        return self.failures >= self.error_runs
+
+    def state(self) -> SeriesState:
+        status = Status.FIRING if self.notified is not None else Status.OK
+        return SeriesState(status, self.failures, self.failing_since, self.notified)
+
+
+@dataclass
+class SourceHealth:
+    notified: int | None = None  # down_since of the SOURCE DOWN that was sent
+    sent_at: int = 0  # when it was sent (0 after a restart: any success ends it)
+
+    def state(self) -> SeriesState:
+        status = Status.FIRING if self.notified is not None else Status.OK
+        return SeriesState(status, 0, self.notified, self.notified)
+
+
+@dataclass(frozen=True)
+class HealthNotice:
+    kind: Literal["error", "source_down"]
+    status: AlertStatus
+    subject: str  # the metric (error) or the source (source_down)
+    since: int
+    members: tuple[str, ...] = ()
+    error: str = ""
+    at: int = 0  # when it became due
+
+
+@dataclass
+class Outages:
+    group_wait: float
+    min_metrics: int
+    metrics: dict[str, MetricHealth] = field(default_factory=dict)
+    sources: dict[str, SourceHealth] = field(default_factory=dict)
+
+    def track(self, metric: str, source: str, notify: bool, error_runs: int) -> MetricHealth:
+        """Register (or update, on reload) a metric; keeps what it knew."""
+        h = self.metrics.get(metric)
+        if h is None:
+            h = self.metrics[metric] = MetricHealth(source, notify, error_runs)
+        h.source, h.notify, h.error_runs = source, notify, error_runs
+        self.sources.setdefault(source, SourceHealth())
+        return h
+
+    def forget(self, metric: str) -> None:
+        self.metrics.pop(metric, None)
+
+    def restore(self, metric: str, st: SeriesState) -> None:
+        h = self.metrics.get(metric)
+        if h is not None:
+            h.failures, h.failing_since, h.notified = st.streak, st.since, st.notified_since
+
+    def restore_source(self, source: str, st: SeriesState) -> None:
+        self.sources.setdefault(source, SourceHealth()).notified = st.notified_since
+
+    def observe(self, metric: str, ok: bool, now: int, error: str = "") -> None:
+        h = self.metrics.get(metric)
+        if h is None:
+            return
+        if ok:
+            h.failures, h.failing_since, h.error, h.grouped, h.last_ok = 0, None, "", False, now
+            return
+        if self.sources[h.source].notified is not None:
+            h.grouped = True  # joins its source's outage silently
+        elif h.grouped:
+            h.grouped, h.failing_since = False, now  # the source is back; this metric still fails
+        h.failures += 1
+        h.error = error
+        if h.failing_since is None:
+            h.failing_since = now
+
+    def due(self, now: int) -> list[HealthNotice]:
+        """What is owed now (nothing is marked: call `sent` once it is in the outbox)."""
+        out: list[HealthNotice] = []
+        by_source: dict[str, list[MetricHealth]] = {}
+        names: dict[int, str] = {}
+        for name, h in sorted(self.metrics.items()):
+            by_source.setdefault(h.source, []).append(h)
+            names[id(h)] = name
+        for source, src in sorted(self.sources.items()):
+            members = by_source.get(source, [])
+            if src.notified is None:
+                # Members of an outage that just ended count again only once they fail anew.
+                failing = [h for h in members if h.failing() and not h.grouped]
+                first = min((h.failing_since or now for h in failing), default=now)
+                if len(failing) >= self.min_metrics and now - first >= self.group_wait:
+                    error = failing[0].error
+                    who = tuple(names[id(h)] for h in failing)
+                    out.append(HealthNotice("source_down", "firing", source, first, who, error, now))
+            elif not any(h.failing() for h in members) or any(
+                (h.last_ok or -1) > src.sent_at for h in members
+            ):
+                out.append(HealthNotice("source_down", "resolved", source, src.notified, at=now))
+        down = {n.subject for n in out if n.kind == "source_down" and n.status == "firing"}
+        for name, h in sorted(self.metrics.items()):
+            grouped = h.grouped or h.source in down
+            if h.notified is None and h.failing() and h.notify and not grouped:
+                since = h.failing_since if h.failing_since is not None else now
+                if now - since >= self.group_wait and self.sources[h.source].notified is None:
+                    out.append(HealthNotice("error", "firing", name, since, error=h.error))
+            elif h.notified is not None and h.failures == 0:
+                out.append(HealthNotice("error", "resolved", name, h.notified))
+        return out
+
+    def sent(self, n: HealthNotice) -> None:
+        if n.kind == "error":
+            h = self.metrics.get(n.subject)
+            if h is not None:
+                h.notified = n.since if n.status == "firing" else None
+            return
+        src = self.sources.setdefault(n.subject, SourceHealth())
+        src.notified = n.since if n.status == "firing" else None
+        src.sent_at = n.at
+        for name in n.members:
+            if name in self.metrics:
+                self.metrics[name].grouped = True
+        if n.status == "resolved":
+            for h in self.metrics.values():
+                if h.source == n.subject and h.failures == 0:
+                    h.grouped = False

@@ -1,0 +1,209 @@
+"""Silences and maintenance windows.
+
+A silence has matchers (Alertmanager style: `metric=orders`, `tag=shop`,
+`region=~eu-.*`, `host!=db1`, `source=clickhouse_prod`), a start, an
+optional end, and optionally a recurring window: `weekdays` and `times`
+(`"22:00-02:00"`, crossing midnight is fine) in an IANA timezone. The
+window is read on the local wall clock at each instant, so it follows DST:
+`01:00-04:00` is 01:00 to 04:00 local time before and after the change; a
+window inside the skipped hour of a spring-forward night does not happen
+that night.
+
+A silenced series still advances its state; its notifications are held and
+whatever is still owed when the silence ends is sent then (a FIRING that
+ended inside the silence is never sent, nor its RESOLVED).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+_RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+# What a silence matches against: metric, tag (all of the metric's tags), source, series labels.
+Labels = Mapping[str, str | tuple[str, ...]]
+
+
+class SilenceError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Matcher:
+    name: str  # metric, tag, source, or a series label
+    op: str  # = != =~ !~
+    value: str
+
+    @staticmethod
+    def parse(text: str) -> Matcher:
+        m = _MATCHER.match(text)
+        if m is None:
+            raise SilenceError(f"bad matcher {text!r}: use name=value, name!=value, name=~regex, name!~regex")
+        name, op, value = m.groups()
+        value = value.strip("\"'")
+        if op in ("=~", "!~"):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise SilenceError(f"bad regex in {text!r}: {exc}") from None
+        return Matcher(name, op, value)
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.op}{self.value}"
+
+    def matches(self, labels: Labels) -> bool:
+        raw = labels.get(self.name, "")
+        values = raw if isinstance(raw, tuple) else (raw,)
+        if self.op == "=":
+            return self.value in values
+        if self.op == "!=":
+            return self.value not in values
+        hit = any(re.fullmatch(self.value, v) for v in values)
+        return hit if self.op == "=~" else not hit
+
+
+@dataclass(frozen=True)
+class Window:
+    """A recurring window: on these weekdays, between these local times."""
+
+    weekdays: tuple[str, ...]
+    times: tuple[tuple[time, time], ...]
+    timezone: str
+
+    def active(self, ts: float) -> bool:
+        local = datetime.fromtimestamp(ts, ZoneInfo(self.timezone))
+        now, day = local.time(), WEEKDAYS[local.weekday()]
+        prev = WEEKDAYS[(local.weekday() - 1) % 7]
+        for start, end in self.times or ((time(0), time(0)),):
+            if start < end:
+                if day in self.weekdays and start <= now < end:
+                    return True
+            elif (day in self.weekdays and now >= start) or (prev in self.weekdays and now < end):
+                return True  # crosses midnight: belongs to the day it started
+        return False
+
+
+@dataclass(frozen=True)
+class Silence:
+    id: str
+    matchers: tuple[Matcher, ...]
+    starts_at: float
+    ends_at: float | None  # None: until expired
+    comment: str = ""
+    created_by: str = ""
+    created_at: float = 0.0
+    window: Window | None = None
+    expired_at: float | None = None
+
+    def active(self, ts: float) -> bool:
+        if self.expired_at is not None and ts >= self.expired_at:
+            return False
+        if ts < self.starts_at or (self.ends_at is not None and ts >= self.ends_at):
+            return False
+        return self.window is None or self.window.active(ts)
+
+    def current(self, ts: float) -> bool:
+        """Not over yet (active now or later)."""
+        over = self.ends_at is not None and ts >= self.ends_at
+        return not over and (self.expired_at is None or ts < self.expired_at)
+
+    def matches(self, labels: Labels) -> bool:
+        return all(m.matches(labels) for m in self.matchers)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["matchers"] = [str(m) for m in self.matchers]
+        if self.window is not None:
+            w = self.window
+            data["window"] = {
+                "weekdays": list(w.weekdays),
+                "times": [f"{a:%H:%M}-{b:%H:%M}" for a, b in w.times],
+                "timezone": w.timezone,
+            }
+        return json.dumps(data, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> Silence:
+        data: dict[str, Any] = json.loads(text)
+        data["matchers"] = tuple(Matcher.parse(m) for m in data["matchers"])
+        w = data.get("window")
+        if w is not None:
+            data["window"] = make_window(w["weekdays"], w["times"], w["timezone"])
+        return Silence(**data)
+
+
+def make_window(weekdays: Iterable[str], times: Iterable[str], timezone: str) -> Window:
+    days: list[str] = []
+    for part in weekdays:
+        for piece in str(part).lower().split(","):
+            piece = piece.strip()
+            if "-" in piece:
+                a, b = (x.strip()[:3] for x in piece.split("-", 1))
+                if a not in WEEKDAYS or b not in WEEKDAYS:
+                    raise SilenceError(f"bad weekday range {piece!r}: use mon-fri")
+                i, j = WEEKDAYS.index(a), WEEKDAYS.index(b)
+                days.extend(WEEKDAYS[k % 7] for k in range(i, j + 1 if j >= i else j + 8))
+            elif piece:
+                if piece[:3] not in WEEKDAYS:
+                    raise SilenceError(f"bad weekday {piece!r}: use mon, tue, ... sun")
+                days.append(piece[:3])
+    ranges: list[tuple[time, time]] = []
+    for text in times:
+        m = _RANGE.match(text)
+        if m is None:
+            raise SilenceError(f"bad time range {text!r}: use HH:MM-HH:MM")
+        h1, m1, h2, m2 = (int(x) for x in m.groups())
+        if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59:
+            raise SilenceError(f"bad time range {text!r}")
+        ranges.append((time(h1, m1), time(0, 0) if h2 == 24 else time(h2, m2)))
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SilenceError(
+            f"unknown timezone {timezone!r} (use an IANA name such as Europe/Berlin)"
+        ) from None
+    return Window(tuple(dict.fromkeys(days or WEEKDAYS)), tuple(ranges), timezone)
+
+
+def new_silence(
+    matchers: Iterable[str],
+    starts_at: float,
+    ends_at: float | None,
+    comment: str = "",
+    created_by: str = "",
+    window: Window | None = None,
+) -> Silence:
+    parsed = tuple(Matcher.parse(m) for m in matchers)
+    if not parsed:
+        raise SilenceError("a silence needs at least one matcher (e.g. metric=orders)")
+    if ends_at is not None and ends_at <= starts_at:
+        raise SilenceError("the silence ends before it starts")
+    if ends_at is None and window is None:
+        raise SilenceError("a one-off silence needs an end (--for or --until)")
+    return Silence(secrets.token_hex(6), parsed, starts_at, ends_at, comment, created_by, starts_at, window)
+
+
+@dataclass
+class Silences:
+    """The silences the daemon knows, by id."""
+
+    items: dict[str, Silence] = field(default_factory=dict)
+
+    def replace_all(self, silences: Iterable[Silence]) -> None:
+        self.items = {s.id: s for s in silences}
+
+    def matching(self, labels: Labels, ts: float) -> list[str]:
+        return [s.id for s in self.items.values() if s.active(ts) and s.matches(labels)]
+
+    def silenced(self, labels: Labels, ts: float) -> bool:
+        return any(s.active(ts) and s.matches(labels) for s in self.items.values())
