@@ -6,13 +6,13 @@ import argparse
 import asyncio
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from detectkd import __version__
+from detectkd import __version__, silence_cli
 from detectkd.config.loader import LoadResult, MetricSpec, load_metrics
 from detectkd.config.settings import Settings, load_settings
+from detectkd.durations import parse_moment
 from detectkd.errors import ConfigError
 
 DEFAULT_CONFIG = Path("/etc/detectk/detectkd.yaml")
@@ -102,8 +102,7 @@ def find_metric(target: str, settings: Settings, profiles: Path | None = None) -
 
 
 def parse_at(text: str) -> float:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment.timestamp() if moment.tzinfo else moment.astimezone().timestamp()
+    return parse_moment(text)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -117,6 +116,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     at = parse_at(args.at) if args.at else None
     return asyncio.run(check_metric(spec, settings, at=at, alert=not args.no_alert))
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from(args.config)
+    except ConfigError as exc:
+        print(f"invalid config:\n{exc}")
+        return 1
+    return silence_cli.run(args, settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--config")
     chk.add_argument("--profiles")
     chk.set_defaults(fn=cmd_check)
+
+    silence_cli.add_parser(sub)
+    sub.choices["silence"].set_defaults(fn=cmd_silence)
     return p
 
 

@@ -6,6 +6,7 @@ import asyncio
 import signal
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,10 +16,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from detectkd.alerting.channels import registry as channel_registry
 from detectkd.alerting.channels.base import Channel
-from detectkd.alerting.outage import ERROR_SERIES, SOURCE_PREFIX, Outages, source_key
+from detectkd.alerting.outage import ERROR_SERIES, SOURCE_PREFIX, HealthNotice, Outages, source_key
 from detectkd.alerting.outage_alerts import notice_record
 from detectkd.alerting.outbox import Dispatcher
+from detectkd.alerting.silences import Labels, Silence, Silences
 from detectkd.alerting.state import SeriesState
+from detectkd.collectors.points import parse_series_key
 from detectkd.config.loader import LoadResult, MetricSpec, load_metrics
 from detectkd.config.plan import Plan, make_plan
 from detectkd.config.settings import Settings
@@ -57,6 +60,8 @@ class Daemon:
         o = settings.outages
         self.outages = Outages(o.group_wait.total_seconds(), o.min_metrics)
         self._health_lock = asyncio.Lock()
+        self.silences = Silences()
+        self._labels: dict[str, dict[str, str | tuple[str, ...]]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -73,6 +78,7 @@ class Daemon:
 
     async def _start(self) -> None:
         await self.store.open()
+        await self.refresh_silences()
         saved = await self.store.load_states()
         states: dict[str, dict[str, SeriesState]] = defaultdict(dict)
         errors: dict[str, SeriesState] = {}
@@ -197,6 +203,8 @@ class Daemon:
         self.specs[spec.name] = spec
         if not spec.config.enabled:
             return
+        source = source_key(spec.collector)
+        self._labels[spec.name] = {"metric": spec.name, "tag": tuple(spec.config.tags), "source": source}
         try:
             rt = MetricRuntime(
                 spec,
@@ -207,13 +215,14 @@ class Daemon:
                 self.dispatcher.wake,
                 self.data_stores.getter(spec.storage.enabled, spec.storage.type, spec.storage.params),
                 self.settings.generator_url,
+                self._silence_check(spec.name),
             )
         except Exception as exc:
             log.error("metric failed to start", metric=spec.name, error=error_line(exc))
             return
         self.runtimes[spec.name] = rt
         cond = spec.conditions
-        self.outages.track(spec.name, source_key(spec.collector), cond.on_error == "error", cond.error_runs)
+        self.outages.track(spec.name, source, cond.on_error == "error", cond.error_runs)
         for a in spec.alerters:
             ctype = channel_registry.lookup(a.type)
             if ctype is not None:
@@ -306,18 +315,61 @@ class Daemon:
     # -- ERROR and SOURCE DOWN ------------------------------------------------------------
 
     async def _health_loop(self) -> None:
-        """Notifications that become due with time (group_wait), not with a run."""
-        tick = max(0.2, min(5.0, self.outages.group_wait / 4))
+        """Notifications that become due with time (group_wait), not with a run; silences
+        added by `detectkd silence` (another process) are read every `silence_refresh`."""
+        tick = max(0.2, min(5.0, self.outages.group_wait / 4, self.settings.silence_refresh.total_seconds()))
+        refreshed = time.monotonic()
         while not self.stop_event.is_set():
             try:
                 await asyncio.wait_for(self.stop_event.wait(), timeout=tick)
             except TimeoutError:
+                if time.monotonic() - refreshed >= self.settings.silence_refresh.total_seconds():
+                    refreshed = time.monotonic()
+                    await self.refresh_silences()
                 await self.check_health()
+
+    # -- silences ------------------------------------------------------------------------
+
+    async def refresh_silences(self) -> None:
+        try:
+            texts = await self.store.silences_load()
+        except StorageError as exc:
+            log.warning("silences not refreshed", error=str(exc))
+            return
+        loaded: list[Silence] = []
+        for text in texts:
+            try:
+                loaded.append(Silence.from_json(text))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("unreadable silence skipped", error=str(exc))
+        self.silences.replace_all(loaded)
+
+    async def save_silence(self, s: Silence) -> None:
+        await self.store.silence_save(s.id, s.to_json(), s.ends_at)
+        self.silences.items[s.id] = s
+
+    def _silence_check(self, metric: str) -> Callable[[str, float], bool]:
+        def silenced(series: str, ts: float) -> bool:
+            if not self.silences.items:
+                return False
+            return self.silences.silenced(self.series_labels(metric, series), ts)
+
+        return silenced
+
+    def series_labels(self, metric: str, series: str) -> Labels:
+        return {**parse_series_key(series), **self._labels.get(metric, {"metric": metric})}
+
+    def _notice_silenced(self, n: HealthNotice, now: float) -> bool:
+        if n.kind == "error":
+            return self.silences.silenced(self.series_labels(n.subject, ""), now)
+        return self.silences.silenced({"source": n.subject}, now)
 
     async def check_health(self, at: float | None = None) -> None:
         async with self._health_lock:
             now = int(time.time() if at is None else at)
             for notice in self.outages.due(now):
+                if notice.status == "firing" and self._notice_silenced(notice, now):
+                    continue  # still owed: sent when the silence is over, if it still fails
                 try:
                     await self.store.commit(notice_record(notice, self.outages, self.specs))
                 except StorageError as exc:
@@ -348,8 +400,16 @@ class Daemon:
             if h is not None:
                 item["source"] = h.source
                 item["error_notified"] = h.notified is not None
+            item["silenced_by"] = self._silenced_by(name, list(rt.states))
             out.append(item)
         return out
+
+    def _silenced_by(self, metric: str, series: list[str]) -> list[str]:
+        now = time.time()
+        ids: dict[str, None] = {}
+        for s in series or [""]:
+            ids.update(dict.fromkeys(self.silences.matching(self.series_labels(metric, s), now)))
+        return sorted(ids)
 
     def api_sources(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}

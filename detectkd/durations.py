@@ -6,7 +6,7 @@ Parsed once at the config edge; everything inside the daemon uses `timedelta`.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 _UNITS: dict[str, float] = {
     "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
@@ -56,3 +56,9 @@ def format_duration(delta: timedelta) -> str:
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def parse_moment(text: str) -> float:
+    """An ISO 8601 time (`Z` allowed) as epoch seconds; without an offset it is local time."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.timestamp() if moment.tzinfo else moment.astimezone().timestamp()

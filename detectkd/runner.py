@@ -78,6 +78,7 @@ class MetricRuntime:
         on_alert: Callable[[], None] | None = None,
         data_store: Callable[[], Awaitable[Store]] | None = None,
         link_template: str | None = None,
+        silenced: Callable[[str, float], bool] | None = None,
     ) -> None:
         """`store` keeps alert state, outbox and watermark; `data_store` (default: `store`)
         returns where this metric's datapoints and detections live."""
@@ -91,6 +92,7 @@ class MetricRuntime:
         self._data_store = data_store
         self._link = compile_template(link_template) if link_template else None
         self.telemetry = telemetry
+        self._silenced = silenced or (lambda series, ts: False)
         self.on_alert = on_alert or (lambda: None)
         c = spec.collector
         kind = collector_registry.lookup(c.type)
@@ -227,7 +229,10 @@ class MetricRuntime:
         anomalies = 0
         judged_only = {(p.series, p.period) for p in absent}
         for point in sorted(points + absent, key=lambda p: p.period) if absent else points:
-            pr = self._judge(point, states, notify and point.period == last)
+            newest = notify and point.period == last
+            # A silenced series advances; what it owes is sent once the silence is over.
+            may = newest and not self._silenced(point.series, self.grid.next(point.period))
+            pr = self._judge(point, states, may)
             anomalies += pr.verdict.anomalous
             report.points.append(pr)
             if (point.series, point.period) not in judged_only:  # a known series without a row
@@ -413,8 +418,10 @@ class MetricRuntime:
                 known.add("")
             states = dict(self.states)
             record = RunRecord(self.name, save_points=False)
+            now = time.time()
             for series in sorted(known):
-                new, notices = step(states.get(series, SeriesState()), period, verdict, self.rules, True)
+                may = not self._silenced(series, now)
+                new, notices = step(states.get(series, SeriesState()), period, verdict, self.rules, may)
                 states[series] = record.states[series] = new
                 point = Point(series, period, None)
                 for notice in notices:

@@ -1,8 +1,10 @@
-"""HTTP endpoints: /metrics, /healthz, /readyz, /api/v1/metrics, /api/v1/outbox, POST /-/reload."""
+"""HTTP endpoints: /metrics, health, /api/v1 (metrics, outbox, silences), POST /-/reload."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +12,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from detectkd import __version__
+from detectkd.alerting.silences import Silence, make_window, new_silence
+from detectkd.durations import parse_duration, parse_moment
 from detectkd.storage.base import OutboxItem
 
 if TYPE_CHECKING:
@@ -72,6 +76,62 @@ async def api_outbox(request: web.Request) -> web.Response:
     )
 
 
+async def list_silences(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    now = time.time()
+    everything = request.query.get("all") in ("1", "true")
+    items = [
+        {**json.loads(s.to_json()), "active": s.active(now)}
+        for s in sorted(daemon.silences.items.values(), key=lambda s: s.starts_at)
+        if everything or s.current(now)
+    ]
+    return web.json_response({"silences": items})
+
+
+async def add_silence(request: web.Request) -> web.Response:
+    """Body: {"matchers": [...], "starts_at"?, "ends_at"? | "duration"?, "comment"?, "created_by"?,
+    "window"?: {"weekdays": [...], "times": [...], "timezone": ...}} (times: epoch or ISO 8601)."""
+    daemon = request.app[DAEMON]
+    if not daemon.settings.lifecycle_api:
+        return _forbidden()
+    try:
+        body = await request.json()
+        silence = silence_from_body(body, time.time())
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    await daemon.save_silence(silence)
+    return web.json_response({"id": silence.id, "silence": json.loads(silence.to_json())}, status=201)
+
+
+async def expire_silence(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON]
+    if not daemon.settings.lifecycle_api:
+        return _forbidden()
+    s = daemon.silences.items.get(request.match_info["id"])
+    if s is None:
+        return web.json_response({"error": "no such silence"}, status=404)
+    await daemon.save_silence(dataclasses.replace(s, expired_at=time.time()))
+    return web.json_response({"expired": s.id})
+
+
+def _forbidden() -> web.Response:
+    return web.Response(status=403, text="Lifecycle API is not enabled (lifecycle_api: true).\n")
+
+
+def silence_from_body(body: dict[str, Any], now: float) -> Silence:
+    def moment(v: Any) -> float:
+        return float(v) if isinstance(v, int | float) else parse_moment(str(v))
+
+    start = moment(body["starts_at"]) if body.get("starts_at") is not None else now
+    end = moment(body["ends_at"]) if body.get("ends_at") is not None else None
+    if end is None and body.get("duration"):
+        end = start + parse_duration(str(body["duration"])).total_seconds()
+    w = body.get("window")
+    window = make_window(w.get("weekdays", []), w.get("times", []), w.get("timezone", "UTC")) if w else None
+    return new_silence(body["matchers"], start, end, str(body.get("comment", "")),
+                       str(body.get("created_by", "api")), window)  # fmt: skip
+
+
 def _item(i: OutboxItem) -> dict[str, Any]:
     return {
         "id": i.id, "key": i.key, "metric": i.metric, "series": i.series, "channel": i.channel,
@@ -83,7 +143,7 @@ def _item(i: OutboxItem) -> dict[str, Any]:
 async def reload(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
     if not daemon.settings.lifecycle_api:
-        return web.Response(status=403, text="Lifecycle API is not enabled (lifecycle_api: true).\n")
+        return _forbidden()
     result = await daemon.reload("http")
     return web.json_response(result, status=200 if result.get("successful") else 500)
 
@@ -96,6 +156,9 @@ def make_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/v1/metrics", api_metrics)
     app.router.add_get("/api/v1/outbox", api_outbox)
+    app.router.add_get("/api/v1/silences", list_silences)
+    app.router.add_post("/api/v1/silences", add_silence)
+    app.router.add_delete("/api/v1/silences/{id}", expire_silence)
     app.router.add_post("/-/reload", reload)
     return app
 

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     generator_url: str | None = None
     run_timeout: Duration | None = None  # default: the metric's interval
     outages: OutageSettings = Field(default_factory=OutageSettings)
+    silence_refresh: Duration = timedelta(seconds=10)  # how often silences are re-read from the store
 
     @field_validator("generator_url")
     @classmethod

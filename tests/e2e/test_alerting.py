@@ -68,3 +68,53 @@ async def test_a_source_outage_for_20_metrics_is_one_grouped_alert_and_one_recov
     # metrics' webhooks are the same channel, so it is delivered once.
     assert kinds == [("source_down", "firing"), ("source_down", "resolved")], kinds
     assert await daemon.stop() == 0
+
+
+def cli(daemon: DaemonProcess, *args: str) -> str:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "detectkd", "silence", *args, "--config", str(daemon.root / "detectkd.yaml")],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return out.stdout
+
+
+async def test_a_silence_from_the_cli_holds_the_firing_until_it_is_expired_over_http(
+    daemon: DaemonProcess, receiver: Receiver
+) -> None:
+    import aiohttp
+
+    src = Source(daemon.root / "src.db")
+    now = int(time.time())
+    spike_from = now + 12 - (now + 12) % STEP
+    fill(
+        src, "spiky", now - 400, now + 600, STEP, {t: 900.0 for t in range(spike_from, spike_from + 60, STEP)}
+    )
+    write(daemon.root / "metrics.d" / "spiky.yaml", metric_yaml("spiky", src.path, receiver.url))
+    cfg = daemon.root / "detectkd.yaml"
+    write(cfg, cfg.read_text() + "silence_refresh: 1s\n")
+    silence_id = cli(daemon, "add", "metric=spiky", "--for", "1h", "--comment", "deploy").strip()
+    assert len(silence_id) == 12
+    assert silence_id in cli(daemon, "list") and "metric=spiky" in cli(daemon, "list")
+    await daemon.start()
+
+    async def firing() -> dict[str, Any] | None:
+        m = await daemon.metric("spiky")
+        return m if m and m["state"] == "firing" else None
+
+    m = await daemon.until(firing, what="the spike makes it FIRING", timeout=60)
+    assert m["silenced_by"] == [silence_id]
+    assert receiver.received == []  # held by the silence
+    async with aiohttp.ClientSession() as s:
+        async with s.get(daemon.base + "/api/v1/silences") as r:
+            listed = (await r.json())["silences"]
+        assert [(x["id"], x["active"]) for x in listed] == [(silence_id, True)]
+        async with s.delete(f"{daemon.base}/api/v1/silences/{silence_id}") as r:
+            assert r.status == 200
+    fired = await receiver.wait_for(lambda b: b["status"] == "firing", timeout=30)
+    assert fired["started_at"] < fired["period"]  # the episode began while silenced
+    assert silence_id not in cli(daemon, "list")  # expired
+    assert silence_id in cli(daemon, "list", "--all")
+    assert await daemon.stop() == 0

@@ -301,3 +301,80 @@ async def test_a_series_that_disappears_goes_nodata_then_recovers(env: Env) -> N
     alerts = await env.outbox()
     assert [(a.kind, a.status) for a in alerts] == [("nodata", "firing"), ("nodata", "resolved")]
     assert rt.api()["series"] == {"host=a": "ok", "host=b": "ok"}
+
+
+async def test_a_maintenance_window_holds_alerts_across_the_dst_change(env: Env) -> None:
+    """Nightly 01:00-04:00 Europe/Berlin, on the night clocks go forward (2026-03-29).
+
+    That night the window is 00:00-02:00 UTC. An episode inside it is never sent; one
+    that outlasts it is sent at 04:00 local (a fixed UTC+1 window would hold it to 03:00
+    UTC and swallow it, since it resolves at 02:40 UTC).
+    """
+    from datetime import UTC, datetime
+
+    from detectkd.alerting.silences import Silences, make_window, new_silence
+
+    def hhmm(ts: float) -> str:
+        return datetime.fromtimestamp(ts, UTC).strftime("%H:%M")
+
+    def at(hhmm: str) -> int:
+        h, m = map(int, hhmm.split(":"))
+        return int(datetime(2026, 3, 29, h, m, tzinfo=UTC).timestamp())
+
+    start = at("00:00") - 48 * STEP  # 8 h of normal history first
+    anomalous = {
+        at(t) for t in ("00:20", "00:30", "01:30", "01:40", "01:50", "02:00", "02:10", "02:20", "02:30")
+    }
+    n = (at("03:30") - start) // STEP
+    env.put(start, [500.0 if start + i * STEP in anomalous else v for i, v in enumerate(normal(n))])
+    silences = Silences()
+    nightly = make_window(["mon-sun"], ["01:00-04:00"], "Europe/Berlin")
+    silences.replace_all([new_silence(["metric=orders"], start, None, "nightly ETL", window=nightly)])
+    spec = env.spec(extra="")
+    rt = MetricRuntime(
+        spec, env.store, env.resources, None, {},
+        silenced=lambda series, ts: silences.silenced({"metric": "orders"}, ts),
+    )  # fmt: skip
+    await rt.run(start + STEP)
+    await rt.run(start + 40 * STEP)  # history, by catch-up
+    sent: list[tuple[str, str, str]] = []
+    for period in range(start + 40 * STEP, at("03:30"), STEP):
+        report = await rt.run(period + STEP)  # live: one run per period, as the daemon does
+        sent.extend((hhmm(period), a.status, hhmm(a.started_at)) for a in report.alerts)
+    assert sent == [("01:50", "firing", "01:30"), ("02:40", "resolved", "01:30")]
+
+
+async def test_a_flapping_series_sends_one_flapping_notice_then_settles(env: Env) -> None:
+    values = normal(30)
+    for i in range(30, 42):  # spike every other period: enters and leaves FIRING each time
+        values.append(900.0 if i % 2 == 0 else 100.0)
+    values += normal(30)
+    env.put(T0, values)
+    spec = env.spec(extra="")
+    text = (
+        (env.tmp / "m" / "orders.yaml")
+        .read_text()
+        .replace(
+            "conditions: {consecutive_anomalies: 1}",
+            "conditions: {consecutive_anomalies: 1, flap_changes: 4}",
+        )
+    )
+    write(env.tmp / "m" / "orders.yaml", text)
+    spec = load_metrics([env.tmp / "m"], None, env={}).metrics["orders"]
+    rt = await env.runtime(spec)
+    await rt.run(T0 + STEP)
+    await rt.run(T0 + 30 * STEP)  # history
+    sent: list[tuple[int, str, str]] = []
+    for i in range(30, 72):
+        report = await rt.run(T0 + (i + 1) * STEP)
+        sent.extend((i, a.kind, a.status) for a in report.alerts)
+    assert sent == [
+        (30, "anomaly", "firing"),
+        (31, "anomaly", "resolved"),
+        (32, "anomaly", "firing"),
+        (33, "flapping", "firing"),  # the 4th change: quiet from here
+        (60, "flapping", "resolved"),  # the last change (41) is the only one in 20 periods
+        (60, "anomaly", "resolved"),  # the RESOLVED it held
+    ]
+    outbox = await env.outbox()
+    assert [(a.kind, a.status) for a in outbox] == [(k, s) for _, k, s in sent]
