@@ -6,7 +6,6 @@ import asyncio
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,9 +18,15 @@ from detectkd.alerting.channels.base import Channel
 from detectkd.alerting.outage import ERROR_SERIES, SOURCE_PREFIX, HealthNotice, Outages, source_key
 from detectkd.alerting.outage_alerts import notice_record
 from detectkd.alerting.outbox import Dispatcher
-from detectkd.alerting.silences import Labels, Silence, Silences
+from detectkd.alerting.silences import (
+    Labels,
+    Silence,
+    Silences,
+    load_silences,
+    metric_labels,
+    series_labels,
+)
 from detectkd.alerting.state import SeriesState
-from detectkd.collectors.points import parse_series_key
 from detectkd.config.loader import LoadResult, MetricSpec, load_metrics
 from detectkd.config.plan import Plan, make_plan
 from detectkd.config.settings import Settings
@@ -204,7 +209,7 @@ class Daemon:
         if not spec.config.enabled:
             return
         source = source_key(spec.collector)
-        self._labels[spec.name] = {"metric": spec.name, "tag": tuple(spec.config.tags), "source": source}
+        self._labels[spec.name] = metric_labels(spec.name, spec.config.tags, source)
         try:
             rt = MetricRuntime(
                 spec,
@@ -215,7 +220,7 @@ class Daemon:
                 self.dispatcher.wake,
                 self.data_stores.getter(spec.storage.enabled, spec.storage.type, spec.storage.params),
                 self.settings.generator_url,
-                self._silence_check(spec.name),
+                self.silences.predicate(self._labels[spec.name]),
             )
         except Exception as exc:
             log.error("metric failed to start", metric=spec.name, error=error_line(exc))
@@ -336,28 +341,17 @@ class Daemon:
         except StorageError as exc:
             log.warning("silences not refreshed", error=str(exc))
             return
-        loaded: list[Silence] = []
-        for text in texts:
-            try:
-                loaded.append(Silence.from_json(text))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("unreadable silence skipped", error=str(exc))
+        loaded, problems = load_silences(texts)
+        for problem in problems:
+            log.warning("unreadable silence skipped", error=problem)
         self.silences.replace_all(loaded)
 
     async def save_silence(self, s: Silence) -> None:
         await self.store.silence_save(s.id, s.to_json(), s.ends_at)
         self.silences.items[s.id] = s
 
-    def _silence_check(self, metric: str) -> Callable[[str, float], bool]:
-        def silenced(series: str, ts: float) -> bool:
-            if not self.silences.items:
-                return False
-            return self.silences.silenced(self.series_labels(metric, series), ts)
-
-        return silenced
-
     def series_labels(self, metric: str, series: str) -> Labels:
-        return {**parse_series_key(series), **self._labels.get(metric, {"metric": metric})}
+        return series_labels(self._labels.get(metric, {"metric": metric}), series)
 
     def _notice_silenced(self, n: HealthNotice, now: float) -> bool:
         if n.kind == "error":

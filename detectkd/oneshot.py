@@ -8,7 +8,9 @@ from typing import TextIO
 
 from detectkd.alerting.channels import registry as channel_registry
 from detectkd.alerting.channels.base import Channel
+from detectkd.alerting.outage import source_key
 from detectkd.alerting.outbox import Dispatcher
+from detectkd.alerting.silences import Silences, load_silences, metric_labels
 from detectkd.config.loader import MetricSpec
 from detectkd.config.settings import Settings
 from detectkd.errors import CollectError, StorageError
@@ -83,9 +85,13 @@ async def check_metric(
         saved = await store.load_states()
         states = {s: st for (m, s), st in saved.items() if m == spec.name}
         data = data_stores.getter(spec.storage.enabled, spec.storage.type, spec.storage.params)
+        silences = Silences()
+        silences.replace_all(load_silences(await store.silences_load())[0])
+        base = metric_labels(spec.name, spec.config.tags, source_key(spec.collector))
         rt = MetricRuntime(
-            spec, store, resources, None, states, data_store=data, link_template=settings.generator_url
-        )
+            spec, store, resources, None, states, data_store=data, link_template=settings.generator_url,
+            silenced=silences.predicate(base),
+        )  # fmt: skip
         if at is not None:
             start = rt.grid.floor(at)
             finish = rt.grid.next(start)

@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from detectkd.collectors.points import parse_series_key
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
@@ -207,3 +209,31 @@ class Silences:
 
     def silenced(self, labels: Labels, ts: float) -> bool:
         return any(s.active(ts) and s.matches(labels) for s in self.items.values())
+
+    def predicate(self, base: Labels) -> Callable[[str, float], bool]:
+        """`silenced(series, ts)` for one metric; `base`: its metric, tag and source labels."""
+
+        def silenced(series: str, ts: float) -> bool:
+            return bool(self.items) and self.silenced(series_labels(base, series), ts)
+
+        return silenced
+
+
+def metric_labels(metric: str, tags: Iterable[str], source: str) -> dict[str, str | tuple[str, ...]]:
+    return {"metric": metric, "tag": tuple(tags), "source": source}
+
+
+def series_labels(base: Labels, series: str) -> Labels:
+    return {**parse_series_key(series), **base}
+
+
+def load_silences(texts: Iterable[str]) -> tuple[list[Silence], list[str]]:
+    """Parsed silences and the problems of those that could not be read."""
+    loaded: list[Silence] = []
+    problems: list[str] = []
+    for text in texts:
+        try:
+            loaded.append(Silence.from_json(text))
+        except (ValueError, KeyError, TypeError) as exc:
+            problems.append(str(exc))
+    return loaded, problems

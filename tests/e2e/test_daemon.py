@@ -60,6 +60,9 @@ async def test_spike_fires_then_resolves_and_every_endpoint_answers(
     m = await daemon.metric("orders")
     assert m is not None and m["state"] == "ok" and m["last_error"] is None
     assert m["last_value"] is not None and m["next_run"] and m["last_run"]
+    status, body = await daemon.get("/api/v1/outbox")
+    outbox = json.loads(body)
+    assert status == 200 and (outbox["pending"], outbox["dead"], outbox["items"]) == (0, 0, [])
 
     assert await daemon.stop(signal.SIGTERM) == 0
 
