@@ -235,10 +235,12 @@ class MetricRuntime:
             pr = self._judge(point, states, may)
             anomalies += pr.verdict.anomalous
             report.points.append(pr)
-            if (point.series, point.period) not in judged_only:  # a known series without a row
-                record.points.append(point)  # is judged, not stored
-            if self.spec.storage.save_detections:
-                record.detections.extend(StoredDetection(point.series, point.period, r) for r in pr.results)
+            # A known series without a row is judged, not stored.
+            if (point.series, point.period) not in judged_only:
+                record.points.append(point)
+                if self.spec.storage.save_detections:
+                    found = (StoredDetection(point.series, point.period, r) for r in pr.results)
+                    record.detections.extend(found)
             if pr.state is not states.get(point.series):
                 states[point.series] = touched[point.series] = pr.state
             for notice in pr.notices:

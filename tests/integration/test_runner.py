@@ -297,6 +297,14 @@ async def test_a_series_that_disappears_goes_nodata_then_recovers(env: Env) -> N
     # Judged, not stored: a vanished series does not fill the store with NULLs.
     stored = await env.store.read_points("hosts", "host=b", T0 + 30 * STEP, T0 + 40 * STEP)
     assert stored == {}
+    with sqlite3.connect(env.tmp / "dtk.db") as conn:
+        counts = dict(
+            conn.execute(
+                "SELECT series, count(*) FROM dtk_detections WHERE period >= ? AND period < ? GROUP BY series",
+                (T0 + 30 * STEP, T0 + 36 * STEP),
+            ).fetchall()
+        )
+    assert counts == {"host=a": 3}  # periods 30-32 were judged; nothing stored for the absent b
     await rt.run(T0 + 37 * STEP)  # b is back at period 36
     alerts = await env.outbox()
     assert [(a.kind, a.status) for a in alerts] == [("nodata", "firing"), ("nodata", "resolved")]
