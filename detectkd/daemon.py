@@ -309,13 +309,14 @@ class Daemon:
                     source=rt.spec.collector.type,
                     error=rt.status.last_error,
                 )
-        self.outages.observe(name, ok, int(now), rt.status.last_error or "")
+        owed = self.outages.observe(name, ok, int(time.time()), rt.status.last_error or "")
         if not ok:
             try:
                 await rt.judge_failure(finish)
             except Exception as exc:  # the store may be what failed
                 log.warning("on_error policy not applied", metric=name, error=error_line(exc))
-        await self.check_health()
+        if owed:
+            await self.check_health()
 
     # -- ERROR and SOURCE DOWN ------------------------------------------------------------
 

@@ -51,7 +51,6 @@ class MetricHealth:
     notified: int | None = None  # failing_since of the ERROR that was sent
     grouped: bool = False  # covered by its source's SOURCE DOWN
     error: str = ""
-    last_ok: int | None = None  # when a run last succeeded (this process)
 
     def failing(self) -> bool:
         return self.failures >= self.error_runs
@@ -65,6 +64,7 @@ class MetricHealth:
 class SourceHealth:
     notified: int | None = None  # down_since of the SOURCE DOWN that was sent
     sent_at: int = 0  # when it was sent (0 after a restart: any success ends it)
+    recovered: bool = False  # a metric of the source ran successfully since
 
     def state(self) -> SeriesState:
         status = Status.FIRING if self.notified is not None else Status.OK
@@ -88,6 +88,7 @@ class Outages:
     min_metrics: int
     metrics: dict[str, MetricHealth] = field(default_factory=dict)
     sources: dict[str, SourceHealth] = field(default_factory=dict)
+    troubled: set[str] = field(default_factory=set)  # failing, notified or grouped metrics
 
     def track(self, metric: str, source: str, notify: bool, error_runs: int) -> MetricHealth:
         """Register (or update, on reload) a metric; keeps what it knew."""
@@ -100,23 +101,33 @@ class Outages:
 
     def forget(self, metric: str) -> None:
         self.metrics.pop(metric, None)
+        self.troubled.discard(metric)
 
     def restore(self, metric: str, st: SeriesState) -> None:
         h = self.metrics.get(metric)
         if h is not None:
             h.failures, h.failing_since, h.notified = st.streak, st.since, st.notified_since
+            if h.failures or h.notified is not None:
+                self.troubled.add(metric)
 
     def restore_source(self, source: str, st: SeriesState) -> None:
         self.sources.setdefault(source, SourceHealth()).notified = st.notified_since
 
-    def observe(self, metric: str, ok: bool, now: int, error: str = "") -> None:
+    def observe(self, metric: str, ok: bool, now: int, error: str = "") -> bool:
+        """Record a run's outcome. True when a notification may now be owed."""
         h = self.metrics.get(metric)
         if h is None:
-            return
+            return False
+        src = self.sources[h.source]
         if ok:
-            h.failures, h.failing_since, h.error, h.grouped, h.last_ok = 0, None, "", False, now
-            return
-        if self.sources[h.source].notified is not None:
+            if src.notified is not None and now > src.sent_at:
+                src.recovered = True  # the source answers again
+            troubled = metric in self.troubled
+            h.failures, h.failing_since, h.error, h.grouped = 0, None, "", False
+            if h.notified is None:
+                self.troubled.discard(metric)
+            return troubled or src.recovered
+        if src.notified is not None:
             h.grouped = True  # joins its source's outage silently
         elif h.grouped:
             h.grouped, h.failing_since = False, now  # the source is back; this metric still fails
@@ -124,31 +135,35 @@ class Outages:
         h.error = error
         if h.failing_since is None:
             h.failing_since = now
+        self.troubled.add(metric)
+        return True
 
     def due(self, now: int) -> list[HealthNotice]:
-        """What is owed now (nothing is marked: call `sent` once it is in the outbox)."""
+        """What is owed now (nothing is marked: call `sent` once it is in the outbox).
+
+        Costs O(metrics in trouble), so it can run after every run and on a timer.
+        """
         out: list[HealthNotice] = []
-        by_source: dict[str, list[MetricHealth]] = {}
-        names: dict[int, str] = {}
-        for name, h in sorted(self.metrics.items()):
-            by_source.setdefault(h.source, []).append(h)
-            names[id(h)] = name
-        for source, src in sorted(self.sources.items()):
+        troubled = sorted((name, self.metrics[name]) for name in self.troubled if name in self.metrics)
+        by_source: dict[str, list[tuple[str, MetricHealth]]] = {}
+        for name, h in troubled:
+            by_source.setdefault(h.source, []).append((name, h))
+        for source in sorted(set(by_source) | {k for k, v in self.sources.items() if v.notified is not None}):
+            src = self.sources[source]
             members = by_source.get(source, [])
             if src.notified is None:
                 # Members of an outage that just ended count again only once they fail anew.
-                failing = [h for h in members if h.failing() and not h.grouped]
-                first = min((h.failing_since or now for h in failing), default=now)
+                failing = [(name, h) for name, h in members if h.failing() and not h.grouped]
+                first = min((h.failing_since or now for _, h in failing), default=now)
                 if len(failing) >= self.min_metrics and now - first >= self.group_wait:
-                    error = failing[0].error
-                    who = tuple(names[id(h)] for h in failing)
-                    out.append(HealthNotice("source_down", "firing", source, first, who, error, now))
-            elif not any(h.failing() for h in members) or any(
-                (h.last_ok or -1) > src.sent_at for h in members
-            ):
+                    who = tuple(name for name, _ in failing)
+                    out.append(
+                        HealthNotice("source_down", "firing", source, first, who, failing[0][1].error, now)
+                    )
+            elif src.recovered or not any(h.failing() for _, h in members):
                 out.append(HealthNotice("source_down", "resolved", source, src.notified, at=now))
         down = {n.subject for n in out if n.kind == "source_down" and n.status == "firing"}
-        for name, h in sorted(self.metrics.items()):
+        for name, h in troubled:
             grouped = h.grouped or h.source in down
             if h.notified is None and h.failing() and h.notify and not grouped:
                 since = h.failing_since if h.failing_since is not None else now
@@ -163,14 +178,19 @@ class Outages:
             h = self.metrics.get(n.subject)
             if h is not None:
                 h.notified = n.since if n.status == "firing" else None
+                if h.notified is None and h.failures == 0 and not h.grouped:
+                    self.troubled.discard(n.subject)
             return
         src = self.sources.setdefault(n.subject, SourceHealth())
         src.notified = n.since if n.status == "firing" else None
-        src.sent_at = n.at
+        src.sent_at, src.recovered = n.at, False
         for name in n.members:
             if name in self.metrics:
                 self.metrics[name].grouped = True
         if n.status == "resolved":
-            for h in self.metrics.values():
-                if h.source == n.subject and h.failures == 0:
+            for name in list(self.troubled):
+                h = self.metrics.get(name)
+                if h is not None and h.source == n.subject and h.failures == 0:
                     h.grouped = False
+                    if h.notified is None:
+                        self.troubled.discard(name)
