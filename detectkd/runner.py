@@ -353,10 +353,11 @@ class MetricRuntime:
         window = self._window(point.series)
         feats = self._features(point.period, point.context)
         history = window.history()
-        current = Current(point.period, point.value, feats)
+        value = None if point.value is None or point.value != point.value else point.value  # NaN: none
+        current = Current(point.period, value, feats)
         results = [d.detect(history, current) for d in self.detectors]
         verdict = decide(results, self.spec.conditions)
-        if point.value is None or point.value != point.value:  # NULL or NaN: no data
+        if value is None and not verdict.anomalous:  # no data (unless `missing_data` flags it)
             verdict = Verdict(False, verdict.primary, judged=False, missing=True)
         window.add(point.period, point.value, feats)
         old = states.get(point.series, SeriesState())

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from detectkd.detectors import robust, threshold
+from detectkd.detectors import robust, simple, threshold
 from detectkd.detectors.base import Detector
 
 Builder = Callable[[Any, int, str], Detector]
@@ -27,6 +27,14 @@ DETECTORS: dict[str, DetectorType] = {
     ),
     "mad": DetectorType(
         robust.Params, lambda p, interval, did: robust.RobustDetector("mad", p, interval, did)
+    ),
+    "iqr": DetectorType(simple.IqrParams, lambda p, interval, did: simple.IqrDetector(p, did)),
+    "change": DetectorType(
+        simple.ChangeParams, lambda p, interval, did: simple.ChangeDetector(p, interval, did)
+    ),
+    "flatline": DetectorType(simple.FlatlineParams, lambda p, interval, did: simple.FlatlineDetector(p, did)),
+    "missing_data": DetectorType(
+        simple.MissingParams, lambda p, interval, did: simple.MissingDataDetector(p, interval, did)
     ),
 }
 
