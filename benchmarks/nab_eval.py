@@ -1,0 +1,151 @@
+"""Detection quality on the NAB subset in ../shared/data/nab (see detectkd.evaluation).
+
+    .venv/bin/python benchmarks/nab_eval.py [--detectors zscore mad ...] [--data DIR]
+
+Every file is streamed point by point through each detector exactly as the
+daemon runs it (the same SeriesWindow, only past data per point); a skipped
+point (cold start, missing) scores 0. Prints, per detector: the NAB-style
+normalised score for the standard, low-FP and low-FN profiles (one
+threshold per profile across all files), and at the standard profile's
+threshold the recall of windows and false positives per 1,000 scored points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from detectkd.detectors import registry  # noqa: E402
+from detectkd.detectors.base import Current, Detector  # noqa: E402
+from detectkd.detectors.features import feature_value  # noqa: E402
+from detectkd.evaluation import PROFILES, Labelled, best_threshold, window_recall_and_fp  # noqa: E402
+from detectkd.window import SeriesWindow  # noqa: E402
+
+# The configurations compared. `zscore` is the rolling z-score baseline (NAB's windowed Gaussian).
+CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "zscore": ("zscore", {"window_size": 1000, "n_sigma": 3, "use_weighted": False, "min_samples": 50}),
+    "mad": ("mad", {"window_size": 1000, "n_sigma": 4, "use_weighted": False, "min_samples": 50}),
+    "mad_hourly": (
+        "mad",
+        {
+            "window_size": 2000,
+            "n_sigma": 4,
+            "use_weighted": False,
+            "min_samples": 30,
+            "seasonal_features": ["hour_of_day"],
+        },
+    ),
+    "iqr": ("iqr", {"window_size": 1000, "multiplier": 3.0, "min_samples": 50}),
+    "flatline": ("flatline", {"min_points": 30}),
+}
+
+
+def default_data() -> Path:
+    for base in (REPO.parent / "shared", Path("/work/shared")):
+        if (base / "data" / "nab").is_dir():
+            return base / "data" / "nab"
+    raise SystemExit("nab data not found (../shared/data/nab)")
+
+
+def load(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    times, values = [], []
+    with path.open() as fh:
+        for row in csv.DictReader(fh):
+            moment = datetime.fromisoformat(row["timestamp"]).replace(tzinfo=UTC)
+            times.append(int(moment.timestamp()))
+            values.append(float(row["value"]))
+    return np.asarray(times, np.int64), np.asarray(values, np.float64)
+
+
+def row_windows(times: np.ndarray, windows: list[list[str]]) -> tuple[tuple[int, int], ...]:
+    out = []
+    for start, end in windows:
+        a = int(datetime.fromisoformat(start).replace(tzinfo=UTC).timestamp())
+        b = int(datetime.fromisoformat(end).replace(tzinfo=UTC).timestamp())
+        first = int(np.searchsorted(times, a, side="left"))
+        last = int(np.searchsorted(times, b, side="right")) - 1
+        if last >= first:
+            out.append((first, last))
+    return tuple(out)
+
+
+def build(name: str, step: int) -> Detector:
+    kind, params = CONFIGS[name]
+    dtype = registry.lookup(kind)
+    assert dtype is not None, kind
+    return dtype.build(dtype.params.model_validate(params), step, name)
+
+
+def stream(name: str, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per-row scores, point-in-time, through the daemon's own window."""
+    step = int(np.median(np.diff(times)))
+    det = build(name, step)
+    feats = det.feature_names()
+    window = SeriesWindow(det.window_seconds(step) + step, feats)
+    utc = ZoneInfo("UTC")
+    scores = np.zeros(len(values))
+    for i, (t, v) in enumerate(zip(times.tolist(), values.tolist(), strict=True)):
+        f = {n: feature_value(n, t, {}, utc) for n in feats}
+        r = det.detect(window.history(), Current(t, v, f))
+        scores[i] = 0.0 if r.skipped else r.score
+        window.add(t, v, f)
+    return scores
+
+
+def run_file(args: tuple[str, str, list[list[str]], list[str]]) -> tuple[str, dict[str, Labelled], float]:
+    key, path, windows, names = args
+    t0 = time.process_time()
+    times, values = load(Path(path))
+    rows = row_windows(times, windows)
+    out = {n: Labelled(key, stream(n, times, values), rows) for n in names}
+    return key, out, time.process_time() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--detectors", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--data", type=Path, default=None)
+    args = ap.parse_args()
+    data = args.data or default_data()
+    labels = json.loads((data / "windows.json").read_text())
+    jobs = [(k, str(data / "data" / k), w, args.detectors) for k, w in sorted(labels.items())]
+    per: dict[str, list[Labelled]] = {n: [] for n in args.detectors}
+    cpu = 0.0
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for _key, out, used in pool.map(run_file, jobs):
+            cpu += used
+            for n, f in out.items():
+                per[n].append(f)
+    points = sum(len(f.scores) for f in per[args.detectors[0]])
+    print(f"{len(jobs)} files, {points} points, {cpu:.0f} CPU-s for {len(args.detectors)} detectors")
+    cols = f"{'standard':>10}{'low_FP':>10}{'low_FN':>10}{'threshold':>11}{'recall':>9}{'FP/1k':>8}"
+    print(f"{'detector':<14}{cols}")
+    for n in args.detectors:
+        files = per[n]
+        cells = {}
+        for profile, weights in PROFILES.items():
+            cells[profile] = best_threshold(files, weights)
+        t_std = cells["standard"][0]
+        recall, fp = window_recall_and_fp(files, t_std)
+        print(
+            f"{n:<14}{cells['standard'][1]:>10.1f}{cells['reward_low_FP_rate'][1]:>10.1f}"
+            f"{cells['reward_low_FN_rate'][1]:>10.1f}{t_std:>11.3f}{recall:>9.2f}{fp:>8.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
