@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, model_validator
 
-from detectkd.collectors import clickhouse, http, mysql, postgres, sqlite
+from detectkd.collectors import clickhouse, csvfile, http, mysql, postgres, sqlite
 from detectkd.collectors.base import Collector
 from detectkd.collectors.params import NetworkParams
 from detectkd.resources import Resources
@@ -70,6 +70,10 @@ def _build_mysql(params: Any, resources: Resources, ts: str, val: str) -> Collec
     return mysql.build(params, resources)
 
 
+def _build_csv(params: Any, resources: Resources, ts: str, val: str) -> Collector:
+    return csvfile.build(params, ts)
+
+
 def _build_sql(params: Any, resources: Resources, ts: str, val: str) -> Collector:
     driver = sql_driver(params.connection_string)
     if driver == "sqlite":
@@ -87,6 +91,7 @@ COLLECTORS: dict[str, CollectorType] = {
     "clickhouse": CollectorType(clickhouse.Params, _build_clickhouse),
     "postgres": CollectorType(NetworkParams, _build_postgres),
     "mysql": CollectorType(NetworkParams, _build_mysql),
+    "csv": CollectorType(csvfile.Params, _build_csv),
 }
 
 ALIASES = {"postgresql": "postgres", "mariadb": "mysql"}

@@ -300,6 +300,8 @@ class _Resolver:
                 self.notes.append(self.doc.issue(("collector", "params", "port"), note))
         multi = c.multi_period
         if multi is None:
+            multi = getattr(type(params), "MULTI_PERIOD", None)
+        if multi is None:
             text = str(getattr(params, "query", "") or "").lower()
             multi = "group by" in text and points.timestamp_column.lower() in text
         return CollectorSpec(kind, c.profile, params, points, multi)

@@ -166,3 +166,52 @@ async def test_http_errors_never_show_credentials(resources: Resources) -> None:
     with pytest.raises(CollectError) as info:
         await hc(resources, url="http://user:secret@127.0.0.1:9/x?token=abc").collect(W)
     assert "secret" not in str(info.value) and "abc" not in str(info.value)
+
+
+async def test_csv_rows_by_window_rereads_a_changed_file_and_names_bad_lines(tmp_path: Path) -> None:
+    import os
+
+    from detectkd.collectors import csvfile
+    from detectkd.collectors.points import rows_to_points
+    from detectkd.config.loader import load_metrics
+    from detectkd.timegrid import Grid
+    from tests.conftest import write
+
+    path = tmp_path / "export.csv"
+    lines = ["timestamp,region,value"]
+    lines += [f"2026-01-01 00:{m:02d}:00,{r},{m}" for m in range(0, 60, 10) for r in ("eu", "us")]
+    path.write_text("\n".join(lines) + "\n")
+    c = csvfile.build(csvfile.Params(path=str(path)), "timestamp")
+    berlin = ZoneInfo("Europe/Berlin")
+    start = 1767222000  # 2026-01-01 00:00 in Berlin (naive CSV times are the metric's timezone)
+    w = Window(start + 600, start + 1800, timedelta(minutes=10), berlin)
+    rows = await c.collect(w)
+    assert [(r["timestamp"][-8:], r["region"]) for r in rows] == [
+        ("00:10:00", "eu"), ("00:10:00", "us"), ("00:20:00", "eu"), ("00:20:00", "us"),
+    ]  # fmt: skip
+    write(tmp_path / "m" / "exported.yaml", f"""\
+name: exported
+schedule: {{interval: 10m, timezone: Europe/Berlin}}
+collector:
+  type: csv
+  params: {{path: {path}}}
+  series_columns: [region]
+detector: {{type: mad}}
+""")  # fmt: skip
+    spec = load_metrics([tmp_path / "m"], None, env={}).metrics["exported"]
+    assert spec.collector.multi_period is True and spec.collector.points.timestamp_column == "timestamp"
+    conv = rows_to_points(rows, spec.collector.points, w, Grid(timedelta(minutes=10), berlin))
+    assert sorted((p.series, p.period - start, p.value) for p in conv.points)[:2] == [
+        ("region=eu", 600, 10.0), ("region=eu", 1200, 20.0),
+    ]  # fmt: skip
+
+    path.write_text("timestamp,region,value\n1767222600,eu,99\nnot-a-time,eu,1\n")
+    os.utime(path, (1, 1))  # a different mtime, whatever the clock's resolution
+    with pytest.raises(CollectError, match=r"export\.csv:3: .*not-a-time"):
+        await c.collect(w)
+    path.write_text("timestamp,region,value\n1767222600,eu,99\n")
+    os.utime(path, (2, 2))
+    assert [r["value"] for r in await c.collect(w)] == ["99"]  # epoch seconds work too
+    path.unlink()
+    with pytest.raises(CollectError, match="No such file"):
+        await c.collect(w)
