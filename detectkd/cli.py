@@ -6,13 +6,14 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from detectkd import __version__, silence_cli
 from detectkd.config.loader import LoadResult, MetricSpec, load_metrics
 from detectkd.config.settings import Settings, load_settings
-from detectkd.durations import parse_moment
+from detectkd.durations import parse_duration, parse_moment
 from detectkd.errors import ConfigError
 
 DEFAULT_CONFIG = Path("/etc/detectk/detectkd.yaml")
@@ -118,6 +119,41 @@ def cmd_check(args: argparse.Namespace) -> int:
     return asyncio.run(check_metric(spec, settings, at=at, alert=not args.no_alert))
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from detectkd.backtest import backtest
+
+    try:
+        settings = settings_from(args.config)
+        spec = find_metric(args.metric, settings, Path(args.profiles) if args.profiles else None)
+    except ConfigError as exc:
+        print(f"invalid config:\n{exc}")
+        return 1
+    now = time.time()
+    try:
+        start = parse_when(args.start, now)
+        finish = parse_when(args.to, now) if args.to else now
+    except ValueError as exc:
+        print(f"detectkd backtest: {exc}", file=sys.stderr)
+        return 2
+    if finish <= start:
+        print("detectkd backtest: --to must be after --from", file=sys.stderr)
+        return 2
+    output = Path(args.output) if args.output else None
+    return asyncio.run(backtest(spec, start, finish, output))
+
+
+def parse_when(text: str, now: float) -> float:
+    """A time (ISO 8601) or a duration meaning that long before now (`30d`)."""
+    try:
+        return now - parse_duration(text).total_seconds()
+    except ValueError:
+        pass
+    try:
+        return parse_moment(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a time ('2026-01-01 00:00') nor a duration ('30d')") from None
+
+
 def cmd_silence(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args.config)
@@ -149,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--config")
     chk.add_argument("--profiles")
     chk.set_defaults(fn=cmd_check)
+
+    bt = sub.add_parser("backtest", help="replay history through a metric's detectors and alert rules")
+    bt.add_argument("metric", help="metric name (from the metrics dir) or a metric file")
+    bt.add_argument("--from", dest="start", required=True, help="a time, or a duration before now (30d)")
+    bt.add_argument("--to", help="a time, or a duration before now (default: now)")
+    bt.add_argument("--output", help="write one CSV row per point and detector")
+    bt.add_argument("--config")
+    bt.add_argument("--profiles")
+    bt.set_defaults(fn=cmd_backtest)
 
     silence_cli.add_parser(sub)
     sub.choices["silence"].set_defaults(fn=cmd_silence)

@@ -79,9 +79,11 @@ class MetricRuntime:
         data_store: Callable[[], Awaitable[Store]] | None = None,
         link_template: str | None = None,
         silenced: Callable[[str, float], bool] | None = None,
+        replay: bool = False,
     ) -> None:
         """`store` keeps alert state, outbox and watermark; `data_store` (default: `store`)
-        returns where this metric's datapoints and detections live."""
+        returns where this metric's datapoints and detections live. `replay` (backtest):
+        every period may notify, as if each had been the newest of a live run."""
         self.spec = spec
         self.name = spec.name
         sched = spec.config.schedule
@@ -93,6 +95,7 @@ class MetricRuntime:
         self._link = compile_template(link_template) if link_template else None
         self.telemetry = telemetry
         self._silenced = silenced or (lambda series, ts: False)
+        self.replay = replay
         self.on_alert = on_alert or (lambda: None)
         c = spec.collector
         kind = collector_registry.lookup(c.type)
@@ -229,7 +232,7 @@ class MetricRuntime:
         anomalies = 0
         judged_only = {(p.series, p.period) for p in absent}
         for point in sorted(points + absent, key=lambda p: p.period) if absent else points:
-            newest = notify and point.period == last
+            newest = notify and (point.period == last or self.replay)
             # A silenced series advances; what it owes is sent once the silence is over.
             may = newest and not self._silenced(point.series, self.grid.next(point.period))
             pr = self._judge(point, states, may)

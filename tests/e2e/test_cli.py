@@ -100,3 +100,58 @@ async def test_dtk_run_collects_detects_and_alerts_once(tmp_path: Path, receiver
     assert [b["status"] for b in receiver.received] == ["firing"]  # still firing: not sent again
     broken = await asyncio.to_thread(cli, "dtk", "run", str(tmp_path / "missing.yaml"), env=env)
     assert broken.returncode == 1
+
+
+def test_backtest_replays_a_csv_through_the_alert_rules_and_sends_nothing(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    import csv as csvlib
+    import math
+
+    start = 1_767_225_600  # 2026-01-01 00:00 UTC
+    spike = start + 200 * 3600
+    with (tmp_path / "load.csv").open("w", newline="") as fh:
+        w = csvlib.writer(fh)
+        w.writerow(["timestamp", "host", "value"])
+        for i in range(300):
+            t = start + i * 3600
+            for host in ("a", "b"):
+                base = 50 + 10 * math.sin(i / 24 * 2 * math.pi) + (i * 7 % 5)
+                w.writerow([t, host, 400.0 if (host == "b" and t in (spike, spike + 3600)) else base])
+    write(tmp_path / "load.yaml", f"""\
+name: load
+schedule: {{interval: 1h, timezone: Europe/Berlin, batch_load_days: 3}}
+collector:
+  type: csv
+  params: {{path: {tmp_path / "load.csv"}}}
+  series_columns: [host]
+detector:
+  type: mad
+  params: {{window_size: 7d, n_sigma: 6, min_samples: 48}}
+alerter:
+  type: webhook
+  params: {{url: "{receiver.url}"}}
+  conditions: {{consecutive_anomalies: 2}}
+""")  # fmt: skip
+    out = cli(
+        "backtest", str(tmp_path / "load.yaml"), "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-13T12:00:00Z",
+        "--output", str(tmp_path / "detections.csv"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "600 points in 2 series" in out.stdout and "1 alerts would have fired" in out.stdout
+    assert "host=a: 300 points, 0 anomalous, 0 alerts" in out.stdout
+    # Fires at the second anomalous hour (consecutive_anomalies: 2), local time, then resolves.
+    assert "2026-01-09 10:00  FIRING    {host=b}  value 400" in out.stdout
+    assert "2026-01-09 11:00  RESOLVED  {host=b}  (since 2026-01-09 09:00)" in out.stdout
+    with (tmp_path / "detections.csv").open() as fh:
+        rows = list(csvlib.DictReader(fh))
+    assert len(rows) == 600 and set(rows[0]) == {
+        "timestamp", "series", "detector", "value", "expected", "lower", "upper", "score", "anomaly",
+    }  # fmt: skip
+    flagged = [r for r in rows if r["anomaly"] == "1"]
+    assert [(r["series"], r["timestamp"][:16]) for r in flagged] == [
+        ("host=b", "2026-01-09T09:00"), ("host=b", "2026-01-09T10:00"),
+    ]  # fmt: skip
+    assert receiver.received == []  # a backtest never notifies
+    bad = cli("backtest", str(tmp_path / "load.yaml"), "--from", "yesterday-ish")
+    assert bad.returncode == 2 and "neither a time" in bad.stderr
