@@ -49,6 +49,7 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
             "seasonal_features": ["hour_of_day"],
         },
     ),
+    "seasonal": ("seasonal", {"season": "hour_of_day", "window_size": "14d", "n_sigma": 4}),
     "iqr": ("iqr", {"window_size": 1000, "multiplier": 3.0, "min_samples": 50}),
     "flatline": ("flatline", {"min_points": 30}),
 }

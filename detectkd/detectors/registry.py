@@ -28,6 +28,7 @@ DETECTORS: dict[str, DetectorType] = {
     "mad": DetectorType(
         robust.Params, lambda p, interval, did: robust.RobustDetector("mad", p, interval, did)
     ),
+    "seasonal": DetectorType(robust.SeasonalParams, robust.build_seasonal),
     "iqr": DetectorType(simple.IqrParams, lambda p, interval, did: simple.IqrDetector(p, did)),
     "change": DetectorType(
         simple.ChangeParams, lambda p, interval, did: simple.ChangeDetector(p, interval, did)

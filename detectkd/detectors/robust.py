@@ -25,6 +25,7 @@ from detectkd.detectors.base import (
     Current,
     FloatArray,
     History,
+    IntArray,
     Result,
     skipped,
     z_to_score,
@@ -49,6 +50,9 @@ class Params(Frozen):
     seasonal_features: list[str | Feature] = Field(default_factory=list)
     use_combined_seasonality: bool = False
     min_samples: int = Field(default=10, ge=2)
+    # Fit a straight line to the window and judge the point against the line's value at
+    # its time (a steady trend is not an anomaly).
+    detrend: bool = False
 
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f if isinstance(f, str) else f.name for f in self.seasonal_features)
@@ -83,6 +87,17 @@ def zscore_baseline(x: FloatArray, w: FloatArray) -> tuple[float, float]:
     centre = float(np.sum(w * x) / total)
     var = float(np.sum(w * (x - centre) ** 2) / total)
     return centre, math.sqrt(max(var, 0.0))
+
+
+def _detrended(values: FloatArray, times: IntArray, usable: np.ndarray, now: int) -> tuple[FloatArray, float]:
+    """Residuals from a least-squares line over the usable points, and the line at `now`."""
+    t = (times[usable] - now).astype(np.float64)
+    y = values[usable]
+    if t.shape[0] < 3 or float(np.ptp(t)) == 0.0:
+        return values, 0.0
+    slope, intercept = np.polyfit(t, y, 1)
+    out = values - (intercept + slope * (times - now).astype(np.float64))
+    return out, float(intercept)
 
 
 class RobustDetector:
@@ -122,20 +137,23 @@ class RobustDetector:
     def detect(self, history: History, point: Current) -> Result:
         if point.value is None:
             return skipped(self.id, None, "missing value")
-        values, feats = self._window(history, point.time)
+        values, feats, times = self._window(history, point.time)
         usable = np.isfinite(values)
         if int(usable.sum()) < self.p.min_samples:
             return skipped(self.id, point.value, f"cold start: fewer than {self.p.min_samples} points")
+        offset = 0.0
+        if self.p.detrend:
+            values, offset = _detrended(values, times, usable, point.time)
         if not self._features:
-            return self._judge(values[usable], point.value)
+            return self._judge(values[usable], point.value, offset)
         groups = self._groups(feats, usable, point)
         if groups is None:
-            return self._judge(values[usable], point.value)
-        results = [self._judge(values[mask], point.value) for mask in groups]
+            return self._judge(values[usable], point.value, offset)
+        results = [self._judge(values[mask], point.value, offset) for mask in groups]
         # Separate features: anomalous only if unusual for every feature's group.
         return min(results, key=lambda r: (r.anomaly, r.score))
 
-    def _window(self, history: History, now: int) -> tuple[FloatArray, dict[str, FloatArray]]:
+    def _window(self, history: History, now: int) -> tuple[FloatArray, dict[str, FloatArray], IntArray]:
         end = int(np.searchsorted(history.times, now, side="left"))  # strictly before `now`
         w = self.p.window_size
         if isinstance(w, int):
@@ -143,7 +161,7 @@ class RobustDetector:
         else:
             start = int(np.searchsorted(history.times, now - int(w.total_seconds()), side="left"))
         feats = {n: history.features[n][start:end] for n in self._features if n in history.features}
-        return history.values[start:end], feats
+        return history.values[start:end], feats, history.times[start:end]
 
     def _groups(
         self, feats: dict[str, FloatArray], usable: np.ndarray, point: Current
@@ -164,9 +182,11 @@ class RobustDetector:
         enough = [m for m in masks if int(m.sum()) >= self.p.min_samples]
         return enough or None
 
-    def _judge(self, x: FloatArray, value: float) -> Result:
+    def _judge(self, x: FloatArray, value: float, offset: float = 0.0) -> Result:
+        """`x`: history (detrended: residuals); `offset`: the trend's value at the point."""
         w = weights_for(x.shape[0], self._decay)
         centre, spread = self._baseline(x, w)
+        centre += offset
         spread = max(spread, _REL_FLOOR * max(1.0, abs(centre)))
         band = self.p.n_sigma * spread
         lower, upper = centre - band, centre + band
@@ -182,3 +202,22 @@ class RobustDetector:
             upper=upper,
             direction=("up" if value > upper else "down") if anomaly else None,
         )
+
+
+class SeasonalParams(Params):
+    """`seasonal`: a robust baseline per seasonal bucket, falling back to the whole window."""
+
+    season: str | list[str] = "hour_of_week"  # hour_of_day, day_of_week, hour_of_week, or context columns
+    method: Literal["mad", "zscore"] = "mad"
+    window_size: Window = timedelta(days=28)
+    use_weighted: bool = False
+    min_samples: int = Field(default=5, ge=2)
+
+    def robust(self) -> Params:
+        names = [self.season] if isinstance(self.season, str) else list(self.season)
+        data = self.model_dump(exclude={"season", "method", "seasonal_features", "use_combined_seasonality"})
+        return Params.model_validate({**data, "seasonal_features": names, "use_combined_seasonality": True})
+
+
+def build_seasonal(p: SeasonalParams, interval_seconds: int, detector_id: str | None) -> RobustDetector:
+    return RobustDetector(p.method, p.robust(), interval_seconds, detector_id or "seasonal")

@@ -111,3 +111,41 @@ def test_freshness_reads_the_value_as_the_newest_rows_time() -> None:
     fresh = d.detect(h, Current(now, float(now - 300), {}))
     stale = d.detect(h, Current(now, float(now - 3600), {}))
     assert not fresh.anomaly and stale.anomaly and stale.score > 0.5
+
+
+def test_detrend_judges_against_the_trend_line() -> None:
+    rng = np.random.default_rng(3)
+    ramp = 10.0 * np.arange(200) + rng.normal(0, 1, 200)
+    h = history(ramp)
+    on_trend = 10.0 * 200
+    plain = build("mad", window_size=200, n_sigma=4, use_weighted=False)
+    trended = build("mad", window_size=200, n_sigma=4, use_weighted=False, detrend=True)
+    r = trended.detect(h, at_end(h, on_trend))
+    assert not r.anomaly and r.expected is not None and abs(r.expected - on_trend) < 2
+    off = trended.detect(h, at_end(h, on_trend + 25))  # 25 sigma above the line
+    assert off.anomaly and off.direction == "up"
+    assert not plain.detect(h, at_end(h, on_trend + 25)).anomaly  # lost in the ramp's spread
+
+
+def test_seasonal_baseline_per_hour_with_global_fallback() -> None:
+    from detectkd.detectors.features import feature_value
+
+    hours = np.arange(14 * 24)
+    rng = np.random.default_rng(5)
+    values = 100 + 80 * (hours % 24 >= 12) + rng.normal(0, 2, hours.shape[0])  # low nights, high days
+    times = hours * 3600
+    utc = __import__("zoneinfo").ZoneInfo("UTC")
+    feats = {"hour_of_day": np.asarray([feature_value("hour_of_day", int(t), {}, utc) for t in times])}
+    h = History(times.astype(np.int64), values, feats)
+    now = int(times[-1]) + 3600  # hour 0: a night hour
+    night = {"hour_of_day": 0.0}
+    seasonal = build("seasonal", season="hour_of_day", n_sigma=4)
+    r = seasonal.detect(h, Current(now, 160.0, night))  # near the day-time level, at night
+    assert r.anomaly and r.direction == "up" and abs((r.expected or 0) - 100) < 3
+    assert not seasonal.detect(h, Current(now, 101.0, night)).anomaly
+    plain = build("mad", window_size="14d", n_sigma=4, use_weighted=False)
+    assert not plain.detect(h, Current(now, 160.0, night)).anomaly  # normal for the whole window
+    # Two days of history: 2 points per hour < min_samples 5 -> the whole window is the baseline.
+    short = History(h.times[-48:], h.values[-48:], {k: v[-48:] for k, v in h.features.items()})
+    fallback = seasonal.detect(short, Current(now, 160.0, night))
+    assert not fallback.anomaly and fallback.skipped is None
