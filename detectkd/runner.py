@@ -357,7 +357,7 @@ class MetricRuntime:
         feats = self._features(point.period, point.context)
         history = window.history()
         value = None if point.value is None or point.value != point.value else point.value  # NaN: none
-        current = Current(point.period, value, feats)
+        current = Current(point.period, value, feats, point.series)
         results = [d.detect(history, current) for d in self.detectors]
         verdict = decide(results, self.spec.conditions)
         if value is None and not verdict.anomalous:  # no data (unless `missing_data` flags it)

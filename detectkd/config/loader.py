@@ -24,6 +24,7 @@ from detectkd.config.models import IGNORED_WITH_WARNING, Conditions, MetricFile
 from detectkd.config.profiles import Profiles, load_profiles
 from detectkd.config.validation import validate
 from detectkd.config.yamlsource import Document, load_yaml
+from detectkd.detectors import auto
 from detectkd.detectors import registry as detectors
 from detectkd.errors import ConfigIssue
 from detectkd.templating import check_template
@@ -327,6 +328,8 @@ class _Resolver:
             ids.add(did)
             if model is not None:
                 out.append(DetectorSpec(d.type, did, model))
+        if not self.cfg.detector_list():  # no detector named: the default ensemble
+            out.append(DetectorSpec("auto", "auto", auto.Params()))
         return out
 
     def _alerters(self) -> tuple[list[AlerterSpec], Conditions | None]:

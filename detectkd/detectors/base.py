@@ -44,6 +44,7 @@ class Current:
     time: int
     value: float | None
     features: dict[str, float]
+    series: str = ""  # lets a detector keep derived, rebuildable state per series
 
 
 @dataclass(frozen=True)
