@@ -102,32 +102,34 @@ def find_metric(target: str, settings: Settings, profiles: Path | None = None) -
     return spec
 
 
-def parse_at(text: str) -> float:
-    return parse_moment(text)
+def load_target(args: argparse.Namespace) -> tuple[Settings, MetricSpec] | None:
+    """Settings and the metric named by `args.metric`; None after printing a config error."""
+    try:
+        settings = settings_from(args.config)
+        return settings, find_metric(args.metric, settings, Path(args.profiles) if args.profiles else None)
+    except ConfigError as exc:
+        print(f"invalid config:\n{exc}")
+        return None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from detectkd.oneshot import check_metric
 
-    try:
-        settings = settings_from(args.config)
-        spec = find_metric(args.metric, settings, Path(args.profiles) if args.profiles else None)
-    except ConfigError as exc:
-        print(f"invalid config:\n{exc}")
+    target = load_target(args)
+    if target is None:
         return 1
-    at = parse_at(args.at) if args.at else None
+    settings, spec = target
+    at = parse_moment(args.at) if args.at else None
     return asyncio.run(check_metric(spec, settings, at=at, alert=not args.no_alert))
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from detectkd.backtest import backtest
 
-    try:
-        settings = settings_from(args.config)
-        spec = find_metric(args.metric, settings, Path(args.profiles) if args.profiles else None)
-    except ConfigError as exc:
-        print(f"invalid config:\n{exc}")
+    target = load_target(args)
+    if target is None:
         return 1
+    spec = target[1]
     now = time.time()
     try:
         start = parse_when(args.start, now)

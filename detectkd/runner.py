@@ -321,11 +321,11 @@ class MetricRuntime:
         if not self.spec.collector.points.series_columns:
             return []
         have = {(p.series, p.period) for p in points}
-        known = set(self.states) | set(self.windows)
+        known = sorted(set(self.states) | set(self.windows))
         return [
             Point(series, period, None)
             for period in self.grid.periods(start, finish)
-            for series in sorted(known)
+            for series in known
             if (series, period) not in have
         ]
 

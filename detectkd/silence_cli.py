@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import getpass
 import sys
 import time
 from datetime import UTC, datetime
 from typing import TextIO
 
-from detectkd.alerting.silences import Silence, SilenceError, make_window, new_silence
+from detectkd.alerting.silences import Silence, SilenceError, load_silences, make_window, new_silence
 from detectkd.config.settings import Settings
-from detectkd.durations import parse_duration, parse_moment
+from detectkd.durations import parse_moment
 from detectkd.errors import StorageError
 from detectkd.storage.base import Store
 
@@ -78,21 +77,19 @@ async def _run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
 
 def build(args: argparse.Namespace, now: float) -> Silence:
     start = parse_moment(args.start) if args.start else now
-    if args.until:
-        end: float | None = parse_moment(args.until)
-    elif args.duration:
-        end = start + parse_duration(args.duration).total_seconds()
-    else:
-        end = None
+    end = parse_moment(args.until) if args.until else None
     window = None
     if args.weekdays or args.times:
         window = make_window([args.weekdays] if args.weekdays else [], args.times, args.timezone)
     author = args.author if args.author is not None else getpass.getuser()
-    return new_silence(args.matchers, start, end, args.comment, author, window)
+    return new_silence(args.matchers, start, end, args.comment, author, window, args.duration)
 
 
 async def load(store: Store) -> list[Silence]:
-    return [Silence.from_json(text) for text in await store.silences_load()]
+    silences, problems = load_silences(await store.silences_load())
+    for problem in problems:
+        print(f"detectkd silence: unreadable silence skipped: {problem}", file=sys.stderr)
+    return silences
 
 
 async def expire(store: Store, ids: list[str], out: TextIO) -> int:
@@ -101,7 +98,7 @@ async def expire(store: Store, ids: list[str], out: TextIO) -> int:
     now = time.time()
     for i in ids:
         if i in known:
-            s = dataclasses.replace(known[i], expired_at=now)
+            s = known[i].expire(now)
             await store.silence_save(s.id, s.to_json(), s.ends_at)
             print(f"expired {i}", file=out)
     for i in missing:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -13,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from detectkd import __version__
 from detectkd.alerting.silences import Silence, make_window, new_silence
-from detectkd.durations import parse_duration, parse_moment
+from detectkd.durations import parse_moment
 from detectkd.storage.base import OutboxItem
 
 if TYPE_CHECKING:
@@ -110,7 +109,7 @@ async def expire_silence(request: web.Request) -> web.Response:
     s = daemon.silences.items.get(request.match_info["id"])
     if s is None:
         return web.json_response({"error": "no such silence"}, status=404)
-    await daemon.save_silence(dataclasses.replace(s, expired_at=time.time()))
+    await daemon.save_silence(s.expire(time.time()))
     return web.json_response({"expired": s.id})
 
 
@@ -124,12 +123,11 @@ def silence_from_body(body: dict[str, Any], now: float) -> Silence:
 
     start = moment(body["starts_at"]) if body.get("starts_at") is not None else now
     end = moment(body["ends_at"]) if body.get("ends_at") is not None else None
-    if end is None and body.get("duration"):
-        end = start + parse_duration(str(body["duration"])).total_seconds()
+    duration = str(body["duration"]) if body.get("duration") else None
     w = body.get("window")
     window = make_window(w.get("weekdays", []), w.get("times", []), w.get("timezone", "UTC")) if w else None
     return new_silence(body["matchers"], start, end, str(body.get("comment", "")),
-                       str(body.get("created_by", "api")), window)  # fmt: skip
+                       str(body.get("created_by", "api")), window, duration)  # fmt: skip
 
 
 def _item(i: OutboxItem) -> dict[str, Any]:

@@ -20,12 +20,13 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detectkd.collectors.points import parse_series_key
+from detectkd.durations import parse_duration
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
@@ -114,6 +115,9 @@ class Silence:
             return False
         return self.window is None or self.window.active(ts)
 
+    def expire(self, ts: float) -> Silence:
+        return replace(self, expired_at=ts)
+
     def current(self, ts: float) -> bool:
         """Not over yet (active now or later)."""
         over = self.ends_at is not None and ts >= self.ends_at
@@ -184,7 +188,11 @@ def new_silence(
     comment: str = "",
     created_by: str = "",
     window: Window | None = None,
+    duration: str | None = None,
 ) -> Silence:
+    """`duration` (`2h`) sets the end when `ends_at` is not given."""
+    if ends_at is None and duration:
+        ends_at = starts_at + parse_duration(duration).total_seconds()
     parsed = tuple(Matcher.parse(m) for m in matchers)
     if not parsed:
         raise SilenceError("a silence needs at least one matcher (e.g. metric=orders)")
