@@ -68,6 +68,7 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "seasonal": ("seasonal", {"season": "hour_of_day", "window_size": "14d", "n_sigma": 4}),
     "iqr": ("iqr", {"window_size": 1000, "multiplier": 3.0, "min_samples": 50}),
     "auto": ("auto", {}),
+    "forecast": ("forecast", {"window_size": 2000, "season": "1d", "n_sigma": 4, "min_samples": 50}),
     "flatline": ("flatline", {"min_points": 30}),
 }
 
@@ -130,20 +131,24 @@ def stream(name: str, times: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def run_file(
-    args: tuple[str, str, list[list[str]], list[str]],
-) -> tuple[str, dict[str, Labelled], float, int]:
-    key, path, windows, names = args
+    args: tuple[str, str, list[list[str]], list[str], int, int],
+) -> tuple[str, dict[str, Labelled], dict[str, dict[float, Labelled]], float, int]:
+    """One file through every detector, and its scores through the state machine at every
+    threshold of the alerts sweep (in the worker, so the sweep runs in parallel too)."""
+    key, path, windows, names, cooldown, consecutive = args
     t0 = time.process_time()
     times, values = load(Path(path))
     rows = row_windows(times, windows)
+    step_s = int(np.median(np.diff(times)))
     out = {n: Labelled(key, stream(n, times, values), rows) for n in names}
-    return key, out, time.process_time() - t0, int(np.median(np.diff(times)))
+    swept = {n: {t: alerts(f, step_s, t, cooldown, consecutive) for t in ALERT_GRID} for n, f in out.items()}
+    return key, out, swept, time.process_time() - t0, step_s
 
 
-def alerts(f: Labelled, step_s: int, threshold: float) -> Labelled:
+def alerts(f: Labelled, step_s: int, threshold: float, cooldown: int, consecutive: int) -> Labelled:
     """Rows where the daemon would send a FIRING: the detector's verdicts (score >= threshold)
     through the alert state machine with default conditions plus a cooldown."""
-    cond = Conditions(cooldown_minutes=COOLDOWN_PERIODS * step_s / 60, consecutive_anomalies=CONSECUTIVE)
+    cond = Conditions(cooldown_minutes=cooldown * step_s / 60, consecutive_anomalies=consecutive)
     rules = Rules.of(cond, timedelta(seconds=step_s))
     state = SeriesState()
     out = np.zeros(len(f.scores))
@@ -155,14 +160,13 @@ def alerts(f: Labelled, step_s: int, threshold: float) -> Labelled:
 
 
 def best_alert_threshold(
-    files: list[Labelled], steps: dict[str, int], weights: tuple[float, float, float]
+    swept: dict[float, list[Labelled]], weights: tuple[float, float, float]
 ) -> tuple[float, float, list[Labelled]]:
     best: tuple[float, float, list[Labelled]] = (1.01, 0.0, [])
     for t in ALERT_GRID:
-        fired = [alerts(f, steps[f.name], t) for f in files]
-        score = normalised(fired, 0.5, weights)
+        score = normalised(swept[t], 0.5, weights)
         if score > best[1] or not best[2]:
-            best = (t, score, fired)
+            best = (t, score, swept[t])
     return best
 
 
@@ -173,19 +177,22 @@ def main() -> None:
     ap.add_argument("--cooldown", type=int, default=COOLDOWN_PERIODS, help="alerts: cooldown in periods")
     ap.add_argument("--consecutive", type=int, default=CONSECUTIVE, help="alerts: consecutive_anomalies")
     args = ap.parse_args()
-    globals().update(COOLDOWN_PERIODS=args.cooldown, CONSECUTIVE=args.consecutive)
     data = args.data or default_data()
     labels = json.loads((data / "windows.json").read_text())
-    jobs = [(k, str(data / "data" / k), w, args.detectors) for k, w in sorted(labels.items())]
+    jobs = [
+        (k, str(data / "data" / k), w, args.detectors, args.cooldown, args.consecutive)
+        for k, w in sorted(labels.items())
+    ]
     per: dict[str, list[Labelled]] = {n: [] for n in args.detectors}
-    steps: dict[str, int] = {}
+    sweeps: dict[str, dict[float, list[Labelled]]] = {n: {t: [] for t in ALERT_GRID} for n in args.detectors}
     cpu = 0.0
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for key, out, used, step_s in pool.map(run_file, jobs):
+        for _key, out, swept, used, _step in pool.map(run_file, jobs):
             cpu += used
-            steps[key] = step_s
             for n, f in out.items():
                 per[n].append(f)
+                for t, rows in swept[n].items():
+                    sweeps[n][t].append(rows)
     points = sum(len(f.scores) for f in per[args.detectors[0]])
     print(f"{len(jobs)} files, {points} points, {cpu:.0f} CPU-s for {len(args.detectors)} detectors")
     cols = f"{'standard':>10}{'low_FP':>10}{'low_FN':>10}{'threshold':>11}{'recall':>9}{'FP/1k':>8}"
@@ -201,14 +208,13 @@ def main() -> None:
             f"{cells['reward_low_FN_rate'][1]:>10.1f}{t_std:>11.3f}{recall:>9.2f}{fp:>8.2f}"
         )
     print(f"\nalerts: FIRING notifications of the alert state machine (default conditions, "
-          f"cooldown {COOLDOWN_PERIODS} periods) are the detections")  # fmt: skip
+          f"cooldown {args.cooldown} periods) are the detections")  # fmt: skip
     print(f"{'detector':<14}{cols}{'at 0.5':>9}")
     for n in args.detectors:
-        files = per[n]
-        cells2 = {p: best_alert_threshold(files, steps, w) for p, w in PROFILES.items()}
+        cells2 = {p: best_alert_threshold(sweeps[n], w) for p, w in PROFILES.items()}
         t_std, _, fired = cells2["standard"]
         recall, fp = window_recall_and_fp(fired, 0.5)
-        at_line = normalised([alerts(f, steps[f.name], 0.5) for f in files], 0.5, PROFILES["standard"])
+        at_line = normalised(sweeps[n][0.5], 0.5, PROFILES["standard"])
         print(
             f"{n:<14}{cells2['standard'][1]:>10.1f}{cells2['reward_low_FP_rate'][1]:>10.1f}"
             f"{cells2['reward_low_FN_rate'][1]:>10.1f}{t_std:>11.3f}{recall:>9.2f}{fp:>8.2f}{at_line:>9.1f}"

@@ -1,9 +1,9 @@
 """Scale benchmark: the real daemon with N metrics (SQLite source, SQLite store).
 
-    .venv/bin/python benchmarks/scale.py --metrics 1000 10000 --duration 180
+    .venv/bin/python benchmarks/scale.py --metrics 1000 10000 --duration 180 [--detector mad|auto]
 
-For each N: writes N metric files and a source database, pre-loads 2 hours of
-history per metric into the store, starts `detectkd run`, waits one interval
+For each N: writes N metric files and a source database, pre-loads `--history`
+points (120: 2 hours) per metric into the store, starts `detectkd run`, waits one interval
 for the warm-up (first runs load their windows), then measures for
 `--duration` seconds and prints p50/p99 scheduler lag, CPU milliseconds per
 check, checks per second, and peak RSS of the daemon process.
@@ -32,6 +32,10 @@ from detectkd.storage.base import RunRecord  # noqa: E402
 from detectkd.storage.sqlite import SqliteStore  # noqa: E402
 
 HISTORY_POINTS = 120
+DETECTORS = {
+    "mad": "detector:\n  type: mad\n  params: {window_size: 2h, n_sigma: 4, min_samples: 30}",
+    "auto": "",  # no detector named: the default, `auto`
+}
 
 METRIC = """\
 name: m{i}
@@ -42,9 +46,7 @@ collector:
     query: >-
       SELECT period_time, value FROM src WHERE m = {i}
       AND period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
-detector:
-  type: mad
-  params: {{window_size: 2h, n_sigma: 4, min_samples: 30}}
+{detector}
 alerter:
   type: log
 """
@@ -69,11 +71,11 @@ def build_source(path: Path, n: int, interval: int, start: int, end: int) -> Non
     conn.close()
 
 
-async def preload_store(path: Path, n: int, interval: int, now: int) -> None:
+async def preload_store(path: Path, n: int, interval: int, now: int, history: int = HISTORY_POINTS) -> None:
     store = SqliteStore(path)
     await store.open()
     last = now - now % interval - interval
-    periods = [last - k * interval for k in range(HISTORY_POINTS, 0, -1)]
+    periods = [last - k * interval for k in range(history, 0, -1)]
     for i in range(n):
         pts = [Point("", p, 100.0 + (i + p // interval) % 7) for p in periods]
         await store.commit(RunRecord(f"m{i}", points=pts, watermark=periods[-1]))
@@ -131,16 +133,19 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def run_one(n: int, interval: int, duration: int) -> dict[str, float]:
+def run_one(
+    n: int, interval: int, duration: int, detector: str = "mad", history: int = HISTORY_POINTS
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix=f"dtk-scale-{n}-") as tmp:
         root = Path(tmp)
         now = int(time.time())
         t0 = time.monotonic()
         build_source(root / "src.db", n, interval, now - 2 * interval, now + duration + 4 * interval)
-        asyncio.run(preload_store(root / "data" / "detectkd.db", n, interval, now))
+        asyncio.run(preload_store(root / "data" / "detectkd.db", n, interval, now, history))
         (root / "metrics.d").mkdir()
         for i in range(n):
-            (root / "metrics.d" / f"m{i}.yaml").write_text(METRIC.format(i=i, interval=interval))
+            text = METRIC.format(i=i, interval=interval, detector=DETECTORS[detector])
+            (root / "metrics.d" / f"m{i}.yaml").write_text(text)
         (root / "profiles.yaml").write_text(
             f"profiles:\n  src:\n    type: sqlite\n    database: {root}/src.db\n"
         )
@@ -204,14 +209,17 @@ def main() -> int:
     ap.add_argument("--metrics", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--interval", type=int, default=60)
     ap.add_argument("--duration", type=int, default=180)
+    ap.add_argument("--detector", choices=list(DETECTORS), default="mad")
+    ap.add_argument("--history", type=int, default=HISTORY_POINTS, help="points pre-loaded per metric")
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, interval {args.interval}s, "
+          f"detector {args.detector}, {args.history} points of history, "
           f"measured {args.duration}s after one interval of warm-up")  # fmt: skip
     header = ("metrics", "ready_s", "checks_per_s", "expected_per_s", "cpu_ms_per_check",
               "lag_p50_s", "lag_p99_s", "peak_rss_mib", "metrics_with_errors", "exit_code")  # fmt: skip
     print(" ".join(f"{h:>16}" for h in header))
     for n in args.metrics:
-        r = run_one(n, args.interval, args.duration)
+        r = run_one(n, args.interval, args.duration, args.detector, args.history)
         print(
             " ".join(f"{r[h]:>16.3f}" if isinstance(r[h], float) else f"{r[h]:>16}" for h in header),
             flush=True,

@@ -141,7 +141,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print("detectkd backtest: --to must be after --from", file=sys.stderr)
         return 2
     output = Path(args.output) if args.output else None
-    return asyncio.run(backtest(spec, start, finish, output))
+    report = Path(args.report) if args.report else None
+    return asyncio.run(backtest(spec, start, finish, output, report=report))
 
 
 def parse_when(text: str, now: float) -> float:
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--from", dest="start", required=True, help="a time, or a duration before now (30d)")
     bt.add_argument("--to", help="a time, or a duration before now (default: now)")
     bt.add_argument("--output", help="write one CSV row per point and detector")
+    bt.add_argument("--report", help="write a self-contained HTML report (a chart per series)")
     bt.add_argument("--config")
     bt.add_argument("--profiles")
     bt.set_defaults(fn=cmd_backtest)

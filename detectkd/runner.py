@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +28,7 @@ from detectkd.detectors import registry as detector_registry
 from detectkd.detectors.base import Current, Detector, Result
 from detectkd.detectors.features import feature_value
 from detectkd.durations import parse_duration
+from detectkd.peers import Classification, PeerGraph, classify, deviation, passes
 from detectkd.resources import Resources
 from detectkd.storage.base import NewOutboxItem, RunRecord, Store, StoredDetection
 from detectkd.telemetry import Telemetry
@@ -44,6 +46,7 @@ class PointReport:
     verdict: Verdict
     state: SeriesState
     notices: list[Notice] = field(default_factory=list)
+    peers: Classification | None = None  # peer verification of an anomalous point
 
 
 @dataclass
@@ -65,6 +68,7 @@ class RunStatus:
     last_period: int | None = None
     runs: int = 0
     failures: int = 0
+    series_error: str | None = None  # the `max_series` limit refused new series
 
 
 class MetricRuntime:
@@ -113,6 +117,8 @@ class MetricRuntime:
         self.span = max((d.window_seconds(step_s) for d in self.detectors), default=0) + step_s
         self.rules = Rules.of(spec.conditions, self.interval)
         self.states: dict[str, SeriesState] = dict(states or {})
+        peers = spec.config.peers
+        self.peer_graph = PeerGraph(peers, spec.entities) if peers is not None else None
         self.windows: dict[str, SeriesWindow] = {}
         self._windows_loaded = False
         self._watermark: int | None = None
@@ -216,7 +222,7 @@ class MetricRuntime:
     ) -> None:
         tel = self.telemetry
         t0 = time.perf_counter()
-        collected = await self._collect(start, finish, report)
+        collected = self._admit(await self._collect(start, finish, report), report)
         t1 = time.perf_counter()
         points = self._fill_missing(collected, start, finish)
         absent = self._absent(collected, start, finish)
@@ -231,35 +237,44 @@ class MetricRuntime:
         touched: dict[str, SeriesState] = {}
         anomalies = 0
         judged_only = {(p.series, p.period) for p in absent}
-        for point in sorted(points + absent, key=lambda p: p.period) if absent else points:
-            newest = notify and (point.period == last or self.replay)
-            # A silenced series advances; what it owes is sent once the silence is over.
-            may = newest and not self._silenced(point.series, self.grid.next(point.period))
-            pr = self._judge(point, states, may)
-            anomalies += pr.verdict.anomalous
-            report.points.append(pr)
-            # A known series without a row is judged, not stored.
-            if (point.series, point.period) not in judged_only:
-                record.points.append(point)
-                if self.spec.storage.save_detections:
-                    found = (StoredDetection(point.series, point.period, r) for r in pr.results)
-                    record.detections.extend(found)
-            if pr.state is not states.get(point.series):
-                states[point.series] = touched[point.series] = pr.state
-            for notice in pr.notices:
-                alert = self._alert(point, pr, notice)
-                report.alerts.append(alert)
-                record.outbox.extend(
-                    NewOutboxItem(alert.key, self.name, point.series, a.index, alert.to_json())
-                    for a in self.spec.alerters
-                )
+        ordered = sorted(points + absent, key=lambda p: p.period) if absent else points
+        gone: set[str] = set()
+        # Every series of a period is judged before any is decided: peers compare deviations.
+        for period, same_period in groupby(ordered, key=lambda p: p.period):
+            newest = notify and (period == last or self.replay)
+            group = [p for p in same_period if not (p.series in gone and (p.series, p.period) in judged_only)]
+            for pr in self._decide_period(group, states, newest):
+                point = pr.point
+                anomalies += pr.verdict.anomalous
+                report.points.append(pr)
+                # A known series without a row is judged, not stored.
+                if (point.series, point.period) not in judged_only:
+                    record.points.append(point)
+                    if self.spec.storage.save_detections:
+                        found = (StoredDetection(point.series, point.period, r) for r in pr.results)
+                        record.detections.extend(found)
+                if pr.state is not states.get(point.series):
+                    states[point.series] = touched[point.series] = pr.state
+                for notice in pr.notices:
+                    alert = self._alert(point, pr, notice)
+                    report.alerts.append(alert)
+                    record.outbox.extend(
+                        NewOutboxItem(alert.key, self.name, point.series, a.index, alert.to_json())
+                        for a in self.spec.alerters
+                    )
+                if self._stale(pr.state, period):
+                    gone.add(point.series)
+                    states.pop(point.series, None)
+                    touched.pop(point.series, None)
         record.states = touched
+        record.forget = sorted(gone)
         t3 = time.perf_counter()
         if commit:
             await self._commit(record)
             self._watermark = max(self._watermark or 0, record.watermark or 0)
             self._watermark_known = True
             self.states = states
+            self._forget(gone)
             if record.outbox:
                 self.on_alert()
         t4 = time.perf_counter()
@@ -270,6 +285,105 @@ class MetricRuntime:
             tel.points.labels(self.name).inc(len(points))
             if anomalies:
                 tel.anomalies.labels(self.name).inc(anomalies)
+
+    def _decide_period(
+        self, group: list[Point], states: dict[str, SeriesState], newest: bool
+    ) -> list[PointReport]:
+        """Detect every series of one period, classify against peers, then step each state."""
+        judged = [self._detect(point) for point in group]
+        classes = self._classify(judged) if self.peer_graph is not None else {}
+        required = self.spec.conditions.peers
+        out: list[PointReport] = []
+        for point, results, verdict in judged:
+            found = classes.get(point.series)
+            if verdict.anomalous and not passes(found, required):
+                verdict = Verdict(False, verdict.primary)
+            # A silenced series advances; what it owes is sent once the silence is over.
+            may = newest and not self._silenced(point.series, self.grid.next(point.period))
+            old = states.get(point.series, SeriesState())
+            new, notices = step(old, point.period, verdict, self.rules, may)
+            out.append(PointReport(point, results, verdict, new, notices, found))
+        return out
+
+    def _detect(self, point: Point) -> tuple[Point, list[Result], Verdict]:
+        window = self._window(point.series)
+        feats = self._features(point.period, point.context)
+        history = window.history()
+        value = None if point.value is None or point.value != point.value else point.value  # NaN: none
+        current = Current(point.period, value, feats, point.series)
+        results = [d.detect(history, current) for d in self.detectors]
+        verdict = decide(results, self.spec.conditions)
+        if value is None and not verdict.anomalous:  # no data (unless `missing_data` flags it)
+            verdict = Verdict(False, verdict.primary, judged=False, missing=True)
+        window.add(point.period, point.value, feats)
+        return point, results, verdict
+
+    def _classify(self, judged: list[tuple[Point, list[Result], Verdict]]) -> dict[str, Classification]:
+        graph = self.peer_graph
+        assert graph is not None and self.spec.config.peers is not None
+        p = self.spec.config.peers
+        devs: dict[str, float | None] = {}
+        flagged: dict[str, bool] = {}
+        for point, results, verdict in judged:
+            if point.context:
+                graph.observe(point.series, point.context)
+            if verdict.judged:
+                devs[point.series] = deviation(results)
+                flagged[point.series] = verdict.anomalous
+        out: dict[str, Classification] = {}
+        present = sorted(devs)
+        for point, _, verdict in judged:
+            if not verdict.anomalous or point.series not in devs:
+                continue
+            own = devs[point.series]
+            peers = [s for s in graph.peers_of(point.series, present) if s in devs]
+            if own is None:  # no bounds (e.g. flatline): compare verdicts instead of deviations
+                others = [1.0 if flagged[s] else 0.0 for s in peers]
+                out[point.series] = classify(1.0, [d * p.deviation for d in others], p)
+                continue
+            others = [d for s in peers if (d := devs[s]) is not None]
+            out[point.series] = classify(own, others, p)
+        return out
+
+    def _stale(self, state: SeriesState, period: int) -> bool:
+        """A series of a multi-series metric without data for `forget_after` is forgotten."""
+        after = self.spec.config.collector.forget_after
+        return (
+            bool(self.spec.collector.points.series_columns)
+            and after is not None
+            and state.empty_since is not None
+            and period - state.empty_since >= after.total_seconds()
+        )
+
+    def _forget(self, gone: set[str]) -> None:
+        for series in gone:
+            self.windows.pop(series, None)
+            if self.peer_graph is not None:
+                self.peer_graph.forget(series)
+            log.info("series forgotten", metric=self.name, series=series)
+
+    def _admit(self, points: list[Point], report: RunReport) -> list[Point]:
+        """Refuse new series beyond `max_series`; known series keep being checked."""
+        if not self.spec.collector.points.series_columns:
+            return points
+        limit = self.spec.config.collector.max_series
+        known = set(self.states) | set(self.windows)
+        new = sorted({p.series for p in points} - known)
+        room = max(0, limit - len(known))
+        if len(new) <= room:
+            self.status.series_error = None
+            return points
+        refused = set(new[room:])
+        example = new[room]
+        self.status.series_error = (
+            f"{self.name}: series limit reached: {len(refused)} new series refused "
+            f"(collector.max_series is {limit}; first refused: {example!r}). "
+            "Raise max_series or aggregate in the query."
+        )
+        report.warnings.append(self.status.series_error)
+        if self.telemetry is not None:
+            self.telemetry.series_refused.labels(self.name).inc(len(refused))
+        return [p for p in points if p.series not in refused]
 
     async def _collect(self, start: int, finish: int, report: RunReport) -> list[Point]:
         spec = self.spec.collector
@@ -305,6 +419,7 @@ class MetricRuntime:
                 outbox=record.outbox,
                 watermark=record.watermark,
                 save_points=False,
+                forget=record.forget,
             )
         )
 
@@ -321,12 +436,14 @@ class MetricRuntime:
         if not self.spec.collector.points.series_columns:
             return []
         have = {(p.series, p.period) for p in points}
-        known = sorted(set(self.states) | set(self.windows))
+        since = dict.fromkeys(set(self.states) | set(self.windows), start - 1)  # known: from `start`
+        for p in points:  # a series new in this batch is missing only after its first row
+            since[p.series] = min(since.get(p.series, p.period), p.period)
         return [
             Point(series, period, None)
             for period in self.grid.periods(start, finish)
-            for series in known
-            if (series, period) not in have
+            for series in sorted(since)
+            if period > since[series] and (series, period) not in have
         ]
 
     async def _load_windows(self, before: int) -> None:
@@ -337,7 +454,12 @@ class MetricRuntime:
             if self.spec.storage.enabled and self.span > self.grid.step
             else {}
         )
+        after = self.spec.config.collector.forget_after
+        multi = bool(self.spec.collector.points.series_columns)
         for series, pts in stored.items():
+            seen = [sp.period for sp in pts if sp.value is not None]
+            if multi and after is not None and (not seen or seen[-1] < before - after.total_seconds()):
+                continue  # forgotten (or about to be): not brought back by a restart
             w = self._window(series)
             for sp in pts:
                 w.add(sp.period, sp.value, self._features(sp.period, sp.context))
@@ -351,21 +473,6 @@ class MetricRuntime:
 
     def _features(self, period: int, context: dict[str, Any]) -> dict[str, float]:
         return {f: feature_value(f, period, context, self.tz) for f in self.features}
-
-    def _judge(self, point: Point, states: dict[str, SeriesState], may_notify: bool) -> PointReport:
-        window = self._window(point.series)
-        feats = self._features(point.period, point.context)
-        history = window.history()
-        value = None if point.value is None or point.value != point.value else point.value  # NaN: none
-        current = Current(point.period, value, feats, point.series)
-        results = [d.detect(history, current) for d in self.detectors]
-        verdict = decide(results, self.spec.conditions)
-        if value is None and not verdict.anomalous:  # no data (unless `missing_data` flags it)
-            verdict = Verdict(False, verdict.primary, judged=False, missing=True)
-        window.add(point.period, point.value, feats)
-        old = states.get(point.series, SeriesState())
-        new, notices = step(old, point.period, verdict, self.rules, may_notify)
-        return PointReport(point, results, verdict, new, notices)
 
     def _alert(self, point: Point, pr: PointReport, notice: Notice) -> Alert:
         r = pr.verdict.primary if notice.kind == "anomaly" else None
@@ -391,6 +498,7 @@ class MetricRuntime:
             repeat=pr.state.repeats if notice.status == "firing" and notice.kind == "anomaly" else 0,
             url=self._render_link(point),
             kind=notice.kind,
+            extra=pr.peers.as_extra() if pr.peers is not None and notice.kind == "anomaly" else {},
         )
 
     def _render_link(self, point: Point) -> str | None:
@@ -497,6 +605,7 @@ class MetricRuntime:
             "last_period": _iso(s.last_period),
             "runs": s.runs,
             "failures": s.failures,
+            "series_error": s.series_error,
             "series": {series or "": st.status.value for series, st in sorted(self.states.items())},
         }
 

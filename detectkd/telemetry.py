@@ -72,6 +72,10 @@ class Telemetry:
         self.series_firing = Gauge(
             "detectk_series_firing", "Series of the metric in FIRING.", ["metric"], registry=r
         )
+        self.series_refused = Counter(
+            "detectk_series_refused", "New series refused by the metric's `max_series` limit.", ["metric"],
+            registry=r,
+        )  # fmt: skip
         self.last_run = Gauge(
             "detectk_metric_last_run_timestamp_seconds", "End of the metric's last run.", ["metric"],
             registry=r,
@@ -81,7 +85,7 @@ class Telemetry:
     def forget(self, metric: str) -> None:
         """Drop a removed metric's labelled series so /metrics does not keep ghosts."""
         for family in (self.metric_up, self.series_firing, self.last_run, self.anomalies, self.points,
-                       self.missed):  # fmt: skip
+                       self.missed, self.series_refused):  # fmt: skip
             with contextlib.suppress(KeyError):
                 family.remove(metric)
         for result in ("ok", "error", "nodata"):

@@ -7,13 +7,17 @@ doubling and are compacted when the dropped prefix gets large.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from detectkd.detectors.base import FloatArray, History, IntArray
 
+_REVISIONS = itertools.count(1)
+
 
 class SeriesWindow:
-    __slots__ = ("_cap", "_feat", "_n", "_start", "_times", "_values", "span")
+    __slots__ = ("_cap", "_feat", "_n", "_revision", "_start", "_times", "_values", "span")
 
     def __init__(self, span_seconds: int, features: tuple[str, ...], capacity: int = 64) -> None:
         self.span = span_seconds
@@ -23,6 +27,7 @@ class SeriesWindow:
         self._feat: dict[str, FloatArray] = {f: np.empty(capacity, np.float64) for f in features}
         self._start = 0
         self._n = 0
+        self._revision = next(_REVISIONS)  # new on every insert or replace (not on append)
 
     def __len__(self) -> int:
         return self._n - self._start
@@ -48,6 +53,7 @@ class SeriesWindow:
         self._trim(time)
 
     def _insert(self, time: int, value: float | None, features: dict[str, float]) -> None:
+        self._revision = next(_REVISIONS)
         times = self._times[self._start : self._n]
         idx = self._start + int(np.searchsorted(times, time))
         v = np.nan if value is None else value
@@ -68,8 +74,9 @@ class SeriesWindow:
 
     def _trim(self, newest: int) -> None:
         cutoff = newest - self.span
-        times = self._times[self._start : self._n]
-        drop = int(np.searchsorted(times, cutoff, side="left"))
+        if self._times[self._start] >= cutoff:  # the usual case: nothing fell out yet
+            return
+        drop = int(self._times[self._start : self._n].searchsorted(cutoff, side="left"))
         self._start += drop
         if self._start > self._cap // 2:
             self._compact(self._cap)
@@ -101,4 +108,5 @@ class SeriesWindow:
             self._times[s:n],
             self._values[s:n],
             {k: v[s:n] for k, v in self._feat.items()},
+            self._revision,
         )

@@ -45,6 +45,8 @@ def variables(alert: Alert) -> dict[str, Any]:
         "interval": format_duration(timedelta(seconds=alert.interval_seconds)),
         "key": alert.key,
         "url": alert.url,
+        "extra": alert.extra,
+        "peers": alert.extra.get("peers"),
     }
 
 
@@ -85,6 +87,9 @@ def default_text(alert: Alert, escape: Any = str) -> str:
         lines.append(f"Expected: {_num(alert.expected)}{extra}")
     if alert.score is not None and alert.status == "firing":
         lines.append(f"Score: {alert.score:.2f}, detector: {escape(alert.detector or '-')}")
+    if "peers" in alert.extra:
+        share, judged = alert.extra.get("peer_share", 0.0), alert.extra.get("peers_judged", 0)
+        lines.append(f"Peers: {alert.extra['peers']} ({share:.0%} of {judged} peers deviate the same way)")
     lines.append(f"Period: {when}")
     if alert.url:
         lines.append(f"Link: {alert.url}")

@@ -25,6 +25,7 @@ not sent, and neither is its RESOLVED.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
@@ -167,6 +168,10 @@ def step(
     """Advance one period. Returns the new state and the notifications now owed."""
     if state.last_period is not None and period <= state.last_period:
         return state, []  # already judged: re-runs never notify twice
+    if _quiet(state, verdict):  # the common case, taken on every normal period: one copy
+        quiet = copy.copy(state)
+        object.__setattr__(quiet, "last_period", period)
+        return quiet, []
     was_firing = state.status is Status.FIRING
     state = replace(state, last_period=period)
     if verdict.missing:
@@ -180,6 +185,27 @@ def step(
     if not may_notify:
         return state, []
     return _owed(state, period, rules.cond)
+
+
+def _quiet(state: SeriesState, verdict: Verdict) -> bool:
+    """A normal point for a series with nothing going on: only `last_period` changes
+    (the general path below gives the same state and no notice)."""
+    return (
+        verdict.judged
+        and not verdict.anomalous
+        and not verdict.missing
+        and state.status is Status.OK
+        and state.streak == 0
+        and state.since is None
+        and state.notified_since is None
+        and state.clear_streak == 0
+        and state.empty_streak == 0
+        and state.empty_since is None
+        and state.nodata_notified is None
+        and not state.flips
+        and state.flapping_since is None
+        and state.flap_notified is None
+    )
 
 
 def _no_data(state: SeriesState, period: int, verdict: Verdict, rules: Rules) -> tuple[SeriesState, Verdict]:

@@ -27,6 +27,7 @@ from detectkd.config.yamlsource import Document, load_yaml
 from detectkd.detectors import auto
 from detectkd.detectors import registry as detectors
 from detectkd.errors import ConfigIssue
+from detectkd.peers import Entity, load_entities
 from detectkd.templating import check_template
 
 METRIC_SUFFIXES = (".yaml", ".yml")
@@ -77,6 +78,8 @@ class MetricSpec:
     storage: StorageSpec
     fingerprint: str
     detector_fingerprint: str
+    # Peer verification: coordinates and attributes per series from `peers.entities`.
+    entities: dict[str, Entity] | None = None
 
 
 @dataclass
@@ -200,6 +203,7 @@ class _Resolver:
         dets = self._detectors()
         alerters, conditions = self._alerters()
         storage = self._storage()
+        entities = self._entities()
         if self.issues or collector is None or conditions is None or storage is None:
             return None
         dump = self.cfg.model_dump(mode="json")
@@ -221,7 +225,25 @@ class _Resolver:
             storage=storage,
             fingerprint=_digest(resolved),
             detector_fingerprint=_digest([det_dump, self.cfg.collector.series_columns]),
+            entities=entities,
         )
+
+    def _entities(self) -> dict[str, Entity] | None:
+        p = self.cfg.peers
+        if p is not None and not self.cfg.collector.series_columns:
+            self.issues.append(
+                self.doc.issue(("peers",), "`peers` needs a multi-series metric (`collector.series_columns`)")
+            )
+        if p is None or p.entities is None:
+            return None
+        path = Path(p.entities)
+        if not path.is_absolute():
+            path = Path(self.doc.file).parent / path
+        try:
+            return load_entities(path, tuple(self.cfg.collector.series_columns), p)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            self.issues.append(self.doc.issue(("peers", "entities"), f"cannot read the entity file: {exc}"))
+            return None
 
     def _profile(self, name: str | None, path: tuple[str | int, ...]) -> dict[str, Any] | None:
         if name is None:
@@ -287,10 +309,16 @@ class _Resolver:
             if isinstance(text, str) and (problem := check_template(text, sample)):
                 self.issues.append(self.doc.issue(("collector", "params", key), problem))
         inner = params.model_dump()
+        context = list(c.context_columns or inner.get("context_columns") or ())
+        peers = self.cfg.peers
+        if peers is not None and peers.mode == "nearest" and peers.entities is None:
+            # Coordinates (and the attribute) come with the rows.
+            wanted = [peers.latitude_column, peers.longitude_column, peers.attribute]
+            context += [col for col in wanted if col is not None and col not in context]
         points = PointSpec(
             timestamp_column=c.timestamp_column or inner.get("timestamp_column") or "period_time",
             value_column=c.value_column or inner.get("value_column") or "value",
-            context_columns=tuple(c.context_columns or inner.get("context_columns") or ()),
+            context_columns=tuple(context),
             series_columns=tuple(c.series_columns),
         )
         if kind == "clickhouse":
@@ -354,6 +382,13 @@ class _Resolver:
                 if isinstance(template, str) and (problem := check_template(template, _sample_alert())):
                     self.issues.append(self.doc.issue((*path, "params", "message_template"), problem))
                 out.append(AlerterSpec(kind, i, params))
+            if cond.peers != "any" and self.cfg.peers is None:
+                self.issues.append(
+                    self.doc.issue(
+                        (*path, "conditions", "peers"),
+                        f"`peers: {cond.peers}` needs a top-level `peers:` block (who the peers are)",
+                    )
+                )
             conditions.append(cond)
         if len({c.model_dump_json() for c in conditions}) > 1:
             self.issues.append(

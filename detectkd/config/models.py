@@ -61,6 +61,10 @@ class Collector(Frozen):
     value_column: str | None = None
     context_columns: list[str] | None = None
     series_columns: list[str] = Field(default_factory=list)
+    # Multi-series metrics: at most this many series (new ones beyond it are refused with an
+    # error on the metric), and a series without data for `forget_after` is forgotten.
+    max_series: int = Field(default=1000, ge=1)
+    forget_after: Duration | None = timedelta(days=7)
     # True: one query may cover many periods (it returns a timestamp per row).
     # False: the query describes exactly one period (DetectK's style); catch-up
     # and backfill run it once per period. None (auto): True for SQL queries
@@ -111,6 +115,9 @@ class Conditions(Frozen):
     # (default 20 periods) hold a series' notifications until it settles; 0 disables.
     flap_changes: int = Field(default=6, ge=0)
     flap_window: Duration | None = None
+    # Peer verification (needs a `peers:` block): alert only on anomalies classified this way.
+    # `unknown` (too few peers with data) passes either requirement.
+    peers: Literal["any", "isolated", "shared"] = "any"
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -166,6 +173,31 @@ class Storage(Frozen):
     retention_days: int | None = None
 
 
+class Peers(Frozen):
+    """Which series of a multi-series metric are each other's peers, and what counts as shared."""
+
+    mode: Literal["all", "nearest"] = "all"
+    k: int = Field(default=8, ge=1)  # nearest: this many closest series
+    radius_km: float | None = Field(default=None, gt=0)  # nearest: none farther than this
+    latitude_column: str = "latitude"
+    longitude_column: str = "longitude"
+    # A CSV file (relative to the metric file) with the series columns, latitude, longitude
+    # and attributes per series; otherwise coordinates come from the query's columns.
+    entities: str | None = None
+    attribute: str | None = None  # e.g. elevation: peers differ by at most ...
+    max_attribute_difference: float | None = Field(default=None, ge=0)
+    min_peers: int = Field(default=2, ge=1)  # fewer peers with data: unknown
+    # A peer deviates when its own deviation reaches this share of its alarm line, same sign.
+    deviation: float = Field(default=0.5, gt=0)
+    shared_share: float = Field(default=0.5, gt=0, le=1)  # this share deviating: shared
+
+    @model_validator(mode="after")
+    def _attribute_pair(self) -> Peers:
+        if (self.attribute is None) != (self.max_attribute_difference is None):
+            raise ValueError("`attribute` and `max_attribute_difference` go together")
+        return self
+
+
 class MetricFile(Frozen):
     name: str = Field(pattern=NAME_PATTERN, min_length=1, max_length=200)
     description: str = ""
@@ -180,6 +212,7 @@ class MetricFile(Frozen):
     alerters: list[Alerter] | None = None
     storage: Storage = Field(default_factory=Storage)
     backtest: dict[str, Any] | None = None
+    peers: Peers | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> MetricFile:

@@ -170,14 +170,54 @@ class AutoDetector:
             return memo
         memo = self._memo[series] = _Memo()
         first = max(0, times.size - min(self.p.reference, self.p.rebuild))
-        for i in range(first, times.size):
-            v = values[i]
-            if not math.isfinite(v):
-                continue
-            fit = self._fit(times[:i], values[:i], int(times[i]), float(v))
+        idx = first + np.flatnonzero(np.isfinite(values[first:]))
+        z = self._z_many(times, values, idx)
+        for i, zi in zip(idx.tolist(), z.tolist(), strict=True):
+            if zi != zi:  # not vectorisable here (short window, zero spread): the exact fit
+                fit = self._fit(times[:i], values[:i], int(times[i]), float(values[i]))
+                zi = abs(fit.z) if fit is not None else math.inf
             memo.times.append(int(times[i]))
-            memo.z.append(abs(fit.z) if fit is not None else math.nan)
+            memo.z.append(zi if zi != math.inf else math.nan)
         return memo
+
+    def _z_many(self, times: IntArray, values: FloatArray, idx: IntArray) -> FloatArray:
+        """|z| of `_fit` for the points at `idx`, each against the history before it, all at
+        once (a restart rebuilds hundreds per series). NaN where the exact path must decide;
+        inf where `_fit` gives no fit (cold start)."""
+        w = self.p.window
+        out = np.full(idx.size, np.nan)
+        full = idx >= w
+        if not full.any():
+            return out
+        at = idx[full]
+        rows = np.lib.stride_tricks.sliding_window_view(values, w)[at - w]  # values[i-w:i]
+        finite = np.isfinite(rows)
+        counts = finite.sum(axis=1)
+        x = values[at]
+        level_z, level_ok = _robust_z(rows, x, np.zeros(at.size))
+        best = np.where(level_ok, level_z, np.nan)
+        seasonal_best = np.full(at.size, np.nan)
+        exact = ~level_ok
+        for period in self.periods:
+            lag = period * self.step
+            lo = max(0, int(at.min()) - w)
+            base = _cycle_median(times, values, times[lo : int(at.max()) + 1], lag, self.p.cycles)
+            resid = values[lo : int(at.max()) + 1] - base
+            base_now = base[at - lo]
+            windows = np.lib.stride_tricks.sliding_window_view(resid, w)[at - w - lo]
+            enough = np.isfinite(windows).sum(axis=1) >= self.p.min_samples
+            z, ok = _robust_z(windows, x, base_now)
+            valid = np.isfinite(base_now) & enough
+            exact |= valid & ~ok
+            z = np.where(valid & ok, z, np.nan)
+            better = np.isfinite(z) & (np.isnan(seasonal_best) | (np.abs(z) < np.abs(seasonal_best)))
+            seasonal_best = np.where(better, z, seasonal_best)
+        best = np.where(np.isfinite(seasonal_best), seasonal_best, best)
+        result = np.abs(best)
+        result[counts < self.p.min_samples] = np.inf  # `_fit` returns None: no fit
+        result[exact & (counts >= self.p.min_samples)] = np.nan
+        out[full] = result
+        return out
 
 
 def _robust(x: FloatArray) -> tuple[float, float]:
@@ -187,6 +227,35 @@ def _robust(x: FloatArray) -> tuple[float, float]:
     if spread == 0.0:
         spread = 1.2533 * float(dev.mean())
     return centre, max(spread, 1e-9 * max(1.0, abs(centre)))
+
+
+def _robust_z(rows: FloatArray, x: FloatArray, offset: FloatArray) -> tuple[FloatArray, np.ndarray]:
+    """Row-wise `_robust` of the finite values (median, 1.4826 x MAD, floored) and the z of
+    `x` against offset + median; ok = False where the MAD is 0 (`_robust`'s mean fallback is
+    left to the exact path) or a row has no finite value."""
+    rows = np.where(np.isfinite(rows), rows, np.nan)
+    centre = _row_median(rows)
+    with np.errstate(invalid="ignore"):
+        mad = _row_median(np.abs(rows - centre[:, None]))
+    spread = 1.4826 * mad
+    ok = np.isfinite(spread) & (spread > 0)
+    spread = np.maximum(spread, 1e-9 * np.maximum(1.0, np.abs(centre)))
+    with np.errstate(all="ignore"):
+        z = (x - (offset + centre)) / spread
+    return z, ok
+
+
+def _row_median(rows: FloatArray) -> FloatArray:
+    """np.median of each row's non-NaN values (NaN for an empty row), without a Python loop:
+    sort (NaN last), then the middle one or the mean of the middle two, as numpy computes it."""
+    ordered = np.sort(rows, axis=1)
+    count = np.sum(~np.isnan(rows), axis=1)
+    last = rows.shape[1] - 1
+    lo = np.clip((count - 1) // 2, 0, last)[:, None]
+    hi = np.clip(count // 2, 0, last)[:, None]
+    a = np.take_along_axis(ordered, lo, axis=1)[:, 0]
+    b = np.take_along_axis(ordered, hi, axis=1)[:, 0]
+    return np.where(count > 0, (a + b) / 2, np.nan)
 
 
 def _cycle_median(times: IntArray, values: FloatArray, at: IntArray, lag: int, cycles: int) -> FloatArray:

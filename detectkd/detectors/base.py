@@ -26,6 +26,10 @@ class History:
     times: IntArray
     values: FloatArray
     features: dict[str, FloatArray]
+    # Identifies this history's content up to appends: a daemon window changes it whenever a
+    # point is inserted or replaced (not appended). Detectors may keep derived state per
+    # series while it stays the same; 0 = unknown, derive nothing.
+    revision: int = 0
 
     def __len__(self) -> int:
         return int(self.times.shape[0])

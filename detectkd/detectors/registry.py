@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from detectkd.detectors import auto, robust, simple, threshold
+from detectkd.detectors import auto, forecast, robust, simple, threshold
 from detectkd.detectors.base import Detector
 
 Builder = Callable[[Any, int, str], Detector]
@@ -30,6 +30,7 @@ DETECTORS: dict[str, DetectorType] = {
     ),
     "seasonal": DetectorType(robust.SeasonalParams, robust.build_seasonal),
     "auto": DetectorType(auto.Params, auto.build),
+    "forecast": DetectorType(forecast.Params, forecast.build),
     "iqr": DetectorType(simple.IqrParams, lambda p, interval, did: simple.IqrDetector(p, did)),
     "change": DetectorType(
         simple.ChangeParams, lambda p, interval, did: simple.ChangeDetector(p, interval, did)

@@ -5,6 +5,9 @@ Baseline and spread over the history window:
   mad:    weighted median and 1.4826 x weighted median absolute deviation
           (falls back to 1.2533 x mean absolute deviation when more than half
           of the history is one value, so sparse counters are not all anomalies).
+          Unweighted (`use_weighted: false`): numpy's median (the mean of the two
+          middle values for an even count), kept incrementally in sorted windows per
+          series and seasonal group (`detectkd.detectors.rolling`), same numbers.
 Weights follow DetectK: w_i = exp(-exp_decay_factor * k_i), k_i = how many
 samples newer than i in the selected history (0 for the newest); `half_life`
 (points or a duration) sets the factor to ln 2 / half_life instead.
@@ -14,8 +17,9 @@ Anomaly: |x - expected| > n_sigma * spread. Score: z / (z + n_sigma).
 from __future__ import annotations
 
 import math
+from collections import deque
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -30,6 +34,7 @@ from detectkd.detectors.base import (
     skipped,
     z_to_score,
 )
+from detectkd.detectors.rolling import SortedWindow
 
 # A spread is never smaller than this share of the baseline's magnitude, so a
 # perfectly constant history gives large but finite scores, not infinities.
@@ -82,6 +87,17 @@ def mad_baseline(x: FloatArray, w: FloatArray) -> tuple[float, float]:
     return centre, spread
 
 
+def mad_uniform(x: FloatArray, w: FloatArray | None = None) -> tuple[float, float]:
+    """Unweighted: the median, 1.4826 x the median of |x - median| (numpy's median: the mean
+    of the two middle values for an even count)."""
+    centre = float(np.median(x))
+    dev = np.abs(x - centre)
+    spread = 1.4826 * float(np.median(dev))
+    if spread == 0.0:
+        spread = 1.2533 * float(dev.mean())
+    return centre, spread
+
+
 def zscore_baseline(x: FloatArray, w: FloatArray) -> tuple[float, float]:
     total = float(np.sum(w))
     centre = float(np.sum(w * x) / total)
@@ -115,8 +131,11 @@ class RobustDetector:
         self.id = detector_id or kind
         self._interval = interval_seconds
         self._features = params.feature_names()
-        self._baseline = mad_baseline if kind == "mad" else zscore_baseline
         self._decay = self._decay_factor()
+        self._baseline = zscore_baseline if kind == "zscore" else mad_baseline if self._decay else mad_uniform
+        # Unweighted mad keeps sorted windows per series (exact, O(log n) per point).
+        self._rolling = kind == "mad" and not self._decay and not params.detrend
+        self._memo: dict[str, _Rolling] = {}
 
     def _decay_factor(self) -> float:
         p = self.p
@@ -137,6 +156,10 @@ class RobustDetector:
     def detect(self, history: History, point: Current) -> Result:
         if point.value is None:
             return skipped(self.id, None, "missing value")
+        if self._rolling and history.revision:
+            fast = self._detect_rolling(history, point, point.value)
+            if fast is not None:
+                return fast
         values, feats, times = self._window(history, point.time)
         usable = np.isfinite(values)
         if int(usable.sum()) < self.p.min_samples:
@@ -186,7 +209,9 @@ class RobustDetector:
         """`x`: history (detrended: residuals); `offset`: the trend's value at the point."""
         w = weights_for(x.shape[0], self._decay)
         centre, spread = self._baseline(x, w)
-        centre += offset
+        return self._result(centre + offset, spread, value)
+
+    def _result(self, centre: float, spread: float, value: float) -> Result:
         spread = max(spread, _REL_FLOOR * max(1.0, abs(centre)))
         band = self.p.n_sigma * spread
         lower, upper = centre - band, centre + band
@@ -202,6 +227,146 @@ class RobustDetector:
             upper=upper,
             direction=("up" if value > upper else "down") if anomaly else None,
         )
+
+    # -- the incremental path (unweighted mad) --------------------------------------------
+
+    def _detect_rolling(self, history: History, point: Current, value: float) -> Result | None:
+        """Same result as the full path from sorted windows kept per series; None: use the
+        full path for this point (a feature of the point is missing)."""
+        names = self._features
+        currents = [point.features.get(n) for n in names]
+        if names and not all(
+            c is not None and math.isfinite(c) and n in history.features
+            for n, c in zip(names, currents, strict=True)
+        ):
+            return None
+        memo = self._sync(history, point)
+        w = self.p.window_size
+        if isinstance(w, int):
+            min_time, min_row = -(2**62), memo.rows - w
+        else:
+            min_time, min_row = point.time - int(w.total_seconds()), -(2**62)
+        memo.evict(min_time, min_row)
+        if memo.finite < self.p.min_samples:
+            return skipped(self.id, value, f"cold start: fewer than {self.p.min_samples} points")
+        need = self.p.min_samples
+        chosen: list[SortedWindow] = []
+        if names:
+            keys = (
+                [("c", tuple(currents))]
+                if self.p.use_combined_seasonality
+                else list(zip(names, currents, strict=True))
+            )
+            for key in keys:
+                g = memo.groups.get(key)
+                if g is not None:
+                    g.evict(min_time, min_row)
+                    if len(g) >= need:
+                        chosen.append(g)
+        if not chosen:
+            chosen = [memo.whole_window(min_time, min_row)]
+        else:
+            memo.whole = None  # not needed now: rebuilt from the rows if it is needed again
+        results = [self._result(*_sorted_baseline(g), value) for g in chosen]
+        return min(results, key=lambda r: (r.anomaly, r.score))
+
+    def _sync(self, history: History, point: Current) -> _Rolling:
+        """The series' sorted windows, brought up to the history just before the point."""
+        times = history.times
+        end = int(np.searchsorted(times, point.time, side="left"))
+        memo = self._memo.get(point.series)
+        first = -1
+        if memo is not None and memo.revision == history.revision and memo.last_time is not None:
+            j = int(np.searchsorted(times, memo.last_time, side="left"))
+            if j < end and int(times[j]) == memo.last_time:
+                first = j + 1
+        if first < 0:  # first use, restart, or the history changed under us: rebuild
+            memo = self._memo[point.series] = _Rolling(history.revision, self._features,
+                                                       self.p.use_combined_seasonality)  # fmt: skip
+            w = self.p.window_size
+            if isinstance(w, int):
+                first = max(0, end - w)
+            else:
+                first = int(np.searchsorted(times, point.time - int(w.total_seconds()), side="left"))
+        assert memo is not None
+        if first < end:
+            memo.consume(history, first, end)
+        return memo
+
+
+def _sorted_baseline(g: SortedWindow) -> tuple[float, float]:
+    """`mad_uniform` of the window's values, from the sorted list."""
+    centre = g.median()
+    spread = 1.4826 * g.mad(centre)
+    if spread == 0.0:
+        spread = 1.2533 * float(np.abs(np.asarray(g.values()) - centre).mean())
+    return centre, spread
+
+
+class _Rolling:
+    """Per series: every row of the window, and sorted windows per seasonal group."""
+
+    def __init__(self, revision: int, features: tuple[str, ...], combined: bool) -> None:
+        self.revision = revision
+        self.features, self.combined = features, combined
+        self.last_time: int | None = None
+        self.rows = 0  # rows consumed so far (the next row's number)
+        self.finite = 0  # finite values among the rows still in the window
+        self.all: deque[tuple[int, int, float]] = deque()
+        self.groups: dict[tuple[Any, ...], SortedWindow] = {}
+        self.whole: SortedWindow | None = None
+
+    def consume(self, history: History, first: int, end: int) -> None:
+        if end - first == 1:  # the usual case: the point judged just before
+            times, values = [int(history.times[first])], [float(history.values[first])]
+            feats = [[float(history.features[n][first])] for n in self.features]
+        else:
+            times = history.times[first:end].tolist()
+            values = history.values[first:end].tolist()
+            feats = [history.features[n][first:end].tolist() for n in self.features]
+        groups, whole = self.groups, self.whole
+        for i, (t, v) in enumerate(zip(times, values, strict=True)):
+            row = self.rows
+            self.rows += 1
+            self.all.append((t, row, v))
+            if not math.isfinite(v):
+                continue
+            self.finite += 1
+            if whole is not None:
+                whole.add(t, row, v)
+            if self.combined:
+                key_values = tuple(column[i] for column in feats)
+                if all(math.isfinite(k) for k in key_values):
+                    _group(groups, ("c", key_values)).add(t, row, v)
+            else:
+                for name, column in zip(self.features, feats, strict=True):
+                    if math.isfinite(column[i]):
+                        _group(groups, (name, column[i])).add(t, row, v)
+        self.last_time = int(times[-1])
+
+    def evict(self, min_time: int, min_row: int) -> None:
+        rows = self.all
+        while rows and (rows[0][0] < min_time or rows[0][1] < min_row):
+            _, _, v = rows.popleft()
+            if math.isfinite(v):
+                self.finite -= 1
+
+    def whole_window(self, min_time: int, min_row: int) -> SortedWindow:
+        if self.whole is None:
+            kept = [(t, r, v) for t, r, v in self.all if math.isfinite(v)]
+            self.whole = SortedWindow.of(
+                [t for t, _, _ in kept], [r for _, r, _ in kept], [v for _, _, v in kept]
+            )
+        else:
+            self.whole.evict(min_time, min_row)
+        return self.whole
+
+
+def _group(groups: dict[tuple[Any, ...], SortedWindow], key: tuple[Any, ...]) -> SortedWindow:
+    g = groups.get(key)
+    if g is None:
+        g = groups[key] = SortedWindow()
+    return g
 
 
 class SeasonalParams(Params):

@@ -59,6 +59,7 @@ class RunRecord:
     outbox: list[NewOutboxItem] = field(default_factory=list)
     watermark: int | None = None
     save_points: bool = True
+    forget: list[str] = field(default_factory=list)  # series whose alert state is dropped
 
 
 @dataclass(frozen=True)

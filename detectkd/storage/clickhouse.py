@@ -189,6 +189,10 @@ class ClickhouseStore:
         if run.states:
             states = [(run.metric, series, 0, now, v, *state_row(st)) for series, st in run.states.items()]
             await self._do(lambda c: c.execute(_INSERT_STATE, *states))
+        if run.forget:
+            blank = state_row(SeriesState())
+            tomb = [(run.metric, series, 1, now, v, *blank) for series in run.forget]
+            await self._do(lambda c: c.execute(_INSERT_STATE, *tomb))
         if run.watermark is not None:
             wm = (run.metric, run.watermark, now)
             await self._do(lambda c: c.execute("INSERT INTO dtk_watermarks VALUES", wm))

@@ -30,6 +30,8 @@ class MemoryStore:
     async def commit(self, run: RunRecord) -> None:
         for series, st in run.states.items():
             self.states[(run.metric, series)] = st
+        for series in run.forget:
+            self.states.pop((run.metric, series), None)
         self.outbox.extend(run.outbox)
         if run.watermark is not None:
             self.watermarks[run.metric] = max(run.watermark, self.watermarks.get(run.metric, run.watermark))

@@ -163,6 +163,11 @@ class PostgresStore:
                         UPSERT_STATE,
                         [(run.metric, series, now, *state_row(st)) for series, st in run.states.items()],
                     )
+                if run.forget:
+                    await c.execute(
+                        "DELETE FROM dtk_alert_state WHERE metric = $1 AND series = ANY($2::text[])",
+                        run.metric, run.forget,
+                    )  # fmt: skip
                 if run.outbox:
                     await c.executemany(
                         INSERT_OUTBOX,

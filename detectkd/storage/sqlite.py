@@ -159,6 +159,11 @@ class SqliteStore:
                         f"{STATE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         [(run.metric, series, now, *state_row(s)) for series, s in run.states.items()],
                     )
+                if run.forget:
+                    c.executemany(
+                        "DELETE FROM dtk_alert_state WHERE metric = ? AND series = ?",
+                        [(run.metric, series) for series in run.forget],
+                    )
                 if run.outbox:
                     c.executemany(
                         "INSERT OR IGNORE INTO dtk_outbox "

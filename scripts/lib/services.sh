@@ -23,11 +23,21 @@ if ! mariadb -h 127.0.0.1 -u root -e 'SELECT 1' >/dev/null 2>&1; then
     wait_for MariaDB mariadb -h 127.0.0.1 -u root -e 'SELECT 1'
 fi
 
+apt_install() {  # apt_install <package>: Debian's package, updating the index once if needed
+    if [ "$(id -u)" = 0 ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
+    echo "installing $1 (Debian package) ..." >&2
+    DEBIAN_FRONTEND=noninteractive $apt_get install -y --no-install-recommends "$1" >/dev/null \
+        || { DEBIAN_FRONTEND=noninteractive $apt_get update >/dev/null \
+             && DEBIAN_FRONTEND=noninteractive $apt_get install -y --no-install-recommends "$1" >/dev/null; }
+}
+
 # ClickHouse: Debian's package; the tests start a private server on free ports
 # with its data under a temp dir (tests/clickhouse_server.py), so only install here.
 if ! command -v clickhouse-server >/dev/null 2>&1 && [ ! -x /usr/sbin/clickhouse-server ]; then
-    echo "installing clickhouse-server (Debian package) ..." >&2
-    if [ "$(id -u)" = 0 ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
-    DEBIAN_FRONTEND=noninteractive $apt_get install -y clickhouse-server >/dev/null \
-        || { DEBIAN_FRONTEND=noninteractive $apt_get update >/dev/null && DEBIAN_FRONTEND=noninteractive $apt_get install -y clickhouse-server >/dev/null; }
+    apt_install clickhouse-server
+fi
+
+# Chromium (headless): the backtest HTML report is rendered and checked in a real browser.
+if ! command -v chromium >/dev/null 2>&1; then
+    apt_install chromium
 fi

@@ -102,9 +102,8 @@ async def test_dtk_run_collects_detects_and_alerts_once(tmp_path: Path, receiver
     assert broken.returncode == 1
 
 
-def test_backtest_replays_a_csv_through_the_alert_rules_and_sends_nothing(
-    tmp_path: Path, receiver: Receiver
-) -> None:
+def write_load_metric(tmp_path: Path, receiver_url: str) -> Path:
+    """Two hosts, hourly, twelve days; host b spikes for two hours on 2026-01-09 at 09:00 and 10:00."""
     import csv as csvlib
     import math
 
@@ -118,7 +117,7 @@ def test_backtest_replays_a_csv_through_the_alert_rules_and_sends_nothing(
             for host in ("a", "b"):
                 base = 50 + 10 * math.sin(i / 24 * 2 * math.pi) + (i * 7 % 5)
                 w.writerow([t, host, 400.0 if (host == "b" and t in (spike, spike + 3600)) else base])
-    write(tmp_path / "load.yaml", f"""\
+    return write(tmp_path / "load.yaml", f"""\
 name: load
 schedule: {{interval: 1h, timezone: Europe/Berlin, batch_load_days: 3}}
 collector:
@@ -130,9 +129,17 @@ detector:
   params: {{window_size: 7d, n_sigma: 6, min_samples: 48}}
 alerter:
   type: webhook
-  params: {{url: "{receiver.url}"}}
+  params: {{url: "{receiver_url}"}}
   conditions: {{consecutive_anomalies: 2}}
 """)  # fmt: skip
+
+
+def test_backtest_replays_a_csv_through_the_alert_rules_and_sends_nothing(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    import csv as csvlib
+
+    write_load_metric(tmp_path, receiver.url)
     out = cli(
         "backtest", str(tmp_path / "load.yaml"), "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-13T12:00:00Z",
         "--output", str(tmp_path / "detections.csv"),
@@ -155,3 +162,45 @@ alerter:
     assert receiver.received == []  # a backtest never notifies
     bad = cli("backtest", str(tmp_path / "load.yaml"), "--from", "yesterday-ish")
     assert bad.returncode == 2 and "neither a time" in bad.stderr
+
+
+def test_backtest_html_report_is_self_contained_and_renders_in_chromium(tmp_path: Path) -> None:
+    import shutil
+
+    from PIL import Image
+
+    write_load_metric(tmp_path, "http://127.0.0.1:9/unused")
+    report = tmp_path / "report.html"
+    out = cli(
+        "backtest", str(tmp_path / "load.yaml"), "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-13T12:00:00Z",
+        "--report", str(report),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"report: {report}" in out.stdout
+    page = report.read_text()
+    assert page.count("<svg") == 2 and page.count("<circle") == 2  # one chart per host; two anomalies
+    assert "<script" not in page and "src=" not in page and "@import" not in page  # nothing external
+    assert "2026-01-09 10:00" in page and "host=b" in page  # the alert timeline, local time
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "chromium is installed by scripts/test (Debian package)"
+    shot = tmp_path / "shot.png"
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={shot}",
+         "--window-size=1200,1000", "--user-data-dir=" + str(tmp_path / "profile"), report.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shot.exists(), done.stderr[-2000:]
+    img = Image.open(shot).convert("RGB")
+    colours: dict[tuple[int, ...], int] = {
+        tuple(rgb): n for n, rgb in img.getcolors(maxcolors=1 << 24) or [] if isinstance(rgb, tuple)
+    }
+
+    def near(rgb: tuple[int, int, int], tol: int = 12) -> int:
+        return sum(
+            n for c, n in colours.items() if all(abs(a - b) <= tol for a, b in zip(c, rgb, strict=True))
+        )
+
+    assert near((0x1F, 0x5F, 0xA8)) > 500  # the value lines were drawn
+    assert near((0xCF, 0xE0, 0xF3)) > 5000  # the expected band
+    assert near((0xD3, 0x2F, 0x2F)) > 20  # anomaly markers
+    assert near((0xF6, 0xC8, 0xC8)) > 50  # the alert episode

@@ -108,6 +108,17 @@ async def test_alert_state_round_trip(store: Store) -> None:
     assert await store.load_states() == {}
 
 
+async def test_forgotten_series_lose_their_state_row(store: Store) -> None:
+    keep, gone = SeriesState(last_period=600), SeriesState(Status.NODATA, empty_streak=9, empty_since=60)
+    await store.commit(RunRecord("m", states={"host=a": keep, "host=b": gone, "host=c": gone}))
+    await store.commit(RunRecord("m", states={"host=a": keep}, forget=["host=b", "host=c"], watermark=660))
+    assert await store.load_states() == {("m", "host=a"): keep}
+    assert await store.watermark("m") == 660
+    # A series forgotten and later seen again starts from a fresh row.
+    await store.commit(RunRecord("m", states={"host=b": keep}))
+    assert (await store.load_states())[("m", "host=b")] == keep
+
+
 async def test_outbox_is_unique_per_key_and_channel_and_retries(store: Store) -> None:
     item = NewOutboxItem("m||firing|0", "m", "", 0, "{}")
     await store.commit(RunRecord("m", outbox=[item, NewOutboxItem(item.key, "m", "", 1, "{}")]))

@@ -132,6 +132,24 @@ BAD_CASES = [
         "schedule.start_time",
         "neither a time",
     ),
+    ("peers on a single series", GOOD + "peers:\n  mode: all\n", 14, "peers", "needs a multi-series"),
+    (
+        "peers required but not described",
+        GOOD.replace("  type: log\n", "  type: log\n  conditions: {peers: isolated}\n"),
+        14,
+        "alerter.conditions.peers",
+        "needs a top-level `peers:` block",
+    ),
+    (
+        "peer entity file missing",
+        GOOD.replace(
+            'query: "SELECT 1 AS value"\n', 'query: "SELECT 1 AS value"\n  series_columns: [station]\n'
+        )
+        + "peers:\n  mode: nearest\n  entities: nope.csv\n",
+        17,
+        "peers.entities",
+        "cannot read the entity file",
+    ),
     (
         "bad metric name",
         GOOD.replace("name: orders", "name: 'orders per day'"),

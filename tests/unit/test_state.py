@@ -317,3 +317,35 @@ def test_state_round_trips_through_a_row() -> None:
     assert state_from_row(state_row(state)) == state
     assert state_from_row(state_row(SeriesState())) == SeriesState()
     assert SeriesState().extra_json() == "{}"
+
+
+def test_quiet_fast_path_matches_the_general_path() -> None:
+    """`step` takes a shortcut for normal points of a quiet series; it must change nothing."""
+    import random
+
+    import pytest
+
+    from detectkd.alerting import state as state_mod
+
+    rng = random.Random(11)
+    conditions = [
+        Conditions(),
+        Conditions(consecutive_anomalies=2, clear_consecutive=2, flap_changes=4),
+        Conditions(cooldown_minutes=30, no_data_periods=2, flap_changes=0),
+        Conditions(on_no_data="alerting", repeat_interval=timedelta(minutes=20)),
+    ]
+    for cond in conditions:
+        rules = Rules.of(cond, timedelta(seconds=STEP))
+        fast, slow = SeriesState(), SeriesState()
+        for i in range(3000):
+            roll = rng.random()
+            verdict = (
+                Verdict(False, None, judged=False, missing=True)
+                if roll < 0.05
+                else Verdict(roll < 0.15, res(roll < 0.15))
+            )
+            fast, fast_notes = step(fast, i * STEP, verdict, rules, True)
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(state_mod, "_quiet", lambda s, v: False)
+                slow, slow_notes = step(slow, i * STEP, verdict, rules, True)
+            assert fast == slow and fast_notes == slow_notes, (cond, i)
