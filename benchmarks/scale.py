@@ -134,13 +134,18 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def run_one(
-    n: int, interval: int, duration: int, detector: str = "mad", history: int = HISTORY_POINTS
+    n: int,
+    interval: int,
+    duration: int,
+    detector: str = "mad",
+    history: int = HISTORY_POINTS,
+    warmup: int = 0,
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix=f"dtk-scale-{n}-") as tmp:
         root = Path(tmp)
         now = int(time.time())
         t0 = time.monotonic()
-        build_source(root / "src.db", n, interval, now - 2 * interval, now + duration + 4 * interval)
+        build_source(root / "src.db", n, interval, now - 2 * interval, now + warmup + duration + 4 * interval)
         asyncio.run(preload_store(root / "data" / "detectkd.db", n, interval, now, history))
         (root / "metrics.d").mkdir()
         for i in range(n):
@@ -175,7 +180,7 @@ def run_one(
                     raise SystemExit(f"daemon exited: {(root / 'daemon.log').read_text()[-2000:]}")
                 time.sleep(0.5)
             ready_s = time.monotonic() - started
-            time.sleep(interval + 5)  # warm-up: every metric ran once and loaded its window
+            time.sleep(warmup or interval + 5)  # warm-up: every metric ran once and loaded its window
             first = scrape(port)
             cpu_a, t_a = cpu_seconds(proc.pid), time.monotonic()
             time.sleep(duration)
@@ -211,15 +216,17 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=180)
     ap.add_argument("--detector", choices=list(DETECTORS), default="mad")
     ap.add_argument("--history", type=int, default=HISTORY_POINTS, help="points pre-loaded per metric")
+    ap.add_argument("--warmup", type=int, default=0, help="seconds before measuring (default: one interval)")
     args = ap.parse_args()
+    warmup = f"{args.warmup}s of" if args.warmup else "one interval of"
     print(f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, interval {args.interval}s, "
           f"detector {args.detector}, {args.history} points of history, "
-          f"measured {args.duration}s after one interval of warm-up")  # fmt: skip
+          f"measured {args.duration}s after {warmup} warm-up")  # fmt: skip
     header = ("metrics", "ready_s", "checks_per_s", "expected_per_s", "cpu_ms_per_check",
               "lag_p50_s", "lag_p99_s", "peak_rss_mib", "metrics_with_errors", "exit_code")  # fmt: skip
     print(" ".join(f"{h:>16}" for h in header))
     for n in args.metrics:
-        r = run_one(n, args.interval, args.duration, args.detector, args.history)
+        r = run_one(n, args.interval, args.duration, args.detector, args.history, args.warmup)
         print(
             " ".join(f"{r[h]:>16.3f}" if isinstance(r[h], float) else f"{r[h]:>16}" for h in header),
             flush=True,

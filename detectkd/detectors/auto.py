@@ -173,7 +173,7 @@ class AutoDetector:
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
         z = self._z_many(times, values, idx)
         for i, zi in zip(idx.tolist(), z.tolist(), strict=True):
-            if zi != zi:  # not vectorisable here (short window, zero spread): the exact fit
+            if zi != zi:  # not vectorisable here (zero spread): the exact fit
                 fit = self._fit(times[:i], values[:i], int(times[i]), float(values[i]))
                 zi = abs(fit.z) if fit is not None else math.inf
             memo.times.append(int(times[i]))
@@ -182,15 +182,16 @@ class AutoDetector:
 
     def _z_many(self, times: IntArray, values: FloatArray, idx: IntArray) -> FloatArray:
         """|z| of `_fit` for the points at `idx`, each against the history before it, all at
-        once (a restart rebuilds hundreds per series). NaN where the exact path must decide;
+        once (a restart rebuilds hundreds per series). NaN where the exact path must decide
+        (a zero spread, where `_robust` falls back to the mean deviation);
         inf where `_fit` gives no fit (cold start)."""
         w = self.p.window
-        out = np.full(idx.size, np.nan)
-        full = idx >= w
-        if not full.any():
-            return out
-        at = idx[full]
-        rows = np.lib.stride_tricks.sliding_window_view(values, w)[at - w]  # values[i-w:i]
+        if idx.size == 0:
+            return np.empty(0)
+        at = idx
+        pad = np.full(w, np.nan)  # a point with less than `w` points before it: NaN-padded
+        padded = np.concatenate([pad, values])
+        rows = np.lib.stride_tricks.sliding_window_view(padded, w)[at]  # values[i-w:i]
         finite = np.isfinite(rows)
         counts = finite.sum(axis=1)
         x = values[at]
@@ -202,9 +203,9 @@ class AutoDetector:
             lag = period * self.step
             lo = max(0, int(at.min()) - w)
             base = _cycle_median(times, values, times[lo : int(at.max()) + 1], lag, self.p.cycles)
-            resid = values[lo : int(at.max()) + 1] - base
+            resid = np.concatenate([pad, values[lo : int(at.max()) + 1] - base])
             base_now = base[at - lo]
-            windows = np.lib.stride_tricks.sliding_window_view(resid, w)[at - w - lo]
+            windows = np.lib.stride_tricks.sliding_window_view(resid, w)[at - lo]
             enough = np.isfinite(windows).sum(axis=1) >= self.p.min_samples
             z, ok = _robust_z(windows, x, base_now)
             valid = np.isfinite(base_now) & enough
@@ -216,8 +217,7 @@ class AutoDetector:
         result = np.abs(best)
         result[counts < self.p.min_samples] = np.inf  # `_fit` returns None: no fit
         result[exact & (counts >= self.p.min_samples)] = np.nan
-        out[full] = result
-        return out
+        return result
 
 
 def _robust(x: FloatArray) -> tuple[float, float]:
