@@ -145,6 +145,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return asyncio.run(backtest(spec, start, finish, output, report=report))
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from detectkd.schema import schema_json
+
+    text = schema_json()
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def parse_when(text: str, now: float) -> float:
     """A time (ISO 8601) or a duration meaning that long before now (`30d`)."""
     try:
@@ -198,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--config")
     bt.add_argument("--profiles")
     bt.set_defaults(fn=cmd_backtest)
+
+    sch = sub.add_parser("schema", help="print the JSON Schema of a metric file (for editors and CI)")
+    sch.add_argument("--output", help="write it to this file instead of stdout")
+    sch.set_defaults(fn=cmd_schema)
 
     silence_cli.add_parser(sub)
     sub.choices["silence"].set_defaults(fn=cmd_silence)

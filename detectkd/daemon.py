@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections import defaultdict
@@ -34,6 +35,7 @@ from detectkd.errors import StorageError
 from detectkd.resources import Resources
 from detectkd.runner import MetricRuntime, error_line
 from detectkd.scheduler import GridTrigger, stable_offset
+from detectkd.sdnotify import Notifier
 from detectkd.storage.base import Store
 from detectkd.storage.factory import DataStores
 from detectkd.telemetry import Telemetry
@@ -67,6 +69,7 @@ class Daemon:
         self._health_lock = asyncio.Lock()
         self.silences = Silences()
         self._labels: dict[str, dict[str, str | tuple[str, ...]]] = {}
+        self.notifier = Notifier()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -102,6 +105,7 @@ class Daemon:
             self.outages.restore(metric, st)
         self._record_load(result, plan)
         self.ready = True
+        self.notifier.ready(self.status_line())
         log.info(
             "detectkd started",
             metrics=len(self.runtimes),
@@ -113,8 +117,11 @@ class Daemon:
         """Run until SIGTERM/SIGINT (or `stop_event`), then shut down gracefully."""
         dispatcher = asyncio.create_task(self.dispatcher.run(self.stop_event), name="outbox")
         health = asyncio.create_task(self._health_loop(), name="health")
+        watchdog = asyncio.create_task(self._watchdog_loop(), name="watchdog")
         await self.stop_event.wait()
+        self.notifier.stopping()
         await health
+        await watchdog
         log.info("shutting down", inflight=len(self._inflight))
         self.scheduler.shutdown(wait=False)
         await self._drain(self.settings.shutdown_grace.total_seconds())
@@ -125,7 +132,35 @@ class Daemon:
         await dispatcher
         await self.close()
 
+    async def _watchdog_loop(self) -> None:
+        """WATCHDOG=1 at half systemd's WatchdogSec, from this loop: a hung loop stops the
+        pings. STATUS= is refreshed on the same beat (or every 10 s without a watchdog)."""
+        period = self.notifier.watchdog_seconds
+        if not self.notifier.enabled:
+            return
+        beat = period / 2 if period else 10.0
+        status = ""
+        while not self.stop_event.is_set():
+            if period:
+                self.notifier.watchdog()
+            line = self.status_line()
+            if line != status:
+                self.notifier.status(line)
+                status = line
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=beat)
+
+    def status_line(self) -> str:
+        """systemd's STATUS=: what `systemctl status detectkd` shows."""
+        failing = sum(1 for rt in self.runtimes.values() if rt.status.state == "error")
+        firing = sum(1 for rt in self.runtimes.values() if rt.status.state == "firing")
+        line = f"{len(self.runtimes)} metrics, {failing} failing, {firing} firing"
+        if self.config_errors:
+            line += f", {len(self.config_errors)} config errors"
+        return line
+
     async def close(self) -> None:
+        self.notifier.close()
         for rt in self.runtimes.values():
             await rt.close()
         await self.data_stores.close()
@@ -170,16 +205,19 @@ class Daemon:
         async with self._reload_lock:
             if not self.ready:
                 return {"successful": False, "errors": ["the daemon did not start"]}
+            self.notifier.reloading()
             try:
                 result = await self._load()
             except Exception as exc:  # never let a reload kill the daemon
                 log.error("reload failed", error=error_line(exc))
                 self.telemetry.reload_ok.set(0)
+                self.notifier.ready(self.status_line() + ", last reload failed")
                 return {"successful": False, "errors": [error_line(exc)]}
             plan = make_plan(self.specs, result)
             await self._apply(plan, {})
             # Recorded after applying: whoever sees the new summary sees the new metrics.
             self._record_load(result, plan)
+            self.notifier.ready(self.status_line())
             log.info("config reloaded", reason=reason, **plan.summary(),
                      errors=len(self.config_errors))  # fmt: skip
             return self.last_reload

@@ -125,6 +125,8 @@ class MetricRuntime:
         self._watermark_known = False
         self.status = RunStatus()
         self.lock = asyncio.Lock()
+        if telemetry is not None:
+            telemetry.metric_interval.labels(self.name).set(self.interval.total_seconds())
 
     # -- timing -----------------------------------------------------------------------
 
@@ -565,6 +567,7 @@ class MetricRuntime:
             s.last_period = newest.point.period
         firing = sum(1 for st in self.states.values() if st.status is Status.FIRING)
         pending = sum(1 for st in self.states.values() if st.status is Status.PENDING)
+        nodata = sum(1 for st in self.states.values() if st.status is Status.NODATA)
         s.state = "firing" if firing else "pending" if pending else "ok"
         for w in report.warnings:
             log.warning("check warning", metric=self.name, warning=w)
@@ -573,6 +576,7 @@ class MetricRuntime:
             tel.checks.labels(self.name, "ok").inc()
             tel.metric_up.labels(self.name).set(1)
             tel.series_firing.labels(self.name).set(firing)
+            tel.series_nodata.labels(self.name).set(nodata)
             tel.last_run.labels(self.name).set(s.last_run_at)
 
     def _failed(self, exc: Exception, started: float) -> None:

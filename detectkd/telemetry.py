@@ -72,6 +72,12 @@ class Telemetry:
         self.series_firing = Gauge(
             "detectk_series_firing", "Series of the metric in FIRING.", ["metric"], registry=r
         )
+        self.series_nodata = Gauge(
+            "detectk_series_nodata", "Series of the metric in NODATA.", ["metric"], registry=r
+        )
+        self.metric_interval = Gauge(
+            "detectk_metric_interval_seconds", "The metric's schedule interval.", ["metric"], registry=r
+        )
         self.series_refused = Counter(
             "detectk_series_refused", "New series refused by the metric's `max_series` limit.", ["metric"],
             registry=r,
@@ -85,7 +91,8 @@ class Telemetry:
     def forget(self, metric: str) -> None:
         """Drop a removed metric's labelled series so /metrics does not keep ghosts."""
         for family in (self.metric_up, self.series_firing, self.last_run, self.anomalies, self.points,
-                       self.missed, self.series_refused):  # fmt: skip
+                       self.missed, self.series_refused, self.series_nodata,
+                       self.metric_interval):  # fmt: skip
             with contextlib.suppress(KeyError):
                 family.remove(metric)
         for result in ("ok", "error", "nodata"):

@@ -41,3 +41,12 @@ fi
 if ! command -v chromium >/dev/null 2>&1; then
     apt_install chromium
 fi
+
+# promtool (Debian's prometheus package) checks /metrics, the alert rules and the dashboard's
+# queries; systemd-analyze verifies the unit file.
+if ! command -v promtool >/dev/null 2>&1; then
+    apt_install prometheus
+fi
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    apt_install systemd
+fi
