@@ -145,6 +145,54 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return asyncio.run(backtest(spec, start, finish, output, report=report))
 
 
+def _range(args: argparse.Namespace, command: str) -> tuple[float | None, float | None] | None:
+    now = time.time()
+    try:
+        start = parse_when(args.start, now) if args.start else None
+        finish = parse_when(args.to, now) if args.to else None
+    except ValueError as exc:
+        print(f"detectkd {command}: {exc}", file=sys.stderr)
+        return None
+    if start is not None and finish is not None and finish <= start:
+        print(f"detectkd {command}: --to must be after --from", file=sys.stderr)
+        return None
+    return start, finish
+
+
+def cmd_load_history(args: argparse.Namespace) -> int:
+    from detectkd import logs
+    from detectkd.history import load_history
+
+    target = load_target(args)
+    if target is None:
+        return 1
+    window = _range(args, "load-history")
+    if window is None:
+        return 2
+    settings, spec = target
+    logs.configure(settings.log_format, settings.log_level)
+    return asyncio.run(load_history(spec, settings, *window, resume=not args.no_resume))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from detectkd.history import export
+
+    target = load_target(args)
+    if target is None:
+        return 1
+    window = _range(args, "export")
+    if window is None:
+        return 2
+    settings, spec = target
+    start, finish = window
+    assert start is not None  # --from is required
+    end = finish if finish is not None else time.time()
+    if args.output:
+        with open(args.output, "w", newline="") as fh:
+            return asyncio.run(export(spec, settings, start, end, fh))
+    return asyncio.run(export(spec, settings, start, end))
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from detectkd.schema import schema_json
 
@@ -209,6 +257,24 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--config")
     bt.add_argument("--profiles")
     bt.set_defaults(fn=cmd_backtest)
+
+    lh = sub.add_parser("load-history", help="collect and store a range of history (no notifications)")
+    lh.add_argument("metric", help="metric name (from the metrics dir) or a metric file")
+    lh.add_argument("--from", dest="start", help="a time or a duration before now (default: start_time)")
+    lh.add_argument("--to", help="a time or a duration before now (default: now)")
+    lh.add_argument("--no-resume", action="store_true", help="load the whole range even below the watermark")
+    lh.add_argument("--config")
+    lh.add_argument("--profiles")
+    lh.set_defaults(fn=cmd_load_history)
+
+    ex = sub.add_parser("export", help="stored points and detections of a metric as CSV")
+    ex.add_argument("metric", help="metric name (from the metrics dir) or a metric file")
+    ex.add_argument("--from", dest="start", required=True, help="a time or a duration before now")
+    ex.add_argument("--to", help="a time or a duration before now (default: now)")
+    ex.add_argument("--output", help="write to this file instead of stdout")
+    ex.add_argument("--config")
+    ex.add_argument("--profiles")
+    ex.set_defaults(fn=cmd_export)
 
     sch = sub.add_parser("schema", help="print the JSON Schema of a metric file (for editors and CI)")
     sch.add_argument("--output", help="write it to this file instead of stdout")

@@ -7,7 +7,7 @@ import contextlib
 import signal
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -41,6 +41,7 @@ from detectkd.storage.factory import DataStores
 from detectkd.telemetry import Telemetry
 
 log = structlog.get_logger("detectkd")
+RETENTION_JOB = "@retention"  # metric names cannot start with @
 
 
 class Daemon:
@@ -100,6 +101,11 @@ class Daemon:
         result = await self._load()
         plan = make_plan({}, result)
         self.scheduler.start()
+        # Retention: daily, first ten minutes after start (not in the startup rush).
+        self.scheduler.add_job(
+            self.retention_pass, "interval", hours=24, id=RETENTION_JOB, name=RETENTION_JOB,
+            next_run_time=datetime.now(UTC) + timedelta(minutes=10), max_instances=1, coalesce=True,
+        )  # fmt: skip
         await self._apply(plan, states)
         for metric, st in errors.items():
             self.outages.restore(metric, st)
@@ -149,6 +155,32 @@ class Daemon:
                 status = line
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=beat)
+
+    async def retention_pass(self, now: float | None = None) -> int:
+        """Delete stored datapoints and detections past their retention, per metric and store.
+        Never inside a detector's window: the cutoff is at least the window's span back."""
+        now = time.time() if now is None else now
+        deleted = 0
+        for name, rt in list(self.runtimes.items()):
+            storage = rt.spec.storage
+            days = storage.datapoints_retention_days or self.settings.retention_days
+            det_days = storage.detections_retention_days or days
+            if not storage.enabled or (days is None and det_days is None):
+                continue
+            floor = now - rt.span - rt.grid.step
+            try:
+                store = await rt.data()
+                if days is not None:
+                    deleted += await store.delete_before(name, int(min(now - days * 86400, floor)))
+                if det_days is not None and (days is None or det_days < days):
+                    cutoff = int(min(now - det_days * 86400, floor))
+                    deleted += await store.delete_before(name, cutoff, detections_only=True)
+            except StorageError as exc:
+                log.warning("retention failed", metric=name, error=str(exc))
+        self.telemetry.retention_deleted.inc(deleted)
+        self.telemetry.retention_last.set(time.time())
+        log.info("retention pass", deleted_rows=deleted, metrics=len(self.runtimes))
+        return deleted
 
     def status_line(self) -> str:
         """systemd's STATUS=: what `systemctl status detectkd` shows."""

@@ -125,6 +125,7 @@ class MetricRuntime:
         self._watermark_known = False
         self.status = RunStatus()
         self.lock = asyncio.Lock()
+        self.save_states = True  # False: `load-history`, which must not overwrite the daemon's state
         if telemetry is not None:
             telemetry.metric_interval.labels(self.name).set(self.interval.total_seconds())
 
@@ -173,6 +174,10 @@ class MetricRuntime:
         # A backfill (first start with `start_time`) loads history without notifying.
         for b_start, b_finish in self._batches(start, finish, backfill):
             await self._batch(b_start, b_finish, last, notify and not backfill, commit, report)
+            if backfill:
+                share = (b_finish - start) / max(1, finish - start)
+                log.info("history batch loaded", metric=self.name, progress=round(share, 3),
+                         until=datetime.fromtimestamp(b_finish, self.tz).isoformat())  # fmt: skip
         return report
 
     async def _start(self, last: int) -> tuple[int, bool]:
@@ -182,7 +187,7 @@ class MetricRuntime:
         sched = self.spec.config.schedule
         wm = self._watermark
         if wm is None:
-            begin = self._start_time()
+            begin = self.start_time()
             if begin is not None and begin < last:
                 return self.grid.floor(begin), True
             return last, False
@@ -192,7 +197,7 @@ class MetricRuntime:
         oldest = self.grid.back(last, sched.max_catch_up - 1)
         return max(start, oldest), False
 
-    def _start_time(self) -> int | None:
+    def start_time(self) -> int | None:
         raw = self.spec.config.schedule.start_time
         if not raw:
             return None
@@ -268,8 +273,8 @@ class MetricRuntime:
                     gone.add(point.series)
                     states.pop(point.series, None)
                     touched.pop(point.series, None)
-        record.states = touched
-        record.forget = sorted(gone)
+        record.states = touched if self.save_states else {}
+        record.forget = sorted(gone) if self.save_states else []
         t3 = time.perf_counter()
         if commit:
             await self._commit(record)

@@ -78,6 +78,15 @@ class Telemetry:
         self.metric_interval = Gauge(
             "detectk_metric_interval_seconds", "The metric's schedule interval.", ["metric"], registry=r
         )
+        self.retention_deleted = Counter(
+            "detectk_retention_deleted_rows", "Datapoints and detections deleted by the retention job.",
+            registry=r,
+        )  # fmt: skip
+        self.retention_last = Gauge(
+            "detectk_retention_last_run_timestamp_seconds",
+            "When the retention job last finished.",
+            registry=r,
+        )
         self.series_refused = Counter(
             "detectk_series_refused", "New series refused by the metric's `max_series` limit.", ["metric"],
             registry=r,

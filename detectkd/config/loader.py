@@ -439,7 +439,7 @@ class _Resolver:
             type=backend,
             params=params,
             save_detections=bool(flags["save_detections"]),
-            datapoints_retention_days=flags["datapoints_retention_days"],
+            datapoints_retention_days=flags["datapoints_retention_days"] or s.retention_days,
             detections_retention_days=flags["detections_retention_days"],
         )
 

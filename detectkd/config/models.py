@@ -19,13 +19,13 @@ NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 class Schedule(Frozen):
-    interval: Duration = timedelta(minutes=10)
-    delay: Duration = timedelta(0)
-    timezone: TimeZoneName = "UTC"
-    start_time: str | None = None
-    end_time: str | None = None
-    batch_load_days: int = Field(default=30, ge=1)
-    max_catch_up: int = Field(default=100, ge=1)
+    interval: Duration = timedelta(minutes=10)  # one period; the metric runs once per period
+    delay: Duration = timedelta(0)  # check a period this long after it ends (late data)
+    timezone: TimeZoneName = "UTC"  # IANA name: day-long periods, seasonal features, messages
+    start_time: str | None = None  # first start: load history from here (a time, or a duration: 30d)
+    end_time: str | None = None  # accepted (DetectK); the daemon runs open-ended
+    batch_load_days: int = Field(default=30, ge=1)  # history is loaded in batches of this many days
+    max_catch_up: int = Field(default=100, ge=1)  # after downtime, at most this many missed periods
 
     @field_validator("start_time", "end_time")
     @classmethod
@@ -54,16 +54,16 @@ class Schedule(Frozen):
 
 
 class Collector(Frozen):
-    type: str | None = None
-    profile: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    timestamp_column: str | None = None
-    value_column: str | None = None
-    context_columns: list[str] | None = None
-    series_columns: list[str] = Field(default_factory=list)
-    # Multi-series metrics: at most this many series (new ones beyond it are refused with an
-    # error on the metric), and a series without data for `forget_after` is forgotten.
+    type: str | None = None  # sqlite, postgres, mysql, clickhouse, sql, http, csv (or from the profile)
+    profile: str | None = None  # a profile from profiles.yaml whose keys merge under `params`
+    params: dict[str, Any] = Field(default_factory=dict)  # the type's parameters (tables below)
+    timestamp_column: str | None = None  # default `period_time` (DetectK's)
+    value_column: str | None = None  # default `value` (DetectK's)
+    context_columns: list[str] | None = None  # stored with the point; usable as seasonal features
+    series_columns: list[str] = Field(default_factory=list)  # one series per distinct value set
+    # New series beyond this many are refused, with an error on the metric (multi-series.md).
     max_series: int = Field(default=1000, ge=1)
+    # A series without data this long is forgotten: state deleted, window freed; null: never.
     forget_after: Duration | None = timedelta(days=7)
     # True: one query may cover many periods (it returns a timestamp per row).
     # False: the query describes exactly one period (DetectK's style); catch-up
@@ -79,9 +79,9 @@ class Collector(Frozen):
 
 
 class Detector(Frozen):
-    type: str
-    id: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
+    type: str  # auto, threshold, zscore, mad, seasonal, forecast, iqr, change, flatline, missing_data
+    id: str | None = None  # names the detector in results and alerts; default: the type
+    params: dict[str, Any] = Field(default_factory=dict)  # the type's parameters (tables below)
 
 
 class Conditions(Frozen):
@@ -152,11 +152,11 @@ class Conditions(Frozen):
 
 
 class Alerter(Frozen):
-    type: str | None = None
-    profile: str | None = None
-    enabled: bool = True
-    params: dict[str, Any] = Field(default_factory=dict)
-    conditions: Conditions = Field(default_factory=Conditions)
+    type: str | None = None  # log, webhook, slack, mattermost, telegram, email, alertmanager
+    profile: str | None = None  # a profile whose keys merge under `params`
+    enabled: bool = True  # false: this channel is skipped
+    params: dict[str, Any] = Field(default_factory=dict)  # the type's parameters (tables below)
+    conditions: Conditions = Field(default_factory=Conditions)  # when to alert (shared by all alerters)
 
     @model_validator(mode="after")
     def _type_or_profile(self) -> Alerter:
@@ -166,26 +166,26 @@ class Alerter(Frozen):
 
 
 class Storage(Frozen):
-    enabled: bool = True
-    type: str | None = None
-    profile: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    retention_days: int | None = None
+    enabled: bool = True  # false: datapoints and detections are not stored (windows are in memory)
+    type: str | None = None  # this metric's data in its own store: sqlite, postgres, clickhouse
+    profile: str | None = None  # a profile with the store's connection
+    params: dict[str, Any] = Field(default_factory=dict)  # connection; save_detections, *_retention_days
+    retention_days: int | None = Field(default=None, ge=1)  # default: the daemon's retention_days
 
 
 class Peers(Frozen):
     """Which series of a multi-series metric are each other's peers, and what counts as shared."""
 
-    mode: Literal["all", "nearest"] = "all"
+    mode: Literal["all", "nearest"] = "all"  # all: every other series; nearest: by distance
     k: int = Field(default=8, ge=1)  # nearest: this many closest series
     radius_km: float | None = Field(default=None, gt=0)  # nearest: none farther than this
-    latitude_column: str = "latitude"
-    longitude_column: str = "longitude"
+    latitude_column: str = "latitude"  # query column with the latitude (nearest, no entity file)
+    longitude_column: str = "longitude"  # query column with the longitude
     # A CSV file (relative to the metric file) with the series columns, latitude, longitude
     # and attributes per series; otherwise coordinates come from the query's columns.
     entities: str | None = None
     attribute: str | None = None  # e.g. elevation: peers differ by at most ...
-    max_attribute_difference: float | None = Field(default=None, ge=0)
+    max_attribute_difference: float | None = Field(default=None, ge=0)  # ... this much
     min_peers: int = Field(default=2, ge=1)  # fewer peers with data: unknown
     # A peer deviates when its own deviation reaches this share of its alarm line, same sign.
     deviation: float = Field(default=0.5, gt=0)
@@ -199,20 +199,20 @@ class Peers(Frozen):
 
 
 class MetricFile(Frozen):
-    name: str = Field(pattern=NAME_PATTERN, min_length=1, max_length=200)
-    description: str = ""
-    tags: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    enabled: bool = True
-    schedule: Schedule = Field(default_factory=Schedule)
-    collector: Collector
-    detector: Detector | None = None
-    detectors: list[Detector] | None = None
-    alerter: Alerter | None = None
-    alerters: list[Alerter] | None = None
-    storage: Storage = Field(default_factory=Storage)
-    backtest: dict[str, Any] | None = None
-    peers: Peers | None = None
+    name: str = Field(pattern=NAME_PATTERN, min_length=1, max_length=200)  # unique; [A-Za-z0-9_-]+
+    description: str = ""  # shown in alerts
+    tags: list[str] = Field(default_factory=list)  # shown in alerts; silences can match them
+    metadata: dict[str, Any] = Field(default_factory=dict)  # free-form, kept with the metric
+    enabled: bool = True  # false: validated, not scheduled
+    schedule: Schedule = Field(default_factory=Schedule)  # when it runs
+    collector: Collector  # where the value comes from
+    detector: Detector | None = None  # one detector (default when none: auto)
+    detectors: list[Detector] | None = None  # several, combined by conditions.combine
+    alerter: Alerter | None = None  # one channel
+    alerters: list[Alerter] | None = None  # several channels (same conditions)
+    storage: Storage = Field(default_factory=Storage)  # where points and detections are kept
+    backtest: dict[str, Any] | None = None  # DetectK's block: ignored with a warning (use detectkd backtest)
+    peers: Peers | None = None  # peer verification for multi-series metrics
 
     @model_validator(mode="after")
     def _one_form(self) -> MetricFile:
@@ -236,7 +236,4 @@ class MetricFile(Frozen):
 # Keys DetectK documented but ignored: they load, with a warning, never an error.
 IGNORED_WITH_WARNING: dict[tuple[str, ...], str] = {
     ("backtest",): "`backtest:` blocks are ignored by the daemon; use `detectkd backtest`",
-    ("storage", "retention_days"): (
-        "`storage.retention_days` is not used; use `storage.params.datapoints_retention_days`"
-    ),
 }

@@ -23,7 +23,7 @@ from detectkd.storage.factory import StoreParams
 class StorageSettings(StoreParams):
     """The daemon's own store: alert state, outbox, watermarks, and default datapoints."""
 
-    type: Literal["sqlite", "postgres", "clickhouse"] = "sqlite"
+    type: Literal["sqlite", "postgres", "clickhouse"] = "sqlite"  # the backend (storage.md)
     path: Path | None = None  # type: ignore[assignment]  # sqlite; default: <data_dir>/detectkd.db
 
 
@@ -41,23 +41,29 @@ class Settings(BaseSettings):
         env_prefix="DETECTK_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    metrics_dir: Path = Path("/etc/detectk/metrics.d")
-    profiles_file: Path | None = Path("/etc/detectk/profiles.yaml")
-    data_dir: Path = Path("/var/lib/detectk")
+    metrics_dir: Path = Path("/etc/detectk/metrics.d")  # one YAML file per metric (DetectK's format)
+    profiles_file: Path | None = Path("/etc/detectk/profiles.yaml")  # named connections shared by metrics
+    data_dir: Path = Path("/var/lib/detectk")  # state: the SQLite store by default
+    # The daemon's store: alert state, outbox, watermarks, and data by default.
     storage: StorageSettings = Field(default_factory=StorageSettings)
-    listen: str = "0.0.0.0:9100"
+    listen: str = "0.0.0.0:9100"  # HTTP: /metrics, /healthz, /readyz, /api/v1
+    # auto: readable lines on a terminal, JSON otherwise.
     log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    max_concurrent_checks: int = Field(default=64, ge=1)
-    lifecycle_api: bool = False
-    shutdown_grace: Duration = timedelta(seconds=30)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"  # lowest level logged
+    max_concurrent_checks: int = Field(default=64, ge=1)  # runs in flight at once, across all metrics
+    lifecycle_api: bool = False  # true enables POST /-/reload and silence writes over HTTP
+    shutdown_grace: Duration = timedelta(seconds=30)  # SIGTERM: how long runs in flight may finish
+    # An undeliverable alert is retried this long, then kept as a dead letter.
     alert_retry_for: Duration = timedelta(hours=24)
     # A link shown in every alert (Jinja2: metric, series, labels, period_start, period_finish),
     # e.g. "https://grafana.example/d/dtk?var-metric={{ metric }}".
     generator_url: str | None = None
     run_timeout: Duration | None = None  # default: the metric's interval
-    outages: OutageSettings = Field(default_factory=OutageSettings)
+    outages: OutageSettings = Field(default_factory=OutageSettings)  # ERROR / SOURCE DOWN grouping
     silence_refresh: Duration = timedelta(seconds=10)  # how often silences are re-read from the store
+    # Stored datapoints and detections older than this are deleted by a daily job (a metric's
+    # storage.retention_days / params.*_retention_days override it); null keeps everything.
+    retention_days: int | None = Field(default=400, ge=1)
 
     @field_validator("generator_url")
     @classmethod

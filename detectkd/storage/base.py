@@ -9,6 +9,7 @@ the whole run or none of it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -77,6 +78,17 @@ class StoredPoint:
     context: dict[str, Any]
 
 
+def detection_from_row(r: Sequence[Any]) -> StoredDetection:
+    """(series, period, detector, value, expected, lower, upper, score, anomaly, direction, skipped);
+    empty strings (ClickHouse) read as None."""
+    series, period, detector, value, expected, lower, upper, score, anomaly, direction, skipped = r
+    result = Result(
+        str(detector), value, bool(anomaly), float(score), expected, lower, upper,
+        direction or None, skipped or None,
+    )  # fmt: skip
+    return StoredDetection(str(series), int(period), result)
+
+
 def eligible(rows: list[tuple[OutboxItem, float | None]], now: float, limit: int) -> list[OutboxItem]:
     """From pending rows (oldest first, with their lease), the claimable queue heads."""
     heads: dict[tuple[str, str, int], tuple[OutboxItem, float | None]] = {}
@@ -105,6 +117,10 @@ class Store(Protocol):
         self, metric: str, series: str | None, since: int, until: int
     ) -> dict[str, list[StoredPoint]]:
         """Points with since <= period < until, per series, oldest first."""
+        ...
+
+    async def read_detections(self, metric: str, since: int, until: int) -> list[StoredDetection]:
+        """Stored detector results of periods in [since, until), by series, period, detector."""
         ...
 
     async def load_states(self) -> dict[tuple[str, str], SeriesState]: ...

@@ -33,7 +33,15 @@ from aiochclient import ChClient, ChClientError
 from detectkd.alerting.state import STATE_COLUMNS, SeriesState, state_from_row, state_row
 from detectkd.errors import StorageError
 from detectkd.redact import redact_text
-from detectkd.storage.base import OutboxItem, OutboxStats, RunRecord, StoredPoint, eligible
+from detectkd.storage.base import (
+    OutboxItem,
+    OutboxStats,
+    RunRecord,
+    StoredDetection,
+    StoredPoint,
+    detection_from_row,
+    eligible,
+)
 
 TABLES = [
     """CREATE TABLE IF NOT EXISTS dtk_datapoints (
@@ -257,6 +265,17 @@ class ClickhouseStore:
             ctx = json.loads(r["context"]) if r["context"] else {}
             out.setdefault(r["series"], []).append(StoredPoint(int(r["p"]), r["value"], ctx))
         return out
+
+    async def read_detections(self, metric: str, since: int, until: int) -> list[StoredDetection]:
+        sql = (
+            "SELECT series, toUInt32(period) AS p, detector, value, expected, lower, upper, score, anomaly, "
+            "direction, skipped FROM dtk_detections FINAL "
+            "WHERE metric = {m} AND period >= toDateTime({since}) AND period < toDateTime({until}) "
+            "ORDER BY series, period, detector"
+        )
+        params = {"m": metric, "since": since, "until": until}
+        rows = await self._do(lambda c: c.fetch(sql, params=params))
+        return [detection_from_row(tuple(r.values())) for r in rows]
 
     # -- alert state ---------------------------------------------------------------------------
 

@@ -8,7 +8,14 @@ window), so a year of 1-minute data costs no storage.
 from __future__ import annotations
 
 from detectkd.alerting.state import SeriesState
-from detectkd.storage.base import NewOutboxItem, OutboxItem, OutboxStats, RunRecord, StoredPoint
+from detectkd.storage.base import (
+    NewOutboxItem,
+    OutboxItem,
+    OutboxStats,
+    RunRecord,
+    StoredDetection,
+    StoredPoint,
+)
 
 
 class MemoryStore:
@@ -43,6 +50,9 @@ class MemoryStore:
         self, metric: str, series: str | None, since: int, until: int
     ) -> dict[str, list[StoredPoint]]:
         return {}
+
+    async def read_detections(self, metric: str, since: int, until: int) -> list[StoredDetection]:
+        return []
 
     async def load_states(self) -> dict[tuple[str, str], SeriesState]:
         return dict(self.states)

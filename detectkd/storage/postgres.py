@@ -16,7 +16,14 @@ import asyncpg
 from detectkd.alerting.state import STATE_COLUMNS, SeriesState, state_from_row, state_row
 from detectkd.errors import StorageError
 from detectkd.redact import redact_text
-from detectkd.storage.base import OutboxItem, OutboxStats, RunRecord, StoredPoint
+from detectkd.storage.base import (
+    OutboxItem,
+    OutboxStats,
+    RunRecord,
+    StoredDetection,
+    StoredPoint,
+    detection_from_row,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dtk_datapoints (
@@ -205,6 +212,18 @@ class PostgresStore:
 
         result: dict[str, list[StoredPoint]] = await self._run(read)
         return result
+
+    async def read_detections(self, metric: str, since: int, until: int) -> list[StoredDetection]:
+        rows = await self._run(
+            lambda c: c.fetch(
+                "SELECT series, extract(epoch FROM period)::bigint, detector, value, expected, lower, upper, "
+                "score, anomaly, direction, skipped FROM dtk_detections "
+                "WHERE metric = $1 AND period >= to_timestamp($2) AND period < to_timestamp($3) "
+                "ORDER BY series, period, detector",
+                metric, since, until,
+            )
+        )  # fmt: skip
+        return [detection_from_row(tuple(r.values())) for r in rows]
 
     async def load_states(self) -> dict[tuple[str, str], SeriesState]:
         rows = await self._run(

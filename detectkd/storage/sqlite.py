@@ -22,7 +22,9 @@ from detectkd.storage.base import (
     OutboxItem,
     OutboxStats,
     RunRecord,
+    StoredDetection,
     StoredPoint,
+    detection_from_row,
     eligible,
 )
 
@@ -206,6 +208,18 @@ class SqliteStore:
             for s, period, value, ctx in c.execute(sql + " ORDER BY series, period", args):
                 out.setdefault(s, []).append(StoredPoint(int(period), value, json.loads(ctx) if ctx else {}))
             return out
+
+        return await self._call(read)
+
+    async def read_detections(self, metric: str, since: int, until: int) -> list[StoredDetection]:
+        def read(c: sqlite3.Connection) -> list[StoredDetection]:
+            rows = c.execute(
+                "SELECT series, period, detector, value, expected, lower, upper, score, anomaly, direction, "
+                "skipped FROM dtk_detections WHERE metric = ? AND period >= ? AND period < ? "
+                "ORDER BY series, period, detector",
+                (metric, since, until),
+            ).fetchall()
+            return [detection_from_row(r) for r in rows]
 
         return await self._call(read)
 

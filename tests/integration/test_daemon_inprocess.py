@@ -136,3 +136,42 @@ async def test_a_busy_run_is_skipped_and_counted(tmp_path: Path) -> None:
             d.scheduler.shutdown(wait=False)
             await d._drain(5)
             await d.close()
+
+
+async def test_daily_retention_deletes_old_rows_but_never_inside_a_window(tmp_path: Path) -> None:
+    from detectkd.collectors.points import Point
+    from detectkd.detectors.base import Result
+    from detectkd.storage.base import RunRecord, StoredDetection
+
+    day = 86400
+    now = T0 + 100 * day
+    write(tmp_path / "metrics.d" / "short.yaml", METRIC.replace("orders", "short").format(
+        db=tmp_path / "none.db", start="", n_sigma=5, alerter="log"
+    ).replace('start_time: ""', "start_time: null") + "storage:\n  retention_days: 10\n  params: {detections_retention_days: 5}\n")  # fmt: skip
+    write(tmp_path / "metrics.d" / "wide.yaml", METRIC.replace("orders", "wide").format(
+        db=tmp_path / "none.db", start="", n_sigma=5, alerter="log"
+    ).replace('start_time: ""', "start_time: null").replace("window_size: 100", "window_size: 60d"))  # fmt: skip
+    d = Daemon(make_settings(tmp_path, retention_days=30))
+    await d.start()
+    d.scheduler.pause()
+    try:
+        assert d.scheduler.get_job("@retention") is not None  # the daily job is scheduled
+        periods = [now - k * day for k in (90, 40, 20, 8, 3, 1)]
+        for name in ("short", "wide"):
+            points = [Point("", p, 1.0) for p in periods]
+            dets = [StoredDetection("", p, Result("mad", 1.0, False, 0.1, 1.0, 0.0, 2.0)) for p in periods]
+            await d.store.commit(RunRecord(name, points=points, detections=dets))
+        deleted = await d.retention_pass(now)
+        kept = {n: [p.period for p in (await d.store.read_points(n, None, 0, now + 1)).get("", [])]
+                for n in ("short", "wide")}  # fmt: skip
+        # short: its own 10 days for points, 5 days for detections.
+        assert kept["short"] == [now - 8 * day, now - 3 * day, now - day]
+        det_short = [x.period for x in await d.store.read_detections("short", 0, now + 1)]
+        assert det_short == [now - 3 * day, now - day]
+        # wide: the daemon's 30 days, but its mad window is 60 days: nothing inside it goes.
+        assert kept["wide"] == [now - k * day for k in (40, 20, 8, 3, 1)]
+        assert deleted == (3 + 4) + (1 + 1)
+        assert d.telemetry.retention_deleted._value.get() == deleted
+    finally:
+        d.scheduler.shutdown(wait=False)
+        await d.close()

@@ -189,6 +189,17 @@ async def test_detections_are_stored_and_retention_deletes_old_rows(store: Store
     assert [p.period for p in left[""]] == [86400]
 
 
+async def test_detections_read_back_as_stored(store: Store) -> None:
+    up = StoredDetection("host=a", 600, Result("mad", 9.5, True, 0.91, 5.0, 3.5, 6.5, "up"))
+    cold = StoredDetection("host=a", 600, Result("zscore", 9.5, False, 0.0, skipped="cold start"))
+    other = StoredDetection("host=b", 1200, Result("mad", None, False, 0.0, skipped="missing value"))
+    late = StoredDetection("host=a", 7200, Result("mad", 1.0, False, 0.1, 1.0, 0.0, 2.0))
+    await store.commit(RunRecord("m", points=pts("host=a", [600], [9.5]), detections=[up, cold, other, late]))
+    await store.commit(RunRecord("other", detections=[StoredDetection("", 600, up.result)]))
+    got = await store.read_detections("m", 0, 3600)
+    assert got == [up, cold, other]
+
+
 async def test_a_failed_commit_writes_nothing(store: Store) -> None:
     bad = RunRecord("m", points=pts("", [0], [1.0]), watermark=60)
     bad.points.append(Point("", "not-a-period", 1.0))  # type: ignore[arg-type]

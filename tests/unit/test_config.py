@@ -201,7 +201,11 @@ def test_ignored_detectk_keys_load_with_a_warning(tmp_path: Path) -> None:
     result = load_one(tmp_path, text)
     assert result.ok, result.all_errors()
     keys = sorted(w.key for w in result.warnings)
-    assert keys == ["backtest", "storage.retention_days"]
+    assert keys == ["backtest"]
+    # DetectK's storage.retention_days is honoured (the params' own keys win over it).
+    assert result.metrics["orders"].storage.datapoints_retention_days == 30
+    text = GOOD + "storage:\n  retention_days: 30\n  params: {datapoints_retention_days: 7}\n"
+    assert load_one(tmp_path, text).metrics["orders"].storage.datapoints_retention_days == 7
 
 
 def test_env_substitution_with_defaults_everywhere() -> None:

@@ -75,3 +75,15 @@ def test_cli_prints_the_schema() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == json.loads(json.dumps(metric_schema()))
+
+
+def test_reference_doc_is_generated_from_the_models() -> None:
+    from detectkd.reference import render
+
+    current = (REPO / "docs" / "reference.md").read_text()
+    assert current == render(), "docs/reference.md is stale: run .venv/bin/python -m detectkd.reference"
+    # Every key has a meaning, and the defaults are the models' defaults.
+    rows = [line for line in current.splitlines() if line.startswith("| `")]
+    assert len(rows) > 250 and all(not line.rstrip().endswith("|  |") for line in rows)
+    assert "| `retention_days` | integer or null | `400` |" in current
+    assert "| `conditions.for` | duration or null | none |" in current
