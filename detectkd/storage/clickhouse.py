@@ -93,6 +93,16 @@ def _or_none(text: str) -> str | None:
     return text or None
 
 
+# Columns that releases added to existing tables, oldest first.
+ADDED_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "dtk_alert_state": [
+        ("clear_streak", "UInt32 DEFAULT 0"),
+        ("last_sent_at", "Nullable(Int64)"),
+        ("repeats", "UInt32 DEFAULT 0"),
+        ("extra", "String DEFAULT '{}'"),
+    ],
+}
+
 _INSERT_STATE = (
     f"INSERT INTO dtk_alert_state (metric, series, deleted, updated_at, version, {STATE_COLUMNS}) VALUES"
 )
@@ -144,6 +154,23 @@ class ClickhouseStore:
             ) from None
         for ddl in TABLES:
             await self._do(lambda c, ddl=ddl: c.execute(ddl))
+        await self._add_missing_columns()
+
+    async def _add_missing_columns(self) -> None:
+        """Columns added by later releases (18.16 has no ADD COLUMN IF NOT EXISTS). Appended in
+        CREATE order, so positional inserts line up."""
+        for table, columns in ADDED_COLUMNS.items():
+            rows = await self._do(
+                lambda c, t=table: c.fetch(
+                    "SELECT name FROM system.columns WHERE database = {d} AND table = {t}",
+                    params={"d": self.database, "t": t},
+                )
+            )
+            have = {r["name"] for r in rows}
+            for name, ddl in columns:
+                if name not in have:
+                    sql = f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"
+                    await self._do(lambda c, q=sql: c.execute(q))
 
     async def close(self) -> None:
         if self._session is not None:
@@ -209,7 +236,7 @@ class ClickhouseStore:
         keys = [o.key for o in run.outbox]
         existing = await self._do(
             lambda c: c.fetch(
-                "SELECT key, channel FROM dtk_outbox FINAL WHERE key IN {keys}", params={"keys": keys}
+                "SELECT key, channel FROM dtk_outbox FINAL WHERE has({keys}, key)", params={"keys": keys}
             )
         )
         have = {(r["key"], r["channel"]) for r in existing}
@@ -422,7 +449,7 @@ class ClickhouseStore:
             rows = await self._do(
                 lambda c: c.fetch(
                     "SELECT count() AS n FROM system.mutations "
-                    "WHERE database = {d} AND table IN {t} AND is_done = 0",
+                    "WHERE database = {d} AND has({t}, table) AND is_done = 0",
                     params={"d": self.database, "t": tables},
                 )
             )

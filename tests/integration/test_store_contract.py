@@ -20,8 +20,10 @@ from detectkd.alerting.state import SeriesState, Status
 from detectkd.collectors.points import Point
 from detectkd.detectors.base import Result
 from detectkd.storage.base import NewOutboxItem, RunRecord, Store, StoredDetection
+from detectkd.storage.clickhouse import ClickhouseStore
 from detectkd.storage.postgres import PostgresStore
 from detectkd.storage.sqlite import SqliteStore
+from tests.clickhouse_server import ClickHouseServer
 
 BACKENDS = ["sqlite", "postgres", "clickhouse"]
 
@@ -37,6 +39,19 @@ async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
             s = SqliteStore(tmp_path / "state" / "dtk.db")
             stores.append(s)
             return s
+    elif request.param == "clickhouse":
+        server: ClickHouseServer = request.getfixturevalue("clickhouse")
+        database = f"dtk_store_{uuid.uuid4().hex[:10]}"
+
+        def factory() -> Store:
+            s = ClickhouseStore(server.url, database)
+            stores.append(s)
+            return s
+
+        def drop_ch() -> None:
+            server.query(f"DROP DATABASE IF EXISTS {database}")
+
+        cleanup.append(drop_ch)
     else:
         name = f"dtk_store_{uuid.uuid4().hex[:10]}"
         admin = await asyncpg.connect(host="127.0.0.1", user="postgres", database="postgres")
@@ -56,7 +71,9 @@ async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     for s in stores:
         await s.close()
     for fn in cleanup:
-        await fn()  # type: ignore[misc]
+        done = fn()
+        if asyncio.iscoroutine(done):
+            await done
 
 
 @pytest.fixture
@@ -204,7 +221,9 @@ async def test_a_failed_commit_writes_nothing(store: Store) -> None:
     bad = RunRecord("m", points=pts("", [0], [1.0]), watermark=60)
     bad.points.append(Point("", "not-a-period", 1.0))  # type: ignore[arg-type]
     bad.points.append(Point("", 120, 1.0, {"x": object()}))  # not JSON: the transaction aborts
-    with pytest.raises(TypeError):
+    # SQL stores abort the transaction; ClickHouse (no transactions) rejects the batch before
+    # writing anything.
+    with pytest.raises((TypeError, ValueError)):
         await store.commit(bad)
     assert await store.watermark("m") is None
     assert await store.read_points("m", None, 0, 1000) == {}
@@ -226,3 +245,25 @@ async def test_silences_are_saved_replaced_and_loaded(store: Store) -> None:
     await store.silence_save(one.id, expired.to_json(), one.ends_at)
     loaded = {s.id: s for s in map(Silence.from_json, await store.silences_load())}
     assert loaded[one.id].expired_at == 2000.0 and len(loaded) == 2
+
+
+async def test_clickhouse_store_adds_columns_of_later_releases(clickhouse: ClickHouseServer) -> None:
+    """A dtk_alert_state created by the first release (no hysteresis, repeats or extra)."""
+    database = f"dtk_old_{uuid.uuid4().hex[:8]}"
+    clickhouse.query(f"CREATE DATABASE {database}")
+    clickhouse.query(
+        f"CREATE TABLE {database}.dtk_alert_state (metric String, series String, status String, "
+        "streak UInt32, since Nullable(Int64), notified_since Nullable(Int64), last_fired_at Nullable(Int64), "
+        "last_period Nullable(Int64), deleted UInt8, updated_at DateTime('UTC'), version UInt64) "
+        "ENGINE = ReplacingMergeTree(version) ORDER BY (metric, series)"
+    )
+    st = SeriesState(Status.FIRING, 2, 600, clear_streak=1, repeats=3, empty_streak=2, empty_since=900)
+    try:
+        for _ in range(2):  # the second open finds nothing to add
+            store = ClickhouseStore(clickhouse.url, database)
+            await store.open()
+            await store.commit(RunRecord("m", states={"": st}))
+            assert (await store.load_states())[("m", "")] == st
+            await store.close()
+    finally:
+        clickhouse.query(f"DROP DATABASE {database}")
