@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,74 +124,67 @@ def cmd_check(args: argparse.Namespace) -> int:
     return asyncio.run(check_metric(spec, settings, at=at, alert=not args.no_alert))
 
 
-def cmd_backtest(args: argparse.Namespace) -> int:
-    from detectkd.backtest import backtest
+@dataclass(frozen=True)
+class RangeTarget:
+    settings: Settings
+    spec: MetricSpec
+    start: float | None  # None: --from not given
+    finish: float  # --to, or now
 
+
+def range_target(args: argparse.Namespace, command: str) -> RangeTarget | int:
+    """The metric and the --from/--to range, or the exit code after printing why not."""
     target = load_target(args)
     if target is None:
         return 1
-    spec = target[1]
-    now = time.time()
-    try:
-        start = parse_when(args.start, now)
-        finish = parse_when(args.to, now) if args.to else now
-    except ValueError as exc:
-        print(f"detectkd backtest: {exc}", file=sys.stderr)
-        return 2
-    if finish <= start:
-        print("detectkd backtest: --to must be after --from", file=sys.stderr)
-        return 2
-    output = Path(args.output) if args.output else None
-    report = Path(args.report) if args.report else None
-    return asyncio.run(backtest(spec, start, finish, output, report=report))
-
-
-def _range(args: argparse.Namespace, command: str) -> tuple[float | None, float | None] | None:
     now = time.time()
     try:
         start = parse_when(args.start, now) if args.start else None
-        finish = parse_when(args.to, now) if args.to else None
+        finish = parse_when(args.to, now) if args.to else now
     except ValueError as exc:
         print(f"detectkd {command}: {exc}", file=sys.stderr)
-        return None
-    if start is not None and finish is not None and finish <= start:
+        return 2
+    if start is not None and finish <= start:
         print(f"detectkd {command}: --to must be after --from", file=sys.stderr)
-        return None
-    return start, finish
+        return 2
+    return RangeTarget(target[0], target[1], start, finish)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from detectkd.backtest import backtest
+
+    t = range_target(args, "backtest")
+    if isinstance(t, int):
+        return t
+    assert t.start is not None  # --from is required
+    output = Path(args.output) if args.output else None
+    report = Path(args.report) if args.report else None
+    return asyncio.run(backtest(t.spec, t.start, t.finish, output, report=report))
 
 
 def cmd_load_history(args: argparse.Namespace) -> int:
     from detectkd import logs
     from detectkd.history import load_history
 
-    target = load_target(args)
-    if target is None:
-        return 1
-    window = _range(args, "load-history")
-    if window is None:
-        return 2
-    settings, spec = target
-    logs.configure(settings.log_format, settings.log_level)
-    return asyncio.run(load_history(spec, settings, *window, resume=not args.no_resume))
+    t = range_target(args, "load-history")
+    if isinstance(t, int):
+        return t
+    logs.configure(t.settings.log_format, t.settings.log_level)
+    finish = t.finish if args.to else None  # None: up to the newest complete period
+    return asyncio.run(load_history(t.spec, t.settings, t.start, finish, resume=not args.no_resume))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from detectkd.history import export
 
-    target = load_target(args)
-    if target is None:
-        return 1
-    window = _range(args, "export")
-    if window is None:
-        return 2
-    settings, spec = target
-    start, finish = window
-    assert start is not None  # --from is required
-    end = finish if finish is not None else time.time()
+    t = range_target(args, "export")
+    if isinstance(t, int):
+        return t
+    assert t.start is not None  # --from is required
     if args.output:
         with open(args.output, "w", newline="") as fh:
-            return asyncio.run(export(spec, settings, start, end, fh))
-    return asyncio.run(export(spec, settings, start, end))
+            return asyncio.run(export(t.spec, t.settings, t.start, t.finish, fh))
+    return asyncio.run(export(t.spec, t.settings, t.start, t.finish))
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -225,6 +219,22 @@ def cmd_silence(args: argparse.Namespace) -> int:
     return silence_cli.run(args, settings)
 
 
+def _metric_command(sub: Any, name: str, text: str, fn: Any) -> argparse.ArgumentParser:
+    """A subcommand about one metric: NAME|FILE, --config, --profiles."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=text)
+    p.add_argument("metric", help="metric name (from the metrics dir) or a metric file")
+    p.add_argument("--config")
+    p.add_argument("--profiles")
+    p.set_defaults(fn=fn)
+    return p
+
+
+def _range_arguments(p: argparse.ArgumentParser, start_note: str, required: bool = True) -> None:
+    p.add_argument("--from", dest="start", required=required,
+                   help=f"a time, or a duration before now {start_note}".rstrip())  # fmt: skip
+    p.add_argument("--to", help="a time, or a duration before now (default: now)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="detectkd", description=__doc__)
     p.add_argument("--version", action="version", version=f"detectkd {__version__}")
@@ -240,41 +250,24 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--profiles", help="profiles file (default: from settings)")
     val.set_defaults(fn=cmd_validate)
 
-    chk = sub.add_parser("check", help="run one period of one metric and print every step")
-    chk.add_argument("metric", help="metric name (from the metrics dir) or a metric file")
+    chk = _metric_command(sub, "check", "run one period of one metric and print every step", cmd_check)
     chk.add_argument("--at", help="check the period containing this time (default: the newest)")
     chk.add_argument("--no-alert", action="store_true", help="store nothing, send nothing")
-    chk.add_argument("--config")
-    chk.add_argument("--profiles")
-    chk.set_defaults(fn=cmd_check)
 
-    bt = sub.add_parser("backtest", help="replay history through a metric's detectors and alert rules")
-    bt.add_argument("metric", help="metric name (from the metrics dir) or a metric file")
-    bt.add_argument("--from", dest="start", required=True, help="a time, or a duration before now (30d)")
-    bt.add_argument("--to", help="a time, or a duration before now (default: now)")
+    bt = _metric_command(sub, "backtest", "replay history through a metric's detectors and alert rules",
+                         cmd_backtest)  # fmt: skip
+    _range_arguments(bt, "(30d)")
     bt.add_argument("--output", help="write one CSV row per point and detector")
     bt.add_argument("--report", help="write a self-contained HTML report (a chart per series)")
-    bt.add_argument("--config")
-    bt.add_argument("--profiles")
-    bt.set_defaults(fn=cmd_backtest)
 
-    lh = sub.add_parser("load-history", help="collect and store a range of history (no notifications)")
-    lh.add_argument("metric", help="metric name (from the metrics dir) or a metric file")
-    lh.add_argument("--from", dest="start", help="a time or a duration before now (default: start_time)")
-    lh.add_argument("--to", help="a time or a duration before now (default: now)")
+    lh = _metric_command(sub, "load-history", "collect and store a range of history (no notifications)",
+                         cmd_load_history)  # fmt: skip
+    _range_arguments(lh, "(default: start_time)", required=False)
     lh.add_argument("--no-resume", action="store_true", help="load the whole range even below the watermark")
-    lh.add_argument("--config")
-    lh.add_argument("--profiles")
-    lh.set_defaults(fn=cmd_load_history)
 
-    ex = sub.add_parser("export", help="stored points and detections of a metric as CSV")
-    ex.add_argument("metric", help="metric name (from the metrics dir) or a metric file")
-    ex.add_argument("--from", dest="start", required=True, help="a time or a duration before now")
-    ex.add_argument("--to", help="a time or a duration before now (default: now)")
+    ex = _metric_command(sub, "export", "stored points and detections of a metric as CSV", cmd_export)
+    _range_arguments(ex, "")
     ex.add_argument("--output", help="write to this file instead of stdout")
-    ex.add_argument("--config")
-    ex.add_argument("--profiles")
-    ex.set_defaults(fn=cmd_export)
 
     sch = sub.add_parser("schema", help="print the JSON Schema of a metric file (for editors and CI)")
     sch.add_argument("--output", help="write it to this file instead of stdout")

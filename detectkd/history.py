@@ -27,10 +27,9 @@ import structlog
 from detectkd.config.loader import MetricSpec
 from detectkd.config.settings import Settings
 from detectkd.errors import CollectError, StorageError
-from detectkd.resources import Resources
+from detectkd.oneshot import MetricEnv, metric_env
 from detectkd.runner import MetricRuntime, error_line
-from detectkd.storage.base import Store, StoredDetection, StoredPoint
-from detectkd.storage.factory import DataStores
+from detectkd.storage.base import StoredDetection, StoredPoint
 from detectkd.timegrid import fmt_local
 
 log = structlog.get_logger("detectkd.history")
@@ -78,61 +77,65 @@ async def load_history(
     progress_out: TextIO = sys.stderr,
 ) -> int:
     """Exit code: 0 loaded, 1 the source or the store failed, 2 nothing to load from."""
-    store: Store = settings.make_store()
-    resources = Resources()
-    data_stores = DataStores()
     try:
-        await store.open()
+        async with metric_env(spec, settings) as env:
+            return await _load(spec, env, start, finish, resume, out, progress_out)
     except StorageError as exc:
         print(f"error: {exc}", file=out)
         return 1
+
+
+async def _load(
+    spec: MetricSpec,
+    env: MetricEnv,
+    start: float | None,
+    finish: float | None,
+    resume: bool,
+    out: TextIO,
+    progress_out: TextIO,
+) -> int:
+    rt = MetricRuntime(spec, env.store, env.resources, None, {}, data_store=env.data)
+    rt.save_states = False  # the daemon owns alert state; a replay must not overwrite it
+    begin = start if start is not None else rt.start_time()
+    if begin is None:
+        print(f"error: {spec.name}: give --from (the metric has no schedule.start_time)", file=out)
+        return 2
+    end = rt.finish_for(time.time()) if finish is None else rt.grid.floor(finish)
+    lo = rt.grid.floor(begin)
+    watermark = await env.store.watermark(spec.name)
+    if resume and watermark is not None and lo <= watermark < end:
+        lo = rt.grid.next(watermark)
+        print(f"resuming after {fmt_local(watermark, rt.tz)} (stored watermark)", file=out)
+    if lo >= end:
+        print(f"{spec.name}: nothing to load (up to date)", file=out)
+        return 0
+    bar = Progress(spec.name, end - lo, progress_out, progress_out.isatty())
+    points = anomalies = 0
+    size = spec.config.schedule.batch_load_days * 86400
+    first = lo
     try:
-        data = data_stores.getter(spec.storage.enabled, spec.storage.type, spec.storage.params)
-        rt = MetricRuntime(spec, store, resources, None, {}, data_store=data)
-        rt.save_states = False  # the daemon owns alert state; a replay must not overwrite it
-        begin = start if start is not None else rt.start_time()
-        if begin is None:
-            print(f"error: {spec.name}: give --from (the metric has no schedule.start_time)", file=out)
-            return 2
-        end = rt.finish_for(time.time()) if finish is None else rt.grid.floor(finish)
-        lo = rt.grid.floor(begin)
-        watermark = await store.watermark(spec.name)
-        if resume and watermark is not None and lo <= watermark < end:
-            lo = rt.grid.next(watermark)
-            print(f"resuming after {fmt_local(watermark, rt.tz)} (stored watermark)", file=out)
-        if lo >= end:
-            print(f"{spec.name}: nothing to load (up to date)", file=out)
-            return 0
-        bar = Progress(spec.name, end - lo, progress_out, progress_out.isatty())
-        points = anomalies = 0
-        size = spec.config.schedule.batch_load_days * 86400
-        first = lo
         while lo < end:
             hi = min(end, max(rt.grid.floor(lo + size), rt.grid.next(lo)))
             try:
                 report = await rt.check(lo, hi, notify=False, commit=True)
             except (CollectError, StorageError, ValueError) as exc:
                 bar.finish()
-                print(
-                    f"error: {error_line(exc)} (batch from {fmt_local(lo, rt.tz)}; rerun to resume)", file=out
-                )
+                where = fmt_local(lo, rt.tz)
+                print(f"error: {error_line(exc)} (batch from {where}; rerun to resume)", file=out)
                 return 1
             points += sum(1 for p in report.points if p.point.value is not None)
             anomalies += sum(1 for p in report.points if p.verdict.anomalous)
             lo = hi
             bar.update(lo - first, lo, points, anomalies, rt.tz)
-        bar.finish()
-        print(
-            f"{spec.name}: loaded {points:,} points ({anomalies:,} anomalous) from "
-            f"{fmt_local(first, rt.tz)} to {fmt_local(end, rt.tz)}; no notifications were sent",
-            file=out,
-        )
-        await rt.close()
-        return 0
     finally:
-        await resources.close()
-        await data_stores.close()
-        await store.close()
+        await rt.close()
+    bar.finish()
+    print(
+        f"{spec.name}: loaded {points:,} points ({anomalies:,} anomalous) from "
+        f"{fmt_local(first, rt.tz)} to {fmt_local(end, rt.tz)}; no notifications were sent",
+        file=out,
+    )
+    return 0
 
 
 async def export(
@@ -140,20 +143,14 @@ async def export(
 ) -> int:
     """Stored points and detections as CSV: one row per point and detector (a point without
     detections gets one row with an empty detector)."""
-    store: Store = settings.make_store()
-    data_stores = DataStores()
     try:
-        await store.open()
-        getter = data_stores.getter(spec.storage.enabled, spec.storage.type, spec.storage.params)
-        data = await getter() if getter is not None else store
-        points = await data.read_points(spec.name, None, int(start), int(finish))
-        detections = await data.read_detections(spec.name, int(start), int(finish))
+        async with metric_env(spec, settings) as env:
+            data = await env.data() if env.data is not None else env.store
+            points = await data.read_points(spec.name, None, int(start), int(finish))
+            detections = await data.read_detections(spec.name, int(start), int(finish))
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        await data_stores.close()
-        await store.close()
     tz = ZoneInfo(spec.config.schedule.timezone)
     writer = csv.writer(out)
     writer.writerow(EXPORT_HEADER)

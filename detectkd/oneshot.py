@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TextIO
 
 from detectkd.alerting.channels import registry as channel_registry
@@ -65,6 +68,31 @@ def print_report(rt: MetricRuntime, report: RunReport, out: TextIO) -> None:
         )
 
 
+@dataclass
+class MetricEnv:
+    """What a one-metric command needs: the daemon's store (open), resources, the metric's data."""
+
+    store: Store
+    resources: Resources
+    data: Callable[[], Awaitable[Store]] | None
+
+
+@asynccontextmanager
+async def metric_env(spec: MetricSpec, settings: Settings) -> AsyncIterator[MetricEnv]:
+    """Opens the daemon's store (raises StorageError) and closes everything after."""
+    store: Store = settings.make_store()
+    resources = Resources()
+    data_stores = DataStores()
+    try:
+        await store.open()
+        yield MetricEnv(store, resources, data_stores.getter(spec.storage.enabled, spec.storage.type,
+                                                             spec.storage.params))  # fmt: skip
+    finally:
+        await resources.close()
+        await data_stores.close()
+        await store.close()
+
+
 async def check_metric(
     spec: MetricSpec,
     settings: Settings,
@@ -73,44 +101,42 @@ async def check_metric(
     out: TextIO = sys.stdout,
 ) -> int:
     """Returns a process exit code: 0 ran (anomalous or not), 1 failed."""
-    store: Store = settings.make_store()
-    resources = Resources()
-    data_stores = DataStores()
     try:
-        await store.open()
+        async with metric_env(spec, settings) as env:
+            return await _check(spec, settings, env, at, alert, out)
     except StorageError as exc:
         print(f"error     {exc}", file=out)
         return 1
+
+
+async def _check(
+    spec: MetricSpec, settings: Settings, env: MetricEnv, at: float | None, alert: bool, out: TextIO
+) -> int:
+    store = env.store
+    saved = await store.load_states()
+    states = {s: st for (m, s), st in saved.items() if m == spec.name}
+    silences = Silences()
+    silences.replace_all(load_silences(await store.silences_load())[0])
+    base = metric_labels(spec.name, spec.config.tags, source_key(spec.collector))
+    rt = MetricRuntime(
+        spec, store, env.resources, None, states, data_store=env.data, link_template=settings.generator_url,
+        silenced=silences.predicate(base),
+    )  # fmt: skip
+    if at is not None:
+        start = rt.grid.floor(at)
+        finish = rt.grid.next(start)
+    else:
+        finish = rt.finish_for(time.time())
+        start = rt.grid.prev(finish)
     try:
-        saved = await store.load_states()
-        states = {s: st for (m, s), st in saved.items() if m == spec.name}
-        data = data_stores.getter(spec.storage.enabled, spec.storage.type, spec.storage.params)
-        silences = Silences()
-        silences.replace_all(load_silences(await store.silences_load())[0])
-        base = metric_labels(spec.name, spec.config.tags, source_key(spec.collector))
-        rt = MetricRuntime(
-            spec, store, resources, None, states, data_store=data, link_template=settings.generator_url,
-            silenced=silences.predicate(base),
-        )  # fmt: skip
-        if at is not None:
-            start = rt.grid.floor(at)
-            finish = rt.grid.next(start)
-        else:
-            finish = rt.finish_for(time.time())
-            start = rt.grid.prev(finish)
-        try:
-            report = await rt.check(start, finish, notify=alert, commit=alert)
-        except (CollectError, StorageError, ValueError) as exc:
-            print(f"error     {error_line(exc)}", file=out)
-            return 1
-        print_report(rt, report, out)
-        if alert and report.alerts:
-            return await _deliver(spec, store, resources, out)
-        return 0
-    finally:
-        await resources.close()
-        await data_stores.close()
-        await store.close()
+        report = await rt.check(start, finish, notify=alert, commit=alert)
+    except (CollectError, StorageError, ValueError) as exc:
+        print(f"error     {error_line(exc)}", file=out)
+        return 1
+    print_report(rt, report, out)
+    if alert and report.alerts:
+        return await _deliver(spec, store, env.resources, out)
+    return 0
 
 
 async def _deliver(spec: MetricSpec, store: Store, resources: Resources, out: TextIO) -> int:
