@@ -273,6 +273,7 @@ class MetricRuntime:
                     gone.add(point.series)
                     states.pop(point.series, None)
                     touched.pop(point.series, None)
+        gone -= set(touched)  # forgotten, then back later in the same batch: a new series
         record.states = touched if self.save_states else {}
         record.forget = sorted(gone) if self.save_states else []
         t3 = time.perf_counter()

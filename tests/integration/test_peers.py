@@ -176,3 +176,22 @@ async def test_a_vanished_series_goes_nodata_then_is_forgotten_for_good(env: Env
     later = await again.run(T0 + 130 * HOUR)
     assert later.points and gone not in {p.point.series for p in later.points}
     assert gone not in again.windows
+
+
+async def test_a_series_forgotten_and_back_in_the_same_batch_keeps_its_new_state(
+    env: Env, scenario: Scenario
+) -> None:
+    import sqlite3
+
+    write_sqlite(scenario, env.db, hours=130)
+    conn = sqlite3.connect(env.db)
+    conn.execute("DELETE FROM obs WHERE station = 's33' AND period_time >= datetime(?, 'unixepoch') "
+                 "AND period_time < datetime(?, 'unixepoch')", (T0 + 100 * HOUR, T0 + 110 * HOUR))  # fmt: skip
+    conn.commit()
+    conn.close()
+    rt = MetricRuntime(env.spec(collector_extra="  forget_after: 6h"), env.store, env.resources, None, {})
+    report = await rt.check(T0, T0 + 120 * HOUR, notify=False, commit=True)
+    judged = sorted(hour(p.point.period) for p in report.points if p.point.series == "station=s33")
+    assert 106 in judged and 107 not in judged and judged[-1] == 119  # forgotten at 106, back at 110
+    assert ("temperature", "station=s33") in await env.store.load_states()
+    assert "station=s33" in rt.states and "station=s33" in rt.windows
