@@ -192,7 +192,7 @@ def chart(tr: SeriesTrace, spans: list[Episode], tz: ZoneInfo, start: float, fin
             f"{_when(ep.start, tz)} .. {_when(ep.end, tz) if ep.end else 'end'}</title></rect>"
         )
     parts.append(_band(buckets, cols, x0=PAD_L, plot_w=plot_w, y=y))
-    parts.append(_polyline(buckets, cols, PAD_L, plot_w, y, expected=True, colour="#7d8a96", width=1.0))
+    parts.append(_expected_line(buckets, cols, PAD_L, plot_w, y))
     parts.append(_value_path(buckets, cols, PAD_L, plot_w, y))
     parts.append(_marks(tr, col_of, cols, x, y, tz))
     parts.append(_axes(t0, t1, lo, hi, x, y, tz, plot_w, plot_h))
@@ -224,16 +224,8 @@ def _band(buckets: list[list[float]], cols: int, x0: float, plot_w: float, y: Sc
     return "".join(out)
 
 
-def _polyline(
-    buckets: list[list[float]],
-    cols: int,
-    x0: float,
-    plot_w: float,
-    y: Scale,
-    expected: bool,
-    colour: str,
-    width: float,
-) -> str:
+def _expected_line(buckets: list[list[float]], cols: int, x0: float, plot_w: float, y: Scale) -> str:
+    """The column means of the expected value, dashed; broken where points have none."""
     runs: list[list[str]] = [[]]
     for c, b in enumerate(buckets):
         if b[5] > 0:
@@ -241,7 +233,7 @@ def _polyline(
         elif b[6] and runs[-1]:
             runs.append([])
     return "".join(
-        f'<polyline points="{" ".join(r)}" fill="none" stroke="{colour}" stroke-width="{width}" '
+        f'<polyline points="{" ".join(r)}" fill="none" stroke="#7d8a96" stroke-width="1" '
         'stroke-dasharray="4 3"/>'
         for r in runs
         if len(r) >= 2

@@ -229,10 +229,11 @@ class MetricRuntime:
     ) -> None:
         tel = self.telemetry
         t0 = time.perf_counter()
-        collected = self._admit(await self._collect(start, finish, report), report)
+        known = self._known()
+        collected = self._admit(await self._collect(start, finish, report), known, report)
         t1 = time.perf_counter()
         points = self._fill_missing(collected, start, finish)
-        absent = self._absent(collected, start, finish)
+        absent = self._absent(collected, known, start, finish)
         await self._load_windows(start)
         t2 = time.perf_counter()
         record = RunRecord(
@@ -370,12 +371,15 @@ class MetricRuntime:
                 self.peer_graph.forget(series)
             log.info("series forgotten", metric=self.name, series=series)
 
-    def _admit(self, points: list[Point], report: RunReport) -> list[Point]:
+    def _known(self) -> set[str]:
+        """Series this runtime already tracks (an alert state or a window)."""
+        return set(self.states) | set(self.windows)
+
+    def _admit(self, points: list[Point], known: set[str], report: RunReport) -> list[Point]:
         """Refuse new series beyond `max_series`; known series keep being checked."""
         if not self.spec.collector.points.series_columns:
             return points
         limit = self.spec.config.collector.max_series
-        known = set(self.states) | set(self.windows)
         new = sorted({p.series for p in points} - known)
         room = max(0, limit - len(known))
         if len(new) <= room:
@@ -439,12 +443,12 @@ class MetricRuntime:
         missing = [Point("", p, None) for p in self.grid.periods(start, finish) if p not in have]
         return sorted(points + missing, key=lambda p: p.period) if missing else points
 
-    def _absent(self, points: list[Point], start: int, finish: int) -> list[Point]:
+    def _absent(self, points: list[Point], known: set[str], start: int, finish: int) -> list[Point]:
         """Known series of a multi-series metric with no row for a period: judged as missing."""
         if not self.spec.collector.points.series_columns:
             return []
         have = {(p.series, p.period) for p in points}
-        since = dict.fromkeys(set(self.states) | set(self.windows), start - 1)  # known: from `start`
+        since = dict.fromkeys(known, start - 1)  # known series: missing from `start` on
         for p in points:  # a series new in this batch is missing only after its first row
             since[p.series] = min(since.get(p.series, p.period), p.period)
         return [
@@ -535,7 +539,7 @@ class MetricRuntime:
         period = self.grid.prev(finish)
         alerts: list[Alert] = []
         async with self.lock:
-            known = set(self.states) | set(self.windows)
+            known = self._known()
             if not self.spec.collector.points.series_columns:
                 known.add("")
             states = dict(self.states)

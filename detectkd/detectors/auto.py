@@ -33,6 +33,7 @@ from pydantic import Field
 
 from detectkd.config.types import Frozen
 from detectkd.detectors.base import Current, Direction, FloatArray, History, IntArray, Result, skipped
+from detectkd.detectors.robust import mad_uniform
 
 DAY, WEEK = 86400, 7 * 86400
 
@@ -221,11 +222,8 @@ class AutoDetector:
 
 
 def _robust(x: FloatArray) -> tuple[float, float]:
-    centre = float(np.median(x))
-    dev = np.abs(x - centre)
-    spread = 1.4826 * float(np.median(dev))
-    if spread == 0.0:
-        spread = 1.2533 * float(dev.mean())
+    """`mad_uniform`, floored like every detector's spread."""
+    centre, spread = mad_uniform(x)
     return centre, max(spread, 1e-9 * max(1.0, abs(centre)))
 
 

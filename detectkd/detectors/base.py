@@ -9,6 +9,7 @@ and a score in [0, 1] where 0.5 is the detector's own alarm line.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal, Protocol
 
 import numpy as np
@@ -80,6 +81,14 @@ class Detector(Protocol):
         ...
 
     def feature_names(self) -> tuple[str, ...]: ...
+
+
+def window_bounds(times: IntArray, now: int, size: int | timedelta) -> tuple[int, int]:
+    """[start, end) of the history strictly before `now`: the last `size` points or seconds."""
+    end = int(np.searchsorted(times, now, side="left"))
+    if isinstance(size, int):
+        return max(0, end - size), end
+    return int(np.searchsorted(times, now - int(size.total_seconds()), side="left")), end
 
 
 def skipped(detector: str, value: float | None, reason: str) -> Result:

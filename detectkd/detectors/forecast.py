@@ -33,6 +33,7 @@ from pydantic import Field, field_validator
 
 from detectkd.config.types import Frozen, Window
 from detectkd.detectors.base import Current, Direction, FloatArray, History, Result, skipped, z_to_score
+from detectkd.detectors.robust import mad_uniform
 from detectkd.detectors.simple import window_of, window_seconds
 
 _REL_FLOOR = 1e-9
@@ -91,12 +92,7 @@ class ForecastDetector:
         resid = residuals[np.isfinite(residuals)]
         if resid.shape[0] < max(5, self.p.min_samples // 2) or not math.isfinite(expected):
             return skipped(self.id, point.value, "cold start: too few residuals after warm-up")
-        centre = float(np.median(resid))
-        dev = np.abs(resid - centre)
-        spread = 1.4826 * float(np.median(dev))
-        if spread == 0.0:
-            spread = 1.2533 * float(dev.mean())
-        spread = max(spread, _REL_FLOOR * max(1.0, abs(expected)))
+        spread = max(mad_uniform(resid)[1], _REL_FLOOR * max(1.0, abs(expected)))
         band = self.p.n_sigma * spread
         lower, upper = expected - band, expected + band
         v = point.value

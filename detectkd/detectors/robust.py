@@ -32,6 +32,7 @@ from detectkd.detectors.base import (
     IntArray,
     Result,
     skipped,
+    window_bounds,
     z_to_score,
 )
 from detectkd.detectors.rolling import SortedWindow
@@ -177,12 +178,7 @@ class RobustDetector:
         return min(results, key=lambda r: (r.anomaly, r.score))
 
     def _window(self, history: History, now: int) -> tuple[FloatArray, dict[str, FloatArray], IntArray]:
-        end = int(np.searchsorted(history.times, now, side="left"))  # strictly before `now`
-        w = self.p.window_size
-        if isinstance(w, int):
-            start = max(0, end - w)
-        else:
-            start = int(np.searchsorted(history.times, now - int(w.total_seconds()), side="left"))
+        start, end = window_bounds(history.times, now, self.p.window_size)
         feats = {n: history.features[n][start:end] for n in self._features if n in history.features}
         return history.values[start:end], feats, history.times[start:end]
 
@@ -273,9 +269,9 @@ class RobustDetector:
     def _sync(self, history: History, point: Current) -> _Rolling:
         """The series' sorted windows, brought up to the history just before the point."""
         times = history.times
-        end = int(np.searchsorted(times, point.time, side="left"))
+        start, end = window_bounds(times, point.time, self.p.window_size)
         memo = self._memo.get(point.series)
-        first = -1
+        first = -1  # the first row to consume
         if memo is not None and memo.revision == history.revision and memo.last_time is not None:
             j = int(np.searchsorted(times, memo.last_time, side="left"))
             if j < end and int(times[j]) == memo.last_time:
@@ -283,11 +279,7 @@ class RobustDetector:
         if first < 0:  # first use, restart, or the history changed under us: rebuild
             memo = self._memo[point.series] = _Rolling(history.revision, self._features,
                                                        self.p.use_combined_seasonality)  # fmt: skip
-            w = self.p.window_size
-            if isinstance(w, int):
-                first = max(0, end - w)
-            else:
-                first = int(np.searchsorted(times, point.time - int(w.total_seconds()), side="left"))
+            first = start
         assert memo is not None
         if first < end:
             memo.consume(history, first, end)

@@ -31,18 +31,14 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from detectkd.config.types import Duration, Frozen, Window
-from detectkd.detectors.base import Current, Direction, FloatArray, History, Result, skipped
+from detectkd.detectors.base import Current, Direction, FloatArray, History, Result, skipped, window_bounds
 
 WEEK = 7 * 86400
 
 
 def window_of(history: History, now: int, size: int | timedelta) -> tuple[FloatArray, np.ndarray]:
     """(values, times) of the history strictly before `now`, the last `size` points or seconds."""
-    end = int(np.searchsorted(history.times, now, side="left"))
-    if isinstance(size, int):
-        start = max(0, end - size)
-    else:
-        start = int(np.searchsorted(history.times, now - int(size.total_seconds()), side="left"))
+    start, end = window_bounds(history.times, now, size)
     return history.values[start:end], history.times[start:end]
 
 
