@@ -6,7 +6,9 @@ one connection) are ERROR at once, one SOURCE DOWN notification goes out
 for the source instead of one ERROR per metric, and one SOURCE UP when a
 metric of that source runs again. Notifications wait `group_wait` after the
 first failure so that the other metrics of a source can fail too (they run
-at their own offsets) before anyone is told.
+at their own offsets) before anyone is told, and no ERROR goes out while
+`min_metrics` metrics of its source have failed at least once: that outage
+is still forming (its members reach `error_runs` one interval apart).
 
 Pure bookkeeping: `due` says what is owed, `sent` records that it was
 stored in the outbox. Persisted as alert-state rows: (metric, `@error`) and
@@ -163,8 +165,15 @@ class Outages:
             elif src.recovered or not any(h.failing() for _, h in members):
                 out.append(HealthNotice("source_down", "resolved", source, src.notified, at=now))
         down = {n.subject for n in out if n.kind == "source_down" and n.status == "firing"}
+        # An outage is forming where enough metrics of a source have failed at least once: the
+        # first to reach `error_runs` waits for the others instead of alerting alone.
+        forming = {
+            source
+            for source, members in by_source.items()
+            if sum(1 for _, h in members if h.failures and not h.grouped) >= self.min_metrics
+        }
         for name, h in troubled:
-            grouped = h.grouped or h.source in down
+            grouped = h.grouped or h.source in down or h.source in forming
             if h.notified is None and h.failing() and h.notify and not grouped:
                 since = h.failing_since if h.failing_since is not None else now
                 if now - since >= self.group_wait and self.sources[h.source].notified is None:

@@ -90,3 +90,27 @@ def test_state_survives_a_restart() -> None:
     fresh.observe("m01", ok=True, now=2200)
     notes = fresh.due(2200)
     assert notes == [HealthNotice("source_down", "resolved", "ch", 1000, at=2200)]
+
+
+def test_an_outage_forming_holds_the_first_errors_until_the_group_is_complete() -> None:
+    """Defaults: error_runs 2 at a 10-minute interval. The first metric is failing (two runs)
+    ten minutes in, while the others have failed once: that is an outage forming, not a
+    lone metric, so no ERROR goes out before the SOURCE DOWN."""
+    o = tracker(5, error_runs=2)
+    step = 600
+    for run in range(2):
+        for i in range(5):  # each metric at its own offset within the interval
+            t = 1000 + run * step + 60 * i
+            o.observe(f"m{i:02d}", ok=False, now=t, error="connection refused")
+            expected = [("source_down", "firing", "ch")] if (run, i) == (1, 2) else []
+            assert deliver(o, t) == expected, (run, i)
+    assert deliver(o, 1000 + 2 * step) == []
+    # A forming outage that does not materialise releases the held ERROR.
+    o2 = tracker(5, error_runs=2)
+    for i in range(5):
+        o2.observe(f"m{i:02d}", ok=False, now=1000 + 60 * i)
+    o2.observe("m00", ok=False, now=1600)
+    assert deliver(o2, 1600) == []  # the others have failed once: held
+    for i in range(1, 5):
+        o2.observe(f"m{i:02d}", ok=True, now=1600 + 60 * i)
+    assert deliver(o2, 1900) == [("error", "firing", "m00")]
