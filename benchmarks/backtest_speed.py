@@ -9,6 +9,7 @@ machine, the per-series summary. Prints wall time, points per second and the
 peak RSS. Detector configurations:
 
   threshold:   the replay path itself (collect, windows, state machine, summary)
+  auto, zscore, mad, seasonal, forecast, iqr: the detector with its default parameters
   mad_hourly:  mad, 30-day window, seasonal_features [hour_of_day], unweighted
   mad_weighted: mad, 30-day window, hour_of_day, DetectK's default exp_decay_factor 0.1
 """
@@ -37,6 +38,12 @@ START = 1_735_689_600  # 2025-01-01 00:00 UTC
 
 DETECTORS = {
     "threshold": "type: threshold\n  params: {operator: greater_than, threshold: 1000}",
+    "auto": "type: auto",
+    "zscore": "type: zscore",
+    "mad": "type: mad",
+    "seasonal": "type: seasonal",
+    "forecast": "type: forecast",
+    "iqr": "type: iqr",
     "mad_hourly": (
         "type: mad\n  params: {window_size: 30d, n_sigma: 5, use_weighted: false, min_samples: 30,\n"
         "           seasonal_features: [hour_of_day]}"

@@ -29,7 +29,12 @@ from detectkd.resources import Resources
 from detectkd.runner import MetricRuntime, RunReport, error_line
 from detectkd.storage.memory import MemoryStore
 
-CSV_HEADER = ("timestamp", "series", "detector", "value", "expected", "lower", "upper", "score", "anomaly")
+# One row per period, series and detector. `state`: the series' alert state after that period;
+# `notified`: 1 where the alert rules send a FIRING for that period (first or repeat).
+CSV_HEADER = (
+    "timestamp", "series", "detector", "value", "expected", "lower", "upper", "score", "anomaly",
+    "state", "notified",
+)  # fmt: skip
 
 
 @dataclass
@@ -110,9 +115,12 @@ def _account(report: RunReport, s: Summary, writer: Any, tz: ZoneInfo) -> None:
         if writer is None:
             continue
         stamp = datetime.fromtimestamp(pr.point.period, tz).isoformat()
+        state = pr.state.status.value
+        fired = int(any(n.kind == "anomaly" and n.status == "firing" for n in pr.notices))
         for r in pr.results:
             writer.writerow((stamp, series, r.detector, _n(pr.point.value), _n(r.expected), _n(r.lower),
-                             _n(r.upper), "" if r.skipped else f"{r.score:.4f}", int(r.anomaly)))  # fmt: skip
+                             _n(r.upper), "" if r.skipped else f"{r.score:.4f}", int(r.anomaly),
+                             state, fired))  # fmt: skip
     s.alerts.extend(report.alerts)
 
 

@@ -16,6 +16,7 @@ from detectkd.alerting.outbox import Dispatcher
 from detectkd.alerting.silences import Silences, load_silences, metric_labels
 from detectkd.config.loader import MetricSpec
 from detectkd.config.settings import Settings
+from detectkd.durations import format_duration
 from detectkd.errors import CollectError, StorageError
 from detectkd.resources import Resources
 from detectkd.runner import MetricRuntime, RunReport, error_line
@@ -37,6 +38,12 @@ def print_report(rt: MetricRuntime, report: RunReport, out: TextIO) -> None:
     )
     print(
         f"periods   {fmt_local(report.start, tz)} .. {fmt_local(report.finish, tz)}",
+        file=out,
+    )
+    print(
+        f"rule      a row belongs to the period that holds its timestamp, "
+        f"[t, t + {format_duration(rt.interval)}) on the interval grid; several rows in one period "
+        "keep the last",
         file=out,
     )
     for w in report.warnings:

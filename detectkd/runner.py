@@ -22,10 +22,10 @@ from detectkd.alerting.alert import Alert
 from detectkd.alerting.state import Notice, Rules, SeriesState, Status, Verdict, decide, step
 from detectkd.collectors import registry as collector_registry
 from detectkd.collectors.base import Collector, Window
-from detectkd.collectors.points import Point, parse_series_key, rows_to_points
+from detectkd.collectors.points import SEVERAL_ROWS, Point, parse_series_key, rows_to_points
 from detectkd.config.loader import MetricSpec
 from detectkd.detectors import registry as detector_registry
-from detectkd.detectors.base import Current, Detector, Result
+from detectkd.detectors.base import BatchDetector, Current, Detector, Result
 from detectkd.detectors.features import feature_value
 from detectkd.durations import parse_duration
 from detectkd.peers import Classification, PeerGraph, classify, deviation, passes
@@ -120,6 +120,8 @@ class MetricRuntime:
         peers = spec.config.peers
         self.peer_graph = PeerGraph(peers, spec.entities) if peers is not None else None
         self.windows: dict[str, SeriesWindow] = {}
+        self._prejudged: dict[tuple[str, int], list[Result | None]] = {}
+        self._warned: set[str] = set()  # warnings logged once per runtime (e.g. off-grid rows)
         self._windows_loaded = False
         self._watermark: int | None = None
         self._watermark_known = False
@@ -246,6 +248,7 @@ class MetricRuntime:
         anomalies = 0
         judged_only = {(p.series, p.period) for p in absent}
         ordered = sorted(points + absent, key=lambda p: p.period) if absent else points
+        self._prejudged = self._prejudge(ordered)
         gone: set[str] = set()
         # Every series of a period is judged before any is decided: peers compare deviations.
         for period, same_period in groupby(ordered, key=lambda p: p.period):
@@ -275,6 +278,7 @@ class MetricRuntime:
                     states.pop(point.series, None)
                     touched.pop(point.series, None)
         gone -= set(touched)  # forgotten, then back later in the same batch: a new series
+        self._prejudged = {}
         record.states = touched if self.save_states else {}
         record.forget = sorted(gone) if self.save_states else []
         t3 = time.perf_counter()
@@ -320,12 +324,41 @@ class MetricRuntime:
         history = window.history()
         value = None if point.value is None or point.value != point.value else point.value  # NaN: none
         current = Current(point.period, value, feats, point.series)
-        results = [d.detect(history, current) for d in self.detectors]
+        pre = self._prejudged.get((point.series, point.period))
+        results = [
+            r if (r := pre[k] if pre is not None else None) is not None else d.detect(history, current)
+            for k, d in enumerate(self.detectors)
+        ]
         verdict = decide(results, self.spec.conditions)
         if value is None and not verdict.anomalous:  # no data (unless `missing_data` flags it)
             verdict = Verdict(False, verdict.primary, judged=False, missing=True)
         window.add(point.period, point.value, feats)
         return point, results, verdict
+
+    def _prejudge(self, points: list[Point]) -> dict[tuple[str, int], list[Result | None]]:
+        """Results of the detectors that judge a batch at once (`detect_many`), per series for
+        all its points of this batch, each against the history before it: the same answers as
+        point by point, in one pass of array operations (replays, catch-up, backfill)."""
+        batched = [(k, d) for k, d in enumerate(self.detectors) if isinstance(d, BatchDetector)]
+        if not batched or len(points) < 2:
+            return {}
+        by_series: dict[str, list[Point]] = {}
+        for p in points:
+            by_series.setdefault(p.series, []).append(p)
+        out: dict[tuple[str, int], list[Result | None]] = {}
+        for series, pts in by_series.items():
+            if len({p.period for p in pts}) != len(pts):
+                continue  # not one point per period: judged one at a time
+            history = self._window(series).history()
+            currents = [
+                Current(p.period, None if p.value is None or p.value != p.value else p.value,
+                        self._features(p.period, p.context), series)
+                for p in pts
+            ]  # fmt: skip
+            for k, d in batched:
+                for p, r in zip(pts, d.detect_many(history, currents), strict=True):
+                    out.setdefault((series, p.period), [None] * len(self.detectors))[k] = r
+        return out
 
     def _classify(self, judged: list[tuple[Point, list[Result], Verdict]]) -> dict[str, Classification]:
         graph = self.peer_graph
@@ -367,6 +400,10 @@ class MetricRuntime:
     def _forget(self, gone: set[str]) -> None:
         for series in gone:
             self.windows.pop(series, None)
+            for d in self.detectors:
+                forget = getattr(d, "forget", None)
+                if forget is not None:
+                    forget(series)  # derived per-series state goes with the series
             if self.peer_graph is not None:
                 self.peer_graph.forget(series)
             log.info("series forgotten", metric=self.name, series=series)
@@ -580,6 +617,10 @@ class MetricRuntime:
         nodata = sum(1 for st in self.states.values() if st.status is Status.NODATA)
         s.state = "firing" if firing else "pending" if pending else "ok"
         for w in report.warnings:
+            if w.startswith(SEVERAL_ROWS):
+                if SEVERAL_ROWS in self._warned:
+                    continue  # said once: the rule holds for every later period too
+                self._warned.add(SEVERAL_ROWS)
             log.warning("check warning", metric=self.name, warning=w)
         tel = self.telemetry
         if tel is not None:

@@ -17,8 +17,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from detectkd.collectors.base import Row, Window
+from detectkd.durations import format_duration
 from detectkd.errors import CollectError
 from detectkd.timegrid import Grid
+
+SEVERAL_ROWS = "several rows in one period"  # the warning's prefix (logged once per metric)
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,10 @@ def rows_to_points(
     if dropped:
         warnings.append(f"dropped {dropped} row(s) outside the requested periods")
     if duplicates:
-        warnings.append(f"{duplicates} duplicate row(s) for one period and series; kept the last")
+        warnings.append(
+            f"{SEVERAL_ROWS}: {duplicates} row(s) fell into a period that already had "
+            f"one (each row belongs to the period [t, t + {format_duration(window.interval)}) that holds it; "
+            "the last row of a period is kept)"
+        )
     points = sorted(by_key.values(), key=lambda p: (p.period, p.series))
     return Conversion(points, warnings)

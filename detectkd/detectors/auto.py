@@ -1,39 +1,56 @@
 """`auto`: the default detector. How unusual is this point *for this series*?
 
-1. Baseline. Level: the median of the last `window` points, spread 1.4826 x
-   MAD. Seasonal, for each cycle the history covers (a day and a week, from
-   the metric's interval): the median of the values one, two, ... `cycles`
-   cycles ago, spread the robust spread of the recent residuals from that
-   baseline. z is the distance in spreads from the seasonal baseline that
-   explains the point best (the smallest), or from the level when no cycle
-   is covered yet.
-2. Surprise. |z| divided by the `quantile` (0.98) of the |z| of the series'
-   own previous `reference` (2,000) points, floored at `min_z` (3): a noisy
-   series must do something rarer than its usual noise; a calm one cannot
-   alarm on a small wiggle.
-3. Persistence. A point beyond the line alarms alone only when it is a spike
-   (surprise >= `spike` x the line); otherwise the previous point must have
-   been beyond the line too (its surprise counts: the smaller of the two).
-4. Anomaly when that surprise >= `threshold` (1.0); score = surprise /
-   (surprise + threshold), 0.5 on the line. Bounds: expected +/- the alarm
-   line in value units.
+1. Baselines. Level: the median of the `window` points before the point's
+   refresh block, spread 1.4826 x MAD (1.2533 x the mean absolute deviation
+   when more than half of them are one value). Seasonal, for each cycle the
+   history covers (a day and a week, from the metric's interval): the median
+   of the values one, two, ... `cycles` cycles ago, plus the centre of the
+   recent residuals from that median; its spread is the robust spread of
+   those residuals.
+2. The best fit judges. Of the baselines with enough data, the one with the
+   smallest spread (it explained the recent past best) gives z. On a
+   seasonal series that is a seasonal baseline, so a missing daily peak is
+   an anomaly although the value is ordinary for the day as a whole; on a
+   series without seasonality it is the level.
+3. Counts. When every value of the level window is a non-negative integer
+   (orders, errors, events), z is computed on the square-root scale, where
+   Poisson-like noise has the same spread at every level: a drop of a small
+   count to a tenth is then as visible as a spike.
+4. Surprise. |z| divided by the `quantile` (0.995) of the |z| of the
+   series' own previous `reference` (2,000) judged points, floored at
+   `min_z` (3): a series whose deviations are routinely large must do
+   something rarer than that; a calm one cannot alarm on a small wiggle.
+5. Persistence. A point alarms alone only as a spike (surprise >= `spike` x
+   the line); otherwise the previous judged point must have been beyond the
+   line too (the smaller of the two surprises counts).
+6. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line,
+   monotone, never infinite. Bounds: expected +/- the alarm line in value
+   units (back-transformed for counts, never below 0).
 
-The recent |z| values are derived state: kept per series in memory and
-rebuilt from the stored history after a restart (the window covers it), so
-results are the same live, in catch-up and in a backtest.
+Baselines are refreshed every `refresh` periods on the absolute interval grid
+(a block), from the points before the block's start; the alarm line every 5
+blocks. So every point's judgement depends only on points before it, the same
+live (one point per check, cached per block) and in a replay, which judges a
+whole batch at once with array operations (`detect_many`). The recent |z| are
+derived state, kept per series and rebuilt from stored history after a
+restart.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field
 
 from detectkd.config.types import Frozen
 from detectkd.detectors.base import Current, Direction, FloatArray, History, IntArray, Result, skipped
-from detectkd.detectors.robust import mad_uniform
 
 DAY, WEEK = 86400, 7 * 86400
 
@@ -42,8 +59,8 @@ class Params(Frozen):
     window: int = Field(default=600, ge=20)  # points: level baseline and residual spread
     cycles: int = Field(default=3, ge=2)  # previous days / weeks in a seasonal baseline
     seasonal: bool = True
-    reference: int = Field(default=2000, ge=50)  # points whose |z| define "unusual"
-    quantile: float = Field(default=0.98, gt=0.5, lt=1.0)
+    reference: int = Field(default=2000, ge=50)  # judged points whose |z| define "unusual"
+    quantile: float = Field(default=0.995, gt=0.5, lt=1.0)
     threshold: float = Field(default=1.0, gt=0)
     min_z: float = Field(default=3.0, ge=0)
     # One point alone alarms only this far beyond the line; otherwise it takes two in a row.
@@ -51,21 +68,51 @@ class Params(Frozen):
     min_samples: int = Field(default=50, ge=10)
     # Cycles longer than this many points of history are left out (memory: 16 bytes a point).
     max_history: int = Field(default=8000, ge=100)
+    # Baselines are refreshed every this many periods (the alarm line every 5 times that).
+    refresh: int = Field(default=12, ge=1)
+    # Judge non-negative integer series (counts) on the square-root scale.
+    counts: bool = True
     # After a restart, the recent |z| are recomputed for at most this many stored points.
-    rebuild: int = Field(default=500, ge=0)
+    rebuild: int = Field(default=2000, ge=0)
 
 
 @dataclass
 class _Memo:
-    times: list[int] = field(default_factory=list)
-    z: list[float] = field(default_factory=list)
+    """Per series: the |z| of the last `reference` judged points (NaN for a cold start) in
+    order and, finite ones, sorted; the newest judged time and its raw surprise."""
+
+    recent: deque[float]
+    ordered: list[float] = field(default_factory=list)
+    last: int | None = None
+    surprise: float = 0.0
+
+    def line(self, q: float, min_count: int) -> float:
+        """The `q` quantile (linear, as numpy) of the finite |z|; 0 with too few."""
+        n = len(self.ordered)
+        if n < min_count or n == 0:
+            return 0.0
+        pos = q * (n - 1)
+        lo = int(pos)
+        hi = min(lo + 1, n - 1)
+        a, b = self.ordered[lo], self.ordered[hi]
+        return a + (b - a) * (pos - lo)
+
+    def push(self, az: float) -> None:
+        if len(self.recent) == self.recent.maxlen:
+            old = self.recent[0]
+            if old == old:
+                del self.ordered[bisect_left(self.ordered, old)]
+        self.recent.append(az)
+        if az == az:
+            insort(self.ordered, az)
 
 
 @dataclass(frozen=True)
-class _Fit:
-    z: float  # signed
-    expected: float
-    spread: float
+class _Judged:
+    z: FloatArray  # signed, NaN where no judgement (cold start)
+    expected: FloatArray  # on the judging scale
+    spread: FloatArray
+    counts: np.ndarray  # bool: judged on the square-root scale
 
 
 class AutoDetector:
@@ -78,87 +125,173 @@ class AutoDetector:
             for c in cycles
             if c % self.step == 0 and c // self.step >= 2 and c // self.step * p.cycles <= p.max_history
         ]
+        self.block = p.refresh * self.step
         self._memo: dict[str, _Memo] = {}
 
     def window_seconds(self, interval_seconds: int) -> int:
         longest = max(self.periods, default=0) * self.p.cycles
-        return (self.p.window + longest + self.p.reference) * interval_seconds
+        return (self.p.window + longest + self.p.reference + self.p.refresh) * interval_seconds
 
     def feature_names(self) -> tuple[str, ...]:
         return ()
 
+    def forget(self, series: str) -> None:
+        self._memo.pop(series, None)
+
     # -- the judgement -------------------------------------------------------------------
 
     def detect(self, history: History, point: Current) -> Result:
-        if point.value is None:
-            return skipped(self.id, None, "missing value")
         end = int(np.searchsorted(history.times, point.time, side="left"))
-        times, values = history.times[:end], history.values[:end]
-        memo = self._memo_for(point.series, times, values)
-        fit = self._fit(times, values, point.time, point.value)
-        previous = memo.z[-1] if memo.z else math.nan
-        if point.time > (memo.times[-1] if memo.times else -1):
-            memo.times.append(point.time)
-            memo.z.append(abs(fit.z) if fit is not None else math.nan)
-            if len(memo.z) > 2 * self.p.reference:
-                del memo.times[: -self.p.reference], memo.z[: -self.p.reference]
-        if fit is None:
-            return skipped(self.id, point.value, f"cold start: fewer than {self.p.min_samples} points")
-        past = np.asarray(memo.z[-self.p.reference - 1 : -1])
-        past = past[np.isfinite(past)]
-        ref = float(np.quantile(past, self.p.quantile)) if past.size >= self.p.min_samples else 0.0
-        unusual = max(ref, self.p.min_z, 1e-9)  # |z| of the recent past's rare points
-        line = unusual * self.p.threshold
-        surprise = abs(fit.z) / unusual if math.isfinite(fit.z) else math.inf
-        if surprise < self.p.spike * self.p.threshold:  # not a spike: it must persist
-            before = previous / unusual if math.isfinite(previous) else 0.0
-            surprise = min(surprise, before)
-        anomaly = surprise >= self.p.threshold
-        band = line * fit.spread
-        direction: Direction = ("up" if fit.z > 0 else "down") if anomaly else None
-        score = 1.0 if not math.isfinite(surprise) else surprise / (surprise + self.p.threshold)
-        return Result(
-            self.id,
-            point.value,
-            anomaly,
-            score,
-            fit.expected,
-            fit.expected - band,
-            fit.expected + band,
-            direction,
-        )
+        if end < len(history):  # a re-check of an older period: only what came before it
+            history = History(history.times[:end], history.values[:end], {})
+        return self.detect_many(history, [point])[0]
 
-    def _fit(self, times: IntArray, values: FloatArray, now: int, value: float) -> _Fit | None:
-        recent = values[-self.p.window :]
-        recent = recent[np.isfinite(recent)]
-        if recent.size < self.p.min_samples:
-            return None
-        best: _Fit | None = None
+    def detect_many(self, history: History, points: Sequence[Current]) -> list[Result]:
+        """Judge consecutive points of one series, each against the history before it and
+        the points of `points` before it: the same results as `detect` one by one."""
+        if not points:
+            return []
+        series = points[0].series
+        last = int(history.times[-1]) if len(history) else None
+        new_t = [p.time for p in points]
+        ordered = all(a < b for a, b in pairwise(new_t))
+        if not ordered or (last is not None and new_t[0] <= last) or any(p.series != series for p in points):
+            out = []
+            for p in points:  # unusual input (re-checks, mixed series): one at a time
+                out.append(self.detect(history, p))
+                history = _appended(history, p)
+            return out
+        times = np.concatenate([history.times, np.asarray(new_t, np.int64)])
+        vals = [math.nan if p.value is None else p.value for p in points]
+        values = np.concatenate([history.values, np.asarray(vals, np.float64)])
+        memo = self._memo_for(series, history.times, history.values)
+        first = len(history)
+        idx = first + np.flatnonzero(np.isfinite(values[first:]))
+        judged = self._judge(times, values, idx)
+        held, line = self._surprises(memo, np.abs(judged.z))
+        memo.last = int(times[idx[-1]]) if idx.size else memo.last
+        return self._results(points, first, idx, judged, held, line)
+
+    def _results(
+        self,
+        points: Sequence[Current],
+        first: int,
+        idx: IntArray,
+        j: _Judged,
+        held: FloatArray,
+        line: FloatArray,
+    ) -> list[Result]:
+        out: list[Result | None] = [None] * len(points)
+        thr = self.p.threshold
+        cold = f"cold start: fewer than {self.p.min_samples} points"
+        band = line * j.spread
+        lo, hi = j.expected - band, j.expected + band
+        for k, (i, z, s) in enumerate(zip((idx - first).tolist(), j.z.tolist(), held.tolist(), strict=True)):
+            value = points[i].value
+            if z != z:  # NaN: no baseline yet
+                out[i] = skipped(self.id, value, cold)
+                continue
+            e, a, b = float(j.expected[k]), float(lo[k]), float(hi[k])
+            if j.counts[k]:
+                e, a, b = e * e, max(a, 0.0) ** 2, b * b if b > 0 else 0.0
+            anomaly = s >= thr
+            direction: Direction = ("up" if z > 0 else "down") if anomaly else None
+            score = 1.0 if not math.isfinite(s) else s / (s + thr)
+            out[i] = Result(self.id, value, anomaly, score, e, a, b, direction)
+        return [r if r is not None else skipped(self.id, None, "missing value") for r in out]
+
+    def _judge(self, times: IntArray, values: FloatArray, idx: IntArray) -> _Judged:
+        """z of the points at `idx`, each against the baselines of its block (fitted on the
+        points before the block's start), on the square-root scale where the block's level
+        window is all counts."""
+        n = idx.size
+        z = np.full(n, np.nan)
+        expected = np.full(n, np.nan)
+        spread = np.full(n, np.nan)
+        counts = np.zeros(n, bool)
+        if n == 0:
+            return _Judged(z, expected, spread, counts)
+        starts_t = times[idx] // self.block * self.block
+        blocks, inv = np.unique(starts_t, return_inverse=True)
+        starts = np.searchsorted(times, blocks, side="left")
+        w = self.p.window
+        lo = max(0, int(starts.min()) - w)
+        hi = int(idx.max()) + 1
+        level = _windows(values[lo:hi], starts - lo, w)
+        finite = np.isfinite(level)
+        enough = finite.sum(axis=1) >= self.p.min_samples
+        is_count = np.zeros(blocks.size, bool)
+        if self.p.counts:
+            with np.errstate(invalid="ignore"):
+                whole = np.where(finite, (level >= 0) & (level == np.round(level)), True).all(axis=1)
+            is_count = whole & enough
+        scales = [(False, ~is_count)] if not is_count.any() else [(True, is_count)]
+        if is_count.any() and not is_count.all():
+            scales.append((False, ~is_count))
+        for sqrt, block_mask in scales:
+            point_mask = block_mask[inv] & enough[inv]
+            if not point_mask.any():
+                continue
+            v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
+            zs, es, ss = self._fit(times, v, idx, inv, starts, lo, hi, enough)
+            z = np.where(point_mask, zs, z)
+            expected = np.where(point_mask, es, expected)
+            spread = np.where(point_mask, ss, spread)
+            counts |= point_mask & sqrt
+        return _Judged(z, expected, spread, counts)
+
+    def _fit(
+        self,
+        times: IntArray,
+        v: FloatArray,
+        idx: IntArray,
+        inv: IntArray,
+        starts: IntArray,
+        lo: int,
+        hi: int,
+        enough: np.ndarray,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Per point: z, expected and spread of the best-fitting baseline (smallest spread)."""
+        w, n = self.p.window, idx.size
+        x = v[idx]
+        best_z, best_e = np.full(n, np.nan), np.full(n, np.nan)
+        best_s = np.full(n, np.inf)
+        bases: list[FloatArray | None] = [None]
         for period in self.periods:
-            fit = self._seasonal(times, values, now, value, period)
-            if fit is not None and (best is None or abs(fit.z) < abs(best.z)):
-                best = fit
-        if best is not None:
-            return best
-        centre, spread = _robust(recent)
-        return _Fit((value - centre) / spread, centre, spread)
+            bases.append(_cycle_median(times, v, times[lo:hi], period * self.step, self.p.cycles))
+        for base in bases:
+            resid = v[lo:hi] if base is None else v[lo:hi] - base
+            centre, spread, ok = _robust_rows(_windows(resid, starts - lo, w), self.p.min_samples)
+            base_now = np.zeros(n) if base is None else base[idx - lo]
+            c, s = centre[inv], spread[inv]
+            valid = ok[inv] & enough[inv] & np.isfinite(base_now)
+            s = np.maximum(s, 1e-9 * np.maximum(1.0, np.abs(base_now + c)))
+            better = valid & (s < best_s)
+            e = base_now + c
+            with np.errstate(invalid="ignore", divide="ignore"):
+                best_z = np.where(better, (x - e) / s, best_z)
+            best_e = np.where(better, e, best_e)
+            best_s = np.where(better, s, best_s)
+        return best_z, best_e, np.where(np.isfinite(best_s), best_s, np.nan)
 
-    def _seasonal(
-        self, times: IntArray, values: FloatArray, now: int, value: float, period: int
-    ) -> _Fit | None:
-        lag = period * self.step
-        base_now = _cycle_median(times, values, np.asarray([now]), lag, self.p.cycles)[0]
-        if not math.isfinite(base_now):
-            return None
-        t_recent = times[-self.p.window :]
-        base = _cycle_median(times, values, t_recent, lag, self.p.cycles)
-        resid = values[-self.p.window :] - base
-        resid = resid[np.isfinite(resid)]
-        if resid.size < self.p.min_samples:
-            return None
-        centre, spread = _robust(resid)
-        expected = base_now + centre
-        return _Fit((value - expected) / spread, expected, spread)
+    def _surprises(self, memo: _Memo, az: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Per judged point in order: the surprise after persistence, and the alarm line (in
+        |z|): the quantile of the |z| of the `reference` judged points before it. Moves
+        `memo` past them."""
+        p = self.p
+        floor, spike = max(p.min_z, 1e-9), p.spike * p.threshold
+        held = np.empty(az.size)
+        lines = np.empty(az.size)
+        prev = memo.surprise
+        for k, a in enumerate(az.tolist()):
+            line = max(memo.line(p.quantile, p.min_samples), floor) * p.threshold
+            s = a / line if a == a else 0.0
+            held[k] = s if s >= spike else min(s, prev)
+            lines[k] = line
+            prev = s
+            memo.push(a)
+        memo.surprise = prev
+        return held, lines
 
     # -- derived state ------------------------------------------------------------------
 
@@ -167,108 +300,69 @@ class AutoDetector:
         memo = self._memo.get(series)
         finite = np.flatnonzero(np.isfinite(values))
         last = int(times[finite[-1]]) if finite.size else None
-        if memo is not None and (not memo.times or memo.times[-1] == last):
+        if memo is not None and memo.last == last:
             return memo
-        memo = self._memo[series] = _Memo()
-        first = max(0, times.size - min(self.p.reference, self.p.rebuild))
+        memo = self._memo[series] = _Memo(deque(maxlen=self.p.reference))
+        first = max(0, times.size - self.p.rebuild)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
-        z = self._z_many(times, values, idx)
-        for i, zi in zip(idx.tolist(), z.tolist(), strict=True):
-            if zi != zi:  # not vectorisable here (zero spread): the exact fit
-                fit = self._fit(times[:i], values[:i], int(times[i]), float(values[i]))
-                zi = abs(fit.z) if fit is not None else math.inf
-            memo.times.append(int(times[i]))
-            memo.z.append(zi if zi != math.inf else math.nan)
+        self._surprises(memo, np.abs(self._judge(times, values, idx).z))
+        memo.last = last
         return memo
 
-    def _z_many(self, times: IntArray, values: FloatArray, idx: IntArray) -> FloatArray:
-        """|z| of `_fit` for the points at `idx`, each against the history before it, all at
-        once (a restart rebuilds hundreds per series). NaN where the exact path must decide
-        (a zero spread, where `_robust` falls back to the mean deviation);
-        inf where `_fit` gives no fit (cold start)."""
-        w = self.p.window
-        if idx.size == 0:
-            return np.empty(0)
-        at = idx
-        pad = np.full(w, np.nan)  # a point with less than `w` points before it: NaN-padded
-        padded = np.concatenate([pad, values])
-        rows = np.lib.stride_tricks.sliding_window_view(padded, w)[at]  # values[i-w:i]
-        finite = np.isfinite(rows)
-        counts = finite.sum(axis=1)
-        x = values[at]
-        level_z, level_ok = _robust_z(rows, x, np.zeros(at.size))
-        best = np.where(level_ok, level_z, np.nan)
-        seasonal_best = np.full(at.size, np.nan)
-        exact = ~level_ok
-        for period in self.periods:
-            lag = period * self.step
-            lo = max(0, int(at.min()) - w)
-            base = _cycle_median(times, values, times[lo : int(at.max()) + 1], lag, self.p.cycles)
-            resid = np.concatenate([pad, values[lo : int(at.max()) + 1] - base])
-            base_now = base[at - lo]
-            windows = np.lib.stride_tricks.sliding_window_view(resid, w)[at - lo]
-            enough = np.isfinite(windows).sum(axis=1) >= self.p.min_samples
-            z, ok = _robust_z(windows, x, base_now)
-            valid = np.isfinite(base_now) & enough
-            exact |= valid & ~ok
-            z = np.where(valid & ok, z, np.nan)
-            better = np.isfinite(z) & (np.isnan(seasonal_best) | (np.abs(z) < np.abs(seasonal_best)))
-            seasonal_best = np.where(better, z, seasonal_best)
-        best = np.where(np.isfinite(seasonal_best), seasonal_best, best)
-        result = np.abs(best)
-        result[counts < self.p.min_samples] = np.inf  # `_fit` returns None: no fit
-        result[exact & (counts >= self.p.min_samples)] = np.nan
-        return result
+
+def _appended(h: History, p: Current) -> History:
+    v = math.nan if p.value is None else p.value
+    return History(np.append(h.times, p.time), np.append(h.values, v), {})
 
 
-def _robust(x: FloatArray) -> tuple[float, float]:
-    """`mad_uniform`, floored like every detector's spread."""
-    centre, spread = mad_uniform(x)
-    return centre, max(spread, 1e-9 * max(1.0, abs(centre)))
+def _windows(x: FloatArray, ends: IntArray, w: int) -> FloatArray:
+    """Rows x[e - w : e] for each e in `ends` (NaN-padded before the start)."""
+    padded = np.concatenate([np.full(w, np.nan), x])
+    return np.asarray(sliding_window_view(padded, w)[ends], np.float64)
 
 
-def _robust_z(rows: FloatArray, x: FloatArray, offset: FloatArray) -> tuple[FloatArray, np.ndarray]:
-    """Row-wise `_robust` of the finite values (median, 1.4826 x MAD, floored) and the z of
-    `x` against offset + median; ok = False where the MAD is 0 (`_robust`'s mean fallback is
-    left to the exact path) or a row has no finite value."""
-    rows = np.where(np.isfinite(rows), rows, np.nan)
-    centre = _row_median(rows)
+def _robust_rows(rows: FloatArray, min_count: int) -> tuple[FloatArray, FloatArray, np.ndarray]:
+    """Per row of finite values: the median, 1.4826 x MAD (1.2533 x the mean absolute
+    deviation where the MAD is 0); ok where at least `min_count` values are finite."""
+    count = np.isfinite(rows).sum(axis=1)
+    centre = _row_quantile(rows, 0.5, 1)
     with np.errstate(invalid="ignore"):
-        mad = _row_median(np.abs(rows - centre[:, None]))
-    spread = 1.4826 * mad
-    ok = np.isfinite(spread) & (spread > 0)
-    spread = np.maximum(spread, 1e-9 * np.maximum(1.0, np.abs(centre)))
-    with np.errstate(all="ignore"):
-        z = (x - (offset + centre)) / spread
-    return z, ok
+        dev = np.abs(rows - centre[:, None])
+    mad = _row_quantile(dev, 0.5, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_dev = np.nansum(dev, axis=1) / np.maximum(count, 1)
+    spread = np.where(mad > 0, 1.4826 * mad, 1.2533 * mean_dev)
+    return centre, spread, count >= min_count
 
 
-def _row_median(rows: FloatArray) -> FloatArray:
-    """np.median of each row's non-NaN values (NaN for an empty row), without a Python loop:
-    sort (NaN last), then the middle one or the mean of the middle two, as numpy computes it."""
+def _row_quantile(rows: FloatArray, q: float, min_count: int) -> FloatArray:
+    """np.quantile (linear) of each row's finite values, NaN for rows with fewer than
+    `min_count`; one sort for all rows (NaN sorts last)."""
+    if rows.shape[0] == 0:
+        return np.empty(0)
     ordered = np.sort(rows, axis=1)
-    count = np.sum(~np.isnan(rows), axis=1)
-    last = rows.shape[1] - 1
-    lo = np.clip((count - 1) // 2, 0, last)[:, None]
-    hi = np.clip(count // 2, 0, last)[:, None]
-    a = np.take_along_axis(ordered, lo, axis=1)[:, 0]
-    b = np.take_along_axis(ordered, hi, axis=1)[:, 0]
-    return np.where(count > 0, (a + b) / 2, np.nan)
+    count = np.isfinite(rows).sum(axis=1)
+    pos = q * np.maximum(count - 1, 0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
+    a = np.take_along_axis(ordered, lo[:, None], axis=1)[:, 0]
+    b = np.take_along_axis(ordered, hi[:, None], axis=1)[:, 0]
+    out = a + (b - a) * (pos - lo)
+    return np.where(count >= max(min_count, 1), out, np.nan)
 
 
 def _cycle_median(times: IntArray, values: FloatArray, at: IntArray, lag: int, cycles: int) -> FloatArray:
     """Per time in `at`: the median of the values 1..cycles lags earlier (NaN: fewer than 2)."""
+    if times.size == 0:
+        return np.full(at.size, np.nan)
     rows = []
     for d in range(1, cycles + 1):
         want = at - d * lag
-        idx = np.clip(np.searchsorted(times, want), 0, max(times.size - 1, 0))
-        hit = (times.size > 0) & (times[idx] == want) if times.size else np.zeros(at.size, bool)
-        rows.append(np.where(hit, values[idx] if times.size else np.nan, np.nan))
-    stack = np.vstack(rows)
-    enough = np.isfinite(stack).sum(axis=0) >= 2
-    with np.errstate(all="ignore"):
-        med = np.nanmedian(np.where(enough, stack, 0.0), axis=0) if stack.size else np.empty(0)
-    return np.where(enough, med, np.nan)
+        idx = np.clip(np.searchsorted(times, want), 0, times.size - 1)
+        rows.append(np.where(times[idx] == want, values[idx], np.nan))
+    stack = np.vstack(rows).T
+    med = _row_quantile(stack, 0.5, 2)
+    return med
 
 
 def build(p: Params, interval_seconds: int, detector_id: str | None) -> AutoDetector:

@@ -8,9 +8,10 @@ and a score in [0, 1] where 0.5 is the detector's own alarm line.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -81,6 +82,20 @@ class Detector(Protocol):
         ...
 
     def feature_names(self) -> tuple[str, ...]: ...
+
+
+@runtime_checkable
+class BatchDetector(Protocol):
+    """A detector that judges a run of consecutive points of one series at once.
+
+    `detect_many(history, points)` must return exactly what `detect` would, called
+    point by point with each point appended to the history after it was judged
+    (replays and catch-up use it; live checks pass one point). `forget(series)` drops
+    derived per-series state when the series is forgotten."""
+
+    def detect_many(self, history: History, points: Sequence[Current]) -> list[Result]: ...
+
+    def forget(self, series: str) -> None: ...
 
 
 def window_bounds(times: IntArray, now: int, size: int | timedelta) -> tuple[int, int]:

@@ -154,7 +154,16 @@ def test_backtest_replays_a_csv_through_the_alert_rules_and_sends_nothing(
         rows = list(csvlib.DictReader(fh))
     assert len(rows) == 600 and set(rows[0]) == {
         "timestamp", "series", "detector", "value", "expected", "lower", "upper", "score", "anomaly",
+        "state", "notified",
     }  # fmt: skip
+    # `notified` marks the FIRING period; `state` the alert state after each period.
+    assert [(r["series"], r["timestamp"][:16]) for r in rows if r["notified"] == "1"] == [
+        ("host=b", "2026-01-09T10:00"),
+    ]
+    by_time = {(r["series"], r["timestamp"][:16]): r["state"] for r in rows}
+    assert by_time[("host=b", "2026-01-09T09:00")] == "pending"
+    assert by_time[("host=b", "2026-01-09T10:00")] == "firing"
+    assert by_time[("host=b", "2026-01-09T11:00")] == "ok"
     flagged = [r for r in rows if r["anomaly"] == "1"]
     assert [(r["series"], r["timestamp"][:16]) for r in flagged] == [
         ("host=b", "2026-01-09T09:00"), ("host=b", "2026-01-09T10:00"),

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from detectkd.collectors.base import Window
-from detectkd.collectors.points import PointSpec, rows_to_points
+from detectkd.collectors.points import SEVERAL_ROWS, PointSpec, rows_to_points
 from detectkd.errors import CollectError
 from detectkd.scheduler import GridTrigger, stable_offset
 from detectkd.timegrid import Grid
@@ -95,7 +95,23 @@ def test_duplicate_rows_keep_the_last_with_a_warning() -> None:
         {"period_time": "2026-11-20 10:00:00", "country": "DE", "value": 2},
     ]
     conv = rows_to_points(rows, SPEC, window(), Grid(timedelta(minutes=10)))
-    assert [p.value for p in conv.points] == [2.0] and "duplicate" in conv.warnings[0]
+    assert [p.value for p in conv.points] == [2.0] and conv.warnings[0].startswith(SEVERAL_ROWS)
+
+
+def test_off_grid_rows_belong_to_the_period_that_holds_them() -> None:
+    """14:27 on a 10-minute grid is the 14:20 period; :53 seconds too; two rows in one
+    period keep the last and the warning states the rule."""
+    rows = [
+        {"period_time": "2026-11-20 10:03:53", "country": "DE", "value": 1},
+        {"period_time": "2026-11-20 10:17:00", "country": "DE", "value": 2},
+        {"period_time": "2026-11-20 10:19:59", "country": "DE", "value": 3},
+    ]
+    conv = rows_to_points(rows, SPEC, window(), Grid(timedelta(minutes=10)))
+    assert [(p.period, p.value) for p in conv.points] == [
+        (ts("2026-11-20 10:00:00"), 1.0),
+        (ts("2026-11-20 10:10:00"), 3.0),
+    ]
+    assert len(conv.warnings) == 1 and "[t, t + 10m)" in conv.warnings[0]
 
 
 def test_no_timestamp_column_means_the_newest_requested_period() -> None:
