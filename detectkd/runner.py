@@ -320,15 +320,18 @@ class MetricRuntime:
 
     def _detect(self, point: Point) -> tuple[Point, list[Result], Verdict]:
         window = self._window(point.series)
-        feats = self._features(point.period, point.context)
-        history = window.history()
+        feats = self._features(point.period, point.context) if self.features else {}
         value = None if point.value is None or point.value != point.value else point.value  # NaN: none
-        current = Current(point.period, value, feats, point.series)
         pre = self._prejudged.get((point.series, point.period))
-        results = [
-            r if (r := pre[k] if pre is not None else None) is not None else d.detect(history, current)
-            for k, d in enumerate(self.detectors)
-        ]
+        if pre is not None and None not in pre:
+            results = [r for r in pre if r is not None]  # every detector has judged it
+        else:
+            history = window.history()
+            current = Current(point.period, value, feats, point.series)
+            results = [
+                r if (r := pre[k] if pre is not None else None) is not None else d.detect(history, current)
+                for k, d in enumerate(self.detectors)
+            ]
         verdict = decide(results, self.spec.conditions)
         if value is None and not verdict.anomalous:  # no data (unless `missing_data` flags it)
             verdict = Verdict(False, verdict.primary, judged=False, missing=True)

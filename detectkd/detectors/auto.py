@@ -20,20 +20,24 @@
    series' own previous `reference` (2,000) judged points, floored at
    `min_z` (3): a series whose deviations are routinely large must do
    something rarer than that; a calm one cannot alarm on a small wiggle.
+   The reference moves with every point.
 5. Persistence. A point alarms alone only as a spike (surprise >= `spike` x
-   the line); otherwise the previous judged point must have been beyond the
-   line too (the smaller of the two surprises counts).
-6. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line,
+   the line, 3); otherwise the previous judged point must have been beyond
+   the line too (the smaller of the two surprises counts).
+6. Novelty. In a run of alarming points the surprise halves every `fade` (6)
+   points after the first: a sustained change is news at its start, and the
+   score comes down while the baselines learn the new level.
+7. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line,
    monotone, never infinite. Bounds: expected +/- the alarm line in value
    units (back-transformed for counts, never below 0).
 
 Baselines are refreshed every `refresh` periods on the absolute interval grid
-(a block), from the points before the block's start; the alarm line every 5
-blocks. So every point's judgement depends only on points before it, the same
-live (one point per check, cached per block) and in a replay, which judges a
-whole batch at once with array operations (`detect_many`). The recent |z| are
-derived state, kept per series and rebuilt from stored history after a
-restart.
+(a block), from the `window` points with values before the block's start; the
+alarm line moves with every point. So every point's judgement depends only on
+points before it, the same live (one point per check) and in a replay, which
+judges a whole batch at once with array operations (`detect_many`). The recent
+|z| (and the run length) are derived state, kept per series, rebuilt from
+stored history after a restart and dropped with a forgotten series.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ DAY, WEEK = 86400, 7 * 86400
 
 
 class Params(Frozen):
-    window: int = Field(default=600, ge=20)  # points: level baseline and residual spread
+    window: int = Field(default=400, ge=20)  # points: level baseline and residual spread
     cycles: int = Field(default=3, ge=2)  # previous days / weeks in a seasonal baseline
     seasonal: bool = True
     reference: int = Field(default=2000, ge=50)  # judged points whose |z| define "unusual"
@@ -64,11 +68,14 @@ class Params(Frozen):
     threshold: float = Field(default=1.0, gt=0)
     min_z: float = Field(default=3.0, ge=0)
     # One point alone alarms only this far beyond the line; otherwise it takes two in a row.
-    spike: float = Field(default=2.0, ge=1.0)
+    spike: float = Field(default=3.0, ge=1.0)
+    # In a run of points beyond the line, the surprise halves every this many points after the
+    # first: a sustained change is news at its start (0: no fading).
+    fade: float = Field(default=6.0, ge=0)
     min_samples: int = Field(default=50, ge=10)
     # Cycles longer than this many points of history are left out (memory: 16 bytes a point).
     max_history: int = Field(default=8000, ge=100)
-    # Baselines are refreshed every this many periods (the alarm line every 5 times that).
+    # Baselines are refreshed every this many periods, on the absolute interval grid.
     refresh: int = Field(default=12, ge=1)
     # Judge non-negative integer series (counts) on the square-root scale.
     counts: bool = True
@@ -85,6 +92,7 @@ class _Memo:
     ordered: list[float] = field(default_factory=list)
     last: int | None = None
     surprise: float = 0.0
+    run: int = 0  # judged points in a row beyond the line (before fading)
 
     def line(self, q: float, min_count: int) -> float:
         """The `q` quantile (linear, as numpy) of the finite |z|; 0 with too few."""
@@ -201,9 +209,13 @@ class AutoDetector:
         return [r if r is not None else skipped(self.id, None, "missing value") for r in out]
 
     def _judge(self, times: IntArray, values: FloatArray, idx: IntArray) -> _Judged:
-        """z of the points at `idx`, each against the baselines of its block (fitted on the
-        points before the block's start), on the square-root scale where the block's level
-        window is all counts."""
+        """z of the points at `idx` (all with values), each against the baselines of its block
+        (fitted on the `window` points with values before the block's start: an outage does
+        not shrink the window), on the square-root scale where that window is all counts."""
+        kept = np.isfinite(values)
+        if not kept.all():
+            position = np.cumsum(kept) - 1
+            times, values, idx = times[kept], values[kept], position[idx]
         n = idx.size
         z = np.full(n, np.nan)
         expected = np.full(n, np.nan)
@@ -279,18 +291,21 @@ class AutoDetector:
         |z|): the quantile of the |z| of the `reference` judged points before it. Moves
         `memo` past them."""
         p = self.p
-        floor, spike = max(p.min_z, 1e-9), p.spike * p.threshold
+        floor, spike, thr = max(p.min_z, 1e-9), p.spike * p.threshold, p.threshold
+        fade = 0.5 ** (1.0 / p.fade) if p.fade > 0 else 1.0
         held = np.empty(az.size)
         lines = np.empty(az.size)
-        prev = memo.surprise
+        prev, run = memo.surprise, memo.run
         for k, a in enumerate(az.tolist()):
-            line = max(memo.line(p.quantile, p.min_samples), floor) * p.threshold
+            line = max(memo.line(p.quantile, p.min_samples), floor) * thr
             s = a / line if a == a else 0.0
-            held[k] = s if s >= spike else min(s, prev)
+            h = s if s >= spike else min(s, prev)
+            run = run + 1 if h >= thr else 0
+            held[k] = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
             lines[k] = line
             prev = s
             memo.push(a)
-        memo.surprise = prev
+        memo.surprise, memo.run = prev, run
         return held, lines
 
     # -- derived state ------------------------------------------------------------------

@@ -69,6 +69,7 @@ def test_check_prints_collection_verdicts_and_decision(tmp_path: Path) -> None:
     out = cli("check", "orders", "--at", at, "--no-alert", env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "collected 1 point(s)" in out.stdout
+    assert "rule      a row belongs to the period that holds its timestamp, [t, t + 2s)" in out.stdout
     assert "value=950" in out.stdout
     # No stored history yet: the detector says why it cannot judge.
     assert "mad          skipped: cold start" in out.stdout

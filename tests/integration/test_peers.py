@@ -9,6 +9,7 @@ import pytest
 
 from detectkd.alerting.message import default_text, variables
 from detectkd.config.loader import MetricSpec, load_metrics
+from detectkd.detectors.auto import AutoDetector
 from detectkd.resources import Resources
 from detectkd.runner import MetricRuntime, RunReport
 from detectkd.storage.sqlite import SqliteStore
@@ -34,7 +35,7 @@ detectors:
     params: {{season: 1d, window_size: 7d, n_sigma: 5}}
   - type: flatline
     params: {{min_points: 4}}
-alerter:
+{detectors_extra}alerter:
   type: log
   conditions: {{consecutive_anomalies: 2, peers: {require}}}
 peers:
@@ -49,8 +50,10 @@ class Env:
         self.tmp, self.store, self.resources = tmp, store, resources
         self.db = tmp / "obs.db"
 
-    def spec(self, require: str = "any", collector_extra: str = "") -> MetricSpec:
-        text = METRIC.format(db=self.db, require=require, collector_extra=collector_extra)
+    def spec(self, require: str = "any", collector_extra: str = "", detectors_extra: str = "") -> MetricSpec:
+        text = METRIC.format(
+            db=self.db, require=require, collector_extra=collector_extra, detectors_extra=detectors_extra
+        )
         write(self.tmp / "m" / "temperature.yaml", text)
         result = load_metrics([self.tmp / "m"], None, env={})
         assert result.ok, result.all_errors()
@@ -159,10 +162,13 @@ async def test_a_vanished_series_goes_nodata_then_is_forgotten_for_good(env: Env
                  (T0 + 100 * HOUR,))  # fmt: skip
     conn.commit()
     conn.close()
-    spec = env.spec(collector_extra="  forget_after: 6h")
+    spec = env.spec(collector_extra="  forget_after: 6h", detectors_extra="  - type: auto\n")
     rt = MetricRuntime(spec, env.store, env.resources, None, {}, replay=True)
     report = await rt.check(T0, T0 + 120 * HOUR, notify=True, commit=True)
     gone = "station=s33"
+    auto = rt.detectors[-1]
+    assert isinstance(auto, AutoDetector)  # its per-series state goes with the series
+    assert gone not in auto._memo and "station=s32" in auto._memo
     nodata = [(a.status, hour(a.period)) for a in report.alerts if a.series == gone and a.kind == "nodata"]
     assert nodata == [("firing", 102)]  # three empty periods (100, 101, 102)
     judged = sorted(hour(p.point.period) for p in report.points if p.point.series == gone)

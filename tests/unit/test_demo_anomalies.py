@@ -1,0 +1,85 @@
+"""The demo's three injected anomalies, through the demo metrics' own detectors and rules.
+
+The demo generator's rows are aggregated per 10-second period as the demo queries
+do; orders per region go through the default `auto` with the demo's conditions,
+checkout latency through its zscore. Each injected anomaly must send a FIRING:
+the orders spike in `eu`, the latency jump and the drop of `us` to a tenth (a
+small count: it alarms only because `auto` judges counts on the square-root scale).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from datetime import timedelta
+
+import pytest
+
+from detectkd import demo
+from detectkd.alerting.state import Rules, SeriesState, decide, step
+from detectkd.config.loader import load_metrics
+from detectkd.detectors import registry
+from detectkd.detectors.base import Current, History
+from tests.conftest import REPO
+
+STEP = 10
+
+
+def periods(seconds: int, t0: float) -> tuple[dict[str, dict[int, float]], dict[int, float]]:
+    rng = random.Random(5)
+    orders: dict[str, Counter[int]] = defaultdict(Counter)
+    latency: dict[int, list[float]] = defaultdict(list)
+    start = int(t0) - demo.HISTORY_S
+    for t in range(start, int(t0) + seconds):
+        rows, ms = demo.second_rows(float(t), t0, rng)
+        p = t - t % STEP
+        for _, region, _ in rows:
+            orders[region][p] += 1
+        for region in demo.REGIONS:
+            orders[region][p] += 0  # a period without orders is a 0, as COUNT(*) would not say
+        latency[p].append(ms)
+    return {r: dict(c) for r, c in orders.items()}, {p: sum(v) / len(v) for p, v in latency.items()}
+
+
+def fired(spec_name: str, series: dict[int, float]) -> list[int]:
+    spec = load_metrics([REPO / "etc" / "detectk" / "metrics.d"], REPO / "etc" / "detectk" / "profiles.yaml",
+                        env={"DETECTK_DEMO_DB": "/nonexistent/shop.db"}).metrics[spec_name]  # fmt: skip
+    detectors = []
+    for d in spec.detectors:
+        kind = registry.lookup(d.type)
+        assert kind is not None
+        detectors.append(kind.build(d.params, STEP, d.id))
+    rules = Rules.of(spec.conditions, timedelta(seconds=STEP))
+    state, out = SeriesState(), []
+    times = sorted(series)
+    for i, t in enumerate(times):
+        hist = History.empty() if i == 0 else _history(times[:i], series)
+        results = [d.detect(hist, Current(t, series[t], {}, "s")) for d in detectors]
+        state, notes = step(state, t, decide(results, spec.conditions), rules, True)
+        out += [t for n in notes if n.kind == "anomaly" and n.status == "firing"]
+    return out
+
+
+def _history(times: list[int], series: dict[int, float]) -> History:
+    import numpy as np
+
+    keep = times[-1200:]
+    return History(np.asarray(keep, np.int64), np.asarray([series[t] for t in keep], np.float64), {})
+
+
+@pytest.mark.parametrize(
+    "t0",
+    [1_763_956_800.0, 1_764_000_000.0],  # 04:00 UTC (quiet: `us` has ~19 orders a period), 16:00 (busy)
+    ids=["night", "afternoon"],
+)
+def test_all_three_demo_anomalies_alert(t0: float) -> None:
+    orders, latency = periods(demo.CYCLE_S, t0)
+    live = int(t0)
+    eu = [t - live for t in fired("demo_orders", orders["eu"]) if t >= live]
+    us = [t - live for t in fired("demo_orders", orders["us"]) if t >= live]
+    lat = [t - live for t in fired("demo_checkout_latency", latency) if t >= live]
+    assert any(40 <= t < 80 for t in eu), eu  # spike: +45 s .. +75 s
+    assert any(95 <= t < 130 for t in lat), lat  # latency x4: +100 s .. +125 s
+    assert any(160 <= t < 200 for t in us), us  # drop to a tenth: +165 s .. +195 s
+    quiet = [t for t in eu + us + lat if not (40 <= t < 200)]
+    assert len(quiet) <= 1, quiet  # and (almost) nothing else in the cycle
