@@ -59,6 +59,7 @@ class Daemon:
         self.ready = False
         self.stop_event = asyncio.Event()
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._reloads: set[asyncio.Task[dict[str, Any]]] = set()  # reloads started by SIGHUP
         self._reload_lock = asyncio.Lock()
         self._sem = asyncio.Semaphore(settings.max_concurrent_checks)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
@@ -79,7 +80,24 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+        loop.add_signal_handler(signal.SIGHUP, self.reload_soon)
+
+    def reload_soon(self, reason: str = "SIGHUP") -> asyncio.Task[dict[str, Any]]:
+        """Start a reload from a signal handler: the task is kept until it is done and its
+        failure is logged and counted (never an unretrieved task exception)."""
+        task = asyncio.ensure_future(self.reload(reason))
+        self._reloads.add(task)
+        task.add_done_callback(self._reload_done)
+        return task
+
+    def _reload_done(self, task: asyncio.Task[dict[str, Any]]) -> None:
+        self._reloads.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("reload failed", error=error_line(exc))
+            self.telemetry.reload_ok.set(0)
 
     async def start(self) -> None:
         async with self._reload_lock:  # a reload requested meanwhile runs right after
@@ -361,15 +379,13 @@ class Daemon:
         finish = rt.finish_for(scheduled)
         ok = False
         async with self._sem:
+            started = time.monotonic()
             try:
                 async with asyncio.timeout(timeout):
                     await rt.run(finish)
                 ok = True
-            except TimeoutError:
-                rt.status.state = "error"
-                rt.status.last_error = f"run exceeded {timeout:g}s and was cancelled"
-                self.telemetry.checks.labels(name, "error").inc()
-                self.telemetry.metric_up.labels(name).set(0)
+            except TimeoutError:  # the run was cancelled: count it like any failed run
+                rt.record_failure(f"{name}: run exceeded {timeout:g}s and was cancelled", started)
                 log.warning("check failed", metric=name, error=rt.status.last_error)
             except Exception:
                 log.warning(

@@ -634,14 +634,20 @@ class MetricRuntime:
             tel.last_run.labels(self.name).set(s.last_run_at)
 
     def _failed(self, exc: Exception, started: float) -> None:
+        profile = self.spec.collector.profile
+        line = error_line(exc)
+        self.record_failure(f"{self.name} (profile {profile}): {line}" if profile else f"{self.name}: {line}",
+                            started)  # fmt: skip
+
+    def record_failure(self, message: str, started: float) -> None:
+        """Count a failed run (also one the caller cancelled, e.g. on its timeout): runs,
+        failures, last run time and duration, the error, telemetry. `started`: monotonic."""
         s = self.status
         s.runs += 1
         s.failures += 1
         s.last_run_at = time.time()
         s.last_duration = time.monotonic() - started
-        profile = self.spec.collector.profile
-        line = error_line(exc)
-        s.last_error = f"{self.name} (profile {profile}): {line}" if profile else f"{self.name}: {line}"
+        s.last_error = message
         s.state = "error"
         tel = self.telemetry
         if tel is not None:

@@ -116,3 +116,30 @@ def z_to_score(z: float, n_sigma: float) -> float:
         return 1.0
     z = abs(z)
     return float(z / (z + n_sigma)) if n_sigma > 0 else 1.0
+
+
+# Calibrated detectors also want a point beyond what their own window routinely shows:
+# outside the central CALIBRATION share of the window (0.05 % in each tail).
+CALIBRATION = 0.999
+
+
+def tails(sorted_values: list[float] | FloatArray) -> tuple[float, float]:
+    """The (1 - CALIBRATION) / 2 and (1 + CALIBRATION) / 2 quantiles (linear, as numpy) of
+    already sorted values."""
+    n = len(sorted_values)
+    out = []
+    for q in ((1 - CALIBRATION) / 2, (1 + CALIBRATION) / 2):
+        pos = q * (n - 1)
+        lo = int(pos)
+        hi = min(lo + 1, n - 1)
+        a, b = float(sorted_values[lo]), float(sorted_values[hi])
+        out.append(a + (b - a) * (pos - lo))
+    return out[0], out[1]
+
+
+def calibrated_lines(
+    n_sigma: float, centre: float, spread: float, lo: float, hi: float
+) -> tuple[float, float]:
+    """Alarm lines below and above `centre`, in spreads: at least `n_sigma`, and beyond the
+    window's own routine extremes `lo` / `hi` (values at the calibration tails)."""
+    return max(n_sigma, (centre - lo) / spread), max(n_sigma, (hi - centre) / spread)

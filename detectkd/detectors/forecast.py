@@ -32,7 +32,17 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from detectkd.config.types import Frozen, Window
-from detectkd.detectors.base import Current, Direction, FloatArray, History, Result, skipped, z_to_score
+from detectkd.detectors.base import (
+    Current,
+    Direction,
+    FloatArray,
+    History,
+    Result,
+    calibrated_lines,
+    skipped,
+    tails,
+    z_to_score,
+)
 from detectkd.detectors.robust import mad_uniform
 from detectkd.detectors.simple import window_of, window_seconds
 
@@ -49,6 +59,8 @@ class Params(Frozen):
     damping: float = Field(default=0.98, gt=0, le=1)
     n_sigma: float = Field(default=3.0, gt=0)
     min_samples: int = Field(default=20, ge=5)
+    # Also require the error to lie beyond the central 99.5 % of the window's own one-step errors.
+    calibrated: bool = True
 
     @field_validator("season", mode="before")
     @classmethod
@@ -93,13 +105,18 @@ class ForecastDetector:
         if resid.shape[0] < max(5, self.p.min_samples // 2) or not math.isfinite(expected):
             return skipped(self.id, point.value, "cold start: too few residuals after warm-up")
         spread = max(mad_uniform(resid)[1], _REL_FLOOR * max(1.0, abs(expected)))
-        band = self.p.n_sigma * spread
-        lower, upper = expected - band, expected + band
+        n = self.p.n_sigma
+        below, above = (n, n)
+        if self.p.calibrated:
+            lo, hi = tails(np.sort(resid))
+            below, above = calibrated_lines(n, 0.0, spread, lo, hi)
+        lower, upper = expected - below * spread, expected + above * spread
         v = point.value
         z = abs(v - expected) / spread
         anomaly = v > upper or v < lower
         direction: Direction = ("up" if v > upper else "down") if anomaly else None
-        return Result(self.id, v, anomaly, z_to_score(z, self.p.n_sigma), expected, lower, upper, direction)
+        line = above if v >= expected else below
+        return Result(self.id, v, anomaly, z_to_score(z, line), expected, lower, upper, direction)
 
 
 def _on_grid(values: FloatArray, times: np.ndarray, now: int, step: int) -> FloatArray:

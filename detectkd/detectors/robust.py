@@ -31,7 +31,9 @@ from detectkd.detectors.base import (
     History,
     IntArray,
     Result,
+    calibrated_lines,
     skipped,
+    tails,
     window_bounds,
     z_to_score,
 )
@@ -56,6 +58,9 @@ class Params(Frozen):
     seasonal_features: list[str | Feature] = Field(default_factory=list)
     use_combined_seasonality: bool = False
     min_samples: int = Field(default=10, ge=2)
+    # Also require the point to lie beyond the central 99.5 % of its (group's) window: the
+    # score is calibrated to the series (DetectK's zscore and mad: off, as DetectK).
+    calibrated: bool = False
     # Fit a straight line to the window and judge the point against the line's value at
     # its time (a steady trend is not an anomaly).
     detrend: bool = False
@@ -154,6 +159,10 @@ class RobustDetector:
     def feature_names(self) -> tuple[str, ...]:
         return self._features
 
+    def forget(self, series: str) -> None:
+        """Drop the sorted windows kept for a forgotten series."""
+        self._memo.pop(series, None)
+
     def detect(self, history: History, point: Current) -> Result:
         if point.value is None:
             return skipped(self.id, None, "missing value")
@@ -205,19 +214,25 @@ class RobustDetector:
         """`x`: history (detrended: residuals); `offset`: the trend's value at the point."""
         w = weights_for(x.shape[0], self._decay)
         centre, spread = self._baseline(x, w)
-        return self._result(centre + offset, spread, value)
+        edges = tails(np.sort(x)) if self.p.calibrated else None
+        if edges is not None:
+            edges = (edges[0] + offset, edges[1] + offset)
+        return self._result(centre + offset, spread, value, edges)
 
-    def _result(self, centre: float, spread: float, value: float) -> Result:
+    def _result(
+        self, centre: float, spread: float, value: float, edges: tuple[float, float] | None = None
+    ) -> Result:
         spread = max(spread, _REL_FLOOR * max(1.0, abs(centre)))
-        band = self.p.n_sigma * spread
-        lower, upper = centre - band, centre + band
+        n = self.p.n_sigma
+        below, above = calibrated_lines(n, centre, spread, *edges) if edges is not None else (n, n)
+        lower, upper = centre - below * spread, centre + above * spread
         z = abs(value - centre) / spread
         anomaly = value > upper or value < lower
         return Result(
             detector=self.id,
             value=value,
             anomaly=anomaly,
-            score=z_to_score(z, self.p.n_sigma),
+            score=z_to_score(z, above if value >= centre else below),
             expected=centre,
             lower=lower,
             upper=upper,
@@ -263,7 +278,10 @@ class RobustDetector:
             chosen = [memo.whole_window(min_time, min_row)]
         else:
             memo.whole = None  # not needed now: rebuilt from the rows if it is needed again
-        results = [self._result(*_sorted_baseline(g), value) for g in chosen]
+        calibrated = self.p.calibrated
+        results = [
+            self._result(*_sorted_baseline(g), value, tails(g.sorted) if calibrated else None) for g in chosen
+        ]
         return min(results, key=lambda r: (r.anomaly, r.score))
 
     def _sync(self, history: History, point: Current) -> _Rolling:
@@ -364,11 +382,16 @@ def _group(groups: dict[tuple[Any, ...], SortedWindow], key: tuple[Any, ...]) ->
 class SeasonalParams(Params):
     """`seasonal`: a robust baseline per seasonal bucket, falling back to the whole window."""
 
-    season: str | list[str] = "hour_of_week"  # hour_of_day, day_of_week, hour_of_week, or context columns
+    # hour_of_day, day_of_week, hour_of_week, or context columns. The default: hour of the day
+    # (28 days give 28 points per bucket even for hourly data; hour_of_week wants 8+ weeks).
+    season: str | list[str] = "hour_of_day"
     method: Literal["mad", "zscore"] = "mad"
     window_size: Window = timedelta(days=28)
     use_weighted: bool = False
-    min_samples: int = Field(default=5, ge=2)
+    # A bucket judges alone from this many points on (a calibrated tail needs them); until
+    # then the point is judged against the whole window.
+    min_samples: int = Field(default=30, ge=2)
+    calibrated: bool = True
 
     def robust(self) -> Params:
         names = [self.season] if isinstance(self.season, str) else list(self.season)

@@ -31,7 +31,16 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from detectkd.config.types import Duration, Frozen, Window
-from detectkd.detectors.base import Current, Direction, FloatArray, History, Result, skipped, window_bounds
+from detectkd.detectors.base import (
+    Current,
+    Direction,
+    FloatArray,
+    History,
+    Result,
+    skipped,
+    tails,
+    window_bounds,
+)
 
 WEEK = 7 * 86400
 
@@ -60,6 +69,8 @@ class IqrParams(Frozen):
     window_size: Window = timedelta(days=7)
     multiplier: float = Field(default=1.5, gt=0)
     min_samples: int = Field(default=10, ge=4)
+    # Also require the point to lie beyond the central 99.5 % of the window's values.
+    calibrated: bool = True
 
 
 class IqrDetector:
@@ -81,12 +92,16 @@ class IqrDetector:
             return skipped(self.id, point.value, f"cold start: fewer than {self.p.min_samples} points")
         q1, median, q3 = (float(v) for v in np.percentile(x, [25, 50, 75]))
         iqr = max(q3 - q1, 1e-9 * max(1.0, abs(median)))
-        k = self.p.multiplier
-        lower, upper = q1 - k * iqr, q3 + k * iqr
+        k = k_lo = k_hi = self.p.multiplier
+        if self.p.calibrated:  # fences at least at the window's own routine extremes
+            lo, hi = tails(np.sort(x))
+            k_lo, k_hi = max(k, (q1 - lo) / iqr), max(k, (hi - q3) / iqr)
+        lower, upper = q1 - k_lo * iqr, q3 + k_hi * iqr
         v = point.value
         d = max(q1 - v, v - q3, 0.0) / iqr
         anomaly = v < lower or v > upper
         direction: Direction = ("up" if v > upper else "down") if anomaly else None
+        k = k_hi if v > q3 else k_lo if v < q1 else k
         return Result(self.id, v, anomaly, ratio_score(d, k), median, lower, upper, direction)
 
 

@@ -138,6 +138,70 @@ async def test_a_busy_run_is_skipped_and_counted(tmp_path: Path) -> None:
             await d.close()
 
 
+async def test_a_run_cancelled_by_its_timeout_is_counted_as_a_failed_run(tmp_path: Path) -> None:
+    """Issue 12, bug 1: the timeout cancelled the run before its bookkeeping, so the API
+    showed an error with 0 runs and 0 failures."""
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({"value": 1})
+
+    async with http_server(hang, method="GET", path="/") as base:
+        write(
+            tmp_path / "metrics.d" / "hang.yaml",
+            f"name: hang\nschedule: {{interval: 1s}}\ncollector:\n  type: http\n  params: {{url: '{base}/', timeout: 20s}}\n",
+        )
+        d = Daemon(make_settings(tmp_path, run_timeout="1s"))
+        await d.start()
+        try:
+            status = d.runtimes["hang"].status
+            async with asyncio.timeout(20):
+                while status.failures < 1:
+                    await asyncio.sleep(0.05)
+            assert status.runs >= 1 and status.state == "error"
+            assert status.last_run_at is not None and (status.last_duration or 0) >= 0.9
+            assert "exceeded 1s" in (status.last_error or "")
+            api = d.runtimes["hang"].api()
+            assert api["failures"] >= 1 and api["runs"] >= api["failures"]
+        finally:
+            release.set()
+            d.scheduler.shutdown(wait=False)
+            await d._drain(5)
+            await d.close()
+
+
+async def test_a_sighup_reload_that_fails_while_applying_is_kept_logged_and_counted(tmp_path: Path) -> None:
+    """Issue 12, bug 3: the SIGHUP task was not kept, so an exception raised while applying
+    (past the load's own error handling) was never retrieved and reload success stayed 1."""
+    from detectkd.errors import StorageError
+
+    write(
+        tmp_path / "metrics.d" / "m.yaml",
+        "name: m\ncollector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n",
+    )
+    d = Daemon(make_settings(tmp_path))
+    await d.start()
+    try:
+        assert d.telemetry.reload_ok._value.get() == 1
+
+        async def broken_apply(*args: object) -> None:
+            raise StorageError("store went away half-way")
+
+        d._apply = broken_apply  # type: ignore[method-assign,assignment]
+        task = d.reload_soon()
+        assert task in d._reloads
+        with pytest.raises(StorageError):
+            await task
+        await asyncio.sleep(0)  # the done callback runs on the next loop turn
+        assert task not in d._reloads and task.exception() is not None
+        assert d.telemetry.reload_ok._value.get() == 0
+    finally:
+        d.scheduler.shutdown(wait=False)
+        await d._drain(5)
+        await d.close()
+
+
 async def test_daily_retention_deletes_old_rows_but_never_inside_a_window(tmp_path: Path) -> None:
     from detectkd.collectors.points import Point
     from detectkd.detectors.base import Result

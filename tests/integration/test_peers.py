@@ -10,6 +10,7 @@ import pytest
 from detectkd.alerting.message import default_text, variables
 from detectkd.config.loader import MetricSpec, load_metrics
 from detectkd.detectors.auto import AutoDetector
+from detectkd.detectors.robust import RobustDetector
 from detectkd.resources import Resources
 from detectkd.runner import MetricRuntime, RunReport
 from detectkd.storage.sqlite import SqliteStore
@@ -32,7 +33,7 @@ collector:
 {collector_extra}
 detectors:
   - type: forecast
-    params: {{season: 1d, window_size: 7d, n_sigma: 5}}
+    params: {{season: 1d, window_size: 7d, n_sigma: 5, calibrated: false}}
   - type: flatline
     params: {{min_points: 4}}
 {detectors_extra}alerter:
@@ -162,13 +163,15 @@ async def test_a_vanished_series_goes_nodata_then_is_forgotten_for_good(env: Env
                  (T0 + 100 * HOUR,))  # fmt: skip
     conn.commit()
     conn.close()
-    spec = env.spec(collector_extra="  forget_after: 6h", detectors_extra="  - type: auto\n")
+    extra = "  - type: auto\n  - type: mad\n    params: {window_size: 2d, use_weighted: false}\n"
+    spec = env.spec(collector_extra="  forget_after: 6h", detectors_extra=extra)
     rt = MetricRuntime(spec, env.store, env.resources, None, {}, replay=True)
     report = await rt.check(T0, T0 + 120 * HOUR, notify=True, commit=True)
     gone = "station=s33"
-    auto = rt.detectors[-1]
-    assert isinstance(auto, AutoDetector)  # its per-series state goes with the series
-    assert gone not in auto._memo and "station=s32" in auto._memo
+    auto, mad = rt.detectors[-2:]
+    assert isinstance(auto, AutoDetector) and isinstance(mad, RobustDetector)
+    for kept in (auto._memo, mad._memo):  # per-series detector state goes with the series
+        assert gone not in kept and "station=s32" in kept
     nodata = [(a.status, hour(a.period)) for a in report.alerts if a.series == gone and a.kind == "nodata"]
     assert nodata == [("firing", 102)]  # three empty periods (100, 101, 102)
     judged = sorted(hour(p.point.period) for p in report.points if p.point.series == gone)

@@ -24,7 +24,7 @@ def build(kind: str, **params: Any) -> Any:
 
 def test_iqr_fences_score_half_at_the_fence() -> None:
     h = history(noisy())
-    d = build("iqr", window_size=1000)
+    d = build("iqr", window_size=1000, calibrated=False)  # Tukey's fences alone
     q1, q3 = np.percentile(h.values, [25, 75])
     fence = q3 + 1.5 * (q3 - q1)
     at_fence = d.detect(h, at_end(h, float(fence)))
@@ -35,6 +35,23 @@ def test_iqr_fences_score_half_at_the_fence() -> None:
     assert dip.anomaly and dip.direction == "down"
     assert not d.detect(h, at_end(h, 101.0)).anomaly
     assert d.detect(history([1.0, 2.0]), Current(120, 1.0, {})).skipped  # cold start
+
+
+def test_calibrated_iqr_fences_reach_the_windows_own_extremes() -> None:
+    """Heavy tails put many points beyond Tukey's fences; calibrated (the default), a fence
+    is at least the window's 0.05 % / 99.95 % quantile, and the score is 0.5 on it."""
+    from detectkd.detectors.base import tails
+
+    rng = np.random.default_rng(3)
+    h = history(100 + rng.standard_t(2, 1500) * 3)
+    plain, calibrated = build("iqr", window_size=1000, calibrated=False), build("iqr", window_size=1000)
+    x = h.values[-1000:]
+    hi = tails(np.sort(x))[1]
+    assert math.isclose(hi, float(np.quantile(x, 0.9995)))
+    r = calibrated.detect(h, at_end(h, hi))
+    assert math.isclose(r.upper or 0.0, hi) and math.isclose(r.score, 0.5, abs_tol=1e-9)
+    assert plain.detect(h, at_end(h, hi)).anomaly and not r.anomaly
+    assert calibrated.detect(h, at_end(h, hi + 50)).anomaly
 
 
 def test_iqr_on_constant_history_is_finite() -> None:
@@ -139,7 +156,7 @@ def test_seasonal_baseline_per_hour_with_global_fallback() -> None:
     h = History(times.astype(np.int64), values, feats)
     now = int(times[-1]) + 3600  # hour 0: a night hour
     night = {"hour_of_day": 0.0}
-    seasonal = build("seasonal", season="hour_of_day", n_sigma=4)
+    seasonal = build("seasonal", season="hour_of_day", n_sigma=4, min_samples=5)
     r = seasonal.detect(h, Current(now, 160.0, night))  # near the day-time level, at night
     assert r.anomaly and r.direction == "up" and abs((r.expected or 0) - 100) < 3
     assert not seasonal.detect(h, Current(now, 101.0, night)).anomaly
