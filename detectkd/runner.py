@@ -513,8 +513,10 @@ class MetricRuntime:
             if multi and after is not None and (not seen or seen[-1] < before - after.total_seconds()):
                 continue  # forgotten (or about to be): not brought back by a restart
             w = self._window(series)
+            floor = self.grid.floor
             for sp in pts:
-                w.add(sp.period, sp.value, self._features(sp.period, sp.context))
+                if floor(sp.period) == sp.period:  # points of an earlier grid (another interval) stay out
+                    w.add(sp.period, sp.value, self._features(sp.period, sp.context))
         self._windows_loaded = True
 
     def _window(self, series: str) -> SeriesWindow:

@@ -224,7 +224,15 @@ class _Resolver:
             conditions=conditions,
             storage=storage,
             fingerprint=_digest(resolved),
-            detector_fingerprint=_digest([det_dump, self.cfg.collector.series_columns]),
+            # What alert state and stored windows mean: the detectors, the series and the grid.
+            detector_fingerprint=_digest(
+                [
+                    det_dump,
+                    self.cfg.collector.series_columns,
+                    self.cfg.schedule.interval.total_seconds(),
+                    self.cfg.schedule.timezone,
+                ]
+            ),
             entities=entities,
         )
 

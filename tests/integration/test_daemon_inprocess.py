@@ -104,6 +104,29 @@ async def test_changed_metric_keeps_state_unless_its_detectors_changed(
     assert ("orders", "") not in await daemon.store.load_states()
 
 
+async def test_a_new_interval_or_timezone_resets_the_alert_state(daemon: Daemon, tmp_path: Path) -> None:
+    """Issue 12, bug 5: a state judged on the old grid must not carry to a new one."""
+    await daemon.run_metric("orders", at=T0 + 30 * HOUR + 60)
+    await daemon.run_metric("orders", at=T0 + 31 * HOUR + 60)
+    assert daemon.runtimes["orders"].states[""].status is Status.FIRING
+    path = tmp_path / "metrics.d" / "orders.yaml"
+    for old, new in (
+        ("interval: 1h", "interval: 45m"),
+        ("interval: 45m,", "interval: 45m, timezone: Europe/Berlin,"),
+    ):
+        path.write_text(path.read_text().replace(old, new))
+        assert new in path.read_text()
+        result = await daemon.reload("test")
+        assert result["changed"] == 1 and result["successful"], result
+        assert daemon.runtimes["orders"].states == {}
+        assert ("orders", "") not in await daemon.store.load_states()
+    # Stored hourly points off the 45-minute grid do not enter the new grid's windows.
+    rt = daemon.runtimes["orders"]
+    await rt._load_windows(T0 + 40 * HOUR)
+    times = rt.windows[""].history().times
+    assert times.size > 0 and all(rt.grid.floor(int(t)) == int(t) for t in times)
+
+
 async def test_a_busy_run_is_skipped_and_counted(tmp_path: Path) -> None:
     release = asyncio.Event()
     requests = 0
