@@ -43,8 +43,8 @@ stored history after a restart and dropped with a forgotten series.
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left, insort
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -85,14 +85,19 @@ class Params(Frozen):
 
 @dataclass
 class _Memo:
-    """Per series: the |z| of the last `reference` judged points (NaN for a cold start) in
-    order and, finite ones, sorted; the newest judged time and its raw surprise."""
+    """Per series: the |z| of the last `size` judged points (NaN for a cold start) in order
+    (a ring) and, finite ones, sorted; the newest judged time and its raw surprise. Plain
+    double arrays, not lists: the garbage collector does not walk millions of floats."""
 
-    recent: deque[float]
-    ordered: list[float] = field(default_factory=list)
+    size: int
+    recent: array[float] = field(default_factory=lambda: array("d"))
+    head: int = 0  # once full, the oldest entry of the ring
+    ordered: array[float] = field(default_factory=lambda: array("d"))
     last: int | None = None
     surprise: float = 0.0
     run: int = 0  # judged points in a row beyond the line (before fading)
+    fit_key: tuple[int, ...] | None = None  # the block whose baselines `fit` holds (live checks)
+    fit: _BlockFit | None = None
 
     def line(self, q: float, min_count: int) -> float:
         """The `q` quantile (linear, as numpy) of the finite |z|; 0 with too few."""
@@ -106,13 +111,27 @@ class _Memo:
         return a + (b - a) * (pos - lo)
 
     def push(self, az: float) -> None:
-        if len(self.recent) == self.recent.maxlen:
-            old = self.recent[0]
+        recent = self.recent
+        if len(recent) < self.size:
+            recent.append(az)
+        else:
+            old = recent[self.head]
+            recent[self.head] = az
+            self.head = (self.head + 1) % self.size
             if old == old:
                 del self.ordered[bisect_left(self.ordered, old)]
-        self.recent.append(az)
         if az == az:
             insort(self.ordered, az)
+
+
+@dataclass(frozen=True)
+class _BlockFit:
+    """The baselines of some blocks: per block whether it is judged as counts and has
+    enough data; per scale (square root or not) and baseline, per block (centre, spread, ok)."""
+
+    is_count: np.ndarray
+    enough: np.ndarray
+    fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray]]]
 
 
 @dataclass(frozen=True)
@@ -175,7 +194,7 @@ class AutoDetector:
         memo = self._memo_for(series, history.times, history.values)
         first = len(history)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
-        judged = self._judge(times, values, idx)
+        judged = self._judge(times, values, idx, memo, history.revision)
         held, line = self._surprises(memo, np.abs(judged.z))
         memo.last = int(times[idx[-1]]) if idx.size else memo.last
         return self._results(points, first, idx, judged, held, line)
@@ -208,83 +227,93 @@ class AutoDetector:
             out[i] = Result(self.id, value, anomaly, score, e, a, b, direction)
         return [r if r is not None else skipped(self.id, None, "missing value") for r in out]
 
-    def _judge(self, times: IntArray, values: FloatArray, idx: IntArray) -> _Judged:
+    def _judge(
+        self, times: IntArray, values: FloatArray, idx: IntArray, memo: _Memo | None = None, revision: int = 0
+    ) -> _Judged:
         """z of the points at `idx` (all with values), each against the baselines of its block
         (fitted on the `window` points with values before the block's start: an outage does
-        not shrink the window), on the square-root scale where that window is all counts."""
+        not shrink the window), on the square-root scale where that window is all counts.
+        With `memo` and a known `revision`, a block's fit is kept for the next points of the
+        same block (live checks: one fit per block, not per point)."""
         kept = np.isfinite(values)
         if not kept.all():
             position = np.cumsum(kept) - 1
             times, values, idx = times[kept], values[kept], position[idx]
         n = idx.size
-        z = np.full(n, np.nan)
-        expected = np.full(n, np.nan)
-        spread = np.full(n, np.nan)
-        counts = np.zeros(n, bool)
         if n == 0:
-            return _Judged(z, expected, spread, counts)
-        starts_t = times[idx] // self.block * self.block
-        blocks, inv = np.unique(starts_t, return_inverse=True)
+            return _Judged(np.empty(0), np.empty(0), np.empty(0), np.zeros(0, bool))
+        blocks, inv = np.unique(times[idx] // self.block * self.block, return_inverse=True)
         starts = np.searchsorted(times, blocks, side="left")
+        key: tuple[int, ...] | None = None
+        if memo is not None and revision and blocks.size == 1:
+            s0 = int(starts[0])
+            key = (revision, int(blocks[0]), s0, int(times[s0 - 1]) if s0 else -1)
+        fit = memo.fit if key is not None and memo is not None and memo.fit_key == key else None
+        if fit is None:
+            fit = self._block_fit(times, values, starts)
+            if key is not None and memo is not None:
+                memo.fit_key, memo.fit = key, fit
+        return self._apply(times, values, idx, inv, fit)
+
+    def _block_fit(self, times: IntArray, values: FloatArray, starts: IntArray) -> _BlockFit:
+        """Per block: counts or not, enough data, and per scale and baseline the centre, spread
+        and validity of the residuals in the `window` points before the block's start."""
         w = self.p.window
         lo = max(0, int(starts.min()) - w)
-        hi = int(idx.max()) + 1
+        hi = int(starts.max())
         level = _windows(values[lo:hi], starts - lo, w)
         finite = np.isfinite(level)
         enough = finite.sum(axis=1) >= self.p.min_samples
-        is_count = np.zeros(blocks.size, bool)
+        is_count = np.zeros(starts.size, bool)
         if self.p.counts:
             with np.errstate(invalid="ignore"):
                 whole = np.where(finite, (level >= 0) & (level == np.round(level)), True).all(axis=1)
             is_count = whole & enough
-        scales = [(False, ~is_count)] if not is_count.any() else [(True, is_count)]
-        if is_count.any() and not is_count.all():
-            scales.append((False, ~is_count))
-        for sqrt, block_mask in scales:
-            point_mask = block_mask[inv] & enough[inv]
-            if not point_mask.any():
+        fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray]]] = {}
+        for sqrt in {bool(c) for c in is_count}:
+            v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
+            models = []
+            for base in self._bases(times, v, times[lo:hi]):
+                resid = v[lo:hi] if base is None else v[lo:hi] - base
+                models.append(_robust_rows(_windows(resid, starts - lo, w), self.p.min_samples))
+            fits[sqrt] = models
+        return _BlockFit(is_count, enough, fits)
+
+    def _bases(self, times: IntArray, v: FloatArray, at: IntArray) -> list[FloatArray | None]:
+        """The baselines at times `at`: the level (None: no offset) and each seasonal median."""
+        out: list[FloatArray | None] = [None]
+        for period in self.periods:
+            out.append(_cycle_median(times, v, at, period * self.step, self.p.cycles))
+        return out
+
+    def _apply(
+        self, times: IntArray, values: FloatArray, idx: IntArray, inv: IntArray, fit: _BlockFit
+    ) -> _Judged:
+        """Per point: z, expected and spread of the best-fitting baseline (smallest spread)."""
+        n = idx.size
+        z, expected, spread = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        counts = np.zeros(n, bool)
+        for sqrt, models in fit.fits.items():
+            mask = (fit.is_count[inv] == sqrt) & fit.enough[inv]
+            if not mask.any():
                 continue
             v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
-            zs, es, ss = self._fit(times, v, idx, inv, starts, lo, hi, enough)
-            z = np.where(point_mask, zs, z)
-            expected = np.where(point_mask, es, expected)
-            spread = np.where(point_mask, ss, spread)
-            counts |= point_mask & sqrt
+            x = v[idx]
+            best_s = np.full(n, np.inf)
+            for base, (centre, sp, ok) in zip(self._bases(times, v, times[idx]), models, strict=True):
+                base_now = np.zeros(n) if base is None else base
+                c, s = centre[inv], sp[inv]
+                valid = mask & ok[inv] & np.isfinite(base_now)
+                s = np.maximum(s, 1e-9 * np.maximum(1.0, np.abs(base_now + c)))
+                better = valid & (s < best_s)
+                e = base_now + c
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    z = np.where(better, (x - e) / s, z)
+                expected = np.where(better, e, expected)
+                best_s = np.where(better, s, best_s)
+            spread = np.where(np.isfinite(best_s), best_s, spread)
+            counts |= mask & sqrt
         return _Judged(z, expected, spread, counts)
-
-    def _fit(
-        self,
-        times: IntArray,
-        v: FloatArray,
-        idx: IntArray,
-        inv: IntArray,
-        starts: IntArray,
-        lo: int,
-        hi: int,
-        enough: np.ndarray,
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Per point: z, expected and spread of the best-fitting baseline (smallest spread)."""
-        w, n = self.p.window, idx.size
-        x = v[idx]
-        best_z, best_e = np.full(n, np.nan), np.full(n, np.nan)
-        best_s = np.full(n, np.inf)
-        bases: list[FloatArray | None] = [None]
-        for period in self.periods:
-            bases.append(_cycle_median(times, v, times[lo:hi], period * self.step, self.p.cycles))
-        for base in bases:
-            resid = v[lo:hi] if base is None else v[lo:hi] - base
-            centre, spread, ok = _robust_rows(_windows(resid, starts - lo, w), self.p.min_samples)
-            base_now = np.zeros(n) if base is None else base[idx - lo]
-            c, s = centre[inv], spread[inv]
-            valid = ok[inv] & enough[inv] & np.isfinite(base_now)
-            s = np.maximum(s, 1e-9 * np.maximum(1.0, np.abs(base_now + c)))
-            better = valid & (s < best_s)
-            e = base_now + c
-            with np.errstate(invalid="ignore", divide="ignore"):
-                best_z = np.where(better, (x - e) / s, best_z)
-            best_e = np.where(better, e, best_e)
-            best_s = np.where(better, s, best_s)
-        return best_z, best_e, np.where(np.isfinite(best_s), best_s, np.nan)
 
     def _surprises(self, memo: _Memo, az: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Per judged point in order: the surprise after persistence, and the alarm line (in
@@ -313,11 +342,14 @@ class AutoDetector:
     def _memo_for(self, series: str, times: IntArray, values: FloatArray) -> _Memo:
         """The |z| of the previous points; rebuilt from history when it does not line up."""
         memo = self._memo.get(series)
-        finite = np.flatnonzero(np.isfinite(values))
-        last = int(times[finite[-1]]) if finite.size else None
+        if values.size and math.isfinite(values[-1]):  # the usual case: no O(n) scan
+            last: int | None = int(times[-1])
+        else:
+            finite = np.flatnonzero(np.isfinite(values))
+            last = int(times[finite[-1]]) if finite.size else None
         if memo is not None and memo.last == last:
             return memo
-        memo = self._memo[series] = _Memo(deque(maxlen=self.p.reference))
+        memo = self._memo[series] = _Memo(self.p.reference)
         first = max(0, times.size - self.p.rebuild)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
         self._surprises(memo, np.abs(self._judge(times, values, idx).z))

@@ -9,6 +9,7 @@ import pytest
 
 from detectkd.detectors.auto import AutoDetector, Params
 from detectkd.detectors.base import Current, History
+from detectkd.window import SeriesWindow
 
 STEP = 3600  # hourly: the day (24) and the week (168) are cycles
 
@@ -110,6 +111,14 @@ def test_a_batch_is_judged_exactly_as_point_by_point(n: int) -> None:
     ]
     one = AutoDetector(Params(), step)
     single = [one.detect(History(t[:i], v[:i], {}), points[i]) for i in range(n)]
+    # Live, through the runner's window (a known revision): a block's baselines are fitted once
+    # and kept for its later points; the results must not change.
+    live, window = AutoDetector(Params(), step), SeriesWindow(10**9, ())
+    cached = []
+    for p in points:
+        cached.append(live.detect(window.history(), p))
+        window.add(p.time, p.value, {})
+    assert cached == single and live._memo["s"].fit_key is not None
     many = AutoDetector(Params(), step)
     cut = n // 3  # two batches, as a replay splits history
     batched = many.detect_many(History.empty(), points[:cut])
