@@ -60,6 +60,8 @@ class Daemon:
         self.stop_event = asyncio.Event()
         self._inflight: set[asyncio.Task[Any]] = set()
         self._reloads: set[asyncio.Task[dict[str, Any]]] = set()  # reloads started by SIGHUP
+        # Enabled metrics whose runtime failed to build: (error, states to carry, retry at).
+        self._unbuilt: dict[str, tuple[str, dict[str, SeriesState], float]] = {}
         self._reload_lock = asyncio.Lock()
         self._sem = asyncio.Semaphore(settings.max_concurrent_checks)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
@@ -310,9 +312,12 @@ class Daemon:
                 self.settings.generator_url,
                 self.silences.predicate(self._labels[spec.name]),
             )
-        except Exception as exc:
-            log.error("metric failed to start", metric=spec.name, error=error_line(exc))
+        except Exception as exc:  # shown as the metric's error and retried (`retry_unbuilt`)
+            delay = min(max(spec.config.schedule.interval.total_seconds(), 5.0), 300.0)
+            self._unbuilt[spec.name] = (error_line(exc), dict(states), time.monotonic() + delay)
+            log.error("metric failed to start", metric=spec.name, error=error_line(exc), retry_in_s=delay)
             return
+        self._unbuilt.pop(spec.name, None)
         self.runtimes[spec.name] = rt
         cond = spec.conditions
         self.outages.track(spec.name, source, cond.on_error == "error", cond.error_runs)
@@ -335,7 +340,24 @@ class Daemon:
             replace_existing=True,
         )
 
+    def retry_unbuilt(self, now: float | None = None) -> list[str]:
+        """Try again to start the metrics whose runtime failed to build, once their retry
+        time has come (called from the health loop). Returns the names started."""
+        at = time.monotonic() if now is None else now
+        started = []
+        for name, (_, states, due) in list(self._unbuilt.items()):
+            spec = self.specs.get(name)
+            if spec is None or not spec.config.enabled or name in self.runtimes:
+                self._unbuilt.pop(name, None)
+                continue
+            if at >= due:
+                self._start_metric(spec, states)
+                if name in self.runtimes:
+                    started.append(name)
+        return started
+
     async def _stop_metric(self, name: str, forget: bool = True) -> None:
+        self._unbuilt.pop(name, None)
         if self.scheduler.get_job(name) is not None:
             self.scheduler.remove_job(name)
         rt = self.runtimes.pop(name, None)
@@ -419,6 +441,8 @@ class Daemon:
                     refreshed = time.monotonic()
                     await self.refresh_silences()
                 await self.check_health()
+                if self._unbuilt:
+                    self.retry_unbuilt()
 
     # -- silences ------------------------------------------------------------------------
 
@@ -471,7 +495,11 @@ class Daemon:
         for name in sorted(self.specs):
             rt = self.runtimes.get(name)
             if rt is None:
-                out.append({"name": name, "state": "disabled", "file": self.specs[name].file})
+                entry: dict[str, Any] = {"name": name, "state": "disabled", "file": self.specs[name].file}
+                unbuilt = self._unbuilt.get(name)
+                if unbuilt is not None:  # enabled, but its runtime failed to build: retried
+                    entry |= {"state": "error", "last_error": f"{name}: metric failed to start: {unbuilt[0]}"}
+                out.append(entry)
                 continue
             item = rt.api()
             job = self.scheduler.get_job(name) if self.scheduler.running else None

@@ -7,6 +7,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -219,6 +220,42 @@ async def test_a_sighup_reload_that_fails_while_applying_is_kept_logged_and_coun
         await asyncio.sleep(0)  # the done callback runs on the next loop turn
         assert task not in d._reloads and task.exception() is not None
         assert d.telemetry.reload_ok._value.get() == 0
+    finally:
+        d.scheduler.shutdown(wait=False)
+        await d._drain(5)
+        await d.close()
+
+
+async def test_a_metric_whose_runtime_fails_to_build_shows_the_error_and_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12, bug 4: it showed as "disabled" and was never retried until its file changed."""
+    from detectkd.runner import MetricRuntime as real
+
+    attempts = 0
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise OSError("resource temporarily unavailable")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("detectkd.daemon.MetricRuntime", flaky)
+    write(
+        tmp_path / "metrics.d" / "m.yaml",
+        "name: m\ncollector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n",
+    )
+    d = Daemon(make_settings(tmp_path))
+    await d.start()
+    try:
+        (item,) = d.api_metrics()
+        assert item["state"] == "error" and "resource temporarily unavailable" in item["last_error"]
+        assert "m" not in d.runtimes
+        assert d.retry_unbuilt(now=0.0) == []  # not before its retry time
+        assert d.retry_unbuilt(now=time.monotonic() + 3600) == ["m"]
+        assert "m" in d.runtimes and d.scheduler.get_job("m") is not None
+        assert d.api_metrics()[0]["state"] != "error"
     finally:
         d.scheduler.shutdown(wait=False)
         await d._drain(5)
