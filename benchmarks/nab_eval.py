@@ -90,9 +90,9 @@ def row_windows(times: np.ndarray, windows: list[list[str]]) -> tuple[tuple[int,
     return tuple(out)
 
 
-def replay(path: Path, detector: str, tmp: Path) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per data row: the score and notified of its period, and the CPU seconds taken."""
-    times = load_times(path)
+def replay(path: Path, times: np.ndarray, detector: str, tmp: Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per data row (`times`, the file's own): the score and notified of its period, and the
+    CPU seconds taken."""
     step = int(np.median(np.diff(times)))
     metrics = tmp / detector
     metrics.mkdir(parents=True, exist_ok=True)
@@ -128,7 +128,7 @@ def run_file(
     out = {}
     with tempfile.TemporaryDirectory(prefix="dtk-nab-") as tmp:
         for name in names:
-            scores, notified, cpu = replay(Path(path), name, Path(tmp))
+            scores, notified, cpu = replay(Path(path), times, name, Path(tmp))
             out[name] = (Labelled(key, scores, rows), Labelled(key, notified, rows), cpu)
     return key, out
 

@@ -54,7 +54,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field
 
 from detectkd.config.types import Frozen
-from detectkd.detectors.base import Current, Direction, FloatArray, History, IntArray, Result, skipped
+from detectkd.detectors.base import (
+    Current,
+    Direction,
+    FloatArray,
+    History,
+    IntArray,
+    Result,
+    skipped,
+    sorted_quantile,
+)
 
 DAY, WEEK = 86400, 7 * 86400
 
@@ -102,13 +111,7 @@ class _Memo:
     def line(self, q: float, min_count: int) -> float:
         """The `q` quantile (linear, as numpy) of the finite |z|; 0 with too few."""
         n = len(self.ordered)
-        if n < min_count or n == 0:
-            return 0.0
-        pos = q * (n - 1)
-        lo = int(pos)
-        hi = min(lo + 1, n - 1)
-        a, b = self.ordered[lo], self.ordered[hi]
-        return a + (b - a) * (pos - lo)
+        return sorted_quantile(self.ordered, q) if n >= max(min_count, 1) else 0.0
 
     def push(self, az: float) -> None:
         recent = self.recent

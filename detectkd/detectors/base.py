@@ -123,18 +123,21 @@ def z_to_score(z: float, n_sigma: float) -> float:
 CALIBRATION = 0.999
 
 
-def tails(sorted_values: list[float] | FloatArray) -> tuple[float, float]:
-    """The (1 - CALIBRATION) / 2 and (1 + CALIBRATION) / 2 quantiles (linear, as numpy) of
-    already sorted values."""
+def sorted_quantile(sorted_values: Sequence[float] | FloatArray, q: float) -> float:
+    """The `q` quantile (linear, as numpy) of already sorted, non-empty values."""
     n = len(sorted_values)
-    out = []
-    for q in ((1 - CALIBRATION) / 2, (1 + CALIBRATION) / 2):
-        pos = q * (n - 1)
-        lo = int(pos)
-        hi = min(lo + 1, n - 1)
-        a, b = float(sorted_values[lo]), float(sorted_values[hi])
-        out.append(a + (b - a) * (pos - lo))
-    return out[0], out[1]
+    pos = q * (n - 1)
+    lo = int(pos)
+    a, b = float(sorted_values[lo]), float(sorted_values[min(lo + 1, n - 1)])
+    return a + (b - a) * (pos - lo)
+
+
+def tails(sorted_values: Sequence[float] | FloatArray) -> tuple[float, float]:
+    """The (1 - CALIBRATION) / 2 and (1 + CALIBRATION) / 2 quantiles of sorted values."""
+    return (
+        sorted_quantile(sorted_values, (1 - CALIBRATION) / 2),
+        sorted_quantile(sorted_values, (1 + CALIBRATION) / 2),
+    )
 
 
 def calibrated_lines(

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,26 @@ def make_settings(tmp: Path, **extra: object) -> Settings:
         storage=StorageSettings(path=tmp / "data" / "dtk.db"),
         listen="127.0.0.1:0",
         **extra,  # type: ignore[arg-type]
+    )
+
+
+@asynccontextmanager
+async def running(tmp_path: Path, **settings: object) -> AsyncIterator[Daemon]:
+    """A started daemon on tmp_path's metrics.d, stopped and closed afterwards."""
+    d = Daemon(make_settings(tmp_path, **settings))
+    await d.start()
+    try:
+        yield d
+    finally:
+        d.scheduler.shutdown(wait=False)
+        await d._drain(5)
+        await d.close()
+
+
+def http_metric(tmp_path: Path, name: str, url: str) -> None:
+    write(
+        tmp_path / "metrics.d" / f"{name}.yaml",
+        f"name: {name}\nschedule: {{interval: 1s}}\ncollector:\n  type: http\n  params: {{url: '{url}', timeout: 20s}}\n",
     )
 
 
@@ -139,27 +160,20 @@ async def test_a_busy_run_is_skipped_and_counted(tmp_path: Path) -> None:
         return web.json_response({"value": 1})
 
     async with http_server(slow, method="GET", path="/") as base:
-        write(
-            tmp_path / "metrics.d" / "slow.yaml",
-            f"name: slow\nschedule: {{interval: 1s}}\ncollector:\n  type: http\n  params: {{url: '{base}/', timeout: 20s}}\n",
-        )
-        d = Daemon(make_settings(tmp_path, run_timeout="20s"))
-        await d.start()
+        http_metric(tmp_path, "slow", f"{base}/")
         try:
-            async with asyncio.timeout(20):
-                while d.telemetry.missed.labels("slow")._value.get() < 2:
-                    await asyncio.sleep(0.05)
-            assert requests == 1  # never stacked: one run in flight, later ones skipped
-            release.set()
-            async with asyncio.timeout(20):
-                while d.runtimes["slow"].status.runs < 1:
-                    await asyncio.sleep(0.05)
-            assert d.runtimes["slow"].status.state == "ok"
+            async with running(tmp_path, run_timeout="20s") as d:
+                async with asyncio.timeout(20):
+                    while d.telemetry.missed.labels("slow")._value.get() < 2:
+                        await asyncio.sleep(0.05)
+                assert requests == 1  # never stacked: one run in flight, later ones skipped
+                release.set()
+                async with asyncio.timeout(20):
+                    while d.runtimes["slow"].status.runs < 1:
+                        await asyncio.sleep(0.05)
+                assert d.runtimes["slow"].status.state == "ok"
         finally:
             release.set()
-            d.scheduler.shutdown(wait=False)
-            await d._drain(5)
-            await d.close()
 
 
 async def test_a_run_cancelled_by_its_timeout_is_counted_as_a_failed_run(tmp_path: Path) -> None:
@@ -172,27 +186,20 @@ async def test_a_run_cancelled_by_its_timeout_is_counted_as_a_failed_run(tmp_pat
         return web.json_response({"value": 1})
 
     async with http_server(hang, method="GET", path="/") as base:
-        write(
-            tmp_path / "metrics.d" / "hang.yaml",
-            f"name: hang\nschedule: {{interval: 1s}}\ncollector:\n  type: http\n  params: {{url: '{base}/', timeout: 20s}}\n",
-        )
-        d = Daemon(make_settings(tmp_path, run_timeout="1s"))
-        await d.start()
+        http_metric(tmp_path, "hang", f"{base}/")
         try:
-            status = d.runtimes["hang"].status
-            async with asyncio.timeout(20):
-                while status.failures < 1:
-                    await asyncio.sleep(0.05)
-            assert status.runs >= 1 and status.state == "error"
-            assert status.last_run_at is not None and (status.last_duration or 0) >= 0.9
-            assert "exceeded 1s" in (status.last_error or "")
-            api = d.runtimes["hang"].api()
-            assert api["failures"] >= 1 and api["runs"] >= api["failures"]
+            async with running(tmp_path, run_timeout="1s") as d:
+                status = d.runtimes["hang"].status
+                async with asyncio.timeout(20):
+                    while status.failures < 1:
+                        await asyncio.sleep(0.05)
+                assert status.runs >= 1 and status.state == "error"
+                assert status.last_run_at is not None and (status.last_duration or 0) >= 0.9
+                assert "exceeded 1s" in (status.last_error or "")
+                api = d.runtimes["hang"].api()
+                assert api["failures"] >= 1 and api["runs"] >= api["failures"]
         finally:
             release.set()
-            d.scheduler.shutdown(wait=False)
-            await d._drain(5)
-            await d.close()
 
 
 async def test_a_sighup_reload_that_fails_while_applying_is_kept_logged_and_counted(tmp_path: Path) -> None:
@@ -204,9 +211,7 @@ async def test_a_sighup_reload_that_fails_while_applying_is_kept_logged_and_coun
         tmp_path / "metrics.d" / "m.yaml",
         "name: m\ncollector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n",
     )
-    d = Daemon(make_settings(tmp_path))
-    await d.start()
-    try:
+    async with running(tmp_path) as d:
         assert d.telemetry.reload_ok._value.get() == 1
 
         async def broken_apply(*args: object) -> None:
@@ -220,10 +225,6 @@ async def test_a_sighup_reload_that_fails_while_applying_is_kept_logged_and_coun
         await asyncio.sleep(0)  # the done callback runs on the next loop turn
         assert task not in d._reloads and task.exception() is not None
         assert d.telemetry.reload_ok._value.get() == 0
-    finally:
-        d.scheduler.shutdown(wait=False)
-        await d._drain(5)
-        await d.close()
 
 
 async def test_a_metric_whose_runtime_fails_to_build_shows_the_error_and_is_retried(
@@ -246,9 +247,7 @@ async def test_a_metric_whose_runtime_fails_to_build_shows_the_error_and_is_retr
         tmp_path / "metrics.d" / "m.yaml",
         "name: m\ncollector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n",
     )
-    d = Daemon(make_settings(tmp_path))
-    await d.start()
-    try:
+    async with running(tmp_path) as d:
         (item,) = d.api_metrics()
         assert item["state"] == "error" and "resource temporarily unavailable" in item["last_error"]
         assert "m" not in d.runtimes
@@ -256,10 +255,6 @@ async def test_a_metric_whose_runtime_fails_to_build_shows_the_error_and_is_retr
         assert d.retry_unbuilt(now=time.monotonic() + 3600) == ["m"]
         assert "m" in d.runtimes and d.scheduler.get_job("m") is not None
         assert d.api_metrics()[0]["state"] != "error"
-    finally:
-        d.scheduler.shutdown(wait=False)
-        await d._drain(5)
-        await d.close()
 
 
 async def test_daily_retention_deletes_old_rows_but_never_inside_a_window(tmp_path: Path) -> None:
