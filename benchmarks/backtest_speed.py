@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/backtest_speed.py [--days 365] [--detector mad_hourly]
 
 Writes a CSV (daily cycle, noise, a few incidents), then runs
-`detectkd.backtest.backtest` on it exactly as `detectkd backtest` does:
+`detectkd.commands.backtest.backtest` on it exactly as `detectkd backtest` does:
 the csv collector in `batch_load_days` batches, the detector, the alert state
 machine, the per-series summary. Prints wall time, points per second and the
 peak RSS. Detector configurations:
@@ -31,8 +31,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from detectkd.backtest import backtest  # noqa: E402
-from detectkd.config.loader import load_metrics  # noqa: E402
+from detectkd.commands.backtest import backtest  # noqa: E402
+from detectkd.specs.loader import load_metrics  # noqa: E402
 
 START = 1_735_689_600  # 2025-01-01 00:00 UTC
 

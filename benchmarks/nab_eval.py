@@ -42,8 +42,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from detectkd.backtest import backtest  # noqa: E402
-from detectkd.config.loader import load_metrics  # noqa: E402
+from detectkd.commands.backtest import backtest  # noqa: E402
 from detectkd.evaluation import (  # noqa: E402
     PROFILES,
     Labelled,
@@ -52,6 +51,7 @@ from detectkd.evaluation import (  # noqa: E402
     probation,
     window_recall_and_fp,
 )
+from detectkd.specs.loader import load_metrics  # noqa: E402
 
 # detector name -> the `detector:` block (defaults unless said otherwise)
 CONFIGS: dict[str, str] = {

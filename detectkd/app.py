@@ -6,8 +6,8 @@ import structlog
 
 from detectkd import logs
 from detectkd.config.settings import Settings
-from detectkd.daemon import Daemon
 from detectkd.errors import StorageError
+from detectkd.runtime.daemon import Daemon
 from detectkd.web import start_server
 
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detectkd import __version__, silence_cli
-from detectkd.config.loader import LoadResult, MetricSpec, load_metrics
+from detectkd import __version__
+from detectkd.commands import silence as silence_cli
 from detectkd.config.settings import Settings, load_settings
 from detectkd.durations import parse_duration, parse_moment
 from detectkd.errors import ConfigError
+from detectkd.specs.loader import LoadResult, MetricSpec, load_metrics
 
 DEFAULT_CONFIG = Path("/etc/detectk/detectkd.yaml")
 
@@ -114,7 +115,7 @@ def load_target(args: argparse.Namespace) -> tuple[Settings, MetricSpec] | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from detectkd.oneshot import check_metric
+    from detectkd.commands.check import check_metric
 
     target = load_target(args)
     if target is None:
@@ -151,7 +152,7 @@ def range_target(args: argparse.Namespace, command: str) -> RangeTarget | int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from detectkd.backtest import backtest
+    from detectkd.commands.backtest import backtest
 
     t = range_target(args, "backtest")
     if isinstance(t, int):
@@ -164,7 +165,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def cmd_load_history(args: argparse.Namespace) -> int:
     from detectkd import logs
-    from detectkd.history import load_history
+    from detectkd.commands.history import load_history
 
     t = range_target(args, "load-history")
     if isinstance(t, int):
@@ -175,7 +176,7 @@ def cmd_load_history(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from detectkd.history import export
+    from detectkd.commands.history import export
 
     t = range_target(args, "export")
     if isinstance(t, int):

@@ -264,6 +264,7 @@ def render() -> str:
     for kind, dtype in sorted(detectors.DETECTORS.items()):
         parts.append(section(f"`{kind}`", dtype.params))
     parts.append("## Alerter params (`alerter.params`, by `type`)\n")
+    parts.append(section("Every type", models.AlerterOptions, "params."))
     for kind, atype in sorted(channels.CHANNELS.items()):
         parts.append(section(f"`{kind}`", atype.params))
     return "\n".join(parts).rstrip() + "\n"

@@ -20,7 +20,7 @@ from pydantic_core import core_schema
 
 from detectkd.alerting.channels import registry as channels
 from detectkd.collectors import registry as collectors
-from detectkd.config.models import MetricFile
+from detectkd.config.models import AlerterOptions, MetricFile
 from detectkd.detectors import registry as detectors
 from detectkd.durations import format_duration
 
@@ -55,14 +55,23 @@ def _params(model: type[BaseModel], defs: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _typed(kinds: dict[str, type[BaseModel]], defs: dict[str, Any]) -> list[dict[str, Any]]:
+def _typed(
+    kinds: dict[str, type[BaseModel]], defs: dict[str, Any], shared: type[BaseModel] | None = None
+) -> list[dict[str, Any]]:
+    """`shared`: keys every type's params accept besides its own (an alerter's options)."""
+    extra = _params(shared, defs)["properties"] if shared is not None else {}
     return [
         {
             "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
-            "then": {"properties": {"params": _params(model, defs)}},
+            "then": {"properties": {"params": _with(_params(model, defs), extra)}},
         }
         for kind, model in sorted(kinds.items())
     ]
+
+
+def _with(schema: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
+    schema.setdefault("properties", {}).update(properties)
+    return schema
 
 
 def metric_schema() -> dict[str, Any]:
@@ -80,7 +89,7 @@ def metric_schema() -> dict[str, Any]:
             "anyOf": [{"enum": sorted(by_type)}, {"type": "null"}],
             "description": "the type; may come from the profile instead",
         }
-        block["allOf"] = _typed(by_type, defs)
+        block["allOf"] = _typed(by_type, defs, AlerterOptions if name == "Alerter" else None)
     defs["Detector"]["properties"]["type"] = {"enum": sorted(kinds["Detector"])}
     schema["$schema"] = "http://json-schema.org/draft-07/schema#"
     schema["$id"] = SCHEMA_ID

@@ -17,10 +17,12 @@ is a no-op.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 
@@ -75,3 +77,21 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+    async def beat(self, status_line: Callable[[], str], stop: asyncio.Event) -> None:
+        """WATCHDOG=1 at half systemd's WatchdogSec, from this loop: a hung loop stops the
+        pings. STATUS= is refreshed on the same beat (or every 10 s without a watchdog)."""
+        period = self.watchdog_seconds
+        if not self.enabled:
+            return
+        beat = period / 2 if period else 10.0
+        status = ""
+        while not stop.is_set():
+            if period:
+                self.watchdog()
+            line = status_line()
+            if line != status:
+                self.status(line)
+                status = line
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=beat)

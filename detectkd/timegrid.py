@@ -64,6 +64,17 @@ class Grid:
             p = self.next(p)
         return out
 
+    def batches(self, start: int, finish: int, size_s: float) -> list[tuple[int, int]]:
+        """[start, finish) in consecutive pieces of about `size_s` seconds, on the grid, of
+        at least one period each: how history is collected (`schedule.batch_load_days`)."""
+        out: list[tuple[int, int]] = []
+        lo = start
+        while lo < finish:
+            hi = min(finish, max(self.floor(lo + size_s), self.next(lo)))
+            out.append((lo, hi))
+            lo = hi
+        return out
+
     def _midnight(self, day_number: int) -> int:
         day = _EPOCH_DAY + timedelta(days=day_number)
         return int(datetime.combine(day, time(), self.tz).timestamp())

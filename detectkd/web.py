@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -16,9 +16,36 @@ from detectkd.durations import parse_moment
 from detectkd.storage.base import OutboxItem
 
 if TYPE_CHECKING:
-    from detectkd.daemon import Daemon
+    from detectkd.alerting.silences import Silences
+    from detectkd.config.settings import Settings
+    from detectkd.storage.base import StateStore
+    from detectkd.telemetry import Telemetry
 
-DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
+
+class DaemonAPI(Protocol):
+    """All the HTTP layer uses of the daemon (`runtime.daemon.Daemon` implements it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def telemetry(self) -> Telemetry: ...
+    @property
+    def store(self) -> StateStore: ...
+    @property
+    def silences(self) -> Silences: ...
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def last_reload(self) -> dict[str, Any]: ...
+
+    def running_metrics(self) -> int: ...
+    def api_metrics(self) -> list[dict[str, Any]]: ...
+    def api_sources(self) -> dict[str, dict[str, Any]]: ...
+    async def save_silence(self, s: Silence) -> None: ...
+    async def reload(self, reason: str = "reload") -> dict[str, Any]: ...
+
+
+DAEMON: web.AppKey[DaemonAPI] = web.AppKey("daemon")
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -40,7 +67,7 @@ async def readyz(request: web.Request) -> web.Response:
         await asyncio.wait_for(daemon.store.ping(), timeout=2)
     except Exception as exc:
         return web.json_response({"status": "storage unreachable", "error": str(exc)}, status=503)
-    return web.json_response({"status": "ready", "metrics": len(daemon.runtimes)})
+    return web.json_response({"status": "ready", "metrics": daemon.running_metrics()})
 
 
 async def api_metrics(request: web.Request) -> web.Response:
@@ -146,7 +173,7 @@ async def reload(request: web.Request) -> web.Response:
     return web.json_response(result, status=200 if result.get("successful") else 500)
 
 
-def make_app(daemon: Daemon) -> web.Application:
+def make_app(daemon: DaemonAPI) -> web.Application:
     app = web.Application()
     app[DAEMON] = daemon
     app.router.add_get("/metrics", metrics)
@@ -161,7 +188,7 @@ def make_app(daemon: Daemon) -> web.Application:
     return app
 
 
-async def start_server(daemon: Daemon) -> web.AppRunner:
+async def start_server(daemon: DaemonAPI) -> web.AppRunner:
     runner = web.AppRunner(make_app(daemon), access_log=None)
     await runner.setup()
     host, port = daemon.settings.listen_host_port()

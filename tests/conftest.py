@@ -33,7 +33,9 @@ class Receiver:
     url: str
     received: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # the request path of each received body
     fail_with: int | None = None  # answer this status instead of 200
+    fail_paths: set[str] | None = None  # only on these paths (None: every path)
     attempts: int = 0
     _event: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -54,11 +56,12 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     async def handle(request: web.Request) -> web.Response:
         rec.attempts += 1
-        if rec.fail_with is not None:
+        if rec.fail_with is not None and (rec.fail_paths is None or request.path in rec.fail_paths):
             return web.Response(status=rec.fail_with, text="receiver unavailable")
         body = await request.read()
         rec.received.append(json.loads(body))
         rec.headers.append(dict(request.headers))
+        rec.paths.append(request.path)
         rec._event.set()
         return web.Response(text="ok")
 

@@ -19,28 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import urlsplit
 
 from detectkd.alerting.alert import AlertStatus
 from detectkd.alerting.state import SeriesState, Status
-from detectkd.config.loader import CollectorSpec
 
 ERROR_SERIES = "@error"
 SOURCE_PREFIX = "@source:"
-
-
-def source_key(c: CollectorSpec) -> str:
-    """What "one source" means: the profile, else the connection (no credentials)."""
-    if c.profile:
-        return c.profile
-    data = c.params.model_dump()
-    parts = [str(data[k]) for k in ("host", "port", "database") if data.get(k) not in (None, "")]
-    for k in ("connection_string", "dsn", "url"):
-        raw = data.get(k)
-        if isinstance(raw, str) and raw:
-            u = urlsplit(raw)
-            parts.append(f"{u.hostname or ''}{':' + str(u.port) if u.port else ''}{u.path}")
-    return f"{c.type}:" + "/".join(parts) if parts else c.type
 
 
 @dataclass

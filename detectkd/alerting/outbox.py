@@ -21,12 +21,12 @@ import structlog
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels.base import Channel
 from detectkd.errors import PermanentError, StorageError, TransientError
-from detectkd.storage.base import OutboxItem, OutboxStats, Store
+from detectkd.storage.base import OutboxItem, OutboxStats, StateStore
 from detectkd.telemetry import Telemetry
 
 log = structlog.get_logger("detectkd.outbox")
 
-ChannelLookup = Callable[[str, int], Channel | None]
+ChannelLookup = Callable[[str, str], Channel | None]  # (metric, channel id)
 
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0
@@ -43,7 +43,7 @@ def backoff(attempts: int, rng: random.Random | None = None) -> float:
 class Dispatcher:
     def __init__(
         self,
-        store: Store,
+        store: StateStore,
         channels: ChannelLookup,
         telemetry: Telemetry | None = None,
         retry_for: timedelta = timedelta(hours=24),

@@ -17,10 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from detectkd.timegrid import fmt_local, to_dt
+
+if TYPE_CHECKING:
+    from detectkd.resources import Resources
 
 Row = Mapping[str, Any]
 
@@ -52,6 +55,17 @@ def _interval_text(interval: timedelta) -> str:
     from detectkd.durations import format_duration
 
     return format_duration(interval)
+
+
+@dataclass(frozen=True)
+class Build:
+    """What a collector type's `build` gets: its validated params, the shared connection
+    pools, and the columns that name a row's timestamp and value."""
+
+    params: Any
+    resources: Resources
+    timestamp_column: str = "period_time"
+    value_column: str = "value"
 
 
 class Collector(Protocol):

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 from aiochclient import ChClient, ChClientError
 
-from detectkd.collectors.base import Row, Window
+from detectkd.collectors.base import Build, Row, Window
 from detectkd.collectors.params import NetworkParams
 from detectkd.errors import CollectError
 from detectkd.redact import redact_text
@@ -147,5 +147,5 @@ def _first_line(exc: BaseException) -> str:
     return redact_text(text)[:300]
 
 
-def build(params: Params, resources: Resources) -> ClickhouseCollector:
-    return ClickhouseCollector(params, resources)
+def build(b: Build) -> ClickhouseCollector:
+    return ClickhouseCollector(b.params, b.resources)

@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from detectkd.collectors.base import Row, Window
+from detectkd.collectors.base import Build, Row, Window
 from detectkd.collectors.points import coerce_timestamp
 from detectkd.config.types import Frozen
 from detectkd.errors import CollectError
@@ -85,5 +85,5 @@ class CsvCollector:
         self._rows = []
 
 
-def build(params: Params, timestamp_column: str) -> CsvCollector:
-    return CsvCollector(params, timestamp_column)
+def build(b: Build) -> CsvCollector:
+    return CsvCollector(b.params, b.timestamp_column)

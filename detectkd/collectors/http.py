@@ -19,7 +19,7 @@ from typing import Any, Literal
 import aiohttp
 from pydantic import Field
 
-from detectkd.collectors.base import Row, Window
+from detectkd.collectors.base import Build, Row, Window
 from detectkd.config.types import Duration, Frozen
 from detectkd.errors import CollectError
 from detectkd.resources import Resources
@@ -164,5 +164,5 @@ def _host(url: str) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
-def build(params: Params, resources: Resources, ts_col: str, value_col: str) -> HttpCollector:
-    return HttpCollector(params, resources, ts_col, value_col)
+def build(b: Build) -> HttpCollector:
+    return HttpCollector(b.params, b.resources, b.timestamp_column, b.value_column)

@@ -14,11 +14,9 @@ from typing import Any
 import aiomysql
 import pymysql
 
-from detectkd.collectors.base import Row, Window
+from detectkd.collectors.base import Build, Row, Window
 from detectkd.collectors.netparams import Endpoint, PooledSource, error_text
-from detectkd.collectors.params import NetworkParams
 from detectkd.errors import CollectError
-from detectkd.resources import Resources
 
 CONNECT_TIMEOUT_S = 10
 
@@ -88,5 +86,5 @@ class MysqlCollector(PooledSource):
         return rows
 
 
-def build(params: NetworkParams, resources: Resources) -> MysqlCollector:
-    return MysqlCollector(params, resources)
+def build(b: Build) -> MysqlCollector:
+    return MysqlCollector(b.params, b.resources)

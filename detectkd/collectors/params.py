@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
+from detectkd.config.connection import ConnectionParams
 from detectkd.config.types import Duration, Frozen
 
 
@@ -26,20 +27,6 @@ class QueryParams(Frozen):
     pool_size: int | None = Field(default=None, ge=1)
     max_overflow: int | None = Field(default=None, ge=0)
     interval: Any = None
-
-
-class ConnectionParams(Frozen):
-    """How to reach a database server: keys, or a connection string (keys win)."""
-
-    host: str | None = None
-    port: int | None = None
-    database: str | None = None
-    user: str | None = None
-    password: str | None = None
-    connection_string: str | None = None
-    secure: bool = False
-    verify: bool = True
-    ca_file: str | None = None
 
 
 class NetworkParams(QueryParams, ConnectionParams):

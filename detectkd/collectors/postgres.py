@@ -12,11 +12,9 @@ from typing import Any
 
 import asyncpg
 
-from detectkd.collectors.base import Row, Window
+from detectkd.collectors.base import Build, Row, Window
 from detectkd.collectors.netparams import Endpoint, PooledSource, error_text
-from detectkd.collectors.params import NetworkParams
 from detectkd.errors import CollectError
-from detectkd.resources import Resources
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -60,5 +58,5 @@ class PostgresCollector(PooledSource):
         return [dict(r) for r in records]
 
 
-def build(params: NetworkParams, resources: Resources) -> PostgresCollector:
-    return PostgresCollector(params, resources)
+def build(b: Build) -> PostgresCollector:
+    return PostgresCollector(b.params, b.resources)

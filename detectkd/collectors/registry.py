@@ -1,28 +1,31 @@
 """Collector types by name: the params model each validates against and how to build it.
 
-Adding a source = one module with `Params` and `build`, and one line here.
+Adding a source = one module with `Params` and `build(b: Build) -> Collector`, and one
+line here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, model_validator
 
 from detectkd.collectors import clickhouse, csvfile, http, mysql, postgres, sqlite
-from detectkd.collectors.base import Collector
+from detectkd.collectors.base import Build, Collector
 from detectkd.collectors.params import NetworkParams
 from detectkd.resources import Resources
-
-Builder = Callable[[Any, Resources, str, str], Collector]
 
 
 @dataclass(frozen=True)
 class CollectorType:
     params: type[BaseModel]
-    build: Builder
+    factory: Callable[[Build], Collector]
+
+    def build(self, params: Any, resources: Resources, timestamp_column: str = "period_time",
+              value_column: str = "value") -> Collector:  # fmt: skip
+        return self.factory(Build(params, resources, timestamp_column, value_column))
 
 
 class SqlParams(NetworkParams):
@@ -50,48 +53,23 @@ def sql_driver(url: str) -> str | None:
     }.get(scheme.split("+", 1)[0])
 
 
-def _build_sqlite(params: Any, resources: Resources, ts: str, val: str) -> Collector:
-    return sqlite.build(params, resources)
-
-
-def _build_http(params: Any, resources: Resources, ts: str, val: str) -> Collector:
-    return http.build(params, resources, ts, val)
-
-
-def _build_clickhouse(params: Any, resources: Resources, ts: str, val: str) -> Collector:
-    return clickhouse.build(params, resources)
-
-
-def _build_postgres(params: Any, resources: Resources, ts: str, val: str) -> Collector:
-    return postgres.build(params, resources)
-
-
-def _build_mysql(params: Any, resources: Resources, ts: str, val: str) -> Collector:
-    return mysql.build(params, resources)
-
-
-def _build_csv(params: Any, resources: Resources, ts: str, val: str) -> Collector:
-    return csvfile.build(params, ts)
-
-
-def _build_sql(params: Any, resources: Resources, ts: str, val: str) -> Collector:
-    driver = sql_driver(params.connection_string)
+def _build_sql(b: Build) -> Collector:
+    """DetectK's `type: sql`: routed by the connection string's scheme."""
+    driver = sql_driver(b.params.connection_string)
     if driver == "sqlite":
-        fields = params.model_dump(include=set(sqlite.Params.model_fields), exclude_none=True)
-        return sqlite.build(sqlite.Params.model_validate(fields), resources)
-    if driver == "postgres":
-        return postgres.build(params, resources)
-    return mysql.build(params, resources)
+        fields = b.params.model_dump(include=set(sqlite.Params.model_fields), exclude_none=True)
+        return sqlite.build(replace(b, params=sqlite.Params.model_validate(fields)))
+    return postgres.build(b) if driver == "postgres" else mysql.build(b)
 
 
 COLLECTORS: dict[str, CollectorType] = {
-    "sqlite": CollectorType(sqlite.Params, _build_sqlite),
-    "http": CollectorType(http.Params, _build_http),
+    "sqlite": CollectorType(sqlite.Params, sqlite.build),
+    "http": CollectorType(http.Params, http.build),
     "sql": CollectorType(SqlParams, _build_sql),
-    "clickhouse": CollectorType(clickhouse.Params, _build_clickhouse),
-    "postgres": CollectorType(NetworkParams, _build_postgres),
-    "mysql": CollectorType(NetworkParams, _build_mysql),
-    "csv": CollectorType(csvfile.Params, _build_csv),
+    "clickhouse": CollectorType(clickhouse.Params, clickhouse.build),
+    "postgres": CollectorType(NetworkParams, postgres.build),
+    "mysql": CollectorType(NetworkParams, mysql.build),
+    "csv": CollectorType(csvfile.Params, csvfile.build),
 }
 
 ALIASES = {"postgresql": "postgres", "mariadb": "mysql"}

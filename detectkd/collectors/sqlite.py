@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import model_validator
 
-from detectkd.collectors.base import Row, Window
+from detectkd.collectors.base import Build, Row, Window
 from detectkd.collectors.params import QueryParams
 from detectkd.errors import CollectError
 from detectkd.resources import Resources
@@ -98,5 +98,5 @@ class SqliteCollector:
         return None
 
 
-def build(params: Params, resources: Resources) -> SqliteCollector:
-    return SqliteCollector(params, resources)
+def build(b: Build) -> SqliteCollector:
+    return SqliteCollector(b.params, b.resources)

@@ -1,7 +1,7 @@
 """The metric file, as DetectK wrote it plus detectkd's additions.
 
 Top-level models validate structure only; `params` blocks are validated
-against the model registered for their `type` (see `detectkd.config.loader`).
+against the model registered for their `type` (see `detectkd.specs.loader`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Schedule(Frozen):
 
 
 class Collector(Frozen):
-    type: str | None = None  # sqlite, postgres, mysql, clickhouse, sql, http, csv (or from the profile)
+    type: str | None = None  # a source type (see "Collector params" below), or from the profile
     profile: str | None = None  # a profile from profiles.yaml whose keys merge under `params`
     params: dict[str, Any] = Field(default_factory=dict)  # the type's parameters (tables below)
     timestamp_column: str | None = None  # default `period_time` (DetectK's)
@@ -79,7 +79,7 @@ class Collector(Frozen):
 
 
 class Detector(Frozen):
-    type: str  # auto, threshold, zscore, mad, seasonal, forecast, iqr, change, flatline, missing_data
+    type: str  # a detector type (see "Detector params" below)
     id: str | None = None  # names the detector in results and alerts; default: the type
     params: dict[str, Any] = Field(default_factory=dict)  # the type's parameters (tables below)
 
@@ -151,8 +151,15 @@ class Conditions(Frozen):
         return max(1, math.ceil(self.for_.total_seconds() / interval.total_seconds()))
 
 
+class AlerterOptions(Frozen):
+    """Keys every alerter type accepts in its `params` (where DetectK writes them); they are
+    conditions of the metric's one alert state, not options of a channel."""
+
+    cooldown_minutes: float | None = Field(default=None, ge=0)
+
+
 class Alerter(Frozen):
-    type: str | None = None  # log, webhook, slack, mattermost, telegram, email, alertmanager
+    type: str | None = None  # a channel type (see "Alerter params" below)
     profile: str | None = None  # a profile whose keys merge under `params`
     enabled: bool = True  # false: this channel is skipped
     params: dict[str, Any] = Field(default_factory=dict)  # the type's parameters (tables below)
@@ -167,7 +174,7 @@ class Alerter(Frozen):
 
 class Storage(Frozen):
     enabled: bool = True  # false: datapoints and detections are not stored (windows are in memory)
-    type: str | None = None  # this metric's data in its own store: sqlite, postgres, clickhouse
+    type: str | None = None  # this metric's data in its own store (a storage type, storage.md)
     profile: str | None = None  # a profile with the store's connection
     params: dict[str, Any] = Field(default_factory=dict)  # connection; save_detections, *_retention_days
     retention_days: int | None = Field(default=None, ge=1)  # default: the daemon's retention_days

@@ -13,11 +13,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from detectkd.config.connection import StoreParams
 from detectkd.config.types import Duration
 from detectkd.config.validation import issues_from
 from detectkd.config.yamlsource import load_yaml
 from detectkd.errors import ConfigError
-from detectkd.storage.factory import StoreParams
 
 
 class StorageSettings(StoreParams):
@@ -90,14 +90,6 @@ class Settings(BaseSettings):
     @property
     def store_path(self) -> Path:
         return self.storage.path or self.data_dir / "detectkd.db"
-
-    def make_store(self) -> Any:
-        """The daemon's store, as configured."""
-        from detectkd.storage.factory import build_store
-
-        fields = self.storage.model_dump(exclude={"type"}, exclude_none=True)
-        fields["path"] = str(self.store_path)
-        return build_store(self.storage.type, StoreParams.model_validate(fields))
 
     def listen_host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")

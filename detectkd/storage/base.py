@@ -1,4 +1,4 @@
-"""The storage contract, and the records that cross it.
+"""The storage contracts (`DataStore`, `StateStore`), and the records that cross them.
 
 Every method may raise `StorageError`; none blocks the event loop. Writes are
 idempotent: datapoints and detections are keyed by (metric, series, period
@@ -31,13 +31,13 @@ class OutboxItem:
     key: str
     metric: str
     series: str
-    channel: int  # alerter index within the metric
+    channel: str  # the alerter's stable id (`AlerterSpec.id`); older rows: its index as text
     payload: str  # Alert JSON
     attempts: int
     created_at: float
     next_attempt_at: float
     last_error: str | None = None
-    status: str = "pending"  # pending | dead
+    status: str = "pending"  # pending | dead | sent (kept `SENT_KEPT_S`, then purged)
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class NewOutboxItem:
     key: str
     metric: str
     series: str
-    channel: int
+    channel: str
     payload: str
 
 
@@ -89,9 +89,12 @@ def detection_from_row(r: Sequence[Any]) -> StoredDetection:
     return StoredDetection(str(series), int(period), result)
 
 
+SENT_KEPT_S = 7 * 86400.0  # how long a store that keeps sent outbox rows keeps them
+
+
 def eligible(rows: list[tuple[OutboxItem, float | None]], now: float, limit: int) -> list[OutboxItem]:
     """From pending rows (oldest first, with their lease), the claimable queue heads."""
-    heads: dict[tuple[str, str, int], tuple[OutboxItem, float | None]] = {}
+    heads: dict[tuple[str, str, str], tuple[OutboxItem, float | None]] = {}
     for item, leased_until in rows:
         heads.setdefault((item.metric, item.series, item.channel), (item, leased_until))
     out = [
@@ -102,16 +105,32 @@ def eligible(rows: list[tuple[OutboxItem, float | None]], now: float, limit: int
     return sorted(out, key=lambda i: i.id)[:limit]
 
 
-class Store(Protocol):
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-    async def ping(self) -> None: ...
-
-    async def commit(self, run: RunRecord) -> None:
-        """Points, detections, alert states, outbox rows and the watermark, atomically."""
+class Lifecycle(Protocol):
+    async def open(self) -> None:
+        """Connect and create or migrate the tables. Raises StorageError naming the store."""
         ...
 
-    async def watermark(self, metric: str) -> int | None: ...
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """A round trip to the backend (readiness)."""
+        ...
+
+
+class DataStore(Lifecycle, Protocol):
+    """Datapoints and detections: what was measured and what the detectors said about it.
+
+    Timeouts and cancellation: every call is bounded by the backend's own timeouts (SQLite's
+    30 s busy timeout, the connection timeout of PostgreSQL and ClickHouse) and raises
+    `StorageError` when they expire; a cancelled call (CancelledError passes through) leaves
+    the store as if it had not been made or had completed, never half-written.
+    """
+
+    async def commit(self, run: RunRecord) -> None:
+        """Write `run.points` and `run.detections` (when `run.save_points`) idempotently by
+        (metric, series, period[, detector]), all or nothing. A state store's share of the
+        record (states, outbox, watermark) is written too when this is also the state store."""
+        ...
 
     async def read_points(
         self, metric: str, series: str | None, since: int, until: int
@@ -121,6 +140,27 @@ class Store(Protocol):
 
     async def read_detections(self, metric: str, since: int, until: int) -> list[StoredDetection]:
         """Stored detector results of periods in [since, until), by series, period, detector."""
+        ...
+
+    async def delete_before(self, metric: str, cutoff: int, detections_only: bool = False) -> int:
+        """Retention: delete the metric's rows of periods before `cutoff`. Returns how many."""
+        ...
+
+
+class StateStore(Lifecycle, Protocol):
+    """Watermarks, alert states, the outbox and silences: what must survive a restart for
+    no alert to be lost or sent twice. Same timeout and cancellation contract as `DataStore`;
+    in addition a cancelled `commit` never leaves outbox rows without the alert states that
+    produced them (one transaction, or in ClickHouse an order that a redo repairs)."""
+
+    async def commit(self, run: RunRecord) -> None:
+        """Alert states, forgotten series, outbox rows and the watermark of one run,
+        atomically (with points and detections when this is also the data store). An outbox
+        row whose (key, channel) was ever written (and not yet purged) is not written again."""
+        ...
+
+    async def watermark(self, metric: str) -> int | None:
+        """The newest period committed for `metric` (only ever moves forward)."""
         ...
 
     async def load_states(self) -> dict[tuple[str, str], SeriesState]: ...
@@ -141,14 +181,26 @@ class Store(Protocol):
         ...
 
     async def outbox_pending(self, status: str = "pending") -> list[OutboxItem]:
-        """Rows with this status (`pending` or `dead`), oldest first."""
+        """Rows with this status (`pending`, `dead` or `sent`), oldest first."""
         ...
 
-    async def outbox_done(self, item_id: int) -> None: ...
+    async def outbox_done(self, item_id: int) -> None:
+        """The row was delivered: kept as `sent` until `outbox_purge`."""
+        ...
 
     async def outbox_retry(self, item_id: int, error: str, next_attempt_at: float, dead: bool) -> None: ...
 
     async def outbox_stats(self) -> OutboxStats: ...
+
+    async def outbox_rechannel(self, metric: str, renames: dict[str, str]) -> int:
+        """Pending rows of `metric` whose channel id is a key of `renames` now name its value
+        (reload: an alerter edited in place, e.g. a rotated webhook URL). Returns how many."""
+        ...
+
+    async def outbox_purge(self, sent_before: float) -> int:
+        """Delete the rows sent before `sent_before`. Until then a sent row is kept, so that
+        committing its key again writes nothing (and nothing is sent twice). Returns how many."""
+        ...
 
     async def silence_save(self, silence_id: str, data: str, ends_at: float | None) -> None:
         """Insert or replace a silence (its JSON, see `detectkd.alerting.silences`)."""
@@ -158,4 +210,7 @@ class Store(Protocol):
         """Every stored silence's JSON, ended ones included."""
         ...
 
-    async def delete_before(self, metric: str, cutoff: int, detections_only: bool = False) -> int: ...
+
+class Store(DataStore, StateStore, Protocol):
+    """A backend that is both (every built-in one is; a metric's `storage:` may name another
+    backend as its data store while the daemon's store keeps its state)."""

@@ -8,8 +8,8 @@ and from write order:
 - a run writes points, detections, outbox rows, alert states, then the
   watermark: a crash anywhere leaves the watermark behind, the next run
   recomputes the same periods, and an outbox row that already exists is not
-  written again (rows are kept with status `sent` for that reason, until
-  retention removes them);
+  written again (rows are kept with status `sent` for that reason, for a
+  week: the daily retention pass purges older ones, see `outbox_purge`);
 - retention is `ALTER TABLE ... DELETE` (a mutation; 18.16 has no TTL),
   waited for until done.
 
@@ -31,6 +31,9 @@ import aiohttp
 from aiochclient import ChClient, ChClientError
 
 from detectkd.alerting.state import STATE_COLUMNS, SeriesState, state_from_row, state_row
+from detectkd.collectors.clickhouse import Params as ChParams
+from detectkd.collectors.clickhouse import ch_endpoint
+from detectkd.config.connection import StoreParams
 from detectkd.errors import StorageError
 from detectkd.redact import redact_text
 from detectkd.storage.base import (
@@ -42,43 +45,7 @@ from detectkd.storage.base import (
     detection_from_row,
     eligible,
 )
-
-TABLES = [
-    """CREATE TABLE IF NOT EXISTS dtk_datapoints (
-        metric String, series String, period DateTime('UTC'), value Nullable(Float64),
-        context String, collected_at DateTime('UTC'), version UInt64
-    ) ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(period) ORDER BY (metric, series, period)""",
-    """CREATE TABLE IF NOT EXISTS dtk_detections (
-        metric String, series String, period DateTime('UTC'), detector String,
-        value Nullable(Float64), expected Nullable(Float64), lower Nullable(Float64), upper Nullable(Float64),
-        score Float64, anomaly UInt8, direction String, skipped String,
-        detected_at DateTime('UTC'), version UInt64
-    ) ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(period)
-      ORDER BY (metric, series, period, detector)""",
-    """CREATE TABLE IF NOT EXISTS dtk_alert_state (
-        metric String, series String, status String, streak UInt32, since Nullable(Int64),
-        notified_since Nullable(Int64), last_fired_at Nullable(Int64), last_period Nullable(Int64),
-        deleted UInt8, updated_at DateTime('UTC'), version UInt64,
-        clear_streak UInt32, last_sent_at Nullable(Int64), repeats UInt32, extra String
-    ) ENGINE = ReplacingMergeTree(version) ORDER BY (metric, series)""",
-    """CREATE TABLE IF NOT EXISTS dtk_outbox (
-        id UInt64, key String, metric String, series String, channel UInt32, payload String,
-        created_at Float64, attempts UInt32, next_attempt_at Float64, last_error String,
-        status String, leased_until Float64, version UInt64
-    ) ENGINE = ReplacingMergeTree(version) ORDER BY (key, channel)""",
-    """CREATE TABLE IF NOT EXISTS dtk_silences (
-        id String, data String, ends_at Nullable(Float64), version UInt64
-    ) ENGINE = ReplacingMergeTree(version) ORDER BY id""",
-    """CREATE TABLE IF NOT EXISTS dtk_watermarks (
-        metric String, period Int64, updated_at DateTime('UTC')
-    ) ENGINE = ReplacingMergeTree(period) ORDER BY metric""",
-]
-
-_OUTBOX_COLS = (
-    "id, key, metric, series, channel, payload, attempts, created_at, next_attempt_at, last_error, status, "
-    "leased_until"
-)
-
+from detectkd.storage.clickhouse_schema import ALL_OUTBOX_COLS, OUTBOX_COLS, migrate
 
 # Claims are exclusive per database within this process (ClickHouse has no row locks).
 _CLAIM_LOCKS: dict[str, asyncio.Lock] = {}
@@ -92,16 +59,6 @@ def _dt(ts: float) -> datetime:
 def _or_none(text: str) -> str | None:
     return text or None
 
-
-# Columns that releases added to existing tables, oldest first.
-ADDED_COLUMNS: dict[str, list[tuple[str, str]]] = {
-    "dtk_alert_state": [
-        ("clear_streak", "UInt32 DEFAULT 0"),
-        ("last_sent_at", "Nullable(Int64)"),
-        ("repeats", "UInt32 DEFAULT 0"),
-        ("extra", "String DEFAULT '{}'"),
-    ],
-}
 
 _INSERT_STATE = (
     f"INSERT INTO dtk_alert_state (metric, series, deleted, updated_at, version, {STATE_COLUMNS}) VALUES"
@@ -152,25 +109,7 @@ class ClickhouseStore:
             raise StorageError(
                 f"cannot open clickhouse store {self.path}: {redact_text(str(exc))[:300]}"
             ) from None
-        for ddl in TABLES:
-            await self._do(lambda c, ddl=ddl: c.execute(ddl))
-        await self._add_missing_columns()
-
-    async def _add_missing_columns(self) -> None:
-        """Columns added by later releases (18.16 has no ADD COLUMN IF NOT EXISTS). Appended in
-        CREATE order, so positional inserts line up."""
-        for table, columns in ADDED_COLUMNS.items():
-            rows = await self._do(
-                lambda c, t=table: c.fetch(
-                    "SELECT name FROM system.columns WHERE database = {d} AND table = {t}",
-                    params={"d": self.database, "t": t},
-                )
-            )
-            have = {r["name"] for r in rows}
-            for name, ddl in columns:
-                if name not in have:
-                    sql = f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"
-                    await self._do(lambda c, q=sql: c.execute(q))
+        await migrate(self._do, self.database)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -246,23 +185,8 @@ class ClickhouseStore:
             if (o.key, o.channel) in have:
                 continue
             item_id = self._version()
-            rows.append(
-                (
-                    item_id,
-                    o.key,
-                    o.metric,
-                    o.series,
-                    o.channel,
-                    o.payload,
-                    now,
-                    0,
-                    now,
-                    "",
-                    "pending",
-                    0.0,
-                    item_id,
-                )
-            )
+            row = (item_id, o.key, o.metric, o.series, o.channel, o.payload, now, 0, now, "", "pending", 0.0)
+            rows.append((*row, item_id))
         if rows:
             await self._do(lambda c: c.execute("INSERT INTO dtk_outbox VALUES", *rows))
 
@@ -341,7 +265,7 @@ class ClickhouseStore:
     async def _outbox_rows(self, where: str, params: dict[str, Any] | None = None) -> list[Any]:
         rows: list[Any] = await self._do(
             lambda c: c.fetch(
-                f"SELECT {_OUTBOX_COLS} FROM dtk_outbox FINAL WHERE {where} ORDER BY id", params=params or {}
+                f"SELECT {OUTBOX_COLS} FROM dtk_outbox FINAL WHERE {where} ORDER BY id", params=params or {}
             )
         )
         return rows
@@ -353,7 +277,7 @@ class ClickhouseStore:
             r["key"],
             r["metric"],
             r["series"],
-            int(r["channel"]),
+            str(r["channel"]),
             r["payload"],
             int(r["attempts"]),
             r["created_at"],
@@ -365,22 +289,7 @@ class ClickhouseStore:
     async def _update(self, item_id: int, **changes: Any) -> None:
         (row,) = await self._outbox_rows("id = {i}", {"i": item_id})
         values = {**dict(row.items()), **changes, "version": self._version()}
-        cols = [
-            "id",
-            "key",
-            "metric",
-            "series",
-            "channel",
-            "payload",
-            "created_at",
-            "attempts",
-            "next_attempt_at",
-            "last_error",
-            "status",
-            "leased_until",
-            "version",
-        ]
-        record = tuple(values[c] for c in cols)
+        record = tuple(values[c] for c in ALL_OUTBOX_COLS)
         await self._do(lambda c: c.execute("INSERT INTO dtk_outbox VALUES", record))
 
     async def outbox_claim(
@@ -399,7 +308,44 @@ class ClickhouseStore:
         return [self._item(r) for r in await self._outbox_rows("status = {s}", {"s": status})]
 
     async def outbox_done(self, item_id: int) -> None:
-        await self._update(item_id, status="sent", leased_until=0.0)
+        # Kept as `sent` (a re-run of the same periods must not write it again) until
+        # `outbox_purge`; next_attempt_at records when it was sent.
+        await self._update(item_id, status="sent", leased_until=0.0, next_attempt_at=time.time())
+
+    async def outbox_rechannel(self, metric: str, renames: dict[str, str]) -> int:
+        """The channel is in the sorting key: each moved row is written anew under the new
+        channel (a new id) and its old version is marked `moved` (purged like `sent`)."""
+        rows = await self._outbox_rows(
+            "status = 'pending' AND metric = {m} AND has({old}, channel)", {"m": metric, "old": list(renames)}
+        )
+        for r in rows:
+            item_id = self._version()
+            values = {**dict(r.items()), "id": item_id, "channel": renames[r["channel"]], "version": item_id}
+            record = tuple(values[c] for c in ALL_OUTBOX_COLS)
+            await self._do(lambda c, record=record: c.execute("INSERT INTO dtk_outbox VALUES", record))
+            await self._update(int(r["id"]), status="moved", next_attempt_at=time.time())
+        return len(rows)
+
+    async def outbox_purge(self, sent_before: float) -> int:
+        """Delete the rows sent before `sent_before`, every version of them (a mutation that
+        matched only the `sent` version would bring the older `pending` one back)."""
+        rows = await self._do(
+            lambda c: c.fetch(
+                "SELECT id FROM dtk_outbox FINAL WHERE status IN ('sent', 'moved') AND next_attempt_at < {b}",
+                params={"b": sent_before},
+            )
+        )
+        ids = [int(r["id"]) for r in rows]
+        for lo in range(0, len(ids), 2_000):  # well under max_query_size (256 KiB)
+            chunk = ids[lo : lo + 2_000]
+            await self._do(
+                lambda c, chunk=chunk: c.execute(
+                    "ALTER TABLE dtk_outbox DELETE WHERE has({ids}, id)", params={"ids": chunk}
+                )
+            )
+        if ids:
+            await self._wait_for_mutations(["dtk_outbox"])
+        return len(ids)
 
     async def outbox_retry(self, item_id: int, error: str, next_attempt_at: float, dead: bool) -> None:
         (row,) = await self._outbox_rows("id = {i}", {"i": item_id})
@@ -457,3 +403,11 @@ class ClickhouseStore:
                 return
             await asyncio.sleep(0.05)
         raise StorageError(f"clickhouse store {self.path}: retention delete still running after {limit_s:g}s")
+
+
+def build(params: StoreParams) -> ClickhouseStore:
+    """Connection keys map native ports to HTTP exactly as the ClickHouse collector does."""
+    fields = params.model_dump(exclude={"path"}, exclude_none=True)
+    ep = ch_endpoint(ChParams.model_validate({**fields, "query": ""}))
+    database = ep.database if (params.database or params.connection_string) else "detectk"
+    return ClickhouseStore(ep.url, database=database, user=ep.user, password=ep.password)

@@ -8,23 +8,17 @@ ports to HTTP exactly as the ClickHouse collector does.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Awaitable, Callable, Hashable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
-from detectkd.collectors.params import ConnectionParams
+from detectkd.config.connection import StoreParams
 from detectkd.storage.base import Store
 
-
-class StoreParams(ConnectionParams):
-    http_port: int | None = None  # ClickHouse
-    path: str | None = None  # SQLite
-    pool_size: int | None = Field(default=None, ge=1)
+if TYPE_CHECKING:
+    from detectkd.config.settings import Settings
 
 
-KINDS = ("sqlite", "postgres", "clickhouse")
 _ALIASES = {"postgresql": "postgres", "sqlite3": "sqlite"}
 
 
@@ -43,8 +37,8 @@ def resolve_kind(kind: str | None, params: StoreParams) -> str:
             raise ValueError("MySQL is a source, not a store: use postgres, clickhouse or sqlite for storage")
         raise ValueError("storage needs a type (sqlite, postgres, clickhouse) or a connection_string")
     kind = _ALIASES.get(kind, kind)
-    if kind not in KINDS:
-        raise ValueError(f"unknown storage type {kind!r}; known: {', '.join(KINDS)}")
+    if kind not in STORES:
+        raise ValueError(f"unknown storage type {kind!r}; known: {', '.join(STORES)}")
     return kind
 
 
@@ -52,35 +46,18 @@ def store_key(kind: str, params: StoreParams) -> Hashable:
     return (kind, params.model_dump_json())
 
 
+# Store types by name -> the module whose `build(params: StoreParams) -> Store` makes one
+# (imported on first use: a daemon on SQLite never loads the drivers of the others).
+STORES: dict[str, str] = {
+    "sqlite": "detectkd.storage.sqlite",
+    "postgres": "detectkd.storage.postgres",
+    "clickhouse": "detectkd.storage.clickhouse",
+}
+
+
 def build_store(kind: str, params: StoreParams) -> Store:
-    if kind == "sqlite":
-        from detectkd.storage.sqlite import SqliteStore
-
-        path = params.path or (params.connection_string or "")[len("sqlite:///") :]
-        return SqliteStore(Path(path))
-    if kind == "postgres":
-        from detectkd.storage.postgres import PostgresStore
-
-        connect: dict[str, Any] = {
-            k: v
-            for k, v in {
-                "host": params.host,
-                "port": params.port,
-                "database": params.database,
-                "user": params.user,
-                "password": params.password,
-            }.items()
-            if v is not None
-        }
-        return PostgresStore(params.connection_string, **connect)
-    from detectkd.collectors.clickhouse import Params as ChParams
-    from detectkd.collectors.clickhouse import ch_endpoint
-    from detectkd.storage.clickhouse import ClickhouseStore
-
-    fields = params.model_dump(exclude={"path"}, exclude_none=True)
-    ep = ch_endpoint(ChParams.model_validate({**fields, "query": ""}))
-    database = ep.database if (params.database or params.connection_string) else "detectk"
-    return ClickhouseStore(ep.url, database=database, user=ep.user, password=ep.password)
+    build: Callable[[StoreParams], Store] = importlib.import_module(STORES[kind]).build
+    return build(params)
 
 
 class DataStores:
@@ -122,3 +99,10 @@ class DataStores:
         for store in self._stores.values():
             await store.close()
         self._stores.clear()
+
+
+def daemon_store(settings: Settings) -> Store:
+    """The daemon's own store, as `detectkd.yaml` configures it."""
+    fields = settings.storage.model_dump(exclude={"type"}, exclude_none=True)
+    fields["path"] = str(settings.store_path)
+    return build_store(settings.storage.type, StoreParams.model_validate(fields))

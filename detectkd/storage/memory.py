@@ -1,29 +1,45 @@
-"""An in-memory store for backtests: the runtime's contract, nothing kept on disk.
+"""An in-memory store: the whole contract, nothing on disk (backtests, tests).
 
-Keeps watermarks, alert states and the outbox (the alerts a backtest
-reports); points and detections are not kept (the runtime holds its own
-window), so a year of 1-minute data costs no storage.
+It passes the same contract suite as the database stores. A backtest uses
+`MemoryStore(keep_data=False)`: points and detections are not kept (the
+runtime holds its own windows), so a year of 1-minute data costs no memory.
+Several `MemoryStore(shared=other)` are clients of one database.
 """
 
 from __future__ import annotations
 
+import json
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
 from detectkd.alerting.state import SeriesState
 from detectkd.storage.base import (
-    NewOutboxItem,
     OutboxItem,
     OutboxStats,
     RunRecord,
     StoredDetection,
     StoredPoint,
+    eligible,
 )
 
 
+@dataclass
+class _Data:
+    points: dict[tuple[str, str], dict[int, StoredPoint]] = field(default_factory=dict)
+    detections: dict[tuple[str, str, int, str], StoredDetection] = field(default_factory=dict)
+    watermarks: dict[str, int] = field(default_factory=dict)
+    states: dict[tuple[str, str], SeriesState] = field(default_factory=dict)
+    outbox: dict[int, tuple[OutboxItem, float | None]] = field(default_factory=dict)  # id -> (row, lease)
+    keys: dict[tuple[str, str], int] = field(default_factory=dict)  # (key, channel) -> row id
+    silences: dict[str, str] = field(default_factory=dict)
+    next_id: int = 1
+
+
 class MemoryStore:
-    def __init__(self) -> None:
-        self.watermarks: dict[str, int] = {}
-        self.states: dict[tuple[str, str], SeriesState] = {}
-        self.outbox: list[NewOutboxItem] = []
-        self.silences: dict[str, str] = {}
+    def __init__(self, keep_data: bool = True, shared: MemoryStore | None = None) -> None:
+        self.keep_data = keep_data
+        self._d: _Data = shared._d if shared is not None else _Data()
 
     async def open(self) -> None:
         return None
@@ -34,54 +50,137 @@ class MemoryStore:
     async def ping(self) -> None:
         return None
 
+    # -- runs -------------------------------------------------------------------------
+
     async def commit(self, run: RunRecord) -> None:
+        d = self._d
+        # Checked before anything is applied: a bad record changes nothing.
+        rows = [(p.series, int(p.period), p.value, json.loads(json.dumps(p.context))) for p in run.points]
+        if run.save_points and self.keep_data:
+            for series, period, value, context in rows:
+                d.points.setdefault((run.metric, series), {})[period] = StoredPoint(period, value, context)
+            for det in run.detections:
+                d.detections[(run.metric, det.series, det.period, det.result.detector)] = det
         for series, st in run.states.items():
-            self.states[(run.metric, series)] = st
+            d.states[(run.metric, series)] = st
         for series in run.forget:
-            self.states.pop((run.metric, series), None)
-        self.outbox.extend(run.outbox)
+            d.states.pop((run.metric, series), None)
+        now = time.time()
+        for o in run.outbox:
+            if (o.key, o.channel) in d.keys:
+                continue
+            d.keys[(o.key, o.channel)] = d.next_id
+            item = OutboxItem(d.next_id, o.key, o.metric, o.series, o.channel, o.payload, 0, now, now)
+            d.outbox[item.id] = (item, None)
+            d.next_id += 1
         if run.watermark is not None:
-            self.watermarks[run.metric] = max(run.watermark, self.watermarks.get(run.metric, run.watermark))
+            d.watermarks[run.metric] = max(run.watermark, d.watermarks.get(run.metric, run.watermark))
 
     async def watermark(self, metric: str) -> int | None:
-        return self.watermarks.get(metric)
+        return self._d.watermarks.get(metric)
 
     async def read_points(
         self, metric: str, series: str | None, since: int, until: int
     ) -> dict[str, list[StoredPoint]]:
-        return {}
+        out: dict[str, list[StoredPoint]] = {}
+        for (m, s), by_period in sorted(self._d.points.items()):
+            if m != metric or (series is not None and s != series):
+                continue
+            found = [by_period[p] for p in sorted(by_period) if since <= p < until]
+            if found:
+                out[s] = found
+        return out
 
     async def read_detections(self, metric: str, since: int, until: int) -> list[StoredDetection]:
-        return []
+        return [
+            det for (m, _, period, _), det in sorted(self._d.detections.items(), key=lambda kv: kv[0])
+            if m == metric and since <= period < until
+        ]  # fmt: skip
+
+    async def delete_before(self, metric: str, cutoff: int, detections_only: bool = False) -> int:
+        d = self._d
+        gone = [k for k in d.detections if k[0] == metric and k[2] < cutoff]
+        for k in gone:
+            del d.detections[k]
+        deleted = len(gone)
+        if not detections_only:
+            for (m, _), by_period in d.points.items():
+                if m == metric:
+                    old = [p for p in by_period if p < cutoff]
+                    for p in old:
+                        del by_period[p]
+                    deleted += len(old)
+        return deleted
+
+    # -- alert state --------------------------------------------------------------------
 
     async def load_states(self) -> dict[tuple[str, str], SeriesState]:
-        return dict(self.states)
+        return dict(self._d.states)
 
     async def drop_states(self, metric: str) -> None:
-        self.states = {k: v for k, v in self.states.items() if k[0] != metric}
+        self._d.states = {k: v for k, v in self._d.states.items() if k[0] != metric}
+
+    # -- outbox ------------------------------------------------------------------------
 
     async def outbox_claim(
         self, now: float, lease_s: float, limit: int, metric: str | None = None
     ) -> list[OutboxItem]:
-        return []  # a backtest never sends
+        rows = [
+            (item, lease) for item, lease in sorted(self._d.outbox.values(), key=lambda r: r[0].id)
+            if item.status == "pending" and (metric is None or item.metric == metric)
+        ]  # fmt: skip
+        items = eligible(rows, now, limit)
+        for item in items:
+            self._d.outbox[item.id] = (item, now + lease_s)
+        return items
 
     async def outbox_pending(self, status: str = "pending") -> list[OutboxItem]:
-        return []
+        return sorted((i for i, _ in self._d.outbox.values() if i.status == status), key=lambda i: i.id)
+
+    def _set(self, item_id: int, **changes: Any) -> None:
+        item, _ = self._d.outbox[item_id]
+        self._d.outbox[item_id] = (replace(item, **changes), None)
 
     async def outbox_done(self, item_id: int) -> None:
-        return None
+        self._set(item_id, status="sent", next_attempt_at=time.time())
 
     async def outbox_retry(self, item_id: int, error: str, next_attempt_at: float, dead: bool) -> None:
-        return None
+        item, _ = self._d.outbox[item_id]
+        self._set(item_id, attempts=item.attempts + 1, last_error=error, next_attempt_at=next_attempt_at,
+                  status="dead" if dead else "pending")  # fmt: skip
+
+    async def outbox_rechannel(self, metric: str, renames: dict[str, str]) -> int:
+        moved = 0
+        for item, _ in list(self._d.outbox.values()):
+            new = renames.get(item.channel)
+            pending = item.metric == metric and item.status == "pending"
+            if pending and new is not None and (item.key, new) not in self._d.keys:
+                del self._d.keys[(item.key, item.channel)]
+                self._d.keys[(item.key, new)] = item.id
+                self._set(item.id, channel=new)
+                moved += 1
+        return moved
+
+    async def outbox_purge(self, sent_before: float) -> int:
+        gone = [
+            i for i, _ in self._d.outbox.values() if i.status == "sent" and i.next_attempt_at < sent_before
+        ]
+        for item in gone:
+            del self._d.outbox[item.id]
+            del self._d.keys[(item.key, item.channel)]
+        return len(gone)
 
     async def outbox_stats(self) -> OutboxStats:
-        return OutboxStats(0, 0, None)
+        pending = [(i, lease) for i, lease in self._d.outbox.values() if i.status == "pending"]
+        dead = sum(1 for i, _ in self._d.outbox.values() if i.status == "dead")
+        oldest = min((i.created_at for i, _ in pending), default=None)
+        due = min((max(i.next_attempt_at, lease or 0.0) for i, lease in pending), default=None)
+        return OutboxStats(len(pending), dead, oldest, due)
+
+    # -- silences ----------------------------------------------------------------------
 
     async def silence_save(self, silence_id: str, data: str, ends_at: float | None) -> None:
-        self.silences[silence_id] = data
+        self._d.silences[silence_id] = data
 
     async def silences_load(self) -> list[str]:
-        return list(self.silences.values())
-
-    async def delete_before(self, metric: str, cutoff: int, detections_only: bool = False) -> int:
-        return 0
+        return [self._d.silences[k] for k in sorted(self._d.silences)]

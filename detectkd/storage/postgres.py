@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from detectkd.alerting.state import STATE_COLUMNS, SeriesState, state_from_row, state_row
+from detectkd.config.connection import StoreParams
 from detectkd.errors import StorageError
 from detectkd.redact import redact_text
 from detectkd.storage.base import (
@@ -48,12 +49,20 @@ CREATE TABLE IF NOT EXISTS dtk_alert_state (
 ALTER TABLE dtk_alert_state ADD COLUMN IF NOT EXISTS extra text NOT NULL DEFAULT '{}';
 CREATE TABLE IF NOT EXISTS dtk_outbox (
     id bigserial PRIMARY KEY,
-    key text NOT NULL, metric text NOT NULL, series text NOT NULL, channel integer NOT NULL,
+    key text NOT NULL, metric text NOT NULL, series text NOT NULL, channel text NOT NULL,
     payload text NOT NULL, created_at double precision NOT NULL, attempts integer NOT NULL DEFAULT 0,
     next_attempt_at double precision NOT NULL, last_error text, status text NOT NULL DEFAULT 'pending',
     leased_until double precision,
     UNIQUE (key, channel)
 );
+-- Outbox rows name their channel by the alerter's stable id (text); stores created before
+-- that have an integer column with the alerter's index, kept as its text.
+DO $$ BEGIN
+    IF (SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema()
+        AND table_name = 'dtk_outbox' AND column_name = 'channel') = 'integer' THEN
+        ALTER TABLE dtk_outbox ALTER COLUMN channel TYPE text USING channel::text;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS dtk_outbox_pending ON dtk_outbox (metric, series, channel, id)
     WHERE status = 'pending';
 CREATE TABLE IF NOT EXISTS dtk_silences (
@@ -284,7 +293,15 @@ class PostgresStore:
         return [OutboxItem(*r.values()) for r in rows]
 
     async def outbox_done(self, item_id: int) -> None:
-        await self._run(lambda c: c.execute("DELETE FROM dtk_outbox WHERE id = $1", item_id))
+        # Kept as `sent` until `outbox_purge`: re-committing its key is then a no-op.
+        await self._run(
+            lambda c: c.execute(
+                "UPDATE dtk_outbox SET status = 'sent', next_attempt_at = $1, leased_until = NULL "
+                "WHERE id = $2",
+                time.time(),
+                item_id,
+            )
+        )
 
     async def outbox_retry(self, item_id: int, error: str, next_attempt_at: float, dead: bool) -> None:
         await self._run(
@@ -297,6 +314,31 @@ class PostgresStore:
                 item_id,
             )
         )
+
+    async def outbox_rechannel(self, metric: str, renames: dict[str, str]) -> int:
+        async def move(c: Any) -> int:
+            moved = 0
+            async with c.transaction():
+                for old, new in renames.items():
+                    status = await c.execute(
+                        "UPDATE dtk_outbox o SET channel = $3 WHERE metric = $1 AND channel = $2 "
+                        "AND status = 'pending' AND NOT EXISTS "
+                        "(SELECT 1 FROM dtk_outbox x WHERE x.key = o.key AND x.channel = $3)",
+                        metric, old, new,
+                    )  # fmt: skip
+                    moved += int(status.split()[-1])
+            return moved
+
+        result: int = await self._run(move)
+        return result
+
+    async def outbox_purge(self, sent_before: float) -> int:
+        status = await self._run(
+            lambda c: c.execute(
+                "DELETE FROM dtk_outbox WHERE status = 'sent' AND next_attempt_at < $1", sent_before
+            )
+        )
+        return int(str(status).split()[-1])
 
     async def outbox_stats(self) -> OutboxStats:
         row = await self._run(lambda c: c.fetchrow(OUTBOX_STATS))
@@ -315,3 +357,9 @@ class PostgresStore:
 
         count: int = await self._run(delete)
         return count
+
+
+def build(params: StoreParams) -> PostgresStore:
+    keys = {"host": params.host, "port": params.port, "database": params.database, "user": params.user,
+            "password": params.password}  # fmt: skip
+    return PostgresStore(params.connection_string, **{k: v for k, v in keys.items() if v is not None})

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from detectkd.alerting.state import STATE_COLUMNS, SeriesState, state_from_row, state_row
+from detectkd.config.connection import StoreParams
 from detectkd.errors import StorageError
 from detectkd.storage.base import (
     OutboxItem,
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS dtk_alert_state (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dtk_outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL, metric TEXT NOT NULL, series TEXT NOT NULL, channel INTEGER NOT NULL,
+    key TEXT NOT NULL, metric TEXT NOT NULL, series TEXT NOT NULL, channel TEXT NOT NULL,
     payload TEXT NOT NULL, created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL, last_error TEXT, status TEXT NOT NULL DEFAULT 'pending',
     leased_until REAL,
@@ -253,7 +254,8 @@ class SqliteStore:
     # -- outbox -------------------------------------------------------------------
 
     _OUTBOX_COLS = (
-        "id, key, metric, series, channel, payload, attempts, created_at, next_attempt_at, last_error, status"
+        "id, key, metric, series, CAST(channel AS TEXT), payload, attempts, created_at, next_attempt_at, "
+        "last_error, status"
     )
 
     async def outbox_claim(
@@ -291,7 +293,14 @@ class SqliteStore:
         )
 
     async def outbox_done(self, item_id: int) -> None:
-        await self._call(lambda c: c.execute("DELETE FROM dtk_outbox WHERE id = ?", (item_id,)))
+        # Kept as `sent` until `outbox_purge`: re-committing its key is then a no-op.
+        await self._call(
+            lambda c: c.execute(
+                "UPDATE dtk_outbox SET status = 'sent', next_attempt_at = ?, leased_until = NULL "
+                "WHERE id = ?",
+                (time.time(), item_id),
+            )
+        )
 
     async def outbox_retry(self, item_id: int, error: str, next_attempt_at: float, dead: bool) -> None:
         await self._call(
@@ -299,6 +308,28 @@ class SqliteStore:
                 "UPDATE dtk_outbox SET attempts = attempts + 1, last_error = ?, "
                 "next_attempt_at = ?, status = ?, leased_until = NULL WHERE id = ?",
                 (error, next_attempt_at, "dead" if dead else "pending", item_id),
+            )
+        )
+
+    async def outbox_rechannel(self, metric: str, renames: dict[str, str]) -> int:
+        def move(c: sqlite3.Connection) -> int:
+            moved = 0
+            for old, new in renames.items():
+                moved += c.execute(
+                    "UPDATE OR IGNORE dtk_outbox SET channel = ? WHERE metric = ? AND channel = ? "
+                    "AND status = 'pending'",
+                    (new, metric, old),
+                ).rowcount
+            return moved
+
+        return await self._call(move)
+
+    async def outbox_purge(self, sent_before: float) -> int:
+        return await self._call(
+            lambda c: (
+                c.execute(
+                    "DELETE FROM dtk_outbox WHERE status = 'sent' AND next_attempt_at < ?", (sent_before,)
+                ).rowcount
             )
         )
 
@@ -327,3 +358,8 @@ class SqliteStore:
             return int(n)
 
         return await self._call(delete)
+
+
+def build(params: StoreParams) -> SqliteStore:
+    path = params.path or (params.connection_string or "")[len("sqlite:///") :]
+    return SqliteStore(Path(path))

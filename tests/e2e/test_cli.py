@@ -18,7 +18,7 @@ def cli(
 ) -> subprocess.CompletedProcess[str]:
     tool = "dtk" if args[0] == "dtk" else "detectkd"
     rest = args[1:] if args[0] == "dtk" else args
-    module = "detectkd.dtk" if tool == "dtk" else "detectkd"
+    module = "detectkd.commands.dtk" if tool == "dtk" else "detectkd"
     return subprocess.run(
         [sys.executable, "-m", module, *rest],
         capture_output=True, text=True, timeout=60, cwd=cwd,

@@ -26,7 +26,7 @@ def test_every_example_validates_and_covers_every_collector_and_channel() -> Non
     assert "7 metric(s) valid, 0 file(s) with errors, 0 warning(s)" in out.stdout
     from detectkd.alerting.channels.registry import CHANNELS
     from detectkd.collectors.registry import COLLECTORS
-    from detectkd.config.loader import load_metrics
+    from detectkd.specs.loader import load_metrics
 
     specs = load_metrics([EXAMPLES], EXAMPLES / "profiles.yaml", env={}).metrics.values()
     assert {s.collector.type for s in specs} == set(COLLECTORS)

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from detectkd.collectors import http, sqlite
-from detectkd.collectors.base import Window
+from detectkd.collectors.base import Build, Window
 from detectkd.collectors.registry import COLLECTORS, SqlParams
 from detectkd.errors import CollectError
 from detectkd.resources import Resources
@@ -45,7 +45,7 @@ async def test_sqlite_renders_period_variables_and_returns_rows(db: Path, resour
         "SELECT '{{ period_start }}' AS s, '{{ period_finish }}' AS f, '{{ interval }}' AS i, "
         "COUNT(*) AS value FROM t WHERE ts >= '{{ period_start }}' AND ts < '{{ period_finish }}'"
     )
-    c = sqlite.build(sqlite.Params(database=str(db), query=query), resources)
+    c = COLLECTORS["sqlite"].build(sqlite.Params(database=str(db), query=query), resources)
     (row,) = await c.collect(W)
     assert row["value"] == 20
     assert row["s"] == W.template_vars()["period_start"] and " " in row["s"] and "T" not in row["s"]
@@ -61,10 +61,12 @@ async def test_sql_type_routes_sqlite_urls(db: Path, resources: Resources) -> No
 async def test_sqlite_errors_are_one_line_collect_errors(
     db: Path, tmp_path: Path, resources: Resources
 ) -> None:
-    bad_sql = sqlite.build(sqlite.Params(database=str(db), query="SELEC nonsense"), resources)
+    bad_sql = COLLECTORS["sqlite"].build(sqlite.Params(database=str(db), query="SELEC nonsense"), resources)
     with pytest.raises(CollectError, match='sqlite query failed: near "SELEC"'):
         await bad_sql.collect(W)
-    missing = sqlite.build(sqlite.Params(database=str(tmp_path / "nope.db"), query="SELECT 1"), resources)
+    missing = COLLECTORS["sqlite"].build(
+        sqlite.Params(database=str(tmp_path / "nope.db"), query="SELECT 1"), resources
+    )
     with pytest.raises(CollectError, match="cannot open sqlite database|sqlite query failed"):
         await missing.collect(W)
 
@@ -74,7 +76,7 @@ async def test_sqlite_slow_query_is_interrupted_at_the_timeout(db: Path, resourc
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000) "
         "SELECT sum(x) AS value FROM c"
     )
-    c = sqlite.build(sqlite.Params(database=str(db), query=slow, timeout="0.3s"), resources)  # type: ignore[arg-type]
+    c = COLLECTORS["sqlite"].build(sqlite.Params(database=str(db), query=slow, timeout="0.3s"), resources)  # type: ignore[arg-type]
     with pytest.raises(CollectError, match="timed out after 0.3s"):
         await c.collect(W)
 
@@ -112,7 +114,7 @@ async def api() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
 
 def hc(resources: Resources, **params: Any) -> http.HttpCollector:
-    return http.build(http.Params.model_validate(params), resources, "period_time", "value")
+    return http.build(Build(http.Params.model_validate(params), resources))
 
 
 async def test_http_json_with_value_path_and_templated_params(
@@ -173,7 +175,7 @@ async def test_csv_rows_by_window_rereads_a_changed_file_and_names_bad_lines(tmp
 
     from detectkd.collectors import csvfile
     from detectkd.collectors.points import rows_to_points
-    from detectkd.config.loader import load_metrics
+    from detectkd.specs.loader import load_metrics
     from detectkd.timegrid import Grid
     from tests.conftest import write
 
@@ -181,7 +183,7 @@ async def test_csv_rows_by_window_rereads_a_changed_file_and_names_bad_lines(tmp
     lines = ["timestamp,region,value"]
     lines += [f"2026-01-01 00:{m:02d}:00,{r},{m}" for m in range(0, 60, 10) for r in ("eu", "us")]
     path.write_text("\n".join(lines) + "\n")
-    c = csvfile.build(csvfile.Params(path=str(path)), "timestamp")
+    c = COLLECTORS["csv"].build(csvfile.Params(path=str(path)), Resources(), "timestamp")
     berlin = ZoneInfo("Europe/Berlin")
     start = 1767222000  # 2026-01-01 00:00 in Berlin (naive CSV times are the metric's timezone)
     w = Window(start + 600, start + 1800, timedelta(minutes=10), berlin)

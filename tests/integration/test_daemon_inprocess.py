@@ -16,8 +16,8 @@ from aiohttp import web
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.state import Status
 from detectkd.config.settings import Settings, StorageSettings
-from detectkd.daemon import Daemon
-from tests.conftest import http_server, write
+from detectkd.runtime.daemon import Daemon
+from tests.conftest import Receiver, http_server, write
 
 HOUR = 3600
 T0 = 1_795_000_000 - 1_795_000_000 % HOUR
@@ -108,21 +108,21 @@ async def test_changed_metric_keeps_state_unless_its_detectors_changed(
     # `at` is a minute past the hour: beyond any per-metric offset (at most 30 s).
     await daemon.run_metric("orders", at=T0 + 30 * HOUR + 60)
     await daemon.run_metric("orders", at=T0 + 31 * HOUR + 60)
-    assert daemon.runtimes["orders"].states[""].status is Status.FIRING
+    assert daemon.slots["orders"].runtime.states[""].status is Status.FIRING
     assert len(await firing_alerts(daemon)) == 1
 
     path = tmp_path / "metrics.d" / "orders.yaml"
     path.write_text(path.read_text().replace("type: log", "type: log\n  params: {level: error}"))
     result = await daemon.reload("test")
     assert result["changed"] == 1
-    assert daemon.runtimes["orders"].states[""].status is Status.FIRING  # carried over
+    assert daemon.slots["orders"].runtime.states[""].status is Status.FIRING  # carried over
     await daemon.run_metric("orders", at=T0 + 32 * HOUR + 60)  # still anomalous
     assert len(await firing_alerts(daemon)) == 1  # no second FIRING
 
     path.write_text(path.read_text().replace("n_sigma: 5", "n_sigma: 6"))
     result = await daemon.reload("test")
     assert result["changed"] == 1
-    assert daemon.runtimes["orders"].states == {}
+    assert daemon.slots["orders"].runtime.states == {}
     assert ("orders", "") not in await daemon.store.load_states()
 
 
@@ -130,7 +130,7 @@ async def test_a_new_interval_or_timezone_resets_the_alert_state(daemon: Daemon,
     """Issue 12, bug 5: a state judged on the old grid must not carry to a new one."""
     await daemon.run_metric("orders", at=T0 + 30 * HOUR + 60)
     await daemon.run_metric("orders", at=T0 + 31 * HOUR + 60)
-    assert daemon.runtimes["orders"].states[""].status is Status.FIRING
+    assert daemon.slots["orders"].runtime.states[""].status is Status.FIRING
     path = tmp_path / "metrics.d" / "orders.yaml"
     for old, new in (
         ("interval: 1h", "interval: 45m"),
@@ -140,12 +140,12 @@ async def test_a_new_interval_or_timezone_resets_the_alert_state(daemon: Daemon,
         assert new in path.read_text()
         result = await daemon.reload("test")
         assert result["changed"] == 1 and result["successful"], result
-        assert daemon.runtimes["orders"].states == {}
+        assert daemon.slots["orders"].runtime.states == {}
         assert ("orders", "") not in await daemon.store.load_states()
     # Stored hourly points off the 45-minute grid do not enter the new grid's windows.
-    rt = daemon.runtimes["orders"]
+    rt = daemon.slots["orders"].runtime
     await rt._load_windows(T0 + 40 * HOUR)
-    times = rt.windows[""].history().times
+    times = rt.memory.windows[""].history().times
     assert times.size > 0 and all(rt.grid.floor(int(t)) == int(t) for t in times)
 
 
@@ -169,9 +169,9 @@ async def test_a_busy_run_is_skipped_and_counted(tmp_path: Path) -> None:
                 assert requests == 1  # never stacked: one run in flight, later ones skipped
                 release.set()
                 async with asyncio.timeout(20):
-                    while d.runtimes["slow"].status.runs < 1:
+                    while d.slots["slow"].runtime.status.runs < 1:
                         await asyncio.sleep(0.05)
-                assert d.runtimes["slow"].status.state == "ok"
+                assert d.slots["slow"].runtime.status.state == "ok"
         finally:
             release.set()
 
@@ -189,14 +189,14 @@ async def test_a_run_cancelled_by_its_timeout_is_counted_as_a_failed_run(tmp_pat
         http_metric(tmp_path, "hang", f"{base}/")
         try:
             async with running(tmp_path, run_timeout="1s") as d:
-                status = d.runtimes["hang"].status
+                status = d.slots["hang"].runtime.status
                 async with asyncio.timeout(20):
                     while status.failures < 1:
                         await asyncio.sleep(0.05)
                 assert status.runs >= 1 and status.state == "error"
                 assert status.last_run_at is not None and (status.last_duration or 0) >= 0.9
                 assert "exceeded 1s" in (status.last_error or "")
-                api = d.runtimes["hang"].api()
+                api = d.slots["hang"].runtime.api()
                 assert api["failures"] >= 1 and api["runs"] >= api["failures"]
         finally:
             release.set()
@@ -205,8 +205,6 @@ async def test_a_run_cancelled_by_its_timeout_is_counted_as_a_failed_run(tmp_pat
 async def test_a_sighup_reload_that_fails_while_applying_is_kept_logged_and_counted(tmp_path: Path) -> None:
     """Issue 12, bug 3: the SIGHUP task was not kept, so an exception raised while applying
     (past the load's own error handling) was never retrieved and reload success stayed 1."""
-    from detectkd.errors import StorageError
-
     write(
         tmp_path / "metrics.d" / "m.yaml",
         "name: m\ncollector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n",
@@ -215,12 +213,12 @@ async def test_a_sighup_reload_that_fails_while_applying_is_kept_logged_and_coun
         assert d.telemetry.reload_ok._value.get() == 1
 
         async def broken_apply(*args: object) -> None:
-            raise StorageError("store went away half-way")
+            raise RuntimeError("a bug half-way through applying")
 
         d._apply = broken_apply  # type: ignore[method-assign,assignment]
         task = d.reload_soon()
         assert task in d._reloads
-        with pytest.raises(StorageError):
+        with pytest.raises(RuntimeError):
             await task
         await asyncio.sleep(0)  # the done callback runs on the next loop turn
         assert task not in d._reloads and task.exception() is not None
@@ -231,7 +229,7 @@ async def test_a_metric_whose_runtime_fails_to_build_shows_the_error_and_is_retr
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 12, bug 4: it showed as "disabled" and was never retried until its file changed."""
-    from detectkd.runner import MetricRuntime as real
+    from detectkd.runtime.runner import MetricRuntime as real
 
     attempts = 0
 
@@ -242,7 +240,7 @@ async def test_a_metric_whose_runtime_fails_to_build_shows_the_error_and_is_retr
             raise OSError("resource temporarily unavailable")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("detectkd.daemon.MetricRuntime", flaky)
+    monkeypatch.setattr("detectkd.runtime.slot.MetricRuntime", flaky)
     write(
         tmp_path / "metrics.d" / "m.yaml",
         "name: m\ncollector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n",
@@ -250,10 +248,10 @@ async def test_a_metric_whose_runtime_fails_to_build_shows_the_error_and_is_retr
     async with running(tmp_path) as d:
         (item,) = d.api_metrics()
         assert item["state"] == "error" and "resource temporarily unavailable" in item["last_error"]
-        assert "m" not in d.runtimes
+        assert "m" not in d.slots
         assert d.retry_unbuilt(now=0.0) == []  # not before its retry time
         assert d.retry_unbuilt(now=time.monotonic() + 3600) == ["m"]
-        assert "m" in d.runtimes and d.scheduler.get_job("m") is not None
+        assert "m" in d.slots and d.scheduler.get_job("m") is not None
         assert d.api_metrics()[0]["state"] != "error"
 
 
@@ -294,3 +292,77 @@ async def test_daily_retention_deletes_old_rows_but_never_inside_a_window(tmp_pa
     finally:
         d.scheduler.shutdown(wait=False)
         await d.close()
+
+
+async def test_reordered_alerters_deliver_pending_rows_to_their_own_channel(
+    daemon: Daemon, tmp_path: Path, receiver: Receiver
+) -> None:
+    """Issue 12, bug 6: rows named the alerter by index; reordering sent them to the other one."""
+    hook = receiver.url.rsplit("/", 1)[0]
+    path = tmp_path / "metrics.d" / "orders.yaml"
+    alerters = [f"  - {{type: webhook, params: {{url: '{hook}/{n}'}}}}" for n in ("first", "second")]
+    path.write_text(
+        path.read_text().replace("alerter:\n  type: log\n", "alerters:\n" + "\n".join(alerters) + "\n")
+    )
+    assert (await daemon.reload("test"))["successful"]
+    receiver.fail_with, receiver.fail_paths = 503, {"/second"}  # its FIRING stays pending
+    await daemon.run_metric("orders", at=T0 + 30 * HOUR + 60)
+    await daemon.run_metric("orders", at=T0 + 31 * HOUR + 60)
+    await daemon.dispatcher.deliver_due()
+    pending = await daemon.store.outbox_pending()
+    assert len(pending) == 1 and receiver.paths == ["/first"]
+    path.write_text(path.read_text().replace("\n".join(alerters), "\n".join(reversed(alerters))))
+    assert (await daemon.reload("test"))["changed"] == 1
+    receiver.fail_with = None
+    for item in pending:  # due now, not after the back-off
+        await daemon.store.outbox_retry(item.id, "test", 0.0, dead=False)
+    await daemon.dispatcher.deliver_due()
+    assert receiver.paths == ["/first", "/second"]  # once each, never /first twice
+    assert not await daemon.store.outbox_pending()
+
+
+async def test_a_rotated_webhook_url_takes_its_pending_rows_along(
+    daemon: Daemon, tmp_path: Path, receiver: Receiver
+) -> None:
+    hook = receiver.url.rsplit("/", 1)[0]
+    path = tmp_path / "metrics.d" / "orders.yaml"
+    path.write_text(path.read_text().replace("type: log", f"type: webhook\n  params: {{url: '{hook}/old'}}"))
+    assert (await daemon.reload("test"))["successful"]
+    receiver.fail_with = 401  # the old URL's token was revoked
+    await daemon.run_metric("orders", at=T0 + 30 * HOUR + 60)
+    await daemon.run_metric("orders", at=T0 + 31 * HOUR + 60)
+    (item,) = await daemon.store.outbox_pending()
+    path.write_text(path.read_text().replace(f"{hook}/old", f"{hook}/new"))
+    assert (await daemon.reload("test"))["changed"] == 1
+    receiver.fail_with = None
+    await daemon.store.outbox_retry(item.id, "test", 0.0, dead=False)
+    await daemon.dispatcher.deliver_due()
+    assert receiver.paths == ["/new"] and not await daemon.store.outbox_pending()
+
+
+async def test_a_reload_that_fails_to_reset_state_leaves_the_previous_set_running(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """Issue 12, bug 3: a StorageError half-way left a half-applied metric set."""
+    from detectkd.errors import StorageError
+
+    write(tmp_path / "metrics.d" / "visits.yaml", METRIC.replace("orders", "visits").format(
+        db=tmp_path / "src.db", start="", n_sigma=5, alerter="log").replace('start_time: ""', "start_time: null"))  # fmt: skip
+    assert (await daemon.reload("test"))["added"] == 1
+    before = dict(daemon.slots)
+    path = tmp_path / "metrics.d" / "orders.yaml"
+    path.write_text(path.read_text().replace("n_sigma: 5", "n_sigma: 6"))  # resets orders' state
+    (tmp_path / "metrics.d" / "visits.yaml").unlink()  # removes visits
+
+    async def failing_drop(metric: str) -> None:
+        raise StorageError("store went away")
+
+    daemon.store.drop_states = failing_drop  # type: ignore[method-assign]
+    result = await daemon.reload("test")
+    assert not result["successful"] and "store went away" in result["errors"][0]
+    assert daemon.slots == before  # the same slots: nothing removed, nothing swapped
+    assert (
+        daemon.specs["orders"].fingerprint == before["orders"].spec.fingerprint and "visits" in daemon.specs
+    )
+    assert daemon.scheduler.get_job("visits") is not None
+    assert daemon.telemetry.reload_ok._value.get() == 0

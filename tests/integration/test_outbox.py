@@ -40,7 +40,10 @@ async def env(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, Resources]]:
 
 async def enqueue(store: SqliteStore, *alerts: Alert) -> None:
     await store.commit(
-        RunRecord("orders", outbox=[NewOutboxItem(a.key, a.metric, a.series, 0, a.to_json()) for a in alerts])
+        RunRecord(
+            "orders",
+            outbox=[NewOutboxItem(a.key, a.metric, a.series, "webhook:0", a.to_json()) for a in alerts],
+        )
     )
 
 
@@ -112,11 +115,11 @@ async def test_slack_and_mattermost_payloads_escape_user_data(
     slack = chat.build_slack(params, resources)
     mm = chat.build_mattermost(params, resources)
     nasty = alert(series="host=<!channel> *boom* @all")
-    channels: dict[int, Channel] = {0: slack, 1: mm}
+    channels: dict[str, Channel] = {"slack:a": slack, "mattermost:b": mm}
     await store.commit(
         RunRecord(
             "orders",
-            outbox=[NewOutboxItem(nasty.key, "orders", nasty.series, i, nasty.to_json()) for i in (0, 1)],
+            outbox=[NewOutboxItem(nasty.key, "orders", nasty.series, i, nasty.to_json()) for i in channels],
         )
     )
     await Dispatcher(store, lambda m, i: channels[i]).deliver_due()
@@ -271,10 +274,10 @@ async def test_nodata_notifications_are_their_own_alerts_on_every_channel(
                                direction=None, detector=None, kind="nodata", timezone="Europe/Berlin")  # fmt: skip
     chat_params = ChatParams(webhook_url=receiver.url)
     am_url = receiver.url.rsplit("/", 1)[0]
-    channels: dict[int, Channel] = {
-        0: webhook.build(webhook.Params(url=receiver.url), resources),
-        1: chat.build_mattermost(chat_params, resources),
-        2: alertmanager.build(alertmanager.Params(url=am_url), resources),
+    channels: dict[str, Channel] = {
+        "webhook:a": webhook.build(webhook.Params(url=receiver.url), resources),
+        "mattermost:b": chat.build_mattermost(chat_params, resources),
+        "alertmanager:c": alertmanager.build(alertmanager.Params(url=am_url), resources),
     }
     items = [NewOutboxItem(base.key, "orders", base.series, i, base.to_json()) for i in channels]
     await store.commit(RunRecord("orders", outbox=items))

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from detectkd.alerting.message import default_text, variables
-from detectkd.config.loader import MetricSpec, load_metrics
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.robust import RobustDetector
 from detectkd.resources import Resources
-from detectkd.runner import MetricRuntime, RunReport
+from detectkd.runtime.runner import MetricRuntime, RunReport
+from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.sqlite import SqliteStore
 from detectkd.templating import compile_template
 from tests.conftest import write
@@ -176,7 +176,7 @@ async def test_a_vanished_series_goes_nodata_then_is_forgotten_for_good(env: Env
     assert nodata == [("firing", 102)]  # three empty periods (100, 101, 102)
     judged = sorted(hour(p.point.period) for p in report.points if p.point.series == gone)
     assert judged[-1] == 106 and len(judged) == 107  # judged up to six hours empty, then never
-    assert gone not in rt.states and gone not in rt.windows
+    assert gone not in rt.states and gone not in rt.memory.windows
     rows = await env.store.load_states()
     assert ("temperature", gone) not in rows and ("temperature", "station=s32") in rows
     # A restart reads windows from stored points, which still hold s33's last week: not revived.
@@ -184,7 +184,7 @@ async def test_a_vanished_series_goes_nodata_then_is_forgotten_for_good(env: Env
     again = MetricRuntime(spec, env.store, env.resources, None, states)
     later = await again.run(T0 + 130 * HOUR)
     assert later.points and gone not in {p.point.series for p in later.points}
-    assert gone not in again.windows
+    assert gone not in again.memory.windows
 
 
 async def test_a_series_forgotten_and_back_in_the_same_batch_keeps_its_new_state(
@@ -203,4 +203,4 @@ async def test_a_series_forgotten_and_back_in_the_same_batch_keeps_its_new_state
     judged = sorted(hour(p.point.period) for p in report.points if p.point.series == "station=s33")
     assert 106 in judged and 107 not in judged and judged[-1] == 119  # forgotten at 106, back at 110
     assert ("temperature", "station=s33") in await env.store.load_states()
-    assert "station=s33" in rt.states and "station=s33" in rt.windows
+    assert "station=s33" in rt.states and "station=s33" in rt.memory.windows

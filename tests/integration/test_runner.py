@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from detectkd.alerting.alert import Alert
-from detectkd.config.loader import MetricSpec, load_metrics
 from detectkd.errors import CollectError
 from detectkd.resources import Resources
-from detectkd.runner import MetricRuntime
+from detectkd.runtime.runner import MetricRuntime
+from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.sqlite import SqliteStore
 from tests.conftest import write
 
@@ -141,7 +141,7 @@ async def test_history_is_loaded_once_then_extended_in_memory(env: Env) -> None:
     for i in range(3):
         await fresh.run(T0 + (61 + i) * STEP)
     assert reads == 1
-    assert len(fresh.windows[""]) >= 30
+    assert len(fresh.memory.windows[""]) >= 30
 
 
 async def test_no_rows_is_missing_data_stored_as_null(env: Env) -> None:
@@ -386,3 +386,44 @@ async def test_a_flapping_series_sends_one_flapping_notice_then_settles(env: Env
     ]
     outbox = await env.outbox()
     assert [(a.kind, a.status) for a in outbox] == [(k, s) for _, k, s in sent]
+
+
+async def test_a_run_whose_commit_fails_leaves_memory_as_it_was(env: Env, tmp_path: Path) -> None:
+    """In-memory state changes only after the commit: the failed run's points left in the
+    windows made the redo judge each period against a history that already held it."""
+    from detectkd.errors import StorageError
+
+    env.put(T0, normal(40) + [500.0, 130.0, 100.0])
+    spec = env.spec()
+    rt = await env.runtime(spec)
+    await rt.run(T0 + STEP)
+    await rt.run(T0 + 40 * STEP)
+    before = rt.memory.windows[""].history()
+    commit = env.store.commit
+    failures = 0
+
+    async def failing(record: object) -> None:
+        nonlocal failures
+        failures += 1
+        raise StorageError("disk full")
+
+    env.store.commit = failing  # type: ignore[method-assign,assignment]
+    with pytest.raises(StorageError):
+        await rt.run(T0 + 43 * STEP)
+    assert failures == 1
+    after = rt.memory.windows[""].history()
+    assert after.times.tolist() == before.times.tolist() and rt.states == {"": rt.states[""]}
+    env.store.commit = commit  # type: ignore[method-assign]
+    redone = await rt.run(T0 + 43 * STEP)
+    # A twin that never failed, from the same store, judges exactly the same.
+    twin_store = SqliteStore(tmp_path / "twin.db")
+    await twin_store.open()
+    try:
+        twin = MetricRuntime(spec, twin_store, env.resources, None, {})
+        await twin.run(T0 + STEP)
+        await twin.run(T0 + 40 * STEP)
+        clean = await twin.run(T0 + 43 * STEP)
+    finally:
+        await twin_store.close()
+    assert [p.results for p in redone.points] == [p.results for p in clean.points]
+    assert [p.verdict.anomalous for p in redone.points] == [True, True, False]

@@ -21,6 +21,7 @@ from detectkd.collectors.points import Point
 from detectkd.detectors.base import Result
 from detectkd.storage.base import NewOutboxItem, RunRecord, Store, StoredDetection
 from detectkd.storage.clickhouse import ClickhouseStore
+from detectkd.storage.memory import MemoryStore
 from detectkd.storage.postgres import PostgresStore
 from detectkd.storage.sqlite import SqliteStore
 from tests.clickhouse_server import ClickHouseServer
@@ -28,7 +29,7 @@ from tests.clickhouse_server import ClickHouseServer
 BACKENDS = ["sqlite", "postgres", "clickhouse"]
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[*BACKENDS, "memory"])
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Callable[[], Store]]:
     """A factory: each call is another client of the same database (another daemon)."""
     stores: list[Store] = []
@@ -37,6 +38,12 @@ async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
 
         def factory() -> Store:
             s = SqliteStore(tmp_path / "state" / "dtk.db")
+            stores.append(s)
+            return s
+    elif request.param == "memory":
+
+        def factory() -> Store:
+            s = MemoryStore(shared=stores[0] if stores else None)  # type: ignore[arg-type]
             stores.append(s)
             return s
     elif request.param == "clickhouse":
@@ -137,11 +144,11 @@ async def test_forgotten_series_lose_their_state_row(store: Store) -> None:
 
 
 async def test_outbox_is_unique_per_key_and_channel_and_retries(store: Store) -> None:
-    item = NewOutboxItem("m||firing|0", "m", "", 0, "{}")
-    await store.commit(RunRecord("m", outbox=[item, NewOutboxItem(item.key, "m", "", 1, "{}")]))
+    item = NewOutboxItem("m||firing|0", "m", "", "webhook:a", "{}")
+    await store.commit(RunRecord("m", outbox=[item, NewOutboxItem(item.key, "m", "", "slack:b", "{}")]))
     await store.commit(RunRecord("m", outbox=[item]))  # the same alert again: ignored
     pending = await store.outbox_pending()
-    assert [(p.key, p.channel) for p in pending] == [(item.key, 0), (item.key, 1)]
+    assert [(p.key, p.channel) for p in pending] == [(item.key, "webhook:a"), (item.key, "slack:b")]
     now = time.time() + 1
     claimed = await store.outbox_claim(now, 60, 10)
     assert [c.id for c in claimed] == [p.id for p in pending]
@@ -162,7 +169,7 @@ async def test_outbox_is_unique_per_key_and_channel_and_retries(store: Store) ->
 
 async def test_outbox_claims_only_queue_heads_in_order(store: Store) -> None:
     rows = [
-        NewOutboxItem(f"m|s{i % 2}|{st}|0", "m", f"s{i % 2}", 0, "{}")
+        NewOutboxItem(f"m|s{i % 2}|{st}|0", "m", f"s{i % 2}", "log:x", "{}")
         for i, st in enumerate(["firing", "firing", "resolved", "resolved"])
     ]
     await store.commit(RunRecord("m", outbox=rows))
@@ -179,7 +186,9 @@ async def test_concurrent_claimers_never_get_the_same_row(
     make_store: Callable[[], Store], store: Store
 ) -> None:
     await store.commit(
-        RunRecord("m", outbox=[NewOutboxItem(f"m|s{i}|firing|0", "m", f"s{i}", 0, "{}") for i in range(40)])
+        RunRecord(
+            "m", outbox=[NewOutboxItem(f"m|s{i}|firing|0", "m", f"s{i}", "log:x", "{}") for i in range(40)]
+        )
     )
     other = make_store()  # a second daemon on the same database
     await other.open()
@@ -267,3 +276,130 @@ async def test_clickhouse_store_adds_columns_of_later_releases(clickhouse: Click
             await store.close()
     finally:
         clickhouse.query(f"DROP DATABASE {database}")
+
+
+async def test_pending_rows_follow_a_renamed_channel(store: Store) -> None:
+    rows = [NewOutboxItem("m|a|firing|0", "m", "a", ch, "{}") for ch in ("webhook:old", "slack:x")]
+    await store.commit(
+        RunRecord("m", outbox=[*rows, NewOutboxItem("n|a|firing|0", "n", "a", "webhook:old", "{}")])
+    )
+    assert await store.outbox_rechannel("m", {"webhook:old": "webhook:new"}) == 1
+    got = sorted((i.metric, i.channel) for i in await store.outbox_pending())
+    assert got == [("m", "slack:x"), ("m", "webhook:new"), ("n", "webhook:old")]  # other metrics stay
+    claimed = await store.outbox_claim(time.time() + 1, 60, 10, metric="m")
+    assert sorted(c.channel for c in claimed) == ["slack:x", "webhook:new"]
+
+
+async def test_recommitting_a_sent_key_never_sends_it_again(store: Store) -> None:
+    row = NewOutboxItem("m|a|firing|600", "m", "a", "webhook:x", "{}")
+    await store.commit(RunRecord("m", outbox=[row]))
+    (claimed,) = await store.outbox_claim(time.time() + 1, 60, 10)
+    await store.outbox_done(claimed.id)
+    await store.commit(RunRecord("m", outbox=[row]))  # e.g. a run redone after a crash
+    assert await store.outbox_pending() == []
+    assert await store.outbox_claim(time.time() + 1, 60, 10) == []
+    assert (await store.outbox_stats()).pending == 0
+
+
+async def test_sent_rows_do_not_pile_up(store: Store) -> None:
+    """Issue 12, bug 7: ClickHouse kept every sent row forever (and every claim read them)."""
+    items = [NewOutboxItem(f"m|s{i}|firing|0", "m", f"s{i}", "log:x", "{}") for i in range(5)]
+    await store.commit(RunRecord("m", outbox=items))
+    for c in await store.outbox_claim(time.time() + 1, 60, 10):
+        await store.outbox_done(c.id)
+    await store.commit(
+        RunRecord("m", outbox=[NewOutboxItem("m|later|firing|0", "m", "later", "log:x", "{}")])
+    )
+    assert await store.outbox_purge(time.time() - 3600) == 0  # sent too recently to go
+    assert await store.outbox_purge(time.time() + 1) == 5
+    assert [i.key for i in await store.outbox_pending()] == ["m|later|firing|0"]  # pending rows stay
+    assert (await store.outbox_stats()).pending == 1
+    if isinstance(store, ClickhouseStore):
+        rows = await store._do(lambda c: c.fetch("SELECT count() AS n FROM dtk_outbox"))
+        assert int(rows[0]["n"]) <= 3  # the pending row's versions; nothing of the sent ones
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_outbox_channels_of_an_older_release_migrate(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Stores created before stable channel ids have an integer column with the alerter's
+    index; after opening, those rows read as "0", "1" (which `ChannelSet` maps to positions)."""
+    import sqlite3 as sqlite
+
+    if backend == "sqlite":
+        path = tmp_path / "old.db"
+        with sqlite.connect(path) as conn:
+            conn.execute(
+                "CREATE TABLE dtk_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, "
+                "metric TEXT NOT NULL, series TEXT NOT NULL, channel INTEGER NOT NULL, payload TEXT NOT NULL, "
+                "created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, "
+                "last_error TEXT, status TEXT NOT NULL DEFAULT 'pending', UNIQUE (key, channel))"
+            )
+            conn.execute("INSERT INTO dtk_outbox (key, metric, series, channel, payload, created_at, "
+                         "next_attempt_at) VALUES ('k', 'm', '', 1, '{}', 1, 1)")  # fmt: skip
+        store: Store = SqliteStore(path)
+        cleanup = None
+    elif backend == "postgres":
+        name = f"dtk_old_{uuid.uuid4().hex[:8]}"
+        admin = await asyncpg.connect(host="127.0.0.1", user="postgres", database="postgres")
+        await admin.execute(f"CREATE DATABASE {name}")
+        conn = await asyncpg.connect(host="127.0.0.1", user="postgres", database=name)
+        await conn.execute(
+            "CREATE TABLE dtk_outbox (id bigserial PRIMARY KEY, key text NOT NULL, metric text NOT NULL, "
+            "series text NOT NULL, channel integer NOT NULL, payload text NOT NULL, "
+            "created_at double precision NOT NULL, attempts integer NOT NULL DEFAULT 0, "
+            "next_attempt_at double precision NOT NULL, last_error text, "
+            "status text NOT NULL DEFAULT 'pending', leased_until double precision, UNIQUE (key, channel));"
+            "INSERT INTO dtk_outbox (key, metric, series, channel, payload, created_at, next_attempt_at) "
+            "VALUES ('k', 'm', '', 1, '{}', 1, 1)"
+        )
+        await conn.close()
+        store = PostgresStore(host="127.0.0.1", port=5432, user="postgres", database=name)
+
+        async def cleanup() -> None:
+            await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+            await admin.close()
+    else:
+        server: ClickHouseServer = request.getfixturevalue("clickhouse")
+        database = f"dtk_old_{uuid.uuid4().hex[:8]}"
+        server.query(f"CREATE DATABASE {database}")
+        server.query(
+            f"CREATE TABLE {database}.dtk_outbox (id UInt64, key String, metric String, series String, "
+            "channel UInt32, payload String, created_at Float64, attempts UInt32, next_attempt_at Float64, "
+            "last_error String, status String, leased_until Float64, version UInt64) "
+            "ENGINE = ReplacingMergeTree(version) ORDER BY (key, channel)"
+        )
+        server.query(f"INSERT INTO {database}.dtk_outbox VALUES (7, 'k', 'm', '', 1, '{{}}', 1, 0, 1, '', "
+                     "'pending', 0, 7)")  # fmt: skip
+        store = ClickhouseStore(server.url, database)
+
+        async def cleanup() -> None:
+            server.query(f"DROP DATABASE {database}")
+
+    try:
+        await store.open()
+        (item,) = await store.outbox_pending()
+        assert (item.key, item.channel) == ("k", "1"), backend
+        await store.commit(RunRecord("m", outbox=[NewOutboxItem("k2", "m", "", "webhook:a", "{}")]))
+        await store.close()
+        store = type(store)(**_same(store))  # a second open finds nothing left to migrate
+        await store.open()
+        assert [(i.key, i.channel) for i in await store.outbox_pending()] == [
+            ("k", "1"),
+            ("k2", "webhook:a"),
+        ]
+    finally:
+        await store.close()
+        if cleanup is not None:
+            await cleanup()
+
+
+def _same(store: Store) -> dict[str, object]:
+    """Constructor arguments for another client of the same database."""
+    if isinstance(store, SqliteStore):
+        return {"path": store.path}
+    if isinstance(store, ClickhouseStore):
+        return {"url": store.url, "database": store.database}
+    assert isinstance(store, PostgresStore)
+    return {"dsn": None, **store._connect}

@@ -9,7 +9,7 @@ import pytest
 
 from detectkd.detectors.auto import AutoDetector, Params
 from detectkd.detectors.base import Current, History
-from detectkd.window import SeriesWindow
+from detectkd.runtime.windows import SeriesWindow
 
 STEP = 3600  # hourly: the day (24) and the week (168) are cycles
 
@@ -84,7 +84,7 @@ def test_constant_history_and_cold_start() -> None:
 def test_a_metric_without_detectors_gets_auto(tmp_path: object) -> None:
     from pathlib import Path
 
-    from detectkd.config.loader import load_metrics
+    from detectkd.specs.loader import load_metrics
     from tests.conftest import write
 
     root = Path(str(tmp_path))

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from detectkd.config.loader import load_metrics
-from detectkd.config.plan import make_plan
 from detectkd.config.yamlsource import substitute_env
 from detectkd.durations import format_duration, parse_duration
+from detectkd.runtime.reload import make_plan
+from detectkd.specs.loader import load_metrics
 from tests.conftest import SHARED, write
 
 GOOD = """\
@@ -233,6 +233,23 @@ def test_profiles_merge_into_collector_and_alerter(tmp_path: Path) -> None:
     assert spec.collector.params.database == "/tmp/shop.db"  # type: ignore[attr-defined]
     assert spec.alerters[0].type == "mattermost"
     assert spec.conditions.cooldown_minutes == 30  # DetectK put it in params
+
+
+def test_cooldown_is_accepted_once_for_every_alerter_type(tmp_path: Path) -> None:
+    from detectkd.alerting.channels.registry import CHANNELS
+
+    for kind in sorted(CHANNELS):
+        assert "cooldown_minutes" not in CHANNELS[kind].params.model_fields  # one place, not six
+        result = load_one(tmp_path / kind, GOOD.replace("  type: log\n", f"  type: {kind}\n  params:\n"
+                          "    cooldown_minutes: 45\n    url: http://x.example/\n    webhook_url: http://x.example/\n"
+                          "    bot_token: t\n    chat_id: c\n    to: [a@b.example]\n    host: mail.example\n"))  # fmt: skip
+        problems = [i for i in result.all_errors() if "cooldown" in i.key]
+        assert problems == [], (kind, problems)
+    bad = load_one(
+        tmp_path / "bad", GOOD.replace("  type: log\n", "  type: log\n  params:\n    cooldown_minutes: -5\n")
+    )
+    (issue,) = bad.all_errors()
+    assert issue.key == "alerter.params.cooldown_minutes" and issue.line == 15, issue
 
 
 def test_unknown_profile_is_an_error(tmp_path: Path) -> None:

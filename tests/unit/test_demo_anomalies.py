@@ -17,9 +17,9 @@ import pytest
 
 from detectkd import demo
 from detectkd.alerting.state import Rules, SeriesState, decide, step
-from detectkd.config.loader import load_metrics
 from detectkd.detectors import registry
 from detectkd.detectors.base import Current, History
+from detectkd.specs.loader import load_metrics
 from tests.conftest import REPO
 
 STEP = 10

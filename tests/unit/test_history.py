@@ -7,7 +7,7 @@ def test_history_progress_is_a_bar_on_a_terminal_and_log_lines_otherwise() -> No
     import io
     from zoneinfo import ZoneInfo
 
-    from detectkd.history import Progress
+    from detectkd.commands.history import Progress
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

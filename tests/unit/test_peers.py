@@ -9,7 +9,8 @@ import pytest
 
 from detectkd.config.models import Peers
 from detectkd.detectors.base import Result
-from detectkd.peers import Entity, PeerGraph, classify, deviation, load_entities, passes
+from detectkd.runtime.peers import PeerGraph, classify, deviation, passes
+from detectkd.specs.entities import Entity, load_entities
 
 
 def result(value: float, expected: float = 10.0, half: float = 2.0, skipped: str | None = None) -> Result:

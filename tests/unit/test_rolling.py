@@ -12,7 +12,7 @@ import pytest
 from detectkd.detectors.base import Current
 from detectkd.detectors.robust import Params, RobustDetector
 from detectkd.detectors.rolling import SortedWindow, kth_of_two, kth_pair
-from detectkd.window import SeriesWindow
+from detectkd.runtime.windows import SeriesWindow
 
 STEP = 60
 

@@ -14,7 +14,7 @@ import pytest
 from detectkd.detectors.base import Current, Detector
 from detectkd.detectors.features import feature_value
 from detectkd.detectors.registry import lookup
-from detectkd.window import SeriesWindow
+from detectkd.runtime.windows import SeriesWindow
 
 STEP = 300
 CALIBRATED = ["auto", "seasonal", "forecast", "iqr"]

@@ -11,7 +11,7 @@ import pytest
 from detectkd.collectors.base import Window
 from detectkd.collectors.points import SEVERAL_ROWS, PointSpec, rows_to_points
 from detectkd.errors import CollectError
-from detectkd.scheduler import GridTrigger, stable_offset
+from detectkd.runtime.scheduler import GridTrigger, stable_offset
 from detectkd.timegrid import Grid
 
 UTC_ZONE = ZoneInfo("UTC")

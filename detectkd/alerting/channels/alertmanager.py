@@ -35,7 +35,6 @@ class Params(Frozen):
     labels: dict[str, str] = Field(default_factory=dict)
     generator_url: str | None = None
     ends_after: Duration = timedelta(hours=24)
-    cooldown_minutes: float | None = Field(default=None, ge=0)
     timeout: Duration = timedelta(seconds=10)
 
     @field_validator("urls")

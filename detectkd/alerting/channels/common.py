@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from detectkd.config.types import Duration, Frozen
 from detectkd.templating import check_template
@@ -17,7 +17,6 @@ class ChatParams(Frozen):
     icon_url: str | None = None
     icon_emoji: str | None = None
     message_template: str | None = None
-    cooldown_minutes: float | None = Field(default=None, ge=0)
     timeout: Duration = timedelta(seconds=10)
 
     @field_validator("webhook_url")

@@ -38,7 +38,6 @@ class Params(Frozen):
     ca_file: str | None = None
     subject_template: str = DEFAULT_SUBJECT
     message_template: str | None = None
-    cooldown_minutes: float | None = Field(default=None, ge=0)
     timeout: Duration = timedelta(seconds=30)
 
 

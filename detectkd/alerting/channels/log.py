@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import structlog
-from pydantic import Field
 
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.message import MessageRenderer
@@ -16,7 +15,6 @@ log = structlog.get_logger("detectkd.alert")
 
 class Params(Frozen):
     message_template: str | None = None
-    cooldown_minutes: float | None = Field(default=None, ge=0)
     level: str = "warning"
 
 

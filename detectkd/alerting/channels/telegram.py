@@ -5,8 +5,6 @@ from __future__ import annotations
 import html
 from datetime import timedelta
 
-from pydantic import Field
-
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels.base import post_json
 from detectkd.alerting.message import MessageRenderer
@@ -21,7 +19,6 @@ class Params(Frozen):
     base_url: str = "https://api.telegram.org"
     message_template: str | None = None
     disable_notification: bool = False
-    cooldown_minutes: float | None = Field(default=None, ge=0)
     timeout: Duration = timedelta(seconds=10)
 
 

@@ -25,7 +25,6 @@ class Params(Frozen):
     headers: dict[str, str] = Field(default_factory=dict)
     secret: str | None = None  # signs the body: X-Detectk-Signature: sha256=<hex HMAC-SHA256>
     message_template: str | None = None
-    cooldown_minutes: float | None = Field(default=None, ge=0)
     timeout: Duration = timedelta(seconds=10)
 
     @model_validator(mode="after")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from detectkd import __version__
 from detectkd.cli import settings_from
-from detectkd.config.loader import load_metrics
 from detectkd.errors import ConfigError
+from detectkd.specs.loader import load_metrics
 
 
 def _profiles(arg: str | None) -> Path | None:
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Configuration valid: {len(result.metrics)} metric(s)")
         return 0
 
-    from detectkd.oneshot import check_metric
+    from detectkd.commands.check import check_metric
 
     result = load_metrics([Path(args.config)], profiles)
     if result.errors or not result.metrics:

@@ -1,17 +1,10 @@
-"""Load a directory of metric files into validated, resolved `MetricSpec`s.
-
-Every problem in every file is collected (never just the first) with the
-file, line and key. Loading is all-or-nothing per file: a file either yields
-its metric or its issues; the daemon decides what to keep running.
-"""
+"""One metric file's `type`s looked up in the registries, their `params` validated and
+merged with profiles, into a `MetricSpec` (or the issues, each with file, line and key)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,175 +13,21 @@ from pydantic import BaseModel
 from detectkd.alerting.channels import registry as channels
 from detectkd.collectors import registry as collectors
 from detectkd.collectors.points import PointSpec
-from detectkd.config.models import IGNORED_WITH_WARNING, Conditions, MetricFile
-from detectkd.config.profiles import Profiles, load_profiles
+from detectkd.config.models import AlerterOptions, Conditions, MetricFile
+from detectkd.config.profiles import Profiles
 from detectkd.config.validation import validate
-from detectkd.config.yamlsource import Document, load_yaml
+from detectkd.config.yamlsource import Document
 from detectkd.detectors import auto
 from detectkd.detectors import registry as detectors
 from detectkd.errors import ConfigIssue
-from detectkd.peers import Entity, load_entities
+from detectkd.specs.entities import Entity, load_entities
+from detectkd.specs.model import AlerterSpec, CollectorSpec, DetectorSpec, MetricSpec, StorageSpec
 from detectkd.templating import check_template
 
-METRIC_SUFFIXES = (".yaml", ".yml")
+ALERTER_OPTIONS = tuple(AlerterOptions.model_fields)  # in every alerter's params
 
 
-@dataclass(frozen=True)
-class CollectorSpec:
-    type: str
-    profile: str | None
-    params: BaseModel
-    points: PointSpec
-    multi_period: bool = True
-
-
-@dataclass(frozen=True)
-class DetectorSpec:
-    type: str
-    id: str
-    params: BaseModel
-
-
-@dataclass(frozen=True)
-class AlerterSpec:
-    type: str
-    index: int
-    params: BaseModel
-
-
-@dataclass(frozen=True)
-class StorageSpec:
-    enabled: bool
-    type: str | None  # resolved backend (sqlite|postgres|clickhouse); None: the daemon's store
-    params: dict[str, Any]
-    save_detections: bool
-    datapoints_retention_days: int | None
-    detections_retention_days: int | None
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    name: str
-    file: str
-    config: MetricFile
-    collector: CollectorSpec
-    detectors: tuple[DetectorSpec, ...]
-    alerters: tuple[AlerterSpec, ...]
-    conditions: Conditions
-    storage: StorageSpec
-    fingerprint: str
-    detector_fingerprint: str
-    # Peer verification: coordinates and attributes per series from `peers.entities`.
-    entities: dict[str, Entity] | None = None
-
-
-@dataclass
-class LoadResult:
-    metrics: dict[str, MetricSpec] = field(default_factory=dict)
-    errors: dict[str, list[ConfigIssue]] = field(default_factory=dict)
-    warnings: list[ConfigIssue] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def all_errors(self) -> list[ConfigIssue]:
-        return [i for f in sorted(self.errors) for i in self.errors[f]]
-
-
-def metric_files(paths: list[Path]) -> list[Path]:
-    out: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if p.suffix in METRIC_SUFFIXES and p.is_file()))
-        else:
-            out.append(path)
-    return out
-
-
-def load_metrics(
-    paths: list[Path],
-    profiles_file: Path | None = None,
-    env: Mapping[str, str] | None = None,
-) -> LoadResult:
-    env = dict(os.environ) if env is None else env
-    result = LoadResult()
-    profiles = load_profiles(profiles_file, env)
-    if profiles.issues:
-        result.errors[profiles.file or "profiles"] = list(profiles.issues)
-    seen: dict[str, str] = {}
-    for path in metric_files(paths):
-        result.files.append(str(path))
-        doc = load_yaml(path, env)
-        if is_profiles_document(doc):
-            # A profiles file dropped next to metrics is checked as one, not as a metric.
-            extra = load_profiles(path, env)
-            if extra.issues:
-                result.errors[str(path)] = list(extra.issues)
-            continue
-        spec, issues, warnings = build_spec(doc, profiles)
-        result.warnings.extend(warnings)
-        if spec is None:
-            result.errors[str(path)] = issues
-            continue
-        if spec.name in seen:
-            result.errors[str(path)] = [
-                ConfigIssue(
-                    str(path),
-                    1,
-                    "name",
-                    f"duplicate metric name {spec.name!r}: already defined in {seen[spec.name]}",
-                )
-            ]
-            continue
-        seen[spec.name] = str(path)
-        result.metrics[spec.name] = spec
-    return result
-
-
-def is_profiles_document(doc: Document) -> bool:
-    return isinstance(doc.data, dict) and set(doc.data) == {"profiles"}
-
-
-def load_metric_file(
-    path: Path, profiles: Profiles, env: Mapping[str, str]
-) -> tuple[MetricSpec | None, list[ConfigIssue], list[ConfigIssue]]:
-    doc = load_yaml(path, env)
-    return build_spec(doc, profiles)
-
-
-def build_spec(
-    doc: Document, profiles: Profiles
-) -> tuple[MetricSpec | None, list[ConfigIssue], list[ConfigIssue]]:
-    issues = list(doc.issues)
-    warnings: list[ConfigIssue] = []
-    if issues:
-        return None, issues, warnings
-    if not isinstance(doc.data, dict):
-        return None, [doc.issue((), "a metric file must be a YAML mapping")], warnings
-    for path, text in IGNORED_WITH_WARNING.items():
-        if _has(doc.data, path):
-            warnings.append(doc.issue(path, text))
-    model, problems = validate(doc, MetricFile, doc.data)
-    if model is None:
-        return None, problems, warnings
-    assert isinstance(model, MetricFile)
-    resolver = _Resolver(doc, model, profiles)
-    spec = resolver.resolve()
-    return spec, resolver.issues, warnings + resolver.notes
-
-
-def _has(data: dict[str, Any], path: tuple[str, ...]) -> bool:
-    node: Any = data
-    for part in path:
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-class _Resolver:
+class Resolver:
     """Validates params against their type's model and merges profiles in."""
 
     def __init__(self, doc: Document, cfg: MetricFile, profiles: Profiles) -> None:
@@ -275,7 +114,11 @@ class _Resolver:
         lookup: Any,
         what: str,
         known: list[str],
+        lifted: dict[str, Any] | None = None,
     ) -> tuple[str, Any] | None:
+        """Validate `params` (merged over the profile's) against the type's model. Keys named
+        in `lifted` are taken out first, into it (options of every type, e.g. an alerter's
+        `cooldown_minutes`, that no type's model repeats)."""
         base = self._profile(profile, path)
         if base is None:
             return None
@@ -298,6 +141,9 @@ class _Resolver:
             )
             return None
         merged = {**base, **params}
+        for key in lifted or {}:
+            if key in merged:
+                lifted[key] = merged.pop(key)  # type: ignore[index]
         model, problems = validate(self.doc, entry.params, merged, (*path, "params"))
         self.issues.extend(problems)
         return (kind, model) if model is not None else None
@@ -376,20 +222,18 @@ class _Resolver:
             path: tuple[str | int, ...] = (key, i) if key == "alerters" else (key,)
             if not a.enabled:
                 continue
+            lifted: dict[str, Any] = dict.fromkeys(ALERTER_OPTIONS)
             typed = self._typed(
                 path, a.type, a.profile, a.params, channels.lookup, "alerter",
-                list(channels.CHANNELS),
+                list(channels.CHANNELS), lifted,
             )  # fmt: skip
-            cond = a.conditions
+            cond = self._alerter_options(path, a.conditions, lifted)
             if typed is not None:
                 kind, params = typed
-                cooldown = getattr(params, "cooldown_minutes", None)
-                if cond.cooldown_minutes is None and cooldown is not None:
-                    cond = cond.model_copy(update={"cooldown_minutes": cooldown})
                 template = getattr(params, "message_template", None)
                 if isinstance(template, str) and (problem := check_template(template, _sample_alert())):
                     self.issues.append(self.doc.issue((*path, "params", "message_template"), problem))
-                out.append(AlerterSpec(kind, i, params))
+                out.append(AlerterSpec(kind, i, params, _alerter_id(kind, params, out)))
             if cond.peers != "any" and self.cfg.peers is None:
                 self.issues.append(
                     self.doc.issue(
@@ -408,6 +252,22 @@ class _Resolver:
             )
             return out, None
         return out, conditions[0] if conditions else Conditions()
+
+    def _alerter_options(
+        self, path: tuple[str | int, ...], cond: Conditions, lifted: dict[str, Any]
+    ) -> Conditions:
+        """DetectK puts `cooldown_minutes` in an alerter's params; it is a condition here
+        (one alert state per series), accepted once for every channel type."""
+        given = {k: v for k, v in lifted.items() if v is not None and getattr(cond, k) is None}
+        if not given:
+            return cond
+        try:
+            checked = AlerterOptions.model_validate(given)
+        except ValueError as exc:
+            for key in given:
+                self.issues.append(self.doc.issue((*path, "params", key), _first_error(exc)))
+            return cond
+        return cond.model_copy(update={k: getattr(checked, k) for k in given})
 
     def _storage(self) -> StorageSpec | None:
         s = self.cfg.storage
@@ -433,7 +293,8 @@ class _Resolver:
             flags[name] = value
         backend: str | None = None
         if s.enabled and (kind is not None or {"connection_string", "host", "path"} & set(params)):
-            from detectkd.storage.factory import StoreParams, resolve_kind
+            from detectkd.config.connection import StoreParams
+            from detectkd.storage.factory import resolve_kind
 
             model, problems = validate(self.doc, StoreParams, params, ("storage", "params"))
             self.issues.extend(problems)
@@ -472,6 +333,25 @@ def _sample_alert() -> dict[str, Any]:
         upper=120.0, score=0.9, direction="up", detector="mad", interval_seconds=600,
     )  # fmt: skip
     return variables(alert)
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return str(first.get("msg", exc))
+    return str(exc)
+
+
+def _alerter_id(kind: str, params: BaseModel, before: list[AlerterSpec]) -> str:
+    base = f"{kind}:{_digest(params.model_dump(mode='json'))[:12]}"
+    taken = {a.id for a in before}
+    n = 1
+    out = base
+    while out in taken:  # the same channel twice in one metric: keep both, distinctly
+        n += 1
+        out = f"{base}~{n}"
+    return out
 
 
 def _digest(value: Any) -> str:

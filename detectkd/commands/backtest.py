@@ -21,12 +21,13 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from detectkd.alerting.alert import Alert
-from detectkd.config.loader import MetricSpec
+from detectkd.commands.report import SeriesTrace, render
 from detectkd.detectors.base import Result
 from detectkd.errors import CollectError
-from detectkd.report import SeriesTrace, render
 from detectkd.resources import Resources
-from detectkd.runner import MetricRuntime, RunReport, error_line
+from detectkd.runtime.runner import RunReport, error_line
+from detectkd.runtime.slot import Deps, assemble
+from detectkd.specs.loader import MetricSpec
 from detectkd.storage.memory import MemoryStore
 
 # One row per period, series and detector. `state`: the series' alert state after that period;
@@ -57,7 +58,8 @@ async def backtest(
 ) -> int:
     """Exit code: 0 done, 1 the source failed."""
     resources = Resources()
-    rt = MetricRuntime(spec, MemoryStore(), resources, None, {}, replay=True)
+    slot = assemble(spec, Deps(MemoryStore(keep_data=False), resources, replay=True, channels=False))
+    rt = slot.runtime
     summary = Summary(traces={} if report is not None else None)
     t0 = time.perf_counter()
     sink = output.open("w", newline="") if output is not None else None
@@ -71,10 +73,8 @@ async def backtest(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        lo, end = rt.grid.floor(start), rt.grid.floor(finish)
         size = spec.config.schedule.batch_load_days * 86400
-        while lo < end:
-            hi = min(end, max(rt.grid.floor(lo + size), rt.grid.next(lo)))
+        for lo, hi in rt.grid.batches(rt.grid.floor(start), rt.grid.floor(finish), size):
             try:
                 run = await rt.check(lo, hi, notify=True, commit=True)
             except (CollectError, ValueError) as exc:
@@ -83,13 +83,12 @@ async def backtest(
             _account(run, summary, writer, rt.tz)
             del run
             gc.collect(1)
-            lo = hi
     finally:
         if gc_was_enabled:
             gc.enable()
         if sink is not None:
             sink.close()
-        await rt.close()
+        await slot.stop()
         await resources.close()
     summary.seconds = time.perf_counter() - t0
     print_summary(spec, summary, rt.tz, start, finish, out)

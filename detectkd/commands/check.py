@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TextIO
 
-from detectkd.alerting.channels import registry as channel_registry
 from detectkd.alerting.channels.base import Channel
-from detectkd.alerting.outage import source_key
 from detectkd.alerting.outbox import Dispatcher
-from detectkd.alerting.silences import Silences, load_silences, metric_labels
-from detectkd.config.loader import MetricSpec
+from detectkd.alerting.silences import Silences, load_silences
 from detectkd.config.settings import Settings
 from detectkd.durations import format_duration
 from detectkd.errors import CollectError, StorageError
 from detectkd.resources import Resources
-from detectkd.runner import MetricRuntime, RunReport, error_line
+from detectkd.runtime.runner import MetricRuntime, RunReport, error_line
+from detectkd.runtime.slot import Deps, MetricSlot, assemble
+from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import Store
-from detectkd.storage.factory import DataStores
+from detectkd.storage.factory import DataStores, daemon_store
 from detectkd.timegrid import fmt_local
 
 
@@ -75,28 +73,19 @@ def print_report(rt: MetricRuntime, report: RunReport, out: TextIO) -> None:
         )
 
 
-@dataclass
-class MetricEnv:
-    """What a one-metric command needs: the daemon's store (open), resources, the metric's data."""
-
-    store: Store
-    resources: Resources
-    data: Callable[[], Awaitable[Store]] | None
-
-
 @asynccontextmanager
-async def metric_env(spec: MetricSpec, settings: Settings) -> AsyncIterator[MetricEnv]:
-    """Opens the daemon's store (raises StorageError) and closes everything after."""
-    store: Store = settings.make_store()
-    resources = Resources()
-    data_stores = DataStores()
+async def metric_env(settings: Settings) -> AsyncIterator[Deps]:
+    """What a one-metric command needs, as the daemon would wire it: its store (open; raises
+    StorageError), resources and data stores. Everything is closed after."""
+    store: Store = daemon_store(settings)
+    deps = Deps(store, Resources(), DataStores(), generator_url=settings.generator_url)
     try:
         await store.open()
-        yield MetricEnv(store, resources, data_stores.getter(spec.storage.enabled, spec.storage.type,
-                                                             spec.storage.params))  # fmt: skip
+        yield deps
     finally:
-        await resources.close()
-        await data_stores.close()
+        await deps.resources.close()
+        if deps.data_stores is not None:
+            await deps.data_stores.close()
         await store.close()
 
 
@@ -109,26 +98,28 @@ async def check_metric(
 ) -> int:
     """Returns a process exit code: 0 ran (anomalous or not), 1 failed."""
     try:
-        async with metric_env(spec, settings) as env:
-            return await _check(spec, settings, env, at, alert, out)
+        async with metric_env(settings) as deps:
+            return await _check(spec, deps, at, alert, out)
     except StorageError as exc:
         print(f"error     {exc}", file=out)
         return 1
 
 
-async def _check(
-    spec: MetricSpec, settings: Settings, env: MetricEnv, at: float | None, alert: bool, out: TextIO
-) -> int:
-    store = env.store
+async def _check(spec: MetricSpec, deps: Deps, at: float | None, alert: bool, out: TextIO) -> int:
+    store = deps.store
     saved = await store.load_states()
     states = {s: st for (m, s), st in saved.items() if m == spec.name}
-    silences = Silences()
-    silences.replace_all(load_silences(await store.silences_load())[0])
-    base = metric_labels(spec.name, spec.config.tags, source_key(spec.collector))
-    rt = MetricRuntime(
-        spec, store, env.resources, None, states, data_store=env.data, link_template=settings.generator_url,
-        silenced=silences.predicate(base),
-    )  # fmt: skip
+    deps.silences = Silences()
+    deps.silences.replace_all(load_silences(await store.silences_load())[0])
+    slot = assemble(spec, deps, states)
+    try:
+        return await _check_slot(slot, store, at, alert, out)
+    finally:
+        await slot.stop()
+
+
+async def _check_slot(slot: MetricSlot, store: Store, at: float | None, alert: bool, out: TextIO) -> int:
+    rt = slot.runtime
     if at is not None:
         start = rt.grid.floor(at)
         finish = rt.grid.next(start)
@@ -142,19 +133,15 @@ async def _check(
         return 1
     print_report(rt, report, out)
     if alert and report.alerts:
-        return await _deliver(spec, store, env.resources, out)
+        return await _deliver(slot, store, out)
     return 0
 
 
-async def _deliver(spec: MetricSpec, store: Store, resources: Resources, out: TextIO) -> int:
-    channels: dict[int, Channel] = {}
-    for a in spec.alerters:
-        ctype = channel_registry.lookup(a.type)
-        if ctype is not None:
-            channels[a.index] = ctype.build(a.params, resources)
+async def _deliver(slot: MetricSlot, store: Store, out: TextIO) -> int:
+    spec = slot.spec
 
-    def lookup(metric: str, index: int) -> Channel | None:
-        return channels.get(index) if metric == spec.name else None
+    def lookup(metric: str, channel: str) -> Channel | None:
+        return slot.channels.get(channel) if metric == spec.name else None
 
     dispatcher = Dispatcher(store, lookup, only_metric=spec.name)
     await dispatcher.deliver_due()

@@ -21,27 +21,18 @@ Coordinates come from the query's latitude/longitude columns or a static
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from detectkd.collectors.points import series_key
 from detectkd.config.models import Peers
 from detectkd.detectors.base import Result
+from detectkd.specs.entities import Entity, number
 
 PeerClass = Literal["isolated", "shared", "unknown"]
 EARTH_KM = 6371.0088
-
-
-@dataclass(frozen=True)
-class Entity:
-    latitude: float | None
-    longitude: float | None
-    attributes: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -84,38 +75,6 @@ def passes(c: Classification | None, required: str) -> bool:
     return required == "any" or c is None or c.kind in (required, "unknown")
 
 
-def load_entities(path: Path, series_columns: tuple[str, ...], p: Peers) -> dict[str, Entity]:
-    """Series key -> coordinates and attributes, from a CSV with a header row."""
-    out: dict[str, Entity] = {}
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in series_columns if c not in header]
-        if missing:
-            raise ValueError(f"{path}: no column {missing[0]!r} (the metric's series columns)")
-        for line, row in enumerate(reader, start=2):
-            key = series_key({c: row[c] for c in series_columns})
-            try:
-                out[key] = Entity(
-                    _number(row.get(p.latitude_column)),
-                    _number(row.get(p.longitude_column)),
-                    {k: v for k, raw in row.items() if k and (v := _number(raw)) is not None},
-                )
-            except ValueError as exc:
-                raise ValueError(f"{path}:{line}: {exc}") from None
-    return out
-
-
-def _number(raw: Any) -> float | None:
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 class PeerGraph:
     """Who is whose peer; the neighbour lists are recomputed only when coordinates change."""
 
@@ -129,9 +88,9 @@ class PeerGraph:
         """Coordinates (and the attribute) from a row's columns, when no entity file is used."""
         if self._static or self.p.mode != "nearest":
             return
-        lat, lon = _number(context.get(self.p.latitude_column)), _number(context.get(self.p.longitude_column))
+        lat, lon = number(context.get(self.p.latitude_column)), number(context.get(self.p.longitude_column))
         attrs = {}
-        if self.p.attribute is not None and (a := _number(context.get(self.p.attribute))) is not None:
+        if self.p.attribute is not None and (a := number(context.get(self.p.attribute))) is not None:
             attrs[self.p.attribute] = a
         entity = Entity(lat, lon, attrs)
         if self.entities.get(series) != entity:

@@ -19,6 +19,7 @@ from detectkd.config.settings import Settings
 from detectkd.durations import parse_moment
 from detectkd.errors import StorageError
 from detectkd.storage.base import Store
+from detectkd.storage.factory import daemon_store
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.stdout) 
 
 
 async def _run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    store = settings.make_store()
+    store = daemon_store(settings)
     await store.open()
     try:
         if args.op == "add":

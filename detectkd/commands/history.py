@@ -24,15 +24,16 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from detectkd.config.loader import MetricSpec
+from detectkd.commands.check import metric_env
 from detectkd.config.settings import Settings
 from detectkd.errors import CollectError, StorageError
-from detectkd.oneshot import MetricEnv, metric_env
-from detectkd.runner import MetricRuntime, error_line
+from detectkd.runtime.runner import error_line
+from detectkd.runtime.slot import MetricSlot, assemble, data_store
+from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import StoredDetection, StoredPoint
 from detectkd.timegrid import fmt_local
 
-log = structlog.get_logger("detectkd.history")
+log = structlog.get_logger("detectkd.commands.history")
 
 EXPORT_HEADER = (
     "timestamp", "series", "value", "detector", "expected", "lower", "upper", "score", "anomaly",
@@ -78,23 +79,22 @@ async def load_history(
 ) -> int:
     """Exit code: 0 loaded, 1 the source or the store failed, 2 nothing to load from."""
     try:
-        async with metric_env(spec, settings) as env:
-            return await _load(spec, env, start, finish, resume, out, progress_out)
+        async with metric_env(settings) as deps:
+            return await _load(assemble(spec, deps), start, finish, resume, out, progress_out)
     except StorageError as exc:
         print(f"error: {exc}", file=out)
         return 1
 
 
 async def _load(
-    spec: MetricSpec,
-    env: MetricEnv,
+    slot: MetricSlot,
     start: float | None,
     finish: float | None,
     resume: bool,
     out: TextIO,
     progress_out: TextIO,
 ) -> int:
-    rt = MetricRuntime(spec, env.store, env.resources, None, {}, data_store=env.data)
+    spec, rt = slot.spec, slot.runtime
     rt.save_states = False  # the daemon owns alert state; a replay must not overwrite it
     begin = start if start is not None else rt.start_time()
     if begin is None:
@@ -102,7 +102,7 @@ async def _load(
         return 2
     end = rt.finish_for(time.time()) if finish is None else rt.grid.floor(finish)
     lo = rt.grid.floor(begin)
-    watermark = await env.store.watermark(spec.name)
+    watermark = await rt.store.watermark(spec.name)
     if resume and watermark is not None and lo <= watermark < end:
         lo = rt.grid.next(watermark)
         print(f"resuming after {fmt_local(watermark, rt.tz)} (stored watermark)", file=out)
@@ -111,11 +111,9 @@ async def _load(
         return 0
     bar = Progress(spec.name, end - lo, progress_out, progress_out.isatty())
     points = anomalies = 0
-    size = spec.config.schedule.batch_load_days * 86400
     first = lo
     try:
-        while lo < end:
-            hi = min(end, max(rt.grid.floor(lo + size), rt.grid.next(lo)))
+        for lo, hi in rt.grid.batches(first, end, spec.config.schedule.batch_load_days * 86400):
             try:
                 report = await rt.check(lo, hi, notify=False, commit=True)
             except (CollectError, StorageError, ValueError) as exc:
@@ -125,10 +123,9 @@ async def _load(
                 return 1
             points += sum(1 for p in report.points if p.point.value is not None)
             anomalies += sum(1 for p in report.points if p.verdict.anomalous)
-            lo = hi
-            bar.update(lo - first, lo, points, anomalies, rt.tz)
+            bar.update(hi - first, hi, points, anomalies, rt.tz)
     finally:
-        await rt.close()
+        await slot.stop()
     bar.finish()
     print(
         f"{spec.name}: loaded {points:,} points ({anomalies:,} anomalous) from "
@@ -144,8 +141,8 @@ async def export(
     """Stored points and detections as CSV: one row per point and detector (a point without
     detections gets one row with an empty detector)."""
     try:
-        async with metric_env(spec, settings) as env:
-            data = await env.data() if env.data is not None else env.store
+        async with metric_env(settings) as deps:
+            data = await data_store(spec, deps)
             points = await data.read_points(spec.name, None, int(start), int(finish))
             detections = await data.read_detections(spec.name, int(start), int(finish))
     except StorageError as exc:

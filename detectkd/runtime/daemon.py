@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,47 +12,42 @@ import structlog
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from detectkd.alerting.channels import registry as channel_registry
 from detectkd.alerting.channels.base import Channel
-from detectkd.alerting.outage import ERROR_SERIES, SOURCE_PREFIX, HealthNotice, Outages, source_key
-from detectkd.alerting.outage_alerts import notice_record
+from detectkd.alerting.outage import Outages
 from detectkd.alerting.outbox import Dispatcher
 from detectkd.alerting.silences import (
-    Labels,
     Silence,
     Silences,
-    load_silences,
-    metric_labels,
-    series_labels,
 )
 from detectkd.alerting.state import SeriesState
-from detectkd.config.loader import LoadResult, MetricSpec, load_metrics
-from detectkd.config.plan import Plan, make_plan
 from detectkd.config.settings import Settings
 from detectkd.errors import StorageError
 from detectkd.resources import Resources
-from detectkd.runner import MetricRuntime, error_line
-from detectkd.scheduler import GridTrigger, stable_offset
+from detectkd.runtime import retention
+from detectkd.runtime.outage_alerts import refresh_silences, send_due, split_saved
+from detectkd.runtime.reload import Action, Plan, make_plan
+from detectkd.runtime.runner import error_line
+from detectkd.runtime.slot import Deps, MetricSlot, assemble
+from detectkd.runtime.view import DaemonView
 from detectkd.sdnotify import Notifier
-from detectkd.storage.base import Store
-from detectkd.storage.factory import DataStores
+from detectkd.specs.loader import LoadResult, MetricSpec, load_metrics
+from detectkd.storage.base import SENT_KEPT_S, Store
+from detectkd.storage.factory import DataStores, daemon_store
 from detectkd.telemetry import Telemetry
 
 log = structlog.get_logger("detectkd")
 RETENTION_JOB = "@retention"  # metric names cannot start with @
 
 
-class Daemon:
+class Daemon(DaemonView):
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store: Store = store or settings.make_store()
+        self.store: Store = store or daemon_store(settings)
         self.data_stores = DataStores()
         self.telemetry = Telemetry()
         self.resources = Resources()
         self.specs: dict[str, MetricSpec] = {}
-        self.runtimes: dict[str, MetricRuntime] = {}
-        self.triggers: dict[str, GridTrigger] = {}
-        self.channels: dict[tuple[str, int], Channel] = {}
+        self.slots: dict[str, MetricSlot] = {}  # running metrics (enabled, built)
         self.config_errors: list[str] = []
         self.ready = False
         self.stop_event = asyncio.Event()
@@ -72,8 +65,9 @@ class Daemon:
         self.outages = Outages(o.group_wait.total_seconds(), o.min_metrics)
         self._health_lock = asyncio.Lock()
         self.silences = Silences()
-        self._labels: dict[str, dict[str, str | tuple[str, ...]]] = {}
         self.notifier = Notifier()
+        self.deps = Deps(self.store, self.resources, self.data_stores, self.telemetry, self.dispatcher.wake,
+                         settings.generator_url, self.silences)  # fmt: skip
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -108,16 +102,7 @@ class Daemon:
     async def _start(self) -> None:
         await self.store.open()
         await self.refresh_silences()
-        saved = await self.store.load_states()
-        states: dict[str, dict[str, SeriesState]] = defaultdict(dict)
-        errors: dict[str, SeriesState] = {}
-        for (metric, series), st in saved.items():
-            if metric.startswith(SOURCE_PREFIX):
-                self.outages.restore_source(metric.removeprefix(SOURCE_PREFIX), st)
-            elif series == ERROR_SERIES:
-                errors[metric] = st
-            else:
-                states[metric][series] = st
+        states, errors = split_saved(await self.store.load_states(), self.outages)
         result = await self._load()
         plan = make_plan({}, result)
         self.scheduler.start()
@@ -134,7 +119,7 @@ class Daemon:
         self.notifier.ready(self.status_line())
         log.info(
             "detectkd started",
-            metrics=len(self.runtimes),
+            metrics=len(self.slots),
             config_errors=len(result.all_errors()),
             store=str(getattr(self.store, "path", "")),
         )
@@ -143,7 +128,7 @@ class Daemon:
         """Run until SIGTERM/SIGINT (or `stop_event`), then shut down gracefully."""
         dispatcher = asyncio.create_task(self.dispatcher.run(self.stop_event), name="outbox")
         health = asyncio.create_task(self._health_loop(), name="health")
-        watchdog = asyncio.create_task(self._watchdog_loop(), name="watchdog")
+        watchdog = asyncio.create_task(self.notifier.beat(self.status_line, self.stop_event), name="watchdog")
         await self.stop_event.wait()
         self.notifier.stopping()
         await health
@@ -158,63 +143,24 @@ class Daemon:
         await dispatcher
         await self.close()
 
-    async def _watchdog_loop(self) -> None:
-        """WATCHDOG=1 at half systemd's WatchdogSec, from this loop: a hung loop stops the
-        pings. STATUS= is refreshed on the same beat (or every 10 s without a watchdog)."""
-        period = self.notifier.watchdog_seconds
-        if not self.notifier.enabled:
-            return
-        beat = period / 2 if period else 10.0
-        status = ""
-        while not self.stop_event.is_set():
-            if period:
-                self.notifier.watchdog()
-            line = self.status_line()
-            if line != status:
-                self.notifier.status(line)
-                status = line
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), timeout=beat)
-
     async def retention_pass(self, now: float | None = None) -> int:
-        """Delete stored datapoints and detections past their retention, per metric and store.
-        Never inside a detector's window: the cutoff is at least the window's span back."""
+        """Daily: stored rows past their retention (never inside a detector's window), and
+        outbox rows sent more than a week ago."""
         now = time.time() if now is None else now
-        deleted = 0
-        for name, rt in list(self.runtimes.items()):
-            storage = rt.spec.storage
-            days = storage.datapoints_retention_days or self.settings.retention_days
-            det_days = storage.detections_retention_days or days
-            if not storage.enabled or (days is None and det_days is None):
-                continue
-            floor = now - rt.span - rt.grid.step
-            try:
-                store = await rt.data()
-                if days is not None:
-                    deleted += await store.delete_before(name, int(min(now - days * 86400, floor)))
-                if det_days is not None and (days is None or det_days < days):
-                    cutoff = int(min(now - det_days * 86400, floor))
-                    deleted += await store.delete_before(name, cutoff, detections_only=True)
-            except StorageError as exc:
-                log.warning("retention failed", metric=name, error=str(exc))
+        deleted = await retention.run(list(self.slots.values()), self.settings.retention_days, now)
+        try:
+            deleted += await self.store.outbox_purge(now - SENT_KEPT_S)
+        except StorageError as exc:
+            log.warning("outbox purge failed", error=str(exc))
         self.telemetry.retention_deleted.inc(deleted)
         self.telemetry.retention_last.set(time.time())
-        log.info("retention pass", deleted_rows=deleted, metrics=len(self.runtimes))
+        log.info("retention pass", deleted_rows=deleted, metrics=len(self.slots))
         return deleted
-
-    def status_line(self) -> str:
-        """systemd's STATUS=: what `systemctl status detectkd` shows."""
-        failing = sum(1 for rt in self.runtimes.values() if rt.status.state == "error")
-        firing = sum(1 for rt in self.runtimes.values() if rt.status.state == "firing")
-        line = f"{len(self.runtimes)} metrics, {failing} failing, {firing} firing"
-        if self.config_errors:
-            line += f", {len(self.config_errors)} config errors"
-        return line
 
     async def close(self) -> None:
         self.notifier.close()
-        for rt in self.runtimes.values():
-            await rt.close()
+        for slot in self.slots.values():
+            await slot.stop()
         await self.data_stores.close()
         await self.resources.close()
         await self.store.close()
@@ -266,7 +212,13 @@ class Daemon:
                 self.notifier.ready(self.status_line() + ", last reload failed")
                 return {"successful": False, "errors": [error_line(exc)]}
             plan = make_plan(self.specs, result)
-            await self._apply(plan, {})
+            try:
+                await self._apply(plan, {})
+            except StorageError as exc:  # nothing was swapped: the previous set keeps running
+                log.error("reload not applied", error=error_line(exc))
+                self.telemetry.reload_ok.set(0)
+                self.notifier.ready(self.status_line() + ", last reload failed")
+                return {"successful": False, "errors": [f"reload not applied: {error_line(exc)}"]}
             # Recorded after applying: whoever sees the new summary sees the new metrics.
             self._record_load(result, plan)
             self.notifier.ready(self.status_line())
@@ -275,68 +227,70 @@ class Daemon:
             return self.last_reload
 
     async def _apply(self, plan: Plan, states: dict[str, dict[str, SeriesState]]) -> None:
-        for name in plan.removed:
-            await self._stop_metric(name)
-        for name in plan.changed:
-            old = self.runtimes.get(name)
-            new_spec = plan.target[name]
-            carried: dict[str, SeriesState] = {}
-            if old is not None:
-                async with old.lock:  # let a run in flight finish first
-                    if old.spec.detector_fingerprint == new_spec.detector_fingerprint:
-                        carried = dict(old.states)
-                    else:
-                        await self.store.drop_states(name)
-                await self._stop_metric(name, forget=False)
-            self._start_metric(new_spec, carried)
-        for name in plan.added:
-            self._start_metric(plan.target[name], states.get(name, {}))
-        self.specs = dict(plan.target)
-        self.telemetry.metrics_configured.set(len(self.runtimes))
-
-    def _start_metric(self, spec: MetricSpec, states: dict[str, SeriesState]) -> None:
-        self.specs[spec.name] = spec
-        if not spec.config.enabled:
-            return
-        source = source_key(spec.collector)
-        self._labels[spec.name] = metric_labels(spec.name, spec.config.tags, source)
+        """Apply a plan atomically: new slots are built and stored alert state is reset
+        before anything running is touched; a `StorageError` there leaves the previous set
+        running (and raises). Only then are the old slots swapped out, each after its run
+        in flight has finished."""
+        A = Action
+        restart = plan.names(A.RESTART_KEEPING_STATE, A.RESTART_RESETTING_STATE)
+        built = {name: self._build(plan.target[name], states.get(name, {})) for name in plan.added + restart}
         try:
-            rt = MetricRuntime(
-                spec,
-                self.store,
-                self.resources,
-                self.telemetry,
-                states,
-                self.dispatcher.wake,
-                self.data_stores.getter(spec.storage.enabled, spec.storage.type, spec.storage.params),
-                self.settings.generator_url,
-                self.silences.predicate(self._labels[spec.name]),
-            )
-        except Exception as exc:  # shown as the metric's error and retried (`retry_unbuilt`)
+            for name in plan.names(A.RESTART_RESETTING_STATE):
+                if name in self.slots:
+                    await self.store.drop_states(name)
+            for name, renames in plan.renames.items():
+                await self.store.outbox_rechannel(name, renames)
+        except BaseException:
+            for slot in built.values():
+                if slot is not None:
+                    await slot.stop()
+            raise
+        for name in plan.removed:
+            await self._retire(name)
+        for name in restart:
+            old = self.slots.get(name)
+            new = built[name]
+            if old is not None:
+                async with old.runtime.lock:  # a run in flight finishes first
+                    if new is not None and plan.actions[name] is A.RESTART_KEEPING_STATE:
+                        new.runtime.states = dict(old.runtime.states)
+                    await self._retire(name, forget=False)
+            self._install(plan.target[name], new)
+        for name in plan.added:
+            self._install(plan.target[name], built[name])
+        self.specs = dict(plan.target)
+        self.telemetry.metrics_configured.set(len(self.slots))
+
+    def _build(self, spec: MetricSpec, states: dict[str, SeriesState]) -> MetricSlot | None:
+        """The metric's slot; None when it is disabled or cannot be built (then it shows as
+        an error and `retry_unbuilt` tries again)."""
+        if not spec.config.enabled:
+            return None
+        try:
+            return assemble(spec, self.deps, states)
+        except Exception as exc:
             delay = min(max(spec.config.schedule.interval.total_seconds(), 5.0), 300.0)
             self._unbuilt[spec.name] = (error_line(exc), dict(states), time.monotonic() + delay)
             log.error("metric failed to start", metric=spec.name, error=error_line(exc), retry_in_s=delay)
+            return None
+
+    def _install(self, spec: MetricSpec, slot: MetricSlot | None) -> None:
+        self.specs[spec.name] = spec
+        if slot is None:
             return
         self._unbuilt.pop(spec.name, None)
-        self.runtimes[spec.name] = rt
+        self.slots[spec.name] = slot
         cond = spec.conditions
-        self.outages.track(spec.name, source, cond.on_error == "error", cond.error_runs)
-        for a in spec.alerters:
-            ctype = channel_registry.lookup(a.type)
-            if ctype is not None:
-                self.channels[(spec.name, a.index)] = ctype.build(a.params, self.resources)
-        sched = spec.config.schedule
-        trigger = GridTrigger(rt.grid, sched.delay, stable_offset(spec.name, sched.interval))
-        self.triggers[spec.name] = trigger
+        self.outages.track(spec.name, slot.source, cond.on_error == "error", cond.error_runs)
         self.scheduler.add_job(
             self._job,
-            trigger,
+            slot.trigger,
             args=[spec.name],
             id=spec.name,
             name=spec.name,
             max_instances=1,
             coalesce=True,
-            misfire_grace_time=max(1, int(sched.interval.total_seconds())),
+            misfire_grace_time=max(1, int(spec.config.schedule.interval.total_seconds())),
             replace_existing=True,
         )
 
@@ -347,35 +301,35 @@ class Daemon:
         started = []
         for name, (_, states, due) in list(self._unbuilt.items()):
             spec = self.specs.get(name)
-            if spec is None or not spec.config.enabled or name in self.runtimes:
+            if spec is None or not spec.config.enabled or name in self.slots:
                 self._unbuilt.pop(name, None)
                 continue
             if at >= due:
-                self._start_metric(spec, states)
-                if name in self.runtimes:
+                self._install(spec, self._build(spec, states))
+                if name in self.slots:
                     started.append(name)
         return started
 
-    async def _stop_metric(self, name: str, forget: bool = True) -> None:
+    async def _retire(self, name: str, forget: bool = True) -> None:
+        """Stop a metric's slot: unscheduled, its run in flight cancelled, its collector
+        closed; `forget` (removed, not restarted): its telemetry and outage tracking too."""
         self._unbuilt.pop(name, None)
         if self.scheduler.get_job(name) is not None:
             self.scheduler.remove_job(name)
-        rt = self.runtimes.pop(name, None)
-        self.triggers.pop(name, None)
-        for key in [k for k in self.channels if k[0] == name]:
-            del self.channels[key]
-        if rt is not None:
+        slot = self.slots.pop(name, None)
+        if slot is not None:
             for task in list(self._inflight):
                 if task.get_name() == f"run:{name}":
                     task.cancel()
-            await rt.close()
+            await slot.stop()
         if forget:
             self.specs.pop(name, None)
             self.telemetry.forget(name)
             self.outages.forget(name)
 
-    def _channel(self, metric: str, index: int) -> Channel | None:
-        return self.channels.get((metric, index))
+    def _channel(self, metric: str, channel: str) -> Channel | None:
+        slot = self.slots.get(metric)
+        return slot.channels.get(channel) if slot is not None else None
 
     # -- runs ----------------------------------------------------------------------------
 
@@ -390,10 +344,10 @@ class Daemon:
             self._inflight.discard(task)
 
     async def run_metric(self, name: str, at: float | None = None) -> None:
-        rt = self.runtimes.get(name)
-        trigger = self.triggers.get(name)
-        if rt is None or trigger is None:
+        slot = self.slots.get(name)
+        if slot is None:
             return
+        rt, trigger = slot.runtime, slot.trigger
         now = time.time() if at is None else at
         scheduled = trigger.latest_at_or_before(now)
         self.telemetry.lag.observe(max(0.0, now - scheduled))
@@ -426,8 +380,6 @@ class Daemon:
         if owed:
             await self.check_health()
 
-    # -- ERROR and SOURCE DOWN ------------------------------------------------------------
-
     async def _health_loop(self) -> None:
         """Notifications that become due with time (group_wait), not with a run; silences
         added by `detectkd silence` (another process) are read every `silence_refresh`."""
@@ -444,89 +396,20 @@ class Daemon:
                 if self._unbuilt:
                     self.retry_unbuilt()
 
-    # -- silences ------------------------------------------------------------------------
+    # -- silences, ERROR and SOURCE DOWN ---------------------------------------------------
 
     async def refresh_silences(self) -> None:
-        try:
-            texts = await self.store.silences_load()
-        except StorageError as exc:
-            log.warning("silences not refreshed", error=str(exc))
-            return
-        loaded, problems = load_silences(texts)
-        for problem in problems:
-            log.warning("unreadable silence skipped", error=problem)
-        self.silences.replace_all(loaded)
+        await refresh_silences(self.silences, self.store)
 
     async def save_silence(self, s: Silence) -> None:
         await self.store.silence_save(s.id, s.to_json(), s.ends_at)
         self.silences.items[s.id] = s
 
-    def series_labels(self, metric: str, series: str) -> Labels:
-        return series_labels(self._labels.get(metric, {"metric": metric}), series)
-
-    def _notice_silenced(self, n: HealthNotice, now: float) -> bool:
-        if n.kind == "error":
-            return self.silences.silenced(self.series_labels(n.subject, ""), now)
-        return self.silences.silenced({"source": n.subject}, now)
-
     async def check_health(self, at: float | None = None) -> None:
         async with self._health_lock:
             now = int(time.time() if at is None else at)
-            for notice in self.outages.due(now):
-                if notice.status == "firing" and self._notice_silenced(notice, now):
-                    continue  # still owed: sent when the silence is over, if it still fails
-                try:
-                    await self.store.commit(notice_record(notice, self.outages, self.specs))
-                except StorageError as exc:
-                    log.warning("error notification not stored", subject=notice.subject, error=str(exc))
-                    continue
-                self.outages.sent(notice)
-                log.warning(f"{notice.kind} {notice.status}", subject=notice.subject,
-                            members=len(notice.members) or None, error=notice.error or None)  # fmt: skip
+            if await send_due(self.outages, self.silences, self.store, self.specs, self.series_labels, now):
                 self.dispatcher.wake()
 
     def _on_missed(self, event: JobExecutionEvent) -> None:
         self.telemetry.missed.labels(event.job_id).inc()
-
-    # -- API ---------------------------------------------------------------------------
-
-    def api_metrics(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for name in sorted(self.specs):
-            rt = self.runtimes.get(name)
-            if rt is None:
-                entry: dict[str, Any] = {"name": name, "state": "disabled", "file": self.specs[name].file}
-                unbuilt = self._unbuilt.get(name)
-                if unbuilt is not None:  # enabled, but its runtime failed to build: retried
-                    entry |= {"state": "error", "last_error": f"{name}: metric failed to start: {unbuilt[0]}"}
-                out.append(entry)
-                continue
-            item = rt.api()
-            job = self.scheduler.get_job(name) if self.scheduler.running else None
-            next_run = getattr(job, "next_run_time", None) if job is not None else None
-            item["next_run"] = next_run.isoformat() if next_run else None
-            h = self.outages.metrics.get(name)
-            if h is not None:
-                item["source"] = h.source
-                item["error_notified"] = h.notified is not None
-            item["silenced_by"] = self._silenced_by(name, list(rt.states))
-            out.append(item)
-        return out
-
-    def _silenced_by(self, metric: str, series: list[str]) -> list[str]:
-        now = time.time()
-        ids: dict[str, None] = {}
-        for s in series or [""]:
-            ids.update(dict.fromkeys(self.silences.matching(self.series_labels(metric, s), now)))
-        return sorted(ids)
-
-    def api_sources(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for h in self.outages.metrics.values():
-            entry = out.setdefault(h.source, {"metrics": 0, "failing": 0, "down_since": None})
-            entry["metrics"] += 1
-            entry["failing"] += h.failing()
-        for source, src in self.outages.sources.items():
-            if source in out and src.notified is not None:
-                out[source]["down_since"] = datetime.fromtimestamp(src.notified, UTC).isoformat()
-        return dict(sorted(out.items()))

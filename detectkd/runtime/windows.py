@@ -17,7 +17,7 @@ _REVISIONS = itertools.count(1)
 
 
 class SeriesWindow:
-    __slots__ = ("_cap", "_feat", "_n", "_revision", "_start", "_times", "_values", "span")
+    __slots__ = ("_cap", "_epoch", "_feat", "_n", "_revision", "_start", "_times", "_values", "span")
 
     def __init__(self, span_seconds: int, features: tuple[str, ...], capacity: int = 64) -> None:
         self.span = span_seconds
@@ -28,6 +28,7 @@ class SeriesWindow:
         self._start = 0
         self._n = 0
         self._revision = next(_REVISIONS)  # new on every insert or replace (not on append)
+        self._epoch = 0  # counts compactions (which move the points)
 
     def __len__(self) -> int:
         return self._n - self._start
@@ -100,6 +101,22 @@ class SeriesWindow:
         self._cap = capacity
         self._n = live
         self._start = 0
+        self._epoch += 1
+
+    def checkpoint(self) -> tuple[int, int, int, int]:
+        """What `restore` needs to undo the appends made after this call."""
+        return self._n, self._start, self._epoch, self._revision
+
+    def restore(self, cp: tuple[int, int, int, int], since: int) -> None:
+        """Undo everything since `checkpoint()`: exactly when only appends happened (no
+        compaction, no insert); otherwise by dropping every point at or after `since`."""
+        n, start, epoch, revision = cp
+        if self._epoch == epoch and self._revision == revision and self._n >= n:
+            self._n, self._start = n, start
+        else:
+            live = self._times[self._start : self._n]
+            self._n = self._start + int(np.searchsorted(live, since, side="left"))
+        self._revision = next(_REVISIONS)
 
     def history(self) -> History:
         """A view (no copy) of the live points."""

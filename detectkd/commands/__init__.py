@@ -1,0 +1,1 @@
+"""One-shot commands: check, backtest, load-history and export, silence, dtk."""

@@ -1,0 +1,1 @@
+"""The runtime: one slot per metric, the runner, the judging core, reload, scheduling."""

@@ -1,0 +1,324 @@
+"""The judging core: points + memory + alert states -> an `Outcome`.
+
+`judge(points, memory, states, ctx)` detects every point against its
+series' window, classifies anomalies against peers, steps each series'
+alert state and builds the notifications, the rows to store and the series
+to forget. It touches no store, clock, log or telemetry: the runner commits
+the outcome and only then replaces its alert states (and rolls `memory`
+back when the commit fails, see `SeriesMemory`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import groupby
+
+import jinja2
+
+from detectkd.alerting.alert import Alert
+from detectkd.alerting.state import Notice, Rules, SeriesState, Verdict, decide, step
+from detectkd.collectors.points import Point, parse_series_key
+from detectkd.detectors.base import BatchDetector, Current, Detector, Result
+from detectkd.runtime.memory import SeriesMemory
+from detectkd.runtime.peers import Classification, classify, deviation, passes
+from detectkd.specs.loader import MetricSpec
+from detectkd.storage.base import NewOutboxItem, RunRecord, StoredDetection
+from detectkd.templating import compile_template
+from detectkd.timegrid import Grid
+
+
+@dataclass
+class PointReport:
+    point: Point
+    results: list[Result]
+    verdict: Verdict
+    state: SeriesState
+    notices: list[Notice] = field(default_factory=list)
+    peers: Classification | None = None  # peer verification of an anomalous point
+
+
+@dataclass(frozen=True)
+class JudgeContext:
+    """What judging a metric needs besides its points, memory and states: fixed per runtime,
+    except the run's own fields (`run()`)."""
+
+    spec: MetricSpec
+    detectors: list[Detector]
+    rules: Rules
+    grid: Grid
+    link: jinja2.Template | None = None
+    silenced: Callable[[str, float], bool] = lambda series, ts: False
+    replay: bool = False  # every period may notify (backtest)
+    # The run's own: the newest due period, whether it may notify, series judged without a row.
+    last: int = 0
+    notify: bool = False
+    absent: frozenset[tuple[str, int]] = frozenset()
+
+    @staticmethod
+    def of(
+        spec: MetricSpec,
+        detectors: list[Detector],
+        grid: Grid,
+        link_template: str | None = None,
+        silenced: Callable[[str, float], bool] | None = None,
+        replay: bool = False,
+    ) -> JudgeContext:
+        return JudgeContext(
+            spec, detectors, Rules.of(spec.conditions, spec.config.schedule.interval), grid,
+            compile_template(link_template) if link_template else None,
+            silenced or (lambda series, ts: False), replay,
+        )  # fmt: skip
+
+    def run(self, last: int, notify: bool, absent: Sequence[Point] = ()) -> JudgeContext:
+        return replace(self, last=last, notify=notify, absent=frozenset((p.series, p.period) for p in absent))
+
+
+@dataclass
+class Outcome:
+    reports: list[PointReport] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    states: dict[str, SeriesState] = field(default_factory=dict)  # every series' state after the run
+    touched: dict[str, SeriesState] = field(default_factory=dict)  # the states that changed
+    forget: set[str] = field(default_factory=set)  # series gone for `forget_after`
+    record: RunRecord = field(default_factory=lambda: RunRecord(""))  # what to commit
+    anomalies: int = 0
+
+
+def judge(
+    points: Sequence[Point], memory: SeriesMemory, states: Mapping[str, SeriesState], ctx: JudgeContext
+) -> Outcome:
+    """Judge `points` (ordered by period). Mutates `memory` only (see `SeriesMemory.begin`)."""
+    spec = ctx.spec
+    out = Outcome(states=dict(states))
+    record = out.record = RunRecord(spec.name, save_points=spec.storage.enabled)
+    prejudged = _prejudge(points, memory, ctx.detectors)
+    gone = out.forget
+    # Every series of a period is judged before any is decided: peers compare deviations.
+    for period, same_period in groupby(points, key=lambda p: p.period):
+        newest = ctx.notify and (period == ctx.last or ctx.replay)
+        group = [p for p in same_period if not (p.series in gone and (p.series, p.period) in ctx.absent)]
+        for pr in _decide_period(group, out.states, newest, memory, prejudged, ctx):
+            point = pr.point
+            out.anomalies += pr.verdict.anomalous
+            out.reports.append(pr)
+            if (point.series, point.period) not in ctx.absent:  # a known series without a row: not stored
+                record.points.append(point)
+                if spec.storage.save_detections:
+                    record.detections.extend(
+                        StoredDetection(point.series, point.period, r) for r in pr.results
+                    )
+            if pr.state is not out.states.get(point.series):
+                out.states[point.series] = out.touched[point.series] = pr.state
+            for notice in pr.notices:
+                alert = alert_for(point, pr, notice, ctx)
+                out.alerts.append(alert)
+                record.outbox.extend(
+                    NewOutboxItem(alert.key, spec.name, point.series, a.id, alert.to_json())
+                    for a in spec.alerters
+                )
+            if _stale(spec, pr.state, period):
+                gone.add(point.series)
+                out.states.pop(point.series, None)
+                out.touched.pop(point.series, None)
+    gone -= set(out.touched)  # forgotten, then back later in the same batch: a new series
+    record.states = dict(out.touched)
+    record.forget = sorted(gone)
+    return out
+
+
+ON_ERROR = {
+    "ok": Verdict(False, None),
+    "alerting": Verdict(True, None),
+    "nodata": Verdict(False, None, judged=False, missing=True),
+}
+
+
+def judge_failed_run(
+    known: set[str], states: Mapping[str, SeriesState], period: int, now: float, ctx: JudgeContext
+) -> Outcome | None:
+    """`on_error: ok | alerting | nodata`: the newest due `period` of every `known` series
+    judged that way after a failed run; None when the policy is `error` (nothing judged)."""
+    verdict = ON_ERROR.get(ctx.spec.conditions.on_error)
+    if verdict is None:
+        return None
+    out = Outcome(states=dict(states))
+    out.record = RunRecord(ctx.spec.name, save_points=False)
+    for series in sorted(known):
+        may = not ctx.silenced(series, now)
+        new, notices = step(out.states.get(series, SeriesState()), period, verdict, ctx.rules, may)
+        out.states[series] = out.touched[series] = out.record.states[series] = new
+        point = Point(series, period, None)
+        report = PointReport(point, [], verdict, new, notices)
+        out.reports.append(report)
+        for notice in notices:
+            alert = alert_for(point, report, notice, ctx)
+            out.alerts.append(alert)
+            out.record.outbox.extend(outbox_rows(alert, ctx.spec))
+    return out
+
+
+def _decide_period(
+    group: list[Point],
+    states: dict[str, SeriesState],
+    newest: bool,
+    memory: SeriesMemory,
+    prejudged: dict[tuple[str, int], list[Result | None]],
+    ctx: JudgeContext,
+) -> list[PointReport]:
+    """Detect every series of one period, classify against peers, then step each state."""
+    judged = [_detect(point, memory, prejudged, ctx) for point in group]
+    classes = _classify(judged, memory, ctx) if memory.peer_graph is not None else {}
+    required = ctx.spec.conditions.peers
+    out: list[PointReport] = []
+    for point, results, verdict in judged:
+        found = classes.get(point.series)
+        if verdict.anomalous and not passes(found, required):
+            verdict = Verdict(False, verdict.primary)
+        # A silenced series advances; what it owes is sent once the silence is over.
+        may = newest and not ctx.silenced(point.series, ctx.grid.next(point.period))
+        old = states.get(point.series, SeriesState())
+        new, notices = step(old, point.period, verdict, ctx.rules, may)
+        out.append(PointReport(point, results, verdict, new, notices, found))
+    return out
+
+
+def _detect(
+    point: Point,
+    memory: SeriesMemory,
+    prejudged: dict[tuple[str, int], list[Result | None]],
+    ctx: JudgeContext,
+) -> tuple[Point, list[Result], Verdict]:
+    window = memory.window(point.series)
+    feats = memory.features_at(point.period, point.context) if memory.features else {}
+    value = None if point.value is None or point.value != point.value else point.value  # NaN: none
+    pre = prejudged.get((point.series, point.period))
+    if pre is not None and None not in pre:
+        results = [r for r in pre if r is not None]  # every detector has judged it
+    else:
+        history = window.history()
+        current = Current(point.period, value, feats, point.series)
+        results = [
+            r if (r := pre[k] if pre is not None else None) is not None else d.detect(history, current)
+            for k, d in enumerate(ctx.detectors)
+        ]
+    verdict = decide(results, ctx.spec.conditions)
+    if value is None and not verdict.anomalous:  # no data (unless `missing_data` flags it)
+        verdict = Verdict(False, verdict.primary, judged=False, missing=True)
+    window.add(point.period, point.value, feats)
+    return point, results, verdict
+
+
+def _prejudge(
+    points: Sequence[Point], memory: SeriesMemory, detectors: list[Detector]
+) -> dict[tuple[str, int], list[Result | None]]:
+    """Results of the detectors that judge a batch at once (`detect_many`), per series for
+    all its points of this batch, each against the history before it: the same answers as
+    point by point, in one pass of array operations (replays, catch-up, backfill)."""
+    batched = [(k, d) for k, d in enumerate(detectors) if isinstance(d, BatchDetector)]
+    if not batched or len(points) < 2:
+        return {}
+    by_series: dict[str, list[Point]] = {}
+    for p in points:
+        by_series.setdefault(p.series, []).append(p)
+    out: dict[tuple[str, int], list[Result | None]] = {}
+    for series, pts in by_series.items():
+        if len({p.period for p in pts}) != len(pts):
+            continue  # not one point per period: judged one at a time
+        history = memory.window(series).history()
+        currents = [
+            Current(p.period, None if p.value is None or p.value != p.value else p.value,
+                    memory.features_at(p.period, p.context), series)
+            for p in pts
+        ]  # fmt: skip
+        for k, d in batched:
+            for p, r in zip(pts, d.detect_many(history, currents), strict=True):
+                out.setdefault((series, p.period), [None] * len(detectors))[k] = r
+    return out
+
+
+def _classify(
+    judged: list[tuple[Point, list[Result], Verdict]], memory: SeriesMemory, ctx: JudgeContext
+) -> dict[str, Classification]:
+    graph = memory.peer_graph
+    p = ctx.spec.config.peers
+    assert graph is not None and p is not None
+    devs: dict[str, float | None] = {}
+    flagged: dict[str, bool] = {}
+    for point, results, verdict in judged:
+        if point.context:
+            graph.observe(point.series, point.context)
+        if verdict.judged:
+            devs[point.series] = deviation(results)
+            flagged[point.series] = verdict.anomalous
+    out: dict[str, Classification] = {}
+    present = sorted(devs)
+    for point, _, verdict in judged:
+        if not verdict.anomalous or point.series not in devs:
+            continue
+        own = devs[point.series]
+        peers = [s for s in graph.peers_of(point.series, present) if s in devs]
+        if own is None:  # no bounds (e.g. flatline): compare verdicts instead of deviations
+            others = [1.0 if flagged[s] else 0.0 for s in peers]
+            out[point.series] = classify(1.0, [d * p.deviation for d in others], p)
+            continue
+        others = [d for s in peers if (d := devs[s]) is not None]
+        out[point.series] = classify(own, others, p)
+    return out
+
+
+def _stale(spec: MetricSpec, state: SeriesState, period: int) -> bool:
+    """A series of a multi-series metric without data for `forget_after` is forgotten."""
+    after = spec.config.collector.forget_after
+    return (
+        bool(spec.collector.points.series_columns)
+        and after is not None
+        and state.empty_since is not None
+        and period - state.empty_since >= after.total_seconds()
+    )
+
+
+def outbox_rows(alert: Alert, spec: MetricSpec) -> list[NewOutboxItem]:
+    """One row per alerter, named by the alerter's stable id."""
+    payload = alert.to_json()
+    return [NewOutboxItem(alert.key, spec.name, alert.series, a.id, payload) for a in spec.alerters]
+
+
+def alert_for(point: Point, pr: PointReport, notice: Notice, ctx: JudgeContext) -> Alert:
+    r = pr.verdict.primary if notice.kind == "anomaly" else None
+    cfg = ctx.spec.config
+    return Alert(
+        metric=ctx.spec.name,
+        series=point.series,
+        labels=parse_series_key(point.series),
+        status=notice.status,
+        period=point.period,
+        started_at=notice.episode,
+        value=point.value,
+        expected=r.expected if r else None,
+        lower=r.lower if r else None,
+        upper=r.upper if r else None,
+        score=r.score if r else None,
+        direction=r.direction if r else None,
+        detector=r.detector if r else None,
+        interval_seconds=ctx.grid.step,
+        timezone=cfg.schedule.timezone,
+        description=cfg.description,
+        tags=tuple(cfg.tags),
+        repeat=pr.state.repeats if notice.status == "firing" and notice.kind == "anomaly" else 0,
+        url=_render_link(point, ctx),
+        kind=notice.kind,
+        extra=pr.peers.as_extra() if pr.peers is not None and notice.kind == "anomaly" else {},
+    )
+
+
+def _render_link(point: Point, ctx: JudgeContext) -> str | None:
+    if ctx.link is None:
+        return None
+    return ctx.link.render(
+        metric=ctx.spec.name,
+        series=point.series,
+        labels=parse_series_key(point.series),
+        period_start=point.period,
+        period_finish=ctx.grid.next(point.period),
+    )

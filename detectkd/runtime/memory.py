@@ -1,0 +1,103 @@
+"""What a metric remembers between runs, per series: its window, its detectors' caches, its
+place in the peer graph. One object, one `forget()`.
+
+A run changes memory while it judges (each point joins its window before
+the next is judged). The runner calls `begin()` before judging and, if the
+run's commit does not succeed, `rollback()`: the windows are put back as
+they were and the touched series' detector caches are dropped (they are
+rebuilt from the window), so the redone run judges exactly what the failed
+one did. `commit()` ends the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from detectkd.detectors.base import Detector
+from detectkd.detectors.features import feature_value
+from detectkd.runtime.peers import PeerGraph
+from detectkd.runtime.windows import SeriesWindow
+from detectkd.storage.base import StoredPoint
+from detectkd.timegrid import Grid
+
+
+class SeriesMemory:
+    def __init__(
+        self,
+        detectors: list[Detector],
+        grid: Grid,
+        tz: ZoneInfo,
+        peer_graph: PeerGraph | None = None,
+    ) -> None:
+        self.detectors = detectors
+        self.grid = grid
+        self.tz = tz
+        self.peer_graph = peer_graph
+        step = grid.step
+        self.features = tuple(sorted({f for d in detectors for f in d.feature_names()}))
+        self.span = max((d.window_seconds(step) for d in detectors), default=0) + step
+        self.windows: dict[str, SeriesWindow] = {}
+        self.loaded = False  # windows read from storage (once per runtime)
+        self._open: dict[str, tuple[int, int, int, int] | None] | None = None  # series -> checkpoint
+        self._since = 0
+
+    def series(self) -> set[str]:
+        return set(self.windows)
+
+    def window(self, series: str) -> SeriesWindow:
+        w = self.windows.get(series)
+        if w is None:
+            w = self.windows[series] = SeriesWindow(self.span, self.features)
+        if self._open is not None and series not in self._open:
+            self._open[series] = w.checkpoint() if len(w) else None
+        return w
+
+    def features_at(self, period: int, context: dict[str, Any]) -> dict[str, float]:
+        return {f: feature_value(f, period, context, self.tz) for f in self.features}
+
+    def load(self, stored: Mapping[str, list[StoredPoint]]) -> None:
+        """Windows from stored points (those off this grid, e.g. of another interval, stay out)."""
+        floor = self.grid.floor
+        for series, pts in stored.items():
+            w = self.window(series)
+            for sp in pts:
+                if floor(sp.period) == sp.period:
+                    w.add(sp.period, sp.value, self.features_at(sp.period, sp.context))
+        self.loaded = True
+
+    def forget(self, series: str) -> None:
+        """Everything derived from a series: its window, detector caches, peer coordinates."""
+        self.windows.pop(series, None)
+        self._forget_derived(series)
+        if self.peer_graph is not None:
+            self.peer_graph.forget(series)
+
+    def _forget_derived(self, series: str) -> None:
+        for d in self.detectors:
+            forget = getattr(d, "forget", None)
+            if forget is not None:
+                forget(series)
+
+    # -- transactions ----------------------------------------------------------------
+
+    def begin(self, since: int) -> None:
+        """Start a run that judges periods from `since` on."""
+        self._open, self._since = {}, since
+
+    def commit(self) -> None:
+        self._open = None
+
+    def rollback(self) -> None:
+        """Undo what the run did to memory (its commit failed or it was cancelled)."""
+        touched, self._open = self._open or {}, None
+        for series, cp in touched.items():
+            w = self.windows.get(series)
+            if w is None:
+                continue
+            if cp is None:  # new in this run
+                del self.windows[series]
+            else:
+                w.restore(cp, self._since)
+            self._forget_derived(series)

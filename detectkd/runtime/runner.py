@@ -1,0 +1,362 @@
+"""One metric at runtime: collect -> judge -> commit -> apply, for a window of periods.
+
+Built from a `MetricSpec`; never mutates it. Judging is `runtime.judge`;
+what the metric remembers is `runtime.memory`; status and telemetry are
+`runtime.status`. Alert states, the cached watermark and forgotten series
+change only after the run's commit succeeded, and memory is rolled back
+when it did not, so a failed or cancelled run is simply redone by the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from detectkd.alerting.alert import Alert
+from detectkd.alerting.state import SeriesState
+from detectkd.collectors import registry as collector_registry
+from detectkd.collectors.base import Collector, Window
+from detectkd.collectors.points import SEVERAL_ROWS, Point, rows_to_points
+from detectkd.detectors import registry as detector_registry
+from detectkd.detectors.base import Detector
+from detectkd.durations import parse_duration
+from detectkd.resources import Resources
+from detectkd.runtime.batch import absent, admit, fill_missing
+from detectkd.runtime.judge import JudgeContext, PointReport, judge, judge_failed_run
+from detectkd.runtime.memory import SeriesMemory
+from detectkd.runtime.peers import PeerGraph
+from detectkd.runtime.status import RunStatus, StatusBook, api_entry
+from detectkd.specs.loader import MetricSpec
+from detectkd.storage.base import DataStore, RunRecord, Store, StoredPoint
+from detectkd.telemetry import Telemetry
+from detectkd.timegrid import Grid
+
+log = structlog.get_logger("detectkd.run")
+
+
+@dataclass
+class RunReport:
+    start: int
+    finish: int
+    points: list[PointReport] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class MetricRuntime:
+    def __init__(
+        self,
+        spec: MetricSpec,
+        store: Store,
+        resources: Resources,
+        telemetry: Telemetry | None = None,
+        states: dict[str, SeriesState] | None = None,
+        on_alert: Callable[[], None] | None = None,
+        data_store: Callable[[], Awaitable[DataStore]] | None = None,
+        link_template: str | None = None,
+        silenced: Callable[[str, float], bool] | None = None,
+        replay: bool = False,
+    ) -> None:
+        """`store` keeps alert state, outbox and watermark; `data_store` (default: `store`)
+        returns where this metric's datapoints and detections live. `replay` (backtest):
+        every period may notify, as if each had been the newest of a live run."""
+        self.spec = spec
+        self.name = spec.name
+        sched = spec.config.schedule
+        self.tz = ZoneInfo(sched.timezone)
+        self.interval = sched.interval
+        self.grid = Grid(sched.interval, self.tz)
+        self.store = store
+        self._data_store = data_store
+        self.on_alert = on_alert or (lambda: None)
+        c = spec.collector
+        kind = collector_registry.lookup(c.type)
+        assert kind is not None  # validated at load
+        self.collector: Collector = kind.build(
+            c.params, resources, c.points.timestamp_column, c.points.value_column
+        )
+        self.detectors: list[Detector] = []
+        for d in spec.detectors:
+            dtype = detector_registry.lookup(d.type)
+            assert dtype is not None
+            self.detectors.append(dtype.build(d.params, self.grid.step, d.id))
+        peers = spec.config.peers
+        graph = PeerGraph(peers, spec.entities) if peers is not None else None
+        self.memory = SeriesMemory(self.detectors, self.grid, self.tz, graph)
+        self.ctx = JudgeContext.of(spec, self.detectors, self.grid, link_template, silenced, replay)
+        self.states: dict[str, SeriesState] = dict(states or {})
+        self._warned: set[str] = set()  # warnings logged once per runtime (e.g. off-grid rows)
+        self._watermark: int | None = None
+        self._watermark_known = False
+        self.book = StatusBook(self.name, telemetry, self.interval.total_seconds())
+        self.lock = asyncio.Lock()
+        self.save_states = True  # False: `load-history`, which must not overwrite the daemon's state
+
+    @property
+    def status(self) -> RunStatus:
+        return self.book.status
+
+    @property
+    def span(self) -> int:
+        return self.memory.span
+
+    # -- timing -----------------------------------------------------------------------
+
+    def finish_for(self, scheduled: float, delay: timedelta | None = None) -> int:
+        """The end of the newest complete period at a scheduled run time."""
+        d = self.spec.config.schedule.delay if delay is None else delay
+        return self.grid.floor(scheduled - d.total_seconds())
+
+    # -- the run -----------------------------------------------------------------------
+
+    async def run(self, finish: int, notify: bool = True, commit: bool = True) -> RunReport:
+        """Check every due period up to `finish` (exclusive). Raises on failure."""
+        return await self._guarded(self._run(finish, notify, commit))
+
+    async def check(self, start: int, finish: int, notify: bool, commit: bool) -> RunReport:
+        """Check exactly the periods in [start, finish), whatever the watermark says."""
+        report = RunReport(start, finish)
+        last = self.grid.prev(finish)
+        return await self._guarded(self._check(start, finish, last, notify, commit, report))
+
+    async def _check(
+        self, start: int, finish: int, last: int, notify: bool, commit: bool, report: RunReport
+    ) -> RunReport:
+        await self._batch(start, finish, last, notify, commit, report)
+        return report
+
+    async def _guarded(self, work: Coroutine[Any, Any, RunReport]) -> RunReport:
+        async with self.lock:
+            started = time.monotonic()
+            try:
+                report = await work
+            except BaseException as exc:
+                if isinstance(exc, Exception):
+                    self._failed(exc, started)
+                self._watermark_known = False
+                raise
+            self._succeeded(report, started)
+            return report
+
+    async def _run(self, finish: int, notify: bool, commit: bool) -> RunReport:
+        last = self.grid.prev(finish)
+        start, backfill = await self._start(last)
+        report = RunReport(start, finish)
+        # A backfill (first start with `start_time`) loads history without notifying.
+        for b_start, b_finish in self._batches(start, finish, backfill):
+            await self._batch(b_start, b_finish, last, notify and not backfill, commit, report)
+            if backfill:
+                share = (b_finish - start) / max(1, finish - start)
+                log.info("history batch loaded", metric=self.name, progress=round(share, 3),
+                         until=datetime.fromtimestamp(b_finish, self.tz).isoformat())  # fmt: skip
+        return report
+
+    async def _start(self, last: int) -> tuple[int, bool]:
+        if not self._watermark_known:
+            self._watermark = await self.store.watermark(self.name)
+            self._watermark_known = True
+        sched = self.spec.config.schedule
+        wm = self._watermark
+        if wm is None:
+            begin = self.start_time()
+            if begin is not None and begin < last:
+                return self.grid.floor(begin), True
+            return last, False
+        if wm >= last:
+            return last, False
+        start = self.grid.next(wm)
+        oldest = self.grid.back(last, sched.max_catch_up - 1)
+        return max(start, oldest), False
+
+    def start_time(self) -> int | None:
+        raw = self.spec.config.schedule.start_time
+        if not raw:
+            return None
+        try:
+            return int(time.time() - parse_duration(raw).total_seconds())
+        except ValueError:
+            pass
+        moment = datetime.fromisoformat(raw)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=self.tz)
+        return int(moment.timestamp())
+
+    def _batches(self, start: int, finish: int, backfill: bool) -> list[tuple[int, int]]:
+        if not backfill:
+            return [(start, finish)]
+        return self.grid.batches(start, finish, self.spec.config.schedule.batch_load_days * 86400)
+
+    async def _batch(
+        self, start: int, finish: int, last: int, notify: bool, commit: bool, report: RunReport
+    ) -> None:
+        """Collect, judge, commit, then apply: alert states and forgotten series change only
+        after the commit succeeded; memory is rolled back when it did not."""
+        t0 = time.perf_counter()
+        known = self._known()
+        collected = self._admit(await self._collect(start, finish, report), known, report)
+        t1 = time.perf_counter()
+        points = fill_missing(collected, self.spec, self.grid, start, finish)
+        gaps = absent(collected, known, self.spec, self.grid, start, finish)
+        await self._load_windows(start)
+        ordered = sorted(points + gaps, key=lambda p: p.period) if gaps else points
+        t2 = time.perf_counter()
+        self.memory.begin(start)
+        try:
+            out = judge(ordered, self.memory, self.states, self.ctx.run(last, notify, gaps))
+            t3 = time.perf_counter()
+            record = out.record
+            record.watermark = self.grid.prev(finish)
+            if not self.save_states:
+                record.states, record.forget = {}, []
+            if commit:
+                await self._commit(record)
+        except BaseException:
+            self.memory.rollback()
+            raise
+        if not commit:  # judged only (e.g. `check --no-alert`): nothing of it is kept
+            self.memory.rollback()
+        else:
+            self.memory.commit()
+            self._watermark = max(self._watermark or 0, record.watermark or 0)
+            self._watermark_known = True
+            self.states = out.states
+            self._forget(out.forget)
+            if record.outbox:
+                self.on_alert()
+        report.points.extend(out.reports)
+        report.alerts.extend(out.alerts)
+        self.book.observe(t1 - t0, t3 - t2, time.perf_counter() - t3, len(points), out.anomalies)
+
+    def _forget(self, gone: set[str]) -> None:
+        for series in gone:
+            self.memory.forget(series)
+            log.info("series forgotten", metric=self.name, series=series)
+
+    def _known(self) -> set[str]:
+        """Series this runtime already tracks (an alert state or a window)."""
+        return set(self.states) | self.memory.series()
+
+    def _admit(self, points: list[Point], known: set[str], report: RunReport) -> list[Point]:
+        """Refuse new series beyond `max_series`; known series keep being checked."""
+        kept, refused, message = admit(points, known, self.spec)
+        self.status.series_error = message
+        if message is not None:
+            self.book.refused(refused)
+            report.warnings.append(message)
+        return kept
+
+    async def _collect(self, start: int, finish: int, report: RunReport) -> list[Point]:
+        spec = self.spec.collector
+        if spec.multi_period:
+            windows = [Window(start, finish, self.interval, self.tz)]
+        else:  # one query per period, oldest first
+            windows = [
+                Window(p, self.grid.next(p), self.interval, self.tz) for p in self.grid.periods(start, finish)
+            ]
+        points: list[Point] = []
+        for window in windows:
+            rows = await self.collector.collect(window)
+            conv = rows_to_points(rows, spec.points, window, self.grid, single=not spec.multi_period)
+            report.warnings.extend(conv.warnings)
+            points.extend(conv.points)
+        return points
+
+    async def data(self) -> DataStore:
+        return await self._data_store() if self._data_store is not None else self.store
+
+    async def _commit(self, record: RunRecord) -> None:
+        data = await self.data()
+        if data is self.store:
+            await self.store.commit(record)
+            return
+        # Data first: if it fails, the watermark stays behind and the periods are redone.
+        if record.save_points and (record.points or record.detections):
+            await data.commit(RunRecord(self.name, record.points, record.detections, save_points=True))
+        await self.store.commit(
+            RunRecord(
+                self.name,
+                states=record.states,
+                outbox=record.outbox,
+                watermark=record.watermark,
+                save_points=False,
+                forget=record.forget,
+            )
+        )
+
+    async def _load_windows(self, before: int) -> None:
+        if self.memory.loaded:
+            return
+        span = self.memory.span
+        stored = (
+            await (await self.data()).read_points(self.name, None, before - span, before)
+            if self.spec.storage.enabled and span > self.grid.step
+            else {}
+        )
+        after = self.spec.config.collector.forget_after
+        if self.spec.collector.points.series_columns and after is not None:
+            horizon = before - after.total_seconds()
+            # Forgotten (or about to be): not brought back by a restart.
+            stored = {s: pts for s, pts in stored.items() if _last_seen(pts) >= horizon}
+        self.memory.load(stored)
+
+    async def judge_failure(self, finish: int) -> list[Alert]:
+        """`on_error: ok | alerting | nodata`: a failed run judges the newest due period of
+        every known series that way (the period is not judged again by catch-up)."""
+        async with self.lock:
+            known = self._known() | (set() if self.spec.collector.points.series_columns else {""})
+            out = judge_failed_run(known, self.states, self.grid.prev(finish), time.time(), self.ctx)
+            if out is None:
+                return []
+            await self.store.commit(out.record)
+            self.states = out.states
+        if out.record.outbox:
+            self.on_alert()
+        return out.alerts
+
+    # -- status --------------------------------------------------------------------------
+
+    def _succeeded(self, report: RunReport, started: float) -> None:
+        newest = max(report.points, key=lambda p: p.point.period).point if report.points else None
+        self.book.succeeded(started, (newest.period, newest.value) if newest else None, self.states)
+        for w in report.warnings:
+            if w.startswith(SEVERAL_ROWS):
+                if SEVERAL_ROWS in self._warned:
+                    continue  # said once: the rule holds for every later period too
+                self._warned.add(SEVERAL_ROWS)
+            log.warning("check warning", metric=self.name, warning=w)
+
+    def _failed(self, exc: Exception, started: float) -> None:
+        profile = self.spec.collector.profile
+        line = error_line(exc)
+        self.record_failure(f"{self.name} (profile {profile}): {line}" if profile else f"{self.name}: {line}",
+                            started)  # fmt: skip
+
+    def record_failure(self, message: str, started: float) -> None:
+        """Count a failed run (also one the caller cancelled, e.g. on its timeout)."""
+        self.book.failed(message, started)
+
+    def api(self) -> dict[str, Any]:
+        return api_entry(self.name, self.spec.file, self.interval.total_seconds(), self.status, self.states)
+
+    async def close(self) -> None:
+        await self.collector.close()
+
+
+def error_line(exc: BaseException) -> str:
+    from detectkd.errors import CollectError, StorageError
+    from detectkd.redact import redact_text
+
+    text = str(exc) if isinstance(exc, CollectError | StorageError) else f"{type(exc).__name__}: {exc}"
+    return redact_text(" ".join(text.split()))[:500]
+
+
+def _last_seen(points: list[StoredPoint]) -> float:
+    return next((p.period for p in reversed(points) if p.value is not None), -math.inf)

@@ -1,0 +1,100 @@
+"""One metric, one object: `assemble(spec, deps) -> MetricSlot`.
+
+The daemon, `detectkd check`, `backtest` and `load-history` all wire a
+metric here, so a metric is built the same way wherever it runs. A slot
+owns the metric's runtime (collector, detectors, alert state, windows), its
+schedule, its channels and its silence labels; `stop()` releases all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from detectkd.alerting.channels import registry as channel_registry
+from detectkd.alerting.channels.channelset import Bound, ChannelSet
+from detectkd.alerting.silences import Labels, Silences, metric_labels
+from detectkd.alerting.state import SeriesState
+from detectkd.resources import Resources
+from detectkd.runtime.runner import MetricRuntime
+from detectkd.runtime.scheduler import GridTrigger, stable_offset
+from detectkd.specs.loader import MetricSpec, source_key
+from detectkd.storage.base import DataStore, Store
+from detectkd.storage.factory import DataStores
+from detectkd.telemetry import Telemetry
+
+
+@dataclass
+class Deps:
+    """What every slot of one process shares."""
+
+    store: Store  # alert state, watermarks, outbox, silences (and data, unless a metric names its own)
+    resources: Resources
+    data_stores: DataStores | None = None  # a metric's own `storage:` backend, opened once per target
+    telemetry: Telemetry | None = None
+    wake: Callable[[], None] | None = None  # an outbox row was committed
+    generator_url: str | None = None
+    silences: Silences | None = None
+    replay: bool = False  # backtest: every period may notify
+    channels: bool = True  # build the metric's channels (a backtest sends nothing)
+
+
+@dataclass
+class MetricSlot:
+    spec: MetricSpec
+    runtime: MetricRuntime
+    trigger: GridTrigger
+    channels: ChannelSet
+    labels: Labels  # metric, tag and source: what silences match
+    source: str  # the SOURCE DOWN grouping key
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    async def stop(self) -> None:
+        """Release the collector's connections. The slot is not used afterwards."""
+        await self.runtime.close()
+
+
+def assemble(spec: MetricSpec, deps: Deps, states: Mapping[str, SeriesState] | None = None) -> MetricSlot:
+    """Build a metric's slot. Raises whatever a plug-in raises when it cannot be built."""
+    source = source_key(spec.collector)
+    labels = metric_labels(spec.name, spec.config.tags, source)
+    data = data_getter(spec, deps)
+    runtime = MetricRuntime(
+        spec,
+        deps.store,
+        deps.resources,
+        deps.telemetry,
+        dict(states or {}),
+        deps.wake,
+        data,
+        deps.generator_url,
+        deps.silences.predicate(labels) if deps.silences is not None else None,
+        replay=deps.replay,
+    )
+    sched = spec.config.schedule
+    trigger = GridTrigger(runtime.grid, sched.delay, stable_offset(spec.name, sched.interval))
+    channels = build_channels(spec, deps.resources) if deps.channels else ChannelSet()
+    return MetricSlot(spec, runtime, trigger, channels, labels, source)
+
+
+def data_getter(spec: MetricSpec, deps: Deps) -> Callable[[], Awaitable[DataStore]] | None:
+    """Where the metric's points and detections live, when not in `deps.store`."""
+    s = spec.storage
+    return deps.data_stores.getter(s.enabled, s.type, s.params) if deps.data_stores is not None else None
+
+
+async def data_store(spec: MetricSpec, deps: Deps) -> DataStore:
+    getter = data_getter(spec, deps)
+    return await getter() if getter is not None else deps.store
+
+
+def build_channels(spec: MetricSpec, resources: Resources) -> ChannelSet:
+    bound = []
+    for a in spec.alerters:
+        ctype = channel_registry.lookup(a.type)
+        if ctype is not None:
+            bound.append(Bound(a.id, a.type, ctype.build(a.params, resources)))
+    return ChannelSet(bound)

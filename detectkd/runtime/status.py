@@ -1,0 +1,127 @@
+"""A metric's run status, its telemetry and its `/api/v1/metrics` entry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from detectkd.alerting.state import SeriesState, Status
+from detectkd.telemetry import Telemetry
+
+
+class MetricState(StrEnum):
+    """What `/api/v1/metrics` says about a metric as a whole."""
+
+    NEW = "new"  # not run yet
+    OK = "ok"
+    PENDING = "pending"
+    FIRING = "firing"
+    ERROR = "error"
+    DISABLED = "disabled"
+
+
+@dataclass
+class RunStatus:
+    state: MetricState = MetricState.NEW
+    last_run_at: float | None = None
+    last_duration: float | None = None
+    last_error: str | None = None
+    last_value: float | None = None
+    last_period: int | None = None
+    runs: int = 0
+    failures: int = 0
+    series_error: str | None = None  # the `max_series` limit refused new series
+
+
+class StatusBook:
+    """Counts one metric's runs and mirrors them into telemetry."""
+
+    def __init__(self, name: str, telemetry: Telemetry | None, interval_s: float) -> None:
+        self.name = name
+        self.telemetry = telemetry
+        self.status = RunStatus()
+        if telemetry is not None:
+            telemetry.metric_interval.labels(name).set(interval_s)
+
+    def succeeded(self, started: float, newest: tuple[int, float | None] | None,
+                  states: Mapping[str, SeriesState]) -> None:  # fmt: skip
+        """`started`: monotonic; `newest`: the newest judged (period, value)."""
+        s = self.status
+        s.runs += 1
+        s.last_run_at = time.time()
+        s.last_duration = time.monotonic() - started
+        s.last_error = None
+        if newest is not None:
+            s.last_period, s.last_value = newest
+        count = {st: 0 for st in Status}
+        for st in states.values():
+            count[st.status] += 1
+        s.state = (
+            MetricState.FIRING if count[Status.FIRING] else MetricState.PENDING if count[Status.PENDING]
+            else MetricState.OK
+        )  # fmt: skip
+        tel = self.telemetry
+        if tel is not None:
+            tel.checks.labels(self.name, "ok").inc()
+            tel.metric_up.labels(self.name).set(1)
+            tel.series_firing.labels(self.name).set(count[Status.FIRING])
+            tel.series_nodata.labels(self.name).set(count[Status.NODATA])
+            tel.last_run.labels(self.name).set(s.last_run_at)
+
+    def failed(self, message: str, started: float) -> None:
+        """A failed run (also one the caller cancelled, e.g. on its timeout): runs, failures,
+        last run time and duration, the error, telemetry. `started`: monotonic."""
+        s = self.status
+        s.runs += 1
+        s.failures += 1
+        s.last_run_at = time.time()
+        s.last_duration = time.monotonic() - started
+        s.last_error = message
+        s.state = MetricState.ERROR
+        tel = self.telemetry
+        if tel is not None:
+            tel.checks.labels(self.name, "error").inc()
+            tel.metric_up.labels(self.name).set(0)
+            tel.last_run.labels(self.name).set(s.last_run_at)
+
+    def observe(self, collect_s: float, detect_s: float, store_s: float, points: int, anomalies: int) -> None:
+        tel = self.telemetry
+        if tel is None:
+            return
+        tel.check_duration.labels("collect").observe(collect_s)
+        tel.check_duration.labels("detect").observe(detect_s)
+        tel.check_duration.labels("store").observe(store_s)
+        tel.points.labels(self.name).inc(points)
+        if anomalies:
+            tel.anomalies.labels(self.name).inc(anomalies)
+
+    def refused(self, count: int) -> None:
+        if self.telemetry is not None:
+            self.telemetry.series_refused.labels(self.name).inc(count)
+
+
+def api_entry(name: str, file: str, interval_s: float, s: RunStatus,
+              states: Mapping[str, SeriesState]) -> dict[str, Any]:  # fmt: skip
+    return {
+        "name": name,
+        "file": file,
+        "state": s.state.value,
+        "interval": int(interval_s),
+        "last_run": iso(s.last_run_at),
+        "last_duration_seconds": s.last_duration,
+        "last_error": s.last_error,
+        "last_value": s.last_value,
+        "last_period": iso(s.last_period),
+        "runs": s.runs,
+        "failures": s.failures,
+        "series_error": s.series_error,
+        "series": {series or "": st.status.value for series, st in sorted(states.items())},
+    }
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()

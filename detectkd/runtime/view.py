@@ -1,0 +1,95 @@
+"""What the API and systemd's STATUS= show of the daemon: per metric, per source, one line."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from detectkd.alerting.outage import Outages
+from detectkd.alerting.silences import Labels, Silences, series_labels
+from detectkd.runtime.status import MetricState
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from detectkd.alerting.state import SeriesState
+    from detectkd.runtime.slot import MetricSlot
+    from detectkd.specs.loader import MetricSpec
+
+
+class DaemonView:
+    """Read-only views of the daemon's metric set (a mixin of `Daemon`)."""
+
+    slots: dict[str, MetricSlot]
+    specs: dict[str, MetricSpec]
+    _unbuilt: dict[str, tuple[str, dict[str, SeriesState], float]]
+    scheduler: AsyncIOScheduler
+    outages: Outages
+    silences: Silences
+    config_errors: list[str]
+
+    def running_metrics(self) -> int:
+        return len(self.slots)
+
+    def status_line(self) -> str:
+        """systemd's STATUS=: what `systemctl status detectkd` shows."""
+        states = [slot.runtime.status.state for slot in self.slots.values()]
+        failing = states.count(MetricState.ERROR) + len(self._unbuilt)
+        line = f"{len(self.slots)} metrics, {failing} failing, {states.count(MetricState.FIRING)} firing"
+        if self.config_errors:
+            line += f", {len(self.config_errors)} config errors"
+        return line
+
+    def series_labels(self, metric: str, series: str) -> Labels:
+        slot = self.slots.get(metric)
+        return series_labels(slot.labels if slot is not None else {"metric": metric}, series)
+
+    def api_metrics(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for name in sorted(self.specs):
+            slot = self.slots.get(name)
+            if slot is None:
+                entry: dict[str, Any] = {
+                    "name": name,
+                    "state": MetricState.DISABLED.value,
+                    "file": self.specs[name].file,
+                }
+                unbuilt = self._unbuilt.get(name)
+                if unbuilt is not None:  # enabled, but its runtime failed to build: retried
+                    entry |= {
+                        "state": MetricState.ERROR.value,
+                        "last_error": f"{name}: metric failed to start: {unbuilt[0]}",
+                    }
+                out.append(entry)
+                continue
+            rt = slot.runtime
+            item = rt.api()
+            job = self.scheduler.get_job(name) if self.scheduler.running else None
+            next_run = getattr(job, "next_run_time", None) if job is not None else None
+            item["next_run"] = next_run.isoformat() if next_run else None
+            h = self.outages.metrics.get(name)
+            if h is not None:
+                item["source"] = h.source
+                item["error_notified"] = h.notified is not None
+            item["silenced_by"] = self._silenced_by(name, list(rt.states))
+            out.append(item)
+        return out
+
+    def _silenced_by(self, metric: str, series: list[str]) -> list[str]:
+        now = time.time()
+        ids: dict[str, None] = {}
+        for s in series or [""]:
+            ids.update(dict.fromkeys(self.silences.matching(self.series_labels(metric, s), now)))
+        return sorted(ids)
+
+    def api_sources(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for h in self.outages.metrics.values():
+            entry = out.setdefault(h.source, {"metrics": 0, "failing": 0, "down_since": None})
+            entry["metrics"] += 1
+            entry["failing"] += h.failing()
+        for source, src in self.outages.sources.items():
+            if source in out and src.notified is not None:
+                out[source]["down_since"] = datetime.fromtimestamp(src.notified, UTC).isoformat()
+        return dict(sorted(out.items()))

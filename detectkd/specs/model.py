@@ -1,0 +1,95 @@
+"""A metric file resolved: what every stage is built from (`MetricSpec` and its parts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
+
+from detectkd.collectors.points import PointSpec
+from detectkd.config.models import Conditions, MetricFile
+from detectkd.errors import ConfigIssue
+from detectkd.specs.entities import Entity
+
+
+@dataclass(frozen=True)
+class CollectorSpec:
+    type: str
+    profile: str | None
+    params: BaseModel
+    points: PointSpec
+    multi_period: bool = True
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    type: str
+    id: str
+    params: BaseModel
+
+
+@dataclass(frozen=True)
+class AlerterSpec:
+    type: str
+    index: int  # position in the file (for messages)
+    params: BaseModel
+    # What outbox rows name: `type:digest-of-params`, so reordering alerters never sends a
+    # pending row to another channel (see `detectkd.alerting.outbox.resolve_channel`).
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    enabled: bool
+    type: str | None  # resolved backend (sqlite|postgres|clickhouse); None: the daemon's store
+    params: dict[str, Any]
+    save_detections: bool
+    datapoints_retention_days: int | None
+    detections_retention_days: int | None
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    file: str
+    config: MetricFile
+    collector: CollectorSpec
+    detectors: tuple[DetectorSpec, ...]
+    alerters: tuple[AlerterSpec, ...]
+    conditions: Conditions
+    storage: StorageSpec
+    fingerprint: str
+    detector_fingerprint: str
+    # Peer verification: coordinates and attributes per series from `peers.entities`.
+    entities: dict[str, Entity] | None = None
+
+
+@dataclass
+class LoadResult:
+    metrics: dict[str, MetricSpec] = field(default_factory=dict)
+    errors: dict[str, list[ConfigIssue]] = field(default_factory=dict)
+    warnings: list[ConfigIssue] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def all_errors(self) -> list[ConfigIssue]:
+        return [i for f in sorted(self.errors) for i in self.errors[f]]
+
+
+def source_key(c: CollectorSpec) -> str:
+    """What "one source" means: the profile, else the connection (no credentials)."""
+    if c.profile:
+        return c.profile
+    data = c.params.model_dump()
+    parts = [str(data[k]) for k in ("host", "port", "database") if data.get(k) not in (None, "")]
+    for k in ("connection_string", "dsn", "url"):
+        raw = data.get(k)
+        if isinstance(raw, str) and raw:
+            u = urlsplit(raw)
+            parts.append(f"{u.hostname or ''}{':' + str(u.port) if u.port else ''}{u.path}")
+    return f"{c.type}:" + "/".join(parts) if parts else c.type
