@@ -50,3 +50,11 @@ class PermanentError(RuntimeError):
 
 class StorageError(RuntimeError):
     """The store could not read or write."""
+
+
+def error_line(exc: BaseException) -> str:
+    """One redacted line (at most 500 characters) for logs, the API and alerts."""
+    from detectkd.redact import redact_text
+
+    text = str(exc) if isinstance(exc, CollectError | StorageError) else f"{type(exc).__name__}: {exc}"
+    return redact_text(" ".join(text.split()))[:500]

@@ -60,6 +60,11 @@ class Telemetry:
             "1 if the last config load had no errors.",
             registry=r,
         )
+        self.reloads_merged = Counter(
+            "detectk_config_reloads_merged_total",
+            "Reload requests merged into a reload already waiting for its turn.",
+            registry=r,
+        )
         self.reload_ts = Gauge(
             "detectk_config_last_reload_success_timestamp_seconds",
             "When the config was last loaded without errors.", registry=r,

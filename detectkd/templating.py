@@ -2,6 +2,13 @@
 
 Templates are compiled once at load; an undefined variable is an error at
 render time rather than an empty string that silently matches nothing.
+
+Every template renders in Jinja2's immutable sandbox with no globals but
+`range`: a template sees only the variables it is given (no attribute
+starting with `_`, no method that mutates, nothing of `os` or the
+environment: environment values enter configs only through `${VAR}` when the
+file is loaded). `*` and `**` are capped so a template cannot build a
+gigabyte string or an enormous number.
 """
 
 from __future__ import annotations
@@ -10,12 +17,28 @@ import functools
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-_ENV = jinja2.Environment(
-    undefined=jinja2.StrictUndefined,
-    autoescape=False,
-    keep_trailing_newline=False,
-)
+MAX_RESULT = 1_000_000  # characters or items a `*` may produce
+MAX_EXPONENT = 1_000
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponent {right} is above {MAX_EXPONENT}")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_RESULT:
+                    raise SecurityError(f"`*` would make {len(seq) * n:,} items (limit {MAX_RESULT:,})")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+_ENV.globals = {"range": _ENV.globals["range"]}  # no cycler, joiner, lipsum, namespace, dict
 
 
 @functools.lru_cache(maxsize=65536)
@@ -39,6 +62,8 @@ def check_template(text: str, sample: dict[str, Any] | None = None) -> str | Non
             template.render(**sample)
     except jinja2.TemplateSyntaxError as exc:
         return f"template syntax error on template line {exc.lineno}: {exc.message}"
+    except SecurityError as exc:
+        return f"template does something templates may not: {exc}"
     except jinja2.UndefinedError as exc:
         names = ", ".join(sorted(sample or {}))
         return f"template uses an unknown variable: {exc.message} (available: {names})"

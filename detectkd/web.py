@@ -7,13 +7,15 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from detectkd import __version__
 from detectkd.alerting.silences import Silence, make_window, new_silence
 from detectkd.durations import parse_moment
-from detectkd.storage.base import OutboxItem
+from detectkd.errors import error_line
+from detectkd.storage.base import OutboxItem, OutboxStatus
 
 if TYPE_CHECKING:
     from detectkd.alerting.silences import Silences
@@ -39,18 +41,22 @@ class DaemonAPI(Protocol):
     def last_reload(self) -> dict[str, Any]: ...
 
     def running_metrics(self) -> int: ...
-    def api_metrics(self) -> list[dict[str, Any]]: ...
+    def api_metrics(
+        self, contains: str | None = None, tag: str | None = None, state: str | None = None
+    ) -> list[dict[str, Any]]: ...
     def api_sources(self) -> dict[str, dict[str, Any]]: ...
     async def save_silence(self, s: Silence) -> None: ...
     async def reload(self, reason: str = "reload") -> dict[str, Any]: ...
 
 
 DAEMON: web.AppKey[DaemonAPI] = web.AppKey("daemon")
+log = structlog.get_logger("detectkd.http")
 
 
 async def metrics(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    body = generate_latest(daemon.telemetry.registry)
+    # Rendering 10,000 metrics' series takes seconds of CPU: never on the event loop.
+    body = await asyncio.to_thread(generate_latest, daemon.telemetry.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -70,11 +76,30 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "metrics": daemon.running_metrics()})
 
 
+API_PAGE = 500  # /api/v1/metrics: entries per page unless `limit` says otherwise
+API_PAGE_MAX = 10_000
+
+
 async def api_metrics(request: web.Request) -> web.Response:
+    """`?name=` (substring), `?tag=`, `?state=` filter; `?limit=` (default 500, at most
+    10,000) and `?offset=` page, by name. `total` counts the filtered metrics."""
     daemon = request.app[DAEMON]
+    q = request.query
+    try:
+        limit = min(API_PAGE_MAX, max(1, int(q.get("limit", API_PAGE))))
+        offset = max(0, int(q.get("offset", 0)))
+    except ValueError:
+        return web.json_response({"error": "limit and offset must be integers"}, status=400)
+    entries = daemon.api_metrics(q.get("name"), q.get("tag"), q.get("state"))
+    page = entries[offset : offset + limit]
+    more = offset + limit < len(entries)
     return web.json_response(
         {
-            "metrics": daemon.api_metrics(),
+            "metrics": page,
+            "total": len(entries),
+            "offset": offset,
+            "limit": limit,
+            "next_offset": offset + limit if more else None,
             "sources": daemon.api_sources(),
             "config": daemon.last_reload,
         }
@@ -87,7 +112,7 @@ async def api_outbox(request: web.Request) -> web.Response:
     try:
         stats = await daemon.store.outbox_stats()
         pending = await daemon.store.outbox_pending()
-        dead = await daemon.store.outbox_pending("dead")
+        dead = await daemon.store.outbox_pending(OutboxStatus.DEAD)
     except Exception as exc:
         return web.json_response({"error": str(exc)}, status=503)
     oldest = stats.oldest_created_at
@@ -123,8 +148,8 @@ async def add_silence(request: web.Request) -> web.Response:
     try:
         body = await request.json()
         silence = silence_from_body(body, time.time())
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        return web.json_response({"error": str(exc)}, status=400)
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        return web.json_response({"error": f"bad silence: {type(exc).__name__}: {exc}"}, status=400)
     await daemon.save_silence(silence)
     return web.json_response({"id": silence.id, "silence": json.loads(silence.to_json())}, status=201)
 
@@ -173,8 +198,21 @@ async def reload(request: web.Request) -> web.Response:
     return web.json_response(result, status=200 if result.get("successful") else 500)
 
 
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A handler that fails answers JSON (and logs through structlog), never a traceback page."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        log.error("http handler failed", path=request.path, error=error_line(exc))
+        return web.json_response({"error": error_line(exc)}, status=500)
+
+
 def make_app(daemon: DaemonAPI) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[json_errors])
     app[DAEMON] = daemon
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)

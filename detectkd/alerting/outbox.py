@@ -6,11 +6,16 @@ failures are retried with exponential back-off and jitter until
 `retry_for` has passed, then kept as a dead letter. Per (metric, series,
 channel) only the oldest pending row may be sent, so a RESOLVED never
 overtakes its FIRING.
+
+Deliveries run per destination (a receiver's host, an SMTP server): each has
+its own concurrency (`per_destination`), and the loop never waits for a
+slow one, so a hanging receiver delays only its own rows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -47,7 +52,7 @@ class Dispatcher:
         channels: ChannelLookup,
         telemetry: Telemetry | None = None,
         retry_for: timedelta = timedelta(hours=24),
-        concurrency: int = 16,
+        per_destination: int = 4,
         only_metric: str | None = None,
     ) -> None:
         self.only_metric = only_metric
@@ -56,7 +61,9 @@ class Dispatcher:
         self.telemetry = telemetry
         self.retry_for = retry_for.total_seconds()
         self._wake = asyncio.Event()
-        self._sem = asyncio.Semaphore(concurrency)
+        self._per_destination = per_destination
+        self._destinations: dict[str, asyncio.Semaphore] = {}
+        self._inflight: dict[int, asyncio.Task[None]] = {}  # row id -> its delivery
 
     def wake(self) -> None:
         self._wake.set()
@@ -65,7 +72,7 @@ class Dispatcher:
         """Deliver until `stop` is set. Never raises (but lets cancellation through)."""
         while not stop.is_set():
             try:
-                next_due = await self.deliver_due()
+                next_due = await self.deliver_due(wait=False)
             except StorageError as exc:
                 log.error("outbox read failed", error=str(exc))
                 next_due = time.time() + 5
@@ -79,19 +86,44 @@ class Dispatcher:
                 stop_wait.cancel()
                 wake_wait.cancel()
 
-    async def deliver_due(self) -> float:
-        """Claim and send every eligible row once. Returns when the next row falls due."""
+    async def deliver_due(self, wait: bool = True) -> float:
+        """Claim every eligible row and start its delivery. `wait`: until every delivery in
+        flight is done (one-shot use, shutdown); the loop does not wait, so a slow receiver
+        never holds up the others. Returns when the next row falls due."""
         now = time.time()
         items = await self.store.outbox_claim(now, LEASE_S, 100, self.only_metric)
+        for item in items:
+            if item.id not in self._inflight:  # a lease outlived by a slow delivery
+                task = asyncio.ensure_future(self._deliver_logged(item))
+                self._inflight[item.id] = task
+                task.add_done_callback(functools.partial(self._finished, item.id))
+        if wait and self._inflight:
+            await asyncio.gather(*self._inflight.values(), return_exceptions=True)
         if items:
-            await asyncio.gather(*(self._deliver(i) for i in items))
             return time.time()  # the next row of a series may now be eligible
         stats = await self._update_gauges()
         return stats.next_attempt_at if stats.next_attempt_at is not None else now + 5
 
+    async def _deliver_logged(self, item: OutboxItem) -> None:
+        try:
+            await self._deliver(item)
+        except StorageError as exc:  # the row stays leased, then is retried: nothing lost
+            log.error("outbox update failed", metric=item.metric, key=item.key, error=str(exc))
+
+    def _finished(self, item_id: int, _task: object = None) -> None:
+        self._inflight.pop(item_id, None)
+        self._wake.set()  # the next row of its series may be eligible now
+
+    def _limit(self, channel: Channel | None) -> asyncio.Semaphore:
+        key = str(getattr(channel, "destination", "") or getattr(channel, "kind", "unknown"))
+        sem = self._destinations.get(key)
+        if sem is None:
+            sem = self._destinations[key] = asyncio.Semaphore(self._per_destination)
+        return sem
+
     async def _deliver(self, item: OutboxItem) -> None:
-        async with self._sem:
-            channel = self.channels(item.metric, item.channel)
+        channel = self.channels(item.metric, item.channel)
+        async with self._limit(channel):
             kind = channel.kind if channel is not None else "unknown"
             try:
                 if channel is None:

@@ -261,10 +261,12 @@ def _owed(state: SeriesState, period: int, cond: Conditions) -> tuple[SeriesStat
     elif flapping is None and flap_sent is not None:
         notes.append(Notice("resolved", flap_sent, "flapping"))
         state = replace(state, flap_notified=None)
+        if state.status is Status.FIRING and state.notified_since is not None:
+            # Settled while firing: damping means the episode receivers know goes on.
+            state = replace(state, since=state.notified_since)
     if flapping is None:  # while flapping, anomaly notifications are held
-        state, note = _owed_anomaly(state, period, cond)
-        if note is not None:
-            notes.append(note)
+        state, owed = _owed_anomaly(state, period, cond)
+        notes.extend(owed)
     empty, nodata_sent = state.empty_since, state.nodata_notified
     if state.status is Status.NODATA and nodata_sent is None and empty is not None:
         state = replace(state, nodata_notified=empty)
@@ -275,22 +277,27 @@ def _owed(state: SeriesState, period: int, cond: Conditions) -> tuple[SeriesStat
     return state, notes
 
 
-def _owed_anomaly(state: SeriesState, period: int, cond: Conditions) -> tuple[SeriesState, Notice | None]:
+def _owed_anomaly(state: SeriesState, period: int, cond: Conditions) -> tuple[SeriesState, list[Notice]]:
     since, sent, last_sent = state.since, state.notified_since, state.last_sent_at
     firing = state.status is Status.FIRING
+    if firing and sent is not None and since is not None and since != sent:
+        # Another episode than the notified one: the notified one ended while notifications
+        # were held (catch-up after a restart, a silence). Resolve it, then owe the new one.
+        state, owed = _owed_anomaly(replace(state, notified_since=None, repeats=0), period, cond)
+        return state, [Notice("resolved", sent), *owed]
     if firing and sent is None:
         if since is None or _in_cooldown(state, period, cond):
-            return state, None
+            return state, []
         state = replace(state, notified_since=since, last_fired_at=period, last_sent_at=period, repeats=0)
-        return state, Notice("firing", since)
+        return state, [Notice("firing", since)]
     if firing and sent is not None and last_sent is not None:
         wait = cond.repeat_after(state.repeats)
         if wait is not None and period - last_sent >= wait:
             state = replace(state, last_sent_at=period, repeats=state.repeats + 1)
-            return state, Notice("firing", sent)
+            return state, [Notice("firing", sent)]
     if not firing and sent is not None:
-        return replace(state, notified_since=None, repeats=0), Notice("resolved", sent)
-    return state, None
+        return replace(state, notified_since=None, repeats=0), [Notice("resolved", sent)]
+    return state, []
 
 
 def _in_cooldown(state: SeriesState, period: int, cond: Conditions) -> bool:

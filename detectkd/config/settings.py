@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from detectkd.config.connection import StoreParams
 from detectkd.config.types import Duration
 from detectkd.config.validation import issues_from
-from detectkd.config.yamlsource import load_yaml
+from detectkd.config.yamlsource import YamlLimits, load_yaml, set_limits
 from detectkd.errors import ConfigError
 
 
@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # Stored datapoints and detections older than this are deleted by a daily job (a metric's
     # storage.retention_days / params.*_retention_days override it); null keeps everything.
     retention_days: int | None = Field(default=400, ge=1)
+    config_max_bytes: int = Field(default=1_048_576, ge=1024)  # a larger config file is refused unread
+    # A config file whose YAML aliases expand to more values is refused (a "billion laughs").
+    config_max_values: int = Field(default=100_000, ge=100)
 
     @field_validator("generator_url")
     @classmethod
@@ -120,13 +123,15 @@ def load_settings(path: Path | None) -> Settings:
         if isinstance(store, dict) and isinstance(store.get("path"), str):
             values["storage"] = {**store, "path": str((base / store["path"]).resolve())}
     try:
-        return Settings(**values)
+        settings = Settings(**values)
     except ValidationError as exc:
         if doc is None:
             from detectkd.config.yamlsource import Document
 
             doc = Document(file="environment (DETECTK_*)", data=None)
         raise ConfigError(issues_from(doc, exc, Settings, ())) from None
+    set_limits(YamlLimits(settings.config_max_bytes, settings.config_max_values))
+    return settings
 
 
 def _issue(file: str, message: str) -> Any:

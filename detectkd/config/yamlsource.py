@@ -26,6 +26,25 @@ Path_ = tuple[str | int, ...]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+@dataclass(frozen=True)
+class YamlLimits:
+    max_bytes: int = 1_048_576  # a file larger than this is not parsed
+    max_values: int = 100_000  # values after alias expansion
+
+
+_LIMITS = [YamlLimits()]
+
+
+def set_limits(limits: YamlLimits) -> None:
+    """From the daemon's settings (`config_max_bytes`, `config_max_values`)."""
+    _LIMITS[0] = limits
+
+
+class _TooBig(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
 @dataclass
 class Document:
     """A parsed YAML file: plain data plus the line of every key path (1-based)."""
@@ -75,7 +94,13 @@ def load_yaml(path: Path, env: Mapping[str, str] | None = None) -> Document:
     """Parse one file. Syntax errors become issues with the file and line."""
     env = os.environ if env is None else env
     doc = Document(file=str(path), data=None)
+    limit = _LIMITS[0].max_bytes
     try:
+        size = path.stat().st_size
+        if size > limit:
+            message = f"file is {size:,} bytes, above the limit of {limit:,} (config_max_bytes)"
+            doc.issues.append(ConfigIssue(str(path), None, "", message))
+            return doc
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         doc.issues.append(ConfigIssue(str(path), None, "", f"cannot read file: {exc.strerror}"))
@@ -104,19 +129,31 @@ def parse_yaml_text(text: str, file: str, env: Mapping[str, str]) -> Document:
         return doc
     doc.lines[()] = 1
     if root is not None:
-        doc.data = _Walker(doc, env, yaml.constructor).value(root, ())
+        walker = _Walker(doc, env, yaml.constructor, _LIMITS[0].max_values)
+        try:
+            doc.data = walker.value(root, ())
+        except _TooBig as big:
+            doc.data, doc.lines = None, {(): 1}
+            doc.issues.append(ConfigIssue(file, big.line, "", (
+                f"YAML expands to more than {walker.limit:,} values (aliases repeating aliases?); "
+                "limit: config_max_values")))  # fmt: skip
     return doc
 
 
 class _Walker:
     """Node tree -> plain data, recording lines, substituting env, rejecting duplicate keys."""
 
-    def __init__(self, doc: Document, env: Mapping[str, str], constructor: Any) -> None:
+    def __init__(self, doc: Document, env: Mapping[str, str], constructor: Any, limit: int) -> None:
         self.doc = doc
         self.env = env
         self.constructor = constructor
+        self.limit = limit
+        self.left = limit  # values still allowed: aliases re-walk their node every time
 
     def value(self, node: Node, path: Path_) -> Any:
+        self.left -= 1
+        if self.left < 0:
+            raise _TooBig(node.start_mark.line + 1)
         if isinstance(node, MappingNode):
             return self.mapping(node, path)
         if isinstance(node, SequenceNode):

@@ -25,7 +25,7 @@ from detectkd.errors import StorageError
 from detectkd.resources import Resources
 from detectkd.runtime import retention
 from detectkd.runtime.outage_alerts import refresh_silences, send_due, split_saved
-from detectkd.runtime.reload import Action, Plan, make_plan
+from detectkd.runtime.reload import Action, Plan, ReloadQueue, make_plan
 from detectkd.runtime.runner import error_line
 from detectkd.runtime.slot import Deps, MetricSlot, assemble
 from detectkd.runtime.view import DaemonView
@@ -52,10 +52,10 @@ class Daemon(DaemonView):
         self.ready = False
         self.stop_event = asyncio.Event()
         self._inflight: set[asyncio.Task[Any]] = set()
-        self._reloads: set[asyncio.Task[dict[str, Any]]] = set()  # reloads started by SIGHUP
         # Enabled metrics whose runtime failed to build: (error, states to carry, retry at).
         self._unbuilt: dict[str, tuple[str, dict[str, SeriesState], float]] = {}
         self._reload_lock = asyncio.Lock()
+        self.reloads = ReloadQueue(self._reload, self._reload_lock, self.telemetry)
         self._sem = asyncio.Semaphore(settings.max_concurrent_checks)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.scheduler.add_listener(self._on_missed, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
@@ -79,21 +79,8 @@ class Daemon(DaemonView):
         loop.add_signal_handler(signal.SIGHUP, self.reload_soon)
 
     def reload_soon(self, reason: str = "SIGHUP") -> asyncio.Task[dict[str, Any]]:
-        """Start a reload from a signal handler: the task is kept until it is done and its
-        failure is logged and counted (never an unretrieved task exception)."""
-        task = asyncio.ensure_future(self.reload(reason))
-        self._reloads.add(task)
-        task.add_done_callback(self._reload_done)
-        return task
-
-    def _reload_done(self, task: asyncio.Task[dict[str, Any]]) -> None:
-        self._reloads.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.error("reload failed", error=error_line(exc))
-            self.telemetry.reload_ok.set(0)
+        """Request a reload (from a signal handler too); see `ReloadQueue`."""
+        return self.reloads.request(reason)
 
     async def start(self) -> None:
         async with self._reload_lock:  # a reload requested meanwhile runs right after
@@ -200,31 +187,35 @@ class Daemon(DaemonView):
                             **plan.summary()}  # fmt: skip
 
     async def reload(self, reason: str = "reload") -> dict[str, Any]:
-        async with self._reload_lock:
-            if not self.ready:
-                return {"successful": False, "errors": ["the daemon did not start"]}
-            self.notifier.reloading()
-            try:
-                result = await self._load()
-            except Exception as exc:  # never let a reload kill the daemon
-                log.error("reload failed", error=error_line(exc))
-                self.telemetry.reload_ok.set(0)
-                self.notifier.ready(self.status_line() + ", last reload failed")
-                return {"successful": False, "errors": [error_line(exc)]}
-            plan = make_plan(self.specs, result)
-            try:
-                await self._apply(plan, {})
-            except StorageError as exc:  # nothing was swapped: the previous set keeps running
-                log.error("reload not applied", error=error_line(exc))
-                self.telemetry.reload_ok.set(0)
-                self.notifier.ready(self.status_line() + ", last reload failed")
-                return {"successful": False, "errors": [f"reload not applied: {error_line(exc)}"]}
-            # Recorded after applying: whoever sees the new summary sees the new metrics.
-            self._record_load(result, plan)
-            self.notifier.ready(self.status_line())
-            log.info("config reloaded", reason=reason, **plan.summary(),
-                     errors=len(self.config_errors))  # fmt: skip
-            return self.last_reload
+        """Reload now, or join the reload already waiting for its turn; returns its result."""
+        return await self.reload_soon(reason)
+
+    async def _reload(self, reason: str) -> dict[str, Any]:
+        """One reload; the caller holds the reload lock."""
+        if not self.ready:
+            return {"successful": False, "errors": ["the daemon did not start"]}
+        self.notifier.reloading()
+        try:
+            result = await self._load()
+        except Exception as exc:  # never let a reload kill the daemon
+            log.error("reload failed", error=error_line(exc))
+            self.telemetry.reload_ok.set(0)
+            self.notifier.ready(self.status_line() + ", last reload failed")
+            return {"successful": False, "errors": [error_line(exc)]}
+        plan = make_plan(self.specs, result)
+        try:
+            await self._apply(plan, {})
+        except StorageError as exc:  # nothing was swapped: the previous set keeps running
+            log.error("reload not applied", error=error_line(exc))
+            self.telemetry.reload_ok.set(0)
+            self.notifier.ready(self.status_line() + ", last reload failed")
+            return {"successful": False, "errors": [f"reload not applied: {error_line(exc)}"]}
+        # Recorded after applying: whoever sees the new summary sees the new metrics.
+        self._record_load(result, plan)
+        self.notifier.ready(self.status_line())
+        log.info("config reloaded", reason=reason, **plan.summary(),
+                 errors=len(self.config_errors))  # fmt: skip
+        return self.last_reload
 
     async def _apply(self, plan: Plan, states: dict[str, dict[str, SeriesState]]) -> None:
         """Apply a plan atomically: new slots are built and stored alert state is reset

@@ -16,11 +16,19 @@ the previous set running.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
+import structlog
+
+from detectkd.errors import error_line
 from detectkd.specs.loader import LoadResult, MetricSpec
+from detectkd.telemetry import Telemetry
+
+log = structlog.get_logger("detectkd")
 
 
 class Action(StrEnum):
@@ -111,3 +119,38 @@ def channel_renames(before: MetricSpec, after: MetricSpec) -> dict[str, str]:
         if len(gone) == len(fresh):
             out.update(zip(gone, fresh, strict=True))
     return out
+
+
+class ReloadQueue:
+    """Reload requests. One reload runs at a time (under `lock`); requests that arrive while
+    a reload waits for its turn merge into it, so a storm of SIGHUPs is one reload after the
+    one running. Every task is kept until done; its failure is logged and counted."""
+
+    def __init__(
+        self, run: Callable[[str], Awaitable[dict[str, Any]]], lock: asyncio.Lock, telemetry: Telemetry
+    ) -> None:
+        self._run = run
+        self._lock = lock
+        self._telemetry = telemetry
+        self.tasks: set[asyncio.Task[dict[str, Any]]] = set()
+        self._waiting: asyncio.Task[dict[str, Any]] | None = None
+
+    def request(self, reason: str) -> asyncio.Task[dict[str, Any]]:
+        if self._waiting is not None and not self._waiting.done():
+            self._telemetry.reloads_merged.inc()
+            return self._waiting
+        task = self._waiting = asyncio.ensure_future(self._in_turn(reason))
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    async def _in_turn(self, reason: str) -> dict[str, Any]:
+        async with self._lock:
+            self._waiting = None  # requests from now on wait for the next reload
+            return await self._run(reason)
+
+    def _done(self, task: asyncio.Task[dict[str, Any]]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("reload failed", error=error_line(exc))
+            self._telemetry.reload_ok.set(0)

@@ -28,6 +28,7 @@ from detectkd.collectors.points import SEVERAL_ROWS, Point, rows_to_points
 from detectkd.detectors import registry as detector_registry
 from detectkd.detectors.base import Detector
 from detectkd.durations import parse_duration
+from detectkd.errors import CollectError, error_line
 from detectkd.resources import Resources
 from detectkd.runtime.batch import absent, admit, fill_missing
 from detectkd.runtime.judge import JudgeContext, PointReport, judge, judge_failed_run
@@ -39,7 +40,10 @@ from detectkd.storage.base import DataStore, RunRecord, Store, StoredPoint
 from detectkd.telemetry import Telemetry
 from detectkd.timegrid import Grid
 
+__all__ = ["MetricRuntime", "RunReport", "error_line"]
+
 log = structlog.get_logger("detectkd.run")
+OFF_LOOP_ROWS = 5_000  # results above this many rows are converted in a worker thread
 
 
 @dataclass
@@ -262,9 +266,19 @@ class MetricRuntime:
                 Window(p, self.grid.next(p), self.interval, self.tz) for p in self.grid.periods(start, finish)
             ]
         points: list[Point] = []
+        limit = self.spec.config.collector.max_rows
         for window in windows:
             rows = await self.collector.collect(window)
-            conv = rows_to_points(rows, spec.points, window, self.grid, single=not spec.multi_period)
+            if len(rows) > limit:
+                raise CollectError(
+                    f"the query returned {len(rows):,} rows, above collector.max_rows ({limit:,}); "
+                    "aggregate in the query or raise max_rows"
+                )
+            single = not spec.multi_period
+            if len(rows) > OFF_LOOP_ROWS:  # big results are converted off the event loop
+                conv = await asyncio.to_thread(rows_to_points, rows, spec.points, window, self.grid, single)
+            else:
+                conv = rows_to_points(rows, spec.points, window, self.grid, single=single)
             report.warnings.extend(conv.warnings)
             points.extend(conv.points)
         return points
@@ -348,14 +362,6 @@ class MetricRuntime:
 
     async def close(self) -> None:
         await self.collector.close()
-
-
-def error_line(exc: BaseException) -> str:
-    from detectkd.errors import CollectError, StorageError
-    from detectkd.redact import redact_text
-
-    text = str(exc) if isinstance(exc, CollectError | StorageError) else f"{type(exc).__name__}: {exc}"
-    return redact_text(" ".join(text.split()))[:500]
 
 
 def _last_seen(points: list[StoredPoint]) -> float:

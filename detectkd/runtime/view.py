@@ -45,9 +45,17 @@ class DaemonView:
         slot = self.slots.get(metric)
         return series_labels(slot.labels if slot is not None else {"metric": metric}, series)
 
-    def api_metrics(self) -> list[dict[str, Any]]:
+    def api_metrics(
+        self, contains: str | None = None, tag: str | None = None, state: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every metric's entry, by name; only those whose name contains `contains`, that
+        carry `tag`, and whose state is `state`, when given."""
         out: list[dict[str, Any]] = []
-        for name in sorted(self.specs):
+        names = [n for n in sorted(self.specs) if (contains is None or contains in n)
+                 and (tag is None or tag in self.specs[n].config.tags)]  # fmt: skip
+        for name in names:
+            if state is not None and self._state_of(name) != state:
+                continue
             slot = self.slots.get(name)
             if slot is None:
                 entry: dict[str, Any] = {
@@ -75,6 +83,12 @@ class DaemonView:
             item["silenced_by"] = self._silenced_by(name, list(rt.states))
             out.append(item)
         return out
+
+    def _state_of(self, name: str) -> str:
+        slot = self.slots.get(name)
+        if slot is not None:
+            return slot.runtime.status.state.value
+        return MetricState.ERROR.value if name in self._unbuilt else MetricState.DISABLED.value
 
     def _silenced_by(self, metric: str, series: list[str]) -> list[str]:
         now = time.time()

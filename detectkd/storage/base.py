@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from detectkd.alerting.state import SeriesState
@@ -25,6 +26,13 @@ class StoredDetection:
     result: Result
 
 
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # to be sent
+    DEAD = "dead"  # gave up (permanent error, or `alert_retry_for` passed)
+    SENT = "sent"  # delivered; kept `SENT_KEPT_S`, then purged
+    MOVED = "moved"  # ClickHouse: re-written under another channel id (purged like sent)
+
+
 @dataclass(frozen=True)
 class OutboxItem:
     id: int
@@ -37,7 +45,7 @@ class OutboxItem:
     created_at: float
     next_attempt_at: float
     last_error: str | None = None
-    status: str = "pending"  # pending | dead | sent (kept `SENT_KEPT_S`, then purged)
+    status: str = OutboxStatus.PENDING  # an `OutboxStatus` value
 
 
 @dataclass(frozen=True)
@@ -180,7 +188,7 @@ class StateStore(Lifecycle, Protocol):
         """
         ...
 
-    async def outbox_pending(self, status: str = "pending") -> list[OutboxItem]:
+    async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:
         """Rows with this status (`pending`, `dead` or `sent`), oldest first."""
         ...
 

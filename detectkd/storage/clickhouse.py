@@ -39,6 +39,7 @@ from detectkd.redact import redact_text
 from detectkd.storage.base import (
     OutboxItem,
     OutboxStats,
+    OutboxStatus,
     RunRecord,
     StoredDetection,
     StoredPoint,
@@ -304,13 +305,16 @@ class ClickhouseStore:
                 await self._update(item.id, leased_until=now + lease_s)
             return items
 
-    async def outbox_pending(self, status: str = "pending") -> list[OutboxItem]:
+    async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:
+        status = OutboxStatus(status).value  # a plain str for the driver
         return [self._item(r) for r in await self._outbox_rows("status = {s}", {"s": status})]
 
     async def outbox_done(self, item_id: int) -> None:
         # Kept as `sent` (a re-run of the same periods must not write it again) until
         # `outbox_purge`; next_attempt_at records when it was sent.
-        await self._update(item_id, status="sent", leased_until=0.0, next_attempt_at=time.time())
+        await self._update(
+            item_id, status=OutboxStatus.SENT.value, leased_until=0.0, next_attempt_at=time.time()
+        )
 
     async def outbox_rechannel(self, metric: str, renames: dict[str, str]) -> int:
         """The channel is in the sorting key: each moved row is written anew under the new
@@ -323,7 +327,7 @@ class ClickhouseStore:
             values = {**dict(r.items()), "id": item_id, "channel": renames[r["channel"]], "version": item_id}
             record = tuple(values[c] for c in ALL_OUTBOX_COLS)
             await self._do(lambda c, record=record: c.execute("INSERT INTO dtk_outbox VALUES", record))
-            await self._update(int(r["id"]), status="moved", next_attempt_at=time.time())
+            await self._update(int(r["id"]), status=OutboxStatus.MOVED.value, next_attempt_at=time.time())
         return len(rows)
 
     async def outbox_purge(self, sent_before: float) -> int:
@@ -354,7 +358,7 @@ class ClickhouseStore:
             attempts=int(row["attempts"]) + 1,
             last_error=error,
             next_attempt_at=next_attempt_at,
-            status="dead" if dead else "pending",
+            status=(OutboxStatus.DEAD if dead else OutboxStatus.PENDING).value,
             leased_until=0.0,
         )
 

@@ -17,6 +17,7 @@ from detectkd.alerting.state import SeriesState
 from detectkd.storage.base import (
     OutboxItem,
     OutboxStats,
+    OutboxStatus,
     RunRecord,
     StoredDetection,
     StoredPoint,
@@ -127,14 +128,14 @@ class MemoryStore:
     ) -> list[OutboxItem]:
         rows = [
             (item, lease) for item, lease in sorted(self._d.outbox.values(), key=lambda r: r[0].id)
-            if item.status == "pending" and (metric is None or item.metric == metric)
+            if item.status == OutboxStatus.PENDING and (metric is None or item.metric == metric)
         ]  # fmt: skip
         items = eligible(rows, now, limit)
         for item in items:
             self._d.outbox[item.id] = (item, now + lease_s)
         return items
 
-    async def outbox_pending(self, status: str = "pending") -> list[OutboxItem]:
+    async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:
         return sorted((i for i, _ in self._d.outbox.values() if i.status == status), key=lambda i: i.id)
 
     def _set(self, item_id: int, **changes: Any) -> None:
@@ -142,18 +143,18 @@ class MemoryStore:
         self._d.outbox[item_id] = (replace(item, **changes), None)
 
     async def outbox_done(self, item_id: int) -> None:
-        self._set(item_id, status="sent", next_attempt_at=time.time())
+        self._set(item_id, status=OutboxStatus.SENT, next_attempt_at=time.time())
 
     async def outbox_retry(self, item_id: int, error: str, next_attempt_at: float, dead: bool) -> None:
         item, _ = self._d.outbox[item_id]
         self._set(item_id, attempts=item.attempts + 1, last_error=error, next_attempt_at=next_attempt_at,
-                  status="dead" if dead else "pending")  # fmt: skip
+                  status=OutboxStatus.DEAD if dead else OutboxStatus.PENDING)  # fmt: skip
 
     async def outbox_rechannel(self, metric: str, renames: dict[str, str]) -> int:
         moved = 0
         for item, _ in list(self._d.outbox.values()):
             new = renames.get(item.channel)
-            pending = item.metric == metric and item.status == "pending"
+            pending = item.metric == metric and item.status == OutboxStatus.PENDING
             if pending and new is not None and (item.key, new) not in self._d.keys:
                 del self._d.keys[(item.key, item.channel)]
                 self._d.keys[(item.key, new)] = item.id
@@ -163,7 +164,9 @@ class MemoryStore:
 
     async def outbox_purge(self, sent_before: float) -> int:
         gone = [
-            i for i, _ in self._d.outbox.values() if i.status == "sent" and i.next_attempt_at < sent_before
+            i
+            for i, _ in self._d.outbox.values()
+            if i.status == OutboxStatus.SENT and i.next_attempt_at < sent_before
         ]
         for item in gone:
             del self._d.outbox[item.id]
@@ -171,8 +174,8 @@ class MemoryStore:
         return len(gone)
 
     async def outbox_stats(self) -> OutboxStats:
-        pending = [(i, lease) for i, lease in self._d.outbox.values() if i.status == "pending"]
-        dead = sum(1 for i, _ in self._d.outbox.values() if i.status == "dead")
+        pending = [(i, lease) for i, lease in self._d.outbox.values() if i.status == OutboxStatus.PENDING]
+        dead = sum(1 for i, _ in self._d.outbox.values() if i.status == OutboxStatus.DEAD)
         oldest = min((i.created_at for i, _ in pending), default=None)
         due = min((max(i.next_attempt_at, lease or 0.0) for i, lease in pending), default=None)
         return OutboxStats(len(pending), dead, oldest, due)

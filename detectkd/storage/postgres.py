@@ -20,6 +20,7 @@ from detectkd.redact import redact_text
 from detectkd.storage.base import (
     OutboxItem,
     OutboxStats,
+    OutboxStatus,
     RunRecord,
     StoredDetection,
     StoredPoint,
@@ -286,7 +287,8 @@ class PostgresStore:
         items: list[OutboxItem] = await self._run(claim)
         return items
 
-    async def outbox_pending(self, status: str = "pending") -> list[OutboxItem]:
+    async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:
+        status = OutboxStatus(status).value  # a plain str for the driver
         rows = await self._run(
             lambda c: c.fetch(f"SELECT {_OUTBOX_COLS} FROM dtk_outbox WHERE status = $1 ORDER BY id", status)
         )
@@ -310,7 +312,7 @@ class PostgresStore:
                 "status = $3, leased_until = NULL WHERE id = $4",
                 error,
                 next_attempt_at,
-                "dead" if dead else "pending",
+                (OutboxStatus.DEAD if dead else OutboxStatus.PENDING).value,
                 item_id,
             )
         )

@@ -22,6 +22,7 @@ from detectkd.errors import StorageError
 from detectkd.storage.base import (
     OutboxItem,
     OutboxStats,
+    OutboxStatus,
     RunRecord,
     StoredDetection,
     StoredPoint,
@@ -282,7 +283,8 @@ class SqliteStore:
 
         return await self._call(claim)
 
-    async def outbox_pending(self, status: str = "pending") -> list[OutboxItem]:
+    async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:
+        status = OutboxStatus(status).value  # a plain str for the driver
         return await self._call(
             lambda c: [
                 OutboxItem(*row)
@@ -307,7 +309,12 @@ class SqliteStore:
             lambda c: c.execute(
                 "UPDATE dtk_outbox SET attempts = attempts + 1, last_error = ?, "
                 "next_attempt_at = ?, status = ?, leased_until = NULL WHERE id = ?",
-                (error, next_attempt_at, "dead" if dead else "pending", item_id),
+                (
+                    error,
+                    next_attempt_at,
+                    (OutboxStatus.DEAD if dead else OutboxStatus.PENDING).value,
+                    item_id,
+                ),
             )
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -43,3 +44,34 @@ async def test_scripts_demo_fires_and_resolves_within_two_minutes(tmp_path: Path
         await asyncio.wait_for(proc.wait(), 30)
     assert {"FIRING", "RESOLVED"} <= seen, log.read_text()[-3000:]
     assert time.monotonic() - started < 120
+
+
+async def test_killing_scripts_demo_by_its_pid_stops_what_it_started(tmp_path: Path) -> None:
+    """Issue 13: `kill <pid of scripts/demo>` left `detectkd run` orphaned, holding its port."""
+    import socket
+
+    port = free_port()
+    env = {**os.environ, "DETECTK_DATA_DIR": str(tmp_path / "data"), "DETECTK_LISTEN": f"127.0.0.1:{port}",
+           "DETECTK_DEMO_DB": str(tmp_path / "demo" / "shop.db"), "DETECTK_LOG_FORMAT": "json"}  # fmt: skip
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            str(REPO / "scripts" / "demo"), stdout=out, stderr=out, env=env, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while b'"detectkd started"' not in log.read_bytes():
+            assert time.monotonic() < deadline and proc.returncode is None, log.read_text()[-2000:]
+            await asyncio.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)  # the script only, as `kill <pid>` does
+        await asyncio.wait_for(proc.wait(), 40)
+        deadline = time.monotonic() + 30
+        while True:  # the daemon let go of its port: it is gone too
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) != 0:
+                    break
+            assert time.monotonic() < deadline, "detectkd run still listens after the script was killed"
+            await asyncio.sleep(0.2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group

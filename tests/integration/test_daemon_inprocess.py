@@ -217,11 +217,11 @@ async def test_a_sighup_reload_that_fails_while_applying_is_kept_logged_and_coun
 
         d._apply = broken_apply  # type: ignore[method-assign,assignment]
         task = d.reload_soon()
-        assert task in d._reloads
+        assert task in d.reloads.tasks
         with pytest.raises(RuntimeError):
             await task
         await asyncio.sleep(0)  # the done callback runs on the next loop turn
-        assert task not in d._reloads and task.exception() is not None
+        assert task not in d.reloads.tasks and task.exception() is not None
         assert d.telemetry.reload_ok._value.get() == 0
 
 
@@ -366,3 +366,103 @@ async def test_a_reload_that_fails_to_reset_state_leaves_the_previous_set_runnin
     )
     assert daemon.scheduler.get_job("visits") is not None
     assert daemon.telemetry.reload_ok._value.get() == 0
+
+
+async def test_a_sighup_storm_is_one_reload_after_the_one_running(tmp_path: Path) -> None:
+    """Issue 13: 50 SIGHUPs in a second ran 50 full reloads one after another."""
+    write(
+        tmp_path / "metrics.d" / "m.yaml",
+        "name: m\ncollector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n",
+    )
+    async with running(tmp_path) as d:
+        loads = 0
+        release = asyncio.Event()
+        load = d._load
+
+        async def slow_load() -> Any:
+            nonlocal loads
+            loads += 1
+            await release.wait()
+            return await load()
+
+        d._load = slow_load  # type: ignore[method-assign]
+        first = d.reload_soon()
+        async with asyncio.timeout(5):  # the first reload holds the lock and waits in its load
+            while loads < 1:
+                await asyncio.sleep(0)
+        storm = [d.reload_soon() for _ in range(50)]
+        assert len(set(storm)) == 1 and storm[0] is not first  # merged into one waiting reload
+        release.set()
+        results = await asyncio.gather(first, *storm)
+        assert loads == 2 and all(r["successful"] for r in results)
+        assert d.telemetry.reloads_merged._value.get() == 49
+
+
+async def test_bad_silences_over_http_are_400_with_a_json_error(tmp_path: Path) -> None:
+    """Issue 13: `"duration": "99999999999d"` gave HTTP 500 with a plain-text traceback."""
+    import aiohttp
+
+    from detectkd.web import make_app
+
+    write(
+        tmp_path / "metrics.d" / "m.yaml",
+        "name: m\ncollector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n",
+    )
+    async with running(tmp_path, lifecycle_api=True) as d:
+        runner = web.AppRunner(make_app(d))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        try:
+            async with aiohttp.ClientSession() as http:
+                for body in ({"matchers": ["metric=m"], "duration": "99999999999d"},
+                             {"matchers": ["metric=m"], "ends_at": "1e400"}, {"no": "matchers"}, [1, 2]):  # fmt: skip
+                    async with http.post(f"{base}/api/v1/silences", json=body) as resp:
+                        assert resp.status == 400, body
+                        assert resp.content_type == "application/json" and "error" in await resp.json()
+                async with http.post(f"{base}/api/v1/silences", data=b"{not json") as resp:
+                    assert resp.status == 400 and "error" in await resp.json()
+        finally:
+            await runner.cleanup()
+        assert d.silences.items == {}
+
+
+async def test_the_metrics_api_filters_and_pages(tmp_path: Path) -> None:
+    import aiohttp
+
+    from detectkd.web import make_app
+
+    for i in range(7):
+        tags = "[shop]" if i % 2 else "[ops]"
+        write(tmp_path / "metrics.d" / f"m{i}.yaml",
+              f"name: m{i}\ntags: {tags}\nenabled: {str(i != 6).lower()}\n"
+              "collector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n")  # fmt: skip
+    async with running(tmp_path) as d:
+        runner = web.AppRunner(make_app(d))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}/api/v1/metrics"
+        try:
+            async with aiohttp.ClientSession() as http:
+
+                async def get(query: str) -> dict[str, Any]:
+                    async with http.get(f"{base}?{query}") as resp:
+                        assert resp.status == 200
+                        data: dict[str, Any] = await resp.json()
+                        return data
+
+                page = await get("limit=3")
+                assert [m["name"] for m in page["metrics"]] == ["m0", "m1", "m2"]
+                assert page["total"] == 7 and page["next_offset"] == 3
+                last = await get("limit=3&offset=6")
+                assert [m["name"] for m in last["metrics"]] == ["m6"] and last["next_offset"] is None
+                shop = await get("tag=shop")
+                assert [m["name"] for m in shop["metrics"]] == ["m1", "m3", "m5"]
+                assert [m["name"] for m in (await get("state=disabled"))["metrics"]] == ["m6"]
+                assert [m["name"] for m in (await get("name=m4"))["metrics"]] == ["m4"]
+                async with http.get(f"{base}?limit=x") as resp:
+                    assert resp.status == 400
+        finally:
+            await runner.cleanup()

@@ -291,3 +291,66 @@ async def test_nodata_notifications_are_their_own_alerts_on_every_channel(
     assert sent["labels"]["kind"] == "nodata"
     assert sent["annotations"]["summary"] == "orders region=eu has no data"
     assert sent["annotations"]["period"] == "1970-01-01 01:20 CET"  # the metric's timezone
+
+
+async def test_a_receivers_answer_is_kept_short_and_without_secrets(
+    env: tuple[SqliteStore, Resources],
+) -> None:
+    """Issue 13: a receiver echoing the request (URL token, auth header) put secrets and
+    megabytes into `last_error` and the logs."""
+    from aiohttp import web
+
+    token = "xoxb-very-secret-0123456789"
+
+    async def echo(request: web.Request) -> web.Response:
+        body = f"denied {request.url} auth={request.headers.get('Authorization')} " + "x" * 100_000
+        return web.Response(status=503, text=body)
+
+    store, resources = env
+    async with http_server(echo) as base:
+        url = f"{base}/hook?token={token}"
+        params = webhook.Params(url=url, headers={"Authorization": f"Bearer {token}"})
+        channel = webhook.build(params, resources)
+        await enqueue(store, alert())
+        await Dispatcher(store, lambda m, i: channel).deliver_due()
+    (item,) = await store.outbox_pending()
+    error = item.last_error or ""
+    assert "HTTP 503" in error and "denied" in error
+    assert token not in error and len(error) < 400, error
+
+
+async def test_a_hanging_receiver_delays_only_its_own_rows(
+    env: tuple[SqliteStore, Resources], receiver: Receiver
+) -> None:
+    """Issue 13: while one receiver hung, deliveries to every other receiver waited for it."""
+    from aiohttp import web
+
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(text="ok")
+
+    store, resources = env
+    fine = webhook.build(webhook.Params(url=receiver.url), resources)
+    async with http_server(hang) as base:
+        stuck = webhook.build(webhook.Params(url=f"{base}/hook", timeout="60s"), resources)  # type: ignore[arg-type]
+        channels = {"stuck:1": stuck, "fine:1": fine}
+        rows = [NewOutboxItem(a.key, a.metric, a.series, ch, a.to_json())
+                for a in (alert("firing"), alert("resolved")) for ch in channels]  # fmt: skip
+        await store.commit(RunRecord("orders", outbox=rows))
+        dispatcher = Dispatcher(store, lambda m, c: channels[c])
+        stop = asyncio.Event()
+        loop = asyncio.create_task(dispatcher.run(stop))
+        try:
+            # The fine receiver's FIRING, then its RESOLVED (queued behind it), both while the
+            # other receiver is still hanging on its FIRING.
+            await receiver.wait_for(lambda b: b["status"] == "resolved", timeout=10)
+            assert [b["status"] for b in receiver.received] == ["firing", "resolved"]
+            assert not release.is_set()
+        finally:
+            release.set()
+            stop.set()
+            await loop
+        await dispatcher.deliver_due()
+    assert await store.outbox_pending() == []  # the stuck one's rows went out once released

@@ -427,3 +427,26 @@ async def test_a_run_whose_commit_fails_leaves_memory_as_it_was(env: Env, tmp_pa
         await twin_store.close()
     assert [p.results for p in redone.points] == [p.results for p in clean.points]
     assert [p.verdict.anomalous for p in redone.points] == [True, True, False]
+
+
+async def test_a_result_above_max_rows_is_refused_and_big_ones_still_convert(env: Env) -> None:
+    from detectkd.errors import CollectError as Refused
+
+    env.put(T0 - 8000 * STEP, normal(8000))
+    assert env.spec().config.collector.max_rows == 1_000_000  # the default
+
+    def one_query(limit: str) -> MetricSpec:  # all 8,000 periods in one query
+        path = env.tmp / "m" / "orders.yaml"
+        path.write_text(
+            path.read_text().replace("type: sqlite\n", f"type: sqlite\n  multi_period: true\n{limit}")
+        )
+        return load_metrics([env.tmp / "m"], None, env={}).metrics["orders"]
+
+    env.spec()
+    rt = await env.runtime(one_query("  max_rows: 5000\n"))
+    with pytest.raises(Refused, match=r"8,000 rows, above collector.max_rows \(5,000\)"):
+        await rt.check(T0 - 8000 * STEP, T0, notify=False, commit=False)
+    env.spec()
+    roomy = await env.runtime(one_query(""))  # 8,000 rows: converted in a worker thread
+    report = await roomy.check(T0 - 8000 * STEP, T0, notify=False, commit=False)
+    assert len(report.points) == 8000 and all(p.point.value is not None for p in report.points)

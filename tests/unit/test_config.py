@@ -386,3 +386,31 @@ def test_generator_url_template_is_checked_at_load(tmp_path: Path) -> None:
     write(tmp_path / "bad.yaml", "generator_url: 'https://g/d?m={{ metrc }}'\n")
     with pytest.raises(ConfigError, match="metrc"):
         load_settings(tmp_path / "bad.yaml")
+
+
+def test_a_yaml_bomb_fails_fast_with_the_file_and_line(tmp_path: Path) -> None:
+    """Issue 13: a 381-byte billion-laughs file took `validate` 51 s and 2.4 GB."""
+    import time as clock
+
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    write(tmp_path / "metrics" / "bomb.yaml", "\n".join(levels) + "\n")
+    started = clock.process_time()
+    result = load_metrics([tmp_path / "metrics"], None, env={})
+    assert clock.process_time() - started < 5  # bounded work: about 100,000 values at most
+    (issue,) = result.all_errors()
+    assert issue.file.endswith("bomb.yaml") and issue.line == 1 and "config_max_values" in issue.message
+
+
+def test_an_oversized_file_is_refused_unread(tmp_path: Path) -> None:
+    from detectkd.config.yamlsource import YamlLimits, set_limits
+
+    write(tmp_path / "metrics" / "big.yaml", GOOD + "# " + "x" * 5000 + "\n")
+    set_limits(YamlLimits(max_bytes=4096))
+    try:
+        result = load_metrics([tmp_path / "metrics"], None, env={})
+    finally:
+        set_limits(YamlLimits())
+    (issue,) = result.all_errors()
+    assert "above the limit of 4,096" in issue.message and "config_max_bytes" in issue.message

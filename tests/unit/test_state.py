@@ -349,3 +349,21 @@ def test_quiet_fast_path_matches_the_general_path() -> None:
                 mp.setattr(state_mod, "_quiet", lambda s, v: False)
                 slow, slow_notes = step(slow, i * STEP, verdict, rules, True)
             assert fast == slow and fast_notes == slow_notes, (cond, i)
+
+
+def test_a_new_episode_judged_in_catch_up_is_not_merged_into_the_notified_one() -> None:
+    """Issue 13: after a restart, catch-up judged normal, normal, anomalous; the new episode's
+    FIRING was never sent (the notified one looked like it was still going on)."""
+    cond = Conditions(flap_changes=0)
+    rules = Rules.plain(cond, STEP)
+    state, notes = step(SeriesState(), 0, decide([res(True)], cond), rules, True)
+    assert [(n.status, n.episode) for n in notes] == [("firing", 0)]
+    held = []
+    for i, anomalous in enumerate([False, False, True], start=1):  # only the newest may notify
+        state, notes = step(state, i * STEP, decide([res(anomalous)], cond), rules, i == 3)
+        held.append([(n.status, n.episode) for n in notes])
+    assert held == [[], [], [("resolved", 0), ("firing", 3 * STEP)]]
+    assert state.status is Status.FIRING and state.notified_since == 3 * STEP
+    # The next period of the same episode sends nothing more.
+    state, notes = step(state, 4 * STEP, decide([res(True)], cond), rules, True)
+    assert notes == []

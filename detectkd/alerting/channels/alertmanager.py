@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
@@ -122,6 +123,7 @@ class AlertmanagerChannel:
     def __init__(self, params: Params, resources: Resources) -> None:
         self._p = params
         self._targets = params.targets()
+        self.destination = ",".join(sorted({urlsplit(t).netloc for t in self._targets}))
         self._resources = resources
 
     async def send(self, alert: Alert) -> None:

@@ -15,6 +15,7 @@ import aiohttp
 
 from detectkd.alerting.alert import Alert
 from detectkd.errors import PermanentError, TransientError
+from detectkd.redact import receiver_answer
 
 
 class Channel(Protocol):
@@ -56,7 +57,10 @@ async def post_json(
         ) as resp:
             if resp.status < 300:
                 return
-            answer = (await resp.text())[:200].replace("\n", " ")
+            # At most 4 KiB read; what is kept is one redacted line (it goes to logs and the API).
+            parts = urlsplit(url)
+            secrets = [url, parts.path, parts.query, *(headers or {}).values()]
+            answer = receiver_answer(await resp.content.read(4096), secrets)
             message = f"{host} answered HTTP {resp.status}: {answer}"
             if resp.status in _PERMANENT:
                 raise PermanentError(message)

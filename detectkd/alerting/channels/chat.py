@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels.base import post_json
@@ -32,6 +33,7 @@ def escape_markdown(text: Any) -> str:
 class ChatChannel:
     def __init__(self, kind: str, params: ChatParams, resources: Resources) -> None:
         self.kind = kind
+        self.destination = urlsplit(params.webhook_url).netloc
         self._p = params
         self._resources = resources
         escape = escape_slack if kind == "slack" else escape_markdown

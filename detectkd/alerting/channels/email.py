@@ -45,6 +45,7 @@ class EmailChannel:
     kind = "email"
 
     def __init__(self, params: Params) -> None:
+        self.destination = f"{params.host}:{params.port}"
         self._p = params
         self._subject = compile_template(params.subject_template)
         template = compile_template(params.message_template) if params.message_template else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels.base import post_json
@@ -28,6 +29,7 @@ class TelegramChannel:
     def __init__(self, params: Params, resources: Resources) -> None:
         self._p = params
         self._url = f"{params.base_url.rstrip('/')}/bot{params.bot_token}/sendMessage"
+        self.destination = urlsplit(params.base_url).netloc
         self._resources = resources
         template = compile_template(params.message_template) if params.message_template else None
         self._renderer = MessageRenderer(template, lambda x: html.escape(str(x)))

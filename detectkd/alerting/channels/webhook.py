@@ -6,6 +6,7 @@ import hashlib
 import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
@@ -73,6 +74,7 @@ class WebhookChannel:
 
     def __init__(self, params: Params, resources: Resources) -> None:
         self._url = params.url or params.webhook_url or ""
+        self.destination = urlsplit(self._url).netloc
         self._headers = dict(params.headers)
         self._secret = params.secret.encode() if params.secret else None
         self._timeout = params.timeout.total_seconds()
