@@ -6,7 +6,7 @@ import structlog
 
 from detectkd import logs
 from detectkd.config.settings import Settings
-from detectkd.errors import StorageError
+from detectkd.errors import ConfigError, StorageError
 from detectkd.runtime.daemon import Daemon
 from detectkd.web import start_server
 
@@ -22,6 +22,12 @@ async def run_daemon(settings: Settings) -> int:
     except OSError as exc:
         log.error("cannot listen", listen=settings.listen, error=str(exc))
         return 1
+    except ConfigError as exc:
+        for issue in exc.issues:
+            log.error(
+                "web config error", file=issue.file, line=issue.line, key=issue.key, error=issue.message
+            )
+        return 2
     try:
         await daemon.start()
         if daemon.stop_event.is_set():

@@ -44,6 +44,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"detectkd: invalid settings:\n{exc}", file=sys.stderr)
         return 1
+    if args.web_config_file:  # Prometheus's flag name: --web.config.file
+        settings = settings.model_copy(update={"web_config_file": Path(args.web_config_file).resolve()})
     return asyncio.run(run_daemon(settings))
 
 
@@ -243,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("--config", help="detectkd.yaml (default: $DETECTK_CONFIG or /etc/detectk)")
+    run.add_argument("--web.config.file", dest="web_config_file",
+                     help="TLS and basic auth (exporter-toolkit format)")  # fmt: skip
     run.set_defaults(fn=cmd_run)
 
     val = sub.add_parser("validate", help="validate metric files and directories")

@@ -16,6 +16,7 @@ from detectkd.alerting.silences import Silence, make_window, new_silence
 from detectkd.durations import parse_moment
 from detectkd.errors import error_line
 from detectkd.storage.base import OutboxItem, OutboxStatus
+from detectkd.webconfig import BasicAuth, WebConfig, load_web_config, ssl_context
 
 if TYPE_CHECKING:
     from detectkd.alerting.silences import Silences
@@ -50,6 +51,7 @@ class DaemonAPI(Protocol):
 
 
 DAEMON: web.AppKey[DaemonAPI] = web.AppKey("daemon")
+WEB: web.AppKey[WebConfig] = web.AppKey("web_config")
 log = structlog.get_logger("detectkd.http")
 
 
@@ -143,8 +145,8 @@ async def add_silence(request: web.Request) -> web.Response:
     """Body: {"matchers": [...], "starts_at"?, "ends_at"? | "duration"?, "comment"?, "created_by"?,
     "window"?: {"weekdays": [...], "times": [...], "timezone": ...}} (times: epoch or ISO 8601)."""
     daemon = request.app[DAEMON]
-    if not daemon.settings.lifecycle_api:
-        return _forbidden()
+    if (refused := _write_refused(request)) is not None:
+        return refused
     try:
         body = await request.json()
         silence = silence_from_body(body, time.time())
@@ -156,8 +158,8 @@ async def add_silence(request: web.Request) -> web.Response:
 
 async def expire_silence(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    if not daemon.settings.lifecycle_api:
-        return _forbidden()
+    if (refused := _write_refused(request)) is not None:
+        return refused
     s = daemon.silences.items.get(request.match_info["id"])
     if s is None:
         return web.json_response({"error": "no such silence"}, status=404)
@@ -165,8 +167,16 @@ async def expire_silence(request: web.Request) -> web.Response:
     return web.json_response({"expired": s.id})
 
 
-def _forbidden() -> web.Response:
-    return web.Response(status=403, text="Lifecycle API is not enabled (lifecycle_api: true).\n")
+def _write_refused(request: web.Request) -> web.Response | None:
+    """Writes need `lifecycle_api: true` and authentication (basic_auth_users)."""
+    if not request.app[DAEMON].settings.lifecycle_api:
+        return web.json_response(
+            {"error": "the lifecycle API is not enabled (lifecycle_api: true)"}, status=403
+        )
+    if not request.app[WEB].auth:
+        message = "write endpoints need authentication: set basic_auth_users in web_config_file"
+        return web.json_response({"error": message}, status=403)
+    return None
 
 
 def silence_from_body(body: dict[str, Any], now: float) -> Silence:
@@ -192,8 +202,8 @@ def _item(i: OutboxItem) -> dict[str, Any]:
 
 async def reload(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    if not daemon.settings.lifecycle_api:
-        return _forbidden()
+    if (refused := _write_refused(request)) is not None:
+        return refused
     result = await daemon.reload("http")
     return web.json_response(result, status=200 if result.get("successful") else 500)
 
@@ -211,9 +221,13 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return web.json_response({"error": error_line(exc)}, status=500)
 
 
-def make_app(daemon: DaemonAPI) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+def make_app(daemon: DaemonAPI, config: WebConfig | None = None) -> web.Application:
+    """`config`: the web config file's TLS and users (basic auth guards every endpoint)."""
+    config = config or WebConfig()
+    guards = [BasicAuth(config.basic_auth_users).middleware] if config.auth else []
+    app = web.Application(middlewares=[*guards, json_errors])
     app[DAEMON] = daemon
+    app[WEB] = config
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -227,9 +241,15 @@ def make_app(daemon: DaemonAPI) -> web.Application:
 
 
 async def start_server(daemon: DaemonAPI) -> web.AppRunner:
-    runner = web.AppRunner(make_app(daemon), access_log=None)
+    """Listen on `listen`, over TLS and behind basic auth as the web config file says.
+    Raises ConfigError (a broken web config) or OSError (the address is taken)."""
+    path = daemon.settings.web_config_file
+    config = load_web_config(path)
+    tls = config.tls_server_config
+    context = ssl_context(tls, path.parent) if tls is not None and path is not None else None
+    runner = web.AppRunner(make_app(daemon, config), access_log=None)
     await runner.setup()
     host, port = daemon.settings.listen_host_port()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=context)
     await site.start()
     return runner

@@ -26,6 +26,13 @@ SHARED = next(
 )
 
 
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    """The Authorization header of HTTP basic auth."""
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
 @dataclass
 class Receiver:
     """A real HTTP server that records every JSON body it is sent."""

@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"  # lowest level logged
     max_concurrent_checks: int = Field(default=64, ge=1)  # runs in flight at once, across all metrics
-    lifecycle_api: bool = False  # true enables POST /-/reload and silence writes over HTTP
+    lifecycle_api: bool = False  # true enables POST /-/reload and silence writes (with basic auth)
+    # TLS and basic auth for every endpoint, in exporter-toolkit's format (http.md#web-config).
+    web_config_file: Path | None = None
     shutdown_grace: Duration = timedelta(seconds=30)  # SIGTERM: how long runs in flight may finish
     # An undeliverable alert is retried this long, then kept as a dead letter.
     alert_retry_for: Duration = timedelta(hours=24)
@@ -99,7 +101,7 @@ class Settings(BaseSettings):
         return host.strip("[]") or "0.0.0.0", int(port)
 
 
-_PATH_KEYS = ("metrics_dir", "profiles_file", "data_dir")
+_PATH_KEYS = ("metrics_dir", "profiles_file", "data_dir", "web_config_file")
 
 
 def load_settings(path: Path | None) -> Settings:

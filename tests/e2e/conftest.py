@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import bcrypt
 import pytest
 
-from tests.conftest import write
+from tests.conftest import basic_auth, write
 
 
 def free_port() -> int:
@@ -27,19 +28,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+USER, PASSWORD = "ops", "e2e-password"
+HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()  # cheap rounds: tests
+
+
 @dataclass
 class DaemonProcess:
+    """The real daemon. Its endpoints need basic auth (a web config file with one user),
+    which also enables the write API (`lifecycle_api: true`)."""
+
     root: Path
     port: int = field(default_factory=free_port)
     proc: asyncio.subprocess.Process | None = None
     log_path: Path = field(init=False)
+    auth: dict[str, str] = field(default_factory=lambda: basic_auth(USER, PASSWORD))  # headers
 
     def __post_init__(self) -> None:
         self.log_path = self.root / "detectkd.log"
+        write(self.root / "web.yml", f"basic_auth_users:\n  {USER}: '{HASH}'\n")
         write(
             self.root / "detectkd.yaml",
             f"metrics_dir: metrics.d\nprofiles_file: profiles.yaml\ndata_dir: data\n"
-            f"listen: 127.0.0.1:{self.port}\nlog_format: json\nlifecycle_api: true\nshutdown_grace: 10s\n",
+            f"listen: 127.0.0.1:{self.port}\nlog_format: json\nlifecycle_api: true\nshutdown_grace: 10s\n"
+            "web_config_file: web.yml\n",
         )
         (self.root / "metrics.d").mkdir(exist_ok=True)
 
@@ -64,7 +75,7 @@ class DaemonProcess:
 
     async def get(self, path: str) -> tuple[int, str]:
         async with (
-            aiohttp.ClientSession() as s,
+            aiohttp.ClientSession(headers=self.auth) as s,
             s.get(self.base + path, timeout=aiohttp.ClientTimeout(5)) as r,
         ):
             return r.status, await r.text()

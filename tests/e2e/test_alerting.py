@@ -107,7 +107,7 @@ async def test_a_silence_from_the_cli_holds_the_firing_until_it_is_expired_over_
     m = await daemon.until(firing, what="the spike makes it FIRING", timeout=60)
     assert m["silenced_by"] == [silence_id]
     assert receiver.received == []  # held by the silence
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(headers=daemon.auth) as s:
         async with s.get(daemon.base + "/api/v1/silences") as r:
             listed = (await r.json())["silences"]
         assert [(x["id"], x["active"]) for x in listed] == [(silence_id, True)]

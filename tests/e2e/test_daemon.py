@@ -111,7 +111,7 @@ async def test_sighup_adds_changes_removes_and_keeps_broken_files(
 
     # Fix it and reload over HTTP (lifecycle API enabled in this config).
     write(d / "b.yaml", metric_yaml("b", src.path, receiver.url))
-    async with aiohttp.ClientSession() as s, s.post(daemon.base + "/-/reload") as r:
+    async with aiohttp.ClientSession(headers=daemon.auth) as s, s.post(daemon.base + "/-/reload") as r:
         assert r.status == 200
         body = await r.json()
     assert body["successful"] is True and body["errors"] == []

@@ -17,7 +17,7 @@ from detectkd.alerting.alert import Alert
 from detectkd.alerting.state import Status
 from detectkd.config.settings import Settings, StorageSettings
 from detectkd.runtime.daemon import Daemon
-from tests.conftest import Receiver, http_server, write
+from tests.conftest import Receiver, basic_auth, http_server, write
 
 HOUR = 3600
 T0 = 1_795_000_000 - 1_795_000_000 % HOUR
@@ -408,14 +408,19 @@ async def test_bad_silences_over_http_are_400_with_a_json_error(tmp_path: Path) 
         tmp_path / "metrics.d" / "m.yaml",
         "name: m\ncollector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n",
     )
+    import bcrypt
+
+    from detectkd.webconfig import WebConfig
+
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
     async with running(tmp_path, lifecycle_api=True) as d:
-        runner = web.AppRunner(make_app(d))
+        runner = web.AppRunner(make_app(d, WebConfig(basic_auth_users={"ops": hashed})))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         base = f"http://127.0.0.1:{runner.addresses[0][1]}"
         try:
-            async with aiohttp.ClientSession() as http:
+            async with aiohttp.ClientSession(headers=basic_auth("ops", "pw")) as http:
                 for body in ({"matchers": ["metric=m"], "duration": "99999999999d"},
                              {"matchers": ["metric=m"], "ends_at": "1e400"}, {"no": "matchers"}, [1, 2]):  # fmt: skip
                     async with http.post(f"{base}/api/v1/silences", json=body) as resp:
