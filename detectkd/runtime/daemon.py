@@ -121,13 +121,21 @@ class Daemon(DaemonView):
         await health
         await watchdog
         log.info("shutting down", inflight=len(self._inflight))
+        # Runs in flight get the grace: no new runs start, and the scheduler (whose executor
+        # cancels what it still tracks) is shut down only after they finished or timed out.
+        deadline = time.monotonic() + self.settings.shutdown_grace.total_seconds()
+        self.scheduler.pause()
+        await self._drain(deadline - time.monotonic())
         self.scheduler.shutdown(wait=False)
-        await self._drain(self.settings.shutdown_grace.total_seconds())
+        await dispatcher
+        # The last delivery attempt gets what is left of the grace (a hanging receiver cannot
+        # hold the exit longer); what it cannot send stays in the outbox for the next start.
         try:
-            await asyncio.wait_for(self.dispatcher.deliver_due(), timeout=5)
+            await asyncio.wait_for(
+                self.dispatcher.deliver_due(), timeout=max(0.5, deadline - time.monotonic())
+            )
         except (TimeoutError, StorageError) as exc:
             log.warning("final outbox flush incomplete", error=str(exc) or "timeout")
-        await dispatcher
         await self.close()
 
     async def retention_pass(self, now: float | None = None) -> int:

@@ -471,3 +471,32 @@ async def test_the_metrics_api_filters_and_pages(tmp_path: Path) -> None:
                     assert resp.status == 400
         finally:
             await runner.cleanup()
+
+
+async def test_a_stop_gives_runs_in_flight_their_grace(tmp_path: Path) -> None:
+    """Issue 13: SIGTERM cancelled runs in flight at once (the scheduler's executor cancelled
+    them before the drain) instead of letting them finish within `shutdown_grace`."""
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        arrived.set()
+        await release.wait()
+        return web.json_response({"value": 1})
+
+    async with http_server(slow, method="GET", path="/") as base:
+        http_metric(tmp_path, "slow", f"{base}/")
+        d = Daemon(make_settings(tmp_path, shutdown_grace="20s", run_timeout="30s"))
+        await d.start()
+        serving = asyncio.create_task(d.serve())
+        try:
+            async with asyncio.timeout(20):
+                await arrived.wait()  # a run is in flight
+            d.stop_event.set()
+            await asyncio.sleep(0.2)  # shutdown has begun; the run must still be alive
+            release.set()
+            async with asyncio.timeout(20):
+                await serving
+        finally:
+            release.set()
+        status = d.slots["slow"].runtime.status if "slow" in d.slots else None
+        assert status is not None and status.failures == 0 and status.runs >= 1, status
