@@ -1,12 +1,16 @@
 """Scale benchmark: the real daemon with N metrics (SQLite source, SQLite store).
 
     .venv/bin/python benchmarks/scale.py --metrics 1000 10000 --duration 180 [--detector mad|auto]
+    .venv/bin/python benchmarks/scale.py --metrics 10000 --duration 120 --scrape-every 1
 
 For each N: writes N metric files and a source database, pre-loads `--history`
 points (120: 2 hours) per metric into the store, starts `detectkd run`, waits one interval
 for the warm-up (first runs load their windows), then measures for
 `--duration` seconds and prints p50/p99 scheduler lag, CPU milliseconds per
-check, checks per second, and peak RSS of the daemon process.
+check, checks per second, and peak RSS of the daemon process. `--scrape-every S`
+adds a scraper that fetches `/metrics` every S seconds during the measurement
+(as a Prometheus with a 1 s scrape interval would) and reports its median and
+worst scrape time: compare the lag with and without it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -140,6 +145,7 @@ def run_one(
     detector: str = "mad",
     history: int = HISTORY_POINTS,
     warmup: int = 0,
+    scrape_every: float = 0.0,
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix=f"dtk-scale-{n}-") as tmp:
         root = Path(tmp)
@@ -183,7 +189,22 @@ def run_one(
             time.sleep(warmup or interval + 5)  # warm-up: every metric ran once and loaded its window
             first = scrape(port)
             cpu_a, t_a = cpu_seconds(proc.pid), time.monotonic()
+            scrapes: list[float] = []
+            stop = threading.Event()
+
+            def scraper() -> None:
+                while not stop.wait(scrape_every):
+                    began = time.monotonic()
+                    scrape(port)
+                    scrapes.append(time.monotonic() - began)
+
+            worker = threading.Thread(target=scraper, daemon=True)
+            if scrape_every:
+                worker.start()
             time.sleep(duration)
+            stop.set()
+            if scrape_every:
+                worker.join(60)
             second = scrape(port)
             cpu_b, t_b = cpu_seconds(proc.pid), time.monotonic()
             lag = delta(histogram(first, "detectk_scheduler_lag_seconds"),
@@ -206,6 +227,8 @@ def run_one(
             "peak_rss_mib": rss,
             "metrics_with_errors": errors,
             "exit_code": code,
+            "scrape_p50_s": sorted(scrapes)[len(scrapes) // 2] if scrapes else float("nan"),
+            "scrape_max_s": max(scrapes) if scrapes else float("nan"),
         }
 
 
@@ -217,16 +240,21 @@ def main() -> int:
     ap.add_argument("--detector", choices=list(DETECTORS), default="mad")
     ap.add_argument("--history", type=int, default=HISTORY_POINTS, help="points pre-loaded per metric")
     ap.add_argument("--warmup", type=int, default=0, help="seconds before measuring (default: one interval)")
+    ap.add_argument("--scrape-every", type=float, default=0.0, help="also scrape /metrics every S seconds")
     args = ap.parse_args()
     warmup = f"{args.warmup}s of" if args.warmup else "one interval of"
     print(f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, interval {args.interval}s, "
           f"detector {args.detector}, {args.history} points of history, "
           f"measured {args.duration}s after {warmup} warm-up")  # fmt: skip
-    header = ("metrics", "ready_s", "checks_per_s", "expected_per_s", "cpu_ms_per_check",
+    header: tuple[str, ...] = ("metrics", "ready_s", "checks_per_s", "expected_per_s", "cpu_ms_per_check",
               "lag_p50_s", "lag_p99_s", "peak_rss_mib", "metrics_with_errors", "exit_code")  # fmt: skip
+    if args.scrape_every:
+        header += ("scrape_p50_s", "scrape_max_s")
     print(" ".join(f"{h:>16}" for h in header))
     for n in args.metrics:
-        r = run_one(n, args.interval, args.duration, args.detector, args.history, args.warmup)
+        r = run_one(
+            n, args.interval, args.duration, args.detector, args.history, args.warmup, args.scrape_every
+        )
         print(
             " ".join(f"{r[h]:>16.3f}" if isinstance(r[h], float) else f"{r[h]:>16}" for h in header),
             flush=True,
