@@ -36,7 +36,7 @@ class AlerterSpec:
     index: int  # position in the file (for messages)
     params: BaseModel
     # What outbox rows name: `type:digest-of-params`, so reordering alerters never sends a
-    # pending row to another channel (see `detectkd.alerting.outbox.resolve_channel`).
+    # pending row to another channel (see `detectkd.alerting.channels.channelset`).
     id: str = ""
 
 
