@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -118,7 +117,7 @@ class BasicAuth:
         if hashed is None:
             return False
         key = hashlib.sha256(b"\0".join((user.encode(), password.encode(), hashed))).digest()
-        if any(hmac.compare_digest(key, k) for k in self._ok):
+        if key in self._ok:  # a digest of the credentials, never the password itself
             return True
         ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed)
         if ok and len(self._ok) < 1024:

@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 from detectkd.alerting.alert import Alert
 from detectkd.commands.report import SeriesTrace, render
 from detectkd.detectors.base import Result
-from detectkd.errors import CollectError
+from detectkd.errors import CollectError, error_line
 from detectkd.resources import Resources
-from detectkd.runtime.runner import RunReport, error_line
+from detectkd.runtime.runner import RunReport
 from detectkd.runtime.slot import Deps, assemble
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.memory import MemoryStore

@@ -13,9 +13,9 @@ from detectkd.alerting.outbox import Dispatcher
 from detectkd.alerting.silences import Silences, load_silences
 from detectkd.config.settings import Settings
 from detectkd.durations import format_duration
-from detectkd.errors import CollectError, StorageError
+from detectkd.errors import CollectError, StorageError, error_line
 from detectkd.resources import Resources
-from detectkd.runtime.runner import MetricRuntime, RunReport, error_line
+from detectkd.runtime.runner import MetricRuntime, RunReport
 from detectkd.runtime.slot import Deps, MetricSlot, assemble
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import Store

@@ -26,8 +26,7 @@ import structlog
 
 from detectkd.commands.check import metric_env
 from detectkd.config.settings import Settings
-from detectkd.errors import CollectError, StorageError
-from detectkd.runtime.runner import error_line
+from detectkd.errors import CollectError, StorageError, error_line
 from detectkd.runtime.slot import MetricSlot, assemble, data_store
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import StoredDetection, StoredPoint

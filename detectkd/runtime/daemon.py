@@ -21,12 +21,11 @@ from detectkd.alerting.silences import (
 )
 from detectkd.alerting.state import SeriesState
 from detectkd.config.settings import Settings
-from detectkd.errors import StorageError
+from detectkd.errors import StorageError, error_line
 from detectkd.resources import Resources
 from detectkd.runtime import retention
 from detectkd.runtime.outage_alerts import refresh_silences, send_due, split_saved
 from detectkd.runtime.reload import Action, Plan, ReloadQueue, make_plan
-from detectkd.runtime.runner import error_line
 from detectkd.runtime.slot import Deps, MetricSlot, assemble
 from detectkd.runtime.view import DaemonView
 from detectkd.sdnotify import Notifier

@@ -40,8 +40,6 @@ from detectkd.storage.base import DataStore, RunRecord, Store, StoredPoint
 from detectkd.telemetry import Telemetry
 from detectkd.timegrid import Grid
 
-__all__ = ["MetricRuntime", "RunReport", "error_line"]
-
 log = structlog.get_logger("detectkd.run")
 OFF_LOOP_ROWS = 5_000  # results above this many rows are converted in a worker thread
 
