@@ -244,6 +244,7 @@ def render() -> str:
         "",
         section("`storage`", models_settings("StorageSettings"), "storage."),
         section("`outages`", models_settings("OutageSettings"), "outages."),
+        section("`history`", models_settings("HistorySettings"), "history."),
         "## Metric file\n",
         table(models.MetricFile),
         "",

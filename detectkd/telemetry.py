@@ -6,25 +6,24 @@ config, `result`, `stage` and `channel` by the code.
 
 from __future__ import annotations
 
-import contextlib
+from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 from detectkd import __version__
+from detectkd.exposition import Family
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+M = ("metric",)
+
+
 class Telemetry:
     def __init__(self) -> None:
-        r = self.registry = CollectorRegistry(auto_describe=True)
-        self.checks = Counter(
-            "detectk_checks",
-            "Metric runs by result (ok|error|nodata).",
-            ["metric", "result"],
-            registry=r,
-        )
+        r = self.registry = CollectorRegistry(auto_describe=True)  # daemon-wide families
+        self.families: list[Family] = []  # labelled by metric
         self.check_duration = Histogram(
             "detectk_check_duration_seconds", "Time spent per run stage.", ["stage"],
             buckets=DURATION_BUCKETS, registry=r,
@@ -33,14 +32,6 @@ class Telemetry:
             "detectk_scheduler_lag_seconds", "How late runs started after their scheduled time.",
             buckets=LAG_BUCKETS, registry=r,
         )  # fmt: skip
-        self.missed = Counter(
-            "detectk_missed_runs", "Runs skipped because the previous one was still busy or too late.",
-            ["metric"], registry=r,
-        )  # fmt: skip
-        self.anomalies = Counter(
-            "detectk_anomalies", "Anomalous points (after alert filters).", ["metric"], registry=r
-        )
-        self.points = Counter("detectk_points_collected", "Points collected.", ["metric"], registry=r)
         self.alerts_sent = Counter(
             "detectk_alerts_sent",
             "Notifications accepted by a channel.",
@@ -70,19 +61,6 @@ class Telemetry:
             "When the config was last loaded without errors.", registry=r,
         )  # fmt: skip
         self.metrics_configured = Gauge("detectk_metrics_configured", "Metrics scheduled.", registry=r)
-        self.metric_up = Gauge(
-            "detectk_metric_up", "1 if the metric's last run succeeded, 0 if it failed.", ["metric"],
-            registry=r,
-        )  # fmt: skip
-        self.series_firing = Gauge(
-            "detectk_series_firing", "Series of the metric in FIRING.", ["metric"], registry=r
-        )
-        self.series_nodata = Gauge(
-            "detectk_series_nodata", "Series of the metric in NODATA.", ["metric"], registry=r
-        )
-        self.metric_interval = Gauge(
-            "detectk_metric_interval_seconds", "The metric's schedule interval.", ["metric"], registry=r
-        )
         self.retention_deleted = Counter(
             "detectk_retention_deleted_rows", "Datapoints and detections deleted by the retention job.",
             registry=r,
@@ -92,23 +70,62 @@ class Telemetry:
             "When the retention job last finished.",
             registry=r,
         )
-        self.series_refused = Counter(
-            "detectk_series_refused", "New series refused by the metric's `max_series` limit.", ["metric"],
-            registry=r,
-        )  # fmt: skip
-        self.last_run = Gauge(
-            "detectk_metric_last_run_timestamp_seconds", "End of the metric's last run.", ["metric"],
-            registry=r,
-        )  # fmt: skip
+        # Labelled by metric (first label): pre-rendered (`detectkd.exposition`), a scrape stays cheap.
+        F = self._family
+        self.checks = F(
+            "detectk_checks",
+            "Metric runs by result (ok|error|nodata).",
+            "counter",
+            (
+                "metric",
+                "result",
+            ),
+        )
+        self.missed = F(
+            "detectk_missed_runs",
+            "Runs skipped because the previous one was still busy or too late.",
+            "counter",
+            M,
+        )
+        self.anomalies = F("detectk_anomalies", "Anomalous points (after alert filters).", "counter", M)
+        self.points = F("detectk_points_collected", "Points collected.", "counter", M)
+        self.metric_up = F(
+            "detectk_metric_up", "1 if the metric's last run succeeded, 0 if it failed.", "gauge", M
+        )
+        self.series_firing = F("detectk_series_firing", "Series of the metric in FIRING.", "gauge", M)
+        self.series_nodata = F("detectk_series_nodata", "Series of the metric in NODATA.", "gauge", M)
+        self.metric_interval = F(
+            "detectk_metric_interval_seconds", "The metric's schedule interval.", "gauge", M
+        )
+        self.series_refused = F(
+            "detectk_series_refused", "New series refused by the metric's `max_series` limit.", "counter", M
+        )
+        self.last_run = F(
+            "detectk_metric_last_run_timestamp_seconds", "End of the metric's last run.", "gauge", M
+        )
+        self.history_progress = F(
+            "detectk_history_progress_ratio",
+            "Share of the metric's start_time history loaded (1 when done).",
+            "gauge",
+            M,
+        )
+        self.history_errors = F(
+            "detectk_history_batch_errors", "History batches that failed (and are retried).", "counter", M
+        )
         Info("detectk_build", "detectkd version.", registry=r).info({"version": __version__})
+
+    def _family(
+        self, name: str, doc: str, kind: Literal["counter", "gauge"], labels: tuple[str, ...]
+    ) -> Family:
+        family = Family(name, doc, kind, labels)
+        self.families.append(family)
+        return family
+
+    def exposition(self) -> bytes:
+        """The text `/metrics` serves (CPU work: called in a worker thread)."""
+        return generate_latest(self.registry) + "".join(f.render() for f in self.families).encode()
 
     def forget(self, metric: str) -> None:
         """Drop a removed metric's labelled series so /metrics does not keep ghosts."""
-        for family in (self.metric_up, self.series_firing, self.last_run, self.anomalies, self.points,
-                       self.missed, self.series_refused, self.series_nodata,
-                       self.metric_interval):  # fmt: skip
-            with contextlib.suppress(KeyError):
-                family.remove(metric)
-        for result in ("ok", "error", "nodata"):
-            with contextlib.suppress(KeyError):
-                self.checks.remove(metric, result)
+        for family in self.families:
+            family.forget(metric)

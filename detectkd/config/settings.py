@@ -36,6 +36,17 @@ class OutageSettings(BaseModel):
     group_wait: Duration = timedelta(minutes=1)  # wait after a first failure before notifying
 
 
+class HistorySettings(BaseModel):
+    """Background loading of `schedule.start_time` history (see docs/operations.md#history)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    concurrency: int = Field(default=2, ge=1)  # metrics loading history at once (live runs never wait)
+    # One batch (`batch_load_days` of a metric) may take this long; the run timeout does not apply.
+    batch_timeout: Duration = timedelta(minutes=10)
+    retry_after: Duration = timedelta(seconds=30)  # a failed batch is retried after this, doubling to 10m
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DETECTK_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -62,6 +73,7 @@ class Settings(BaseSettings):
     generator_url: str | None = None
     run_timeout: Duration | None = None  # default: the metric's interval
     outages: OutageSettings = Field(default_factory=OutageSettings)  # ERROR / SOURCE DOWN grouping
+    history: HistorySettings = Field(default_factory=HistorySettings)  # background start_time loading
     silence_refresh: Duration = timedelta(seconds=10)  # how often silences are re-read from the store
     # Stored datapoints and detections older than this are deleted by a daily job (a metric's
     # storage.retention_days / params.*_retention_days override it); null keeps everything.

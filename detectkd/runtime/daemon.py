@@ -15,22 +15,20 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from detectkd.alerting.channels.base import Channel
 from detectkd.alerting.outage import Outages
 from detectkd.alerting.outbox import Dispatcher
-from detectkd.alerting.silences import (
-    Silence,
-    Silences,
-)
+from detectkd.alerting.silences import Silence, Silences
 from detectkd.alerting.state import SeriesState
 from detectkd.config.settings import Settings
 from detectkd.errors import StorageError, error_line
 from detectkd.resources import Resources
 from detectkd.runtime import retention
+from detectkd.runtime.history import HistoryLoader
 from detectkd.runtime.outage_alerts import refresh_silences, send_due, split_saved
 from detectkd.runtime.reload import Action, Plan, ReloadQueue, make_plan
-from detectkd.runtime.slot import Deps, MetricSlot, assemble
+from detectkd.runtime.slot import Deps, MetricSlot, assemble, assemble_loader
 from detectkd.runtime.view import DaemonView
 from detectkd.sdnotify import Notifier
 from detectkd.specs.loader import LoadResult, MetricSpec, load_metrics
-from detectkd.storage.base import SENT_KEPT_S, Store
+from detectkd.storage.base import Store
 from detectkd.storage.factory import DataStores, daemon_store
 from detectkd.telemetry import Telemetry
 
@@ -67,6 +65,8 @@ class Daemon(DaemonView):
         self.notifier = Notifier()
         self.deps = Deps(self.store, self.resources, self.data_stores, self.telemetry, self.dispatcher.wake,
                          settings.generator_url, self.silences)  # fmt: skip
+        self.history = HistoryLoader(self.store, settings.history, self._loader_slot, self._history_loaded,
+                                     self.telemetry)  # fmt: skip
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -87,6 +87,7 @@ class Daemon(DaemonView):
 
     async def _start(self) -> None:
         await self.store.open()
+        await self.history.open()
         await self.refresh_silences()
         states, errors = split_saved(await self.store.load_states(), self.outages)
         result = await self._load()
@@ -124,6 +125,7 @@ class Daemon(DaemonView):
         # cancels what it still tracks) is shut down only after they finished or timed out.
         deadline = time.monotonic() + self.settings.shutdown_grace.total_seconds()
         self.scheduler.pause()
+        await self.history.stop()  # a batch in flight is redone by the next start
         await self._drain(deadline - time.monotonic())
         self.scheduler.shutdown(wait=False)
         await dispatcher
@@ -138,21 +140,13 @@ class Daemon(DaemonView):
         await self.close()
 
     async def retention_pass(self, now: float | None = None) -> int:
-        """Daily: stored rows past their retention (never inside a detector's window), and
-        outbox rows sent more than a week ago."""
-        now = time.time() if now is None else now
-        deleted = await retention.run(list(self.slots.values()), self.settings.retention_days, now)
-        try:
-            deleted += await self.store.outbox_purge(now - SENT_KEPT_S)
-        except StorageError as exc:
-            log.warning("outbox purge failed", error=str(exc))
-        self.telemetry.retention_deleted.inc(deleted)
-        self.telemetry.retention_last.set(time.time())
-        log.info("retention pass", deleted_rows=deleted, metrics=len(self.slots))
-        return deleted
+        """Daily: stored rows past their retention, and outbox rows sent a week ago."""
+        return await retention.daily(list(self.slots.values()), self.store, self.settings.retention_days,
+                                     self.telemetry, time.time() if now is None else now)  # fmt: skip
 
     async def close(self) -> None:
         self.notifier.close()
+        await self.history.stop()
         for slot in self.slots.values():
             await slot.stop()
         await self.data_stores.close()
@@ -278,6 +272,8 @@ class Daemon(DaemonView):
             return
         self._unbuilt.pop(spec.name, None)
         self.slots[spec.name] = slot
+        slot.runtime.history = self.history.begin
+        self.history.start(slot.runtime)
         cond = spec.conditions
         self.outages.track(spec.name, slot.source, cond.on_error == "error", cond.error_runs)
         self.scheduler.add_job(
@@ -312,6 +308,7 @@ class Daemon(DaemonView):
         """Stop a metric's slot: unscheduled, its run in flight cancelled, its collector
         closed; `forget` (removed, not restarted): its telemetry and outage tracking too."""
         self._unbuilt.pop(name, None)
+        await self.history.cancel(name)
         if self.scheduler.get_job(name) is not None:
             self.scheduler.remove_job(name)
         slot = self.slots.pop(name, None)
@@ -324,6 +321,14 @@ class Daemon(DaemonView):
             self.specs.pop(name, None)
             self.telemetry.forget(name)
             self.outages.forget(name)
+
+    def _loader_slot(self, metric: str) -> MetricSlot | None:
+        slot = self.slots.get(metric)
+        return assemble_loader(slot.spec, self.deps) if slot is not None else None
+
+    async def _history_loaded(self, metric: str) -> None:
+        if (slot := self.slots.get(metric)) is not None:
+            await slot.runtime.reload_windows()
 
     def _channel(self, metric: str, channel: str) -> Channel | None:
         slot = self.slots.get(metric)

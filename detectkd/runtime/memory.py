@@ -74,6 +74,12 @@ class SeriesMemory:
         if self.peer_graph is not None:
             self.peer_graph.forget(series)
 
+    def reset(self) -> None:
+        """Forget every series: the windows are read from storage again on the next run."""
+        for series in list(self.windows):
+            self.forget(series)
+        self.loaded = False
+
     def _forget_derived(self, series: str) -> None:
         for d in self.detectors:
             forget = getattr(d, "forget", None)

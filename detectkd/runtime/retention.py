@@ -3,10 +3,14 @@ never inside a detector's window (the cutoff is at least the window's span back)
 
 from __future__ import annotations
 
+import time
+
 import structlog
 
 from detectkd.errors import StorageError
 from detectkd.runtime.slot import MetricSlot
+from detectkd.storage.base import SENT_KEPT_S, StateStore
+from detectkd.telemetry import Telemetry
 
 log = structlog.get_logger("detectkd.retention")
 
@@ -31,4 +35,19 @@ async def run(slots: list[MetricSlot], default_days: int | None, now: float) -> 
                 deleted += await store.delete_before(name, cutoff, detections_only=True)
         except StorageError as exc:
             log.warning("retention failed", metric=name, error=str(exc))
+    return deleted
+
+
+async def daily(
+    slots: list[MetricSlot], store: StateStore, default_days: int | None, telemetry: Telemetry, now: float
+) -> int:
+    """The daemon's daily pass: `run`, then the outbox rows sent more than a week ago."""
+    deleted = await run(slots, default_days, now)
+    try:
+        deleted += await store.outbox_purge(now - SENT_KEPT_S)
+    except StorageError as exc:
+        log.warning("outbox purge failed", error=str(exc))
+    telemetry.retention_deleted.inc(deleted)
+    telemetry.retention_last.set(time.time())
+    log.info("retention pass", deleted_rows=deleted, metrics=len(slots))
     return deleted

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -41,7 +41,10 @@ from detectkd.telemetry import Telemetry
 from detectkd.timegrid import Grid
 
 log = structlog.get_logger("detectkd.run")
+T = TypeVar("T")
 OFF_LOOP_ROWS = 5_000  # results above this many rows are converted in a worker thread
+OFF_LOOP_POINTS = 5_000  # a batch that notifies nothing (history) judges this many points in a thread
+HistoryHook = Callable[[str, int, int], Awaitable[None]]  # (metric, start, until): load it elsewhere
 
 
 @dataclass
@@ -101,6 +104,10 @@ class MetricRuntime:
         self.book = StatusBook(self.name, telemetry, self.interval.total_seconds())
         self.lock = asyncio.Lock()
         self.save_states = True  # False: `load-history`, which must not overwrite the daemon's state
+        self.save_watermark = True  # False: the daemon's history loader (live runs own the watermark)
+        # The daemon's: a first start's `start_time` history is loaded in the background
+        # (`runtime.history`); without it (one-shot commands) the first run loads it itself.
+        self.history: HistoryHook | None = None
 
     @property
     def status(self) -> RunStatus:
@@ -170,13 +177,24 @@ class MetricRuntime:
         if wm is None:
             begin = self.start_time()
             if begin is not None and begin < last:
-                return self.grid.floor(begin), True
+                if self.history is None:
+                    return self.grid.floor(begin), True
+                await self.history(self.name, self.grid.floor(begin), last)
             return last, False
         if wm >= last:
             return last, False
         start = self.grid.next(wm)
         oldest = self.grid.back(last, sched.max_catch_up - 1)
         return max(start, oldest), False
+
+    async def history_due(self, now: float) -> tuple[int, int] | None:
+        """A first start's history to load, (start, until): `start_time` is set and no
+        watermark is stored."""
+        begin = self.start_time()
+        if begin is None or await self.store.watermark(self.name) is not None:
+            return None
+        last = self.grid.prev(self.finish_for(now))
+        return (self.grid.floor(begin), last) if begin < last else None
 
     def start_time(self) -> int | None:
         raw = self.spec.config.schedule.start_time
@@ -212,10 +230,14 @@ class MetricRuntime:
         t2 = time.perf_counter()
         self.memory.begin(start)
         try:
-            out = judge(ordered, self.memory, self.states, self.ctx.run(last, notify, gaps))
+            ctx = self.ctx.run(last, notify, gaps)
+            if not notify and len(ordered) > OFF_LOOP_POINTS:  # nothing consults the loop's state
+                out = await _in_thread(judge, ordered, self.memory, self.states, ctx)
+            else:
+                out = judge(ordered, self.memory, self.states, ctx)
             t3 = time.perf_counter()
             record = out.record
-            record.watermark = self.grid.prev(finish)
+            record.watermark = self.grid.prev(finish) if self.save_watermark else None
             if not self.save_states:
                 record.states, record.forget = {}, []
             if commit:
@@ -227,8 +249,9 @@ class MetricRuntime:
             self.memory.rollback()
         else:
             self.memory.commit()
-            self._watermark = max(self._watermark or 0, record.watermark or 0)
-            self._watermark_known = True
+            if record.watermark is not None:
+                self._watermark = max(self._watermark or 0, record.watermark)
+                self._watermark_known = True
             self.states = out.states
             self._forget(out.forget)
             if record.outbox:
@@ -319,6 +342,13 @@ class MetricRuntime:
             stored = {s: pts for s, pts in stored.items() if _last_seen(pts) >= horizon}
         self.memory.load(stored)
 
+    async def reload_windows(self) -> None:
+        """Read the windows and the watermark from the store again on the next run (history
+        was loaded)."""
+        async with self.lock:
+            self.memory.reset()
+            self._watermark_known = False
+
     async def judge_failure(self, finish: int) -> list[Alert]:
         """`on_error: ok | alerting | nodata`: a failed run judges the newest due period of
         every known series that way (the period is not judged again by catch-up)."""
@@ -360,6 +390,17 @@ class MetricRuntime:
 
     async def close(self) -> None:
         await self.collector.close()
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a worker thread. Cancelled, it still waits for `fn` to return: what `fn`
+    mutates (memory) is rolled back by the caller, never while it is still being changed."""
+    fut = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        await asyncio.wait([fut])
+        raise
 
 
 def _last_seen(points: list[StoredPoint]) -> float:

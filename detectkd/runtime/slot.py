@@ -9,7 +9,7 @@ schedule, its channels and its silence labels; `stop()` releases all of it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from detectkd.alerting.channels import registry as channel_registry
 from detectkd.alerting.channels.channelset import Bound, ChannelSet
@@ -78,6 +78,14 @@ def assemble(spec: MetricSpec, deps: Deps, states: Mapping[str, SeriesState] | N
     trigger = GridTrigger(runtime.grid, sched.delay, stable_offset(spec.name, sched.interval))
     channels = build_channels(spec, deps.resources) if deps.channels else ChannelSet()
     return MetricSlot(spec, runtime, trigger, channels, labels, source)
+
+
+def assemble_loader(spec: MetricSpec, deps: Deps) -> MetricSlot:
+    """A slot that loads the metric's history beside its live slot: its own collector and
+    windows, no channels, no telemetry, and it writes neither alert state nor watermark."""
+    slot = assemble(spec, replace(deps, telemetry=None, wake=None, silences=None, channels=False))
+    slot.runtime.save_states = slot.runtime.save_watermark = False
+    return slot
 
 
 def data_getter(spec: MetricSpec, deps: Deps) -> Callable[[], Awaitable[DataStore]] | None:

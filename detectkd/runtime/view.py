@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from detectkd.alerting.state import SeriesState
+    from detectkd.runtime.history import HistoryLoader
     from detectkd.runtime.slot import MetricSlot
     from detectkd.specs.loader import MetricSpec
 
@@ -28,6 +29,7 @@ class DaemonView:
     outages: Outages
     silences: Silences
     config_errors: list[str]
+    history: HistoryLoader
 
     def running_metrics(self) -> int:
         return len(self.slots)
@@ -81,6 +83,8 @@ class DaemonView:
                 item["source"] = h.source
                 item["error_notified"] = h.notified is not None
             item["silenced_by"] = self._silenced_by(name, list(rt.states))
+            if (loading := self.history.api(name)) is not None:
+                item["history"] = loading
             out.append(item)
         return out
 

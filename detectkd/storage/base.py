@@ -218,6 +218,15 @@ class StateStore(Lifecycle, Protocol):
         """Every stored silence's JSON, ended ones included."""
         ...
 
+    async def history_save(self, metric: str, data: str | None) -> None:
+        """Insert or replace a metric's history-loading job (its JSON, see
+        `detectkd.runtime.history`); None deletes it."""
+        ...
+
+    async def history_load(self) -> dict[str, str]:
+        """Every stored history-loading job's JSON, by metric."""
+        ...
+
 
 class Store(DataStore, StateStore, Protocol):
     """A backend that is both (every built-in one is; a metric's `storage:` may name another

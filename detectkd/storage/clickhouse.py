@@ -46,7 +46,7 @@ from detectkd.storage.base import (
     detection_from_row,
     eligible,
 )
-from detectkd.storage.clickhouse_schema import ALL_OUTBOX_COLS, OUTBOX_COLS, migrate
+from detectkd.storage.clickhouse_schema import ALL_OUTBOX_COLS, OUTBOX_COLS, migrate, wait_for_mutations
 
 # Claims are exclusive per database within this process (ClickHouse has no row locks).
 _CLAIM_LOCKS: dict[str, asyncio.Lock] = {}
@@ -243,6 +243,16 @@ class ClickhouseStore:
         row = (silence_id, data, ends_at, self._version())
         await self._do(lambda c: c.execute("INSERT INTO dtk_silences VALUES", row))
 
+    async def history_save(self, metric: str, data: str | None) -> None:
+        row = (metric, data or "", 0 if data is not None else 1, self._version())
+        await self._do(lambda c: c.execute("INSERT INTO dtk_history VALUES", row))
+
+    async def history_load(self) -> dict[str, str]:
+        rows = await self._do(
+            lambda c: c.fetch("SELECT metric, data FROM dtk_history FINAL WHERE deleted = 0 ORDER BY metric")
+        )
+        return {r["metric"]: r["data"] for r in rows}
+
     async def silences_load(self) -> list[str]:
         rows = await self._do(lambda c: c.fetch("SELECT data FROM dtk_silences FINAL ORDER BY id"))
         return [r["data"] for r in rows]
@@ -348,7 +358,7 @@ class ClickhouseStore:
                 )
             )
         if ids:
-            await self._wait_for_mutations(["dtk_outbox"])
+            await wait_for_mutations(self._do, self.database, ["dtk_outbox"], self.path)
         return len(ids)
 
     async def outbox_retry(self, item_id: int, error: str, next_attempt_at: float, dead: bool) -> None:
@@ -390,23 +400,8 @@ class ClickhouseStore:
             rows = await self._do(lambda c, q=count_sql: c.fetch(q, params=params))
             total += int(rows[0]["n"])
             await self._do(lambda c, q=delete_sql: c.execute(q, params=params))
-        await self._wait_for_mutations(tables)
+        await wait_for_mutations(self._do, self.database, tables, self.path)
         return total
-
-    async def _wait_for_mutations(self, tables: list[str], limit_s: float = 60) -> None:
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            rows = await self._do(
-                lambda c: c.fetch(
-                    "SELECT count() AS n FROM system.mutations "
-                    "WHERE database = {d} AND has({t}, table) AND is_done = 0",
-                    params={"d": self.database, "t": tables},
-                )
-            )
-            if int(rows[0]["n"]) == 0:
-                return
-            await asyncio.sleep(0.05)
-        raise StorageError(f"clickhouse store {self.path}: retention delete still running after {limit_s:g}s")
 
 
 def build(params: StoreParams) -> ClickhouseStore:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from detectkd.errors import StorageError
 
 Do = Callable[[Any], Awaitable[Any]]  # runs fn(client) and maps errors to StorageError
 
@@ -36,6 +40,9 @@ TABLES = [
     """CREATE TABLE IF NOT EXISTS dtk_watermarks (
         metric String, period Int64, updated_at DateTime('UTC')
     ) ENGINE = ReplacingMergeTree(period) ORDER BY metric""",
+    """CREATE TABLE IF NOT EXISTS dtk_history (
+        metric String, data String, deleted UInt8, version UInt64
+    ) ENGINE = ReplacingMergeTree(version) ORDER BY metric""",
 ]
 
 OUTBOX_COLS = (
@@ -114,3 +121,22 @@ async def _add_missing_columns(do: Do, database: str) -> None:
             if name not in have:
                 sql = f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"
                 await do(lambda c, q=sql: c.execute(q))
+
+
+async def wait_for_mutations(
+    do: Do, database: str, tables: list[str], where: str, limit_s: float = 60
+) -> None:
+    """Until the `ALTER TABLE ... DELETE` mutations on `tables` are done (retention)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        rows = await do(
+            lambda c: c.fetch(
+                "SELECT count() AS n FROM system.mutations "
+                "WHERE database = {d} AND has({t}, table) AND is_done = 0",
+                params={"d": database, "t": tables},
+            )
+        )
+        if int(rows[0]["n"]) == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise StorageError(f"clickhouse store {where}: retention delete still running after {limit_s:g}s")

@@ -34,6 +34,7 @@ class _Data:
     outbox: dict[int, tuple[OutboxItem, float | None]] = field(default_factory=dict)  # id -> (row, lease)
     keys: dict[tuple[str, str], int] = field(default_factory=dict)  # (key, channel) -> row id
     silences: dict[str, str] = field(default_factory=dict)
+    history: dict[str, str] = field(default_factory=dict)
     next_id: int = 1
 
 
@@ -184,6 +185,15 @@ class MemoryStore:
 
     async def silence_save(self, silence_id: str, data: str, ends_at: float | None) -> None:
         self._d.silences[silence_id] = data
+
+    async def history_save(self, metric: str, data: str | None) -> None:
+        if data is None:
+            self._d.history.pop(metric, None)
+        else:
+            self._d.history[metric] = data
+
+    async def history_load(self) -> dict[str, str]:
+        return dict(sorted(self._d.history.items()))
 
     async def silences_load(self) -> list[str]:
         return [self._d.silences[k] for k in sorted(self._d.silences)]

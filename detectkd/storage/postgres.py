@@ -72,6 +72,9 @@ CREATE TABLE IF NOT EXISTS dtk_silences (
 CREATE TABLE IF NOT EXISTS dtk_watermarks (
     metric text PRIMARY KEY, period bigint NOT NULL, updated_at timestamptz NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dtk_history (
+    metric text PRIMARY KEY, data text NOT NULL, updated_at timestamptz NOT NULL
+);
 """
 
 UPSERT_POINTS = """
@@ -249,6 +252,22 @@ class PostgresStore:
                 silence_id, data, ends_at,
             )
         )  # fmt: skip
+
+    async def history_save(self, metric: str, data: str | None) -> None:
+        if data is None:
+            await self._run(lambda c: c.execute("DELETE FROM dtk_history WHERE metric = $1", metric))
+            return
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO dtk_history VALUES ($1, $2, now()) ON CONFLICT (metric) DO UPDATE "
+                "SET data = excluded.data, updated_at = excluded.updated_at",
+                metric, data,
+            )
+        )  # fmt: skip
+
+    async def history_load(self) -> dict[str, str]:
+        rows = await self._run(lambda c: c.fetch("SELECT metric, data FROM dtk_history ORDER BY metric"))
+        return {r["metric"]: r["data"] for r in rows}
 
     async def silences_load(self) -> list[str]:
         rows = await self._run(lambda c: c.fetch("SELECT data FROM dtk_silences ORDER BY id"))

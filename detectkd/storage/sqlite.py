@@ -66,6 +66,9 @@ CREATE TABLE IF NOT EXISTS dtk_silences (
 CREATE TABLE IF NOT EXISTS dtk_watermarks (
     metric TEXT PRIMARY KEY, period INTEGER NOT NULL, updated_at REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dtk_history (
+    metric TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at REAL NOT NULL
+) WITHOUT ROWID;
 """
 
 
@@ -245,6 +248,18 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO dtk_silences VALUES (?, ?, ?, ?)",
                 (silence_id, data, ends_at, time.time()),
             )
+        )
+
+    async def history_save(self, metric: str, data: str | None) -> None:
+        if data is None:
+            await self._call(lambda c: c.execute("DELETE FROM dtk_history WHERE metric = ?", (metric,)))
+            return
+        row = (metric, data, time.time())
+        await self._call(lambda c: c.execute("INSERT OR REPLACE INTO dtk_history VALUES (?, ?, ?)", row))
+
+    async def history_load(self) -> dict[str, str]:
+        return await self._call(
+            lambda c: dict(c.execute("SELECT metric, data FROM dtk_history ORDER BY metric").fetchall())
         )
 
     async def silences_load(self) -> list[str]:

@@ -107,6 +107,7 @@ async def test_changed_metric_keeps_state_unless_its_detectors_changed(
     # Backfill up to period 30 (no alerts), then the spike at 30 fires when judged live.
     # `at` is a minute past the hour: beyond any per-metric offset (at most 30 s).
     await daemon.run_metric("orders", at=T0 + 30 * HOUR + 60)
+    await daemon.history.settled()  # the first start's history loads beside the live run
     await daemon.run_metric("orders", at=T0 + 31 * HOUR + 60)
     assert daemon.slots["orders"].runtime.states[""].status is Status.FIRING
     assert len(await firing_alerts(daemon)) == 1
@@ -129,6 +130,7 @@ async def test_changed_metric_keeps_state_unless_its_detectors_changed(
 async def test_a_new_interval_or_timezone_resets_the_alert_state(daemon: Daemon, tmp_path: Path) -> None:
     """Issue 12, bug 5: a state judged on the old grid must not carry to a new one."""
     await daemon.run_metric("orders", at=T0 + 30 * HOUR + 60)
+    await daemon.history.settled()  # the first start's history loads beside the live run
     await daemon.run_metric("orders", at=T0 + 31 * HOUR + 60)
     assert daemon.slots["orders"].runtime.states[""].status is Status.FIRING
     path = tmp_path / "metrics.d" / "orders.yaml"
@@ -164,7 +166,7 @@ async def test_a_busy_run_is_skipped_and_counted(tmp_path: Path) -> None:
         try:
             async with running(tmp_path, run_timeout="20s") as d:
                 async with asyncio.timeout(20):
-                    while d.telemetry.missed.labels("slow")._value.get() < 2:
+                    while d.telemetry.missed.labels("slow").get() < 2:
                         await asyncio.sleep(0.05)
                 assert requests == 1  # never stacked: one run in flight, later ones skipped
                 release.set()
@@ -307,6 +309,7 @@ async def test_reordered_alerters_deliver_pending_rows_to_their_own_channel(
     assert (await daemon.reload("test"))["successful"]
     receiver.fail_with, receiver.fail_paths = 503, {"/second"}  # its FIRING stays pending
     await daemon.run_metric("orders", at=T0 + 30 * HOUR + 60)
+    await daemon.history.settled()  # the first start's history loads beside the live run
     await daemon.run_metric("orders", at=T0 + 31 * HOUR + 60)
     await daemon.dispatcher.deliver_due()
     pending = await daemon.store.outbox_pending()
@@ -330,6 +333,7 @@ async def test_a_rotated_webhook_url_takes_its_pending_rows_along(
     assert (await daemon.reload("test"))["successful"]
     receiver.fail_with = 401  # the old URL's token was revoked
     await daemon.run_metric("orders", at=T0 + 30 * HOUR + 60)
+    await daemon.history.settled()  # the first start's history loads beside the live run
     await daemon.run_metric("orders", at=T0 + 31 * HOUR + 60)
     (item,) = await daemon.store.outbox_pending()
     path.write_text(path.read_text().replace(f"{hook}/old", f"{hook}/new"))

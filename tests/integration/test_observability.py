@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
 
 from detectkd.telemetry import Telemetry
 from tests.conftest import REPO
@@ -35,9 +34,10 @@ def families() -> set[str]:
     """Every series name detectkd can expose, with the suffixes Prometheus sees."""
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "info": ("_info",)}
     names: set[str] = set()
-    for metric in Telemetry().registry.collect():
+    t = Telemetry()
+    for metric in t.registry.collect():
         names.update(metric.name + s for s in suffixes.get(metric.type, ("",)))
-    return names
+    return names | {f.name for f in t.families}
 
 
 def test_metrics_exposition_passes_promtool_check_metrics() -> None:
@@ -47,10 +47,15 @@ def test_metrics_exposition_passes_promtool_check_metrics() -> None:
     t.lag.observe(0.2)
     t.series_nodata.labels("orders").set(1)
     t.metric_interval.labels("orders").set(60)
-    done = run("check", "metrics", stdin=generate_latest(t.registry).decode())
+    t.missed.labels('we"ird\\name').inc(2)  # label values are escaped
+    t.forget("gone")  # forgetting a metric without samples is fine
+    text = t.exposition().decode()
+    done = run("check", "metrics", stdin=text)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert 'detectk_checks_total{metric="orders",result="ok"} 1.0\n' in text
+    assert 'detectk_missed_runs_total{metric="we\\"ird\\\\name"} 2.0\n' in text
+    assert text.count("# TYPE detectk_checks_total counter\n") == 1
     # Buckets that suit checks from 1 ms to 60 s.
-    text = generate_latest(t.registry).decode()
     assert 'detectk_check_duration_seconds_bucket{le="0.001",stage="collect"}' in text
     assert 'detectk_check_duration_seconds_bucket{le="60.0",stage="collect"}' in text
 

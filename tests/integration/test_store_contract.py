@@ -256,6 +256,21 @@ async def test_silences_are_saved_replaced_and_loaded(store: Store) -> None:
     assert loaded[one.id].expired_at == 2000.0 and len(loaded) == 2
 
 
+async def test_history_jobs_are_saved_replaced_deleted_and_seen_by_another_client(
+    make_store: Callable[[], Store],
+) -> None:
+    one, other = make_store(), make_store()
+    await one.open()
+    await other.open()
+    await one.history_save("orders", '{"start": 1}')
+    await one.history_save("visits", '{"start": 5}')
+    await one.history_save("orders", '{"start": 2}')
+    assert await other.history_load() == {"orders": '{"start": 2}', "visits": '{"start": 5}'}
+    await other.history_save("visits", None)
+    await other.history_save("never-saved", None)  # deleting what is not there is not an error
+    assert await one.history_load() == {"orders": '{"start": 2}'}
+
+
 async def test_clickhouse_store_adds_columns_of_later_releases(clickhouse: ClickHouseServer) -> None:
     """A dtk_alert_state created by the first release (no hysteresis, repeats or extra)."""
     database = f"dtk_old_{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,91 @@
+"""Per-metric families kept as rendered exposition lines.
+
+prometheus_client formats every sample on each scrape: for 10,000 metrics
+and a dozen families that is 1.5 s of CPU per scrape, which a scrape every
+second turns into scheduler lag. A `Family` renders a sample's line when its
+value changes (a run changes a dozen, about 6 µs) and a scrape only joins the
+lines (about 10 ms for 10,000 metrics). Same text format (0.0.4) and names as
+prometheus_client, without the optional `_created` samples.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prometheus_client.utils import floatToGoString
+
+
+def _go_float(value: float) -> str:
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class Child:
+    __slots__ = ("_family", "_key")
+
+    def __init__(self, family: Family, key: tuple[str, ...]) -> None:
+        self._family, self._key = family, key
+
+    def inc(self, amount: float = 1.0) -> None:
+        self._family.put(self._key, self._family.values.get(self._key, 0.0) + amount)
+
+    def set(self, value: float) -> None:
+        self._family.put(self._key, float(value))
+
+    def get(self) -> float:
+        return self._family.values.get(self._key, 0.0)
+
+
+class Family:
+    def __init__(
+        self, name: str, documentation: str, kind: Literal["counter", "gauge"], labelnames: tuple[str, ...]
+    ) -> None:
+        self.name = f"{name}_total" if kind == "counter" and not name.endswith("_total") else name
+        self.kind = kind
+        self.labelnames = labelnames
+        doc = documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        self.header = f"# HELP {self.name} {doc}\n# TYPE {self.name} {kind}\n"
+        self.values: dict[tuple[str, ...], float] = {}
+        self._prefix: dict[tuple[str, ...], str] = {}
+        self._lines: dict[tuple[str, ...], str] = {}
+        self._by_first: dict[str, set[tuple[str, ...]]] = {}  # first label value -> its samples
+
+    def labels(self, *values: str) -> Child:
+        """The sample for these label values (created at 0, as prometheus_client does)."""
+        if len(values) != len(self.labelnames):
+            raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {values}")
+        if values not in self.values:
+            pairs = ",".join(
+                f'{n}="{_escape_label(v)}"' for n, v in zip(self.labelnames, values, strict=True)
+            )
+            self._prefix[values] = f"{self.name}{{{pairs}}} "
+            self._by_first.setdefault(values[0], set()).add(values)
+            self.put(values, 0.0)
+        return Child(self, values)
+
+    def put(self, key: tuple[str, ...], value: float) -> None:
+        self.values[key] = value
+        self._lines[key] = self._prefix[key] + _go_float(value) + "\n"
+
+    def remove(self, *values: str) -> None:
+        """Raises KeyError when there is no such sample (as prometheus_client does)."""
+        del self.values[values]
+        del self._lines[values]
+        del self._prefix[values]
+        keys = self._by_first[values[0]]
+        keys.discard(values)
+        if not keys:
+            del self._by_first[values[0]]
+
+    def forget(self, first: str) -> None:
+        """Remove every sample whose first label value is `first` (a removed metric)."""
+        for key in list(self._by_first.get(first, ())):
+            self.remove(*key)
+
+    def render(self) -> str:
+        # `join` copies the values in one C call: safe from a thread while the loop adds samples.
+        return self.header + "".join(self._lines.values())

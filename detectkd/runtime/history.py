@@ -1,0 +1,251 @@
+"""History loading: a metric's `schedule.start_time` past, in the background.
+
+On a metric's first start (no watermark) with `schedule.start_time`, a job is
+recorded when the metric is installed: the periods from start_time up to the
+newest due one. The metric's first live run extends it up to the period it
+judges itself (before it commits anything), and judges only that period.
+A `HistoryLoader` task works through the job oldest first, in
+`batch_load_days` batches, on a runtime of its own (its own collector and
+windows, no alert state): it never notifies and never moves the watermark.
+Each batch has `history.batch_timeout` (the run timeout does not apply) and
+stores its points and detections, then the job's progress. After a crash, a
+restart, a reload or a failed batch the job resumes after the last batch
+stored; a batch done twice is harmless (rows are upserts). Live runs never
+wait for a job; when it is done, the live runtime re-reads its windows from
+the store, with the history in them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from detectkd.config.settings import HistorySettings
+from detectkd.errors import StorageError, error_line
+from detectkd.runtime.runner import MetricRuntime
+from detectkd.runtime.slot import MetricSlot
+from detectkd.storage.base import RunRecord, StateStore
+from detectkd.telemetry import Telemetry
+
+log = structlog.get_logger("detectkd.history")
+MAX_RETRY_S = 600.0
+
+
+@dataclass
+class Job:
+    metric: str
+    start: int  # the next period to load
+    until: int  # exclusive: the first period the live run judged
+    total: int  # seconds of history to load, for progress
+    error: str | None = None  # the last failed batch's error (not stored)
+    failures: int = 0  # failed batches in a row (not stored)
+
+    @property
+    def done(self) -> bool:
+        return self.start >= self.until
+
+    @property
+    def progress(self) -> float:
+        if self.total <= 0:
+            return 1.0
+        return max(0.0, min(1.0, 1.0 - (self.until - self.start) / self.total))
+
+    def to_json(self) -> str:
+        return json.dumps({"start": self.start, "until": self.until, "total": self.total})
+
+    @classmethod
+    def from_json(cls, metric: str, data: str) -> Job:
+        d = json.loads(data)
+        return cls(metric, int(d["start"]), int(d["until"]), int(d["total"]))
+
+    def api(self) -> dict[str, Any]:
+        return {"progress": round(self.progress, 4), "loaded_until": _iso(self.start),
+                "until": _iso(self.until), "error": self.error}  # fmt: skip
+
+
+Build = Callable[[str], MetricSlot | None]  # a slot of the metric's own for loading; None: not running
+
+
+class HistoryLoader:
+    def __init__(
+        self,
+        store: StateStore,
+        settings: HistorySettings,
+        build: Build,
+        loaded: Callable[[str], Awaitable[None]],
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        """`build` makes a loading slot for a metric; `loaded(metric)` is awaited when its job
+        is done (the daemon re-reads the live windows)."""
+        self.store = store
+        self.settings = settings
+        self.build = build
+        self.loaded = loaded
+        self.telemetry = telemetry
+        self.jobs: dict[str, Job] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._sem = asyncio.Semaphore(settings.concurrency)
+        self._save_lock = asyncio.Lock()
+        self._stopped = False
+
+    async def open(self) -> None:
+        """Read the jobs an earlier process left unfinished (they start with `kick`)."""
+        for metric, data in (await self.store.history_load()).items():
+            try:
+                self.jobs[metric] = Job.from_json(metric, data)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("history job unreadable, dropped", metric=metric, error=str(exc))
+                await self.store.history_save(metric, None)
+                continue
+            self._gauge(self.jobs[metric])
+
+    async def begin(self, metric: str, start: int, until: int) -> None:
+        """A live run's first start: record the history before `until` (or extend the job an
+        earlier, uncommitted first run recorded), then work on it. Stored before the live run
+        commits, so a crash in between leaves a job, never a gap."""
+        job = self.jobs.get(metric)
+        if job is None:
+            job = Job(metric, start, until, until - start)
+        elif until > job.until:
+            job.total += until - job.until
+            job.until = until
+        self.jobs[metric] = job
+        await self._save(job)
+        self._gauge(job)
+        self.kick(metric)
+
+    def start(self, live: MetricRuntime) -> None:
+        """A metric was installed: work on its job, or record one if this is its first start
+        (so history loads from now on, not from its first scheduled run)."""
+        self.kick(live.name, live)
+
+    def kick(self, metric: str, live: MetricRuntime | None = None) -> None:
+        """Work on the metric's job, if it has one (or `live` may record one) and nobody
+        works on it yet."""
+        if (metric in self.jobs or live is not None) and metric not in self._tasks and not self._stopped:
+            self._tasks[metric] = asyncio.create_task(self._work(metric, live), name=f"history:{metric}")
+
+    async def cancel(self, metric: str) -> None:
+        """Stop working on the metric's job (reload, removal); the job stays stored."""
+        task = self._tasks.pop(metric, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def settled(self) -> None:
+        """Wait until no job is being worked on (each done, or waiting for a metric to run)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks.values()))
+
+    async def stop(self) -> None:
+        self._stopped = True
+        for metric in list(self._tasks):
+            await self.cancel(metric)
+
+    def api(self, metric: str) -> dict[str, Any] | None:
+        job = self.jobs.get(metric)
+        return job.api() if job is not None else None
+
+    # -- work -------------------------------------------------------------------------
+
+    async def _work(self, metric: str, live: MetricRuntime | None) -> None:
+        try:
+            if metric not in self.jobs and live is not None and not await self._first_start(live):
+                return
+            while metric in self.jobs:
+                async with self._sem:  # not held while waiting to retry
+                    retry_in = await self._load(metric)
+                if retry_in is None:
+                    return
+                await asyncio.sleep(retry_in)
+        finally:
+            if self._tasks.get(metric) is asyncio.current_task():
+                del self._tasks[metric]
+
+    async def _first_start(self, live: MetricRuntime) -> bool:
+        """Record the job of a metric with `start_time` and no watermark; False: none due."""
+        try:
+            due = await live.history_due(time.time())
+        except StorageError as exc:  # the live run's own first start records it then
+            log.warning("history not started", metric=live.name, error=error_line(exc))
+            return False
+        if due is not None and live.name not in self.jobs:  # (the live run may have been first)
+            job = self.jobs[live.name] = Job(live.name, due[0], due[1], due[1] - due[0])
+            await self._save(job)
+            self._gauge(job)
+        return live.name in self.jobs
+
+    async def _load(self, metric: str) -> float | None:
+        """Load batches until the job is done (None) or one fails (seconds to wait)."""
+        job = self.jobs[metric]
+        try:
+            slot = self.build(metric)
+        except Exception as exc:
+            return self._failed(job, exc, 0)
+        if slot is None:  # not running (disabled, failed to build): kicked when it is installed
+            return None
+        rt = slot.runtime
+        size = slot.spec.config.schedule.batch_load_days * 86400
+        timeout = self.settings.batch_timeout.total_seconds()
+        started = time.monotonic()
+        try:
+            while not job.done:
+                lo, hi = rt.grid.batches(job.start, job.until, size)[0]
+                try:
+                    async with asyncio.timeout(timeout):
+                        report = await rt.check(lo, hi, notify=False, commit=True)
+                    if hi >= job.until:  # the last batch: see `_done_until`
+                        await self._done_until(metric, rt.grid.prev(hi))
+                    job.start = hi  # stored: a failed save below only means the next one says it
+                    await self._save(job)
+                except Exception as exc:
+                    return self._failed(job, exc, timeout)
+                job.error, job.failures = None, 0
+                self._gauge(job)
+                log.info("history batch loaded", metric=metric, progress=round(job.progress, 3),
+                         until=_iso(hi), points=len(report.points))  # fmt: skip
+        finally:
+            await slot.stop()
+        del self.jobs[metric]
+        await self.loaded(metric)
+        log.info("history loaded", metric=metric, seconds=round(time.monotonic() - started, 1))
+        return None
+
+    def _failed(self, job: Job, exc: Exception, timeout: float) -> float:
+        timed_out = isinstance(exc, TimeoutError) and timeout > 0
+        line = f"batch exceeded history.batch_timeout ({timeout:g}s)" if timed_out else error_line(exc)
+        job.failures += 1
+        job.error = line
+        retry = min(MAX_RETRY_S, self.settings.retry_after.total_seconds() * 2.0 ** (job.failures - 1))
+        log.warning("history batch failed", metric=job.metric, error=line, retry_in_s=retry,
+                    loaded_until=_iso(job.start))  # fmt: skip
+        if self.telemetry is not None:
+            self.telemetry.history_errors.labels(job.metric).inc()
+        return retry
+
+    async def _done_until(self, metric: str, last: int) -> None:
+        """Judged up to `last`: the watermark says so before the job is deleted, so a metric
+        whose live run has not committed yet (it runs on its own schedule) catches up from
+        there instead of recording the job again. The watermark only moves forward."""
+        await self.store.commit(RunRecord(metric, watermark=last, save_points=False))
+
+    async def _save(self, job: Job) -> None:
+        async with self._save_lock:  # serialised inside the lock: the newest state is written last
+            await self.store.history_save(job.metric, None if job.done else job.to_json())
+
+    def _gauge(self, job: Job) -> None:
+        if self.telemetry is not None:
+            self.telemetry.history_progress.labels(job.metric).set(job.progress)
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()

@@ -1,0 +1,111 @@
+"""The daemon's history loader in-process, on a real SQLite source and store: a failed or
+timed-out batch is retried with its error shown, a reload pauses a job without losing it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from detectkd.config.settings import HistorySettings
+from detectkd.runtime.daemon import Daemon
+from tests.conftest import write
+from tests.integration.test_daemon_inprocess import running
+
+HOUR = 3600
+SPIN = "(WITH RECURSIVE spin(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM spin WHERE n < 3000000) SELECT count(*) FROM spin)"
+
+
+def metric(tmp_path: Path, where: str = "1 = 1") -> Path:
+    return write(tmp_path / "metrics.d" / "orders.yaml", f"""\
+name: orders
+schedule: {{interval: 1h, start_time: 3d, batch_load_days: 1}}
+collector:
+  type: sqlite
+  multi_period: true
+  params:
+    database: {tmp_path / "src.db"}
+    query: |
+      SELECT period_time, value FROM src WHERE {where}
+        AND period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
+detector:
+  type: mad
+  params: {{window_size: 1d, n_sigma: 5, min_samples: 10}}
+alerter:
+  type: log
+""")  # fmt: skip
+
+
+def source(tmp_path: Path) -> None:
+    now = int(time.time())
+    conn = sqlite3.connect(tmp_path / "src.db")
+    conn.execute("CREATE TABLE src (period_time TEXT, value REAL)")
+    rows = [(t, 100.0 + t // HOUR % 3) for t in range(now - now % HOUR - 4 * 86400, now, HOUR)]
+    conn.executemany("INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?)", rows)
+    conn.commit()
+    conn.close()
+
+
+async def until(check: Callable[[], object], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached before the deadline"
+        await asyncio.sleep(0.02)
+
+
+def entry(d: Daemon) -> dict[str, object]:
+    return next(m for m in d.api_metrics() if m["name"] == "orders")
+
+
+def stored(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(tmp_path / "data" / "dtk.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
+async def test_a_failed_batch_is_retried_shown_and_a_reload_pauses_the_job_without_losing_it(
+    tmp_path: Path,
+) -> None:
+    sqlite3.connect(tmp_path / "src.db").close()  # no table yet: every batch fails
+    path = metric(tmp_path)
+    fast = HistorySettings(retry_after=timedelta(seconds=0.05))
+    async with running(tmp_path, history=fast) as d:
+        await until(lambda: "orders" in d.history.jobs and d.history.jobs["orders"].failures >= 2)
+        shown = entry(d)["history"]
+        assert isinstance(shown, dict) and "no such table: src" in str(shown["error"])
+        assert shown["progress"] == 0.0
+        errors = d.telemetry.history_errors.labels("orders").get()
+        assert errors >= 2
+        assert stored(tmp_path, "SELECT count(*) FROM dtk_history") == [(1,)]
+
+        path.unlink()  # removed by a reload: the work stops, the job stays stored
+        await d.reload("test")
+        assert "orders" not in d.history._tasks
+        assert stored(tmp_path, "SELECT count(*) FROM dtk_history") == [(1,)]
+
+        source(tmp_path)
+        metric(tmp_path)  # back: it resumes, now with a source that answers
+        await d.reload("test")
+        await asyncio.wait_for(d.history.settled(), 30)
+        assert "orders" not in d.history.jobs and "history" not in entry(d)
+        assert stored(tmp_path, "SELECT count(*) FROM dtk_history") == [(0,)]
+        ((count, first, last),) = stored(
+            tmp_path, "SELECT count(*), min(period), max(period) FROM dtk_datapoints"
+        )
+        assert count == (last - first) // HOUR + 1 and count >= 71  # three days, no gap
+        assert stored(tmp_path, "SELECT period FROM dtk_watermarks") == [(last,)]
+        assert d.telemetry.history_progress.labels("orders").get() == 1.0
+        assert await d.store.outbox_pending() == []
+
+
+async def test_a_batch_over_its_own_timeout_is_cut_and_retried_not_the_run_timeout(tmp_path: Path) -> None:
+    source(tmp_path)
+    metric(tmp_path, where=f"{SPIN} > 0")
+    slow = HistorySettings(batch_timeout=timedelta(seconds=0.05), retry_after=timedelta(seconds=0.05))
+    async with running(tmp_path, history=slow, run_timeout=timedelta(seconds=0.01)) as d:
+        await until(lambda: "orders" in d.history.jobs and d.history.jobs["orders"].failures >= 1)
+        assert d.history.jobs["orders"].error == "batch exceeded history.batch_timeout (0.05s)"
+        assert stored(tmp_path, "SELECT count(*) FROM dtk_datapoints") == [(0,)]
