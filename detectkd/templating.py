@@ -1,7 +1,11 @@
 """Jinja2 for query, URL and message templates (DetectK's variable names).
 
-Templates are compiled once at load; an undefined variable is an error at
-render time rather than an empty string that silently matches nothing.
+Templates are compiled once at load. In a query, URL or header template an
+undefined variable is an error rather than an empty string that silently
+matches nothing. Message templates render leniently, as DetectK renders
+them: an unknown name is empty (a warning with file and line at load), and a
+message that fails to render falls back to the default text, so an alert is
+never lost to its template (`compile_message_template`).
 
 Every template renders in Jinja2's immutable sandbox with no globals but
 `range`: a template sees only the variables it is given (no attribute
@@ -39,6 +43,64 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 _ENV = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 _ENV.globals = {"range": _ENV.globals["range"]}  # no cycler, joiner, lipsum, namespace, dict
+
+
+def _datetime_format(value: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """DetectK's filter: `{{ execution_time | datetime_format('%Y-%m-%d') }}`."""
+    return str(value.strftime(fmt))
+
+
+_ENV.filters["datetime_format"] = _datetime_format
+
+
+_MESSAGES = _Sandbox(undefined=jinja2.ChainableUndefined, autoescape=False, keep_trailing_newline=False)
+_MESSAGES.globals = {"range": _MESSAGES.globals["range"]}
+_MESSAGES.filters["datetime_format"] = _datetime_format
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_message_template(text: str) -> jinja2.Template:
+    """A message template: unknown names (and attributes of them) render empty."""
+    return _MESSAGES.from_string(text)
+
+
+def unsafe_access(text: str) -> str | None:
+    """A message template that reaches for an attribute or key starting with `_` (Python
+    internals): refused at load even though it would only render empty."""
+    from jinja2 import nodes
+
+    for node in _MESSAGES.parse(text).find_all((nodes.Getattr, nodes.Getitem)):
+        name = (
+            node.attr
+            if isinstance(node, nodes.Getattr)
+            else getattr(getattr(node, "arg", None), "value", None)
+        )
+        if isinstance(name, str) and name.startswith("_"):
+            return f"template does something templates may not: access to {name!r} is unsafe"
+    return None
+
+
+def message_template_warnings(text: str, sample: dict[str, Any]) -> list[str]:
+    """What a message template will not show as its author expects (it still loads): names
+    that are not message variables, or a failure to render sample values (then the default
+    text is sent). Syntax errors are `check_template`'s."""
+    from jinja2 import meta
+
+    out = []
+    unknown = sorted(meta.find_undeclared_variables(_MESSAGES.parse(text)) - set(sample) - {"range"})
+    if unknown:
+        out.append(
+            f"message_template uses {', '.join(unknown)}, not a message variable: rendered empty "
+            f"(variables: {', '.join(sorted(sample))})"
+        )
+    try:
+        compile_message_template(text).render(**sample)
+    except Exception as exc:
+        out.append(
+            f"message_template fails with sample values ({type(exc).__name__}: {exc}); "
+            "such alerts are sent with the default text"
+        )
+    return out
 
 
 @functools.lru_cache(maxsize=65536)

@@ -43,6 +43,7 @@ class Alert:
     repeat: int = 0  # 0: the first FIRING of the episode; n: its n-th re-send
     url: str | None = None  # the `generator_url` link, rendered for this alert
     kind: AlertKind = "anomaly"
+    detector_params: dict[str, Any] = field(default_factory=dict)  # the firing detector's
 
     @property
     def key(self) -> str:

@@ -1,7 +1,9 @@
 """Message text for chat channels: DetectK's `message_template` variables plus ours.
 
 DetectK variables: metric_name, timestamp, value, is_anomaly, score,
-lower_bound, upper_bound, direction, percent_deviation, metadata.
+lower_bound, upper_bound, direction, percent_deviation, metadata (the
+detector's name and parameters, as DetectK's detections carry them),
+execution_time (the end of the period: when a scheduled check judges it).
 detectkd adds: status (firing|resolved), kind (anomaly|nodata|flapping|error|
 source_down), headline (FIRING, RESOLVED, NO DATA, ...), series, labels, expected, detector,
 description, tags, started_at, interval, key.
@@ -14,9 +16,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+import structlog
 
 from detectkd.alerting.alert import Alert
 from detectkd.durations import format_duration
+
+log = structlog.get_logger("detectkd.alerting")
 
 
 def variables(alert: Alert) -> dict[str, Any]:
@@ -31,7 +36,8 @@ def variables(alert: Alert) -> dict[str, Any]:
         "upper_bound": alert.upper,
         "direction": alert.direction,
         "percent_deviation": alert.deviation_percent,
-        "metadata": {"detector": alert.detector, **alert.extra},
+        "metadata": {"detector": alert.detector, **alert.detector_params, **alert.extra},
+        "execution_time": datetime.fromtimestamp(alert.period + alert.interval_seconds, tz),
         "status": alert.status,
         "kind": alert.kind,
         "headline": alert.headline,
@@ -109,4 +115,9 @@ class MessageRenderer:
         values = variables(alert)
         values["series"] = self._escape(alert.series)
         values["labels"] = {k: self._escape(v) for k, v in alert.labels.items()}
-        return self._template.render(**values)
+        try:
+            return self._template.render(**values)
+        except Exception as exc:  # as DetectK does: the default text, never a lost alert
+            log.warning("message_template failed, default text sent", metric=alert.metric,
+                        series=alert.series, error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+            return default_text(alert, self._escape)

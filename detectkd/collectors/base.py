@@ -48,6 +48,9 @@ class Window:
             "period_finish_ts": self.finish,
             "interval": _interval_text(self.interval),
             "interval_seconds": int(self.interval.total_seconds()),
+            # DetectK's: the time the check runs. For a scheduled check that is the end of the
+            # window (plus `delay`); a replay (catch-up, backtest) gets the same value again.
+            "execution_time": to_dt(self.finish, self.tz),
         }
 
 

@@ -27,13 +27,29 @@ _FROM_TIME: dict[str, Callable[[datetime], int]] = {
 
 
 def feature_value(name: str, period: int, context: dict[str, Any], tz: ZoneInfo) -> float:
-    """The feature as a float: from the context if present, else from the time, else NaN."""
+    """The feature as a float: from the context if present, else from the time, else NaN.
+    `epoch:COLUMN` is the context column read as a time (epoch seconds)."""
+    if name.startswith("epoch:"):
+        return as_epoch(context.get(name[6:]), tz)
     if name in context:
         return as_float(context[name])
     fn = _FROM_TIME.get(name)
     if fn is None:
         return float("nan")
     return float(fn(datetime.fromtimestamp(period, tz)))
+
+
+def as_epoch(raw: Any, tz: ZoneInfo) -> float:
+    """A time from a row: epoch seconds, a datetime or an ISO text (naive: the metric's zone)."""
+    if raw is None or isinstance(raw, bool):
+        return float("nan")
+    if isinstance(raw, int | float):
+        return float(raw)
+    try:
+        moment = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
+    except ValueError:
+        return float("nan")
+    return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).timestamp()
 
 
 def as_float(raw: Any) -> float:

@@ -28,7 +28,7 @@ from datetime import timedelta
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 
 from detectkd.config.types import Duration, Frozen, Window
 from detectkd.detectors.base import (
@@ -215,9 +215,19 @@ class FlatlineDetector:
 # -- missing data / freshness --------------------------------------------------------------
 
 
+STALENESS_COLUMNS = ("last_event_time", "last_known_timestamp")  # DetectK's, read from the rows
+
+
 class MissingParams(Frozen):
-    max_missing_periods: int = Field(default=3, ge=1)
+    # Periods in a row without a value that make an anomaly (DetectK: `consecutive_missing`).
+    max_missing_periods: int = Field(
+        default=3, ge=1, validation_alias=AliasChoices("max_missing_periods", "consecutive_missing")
+    )
     max_age: Duration | None = None  # freshness: the value is the newest row's epoch seconds
+    treat_zero_as_missing: bool = False  # a 0 counts as a missing value (DetectK)
+    # DetectK: anomalous when the row's `last_event_time` (or `last_known_timestamp`) column is
+    # older than this at the end of the period. The column is collected automatically.
+    max_staleness_minutes: float | None = Field(default=None, gt=0)
 
 
 class MissingDataDetector:
@@ -233,10 +243,26 @@ class MissingDataDetector:
         return (self.p.max_missing_periods + 1) * interval_seconds
 
     def feature_names(self) -> tuple[str, ...]:
-        return ()
+        return tuple(f"epoch:{c}" for c in STALENESS_COLUMNS) if self.p.max_staleness_minutes else ()
 
     def detect(self, history: History, point: Current) -> Result:
         p = self.p
+        if p.treat_zero_as_missing and point.value == 0:
+            point = Current(point.time, None, point.features, point.series)
+        if point.value is not None and p.max_staleness_minutes is not None:
+            last = next(
+                (
+                    t
+                    for c in STALENESS_COLUMNS
+                    if math.isfinite(t := point.features.get(f"epoch:{c}", math.nan))
+                ),
+                None,
+            )
+            if last is not None:
+                age, limit = point.time + self._step - last, p.max_staleness_minutes * 60
+                anomaly = age > limit
+                return Result(self.id, point.value, anomaly, ratio_score(age, limit),
+                              direction="down" if anomaly else None)  # fmt: skip
         if point.value is not None and p.max_age is not None:
             age = point.time + self._step - point.value  # at the end of the period
             limit = p.max_age.total_seconds()
@@ -248,7 +274,12 @@ class MissingDataDetector:
         # Periods in a row without a value, this one included, read from the stored history:
         # a NULL point and a period with no stored row at all both count.
         values, times = window_of(history, point.time, (p.max_missing_periods + 1) * self._step)
-        have = {int(t) for t, x in zip(times, values, strict=True) if math.isfinite(x)}
+        zero_missing = p.treat_zero_as_missing
+        have = {
+            int(t)
+            for t, x in zip(times, values, strict=True)
+            if math.isfinite(x) and not (zero_missing and x == 0)
+        }
         if int(np.searchsorted(history.times, point.time, side="left")) == 0:
             return skipped(self.id, None, "no history yet")
         run = 1

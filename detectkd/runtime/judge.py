@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from itertools import groupby
+from typing import Any
 
 import jinja2
 
@@ -20,6 +22,7 @@ from detectkd.alerting.alert import Alert
 from detectkd.alerting.state import Notice, Rules, SeriesState, Verdict, decide, step
 from detectkd.collectors.points import Point, parse_series_key
 from detectkd.detectors.base import BatchDetector, Current, Detector, Result
+from detectkd.durations import format_duration
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.runtime.peers import Classification, classify, deviation, passes
 from detectkd.specs.loader import MetricSpec
@@ -309,7 +312,24 @@ def alert_for(point: Point, pr: PointReport, notice: Notice, ctx: JudgeContext) 
         url=_render_link(point, ctx),
         kind=notice.kind,
         extra=pr.peers.as_extra() if pr.peers is not None and notice.kind == "anomaly" else {},
+        detector_params=_params_of(ctx.spec, r.detector) if r else {},
     )
+
+
+def _params_of(spec: MetricSpec, detector: str) -> dict[str, Any]:
+    """A detector's parameters as a message shows them (DetectK's `metadata`)."""
+    d = next((d for d in spec.detectors if d.id == detector), None)
+    if d is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in d.params.model_dump(exclude_none=True).items():
+        if isinstance(value, timedelta):
+            out[key] = format_duration(value)
+        elif isinstance(value, str | int | float | bool):
+            out[key] = value
+        else:
+            out[key] = str(value)
+    return out
 
 
 def _render_link(point: Point, ctx: JudgeContext) -> str | None:

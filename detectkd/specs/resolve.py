@@ -19,10 +19,11 @@ from detectkd.config.validation import validate
 from detectkd.config.yamlsource import Document
 from detectkd.detectors import auto
 from detectkd.detectors import registry as detectors
+from detectkd.detectors.simple import STALENESS_COLUMNS
 from detectkd.errors import ConfigIssue
 from detectkd.specs.entities import Entity, load_entities
 from detectkd.specs.model import AlerterSpec, CollectorSpec, DetectorSpec, MetricSpec, StorageSpec
-from detectkd.templating import check_template
+from detectkd.templating import check_template, message_template_warnings, unsafe_access
 
 ALERTER_OPTIONS = tuple(AlerterOptions.model_fields)  # in every alerter's params
 
@@ -164,6 +165,13 @@ class Resolver:
                 self.issues.append(self.doc.issue(("collector", "params", key), problem))
         inner = params.model_dump()
         context = list(c.context_columns or inner.get("context_columns") or ())
+        for d in self.cfg.detector_list():  # DetectK's staleness columns come with the rows
+            if (
+                d.type == "missing_data"
+                and isinstance(d.params, dict)
+                and d.params.get("max_staleness_minutes")
+            ):
+                context += [col for col in STALENESS_COLUMNS if col not in context]
         peers = self.cfg.peers
         if peers is not None and peers.mode == "nearest" and peers.entities is None:
             # Coordinates (and the attribute) come with the rows.
@@ -231,8 +239,13 @@ class Resolver:
             if typed is not None:
                 kind, params = typed
                 template = getattr(params, "message_template", None)
-                if isinstance(template, str) and (problem := check_template(template, _sample_alert())):
-                    self.issues.append(self.doc.issue((*path, "params", "message_template"), problem))
+                if isinstance(template, str):
+                    where = (*path, "params", "message_template")
+                    if problem := unsafe_access(template):
+                        self.issues.append(self.doc.issue(where, problem))
+                    self.notes.extend(
+                        self.doc.issue(where, w) for w in message_template_warnings(template, _sample_alert())
+                    )
                 out.append(AlerterSpec(kind, i, params, _alerter_id(kind, params, out)))
             if cond.peers != "any" and self.cfg.peers is None:
                 self.issues.append(

@@ -11,7 +11,7 @@ from detectkd.alerting.channels.base import post_json
 from detectkd.alerting.channels.common import ChatParams
 from detectkd.alerting.message import MessageRenderer
 from detectkd.resources import Resources
-from detectkd.templating import compile_template
+from detectkd.templating import compile_message_template
 
 FIRING_COLOR = "#d0312d"
 RESOLVED_COLOR = "#2eb886"
@@ -37,7 +37,7 @@ class ChatChannel:
         self._p = params
         self._resources = resources
         escape = escape_slack if kind == "slack" else escape_markdown
-        template = compile_template(params.message_template) if params.message_template else None
+        template = compile_message_template(params.message_template) if params.message_template else None
         self._renderer = MessageRenderer(template, escape)
 
     def payload(self, alert: Alert) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from detectkd.alerting.message import MessageRenderer, variables
 from detectkd.config.types import Duration, Frozen
 from detectkd.errors import PermanentError, TransientError
 from detectkd.resources import Resources
-from detectkd.templating import compile_template
+from detectkd.templating import compile_message_template, compile_template
 
 DEFAULT_SUBJECT = (
     "[{{ headline }}] {{ metric_name }}{% if series %} {{ '{' }}{{ series }}{{ '}' }}{% endif %}"
@@ -48,7 +48,7 @@ class EmailChannel:
         self.destination = f"{params.host}:{params.port}"
         self._p = params
         self._subject = compile_template(params.subject_template)
-        template = compile_template(params.message_template) if params.message_template else None
+        template = compile_message_template(params.message_template) if params.message_template else None
         self._renderer = MessageRenderer(template)
 
     def message(self, alert: Alert) -> EmailMessage:

@@ -8,7 +8,7 @@ from detectkd.alerting.alert import Alert
 from detectkd.alerting.message import MessageRenderer
 from detectkd.config.types import Frozen
 from detectkd.resources import Resources
-from detectkd.templating import compile_template
+from detectkd.templating import compile_message_template
 
 log = structlog.get_logger("detectkd.alert")
 
@@ -22,7 +22,7 @@ class LogChannel:
     kind = "log"
 
     def __init__(self, params: Params) -> None:
-        template = compile_template(params.message_template) if params.message_template else None
+        template = compile_message_template(params.message_template) if params.message_template else None
         self._renderer = MessageRenderer(template)
         self._level = params.level
 

@@ -11,7 +11,7 @@ from detectkd.alerting.channels.base import post_json
 from detectkd.alerting.message import MessageRenderer
 from detectkd.config.types import Duration, Frozen
 from detectkd.resources import Resources
-from detectkd.templating import compile_template
+from detectkd.templating import compile_message_template
 
 
 class Params(Frozen):
@@ -31,7 +31,7 @@ class TelegramChannel:
         self._url = f"{params.base_url.rstrip('/')}/bot{params.bot_token}/sendMessage"
         self.destination = urlsplit(params.base_url).netloc
         self._resources = resources
-        template = compile_template(params.message_template) if params.message_template else None
+        template = compile_message_template(params.message_template) if params.message_template else None
         self._renderer = MessageRenderer(template, lambda x: html.escape(str(x)))
 
     async def send(self, alert: Alert) -> None:

@@ -15,7 +15,7 @@ from detectkd.alerting.channels.base import encode, post_json
 from detectkd.alerting.message import MessageRenderer
 from detectkd.config.types import Duration, Frozen
 from detectkd.resources import Resources
-from detectkd.templating import compile_template
+from detectkd.templating import compile_message_template
 
 SIGNATURE_HEADER = "X-Detectk-Signature"
 
@@ -79,7 +79,7 @@ class WebhookChannel:
         self._secret = params.secret.encode() if params.secret else None
         self._timeout = params.timeout.total_seconds()
         self._resources = resources
-        template = compile_template(params.message_template) if params.message_template else None
+        template = compile_message_template(params.message_template) if params.message_template else None
         self._renderer = MessageRenderer(template)
 
     async def send(self, alert: Alert) -> None:
