@@ -97,7 +97,8 @@ class HistoryLoader:
         self._stopped = False
 
     async def open(self) -> None:
-        """Read the jobs an earlier process left unfinished (they start with `kick`)."""
+        """Read the jobs an earlier process left unfinished (each starts when its metric is
+        installed, `start`)."""
         for metric, data in (await self.store.history_load()).items():
             try:
                 self.jobs[metric] = Job.from_json(metric, data)
@@ -111,16 +112,19 @@ class HistoryLoader:
         """A live run's first start: record the history before `until` (or extend the job an
         earlier, uncommitted first run recorded), then work on it. Stored before the live run
         commits, so a crash in between leaves a job, never a gap."""
+        await self._record(metric, start, until)
+        self.kick(metric)
+
+    async def _record(self, metric: str, start: int, until: int) -> None:
+        """A new job, or the metric's job extended up to `until`; stored."""
         job = self.jobs.get(metric)
         if job is None:
-            job = Job(metric, start, until, until - start)
+            job = self.jobs[metric] = Job(metric, start, until, until - start)
         elif until > job.until:
             job.total += until - job.until
             job.until = until
-        self.jobs[metric] = job
         await self._save(job)
         self._gauge(job)
-        self.kick(metric)
 
     def start(self, live: MetricRuntime) -> None:
         """A metric was installed: work on its job, or record one if this is its first start
@@ -178,10 +182,8 @@ class HistoryLoader:
         except StorageError as exc:  # the live run's own first start records it then
             log.warning("history not started", metric=live.name, error=error_line(exc))
             return False
-        if due is not None and live.name not in self.jobs:  # (the live run may have been first)
-            job = self.jobs[live.name] = Job(live.name, due[0], due[1], due[1] - due[0])
-            await self._save(job)
-            self._gauge(job)
+        if due is not None:  # (the live run may have recorded it meanwhile: then it is extended)
+            await self._record(live.name, *due)
         return live.name in self.jobs
 
     async def _load(self, metric: str) -> float | None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.message import MessageRenderer
-from detectkd.collectors.points import Point
 from detectkd.detectors.base import Current, History
 from detectkd.detectors.simple import MissingDataDetector, MissingParams
 from detectkd.runtime.judge import _params_of
@@ -120,4 +119,3 @@ def test_detectk_missing_data_parameters_load_and_judge(tmp_path: Path) -> None:
     assert not d.detect(history, Current(t, 7.0, fresh)).anomaly
     stale = {"epoch:last_event_time": float(t + step - 16 * 60)}
     assert d.detect(history, Current(t, 7.0, stale)).anomaly
-    assert Point("", t, 7.0).value == 7.0
