@@ -326,9 +326,9 @@ class Daemon(DaemonView):
         slot = self.slots.get(metric)
         return assemble_loader(slot.spec, self.deps) if slot is not None else None
 
-    async def _history_loaded(self, metric: str) -> None:
+    def _history_loaded(self, metric: str) -> None:
         if (slot := self.slots.get(metric)) is not None:
-            await slot.runtime.reload_windows()
+            slot.runtime.reload_windows()
 
     def _channel(self, metric: str, channel: str) -> Channel | None:
         slot = self.slots.get(metric)

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -80,11 +80,11 @@ class HistoryLoader:
         store: StateStore,
         settings: HistorySettings,
         build: Build,
-        loaded: Callable[[str], Awaitable[None]],
+        loaded: Callable[[str], None],
         telemetry: Telemetry | None = None,
     ) -> None:
-        """`build` makes a loading slot for a metric; `loaded(metric)` is awaited when its job
-        is done (the daemon re-reads the live windows)."""
+        """`build` makes a loading slot for a metric; `loaded(metric)` is called when its job
+        is done (the live runtime re-reads its windows on its next run)."""
         self.store = store
         self.settings = settings
         self.build = build
@@ -218,7 +218,7 @@ class HistoryLoader:
         finally:
             await slot.stop()
         del self.jobs[metric]
-        await self.loaded(metric)
+        self.loaded(metric)
         log.info("history loaded", metric=metric, seconds=round(time.monotonic() - started, 1))
         return None
 

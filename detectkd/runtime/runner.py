@@ -101,6 +101,7 @@ class MetricRuntime:
         self._warned: set[str] = set()  # warnings logged once per runtime (e.g. off-grid rows)
         self._watermark: int | None = None
         self._watermark_known = False
+        self._stale = False  # `reload_windows` was called: re-read windows and watermark
         self.book = StatusBook(self.name, telemetry, self.interval.total_seconds())
         self.lock = asyncio.Lock()
         self.save_states = True  # False: `load-history`, which must not overwrite the daemon's state
@@ -144,6 +145,9 @@ class MetricRuntime:
 
     async def _guarded(self, work: Coroutine[Any, Any, RunReport]) -> RunReport:
         async with self.lock:
+            if self._stale:
+                self.memory.reset()
+                self._watermark_known = self._stale = False
             started = time.monotonic()
             try:
                 report = await work
@@ -342,12 +346,11 @@ class MetricRuntime:
             stored = {s: pts for s, pts in stored.items() if _last_seen(pts) >= horizon}
         self.memory.load(stored)
 
-    async def reload_windows(self) -> None:
-        """Read the windows and the watermark from the store again on the next run (history
-        was loaded)."""
-        async with self.lock:
-            self.memory.reset()
-            self._watermark_known = False
+    def reload_windows(self) -> None:
+        """Read the windows and the watermark from the store again at the start of the next
+        run (history was loaded). A flag, not the lock: the caller never waits for a run or
+        a reload holding it."""
+        self._stale = True
 
     async def judge_failure(self, finish: int) -> list[Alert]:
         """`on_error: ok | alerting | nodata`: a failed run judges the newest due period of
