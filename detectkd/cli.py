@@ -76,21 +76,36 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def nearby_profiles(paths: list[Path]) -> Path | None:
-    """A profiles file beside the metrics: `<dir>/../profiles.yaml`, DetectK's name, or in CWD."""
+    """A profiles file beside the metrics: DetectK's `detectk_profiles.yaml` in their directory
+    or the one above, `profiles.yaml` above, or either in CWD."""
     candidates: list[Path] = []
     for p in paths:
-        base = p.parent if p.is_dir() else p.parent.parent
-        candidates += [base / "profiles.yaml", base / "detectk_profiles.yaml"]
+        here = p if p.is_dir() else p.parent
+        candidates += [here / "detectk_profiles.yaml", here.parent / "profiles.yaml"]
+        candidates += [here.parent / "detectk_profiles.yaml"]
     candidates += [Path("profiles.yaml"), Path("detectk_profiles.yaml")]
     return next((c for c in candidates if c.is_file()), None)
+
+
+def profiles_for(target: str, settings: Settings, profiles: Path | None = None) -> Path | None:
+    """The profiles file a command reads: --profiles, the settings' file, or one nearby."""
+    prof = profiles or settings.profiles_file
+    if prof is None or not prof.exists():
+        path = Path(target)
+        prof = nearby_profiles([path if path.exists() else settings.metrics_dir])
+    return prof
 
 
 def find_metric(target: str, settings: Settings, profiles: Path | None = None) -> MetricSpec:
     """A metric by file path, or by name from the metrics directory."""
     path = Path(target)
-    prof = profiles or settings.profiles_file
-    if prof is None or not prof.exists():
-        prof = nearby_profiles([path if path.exists() else settings.metrics_dir])
+    prof = profiles_for(target, settings, profiles)
+    if not path.is_file() and not settings.metrics_dir.is_dir():
+        raise SystemExit(
+            f"detectkd: {target!r} is not a file and the metrics directory {settings.metrics_dir} "
+            "does not exist; give the metric file's path, or the settings that name the directory: "
+            "--config FILE (or DETECTK_CONFIG), or DETECTK_METRICS_DIR"
+        )
     source = [path] if path.is_file() else [settings.metrics_dir]
     result = load_metrics(source, prof)
     if path.is_file():
@@ -124,7 +139,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     settings, spec = target
     at = parse_moment(args.at) if args.at else None
-    return asyncio.run(check_metric(spec, settings, at=at, alert=not args.no_alert))
+    prof = profiles_for(args.metric, settings, Path(args.profiles) if args.profiles else None)
+    return asyncio.run(
+        check_metric(
+            spec, settings, at=at, alert=not args.no_alert, profiles=prof, show_query=args.show_query
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -258,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk = _metric_command(sub, "check", "run one period of one metric and print every step", cmd_check)
     chk.add_argument("--at", help="check the period containing this time (default: the newest)")
     chk.add_argument("--no-alert", action="store_true", help="store nothing, send nothing")
+    chk.add_argument("--show-query", action="store_true", help="print the query as rendered for the period")
 
     bt = _metric_command(sub, "backtest", "replay history through a metric's detectors and alert rules",
                          cmd_backtest)  # fmt: skip

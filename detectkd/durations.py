@@ -41,12 +41,23 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     for number, unit in _PART.findall(text):
         factor = _UNITS.get(unit.lower())
         if factor is None:
-            raise ValueError(
-                f"unknown unit {unit!r} in duration {text!r} "
-                "(use s, m, h, d, w or seconds, minutes, hours, days, weeks)"
-            )
+            raise ValueError(_unknown_unit(text, unit))
         total += float(number) * factor
     return timedelta(seconds=total)
+
+
+def _unknown_unit(text: str, unit: str) -> str:
+    """`'10 sec0nds'` is read as 10 sec + 0 nds: name the word the user wrote, not `nds`."""
+    import difflib
+
+    chunk = next((c for c in text.split() if unit in c), unit)
+    word = re.sub(r"^\d+(?:\.\d+)?", "", chunk) or unit
+    close = difflib.get_close_matches(word.lower(), list(_UNITS), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return (
+        f"not a duration: {text!r} ({word!r} is not a unit{hint}) "
+        "(use s, m, h, d, w or seconds, minutes, hours, days, weeks)"
+    )
 
 
 def format_duration(delta: timedelta) -> str:

@@ -21,6 +21,21 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+class Console:
+    """structlog's console renderer, with a multi-line `message` (an alert's text) printed
+    below the line, indented, instead of one string of `\\n` escapes."""
+
+    def __init__(self, colors: bool) -> None:
+        self._inner = structlog.dev.ConsoleRenderer(colors=colors)
+
+    def __call__(self, logger: Any, name: str, event: MutableMapping[str, Any]) -> str:
+        text = event.get("message")
+        if not (isinstance(text, str) and "\n" in text):
+            return str(self._inner(logger, name, event))
+        del event["message"]
+        return str(self._inner(logger, name, event)) + "\n    " + text.replace("\n", "\n    ")
+
+
 def configure(fmt: str = "auto", level: str = "info") -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     processors: list[Any] = [
@@ -32,7 +47,7 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
     if use_json:
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:
-        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+        processors.append(Console(colors=sys.stderr.isatty()))
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),

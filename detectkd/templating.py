@@ -18,6 +18,7 @@ gigabyte string or an enormous number.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import jinja2
@@ -101,6 +102,14 @@ def message_template_warnings(text: str, sample: dict[str, Any]) -> list[str]:
             "such alerts are sent with the default text"
         )
     return out
+
+
+_PERIOD_VARS = re.compile(r"\{[{%][^}]*\b(period_(start|finish)\w*|execution_time)\b")
+
+
+def period_aware(text: str) -> bool:
+    """Does a query, URL or parameter template select by period (so history can be asked for)?"""
+    return _PERIOD_VARS.search(text) is not None
 
 
 @functools.lru_cache(maxsize=65536)

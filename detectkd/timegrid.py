@@ -84,6 +84,24 @@ def to_dt(ts: float, tz: ZoneInfo | None = None) -> datetime:
     return datetime.fromtimestamp(ts, tz or UTC)
 
 
+class LocalTime(datetime):
+    """A timezone-aware datetime whose text is `YYYY-MM-DD HH:MM:SS` in its own timezone.
+
+    Templates write `'{{ execution_time }}'` into SQL as DetectK users do; the default
+    `str()` of an aware datetime ends in `+00:00`, which ClickHouse's `toDateTime` and
+    SQLite's string comparisons reject. Methods (`strftime`, `timestamp`, `isoformat`)
+    are datetime's."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return self.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def local_time(ts: float, tz: ZoneInfo) -> LocalTime:
+    return LocalTime.fromtimestamp(ts, tz)
+
+
 def fmt_local(ts: float, tz: ZoneInfo) -> str:
     """`YYYY-MM-DD HH:MM:SS` in `tz`: the form query templates receive."""
     return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")

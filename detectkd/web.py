@@ -15,6 +15,7 @@ from detectkd import __version__
 from detectkd.alerting.silences import Silence, make_window, new_silence
 from detectkd.durations import parse_moment
 from detectkd.errors import error_line
+from detectkd.runtime.status import iso
 from detectkd.storage.base import OutboxItem, OutboxStatus
 from detectkd.webconfig import BasicAuth, WebConfig, load_web_config, ssl_context
 
@@ -195,7 +196,7 @@ def silence_from_body(body: dict[str, Any], now: float) -> Silence:
 def _item(i: OutboxItem) -> dict[str, Any]:
     return {
         "id": i.id, "key": i.key, "metric": i.metric, "series": i.series, "channel": i.channel,
-        "attempts": i.attempts, "created_at": i.created_at, "next_attempt_at": i.next_attempt_at,
+        "attempts": i.attempts, "created_at": iso(i.created_at), "next_attempt_at": iso(i.next_attempt_at),
         "last_error": i.last_error, "status": i.status,
     }  # fmt: skip
 

@@ -11,7 +11,8 @@ description, tags, started_at, interval, key.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import math
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,7 @@ import structlog
 
 from detectkd.alerting.alert import Alert
 from detectkd.durations import format_duration
+from detectkd.timegrid import local_time
 
 log = structlog.get_logger("detectkd.alerting")
 
@@ -28,7 +30,7 @@ def variables(alert: Alert) -> dict[str, Any]:
     tz = ZoneInfo(alert.timezone)
     return {
         "metric_name": alert.metric,
-        "timestamp": datetime.fromtimestamp(alert.period, tz),
+        "timestamp": local_time(alert.period, tz),
         "value": alert.value,
         "is_anomaly": alert.status == "firing",
         "score": alert.score,
@@ -37,7 +39,7 @@ def variables(alert: Alert) -> dict[str, Any]:
         "direction": alert.direction,
         "percent_deviation": alert.deviation_percent,
         "metadata": {"detector": alert.detector, **alert.detector_params, **alert.extra},
-        "execution_time": datetime.fromtimestamp(alert.period + alert.interval_seconds, tz),
+        "execution_time": local_time(alert.period + alert.interval_seconds, tz),
         "status": alert.status,
         "kind": alert.kind,
         "headline": alert.headline,
@@ -47,12 +49,13 @@ def variables(alert: Alert) -> dict[str, Any]:
         "detector": alert.detector,
         "description": alert.description,
         "tags": list(alert.tags),
-        "started_at": datetime.fromtimestamp(alert.started_at, tz),
+        "started_at": local_time(alert.started_at, tz),
         "interval": format_duration(timedelta(seconds=alert.interval_seconds)),
         "key": alert.key,
         "url": alert.url,
         "extra": alert.extra,
         "peers": alert.extra.get("peers"),
+        "inf": math.inf,  # DetectK's templates test `score == inf`
     }
 
 
@@ -73,11 +76,12 @@ _KIND_LINES = {
 def default_text(alert: Alert, escape: Any = str) -> str:
     """Plain default message; `escape` neutralises user data for the target format."""
     tz = ZoneInfo(alert.timezone)
-    when = datetime.fromtimestamp(alert.period, tz).strftime("%Y-%m-%d %H:%M %Z")
+    clock = "%Y-%m-%d %H:%M:%S %Z" if alert.interval_seconds % 60 else "%Y-%m-%d %H:%M %Z"
+    when = local_time(alert.period, tz).strftime(clock)
     name = escape(alert.metric) + (f" {{{escape(alert.series)}}}" if alert.series else "")
     lines = [f"[{alert.headline}] {name}"]
     if alert.kind != "anomaly":
-        since = datetime.fromtimestamp(alert.started_at, tz).strftime("%Y-%m-%d %H:%M %Z")
+        since = local_time(alert.started_at, tz).strftime(clock)
         lines.append(_KIND_LINES[alert.kind].format(since=since))
         lines.extend(f"{k.capitalize()}: {escape(v)}" for k, v in sorted(alert.extra.items()) if v)
         lines.append(f"Period: {when}")
@@ -92,7 +96,10 @@ def default_text(alert: Alert, escape: Any = str) -> str:
         extra = f" ({dev:+.1f}%)" if dev is not None else ""
         lines.append(f"Expected: {_num(alert.expected)}{extra}")
     if alert.score is not None and alert.status == "firing":
-        lines.append(f"Score: {alert.score:.2f}, detector: {escape(alert.detector or '-')}")
+        lines.append(
+            f"Score: {alert.score:.2f} (0.50 is the alarm line, 1.00 the most anomalous), "
+            f"detector: {escape(alert.detector or '-')}"
+        )
     if "peers" in alert.extra:
         share, judged = alert.extra.get("peer_share", 0.0), alert.extra.get("peers_judged", 0)
         lines.append(f"Peers: {alert.extra['peers']} ({share:.0%} of {judged} peers deviate the same way)")

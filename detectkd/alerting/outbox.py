@@ -138,7 +138,7 @@ class Dispatcher:
             await self.store.outbox_done(item.id)
             if self.telemetry is not None:
                 self.telemetry.alerts_sent.labels(kind, _status(item)).inc()
-            log.info("alert delivered", metric=item.metric, series=item.series or None,
+            log.info("alert delivered", metric=item.metric, series=item.series,
                      channel=kind, key=item.key, attempts=item.attempts + 1)  # fmt: skip
 
     async def _failed(self, item: OutboxItem, kind: str, error: str, permanent: bool) -> None:
@@ -152,7 +152,7 @@ class Dispatcher:
         log.warning(
             "alert delivery failed",
             metric=item.metric,
-            series=item.series or None,
+            series=item.series,
             channel=kind,
             key=item.key,
             attempt=item.attempts + 1,

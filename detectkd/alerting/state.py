@@ -63,6 +63,7 @@ class SeriesState:
     flips: tuple[int, ...] = ()  # periods that entered or left FIRING, inside the flap window
     flapping_since: int | None = None
     flap_notified: int | None = None  # flapping episode whose notification was sent
+    fired_by: str | None = None  # detector the episode's FIRING named (its RESOLVED names it too)
 
     def extra_json(self) -> str:
         """The fields without a column of their own, as JSON (only non-defaults)."""
@@ -81,7 +82,15 @@ class SeriesState:
 
 
 _EXTRA = frozenset(
-    {"empty_streak", "empty_since", "nodata_notified", "flips", "flapping_since", "flap_notified"}
+    {
+        "empty_streak",
+        "empty_since",
+        "nodata_notified",
+        "flips",
+        "flapping_since",
+        "flap_notified",
+        "fired_by",
+    }
 )
 
 

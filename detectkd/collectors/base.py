@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from detectkd.timegrid import fmt_local, to_dt
+from detectkd.timegrid import fmt_local, local_time
 
 if TYPE_CHECKING:
     from detectkd.resources import Resources
@@ -42,15 +42,15 @@ class Window:
         return {
             "period_start": fmt_local(self.start, self.tz),
             "period_finish": fmt_local(self.finish, self.tz),
-            "period_start_dt": to_dt(self.start, self.tz),
-            "period_finish_dt": to_dt(self.finish, self.tz),
+            "period_start_dt": local_time(self.start, self.tz),
+            "period_finish_dt": local_time(self.finish, self.tz),
             "period_start_ts": self.start,
             "period_finish_ts": self.finish,
             "interval": _interval_text(self.interval),
             "interval_seconds": int(self.interval.total_seconds()),
             # DetectK's: the time the check runs. For a scheduled check that is the end of the
             # window (plus `delay`); a replay (catch-up, backtest) gets the same value again.
-            "execution_time": to_dt(self.finish, self.tz),
+            "execution_time": local_time(self.finish, self.tz),
         }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,25 @@ def http_port(p: Params) -> tuple[int, str | None]:
             "(set http_port to choose another)"
         )
     return port, None
+
+
+_ALIAS = re.compile(r"([\w.]+\([^()]*\)|[\w.]+)\s+as\s+(\w+)", re.IGNORECASE)
+_WHERE = re.compile(r"\bwhere\b(.*?)(?:\bgroup\s+by\b|\border\s+by\b|\bhaving\b|\blimit\b|$)", re.I | re.S)
+
+
+def shadowed_alias(query: str) -> str | None:
+    """ClickHouse sees SELECT aliases in WHERE: `now() AS timestamp ... WHERE timestamp >= ...`
+    (as in DetectK's examples) compares now(), so the result no longer depends on the period."""
+    where = _WHERE.search(query)
+    if where is None:
+        return None
+    for expr, name in _ALIAS.findall(query[: where.start()]):
+        if expr.lower() != name.lower() and re.search(rf"\b{re.escape(name)}\b", where.group(1)):
+            return (
+                f"the alias {name!r} ({expr}) is also a name in WHERE: ClickHouse reads the alias "
+                f"there, so the filter compares {expr}, not the column; rename the alias"
+            )
+    return None
 
 
 def ch_endpoint(p: Params) -> ChEndpoint:

@@ -13,6 +13,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -54,12 +55,17 @@ def _render_tree(value: Any, variables: dict[str, Any]) -> Any:
     return value
 
 
+def path_parts(path: str) -> list[str]:
+    """`data.result[0].value[1]` (DetectK's form) and `data.result.0.value.1` alike."""
+    return [p for p in re.split(r"\.|\[|\]", path) if p != ""]
+
+
 def pick(document: Any, path: str | None) -> Any:
-    """Follow a dotted path through dicts and lists."""
+    """Follow a dotted path through dicts and lists (`a.b[0].c` or `a.b.0.c`)."""
     if not path:
         return document
     node = document
-    for part in path.split("."):
+    for part in path_parts(path):
         if isinstance(node, list):
             try:
                 node = node[int(part)]

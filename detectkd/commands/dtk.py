@@ -17,11 +17,12 @@ from detectkd.errors import ConfigError
 from detectkd.specs.loader import load_metrics
 
 
-def _profiles(arg: str | None) -> Path | None:
+def _profiles(arg: str | None, paths: list[str]) -> Path | None:
     if arg:
         return Path(arg)
-    local = Path("detectk_profiles.yaml")
-    return local if local.exists() else None
+    from detectkd.cli import nearby_profiles
+
+    return nearby_profiles([Path(p) for p in paths])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    profiles = _profiles(args.profiles) or settings.profiles_file
+    targets = args.paths if args.command == "validate" else [args.config]
+    profiles = _profiles(args.profiles, targets) or settings.profiles_file
     if args.command == "validate":
         result = load_metrics([Path(x) for x in args.paths], profiles)
         for issue in result.all_errors():
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Error: {issue}")
         return 1
     spec = next(iter(result.metrics.values()))
-    return asyncio.run(check_metric(spec, settings, alert=True))
+    return asyncio.run(check_metric(spec, settings, alert=True, profiles=profiles))
 
 
 if __name__ == "__main__":

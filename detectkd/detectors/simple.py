@@ -242,27 +242,35 @@ class MissingDataDetector:
     def window_seconds(self, interval_seconds: int) -> int:
         return (self.p.max_missing_periods + 1) * interval_seconds
 
+    def _staleness(self, point: Current) -> Result | None:
+        """`max_staleness_minutes` against the row's `last_event_time` (or
+        `last_known_timestamp`); None without one. An empty aggregate's time (ClickHouse's
+        `max()` of no rows is 1970-01-01) is as stale as it gets, which is what it means."""
+        if self.p.max_staleness_minutes is None:
+            return None
+        last = next(
+            (t for c in STALENESS_COLUMNS if math.isfinite(t := point.features.get(f"epoch:{c}", math.nan))),
+            None,
+        )
+        if last is None:
+            return None
+        age, limit = point.time + self._step - last, self.p.max_staleness_minutes * 60
+        anomaly = age > limit
+        return Result(self.id, point.value, anomaly, ratio_score(age, limit),
+                      direction="down" if anomaly else None)  # fmt: skip
+
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f"epoch:{c}" for c in STALENESS_COLUMNS) if self.p.max_staleness_minutes else ()
 
     def detect(self, history: History, point: Current) -> Result:
         p = self.p
+        stale = self._staleness(point)
+        if stale is not None and stale.anomaly:  # DetectK: stale data alerts whatever the value
+            return stale
         if p.treat_zero_as_missing and point.value == 0:
             point = Current(point.time, None, point.features, point.series)
-        if point.value is not None and p.max_staleness_minutes is not None:
-            last = next(
-                (
-                    t
-                    for c in STALENESS_COLUMNS
-                    if math.isfinite(t := point.features.get(f"epoch:{c}", math.nan))
-                ),
-                None,
-            )
-            if last is not None:
-                age, limit = point.time + self._step - last, p.max_staleness_minutes * 60
-                anomaly = age > limit
-                return Result(self.id, point.value, anomaly, ratio_score(age, limit),
-                              direction="down" if anomaly else None)  # fmt: skip
+        if stale is not None and point.value is not None:
+            return stale
         if point.value is not None and p.max_age is not None:
             age = point.time + self._step - point.value  # at the end of the period
             limit = p.max_age.total_seconds()
@@ -280,8 +288,8 @@ class MissingDataDetector:
             for t, x in zip(times, values, strict=True)
             if math.isfinite(x) and not (zero_missing and x == 0)
         }
-        if int(np.searchsorted(history.times, point.time, side="left")) == 0:
-            return skipped(self.id, None, "no history yet")
+        if p.max_missing_periods > 1 and int(np.searchsorted(history.times, point.time, side="left")) == 0:
+            return skipped(self.id, None, "no history yet")  # the periods before: unknown yet
         run = 1
         while run < p.max_missing_periods and point.time - run * self._step not in have:
             run += 1

@@ -182,8 +182,27 @@ def _decide_period(
         may = newest and not ctx.silenced(point.series, ctx.grid.next(point.period))
         old = states.get(point.series, SeriesState())
         new, notices = step(old, point.period, verdict, ctx.rules, may)
+        new, verdict = _attribute(old, new, notices, results, verdict)
         out.append(PointReport(point, results, verdict, new, notices, found))
     return out
+
+
+def _attribute(
+    old: SeriesState, new: SeriesState, notices: list[Notice], results: list[Result], verdict: Verdict
+) -> tuple[SeriesState, Verdict]:
+    """A RESOLVED describes the detector its FIRING named, not whichever scores highest now
+    (a threshold's "n/a .. 400" when the z-score fired)."""
+    for n in notices:
+        if n.kind != "anomaly":
+            continue
+        if n.status == "firing" and verdict.primary is not None:
+            new = replace(new, fired_by=verdict.primary.detector)
+        elif n.status == "resolved":
+            named = next((r for r in results if r.detector == old.fired_by), None)
+            if named is not None:
+                verdict = replace(verdict, primary=named)
+            new = replace(new, fired_by=None)
+    return new, verdict
 
 
 def _detect(
@@ -205,6 +224,9 @@ def _detect(
             r if (r := pre[k] if pre is not None else None) is not None else d.detect(history, current)
             for k, d in enumerate(ctx.detectors)
         ]
+    if not window.negative and value is not None and value >= 0:
+        # A series never seen below zero (a count) is not expected below zero either.
+        results = [replace(r, lower=0.0) if r.lower is not None and r.lower < 0 else r for r in results]
     verdict = decide(results, ctx.spec.conditions)
     if value is None and not verdict.anomalous:  # no data (unless `missing_data` flags it)
         verdict = Verdict(False, verdict.primary, judged=False, missing=True)

@@ -23,14 +23,15 @@ import structlog
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.state import SeriesState
 from detectkd.collectors import registry as collector_registry
-from detectkd.collectors.base import Collector, Window
-from detectkd.collectors.points import SEVERAL_ROWS, Point, rows_to_points
+from detectkd.collectors.base import Collector
+from detectkd.collectors.points import SEVERAL_ROWS, Point
 from detectkd.detectors import registry as detector_registry
 from detectkd.detectors.base import Detector
-from detectkd.durations import parse_duration
-from detectkd.errors import CollectError, error_line
+from detectkd.errors import error_line
 from detectkd.resources import Resources
 from detectkd.runtime.batch import absent, admit, fill_missing
+from detectkd.runtime.coldstart import cold_start_reason, first_start, start_time
+from detectkd.runtime.collect import collect, timezone_probe
 from detectkd.runtime.judge import JudgeContext, PointReport, judge, judge_failed_run
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.runtime.peers import PeerGraph
@@ -42,7 +43,6 @@ from detectkd.timegrid import Grid
 
 log = structlog.get_logger("detectkd.run")
 T = TypeVar("T")
-OFF_LOOP_ROWS = 5_000  # results above this many rows are converted in a worker thread
 OFF_LOOP_POINTS = 5_000  # a batch that notifies nothing (history) judges this many points in a thread
 HistoryHook = Callable[[str, int, int], Awaitable[None]]  # (metric, start, until): load it elsewhere
 
@@ -102,6 +102,7 @@ class MetricRuntime:
         self._watermark: int | None = None
         self._watermark_known = False
         self._stale = False  # `reload_windows` was called: re-read windows and watermark
+        self._loading = False  # a first start's history is loading in the background
         self.book = StatusBook(self.name, telemetry, self.interval.total_seconds())
         self.lock = asyncio.Lock()
         self.save_states = True  # False: `load-history`, which must not overwrite the daemon's state
@@ -170,48 +171,55 @@ class MetricRuntime:
                 share = (b_finish - start) / max(1, finish - start)
                 log.info("history batch loaded", metric=self.name, progress=round(share, 3),
                          until=datetime.fromtimestamp(b_finish, self.tz).isoformat())  # fmt: skip
+        if notify:
+            self._cold(report)
+            await self._probe(report)
         return report
 
     async def _start(self, last: int) -> tuple[int, bool]:
         if not self._watermark_known:
             self._watermark = await self.store.watermark(self.name)
             self._watermark_known = True
-        sched = self.spec.config.schedule
         wm = self._watermark
-        if wm is None:
-            begin = self.start_time()
-            if begin is not None and begin < last:
-                if self.history is None:
-                    return self.grid.floor(begin), True
-                await self.history(self.name, self.grid.floor(begin), last)
+        if wm is None:  # a first start: `start_time`, or the detectors' window (warm-up)
+            first = first_start(self.spec, self.grid, self.span - self.grid.step, last)
+            if first is None:
+                return last, False
+            begin, background = first
+            if not background:
+                return begin, False  # judged by this run, like a catch-up
+            if self.history is None:
+                return begin, True
+            self._loading = True
+            await self.history(self.name, begin, last)
             return last, False
         if wm >= last:
             return last, False
         start = self.grid.next(wm)
-        oldest = self.grid.back(last, sched.max_catch_up - 1)
+        oldest = self.grid.back(last, self.spec.config.schedule.max_catch_up - 1)
         return max(start, oldest), False
 
     async def history_due(self, now: float) -> tuple[int, int] | None:
-        """A first start's history to load, (start, until): `start_time` is set and no
-        watermark is stored."""
-        begin = self.start_time()
-        if begin is None or await self.store.watermark(self.name) is not None:
+        """A first start's history for the daemon's loader, (start, until): no watermark is
+        stored and `start_time` or a warm-up too long for the first run asks for one."""
+        if await self.store.watermark(self.name) is not None:
             return None
         last = self.grid.prev(self.finish_for(now))
-        return (self.grid.floor(begin), last) if begin < last else None
+        first = first_start(self.spec, self.grid, self.span - self.grid.step, last)
+        return (first[0], last) if first is not None and first[1] else None
 
     def start_time(self) -> int | None:
-        raw = self.spec.config.schedule.start_time
-        if not raw:
-            return None
-        try:
-            return int(time.time() - parse_duration(raw).total_seconds())
-        except ValueError:
-            pass
-        moment = datetime.fromisoformat(raw)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=self.tz)
-        return int(moment.timestamp())
+        return start_time(self.spec, self.tz)
+
+    def _cold(self, report: RunReport) -> None:
+        """Log once per runtime that the newest period was not judged for lack of history."""
+        newest = [pr for pr in report.points if pr.point.period == self.grid.prev(report.finish)]
+        skipped = [r.skipped for pr in newest for r in pr.results if r.skipped]
+        if "cold" in self._warned or not any(s.startswith("cold start") for s in skipped):
+            return
+        self._warned.add("cold")
+        why = cold_start_reason(self.spec, self.span - self.grid.step, self._loading)
+        log.info("cold start: not judged yet", metric=self.name, detector=skipped[0], why=why)
 
     def _batches(self, start: int, finish: int, backfill: bool) -> list[tuple[int, int]]:
         if not backfill:
@@ -283,30 +291,21 @@ class MetricRuntime:
         return kept
 
     async def _collect(self, start: int, finish: int, report: RunReport) -> list[Point]:
-        spec = self.spec.collector
-        if spec.multi_period:
-            windows = [Window(start, finish, self.interval, self.tz)]
-        else:  # one query per period, oldest first
-            windows = [
-                Window(p, self.grid.next(p), self.interval, self.tz) for p in self.grid.periods(start, finish)
-            ]
-        points: list[Point] = []
-        limit = self.spec.config.collector.max_rows
-        for window in windows:
-            rows = await self.collector.collect(window)
-            if len(rows) > limit:
-                raise CollectError(
-                    f"the query returned {len(rows):,} rows, above collector.max_rows ({limit:,}); "
-                    "aggregate in the query or raise max_rows"
-                )
-            single = not spec.multi_period
-            if len(rows) > OFF_LOOP_ROWS:  # big results are converted off the event loop
-                conv = await asyncio.to_thread(rows_to_points, rows, spec.points, window, self.grid, single)
-            else:
-                conv = rows_to_points(rows, spec.points, window, self.grid, single=single)
-            report.warnings.extend(conv.warnings)
-            points.extend(conv.points)
+        points, warnings = await collect(self.collector, self.spec, self.grid, start, finish)
+        report.warnings.extend(warnings)
         return points
+
+    async def _probe(self, report: RunReport) -> None:
+        """Once per runtime: the newest period is empty; is the timezone the reason?"""
+        newest = self.grid.prev(report.finish)
+        if "tz" in self._warned or any(
+            pr.point.value is not None for pr in report.points if pr.point.period == newest
+        ):
+            return
+        self._warned.add("tz")
+        if (why := await timezone_probe(self.collector, self.spec, self.grid, newest)) is not None:
+            log.warning("no data, timezone suspected", metric=self.name, why=why)
+            report.warnings.append(why)
 
     async def data(self) -> DataStore:
         return await self._data_store() if self._data_store is not None else self.store

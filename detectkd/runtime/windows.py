@@ -17,7 +17,9 @@ _REVISIONS = itertools.count(1)
 
 
 class SeriesWindow:
-    __slots__ = ("_cap", "_epoch", "_feat", "_n", "_revision", "_start", "_times", "_values", "span")
+    __slots__ = (
+        "_cap", "_epoch", "_feat", "_n", "_revision", "_start", "_times", "_values", "negative", "span",
+    )  # fmt: skip
 
     def __init__(self, span_seconds: int, features: tuple[str, ...], capacity: int = 64) -> None:
         self.span = span_seconds
@@ -29,6 +31,7 @@ class SeriesWindow:
         self._n = 0
         self._revision = next(_REVISIONS)  # new on every insert or replace (not on append)
         self._epoch = 0  # counts compactions (which move the points)
+        self.negative = False  # a negative value was seen: the series is not a count
 
     def __len__(self) -> int:
         return self._n - self._start
@@ -39,6 +42,8 @@ class SeriesWindow:
 
     def add(self, time: int, value: float | None, features: dict[str, float]) -> None:
         """Append a point. Out-of-order or repeated times replace/insert correctly."""
+        if value is not None and value < 0:
+            self.negative = True
         last = self.last_time
         if last is not None and time <= last:
             self._insert(time, value, features)

@@ -73,11 +73,8 @@ def load_metrics(
             continue
         if spec.name in seen:
             result.errors[str(path)] = [
-                ConfigIssue(
-                    str(path),
-                    1,
-                    "name",
-                    f"duplicate metric name {spec.name!r}: already defined in {seen[spec.name]}",
+                doc.issue(
+                    ("name",), f"duplicate metric name {spec.name!r}: already defined in {seen[spec.name]}"
                 )
             ]
             continue

@@ -21,6 +21,7 @@ class CollectorSpec:
     params: BaseModel
     points: PointSpec
     multi_period: bool = True
+    period_aware: bool = True  # the query selects by period, so history can be asked for
 
 
 @dataclass(frozen=True)

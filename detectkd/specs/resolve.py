@@ -23,7 +23,7 @@ from detectkd.detectors.simple import STALENESS_COLUMNS
 from detectkd.errors import ConfigIssue
 from detectkd.specs.entities import Entity, load_entities
 from detectkd.specs.model import AlerterSpec, CollectorSpec, DetectorSpec, MetricSpec, StorageSpec
-from detectkd.templating import check_template, message_template_warnings, unsafe_access
+from detectkd.templating import check_template, message_template_warnings, period_aware, unsafe_access
 
 ALERTER_OPTIONS = tuple(AlerterOptions.model_fields)  # in every alerter's params
 
@@ -99,7 +99,7 @@ class Resolver:
         entry = self.profiles.get(name)
         if entry is None:
             known = ", ".join(sorted(self.profiles.entries)) or "none"
-            where = self.profiles.file or "no profiles file"
+            where = _profiles_where(self.profiles.file)
             self.issues.append(
                 self.doc.issue((*path, "profile"), f"unknown profile {name!r} ({where}; known: {known})")
             )
@@ -184,18 +184,22 @@ class Resolver:
             series_columns=tuple(c.series_columns),
         )
         if kind == "clickhouse":
-            from detectkd.collectors.clickhouse import http_port
+            from detectkd.collectors.clickhouse import http_port, shadowed_alias
 
             _, note = http_port(params)
             if note:
                 self.notes.append(self.doc.issue(("collector", "params", "port"), note))
+            if (shadow := shadowed_alias(str(getattr(params, "query", "") or ""))) is not None:
+                self.notes.append(self.doc.issue(("collector", "params", "query"), shadow))
         multi = c.multi_period
         if multi is None:
             multi = getattr(type(params), "MULTI_PERIOD", None)
         if multi is None:
             text = str(getattr(params, "query", "") or "").lower()
             multi = "group by" in text and points.timestamp_column.lower() in text
-        return CollectorSpec(kind, c.profile, params, points, multi)
+        aware = getattr(type(params), "MULTI_PERIOD", None) is True
+        aware = aware or period_aware(json.dumps(inner, default=str))
+        return CollectorSpec(kind, c.profile, params, points, multi, aware)
 
     def _detectors(self) -> list[DetectorSpec]:
         out: list[DetectorSpec] = []
@@ -370,3 +374,14 @@ def _alerter_id(kind: str, params: BaseModel, before: list[AlerterSpec]) -> str:
 def _digest(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _profiles_where(file: str | None) -> str:
+    """Where profiles were looked for, and how to point at them."""
+    if file and Path(file).exists():
+        return f"in {file}"
+    fix = (
+        "give --profiles FILE, set profiles_file (DETECTK_PROFILES_FILE), "
+        "or put detectk_profiles.yaml next to the metrics directory"
+    )
+    return f"{file} does not exist: {fix}" if file else f"no profiles file was found: {fix}"

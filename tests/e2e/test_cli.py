@@ -66,18 +66,40 @@ def test_check_prints_collection_verdicts_and_decision(tmp_path: Path) -> None:
     write(tmp_path / "m" / "orders.yaml", metric_yaml("orders", src.path, "http://127.0.0.1:9/hook"))
     env = {"DETECTK_DATA_DIR": str(tmp_path / "data"), "DETECTK_METRICS_DIR": str(tmp_path / "m")}
     at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - now % 2 - 2)) + "+00:00"
-    out = cli("check", "orders", "--at", at, "--no-alert", env=env)
+    out = cli("check", "orders", "--at", at, "--no-alert", "--show-query", env=env)
     assert out.returncode == 0, out.stdout + out.stderr
+    end = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - now % 2))  # the period's end, as text
+    assert "query     SELECT period_time, value FROM src" in out.stdout
+    assert f"AND period_time < '{end}'" in out.stdout
     assert "collected 1 point(s)" in out.stdout
+    assert "(sqlite, every 2s, tz UTC)" in out.stdout  # `2s`, not `0:00:02`
     assert "rule      a row belongs to the period that holds its timestamp, [t, t + 2s)" in out.stdout
     assert "value=950" in out.stdout
-    # No stored history yet: the detector says why it cannot judge.
-    assert "mad          skipped: cold start" in out.stdout
-    assert "notification: none" in out.stdout
+    # Nothing stored yet: the detectors' window is collected first, then the period judged.
+    assert "earlier period(s) collected first" in out.stdout
+    assert "ANOMALY up" in out.stdout and "skipped: cold start" not in out.stdout
+    assert "notification: none" in out.stdout  # --no-alert
     write(tmp_path / "dead.yaml", metric_yaml("dead", tmp_path / "missing.db", "http://127.0.0.1:9/hook"))
     failing = cli("check", str(tmp_path / "dead.yaml"), "--no-alert", env=env)
     assert failing.returncode == 1
     assert "error     cannot open sqlite database" in failing.stdout
+
+
+def test_check_of_the_demo_from_the_repo_root_says_what_fixes_it_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    """Issue 14: `detectkd check demo_orders` right after `scripts/demo`, in a clean env."""
+    env = {"DETECTK_DATA_DIR": str(tmp_path / "state" / "detectk"), "DETECTK_DEMO_DB": ""}
+    env["DETECTK_METRICS_DIR"] = str(tmp_path / "none")
+    bare = cli("check", "demo_orders", cwd=REPO, env=env)
+    assert bare.returncode == 1
+    assert "--config FILE (or DETECTK_CONFIG), or DETECTK_METRICS_DIR" in bare.stderr
+    del env["DETECTK_METRICS_DIR"]
+    env["DETECTK_DEMO_DB"] = str(tmp_path / "nowhere" / "shop.db")
+    dead = cli("check", "demo_orders", "--config", "etc/detectk/detectkd.yaml", cwd=REPO, env=env)
+    assert dead.returncode == 1 and "cannot open sqlite database" in dead.stdout
+    assert "profile 'demo_shop' in" in dead.stdout and "it reads DETECTK_DEMO_DB" in dead.stdout
+    assert not (tmp_path / "state").exists()  # the failed one-shot created no store, no directory
 
 
 async def test_dtk_run_collects_detects_and_alerts_once(tmp_path: Path, receiver: Receiver) -> None:

@@ -88,7 +88,7 @@ BAD_CASES = [
         GOOD + "schedule:\n  interval: 10 fortnights\n",
         15,
         "schedule.interval",
-        "unknown unit 'fortnights'",
+        "'fortnights' is not a unit",
     ),
     (
         "bad template",
@@ -181,12 +181,28 @@ def test_bad_files_name_file_line_and_key(
 
 def test_duplicate_names_name_both_files(tmp_path: Path) -> None:
     write(tmp_path / "metrics" / "a.yaml", GOOD)
-    write(tmp_path / "metrics" / "b.yaml", GOOD)
+    write(tmp_path / "metrics" / "b.yaml", "# the same metric, copied\n\n" + GOOD)
     result = load_metrics([tmp_path / "metrics"], None, env={})
     assert list(result.metrics) == ["orders"]
     (issue,) = result.errors[str(tmp_path / "metrics" / "b.yaml")]
     assert "duplicate metric name 'orders'" in issue.message
+    assert issue.line == 3 and issue.key == "name"  # the `name:` line, not line 1
     assert str(tmp_path / "metrics" / "a.yaml") in issue.message
+
+
+def test_a_misspelt_unit_is_named_as_written_with_the_closest_unit() -> None:
+    from detectkd.durations import parse_duration
+
+    with pytest.raises(ValueError, match=r"'sec0nds' is not a unit; did you mean 'seconds'\?"):
+        parse_duration("10 sec0nds")  # read as "10 sec" + "0 nds": `nds` is not what was written
+
+
+def test_an_unknown_profile_says_where_it_looked(tmp_path: Path) -> None:
+    text = GOOD.replace("collector:\n", "collector:\n  profile: warehouse\n", 1)
+    assert "profile: warehouse" in text
+    (issue,) = load_one(tmp_path, text).all_errors()
+    assert "unknown profile 'warehouse'" in issue.message and "--profiles FILE" in issue.message
+    assert "detectk_profiles.yaml next to the metrics directory" in issue.message
 
 
 def test_every_error_in_a_file_is_listed(tmp_path: Path) -> None:

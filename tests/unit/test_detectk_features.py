@@ -119,3 +119,55 @@ def test_detectk_missing_data_parameters_load_and_judge(tmp_path: Path) -> None:
     assert not d.detect(history, Current(t, 7.0, fresh)).anomaly
     stale = {"epoch:last_event_time": float(t + step - 16 * 60)}
     assert d.detect(history, Current(t, 7.0, stale)).anomaly
+    # DetectK's heartbeat: a zero count whose last event is stale alerts on the first run
+    # (nothing stored yet); ClickHouse's max() of no rows is 1970-01-01: stale.
+    empty = History(np.array([], dtype=np.int64), np.array([]), {}, 1)
+    assert d.detect(empty, Current(t, 0.0, stale)).anomaly
+    assert d.detect(empty, Current(t, 0.0, {"epoch:last_event_time": 0.0})).anomaly
+    one = MissingDataDetector(params.model_copy(update={"max_missing_periods": 1}), step)
+    assert one.detect(empty, Current(t, 0.0, {})).anomaly  # consecutive_missing: 1 needs no history
+    assert d.detect(empty, Current(t, 0.0, {})).skipped == "no history yet"  # 2 does
+
+
+def test_execution_time_renders_as_a_datetime_sql_parses_and_keeps_its_methods() -> None:
+    """DetectK's backtest example writes `toDateTime('{{ execution_time }}')`: an aware
+    datetime's `str()` ends in `+00:00`, which ClickHouse refuses."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from detectkd.collectors.base import Window
+    from detectkd.templating import compile_template
+
+    finish = 1_767_225_600  # 2026-01-01 00:00 UTC
+    window = Window(finish - 600, finish, timedelta(minutes=10), ZoneInfo("Europe/Berlin"))
+    query = compile_template(
+        "WHERE t >= toDateTime('{{ execution_time }}') - INTERVAL 10 MINUTE "
+        "AND t < '{{ period_finish_dt }}' -- {{ execution_time.timestamp() | int }} "
+        "{{ execution_time.isoformat() }}"
+    ).render(**window.template_vars())
+    assert query == (
+        "WHERE t >= toDateTime('2026-01-01 01:00:00') - INTERVAL 10 MINUTE "
+        f"AND t < '2026-01-01 01:00:00' -- {finish} 2026-01-01T01:00:00+01:00"
+    )
+
+
+def test_value_path_takes_detectk_brackets_and_dots() -> None:
+    from detectkd.collectors.http import pick
+
+    doc = {"results": {"A": {"frames": [{"data": {"values": [[7, 8]]}}]}}}
+    assert pick(doc, "results.A.frames[0].data.values[0][1]") == 8  # DetectK's Grafana example
+    assert pick(doc, "results.A.frames.0.data.values.0.0") == 7
+
+
+def test_a_clickhouse_alias_that_shadows_the_filtered_column_is_a_warning(tmp_path: Path) -> None:
+    """DetectK's threshold examples select `now() as timestamp` and filter `WHERE timestamp >=
+    ...`: ClickHouse reads the alias in WHERE, so the count is always 0. Loud, not silent."""
+    shadow = HEAD.replace(
+        "SELECT count() as value FROM sessions", "SELECT count() as value, now() as timestamp FROM sessions"
+    )
+    assert "now() as timestamp" in shadow
+    result = load(tmp_path, shadow + MISSING)
+    assert result.ok
+    (w,) = [w for w in result.warnings if w.key == "collector.params.query"]
+    assert "alias 'timestamp' (now())" in w.message and w.line == 8
+    assert not [w for w in load(tmp_path, HEAD + MISSING).warnings if w.key == "collector.params.query"]

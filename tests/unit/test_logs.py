@@ -36,3 +36,14 @@ def test_library_tracebacks_are_json_lines_without_secrets() -> None:
     assert "sup3rsecret99" not in done.stderr
     assert by_logger["apscheduler.executors.default"]["level"] == "error"
     assert any("never retrieved" in e["event"] for e in events if e.get("logger") == "asyncio")
+
+
+def test_console_lines_print_an_alert_text_below_the_line_not_as_escapes() -> None:
+    script = (
+        "from detectkd import logs\nimport structlog\nlogs.configure('console')\n"
+        "structlog.get_logger('t').warning('alert FIRING', metric='orders', message='[FIRING] orders\\nValue: 9')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    first, *rest = out.stderr.splitlines()
+    assert "alert FIRING" in first and "metric=orders" in first and "\\n" not in out.stderr
+    assert rest == ["    [FIRING] orders", "    Value: 9"]

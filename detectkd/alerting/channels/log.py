@@ -32,7 +32,7 @@ class LogChannel:
             _LEVELS.get(self._level, 30),
             "alert " + alert.headline,
             metric=alert.metric,
-            series=alert.series or None,
+            series=alert.series,
             status=alert.headline,
             value=alert.value,
             expected=alert.expected,

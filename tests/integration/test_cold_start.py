@@ -1,0 +1,103 @@
+"""A new metric judges from its first run (issue 14): without `start_time`, its first start
+loads the history its detectors read, and a metric still in cold start says why, once."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+from structlog.testing import capture_logs
+
+from detectkd.alerting.state import Status
+from tests.conftest import write
+from tests.integration.test_daemon_inprocess import firing_alerts, running
+
+HOUR = 3600
+NOW = int(time.time()) // HOUR * HOUR  # the newest complete hour ends here
+PERIOD_QUERY = """SELECT period_time, value FROM src
+        WHERE period_time >= '{{ period_start }}' AND period_time < '{{ period_finish }}'"""
+NOW_QUERY = "SELECT value FROM src ORDER BY period_time DESC LIMIT 1"
+
+
+def metric(tmp_path: Path, window: str, query: str = PERIOD_QUERY) -> None:
+    write(tmp_path / "metrics.d" / "orders.yaml", f"""\
+name: orders
+schedule: {{interval: 1h}}
+collector:
+  type: sqlite
+  params:
+    database: {tmp_path / "src.db"}
+    query: |
+      {query}
+detector:
+  type: mad
+  params: {{window_size: {window}, n_sigma: 5, min_samples: 10}}
+alerter:
+  type: log
+""")  # fmt: skip
+
+
+def source(tmp_path: Path, spike_at: int) -> None:
+    """Ten days of hourly values, 4x at `spike_at`."""
+    conn = sqlite3.connect(tmp_path / "src.db")
+    conn.execute("CREATE TABLE src (period_time TEXT, value REAL)")
+    rows = [
+        (t, 400.0 if t == spike_at else 100.0 + t // HOUR % 3)
+        for t in range(NOW - 10 * 86400, NOW + HOUR, HOUR)
+    ]
+    conn.executemany("INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?)", rows)
+    conn.commit()
+    conn.close()
+
+
+def cold_lines(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
+    return [e for e in logs if str(e.get("event", "")).startswith("cold start")]
+
+
+async def test_a_short_window_is_loaded_by_the_first_run_which_judges_the_spike(tmp_path: Path) -> None:
+    source(tmp_path, spike_at=NOW - HOUR)
+    metric(tmp_path, "2d")  # 48 periods: within max_catch_up, loaded by the first run itself
+    async with running(tmp_path) as d:
+        d.scheduler.pause()
+        with capture_logs() as logs:
+            report = await d.slots["orders"].runtime.run(NOW)
+        assert len(report.points) == 49  # the window, then the newest period
+        assert d.slots["orders"].runtime.states[""].status is Status.FIRING
+        assert len(await firing_alerts(d)) == 1  # only the newest period notifies
+        assert cold_lines(logs) == []
+
+
+async def test_a_long_window_loads_in_the_background_then_judges_and_says_why_meanwhile(
+    tmp_path: Path,
+) -> None:
+    source(tmp_path, spike_at=NOW - HOUR)
+    metric(tmp_path, "7d")  # 168 periods: a history job beside the live runs
+    async with running(tmp_path) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        with capture_logs() as logs:
+            await rt.run(NOW - HOUR)  # the live run while the history loads
+            await rt.run(NOW - HOUR)  # logged once, not per run
+        lines = cold_lines(logs)
+        assert len(lines) == 1 and "loading in the background" in str(lines[0]["why"])
+        assert "fewer than 10 points" in str(lines[0]["detector"])
+        await d.history.settled()
+        await rt.run(NOW)
+        assert rt.states[""].status is Status.FIRING
+        assert len(await firing_alerts(d)) == 1
+
+
+async def test_a_query_on_now_cannot_load_history_and_says_so(tmp_path: Path) -> None:
+    source(tmp_path, spike_at=NOW - HOUR)
+    metric(tmp_path, "2d", NOW_QUERY)
+    async with running(tmp_path) as d:
+        d.scheduler.pause()
+        assert not d.slots["orders"].spec.collector.period_aware
+        with capture_logs() as logs:
+            report = await d.slots["orders"].runtime.run(NOW)
+        assert len(report.points) == 1  # nothing before it: its past cannot be asked for
+        (line,) = cold_lines(logs)
+        assert line["metric"] == "orders" and "does not select by period_start" in str(line["why"])
