@@ -16,6 +16,7 @@ from detectkd.commands import silence as silence_cli
 from detectkd.config.settings import Settings, load_settings
 from detectkd.durations import parse_duration, parse_moment
 from detectkd.errors import ConfigError
+from detectkd.shard import Shard
 from detectkd.specs.loader import LoadResult, MetricSpec, load_metrics
 
 DEFAULT_CONFIG = Path("/etc/detectk/detectkd.yaml")
@@ -46,7 +47,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     if args.web_config_file:  # Prometheus's flag name: --web.config.file
         settings = settings.model_copy(update={"web_config_file": Path(args.web_config_file).resolve()})
+    if args.shard:
+        sharded = with_shard(settings, args.shard)
+        if sharded is None:
+            return 2
+        settings = sharded
     return asyncio.run(run_daemon(settings))
+
+
+def with_shard(settings: Settings, text: str) -> Settings | None:
+    """`--shard I/N` over the settings' `shard` (None after printing why it is not a shard)."""
+    try:
+        return settings.model_copy(update={"shard": str(Shard.parse(text))})
+    except ValueError as exc:
+        print(f"detectkd: --shard: {exc}", file=sys.stderr)
+        return None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -72,6 +87,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{n_files} file(s), {len(result.metrics)} metric(s) valid, "
         f"{bad} file(s) with errors, {len(result.warnings)} warning(s)"
     )
+    if args.shard:
+        try:
+            shard = Shard.parse(args.shard)
+        except ValueError as exc:
+            print(f"ERROR   --shard: {exc}")
+            return 2
+        mine = sorted(n for n in result.metrics if shard.owns(n))
+        print(f"shard {shard}: {len(mine)} of {len(result.metrics)} metric(s)")
+        for name in mine:
+            print(f"  {name}  {result.metrics[name].file}")
     return 1 if (bad or missing) else 0
 
 
@@ -267,12 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="detectkd.yaml (default: $DETECTK_CONFIG or /etc/detectk)")
     run.add_argument("--web.config.file", dest="web_config_file",
                      help="TLS and basic auth (exporter-toolkit format)")  # fmt: skip
+    run.add_argument("--shard", help="run only the metrics of shard I of N (I/N; default: settings' shard)")
     run.set_defaults(fn=cmd_run)
 
     val = sub.add_parser("validate", help="validate metric files and directories")
     val.add_argument("paths", nargs="+")
     val.add_argument("--config")
     val.add_argument("--profiles", help="profiles file (default: from settings)")
+    val.add_argument("--shard", help="also list the metrics shard I/N would run")
     val.set_defaults(fn=cmd_validate)
 
     chk = _metric_command(sub, "check", "run one period of one metric and print every step", cmd_check)

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from detectkd import __version__
 from detectkd.exposition import Family
+from detectkd.shard import ALL, Shard
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -21,7 +22,7 @@ M = ("metric",)
 
 
 class Telemetry:
-    def __init__(self) -> None:
+    def __init__(self, shard: Shard = ALL) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)  # daemon-wide families
         self.families: list[Family] = []  # labelled by metric
         self.check_duration = Histogram(
@@ -113,6 +114,9 @@ class Telemetry:
             "detectk_history_batch_errors", "History batches that failed (and are retried).", "counter", M
         )
         Info("detectk_build", "detectkd version.", registry=r).info({"version": __version__})
+        Info("detectk_shard", "The shard this replica runs: I of N (shard: I/N).", registry=r).info(
+            {"shard": str(shard.index), "shards": str(shard.count)}
+        )
 
     def _family(
         self, name: str, doc: str, kind: Literal["counter", "gauge"], labels: tuple[str, ...]

@@ -18,6 +18,7 @@ from detectkd.config.types import Duration
 from detectkd.config.validation import issues_from
 from detectkd.config.yamlsource import YamlLimits, load_yaml, set_limits
 from detectkd.errors import ConfigError
+from detectkd.shard import Shard
 
 
 class StorageSettings(StoreParams):
@@ -72,6 +73,8 @@ class Settings(BaseSettings):
     # e.g. "https://grafana.example/d/dtk?var-metric={{ metric }}".
     generator_url: str | None = None
     run_timeout: Duration | None = None  # default: the metric's interval
+    # Run only the metrics whose name hashes into shard I of N ("I/N"; docs/scaling.md#shards).
+    shard: str = "0/1"
     outages: OutageSettings = Field(default_factory=OutageSettings)  # ERROR / SOURCE DOWN grouping
     history: HistorySettings = Field(default_factory=HistorySettings)  # background start_time loading
     silence_refresh: Duration = timedelta(seconds=10)  # how often silences are re-read from the store
@@ -81,6 +84,15 @@ class Settings(BaseSettings):
     config_max_bytes: int = Field(default=1_048_576, ge=1024)  # a larger config file is refused unread
     # A config file whose YAML aliases expand to more values is refused (a "billion laughs").
     config_max_values: int = Field(default=100_000, ge=100)
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, value: str) -> str:
+        return str(Shard.parse(value))
+
+    @property
+    def shard_of(self) -> Shard:
+        return Shard.parse(self.shard)
 
     @field_validator("generator_url")
     @classmethod

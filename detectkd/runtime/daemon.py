@@ -41,7 +41,7 @@ class Daemon(DaemonView):
         self.settings = settings
         self.store: Store = store or daemon_store(settings)
         self.data_stores = DataStores()
-        self.telemetry = Telemetry()
+        self.telemetry = Telemetry(settings.shard_of)
         self.resources = Resources()
         self.specs: dict[str, MetricSpec] = {}
         self.slots: dict[str, MetricSlot] = {}  # running metrics (enabled, built)
@@ -107,6 +107,7 @@ class Daemon(DaemonView):
         log.info(
             "detectkd started",
             metrics=len(self.slots),
+            shard=self.settings.shard,
             config_errors=len(result.all_errors()),
             store=str(getattr(self.store, "path", "")),
         )
@@ -169,7 +170,7 @@ class Daemon(DaemonView):
     async def _load(self) -> LoadResult:
         s = self.settings
         # Parsing thousands of YAML files is CPU work: keep the loop (and /healthz) responsive.
-        return await asyncio.to_thread(load_metrics, [s.metrics_dir], s.profiles_file)
+        return (await asyncio.to_thread(load_metrics, [s.metrics_dir], s.profiles_file)).only(s.shard_of)
 
     def _record_load(self, result: LoadResult, plan: Plan) -> None:
         errors = result.all_errors()

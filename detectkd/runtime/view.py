@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from detectkd.alerting.state import SeriesState
+    from detectkd.config.settings import Settings
     from detectkd.runtime.history import HistoryLoader
     from detectkd.runtime.slot import MetricSlot
     from detectkd.specs.loader import MetricSpec
@@ -30,6 +31,7 @@ class DaemonView:
     silences: Silences
     config_errors: list[str]
     history: HistoryLoader
+    settings: Settings
 
     def running_metrics(self) -> int:
         return len(self.slots)
@@ -85,6 +87,7 @@ class DaemonView:
             item["silenced_by"] = self._silenced_by(name, list(rt.states))
             if (loading := self.history.api(name)) is not None:
                 item["history"] = loading
+            item["shard"] = self.settings.shard
             out.append(item)
         return out
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from detectkd.collectors.points import PointSpec
 from detectkd.config.models import Conditions, MetricFile
 from detectkd.errors import ConfigIssue
+from detectkd.shard import Shard
 from detectkd.specs.entities import Entity
 
 
@@ -73,6 +74,7 @@ class LoadResult:
     errors: dict[str, list[ConfigIssue]] = field(default_factory=dict)
     warnings: list[ConfigIssue] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    other_shards: int = 0  # valid metrics left to the other shards
 
     @property
     def ok(self) -> bool:
@@ -80,6 +82,13 @@ class LoadResult:
 
     def all_errors(self) -> list[ConfigIssue]:
         return [i for f in sorted(self.errors) for i in self.errors[f]]
+
+    def only(self, shard: Shard) -> LoadResult:
+        """The metrics of one shard (errors and warnings stay: a broken file has no owner)."""
+        if shard.count == 1:
+            return self
+        mine = {n: m for n, m in self.metrics.items() if shard.owns(n)}
+        return LoadResult(mine, self.errors, self.warnings, self.files, len(self.metrics) - len(mine))
 
 
 def source_key(c: CollectorSpec) -> str:

@@ -58,10 +58,10 @@ class DaemonProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self, env: dict[str, str] | None = None) -> None:
+    async def start(self, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         log = self.log_path.open("ab")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "detectkd", "run", "--config", str(self.root / "detectkd.yaml"),
+            sys.executable, "-m", "detectkd", "run", "--config", str(self.root / "detectkd.yaml"), *args,
             stdout=log, stderr=log, env={**os.environ, **(env or {})},
         )  # fmt: skip
         await self.until(lambda: self.ready(), what="/readyz 200")

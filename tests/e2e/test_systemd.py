@@ -88,3 +88,22 @@ def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     done = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60)
     problems = [line for line in (done.stdout + done.stderr).splitlines() if "detectkd.service" in line]
     assert done.returncode == 0 and not problems, done.stdout + done.stderr
+
+
+def test_the_shard_template_unit_verifies_and_runs_shard_i_of_n(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    assert analyze
+    unit = (REPO / "systemd" / "detectkd@.service").read_text()
+    assert "--shard %i/${DETECTK_SHARDS}" in unit and "StateDirectory=detectk/shard-%i" in unit
+    assert "EnvironmentFile=-/etc/detectk/shard-%i.env" in unit
+    plain = (REPO / "systemd" / "detectkd.service").read_text()
+    for key in ("NoNewPrivileges=yes", "ProtectSystem=strict", "Type=notify", "WatchdogSec=60s"):
+        assert key in unit and key in plain, key  # the same hardening as the single unit
+    exe = REPO / ".venv" / "bin" / "detectkd"
+    template = tmp_path / "detectkd@.service"
+    template.write_text(unit.replace("/opt/detectkd/bin/detectkd", str(exe)))
+    instance = tmp_path / "detectkd@1.service"
+    instance.symlink_to(template)
+    done = subprocess.run([analyze, "verify", str(instance)], capture_output=True, text=True, timeout=60)
+    problems = [line for line in (done.stdout + done.stderr).splitlines() if "detectkd@" in line]
+    assert done.returncode == 0 and not problems, done.stdout + done.stderr
