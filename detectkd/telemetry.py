@@ -114,6 +114,10 @@ class Telemetry:
             "detectk_history_batch_errors", "History batches that failed (and are retried).", "counter", M
         )
         Info("detectk_build", "detectkd version.", registry=r).info({"version": __version__})
+        self.leader = Gauge(
+            "detectk_leader", "1 while this replica leads its shard (ha), else 0.", registry=r
+        )
+        self.leader.set(1)  # a replica without ha leads; with ha, 0 until elected
         Info("detectk_shard", "The shard this replica runs: I of N (shard: I/N).", registry=r).info(
             {"shard": str(shard.index), "shards": str(shard.count)}
         )

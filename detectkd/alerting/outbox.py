@@ -64,6 +64,9 @@ class Dispatcher:
         self._per_destination = per_destination
         self._destinations: dict[str, asyncio.Semaphore] = {}
         self._inflight: dict[int, asyncio.Task[None]] = {}  # row id -> its delivery
+        # HA: False on a standby. Checked before every send as well as when claiming, so a
+        # leader stopped between its claim and its send does not send once it is deposed.
+        self.may_send: Callable[[], bool] = lambda: True
 
     def wake(self) -> None:
         self._wake.set()
@@ -91,7 +94,7 @@ class Dispatcher:
         flight is done (one-shot use, shutdown); the loop does not wait, so a slow receiver
         never holds up the others. Returns when the next row falls due."""
         now = time.time()
-        items = await self.store.outbox_claim(now, LEASE_S, 100, self.only_metric)
+        items = await self.store.outbox_claim(now, LEASE_S, 100, self.only_metric) if self.may_send() else []
         for item in items:
             if item.id not in self._inflight:  # a lease outlived by a slow delivery
                 task = asyncio.ensure_future(self._deliver_logged(item))
@@ -128,6 +131,8 @@ class Dispatcher:
             try:
                 if channel is None:
                     raise TransientError("the metric or its alerter is no longer configured")
+                if not self.may_send():
+                    return  # deposed: the row's lease runs out and the leader sends it
                 await channel.send(Alert.from_json(item.payload))
             except (TransientError, PermanentError) as exc:
                 await self._failed(item, kind, str(exc), permanent=isinstance(exc, PermanentError))

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from detectkd.config.connection import StoreParams
@@ -48,6 +48,16 @@ class HistorySettings(BaseModel):
     retry_after: Duration = timedelta(seconds=30)  # a failed batch is retried after this, doubling to 10m
 
 
+class HaSettings(BaseModel):
+    """Replicas of one shard sharing a PostgreSQL store elect a leader (docs/scaling.md#ha)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    # A leader that cannot renew its lease for this long is replaced; standbys try every lease/4.
+    lease: Duration = timedelta(seconds=15)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DETECTK_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -75,6 +85,7 @@ class Settings(BaseSettings):
     run_timeout: Duration | None = None  # default: the metric's interval
     # Run only the metrics whose name hashes into shard I of N ("I/N"; docs/scaling.md#shards).
     shard: str = "0/1"
+    ha: HaSettings = Field(default_factory=HaSettings)  # one leader per shard among replicas
     outages: OutageSettings = Field(default_factory=OutageSettings)  # ERROR / SOURCE DOWN grouping
     history: HistorySettings = Field(default_factory=HistorySettings)  # background start_time loading
     silence_refresh: Duration = timedelta(seconds=10)  # how often silences are re-read from the store
@@ -89,6 +100,15 @@ class Settings(BaseSettings):
     @classmethod
     def _shard(cls, value: str) -> str:
         return str(Shard.parse(value))
+
+    @model_validator(mode="after")
+    def _ha_needs_postgres(self) -> Settings:
+        if self.ha.enabled and self.storage.type != "postgres":
+            raise ValueError(
+                f"ha.enabled needs storage.type: postgres (the lease lives there), not "
+                f"{self.storage.type!r}; a ClickHouse data store can stay the metrics' data store"
+            )
+        return self
 
     @property
     def shard_of(self) -> Shard:

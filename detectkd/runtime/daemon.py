@@ -22,6 +22,8 @@ from detectkd.errors import StorageError, error_line
 from detectkd.resources import Resources
 from detectkd.runtime import retention
 from detectkd.runtime.history import HistoryLoader
+from detectkd.runtime.jobs import Jobs
+from detectkd.runtime.leader import leadership_for
 from detectkd.runtime.outage_alerts import refresh_silences, send_due, split_saved
 from detectkd.runtime.reload import Action, Plan, ReloadQueue, make_plan
 from detectkd.runtime.slot import Deps, MetricSlot, assemble, assemble_loader
@@ -36,7 +38,7 @@ log = structlog.get_logger("detectkd")
 RETENTION_JOB = "@retention"  # metric names cannot start with @
 
 
-class Daemon(DaemonView):
+class Daemon(Jobs, DaemonView):
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
         self.store: Store = store or daemon_store(settings)
@@ -67,6 +69,10 @@ class Daemon(DaemonView):
                          settings.generator_url, self.silences)  # fmt: skip
         self.history = HistoryLoader(self.store, settings.history, self._loader_slot, self._history_loaded,
                                      self.telemetry)  # fmt: skip
+        self.leadership = leadership_for(settings, self.store, self._leading)
+        if self.leadership is not None:
+            self.dispatcher.may_send = lambda: self.leadership is not None and self.leadership.leader
+            self.telemetry.leader.set(0)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -115,6 +121,8 @@ class Daemon(DaemonView):
     async def serve(self) -> None:
         """Run until SIGTERM/SIGINT (or `stop_event`), then shut down gracefully."""
         dispatcher = asyncio.create_task(self.dispatcher.run(self.stop_event), name="outbox")
+        if self.leadership is not None:
+            election = asyncio.create_task(self.leadership.run(self.stop_event), name="election")
         health = asyncio.create_task(self._health_loop(), name="health")
         watchdog = asyncio.create_task(self.notifier.beat(self.status_line, self.stop_event), name="watchdog")
         await self.stop_event.wait()
@@ -138,6 +146,9 @@ class Daemon(DaemonView):
             )
         except (TimeoutError, StorageError) as exc:
             log.warning("final outbox flush incomplete", error=str(exc) or "timeout")
+        if self.leadership is not None:
+            await election
+            await self.leadership.release()  # a standby takes over now, not after the lease
         await self.close()
 
     async def retention_pass(self, now: float | None = None) -> int:
@@ -337,52 +348,20 @@ class Daemon(DaemonView):
 
     # -- runs ----------------------------------------------------------------------------
 
-    async def _job(self, name: str) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        task.set_name(f"run:{name}")
-        self._inflight.add(task)
-        try:
-            await self.run_metric(name)
-        finally:
-            self._inflight.discard(task)
-
-    async def run_metric(self, name: str, at: float | None = None) -> None:
-        slot = self.slots.get(name)
-        if slot is None:
+    async def _leading(self, leader: bool) -> None:
+        """Became leader: what the previous leader committed is the truth (alert states,
+        watermarks, windows, silences); the outbox is read by the dispatcher as it is."""
+        self.telemetry.leader.set(1 if leader else 0)
+        if not leader:
             return
-        rt, trigger = slot.runtime, slot.trigger
-        now = time.time() if at is None else at
-        scheduled = trigger.latest_at_or_before(now)
-        self.telemetry.lag.observe(max(0.0, now - scheduled))
-        timeout = (self.settings.run_timeout or rt.interval).total_seconds()
-        finish = rt.finish_for(scheduled)
-        ok = False
-        async with self._sem:
-            started = time.monotonic()
-            try:
-                async with asyncio.timeout(timeout):
-                    await rt.run(finish)
-                ok = True
-            except TimeoutError:  # the run was cancelled: count it like any failed run
-                rt.record_failure(f"{name}: run exceeded {timeout:g}s and was cancelled", started)
-                log.warning("check failed", metric=name, error=rt.status.last_error)
-            except Exception:
-                log.warning(
-                    "check failed",
-                    metric=name,
-                    profile=rt.spec.collector.profile,
-                    source=rt.spec.collector.type,
-                    error=rt.status.last_error,
-                )
-        owed = self.outages.observe(name, ok, int(time.time()), rt.status.last_error or "")
-        if not ok:
-            try:
-                await rt.judge_failure(finish)
-            except Exception as exc:  # the store may be what failed
-                log.warning("on_error policy not applied", metric=name, error=error_line(exc))
-        if owed:
-            await self.check_health()
+        saved, errors = split_saved(await self.store.load_states(), self.outages)
+        for name, slot in self.slots.items():
+            slot.runtime.states = dict(saved.get(name, {}))
+            slot.runtime.reload_windows()
+        for metric, st in errors.items():
+            self.outages.restore(metric, st)
+        await self.refresh_silences()
+        self.dispatcher.wake()
 
     async def _health_loop(self) -> None:
         """Notifications that become due with time (group_wait), not with a run; silences

@@ -33,6 +33,13 @@ class DaemonView:
     history: HistoryLoader
     settings: Settings
 
+    def api_ha(self) -> dict[str, Any] | None:
+        """`ha.enabled`: this replica's role in its shard's election (None without ha)."""
+        lead = getattr(self, "leadership", None)
+        if lead is None:
+            return None
+        return {"shard": lead.shard, "leader": lead.leader, "holder": lead.holder, "token": lead.token}
+
     def running_metrics(self) -> int:
         return len(self.slots)
 

@@ -17,6 +17,7 @@ from detectkd.alerting.state import STATE_COLUMNS, SeriesState, state_from_row, 
 from detectkd.config.connection import StoreParams
 from detectkd.errors import StorageError
 from detectkd.redact import redact_text
+from detectkd.storage import lease
 from detectkd.storage.base import (
     OutboxItem,
     OutboxStats,
@@ -127,6 +128,7 @@ class PostgresStore:
         self._connect = connect
         self._pool: Any = None
         self.path = connect.get("host") or "postgres"
+        self.fence: lease.Fence | None = None  # HA: commits and claims need this lease
 
     async def open(self) -> None:
         try:
@@ -136,7 +138,7 @@ class PostgresStore:
             # One DDL at a time across daemons starting together.
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(7215834)")
-                await conn.execute(SCHEMA)
+                await conn.execute(SCHEMA + lease.SCHEMA)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StorageError(f"cannot open postgres store: {redact_text(str(exc))}") from None
 
@@ -154,11 +156,19 @@ class PostgresStore:
     async def ping(self) -> None:
         await self._run(lambda c: c.fetchval("SELECT 1"))
 
+    async def lease_acquire(self, shard: str, holder: str, ttl_s: float) -> int | None:
+        token: int | None = await self._run(lambda c: lease.acquire(c, shard, holder, ttl_s))
+        return token
+
+    async def lease_release(self, shard: str, holder: str) -> None:
+        await self._run(lambda c: lease.release(c, shard, holder))
+
     async def commit(self, run: RunRecord) -> None:
         now = time.time()
 
         async def write(c: Any) -> None:
             async with c.transaction():
+                await lease.require(c, self.fence)
                 if run.save_points and run.points:
                     await c.executemany(
                         UPSERT_POINTS,
@@ -281,6 +291,8 @@ class PostgresStore:
     ) -> list[OutboxItem]:
         async def claim(c: Any) -> list[OutboxItem]:
             async with c.transaction():
+                if self.fence is not None and not await lease.held(c, self.fence):
+                    return []
                 rows = await c.fetch(
                     f"""
                     WITH heads AS (

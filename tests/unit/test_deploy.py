@@ -90,3 +90,23 @@ def test_the_configmap_settings_and_metric_files_load(tmp_path: Path) -> None:
     (tmp_path / "detectkd.yaml").write_text(d["ConfigMap/detectkd-settings"]["data"]["detectkd.yaml"])
     settings = load_settings(tmp_path / "detectkd.yaml")
     assert settings.metrics_dir == Path("/etc/detectk/metrics.d") and settings.listen == "0.0.0.0:9100"
+
+
+def test_the_compose_ha_pair_shares_one_store_and_its_settings_and_metrics_load(tmp_path: Path) -> None:
+    compose = load((REPO / "docker-compose.yml").read_text())
+    a, b = compose["services"]["detectkd-a"], compose["services"]["detectkd-b"]
+    assert a["environment"] == b["environment"] and a["volumes"] == b["volumes"]  # one shard, one store
+    assert a["ports"] != b["ports"]
+    env = {k: str(v) for k, v in a["environment"].items()}
+    assert env["DETECTK_HA__ENABLED"] == "true" and env["DETECTK_STORAGE__TYPE"] == "postgres"
+    import os
+    from unittest import mock
+
+    from detectkd.config.settings import Settings
+
+    with mock.patch.dict(os.environ, {k: v for k, v in env.items() if k.startswith("DETECTK_")}):
+        settings = Settings()
+    assert settings.ha.enabled and settings.storage.host == "postgres"
+    metrics = REPO / "deploy" / "compose" / "metrics.d"
+    result = load_metrics([metrics], metrics / "profiles.yaml", env=env)
+    assert result.ok and list(result.metrics) == ["pg_connections"], [str(i) for i in result.all_errors()]

@@ -1,0 +1,80 @@
+"""Running a metric on its schedule (a mixin of `Daemon`): one run under the concurrency
+limit and the run timeout, failures counted and judged, outages observed; HA standbys skip."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from detectkd.errors import error_line
+
+if TYPE_CHECKING:
+    from detectkd.alerting.outage import Outages
+    from detectkd.config.settings import Settings
+    from detectkd.runtime.leader import Leadership
+    from detectkd.runtime.slot import MetricSlot
+    from detectkd.telemetry import Telemetry
+
+log = structlog.get_logger("detectkd")
+
+
+class Jobs:
+    slots: dict[str, MetricSlot]
+    settings: Settings
+    telemetry: Telemetry
+    outages: Outages
+    leadership: Leadership | None
+    _inflight: set[asyncio.Task[Any]]
+    _sem: asyncio.Semaphore
+
+    async def check_health(self, at: float | None = None) -> None: ...
+
+    async def _job(self, name: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.set_name(f"run:{name}")
+        self._inflight.add(task)
+        try:
+            await self.run_metric(name)
+        finally:
+            self._inflight.discard(task)
+
+    async def run_metric(self, name: str, at: float | None = None) -> None:
+        slot = self.slots.get(name)
+        if slot is None or (self.leadership is not None and not self.leadership.leader):
+            return  # a standby of an HA pair runs nothing
+        rt, trigger = slot.runtime, slot.trigger
+        now = time.time() if at is None else at
+        scheduled = trigger.latest_at_or_before(now)
+        self.telemetry.lag.observe(max(0.0, now - scheduled))
+        timeout = (self.settings.run_timeout or rt.interval).total_seconds()
+        finish = rt.finish_for(scheduled)
+        ok = False
+        async with self._sem:
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(timeout):
+                    await rt.run(finish)
+                ok = True
+            except TimeoutError:  # the run was cancelled: count it like any failed run
+                rt.record_failure(f"{name}: run exceeded {timeout:g}s and was cancelled", started)
+                log.warning("check failed", metric=name, error=rt.status.last_error)
+            except Exception:
+                log.warning(
+                    "check failed",
+                    metric=name,
+                    profile=rt.spec.collector.profile,
+                    source=rt.spec.collector.type,
+                    error=rt.status.last_error,
+                )
+        owed = self.outages.observe(name, ok, int(time.time()), rt.status.last_error or "")
+        if not ok:
+            try:
+                await rt.judge_failure(finish)
+            except Exception as exc:  # the store may be what failed
+                log.warning("on_error policy not applied", metric=name, error=error_line(exc))
+        if owed:
+            await self.check_health()

@@ -1,0 +1,67 @@
+"""The leader lease of a shard, in PostgreSQL (high availability, docs/scaling.md#ha).
+
+One row per shard: who holds it, until when (the database's clock, so replicas' clocks
+never matter), and a fencing token that grows every time the lease changes hands. A
+leader's every commit and outbox claim re-reads its row in the same transaction (`FOR
+SHARE`, so a takeover waits for it): once another replica has taken the lease, a deposed
+leader can neither write a run nor claim a notification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from detectkd.errors import StorageError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dtk_leases (
+    shard text PRIMARY KEY, holder text NOT NULL, token bigint NOT NULL,
+    expires_at double precision NOT NULL
+);
+"""
+NOW = "extract(epoch FROM clock_timestamp())"
+ACQUIRE = f"""
+INSERT INTO dtk_leases AS l (shard, holder, token, expires_at) VALUES ($1, $2, 1, {NOW} + $3)
+ON CONFLICT (shard) DO UPDATE
+SET holder = excluded.holder, expires_at = excluded.expires_at,
+    token = CASE WHEN l.holder = excluded.holder THEN l.token ELSE l.token + 1 END
+WHERE l.holder = excluded.holder OR l.expires_at < {NOW}
+RETURNING token
+"""
+HELD = f"""
+SELECT 1 FROM dtk_leases WHERE shard = $1 AND holder = $2 AND token = $3 AND expires_at > {NOW}
+FOR SHARE
+"""
+RELEASE = "UPDATE dtk_leases SET expires_at = 0 WHERE shard = $1 AND holder = $2"  # the token stays
+
+
+class LeaseLost(StorageError):
+    """This replica no longer holds its shard's lease: it must not write or deliver."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    shard: str
+    holder: str
+    token: int
+
+
+async def acquire(conn: Any, shard: str, holder: str, ttl_s: float) -> int | None:
+    """Take or renew the lease; its token, or None while another replica holds it."""
+    token = await conn.fetchval(ACQUIRE, shard, holder, ttl_s)
+    return None if token is None else int(token)
+
+
+async def held(conn: Any, fence: Fence) -> bool:
+    """Inside a transaction: is the lease still this fence's (and locked until commit)?"""
+    return await conn.fetchval(HELD, fence.shard, fence.holder, fence.token) is not None
+
+
+async def require(conn: Any, fence: Fence | None) -> None:
+    if fence is not None and not await held(conn, fence):
+        raise LeaseLost(f"shard {fence.shard}: the lease (token {fence.token}) is held by another replica")
+
+
+async def release(conn: Any, shard: str, holder: str) -> None:
+    await conn.execute(RELEASE, shard, holder)

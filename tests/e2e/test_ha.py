@@ -1,0 +1,183 @@
+"""High availability (issue 15): two real daemons of one shard on one real PostgreSQL store
+elect a leader; after `kill -9` of the leader the standby takes over within one lease and
+the receiver gets every notification exactly once; a leader stopped with SIGSTOP past its
+lease is deposed and, resumed, delivers nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import signal
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from detectkd.config.settings import load_settings
+from detectkd.errors import ConfigError
+from tests.conftest import Receiver, pg_database, write
+from tests.e2e.conftest import DaemonProcess
+
+LEASE = 2.0
+# The value depends on the period only, so both replicas would judge the same: 100 for
+# four seconds, 0 for four: a FIRING and a RESOLVED every eight seconds.
+METRIC = """\
+name: toggling
+schedule: {{interval: 1s}}
+collector:
+  type: sqlite
+  params:
+    database: {db}
+    query: >-
+      SELECT CASE WHEN (CAST(strftime('%s', '{{{{ period_start }}}}') AS INTEGER) / 4) % 2 = 0
+             THEN 100 ELSE 0 END AS value
+detector:
+  type: threshold
+  params: {{operator: greater_than, threshold: 50}}
+alerter:
+  type: webhook
+  params: {{url: "{url}"}}
+  conditions: {{flap_changes: 0}}
+"""
+
+
+@pytest.fixture
+async def store_env(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    async with pg_database("", "dtk_ha") as name:
+        yield {
+            "DETECTK_STORAGE__TYPE": "postgres",
+            "DETECTK_STORAGE__HOST": "127.0.0.1",
+            "DETECTK_STORAGE__PORT": "5432",
+            "DETECTK_STORAGE__USER": "postgres",
+            "DETECTK_STORAGE__DATABASE": name,
+            "DETECTK_HA__ENABLED": "true",
+            "DETECTK_HA__LEASE": f"{LEASE}s",
+            "DSN": f"postgresql://postgres@127.0.0.1:5432/{name}",
+        }
+
+
+def replicas(tmp_path: Path, receiver: Receiver) -> list[DaemonProcess]:
+    sqlite3.connect(tmp_path / "none.db").close()  # the query reads no table; the file must exist
+    out = []
+    for name in ("a", "b"):
+        d = DaemonProcess(tmp_path / name)
+        write(
+            d.root / "metrics.d" / "toggling.yaml", METRIC.format(db=tmp_path / "none.db", url=receiver.url)
+        )
+        write(d.root / "profiles.yaml", "profiles: {}\n")
+        out.append(d)
+    return out
+
+
+async def role(d: DaemonProcess) -> dict[str, Any]:
+    ha: dict[str, Any] = (await d.api())["ha"]
+    return ha
+
+
+async def notifications(receiver: Receiver, at_least: int, timeout: float = 40) -> None:
+    async with asyncio.timeout(timeout):
+        while len(receiver.received) < at_least:
+            await asyncio.sleep(0.1)
+
+
+def exactly_once(receiver: Receiver) -> list[str]:
+    keys = [str(b["key"]) for b in receiver.received]
+    doubled = [k for k, n in collections.Counter(keys).items() if n > 1]
+    assert not doubled, f"sent twice: {doubled}"
+    statuses = [str(b["status"]) for b in sorted(receiver.received, key=lambda b: str(b["period"]))]
+    # Every episode: FIRING then RESOLVED, none missing (the periods alternate in fours).
+    assert all(a != b for a, b in itertools.pairwise(statuses)), statuses
+    return keys
+
+
+async def stored_keys(dsn: str) -> dict[str, str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT key, status FROM dtk_outbox")
+    finally:
+        await conn.close()
+    return {r["key"]: r["status"] for r in rows}
+
+
+async def stop_all(ds: list[DaemonProcess]) -> None:
+    for d in ds:
+        if d.proc is not None and d.proc.returncode is None:
+            d.proc.send_signal(signal.SIGCONT)
+            d.proc.kill()
+            await d.proc.wait()
+
+
+async def test_kill_9_of_the_leader_fails_over_within_a_lease_losing_and_doubling_nothing(
+    tmp_path: Path, receiver: Receiver, store_env: dict[str, str]
+) -> None:
+    a, b = replicas(tmp_path, receiver)
+    try:
+        await a.start(env=store_env)
+        await a.until(lambda: _leads(a), what="a leads")
+        await b.start(env=store_env)
+        assert (await role(b))["leader"] is False  # ready, configs loaded, running nothing
+        assert (await b.metric("toggling")) is not None
+        await notifications(receiver, 3)
+        assert a.proc is not None
+        a.proc.kill()  # kill -9
+        killed = time.monotonic()
+        await b.until(lambda: _leads(b), timeout=3 * LEASE, what="b takes over")
+        failover = time.monotonic() - killed
+        print(f"failover after kill -9: {failover:.2f}s (lease {LEASE}s)")
+        assert failover <= LEASE + LEASE / 4 + 1.0, failover  # one lease and one try (+ polling)
+        before = len(receiver.received)
+        await notifications(receiver, before + 3)
+        _, text = await b.get("/metrics")
+        assert "detectk_leader 1.0" in text
+        assert await b.stop() == 0  # releases the lease, flushes the outbox
+    finally:
+        await stop_all([a, b])
+    keys = exactly_once(receiver)
+    stored = await stored_keys(store_env["DSN"])
+    assert set(keys) == {k for k, st in stored.items() if st == "sent"}  # every stored one arrived
+    assert [k for k, st in stored.items() if st != "sent"] == []  # and none was left behind
+
+
+async def test_a_stopped_leader_is_deposed_and_resumed_delivers_nothing(
+    tmp_path: Path, receiver: Receiver, store_env: dict[str, str]
+) -> None:
+    a, b = replicas(tmp_path, receiver)
+    try:
+        await a.start(env=store_env)
+        await a.until(lambda: _leads(a), what="a leads")
+        await b.start(env=store_env)
+        await notifications(receiver, 2)
+        a.send(signal.SIGSTOP)
+        await b.until(lambda: _leads(b), timeout=3 * LEASE, what="b takes over from the stopped a")
+        await notifications(receiver, len(receiver.received) + 2)
+        a.send(signal.SIGCONT)
+        await a.until(lambda: _follows(a), timeout=3 * LEASE, what="a, resumed, is a standby")
+        resumed = len(receiver.received)
+        await notifications(receiver, resumed + 2)  # b goes on; a sends nothing
+        assert await b.stop() == 0
+        assert await a.stop() == 0
+    finally:
+        await stop_all([a, b])
+    exactly_once(receiver)
+    sent_by_a = [e for e in a.log_events() if e.get("event") == "alert delivered"]
+    deposed_at = next(i for i, e in enumerate(a.log_events()) if e.get("event") == "standby")
+    assert all(a.log_events().index(e) < deposed_at for e in sent_by_a)  # nothing after deposition
+
+
+async def _leads(d: DaemonProcess) -> bool:
+    return bool((await role(d))["leader"])
+
+
+async def _follows(d: DaemonProcess) -> bool:
+    return not (await role(d))["leader"]
+
+
+def test_ha_without_postgres_is_refused_naming_the_keys(tmp_path: Path) -> None:
+    write(tmp_path / "detectkd.yaml", "ha: {enabled: true}\n")
+    with pytest.raises(ConfigError, match=r"ha\.enabled needs storage\.type: postgres"):
+        load_settings(tmp_path / "detectkd.yaml")
