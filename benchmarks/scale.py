@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from detectkd.collectors.points import Point  # noqa: E402
+from detectkd.shard import ALL, Shard  # noqa: E402
 from detectkd.storage.base import RunRecord  # noqa: E402
 from detectkd.storage.sqlite import SqliteStore  # noqa: E402
 
@@ -76,12 +77,17 @@ def build_source(path: Path, n: int, interval: int, start: int, end: int) -> Non
     conn.close()
 
 
-async def preload_store(path: Path, n: int, interval: int, now: int, history: int = HISTORY_POINTS) -> None:
+async def preload_store(
+    path: Path, n: int, interval: int, now: int, history: int = HISTORY_POINTS, shard: Shard = ALL
+) -> None:
+    """The store of a daemon that already ran: `history` points and a watermark per metric
+    (of `shard`: with `workers: N` each worker has its own store, `data/worker-i`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(path)
     await store.open()
     last = now - now % interval - interval
     periods = [last - k * interval for k in range(history, 0, -1)]
-    for i in range(n):
+    for i in (i for i in range(n) if shard.owns(f"m{i}")):
         pts = [Point("", p, 100.0 + (i + p // interval) % 7) for p in periods]
         await store.commit(RunRecord(f"m{i}", points=pts, watermark=periods[-1]))
     await store.close()
@@ -136,6 +142,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def cpu_tree(pid: int) -> float:
+    """CPU seconds of a process and its children (the workers of `workers: N`)."""
+    return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children(pid))
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -151,13 +169,18 @@ def run_one(
     history: int = HISTORY_POINTS,
     warmup: int = 0,
     scrape_every: float = 0.0,
+    workers: int = 1,
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix=f"dtk-scale-{n}-") as tmp:
         root = Path(tmp)
         now = int(time.time())
         t0 = time.monotonic()
         build_source(root / "src.db", n, interval, now - 2 * interval, now + warmup + duration + 4 * interval)
-        asyncio.run(preload_store(root / "data" / "detectkd.db", n, interval, now, history))
+        if workers == 1:
+            asyncio.run(preload_store(root / "data" / "detectkd.db", n, interval, now, history))
+        for w in range(workers if workers > 1 else 0):
+            db = root / "data" / f"worker-{w}" / "detectkd.db"
+            asyncio.run(preload_store(db, n, interval, now, history, Shard(w, workers)))
         (root / "metrics.d").mkdir()
         for i in range(n):
             text = METRIC.format(i=i, interval=interval, detector=DETECTORS[detector])
@@ -168,7 +191,7 @@ def run_one(
         port = free_port()
         (root / "detectkd.yaml").write_text(
             f"metrics_dir: metrics.d\nprofiles_file: profiles.yaml\ndata_dir: data\n"
-            f"listen: 127.0.0.1:{port}\nlog_format: json\nlog_level: warning\n"
+            f"listen: 127.0.0.1:{port}\nlog_format: json\nlog_level: warning\nworkers: {workers}\n"
         )
         setup_s = time.monotonic() - t0
         log = (root / "daemon.log").open("wb")
@@ -204,7 +227,7 @@ def run_one(
             first = scrape(port)
             first_lag = delta(histogram(at_ready, "detectk_scheduler_lag_seconds"),
                               histogram(first, "detectk_scheduler_lag_seconds"))  # fmt: skip
-            cpu_a, t_a = cpu_seconds(proc.pid), time.monotonic()
+            cpu_a, t_a = cpu_tree(proc.pid), time.monotonic()
             scrapes: list[float] = []
             stop = threading.Event()
 
@@ -222,12 +245,13 @@ def run_one(
             if scrape_every:
                 worker.join(60)
             second = scrape(port)
-            cpu_b, t_b = cpu_seconds(proc.pid), time.monotonic()
+            cpu_b, t_b = cpu_tree(proc.pid), time.monotonic()
             lag = delta(histogram(first, "detectk_scheduler_lag_seconds"),
                         histogram(second, "detectk_scheduler_lag_seconds"))  # fmt: skip
             checks = total_checks(second) - total_checks(first)
             errors = len(re.findall(r'result="error"\} [1-9]', second))
             rss = peak_rss_mib(proc.pid)
+            per_worker = max((peak_rss_mib(c) for c in children(proc.pid)), default=float("nan"))
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(60)
@@ -243,6 +267,7 @@ def run_one(
             "lag_p50_s": quantile(lag, 0.5),
             "lag_p99_s": quantile(lag, 0.99),
             "peak_rss_mib": rss,
+            "worker_rss_mib": per_worker,
             "metrics_with_errors": errors,
             "exit_code": code,
             "scrape_p50_s": sorted(scrapes)[len(scrapes) // 2] if scrapes else float("nan"),
@@ -259,20 +284,28 @@ def main() -> int:
     ap.add_argument("--history", type=int, default=HISTORY_POINTS, help="points pre-loaded per metric")
     ap.add_argument("--warmup", type=int, default=0, help="seconds before measuring (default: one interval)")
     ap.add_argument("--scrape-every", type=float, default=0.0, help="also scrape /metrics every S seconds")
+    ap.add_argument("--workers", type=int, default=1, help="workers: N (worker processes, one shard each)")
     args = ap.parse_args()
     warmup = f"{args.warmup}s of" if args.warmup else "one interval of"
     print(f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, interval {args.interval}s, "
-          f"detector {args.detector}, {args.history} points of history, "
+          f"detector {args.detector}, {args.history} points of history, workers {args.workers}, "
           f"measured {args.duration}s after {warmup} warm-up")  # fmt: skip
     header: tuple[str, ...] = ("metrics", "ready_s", "on_schedule_s", "first_lag_p99_s", "checks_per_s",
               "expected_per_s", "cpu_ms_per_check", "lag_p50_s", "lag_p99_s", "peak_rss_mib",
-              "metrics_with_errors", "exit_code")  # fmt: skip
+              "worker_rss_mib", "metrics_with_errors", "exit_code")  # fmt: skip
     if args.scrape_every:
         header += ("scrape_p50_s", "scrape_max_s")
     print(" ".join(f"{h:>16}" for h in header))
     for n in args.metrics:
         r = run_one(
-            n, args.interval, args.duration, args.detector, args.history, args.warmup, args.scrape_every
+            n,
+            args.interval,
+            args.duration,
+            args.detector,
+            args.history,
+            args.warmup,
+            args.scrape_every,
+            args.workers,
         )
         print(
             " ".join(f"{r[h]:>16.3f}" if isinstance(r[h], float) else f"{r[h]:>16}" for h in header),

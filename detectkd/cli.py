@@ -52,6 +52,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if sharded is None:
             return 2
         settings = sharded
+    from detectkd.supervisor import run_supervisor, worker_count
+
+    if worker_count(settings.workers) > 1:
+        return asyncio.run(run_supervisor(settings, args.config))
     return asyncio.run(run_daemon(settings))
 
 

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     run_timeout: Duration | None = None  # default: the metric's interval
     # Run only the metrics whose name hashes into shard I of N ("I/N"; docs/scaling.md#shards).
     shard: str = "0/1"
+    # Worker processes under this one (each a shard of the metrics; `auto`: one per core).
+    workers: int | Literal["auto"] = Field(default=1, ge=1)
     ha: HaSettings = Field(default_factory=HaSettings)  # one leader per shard among replicas
     outages: OutageSettings = Field(default_factory=OutageSettings)  # ERROR / SOURCE DOWN grouping
     history: HistorySettings = Field(default_factory=HistorySettings)  # background start_time loading
@@ -100,6 +102,12 @@ class Settings(BaseSettings):
     @classmethod
     def _shard(cls, value: str) -> str:
         return str(Shard.parse(value))
+
+    @model_validator(mode="after")
+    def _workers_alone(self) -> Settings:
+        if self.workers != 1 and self.shard != "0/1":
+            raise ValueError("workers and shard do not combine yet: run a shard per host, or workers")
+        return self
 
     @model_validator(mode="after")
     def _ha_needs_postgres(self) -> Settings:

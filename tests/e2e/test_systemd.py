@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import socket
@@ -107,3 +108,37 @@ def test_the_shard_template_unit_verifies_and_runs_shard_i_of_n(tmp_path: Path) 
     done = subprocess.run([analyze, "verify", str(instance)], capture_output=True, text=True, timeout=60)
     problems = [line for line in (done.stdout + done.stderr).splitlines() if "detectkd@" in line]
     assert done.returncode == 0 and not problems, done.stdout + done.stderr
+
+
+async def test_workers_are_ready_together_and_the_watchdog_stops_while_one_is_dead(tmp_path: Path) -> None:
+    d = DaemonProcess(tmp_path)
+    Source(d.root / "src.db")
+    for name in ("a1", "b2", "c3"):
+        (d.root / "metrics.d" / f"{name}.yaml").write_text(
+            metric_yaml(name, d.root / "src.db", "http://127.0.0.1:9/")
+        )
+    notify = NotifySocket(d.root / "notify.sock")
+    try:
+        await d.start(
+            env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "400000", "DETECTK_WORKERS": "2"}
+        )
+        ready = await notify.wait_for("READY", "1")
+        assert ready["STATUS"] == "2 workers, 2 alive"
+        assert (await d.api())["total"] == 3  # READY came after every worker was ready
+        await notify.wait_for("WATCHDOG", "1", timeout=5)
+        (pid,) = [
+            int(e["pid"]) for e in d.log_events() if e.get("event") == "worker started" and e["worker"] == 0
+        ]
+        os.kill(pid, signal.SIGKILL)
+        down = await notify.wait_for("STATUS", "2 workers, 1 alive", timeout=5)
+        up = await notify.wait_for("STATUS", "2 workers, 2 alive", timeout=15)  # restarted
+        at = [i for i, m in enumerate(notify.messages) if m is down or m is up]
+        between = notify.messages[at[0] : at[1]]
+        assert len(between) >= 1 and not [m for m in between if "WATCHDOG" in m]  # no ping while dead
+        assert await d.stop() == 0
+        await notify.wait_for("STOPPING", "1", timeout=10)
+    finally:
+        notify.close()
+        if d.proc is not None and d.proc.returncode is None:
+            d.proc.kill()
+            await d.proc.wait()

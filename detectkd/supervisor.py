@@ -1,0 +1,236 @@
+"""`workers: N`: one systemd unit and one :9100, N worker processes, one shard each.
+
+The supervisor starts `detectkd run --shard i/N` N times (each worker listens on a private
+port on 127.0.0.1, keeps its state in `data_dir/worker-i`, and never talks to systemd),
+and serves the daemon's endpoints itself: `/metrics` and `/api/v1/metrics` merged from the
+workers (`detectkd.aggregate`), `/healthz` while every worker is alive, `/readyz` once every
+worker is ready. SIGHUP and SIGTERM are forwarded. A worker that dies is restarted after
+1 s, doubling to 60 s while it keeps dying, and counted in
+`detectk_worker_restarts_total{worker}`. systemd hears READY=1 once every worker is ready
+and WATCHDOG=1 only while every worker is alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
+
+from detectkd import __version__
+from detectkd.aggregate import merge_api, merge_expositions
+from detectkd.config.settings import Settings
+from detectkd.sdnotify import Notifier
+from detectkd.webconfig import BasicAuth, WebConfig, load_web_config, ssl_context
+
+log = structlog.get_logger("detectkd.supervisor")
+MAX_BACKOFF = 60.0
+
+
+def worker_count(value: int | str) -> int:
+    """`workers: N` or `auto` (the machine's cores)."""
+    return max(1, os.cpu_count() or 1) if value == "auto" else int(value)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Worker:
+    index: int
+    port: int = field(default_factory=free_port)
+    proc: asyncio.subprocess.Process | None = None
+    backoff: float = 1.0
+    started: float = 0.0
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, config: str | None) -> None:
+        self.settings, self.config = settings, config
+        self.count = worker_count(settings.workers)
+        self.workers = [Worker(i) for i in range(self.count)]
+        self.stop_event = asyncio.Event()
+        self.notifier = Notifier()
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        Info("detectk_build", "detectkd version.", registry=r).info({"version": __version__})
+        Gauge("detectk_workers", "Worker processes configured (workers: N).", registry=r).set(self.count)
+        self.restarts = Counter("detectk_worker_restarts", "Workers restarted after they died.",
+                                ["worker"], registry=r)  # fmt: skip
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- workers -------------------------------------------------------------------------
+
+    def _env(self, w: Worker) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+        return env | {
+            "DETECTK_WORKERS": "1",
+            "DETECTK_SHARD": f"{w.index}/{self.count}",
+            "DETECTK_LISTEN": f"127.0.0.1:{w.port}",
+            "DETECTK_DATA_DIR": str(self.settings.data_dir / f"worker-{w.index}"),
+            # Workers listen on 127.0.0.1 only; TLS and basic auth are the supervisor's.
+            "DETECTK_WEB_CONFIG_FILE": str(self.settings.data_dir / "workers-web.yml"),
+        }
+
+    async def _spawn(self, w: Worker) -> None:
+        args = [sys.executable, "-m", "detectkd", "run"] + (["--config", self.config] if self.config else [])
+        w.proc = await asyncio.create_subprocess_exec(*args, env=self._env(w))
+        w.started = time.monotonic()
+        log.info("worker started", worker=w.index, pid=w.proc.pid, shard=f"{w.index}/{self.count}")
+
+    async def _keep(self, w: Worker) -> None:
+        """Run worker `w` until stop; restart it with back-off when it dies."""
+        while not self.stop_event.is_set():
+            await self._spawn(w)
+            assert w.proc is not None
+            code = await w.proc.wait()
+            if self.stop_event.is_set():
+                return
+            if time.monotonic() - w.started > 5 * MAX_BACKOFF:
+                w.backoff = 1.0  # it had been running fine: the next death starts over
+            log.error("worker died", worker=w.index, exit_code=code, restart_in=w.backoff)
+            self.restarts.labels(str(w.index)).inc()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=w.backoff)
+            w.backoff = min(MAX_BACKOFF, w.backoff * 2)
+
+    def forward(self, sig: int) -> None:
+        for w in self.workers:
+            if w.alive and w.proc is not None:
+                w.proc.send_signal(sig)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def _get(self, w: Worker, path: str) -> tuple[int, str]:
+        assert self._session is not None
+        async with self._session.get(w.base + path, timeout=aiohttp.ClientTimeout(total=10)) as r:
+            return r.status, await r.text()
+
+    async def _all(self, path: str) -> list[tuple[int, str]]:
+        async def one(w: Worker) -> tuple[int, str]:
+            try:
+                return await self._get(w, path)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                return 503, f"worker {w.index}: {exc}"
+
+        return list(await asyncio.gather(*(one(w) for w in self.workers)))
+
+    async def ready(self) -> bool:
+        return all(status == 200 for status, _ in await self._all("/readyz"))
+
+    async def metrics(self, _: web.Request) -> web.Response:
+        texts = [body for status, body in await self._all("/metrics") if status == 200]
+        own = generate_latest(self.registry).decode()
+        body = merge_expositions(texts, own)
+        return web.Response(text=body, content_type="text/plain", charset="utf-8")
+
+    async def api_metrics(self, request: web.Request) -> web.Response:
+        pages = [json.loads(body) for status, body in await self._all("/api/v1/metrics?limit=1000000")
+                 if status == 200]  # fmt: skip
+        merged = merge_api(pages)
+        merged["workers"] = self.count
+        return web.json_response(merged, status=200 if len(pages) == self.count else 503)
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        dead = [w.index for w in self.workers if not w.alive]
+        return web.json_response({"workers": self.count, "dead": dead}, status=503 if dead else 200)
+
+    async def readyz(self, _: web.Request) -> web.Response:
+        ok = await self.ready()
+        return web.Response(text="ready" if ok else "starting", status=200 if ok else 503)
+
+    def app(self, config: WebConfig) -> web.Application:
+        guards = [BasicAuth(config.basic_auth_users).middleware] if config.auth else []
+        app = web.Application(middlewares=guards)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/api/v1/metrics", self.api_metrics)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        return app
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def _systemd(self) -> None:
+        """READY=1 once every worker is ready; WATCHDOG=1 only while every worker lives."""
+        while not self.stop_event.is_set() and not await self.ready():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=0.2)
+        self.notifier.ready(self.status_line())
+        period = self.notifier.watchdog_seconds
+        while not self.stop_event.is_set():
+            self.notifier.status(self.status_line())
+            if period and all(w.alive for w in self.workers):
+                self.notifier.watchdog()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=period / 2 if period else 10.0)
+
+    def status_line(self) -> str:
+        alive = sum(w.alive for w in self.workers)
+        return f"{self.count} workers, {alive} alive"
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self.forward(signal.SIGHUP))
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.settings.data_dir / "workers-web.yml").write_text(
+            "# workers: no TLS, no users (127.0.0.1)\n{}\n"
+        )
+        path = self.settings.web_config_file
+        config = load_web_config(path)
+        tls = config.tls_server_config
+        context = ssl_context(tls, path.parent) if tls is not None and path is not None else None
+        self._session = aiohttp.ClientSession()
+        runner = web.AppRunner(self.app(config), access_log=None)
+        await runner.setup()
+        host, port = self.settings.listen_host_port()
+        try:
+            await web.TCPSite(runner, host, port, ssl_context=context).start()
+        except OSError as exc:
+            log.error("cannot listen", listen=self.settings.listen, error=str(exc))
+            await self._session.close()
+            return 1
+        log.info("supervisor started", workers=self.count, listen=self.settings.listen)
+        keepers = [asyncio.create_task(self._keep(w)) for w in self.workers]
+        notify = asyncio.create_task(self._systemd())
+        await self.stop_event.wait()
+        self.notifier.stopping()
+        self.forward(signal.SIGTERM)
+        grace = self.settings.shutdown_grace.total_seconds() + 30
+        await asyncio.wait(keepers, timeout=grace)
+        for w in self.workers:
+            if w.alive and w.proc is not None:
+                w.proc.kill()
+        await notify
+        await runner.cleanup()
+        await self._session.close()
+        log.info("stopped")
+        return 0
+
+
+async def run_supervisor(settings: Settings, config: str | None) -> int:
+    from detectkd import logs
+
+    logs.configure(settings.log_format, settings.log_level)
+    return await Supervisor(settings, config).run()

@@ -1,0 +1,95 @@
+"""`workers: 2` (issue 15): one real supervisor process and its two workers, one :9100 behind
+the same basic auth: one correct /metrics (promtool) and /api/v1/metrics over both shards,
+a killed worker restarted and counted, SIGHUP forwarded, SIGTERM stopping everything."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from tests.conftest import write
+from tests.e2e.conftest import DaemonProcess
+from tests.e2e.test_shards import metric
+
+NAMES = [f"orders_{i:02d}" for i in range(6)]
+
+
+def worker_pids(d: DaemonProcess) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for e in d.log_events():
+        if e.get("event") == "worker started":
+            out[int(e["worker"])] = int(e["pid"])
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_two_workers_serve_one_metrics_endpoint_and_restart_a_dead_worker(tmp_path: Path) -> None:
+    d = DaemonProcess(tmp_path)
+    sqlite3.connect(tmp_path / "src.db").close()
+    for name in NAMES:
+        write(d.root / "metrics.d" / f"{name}.yaml", metric(name, tmp_path / "src.db").replace("1h", "1s"))
+    write(d.root / "profiles.yaml", "profiles: {}\n")
+    await d.start(env={"DETECTK_WORKERS": "2"})
+    try:
+
+        async def every_metric_ran() -> bool:
+            _, text = await d.get("/metrics")
+            return set(re.findall(r'^detectk_checks_total\{metric="([^"]+)"', text, re.M)) >= set(NAMES)
+
+        await d.until(every_metric_ran, what="both workers' metrics in one /metrics")
+        status, text = await d.get("/metrics")
+        assert status == 200 and "detectk_workers 2.0" in text
+        assert len(re.findall(r"^# TYPE detectk_scheduler_lag_seconds ", text, re.M)) == 1
+        promtool = shutil.which("promtool")
+        assert promtool, "promtool comes with Debian's prometheus package (installed by scripts/test)"
+        checked = await asyncio.to_thread(
+            subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, text=True
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        api = await d.api()
+        assert api["total"] == len(NAMES) and {m["name"] for m in api["metrics"]} == set(NAMES)
+        assert {m["shard"] for m in api["metrics"]} == {"0/2", "1/2"}
+
+        pids = worker_pids(d)
+        assert sorted(pids) == [0, 1] and all(alive(p) for p in pids.values())
+        os.kill(pids[1], signal.SIGKILL)
+
+        async def restarted() -> bool:
+            _, text = await d.get("/metrics")
+            return 'detectk_worker_restarts_total{worker="1"} 1.0' in text and worker_pids(d)[1] != pids[1]
+
+        await d.until(restarted, what="worker 1 restarted and counted")
+        await d.until(lambda: d.ready(), what="ready again")
+
+        write(d.root / "metrics.d" / "refunds.yaml", metric("refunds", tmp_path / "src.db"))
+        d.send(signal.SIGHUP)
+
+        async def reloaded() -> bool:
+            return bool((await d.api())["total"] == len(NAMES) + 1)
+
+        await d.until(reloaded, what="SIGHUP forwarded to the workers")
+        assert await d.stop() == 0
+        assert not any(alive(p) for p in worker_pids(d).values())
+    finally:
+        if d.proc is not None and d.proc.returncode is None:
+            d.proc.kill()
+            await d.proc.wait()
+        for pid in worker_pids(d).values():
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    events = [e for e in d.log_events() if e.get("event") == "worker died"]
+    assert events and json.dumps(events[0]).count('"worker": 1') == 1
