@@ -22,7 +22,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
+
+from detectkd.supervisor import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,12 +49,6 @@ detector:
 alerter:
   type: log
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(port: int, path: str) -> str:

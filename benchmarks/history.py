@@ -28,7 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.scale import delta, free_port, histogram, quantile, scrape  # noqa: E402
+from benchmarks.scale import delta, histogram, quantile, scrape  # noqa: E402
+from detectkd.supervisor import free_port  # noqa: E402
 
 STEP = 60
 

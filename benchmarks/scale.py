@@ -20,7 +20,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from detectkd.collectors.points import Point  # noqa: E402
 from detectkd.shard import ALL, Shard  # noqa: E402
 from detectkd.storage.base import RunRecord  # noqa: E402
 from detectkd.storage.sqlite import SqliteStore  # noqa: E402
+from detectkd.supervisor import free_port  # noqa: E402
 
 HISTORY_POINTS = 120
 DETECTORS = {
@@ -56,12 +56,6 @@ collector:
 alerter:
   type: log
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build_source(path: Path, n: int, interval: int, start: int, end: int) -> None:

@@ -245,6 +245,7 @@ def render() -> str:
         section("`storage`", models_settings("StorageSettings"), "storage."),
         section("`outages`", models_settings("OutageSettings"), "outages."),
         section("`history`", models_settings("HistorySettings"), "history."),
+        section("`ha`", models_settings("HaSettings"), "ha."),
         "## Metric file\n",
         table(models.MetricFile),
         "",

@@ -42,6 +42,15 @@ def worker_count(value: int | str) -> int:
     return max(1, os.cpu_count() or 1) if value == "auto" else int(value)
 
 
+def _die_with_parent() -> None:
+    """In the worker, before exec: SIGTERM when the supervisor dies (even by SIGKILL), so a
+    killed supervisor never leaves workers holding the metrics (Linux's PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -94,7 +103,7 @@ class Supervisor:
 
     async def _spawn(self, w: Worker) -> None:
         args = [sys.executable, "-m", "detectkd", "run"] + (["--config", self.config] if self.config else [])
-        w.proc = await asyncio.create_subprocess_exec(*args, env=self._env(w))
+        w.proc = await asyncio.create_subprocess_exec(*args, env=self._env(w), preexec_fn=_die_with_parent)
         w.started = time.monotonic()
         log.info("worker started", worker=w.index, pid=w.proc.pid, shard=f"{w.index}/{self.count}")
 

@@ -53,7 +53,7 @@ class HaSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = False
+    enabled: bool = False  # elect one leader per shard among replicas (needs storage.type: postgres)
     # A leader that cannot renew its lease for this long is replaced; standbys try every lease/4.
     lease: Duration = timedelta(seconds=15)
 

@@ -74,6 +74,13 @@ def replicas(tmp_path: Path, receiver: Receiver) -> list[DaemonProcess]:
     return out
 
 
+async def start_pair(a: DaemonProcess, b: DaemonProcess, env: dict[str, str]) -> None:
+    """`a` first, until it leads; then `b`, its standby."""
+    await a.start(env=env)
+    await a.until(lambda: _leads(a), what="a leads")
+    await b.start(env=env)
+
+
 async def role(d: DaemonProcess) -> dict[str, Any]:
     ha: dict[str, Any] = (await d.api())["ha"]
     return ha
@@ -117,9 +124,7 @@ async def test_kill_9_of_the_leader_fails_over_within_a_lease_losing_and_doublin
 ) -> None:
     a, b = replicas(tmp_path, receiver)
     try:
-        await a.start(env=store_env)
-        await a.until(lambda: _leads(a), what="a leads")
-        await b.start(env=store_env)
+        await start_pair(a, b, store_env)
         assert (await role(b))["leader"] is False  # ready, configs loaded, running nothing
         assert (await b.metric("toggling")) is not None
         await notifications(receiver, 3)
@@ -148,9 +153,7 @@ async def test_a_stopped_leader_is_deposed_and_resumed_delivers_nothing(
 ) -> None:
     a, b = replicas(tmp_path, receiver)
     try:
-        await a.start(env=store_env)
-        await a.until(lambda: _leads(a), what="a leads")
-        await b.start(env=store_env)
+        await start_pair(a, b, store_env)
         await notifications(receiver, 2)
         a.send(signal.SIGSTOP)
         await b.until(lambda: _leads(b), timeout=3 * LEASE, what="b takes over from the stopped a")

@@ -93,3 +93,20 @@ async def test_two_workers_serve_one_metrics_endpoint_and_restart_a_dead_worker(
                 os.kill(pid, signal.SIGKILL)
     events = [e for e in d.log_events() if e.get("event") == "worker died"]
     assert events and json.dumps(events[0]).count('"worker": 1') == 1
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    d = DaemonProcess(tmp_path)
+    sqlite3.connect(tmp_path / "src.db").close()
+    write(d.root / "metrics.d" / "a.yaml", metric("a", tmp_path / "src.db"))
+    write(d.root / "profiles.yaml", "profiles: {}\n")
+    await d.start(env={"DETECTK_WORKERS": "2"})
+    pids = worker_pids(d)
+    assert len(pids) == 2
+    assert d.proc is not None
+    d.proc.kill()  # kill -9 of the supervisor: no chance to stop its workers itself
+    await d.proc.wait()
+    deadline = asyncio.get_running_loop().time() + 30
+    while any(alive(p) for p in pids.values()):
+        assert asyncio.get_running_loop().time() < deadline, "workers outlived their supervisor"
+        await asyncio.sleep(0.1)
