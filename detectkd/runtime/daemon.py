@@ -70,8 +70,8 @@ class Daemon(Jobs, DaemonView):
         self.history = HistoryLoader(self.store, settings.history, self._loader_slot, self._history_loaded,
                                      self.telemetry)  # fmt: skip
         self.leadership = leadership_for(settings, self.store, self._leading)
-        if self.leadership is not None:
-            self.dispatcher.may_send = lambda: self.leadership is not None and self.leadership.leader
+        if (lead := self.leadership) is not None:
+            self.dispatcher.may_send = lambda: lead.leader
             self.telemetry.leader.set(0)
 
     # -- lifecycle ---------------------------------------------------------------------

@@ -50,7 +50,6 @@ class Leadership:
         self._until = 0.0  # monotonic: acting as leader is safe until then
         self._on_change = on_change
         self._was = False
-        self.changes = 0  # times this replica became leader
         # Until elected, a token no lease has (they start at 1): a standby writes nothing.
         store.fence = Fence(shard, self.holder, 0)
 
@@ -76,7 +75,6 @@ class Leadership:
         now = self.leader
         if now != self._was:
             self._was = now
-            self.changes += now
             log.info("leader" if now else "standby", shard=self.shard, holder=self.holder, token=self.token)
             await self._on_change(now)
         return now

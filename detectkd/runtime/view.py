@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from detectkd.alerting.state import SeriesState
     from detectkd.config.settings import Settings
     from detectkd.runtime.history import HistoryLoader
+    from detectkd.runtime.leader import Leadership
     from detectkd.runtime.slot import MetricSlot
     from detectkd.specs.loader import MetricSpec
 
@@ -32,10 +33,11 @@ class DaemonView:
     config_errors: list[str]
     history: HistoryLoader
     settings: Settings
+    leadership: Leadership | None
 
     def api_ha(self) -> dict[str, Any] | None:
         """`ha.enabled`: this replica's role in its shard's election (None without ha)."""
-        lead = getattr(self, "leadership", None)
+        lead = self.leadership
         if lead is None:
             return None
         return {"shard": lead.shard, "leader": lead.leader, "holder": lead.holder, "token": lead.token}

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sqlite3
 import sys
 import time
@@ -19,14 +18,8 @@ import aiohttp
 import bcrypt
 import pytest
 
+from detectkd.supervisor import free_port as free_port  # re-exported for the tests
 from tests.conftest import basic_auth, write
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 USER, PASSWORD = "ops", "e2e-password"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()  # cheap rounds: tests
@@ -106,6 +99,13 @@ class DaemonProcess:
                 raise AssertionError(f"timed out waiting for {what}; log tail:\n{self.logs()[-3000:]}")
             await asyncio.sleep(0.1)
 
+    async def kill(self) -> None:
+        """Cleanup: SIGKILL if still running (SIGCONT first: a stopped process too)."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            await self.proc.wait()
+
     def send(self, sig: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
@@ -134,9 +134,7 @@ class DaemonProcess:
 async def daemon(tmp_path: Path) -> AsyncIterator[DaemonProcess]:
     d = DaemonProcess(tmp_path)
     yield d
-    if d.proc is not None and d.proc.returncode is None:
-        d.proc.kill()
-        await d.proc.wait()
+    await d.kill()
 
 
 class Source:

@@ -113,10 +113,7 @@ async def stored_keys(dsn: str) -> dict[str, str]:
 
 async def stop_all(ds: list[DaemonProcess]) -> None:
     for d in ds:
-        if d.proc is not None and d.proc.returncode is None:
-            d.proc.send_signal(signal.SIGCONT)
-            d.proc.kill()
-            await d.proc.wait()
+        await d.kill()
 
 
 async def test_kill_9_of_the_leader_fails_over_within_a_lease_losing_and_doubling_nothing(

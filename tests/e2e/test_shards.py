@@ -66,9 +66,7 @@ async def test_two_shards_split_the_metrics_with_no_overlap_and_no_gap(tmp_path:
         assert owned[0] == {n for n in NAMES if name_hash(n) % 2 == 0}
     finally:
         for d in replicas:
-            if d.proc is not None and d.proc.returncode is None:
-                d.proc.kill()
-                await d.proc.wait()
+            await d.kill()
 
     listed = cli("validate", str(replicas[0].root / "metrics.d"), "--shard", "1/2")
     assert listed.returncode == 0

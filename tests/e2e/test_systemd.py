@@ -139,6 +139,4 @@ async def test_workers_are_ready_together_and_the_watchdog_stops_while_one_is_de
         await notify.wait_for("STOPPING", "1", timeout=10)
     finally:
         notify.close()
-        if d.proc is not None and d.proc.returncode is None:
-            d.proc.kill()
-            await d.proc.wait()
+        await d.kill()

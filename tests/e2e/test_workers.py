@@ -85,9 +85,7 @@ async def test_two_workers_serve_one_metrics_endpoint_and_restart_a_dead_worker(
         assert await d.stop() == 0
         assert not any(alive(p) for p in worker_pids(d).values())
     finally:
-        if d.proc is not None and d.proc.returncode is None:
-            d.proc.kill()
-            await d.proc.wait()
+        await d.kill()
         for pid in worker_pids(d).values():
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
