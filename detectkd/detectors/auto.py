@@ -50,7 +50,6 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field
 
 from detectkd.config.types import Frozen
@@ -64,6 +63,7 @@ from detectkd.detectors.base import (
     skipped,
     sorted_quantile,
 )
+from detectkd.detectors.rows import cycle_median, robust_rows, windows
 
 DAY, WEEK = 86400, 7 * 86400
 
@@ -264,7 +264,7 @@ class AutoDetector:
         w = self.p.window
         lo = max(0, int(starts.min()) - w)
         hi = int(starts.max())
-        level = _windows(values[lo:hi], starts - lo, w)
+        level = windows(values[lo:hi], starts - lo, w)
         finite = np.isfinite(level)
         enough = finite.sum(axis=1) >= self.p.min_samples
         is_count = np.zeros(starts.size, bool)
@@ -278,7 +278,7 @@ class AutoDetector:
             models = []
             for base in self._bases(times, v, times[lo:hi]):
                 resid = v[lo:hi] if base is None else v[lo:hi] - base
-                models.append(_robust_rows(_windows(resid, starts - lo, w), self.p.min_samples))
+                models.append(robust_rows(windows(resid, starts - lo, w), self.p.min_samples))
             fits[sqrt] = models
         return _BlockFit(is_count, enough, fits)
 
@@ -286,7 +286,7 @@ class AutoDetector:
         """The baselines at times `at`: the level (None: no offset) and each seasonal median."""
         out: list[FloatArray | None] = [None]
         for period in self.periods:
-            out.append(_cycle_median(times, v, at, period * self.step, self.p.cycles))
+            out.append(cycle_median(times, v, at, period * self.step, self.p.cycles))
         return out
 
     def _apply(
@@ -355,64 +355,45 @@ class AutoDetector:
         memo = self._memo[series] = _Memo(self.p.reference)
         first = max(0, times.size - self.p.rebuild)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
-        self._surprises(memo, np.abs(self._judge(times, values, idx).z))
+        self._rebuild(memo, np.abs(self._judge(times, values, idx).z))
         memo.last = last
         return memo
+
+    def _rebuild(self, memo: _Memo, az: FloatArray, longest_run: int = 64) -> None:
+        """`_surprises` over a fresh memo without its per-point loop (a restart's cost): the
+        ring is the last `size` |z|; the surprise and the run depend only on the trailing
+        points, judged backwards until the run breaks (the loop when it is longer)."""
+        p, vals, size = self.p, az.tolist(), memo.size
+        floor, spike, thr = max(p.min_z, 1e-9), p.spike * p.threshold, p.threshold
+
+        def surprise(k: int) -> float:  # point k against the ring before it
+            if k < 0 or vals[k] != vals[k]:
+                return 0.0
+            prior = sorted(x for x in vals[max(0, k - size) : k] if x == x)
+            line = sorted_quantile(prior, p.quantile) if len(prior) >= max(p.min_samples, 1) else 0.0
+            return float(vals[k]) / (max(line, floor) * thr)
+
+        n, run = len(vals), 0
+        s = surprise(n - 1)
+        memo.surprise = s if n else 0.0
+        for k in range(n - 1, -1, -1):
+            before = surprise(k - 1)
+            if (s if s >= spike else min(s, before)) < thr:
+                break
+            run, s = run + 1, before
+            if run > longest_run:
+                fresh = _Memo(size)
+                self._surprises(fresh, az)
+                memo.surprise, memo.run, run = fresh.surprise, fresh.run, fresh.run
+                break
+        memo.run = run
+        memo.recent = array("d", vals[-size:])
+        memo.ordered = array("d", sorted(x for x in memo.recent if x == x))
 
 
 def _appended(h: History, p: Current) -> History:
     v = math.nan if p.value is None else p.value
     return History(np.append(h.times, p.time), np.append(h.values, v), {})
-
-
-def _windows(x: FloatArray, ends: IntArray, w: int) -> FloatArray:
-    """Rows x[e - w : e] for each e in `ends` (NaN-padded before the start)."""
-    padded = np.concatenate([np.full(w, np.nan), x])
-    return np.asarray(sliding_window_view(padded, w)[ends], np.float64)
-
-
-def _robust_rows(rows: FloatArray, min_count: int) -> tuple[FloatArray, FloatArray, np.ndarray]:
-    """Per row of finite values: the median, 1.4826 x MAD (1.2533 x the mean absolute
-    deviation where the MAD is 0); ok where at least `min_count` values are finite."""
-    count = np.isfinite(rows).sum(axis=1)
-    centre = _row_quantile(rows, 0.5, 1)
-    with np.errstate(invalid="ignore"):
-        dev = np.abs(rows - centre[:, None])
-    mad = _row_quantile(dev, 0.5, 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_dev = np.nansum(dev, axis=1) / np.maximum(count, 1)
-    spread = np.where(mad > 0, 1.4826 * mad, 1.2533 * mean_dev)
-    return centre, spread, count >= min_count
-
-
-def _row_quantile(rows: FloatArray, q: float, min_count: int) -> FloatArray:
-    """np.quantile (linear) of each row's finite values, NaN for rows with fewer than
-    `min_count`; one sort for all rows (NaN sorts last)."""
-    if rows.shape[0] == 0:
-        return np.empty(0)
-    ordered = np.sort(rows, axis=1)
-    count = np.isfinite(rows).sum(axis=1)
-    pos = q * np.maximum(count - 1, 0)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
-    a = np.take_along_axis(ordered, lo[:, None], axis=1)[:, 0]
-    b = np.take_along_axis(ordered, hi[:, None], axis=1)[:, 0]
-    out = a + (b - a) * (pos - lo)
-    return np.where(count >= max(min_count, 1), out, np.nan)
-
-
-def _cycle_median(times: IntArray, values: FloatArray, at: IntArray, lag: int, cycles: int) -> FloatArray:
-    """Per time in `at`: the median of the values 1..cycles lags earlier (NaN: fewer than 2)."""
-    if times.size == 0:
-        return np.full(at.size, np.nan)
-    rows = []
-    for d in range(1, cycles + 1):
-        want = at - d * lag
-        idx = np.clip(np.searchsorted(times, want), 0, times.size - 1)
-        rows.append(np.where(times[idx] == want, values[idx], np.nan))
-    stack = np.vstack(rows).T
-    med = _row_quantile(stack, 0.5, 2)
-    return med
 
 
 def build(p: Params, interval_seconds: int, detector_id: str | None) -> AutoDetector:

@@ -11,9 +11,12 @@ one did. `commit()` ends the transaction.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import numpy as np
 
 from detectkd.detectors.base import Detector
 from detectkd.detectors.features import feature_value
@@ -61,10 +64,13 @@ class SeriesMemory:
         """Windows from stored points (those off this grid, e.g. of another interval, stay out)."""
         floor = self.grid.floor
         for series, pts in stored.items():
-            w = self.window(series)
-            for sp in pts:
-                if floor(sp.period) == sp.period:
-                    w.add(sp.period, sp.value, self.features_at(sp.period, sp.context))
+            on = [sp for sp in pts if floor(sp.period) == sp.period]
+            times = np.fromiter((sp.period for sp in on), np.int64, len(on))
+            nan = math.nan
+            values = np.fromiter((nan if sp.value is None else sp.value for sp in on), np.float64, len(on))
+            rows = [self.features_at(sp.period, sp.context) for sp in on] if self.features else []
+            columns = {f: np.fromiter((r[f] for r in rows), np.float64, len(rows)) for f in self.features}
+            self.window(series).extend(times, values, columns)
         self.loaded = True
 
     def forget(self, series: str) -> None:

@@ -58,6 +58,30 @@ class SeriesWindow:
         self._n += 1
         self._trim(time)
 
+    def extend(self, times: IntArray, values: FloatArray, features: dict[str, FloatArray]) -> None:
+        """Append many points at once (a window read from the store): in bulk when their times
+        increase and follow the last point, otherwise one by one as `add` does."""
+        last = self.last_time
+        k = int(times.size)
+        if k == 0:
+            return
+        if (last is not None and int(times[0]) <= last) or (k > 1 and not bool((np.diff(times) > 0).all())):
+            for i in range(k):
+                v = float(values[i])
+                self.add(int(times[i]), None if v != v else v, {f: float(c[i]) for f, c in features.items()})
+            return
+        if bool((values < 0).any()):
+            self.negative = True
+        while self._n + k > self._cap:
+            self._compact(max(self._cap * 2, self._n - self._start + k))
+        s = self._n
+        self._times[s : s + k] = times
+        self._values[s : s + k] = values
+        for name, column in self._feat.items():
+            column[s : s + k] = features.get(name, np.nan)
+        self._n += k
+        self._trim(int(times[-1]))
+
     def _insert(self, time: int, value: float | None, features: dict[str, float]) -> None:
         self._revision = next(_REVISIONS)
         times = self._times[self._start : self._n]
@@ -69,7 +93,8 @@ class SeriesWindow:
                 column[idx] = features.get(name, np.nan)
             return
         if self._n == self._cap:
-            self._grow()
+            self._grow()  # moves the points: the index is found again
+            idx = self._start + int(np.searchsorted(self._times[self._start : self._n], time))
         for arr in (self._times, self._values, *self._feat.values()):
             arr[idx + 1 : self._n + 1] = arr[idx : self._n].copy()
         self._times[idx] = time

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from detectkd.detectors.auto import AutoDetector, Params
+from detectkd.detectors.auto import AutoDetector, Params, _Memo
 from detectkd.detectors.base import Current, History
 from detectkd.runtime.windows import SeriesWindow
 
@@ -180,3 +180,26 @@ def test_forget_drops_the_series_state() -> None:
     assert "gone" in det._memo
     det.forget("gone")
     assert "gone" not in det._memo
+
+
+@pytest.mark.parametrize("tail", ["calm", "spike", "short run", "long run", "nan last"])
+@pytest.mark.parametrize("size", [2000, 300])
+def test_the_restart_rebuild_equals_judging_point_by_point(tail: str, size: int) -> None:
+    """The rebuild after a restart skips the per-point loop; the state it leaves (ring, sorted
+    |z|, surprise, run) must be the loop's exactly, whatever the trailing points did."""
+    rng = np.random.default_rng(3)
+    az = np.abs(rng.normal(0, 1, 900))
+    az[rng.integers(0, 900, 40)] = np.nan  # cold-start points
+    az[:60] = np.nan
+    ends = {"calm": [], "spike": [40.0], "short run": [9.0, 12.0, 11.0], "long run": [8.0] * 100}
+    az = np.concatenate([az, ends.get(tail, [7.0, 9.0, math.nan])])
+    det = AutoDetector(Params(reference=size), STEP)
+    looped, rebuilt = _Memo(size), _Memo(size)
+    det._surprises(looped, az)
+    det._rebuild(rebuilt, az)
+    assert (rebuilt.surprise, rebuilt.run) == (looped.surprise, looped.run)
+    assert list(rebuilt.ordered) == list(looped.ordered)
+    ring = list(looped.recent[looped.head :]) + list(looped.recent[: looped.head])
+    assert np.array_equal(np.array(rebuilt.recent), np.array(ring), equal_nan=True)
+    if tail in ("short run", "long run"):
+        assert looped.run > 0  # the case is what it says
