@@ -67,9 +67,9 @@ class Daemon(Jobs, DaemonView):
         self.notifier = Notifier()
         self.deps = Deps(self.store, self.resources, self.data_stores, self.telemetry, self.dispatcher.wake,
                          settings.generator_url, self.silences)  # fmt: skip
-        self.history = HistoryLoader(self.store, settings.history, self._loader_slot, self._history_loaded,
-                                     self.telemetry)  # fmt: skip
         self.leadership = leadership_for(settings, self.store, self._leading)
+        self.history = HistoryLoader(self.store, settings.history, self._loader_slot, self._history_loaded,
+                                     self.telemetry, self.may_run)  # fmt: skip
         if (lead := self.leadership) is not None:
             self.dispatcher.may_send = lambda: lead.leader
             self.telemetry.leader.set(0)
@@ -353,6 +353,7 @@ class Daemon(Jobs, DaemonView):
         watermarks, windows, silences); the outbox is read by the dispatcher as it is."""
         self.telemetry.leader.set(1 if leader else 0)
         if not leader:
+            await self.history.pause()
             return
         saved, errors = split_saved(await self.store.load_states(), self.outages)
         for name, slot in self.slots.items():
@@ -362,6 +363,8 @@ class Daemon(Jobs, DaemonView):
             self.outages.restore(metric, st)
         await self.refresh_silences()
         self.dispatcher.wake()
+        for slot in self.slots.values():
+            self.history.start(slot.runtime)
 
     async def _health_loop(self) -> None:
         """Notifications that become due with time (group_wait), not with a run; silences

@@ -82,9 +82,13 @@ class HistoryLoader:
         build: Build,
         loaded: Callable[[str], None],
         telemetry: Telemetry | None = None,
+        may_run: Callable[[], bool] = lambda: True,
     ) -> None:
         """`build` makes a loading slot for a metric; `loaded(metric)` is called when its job
-        is done (the live runtime re-reads its windows on its next run)."""
+        is done (the live runtime re-reads its windows on its next run). While `may_run()` is
+        false (an HA standby) no job is worked on: the leader loads, a standby's commits would
+        be fenced."""
+        self.may_run = may_run
         self.store = store
         self.settings = settings
         self.build = build
@@ -134,7 +138,9 @@ class HistoryLoader:
     def kick(self, metric: str, live: MetricRuntime | None = None) -> None:
         """Work on the metric's job, if it has one (or `live` may record one) and nobody
         works on it yet."""
-        if (metric in self.jobs or live is not None) and metric not in self._tasks and not self._stopped:
+        if not self.may_run() or self._stopped:
+            return
+        if (metric in self.jobs or live is not None) and metric not in self._tasks:
             self._tasks[metric] = asyncio.create_task(self._work(metric, live), name=f"history:{metric}")
 
     async def cancel(self, metric: str) -> None:
@@ -152,6 +158,10 @@ class HistoryLoader:
 
     async def stop(self) -> None:
         self._stopped = True
+        await self.pause()
+
+    async def pause(self) -> None:
+        """Stop working on every job (deposed leader); `kick` resumes them."""
         for metric in list(self._tasks):
             await self.cancel(metric)
 

@@ -42,10 +42,14 @@ class Jobs:
         finally:
             self._inflight.discard(task)
 
+    def may_run(self) -> bool:
+        """False on a standby of an HA pair: it runs nothing (checks, history loading)."""
+        return self.leadership is None or self.leadership.leader
+
     async def run_metric(self, name: str, at: float | None = None) -> None:
         slot = self.slots.get(name)
-        if slot is None or (self.leadership is not None and not self.leadership.leader):
-            return  # a standby of an HA pair runs nothing
+        if slot is None or not self.may_run():
+            return
         rt, trigger = slot.runtime, slot.trigger
         now = time.time() if at is None else at
         scheduled = trigger.latest_at_or_before(now)

@@ -109,3 +109,22 @@ async def test_a_batch_over_its_own_timeout_is_cut_and_retried_not_the_run_timeo
         await until(lambda: "orders" in d.history.jobs and d.history.jobs["orders"].failures >= 1)
         assert d.history.jobs["orders"].error == "batch exceeded history.batch_timeout (0.05s)"
         assert stored(tmp_path, "SELECT count(*) FROM dtk_datapoints") == [(0,)]
+
+
+async def test_a_standby_works_on_no_history_job_until_it_leads(tmp_path: Path) -> None:
+    """On an HA standby the loader stays idle (its commits would be fenced); leading starts
+    the jobs, being deposed pauses them, and the stored jobs stay."""
+    sqlite3.connect(tmp_path / "src.db").close()  # no table: the job stays unfinished
+    metric(tmp_path)
+    async with running(tmp_path) as d:
+        await until(lambda: "orders" in d.history.jobs)
+        await d.history.pause()
+        leading = False
+        d.history.may_run = lambda: leading
+        d.history.start(d.slots["orders"].runtime)
+        assert not d.history._tasks  # standby: nothing is worked on
+        leading = True
+        d.history.start(d.slots["orders"].runtime)
+        assert "orders" in d.history._tasks
+        await d.history.pause()
+        assert not d.history._tasks and "orders" in d.history.jobs
