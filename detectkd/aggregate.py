@@ -11,6 +11,7 @@ prometheus-client's multiprocess mode sums them. Identity series (`detectk_build
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)(\s+\S+)?$")
@@ -85,13 +86,33 @@ def _num(v: float) -> str:
     return f"{v:.1f}" if v == int(v) and abs(v) < 1e15 else repr(v)
 
 
+API_PAGE = 500  # /api/v1/metrics: entries per page unless `limit` says otherwise
+API_PAGE_MAX = 10_000
+
+
+def page_args(query: Mapping[str, str]) -> tuple[int, int]:
+    """`?limit=` (default 500, at most 10,000) and `?offset=`; ValueError if not integers."""
+    limit = min(API_PAGE_MAX, max(1, int(query.get("limit", API_PAGE))))
+    return limit, max(0, int(query.get("offset", 0)))
+
+
+def page(entries: list[dict[str, Any]], total: int, offset: int, limit: int) -> dict[str, Any]:
+    """The page at `offset` of `entries` (sorted by name, from the first, at least up to
+    `offset + limit` of the `total` filtered entries)."""
+    more = offset + limit < total
+    return {"metrics": entries[offset : offset + limit], "total": total, "offset": offset, "limit": limit,
+            "next_offset": offset + limit if more else None}  # fmt: skip
+
+
 def merge_api(pages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The workers' /api/v1/metrics (each asked for all its metrics), as one answer."""
+    """The workers' /api/v1/metrics (each asked for its first entries by name, with the same
+    filters), as one answer: sorted by name, `total` the sum of theirs."""
     metrics = sorted((m for p in pages for m in p.get("metrics", [])), key=lambda m: str(m["name"]))
     sources: dict[str, Any] = {}
     errors: list[str] = []
     for p in pages:
         sources |= p.get("sources") or {}
         errors += (p.get("config") or {}).get("errors", [])
-    return {"metrics": metrics, "total": len(metrics), "sources": sources,
+    total = sum(int(p.get("total", len(p.get("metrics", [])))) for p in pages)
+    return {"metrics": metrics, "total": total, "sources": sources,
             "config": {"errors": sorted(set(errors)), "successful": not errors}}  # fmt: skip

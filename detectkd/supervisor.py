@@ -20,7 +20,9 @@ import signal
 import socket
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import structlog
@@ -28,7 +30,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
 
 from detectkd import __version__
-from detectkd.aggregate import merge_api, merge_expositions
+from detectkd.aggregate import API_PAGE_MAX, merge_api, merge_expositions, page, page_args
 from detectkd.config.settings import Settings
 from detectkd.sdnotify import Notifier
 from detectkd.webconfig import BasicAuth, WebConfig, load_web_config, ssl_context
@@ -154,11 +156,38 @@ class Supervisor:
         return web.Response(text=body, content_type="text/plain", charset="utf-8")
 
     async def api_metrics(self, request: web.Request) -> web.Response:
-        pages = [json.loads(body) for status, body in await self._all("/api/v1/metrics?limit=1000000")
-                 if status == 200]  # fmt: skip
+        """The workers' entries with the same filters, merged by name, then paged: each
+        worker is asked for its first `offset + limit` (in pages of at most 10,000)."""
+        try:
+            limit, offset = page_args(request.query)
+        except ValueError:
+            return web.json_response({"error": "limit and offset must be integers"}, status=400)
+        filters = {k: v for k, v in request.query.items() if k in ("name", "tag", "state")}
+        got = await asyncio.gather(*(self._first_entries(w, filters, offset + limit) for w in self.workers))
+        pages = [p for p in got if p is not None]
         merged = merge_api(pages)
-        merged["workers"] = self.count
+        merged |= page(merged["metrics"], merged["total"], offset, limit) | {"workers": self.count}
         return web.json_response(merged, status=200 if len(pages) == self.count else 503)
+
+    async def _first_entries(self, w: Worker, filters: dict[str, str], want: int) -> dict[str, Any] | None:
+        """A worker's /api/v1/metrics answer holding its first `want` entries (None: down)."""
+        out: dict[str, Any] | None = None
+        offset: int | None = 0
+        while offset is not None and (out is None or len(out["metrics"]) < want):
+            query = urllib.parse.urlencode(filters | {"offset": offset, "limit": API_PAGE_MAX})
+            try:
+                status, body = await self._get(w, f"/api/v1/metrics?{query}")
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                return None
+            if status != 200:
+                return None
+            answer = json.loads(body)
+            if out is None:
+                out = answer
+            else:
+                out["metrics"] += answer["metrics"]
+            offset = answer.get("next_offset")
+        return out
 
     async def healthz(self, _: web.Request) -> web.Response:
         dead = [w.index for w in self.workers if not w.alive]

@@ -12,6 +12,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from detectkd import __version__
+from detectkd.aggregate import page, page_args
 from detectkd.alerting.silences import Silence, make_window, new_silence
 from detectkd.durations import parse_moment
 from detectkd.errors import error_line
@@ -80,30 +81,19 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "metrics": daemon.running_metrics()})
 
 
-API_PAGE = 500  # /api/v1/metrics: entries per page unless `limit` says otherwise
-API_PAGE_MAX = 10_000
-
-
 async def api_metrics(request: web.Request) -> web.Response:
     """`?name=` (substring), `?tag=`, `?state=` filter; `?limit=` (default 500, at most
     10,000) and `?offset=` page, by name. `total` counts the filtered metrics."""
     daemon = request.app[DAEMON]
     q = request.query
     try:
-        limit = min(API_PAGE_MAX, max(1, int(q.get("limit", API_PAGE))))
-        offset = max(0, int(q.get("offset", 0)))
+        limit, offset = page_args(q)
     except ValueError:
         return web.json_response({"error": "limit and offset must be integers"}, status=400)
     entries = daemon.api_metrics(q.get("name"), q.get("tag"), q.get("state"))
-    page = entries[offset : offset + limit]
-    more = offset + limit < len(entries)
     return web.json_response(
-        {
-            "metrics": page,
-            "total": len(entries),
-            "offset": offset,
-            "limit": limit,
-            "next_offset": offset + limit if more else None,
+        page(entries, len(entries), offset, limit)
+        | {
             "sources": daemon.api_sources(),
             "ha": daemon.api_ha(),
             "config": daemon.last_reload,

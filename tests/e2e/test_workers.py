@@ -63,6 +63,17 @@ async def test_two_workers_serve_one_metrics_endpoint_and_restart_a_dead_worker(
         api = await d.api()
         assert api["total"] == len(NAMES) and {m["name"] for m in api["metrics"]} == set(NAMES)
         assert {m["shard"] for m in api["metrics"]} == {"0/2", "1/2"}
+        # Filters and pages apply to the merged list, as on one daemon.
+        paged = [await d.get(f"/api/v1/metrics?limit=4&offset={o}") for o in (0, 4)]
+        pages = [json.loads(body) for _, body in paged]
+        assert [len(p["metrics"]) for p in pages] == [4, len(NAMES) - 4]
+        assert [m["name"] for p in pages for m in p["metrics"]] == sorted(NAMES)
+        assert (pages[0]["total"], pages[0]["next_offset"], pages[1]["next_offset"]) == (len(NAMES), 4, None)
+        _, body = await d.get("/api/v1/metrics?name=_03")
+        named = json.loads(body)
+        wanted = [n for n in NAMES if "_03" in n]
+        assert [m["name"] for m in named["metrics"]] == wanted == ["orders_03"] and named["total"] == 1
+        assert (await d.get("/api/v1/metrics?limit=x"))[0] == 400
 
         pids = worker_pids(d)
         assert sorted(pids) == [0, 1] and all(alive(p) for p in pids.values())
