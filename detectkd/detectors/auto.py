@@ -375,7 +375,7 @@ class AutoDetector:
 
         n, run = len(vals), 0
         s = surprise(n - 1)
-        memo.surprise = s if n else 0.0
+        memo.surprise = s  # 0 with no points (surprise(-1))
         for k in range(n - 1, -1, -1):
             before = surprise(k - 1)
             if (s if s >= spike else min(s, before)) < thr:
