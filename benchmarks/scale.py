@@ -10,7 +10,9 @@ for the warm-up (first runs load their windows), then measures for
 check, checks per second, and peak RSS of the daemon process. `--scrape-every S`
 adds a scraper that fetches `/metrics` every S seconds during the measurement
 (as a Prometheus with a 1 s scrape interval would) and reports its median and
-worst scrape time: compare the lag with and without it.
+worst scrape time: compare the lag with and without it. `--restart` measures a restart
+instead of a first start: the daemon runs until every metric ran once, is stopped with
+SIGTERM (`stop_s`, the restart snapshot's size), and the start after it is measured.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -155,6 +158,25 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def start(root: Path, port: int) -> subprocess.Popen[bytes]:
+    """`detectkd run` on the benchmark's config, once /readyz answers 200."""
+    log = (root / "daemon.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "detectkd", "run", "--config", str(root / "detectkd.yaml")],
+        stdout=log, stderr=log,
+    )  # fmt: skip
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"daemon exited: {(root / 'daemon.log').read_text()[-2000:]}")
+        time.sleep(0.5)
+
+
 def run_one(
     n: int,
     interval: int,
@@ -164,6 +186,7 @@ def run_one(
     warmup: int = 0,
     scrape_every: float = 0.0,
     workers: int = 1,
+    restart: bool = False,
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix=f"dtk-scale-{n}-") as tmp:
         root = Path(tmp)
@@ -188,25 +211,21 @@ def run_one(
             f"listen: 127.0.0.1:{port}\nlog_format: json\nlog_level: warning\nworkers: {workers}\n"
         )
         setup_s = time.monotonic() - t0
-        log = (root / "daemon.log").open("wb")
+        stop_s = snapshot_mib = float("nan")
+        if restart:  # a daemon that ran (every metric once), stopped with SIGTERM
+            proc = start(root, port)
+            until = time.monotonic() + 3600
+            while metrics_run(scrape(port)) < n and time.monotonic() < until:
+                time.sleep(2.0)
+            stopping = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(600)
+            stop_s = time.monotonic() - stopping
+            snap = root / "data" / "memory.snapshot"
+            snapshot_mib = snap.stat().st_size / 2**20 if snap.exists() else 0.0
         started = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "detectkd", "run", "--config", str(root / "detectkd.yaml")],
-            stdout=log, stderr=log,
-        )  # fmt: skip
+        proc = start(root, port)
         try:
-            import urllib.request
-
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None:
-                    raise SystemExit(f"daemon exited: {(root / 'daemon.log').read_text()[-2000:]}")
-                time.sleep(0.5)
             ready_s = time.monotonic() - started
             at_ready = scrape(port)
             # Warm-up: every metric runs once and loads its window. A restart is back on
@@ -253,6 +272,8 @@ def run_one(
             "metrics": n,
             "setup_s": setup_s,
             "ready_s": ready_s,
+            "stop_s": stop_s,
+            "snapshot_mib": snapshot_mib,
             "checks_per_s": checks / (t_b - t_a),
             "expected_per_s": n / interval,
             "cpu_ms_per_check": 1000 * (cpu_b - cpu_a) / max(checks, 1),
@@ -279,6 +300,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=0, help="seconds before measuring (default: one interval)")
     ap.add_argument("--scrape-every", type=float, default=0.0, help="also scrape /metrics every S seconds")
     ap.add_argument("--workers", type=int, default=1, help="workers: N (worker processes, one shard each)")
+    ap.add_argument("--restart", action="store_true",
+                    help="measure a restart: every metric runs once, SIGTERM, start again")  # fmt: skip
     args = ap.parse_args()
     warmup = f"{args.warmup}s of" if args.warmup else "one interval of"
     print(f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, interval {args.interval}s, "
@@ -289,6 +312,8 @@ def main() -> int:
               "worker_rss_mib", "metrics_with_errors", "exit_code")  # fmt: skip
     if args.scrape_every:
         header += ("scrape_p50_s", "scrape_max_s")
+    if args.restart:
+        header += ("stop_s", "snapshot_mib")
     print(" ".join(f"{h:>16}" for h in header))
     for n in args.metrics:
         r = run_one(
@@ -300,6 +325,7 @@ def main() -> int:
             args.warmup,
             args.scrape_every,
             args.workers,
+            args.restart,
         )
         print(
             " ".join(f"{r[h]:>16.3f}" if isinstance(r[h], float) else f"{r[h]:>16}" for h in header),

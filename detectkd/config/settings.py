@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # TLS and basic auth for every endpoint, in exporter-toolkit's format (http.md#web-config).
     web_config_file: Path | None = None
     shutdown_grace: Duration = timedelta(seconds=30)  # SIGTERM: how long runs in flight may finish
+    # SIGTERM writes windows and detector state to data_dir/memory.snapshot; the next start
+    # takes them back instead of rebuilding from the store (docs/scaling.md#restarts).
+    restart_snapshot: bool = True
     # An undeliverable alert is retried this long, then kept as a dead letter.
     alert_retry_for: Duration = timedelta(hours=24)
     # A link shown in every alert (Jinja2: metric, series, labels, period_start, period_finish),

@@ -44,15 +44,15 @@ from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_left, insort
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
 from pydantic import Field
 
 from detectkd.config.types import Frozen
+from detectkd.detectors.autostate import BlockFit, Memo
 from detectkd.detectors.base import (
     Current,
     Direction,
@@ -92,51 +92,6 @@ class Params(Frozen):
     rebuild: int = Field(default=2000, ge=0)
 
 
-@dataclass
-class _Memo:
-    """Per series: the |z| of the last `size` judged points (NaN for a cold start) in order
-    (a ring) and, finite ones, sorted; the newest judged time and its raw surprise. Plain
-    double arrays, not lists: the garbage collector does not walk millions of floats."""
-
-    size: int
-    recent: array[float] = field(default_factory=lambda: array("d"))
-    head: int = 0  # once full, the oldest entry of the ring
-    ordered: array[float] = field(default_factory=lambda: array("d"))
-    last: int | None = None
-    surprise: float = 0.0
-    run: int = 0  # judged points in a row beyond the line (before fading)
-    fit_key: tuple[int, ...] | None = None  # the block whose baselines `fit` holds (live checks)
-    fit: _BlockFit | None = None
-
-    def line(self, q: float, min_count: int) -> float:
-        """The `q` quantile (linear, as numpy) of the finite |z|; 0 with too few."""
-        n = len(self.ordered)
-        return sorted_quantile(self.ordered, q) if n >= max(min_count, 1) else 0.0
-
-    def push(self, az: float) -> None:
-        recent = self.recent
-        if len(recent) < self.size:
-            recent.append(az)
-        else:
-            old = recent[self.head]
-            recent[self.head] = az
-            self.head = (self.head + 1) % self.size
-            if old == old:
-                del self.ordered[bisect_left(self.ordered, old)]
-        if az == az:
-            insort(self.ordered, az)
-
-
-@dataclass(frozen=True)
-class _BlockFit:
-    """The baselines of some blocks: per block whether it is judged as counts and has
-    enough data; per scale (square root or not) and baseline, per block (centre, spread, ok)."""
-
-    is_count: np.ndarray
-    enough: np.ndarray
-    fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray]]]
-
-
 @dataclass(frozen=True)
 class _Judged:
     z: FloatArray  # signed, NaN where no judgement (cold start)
@@ -156,7 +111,7 @@ class AutoDetector:
             if c % self.step == 0 and c // self.step >= 2 and c // self.step * p.cycles <= p.max_history
         ]
         self.block = p.refresh * self.step
-        self._memo: dict[str, _Memo] = {}
+        self._memo: dict[str, Memo] = {}
 
     def window_seconds(self, interval_seconds: int) -> int:
         longest = max(self.periods, default=0) * self.p.cycles
@@ -167,6 +122,18 @@ class AutoDetector:
 
     def forget(self, series: str) -> None:
         self._memo.pop(series, None)
+
+    # -- kept across a restart (StatefulDetector) ------------------------------------------
+
+    def state_series(self) -> list[str]:
+        return list(self._memo)
+
+    def export_state(self, series: str) -> tuple[FloatArray, tuple[float, ...]] | None:
+        m = self._memo.get(series)
+        return m.export() if m is not None else None
+
+    def import_state(self, series: str, data: FloatArray, scalars: tuple[float, ...]) -> None:
+        self._memo[series] = Memo.imported(self.p.reference, data, scalars)
 
     # -- the judgement -------------------------------------------------------------------
 
@@ -231,7 +198,7 @@ class AutoDetector:
         return [r if r is not None else skipped(self.id, None, "missing value") for r in out]
 
     def _judge(
-        self, times: IntArray, values: FloatArray, idx: IntArray, memo: _Memo | None = None, revision: int = 0
+        self, times: IntArray, values: FloatArray, idx: IntArray, memo: Memo | None = None, revision: int = 0
     ) -> _Judged:
         """z of the points at `idx` (all with values), each against the baselines of its block
         (fitted on the `window` points with values before the block's start: an outage does
@@ -258,7 +225,7 @@ class AutoDetector:
                 memo.fit_key, memo.fit = key, fit
         return self._apply(times, values, idx, inv, fit)
 
-    def _block_fit(self, times: IntArray, values: FloatArray, starts: IntArray) -> _BlockFit:
+    def _block_fit(self, times: IntArray, values: FloatArray, starts: IntArray) -> BlockFit:
         """Per block: counts or not, enough data, and per scale and baseline the centre, spread
         and validity of the residuals in the `window` points before the block's start."""
         w = self.p.window
@@ -280,7 +247,7 @@ class AutoDetector:
                 resid = v[lo:hi] if base is None else v[lo:hi] - base
                 models.append(robust_rows(windows(resid, starts - lo, w), self.p.min_samples))
             fits[sqrt] = models
-        return _BlockFit(is_count, enough, fits)
+        return BlockFit(is_count, enough, fits)
 
     def _bases(self, times: IntArray, v: FloatArray, at: IntArray) -> list[FloatArray | None]:
         """The baselines at times `at`: the level (None: no offset) and each seasonal median."""
@@ -290,7 +257,7 @@ class AutoDetector:
         return out
 
     def _apply(
-        self, times: IntArray, values: FloatArray, idx: IntArray, inv: IntArray, fit: _BlockFit
+        self, times: IntArray, values: FloatArray, idx: IntArray, inv: IntArray, fit: BlockFit
     ) -> _Judged:
         """Per point: z, expected and spread of the best-fitting baseline (smallest spread)."""
         n = idx.size
@@ -318,7 +285,7 @@ class AutoDetector:
             counts |= mask & sqrt
         return _Judged(z, expected, spread, counts)
 
-    def _surprises(self, memo: _Memo, az: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def _surprises(self, memo: Memo, az: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Per judged point in order: the surprise after persistence, and the alarm line (in
         |z|): the quantile of the |z| of the `reference` judged points before it. Moves
         `memo` past them."""
@@ -342,7 +309,7 @@ class AutoDetector:
 
     # -- derived state ------------------------------------------------------------------
 
-    def _memo_for(self, series: str, times: IntArray, values: FloatArray) -> _Memo:
+    def _memo_for(self, series: str, times: IntArray, values: FloatArray) -> Memo:
         """The |z| of the previous points; rebuilt from history when it does not line up."""
         memo = self._memo.get(series)
         if values.size and math.isfinite(values[-1]):  # the usual case: no O(n) scan
@@ -352,14 +319,14 @@ class AutoDetector:
             last = int(times[finite[-1]]) if finite.size else None
         if memo is not None and memo.last == last:
             return memo
-        memo = self._memo[series] = _Memo(self.p.reference)
+        memo = self._memo[series] = Memo(self.p.reference)
         first = max(0, times.size - self.p.rebuild)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
         self._rebuild(memo, np.abs(self._judge(times, values, idx).z))
         memo.last = last
         return memo
 
-    def _rebuild(self, memo: _Memo, az: FloatArray, longest_run: int = 64) -> None:
+    def _rebuild(self, memo: Memo, az: FloatArray, longest_run: int = 64) -> None:
         """`_surprises` over a fresh memo without its per-point loop (a restart's cost): the
         ring is the last `size` |z|; the surprise and the run depend only on the trailing
         points, judged backwards until the run breaks (the loop when it is longer)."""
@@ -382,7 +349,7 @@ class AutoDetector:
                 break
             run, s = run + 1, before
             if run > longest_run:
-                fresh = _Memo(size)
+                fresh = Memo(size)
                 self._surprises(fresh, az)
                 memo.surprise, memo.run, run = fresh.surprise, fresh.run, fresh.run
                 break

@@ -98,6 +98,20 @@ class BatchDetector(Protocol):
     def forget(self, series: str) -> None: ...
 
 
+@runtime_checkable
+class StatefulDetector(Protocol):
+    """A detector whose derived per-series state is costly to rebuild from the window: a
+    graceful restart keeps it (`detectkd.runtime.snapshot`). The state is one float array
+    and a few numbers per series; `import_state` must leave the detector judging exactly
+    as it would have with the state it exported."""
+
+    def state_series(self) -> list[str]: ...
+
+    def export_state(self, series: str) -> tuple[FloatArray, tuple[float, ...]] | None: ...
+
+    def import_state(self, series: str, data: FloatArray, scalars: tuple[float, ...]) -> None: ...
+
+
 def window_bounds(times: IntArray, now: int, size: int | timedelta) -> tuple[int, int]:
     """[start, end) of the history strictly before `now`: the last `size` points or seconds."""
     end = int(np.searchsorted(times, now, side="left"))

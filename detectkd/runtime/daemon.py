@@ -20,10 +20,11 @@ from detectkd.alerting.state import SeriesState
 from detectkd.config.settings import Settings
 from detectkd.errors import StorageError, error_line
 from detectkd.resources import Resources
-from detectkd.runtime import retention
+from detectkd.runtime import retention, snapshot
 from detectkd.runtime.history import HistoryLoader
 from detectkd.runtime.jobs import Jobs
 from detectkd.runtime.leader import leadership_for
+from detectkd.runtime.memory import Saved
 from detectkd.runtime.outage_alerts import refresh_silences, send_due, split_saved
 from detectkd.runtime.reload import Action, Plan, ReloadQueue, make_plan
 from detectkd.runtime.slot import Deps, MetricSlot, assemble, assemble_loader
@@ -63,6 +64,8 @@ class Daemon(Jobs, DaemonView):
         o = settings.outages
         self.outages = Outages(o.group_wait.total_seconds(), o.min_metrics)
         self._health_lock = asyncio.Lock()
+        self.snapshot_path = settings.data_dir / snapshot.FILE
+        self._saved: dict[str, Saved] = {}  # the previous stop's memory, until installed
         self.silences = Silences()
         self.notifier = Notifier()
         self.deps = Deps(self.store, self.resources, self.data_stores, self.telemetry, self.dispatcher.wake,
@@ -98,13 +101,20 @@ class Daemon(Jobs, DaemonView):
         states, errors = split_saved(await self.store.load_states(), self.outages)
         result = await self._load()
         plan = make_plan({}, result)
+        if self.settings.restart_snapshot:
+            self._saved = await asyncio.to_thread(snapshot.load, self.snapshot_path)
         self.scheduler.start()
         # Retention: daily, first ten minutes after start (not in the startup rush).
         self.scheduler.add_job(
             self.retention_pass, "interval", hours=24, id=RETENTION_JOB, name=RETENTION_JOB,
             next_run_time=datetime.now(UTC) + timedelta(minutes=10), max_instances=1, coalesce=True,
         )  # fmt: skip
+        offered = len(self._saved)
         await self._apply(plan, states)
+        if offered:
+            taken = sum(s.runtime.memory.saved is not None for s in self.slots.values())
+            log.info("restart snapshot taken", metrics=taken, offered=offered)
+        self._saved = {}
         for metric, st in errors.items():
             self.outages.restore(metric, st)
         self._record_load(result, plan)
@@ -149,6 +159,9 @@ class Daemon(Jobs, DaemonView):
         if self.leadership is not None:
             await election
             await self.leadership.release()  # a standby takes over now, not after the lease
+        if self.settings.restart_snapshot:  # no run is in flight: memory holds still
+            runtimes = [s.runtime for s in self.slots.values()]
+            await asyncio.to_thread(snapshot.write, self.snapshot_path, runtimes)
         await self.close()
 
     async def retention_pass(self, now: float | None = None) -> int:
@@ -284,6 +297,7 @@ class Daemon(Jobs, DaemonView):
             return
         self._unbuilt.pop(spec.name, None)
         self.slots[spec.name] = slot
+        slot.runtime.memory.saved = snapshot.take(self._saved, slot.runtime)
         slot.runtime.history = self.history.begin
         self.history.start(slot.runtime)
         cond = spec.conditions

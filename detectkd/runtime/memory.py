@@ -13,17 +13,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from detectkd.detectors.base import Detector
+from detectkd.detectors.base import Detector, FloatArray, IntArray, StatefulDetector
 from detectkd.detectors.features import feature_value
 from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.windows import SeriesWindow
 from detectkd.storage.base import StoredPoint
 from detectkd.timegrid import Grid
+
+
+@dataclass
+class Saved:
+    """A metric's memory as a graceful stop left it (`detectkd.runtime.snapshot`): per series
+    the window's arrays, per stateful detector and series its state; valid while the
+    metric's config has this fingerprint and its stored watermark is this one."""
+
+    fingerprint: str
+    watermark: int
+    windows: dict[str, tuple[IntArray, FloatArray, dict[str, FloatArray]]] = field(default_factory=dict)
+    states: dict[str, dict[str, tuple[FloatArray, tuple[float, ...]]]] = field(default_factory=dict)
 
 
 class SeriesMemory:
@@ -44,6 +57,7 @@ class SeriesMemory:
         self.windows: dict[str, SeriesWindow] = {}
         self.loaded = False  # windows read from storage (once per runtime)
         self._open: dict[str, tuple[int, int, int, int] | None] | None = None  # series -> checkpoint
+        self.saved: Saved | None = None  # left by the previous process, taken by the first run
         self._since = 0
 
     def series(self) -> set[str]:
@@ -73,6 +87,31 @@ class SeriesMemory:
             self.window(series).extend(times, values, columns)
         self.loaded = True
 
+    def adopt(self, saved: Saved, since: int) -> None:
+        """Windows and detector state from a snapshot, points before `since` left out (as
+        `load` reads the store)."""
+        for series, (times, values, columns) in saved.windows.items():
+            keep = times >= since
+            self.window(series).extend(times[keep], values[keep], {f: c[keep] for f, c in columns.items()})
+        for d in self.detectors:
+            if isinstance(d, StatefulDetector):
+                for series, (data, scalars) in saved.states.get(d.id, {}).items():
+                    if series in self.windows:
+                        d.import_state(series, data, scalars)
+        self.loaded = True
+
+    def save(self, fingerprint: str, watermark: int) -> Saved:
+        """What `adopt` takes back (views of the windows: written before memory changes)."""
+        out = Saved(fingerprint, watermark)
+        for series, w in self.windows.items():
+            h = w.history()
+            out.windows[series] = (h.times, h.values, dict(h.features))
+        for d in self.detectors:
+            if isinstance(d, StatefulDetector):
+                states = ((s, d.export_state(s)) for s in d.state_series() if s in self.windows)
+                out.states[d.id] = {s: st for s, st in states if st is not None}
+        return out
+
     def forget(self, series: str) -> None:
         """Everything derived from a series: its window, detector caches, peer coordinates."""
         self.windows.pop(series, None)
@@ -85,6 +124,7 @@ class SeriesMemory:
         for series in list(self.windows):
             self.forget(series)
         self.loaded = False
+        self.saved = None
 
     def _forget_derived(self, series: str) -> None:
         for d in self.detectors:

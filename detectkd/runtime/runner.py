@@ -116,6 +116,12 @@ class MetricRuntime:
         return self.book.status
 
     @property
+    def settled(self) -> int | None:
+        """The stored watermark memory is in step with; None when it may not be."""
+        in_step = self.memory.loaded and self._watermark_known and not (self._stale or self._loading)
+        return self._watermark if in_step else None
+
+    @property
     def span(self) -> int:
         return self.memory.span
 
@@ -333,6 +339,10 @@ class MetricRuntime:
         if self.memory.loaded:
             return
         span = self.memory.span
+        saved, self.memory.saved = self.memory.saved, None
+        if saved is not None and self._watermark_known and saved.watermark == self._watermark:
+            self.memory.adopt(saved, before - span)  # a graceful restart's (runtime.snapshot)
+            return
         stored = (
             await (await self.data()).read_points(self.name, None, before - span, before)
             if self.spec.storage.enabled and span > self.grid.step
@@ -349,7 +359,7 @@ class MetricRuntime:
         """Read the windows and the watermark from the store again at the start of the next
         run (history was loaded). A flag, not the lock: the caller never waits for a run or
         a reload holding it."""
-        self._stale = True
+        self._stale, self._loading = True, False
 
     async def judge_failure(self, finish: int) -> list[Alert]:
         """`on_error: ok | alerting | nodata`: a failed run judges the newest due period of

@@ -50,3 +50,10 @@ fi
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     apt_install systemd
 fi
+
+# Alertmanager (Debian's prometheus-alertmanager): the tests start private ones on free ports
+# with their own storage and no clustering (tests/alertmanager_server.py); amtool checks
+# etc/alertmanager.yml.
+if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+    apt_install prometheus-alertmanager
+fi

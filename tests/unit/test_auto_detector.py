@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from detectkd.detectors.auto import AutoDetector, Params, _Memo
+from detectkd.detectors.auto import AutoDetector, Params
+from detectkd.detectors.autostate import Memo
 from detectkd.detectors.base import Current, History
 from detectkd.runtime.windows import SeriesWindow
 
@@ -194,7 +195,7 @@ def test_the_restart_rebuild_equals_judging_point_by_point(tail: str, size: int)
     ends = {"calm": [], "spike": [40.0], "short run": [9.0, 12.0, 11.0], "long run": [8.0] * 100}
     az = np.concatenate([az, ends.get(tail, [7.0, 9.0, math.nan])])
     det = AutoDetector(Params(reference=size), STEP)
-    looped, rebuilt = _Memo(size), _Memo(size)
+    looped, rebuilt = Memo(size), Memo(size)
     det._surprises(looped, az)
     det._rebuild(rebuilt, az)
     assert (rebuilt.surprise, rebuilt.run) == (looped.surprise, looped.run)
@@ -203,3 +204,29 @@ def test_the_restart_rebuild_equals_judging_point_by_point(tail: str, size: int)
     assert np.array_equal(np.array(rebuilt.recent), np.array(ring), equal_nan=True)
     if tail in ("short run", "long run"):
         assert looped.run > 0  # the case is what it says
+
+
+@pytest.mark.parametrize("reference", [2000, 60])
+def test_exported_state_judges_exactly_as_the_detector_that_exported_it(reference: int) -> None:
+    """A graceful restart keeps `auto`'s state (runtime.snapshot): the detector that imports
+    it must judge the next points as the one that kept running, whether its |z| ring has
+    wrapped (60) or not (2000), through a run of alarms."""
+    values = daily(24 * 20, seed=5)
+    values[24 * 18 : 24 * 18 + 5] = 400.0  # a run beyond the line straddles the restart
+    times = np.arange(values.size, dtype=np.int64) * STEP
+    cut = 24 * 18 + 1  # the first point of the run judged before the restart
+    running = AutoDetector(Params(reference=reference), STEP)
+    for i in range(cut):
+        running.detect_many(
+            History(times[:i], values[:i], {}), [Current(int(times[i]), float(values[i]), {}, "s")]
+        )
+    assert running.state_series() == ["s"]
+    state = running.export_state("s")
+    assert state is not None and running.export_state("other") is None
+    restarted = AutoDetector(Params(reference=reference), STEP)
+    restarted.import_state("s", *state)
+    assert restarted._memo["s"].run == running._memo["s"].run > 0
+    for i in range(cut, values.size):
+        h, p = History(times[:i], values[:i], {}), Current(int(times[i]), float(values[i]), {}, "s")
+        assert restarted.detect_many(h, [p]) == running.detect_many(h, [p])
+    assert list(restarted._memo["s"].ordered) == list(running._memo["s"].ordered)

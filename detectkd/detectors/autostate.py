@@ -1,0 +1,76 @@
+"""`auto`'s derived state per series: the ring of recent |z| that sets the alarm line (and
+its sorted copy), the persistence state, and the baselines of the current refresh block."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_left, insort
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detectkd.detectors.base import FloatArray, sorted_quantile
+
+
+@dataclass
+class Memo:
+    """Per series: the |z| of the last `size` judged points (NaN for a cold start) in order
+    (a ring) and, finite ones, sorted; the newest judged time and its raw surprise. Plain
+    double arrays, not lists: the garbage collector does not walk millions of floats."""
+
+    size: int
+    recent: array[float] = field(default_factory=lambda: array("d"))
+    head: int = 0  # once full, the oldest entry of the ring
+    ordered: array[float] = field(default_factory=lambda: array("d"))
+    last: int | None = None
+    surprise: float = 0.0
+    run: int = 0  # judged points in a row beyond the line (before fading)
+    fit_key: tuple[int, ...] | None = None  # the block whose baselines `fit` holds (live checks)
+    fit: BlockFit | None = None
+
+    def line(self, q: float, min_count: int) -> float:
+        """The `q` quantile (linear, as numpy) of the finite |z|; 0 with too few."""
+        n = len(self.ordered)
+        return sorted_quantile(self.ordered, q) if n >= max(min_count, 1) else 0.0
+
+    def push(self, az: float) -> None:
+        recent = self.recent
+        if len(recent) < self.size:
+            recent.append(az)
+        else:
+            old = recent[self.head]
+            recent[self.head] = az
+            self.head = (self.head + 1) % self.size
+            if old == old:
+                del self.ordered[bisect_left(self.ordered, old)]
+        if az == az:
+            insort(self.ordered, az)
+
+    def export(self) -> tuple[FloatArray, tuple[float, ...]]:
+        """The recent |z| oldest first; the newest judged time, its surprise, the run."""
+        ring = np.frombuffer(self.recent, np.float64) if len(self.recent) else np.empty(0)
+        ring = np.concatenate([ring[self.head :], ring[: self.head]])
+        return ring, (math.nan if self.last is None else float(self.last), self.surprise, float(self.run))
+
+    @classmethod
+    def imported(cls, size: int, data: FloatArray, scalars: tuple[float, ...]) -> Memo:
+        """The memo `export` described (a ring of another size keeps its newest entries)."""
+        last, surprise, run = scalars
+        ring = np.ascontiguousarray(data[-size:], np.float64)
+        m = cls(size)
+        m.recent = array("d", ring.tobytes())  # oldest first: the ring's head is 0
+        m.ordered = array("d", np.sort(ring[np.isfinite(ring)]).tobytes())
+        m.last = None if last != last else int(last)
+        m.surprise, m.run = float(surprise), int(run)
+        return m
+
+
+@dataclass(frozen=True)
+class BlockFit:
+    """The baselines of some blocks: per block whether it is judged as counts and has
+    enough data; per scale (square root or not) and baseline, per block (centre, spread, ok)."""
+
+    is_count: np.ndarray
+    enough: np.ndarray
+    fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray]]]

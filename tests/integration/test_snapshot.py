@@ -1,0 +1,177 @@
+"""A graceful restart through the snapshot, one metric against a real SQLite source and store:
+the restarted runtime judges exactly as the one that kept running, without reading its window
+from the store; a snapshot the store has moved past, or one for another config, is not used."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detectkd.resources import Resources
+from detectkd.runtime import snapshot
+from detectkd.runtime.runner import MetricRuntime, RunReport
+from detectkd.specs.loader import MetricSpec, load_metrics
+from detectkd.storage.base import StoredPoint
+from detectkd.storage.sqlite import SqliteStore
+from tests.conftest import write
+
+STEP = 600
+T0 = 1_795_000_000 - 1_795_000_000 % STEP
+DAY = 86400 // STEP
+START = datetime.fromtimestamp(T0, UTC).isoformat()
+
+METRIC = """\
+name: orders
+schedule: {{interval: 10m, max_catch_up: 1000, start_time: '{start}'}}
+collector:
+  type: sqlite
+  params:
+    database: {db}
+    query: |
+      SELECT period_time, value FROM src
+      WHERE period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
+{detector}alerter:
+  type: log
+"""
+
+
+class CountingStore(SqliteStore):
+    """The real SQLite store, counting the window reads a restart would do."""
+
+    reads = 0
+
+    async def read_points(
+        self, metric: str, series: str | None, since: int, until: int
+    ) -> dict[str, list[StoredPoint]]:
+        self.reads += 1
+        return await super().read_points(metric, series, since, until)
+
+
+@dataclass
+class Env:
+    tmp: Path
+    db: Path
+    resources: Resources
+
+    def spec(self, detector: str = "") -> MetricSpec:
+        write(self.tmp / "m" / "orders.yaml", METRIC.format(db=self.db, detector=detector, start=START))
+        result = load_metrics([self.tmp / "m"], None, env={})
+        assert result.ok, result.all_errors()
+        return result.metrics["orders"]
+
+    async def store(self, name: str) -> CountingStore:
+        store = CountingStore(self.tmp / name)
+        await store.open()
+        return store
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    db = tmp_path / "src.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE src (period_time TEXT, value REAL)")
+    rows = []
+    noise = np.random.default_rng(11).normal(0, 3, 5 * DAY)
+    for i in range(5 * DAY):
+        v = 100 + 40 * math.sin(2 * math.pi * i / DAY) + float(noise[i])
+        rows.append((T0 + i * STEP, 400.0 if i in (4 * DAY, 4 * DAY + 1, 4 * DAY + 50) else v))
+    conn.executemany("INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?)", rows)
+    conn.commit()
+    conn.close()
+    resources = Resources()
+    yield Env(tmp_path, db, resources)
+    await resources.close()
+
+
+def copy(src: Path, dst: Path) -> None:
+    """The store as it was at the stop (SQLite's backup: consistent with WAL too)."""
+    a, b = sqlite3.connect(src), sqlite3.connect(dst)
+    a.backup(b)
+    a.close()
+    b.close()
+
+
+def verdicts(report: RunReport) -> list[tuple[int, bool, float, float | None]]:
+    return [
+        (p.point.period, p.verdict.anomalous, p.results[0].score, p.results[0].upper) for p in report.points
+    ]
+
+
+async def test_a_restart_from_the_snapshot_judges_as_if_the_daemon_had_kept_running(env: Env) -> None:
+    spec = env.spec()
+    running_store = await env.store("a.db")
+    running = MetricRuntime(spec, running_store, env.resources)
+    await running.run(T0 + 4 * DAY * STEP)  # the first start: history, then live
+    await running.run(T0 + (4 * DAY + 1) * STEP)  # the first point of the spike's run
+    path = env.tmp / snapshot.FILE
+    snapshot.save(path, snapshot.collect([running]))
+    copy(env.tmp / "a.db", env.tmp / "b.db")
+    restarted_store = await env.store("b.db")
+    restarted = MetricRuntime(spec, restarted_store, env.resources)
+    restarted.memory.saved = snapshot.take(snapshot.load(path), restarted)
+    assert restarted.memory.saved is not None
+    compared = []
+    for k in (2, 3, 60, 61):  # one period each, then a catch-up of 57
+        finish = T0 + (4 * DAY + k) * STEP
+        want, got = await running.run(finish), await restarted.run(finish)
+        assert verdicts(got) == verdicts(want) and got.points
+        compared += verdicts(got)
+    assert restarted_store.reads == 0  # the window came from the snapshot, not the store
+    assert [t for t, anomalous, _, _ in compared if anomalous] == [T0 + (4 * DAY + k) * STEP for k in (1, 50)]
+    assert restarted.settled == running.settled == T0 + (4 * DAY + 60) * STEP
+    await running_store.close()
+    await restarted_store.close()
+
+
+async def test_a_snapshot_the_store_has_moved_past_or_of_another_config_is_not_used(env: Env) -> None:
+    spec = env.spec()
+    store = await env.store("a.db")
+    rt = MetricRuntime(spec, store, env.resources)
+    await rt.run(T0 + 4 * DAY * STEP)
+    parts = snapshot.collect([rt])
+    assert set(parts) == {"orders"}
+    await rt.run(T0 + (4 * DAY + 1) * STEP)  # e.g. another replica ran after the stop
+    # Another config (the detector's parameters) does not take the part at all.
+    other = MetricRuntime(env.spec("detector:\n  type: auto\n  params: {refresh: 6}\n"), store, env.resources)
+    assert snapshot.take(dict(parts), other) is None
+    stale = MetricRuntime(spec, store, env.resources)
+    stale.memory.saved = snapshot.take(parts, stale)
+    assert stale.memory.saved is not None
+    fresh = MetricRuntime(spec, store, env.resources)
+    before = store.reads
+    got = await stale.run(T0 + (4 * DAY + 2) * STEP)
+    assert store.reads == before + 1 and stale.memory.saved is None  # read from the store instead
+    # ... and judged as a runtime that never saw a snapshot (on the same store, not committed).
+    want = await fresh.check(T0 + (4 * DAY + 1) * STEP, T0 + (4 * DAY + 2) * STEP, notify=False, commit=False)
+    assert verdicts(got) == verdicts(want)
+    await store.close()
+
+
+async def test_memory_is_saved_only_once_a_background_history_load_is_taken_in(env: Env) -> None:
+    """While `start_time` history loads beside the live runs, memory is not the store's
+    (nothing is saved); once it has loaded, it is (this stayed "loading" for good before)."""
+    store = await env.store("a.db")
+    rt = MetricRuntime(env.spec(), store, env.resources)
+    jobs: list[tuple[str, int, int]] = []
+
+    async def history(metric: str, begin: int, last: int) -> None:
+        jobs.append((metric, begin, last))
+
+    rt.history = history
+    await rt.run(T0 + 4 * DAY * STEP)
+    assert len(jobs) == 1 and rt.settled is None and snapshot.collect([rt]) == {}
+    await rt.run(T0 + (4 * DAY + 1) * STEP)
+    assert rt.settled is None  # still loading
+    loaded = await rt.check(T0, T0 + (4 * DAY + 1) * STEP, notify=False, commit=True)  # the loader's work
+    assert loaded.points
+    rt.reload_windows()  # the loader is done
+    await rt.run(T0 + (4 * DAY + 2) * STEP)
+    assert rt.settled == T0 + (4 * DAY + 1) * STEP and set(snapshot.collect([rt])) == {"orders"}
+    await store.close()

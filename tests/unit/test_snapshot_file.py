@@ -1,0 +1,67 @@
+"""The restart snapshot's file: what `save` writes `load` reads back exactly; anything else
+(torn, foreign, another version) is refused, logged, and left to the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import structlog
+
+from detectkd.runtime import snapshot
+from detectkd.runtime.memory import Saved
+
+
+def part() -> Saved:
+    t = np.arange(5, dtype=np.int64) * 60
+    v = np.array([1.0, np.nan, 3.0, -4.0, 5.0])
+    s = Saved("fp", 240)
+    s.windows = {"": (t, v, {"hour": v * 2}), "eu/x": (t[:0], v[:0], {"hour": v[:0]})}
+    s.states = {"auto": {"": (np.array([0.5, np.nan, 2.0]), (240.0, 1.25, 2.0))}}
+    return s
+
+
+def test_what_is_saved_is_read_back_exactly_and_the_file_is_consumed(tmp_path: Path) -> None:
+    path = tmp_path / snapshot.FILE
+    size = snapshot.save(path, {"orders": part(), "other": Saved("fp2", 60)})
+    assert size == path.stat().st_size and not path.with_name(path.name + ".tmp").exists()
+    back = snapshot.load(path)
+    assert not path.exists()  # taken once: a later crash cannot bring back older memory
+    assert set(back) == {"orders", "other"}
+    got, want = back["orders"], part()
+    assert (got.fingerprint, got.watermark) == ("fp", 240)
+    for series, (t, v, f) in want.windows.items():
+        gt, gv, gf = got.windows[series]
+        assert gt.dtype == np.int64 and np.array_equal(gt, t)
+        assert np.array_equal(gv, v, equal_nan=True) and np.array_equal(gf["hour"], f["hour"], equal_nan=True)
+    data, scalars = got.states["auto"][""]
+    assert np.array_equal(data, want.states["auto"][""][0], equal_nan=True) and scalars == (240.0, 1.25, 2.0)
+    assert back["other"].windows == {} and back["other"].states == {}
+
+
+@pytest.mark.parametrize("damage", ["torn", "foreign", "version", "bad block"])
+def test_an_unusable_file_is_refused_logged_and_removed(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / snapshot.FILE
+    snapshot.save(path, {"orders": part()})
+    raw = path.read_bytes()
+    if damage == "torn":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "foreign":
+        path.write_bytes(b"PK\x03\x04" + raw[4:])
+    else:
+        old, new = (
+            (b'"version": "', b'"version": "0.0.0-other-')
+            if damage == "version"
+            else (b"[8, 5,", b"[8, 99999,")
+        )
+        assert old in raw
+        path.write_bytes(raw.replace(old, new, 1))
+    with structlog.testing.capture_logs() as logs:
+        assert snapshot.load(path) == {}
+    assert not path.exists()
+    assert [e["event"] for e in logs] == ["restart snapshot not used"]
+
+
+def test_no_file_is_no_snapshot(tmp_path: Path) -> None:
+    assert snapshot.load(tmp_path / snapshot.FILE) == {}
