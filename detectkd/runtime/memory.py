@@ -91,8 +91,8 @@ class SeriesMemory:
         """Windows and detector state from a snapshot, points before `since` left out (as
         `load` reads the store)."""
         for series, (times, values, columns) in saved.windows.items():
-            keep = times >= since
-            self.window(series).extend(times[keep], values[keep], {f: c[keep] for f, c in columns.items()})
+            i = int(np.searchsorted(times, since, side="left"))
+            self.window(series).take(times[i:], values[i:], {f: c[i:] for f, c in columns.items()})
         for d in self.detectors:
             if isinstance(d, StatefulDetector):
                 for series, (data, scalars) in saved.states.get(d.id, {}).items():

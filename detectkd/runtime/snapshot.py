@@ -131,31 +131,49 @@ def take(parts: dict[str, Saved], rt: MetricRuntime) -> Saved | None:
     return part if part is not None and part.fingerprint == fingerprint(rt) else None
 
 
+def taken(offered: int, runtimes: list[MetricRuntime]) -> dict[str, Saved]:
+    """After the start installed the metrics: log how many took their part; nothing is left
+    to take (returns the empty set of parts)."""
+    if offered:
+        n = sum(rt.memory.saved is not None for rt in runtimes)
+        log.info("restart snapshot taken", metrics=n, offered=offered)
+    return {}
+
+
 def _read(path: Path) -> dict[str, Saved]:
-    raw = np.memmap(path, np.uint8, "r")
-    size = int(raw.size)
-    if size < 24 or bytes(raw[:8]) != MAGIC or bytes(raw[-8:]) != MAGIC:
-        raise ValueError("not a detectkd snapshot (or a torn one)")
-    (length,) = struct.unpack("<Q", bytes(raw[-16:-8]))
-    if length > size - 24:
-        raise ValueError("index length beyond the file")
-    index = json.loads(bytes(raw[size - 16 - length : size - 16]))
-    if index.get("version") != __version__:
-        raise ValueError(f"written by detectkd {index.get('version')}, this is {__version__}")
-    limit = size - 16 - length
+    """Read with plain reads (not a mapping: the file's pages do not count as the daemon's
+    memory on top of the arrays it becomes)."""
+    with path.open("rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size < 24:
+            raise ValueError("not a detectkd snapshot (or a torn one)")
+        f.seek(size - 16)
+        tail = f.read(16)
+        f.seek(0)
+        if f.read(8) != MAGIC or tail[8:] != MAGIC:
+            raise ValueError("not a detectkd snapshot (or a torn one)")
+        (length,) = struct.unpack("<Q", tail[:8])
+        limit = size - 16 - length
+        if limit < 8:
+            raise ValueError("index length beyond the file")
+        f.seek(limit)
+        index = json.loads(f.read(length))
+        if index.get("version") != __version__:
+            raise ValueError(f"written by detectkd {index.get('version')}, this is {__version__}")
 
-    def get(block: list[Any]) -> np.ndarray:
-        at, count, dtype = int(block[0]), int(block[1]), str(block[2])
-        if dtype not in _DTYPES or at < 8 or count < 0 or at + count * 8 > limit:
-            raise ValueError(f"bad block {block}")
-        return np.frombuffer(raw, np.dtype(dtype), count, at).astype(dtype[1:], copy=True)
+        def get(block: list[Any]) -> np.ndarray:
+            at, count, dtype = int(block[0]), int(block[1]), str(block[2])
+            if dtype not in _DTYPES or at < 8 or count < 0 or at + count * 8 > limit:
+                raise ValueError(f"bad block {block}")
+            f.seek(at)
+            return np.fromfile(f, np.dtype(dtype), count).astype(dtype[1:], copy=False)
 
-    out: dict[str, Saved] = {}
-    for name, m in index["metrics"].items():
-        part = Saved(str(m["fingerprint"]), int(m["watermark"]))
-        for series, (t, v, cols) in m["windows"].items():
-            part.windows[series] = (get(t), get(v), {c: get(x) for c, x in cols.items()})
-        for det, per in m["states"].items():
-            part.states[det] = {k: (get(a), tuple(float(x) for x in sc)) for k, (a, sc) in per.items()}
-        out[name] = part
-    return out
+        out: dict[str, Saved] = {}
+        for name, m in index["metrics"].items():
+            part = Saved(str(m["fingerprint"]), int(m["watermark"]))
+            for series, (t, v, cols) in m["windows"].items():
+                part.windows[series] = (get(t), get(v), {c: get(x) for c, x in cols.items()})
+            for det, per in m["states"].items():
+                part.states[det] = {k: (get(a), tuple(float(x) for x in sc)) for k, (a, sc) in per.items()}
+            out[name] = part
+        return out

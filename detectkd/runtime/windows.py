@@ -82,6 +82,23 @@ class SeriesWindow:
         self._n += k
         self._trim(int(times[-1]))
 
+    def take(self, times: IntArray, values: FloatArray, features: dict[str, FloatArray]) -> None:
+        """An empty window takes these arrays as its own, without a copy (a restart's
+        snapshot: nothing else holds them); otherwise `extend`."""
+        if len(self) or (times.size > 1 and not bool((np.diff(times) > 0).all())):
+            self.extend(times, values, features)
+            return
+        k = int(times.size)
+        self._times, self._values, self._cap, self._start, self._n = times, values, max(k, 1), 0, k
+        if k == 0:
+            self._times, self._values = np.empty(1, np.int64), np.empty(1, np.float64)
+        self._feat = {
+            f: features[f] if f in features and k else np.full(max(k, 1), np.nan) for f in self._feat
+        }
+        self.negative = bool((values < 0).any())
+        self._revision = next(_REVISIONS)
+        self._epoch += 1
+
     def _insert(self, time: int, value: float | None, features: dict[str, float]) -> None:
         self._revision = next(_REVISIONS)
         times = self._times[self._start : self._n]

@@ -35,3 +35,22 @@ def test_extend_equals_appending_point_by_point(order: str) -> None:
     assert np.array_equal(a.values, b.values, equal_nan=True)
     assert np.array_equal(a.features["hour"], b.features["hour"])
     assert bulk.negative == ref.negative is True
+
+
+@pytest.mark.parametrize("size", [0, 1, 300])
+def test_a_window_that_takes_arrays_then_grows_holds_what_appends_would(size: int) -> None:
+    """A restart's snapshot hands a window its arrays without a copy; the points appended
+    after it (the window grows, compacts, trims) must land as if each had been appended."""
+    times = np.arange(size, dtype=np.int64) * 60
+    values = np.where(np.arange(size) % 50 == 7, -1.0, 1.0 + np.arange(size) % 3)
+    hour = (times // 3600 % 24).astype(np.float64)
+    took, ref = SeriesWindow(200 * 60, ("hour",)), SeriesWindow(200 * 60, ("hour",))
+    took.take(times.copy(), values.copy(), {"hour": hour.copy()})
+    for t, v, f in zip(times.tolist(), values.tolist(), hour.tolist(), strict=True):
+        ref.add(t, v, {"hour": f})
+    for t in range(size, size + 400):
+        took.add(t * 60, 2.0, {"hour": float(t % 24)})
+        ref.add(t * 60, 2.0, {"hour": float(t % 24)})
+    a, b = took.history(), ref.history()
+    assert np.array_equal(a.times, b.times) and np.array_equal(a.values, b.values)
+    assert np.array_equal(a.features["hour"], b.features["hour"]) and took.negative == ref.negative
