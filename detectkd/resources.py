@@ -10,9 +10,12 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from detectkd.telemetry import Telemetry
 
 T = TypeVar("T")
 
@@ -25,6 +28,7 @@ class Resources:
         self._pools: dict[Hashable, Any] = {}
         self._pool_locks: dict[Hashable, asyncio.Lock] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self.telemetry: Telemetry | None = None  # the daemon's, for channels' own metrics
 
     async def pool(
         self,

@@ -42,6 +42,16 @@ class Telemetry:
         self.alerts_failed = Counter(
             "detectk_alerts_failed", "Failed notification attempts.", ["channel"], registry=r
         )
+        # Per Alertmanager URL (host:port), like vmalert's notifier metrics.
+        t = ["target"]
+        self.am_sent = Counter("detectk_alertmanager_sent", "Alerts Alertmanager accepted.", t, registry=r)
+        self.am_errors = Counter(
+            "detectk_alertmanager_errors", "Posts Alertmanager did not accept.", t, registry=r
+        )
+        self.am_latency = Histogram(
+            "detectk_alertmanager_latency_seconds", "Time per post to Alertmanager.", t,
+            buckets=DURATION_BUCKETS, registry=r,
+        )  # fmt: skip
         self.outbox_pending = Gauge("detectk_outbox_pending", "Alerts waiting in the outbox.", registry=r)
         self.outbox_dead = Gauge("detectk_outbox_dead", "Alerts that gave up (dead letters).", registry=r)
         self.outbox_oldest = Gauge(

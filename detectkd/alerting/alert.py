@@ -44,13 +44,16 @@ class Alert:
     url: str | None = None  # the `generator_url` link, rendered for this alert
     kind: AlertKind = "anomaly"
     detector_params: dict[str, Any] = field(default_factory=dict)  # the firing detector's
+    resent: int | None = None  # a re-send to Alertmanager at this period (alerting.resend)
+    source: str = ""  # the metric's source (specs.source_key): Alertmanager's `source` label
 
     @property
     def key(self) -> str:
         """Idempotency key: receivers may dedupe on it; the outbox is unique on it."""
         status = self.status if self.kind == "anomaly" else f"{self.kind}:{self.status}"
         base = f"{self.metric}|{self.series}|{status}|{self.started_at}"
-        return f"{base}|r{self.repeat}" if self.repeat else base
+        base = f"{base}|r{self.repeat}" if self.repeat else base
+        return f"{base}|am{self.resent}" if self.resent is not None else base
 
     @property
     def headline(self) -> str:

@@ -75,6 +75,7 @@ class Outages:
     metrics: dict[str, MetricHealth] = field(default_factory=dict)
     sources: dict[str, SourceHealth] = field(default_factory=dict)
     troubled: set[str] = field(default_factory=set)  # failing, notified or grouped metrics
+    resent: dict[str, int] = field(default_factory=dict)  # "kind:subject": last sent to Alertmanager
 
     def track(self, metric: str, source: str, notify: bool, error_runs: int) -> MetricHealth:
         """Register (or update, on reload) a metric; keeps what it knew."""
@@ -164,6 +165,22 @@ class Outages:
                     out.append(HealthNotice("error", "firing", name, since, error=h.error))
             elif h.notified is not None and h.failures == 0:
                 out.append(HealthNotice("error", "resolved", name, h.notified))
+        return out
+
+    def active(self) -> list[HealthNotice]:
+        """The ERROR and SOURCE DOWN alerts that were sent and are not over (re-sent to
+        Alertmanager while they last, `alerting.resend`)."""
+        out = []
+        for source, src in sorted(self.sources.items()):
+            if src.notified is not None:
+                members = tuple(
+                    sorted(m for m, h in self.metrics.items() if h.source == source and h.failures)
+                )
+                out.append(HealthNotice("source_down", "firing", source, src.notified, members))
+        for name in sorted(self.troubled):
+            h = self.metrics.get(name)
+            if h is not None and h.notified is not None:
+                out.append(HealthNotice("error", "firing", name, h.notified, error=h.error))
         return out
 
     def sent(self, n: HealthNotice) -> None:

@@ -64,6 +64,7 @@ class SeriesState:
     flapping_since: int | None = None
     flap_notified: int | None = None  # flapping episode whose notification was sent
     fired_by: str | None = None  # detector the episode's FIRING named (its RESOLVED names it too)
+    resent_at: int | None = None  # period of the last send to Alertmanager (alerting.resend)
 
     def extra_json(self) -> str:
         """The fields without a column of their own, as JSON (only non-defaults)."""
@@ -90,6 +91,7 @@ _EXTRA = frozenset(
         "flapping_since",
         "flap_notified",
         "fired_by",
+        "resent_at",
     }
 )
 

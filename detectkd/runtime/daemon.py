@@ -13,6 +13,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExe
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from detectkd.alerting.channels.base import Channel
+from detectkd.alerting.channels.channelset import ChannelSet
 from detectkd.alerting.outage import Outages
 from detectkd.alerting.outbox import Dispatcher
 from detectkd.alerting.silences import Silence, Silences
@@ -46,6 +47,7 @@ class Daemon(Jobs, DaemonView):
         self.data_stores = DataStores()
         self.telemetry = Telemetry(settings.shard_of)
         self.resources = Resources()
+        self.resources.telemetry = self.telemetry
         self.specs: dict[str, MetricSpec] = {}
         self.slots: dict[str, MetricSlot] = {}  # running metrics (enabled, built)
         self.config_errors: list[str] = []
@@ -66,6 +68,7 @@ class Daemon(Jobs, DaemonView):
         self._health_lock = asyncio.Lock()
         self.snapshot_path = settings.data_dir / snapshot.FILE
         self._saved: dict[str, Saved] = {}  # the previous stop's memory, until installed
+        self._retired: dict[str, ChannelSet] = {}  # removed metrics' channels
         self.silences = Silences()
         self.notifier = Notifier()
         self.deps = Deps(self.store, self.resources, self.data_stores, self.telemetry, self.dispatcher.wake,
@@ -111,22 +114,15 @@ class Daemon(Jobs, DaemonView):
         )  # fmt: skip
         offered = len(self._saved)
         await self._apply(plan, states)
-        if offered:
-            taken = sum(s.runtime.memory.saved is not None for s in self.slots.values())
-            log.info("restart snapshot taken", metrics=taken, offered=offered)
-        self._saved = {}
+        self._saved = snapshot.taken(offered, [s.runtime for s in self.slots.values()])
         for metric, st in errors.items():
             self.outages.restore(metric, st)
         self._record_load(result, plan)
         self.ready = True
         self.notifier.ready(self.status_line())
-        log.info(
-            "detectkd started",
-            metrics=len(self.slots),
-            shard=self.settings.shard,
-            config_errors=len(result.all_errors()),
-            store=str(getattr(self.store, "path", "")),
-        )
+        store = str(getattr(self.store, "path", ""))
+        log.info("detectkd started", metrics=len(self.slots), shard=self.settings.shard,
+                 config_errors=len(result.all_errors()), store=store)  # fmt: skip
 
     async def serve(self) -> None:
         """Run until SIGTERM/SIGINT (or `stop_event`), then shut down gracefully."""
@@ -296,6 +292,7 @@ class Daemon(Jobs, DaemonView):
         if slot is None:
             return
         self._unbuilt.pop(spec.name, None)
+        self._retired.pop(spec.name, None)
         self.slots[spec.name] = slot
         slot.runtime.memory.saved = snapshot.take(self._saved, slot.runtime)
         slot.runtime.history = self.history.begin
@@ -342,6 +339,9 @@ class Daemon(Jobs, DaemonView):
             for task in list(self._inflight):
                 if task.get_name() == f"run:{name}":
                     task.cancel()
+            if forget and self.may_run() and await slot.resolve_alerts(self.store):
+                self._retired[name] = slot.channels  # where those RESOLVED go
+                self.dispatcher.wake()
             await slot.stop()
         if forget:
             self.specs.pop(name, None)
@@ -358,7 +358,8 @@ class Daemon(Jobs, DaemonView):
 
     def _channel(self, metric: str, channel: str) -> Channel | None:
         slot = self.slots.get(metric)
-        return slot.channels.get(channel) if slot is not None else None
+        channels = slot.channels if slot is not None else self._retired.get(metric)
+        return channels.get(channel) if channels is not None else None
 
     # -- runs ----------------------------------------------------------------------------
 
@@ -408,7 +409,8 @@ class Daemon(Jobs, DaemonView):
     async def check_health(self, at: float | None = None) -> None:
         async with self._health_lock:
             now = int(time.time() if at is None else at)
-            if await send_due(self.outages, self.silences, self.store, self.specs, self.series_labels, now):
+            s = self  # a standby re-sends nothing (its commits would be refused)
+            if await send_due(s.outages, s.silences, s.store, s.specs, s.series_labels, now, s.may_run()):
                 self.dispatcher.wake()
 
     def _on_missed(self, event: JobExecutionEvent) -> None:

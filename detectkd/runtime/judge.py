@@ -18,6 +18,7 @@ from typing import Any
 
 import jinja2
 
+from detectkd.alerting import resend
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.state import Notice, Rules, SeriesState, Verdict, decide, step
 from detectkd.collectors.points import Point, parse_series_key
@@ -25,7 +26,7 @@ from detectkd.detectors.base import BatchDetector, Current, Detector, Result
 from detectkd.durations import format_duration
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.runtime.peers import Classification, classify, deviation, passes
-from detectkd.specs.loader import MetricSpec
+from detectkd.specs.loader import MetricSpec, source_key
 from detectkd.storage.base import NewOutboxItem, RunRecord, StoredDetection
 from detectkd.templating import compile_template
 from detectkd.timegrid import Grid
@@ -53,6 +54,8 @@ class JudgeContext:
     link: jinja2.Template | None = None
     silenced: Callable[[str, float], bool] = lambda series, ts: False
     replay: bool = False  # every period may notify (backtest)
+    resend_every: int = 0  # seconds between re-sends to Alertmanager alerters (0: none)
+    source: str = ""  # the metric's source (`source_key`)
     # The run's own: the newest due period, whether it may notify, series judged without a row.
     last: int = 0
     notify: bool = False
@@ -71,6 +74,8 @@ class JudgeContext:
             spec, detectors, Rules.of(spec.conditions, spec.config.schedule.interval), grid,
             compile_template(link_template) if link_template else None,
             silenced or (lambda series, ts: False), replay,
+            0 if replay else resend.every(spec.alerters, spec.config.schedule.interval),
+            source_key(spec.collector),
         )  # fmt: skip
 
     def run(self, last: int, notify: bool, absent: Sequence[Point] = ()) -> JudgeContext:
@@ -116,10 +121,9 @@ def judge(
             for notice in pr.notices:
                 alert = alert_for(point, pr, notice, ctx)
                 out.alerts.append(alert)
-                record.outbox.extend(
-                    NewOutboxItem(alert.key, spec.name, point.series, a.id, alert.to_json())
-                    for a in spec.alerters
-                )
+                record.outbox.extend(outbox_rows(alert, spec))
+            if newest and ctx.resend_every:
+                _resend(point, pr, ctx, out)
             if _stale(spec, pr.state, period):
                 gone.add(point.series)
                 out.states.pop(point.series, None)
@@ -158,7 +162,22 @@ def judge_failed_run(
             alert = alert_for(point, report, notice, ctx)
             out.alerts.append(alert)
             out.record.outbox.extend(outbox_rows(alert, ctx.spec))
+        if ctx.resend_every:
+            _resend(point, report, ctx, out)
+            out.record.states[series] = out.states[series]
     return out
+
+
+def _resend(point: Point, pr: PointReport, ctx: JudgeContext, out: Outcome) -> None:
+    """Re-send the series' active alerts to the Alertmanager alerters when due."""
+    state, owed = resend.due(pr.state, pr.notices, point.period, ctx.resend_every)
+    if state is not pr.state:
+        out.states[point.series] = out.touched[point.series] = state
+    targets = [a for a in ctx.spec.alerters if a.type == resend.KIND]
+    for notice in owed:
+        alert = replace(alert_for(point, pr, notice, ctx), resent=point.period)
+        payload, name = alert.to_json(), ctx.spec.name
+        out.record.outbox.extend(NewOutboxItem(alert.key, name, point.series, a.id, payload) for a in targets)
 
 
 def _decide_period(
@@ -303,6 +322,22 @@ def _stale(spec: MetricSpec, state: SeriesState, period: int) -> bool:
     )
 
 
+def resolve_removed(states: Mapping[str, SeriesState], ctx: JudgeContext, now: int) -> RunRecord:
+    """A metric removed by reload: a RESOLVED of every active alert of its series to each
+    of its alerters, and those series' alert states dropped (added back, it starts afresh)."""
+    record = RunRecord(ctx.spec.name, save_points=False)
+    for series, state in sorted(states.items()):
+        owed = resend.active(state)
+        period = state.last_period if state.last_period is not None else ctx.grid.floor(now)
+        report = PointReport(Point(series, period, None), [], Verdict(False, None), state, [])
+        for n in owed:
+            alert = alert_for(report.point, report, Notice("resolved", n.episode, n.kind), ctx)
+            record.outbox.extend(outbox_rows(alert, ctx.spec))
+        if owed:
+            record.forget.append(series)
+    return record
+
+
 def outbox_rows(alert: Alert, spec: MetricSpec) -> list[NewOutboxItem]:
     """One row per alerter, named by the alerter's stable id."""
     payload = alert.to_json()
@@ -335,6 +370,7 @@ def alert_for(point: Point, pr: PointReport, notice: Notice, ctx: JudgeContext) 
         kind=notice.kind,
         extra=pr.peers.as_extra() if pr.peers is not None and notice.kind == "anomaly" else {},
         detector_params=_params_of(ctx.spec, r.detector) if r else {},
+        source=ctx.source,
     )
 
 

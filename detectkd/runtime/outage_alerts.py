@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import structlog
 
+from detectkd.alerting import resend
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.outage import ERROR_SERIES, SOURCE_PREFIX, HealthNotice, Outages
 from detectkd.alerting.silences import Labels, Silences, load_silences
@@ -31,10 +33,10 @@ def notice_record(n: HealthNotice, outages: Outages, specs: Mapping[str, MetricS
     notified = n.since if n.status == "firing" else None
     if n.kind == "error":
         spec = specs.get(n.subject)
-        alert = notice_alert(n, spec.config.schedule.timezone if spec else "UTC")
+        h = outages.metrics.get(n.subject)
+        alert = notice_alert(n, spec.config.schedule.timezone if spec else "UTC", h.source if h else "")
         targets = [a.id for a in spec.alerters] if spec else []
         outbox = [NewOutboxItem(alert.key, n.subject, ERROR_SERIES, i, alert.to_json()) for i in targets]
-        h = outages.metrics.get(n.subject)
         state = _marked(h.state() if h is not None else SeriesState(), notified)
         return RunRecord(n.subject, states={ERROR_SERIES: state}, outbox=outbox)
     alert = notice_alert(n, "UTC")
@@ -64,7 +66,7 @@ def source_targets(source: str, outages: Outages, specs: Mapping[str, MetricSpec
     return out
 
 
-def notice_alert(n: HealthNotice, tz: str) -> Alert:
+def notice_alert(n: HealthNotice, tz: str, source: str = "") -> Alert:
     extra: dict[str, Any] = {}
     if n.error:
         extra["error"] = n.error
@@ -76,6 +78,7 @@ def notice_alert(n: HealthNotice, tz: str) -> Alert:
         metric=n.subject, series="", labels=labels, status=n.status, period=n.at or n.since,
         started_at=n.since, value=None, expected=None, lower=None, upper=None, score=None,
         direction=None, detector=None, interval_seconds=0, timezone=tz, extra=extra, kind=n.kind,
+        source=source,
     )  # fmt: skip
 
 
@@ -91,9 +94,11 @@ async def send_due(
     specs: Mapping[str, MetricSpec],
     labels: Callable[[str, str], Labels],
     now: int,
+    resend: bool = True,
 ) -> int:
     """Commit the ERROR and SOURCE DOWN notifications due at `now` (a silenced FIRING stays
-    owed: sent when the silence is over, if it still fails). Returns how many were stored."""
+    owed: sent when the silence is over, if it still fails), and with `resend` the re-sends
+    to Alertmanager (`resend_due`). Returns how many were stored."""
     stored = 0
     for notice in outages.due(now):
         if notice.status == "firing" and _silenced(notice, silences, labels, now):
@@ -104,10 +109,53 @@ async def send_due(
             log.warning("error notification not stored", subject=notice.subject, error=str(exc))
             continue
         outages.sent(notice)
+        if notice.status == "firing":
+            outages.resent[f"{notice.kind}:{notice.subject}"] = now  # that was the first send
         stored += 1
         log.warning(f"{notice.kind} {notice.status}", subject=notice.subject,
                     members=len(notice.members) or None, error=notice.error or None)  # fmt: skip
+    return stored + (await resend_due(outages, store, specs, now) if resend else 0)
+
+
+async def resend_due(outages: Outages, store: StateStore, specs: Mapping[str, MetricSpec], now: int) -> int:
+    """Re-send the active ERROR and SOURCE DOWN alerts to the Alertmanager alerters among
+    their targets, every shortest `resend_delay` of those (`alerting.resend`);
+    `outages.resent` remembers when each was last sent (in memory: a restart re-sends at
+    once, Alertmanager de-duplicates). Returns how many were stored."""
+    stored, resent = 0, outages.resent
+    for n in outages.active():
+        key = f"{n.kind}:{n.subject}"
+        every, record = _resend_record(n, outages, specs, now)
+        if not record.outbox or now - resent.get(key, now - every) < every:
+            continue
+        try:
+            await store.commit(record)
+        except StorageError as exc:
+            log.warning("alertmanager re-send not stored", subject=n.subject, error=str(exc))
+            continue
+        resent[key] = now
+        stored += 1
     return stored
+
+
+def _resend_record(
+    n: HealthNotice, outages: Outages, specs: Mapping[str, MetricSpec], now: int
+) -> tuple[int, RunRecord]:
+    if n.kind == "error":
+        spec, h = specs.get(n.subject), outages.metrics.get(n.subject)
+        am = [a for a in spec.alerters if a.type == resend.KIND] if spec else []
+        tz = spec.config.schedule.timezone if spec else "UTC"
+        alert = replace(notice_alert(n, tz, h.source if h else ""), resent=now)
+        rows = [NewOutboxItem(alert.key, n.subject, ERROR_SERIES, a.id, alert.to_json()) for a in am]
+        return resend.every(am, timedelta(0)), RunRecord(n.subject, outbox=rows)
+    alert = replace(notice_alert(n, "UTC"), resent=now)
+    queue = SOURCE_PREFIX + n.subject
+    targets = [
+        (m, i) for m, i in source_targets(n.subject, outages, specs) if i.startswith(resend.KIND + ":")
+    ]
+    alerters = [a for m, i in targets for a in specs[m].alerters if a.id == i]
+    rows = [NewOutboxItem(f"{alert.key}|{m}", m, queue, i, alert.to_json()) for m, i in targets]
+    return resend.every(alerters, timedelta(0)), RunRecord(queue, outbox=rows)
 
 
 def _silenced(n: HealthNotice, silences: Silences, labels: Callable[[str, str], Labels], now: float) -> bool:

@@ -8,20 +8,27 @@ schedule, its channels and its silence labels; `stop()` releases all of it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+
+import structlog
 
 from detectkd.alerting.channels import registry as channel_registry
 from detectkd.alerting.channels.channelset import Bound, ChannelSet
 from detectkd.alerting.silences import Labels, Silences, metric_labels
 from detectkd.alerting.state import SeriesState
+from detectkd.errors import StorageError
 from detectkd.resources import Resources
+from detectkd.runtime.judge import resolve_removed
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.runtime.scheduler import GridTrigger, stable_offset
 from detectkd.specs.loader import MetricSpec, source_key
 from detectkd.storage.base import DataStore, Store
 from detectkd.storage.factory import DataStores
 from detectkd.telemetry import Telemetry
+
+log = structlog.get_logger("detectkd")
 
 
 @dataclass
@@ -51,6 +58,20 @@ class MetricSlot:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    async def resolve_alerts(self, store: Store) -> bool:
+        """Removed by reload: commit a RESOLVED of every active alert (`resolve_removed`).
+        True when there were any (the slot's channels must stay reachable to send them)."""
+        record = resolve_removed(self.runtime.states, self.runtime.ctx, int(time.time()))
+        if not record.outbox:
+            return False
+        try:
+            await store.commit(record)
+        except StorageError as exc:
+            log.warning("a removed metric's alerts were not resolved", metric=self.name, error=str(exc))
+            return False
+        log.info("removed metric's alerts resolved", metric=self.name, alerts=len(record.outbox))
+        return True
 
     async def stop(self) -> None:
         """Release the collector's connections. The slot is not used afterwards."""

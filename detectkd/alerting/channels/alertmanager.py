@@ -2,16 +2,19 @@
 
 Labels are stable per series: `alertname`, `metric`, `severity` and the
 series labels (names made Prometheus-safe). Value, expected, bounds and
-score are annotations. A FIRING alert is posted with `endsAt` = now +
-`ends_after` (Alertmanager would otherwise resolve it after its
-`resolve_timeout`; with `repeat_interval` in the conditions it is re-sent
-and extended); RESOLVED is posted with `endsAt` = the time it resolved. Every URL must accept the post or the
-delivery is retried (Alertmanager de-duplicates identical alerts).
+score are annotations. As Prometheus does, an active alert is re-sent every
+`resend_delay` (`detectkd.alerting.resend`) and every FIRING post says
+`endsAt` = now + 4 x max(`resend_delay`, the metric's interval), so
+Alertmanager ends it by itself when the re-sends stop; RESOLVED is posted
+with `endsAt` = the time it resolved. Every URL must accept the post or the
+delivery is retried (Alertmanager de-duplicates identical alerts); each
+URL's sends, errors and latency are in `/metrics` (`detectk_alertmanager_*`).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,7 +38,9 @@ class Params(Frozen):
     severity: str = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
     generator_url: str | None = None
-    ends_after: Duration = timedelta(hours=24)
+    resend_delay: Duration = timedelta(minutes=1)  # an active alert is re-sent this often
+    # endsAt of a FIRING post = now + this; default 4 x max(resend_delay, the interval).
+    ends_after: Duration | None = None
     timeout: Duration = timedelta(seconds=10)
 
     @field_validator("urls")
@@ -55,6 +60,13 @@ class Params(Frozen):
     def targets(self) -> list[str]:
         out = [*([self.url] if self.url else []), *self.urls]
         return [u.rstrip("/") + "/api/v2/alerts" for u in out]
+
+
+def _target(url: str) -> str:
+    """A URL's host and port: the `target` label (never its credentials)."""
+    u = urlsplit(url)
+    host = u.hostname or ""
+    return f"{host}:{u.port}" if u.port else host
 
 
 def label_name(name: str) -> str:
@@ -83,16 +95,25 @@ _SUMMARY = {
 }
 
 
-def payload(alert: Alert, p: Params) -> list[dict[str, Any]]:
+def horizon(alert: Alert, p: Params) -> float:
+    """Seconds from a FIRING post to its `endsAt`: two missed re-sends and more."""
+    if p.ends_after is not None:
+        return p.ends_after.total_seconds()
+    return 4.0 * max(p.resend_delay.total_seconds(), float(alert.interval_seconds))
+
+
+def payload(alert: Alert, p: Params, now: float | None = None) -> list[dict[str, Any]]:
     labels = {label_name(k): str(v) for k, v in alert.labels.items()}
     labels.update({label_name(k): v for k, v in p.labels.items()})
     labels.update({"alertname": p.alertname or alert.metric, "metric": alert.metric, "severity": p.severity})
+    if alert.source:  # what a SOURCE DOWN carries: `inhibit_rules` can match on it (a series' own wins)
+        labels.setdefault("source", alert.source)
     if alert.kind != "anomaly":  # its own alert beside the series' anomaly alert
         labels["kind"] = alert.kind
     starts = alert.started_at
     ends: float = alert.period + alert.interval_seconds  # RESOLVED: when it resolved
-    if alert.status == "firing":
-        ends += p.ends_after.total_seconds()  # counted from this (re-)send: each repeat extends it
+    if alert.status == "firing":  # counted from this post: each re-send extends it
+        ends = (time.time() if now is None else now) + horizon(alert, p)
     body: dict[str, Any] = {
         "labels": labels,
         "annotations": {
@@ -130,11 +151,22 @@ class AlertmanagerChannel:
         session = await self._resources.http()
         body = payload(alert, self._p)
         errors: list[str] = []
+        telemetry = self._resources.telemetry
         for url in self._targets:
+            target = _target(url)
+            began = time.perf_counter()
             try:
                 await post_json(session, url, body, self._p.timeout.total_seconds())
             except TransientError as exc:
                 errors.append(str(exc))
+                if telemetry is not None:
+                    telemetry.am_errors.labels(target).inc()
+                continue
+            finally:
+                if telemetry is not None:
+                    telemetry.am_latency.labels(target).observe(time.perf_counter() - began)
+            if telemetry is not None:
+                telemetry.am_sent.labels(target).inc()
         if errors:
             raise TransientError("; ".join(errors))
 
