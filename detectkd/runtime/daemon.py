@@ -21,7 +21,7 @@ from detectkd.alerting.state import SeriesState
 from detectkd.config.settings import Settings
 from detectkd.errors import StorageError, error_line
 from detectkd.resources import Resources
-from detectkd.runtime import retention, snapshot
+from detectkd.runtime import heap, retention, snapshot
 from detectkd.runtime.history import HistoryLoader
 from detectkd.runtime.jobs import Jobs
 from detectkd.runtime.leader import leadership_for
@@ -207,6 +207,7 @@ class Daemon(Jobs, DaemonView):
             self.telemetry.reload_ts.set(time.time())
         self.last_reload = {"at": time.time(), "successful": ok, "errors": self.config_errors,
                             **plan.summary()}  # fmt: skip
+        heap.settle()  # the config's objects live until the next reload: collections skip them
 
     async def reload(self, reason: str = "reload") -> dict[str, Any]:
         """Reload now, or join the reload already waiting for its turn; returns its result."""

@@ -102,6 +102,27 @@ async def test_firing_resends_and_a_daemon_killed_for_good_is_resolved_by_alertm
     assert len(notified(receiver, "orders", "firing")) == 1
 
 
+async def test_an_anomaly_that_ends_is_resolved_through_alertmanager(
+    daemon: DaemonProcess, receiver: Receiver, alertmanager: AlertmanagerServer
+) -> None:
+    src = Source(daemon.root / "src.db")
+    at = int(time.time()) + 5
+    fill(src, "orders", at - 300, at + 900, STEP, {t: 5000.0 for t in range(at, at + 3)})  # three points
+    write(
+        daemon.root / "metrics.d" / "orders.yaml", metric("orders", src.path, [alertmanager.url], resend=30)
+    )
+    await daemon.start()
+    await wait_notified(receiver, "orders", "firing", 40)
+    fired = time.monotonic()
+    done = await wait_notified(receiver, "orders", "resolved", 30)
+    assert time.monotonic() - fired < 4 * 30  # detectkd's RESOLVED, not endsAt running out
+    (alert,) = alerts_of(done, "orders")
+    assert alert["labels"]["metric"] == "orders" and alert["endsAt"] < time.strftime(
+        "%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 1)
+    )
+    assert await daemon.stop(signal.SIGTERM) == 0
+
+
 async def test_a_restart_re_sends_the_same_alert_and_a_removed_metric_resolves(
     daemon: DaemonProcess, receiver: Receiver, alertmanager: AlertmanagerServer
 ) -> None:
