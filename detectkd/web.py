@@ -18,6 +18,7 @@ from detectkd.durations import parse_moment
 from detectkd.errors import error_line
 from detectkd.runtime.status import iso
 from detectkd.storage.base import OutboxItem, OutboxStatus
+from detectkd.ui import pages
 from detectkd.webconfig import BasicAuth, WebConfig, load_web_config, ssl_context
 
 if TYPE_CHECKING:
@@ -50,6 +51,10 @@ class DaemonAPI(Protocol):
     def api_sources(self) -> dict[str, dict[str, Any]]: ...
     def api_ha(self) -> dict[str, Any] | None: ...
     async def save_silence(self, s: Silence) -> None: ...
+    def metric_config(self, name: str) -> dict[str, Any] | None: ...
+    async def series_data(
+        self, name: str, since: int, until: int
+    ) -> dict[str, dict[str, list[Any]]] | None: ...
     async def reload(self, reason: str = "reload") -> dict[str, Any]: ...
 
 
@@ -230,6 +235,7 @@ def make_app(daemon: DaemonAPI, config: WebConfig | None = None) -> web.Applicat
     app.router.add_post("/api/v1/silences", add_silence)
     app.router.add_delete("/api/v1/silences/{id}", expire_silence)
     app.router.add_post("/-/reload", reload)
+    pages.routes(app)  # the web UI (detectkd.ui): the same guards
     return app
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from detectkd.alerting.outage import Outages
 from detectkd.alerting.silences import Labels, Silences, series_labels
+from detectkd.redact import redact
 from detectkd.runtime.status import MetricState
 
 if TYPE_CHECKING:
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from detectkd.runtime.leader import Leadership
     from detectkd.runtime.slot import MetricSlot
     from detectkd.specs.loader import MetricSpec
+
+
+COLUMNS = ("t", "value", "expected", "lower", "upper", "anomaly")  # of `series_data`
 
 
 class DaemonView:
@@ -123,3 +127,35 @@ class DaemonView:
             if source in out and src.notified is not None:
                 out[source]["down_since"] = datetime.fromtimestamp(src.notified, UTC).isoformat()
         return dict(sorted(out.items()))
+
+    def metric_config(self, name: str) -> dict[str, Any] | None:
+        """The metric's config as loaded (environment substituted, secrets redacted)."""
+        spec = self.specs.get(name)
+        return redact(spec.config.model_dump(mode="json", exclude_none=True)) if spec is not None else None
+
+    async def series_data(self, name: str, since: int, until: int) -> dict[str, dict[str, list[Any]]] | None:
+        """Per series, the stored periods in [since, until): value, expected, band, anomaly
+        (the first detector's detection where one was stored). None: no such metric."""
+        slot = self.slots.get(name)
+        if slot is None:
+            return None
+        store = await slot.runtime.data()
+        points = await store.read_points(name, None, since, until)
+        found: dict[tuple[str, int], Any] = {}
+        for d in await store.read_detections(name, since, until):
+            found.setdefault((d.series, d.period), d.result)
+        out: dict[str, dict[str, list[Any]]] = {}
+        for series, pts in sorted(points.items()):
+            cols: dict[str, list[Any]] = {
+                k: [] for k in ("t", "value", "expected", "lower", "upper", "anomaly")
+            }
+            for p in pts:
+                r = found.get((series, p.period))
+                cols["t"].append(p.period)
+                cols["value"].append(p.value)
+                cols["expected"].append(r.expected if r is not None else None)
+                cols["lower"].append(r.lower if r is not None else None)
+                cols["upper"].append(r.upper if r is not None else None)
+                cols["anomaly"].append(bool(r.anomaly) if r is not None else False)
+            out[series] = cols
+        return out

@@ -57,3 +57,8 @@ fi
 if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
     apt_install prometheus-alertmanager
 fi
+
+# ChromeDriver for the web UI's browser tests (Selenium drives Debian's chromium).
+if ! command -v chromedriver >/dev/null 2>&1; then
+    apt_install chromium-driver
+fi

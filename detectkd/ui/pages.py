@@ -1,0 +1,130 @@
+"""The web UI on the API's listener: server-rendered pages (Jinja2, autoescaped) and a chart
+(uPlot, vendored under `static/uplot`, no CDN) fed by a JSON endpoint of the API.
+
+- `/`: every metric with its state, last value, last and next run, last error, tags and
+  shard; filtered by name, tag and state, counted per state, paginated; the daemon's own
+  health (last reload with its errors, outbox depth).
+- `/ui/metrics/{name}`: a chart per series of the stored values with the expected band
+  and the anomalies, over a chosen range (drag to zoom, double-click to reset, the legend
+  shows the exact values under the cursor), and the config as loaded (secrets redacted).
+- `/api/v1/metrics/{name}/series?since=&until=`: what the chart draws (documented in
+  docs/http.md).
+
+The pages sit behind the same web config (TLS, basic auth) as the API.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from aiohttp import web
+
+from detectkd import __version__
+from detectkd.aggregate import page, page_args
+from detectkd.durations import parse_duration
+from detectkd.runtime.status import MetricState
+
+if TYPE_CHECKING:
+    from detectkd.web import DaemonAPI
+
+HERE = Path(__file__).parent
+STATES = tuple(s.value for s in MetricState)  # NODATA is a series state: on the metric page
+RANGES = ("1h", "6h", "1d", "7d", "30d")
+MAX_POINTS = 20_000  # per series in one answer: a longer range is thinned, every anomaly kept
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
+
+
+def render(name: str, **context: Any) -> web.Response:
+    html = _ENV.get_template(name).render(version=__version__, **context)
+    return web.Response(text=html, content_type="text/html")
+
+
+def daemon_of(request: web.Request) -> DaemonAPI:
+    from detectkd.web import DAEMON
+
+    return request.app[DAEMON]
+
+
+async def overview(request: web.Request) -> web.Response:
+    daemon = daemon_of(request)
+    q = request.query
+    name, tag, state = q.get("name") or None, q.get("tag") or None, q.get("state") or None
+    everything = daemon.api_metrics()
+    counts = Counter(m["state"] for m in everything)
+    matching = daemon.api_metrics(name, tag, state)
+    try:
+        limit, offset = page_args({"limit": "100", **q})
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
+    return render(
+        "overview.html",
+        page=page(matching, len(matching), offset, limit),
+        counts=counts,
+        states=STATES,
+        filters={"name": name or "", "tag": tag or "", "state": state or ""},
+        reload=daemon.last_reload,
+        running=daemon.running_metrics(),
+        outbox=await daemon.store.outbox_stats(),
+    )
+
+
+async def metric_page(request: web.Request) -> web.Response:
+    daemon = daemon_of(request)
+    name = request.match_info["name"]
+    entry = next(iter(m for m in daemon.api_metrics(name) if m["name"] == name), None)
+    if entry is None:
+        raise web.HTTPNotFound(text=f"no metric {name!r}")
+    chosen = request.query.get("range", "1d")
+    return render(
+        "metric.html",
+        m=entry,
+        ranges=RANGES,
+        chosen=chosen if chosen in RANGES else "1d",
+        config=daemon.metric_config(name),
+    )
+
+
+async def series(request: web.Request) -> web.Response:
+    """`?since=&until=` (epoch seconds; default: the last day) or `?range=6h`: per series
+    the stored periods and values, the expected value and band, and which were anomalies."""
+    daemon = daemon_of(request)
+    name = request.match_info["name"]
+    now = int(time.time())
+    try:
+        if "range" in request.query:
+            until = now
+            since = now - int(parse_duration(request.query["range"]).total_seconds())
+        else:
+            until = int(request.query.get("until", now))
+            since = int(request.query.get("since", until - 86400))
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
+    data = await daemon.series_data(name, since, until)
+    if data is None:
+        raise web.HTTPNotFound(text=f"no metric {name!r}")
+    return web.json_response({"metric": name, "since": since, "until": until, "series": _thin(data)})
+
+
+def _thin(data: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
+    out = {}
+    for key, cols in data.items():
+        n = len(cols["t"])
+        if n <= MAX_POINTS:
+            out[key] = cols
+            continue
+        step = math.ceil(n / MAX_POINTS)
+        keep = [i for i in range(n) if i % step == 0 or cols["anomaly"][i]]
+        out[key] = {k: [v[i] for i in keep] for k, v in cols.items()}
+    return out
+
+
+def routes(app: web.Application) -> None:
+    app.router.add_get("/", overview)
+    app.router.add_get("/ui/metrics/{name}", metric_page)
+    app.router.add_get("/api/v1/metrics/{name}/series", series)
+    app.router.add_static("/ui/static", HERE / "static", append_version=False)
