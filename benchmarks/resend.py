@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.scale import cpu_seconds, delta, histogram, quantile, scrape, start  # noqa: E402
+from benchmarks.scale import cpu_seconds, delta, histogram, quantile, scrape, start, write_daemon  # noqa: E402
 from detectkd.supervisor import free_port  # noqa: E402
 from tests.alertmanager_server import AlertmanagerServer  # noqa: E402
 
@@ -74,18 +74,8 @@ def run(n: int, interval: int, duration: int, delay: str) -> dict[str, float]:
         try:
             now = int(time.time())
             source(root / "src.db", n, interval, now - 5 * interval, now + duration + 600)
-            (root / "metrics.d").mkdir()
-            for i in range(n):
-                text = METRIC.format(i=i, interval=interval, am=am.url, delay=delay)
-                (root / "metrics.d" / f"m{i}.yaml").write_text(text)
-            (root / "profiles.yaml").write_text(
-                f"profiles:\n  src:\n    type: sqlite\n    database: {root}/src.db\n"
-            )
-            port = free_port()
-            (root / "detectkd.yaml").write_text(
-                f"metrics_dir: metrics.d\nprofiles_file: profiles.yaml\ndata_dir: data\n"
-                f"listen: 127.0.0.1:{port}\nlog_format: json\nlog_level: warning\n"
-            )
+            texts = (METRIC.format(i=i, interval=interval, am=am.url, delay=delay) for i in range(n))
+            port = write_daemon(root, texts)
             proc = start(root, port)
             try:
                 deadline = time.monotonic() + 600

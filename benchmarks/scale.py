@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -158,6 +159,21 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def write_daemon(root: Path, metric_texts: Iterable[str], extra: str = "") -> int:
+    """`metrics.d` (m0.yaml, m1.yaml, ...), the `src` profile on root/src.db and the
+    daemon's config on a free port, which is returned."""
+    (root / "metrics.d").mkdir()
+    for i, text in enumerate(metric_texts):
+        (root / "metrics.d" / f"m{i}.yaml").write_text(text)
+    (root / "profiles.yaml").write_text(f"profiles:\n  src:\n    type: sqlite\n    database: {root}/src.db\n")
+    port = free_port()
+    (root / "detectkd.yaml").write_text(
+        f"metrics_dir: metrics.d\nprofiles_file: profiles.yaml\ndata_dir: data\n"
+        f"listen: 127.0.0.1:{port}\nlog_format: json\nlog_level: warning\n{extra}"
+    )
+    return port
+
+
 def start(root: Path, port: int) -> subprocess.Popen[bytes]:
     """`detectkd run` on the benchmark's config, once /readyz answers 200."""
     log = (root / "daemon.log").open("ab")
@@ -198,18 +214,8 @@ def run_one(
         for w in range(workers if workers > 1 else 0):
             db = root / "data" / f"worker-{w}" / "detectkd.db"
             asyncio.run(preload_store(db, n, interval, now, history, Shard(w, workers)))
-        (root / "metrics.d").mkdir()
-        for i in range(n):
-            text = METRIC.format(i=i, interval=interval, detector=DETECTORS[detector])
-            (root / "metrics.d" / f"m{i}.yaml").write_text(text)
-        (root / "profiles.yaml").write_text(
-            f"profiles:\n  src:\n    type: sqlite\n    database: {root}/src.db\n"
-        )
-        port = free_port()
-        (root / "detectkd.yaml").write_text(
-            f"metrics_dir: metrics.d\nprofiles_file: profiles.yaml\ndata_dir: data\n"
-            f"listen: 127.0.0.1:{port}\nlog_format: json\nlog_level: warning\nworkers: {workers}\n"
-        )
+        texts = (METRIC.format(i=i, interval=interval, detector=DETECTORS[detector]) for i in range(n))
+        port = write_daemon(root, texts, f"workers: {workers}\n")
         setup_s = time.monotonic() - t0
         stop_s = snapshot_mib = float("nan")
         if restart:  # a daemon that ran (every metric once), stopped with SIGTERM

@@ -159,3 +159,19 @@ class DaemonView:
                 cols["anomaly"].append(bool(r.anomaly) if r is not None else False)
             out[series] = cols
         return out
+
+    def alert_rows(self) -> list[dict[str, Any]]:
+        """Series FIRING, PENDING or NO DATA across metrics, and failing metrics (ERROR),
+        newest first: the web UI's alerts page."""
+        rows = []
+        for name, slot in self.slots.items():
+            for series, st in slot.runtime.states.items():
+                if st.status.value in ("firing", "pending", "nodata"):
+                    since = st.empty_since if st.status.value == "nodata" else st.since
+                    rows.append({"metric": name, "series": series, "state": st.status.value, "since": since,
+                                 "labels": series_labels({"metric": name}, series)})  # fmt: skip
+        for name, h in self.outages.metrics.items():
+            if h.failing():
+                rows.append({"metric": name, "series": "", "state": "error", "since": h.failing_since,
+                             "error": h.error, "labels": {"metric": name}})  # fmt: skip
+        return sorted(rows, key=lambda r: -(r["since"] or 0))

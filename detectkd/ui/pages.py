@@ -27,7 +27,8 @@ from aiohttp import web
 from detectkd import __version__
 from detectkd.aggregate import page, page_args
 from detectkd.durations import parse_duration
-from detectkd.runtime.status import MetricState
+from detectkd.runtime.status import MetricState, iso
+from detectkd.storage.base import OutboxItem, OutboxStatus
 
 if TYPE_CHECKING:
     from detectkd.web import DaemonAPI
@@ -110,6 +111,47 @@ async def series(request: web.Request) -> web.Response:
     return web.json_response({"metric": name, "since": since, "until": until, "series": _thin(data)})
 
 
+async def alerts_page(request: web.Request) -> web.Response:
+    daemon = daemon_of(request)
+    rows = daemon.alert_rows()
+    for r in rows:
+        r["since_iso"] = iso(r["since"])
+        r["matchers"] = [f"{k}={v}" for k, v in sorted(r["labels"].items())]
+    return render("alerts.html", rows=rows, writable=_writable(daemon))
+
+
+async def silences_page(request: web.Request) -> web.Response:
+    daemon = daemon_of(request)
+    now = time.time()
+    items = sorted(daemon.silences.items.values(), key=lambda s: s.starts_at, reverse=True)
+    shown = [
+        {"id": s.id, "matchers": [f"{m.name}{m.op}{m.value}" for m in s.matchers], "starts": iso(s.starts_at),
+         "ends": iso(s.ends_at), "comment": s.comment, "by": s.created_by, "active": s.active(now),
+         "over": not s.current(now)}
+        for s in items
+    ]  # fmt: skip
+    return render("silences.html", silences=shown, writable=_writable(daemon))
+
+
+async def outbox_page(request: web.Request) -> web.Response:
+    daemon = daemon_of(request)
+    store = daemon.store
+    pending, dead = await store.outbox_pending(), await store.outbox_pending(OutboxStatus.DEAD)
+    return render("outbox.html", pending=[_row(i) for i in pending[:500]], dead=[_row(i) for i in dead[:500]],
+                  stats=await store.outbox_stats())  # fmt: skip
+
+
+def _row(i: OutboxItem) -> dict[str, Any]:
+    return {"metric": i.metric, "series": i.series, "channel": i.channel.partition(":")[0], "key": i.key,
+            "attempts": i.attempts, "created": iso(i.created_at), "next": iso(i.next_attempt_at),
+            "error": i.last_error or ""}  # fmt: skip
+
+
+def _writable(daemon: DaemonAPI) -> str | None:
+    """Why the write buttons would be refused, or None (the API decides: this only says it)."""
+    return None if daemon.settings.lifecycle_api else "lifecycle_api is off: silences are read-only here"
+
+
 def _thin(data: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
     out = {}
     for key, cols in data.items():
@@ -126,5 +168,8 @@ def _thin(data: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any
 def routes(app: web.Application) -> None:
     app.router.add_get("/", overview)
     app.router.add_get("/ui/metrics/{name}", metric_page)
+    app.router.add_get("/ui/alerts", alerts_page)
+    app.router.add_get("/ui/silences", silences_page)
+    app.router.add_get("/ui/outbox", outbox_page)
     app.router.add_get("/api/v1/metrics/{name}/series", series)
     app.router.add_static("/ui/static", HERE / "static", append_version=False)

@@ -6,6 +6,7 @@ its stored series with uPlot and zooms when dragged; without credentials nothing
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -120,3 +121,52 @@ async def _all_ran(d: DaemonProcess) -> bool:
 def _zoomed(driver: webdriver.Chrome, before: list[float]) -> list[float] | None:
     now: list[float] = driver.execute_script("const s = window.dtkCharts[0].scales.x; return [s.min, s.max]")
     return now if now != before else None
+
+
+async def test_an_alert_is_silenced_in_two_clicks_and_the_silence_expired(
+    daemon: DaemonProcess, receiver: Receiver, browser: webdriver.Chrome
+) -> None:
+    src = Source(daemon.root / "src.db")
+    now = int(time.time())
+    fill(
+        src,
+        "orders",
+        now - 400,
+        now + 300,
+        STEP,
+        {t: 900.0 for t in range(now + 4 - now % STEP, now + 300, STEP)},
+    )
+    write(daemon.root / "metrics.d" / "orders.yaml", metric_yaml("orders", src.path, receiver.url))
+    await daemon.start()
+    await daemon.until(lambda: _state(daemon, "firing"), timeout=60, what="orders FIRING")
+
+    async with aiohttp.ClientSession() as s:  # without credentials: no page, no write
+        async with s.get(daemon.base + "/ui/alerts") as r:
+            assert r.status == 401
+        async with s.post(daemon.base + "/api/v1/silences", json={"matchers": ["metric=orders"]}) as r:
+            assert r.status == 401
+    authorize(browser, daemon.auth)
+    browser.get(daemon.base + "/ui/alerts")
+    (row,) = browser.find_elements(By.CSS_SELECTOR, "#alerts tbody tr")
+    assert "FIRING" in row.text and "orders" in row.text
+    shot(browser, "alerts")
+    row.find_element(By.CSS_SELECTOR, "button.silence").click()  # the second click: the first opened the page
+    wait(browser, lambda d: d.current_url.endswith("/ui/silences"))
+    (srow,) = browser.find_elements(By.CSS_SELECTOR, "#silences tbody tr[data-id]")
+    assert "metric=orders" in srow.text and srow.find_element(By.CLASS_NAME, "silence-state").text == "active"
+    _, body = await daemon.get("/api/v1/silences")
+    (stored,) = json.loads(body)["silences"]
+    assert stored["comment"] == "from the alerts page" and stored["active"]
+    shot(browser, "silences")
+    srow.find_element(By.CSS_SELECTOR, "button.expire").click()
+    wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#silences tbody tr").text.count("active") == 0)
+    _, body = await daemon.get("/api/v1/silences")
+    assert json.loads(body)["silences"] == []  # expired: no longer current
+    browser.get(daemon.base + "/ui/outbox")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Outbox"
+    assert await daemon.stop() == 0
+
+
+async def _state(d: DaemonProcess, state: str) -> bool:
+    m = await d.metric("orders")
+    return m is not None and m["state"] == state
