@@ -67,42 +67,50 @@ class DaemonView:
     ) -> list[dict[str, Any]]:
         """Every metric's entry, by name; only those whose name contains `contains`, that
         carry `tag`, and whose state is `state`, when given."""
-        out: list[dict[str, Any]] = []
-        names = [n for n in sorted(self.specs) if (contains is None or contains in n)
-                 and (tag is None or tag in self.specs[n].config.tags)]  # fmt: skip
-        for name in names:
-            if state is not None and self._state_of(name) != state:
-                continue
-            slot = self.slots.get(name)
-            if slot is None:
-                entry: dict[str, Any] = {
-                    "name": name,
-                    "state": MetricState.DISABLED.value,
-                    "file": self.specs[name].file,
-                }
-                unbuilt = self._unbuilt.get(name)
-                if unbuilt is not None:  # enabled, but its runtime failed to build: retried
-                    entry |= {
-                        "state": MetricState.ERROR.value,
-                        "last_error": f"{name}: metric failed to start: {unbuilt[0]}",
-                    }
-                out.append(entry)
-                continue
-            rt = slot.runtime
-            item = rt.api()
-            job = self.scheduler.get_job(name) if self.scheduler.running else None
-            next_run = getattr(job, "next_run_time", None) if job is not None else None
-            item["next_run"] = next_run.isoformat() if next_run else None
-            h = self.outages.metrics.get(name)
-            if h is not None:
-                item["source"] = h.source
-                item["error_notified"] = h.notified is not None
-            item["silenced_by"] = self._silenced_by(name, list(rt.states))
-            if (loading := self.history.api(name)) is not None:
-                item["history"] = loading
-            item["shard"] = self.settings.shard
-            out.append(item)
+        return [self.metric_entry(n) for n in self.metric_names(contains, tag, state)]
+
+    def metric_names(
+        self, contains: str | None = None, tag: str | None = None, state: str | None = None
+    ) -> list[str]:
+        """The names `api_metrics` lists, without building their entries (a page needs few)."""
+        return [n for n in sorted(self.specs) if (contains is None or contains in n)
+                and (tag is None or tag in self.specs[n].config.tags)
+                and (state is None or self._state_of(n) == state)]  # fmt: skip
+
+    def state_counts(self) -> dict[str, int]:
+        """How many metrics are in each state."""
+        out: dict[str, int] = {}
+        for name in self.specs:
+            s = self._state_of(name)
+            out[s] = out.get(s, 0) + 1
         return out
+
+    def metric_entry(self, name: str) -> dict[str, Any]:
+        slot = self.slots.get(name)
+        if slot is None:
+            entry: dict[str, Any] = {"name": name, "state": MetricState.DISABLED.value,
+                                     "file": self.specs[name].file}  # fmt: skip
+            unbuilt = self._unbuilt.get(name)
+            if unbuilt is not None:  # enabled, but its runtime failed to build: retried
+                entry |= {
+                    "state": MetricState.ERROR.value,
+                    "last_error": f"{name}: metric failed to start: {unbuilt[0]}",
+                }
+            return entry
+        rt = slot.runtime
+        item = rt.api()
+        job = self.scheduler.get_job(name) if self.scheduler.running else None
+        next_run = getattr(job, "next_run_time", None) if job is not None else None
+        item["next_run"] = next_run.isoformat() if next_run else None
+        h = self.outages.metrics.get(name)
+        if h is not None:
+            item["source"] = h.source
+            item["error_notified"] = h.notified is not None
+        item["silenced_by"] = self._silenced_by(name, list(rt.states))
+        if (loading := self.history.api(name)) is not None:
+            item["history"] = loading
+        item["shard"] = self.settings.shard
+        return item
 
     def _state_of(self, name: str) -> str:
         slot = self.slots.get(name)
