@@ -18,17 +18,15 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.scale import delta, histogram, quantile, scrape  # noqa: E402
+from benchmarks.scale import delta, histogram, quantile, scrape, start  # noqa: E402
 from detectkd.supervisor import free_port  # noqa: E402
 
 STEP = 60
@@ -83,25 +81,6 @@ alerter:
         f"metrics_dir: metrics.d\nprofiles_file: null\ndata_dir: data\n"
         f"listen: 127.0.0.1:{port}\nlog_format: json\n"
     )
-
-
-def start(root: Path, port: int) -> subprocess.Popen[bytes]:
-    log = (root / "daemon.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "detectkd", "run", "--config", str(root / "detectkd.yaml")],
-        stdout=log,
-        stderr=log,
-    )
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"daemon exited: {(root / 'daemon.log').read_text()[-2000:]}")
-        time.sleep(0.2)
 
 
 def progress(text: str) -> float:

@@ -17,7 +17,6 @@ import argparse
 import os
 import re
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
@@ -26,7 +25,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.scale import cpu_seconds, delta, histogram, quantile, scrape, start, write_daemon  # noqa: E402
+from benchmarks.scale import (  # noqa: E402
+    build_source,
+    cpu_seconds,
+    delta,
+    histogram,
+    quantile,
+    scrape,
+    start,
+    write_daemon,
+)
 from detectkd.supervisor import free_port  # noqa: E402
 from tests.alertmanager_server import AlertmanagerServer  # noqa: E402
 
@@ -48,19 +56,6 @@ alerter:
 """
 
 
-def source(path: Path, n: int, interval: int, start_at: int, end: int) -> None:
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE src (m INTEGER, period_time TEXT, value REAL)")
-    rows: list[tuple[int, str, float]] = []
-    for t in range(start_at - start_at % interval, end, interval):
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
-        rows.extend((i, stamp, 100.0) for i in range(n))
-    conn.executemany("INSERT INTO src VALUES (?,?,?)", rows)
-    conn.execute("CREATE INDEX src_m ON src (m, period_time)")
-    conn.commit()
-    conn.close()
-
-
 def total(text: str, name: str) -> float:
     return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M))
 
@@ -73,7 +68,7 @@ def run(n: int, interval: int, duration: int, delay: str) -> dict[str, float]:
         am.start()
         try:
             now = int(time.time())
-            source(root / "src.db", n, interval, now - 5 * interval, now + duration + 600)
+            build_source(root / "src.db", n, interval, now - 5 * interval, now + duration + 600)  # 100-106
             texts = (METRIC.format(i=i, interval=interval, am=am.url, delay=delay) for i in range(n))
             port = write_daemon(root, texts)
             proc = start(root, port)

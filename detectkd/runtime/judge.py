@@ -173,7 +173,7 @@ def _resend(point: Point, pr: PointReport, ctx: JudgeContext, out: Outcome) -> N
     state, owed = resend.due(pr.state, pr.notices, point.period, ctx.resend_every)
     if state is not pr.state:
         out.states[point.series] = out.touched[point.series] = state
-    targets = [a for a in ctx.spec.alerters if a.type == resend.KIND]
+    targets = [a for a in ctx.spec.alerters if a.type == resend.KIND] if owed else []
     for notice in owed:
         alert = replace(alert_for(point, pr, notice, ctx), resent=point.period)
         payload, name = alert.to_json(), ctx.spec.name
