@@ -204,6 +204,8 @@ def range_target(args: argparse.Namespace, command: str) -> RangeTarget | int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from detectkd.commands.backtest import backtest
+    from detectkd.commands.labelled import labelled
+    from detectkd.errors import StorageError
 
     t = range_target(args, "backtest")
     if isinstance(t, int):
@@ -211,7 +213,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     assert t.start is not None  # --from is required
     output = Path(args.output) if args.output else None
     report = Path(args.report) if args.report else None
-    return asyncio.run(backtest(t.spec, t.start, t.finish, output, report=report))
+    labels = None
+    if not args.no_feedback:
+        try:
+            labels = asyncio.run(labelled(t.spec, t.settings, t.start, t.finish))
+        except StorageError as exc:
+            print(f"feedback: not read ({exc}); --no-feedback skips it", file=sys.stderr)
+    return asyncio.run(backtest(t.spec, t.start, t.finish, output, report=report, labels=labels))
 
 
 def cmd_load_history(args: argparse.Namespace) -> int:
@@ -316,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     _range_arguments(bt, "(30d)")
     bt.add_argument("--output", help="write one CSV row per point and detector")
     bt.add_argument("--report", help="write a self-contained HTML report (a chart per series)")
+    bt.add_argument("--no-feedback", action="store_true",
+                    help="do not read the feedback labels from the daemon's store")  # fmt: skip
 
     lh = _metric_command(sub, "load-history", "collect and store a range of history (no notifications)",
                          cmd_load_history)  # fmt: skip

@@ -227,6 +227,25 @@ class Silences:
         return silenced
 
 
+def active_spans(s: Silence, since: float, until: float, step: float) -> list[tuple[float, float]]:
+    """When `s` is active within [since, until), sampled every `step` seconds (a recurring
+    window's edges are found to within a step): (from, to) spans, oldest first."""
+    lo = max(since, s.starts_at)
+    hi = min([until, *(t for t in (s.ends_at, s.expired_at) if t is not None)])
+    spans: list[tuple[float, float]] = []
+    t, begun = lo, None
+    while t < hi:
+        if s.active(t):
+            begun = t if begun is None else begun
+        elif begun is not None:
+            spans.append((begun, t))
+            begun = None
+        t += step
+    if begun is not None:
+        spans.append((begun, hi))
+    return spans
+
+
 def metric_labels(metric: str, tags: Iterable[str], source: str) -> dict[str, str | tuple[str, ...]]:
     return {"metric": metric, "tag": tuple(tags), "source": source}
 

@@ -14,6 +14,7 @@ import gc
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,12 +22,13 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from detectkd.alerting.alert import Alert
+from detectkd.commands.labelled import Labelled, compare
 from detectkd.commands.report import SeriesTrace, render
-from detectkd.detectors.base import Result
 from detectkd.errors import CollectError, error_line
 from detectkd.resources import Resources
 from detectkd.runtime.runner import RunReport
 from detectkd.runtime.slot import Deps, assemble
+from detectkd.runtime.view import charted
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.memory import MemoryStore
 
@@ -46,6 +48,7 @@ class Summary:
     alerts: list[Alert] = field(default_factory=list)
     seconds: float = 0.0
     traces: dict[str, SeriesTrace] | None = None  # kept only for --report
+    flagged: dict[str, list[int]] = field(default_factory=dict)  # anomalous periods, oldest first
 
 
 async def backtest(
@@ -55,49 +58,71 @@ async def backtest(
     output: Path | None = None,
     out: TextIO = sys.stdout,
     report: Path | None = None,
+    labels: Labelled | None = None,
 ) -> int:
-    """Exit code: 0 done, 1 the source failed."""
-    resources = Resources()
-    slot = assemble(spec, Deps(MemoryStore(keep_data=False), resources, replay=True, channels=False))
-    rt = slot.runtime
+    """Exit code: 0 done, 1 the source failed. `labels`: the feedback given on this metric,
+    to say how this config meets it."""
     summary = Summary(traces={} if report is not None else None)
     t0 = time.perf_counter()
     sink = output.open("w", newline="") if output is not None else None
     writer = csv.writer(sink) if sink is not None else None
     if writer is not None:
         writer.writerow(CSV_HEADER)
+    tz = ZoneInfo(spec.config.schedule.timezone)
+    try:
+        await replay(spec, start, finish, lambda run: _account(run, summary, writer, tz))
+    except (CollectError, ValueError) as exc:
+        print(f"error: {error_line(exc)}", file=out)
+        return 1
+    finally:
+        if sink is not None:
+            sink.close()
+    summary.seconds = time.perf_counter() - t0
+    print_summary(spec, summary, tz, start, finish, out)
+    if labels is not None:
+        compare(labels, summary.flagged, tz, out)
+    if report is not None and summary.traces is not None:
+        detectors = [f"{d.id} ({d.type})" for d in spec.detectors]
+        page = render(spec.name, summary.traces, summary.alerts, tz, start, finish, detectors)
+        report.write_text(page, encoding="utf-8")  # noqa: ASYNC240 (once, at the end of the replay)
+        print(f"report: {report} ({len(page.encode()) / 1024:,.0f} KiB)", file=out)
+    return 0
+
+
+async def replay(
+    spec: MetricSpec,
+    start: float,
+    finish: float,
+    account: Callable[[RunReport], None],
+    quiet_gc: bool = True,
+) -> None:
+    """Judge [start, finish) period by period as the daemon would have live, on an in-memory
+    store, sending nothing; `account` sees each batch's report. Raises CollectError or
+    ValueError when the source fails. `quiet_gc`: pause the cyclic GC (the process's, so
+    not inside the daemon)."""
+    resources = Resources()
+    slot = assemble(spec, Deps(MemoryStore(keep_data=False), resources, replay=True, channels=False))
+    rt = slot.runtime
     # The replay allocates millions of short-lived, acyclic objects next to a large cache of
     # source rows: the cyclic GC would re-scan that cache over and over (half the run time
     # for a year of 1-minute data). Reference counting frees them; young generations are
     # collected between batches.
     gc_was_enabled = gc.isenabled()
-    gc.disable()
+    if quiet_gc:
+        gc.disable()
     try:
         size = spec.config.schedule.batch_load_days * 86400
         for lo, hi in rt.grid.batches(rt.grid.floor(start), rt.grid.floor(finish), size):
-            try:
-                run = await rt.check(lo, hi, notify=True, commit=True)
-            except (CollectError, ValueError) as exc:
-                print(f"error: {error_line(exc)}", file=out)
-                return 1
-            _account(run, summary, writer, rt.tz)
+            run = await rt.check(lo, hi, notify=True, commit=True)
+            account(run)
             del run
-            gc.collect(1)
+            if quiet_gc:
+                gc.collect(1)
     finally:
-        if gc_was_enabled:
+        if quiet_gc and gc_was_enabled:
             gc.enable()
-        if sink is not None:
-            sink.close()
         await slot.stop()
         await resources.close()
-    summary.seconds = time.perf_counter() - t0
-    print_summary(spec, summary, rt.tz, start, finish, out)
-    if report is not None and summary.traces is not None:
-        detectors = [f"{d.id} ({d.type})" for d in spec.detectors]
-        page = render(spec.name, summary.traces, summary.alerts, rt.tz, start, finish, detectors)
-        report.write_text(page, encoding="utf-8")  # noqa: ASYNC240 (once, at the end of the replay)
-        print(f"report: {report} ({len(page.encode()) / 1024:,.0f} KiB)", file=out)
-    return 0
 
 
 def _account(report: RunReport, s: Summary, writer: Any, tz: ZoneInfo) -> None:
@@ -106,8 +131,10 @@ def _account(report: RunReport, s: Summary, writer: Any, tz: ZoneInfo) -> None:
         s.points[series] += 1
         s.missing[series] += pr.point.value is None
         s.anomalous[series] += pr.verdict.anomalous
+        if pr.verdict.anomalous:
+            s.flagged.setdefault(series, []).append(pr.point.period)
         if s.traces is not None:
-            r = _charted(pr.results, pr.verdict.primary)
+            r = charted(pr.results, pr.verdict.primary)
             trace = s.traces.get(series) or s.traces.setdefault(series, SeriesTrace())
             trace.add(pr.point.period, pr.point.value, r.expected if r else None, r.lower if r else None,
                       r.upper if r else None, pr.verdict.anomalous)  # fmt: skip
@@ -121,13 +148,6 @@ def _account(report: RunReport, s: Summary, writer: Any, tz: ZoneInfo) -> None:
                              _n(r.upper), "" if r.skipped else f"{r.score:.4f}", int(r.anomaly),
                              state, fired))  # fmt: skip
     s.alerts.extend(report.alerts)
-
-
-def _charted(results: list[Result], primary: Result | None) -> Result | None:
-    """The result whose band the chart shows: the verdict's, else the first with bounds."""
-    if primary is not None and primary.expected is not None:
-        return primary
-    return next((r for r in results if r.expected is not None), None)
 
 
 def _n(x: float | None) -> str:

@@ -16,7 +16,7 @@ import csv
 import math
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from detectkd.alerting.feedback import Feedback
 from detectkd.commands.check import metric_env
 from detectkd.config.settings import Settings
 from detectkd.errors import CollectError, StorageError, error_line
@@ -36,7 +37,7 @@ log = structlog.get_logger("detectkd.commands.history")
 
 EXPORT_HEADER = (
     "timestamp", "series", "value", "detector", "expected", "lower", "upper", "score", "anomaly",
-    "direction", "skipped",
+    "direction", "skipped", "feedback", "feedback_by", "feedback_note",
 )  # fmt: skip
 
 
@@ -144,34 +145,42 @@ async def export(
             data = await data_store(spec, deps)
             points = await data.read_points(spec.name, None, int(start), int(finish))
             detections = await data.read_detections(spec.name, int(start), int(finish))
+            labels = [Feedback.from_json(t) for t in await deps.store.feedback_load(spec.name)]
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     tz = ZoneInfo(spec.config.schedule.timezone)
     writer = csv.writer(out)
     writer.writerow(EXPORT_HEADER)
-    writer.writerows(export_rows(points, detections, tz))
+    writer.writerows(export_rows(points, detections, tz, labels))
     return 0
 
 
 def export_rows(
-    points: dict[str, list[StoredPoint]], detections: list[StoredDetection], tz: ZoneInfo
+    points: dict[str, list[StoredPoint]],
+    detections: list[StoredDetection],
+    tz: ZoneInfo,
+    labels: Sequence[Feedback] = (),
 ) -> Iterable[tuple[str, ...]]:
+    """`labels`: feedback; a point inside a label's span carries its label, who, and note."""
     by_point: dict[tuple[str, int], list[StoredDetection]] = {}
     for d in detections:
         by_point.setdefault((d.series, d.period), []).append(d)
     for series in sorted(points):
+        mine = [f for f in labels if f.series == series]
         for p in points[series]:
             stamp = datetime.fromtimestamp(p.period, tz).isoformat()
             value = _n(p.value)
+            fb = next((f for f in mine if f.covers(p.period)), None)
+            said = (fb.label, fb.by, fb.note) if fb is not None else ("", "", "")
             found = by_point.get((series, p.period), [])
             if not found:
-                yield (stamp, series, value, "", "", "", "", "", "", "", "")
+                yield (stamp, series, value, "", "", "", "", "", "", "", "", *said)
             for d in found:
                 r = d.result
                 yield (stamp, series, value, r.detector, _n(r.expected), _n(r.lower), _n(r.upper),
                        "" if r.skipped else f"{r.score:.6g}", str(int(r.anomaly)), r.direction or "",
-                       r.skipped or "")  # fmt: skip
+                       r.skipped or "", *said)  # fmt: skip
 
 
 def _n(x: float | None) -> str:

@@ -6,8 +6,12 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from detectkd.alerting.alert import Alert
+from detectkd.alerting.episodes import episodes
 from detectkd.alerting.outage import Outages
-from detectkd.alerting.silences import Labels, Silences, series_labels
+from detectkd.alerting.silences import Labels, Silences, active_spans, series_labels
+from detectkd.alerting.state import Status, decide
+from detectkd.detectors.base import Result
 from detectkd.redact import redact
 from detectkd.runtime.status import MetricState
 
@@ -20,9 +24,21 @@ if TYPE_CHECKING:
     from detectkd.runtime.leader import Leadership
     from detectkd.runtime.slot import MetricSlot
     from detectkd.specs.loader import MetricSpec
+    from detectkd.storage.base import StateStore
 
 
 COLUMNS = ("t", "value", "expected", "lower", "upper", "anomaly")  # of `series_data`
+
+
+def charted(results: list[Result], primary: Result | None) -> Result | None:
+    """The result whose band a chart shows: the verdict's, else the first with bounds."""
+    if primary is not None and primary.expected is not None:
+        return primary
+    return next((r for r in results if r.expected is not None), None)
+
+
+def _band(r: Result | None) -> tuple[float | None, float | None, float | None]:
+    return (r.expected, r.lower, r.upper) if r is not None else (None, None, None)
 
 
 class DaemonView:
@@ -38,6 +54,7 @@ class DaemonView:
     history: HistoryLoader
     settings: Settings
     leadership: Leadership | None
+    store: StateStore
 
     def api_ha(self) -> dict[str, Any] | None:
         """`ha.enabled`: this replica's role in its shard's election (None without ha)."""
@@ -136,6 +153,10 @@ class DaemonView:
                 out[source]["down_since"] = datetime.fromtimestamp(src.notified, UTC).isoformat()
         return dict(sorted(out.items()))
 
+    def metric_spec(self, name: str) -> MetricSpec | None:
+        """The metric as loaded (enabled or not)."""
+        return self.specs.get(name)
+
     def metric_config(self, name: str) -> dict[str, Any] | None:
         """The metric's config as loaded (environment substituted, secrets redacted)."""
         spec = self.specs.get(name)
@@ -143,30 +164,63 @@ class DaemonView:
 
     async def series_data(self, name: str, since: int, until: int) -> dict[str, dict[str, list[Any]]] | None:
         """Per series, the stored periods in [since, until): value, expected, band, anomaly
-        (the first detector's detection where one was stored). None: no such metric."""
+        (the stored detections combined by the metric's conditions, as a run decides), and
+        `anomalies`: for each anomalous period the detector, score and direction that said
+        so. None: no such metric."""
         slot = self.slots.get(name)
         if slot is None:
             return None
         store = await slot.runtime.data()
         points = await store.read_points(name, None, since, until)
-        found: dict[tuple[str, int], Any] = {}
+        found: dict[tuple[str, int], list[Result]] = {}
         for d in await store.read_detections(name, since, until):
-            found.setdefault((d.series, d.period), d.result)
+            found.setdefault((d.series, d.period), []).append(d.result)
+        cond = slot.spec.conditions
         out: dict[str, dict[str, list[Any]]] = {}
         for series, pts in sorted(points.items()):
-            cols: dict[str, list[Any]] = {
-                k: [] for k in ("t", "value", "expected", "lower", "upper", "anomaly")
-            }
+            cols: dict[str, list[Any]] = {k: [] for k in (*COLUMNS, "anomalies")}
             for p in pts:
-                r = found.get((series, p.period))
-                cols["t"].append(p.period)
-                cols["value"].append(p.value)
-                cols["expected"].append(r.expected if r is not None else None)
-                cols["lower"].append(r.lower if r is not None else None)
-                cols["upper"].append(r.upper if r is not None else None)
-                cols["anomaly"].append(bool(r.anomaly) if r is not None else False)
+                results = found.get((series, p.period), [])
+                verdict = decide(results, cond) if results else None
+                r = charted(results, verdict.primary if verdict is not None else None)
+                anomalous = verdict is not None and verdict.anomalous
+                for key, v in zip(COLUMNS, (p.period, p.value, *_band(r), anomalous), strict=True):
+                    cols[key].append(v)
+                if anomalous and verdict is not None and verdict.primary is not None:
+                    hit = verdict.primary
+                    why = {"t": p.period, "detector": hit.detector, "score": round(hit.score, 4)}
+                    cols["anomalies"].append(why | {"direction": hit.direction})
             out[series] = cols
         return out
+
+    async def alert_episodes(self, name: str, since: int, until: int) -> list[dict[str, Any]]:
+        """The metric's alert episodes meeting [since, until), newest first: from the outbox
+        (its rows are kept a week after sending) and the series open now."""
+        slot = self.slots.get(name)
+        rows = await self.store.outbox_history(name, since - 86400)
+        open_now = []
+        for series, st in (slot.runtime.states if slot is not None else {}).items():
+            if st.status == Status.FIRING and st.since is not None:
+                open_now.append((series, "anomaly", st.since))
+            elif st.status == Status.NODATA and st.empty_since is not None:
+                open_now.append((series, "nodata", st.empty_since))
+        found = episodes(((Alert.from_json(r.payload), r.status) for r in rows), open_now)
+        return [e.api() for e in found if e.started_at < until and (e.resolved_at or until) >= since]
+
+    def silence_spans(self, name: str, since: int, until: int) -> list[dict[str, Any]]:
+        """When silences matching the metric or one of its series were active in [since, until)."""
+        slot = self.slots.get(name)
+        if slot is None:
+            return []
+        labels = [self.series_labels(name, s) for s in (list(slot.runtime.states) or [""])]
+        step = max(slot.runtime.interval.total_seconds(), (until - since) / 500)
+        out = []
+        for s in self.silences.items.values():
+            if any(s.matches(lb) for lb in labels):
+                out += [{"id": s.id, "comment": s.comment, "from": int(a), "to": int(b),
+                         "matchers": [str(m) for m in s.matchers]}
+                        for a, b in active_spans(s, since, until, step)]  # fmt: skip
+        return sorted(out, key=lambda x: x["from"])
 
     def alert_rows(self) -> list[dict[str, Any]]:
         """Series FIRING, PENDING or NO DATA across metrics, and failing metrics (ERROR),

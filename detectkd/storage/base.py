@@ -192,6 +192,11 @@ class StateStore(Lifecycle, Protocol):
         """Rows with this status (`pending`, `dead` or `sent`), oldest first."""
         ...
 
+    async def outbox_history(self, metric: str, since: float) -> list[OutboxItem]:
+        """Every row of `metric` created at or after `since`, whatever its status, oldest
+        first: the notifications of the last days (sent rows are kept `SENT_KEPT_S`)."""
+        ...
+
     async def outbox_done(self, item_id: int) -> None:
         """The row was delivered: kept as `sent` until `outbox_purge`."""
         ...
@@ -225,6 +230,15 @@ class StateStore(Lifecycle, Protocol):
 
     async def history_load(self) -> dict[str, str]:
         """Every stored history-loading job's JSON, by metric."""
+        ...
+
+    async def feedback_save(self, metric: str, series: str, period: int, data: str | None) -> None:
+        """Insert or replace the label on (metric, series, period) (its JSON, see
+        `detectkd.alerting.feedback`); None deletes it."""
+        ...
+
+    async def feedback_load(self, metric: str) -> list[str]:
+        """Every label of `metric` (JSON), by series and period."""
         ...
 
 

@@ -46,6 +46,7 @@ from detectkd.storage.base import (
     detection_from_row,
     eligible,
 )
+from detectkd.storage.clickhouse_docs import ClickhouseDocs
 from detectkd.storage.clickhouse_schema import ALL_OUTBOX_COLS, OUTBOX_COLS, migrate, wait_for_mutations
 
 # Claims are exclusive per database within this process (ClickHouse has no row locks).
@@ -66,7 +67,7 @@ _INSERT_STATE = (
 )
 
 
-class ClickhouseStore:
+class ClickhouseStore(ClickhouseDocs):
     def __init__(
         self, url: str, database: str = "default", user: str | None = None, password: str | None = None
     ) -> None:
@@ -239,24 +240,6 @@ class ClickhouseStore:
         )
         return {(r["metric"], r["series"]): state_from_row(list(r.values())[2:]) for r in rows}
 
-    async def silence_save(self, silence_id: str, data: str, ends_at: float | None) -> None:
-        row = (silence_id, data, ends_at, self._version())
-        await self._do(lambda c: c.execute("INSERT INTO dtk_silences VALUES", row))
-
-    async def history_save(self, metric: str, data: str | None) -> None:
-        row = (metric, data or "", 0 if data is not None else 1, self._version())
-        await self._do(lambda c: c.execute("INSERT INTO dtk_history VALUES", row))
-
-    async def history_load(self) -> dict[str, str]:
-        rows = await self._do(
-            lambda c: c.fetch("SELECT metric, data FROM dtk_history FINAL WHERE deleted = 0 ORDER BY metric")
-        )
-        return {r["metric"]: r["data"] for r in rows}
-
-    async def silences_load(self) -> list[str]:
-        rows = await self._do(lambda c: c.fetch("SELECT data FROM dtk_silences FINAL ORDER BY id"))
-        return [r["data"] for r in rows]
-
     async def drop_states(self, metric: str) -> None:
         rows = await self._do(
             lambda c: c.fetch(
@@ -318,6 +301,11 @@ class ClickhouseStore:
     async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:
         status = OutboxStatus(status).value  # a plain str for the driver
         return [self._item(r) for r in await self._outbox_rows("status = {s}", {"s": status})]
+
+    async def outbox_history(self, metric: str, since: float) -> list[OutboxItem]:
+        where = "metric = {m} AND created_at >= {t} AND status != 'moved'"  # moved: re-written as another
+        rows = await self._outbox_rows(where, {"m": metric, "t": since})
+        return [self._item(r) for r in rows]
 
     async def outbox_done(self, item_id: int) -> None:
         # Kept as `sent` (a re-run of the same periods must not write it again) until

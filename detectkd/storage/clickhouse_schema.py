@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from detectkd.errors import StorageError
+from detectkd.storage import clickhouse_docs as docs
 
 Do = Callable[[Any], Awaitable[Any]]  # runs fn(client) and maps errors to StorageError
 
@@ -34,15 +35,10 @@ TABLES = [
         created_at Float64, attempts UInt32, next_attempt_at Float64, last_error String,
         status String, leased_until Float64, version UInt64
     ) ENGINE = ReplacingMergeTree(version) ORDER BY (key, channel)""",
-    """CREATE TABLE IF NOT EXISTS dtk_silences (
-        id String, data String, ends_at Nullable(Float64), version UInt64
-    ) ENGINE = ReplacingMergeTree(version) ORDER BY id""",
     """CREATE TABLE IF NOT EXISTS dtk_watermarks (
         metric String, period Int64, updated_at DateTime('UTC')
     ) ENGINE = ReplacingMergeTree(period) ORDER BY metric""",
-    """CREATE TABLE IF NOT EXISTS dtk_history (
-        metric String, data String, deleted UInt8, version UInt64
-    ) ENGINE = ReplacingMergeTree(version) ORDER BY metric""",
+    *docs.TABLES,
 ]
 
 OUTBOX_COLS = (

@@ -35,6 +35,7 @@ class _Data:
     keys: dict[tuple[str, str], int] = field(default_factory=dict)  # (key, channel) -> row id
     silences: dict[str, str] = field(default_factory=dict)
     history: dict[str, str] = field(default_factory=dict)
+    feedback: dict[tuple[str, str, int], str] = field(default_factory=dict)
     next_id: int = 1
 
 
@@ -139,6 +140,10 @@ class MemoryStore:
     async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:
         return sorted((i for i, _ in self._d.outbox.values() if i.status == status), key=lambda i: i.id)
 
+    async def outbox_history(self, metric: str, since: float) -> list[OutboxItem]:
+        rows = (i for i, _ in self._d.outbox.values() if i.metric == metric and i.created_at >= since)
+        return sorted(rows, key=lambda i: i.id)
+
     def _set(self, item_id: int, **changes: Any) -> None:
         item, _ = self._d.outbox[item_id]
         self._d.outbox[item_id] = (replace(item, **changes), None)
@@ -194,6 +199,15 @@ class MemoryStore:
 
     async def history_load(self) -> dict[str, str]:
         return dict(sorted(self._d.history.items()))
+
+    async def feedback_save(self, metric: str, series: str, period: int, data: str | None) -> None:
+        if data is None:
+            self._d.feedback.pop((metric, series, period), None)
+        else:
+            self._d.feedback[(metric, series, period)] = data
+
+    async def feedback_load(self, metric: str) -> list[str]:
+        return [v for k, v in sorted(self._d.feedback.items()) if k[0] == metric]
 
     async def silences_load(self) -> list[str]:
         return [self._d.silences[k] for k in sorted(self._d.silences)]

@@ -18,6 +18,7 @@ from detectkd.config.connection import StoreParams
 from detectkd.errors import StorageError
 from detectkd.redact import redact_text
 from detectkd.storage import lease
+from detectkd.storage import postgres_docs as docs
 from detectkd.storage.base import (
     OutboxItem,
     OutboxStats,
@@ -67,14 +68,8 @@ DO $$ BEGIN
 END $$;
 CREATE INDEX IF NOT EXISTS dtk_outbox_pending ON dtk_outbox (metric, series, channel, id)
     WHERE status = 'pending';
-CREATE TABLE IF NOT EXISTS dtk_silences (
-    id text PRIMARY KEY, data text NOT NULL, ends_at double precision, updated_at timestamptz NOT NULL
-);
 CREATE TABLE IF NOT EXISTS dtk_watermarks (
     metric text PRIMARY KEY, period bigint NOT NULL, updated_at timestamptz NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dtk_history (
-    metric text PRIMARY KEY, data text NOT NULL, updated_at timestamptz NOT NULL
 );
 """
 
@@ -122,7 +117,7 @@ _OUTBOX_COLS = (
 )
 
 
-class PostgresStore:
+class PostgresStore(docs.PostgresDocs):
     def __init__(self, dsn: str | None = None, **connect: Any) -> None:
         self._dsn = dsn
         self._connect = connect
@@ -138,7 +133,7 @@ class PostgresStore:
             # One DDL at a time across daemons starting together.
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(7215834)")
-                await conn.execute(SCHEMA + lease.SCHEMA)
+                await conn.execute(SCHEMA + docs.SCHEMA + lease.SCHEMA)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StorageError(f"cannot open postgres store: {redact_text(str(exc))}") from None
 
@@ -254,35 +249,6 @@ class PostgresStore:
         )
         return {(r["metric"], r["series"]): state_from_row(list(r.values())[2:]) for r in rows}
 
-    async def silence_save(self, silence_id: str, data: str, ends_at: float | None) -> None:
-        await self._run(
-            lambda c: c.execute(
-                "INSERT INTO dtk_silences VALUES ($1, $2, $3, now()) ON CONFLICT (id) DO UPDATE "
-                "SET data = excluded.data, ends_at = excluded.ends_at, updated_at = excluded.updated_at",
-                silence_id, data, ends_at,
-            )
-        )  # fmt: skip
-
-    async def history_save(self, metric: str, data: str | None) -> None:
-        if data is None:
-            await self._run(lambda c: c.execute("DELETE FROM dtk_history WHERE metric = $1", metric))
-            return
-        await self._run(
-            lambda c: c.execute(
-                "INSERT INTO dtk_history VALUES ($1, $2, now()) ON CONFLICT (metric) DO UPDATE "
-                "SET data = excluded.data, updated_at = excluded.updated_at",
-                metric, data,
-            )
-        )  # fmt: skip
-
-    async def history_load(self) -> dict[str, str]:
-        rows = await self._run(lambda c: c.fetch("SELECT metric, data FROM dtk_history ORDER BY metric"))
-        return {r["metric"]: r["data"] for r in rows}
-
-    async def silences_load(self) -> list[str]:
-        rows = await self._run(lambda c: c.fetch("SELECT data FROM dtk_silences ORDER BY id"))
-        return [r["data"] for r in rows]
-
     async def drop_states(self, metric: str) -> None:
         await self._run(lambda c: c.execute("DELETE FROM dtk_alert_state WHERE metric = $1", metric))
 
@@ -323,6 +289,11 @@ class PostgresStore:
         rows = await self._run(
             lambda c: c.fetch(f"SELECT {_OUTBOX_COLS} FROM dtk_outbox WHERE status = $1 ORDER BY id", status)
         )
+        return [OutboxItem(*r.values()) for r in rows]
+
+    async def outbox_history(self, metric: str, since: float) -> list[OutboxItem]:
+        sql = f"SELECT {_OUTBOX_COLS} FROM dtk_outbox WHERE metric = $1 AND created_at >= $2 ORDER BY id"
+        rows = await self._run(lambda c: c.fetch(sql, metric, since))
         return [OutboxItem(*r.values()) for r in rows]
 
     async def outbox_done(self, item_id: int) -> None:

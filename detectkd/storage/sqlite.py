@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS dtk_watermarks (
 CREATE TABLE IF NOT EXISTS dtk_history (
     metric TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dtk_feedback (
+    metric TEXT NOT NULL, series TEXT NOT NULL, period INTEGER NOT NULL, data TEXT NOT NULL,
+    updated_at REAL NOT NULL, PRIMARY KEY (metric, series, period)
+) WITHOUT ROWID;
 """
 
 
@@ -262,6 +266,19 @@ class SqliteStore:
             lambda c: dict(c.execute("SELECT metric, data FROM dtk_history ORDER BY metric").fetchall())
         )
 
+    async def feedback_save(self, metric: str, series: str, period: int, data: str | None) -> None:
+        key = (metric, series, period)
+        if data is None:
+            sql = "DELETE FROM dtk_feedback WHERE metric = ? AND series = ? AND period = ?"
+            await self._call(lambda c: c.execute(sql, key))
+            return
+        row = (*key, data, time.time())
+        await self._call(lambda c: c.execute("INSERT OR REPLACE INTO dtk_feedback VALUES (?,?,?,?,?)", row))
+
+    async def feedback_load(self, metric: str) -> list[str]:
+        sql = "SELECT data FROM dtk_feedback WHERE metric = ? ORDER BY series, period"
+        return await self._call(lambda c: [r[0] for r in c.execute(sql, (metric,))])
+
     async def silences_load(self) -> list[str]:
         return await self._call(
             lambda c: [r[0] for r in c.execute("SELECT data FROM dtk_silences ORDER BY id")]
@@ -308,6 +325,10 @@ class SqliteStore:
                 )
             ]
         )
+
+    async def outbox_history(self, metric: str, since: float) -> list[OutboxItem]:
+        sql = f"SELECT {self._OUTBOX_COLS} FROM dtk_outbox WHERE metric = ? AND created_at >= ? ORDER BY id"
+        return await self._call(lambda c: [OutboxItem(*row) for row in c.execute(sql, (metric, since))])
 
     async def outbox_done(self, item_id: int) -> None:
         # Kept as `sent` until `outbox_purge`: re-committing its key is then a no-op.

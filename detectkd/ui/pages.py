@@ -15,8 +15,10 @@ The pages sit behind the same web config (TLS, basic auth) as the API.
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,7 @@ from detectkd.aggregate import page_args
 from detectkd.durations import parse_duration
 from detectkd.runtime.status import MetricState, iso
 from detectkd.storage.base import OutboxItem, OutboxStatus
+from detectkd.ui import labels, replay
 
 if TYPE_CHECKING:
     from detectkd.web import DaemonAPI
@@ -89,7 +92,8 @@ async def metric_page(request: web.Request) -> web.Response:
         m=entry,
         ranges=RANGES,
         chosen=chosen if chosen in RANGES else "1d",
-        config=daemon.metric_config(name),
+        config_text=json.dumps(daemon.metric_config(name), indent=2),  # autoescaped as text
+        writable=_writable(daemon, "feedback and backtests are"),
     )
 
 
@@ -98,7 +102,7 @@ async def series(request: web.Request) -> web.Response:
     the stored periods and values, the expected value and band, and which were anomalies."""
     daemon = daemon_of(request)
     name = request.match_info["name"]
-    now = int(time.time())
+    now = math.ceil(time.time())  # `until` is exclusive: what began this second is in the range
     try:
         if "range" in request.query:
             until = now
@@ -111,7 +115,12 @@ async def series(request: web.Request) -> web.Response:
     data = await daemon.series_data(name, since, until)
     if data is None:
         raise web.HTTPNotFound(text=f"no metric {name!r}")
-    return web.json_response({"metric": name, "since": since, "until": until, "series": _thin(data)})
+    feedback = [asdict(f) for f in await labels.labels_of(daemon.store, name, since, until)]
+    return web.json_response(
+        {"metric": name, "since": since, "until": until, "series": _thin(data), "feedback": feedback,
+         "alerts": await daemon.alert_episodes(name, since, until),
+         "silences": daemon.silence_spans(name, since, until)}
+    )  # fmt: skip
 
 
 async def alerts_page(request: web.Request) -> web.Response:
@@ -150,9 +159,9 @@ def _row(i: OutboxItem) -> dict[str, Any]:
             "error": i.last_error or ""}  # fmt: skip
 
 
-def _writable(daemon: DaemonAPI) -> str | None:
+def _writable(daemon: DaemonAPI, what: str = "silences are") -> str | None:
     """Why the write buttons would be refused, or None (the API decides: this only says it)."""
-    return None if daemon.settings.lifecycle_api else "lifecycle_api is off: silences are read-only here"
+    return None if daemon.settings.lifecycle_api else f"lifecycle_api is off: {what} read-only here"
 
 
 def _thin(data: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
@@ -164,7 +173,7 @@ def _thin(data: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any
             continue
         step = math.ceil(n / MAX_POINTS)
         keep = [i for i in range(n) if i % step == 0 or cols["anomaly"][i]]
-        out[key] = {k: [v[i] for i in keep] for k, v in cols.items()}
+        out[key] = {k: v if k == "anomalies" else [v[i] for i in keep] for k, v in cols.items()}
     return out
 
 
@@ -176,3 +185,5 @@ def routes(app: web.Application) -> None:
     app.router.add_get("/ui/outbox", outbox_page)
     app.router.add_get("/api/v1/metrics/{name}/series", series)
     app.router.add_static("/ui/static", HERE / "static", append_version=False)
+    labels.routes(app)
+    replay.routes(app)

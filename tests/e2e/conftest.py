@@ -183,3 +183,26 @@ def fill(
     for t in range(start - start % step, end, step):
         rows.append((t, name, spikes.get(t, 100.0 + (t // step) % 5)))
     source.put(rows)
+
+
+def chromium() -> Any:
+    """A headless Chromium under Selenium (Debian's chromium and chromium-driver)."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    exe = shutil.which("chromium")
+    driver_exe = shutil.which("chromedriver")
+    assert exe and driver_exe, "scripts/test installs Debian's chromium and chromium-driver"
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = exe
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+    ):
+        opts.add_argument(arg)
+    return webdriver.Chrome(service=Service(driver_exe), options=opts)

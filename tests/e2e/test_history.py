@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -9,6 +10,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from detectkd.alerting.feedback import Feedback
+from detectkd.storage.sqlite import SqliteStore
 from tests.conftest import Receiver, write
 from tests.e2e.conftest import Source, fill
 from tests.e2e.test_cli import cli
@@ -70,9 +73,19 @@ def test_load_history_in_batches_resumes_and_export_writes_points_and_detections
         states = conn.execute("SELECT count(*) FROM dtk_alert_state").fetchone()[0]
     assert stored == 432 and states == 0  # alert state belongs to the daemon
 
+    # Feedback, as the UI stores it: the spike was a false alarm; an incident went unflagged.
+    quiet = spike + 10 * STEP
+    asyncio.run(label(tmp_path / "data" / "detectkd.db", [(spike, spike, "false_alarm"),
+                                                          (quiet, quiet + 2 * STEP, "incident")]))  # fmt: skip
+
     out = cli("export", "orders", "--from", iso(start), "--to", iso(start + 3 * 86400), env=env)
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    said = {(r["timestamp"], r["feedback"], r["feedback_by"]) for r in rows if r["feedback"]}
+    assert said == {
+        (iso(spike), "false_alarm", "ops"),
+        *((iso(quiet + i * STEP), "incident", "ops") for i in range(3)),
+    }
     assert len(rows) == 432 and set(rows[0]) >= {
         "timestamp",
         "series",
@@ -88,6 +101,40 @@ def test_load_history_in_batches_resumes_and_export_writes_points_and_detections
     (tmp_path / "out.csv").unlink(missing_ok=True)
     to_file = cli("export", "orders", "--from", "4d", "--output", str(tmp_path / "out.csv"), env=env)
     assert to_file.returncode == 0 and len((tmp_path / "out.csv").read_text().splitlines()) == 433
+
+
+async def label(db: Path, spans: list[tuple[int, int, str]]) -> None:
+    store = SqliteStore(db)
+    await store.open()
+    for period, until, what in spans:
+        fb = Feedback("orders", "", period, what, until, "ops", time.time())
+        await store.feedback_save("orders", "", period, fb.to_json())
+    await store.close()
+
+
+def test_backtest_says_how_a_config_meets_the_feedback(tmp_path: Path, receiver: Receiver) -> None:
+    """The labels people gave, replayed: the stored config raised the false alarm and missed
+    the incident; a stricter config (the edited file, same metric) no longer raises it."""
+    env, start, spike = setup(tmp_path, receiver)
+    assert cli("load-history", "orders", "--from", iso(start), env=env).returncode == 0
+    quiet = spike + 10 * STEP
+    asyncio.run(label(tmp_path / "data" / "detectkd.db", [(spike, spike, "false_alarm"),
+                                                          (quiet, quiet + 2 * STEP, "incident")]))  # fmt: skip
+    same = cli("backtest", "orders", "--from", iso(start), env=env)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "feedback: 2 labels (1 real incidents, 1 false alarms)" in same.stdout
+    assert "real incidents caught: 0 of 1 (as stored: 0); missed: " in same.stdout
+    assert "false alarms raised:   1 of 1 (as stored: 1); still raised: " in same.stdout
+    strict = tmp_path / "strict.yaml"
+    mad = "type: mad\n  params: {window_size: 1d, n_sigma: 5, use_weighted: false, min_samples: 20}"
+    text = (tmp_path / "m" / "orders.yaml").read_text()
+    assert mad in text
+    strict.write_text(text.replace(mad, "type: threshold\n  params: {threshold: 1000}"))
+    changed = cli("backtest", str(strict), "--from", iso(start), env=env)
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    assert "false alarms raised:   0 of 1 (as stored: 1)" in changed.stdout
+    off = cli("backtest", str(strict), "--from", iso(start), "--no-feedback", env=env)
+    assert "feedback:" not in off.stdout
 
 
 def test_load_history_needs_a_start(tmp_path: Path, receiver: Receiver) -> None:

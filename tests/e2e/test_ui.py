@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,33 +16,19 @@ from typing import Any
 import aiohttp
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import Receiver, write
-from tests.e2e.conftest import DaemonProcess, Source, fill, metric_yaml
+from tests.e2e.conftest import USER, DaemonProcess, Source, chromium, fill, metric_yaml
 
 STEP = 2
 
 
 @pytest.fixture
 def browser() -> Iterator[webdriver.Chrome]:
-    exe = shutil.which("chromium")
-    driver_exe = shutil.which("chromedriver")
-    assert exe and driver_exe, "scripts/test installs Debian's chromium and chromium-driver"
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = exe
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_exe), options=opts)
+    driver = chromium()
     yield driver
     driver.quit()
 
@@ -108,7 +93,61 @@ async def test_overview_filters_and_a_metric_chart_zooms_in_chromium(
     ).release().perform()  # drag across a third of the plot: zoom to it
     after = wait(browser, lambda d: _zoomed(d, before))
     assert before[0] < after[0] < after[1] < before[1]
+
+    # Feedback: the spike is a false alarm. Refused without credentials; with them, stored.
+    label = {"metric": "orders", "series": "", "period": spike, "label": "false_alarm"}
+    async with aiohttp.ClientSession() as s, s.post(daemon.base + "/api/v1/feedback", json=label) as r:
+        assert r.status == 401
+    (row,) = browser.find_elements(By.CSS_SELECTOR, "#detections tbody tr[data-t]")
+    assert row.get_attribute("data-t") == str(spike) and "900" in row.text
+    row.find_element(By.CSS_SELECTOR, "button.label.false_alarm").click()
+    cell = wait(browser, lambda d: _label_cell(d, "false alarm"))
+    assert f"({USER})" in cell.text
+    false_alarms = browser.execute_script("return window.dtkCharts[0].data[7].filter(v => v !== null)")
+    assert false_alarms == [900.0]  # drawn on the chart too
+    shot(browser, "feedback")
+    _, body = await daemon.get("/api/v1/metrics/orders/feedback")
+    (stored,) = json.loads(body)["feedback"]
+    assert (stored["period"], stored["label"], stored["by"]) == (spike, "false_alarm", USER)
+
+    # "Backtest this config" over the last hour: the replay's anomalies on the same chart,
+    # scored on the label.
+    browser.get(daemon.base + "/ui/metrics/orders?range=1h")
+    wait(browser, lambda d: d.find_element(By.ID, "charts").get_attribute("data-loaded") == "true")
+    browser.find_element(By.ID, "backtest").click()
+    summary = wait(browser, lambda d: _done(d.find_element(By.ID, "backtest-summary")), timeout=60)
+    assert "0 of 0 real incidents caught, 1 of 1 false alarms raised" in summary.text, summary.text
+    replayed = browser.execute_script("return window.dtkCharts[0].data[8].filter(v => v !== null)")
+    assert replayed == [900.0]  # the config as loaded flags the spike again
+    shot(browser, "backtest")
     assert await daemon.stop() == 0
+    # It is in the state store: a new process shows it.
+    await daemon.start()
+    await daemon.until(lambda: _all_ran(daemon), timeout=60, what="both metrics ran again")
+    browser.get(daemon.base + "/ui/metrics/orders")
+    wait(browser, lambda d: _label_cell(d, "false alarm"))
+    browser.find_element(By.CSS_SELECTOR, "#detections button.unlabel").click()
+    wait(
+        browser,
+        lambda d: (
+            d.find_element(By.CSS_SELECTOR, "#charts").get_attribute("data-loaded") == "true"
+            and d.find_element(By.CSS_SELECTOR, "#detections td.feedback").text == ""
+        ),
+    )
+    _, body = await daemon.get("/api/v1/metrics/orders/feedback")
+    assert json.loads(body)["feedback"] == []
+    assert await daemon.stop() == 0
+
+
+def _done(summary: Any) -> Any:
+    return summary if summary.get_attribute("data-done") == "true" else None
+
+
+def _label_cell(driver: webdriver.Chrome, text: str, table: str = "#detections") -> Any:
+    if driver.find_element(By.ID, "charts").get_attribute("data-loaded") != "true":
+        return None
+    cells = driver.find_elements(By.CSS_SELECTOR, f"{table} td.feedback")
+    return next((c for c in cells if c.text.startswith(text)), None)
 
 
 async def _all_ran(d: DaemonProcess) -> bool:
@@ -158,6 +197,29 @@ async def test_an_alert_is_silenced_in_two_clicks_and_the_silence_expired(
     (stored,) = json.loads(body)["silences"]
     assert stored["comment"] == "from the alerts page" and stored["active"]
     shot(browser, "silences")
+
+    # The metric page: the alert episode and the silence behind the chart, the episode in the
+    # history table, and labelled a real incident over its whole span from there.
+    browser.get(daemon.base + "/ui/metrics/orders")
+    wait(browser, lambda d: d.find_element(By.ID, "charts").get_attribute("data-loaded") == "true")
+    (episode,) = browser.find_elements(By.CSS_SELECTOR, "#episodes tbody tr[data-t]")
+    assert "FIRING" in episode.text and "open" in episode.text and "sent" in episode.text
+    drawn = browser.execute_script("return window.dtkData")
+    assert [e["kind"] for e in drawn["alerts"]] == ["anomaly"] and drawn["alerts"][0]["resolved_at"] is None
+    (hush,) = drawn["silences"]
+    assert hush["id"] == stored["id"] and hush["to"] > hush["from"]
+    browser.execute_script("window.scrollTo(0, document.getElementById('episodes').offsetTop - 160)")
+    shot(browser, "history")
+    episode.find_element(By.CSS_SELECTOR, "button.label.incident").click()
+    wait(browser, lambda d: _label_cell(d, "real incident", "#episodes"))
+    _, body = await daemon.get("/api/v1/metrics/orders/feedback")
+    (label,) = json.loads(body)["feedback"]
+    assert (
+        label["label"] == "incident" and label["period"] == drawn["alerts"][0]["started_at"] < label["until"]
+    )
+
+    browser.get(daemon.base + "/ui/silences")
+    (srow,) = browser.find_elements(By.CSS_SELECTOR, "#silences tbody tr[data-id]")
     srow.find_element(By.CSS_SELECTOR, "button.expire").click()
     wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#silences tbody tr").text.count("active") == 0)
     _, body = await daemon.get("/api/v1/silences")

@@ -165,6 +165,11 @@ async def test_outbox_is_unique_per_key_and_channel_and_retries(store: Store) ->
     assert (stats.pending, stats.dead) == (0, 1)
     (dead,) = await store.outbox_pending("dead")
     assert (dead.id, dead.status, dead.last_error) == (second.id, "dead", "gone")
+    # The metric's history: every row whatever its status, oldest first; none of another metric.
+    await store.commit(RunRecord("other", outbox=[NewOutboxItem("o||firing|0", "other", "", "log:x", "{}")]))
+    history = await store.outbox_history("m", 0)
+    assert [(h.id, h.status) for h in history] == [(first.id, "sent"), (second.id, "dead")]
+    assert await store.outbox_history("m", time.time() + 5) == []
 
 
 async def test_outbox_claims_only_queue_heads_in_order(store: Store) -> None:
@@ -269,6 +274,29 @@ async def test_history_jobs_are_saved_replaced_deleted_and_seen_by_another_clien
     await other.history_save("visits", None)
     await other.history_save("never-saved", None)  # deleting what is not there is not an error
     assert await one.history_load() == {"orders": '{"start": 2}'}
+
+
+async def test_feedback_labels_are_saved_replaced_deleted_per_metric(
+    make_store: Callable[[], Store],
+) -> None:
+    from detectkd.alerting.feedback import Feedback
+
+    one, other = make_store(), make_store()
+    await one.open()
+    await other.open()
+    a = Feedback("orders", "region=eu", 600, "incident", 1200, "alice", 1.5, "checkout down")
+    b = Feedback("orders", "", 300, "false_alarm", 300, "bob", 2.0)
+    elsewhere = Feedback("visits", "", 300, "incident", 300, "bob", 2.0)
+    for fb in (a, b, elsewhere):
+        await one.feedback_save(fb.metric, fb.series, fb.period, fb.to_json())
+    assert [Feedback.from_json(t) for t in await other.feedback_load("orders")] == [b, a]  # series, period
+    relabelled = Feedback("orders", "region=eu", 600, "false_alarm", 600, "carol", 3.0)
+    await other.feedback_save("orders", "region=eu", 600, relabelled.to_json())
+    await other.feedback_save("orders", "", 300, None)
+    await other.feedback_save("orders", "", 999, None)  # deleting what is not there is not an error
+    assert [Feedback.from_json(t) for t in await one.feedback_load("orders")] == [relabelled]
+    assert [Feedback.from_json(t) for t in await one.feedback_load("visits")] == [elsewhere]
+    assert await one.feedback_load("nothing") == []
 
 
 async def test_clickhouse_store_adds_columns_of_later_releases(clickhouse: ClickHouseServer) -> None:
