@@ -1,10 +1,11 @@
 """Web UI response times on a large daemon (issue 16).
 
-    .venv/bin/python benchmarks/ui.py [--metrics 10000] [--history 1440] [--requests 20]
+    .venv/bin/python benchmarks/ui.py [--metrics 10000] [--history 1440] [--requests 20] [--warmup 120]
 
 Starts the real daemon with `--metrics` `mad` metrics at 60 s (SQLite source and store,
 `--history` stored points per metric: a day of minutes), waits until every metric ran,
-then times `--requests` sequential GETs of each page and JSON endpoint the UI uses and
+waits `--warmup` seconds more (the first runs load every window from the store), then times
+`--requests` rounds of sequential GETs of each page and JSON endpoint the UI uses and
 prints the median and worst time and the size of each answer.
 """
 
@@ -25,15 +26,18 @@ sys.path.insert(0, str(REPO))
 from benchmarks import scale  # noqa: E402
 
 
-def timed(url: str, n: int) -> tuple[float, float, int]:
-    times, size = [], 0
+def timed(urls: dict[str, str], n: int) -> dict[str, tuple[float, float, int]]:
+    """`n` rounds over every URL in turn (so each sees the same load), per URL: median,
+    worst, size."""
+    times: dict[str, list[float]] = {label: [] for label in urls}
+    size: dict[str, int] = {}
     for _ in range(n):
-        began = time.perf_counter()
-        with urllib.request.urlopen(url, timeout=60) as r:
-            size = len(r.read())
-        times.append(time.perf_counter() - began)
-    times.sort()
-    return times[len(times) // 2], times[-1], size
+        for label, url in urls.items():
+            began = time.perf_counter()
+            with urllib.request.urlopen(url, timeout=60) as r:
+                size[label] = len(r.read())
+            times[label].append(time.perf_counter() - began)
+    return {k: (sorted(v)[len(v) // 2], max(v), size[k]) for k, v in times.items()}
 
 
 def main() -> int:
@@ -41,6 +45,7 @@ def main() -> int:
     ap.add_argument("--metrics", type=int, default=10000)
     ap.add_argument("--history", type=int, default=1440)
     ap.add_argument("--requests", type=int, default=20)
+    ap.add_argument("--warmup", type=float, default=120, help="seconds to wait after every metric ran")
     args = ap.parse_args()
     n, interval = args.metrics, 60
     print(f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, {n} mad metrics at {interval}s, "
@@ -59,6 +64,7 @@ def main() -> int:
             deadline = time.monotonic() + 600
             while scale.metrics_run(scale.scrape(port)) < n and time.monotonic() < deadline:
                 time.sleep(2)
+            time.sleep(args.warmup)  # the first runs load every window from the store: let them pass
             base = f"http://127.0.0.1:{port}"
             urls = {
                 "overview, first page (100)": "/",
@@ -67,11 +73,13 @@ def main() -> int:
                 "metric page": "/ui/metrics/m1",
                 "series, 1 day": "/api/v1/metrics/m1/series?range=1d",
                 "alerts page": "/ui/alerts",
+                "feedback of a metric": "/api/v1/metrics/m1/feedback",
+                "API, first 100 metrics": "/api/v1/metrics?limit=100",
                 "uPlot (static)": "/ui/static/uplot/uPlot.iife.min.js",
             }
             print(f"{'':30} {'median':>10} {'worst':>10} {'bytes':>10}")
-            for label, path in urls.items():
-                p50, worst, size = timed(base + path, args.requests)
+            results = timed({k: base + v for k, v in urls.items()}, args.requests)
+            for label, (p50, worst, size) in results.items():
                 print(f"{label:30} {p50 * 1000:>8.1f}ms {worst * 1000:>8.1f}ms {size:>10}", flush=True)
         finally:
             proc.terminate()

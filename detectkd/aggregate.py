@@ -96,7 +96,7 @@ def page_args(query: Mapping[str, str]) -> tuple[int, int]:
     return limit, max(0, int(query.get("offset", 0)))
 
 
-def page(entries: list[dict[str, Any]], total: int, offset: int, limit: int) -> dict[str, Any]:
+def page(entries: list[Any], total: int, offset: int, limit: int) -> dict[str, Any]:
     """The page at `offset` of `entries` (sorted by name, from the first, at least up to
     `offset + limit` of the `total` filtered entries)."""
     more = offset + limit < total

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import bcrypt
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
@@ -33,7 +35,8 @@ from detectkd import __version__
 from detectkd.aggregate import API_PAGE_MAX, merge_api, merge_expositions, page, page_args
 from detectkd.config.settings import Settings
 from detectkd.sdnotify import Notifier
-from detectkd.webconfig import BasicAuth, WebConfig, load_web_config, ssl_context
+from detectkd.supervisor_ui import WorkersUI
+from detectkd.webconfig import SUPERVISOR_USER, BasicAuth, WebConfig, load_web_config, ssl_context
 
 log = structlog.get_logger("detectkd.supervisor")
 MAX_BACKOFF = 60.0
@@ -204,6 +207,7 @@ class Supervisor:
         app.router.add_get("/api/v1/metrics", self.api_metrics)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
+        WorkersUI(self).routes(app)  # the web UI: merged pages, a metric's answered by its worker
         return app
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -232,14 +236,20 @@ class Supervisor:
             loop.add_signal_handler(sig, self.stop_event.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: self.forward(signal.SIGHUP))
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        (self.settings.data_dir / "workers-web.yml").write_text(
-            "# workers: no TLS, no users (127.0.0.1)\n{}\n"
-        )
+        # The workers listen on 127.0.0.1 without TLS, and answer only the supervisor: one
+        # user with a password made for this start (so their write API works through it).
+        password = secrets.token_urlsafe(24)
+        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+        web_yml = self.settings.data_dir / "workers-web.yml"
+        web_yml.touch(mode=0o600)
+        web_yml.chmod(0o600)
+        users = f"basic_auth_users:\n  {SUPERVISOR_USER}: '{hashed}'\n"
+        web_yml.write_text("# workers: no TLS, the supervisor's user only (made at each start)\n" + users)
         path = self.settings.web_config_file
         config = load_web_config(path)
         tls = config.tls_server_config
         context = ssl_context(tls, path.parent) if tls is not None and path is not None else None
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(auth=aiohttp.BasicAuth(SUPERVISOR_USER, password))
         runner = web.AppRunner(self.app(config), access_log=None)
         await runner.setup()
         host, port = self.settings.listen_host_port()

@@ -46,9 +46,6 @@ class DaemonAPI(Protocol):
     def last_reload(self) -> dict[str, Any]: ...
 
     def running_metrics(self) -> int: ...
-    def api_metrics(
-        self, contains: str | None = None, tag: str | None = None, state: str | None = None
-    ) -> list[dict[str, Any]]: ...
     def metric_names(
         self, contains: str | None = None, tag: str | None = None, state: str | None = None
     ) -> list[str]: ...
@@ -105,15 +102,24 @@ async def api_metrics(request: web.Request) -> web.Response:
         limit, offset = page_args(q)
     except ValueError:
         return web.json_response({"error": "limit and offset must be integers"}, status=400)
-    entries = daemon.api_metrics(q.get("name"), q.get("tag"), q.get("state"))
+    names = daemon.metric_names(q.get("name"), q.get("tag"), q.get("state"))
+    listing = page(names, len(names), offset, limit)
+    listing["metrics"] = [daemon.metric_entry(n) for n in listing["metrics"]]  # only the page's are built
     return web.json_response(
-        page(entries, len(entries), offset, limit)
+        listing
         | {
             "sources": daemon.api_sources(),
             "ha": daemon.api_ha(),
             "config": daemon.last_reload,
+            "counts": daemon.state_counts(),
+            "running": daemon.running_metrics(),
         }
     )
+
+
+async def api_alerts(request: web.Request) -> web.Response:
+    """Series FIRING, PENDING or NO DATA and failing metrics, newest first (the alerts page)."""
+    return web.json_response({"alerts": request.app[DAEMON].alert_rows()})
 
 
 async def api_outbox(request: web.Request) -> web.Response:
@@ -196,8 +202,9 @@ def silence_from_body(body: dict[str, Any], now: float) -> Silence:
     duration = str(body["duration"]) if body.get("duration") else None
     w = body.get("window")
     window = make_window(w.get("weekdays", []), w.get("times", []), w.get("timezone", "UTC")) if w else None
+    given = str(body["id"]) if body.get("id") is not None else None
     return new_silence(body["matchers"], start, end, str(body.get("comment", "")),
-                       str(body.get("created_by", "api")), window, duration)  # fmt: skip
+                       str(body.get("created_by", "api")), window, duration, given)  # fmt: skip
 
 
 def _item(i: OutboxItem) -> dict[str, Any]:
@@ -241,6 +248,7 @@ def make_app(daemon: DaemonAPI, config: WebConfig | None = None) -> web.Applicat
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/v1/metrics", api_metrics)
     app.router.add_get("/api/v1/outbox", api_outbox)
+    app.router.add_get("/api/v1/alerts", api_alerts)
     app.router.add_get("/api/v1/silences", list_silences)
     app.router.add_post("/api/v1/silences", add_silence)
     app.router.add_delete("/api/v1/silences/{id}", expire_silence)

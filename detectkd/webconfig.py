@@ -35,6 +35,10 @@ from detectkd.config.yamlsource import load_yaml
 from detectkd.errors import ConfigError, ConfigIssue
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# A `workers:` supervisor talks to its workers as this user (a password made per start), and
+# names the user it serves in FORWARDED_USER (feedback records who gave it).
+SUPERVISOR_USER = "detectkd-supervisor"
+FORWARDED_USER = "X-Detectkd-User"
 TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 
 

@@ -189,8 +189,12 @@ def new_silence(
     created_by: str = "",
     window: Window | None = None,
     duration: str | None = None,
+    silence_id: str | None = None,
 ) -> Silence:
-    """`duration` (`2h`) sets the end when `ends_at` is not given."""
+    """`duration` (`2h`) sets the end when `ends_at` is not given. `silence_id`: given by a
+    `workers:` supervisor, so that every worker keeps the same silence under one id."""
+    if silence_id is not None and not re.fullmatch(r"[0-9a-f]{12}", silence_id):
+        raise SilenceError("a silence id is 12 lowercase hex digits")
     if ends_at is None and duration:
         ends_at = starts_at + parse_duration(duration).total_seconds()
     parsed = tuple(Matcher.parse(m) for m in matchers)
@@ -200,7 +204,8 @@ def new_silence(
         raise SilenceError("the silence ends before it starts")
     if ends_at is None and window is None:
         raise SilenceError("a one-off silence needs an end (--for or --until)")
-    return Silence(secrets.token_hex(6), parsed, starts_at, ends_at, comment, created_by, starts_at, window)
+    sid = silence_id or secrets.token_hex(6)
+    return Silence(sid, parsed, starts_at, ends_at, comment, created_by, starts_at, window)
 
 
 @dataclass

@@ -68,6 +68,7 @@ DO $$ BEGIN
 END $$;
 CREATE INDEX IF NOT EXISTS dtk_outbox_pending ON dtk_outbox (metric, series, channel, id)
     WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS dtk_outbox_metric ON dtk_outbox (metric, created_at);
 CREATE TABLE IF NOT EXISTS dtk_watermarks (
     metric text PRIMARY KEY, period bigint NOT NULL, updated_at timestamptz NOT NULL
 );

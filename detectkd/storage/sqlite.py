@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS dtk_outbox (
     UNIQUE (key, channel)
 );
 CREATE INDEX IF NOT EXISTS dtk_outbox_due ON dtk_outbox (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS dtk_outbox_metric ON dtk_outbox (metric, created_at);
 CREATE TABLE IF NOT EXISTS dtk_silences (
     id TEXT PRIMARY KEY, data TEXT NOT NULL, ends_at REAL, updated_at REAL NOT NULL
 ) WITHOUT ROWID;

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from detectkd.alerting.feedback import Feedback, FeedbackError, make_feedback
 from detectkd.durations import parse_moment
+from detectkd.webconfig import FORWARDED_USER, SUPERVISOR_USER
 
 if TYPE_CHECKING:
     from detectkd.storage.base import StateStore
@@ -45,13 +46,17 @@ def _known(daemon: DaemonAPI, metric: str) -> bool:
 
 
 def user_of(request: web.Request) -> str:
-    """The basic-auth user who made the request (the middleware has checked the password)."""
+    """The basic-auth user who made the request (the middleware has checked the password);
+    for a `workers:` supervisor's own user, the user it says it forwards."""
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("basic "):
         try:
-            return base64.b64decode(header[6:], validate=True).decode().partition(":")[0] or "api"
+            user = base64.b64decode(header[6:], validate=True).decode().partition(":")[0] or "api"
         except (binascii.Error, UnicodeDecodeError):
-            pass
+            return "api"
+        if user == SUPERVISOR_USER:
+            return request.headers.get(FORWARDED_USER, user)
+        return user
     return "api"
 
 

@@ -33,6 +33,7 @@ from detectkd.storage.base import OutboxItem, OutboxStatus
 from detectkd.ui import labels, replay
 
 if TYPE_CHECKING:
+    from detectkd.alerting.silences import Silence
     from detectkd.web import DaemonAPI
 
 HERE = Path(__file__).parent
@@ -93,7 +94,7 @@ async def metric_page(request: web.Request) -> web.Response:
         ranges=RANGES,
         chosen=chosen if chosen in RANGES else "1d",
         config_text=json.dumps(daemon.metric_config(name), indent=2),  # autoescaped as text
-        writable=_writable(daemon, "feedback and backtests are"),
+        writable=_writable(daemon.settings.lifecycle_api, "feedback and backtests are"),
     )
 
 
@@ -125,24 +126,31 @@ async def series(request: web.Request) -> web.Response:
 
 async def alerts_page(request: web.Request) -> web.Response:
     daemon = daemon_of(request)
-    rows = daemon.alert_rows()
+    return alerts_html(daemon.alert_rows(), daemon.settings.lifecycle_api)
+
+
+def alerts_html(rows: list[dict[str, Any]], lifecycle_api: bool) -> web.Response:
     for r in rows:
         r["since_iso"] = iso(r["since"])
         r["matchers"] = [f"{k}={v}" for k, v in sorted(r["labels"].items())]
-    return render("alerts.html", rows=rows, writable=_writable(daemon))
+    return render("alerts.html", rows=rows, writable=_writable(lifecycle_api))
 
 
 async def silences_page(request: web.Request) -> web.Response:
     daemon = daemon_of(request)
+    return silences_html(list(daemon.silences.items.values()), daemon.settings.lifecycle_api)
+
+
+def silences_html(silences: list[Silence], lifecycle_api: bool) -> web.Response:
     now = time.time()
-    items = sorted(daemon.silences.items.values(), key=lambda s: s.starts_at, reverse=True)
+    items = sorted(silences, key=lambda s: s.starts_at, reverse=True)
     shown = [
         {"id": s.id, "matchers": [f"{m.name}{m.op}{m.value}" for m in s.matchers], "starts": iso(s.starts_at),
          "ends": iso(s.ends_at), "comment": s.comment, "by": s.created_by, "active": s.active(now),
          "over": not s.current(now)}
         for s in items
     ]  # fmt: skip
-    return render("silences.html", silences=shown, writable=_writable(daemon))
+    return render("silences.html", silences=shown, writable=_writable(lifecycle_api))
 
 
 async def outbox_page(request: web.Request) -> web.Response:
@@ -159,9 +167,9 @@ def _row(i: OutboxItem) -> dict[str, Any]:
             "error": i.last_error or ""}  # fmt: skip
 
 
-def _writable(daemon: DaemonAPI, what: str = "silences are") -> str | None:
+def _writable(lifecycle_api: bool, what: str = "silences are") -> str | None:
     """Why the write buttons would be refused, or None (the API decides: this only says it)."""
-    return None if daemon.settings.lifecycle_api else f"lifecycle_api is off: {what} read-only here"
+    return None if lifecycle_api else f"lifecycle_api is off: {what} read-only here"
 
 
 def _thin(data: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:

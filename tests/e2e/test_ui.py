@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -232,3 +233,66 @@ async def test_an_alert_is_silenced_in_two_clicks_and_the_silence_expired(
 async def _state(d: DaemonProcess, state: str) -> bool:
     m = await d.metric("orders")
     return m is not None and m["state"] == state
+
+
+async def test_the_ui_through_a_workers_supervisor(
+    daemon: DaemonProcess, receiver: Receiver, browser: webdriver.Chrome
+) -> None:
+    """`workers: 2`: the overview merges both workers; a metric's page, its chart and its
+    feedback are answered by the worker that runs it (who labelled is the supervisor's user);
+    a silence is kept by every worker under one id and expired everywhere."""
+    from detectkd.shard import name_hash
+
+    names = [f"m{i}" for i in range(12)]
+    on = {w: [n for n in names if name_hash(n) % 2 == w] for w in (0, 1)}
+    assert on[0] and on[1]
+    spiky = on[1][0]
+    src = Source(daemon.root / "src.db")
+    now = int(time.time())
+    spike = now - now % STEP - 20 * STEP
+    for name in (on[0][0], spiky):
+        fill(src, name, now - 400, now + 300, STEP, {spike: 900.0} if name == spiky else {})
+        write(daemon.root / "metrics.d" / f"{name}.yaml", metric_yaml(name, src.path, receiver.url))
+    await daemon.start(env={"DETECTK_WORKERS": "2"})
+    await daemon.until(lambda: _ran(daemon, [on[0][0], spiky]), timeout=60, what="both workers' metrics ran")
+
+    authorize(browser, daemon.auth)
+    browser.get(daemon.base + "/")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#metrics tbody tr")
+    assert [r.find_element(By.TAG_NAME, "a").text for r in rows] == sorted([on[0][0], spiky])
+    assert {r.find_elements(By.TAG_NAME, "td")[-1].text for r in rows} == {"0/2", "1/2"}
+    assert "2 metrics running" in browser.find_element(By.ID, "running").text
+    browser.get(daemon.base + f"/ui/metrics/{spiky}")
+    wait(browser, lambda d: d.find_element(By.ID, "charts").get_attribute("data-loaded") == "true")
+    assert browser.execute_script("return window.dtkCharts[0].data[5].filter(v => v !== null)") == [900.0]
+    browser.find_element(By.CSS_SELECTOR, "#detections button.label.false_alarm").click()
+    wait(browser, lambda d: _label_cell(d, "false alarm"))
+    _, body = await daemon.get(f"/api/v1/metrics/{spiky}/feedback")
+    (label,) = json.loads(body)["feedback"]
+    assert (label["period"], label["by"]) == (spike, USER)  # the person, not the supervisor
+
+    async with aiohttp.ClientSession(headers=daemon.auth) as s:
+        new = {"matchers": ["tag=shop"], "duration": "1h", "comment": "both workers"}
+        async with s.post(daemon.base + "/api/v1/silences", json=new) as r:
+            assert r.status == 201
+            made = (await r.json())["id"]
+    _, body = await daemon.get("/api/v1/silences")
+    assert [x["id"] for x in json.loads(body)["silences"]] == [made]  # one silence, kept by both
+    browser.get(daemon.base + "/ui/silences")
+    (srow,) = browser.find_elements(By.CSS_SELECTOR, "#silences tbody tr[data-id]")
+    srow.find_element(By.CSS_SELECTOR, "button.expire").click()
+    wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#silences tbody tr").text.count("active") == 0)
+    for w in (0, 1):  # expired in each worker's own store
+        db = daemon.root / "data" / f"worker-{w}" / "detectkd.db"
+        with sqlite3.connect(db) as conn:
+            (data,) = conn.execute("SELECT data FROM dtk_silences WHERE id = ?", (made,)).fetchone()
+        assert json.loads(data)["expired_at"] is not None
+    for page, title in (("/ui/alerts", "Alerts"), ("/ui/outbox", "Outbox")):
+        browser.get(daemon.base + page)
+        assert browser.find_element(By.TAG_NAME, "h1").text == title
+    assert await daemon.stop() == 0
+
+
+async def _ran(d: DaemonProcess, names: list[str]) -> bool:
+    api = {m["name"]: m for m in (await d.api())["metrics"]}
+    return all(api.get(n, {}).get("runs", 0) >= 2 and "history" not in api.get(n, {}) for n in names)

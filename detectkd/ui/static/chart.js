@@ -115,6 +115,36 @@ function dtkSpans(u, data, key) {
   ctx.restore();
 }
 
+// A table row: its cells, then the feedback cell and one for the buttons (`act`, or none).
+function dtkRow(series, t, cells, f, act) {
+  const tr = document.createElement("tr");
+  tr.dataset.series = series;
+  tr.dataset.t = t;
+  for (const text of [...cells, f ? DTK_LABELS[f.label] + (f.by ? ` (${f.by})` : "") : ""]) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    tr.appendChild(td);
+  }
+  tr.lastChild.className = "feedback" + (f ? " label-" + f.label : "");
+  const td = document.createElement("td");
+  for (const [label, text] of act ? Object.entries(DTK_LABELS) : []) {
+    const b = document.createElement("button");
+    b.className = "label " + label;
+    b.textContent = text;
+    Object.assign(b.dataset, act, { label });
+    td.appendChild(b);
+  }
+  if (act && f) {
+    const b = document.createElement("button");
+    b.className = "unlabel";
+    b.textContent = "clear";
+    Object.assign(b.dataset, { metric: act.metric, series, period: f.period });
+    td.appendChild(b);
+  }
+  tr.appendChild(td);
+  return tr;
+}
+
 // The alert history of the range (from the outbox, a week back), newest first.
 function dtkEpisodes(root, data, labels) {
   const body = document.querySelector("#episodes tbody");
@@ -122,33 +152,15 @@ function dtkEpisodes(root, data, labels) {
   const writable = root.dataset.writable === "true";
   body.innerHTML = "";
   for (const e of data.alerts || []) {
-    const tr = document.createElement("tr");
-    tr.dataset.series = e.series;
-    tr.dataset.t = e.started_at;
     const f = e.kind === "anomaly" ? dtkLabelAt(labels, e.series, e.started_at) : null;
     const sent = Object.entries(e.deliveries).map(([k, n]) => `${n} ${k}`).join(", ");
     const cells = [dtkTime(e.started_at), e.series, e.headline, e.fired_at === null ? "not sent" : dtkTime(e.fired_at),
       e.resolved_at === null ? "open" : dtkTime(e.resolved_at), dtkNum(e.value), dtkNum(e.expected), e.detector || "",
-      sent, f ? DTK_LABELS[f.label] + (f.by ? ` (${f.by})` : "") : ""];
-    cells.forEach((text, n) => {
-      const td = document.createElement("td");
-      td.textContent = text;
-      if (n === 9) td.className = "feedback" + (f ? " label-" + f.label : "");
-      tr.appendChild(td);
-    });
-    const act = document.createElement("td");
-    if (writable && e.kind === "anomaly") {
-      const last = e.resolved_at === null ? Math.max(e.started_at, data.until - 1) : e.resolved_at;
-      for (const [label, text] of Object.entries(DTK_LABELS)) {
-        const b = document.createElement("button");
-        b.className = "label " + label;
-        b.textContent = text;
-        Object.assign(b.dataset, { metric: root.dataset.metric, series: e.series, period: e.started_at, until: last, label });
-        act.appendChild(b);
-      }
-    }
-    tr.appendChild(act);
-    body.appendChild(tr);
+      sent];
+    const last = e.resolved_at === null ? Math.max(e.started_at, data.until - 1) : e.resolved_at;
+    const act = writable && e.kind === "anomaly"
+      ? { metric: root.dataset.metric, series: e.series, period: e.started_at, until: last } : null;
+    body.appendChild(dtkRow(e.series, e.started_at, cells, f, act));
   }
   if (!body.children.length) body.innerHTML = '<tr><td colspan="11" class="muted">No alerts in this range.</td></tr>';
 }
@@ -166,38 +178,10 @@ function dtkTable(root, data, labels) {
   found.sort((x, y) => y.a.t - x.a.t);
   body.innerHTML = "";
   for (const { key, a, i, c } of found) {
-    const tr = document.createElement("tr");
-    tr.dataset.series = key;
-    tr.dataset.t = a.t;
-    const f = dtkLabelAt(labels, key, a.t);
     const cells = [dtkTime(a.t), key, dtkNum(c.value[i]), dtkNum(c.expected[i]),
-      c.lower[i] === null ? "" : `${dtkNum(c.lower[i])} .. ${dtkNum(c.upper[i])}`,
-      a.detector, dtkNum(a.score), f ? DTK_LABELS[f.label] + (f.by ? ` (${f.by})` : "") : ""];
-    cells.forEach((text, n) => {
-      const td = document.createElement("td");
-      td.textContent = text;
-      if (n === 7) td.className = "feedback" + (f ? " label-" + f.label : "");
-      tr.appendChild(td);
-    });
-    const act = document.createElement("td");
-    if (writable) {
-      for (const [label, text] of Object.entries(DTK_LABELS)) {
-        const b = document.createElement("button");
-        b.className = "label " + label;
-        b.textContent = text;
-        Object.assign(b.dataset, { metric: root.dataset.metric, series: key, period: a.t, label });
-        act.appendChild(b);
-      }
-      if (f) {
-        const b = document.createElement("button");
-        b.className = "unlabel";
-        b.textContent = "clear";
-        Object.assign(b.dataset, { metric: root.dataset.metric, series: key, period: f.period });
-        act.appendChild(b);
-      }
-    }
-    tr.appendChild(act);
-    body.appendChild(tr);
+      c.lower[i] === null ? "" : `${dtkNum(c.lower[i])} .. ${dtkNum(c.upper[i])}`, a.detector, dtkNum(a.score)];
+    const act = writable ? { metric: root.dataset.metric, series: key, period: a.t } : null;
+    body.appendChild(dtkRow(key, a.t, cells, dtkLabelAt(labels, key, a.t), act));
   }
   if (found.length === 0) body.innerHTML = '<tr><td colspan="9" class="muted">No anomalies in this range.</td></tr>';
 }

@@ -1,0 +1,172 @@
+"""The web UI and its API through a `workers:` supervisor.
+
+The supervisor has no metrics of its own; each worker has a shard of them, its own store
+and its own UI. So:
+
+- a metric's page and its endpoints (`/ui/metrics/NAME`, `/api/v1/metrics/NAME/...`,
+  `/api/v1/feedback`) are proxied to the worker that owns the metric (the shard hash);
+- the overview, the alerts, the silences and the outbox are the workers' JSON merged and
+  rendered with the same templates;
+- a silence is written to every worker under one id (each worker's store keeps it, as
+  each worker's metrics may match it); expiring one expires it everywhere.
+
+The supervisor authenticates people (its web config); it talks to the workers as
+`SUPERVISOR_USER` with a password made at each start, and forwards who the user is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+
+from detectkd.aggregate import merge_api, page, page_args
+from detectkd.alerting.silences import Silence
+from detectkd.shard import name_hash
+from detectkd.ui import pages
+from detectkd.ui.labels import user_of
+from detectkd.webconfig import FORWARDED_USER
+
+if TYPE_CHECKING:
+    from detectkd.supervisor import Supervisor, Worker
+
+_DOWN = (aiohttp.ClientError, TimeoutError, OSError)
+
+
+class WorkersUI:
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+
+    def owner(self, name: str) -> Worker:
+        return self.sup.workers[name_hash(name) % self.sup.count]
+
+    async def _send(
+        self, w: Worker, method: str, path: str, request: web.Request, body: bytes
+    ) -> web.Response:
+        assert self.sup._session is not None
+        headers = {FORWARDED_USER: user_of(request)}
+        if request.content_type:
+            headers["Content-Type"] = request.content_type
+        try:
+            async with self.sup._session.request(method, w.base + path, data=body or None, headers=headers,
+                                                 timeout=aiohttp.ClientTimeout(total=330)) as r:  # fmt: skip
+                return web.Response(body=await r.read(), status=r.status, content_type=r.content_type,
+                                    charset=r.charset)  # fmt: skip
+        except _DOWN as exc:
+            return web.json_response(
+                {"error": f"worker {w.index} did not answer: {type(exc).__name__}"}, status=503
+            )
+
+    async def metric(self, request: web.Request) -> web.Response:
+        """A metric's page or endpoint, answered by the worker that runs it."""
+        w = self.owner(request.match_info["name"])
+        return await self._send(w, request.method, request.path_qs, request, await request.read())
+
+    async def feedback(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            name = request.query["metric"] if request.method == "DELETE" else str(json.loads(body)["metric"])
+        except (KeyError, ValueError, TypeError):
+            return web.json_response({"error": "bad feedback: give the metric"}, status=400)
+        return await self._send(self.owner(name), request.method, request.path_qs, request, body)
+
+    async def _json(self, path: str) -> list[dict[str, Any]]:
+        """Every worker's answer to GET `path` (the ones that answered)."""
+        return [json.loads(body) for status, body in await self.sup._all(path) if status == 200]
+
+    async def overview(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            limit, offset = page_args({"limit": "100", **q})
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from exc
+        filters = {k: v for k, v in q.items() if k in ("name", "tag", "state") and v}
+        got = await asyncio.gather(
+            *(self.sup._first_entries(w, filters, offset + limit) for w in self.sup.workers)
+        )
+        answers = [a for a in got if a is not None]
+        merged = merge_api(answers)
+        counts: dict[str, int] = {}
+        for a in answers:
+            for state, n in (a.get("counts") or {}).items():
+                counts[state] = counts.get(state, 0) + n
+        boxes = await self._json("/api/v1/outbox")
+        outbox = SimpleNamespace(pending=sum(b["pending"] for b in boxes), dead=sum(b["dead"] for b in boxes))
+        return pages.render(
+            "overview.html", page=page(merged["metrics"], merged["total"], offset, limit), counts=counts,
+            states=pages.STATES, filters={k: filters.get(k, "") for k in ("name", "tag", "state")},
+            reload=merged["config"], running=sum(int(a.get("running", 0)) for a in answers), outbox=outbox,
+        )  # fmt: skip
+
+    async def alerts(self, _: web.Request) -> web.Response:
+        rows = [r for a in await self._json("/api/v1/alerts") for r in a["alerts"]]
+        rows.sort(key=lambda r: -(r["since"] or 0))
+        return pages.alerts_html(rows, self.sup.settings.lifecycle_api)
+
+    async def _silences(self) -> list[Silence]:
+        found: dict[str, Silence] = {}
+        for a in await self._json("/api/v1/silences?all=1"):
+            for item in a["silences"]:
+                item.pop("active", None)
+                found.setdefault(item["id"], Silence.from_json(json.dumps(item)))
+        return list(found.values())
+
+    async def silences(self, _: web.Request) -> web.Response:
+        return pages.silences_html(await self._silences(), self.sup.settings.lifecycle_api)
+
+    async def list_silences(self, request: web.Request) -> web.Response:
+        now, everything = time.time(), request.query.get("all") in ("1", "true")
+        items = [{**json.loads(s.to_json()), "active": s.active(now)}
+                 for s in sorted(await self._silences(), key=lambda s: s.starts_at)
+                 if everything or s.current(now)]  # fmt: skip
+        return web.json_response({"silences": items})
+
+    async def add_silence(self, request: web.Request) -> web.Response:
+        """To every worker, under one id: the first refusal is the answer."""
+        try:
+            body = await request.json()
+            body = {**body, "id": body.get("id") or secrets.token_hex(6)}
+        except (ValueError, AttributeError, TypeError):
+            return web.json_response({"error": "bad silence: the body must be a JSON object"}, status=400)
+        data = json.dumps(body).encode()
+        answers = await asyncio.gather(*(self._send(w, "POST", "/api/v1/silences", request, data)
+                                         for w in self.sup.workers))  # fmt: skip
+        return next((a for a in answers if a.status != 201), answers[0])
+
+    async def expire_silence(self, request: web.Request) -> web.Response:
+        answers = await asyncio.gather(
+            *(self._send(w, "DELETE", request.path, request, b"") for w in self.sup.workers)
+        )
+        return next((a for a in answers if a.status == 200), answers[0])
+
+    async def outbox(self, _: web.Request) -> web.Response:
+        boxes = await self._json("/api/v1/outbox")
+
+        def rows(key: str) -> list[dict[str, Any]]:
+            return [{"metric": i["metric"], "series": i["series"], "channel": i["channel"].partition(":")[0],
+                     "key": i["key"], "attempts": i["attempts"], "created": i["created_at"],
+                     "next": i["next_attempt_at"], "error": i["last_error"] or ""}
+                    for b in boxes for i in b[key]]  # fmt: skip
+
+        stats = SimpleNamespace(pending=sum(b["pending"] for b in boxes), dead=sum(b["dead"] for b in boxes))
+        return pages.render("outbox.html", pending=rows("items"), dead=rows("dead_letters"), stats=stats)
+
+    def routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get("/", self.overview)
+        r.add_get("/ui/alerts", self.alerts)
+        r.add_get("/ui/silences", self.silences)
+        r.add_get("/ui/outbox", self.outbox)
+        r.add_get("/ui/metrics/{name}", self.metric)
+        r.add_route("*", "/api/v1/metrics/{name}/{what}", self.metric)
+        r.add_route("*", "/api/v1/feedback", self.feedback)
+        r.add_get("/api/v1/silences", self.list_silences)
+        r.add_post("/api/v1/silences", self.add_silence)
+        r.add_delete("/api/v1/silences/{id}", self.expire_silence)
+        r.add_static("/ui/static", pages.HERE / "static", append_version=False)
