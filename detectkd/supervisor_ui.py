@@ -102,6 +102,7 @@ class WorkersUI:
             "overview.html", page=page(merged["metrics"], merged["total"], offset, limit), counts=counts,
             states=pages.STATES, filters={k: filters.get(k, "") for k in ("name", "tag", "state")},
             reload=merged["config"], running=sum(int(a.get("running", 0)) for a in answers), outbox=outbox,
+            lag=max((float(a.get("scheduler_lag_seconds") or 0) for a in answers), default=0.0),
         )  # fmt: skip
 
     async def alerts(self, _: web.Request) -> web.Response:

@@ -21,6 +21,26 @@ LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 M = ("metric",)
 
 
+class RecentMax:
+    """The largest value observed in this minute or the last one (the overview's "lag")."""
+
+    def __init__(self) -> None:
+        self.minute, self.current, self.previous = 0, 0.0, 0.0
+
+    def observe(self, value: float, now: float) -> None:
+        minute = int(now // 60)
+        if minute != self.minute:
+            self.previous = self.current if minute == self.minute + 1 else 0.0
+            self.minute, self.current = minute, 0.0
+        self.current = max(self.current, value)
+
+    def value(self, now: float) -> float:
+        minute = int(now // 60)
+        if minute == self.minute:
+            return max(self.current, self.previous)
+        return self.current if minute == self.minute + 1 else 0.0
+
+
 class Telemetry:
     def __init__(self, shard: Shard = ALL) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)  # daemon-wide families
@@ -33,6 +53,7 @@ class Telemetry:
             "detectk_scheduler_lag_seconds", "How late runs started after their scheduled time.",
             buckets=LAG_BUCKETS, registry=r,
         )  # fmt: skip
+        self.recent_lag = RecentMax()
         self.alerts_sent = Counter(
             "detectk_alerts_sent",
             "Notifications accepted by a channel.",

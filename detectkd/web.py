@@ -113,6 +113,7 @@ async def api_metrics(request: web.Request) -> web.Response:
             "config": daemon.last_reload,
             "counts": daemon.state_counts(),
             "running": daemon.running_metrics(),
+            "scheduler_lag_seconds": round(daemon.telemetry.recent_lag.value(time.time()), 3),
         }
     )
 

@@ -54,6 +54,7 @@ class Jobs:
         now = time.time() if at is None else at
         scheduled = trigger.latest_at_or_before(now)
         self.telemetry.lag.observe(max(0.0, now - scheduled))
+        self.telemetry.recent_lag.observe(max(0.0, now - scheduled), time.time())
         timeout = (self.settings.run_timeout or rt.interval).total_seconds()
         finish = rt.finish_for(scheduled)
         ok = False

@@ -106,7 +106,8 @@ class DaemonView:
         slot = self.slots.get(name)
         if slot is None:
             entry: dict[str, Any] = {"name": name, "state": MetricState.DISABLED.value,
-                                     "file": self.specs[name].file}  # fmt: skip
+                                     "file": self.specs[name].file,
+                                     "tags": list(self.specs[name].config.tags)}  # fmt: skip
             unbuilt = self._unbuilt.get(name)
             if unbuilt is not None:  # enabled, but its runtime failed to build: retried
                 entry |= {
@@ -127,6 +128,7 @@ class DaemonView:
         if (loading := self.history.api(name)) is not None:
             item["history"] = loading
         item["shard"] = self.settings.shard
+        item["tags"] = list(self.specs[name].config.tags)
         return item
 
     def _state_of(self, name: str) -> str:

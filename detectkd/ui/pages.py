@@ -78,6 +78,7 @@ async def overview(request: web.Request) -> web.Response:
         reload=daemon.last_reload,
         running=daemon.running_metrics(),
         outbox=await daemon.store.outbox_stats(),
+        lag=daemon.telemetry.recent_lag.value(time.time()),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -70,6 +71,7 @@ async def test_overview_filters_and_a_metric_chart_zooms_in_chromium(
     rows = browser.find_elements(By.CSS_SELECTOR, "#metrics tbody tr")
     assert [r.find_element(By.TAG_NAME, "a").text for r in rows] == ["orders", "signups"]
     assert "2 metrics running" in browser.find_element(By.ID, "running").text
+    assert re.fullmatch(r"scheduler lag: \d+\.\d\d s", browser.find_element(By.ID, "lag").text)
     shot(browser, "overview")
     browser.find_element(By.ID, "filter-name").send_keys("ord")
     browser.find_element(By.ID, "filter-apply").click()

@@ -38,7 +38,7 @@ async def served(d: Daemon) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
 def a_metric(tmp_path: Path) -> None:
     write(
         tmp_path / "metrics.d" / "m.yaml",
-        "name: m\ncollector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n",
+        "name: m\ntags: [shop]\ncollector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n",
     )
 
 
@@ -89,6 +89,10 @@ async def test_feedback_is_validated_stored_replaced_and_deleted(tmp_path: Path)
             assert (await r.json())["feedback"] == []
         async with http.get(f"{base}/api/v1/metrics/nope/feedback") as r:
             assert r.status == 404
+        async with http.get(f"{base}/api/v1/metrics") as r:  # what the overview shows of it
+            listing = await r.json()
+        assert listing["metrics"][0]["tags"] == ["shop"] and listing["scheduler_lag_seconds"] >= 0
+        assert listing["counts"] == {listing["metrics"][0]["state"]: 1} and listing["running"] == 1
 
 
 async def test_feedback_writes_follow_the_lifecycle_api_rule(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Alert episodes from outbox rows, and when a silence was active over a range."""
+"""Alert episodes from outbox rows, when a silence was active over a range, and the overview's lag."""
 
 from __future__ import annotations
 
@@ -52,3 +52,16 @@ def test_silence_spans_follow_its_end_expiry_and_window() -> None:
     nightly = new_silence(["metric=m"], 0.0, None, "nightly", "ops", make_window([], ["01:00-02:00"], "UTC"))
     day = 86400
     assert active_spans(nightly, 0, 2 * day, 600) == [(3600.0, 7200.0), (day + 3600.0, day + 7200.0)]
+
+
+def test_the_overview_lag_is_the_worst_of_this_minute_and_the_last() -> None:
+    from detectkd.telemetry import RecentMax
+
+    lag = RecentMax()
+    lag.observe(0.5, 60.0)
+    lag.observe(2.0, 70.0)
+    lag.observe(0.1, 125.0)  # the next minute: the last one's 2.0 still counts
+    assert (lag.value(125.0), lag.value(179.0), lag.value(185.0)) == (2.0, 2.0, 0.1)
+    assert lag.value(300.0) == 0.0  # minutes without runs: nothing is late
+    lag.observe(0.3, 400.0)  # after a gap, the old minute is forgotten
+    assert lag.value(401.0) == 0.3
