@@ -229,6 +229,7 @@ async def test_an_alert_is_silenced_in_two_clicks_and_the_silence_expired(
     assert json.loads(body)["silences"] == []  # expired: no longer current
     browser.get(daemon.base + "/ui/outbox")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Outbox"
+    shot(browser, "outbox")
     assert await daemon.stop() == 0
 
 
