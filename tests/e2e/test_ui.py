@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -49,7 +50,10 @@ def shot(driver: webdriver.Chrome, name: str) -> None:
 
 
 def wait(driver: webdriver.Chrome, check: Any, timeout: float = 20) -> Any:
-    return WebDriverWait(driver, timeout).until(lambda d: check(d))
+    """Poll `check` until it answers; a page that reloads meanwhile (every write reloads it)
+    leaves elements of the old document behind: those polls are retried, not failures."""
+    retried = (StaleElementReferenceException, NoSuchElementException)
+    return WebDriverWait(driver, timeout, ignored_exceptions=retried).until(lambda d: check(d))
 
 
 async def test_overview_filters_and_a_metric_chart_zooms_in_chromium(
