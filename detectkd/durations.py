@@ -69,6 +69,13 @@ def format_duration(delta: timedelta) -> str:
     return f"{seconds}s"
 
 
+def moment_of(v: object) -> float:
+    """A time in an API body or query: epoch seconds (a number, or its digits) or ISO 8601."""
+    if isinstance(v, int | float) or (isinstance(v, str) and v.strip().isdigit()):
+        return float(v)
+    return parse_moment(str(v))
+
+
 def parse_moment(text: str) -> float:
     """An ISO 8601 time (`Z` allowed) as epoch seconds; without an offset it is local time."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))

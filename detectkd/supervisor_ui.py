@@ -96,8 +96,7 @@ class WorkersUI:
         for a in answers:
             for state, n in (a.get("counts") or {}).items():
                 counts[state] = counts.get(state, 0) + n
-        boxes = await self._json("/api/v1/outbox")
-        outbox = SimpleNamespace(pending=sum(b["pending"] for b in boxes), dead=sum(b["dead"] for b in boxes))
+        outbox = _totals(await self._json("/api/v1/outbox"))
         return pages.render(
             "overview.html", page=page(merged["metrics"], merged["total"], offset, limit), counts=counts,
             states=pages.STATES, filters={k: filters.get(k, "") for k in ("name", "tag", "state")},
@@ -155,8 +154,9 @@ class WorkersUI:
                      "next": i["next_attempt_at"], "error": i["last_error"] or ""}
                     for b in boxes for i in b[key]]  # fmt: skip
 
-        stats = SimpleNamespace(pending=sum(b["pending"] for b in boxes), dead=sum(b["dead"] for b in boxes))
-        return pages.render("outbox.html", pending=rows("items"), dead=rows("dead_letters"), stats=stats)
+        return pages.render(
+            "outbox.html", pending=rows("items"), dead=rows("dead_letters"), stats=_totals(boxes)
+        )
 
     def routes(self, app: web.Application) -> None:
         r = app.router
@@ -171,3 +171,8 @@ class WorkersUI:
         r.add_post("/api/v1/silences", self.add_silence)
         r.add_delete("/api/v1/silences/{id}", self.expire_silence)
         r.add_static("/ui/static", pages.HERE / "static", append_version=False)
+
+
+def _totals(boxes: list[dict[str, Any]]) -> SimpleNamespace:
+    """The workers' outbox counts, summed (what the pages show of `OutboxStats`)."""
+    return SimpleNamespace(pending=sum(b["pending"] for b in boxes), dead=sum(b["dead"] for b in boxes))

@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from detectkd import __version__
 from detectkd.aggregate import page, page_args
 from detectkd.alerting.silences import Silence, make_window, new_silence
-from detectkd.durations import parse_moment
+from detectkd.durations import moment_of
 from detectkd.errors import error_line
 from detectkd.runtime.status import iso
 from detectkd.storage.base import OutboxItem, OutboxStatus
@@ -195,11 +195,8 @@ def _write_refused(request: web.Request) -> web.Response | None:
 
 
 def silence_from_body(body: dict[str, Any], now: float) -> Silence:
-    def moment(v: Any) -> float:
-        return float(v) if isinstance(v, int | float) else parse_moment(str(v))
-
-    start = moment(body["starts_at"]) if body.get("starts_at") is not None else now
-    end = moment(body["ends_at"]) if body.get("ends_at") is not None else None
+    start = moment_of(body["starts_at"]) if body.get("starts_at") is not None else now
+    end = moment_of(body["ends_at"]) if body.get("ends_at") is not None else None
     duration = str(body["duration"]) if body.get("duration") else None
     w = body.get("window")
     window = make_window(w.get("weekdays", []), w.get("times", []), w.get("timezone", "UTC")) if w else None

@@ -70,7 +70,7 @@ async def backtest(
         writer.writerow(CSV_HEADER)
     tz = ZoneInfo(spec.config.schedule.timezone)
     try:
-        await replay(spec, start, finish, lambda run: _account(run, summary, writer, tz))
+        await replay(spec, start, finish, lambda run: account(run, summary, writer, tz))
     except (CollectError, ValueError) as exc:
         print(f"error: {error_line(exc)}", file=out)
         return 1
@@ -125,7 +125,8 @@ async def replay(
         await resources.close()
 
 
-def _account(report: RunReport, s: Summary, writer: Any, tz: ZoneInfo) -> None:
+def account(report: RunReport, s: Summary, writer: Any, tz: ZoneInfo) -> None:
+    """Count one batch of a replay into `s` (and the CSV `writer`, when there is one)."""
     for pr in report.points:
         series = pr.point.series
         s.points[series] += 1

@@ -5,7 +5,7 @@ Per series: the value, the expected band and line, the anomalous points and the 
 episodes (FIRING to RESOLVED, and NO DATA) on a chart that zooms (drag), resets
 (double-click) and shows the exact values under the cursor; a summary table and the
 alert timeline. Nothing is fetched: it opens offline, in a mail attachment or a CI
-artefact. A series longer than `MAX_POINTS` keeps, per bucket of points, its lowest and
+artefact. A series longer than 20,000 points keeps, per bucket of points, its lowest and
 highest value and every anomaly, so a year of 1-minute data stays a few MiB.
 """
 
@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.episodes import episodes
+from detectkd.ui.thin import kept
 
 STATIC = Path(__file__).resolve().parent.parent / "ui" / "static"
-MAX_POINTS = 20_000  # per series in the page
 
 
 @dataclass
@@ -53,26 +53,10 @@ class SeriesTrace:
         self.upper.append(_f(upper))
         self.anomalous.append(1 if anomalous else 0)
 
-    def kept(self) -> list[int]:
-        """The indices drawn: all of them, or per bucket its extremes and every anomaly."""
-        n = len(self.times)
-        if n <= MAX_POINTS:
-            return list(range(n))
-        size = math.ceil(n / (MAX_POINTS // 2))
-        keep: set[int] = {i for i in range(n) if self.anomalous[i]}
-        for lo in range(0, n, size):
-            idx = [i for i in range(lo, min(n, lo + size)) if not math.isnan(self.values[i])]
-            if idx:
-                keep.add(min(idx, key=lambda i: self.values[i]))
-                keep.add(max(idx, key=lambda i: self.values[i]))
-            else:
-                keep.add(lo)  # a gap stays a gap
-        return sorted(keep)
-
     def columns(self) -> dict[str, list[Any]]:
         """The series as the metric page's chart takes it (`/api/v1/metrics/NAME/series`)."""
-        idx = self.kept()
-        cols: dict[str, list[Any]] = {
+        idx = kept(self.values, self.anomalous)
+        return {
             "t": [self.times[i] for i in idx],
             "value": [_j(self.values[i]) for i in idx],
             "expected": [_j(self.expected[i]) for i in idx],
@@ -80,9 +64,6 @@ class SeriesTrace:
             "upper": [_j(self.upper[i]) for i in idx],
             "anomaly": [bool(self.anomalous[i]) for i in idx],
         }
-        cols["anomalies"] = [{"t": t, "detector": "", "score": None, "direction": None}
-                             for t, a in zip(cols["t"], cols["anomaly"], strict=True) if a]  # fmt: skip
-        return cols
 
 
 def _f(x: float | None) -> float:

@@ -53,8 +53,9 @@ class Jobs:
         rt, trigger = slot.runtime, slot.trigger
         now = time.time() if at is None else at
         scheduled = trigger.latest_at_or_before(now)
-        self.telemetry.lag.observe(max(0.0, now - scheduled))
-        self.telemetry.recent_lag.observe(max(0.0, now - scheduled), time.time())
+        lag = max(0.0, now - scheduled)
+        self.telemetry.lag.observe(lag)
+        self.telemetry.recent_lag.observe(lag, time.time())
         timeout = (self.settings.run_timeout or rt.interval).total_seconds()
         finish = rt.finish_for(scheduled)
         ok = False

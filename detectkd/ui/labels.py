@@ -16,12 +16,12 @@ import base64
 import binascii
 import time
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from detectkd.alerting.feedback import Feedback, FeedbackError, make_feedback
-from detectkd.durations import parse_moment
+from detectkd.durations import moment_of
 from detectkd.webconfig import FORWARDED_USER, SUPERVISOR_USER
 
 if TYPE_CHECKING:
@@ -60,13 +60,6 @@ def user_of(request: web.Request) -> str:
     return "api"
 
 
-def _moment(v: Any) -> float:
-    """Epoch seconds (a number, or its digits in a query string) or ISO 8601."""
-    if isinstance(v, int | float) or (isinstance(v, str) and v.strip().isdigit()):
-        return float(v)
-    return parse_moment(str(v))
-
-
 async def labels_of(
     store: StateStore, metric: str, since: int | None = None, until: int | None = None
 ) -> list[Feedback]:
@@ -90,7 +83,7 @@ async def add_feedback(request: web.Request) -> web.Response:
         body = await request.json()
         if not isinstance(body, dict):
             raise FeedbackError("the body must be a JSON object")
-        fb = make_feedback(body, user_of(request), time.time(), _moment)
+        fb = make_feedback(body, user_of(request), time.time(), moment_of)
     except (ValueError, FeedbackError) as exc:
         return web.json_response({"error": f"bad feedback: {exc}"}, status=400)
     if not _known(daemon, fb.metric):
@@ -105,7 +98,7 @@ async def delete_feedback(request: web.Request) -> web.Response:
         return refused
     q = request.query
     try:
-        metric, series, period = q["metric"], q.get("series", ""), int(_moment(q["period"]))
+        metric, series, period = q["metric"], q.get("series", ""), int(moment_of(q["period"]))
     except (KeyError, ValueError, OverflowError) as exc:
         return web.json_response({"error": f"give metric, series and period: {exc}"}, status=400)
     await daemon.store.feedback_save(metric, series, period, None)

@@ -31,6 +31,7 @@ from detectkd.durations import parse_duration
 from detectkd.runtime.status import MetricState, iso
 from detectkd.storage.base import OutboxItem, OutboxStatus
 from detectkd.ui import labels, replay
+from detectkd.ui.thin import kept
 
 if TYPE_CHECKING:
     from detectkd.alerting.silences import Silence
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 STATES = tuple(s.value for s in MetricState)  # NODATA is a series state: on the metric page
 RANGES = ("1h", "6h", "1d", "7d", "30d")
-MAX_POINTS = 20_000  # per series in one answer: a longer range is thinned, every anomaly kept
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
 
 
@@ -176,12 +176,10 @@ def _writable(lifecycle_api: bool, what: str = "silences are") -> str | None:
 def _thin(data: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
     out = {}
     for key, cols in data.items():
-        n = len(cols["t"])
-        if n <= MAX_POINTS:
+        keep = kept(cols["value"], cols["anomaly"])
+        if len(keep) == len(cols["t"]):
             out[key] = cols
             continue
-        step = math.ceil(n / MAX_POINTS)
-        keep = [i for i in range(n) if i % step == 0 or cols["anomaly"][i]]
         out[key] = {k: v if k == "anomalies" else [v[i] for i in keep] for k, v in cols.items()}
     return out
 

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from detectkd.alerting.alert import Alert
 from detectkd.alerting.episodes import episodes
 from detectkd.alerting.feedback import score
-from detectkd.commands.backtest import replay
+from detectkd.commands.backtest import Summary, account, replay
 from detectkd.commands.labelled import flagged_by
 from detectkd.durations import parse_duration
 from detectkd.errors import CollectError, error_line
-from detectkd.runtime.runner import RunReport
 from detectkd.ui import labels
 
 if TYPE_CHECKING:
@@ -40,30 +38,18 @@ class _Busy:
     running = False  # one replay at a time in this process (checked and set on the loop)
 
 
-@dataclass
-class Replayed:
-    points: int = 0
-    anomalies: dict[str, list[int]] = field(default_factory=dict)  # series -> periods, oldest first
-    alerts: list[Alert] = field(default_factory=list)
-
-    def add(self, run: RunReport) -> None:
-        for pr in run.points:
-            self.points += 1
-            if pr.verdict.anomalous:
-                self.anomalies.setdefault(pr.point.series, []).append(pr.point.period)
-        self.alerts.extend(run.alerts)
-
-
-def _done(task: asyncio.Future[Replayed]) -> None:
+def _done(task: asyncio.Future[Summary]) -> None:
     _Busy.running = False
     if not task.cancelled():
         task.exception()  # retrieved: a replay nobody waits for any more fails quietly
 
 
-def _run(spec: MetricSpec, start: float, finish: float) -> Replayed:
-    """In a worker thread: a private event loop for the whole replay."""
-    found = Replayed()
-    asyncio.run(asyncio.wait_for(replay(spec, start, finish, found.add, quiet_gc=False), TIMEOUT_S))
+def _run(spec: MetricSpec, start: float, finish: float) -> Summary:
+    """In a worker thread: a private event loop for the whole replay (counted as the CLI
+    counts it)."""
+    found, tz = Summary(), ZoneInfo(spec.config.schedule.timezone)
+    work = replay(spec, start, finish, lambda run: account(run, found, None, tz), quiet_gc=False)
+    asyncio.run(asyncio.wait_for(work, TIMEOUT_S))
     return found
 
 
@@ -97,10 +83,10 @@ async def backtest(request: web.Request) -> web.Response:
         return web.json_response({"error": f"backtest failed: {why}"}, status=502)
     seconds = time.perf_counter() - t0
     given = await labels.labels_of(daemon.store, name, int(finish - span), int(finish))
-    met = score(given, flagged_by(found.anomalies))
+    met = score(given, flagged_by(found.flagged))
     answer: dict[str, Any] = {
         "metric": name, "since": int(finish - span), "until": int(finish), "seconds": round(seconds, 3),
-        "points": found.points, "anomalies": found.anomalies,
+        "points": sum(found.points.values()), "anomalies": found.flagged,
         "alerts": [e.api() for e in episodes((a, "backtest") for a in found.alerts)],
         "feedback": {"incidents": met.incidents, "hits": met.hits,
                      "false_alarms": met.false_alarms, "raised": met.raised},
