@@ -34,9 +34,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_
 from detectkd import __version__
 from detectkd.aggregate import API_PAGE_MAX, merge_api, merge_expositions, page, page_args
 from detectkd.config.settings import Settings
+from detectkd.http.auth import SUPERVISOR_USER
+from detectkd.http.edge import edge_app, serve
 from detectkd.sdnotify import Notifier
 from detectkd.supervisor_ui import WorkersUI
-from detectkd.webconfig import SUPERVISOR_USER, BasicAuth, WebConfig, load_web_config, ssl_context
+from detectkd.webconfig import WebConfig, load_web_config
 
 log = structlog.get_logger("detectkd.supervisor")
 MAX_BACKOFF = 60.0
@@ -135,12 +137,17 @@ class Supervisor:
 
     # -- HTTP ------------------------------------------------------------------------------
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The client the supervisor talks to its workers with (as `SUPERVISOR_USER`)."""
+        assert self._session is not None, "the supervisor is not running"
+        return self._session
+
     async def _get(self, w: Worker, path: str) -> tuple[int, str]:
-        assert self._session is not None
-        async with self._session.get(w.base + path, timeout=aiohttp.ClientTimeout(total=10)) as r:
+        async with self.session.get(w.base + path, timeout=aiohttp.ClientTimeout(total=10)) as r:
             return r.status, await r.text()
 
-    async def _all(self, path: str) -> list[tuple[int, str]]:
+    async def all_workers(self, path: str) -> list[tuple[int, str]]:
         async def one(w: Worker) -> tuple[int, str]:
             try:
                 return await self._get(w, path)
@@ -150,10 +157,10 @@ class Supervisor:
         return list(await asyncio.gather(*(one(w) for w in self.workers)))
 
     async def ready(self) -> bool:
-        return all(status == 200 for status, _ in await self._all("/readyz"))
+        return all(status == 200 for status, _ in await self.all_workers("/readyz"))
 
     async def metrics(self, _: web.Request) -> web.Response:
-        texts = [body for status, body in await self._all("/metrics") if status == 200]
+        texts = [body for status, body in await self.all_workers("/metrics") if status == 200]
         own = generate_latest(self.registry).decode()
         body = merge_expositions(texts, own)
         return web.Response(text=body, content_type="text/plain", charset="utf-8")
@@ -166,13 +173,13 @@ class Supervisor:
         except ValueError:
             return web.json_response({"error": "limit and offset must be integers"}, status=400)
         filters = {k: v for k, v in request.query.items() if k in ("name", "tag", "state")}
-        got = await asyncio.gather(*(self._first_entries(w, filters, offset + limit) for w in self.workers))
+        got = await asyncio.gather(*(self.first_entries(w, filters, offset + limit) for w in self.workers))
         pages = [p for p in got if p is not None]
         merged = merge_api(pages)
         merged |= page(merged["metrics"], merged["total"], offset, limit) | {"workers": self.count}
         return web.json_response(merged, status=200 if len(pages) == self.count else 503)
 
-    async def _first_entries(self, w: Worker, filters: dict[str, str], want: int) -> dict[str, Any] | None:
+    async def first_entries(self, w: Worker, filters: dict[str, str], want: int) -> dict[str, Any] | None:
         """A worker's /api/v1/metrics answer holding its first `want` entries (None: down)."""
         out: dict[str, Any] | None = None
         offset: int | None = 0
@@ -201,8 +208,9 @@ class Supervisor:
         return web.Response(text="ready" if ok else "starting", status=200 if ok else 503)
 
     def app(self, config: WebConfig) -> web.Application:
-        guards = [BasicAuth(config.basic_auth_users).middleware] if config.auth else []
-        app = web.Application(middlewares=guards)
+        # The daemon's own edge (auth, the write rule, the cross-site guard, headers): the
+        # workers trust what the supervisor forwards, so it is checked here first.
+        app = edge_app(config, self.settings.lifecycle_api)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/api/v1/metrics", self.api_metrics)
         app.router.add_get("/healthz", self.healthz)
@@ -247,14 +255,10 @@ class Supervisor:
         web_yml.write_text("# workers: no TLS, the supervisor's user only (made at each start)\n" + users)
         path = self.settings.web_config_file
         config = load_web_config(path)
-        tls = config.tls_server_config
-        context = ssl_context(tls, path.parent) if tls is not None and path is not None else None
         self._session = aiohttp.ClientSession(auth=aiohttp.BasicAuth(SUPERVISOR_USER, password))
-        runner = web.AppRunner(self.app(config), access_log=None)
-        await runner.setup()
         host, port = self.settings.listen_host_port()
         try:
-            await web.TCPSite(runner, host, port, ssl_context=context).start()
+            runner = await serve(self.app(config), host, port, config, path)
         except OSError as exc:
             log.error("cannot listen", listen=self.settings.listen, error=str(exc))
             await self._session.close()

@@ -20,18 +20,19 @@ import asyncio
 import json
 import secrets
 import time
+import urllib.parse
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from detectkd.aggregate import merge_api, page, page_args
 from detectkd.alerting.silences import Silence
+from detectkd.http.auth import FORWARDED_USER, USER
 from detectkd.shard import name_hash
 from detectkd.ui import pages
-from detectkd.ui.labels import user_of
-from detectkd.webconfig import FORWARDED_USER
 
 if TYPE_CHECKING:
     from detectkd.supervisor import Supervisor, Worker
@@ -49,15 +50,20 @@ class WorkersUI:
     async def _send(
         self, w: Worker, method: str, path: str, request: web.Request, body: bytes
     ) -> web.Response:
-        assert self.sup._session is not None
-        headers = {FORWARDED_USER: user_of(request)}
-        if request.content_type:
+        """`path`: as the worker must see it, still percent-encoded (never the decoded path,
+        whose `..%2F` would become another endpoint). The person is forwarded only when this
+        supervisor's own middleware authenticated them."""
+        headers = {}
+        if (user := request.get(USER)) is not None:
+            headers[FORWARDED_USER] = user
+        if request.content_type and body:
             headers["Content-Type"] = request.content_type
+        url, data, wait = URL(w.base + path, encoded=True), body or None, aiohttp.ClientTimeout(total=330)
         try:
-            async with self.sup._session.request(method, w.base + path, data=body or None, headers=headers,
-                                                 timeout=aiohttp.ClientTimeout(total=330)) as r:  # fmt: skip
-                return web.Response(body=await r.read(), status=r.status, content_type=r.content_type,
-                                    charset=r.charset)  # fmt: skip
+            async with self.sup.session.request(method, url, data=data, headers=headers, timeout=wait) as r:
+                return web.Response(
+                    body=await r.read(), status=r.status, content_type=r.content_type, charset=r.charset
+                )
         except _DOWN as exc:
             return web.json_response(
                 {"error": f"worker {w.index} did not answer: {type(exc).__name__}"}, status=503
@@ -66,7 +72,7 @@ class WorkersUI:
     async def metric(self, request: web.Request) -> web.Response:
         """A metric's page or endpoint, answered by the worker that runs it."""
         w = self.owner(request.match_info["name"])
-        return await self._send(w, request.method, request.path_qs, request, await request.read())
+        return await self._send(w, request.method, request.raw_path, request, await request.read())
 
     async def feedback(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -74,11 +80,11 @@ class WorkersUI:
             name = request.query["metric"] if request.method == "DELETE" else str(json.loads(body)["metric"])
         except (KeyError, ValueError, TypeError):
             return web.json_response({"error": "bad feedback: give the metric"}, status=400)
-        return await self._send(self.owner(name), request.method, request.path_qs, request, body)
+        return await self._send(self.owner(name), request.method, request.raw_path, request, body)
 
     async def _json(self, path: str) -> list[dict[str, Any]]:
         """Every worker's answer to GET `path` (the ones that answered)."""
-        return [json.loads(body) for status, body in await self.sup._all(path) if status == 200]
+        return [json.loads(body) for status, body in await self.sup.all_workers(path) if status == 200]
 
     async def overview(self, request: web.Request) -> web.Response:
         q = request.query
@@ -88,7 +94,7 @@ class WorkersUI:
             raise web.HTTPBadRequest(text=str(exc)) from exc
         filters = {k: v for k, v in q.items() if k in ("name", "tag", "state") and v}
         got = await asyncio.gather(
-            *(self.sup._first_entries(w, filters, offset + limit) for w in self.sup.workers)
+            *(self.sup.first_entries(w, filters, offset + limit) for w in self.sup.workers)
         )
         answers = [a for a in got if a is not None]
         merged = merge_api(answers)
@@ -140,8 +146,9 @@ class WorkersUI:
         return next((a for a in answers if a.status != 201), answers[0])
 
     async def expire_silence(self, request: web.Request) -> web.Response:
+        path = "/api/v1/silences/" + urllib.parse.quote(request.match_info["id"], safe="")
         answers = await asyncio.gather(
-            *(self._send(w, "DELETE", request.path, request, b"") for w in self.sup.workers)
+            *(self._send(w, "DELETE", path, request, b"") for w in self.sup.workers)
         )
         return next((a for a in answers if a.status == 200), answers[0])
 

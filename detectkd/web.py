@@ -16,10 +16,12 @@ from detectkd.aggregate import page, page_args
 from detectkd.alerting.silences import Silence, make_window, new_silence
 from detectkd.durations import moment_of
 from detectkd.errors import error_line
+from detectkd.http.auth import user_of
+from detectkd.http.edge import edge_app, serve
 from detectkd.runtime.status import iso
 from detectkd.storage.base import OutboxItem, OutboxStatus
 from detectkd.ui import pages
-from detectkd.webconfig import BasicAuth, WebConfig, load_web_config, ssl_context
+from detectkd.webconfig import WebConfig, load_web_config
 
 if TYPE_CHECKING:
     from detectkd.alerting.silences import Silences
@@ -157,14 +159,15 @@ async def list_silences(request: web.Request) -> web.Response:
 
 
 async def add_silence(request: web.Request) -> web.Response:
-    """Body: {"matchers": [...], "starts_at"?, "ends_at"? | "duration"?, "comment"?, "created_by"?,
-    "window"?: {"weekdays": [...], "times": [...], "timezone": ...}} (times: epoch or ISO 8601)."""
+    """Body: {"matchers": [...], "starts_at"?, "ends_at"? | "duration"?, "comment"?,
+    "window"?: {"weekdays": [...], "times": [...], "timezone": ...}} (times: epoch or ISO 8601).
+    The silence records the authenticated user as `created_by` (a body's own is ignored)."""
     daemon = request.app[DAEMON]
-    if (refused := _write_refused(request)) is not None:
-        return refused
     try:
         body = await request.json()
-        silence = silence_from_body(body, time.time())
+        if not isinstance(body, dict):
+            raise TypeError("the body must be a JSON object")
+        silence = silence_from_body(body, time.time(), user_of(request))
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         return web.json_response({"error": f"bad silence: {type(exc).__name__}: {exc}"}, status=400)
     await daemon.save_silence(silence)
@@ -173,8 +176,6 @@ async def add_silence(request: web.Request) -> web.Response:
 
 async def expire_silence(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    if (refused := _write_refused(request)) is not None:
-        return refused
     s = daemon.silences.items.get(request.match_info["id"])
     if s is None:
         return web.json_response({"error": "no such silence"}, status=404)
@@ -182,19 +183,8 @@ async def expire_silence(request: web.Request) -> web.Response:
     return web.json_response({"expired": s.id})
 
 
-def _write_refused(request: web.Request) -> web.Response | None:
-    """Writes need `lifecycle_api: true` and authentication (basic_auth_users)."""
-    if not request.app[DAEMON].settings.lifecycle_api:
-        return web.json_response(
-            {"error": "the lifecycle API is not enabled (lifecycle_api: true)"}, status=403
-        )
-    if not request.app[WEB].auth:
-        message = "write endpoints need authentication: set basic_auth_users in web_config_file"
-        return web.json_response({"error": message}, status=403)
-    return None
-
-
-def silence_from_body(body: dict[str, Any], now: float) -> Silence:
+def silence_from_body(body: dict[str, Any], now: float, by: str) -> Silence:
+    """`by`: the authenticated user (a body cannot say who created the silence)."""
     start = moment_of(body["starts_at"]) if body.get("starts_at") is not None else now
     end = moment_of(body["ends_at"]) if body.get("ends_at") is not None else None
     duration = str(body["duration"]) if body.get("duration") else None
@@ -202,7 +192,7 @@ def silence_from_body(body: dict[str, Any], now: float) -> Silence:
     window = make_window(w.get("weekdays", []), w.get("times", []), w.get("timezone", "UTC")) if w else None
     given = str(body["id"]) if body.get("id") is not None else None
     return new_silence(body["matchers"], start, end, str(body.get("comment", "")),
-                       str(body.get("created_by", "api")), window, duration, given)  # fmt: skip
+                       by, window, duration, given)  # fmt: skip
 
 
 def _item(i: OutboxItem) -> dict[str, Any]:
@@ -215,8 +205,6 @@ def _item(i: OutboxItem) -> dict[str, Any]:
 
 async def reload(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON]
-    if (refused := _write_refused(request)) is not None:
-        return refused
     result = await daemon.reload("http")
     return web.json_response(result, status=200 if result.get("successful") else 500)
 
@@ -235,10 +223,10 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 def make_app(daemon: DaemonAPI, config: WebConfig | None = None) -> web.Application:
-    """`config`: the web config file's TLS and users (basic auth guards every endpoint)."""
+    """`config`: the web config file's TLS and users (basic auth guards every endpoint; writes
+    follow `detectkd.http.guard`'s rule)."""
     config = config or WebConfig()
-    guards = [BasicAuth(config.basic_auth_users).middleware] if config.auth else []
-    app = web.Application(middlewares=[*guards, json_errors])
+    app = edge_app(config, daemon.settings.lifecycle_api, json_errors)
     app[DAEMON] = daemon
     app[WEB] = config
     app.router.add_get("/metrics", metrics)
@@ -260,11 +248,5 @@ async def start_server(daemon: DaemonAPI) -> web.AppRunner:
     Raises ConfigError (a broken web config) or OSError (the address is taken)."""
     path = daemon.settings.web_config_file
     config = load_web_config(path)
-    tls = config.tls_server_config
-    context = ssl_context(tls, path.parent) if tls is not None and path is not None else None
-    runner = web.AppRunner(make_app(daemon, config), access_log=None)
-    await runner.setup()
     host, port = daemon.settings.listen_host_port()
-    site = web.TCPSite(runner, host, port, ssl_context=context)
-    await site.start()
-    return runner
+    return await serve(make_app(daemon, config), host, port, config, path)

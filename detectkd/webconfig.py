@@ -12,21 +12,16 @@ basic_auth_users:
 
 TLS, when configured, serves every endpoint; basic auth, when users are
 configured, guards every endpoint. Write endpoints (reload, silences) are
-refused unless basic auth is configured, whatever `lifecycle_api` says.
+refused unless basic auth is configured, whatever `lifecycle_api` says
+(`detectkd.http.guard`); the users are checked by `detectkd.http.auth`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import hashlib
 import ssl
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
-import bcrypt
-from aiohttp import web
 from pydantic import AfterValidator, Field
 
 from detectkd.config.types import Frozen
@@ -34,11 +29,6 @@ from detectkd.config.validation import validate
 from detectkd.config.yamlsource import load_yaml
 from detectkd.errors import ConfigError, ConfigIssue
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# A `workers:` supervisor talks to its workers as this user (a password made per start), and
-# names the user it serves in FORWARDED_USER (feedback records who gave it).
-SUPERVISOR_USER = "detectkd-supervisor"
-FORWARDED_USER = "X-Detectkd-User"
 TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 
 
@@ -99,40 +89,3 @@ def ssl_context(tls: TlsServerConfig, base: Path) -> ssl.SSLContext:
     if tls.client_auth_type == "RequireAndVerifyClientCert":
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
-
-
-class BasicAuth:
-    """A middleware: every request needs a configured user's password. bcrypt runs in a
-    worker thread (it is slow on purpose); a successful check is cached by a hash of the
-    credentials, as exporter-toolkit does, so a scrape every second costs one lookup."""
-
-    def __init__(self, users: dict[str, str]) -> None:
-        self.users = {u: h.encode() for u, h in users.items()}
-        self._ok: set[bytes] = set()
-
-    async def allowed(self, header: str | None) -> bool:
-        if not header or not header.lower().startswith("basic "):
-            return False
-        try:
-            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        hashed = self.users.get(user)
-        if hashed is None:
-            return False
-        key = hashlib.sha256(b"\0".join((user.encode(), password.encode(), hashed))).digest()
-        if key in self._ok:  # a digest of the credentials, never the password itself
-            return True
-        ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed)
-        if ok and len(self._ok) < 1024:
-            self._ok.add(key)
-        return ok
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not await self.allowed(request.headers.get("Authorization")):
-            return web.json_response(
-                {"error": "authentication required"}, status=401,
-                headers={"WWW-Authenticate": 'Basic realm="detectkd"'},
-            )  # fmt: skip
-        return await handler(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,15 +20,44 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from detectkd.alerting.state import SeriesState
+    from detectkd.config.models import Conditions
     from detectkd.config.settings import Settings
     from detectkd.runtime.history import HistoryLoader
     from detectkd.runtime.leader import Leadership
     from detectkd.runtime.slot import MetricSlot
     from detectkd.specs.loader import MetricSpec
-    from detectkd.storage.base import StateStore
+    from detectkd.storage.base import StateStore, StoredPoint
 
 
 COLUMNS = ("t", "value", "expected", "lower", "upper", "anomaly")  # of `series_data`
+
+
+SERIES_POINT_BUDGET = 500_000  # periods x series one series request may read (30 d of 10 s: 259,200)
+
+
+class RangeTooLong(ValueError):
+    """A series request over more points than `SERIES_POINT_BUDGET` (an HTTP 400)."""
+
+
+def _table(
+    points: dict[str, list[StoredPoint]], found: dict[tuple[str, int], list[Result]], cond: Conditions
+) -> dict[str, dict[str, list[Any]]]:
+    out: dict[str, dict[str, list[Any]]] = {}
+    for series, pts in sorted(points.items()):
+        cols: dict[str, list[Any]] = {k: [] for k in (*COLUMNS, "anomalies")}
+        for p in pts:
+            results = found.get((series, p.period), [])
+            verdict = decide(results, cond) if results else None
+            r = charted(results, verdict.primary if verdict is not None else None)
+            anomalous = verdict is not None and verdict.anomalous
+            for key, v in zip(COLUMNS, (p.period, p.value, *_band(r), anomalous), strict=True):
+                cols[key].append(v)
+            if anomalous and verdict is not None and verdict.primary is not None:
+                hit = verdict.primary
+                why = {"t": p.period, "detector": hit.detector, "score": round(hit.score, 4)}
+                cols["anomalies"].append(why | {"direction": hit.direction})
+        out[series] = cols
+    return out
 
 
 def charted(results: list[Result], primary: Result | None) -> Result | None:
@@ -168,32 +198,27 @@ class DaemonView:
         """Per series, the stored periods in [since, until): value, expected, band, anomaly
         (the stored detections combined by the metric's conditions, as a run decides), and
         `anomalies`: for each anomalous period the detector, score and direction that said
-        so. None: no such metric."""
+        so. None: no such metric. Raises `RangeTooLong` (before reading anything) when the
+        range holds more than `SERIES_POINT_BUDGET` points; the table is built in a worker
+        thread, off the event loop."""
         slot = self.slots.get(name)
         if slot is None:
             return None
+        step = max(1.0, slot.spec.config.schedule.interval.total_seconds())
+        series = max(1, len(slot.runtime.states))
+        points = (until - since) / step * series
+        if points > SERIES_POINT_BUDGET:
+            most = int(SERIES_POINT_BUDGET / series * step)
+            raise RangeTooLong(
+                f"the range holds about {points:,.0f} points ({series} series); at most "
+                f"{SERIES_POINT_BUDGET:,}: ask for {most:,} s or less"
+            )
         store = await slot.runtime.data()
-        points = await store.read_points(name, None, since, until)
+        stored = await store.read_points(name, None, since, until)
         found: dict[tuple[str, int], list[Result]] = {}
         for d in await store.read_detections(name, since, until):
             found.setdefault((d.series, d.period), []).append(d.result)
-        cond = slot.spec.conditions
-        out: dict[str, dict[str, list[Any]]] = {}
-        for series, pts in sorted(points.items()):
-            cols: dict[str, list[Any]] = {k: [] for k in (*COLUMNS, "anomalies")}
-            for p in pts:
-                results = found.get((series, p.period), [])
-                verdict = decide(results, cond) if results else None
-                r = charted(results, verdict.primary if verdict is not None else None)
-                anomalous = verdict is not None and verdict.anomalous
-                for key, v in zip(COLUMNS, (p.period, p.value, *_band(r), anomalous), strict=True):
-                    cols[key].append(v)
-                if anomalous and verdict is not None and verdict.primary is not None:
-                    hit = verdict.primary
-                    why = {"t": p.period, "detector": hit.detector, "score": round(hit.score, 4)}
-                    cols["anomalies"].append(why | {"direction": hit.direction})
-            out[series] = cols
-        return out
+        return await asyncio.to_thread(_table, stored, found, slot.spec.conditions)
 
     async def alert_episodes(self, name: str, since: int, until: int) -> list[dict[str, Any]]:
         """The metric's alert episodes meeting [since, until), newest first: from the outbox

@@ -5,15 +5,13 @@
   seconds or ISO 8601); replaces the label on that (metric, series, period). 201.
 - `DELETE /api/v1/feedback?metric=&series=&period=`: removes it.
 
-Writes follow the API's rules (`lifecycle_api: true` and basic auth); the label records
+Writes follow the API's rules (`detectkd.http.guard`); the label records
 the authenticated user as `by`. Labels live in the state store (see
 `detectkd.alerting.feedback`), so every replica sharing it sees them.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -22,7 +20,7 @@ from aiohttp import web
 
 from detectkd.alerting.feedback import Feedback, FeedbackError, make_feedback
 from detectkd.durations import moment_of
-from detectkd.webconfig import FORWARDED_USER, SUPERVISOR_USER
+from detectkd.http.auth import user_of
 
 if TYPE_CHECKING:
     from detectkd.storage.base import StateStore
@@ -35,29 +33,8 @@ def _daemon(request: web.Request) -> DaemonAPI:
     return request.app[DAEMON]
 
 
-def _refused(request: web.Request) -> web.Response | None:
-    from detectkd.web import _write_refused
-
-    return _write_refused(request)
-
-
 def _known(daemon: DaemonAPI, metric: str) -> bool:
     return metric in daemon.metric_names(metric)
-
-
-def user_of(request: web.Request) -> str:
-    """The basic-auth user who made the request (the middleware has checked the password);
-    for a `workers:` supervisor's own user, the user it says it forwards."""
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("basic "):
-        try:
-            user = base64.b64decode(header[6:], validate=True).decode().partition(":")[0] or "api"
-        except (binascii.Error, UnicodeDecodeError):
-            return "api"
-        if user == SUPERVISOR_USER:
-            return request.headers.get(FORWARDED_USER, user)
-        return user
-    return "api"
 
 
 async def labels_of(
@@ -77,8 +54,6 @@ async def list_feedback(request: web.Request) -> web.Response:
 
 async def add_feedback(request: web.Request) -> web.Response:
     daemon = _daemon(request)
-    if (refused := _refused(request)) is not None:
-        return refused
     try:
         body = await request.json()
         if not isinstance(body, dict):
@@ -94,8 +69,6 @@ async def add_feedback(request: web.Request) -> web.Response:
 
 async def delete_feedback(request: web.Request) -> web.Response:
     daemon = _daemon(request)
-    if (refused := _refused(request)) is not None:
-        return refused
     q = request.query
     try:
         metric, series, period = q["metric"], q.get("series", ""), int(moment_of(q["period"]))

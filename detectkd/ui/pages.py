@@ -15,6 +15,7 @@ The pages sit behind the same web config (TLS, basic auth) as the API.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 STATES = tuple(s.value for s in MetricState)  # NODATA is a series state: on the metric page
 RANGES = ("1h", "6h", "1d", "7d", "30d")
+MAX_AHEAD_S = 366 * 86400  # a series request may reach this far into the future
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
 
 
@@ -112,14 +114,17 @@ async def series(request: web.Request) -> web.Response:
         else:
             until = int(request.query.get("until", now))
             since = int(request.query.get("since", until - 86400))
-    except ValueError as exc:
-        raise web.HTTPBadRequest(text=str(exc)) from exc
-    data = await daemon.series_data(name, since, until)
+        if not (0 <= since < until <= now + MAX_AHEAD_S):
+            raise ValueError(f"need 0 <= since < until <= now + {MAX_AHEAD_S} s (epoch seconds)")
+        data = await daemon.series_data(name, since, until)
+    except (ValueError, OverflowError) as exc:  # RangeTooLong is a ValueError
+        return web.json_response({"error": f"bad range: {exc}"}, status=400)
     if data is None:
         raise web.HTTPNotFound(text=f"no metric {name!r}")
+    data = await asyncio.to_thread(_thin, data)
     feedback = [asdict(f) for f in await labels.labels_of(daemon.store, name, since, until)]
     return web.json_response(
-        {"metric": name, "since": since, "until": until, "series": _thin(data), "feedback": feedback,
+        {"metric": name, "since": since, "until": until, "series": data, "feedback": feedback,
          "alerts": await daemon.alert_episodes(name, since, until),
          "silences": daemon.silence_spans(name, since, until)}
     )  # fmt: skip

@@ -54,11 +54,9 @@ def _run(spec: MetricSpec, start: float, finish: float) -> Summary:
 
 
 async def backtest(request: web.Request) -> web.Response:
-    from detectkd.web import DAEMON, _write_refused
+    from detectkd.web import DAEMON
 
     daemon, name = request.app[DAEMON], request.match_info["name"]
-    if (refused := _write_refused(request)) is not None:
-        return refused
     spec = daemon.metric_spec(name)
     if spec is None:
         return web.json_response({"error": f"no metric {name!r}"}, status=404)

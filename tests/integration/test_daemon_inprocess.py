@@ -430,8 +430,11 @@ async def test_bad_silences_over_http_are_400_with_a_json_error(tmp_path: Path) 
                     async with http.post(f"{base}/api/v1/silences", json=body) as resp:
                         assert resp.status == 400, body
                         assert resp.content_type == "application/json" and "error" in await resp.json()
-                async with http.post(f"{base}/api/v1/silences", data=b"{not json") as resp:
+                json_type = {"Content-Type": "application/json"}
+                async with http.post(f"{base}/api/v1/silences", data=b"{not json", headers=json_type) as resp:
                     assert resp.status == 400 and "error" in await resp.json()
+                async with http.post(f"{base}/api/v1/silences", data=b"{not json") as resp:
+                    assert resp.status == 415 and "application/json" in (await resp.json())["error"]
         finally:
             await runner.cleanup()
         assert d.silences.items == {}
