@@ -165,9 +165,9 @@ async def add_silence(request: web.Request) -> web.Response:
     try:
         body = await request.json()
         silence = silence_from_body(body, time.time())
+        await daemon.save_silence(silence)  # SilenceLimitError (a ValueError): over a cap
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         return web.json_response({"error": f"bad silence: {type(exc).__name__}: {exc}"}, status=400)
-    await daemon.save_silence(silence)
     return web.json_response({"id": silence.id, "silence": json.loads(silence.to_json())}, status=201)
 
 
