@@ -12,9 +12,8 @@ matcher is made, with RE2's reason.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import re2
 
@@ -25,6 +24,9 @@ _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(=~|!~|!=|=)\s*(.*?)\s
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # the reason goes into the error, not to stderr
 _OPTIONS.never_capture = True  # groups are never read: a smaller, faster program
+# RE2's own anchored Match: the wrapper's `fullmatch` builds a match object and maps byte
+# offsets back to characters, 12 us a call where this is 2 us (Python's `re`: 1 us).
+_BOTH = getattr(getattr(re2, "_Anchor", None), "ANCHOR_BOTH", None)
 
 # What a matcher sees: metric, tag (all of the metric's tags), source, series labels.
 Labels = Mapping[str, str | tuple[str, ...]]
@@ -34,13 +36,23 @@ class SilenceError(ValueError):
     """A silence (or one of its matchers) that cannot be made: says what is wrong."""
 
 
-def compile_whole(pattern: str) -> Any:
-    """`pattern` compiled by RE2, to be used with `fullmatch`. Raises SilenceError with RE2's reason."""
+def compile_whole(pattern: str) -> Callable[[str], bool]:
+    """Whether a text matches `pattern` whole, compiled once by RE2. Raises SilenceError with
+    RE2's reason."""
     try:
-        return re2.compile(pattern, _OPTIONS)
+        rx = re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
         raise SilenceError(f"bad regex {pattern!r}: {reason}") from None
+    raw = getattr(rx, "_regexp", None)
+    if raw is None or _BOTH is None:  # another google-re2 layout: its (slower) public API
+        return lambda text: rx.fullmatch(text) is not None
+
+    def whole(text: str) -> bool:
+        data = text.encode(errors="replace")
+        return bool(raw.Match(_BOTH, data, 0, len(data))[0] != (-1, -1))
+
+    return whole
 
 
 @dataclass(frozen=True)
@@ -48,7 +60,7 @@ class Matcher:
     name: str  # metric, tag, source, or a series label
     op: str  # = != =~ !~
     value: str
-    _rx: Any = field(default=None, init=False, compare=False, repr=False, hash=False)
+    _rx: Callable[[str], bool] | None = field(default=None, init=False, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
         if len(self.name) > MAX_NAME:
@@ -81,5 +93,7 @@ class Matcher:
             return self.value in values
         if self.op == "!=":
             return self.value not in values
-        hit = any(self._rx.fullmatch(v) is not None for v in values)
+        whole = self._rx
+        assert whole is not None  # compiled for =~ and !~ in __post_init__
+        hit = any(whole(v) for v in values)
         return hit if self.op == "=~" else not hit

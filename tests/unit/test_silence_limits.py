@@ -133,3 +133,27 @@ def test_the_count_cap_counts_only_silences_not_over(monkeypatch: pytest.MonkeyP
     with pytest.raises(SilenceLimitError, match="too many silences: 3"):
         kept.admit(new_silence(["metric=m"], 0, now + 60), now)
     kept.admit(third.expire(now), now)  # expiring one is never refused
+
+
+@pytest.mark.parametrize(
+    ("pattern", "texts"),
+    [
+        ("eu-.*", ["eu-west", "eu-", "xeu-west", "", "EU-west"]),
+        ("a|ab", ["a", "ab", "abc", "b"]),
+        ("ü.+ß", ["üxß", "üß", "üüß", "u.ß"]),
+        ("", ["", "x"]),
+        ("(?i)orders", ["ORDERS", "orders!", "Orders"]),
+        ("[0-9]{2,3}", ["1", "12", "123", "1234"]),
+    ],
+)
+def test_the_fast_whole_match_agrees_with_re2_and_re(pattern: str, texts: list[str]) -> None:
+    import re
+
+    import re2
+
+    whole = sil.Matcher("x", "=~", pattern)._rx
+    assert whole is not None
+    for text in texts:
+        expected = re.fullmatch(pattern, text) is not None
+        assert whole(text) is expected is (re2.fullmatch(pattern, text) is not None), text
+    assert whole("\ud800") is False  # a lone surrogate (JSON allows it) neither matches nor raises
