@@ -68,10 +68,13 @@ class SilenceSync:
         """Read the silences again if they changed (or `force`). A store error is logged and
         the silences the daemon has are kept."""
         now = self.clock()
-        try:
-            if now - self._purged_at >= PURGE_EVERY_S:
-                self._purged_at = now
+        if now - self._purged_at >= PURGE_EVERY_S:
+            self._purged_at = now
+            try:
                 await self.purge(time.time())
+            except StorageError as exc:  # the silences are read all the same
+                log.warning("ended silences not purged", error=str(exc))
+        try:
             version = await self.store.silences_version()
             if not force and version == self._version and now - self._read_at < FULL_READ_S:
                 return

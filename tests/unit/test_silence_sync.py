@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
+
+import pytest
 
 from detectkd.alerting.silences import RETENTION_S, Silences, make_window, new_silence
 from detectkd.runtime.silence_sync import FULL_READ_S, PURGE_EVERY_S, SilenceSync
@@ -89,3 +92,38 @@ async def test_ended_silences_are_purged_after_the_retention_hourly() -> None:
     clock.now += 1
     await sync.refresh()
     assert set(sync.silences.items) == {recent.id, window.id}
+
+
+def test_the_cli_refuses_over_the_caps_and_absurd_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from detectkd import cli
+    from detectkd.alerting import silences as sil
+
+    monkeypatch.setattr(sil, "MAX_SILENCES", 1)
+    cfg = tmp_path / "detectkd.yaml"
+    cfg.write_text(f"metrics_dir: {tmp_path}/metrics.d\nstorage: {{path: {tmp_path}/dtk.db}}\n")
+    add = ["silence", "add", "--config", str(cfg)]
+    assert cli.main([*add, "metric=a", "--for", "1h"]) == 0
+    assert cli.main([*add, "metric=b", "--for", "1h"]) == 2
+    assert "too many silences: 1" in capsys.readouterr().err
+    assert cli.main([*add, "metric=~(a)\\1", "--for", "1h"]) == 2
+    assert "bad regex" in capsys.readouterr().err
+    assert cli.main([*add, "metric=c", "--until", "10000-01-01T00:00:00Z"]) == 2
+    assert cli.main([*add, "metric=c", "--for", "900000000 days"]) == 2
+    assert "1970 and 9999" in capsys.readouterr().err
+
+
+async def test_a_failing_purge_does_not_keep_the_silences_from_being_read() -> None:
+    from detectkd.errors import StorageError
+
+    class NoPurge(MemoryStore):
+        async def silences_purge(self, ended_before: float) -> int:
+            raise StorageError("read-only")
+
+    store = NoPurge()
+    s = new_silence(["metric=m"], 0, 4e9)
+    await store.silence_save(s.id, s.to_json(), s.over_at)
+    sync = SilenceSync(Silences(), store, clock=Clock())
+    await sync.refresh()
+    assert list(sync.silences.items) == [s.id]
