@@ -69,14 +69,36 @@ def format_duration(delta: timedelta) -> str:
     return f"{seconds}s"
 
 
+EARLIEST, LATEST = 0.0, 253402300799.0  # 1970-01-01 .. 9999-12-31T23:59:59Z
+
+
 def moment_of(v: object) -> float:
-    """A time in an API body or query: epoch seconds (a number, or its digits) or ISO 8601."""
+    """A time in an API body or query: epoch seconds (a number, or its digits) or ISO 8601.
+
+    Raises ValueError on anything else, and on a time that is not finite or outside
+    1970..9999 (`NaN`, `Infinity` and `1e308` are valid JSON numbers to Python)."""
+    if isinstance(v, bool):
+        raise ValueError(f"not a time: {v!r}")
     if isinstance(v, int | float) or (isinstance(v, str) and v.strip().isdigit()):
-        return float(v)
+        try:
+            return _in_range(float(v))
+        except OverflowError:
+            raise ValueError(f"not a time between 1970 and 9999: {str(v)[:40]}") from None
     return parse_moment(str(v))
 
 
 def parse_moment(text: str) -> float:
-    """An ISO 8601 time (`Z` allowed) as epoch seconds; without an offset it is local time."""
+    """An ISO 8601 time (`Z` allowed) as epoch seconds; without an offset it is local time.
+    Raises ValueError, for a time outside 1970..9999 too."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment.timestamp() if moment.tzinfo else moment.astimezone().timestamp()
+    try:
+        ts = moment.timestamp() if moment.tzinfo else moment.astimezone().timestamp()
+    except (OverflowError, OSError):
+        raise ValueError(f"not a time between 1970 and 9999: {text!r}") from None
+    return _in_range(ts)
+
+
+def _in_range(ts: float) -> float:
+    if not EARLIEST <= ts <= LATEST:  # NaN compares false
+        raise ValueError(f"not a time between 1970 and 9999: {ts!r}")
+    return ts

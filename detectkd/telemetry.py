@@ -92,6 +92,10 @@ class Telemetry:
             "detectk_config_last_reload_success_timestamp_seconds",
             "When the config was last loaded without errors.", registry=r,
         )  # fmt: skip
+        self.silences_unreadable = Gauge(
+            "detectk_silences_unreadable", "Stored silences skipped: they cannot be read (see the log).",
+            registry=r,
+        )  # fmt: skip
         self.metrics_configured = Gauge("detectk_metrics_configured", "Metrics scheduled.", registry=r)
         self.retention_deleted = Counter(
             "detectk_retention_deleted_rows", "Datapoints and detections deleted by the retention job.",

@@ -168,9 +168,9 @@ async def add_silence(request: web.Request) -> web.Response:
         if not isinstance(body, dict):
             raise TypeError("the body must be a JSON object")
         silence = silence_from_body(body, time.time(), user_of(request))
+        await daemon.save_silence(silence)  # SilenceLimitError (a ValueError): over a cap
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         return web.json_response({"error": f"bad silence: {type(exc).__name__}: {exc}"}, status=400)
-    await daemon.save_silence(silence)
     return web.json_response({"id": silence.id, "silence": json.loads(silence.to_json())}, status=201)
 
 

@@ -41,7 +41,7 @@ class Feedback:
         return self.period <= period <= self.until
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True, allow_nan=False)
 
     @staticmethod
     def from_json(text: str) -> Feedback:

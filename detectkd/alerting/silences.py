@@ -19,60 +19,46 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from detectkd.alerting.matchers import MAX_VALUE_BYTES, Labels, Matcher, SilenceError
 from detectkd.collectors.points import parse_series_key
-from detectkd.durations import parse_duration
+from detectkd.durations import LATEST, parse_duration
+
+__all__ = ["MAX_VALUE_BYTES", "Labels", "Matcher", "SilenceError"]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
+# Caps of what one can create (a silence is kept, re-read and matched against every series).
+MAX_SILENCES = 1000  # silences that are not over yet
+MAX_MATCHERS = 32  # per silence (and MAX_VALUE_BYTES per matcher's value)
+MAX_COMMENT_BYTES = 4096
+MAX_AUTHOR = 256
+RETENTION_S = 5 * 86400  # an ended silence is purged from the store after this (as Alertmanager)
 
-# What a silence matches against: metric, tag (all of the metric's tags), source, series labels.
-Labels = Mapping[str, str | tuple[str, ...]]
+
+class SilenceLimitError(SilenceError):
+    """A cap of how many silences there may be."""
 
 
-class SilenceError(ValueError):
-    pass
+def checked_time(what: str, ts: object) -> float:
+    """`ts` as epoch seconds in 1970..9999, or SilenceError (NaN, Infinity and 1e308 included)."""
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or not 0 <= ts <= LATEST:
+        raise SilenceError(f"{what} must be a time between 1970 and 9999, not {ts!r}")
+    return float(ts)
 
 
-@dataclass(frozen=True)
-class Matcher:
-    name: str  # metric, tag, source, or a series label
-    op: str  # = != =~ !~
-    value: str
+def count_current(silences: Iterable[Silence], now: float) -> int:
+    return sum(1 for s in silences if s.current(now))
 
-    @staticmethod
-    def parse(text: str) -> Matcher:
-        m = _MATCHER.match(text)
-        if m is None:
-            raise SilenceError(f"bad matcher {text!r}: use name=value, name!=value, name=~regex, name!~regex")
-        name, op, value = m.groups()
-        value = value.strip("\"'")
-        if op in ("=~", "!~"):
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise SilenceError(f"bad regex in {text!r}: {exc}") from None
-        return Matcher(name, op, value)
 
-    def __str__(self) -> str:
-        return f"{self.name}{self.op}{self.value}"
-
-    def matches(self, labels: Labels) -> bool:
-        raw = labels.get(self.name, "")
-        values = raw if isinstance(raw, tuple) else (raw,)
-        if self.op == "=":
-            return self.value in values
-        if self.op == "!=":
-            return self.value not in values
-        hit = any(re.fullmatch(self.value, v) for v in values)
-        return hit if self.op == "=~" else not hit
+def _no_constant(name: str) -> float:
+    raise SilenceError(f"{name} is not a time")
 
 
 @dataclass(frozen=True)
@@ -108,6 +94,20 @@ class Silence:
     window: Window | None = None
     expired_at: float | None = None
 
+    def __post_init__(self) -> None:
+        """A stored silence is checked as a new one: a NaN start would never end."""
+        checked_time("starts_at", self.starts_at)
+        checked_time("created_at", self.created_at)
+        for what, ts in (("ends_at", self.ends_at), ("expired_at", self.expired_at)):
+            if ts is not None:
+                checked_time(what, ts)
+
+    @property
+    def over_at(self) -> float | None:
+        """When it stopped (or will stop) for good: its end, or when it was expired."""
+        ends = [t for t in (self.ends_at, self.expired_at) if t is not None]
+        return min(ends) if ends else None
+
     def active(self, ts: float) -> bool:
         if self.expired_at is not None and ts >= self.expired_at:
             return False
@@ -127,7 +127,8 @@ class Silence:
         return all(m.matches(labels) for m in self.matchers)
 
     def to_json(self) -> str:
-        data = asdict(self)
+        """Strict JSON (a non-finite number raises rather than writing `NaN`)."""
+        data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         data["matchers"] = [str(m) for m in self.matchers]
         if self.window is not None:
             w = self.window
@@ -136,11 +137,13 @@ class Silence:
                 "times": [f"{a:%H:%M}-{b:%H:%M}" for a, b in w.times],
                 "timezone": w.timezone,
             }
-        return json.dumps(data, sort_keys=True)
+        return json.dumps(data, sort_keys=True, allow_nan=False)
 
     @staticmethod
     def from_json(text: str) -> Silence:
-        data: dict[str, Any] = json.loads(text)
+        data: dict[str, Any] = json.loads(text, parse_constant=_no_constant)
+        if not isinstance(data, dict):
+            raise SilenceError("a silence is a JSON object")
         data["matchers"] = tuple(Matcher.parse(m) for m in data["matchers"])
         w = data.get("window")
         if w is not None:
@@ -195,11 +198,24 @@ def new_silence(
     `workers:` supervisor, so that every worker keeps the same silence under one id."""
     if silence_id is not None and not re.fullmatch(r"[0-9a-f]{12}", silence_id):
         raise SilenceError("a silence id is 12 lowercase hex digits")
+    starts_at = checked_time("starts_at", starts_at)
     if ends_at is None and duration:
-        ends_at = starts_at + parse_duration(duration).total_seconds()
-    parsed = tuple(Matcher.parse(m) for m in matchers)
+        try:
+            ends_at = starts_at + parse_duration(duration).total_seconds()
+        except OverflowError:
+            raise SilenceError(f"the duration {duration!r} is too long") from None
+    if ends_at is not None:
+        ends_at = checked_time("ends_at", ends_at)
+    texts = [matchers] if isinstance(matchers, str) else list(matchers)
+    if len(texts) > MAX_MATCHERS:
+        raise SilenceError(f"a silence has at most {MAX_MATCHERS} matchers, not {len(texts)}")
+    parsed = tuple(Matcher.parse(str(m)) for m in texts)
     if not parsed:
         raise SilenceError("a silence needs at least one matcher (e.g. metric=orders)")
+    if len(comment.encode()) > MAX_COMMENT_BYTES:
+        raise SilenceError(f"a silence's comment is limited to {MAX_COMMENT_BYTES} bytes")
+    if len(created_by) > MAX_AUTHOR:
+        raise SilenceError(f"a silence's author is limited to {MAX_AUTHOR} characters")
     if ends_at is not None and ends_at <= starts_at:
         raise SilenceError("the silence ends before it starts")
     if ends_at is None and window is None:
@@ -212,10 +228,19 @@ def new_silence(
 class Silences:
     """The silences the daemon knows, by id."""
 
-    items: dict[str, Silence] = field(default_factory=dict)
+    items: dict[str, Silence] = field(default_factory=dict)  # replaced, never changed in place
 
     def replace_all(self, silences: Iterable[Silence]) -> None:
         self.items = {s.id: s for s in silences}
+
+    def put(self, s: Silence) -> None:
+        """Add or replace one (a new dict: a judge thread may be iterating the old one)."""
+        self.items = {**self.items, s.id: s}
+
+    def admit(self, s: Silence, now: float) -> None:
+        """Raises SilenceLimitError when `s` is new and MAX_SILENCES are not over yet."""
+        if s.id not in self.items and count_current(self.items.values(), now) >= MAX_SILENCES:
+            raise SilenceLimitError(f"too many silences: {MAX_SILENCES} are not over yet; expire some first")
 
     def matching(self, labels: Labels, ts: float) -> list[str]:
         return [s.id for s in self.items.values() if s.active(ts) and s.matches(labels)]

@@ -14,7 +14,14 @@ import time
 from datetime import UTC, datetime
 from typing import TextIO
 
-from detectkd.alerting.silences import Silence, SilenceError, load_silences, make_window, new_silence
+from detectkd.alerting.silences import (
+    Silence,
+    SilenceError,
+    Silences,
+    load_silences,
+    make_window,
+    new_silence,
+)
 from detectkd.config.settings import Settings
 from detectkd.durations import parse_moment
 from detectkd.errors import StorageError
@@ -63,7 +70,8 @@ async def _run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
     try:
         if args.op == "add":
             s = build(args, time.time())
-            await store.silence_save(s.id, s.to_json(), s.ends_at)
+            Silences({x.id: x for x in await load(store)}).admit(s, time.time())  # the caps
+            await store.silence_save(s.id, s.to_json(), s.over_at)
             print(s.id, file=out)
             return 0
         if args.op == "list":
@@ -100,7 +108,7 @@ async def expire(store: Store, ids: list[str], out: TextIO) -> int:
     for i in ids:
         if i in known:
             s = known[i].expire(now)
-            await store.silence_save(s.id, s.to_json(), s.ends_at)
+            await store.silence_save(s.id, s.to_json(), s.over_at)
             print(f"expired {i}", file=out)
     for i in missing:
         print(f"detectkd silence: no silence {i!r}", file=sys.stderr)

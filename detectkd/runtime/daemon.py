@@ -26,8 +26,9 @@ from detectkd.runtime.history import HistoryLoader
 from detectkd.runtime.jobs import Jobs
 from detectkd.runtime.leader import leadership_for
 from detectkd.runtime.memory import Saved
-from detectkd.runtime.outage_alerts import refresh_silences, send_due, split_saved
+from detectkd.runtime.outage_alerts import send_due, split_saved
 from detectkd.runtime.reload import Action, Plan, ReloadQueue, make_plan
+from detectkd.runtime.silence_sync import SilenceSync
 from detectkd.runtime.slot import Deps, MetricSlot, assemble, assemble_loader
 from detectkd.runtime.view import DaemonView
 from detectkd.sdnotify import Notifier
@@ -70,6 +71,7 @@ class Daemon(Jobs, DaemonView):
         self._saved: dict[str, Saved] = {}  # the previous stop's memory, until installed
         self._retired: dict[str, ChannelSet] = {}  # removed metrics' channels
         self.silences = Silences()
+        self.silence_sync = SilenceSync(self.silences, self.store, self.telemetry.silences_unreadable.set)
         self.notifier = Notifier()
         self.deps = Deps(self.store, self.resources, self.data_stores, self.telemetry, self.dispatcher.wake,
                          settings.generator_url, self.silences)  # fmt: skip
@@ -100,7 +102,7 @@ class Daemon(Jobs, DaemonView):
     async def _start(self) -> None:
         await self.store.open()
         await self.history.open()
-        await self.refresh_silences()
+        await self.silence_sync.refresh()
         states, errors = split_saved(await self.store.load_states(), self.outages)
         result = await self._load()
         plan = make_plan({}, result)
@@ -377,7 +379,7 @@ class Daemon(Jobs, DaemonView):
             slot.runtime.reload_windows()
         for metric, st in errors.items():
             self.outages.restore(metric, st)
-        await self.refresh_silences()
+        await self.silence_sync.refresh(force=True)
         self.dispatcher.wake()
         for slot in self.slots.values():
             self.history.start(slot.runtime)
@@ -393,19 +395,15 @@ class Daemon(Jobs, DaemonView):
             except TimeoutError:
                 if time.monotonic() - refreshed >= self.settings.silence_refresh.total_seconds():
                     refreshed = time.monotonic()
-                    await self.refresh_silences()
+                    await self.silence_sync.refresh()
                 await self.check_health()
                 if self._unbuilt:
                     self.retry_unbuilt()
 
     # -- silences, ERROR and SOURCE DOWN ---------------------------------------------------
 
-    async def refresh_silences(self) -> None:
-        await refresh_silences(self.silences, self.store)
-
     async def save_silence(self, s: Silence) -> None:
-        await self.store.silence_save(s.id, s.to_json(), s.ends_at)
-        self.silences.items[s.id] = s
+        await self.silence_sync.save(s)  # SilenceLimitError: a new one over MAX_SILENCES
 
     async def check_health(self, at: float | None = None) -> None:
         async with self._health_lock:

@@ -19,7 +19,7 @@ import structlog
 from detectkd.alerting import resend
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.outage import ERROR_SERIES, SOURCE_PREFIX, HealthNotice, Outages
-from detectkd.alerting.silences import Labels, Silences, load_silences
+from detectkd.alerting.silences import Labels, Silences
 from detectkd.alerting.state import SeriesState, Status
 from detectkd.errors import StorageError
 from detectkd.specs.loader import MetricSpec
@@ -162,19 +162,6 @@ def _silenced(n: HealthNotice, silences: Silences, labels: Callable[[str, str], 
     if n.kind == "error":
         return silences.silenced(labels(n.subject, ""), now)
     return silences.silenced({"source": n.subject}, now)
-
-
-async def refresh_silences(silences: Silences, store: StateStore) -> None:
-    """Silences from the store (`detectkd silence` in another process writes them there)."""
-    try:
-        texts = await store.silences_load()
-    except StorageError as exc:
-        log.warning("silences not refreshed", error=str(exc))
-        return
-    loaded, problems = load_silences(texts)
-    for problem in problems:
-        log.warning("unreadable silence skipped", error=problem)
-    silences.replace_all(loaded)
 
 
 def split_saved(

@@ -216,11 +216,22 @@ class StateStore(Lifecycle, Protocol):
         ...
 
     async def silence_save(self, silence_id: str, data: str, ends_at: float | None) -> None:
-        """Insert or replace a silence (its JSON, see `detectkd.alerting.silences`)."""
+        """Insert or replace a silence (its JSON, see `detectkd.alerting.silences`); `ends_at`:
+        when it is over (its end, or when it was expired), what `silences_purge` reads."""
         ...
 
     async def silences_load(self) -> list[str]:
-        """Every stored silence's JSON, ended ones included."""
+        """Every stored silence's JSON, ended ones included (until purged), by id."""
+        ...
+
+    async def silences_version(self) -> str:
+        """A token that changes when a silence is saved or purged, by any client; cheap (no
+        document is read), so that an unchanged set is not read again."""
+        ...
+
+    async def silences_purge(self, ended_before: float) -> int:
+        """Delete the silences whose `ends_at` (as saved: when it is over) is before
+        `ended_before`; those without one are kept. Returns how many."""
         ...
 
     async def history_save(self, metric: str, data: str | None) -> None:

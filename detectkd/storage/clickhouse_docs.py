@@ -25,6 +25,8 @@ TABLES = [
 class ClickhouseDocs:
     _do: Callable[[Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
     _version: Callable[[], int]
+    database: str
+    path: str
 
     async def silence_save(self, silence_id: str, data: str, ends_at: float | None) -> None:
         row = (silence_id, data, ends_at, self._version())
@@ -33,6 +35,30 @@ class ClickhouseDocs:
     async def silences_load(self) -> list[str]:
         rows = await self._do(lambda c: c.fetch("SELECT data FROM dtk_silences FINAL ORDER BY id"))
         return [r["data"] for r in rows]
+
+    async def silences_version(self) -> str:
+        # Every save is a new row with a newer version (a merge changes the count: one read more).
+        rows = await self._do(lambda c: c.fetch("SELECT count() AS n, max(version) AS v FROM dtk_silences"))
+        return f"{rows[0]['n']}:{rows[0]['v']}"
+
+    async def silences_purge(self, ended_before: float) -> int:
+        """Every version of a silence whose newest one ended before `ended_before` (deleting
+        only the newest would bring an older one, with a later end, back)."""
+        sql = "SELECT id FROM dtk_silences FINAL WHERE ends_at IS NOT NULL AND ends_at < {b}"
+        ids = [str(r["id"]) for r in await self._do(lambda c: c.fetch(sql, params={"b": ended_before}))]
+        for lo in range(0, len(ids), 1_000):  # well under max_query_size (256 KiB)
+            chunk = ids[lo : lo + 1_000]
+
+            async def delete(c: Any, chunk: list[str] = chunk) -> Any:
+                sql = "ALTER TABLE dtk_silences DELETE WHERE has({ids}, id)"
+                return await c.execute(sql, params={"ids": chunk})
+
+            await self._do(delete)
+        if ids:
+            from detectkd.storage.clickhouse_schema import wait_for_mutations  # (it imports TABLES)
+
+            await wait_for_mutations(self._do, self.database, ["dtk_silences"], self.path)
+        return len(ids)
 
     async def history_save(self, metric: str, data: str | None) -> None:
         row = (metric, data or "", 0 if data is not None else 1, self._version())

@@ -34,6 +34,8 @@ class _Data:
     outbox: dict[int, tuple[OutboxItem, float | None]] = field(default_factory=dict)  # id -> (row, lease)
     keys: dict[tuple[str, str], int] = field(default_factory=dict)  # (key, channel) -> row id
     silences: dict[str, str] = field(default_factory=dict)
+    silence_ends: dict[str, float | None] = field(default_factory=dict)
+    silence_writes: int = 0
     history: dict[str, str] = field(default_factory=dict)
     feedback: dict[tuple[str, str, int], str] = field(default_factory=dict)
     next_id: int = 1
@@ -190,6 +192,8 @@ class MemoryStore:
 
     async def silence_save(self, silence_id: str, data: str, ends_at: float | None) -> None:
         self._d.silences[silence_id] = data
+        self._d.silence_ends[silence_id] = ends_at
+        self._d.silence_writes += 1
 
     async def history_save(self, metric: str, data: str | None) -> None:
         if data is None:
@@ -211,3 +215,13 @@ class MemoryStore:
 
     async def silences_load(self) -> list[str]:
         return [self._d.silences[k] for k in sorted(self._d.silences)]
+
+    async def silences_version(self) -> str:
+        return f"{len(self._d.silences)}:{self._d.silence_writes}"
+
+    async def silences_purge(self, ended_before: float) -> int:
+        d = self._d
+        gone = [k for k, end in d.silence_ends.items() if end is not None and end < ended_before]
+        for k in gone:
+            del d.silences[k], d.silence_ends[k]
+        return len(gone)

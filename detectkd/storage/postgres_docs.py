@@ -38,6 +38,16 @@ class PostgresDocs:
         rows = await self._run(lambda c: c.fetch("SELECT data FROM dtk_silences ORDER BY id"))
         return [r["data"] for r in rows]
 
+    async def silences_version(self) -> str:
+        sql = "SELECT count(*) AS n, max(updated_at) AS at FROM dtk_silences"
+        row = await self._run(lambda c: c.fetchrow(sql))
+        return f"{row['n']}:{row['at']}"
+
+    async def silences_purge(self, ended_before: float) -> int:
+        sql = "DELETE FROM dtk_silences WHERE ends_at IS NOT NULL AND ends_at < $1"
+        status: str = await self._run(lambda c: c.execute(sql, ended_before))
+        return int(status.rsplit(" ", 1)[-1])  # "DELETE 3"
+
     async def history_save(self, metric: str, data: str | None) -> None:
         if data is None:
             await self._run(lambda c: c.execute("DELETE FROM dtk_history WHERE metric = $1", metric))

@@ -285,6 +285,14 @@ class SqliteStore:
             lambda c: [r[0] for r in c.execute("SELECT data FROM dtk_silences ORDER BY id")]
         )
 
+    async def silences_version(self) -> str:
+        sql = "SELECT count(*), max(updated_at) FROM dtk_silences"
+        return await self._call(lambda c: repr(c.execute(sql).fetchone()))
+
+    async def silences_purge(self, ended_before: float) -> int:
+        sql = "DELETE FROM dtk_silences WHERE ends_at IS NOT NULL AND ends_at < ?"
+        return await self._call(lambda c: c.execute(sql, (ended_before,)).rowcount)
+
     # -- outbox -------------------------------------------------------------------
 
     _OUTBOX_COLS = (

@@ -261,6 +261,41 @@ async def test_silences_are_saved_replaced_and_loaded(store: Store) -> None:
     assert loaded[one.id].expired_at == 2000.0 and len(loaded) == 2
 
 
+async def test_silences_version_follows_every_write_and_purge_removes_only_ended_ones(
+    make_store: Callable[[], Store],
+) -> None:
+    """Issue 26: the daemon re-reads silences only when the version moved (another client
+    writes them), and purges those over before the retention, every version of them."""
+    from detectkd.alerting.silences import Silence, make_window, new_silence
+
+    one, other = make_store(), make_store()
+    await one.open()
+    await other.open()
+    empty = await one.silences_version()
+    assert await other.silences_version() == empty
+    ended = new_silence(["metric=a"], 1000.0, 5000.0)
+    running = new_silence(["metric=b"], 1000.0, 90_000.0)
+    forever = new_silence(["metric=c"], 1000.0, None, window=make_window(["sat"], [], "UTC"))
+    seen = {empty}
+    for s in (ended, running, forever):
+        await one.silence_save(s.id, s.to_json(), s.over_at)
+        version = await other.silences_version()
+        assert version not in seen  # another client sees each write
+        seen.add(version)
+    expired = ended.expire(2000.0)  # over earlier than its end: what purge must read
+    await other.silence_save(ended.id, expired.to_json(), expired.over_at)
+    assert await one.silences_version() not in seen
+    seen.add(await one.silences_version())
+    assert await one.silences_version() == await one.silences_version()  # stable when unchanged
+
+    assert await one.silences_purge(1500.0) == 0
+    assert await other.silences_purge(3000.0) == 1  # expired at 2000 (its first version ended at 5000)
+    assert await one.silences_version() not in seen
+    left = {s.id: s for s in map(Silence.from_json, await other.silences_load())}
+    assert left == {running.id: running, forever.id: forever}  # no older version came back
+    assert await one.silences_purge(10**9) == 1 and len(await one.silences_load()) == 1  # window kept
+
+
 async def test_history_jobs_are_saved_replaced_deleted_and_seen_by_another_client(
     make_store: Callable[[], Store],
 ) -> None:
