@@ -160,6 +160,11 @@ def _check_method(owner: Any, name: str, args: tuple[Any, ...], kwargs: dict[str
         old, new = args[0], args[1]
         if isinstance(old, str) and isinstance(new, str):
             rb.refuse_large(len(owner) + (owner.count(old) if old else len(owner) + 1) * len(new), name)
+    elif name == "join" and isinstance(owner, str | bytes) and args and isinstance(args[0], Sized):
+        items = args[0]
+        rb.refuse_large(size_of(items, rb.MAX_VALUE, inner=True) + len(items) * len(owner), name)
+    elif name == "strftime" and args and isinstance(args[0], str):
+        rb.refuse_large(len(args[0]) * 32, name)  # `%c` is 24 characters
     elif name == "translate" and isinstance(owner, str) and args and isinstance(args[0], Mapping):
         longest = max((size_of(v) for v in args[0].values()), default=0)
         rb.refuse_large(len(owner) * max(longest, 1), name)
@@ -219,6 +224,8 @@ class Sandbox(ImmutableSandboxedEnvironment):
         if isinstance(__obj, LoopContext) and args:  # a recursive loop's `loop(children)`
             args = (__self.budget_loop(__context, args[0]), *args[1:])
         elif isinstance(__obj, types.BuiltinMethodType | types.MethodWrapperType):
+            if __obj.__name__ == "join" and args and not isinstance(args[0], Sized | Undefined):
+                args = (list(args[0]), *args[1:])  # a generator's items counted like a list's
             _check_method(getattr(__obj, "__self__", None), __obj.__name__, args, kwargs)
         return check_value(super().call(__context, __obj, *args, **kwargs), "a call")
 
