@@ -247,6 +247,9 @@ class Resolver:
             cond = self._alerter_options(path, a.conditions, lifted)
             if typed is not None:
                 kind, params = typed
+                subject = getattr(params, "subject_template", None)
+                if isinstance(subject, str) and (problem := check_template(subject, _sample_alert())):
+                    self.issues.append(self.doc.issue((*path, "params", "subject_template"), problem))
                 template = getattr(params, "message_template", None)
                 if isinstance(template, str):
                     where = (*path, "params", "message_template")

@@ -134,3 +134,17 @@ def test_a_budget_error_is_a_config_error_with_file_line_and_key(tmp_path: Path)
     write(tmp_path / "m" / "m.yaml", metric.format(loops="", message=LOOPS))
     (issue,) = load_metrics([tmp_path / "m"], None, env={}).all_errors()
     assert issue.key == "alerter.params.message_template" and "render budget" in issue.message
+
+
+def test_an_email_subject_over_budget_is_a_config_error(tmp_path: Path) -> None:
+    metric = (
+        "name: m\ncollector:\n  type: sqlite\n  params: {{database: /tmp/x.db, query: 'SELECT 1 AS value'}}\n"
+        "alerter:\n  type: email\n  params:\n    host: smtp.example\n    from: a@example.com\n"
+        '    to: [b@example.com]\n    subject_template: "{subject}"\n'
+    )
+    write(tmp_path / "m" / "m.yaml", metric.format(subject="[{{ headline }}] {{ metric_name }}"))
+    assert load_metrics([tmp_path / "m"], None, env={}).all_errors() == []
+    write(tmp_path / "m" / "m.yaml", metric.format(subject=LOOPS))
+    (issue,) = load_metrics([tmp_path / "m"], None, env={}).all_errors()
+    assert (issue.key, issue.line) == ("alerter.params.subject_template", 11), issue
+    assert issue.message.startswith("template render budget exceeded")
