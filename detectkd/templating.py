@@ -11,8 +11,9 @@ Every template renders in Jinja2's immutable sandbox with no globals but
 `range`: a template sees only the variables it is given (no attribute
 starting with `_`, no method that mutates, nothing of `os` or the
 environment: environment values enter configs only through `${VAR}` when the
-file is loaded). `*` and `**` are capped so a template cannot build a
-gigabyte string or an enormous number.
+file is loaded). Every render is on a budget of loop iterations, output,
+time and value size (`detectkd.render_budget`, charged by `detectkd.sandbox`),
+so a template can neither hang the process nor build a gigabyte string.
 """
 
 from __future__ import annotations
@@ -23,27 +24,11 @@ from typing import Any
 
 import jinja2
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-MAX_RESULT = 1_000_000  # characters or items a `*` may produce
-MAX_EXPONENT = 1_000
+from detectkd.render_budget import RenderBudgetExceeded
+from detectkd.sandbox import Sandbox
 
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset(["*", "**"])
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"exponent {right} is above {MAX_EXPONENT}")
-        if operator == "*":
-            for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_RESULT:
-                    raise SecurityError(f"`*` would make {len(seq) * n:,} items (limit {MAX_RESULT:,})")
-        return super().call_binop(context, operator, left, right)
-
-
-_ENV = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
-_ENV.globals = {"range": _ENV.globals["range"]}  # no cycler, joiner, lipsum, namespace, dict
+_ENV = Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
 def _datetime_format(value: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
@@ -51,12 +36,11 @@ def _datetime_format(value: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     return str(value.strftime(fmt))
 
 
-_ENV.filters["datetime_format"] = _datetime_format
+_ENV.add_filter("datetime_format", _datetime_format)
 
 
-_MESSAGES = _Sandbox(undefined=jinja2.ChainableUndefined, autoescape=False, keep_trailing_newline=False)
-_MESSAGES.globals = {"range": _MESSAGES.globals["range"]}
-_MESSAGES.filters["datetime_format"] = _datetime_format
+_MESSAGES = Sandbox(undefined=jinja2.ChainableUndefined, autoescape=False, keep_trailing_newline=False)
+_MESSAGES.add_filter("datetime_format", _datetime_format)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -84,7 +68,8 @@ def unsafe_access(text: str) -> str | None:
 def message_template_warnings(text: str, sample: dict[str, Any]) -> list[str]:
     """What a message template will not show as its author expects (it still loads): names
     that are not message variables, or a failure to render sample values (then the default
-    text is sent). Syntax errors are `check_template`'s."""
+    text is sent). Syntax errors are `check_template`'s, a render over budget
+    `message_template_problem`'s."""
     from jinja2 import meta
 
     out = []
@@ -94,14 +79,30 @@ def message_template_warnings(text: str, sample: dict[str, Any]) -> list[str]:
             f"message_template uses {', '.join(unknown)}, not a message variable: rendered empty "
             f"(variables: {', '.join(sorted(sample))})"
         )
-    try:
-        compile_message_template(text).render(**sample)
-    except Exception as exc:
+    failure = _render_failure(text, sample)
+    if failure is not None and not isinstance(failure, RenderBudgetExceeded):
         out.append(
-            f"message_template fails with sample values ({type(exc).__name__}: {exc}); "
+            f"message_template fails with sample values ({type(failure).__name__}: {failure}); "
             "such alerts are sent with the default text"
         )
     return out
+
+
+def message_template_problem(text: str, sample: dict[str, Any]) -> str | None:
+    """A message template that may not load: one that reaches for internals, or whose render
+    of sample values goes over the render budget (`detectkd.render_budget`)."""
+    if problem := unsafe_access(text):
+        return problem
+    failure = _render_failure(text, sample)
+    return str(failure) if isinstance(failure, RenderBudgetExceeded) else None
+
+
+def _render_failure(text: str, sample: dict[str, Any]) -> Exception | None:
+    try:
+        compile_message_template(text).render(**sample)
+    except Exception as exc:
+        return exc
+    return None
 
 
 _PERIOD_VARS = re.compile(r"\{[{%][^}]*\b(period_(start|finish)\w*|execution_time)\b")
@@ -133,6 +134,8 @@ def check_template(text: str, sample: dict[str, Any] | None = None) -> str | Non
             template.render(**sample)
     except jinja2.TemplateSyntaxError as exc:
         return f"template syntax error on template line {exc.lineno}: {exc.message}"
+    except RenderBudgetExceeded as exc:
+        return str(exc)
     except SecurityError as exc:
         return f"template does something templates may not: {exc}"
     except jinja2.UndefinedError as exc:

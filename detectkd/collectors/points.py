@@ -104,18 +104,44 @@ def jsonable(raw: Any) -> Any:
     return str(raw)
 
 
+_NAME_ESCAPES = str.maketrans({"\\": "\\\\", ",": "\\,", "=": "\\="})
+_VALUE_ESCAPES = str.maketrans({"\\": "\\\\", ",": "\\,"})
+
+
 def series_key(labels: dict[str, Any]) -> str:
-    """Canonical series id: `country=DE,device=ios`; "" for a single-series metric."""
-    return ",".join(f"{k}={v}" for k, v in labels.items())
+    """Canonical series id: `country=DE,device=ios`; "" for a single-series metric.
+
+    A `\\` or `,` in a value (and a `=` in a name) is escaped with a backslash, so distinct
+    label sets have distinct keys and a value cannot add a label (`DE,severity=critical`
+    stays one value). Keys of other values are what they always were: the alert states and
+    windows stored under them still match.
+    """
+    return ",".join(
+        f"{str(k).translate(_NAME_ESCAPES)}={str(v).translate(_VALUE_ESCAPES)}" for k, v in labels.items()
+    )
 
 
 def parse_series_key(key: str) -> dict[str, str]:
-    if not key:
-        return {}
+    """The labels of `series_key`: split at unescaped `,`, each part at its first unescaped `=`."""
     out: dict[str, str] = {}
-    for part in key.split(","):
-        name, _, value = part.partition("=")
-        out[name] = value
+    if not key:
+        return out
+    name: str | None = None
+    text: list[str] = []
+    escaped = False
+    for ch in key + ",":
+        if escaped:
+            text.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "=" and name is None:
+            name, text = "".join(text), []
+        elif ch == ",":
+            out[name if name is not None else "".join(text)] = "".join(text) if name is not None else ""
+            name, text = None, []
+        else:
+            text.append(ch)
     return out
 
 

@@ -23,7 +23,12 @@ from detectkd.detectors.simple import STALENESS_COLUMNS
 from detectkd.errors import ConfigIssue
 from detectkd.specs.entities import Entity, load_entities
 from detectkd.specs.model import AlerterSpec, CollectorSpec, DetectorSpec, MetricSpec, StorageSpec
-from detectkd.templating import check_template, message_template_warnings, period_aware, unsafe_access
+from detectkd.templating import (
+    check_template,
+    message_template_problem,
+    message_template_warnings,
+    period_aware,
+)
 
 ALERTER_OPTIONS = tuple(AlerterOptions.model_fields)  # in every alerter's params
 
@@ -242,14 +247,19 @@ class Resolver:
             cond = self._alerter_options(path, a.conditions, lifted)
             if typed is not None:
                 kind, params = typed
+                subject = getattr(params, "subject_template", None)
+                if isinstance(subject, str) and (problem := check_template(subject, _sample_alert())):
+                    self.issues.append(self.doc.issue((*path, "params", "subject_template"), problem))
                 template = getattr(params, "message_template", None)
                 if isinstance(template, str):
                     where = (*path, "params", "message_template")
-                    if problem := unsafe_access(template):
+                    sample = _sample_alert()
+                    if problem := message_template_problem(template, sample):
                         self.issues.append(self.doc.issue(where, problem))
-                    self.notes.extend(
-                        self.doc.issue(where, w) for w in message_template_warnings(template, _sample_alert())
-                    )
+                    else:
+                        self.notes.extend(
+                            self.doc.issue(where, w) for w in message_template_warnings(template, sample)
+                        )
                 out.append(AlerterSpec(kind, i, params, _alerter_id(kind, params, out)))
             if cond.peers != "any" and self.cfg.peers is None:
                 self.issues.append(

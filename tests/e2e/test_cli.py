@@ -259,3 +259,19 @@ def test_backtest_html_report_is_self_contained_and_renders_in_chromium(tmp_path
 
     assert near((0x2B, 0x6C, 0xB0)) > 300  # the value line was drawn
     assert near((0xD0, 0x31, 0x2D)) > 20  # anomaly markers
+
+
+def test_validate_refuses_a_hostile_template_quickly(tmp_path: Path) -> None:
+    """Issue 26, item 7: nested loops in a query template hung `validate` (10^10 iterations)."""
+    loops = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
+    write(
+        tmp_path / "hostile.yaml",
+        f'name: x\ncollector:\n  type: sqlite\n  params:\n    database: a\n    query: "SELECT 1 {loops}"\n',
+    )
+    started = time.monotonic()
+    out = cli("validate", str(tmp_path / "hostile.yaml"))
+    assert out.returncode == 1 and time.monotonic() - started < 30
+    assert (
+        f"{tmp_path / 'hostile.yaml'}:6: collector.params.query: template render budget exceeded"
+        in out.stdout
+    )

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels.base import post_json
 from detectkd.alerting.channels.common import ChatParams
+from detectkd.alerting.channels.limits import MATTERMOST_TEXT, SLACK_SECTION, fit
 from detectkd.alerting.message import MessageRenderer
 from detectkd.resources import Resources
 from detectkd.templating import compile_message_template
@@ -42,16 +43,17 @@ class ChatChannel:
 
     def payload(self, alert: Alert) -> dict[str, Any]:
         text = self._renderer.render(alert)
-        head = f"{alert.headline}: {alert.metric}"
+        head = fit(f"{alert.headline}: {alert.metric}", SLACK_SECTION)
         body: dict[str, Any]
         if self.kind == "slack":
             # Block Kit, with `text` as the notification fallback.
-            body = {"text": head, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+            section = {"type": "mrkdwn", "text": fit(text, SLACK_SECTION)}
+            body = {"text": head, "blocks": [{"type": "section", "text": section}]}
         else:
             color = RESOLVED_COLOR
             if alert.status == "firing":
                 color = FIRING_COLOR if alert.kind == "anomaly" else WARNING_COLOR
-            body = {"attachments": [{"fallback": head, "color": color, "text": text}]}
+            body = {"attachments": [{"fallback": head, "color": color, "text": fit(text, MATTERMOST_TEXT)}]}
         for key in ("channel", "username", "icon_url", "icon_emoji"):
             value = getattr(self._p, key)
             if value:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels.base import post_json
+from detectkd.alerting.channels.limits import fit_telegram_html
 from detectkd.alerting.message import MessageRenderer
 from detectkd.config.types import Duration, Frozen
 from detectkd.resources import Resources
@@ -36,7 +37,7 @@ class TelegramChannel:
 
     async def send(self, alert: Alert) -> None:
         session = await self._resources.http()
-        text = self._renderer.render(alert)  # user data is escaped by the renderer
+        text = fit_telegram_html(self._renderer.render(alert))  # user data is escaped by the renderer
         body = {
             "chat_id": self._p.chat_id,
             "text": text,
