@@ -1,10 +1,9 @@
 """One metric at runtime: collect -> judge -> commit -> apply, for a window of periods.
 
-Built from a `MetricSpec`; never mutates it. Judging is `runtime.judge`;
-what the metric remembers is `runtime.memory`; status and telemetry are
-`runtime.status`. Alert states, the cached watermark and forgotten series
-change only after the run's commit succeeded, and memory is rolled back
-when it did not, so a failed or cancelled run is simply redone by the next.
+Built from a `MetricSpec`; never mutates it. Judging is `runtime.judge`; what the metric
+remembers is `runtime.memory`; status and telemetry are `runtime.status`. Alert states,
+the cached watermark and forgotten series change only after the run's commit succeeded,
+and memory is rolled back when it did not, so a failed or cancelled run is simply redone.
 """
 
 from __future__ import annotations
@@ -297,9 +296,10 @@ class MetricRuntime:
         return kept
 
     async def _collect(self, start: int, finish: int, report: RunReport) -> list[Point]:
-        points, warnings = await collect(self.collector, self.spec, self.grid, start, finish)
-        report.warnings.extend(warnings)
-        return points
+        conv = await collect(self.collector, self.spec, self.grid, start, finish)
+        self.book.converted(conv.warnings, conv.bad_times)  # the last warning; dropped rows counted
+        report.warnings.extend(conv.warnings)
+        return conv.points
 
     async def _probe(self, report: RunReport) -> None:
         """Once per runtime: the newest period is empty; is the timezone the reason?"""
