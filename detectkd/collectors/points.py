@@ -12,6 +12,7 @@ be a fragment of a file or of an internal HTTP answer).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -100,6 +101,18 @@ def _size(text: str) -> str:
     return f"{len(text):,} characters" if len(text) != 1 else "1 character"
 
 
+_NAME = re.compile(r"[A-Za-z_]\w{0,31}")
+
+
+def _names(row: Row) -> str:
+    """A row's column names for an error: names that look like names (at most 10); the
+    others (an HTML line as a CSV header, a data value as a JSON key) only counted."""
+    names = sorted(str(k) for k in row)
+    shown = [n for n in names if _NAME.fullmatch(n)][:10]
+    rest = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {rest} other(s) not shown" if rest else "") if names else "none"
+
+
 def _shown_time(raw: Any) -> str:
     """A dropped timestamp, as the warning names it: numbers as they are, text by its size."""
     if isinstance(raw, int | float) and not isinstance(raw, bool):
@@ -166,8 +179,7 @@ def rows_to_points(
     first_bad = ""
     for n, row in enumerate(rows, start=1):
         if spec.value_column not in row:
-            cols = ", ".join(sorted(row)) or "none"
-            raise CollectError(f"result has no value column {spec.value_column!r} (columns: {cols})")
+            raise CollectError(f"result has no value column {spec.value_column!r} (columns: {_names(row)})")
         value = coerce_value(row[spec.value_column], spec.value_column)
         raw_ts = row.get(spec.timestamp_column)
         if raw_ts is None:
