@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 
-from detectkd.collectors.base import Collector, Window
+from detectkd.collectors.base import Collector, Window, too_many_rows
 from detectkd.collectors.points import Conversion, rows_to_points
-from detectkd.errors import CollectError
 from detectkd.specs.loader import MetricSpec
 from detectkd.timegrid import Grid, fmt_local, to_dt
 
@@ -37,11 +36,8 @@ async def collect(collector: Collector, spec: MetricSpec, grid: Grid, start: int
     single = not spec.collector.multi_period
     for window in windows(spec, grid, start, finish):
         rows = await collector.collect(window)
-        if len(rows) > limit:
-            raise CollectError(
-                f"the query returned {len(rows):,} rows, above collector.max_rows ({limit:,}); "
-                "aggregate in the query or raise max_rows"
-            )
+        if len(rows) > limit:  # the SQL collectors stop reading at the limit; this is for the others
+            raise too_many_rows(limit)
         pspec = spec.collector.points
         if len(rows) > OFF_LOOP_ROWS:  # big results are converted off the event loop
             conv = await asyncio.to_thread(rows_to_points, rows, pspec, window, grid, single)

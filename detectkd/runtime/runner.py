@@ -84,8 +84,9 @@ class MetricRuntime:
         c = spec.collector
         kind = collector_registry.lookup(c.type)
         assert kind is not None  # validated at load
+        p = c.points  # a result above max_rows is refused while it is read
         self.collector: Collector = kind.build(
-            c.params, resources, c.points.timestamp_column, c.points.value_column
+            c.params, resources, p.timestamp_column, p.value_column, spec.config.collector.max_rows
         )
         self.detectors: list[Detector] = []
         for d in spec.detectors:
@@ -106,8 +107,7 @@ class MetricRuntime:
         self.lock = asyncio.Lock()
         self.save_states = True  # False: `load-history`, which must not overwrite the daemon's state
         self.save_watermark = True  # False: the daemon's history loader (live runs own the watermark)
-        # The daemon's: a first start's `start_time` history is loaded in the background
-        # (`runtime.history`); without it (one-shot commands) the first run loads it itself.
+        # The daemon's background loader of a first start's history (None: the first run loads it).
         self.history: HistoryHook | None = None
 
     @property

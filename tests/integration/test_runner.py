@@ -446,7 +446,7 @@ async def test_a_result_above_max_rows_is_refused_and_big_ones_still_convert(env
 
     env.spec()
     rt = await env.runtime(one_query("  max_rows: 5000\n"))
-    with pytest.raises(Refused, match=r"8,000 rows, above collector.max_rows \(5,000\)"):
+    with pytest.raises(Refused, match=r"more than collector.max_rows \(5,000\) rows"):
         await rt.check(T0 - 8000 * STEP, T0, notify=False, commit=False)
     env.spec()
     roomy = await env.runtime(one_query(""))  # 8,000 rows: converted in a worker thread
