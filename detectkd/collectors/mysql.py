@@ -97,12 +97,15 @@ async def _fetch(conn: Any, sql: str, max_rows: int | None) -> list[Row]:
     cur = await conn.cursor(aiomysql.SSDictCursor)
     rows: list[Row] = []
     await cur.execute(sql)
-    while chunk := await cur.fetchmany(next_chunk(max_rows, len(rows))):
+    while True:
+        size = next_chunk(max_rows, len(rows))
+        chunk = await cur.fetchmany(size)
         rows.extend(chunk)
         if max_rows is not None and len(rows) > max_rows:
             raise too_many_rows(max_rows)  # the caller kills the query and drops the connection
-    await cur.close()
-    return rows
+        if len(chunk) < size:
+            await cur.close()
+            return rows
 
 
 def build(b: Build) -> MysqlCollector:

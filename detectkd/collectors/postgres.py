@@ -71,11 +71,14 @@ async def _fetch(conn: Any, sql: str, budget_s: float, max_rows: int | None) -> 
     rows: list[Row] = []
     async with conn.transaction():
         cur = await conn.cursor(sql, timeout=left())
-        while chunk := await cur.fetch(next_chunk(max_rows, len(rows)), timeout=left()):
+        while True:
+            size = next_chunk(max_rows, len(rows))
+            chunk = await cur.fetch(size, timeout=left())
             rows.extend(dict(r) for r in chunk)
             if max_rows is not None and len(rows) > max_rows:
                 raise too_many_rows(max_rows)  # the transaction ends: the server stops too
-    return rows
+            if len(chunk) < size:  # the result is exhausted: no round trip to hear it
+                return rows
 
 
 def build(b: Build) -> PostgresCollector:

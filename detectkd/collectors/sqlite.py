@@ -66,11 +66,15 @@ def _run(path: str, sql: str, timeout_s: float, max_rows: int | None) -> list[Ro
         cur = conn.execute(sql)
         names = [d[0] for d in cur.description or ()]
         rows: list[Row] = []
-        while chunk := cur.fetchmany(next_chunk(max_rows, len(rows))):  # at most max_rows + 1 read
+        while True:  # at most max_rows + 1 rows read
+            size = next_chunk(max_rows, len(rows))
+            chunk = cur.fetchmany(size)
             rows.extend(dict(zip(names, r, strict=True)) for r in chunk)
             if max_rows is not None and len(rows) > max_rows:
                 cur.close()  # the rest of the result is never computed
                 raise too_many_rows(max_rows)
+            if len(chunk) < size:
+                break
     except sqlite3.OperationalError as exc:
         if "interrupted" in str(exc):
             raise CollectError(f"sqlite query timed out after {timeout_s:g}s") from None
