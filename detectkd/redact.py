@@ -1,7 +1,7 @@
 """Keep secrets out of logs, errors, `/api` output, the UI and `validate` output.
 
 By key name (`password`, `token`, ...), by place (every value under a `headers:` mapping,
-whatever its name: `X-Api-Key`, `Cookie`), and by shape: a URL shows only
+whatever its name: `X-Api-Key`, `Cookie`; the query `params:` beside a `url:`), and by shape: a URL shows only
 `scheme://host:port`, without userinfo, and the path and query of a web URL become `/***`
 (tokens live there: `/hooks/T0/B0/XXXX`, `/bot123:ABC/`, `?api_key=`). A database URL keeps
 its path (the database name), not its query.
@@ -71,15 +71,24 @@ def receiver_answer(body: bytes, secrets: Iterable[str] = (), limit: int = 200) 
     return text[:limit] + ("..." if len(text) > limit else "")
 
 
+def _hidden(mapping: dict[Any, Any]) -> dict[Any, Any]:
+    """Every value hidden, the keys shown (which header, which parameter)."""
+    return {k: v if v in (None, "") else MARK for k, v in mapping.items()}
+
+
 def redact(value: Any, key: str = "") -> Any:
     """A config (or any JSON-like value) fit to show: secret-named keys, every header
-    value, and the secret parts of URLs and text hidden."""
+    value, the query parameters beside a `url` (the http collector's `params`), and the
+    secret parts of URLs and text hidden."""
     if key and SECRET_KEYS.search(key) and value not in (None, ""):
         return "***"
     if isinstance(value, dict):
         if key.lower() == "headers":  # X-Api-Key, Cookie, X-Auth: any header may be a credential
-            return {k: v if v in (None, "") else MARK for k, v in value.items()}
-        return {k: redact(v, str(k)) for k, v in value.items()}
+            return _hidden(value)
+        out = {k: redact(v, str(k)) for k, v in value.items()}
+        if "url" in value and isinstance(value.get("params"), dict):  # an HTTP request's query
+            out["params"] = _hidden(value["params"])
+        return out
     if isinstance(value, list):
         return [redact(v) for v in value]
     if isinstance(value, str):

@@ -33,17 +33,19 @@ def test_a_url_shows_scheme_host_and_port_only(url: str, shown: str) -> None:
 
 def test_every_header_value_is_hidden_whatever_its_name() -> None:
     config = {
-        "collector": {"params": {"url": "http://api:8080/v1/SrcTok/x", "headers": {"X-Tenant": "acme-Tn1"}}},
+        "collector": {"params": {"url": "http://api:8080/v1/SrcTok/x", "headers": {"X-Tenant": "acme-Tn1"},
+                                 "params": {"key": "QueryKey-77", "from": "{{ period_start }}"}}},
         "alerters": [{"type": "webhook", "params": {"url": "http://hook:9/h/PathTok",
                                                     "headers": {"X-Api-Key": "k-123456", "Cookie": "sid=C00kie",
                                                                 "X-Empty": ""}}}],
     }  # fmt: skip
     shown = redact(config)
     text = repr(shown)
-    for secret in ("SrcTok", "acme-Tn1", "PathTok", "k-123456", "C00kie"):
+    for secret in ("SrcTok", "acme-Tn1", "PathTok", "k-123456", "C00kie", "QueryKey-77"):
         assert secret not in text, secret
     assert shown["alerters"][0]["params"]["headers"] == {"X-Api-Key": "***", "Cookie": "***", "X-Empty": ""}
     assert shown["collector"]["params"]["url"] == "http://api:8080/***"
+    assert shown["collector"]["params"]["params"] == {"key": "***", "from": "***"}  # the URL's query
 
 
 def test_urls_in_text_and_logs_lose_their_path() -> None:
