@@ -1,10 +1,10 @@
 """Keep secrets out of logs, errors, `/api` output, the UI and `validate` output.
 
-By key name (`password`, `token`, ...), by place (every value under a `headers:` mapping,
-whatever its name: `X-Api-Key`, `Cookie`; the query `params:` beside a `url:`), and by shape: a URL shows only
-`scheme://host:port`, without userinfo, and the path and query of a web URL become `/***`
-(tokens live there: `/hooks/T0/B0/XXXX`, `/bot123:ABC/`, `?api_key=`). A database URL keeps
-its path (the database name), not its query.
+By key name (`password`, `token`, ...); by place: every value under a `headers:` mapping,
+whatever its name (`X-Api-Key`, `Cookie`), and the query `params:` beside a `url:`; and by
+shape: a URL shows only `scheme://host:port`, without userinfo, and the path and query of
+a web URL become `/***` (tokens live there: `/hooks/T0/B0/XXXX`, `/bot123:ABC/`,
+`?api_key=`). A database URL keeps its path (the database name), not its query.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def redact_url(url: str) -> str:
     URL replaced by `/***`; a database URL's path (the database) kept, its query hidden."""
     try:
         parts = urlsplit(url)
-    except ValueError:  # not parseable (a bad port, an unbalanced bracket): show nothing of it
+    except ValueError:  # not parseable (an unbalanced IPv6 bracket): show nothing of it
         return url.split("://", 1)[0] + "://" + MARK
     scheme = parts.scheme.lower()
     host = parts.netloc.rpartition("@")[2]  # userinfo dropped
