@@ -17,7 +17,9 @@ _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in event.items():
         if isinstance(value, str):
-            event[key] = redact_text(value)
+            # `message`: the `log` alerter's text, rendered from the operator's template for
+            # this channel: its links keep their path (credentials are still hidden).
+            event[key] = redact_text(value, urls=key != "message")
     return event
 
 

@@ -97,6 +97,7 @@ COMMON = {
     "verify_ssl": "verify the server's TLS certificate",
     "retry_count": "retries of a failed request within one run",
     "retry_delay": "wait between retries",
+    "max_body_bytes": "a larger answer is refused (at once on its Content-Length, else once read)",
     "tolerance": "values within this are equal",
     "max_zero_share": "anomalous when more of the window than this share is zero",
     "max_missing_share": "anomalous when more of the window than this share is missing",

@@ -136,6 +136,12 @@ class Telemetry:
         self.series_refused = F(
             "detectk_series_refused", "New series refused by the metric's `max_series` limit.", "counter", M
         )
+        self.rows_dropped = F(
+            "detectk_rows_dropped",
+            "Rows of a result dropped, by reason (bad_timestamp: NaN, infinite or absurd time).",
+            "counter",
+            ("metric", "reason"),
+        )
         self.last_run = F(
             "detectk_metric_last_run_timestamp_seconds", "End of the metric's last run.", "gauge", M
         )

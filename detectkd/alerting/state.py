@@ -96,7 +96,7 @@ _EXTRA = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     anomalous: bool
     primary: Result | None  # the result the alert describes

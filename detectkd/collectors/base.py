@@ -7,6 +7,8 @@ its connections (or borrows a shared pool) and must:
   the source allows it;
 - raise `CollectError` with a one-line reason and no credentials on any
   source failure;
+- stop reading a result at `max_rows` + 1 rows and raise `too_many_rows`
+  (a huge result is refused while it is read, never held whole);
 - let `asyncio.CancelledError` through untouched.
 
 Turning rows into typed points is shared (`detectkd.collectors.points`).
@@ -20,12 +22,27 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
+from detectkd.errors import CollectError
 from detectkd.timegrid import fmt_local, local_time
 
 if TYPE_CHECKING:
     from detectkd.resources import Resources
 
 Row = Mapping[str, Any]
+FETCH_CHUNK = 5_000  # rows read from a server per round trip
+
+
+def next_chunk(max_rows: int | None, have: int) -> int:
+    """How many rows to ask for next: a chunk, but never beyond max_rows + 1 in all."""
+    return FETCH_CHUNK if max_rows is None else min(FETCH_CHUNK, max_rows + 1 - have)
+
+
+def too_many_rows(limit: int) -> CollectError:
+    """A result above `collector.max_rows`: reading stopped at the row after the limit."""
+    return CollectError(
+        f"the query returned more than collector.max_rows ({limit:,}) rows; "
+        "aggregate in the query or raise max_rows"
+    )
 
 
 @dataclass(frozen=True)
@@ -63,12 +80,14 @@ def _interval_text(interval: timedelta) -> str:
 @dataclass(frozen=True)
 class Build:
     """What a collector type's `build` gets: its validated params, the shared connection
-    pools, and the columns that name a row's timestamp and value."""
+    pools, the columns that name a row's timestamp and value, and the most rows a result
+    may have (None: no limit)."""
 
     params: Any
     resources: Resources
     timestamp_column: str = "period_time"
     value_column: str = "value"
+    max_rows: int | None = None
 
 
 class Collector(Protocol):

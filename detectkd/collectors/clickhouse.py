@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 from aiochclient import ChClient, ChClientError
 
-from detectkd.collectors.base import Build, Row, Window
+from detectkd.collectors.base import Build, Row, Window, too_many_rows
 from detectkd.collectors.params import NetworkParams
 from detectkd.errors import CollectError
 from detectkd.redact import redact_text
@@ -114,8 +114,9 @@ async def _noop(_: Any) -> None:
 
 
 class ClickhouseCollector:
-    def __init__(self, params: Params, resources: Resources) -> None:
+    def __init__(self, params: Params, resources: Resources, max_rows: int | None = None) -> None:
         self._ep = ch_endpoint(params)
+        self._max_rows = max_rows
         self._verify = params.verify
         self._query = compile_template(params.query)
         self._timeout = params.timeout.total_seconds()
@@ -139,7 +140,10 @@ class ClickhouseCollector:
         async with limit:
             try:
                 async with asyncio.timeout(self._timeout):
-                    records = await client.fetch(sql, query_id=query_id)
+                    return await self._read(client, sql, query_id)
+            except CollectError:  # above max_rows: the rest is not read, the query is killed
+                await self._kill(session, query_id)
+                raise
             except TimeoutError:
                 await self._kill(session, query_id)
                 raise CollectError(f"{where}: query timed out after {self._timeout:g}s (killed)") from None
@@ -147,7 +151,18 @@ class ClickhouseCollector:
                 raise CollectError(f"{where}: {_first_line(exc)}") from None
             except (aiohttp.ClientError, OSError) as exc:
                 raise CollectError(f"{where}: cannot connect: {type(exc).__name__}") from None
-        return [dict(r.items()) for r in records]
+
+    async def _read(self, client: ChClient, sql: str, query_id: str) -> list[Row]:
+        """The rows as they stream in, so a result above `max_rows` is refused after
+        max_rows + 1 rows, never held whole."""
+        rows: list[Row] = []
+        limit = self._max_rows
+        async with contextlib.aclosing(client.iterate(sql, query_id=query_id)) as records:
+            async for r in records:
+                rows.append(dict(r.items()))
+                if limit is not None and len(rows) > limit:
+                    raise too_many_rows(limit)
+        return rows
 
     async def _kill(self, session: aiohttp.ClientSession, query_id: str) -> None:
         with contextlib.suppress(Exception):
@@ -168,4 +183,4 @@ def _first_line(exc: BaseException) -> str:
 
 
 def build(b: Build) -> ClickhouseCollector:
-    return ClickhouseCollector(b.params, b.resources)
+    return ClickhouseCollector(b.params, b.resources, b.max_rows)

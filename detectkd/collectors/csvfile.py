@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from detectkd.collectors.base import Build, Row, Window
-from detectkd.collectors.points import coerce_timestamp
+from detectkd.collectors.points import usable_time
 from detectkd.config.types import Frozen
 from detectkd.errors import CollectError
 
@@ -70,10 +70,11 @@ class CsvCollector:
                     raise CollectError(f"csv {self._p.path}: no column {self._ts!r} in the header")
                 for line, row in enumerate(reader, start=2):
                     try:
-                        t = coerce_timestamp(row[self._ts], window.tz, self._ts)
-                    except CollectError as exc:
+                        t = usable_time(row[self._ts], window.tz, self._ts)
+                    except CollectError as exc:  # says what is wrong, not what the line holds
                         raise CollectError(f"csv {self._p.path}:{line}: {exc}") from None
-                    rows.append((t, dict(row)))
+                    if t is not None:  # NaN or absurd: in no window (and would unsort the index)
+                        rows.append((t, dict(row)))
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise CollectError(f"csv {self._p.path}: {exc}") from None
         rows.sort(key=lambda r: r[0])

@@ -5,6 +5,11 @@ period variables. The response is JSON, text or CSV; `value_path` (dotted,
 list indices allowed: `data.result.0.values`) picks the part that holds the
 data. A scalar is one point for the requested period; an object is one row; a
 list gives one row per item (objects, or `[timestamp, value]` pairs).
+
+An answer above `max_body_bytes` (16 MiB) is refused: at once when its
+Content-Length says so, else as soon as that many bytes were read. Errors name
+the host and what was wrong, never the body: no body outlives the run, not even
+through an exception's context.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from detectkd.errors import CollectError
 from detectkd.resources import Resources
 from detectkd.templating import compile_template
 
+MIB = 1024 * 1024
+CHUNK = 64 * 1024
+
 
 class Params(Frozen):
     url: str
@@ -40,6 +48,7 @@ class Params(Frozen):
     verify_ssl: bool = True
     retry_count: int = Field(default=0, ge=0, le=10)
     retry_delay: Duration = timedelta(seconds=1)
+    max_body_bytes: int = Field(default=16 * MIB, ge=1)
     timestamp_column: str | None = None
     value_column: str | None = None
     context_columns: list[str] | None = None
@@ -133,32 +142,74 @@ class HttpCollector:
                 timeout=timeout,
                 ssl=bool(p.verify_ssl),
             ) as resp:
-                body = await resp.text()
-                if resp.status >= 400:
+                if resp.status >= 400:  # the body is not read: only the status is shown
                     raise CollectError(f"HTTP {resp.status} from {_host(url)}")
+                body = await _read(resp, p.max_body_bytes, _host(url))
         except TimeoutError:
             raise CollectError(
                 f"HTTP request to {_host(url)} timed out after {p.timeout.total_seconds():g}s"
             ) from None
         except aiohttp.ClientError as exc:
             raise CollectError(f"HTTP request to {_host(url)} failed: {type(exc).__name__}") from None
-        return self._parse(body)
+        try:
+            return self._parse(body)
+        finally:
+            del body  # an error's traceback keeps this frame, but not the body with it
 
     def _parse(self, body: str) -> list[Row]:
         fmt = self._p.response_format
         if fmt == "text":
             return [{self._value_col: body.strip()}]
+        # `del body` before any raise: an error's traceback keeps this frame, not the body.
         if fmt == "csv":
-            rows: list[Row] = list(csv.DictReader(io.StringIO(body)))
+            rows, failed = _csv_rows(body)
+            del body
+            if failed is not None:
+                raise CollectError(failed)
             return rows
-        try:
-            document = json.loads(body)
-        except json.JSONDecodeError as exc:
-            raise CollectError(f"response is not JSON: {exc.msg} at char {exc.pos}") from None
+        document, failed = _json(body)
+        del body
+        if failed is not None:
+            raise CollectError(failed)
         return to_rows(pick(document, self._p.value_path), self._ts_col, self._value_col)
 
     async def close(self) -> None:
         return None
+
+
+def _json(body: str) -> tuple[Any, str | None]:
+    """The document, or why the body is not JSON (without quoting it). Returns rather than
+    raises: a JSONDecodeError holds the whole body, and would as an error's context."""
+    try:
+        return json.loads(body), None
+    except json.JSONDecodeError as exc:
+        return None, f"response is not JSON ({len(body):,} characters): {exc.msg} at char {exc.pos}"
+
+
+def _csv_rows(body: str) -> tuple[list[Row], str | None]:
+    try:
+        return list(csv.DictReader(io.StringIO(body))), None
+    except csv.Error as exc:
+        return [], f"response is not CSV ({len(body):,} characters): {exc}"
+
+
+async def _read(resp: aiohttp.ClientResponse, limit: int, host: str) -> str:
+    """The body as text, refused above `limit` bytes: on a Content-Length at once, else as
+    soon as more than `limit` arrived (a body without a length is read in chunks)."""
+    too_big = f"the answer from {host} is larger than max_body_bytes ({limit:,} bytes)"
+    if resp.content_length is not None and resp.content_length > limit:
+        raise CollectError(f"{too_big}: Content-Length {resp.content_length:,}")
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(CHUNK):
+        body += chunk
+        if len(body) > limit:
+            size = len(body)
+            body.clear()  # not kept by the error's traceback
+            raise CollectError(f"{too_big}: refused after {size:,} bytes")
+    try:
+        return body.decode(resp.charset or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know
+        return body.decode("utf-8", "replace")
 
 
 def _host(url: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import aiomysql
 import pymysql
 
-from detectkd.collectors.base import Build, Row, Window
+from detectkd.collectors.base import Build, Row, Window, next_chunk, too_many_rows
 from detectkd.collectors.netparams import Endpoint, PooledSource, error_text
 from detectkd.errors import CollectError
 
@@ -63,16 +63,22 @@ class MysqlCollector(PooledSource):
         try:
             pool = await self._resources.pool(self._ep, lambda: _create(self._ep), _close)
             async with pool.acquire() as conn:
+                read = False
                 try:
-                    async with asyncio.timeout(self._timeout), conn.cursor(aiomysql.DictCursor) as cur:
-                        await cur.execute(sql)
-                        rows: list[Row] = list(await cur.fetchall())
-                except TimeoutError:
+                    async with asyncio.timeout(self._timeout):
+                        rows = await _fetch(conn, sql, self._max_rows)
+                    read = True
+                    return rows
+                except (TimeoutError, CollectError) as exc:  # stopped mid-result: kill the query
                     await _kill(self._ep, conn.thread_id())
-                    conn.close()  # its protocol state is unknown now: do not reuse it
+                    if isinstance(exc, CollectError):
+                        raise
                     raise CollectError(
                         f"{where}: query timed out after {self._timeout:g}s (killed)"
                     ) from None
+                finally:
+                    if not read:  # a result left half read (failed, cancelled): never reused
+                        conn.close()
         except pymysql.err.OperationalError as exc:
             if exc.args and exc.args[0] in (2003, 2006, 2013):
                 self._resources.drop_pool(self._ep)
@@ -83,8 +89,24 @@ class MysqlCollector(PooledSource):
         except OSError as exc:
             self._resources.drop_pool(self._ep)
             raise CollectError(f"{where}: cannot connect: {error_text(exc)}") from None
-        return rows
+
+
+async def _fetch(conn: Any, sql: str, max_rows: int | None) -> list[Row]:
+    """The rows of `sql`, streamed from the server (an unbuffered cursor) in chunks, so a
+    result above `max_rows` is refused after max_rows + 1 rows, never held whole."""
+    cur = await conn.cursor(aiomysql.SSDictCursor)
+    rows: list[Row] = []
+    await cur.execute(sql)
+    while True:
+        size = next_chunk(max_rows, len(rows))
+        chunk = await cur.fetchmany(size)
+        rows.extend(chunk)
+        if max_rows is not None and len(rows) > max_rows:
+            raise too_many_rows(max_rows)  # the caller kills the query and drops the connection
+        if len(chunk) < size:
+            await cur.close()
+            return rows
 
 
 def build(b: Build) -> MysqlCollector:
-    return MysqlCollector(b.params, b.resources)
+    return MysqlCollector(b.params, b.resources, b.max_rows)

@@ -74,8 +74,9 @@ class PooledSource:
     kind = ""
     default_port = 0
 
-    def __init__(self, params: NetworkParams, resources: Resources) -> None:
+    def __init__(self, params: NetworkParams, resources: Resources, max_rows: int | None = None) -> None:
         self._ep = endpoint(self.kind, params, self.default_port)
+        self._max_rows = max_rows
         self._query = compile_template(params.query)
         self._timeout = params.timeout.total_seconds()
         self._resources = resources

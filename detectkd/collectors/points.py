@@ -3,12 +3,16 @@
 Shared by every collector so that typing rules are the same everywhere:
 missing or NaN values become None (stored as NULL, never 0), text in the value
 column is an error, timestamps snap to the period grid, rows outside the
-requested window are dropped with a warning.
+requested window are dropped with a warning, and so are rows whose timestamp is
+NaN, infinite or absurd (before 1900, from 2200 on): counted and named, the other
+rows are kept. Errors say what is wrong with a cell without quoting it (a cell may
+be a fragment of a file or of an internal HTTP answer).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -22,9 +26,11 @@ from detectkd.errors import CollectError
 from detectkd.timegrid import Grid
 
 SEVERAL_ROWS = "several rows in one period"  # the warning's prefix (logged once per metric)
+# The epoch seconds a row's time may have: 1900-01-01 to 2200-01-01 (UTC).
+MIN_TIME, MAX_TIME = -2_208_988_800.0, 7_258_118_400.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a 30-day batch holds hundreds of thousands
 class Point:
     series: str
     period: int
@@ -44,6 +50,7 @@ class PointSpec:
 class Conversion:
     points: list[Point]
     warnings: list[str]
+    bad_times: int = 0  # rows dropped: NaN, infinite or absurd timestamp
 
 
 def coerce_value(raw: Any, column: str) -> float | None:
@@ -58,8 +65,7 @@ def coerce_value(raw: Any, column: str) -> float | None:
         try:
             number = float(text)
         except ValueError:
-            shown = text if len(text) <= 40 else text[:37] + "..."
-            raise CollectError(f"value column {column!r} holds text {shown!r}, not a number") from None
+            raise CollectError(f"value column {column!r} holds text, not a number ({_size(text)})") from None
     else:
         raise CollectError(f"value column {column!r} holds {type(raw).__name__}, not a number")
     return number if math.isfinite(number) else None
@@ -83,9 +89,47 @@ def coerce_timestamp(raw: Any, tz: ZoneInfo, column: str) -> float:
             try:
                 return coerce_timestamp(float(text), tz, column)
             except ValueError:
-                raise CollectError(f"timestamp column {column!r} holds {raw!r}, not a time") from None
+                raise CollectError(
+                    f"timestamp column {column!r} holds text, not a time ({_size(raw)})"
+                ) from None
         return coerce_timestamp(parsed, tz, column)
     raise CollectError(f"timestamp column {column!r} holds {type(raw).__name__}, not a time")
+
+
+def _size(text: str) -> str:
+    """How much text a cell holds: what an error may say of it (not the text itself)."""
+    return f"{len(text):,} characters" if len(text) != 1 else "1 character"
+
+
+_NAME = re.compile(r"[A-Za-z_]\w{0,31}")
+
+
+def _names(row: Row) -> str:
+    """A row's column names for an error: names that look like names (at most 10); the
+    others (an HTML line as a CSV header, a data value as a JSON key) only counted."""
+    names = sorted(str(k) for k in row)
+    shown = [n for n in names if _NAME.fullmatch(n)][:10]
+    rest = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {rest} other(s) not shown" if rest else "") if names else "none"
+
+
+def _shown_time(raw: Any) -> str:
+    """A dropped timestamp, as the warning names it: numbers as they are, text by its size."""
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return f"{raw:g}" if isinstance(raw, float) else str(raw)
+    if isinstance(raw, date):
+        return raw.isoformat()
+    return f"text of {_size(str(raw))}"
+
+
+def usable_time(raw: Any, tz: ZoneInfo, column: str) -> float | None:
+    """Epoch seconds of `raw`, or None when it is NaN, infinite or absurd (outside
+    1900..2200). Text that is not a time at all is an error (CollectError)."""
+    try:
+        seconds = coerce_timestamp(raw, tz, column)
+    except (OverflowError, OSError):  # year 1 in a zone west of UTC, 10**400 ...
+        return None
+    return seconds if MIN_TIME <= seconds < MAX_TIME else None  # NaN fails both
 
 
 def jsonable(raw: Any) -> Any:
@@ -157,17 +201,22 @@ def rows_to_points(
     warnings: list[str] = []
     by_key: dict[tuple[str, int], Point] = {}
     last_period = grid.prev(window.finish)
-    dropped = duplicates = 0
-    for row in rows:
+    dropped = duplicates = bad = 0
+    first_bad = ""
+    for n, row in enumerate(rows, start=1):
         if spec.value_column not in row:
-            cols = ", ".join(sorted(row)) or "none"
-            raise CollectError(f"result has no value column {spec.value_column!r} (columns: {cols})")
+            raise CollectError(f"result has no value column {spec.value_column!r} (columns: {_names(row)})")
         value = coerce_value(row[spec.value_column], spec.value_column)
         raw_ts = row.get(spec.timestamp_column)
         if raw_ts is None:
             period = last_period
         else:
-            period = grid.floor(coerce_timestamp(raw_ts, window.tz, spec.timestamp_column))
+            seconds = usable_time(raw_ts, window.tz, spec.timestamp_column)
+            if seconds is None:  # one bad row does not fail the run: dropped, counted, named
+                bad += 1
+                first_bad = first_bad or f"row {n}: {_shown_time(raw_ts)}"
+                continue
+            period = grid.floor(seconds)
             if not window.start <= period < window.finish:
                 if not single:
                     dropped += 1
@@ -183,6 +232,11 @@ def rows_to_points(
         if key in by_key:
             duplicates += 1
         by_key[key] = Point(key[0], period, value, context)
+    if bad:
+        warnings.append(
+            f"dropped {bad} row(s) whose {spec.timestamp_column!r} is not a usable time "
+            f"(NaN, infinite, before 1900 or from 2200 on; first: {first_bad})"
+        )
     if dropped:
         warnings.append(f"dropped {dropped} row(s) outside the requested periods")
     if duplicates:
@@ -192,4 +246,4 @@ def rows_to_points(
             "the last row of a period is kept)"
         )
     points = sorted(by_key.values(), key=lambda p: (p.period, p.series))
-    return Conversion(points, warnings)
+    return Conversion(points, warnings, bad)

@@ -24,8 +24,8 @@ class CollectorType:
     factory: Callable[[Build], Collector]
 
     def build(self, params: Any, resources: Resources, timestamp_column: str = "period_time",
-              value_column: str = "value") -> Collector:  # fmt: skip
-        return self.factory(Build(params, resources, timestamp_column, value_column))
+              value_column: str = "value", max_rows: int | None = None) -> Collector:  # fmt: skip
+        return self.factory(Build(params, resources, timestamp_column, value_column, max_rows))
 
 
 class SqlParams(NetworkParams):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import model_validator
 
-from detectkd.collectors.base import Build, Row, Window
+from detectkd.collectors.base import Build, Row, Window, next_chunk, too_many_rows
 from detectkd.collectors.params import QueryParams
 from detectkd.errors import CollectError
 from detectkd.resources import Resources
@@ -55,7 +55,7 @@ def _connection(path: str) -> sqlite3.Connection:
     return conn
 
 
-def _run(path: str, sql: str, timeout_s: float) -> list[Row]:
+def _run(path: str, sql: str, timeout_s: float, max_rows: int | None) -> list[Row]:
     try:
         conn = _connection(path)
     except sqlite3.Error as exc:
@@ -65,7 +65,16 @@ def _run(path: str, sql: str, timeout_s: float) -> list[Row]:
     try:
         cur = conn.execute(sql)
         names = [d[0] for d in cur.description or ()]
-        rows: list[Row] = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        rows: list[Row] = []
+        while True:  # at most max_rows + 1 rows read
+            size = next_chunk(max_rows, len(rows))
+            chunk = cur.fetchmany(size)
+            rows.extend(dict(zip(names, r, strict=True)) for r in chunk)
+            if max_rows is not None and len(rows) > max_rows:
+                cur.close()  # the rest of the result is never computed
+                raise too_many_rows(max_rows)
+            if len(chunk) < size:
+                break
     except sqlite3.OperationalError as exc:
         if "interrupted" in str(exc):
             raise CollectError(f"sqlite query timed out after {timeout_s:g}s") from None
@@ -78,16 +87,17 @@ def _run(path: str, sql: str, timeout_s: float) -> list[Row]:
 
 
 class SqliteCollector:
-    def __init__(self, params: Params, resources: Resources) -> None:
+    def __init__(self, params: Params, resources: Resources, max_rows: int | None = None) -> None:
         self._path = params.path()
         self._query = compile_template(params.query)
         self._timeout = params.timeout.total_seconds()
         self._pool = resources.sqlite_pool
+        self._max_rows = max_rows
 
     async def collect(self, window: Window) -> list[Row]:
         sql = self._query.render(**window.template_vars())
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, _run, self._path, sql, self._timeout)
+        future = loop.run_in_executor(self._pool, _run, self._path, sql, self._timeout, self._max_rows)
         try:
             # Backstop in case the thread pool itself is saturated.
             return await asyncio.wait_for(future, self._timeout + 5)
@@ -99,4 +109,4 @@ class SqliteCollector:
 
 
 def build(b: Build) -> SqliteCollector:
-    return SqliteCollector(b.params, b.resources)
+    return SqliteCollector(b.params, b.resources, b.max_rows)

@@ -9,7 +9,6 @@ an alert fires at the period it would have fired). History is collected in
 
 from __future__ import annotations
 
-import csv
 import gc
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from detectkd.alerting.alert import Alert
+from detectkd.commands.csvsafe import SafeWriter
 from detectkd.commands.labelled import Labelled, compare
 from detectkd.commands.report import SeriesTrace, render
 from detectkd.errors import CollectError, error_line
@@ -65,7 +65,7 @@ async def backtest(
     summary = Summary(traces={} if report is not None else None)
     t0 = time.perf_counter()
     sink = output.open("w", newline="") if output is not None else None
-    writer = csv.writer(sink) if sink is not None else None
+    writer = SafeWriter(sink) if sink is not None else None
     if writer is not None:
         writer.writerow(CSV_HEADER)
     tz = ZoneInfo(spec.config.schedule.timezone)

@@ -12,7 +12,6 @@ export writes the stored points with their detections as CSV.
 
 from __future__ import annotations
 
-import csv
 import math
 import sys
 import time
@@ -26,6 +25,7 @@ import structlog
 
 from detectkd.alerting.feedback import Feedback
 from detectkd.commands.check import metric_env
+from detectkd.commands.csvsafe import SafeWriter
 from detectkd.config.settings import Settings
 from detectkd.errors import CollectError, StorageError, error_line
 from detectkd.runtime.slot import MetricSlot, assemble, data_store
@@ -150,7 +150,7 @@ async def export(
         print(f"error: {exc}", file=sys.stderr)
         return 1
     tz = ZoneInfo(spec.config.schedule.timezone)
-    writer = csv.writer(out)
+    writer = SafeWriter(out)  # labels and notes are not formulas for a spreadsheet
     writer.writerow(EXPORT_HEADER)
     writer.writerows(export_rows(points, detections, tz, labels))
     return 0

@@ -65,7 +65,8 @@ class Collector(Frozen):
     series_columns: list[str] = Field(default_factory=list)  # one series per distinct value set
     # New series beyond this many are refused, with an error on the metric (multi-series.md).
     max_series: int = Field(default=1000, ge=1)
-    # A query result with more rows is refused (an error naming the limit), never converted.
+    # A query result with more rows is refused (an error naming the limit) while it is read:
+    # SQL sources stop after max_rows + 1 rows, nothing is converted.
     max_rows: int = Field(default=1_000_000, ge=1)
     # A series without data this long is forgotten: state deleted, window freed; null: never.
     forget_after: Duration | None = timedelta(days=7)

@@ -53,7 +53,7 @@ class Current:
     series: str = ""  # lets a detector keep derived, rebuildable state per series
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Result:
     detector: str
     value: float | None

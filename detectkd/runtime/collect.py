@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 
-from detectkd.collectors.base import Collector, Window
-from detectkd.collectors.points import Point, rows_to_points
-from detectkd.errors import CollectError
+from detectkd.collectors.base import Collector, Window, too_many_rows
+from detectkd.collectors.points import Conversion, rows_to_points
 from detectkd.specs.loader import MetricSpec
 from detectkd.timegrid import Grid, fmt_local, to_dt
 
@@ -29,29 +28,25 @@ def windows(spec: MetricSpec, grid: Grid, start: int, finish: int) -> list[Windo
     return [Window(p, grid.next(p), interval, grid.tz) for p in grid.periods(start, finish)]
 
 
-async def collect(
-    collector: Collector, spec: MetricSpec, grid: Grid, start: int, finish: int
-) -> tuple[list[Point], list[str]]:
-    """The points of [start, finish) and the warnings converting the rows gave."""
-    points: list[Point] = []
-    warnings: list[str] = []
+async def collect(collector: Collector, spec: MetricSpec, grid: Grid, start: int, finish: int) -> Conversion:
+    """The points of [start, finish), the warnings converting the rows gave, and how many
+    rows were dropped for a timestamp that is no usable time."""
+    out = Conversion([], [])
     limit = spec.config.collector.max_rows
     single = not spec.collector.multi_period
     for window in windows(spec, grid, start, finish):
         rows = await collector.collect(window)
-        if len(rows) > limit:
-            raise CollectError(
-                f"the query returned {len(rows):,} rows, above collector.max_rows ({limit:,}); "
-                "aggregate in the query or raise max_rows"
-            )
+        if len(rows) > limit:  # the SQL collectors stop reading at the limit; this is for the others
+            raise too_many_rows(limit)
         pspec = spec.collector.points
         if len(rows) > OFF_LOOP_ROWS:  # big results are converted off the event loop
             conv = await asyncio.to_thread(rows_to_points, rows, pspec, window, grid, single)
         else:
             conv = rows_to_points(rows, pspec, window, grid, single=single)
-        warnings.extend(conv.warnings)
-        points.extend(conv.points)
-    return points, warnings
+        out.warnings.extend(conv.warnings)
+        out.points.extend(conv.points)
+        out.bad_times += conv.bad_times
+    return out
 
 
 async def timezone_probe(collector: Collector, spec: MetricSpec, grid: Grid, period: int) -> str | None:

@@ -32,7 +32,7 @@ from detectkd.templating import compile_template
 from detectkd.timegrid import Grid
 
 
-@dataclass
+@dataclass(slots=True)
 class PointReport:
     point: Point
     results: list[Result]

@@ -1,10 +1,9 @@
 """One metric at runtime: collect -> judge -> commit -> apply, for a window of periods.
 
-Built from a `MetricSpec`; never mutates it. Judging is `runtime.judge`;
-what the metric remembers is `runtime.memory`; status and telemetry are
-`runtime.status`. Alert states, the cached watermark and forgotten series
-change only after the run's commit succeeded, and memory is rolled back
-when it did not, so a failed or cancelled run is simply redone by the next.
+Built from a `MetricSpec`; never mutates it. Judging is `runtime.judge`; what the metric
+remembers is `runtime.memory`; status and telemetry are `runtime.status`. Alert states,
+the cached watermark and forgotten series change only after the run's commit succeeded,
+and memory is rolled back when it did not, so a failed or cancelled run is simply redone.
 """
 
 from __future__ import annotations
@@ -85,8 +84,9 @@ class MetricRuntime:
         c = spec.collector
         kind = collector_registry.lookup(c.type)
         assert kind is not None  # validated at load
+        p = c.points  # a result above max_rows is refused while it is read
         self.collector: Collector = kind.build(
-            c.params, resources, c.points.timestamp_column, c.points.value_column
+            c.params, resources, p.timestamp_column, p.value_column, spec.config.collector.max_rows
         )
         self.detectors: list[Detector] = []
         for d in spec.detectors:
@@ -107,8 +107,7 @@ class MetricRuntime:
         self.lock = asyncio.Lock()
         self.save_states = True  # False: `load-history`, which must not overwrite the daemon's state
         self.save_watermark = True  # False: the daemon's history loader (live runs own the watermark)
-        # The daemon's: a first start's `start_time` history is loaded in the background
-        # (`runtime.history`); without it (one-shot commands) the first run loads it itself.
+        # The daemon's background loader of a first start's history (None: the first run loads it).
         self.history: HistoryHook | None = None
 
     @property
@@ -297,9 +296,10 @@ class MetricRuntime:
         return kept
 
     async def _collect(self, start: int, finish: int, report: RunReport) -> list[Point]:
-        points, warnings = await collect(self.collector, self.spec, self.grid, start, finish)
-        report.warnings.extend(warnings)
-        return points
+        conv = await collect(self.collector, self.spec, self.grid, start, finish)
+        self.book.converted(conv.warnings, conv.bad_times)  # the last warning; dropped rows counted
+        report.warnings.extend(conv.warnings)
+        return conv.points
 
     async def _probe(self, report: RunReport) -> None:
         """Once per runtime: the newest period is empty; is the timezone the reason?"""

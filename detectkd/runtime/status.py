@@ -35,6 +35,8 @@ class RunStatus:
     runs: int = 0
     failures: int = 0
     series_error: str | None = None  # the `max_series` limit refused new series
+    last_warning: str | None = None  # the newest warning converting rows gave (kept until the next)
+    last_warning_at: float | None = None
 
 
 class StatusBook:
@@ -99,6 +101,14 @@ class StatusBook:
         if anomalies:
             tel.anomalies.labels(self.name).inc(anomalies)
 
+    def converted(self, warnings: list[str], bad_times: int) -> None:
+        """What converting a run's rows said: the newest warning, and rows dropped for a
+        timestamp that is no usable time (NaN, infinite, absurd)."""
+        if warnings:
+            self.status.last_warning, self.status.last_warning_at = warnings[-1], time.time()
+        if bad_times and self.telemetry is not None:
+            self.telemetry.rows_dropped.labels(self.name, "bad_timestamp").inc(bad_times)
+
     def refused(self, count: int) -> None:
         if self.telemetry is not None:
             self.telemetry.series_refused.labels(self.name).inc(count)
@@ -119,6 +129,8 @@ def api_entry(name: str, file: str, interval_s: float, s: RunStatus,
         "runs": s.runs,
         "failures": s.failures,
         "series_error": s.series_error,
+        "last_warning": s.last_warning,
+        "last_warning_at": iso(s.last_warning_at),
         "series": {series or "": st.status.value for series, st in sorted(states.items())},
     }
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from detectkd.collectors.points import PointSpec
 from detectkd.config.models import Conditions, MetricFile
 from detectkd.errors import ConfigIssue
+from detectkd.redact import DB_SCHEMES
 from detectkd.shard import Shard
 from detectkd.specs.entities import Entity
 
@@ -92,7 +93,10 @@ class LoadResult:
 
 
 def source_key(c: CollectorSpec) -> str:
-    """What "one source" means: the profile, else the connection (no credentials)."""
+    """What "one source" means: the profile, else the connection: host, port and database
+    (`postgres:db1/5432/app`, `http:api.internal:8080`). Never credentials, nor a web URL's
+    path or query (tokens live there): every metric of one HTTP server is one source, which
+    is what a SOURCE DOWN groups. Shown in `/api/v1/metrics` and alert labels."""
     if c.profile:
         return c.profile
     data = c.params.model_dump()
@@ -100,6 +104,19 @@ def source_key(c: CollectorSpec) -> str:
     for k in ("connection_string", "dsn", "url"):
         raw = data.get(k)
         if isinstance(raw, str) and raw:
-            u = urlsplit(raw)
-            parts.append(f"{u.hostname or ''}{':' + str(u.port) if u.port else ''}{u.path}")
+            parts.append(_where(raw))
     return f"{c.type}:" + "/".join(parts) if parts else c.type
+
+
+def _where(url: str) -> str:
+    """host:port of a URL, and the path of a database URL (the database; a file for SQLite)."""
+    try:
+        u = urlsplit(url)
+    except ValueError:  # an unbalanced IPv6 bracket: nothing to show
+        return ""
+    try:
+        port = f":{u.port}" if u.port else ""
+    except ValueError:  # not a number (a template): the host alone
+        port = ""
+    path = u.path if u.scheme.split("+", 1)[0].lower() in DB_SCHEMES else ""
+    return f"{u.hostname or ''}{port}{path}"

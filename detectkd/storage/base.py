@@ -19,7 +19,7 @@ from detectkd.collectors.points import Point
 from detectkd.detectors.base import Result
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredDetection:
     series: str
     period: int

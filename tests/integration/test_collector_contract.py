@@ -1,6 +1,7 @@
 """One contract for every source: a slow source stops at its timeout with a `CollectError`,
-a cancelled collect lets cancellation through and leaves the collector usable, and no error
-ever carries a secret. Each source runs against a real server (SQLite file, PostgreSQL,
+a cancelled collect lets cancellation through and leaves the collector usable, no error
+ever carries a secret, and a SQL result above `max_rows` is refused while it is read (a
+billion-row query stops after max_rows + 1 rows). Each source runs against a real server (SQLite file, PostgreSQL,
 MariaDB, ClickHouse, a local HTTP server; CSV reads a local file)."""
 
 from __future__ import annotations
@@ -43,10 +44,22 @@ class Source:
     slow: dict[str, Any] | None  # None: the source cannot be slow (a local file)
     secret: dict[str, Any] | None  # wrong credentials that carry SECRET (None: it has none)
 
-    def build(self, params: dict[str, Any], resources: Resources) -> Collector:
+    def build(self, params: dict[str, Any], resources: Resources, max_rows: int | None = None) -> Collector:
         entry = lookup(self.kind)
         assert entry is not None and entry is COLLECTORS[self.kind]
-        return entry.build(entry.params.model_validate(params), resources)
+        return entry.build(entry.params.model_validate(params), resources, max_rows=max_rows)
+
+    def rows(self, n: int) -> dict[str, Any]:
+        """Params of a query that yields the rows 1..n as `value`, computed lazily."""
+        query = {
+            "sqlite": f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) "
+            "SELECT x AS value FROM c",
+            "postgres": f"SELECT generate_series(1, {n}) AS value",
+            "sql": f"SELECT generate_series(1, {n}) AS value",
+            "mysql": f"SELECT seq AS value FROM seq_1_to_{n}",  # MariaDB's sequence engine
+            "clickhouse": f"SELECT number + 1 AS value FROM numbers({n})",
+        }[self.kind]
+        return {**self.fast, "query": query}
 
 
 @pytest.fixture
@@ -158,3 +171,32 @@ async def test_errors_never_carry_secrets(source: Source, resources: Resources) 
     text = str(err.value)
     assert SECRET not in text and text.strip(), text
     assert "\n" not in text  # one line: it is shown in the API, logs and alerts
+
+
+SQL = [s for s in SOURCES if s not in ("http", "csv")]  # http answers are bounded in bytes
+
+
+@pytest.mark.parametrize("source", SQL, indirect=True)
+async def test_a_result_above_max_rows_is_refused_while_it_is_read(
+    source: Source, resources: Resources
+) -> None:
+    """A billion rows: only a reader that stops after max_rows + 1 finishes (in well under a
+    second here); exactly max_rows rows pass; the source stays usable."""
+    huge = source.build({**source.rows(1_000_000_000), "timeout": "20s"}, resources, max_rows=1000)
+    exact = source.build(source.rows(1000), resources, max_rows=1000)
+    try:
+        async with asyncio.timeout(30):
+            with pytest.raises(CollectError, match=r"more than collector.max_rows \(1,000\) rows"):
+                await huge.collect(W)
+            rows = await exact.collect(W)
+            assert [int(r["value"]) for r in rows] == list(range(1, 1001))
+            with pytest.raises(CollectError, match=r"more than collector.max_rows \(1,000\) rows"):
+                await huge.collect(W)  # again, on the same pool
+    finally:
+        await huge.close()
+        await exact.close()
+    fast = source.build(source.fast, resources)
+    try:
+        assert await fast.collect(W)
+    finally:
+        await fast.close()

@@ -209,7 +209,10 @@ detector: {{type: mad}}
 
     path.write_text("timestamp,region,value\n1767222600,eu,99\nnot-a-time,eu,1\n")
     os.utime(path, (1, 1))  # a different mtime, whatever the clock's resolution
-    with pytest.raises(CollectError, match=r"export\.csv:3: .*not-a-time"):
+    with pytest.raises(
+        CollectError,
+        match=r"export\.csv:3: timestamp column .timestamp. holds text, not a time \(10 characters\)",
+    ):
         await c.collect(w)
     path.write_text("timestamp,region,value\n1767222600,eu,99\n")
     os.utime(path, (2, 2))

@@ -162,7 +162,7 @@ async def test_garbage_is_an_error_that_keeps_nothing_half_done(env: Env) -> Non
     conn.commit()
     conn.close()
     rt = await env.runtime(env.spec())
-    with pytest.raises(CollectError, match="holds text 'lots'"):
+    with pytest.raises(CollectError, match="holds text, not a number \\(4 characters\\)"):
         await rt.run(T0 + STEP)
     assert rt.status.state == "error" and "holds text" in (rt.status.last_error or "")
     assert (rt.status.last_error or "").startswith("orders: ")
@@ -446,9 +446,34 @@ async def test_a_result_above_max_rows_is_refused_and_big_ones_still_convert(env
 
     env.spec()
     rt = await env.runtime(one_query("  max_rows: 5000\n"))
-    with pytest.raises(Refused, match=r"8,000 rows, above collector.max_rows \(5,000\)"):
+    with pytest.raises(Refused, match=r"more than collector.max_rows \(5,000\) rows"):
         await rt.check(T0 - 8000 * STEP, T0, notify=False, commit=False)
     env.spec()
     roomy = await env.runtime(one_query(""))  # 8,000 rows: converted in a worker thread
     report = await roomy.check(T0 - 8000 * STEP, T0, notify=False, commit=False)
     assert len(report.points) == 8000 and all(p.point.value is not None for p in report.points)
+
+
+async def test_rows_without_a_usable_time_are_dropped_and_the_run_keeps_the_others(env: Env) -> None:
+    from detectkd.telemetry import Telemetry
+
+    env.put(T0, normal(3))
+    conn = sqlite3.connect(env.db)  # NaN, an absurd number and a year-9999 time among good rows
+    conn.executemany("INSERT INTO src VALUES (?, 1)", [("NaN",), ("1e300",), ("9999-12-31 23:00:00",)])
+    conn.commit()
+    conn.close()
+    env.spec()
+    path = env.tmp / "m" / "orders.yaml"  # one query for every period, no filter: the bad rows come back
+    text = path.read_text().replace("type: sqlite\n", "type: sqlite\n  multi_period: true\n")
+    path.write_text(
+        text.replace("WHERE period_time >= '{{ period_start }}' AND period_time < '{{ period_finish }}'", "")
+    )
+    spec = load_metrics([env.tmp / "m"], None, env={}).metrics["orders"]
+    tel = Telemetry()
+    rt = MetricRuntime(spec, env.store, env.resources, tel, {})
+    report = await rt.check(T0, T0 + 3 * STEP, notify=False, commit=False)
+    assert [p.point.value for p in report.points] == normal(3)
+    assert rt.status.state == "ok" and rt.status.last_error is None
+    warning = rt.api()["last_warning"] or ""
+    assert "dropped 3 row(s) whose 'period_time' is not a usable time" in warning, warning
+    assert 'detectk_rows_dropped_total{metric="orders",reason="bad_timestamp"} 3' in tel.exposition().decode()

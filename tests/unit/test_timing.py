@@ -122,7 +122,7 @@ def test_no_timestamp_column_means_the_newest_requested_period() -> None:
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("oops", "holds text 'oops'"), (True, "boolean"), ({"a": 1}, "holds dict")],
+    [("oops", "holds text, not a number \\(4 characters\\)"), (True, "boolean"), ({"a": 1}, "holds dict")],
 )
 def test_garbage_in_the_value_column_is_a_clear_error(value: object, message: str) -> None:
     spec = PointSpec("period_time", "value", (), ())
@@ -177,3 +177,40 @@ def test_trigger_fire_times_strictly_increase_one_period_apart(interval_s: int) 
             assert nxt is not None
             assert abs((nxt - fire).total_seconds() - interval_s) < 0.002
             fire = nxt
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        1e300,
+        "NaN",
+        "inf",
+        "1e300",
+        "9999-12-31 23:00:00",
+        datetime(1, 1, 1),
+        -1e12,
+    ],
+)
+def test_a_row_without_a_usable_time_is_dropped_counted_and_named(bad: object) -> None:
+    rows: list[dict[str, object]] = [
+        {"period_time": "2026-11-20 10:00:00", "country": "DE", "value": 1},
+        {"period_time": bad, "country": "DE", "value": 2},
+        {"period_time": "2026-11-20 10:10:00", "country": "DE", "value": 3},
+    ]
+    conv = rows_to_points(rows, SPEC, window(), Grid(timedelta(minutes=10)))
+    assert [p.value for p in conv.points] == [1.0, 3.0] and conv.bad_times == 1
+    assert len(conv.warnings) == 1 and conv.warnings[0].startswith("dropped 1 row(s) whose 'period_time'")
+    assert "first: row 2: " in conv.warnings[0]
+
+
+def test_errors_about_a_cell_do_not_quote_it() -> None:
+    """A cell may be a fragment of a file or of an internal answer: errors give its size only."""
+    spec = PointSpec("period_time", "value", (), ())
+    secret = "internal-answer-7731 <html>admin</html>"
+    for row in ({"value": secret}, {"period_time": secret, "value": 1}):
+        with pytest.raises(CollectError) as err:
+            rows_to_points([row], spec, window(), Grid(timedelta(minutes=10)))
+        assert "internal" not in str(err.value) and "39 characters" in str(err.value)
