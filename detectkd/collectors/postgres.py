@@ -3,37 +3,26 @@
 One pool per identical connection settings, shared by every metric that uses
 them; its size (`pool_size`, default 5) is the per-source concurrency limit.
 The per-query timeout is asyncpg's: on expiry the query is cancelled on the
-server, not just abandoned.
+server, not just abandoned. A host list fails over (collectors/pgconnect.py).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import asyncpg
 
 from detectkd.collectors.base import Build, Row, Window
 from detectkd.collectors.netparams import Endpoint, PooledSource, error_text
+from detectkd.collectors.pgconnect import HostPool
 from detectkd.errors import CollectError
 
-CONNECT_TIMEOUT_S = 10.0
+
+async def _create(ep: Endpoint) -> HostPool:
+    pool = HostPool(ep, min_size=0, max_size=ep.pool_size)
+    await pool.open()
+    return pool
 
 
-async def _create(ep: Endpoint) -> Any:
-    return await asyncpg.create_pool(
-        host=ep.host,
-        port=ep.port,
-        user=ep.user,
-        password=ep.password,
-        database=ep.database,
-        ssl=ep.ssl_context(),
-        min_size=0,
-        max_size=ep.pool_size,
-        timeout=CONNECT_TIMEOUT_S,
-    )
-
-
-async def _close(pool: Any) -> None:
+async def _close(pool: HostPool) -> None:
     await pool.close()
 
 
@@ -46,7 +35,7 @@ class PostgresCollector(PooledSource):
         where = self._ep.describe()
         try:
             pool = await self._resources.pool(self._ep, lambda: _create(self._ep), _close)
-            async with pool.acquire(timeout=self._timeout) as conn:
+            async with pool.acquire(self._timeout + pool.connect_budget()) as conn:
                 records = await conn.fetch(sql, timeout=self._timeout)
         except TimeoutError:
             raise CollectError(f"{where}: query timed out after {self._timeout:g}s (cancelled)") from None

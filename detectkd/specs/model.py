@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from detectkd.collectors.points import PointSpec
+from detectkd.config.hosts import split_url
 from detectkd.config.models import Conditions, MetricFile
 from detectkd.errors import ConfigIssue
 from detectkd.shard import Shard
@@ -101,5 +102,9 @@ def source_key(c: CollectorSpec) -> str:
         raw = data.get(k)
         if isinstance(raw, str) and raw:
             u = urlsplit(raw)
-            parts.append(f"{u.hostname or ''}{':' + str(u.port) if u.port else ''}{u.path}")
+            if "," in u.netloc:  # a failover host list names the source (config/hosts.py)
+                listed = ",".join(f"{h}:{p}" if p else h for h, p in split_url(raw).hosts)
+                parts.append(f"{listed}{u.path}")
+            else:
+                parts.append(f"{u.hostname or ''}{':' + str(u.port) if u.port else ''}{u.path}")
     return f"{c.type}:" + "/".join(parts) if parts else c.type
