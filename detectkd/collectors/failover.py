@@ -26,9 +26,11 @@ RETRY_S = 60.0
 class HostOrder:
     """The order to try `n` hosts in, given which failed recently. Not thread-safe (one loop)."""
 
-    def __init__(self, n: int, retry_s: float = RETRY_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, n: int, retry_s: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._n = n
-        self._retry_s = retry_s
+        self._retry_s = RETRY_S if retry_s is None else retry_s
         self._clock = clock
         self._failed_at: dict[int, float] = {}
 
