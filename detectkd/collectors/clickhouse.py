@@ -27,6 +27,7 @@ from aiochclient import ChClient, ChClientError
 from detectkd.collectors.base import Build, Row, Window
 from detectkd.collectors.chhosts import ChHosts, hostport
 from detectkd.collectors.chhosts import session as ch_session
+from detectkd.collectors.failover import CONNECT_TIMEOUT_S
 from detectkd.collectors.netparams import error_text
 from detectkd.collectors.params import NetworkParams
 from detectkd.config.hosts import HostPort, parse_hosts, split_url
@@ -172,7 +173,9 @@ class ClickhouseCollector:
 
         async with limit:
             try:
-                async with asyncio.timeout(self._timeout):
+                # The server stops the query at max_execution_time; the client's deadline also
+                # allows each host passed over its connect timeout (a black-holed first host).
+                async with asyncio.timeout(self._timeout + CONNECT_TIMEOUT_S * (len(self._ep.urls) - 1)):
                     records = await hosts.call(fetch)
             except TimeoutError:
                 await self._kill(session, sent_to[-1] if sent_to else self._ep.url, query_id)

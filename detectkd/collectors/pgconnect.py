@@ -83,8 +83,8 @@ class HostPool:
         return conn
 
     def connect_budget(self) -> float:
-        """How long getting a new connection may take at worst (every host timing out)."""
-        return self._timeout * len(self.ep.hosts)
+        """What passing over the hosts before the last may take at worst (each timing out)."""
+        return self._timeout * (len(self.ep.hosts) - 1)
 
     @contextlib.asynccontextmanager
     async def acquire(self, wait_s: float | None = None) -> AsyncIterator[Any]:
