@@ -30,12 +30,12 @@ class Endpoint:
     verify: bool
     ca_file: str | None
     pool_size: int
-    # From the connection string's query (PostgreSQL): target_session_attrs, sslmode,
-    # connect_timeout (seconds, per host) and the rest as server settings, as asyncpg does.
+    # From a PostgreSQL connection string's query: target_session_attrs, connect_timeout
+    # (seconds, per host); the rest (sslmode, sslrootcert, passfile, server settings ...)
+    # is handed to asyncpg as the URL's query, which reads it as libpq does.
     session_attrs: str | None = None
-    sslmode: str | None = None
     connect_timeout: float | None = None
-    settings: tuple[tuple[str, str], ...] = ()
+    options: tuple[tuple[str, str], ...] = ()
 
     @property
     def host(self) -> str:
@@ -65,8 +65,8 @@ def endpoint(kind: str, p: ConnectionParams, default_port: int, pool_size: int |
     port = p.port or default_port
     hosts = tuple((h, own or port) for h, own in listed) or (("localhost", port),)
     query = dict(url.query)
-    sslmode = query.pop("sslmode", None)
-    secure = p.secure or sslmode == "require" or query.pop("ssl", None) == "true"
+    sslmode = query.get("sslmode") if kind == "postgres" else query.pop("sslmode", None)
+    secure = p.secure or query.pop("ssl", None) == "true" or (kind != "postgres" and sslmode == "require")
     timeout = query.pop("connect_timeout", None)
     return Endpoint(
         kind=kind,
@@ -79,9 +79,8 @@ def endpoint(kind: str, p: ConnectionParams, default_port: int, pool_size: int |
         ca_file=p.ca_file,
         pool_size=pool_size or getattr(p, "pool_size", None) or 5,
         session_attrs=query.pop("target_session_attrs", None),
-        sslmode=sslmode,
         connect_timeout=float(timeout) if timeout else None,
-        settings=tuple(sorted(query.items())),
+        options=tuple(sorted(query.items())),
     )
 
 

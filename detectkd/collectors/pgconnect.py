@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
 from asyncpg.exceptions import PostgresConnectionError, TargetServerAttributeNotMatched
@@ -33,6 +34,8 @@ async def connect(
     Raises ConnectionError (an OSError) naming every host and why it was passed over.
     """
     attrs = ep.session_attrs or "any"
+    # The URL's other parameters (sslmode, sslrootcert, server settings) as asyncpg reads them.
+    dsn = f"postgresql:///?{urlencode(ep.options)}" if ep.options else None
     passes = ["standby", "any"] if attrs == "prefer-standby" else [attrs]
     errors: dict[int, str] = {}
     for want in passes:
@@ -42,9 +45,8 @@ async def connect(
             host, port = ep.hosts[i]
             try:
                 conn = await asyncpg.connect(
-                    host=host, port=port, user=ep.user, password=ep.password, database=ep.database,
-                    ssl=ep.ssl_context() or ep.sslmode, timeout=per_host_s, target_session_attrs=want,
-                    server_settings=dict(ep.settings) or None, **kwargs,
+                    dsn, host=host, port=port, user=ep.user, password=ep.password, database=ep.database,
+                    ssl=ep.ssl_context(), timeout=per_host_s, target_session_attrs=want, **kwargs,
                 )  # fmt: skip
             except TargetServerAttributeNotMatched:
                 errors[i] = f"not {want}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 # libpq's target_session_attrs values that asyncpg implements.
 SESSION_ATTRS = ("any", "primary", "standby", "read-write", "read-only", "prefer-standby")
@@ -79,12 +79,53 @@ class UrlParts:
     query: dict[str, str] = field(default_factory=dict)
 
 
+def _with_ports(hosts: tuple[HostPort, ...], ports: str) -> tuple[HostPort, ...]:
+    """libpq's `port=5432,5433`: one port for every host, or one per host."""
+    listed = [_port(p.strip(), ports) for p in ports.split(",")]
+    if len(listed) == 1:
+        return tuple(HostPort(h, own or listed[0]) for h, own in hosts)
+    if len(listed) != len(hosts):
+        raise ValueError(f"port list {ports!r} has {len(listed)} entries for {len(hosts)} hosts")
+    return tuple(HostPort(h, own or p) for (h, own), p in zip(hosts, listed, strict=True))
+
+
+_PAIR = re.compile(r"\s*(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")
+
+
+def keywords_to_url(text: str) -> str:
+    """libpq's keyword/value form (`host=h1,h2 port=5432,5433 dbname=m`) as a postgresql:// URL."""
+    pairs: dict[str, str] = {}
+    pos = 0
+    while pos < len(text.rstrip()):
+        m = _PAIR.match(text, pos)
+        if m is None:
+            # Not echoed: the rest may hold a piece of a password.
+            raise ValueError(f"connection string: expected key=value at character {pos + 1}")
+        value = m.group(2)
+        if value.startswith("'"):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        pairs[m.group(1)] = value
+        pos = m.end()
+    user = quote(pairs.pop("user", ""), safe="")
+    password = pairs.pop("password", None)
+    auth = f"{user}:{quote(password, safe='')}@" if password is not None else (f"{user}@" if user else "")
+    database = quote(pairs.pop("dbname", ""), safe="")
+    return f"postgresql://{auth}/{database}" + (f"?{urlencode(pairs)}" if pairs else "")
+
+
 def split_url(url: str) -> UrlParts:
+    """A connection URL, or libpq's keyword/value form; hosts also from `?host=...&port=...`."""
+    if "://" not in url and "=" in url:
+        url = keywords_to_url(url)
     parts = urlsplit(url)
     userinfo, at, hostlist = parts.netloc.rpartition("@")
     user, colon, password = userinfo.partition(":") if at else ("", "", "")
     hosts = parse_hosts(unquote(hostlist)) if hostlist else ()
     query = dict(parse_qsl(parts.query))
+    if not hosts and query.get("host"):
+        hosts = parse_hosts(query.pop("host"))
+    if hosts and query.get("port"):
+        hosts = _with_ports(hosts, query.pop("port"))
     attrs = query.get("target_session_attrs")
     if attrs is not None and attrs not in SESSION_ATTRS:
         raise ValueError(f"target_session_attrs={attrs!r} is not one of {', '.join(SESSION_ATTRS)}")
@@ -102,8 +143,8 @@ def split_url(url: str) -> UrlParts:
 
 
 def check_connection_string(url: str) -> None:
-    """Raise ValueError when a URL's host list or target_session_attrs is malformed."""
-    if "://" in url and not url.lower().startswith(("sqlite", "file")):
+    """Raise ValueError when a host list, port list or target_session_attrs is malformed."""
+    if ("://" in url and not url.lower().startswith(("sqlite", "file"))) or ("://" not in url and "=" in url):
         split_url(url)
 
 

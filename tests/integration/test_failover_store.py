@@ -122,3 +122,21 @@ async def test_clickhouse_store_server_stopped_between_commits(
     assert await commit_through_a_stop(store, a) == [0.0, 1.0, 2.0]
     assert b.accepted >= 1
     await b.stop()
+
+
+async def test_postgres_store_reads_libpq_keywords_and_hands_the_rest_to_asyncpg(pg_db: str) -> None:
+    """libpq's keyword/value form with a host list; sslmode and server settings reach asyncpg."""
+    dsn = (
+        f"host=127.0.0.1:{dead_port()},127.0.0.1 port=5432 dbname={pg_db} user=postgres "
+        "sslmode=disable application_name=dtk-failover target_session_attrs=read-write"
+    )
+    store = PostgresStore(dsn)
+    await store.open()
+    try:
+        await store.commit(run(0))
+        assert await periods(store) == [0.0]
+        assert store._pool is not None
+        async with store._pool.acquire() as conn:
+            assert await conn.fetchval("SHOW application_name") == "dtk-failover"
+    finally:
+        await store.close()

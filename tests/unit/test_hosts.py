@@ -61,11 +61,29 @@ def test_libpq_urls_with_host_lists() -> None:
         split_url("postgresql://db1,db2/m?target_session_attrs=primary-ish")
 
 
+def test_libpq_keyword_form_and_query_hosts() -> None:
+    kw = split_url(
+        "host=db1,db2 port=5432,5433 dbname=m user=u password='p w\\'x' target_session_attrs=read-write"
+    )
+    assert kw.hosts == (HostPort("db1", 5432), HostPort("db2", 5433))
+    assert (kw.user, kw.password, kw.database) == ("u", "p w'x", "m")
+    assert kw.query == {"target_session_attrs": "read-write"}
+    q = split_url("postgresql:///m?host=a,b:7000&port=6000")
+    assert q.hosts == (HostPort("a", 6000), HostPort("b", 7000))  # one port for every host without its own
+    with pytest.raises(ValueError, match="port list '1,2' has 2 entries for 3 hosts"):
+        split_url("host=a,b,c port=1,2")
+    with pytest.raises(ValueError, match="expected key=value at character 18") as err:
+        split_url("host=a password=x y")
+    assert "y" not in str(err.value).replace("key", "")  # no piece of the password echoed
+
+
 def test_postgres_endpoint_ports_and_session_attrs() -> None:
     url = "postgresql://u:pw@db1,db2:5433/m?target_session_attrs=read-write&connect_timeout=3"
     ep = endpoint("postgres", NetworkParams(query="q", connection_string=url), 5432)
     assert ep.hosts == (("db1", 5432), ("db2", 5433))  # libpq: a host without a port gets the default
     assert (ep.session_attrs, ep.connect_timeout, ep.user, ep.database) == ("read-write", 3.0, "u", "m")
+    tls = endpoint("postgres", NetworkParams(query="q", connection_string=url + "&sslmode=verify-full"), 5432)
+    assert tls.options == (("sslmode", "verify-full"),) and not tls.secure  # asyncpg applies libpq's sslmode
     assert ep.describe() == "postgres db1:5432,db2:5433/m"
     keys = endpoint("postgres", NetworkParams(query="q", host="a, b:6000", port=5500), 5432)
     assert keys.hosts == (("a", 5500), ("b", 6000))  # an entry's own port wins over `port`
