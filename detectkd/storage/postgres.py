@@ -132,10 +132,11 @@ class PostgresStore(docs.PostgresDocs):
 
     async def open(self) -> None:
         try:
-            self._pool = HostPool(self._ep, min_size=1, max_size=10)
-            await self._pool.open()
+            pool = HostPool(self._ep, min_size=1, max_size=10)
+            await pool.open()
+            self._pool = pool
             # One DDL at a time across daemons starting together.
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(7215834)")
                 await conn.execute(SCHEMA + docs.SCHEMA + lease.SCHEMA)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
