@@ -38,10 +38,11 @@ async def connect(
     dsn = f"postgresql:///?{urlencode(ep.options)}" if ep.options else None
     passes = ["standby", "any"] if attrs == "prefer-standby" else [attrs]
     errors: dict[int, str] = {}
+    unreachable: set[int] = set()
     for want in passes:
         for i in order.order():
-            if i in errors and not errors[i].startswith("not "):
-                continue  # unreachable in the first pass
+            if i in unreachable:
+                continue  # not tried again in prefer-standby's second pass
             host, port = ep.hosts[i]
             try:
                 conn = await asyncpg.connect(
@@ -52,6 +53,7 @@ async def connect(
                 errors[i] = f"not {want}"
             except NEXT_HOST as exc:
                 order.failed(i)
+                unreachable.add(i)
                 why = f"no answer in {per_host_s:g}s" if isinstance(exc, TimeoutError) else error_text(exc)
                 errors[i] = f"{type(exc).__name__}: {why}"
             else:
@@ -99,7 +101,3 @@ class HostPool:
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
-
-    def terminate(self) -> None:
-        if self._pool is not None:
-            self._pool.terminate()

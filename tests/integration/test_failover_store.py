@@ -99,6 +99,16 @@ async def test_postgres_store_without_a_matching_host_says_so(pg_db: str) -> Non
         await PostgresStore(dsn).open()
 
 
+async def test_prefer_standby_takes_the_primary_when_no_host_is_a_standby(pg_db: str) -> None:
+    dsn = f"postgresql://postgres@127.0.0.1:{dead_port()},127.0.0.1:5432/{pg_db}?target_session_attrs=prefer-standby"
+    store = PostgresStore(dsn)
+    await store.open()
+    try:
+        assert store._pool is not None and store._pool.on == 1
+    finally:
+        await store.close()
+
+
 async def test_clickhouse_store_skips_a_dead_first_host(clickhouse: ClickHouseServer, ch_db: str) -> None:
     params = StoreParams(
         host=f"127.0.0.1:{dead_port()},127.0.0.1", http_port=clickhouse.http_port, database=ch_db
