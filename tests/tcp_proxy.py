@@ -19,26 +19,37 @@ class TcpProxy:
         self.accepted = 0  # connections taken since creation
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
+        self.frozen = False  # True: connections stay open (and new ones are taken) but no byte moves
+        self._stopped = asyncio.Event()
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> TcpProxy:
+        self._stopped = asyncio.Event()
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     async def stop(self) -> None:
+        self._stopped.set()
         if self._server is not None:
             self._server.close()
             for w in list(self._open):
                 w.transport.abort()
+            if self._handlers:  # let the cut connections' handlers end (no task left pending)
+                await asyncio.wait(self._handlers, timeout=5)
             await self._server.wait_closed()
             self._server = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -52,12 +63,14 @@ class TcpProxy:
                 self._open.discard(w)
                 w.transport.abort()
 
-    @staticmethod
-    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
+                if not self.frozen:  # frozen: a network partition, nothing is answered
+                    dst.write(data)
+                    await dst.drain()
+        if self.frozen:  # not even the close gets through: until stop() cuts it
+            await self._stopped.wait()
         dst.transport.abort()
 
 

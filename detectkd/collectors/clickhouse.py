@@ -27,7 +27,6 @@ from aiochclient import ChClient, ChClientError
 from detectkd.collectors.base import Build, Row, Window
 from detectkd.collectors.chhosts import ChHosts, hostport
 from detectkd.collectors.chhosts import session as ch_session
-from detectkd.collectors.failover import CONNECT_TIMEOUT_S
 from detectkd.collectors.netparams import error_text
 from detectkd.collectors.params import NetworkParams
 from detectkd.config.hosts import HostPort, parse_hosts, split_url
@@ -37,6 +36,7 @@ from detectkd.resources import Resources
 from detectkd.templating import compile_template
 
 NATIVE_TO_HTTP = {9000: 8123, 9440: 8443}
+KILL_TIMEOUT_S = 5.0  # a KILL QUERY to a host that stopped answering gives up after this
 
 
 class Params(NetworkParams):
@@ -173,10 +173,14 @@ class ClickhouseCollector:
 
         async with limit:
             try:
-                # The server stops the query at max_execution_time; the client's deadline also
-                # allows each host passed over its connect timeout (a black-holed first host).
-                async with asyncio.timeout(self._timeout + CONNECT_TIMEOUT_S * (len(self._ep.urls) - 1)):
-                    records = await hosts.call(fetch)
+                # The server stops the query at max_execution_time; the client's deadline is
+                # moved by what hosts passed over cost (a black-holed first host's connect timeout).
+                async with asyncio.timeout(self._timeout) as deadline:
+
+                    def allow(spent: float) -> None:
+                        deadline.reschedule((deadline.when() or 0.0) + spent)
+
+                    records = await hosts.call(fetch, allow)
             except TimeoutError:
                 await self._kill(session, sent_to[-1] if sent_to else self._ep.url, query_id)
                 raise CollectError(f"{where}: query timed out after {self._timeout:g}s (killed)") from None
@@ -188,7 +192,7 @@ class ClickhouseCollector:
 
     async def _kill(self, session: aiohttp.ClientSession, url: str, query_id: str) -> None:
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(KILL_TIMEOUT_S):
                 await self._client(session, url).execute(f"KILL QUERY WHERE query_id = '{query_id}' ASYNC")
 
     async def close(self) -> None:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from detectkd.collectors import chhosts, failover
+from detectkd.collectors import clickhouse as ch_module
 from detectkd.collectors.base import Collector, Row, Window
 from detectkd.collectors.clickhouse import Params as ChParams
 from detectkd.collectors.params import NetworkParams
@@ -28,6 +29,7 @@ T0 = 1_795_000_200
 W = Window(T0, T0 + 600, dt.timedelta(minutes=10), ZoneInfo("UTC"))
 PG_QUERY = "SELECT period_time, value FROM m WHERE period_time >= '{{ period_start }}'"
 SLOW_PG = " AND pg_sleep(0.5) IS NOT NULL"
+SECOND = dt.timedelta(seconds=1)
 
 
 @pytest.fixture
@@ -190,4 +192,38 @@ async def test_clickhouse_source_stopped_mid_query_goes_to_the_next_host_and_bac
     assert [r["value"] for r in await c.collect(W)] == [7.0]  # back to the first host
     assert a.accepted == accepted + 1
     for p in (a, b):
+        await p.stop()
+
+
+async def test_a_partitioned_first_host_is_left_after_one_failed_run(
+    pg_db: str,
+    clickhouse: ClickHouseServer,
+    ch_db: str,
+    resources: Resources,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A partition: the first host still takes TCP connections but answers nothing (a frozen
+    proxy). The run on it times out; the next run goes to the second host, not to it again."""
+    monkeypatch.setattr(chhosts, "CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(ch_module, "KILL_TIMEOUT_S", 1.0)
+    pa, pb = await proxies(5432)
+    ca, cb = await proxies(clickhouse.http_port)
+    url = f"postgresql://postgres@{pa.address},{pb.address}/{pg_db}?connect_timeout=1"
+    pg = COLLECTORS["postgres"].build(
+        NetworkParams(connection_string=url, query=PG_QUERY, timeout=SECOND), resources
+    )
+    ch = COLLECTORS["clickhouse"].build(
+        ChParams(host=f"{ca.address},{cb.address}", database=ch_db, query=CH_QUERY, timeout=SECOND), resources
+    )
+    for c in (pg, ch):
+        assert [r["value"] for r in await c.collect(W)] == [7.0]
+    pa.frozen = ca.frozen = True
+    for c in (pg, ch):
+        with pytest.raises(CollectError, match="timed out after 1s"):
+            await c.collect(W)
+        took, rows = await timed(c)
+        assert [r["value"] for r in rows] == [7.0]
+        assert took < 2.5, took  # at most one connect timeout on the frozen host
+    assert (pb.accepted, cb.accepted) == (1, 1)
+    for p in (pa, pb, ca, cb):
         await p.stop()
