@@ -103,7 +103,10 @@ def source_key(c: CollectorSpec) -> str:
         if isinstance(raw, str) and raw:
             u = urlsplit(raw)
             if "," in u.netloc:  # a failover host list names the source (config/hosts.py)
-                listed = ",".join(f"{h}:{p}" if p else h for h, p in split_url(raw).hosts)
+                try:
+                    listed = ",".join(f"{h}:{p}" if p else h for h, p in split_url(raw).hosts)
+                except ValueError:  # not a database URL: its host part as written
+                    listed = u.netloc.rpartition("@")[2]
                 parts.append(f"{listed}{u.path}")
             else:
                 parts.append(f"{u.hostname or ''}{':' + str(u.port) if u.port else ''}{u.path}")
