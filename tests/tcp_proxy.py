@@ -1,7 +1,9 @@
 """A TCP proxy in front of a real server, to stop "the server" mid-run; and a black-holed port.
 
 `TcpProxy.stop()` is a server going away: new connections are refused and open
-ones are cut (RST). `start()` again brings it back on the same port.
+ones are cut (RST). `start()` again brings it back on the same port. `trip`
+calls back when a client sends given bytes (after forwarding them): a test can
+stop servers exactly while that query runs, with no sleep.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 class TcpProxy:
@@ -22,6 +24,7 @@ class TcpProxy:
         self._handlers: set[asyncio.Task[None]] = set()
         self.frozen = False  # True: connections stay open (and new ones are taken) but no byte moves
         self._stopped = asyncio.Event()
+        self.trip: tuple[bytes, Callable[[], None]] | None = None  # called once, then cleared
 
     @property
     def address(self) -> str:
@@ -57,18 +60,21 @@ class TcpProxy:
             return
         self._open |= {writer, up_writer}
         try:
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            await asyncio.gather(self._pipe(reader, up_writer, True), self._pipe(up_reader, writer, False))
         finally:
             for w in (writer, up_writer):
                 self._open.discard(w)
                 w.transport.abort()
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, upstream: bool) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await src.read(65536):
                 if not self.frozen:  # frozen: a network partition, nothing is answered
                     dst.write(data)
                     await dst.drain()
+                if upstream and self.trip is not None and self.trip[0] in data:
+                    callback, self.trip = self.trip[1], None
+                    callback()
         if self.frozen:  # not even the close gets through: until stop() cuts it
             await self._stopped.wait()
         dst.transport.abort()
