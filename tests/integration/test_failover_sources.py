@@ -227,3 +227,14 @@ async def test_a_partitioned_first_host_is_left_after_one_failed_run(
     assert (pb.accepted, cb.accepted) == (1, 1)
     for p in (pa, pb, ca, cb):
         await p.stop()
+
+
+async def test_a_postgres_sources_sslmode_is_applied(pg_db: str, resources: Resources) -> None:
+    """`sslmode=verify-full` in the URL was ignored by the source (asyncpg's default `prefer`:
+    plain text against this TLS-less server). Now asyncpg applies it, as libpq would: no
+    unverified connection."""
+    url = f"postgresql://postgres@127.0.0.1:{dead_port()},127.0.0.1:5432/{pg_db}?sslmode=verify-full"
+    with pytest.raises(CollectError, match="cannot connect"):
+        await pg_source(resources, url).collect(W)
+    plain = pg_source(resources, url.replace("verify-full", "disable"))
+    assert [r["value"] for r in await plain.collect(W)] == [7.0]
