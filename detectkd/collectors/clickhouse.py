@@ -8,6 +8,8 @@ prints the mapping it applied.
 Timeouts are enforced twice: `max_execution_time` makes the server stop the
 query itself, and on the client deadline the query is killed by its id.
 Concurrency per server is limited to `pool_size` (default 5) queries.
+`host: "ch1,ch2,ch3"` (or a host list in the connection string) fails over
+between the hosts (collectors/chhosts.py); every host's port is mapped alike.
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ import aiohttp
 from aiochclient import ChClient, ChClientError
 
 from detectkd.collectors.base import Build, Row, Window, too_many_rows
+from detectkd.collectors.chhosts import ChHosts, hostport
+from detectkd.collectors.chhosts import session as ch_session
+from detectkd.collectors.netparams import error_text
 from detectkd.collectors.params import NetworkParams
+from detectkd.config.hosts import HostPort, parse_hosts, split_url
 from detectkd.errors import CollectError
 from detectkd.redact import redact_text
 from detectkd.resources import Resources
 from detectkd.templating import compile_template
 
 NATIVE_TO_HTTP = {9000: 8123, 9440: 8443}
+KILL_TIMEOUT_S = 5.0  # a KILL QUERY to a host that stopped answering gives up after this
 
 
 class Params(NetworkParams):
@@ -38,21 +45,30 @@ class Params(NetworkParams):
 
 @dataclass(frozen=True)
 class ChEndpoint:
-    url: str
+    urls: tuple[str, ...]  # a failover list, in the order to try
     user: str | None
     password: str | None
     database: str
     pool_size: int
 
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
     def describe(self) -> str:
-        return f"clickhouse {self.url.split('://', 1)[-1].rstrip('/')}/{self.database}"
+        return f"clickhouse {','.join(hostport(u) for u in self.urls)}/{self.database}"
 
 
 def http_port(p: Params) -> tuple[int, str | None]:
-    """The HTTP port to use, and a note when a native port was mapped."""
+    """The HTTP port to use, and a note when a native port was mapped (first listed host)."""
+    hosts = parse_hosts(p.host) if p.host else ()
+    return _http_port(p, hosts[0].port if hosts else None)
+
+
+def _http_port(p: Params, own: int | None) -> tuple[int, str | None]:
     if p.http_port:
         return p.http_port, None
-    port = p.port or (8443 if p.secure else 8123)
+    port = own or p.port or (8443 if p.secure else 8123)
     if port in NATIVE_TO_HTTP:
         mapped = NATIVE_TO_HTTP[port]
         return mapped, (
@@ -82,27 +98,24 @@ def shadowed_alias(query: str) -> str | None:
 
 
 def ch_endpoint(p: Params) -> ChEndpoint:
-    from urllib.parse import unquote, urlsplit
-
-    host, user, password, database, secure = p.host, p.user, p.password, p.database, p.secure
-    port_params = p
-    if p.connection_string:  # clickhouse://user:pass@host:port/db
-        url = urlsplit(p.connection_string)
-        host = host or url.hostname
-        user = user or (unquote(url.username) if url.username else None)
-        password = password or (unquote(url.password) if url.password else None)
-        database = database or (url.path.lstrip("/") or None)
-        secure = secure or url.scheme in ("https", "clickhouses")
-        port_params = p.model_copy(update={"port": p.port or url.port, "secure": secure})
-    port, _ = http_port(port_params)
+    """Keys win over the connection string (clickhouse://user:pass@h1,h2:9000/db)."""
+    url = split_url(p.connection_string) if p.connection_string else None
+    listed = parse_hosts(p.host) if p.host else (url.hosts if url else ())
+    secure = p.secure or (url is not None and url.scheme in ("https", "clickhouses"))
+    q = p.model_copy(update={"secure": secure})
     scheme = "https" if secure else "http"
+    hosts = listed or (HostPort("localhost", None),)
     return ChEndpoint(
-        url=f"{scheme}://{host or 'localhost'}:{port}/",
-        user=user,
-        password=password,
-        database=database or "default",
+        urls=tuple(f"{scheme}://{_bracket(h)}:{_http_port(q, own)[0]}/" for h, own in hosts),
+        user=p.user or (url.user if url else None),
+        password=p.password or (url.password if url else None),
+        database=p.database or (url.database if url else None) or "default",
         pool_size=p.pool_size or 5,
     )
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 async def _semaphore(size: int) -> asyncio.Semaphore:
@@ -111,6 +124,18 @@ async def _semaphore(size: int) -> asyncio.Semaphore:
 
 async def _noop(_: Any) -> None:
     return None
+
+
+async def _session() -> aiohttp.ClientSession:
+    return ch_session()
+
+
+async def _close_session(s: aiohttp.ClientSession) -> None:
+    await s.close()
+
+
+async def _hosts(urls: tuple[str, ...]) -> ChHosts:
+    return ChHosts(urls)
 
 
 class ClickhouseCollector:
@@ -122,35 +147,51 @@ class ClickhouseCollector:
         self._timeout = params.timeout.total_seconds()
         self._resources = resources
 
-    def _client(self, session: aiohttp.ClientSession, **settings: Any) -> ChClient:
+    def _client(self, session: aiohttp.ClientSession, url: str, **settings: Any) -> ChClient:
         ep = self._ep
         return ChClient(
-            session, url=ep.url, user=ep.user, password=ep.password, database=ep.database, **settings
+            session, url=url, user=ep.user, password=ep.password, database=ep.database, **settings
         )
 
     async def collect(self, window: Window) -> list[Row]:
         sql = self._query.render(**window.template_vars())
         where = self._ep.describe()
-        session = await self._resources.http()
+        session = await self._resources.pool("clickhouse-session", _session, _close_session)
         limit = await self._resources.pool(
             ("clickhouse-slots", self._ep), lambda: _semaphore(self._ep.pool_size), _noop
         )
+        hosts = await self._resources.pool(
+            ("clickhouse-hosts", self._ep), lambda: _hosts(self._ep.urls), _noop
+        )
         query_id = f"detectkd-{uuid.uuid4().hex}"
-        client = self._client(session, max_execution_time=max(1, int(self._timeout)))
+        sent_to: list[str] = []
+
+        async def fetch(url: str) -> list[Row]:
+            sent_to.append(url)
+            client = self._client(session, url, max_execution_time=max(1, int(self._timeout)))
+            return await self._read(client, sql, query_id)
+
         async with limit:
             try:
-                async with asyncio.timeout(self._timeout):
-                    return await self._read(client, sql, query_id)
+                # The server stops the query at max_execution_time; the client's deadline is
+                # moved by what hosts passed over cost (a black-holed first host's connect timeout).
+                async with asyncio.timeout(self._timeout) as deadline:
+
+                    def allow(spent: float) -> None:
+                        deadline.reschedule((deadline.when() or 0.0) + spent)
+
+                    rows: list[Row] = await hosts.call(fetch, allow)
+                    return rows
             except CollectError:  # above max_rows: the rest is not read, the query is killed
-                await self._kill(session, query_id)
+                await self._kill(session, sent_to[-1] if sent_to else self._ep.url, query_id)
                 raise
             except TimeoutError:
-                await self._kill(session, query_id)
+                await self._kill(session, sent_to[-1] if sent_to else self._ep.url, query_id)
                 raise CollectError(f"{where}: query timed out after {self._timeout:g}s (killed)") from None
             except ChClientError as exc:
                 raise CollectError(f"{where}: {_first_line(exc)}") from None
             except (aiohttp.ClientError, OSError) as exc:
-                raise CollectError(f"{where}: cannot connect: {type(exc).__name__}") from None
+                raise CollectError(f"{where}: cannot connect: {error_text(exc)}") from None
 
     async def _read(self, client: ChClient, sql: str, query_id: str) -> list[Row]:
         """The rows as they stream in, so a result above `max_rows` is refused after
@@ -164,10 +205,10 @@ class ClickhouseCollector:
                     raise too_many_rows(limit)
         return rows
 
-    async def _kill(self, session: aiohttp.ClientSession, query_id: str) -> None:
+    async def _kill(self, session: aiohttp.ClientSession, url: str, query_id: str) -> None:
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(5):
-                await self._client(session).execute(f"KILL QUERY WHERE query_id = '{query_id}' ASYNC")
+            async with asyncio.timeout(KILL_TIMEOUT_S):
+                await self._client(session, url).execute(f"KILL QUERY WHERE query_id = '{query_id}' ASYNC")
 
     async def close(self) -> None:
         return None

@@ -3,11 +3,12 @@
 One pool per identical connection settings, shared by every metric that uses
 them; its size (`pool_size`, default 5) is the per-source concurrency limit.
 The per-query timeout is asyncpg's: on expiry the query is cancelled on the
-server, not just abandoned.
+server, not just abandoned. A host list fails over (collectors/pgconnect.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -15,26 +16,17 @@ import asyncpg
 
 from detectkd.collectors.base import Build, Row, Window, next_chunk, too_many_rows
 from detectkd.collectors.netparams import Endpoint, PooledSource, error_text
+from detectkd.collectors.pgconnect import HostPool
 from detectkd.errors import CollectError
 
-CONNECT_TIMEOUT_S = 10.0
+
+async def _create(ep: Endpoint) -> HostPool:
+    pool = HostPool(ep, min_size=0, max_size=ep.pool_size)
+    await pool.open()
+    return pool
 
 
-async def _create(ep: Endpoint) -> Any:
-    return await asyncpg.create_pool(
-        host=ep.host,
-        port=ep.port,
-        user=ep.user,
-        password=ep.password,
-        database=ep.database,
-        ssl=ep.ssl_context(),
-        min_size=0,
-        max_size=ep.pool_size,
-        timeout=CONNECT_TIMEOUT_S,
-    )
-
-
-async def _close(pool: Any) -> None:
+async def _close(pool: HostPool) -> None:
     await pool.close()
 
 
@@ -47,7 +39,7 @@ class PostgresCollector(PooledSource):
         where = self._ep.describe()
         try:
             pool = await self._resources.pool(self._ep, lambda: _create(self._ep), _close)
-            async with pool.acquire(timeout=self._timeout) as conn:
+            async with pool.acquire(self._timeout + pool.connect_budget()) as conn:
                 return await _fetch(conn, sql, self._timeout, self._max_rows)
         except TimeoutError:
             raise CollectError(f"{where}: query timed out after {self._timeout:g}s (cancelled)") from None
@@ -58,27 +50,47 @@ class PostgresCollector(PooledSource):
             raise CollectError(f"{where}: cannot connect: {error_text(exc)}") from None
 
 
+CLEANUP_S = 2.0  # a failed read's ROLLBACK, before the connection is given up
+
+
 async def _fetch(conn: Any, sql: str, budget_s: float, max_rows: int | None) -> list[Row]:
     """The rows of `sql`, read by a cursor in chunks (asyncpg's cursors live in a
     transaction), so a result above `max_rows` is refused after max_rows + 1 rows, never
-    held whole. Each round trip gets what is left of `budget_s`; asyncpg cancels the query
-    on the server when it expires."""
+    held whole. Every round trip (BEGIN, the query, each chunk) gets what is left of
+    `budget_s`; the ROLLBACK after a failure at most `CLEANUP_S`, then the connection is
+    terminated: a host that stopped answering (a partition) cannot hold the run."""
     deadline = time.monotonic() + budget_s
 
     def left() -> float:
         return max(deadline - time.monotonic(), 0.001)
 
     rows: list[Row] = []
-    async with conn.transaction():
+    tr = conn.transaction(readonly=True)
+    try:
+        await asyncio.wait_for(tr.start(), left())
         cur = await conn.cursor(sql, timeout=left())
         while True:
             size = next_chunk(max_rows, len(rows))
             chunk = await cur.fetch(size, timeout=left())
             rows.extend(dict(r) for r in chunk)
             if max_rows is not None and len(rows) > max_rows:
-                raise too_many_rows(max_rows)  # the transaction ends: the server stops too
+                raise too_many_rows(max_rows)
             if len(chunk) < size:  # the result is exhausted: no round trip to hear it
-                return rows
+                break
+    except BaseException:
+        await _end(conn, tr, CLEANUP_S)
+        raise
+    await _end(conn, tr, left())  # read only: nothing to keep
+    return rows
+
+
+async def _end(conn: Any, tr: Any, wait_s: float) -> None:
+    """ROLLBACK (after a timeout asyncpg has asked the server to cancel the query first);
+    a connection that does not answer in `wait_s` is terminated rather than waited for."""
+    try:
+        await asyncio.wait_for(tr.rollback(), wait_s)
+    except BaseException:
+        conn.terminate()
 
 
 def build(b: Build) -> PostgresCollector:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, model_validator
 
 from detectkd.collectors import clickhouse, csvfile, http, mysql, postgres, sqlite
 from detectkd.collectors.base import Build, Collector
-from detectkd.collectors.params import NetworkParams
+from detectkd.collectors.params import NetworkParams, SingleHostParams, host_count
 from detectkd.resources import Resources
 
 
@@ -39,6 +39,8 @@ class SqlParams(NetworkParams):
             raise ValueError(
                 "connection_string must start with postgresql://, postgres://, mysql:// or sqlite:///"
             )
+        if sql_driver(self.connection_string) == "mysql" and host_count(self) > 1:
+            raise ValueError("a host list (failover) works with postgresql://, not mysql://: name one host")
         return self
 
 
@@ -68,7 +70,7 @@ COLLECTORS: dict[str, CollectorType] = {
     "sql": CollectorType(SqlParams, _build_sql),
     "clickhouse": CollectorType(clickhouse.Params, clickhouse.build),
     "postgres": CollectorType(NetworkParams, postgres.build),
-    "mysql": CollectorType(NetworkParams, mysql.build),
+    "mysql": CollectorType(SingleHostParams, mysql.build),
     "csv": CollectorType(csvfile.Params, csvfile.build),
 }
 

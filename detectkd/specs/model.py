@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from detectkd.collectors.points import PointSpec
+from detectkd.config.hosts import split_url
 from detectkd.config.models import Conditions, MetricFile
 from detectkd.errors import ConfigIssue
 from detectkd.redact import DB_SCHEMES
@@ -114,9 +115,15 @@ def _where(url: str) -> str:
         u = urlsplit(url)
     except ValueError:  # an unbalanced IPv6 bracket: nothing to show
         return ""
+    path = u.path if u.scheme.split("+", 1)[0].lower() in DB_SCHEMES else ""
+    if "," in u.netloc:  # a failover host list names the source (config/hosts.py)
+        try:
+            listed = ",".join(f"{h}:{p}" if p else h for h, p in split_url(url).hosts)
+        except ValueError:  # not a database URL: its host part as written
+            listed = u.netloc.rpartition("@")[2]
+        return f"{listed}{path}"
     try:
         port = f":{u.port}" if u.port else ""
     except ValueError:  # not a number (a template): the host alone
         port = ""
-    path = u.path if u.scheme.split("+", 1)[0].lower() in DB_SCHEMES else ""
     return f"{u.hostname or ''}{port}{path}"

@@ -16,7 +16,8 @@ and from write order:
 Kept out for 18.16: DateTime64, LowCardinality, JSONExtract, TTL,
 `toStartOfInterval`. Outbox claims are exclusive within one daemon (a lock);
 several daemons sharing one ClickHouse should keep alert state and outbox in
-PostgreSQL instead.
+PostgreSQL instead. A host list (`host: "ch1,ch2"`) fails over per request as
+the ClickHouse source does (collectors/chhosts.py): replicas of one database.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import aiohttp
 from aiochclient import ChClient, ChClientError
 
 from detectkd.alerting.state import STATE_COLUMNS, SeriesState, state_from_row, state_row
+from detectkd.collectors.chhosts import ChHosts, hostport, session
 from detectkd.collectors.clickhouse import Params as ChParams
 from detectkd.collectors.clickhouse import ch_endpoint
 from detectkd.config.connection import StoreParams
@@ -69,15 +71,21 @@ _INSERT_STATE = (
 
 class ClickhouseStore(ClickhouseDocs):
     def __init__(
-        self, url: str, database: str = "default", user: str | None = None, password: str | None = None
+        self,
+        url: str | tuple[str, ...],
+        database: str = "default",
+        user: str | None = None,
+        password: str | None = None,
     ) -> None:
-        self.url = url
+        self.url = url  # one base URL, or a failover list of them
         self.database = database
-        self.path = f"{url.rstrip('/')}/{database}"
+        self._hosts = ChHosts((url,) if isinstance(url, str) else url)
+        self.path = (
+            f"{self._hosts.urls[0].split('://')[0]}://{','.join(map(hostport, self._hosts.urls))}/{database}"
+        )
         self._user = user
         self._password = password
         self._session: aiohttp.ClientSession | None = None
-        self._client: ChClient | None = None
         self._claim_lock = _CLAIM_LOCKS.setdefault(self.path, asyncio.Lock())
         self._last_version = 0
 
@@ -86,31 +94,26 @@ class ClickhouseStore(ClickhouseDocs):
         self._last_version = max(time.time_ns(), self._last_version + 1)
         return self._last_version
 
-    async def _do(self, fn: Any) -> Any:
-        assert self._client is not None, "store is not open"
+    async def _do(self, fn: Any, database: str | None = None) -> Any:
+        assert self._session is not None, "store is not open"
+        session, user, password = self._session, self._user, self._password
+        db = database or self.database
         try:
-            return await fn(self._client)
+            return await self._hosts.call(lambda u: fn(ChClient(session, u, user, password, db)))
         except ChClientError as exc:
             text = " ".join(str(exc).split()).split(", Stack trace")[0]
             raise StorageError(f"clickhouse store {self.path}: {redact_text(text)[:300]}") from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise StorageError(
-                f"clickhouse store {self.path}: cannot connect: {type(exc).__name__}"
-            ) from None
+            why = redact_text(str(exc))[:300] if isinstance(exc, ConnectionError) else type(exc).__name__
+            raise StorageError(f"clickhouse store {self.path}: cannot connect: {why}") from None
 
     async def open(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
-        admin = ChClient(self._session, url=self.url, user=self._user, password=self._password)
-        self._client = ChClient(
-            self._session, url=self.url, user=self._user, password=self._password, database=self.database
-        )
+        self._session = session(total_s=60)
         try:
-            await admin.execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-        except (ChClientError, aiohttp.ClientError, OSError) as exc:
+            await self._do(lambda c: c.execute(f"CREATE DATABASE IF NOT EXISTS {self.database}"), "default")
+        except StorageError as exc:
             await self._session.close()
-            raise StorageError(
-                f"cannot open clickhouse store {self.path}: {redact_text(str(exc))[:300]}"
-            ) from None
+            raise StorageError(f"cannot open {exc}") from None
         await migrate(self._do, self.database)
 
     async def close(self) -> None:
@@ -397,4 +400,5 @@ def build(params: StoreParams) -> ClickhouseStore:
     fields = params.model_dump(exclude={"path"}, exclude_none=True)
     ep = ch_endpoint(ChParams.model_validate({**fields, "query": ""}))
     database = ep.database if (params.database or params.connection_string) else "detectk"
-    return ClickhouseStore(ep.url, database=database, user=ep.user, password=ep.password)
+    url = ep.urls[0] if len(ep.urls) == 1 else ep.urls
+    return ClickhouseStore(url, database=database, user=ep.user, password=ep.password)

@@ -3,6 +3,8 @@
 Times are `timestamptz` in the tables (readable from Grafana or psql) and
 epoch seconds in Python. Outbox claims use `FOR UPDATE SKIP LOCKED`, so
 several daemons sharing one database never send the same row twice at once.
+A host list fails over as the PostgreSQL source does (collectors/pgconnect.py):
+name the primary first, or add `?target_session_attrs=read-write`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Any
 import asyncpg
 
 from detectkd.alerting.state import STATE_COLUMNS, SeriesState, state_from_row, state_row
-from detectkd.config.connection import StoreParams
+from detectkd.collectors.netparams import endpoint
+from detectkd.collectors.pgconnect import HostPool
+from detectkd.config.connection import ConnectionParams, StoreParams
 from detectkd.errors import StorageError
 from detectkd.redact import redact_text
 from detectkd.storage import lease
@@ -120,19 +124,19 @@ _OUTBOX_COLS = (
 
 class PostgresStore(docs.PostgresDocs):
     def __init__(self, dsn: str | None = None, **connect: Any) -> None:
-        self._dsn = dsn
-        self._connect = connect
-        self._pool: Any = None
-        self.path = connect.get("host") or "postgres"
+        self._dsn, self._connect = dsn, connect
+        self._ep = endpoint("postgres", ConnectionParams(connection_string=dsn, **connect), 5432, 10)
+        self._pool: HostPool | None = None
+        self.path = self._ep.describe()
         self.fence: lease.Fence | None = None  # HA: commits and claims need this lease
 
     async def open(self) -> None:
         try:
-            self._pool = await asyncpg.create_pool(
-                self._dsn, min_size=1, max_size=10, timeout=10, **self._connect
-            )
+            pool = HostPool(self._ep, min_size=1, max_size=10)
+            await pool.open()
+            self._pool = pool
             # One DDL at a time across daemons starting together.
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(7215834)")
                 await conn.execute(SCHEMA + docs.SCHEMA + lease.SCHEMA)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -143,6 +147,7 @@ class PostgresStore(docs.PostgresDocs):
             await self._pool.close()
 
     async def _run(self, fn: Any) -> Any:
+        assert self._pool is not None, "store is not open"
         try:
             async with self._pool.acquire() as conn:
                 return await fn(conn)
