@@ -163,6 +163,28 @@ def replay_all(data: Path, names: list[str]) -> tuple[dict[str, list[Labelled]],
     return scores, notes
 
 
+def save_rows(path: Path, scores: dict[str, list[Labelled]], notes: dict[str, list[Labelled]]) -> None:
+    """Every replayed row, to re-score later without replaying (`--from-rows`)."""
+    arrays = {f"{n}|score|{f.name}": f.scores for n, fs in scores.items() for f in fs}
+    arrays |= {f"{n}|notified|{f.name}": f.scores for n, fs in notes.items() for f in fs}
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
+
+
+def load_rows(
+    path: Path, data: Path, names: list[str]
+) -> tuple[dict[str, list[Labelled]], dict[str, list[Labelled]]]:
+    labels = json.loads((data / "windows.json").read_text())
+    saved = np.load(path)
+    out: tuple[dict[str, list[Labelled]], dict[str, list[Labelled]]] = ({}, {})
+    for column, into in zip(("score", "notified"), out, strict=True):
+        for n in names:
+            into[n] = []
+            for key, windows in sorted(labels.items()):
+                rows = row_windows(load_times(data / "data" / key), windows)
+                into[n].append(Labelled(key, saved[f"{n}|{column}|{key}"], rows))
+    return out
+
+
 def print_full(score: dict[str, Figures], notified: dict[str, Figures], n_files: int) -> None:
     print(f"\nAll {n_files} files (NAB's standard / low FP / low FN profiles)")
     print(f"\n{'':<16}{'--- score column (best threshold) ---':^36}{'--- notified ---':^26}")
@@ -184,13 +206,20 @@ def main() -> None:
     ap.add_argument("--detectors", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    ap.add_argument("--save-rows", type=Path, default=None, help="keep every replayed row (.npz)")
+    ap.add_argument("--from-rows", type=Path, default=None, help="score rows saved earlier, no replay")
     args = ap.parse_args()
     data = args.data or default_data()
     refs = {name: figures(files) for name, files in references(data).items()}
     score: dict[str, Figures] = {}
     notified: dict[str, Figures] = {}
     if args.detectors:
-        scores, notes = replay_all(data, args.detectors)
+        if args.from_rows is not None:
+            scores, notes = load_rows(args.from_rows, data, args.detectors)
+        else:
+            scores, notes = replay_all(data, args.detectors)
+        if args.save_rows is not None:
+            save_rows(args.save_rows, scores, notes)
         score = {n: figures(scores[n]) for n in args.detectors}
         notified = {n: figures(notes[n], line=0.5) for n in args.detectors}
         print_full(score, notified, len(scores[args.detectors[0]]))
