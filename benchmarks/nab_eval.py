@@ -60,6 +60,7 @@ from benchmarks.nab_report import (  # noqa: E402
 )
 from detectkd.commands.backtest import backtest  # noqa: E402
 from detectkd.evaluation import Labelled  # noqa: E402
+from detectkd.logs import configure as configure_logs  # noqa: E402
 from detectkd.specs.loader import load_metrics  # noqa: E402
 
 # detector name -> the `detector:` block (defaults unless said otherwise)
@@ -209,6 +210,7 @@ def main() -> None:
     ap.add_argument("--save-rows", type=Path, default=None, help="keep every replayed row (.npz)")
     ap.add_argument("--from-rows", type=Path, default=None, help="score rows saved earlier, no replay")
     args = ap.parse_args()
+    configure_logs(level="error")  # each file's replay warnings (rows sharing a period) are known
     data = args.data or default_data()
     refs = {name: figures(files) for name, files in references(data).items()}
     score: dict[str, Figures] = {}
