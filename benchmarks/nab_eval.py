@@ -1,21 +1,29 @@
-"""Detection quality on the NAB files in ../shared/data/nab, measured as a user would.
+"""Detection quality on NAB (all 58 files in ../shared/data/nab), measured as a user would.
 
-    .venv/bin/python benchmarks/nab_eval.py [--detectors auto zscore ...] [--data DIR]
+    .venv/bin/python benchmarks/nab_eval.py [--detectors auto rolling_zscore ...] [--data DIR]
+                                            [--json PATH]
+    .venv/bin/python benchmarks/nab_eval.py --detectors      # the reference reproduction only
 
 Every file is replayed with `detectkd backtest --output` (in-process: the same
 function) through a `csv` collector at the file's own sampling step, with the
 detector's default parameters and the default alert conditions. Each data row
-gets the `score` and `notified` of the period that holds it. Then, NAB-style
-(detectkd.evaluation; one threshold per profile across all files, 0 = never
-fires, 100 = perfect):
+gets the `score` and `notified` of the period that holds it. Then, with NAB's
+scorer and optimiser (detectkd.evaluation; 0 = never fires, 100 = perfect):
 
-- score: every row whose `score` is at or above the threshold is a detection
-  (NAB's optimiser picks the threshold); "at 0.5" is the detectors' own line;
+- score: every row whose `score` is at or above the threshold is a detection;
+  NAB's optimiser picks one threshold per profile across all files;
 - notified: the rows where the alert rules send a FIRING are the detections
   (what users receive; no threshold to choose);
-- calibration: the share of anomaly-free rows (outside every window, after the
-  probationary 15 %) whose score is at or above 0.5;
-- points/s: replay speed, CPU time of the whole backtest.
+- held out: each category scored at the threshold chosen on the other six
+  (leave one category out); `mean` over the six categories with windows,
+  `pooled` their raw points normalised together (comparable with `full`),
+  `noAnom` the detections on artificialNoAnomaly (must be 0);
+- per 1,000: detections outside every window per 1,000 anomaly-free rows
+  (after the probationary 15 %), per category: for `notified` the false-page rate;
+- calibration: the share of anomaly-free rows whose score is at or above 0.5;
+- points/s: replay speed, CPU time of the whole backtest;
+- references: NAB's published per-row results (results/*.csv.gz) scored here,
+  beside NAB's published figures, and in the held-out tables.
 
 `rolling_zscore` is NAB's windowed Gaussian: an unweighted z-score over the last
 1,000 points, 3 sigma.
@@ -28,7 +36,6 @@ import asyncio
 import csv
 import io
 import json
-import math
 import os
 import sys
 import tempfile
@@ -42,15 +49,18 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from detectkd.commands.backtest import backtest  # noqa: E402
-from detectkd.evaluation import (  # noqa: E402
-    PROFILES,
-    Labelled,
-    best_threshold,
-    normalised,
-    probation,
-    window_recall_and_fp,
+from benchmarks.nab_report import (  # noqa: E402
+    Figures,
+    as_json,
+    figures,
+    print_held_out,
+    print_operations,
+    print_references,
+    references,
 )
+from detectkd.commands.backtest import backtest  # noqa: E402
+from detectkd.evaluation import Labelled  # noqa: E402
+from detectkd.logs import configure as configure_logs  # noqa: E402
 from detectkd.specs.loader import load_metrics  # noqa: E402
 
 # detector name -> the `detector:` block (defaults unless said otherwise)
@@ -133,30 +143,12 @@ def run_file(
     return key, out
 
 
-def calibration(files: list[Labelled]) -> float:
-    """Share of anomaly-free scored rows at or above 0.5."""
-    high = total = 0
-    for f in files:
-        free = np.ones(len(f.scores), bool)
-        free[: probation(len(f.scores))] = False
-        for a, b in f.windows:
-            free[a : b + 1] = False
-        high += int((f.scores[free] >= 0.5).sum())
-        total += int(free.sum())
-    return 100.0 * high / max(total, 1)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--detectors", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    ap.add_argument("--data", type=Path, default=None)
-    args = ap.parse_args()
-    data = args.data or default_data()
+def replay_all(data: Path, names: list[str]) -> tuple[dict[str, list[Labelled]], dict[str, list[Labelled]]]:
     labels = json.loads((data / "windows.json").read_text())
-    jobs = [(k, str(data / "data" / k), w, args.detectors) for k, w in sorted(labels.items())]
-    scores: dict[str, list[Labelled]] = {n: [] for n in args.detectors}
-    notes: dict[str, list[Labelled]] = {n: [] for n in args.detectors}
-    cpu: dict[str, float] = dict.fromkeys(args.detectors, 0.0)
+    jobs = [(k, str(data / "data" / k), w, names) for k, w in sorted(labels.items())]
+    scores: dict[str, list[Labelled]] = {n: [] for n in names}
+    notes: dict[str, list[Labelled]] = {n: [] for n in names}
+    cpu: dict[str, float] = dict.fromkeys(names, 0.0)
     wall = time.perf_counter()
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for _key, out in pool.map(run_file, jobs):
@@ -164,26 +156,88 @@ def main() -> None:
                 scores[n].append(s)
                 notes[n].append(note)
                 cpu[n] += used
-    points = sum(len(f.scores) for f in scores[args.detectors[0]])
+    points = sum(len(f.scores) for f in scores[names[0]])
     print(f"{len(jobs)} files, {points} rows, {time.perf_counter() - wall:.0f} s wall")
-    print(f"\n{'':<15}{'--- score column (best threshold) ---':^44}{'--- notified ---':^30}")
     print(
-        f"{'detector':<15}{'standard':>9}{'low_FP':>8}{'low_FN':>8}{'thresh':>8}{'at 0.5':>8}{'recall':>7}"
-        f"{'standard':>10}{'low_FP':>8}{'low_FN':>8}{'recall':>7}{'calib %':>9}{'points/s':>10}"
+        "points/s (CPU of the replay): " + ", ".join(f"{n} {points / max(cpu[n], 1e-9):,.0f}" for n in names)
     )
-    for n in args.detectors:
-        cells = {p: best_threshold(scores[n], w) for p, w in PROFILES.items()}
-        t_std = cells["standard"][0]
-        recall, _ = window_recall_and_fp(scores[n], t_std)
-        at_line = normalised(scores[n], 0.5, PROFILES["standard"])
-        fired = {p: normalised(notes[n], 0.5, w) for p, w in PROFILES.items()}
-        n_recall, _ = window_recall_and_fp(notes[n], 0.5)
-        speed = points / cpu[n] if cpu[n] > 0 else math.inf
+    return scores, notes
+
+
+def save_rows(path: Path, scores: dict[str, list[Labelled]], notes: dict[str, list[Labelled]]) -> None:
+    """Every replayed row, to re-score later without replaying (`--from-rows`)."""
+    arrays = {f"{n}|score|{f.name}": f.scores for n, fs in scores.items() for f in fs}
+    arrays |= {f"{n}|notified|{f.name}": f.scores for n, fs in notes.items() for f in fs}
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
+
+
+def load_rows(
+    path: Path, data: Path, names: list[str]
+) -> tuple[dict[str, list[Labelled]], dict[str, list[Labelled]]]:
+    labels = json.loads((data / "windows.json").read_text())
+    saved = np.load(path)
+    out: tuple[dict[str, list[Labelled]], dict[str, list[Labelled]]] = ({}, {})
+    for column, into in zip(("score", "notified"), out, strict=True):
+        for n in names:
+            into[n] = []
+            for key, windows in sorted(labels.items()):
+                rows = row_windows(load_times(data / "data" / key), windows)
+                into[n].append(Labelled(key, saved[f"{n}|{column}|{key}"], rows))
+    return out
+
+
+def print_full(score: dict[str, Figures], notified: dict[str, Figures], n_files: int) -> None:
+    print(f"\nAll {n_files} files (NAB's standard / low FP / low FN profiles)")
+    print(f"\n{'':<16}{'--- score column (best threshold) ---':^36}{'--- notified ---':^26}")
+    print(
+        f"{'detector':<16}{'standard':>9}{'low_FP':>8}{'low_FN':>8}{'thresh':>8}"
+        f"{'standard':>10}{'low_FP':>8}{'low_FN':>8}{'calib %':>9}"
+    )
+    for n, fig in score.items():
+        s, note = fig.profiles, notified[n].profiles
         print(
-            f"{n:<15}{cells['standard'][1]:>9.1f}{cells['reward_low_FP_rate'][1]:>8.1f}"
-            f"{cells['reward_low_FN_rate'][1]:>8.1f}{t_std:>8.3f}{at_line:>8.1f}{recall:>7.2f}"
-            f"{fired['standard']:>10.1f}{fired['reward_low_FP_rate']:>8.1f}{fired['reward_low_FN_rate']:>8.1f}"
-            f"{n_recall:>7.2f}{calibration(scores[n]):>9.2f}{speed:>10,.0f}"
+            f"{n:<16}{s['standard'][1]:>9.1f}{s['reward_low_FP_rate'][1]:>8.1f}{s['reward_low_FN_rate'][1]:>8.1f}"
+            f"{s['standard'][0]:>8.3f}{note['standard'][1]:>10.1f}{note['reward_low_FP_rate'][1]:>8.1f}"
+            f"{note['reward_low_FN_rate'][1]:>8.1f}{fig.calibration:>9.2f}"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--detectors", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    ap.add_argument("--save-rows", type=Path, default=None, help="keep every replayed row (.npz)")
+    ap.add_argument("--from-rows", type=Path, default=None, help="score rows saved earlier, no replay")
+    args = ap.parse_args()
+    configure_logs(level="error")  # each file's replay warnings (rows sharing a period) are known
+    data = args.data or default_data()
+    refs = {name: figures(files) for name, files in references(data).items()}
+    score: dict[str, Figures] = {}
+    notified: dict[str, Figures] = {}
+    if args.detectors:
+        if args.from_rows is not None:
+            scores, notes = load_rows(args.from_rows, data, args.detectors)
+        else:
+            scores, notes = replay_all(data, args.detectors)
+        if args.save_rows is not None:
+            save_rows(args.save_rows, scores, notes)
+        score = {n: figures(scores[n]) for n in args.detectors}
+        notified = {n: figures(notes[n], line=0.5) for n in args.detectors}
+        print_full(score, notified, len(scores[args.detectors[0]]))
+    print_references(refs)
+    rows = {f"{n} score": score[n] for n in score} | {f"ref {name}": f for name, f in refs.items()}
+    print_held_out(rows, "Held out, score column (standard; threshold chosen on the other six categories)")
+    if notified:
+        print_held_out(
+            {f"{n} notified": f for n, f in notified.items()},
+            "Held out, notified column (standard; nothing chosen)",
+        )
+    print_operations(rows | {f"{n} notified": f for n, f in notified.items()})
+    if args.json is not None:
+        dump = {"score": score, "notified": notified, "references": refs}
+        args.json.write_text(
+            json.dumps({k: {n: as_json(f) for n, f in v.items()} for k, v in dump.items()}, indent=1) + "\n"
         )
 
 
