@@ -94,7 +94,7 @@ def make_plan(args: argparse.Namespace, err: TextIO = sys.stderr) -> Plan | int:
 
 async def run(plan: Plan, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     measured: list[tuple[str, Figures]] = []
-    failed = False
+    failed: list[str] = []
     for i, spec in enumerate(plan.specs):
         if i:
             print(file=out)
@@ -110,20 +110,21 @@ async def run(plan: Plan, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
             print(f"detectkd backtest: --labels: {exc}", file=err)
             return 2
         code, figures = await measure(spec, plan.start, plan.finish, plan.output, out, plan.report, labels)
-        failed |= code != 0
         if code == 0:
             measured.append((spec.name, figures))
+        else:
+            failed.append(spec.name)
     if plan.assertions is None:
         return 1 if failed else 0
-    verdicts = judge(plan.assertions, measured)
     promised = ", ".join(map(str, plan.assertions))
-    print(f"\nassert: {promised} ({len(measured)} of {len(plan.specs)} metric(s) measured)", file=out)
+    if failed:  # a promise is not judged on part of the metrics
+        print(f"\nassert: {promised} not judged: the source of {', '.join(failed)} failed", file=out)
+        return 2
+    verdicts = judge(plan.assertions, measured)
+    print(f"\nassert: {promised} ({len(measured)} metric(s))", file=out)
     for v in verdicts:
         print(f"  {v.line()}", file=out)
     broken = [v for v in verdicts if not v.held]
-    if failed:
-        print("assert: not judged: a source failed (see above)", file=out)
-        return 2
     verdict = f"{len(broken)} of {len(verdicts)} broken" if broken else "every promise held"
     print(f"assert: {verdict}", file=out)
     return 1 if broken else 0

@@ -89,6 +89,12 @@ def test_assert_passes_a_config_that_catches_the_labelled_incident_and_fails_one
     assert "held   orders: alerts<=5 (measured 0)" in lost.stdout
     assert "assert: 1 of 2 broken" in lost.stdout
 
+    gone = tmp_path / "pr" / "gone.yaml"
+    gone.write_text(edited.read_text().replace("FROM src", "FROM gone"))  # the source fails
+    unmeasured = cli("backtest", str(gone), "--from", iso(start), "--assert", "alerts<=5", env=env)
+    assert unmeasured.returncode == 2, unmeasured.stdout + unmeasured.stderr
+    assert "assert: alerts<=5 not judged: the source of orders failed" in unmeasured.stdout
+
     bad = cli("backtest", "orders", "--from", iso(start), "--assert", "recall>=0.9,recall=>1", env=env)
     assert bad.returncode == 2 and "--assert: part 2 'recall=>1'" in bad.stderr
     assert "backtest orders" not in bad.stdout  # refused before replaying anything
