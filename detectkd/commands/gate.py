@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from detectkd.alerting.feedback import Feedback
 from detectkd.cli import find_metric, parse_range, print_load, profiles_for, settings_from
 from detectkd.commands.assertions import (
     Assertion,
@@ -26,7 +27,7 @@ from detectkd.commands.assertions import (
 )
 from detectkd.commands.backtest import measure
 from detectkd.commands.labelled import Labelled, labelled
-from detectkd.commands.labels_file import LabelsError, labels_in
+from detectkd.commands.labels_file import LabelsError, labels_by_metric
 from detectkd.config.settings import Settings
 from detectkd.errors import ConfigError, StorageError
 from detectkd.specs.loader import MetricSpec, load_metrics
@@ -39,7 +40,7 @@ class Plan:
     start: float
     finish: float
     assertions: list[Assertion] | None  # None: no --assert
-    label_paths: list[Path] | None  # None: labels from the store (unless --no-feedback)
+    files: dict[str, list[Feedback]] | None  # labels from --labels; None: from the store
     no_feedback: bool
     output: Path | None
     report: Path | None
@@ -87,9 +88,20 @@ def make_plan(args: argparse.Namespace, err: TextIO = sys.stderr) -> Plan | int:
         return span
     start, finish = span
     assert start is not None  # --from is required
+    files = None
+    if paths is not None:
+        try:  # read before any replay: a bad file is refused at once
+            files = labels_by_metric(paths, [s.name for s in specs])
+        except LabelsError as exc:
+            print(f"detectkd backtest: --labels: {exc}", file=err)
+            return 2
+        unknown = sorted(set(files) - {s.name for s in specs})
+        if many and unknown:  # a renamed metric, or a typo: its labels gate nothing
+            print(f"detectkd backtest: --labels: labels of metrics not in {args.metric}: "
+                  + ", ".join(unknown), file=err)  # fmt: skip
     out = Path(args.output) if args.output else None
     report = Path(args.report) if args.report else None
-    return Plan(settings, specs, start, finish, assertions, paths, args.no_feedback, out, report)
+    return Plan(settings, specs, start, finish, assertions, files, args.no_feedback, out, report)
 
 
 async def run(plan: Plan, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -106,9 +118,6 @@ async def run(plan: Plan, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
                 return 2
             print(f"feedback: not read ({exc}); --no-feedback skips it", file=err)
             labels = None
-        except LabelsError as exc:
-            print(f"detectkd backtest: --labels: {exc}", file=err)
-            return 2
         code, figures = await measure(spec, plan.start, plan.finish, plan.output, out, plan.report, labels)
         if code == 0:
             measured.append((spec.name, figures))
@@ -132,9 +141,9 @@ async def run(plan: Plan, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
 
 async def labels_for(plan: Plan, spec: MetricSpec) -> Labelled | None:
     """The metric's labels in the range: from the files, else from the daemon's store. Raises
-    LabelsError or StorageError."""
-    if plan.label_paths is not None:
-        found = labels_in(plan.label_paths, spec.name, one_metric=len(plan.specs) == 1)
+    StorageError."""
+    if plan.files is not None:
+        found = plan.files.get(spec.name, [])
         mine = [f for f in found if f.until >= plan.start and f.period < plan.finish]
         return Labelled(mine, stored=False)
     if plan.no_feedback:

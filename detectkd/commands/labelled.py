@@ -71,6 +71,7 @@ def compare(found: Labelled, anomalous: dict[str, list[int]], tz: ZoneInfo, out:
     labels = found.labels
     if not labels:
         hint = "mark anomalies on the metric page, or POST /api/v1/feedback"
+        hint = hint if found.stored else "none for this metric in the --labels files"
         print(f"feedback: no labels in this range ({hint})", file=out)
         return Score()
     now = score(labels, flagged_by(anomalous))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +51,18 @@ def read_labels(path: Path, metric: str) -> list[Feedback]:
                       f"CSV (metric, series, period, until, label); columns: {found}")  # fmt: skip
 
 
-def labels_in(paths: Iterable[Path], metric: str, one_metric: bool) -> list[Feedback]:
-    """The labels of `metric` in these files and directories (their *.csv and *.json). A file
-    without a metric column holds the labels of the metric it is named after (`orders.csv`),
-    or of any metric when it was named on its own and one metric is backtested."""
-    out: list[Feedback] = []
+def labels_by_metric(paths: Iterable[Path], metrics: Sequence[str]) -> dict[str, list[Feedback]]:
+    """The labels in these files and directories (their *.csv and *.json), per metric name:
+    every name found, so a caller can tell the names nothing backtests. A file without a
+    metric column holds the labels of the metric it is named after (`orders.csv`), or, named
+    on its own while one metric is backtested, of that metric. Raises LabelsError."""
+    out: dict[str, list[Feedback]] = {m: [] for m in metrics}
     for p in paths:
         files = sorted(f for f in p.iterdir() if f.suffix in SUFFIXES) if p.is_dir() else [p]
         for f in files:
-            default = metric if (one_metric and not p.is_dir()) or f.stem == metric else ""
-            out += [fb for fb in read_labels(f, default) if fb.metric == metric]
+            default = metrics[0] if len(metrics) == 1 and not p.is_dir() else f.stem
+            for fb in read_labels(f, default):
+                out.setdefault(fb.metric, []).append(fb)
     return out
 
 

@@ -130,11 +130,16 @@ def test_assert_on_committed_labels_over_a_directory_of_metrics(tmp_path: Path) 
     assert "backtest orders:" in ok.stdout and "backtest visits:" in ok.stdout
     assert "real incidents caught: 1 of 1\n" in ok.stdout  # no stored verdicts to compare with
     assert "held   overall: recall>=1 (measured 1: 1 of 1 labelled incidents caught)" in ok.stdout
+    assert "feedback: no labels in this range (none for this metric in the --labels files)" in ok.stdout
     assert "visits: recall" not in ok.stdout  # nobody labelled visits: judged overall only
     assert not (tmp_path / "ci").exists()  # nothing read or made of a store
+    (labels.parent / "old.csv").write_text("metric,period,label\norders_v1,1767416400,incident\n")
 
     metric(tmp_path / "m" / "orders.yaml", "orders", src, MISSES)  # the pull request's edit
     broken = cli("backtest", str(tmp_path / "m"), *gate, env=ci)
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert "BROKEN orders: recall>=1 (measured 0: 0 of 1 labelled incidents caught)" in broken.stdout
     assert "BROKEN overall: recall>=1 (measured 0: 0 of 1 labelled incidents caught)" in broken.stdout
+    assert "--labels: labels of metrics not in " in broken.stderr and broken.stderr.rstrip().endswith(
+        "orders_v1"
+    )

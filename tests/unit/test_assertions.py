@@ -15,7 +15,7 @@ from detectkd.commands.assertions import (
     judge,
     parse_assertions,
 )
-from detectkd.commands.labels_file import LabelsError, labels_in, read_labels
+from detectkd.commands.labels_file import LabelsError, labels_by_metric, read_labels
 
 
 def test_parse_names_ops_and_numbers() -> None:
@@ -143,7 +143,9 @@ def test_labels_csv_and_json_and_which_metric_a_file_speaks_of(tmp_path: Path) -
                                                          "label": "false_alarm", "by": "api"}]}))  # fmt: skip
     (d / "orders.csv").write_text(EXPORT)  # an export: the metric it is named after
     (d / "notes.txt").write_text("ignored")
-    orders = labels_in([d], "orders", one_metric=False)
+    found = labels_by_metric([d], ["orders", "pay"])
+    assert sorted(found) == ["orders", "pay", "visits"]  # the names asked for, and every name found
+    orders = found["orders"]
     t = 1767416400
     from_files = [(f.series, f.period - t, f.until - t, f.label, f.by) for f in orders]
     assert sorted(from_files) == [
@@ -154,11 +156,12 @@ def test_labels_csv_and_json_and_which_metric_a_file_speaks_of(tmp_path: Path) -
         ("", 3000, 3000, "incident", "bob"),
         ("region=eu", 0, 0, "incident", "carol"),
     ]
-    visits = labels_in([d], "visits", one_metric=False)
-    assert [(f.series, f.until, f.label) for f in visits] == [("host=a", 1767416400, "false_alarm")]
+    assert [(f.series, f.until, f.label) for f in found["visits"]] == [("host=a", 1767416400, "false_alarm")]
+    assert found["pay"] == []
     # An export named on its own, for the one metric backtested: whatever its file name.
-    assert len(labels_in([d / "orders.csv"], "pay", one_metric=True)) == 4
-    assert labels_in([d / "orders.csv"], "pay", one_metric=False) == []
+    assert len(labels_by_metric([d / "orders.csv"], ["pay"])["pay"]) == 4
+    several = labels_by_metric([d / "orders.csv"], ["pay", "visits"])
+    assert several["pay"] == [] and len(several["orders"]) == 4  # with several: the file's name
 
 
 @pytest.mark.parametrize(
