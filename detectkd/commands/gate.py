@@ -3,8 +3,9 @@ and a directory of metrics backtested one after the other.
 
 Exit codes: 0 every promise held (or, without `--assert`, every replay ran); 1 a promise
 broken (without `--assert`: a source failed); 2 a usage or config error: a malformed
-`--assert`, a metric file or labels file with errors, a store that cannot be read, or
-(with `--assert`) a source that failed, so nothing could be measured.
+`--assert`, a metric file or labels file with errors, a directory without metrics, or
+(with `--assert`) a store that cannot be read or a source that failed: what was not
+measured is not judged.
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ def make_plan(args: argparse.Namespace, err: TextIO = sys.stderr) -> Plan | int:
                 print_load(result, err)
                 return 2
             specs = [result.metrics[n] for n in sorted(result.metrics)]
+            if not specs:
+                print(f"detectkd backtest: no metric files in {args.metric}", file=err)
+                return 2
         else:
             specs = [find_metric(args.metric, settings, profiles)]
     except ConfigError as exc:

@@ -98,6 +98,9 @@ def test_assert_passes_a_config_that_catches_the_labelled_incident_and_fails_one
     bad = cli("backtest", "orders", "--from", iso(start), "--assert", "recall>=0.9,recall=>1", env=env)
     assert bad.returncode == 2 and "--assert: part 2 'recall=>1'" in bad.stderr
     assert "backtest orders" not in bad.stdout  # refused before replaying anything
+    (tmp_path / "empty").mkdir()
+    empty = cli("backtest", str(tmp_path / "empty"), "--from", iso(start), "--assert", "alerts<=5", env=env)
+    assert empty.returncode == 2 and "no metric files in " in empty.stderr
     unknown = cli("backtest", "orders", "--from", iso(start), "--assert", "recal>=1", env=env)
     assert unknown.returncode == 2 and "unknown figure 'recal'" in unknown.stderr
 
