@@ -189,6 +189,14 @@ def range_target(args: argparse.Namespace, command: str) -> RangeTarget | int:
     target = load_target(args)
     if target is None:
         return 1
+    span = parse_range(args, command)
+    if isinstance(span, int):
+        return span
+    return RangeTarget(target[0], target[1], *span)
+
+
+def parse_range(args: argparse.Namespace, command: str) -> tuple[float | None, float] | int:
+    """--from (None when not given) and --to (default: now), or 2 after printing why not."""
     now = time.time()
     try:
         start = parse_when(args.start, now) if args.start else None
@@ -199,7 +207,7 @@ def range_target(args: argparse.Namespace, command: str) -> RangeTarget | int:
     if start is not None and finish <= start:
         print(f"detectkd {command}: --to must be after --from", file=sys.stderr)
         return 2
-    return RangeTarget(target[0], target[1], start, finish)
+    return start, finish
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -207,6 +215,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from detectkd.commands.labelled import labelled
     from detectkd.errors import StorageError
 
+    if args.asserts is not None or args.labels or Path(args.metric).is_dir():
+        from detectkd.commands.gate import gated
+
+        return gated(args)  # --assert, --labels FILE, or a directory of metrics
     t = range_target(args, "backtest")
     if isinstance(t, int):
         return t
@@ -326,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--report", help="write a self-contained HTML report (a chart per series)")
     bt.add_argument("--no-feedback", action="store_true",
                     help="do not read the feedback labels from the daemon's store")  # fmt: skip
+    bt.add_argument("--labels", action="append", metavar="PATH",
+                    help="read the labels from files (detectkd export CSVs, labels CSV/JSON) or a directory "
+                    "of them, not from the store")  # fmt: skip
+    bt.add_argument("--assert", dest="asserts", metavar="PROMISES",
+                    help="exit 1 when a figure breaks a promise, e.g. "
+                    "'recall>=0.9,false_alarms_per_week<=2'")  # fmt: skip
 
     lh = _metric_command(sub, "load-history", "collect and store a range of history (no notifications)",
                          cmd_load_history)  # fmt: skip

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from detectkd.alerting.alert import Alert
+from detectkd.commands.assertions import Figures
 from detectkd.commands.csvsafe import SafeWriter
 from detectkd.commands.labelled import Labelled, compare
 from detectkd.commands.report import SeriesTrace, render
@@ -62,6 +63,19 @@ async def backtest(
 ) -> int:
     """Exit code: 0 done, 1 the source failed. `labels`: the feedback given on this metric,
     to say how this config meets it."""
+    return (await measure(spec, start, finish, output, out, report, labels))[0]
+
+
+async def measure(
+    spec: MetricSpec,
+    start: float,
+    finish: float,
+    output: Path | None = None,
+    out: TextIO = sys.stdout,
+    report: Path | None = None,
+    labels: Labelled | None = None,
+) -> tuple[int, Figures]:
+    """`backtest`, with what it measured against the labels (for `--assert`)."""
     summary = Summary(traces={} if report is not None else None)
     t0 = time.perf_counter()
     sink = output.open("w", newline="") if output is not None else None
@@ -73,20 +87,22 @@ async def backtest(
         await replay(spec, start, finish, lambda run: account(run, summary, writer, tz))
     except (CollectError, ValueError) as exc:
         print(f"error: {error_line(exc)}", file=out)
-        return 1
+        return 1, Figures()
     finally:
         if sink is not None:
             sink.close()
     summary.seconds = time.perf_counter() - t0
     print_summary(spec, summary, tz, start, finish, out)
-    if labels is not None:
-        compare(labels, summary.flagged, tz, out)
+    got = compare(labels, summary.flagged, tz, out) if labels is not None else None
     if report is not None and summary.traces is not None:
         detectors = [f"{d.id} ({d.type})" for d in spec.detectors]
         page = render(spec.name, summary.traces, summary.alerts, tz, start, finish, detectors)
         report.write_text(page, encoding="utf-8")  # noqa: ASYNC240 (once, at the end of the replay)
         print(f"report: {report} ({len(page.encode()) / 1024:,.0f} KiB)", file=out)
-    return 0
+    fired = sum(1 for a in summary.alerts if a.status == "firing" and a.kind == "anomaly" and a.repeat == 0)
+    if got is None:
+        return 0, Figures(alerts=fired, seconds=finish - start)
+    return 0, Figures(got.incidents, got.hits, got.false_alarms, got.raised, fired, finish - start)
 
 
 async def replay(

@@ -30,6 +30,7 @@ from detectkd.storage.sqlite import SqliteStore
 class Labelled:
     labels: list[Feedback] = field(default_factory=list)
     live: dict[tuple[str, int], bool] = field(default_factory=dict)  # stored verdict per (series, period)
+    stored: bool = True  # False: labels from a file (`--labels`), no stored verdicts to compare with
 
 
 async def labelled(spec: MetricSpec, settings: Settings, start: float, finish: float) -> Labelled:
@@ -70,6 +71,7 @@ def compare(found: Labelled, anomalous: dict[str, list[int]], tz: ZoneInfo, out:
     labels = found.labels
     if not labels:
         hint = "mark anomalies on the metric page, or POST /api/v1/feedback"
+        hint = hint if found.stored else "none for this metric in the --labels files"
         print(f"feedback: no labels in this range ({hint})", file=out)
         return Score()
     now = score(labels, flagged_by(anomalous))
@@ -86,12 +88,14 @@ def compare(found: Labelled, anomalous: dict[str, list[int]], tz: ZoneInfo, out:
     print(f"feedback: {len(labels)} labels ({now.incidents} real incidents, {now.false_alarms} false alarms)",
           file=out)  # fmt: skip
     if now.incidents:
-        line = f"  real incidents caught: {now.hits} of {now.incidents} (as stored: {live.hits})"
+        line = f"  real incidents caught: {now.hits} of {now.incidents}"
+        line += f" (as stored: {live.hits})" if found.stored else ""
         if now.missed:
             line += "; missed: " + ", ".join(when(f) for f in now.missed[:10])
         print(line, file=out)
     if now.false_alarms:
-        line = f"  false alarms raised:   {now.raised} of {now.false_alarms} (as stored: {live.raised})"
+        line = f"  false alarms raised:   {now.raised} of {now.false_alarms}"
+        line += f" (as stored: {live.raised})" if found.stored else ""
         if now.still_raised:
             line += "; still raised: " + ", ".join(when(f) for f in now.still_raised[:10])
         print(line, file=out)
