@@ -22,6 +22,9 @@ from detectkd.errors import CollectError
 from detectkd.timegrid import Grid
 
 SEVERAL_ROWS = "several rows in one period"  # the warning's prefix (logged once per metric)
+# A `series_columns` entry (set by the `prometheus` collector when none are given): each
+# row's series key is the dict the row holds under this name.
+OWN_LABELS = "__labels__"
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,9 @@ def rows_to_points(
                 period = last_period
         labels: dict[str, Any] = {}
         for col in spec.series_columns:
+            if col == OWN_LABELS:  # the row names its series itself (Prometheus's labels)
+                labels.update(row.get(OWN_LABELS) or {})
+                continue
             if col not in row:
                 raise CollectError(f"result has no series column {col!r}")
             labels[col] = jsonable(row[col])

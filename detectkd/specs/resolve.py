@@ -43,7 +43,7 @@ class Resolver:
         dets = self._detectors()
         alerters, conditions = self._alerters()
         storage = self._storage()
-        entities = self._entities()
+        entities = self._entities(collector)
         if self.issues or collector is None or conditions is None or storage is None:
             return None
         dump = self.cfg.model_dump(mode="json")
@@ -76,9 +76,10 @@ class Resolver:
             entities=entities,
         )
 
-    def _entities(self) -> dict[str, Entity] | None:
+    def _entities(self, collector: CollectorSpec | None) -> dict[str, Entity] | None:
         p = self.cfg.peers
-        if p is not None and not self.cfg.collector.series_columns:
+        multi = collector.points.series_columns if collector else self.cfg.collector.series_columns
+        if p is not None and not multi:
             self.issues.append(
                 self.doc.issue(("peers",), "`peers` needs a multi-series metric (`collector.series_columns`)")
             )
@@ -181,7 +182,8 @@ class Resolver:
             timestamp_column=c.timestamp_column or inner.get("timestamp_column") or "period_time",
             value_column=c.value_column or inner.get("value_column") or "value",
             context_columns=tuple(context),
-            series_columns=tuple(c.series_columns),
+            # None named: a source whose rows carry their labels (Prometheus) keys on those.
+            series_columns=tuple(c.series_columns) or getattr(type(params), "SERIES_LABELS", ()),
         )
         if kind == "clickhouse":
             from detectkd.collectors.clickhouse import http_port, shadowed_alias
