@@ -85,6 +85,10 @@ class Resolver:
             )
         if p is None or p.entities is None:
             return None
+        if multi and not self.cfg.collector.series_columns:  # series keyed by their own labels
+            why = "an entity file matches series on `collector.series_columns`: name the labels"
+            self.issues.append(self.doc.issue(("peers", "entities"), why))
+            return None
         path = Path(p.entities)
         if not path.is_absolute():
             path = Path(self.doc.file).parent / path
