@@ -59,8 +59,15 @@ class PrometheusServer:
             timeout=120,
         )
 
-    def start(self, timeout: float = 60) -> None:
-        (self.root / "prometheus.yml").write_text(CONFIG)
+    def start(self, timeout: float = 60, scrape: str | None = None) -> None:
+        """`scrape`: a host:port whose /metrics is scraped every second (job `shop`)."""
+        config = CONFIG
+        if scrape is not None:
+            config = (
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n"
+                f"  - job_name: shop\n    static_configs: [{{targets: ['{scrape}']}}]\n"
+            )
+        (self.root / "prometheus.yml").write_text(config)
         (self.root / "data").mkdir(exist_ok=True)
         out = (self.root / "server.log").open("ab")
         self.proc = subprocess.Popen(
