@@ -52,6 +52,9 @@ class BasicAuth(Frozen):
 class Params(Frozen):
     MULTI_PERIOD: ClassVar[bool] = True  # one request covers many periods
     SERIES_LABELS: ClassVar[tuple[str, ...]] = (promapi.LABELS,)  # series keyed by their labels
+    # Times reach the server as epoch seconds: no timezone can misread them (so an empty
+    # period is never blamed on one: `detectkd.runtime.collect.timezone_probe`).
+    EPOCH_TIMES: ClassVar[bool] = True
 
     url: str  # the server's base URL; /api/v1/query_range is added unless already there
     query: str  # PromQL; a template with the period variables ({{ interval }}: "1h")

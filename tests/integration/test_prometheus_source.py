@@ -22,7 +22,7 @@ from detectkd.collectors.prometheus import Params, PrometheusCollector
 from detectkd.collectors.registry import lookup
 from detectkd.errors import CollectError
 from detectkd.resources import Resources
-from detectkd.runtime.collect import collect
+from detectkd.runtime.collect import collect, timezone_probe
 from detectkd.specs.loader import load_metrics
 from detectkd.timegrid import Grid
 from tests.conftest import http_server, write
@@ -146,6 +146,28 @@ async def test_series_columns_key_on_the_named_labels(prom: PrometheusServer, re
     spec = PointSpec("period_time", "value", (), ("region",))
     conv = rows_to_points(rows, spec, window(0, 20), Grid(TEN_MIN, UTC))
     assert {p.series for p in conv.points} == {"region=ap", "region=eu", "region=us"}
+
+
+async def test_a_gap_in_a_non_utc_metric_is_not_blamed_on_the_timezone(
+    prom: PrometheusServer, tmp_path: Path
+) -> None:
+    """The SQL probe asks for the same instants written in UTC; Prometheus gets epoch
+    seconds, so data an hour earlier says nothing about timezones."""
+    path = write(
+        tmp_path / "m.yaml",
+        f"name: us\ncollector:\n  type: prometheus\n  params:\n    url: {prom.url}\n"
+        "    query: 'orders{region=\"us\"}'\nschedule: {interval: 10m, timezone: Europe/Berlin}\n",
+    )
+    spec = load_metrics([path]).metrics["us"]
+    resources = Resources()
+    try:
+        c = collector(resources, url=prom.url, query='orders{region="us"}')
+        grid = Grid(TEN_MIN, ZoneInfo("Europe/Berlin"))
+        assert await collect(c, spec, grid, BASE + 3600, BASE + 4200) == ([], [])  # the gap
+        assert await collect(c, spec, grid, BASE, BASE + 600) != ([], [])  # an hour earlier: data
+        assert await timezone_probe(c, spec, grid, BASE + 3600) is None
+    finally:
+        await resources.close()
 
 
 async def test_a_bad_query_names_the_servers_reason(prom: PrometheusServer, resources: Resources) -> None:
