@@ -4,6 +4,9 @@ through the webhook with the series' Prometheus labels."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,15 +14,16 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.conftest import Receiver, http_server, write
+from tests.conftest import REPO, Receiver, http_server, write
 from tests.e2e.conftest import DaemonProcess
-from tests.prometheus_server import PrometheusServer, installed, remove
+from tests.prometheus_server import PrometheusServer, installed, remove, start_server
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not installed(), reason="Debian's prometheus package is not installed"),
 ]
 STEP = 2
+EXAMPLES = REPO / "etc" / "detectk" / "examples"
 
 
 class Exporter:
@@ -89,5 +93,30 @@ alerter:
         assert fired["series"] == f"instance={target},job=shop,region=eu"
         assert fired["labels"]["region"] == "eu" and fired["labels"]["job"] == "shop"
         assert all(b["series"].endswith("region=eu") for b in receiver.received)
+    finally:
+        remove(prom)
+
+
+def test_the_shipped_example_checks_against_prometheus(tmp_path: Path) -> None:
+    """etc/detectk/examples/prometheus_orders.yaml through `detectkd check`, on a counter."""
+    hour = 3600
+    base = int(time.time() - 4 * hour) // hour * hour
+    lines = ["# TYPE shop_orders_total counter"]
+    for m in range(181):  # a counter growing 3 (eu) and 7 (us) a minute
+        for region, rate in (("eu", 3), ("us", 7)):
+            lines.append(f'shop_orders_total{{region="{region}",instance="a"}} {rate * m} {base + 60 * m}')
+    prom = start_server("\n".join([*lines, "# EOF", ""]))
+    try:
+        at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(base + 2 * hour))
+        env = {"PROMETHEUS_URL": prom.url, "DETECTK_DATA_DIR": str(tmp_path / "data"),
+               "DETECTK_METRICS_DIR": str(EXAMPLES), "DETECTK_PROFILES_FILE": str(EXAMPLES / "profiles.yaml")}  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-m", "detectkd", "check", "example_prometheus_orders", "--at", at, "--no-alert"],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "DETECTK_CONFIG": "", **env},
+        )  # fmt: skip
+        assert out.returncode == 0, out.stdout + out.stderr
+        # The period 02:00-02:10 is increase(...[10m]) at 02:10: 30 and 70 orders.
+        assert "series=region=eu  value=30" in out.stdout, out.stdout
+        assert "series=region=us  value=70" in out.stdout, out.stdout
     finally:
         remove(prom)
