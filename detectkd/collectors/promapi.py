@@ -19,6 +19,7 @@ infinity (`0/0`, a ratio of two zero rates) is a row whose value is None (NULL).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,9 +135,13 @@ def to_rows(
     columns = sorted({k for labels, _ in series for k in labels})
     rows: list[Row] = []
     for labels, values in series:
-        key = series_label_key(labels, keep_name)
         # Every label any series has: a label a series lacks is "" (Prometheus's own rule).
-        base = {col: labels.get(col, "") for col in columns}
+        shape = _Series(
+            {col: labels.get(col, "") for col in columns},
+            series_label_key(labels, keep_name),
+            timestamp_column,
+            value_column,
+        )
         for pair in values:
             if not isinstance(pair, list | tuple) or len(pair) != 2:
                 raise CollectError("a sample is not a [timestamp, value] pair")
@@ -147,8 +152,69 @@ def to_rows(
             period = period_of.get(instant)
             if period is None:  # not an instant we asked for (a proxy that moved the grid)
                 continue
-            rows.append({**base, LABELS: key, timestamp_column: period, value_column: sample_value(pair[1])})
+            rows.append(SampleRow(shape, period, sample_value(pair[1])))
     return rows
+
+
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class _Series:
+    """What every row of one series shares (built once per series, not per sample)."""
+
+    columns: dict[str, str]  # the labels as columns
+    key: dict[str, str]  # the labels that make the series key
+    timestamp_column: str
+    value_column: str
+
+
+class SampleRow(Mapping[str, Any]):
+    """One sample as a row: the series' label columns, `LABELS`, the period and the value.
+
+    A view, not a dict: a million samples of ten-label series would otherwise be a million
+    copies of the labels (about 300 bytes a row instead of about 70)."""
+
+    __slots__ = ("_period", "_series", "_value")
+
+    def __init__(self, series: _Series, period: int, value: float | None) -> None:
+        self._series, self._period, self._value = series, period, value
+
+    def __getitem__(self, name: str) -> Any:
+        got = self.get(name, _ABSENT)
+        if got is _ABSENT:
+            raise KeyError(name)
+        return got
+
+    def __contains__(self, name: object) -> bool:
+        s = self._series
+        return name == s.value_column or name == s.timestamp_column or name == LABELS or name in s.columns
+
+    def get(self, name: str, default: Any = None) -> Any:
+        s = self._series
+        if name == s.timestamp_column:
+            return self._period
+        if name == s.value_column:
+            return self._value
+        if name == LABELS:
+            return s.key
+        return s.columns.get(name, default)
+
+    def __iter__(self) -> Iterator[str]:
+        s = self._series
+        yield from (c for c in s.columns if c not in (s.timestamp_column, s.value_column))
+        yield from (LABELS, s.timestamp_column, s.value_column)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
 
 
 def _names_needed(all_labels: list[dict[str, str]]) -> bool:
