@@ -147,7 +147,7 @@ def to_rows(
                 raise CollectError("a sample is not a [timestamp, value] pair")
             try:
                 instant = round(float(pair[0]))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise CollectError(f"a sample time is not a number: {str(pair[0])[:40]!r}") from None
             period = period_of.get(instant)
             if period is None:  # not an instant we asked for (a proxy that moved the grid)

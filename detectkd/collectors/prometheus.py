@@ -75,6 +75,8 @@ class Params(Frozen):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("url must be http:// or https:// with a host (e.g. http://prom:9090)")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("put credentials in basic_auth (with ${VAR}), not in the url")
         return value
 
     @model_validator(mode="after")

@@ -118,6 +118,8 @@ def test_samples_at_instants_not_asked_for_are_ignored() -> None:
         ({"status": "success", "data": {"resultType": "matrix", "result": [
             {"metric": {}, "histograms": [[1, {}]]}]}}, "native histograms"),
         (answer(({}, [(T0 + 3600, "many")])), "not a number: 'many'"),
+        ({"status": "success", "data": {"resultType": "matrix", "result": [{"metric": {}, "values": [["Inf", "1"]]}]}},
+         "sample time is not a number: 'Inf'"),
     ],
 )  # fmt: skip
 def test_bad_answers_are_clear_errors(document: Any, message: str) -> None:

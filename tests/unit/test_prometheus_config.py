@@ -49,3 +49,11 @@ def test_bad_params_are_config_errors(tmp_path: Path) -> None:
     loaded = load_metrics([write(tmp_path / "a.yaml", text)])
     (issues,) = loaded.errors.values()
     assert "http:// or https://" in " ".join(str(i) for i in issues)
+
+
+def test_credentials_in_the_url_are_refused_without_being_shown(tmp_path: Path) -> None:
+    text = BASE.replace("http://prom:9090", "http://ops:hunter2-secret@prom:9090")
+    loaded = load_metrics([write(tmp_path / "a.yaml", text)])
+    (issues,) = loaded.errors.values()
+    shown = " ".join(str(i) for i in issues)
+    assert "put credentials in basic_auth" in shown and "hunter2" not in shown
