@@ -150,8 +150,12 @@ def to_rows(
             except (TypeError, ValueError, OverflowError):
                 raise CollectError(f"a sample time is not a number: {str(pair[0])[:40]!r}") from None
             period = period_of.get(instant)
-            if period is None:  # not an instant we asked for (a proxy that moved the grid)
-                continue
+            if period is None:
+                raise CollectError(
+                    f"a sample at {instant}, an instant not asked for: a query frontend moved the "
+                    "range to multiples of the step (Thanos, Mimir: turn step alignment off, or "
+                    "use a UTC timezone for day-long periods)"
+                )
             rows.append(SampleRow(shape, period, sample_value(pair[1])))
     return rows
 

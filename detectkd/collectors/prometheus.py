@@ -143,6 +143,7 @@ class PrometheusCollector:
             "end": str(run.end),
             "step": str(run.step),
             "timeout": f"{timeout:g}s",  # the server stops evaluating when we stop waiting
+            "nocache": "1",  # VictoriaMetrics: keep start and end as asked (no cache alignment)
         }
         session = await self._resources.http()
         try:

@@ -235,7 +235,7 @@ async def test_the_request_is_a_form_post_with_auth_and_server_timeout(
     form = await req.post()
     assert req.path == "/select/0/prometheus/api/v1/query_range"
     assert dict(form) == {"query": "sum(x[10m])", "start": str(BASE + 600), "end": str(BASE + 600),
-                          "step": "600", "timeout": "30s"}  # fmt: skip
+                          "step": "600", "timeout": "30s", "nocache": "1"}  # fmt: skip
     assert req.headers["Authorization"] == "Basic " + base64.b64encode(b"u:pw").decode()
     assert req.headers["X-Scope-OrgID"] == "t1"
     bearer = collector(resources, url=base_url, query="x", bearer_token="tok-123456")

@@ -99,9 +99,10 @@ def test_a_label_a_series_lacks_is_empty_so_series_columns_can_name_it() -> None
     }
 
 
-def test_samples_at_instants_not_asked_for_are_ignored() -> None:
+def test_samples_at_instants_not_asked_for_are_an_error_not_a_silent_gap() -> None:
     w = Window(T0, T0 + 3600, HOUR, UTC)
-    assert rows(answer(({}, [(T0 + 1800, "1")])), w) == []
+    with pytest.raises(CollectError, match=f"a sample at {T0 + 1800}, an instant not asked for"):
+        rows(answer(({}, [(T0 + 1800, "1")])), w)
 
 
 @pytest.mark.parametrize(
