@@ -1,6 +1,7 @@
 """The real `detectkd run` reading a real Prometheus: history from backfilled blocks, live
-values from Prometheus's scrapes of a local exporter, and a spike of one region alerting
-through the webhook with the series' Prometheus labels."""
+values from Prometheus's scrapes of a local exporter, a spike of one region alerting through
+the webhook with the series' Prometheus labels, and a series its exporter stops serving
+(marked stale by Prometheus) going NO DATA."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ async def exporter() -> AsyncIterator[tuple[Exporter, str]]:
         yield exp, url.removeprefix("http://")
 
 
-async def test_a_spike_in_one_prometheus_series_alerts_with_its_labels(
+async def test_a_spike_alerts_with_its_labels_and_a_stale_series_goes_no_data(
     daemon: DaemonProcess, receiver: Receiver, exporter: tuple[Exporter, str], tmp_path: Path
 ) -> None:
     exp, target = exporter
@@ -93,6 +94,13 @@ alerter:
         assert fired["series"] == f"instance={target},job=shop,region=eu"
         assert fired["labels"]["region"] == "eu" and fired["labels"]["job"] == "shop"
         assert all(b["series"].endswith("region=eu") for b in receiver.received)
+        # The exporter stops serving us: Prometheus marks the series stale at its next scrape
+        # (no 5-minute lookback), so its periods are missing and it goes NO DATA.
+        del exp.values["us"]
+        stopped = time.monotonic()
+        gone = await receiver.wait_for(lambda b: b["kind"] == "nodata", timeout=60)
+        assert time.monotonic() - stopped < 60  # without staleness markers: 5 minutes of lookback
+        assert gone["status"] == "firing" and gone["series"] == f"instance={target},job=shop,region=us"
     finally:
         remove(prom)
 
