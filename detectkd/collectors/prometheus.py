@@ -55,6 +55,11 @@ class Params(Frozen):
     # Times reach the server as epoch seconds: no timezone can misread them (so an empty
     # period is never blamed on one: `detectkd.runtime.collect.timezone_probe`).
     EPOCH_TIMES: ClassVar[bool] = True
+    # What `detectkd check` prints as its `rule` line.
+    PERIOD_RULE: ClassVar[str] = (
+        "the period [t, t + {interval}) gets the query's value at t + {interval}, its end; "
+        "a series without a sample there (stale, or none within the lookback) has no value"
+    )
 
     url: str  # the server's base URL; /api/v1/query_range is added unless already there
     query: str  # PromQL; a template with the period variables ({{ interval }}: "1h")

@@ -126,5 +126,6 @@ def test_the_shipped_example_checks_against_prometheus(tmp_path: Path) -> None:
         # The period 02:00-02:10 is increase(...[10m]) at 02:10: 30 and 70 orders.
         assert "series=region=eu  value=30" in out.stdout, out.stdout
         assert "series=region=us  value=70" in out.stdout, out.stdout
+        assert "rule      the period [t, t + 10m) gets the query's value at t + 10m, its end" in out.stdout
     finally:
         remove(prom)
