@@ -28,6 +28,9 @@ from detectkd.timegrid import Grid
 SEVERAL_ROWS = "several rows in one period"  # the warning's prefix (logged once per metric)
 # The epoch seconds a row's time may have: 1900-01-01 to 2200-01-01 (UTC).
 MIN_TIME, MAX_TIME = -2_208_988_800.0, 7_258_118_400.0
+# A `series_columns` entry (set by the `prometheus` collector when none are given): each
+# row's series key is the dict the row holds under this name.
+OWN_LABELS = "__labels__"
 
 
 @dataclass(frozen=True, slots=True)  # slots: a 30-day batch holds hundreds of thousands
@@ -224,6 +227,9 @@ def rows_to_points(
                 period = last_period
         labels: dict[str, Any] = {}
         for col in spec.series_columns:
+            if col == OWN_LABELS:  # the row names its series itself (Prometheus's labels)
+                labels.update(row.get(OWN_LABELS) or {})
+                continue
             if col not in row:
                 raise CollectError(f"result has no series column {col!r}")
             labels[col] = jsonable(row[col])

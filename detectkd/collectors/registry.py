@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, model_validator
 
-from detectkd.collectors import clickhouse, csvfile, http, mysql, postgres, sqlite
+from detectkd.collectors import clickhouse, csvfile, http, mysql, postgres, prometheus, sqlite
 from detectkd.collectors.base import Build, Collector
 from detectkd.collectors.params import NetworkParams, SingleHostParams, host_count
 from detectkd.resources import Resources
@@ -72,9 +72,10 @@ COLLECTORS: dict[str, CollectorType] = {
     "postgres": CollectorType(NetworkParams, postgres.build),
     "mysql": CollectorType(SingleHostParams, mysql.build),
     "csv": CollectorType(csvfile.Params, csvfile.build),
+    "prometheus": CollectorType(prometheus.Params, prometheus.build),
 }
 
-ALIASES = {"postgresql": "postgres", "mariadb": "mysql"}
+ALIASES = {"postgresql": "postgres", "mariadb": "mysql", "victoriametrics": "prometheus"}
 
 
 def lookup(kind: str) -> CollectorType | None:

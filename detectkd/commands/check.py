@@ -49,12 +49,11 @@ def print_report(rt: MetricRuntime, report: RunReport, out: TextIO) -> None:
         f"periods   {fmt_local(report.start, tz)} .. {fmt_local(report.finish, tz)}",
         file=out,
     )
-    print(
-        f"rule      a row belongs to the period that holds its timestamp, "
-        f"[t, t + {format_duration(rt.interval)}) on the interval grid; several rows in one period "
-        "keep the last",
-        file=out,
+    rule = getattr(type(spec.collector.params), "PERIOD_RULE", None) or (
+        "a row belongs to the period that holds its timestamp, [t, t + {interval}) on the interval "
+        "grid; several rows in one period keep the last"
     )
+    print(f"rule      {rule.format(interval=format_duration(rt.interval))}", file=out)
     for w in report.warnings:
         print(f"warning   {w}", file=out)
     print(f"collected {len(report.points)} point(s)", file=out)

@@ -56,6 +56,8 @@ async def timezone_probe(collector: Collector, spec: MetricSpec, grid: Grid, per
     shift = int(offset.total_seconds()) if offset is not None else 0
     if shift == 0 or not spec.collector.period_aware:
         return None
+    if getattr(type(spec.collector.params), "EPOCH_TIMES", False):  # no text time to misread
+        return None
     finish = grid.next(period)
     # The instants of the period written as UTC text: what a UTC session reads correctly.
     probe = Window(period - shift, finish - shift, spec.config.schedule.interval, tz)

@@ -48,7 +48,7 @@ class Resolver:
         dets = self._detectors()
         alerters, conditions = self._alerters()
         storage = self._storage()
-        entities = self._entities()
+        entities = self._entities(collector)
         if self.issues or collector is None or conditions is None or storage is None:
             return None
         dump = self.cfg.model_dump(mode="json")
@@ -81,13 +81,18 @@ class Resolver:
             entities=entities,
         )
 
-    def _entities(self) -> dict[str, Entity] | None:
+    def _entities(self, collector: CollectorSpec | None) -> dict[str, Entity] | None:
         p = self.cfg.peers
-        if p is not None and not self.cfg.collector.series_columns:
+        multi = collector.points.series_columns if collector else self.cfg.collector.series_columns
+        if p is not None and not multi:
             self.issues.append(
                 self.doc.issue(("peers",), "`peers` needs a multi-series metric (`collector.series_columns`)")
             )
         if p is None or p.entities is None:
+            return None
+        if multi and not self.cfg.collector.series_columns:  # series keyed by their own labels
+            why = "an entity file matches series on `collector.series_columns`: name the labels"
+            self.issues.append(self.doc.issue(("peers", "entities"), why))
             return None
         path = Path(p.entities)
         if not path.is_absolute():
@@ -186,7 +191,8 @@ class Resolver:
             timestamp_column=c.timestamp_column or inner.get("timestamp_column") or "period_time",
             value_column=c.value_column or inner.get("value_column") or "value",
             context_columns=tuple(context),
-            series_columns=tuple(c.series_columns),
+            # None named: a source whose rows carry their labels (Prometheus) keys on those.
+            series_columns=tuple(c.series_columns) or getattr(type(params), "SERIES_LABELS", ()),
         )
         if kind == "clickhouse":
             from detectkd.collectors.clickhouse import http_port, shadowed_alias

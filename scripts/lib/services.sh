@@ -42,9 +42,10 @@ if ! command -v chromium >/dev/null 2>&1; then
     apt_install chromium
 fi
 
-# promtool (Debian's prometheus package) checks /metrics, the alert rules and the dashboard's
-# queries; systemd-analyze verifies the unit file.
-if ! command -v promtool >/dev/null 2>&1; then
+# Debian's prometheus package: promtool checks /metrics, the alert rules and the dashboard's
+# queries and backfills known samples; the prometheus server is the `prometheus` collector's
+# private test instance (tests/prometheus_server.py). systemd-analyze verifies the unit file.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
     apt_install prometheus
 fi
 if ! command -v systemd-analyze >/dev/null 2>&1; then

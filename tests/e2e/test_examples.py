@@ -23,7 +23,7 @@ EXAMPLES = REPO / "etc" / "detectk" / "examples"
 def test_every_example_validates_and_covers_every_collector_and_channel() -> None:
     out = cli("validate", str(EXAMPLES), "--profiles", str(EXAMPLES / "profiles.yaml"))
     assert out.returncode == 0, out.stdout
-    assert "7 metric(s) valid, 0 file(s) with errors, 0 warning(s)" in out.stdout
+    assert "8 metric(s) valid, 0 file(s) with errors, 0 warning(s)" in out.stdout
     from detectkd.alerting.channels.registry import CHANNELS
     from detectkd.collectors.registry import COLLECTORS
     from detectkd.specs.loader import load_metrics
