@@ -128,6 +128,12 @@ class Telemetry:
         self.metric_up = F(
             "detectk_metric_up", "1 if the metric's last run succeeded, 0 if it failed.", "gauge", M
         )
+        self.metric_judging = F(
+            "detectk_metric_judging",
+            "1 if the metric's newest period was judged, 0 if not (cold start: too little history yet).",
+            "gauge",
+            M,
+        )
         self.series_firing = F("detectk_series_firing", "Series of the metric in FIRING.", "gauge", M)
         self.series_nodata = F("detectk_series_nodata", "Series of the metric in NODATA.", "gauge", M)
         self.metric_interval = F(

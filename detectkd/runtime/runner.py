@@ -217,14 +217,18 @@ class MetricRuntime:
         return start_time(self.spec, self.tz)
 
     def _cold(self, report: RunReport) -> None:
-        """Log once per runtime that the newest period was not judged for lack of history."""
+        """Whether the newest period was judged (the API, the overview and /metrics show it);
+        log once per runtime that it was not, for lack of history."""
         newest = [pr for pr in report.points if pr.point.period == self.grid.prev(report.finish)]
+        if not newest:
+            return  # no value for it: nothing to say about judging
         skipped = [r.skipped for pr in newest for r in pr.results if r.skipped]
-        if "cold" in self._warned or not any(s.startswith("cold start") for s in skipped):
-            return
-        self._warned.add("cold")
-        why = cold_start_reason(self.spec, self.span - self.grid.step, self._loading)
-        log.info("cold start: not judged yet", metric=self.name, detector=skipped[0], why=why)
+        cold = [s for s in skipped if s.startswith("cold start")]
+        why = cold_start_reason(self.spec, self.span - self.grid.step, self._loading) if cold else None
+        self.book.judged(not cold, f"{cold[0]}: {why}" if cold else None)
+        if cold and "cold" not in self._warned:
+            self._warned.add("cold")
+            log.info("cold start: not judged yet", metric=self.name, detector=skipped[0], why=why)
 
     def _batches(self, start: int, finish: int, backfill: bool) -> list[tuple[int, int]]:
         if not backfill:

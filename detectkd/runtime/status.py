@@ -37,6 +37,8 @@ class RunStatus:
     series_error: str | None = None  # the `max_series` limit refused new series
     last_warning: str | None = None  # the newest warning converting rows gave (kept until the next)
     last_warning_at: float | None = None
+    judging: bool | None = None  # the newest period was judged (None: no run saw a value yet)
+    not_judging: str | None = None  # why not: a cold start and its reason
 
 
 class StatusBook:
@@ -48,6 +50,12 @@ class StatusBook:
         self.status = RunStatus()
         if telemetry is not None:
             telemetry.metric_interval.labels(name).set(interval_s)
+
+    def judged(self, judging: bool, why: str | None) -> None:
+        """Whether the newest period of the last run was judged, and if not why (cold start)."""
+        self.status.judging, self.status.not_judging = judging, None if judging else why
+        if self.telemetry is not None:
+            self.telemetry.metric_judging.labels(self.name).set(1 if judging else 0)
 
     def succeeded(self, started: float, newest: tuple[int, float | None] | None,
                   states: Mapping[str, SeriesState]) -> None:  # fmt: skip
@@ -131,6 +139,8 @@ def api_entry(name: str, file: str, interval_s: float, s: RunStatus,
         "series_error": s.series_error,
         "last_warning": s.last_warning,
         "last_warning_at": iso(s.last_warning_at),
+        "judging": s.judging,
+        "not_judging": s.not_judging,
         "series": {series or "": st.status.value for series, st in sorted(states.items())},
     }
 
