@@ -29,7 +29,7 @@ from detectkd.detectors.base import Detector
 from detectkd.errors import error_line
 from detectkd.resources import Resources
 from detectkd.runtime.batch import absent, admit, fill_missing
-from detectkd.runtime.coldstart import cold_start_reason, first_start, start_time
+from detectkd.runtime.coldstart import cold_skips, cold_start_reason, first_start, start_time
 from detectkd.runtime.collect import collect, timezone_probe
 from detectkd.runtime.judge import JudgeContext, PointReport, judge, judge_failed_run
 from detectkd.runtime.memory import SeriesMemory
@@ -217,18 +217,15 @@ class MetricRuntime:
         return start_time(self.spec, self.tz)
 
     def _cold(self, report: RunReport) -> None:
-        """Whether the newest period was judged (the API, the overview and /metrics show it);
-        log once per runtime that it was not, for lack of history."""
-        newest = [pr for pr in report.points if pr.point.period == self.grid.prev(report.finish)]
-        if not newest:
-            return  # no value for it: nothing to say about judging
-        skipped = [r.skipped for pr in newest for r in pr.results if r.skipped]
-        cold = [s for s in skipped if s.startswith("cold start")]
+        """Whether the newest period was judged (shown per metric); logged once when not."""
+        cold = cold_skips(report.points, self.grid.prev(report.finish))
+        if cold is None:
+            return  # no value for the newest period: nothing to say about judging
         why = cold_start_reason(self.spec, self.span - self.grid.step, self._loading) if cold else None
         self.book.judged(not cold, f"{cold[0]}: {why}" if cold else None)
         if cold and "cold" not in self._warned:
             self._warned.add("cold")
-            log.info("cold start: not judged yet", metric=self.name, detector=skipped[0], why=why)
+            log.info("cold start: not judged yet", metric=self.name, detector=cold[0], why=why)
 
     def _batches(self, start: int, finish: int, backfill: bool) -> list[tuple[int, int]]:
         if not backfill:
