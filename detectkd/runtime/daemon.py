@@ -22,6 +22,7 @@ from detectkd.config.settings import Settings
 from detectkd.errors import StorageError, error_line
 from detectkd.resources import Resources
 from detectkd.runtime import heap, retention, snapshot
+from detectkd.runtime.clock import ClockGuard
 from detectkd.runtime.history import HistoryLoader
 from detectkd.runtime.jobs import Jobs
 from detectkd.runtime.leader import leadership_for
@@ -384,19 +385,20 @@ class Daemon(Jobs, DaemonView):
 
     async def _health_loop(self) -> None:
         """Notifications that become due with time (group_wait), not with a run; silences
-        added by `detectkd silence` (another process) are read every `silence_refresh`."""
+        added by `detectkd silence` (another process) are read every `silence_refresh`; a
+        backward step of the wall clock re-anchors the schedule (it would stall every run)."""
         tick = max(0.2, min(5.0, self.outages.group_wait / 4, self.settings.silence_refresh.total_seconds()))
-        refreshed = time.monotonic()
+        refreshed, clock = time.monotonic(), ClockGuard(self.scheduler)
         while not self.stop_event.is_set():
             try:
                 await asyncio.wait_for(self.stop_event.wait(), timeout=tick)
             except TimeoutError:
+                clock.check()
                 if time.monotonic() - refreshed >= self.settings.silence_refresh.total_seconds():
                     refreshed = time.monotonic()
                     await self.refresh_silences()
                 await self.check_health()
-                if self._unbuilt:
-                    self.retry_unbuilt()
+                self.retry_unbuilt()  # the metrics whose runtime failed to build, when due
 
     # -- silences, ERROR and SOURCE DOWN ---------------------------------------------------
 
