@@ -100,6 +100,7 @@ class Daemon(Jobs, DaemonView):
 
     async def _start(self) -> None:
         await self.store.open()
+        await self.dispatcher.recover(self.settings.data_dir)  # nothing sent twice after a crash
         await self.history.open()
         await self.refresh_silences()
         states, errors = split_saved(await self.store.load_states(), self.outages)
@@ -121,9 +122,8 @@ class Daemon(Jobs, DaemonView):
         self._record_load(result, plan)
         self.ready = True
         self.notifier.ready(self.status_line())
-        store = str(getattr(self.store, "path", ""))
-        log.info("detectkd started", metrics=len(self.slots), shard=self.settings.shard,
-                 config_errors=len(result.all_errors()), store=store)  # fmt: skip
+        log.info("detectkd started", metrics=len(self.slots), config_errors=len(result.all_errors()),
+                 shard=self.settings.shard, store=str(getattr(self.store, "path", "")))  # fmt: skip
 
     async def serve(self) -> None:
         """Run until SIGTERM/SIGINT (or `stop_event`), then shut down gracefully."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -188,7 +189,7 @@ class ClickhouseStore(ClickhouseDocs):
                 continue
             item_id = self._version()
             row = (item_id, o.key, o.metric, o.series, o.channel, o.payload, now, 0, now, "", "pending", 0.0)
-            rows.append((*row, item_id))
+            rows.append((*row, item_id, ""))  # version, leased_by
         if rows:
             await self._do(lambda c: c.execute("INSERT INTO dtk_outbox VALUES", *rows))
 
@@ -259,7 +260,8 @@ class ClickhouseStore(ClickhouseDocs):
     async def _outbox_rows(self, where: str, params: dict[str, Any] | None = None) -> list[Any]:
         rows: list[Any] = await self._do(
             lambda c: c.fetch(
-                f"SELECT {OUTBOX_COLS} FROM dtk_outbox FINAL WHERE {where} ORDER BY id", params=params or {}
+                f"SELECT {OUTBOX_COLS}, leased_by FROM dtk_outbox FINAL WHERE {where} ORDER BY id",
+                params=params or {},
             )
         )
         return rows
@@ -287,16 +289,31 @@ class ClickhouseStore(ClickhouseDocs):
         await self._do(lambda c: c.execute("INSERT INTO dtk_outbox VALUES", record))
 
     async def outbox_claim(
-        self, now: float, lease_s: float, limit: int, metric: str | None = None
+        self,
+        now: float,
+        lease_s: float,
+        limit: int,
+        metric: str | None = None,
+        owner: str = "",
+        sent: Collection[int] = (),
     ) -> list[OutboxItem]:
         async with self._claim_lock:
             where = "status = 'pending'" + (" AND metric = {m}" if metric is not None else "")
             rows = await self._outbox_rows(where, {"m": metric} if metric is not None else None)
             leases = [(self._item(r), r["leased_until"] or None) for r in rows]
-            items = eligible(leases, now, limit)
+            items = eligible(leases, now, limit, sent)
             for item in items:
-                await self._update(item.id, leased_until=now + lease_s)
+                await self._update(item.id, leased_until=now + lease_s, leased_by=owner)
             return items
+
+    async def outbox_release(self, owner: str) -> int:
+        async with self._claim_lock:
+            rows = await self._outbox_rows(
+                "status = 'pending' AND leased_by = {o} AND leased_until > 0", {"o": owner}
+            )
+            for r in rows:
+                await self._update(int(r["id"]), leased_until=0.0)
+            return len(rows)
 
     async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:
         status = OutboxStatus(status).value  # a plain str for the driver

@@ -11,7 +11,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS dtk_outbox (
     key TEXT NOT NULL, metric TEXT NOT NULL, series TEXT NOT NULL, channel TEXT NOT NULL,
     payload TEXT NOT NULL, created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL, last_error TEXT, status TEXT NOT NULL DEFAULT 'pending',
-    leased_until REAL,
+    leased_until REAL, leased_by TEXT,
     UNIQUE (key, channel)
 );
 CREATE INDEX IF NOT EXISTS dtk_outbox_due ON dtk_outbox (status, next_attempt_at);
@@ -83,12 +83,14 @@ MIGRATIONS = [
     ("dtk_alert_state", "last_sent_at", "INTEGER"),
     ("dtk_alert_state", "repeats", "INTEGER NOT NULL DEFAULT 0"),
     ("dtk_alert_state", "extra", "TEXT NOT NULL DEFAULT '{}'"),
+    ("dtk_outbox", "leased_by", "TEXT"),
 ]
 
 
 class SqliteStore:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s  # how long a write waits for another writer's lock
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="dtk-store-sqlite")
         self._conn: sqlite3.Connection | None = None
 
@@ -110,7 +112,7 @@ class SqliteStore:
     async def open(self) -> None:
         def connect() -> None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+            conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=self.busy_timeout_s)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
@@ -293,7 +295,13 @@ class SqliteStore:
     )
 
     async def outbox_claim(
-        self, now: float, lease_s: float, limit: int, metric: str | None = None
+        self,
+        now: float,
+        lease_s: float,
+        limit: int,
+        metric: str | None = None,
+        owner: str = "",
+        sent: Collection[int] = (),
     ) -> list[OutboxItem]:
         def claim(c: sqlite3.Connection) -> list[OutboxItem]:
             c.execute("BEGIN IMMEDIATE")
@@ -303,10 +311,10 @@ class SqliteStore:
                     "WHERE status = 'pending' AND (? IS NULL OR metric = ?) ORDER BY id",
                     (metric, metric),
                 ).fetchall()
-                items = eligible([(OutboxItem(*r[:-1]), r[-1]) for r in rows], now, limit)
+                items = eligible([(OutboxItem(*r[:-1]), r[-1]) for r in rows], now, limit, sent)
                 c.executemany(
-                    "UPDATE dtk_outbox SET leased_until = ? WHERE id = ?",
-                    [(now + lease_s, i.id) for i in items],
+                    "UPDATE dtk_outbox SET leased_until = ?, leased_by = ? WHERE id = ?",
+                    [(now + lease_s, owner, i.id) for i in items],
                 )
                 c.execute("COMMIT")
             except BaseException:
@@ -315,6 +323,11 @@ class SqliteStore:
             return items
 
         return await self._call(claim)
+
+    async def outbox_release(self, owner: str) -> int:
+        sql = "UPDATE dtk_outbox SET leased_until = NULL WHERE status = 'pending' AND leased_by = ?"
+        sql += " AND leased_until IS NOT NULL"
+        return await self._call(lambda c: c.execute(sql, (owner,)).rowcount)
 
     async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:
         status = OutboxStatus(status).value  # a plain str for the driver
@@ -369,13 +382,8 @@ class SqliteStore:
         return await self._call(move)
 
     async def outbox_purge(self, sent_before: float) -> int:
-        return await self._call(
-            lambda c: (
-                c.execute(
-                    "DELETE FROM dtk_outbox WHERE status = 'sent' AND next_attempt_at < ?", (sent_before,)
-                ).rowcount
-            )
-        )
+        sql = "DELETE FROM dtk_outbox WHERE status = 'sent' AND next_attempt_at < ?"
+        return await self._call(lambda c: c.execute(sql, (sent_before,)).rowcount)
 
     async def outbox_stats(self) -> OutboxStats:
         def read(c: sqlite3.Connection) -> OutboxStats:

@@ -187,6 +187,26 @@ async def test_outbox_claims_only_queue_heads_in_order(store: Store) -> None:
     assert await store.outbox_claim(now, 60, 10, metric="other") == []
 
 
+async def test_outbox_sent_rows_unblock_their_queue_and_owners_release_only_their_leases(
+    store: Store,
+) -> None:
+    rows = [
+        NewOutboxItem(f"m|s{i % 2}|{st}|0", "m", f"s{i % 2}", "log:x", "{}")
+        for i, st in enumerate(["firing", "firing", "resolved", "resolved"])
+    ]
+    await store.commit(RunRecord("m", outbox=rows))
+    now = time.time() + 1
+    f0, _f1 = await store.outbox_claim(now, 60, 10, owner="a")
+    # f0 delivered, its done-mark not stored: its RESOLVED may go; f1's queue still waits.
+    (r0,) = await store.outbox_claim(now, 60, 10, owner="b", sent={f0.id})
+    assert r0.key == "m|s0|resolved|0"
+    assert await store.outbox_release("a") == 2  # a restarted "a" ends its own leases ...
+    assert await store.outbox_release("a") == 0
+    again = await store.outbox_claim(now, 60, 10, owner="c")
+    assert [i.key for i in again] == ["m|s0|firing|0", "m|s1|firing|0"]  # ... r0 stays "b"'s
+    assert await store.outbox_release("b") == 1
+
+
 async def test_concurrent_claimers_never_get_the_same_row(
     make_store: Callable[[], Store], store: Store
 ) -> None:
