@@ -10,6 +10,13 @@ overtakes its FIRING.
 Deliveries run per destination (a receiver's host, an SMTP server): each has
 its own concurrency (`per_destination`), and the loop never waits for a
 slow one, so a hanging receiver delays only its own rows.
+
+Nothing is sent twice because of a crash or a store failure: a row the channel
+accepted is at once written to the sent log (`sentlog`, microseconds) and kept in
+memory as sent; its done-mark in the store follows and, when the store fails, is
+retried with back-off without sending again, while the next row of its series
+goes out as usual. A restarted daemon marks what its sent log holds as done and
+ends its own previous leases (`recover`), so nothing waits for a lease to expire.
 """
 
 from __future__ import annotations
@@ -19,12 +26,15 @@ import functools
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import structlog
 
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels.base import Channel
+from detectkd.alerting.sentlog import LOG_FILE, SentEntry, SentLog, owner_id
 from detectkd.errors import PermanentError, StorageError, TransientError
 from detectkd.storage.base import OutboxItem, OutboxStats, StateStore
 from detectkd.telemetry import Telemetry
@@ -36,6 +46,7 @@ ChannelLookup = Callable[[str, str], Channel | None]  # (metric, channel id)
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0
 LEASE_S = 120.0  # a claimed row is retried by anyone after this (its sender died)
+MARK_RETRY_CAP = 30.0  # a done-mark that failed is tried again within this
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> float:
@@ -43,6 +54,16 @@ def backoff(attempts: int, rng: random.Random | None = None) -> float:
     delay = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** min(attempts, 20))
     jitter: float = (rng or random).uniform(0.8, 1.2)
     return float(delay * jitter)
+
+
+@dataclass
+class _Unmarked:
+    """A row its channel accepted whose done-mark is not stored yet."""
+
+    item: OutboxItem
+    failures: int = 0
+    due: float = 0.0  # when to try the done-mark again
+    busy: bool = True  # a done-mark is being written
 
 
 class Dispatcher:
@@ -54,8 +75,14 @@ class Dispatcher:
         retry_for: timedelta = timedelta(hours=24),
         per_destination: int = 4,
         only_metric: str | None = None,
+        owner: str = "",
+        sent_log: SentLog | None = None,
     ) -> None:
         self.only_metric = only_metric
+        self.owner = owner  # recorded with every lease (the daemon's `sentlog.owner_id`)
+        self.sent_log = sent_log
+        self._unmarked: dict[int, _Unmarked] = {}  # row id -> delivered, done-mark not stored
+        self.mark_failures = 0  # done-marks the store refused (each tried again, never re-sent)
         self.store = store
         self.channels = channels
         self.telemetry = telemetry
@@ -70,6 +97,35 @@ class Dispatcher:
 
     def wake(self) -> None:
         self._wake.set()
+
+    @property
+    def unmarked(self) -> int:
+        """Rows delivered whose done-mark is not stored yet (they are not sent again)."""
+        return len(self._unmarked)
+
+    async def recover(self, data_dir: Path | None = None) -> None:
+        """At start, before delivering: rows the previous process delivered (its sent log)
+        are marked done, never sent again; its other leases end now, not in `LEASE_S`.
+        `data_dir`: the daemon's, where its owner id and sent log are kept."""
+        if data_dir is not None:
+            self.owner = await asyncio.to_thread(owner_id, data_dir)
+            self.sent_log = SentLog(data_dir / LOG_FILE)
+        if self.sent_log is not None and (entries := self.sent_log.load()):
+            pending = {i.id: i for i in await self.store.outbox_pending()}
+            for e in entries:
+                item = pending.get(e.id)
+                if item is not None and (item.key, item.channel) == (e.key, e.channel):
+                    self._unmarked[item.id] = _Unmarked(item)
+            for row in list(self._unmarked.values()):
+                await self._mark(row)
+            if not self._unmarked:  # entries of rows already sent (or of another store)
+                self.sent_log.clear()
+            log.info(
+                "sent log replayed", entries=len(entries), marked_done=len(entries) - len(self._unmarked)
+            )
+        released = await self.store.outbox_release(self.owner) if self.owner else 0
+        if released:
+            log.info("own outbox leases released", rows=released)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set. Never raises (but lets cancellation through)."""
@@ -94,7 +150,16 @@ class Dispatcher:
         flight is done (one-shot use, shutdown); the loop does not wait, so a slow receiver
         never holds up the others. Returns when the next row falls due."""
         now = time.time()
-        items = await self.store.outbox_claim(now, LEASE_S, 100, self.only_metric) if self.may_send() else []
+        for row in list(self._unmarked.values()):
+            if not row.busy and row.due <= now:
+                await self._mark(row)
+        items = (
+            await self.store.outbox_claim(
+                now, LEASE_S, 100, self.only_metric, self.owner, set(self._unmarked)
+            )
+            if self.may_send()
+            else []
+        )
         for item in items:
             if item.id not in self._inflight:  # a lease outlived by a slow delivery
                 task = asyncio.ensure_future(self._deliver_logged(item))
@@ -105,7 +170,10 @@ class Dispatcher:
         if items:
             return time.time()  # the next row of a series may now be eligible
         stats = await self._update_gauges()
-        return stats.next_attempt_at if stats.next_attempt_at is not None else now + 5
+        due = stats.next_attempt_at if stats.next_attempt_at is not None else now + 5
+        if due <= now:  # due but not claimable (delivered, leased elsewhere, a standby): poll
+            due = now + 1.0
+        return min([due, *(r.due for r in self._unmarked.values() if not r.busy)])
 
     async def _deliver_logged(self, item: OutboxItem) -> None:
         try:
@@ -140,11 +208,34 @@ class Dispatcher:
             except Exception as exc:  # a channel bug must not stop delivery of others
                 await self._failed(item, kind, f"{type(exc).__name__}: {exc}", permanent=False)
                 return
-            await self.store.outbox_done(item.id)
+            # Accepted. No await before these two lines: a crash from here on finds the row
+            # in the sent log, and a failing store finds it in memory; neither sends it again.
+            if self.sent_log is not None:
+                self.sent_log.add(SentEntry(item.id, item.key, item.channel))
+            row = self._unmarked[item.id] = _Unmarked(item)
             if self.telemetry is not None:
                 self.telemetry.alerts_sent.labels(kind, _status(item)).inc()
             log.info("alert delivered", metric=item.metric, series=item.series,
                      channel=kind, key=item.key, attempts=item.attempts + 1)  # fmt: skip
+        await self._mark(row)
+
+    async def _mark(self, row: _Unmarked) -> None:
+        """Store a delivered row's done-mark; on failure, try again later (never re-send)."""
+        row.busy = True
+        try:
+            await self.store.outbox_done(row.item.id)
+        except StorageError as exc:
+            row.failures += 1
+            self.mark_failures += 1
+            row.due = time.time() + min(MARK_RETRY_CAP, backoff(row.failures - 1))
+            log.warning("delivered alert not yet marked sent", metric=row.item.metric, key=row.item.key,
+                        error=str(exc), retry_in=round(row.due - time.time(), 1))  # fmt: skip
+            return
+        finally:
+            row.busy = False
+        self._unmarked.pop(row.item.id, None)
+        if not self._unmarked and self.sent_log is not None:
+            self.sent_log.clear()
 
     async def _failed(self, item: OutboxItem, kind: str, error: str, permanent: bool) -> None:
         now = time.time()

@@ -22,6 +22,7 @@ from detectkd.config.settings import Settings
 from detectkd.errors import StorageError, error_line
 from detectkd.resources import Resources
 from detectkd.runtime import heap, retention, snapshot
+from detectkd.runtime.clock import ClockGuard
 from detectkd.runtime.history import HistoryLoader
 from detectkd.runtime.jobs import Jobs
 from detectkd.runtime.leader import leadership_for
@@ -101,6 +102,7 @@ class Daemon(Jobs, DaemonView):
 
     async def _start(self) -> None:
         await self.store.open()
+        await self.dispatcher.recover(self.settings.data_dir)  # nothing sent twice after a crash
         await self.history.open()
         await self.silence_sync.refresh()
         states, errors = split_saved(await self.store.load_states(), self.outages)
@@ -122,9 +124,8 @@ class Daemon(Jobs, DaemonView):
         self._record_load(result, plan)
         self.ready = True
         self.notifier.ready(self.status_line())
-        store = str(getattr(self.store, "path", ""))
-        log.info("detectkd started", metrics=len(self.slots), shard=self.settings.shard,
-                 config_errors=len(result.all_errors()), store=store)  # fmt: skip
+        log.info("detectkd started", metrics=len(self.slots), config_errors=len(result.all_errors()),
+                 shard=self.settings.shard, store=str(getattr(self.store, "path", "")))  # fmt: skip
 
     async def serve(self) -> None:
         """Run until SIGTERM/SIGINT (or `stop_event`), then shut down gracefully."""
@@ -386,19 +387,20 @@ class Daemon(Jobs, DaemonView):
 
     async def _health_loop(self) -> None:
         """Notifications that become due with time (group_wait), not with a run; silences
-        added by `detectkd silence` (another process) are read every `silence_refresh`."""
+        added by `detectkd silence` (another process) are read every `silence_refresh`; a
+        backward step of the wall clock re-anchors the schedule (it would stall every run)."""
         tick = max(0.2, min(5.0, self.outages.group_wait / 4, self.settings.silence_refresh.total_seconds()))
-        refreshed = time.monotonic()
+        refreshed, clock = time.monotonic(), ClockGuard(self.scheduler)
         while not self.stop_event.is_set():
             try:
                 await asyncio.wait_for(self.stop_event.wait(), timeout=tick)
             except TimeoutError:
+                clock.check()
                 if time.monotonic() - refreshed >= self.settings.silence_refresh.total_seconds():
                     refreshed = time.monotonic()
                     await self.silence_sync.refresh()
                 await self.check_health()
-                if self._unbuilt:
-                    self.retry_unbuilt()
+                self.retry_unbuilt()  # the metrics whose runtime failed to build, when due
 
     # -- silences, ERROR and SOURCE DOWN ---------------------------------------------------
 

@@ -13,7 +13,8 @@ from the store, but only if both still hold:
 - the stored watermark is the one memory was in step with when it was saved (another
   replica, or a run that the stop cut short, moved it: the store is read instead).
 
-Anything else (no file, another version, a torn or foreign file) falls back to the store,
+Anything else (no file, another version, a torn or foreign file, arrays whose length or type
+disagrees with the index) falls back to the store,
 which is always right, only slower. A `kill -9` leaves no snapshot. The format is the
 daemon's own (raw little-endian arrays and a JSON index, no pickle): it is read only by the
 version that wrote it.
@@ -161,19 +162,33 @@ def _read(path: Path) -> dict[str, Saved]:
         if index.get("version") != __version__:
             raise ValueError(f"written by detectkd {index.get('version')}, this is {__version__}")
 
-        def get(block: list[Any]) -> np.ndarray:
+        def get(block: list[Any], want: str, where: str) -> np.ndarray:
+            """The block's array, which must be `want` (`<i8` or `<f8`) and inside the file."""
             at, count, dtype = int(block[0]), int(block[1]), str(block[2])
             if dtype not in _DTYPES or at < 8 or count < 0 or at + count * 8 > limit:
-                raise ValueError(f"bad block {block}")
+                raise ValueError(f"{where}: bad block {block}")
+            if dtype != want:
+                raise ValueError(f"{where}: {dtype} array where {want} belongs")
             f.seek(at)
-            return np.fromfile(f, np.dtype(dtype), count).astype(dtype[1:], copy=False)
+            a = np.fromfile(f, np.dtype(dtype), count).astype(dtype[1:], copy=False)
+            if a.size != count:
+                raise ValueError(f"{where}: {a.size} values where the index says {count}")
+            return a
 
         out: dict[str, Saved] = {}
         for name, m in index["metrics"].items():
             part = Saved(str(m["fingerprint"]), int(m["watermark"]))
             for series, (t, v, cols) in m["windows"].items():
-                part.windows[series] = (get(t), get(v), {c: get(x) for c, x in cols.items()})
+                at = f"metric {name!r} series {series!r}"
+                times, values = get(t, "<i8", at + " times"), get(v, "<f8", at + " values")
+                features = {c: get(x, "<f8", f"{at} feature {c!r}") for c, x in cols.items()}
+                if any(len(a) != len(times) for a in (values, *features.values())):
+                    raise ValueError(f"{at}: its arrays' lengths disagree ({len(times)} times)")
+                part.windows[series] = (times, values, features)
             for det, per in m["states"].items():
-                part.states[det] = {k: (get(a), tuple(float(x) for x in sc)) for k, (a, sc) in per.items()}
+                part.states[det] = {
+                    k: (get(a, "<f8", f"metric {name!r} {det} state of {k!r}"), tuple(float(x) for x in sc))
+                    for k, (a, sc) in per.items()
+                }
             out[name] = part
         return out

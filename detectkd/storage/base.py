@@ -9,7 +9,7 @@ the whole run or none of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -100,11 +100,15 @@ def detection_from_row(r: Sequence[Any]) -> StoredDetection:
 SENT_KEPT_S = 7 * 86400.0  # how long a store that keeps sent outbox rows keeps them
 
 
-def eligible(rows: list[tuple[OutboxItem, float | None]], now: float, limit: int) -> list[OutboxItem]:
-    """From pending rows (oldest first, with their lease), the claimable queue heads."""
+def eligible(
+    rows: list[tuple[OutboxItem, float | None]], now: float, limit: int, sent: Collection[int] = ()
+) -> list[OutboxItem]:
+    """From pending rows (oldest first, with their lease), the claimable queue heads; rows in
+    `sent` count as gone."""
     heads: dict[tuple[str, str, str], tuple[OutboxItem, float | None]] = {}
     for item, leased_until in rows:
-        heads.setdefault((item.metric, item.series, item.channel), (item, leased_until))
+        if item.id not in sent:
+            heads.setdefault((item.metric, item.series, item.channel), (item, leased_until))
     out = [
         item
         for item, leased_until in heads.values()
@@ -176,16 +180,30 @@ class StateStore(Lifecycle, Protocol):
     async def drop_states(self, metric: str) -> None: ...
 
     async def outbox_claim(
-        self, now: float, lease_s: float, limit: int, metric: str | None = None
+        self,
+        now: float,
+        lease_s: float,
+        limit: int,
+        metric: str | None = None,
+        owner: str = "",
+        sent: Collection[int] = (),
     ) -> list[OutboxItem]:
-        """Lease and return up to `limit` rows (of `metric`, if given) that may be sent now.
+        """Lease (to `owner`) and return up to `limit` rows (of `metric`, if given) that may be
+        sent now.
 
         Only the oldest pending row of each (metric, series, channel) is
         eligible (a RESOLVED never overtakes its FIRING), and only when it is
-        due and not leased by another claimer. Concurrent claimers get
+        due and not leased by another claimer. Rows in `sent` (the caller
+        delivered them; their `outbox_done` is not stored yet) count as gone,
+        so the next row of their queue is eligible. Concurrent claimers get
         disjoint rows. A lease expires by itself, so a crashed sender's rows
-        are retried.
+        are retried; its owner, restarted, ends them at once (`outbox_release`).
         """
+        ...
+
+    async def outbox_release(self, owner: str) -> int:
+        """End every lease of a pending row held by `owner` (a restarted daemon, whose
+        claims died with its previous process). Returns how many."""
         ...
 
     async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import UTC, datetime
+from collections.abc import Collection
 from typing import Any
 
 import aiohttp
@@ -49,24 +49,21 @@ from detectkd.storage.base import (
     eligible,
 )
 from detectkd.storage.clickhouse_docs import ClickhouseDocs
-from detectkd.storage.clickhouse_schema import ALL_OUTBOX_COLS, OUTBOX_COLS, migrate, wait_for_mutations
+from detectkd.storage.clickhouse_schema import (
+    ALL_OUTBOX_COLS,
+    INSERT_STATE,
+    OUTBOX_COLS,
+    ch_time,
+    migrate,
+    wait_for_mutations,
+)
 
 # Claims are exclusive per database within this process (ClickHouse has no row locks).
 _CLAIM_LOCKS: dict[str, asyncio.Lock] = {}
 
 
-def _dt(ts: float) -> datetime:
-    # DateTime has whole seconds; 18.16 rejects a fractional part in inserts.
-    return datetime.fromtimestamp(int(ts), UTC).replace(tzinfo=None)
-
-
 def _or_none(text: str) -> str | None:
     return text or None
-
-
-_INSERT_STATE = (
-    f"INSERT INTO dtk_alert_state (metric, series, deleted, updated_at, version, {STATE_COLUMNS}) VALUES"
-)
 
 
 class ClickhouseStore(ClickhouseDocs):
@@ -126,14 +123,14 @@ class ClickhouseStore(ClickhouseDocs):
     # -- runs -----------------------------------------------------------------------------
 
     async def commit(self, run: RunRecord) -> None:
-        now = _dt(time.time())
+        now = ch_time(time.time())
         v = self._version()
         if run.save_points and run.points:
             rows = [
                 (
                     run.metric,
                     p.series,
-                    _dt(p.period),
+                    ch_time(p.period),
                     p.value,
                     json.dumps(p.context) if p.context else "",
                     now,
@@ -147,7 +144,7 @@ class ClickhouseStore(ClickhouseDocs):
                 (
                     run.metric,
                     d.series,
-                    _dt(d.period),
+                    ch_time(d.period),
                     d.result.detector,
                     d.result.value,
                     d.result.expected,
@@ -167,11 +164,11 @@ class ClickhouseStore(ClickhouseDocs):
             await self._insert_outbox(run)
         if run.states:
             states = [(run.metric, series, 0, now, v, *state_row(st)) for series, st in run.states.items()]
-            await self._do(lambda c: c.execute(_INSERT_STATE, *states))
+            await self._do(lambda c: c.execute(INSERT_STATE, *states))
         if run.forget:
             blank = state_row(SeriesState())
             tomb = [(run.metric, series, 1, now, v, *blank) for series in run.forget]
-            await self._do(lambda c: c.execute(_INSERT_STATE, *tomb))
+            await self._do(lambda c: c.execute(INSERT_STATE, *tomb))
         if run.watermark is not None:
             wm = (run.metric, run.watermark, now)
             await self._do(lambda c: c.execute("INSERT INTO dtk_watermarks VALUES", wm))
@@ -191,7 +188,7 @@ class ClickhouseStore(ClickhouseDocs):
                 continue
             item_id = self._version()
             row = (item_id, o.key, o.metric, o.series, o.channel, o.payload, now, 0, now, "", "pending", 0.0)
-            rows.append((*row, item_id))
+            rows.append((*row, item_id, ""))  # version, leased_by
         if rows:
             await self._do(lambda c: c.execute("INSERT INTO dtk_outbox VALUES", *rows))
 
@@ -252,17 +249,18 @@ class ClickhouseStore(ClickhouseDocs):
         )
         if not rows:
             return
-        now, v = _dt(time.time()), self._version()
+        now, v = ch_time(time.time()), self._version()
         blank = state_row(SeriesState())
         tomb = [(metric, r["series"], 1, now, v, *blank) for r in rows]
-        await self._do(lambda c: c.execute(_INSERT_STATE, *tomb))
+        await self._do(lambda c: c.execute(INSERT_STATE, *tomb))
 
     # -- outbox ------------------------------------------------------------------------------
 
     async def _outbox_rows(self, where: str, params: dict[str, Any] | None = None) -> list[Any]:
         rows: list[Any] = await self._do(
             lambda c: c.fetch(
-                f"SELECT {OUTBOX_COLS} FROM dtk_outbox FINAL WHERE {where} ORDER BY id", params=params or {}
+                f"SELECT {OUTBOX_COLS}, leased_by FROM dtk_outbox FINAL WHERE {where} ORDER BY id",
+                params=params or {},
             )
         )
         return rows
@@ -290,16 +288,31 @@ class ClickhouseStore(ClickhouseDocs):
         await self._do(lambda c: c.execute("INSERT INTO dtk_outbox VALUES", record))
 
     async def outbox_claim(
-        self, now: float, lease_s: float, limit: int, metric: str | None = None
+        self,
+        now: float,
+        lease_s: float,
+        limit: int,
+        metric: str | None = None,
+        owner: str = "",
+        sent: Collection[int] = (),
     ) -> list[OutboxItem]:
         async with self._claim_lock:
             where = "status = 'pending'" + (" AND metric = {m}" if metric is not None else "")
             rows = await self._outbox_rows(where, {"m": metric} if metric is not None else None)
             leases = [(self._item(r), r["leased_until"] or None) for r in rows]
-            items = eligible(leases, now, limit)
+            items = eligible(leases, now, limit, sent)
             for item in items:
-                await self._update(item.id, leased_until=now + lease_s)
+                await self._update(item.id, leased_until=now + lease_s, leased_by=owner)
             return items
+
+    async def outbox_release(self, owner: str) -> int:
+        async with self._claim_lock:
+            rows = await self._outbox_rows(
+                "status = 'pending' AND leased_by = {o} AND leased_until > 0", {"o": owner}
+            )
+            for r in rows:
+                await self._update(int(r["id"]), leased_until=0.0)
+            return len(rows)
 
     async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:
         status = OutboxStatus(status).value  # a plain str for the driver

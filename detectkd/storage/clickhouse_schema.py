@@ -5,10 +5,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
+from detectkd.alerting.state import STATE_COLUMNS
 from detectkd.errors import StorageError
 from detectkd.storage import clickhouse_docs as docs
+
+INSERT_STATE = (
+    f"INSERT INTO dtk_alert_state (metric, series, deleted, updated_at, version, {STATE_COLUMNS}) VALUES"
+)
+
+
+def ch_time(ts: float) -> datetime:
+    """A DateTime value: whole seconds (18.16 rejects a fractional part in inserts)."""
+    return datetime.fromtimestamp(int(ts), UTC).replace(tzinfo=None)
+
 
 Do = Callable[[Any], Awaitable[Any]]  # runs fn(client) and maps errors to StorageError
 
@@ -33,7 +45,7 @@ TABLES = [
     """CREATE TABLE IF NOT EXISTS dtk_outbox (
         id UInt64, key String, metric String, series String, channel String, payload String,
         created_at Float64, attempts UInt32, next_attempt_at Float64, last_error String,
-        status String, leased_until Float64, version UInt64
+        status String, leased_until Float64, version UInt64, leased_by String
     ) ENGINE = ReplacingMergeTree(version) ORDER BY (key, channel)""",
     """CREATE TABLE IF NOT EXISTS dtk_watermarks (
         metric String, period Int64, updated_at DateTime('UTC')
@@ -50,7 +62,7 @@ OUTBOX_COLS = (
 # dtk_outbox's columns in CREATE order (positional inserts).
 ALL_OUTBOX_COLS = (
     "id", "key", "metric", "series", "channel", "payload", "created_at", "attempts", "next_attempt_at",
-    "last_error", "status", "leased_until", "version",
+    "last_error", "status", "leased_until", "version", "leased_by",
 )  # fmt: skip
 LEGACY_OUTBOX = "dtk_outbox_legacy_channels"
 
@@ -62,6 +74,7 @@ ADDED_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("repeats", "UInt32 DEFAULT 0"),
         ("extra", "String DEFAULT '{}'"),
     ],
+    "dtk_outbox": [("leased_by", "String DEFAULT ''")],
 }
 
 

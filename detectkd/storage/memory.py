@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -33,6 +34,7 @@ class _Data:
     states: dict[tuple[str, str], SeriesState] = field(default_factory=dict)
     outbox: dict[int, tuple[OutboxItem, float | None]] = field(default_factory=dict)  # id -> (row, lease)
     keys: dict[tuple[str, str], int] = field(default_factory=dict)  # (key, channel) -> row id
+    lessees: dict[int, str] = field(default_factory=dict)  # row id -> owner of its lease
     silences: dict[str, str] = field(default_factory=dict)
     silence_ends: dict[str, float | None] = field(default_factory=dict)
     silence_writes: int = 0
@@ -128,16 +130,33 @@ class MemoryStore:
     # -- outbox ------------------------------------------------------------------------
 
     async def outbox_claim(
-        self, now: float, lease_s: float, limit: int, metric: str | None = None
+        self,
+        now: float,
+        lease_s: float,
+        limit: int,
+        metric: str | None = None,
+        owner: str = "",
+        sent: Collection[int] = (),
     ) -> list[OutboxItem]:
         rows = [
             (item, lease) for item, lease in sorted(self._d.outbox.values(), key=lambda r: r[0].id)
             if item.status == OutboxStatus.PENDING and (metric is None or item.metric == metric)
         ]  # fmt: skip
-        items = eligible(rows, now, limit)
+        items = eligible(rows, now, limit, sent)
         for item in items:
             self._d.outbox[item.id] = (item, now + lease_s)
+            self._d.lessees[item.id] = owner
         return items
+
+    async def outbox_release(self, owner: str) -> int:
+        mine = [
+            item for item, lease in self._d.outbox.values()
+            if lease is not None and item.status == OutboxStatus.PENDING
+            and self._d.lessees.get(item.id) == owner
+        ]  # fmt: skip
+        for item in mine:
+            self._d.outbox[item.id] = (item, None)
+        return len(mine)
 
     async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:
         return sorted((i for i, _ in self._d.outbox.values() if i.status == status), key=lambda i: i.id)
@@ -178,6 +197,7 @@ class MemoryStore:
         ]
         for item in gone:
             del self._d.outbox[item.id]
+            self._d.lessees.pop(item.id, None)
             del self._d.keys[(item.key, item.channel)]
         return len(gone)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from typing import Any
 
 import asyncpg
@@ -70,6 +71,7 @@ DO $$ BEGIN
         ALTER TABLE dtk_outbox ALTER COLUMN channel TYPE text USING channel::text;
     END IF;
 END $$;
+ALTER TABLE dtk_outbox ADD COLUMN IF NOT EXISTS leased_by text;
 CREATE INDEX IF NOT EXISTS dtk_outbox_pending ON dtk_outbox (metric, series, channel, id)
     WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS dtk_outbox_metric ON dtk_outbox (metric, created_at);
@@ -259,7 +261,13 @@ class PostgresStore(docs.PostgresDocs):
         await self._run(lambda c: c.execute("DELETE FROM dtk_alert_state WHERE metric = $1", metric))
 
     async def outbox_claim(
-        self, now: float, lease_s: float, limit: int, metric: str | None = None
+        self,
+        now: float,
+        lease_s: float,
+        limit: int,
+        metric: str | None = None,
+        owner: str = "",
+        sent: Collection[int] = (),
     ) -> list[OutboxItem]:
         async def claim(c: Any) -> list[OutboxItem]:
             async with c.transaction():
@@ -270,6 +278,7 @@ class PostgresStore(docs.PostgresDocs):
                     WITH heads AS (
                         SELECT DISTINCT ON (metric, series, channel) id FROM dtk_outbox
                         WHERE status = 'pending' AND ($3::text IS NULL OR metric = $3)
+                          AND id <> ALL($4::bigint[])
                         ORDER BY metric, series, channel, id
                     )
                     SELECT {_OUTBOX_COLS} FROM dtk_outbox
@@ -277,18 +286,29 @@ class PostgresStore(docs.PostgresDocs):
                       AND (leased_until IS NULL OR leased_until < $1)
                     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
                     """,
-                    now, limit, metric,
+                    now, limit, metric, list(sent),
                 )  # fmt: skip
                 items = [OutboxItem(*r.values()) for r in rows]
                 if items:
                     await c.execute(
-                        "UPDATE dtk_outbox SET leased_until = $1 WHERE id = ANY($2::bigint[])",
-                        now + lease_s, [i.id for i in items],
+                        "UPDATE dtk_outbox SET leased_until = $1, leased_by = $3 "
+                        "WHERE id = ANY($2::bigint[])",
+                        now + lease_s, [i.id for i in items], owner,
                     )  # fmt: skip
                 return items
 
         items: list[OutboxItem] = await self._run(claim)
         return items
+
+    async def outbox_release(self, owner: str) -> int:
+        status = await self._run(
+            lambda c: c.execute(
+                "UPDATE dtk_outbox SET leased_until = NULL WHERE status = 'pending' AND leased_by = $1 "
+                "AND leased_until IS NOT NULL",
+                owner,
+            )
+        )
+        return int(str(status).split()[-1])
 
     async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:
         status = OutboxStatus(status).value  # a plain str for the driver

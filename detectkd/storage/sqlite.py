@@ -11,7 +11,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,66 +29,15 @@ from detectkd.storage.base import (
     detection_from_row,
     eligible,
 )
+from detectkd.storage.sqlite_schema import MIGRATIONS, SCHEMA
 
 T = TypeVar("T")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS dtk_datapoints (
-    metric TEXT NOT NULL, series TEXT NOT NULL, period INTEGER NOT NULL,
-    value REAL, context TEXT, collected_at REAL NOT NULL,
-    PRIMARY KEY (metric, series, period)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dtk_detections (
-    metric TEXT NOT NULL, series TEXT NOT NULL, period INTEGER NOT NULL, detector TEXT NOT NULL,
-    value REAL, expected REAL, lower REAL, upper REAL, score REAL, anomaly INTEGER NOT NULL,
-    direction TEXT, skipped TEXT, detected_at REAL NOT NULL,
-    PRIMARY KEY (metric, series, period, detector)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dtk_alert_state (
-    metric TEXT NOT NULL, series TEXT NOT NULL, status TEXT NOT NULL, streak INTEGER NOT NULL,
-    since INTEGER, notified_since INTEGER, last_fired_at INTEGER, last_period INTEGER,
-    updated_at REAL NOT NULL, clear_streak INTEGER NOT NULL DEFAULT 0, last_sent_at INTEGER,
-    repeats INTEGER NOT NULL DEFAULT 0, extra TEXT NOT NULL DEFAULT '{}',
-    PRIMARY KEY (metric, series)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dtk_outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL, metric TEXT NOT NULL, series TEXT NOT NULL, channel TEXT NOT NULL,
-    payload TEXT NOT NULL, created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL, last_error TEXT, status TEXT NOT NULL DEFAULT 'pending',
-    leased_until REAL,
-    UNIQUE (key, channel)
-);
-CREATE INDEX IF NOT EXISTS dtk_outbox_due ON dtk_outbox (status, next_attempt_at);
-CREATE INDEX IF NOT EXISTS dtk_outbox_metric ON dtk_outbox (metric, created_at);
-CREATE TABLE IF NOT EXISTS dtk_silences (
-    id TEXT PRIMARY KEY, data TEXT NOT NULL, ends_at REAL, updated_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dtk_watermarks (
-    metric TEXT PRIMARY KEY, period INTEGER NOT NULL, updated_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dtk_history (
-    metric TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dtk_feedback (
-    metric TEXT NOT NULL, series TEXT NOT NULL, period INTEGER NOT NULL, data TEXT NOT NULL,
-    updated_at REAL NOT NULL, PRIMARY KEY (metric, series, period)
-) WITHOUT ROWID;
-"""
-
-
-MIGRATIONS = [
-    ("dtk_outbox", "leased_until", "REAL"),
-    ("dtk_alert_state", "clear_streak", "INTEGER NOT NULL DEFAULT 0"),
-    ("dtk_alert_state", "last_sent_at", "INTEGER"),
-    ("dtk_alert_state", "repeats", "INTEGER NOT NULL DEFAULT 0"),
-    ("dtk_alert_state", "extra", "TEXT NOT NULL DEFAULT '{}'"),
-]
-
 
 class SqliteStore:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s  # how long a write waits for another writer's lock
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="dtk-store-sqlite")
         self._conn: sqlite3.Connection | None = None
 
@@ -110,7 +59,7 @@ class SqliteStore:
     async def open(self) -> None:
         def connect() -> None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+            conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=self.busy_timeout_s)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
@@ -301,7 +250,13 @@ class SqliteStore:
     )
 
     async def outbox_claim(
-        self, now: float, lease_s: float, limit: int, metric: str | None = None
+        self,
+        now: float,
+        lease_s: float,
+        limit: int,
+        metric: str | None = None,
+        owner: str = "",
+        sent: Collection[int] = (),
     ) -> list[OutboxItem]:
         def claim(c: sqlite3.Connection) -> list[OutboxItem]:
             c.execute("BEGIN IMMEDIATE")
@@ -311,10 +266,10 @@ class SqliteStore:
                     "WHERE status = 'pending' AND (? IS NULL OR metric = ?) ORDER BY id",
                     (metric, metric),
                 ).fetchall()
-                items = eligible([(OutboxItem(*r[:-1]), r[-1]) for r in rows], now, limit)
+                items = eligible([(OutboxItem(*r[:-1]), r[-1]) for r in rows], now, limit, sent)
                 c.executemany(
-                    "UPDATE dtk_outbox SET leased_until = ? WHERE id = ?",
-                    [(now + lease_s, i.id) for i in items],
+                    "UPDATE dtk_outbox SET leased_until = ?, leased_by = ? WHERE id = ?",
+                    [(now + lease_s, owner, i.id) for i in items],
                 )
                 c.execute("COMMIT")
             except BaseException:
@@ -323,6 +278,11 @@ class SqliteStore:
             return items
 
         return await self._call(claim)
+
+    async def outbox_release(self, owner: str) -> int:
+        sql = "UPDATE dtk_outbox SET leased_until = NULL WHERE status = 'pending' AND leased_by = ?"
+        sql += " AND leased_until IS NOT NULL"
+        return await self._call(lambda c: c.execute(sql, (owner,)).rowcount)
 
     async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:
         status = OutboxStatus(status).value  # a plain str for the driver
@@ -377,13 +337,8 @@ class SqliteStore:
         return await self._call(move)
 
     async def outbox_purge(self, sent_before: float) -> int:
-        return await self._call(
-            lambda c: (
-                c.execute(
-                    "DELETE FROM dtk_outbox WHERE status = 'sent' AND next_attempt_at < ?", (sent_before,)
-                ).rowcount
-            )
-        )
+        sql = "DELETE FROM dtk_outbox WHERE status = 'sent' AND next_attempt_at < ?"
+        return await self._call(lambda c: c.execute(sql, (sent_before,)).rowcount)
 
     async def outbox_stats(self) -> OutboxStats:
         def read(c: sqlite3.Connection) -> OutboxStats:

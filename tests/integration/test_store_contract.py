@@ -187,6 +187,26 @@ async def test_outbox_claims_only_queue_heads_in_order(store: Store) -> None:
     assert await store.outbox_claim(now, 60, 10, metric="other") == []
 
 
+async def test_outbox_sent_rows_unblock_their_queue_and_owners_release_only_their_leases(
+    store: Store,
+) -> None:
+    rows = [
+        NewOutboxItem(f"m|s{i % 2}|{st}|0", "m", f"s{i % 2}", "log:x", "{}")
+        for i, st in enumerate(["firing", "firing", "resolved", "resolved"])
+    ]
+    await store.commit(RunRecord("m", outbox=rows))
+    now = time.time() + 1
+    f0, _f1 = await store.outbox_claim(now, 60, 10, owner="a")
+    # f0 delivered, its done-mark not stored: its RESOLVED may go; f1's queue still waits.
+    (r0,) = await store.outbox_claim(now, 60, 10, owner="b", sent={f0.id})
+    assert r0.key == "m|s0|resolved|0"
+    assert await store.outbox_release("a") == 2  # a restarted "a" ends its own leases ...
+    assert await store.outbox_release("a") == 0
+    again = await store.outbox_claim(now, 60, 10, owner="c")
+    assert [i.key for i in again] == ["m|s0|firing|0", "m|s1|firing|0"]  # ... r0 stays "b"'s
+    assert await store.outbox_release("b") == 1
+
+
 async def test_concurrent_claimers_never_get_the_same_row(
     make_store: Callable[[], Store], store: Store
 ) -> None:
@@ -356,6 +376,33 @@ async def test_clickhouse_store_adds_columns_of_later_releases(clickhouse: Click
         clickhouse.query(f"DROP DATABASE {database}")
 
 
+async def test_clickhouse_outbox_of_an_earlier_release_gets_lease_owners(
+    clickhouse: ClickHouseServer,
+) -> None:
+    """A dtk_outbox with text channels but no `leased_by` (before issue 26)."""
+    database = f"dtk_old_{uuid.uuid4().hex[:8]}"
+    clickhouse.query(f"CREATE DATABASE {database}")
+    clickhouse.query(
+        f"CREATE TABLE {database}.dtk_outbox (id UInt64, key String, metric String, series String, "
+        "channel String, payload String, created_at Float64, attempts UInt32, next_attempt_at Float64, "
+        "last_error String, status String, leased_until Float64, version UInt64) "
+        "ENGINE = ReplacingMergeTree(version) ORDER BY (key, channel)"
+    )
+    clickhouse.query(f"INSERT INTO {database}.dtk_outbox VALUES (7, 'k', 'm', '', 'log:x', '{{}}', 1, 0, 1, "
+                     "'', 'pending', 0, 7)")  # fmt: skip
+    store = ClickhouseStore(clickhouse.url, database)
+    try:
+        await store.open()
+        await store.commit(RunRecord("m", outbox=[NewOutboxItem("k2", "m", "b", "log:x", "{}")]))
+        claimed = await store.outbox_claim(time.time() + 1, 60, 10, owner="me")
+        assert sorted(i.key for i in claimed) == ["k", "k2"]
+        assert await store.outbox_release("me") == 2
+        assert len(await store.outbox_claim(time.time() + 1, 60, 10, owner="other")) == 2
+    finally:
+        await store.close()
+        clickhouse.query(f"DROP DATABASE {database}")
+
+
 async def test_pending_rows_follow_a_renamed_channel(store: Store) -> None:
     rows = [NewOutboxItem("m|a|firing|0", "m", "a", ch, "{}") for ch in ("webhook:old", "slack:x")]
     await store.commit(
@@ -467,6 +514,8 @@ async def test_outbox_channels_of_an_older_release_migrate(
             ("k", "1"),
             ("k2", "webhook:a"),
         ]
+        claimed = await store.outbox_claim(time.time() + 1, 60, 10, owner="me")  # leases have an owner now
+        assert len(claimed) == 2 and await store.outbox_release("me") == 2
     finally:
         await store.close()
         if cleanup is not None:

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import json
+import struct
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -65,3 +69,43 @@ def test_an_unusable_file_is_refused_logged_and_removed(tmp_path: Path, damage: 
 
 def test_no_file_is_no_snapshot(tmp_path: Path) -> None:
     assert snapshot.load(tmp_path / snapshot.FILE) == {}
+
+
+def rewrite_index(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Change the JSON index of a snapshot file and write it back (a crafted file)."""
+    raw = path.read_bytes()
+    (length,) = struct.unpack("<Q", raw[-16:-8])
+    limit = len(raw) - 16 - length
+    index = json.loads(raw[limit : limit + length])
+    edit(index)
+    body = json.dumps(index).encode()
+    path.write_bytes(raw[:limit] + body + struct.pack("<Q", len(body)) + raw[-8:])
+
+
+@pytest.mark.parametrize(
+    "craft",
+    ["short values", "short feature", "float times", "integer values", "integer state"],
+)
+def test_arrays_that_disagree_with_their_index_are_refused(tmp_path: Path, craft: str) -> None:
+    path = tmp_path / snapshot.FILE
+    snapshot.save(path, {"orders": part()})
+
+    def edit(index: dict[str, Any]) -> None:
+        t, v, cols = index["metrics"]["orders"]["windows"][""]
+        state = index["metrics"]["orders"]["states"]["auto"][""][0]
+        if craft == "short values":
+            v[1] = 3  # inside the file, but 3 values for 5 times
+        elif craft == "short feature":
+            cols["hour"][1] = 4
+        elif craft == "float times":
+            t[2] = "<f8"
+        elif craft == "integer values":
+            v[2] = "<i8"
+        else:
+            state[2] = "<i8"
+
+    rewrite_index(path, edit)
+    with structlog.testing.capture_logs() as logs:
+        assert snapshot.load(path) == {}  # the store is read instead
+    (event,) = logs
+    assert event["event"] == "restart snapshot not used" and "'orders'" in event["error"]

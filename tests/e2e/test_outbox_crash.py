@@ -1,0 +1,97 @@
+"""`kill -9` of the real daemon while notifications flow: none sent twice, none held for a
+lease (issue 26, item 9)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import sqlite3
+import time
+from collections import Counter
+
+from aiohttp import web
+
+from tests.conftest import http_server, write
+from tests.e2e.conftest import DaemonProcess
+
+# Over its threshold on even periods: every second a FIRING or a RESOLVED per metric.
+METRIC = """\
+name: {name}
+schedule: {{interval: 1s, delay: 0s}}
+collector:
+  type: sqlite
+  params:
+    database: {db}
+    query: "SELECT CASE WHEN {{{{ period_start_ts }}}} % 2 = 0 THEN 100 ELSE 0 END AS value"
+detector:
+  type: threshold
+  params: {{threshold: 50}}
+alerter:
+  type: webhook
+  params: {{url: "{url}"}}
+  conditions: {{flap_changes: 0}}
+"""
+
+
+class Hook:
+    """Records each accepted notification (key, arrival). When `hold` is armed, the next
+    request is held unanswered until the test has killed the daemon: never accepted."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, float]] = []
+        self.hold: asyncio.Event | None = None
+        self.holding = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        if (release := self.hold) is not None:
+            self.hold = None
+            self.holding.set()
+            await release.wait()
+            return web.Response(status=503)  # its sender is dead: nothing reads this
+        self.got.append((str(body["key"]), time.time()))
+        return web.Response(text="ok")
+
+
+async def test_kill_9_at_random_moments_and_mid_send_sends_nothing_twice_and_nothing_late(
+    daemon: DaemonProcess,
+) -> None:
+    hook = Hook()
+    rng = random.Random()
+    async with http_server(hook.handle) as base:
+        db = daemon.root / "src.db"
+        sqlite3.connect(db).close()
+        for name in ("a", "b", "c"):
+            write(
+                daemon.root / "metrics.d" / f"{name}.yaml",
+                METRIC.format(name=name, db=db, url=base + "/hook"),
+            )
+        await daemon.start()
+        for round_ in range(4):
+            if round_ % 2 == 0:  # while a delivery waits for its answer (claimed, then the sender died)
+                release = asyncio.Event()
+                hook.holding.clear()
+                hook.hold = release
+                await asyncio.wait_for(hook.holding.wait(), 10)
+                await asyncio.sleep(rng.uniform(0, 0.2))
+                assert await daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+                release.set()
+            else:  # at a random moment
+                await asyncio.sleep(rng.uniform(0.5, 2.5))
+                assert await daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+            await daemon.start()
+        await asyncio.sleep(3)
+        ended = time.time()
+        assert await daemon.stop() == 0
+
+    with sqlite3.connect(daemon.root / "data" / "detectkd.db") as c:
+        created = dict(c.execute("SELECT key, created_at FROM dtk_outbox"))
+    counts = Counter(key for key, _ in hook.got)
+    assert [k for k, n in counts.items() if n > 1] == []  # nothing sent twice
+    arrived = {key: at for key, at in reversed(hook.got)}
+    late = {key: arrived.get(key, ended) - at for key, at in created.items()}
+    # Each killed claim went out right after the restart, not after its 120 s lease.
+    assert max(late.values()) < 15, sorted(late.items(), key=lambda kv: -kv[1])[:3]
+    assert len(counts) >= 10
