@@ -35,7 +35,7 @@ from benchmarks.scale import (  # noqa: E402
     start,
     write_daemon,
 )
-from detectkd.supervisor import free_port  # noqa: E402
+from detectkd.workers.pool import free_port  # noqa: E402
 from tests.alertmanager_server import AlertmanagerServer  # noqa: E402
 
 METRIC = """\

@@ -7,8 +7,8 @@ import structlog
 from detectkd import logs
 from detectkd.config.settings import Settings
 from detectkd.errors import ConfigError, StorageError
+from detectkd.http.app import start_server
 from detectkd.runtime.daemon import Daemon
-from detectkd.web import start_server
 
 
 async def run_daemon(settings: Settings) -> int:

@@ -10,6 +10,7 @@ at least one period of its span; a labelled false alarm is still raised when it 
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -101,3 +102,14 @@ def score(labels: Iterable[Feedback], flagged: Callable[[Feedback], bool]) -> Sc
             if hit:
                 s.still_raised.append(fb)
     return s
+
+
+def flagged_by(periods: dict[str, list[int]]) -> Callable[[Feedback], bool]:
+    """`flagged(label)` over sorted anomalous periods per series."""
+
+    def flagged(fb: Feedback) -> bool:
+        ps = periods.get(fb.series, [])
+        i = bisect.bisect_left(ps, fb.period)
+        return i < len(ps) and ps[i] <= fb.until
+
+    return flagged

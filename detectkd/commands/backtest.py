@@ -9,29 +9,23 @@ an alert fires at the period it would have fired). History is collected in
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from detectkd.alerting.alert import Alert
 from detectkd.commands.assertions import Figures
 from detectkd.commands.csvsafe import SafeWriter
 from detectkd.commands.labelled import Labelled, compare
 from detectkd.commands.report import SeriesTrace, render
 from detectkd.errors import CollectError, error_line
-from detectkd.resources import Resources
+from detectkd.runtime.replay import Tally, replay, tally
 from detectkd.runtime.runner import RunReport
-from detectkd.runtime.slot import Deps, assemble
 from detectkd.runtime.view import charted
 from detectkd.specs.loader import MetricSpec
-from detectkd.storage.memory import MemoryStore
 
 # One row per period, series and detector. `state`: the series' alert state after that period;
 # `notified`: 1 where the alert rules send a FIRING for that period (first or repeat).
@@ -42,14 +36,9 @@ CSV_HEADER = (
 
 
 @dataclass
-class Summary:
-    points: Counter[str] = field(default_factory=Counter)
-    missing: Counter[str] = field(default_factory=Counter)
-    anomalous: Counter[str] = field(default_factory=Counter)
-    alerts: list[Alert] = field(default_factory=list)
+class Summary(Tally):
     seconds: float = 0.0
     traces: dict[str, SeriesTrace] | None = None  # kept only for --report
-    flagged: dict[str, list[int]] = field(default_factory=dict)  # anomalous periods, oldest first
 
 
 async def backtest(
@@ -105,51 +94,11 @@ async def measure(
     return 0, Figures(got.incidents, got.hits, got.false_alarms, got.raised, fired, finish - start)
 
 
-async def replay(
-    spec: MetricSpec,
-    start: float,
-    finish: float,
-    account: Callable[[RunReport], None],
-    quiet_gc: bool = True,
-) -> None:
-    """Judge [start, finish) period by period as the daemon would have live, on an in-memory
-    store, sending nothing; `account` sees each batch's report. Raises CollectError or
-    ValueError when the source fails. `quiet_gc`: pause the cyclic GC (the process's, so
-    not inside the daemon)."""
-    resources = Resources()
-    slot = assemble(spec, Deps(MemoryStore(keep_data=False), resources, replay=True, channels=False))
-    rt = slot.runtime
-    # The replay allocates millions of short-lived, acyclic objects next to a large cache of
-    # source rows: the cyclic GC would re-scan that cache over and over (half the run time
-    # for a year of 1-minute data). Reference counting frees them; young generations are
-    # collected between batches.
-    gc_was_enabled = gc.isenabled()
-    if quiet_gc:
-        gc.disable()
-    try:
-        size = spec.config.schedule.batch_load_days * 86400
-        for lo, hi in rt.grid.batches(rt.grid.floor(start), rt.grid.floor(finish), size):
-            run = await rt.check(lo, hi, notify=True, commit=True)
-            account(run)
-            del run
-            if quiet_gc:
-                gc.collect(1)
-    finally:
-        if quiet_gc and gc_was_enabled:
-            gc.enable()
-        await slot.stop()
-        await resources.close()
-
-
 def account(report: RunReport, s: Summary, writer: Any, tz: ZoneInfo) -> None:
     """Count one batch of a replay into `s` (and the CSV `writer`, when there is one)."""
+    tally(report, s)
     for pr in report.points:
         series = pr.point.series
-        s.points[series] += 1
-        s.missing[series] += pr.point.value is None
-        s.anomalous[series] += pr.verdict.anomalous
-        if pr.verdict.anomalous:
-            s.flagged.setdefault(series, []).append(pr.point.period)
         if s.traces is not None:
             r = charted(pr.results, pr.verdict.primary)
             trace = s.traces.get(series) or s.traces.setdefault(series, SeriesTrace())
@@ -164,7 +113,6 @@ def account(report: RunReport, s: Summary, writer: Any, tz: ZoneInfo) -> None:
             writer.writerow((stamp, series, r.detector, _n(pr.point.value), _n(r.expected), _n(r.lower),
                              _n(r.upper), "" if r.skipped else f"{r.score:.4f}", int(r.anomaly),
                              state, fired))  # fmt: skip
-    s.alerts.extend(report.alerts)
 
 
 def _n(x: float | None) -> str:

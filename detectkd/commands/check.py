@@ -17,7 +17,6 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from detectkd.alerting.channels.base import Channel
-from detectkd.alerting.outbox import Dispatcher
 from detectkd.alerting.silences import Silences, load_silences
 from detectkd.config.settings import Settings
 from detectkd.durations import format_duration
@@ -25,6 +24,7 @@ from detectkd.errors import CollectError, StorageError, error_line
 from detectkd.resources import Resources
 from detectkd.runtime.coldstart import first_start
 from detectkd.runtime.collect import windows
+from detectkd.runtime.outbox import Dispatcher
 from detectkd.runtime.runner import MetricRuntime, RunReport
 from detectkd.runtime.slot import Deps, MetricSlot, assemble
 from detectkd.specs.loader import MetricSpec

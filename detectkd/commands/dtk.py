@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from detectkd import __version__
-from detectkd.cli import settings_from
+from detectkd.commands.targets import settings_from
 from detectkd.errors import ConfigError
 from detectkd.specs.loader import load_metrics
 
@@ -20,7 +20,7 @@ from detectkd.specs.loader import load_metrics
 def _profiles(arg: str | None, paths: list[str]) -> Path | None:
     if arg:
         return Path(arg)
-    from detectkd.cli import nearby_profiles
+    from detectkd.commands.targets import nearby_profiles
 
     return nearby_profiles([Path(p) for p in paths])
 

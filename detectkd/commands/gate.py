@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TextIO
 
 from detectkd.alerting.feedback import Feedback
-from detectkd.cli import find_metric, parse_range, print_load, profiles_for, settings_from
 from detectkd.commands.assertions import (
     Assertion,
     AssertionSyntaxError,
@@ -29,6 +28,7 @@ from detectkd.commands.assertions import (
 from detectkd.commands.backtest import measure
 from detectkd.commands.labelled import Labelled, labelled
 from detectkd.commands.labels_file import LabelsError, labels_by_metric
+from detectkd.commands.targets import find_metric, parse_range, print_load, profiles_for, settings_from
 from detectkd.config.settings import Settings
 from detectkd.errors import ConfigError, StorageError
 from detectkd.specs.loader import MetricSpec, load_metrics

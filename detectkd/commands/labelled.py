@@ -8,14 +8,12 @@ does). `compare` prints how the backtested config meets the same labels.
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from detectkd.alerting.feedback import Feedback, Score, score
+from detectkd.alerting.feedback import Feedback, Score, flagged_by, score
 from detectkd.alerting.state import decide
 from detectkd.commands.check import metric_env
 from detectkd.config.settings import Settings
@@ -52,17 +50,6 @@ async def labelled(spec: MetricSpec, settings: Settings, start: float, finish: f
             found.setdefault((d.series, d.period), []).append(d.result)
     out.live = {k: decide(rs, spec.conditions).anomalous for k, rs in found.items()}
     return out
-
-
-def flagged_by(periods: dict[str, list[int]]) -> Callable[[Feedback], bool]:
-    """`flagged(label)` over sorted anomalous periods per series."""
-
-    def flagged(fb: Feedback) -> bool:
-        ps = periods.get(fb.series, [])
-        i = bisect.bisect_left(ps, fb.period)
-        return i < len(ps) and ps[i] <= fb.until
-
-    return flagged
 
 
 def compare(found: Labelled, anomalous: dict[str, list[int]], tz: ZoneInfo, out: TextIO) -> Score:

@@ -11,7 +11,7 @@ from aiohttp.typedefs import Middleware
 
 from detectkd.http.auth import BasicAuth
 from detectkd.http.guard import install, make_guard
-from detectkd.webconfig import WebConfig, ssl_context
+from detectkd.http.webconfig import WebConfig, ssl_context
 
 # An idle connection, or one that never finishes its request headers, is closed after this
 # (aiohttp's keep-alive timer runs from the connection's start): no slow-header hoarding.

@@ -15,7 +15,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from detectkd.alerting.channels.base import Channel
 from detectkd.alerting.channels.channelset import ChannelSet
 from detectkd.alerting.outage import Outages
-from detectkd.alerting.outbox import Dispatcher
 from detectkd.alerting.silences import Silence, Silences
 from detectkd.alerting.state import SeriesState
 from detectkd.config.settings import Settings
@@ -28,6 +27,7 @@ from detectkd.runtime.jobs import Jobs
 from detectkd.runtime.leader import leadership_for
 from detectkd.runtime.memory import Saved
 from detectkd.runtime.outage_alerts import send_due, split_saved
+from detectkd.runtime.outbox import Dispatcher
 from detectkd.runtime.reload import Action, Plan, ReloadQueue, make_plan
 from detectkd.runtime.silence_sync import SilenceSync
 from detectkd.runtime.slot import Deps, MetricSlot, assemble, assemble_loader

@@ -48,14 +48,13 @@ from detectkd.storage.base import (
     detection_from_row,
     eligible,
 )
-from detectkd.storage.clickhouse_docs import ClickhouseDocs
+from detectkd.storage.clickhouse_docs import ClickhouseDocs, wait_for_mutations
 from detectkd.storage.clickhouse_schema import (
     ALL_OUTBOX_COLS,
     INSERT_STATE,
     OUTBOX_COLS,
     ch_time,
     migrate,
-    wait_for_mutations,
 )
 
 # Claims are exclusive per database within this process (ClickHouse has no row locks).

@@ -6,8 +6,14 @@ newer row with `deleted = 1`. The store's `_do` maps errors, `_version` orders r
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from detectkd.errors import StorageError
+
+Do = Callable[[Any], Awaitable[Any]]  # runs fn(client) and maps errors to StorageError
 
 TABLES = [
     """CREATE TABLE IF NOT EXISTS dtk_silences (
@@ -55,8 +61,6 @@ class ClickhouseDocs:
 
             await self._do(delete)
         if ids:
-            from detectkd.storage.clickhouse_schema import wait_for_mutations  # (it imports TABLES)
-
             await wait_for_mutations(self._do, self.database, ["dtk_silences"], self.path)
         return len(ids)
 
@@ -78,3 +82,22 @@ class ClickhouseDocs:
         sql = "SELECT data FROM dtk_feedback FINAL WHERE metric = {m} AND deleted = 0 ORDER BY series, period"
         rows = await self._do(lambda c: c.fetch(sql, params={"m": metric}))
         return [r["data"] for r in rows]
+
+
+async def wait_for_mutations(
+    do: Do, database: str, tables: list[str], where: str, limit_s: float = 60
+) -> None:
+    """Until the `ALTER TABLE ... DELETE` mutations on `tables` are done (retention)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        rows = await do(
+            lambda c: c.fetch(
+                "SELECT count() AS n FROM system.mutations "
+                "WHERE database = {d} AND has({t}, table) AND is_done = 0",
+                params={"d": database, "t": tables},
+            )
+        )
+        if int(rows[0]["n"]) == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise StorageError(f"clickhouse store {where}: retention delete still running after {limit_s:g}s")

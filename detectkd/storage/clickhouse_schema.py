@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from detectkd.alerting.state import STATE_COLUMNS
-from detectkd.errors import StorageError
 from detectkd.storage import clickhouse_docs as docs
+from detectkd.storage.clickhouse_docs import Do
 
 INSERT_STATE = (
     f"INSERT INTO dtk_alert_state (metric, series, deleted, updated_at, version, {STATE_COLUMNS}) VALUES"
@@ -21,8 +17,6 @@ def ch_time(ts: float) -> datetime:
     """A DateTime value: whole seconds (18.16 rejects a fractional part in inserts)."""
     return datetime.fromtimestamp(int(ts), UTC).replace(tzinfo=None)
 
-
-Do = Callable[[Any], Awaitable[Any]]  # runs fn(client) and maps errors to StorageError
 
 TABLES = [
     """CREATE TABLE IF NOT EXISTS dtk_datapoints (
@@ -130,22 +124,3 @@ async def _add_missing_columns(do: Do, database: str) -> None:
             if name not in have:
                 sql = f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"
                 await do(lambda c, q=sql: c.execute(q))
-
-
-async def wait_for_mutations(
-    do: Do, database: str, tables: list[str], where: str, limit_s: float = 60
-) -> None:
-    """Until the `ALTER TABLE ... DELETE` mutations on `tables` are done (retention)."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        rows = await do(
-            lambda c: c.fetch(
-                "SELECT count() AS n FROM system.mutations "
-                "WHERE database = {d} AND has({t}, table) AND is_done = 0",
-                params={"d": database, "t": tables},
-            )
-        )
-        if int(rows[0]["n"]) == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise StorageError(f"clickhouse store {where}: retention delete still running after {limit_s:g}s")

@@ -18,7 +18,7 @@ import aiohttp
 import bcrypt
 import pytest
 
-from detectkd.supervisor import free_port as free_port  # re-exported for the tests
+from detectkd.workers.pool import free_port as free_port  # re-exported for the tests
 from tests.conftest import basic_auth, write
 
 USER, PASSWORD = "ops", "e2e-password"

@@ -18,8 +18,8 @@ from detectkd.alerting.channels import chat, telegram
 from detectkd.alerting.channels.base import Channel
 from detectkd.alerting.channels.common import ChatParams
 from detectkd.alerting.channels.limits import fit, fit_telegram_html
-from detectkd.alerting.outbox import Dispatcher
 from detectkd.resources import Resources
+from detectkd.runtime.outbox import Dispatcher
 from detectkd.storage.base import NewOutboxItem, RunRecord
 from detectkd.storage.sqlite import SqliteStore
 from tests.conftest import http_server

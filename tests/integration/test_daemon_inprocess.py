@@ -406,7 +406,7 @@ async def test_bad_silences_over_http_are_400_with_a_json_error(tmp_path: Path) 
     """Issue 13: `"duration": "99999999999d"` gave HTTP 500 with a plain-text traceback."""
     import aiohttp
 
-    from detectkd.web import make_app
+    from detectkd.http.app import make_app
 
     write(
         tmp_path / "metrics.d" / "m.yaml",
@@ -414,7 +414,7 @@ async def test_bad_silences_over_http_are_400_with_a_json_error(tmp_path: Path) 
     )
     import bcrypt
 
-    from detectkd.webconfig import WebConfig
+    from detectkd.http.webconfig import WebConfig
 
     hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
     async with running(tmp_path, lifecycle_api=True) as d:
@@ -443,7 +443,7 @@ async def test_bad_silences_over_http_are_400_with_a_json_error(tmp_path: Path) 
 async def test_the_metrics_api_filters_and_pages(tmp_path: Path) -> None:
     import aiohttp
 
-    from detectkd.web import make_app
+    from detectkd.http.app import make_app
 
     for i in range(7):
         tags = "[shop]" if i % 2 else "[ops]"

@@ -13,9 +13,9 @@ import aiohttp
 import bcrypt
 from aiohttp import web
 
+from detectkd.http.app import make_app
+from detectkd.http.webconfig import WebConfig
 from detectkd.runtime.daemon import Daemon
-from detectkd.web import make_app
-from detectkd.webconfig import WebConfig
 from tests.conftest import basic_auth, write
 from tests.integration.test_daemon_inprocess import running
 

@@ -16,12 +16,12 @@ import bcrypt
 import pytest
 from aiohttp import web
 
+from detectkd.http.app import make_app
 from detectkd.http.auth import FAILURES, MAX_WAITING, BasicAuth, Throttled
 from detectkd.http.edge import serve
 from detectkd.http.guard import HEADERS
+from detectkd.http.webconfig import WebConfig
 from detectkd.runtime.daemon import Daemon
-from detectkd.web import make_app
-from detectkd.webconfig import WebConfig
 from tests.conftest import basic_auth, write
 from tests.integration.test_daemon_inprocess import running
 

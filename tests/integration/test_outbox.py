@@ -15,8 +15,8 @@ from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels import chat, webhook
 from detectkd.alerting.channels.base import Channel
 from detectkd.alerting.channels.common import ChatParams
-from detectkd.alerting.outbox import Dispatcher, backoff
 from detectkd.resources import Resources
+from detectkd.runtime.outbox import Dispatcher, backoff
 from detectkd.storage.base import NewOutboxItem, RunRecord
 from detectkd.storage.sqlite import SqliteStore
 from tests.conftest import Receiver, http_server

@@ -14,9 +14,9 @@ from aiohttp import web
 
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels import webhook
-from detectkd.alerting.outbox import Dispatcher
-from detectkd.alerting.sentlog import SentEntry, SentLog, owner_id
 from detectkd.resources import Resources
+from detectkd.runtime.outbox import Dispatcher
+from detectkd.runtime.sentlog import SentEntry, SentLog, owner_id
 from detectkd.storage.base import NewOutboxItem, RunRecord, StateStore
 from detectkd.storage.postgres import PostgresStore
 from detectkd.storage.sqlite import SqliteStore

@@ -19,9 +19,9 @@ from aiohttp import web
 
 from detectkd.alerting import silences as sil
 from detectkd.alerting.silences import new_silence
+from detectkd.http.app import make_app
+from detectkd.http.webconfig import WebConfig
 from detectkd.runtime.daemon import Daemon
-from detectkd.web import make_app
-from detectkd.webconfig import WebConfig
 from tests.conftest import basic_auth, write
 from tests.integration.test_daemon_inprocess import running
 

@@ -15,9 +15,9 @@ import pytest
 import trustme
 
 from detectkd.errors import ConfigError
+from detectkd.http.app import start_server
+from detectkd.http.webconfig import load_web_config
 from detectkd.runtime.daemon import Daemon
-from detectkd.web import start_server
-from detectkd.webconfig import load_web_config
 from tests.conftest import basic_auth, write
 from tests.e2e.conftest import free_port
 from tests.integration.test_daemon_inprocess import make_settings

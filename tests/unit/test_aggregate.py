@@ -3,7 +3,7 @@ summed, flags and ages not summed, HELP/TYPE once, the supervisor's identity kep
 
 from __future__ import annotations
 
-from detectkd.aggregate import merge_api, merge_expositions
+from detectkd.workers.merge import merge_api, merge_expositions
 
 W0 = """\
 # HELP detectk_checks_total Metric runs by result.

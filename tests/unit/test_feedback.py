@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from detectkd.alerting.feedback import Feedback, FeedbackError, make_feedback, score
-from detectkd.commands.labelled import flagged_by
+from detectkd.alerting.feedback import Feedback, FeedbackError, flagged_by, make_feedback, score
 
 
 def fb(period: int, until: int, label: str, series: str = "") -> Feedback:

@@ -1,7 +1,10 @@
 """The package layering that docs/architecture.md draws, checked on every import statement
 (also the lazy ones inside functions): config/ imports no plug-in package; the stage
 packages (collectors, detectors, alerting, storage) import neither the specs nor the
-runtime; the runtime imports no command; no module is over ~400 lines."""
+runtime; the runtime imports no command and nothing of the edges (http, workers, ui, cli);
+the commands import no edge; http imports neither the workers nor the commands; the ui is
+presentation only (no aiohttp, no http, no workers); no module imports another's private
+name; the modules' imports form no circle; no module is over ~400 lines."""
 
 from __future__ import annotations
 
@@ -12,12 +15,17 @@ from tests.conftest import REPO
 
 PACKAGE = REPO / "detectkd"
 STAGES = {"collectors", "detectors", "alerting", "storage"}
-TOP = {"commands", "web", "cli", "app"}
+EDGES = {"http", "workers", "ui", "cli", "app"}
+TOP = {"commands"} | EDGES
 FORBIDDEN: dict[str, set[str]] = {
     "config": STAGES | {"specs", "runtime"} | TOP,
     **{stage: {"specs", "runtime"} | TOP for stage in STAGES},
     "specs": {"runtime"} | TOP,
-    "runtime": TOP - {"web"},
+    "runtime": TOP,
+    "commands": EDGES - {"ui"},  # the backtest report is drawn as the UI draws
+    "http": {"workers", "commands", "cli", "app"},
+    "workers": {"commands", "cli", "app"},
+    "ui": {"http", "workers", "commands", "cli", "app"},
 }
 MAX_LINES = 420
 
@@ -55,3 +63,101 @@ def test_no_module_is_over_about_400_lines() -> None:
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(REPO).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        out[".".join(parts)] = path
+    return out
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> list[tuple[str, list[str]]]:
+    """(module, names) of every detectkd import in `path` (a `from a import b` where `a.b` is
+    a module counts as importing `a.b`)."""
+    nodes = ast.walk(ast.parse(path.read_text(), str(path)))
+    return [x for n in nodes if isinstance(n, ast.Import | ast.ImportFrom) for x in _imports_of(n, modules)]
+
+
+def test_the_modules_imports_form_no_circle() -> None:
+    """Also the lazy imports inside functions (a circle dodged that way is still a circle);
+    only `if TYPE_CHECKING:` imports are left out (they never run)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        checking = {
+            id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }  # fmt: skip
+        deps = set()
+        for node in ast.walk(tree):
+            if id(node) in checking:
+                continue
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                for mod, _ in _imports_of(node, modules):
+                    if mod in modules and mod != name:
+                        deps.add(mod)
+        graph[name] = deps
+    circles = []
+    state: dict[str, int] = {}
+
+    def visit(n: str, stack: list[str]) -> None:
+        state[n] = 1
+        for d in sorted(graph[n]):
+            if state.get(d) == 1:
+                circles.append(" -> ".join([*stack[stack.index(d) :], d]))
+            elif d not in state:
+                visit(d, [*stack, d])
+        state[n] = 2
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n, [n])
+    assert circles == []
+
+
+def _imports_of(node: ast.Import | ast.ImportFrom, modules: dict[str, Path]) -> list[tuple[str, list[str]]]:
+    if isinstance(node, ast.Import):
+        return [(a.name, []) for a in node.names if a.name.startswith("detectkd")]
+    if not node.module or not node.module.startswith("detectkd") or node.level:
+        return []
+    subs = [a.name for a in node.names if f"{node.module}.{a.name}" in modules]
+    out: list[tuple[str, list[str]]] = [(f"{node.module}.{n}", []) for n in subs]
+    rest = [a.name for a in node.names if a.name not in subs]
+    if rest or not subs:
+        out.append((node.module, rest))
+    return out
+
+
+def test_no_module_imports_another_modules_private_name() -> None:
+    modules = _modules()
+    problems = []
+    for name, path in sorted(modules.items()):
+        for mod, names in _imports(path, modules):
+            private = [n for n in names if n.startswith("_") and not n.startswith("__") and mod != name]
+            if private:
+                problems.append(f"{path.relative_to(REPO)} imports {private} from {mod}")
+    assert problems == []
+
+
+def test_the_ui_is_presentation_only() -> None:
+    """Templates, static files and pure render functions: serving them is detectkd.http's."""
+    served = [
+        str(p.relative_to(REPO))
+        for p in (PACKAGE / "ui").rglob("*.py")
+        if any(n.split(".")[0] == "aiohttp" for n in _third_party(p))
+    ]
+    assert served == []
+
+
+def _third_party(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out

@@ -15,17 +15,16 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from detectkd.alerting.episodes import episodes
-from detectkd.alerting.feedback import score
-from detectkd.commands.backtest import Summary, account, replay
-from detectkd.commands.labelled import flagged_by
+from detectkd.alerting.feedback import flagged_by, score
 from detectkd.durations import parse_duration
 from detectkd.errors import CollectError, error_line
-from detectkd.ui import labels
+from detectkd.http import feedback
+from detectkd.http.port import DAEMON
+from detectkd.runtime.replay import Tally, replay, tally
 
 if TYPE_CHECKING:
     from detectkd.specs.loader import MetricSpec
@@ -38,24 +37,22 @@ class _Busy:
     running = False  # one replay at a time in this process (checked and set on the loop)
 
 
-def _done(task: asyncio.Future[Summary]) -> None:
+def _done(task: asyncio.Future[Tally]) -> None:
     _Busy.running = False
     if not task.cancelled():
         task.exception()  # retrieved: a replay nobody waits for any more fails quietly
 
 
-def _run(spec: MetricSpec, start: float, finish: float) -> Summary:
+def _run(spec: MetricSpec, start: float, finish: float) -> Tally:
     """In a worker thread: a private event loop for the whole replay (counted as the CLI
     counts it)."""
-    found, tz = Summary(), ZoneInfo(spec.config.schedule.timezone)
-    work = replay(spec, start, finish, lambda run: account(run, found, None, tz), quiet_gc=False)
+    found = Tally()
+    work = replay(spec, start, finish, lambda run: tally(run, found), quiet_gc=False)
     asyncio.run(asyncio.wait_for(work, TIMEOUT_S))
     return found
 
 
 async def backtest(request: web.Request) -> web.Response:
-    from detectkd.web import DAEMON
-
     daemon, name = request.app[DAEMON], request.match_info["name"]
     spec = daemon.metric_spec(name)
     if spec is None:
@@ -80,7 +77,7 @@ async def backtest(request: web.Request) -> web.Response:
         why = "timed out" if isinstance(exc, TimeoutError) else error_line(exc)
         return web.json_response({"error": f"backtest failed: {why}"}, status=502)
     seconds = time.perf_counter() - t0
-    given = await labels.labels_of(daemon.store, name, int(finish - span), int(finish))
+    given = await feedback.labels_of(daemon.store, name, int(finish - span), int(finish))
     met = score(given, flagged_by(found.flagged))
     answer: dict[str, Any] = {
         "metric": name, "since": int(finish - span), "until": int(finish), "seconds": round(seconds, 3),

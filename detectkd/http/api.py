@@ -1,74 +1,27 @@
-"""HTTP endpoints: /metrics, health, /api/v1 (metrics, outbox, silences), POST /-/reload."""
+"""The API's handlers: /metrics, health, /api/v1 (metrics, alerts, outbox, silences), POST /-/reload."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable
+from typing import Any, TypedDict
 
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from detectkd import __version__
-from detectkd.aggregate import page, page_args
 from detectkd.alerting.silences import Silence, make_window, new_silence
 from detectkd.durations import moment_of
 from detectkd.errors import error_line
 from detectkd.http.auth import user_of
-from detectkd.http.edge import edge_app, serve
+from detectkd.http.paging import page, page_args
+from detectkd.http.port import DAEMON
 from detectkd.runtime.status import iso
 from detectkd.storage.base import OutboxItem, OutboxStatus
-from detectkd.ui import pages
-from detectkd.webconfig import WebConfig, load_web_config
 
-if TYPE_CHECKING:
-    from detectkd.alerting.silences import Silences
-    from detectkd.config.settings import Settings
-    from detectkd.specs.loader import MetricSpec
-    from detectkd.storage.base import StateStore
-    from detectkd.telemetry import Telemetry
-
-
-class DaemonAPI(Protocol):
-    """All the HTTP layer uses of the daemon (`runtime.daemon.Daemon` implements it)."""
-
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def telemetry(self) -> Telemetry: ...
-    @property
-    def store(self) -> StateStore: ...
-    @property
-    def silences(self) -> Silences: ...
-    @property
-    def ready(self) -> bool: ...
-    @property
-    def last_reload(self) -> dict[str, Any]: ...
-
-    def running_metrics(self) -> int: ...
-    def metric_names(
-        self, contains: str | None = None, tag: str | None = None, state: str | None = None
-    ) -> list[str]: ...
-    def metric_entry(self, name: str) -> dict[str, Any]: ...
-    def state_counts(self) -> dict[str, int]: ...
-    def api_sources(self) -> dict[str, dict[str, Any]]: ...
-    def api_ha(self) -> dict[str, Any] | None: ...
-    async def save_silence(self, s: Silence) -> None: ...
-    def metric_config(self, name: str) -> dict[str, Any] | None: ...
-    def metric_spec(self, name: str) -> MetricSpec | None: ...
-    def alert_rows(self) -> list[dict[str, Any]]: ...
-    async def series_data(
-        self, name: str, since: int, until: int
-    ) -> dict[str, dict[str, list[Any]]] | None: ...
-    async def alert_episodes(self, name: str, since: int, until: int) -> list[dict[str, Any]]: ...
-    def silence_spans(self, name: str, since: int, until: int) -> list[dict[str, Any]]: ...
-    async def reload(self, reason: str = "reload") -> dict[str, Any]: ...
-
-
-DAEMON: web.AppKey[DaemonAPI] = web.AppKey("daemon")
-WEB: web.AppKey[WebConfig] = web.AppKey("web_config")
 log = structlog.get_logger("detectkd.http")
 
 
@@ -140,22 +93,26 @@ async def api_outbox(request: web.Request) -> web.Response:
             "pending": stats.pending,
             "dead": stats.dead,
             "oldest_age_seconds": None if oldest is None else time.time() - oldest,
-            "items": [_item(i) for i in pending[-100:]],
-            "dead_letters": [_item(i) for i in dead[-100:]],
+            "items": [outbox_row(i) for i in pending[-100:]],
+            "dead_letters": [outbox_row(i) for i in dead[-100:]],
         }
     )
 
 
 async def list_silences(request: web.Request) -> web.Response:
-    daemon = request.app[DAEMON]
-    now = time.time()
     everything = request.query.get("all") in ("1", "true")
-    items = [
+    rows = silence_rows(request.app[DAEMON].silences.items.values(), time.time(), everything)
+    return web.json_response({"silences": rows})
+
+
+def silence_rows(silences: Iterable[Silence], now: float, everything: bool) -> list[dict[str, Any]]:
+    """`/api/v1/silences`' rows (the daemon's, and a supervisor's merged ones): by start,
+    only those not over yet unless `everything`."""
+    return [
         {**json.loads(s.to_json()), "active": s.active(now)}
-        for s in sorted(daemon.silences.items.values(), key=lambda s: s.starts_at)
+        for s in sorted(silences, key=lambda s: s.starts_at)
         if everything or s.current(now)
     ]
-    return web.json_response({"silences": items})
 
 
 async def add_silence(request: web.Request) -> web.Response:
@@ -195,7 +152,22 @@ def silence_from_body(body: dict[str, Any], now: float, by: str) -> Silence:
                        by, window, duration, given)  # fmt: skip
 
 
-def _item(i: OutboxItem) -> dict[str, Any]:
+class OutboxRow(TypedDict):
+    """A row of `/api/v1/outbox` (times as ISO 8601 UTC): what the outbox pages show too."""
+
+    id: int
+    key: str
+    metric: str
+    series: str
+    channel: str
+    attempts: int
+    created_at: str | None
+    next_attempt_at: str | None
+    last_error: str | None
+    status: str
+
+
+def outbox_row(i: OutboxItem) -> OutboxRow:
     return {
         "id": i.id, "key": i.key, "metric": i.metric, "series": i.series, "channel": i.channel,
         "attempts": i.attempts, "created_at": iso(i.created_at), "next_attempt_at": iso(i.next_attempt_at),
@@ -220,33 +192,3 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except Exception as exc:
         log.error("http handler failed", path=request.path, error=error_line(exc))
         return web.json_response({"error": error_line(exc)}, status=500)
-
-
-def make_app(daemon: DaemonAPI, config: WebConfig | None = None) -> web.Application:
-    """`config`: the web config file's TLS and users (basic auth guards every endpoint; writes
-    follow `detectkd.http.guard`'s rule)."""
-    config = config or WebConfig()
-    app = edge_app(config, daemon.settings.lifecycle_api, json_errors)
-    app[DAEMON] = daemon
-    app[WEB] = config
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/api/v1/metrics", api_metrics)
-    app.router.add_get("/api/v1/outbox", api_outbox)
-    app.router.add_get("/api/v1/alerts", api_alerts)
-    app.router.add_get("/api/v1/silences", list_silences)
-    app.router.add_post("/api/v1/silences", add_silence)
-    app.router.add_delete("/api/v1/silences/{id}", expire_silence)
-    app.router.add_post("/-/reload", reload)
-    pages.routes(app)  # the web UI (detectkd.ui): the same guards
-    return app
-
-
-async def start_server(daemon: DaemonAPI) -> web.AppRunner:
-    """Listen on `listen`, over TLS and behind basic auth as the web config file says.
-    Raises ConfigError (a broken web config) or OSError (the address is taken)."""
-    path = daemon.settings.web_config_file
-    config = load_web_config(path)
-    host, port = daemon.settings.listen_host_port()
-    return await serve(make_app(daemon, config), host, port, config, path)

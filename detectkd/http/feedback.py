@@ -21,16 +21,11 @@ from aiohttp import web
 from detectkd.alerting.feedback import Feedback, FeedbackError, make_feedback
 from detectkd.durations import moment_of
 from detectkd.http.auth import user_of
+from detectkd.http.port import DAEMON
 
 if TYPE_CHECKING:
+    from detectkd.http.port import DaemonAPI
     from detectkd.storage.base import StateStore
-    from detectkd.web import DaemonAPI
-
-
-def _daemon(request: web.Request) -> DaemonAPI:
-    from detectkd.web import DAEMON
-
-    return request.app[DAEMON]
 
 
 def _known(daemon: DaemonAPI, metric: str) -> bool:
@@ -46,14 +41,14 @@ async def labels_of(
 
 
 async def list_feedback(request: web.Request) -> web.Response:
-    daemon, name = _daemon(request), request.match_info["name"]
+    daemon, name = request.app[DAEMON], request.match_info["name"]
     if not _known(daemon, name):
         return web.json_response({"error": f"no metric {name!r}"}, status=404)
     return web.json_response({"feedback": [asdict(f) for f in await labels_of(daemon.store, name)]})
 
 
 async def add_feedback(request: web.Request) -> web.Response:
-    daemon = _daemon(request)
+    daemon = request.app[DAEMON]
     try:
         body = await request.json()
         if not isinstance(body, dict):
@@ -68,7 +63,7 @@ async def add_feedback(request: web.Request) -> web.Response:
 
 
 async def delete_feedback(request: web.Request) -> web.Response:
-    daemon = _daemon(request)
+    daemon = request.app[DAEMON]
     q = request.query
     try:
         metric, series, period = q["metric"], q.get("series", ""), int(moment_of(q["period"]))

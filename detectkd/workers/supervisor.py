@@ -3,7 +3,7 @@
 The supervisor starts `detectkd run --shard i/N` N times (each worker listens on a private
 port on 127.0.0.1, keeps its state in `data_dir/worker-i`, and never talks to systemd),
 and serves the daemon's endpoints itself: `/metrics` and `/api/v1/metrics` merged from the
-workers (`detectkd.aggregate`), `/healthz` while every worker is alive, `/readyz` once every
+workers (`detectkd.workers.merge`), `/healthz` while every worker is alive, `/readyz` once every
 worker is ready. SIGHUP and SIGTERM are forwarded. A worker that dies is restarted after
 1 s, doubling to 60 s while it keeps dying, and counted in
 `detectk_worker_restarts_total{worker}`. systemd hears READY=1 once every worker is ready
@@ -14,31 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import signal
-import socket
 import sys
 import time
-import urllib.parse
-from dataclasses import dataclass, field
-from typing import Any
 
-import aiohttp
 import bcrypt
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
 
 from detectkd import __version__
-from detectkd.aggregate import API_PAGE_MAX, merge_api, merge_expositions, page, page_args
 from detectkd.config.settings import Settings
 from detectkd.http.auth import SUPERVISOR_USER
 from detectkd.http.edge import edge_app, serve
+from detectkd.http.paging import page, page_args
+from detectkd.http.webconfig import WebConfig, load_web_config
 from detectkd.sdnotify import Notifier
-from detectkd.supervisor_ui import WorkersUI
-from detectkd.webconfig import WebConfig, load_web_config
+from detectkd.workers.merge import merge_api, merge_expositions
+from detectkd.workers.pool import Worker, WorkerPool
+from detectkd.workers.ui import WorkersUI
 
 log = structlog.get_logger("detectkd.supervisor")
 MAX_BACKOFF = 60.0
@@ -58,34 +54,12 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Worker:
-    index: int
-    port: int = field(default_factory=free_port)
-    proc: asyncio.subprocess.Process | None = None
-    backoff: float = 1.0
-    started: float = 0.0
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
-
-
 class Supervisor:
     def __init__(self, settings: Settings, config: str | None) -> None:
         self.settings, self.config = settings, config
         self.count = worker_count(settings.workers)
-        self.workers = [Worker(i) for i in range(self.count)]
+        self.pool = WorkerPool(self.count)
+        self.workers = self.pool.workers
         self.stop_event = asyncio.Event()
         self.notifier = Notifier()
         r = self.registry = CollectorRegistry(auto_describe=True)
@@ -93,7 +67,6 @@ class Supervisor:
         Gauge("detectk_workers", "Worker processes configured (workers: N).", registry=r).set(self.count)
         self.restarts = Counter("detectk_worker_restarts", "Workers restarted after they died.",
                                 ["worker"], registry=r)  # fmt: skip
-        self._session: aiohttp.ClientSession | None = None
 
     # -- workers -------------------------------------------------------------------------
 
@@ -137,30 +110,8 @@ class Supervisor:
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """The client the supervisor talks to its workers with (as `SUPERVISOR_USER`)."""
-        assert self._session is not None, "the supervisor is not running"
-        return self._session
-
-    async def _get(self, w: Worker, path: str) -> tuple[int, str]:
-        async with self.session.get(w.base + path, timeout=aiohttp.ClientTimeout(total=10)) as r:
-            return r.status, await r.text()
-
-    async def all_workers(self, path: str) -> list[tuple[int, str]]:
-        async def one(w: Worker) -> tuple[int, str]:
-            try:
-                return await self._get(w, path)
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                return 503, f"worker {w.index}: {exc}"
-
-        return list(await asyncio.gather(*(one(w) for w in self.workers)))
-
-    async def ready(self) -> bool:
-        return all(status == 200 for status, _ in await self.all_workers("/readyz"))
-
     async def metrics(self, _: web.Request) -> web.Response:
-        texts = [body for status, body in await self.all_workers("/metrics") if status == 200]
+        texts = [body for status, body in await self.pool.all_workers("/metrics") if status == 200]
         own = generate_latest(self.registry).decode()
         body = merge_expositions(texts, own)
         return web.Response(text=body, content_type="text/plain", charset="utf-8")
@@ -173,38 +124,20 @@ class Supervisor:
         except ValueError:
             return web.json_response({"error": "limit and offset must be integers"}, status=400)
         filters = {k: v for k, v in request.query.items() if k in ("name", "tag", "state")}
-        got = await asyncio.gather(*(self.first_entries(w, filters, offset + limit) for w in self.workers))
+        got = await asyncio.gather(
+            *(self.pool.first_entries(w, filters, offset + limit) for w in self.workers)
+        )
         pages = [p for p in got if p is not None]
         merged = merge_api(pages)
         merged |= page(merged["metrics"], merged["total"], offset, limit) | {"workers": self.count}
         return web.json_response(merged, status=200 if len(pages) == self.count else 503)
-
-    async def first_entries(self, w: Worker, filters: dict[str, str], want: int) -> dict[str, Any] | None:
-        """A worker's /api/v1/metrics answer holding its first `want` entries (None: down)."""
-        out: dict[str, Any] | None = None
-        offset: int | None = 0
-        while offset is not None and (out is None or len(out["metrics"]) < want):
-            query = urllib.parse.urlencode(filters | {"offset": offset, "limit": API_PAGE_MAX})
-            try:
-                status, body = await self._get(w, f"/api/v1/metrics?{query}")
-            except (aiohttp.ClientError, TimeoutError, OSError):
-                return None
-            if status != 200:
-                return None
-            answer = json.loads(body)
-            if out is None:
-                out = answer
-            else:
-                out["metrics"] += answer["metrics"]
-            offset = answer.get("next_offset")
-        return out
 
     async def healthz(self, _: web.Request) -> web.Response:
         dead = [w.index for w in self.workers if not w.alive]
         return web.json_response({"workers": self.count, "dead": dead}, status=503 if dead else 200)
 
     async def readyz(self, _: web.Request) -> web.Response:
-        ok = await self.ready()
+        ok = await self.pool.ready()
         return web.Response(text="ready" if ok else "starting", status=200 if ok else 503)
 
     def app(self, config: WebConfig) -> web.Application:
@@ -215,14 +148,16 @@ class Supervisor:
         app.router.add_get("/api/v1/metrics", self.api_metrics)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
-        WorkersUI(self).routes(app)  # the web UI: merged pages, a metric's answered by its worker
+        WorkersUI(self.pool, self.settings.lifecycle_api).routes(
+            app
+        )  # the web UI: merged pages, a metric's answered by its worker
         return app
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def _systemd(self) -> None:
         """READY=1 once every worker is ready; WATCHDOG=1 only while every worker lives."""
-        while not self.stop_event.is_set() and not await self.ready():
+        while not self.stop_event.is_set() and not await self.pool.ready():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=0.2)
         self.notifier.ready(self.status_line())
@@ -255,13 +190,13 @@ class Supervisor:
         web_yml.write_text("# workers: no TLS, the supervisor's user only (made at each start)\n" + users)
         path = self.settings.web_config_file
         config = load_web_config(path)
-        self._session = aiohttp.ClientSession(auth=aiohttp.BasicAuth(SUPERVISOR_USER, password))
+        self.pool.connect(SUPERVISOR_USER, password)
         host, port = self.settings.listen_host_port()
         try:
             runner = await serve(self.app(config), host, port, config, path)
         except OSError as exc:
             log.error("cannot listen", listen=self.settings.listen, error=str(exc))
-            await self._session.close()
+            await self.pool.close()
             return 1
         log.info("supervisor started", workers=self.count, listen=self.settings.listen)
         keepers = [asyncio.create_task(self._keep(w)) for w in self.workers]
@@ -276,7 +211,7 @@ class Supervisor:
                 w.proc.kill()
         await notify
         await runner.cleanup()
-        await self._session.close()
+        await self.pool.close()
         log.info("stopped")
         return 0
 

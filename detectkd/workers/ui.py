@@ -1,4 +1,4 @@
-"""The web UI and its API through a `workers:` supervisor.
+"""The web UI and its API through a `workers:` supervisor (the pool: `detectkd.workers.pool`).
 
 The supervisor has no metrics of its own; each worker has a shard of them, its own store
 and its own UI. So:
@@ -22,30 +22,26 @@ import secrets
 import time
 import urllib.parse
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from detectkd.aggregate import merge_api, page, page_args
 from detectkd.alerting.silences import Silence
+from detectkd.http.api import silence_rows
 from detectkd.http.auth import FORWARDED_USER, USER
-from detectkd.shard import name_hash
+from detectkd.http.pages import html
+from detectkd.http.paging import page, page_args
 from detectkd.ui import pages
-
-if TYPE_CHECKING:
-    from detectkd.supervisor import Supervisor, Worker
-
-_DOWN = (aiohttp.ClientError, TimeoutError, OSError)
+from detectkd.workers.merge import merge_api
+from detectkd.workers.pool import DOWN, Worker, WorkerPool
 
 
 class WorkersUI:
-    def __init__(self, sup: Supervisor) -> None:
-        self.sup = sup
-
-    def owner(self, name: str) -> Worker:
-        return self.sup.workers[name_hash(name) % self.sup.count]
+    def __init__(self, pool: WorkerPool, lifecycle_api: bool) -> None:
+        self.pool = pool
+        self.lifecycle_api = lifecycle_api
 
     async def _send(
         self, w: Worker, method: str, path: str, request: web.Request, body: bytes
@@ -60,18 +56,18 @@ class WorkersUI:
             headers["Content-Type"] = request.content_type
         url, data, wait = URL(w.base + path, encoded=True), body or None, aiohttp.ClientTimeout(total=330)
         try:
-            async with self.sup.session.request(method, url, data=data, headers=headers, timeout=wait) as r:
+            async with self.pool.session.request(method, url, data=data, headers=headers, timeout=wait) as r:
                 return web.Response(
                     body=await r.read(), status=r.status, content_type=r.content_type, charset=r.charset
                 )
-        except _DOWN as exc:
+        except DOWN as exc:
             return web.json_response(
                 {"error": f"worker {w.index} did not answer: {type(exc).__name__}"}, status=503
             )
 
     async def metric(self, request: web.Request) -> web.Response:
         """A metric's page or endpoint, answered by the worker that runs it."""
-        w = self.owner(request.match_info["name"])
+        w = self.pool.owner(request.match_info["name"])
         return await self._send(w, request.method, request.raw_path, request, await request.read())
 
     async def feedback(self, request: web.Request) -> web.Response:
@@ -80,11 +76,11 @@ class WorkersUI:
             name = request.query["metric"] if request.method == "DELETE" else str(json.loads(body)["metric"])
         except (KeyError, ValueError, TypeError):
             return web.json_response({"error": "bad feedback: give the metric"}, status=400)
-        return await self._send(self.owner(name), request.method, request.raw_path, request, body)
+        return await self._send(self.pool.owner(name), request.method, request.raw_path, request, body)
 
     async def _json(self, path: str) -> list[dict[str, Any]]:
         """Every worker's answer to GET `path` (the ones that answered)."""
-        return [json.loads(body) for status, body in await self.sup.all_workers(path) if status == 200]
+        return [json.loads(body) for status, body in await self.pool.all_workers(path) if status == 200]
 
     async def overview(self, request: web.Request) -> web.Response:
         q = request.query
@@ -94,7 +90,7 @@ class WorkersUI:
             raise web.HTTPBadRequest(text=str(exc)) from exc
         filters = {k: v for k, v in q.items() if k in ("name", "tag", "state") and v}
         got = await asyncio.gather(
-            *(self.sup.first_entries(w, filters, offset + limit) for w in self.sup.workers)
+            *(self.pool.first_entries(w, filters, offset + limit) for w in self.pool.workers)
         )
         answers = [a for a in got if a is not None]
         merged = merge_api(answers)
@@ -103,17 +99,17 @@ class WorkersUI:
             for state, n in (a.get("counts") or {}).items():
                 counts[state] = counts.get(state, 0) + n
         outbox = _totals(await self._json("/api/v1/outbox"))
-        return pages.render(
+        return html(pages.render(
             "overview.html", page=page(merged["metrics"], merged["total"], offset, limit), counts=counts,
             states=pages.STATES, filters={k: filters.get(k, "") for k in ("name", "tag", "state")},
             reload=merged["config"], running=sum(int(a.get("running", 0)) for a in answers), outbox=outbox,
             lag=max((float(a.get("scheduler_lag_seconds") or 0) for a in answers), default=0.0),
-        )  # fmt: skip
+        ))  # fmt: skip
 
     async def alerts(self, _: web.Request) -> web.Response:
         rows = [r for a in await self._json("/api/v1/alerts") for r in a["alerts"]]
         rows.sort(key=lambda r: -(r["since"] or 0))
-        return pages.alerts_html(rows, self.sup.settings.lifecycle_api)
+        return html(pages.alerts_html(rows, self.lifecycle_api))
 
     async def _silences(self) -> list[Silence]:
         found: dict[str, Silence] = {}
@@ -124,14 +120,11 @@ class WorkersUI:
         return list(found.values())
 
     async def silences(self, _: web.Request) -> web.Response:
-        return pages.silences_html(await self._silences(), self.sup.settings.lifecycle_api)
+        return html(pages.silences_html(await self._silences(), self.lifecycle_api))
 
     async def list_silences(self, request: web.Request) -> web.Response:
-        now, everything = time.time(), request.query.get("all") in ("1", "true")
-        items = [{**json.loads(s.to_json()), "active": s.active(now)}
-                 for s in sorted(await self._silences(), key=lambda s: s.starts_at)
-                 if everything or s.current(now)]  # fmt: skip
-        return web.json_response({"silences": items})
+        everything = request.query.get("all") in ("1", "true")
+        return web.json_response({"silences": silence_rows(await self._silences(), time.time(), everything)})
 
     async def add_silence(self, request: web.Request) -> web.Response:
         """To every worker, under one id: the first refusal is the answer."""
@@ -142,28 +135,21 @@ class WorkersUI:
             return web.json_response({"error": "bad silence: the body must be a JSON object"}, status=400)
         data = json.dumps(body).encode()
         answers = await asyncio.gather(*(self._send(w, "POST", "/api/v1/silences", request, data)
-                                         for w in self.sup.workers))  # fmt: skip
+                                         for w in self.pool.workers))  # fmt: skip
         return next((a for a in answers if a.status != 201), answers[0])
 
     async def expire_silence(self, request: web.Request) -> web.Response:
         path = "/api/v1/silences/" + urllib.parse.quote(request.match_info["id"], safe="")
         answers = await asyncio.gather(
-            *(self._send(w, "DELETE", path, request, b"") for w in self.sup.workers)
+            *(self._send(w, "DELETE", path, request, b"") for w in self.pool.workers)
         )
         return next((a for a in answers if a.status == 200), answers[0])
 
     async def outbox(self, _: web.Request) -> web.Response:
         boxes = await self._json("/api/v1/outbox")
-
-        def rows(key: str) -> list[dict[str, Any]]:
-            return [{"metric": i["metric"], "series": i["series"], "channel": i["channel"].partition(":")[0],
-                     "key": i["key"], "attempts": i["attempts"], "created": i["created_at"],
-                     "next": i["next_attempt_at"], "error": i["last_error"] or ""}
-                    for b in boxes for i in b[key]]  # fmt: skip
-
-        return pages.render(
-            "outbox.html", pending=rows("items"), dead=rows("dead_letters"), stats=_totals(boxes)
-        )
+        pending = [row for b in boxes for row in b["items"]]
+        dead = [row for b in boxes for row in b["dead_letters"]]
+        return html(pages.outbox_html(pending, dead, _totals(boxes)))
 
     def routes(self, app: web.Application) -> None:
         r = app.router
@@ -177,7 +163,7 @@ class WorkersUI:
         r.add_get("/api/v1/silences", self.list_silences)
         r.add_post("/api/v1/silences", self.add_silence)
         r.add_delete("/api/v1/silences/{id}", self.expire_silence)
-        r.add_static("/ui/static", pages.HERE / "static", append_version=False)
+        r.add_static("/ui/static", pages.STATIC, append_version=False)
 
 
 def _totals(boxes: list[dict[str, Any]]) -> SimpleNamespace:

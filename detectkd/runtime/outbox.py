@@ -34,8 +34,8 @@ import structlog
 
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels.base import Channel
-from detectkd.alerting.sentlog import LOG_FILE, SentEntry, SentLog, owner_id
 from detectkd.errors import PermanentError, StorageError, TransientError
+from detectkd.runtime.sentlog import LOG_FILE, SentEntry, SentLog, owner_id
 from detectkd.storage.base import OutboxItem, OutboxStats, StateStore
 from detectkd.telemetry import Telemetry
 

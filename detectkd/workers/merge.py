@@ -11,7 +11,6 @@ prometheus-client's multiprocess mode sums them. Identity series (`detectk_build
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)(\s+\S+)?$")
@@ -84,24 +83,6 @@ def _num(v: float) -> str:
     if v in (float("inf"), float("-inf")):
         return "+Inf" if v > 0 else "-Inf"
     return f"{v:.1f}" if v == int(v) and abs(v) < 1e15 else repr(v)
-
-
-API_PAGE = 500  # /api/v1/metrics: entries per page unless `limit` says otherwise
-API_PAGE_MAX = 10_000
-
-
-def page_args(query: Mapping[str, str]) -> tuple[int, int]:
-    """`?limit=` (default 500, at most 10,000) and `?offset=`; ValueError if not integers."""
-    limit = min(API_PAGE_MAX, max(1, int(query.get("limit", API_PAGE))))
-    return limit, max(0, int(query.get("offset", 0)))
-
-
-def page(entries: list[Any], total: int, offset: int, limit: int) -> dict[str, Any]:
-    """The page at `offset` of `entries` (sorted by name, from the first, at least up to
-    `offset + limit` of the `total` filtered entries)."""
-    more = offset + limit < total
-    return {"metrics": entries[offset : offset + limit], "total": total, "offset": offset, "limit": limit,
-            "next_offset": offset + limit if more else None}  # fmt: skip
 
 
 def merge_api(pages: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,102 @@
+"""The workers of `workers: N` as the supervisor's HTTP side sees them: the processes'
+addresses, the one client that talks to them (as `SUPERVISOR_USER`, a password made per
+start), who owns a metric (the shard hash), and the fan-out of a GET to every worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from detectkd.http.paging import API_PAGE_MAX
+from detectkd.shard import name_hash
+
+DOWN = (aiohttp.ClientError, TimeoutError, OSError)  # a worker that did not answer
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Worker:
+    index: int
+    port: int = field(default_factory=free_port)
+    proc: asyncio.subprocess.Process | None = None
+    backoff: float = 1.0
+    started: float = 0.0
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+
+class WorkerPool:
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.workers = [Worker(i) for i in range(count)]
+        self._session: aiohttp.ClientSession | None = None
+
+    def connect(self, user: str, password: str) -> None:
+        self._session = aiohttp.ClientSession(auth=aiohttp.BasicAuth(user, password))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def owner(self, name: str) -> Worker:
+        """The worker that runs metric `name` (the shard hash, as `--shard i/N` decides)."""
+        return self.workers[name_hash(name) % self.count]
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The client that talks to the workers (as `SUPERVISOR_USER`)."""
+        assert self._session is not None, "the pool is not connected"
+        return self._session
+
+    async def get(self, w: Worker, path: str) -> tuple[int, str]:
+        async with self.session.get(w.base + path, timeout=aiohttp.ClientTimeout(total=10)) as r:
+            return r.status, await r.text()
+
+    async def all_workers(self, path: str) -> list[tuple[int, str]]:
+        async def one(w: Worker) -> tuple[int, str]:
+            try:
+                return await self.get(w, path)
+            except DOWN as exc:
+                return 503, f"worker {w.index}: {exc}"
+
+        return list(await asyncio.gather(*(one(w) for w in self.workers)))
+
+    async def ready(self) -> bool:
+        return all(status == 200 for status, _ in await self.all_workers("/readyz"))
+
+    async def first_entries(self, w: Worker, filters: dict[str, str], want: int) -> dict[str, Any] | None:
+        """A worker's /api/v1/metrics answer holding its first `want` entries (None: down)."""
+        out: dict[str, Any] | None = None
+        offset: int | None = 0
+        while offset is not None and (out is None or len(out["metrics"]) < want):
+            query = urllib.parse.urlencode(filters | {"offset": offset, "limit": API_PAGE_MAX})
+            try:
+                status, body = await self.get(w, f"/api/v1/metrics?{query}")
+            except DOWN:
+                return None
+            if status != 200:
+                return None
+            answer = json.loads(body)
+            if out is None:
+                out = answer
+            else:
+                out["metrics"] += answer["metrics"]
+            offset = answer.get("next_offset")
+        return out
