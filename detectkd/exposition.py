@@ -10,6 +10,7 @@ prometheus_client, without the optional `_created` samples.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from prometheus_client.utils import floatToGoString
@@ -89,3 +90,69 @@ class Family:
     def render(self) -> str:
         # `join` copies the values in one C call: safe from a thread while the loop adds samples.
         return self.header + "".join(self._lines.values())
+
+
+# Per-series gauges of metrics with `export: true` (vmanomaly-style): what Grafana overlays.
+SERIES_FAMILIES = (
+    ("detectk_series_value", "The series' newest value."),
+    ("detectk_series_expected", "What the judging detector expected for it."),
+    ("detectk_series_lower", "The lower bound of the expected band."),
+    ("detectk_series_upper", "The upper bound of the expected band."),
+    ("detectk_series_score", "The anomaly score (0..1; 0.5 and above is anomalous)."),
+)
+Sample = tuple[float | None, float | None, float | None, float | None, float | None]
+
+
+def label_name(name: str) -> str:
+    """A series label as a Prometheus label name: invalid characters become `_`; names of
+    its own (`metric`, `__*`) get a `series_` prefix."""
+    clean = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in name) or "_"
+    if clean[0].isdigit() or clean.startswith("__") or clean == "metric":
+        clean = "series_" + clean.lstrip("_")
+    return clean
+
+
+class SeriesGauges:
+    """`detectk_series_{value,expected,lower,upper,score}` per (metric, series), labelled by
+    `metric` and the series' own labels, kept as rendered lines. At most `cap` series in all
+    (a global cardinality cap): series already exported keep their place, new ones beyond it
+    are refused and counted. Each update replaces a metric's series (a series that stopped
+    reporting leaves /metrics); rows are replaced whole, never changed in place, so a scrape
+    in a worker thread reads a consistent set."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.count = 0
+        self._rows: dict[str, dict[str, tuple[str, ...]]] = {}  # metric -> series -> lines
+
+    def update(self, metric: str, samples: Mapping[str, tuple[Mapping[str, str], Sample]]) -> int:
+        """Replace `metric`'s series by `samples` (series key -> (labels, sample)); returns how
+        many were refused by the cap."""
+        old = self._rows.get(metric, {})
+        room = self.cap - (self.count - len(old))
+        keep = [k for k in samples if k in old] + sorted(k for k in samples if k not in old)
+        new = {key: self._lines(metric, *samples[key]) for key in keep[: max(room, 0)]}
+        self._rows[metric] = new
+        self.count += len(new) - len(old)
+        return len(keep) - len(new)
+
+    def forget(self, metric: str) -> None:
+        self.count -= len(self._rows.pop(metric, {}))
+
+    @staticmethod
+    def _lines(metric: str, labels: Mapping[str, str], sample: Sample) -> tuple[str, ...]:
+        pairs = [f'metric="{_escape_label(metric)}"']
+        pairs += [f'{label_name(k)}="{_escape_label(v)}"' for k, v in sorted(labels.items())]
+        text = "{" + ",".join(pairs) + "} "
+        return tuple("" if v is None else f"{name}{text}{_go_float(v)}\n"
+                     for (name, _), v in zip(SERIES_FAMILIES, sample, strict=True))  # fmt: skip
+
+    def render(self) -> str:
+        if not self._rows:
+            return ""
+        rows = [r for series in list(self._rows.values()) for r in list(series.values())]
+        out = []
+        for i, (name, doc) in enumerate(SERIES_FAMILIES):
+            out.append(f"# HELP {name} {doc}\n# TYPE {name} gauge\n")
+            out.extend(r[i] for r in rows)
+        return "".join(out)

@@ -6,12 +6,13 @@ config, `result`, `stage` and `channel` by the code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 from detectkd import __version__
-from detectkd.exposition import Family
+from detectkd.exposition import Family, Sample, SeriesGauges
 from detectkd.shard import ALL, Shard
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -42,7 +43,7 @@ class RecentMax:
 
 
 class Telemetry:
-    def __init__(self, shard: Shard = ALL) -> None:
+    def __init__(self, shard: Shard = ALL, export_cap: int = 10_000) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)  # daemon-wide families
         self.families: list[Family] = []  # labelled by metric
         self.check_duration = Histogram(
@@ -97,6 +98,15 @@ class Telemetry:
             registry=r,
         )  # fmt: skip
         self.metrics_configured = Gauge("detectk_metrics_configured", "Metrics scheduled.", registry=r)
+        self.series_export = SeriesGauges(export_cap)  # metrics with `export: true`
+        self.series_exported = Gauge(
+            "detectk_series_exported", "Series exported as detectk_series_* (export: true).", registry=r
+        )
+        self.series_export_refused = Counter(
+            "detectk_series_export_refused",
+            "Series not exported: over export_max_series (the global cap).",
+            registry=r,
+        )
         self.retention_deleted = Counter(
             "detectk_retention_deleted_rows", "Datapoints and detections deleted by the retention job.",
             registry=r,
@@ -178,9 +188,18 @@ class Telemetry:
 
     def exposition(self) -> bytes:
         """The text `/metrics` serves (CPU work: called in a worker thread)."""
-        return generate_latest(self.registry) + "".join(f.render() for f in self.families).encode()
+        families = "".join(f.render() for f in self.families) + self.series_export.render()
+        return generate_latest(self.registry) + families.encode()
+
+    def export_series(self, metric: str, samples: Mapping[str, tuple[Mapping[str, str], Sample]]) -> None:
+        refused = self.series_export.update(metric, samples)
+        self.series_exported.set(self.series_export.count)
+        if refused:
+            self.series_export_refused.inc(refused)
 
     def forget(self, metric: str) -> None:
         """Drop a removed metric's labelled series so /metrics does not keep ghosts."""
         for family in self.families:
             family.forget(metric)
+        self.series_export.forget(metric)
+        self.series_exported.set(self.series_export.count)

@@ -22,9 +22,9 @@ from detectkd.commands.csvsafe import SafeWriter
 from detectkd.commands.labelled import Labelled, compare
 from detectkd.commands.report import SeriesTrace, render
 from detectkd.errors import CollectError, error_line
+from detectkd.runtime.judge import charted
 from detectkd.runtime.replay import Tally, replay, tally
 from detectkd.runtime.runner import RunReport
-from detectkd.runtime.view import charted
 from detectkd.specs.loader import MetricSpec
 
 # One row per period, series and detector. `state`: the series' alert state after that period;

@@ -225,6 +225,7 @@ class MetricFile(Frozen):
     storage: Storage = Field(default_factory=Storage)  # where points and detections are kept
     backtest: dict[str, Any] | None = None  # DetectK's block: ignored with a warning (use detectkd backtest)
     peers: Peers | None = None  # peer verification for multi-series metrics
+    export: bool = False  # per-series value, expected band and score on /metrics (detectk_series_*)
 
     @model_validator(mode="after")
     def _one_form(self) -> MetricFile:

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     # e.g. "https://grafana.example/d/dtk?var-metric={{ metric }}".
     generator_url: str | None = None
     run_timeout: Duration | None = None  # default: the metric's interval
+    # Series exported as detectk_series_* by metrics with `export: true`, in all (beyond: refused,
+    # counted in detectk_series_export_refused_total).
+    export_max_series: int = Field(default=10_000, ge=0)
     # Run only the metrics whose name hashes into shard I of N ("I/N"; docs/scaling.md#shards).
     shard: str = "0/1"
     # Worker processes under this one (each a shard of the metrics; `auto`: one per core).

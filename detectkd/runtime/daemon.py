@@ -47,7 +47,7 @@ class Daemon(Jobs, DaemonView):
         self.settings = settings
         self.store: Store = store or daemon_store(settings)
         self.data_stores = DataStores()
-        self.telemetry = Telemetry(settings.shard_of)
+        self.telemetry = Telemetry(settings.shard_of, settings.export_max_series)
         self.resources = Resources()
         self.resources.telemetry = self.telemetry
         self.specs: dict[str, MetricSpec] = {}

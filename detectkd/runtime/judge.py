@@ -42,6 +42,13 @@ class PointReport:
     peers: Classification | None = None  # peer verification of an anomalous point
 
 
+def charted(results: list[Result], primary: Result | None) -> Result | None:
+    """The result whose band a chart shows: the verdict's, else the first with bounds."""
+    if primary is not None and primary.expected is not None:
+        return primary
+    return next((r for r in results if r.expected is not None), None)
+
+
 @dataclass(frozen=True)
 class JudgeContext:
     """What judging a metric needs besides its points, memory and states: fixed per runtime,

@@ -124,8 +124,6 @@ class MetricRuntime:
     def span(self) -> int:
         return self.memory.span
 
-    # -- timing -----------------------------------------------------------------------
-
     def finish_for(self, scheduled: float, delay: timedelta | None = None) -> int:
         """The end of the newest complete period at a scheduled run time."""
         d = self.spec.config.schedule.delay if delay is None else delay
@@ -380,7 +378,8 @@ class MetricRuntime:
 
     def _succeeded(self, report: RunReport, started: float) -> None:
         newest = max(report.points, key=lambda p: p.point.period).point if report.points else None
-        self.book.succeeded(started, (newest.period, newest.value) if newest else None, self.states)
+        last, exported = (newest.period, newest.value) if newest else None, self.spec.config.export
+        self.book.succeeded(started, last, self.states, report.points if exported else ())
         for w in report.warnings:
             if w.startswith(SEVERAL_ROWS):
                 if SEVERAL_ROWS in self._warned:

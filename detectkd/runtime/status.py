@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from detectkd.alerting.state import SeriesState, Status
+from detectkd.collectors.points import parse_series_key
+from detectkd.exposition import Sample
+from detectkd.runtime.judge import PointReport, charted
 from detectkd.telemetry import Telemetry
 
 
@@ -57,9 +60,17 @@ class StatusBook:
         if self.telemetry is not None:
             self.telemetry.metric_judging.labels(self.name).set(1 if judging else 0)
 
-    def succeeded(self, started: float, newest: tuple[int, float | None] | None,
-                  states: Mapping[str, SeriesState]) -> None:  # fmt: skip
-        """`started`: monotonic; `newest`: the newest judged (period, value)."""
+    def succeeded(
+        self,
+        started: float,
+        newest: tuple[int, float | None] | None,
+        states: Mapping[str, SeriesState],
+        exported: Sequence[PointReport] = (),
+    ) -> None:
+        """`started`: monotonic; `newest`: the newest judged (period, value); `exported`: the
+        run's points, for a metric with `export: true` (`detectk_series_*`)."""
+        if exported and self.telemetry is not None:
+            self.telemetry.export_series(self.name, export_samples(exported))
         s = self.status
         s.runs += 1
         s.last_run_at = time.time()
@@ -147,3 +158,20 @@ def api_entry(name: str, file: str, interval_s: float, s: RunStatus,
 
 def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def export_samples(points: Sequence[PointReport]) -> dict[str, tuple[dict[str, str], Sample]]:
+    """Per series, its labels and the newest period's value, expected band and score (of the
+    detection the chart shows: the verdict's, else the first with bounds)."""
+    newest: dict[str, PointReport] = {}
+    for pr in points:
+        seen = newest.get(pr.point.series)
+        if seen is None or pr.point.period >= seen.point.period:
+            newest[pr.point.series] = pr
+    out: dict[str, tuple[dict[str, str], Sample]] = {}
+    for key, pr in newest.items():
+        r = charted(pr.results, pr.verdict.primary)
+        score = max((x.score for x in pr.results if not x.skipped), default=None)
+        band = (r.expected, r.lower, r.upper) if r is not None else (None, None, None)
+        out[key] = (parse_series_key(key), (pr.point.value, *band, score))
+    return out

@@ -14,6 +14,7 @@ from detectkd.alerting.silences import Labels, Silences, active_spans, series_la
 from detectkd.alerting.state import Status, decide
 from detectkd.detectors.base import Result
 from detectkd.redact import redact
+from detectkd.runtime.judge import charted
 from detectkd.runtime.status import MetricState
 
 if TYPE_CHECKING:
@@ -58,13 +59,6 @@ def _table(
                 cols["anomalies"].append(why | {"direction": hit.direction})
         out[series] = cols
     return out
-
-
-def charted(results: list[Result], primary: Result | None) -> Result | None:
-    """The result whose band a chart shows: the verdict's, else the first with bounds."""
-    if primary is not None and primary.expected is not None:
-        return primary
-    return next((r for r in results if r.expected is not None), None)
 
 
 def _band(r: Result | None) -> tuple[float | None, float | None, float | None]:

@@ -122,3 +122,24 @@ def test_grafana_dashboard_model_and_queries(tmp_path: Path) -> None:
 )
 def test_families_exist(name: str) -> None:
     assert name in families()
+
+
+def test_the_series_dashboard_overlays_a_metrics_exported_band(tmp_path: Path) -> None:
+    """etc/grafana/detectkd-series.json: value, expected, band, anomalies and episodes of the
+    chosen metric from `export: true`'s detectk_series_* (every query valid PromQL)."""
+    from detectkd.exposition import SERIES_FAMILIES
+
+    dash = json.loads((REPO / "etc" / "grafana" / "detectkd-series.json").read_text())
+    assert {v["name"] for v in dash["templating"]["list"]} == {"datasource", "instance", "metric"}
+    queries = exprs(dash) + [a["expr"] for a in dash["annotations"]["list"]]
+    known = families() | {name for name, _ in SERIES_FAMILIES}
+    used = {name for q in queries for name in re.findall(r"\b(detectk_[a-z_]+)", q)}
+    assert used <= known and {name for name, _ in SERIES_FAMILIES} <= used | {"detectk_series_score"}
+    assert {"detectk_series_lower", "detectk_series_upper", "detectk_series_firing"} <= used
+    concrete = [q.replace("$instance", ".*").replace("$metric", "orders") for q in queries]
+    rules = {"groups": [{"name": "series", "rules": [
+        {"record": f"series:query_{i}", "expr": q} for i, q in enumerate(concrete)
+    ]}]}  # fmt: skip
+    (tmp_path / "series.yml").write_text(json.dumps(rules))
+    done = run("check", "rules", str(tmp_path / "series.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
