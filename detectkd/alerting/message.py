@@ -6,7 +6,8 @@ detector's name and parameters, as DetectK's detections carry them),
 execution_time (the end of the period: when a scheduled check judges it).
 detectkd adds: status (firing|resolved), kind (anomaly|nodata|flapping|error|
 source_down), headline (FIRING, RESOLVED, NO DATA, ...), series, labels, expected, detector,
-description, tags, started_at, interval, key.
+description, tags, started_at, interval, key, basis (the baseline the detector compared the
+value with, in words: "the median of the last 30 days").
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def variables(alert: Alert) -> dict[str, Any]:
         "url": alert.url,
         "extra": alert.extra,
         "peers": alert.extra.get("peers"),
+        "basis": alert.extra.get("basis"),
         "inf": math.inf,  # DetectK's templates test `score == inf`
     }
 
@@ -95,6 +97,8 @@ def default_text(alert: Alert, escape: Any = str) -> str:
         dev = alert.deviation_percent
         extra = f" ({dev:+.1f}%)" if dev is not None else ""
         lines.append(f"Expected: {_num(alert.expected)}{extra}")
+        if alert.extra.get("basis"):  # which baseline judged, in words (alerting.why)
+            lines.append(f"Baseline: {escape(alert.extra['basis'])}: {_num(alert.expected)}")
     if alert.score is not None and alert.status == "firing":
         lines.append(
             f"Score: {alert.score:.2f} (0.50 is the alarm line, 1.00 the most anomalous), "

@@ -21,6 +21,7 @@ import jinja2
 from detectkd.alerting import resend
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.state import Notice, Rules, SeriesState, Verdict, decide, step
+from detectkd.alerting.why import basis
 from detectkd.collectors.points import Point, parse_series_key
 from detectkd.detectors.base import BatchDetector, Current, Detector, Result
 from detectkd.durations import format_duration
@@ -375,10 +376,17 @@ def alert_for(point: Point, pr: PointReport, notice: Notice, ctx: JudgeContext) 
         repeat=pr.state.repeats if notice.status == "firing" and notice.kind == "anomaly" else 0,
         url=_render_link(point, ctx),
         kind=notice.kind,
-        extra=pr.peers.as_extra() if pr.peers is not None and notice.kind == "anomaly" else {},
+        extra=_extra(pr, ctx, r) if notice.kind == "anomaly" else {},
         detector_params=_params_of(ctx.spec, r.detector) if r else {},
         source=ctx.source,
     )
+
+
+def _extra(pr: PointReport, ctx: JudgeContext, r: Result | None) -> dict[str, Any]:
+    """An anomaly alert's extras: the baseline in words (`alerting.why`), the peers' view."""
+    d = next((d for d in ctx.spec.detectors if r is not None and d.id == r.detector), None)
+    said = basis(d.type, d.params.model_dump(), ctx.grid.step) if d is not None else None
+    return ({"basis": said} if said else {}) | (pr.peers.as_extra() if pr.peers is not None else {})
 
 
 def _params_of(spec: MetricSpec, detector: str) -> dict[str, Any]:

@@ -101,6 +101,9 @@ def test_resolved_names_the_detector_that_fired_and_sub_minute_periods_show_seco
     fired = datetime.fromtimestamp(t0 + 300, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     assert f"Period: {fired}" in text  # to the second for a 10-second metric
     assert "0.50 is the alarm line" in text
+    # Which baseline judged, in words, with what it expected.
+    assert alerts[0].extra["basis"] == "the mean of the last 100 points (1000s)"
+    assert f"Baseline: the mean of the last 100 points (1000s): {alerts[0].expected:,.4g}" in text
 
 
 def test_a_count_is_never_expected_below_zero_but_a_signed_series_is(tmp_path: Path) -> None:
