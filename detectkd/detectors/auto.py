@@ -269,7 +269,7 @@ class AutoDetector:
             with np.errstate(invalid="ignore"):
                 whole = np.where(finite, (level >= 0) & (level == np.round(level)), True).all(axis=1)
             is_count = whole & enough
-        fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray]]] = {}
+        fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray, FloatArray]]] = {}
         ranges: dict[bool, tuple[FloatArray, FloatArray]] = {}
         for sqrt in {bool(c) for c in is_count}:
             v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
@@ -292,7 +292,9 @@ class AutoDetector:
     def _apply(
         self, times: IntArray, values: FloatArray, idx: IntArray, inv: IntArray, fit: BlockFit
     ) -> _Judged:
-        """Per point: z, expected and spread of the best-fitting baseline (smallest spread)."""
+        """Per point: z, expected and spread of the best-fitting baseline: the one whose
+        residuals had the smallest mean absolute deviation (not the smallest MAD, which
+        collapses on a sparse count: a seasonal median of 0, 0, 1 "explains" most zeros)."""
         n = idx.size
         z, expected, spread = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
         counts, breaks = np.zeros(n, bool), np.zeros(n, bool)
@@ -303,13 +305,15 @@ class AutoDetector:
                 continue
             v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
             x = v[idx]
-            best_s = np.full(n, np.inf)
-            for base, (centre, sp, ok) in zip(self._bases(times, v, times[idx]), models, strict=True):
+            best_s, best_f = np.full(n, np.inf), np.full(n, np.inf)
+            for base, (centre, sp, ok, dev) in zip(self._bases(times, v, times[idx]), models, strict=True):
                 base_now = np.zeros(n) if base is None else base
                 c, s = centre[inv], sp[inv]
                 valid = mask & ok[inv] & np.isfinite(base_now)
                 s = np.maximum(s, 1e-9 * np.maximum(1.0, np.abs(base_now + c)))
-                better = valid & (s < best_s)
+                f = dev[inv]  # the fit: the mean absolute deviation does not collapse on ties
+                better = valid & (f < best_f)
+                best_f = np.where(better, f, best_f)
                 e = base_now + c
                 with np.errstate(invalid="ignore", divide="ignore"):
                     z = np.where(better, (x - e) / s, z)

@@ -82,6 +82,6 @@ class BlockFit:
 
     is_count: np.ndarray
     enough: np.ndarray
-    fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray]]]
+    fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray, FloatArray]]]
     ranges: dict[bool, tuple[FloatArray, FloatArray]]  # per scale, per block: recent max, min
     filled: npt.NDArray[np.int64]  # per block: points in its range window

@@ -15,9 +15,10 @@ def windows(x: FloatArray, ends: IntArray, w: int) -> FloatArray:
     return np.asarray(sliding_window_view(padded, w)[ends], np.float64)
 
 
-def robust_rows(rows: FloatArray, min_count: int) -> tuple[FloatArray, FloatArray, np.ndarray]:
+def robust_rows(rows: FloatArray, min_count: int) -> tuple[FloatArray, FloatArray, np.ndarray, FloatArray]:
     """Per row of finite values: the median, 1.4826 x MAD (1.2533 x the mean absolute
-    deviation where the MAD is 0); ok where at least `min_count` values are finite."""
+    deviation where the MAD is 0); ok where at least `min_count` values are finite; 1.2533 x
+    the mean absolute deviation (a spread that does not collapse on ties)."""
     count = np.isfinite(rows).sum(axis=1)
     centre = row_quantile(rows, 0.5, 1)
     with np.errstate(invalid="ignore"):
@@ -26,7 +27,7 @@ def robust_rows(rows: FloatArray, min_count: int) -> tuple[FloatArray, FloatArra
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_dev = np.nansum(dev, axis=1) / np.maximum(count, 1)
     spread = np.where(mad > 0, 1.4826 * mad, 1.2533 * mean_dev)
-    return centre, spread, count >= min_count
+    return centre, spread, count >= min_count, 1.2533 * mean_dev
 
 
 def row_quantile(rows: FloatArray, q: float, min_count: int) -> FloatArray:
