@@ -28,8 +28,9 @@
    `range_window` (1,000) points before its block, a week and a day when the
    interval allows and the history holds it) alarms alone, like a spike, if it
    is beyond by `range_tolerance` (5 %) of the range's width and by
-   `range_spreads` (1) spreads of the judging baseline, and its own surprise
-   is at least `range_gate` (0.5) of the line. Guards: the range's edges move
+   `range_spreads` (1) spreads of the judging baseline, and its |z| is at
+   least `range_gate` (0.5) x `min_z` (in |z|, not in lines: a line inflated
+   by a recent step does not hide the next one). Guards: the range's edges move
    on by the drift of the window's mean (recent half against older half: a
    growing metric makes new highs without news); a count must leave its range
    by more than one; breaks count once the window holds `range_min` (200).
@@ -114,7 +115,8 @@ class Params(Frozen):
     range_tolerance: float = Field(default=0.05, ge=0)
     # ... and by this many spreads of the judging baseline ...
     range_spreads: float = Field(default=1.0, ge=0)
-    # ... and its own surprise is at least this share of the line.
+    # ... and its |z| is at least this share of min_z (not of the line, which a recent step
+    # inflates).
     range_gate: float = Field(default=0.5, ge=0)
 
 
@@ -340,14 +342,14 @@ class AutoDetector:
         p = self.p
         floor, spike, thr = max(p.min_z, 1e-9), p.spike * p.threshold, p.threshold
         fade = 0.5 ** (1.0 / p.fade) if p.fade > 0 else 1.0
-        gate = p.range_gate * thr
+        gate = p.range_gate * floor  # in |z|: a line inflated by a recent shift does not gate
         held = np.empty(az.size)
         lines = np.empty(az.size)
         prev, run, rest, level, alarmed = memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed
         for k, (a, brk) in enumerate(zip(az.tolist(), breaks.tolist(), strict=True)):
             line = max(memo.line(p.quantile, p.min_samples), floor) * thr
             s = a / line if a == a else 0.0
-            b = max(s, spike) if brk and s >= gate else s  # a range break alarms alone
+            b = max(s, spike) if brk and a >= gate else s  # a range break alarms alone
             h = b if b >= spike else min(b, prev)
             run = run + 1 if h >= thr else 0
             h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
