@@ -24,10 +24,23 @@
 5. Persistence. A point alarms alone only as a spike (surprise >= `spike` x
    the line, 3); otherwise the previous judged point must have been beyond
    the line too (the smaller of the two surprises counts).
-6. Novelty. In a run of alarming points the surprise halves every `fade` (6)
+6. Range break. A value beyond the range of the series' recent points (the
+   `range_window` (1,000) points before its block, a week and a day when the
+   interval allows and the history holds it) alarms alone, like a spike, if it
+   is beyond by `range_tolerance` (5 %) of the range's width and by
+   `range_spreads` (1) spreads of the judging baseline, and its |z| is at
+   least `range_gate` (0.5) x `min_z` (in |z|, not in lines: a line inflated
+   by a recent step does not hide the next one). Guards: the range's edges move
+   on by the drift of the window's mean (recent half against older half: a
+   growing metric makes new highs without news); a count must leave its range
+   by more than one; breaks count once the window holds `range_min` (200).
+7. Novelty. In a run of alarming points the surprise halves every `fade` (6)
    points after the first: a sustained change is news at its start, and the
    score comes down while the baselines learn the new level.
-7. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line,
+8. Rest. After a run of alarms, for `rest` (100) judged points a new alarm
+   needs a surprise greater than the run's peak; lesser ones are held below
+   the line (score at most 1/3): one change, one page.
+9. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line,
    monotone, never infinite. Bounds: expected +/- the alarm line in value
    units (back-transformed for counts, never below 0).
 
@@ -36,8 +49,9 @@ Baselines are refreshed every `refresh` periods on the absolute interval grid
 alarm line moves with every point. So every point's judgement depends only on
 points before it, the same live (one point per check) and in a replay, which
 judges a whole batch at once with array operations (`detect_many`). The recent
-|z| (and the run length) are derived state, kept per series, rebuilt from
-stored history after a restart and dropped with a forgotten series.
+|z|, the run length and the rest period are derived state, kept per series
+(in the restart snapshot), rebuilt from stored history after a restart without
+one and dropped with a forgotten series.
 """
 
 from __future__ import annotations
@@ -61,9 +75,8 @@ from detectkd.detectors.base import (
     IntArray,
     Result,
     skipped,
-    sorted_quantile,
 )
-from detectkd.detectors.rows import cycle_median, robust_rows, windows
+from detectkd.detectors.rows import cycle_median, recent_range, robust_rows, windows
 
 DAY, WEEK = 86400, 7 * 86400
 
@@ -90,6 +103,21 @@ class Params(Frozen):
     counts: bool = True
     # After a restart, the recent |z| are recomputed for at most this many stored points.
     rebuild: int = Field(default=2000, ge=0)
+    # After a run of alarms, a new alarm needs a surprise greater than the run's peak for this
+    # many judged points (a rest period): one change, one page (0: off).
+    rest: int = Field(default=100, ge=0)
+    # Range break: a value beyond the range of this many points (at least a week and a day, at
+    # most what auto reads) alarms alone, like a spike (0: off).
+    range_window: int = Field(default=4000, ge=0)
+    # Points in the range window before a range break counts.
+    range_min: int = Field(default=200, ge=1)
+    # A range break is beyond the range by this share of the range's width ...
+    range_tolerance: float = Field(default=0.05, ge=0)
+    # ... and by this many spreads of the judging baseline ...
+    range_spreads: float = Field(default=1.0, ge=0)
+    # ... and its |z| is at least this share of min_z (not of the line, which a recent step
+    # inflates).
+    range_gate: float = Field(default=0.5, ge=0)
 
 
 @dataclass(frozen=True)
@@ -98,6 +126,7 @@ class _Judged:
     expected: FloatArray  # on the judging scale
     spread: FloatArray
     counts: np.ndarray  # bool: judged on the square-root scale
+    breaks: np.ndarray  # bool: beyond the recent range (range break)
 
 
 class AutoDetector:
@@ -111,6 +140,9 @@ class AutoDetector:
             if c % self.step == 0 and c // self.step >= 2 and c // self.step * p.cycles <= p.max_history
         ]
         self.block = p.refresh * self.step
+        read = p.window + max(self.periods, default=0) * p.cycles + p.reference + p.refresh
+        week = (WEEK + DAY) // self.step  # a week and a day: last week's peak is inside
+        self.range_points = min(max(p.range_window, week), read) if p.range_window else 0
         self._memo: dict[str, Memo] = {}
 
     def window_seconds(self, interval_seconds: int) -> int:
@@ -165,7 +197,7 @@ class AutoDetector:
         first = len(history)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
         judged = self._judge(times, values, idx, memo, history.revision)
-        held, line = self._surprises(memo, np.abs(judged.z))
+        held, line = self._surprises(memo, np.abs(judged.z), judged.breaks)
         memo.last = int(times[idx[-1]]) if idx.size else memo.last
         return self._results(points, first, idx, judged, held, line)
 
@@ -211,7 +243,7 @@ class AutoDetector:
             times, values, idx = times[kept], values[kept], position[idx]
         n = idx.size
         if n == 0:
-            return _Judged(np.empty(0), np.empty(0), np.empty(0), np.zeros(0, bool))
+            return _Judged(np.empty(0), np.empty(0), np.empty(0), np.zeros(0, bool), np.zeros(0, bool))
         blocks, inv = np.unique(times[idx] // self.block * self.block, return_inverse=True)
         starts = np.searchsorted(times, blocks, side="left")
         key: tuple[int, ...] | None = None
@@ -239,7 +271,8 @@ class AutoDetector:
             with np.errstate(invalid="ignore"):
                 whole = np.where(finite, (level >= 0) & (level == np.round(level)), True).all(axis=1)
             is_count = whole & enough
-        fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray]]] = {}
+        fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray, FloatArray]]] = {}
+        ranges: dict[bool, tuple[FloatArray, FloatArray]] = {}
         for sqrt in {bool(c) for c in is_count}:
             v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
             models = []
@@ -247,7 +280,9 @@ class AutoDetector:
                 resid = v[lo:hi] if base is None else v[lo:hi] - base
                 models.append(robust_rows(windows(resid, starts - lo, w), self.p.min_samples))
             fits[sqrt] = models
-        return BlockFit(is_count, enough, fits)
+            if self.range_points:
+                ranges[sqrt] = recent_range(v[:hi], starts, self.range_points)
+        return BlockFit(is_count, enough, fits, ranges, np.minimum(starts, self.range_points))
 
     def _bases(self, times: IntArray, v: FloatArray, at: IntArray) -> list[FloatArray | None]:
         """The baselines at times `at`: the level (None: no offset) and each seasonal median."""
@@ -259,23 +294,28 @@ class AutoDetector:
     def _apply(
         self, times: IntArray, values: FloatArray, idx: IntArray, inv: IntArray, fit: BlockFit
     ) -> _Judged:
-        """Per point: z, expected and spread of the best-fitting baseline (smallest spread)."""
+        """Per point: z, expected and spread of the best-fitting baseline: the one whose
+        residuals had the smallest mean absolute deviation (not the smallest MAD, which
+        collapses on a sparse count: a seasonal median of 0, 0, 1 "explains" most zeros)."""
         n = idx.size
         z, expected, spread = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-        counts = np.zeros(n, bool)
+        counts, breaks = np.zeros(n, bool), np.zeros(n, bool)
+        p = self.p
         for sqrt, models in fit.fits.items():
             mask = (fit.is_count[inv] == sqrt) & fit.enough[inv]
             if not mask.any():
                 continue
             v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
             x = v[idx]
-            best_s = np.full(n, np.inf)
-            for base, (centre, sp, ok) in zip(self._bases(times, v, times[idx]), models, strict=True):
+            best_s, best_f = np.full(n, np.inf), np.full(n, np.inf)
+            for base, (centre, sp, ok, dev) in zip(self._bases(times, v, times[idx]), models, strict=True):
                 base_now = np.zeros(n) if base is None else base
                 c, s = centre[inv], sp[inv]
                 valid = mask & ok[inv] & np.isfinite(base_now)
                 s = np.maximum(s, 1e-9 * np.maximum(1.0, np.abs(base_now + c)))
-                better = valid & (s < best_s)
+                f = dev[inv]  # the fit: the mean absolute deviation does not collapse on ties
+                better = valid & (f < best_f)
+                best_f = np.where(better, f, best_f)
                 e = base_now + c
                 with np.errstate(invalid="ignore", divide="ignore"):
                     z = np.where(better, (x - e) / s, z)
@@ -283,28 +323,47 @@ class AutoDetector:
                 best_s = np.where(better, s, best_s)
             spread = np.where(np.isfinite(best_s), best_s, spread)
             counts |= mask & sqrt
-        return _Judged(z, expected, spread, counts)
+            if sqrt in fit.ranges:  # beyond the recent range by a margin: a range break
+                top, bottom = (r[inv] for r in fit.ranges[sqrt])
+                with np.errstate(invalid="ignore"):
+                    margin = np.maximum(p.range_tolerance * (top - bottom), p.range_spreads * best_s)
+                    high, low = top + margin, bottom - margin
+                    if sqrt:  # a count: one more (or less) than its range is not yet news
+                        high = np.maximum(high, np.sqrt(top * top + 1.0))
+                        low = np.minimum(low, np.sqrt(np.maximum(bottom * bottom - 1.0, 0.0)))
+                    beyond = (x > high) | (x < low)
+                breaks |= mask & np.isfinite(best_s) & (fit.filled[inv] >= p.range_min) & beyond
+        return _Judged(z, expected, spread, counts, breaks)
 
-    def _surprises(self, memo: Memo, az: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Per judged point in order: the surprise after persistence, and the alarm line (in
-        |z|): the quantile of the |z| of the `reference` judged points before it. Moves
-        `memo` past them."""
+    def _surprises(self, memo: Memo, az: FloatArray, breaks: np.ndarray) -> tuple[FloatArray, FloatArray]:
+        """Per judged point in order: the surprise after persistence, range breaks and the rest
+        period, and the alarm line (in |z|): the quantile of the |z| of the `reference` judged
+        points before it. Moves `memo` past them."""
         p = self.p
         floor, spike, thr = max(p.min_z, 1e-9), p.spike * p.threshold, p.threshold
         fade = 0.5 ** (1.0 / p.fade) if p.fade > 0 else 1.0
+        gate = p.range_gate * floor  # in |z|: a line inflated by a recent shift does not gate
         held = np.empty(az.size)
         lines = np.empty(az.size)
-        prev, run = memo.surprise, memo.run
-        for k, a in enumerate(az.tolist()):
+        prev, run, rest, level, alarmed = memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed
+        for k, (a, brk) in enumerate(zip(az.tolist(), breaks.tolist(), strict=True)):
             line = max(memo.line(p.quantile, p.min_samples), floor) * thr
             s = a / line if a == a else 0.0
-            h = s if s >= spike else min(s, prev)
+            b = max(s, spike) if brk and a >= gate else s  # a range break alarms alone
+            h = b if b >= spike else min(b, prev)
             run = run + 1 if h >= thr else 0
-            held[k] = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
-            lines[k] = line
+            h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
+            if rest > 0:  # resting after an alarm: only a greater surprise alarms anew
+                rest -= 1
+                if h <= level and not alarmed:  # (the alarm's own run goes on)
+                    h = min(h, 0.5 * thr)
+            if h >= thr:  # the rest period runs from the run's last alarm, at its peak
+                rest, level = p.rest, max(h, level) if alarmed else h
+            alarmed = h >= thr
+            held[k], lines[k] = h, line
             prev = s
             memo.push(a)
-        memo.surprise, memo.run = prev, run
+        memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed = prev, run, rest, level, alarmed
         return held, lines
 
     # -- derived state ------------------------------------------------------------------
@@ -322,40 +381,20 @@ class AutoDetector:
         memo = self._memo[series] = Memo(self.p.reference)
         first = max(0, times.size - self.p.rebuild)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
-        self._rebuild(memo, np.abs(self._judge(times, values, idx).z))
+        judged = self._judge(times, values, idx)
+        self._rebuild(memo, np.abs(judged.z), judged.breaks)
         memo.last = last
         return memo
 
-    def _rebuild(self, memo: Memo, az: FloatArray, longest_run: int = 64) -> None:
-        """`_surprises` over a fresh memo without its per-point loop (a restart's cost): the
-        ring is the last `size` |z|; the surprise and the run depend only on the trailing
-        points, judged backwards until the run breaks (the loop when it is longer)."""
-        p, vals, size = self.p, az.tolist(), memo.size
-        floor, spike, thr = max(p.min_z, 1e-9), p.spike * p.threshold, p.threshold
-
-        def surprise(k: int) -> float:  # point k against the ring before it
-            if k < 0 or vals[k] != vals[k]:
-                return 0.0
-            prior = sorted(x for x in vals[max(0, k - size) : k] if x == x)
-            line = sorted_quantile(prior, p.quantile) if len(prior) >= max(p.min_samples, 1) else 0.0
-            return float(vals[k]) / (max(line, floor) * thr)
-
-        n, run = len(vals), 0
-        s = surprise(n - 1)
-        memo.surprise = s  # 0 with no points (surprise(-1))
-        for k in range(n - 1, -1, -1):
-            before = surprise(k - 1)
-            if (s if s >= spike else min(s, before)) < thr:
-                break
-            run, s = run + 1, before
-            if run > longest_run:
-                fresh = Memo(size)
-                self._surprises(fresh, az)
-                memo.surprise, memo.run, run = fresh.surprise, fresh.run, fresh.run
-                break
-        memo.run = run
-        memo.recent = array("d", vals[-size:])
-        memo.ordered = array("d", sorted(x for x in memo.recent if x == x))
+    def _rebuild(self, memo: Memo, az: FloatArray, breaks: np.ndarray, tail: int = 512) -> None:
+        """`_surprises` over a fresh memo, the per-point loop only for the last `tail` points
+        (a restart's cost): the ring before them is their |z|; persistence, fading and the rest
+        period start calm there. Exact unless an alarm's run or rest reaches back beyond them."""
+        size, cut = memo.size, max(0, az.size - tail)
+        older = az[max(0, cut - size) : cut]
+        memo.recent = array("d", older.tobytes())
+        memo.ordered = array("d", np.sort(older[np.isfinite(older)]).tobytes())
+        self._surprises(memo, az[cut:], breaks[cut:])
 
 
 def _appended(h: History, p: Current) -> History:

@@ -9,6 +9,7 @@ from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from detectkd.detectors.base import FloatArray, sorted_quantile
 
@@ -26,6 +27,9 @@ class Memo:
     last: int | None = None
     surprise: float = 0.0
     run: int = 0  # judged points in a row beyond the line (before fading)
+    rest: int = 0  # judged points left in the rest period after the last alarm
+    level: float = 0.0  # the surprise of that alarm: only a greater one alarms while resting
+    alarmed: bool = False  # the newest judged point alarmed (a run goes on through the rest)
     fit_key: tuple[int, ...] | None = None  # the block whose baselines `fit` holds (live checks)
     fit: BlockFit | None = None
 
@@ -48,21 +52,26 @@ class Memo:
             insort(self.ordered, az)
 
     def export(self) -> tuple[FloatArray, tuple[float, ...]]:
-        """The recent |z| oldest first; the newest judged time, its surprise, the run."""
+        """The recent |z| oldest first; the newest judged time, its surprise, the run, the rest
+        period left, the level of the alarm that started it, whether the newest point alarmed."""
         ring = np.frombuffer(self.recent, np.float64) if len(self.recent) else np.empty(0)
         ring = np.concatenate([ring[self.head :], ring[: self.head]])
-        return ring, (math.nan if self.last is None else float(self.last), self.surprise, float(self.run))
+        last = math.nan if self.last is None else float(self.last)
+        return ring, (last, self.surprise, float(self.run), float(self.rest), self.level, float(self.alarmed))
 
     @classmethod
     def imported(cls, size: int, data: FloatArray, scalars: tuple[float, ...]) -> Memo:
         """The memo `export` described (a ring of another size keeps its newest entries)."""
-        last, surprise, run = scalars
+        if len(scalars) != 6:
+            raise ValueError(f"auto's state has 6 numbers, not {len(scalars)} (another version's snapshot)")
+        last, surprise, run, rest, level, alarmed = scalars
         ring = np.ascontiguousarray(data[-size:], np.float64)
         m = cls(size)
         m.recent = array("d", ring.tobytes())  # oldest first: the ring's head is 0
         m.ordered = array("d", np.sort(ring[np.isfinite(ring)]).tobytes())
         m.last = None if last != last else int(last)
-        m.surprise, m.run = float(surprise), int(run)
+        m.surprise, m.run, m.rest, m.level = float(surprise), int(run), int(rest), float(level)
+        m.alarmed = bool(alarmed)
         return m
 
 
@@ -73,4 +82,6 @@ class BlockFit:
 
     is_count: np.ndarray
     enough: np.ndarray
-    fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray]]]
+    fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray, FloatArray]]]
+    ranges: dict[bool, tuple[FloatArray, FloatArray]]  # per scale, per block: recent max, min
+    filled: npt.NDArray[np.int64]  # per block: points in its range window

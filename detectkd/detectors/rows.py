@@ -15,9 +15,10 @@ def windows(x: FloatArray, ends: IntArray, w: int) -> FloatArray:
     return np.asarray(sliding_window_view(padded, w)[ends], np.float64)
 
 
-def robust_rows(rows: FloatArray, min_count: int) -> tuple[FloatArray, FloatArray, np.ndarray]:
+def robust_rows(rows: FloatArray, min_count: int) -> tuple[FloatArray, FloatArray, np.ndarray, FloatArray]:
     """Per row of finite values: the median, 1.4826 x MAD (1.2533 x the mean absolute
-    deviation where the MAD is 0); ok where at least `min_count` values are finite."""
+    deviation where the MAD is 0); ok where at least `min_count` values are finite; 1.2533 x
+    the mean absolute deviation (a spread that does not collapse on ties)."""
     count = np.isfinite(rows).sum(axis=1)
     centre = row_quantile(rows, 0.5, 1)
     with np.errstate(invalid="ignore"):
@@ -26,7 +27,7 @@ def robust_rows(rows: FloatArray, min_count: int) -> tuple[FloatArray, FloatArra
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_dev = np.nansum(dev, axis=1) / np.maximum(count, 1)
     spread = np.where(mad > 0, 1.4826 * mad, 1.2533 * mean_dev)
-    return centre, spread, count >= min_count
+    return centre, spread, count >= min_count, 1.2533 * mean_dev
 
 
 def row_quantile(rows: FloatArray, q: float, min_count: int) -> FloatArray:
@@ -49,6 +50,16 @@ def cycle_median(times: IntArray, values: FloatArray, at: IntArray, lag: int, cy
     """Per time in `at`: the median of the values 1..cycles lags earlier (NaN: fewer than 2)."""
     if times.size == 0:
         return np.full(at.size, np.nan)
+    if at.size == 1:  # a live check: the same numbers without the row machinery
+        want = int(at[0]) - lag * np.arange(1, cycles + 1)
+        idx = np.clip(np.searchsorted(times, want), 0, times.size - 1)
+        got = sorted(float(x) for x in values[idx[times[idx] == want]].tolist() if x == x)
+        if len(got) < 2:
+            return np.full(1, np.nan)
+        pos = 0.5 * (len(got) - 1)
+        lo = int(pos)
+        a, b = got[lo], got[min(lo + 1, len(got) - 1)]
+        return np.array([a + (b - a) * (pos - lo)])
     rows = []
     for d in range(1, cycles + 1):
         want = at - d * lag
@@ -57,3 +68,42 @@ def cycle_median(times: IntArray, values: FloatArray, at: IntArray, lag: int, cy
     stack = np.vstack(rows).T
     med = row_quantile(stack, 0.5, 2)
     return med
+
+
+def trailing_extremes(x: FloatArray, ends: IntArray, w: int) -> tuple[FloatArray, FloatArray]:
+    """Per e in `ends`: the max and min of the finite x[e - w : e] (-inf / +inf when none), in
+    O(len(x) + w) for all ends at once (van Herk / Gil-Werman: prefix and suffix extremes of
+    blocks of w; a window of w spans at most two blocks)."""
+    n = x.size + w
+    m = -(-n // w) * w
+    out = []
+    for sign in (1.0, -1.0):
+        y = np.full(m, -np.inf)
+        y[w:n] = np.where(np.isfinite(x), sign * x, -np.inf)
+        blocks = y.reshape(-1, w)
+        prefix = np.maximum.accumulate(blocks, axis=1).ravel()
+        suffix = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
+        out.append(sign * np.maximum(suffix[ends], prefix[ends + w - 1]))
+    return out[0], out[1]
+
+
+def recent_range(v: FloatArray, starts: IntArray, r: int) -> tuple[FloatArray, FloatArray]:
+    """Per start: the top and bottom of the `r` values of `v` before it, moved on by how far
+    the mean of those values' recent half rose above (or fell below) the mean of their older
+    half: a series that trends or grows makes new highs by that much without news, while on
+    a level series the two means differ only by noise."""
+    half = r // 2
+    first = max(0, int(starts.min()) - r)
+    ends = starts - first
+    seg = v[first:]
+    if starts.size == 1 and ends[0] > 0:  # a live check: one block, plain reductions
+        top, bottom = np.array([seg[: ends[0]].max()]), np.array([seg[: ends[0]].min()])
+    else:
+        top, bottom = trailing_extremes(seg, ends, r)
+    total = np.concatenate([[0.0], np.cumsum(seg)])
+    mid, begin = np.maximum(ends - half, 0), np.maximum(ends - r, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        new = (total[ends] - total[mid]) / (ends - mid)
+        old = (total[mid] - total[begin]) / (mid - begin)
+        drift = np.where(mid > begin, new - old, 0.0)
+    return top + np.maximum(drift, 0.0), bottom + np.minimum(drift, 0.0)

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from detectkd.runtime.runner import MetricRuntime
 
 log = structlog.get_logger("detectkd")
-MAGIC = b"DTKSNAP1"
+MAGIC = b"DTKSNAP2"  # 2: auto keeps its rest period (6 numbers per series)
 FILE = "memory.snapshot"
 _DTYPES = {"<i8", "<f8"}
 

@@ -81,7 +81,10 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     noise = np.random.default_rng(11).normal(0, 3, 5 * DAY)
     for i in range(5 * DAY):
         v = 100 + 40 * math.sin(2 * math.pi * i / DAY) + float(noise[i])
-        rows.append((T0 + i * STEP, 400.0 if i in (4 * DAY, 4 * DAY + 1, 4 * DAY + 50) else v))
+        # a spike of two points, then a greater one while `auto` rests after it (a spike no
+        # greater than the first would not alarm: the rest period is state the snapshot keeps)
+        spike = 400.0 if i in (4 * DAY, 4 * DAY + 1) else 900.0 if i == 4 * DAY + 50 else None
+        rows.append((T0 + i * STEP, v if spike is None else spike))
     conn.executemany("INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?)", rows)
     conn.commit()
     conn.close()

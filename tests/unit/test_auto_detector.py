@@ -130,7 +130,8 @@ def test_a_batch_is_judged_exactly_as_point_by_point(n: int) -> None:
 
 def test_counts_are_judged_on_the_square_root_scale() -> None:
     """A small Poisson count that drops to a tenth: the band must not reach below zero
-    for the drop to be visible, and it must alarm (the demo's third anomaly)."""
+    for the drop to be visible, and it must alarm (the demo's third anomaly) at its first
+    point (below the range of its last points: a range break)."""
     rng = np.random.default_rng(2)
     n = 1500
     t = np.arange(n, dtype=np.int64) * 10
@@ -143,7 +144,7 @@ def test_counts_are_judged_on_the_square_root_scale() -> None:
     quiet = results[600:-3]
     assert all(r.lower is not None and r.lower >= 0 for r in quiet)
     assert sum(r.anomaly for r in quiet) <= 0.01 * len(quiet)
-    assert any(r.anomaly and r.direction == "down" for r in results[-2:])
+    assert (results[-3].anomaly, results[-3].direction) == (True, "down")
 
 
 def test_the_score_contract() -> None:
@@ -183,34 +184,44 @@ def test_forget_drops_the_series_state() -> None:
     assert "gone" not in det._memo
 
 
-@pytest.mark.parametrize("tail", ["calm", "spike", "short run", "long run", "nan last"])
+@pytest.mark.parametrize("tail", ["calm", "spike", "short run", "long run", "nan last", "break", "resting"])
 @pytest.mark.parametrize("size", [2000, 300])
 def test_the_restart_rebuild_equals_judging_point_by_point(tail: str, size: int) -> None:
-    """The rebuild after a restart skips the per-point loop; the state it leaves (ring, sorted
-    |z|, surprise, run) must be the loop's exactly, whatever the trailing points did."""
+    """The rebuild after a restart loops only over the last points; the state it leaves (ring,
+    sorted |z|, surprise, run, rest period) must be the full loop's whatever those points did."""
     rng = np.random.default_rng(3)
     az = np.abs(rng.normal(0, 1, 900))
     az[rng.integers(0, 900, 40)] = np.nan  # cold-start points
     az[:60] = np.nan
-    ends = {"calm": [], "spike": [40.0], "short run": [9.0, 12.0, 11.0], "long run": [8.0] * 100}
+    ends = {"calm": [], "spike": [40.0], "short run": [9.0, 12.0, 11.0], "long run": [8.0] * 100,
+            "break": [2.0, 1.0], "resting": [40.0] + [1.0] * 10}  # fmt: skip
     az = np.concatenate([az, ends.get(tail, [7.0, 9.0, math.nan])])
+    breaks = np.zeros(az.size, bool)
+    if tail == "break":
+        breaks[-2] = True  # beyond the range, surprising enough: alarms alone
     det = AutoDetector(Params(reference=size), STEP)
     looped, rebuilt = Memo(size), Memo(size)
-    det._surprises(looped, az)
-    det._rebuild(rebuilt, az)
-    assert (rebuilt.surprise, rebuilt.run) == (looped.surprise, looped.run)
+    det._surprises(looped, az, breaks)
+    det._rebuild(rebuilt, az, breaks)
+    assert (rebuilt.surprise, rebuilt.run, rebuilt.rest, rebuilt.level, rebuilt.alarmed) == (
+        looped.surprise, looped.run, looped.rest, looped.level, looped.alarmed)  # fmt: skip
     assert list(rebuilt.ordered) == list(looped.ordered)
-    ring = list(looped.recent[looped.head :]) + list(looped.recent[: looped.head])
-    assert np.array_equal(np.array(rebuilt.recent), np.array(ring), equal_nan=True)
+
+    def ring(m: Memo) -> np.ndarray:  # oldest first
+        return np.array(list(m.recent[m.head :]) + list(m.recent[: m.head]))
+
+    assert np.array_equal(ring(rebuilt), ring(looped), equal_nan=True)
     if tail in ("short run", "long run"):
         assert looped.run > 0  # the case is what it says
+    if tail in ("break", "resting", "spike"):
+        assert looped.rest > 0
 
 
 @pytest.mark.parametrize("reference", [2000, 60])
 def test_exported_state_judges_exactly_as_the_detector_that_exported_it(reference: int) -> None:
     """A graceful restart keeps `auto`'s state (runtime.snapshot): the detector that imports
     it must judge the next points as the one that kept running, whether its |z| ring has
-    wrapped (60) or not (2000), through a run of alarms."""
+    wrapped (60) or not (2000), through a run of alarms and the rest period after it."""
     values = daily(24 * 20, seed=5)
     values[24 * 18 : 24 * 18 + 5] = 400.0  # a run beyond the line straddles the restart
     times = np.arange(values.size, dtype=np.int64) * STEP
@@ -226,6 +237,8 @@ def test_exported_state_judges_exactly_as_the_detector_that_exported_it(referenc
     restarted = AutoDetector(Params(reference=reference), STEP)
     restarted.import_state("s", *state)
     assert restarted._memo["s"].run == running._memo["s"].run > 0
+    assert restarted._memo["s"].rest == running._memo["s"].rest > 0  # resting after the alarm
+    assert restarted._memo["s"].level == running._memo["s"].level > 0
     for i in range(cut, values.size):
         h, p = History(times[:i], values[:i], {}), Current(int(times[i]), float(values[i]), {}, "s")
         assert restarted.detect_many(h, [p]) == running.detect_many(h, [p])

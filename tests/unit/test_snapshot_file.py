@@ -22,7 +22,7 @@ def part() -> Saved:
     v = np.array([1.0, np.nan, 3.0, -4.0, 5.0])
     s = Saved("fp", 240)
     s.windows = {"": (t, v, {"hour": v * 2}), "eu/x": (t[:0], v[:0], {"hour": v[:0]})}
-    s.states = {"auto": {"": (np.array([0.5, np.nan, 2.0]), (240.0, 1.25, 2.0))}}
+    s.states = {"auto": {"": (np.array([0.5, np.nan, 2.0]), (240.0, 1.25, 2.0, 7.0, 3.5, 1.0))}}
     return s
 
 
@@ -40,7 +40,14 @@ def test_what_is_saved_is_read_back_exactly_and_the_file_is_consumed(tmp_path: P
         assert gt.dtype == np.int64 and np.array_equal(gt, t)
         assert np.array_equal(gv, v, equal_nan=True) and np.array_equal(gf["hour"], f["hour"], equal_nan=True)
     data, scalars = got.states["auto"][""]
-    assert np.array_equal(data, want.states["auto"][""][0], equal_nan=True) and scalars == (240.0, 1.25, 2.0)
+    assert np.array_equal(data, want.states["auto"][""][0], equal_nan=True) and scalars == (
+        240.0,
+        1.25,
+        2.0,
+        7.0,
+        3.5,
+        1.0,
+    )
     assert back["other"].windows == {} and back["other"].states == {}
 
 
