@@ -55,6 +55,6 @@ async def test_two_shards_split_the_metrics_with_no_overlap_and_no_gap(tmp_path:
 
     listed = cli("validate", str(replicas[0].root / "metrics.d"), "--shard", "1/2")
     assert listed.returncode == 0
-    assert f"shard 1/2: {len(owned[1])} of {len(NAMES)} constant_metric(s)" in listed.stdout
+    assert f"shard 1/2: {len(owned[1])} of {len(NAMES)} metric(s)" in listed.stdout
     assert all(f"  {n}  " in listed.stdout for n in owned[1])
     assert cli("validate", str(replicas[0].root / "metrics.d"), "--shard", "2/2").returncode == 2

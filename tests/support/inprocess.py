@@ -39,7 +39,7 @@ async def running(tmp_path: Path, **settings: object) -> AsyncIterator[Daemon]:
     finally:
         d.scheduler.shutdown(wait=False)
         await d._drain(5)
-        await d.close()
+        await within(d.close(), 30, "Daemon.close()")
 
 
 def http_metric(tmp_path: Path, name: str, url: str) -> None:
