@@ -35,8 +35,8 @@ from detectkd.collectors.clickhouse import Params as ChParams
 from detectkd.collectors.params import NetworkParams
 from detectkd.collectors.registry import COLLECTORS
 from detectkd.resources import Resources
-from tests.clickhouse_server import remove, start_server
-from tests.tcp_proxy import black_hole, dead_port
+from tests.support.clickhouse_server import remove, start_server
+from tests.support.tcp_proxy import black_hole, dead_port
 
 W = Window(0, 600, dt.timedelta(minutes=10), ZoneInfo("UTC"))
 

@@ -36,7 +36,7 @@ from benchmarks.scale import (  # noqa: E402
     write_daemon,
 )
 from detectkd.workers.pool import free_port  # noqa: E402
-from tests.alertmanager_server import AlertmanagerServer  # noqa: E402
+from tests.support.alertmanager_server import AlertmanagerServer  # noqa: E402
 
 METRIC = """\
 name: m{i}

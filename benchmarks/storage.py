@@ -39,7 +39,7 @@ from detectkd.storage.clickhouse import ClickhouseStore  # noqa: E402
 from detectkd.storage.postgres import PostgresStore  # noqa: E402
 from detectkd.storage.sqlite import SqliteStore  # noqa: E402
 from detectkd.timegrid import Grid  # noqa: E402
-from tests.clickhouse_server import ClickHouseServer, remove, start_server  # noqa: E402
+from tests.support.clickhouse_server import ClickHouseServer, remove, start_server  # noqa: E402
 
 MINUTE = 60
 DAYS = 30

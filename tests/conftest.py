@@ -1,108 +1,21 @@
-"""Shared fixtures: temp config dirs, a real local HTTP receiver."""
+"""Fixtures every test directory shares; what they are built on lives in tests/support/."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from aiohttp import web
 
 from detectkd.resources import Resources
-from tests.clickhouse_server import ClickHouseServer, remove, start_server
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-REPO = Path(__file__).resolve().parent.parent
-# The team's shared data sits beside the checkout; CI may clone elsewhere.
-SHARED = next(
-    (p for p in (REPO.parent / "shared", Path("/work/shared")) if (p / "data").is_dir()),
-    REPO.parent / "shared",
-)
-
-
-def basic_auth(user: str, password: str) -> dict[str, str]:
-    """The Authorization header of HTTP basic auth."""
-    import base64
-
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-@dataclass
-class Receiver:
-    """A real HTTP server that records every JSON body it is sent."""
-
-    url: str
-    received: list[dict[str, Any]] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)  # the request path of each received body
-    fail_with: int | None = None  # answer this status instead of 200
-    fail_paths: set[str] | None = None  # only on these paths (None: every path)
-    attempts: int = 0
-    _event: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def wait_for(self, predicate: Any, timeout: float = 30.0) -> dict[str, Any]:
-        """Wait until a received payload matches `predicate`; return it."""
-        async with asyncio.timeout(timeout):
-            while True:
-                for item in self.received:
-                    if predicate(item):
-                        return item
-                self._event.clear()
-                await self._event.wait()
+from tests.support.clickhouse_server import ClickHouseServer, remove, start_server
+from tests.support.http import Receiver, receiving
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver(url="")
-
-    async def handle(request: web.Request) -> web.Response:
-        rec.attempts += 1
-        if rec.fail_with is not None and (rec.fail_paths is None or request.path in rec.fail_paths):
-            return web.Response(status=rec.fail_with, text="receiver unavailable")
-        body = await request.read()
-        rec.received.append(json.loads(body))
-        rec.headers.append(dict(request.headers))
-        rec.paths.append(request.path)
-        rec._event.set()
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    rec.url = f"http://127.0.0.1:{port}/hook"
-    yield rec
-    await runner.cleanup()
-
-
-@asynccontextmanager
-async def http_server(handler: Handler, method: str = "POST", path: str = "/{tail:.*}") -> AsyncIterator[str]:
-    """A real HTTP server on a free port for one handler; yields its base URL."""
-    app = web.Application()
-    app.router.add_route(method, path, handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+    """A real HTTP server recording the JSON bodies POSTed to it."""
+    async with receiving() as rec:
+        yield rec
 
 
 @pytest.fixture
@@ -115,30 +28,46 @@ async def resources() -> AsyncIterator[Resources]:
 
 @pytest.fixture(scope="session")
 def clickhouse() -> Iterator[ClickHouseServer]:
-    """One private ClickHouse server for the whole test session."""
+    """One private ClickHouse server per test session (per xdist worker)."""
     server = start_server()
     yield server
     remove(server)
 
 
-@asynccontextmanager
-async def pg_database(setup: str, prefix: str = "dtk_test") -> AsyncIterator[str]:
-    """A fresh PostgreSQL database on the machine's server, `setup` run in it (UTC session);
-    yields its name and drops it afterwards."""
-    import uuid
+# The longest tests (tens of seconds: real daemons on real timers, or heavy numerics), run
+# first: on pytest-xdist workers a long test that starts last makes the whole suite wait for
+# it. Only the order depends on this list; a renamed test just loses its head start.
+SLOW_FIRST = (
+    "e2e/test_demo.py::test_scripts_demo_fires_and_resolves",
+    "e2e/test_tutorial.py::",
+    "e2e/test_databases.py::",
+    "unit/test_score_contract.py::test_calibrated_detectors_rarely_alarm_on_normal_data",
+    "e2e/test_workers.py::",
+    "e2e/test_web_attacks.py::test_a_workers_supervisor",
+    "e2e/test_alerting.py::test_a_silence_from_the_cli",
+    "e2e/test_history_loading.py::",
+    "e2e/test_backtest_assert.py::",
+    "e2e/test_daemon.py::test_kill_9",
+    "e2e/test_ha.py::",
+    "e2e/test_alertmanager.py::",
+    "e2e/test_examples.py::test_postgres_and_mariadb",
+    "e2e/test_detectk_run.py::",
+    "e2e/test_cli.py::test_dtk_run",
+    "e2e/test_restart.py::",
+    "unit/test_auto_detector.py::test_a_batch_is_judged_exactly_as_point_by_point",
+    "unit/test_auto_detector.py::test_surprise_is_relative",
+    "e2e/test_ui.py::test_the_ui_through_a_workers_supervisor",
+    "e2e/test_systemd.py::test_workers_are_ready_together",
+    "e2e/test_outbox_crash.py::",
+    "e2e/test_prometheus_daemon.py::",
+)
 
-    import asyncpg
 
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database=name)
-        try:
-            await conn.execute("SET TIME ZONE 'UTC'; " + setup)
-        finally:
-            await conn.close()
-        yield name
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """SLOW_FIRST's tests ahead of the others, in that order (the rest keep theirs)."""
+
+    def rank(item: pytest.Item) -> int:
+        node = item.nodeid.removeprefix("tests/")
+        return next((i for i, prefix in enumerate(SLOW_FIRST) if node.startswith(prefix)), len(SLOW_FIRST))
+
+    items.sort(key=rank)

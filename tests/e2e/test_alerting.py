@@ -6,8 +6,10 @@ import sqlite3
 import time
 from typing import Any
 
-from tests.conftest import Receiver, write
-from tests.e2e.conftest import DaemonProcess, Source, fill, metric_yaml
+from tests.support.files import write
+from tests.support.http import Receiver
+from tests.support.metrics import Source, fill, metric_yaml
+from tests.support.process import DaemonProcess
 
 STEP = 2
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from detectkd.alerting.feedback import Feedback
 from detectkd.storage.sqlite import SqliteStore
-from tests.conftest import write
-from tests.e2e.conftest import Source, fill
+from tests.support.files import write
+from tests.support.metrics import MAD, Source, fill, sqlite_metric
 
 STEP = 600
-MAD = "type: mad\n  params: {window_size: 1d, n_sigma: 5, use_weighted: false, min_samples: 20}"
-MISSES = "type: threshold\n  params: {threshold: 1000}"  # the edit: the 950 incident is below it
+DAY_MAD = MAD.replace("window_size: 100", "window_size: 1d")
+MISSES = "type: threshold\nparams: {threshold: 1000}"  # the edit: the 950 incident is below it
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -25,20 +25,9 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           timeout=60, env={**os.environ, "DETECTK_CONFIG": "", **env})  # fmt: skip
 
 
-def metric(path: Path, name: str, src: Path, detector: str = MAD) -> None:
-    write(path, f"""\
-name: {name}
-schedule: {{interval: 10m, batch_load_days: 1}}
-collector:
-  type: sqlite
-  params:
-    database: {src}
-    query: |
-      SELECT period_time, value FROM src WHERE series = '{name}'
-        AND period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
-detector:
-  {detector}
-""")  # fmt: skip
+def metric(path: Path, name: str, src: Path, detector: str = DAY_MAD) -> None:
+    schedule = "{interval: 10m, batch_load_days: 1}"
+    write(path, sqlite_metric(name, src, schedule=schedule, series=name, detector=detector, alerter=None))
 
 
 def iso(ts: int) -> str:

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from detectkd import __version__
-from tests.conftest import REPO, Receiver, write
-from tests.e2e.conftest import Source, chromium, fill, metric_yaml
-
-
-def cli(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    tool = "dtk" if args[0] == "dtk" else "detectkd"
-    rest = args[1:] if args[0] == "dtk" else args
-    module = "detectkd.commands.dtk" if tool == "dtk" else "detectkd"
-    return subprocess.run(
-        [sys.executable, "-m", module, *rest],
-        capture_output=True, text=True, timeout=60, cwd=cwd,
-        env={**os.environ, "DETECTK_CONFIG": "", **(env or {})},
-    )  # fmt: skip
+from tests.support.files import REPO, write
+from tests.support.http import Receiver
+from tests.support.metrics import Source, fill, metric_yaml
+from tests.support.process import chromium, cli
 
 
 def test_version_on_both_tools() -> None:

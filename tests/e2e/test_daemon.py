@@ -9,8 +9,10 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import Receiver, write
-from tests.e2e.conftest import DaemonProcess, Source, fill, metric_yaml
+from tests.support.files import write
+from tests.support.http import Receiver
+from tests.support.metrics import Source, fill, metric_yaml
+from tests.support.process import DaemonProcess
 
 STEP = 2
 
@@ -32,10 +34,12 @@ async def test_spike_fires_then_resolves_and_every_endpoint_answers(
     daemon: DaemonProcess, receiver: Receiver
 ) -> None:
     src = Source(daemon.root / "src.db")
-    spike = soon(8)
-    fill(src, "orders", spike - 400, spike + 200, STEP, {spike: 900.0})
+    now = soon(0)
+    fill(src, "orders", now - 400, now + 300, STEP)
     write(daemon.root / "metrics.d" / "orders.yaml", metric_yaml("orders", src.path, receiver.url))
     await daemon.start()
+    spike = soon(2 * STEP)  # ahead of the running daemon: judged live however long it took to start
+    src.set("orders", [spike], 900.0)
 
     fired = await receiver.wait_for(firing, timeout=40)
     assert fired["metric"] == "orders" and fired["value"] == 900.0
@@ -122,12 +126,13 @@ async def test_sighup_adds_changes_removes_and_keeps_broken_files(
 
 async def test_kill_9_loses_no_alert_and_sends_none_twice(daemon: DaemonProcess, receiver: Receiver) -> None:
     src = Source(daemon.root / "src.db")
-    spike = soon(8)
-    spikes = {spike + i * STEP: 900.0 for i in range(10)}  # 20 s of anomaly
-    fill(src, "orders", spike - 400, spike + 300, STEP, spikes)
+    now = soon(0)
+    fill(src, "orders", now - 400, now + 300, STEP)
     write(daemon.root / "metrics.d" / "orders.yaml", metric_yaml("orders", src.path, receiver.url))
     receiver.fail_with = 503  # the receiver is down: the FIRING waits in the outbox
     await daemon.start()
+    spike = soon(2 * STEP)  # ahead of the running daemon: judged live however long it took to start
+    src.set("orders", [spike + i * STEP for i in range(10)], 900.0)  # 20 s of anomaly
 
     def delivery_failed() -> bool:
         return any(e.get("event") == "alert delivery failed" for e in daemon.log_events())

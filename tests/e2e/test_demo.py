@@ -10,8 +10,8 @@ import signal
 import time
 from pathlib import Path
 
-from tests.conftest import REPO
-from tests.e2e.conftest import free_port
+from tests.support.files import REPO
+from tests.support.net import free_port
 
 
 async def test_scripts_demo_fires_and_resolves_within_two_minutes(tmp_path: Path) -> None:

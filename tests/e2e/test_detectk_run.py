@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.clickhouse_server import ClickHouseServer
-from tests.conftest import Receiver, http_server, pg_database, write
-from tests.e2e.test_cli import cli
+from tests.support.clickhouse_server import ClickHouseServer
+from tests.support.databases import pg_database
+from tests.support.files import write
+from tests.support.http import Receiver, http_server
+from tests.support.process import cli
 
 NOW = int(time.time())
 TEN = 600

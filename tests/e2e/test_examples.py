@@ -14,8 +14,8 @@ import aiomysql
 import asyncpg
 import pytest
 
-from tests.conftest import REPO
-from tests.e2e.test_cli import cli
+from tests.support.files import REPO
+from tests.support.process import cli
 
 EXAMPLES = REPO / "etc" / "detectk" / "examples"
 

@@ -20,8 +20,10 @@ import pytest
 
 from detectkd.config.settings import load_settings
 from detectkd.errors import ConfigError
-from tests.conftest import Receiver, pg_database, write
-from tests.e2e.conftest import DaemonProcess
+from tests.support.databases import pg_database
+from tests.support.files import write
+from tests.support.http import Receiver
+from tests.support.process import DaemonProcess
 
 LEASE = 2.0
 # The value depends on the period only, so both replicas would judge the same: 100 for

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from detectkd.alerting.feedback import Feedback
 from detectkd.storage.sqlite import SqliteStore
-from tests.conftest import Receiver, write
-from tests.e2e.conftest import Source, fill
-from tests.e2e.test_cli import cli
+from tests.support.files import write
+from tests.support.http import Receiver
+from tests.support.metrics import MAD, Source, fill, sqlite_metric, webhook
+from tests.support.process import cli
 
 STEP = 600
 
@@ -26,23 +27,16 @@ def setup(tmp_path: Path, receiver: Receiver) -> tuple[dict[str, str], int, int]
     spike = start + 2 * 86400 + 30 * STEP
     src = Source(tmp_path / "src.db")
     fill(src, "orders", start, end, STEP, {spike: 950.0})
-    write(tmp_path / "m" / "orders.yaml", f"""\
-name: orders
-schedule: {{interval: 10m, batch_load_days: 1}}
-collector:
-  type: sqlite
-  params:
-    database: {src.path}
-    query: |
-      SELECT period_time, value FROM src WHERE series = 'orders'
-        AND period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
-detector:
-  type: mad
-  params: {{window_size: 1d, n_sigma: 5, use_weighted: false, min_samples: 20}}
-alerter:
-  type: webhook
-  params: {{url: "{receiver.url}"}}
-""")  # fmt: skip
+    detector = MAD.replace("window_size: 100", "window_size: 1d")
+    text = sqlite_metric(
+        "orders",
+        src.path,
+        schedule="{interval: 10m, batch_load_days: 1}",
+        series="orders",
+        detector=detector,
+        alerter=webhook(receiver.url),
+    )
+    write(tmp_path / "m" / "orders.yaml", text)
     env = {"DETECTK_DATA_DIR": str(tmp_path / "data"), "DETECTK_METRICS_DIR": str(tmp_path / "m")}
     return env, start, spike
 

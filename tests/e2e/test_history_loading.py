@@ -8,8 +8,10 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.conftest import Receiver, write
-from tests.e2e.conftest import DaemonProcess, Source, fill
+from tests.support.files import write
+from tests.support.http import Receiver
+from tests.support.metrics import MAD, Source, fill, sqlite_metric, webhook
+from tests.support.process import DaemonProcess
 
 STEP = 600
 DAYS = 30
@@ -18,24 +20,17 @@ SPIN = "(WITH RECURSIVE spin(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM spin WH
 
 
 def metrics(d: DaemonProcess, src: Source, receiver: Receiver) -> None:
-    write(d.root / "metrics.d" / "orders.yaml", f"""\
-name: orders
-schedule: {{interval: 10m, delay: 0s, start_time: {DAYS}d, batch_load_days: 1}}
-collector:
-  type: sqlite
-  multi_period: true
-  params:
-    database: {src.path}
-    query: |
-      SELECT period_time, value FROM src WHERE series = 'orders' AND {SPIN} > 0
-        AND period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
-detector:
-  type: mad
-  params: {{window_size: 1d, n_sigma: 5, use_weighted: false, min_samples: 20}}
-alerter:
-  type: webhook
-  params: {{url: "{receiver.url}"}}
-""")  # fmt: skip
+    orders = sqlite_metric(
+        "orders",
+        src.path,
+        schedule=f"{{interval: 10m, delay: 0s, start_time: {DAYS}d, batch_load_days: 1}}",
+        series="orders",
+        where=f"{SPIN} > 0",
+        collector="multi_period: true",
+        detector=MAD.replace("window_size: 100", "window_size: 1d"),
+        alerter=webhook(receiver.url),
+    )
+    write(d.root / "metrics.d" / "orders.yaml", orders)
     write(d.root / "metrics.d" / "fast.yaml", f"""\
 name: fast
 schedule: {{interval: 1s, delay: 0s}}

@@ -13,8 +13,9 @@ from collections import Counter
 
 from aiohttp import web
 
-from tests.conftest import http_server, write
-from tests.e2e.conftest import DaemonProcess
+from tests.support.files import write
+from tests.support.http import http_server
+from tests.support.process import DaemonProcess
 
 # Over its threshold on even periods: every second a FIRING or a RESOLVED per metric.
 METRIC = """\

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.conftest import REPO, Receiver, http_server, write
-from tests.e2e.conftest import DaemonProcess
-from tests.prometheus_server import PrometheusServer, installed, remove, start_server
+from tests.support.files import REPO, write
+from tests.support.http import Receiver, http_server
+from tests.support.process import DaemonProcess
+from tests.support.prometheus_server import PrometheusServer, installed, remove, start_server
 
 pytestmark = [
     pytest.mark.e2e,

@@ -9,26 +9,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Receiver, write
-from tests.e2e.conftest import DaemonProcess, Source, fill
+from tests.support.files import write
+from tests.support.http import Receiver
+from tests.support.metrics import Source, fill, sqlite_metric, webhook
+from tests.support.process import DaemonProcess
 
-METRIC = """\
-name: {name}
-schedule: {{interval: 2s, delay: 0s, start_time: 300s}}
-collector:
-  type: sqlite
-  params:
-    database: {db}
-    query: |
-      SELECT period_time, value FROM src WHERE series = '{name}'
-        AND period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
-detector:
-  type: auto
-  params: {{refresh: {refresh}}}
-alerter:
-  type: webhook
-  params: {{url: "{url}"}}
-"""
+
+def metric(name: str, db: Path, url: str, refresh: int) -> str:
+    """Series `name` every 2 s, the auto detector re-choosing every `refresh` periods."""
+    schedule = "{interval: 2s, delay: 0s, start_time: 300s}"
+    detector = f"type: auto\nparams: {{refresh: {refresh}}}"
+    return sqlite_metric(name, db, schedule=schedule, series=name, detector=detector, alerter=webhook(url))
 
 
 def event(d: DaemonProcess, name: str) -> list[dict[str, Any]]:
@@ -47,8 +38,7 @@ async def test_sigterm_keeps_memory_for_the_next_start_of_an_unchanged_metric(
     now = int(time.time())
     for name in ("kept", "changed"):
         fill(src, name, now - 300, now + 600, 2)
-        write(daemon.root / "metrics.d" / f"{name}.yaml",
-              METRIC.format(name=name, db=src.path, url=receiver.url, refresh=12))  # fmt: skip
+        write(daemon.root / "metrics.d" / f"{name}.yaml", metric(name, src.path, receiver.url, 12))
     await daemon.start()
     await daemon.until(lambda: runs(daemon, ("kept", "changed"), 3), timeout=60, what="three runs each")
     assert await daemon.stop(signal.SIGTERM) == 0
@@ -57,8 +47,7 @@ async def test_sigterm_keeps_memory_for_the_next_start_of_an_unchanged_metric(
     assert [e["metrics"] for e in event(daemon, "restart snapshot written")] == [2]
 
     # One metric's detector changes while the daemon is down: its saved state does not fit.
-    write(daemon.root / "metrics.d" / "changed.yaml",
-          METRIC.format(name="changed", db=src.path, url=receiver.url, refresh=6))  # fmt: skip
+    write(daemon.root / "metrics.d" / "changed.yaml", metric("changed", src.path, receiver.url, 6))
     await daemon.start()
     assert not snap.exists()  # taken once
     taken = event(daemon, "restart snapshot taken")

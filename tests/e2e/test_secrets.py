@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 
-from tests.conftest import write
-from tests.e2e.conftest import DaemonProcess, Source, fill
+from tests.support.files import write
+from tests.support.metrics import Source, fill
+from tests.support.process import DaemonProcess
 
 PG_PASSWORD = "Pg-S3cret-7781"
 HOOK_TOKEN = "XoxHookToken9931"

@@ -10,26 +10,11 @@ from pathlib import Path
 import pytest
 
 from detectkd.shard import Shard, name_hash
-from tests.conftest import write
-from tests.e2e.conftest import DaemonProcess
-from tests.e2e.test_cli import cli
+from tests.support.files import write
+from tests.support.metrics import constant_metric
+from tests.support.process import DaemonProcess, cli
 
 NAMES = [f"orders_{i:02d}" for i in range(16)]
-
-
-def metric(name: str, db: Path) -> str:
-    return f"""\
-name: {name}
-schedule: {{interval: 1h}}
-collector:
-  type: sqlite
-  params: {{database: {db}, query: "SELECT 1 AS value"}}
-detector:
-  type: threshold
-  params: {{operator: greater_than, threshold: 5}}
-alerter:
-  type: log
-"""
 
 
 def test_the_hash_is_prometheus_hashmod() -> None:
@@ -45,7 +30,7 @@ async def test_two_shards_split_the_metrics_with_no_overlap_and_no_gap(tmp_path:
     replicas = [DaemonProcess(tmp_path / f"r{i}") for i in range(2)]
     for d in replicas:
         for name in NAMES:
-            write(d.root / "metrics.d" / f"{name}.yaml", metric(name, tmp_path / "src.db"))
+            write(d.root / "metrics.d" / f"{name}.yaml", constant_metric(name, tmp_path / "src.db"))
         write(d.root / "profiles.yaml", "profiles: {}\n")
     await asyncio.gather(
         replicas[0].start(args=("--shard", "0/2")),

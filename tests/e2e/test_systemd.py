@@ -11,8 +11,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import REPO, Receiver
-from tests.e2e.conftest import DaemonProcess, Source, fill, metric_yaml
+from tests.support.files import REPO
+from tests.support.http import Receiver
+from tests.support.metrics import Source, fill, metric_yaml
+from tests.support.process import DaemonProcess
 
 
 class NotifySocket:

@@ -15,8 +15,8 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.conftest import REPO
-from tests.e2e.conftest import free_port
+from tests.support.files import REPO
+from tests.support.net import free_port
 
 TUTORIAL = REPO / "docs" / "tutorial.md"
 BLOCK = re.compile(r"(?:<!-- file: (?P<file>\S+) -->\n)?```(?P<lang>\w+)\n(?P<body>.*?)```", re.S)

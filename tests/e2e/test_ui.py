@@ -23,8 +23,10 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import Receiver, write
-from tests.e2e.conftest import USER, DaemonProcess, Source, chromium, fill, metric_yaml
+from tests.support.files import write
+from tests.support.http import Receiver
+from tests.support.metrics import Source, fill, metric_yaml
+from tests.support.process import USER, DaemonProcess, chromium
 
 STEP = 2
 

@@ -19,8 +19,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from detectkd.shard import name_hash
-from tests.conftest import Receiver, write
-from tests.e2e.conftest import USER, DaemonProcess, Source, chromium, fill, metric_yaml
+from tests.support.files import write
+from tests.support.http import Receiver
+from tests.support.metrics import Source, fill, metric_yaml
+from tests.support.process import USER, DaemonProcess, chromium
 
 pytestmark = pytest.mark.e2e
 STEP = 2

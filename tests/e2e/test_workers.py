@@ -14,9 +14,9 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from tests.conftest import write
-from tests.e2e.conftest import DaemonProcess
-from tests.e2e.test_shards import metric
+from tests.support.files import write
+from tests.support.metrics import constant_metric
+from tests.support.process import DaemonProcess
 
 NAMES = [f"orders_{i:02d}" for i in range(6)]
 
@@ -41,7 +41,10 @@ async def test_two_workers_serve_one_metrics_endpoint_and_restart_a_dead_worker(
     d = DaemonProcess(tmp_path)
     sqlite3.connect(tmp_path / "src.db").close()
     for name in NAMES:
-        write(d.root / "metrics.d" / f"{name}.yaml", metric(name, tmp_path / "src.db").replace("1h", "1s"))
+        write(
+            d.root / "metrics.d" / f"{name}.yaml",
+            constant_metric(name, tmp_path / "src.db").replace("1h", "1s"),
+        )
     write(d.root / "profiles.yaml", "profiles: {}\n")
     await d.start(env={"DETECTK_WORKERS": "2"})
     try:
@@ -86,7 +89,7 @@ async def test_two_workers_serve_one_metrics_endpoint_and_restart_a_dead_worker(
         await d.until(restarted, what="worker 1 restarted and counted")
         await d.until(lambda: d.ready(), what="ready again")
 
-        write(d.root / "metrics.d" / "refunds.yaml", metric("refunds", tmp_path / "src.db"))
+        write(d.root / "metrics.d" / "refunds.yaml", constant_metric("refunds", tmp_path / "src.db"))
         d.send(signal.SIGHUP)
 
         async def reloaded() -> bool:
@@ -107,7 +110,7 @@ async def test_two_workers_serve_one_metrics_endpoint_and_restart_a_dead_worker(
 async def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     d = DaemonProcess(tmp_path)
     sqlite3.connect(tmp_path / "src.db").close()
-    write(d.root / "metrics.d" / "a.yaml", metric("a", tmp_path / "src.db"))
+    write(d.root / "metrics.d" / "a.yaml", constant_metric("a", tmp_path / "src.db"))
     write(d.root / "profiles.yaml", "profiles: {}\n")
     await d.start(env={"DETECTK_WORKERS": "2"})
     pids = worker_pids(d)

@@ -22,7 +22,7 @@ from detectkd.resources import Resources
 from detectkd.runtime.outbox import Dispatcher
 from detectkd.storage.base import NewOutboxItem, RunRecord
 from detectkd.storage.sqlite import SqliteStore
-from tests.conftest import http_server
+from tests.support.http import http_server
 
 LONG_SERIES = "path=" + "/x&y<z>*_" * 1200  # 10.8 KB, with characters every channel escapes
 

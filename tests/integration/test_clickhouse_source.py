@@ -17,7 +17,7 @@ from detectkd.collectors.registry import COLLECTORS
 from detectkd.errors import CollectError
 from detectkd.resources import Resources
 from detectkd.timegrid import Grid
-from tests.clickhouse_server import ClickHouseServer
+from tests.support.clickhouse_server import ClickHouseServer
 
 UTC = ZoneInfo("UTC")
 T0 = 1_795_000_200

@@ -12,8 +12,8 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from detectkd.alerting.state import Status
-from tests.conftest import write
-from tests.integration.test_daemon_inprocess import firing_alerts, running
+from tests.support.files import write
+from tests.support.inprocess import firing_alerts, running
 
 HOUR = 3600
 NOW = int(time.time()) // HOUR * HOUR  # the newest complete hour ends here

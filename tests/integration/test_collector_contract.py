@@ -22,8 +22,8 @@ from detectkd.collectors.base import Collector, Window
 from detectkd.collectors.registry import COLLECTORS, lookup
 from detectkd.errors import CollectError
 from detectkd.resources import Resources
-from tests.clickhouse_server import ClickHouseServer
-from tests.conftest import http_server
+from tests.support.clickhouse_server import ClickHouseServer
+from tests.support.http import http_server
 
 T0 = 1_795_000_200
 W = Window(T0, T0 + 600, dt.timedelta(minutes=10), ZoneInfo("UTC"))

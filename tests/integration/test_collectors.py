@@ -177,7 +177,7 @@ async def test_csv_rows_by_window_rereads_a_changed_file_and_names_bad_lines(tmp
     from detectkd.collectors.points import rows_to_points
     from detectkd.specs.loader import load_metrics
     from detectkd.timegrid import Grid
-    from tests.conftest import write
+    from tests.support.files import write
 
     path = tmp_path / "export.csv"
     lines = ["timestamp,region,value"]

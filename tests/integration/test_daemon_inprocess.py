@@ -6,69 +6,30 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from detectkd.alerting.alert import Alert
 from detectkd.alerting.state import Status
-from detectkd.config.settings import Settings, StorageSettings
 from detectkd.runtime.daemon import Daemon
-from tests.conftest import Receiver, basic_auth, http_server, write
+from tests.support.files import write
+from tests.support.http import Receiver, basic_auth, http_server
+from tests.support.inprocess import firing_alerts, http_metric, make_settings, running
+from tests.support.metrics import sqlite_metric
 
 HOUR = 3600
 T0 = 1_795_000_000 - 1_795_000_000 % HOUR
 
-METRIC = """\
-name: orders
-schedule: {{interval: 1h, start_time: "{start}"}}
-collector:
-  type: sqlite
-  params:
-    database: {db}
-    query: |
-      SELECT period_time, value FROM src
-      WHERE period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
-detector:
-  type: mad
-  params: {{window_size: 100, n_sigma: {n_sigma}, use_weighted: false, min_samples: 10}}
-alerter:
-  type: {alerter}
-"""
+MAD = "type: mad\nparams: {window_size: 100, n_sigma: 5, use_weighted: false, min_samples: 10}"
 
 
-def make_settings(tmp: Path, **extra: object) -> Settings:
-    return Settings(
-        metrics_dir=tmp / "metrics.d",
-        profiles_file=None,
-        data_dir=tmp / "data",
-        storage=StorageSettings(path=tmp / "data" / "dtk.db"),
-        listen="127.0.0.1:0",
-        **extra,  # type: ignore[arg-type]
-    )
-
-
-@asynccontextmanager
-async def running(tmp_path: Path, **settings: object) -> AsyncIterator[Daemon]:
-    """A started daemon on tmp_path's metrics.d, stopped and closed afterwards."""
-    d = Daemon(make_settings(tmp_path, **settings))
-    await d.start()
-    try:
-        yield d
-    finally:
-        d.scheduler.shutdown(wait=False)
-        await d._drain(5)
-        await d.close()
-
-
-def http_metric(tmp_path: Path, name: str, url: str) -> None:
-    write(
-        tmp_path / "metrics.d" / f"{name}.yaml",
-        f"name: {name}\nschedule: {{interval: 1s}}\ncollector:\n  type: http\n  params: {{url: '{url}', timeout: 20s}}\n",
-    )
+def metric(name: str, db: Path, start: str | None = None, window: str = "100") -> str:
+    """An hourly metric on src (no series column), from `start` if given."""
+    start_time = f', start_time: "{start}"' if start else ""
+    detector = MAD.replace("window_size: 100", f"window_size: {window}")
+    return sqlite_metric(name, db, schedule=f"{{interval: 1h{start_time}}}", detector=detector)
 
 
 @pytest.fixture
@@ -84,21 +45,13 @@ async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
     conn.commit()
     conn.close()
     start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(T0))
-    write(tmp_path / "metrics.d" / "orders.yaml", METRIC.format(db=db, start=start, n_sigma=5, alerter="log"))
+    write(tmp_path / "metrics.d" / "orders.yaml", metric("orders", db, start))
     d = Daemon(make_settings(tmp_path))
     await d.start()
     d.scheduler.pause()  # the test drives runs itself, at explicit times
     yield d
     d.scheduler.shutdown(wait=False)
     await d.close()
-
-
-async def firing_alerts(d: Daemon) -> list[Alert]:
-    return [
-        a
-        for a in (Alert.from_json(i.payload) for i in await d.store.outbox_pending())
-        if a.status == "firing"
-    ]
 
 
 async def test_changed_metric_keeps_state_unless_its_detectors_changed(
@@ -264,12 +217,9 @@ async def test_daily_retention_deletes_old_rows_but_never_inside_a_window(tmp_pa
 
     day = 86400
     now = T0 + 100 * day
-    write(tmp_path / "metrics.d" / "short.yaml", METRIC.replace("orders", "short").format(
-        db=tmp_path / "none.db", start="", n_sigma=5, alerter="log"
-    ).replace('start_time: ""', "start_time: null") + "storage:\n  retention_days: 10\n  params: {detections_retention_days: 5}\n")  # fmt: skip
-    write(tmp_path / "metrics.d" / "wide.yaml", METRIC.replace("orders", "wide").format(
-        db=tmp_path / "none.db", start="", n_sigma=5, alerter="log"
-    ).replace('start_time: ""', "start_time: null").replace("window_size: 100", "window_size: 60d"))  # fmt: skip
+    retention = "storage:\n  retention_days: 10\n  params: {detections_retention_days: 5}\n"
+    write(tmp_path / "metrics.d" / "short.yaml", metric("short", tmp_path / "none.db") + retention)
+    write(tmp_path / "metrics.d" / "wide.yaml", metric("wide", tmp_path / "none.db", window="60d"))
     d = Daemon(make_settings(tmp_path, retention_days=30))
     await d.start()
     d.scheduler.pause()
@@ -350,8 +300,7 @@ async def test_a_reload_that_fails_to_reset_state_leaves_the_previous_set_runnin
     """Issue 12, bug 3: a StorageError half-way left a half-applied metric set."""
     from detectkd.errors import StorageError
 
-    write(tmp_path / "metrics.d" / "visits.yaml", METRIC.replace("orders", "visits").format(
-        db=tmp_path / "src.db", start="", n_sigma=5, alerter="log").replace('start_time: ""', "start_time: null"))  # fmt: skip
+    write(tmp_path / "metrics.d" / "visits.yaml", metric("visits", tmp_path / "src.db"))
     assert (await daemon.reload("test"))["added"] == 1
     before = dict(daemon.slots)
     path = tmp_path / "metrics.d" / "orders.yaml"

@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels import email as email_channel
 from detectkd.errors import PermanentError, TransientError
-from tests.e2e.conftest import free_port
+from tests.support.net import free_port
 
 
 class Inbox:

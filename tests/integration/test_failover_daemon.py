@@ -15,9 +15,10 @@ import pytest
 from detectkd.collectors import failover
 from detectkd.config.settings import Settings, StorageSettings
 from detectkd.runtime.daemon import Daemon
-from tests.clickhouse_server import ClickHouseServer
-from tests.conftest import pg_database, write
-from tests.tcp_proxy import TcpProxy
+from tests.support.clickhouse_server import ClickHouseServer
+from tests.support.databases import pg_database
+from tests.support.files import write
+from tests.support.tcp_proxy import TcpProxy
 
 HOUR = 3600
 T0 = 1_795_000_000 - 1_795_000_000 % HOUR

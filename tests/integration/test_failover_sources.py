@@ -21,9 +21,9 @@ from detectkd.collectors.params import NetworkParams
 from detectkd.collectors.registry import COLLECTORS
 from detectkd.errors import CollectError
 from detectkd.resources import Resources
-from tests.clickhouse_server import ClickHouseServer
-from tests.conftest import pg_database
-from tests.tcp_proxy import TcpProxy, black_hole, dead_port
+from tests.support.clickhouse_server import ClickHouseServer
+from tests.support.databases import pg_database
+from tests.support.tcp_proxy import TcpProxy, black_hole, dead_port
 
 T0 = 1_795_000_200
 W = Window(T0, T0 + 600, dt.timedelta(minutes=10), ZoneInfo("UTC"))

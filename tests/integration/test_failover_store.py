@@ -17,9 +17,9 @@ from detectkd.storage.base import RunRecord, Store
 from detectkd.storage.clickhouse import ClickhouseStore
 from detectkd.storage.clickhouse import build as build_ch
 from detectkd.storage.postgres import PostgresStore
-from tests.clickhouse_server import ClickHouseServer
-from tests.conftest import pg_database
-from tests.tcp_proxy import TcpProxy, dead_port
+from tests.support.clickhouse_server import ClickHouseServer
+from tests.support.databases import pg_database
+from tests.support.tcp_proxy import TcpProxy, dead_port
 
 T0 = 1_795_000_200
 

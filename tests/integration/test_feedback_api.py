@@ -16,8 +16,9 @@ from aiohttp import web
 from detectkd.http.app import make_app
 from detectkd.http.webconfig import WebConfig
 from detectkd.runtime.daemon import Daemon
-from tests.conftest import basic_auth, write
-from tests.integration.test_daemon_inprocess import running
+from tests.support.files import write
+from tests.support.http import basic_auth
+from tests.support.inprocess import running
 
 HASH = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
 
@@ -121,7 +122,7 @@ detector: {{type: mad, params: {{window_size: 1h, n_sigma: 5, min_samples: 10, u
 async def test_a_backtest_from_the_page_replays_the_source_once_at_a_time(tmp_path: Path) -> None:
     """The replay runs in a thread with its own loop: this loop serves the source meanwhile,
     and a second request while one runs is refused (429), not queued."""
-    from tests.conftest import http_server
+    from tests.support.http import http_server
 
     gate, asked = asyncio.Event(), asyncio.Event()
     now = int(time.time())

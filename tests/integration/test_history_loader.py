@@ -13,31 +13,25 @@ from typing import Any
 
 from detectkd.config.settings import HistorySettings
 from detectkd.runtime.daemon import Daemon
-from tests.conftest import write
-from tests.integration.test_daemon_inprocess import running
+from tests.support.files import write
+from tests.support.inprocess import running, within
+from tests.support.metrics import sqlite_metric
 
 HOUR = 3600
 SPIN = "(WITH RECURSIVE spin(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM spin WHERE n < 3000000) SELECT count(*) FROM spin)"
 
 
-def metric(tmp_path: Path, where: str = "1 = 1") -> Path:
-    return write(tmp_path / "metrics.d" / "orders.yaml", f"""\
-name: orders
-schedule: {{interval: 1h, start_time: 3d, batch_load_days: 1}}
-collector:
-  type: sqlite
-  multi_period: true
-  params:
-    database: {tmp_path / "src.db"}
-    query: |
-      SELECT period_time, value FROM src WHERE {where}
-        AND period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
-detector:
-  type: mad
-  params: {{window_size: 1d, n_sigma: 5, min_samples: 10}}
-alerter:
-  type: log
-""")  # fmt: skip
+def metric(tmp_path: Path, where: str = "") -> Path:
+    """orders: hourly, loading 3 days of history a day per batch, from src WHERE `where`."""
+    text = sqlite_metric(
+        "orders",
+        tmp_path / "src.db",
+        schedule="{interval: 1h, start_time: 3d, batch_load_days: 1}",
+        where=where,
+        collector="multi_period: true",
+        detector="type: mad\nparams: {window_size: 1d, n_sigma: 5, min_samples: 10}",
+    )
+    return write(tmp_path / "metrics.d" / "orders.yaml", text)
 
 
 def source(tmp_path: Path) -> None:
@@ -118,7 +112,7 @@ async def test_a_standby_works_on_no_history_job_until_it_leads(tmp_path: Path) 
     metric(tmp_path)
     async with running(tmp_path) as d:
         await until(lambda: "orders" in d.history.jobs)
-        await d.history.pause()
+        await within(d.history.pause(), 10, "history.pause()")
         leading = False
         d.history.may_run = lambda: leading
         d.history.start(d.slots["orders"].runtime)
@@ -126,5 +120,5 @@ async def test_a_standby_works_on_no_history_job_until_it_leads(tmp_path: Path) 
         leading = True
         d.history.start(d.slots["orders"].runtime)
         assert "orders" in d.history._tasks
-        await d.history.pause()
+        await within(d.history.pause(), 10, "history.pause()")
         assert not d.history._tasks and "orders" in d.history.jobs

@@ -22,8 +22,9 @@ from detectkd.http.edge import serve
 from detectkd.http.guard import HEADERS
 from detectkd.http.webconfig import WebConfig
 from detectkd.runtime.daemon import Daemon
-from tests.conftest import basic_auth, write
-from tests.integration.test_daemon_inprocess import running
+from tests.support.files import write
+from tests.support.http import basic_auth
+from tests.support.inprocess import running
 
 HASH = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
 WRITES = [

@@ -19,7 +19,7 @@ from detectkd.collectors import http
 from detectkd.collectors.base import Build, Window
 from detectkd.errors import CollectError
 from detectkd.resources import Resources
-from tests.conftest import http_server
+from tests.support.http import http_server
 
 W = Window(1_795_000_200, 1_795_000_800, timedelta(minutes=10), ZoneInfo("UTC"))
 MIB = 1024 * 1024

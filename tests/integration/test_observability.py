@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from detectkd.telemetry import Telemetry
-from tests.conftest import REPO
+from tests.support.files import REPO
 
 PROMETHEUS = REPO / "etc" / "prometheus"
 DASHBOARD = REPO / "etc" / "grafana" / "detectkd-dashboard.json"

@@ -19,7 +19,7 @@ from detectkd.resources import Resources
 from detectkd.runtime.outbox import Dispatcher, backoff
 from detectkd.storage.base import NewOutboxItem, RunRecord
 from detectkd.storage.sqlite import SqliteStore
-from tests.conftest import Receiver, http_server
+from tests.support.http import Receiver, http_server
 
 
 def alert(status: str = "firing", series: str = "region=eu", started: int = 600) -> Alert:
@@ -202,7 +202,7 @@ async def test_alertmanager_v2_fan_out_and_retry_until_every_url_accepts(
     env: tuple[SqliteStore, Resources], receiver: Receiver
 ) -> None:
     from detectkd.alerting.channels import alertmanager
-    from tests.conftest import Receiver as Rec
+    from tests.support.http import Receiver as Rec
 
     store, resources = env
     second = Rec(url="")

@@ -20,8 +20,9 @@ from detectkd.runtime.sentlog import SentEntry, SentLog, owner_id
 from detectkd.storage.base import NewOutboxItem, RunRecord, StateStore
 from detectkd.storage.postgres import PostgresStore
 from detectkd.storage.sqlite import SqliteStore
-from tests.conftest import http_server, pg_database
-from tests.tcp_proxy import TcpProxy
+from tests.support.databases import pg_database
+from tests.support.http import http_server
+from tests.support.tcp_proxy import TcpProxy
 
 
 def alert(status: str, series: str = "region=eu") -> Alert:

@@ -15,8 +15,8 @@ from detectkd.runtime.runner import MetricRuntime, RunReport
 from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.sqlite import SqliteStore
 from detectkd.templating import compile_template
-from tests.conftest import write
-from tests.stations import DAYS, HOUR, LAST_DAY, T0, Scenario, generate, write_sqlite
+from tests.support.files import write
+from tests.support.stations import DAYS, HOUR, LAST_DAY, T0, Scenario, generate, write_sqlite
 
 METRIC = """\
 name: temperature

@@ -25,8 +25,9 @@ from detectkd.resources import Resources
 from detectkd.runtime.collect import collect, timezone_probe
 from detectkd.specs.loader import load_metrics
 from detectkd.timegrid import Grid
-from tests.conftest import http_server, write
-from tests.prometheus_server import PrometheusServer, installed, remove, start_server
+from tests.support.files import write
+from tests.support.http import http_server
+from tests.support.prometheus_server import PrometheusServer, installed, remove, start_server
 
 pytestmark = pytest.mark.skipif(not installed(), reason="Debian's prometheus package is not installed")
 
@@ -176,9 +177,9 @@ async def test_a_bad_query_names_the_servers_reason(prom: PrometheusServer, reso
 
 
 async def test_a_down_server_is_named_by_host_only(resources: Resources) -> None:
-    from tests.prometheus_server import _free_port
+    from tests.support.net import free_port
 
-    port = _free_port()
+    port = free_port()
     c = collector(resources, url=f"http://127.0.0.1:{port}/tenant-{SECRET}/prometheus",
                   query="up", bearer_token=SECRET, timeout="5s")  # fmt: skip
     with pytest.raises(CollectError) as err:

@@ -15,29 +15,20 @@ from detectkd.resources import Resources
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.sqlite import SqliteStore
-from tests.conftest import write
+from tests.support.files import write
+from tests.support.metrics import MAD, sqlite_metric
 
 STEP = 600
 T0 = 1_795_000_000 - 1_795_000_000 % STEP  # a period boundary
 
 
-METRIC = """\
-name: orders
-schedule: {{interval: 10m, max_catch_up: 50}}
-collector:
-  type: sqlite
-  params:
-    database: {db}
-    query: |
-      SELECT period_time, value FROM src
-      WHERE period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
-detector:
-  type: mad
-  params: {{window_size: 100, n_sigma: 4, use_weighted: false, min_samples: 20}}
-alerter:
-  type: log
-  conditions: {{consecutive_anomalies: {consecutive}}}
-"""
+MAD4 = MAD.replace("n_sigma: 5", "n_sigma: 4")
+
+
+def metric(db: Path, consecutive: int = 1, schedule: str = "{interval: 10m, max_catch_up: 50}") -> str:
+    """orders: src every 10 minutes, alerts to the log after `consecutive` anomalies."""
+    alerter = f"type: log\nconditions: {{consecutive_anomalies: {consecutive}}}"
+    return sqlite_metric("orders", db, schedule=schedule, detector=MAD4, alerter=alerter)
 
 
 @dataclass
@@ -48,7 +39,7 @@ class Env:
     resources: Resources
 
     def spec(self, consecutive: int = 1, extra: str = "") -> MetricSpec:
-        write(self.tmp / "m" / "orders.yaml", METRIC.format(db=self.db, consecutive=consecutive) + extra)
+        write(self.tmp / "m" / "orders.yaml", metric(self.db, consecutive) + extra)
         result = load_metrics([self.tmp / "m"], None, env={})
         assert result.ok, result.all_errors()
         return result.metrics["orders"]
@@ -174,10 +165,8 @@ async def test_backfill_from_start_time_loads_history_without_alerts(env: Env) -
     import datetime as dt
 
     start = dt.datetime.fromtimestamp(T0, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    write(env.tmp / "m" / "orders.yaml", METRIC.format(db=env.db, consecutive=1).replace(
-        "schedule: {interval: 10m, max_catch_up: 50}",
-        f"schedule: {{interval: 10m, max_catch_up: 5, start_time: '{start}', batch_load_days: 1}}",
-    ))  # fmt: skip
+    schedule = f"{{interval: 10m, max_catch_up: 5, start_time: '{start}', batch_load_days: 1}}"
+    write(env.tmp / "m" / "orders.yaml", metric(env.db, schedule=schedule))
     spec = load_metrics([env.tmp / "m"], None, env={}).metrics["orders"]
     rt = await env.runtime(spec)
     report = await rt.run(T0 + 36 * STEP)
@@ -196,7 +185,7 @@ async def test_detectk_style_single_period_query_runs_once_per_period_in_catch_u
     )
     conn.commit()
     conn.close()
-    text = METRIC.format(db=env.db, consecutive=1).replace(
+    text = metric(env.db).replace(
         "SELECT period_time, value FROM src\n      WHERE period_time >= '{{ period_start }}' AND period_time < '{{ period_finish }}'",
         "SELECT datetime('{{ period_start }}', '+10 minutes') AS period_time, COUNT(*) AS value FROM orders\n"
         "      WHERE created_at >= '{{ period_start }}' AND created_at < '{{ period_finish }}'",
@@ -242,25 +231,13 @@ async def test_alerts_carry_the_generator_url_link(env: Env) -> None:
     assert f"Link: {alert.url}" in default_text(alert)
 
 
-MULTI = """\
-name: hosts
-schedule: {{interval: 10m, max_catch_up: 50}}
-collector:
-  type: sqlite
-  params:
-    database: {db}
-    query: |
-      SELECT period_time, host, value FROM multi
-      WHERE period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
-  series_columns: [host]
-  multi_period: true
-detector:
-  type: mad
-  params: {{window_size: 100, n_sigma: 4, min_samples: 20}}
-alerter:
-  type: log
-  conditions: {{no_data_periods: 3}}
-"""
+MULTI = dict(
+    columns="period_time, host, value",
+    table="multi",
+    collector="series_columns: [host]\nmulti_period: true",
+    detector="type: mad\nparams: {window_size: 100, n_sigma: 4, min_samples: 20}",
+    alerter="type: log\nconditions: {no_data_periods: 3}",
+)
 
 
 async def test_a_series_that_disappears_goes_nodata_then_recovers(env: Env) -> None:
@@ -275,7 +252,10 @@ async def test_a_series_that_disappears_goes_nodata_then_recovers(env: Env) -> N
     conn.executemany("INSERT INTO multi VALUES (datetime(?, 'unixepoch'), ?, ?)", rows)
     conn.commit()
     conn.close()
-    write(env.tmp / "h" / "hosts.yaml", MULTI.format(db=env.db))
+    write(
+        env.tmp / "h" / "hosts.yaml",
+        sqlite_metric("hosts", env.db, schedule="{interval: 10m, max_catch_up: 50}", **MULTI),
+    )
     result = load_metrics([env.tmp / "h"], None, env={})
     assert result.ok, result.all_errors()
     spec = result.metrics["hosts"]

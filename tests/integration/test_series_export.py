@@ -9,8 +9,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import write
-from tests.integration.test_daemon_inprocess import running
+from tests.support.files import write
+from tests.support.inprocess import running
 
 STEP = 600
 NOW = int(time.time()) // STEP * STEP

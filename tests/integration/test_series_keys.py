@@ -13,27 +13,12 @@ from detectkd.resources import Resources
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.specs.loader import load_metrics
 from detectkd.storage.sqlite import SqliteStore
-from tests.conftest import write
+from tests.support.files import write
+from tests.support.metrics import sqlite_metric
 
 STEP = 600
 T0 = 1_795_000_000 - 1_795_000_000 % STEP
-METRIC = """\
-name: orders
-schedule: {{interval: 10m}}
-collector:
-  type: sqlite
-  params:
-    database: {db}
-    query: |
-      SELECT period_time, country, value FROM src
-      WHERE period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
-  series_columns: [country]
-detector:
-  type: threshold
-  params: {{operator: greater_than, threshold: 10}}
-alerter:
-  type: log
-"""
+THRESHOLD = "type: threshold\nparams: {operator: greater_than, threshold: 10}"
 HOSTILE = "DE,severity=critical,alertname=Watchdog"
 
 
@@ -81,7 +66,17 @@ async def test_a_label_value_cannot_add_labels_to_an_alert(tmp_path: Path) -> No
             "INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?, ?)",
             [(T0, HOSTILE, 50.0), (T0, "DE", 50.0)],
         )
-    write(tmp_path / "m" / "orders.yaml", METRIC.format(db=db))
+    write(
+        tmp_path / "m" / "orders.yaml",
+        sqlite_metric(
+            "orders",
+            db,
+            schedule="{interval: 10m}",
+            columns="period_time, country, value",
+            collector="series_columns: [country]",
+            detector=THRESHOLD,
+        ),
+    )
     result = load_metrics([tmp_path / "m"], None, env={})
     assert result.ok, result.all_errors()
     store = SqliteStore(tmp_path / "dtk.db")

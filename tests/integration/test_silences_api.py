@@ -22,8 +22,9 @@ from detectkd.alerting.silences import new_silence
 from detectkd.http.app import make_app
 from detectkd.http.webconfig import WebConfig
 from detectkd.runtime.daemon import Daemon
-from tests.conftest import basic_auth, write
-from tests.integration.test_daemon_inprocess import running
+from tests.support.files import write
+from tests.support.http import basic_auth
+from tests.support.inprocess import running
 
 HASH = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
 LONG_NAME = "orders_checkout_eu_west_total_by_minute"  # `re`: ((.*)*)*z over this never ends

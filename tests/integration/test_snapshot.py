@@ -20,26 +20,14 @@ from detectkd.runtime.runner import MetricRuntime, RunReport
 from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.base import StoredPoint
 from detectkd.storage.sqlite import SqliteStore
-from tests.conftest import write
+from tests.support.files import write
+from tests.support.metrics import sqlite_metric
 
 STEP = 600
 T0 = 1_795_000_000 - 1_795_000_000 % STEP
 DAY = 86400 // STEP
 START = datetime.fromtimestamp(T0, UTC).isoformat()
-
-METRIC = """\
-name: orders
-schedule: {{interval: 10m, max_catch_up: 1000, start_time: '{start}'}}
-collector:
-  type: sqlite
-  params:
-    database: {db}
-    query: |
-      SELECT period_time, value FROM src
-      WHERE period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
-{detector}alerter:
-  type: log
-"""
+SCHEDULE = f"{{interval: 10m, max_catch_up: 1000, start_time: '{START}'}}"
 
 
 class CountingStore(SqliteStore):
@@ -60,8 +48,11 @@ class Env:
     db: Path
     resources: Resources
 
-    def spec(self, detector: str = "") -> MetricSpec:
-        write(self.tmp / "m" / "orders.yaml", METRIC.format(db=self.db, detector=detector, start=START))
+    def spec(self, detector: str | None = None) -> MetricSpec:
+        write(
+            self.tmp / "m" / "orders.yaml",
+            sqlite_metric("orders", self.db, schedule=SCHEDULE, detector=detector),
+        )
         result = load_metrics([self.tmp / "m"], None, env={})
         assert result.ok, result.all_errors()
         return result.metrics["orders"]
@@ -142,7 +133,7 @@ async def test_a_snapshot_the_store_has_moved_past_or_of_another_config_is_not_u
     assert set(parts) == {"orders"}
     await rt.run(T0 + (4 * DAY + 1) * STEP)  # e.g. another replica ran after the stop
     # Another config (the detector's parameters) does not take the part at all.
-    other = MetricRuntime(env.spec("detector:\n  type: auto\n  params: {refresh: 6}\n"), store, env.resources)
+    other = MetricRuntime(env.spec("type: auto\nparams: {refresh: 6}"), store, env.resources)
     assert snapshot.take(dict(parts), other) is None
     stale = MetricRuntime(spec, store, env.resources)
     stale.memory.saved = snapshot.take(parts, stale)

@@ -24,7 +24,7 @@ from detectkd.storage.clickhouse import ClickhouseStore
 from detectkd.storage.memory import MemoryStore
 from detectkd.storage.postgres import PostgresStore
 from detectkd.storage.sqlite import SqliteStore
-from tests.clickhouse_server import ClickHouseServer
+from tests.support.clickhouse_server import ClickHouseServer
 
 BACKENDS = ["sqlite", "postgres", "clickhouse"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from detectkd.config.settings import Settings, StorageSettings
 from detectkd.runtime.daemon import Daemon
-from tests.conftest import write
+from tests.support.files import write
 
 HOUR = 3600
 T0 = 1_795_000_000 - 1_795_000_000 % HOUR  # after the sample window validation renders (2026-01-01)

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from tests.conftest import pg_database, write
-from tests.integration.test_daemon_inprocess import running
+from tests.support.databases import pg_database
+from tests.support.files import write
+from tests.support.inprocess import running
 
 STEP = 600
 NOW = int(time.time()) // STEP * STEP

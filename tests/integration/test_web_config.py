@@ -18,9 +18,10 @@ from detectkd.errors import ConfigError
 from detectkd.http.app import start_server
 from detectkd.http.webconfig import load_web_config
 from detectkd.runtime.daemon import Daemon
-from tests.conftest import basic_auth, write
-from tests.e2e.conftest import free_port
-from tests.integration.test_daemon_inprocess import make_settings
+from tests.support.files import write
+from tests.support.http import basic_auth
+from tests.support.inprocess import make_settings
+from tests.support.net import free_port
 
 PASSWORD = "correct horse battery"
 

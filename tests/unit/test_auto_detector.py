@@ -86,7 +86,7 @@ def test_a_metric_without_detectors_gets_auto(tmp_path: object) -> None:
     from pathlib import Path
 
     from detectkd.specs.loader import load_metrics
-    from tests.conftest import write
+    from tests.support.files import write
 
     root = Path(str(tmp_path))
     write(

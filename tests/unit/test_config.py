@@ -12,7 +12,7 @@ from detectkd.config.yamlsource import substitute_env
 from detectkd.durations import format_duration, parse_duration
 from detectkd.runtime.reload import make_plan
 from detectkd.specs.loader import load_metrics
-from tests.conftest import SHARED, write
+from tests.support.files import SHARED, write
 
 GOOD = """\
 name: orders

@@ -20,7 +20,7 @@ from detectkd.alerting.state import Rules, SeriesState, decide, step
 from detectkd.detectors import registry
 from detectkd.detectors.base import Current, History
 from detectkd.specs.loader import load_metrics
-from tests.conftest import REPO
+from tests.support.files import REPO
 
 STEP = 10
 

@@ -14,7 +14,7 @@ from ruamel.yaml import YAML
 
 from detectkd.config.settings import load_settings
 from detectkd.specs.loader import load_metrics
-from tests.conftest import REPO
+from tests.support.files import REPO
 
 K8S = REPO / "deploy" / "kubernetes"
 

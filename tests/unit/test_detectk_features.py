@@ -13,7 +13,7 @@ from detectkd.detectors.simple import MissingDataDetector, MissingParams
 from detectkd.runtime.judge import _params_of
 from detectkd.specs.loader import LoadResult, load_metrics
 from detectkd.templating import compile_message_template
-from tests.conftest import write
+from tests.support.files import write
 
 HEAD = """\
 name: sessions

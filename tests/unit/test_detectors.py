@@ -14,29 +14,13 @@ from detectkd.detectors.robust import Params as RobustParams
 from detectkd.detectors.robust import RobustDetector, weighted_median
 from detectkd.detectors.threshold import Params as ThresholdParams
 from detectkd.detectors.threshold import ThresholdDetector
-
-STEP = 60
-
-
-def history(values: list[float] | np.ndarray, features: dict[str, Any] | None = None) -> History:
-    vals = np.asarray(values, dtype=np.float64)
-    times = np.arange(len(vals), dtype=np.int64) * STEP
-    feats = {k: np.asarray(v, dtype=np.float64) for k, v in (features or {}).items()}
-    return History(times, vals, feats)
-
-
-def at_end(h: History, value: float | None, features: dict[str, float] | None = None) -> Current:
-    return Current(int(h.times[-1]) + STEP if len(h) else 0, value, features or {})
+from tests.support.detectors import STEP, at_end, history, noisy
 
 
 def robust(kind: str, **params: Any) -> RobustDetector:
     base: dict[str, Any] = {"window_size": 1000, "use_weighted": False, "min_samples": 5}
     base.update(params)
     return RobustDetector(kind, RobustParams.model_validate(base), STEP)  # type: ignore[arg-type]
-
-
-def noisy(n: int = 200, seed: int = 1) -> np.ndarray:
-    return 100 + np.random.default_rng(seed).normal(0, 5, n)
 
 
 @pytest.mark.parametrize("kind", ["mad", "zscore"])

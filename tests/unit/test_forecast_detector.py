@@ -8,7 +8,7 @@ import numpy as np
 
 from detectkd.detectors.base import Current, History
 from detectkd.detectors.forecast import ForecastDetector, Params
-from tests.unit.test_detectors import STEP, at_end, history
+from tests.support.detectors import STEP, at_end, history
 
 DAY = 1440  # one-minute points in a day
 

@@ -19,7 +19,7 @@ from detectkd.config.settings import load_settings
 from detectkd.errors import ConfigError
 from detectkd.specs.loader import load_metrics
 from detectkd.specs.model import CollectorSpec, source_key
-from tests.conftest import write
+from tests.support.files import write
 
 
 def test_host_lists_parse_with_optional_ports() -> None:

@@ -7,38 +7,8 @@ from pathlib import Path
 
 from detectkd.alerting.state import SeriesState, Status
 from detectkd.collectors.points import Point
-from detectkd.detectors import registry
-from detectkd.runtime.judge import JudgeContext, judge
-from detectkd.runtime.memory import SeriesMemory
-from detectkd.specs.loader import load_metrics
-from detectkd.timegrid import Grid
-from tests.conftest import write
-
-STEP = 600
-T0 = 1_795_000_000 - 1_795_000_000 % STEP
-
-METRIC = """\
-name: orders
-schedule: {interval: 10m}
-collector:
-  type: sqlite
-  params: {database: /nonexistent.db, query: "SELECT 1 AS value"}
-detector:
-  type: mad
-  params: {window_size: 100, n_sigma: 4, use_weighted: false, min_samples: 20}
-alerters:
-  - {type: webhook, params: {url: 'http://a.example/'}}
-  - {type: log}
-"""
-
-
-def setup(tmp_path: Path, text: str = METRIC, name: str = "orders") -> tuple[SeriesMemory, JudgeContext]:
-    write(tmp_path / "m" / f"{name}.yaml", text)
-    spec = load_metrics([tmp_path / "m"], None, env={}).metrics[name]
-    grid = Grid(spec.config.schedule.interval)
-    detectors = [registry.DETECTORS[d.type].build(d.params, grid.step, d.id) for d in spec.detectors]
-    memory = SeriesMemory(detectors, grid, grid.tz)
-    return memory, JudgeContext.of(spec, detectors, grid)
+from detectkd.runtime.judge import judge
+from tests.support.judging import STEP, T0, setup
 
 
 def test_judge_returns_what_to_commit_and_leaves_its_inputs_alone(tmp_path: Path) -> None:

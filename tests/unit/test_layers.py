@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.support.files import REPO
 
 PACKAGE = REPO / "detectkd"
 STAGES = {"collectors", "detectors", "alerting", "storage"}
@@ -161,3 +161,27 @@ def _third_party(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             out.add(node.module)
     return out
+
+
+def test_tests_share_helpers_only_through_tests_support() -> None:
+    """A test module (or a conftest, or a benchmark) imports helpers from tests/support/ and
+    never another test module: moving or deleting a test must not break the others."""
+    offenders = []
+    for path in sorted([*(REPO / "tests").rglob("*.py"), *(REPO / "benchmarks").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            elif isinstance(node, ast.ImportFrom):  # relative: reaches a sibling module
+                modules = ["tests." + "." * node.level + (node.module or "")]
+            else:
+                continue
+            for module in modules:
+                if (
+                    module.split(".")[0] == "tests"
+                    and module != "tests.support"
+                    and not module.startswith("tests.support.")
+                ):
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno} imports {module}")
+    assert offenders == [], "import test helpers from tests.support:\n" + "\n".join(offenders)

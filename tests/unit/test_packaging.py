@@ -6,7 +6,7 @@ import re
 import shutil
 import subprocess
 
-from tests.conftest import REPO
+from tests.support.files import REPO
 
 
 def test_dockerfile_passes_hadolint() -> None:

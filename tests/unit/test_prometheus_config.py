@@ -7,7 +7,7 @@ from pathlib import Path
 
 from detectkd.collectors.promapi import LABELS
 from detectkd.specs.loader import load_metrics
-from tests.conftest import write
+from tests.support.files import write
 
 BASE = """name: orders
 schedule: {interval: 1h}

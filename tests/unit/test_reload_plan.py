@@ -9,7 +9,7 @@ from typing import Any
 from detectkd.alerting.channels.channelset import Bound, ChannelSet
 from detectkd.runtime.reload import Action, make_plan
 from detectkd.specs.loader import MetricSpec, load_metrics
-from tests.conftest import write
+from tests.support.files import write
 
 BASE = """\
 name: {name}

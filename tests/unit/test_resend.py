@@ -13,7 +13,7 @@ from detectkd.alerting.channels import alertmanager
 from detectkd.alerting.state import Notice, SeriesState, Status
 from detectkd.collectors.points import Point
 from detectkd.runtime.judge import judge, resolve_removed
-from tests.unit.test_judge import STEP, T0, setup
+from tests.support.judging import STEP, T0, setup
 
 METRIC = """\
 name: orders

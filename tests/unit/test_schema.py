@@ -13,7 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from detectkd.schema import metric_schema
-from tests.conftest import REPO, SHARED
+from tests.support.files import REPO, SHARED
 
 
 def metric_files() -> list[Path]:

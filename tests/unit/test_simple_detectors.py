@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from detectkd.detectors import simple
 from detectkd.detectors.base import Current, History
-from tests.unit.test_detectors import STEP, at_end, history, noisy
+from tests.support.detectors import STEP, at_end, history, noisy
 
 
 def build(kind: str, **params: Any) -> Any:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from detectkd.specs.loader import load_metrics
 from detectkd.templating import check_template, compile_template
-from tests.conftest import write
+from tests.support.files import write
 
 METRIC = """\
 name: m

@@ -8,7 +8,6 @@ right answer (no scrape timing involved). Debian's `prometheus` package has both
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,13 +15,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.net import free_port
+
 CONFIG = "global:\n  scrape_interval: 1m\nscrape_configs: []\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def installed() -> bool:
@@ -32,7 +27,7 @@ def installed() -> bool:
 @dataclass
 class PrometheusServer:
     root: Path
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detectkd.workers.pool import free_port
+from tests.support.net import free_port
 
 CONFIG = """\
 route:

@@ -7,13 +7,15 @@ Debian's `clickhouse-server` (18.16 here) runs in the foreground with
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.net import free_port
 
 CONFIG = """<?xml version="1.0"?>
 <yandex>
@@ -48,12 +50,6 @@ USERS = """<?xml version="1.0"?>
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def binary() -> str | None:
     found = shutil.which("clickhouse-server")
     if found:
@@ -64,8 +60,8 @@ def binary() -> str | None:
 @dataclass
 class ClickHouseServer:
     root: Path
-    http_port: int = field(default_factory=_free_port)
-    tcp_port: int = field(default_factory=_free_port)
+    http_port: int = field(default_factory=free_port)
+    tcp_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -100,8 +96,11 @@ class ClickHouseServer:
 
     def query(self, sql: str) -> str:
         req = urllib.request.Request(self.url, data=sql.encode(), method="POST")
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return str(r.read().decode())
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return str(r.read().decode())
+        except urllib.error.HTTPError as e:  # ClickHouse says why in the body
+            raise RuntimeError(f"ClickHouse {e.code}: {e.read().decode(errors='replace')[:500]}") from e
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
