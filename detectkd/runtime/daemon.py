@@ -64,6 +64,7 @@ class Daemon(Jobs, DaemonView):
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.scheduler.add_listener(self._on_missed, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self.dispatcher = Dispatcher(self.store, self._channel, self.telemetry, settings.alert_retry_for)
+        self.dispatcher.mine = settings.shard_of.owns  # shards may share one store
         self.last_reload: dict[str, Any] = {}
         o = settings.outages
         self.outages = Outages(o.group_wait.total_seconds(), o.min_metrics)

@@ -45,6 +45,7 @@ ChannelLookup = Callable[[str, str], Channel | None]  # (metric, channel id)
 
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0
+FOREIGN_MAX = 100_000  # other shards' row ids remembered (each claimed and handed back once)
 LEASE_S = 120.0  # a claimed row is retried by anyone after this (its sender died)
 MARK_RETRY_CAP = 30.0  # a done-mark that failed is tried again within this
 
@@ -82,6 +83,9 @@ class Dispatcher:
         self.owner = owner  # recorded with every lease (the daemon's `sentlog.owner_id`)
         self.sent_log = sent_log
         self._unmarked: dict[int, _Unmarked] = {}  # row id -> delivered, done-mark not stored
+        self._foreign: dict[int, None] = {}  # rows of other shards' metrics seen, oldest first
+        # `--shard I/N` on a store shared by shards: whether a metric is this shard's.
+        self.mine: Callable[[str], bool] = lambda _metric: True
         self.mark_failures = 0  # done-marks the store refused (each tried again, never re-sent)
         self.store = store
         self.channels = channels
@@ -153,13 +157,13 @@ class Dispatcher:
         for row in list(self._unmarked.values()):
             if not row.busy and row.due <= now:
                 await self._mark(row)
+        gone = set(self._unmarked) | self._foreign.keys()
         items = (
-            await self.store.outbox_claim(
-                now, LEASE_S, 100, self.only_metric, self.owner, set(self._unmarked)
-            )
+            await self.store.outbox_claim(now, LEASE_S, 100, self.only_metric, self.owner, gone)
             if self.may_send()
             else []
         )
+        items = await self._keep_mine(items)
         for item in items:
             if item.id not in self._inflight:  # a lease outlived by a slow delivery
                 task = asyncio.ensure_future(self._deliver_logged(item))
@@ -174,6 +178,19 @@ class Dispatcher:
         if due <= now:  # due but not claimable (delivered, leased elsewhere, a standby): poll
             due = now + 1.0
         return min([due, *(r.due for r in self._unmarked.values() if not r.busy)])
+
+    async def _keep_mine(self, items: list[OutboxItem]) -> list[OutboxItem]:
+        """Rows of another shard's metrics (several shards on one store) are handed back at
+        once, not failed with an attempt and a back-off that would delay their own shard,
+        and left out of this dispatcher's later claims."""
+        foreign = [i.id for i in items if not self.mine(i.metric)]
+        if not foreign:
+            return items
+        self._foreign.update(dict.fromkeys(foreign))
+        while len(self._foreign) > FOREIGN_MAX:
+            del self._foreign[next(iter(self._foreign))]
+        await self.store.outbox_release(self.owner, foreign)
+        return [i for i in items if i.id not in self._foreign]
 
     async def _deliver_logged(self, item: OutboxItem) -> None:
         try:

@@ -201,9 +201,10 @@ class StateStore(Lifecycle, Protocol):
         """
         ...
 
-    async def outbox_release(self, owner: str) -> int:
+    async def outbox_release(self, owner: str, ids: Collection[int] | None = None) -> int:
         """End every lease of a pending row held by `owner` (a restarted daemon, whose
-        claims died with its previous process). Returns how many."""
+        claims died with its previous process), or only those of rows `ids` (rows of
+        another shard's metrics, claimed from a shared store). Returns how many."""
         ...
 
     async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:

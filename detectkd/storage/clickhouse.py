@@ -304,11 +304,12 @@ class ClickhouseStore(ClickhouseDocs):
                 await self._update(item.id, leased_until=now + lease_s, leased_by=owner)
             return items
 
-    async def outbox_release(self, owner: str) -> int:
+    async def outbox_release(self, owner: str, ids: Collection[int] | None = None) -> int:
         async with self._claim_lock:
             rows = await self._outbox_rows(
                 "status = 'pending' AND leased_by = {o} AND leased_until > 0", {"o": owner}
             )
+            rows = [r for r in rows if ids is None or int(r["id"]) in ids]
             for r in rows:
                 await self._update(int(r["id"]), leased_until=0.0)
             return len(rows)

@@ -148,11 +148,11 @@ class MemoryStore:
             self._d.lessees[item.id] = owner
         return items
 
-    async def outbox_release(self, owner: str) -> int:
+    async def outbox_release(self, owner: str, ids: Collection[int] | None = None) -> int:
         mine = [
             item for item, lease in self._d.outbox.values()
             if lease is not None and item.status == OutboxStatus.PENDING
-            and self._d.lessees.get(item.id) == owner
+            and self._d.lessees.get(item.id) == owner and (ids is None or item.id in ids)
         ]  # fmt: skip
         for item in mine:
             self._d.outbox[item.id] = (item, None)

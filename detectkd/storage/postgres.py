@@ -300,12 +300,13 @@ class PostgresStore(docs.PostgresDocs):
         items: list[OutboxItem] = await self._run(claim)
         return items
 
-    async def outbox_release(self, owner: str) -> int:
+    async def outbox_release(self, owner: str, ids: Collection[int] | None = None) -> int:
         status = await self._run(
             lambda c: c.execute(
                 "UPDATE dtk_outbox SET leased_until = NULL WHERE status = 'pending' AND leased_by = $1 "
-                "AND leased_until IS NOT NULL",
+                "AND leased_until IS NOT NULL AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))",
                 owner,
+                None if ids is None else [int(i) for i in ids],
             )
         )
         return int(str(status).split()[-1])

@@ -279,9 +279,11 @@ class SqliteStore:
 
         return await self._call(claim)
 
-    async def outbox_release(self, owner: str) -> int:
+    async def outbox_release(self, owner: str, ids: Collection[int] | None = None) -> int:
         sql = "UPDATE dtk_outbox SET leased_until = NULL WHERE status = 'pending' AND leased_by = ?"
         sql += " AND leased_until IS NOT NULL"
+        if ids is not None:
+            sql += f" AND id IN ({','.join(str(int(i)) for i in ids) or 'NULL'})"
         return await self._call(lambda c: c.execute(sql, (owner,)).rowcount)
 
     async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:

@@ -364,3 +364,39 @@ async def test_a_hanging_receiver_delays_only_its_own_rows(
             await loop
         await dispatcher.deliver_due()
     assert await store.outbox_pending() == []  # the stuck one's rows went out once released
+
+
+async def test_shards_on_one_store_each_send_their_own_rows_at_once(
+    env: tuple[SqliteStore, Resources], receiver: Receiver, tmp_path: Path
+) -> None:
+    """`--shard 0/2` and `1/2` on one store: a shard that claims the other's row hands it
+    back at once, without an attempt or a back-off, and never claims it again; the owner
+    sends it on its next pass (it used to wait for the failed attempt's back-off)."""
+    from detectkd.shard import Shard
+
+    store, resources = env
+    other = SqliteStore(tmp_path / "dtk.db")
+    await other.open()
+    try:
+        names = [f"m{i}" for i in range(8)]
+        zero, one = Shard(0, 2), Shard(1, 2)
+        theirs = next(n for n in names if one.owns(n))
+        row = alert()
+        row = Alert(**{**row.__dict__, "metric": theirs})
+        await store.commit(RunRecord(theirs, outbox=[NewOutboxItem(row.key, theirs, row.series, "webhook:0",
+                                                                   row.to_json())]))  # fmt: skip
+        channel = webhook.build(webhook.Params(url=receiver.url), resources)
+        first = Dispatcher(store, lambda m, i: channel if zero.owns(m) else None, owner="zero")
+        first.mine = zero.owns
+        await first.deliver_due()
+        await first.deliver_due()  # not claimed again
+        assert receiver.received == []
+        (pending,) = await store.outbox_pending()
+        assert pending.attempts == 0 and pending.last_error is None
+        second = Dispatcher(other, lambda m, i: channel if one.owns(m) else None, owner="one")
+        second.mine = one.owns
+        await second.deliver_due()
+        assert [b["metric"] for b in receiver.received] == [theirs]
+        assert await store.outbox_pending() == []
+    finally:
+        await other.close()

@@ -205,6 +205,11 @@ async def test_outbox_sent_rows_unblock_their_queue_and_owners_release_only_thei
     again = await store.outbox_claim(now, 60, 10, owner="c")
     assert [i.key for i in again] == ["m|s0|firing|0", "m|s1|firing|0"]  # ... r0 stays "b"'s
     assert await store.outbox_release("b") == 1
+    # Only the rows named (another shard's, handed back at once), only the owner's.
+    assert await store.outbox_release("e", [i.id for i in again]) == 0
+    assert await store.outbox_release("c", [again[0].id]) == 1
+    assert [i.id for i in await store.outbox_claim(now, 60, 10, owner="f")] == [again[0].id]
+    assert await store.outbox_release("c", []) == 0
 
 
 async def test_concurrent_claimers_never_get_the_same_row(
