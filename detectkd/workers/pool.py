@@ -49,7 +49,9 @@ class WorkerPool:
         self._session: aiohttp.ClientSession | None = None
 
     def connect(self, user: str, password: str) -> None:
-        self._session = aiohttp.ClientSession(auth=aiohttp.BasicAuth(user, password))
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": aiohttp.BasicAuth(user, password).encode()}
+        )
 
     async def close(self) -> None:
         if self._session is not None:

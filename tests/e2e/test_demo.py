@@ -10,7 +10,10 @@ import signal
 import time
 from pathlib import Path
 
+import aiohttp
+
 from tests.support.files import REPO
+from tests.support.http import basic_auth
 from tests.support.net import free_port
 
 
@@ -39,11 +42,27 @@ async def test_scripts_demo_fires_and_resolves_within_two_minutes(tmp_path: Path
                     if event.get("event", "").startswith("alert ") and event.get("status"):
                         seen.add(event["status"])
             await asyncio.sleep(0.5)
+        assert time.monotonic() - started < 120
+        await _a_newcomer_can_write(f"http://127.0.0.1:{port}")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 30)
     assert {"FIRING", "RESOLVED"} <= seen, log.read_text()[-3000:]
-    assert time.monotonic() - started < 120
+    assert oct((tmp_path / "data" / "demo-web.yml").stat().st_mode & 0o777) == "0o600"
+
+
+async def _a_newcomer_can_write(base: str) -> None:
+    """The demo's login (demo/demo) lets the UI's feedback, silences and backtests work."""
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(base + "/api/v1/metrics") as r:
+        assert r.status == 401
+    async with aiohttp.ClientSession(headers=basic_auth("demo", "demo")) as http:
+        label = {"metric": "demo_orders", "period": int(time.time()) // 60 * 60, "label": "incident"}
+        async with http.post(base + "/api/v1/feedback", json=label) as r:
+            assert r.status == 201, await r.text()
+            assert (await r.json())["feedback"]["by"] == "demo"
+        async with http.post(base + "/api/v1/metrics/demo_orders/backtest", json={"range": "1h"}) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["points"] > 0
 
 
 async def test_killing_scripts_demo_by_its_pid_stops_what_it_started(tmp_path: Path) -> None:
