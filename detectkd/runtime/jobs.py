@@ -43,13 +43,13 @@ class Jobs:
             self._inflight.discard(task)
 
     def judge_warmed(self, name: str) -> None:
-        """The warm-up history of a metric whose live run waited for it (`start_time` not
-        set, not judging yet) was loaded: judge the newest period now rather than at the
-        metric's next slot, up to an interval later (issue 28)."""
+        """The warm-up history of a metric not judging yet (`start_time` not set) was
+        loaded: judge its newest due period now rather than at the metric's next slot, up
+        to an interval later (issue 28)."""
         slot = self.slots.get(name)
         if slot is None or slot.runtime.start_time() is not None or not self.may_run():
             return
-        if slot.runtime.status.judging is False:
+        if slot.runtime.status.judging is not True:
             asyncio.get_running_loop().create_task(self._job(name, scheduled=False))
 
     def may_run(self) -> bool:

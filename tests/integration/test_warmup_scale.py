@@ -142,9 +142,13 @@ async def test_a_warm_up_loaded_after_the_first_run_judges_its_newest_period_wit
         report = await rt.run(finish)  # waits for its warm-up: nothing collected nor stored
         assert report.points == [] and rt.states == {} and rt.status.judging is False
         assert str(d.metric_entry("orders")["not_judging"]).startswith("warming up: its history is loading")
+        assert await d.store.history_load() == {}  # a warm-up job is not stored: redone after a crash
+        assert await d.store.watermark("orders") is None
         d.history.may_run = lambda: True
         d.history.kick("orders")
         await d.history.settled()
+        stored = await d.store.read_points("orders", None, finish - 169 * HOUR, finish - HOUR)
+        assert len(stored[""]) == 168  # the window, stored (not judged: no marks to compute)
         async with asyncio.timeout(10):  # no scheduled run: the loader's end judges it
             while rt.status.judging is not True:
                 await asyncio.sleep(0.01)
@@ -152,3 +156,18 @@ async def test_a_warm_up_loaded_after_the_first_run_judges_its_newest_period_wit
         assert rt.states[""].status is Status.FIRING
         assert len(await firing_alerts(d)) == 1
         assert d.metric_entry("orders")["judging"] is True
+
+
+async def test_a_warm_up_loaded_before_the_metrics_first_slot_judges_at_once(tmp_path: Path) -> None:
+    finish = newest_finish()
+    source(tmp_path, spike_at=finish - HOUR)
+    metric(tmp_path, "7d", ROWS)
+    async with running(tmp_path) as d:
+        d.scheduler.pause()  # its slot never comes: the end of the warm-up runs it
+        rt = d.slots["orders"].runtime
+        await d.history.settled()
+        async with asyncio.timeout(10):
+            while rt.status.judging is not True:
+                await asyncio.sleep(0.01)
+        assert rt.status.runs == 1
+        assert rt.states[""].status is Status.FIRING
