@@ -125,12 +125,18 @@ class HistoryLoader:
             self._stored.add(metric)
             self._gauge(self.jobs[metric])
 
-    async def begin(self, metric: str, start: int, until: int) -> None:
+    async def begin(self, metric: str, start: int, until: int) -> bool:
         """A live run's first start: record the history before `until` (or extend the job an
         earlier, uncommitted first run recorded), then work on it. Stored before the live run
-        commits, so a crash in between leaves a job, never a gap."""
+        commits, so a crash in between leaves a job, never a gap. True: the live run waits
+        for it (a warm-up whose loading has not failed; once it has, the live runs judge
+        what they can meanwhile, and the job is stored)."""
+        wait = metric in self._warm and not (metric in self.jobs and self.jobs[metric].failures)
+        if not wait:
+            self._warm.discard(metric)
         await self._record(metric, start, until)
         self.kick(metric)
+        return wait
 
     async def _record(self, metric: str, start: int, until: int) -> None:
         """A new job, or the metric's job extended up to `until`; stored."""

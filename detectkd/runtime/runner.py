@@ -43,7 +43,7 @@ from detectkd.timegrid import Grid
 log = structlog.get_logger("detectkd.run")
 T = TypeVar("T")
 OFF_LOOP_POINTS = 5_000  # a batch that notifies nothing (history) judges this many points in a thread
-HistoryHook = Callable[[str, int, int], Awaitable[None]]  # (metric, start, until): load it elsewhere
+HistoryHook = Callable[[str, int, int], Awaitable[bool]]  # (metric, start, until): load it elsewhere
 
 
 @dataclass
@@ -197,8 +197,8 @@ class MetricRuntime:
             if self.history is None:
                 return begin, True
             self._loading = True
-            await self.history(self.name, begin, last)
-            return (last, False) if self.start_time() is not None else None
+            wait = await self.history(self.name, begin, last)  # a warm-up: wait for it
+            return None if wait else (last, False)
         if wm >= last:
             return last, False
         start = self.grid.next(wm)

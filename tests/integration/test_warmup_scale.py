@@ -171,3 +171,26 @@ async def test_a_warm_up_loaded_before_the_metrics_first_slot_judges_at_once(tmp
                 await asyncio.sleep(0.01)
         assert rt.status.runs == 1
         assert rt.states[""].status is Status.FIRING
+
+
+async def test_a_warm_up_that_fails_no_longer_holds_the_live_runs_back(tmp_path: Path) -> None:
+    finish = newest_finish()
+    source(tmp_path, spike_at=finish - HOUR)
+    # Periods before the newest two fail (SQLite: integer overflow); the newest do not.
+    edge = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(finish - 2 * HOUR))
+    failing = (
+        ROWS
+        + f"\n        AND (CASE WHEN '{{{{ period_start }}}}' < '{edge}' THEN abs(-9223372036854775808) ELSE 1 END)"
+    )
+    metric(tmp_path, "7d", failing)
+    async with running(tmp_path) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        async with asyncio.timeout(10):  # the loader's first batch fails at install
+            while "orders" not in d.history.jobs or d.history.jobs["orders"].error is None:
+                await asyncio.sleep(0.01)
+        assert "integer overflow" in str(d.history.jobs["orders"].error)
+        report = await rt.run(finish)  # judges what it can meanwhile (cold start)
+        assert [p.point.period for p in report.points] == [finish - HOUR]
+        assert rt.status.judging is False and "fewer than 10 points" in str(rt.status.not_judging)
+        assert "orders" in await d.store.history_load()  # stored now: the live run committed
