@@ -116,6 +116,22 @@ async def test_an_aggregate_of_one_period_is_asked_period_by_period_and_judges_t
         assert [(w.finish - w.start) // HOUR for w in asked] == [1, 1, 1]
 
 
+async def test_a_range_answer_that_differs_from_the_periods_alone_is_not_used(tmp_path: Path) -> None:
+    finish = newest_finish()
+    source(tmp_path, spike_at=finish - HOUR)
+    metric(tmp_path, "2d", ROWS + "\n        ORDER BY period_time LIMIT 5")  # a range gets 5 rows
+    async with running(tmp_path) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        asked = count_queries(rt)
+        report = await rt.run(finish)
+        # The range's newest period with a value, then its newest: missing from the range's
+        # answer, so period by period.
+        assert [(w.finish - w.start) // HOUR for w in asked] == [49, 1, 1] + [1] * 49
+        assert len([p for p in report.points if p.point.value is not None]) == 49
+        assert rt.states[""].status is Status.FIRING
+
+
 async def test_multi_period_false_is_never_probed(tmp_path: Path) -> None:
     finish = newest_finish()
     source(tmp_path, spike_at=finish - HOUR)
