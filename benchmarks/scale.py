@@ -13,6 +13,13 @@ adds a scraper that fetches `/metrics` every S seconds during the measurement
 worst scrape time: compare the lag with and without it. `--restart` measures a restart
 instead of a first start: the daemon runs until every metric ran once, is stopped with
 SIGTERM (`stop_s`, the restart snapshot's size), and the start after it is measured.
+`--fresh` measures a first start without stored state (issue 28): each metric a `mad`
+detector with a 100-point window (min_samples 20), no `start_time`, a source holding
+`--fresh-history` seconds (default 30 minutes) of 10-second rows before the start and nothing
+in the store, so every metric warms up from the source. It reports `judging_s` (from
+`/readyz` until `detectk_metric_judging` is 1 for every metric), the CPU per check while
+warming (`warm_cpu_ms_per_check`, from `/readyz` to all judging) and, from one interval after
+that, the usual figures for `--duration` seconds.
 """
 
 from __future__ import annotations
@@ -45,7 +52,10 @@ HISTORY_POINTS = 120
 DETECTORS = {
     "mad": "detector:\n  type: mad\n  params: {window_size: 2h, n_sigma: 4, min_samples: 30}",
     "auto": "",  # no detector named: the default, `auto`
+    # --fresh: a 100-point window at a 60 s interval, judged once 20 points are in it
+    "fresh": "detector:\n  type: mad\n  params: {window_size: 100m, n_sigma: 4, min_samples: 20}",
 }
+FRESH_ROW_S = 10  # --fresh: the source holds a row every 10 seconds
 
 METRIC = """\
 name: m{i}
@@ -62,14 +72,14 @@ alerter:
 """
 
 
-def build_source(path: Path, n: int, interval: int, start: int, end: int) -> None:
+def build_source(path: Path, n: int, interval: int, start: int, end: int, every: int = 0) -> None:
+    """A row per metric every `every` seconds (default: `interval`) in [start, end)."""
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE src (m INTEGER, period_time TEXT, value REAL)")
-    rows: list[tuple[int, str, float]] = []
-    for t in range(start, end, interval):
+    for t in range(start - start % (every or interval), end, every or interval):
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
-        rows.extend((i, stamp, 100.0 + (i + t // interval) % 7) for i in range(n))
-    conn.executemany("INSERT INTO src VALUES (?,?,?)", rows)
+        value = (100.0 + (i + t // interval) % 7 for i in range(n))
+        conn.executemany("INSERT INTO src VALUES (?,?,?)", zip(range(n), [stamp] * n, value, strict=True))
     conn.execute("CREATE INDEX src_m ON src (m, period_time)")
     conn.commit()
     conn.close()
@@ -127,6 +137,11 @@ def delta(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> list[tu
 
 def total_checks(text: str) -> float:
     return sum(float(v) for v in re.findall(r"^detectk_checks_total\{[^}]*\} (\S+)$", text, re.M))
+
+
+def judging(text: str) -> int:
+    """Metrics whose newest period was judged (`detectk_metric_judging` 1)."""
+    return len(re.findall(r"^detectk_metric_judging\{[^}]*\} 1(?:\.0)?$", text, re.M))
 
 
 def metrics_run(text: str) -> int:
@@ -203,15 +218,24 @@ def run_one(
     scrape_every: float = 0.0,
     workers: int = 1,
     restart: bool = False,
+    fresh: int = 0,
 ) -> dict[str, float]:
+    """`fresh`: seconds of 10-second rows in the source before the start, no stored state
+    (0: the store is pre-loaded with `history` points per metric)."""
     with tempfile.TemporaryDirectory(prefix=f"dtk-scale-{n}-") as tmp:
         root = Path(tmp)
         now = int(time.time())
         t0 = time.monotonic()
-        build_source(root / "src.db", n, interval, now - 2 * interval, now + warmup + duration + 4 * interval)
-        if workers == 1:
+        end = now + (warmup or (600 if fresh else 0)) + duration + 4 * interval
+        if fresh:
+            build_source(root / "src.db", n, interval, now - fresh, end, FRESH_ROW_S)
+        else:
+            build_source(root / "src.db", n, interval, now - 2 * interval, end)
+        if fresh:
+            pass  # nothing stored: every metric warms up from the source
+        elif workers == 1:
             asyncio.run(preload_store(root / "data" / "detectkd.db", n, interval, now, history))
-        for w in range(workers if workers > 1 else 0):
+        for w in range(workers if workers > 1 and not fresh else 0):
             db = root / "data" / f"worker-{w}" / "detectkd.db"
             asyncio.run(preload_store(db, n, interval, now, history, Shard(w, workers)))
         texts = (METRIC.format(i=i, interval=interval, detector=DETECTORS[detector]) for i in range(n))
@@ -237,12 +261,28 @@ def run_one(
             # Warm-up: every metric runs once and loads its window. A restart is back on
             # schedule when every metric has run (`on_schedule_s`, from the start of the
             # process); `first_lag_p99_s` is the scheduler lag of those first runs.
-            on_schedule_s = float("nan")
-            until = time.monotonic() + (warmup or interval + 5)
-            while time.monotonic() < until:
-                if on_schedule_s != on_schedule_s and metrics_run(scrape(port)) >= n:
-                    on_schedule_s = time.monotonic() - started
-                time.sleep(1.0)
+            on_schedule_s = judging_s = warm_cpu = float("nan")
+            judging_n = 0
+            if fresh:  # until every metric judges (at most `warmup`, default 10 minutes), then one interval
+                cpu_r, ready_at = cpu_tree(proc.pid), time.monotonic()
+                until = ready_at + (warmup or 600)
+                while time.monotonic() < until:
+                    text = scrape(port)
+                    if on_schedule_s != on_schedule_s and metrics_run(text) >= n:
+                        on_schedule_s = time.monotonic() - started
+                    if judging(text) >= n:
+                        judging_s = time.monotonic() - ready_at
+                        warm_cpu = 1000 * (cpu_tree(proc.pid) - cpu_r) / max(total_checks(text), 1)
+                        break
+                    time.sleep(1.0)
+                judging_n = judging(scrape(port))
+                time.sleep(interval)
+            else:
+                until = time.monotonic() + (warmup or interval + 5)
+                while time.monotonic() < until:
+                    if on_schedule_s != on_schedule_s and metrics_run(scrape(port)) >= n:
+                        on_schedule_s = time.monotonic() - started
+                    time.sleep(1.0)
             first = scrape(port)
             first_lag = delta(histogram(at_ready, "detectk_scheduler_lag_seconds"),
                               histogram(first, "detectk_scheduler_lag_seconds"))  # fmt: skip
@@ -290,6 +330,9 @@ def run_one(
             "peak_rss_mib": rss,
             "worker_rss_mib": per_worker,
             "metrics_with_errors": errors,
+            "judging_s": judging_s,
+            "judging_at_end": judging_n if fresh else float("nan"),
+            "warm_cpu_ms_per_check": warm_cpu,
             "exit_code": code,
             "scrape_p50_s": sorted(scrapes)[len(scrapes) // 2] if scrapes else float("nan"),
             "scrape_max_s": max(scrapes) if scrapes else float("nan"),
@@ -301,14 +344,19 @@ def main() -> int:
     ap.add_argument("--metrics", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--interval", type=int, default=60)
     ap.add_argument("--duration", type=int, default=180)
-    ap.add_argument("--detector", choices=list(DETECTORS), default="mad")
+    ap.add_argument("--detector", choices=["mad", "auto"], default="mad")
     ap.add_argument("--history", type=int, default=HISTORY_POINTS, help="points pre-loaded per metric")
     ap.add_argument("--warmup", type=int, default=0, help="seconds before measuring (default: one interval)")
     ap.add_argument("--scrape-every", type=float, default=0.0, help="also scrape /metrics every S seconds")
     ap.add_argument("--workers", type=int, default=1, help="workers: N (worker processes, one shard each)")
     ap.add_argument("--restart", action="store_true",
                     help="measure a restart: every metric runs once, SIGTERM, start again")  # fmt: skip
+    ap.add_argument("--fresh", action="store_true",
+                    help="a first start: no stored state, a source of 10-second rows, mad")  # fmt: skip
+    ap.add_argument("--fresh-history", type=int, default=1800, help="--fresh: seconds of rows before start")
     args = ap.parse_args()
+    if args.fresh:
+        args.detector = "fresh"
     warmup = f"{args.warmup}s of" if args.warmup else "one interval of"
     print(f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, interval {args.interval}s, "
           f"detector {args.detector}, {args.history} points of history, workers {args.workers}, "
@@ -320,6 +368,8 @@ def main() -> int:
         header += ("scrape_p50_s", "scrape_max_s")
     if args.restart:
         header += ("stop_s", "snapshot_mib")
+    if args.fresh:
+        header += ("judging_s", "judging_at_end", "warm_cpu_ms_per_check")
     print(" ".join(f"{h:>16}" for h in header))
     for n in args.metrics:
         r = run_one(
@@ -332,6 +382,7 @@ def main() -> int:
             args.scrape_every,
             args.workers,
             args.restart,
+            args.fresh_history if args.fresh else 0,
         )
         print(
             " ".join(f"{r[h]:>16.3f}" if isinstance(r[h], float) else f"{r[h]:>16}" for h in header),

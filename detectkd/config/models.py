@@ -73,7 +73,8 @@ class Collector(Frozen):
     # True: one query may cover many periods (it returns a timestamp per row).
     # False: the query describes exactly one period (DetectK's style); catch-up
     # and backfill run it once per period. None (auto): True for SQL queries
-    # that GROUP BY and mention the timestamp column, else False.
+    # that GROUP BY and mention the timestamp column, else False, and then a range
+    # of 3 or more periods is asked once when the answer proves it can be.
     multi_period: bool | None = None
 
     @model_validator(mode="after")

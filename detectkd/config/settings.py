@@ -42,10 +42,17 @@ class HistorySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    concurrency: int = Field(default=2, ge=1)  # metrics loading history at once (live runs never wait)
+    # Metrics loading `start_time` history at once (live runs never wait).
+    concurrency: int = Field(default=2, ge=1)
     # One batch (`batch_load_days` of a metric) may take this long; the run timeout does not apply.
     batch_timeout: Duration = timedelta(minutes=10)
     retry_after: Duration = timedelta(seconds=30)  # a failed batch is retried after this, doubling to 10m
+    # Metrics loading a first start's warm-up (no `start_time`) at once.
+    warmup_concurrency: int = Field(default=8, ge=1)
+    # Queries a second history loading (warm-ups and `start_time` jobs) may ask of one source
+    # (its profile, else its database), with a burst of one second's worth; 0: no bound.
+    # Live runs are not paced.
+    source_qps: float = Field(default=500.0, ge=0)
 
 
 class HaSettings(BaseModel):

@@ -360,6 +360,7 @@ class Daemon(Jobs, DaemonView):
     def _history_loaded(self, metric: str) -> None:
         if (slot := self.slots.get(metric)) is not None:
             slot.runtime.reload_windows()
+            self.judge_warmed(metric)
 
     def _channel(self, metric: str, channel: str) -> Channel | None:
         slot = self.slots.get(metric)

@@ -13,6 +13,12 @@ restart, a reload or a failed batch the job resumes after the last batch
 stored; a batch done twice is harmless (rows are upserts). Live runs never
 wait for a job; when it is done, the live runtime re-reads its windows from
 the store, with the history in them.
+
+A first start without `start_time` (a warm-up longer than `max_catch_up`) is a job too, but
+small and never stored: its live runs wait for it (they commit nothing, so after a crash the
+next start warms up again), up to `history.warmup_concurrency` of them load at once, and the
+metric is judged as soon as it is done (`Daemon.judge_warmed`). Every job's queries are paced
+to `history.source_qps` per source (`runtime.pace`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import structlog
 
 from detectkd.config.settings import HistorySettings
 from detectkd.errors import StorageError, error_line
+from detectkd.runtime.collect import collect
+from detectkd.runtime.pace import Paces
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.runtime.slot import MetricSlot
 from detectkd.storage.base import RunRecord, StateStore
@@ -97,6 +105,10 @@ class HistoryLoader:
         self.jobs: dict[str, Job] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._sem = asyncio.Semaphore(settings.concurrency)
+        self._warm_sem = asyncio.Semaphore(settings.warmup_concurrency)
+        self._warm: set[str] = set()  # metrics whose first start is a warm-up: jobs not stored
+        self._stored: set[str] = set()  # metrics with a job in the store
+        self.paces = Paces(settings.source_qps)
         self._save_lock = asyncio.Lock()
         self._stopped = False
 
@@ -110,14 +122,21 @@ class HistoryLoader:
                 log.warning("history job unreadable, dropped", metric=metric, error=str(exc))
                 await self.store.history_save(metric, None)
                 continue
+            self._stored.add(metric)
             self._gauge(self.jobs[metric])
 
-    async def begin(self, metric: str, start: int, until: int) -> None:
+    async def begin(self, metric: str, start: int, until: int) -> bool:
         """A live run's first start: record the history before `until` (or extend the job an
         earlier, uncommitted first run recorded), then work on it. Stored before the live run
-        commits, so a crash in between leaves a job, never a gap."""
+        commits, so a crash in between leaves a job, never a gap. True: the live run waits
+        for it (a warm-up whose loading has not failed; once it has, the live runs judge
+        what they can meanwhile, and the job is stored)."""
+        wait = metric in self._warm and not (metric in self.jobs and self.jobs[metric].failures)
+        if not wait:
+            self._warm.discard(metric)
         await self._record(metric, start, until)
         self.kick(metric)
+        return wait
 
     async def _record(self, metric: str, start: int, until: int) -> None:
         """A new job, or the metric's job extended up to `until`; stored."""
@@ -133,6 +152,10 @@ class HistoryLoader:
     def start(self, live: MetricRuntime) -> None:
         """A metric was installed: work on its job, or record one if this is its first start
         (so history loads from now on, not from its first scheduled run)."""
+        if live.start_time() is None:
+            self._warm.add(live.name)
+        else:
+            self._warm.discard(live.name)
         self.kick(live.name, live)
 
     def kick(self, metric: str, live: MetricRuntime | None = None) -> None:
@@ -176,7 +199,8 @@ class HistoryLoader:
             if metric not in self.jobs and live is not None and not await self._first_start(live):
                 return
             while metric in self.jobs:
-                async with self._sem:  # not held while waiting to retry
+                sem = self._warm_sem if metric in self._warm else self._sem
+                async with sem:  # not held while waiting to retry
                     retry_in = await self._load(metric)
                 if retry_in is None:
                     return
@@ -206,6 +230,7 @@ class HistoryLoader:
         if slot is None:  # not running (disabled, failed to build): kicked when it is installed
             return None
         rt = slot.runtime
+        rt.collector = self.paces.wrap(slot.source, rt.collector)
         size = slot.spec.config.schedule.batch_load_days * 86400
         timeout = self.settings.batch_timeout.total_seconds()
         started = time.monotonic()
@@ -214,7 +239,10 @@ class HistoryLoader:
                 lo, hi = rt.grid.batches(job.start, job.until, size)[0]
                 try:
                     async with asyncio.timeout(timeout):
-                        report = await rt.check(lo, hi, notify=False, commit=True)
+                        if metric in self._warm:
+                            points = await _store_points(rt, lo, hi)
+                        else:
+                            points = len((await rt.check(lo, hi, notify=False, commit=True)).points)
                     if hi >= job.until:  # the last batch: see `_done_until`
                         await self._done_until(metric, rt.grid.prev(hi))
                     job.start = hi  # stored: a failed save below only means the next one says it
@@ -224,7 +252,7 @@ class HistoryLoader:
                 job.error, job.failures = None, 0
                 self._gauge(job)
                 log.info("history batch loaded", metric=metric, progress=round(job.progress, 3),
-                         until=_iso(hi), points=len(report.points))  # fmt: skip
+                         until=_iso(hi), points=points)  # fmt: skip
         finally:
             await slot.stop()
         del self.jobs[metric]
@@ -251,12 +279,25 @@ class HistoryLoader:
         await self.store.commit(RunRecord(metric, watermark=last, save_points=False))
 
     async def _save(self, job: Job) -> None:
+        if job.metric in self._warm and job.metric not in self._stored:
+            return  # a warm-up: redone after a crash (its live runs committed nothing)
         async with self._save_lock:  # serialised inside the lock: the newest state is written last
             await self.store.history_save(job.metric, None if job.done else job.to_json())
+            (self._stored.discard if job.done else self._stored.add)(job.metric)
 
     def _gauge(self, job: Job) -> None:
         if self.telemetry is not None:
             self.telemetry.history_progress.labels(job.metric).set(job.progress)
+
+
+async def _store_points(rt: MetricRuntime, start: int, finish: int) -> int:
+    """A warm-up's batch: the points of [start, finish) stored, not judged. What the live
+    runtime needs is its window, read from the store (`auto` rebuilds its state from it);
+    judging each period of it would cost a warm-up most of its CPU for marks on a chart."""
+    conv = await collect(rt.collector, rt.spec, rt.grid, start, finish, rt.many)
+    if conv.points and rt.spec.storage.enabled:
+        await (await rt.data()).commit(RunRecord(rt.name, points=conv.points, save_points=True))
+    return len(conv.points)
 
 
 def _iso(ts: int) -> str:

@@ -32,32 +32,45 @@ class Jobs:
 
     async def check_health(self, at: float | None = None) -> None: ...
 
-    async def _job(self, name: str) -> None:
+    async def _job(self, name: str, scheduled: bool = True) -> None:
         task = asyncio.current_task()
         assert task is not None
         task.set_name(f"run:{name}")
         self._inflight.add(task)
         try:
-            await self.run_metric(name)
+            await self.run_metric(name, scheduled=scheduled)
         finally:
             self._inflight.discard(task)
+
+    def judge_warmed(self, name: str) -> None:
+        """The warm-up history of a metric not judging yet (`start_time` not set) was
+        loaded: judge its newest due period now rather than at the metric's next slot, up
+        to an interval later (issue 28)."""
+        slot = self.slots.get(name)
+        if slot is None or slot.runtime.start_time() is not None or not self.may_run():
+            return
+        if slot.runtime.status.judging is not True:
+            asyncio.get_running_loop().create_task(self._job(name, scheduled=False))
 
     def may_run(self) -> bool:
         """False on a standby of an HA pair: it runs nothing (checks, history loading)."""
         return self.leadership is None or self.leadership.leader
 
-    async def run_metric(self, name: str, at: float | None = None) -> None:
+    async def run_metric(self, name: str, at: float | None = None, scheduled: bool = True) -> None:
+        """Run the metric's newest due period; `scheduled` false: an extra run, not on the
+        metric's slot, whose delay is no scheduler lag."""
         slot = self.slots.get(name)
         if slot is None or not self.may_run():
             return
         rt, trigger = slot.runtime, slot.trigger
         now = time.time() if at is None else at
-        scheduled = trigger.latest_at_or_before(now)
-        lag = max(0.0, now - scheduled)
-        self.telemetry.lag.observe(lag)
-        self.telemetry.recent_lag.observe(lag, time.time())
+        due = trigger.latest_at_or_before(now)
+        if scheduled:
+            lag = max(0.0, now - due)
+            self.telemetry.lag.observe(lag)
+            self.telemetry.recent_lag.observe(lag, time.time())
         timeout = (self.settings.run_timeout or rt.interval).total_seconds()
-        finish = rt.finish_for(scheduled)
+        finish = rt.finish_for(due)
         ok = False
         async with self._sem:
             started = time.monotonic()

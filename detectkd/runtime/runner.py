@@ -30,7 +30,7 @@ from detectkd.errors import error_line
 from detectkd.resources import Resources
 from detectkd.runtime.batch import absent, admit, fill_missing
 from detectkd.runtime.coldstart import cold_skips, cold_start_reason, first_start, start_time
-from detectkd.runtime.collect import collect, timezone_probe
+from detectkd.runtime.collect import ManyPeriods, collect, timezone_probe
 from detectkd.runtime.judge import JudgeContext, PointReport, judge, judge_failed_run
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.runtime.peers import PeerGraph
@@ -43,7 +43,7 @@ from detectkd.timegrid import Grid
 log = structlog.get_logger("detectkd.run")
 T = TypeVar("T")
 OFF_LOOP_POINTS = 5_000  # a batch that notifies nothing (history) judges this many points in a thread
-HistoryHook = Callable[[str, int, int], Awaitable[None]]  # (metric, start, until): load it elsewhere
+HistoryHook = Callable[[str, int, int], Awaitable[bool]]  # (metric, start, until): load it elsewhere
 
 
 @dataclass
@@ -93,9 +93,9 @@ class MetricRuntime:
             dtype = detector_registry.lookup(d.type)
             assert dtype is not None
             self.detectors.append(dtype.build(d.params, self.grid.step, d.id))
-        peers = spec.config.peers
-        graph = PeerGraph(peers, spec.entities) if peers is not None else None
+        graph = PeerGraph(spec.config.peers, spec.entities) if spec.config.peers is not None else None
         self.memory = SeriesMemory(self.detectors, self.grid, self.tz, graph)
+        self.many = ManyPeriods(spec)  # a one-period query asked once for a range, once confirmed
         self.ctx = JudgeContext.of(spec, self.detectors, self.grid, link_template, silenced, replay)
         self.states: dict[str, SeriesState] = dict(states or {})
         self._warned: set[str] = set()  # warnings logged once per runtime (e.g. off-grid rows)
@@ -107,8 +107,7 @@ class MetricRuntime:
         self.lock = asyncio.Lock()
         self.save_states = True  # False: `load-history`, which must not overwrite the daemon's state
         self.save_watermark = True  # False: the daemon's history loader (live runs own the watermark)
-        # The daemon's background loader of a first start's history (None: the first run loads it).
-        self.history: HistoryHook | None = None
+        self.history: HistoryHook | None = None  # the daemon's loader of a first start's history
 
     @property
     def status(self) -> RunStatus:
@@ -137,14 +136,11 @@ class MetricRuntime:
 
     async def check(self, start: int, finish: int, notify: bool, commit: bool) -> RunReport:
         """Check exactly the periods in [start, finish), whatever the watermark says."""
-        report = RunReport(start, finish)
-        last = self.grid.prev(finish)
-        return await self._guarded(self._check(start, finish, last, notify, commit, report))
+        return await self._guarded(self._check(start, finish, notify, commit))
 
-    async def _check(
-        self, start: int, finish: int, last: int, notify: bool, commit: bool, report: RunReport
-    ) -> RunReport:
-        await self._batch(start, finish, last, notify, commit, report)
+    async def _check(self, start: int, finish: int, notify: bool, commit: bool) -> RunReport:
+        report = RunReport(start, finish)
+        await self._batch(start, finish, self.grid.prev(finish), notify, commit, report)
         return report
 
     async def _guarded(self, work: Coroutine[Any, Any, RunReport]) -> RunReport:
@@ -165,7 +161,11 @@ class MetricRuntime:
 
     async def _run(self, finish: int, notify: bool, commit: bool) -> RunReport:
         last = self.grid.prev(finish)
-        start, backfill = await self._start(last)
+        begun = await self._start(last)
+        if begun is None:  # waits for its warm-up, judged once loaded (the source is still asked)
+            await self._collect(last, finish, report := RunReport(last, finish))
+            return self._cold(report, waiting=True)
+        start, backfill = begun
         report = RunReport(start, finish)
         # A backfill (first start with `start_time`) loads history without notifying.
         for b_start, b_finish in self._batches(start, finish, backfill):
@@ -179,7 +179,8 @@ class MetricRuntime:
             await self._probe(report)
         return report
 
-    async def _start(self, last: int) -> tuple[int, bool]:
+    async def _start(self, last: int) -> tuple[int, bool] | None:
+        """Where this run begins and whether it is a backfill; None: it waits for its warm-up."""
         if not self._watermark_known:
             self._watermark = await self.store.watermark(self.name)
             self._watermark_known = True
@@ -194,8 +195,8 @@ class MetricRuntime:
             if self.history is None:
                 return begin, True
             self._loading = True
-            await self.history(self.name, begin, last)
-            return last, False
+            wait = await self.history(self.name, begin, last)  # a warm-up: wait for it
+            return None if wait else (last, False)
         if wm >= last:
             return last, False
         start = self.grid.next(wm)
@@ -203,8 +204,7 @@ class MetricRuntime:
         return max(start, oldest), False
 
     async def history_due(self, now: float) -> tuple[int, int] | None:
-        """A first start's history for the daemon's loader, (start, until): no watermark is
-        stored and `start_time` or a warm-up too long for the first run asks for one."""
+        """A first start's history for the daemon's loader, (start, until), if one is due."""
         if await self.store.watermark(self.name) is not None:
             return None
         last = self.grid.prev(self.finish_for(now))
@@ -214,21 +214,21 @@ class MetricRuntime:
     def start_time(self) -> int | None:
         return start_time(self.spec, self.tz)
 
-    def _cold(self, report: RunReport) -> None:
-        """Whether the newest period was judged (shown per metric); logged once when not."""
-        cold = cold_skips(report.points, self.grid.prev(report.finish))
+    def _cold(self, report: RunReport, waiting: bool = False) -> RunReport:
+        """Whether the newest period was judged (`waiting`: for its warm-up); logged once if not."""
+        cold = ["warming up"] if waiting else cold_skips(report.points, self.grid.prev(report.finish))
         if cold is None:
-            return  # no value for the newest period: nothing to say about judging
+            return report  # no value for the newest period: nothing to say about judging
         why = cold_start_reason(self.spec, self.span - self.grid.step, self._loading) if cold else None
         self.book.judged(not cold, f"{cold[0]}: {why}" if cold else None)
         if cold and "cold" not in self._warned:
             self._warned.add("cold")
             log.info("cold start: not judged yet", metric=self.name, detector=cold[0], why=why)
+        return report
 
     def _batches(self, start: int, finish: int, backfill: bool) -> list[tuple[int, int]]:
-        if not backfill:
-            return [(start, finish)]
-        return self.grid.batches(start, finish, self.spec.config.schedule.batch_load_days * 86400)
+        size = self.spec.config.schedule.batch_load_days * 86400
+        return self.grid.batches(start, finish, size) if backfill else [(start, finish)]
 
     async def _batch(
         self, start: int, finish: int, last: int, notify: bool, commit: bool, report: RunReport
@@ -295,7 +295,7 @@ class MetricRuntime:
         return kept
 
     async def _collect(self, start: int, finish: int, report: RunReport) -> list[Point]:
-        conv = await collect(self.collector, self.spec, self.grid, start, finish)
+        conv = await collect(self.collector, self.spec, self.grid, start, finish, self.many)
         self.book.converted(conv.warnings, conv.bad_times)  # the last warning; dropped rows counted
         report.warnings.extend(conv.warnings)
         return conv.points

@@ -155,8 +155,9 @@ async def test_memory_is_saved_only_once_a_background_history_load_is_taken_in(e
     rt = MetricRuntime(env.spec(), store, env.resources)
     jobs: list[tuple[str, int, int]] = []
 
-    async def history(metric: str, begin: int, last: int) -> None:
+    async def history(metric: str, begin: int, last: int) -> bool:
         jobs.append((metric, begin, last))
+        return False  # `start_time` history: the live runs do not wait for it
 
     rt.history = history
     await rt.run(T0 + 4 * DAY * STEP)

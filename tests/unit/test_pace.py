@@ -1,0 +1,63 @@
+"""`history.source_qps`: what the history loader asks of one source is paced (issue 28)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from detectkd.collectors.base import Row, Window
+from detectkd.runtime.pace import Pace, Paced, Paces
+
+
+class Clock:
+    """A monotonic clock that only moves when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def test_a_pace_allows_one_second_of_burst_then_its_rate() -> None:
+    clock = Clock()
+    pace = Pace(100.0, clock, clock.sleep)
+    for _ in range(100):  # a second's worth at once
+        await pace.take()
+    assert clock.now == 1000.0
+    for _ in range(300):  # then 100 a second
+        await pace.take()
+    assert abs(clock.now - 1003.0) < 1e-6
+
+
+async def test_concurrent_waiters_share_the_rate_in_the_order_they_asked() -> None:
+    clock = Clock()
+    pace = Pace(10.0, clock, clock.sleep)
+    await asyncio.gather(*(pace.take() for _ in range(40)))
+    assert abs(clock.now - 1003.0) < 1e-6  # 10 at once, then one every 0.1 s
+
+
+class Source:
+    def __init__(self) -> None:
+        self.asked = 0
+        self.closed = False
+
+    async def collect(self, window: Window) -> list[Row]:
+        self.asked += 1
+        return []
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_collectors_of_one_source_share_its_pace_and_zero_means_unpaced() -> None:
+    paces = Paces(5.0)
+    a, b, other = paces.wrap("db1", Source()), paces.wrap("db1", Source()), paces.wrap("db2", Source())
+    assert isinstance(a, Paced) and isinstance(b, Paced) and isinstance(other, Paced)
+    assert a.pace is b.pace and a.pace is not other.pace
+    await a.close()
+    assert isinstance(a.inner, Source) and a.inner.closed
+    plain = Source()
+    assert Paces(0).wrap("db1", plain) is plain
