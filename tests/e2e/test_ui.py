@@ -18,7 +18,11 @@ from typing import Any
 import aiohttp
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -55,7 +59,16 @@ def wait(driver: webdriver.Chrome, check: Any, timeout: float = 20) -> Any:
     """Poll `check` until it answers; a page that reloads meanwhile (every write reloads it)
     leaves elements of the old document behind: those polls are retried, not failures."""
     retried = (StaleElementReferenceException, NoSuchElementException)
-    return WebDriverWait(driver, timeout, ignored_exceptions=retried).until(lambda d: check(d))
+
+    def polled(d: webdriver.Chrome) -> Any:
+        try:
+            return check(d)
+        except WebDriverException as exc:  # the same race, as Chromium 156 sometimes words it
+            if "does not belong to the document" in str(exc):
+                return None
+            raise
+
+    return WebDriverWait(driver, timeout, ignored_exceptions=retried).until(polled)
 
 
 async def test_overview_filters_and_a_metric_chart_zooms_in_chromium(

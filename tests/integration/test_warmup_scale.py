@@ -15,8 +15,8 @@ from detectkd.alerting.state import Status
 from detectkd.collectors.base import Row, Window
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.runtime.scheduler import stable_offset
-from tests.conftest import write
-from tests.integration.test_daemon_inprocess import firing_alerts, running
+from tests.support.files import write
+from tests.support.inprocess import firing_alerts, running
 
 HOUR = 3600
 ROWS = """SELECT period_time, value FROM src
