@@ -5,35 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import aiohttp
-import bcrypt
 from aiohttp import web
 
-from detectkd.http.app import make_app
-from detectkd.http.webconfig import WebConfig
-from detectkd.runtime.daemon import Daemon
 from tests.support.files import write
-from tests.support.http import basic_auth
-from tests.support.inprocess import running
-
-HASH = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
-
-
-@asynccontextmanager
-async def served(d: Daemon) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
-    runner = web.AppRunner(make_app(d, WebConfig(basic_auth_users={"alice": HASH})))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        async with aiohttp.ClientSession(headers=basic_auth("alice", "pw")) as http:
-            yield http, f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+from tests.support.inprocess import running, served
 
 
 def a_metric(tmp_path: Path) -> None:
@@ -45,7 +22,7 @@ def a_metric(tmp_path: Path) -> None:
 
 async def test_feedback_is_validated_stored_replaced_and_deleted(tmp_path: Path) -> None:
     a_metric(tmp_path)
-    async with running(tmp_path, lifecycle_api=True) as d, served(d) as (http, base):
+    async with running(tmp_path, lifecycle_api=True) as d, served(d, "alice") as (http, base):
         bad = [
             {"series": "", "period": 600, "label": "incident"},  # no metric
             {"metric": "m", "period": 600, "label": "maybe"},
@@ -98,7 +75,7 @@ async def test_feedback_is_validated_stored_replaced_and_deleted(tmp_path: Path)
 
 async def test_feedback_writes_follow_the_lifecycle_api_rule(tmp_path: Path) -> None:
     a_metric(tmp_path)
-    async with running(tmp_path) as d, served(d) as (http, base):
+    async with running(tmp_path) as d, served(d, "alice") as (http, base):
         async with http.post(
             f"{base}/api/v1/feedback", json={"metric": "m", "period": 1, "label": "incident"}
         ) as r:
@@ -138,7 +115,7 @@ async def test_a_backtest_from_the_page_replays_the_source_once_at_a_time(tmp_pa
 
     async with http_server(source, "GET") as url:
         http_source(tmp_path, url)
-        async with running(tmp_path, lifecycle_api=True) as d, served(d) as (http, base):
+        async with running(tmp_path, lifecycle_api=True) as d, served(d, "alice") as (http, base):
             for body, status in (({"range": "31d"}, 400), ({"range": "soon"}, 400)):
                 async with http.post(f"{base}/api/v1/metrics/m/backtest", json=body) as r:
                     assert r.status == status, body
@@ -166,7 +143,7 @@ async def test_a_backtest_needs_the_write_rules(tmp_path: Path) -> None:
     a_metric(tmp_path)
     async with (
         running(tmp_path) as d,
-        served(d) as (http, base),
+        served(d, "alice") as (http, base),
         http.post(f"{base}/api/v1/metrics/m/backtest", json={"range": "1h"}) as r,
     ):
         assert r.status == 403

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -16,17 +14,14 @@ import bcrypt
 import pytest
 from aiohttp import web
 
-from detectkd.http.app import make_app
 from detectkd.http.auth import FAILURES, MAX_WAITING, BasicAuth, Throttled
 from detectkd.http.edge import serve
 from detectkd.http.guard import HEADERS
 from detectkd.http.webconfig import WebConfig
-from detectkd.runtime.daemon import Daemon
 from tests.support.files import write
 from tests.support.http import basic_auth
-from tests.support.inprocess import running
+from tests.support.inprocess import HASH, listening, running
 
-HASH = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
 WRITES = [
     ("POST", "/api/v1/silences", {"matchers": ["metric=~.*"], "duration": "720h"}),
     ("DELETE", "/api/v1/silences/abc", None),
@@ -35,16 +30,6 @@ WRITES = [
     ("POST", "/api/v1/metrics/m/backtest", {"range": "1h"}),
     ("POST", "/-/reload", None),
 ]
-
-
-@asynccontextmanager
-async def served(d: Daemon, users: dict[str, str]) -> AsyncIterator[str]:
-    config = WebConfig(basic_auth_users=users)
-    runner = await serve(make_app(d, config), "127.0.0.1", 0, config, None)
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 def a_metric(tmp_path: Path) -> None:
@@ -61,7 +46,7 @@ async def test_every_write_endpoint_follows_the_write_rule(
     a_metric(tmp_path)
     async with (
         running(tmp_path, lifecycle_api=lifecycle_api) as d,
-        served(d, users) as base,
+        listening(d, users) as base,
         aiohttp.ClientSession(headers=basic_auth("alice", "pw")) as http,
     ):
         for method, path, body in WRITES:
@@ -77,7 +62,7 @@ async def test_cross_site_writes_and_form_bodies_are_refused(tmp_path: Path) -> 
     silence = {"matchers": ["metric=~.*"], "duration": "720h", "created_by": "mallory"}
     async with (
         running(tmp_path, lifecycle_api=True) as d,
-        served(d, {"alice": HASH}) as base,
+        listening(d, {"alice": HASH}) as base,
         aiohttp.ClientSession(headers=basic_auth("alice", "pw")) as http,
     ):
         port = base.rsplit(":", 1)[1]
@@ -107,7 +92,7 @@ async def test_cross_site_writes_and_form_bodies_are_refused(tmp_path: Path) -> 
 
 async def test_every_answer_forbids_framing(tmp_path: Path) -> None:
     a_metric(tmp_path)
-    async with running(tmp_path, lifecycle_api=True) as d, served(d, {"alice": HASH}) as base:
+    async with running(tmp_path, lifecycle_api=True) as d, listening(d, {"alice": HASH}) as base:
         async with aiohttp.ClientSession() as anonymous, anonymous.get(base + "/") as r:
             assert r.status == 401
             assert r.headers["X-Frame-Options"] == "DENY"
@@ -176,7 +161,7 @@ async def test_failures_are_throttled_per_address_and_the_queue_is_bounded(
 
 async def test_long_passwords_wrong_logins_and_throttling_over_http(tmp_path: Path) -> None:
     a_metric(tmp_path)
-    async with running(tmp_path, lifecycle_api=True) as d, served(d, {"alice": HASH}) as base:
+    async with running(tmp_path, lifecycle_api=True) as d, listening(d, {"alice": HASH}) as base:
         long_password = aiohttp.ClientSession(headers=basic_auth("alice", "p" * 100))
         async with long_password as http, http.get(base + "/api/v1/metrics") as r:
             assert r.status == 401  # bcrypt's 72-byte limit: refused, not a 500
@@ -216,7 +201,7 @@ async def test_the_series_endpoint_refuses_ranges_over_its_budget(tmp_path: Path
     )
     async with (
         running(tmp_path, lifecycle_api=True) as d,
-        served(d, {"alice": HASH}) as base,
+        listening(d, {"alice": HASH}) as base,
         aiohttp.ClientSession(headers=basic_auth("alice", "pw")) as http,
     ):
         now = int(time.time())

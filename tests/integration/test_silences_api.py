@@ -7,40 +7,18 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import bcrypt
 import pytest
-from aiohttp import web
 
 from detectkd.alerting import silences as sil
 from detectkd.alerting.silences import new_silence
-from detectkd.http.app import make_app
-from detectkd.http.webconfig import WebConfig
-from detectkd.runtime.daemon import Daemon
 from tests.support.files import write
-from tests.support.http import basic_auth
-from tests.support.inprocess import running
+from tests.support.inprocess import running, served
 
-HASH = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
 LONG_NAME = "orders_checkout_eu_west_total_by_minute"  # `re`: ((.*)*)*z over this never ends
-
-
-@asynccontextmanager
-async def served(d: Daemon) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
-    runner = web.AppRunner(make_app(d, WebConfig(basic_auth_users={"ops": HASH})))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        async with aiohttp.ClientSession(headers=basic_auth("ops", "pw")) as http:
-            yield http, f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 def a_metric(tmp_path: Path) -> None:

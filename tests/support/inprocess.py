@@ -9,10 +9,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import aiohttp
+import bcrypt
+
 from detectkd.alerting.alert import Alert
 from detectkd.config.settings import Settings, StorageSettings
+from detectkd.http.app import make_app
+from detectkd.http.edge import serve
+from detectkd.http.webconfig import WebConfig
 from detectkd.runtime.daemon import Daemon
 from tests.support.files import write
+from tests.support.http import basic_auth
 
 T = TypeVar("T")
 
@@ -71,3 +78,26 @@ async def within(awaitable: Awaitable[T], seconds: float, what: str) -> T:
             frames = "".join(traceback.format_list(traceback.extract_stack(task.get_stack()[-1])))
             stacks.append(f"{task.get_name()}:\n{frames}" if task.get_stack() else task.get_name())
         raise AssertionError(f"{what}: not done in {seconds:g} s; tasks:\n" + "\n".join(stacks)) from None
+
+
+PASSWORD = "pw"
+HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()  # cheap rounds: tests
+
+
+@asynccontextmanager
+async def listening(d: Daemon, users: dict[str, str]) -> AsyncIterator[str]:
+    """The daemon's real HTTP app (the edge included) on a free port; yields its base URL."""
+    config = WebConfig(basic_auth_users=users)
+    runner = await serve(make_app(d, config), "127.0.0.1", 0, config, None)
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def served(d: Daemon, user: str = "ops") -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+    """`listening` with one user (password `PASSWORD`), and a client logged in as that user."""
+    login = aiohttp.ClientSession(headers=basic_auth(user, PASSWORD))
+    async with listening(d, {user: HASH}) as base, login as http:
+        yield http, base
