@@ -51,7 +51,7 @@ class Leadership:
         self._on_change = on_change
         self._was = False
         # Until elected, a token no lease has (they start at 1): a standby writes nothing.
-        store.fence = Fence(shard, self.holder, 0)
+        store.fence = Fence(shard, self.holder, 0, lease_s)
 
     @property
     def leader(self) -> bool:
@@ -71,7 +71,7 @@ class Leadership:
                 self.token, self._until = None, 0.0
             else:
                 self.token, self._until = token, began + self.lease_s * 0.9
-                self.store.fence = Fence(self.shard, self.holder, token)
+                self.store.fence = Fence(self.shard, self.holder, token, self.lease_s)
         now = self.leader
         if now != self._was:
             self._was = now

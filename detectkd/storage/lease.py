@@ -29,8 +29,11 @@ SET holder = excluded.holder, expires_at = excluded.expires_at,
 WHERE l.holder = excluded.holder OR l.expires_at < {NOW}
 RETURNING token
 """
+# The check also bounds how long this transaction may sit idle (SIGSTOP, a frozen host):
+# past the lease the server ends the session, so its row lock never keeps a standby out.
 HELD = f"""
-SELECT 1 FROM dtk_leases WHERE shard = $1 AND holder = $2 AND token = $3 AND expires_at > {NOW}
+SELECT set_config('idle_in_transaction_session_timeout', $4, true) FROM dtk_leases
+WHERE shard = $1 AND holder = $2 AND token = $3 AND expires_at > {NOW}
 FOR SHARE
 """
 RELEASE = "UPDATE dtk_leases SET expires_at = 0 WHERE shard = $1 AND holder = $2"  # the token stays
@@ -45,6 +48,7 @@ class Fence:
     shard: str
     holder: str
     token: int
+    ttl_s: float = 15.0  # the lease's length: a fenced transaction idle longer is ended
 
 
 async def acquire(conn: Any, shard: str, holder: str, ttl_s: float) -> int | None:
@@ -55,7 +59,8 @@ async def acquire(conn: Any, shard: str, holder: str, ttl_s: float) -> int | Non
 
 async def held(conn: Any, fence: Fence) -> bool:
     """Inside a transaction: is the lease still this fence's (and locked until commit)?"""
-    return await conn.fetchval(HELD, fence.shard, fence.holder, fence.token) is not None
+    idle_ms = str(max(1000, int(fence.ttl_s * 1000)))
+    return await conn.fetchval(HELD, fence.shard, fence.holder, fence.token, idle_ms) is not None
 
 
 async def require(conn: Any, fence: Fence | None) -> None:
