@@ -50,26 +50,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from detectkd.workers.pool import free_port  # noqa: E402
+from tests.support.metrics import TOGGLING  # noqa: E402
 from tests.support.tcp_proxy import TcpProxy  # noqa: E402
 
 BUSY_S = 30.0  # the SQLite store's busy timeout
-
-METRIC = """\
-name: m{i}
-schedule: {{interval: 1s, delay: 0s}}
-collector:
-  type: sqlite
-  params:
-    database: {db}
-    query: "SELECT CASE WHEN {{{{ period_start_ts }}}} % 2 = 0 THEN 100 ELSE 0 END AS value"
-detector:
-  type: threshold
-  params: {{threshold: 50}}
-alerter:
-  type: webhook
-  params: {{url: "{url}"}}
-  conditions: {{flap_changes: 0}}
-"""
 
 
 @dataclass
@@ -126,7 +110,7 @@ class Daemon:
         sqlite3.connect(db).close()
         (root / "metrics.d").mkdir()
         for i in range(n):
-            (root / "metrics.d" / f"m{i}.yaml").write_text(METRIC.format(i=i, db=db, url=url))
+            (root / "metrics.d" / f"m{i}.yaml").write_text(TOGGLING.format(name=f"m{i}", db=db, url=url))
         (root / "detectkd.yaml").write_text(
             f"metrics_dir: metrics.d\ndata_dir: data\nlisten: 127.0.0.1:{self.port}\n"
             f"log_format: json\nlog_level: warning\nrestart_snapshot: false\n{storage}"

@@ -26,13 +26,13 @@ import aiohttp
 from pydantic import Field
 
 from detectkd.collectors.base import Build, Row, Window
+from detectkd.collectors.bodies import host_of, read_capped
 from detectkd.config.types import Duration, Frozen
 from detectkd.errors import CollectError
 from detectkd.resources import Resources
 from detectkd.templating import compile_template
 
 MIB = 1024 * 1024
-CHUNK = 64 * 1024
 
 
 class Params(Frozen):
@@ -143,14 +143,14 @@ class HttpCollector:
                 ssl=bool(p.verify_ssl),
             ) as resp:
                 if resp.status >= 400:  # the body is not read: only the status is shown
-                    raise CollectError(f"HTTP {resp.status} from {_host(url)}")
-                body = await _read(resp, p.max_body_bytes, _host(url))
+                    raise CollectError(f"HTTP {resp.status} from {host_of(url)}")
+                body = await _read(resp, p.max_body_bytes, host_of(url))
         except TimeoutError:
             raise CollectError(
-                f"HTTP request to {_host(url)} timed out after {p.timeout.total_seconds():g}s"
+                f"HTTP request to {host_of(url)} timed out after {p.timeout.total_seconds():g}s"
             ) from None
         except aiohttp.ClientError as exc:
-            raise CollectError(f"HTTP request to {_host(url)} failed: {type(exc).__name__}") from None
+            raise CollectError(f"HTTP request to {host_of(url)} failed: {type(exc).__name__}") from None
         try:
             return self._parse(body)
         finally:
@@ -194,31 +194,13 @@ def _csv_rows(body: str) -> tuple[list[Row], str | None]:
 
 
 async def _read(resp: aiohttp.ClientResponse, limit: int, host: str) -> str:
-    """The body as text, refused above `limit` bytes: on a Content-Length at once, else as
-    soon as more than `limit` arrived (a body without a length is read in chunks)."""
+    """The body as text, refused above `limit` bytes (`bodies.read_capped`)."""
     too_big = f"the answer from {host} is larger than max_body_bytes ({limit:,} bytes)"
-    if resp.content_length is not None and resp.content_length > limit:
-        raise CollectError(f"{too_big}: Content-Length {resp.content_length:,}")
-    body = bytearray()
-    async for chunk in resp.content.iter_chunked(CHUNK):
-        body += chunk
-        if len(body) > limit:
-            size = len(body)
-            body.clear()  # not kept by the error's traceback
-            raise CollectError(f"{too_big}: refused after {size:,} bytes")
+    body = await read_capped(resp, limit, too_big)
     try:
         return body.decode(resp.charset or "utf-8", "replace")
     except LookupError:  # a charset Python does not know
         return body.decode("utf-8", "replace")
-
-
-def _host(url: str) -> str:
-    """The host only: URLs may carry tokens in their path or query."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or "the server"
-    return f"{host}:{parts.port}" if parts.port else host
 
 
 def build(b: Build) -> HttpCollector:

@@ -35,6 +35,7 @@ from pydantic import Field, field_validator, model_validator
 
 from detectkd.collectors import promapi
 from detectkd.collectors.base import Build, Row, Window
+from detectkd.collectors.bodies import host_of, read_capped
 from detectkd.config.types import Duration, Frozen
 from detectkd.errors import CollectError
 from detectkd.redact import redact_text
@@ -156,7 +157,9 @@ class PrometheusCollector:
                 async with session.post(
                     self._url, data=form, headers=self._headers or None, ssl=self._ssl
                 ) as resp:
-                    body = await read_capped(resp, self._p.max_bytes, self._where)
+                    cap = self._p.max_bytes
+                    too_big = f"prometheus {self._where}: the answer is above max_bytes ({cap:,} bytes)"
+                    body = await read_capped(resp, cap, too_big)
                     if resp.status >= 400:
                         raise CollectError(self._http_error(resp.status, body))
                     return body
@@ -198,26 +201,6 @@ class PrometheusCollector:
 
     async def close(self) -> None:
         return None
-
-
-async def read_capped(resp: aiohttp.ClientResponse, cap: int, where: str) -> bytes:
-    """The body, refused (not truncated) when it is larger than `cap` bytes."""
-    too_big = f"prometheus {where}: the answer is above max_bytes ({cap:,} bytes)"
-    if resp.content_length is not None and resp.content_length > cap:
-        raise CollectError(too_big)
-    buf = bytearray()
-    async for chunk in resp.content.iter_chunked(1 << 16):
-        buf += chunk
-        if len(buf) > cap:
-            raise CollectError(too_big)
-    return bytes(buf)
-
-
-def host_of(url: str) -> str:
-    """Host and port only: the path of a URL may carry a tenant or a token."""
-    parts = urlsplit(url)
-    host = parts.hostname or "the server"
-    return f"{host}:{parts.port}" if parts.port else host
 
 
 def build(b: Build) -> PrometheusCollector:

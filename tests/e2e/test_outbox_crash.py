@@ -15,25 +15,8 @@ from aiohttp import web
 
 from tests.support.files import write
 from tests.support.http import http_server
+from tests.support.metrics import TOGGLING
 from tests.support.process import DaemonProcess
-
-# Over its threshold on even periods: every second a FIRING or a RESOLVED per metric.
-METRIC = """\
-name: {name}
-schedule: {{interval: 1s, delay: 0s}}
-collector:
-  type: sqlite
-  params:
-    database: {db}
-    query: "SELECT CASE WHEN {{{{ period_start_ts }}}} % 2 = 0 THEN 100 ELSE 0 END AS value"
-detector:
-  type: threshold
-  params: {{threshold: 50}}
-alerter:
-  type: webhook
-  params: {{url: "{url}"}}
-  conditions: {{flap_changes: 0}}
-"""
 
 
 class Hook:
@@ -67,7 +50,7 @@ async def test_kill_9_at_random_moments_and_mid_send_sends_nothing_twice_and_not
         for name in ("a", "b", "c"):
             write(
                 daemon.root / "metrics.d" / f"{name}.yaml",
-                METRIC.format(name=name, db=db, url=base + "/hook"),
+                TOGGLING.format(name=name, db=db, url=base + "/hook"),
             )
         await daemon.start()
         for round_ in range(4):
@@ -83,7 +66,16 @@ async def test_kill_9_at_random_moments_and_mid_send_sends_nothing_twice_and_not
                 await asyncio.sleep(rng.uniform(0.5, 2.5))
                 assert await daemon.stop(signal.SIGKILL) == -signal.SIGKILL
             await daemon.start()
-        await asyncio.sleep(3)
+        restarted = time.time()
+
+        def caught_up() -> bool:  # every row written before the last restart has arrived
+            with sqlite3.connect(daemon.root / "data" / "detectkd.db") as c:
+                keys = {
+                    k for (k,) in c.execute("SELECT key FROM dtk_outbox WHERE created_at < ?", (restarted,))
+                }
+            return keys <= {key for key, _ in hook.got}
+
+        await daemon.until(caught_up, timeout=15, what="the rows of the killed processes delivered")
         ended = time.time()
         assert await daemon.stop() == 0
 

@@ -112,3 +112,23 @@ detector:
 alerter:
   type: log
 """
+
+
+# Over its threshold on even periods: every second a FIRING or a RESOLVED (the outbox's
+# crash test and benchmarks/crash_duplicates.py).
+TOGGLING = """\
+name: {name}
+schedule: {{interval: 1s, delay: 0s}}
+collector:
+  type: sqlite
+  params:
+    database: {db}
+    query: "SELECT CASE WHEN {{{{ period_start_ts }}}} % 2 = 0 THEN 100 ELSE 0 END AS value"
+detector:
+  type: threshold
+  params: {{threshold: 50}}
+alerter:
+  type: webhook
+  params: {{url: "{url}"}}
+  conditions: {{flap_changes: 0}}
+"""
