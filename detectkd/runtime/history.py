@@ -111,6 +111,7 @@ class HistoryLoader:
         self.paces = Paces(settings.source_qps)
         self._save_lock = asyncio.Lock()
         self._stopped = False
+        self.clock: Callable[[], float] = time.time  # when a first start's history ends
 
     async def open(self) -> None:
         """Read the jobs an earlier process left unfinished (each starts when its metric is
@@ -212,7 +213,7 @@ class HistoryLoader:
     async def _first_start(self, live: MetricRuntime) -> bool:
         """Record the job of a metric with `start_time` and no watermark; False: none due."""
         try:
-            due = await live.history_due(time.time())
+            due = await live.history_due(self.clock())
         except StorageError as exc:  # the live run's own first start records it then
             log.warning("history not started", metric=live.name, error=error_line(exc))
             return False

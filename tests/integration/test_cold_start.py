@@ -60,7 +60,7 @@ def cold_lines(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str,
 async def test_a_short_window_is_loaded_by_the_first_run_which_judges_the_spike(tmp_path: Path) -> None:
     source(tmp_path, spike_at=NOW - HOUR)
     metric(tmp_path, "2d")  # 48 periods: within max_catch_up, loaded by the first run itself
-    async with running(tmp_path) as d:
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
         d.scheduler.pause()
         with capture_logs() as logs:
             report = await d.slots["orders"].runtime.run(NOW)
@@ -75,7 +75,7 @@ async def test_a_long_window_loads_in_the_background_then_judges_and_says_why_me
 ) -> None:
     source(tmp_path, spike_at=NOW - HOUR)
     metric(tmp_path, "7d")  # 168 periods: a history job beside the live runs
-    async with running(tmp_path) as d:
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
         d.scheduler.pause()
         rt = d.slots["orders"].runtime
         with capture_logs() as logs:
@@ -99,7 +99,7 @@ async def test_a_long_window_loads_in_the_background_then_judges_and_says_why_me
 async def test_a_query_on_now_cannot_load_history_and_says_so(tmp_path: Path) -> None:
     source(tmp_path, spike_at=NOW - HOUR)
     metric(tmp_path, "2d", NOW_QUERY)
-    async with running(tmp_path) as d:
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
         d.scheduler.pause()
         assert not d.slots["orders"].spec.collector.period_aware
         with capture_logs() as logs:

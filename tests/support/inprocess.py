@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -37,9 +37,14 @@ def make_settings(tmp: Path, **extra: object) -> Settings:
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, **settings: object) -> AsyncIterator[Daemon]:
-    """A started daemon on tmp_path's metrics.d, stopped and closed afterwards."""
+async def running(
+    tmp_path: Path, clock: Callable[[], float] | None = None, **settings: object
+) -> AsyncIterator[Daemon]:
+    """A started daemon on tmp_path's metrics.d, stopped and closed afterwards. `clock`: the
+    wall clock its history loader sees (a test's NOW must not cross an hour under it)."""
     d = Daemon(make_settings(tmp_path, **settings))
+    if clock is not None:
+        d.history.clock = clock
     await d.start()
     try:
         yield d
