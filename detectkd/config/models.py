@@ -211,6 +211,33 @@ class Peers(Frozen):
         return self
 
 
+MAX_SHADOWS = 5  # shadow variants per metric: each is judged on every run of the metric
+
+
+class ShadowVariant(Frozen):
+    """A variant judged beside the metric on the same points; never notifies (shadow.md)."""
+
+    name: str = Field(pattern=NAME_PATTERN, min_length=1, max_length=100)  # unique in the file
+    detector: Detector | None = None  # replaces the metric's detectors (absent: the metric's)
+    detectors: list[Detector] | None = None  # several, combined by conditions.combine
+    # Keys given replace the metric's alert conditions; the others are the metric's.
+    conditions: Conditions | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> ShadowVariant:
+        if self.detector is not None and self.detectors is not None:
+            raise ValueError("use either `detector` or `detectors`, not both")
+        if self.detector is None and self.detectors is None and self.conditions is None:
+            raise ValueError("a shadow variant needs `detector`, `detectors` or `conditions`")
+        return self
+
+    def detector_list(self) -> list[Detector] | None:
+        """None: the metric's detectors."""
+        if self.detectors is not None:
+            return list(self.detectors)
+        return [self.detector] if self.detector is not None else None
+
+
 class MetricFile(Frozen):
     name: str = Field(pattern=NAME_PATTERN, min_length=1, max_length=200)  # unique; [A-Za-z0-9_-]+
     description: str = ""  # shown in alerts
@@ -227,6 +254,18 @@ class MetricFile(Frozen):
     backtest: dict[str, Any] | None = None  # DetectK's block: ignored with a warning (use detectkd backtest)
     peers: Peers | None = None  # peer verification for multi-series metrics
     export: bool = False  # per-series value, expected band and score on /metrics (detectk_series_*)
+    # Variants judged live on the same points, never notifying; their would-be alerts are stored.
+    shadow: list[ShadowVariant] = Field(default_factory=list)
+
+    @field_validator("shadow")
+    @classmethod
+    def _shadows(cls, value: list[ShadowVariant]) -> list[ShadowVariant]:
+        if len(value) > MAX_SHADOWS:
+            raise ValueError(
+                f"at most {MAX_SHADOWS} shadow variants per metric, not {len(value)} "
+                "(each is judged on every run)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_form(self) -> MetricFile:

@@ -55,6 +55,17 @@ class StorageSpec:
 
 
 @dataclass(frozen=True)
+class ShadowSpec:
+    """A `shadow:` variant resolved: its detectors and conditions (the metric's where the
+    file names none) and what its alert state means (`fingerprint`: a change starts it afresh)."""
+
+    name: str
+    detectors: tuple[DetectorSpec, ...]
+    conditions: Conditions
+    fingerprint: str
+
+
+@dataclass(frozen=True)
 class MetricSpec:
     name: str
     file: str
@@ -68,6 +79,7 @@ class MetricSpec:
     detector_fingerprint: str
     # Peer verification: coordinates and attributes per series from `peers.entities`.
     entities: dict[str, Entity] | None = None
+    shadows: tuple[ShadowSpec, ...] = ()  # `shadow:` variants (runtime.shadow)
 
 
 @dataclass

@@ -3,7 +3,6 @@ merged with profiles, into a `MetricSpec` (or the issues, each with file, line a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,11 @@ from detectkd.config.models import AlerterOptions, Conditions, MetricFile
 from detectkd.config.profiles import Profiles
 from detectkd.config.validation import validate
 from detectkd.config.yamlsource import Document
-from detectkd.detectors import auto
-from detectkd.detectors import registry as detectors
 from detectkd.detectors.simple import STALENESS_COLUMNS
 from detectkd.errors import ConfigIssue
 from detectkd.specs.entities import Entity, load_entities
 from detectkd.specs.model import AlerterSpec, CollectorSpec, DetectorSpec, MetricSpec, StorageSpec
+from detectkd.specs.shadow import detector_specs, digest, shadow_specs
 from detectkd.templating import (
     check_template,
     message_template_problem,
@@ -49,6 +47,7 @@ class Resolver:
         alerters, conditions = self._alerters()
         storage = self._storage()
         entities = self._entities(collector)
+        shadows = shadow_specs(self.doc, self.cfg, tuple(dets), conditions, self.issues) if conditions else ()
         if self.issues or collector is None or conditions is None or storage is None:
             return None
         dump = self.cfg.model_dump(mode="json")
@@ -68,9 +67,9 @@ class Resolver:
             alerters=tuple(alerters),
             conditions=conditions,
             storage=storage,
-            fingerprint=_digest(resolved),
+            fingerprint=digest(resolved),
             # What alert state and stored windows mean: the detectors, the series and the grid.
-            detector_fingerprint=_digest(
+            detector_fingerprint=digest(
                 [
                     det_dump,
                     self.cfg.collector.series_columns,
@@ -79,6 +78,7 @@ class Resolver:
                 ]
             ),
             entities=entities,
+            shadows=shadows,
         )
 
     def _entities(self, collector: CollectorSpec | None) -> dict[str, Entity] | None:
@@ -213,29 +213,8 @@ class Resolver:
         return CollectorSpec(kind, c.profile, params, points, multi, aware)
 
     def _detectors(self) -> list[DetectorSpec]:
-        out: list[DetectorSpec] = []
         key = "detectors" if self.cfg.detectors is not None else "detector"
-        ids: set[str] = set()
-        for i, d in enumerate(self.cfg.detector_list()):
-            path: tuple[str | int, ...] = (key, i) if key == "detectors" else (key,)
-            entry = detectors.lookup(d.type)
-            if entry is None:
-                known = ", ".join(sorted(detectors.DETECTORS))
-                self.issues.append(
-                    self.doc.issue((*path, "type"), f"unknown detector type {d.type!r}; known: {known}")
-                )
-                continue
-            model, problems = validate(self.doc, entry.params, d.params, (*path, "params"))
-            self.issues.extend(problems)
-            did = d.id or (d.type if d.type not in ids else f"{d.type}_{i}")
-            if did in ids:
-                self.issues.append(self.doc.issue((*path, "id"), f"duplicate detector id {did!r}"))
-            ids.add(did)
-            if model is not None:
-                out.append(DetectorSpec(d.type, did, model))
-        if not self.cfg.detector_list():  # no detector named: the default ensemble
-            out.append(DetectorSpec("auto", "auto", auto.Params()))
-        return out
+        return detector_specs(self.doc, self.cfg.detector_list(), (key,), key == "detectors", self.issues)
 
     def _alerters(self) -> tuple[list[AlerterSpec], Conditions | None]:
         out: list[AlerterSpec] = []
@@ -377,7 +356,7 @@ def _first_error(exc: ValueError) -> str:
 
 
 def _alerter_id(kind: str, params: BaseModel, before: list[AlerterSpec]) -> str:
-    base = f"{kind}:{_digest(params.model_dump(mode='json'))[:12]}"
+    base = f"{kind}:{digest(params.model_dump(mode='json'))[:12]}"
     taken = {a.id for a in before}
     n = 1
     out = base
@@ -385,11 +364,6 @@ def _alerter_id(kind: str, params: BaseModel, before: list[AlerterSpec]) -> str:
         n += 1
         out = f"{base}~{n}"
     return out
-
-
-def _digest(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _profiles_where(file: str | None) -> str:

@@ -72,6 +72,18 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class ShadowAlert:
+    """A notification a `shadow:` variant would have sent (never sent): kept for comparison."""
+
+    metric: str
+    variant: str  # the variant's name; "" for what the metric itself sent (the comparison's base)
+    key: str  # the alert's idempotency key (`Alert.key`)
+    series: str
+    period: int
+    payload: str  # Alert JSON
+
+
+@dataclass(frozen=True)
 class OutboxStats:
     pending: int
     dead: int
@@ -269,6 +281,27 @@ class StateStore(Lifecycle, Protocol):
 
     async def feedback_load(self, metric: str) -> list[str]:
         """Every label of `metric` (JSON), by series and period."""
+        ...
+
+    async def shadow_commit(
+        self, metric: str, variant: str, state: str | None, alerts: Sequence[ShadowAlert]
+    ) -> None:
+        """A shadow variant's run (`detectkd.runtime.shadow`): its would-be `alerts`, written
+        once per (metric, variant, key) (a redo writes nothing twice), then its state
+        document (JSON) replaced; None deletes the document."""
+        ...
+
+    async def shadow_load(self, metric: str) -> dict[str, str]:
+        """The state documents of `metric`'s shadow variants, by variant."""
+        ...
+
+    async def shadow_alerts(self, metric: str, since: int, until: int, limit: int) -> list[ShadowAlert]:
+        """Would-be alerts of `metric` with since <= period < until, by period, variant and key;
+        at most `limit`."""
+        ...
+
+    async def shadow_purge(self, before: int) -> int:
+        """Delete the would-be alerts of periods before `before` (retention). Returns how many."""
         ...
 
 

@@ -56,6 +56,7 @@ from detectkd.storage.clickhouse_schema import (
     ch_time,
     migrate,
 )
+from detectkd.storage.clickhouse_shadow import ClickhouseShadow
 
 # Claims are exclusive per database within this process (ClickHouse has no row locks).
 _CLAIM_LOCKS: dict[str, asyncio.Lock] = {}
@@ -65,7 +66,7 @@ def _or_none(text: str) -> str | None:
     return text or None
 
 
-class ClickhouseStore(ClickhouseDocs):
+class ClickhouseStore(ClickhouseDocs, ClickhouseShadow):
     def __init__(
         self,
         url: str | tuple[str, ...],

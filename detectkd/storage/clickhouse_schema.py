@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from detectkd.alerting.state import STATE_COLUMNS
 from detectkd.storage import clickhouse_docs as docs
+from detectkd.storage import clickhouse_shadow as shadow
 from detectkd.storage.clickhouse_docs import Do
 
 INSERT_STATE = (
@@ -45,6 +46,7 @@ TABLES = [
         metric String, period Int64, updated_at DateTime('UTC')
     ) ENGINE = ReplacingMergeTree(period) ORDER BY metric""",
     *docs.TABLES,
+    *shadow.TABLES,
 ]
 
 OUTBOX_COLS = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,6 +20,7 @@ from detectkd.storage.base import (
     OutboxStats,
     OutboxStatus,
     RunRecord,
+    ShadowAlert,
     StoredDetection,
     StoredPoint,
     eligible,
@@ -40,6 +41,8 @@ class _Data:
     silence_writes: int = 0
     history: dict[str, str] = field(default_factory=dict)
     feedback: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    shadow_states: dict[tuple[str, str], str] = field(default_factory=dict)
+    shadow_alerts: dict[tuple[str, str, str], ShadowAlert] = field(default_factory=dict)
     next_id: int = 1
 
 
@@ -232,6 +235,31 @@ class MemoryStore:
 
     async def feedback_load(self, metric: str) -> list[str]:
         return [v for k, v in sorted(self._d.feedback.items()) if k[0] == metric]
+
+    async def shadow_commit(
+        self, metric: str, variant: str, state: str | None, alerts: Sequence[ShadowAlert]
+    ) -> None:
+        for a in alerts:
+            self._d.shadow_alerts.setdefault((metric, variant, a.key), a)
+        if state is None:
+            self._d.shadow_states.pop((metric, variant), None)
+        else:
+            self._d.shadow_states[(metric, variant)] = state
+
+    async def shadow_load(self, metric: str) -> dict[str, str]:
+        return {v: data for (m, v), data in sorted(self._d.shadow_states.items()) if m == metric}
+
+    async def shadow_alerts(self, metric: str, since: int, until: int, limit: int) -> list[ShadowAlert]:
+        found = [
+            a for (m, _, _), a in self._d.shadow_alerts.items() if m == metric and since <= a.period < until
+        ]
+        return sorted(found, key=lambda a: (a.period, a.variant, a.key))[:limit]
+
+    async def shadow_purge(self, before: int) -> int:
+        gone = [k for k, a in self._d.shadow_alerts.items() if a.period < before]
+        for k in gone:
+            del self._d.shadow_alerts[k]
+        return len(gone)
 
     async def silences_load(self) -> list[str]:
         return [self._d.silences[k] for k in sorted(self._d.silences)]

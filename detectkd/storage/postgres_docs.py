@@ -1,12 +1,15 @@
-"""The PostgreSQL store's JSON documents: silences, history-loading jobs, feedback labels.
+"""The PostgreSQL store's JSON documents: silences, history-loading jobs, feedback labels,
+`shadow:` variants' states and would-be alerts.
 
 Each is one row of JSON text under its key, upserted; the store's `_run` maps errors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+
+from detectkd.storage.base import ShadowAlert
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dtk_silences (
@@ -19,6 +22,16 @@ CREATE TABLE IF NOT EXISTS dtk_feedback (
     metric text NOT NULL, series text NOT NULL, period bigint NOT NULL, data text NOT NULL,
     updated_at timestamptz NOT NULL, PRIMARY KEY (metric, series, period)
 );
+CREATE TABLE IF NOT EXISTS dtk_shadow_state (
+    metric text NOT NULL, variant text NOT NULL, data text NOT NULL, updated_at timestamptz NOT NULL,
+    PRIMARY KEY (metric, variant)
+);
+CREATE TABLE IF NOT EXISTS dtk_shadow_alerts (
+    metric text NOT NULL, variant text NOT NULL, key text NOT NULL, series text NOT NULL,
+    period bigint NOT NULL, payload text NOT NULL, created_at timestamptz NOT NULL,
+    PRIMARY KEY (metric, variant, key)
+);
+CREATE INDEX IF NOT EXISTS dtk_shadow_alerts_period ON dtk_shadow_alerts (metric, period);
 """
 
 
@@ -82,3 +95,45 @@ class PostgresDocs:
         sql = "SELECT data FROM dtk_feedback WHERE metric = $1 ORDER BY series, period"
         rows = await self._run(lambda c: c.fetch(sql, metric))
         return [r["data"] for r in rows]
+
+    async def shadow_commit(
+        self, metric: str, variant: str, state: str | None, alerts: Sequence[ShadowAlert]
+    ) -> None:
+        async def write(c: Any) -> None:
+            async with c.transaction():
+                await c.executemany(
+                    "INSERT INTO dtk_shadow_alerts VALUES ($1, $2, $3, $4, $5, $6, now()) "
+                    "ON CONFLICT DO NOTHING",
+                    [(metric, variant, a.key, a.series, a.period, a.payload) for a in alerts],
+                )
+                if state is None:
+                    await c.execute(
+                        "DELETE FROM dtk_shadow_state WHERE metric = $1 AND variant = $2", metric, variant
+                    )
+                    return
+                await c.execute(
+                    "INSERT INTO dtk_shadow_state VALUES ($1, $2, $3, now()) ON CONFLICT (metric, variant) "
+                    "DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                    metric, variant, state,
+                )  # fmt: skip
+
+        await self._run(write)
+
+    async def shadow_load(self, metric: str) -> dict[str, str]:
+        sql = "SELECT variant, data FROM dtk_shadow_state WHERE metric = $1 ORDER BY variant"
+        rows = await self._run(lambda c: c.fetch(sql, metric))
+        return {r["variant"]: r["data"] for r in rows}
+
+    async def shadow_alerts(self, metric: str, since: int, until: int, limit: int) -> list[ShadowAlert]:
+        sql = (
+            "SELECT metric, variant, key, series, period, payload FROM dtk_shadow_alerts "
+            "WHERE metric = $1 AND period >= $2 AND period < $3 ORDER BY period, variant, key LIMIT $4"
+        )
+        rows = await self._run(lambda c: c.fetch(sql, metric, since, until, limit))
+        return [ShadowAlert(r[0], r[1], r[2], r[3], int(r[4]), r[5]) for r in rows]
+
+    async def shadow_purge(self, before: int) -> int:
+        status: str = await self._run(
+            lambda c: c.execute("DELETE FROM dtk_shadow_alerts WHERE period < $1", before)
+        )
+        return int(status.rsplit(" ", 1)[-1])

@@ -30,11 +30,12 @@ from detectkd.storage.base import (
     eligible,
 )
 from detectkd.storage.sqlite_schema import MIGRATIONS, SCHEMA
+from detectkd.storage.sqlite_shadow import SqliteShadow
 
 T = TypeVar("T")
 
 
-class SqliteStore:
+class SqliteStore(SqliteShadow):
     def __init__(self, path: Path | str, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s  # how long a write waits for another writer's lock

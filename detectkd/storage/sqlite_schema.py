@@ -44,6 +44,16 @@ CREATE TABLE IF NOT EXISTS dtk_feedback (
     metric TEXT NOT NULL, series TEXT NOT NULL, period INTEGER NOT NULL, data TEXT NOT NULL,
     updated_at REAL NOT NULL, PRIMARY KEY (metric, series, period)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dtk_shadow_state (
+    metric TEXT NOT NULL, variant TEXT NOT NULL, data TEXT NOT NULL, updated_at REAL NOT NULL,
+    PRIMARY KEY (metric, variant)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dtk_shadow_alerts (
+    metric TEXT NOT NULL, variant TEXT NOT NULL, key TEXT NOT NULL, series TEXT NOT NULL,
+    period INTEGER NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (metric, variant, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dtk_shadow_alerts_period ON dtk_shadow_alerts (metric, period);
 """
 
 

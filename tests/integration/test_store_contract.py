@@ -359,6 +359,40 @@ async def test_feedback_labels_are_saved_replaced_deleted_per_metric(
     assert await one.feedback_load("nothing") == []
 
 
+async def test_shadow_variants_states_and_would_be_alerts(make_store: Callable[[], Store]) -> None:
+    """A shadow variant's state document is replaced and deleted per (metric, variant); its
+    would-be alerts are written once per key (a redone run adds nothing), read by period
+    range with a limit, and purged by period."""
+    from detectkd.storage.base import ShadowAlert
+
+    one, other = make_store(), make_store()
+    await one.open()
+    await other.open()
+
+    def alert(variant: str, key: str, period: int, metric: str = "orders") -> ShadowAlert:
+        return ShadowAlert(metric, variant, key, "region=eu", period, f'{{"k": "{key}"}}')
+
+    first = [alert("tight", "a|600", 600), alert("tight", "a|1200", 1200)]
+    await one.shadow_commit("orders", "tight", '{"v": 1}', first)
+    await one.shadow_commit("orders", "tight", '{"v": 2}', first)  # the same run redone
+    await one.shadow_commit("orders", "", "{}", [alert("", "a|600", 600)])  # the metric's own
+    await one.shadow_commit("visits", "tight", '{"v": 9}', [alert("tight", "v|600", 600, "visits")])
+    assert await other.shadow_load("orders") == {"": "{}", "tight": '{"v": 2}'}
+    got = await other.shadow_alerts("orders", 0, 10_000, 100)
+    assert [(a.variant, a.key, a.period) for a in got] == [("", "a|600", 600), ("tight", "a|600", 600),
+                                                           ("tight", "a|1200", 1200)]  # fmt: skip
+    assert got[1] == first[0]
+    assert [a.key for a in await other.shadow_alerts("orders", 601, 1201, 100)] == ["a|1200"]
+    assert len(await other.shadow_alerts("orders", 0, 10_000, 2)) == 2  # the limit holds
+    await other.shadow_commit("orders", "tight", None, [])
+    await other.shadow_commit("orders", "never-saved", None, [])  # deleting nothing is no error
+    assert await one.shadow_load("orders") == {"": "{}"}
+    assert await one.shadow_load("visits") == {"tight": '{"v": 9}'}
+    assert await one.shadow_purge(1000) == 3  # orders' two of 600, visits' one
+    assert [a.key for a in await one.shadow_alerts("orders", 0, 10_000, 100)] == ["a|1200"]
+    assert await one.shadow_alerts("visits", 0, 10_000, 100) == []
+
+
 async def test_clickhouse_store_adds_columns_of_later_releases(clickhouse: ClickHouseServer) -> None:
     """A dtk_alert_state created by the first release (no hysteresis, repeats or extra)."""
     database = f"dtk_old_{uuid.uuid4().hex[:8]}"
