@@ -258,6 +258,7 @@ def render() -> str:
         section("`alerter.conditions`", models.Conditions, "conditions."),
         section("`storage`", models.Storage, "storage."),
         section("`peers`", models.Peers, "peers."),
+        section("`shadow[]` (docs/shadow.md)", models.ShadowVariant),
         "## Collector params (`collector.params`, by `type`)\n",
     ]
     for kind, ctype in sorted(collectors.COLLECTORS.items()):

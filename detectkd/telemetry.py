@@ -170,6 +170,14 @@ class Telemetry:
         self.history_errors = F(
             "detectk_history_batch_errors", "History batches that failed (and are retried).", "counter", M
         )
+        V = ("metric", "variant")
+        self.shadow_alerts = F(
+            "detectk_shadow_alerts",
+            "Would-be notifications of `shadow:` variants (never sent).",
+            "counter",
+            V,
+        )
+        self.shadow_errors = F("detectk_shadow_errors", "Failed runs of `shadow:` variants.", "counter", V)
         Info("detectk_build", "detectkd version.", registry=r).info({"version": __version__})
         self.leader = Gauge(
             "detectk_leader", "1 while this replica leads its shard (ha), else 0.", registry=r

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from detectkd.http import api, backtest, feedback, pages
+from detectkd.http import api, backtest, feedback, pages, shadow
 from detectkd.http.edge import edge_app, serve
 from detectkd.http.port import DAEMON, WEB, DaemonAPI
 from detectkd.http.webconfig import WebConfig, load_web_config
@@ -31,6 +31,7 @@ def make_app(daemon: DaemonAPI, config: WebConfig | None = None) -> web.Applicat
     pages.routes(app)  # the web UI: presentation in detectkd.ui
     feedback.routes(app)
     backtest.routes(app)
+    shadow.routes(app)
     return app
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from aiohttp import web
 
 from detectkd.durations import parse_duration
+from detectkd.http import shadow
 from detectkd.http.api import outbox_row
 from detectkd.http.feedback import labels_of
 from detectkd.http.paging import page, page_args
@@ -60,12 +61,17 @@ async def metric_page(request: web.Request) -> web.Response:
     if name not in daemon.metric_names(name):
         raise web.HTTPNotFound(text=f"no metric {name!r}")
     chosen = request.query.get("range", "1d")
+    chosen = chosen if chosen in ui.RANGES else "1d"
+    spec, until = daemon.metric_spec(name), math.ceil(time.time())
+    since = until - int(parse_duration(chosen).total_seconds())
+    compared = await shadow.report(daemon, name, since, until) if spec is not None and spec.shadows else None
     return html(
         ui.render(
             "metric.html",
             m=daemon.metric_entry(name),
             ranges=ui.RANGES,
-            chosen=chosen if chosen in ui.RANGES else "1d",
+            chosen=chosen,
+            shadow=ui.shadow_view(compared) if compared is not None else None,
             config_text=json.dumps(daemon.metric_config(name), indent=2),  # autoescaped as text
             writable=ui.writable(daemon.settings.lifecycle_api, "feedback and backtests are"),
         )

@@ -13,6 +13,7 @@ from detectkd.storage.base import SENT_KEPT_S, StateStore
 from detectkd.telemetry import Telemetry
 
 log = structlog.get_logger("detectkd.retention")
+SHADOW_KEPT_DAYS = 90  # without retention_days
 
 
 async def run(slots: list[MetricSlot], default_days: int | None, now: float) -> int:
@@ -47,6 +48,10 @@ async def daily(
         deleted += await store.outbox_purge(now - SENT_KEPT_S)
     except StorageError as exc:
         log.warning("outbox purge failed", error=str(exc))
+    try:  # `shadow:` variants' would-be alerts, kept as long as datapoints (default 90 days)
+        deleted += await store.shadow_purge(int(now - (default_days or SHADOW_KEPT_DAYS) * 86400))
+    except StorageError as exc:
+        log.warning("shadow alerts purge failed", error=str(exc))
     telemetry.retention_deleted.inc(deleted)
     telemetry.retention_last.set(time.time())
     log.info("retention pass", deleted_rows=deleted, metrics=len(slots))

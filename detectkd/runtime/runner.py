@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -33,7 +33,9 @@ from detectkd.runtime.coldstart import cold_skips, cold_start_reason, first_star
 from detectkd.runtime.collect import ManyPeriods, collect, timezone_probe
 from detectkd.runtime.judge import JudgeContext, PointReport, judge, judge_failed_run
 from detectkd.runtime.memory import SeriesMemory
+from detectkd.runtime.offloop import OFF_LOOP_POINTS, in_thread
 from detectkd.runtime.peers import PeerGraph
+from detectkd.runtime.shadow import ShadowSet
 from detectkd.runtime.status import RunStatus, StatusBook, api_entry
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import DataStore, RunRecord, Store, StoredPoint
@@ -41,8 +43,6 @@ from detectkd.telemetry import Telemetry
 from detectkd.timegrid import Grid
 
 log = structlog.get_logger("detectkd.run")
-T = TypeVar("T")
-OFF_LOOP_POINTS = 5_000  # a batch that notifies nothing (history) judges this many points in a thread
 HistoryHook = Callable[[str, int, int], Awaitable[bool]]  # (metric, start, until): load it elsewhere
 
 
@@ -97,6 +97,7 @@ class MetricRuntime:
         self.memory = SeriesMemory(self.detectors, self.grid, self.tz, graph)
         self.many = ManyPeriods(spec)  # a one-period query asked once for a range, once confirmed
         self.ctx = JudgeContext.of(spec, self.detectors, self.grid, link_template, silenced, replay)
+        self.shadows = ShadowSet(spec, self.grid, self.tz, self.ctx, telemetry)  # `shadow:` variants
         self.states: dict[str, SeriesState] = dict(states or {})
         self._warned: set[str] = set()  # warnings logged once per runtime (e.g. off-grid rows)
         self._watermark: int | None = None
@@ -147,6 +148,7 @@ class MetricRuntime:
         async with self.lock:
             if self._stale:
                 self.memory.reset()
+                self.shadows.reset()
                 self._watermark_known = self._stale = False
             started = time.monotonic()
             try:
@@ -248,7 +250,7 @@ class MetricRuntime:
         try:
             ctx = self.ctx.run(last, notify, gaps)
             if not notify and len(ordered) > OFF_LOOP_POINTS:  # nothing consults the loop's state
-                out = await _in_thread(judge, ordered, self.memory, self.states, ctx)
+                out = await in_thread(judge, ordered, self.memory, self.states, ctx)
             else:
                 out = judge(ordered, self.memory, self.states, ctx)
             t3 = time.perf_counter()
@@ -272,6 +274,8 @@ class MetricRuntime:
             self._forget(out.forget)
             if record.outbox:
                 self.on_alert()
+        if commit and self.save_states and not self.ctx.replay:  # judged beside it, never failing it
+            await self.shadows.run(self, ordered, gaps, start, last, notify, out.alerts)
         report.points.extend(out.reports)
         report.alerts.extend(out.alerts)
         self.book.observe(t1 - t0, t3 - t2, time.perf_counter() - t3, len(points), out.anomalies)
@@ -402,17 +406,6 @@ class MetricRuntime:
 
     async def close(self) -> None:
         await self.collector.close()
-
-
-async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
-    """`fn(*args)` in a worker thread. Cancelled, it still waits for `fn` to return: what `fn`
-    mutates (memory) is rolled back by the caller, never while it is still being changed."""
-    fut = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-    try:
-        return await asyncio.shield(fut)
-    except asyncio.CancelledError:
-        await asyncio.wait([fut])
-        raise
 
 
 def _last_seen(points: list[StoredPoint]) -> float:

@@ -153,6 +153,8 @@ class DaemonView:
             item["history"] = loading
         item["shard"] = self.settings.shard
         item["tags"] = list(self.specs[name].config.tags)
+        if rt.shadows:
+            item["shadow"] = rt.shadows.api()  # `shadow:` variants: firing series, alerts, last error
         return item
 
     def _state_of(self, name: str) -> str:

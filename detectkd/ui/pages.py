@@ -73,6 +73,18 @@ def _shown(r: Mapping[str, Any]) -> dict[str, Any]:
             "next": r["next_attempt_at"], "error": r["last_error"] or ""}  # fmt: skip
 
 
+def shadow_view(report: Mapping[str, Any], shown: int = 50) -> dict[str, Any]:
+    """The metric page's shadow table (`detectkd.http.shadow.report`): a row per variant
+    after the metric's own, and the newest would-be notifications of all variants."""
+    live = dict(report["live"], name="(the metric as configured)")
+    rows = [live | {"agreed": None, "only_variant": None, "missed": None}, *report["variants"]]
+    listed = (
+        {**n, "variant": v["name"], "time": iso(n["period"])} for v in report["variants"] for n in v["listed"]
+    )
+    recent = sorted(listed, key=lambda n: -n["period"])[:shown]
+    return {"rows": rows, "recent": recent, "truncated": report["truncated"]}
+
+
 def writable(lifecycle_api: bool, what: str = "silences are") -> str | None:
     """Why the write buttons would be refused, or None (the API decides: this only says it)."""
     return None if lifecycle_api else f"lifecycle_api is off: {what} read-only here"

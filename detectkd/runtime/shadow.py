@@ -1,0 +1,214 @@
+"""`shadow:` variants at runtime: judged beside their metric on the same collected points,
+never notifying. Each variant has its own detectors, windows and alert states; its would-be
+notifications are stored (`StateStore.shadow_commit`) with the metric's own, the base of the
+comparison (`runtime.shadow_compare`).
+
+The runner calls `ShadowSet.run` after its run's commit succeeded, with the points it
+judged: nothing is collected again, and a metric without variants pays one truth test.
+A variant that fails (a store error, a detector raising) is logged, counted and shown,
+its memory reset (read again from the stored points on its next run), and the metric's own
+run is untouched. A variant's alert states are stored as one document per variant with
+its `fingerprint`: a restart or a reload keeps them while the variant's judging is the
+same, and starts it afresh when it changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from detectkd.alerting.alert import Alert
+from detectkd.alerting.state import SeriesState, Status, state_from_row, state_row
+from detectkd.collectors.points import Point
+from detectkd.detectors import registry as detector_registry
+from detectkd.errors import error_line
+from detectkd.runtime.judge import JudgeContext, Outcome, judge
+from detectkd.runtime.memory import SeriesMemory
+from detectkd.runtime.offloop import OFF_LOOP_POINTS, in_thread
+from detectkd.runtime.peers import PeerGraph
+from detectkd.runtime.shadow_compare import LIVE
+from detectkd.specs.model import MetricSpec, ShadowSpec
+from detectkd.storage.base import ShadowAlert, StateStore
+from detectkd.telemetry import Telemetry
+from detectkd.timegrid import Grid
+
+if TYPE_CHECKING:
+    from detectkd.runtime.runner import MetricRuntime
+
+log = structlog.get_logger("detectkd.shadow")
+
+
+@dataclass
+class Variant:
+    spec: ShadowSpec
+    ctx: JudgeContext
+    memory: SeriesMemory
+    states: dict[str, SeriesState]
+    error: str | None = None
+    alerts: int = 0  # would-be notifications stored by this runtime
+
+    def api(self) -> dict[str, Any]:
+        firing = sum(st.status == Status.FIRING for st in self.states.values())
+        return {"name": self.spec.name, "firing": firing, "alerts": self.alerts, "error": self.error}
+
+
+def variant_spec(spec: MetricSpec, v: ShadowSpec) -> MetricSpec:
+    """The metric judged as the variant: its detectors and conditions, no alerters (no outbox
+    row can come of it)."""
+    storage = replace(spec.storage, save_detections=False)  # nothing of its record is written
+    return replace(spec, detectors=v.detectors, conditions=v.conditions, alerters=(), storage=storage)
+
+
+class ShadowSet:
+    def __init__(
+        self, spec: MetricSpec, grid: Grid, tz: ZoneInfo, ctx: JudgeContext, telemetry: Telemetry | None
+    ) -> None:
+        self.name = spec.name
+        self.telemetry = telemetry
+        self.variants: list[Variant] = []
+        self.loaded = False  # the variants' states read from the store
+        for v in spec.shadows:
+            vspec = variant_spec(spec, v)
+            detectors = []
+            for d in v.detectors:
+                dtype = detector_registry.lookup(d.type)
+                assert dtype is not None  # validated at load
+                detectors.append(dtype.build(d.params, grid.step, d.id))
+            peers = spec.config.peers
+            graph = PeerGraph(peers, spec.entities) if peers is not None else None
+            memory = SeriesMemory(detectors, grid, tz, graph)
+            vctx = JudgeContext.of(vspec, detectors, grid, None, ctx.silenced)
+            self.variants.append(Variant(v, replace(vctx, link=ctx.link), memory, {}))
+
+    def __bool__(self) -> bool:
+        return bool(self.variants)
+
+    def reset(self) -> None:
+        """Memory and states are read again from the store on the next run (history was
+        loaded, or this replica became leader)."""
+        for v in self.variants:
+            v.memory.reset()
+        self.loaded = False
+
+    def api(self) -> list[dict[str, Any]]:
+        return [v.api() for v in self.variants]
+
+    async def run(
+        self,
+        rt: MetricRuntime,
+        points: Sequence[Point],
+        gaps: Sequence[Point],
+        start: int,
+        last: int,
+        notify: bool,
+        live: Sequence[Alert],
+    ) -> None:
+        """Judge `points` (the metric's run, committed) with every variant; never raises
+        (but lets cancellation through)."""
+        if not self.variants:
+            return
+        if not self.loaded and not await self._load(rt.store):
+            return
+        for v in self.variants:
+            try:
+                await self._judge(rt, v, points, gaps, start, last, notify)
+            except Exception as exc:  # a variant never fails its metric's run
+                self._failed(v, exc)
+        if live:  # the metric's own notifications: what the variants are compared with
+            try:
+                await rt.store.shadow_commit(self.name, LIVE, None, [self._row(LIVE, a) for a in live])
+            except Exception as exc:
+                log.warning(
+                    "shadow: the metric's alerts not recorded", metric=self.name, error=error_line(exc)
+                )
+
+    async def _load(self, store: StateStore) -> bool:
+        try:
+            docs = await store.shadow_load(self.name)
+            current = {v.spec.name for v in self.variants}
+            for gone in sorted(set(docs) - current):  # a variant removed from the file
+                await store.shadow_commit(self.name, gone, None, [])
+        except Exception as exc:
+            for v in self.variants:
+                self._failed(v, exc)
+            return False
+        for v in self.variants:
+            v.states = _states(docs.get(v.spec.name), v.spec.fingerprint)
+        self.loaded = True
+        return True
+
+    async def _judge(
+        self,
+        rt: MetricRuntime,
+        v: Variant,
+        points: Sequence[Point],
+        gaps: Sequence[Point],
+        start: int,
+        last: int,
+        notify: bool,
+    ) -> None:
+        if not v.memory.loaded:
+            span, step = v.memory.span, rt.grid.step
+            stored = {}
+            if rt.spec.storage.enabled and span > step:
+                stored = await (await rt.data()).read_points(self.name, None, start - span, start)
+            v.memory.load(stored)
+        v.memory.begin(start)
+        try:
+            ctx = v.ctx.run(last, notify, gaps)
+            if not notify and len(points) > OFF_LOOP_POINTS:
+                out: Outcome = await in_thread(judge, points, v.memory, v.states, ctx)
+            else:
+                out = judge(points, v.memory, v.states, ctx)
+            alerts = [self._row(v.spec.name, a) for a in out.alerts]
+            if out.touched or out.forget or alerts:
+                await rt.store.shadow_commit(
+                    self.name, v.spec.name, _doc(out.states, v.spec.fingerprint), alerts
+                )
+        except BaseException:
+            v.memory.rollback()
+            raise
+        v.memory.commit()
+        v.states = out.states
+        for series in out.forget:
+            v.memory.forget(series)
+        v.error = None
+        if alerts:
+            v.alerts += len(alerts)
+            if self.telemetry is not None:
+                self.telemetry.shadow_alerts.labels(self.name, v.spec.name).inc(len(alerts))
+
+    def _row(self, variant: str, a: Alert) -> ShadowAlert:
+        return ShadowAlert(self.name, variant, a.key, a.series, a.period, a.to_json())
+
+    def _failed(self, v: Variant, exc: Exception) -> None:
+        v.error = error_line(exc)
+        v.memory.reset()  # read again from the stored points on its next run
+        if self.telemetry is not None:
+            self.telemetry.shadow_errors.labels(self.name, v.spec.name).inc()
+        log.warning("shadow variant failed", metric=self.name, variant=v.spec.name, error=v.error)
+
+
+def _doc(states: dict[str, SeriesState], fingerprint: str) -> str:
+    rows = {series: list(state_row(st)) for series, st in sorted(states.items())}
+    return json.dumps({"fingerprint": fingerprint, "states": rows}, separators=(",", ":"))
+
+
+def _states(doc: str | None, fingerprint: str) -> dict[str, SeriesState]:
+    """A stored document's states; none when the variant's judging changed since (or the
+    document cannot be read: the variant starts afresh rather than failing)."""
+    if doc is None:
+        return {}
+    try:
+        data = json.loads(doc)
+        if data.get("fingerprint") != fingerprint:
+            return {}
+        return {str(s): state_from_row(row) for s, row in data["states"].items()}
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.warning("shadow: a stored state was unreadable", error=error_line(exc))
+        return {}

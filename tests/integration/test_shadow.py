@@ -1,0 +1,142 @@
+"""`shadow:` variants in the in-process daemon on a SQLite source: a variant with a tighter
+threshold would alert where the metric does not; its would-be alert is stored and listed
+(API, metric entry, /metrics), never reaches the outbox nor the webhook; its state survives
+a restart, and a reload that changes only the shadow keeps the metric's own alert state."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from detectkd.alerting.alert import Alert
+from detectkd.runtime.daemon import Daemon
+from tests.support.files import write
+from tests.support.inprocess import running, served, within
+
+FAR = 4_000_000_000
+URL = "http://127.0.0.1:9/hook"  # never called: an in-process daemon that does not serve() sends nothing
+
+
+def metric(db: Path, url: str, tight: float = 20) -> str:
+    """Series a at 30, b at 100; the metric alerts over 50 (b), the variant `tight` over
+    `tight` (a and b), the variant `same` only after 1000 anomalous periods in a row."""
+    return f"""\
+name: m
+schedule: {{interval: 1s, delay: 0s}}
+collector:
+  type: sqlite
+  series_columns: [series]
+  params:
+    database: {db}
+    query: "SELECT 'a' AS series, 30 AS value UNION ALL SELECT 'b' AS series, 100 AS value"
+detector: {{type: threshold, params: {{threshold: 50}}}}
+alerter:
+  type: webhook
+  params: {{url: "{url}"}}
+shadow:
+  - name: tight
+    detector: {{type: threshold, id: tight, params: {{threshold: {tight}}}}}
+  - name: same
+    conditions: {{consecutive_anomalies: 1000}}
+"""
+
+
+def setup(tmp_path: Path, url: str, tight: float = 20) -> None:
+    db = tmp_path / "src.db"
+    sqlite3.connect(db).close()
+    write(tmp_path / "metrics.d" / "m.yaml", metric(db, url, tight))
+
+
+async def until_true(check: object, what: str, seconds: float = 30) -> None:
+    async def wait() -> None:
+        while not await check():  # type: ignore[operator]
+            await asyncio.sleep(0.05)
+
+    await within(wait(), seconds, what)
+
+
+async def would_be(d: Daemon, variant: str) -> list[Alert]:
+    return [
+        Alert.from_json(r.payload)
+        for r in await d.store.shadow_alerts("m", 0, FAR, 1000)
+        if r.variant == variant
+    ]
+
+
+async def test_a_tighter_variant_alerts_beside_the_metric_and_sends_nothing(tmp_path: Path) -> None:
+    setup(tmp_path, URL)
+    async with running(tmp_path) as d, served(d) as (http, base):
+
+        async def both() -> bool:
+            return {a.series for a in await would_be(d, "tight")} == {"series=a", "series=b"}
+
+        await until_true(both, "the variant's would-be alerts")
+        rt = d.slots["m"].runtime
+        firing_since = rt.states["series=b"].since
+        # The metric's own alert (b) is in the outbox (this daemon does not `serve()`: nothing
+        # is delivered; tests/e2e/test_shadow.py sends through a webhook); the variant's is not.
+        sent = [Alert.from_json(i.payload) for i in await d.store.outbox_history("m", 0)]
+        assert {(a.series, a.detector) for a in sent} == {("series=b", "threshold")}
+        tight = await would_be(d, "tight")
+        assert all(a.detector == "tight" and a.status == "firing" for a in tight)
+        assert await would_be(d, "same") == []
+        assert {(a.series, a.status) for a in await would_be(d, "")} == {("series=b", "firing")}
+
+        async with http.get(f"{base}/api/v1/metrics/m/shadow?range=1h") as r:
+            assert r.status == 200
+            got = await r.json()
+        assert got["live"]["alerts"] == 1 and not got["truncated"]
+        by = {v["name"]: v for v in got["variants"]}
+        assert list(by) == ["tight", "same"]
+        assert (by["tight"]["alerts"], by["tight"]["agreed"], by["tight"]["only_variant"]) == (2, 1, 1)
+        assert (by["same"]["alerts"], by["same"]["missed"]) == (0, 1)
+        assert by["tight"]["now"] == {"name": "tight", "firing": 2, "alerts": 2, "error": None}
+        async with http.get(f"{base}/api/v1/metrics/m/shadow?range=100d") as r:
+            assert r.status == 400
+        async with http.get(f"{base}/api/v1/metrics/nope/shadow") as r:
+            assert r.status == 404
+        async with http.get(f"{base}/metrics") as r:
+            text = await r.text()
+        assert 'detectk_shadow_alerts_total{metric="m",variant="tight"} 2' in text
+        async with http.get(f"{base}/ui/metrics/m?range=1h") as r:
+            page = await r.text()
+        assert "Shadow variants" in page and "tight" in page
+
+        # A reload that changes only the shadow keeps the metric's alert state (no new FIRING).
+        setup(tmp_path, URL, tight=25)
+        result = await d.reload()
+        assert result["successful"], result
+        rt = d.slots["m"].runtime
+        assert rt.states["series=b"].since == firing_since
+        runs = rt.status.runs
+
+        async def ran() -> bool:
+            return rt.status.runs >= runs + 3
+
+        await until_true(ran, "three runs after the reload")
+        outbox = [Alert.from_json(i.payload) for i in await d.store.outbox_history("m", 0)]
+        assert [(a.series, a.status) for a in outbox] == [("series=b", "firing")]
+        # The changed variant started afresh: a new episode, the unchanged one kept its state.
+        assert len(await would_be(d, "tight")) == 4
+        assert [v["firing"] for v in rt.shadows.api()] == [2, 0]
+
+
+async def test_a_variant_s_state_survives_a_restart(tmp_path: Path) -> None:
+    setup(tmp_path, URL)
+    async with running(tmp_path) as d:
+
+        async def fired() -> bool:
+            return len(await would_be(d, "tight")) == 2
+
+        await until_true(fired, "the variant's would-be alerts")
+    async with running(tmp_path) as d:
+        rt = d.slots["m"].runtime
+        runs = rt.status.runs
+
+        async def ran() -> bool:
+            return rt.status.runs >= runs + 3
+
+        await until_true(ran, "three runs after the restart")
+        assert len(await would_be(d, "tight")) == 2  # still the same episodes: nothing re-fired
+        assert [v["firing"] for v in rt.shadows.api()] == [2, 0]
