@@ -8,17 +8,21 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from detectkd.alerting.alert import Alert
+from detectkd.errors import StorageError
 from detectkd.runtime.daemon import Daemon
 from tests.support.files import write
-from tests.support.inprocess import running, served, within
+from tests.support.inprocess import firing_alerts, running, served, within
 
 FAR = 4_000_000_000
 URL = "http://127.0.0.1:9/hook"  # never called: an in-process daemon that does not serve() sends nothing
 
 
-def metric(db: Path, url: str, tight: float = 20) -> str:
+def metric(db: Path, url: str, tight: float = 20, a: str = "a") -> str:
     """Series a at 30, b at 100; the metric alerts over 50 (b), the variant `tight` over
     `tight` (a and b), the variant `same` only after 1000 anomalous periods in a row."""
     return f"""\
@@ -29,7 +33,7 @@ collector:
   series_columns: [series]
   params:
     database: {db}
-    query: "SELECT 'a' AS series, 30 AS value UNION ALL SELECT 'b' AS series, 100 AS value"
+    query: "SELECT '{a}' AS series, 30 AS value UNION ALL SELECT 'b' AS series, 100 AS value"
 detector: {{type: threshold, params: {{threshold: 50}}}}
 alerter:
   type: webhook
@@ -42,10 +46,10 @@ shadow:
 """
 
 
-def setup(tmp_path: Path, url: str, tight: float = 20) -> None:
+def setup(tmp_path: Path, url: str, tight: float = 20, a: str = "a") -> None:
     db = tmp_path / "src.db"
     sqlite3.connect(db).close()
-    write(tmp_path / "metrics.d" / "m.yaml", metric(db, url, tight))
+    write(tmp_path / "metrics.d" / "m.yaml", metric(db, url, tight, a))
 
 
 async def until_true(check: object, what: str, seconds: float = 30) -> None:
@@ -140,3 +144,66 @@ async def test_a_variant_s_state_survives_a_restart(tmp_path: Path) -> None:
         await until_true(ran, "three runs after the restart")
         assert len(await would_be(d, "tight")) == 2  # still the same episodes: nothing re-fired
         assert [v["firing"] for v in rt.shadows.api()] == [2, 0]
+
+
+async def test_a_failing_variant_never_fails_the_metric(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store refuses the variant's writes: the metric runs and alerts as before, the
+    variant's error is shown and counted; once the store takes them again, it recovers."""
+    setup(tmp_path, URL)
+    async with running(tmp_path) as d, served(d) as (http, base):
+        real = d.store.shadow_commit
+        broken = True
+
+        async def refusing(metric: str, variant: str, state: str | None, alerts: Any) -> None:
+            if broken and variant == "tight":
+                raise StorageError("sqlite store: disk I/O error (a test)")
+            await real(metric, variant, state, alerts)
+
+        monkeypatch.setattr(d.store, "shadow_commit", refusing)
+        rt = d.slots["m"].runtime
+
+        async def failed_twice() -> bool:
+            return rt.shadows.variants[0].error is not None and rt.status.runs >= 3
+
+        await until_true(failed_twice, "the variant failing")
+        assert rt.status.failures == 0 and rt.status.last_error is None
+        assert [a.series for a in await firing_alerts(d)] == ["series=b"]  # the metric alerted
+        async with http.get(f"{base}/api/v1/metrics/m/shadow") as r:
+            tight = (await r.json())["variants"][0]
+        assert "disk I/O error" in tight["now"]["error"] and tight["alerts"] == 0
+        async with http.get(f"{base}/metrics") as r:
+            assert 'detectk_shadow_errors_total{metric="m",variant="tight"}' in await r.text()
+        async with http.get(f"{base}/ui/metrics/m") as r:
+            assert "disk I/O error" in await r.text()
+        broken = False
+
+        async def recovered() -> bool:
+            return len(await would_be(d, "tight")) == 2 and rt.shadows.variants[0].error is None
+
+        await until_true(recovered, "the variant recovering")
+
+
+async def test_the_page_escapes_series_and_caps_what_it_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from detectkd.http import shadow
+
+    setup(tmp_path, URL, a="<img src=x onerror=alert(1)>")
+    monkeypatch.setattr(shadow, "MAX_ROWS", 1)
+    async with running(tmp_path) as d, served(d) as (http, base):
+
+        async def both() -> bool:
+            return len(await would_be(d, "tight")) == 2
+
+        await until_true(both, "the variant's would-be alerts")
+        async with http.get(f"{base}/ui/metrics/m?range=1h") as r:
+            page = await r.text()
+        assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+        assert "choose a shorter range" in page
+        async with http.get(f"{base}/api/v1/metrics/m/shadow?since=0&until=4000000000") as r:
+            assert r.status == 400  # over 90 days
+        async with http.get(f"{base}/api/v1/metrics/m/shadow?range=1h") as r:
+            got = await r.json()
+        assert got["truncated"] is True
