@@ -4,6 +4,7 @@ conditions overlay), the stored state's fingerprint, and the comparison's counti
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -49,7 +50,7 @@ shadow:
     assert result.ok, result.all_errors()
     spec = result.metrics["orders"]
     tight, quick = spec.shadows
-    assert tight.detectors[0].params.threshold == 20  # type: ignore[attr-defined]
+    assert tight.detectors[0].params.threshold == 20
     assert tight.conditions == spec.conditions  # none given: the metric's
     assert quick.detectors == spec.detectors  # none given: the metric's
     assert (quick.conditions.consecutive_anomalies, quick.conditions.direction) == (1, "up")  # overlaid
@@ -97,14 +98,16 @@ def test_a_stored_state_is_kept_only_while_the_variant_judges_the_same() -> None
     assert _states(None, "fp1") == {}
 
 
-def alert(series: str, status: str, period: int, started: int) -> str:
+def alert(series: str, status: Literal["firing", "resolved"], period: int, started: int) -> str:
     a = Alert(metric="m", series=series, labels={}, status=status, period=period, started_at=started,
               value=1.0, expected=None, lower=None, upper=None, score=0.9, direction="up", detector="d",
               interval_seconds=60)  # fmt: skip
     return a.to_json()
 
 
-def row(variant: str, series: str, status: str, period: int, started: int) -> ShadowAlert:
+def row(
+    variant: str, series: str, status: Literal["firing", "resolved"], period: int, started: int
+) -> ShadowAlert:
     return ShadowAlert(
         "m", variant, f"{series}|{status}|{started}", series, period, alert(series, status, period, started)
     )
