@@ -103,7 +103,8 @@ async def series(request: web.Request) -> web.Response:
     return web.json_response(
         {"metric": name, "since": since, "until": until, "series": data, "feedback": feedback,
          "alerts": await daemon.alert_episodes(name, since, until),
-         "silences": daemon.silence_spans(name, since, until)}
+         "silences": daemon.silence_spans(name, since, until),
+         "shadow": await shadow.chart_spans(daemon, name, since, until)}
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from detectkd.durations import parse_duration
 from detectkd.http.feedback import labels_of
 from detectkd.http.port import DAEMON, DaemonAPI
+from detectkd.runtime import shadow_compare
 from detectkd.runtime.shadow_compare import compare
 
 MAX_RANGE_S = 90 * 86400
@@ -47,6 +48,15 @@ async def report(daemon: DaemonAPI, name: str, since: int, until: int) -> dict[s
     for v in out["variants"]:
         v["now"] = now.get(v["name"])  # firing series, alerts since start, last error
     return {"metric": name, "since": since, "until": until, "truncated": truncated, **out}
+
+
+async def chart_spans(daemon: DaemonAPI, name: str, since: int, until: int) -> list[dict[str, Any]]:
+    """The variants' would-be alert episodes the chart draws (none without variants)."""
+    spec = daemon.metric_spec(name)
+    if spec is None or not spec.shadows:
+        return []
+    rows = await daemon.store.shadow_alerts(name, since, until, MAX_ROWS)
+    return await asyncio.to_thread(shadow_compare.chart_spans, rows, [v.name for v in spec.shadows])
 
 
 async def shadow(request: web.Request) -> web.Response:

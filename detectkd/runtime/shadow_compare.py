@@ -95,3 +95,19 @@ def _shown(a: Alert) -> dict[str, Any]:
     return {"period": a.period, "series": a.series, "status": a.status, "kind": a.kind, "value": a.value,
             "expected": a.expected, "lower": a.lower, "upper": a.upper, "detector": a.detector,
             "score": a.score, "started_at": a.started_at}  # fmt: skip
+
+
+def chart_spans(rows: Sequence[ShadowAlert], variants: Sequence[str]) -> list[dict[str, Any]]:
+    """What the metric page's chart draws of the configured variants: each anomaly episode
+    (`index`: the variant's place in the file, its row of strips)."""
+    by: dict[str, list[Alert]] = {}
+    for r in rows:
+        if r.variant in variants:
+            by.setdefault(r.variant, []).append(Alert.from_json(r.payload))
+    out = []
+    for index, name in enumerate(variants):
+        for e in episodes((a, "would-be") for a in by.get(name, [])):
+            if e.kind == "anomaly":
+                out.append({"variant": name, "index": index, "series": e.series, "started_at": e.started_at,
+                            "resolved_at": e.resolved_at})  # fmt: skip
+    return out

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.files import write
 from tests.support.http import Receiver
@@ -88,6 +89,12 @@ async def test_a_variant_s_would_be_alert_is_shown_and_never_sent(
     assert rows[0].startswith("(the metric as configured) 1") and rows[1].startswith("tight 2 1 1 0")
     shown = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#shadow-alerts tbody tr")]
     assert any("tight series=a anomaly firing 30" in r for r in shown), shown
+    WebDriverWait(browser, 20).until(lambda b: b.find_element(By.ID, "charts").get_attribute("data-loaded"))
+    drawn = browser.execute_script("return window.dtkData.shadow")  # the chart's teal strips
+    assert {(s["variant"], s["series"], s["resolved_at"]) for s in drawn} == {
+        ("tight", "series=a", None),
+        ("tight", "series=b", None),
+    }
 
 
 async def test_a_workers_supervisor_proxies_the_comparison(tmp_path: Path, receiver: Receiver) -> None:

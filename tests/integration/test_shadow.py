@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from detectkd.alerting.alert import Alert
@@ -207,3 +208,11 @@ async def test_the_page_escapes_series_and_caps_what_it_reads(
         async with http.get(f"{base}/api/v1/metrics/m/shadow?range=1h") as r:
             got = await r.json()
         assert got["truncated"] is True
+        for bad in ("range=soon", "since=x", "since=10&until=5", "until=1e400"):
+            async with http.get(f"{base}/api/v1/metrics/m/shadow?{bad}") as r:
+                assert r.status == 400 and "bad range" in (await r.json())["error"], bad
+        async with (
+            aiohttp.ClientSession() as anonymous,
+            anonymous.get(f"{base}/api/v1/metrics/m/shadow") as r,
+        ):
+            assert r.status == 401  # behind the same basic auth as every endpoint

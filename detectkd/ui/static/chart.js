@@ -1,7 +1,8 @@
 // The metric page's charts: one uPlot per series from /api/v1/metrics/NAME/series.
 // Value line, expected line, the band between lower and upper, anomalies as red points,
 // feedback as rings (green: real incident, grey: false alarm), alert episodes shaded red,
-// silences as a purple strip along the top. uPlot's own behaviour:
+// silences as a purple strip along the top, `shadow:` variants' would-be alerts as teal strips
+// along the bottom (one row per variant). uPlot's own behaviour:
 // drag to zoom, double-click to reset, the legend follows the cursor. A click on the plot
 // selects the anomaly under the cursor in the detections table below.
 "use strict";
@@ -106,6 +107,12 @@ function dtkSpans(u, data, key) {
     const a = x(e.started_at), b = e.resolved_at === null ? right : x(e.resolved_at);
     ctx.fillStyle = "rgba(221,138,0,0.55)";
     ctx.fillRect(a, top + height - strip, Math.max(2, b - a), strip);
+  }
+  for (const e of data.shadow || []) {  // `shadow:` variants' would-be alerts: a teal row each
+    if (e.series !== key) continue;
+    const a = x(e.started_at), b = e.resolved_at === null ? right : x(e.resolved_at);
+    ctx.fillStyle = "rgba(0,128,128,0.55)";
+    ctx.fillRect(a, top + height - strip * (2.2 + 1.2 * e.index), Math.max(2, b - a), strip);
   }
   ctx.fillStyle = "rgba(107,79,163,0.35)";
   for (const s of data.silences || []) {
