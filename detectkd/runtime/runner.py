@@ -274,11 +274,11 @@ class MetricRuntime:
             self._forget(out.forget)
             if record.outbox:
                 self.on_alert()
-        if commit and self.save_states and not self.ctx.replay:  # judged beside it, never failing it
-            await self.shadows.run(self, ordered, gaps, start, last, notify, out.alerts)
         report.points.extend(out.reports)
         report.alerts.extend(out.alerts)
         self.book.observe(t1 - t0, t3 - t2, time.perf_counter() - t3, len(points), out.anomalies)
+        if commit and self.save_states and not self.ctx.replay:  # judged beside it, never failing it
+            await self.shadows.run(self, ordered, gaps, start, last, notify, out.alerts)
 
     def _forget(self, gone: set[str]) -> None:
         for series in gone:
