@@ -12,7 +12,7 @@ from detectkd.alerting.alert import Alert
 from detectkd.alerting.feedback import Feedback
 from detectkd.alerting.state import SeriesState, Status
 from detectkd.runtime.shadow import _doc, _states
-from detectkd.runtime.shadow_compare import LIVE, compare
+from detectkd.runtime.shadow_compare import LIVE, chart_spans, compare
 from detectkd.specs.loader import load_metrics
 from detectkd.storage.base import ShadowAlert
 from tests.support.files import write
@@ -144,3 +144,13 @@ def test_the_comparison_counts_agreements_misses_and_labels() -> None:
     )
     assert (quiet["alerts"], quiet["missed"], quiet["configured"]) == (0, 2, True)
     assert (old["alerts"], old["agreed"], old["configured"]) == (1, 1, False)  # b's open episode overlaps
+
+
+def test_the_chart_draws_configured_variants_anomaly_episodes_in_file_order() -> None:
+    rows = [row(LIVE, "a", "firing", 1000, 1000), row("b", "a", "firing", 1200, 1200),
+            row("a", "a", "firing", 1300, 1300), row("a", "a", "resolved", 1400, 1300),
+            row("gone", "a", "firing", 1500, 1500)]  # fmt: skip
+    assert chart_spans(rows, ["a", "b"]) == [
+        {"variant": "a", "index": 0, "series": "a", "started_at": 1300, "resolved_at": 1400},
+        {"variant": "b", "index": 1, "series": "a", "started_at": 1200, "resolved_at": None},
+    ]
