@@ -5,8 +5,9 @@
 One metric in process (`assemble`, as the daemon builds it) on a SQLite source of
 `--series` series of noisy values (seed 7), a `mad` detector (window 100), a SQLite store;
 `--runs` live runs of one period each, timed in process CPU seconds, with 0, 1 and 5
-variants (`mad` with n_sigma 2, 2.5, ...: tighter, so they would alert now and then), and
-the cost of the hook itself on a metric without variants (an empty `ShadowSet.run`).
+variants (`mad` with n_sigma 2, 2.5, ...: tighter, so they would alert now and then), one
+variant that changes only conditions (it reuses the metric's detections), and the cost of
+the hook itself on a metric without variants (an empty `ShadowSet.run`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ alerter: {{type: log}}
 def variants(n: int) -> str:
     if not n:
         return ""
+    if n < 0:  # one variant that changes only conditions: it reuses the metric's detections
+        return "shadow:\n  - name: quick\n    conditions: {consecutive_anomalies: 1}\n"
     out = "shadow:\n"
     for i in range(n):
         sigma = 2 + i / 2
@@ -70,12 +73,12 @@ def source(path: Path, series: int, periods: int) -> None:
 
 
 async def measure(tmp: Path, n: int, runs: int, warm: int) -> tuple[float, int]:
-    metrics = tmp / f"metrics{n}"
+    metrics = tmp / f"metrics{n + 10}"
     metrics.mkdir()
     (metrics / "m.yaml").write_text(METRIC.format(db=tmp / "src.db") + variants(n))
     result = load_metrics([metrics], None, env={})
     assert result.ok, result.all_errors()
-    store = SqliteStore(tmp / f"store{n}.db")
+    store = SqliteStore(tmp / f"store{n + 10}.db")
     await store.open()
     resources = Resources()
     slot = assemble(result.metrics["m"], Deps(store, resources, channels=False))
@@ -99,7 +102,7 @@ async def hook_cost(tmp: Path, calls: int) -> float:
     empty.variants = []
     t0 = time.process_time()
     for _ in range(calls):
-        await empty.run(None, [], [], 0, 0, True, [])  # type: ignore[arg-type]
+        await empty.run(None, [], [], 0, 0, True, None)  # type: ignore[arg-type]
     return (time.process_time() - t0) / calls
 
 
@@ -113,10 +116,11 @@ async def main() -> None:
         tmp = Path(d)
         source(tmp / "src.db", args.series, warm + args.runs)
         base = None
-        for n in (0, 1, 5):
+        for n in (0, 1, -1, 5):
             spent, stored = await measure(tmp, n, args.runs, warm)
             base = base or spent
-            print(f"variants={n}: {spent / args.runs * 1000:.3f} ms CPU per run "
+            what = "1 (conditions only)" if n < 0 else str(n)
+            print(f"variants={what}: {spent / args.runs * 1000:.3f} ms CPU per run "
                   f"({spent / base:.2f}x), would-be alerts stored: {stored}")  # fmt: skip
         print(f"empty hook (a metric without variants): {await hook_cost(tmp, 100_000) * 1e6:.2f} us per run")
 

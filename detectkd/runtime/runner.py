@@ -278,7 +278,7 @@ class MetricRuntime:
         report.alerts.extend(out.alerts)
         self.book.observe(t1 - t0, t3 - t2, time.perf_counter() - t3, len(points), out.anomalies)
         if commit and self.save_states and not self.ctx.replay:  # judged beside it, never failing it
-            await self.shadows.run(self, ordered, gaps, start, last, notify, out.alerts)
+            await self.shadows.run(self, ordered, gaps, start, last, notify, out)
 
     def _forget(self, gone: set[str]) -> None:
         for series in gone:

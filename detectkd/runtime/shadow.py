@@ -26,6 +26,7 @@ from detectkd.alerting.alert import Alert
 from detectkd.alerting.state import SeriesState, Status, state_from_row, state_row
 from detectkd.collectors.points import Point
 from detectkd.detectors import registry as detector_registry
+from detectkd.detectors.base import Current, Detector, History, Result
 from detectkd.errors import error_line
 from detectkd.runtime.judge import JudgeContext, Outcome, judge
 from detectkd.runtime.memory import SeriesMemory
@@ -64,21 +65,53 @@ def variant_spec(spec: MetricSpec, v: ShadowSpec) -> MetricSpec:
     return replace(spec, detectors=v.detectors, conditions=v.conditions, alerters=(), storage=storage)
 
 
+class Recorded:
+    """One of the metric's own detectors in a variant that changes only conditions: its
+    results are the metric's, of the run just judged (`table`), so no detector runs twice;
+    a point the metric did not judge is detected by `inner` (the variant's own instance)."""
+
+    def __init__(self, inner: Detector, index: int, table: dict[tuple[str, int], list[Result]]) -> None:
+        self.id = inner.id
+        self.inner, self.index, self.table = inner, index, table
+
+    def detect(self, history: History, point: Current) -> Result:
+        found = self.table.get((point.series, point.time))
+        return found[self.index] if found is not None else self.inner.detect(history, point)
+
+    def window_seconds(self, interval_seconds: int) -> int:
+        return self.inner.window_seconds(interval_seconds)
+
+    def feature_names(self) -> tuple[str, ...]:
+        return self.inner.feature_names()
+
+
 class ShadowSet:
     def __init__(
-        self, spec: MetricSpec, grid: Grid, tz: ZoneInfo, ctx: JudgeContext, telemetry: Telemetry | None
+        self,
+        spec: MetricSpec,
+        grid: Grid,
+        tz: ZoneInfo,
+        ctx: JudgeContext,
+        telemetry: Telemetry | None,
+        reuse: bool = True,
     ) -> None:
+        """`reuse`: variants with the metric's own detectors take its results (`Recorded`)."""
         self.name = spec.name
         self.telemetry = telemetry
         self.variants: list[Variant] = []
         self.loaded = False  # the variants' states read from the store
+        self.table: dict[tuple[str, int], list[Result]] = {}  # the metric's results, this run
+        self.reuse = False
         for v in spec.shadows:
             vspec = variant_spec(spec, v)
-            detectors = []
-            for d in v.detectors:
+            detectors: list[Detector] = []
+            same = reuse and v.detectors == spec.detectors
+            self.reuse |= same
+            for k, d in enumerate(v.detectors):
                 dtype = detector_registry.lookup(d.type)
                 assert dtype is not None  # validated at load
-                detectors.append(dtype.build(d.params, grid.step, d.id))
+                built = dtype.build(d.params, grid.step, d.id)
+                detectors.append(Recorded(built, k, self.table) if same else built)
             peers = spec.config.peers
             graph = PeerGraph(peers, spec.entities) if peers is not None else None
             memory = SeriesMemory(detectors, grid, tz, graph)
@@ -106,19 +139,25 @@ class ShadowSet:
         start: int,
         last: int,
         notify: bool,
-        live: Sequence[Alert],
+        judged: Outcome,
     ) -> None:
-        """Judge `points` (the metric's run, committed) with every variant; never raises
-        (but lets cancellation through)."""
+        """Judge `points` (the metric's run `judged`, committed) with every variant; never
+        raises (but lets cancellation through)."""
         if not self.variants:
             return
         if not self.loaded and not await self._load(rt.store):
             return
-        for v in self.variants:
-            try:
-                await self._judge(rt, v, points, gaps, start, last, notify)
-            except Exception as exc:  # a variant never fails its metric's run
-                self._failed(v, exc)
+        if self.reuse:
+            self.table.update(((r.point.series, r.point.period), r.results) for r in judged.reports)
+        try:
+            for v in self.variants:
+                try:
+                    await self._judge(rt, v, points, gaps, start, last, notify)
+                except Exception as exc:  # a variant never fails its metric's run
+                    self._failed(v, exc)
+        finally:
+            self.table.clear()
+        live = judged.alerts
         if live:  # the metric's own notifications: what the variants are compared with
             try:
                 await rt.store.shadow_commit(self.name, LIVE, None, [self._row(LIVE, a) for a in live])

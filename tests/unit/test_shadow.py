@@ -4,7 +4,7 @@ conditions overlay), the stored state's fingerprint, and the comparison's counti
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
@@ -154,3 +154,91 @@ def test_the_chart_draws_configured_variants_anomaly_episodes_in_file_order() ->
         {"variant": "a", "index": 0, "series": "a", "started_at": 1300, "resolved_at": 1400},
         {"variant": "b", "index": 1, "series": "a", "started_at": 1200, "resolved_at": None},
     ]
+
+
+REUSE = """\
+shadow:
+  - name: quick
+    conditions: {consecutive_anomalies: 1, direction: both}
+  - name: tighter
+    detector: {type: mad, params: {window_size: 100, n_sigma: 2, min_samples: 20, use_weighted: false}}
+"""
+
+
+async def judged_by_variants(
+    tmp_path: Path, reuse: bool
+) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+    """The metric (a `mad`) judged on 300 noisy points with spikes, a batch then live runs,
+    and its variants beside it; what they would have sent and their states."""
+    import random
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from detectkd.collectors.points import Point
+    from detectkd.detectors import registry
+    from detectkd.runtime.judge import JudgeContext, judge
+    from detectkd.runtime.memory import SeriesMemory
+    from detectkd.runtime.shadow import Recorded, ShadowSet
+    from detectkd.storage.memory import MemoryStore
+    from detectkd.timegrid import Grid
+
+    text = BASE.replace("{type: threshold, params: {threshold: 50}}",
+                        "{type: mad, params: {window_size: 100, n_sigma: 4, min_samples: 20, use_weighted: false}}")  # fmt: skip
+    write(tmp_path / "metrics" / "m.yaml", text + REUSE)
+    spec = load_metrics([tmp_path / "metrics"], None, env={}).metrics["orders"]
+    tz = ZoneInfo("UTC")
+    grid = Grid(spec.config.schedule.interval, tz)
+    dets = []
+    for d in spec.detectors:
+        kind = registry.lookup(d.type)
+        assert kind is not None
+        dets.append(kind.build(d.params, grid.step, d.id))
+    memory = SeriesMemory(dets, grid, tz)
+    memory.load({})
+    ctx = JudgeContext.of(spec, dets, grid)
+    store = MemoryStore()
+
+    async def data() -> MemoryStore:
+        return store
+
+    rt = SimpleNamespace(store=store, spec=spec, grid=grid, data=data)
+    shadows = ShadowSet(spec, grid, tz, ctx, None, reuse=reuse)
+    assert shadows.reuse is reuse
+
+    def never(*_: Any) -> None:
+        raise AssertionError("a reused detector ran")
+
+    for v in shadows.variants:  # reused: the variant's own detector instance is never asked
+        for used in v.ctx.detectors:
+            if isinstance(used, Recorded):
+                used.inner = SimpleNamespace(detect=never)
+    rnd = random.Random(3)
+    t0 = 1_767_225_600
+    points = [
+        Point(
+            "",
+            t0 + k * grid.step,
+            100 + rnd.gauss(0, 3) + (40 if k % 37 >= 34 else 0) + (9 if k % 23 == 0 else 0),
+        )
+        for k in range(300)
+    ]
+    states: dict[str, Any] = {}
+    for chunk in [points[:120], *([p] for p in points[120:])]:
+        live = len(chunk) == 1
+        memory.begin(chunk[0].period)
+        out = judge(chunk, memory, states, ctx.run(chunk[-1].period, live))
+        memory.commit()
+        states = out.states
+        await shadows.run(rt, chunk, [], chunk[0].period, chunk[-1].period, live, out)  # type: ignore[arg-type]
+    rows = await store.shadow_alerts("orders", 0, 2**40, 10_000)
+    return [(r.variant, r.key) for r in rows], [dict(v.states) for v in shadows.variants]
+
+
+async def test_a_conditions_only_variant_reuses_the_metric_s_detections_with_the_same_verdicts(
+    tmp_path: Path,
+) -> None:
+    reused = await judged_by_variants(tmp_path / "a", reuse=True)
+    detected = await judged_by_variants(tmp_path / "b", reuse=False)
+    assert reused == detected
+    variants = {v for v, _ in reused[0]}
+    assert {"quick", "tighter", ""} <= variants  # every one alerted at least once
