@@ -79,7 +79,11 @@ class Recorded:
         return found[self.index] if found is not None else self.inner.detect(history, point)
 
     def window_seconds(self, interval_seconds: int) -> int:
-        return self.inner.window_seconds(interval_seconds)
+        """None: the results come with the run, so the variant keeps no window of its own
+        (no memory, no read from the store). What could tell: a point the metric did not
+        judge (`inner` judges it on a short history), and the band's lower bound in a
+        would-be alert of a series that went below zero only long ago (read as 0)."""
+        return 0
 
     def feature_names(self) -> tuple[str, ...]:
         return self.inner.feature_names()
