@@ -14,6 +14,7 @@ same, and starts it afresh when it changed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -176,6 +177,7 @@ class ShadowSet:
             current = {v.spec.name for v in self.variants}
             for gone in sorted(set(docs) - current):  # a variant removed from the file
                 await store.shadow_commit(self.name, gone, None, [])
+                self._unlabel(gone)
         except Exception as exc:
             for v in self.variants:
                 self._failed(v, exc)
@@ -225,6 +227,13 @@ class ShadowSet:
             v.alerts += len(alerts)
             if self.telemetry is not None:
                 self.telemetry.shadow_alerts.labels(self.name, v.spec.name).inc(len(alerts))
+
+    def _unlabel(self, variant: str) -> None:
+        """A removed variant's samples leave /metrics (a removed metric's go with it)."""
+        if self.telemetry is not None:
+            for family in (self.telemetry.shadow_alerts, self.telemetry.shadow_errors):
+                with contextlib.suppress(KeyError):
+                    family.remove(self.name, variant)
 
     def _row(self, variant: str, a: Alert) -> ShadowAlert:
         return ShadowAlert(self.name, variant, a.key, a.series, a.period, a.to_json())

@@ -108,6 +108,20 @@ async def test_a_tighter_variant_alerts_beside_the_metric_and_sends_nothing(tmp_
             page = await r.text()
         assert "Shadow variants" in page and "tight" in page
 
+        # A variant removed from the file: its state and its /metrics samples go.
+        write(
+            tmp_path / "metrics.d" / "m.yaml",
+            metric(tmp_path / "src.db", URL).replace("name: tight", "name: tight2"),
+        )
+        assert (await d.reload())["successful"]
+        rt2 = d.slots["m"].runtime
+
+        async def dropped() -> bool:
+            return "tight" not in await d.store.shadow_load("m") and rt2.status.runs >= 1
+
+        await until_true(dropped, "the removed variant's state dropped")
+        async with http.get(f"{base}/metrics") as r:
+            assert 'variant="tight"}' not in await r.text()
         # A reload that changes only the shadow keeps the metric's alert state (no new FIRING).
         setup(tmp_path, URL, tight=25)
         result = await d.reload()
