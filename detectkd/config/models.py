@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from detectkd.config.completeness import Completeness
 from detectkd.config.types import Duration, Frozen, TimeZoneName
 from detectkd.durations import parse_duration
 
@@ -227,6 +228,7 @@ class MetricFile(Frozen):
     backtest: dict[str, Any] | None = None  # DetectK's block: ignored with a warning (use detectkd backtest)
     peers: Peers | None = None  # peer verification for multi-series metrics
     export: bool = False  # per-series value, expected band and score on /metrics (detectk_series_*)
+    completeness: Completeness | None = None  # wait for complete periods, re-judge late rows
 
     @model_validator(mode="after")
     def _one_form(self) -> MetricFile:
