@@ -122,7 +122,7 @@ async def test_recheck_retracts_a_firing_judged_on_a_partial_hour(tmp_path: Path
         resolved = alerts[1]
         assert resolved.extra["reason"] == RETRACTED and resolved.started_at == T0 + 30 * HOUR
         assert resolved.value == pytest.approx(100.0, abs=1)  # the corrected value
-        assert d.slots["orders"].runtime.states[""].status is Status.OK
+        assert d.slots["orders"].runtime.states[""].status.value == "ok"
         assert entry(d)["revised_periods"] == 1
         points = await d.store.read_points("orders", None, T0 + 30 * HOUR, T0 + 31 * HOUR)
         assert points[""][0].value == pytest.approx(100.0, abs=1)  # the store holds the corrected value
@@ -173,7 +173,7 @@ async def test_complete_when_holds_the_hour_until_the_loader_says_so(tmp_path: P
         await d.run_metric("orders", at=T0 + 32 * HOUR + 60)
         assert await d.store.watermark("orders") == T0 + 30 * HOUR
         await d.run_metric("orders", at=T0 + 33 * HOUR + 30)
-        assert await d.store.watermark("orders") >= T0 + 31 * HOUR
+        assert (await d.store.watermark("orders") or 0) >= T0 + 31 * HOUR
         hour31 = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(T0 + 31 * HOUR))
         status = str(entry(d)["completeness"])  # and hour 32 waits (nothing of it arrived)
         assert status.startswith(f"judged incomplete: {hour31}: complete_when returned 0; waiting: ")
