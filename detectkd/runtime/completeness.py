@@ -122,7 +122,10 @@ class Gate:
         try:
             rows = await self.probe.collect(window)
         except CollectError as exc:
-            return f"complete_when failed: {error_line(exc)}"
+            line = error_line(exc)
+            if "max_rows" in line:  # the collector's wording names the metric's own cap
+                return f"complete_when returned more than {PROBE_ROWS:,} rows (only the first is read)"
+            return f"complete_when failed: {line}"
         value = next(iter(rows[0].values()), None) if rows and rows[0] else None
         if complete(value, finish, self.rt.tz.key):
             return None

@@ -130,7 +130,9 @@ class Recheck:
         kept = dict(self.kept.get(series, {}))
         kept.update({p.period: anomalous for p, _, anomalous in judged})
         state = rt.states.get(series, SeriesState())
-        may = not rt.ctx.silenced(series, now)
+        # No late FIRING while silenced, nor where peer verification would have to agree
+        # (peers are compared within one run's period; a re-judged period has no such view).
+        may = not rt.ctx.silenced(series, now) and rt.spec.conditions.peers == "any"
         rev = revise(state, kept, [p.period for p, _, _ in judged], rt.ctx.rules, may)
         return replace(rev, state=replace(rev.state, fired_by=_fired_by(rev, judged))) if rev.revised else rev
 

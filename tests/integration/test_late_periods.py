@@ -193,3 +193,20 @@ async def test_settle_judges_once_two_reads_agree(tmp_path: Path, orders: Orders
         await d.run_metric("orders", at=T0 + 31 * HOUR + 660)  # agrees 5 min apart: judged
         assert await d.store.watermark("orders") == T0 + 30 * HOUR
         assert await sent(d) == []
+
+
+async def test_a_complete_when_answer_beyond_its_row_cap_is_refused_attack(
+    tmp_path: Path, orders: Orders
+) -> None:
+    """A query that returns a huge answer is cut at 1,000 rows: the period waits, the status
+    names the refusal, and the run still judges once `max_wait` is over."""
+    huge = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 1000000) SELECT x FROM c"
+    async for d in daemon(tmp_path, f'  complete_when: "{huge}"\n  max_wait: 10m'):
+        orders.hour(30)
+        await d.run_metric("orders", at=T0 + 31 * HOUR + 60)
+        assert await d.store.watermark("orders") == T0 + 29 * HOUR
+        status = str(entry(d)["completeness"])
+        assert status.startswith("waiting: ") and "complete_when returned more than 1,000 rows" in status
+        await d.run_metric("orders", at=T0 + 31 * HOUR + 660)
+        assert await d.store.watermark("orders") == T0 + 30 * HOUR
+        assert str(entry(d)["completeness"]).startswith("judged incomplete: ")
