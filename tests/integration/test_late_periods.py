@@ -18,7 +18,7 @@ from detectkd.alerting.revise import LATE, RETRACTED
 from detectkd.alerting.state import Status
 from detectkd.runtime.daemon import Daemon
 from tests.support.files import write
-from tests.support.inprocess import make_settings
+from tests.support.inprocess import make_settings, served
 
 HOUR = 3600
 T0 = 1_795_000_000 - 1_795_000_000 % HOUR
@@ -162,6 +162,9 @@ async def test_complete_when_holds_the_hour_until_the_loader_says_so(tmp_path: P
         assert await d.store.watermark("orders") == T0 + 29 * HOUR
         why = str(entry(d)["completeness"])
         assert why.startswith("waiting: ") and "complete_when returned 0" in why
+        async with served(d) as (http, base), http.get(base + "/") as page:
+            html = await page.text()  # the overview says so too, the reason in its title
+        assert "waiting for complete data" in html and "complete_when returned 0" in html
 
         orders.hour(30)
         orders.loaded(30)
