@@ -47,12 +47,12 @@ detector:
 alerters:
   - type: webhook
     params: {{url: "{hook}"}}
-    conditions: {{clear_consecutive: 10}}  # resolved by the retraction, not by normal periods
+    conditions: {{clear_consecutive: 30}}  # resolved by the retraction, not by normal periods
   - type: alertmanager
     params: {{urls: ["{am}"], resend_delay: 30s}}
-    conditions: {{clear_consecutive: 10}}
+    conditions: {{clear_consecutive: 30}}
 completeness:
-  recheck: 20s
+  recheck: 60s
 """
 
 
