@@ -7,9 +7,11 @@ periods that are long complete."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from detectkd.errors import error_line
 from detectkd.resources import Resources
 from detectkd.runtime.completeness import Gate, Held
 from detectkd.runtime.recheck import Recheck
@@ -26,9 +28,14 @@ class Lateness:
     async def run(self, finish: int, now: float, again: Callable[[], Coroutine[Any, Any, None]]) -> Held:
         """The run for `finish` at `now`; `again()` is the extra run started when the gate
         asks to be asked again (one pending at a time)."""
-        if self.recheck.span:
-            await self.recheck.run(now)
-        held = await self.gate.hold(finish, now)
+        started = time.monotonic()
+        try:
+            if self.recheck.span:
+                await self.recheck.run(now)
+            held = await self.gate.hold(finish, now)
+        except Exception as exc:  # counted and shown like a failed run (which it is)
+            self.rt.record_failure(f"{self.rt.name}: {error_line(exc)}", started)
+            raise
         if held.finish is not None:
             report = await self.rt.run(held.finish)
             self.recheck.remember(report.points)

@@ -16,6 +16,7 @@ from detectkd.alerting.alert import Alert
 from detectkd.alerting.message import default_text
 from detectkd.alerting.revise import LATE, RETRACTED
 from detectkd.alerting.state import Status
+from detectkd.errors import StorageError
 from detectkd.runtime.daemon import Daemon
 from tests.support.files import write
 from tests.support.inprocess import make_settings, served
@@ -213,3 +214,30 @@ async def test_a_complete_when_answer_beyond_its_row_cap_is_refused_attack(
         await d.run_metric("orders", at=T0 + 31 * HOUR + 660)
         assert await d.store.watermark("orders") == T0 + 30 * HOUR
         assert str(entry(d)["completeness"]).startswith("judged incomplete: ")
+
+
+async def test_a_failed_recheck_commit_changes_nothing_and_the_redo_retracts_once(
+    tmp_path: Path, orders: Orders
+) -> None:
+    async for d in daemon(tmp_path, "  recheck: 2h"):
+        orders.hour(30, 0.7)
+        await d.run_metric("orders", at=T0 + 31 * HOUR + 60)
+        rt = d.slots["orders"].runtime
+        before = rt.memory.windows[""].history().values.tolist()
+        orders.hour(30)
+        orders.hour(31)
+        commit = d.store.commit
+
+        async def failing(record: object) -> None:
+            raise StorageError("disk full")
+
+        d.store.commit = failing  # type: ignore[method-assign,assignment]
+        await d.run_metric("orders", at=T0 + 32 * HOUR + 60)  # the run fails: counted, nothing kept
+        assert rt.status.failures == 1 and "disk full" in str(rt.status.last_error)
+        assert rt.states[""].status.value == "firing"
+        assert rt.memory.windows[""].history().values.tolist() == before
+        assert [a.status for a in await sent(d)] == ["firing"]
+        d.store.commit = commit  # type: ignore[method-assign]
+        await d.run_metric("orders", at=T0 + 32 * HOUR + 120)
+        await d.run_metric("orders", at=T0 + 32 * HOUR + 180)
+        assert [(a.status, a.revised) for a in await sent(d)] == [("firing", None), ("resolved", "retracted")]
