@@ -46,6 +46,9 @@ class Alert:
     detector_params: dict[str, Any] = field(default_factory=dict)  # the firing detector's
     resent: int | None = None  # a re-send to Alertmanager at this period (alerting.resend)
     source: str = ""  # the metric's source (specs.source_key): Alertmanager's `source` label
+    # "retracted" (a FIRING withdrawn: its period changed after it was judged) or "late" (an
+    # anomaly that appeared when a judged period changed); the reason is in `extra["reason"]`.
+    revised: str | None = None
 
     @property
     def key(self) -> str:
@@ -53,6 +56,7 @@ class Alert:
         status = self.status if self.kind == "anomaly" else f"{self.kind}:{self.status}"
         base = f"{self.metric}|{self.series}|{status}|{self.started_at}"
         base = f"{base}|r{self.repeat}" if self.repeat else base
+        base = f"{base}|{self.revised}" if self.revised else base
         return f"{base}|am{self.resent}" if self.resent is not None else base
 
     @property

@@ -57,6 +57,8 @@ def variables(alert: Alert) -> dict[str, Any]:
         "extra": alert.extra,
         "peers": alert.extra.get("peers"),
         "basis": alert.extra.get("basis"),
+        "revised": alert.revised,
+        "reason": alert.extra.get("reason"),
         "inf": math.inf,  # DetectK's templates test `score == inf`
     }
 
@@ -90,6 +92,8 @@ def default_text(alert: Alert, escape: Any = str) -> str:
         if alert.url:
             lines.append(f"Link: {alert.url}")
         return "\n".join(lines)
+    if alert.revised and alert.extra.get("reason"):  # retracted / late (runtime.recheck)
+        lines.append(f"Note: {escape(alert.extra['reason'])}")
     lines.append(f"Value: {_num(alert.value)}")
     if alert.lower is not None or alert.upper is not None:
         lines.append(f"Expected range: {_num(alert.lower)} .. {_num(alert.upper)}")

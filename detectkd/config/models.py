@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from detectkd.config.completeness import Completeness
 from detectkd.config.types import Duration, Frozen, TimeZoneName
 from detectkd.durations import parse_duration
 
@@ -256,6 +257,7 @@ class MetricFile(Frozen):
     export: bool = False  # per-series value, expected band and score on /metrics (detectk_series_*)
     # Variants judged live on the same points, never notifying; their would-be alerts are stored.
     shadow: list[ShadowVariant] = Field(default_factory=list)
+    completeness: Completeness | None = None  # wait for complete periods, re-judge late rows
 
     @field_validator("shadow")
     @classmethod

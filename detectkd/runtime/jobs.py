@@ -76,7 +76,7 @@ class Jobs:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(timeout):
-                    await rt.run(finish)
+                    await slot.late.run(finish, now, lambda: self._job(name, scheduled=False))
                 ok = True
             except TimeoutError:  # the run was cancelled: count it like any failed run
                 rt.record_failure(f"{name}: run exceeded {timeout:g}s and was cancelled", started)

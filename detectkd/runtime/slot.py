@@ -21,6 +21,7 @@ from detectkd.alerting.state import SeriesState
 from detectkd.errors import StorageError
 from detectkd.resources import Resources
 from detectkd.runtime.judge import resolve_removed
+from detectkd.runtime.lateness import Lateness
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.runtime.scheduler import GridTrigger, stable_offset
 from detectkd.specs.loader import MetricSpec, source_key
@@ -54,6 +55,7 @@ class MetricSlot:
     channels: ChannelSet
     labels: Labels  # metric, tag and source: what silences match
     source: str  # the SOURCE DOWN grouping key
+    late: Lateness  # `completeness:`: the live run's gate and re-judging of late rows
 
     @property
     def name(self) -> str:
@@ -75,6 +77,7 @@ class MetricSlot:
 
     async def stop(self) -> None:
         """Release the collector's connections. The slot is not used afterwards."""
+        await self.late.close()
         await self.runtime.close()
 
 
@@ -98,7 +101,7 @@ def assemble(spec: MetricSpec, deps: Deps, states: Mapping[str, SeriesState] | N
     sched = spec.config.schedule
     trigger = GridTrigger(runtime.grid, sched.delay, stable_offset(spec.name, sched.interval))
     channels = build_channels(spec, deps.resources) if deps.channels else ChannelSet()
-    return MetricSlot(spec, runtime, trigger, channels, labels, source)
+    return MetricSlot(spec, runtime, trigger, channels, labels, source, Lateness(runtime, deps.resources))
 
 
 def assemble_loader(spec: MetricSpec, deps: Deps) -> MetricSlot:

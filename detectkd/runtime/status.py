@@ -42,6 +42,8 @@ class RunStatus:
     last_warning_at: float | None = None
     judging: bool | None = None  # the newest period was judged (None: no run saw a value yet)
     not_judging: str | None = None  # why not: a cold start and its reason
+    completeness: str | None = None  # the newest period waits to be complete, or was judged incomplete
+    revised: int = 0  # judged periods re-judged after late rows changed them (`completeness.recheck`)
 
 
 class StatusBook:
@@ -152,6 +154,8 @@ def api_entry(name: str, file: str, interval_s: float, s: RunStatus,
         "last_warning_at": iso(s.last_warning_at),
         "judging": s.judging,
         "not_judging": s.not_judging,
+        "completeness": s.completeness,
+        "revised_periods": s.revised,
         "series": {series or "": st.status.value for series, st in sorted(states.items())},
     }
 

@@ -29,6 +29,7 @@ from detectkd.templating import (
 )
 
 ALERTER_OPTIONS = tuple(AlerterOptions.model_fields)  # in every alerter's params
+NO_QUERY = "complete_when is asked of the metric's source: it needs a source with a `query` (SQL)"
 
 
 class Resolver:
@@ -173,6 +174,9 @@ class Resolver:
             text = getattr(params, key, None)
             if isinstance(text, str) and (problem := check_template(text, sample)):
                 self.issues.append(self.doc.issue(("collector", "params", key), problem))
+        done = self.cfg.completeness.complete_when if self.cfg.completeness is not None else None
+        if done and (problem := check_template(done, sample) if hasattr(params, "query") else NO_QUERY):
+            self.issues.append(self.doc.issue(("completeness", "complete_when"), problem))
         inner = params.model_dump()
         context = list(c.context_columns or inner.get("context_columns") or ())
         for d in self.cfg.detector_list():  # DetectK's staleness columns come with the rows

@@ -65,6 +65,7 @@ def payload(alert: Alert, message: str) -> dict[str, Any]:
         "tags": list(alert.tags),
         "url": alert.url,
         "extra": alert.extra,
+        "revised": alert.revised,  # retracted | late | null (runtime.recheck)
         "message": message,
     }
 
