@@ -1,10 +1,14 @@
-"""The baseline in words for each detector kind (alerting.why)."""
+"""A FIRING's why in words (alerting.why): the baseline, the change, the rarity, the precedent."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
-from detectkd.alerting.why import basis
+from detectkd.alerting.why import basis, change, precedent, rarity
+
+UTC_Z = ZoneInfo("UTC")
 
 
 def test_each_kind_says_what_it_compared_with() -> None:
@@ -20,3 +24,33 @@ def test_each_kind_says_what_it_compared_with() -> None:
     assert basis("change", {"compare_to": "last_week"}, 60) == "the same period a week earlier"
     assert basis("threshold", {}, 60) == "a fixed threshold"
     assert basis("flatline", {}, 60) is None  # nothing to compare with: no line
+
+
+def test_the_change_in_words() -> None:
+    assert change(820, 1240) == "value 820, 34 % below expected 1,240"
+    assert change(1302, 1240) == "value 1,302, 5.0 % above expected 1,240"
+    assert change(0.5, 0.25) == "value 0.5, 100 % above expected 0.25"
+    assert change(3, 0) == "value 3, above expected 0"
+    assert change(7, 7) == "value 7, as expected"
+    assert change(None, 7) is None and change(7, None) is None and change(math.nan, 1) is None
+
+
+def test_rarity_is_rounded_down_and_names_its_span() -> None:
+    assert rarity(997, 1000, 14) == ("beyond 99.7 % of its deviations in the last 14 days", 99.7)
+    assert rarity(9979, 10000, 14) == (
+        "beyond 99.7 % of its deviations in the last 14 days",
+        99.7,
+    )  # not 99.8
+    assert rarity(999, 1000, 3) == ("beyond 99.9 % of its deviations in the last 3 days", 99.9)
+    assert rarity(150, 150, 1) == ("larger than any of its deviations in the last day", 100.0)
+    assert rarity(60, 120, 2) == ("beyond 50 % of its deviations in the last 2 days", 50.0)
+    assert rarity(5, 0, 14) is None and rarity(5, 10, 0) is None and rarity(11, 10, 3) is None
+
+
+def test_precedent_with_and_without_its_label() -> None:
+    at = 1_793_624_400  # 2026-11-02 13:00 UTC
+    berlin = ZoneInfo("Europe/Berlin")
+    assert precedent(at, "incident", berlin) == "last similar: 2026-11-02 14:00, marked real incident"
+    assert precedent(at, "false_alarm", UTC_Z) == "last similar: 2026-11-02 13:00, marked false alarm"
+    assert precedent(at, None, UTC_Z) == "last similar: 2026-11-02 13:00, not labelled"
+    assert precedent(at, None, UTC_Z, known=False) == "last similar: 2026-11-02 13:00"
