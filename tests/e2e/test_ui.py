@@ -122,6 +122,8 @@ async def test_overview_filters_and_a_metric_chart_zooms_in_chromium(
         assert r.status == 401
     (row,) = browser.find_elements(By.CSS_SELECTOR, "#detections tbody tr[data-t]")
     assert row.get_attribute("data-t") == str(spike) and "900" in row.text
+    why = row.find_elements(By.TAG_NAME, "td")[7].text  # the change, in words (alerting.why)
+    assert re.fullmatch(r"value 900, \d+ % above expected 10\d(\.\d+)?", why), why
     row.find_element(By.CSS_SELECTOR, "button.label.false_alarm").click()
     cell = wait(browser, lambda d: _label_cell(d, "false alarm"))
     assert f"({USER})" in cell.text

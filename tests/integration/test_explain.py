@@ -186,6 +186,15 @@ async def test_the_daemon_names_the_first_spike_labelled_over_the_api_in_the_sec
         for i in range(152, 182):
             await d.run_metric("orders", at=H0 + i * HOUR + 60)
         second = (await fired(d))[-1]
+        # The metric page's data: every anomaly says its change, each episode its FIRING's why.
+        query = f"since={H0 + 140 * HOUR}&until={H0 + 190 * HOUR}"
+        async with http.get(f"{base}/api/v1/metrics/orders/series?{query}") as r:
+            page = await r.json()
+        changes = [(a["t"], a["change"]) for a in page["series"][""]["anomalies"]]
+        assert changes == [(H0 + t * HOUR, "value 10, 90 % below expected 100") for t in (150, 180)]
+        whys = {e["started_at"]: e["why"] for e in page["alerts"]}
+        assert whys[H0 + 180 * HOUR] == {k: second.extra[k] for k in ("change", "rarity", "precedent")}
+        assert set(whys[H0 + 150 * HOUR]) == {"change", "rarity"}
     assert second.period == H0 + 180 * HOUR
     assert second.extra["precedent"] == "last similar: 2026-11-24 06:00, marked real incident"
     assert (
