@@ -17,6 +17,7 @@ from detectkd.alerting.message import default_text
 from detectkd.errors import StorageError
 from detectkd.resources import Resources
 from detectkd.runtime.daemon import Daemon
+from detectkd.runtime.replay import replay
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.sqlite import SqliteStore
@@ -206,3 +207,20 @@ async def fired(d: Daemon) -> list[Alert]:
     """The FIRING notifications the daemon's outbox holds, sent or not, oldest first."""
     rows = await d.store.outbox_history("orders", 0)
     return [a for r in rows if (a := Alert.from_json(r.payload)).status == "firing"]
+
+
+async def test_a_backtest_explains_as_the_live_runs_did_without_labels(env: Env) -> None:
+    """`detectkd backtest`'s engine (runtime.replay) on the same source: the same change and
+    rarity as the live runs above, the precedent without a label (a replay reads none)."""
+    await env.label(T0 + FIRST * STEP, "incident")  # in the daemon's store: not the replay's
+    alerts: list[Alert] = []
+    await replay(
+        env.spec, T0 - 100 * STEP, T0 + 240 * STEP, lambda run: alerts.extend(run.alerts), quiet_gc=False
+    )
+    fired = [a for a in alerts if a.status == "firing" and a.kind == "anomaly"]
+    assert [a.period for a in fired] == [T0 + FIRST * STEP, T0 + SECOND * STEP]
+    assert fired[0].extra["rarity"] == "larger than any of its deviations in the last day"
+    second = fired[1].extra
+    assert second["change"] == "value 900, 800 % above expected 100"
+    assert second["rarity"] == "beyond 99.5 % of its deviations in the last day"
+    assert second["precedent"] == "last similar: 2026-11-19 09:20" and second["precedent_label"] == ""
