@@ -13,7 +13,8 @@ feedback label. Between judging and the commit, one call per run: `Explainer.exp
 - **Precedent**: the most recent earlier FIRING episode of the same series in the same
   direction (its start is kept in the series' alert state, `SeriesState.similar`, so a
   restart or a replay knows it without a query), with the feedback label that covers that
-  start, read once per run that has one (`feedback_load`, within `LABEL_TIMEOUT_S`).
+  start: a label spans at most 90 days, so it is among those put on the series in the 90
+  days up to the start, read newest first (`feedback_near`: the key's index, a limit).
 
 Nothing here fails a run: an error leaves the alert without the line it would have made
 (logged once). A replay (backtest) sees no labels: its precedents name no label.
@@ -32,9 +33,10 @@ import structlog
 
 from detectkd.alerting import why
 from detectkd.alerting.alert import Alert
-from detectkd.alerting.feedback import Feedback
+from detectkd.alerting.feedback import MAX_SPAN_S, Feedback
 from detectkd.alerting.rarity import DAY, DAYS, ScoreBook
 from detectkd.alerting.state import SeriesState, Status
+from detectkd.errors import error_line
 from detectkd.runtime.judge import JudgeContext, Outcome, PointReport
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.specs.loader import MetricSpec
@@ -45,7 +47,9 @@ log = structlog.get_logger("detectkd.explain")
 MIN_SCORES = 100  # fewer earlier scores: no rarity is said
 SEED_ROWS = 100_000  # stored detections the first run reads at most
 SEED_TIMEOUT_S = 10.0
-LABEL_TIMEOUT_S = 5.0
+LABEL_TIMEOUT_S = 5.0  # for all of a run's label reads together
+MAX_LOOKUPS = 100  # precedents per run whose label is read (the rest name none)
+NEAR_LABELS = 20  # labels read per precedent (those put on the 90 days up to its start, newest first)
 KEPT = 2  # episode starts kept per direction (the current one and the one before)
 
 
@@ -195,25 +199,39 @@ class Explainer:
     async def _label(
         self, found: dict[tuple[str, int, int], dict[str, Any]], state: StateStore, replay: bool
     ) -> None:
-        """The precedents' labels (a replay knows none: its precedents name no label)."""
-        labels: list[Feedback] | None = None
-        if not replay:
-            try:
-                texts = await asyncio.wait_for(state.feedback_load(self.spec.name), LABEL_TIMEOUT_S)
-                labels = [Feedback.from_json(t) for t in texts]
-            except (Exception, TimeoutError) as exc:
-                log.warning("feedback not read: precedents left out", metric=self.spec.name, error=str(exc))
-                for w in found.values():
-                    w.pop("precedent_at", None)
-                return
+        """The precedents with their labels: one bounded read per precedent (`feedback_near`),
+        at most `MAX_LOOKUPS` a run, all within `LABEL_TIMEOUT_S`; the rest, and a replay's,
+        name no label. A failed read leaves the precedents out."""
+        wanted = sorted({(s, w["precedent_at"]) for (s, _, _), w in found.items() if "precedent_at" in w})
+        looked = wanted[:0] if replay else wanted[:MAX_LOOKUPS]
+        try:
+            labels = await asyncio.wait_for(self._labels(state, looked), LABEL_TIMEOUT_S)
+        except Exception as exc:
+            log.warning(
+                "feedback not read: precedents left out", metric=self.spec.name, error=error_line(exc)
+            )
+            for w in found.values():
+                w.pop("precedent_at", None)
+            return
         for (series, _, _), w in found.items():
             at = w.pop("precedent_at", None)
             if at is None:
                 continue
-            label = label_of(labels, series, at) if labels is not None else None
-            w["precedent"] = why.precedent(at, label, self.tz, known=labels is not None)
+            known = (series, at) in labels
+            label = labels.get((series, at))
+            w["precedent"] = why.precedent(at, label, self.tz, known=known)
             w["precedent_at"] = datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
             w["precedent_label"] = label or ""
+
+    async def _labels(
+        self, state: StateStore, wanted: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], str | None]:
+        """(series, episode start) -> the label covering that start, or None (not labelled)."""
+        out: dict[tuple[str, int], str | None] = {}
+        for series, at in wanted:
+            texts = await state.feedback_near(self.spec.name, series, at - MAX_SPAN_S, at, NEAR_LABELS)
+            out[(series, at)] = label_of([Feedback.from_json(t) for t in texts], series, at)
+        return out
 
     def _rewrite(self, out: Outcome, found: dict[tuple[str, int, int], dict[str, Any]]) -> None:
         """The explained alerts, in `out.alerts` and in every outbox row that carries one."""

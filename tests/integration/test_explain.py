@@ -132,10 +132,10 @@ async def test_a_failing_label_lookup_costs_the_line_not_the_alert(
     await rt.run(T0 + STEP)
     await until(rt, 1, SECOND - 1)
 
-    async def broken(metric: str) -> list[str]:
+    async def broken(metric: str, series: str, since: int, until: int, limit: int) -> list[str]:
         raise StorageError("sqlite store: database is locked")
 
-    monkeypatch.setattr(env.store, "feedback_load", broken)
+    monkeypatch.setattr(env.store, "feedback_near", broken)
     await until(rt, SECOND, SECOND)
     second = (await env.firing())[-1]
     assert second.period == T0 + SECOND * STEP and "change" in second.extra and "rarity" in second.extra
