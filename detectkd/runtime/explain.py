@@ -108,9 +108,7 @@ class Explainer:
         except Exception as exc:  # never fails a run: the alerts go out without the lines
             if not self._warned:
                 self._warned = True
-                log.warning(
-                    "alert explanation failed", metric=self.spec.name, error=f"{type(exc).__name__}: {exc}"
-                )
+                log.warning("alert explanation failed", metric=self.spec.name, error=error_line(exc))
         return out.record
 
     async def _explain(
@@ -127,7 +125,10 @@ class Explainer:
             self.book.forget(series)
         if self.seeded != self.memory.resets:  # first run, or the windows were read again (history loaded)
             self.book, self.seeded = ScoreBook(), self.memory.resets
-            await self._seed(start, len(out.states) or 1, data)
+            try:
+                await self._seed(start, len(out.states) or 1, data)
+            except Exception as exc:  # counted from the live runs on (fewer days said)
+                log.warning("stored scores not read for rarity", metric=self.spec.name, error=error_line(exc))
         firing = _firing(out)
         similar = {s: st.similar for s, st in before.items()}
         found: dict[tuple[str, int, int], dict[str, Any]] = {}

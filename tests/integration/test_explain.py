@@ -224,3 +224,22 @@ async def test_a_backtest_explains_as_the_live_runs_did_without_labels(env: Env)
     assert second["change"] == "value 900, 800 % above expected 100"
     assert second["rarity"] == "beyond 99.5 % of its deviations in the last day"
     assert second["precedent"] == "last similar: 2026-11-19 09:20" and second["precedent_label"] == ""
+
+
+async def test_stored_scores_that_cannot_be_read_cost_the_rarity_only(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = await env.runtime()
+    await rt.run(T0 + STEP)
+    await until(rt, 1, FIRST + 5)
+
+    async def broken(metric: str, since: int, until: int) -> list[object]:
+        raise StorageError("sqlite store: disk I/O error")
+
+    monkeypatch.setattr(env.store, "read_detections", broken)
+    again = await env.runtime()  # a restart whose read of the stored scores fails
+    await until(again, FIRST + 6, SECOND)
+    second = (await env.firing())[-1].extra
+    assert second["change"] == "value 900, 800 % above expected 100"
+    assert second["precedent"] == "last similar: 2026-11-19 09:20, not labelled"
+    assert "rarity" not in second  # 25 scores counted since the restart: too few to say
