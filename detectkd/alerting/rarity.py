@@ -41,6 +41,17 @@ def score_bin(score: float) -> int:
     return min(BINS - 1, LOW + int(math.log(max(r, 1.0)) / math.log(GROWTH)))
 
 
+def score_bins(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """`score_bin` of many scores at once."""
+    s = np.nan_to_num(np.asarray(scores, np.float64), nan=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.maximum(s / (1 - s), 1.0)
+        high = LOW + np.floor(np.log(r) / math.log(GROWTH))
+    out = np.where(s < 0.5, np.minimum(LOW - 1, np.floor(np.maximum(s, 0.0) * 2 * LOW)), high)
+    out = np.where(s >= 1, BINS - 1, out)
+    return np.minimum(BINS - 1, out).astype(np.int64)
+
+
 @dataclass
 class _Tally:
     first: int  # the oldest period counted
@@ -88,10 +99,39 @@ class ScoreBook:
         """The previous batch was committed as far as `before` (the next batch's first
         period): its scores before that are counted, the rest (a redone run's) dropped."""
         pending, self._pending = self._pending, {}
-        for (series, detector), scores in pending.items():
-            for period, score in scores:
-                if period < before:
-                    self.add(series, detector, period, score)
+        for key, scores in pending.items():
+            if len(scores) < 8:
+                for period, score in scores:
+                    if period < before:
+                        self.add(key[0], key[1], period, score)
+                continue
+            self._many(key, scores, before)
+
+    def _many(self, key: tuple[str, str], scores: list[tuple[int, float]], before: int) -> None:
+        """`add` of a batch's scores of one key at once (ordered by period, as judged)."""
+        periods = np.fromiter((p for p, _ in scores), np.int64, len(scores))
+        values = np.fromiter((s for _, s in scores), np.float64, len(scores))
+        t = self._tallies.get(key)
+        last = t.last if t is not None else int(periods[0]) - 1
+        keep = (periods < before) & (periods > last)
+        keep &= np.concatenate(([True], np.diff(periods) > 0))  # each period once
+        periods, values = periods[keep], values[keep]
+        if periods.size == 0:
+            return
+        if t is None:
+            t = self._tallies[key] = _Tally(int(periods[0]), last)
+        days = periods // DAY
+        bins = score_bins(values)
+        for day in np.unique(days):
+            d = int(day)
+            counts = t.days.get(d)
+            if counts is None:
+                counts = t.days[d] = np.zeros(BINS, np.int32)
+            counts += np.bincount(bins[days == day], minlength=BINS).astype(np.int32)
+        newest = int(days[-1])
+        for old in [d for d in t.days if d <= newest - DAYS]:
+            del t.days[old]
+        t.last = int(periods[-1])
 
     def forget(self, series: str) -> None:
         for key in [k for k in self._tallies if k[0] == series]:

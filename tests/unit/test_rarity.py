@@ -3,8 +3,10 @@ starts a FIRING is compared with (runtime.explain)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from detectkd.alerting.feedback import Feedback
-from detectkd.alerting.rarity import BINS, DAY, LOW, ScoreBook, score_bin
+from detectkd.alerting.rarity import BINS, DAY, LOW, ScoreBook, score_bin, score_bins
 from detectkd.runtime.explain import label_of, last_similar, remember
 
 T0 = 1_795_000_000 - 1_795_000_000 % DAY  # a UTC midnight
@@ -87,3 +89,21 @@ def test_the_label_covering_the_episode_start_names_it() -> None:
     assert label_of(labels, "a", 100) == "incident"  # the newest of the labels covering it
     assert label_of(labels, "a", 150) == "incident"
     assert label_of(labels, "a", 300) is None and label_of(labels, "b", 300) == "incident"
+
+
+def test_a_batch_is_counted_as_its_scores_one_by_one() -> None:
+    scores = [0.0, 0.05, 0.2, 0.4999, 0.5, 0.55, 0.7, 0.9, 0.97, 0.999, 0.99999, 1.0, float("nan"), -0.1]
+    assert score_bins(np.array(scores)).tolist() == [score_bin(s) for s in scores]
+    one, many = ScoreBook(), ScoreBook()
+    rng = np.random.default_rng(3)
+    start = T0 + 10 * DAY
+    values = rng.beta(1, 4, 20 * 24).tolist()
+    for i, s in enumerate(values):  # 20 days, three days of them in a batch
+        one.add("", "mad", start + i * HOUR, s)
+        many.pend("", "mad", start + i * HOUR, s)
+        if i % 72 == 71:
+            many.settle(start + (i + 1) * HOUR)
+    many.settle(start + len(values) * HOUR)
+    for at in (start + 20 * DAY, start + 20 * DAY + 5 * HOUR):
+        for s in (0.3, 0.5, 0.8):
+            assert one.rank("", "mad", at, s) == many.rank("", "mad", at, s)
