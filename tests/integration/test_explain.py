@@ -173,7 +173,8 @@ async def test_the_daemon_names_the_first_spike_labelled_over_the_api_in_the_sec
         tmp_path / "metrics.d" / "orders.yaml",
         sqlite_metric("orders", db, schedule=f'{{interval: 1h, start_time: "{start}"}}'),
     )
-    async with running(tmp_path, lifecycle_api=True) as d, served(d, "alice") as (http, base):
+    clock = lambda: H0 + 150 * HOUR + 60  # noqa: E731  # the history loader's NOW: the first run's
+    async with running(tmp_path, clock, lifecycle_api=True) as d, served(d, "alice") as (http, base):
         d.scheduler.pause()  # the test drives the runs, a minute past each hour
         await d.run_metric("orders", at=H0 + 150 * HOUR + 60)
         await d.history.settled()  # the first start's history (periods 0..149) loads beside it
