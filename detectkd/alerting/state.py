@@ -65,7 +65,7 @@ class SeriesState:
     flap_notified: int | None = None  # flapping episode whose notification was sent
     fired_by: str | None = None  # detector the episode's FIRING named (its RESOLVED names it too)
     resent_at: int | None = None  # period of the last send to Alertmanager (alerting.resend)
-    similar: tuple[int, ...] = ()  # the newest FIRING episodes' starts, signed by direction (alerting.why)
+    similar: tuple[int, ...] = ()  # the newest FIRING episodes' starts, + above, - below (runtime.explain)
 
     def extra_json(self) -> str:
         """The fields without a column of their own, as JSON (only non-defaults)."""
