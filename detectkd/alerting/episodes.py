@@ -14,6 +14,8 @@ from typing import Any
 
 from detectkd.alerting.alert import HEADLINES, Alert
 
+WHY = ("change", "rarity", "precedent")  # what an episode shows of its FIRING's explanation
+
 
 @dataclass
 class Episode:
@@ -27,6 +29,7 @@ class Episode:
     expected: float | None = None
     detector: str | None = None
     deliveries: dict[str, int] = field(default_factory=dict)  # outbox status -> rows
+    why: dict[str, str] = field(default_factory=dict)  # its FIRING's change, rarity, precedent (texts)
 
     def api(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,6 +51,7 @@ def episodes(
             ep.fired_at = alert.period
             ep.headline = HEADLINES[alert.kind][1]
             ep.value, ep.expected, ep.detector = alert.value, alert.expected, alert.detector
+            ep.why = {k: str(alert.extra[k]) for k in WHY if alert.extra.get(k)}
         elif alert.status == "resolved":
             ep.resolved_at = alert.period
             ep.headline = ep.headline or HEADLINES[alert.kind][1]

@@ -65,6 +65,7 @@ class SeriesState:
     flap_notified: int | None = None  # flapping episode whose notification was sent
     fired_by: str | None = None  # detector the episode's FIRING named (its RESOLVED names it too)
     resent_at: int | None = None  # period of the last send to Alertmanager (alerting.resend)
+    similar: tuple[int, ...] = ()  # the newest FIRING episodes' starts, + above, - below (runtime.explain)
 
     def extra_json(self) -> str:
         """The fields without a column of their own, as JSON (only non-defaults)."""
@@ -78,7 +79,9 @@ class SeriesState:
 
     def with_extra(self, text: str | None) -> SeriesState:
         data = json.loads(text) if text else {}
-        known: dict[str, Any] = {k: (tuple(v) if k == "flips" else v) for k, v in data.items() if k in _EXTRA}
+        known: dict[str, Any] = {
+            k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in _EXTRA
+        }
         return replace(self, **known)
 
 
@@ -92,6 +95,7 @@ _EXTRA = frozenset(
         "flap_notified",
         "fired_by",
         "resent_at",
+        "similar",
     }
 )
 

@@ -58,6 +58,7 @@ class SeriesMemory:
         self.loaded = False  # windows read from storage (once per runtime)
         self._open: dict[str, tuple[int, int, int, int] | None] | None = None  # series -> checkpoint
         self.saved: Saved | None = None  # left by the previous process, taken by the first run
+        self.resets = 0  # how often `reset` was called (what is derived from windows reloads too)
         self._since = 0
 
     def series(self) -> set[str]:
@@ -125,6 +126,7 @@ class SeriesMemory:
             self.forget(series)
         self.loaded = False
         self.saved = None
+        self.resets += 1
 
     def _forget_derived(self, series: str) -> None:
         for d in self.detectors:

@@ -9,7 +9,6 @@ and memory is rolled back when it did not, so a failed or cancelled run is simpl
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -28,9 +27,10 @@ from detectkd.detectors import registry as detector_registry
 from detectkd.detectors.base import Detector
 from detectkd.errors import error_line
 from detectkd.resources import Resources
-from detectkd.runtime.batch import absent, admit, fill_missing
+from detectkd.runtime.batch import absent, admit, fill_missing, last_seen
 from detectkd.runtime.coldstart import cold_skips, cold_start_reason, first_start, start_time
 from detectkd.runtime.collect import ManyPeriods, collect, timezone_probe
+from detectkd.runtime.explain import Explainer
 from detectkd.runtime.judge import JudgeContext, PointReport, judge, judge_failed_run
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.runtime.offloop import OFF_LOOP_POINTS, in_thread
@@ -38,7 +38,7 @@ from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.shadow import ShadowSet
 from detectkd.runtime.status import RunStatus, StatusBook, api_entry
 from detectkd.specs.loader import MetricSpec
-from detectkd.storage.base import DataStore, RunRecord, Store, StoredPoint
+from detectkd.storage.base import DataStore, RunRecord, Store
 from detectkd.telemetry import Telemetry
 from detectkd.timegrid import Grid
 
@@ -98,6 +98,7 @@ class MetricRuntime:
         self.many = ManyPeriods(spec)  # a one-period query asked once for a range, once confirmed
         self.ctx = JudgeContext.of(spec, self.detectors, self.grid, link_template, silenced, replay)
         self.shadows = ShadowSet(spec, self.grid, self.tz, self.ctx, telemetry)  # `shadow:` variants
+        self.why = Explainer(spec, self.tz, self.memory)
         self.states: dict[str, SeriesState] = dict(states or {})
         self._warned: set[str] = set()  # warnings logged once per runtime (e.g. off-grid rows)
         self._watermark: int | None = None
@@ -258,8 +259,8 @@ class MetricRuntime:
             record.watermark = self.grid.prev(finish) if self.save_watermark else None
             if not self.save_states:
                 record.states, record.forget = {}, []
-            if commit:
-                await self._commit(record)
+            if commit:  # FIRINGs explained (change, rarity, precedent: runtime.explain) before they are kept
+                await self._commit(await self.why.explain(out, ctx, self.states, self.data, self.store))
         except BaseException:
             self.memory.rollback()
             raise
@@ -355,7 +356,7 @@ class MetricRuntime:
         if self.spec.collector.points.series_columns and after is not None:
             horizon = before - after.total_seconds()
             # Forgotten (or about to be): not brought back by a restart.
-            stored = {s: pts for s, pts in stored.items() if _last_seen(pts) >= horizon}
+            stored = {s: pts for s, pts in stored.items() if last_seen(pts) >= horizon}
         self.memory.load(stored)
 
     def reload_windows(self) -> None:
@@ -406,7 +407,3 @@ class MetricRuntime:
 
     async def close(self) -> None:
         await self.collector.close()
-
-
-def _last_seen(points: list[StoredPoint]) -> float:
-    return next((p.period for p in reversed(points) if p.value is not None), -math.inf)

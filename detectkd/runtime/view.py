@@ -12,6 +12,7 @@ from detectkd.alerting.episodes import episodes
 from detectkd.alerting.outage import Outages
 from detectkd.alerting.silences import Labels, Silences, active_spans, series_labels
 from detectkd.alerting.state import Status, decide
+from detectkd.alerting.why import change
 from detectkd.detectors.base import Result
 from detectkd.redact import redact
 from detectkd.runtime.judge import charted
@@ -56,7 +57,9 @@ def _table(
             if anomalous and verdict is not None and verdict.primary is not None:
                 hit = verdict.primary
                 why = {"t": p.period, "detector": hit.detector, "score": round(hit.score, 4)}
-                cols["anomalies"].append(why | {"direction": hit.direction})
+                cols["anomalies"].append(
+                    why | {"direction": hit.direction, "change": change(p.value, hit.expected)}
+                )
         out[series] = cols
     return out
 

@@ -304,6 +304,11 @@ class StateStore(Lifecycle, Protocol):
         """Delete the would-be alerts of periods before `before` (retention). Returns how many."""
         ...
 
+    async def feedback_near(self, metric: str, series: str, since: int, until: int, limit: int) -> list[str]:
+        """The labels of one series put on periods in [since, until] (JSON), newest period
+        first, at most `limit`: one bounded read of the key's index (a FIRING's precedent)."""
+        ...
+
 
 class Store(DataStore, StateStore, Protocol):
     """A backend that is both (every built-in one is; a metric's `storage:` may name another

@@ -83,6 +83,15 @@ class ClickhouseDocs:
         rows = await self._do(lambda c: c.fetch(sql, params={"m": metric}))
         return [r["data"] for r in rows]
 
+    async def feedback_near(self, metric: str, series: str, since: int, until: int, limit: int) -> list[str]:
+        sql = (
+            "SELECT data FROM dtk_feedback FINAL WHERE metric = {m} AND series = {s} AND period >= {lo} "
+            "AND period <= {hi} AND deleted = 0 ORDER BY period DESC LIMIT {n}"
+        )
+        params = {"m": metric, "s": series, "lo": since, "hi": until, "n": limit}
+        rows = await self._do(lambda c: c.fetch(sql, params=params))
+        return [r["data"] for r in rows]
+
 
 async def wait_for_mutations(
     do: Do, database: str, tables: list[str], where: str, limit_s: float = 60

@@ -261,6 +261,14 @@ class MemoryStore:
             del self._d.shadow_alerts[k]
         return len(gone)
 
+    async def feedback_near(self, metric: str, series: str, since: int, until: int, limit: int) -> list[str]:
+        found = sorted(
+            (k, v)
+            for k, v in self._d.feedback.items()
+            if k[:2] == (metric, series) and since <= k[2] <= until
+        )
+        return [v for _, v in reversed(found)][:limit]
+
     async def silences_load(self) -> list[str]:
         return [self._d.silences[k] for k in sorted(self._d.silences)]
 

@@ -137,3 +137,11 @@ class PostgresDocs:
             lambda c: c.execute("DELETE FROM dtk_shadow_alerts WHERE period < $1", before)
         )
         return int(status.rsplit(" ", 1)[-1])
+
+    async def feedback_near(self, metric: str, series: str, since: int, until: int, limit: int) -> list[str]:
+        sql = (
+            "SELECT data FROM dtk_feedback WHERE metric = $1 AND series = $2 AND period BETWEEN $3 AND $4 "
+            "ORDER BY period DESC LIMIT $5"
+        )
+        rows = await self._run(lambda c: c.fetch(sql, metric, series, since, until, limit))
+        return [r["data"] for r in rows]

@@ -230,6 +230,15 @@ class SqliteStore(SqliteShadow):
         sql = "SELECT data FROM dtk_feedback WHERE metric = ? ORDER BY series, period"
         return await self._call(lambda c: [r[0] for r in c.execute(sql, (metric,))])
 
+    async def feedback_near(self, metric: str, series: str, since: int, until: int, limit: int) -> list[str]:
+        sql = (
+            "SELECT data FROM dtk_feedback WHERE metric = ? AND series = ? AND period >= ? AND period <= ? "
+            "ORDER BY period DESC LIMIT ?"
+        )
+        return await self._call(
+            lambda c: [r[0] for r in c.execute(sql, (metric, series, since, until, limit))]
+        )
+
     async def silences_load(self) -> list[str]:
         return await self._call(
             lambda c: [r[0] for r in c.execute("SELECT data FROM dtk_silences ORDER BY id")]

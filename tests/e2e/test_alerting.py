@@ -120,3 +120,40 @@ async def test_a_silence_from_the_cli_holds_the_firing_until_it_is_expired_over_
     assert silence_id not in cli(daemon, "list")  # expired
     assert silence_id in cli(daemon, "list", "--all")
     assert await daemon.stop() == 0
+
+
+async def test_the_second_spike_s_webhook_says_how_rare_it_is_and_names_the_labelled_first(
+    daemon: DaemonProcess, receiver: Receiver
+) -> None:
+    """A day of 2-second history, then two live spikes: the first is labelled a real incident
+    over the API, and the second's webhook JSON carries change, rarity and precedent."""
+    import aiohttp
+
+    src = Source(daemon.root / "src.db")
+    now = int(time.time())
+    first = now + 12 - (now + 12) % STEP
+    second = first + 30
+    fill(src, "spiky", now - 26 * 3600, now + 600, STEP, {first: 900.0, second: 900.0})
+    yaml = metric_yaml("spiky", src.path, receiver.url).replace("start_time: 120s", "start_time: 26h")
+    write(daemon.root / "metrics.d" / "spiky.yaml", yaml)
+    await daemon.start()
+    one = await receiver.wait_for(lambda b: b["status"] == "firing", timeout=60)
+    assert one["extra"]["change"].startswith("value 900, ") and "precedent" not in one["extra"]
+    label = {"metric": "spiky", "series": "", "period": one["started_at"], "label": "incident"}
+    async with (
+        aiohttp.ClientSession(headers=daemon.auth) as s,
+        s.post(daemon.base + "/api/v1/feedback", json=label) as r,
+    ):
+        assert r.status == 201, await r.text()
+    two = await receiver.wait_for(lambda b: b["status"] == "firing" and b["key"] != one["key"], timeout=90)
+    assert two["period"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+    extra = two["extra"]
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(first))  # the metric's timezone: UTC
+    assert extra["precedent"] == f"last similar: {when}, marked real incident", extra
+    assert extra["precedent_label"] == "incident" and extra["precedent_at"] == one["started_at"]
+    # A day of scores (the first 20 periods warm MAD up); only the first spike is as large.
+    assert extra["rarity"] == "beyond 99.9 % of its deviations in the last day", extra
+    assert extra["rarity_days"] == 1 and extra["rarity_percent"] == 99.9
+    assert extra["change"].startswith("value 900, ") and "% above expected" in extra["change"]
+    assert f"Why: {extra['change']}; {extra['rarity']}; {extra['precedent']}" in two["message"]
+    assert await daemon.stop() == 0

@@ -33,6 +33,7 @@ async def test_scripts_demo_fires_and_resolves_within_two_minutes(tmp_path: Path
         )
     started = time.monotonic()
     seen: set[str] = set()
+    whys: dict[str, list[str]] = {}  # each FIRING's "Why:" line (runtime.explain), by key
     try:
         while time.monotonic() - started < 120 and not {"FIRING", "RESOLVED"} <= seen:
             assert proc.returncode is None, log.read_text()[-3000:]
@@ -41,6 +42,9 @@ async def test_scripts_demo_fires_and_resolves_within_two_minutes(tmp_path: Path
                     event = json.loads(line)
                     if event.get("event", "").startswith("alert ") and event.get("status"):
                         seen.add(event["status"])
+                        if event["status"] == "FIRING":
+                            lines = event["message"].splitlines()
+                            whys[event["key"]] = [x for x in lines if x.startswith("Why: ")]
             await asyncio.sleep(0.5)
         assert time.monotonic() - started < 120
         await _a_newcomer_can_write(f"http://127.0.0.1:{port}")
@@ -48,6 +52,7 @@ async def test_scripts_demo_fires_and_resolves_within_two_minutes(tmp_path: Path
         os.killpg(proc.pid, signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 30)
     assert {"FIRING", "RESOLVED"} <= seen, log.read_text()[-3000:]
+    assert whys and all(w and w[0].startswith("Why: value ") for w in whys.values()), whys  # each its change
     assert oct((tmp_path / "data" / "demo-web.yml").stat().st_mode & 0o777) == "0o600"
 
 

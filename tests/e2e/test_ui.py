@@ -27,6 +27,9 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from detectkd.alerting.alert import Alert
+from detectkd.storage.base import NewOutboxItem, RunRecord
+from detectkd.storage.sqlite import SqliteStore
 from tests.support.files import write
 from tests.support.http import Receiver
 from tests.support.metrics import Source, fill, metric_yaml
@@ -122,6 +125,8 @@ async def test_overview_filters_and_a_metric_chart_zooms_in_chromium(
         assert r.status == 401
     (row,) = browser.find_elements(By.CSS_SELECTOR, "#detections tbody tr[data-t]")
     assert row.get_attribute("data-t") == str(spike) and "900" in row.text
+    why = row.find_elements(By.TAG_NAME, "td")[7].text  # the change, in words (alerting.why)
+    assert re.fullmatch(r"value 900, \d+ % above expected 10\d(\.\d+)?", why), why
     row.find_element(By.CSS_SELECTOR, "button.label.false_alarm").click()
     cell = wait(browser, lambda d: _label_cell(d, "false alarm"))
     assert f"({USER})" in cell.text
@@ -318,3 +323,43 @@ async def test_the_ui_through_a_workers_supervisor(
 async def _ran(d: DaemonProcess, names: list[str]) -> bool:
     api = {m["name"]: m for m in (await d.api())["metrics"]}
     return all(api.get(n, {}).get("runs", 0) >= 2 and "history" not in api.get(n, {}) for n in names)
+
+
+async def test_an_explanation_from_the_store_is_shown_as_text_whatever_it_holds(
+    daemon: DaemonProcess, receiver: Receiver, browser: webdriver.Chrome
+) -> None:
+    """The Anomalies table's "why" comes from the stored FIRING payload: markup in it (a
+    store written by someone else) stays text on the page and runs nothing."""
+    src = Source(daemon.root / "src.db")
+    now = int(time.time())
+    spike = now - now % STEP - 20 * STEP
+    fill(src, "orders", now - 400, now + 300, STEP, {spike: 900.0})
+    write(daemon.root / "metrics.d" / "orders.yaml", metric_yaml("orders", src.path, receiver.url))
+    hostile = {
+        "change": '<img src=x onerror="window.pwned=1">',
+        "rarity": "<script>window.pwned=2</script>",
+        "precedent": "&lt;b&gt;bold&lt;/b&gt;",
+    }
+    forged = Alert("orders", "", {}, "firing", spike, spike, 900.0, 100.0, None, None, 0.9, "up", "mad", STEP,
+                   extra=hostile)  # fmt: skip
+    store = SqliteStore(daemon.root / "data" / "detectkd.db")
+    await store.open()
+    row = NewOutboxItem(forged.key, "orders", "", "forged", forged.to_json())
+    await store.commit(RunRecord("orders", save_points=False, outbox=[row]))
+    await store.close()
+    await daemon.start()
+
+    async def ran() -> bool:
+        m = await daemon.metric("orders") or {}
+        return m.get("runs", 0) >= 2 and "history" not in m
+
+    await daemon.until(ran, timeout=60, what="orders ran")
+    authorize(browser, daemon.auth)
+    browser.get(daemon.base + "/ui/metrics/orders")
+    wait(browser, lambda d: d.find_element(By.ID, "charts").get_attribute("data-loaded") == "true")
+    (row_el,) = browser.find_elements(By.CSS_SELECTOR, f"#detections tbody tr[data-t='{spike}']")
+    why = row_el.find_elements(By.TAG_NAME, "td")[7]
+    assert why.text == "; ".join(hostile.values())
+    assert why.find_elements(By.CSS_SELECTOR, "*") == []  # no element made of it
+    assert browser.execute_script("return window.pwned === undefined") is True
+    assert await daemon.stop() == 0

@@ -393,6 +393,34 @@ async def test_shadow_variants_states_and_would_be_alerts(make_store: Callable[[
     assert await one.shadow_alerts("visits", 0, 10_000, 100) == []
 
 
+async def test_feedback_near_reads_one_series_labels_in_a_range_newest_first_up_to_a_limit(
+    make_store: Callable[[], Store],
+) -> None:
+    from detectkd.alerting.feedback import Feedback
+
+    one, other = make_store(), make_store()
+    await one.open()
+    await other.open()
+    labels = [Feedback("orders", "", p, "incident", p, "ops", 1.0) for p in (100, 200, 300, 400)]
+    labels += [Feedback("orders", "region=eu", 300, "false_alarm", 300, "ops", 1.0)]
+    labels += [Feedback("visits", "", 300, "false_alarm", 300, "ops", 1.0)]
+    for fb in labels:
+        await one.feedback_save(fb.metric, fb.series, fb.period, fb.to_json())
+
+    async def near(series: str, since: int, until: int, limit: int) -> list[int]:
+        return [
+            Feedback.from_json(t).period
+            for t in await other.feedback_near("orders", series, since, until, limit)
+        ]
+
+    assert await near("", 200, 400, 10) == [400, 300, 200]  # both ends in, newest first
+    assert await near("", 0, 350, 2) == [300, 200]  # the limit keeps the newest
+    assert await near("region=eu", 0, 1000, 10) == [300]  # its own series only
+    assert await near("", 401, 1000, 10) == []
+    await one.feedback_save("orders", "", 300, None)  # a deleted label is gone from it too
+    assert await near("", 0, 1000, 10) == [400, 200, 100]
+
+
 async def test_clickhouse_store_adds_columns_of_later_releases(clickhouse: ClickHouseServer) -> None:
     """A dtk_alert_state created by the first release (no hysteresis, repeats or extra)."""
     database = f"dtk_old_{uuid.uuid4().hex[:8]}"

@@ -183,14 +183,20 @@ function dtkTable(root, data, labels) {
     for (const a of c.anomalies || []) found.push({ key, a, i: at.get(a.t), c });
   }
   found.sort((x, y) => y.a.t - x.a.t);
+  // Why: the change; where a FIRING was notified at that period, also its rarity and precedent.
+  const fired = new Map((data.alerts || []).filter((e) => e.kind === "anomaly" && e.fired_at !== null)
+    .map((e) => [`${e.series}\n${e.fired_at}`, e.why || {}]));
   body.innerHTML = "";
   for (const { key, a, i, c } of found) {
+    const why = fired.get(`${key}\n${a.t}`) || {};
+    const said = [why.change || a.change, why.rarity, why.precedent].filter((x) => x).join("; ");
     const cells = [dtkTime(a.t), key, dtkNum(c.value[i]), dtkNum(c.expected[i]),
-      c.lower[i] === null ? "" : `${dtkNum(c.lower[i])} .. ${dtkNum(c.upper[i])}`, a.detector, dtkNum(a.score)];
+      c.lower[i] === null ? "" : `${dtkNum(c.lower[i])} .. ${dtkNum(c.upper[i])}`, a.detector, dtkNum(a.score),
+      said];
     const act = writable ? { metric: root.dataset.metric, series: key, period: a.t } : null;
     body.appendChild(dtkRow(key, a.t, cells, dtkLabelAt(labels, key, a.t), act));
   }
-  if (found.length === 0) body.innerHTML = '<tr><td colspan="9" class="muted">No anomalies in this range.</td></tr>';
+  if (found.length === 0) body.innerHTML = '<tr><td colspan="10" class="muted">No anomalies in this range.</td></tr>';
 }
 
 // "Backtest this config": the replay's anomalies drawn on the same charts (orange), its
