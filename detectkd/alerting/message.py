@@ -7,7 +7,8 @@ execution_time (the end of the period: when a scheduled check judges it).
 detectkd adds: status (firing|resolved), kind (anomaly|nodata|flapping|error|
 source_down), headline (FIRING, RESOLVED, NO DATA, ...), series, labels, expected, detector,
 description, tags, started_at, interval, key, basis (the baseline the detector compared the
-value with, in words: "the median of the last 30 days").
+value with, in words: "the median of the last 30 days"), during (the calendar events the
+period is in: "Black Friday campaign").
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def variables(alert: Alert) -> dict[str, Any]:
         "extra": alert.extra,
         "peers": alert.extra.get("peers"),
         "basis": alert.extra.get("basis"),
+        "during": alert.extra.get("during"),
         "inf": math.inf,  # DetectK's templates test `score == inf`
     }
 
@@ -107,6 +109,11 @@ def default_text(alert: Alert, escape: Any = str) -> str:
     if "peers" in alert.extra:
         share, judged = alert.extra.get("peer_share", 0.0), alert.extra.get("peers_judged", 0)
         lines.append(f"Peers: {alert.extra['peers']} ({share:.0%} of {judged} peers deviate the same way)")
+    if alert.extra.get("during"):  # a calendar's events (config.calendars)
+        like = alert.extra.get("judged_like")
+        lines.append(
+            f"During: {escape(alert.extra['during'])}" + (f" (judged like a {like})" if like else "")
+        )
     lines.append(f"Period: {when}")
     if alert.url:
         lines.append(f"Link: {alert.url}")

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from detectkd.config.calendars import CalendarRef
 from detectkd.config.types import Duration, Frozen, TimeZoneName
 from detectkd.durations import parse_duration
 
@@ -227,6 +228,8 @@ class MetricFile(Frozen):
     backtest: dict[str, Any] | None = None  # DetectK's block: ignored with a warning (use detectkd backtest)
     peers: Peers | None = None  # peer verification for multi-series metrics
     export: bool = False  # per-series value, expected band and score on /metrics (detectk_series_*)
+    # Holidays, event files and recurring days, and what a period in them means (calendars.md).
+    calendars: list[CalendarRef] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")
     def _one_form(self) -> MetricFile:

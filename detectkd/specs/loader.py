@@ -66,6 +66,8 @@ def load_metrics(
             if extra.issues:
                 result.errors[str(path)] = list(extra.issues)
             continue
+        if is_events_document(doc):  # a calendar's event file next to the metrics
+            continue
         spec, issues, warnings = build_spec(doc, profiles)
         result.warnings.extend(warnings)
         if spec is None:
@@ -85,6 +87,12 @@ def load_metrics(
 
 def is_profiles_document(doc: Document) -> bool:
     return isinstance(doc.data, dict) and set(doc.data) == {"profiles"}
+
+
+def is_events_document(doc: Document) -> bool:
+    """A calendar's event file (a list, or `events:` holding one), not a metric."""
+    data = doc.data
+    return not doc.issues and (isinstance(data, list) or (isinstance(data, dict) and set(data) == {"events"}))
 
 
 def load_metric_file(

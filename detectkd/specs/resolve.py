@@ -21,6 +21,7 @@ from detectkd.detectors import auto
 from detectkd.detectors import registry as detectors
 from detectkd.detectors.simple import STALENESS_COLUMNS
 from detectkd.errors import ConfigIssue
+from detectkd.specs.calendars import compile_calendars
 from detectkd.specs.entities import Entity, load_entities
 from detectkd.specs.model import AlerterSpec, CollectorSpec, DetectorSpec, MetricSpec, StorageSpec
 from detectkd.templating import (
@@ -49,15 +50,16 @@ class Resolver:
         alerters, conditions = self._alerters()
         storage = self._storage()
         entities = self._entities(collector)
+        calendar = compile_calendars(self.cfg.calendars, self.cfg.schedule.timezone, self.doc, self.issues)
         if self.issues or collector is None or conditions is None or storage is None:
             return None
-        dump = self.cfg.model_dump(mode="json")
+        dump = self.cfg.model_dump(mode="json", exclude=None if calendar else {"calendars"})
         resolved = {
             "config": dump,
             "collector": [collector.type, collector.params.model_dump(mode="json")],
             "alerters": [[a.type, a.params.model_dump(mode="json")] for a in alerters],
             "storage": [storage.type, storage.params],
-        }
+        } | ({"calendar": calendar.digest} if calendar else {})
         det_dump = [[d.type, d.id, d.params.model_dump(mode="json")] for d in dets]
         return MetricSpec(
             name=self.cfg.name,
@@ -79,6 +81,7 @@ class Resolver:
                 ]
             ),
             entities=entities,
+            calendar=calendar,
         )
 
     def _entities(self, collector: CollectorSpec | None) -> dict[str, Entity] | None:
