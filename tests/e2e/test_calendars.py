@@ -1,0 +1,60 @@
+"""Calendars through the real `detectkd` process: `check` judges a public holiday like a
+Sunday (and says so), the same metric without the calendar flags it, and `validate` names
+a bad event's file, line and key."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tests.support.files import write
+from tests.support.metrics import Source, sqlite_metric
+from tests.support.process import cli
+
+HOUR = 3600
+THANKSGIVING = int(datetime(2025, 11, 27, tzinfo=UTC).timestamp())  # a Thursday
+LEVEL = {5: 50.0, 6: 30.0}  # Saturday, Sunday; weekdays 100
+
+
+def orders(src: Source) -> None:
+    """130 days of hourly orders up to Thanksgiving's end; Thanksgiving is as quiet as a Sunday."""
+    rows = []
+    for t in range(THANKSGIVING - 130 * 86400, THANKSGIVING + 86400, HOUR):
+        weekday = 6 if t >= THANKSGIVING else datetime.fromtimestamp(t, UTC).weekday()
+        rows.append((t, "orders", LEVEL.get(weekday, 100.0) + (t // HOUR * 7919) % 11 - 5))
+    src.put(rows)
+
+
+def test_check_judges_a_holiday_like_sunday(tmp_path: Path) -> None:
+    src = Source(tmp_path / "src.db")
+    orders(src)
+    schedule = "{interval: 1h, warmup: 125d}"  # auto reads about 120 days of hourly points
+    for name, calendars in (("shop", "calendars:\n  - {holidays: US, like: sunday}\n"), ("plain", "")):
+        text = sqlite_metric(name, src.path, schedule=schedule, collector="multi_period: true", detector=None)
+        write(tmp_path / "m" / f"{name}.yaml", text + calendars)
+    env = {"DETECTK_DATA_DIR": str(tmp_path / "data"), "DETECTK_METRICS_DIR": str(tmp_path / "m")}
+    at = "2025-11-27 00:00:00+00:00"  # the holiday's first hour: a drop from the evening before
+    shop = cli("check", "shop", "--at", at, "--no-alert", env=env)
+    assert shop.returncode == 0, shop.stdout + shop.stderr
+    assert "calendar     Thanksgiving Day (judged like a sunday)" in shop.stdout
+    assert "ANOMALY" not in shop.stdout and "decision: normal" in shop.stdout
+    plain = cli("check", "plain", "--at", at, "--no-alert", env=env)
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert "calendar" not in plain.stdout
+    assert "ANOMALY down" in plain.stdout
+    # The day before is an ordinary Wednesday for both.
+    before = cli("check", "shop", "--at", "2025-11-26 00:00:00+00:00", "--no-alert", env=env)
+    assert "calendar" not in before.stdout and "decision: normal" in before.stdout
+
+
+def test_validate_names_a_bad_events_file_line_and_key(tmp_path: Path) -> None:
+    write(
+        tmp_path / "m" / "events.yaml",
+        "- {name: Launch, date: 2025-11-03}\n- {name: Sale, date: 2025-11-31}\n",
+    )
+    text = sqlite_metric("shop", tmp_path / "src.db") + "calendars:\n  - {file: events.yaml, mode: exclude}\n"
+    write(tmp_path / "m" / "shop.yaml", text)
+    out = cli("validate", str(tmp_path / "m"))
+    assert out.returncode == 1
+    assert f"{tmp_path / 'm' / 'events.yaml'}:2: [1].date: not a date or time: '2025-11-31'" in out.stdout
+    assert "calendars[0].file: the event file events.yaml is invalid" in out.stdout
