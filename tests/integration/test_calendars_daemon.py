@@ -53,7 +53,8 @@ alerter:
 {calendars}""")  # fmt: skip
 
 
-def holiday(day: date) -> str:
+def holiday(day: date) -> tuple[str, str]:
+    """The metric's `calendars:` and an event file naming `day` a holiday."""
     return (
         f"calendars:\n  - {{file: ../holidays.yaml, like: {LIKE}}}\n",
         f"- {{name: Founders Day, date: {day}}}\n",
