@@ -254,6 +254,18 @@ class Calendar:
         return sorted(seen.values(), key=lambda e: (e.start, e.name))[:limit]
 
 
+def shown(calendar: Calendar | None, start: float, end: float) -> list[dict[str, object]]:
+    """The events overlapping [start, end) as the series API gives them to the chart (names
+    are data: the page draws them as text, never as markup)."""
+    if calendar is None:
+        return []
+    return [
+        {"name": e.name, "start": e.start, "end": e.end, "mode": e.mode,
+         "like": WEEKDAYS[e.like] if e.like is not None else None}
+        for e in calendar.between(start, end)
+    ]  # fmt: skip
+
+
 def during(calendar: Calendar | None, ts: float) -> dict[str, str]:
     """An alert's extras for the period at `ts`: the events it is in, and the weekday a
     `like` day was judged as."""

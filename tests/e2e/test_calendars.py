@@ -4,12 +4,17 @@ a bad event's file, line and key."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
 from tests.support.files import write
-from tests.support.metrics import Source, sqlite_metric
-from tests.support.process import cli
+from tests.support.http import Receiver
+from tests.support.metrics import Source, fill, metric_yaml, sqlite_metric
+from tests.support.process import DaemonProcess, chromium, cli
 
 HOUR = 3600
 THANKSGIVING = int(datetime(2025, 11, 27, tzinfo=UTC).timestamp())  # a Thursday
@@ -58,3 +63,42 @@ def test_validate_names_a_bad_events_file_line_and_key(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert f"{tmp_path / 'm' / 'events.yaml'}:2: [1].date: not a date or time: '2025-11-31'" in out.stdout
     assert "calendars[0].file: the event file events.yaml is invalid" in out.stdout
+
+
+HOSTILE = '<img src=x onerror="document.title=1">Launch'
+
+
+async def test_the_metric_chart_shows_the_events_as_text_in_chromium(
+    daemon: DaemonProcess, receiver: Receiver
+) -> None:
+    """An event named with markup is drawn behind the chart and listed as text: no element
+    is made of it, no script runs."""
+    src = Source(daemon.root / "src.db")
+    now = int(time.time())
+    fill(src, "orders", now - 400, now + 300, 2, {})
+    today = datetime.fromtimestamp(now, UTC).date()
+    write(daemon.root / "events.yaml", f"- {{name: '{HOSTILE}', date: {today}}}\n")
+    text = metric_yaml("orders", src.path, receiver.url) + "calendars:\n  - {file: ../events.yaml}\n"
+    write(daemon.root / "metrics.d" / "orders.yaml", text)
+    await daemon.start()
+    await daemon.until(lambda: _ran(daemon), timeout=60, what="the metric ran")
+    browser = chromium()
+    try:
+        browser.execute_cdp_cmd("Network.enable", {})
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": daemon.auth})
+        browser.get(daemon.base + "/ui/metrics/orders?range=1h")
+        WebDriverWait(browser, 20).until(
+            lambda d: d.find_element(By.ID, "charts").get_attribute("data-loaded") == "true"
+        )
+        (event,) = browser.find_elements(By.CSS_SELECTOR, "#events .event")
+        assert event.text.startswith(HOSTILE + " (") and "alerted as usual" in event.text
+        assert browser.find_elements(By.CSS_SELECTOR, "#charts img") == []
+        assert browser.title != "1"
+        assert browser.execute_script("return window.dtkCharts.length") == 1
+    finally:
+        browser.quit()
+
+
+async def _ran(d: DaemonProcess) -> bool:
+    api = {m["name"]: m for m in (await d.api())["metrics"]}
+    return api.get("orders", {}).get("runs", 0) >= 1 and "history" not in api.get("orders", {})

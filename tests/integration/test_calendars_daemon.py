@@ -7,13 +7,14 @@ import sqlite3
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from detectkd.alerting.state import Status
 from detectkd.config.calendars import WEEKDAYS
 from tests.support.files import write
-from tests.support.inprocess import firing_alerts, running
+from tests.support.inprocess import firing_alerts, running, served
 
 HOUR = 3600
 NOW = int(time.time()) // HOUR * HOUR  # the newest complete hour ends here
@@ -85,3 +86,35 @@ async def test_a_holiday_judged_like_sunday_does_not_fire(
         assert (rt.states[""].status is Status.FIRING) is fires
         assert len(firing) == int(fires)
         assert all(a.period == DROP for a in firing)
+
+
+HOSTILE = '<img src=x onerror="alert(1)">'
+
+
+async def test_the_series_endpoint_gives_the_events_in_range_as_data(tmp_path: Path) -> None:
+    """The chart draws what this returns: the events overlapping the range, names verbatim
+    (JSON data; the page sets them as text), holidays expanded only for the range asked."""
+    events = f"- {{name: '{HOSTILE}', start: 2026-11-27, end: 2026-11-29, mode: exclude}}\n"
+    write(tmp_path / "events.yaml", events)
+    write(tmp_path / "metrics.d" / "m.yaml", (
+        "name: m\nschedule: {interval: 1h, timezone: America/New_York}\n"
+        "collector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n"
+        "calendars:\n  - {holidays: US, like: sunday}\n  - {file: ../events.yaml}\n"
+    ))  # fmt: skip
+    since = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp())
+    async with running(tmp_path) as d, served(d) as (http, base):
+        async with http.get(f"{base}/api/v1/metrics/m/series?since={since}&until={since + 14 * 86400}") as r:
+            assert r.status == 200 and r.content_type == "application/json"
+            got = (await r.json())["events"]
+        async with http.get(f"{base}/api/v1/metrics/m/series?since={since}&until={since + 86400}") as r:
+            assert (await r.json())["events"] == []
+        async with http.get(f"{base}/api/v1/metrics/m/series?since=0&until={since}") as r:
+            many = (await r.json())["events"]  # 56 years of holidays: capped, not all
+    ny = ZoneInfo("America/New_York")
+    thanksgiving = int(datetime(2026, 11, 26, tzinfo=ny).timestamp())
+    campaign = int(datetime(2026, 11, 27, tzinfo=ny).timestamp())
+    assert got == [
+        {"name": "Thanksgiving Day", "start": thanksgiving, "end": thanksgiving + 86400, "mode": "like", "like": "sunday"},
+        {"name": HOSTILE, "start": campaign, "end": campaign + 3 * 86400, "mode": "exclude", "like": None},
+    ]  # fmt: skip
+    assert 0 < len(many) <= 500
