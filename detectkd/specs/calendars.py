@@ -6,6 +6,7 @@ with the file, line and key (the event file's own line for a bad event).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -22,11 +23,17 @@ from detectkd.errors import ConfigIssue
 
 
 def compile_calendars(
-    refs: list[CalendarRef], tz_name: str, doc: Document, issues: list[ConfigIssue]
+    refs: Sequence[CalendarRef],
+    tz_name: str,
+    doc: Document,
+    issues: list[ConfigIssue],
+    inherited: bool = False,
 ) -> Calendar | None:
-    """The metric's calendar (None without `calendars:`); problems are appended to `issues`."""
+    """The metric's calendar (None without `calendars:`); problems are appended to `issues`.
+    `inherited`: the daemon's `calendars` setting (the metric's file has none)."""
     if not refs:
         return None
+    whose = " (the daemon's `calendars` setting)" if inherited else ""
     tz = ZoneInfo(tz_name)
     sources: list[Source] = []
     parts: list[object] = [tz_name]
@@ -39,7 +46,7 @@ def compile_calendars(
                 sources.append(HolidaySource(ref.holidays, ref.subdiv, mode, like))
             except (NotImplementedError, KeyError, ValueError) as exc:
                 why = f"no holidays for {ref.holidays!r}" + (f" / {ref.subdiv!r}" if ref.subdiv else "")
-                issues.append(doc.issue((*at, "holidays"), f"{why}: {str(exc)[:200]}"))
+                issues.append(doc.issue((*at, "holidays"), f"{why}: {str(exc)[:200]}{whose}"))
                 continue
             parts.append(("holidays", ref.holidays, ref.subdiv, mode, like))
         elif ref.file is not None:
@@ -50,7 +57,9 @@ def compile_calendars(
                 events = read_event_file(path, tz, mode, like)
             except EventFileError as exc:
                 issues.extend(exc.issues)
-                issues.append(doc.issue((*at, "file"), f"the event file {ref.file} is invalid (above)"))
+                issues.append(
+                    doc.issue((*at, "file"), f"the event file {ref.file} is invalid (above){whose}")
+                )
                 continue
             sources.append(EventSource(events, tz))
             parts.append(("file", ref.file, [(e.name, e.start, e.end, e.mode, e.like) for e in events]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from detectkd.alerting.channels import registry as channels
 from detectkd.collectors import registry as collectors
 from detectkd.collectors.points import PointSpec
+from detectkd.config.calendars import CalendarRef
 from detectkd.config.models import AlerterOptions, Conditions, MetricFile
 from detectkd.config.profiles import Profiles
 from detectkd.config.validation import validate
@@ -37,8 +39,11 @@ ALERTER_OPTIONS = tuple(AlerterOptions.model_fields)  # in every alerter's param
 class Resolver:
     """Validates params against their type's model and merges profiles in."""
 
-    def __init__(self, doc: Document, cfg: MetricFile, profiles: Profiles) -> None:
+    def __init__(
+        self, doc: Document, cfg: MetricFile, profiles: Profiles, calendars: Sequence[CalendarRef] = ()
+    ) -> None:
         self.doc = doc
+        self.calendars = cfg.calendars if "calendars" in cfg.model_fields_set else list(calendars)
         self.cfg = cfg
         self.profiles = profiles
         self.issues: list[ConfigIssue] = []
@@ -50,7 +55,10 @@ class Resolver:
         alerters, conditions = self._alerters()
         storage = self._storage()
         entities = self._entities(collector)
-        calendar = compile_calendars(self.cfg.calendars, self.cfg.schedule.timezone, self.doc, self.issues)
+        inherited = "calendars" not in self.cfg.model_fields_set
+        calendar = compile_calendars(
+            self.calendars, self.cfg.schedule.timezone, self.doc, self.issues, inherited
+        )
         if self.issues or collector is None or conditions is None or storage is None:
             return None
         dump = self.cfg.model_dump(mode="json", exclude=None if calendar else {"calendars"})

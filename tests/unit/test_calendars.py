@@ -271,3 +271,32 @@ def test_backtest_honours_like_and_exclude(tmp_path: Path, detector: str) -> Non
         found[name] = {datetime.fromtimestamp(a.period, UTC).date() for a in alerts} & special
     assert len(found["plain"]) >= 3, found
     assert len(found["cal"]) <= 1, found
+
+
+def test_the_daemons_calendars_apply_to_metrics_without_their_own(tmp_path: Path) -> None:
+    from detectkd.config.settings import load_settings
+    from detectkd.specs.loader import load_for
+
+    write(tmp_path / "etc" / "events.yaml", "- {name: Migration, date: 2025-03-01, mode: exclude}\n")
+    write(tmp_path / "etc" / "detectkd.yaml", (
+        f"metrics_dir: {tmp_path / 'm'}\nprofiles_file: null\n"
+        "calendars:\n  - {holidays: US, like: sunday}\n  - {file: events.yaml}\n"
+    ))  # fmt: skip
+    settings = load_settings(tmp_path / "etc" / "detectkd.yaml")
+    assert settings.calendars[1].file == str(tmp_path / "etc" / "events.yaml")  # beside the settings
+    body = "collector: {type: sqlite, params: {database: /x.db, query: 'SELECT 1 AS value'}}\n"
+    write(tmp_path / "m" / "a.yaml", "name: a\n" + body)
+    write(tmp_path / "m" / "b.yaml", "name: b\n" + body + "calendars: []\n")  # opts out
+    write(tmp_path / "m" / "c.yaml", "name: c\n" + body + "calendars:\n  - {holidays: DE}\n")  # its own
+    loaded = load_for(settings)
+    assert loaded.ok, loaded.all_errors()
+    a, b, c = (loaded.metrics[n].calendar for n in "abc")
+    assert a is not None and b is None and c is not None
+    assert (m := a.at(at("2025-03-01", 12, ZoneInfo("UTC")))) is not None and m.mode == "exclude"
+    assert (h := a.at(at("2025-07-04", 12, ZoneInfo("UTC")))) is not None and h.like == 6
+    assert c.at(at("2025-07-04", 12, ZoneInfo("UTC"))) is None and c.at(at("2025-10-03", 12, ZoneInfo("UTC")))
+    write(tmp_path / "etc" / "events.yaml", "- {name: Migration, date: 2025-02-30}\n")
+    broken = load_for(settings)
+    text = errors(broken)
+    assert "events.yaml:1: [0].date: not a date" in text and "the daemon's `calendars` setting" in text
+    assert "b" in broken.metrics and "c" in broken.metrics  # only the metrics that use it fail
