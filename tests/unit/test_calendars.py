@@ -300,3 +300,22 @@ def test_the_daemons_calendars_apply_to_metrics_without_their_own(tmp_path: Path
     text = errors(broken)
     assert "events.yaml:1: [0].date: not a date" in text and "the daemon's `calendars` setting" in text
     assert "b" in broken.metrics and "c" in broken.metrics  # only the metrics that use it fail
+
+
+def test_alerts_during_an_alert_mode_event_name_it(tmp_path: Path) -> None:
+    """`mode: alert` (the default) changes no judgement: the campaign's jump still alerts,
+    and the alert carries the event's name in `extra.during` and its message."""
+    b = business_year(tmp_path / "data.csv", days=120)
+    write(tmp_path / "events.yaml", "- {name: Spring sale, start: 2025-04-14, end: 2025-04-16}\n")
+    cal = "calendars:\n  - {file: ../events.yaml}\n"
+    alerts = {}
+    for name, text in (("plain", ""), ("cal", cal)):
+        write(tmp_path / name / "x.yaml", metric("x", b.path, b.step, "auto", text))
+        alerts[name], _ = replay_alerts(tmp_path / name, "x", b)
+    assert [a.period for a in alerts["cal"]] == [a.period for a in alerts["plain"]]  # same judgement
+    sale = [a for a in alerts["cal"] if datetime.fromtimestamp(a.period, UTC).date() in b.campaigns]
+    assert sale, "the campaign's jump alerts"
+    assert all(a.extra["during"] == "Spring sale" and "judged_like" not in a.extra for a in sale)
+    assert "During: Spring sale" in default_text(sale[0])
+    others = [a for a in alerts["cal"] if a not in sale]
+    assert all("during" not in a.extra for a in others)
