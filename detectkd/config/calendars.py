@@ -216,8 +216,9 @@ class Calendar:
         """Per time: in an `exclude` event."""
         if "exclude" not in self.modes:
             return np.zeros(times.size, bool)
-        hits = (self.at(t) for t in times.tolist())
-        return np.fromiter((h is not None and h.mode == "exclude" for h in hits), bool, times.size)
+        rank, _, _ = self._ranked(times)
+        out: npt.NDArray[np.bool_] = rank == RANK["exclude"]
+        return out
 
     def weekday(self, ts: float) -> int | None:
         """The ISO weekday (Monday = 1) a `like` day is judged as; None: its own."""
@@ -229,14 +230,39 @@ class Calendar:
     def like_shift(self, times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Per time: how many seconds back the named weekday of its `like` day was (0: none),
         so a seasonal baseline looks up that weekday's history at the same time of day."""
-        out = np.zeros(times.size, np.int64)
         if "like" not in self.modes:
-            return out
-        for k, t in enumerate(times.tolist()):
-            h = self.at(t)
-            if h is not None and h.like is not None:
-                out[k] = ((datetime.fromtimestamp(t, self.tz).weekday() - h.like) % 7) * DAY
-        return out
+            return np.zeros(times.size, np.int64)
+        rank, like, weekday = self._ranked(times)
+        back = (weekday.astype(np.int64) - like) % 7 * DAY
+        return np.where(rank == RANK["like"], back, 0).astype(np.int64)
+
+    def _ranked(self, times: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int8], ...]:
+        """Per time: the strongest mode's rank (-1: in no event), the `like` weekday and the
+        local weekday, as `at` answers one time; for sorted times, per local day and event
+        with array operations (a year of minutes: milliseconds, not a second)."""
+        n = times.size
+        rank, like, weekday = np.full(n, -1, np.int8), np.zeros(n, np.int8), np.zeros(n, np.int8)
+        if n == 0:
+            return rank, like, weekday
+        first = datetime.fromtimestamp(int(times[0]), self.tz).date().toordinal()
+        last = datetime.fromtimestamp(int(times[-1]), self.tz).date().toordinal()
+        if last - first > 2 * n + 2 or bool((np.diff(times) < 0).any()):  # sparse or unsorted: one by one
+            for k, t in enumerate(times.tolist()):
+                local = datetime.fromtimestamp(t, self.tz)
+                weekday[k] = local.weekday()
+                if (h := self.at(t)) is not None:
+                    rank[k], like[k] = RANK[h.mode], h.like or 0
+            return rank, like, weekday
+        for o in range(first, last + 1):
+            day = date.fromordinal(o)
+            d0, d1 = day_bounds(day, self.tz)
+            lo, hi = np.searchsorted(times, [d0, d1], side="left").tolist()
+            weekday[lo:hi] = day.weekday()
+            for e in self.day(day) if hi > lo else ():
+                a, b = np.searchsorted(times, [max(e.start, d0), min(e.end, d1)], side="left").tolist()
+                better = np.flatnonzero(rank[a:b] < RANK[e.mode]) + a  # the first of equals wins, as in `at`
+                rank[better], like[better] = RANK[e.mode], e.like or 0
+        return rank, like, weekday
 
     def between(self, start: float, end: float, limit: int = 500) -> list[Event]:
         """Events that overlap [start, end), oldest first, at most `limit` (a chart's range)."""

@@ -319,3 +319,36 @@ def test_alerts_during_an_alert_mode_event_name_it(tmp_path: Path) -> None:
     assert "During: Spring sale" in default_text(sale[0])
     others = [a for a in alerts["cal"] if a not in sale]
     assert all("during" not in a.extra for a in others)
+
+
+def test_the_array_answers_are_the_one_by_one_answers(tmp_path: Path) -> None:
+    """`excluded` and `like_shift` over arrays (per day and event) say what `at` says per
+    time: across DST changes, partial-day and multi-day events and overlapping modes."""
+    events = (
+        "- {name: a, start: '2025-03-08T22:30', end: '2025-03-10T01:15', like: saturday}\n"  # over the DST change
+        "- {name: b, start: '2025-03-09T12:00', end: '2025-03-09T13:00', mode: exclude}\n"  # inside a
+        "- {name: c, date: 2025-11-02, like: monday}\n"  # the day clocks go back: 25 hours
+        "- {name: d, date: 2025-11-02, like: friday}\n"  # the same day: the first wins
+    )
+    cal = calendar_of(
+        tmp_path,
+        "calendars:\n  - {file: e.yaml}\n  - {holidays: US, like: sunday}\n"
+        "  - {name: n, weekdays: [tue], times: ['01:00-02:30'], mode: exclude}\n",
+        files={"e.yaml": events},
+    )
+    rng = np.random.default_rng(3)
+    start = at("2025-03-01", 0)
+    for times in (
+        np.arange(start, start + 300 * 86400, 900, dtype=np.int64),
+        np.sort(rng.integers(start, start + 300 * 86400, 5000)).astype(np.int64),
+        rng.integers(start, start + 300 * 86400, 500).astype(np.int64),  # unsorted
+    ):
+        want_ex, want_shift = [], []
+        for t in times.tolist():
+            h = cal.at(t)
+            want_ex.append(h is not None and h.mode == "exclude")
+            local = datetime.fromtimestamp(t, NY).weekday()
+            want_shift.append((local - h.like) % 7 * 86400 if h is not None and h.like is not None else 0)
+        assert cal.excluded(times).tolist() == want_ex
+        assert cal.like_shift(times).tolist() == want_shift
+    assert sum(want_ex) > 0 and any(want_shift)
