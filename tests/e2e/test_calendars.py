@@ -4,6 +4,7 @@ a bad event's file, line and key."""
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,6 +96,8 @@ async def test_the_metric_chart_shows_the_events_as_text_in_chromium(
         assert browser.find_elements(By.CSS_SELECTOR, "#charts img") == []
         assert browser.title != "1"
         assert browser.execute_script("return window.dtkCharts.length") == 1
+        if where := os.environ.get("DETECTKD_SCREENSHOTS"):  # docs/ui.md's screenshots
+            browser.save_screenshot(str(Path(where) / "calendar.png"))
     finally:
         browser.quit()
 
