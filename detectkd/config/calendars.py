@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -290,6 +290,15 @@ def shown(calendar: Calendar | None, start: float, end: float) -> list[dict[str,
          "like": WEEKDAYS[e.like] if e.like is not None else None}
         for e in calendar.between(start, end)
     ]  # fmt: skip
+
+
+EXCLUDED = "excluded: "  # a detector result's `skipped` reason in an `exclude` period
+
+
+def excluded(results: Sequence[Any]) -> bool:
+    """Every result skipped for an `exclude` event (`detectors.calendared`): the period is
+    neither judged nor missing data (an empty migration window is no NO DATA either)."""
+    return bool(results) and all(str(r.skipped or "").startswith(EXCLUDED) for r in results)
 
 
 def during(calendar: Calendar | None, ts: float) -> dict[str, str]:

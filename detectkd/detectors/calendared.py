@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from detectkd.config.calendars import Calendar
+from detectkd.config.calendars import EXCLUDED, Calendar
 from detectkd.detectors.base import BatchDetector, Current, Detector, History, IntArray, Result, skipped
 
 
@@ -70,7 +70,7 @@ class Excluding:
 
     def _why(self, ts: int) -> str | None:
         hit = self.calendar.at(ts)
-        return f"excluded: {hit.during}" if hit is not None and hit.mode == "exclude" else None
+        return EXCLUDED + hit.during if hit is not None and hit.mode == "exclude" else None
 
 
 class ExcludingBatch(Excluding):
@@ -87,7 +87,7 @@ class ExcludingBatch(Excluding):
         seen = [replace(p, value=None) if o else p for p, o in zip(points, out.tolist(), strict=True)]
         results = self.batch.detect_many(history, seen)
         return [
-            skipped(self.id, p.value, self._why(p.time) or "excluded") if o else r
+            skipped(self.id, p.value, self._why(p.time) or EXCLUDED + "calendar") if o else r
             for p, o, r in zip(points, out.tolist(), results, strict=True)
         ]
 

@@ -352,3 +352,23 @@ def test_the_array_answers_are_the_one_by_one_answers(tmp_path: Path) -> None:
         assert cal.excluded(times).tolist() == want_ex
         assert cal.like_shift(times).tolist() == want_shift
     assert sum(want_ex) > 0 and any(want_shift)
+
+
+def test_an_excluded_period_without_data_is_no_no_data(tmp_path: Path) -> None:
+    """A migration window whose source is empty: without a calendar NO DATA fires after
+    `no_data_periods`; excluded, it neither fires nor counts, and it is not a gap after."""
+    b = business_year(tmp_path / "data.csv", days=60)
+    lines = (tmp_path / "data.csv").read_text().splitlines(keepends=True)
+    gap = ("2025-02-10 02:", "2025-02-10 03:", "2025-02-10 04:", "2025-02-10 05:", "2025-02-10 06:")
+    (tmp_path / "data.csv").write_text("".join(x for x in lines if not x.startswith(gap)))
+    write(
+        tmp_path / "events.yaml", "- {name: migration, start: '2025-02-10T02:00', end: '2025-02-10T07:00'}\n"
+    )
+    cal = "calendars:\n  - {file: ../events.yaml, mode: exclude}\n"
+    kinds = {}
+    for name, text in (("plain", ""), ("cal", cal)):
+        write(tmp_path / name / "x.yaml", metric("x", b.path, b.step, "auto", text))
+        _, t = replay_alerts(tmp_path / name, "x", b)
+        kinds[name] = [(a.kind, a.status) for a in t.alerts if a.kind == "nodata"]
+    assert kinds["plain"] == [("nodata", "firing"), ("nodata", "resolved")]
+    assert kinds["cal"] == []
