@@ -105,3 +105,15 @@ async def test_the_metric_chart_shows_the_events_as_text_in_chromium(
 async def _ran(d: DaemonProcess) -> bool:
     api = {m["name"]: m for m in (await d.api())["metrics"]}
     return api.get("orders", {}).get("runs", 0) >= 1 and "history" not in api.get("orders", {})
+
+
+def test_validate_checks_the_daemons_calendars_for_the_metrics_that_use_them(tmp_path: Path) -> None:
+    write(tmp_path / "etc" / "company.csv", "name,date\nOffsite,2025-06-31\n")
+    write(tmp_path / "etc" / "detectkd.yaml", "profiles_file: null\ncalendars:\n  - {file: company.csv}\n")
+    write(tmp_path / "m" / "shop.yaml", sqlite_metric("shop", tmp_path / "src.db"))  # the daemon's calendars
+    write(tmp_path / "m" / "own.yaml", sqlite_metric("own", tmp_path / "src.db") + "calendars: []\n")
+    out = cli("validate", str(tmp_path / "m"), "--config", str(tmp_path / "etc" / "detectkd.yaml"))
+    assert out.returncode == 1
+    assert f"{tmp_path / 'etc' / 'company.csv'}:2: date: not a date or time: '2025-06-31'" in out.stdout
+    assert "the daemon's `calendars` setting" in out.stdout
+    assert "1 metric(s) valid" in out.stdout  # `own` opted out
