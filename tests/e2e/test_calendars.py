@@ -117,3 +117,41 @@ def test_validate_checks_the_daemons_calendars_for_the_metrics_that_use_them(tmp
     assert f"{tmp_path / 'etc' / 'company.csv'}:2: date: not a date or time: '2025-06-31'" in out.stdout
     assert "the daemon's `calendars` setting" in out.stdout
     assert "1 metric(s) valid" in out.stdout  # `own` opted out
+
+
+def test_the_backtest_report_draws_the_calendar_events(tmp_path: Path) -> None:
+    """`detectkd backtest --report`: the events of the range are drawn as on the metric page;
+    a name that tries to close the report's <script> stays text."""
+    src = Source(tmp_path / "src.db")
+    orders(src)
+    name = "</script><script>document.title='pwned'</script>"
+    write(tmp_path / "m" / "events.yaml", f'- {{name: "{name}", date: 2025-11-28, mode: exclude}}\n')
+    text = sqlite_metric(
+        "shop", src.path, schedule="{interval: 1h}", collector="multi_period: true", detector=None
+    )
+    write(
+        tmp_path / "m" / "shop.yaml",
+        text + "calendars:\n  - {holidays: US, like: sunday}\n  - {file: events.yaml}\n",
+    )
+    report = tmp_path / "report.html"
+    env = {"DETECTK_DATA_DIR": str(tmp_path / "data"), "DETECTK_METRICS_DIR": str(tmp_path / "m")}
+    out = cli(
+        "backtest", "shop", "--from", "2025-11-20T00:00:00Z", "--to", "2025-11-29T00:00:00Z", "--report", str(report),
+        env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "</script><script>" not in report.read_text()
+    driver = chromium()
+    try:
+        driver.get(report.as_uri())
+        WebDriverWait(driver, 20).until(
+            lambda d: d.find_element(By.ID, "report-charts").get_attribute("data-loaded")
+        )
+        shown = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#events .event")]
+        assert (
+            len(shown) == 2 and shown[0].startswith("Thanksgiving Day (") and "judged like sunday" in shown[0]
+        )
+        assert shown[1].startswith(name + " (") and "excluded" in shown[1]
+        assert driver.title != "pwned"
+    finally:
+        driver.quit()
