@@ -139,7 +139,7 @@ def read_event_file(path: Path, tz: ZoneInfo, mode: Mode, like: int | None) -> l
                     )
                 ]
             )
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's CSV starts with a BOM
     except OSError as exc:
         raise EventFileError(
             [ConfigIssue(str(path), None, "", f"cannot read the event file: {exc.strerror}")]

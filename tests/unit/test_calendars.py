@@ -103,6 +103,13 @@ def test_event_file_csv_and_calendar_mode_default(tmp_path: Path) -> None:
     assert outage is not None and outage.mode == "alert"  # the event's own
 
 
+def test_a_spreadsheets_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
+    text = "\ufeffname,date\r\nLaunch,2025-05-01\r\n"
+    cal = calendar_of(tmp_path, "calendars:\n  - {file: ev.csv}\n", files={"ev.csv": text})
+    hit = cal.at(at("2025-05-01"))
+    assert hit is not None and hit.during == "Launch"
+
+
 def test_recurring_business_calendar(tmp_path: Path) -> None:
     cal = calendar_of(
         tmp_path,
