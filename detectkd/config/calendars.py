@@ -22,6 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from functools import cached_property
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -190,8 +191,9 @@ class Calendar:
 
     __hash__ = None  # type: ignore[assignment]
 
-    @property
+    @cached_property
     def modes(self) -> set[Mode]:
+        """The modes any of its events can have (asked per point: computed once)."""
         return {s.mode for s in self.sources} | {m for s in self.sources for m in getattr(s, "modes", ())}
 
     def day(self, day: date) -> list[Event]:
