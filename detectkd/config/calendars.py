@@ -222,6 +222,11 @@ class Calendar:
         out: npt.NDArray[np.bool_] = rank == RANK["exclude"]
         return out
 
+    def excluded_at(self, ts: int) -> bool:
+        """One time: in an `exclude` event."""
+        h = self.at(ts) if "exclude" in self.modes else None
+        return h is not None and h.mode == "exclude"
+
     def weekday(self, ts: float) -> int | None:
         """The ISO weekday (Monday = 1) a `like` day is judged as; None: its own."""
         if "like" not in self.modes:
@@ -248,7 +253,7 @@ class Calendar:
             return rank, like, weekday
         first = datetime.fromtimestamp(int(times[0]), self.tz).date().toordinal()
         last = datetime.fromtimestamp(int(times[-1]), self.tz).date().toordinal()
-        if last - first > 2 * n + 2 or bool((np.diff(times) < 0).any()):  # sparse or unsorted: one by one
+        if n <= 4 or last - first > 2 * n + 2 or bool((np.diff(times) < 0).any()):  # one by one
             for k, t in enumerate(times.tolist()):
                 local = datetime.fromtimestamp(t, self.tz)
                 weekday[k] = local.weekday()

@@ -51,7 +51,7 @@ class SeriesMemory:
     ) -> None:
         self.detectors = detectors
         self.calendar = calendar  # `like` days' weekday features; `exclude` periods out of windows
-        self.mask = calendar.excluded if calendar is not None and "exclude" in calendar.modes else None
+        self.mask = calendar if calendar is not None and "exclude" in calendar.modes else None
         self.like = calendar.weekday if calendar is not None and "like" in calendar.modes else None
         self.grid = grid
         self.tz = tz

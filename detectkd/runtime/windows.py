@@ -8,13 +8,21 @@ doubling and are compacted when the dropped prefix gets large.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
 from detectkd.detectors.base import FloatArray, History, IntArray
 
 _REVISIONS = itertools.count(1)
+
+
+class Mask(Protocol):
+    """Times whose values a window keeps out (a calendar's `exclude` periods, `Calendar`)."""
+
+    def excluded(self, times: IntArray) -> np.ndarray: ...
+
+    def excluded_at(self, ts: int) -> bool: ...
 
 
 class SeriesWindow:
@@ -28,7 +36,7 @@ class SeriesWindow:
         span_seconds: int,
         features: tuple[str, ...],
         capacity: int = 64,
-        mask: Callable[[IntArray], np.ndarray] | None = None,
+        mask: Mask | None = None,
     ) -> None:
         self.span = span_seconds
         # Times whose values stay out of the window (a calendar's `exclude` periods): kept as
@@ -53,7 +61,7 @@ class SeriesWindow:
 
     def add(self, time: int, value: float | None, features: dict[str, float]) -> None:
         """Append a point. Out-of-order or repeated times replace/insert correctly."""
-        if self._mask is not None and value is not None and self._mask(np.array([time], np.int64))[0]:
+        if self._mask is not None and value is not None and self._mask.excluded_at(time):
             value = None
         if value is not None and value < 0:
             self.negative = True
@@ -117,7 +125,7 @@ class SeriesWindow:
     def _masked(self, times: IntArray, values: FloatArray) -> FloatArray:
         if self._mask is None:
             return values
-        out = self._mask(times)
+        out = self._mask.excluded(times)
         return np.where(out, np.nan, values) if out.any() else values
 
     def _insert(self, time: int, value: float | None, features: dict[str, float]) -> None:

@@ -224,10 +224,18 @@ def test_event_file_edit_changes_the_fingerprint(tmp_path: Path) -> None:
     assert one.fingerprint != two.fingerprint
 
 
-def test_window_keeps_excluded_periods_out() -> None:
-    def mask(times: np.ndarray) -> np.ndarray:
+class Between:
+    """A mask: the times in [300, 500)."""
+
+    def excluded(self, times: np.ndarray) -> np.ndarray:
         return (times >= 300) & (times < 500)
 
+    def excluded_at(self, ts: int) -> bool:
+        return 300 <= ts < 500
+
+
+def test_window_keeps_excluded_periods_out() -> None:
+    mask = Between()
     w = SeriesWindow(10_000, (), mask=mask)
     for t in range(0, 700, 100):
         w.add(t, float(t), {})
