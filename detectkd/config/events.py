@@ -229,15 +229,15 @@ def _event(row: dict[str, Any], tz: ZoneInfo, mode: Mode, like: int | None) -> E
     if ("date" in row) == ("start" in row) or ("date" in row and "end" in row):
         raise ValueError("date|give `date`, or `start` (and optionally `end`)")
     if "date" in row:
-        a, _ = _moment(row["date"], tz, "date", end=False)
-        _, b = _moment(row["date"], tz, "date", end=True)
+        a, b = _moment(row["date"], tz, "date")
+        if b <= a:
+            raise ValueError("date|a day, not a time (a time goes in `start` and `end`)")
     else:
-        a, _ = _moment(row["start"], tz, "start", end=False)
-        b = (
-            _moment(row["end"], tz, "end", end=True)[1]
-            if "end" in row
-            else _moment(row["start"], tz, "start", end=True)[1]
-        )
+        a, b = _moment(row["start"], tz, "start")  # a date: its day; a time: (t, t)
+        if "end" in row:
+            b = _moment(row["end"], tz, "end")[1]
+        elif b <= a:
+            raise ValueError("end|a start time needs an `end`")
         if b <= a:
             raise ValueError("end|the end is not after the start")
     if b - a > MAX_DAYS * 86400 + 7200:
@@ -257,7 +257,7 @@ def _event(row: dict[str, Any], tz: ZoneInfo, mode: Mode, like: int | None) -> E
     return Event(name, a, b, final, lk if final == "like" else None)
 
 
-def _moment(raw: Any, tz: ZoneInfo, key: str, end: bool) -> tuple[int, int]:
+def _moment(raw: Any, tz: ZoneInfo, key: str) -> tuple[int, int]:
     """A date's local day [start, end), or a time as (t, t)."""
     if isinstance(raw, datetime):
         t = int((raw if raw.tzinfo else raw.replace(tzinfo=tz)).timestamp())

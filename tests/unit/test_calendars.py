@@ -146,6 +146,8 @@ def test_recurring_business_calendar(tmp_path: Path) -> None:
         ("- {name: a, date: 2025-01-01, colour: red}\n", 1, "[0].colour", "unknown key"),
         ("- {name: a, start: 2020-01-01, end: 2030-01-01}\n", 1, "[0].end", "at most 366 days"),
         ("- {name: a, date: 2025-01-01, mode: mute}\n", 1, "[0].mode", "not a mode"),
+        ("- {name: a, start: '2025-01-01T10:00'}\n", 1, "[0].end", "needs an `end`"),
+        ("- {name: a, date: '2025-01-01T10:00'}\n", 1, "[0].date", "a day, not a time"),
     ],
 )
 def test_bad_events_name_file_line_and_key(
