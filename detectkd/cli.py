@@ -19,6 +19,7 @@ from detectkd.commands.targets import (
     profiles_for,
     settings_from,
 )
+from detectkd.config.calendars import CalendarRef
 from detectkd.config.settings import Settings
 from detectkd.durations import parse_moment
 from detectkd.errors import ConfigError
@@ -59,10 +60,11 @@ def with_shard(settings: Settings, text: str) -> Settings | None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     profiles = Path(args.profiles) if args.profiles else None
+    calendars: list[CalendarRef] = []  # the daemon's, for metrics without their own
     if profiles is None:
         try:
             settings = settings_from(args.config)
-            profiles = settings.profiles_file
+            profiles, calendars = settings.profiles_file, settings.calendars
         except ConfigError as exc:
             print(f"ERROR   {exc}")
             return 1
@@ -72,7 +74,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     missing = [p for p in paths if not p.exists()]
     for p in missing:
         print(f"ERROR   {p}: no such file or directory")
-    result = load_metrics([p for p in paths if p.exists()], profiles)
+    result = load_metrics([p for p in paths if p.exists()], profiles, calendars=calendars)
     print_load(result)
     n_files = len(result.files)
     bad = len(result.errors)

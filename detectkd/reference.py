@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 from detectkd.alerting.channels import registry as channels
 from detectkd.collectors import registry as collectors
 from detectkd.config import models
+from detectkd.config.calendars import CalendarRef
 from detectkd.config.settings import Settings
 from detectkd.detectors import registry as detectors
 from detectkd.durations import format_duration
@@ -259,6 +260,7 @@ def render() -> str:
         section("`storage`", models.Storage, "storage."),
         section("`peers`", models.Peers, "peers."),
         section("`shadow[]` (docs/shadow.md)", models.ShadowVariant),
+        section("`calendars[]` (calendars.md)", CalendarRef),
         "## Collector params (`collector.params`, by `type`)\n",
     ]
     for kind, ctype in sorted(collectors.COLLECTORS.items()):

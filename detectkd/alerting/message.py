@@ -9,7 +9,8 @@ source_down), headline (FIRING, RESOLVED, NO DATA, ...), series, labels, expecte
 description, tags, started_at, interval, key, basis (the baseline the detector compared the
 value with, in words: "the median of the last 30 days"), and a FIRING's change, rarity and
 precedent (`runtime.explain`): "value 820, 34 % below expected 1,240", "beyond 99.7 % of its
-deviations in the last 14 days", "last similar: 2026-11-02 14:00, marked real incident".
+deviations in the last 14 days", "last similar: 2026-11-02 14:00, marked real incident"; and
+during (the calendar events the period is in: "Black Friday campaign").
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def variables(alert: Alert) -> dict[str, Any]:
         "revised": alert.revised,
         "reason": alert.extra.get("reason"),
         **{k: alert.extra.get(k) for k in WHY},
+        "during": alert.extra.get("during"),
         "inf": math.inf,  # DetectK's templates test `score == inf`
     }
 
@@ -117,6 +119,11 @@ def default_text(alert: Alert, escape: Any = str) -> str:
     if "peers" in alert.extra:
         share, judged = alert.extra.get("peer_share", 0.0), alert.extra.get("peers_judged", 0)
         lines.append(f"Peers: {alert.extra['peers']} ({share:.0%} of {judged} peers deviate the same way)")
+    if alert.extra.get("during"):  # a calendar's events (config.calendars)
+        like = alert.extra.get("judged_like")
+        lines.append(
+            f"During: {escape(alert.extra['during'])}" + (f" (judged like a {like})" if like else "")
+        )
     lines.append(f"Period: {when}")
     if alert.url:
         lines.append(f"Link: {alert.url}")

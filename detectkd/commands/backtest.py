@@ -21,6 +21,7 @@ from detectkd.commands.assertions import Figures
 from detectkd.commands.csvsafe import SafeWriter
 from detectkd.commands.labelled import Labelled, compare
 from detectkd.commands.report import SeriesTrace, render
+from detectkd.config.calendars import shown
 from detectkd.errors import CollectError, error_line
 from detectkd.runtime.judge import charted
 from detectkd.runtime.replay import Tally, replay, tally
@@ -85,7 +86,8 @@ async def measure(
     got = compare(labels, summary.flagged, tz, out) if labels is not None else None
     if report is not None and summary.traces is not None:
         detectors = [f"{d.id} ({d.type})" for d in spec.detectors]
-        page = render(spec.name, summary.traces, summary.alerts, tz, start, finish, detectors)
+        events = shown(spec.calendar, start, finish)
+        page = render(spec.name, summary.traces, summary.alerts, tz, start, finish, detectors, events)
         report.write_text(page, encoding="utf-8")  # noqa: ASYNC240 (once, at the end of the replay)
         print(f"report: {report} ({len(page.encode()) / 1024:,.0f} KiB)", file=out)
     fired = sum(1 for a in summary.alerts if a.status == "firing" and a.kind == "anomaly" and a.repeat == 0)

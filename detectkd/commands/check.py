@@ -18,6 +18,7 @@ from ruamel.yaml.error import YAMLError
 
 from detectkd.alerting.channels.base import Channel
 from detectkd.alerting.silences import Silences, load_silences
+from detectkd.config.calendars import WEEKDAYS
 from detectkd.config.settings import Settings
 from detectkd.durations import format_duration
 from detectkd.errors import CollectError, StorageError, error_line
@@ -61,6 +62,10 @@ def print_report(rt: MetricRuntime, report: RunReport, out: TextIO) -> None:
         p = pr.point
         label = p.series or "-"
         print(f"  {fmt_local(p.period, tz)}  series={label}  value={_num(p.value)}", file=out)
+        if spec.calendar is not None and (hit := spec.calendar.at(p.period)) is not None:
+            how = {"alert": "alerted as usual", "exclude": "excluded: not judged, not alerted"}.get(hit.mode)
+            how = how or f"judged like a {WEEKDAYS[hit.like or 0]}"
+            print(f"    calendar     {hit.during} ({how})", file=out)
         for r in pr.results:
             if r.skipped:
                 print(f"    {r.detector:<12} skipped: {r.skipped}", file=out)

@@ -74,7 +74,8 @@ def make_plan(args: argparse.Namespace, err: TextIO = sys.stderr) -> Plan | int:
     try:
         settings = settings_from(args.config)
         if many:
-            result = load_metrics([Path(args.metric)], profiles_for(args.metric, settings, profiles))
+            prof = profiles_for(args.metric, settings, profiles)
+            result = load_metrics([Path(args.metric)], prof, calendars=settings.calendars)
             if result.errors:
                 print_load(result, err)
                 return 2

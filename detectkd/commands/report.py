@@ -82,6 +82,7 @@ def render(
     start: float,
     finish: float,
     detectors: list[str],
+    events: list[dict[str, object]] | None = None,
 ) -> str:
     firing = [a for a in alerts if a.kind == "anomaly" and a.status == "firing" and a.repeat == 0]
     rows = []
@@ -98,6 +99,7 @@ def render(
     data = {
         "metric": metric, "since": int(start), "until": int(finish), "feedback": [], "silences": [],
         "series": {s: traces[s].columns() for s in sorted(traces)}, "alerts": spans,
+        "events": events or [],  # the calendar's, drawn as the metric page draws them
     }  # fmt: skip
     timeline = "".join(
         f"<tr><td>{_when(a.period, tz)}</td><td class='{a.status}'>{html.escape(a.headline)}</td>"

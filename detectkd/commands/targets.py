@@ -65,7 +65,7 @@ def find_metric(target: str, settings: Settings, profiles: Path | None = None) -
             "--config FILE (or DETECTK_CONFIG), or DETECTK_METRICS_DIR"
         )
     source = [path] if path.is_file() else [settings.metrics_dir]
-    result = load_metrics(source, prof)
+    result = load_metrics(source, prof, calendars=settings.calendars)
     if path.is_file():
         if not result.metrics:
             raise ConfigError([i for f in result.errors.values() for i in f])

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from detectkd.config.calendars import CalendarRef
 from detectkd.config.completeness import Completeness
 from detectkd.config.types import Duration, Frozen, TimeZoneName
 from detectkd.durations import parse_duration
@@ -258,6 +259,8 @@ class MetricFile(Frozen):
     # Variants judged live on the same points, never notifying; their would-be alerts are stored.
     shadow: list[ShadowVariant] = Field(default_factory=list)
     completeness: Completeness | None = None  # wait for complete periods, re-judge late rows
+    # Holidays, event files and recurring days, and what a period in them means (calendars.md).
+    calendars: list[CalendarRef] = Field(default_factory=list, max_length=20)
 
     @field_validator("shadow")
     @classmethod

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from detectkd.config.calendars import CalendarRef
 from detectkd.config.connection import StoreParams
 from detectkd.config.types import Duration
 from detectkd.config.validation import issues_from
@@ -107,6 +108,9 @@ class Settings(BaseSettings):
     # Stored datapoints and detections older than this are deleted by a daily job (a metric's
     # storage.retention_days / params.*_retention_days override it); null keeps everything.
     retention_days: int | None = Field(default=400, ge=1)
+    # Every metric's calendars unless its file has `calendars:` (docs/calendars.md); event
+    # files relative to this settings file.
+    calendars: list[CalendarRef] = Field(default_factory=list, max_length=20)
     config_max_bytes: int = Field(default=1_048_576, ge=1024)  # a larger config file is refused unread
     # A config file whose YAML aliases expand to more values is refused (a "billion laughs").
     config_max_values: int = Field(default=100_000, ge=100)
@@ -186,6 +190,8 @@ def load_settings(path: Path | None) -> Settings:
         for key in _PATH_KEYS:
             if isinstance(values.get(key), str):
                 values[key] = str((base / values[key]).resolve())
+        if isinstance(values.get("calendars"), list):  # event files: relative to this file
+            values["calendars"] = [_beside(base, c) for c in values["calendars"]]
         store = values.get("storage")
         if isinstance(store, dict) and isinstance(store.get("path"), str):
             values["storage"] = {**store, "path": str((base / store["path"]).resolve())}
@@ -199,6 +205,12 @@ def load_settings(path: Path | None) -> Settings:
         raise ConfigError(issues_from(doc, exc, Settings, ())) from None
     set_limits(YamlLimits(settings.config_max_bytes, settings.config_max_values))
     return settings
+
+
+def _beside(base: Path, calendar: Any) -> Any:
+    if isinstance(calendar, dict) and isinstance(calendar.get("file"), str):
+        return {**calendar, "file": str((base / calendar["file"]).resolve())}
+    return calendar
 
 
 def _issue(file: str, message: str) -> Any:

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -144,6 +144,8 @@ class AutoDetector:
         week = (WEEK + DAY) // self.step  # a week and a day: last week's peak is inside
         self.range_points = min(max(p.range_window, week), read) if p.range_window else 0
         self._memo: dict[str, Memo] = {}
+        # A calendar's `like` days (`detectors.calendared`): seconds back to the named weekday.
+        self.like_shift: Callable[[IntArray], IntArray] | None = None
 
     def window_seconds(self, interval_seconds: int) -> int:
         longest = max(self.periods, default=0) * self.p.cycles
@@ -287,8 +289,12 @@ class AutoDetector:
     def _bases(self, times: IntArray, v: FloatArray, at: IntArray) -> list[FloatArray | None]:
         """The baselines at times `at`: the level (None: no offset) and each seasonal median."""
         out: list[FloatArray | None] = [None]
+        shift = self.like_shift(at) if self.like_shift is not None else None
         for period in self.periods:
-            out.append(cycle_median(times, v, at, period * self.step, self.p.cycles))
+            base = cycle_median(times, v, at, period * self.step, self.p.cycles)
+            if shift is not None and (moved := shift > 0).any():  # a `like` day: that weekday's
+                base[moved] = cycle_median(times, v, at[moved] - shift[moved] + WEEK, WEEK, self.p.cycles)
+            out.append(base)
         return out
 
     def _apply(

@@ -26,13 +26,27 @@ _FROM_TIME: dict[str, Callable[[datetime], int]] = {
 }
 
 
-def feature_value(name: str, period: int, context: dict[str, Any], tz: ZoneInfo) -> float:
+# A calendar's `like: sunday` day: its weekday features as that weekday's (ISO: Monday = 1).
+_AS_WEEKDAY: dict[str, Callable[[datetime, int], int]] = {
+    "day_of_week": lambda d, w: w,
+    "dow": lambda d, w: w,
+    "hour_of_week": lambda d, w: (w - 1) * 24 + d.hour,
+    "is_weekend": lambda d, w: int(w >= 6),
+}
+
+
+def feature_value(
+    name: str, period: int, context: dict[str, Any], tz: ZoneInfo, weekday: int | None = None
+) -> float:
     """The feature as a float: from the context if present, else from the time, else NaN.
-    `epoch:COLUMN` is the context column read as a time (epoch seconds)."""
+    `epoch:COLUMN` is the context column read as a time (epoch seconds). `weekday` (ISO)
+    stands in for the period's own in the weekday features (a calendar's `like` day)."""
     if name.startswith("epoch:"):
         return as_epoch(context.get(name[6:]), tz)
     if name in context:
         return as_float(context[name])
+    if weekday is not None and name in _AS_WEEKDAY:
+        return float(_AS_WEEKDAY[name](datetime.fromtimestamp(period, tz), weekday))
     fn = _FROM_TIME.get(name)
     if fn is None:
         return float("nan")

@@ -13,6 +13,7 @@ from dataclasses import asdict
 
 from aiohttp import web
 
+from detectkd.config.calendars import shown
 from detectkd.durations import parse_duration
 from detectkd.http import shadow
 from detectkd.http.api import outbox_row
@@ -100,11 +101,14 @@ async def series(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=f"no metric {name!r}")
     data = await asyncio.to_thread(ui.thin, data)
     feedback = [asdict(f) for f in await labels_of(daemon.store, name, since, until)]
+    spec = daemon.metric_spec(name)  # its calendars' events in the range (config.calendars)
+    events = await asyncio.to_thread(shown, spec.calendar if spec is not None else None, since, until)
     return web.json_response(
         {"metric": name, "since": since, "until": until, "series": data, "feedback": feedback,
          "alerts": await daemon.alert_episodes(name, since, until),
          "silences": daemon.silence_spans(name, since, until),
-         "shadow": await shadow.chart_spans(daemon, name, since, until)}
+         "shadow": await shadow.chart_spans(daemon, name, since, until),
+         "events": events}
     )  # fmt: skip
 
 

@@ -33,7 +33,7 @@ from detectkd.runtime.silence_sync import SilenceSync
 from detectkd.runtime.slot import Deps, MetricSlot, assemble, assemble_loader
 from detectkd.runtime.view import DaemonView
 from detectkd.sdnotify import Notifier
-from detectkd.specs.loader import LoadResult, MetricSpec, load_metrics
+from detectkd.specs.loader import LoadResult, MetricSpec, load_for
 from detectkd.storage.base import Store
 from detectkd.storage.factory import DataStores, daemon_store
 from detectkd.telemetry import Telemetry
@@ -194,7 +194,7 @@ class Daemon(Jobs, DaemonView):
     async def _load(self) -> LoadResult:
         s = self.settings
         # Parsing thousands of YAML files is CPU work: keep the loop (and /healthz) responsive.
-        return (await asyncio.to_thread(load_metrics, [s.metrics_dir], s.profiles_file)).only(s.shard_of)
+        return (await asyncio.to_thread(load_for, s)).only(s.shard_of)
 
     def _record_load(self, result: LoadResult, plan: Plan) -> None:
         errors = result.all_errors()

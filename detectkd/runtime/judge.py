@@ -23,6 +23,7 @@ from detectkd.alerting.alert import Alert
 from detectkd.alerting.state import Notice, Rules, SeriesState, Verdict, decide, step
 from detectkd.alerting.why import basis
 from detectkd.collectors.points import Point, parse_series_key
+from detectkd.config.calendars import during, excluded
 from detectkd.detectors.base import BatchDetector, Current, Detector, Result
 from detectkd.durations import format_duration
 from detectkd.runtime.memory import SeriesMemory
@@ -255,7 +256,7 @@ def _detect(
         # A series never seen below zero (a count) is not expected below zero either.
         results = [replace(r, lower=0.0) if r.lower is not None and r.lower < 0 else r for r in results]
     verdict = decide(results, ctx.spec.conditions)
-    if value is None and not verdict.anomalous:  # no data (unless `missing_data` flags it)
+    if value is None and not verdict.anomalous and not excluded(results):  # no data (unless flagged)
         verdict = Verdict(False, verdict.primary, judged=False, missing=True)
     window.add(point.period, point.value, feats)
     return point, results, verdict
@@ -386,7 +387,8 @@ def _extra(pr: PointReport, ctx: JudgeContext, r: Result | None) -> dict[str, An
     """An anomaly alert's extras: the baseline in words (`alerting.why`), the peers' view."""
     d = next((d for d in ctx.spec.detectors if r is not None and d.id == r.detector), None)
     said = basis(d.type, d.params.model_dump(), ctx.grid.step) if d is not None else None
-    return ({"basis": said} if said else {}) | (pr.peers.as_extra() if pr.peers is not None else {})
+    peers = pr.peers.as_extra() if pr.peers is not None else {}
+    return ({"basis": said} if said else {}) | peers | during(ctx.spec.calendar, pr.point.period)
 
 
 def _params_of(spec: MetricSpec, detector: str) -> dict[str, Any]:

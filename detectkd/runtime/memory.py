@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from detectkd.config.calendars import Calendar
 from detectkd.detectors.base import Detector, FloatArray, IntArray, StatefulDetector
 from detectkd.detectors.features import feature_value
 from detectkd.runtime.peers import PeerGraph
@@ -46,8 +47,12 @@ class SeriesMemory:
         grid: Grid,
         tz: ZoneInfo,
         peer_graph: PeerGraph | None = None,
+        calendar: Calendar | None = None,
     ) -> None:
         self.detectors = detectors
+        self.calendar = calendar  # `like` days' weekday features; `exclude` periods out of windows
+        self.mask = calendar if calendar is not None and "exclude" in calendar.modes else None
+        self.like = calendar.weekday if calendar is not None and "like" in calendar.modes else None
         self.grid = grid
         self.tz = tz
         self.peer_graph = peer_graph
@@ -67,13 +72,14 @@ class SeriesMemory:
     def window(self, series: str) -> SeriesWindow:
         w = self.windows.get(series)
         if w is None:
-            w = self.windows[series] = SeriesWindow(self.span, self.features)
+            w = self.windows[series] = SeriesWindow(self.span, self.features, mask=self.mask)
         if self._open is not None and series not in self._open:
             self._open[series] = w.checkpoint() if len(w) else None
         return w
 
     def features_at(self, period: int, context: dict[str, Any]) -> dict[str, float]:
-        return {f: feature_value(f, period, context, self.tz) for f in self.features}
+        weekday = self.like(period) if self.like is not None and self.features else None
+        return {f: feature_value(f, period, context, self.tz, weekday) for f in self.features}
 
     def load(self, stored: Mapping[str, list[StoredPoint]]) -> None:
         """Windows from stored points (those off this grid, e.g. of another interval, stay out)."""

@@ -23,11 +23,11 @@ from detectkd.alerting.state import SeriesState
 from detectkd.collectors import registry as collector_registry
 from detectkd.collectors.base import Collector
 from detectkd.collectors.points import SEVERAL_ROWS, Point
-from detectkd.detectors import registry as detector_registry
 from detectkd.detectors.base import Detector
 from detectkd.errors import error_line
 from detectkd.resources import Resources
 from detectkd.runtime.batch import absent, admit, fill_missing, last_seen
+from detectkd.runtime.calendar import build_detectors
 from detectkd.runtime.coldstart import cold_skips, cold_start_reason, first_start, start_time
 from detectkd.runtime.collect import ManyPeriods, collect, timezone_probe
 from detectkd.runtime.explain import Explainer
@@ -88,13 +88,9 @@ class MetricRuntime:
         self.collector: Collector = kind.build(
             c.params, resources, p.timestamp_column, p.value_column, spec.config.collector.max_rows
         )
-        self.detectors: list[Detector] = []
-        for d in spec.detectors:
-            dtype = detector_registry.lookup(d.type)
-            assert dtype is not None
-            self.detectors.append(dtype.build(d.params, self.grid.step, d.id))
+        self.detectors: list[Detector] = build_detectors(spec, self.grid.step)  # under its calendar
         graph = PeerGraph(spec.config.peers, spec.entities) if spec.config.peers is not None else None
-        self.memory = SeriesMemory(self.detectors, self.grid, self.tz, graph)
+        self.memory = SeriesMemory(self.detectors, self.grid, self.tz, graph, spec.calendar)
         self.many = ManyPeriods(spec)  # a one-period query asked once for a range, once confirmed
         self.ctx = JudgeContext.of(spec, self.detectors, self.grid, link_template, silenced, replay)
         self.shadows = ShadowSet(spec, self.grid, self.tz, self.ctx, telemetry)  # `shadow:` variants

@@ -8,6 +8,7 @@ doubling and are compacted when the dropped prefix gets large.
 from __future__ import annotations
 
 import itertools
+from typing import Protocol
 
 import numpy as np
 
@@ -16,13 +17,31 @@ from detectkd.detectors.base import FloatArray, History, IntArray
 _REVISIONS = itertools.count(1)
 
 
+class Mask(Protocol):
+    """Times whose values a window keeps out (a calendar's `exclude` periods, `Calendar`)."""
+
+    def excluded(self, times: IntArray) -> np.ndarray: ...
+
+    def excluded_at(self, ts: int) -> bool: ...
+
+
 class SeriesWindow:
     __slots__ = (
-        "_cap", "_epoch", "_feat", "_n", "_revision", "_start", "_times", "_values", "negative", "span",
+        "_cap", "_epoch", "_feat", "_mask", "_n", "_revision", "_start", "_times", "_values",
+        "negative", "span",
     )  # fmt: skip
 
-    def __init__(self, span_seconds: int, features: tuple[str, ...], capacity: int = 64) -> None:
+    def __init__(
+        self,
+        span_seconds: int,
+        features: tuple[str, ...],
+        capacity: int = 64,
+        mask: Mask | None = None,
+    ) -> None:
         self.span = span_seconds
+        # Times whose values stay out of the window (a calendar's `exclude` periods): kept as
+        # missing, so no baseline learns from them; the stored points keep their values.
+        self._mask = mask
         self._cap = capacity
         self._times: IntArray = np.empty(capacity, np.int64)
         self._values: FloatArray = np.empty(capacity, np.float64)
@@ -42,6 +61,8 @@ class SeriesWindow:
 
     def add(self, time: int, value: float | None, features: dict[str, float]) -> None:
         """Append a point. Out-of-order or repeated times replace/insert correctly."""
+        if self._mask is not None and value is not None and self._mask.excluded_at(time):
+            value = None
         if value is not None and value < 0:
             self.negative = True
         last = self.last_time
@@ -65,6 +86,7 @@ class SeriesWindow:
         k = int(times.size)
         if k == 0:
             return
+        values = self._masked(times, values)
         if (last is not None and int(times[0]) <= last) or (k > 1 and not bool((np.diff(times) > 0).all())):
             for i in range(k):
                 v = float(values[i])
@@ -88,6 +110,7 @@ class SeriesWindow:
         if len(self) or (times.size > 1 and not bool((np.diff(times) > 0).all())):
             self.extend(times, values, features)
             return
+        values = self._masked(times, values)
         k = int(times.size)
         self._times, self._values, self._cap, self._start, self._n = times, values, max(k, 1), 0, k
         if k == 0:
@@ -98,6 +121,12 @@ class SeriesWindow:
         self.negative = bool((values < 0).any())
         self._revision = next(_REVISIONS)
         self._epoch += 1
+
+    def _masked(self, times: IntArray, values: FloatArray) -> FloatArray:
+        if self._mask is None:
+            return values
+        out = self._mask.excluded(times)
+        return np.where(out, np.nan, values) if out.any() else values
 
     def _insert(self, time: int, value: float | None, features: dict[str, float]) -> None:
         self._revision = next(_REVISIONS)

@@ -8,12 +8,14 @@ its metric or its issues; the daemon decides what to keep running.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from detectkd.config.calendars import CalendarRef
 from detectkd.config.models import IGNORED_WITH_WARNING, MetricFile
 from detectkd.config.profiles import Profiles, load_profiles
+from detectkd.config.settings import Settings
 from detectkd.config.validation import validate
 from detectkd.config.yamlsource import Document, load_yaml
 from detectkd.errors import ConfigIssue
@@ -30,7 +32,7 @@ from detectkd.specs.resolve import Resolver
 
 __all__ = [
     "AlerterSpec", "CollectorSpec", "DetectorSpec", "LoadResult", "MetricSpec", "StorageSpec",
-    "build_spec", "load_metric_file", "load_metrics", "metric_files", "source_key",
+    "build_spec", "load_for", "load_metric_file", "load_metrics", "metric_files", "source_key",
 ]  # fmt: skip
 
 METRIC_SUFFIXES = (".yaml", ".yml")
@@ -50,7 +52,9 @@ def load_metrics(
     paths: list[Path],
     profiles_file: Path | None = None,
     env: Mapping[str, str] | None = None,
+    calendars: Sequence[CalendarRef] = (),
 ) -> LoadResult:
+    """`calendars`: the daemon's (settings), for the metrics whose files have none."""
     env = dict(os.environ) if env is None else env
     result = LoadResult()
     profiles = load_profiles(profiles_file, env)
@@ -66,7 +70,9 @@ def load_metrics(
             if extra.issues:
                 result.errors[str(path)] = list(extra.issues)
             continue
-        spec, issues, warnings = build_spec(doc, profiles)
+        if is_events_document(doc):  # a calendar's event file next to the metrics
+            continue
+        spec, issues, warnings = build_spec(doc, profiles, calendars)
         result.warnings.extend(warnings)
         if spec is None:
             result.errors[str(path)] = issues
@@ -87,6 +93,12 @@ def is_profiles_document(doc: Document) -> bool:
     return isinstance(doc.data, dict) and set(doc.data) == {"profiles"}
 
 
+def is_events_document(doc: Document) -> bool:
+    """A calendar's event file (a list, or `events:` holding one), not a metric."""
+    data = doc.data
+    return not doc.issues and (isinstance(data, list) or (isinstance(data, dict) and set(data) == {"events"}))
+
+
 def load_metric_file(
     path: Path, profiles: Profiles, env: Mapping[str, str]
 ) -> tuple[MetricSpec | None, list[ConfigIssue], list[ConfigIssue]]:
@@ -94,8 +106,13 @@ def load_metric_file(
     return build_spec(doc, profiles)
 
 
+def load_for(settings: Settings) -> LoadResult:
+    """The metrics of the daemon's `metrics_dir`, with its profiles and calendars."""
+    return load_metrics([settings.metrics_dir], settings.profiles_file, calendars=settings.calendars)
+
+
 def build_spec(
-    doc: Document, profiles: Profiles
+    doc: Document, profiles: Profiles, calendars: Sequence[CalendarRef] = ()
 ) -> tuple[MetricSpec | None, list[ConfigIssue], list[ConfigIssue]]:
     issues = list(doc.issues)
     warnings: list[ConfigIssue] = []
@@ -110,7 +127,7 @@ def build_spec(
     if model is None:
         return None, problems, warnings
     assert isinstance(model, MetricFile)
-    resolver = Resolver(doc, model, profiles)
+    resolver = Resolver(doc, model, profiles, calendars)
     spec = resolver.resolve()
     return spec, resolver.issues, warnings + resolver.notes
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from detectkd.collectors.points import PointSpec
+from detectkd.config.calendars import Calendar
 from detectkd.config.hosts import split_url
 from detectkd.config.models import Conditions, MetricFile
 from detectkd.errors import ConfigIssue
@@ -80,6 +81,8 @@ class MetricSpec:
     # Peer verification: coordinates and attributes per series from `peers.entities`.
     entities: dict[str, Entity] | None = None
     shadows: tuple[ShadowSpec, ...] = ()  # `shadow:` variants (runtime.shadow)
+    # `calendars:` compiled for the metric's timezone (None: no calendars).
+    calendar: Calendar | None = None
 
 
 @dataclass

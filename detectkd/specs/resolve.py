@@ -4,6 +4,7 @@ merged with profiles, into a `MetricSpec` (or the issues, each with file, line a
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,14 @@ from pydantic import BaseModel
 from detectkd.alerting.channels import registry as channels
 from detectkd.collectors import registry as collectors
 from detectkd.collectors.points import PointSpec
+from detectkd.config.calendars import CalendarRef
 from detectkd.config.models import AlerterOptions, Conditions, MetricFile
 from detectkd.config.profiles import Profiles
 from detectkd.config.validation import validate
 from detectkd.config.yamlsource import Document
 from detectkd.detectors.simple import STALENESS_COLUMNS
 from detectkd.errors import ConfigIssue
+from detectkd.specs.calendars import compile_calendars
 from detectkd.specs.entities import Entity, load_entities
 from detectkd.specs.model import AlerterSpec, CollectorSpec, DetectorSpec, MetricSpec, StorageSpec
 from detectkd.specs.shadow import detector_specs, digest, shadow_specs
@@ -35,8 +38,11 @@ NO_QUERY = "complete_when is asked of the metric's source: it needs a source wit
 class Resolver:
     """Validates params against their type's model and merges profiles in."""
 
-    def __init__(self, doc: Document, cfg: MetricFile, profiles: Profiles) -> None:
+    def __init__(
+        self, doc: Document, cfg: MetricFile, profiles: Profiles, calendars: Sequence[CalendarRef] = ()
+    ) -> None:
         self.doc = doc
+        self.calendars = cfg.calendars if "calendars" in cfg.model_fields_set else list(calendars)
         self.cfg = cfg
         self.profiles = profiles
         self.issues: list[ConfigIssue] = []
@@ -49,15 +55,19 @@ class Resolver:
         storage = self._storage()
         entities = self._entities(collector)
         shadows = shadow_specs(self.doc, self.cfg, tuple(dets), conditions, self.issues) if conditions else ()
+        inherited = "calendars" not in self.cfg.model_fields_set
+        calendar = compile_calendars(
+            self.calendars, self.cfg.schedule.timezone, self.doc, self.issues, inherited
+        )
         if self.issues or collector is None or conditions is None or storage is None:
             return None
-        dump = self.cfg.model_dump(mode="json")
+        dump = self.cfg.model_dump(mode="json", exclude=None if calendar else {"calendars"})
         resolved = {
             "config": dump,
             "collector": [collector.type, collector.params.model_dump(mode="json")],
             "alerters": [[a.type, a.params.model_dump(mode="json")] for a in alerters],
             "storage": [storage.type, storage.params],
-        }
+        } | ({"calendar": calendar.digest} if calendar else {})
         det_dump = [[d.type, d.id, d.params.model_dump(mode="json")] for d in dets]
         return MetricSpec(
             name=self.cfg.name,
@@ -80,6 +90,7 @@ class Resolver:
             ),
             entities=entities,
             shadows=shadows,
+            calendar=calendar,
         )
 
     def _entities(self, collector: CollectorSpec | None) -> dict[str, Entity] | None:

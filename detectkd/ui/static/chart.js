@@ -2,7 +2,9 @@
 // Value line, expected line, the band between lower and upper, anomalies as red points,
 // feedback as rings (green: real incident, grey: false alarm), alert episodes shaded red,
 // silences as a purple strip along the top, `shadow:` variants' would-be alerts as teal strips
-// along the bottom (one row per variant). uPlot's own behaviour:
+// along the bottom (one row per variant), calendar events shaded behind with their names
+// (teal: judged like another weekday, grey: excluded, amber: alerted as usual; names are
+// drawn as canvas text and listed as text, never as markup). uPlot's own behaviour:
 // drag to zoom, double-click to reset, the legend follows the cursor. A click on the plot
 // selects the anomaly under the cursor in the detections table below.
 "use strict";
@@ -79,8 +81,30 @@ function dtkDraw(root, data) {
     dtkLegend(plot, 7, some(rows[7]));
     dtkLegend(plot, 8, false);  // until a backtest has run
   }
+  dtkEvents(root, data);
   dtkTable(root, data, labels);
   dtkEpisodes(root, data, labels);
+}
+
+const DTK_EVENT_FILL = { like: "rgba(44,122,123,0.13)", exclude: "rgba(107,115,133,0.20)", alert: "rgba(221,138,0,0.12)" };
+
+// The calendar events of the range under the charts, as text: name, when, what it means.
+function dtkEvents(root, data) {
+  const events = data.events || [];
+  if (events.length === 0) return;
+  const box = document.createElement("div");
+  box.id = "events";
+  box.className = "events muted";
+  box.appendChild(document.createTextNode("Calendar events in this range: "));
+  events.forEach((ev, i) => {
+    const span = document.createElement("span");
+    span.className = "event event-" + ev.mode;
+    const how = ev.mode === "like" ? "judged like " + ev.like : ev.mode === "exclude" ? "excluded" : "alerted as usual";
+    span.textContent = `${ev.name} (${dtkTime(ev.start)} .. ${dtkTime(ev.end)}, ${how})`;
+    if (i) box.appendChild(document.createTextNode("; "));
+    box.appendChild(span);
+  });
+  root.appendChild(box);
 }
 
 // A legend entry only for what the chart has (feedback rings, a backtest).
@@ -113,6 +137,15 @@ function dtkSpans(u, data, key) {
     const a = x(e.started_at), b = e.resolved_at === null ? right : x(e.resolved_at);
     ctx.fillStyle = "rgba(0,128,128,0.55)";
     ctx.fillRect(a, top + height - strip * (2.2 + 1.2 * e.index), Math.max(2, b - a), strip);
+  }
+  ctx.font = "11px sans-serif";
+  for (const ev of data.events || []) {  // calendar events: a band, their name at the top left
+    const a = x(ev.start), b = x(ev.end);
+    if (b <= u.bbox.left || a >= right) continue;
+    ctx.fillStyle = DTK_EVENT_FILL[ev.mode] || DTK_EVENT_FILL.alert;
+    ctx.fillRect(a, top + strip, Math.max(2, b - a), height - strip);
+    ctx.fillStyle = "#2c5f60";
+    ctx.fillText(String(ev.name).slice(0, 40), a + 3, top + strip + 12, Math.max(30, b - a - 4));
   }
   ctx.fillStyle = "rgba(107,79,163,0.35)";
   for (const s of data.silences || []) {
