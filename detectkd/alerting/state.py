@@ -65,6 +65,7 @@ class SeriesState:
     flap_notified: int | None = None  # flapping episode whose notification was sent
     fired_by: str | None = None  # detector the episode's FIRING named (its RESOLVED names it too)
     resent_at: int | None = None  # period of the last send to Alertmanager (alerting.resend)
+    where: str | None = None  # the last FIRING's `explain:` answer (JSON of its where extras)
 
     def extra_json(self) -> str:
         """The fields without a column of their own, as JSON (only non-defaults)."""
@@ -92,6 +93,7 @@ _EXTRA = frozenset(
         "flap_notified",
         "fired_by",
         "resent_at",
+        "where",
     }
 )
 

@@ -35,6 +35,7 @@ from detectkd.runtime.judge import JudgeContext, PointReport, judge, judge_faile
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.status import RunStatus, StatusBook, api_entry
+from detectkd.runtime.where import Breakdown, enrich
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import DataStore, RunRecord, Store, StoredPoint
 from detectkd.telemetry import Telemetry
@@ -96,6 +97,7 @@ class MetricRuntime:
         graph = PeerGraph(spec.config.peers, spec.entities) if spec.config.peers is not None else None
         self.memory = SeriesMemory(self.detectors, self.grid, self.tz, graph)
         self.many = ManyPeriods(spec)  # a one-period query asked once for a range, once confirmed
+        self.where = Breakdown.of(spec, resources)  # `explain:`: the segments that moved a FIRING
         self.ctx = JudgeContext.of(spec, self.detectors, self.grid, link_template, silenced, replay)
         self.states: dict[str, SeriesState] = dict(states or {})
         self._warned: set[str] = set()  # warnings logged once per runtime (e.g. off-grid rows)
@@ -127,8 +129,6 @@ class MetricRuntime:
         """The end of the newest complete period at a scheduled run time."""
         d = self.spec.config.schedule.delay if delay is None else delay
         return self.grid.floor(scheduled - d.total_seconds())
-
-    # -- the run -----------------------------------------------------------------------
 
     async def run(self, finish: int, notify: bool = True, commit: bool = True) -> RunReport:
         """Check every due period up to `finish` (exclusive). Raises on failure."""
@@ -257,6 +257,7 @@ class MetricRuntime:
             if not self.save_states:
                 record.states, record.forget = {}, []
             if commit:
+                await enrich(self.where, record, out)  # before the commit: bounded by explain.timeout
                 await self._commit(record)
         except BaseException:
             self.memory.rollback()
@@ -401,7 +402,7 @@ class MetricRuntime:
         return api_entry(self.name, self.spec.file, self.interval.total_seconds(), self.status, self.states)
 
     async def close(self) -> None:
-        await self.collector.close()
+        await asyncio.gather(self.collector.close(), *([self.where.close()] if self.where else []))
 
 
 async def _in_thread(fn: Callable[..., T], *args: Any) -> T:

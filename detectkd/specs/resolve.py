@@ -22,6 +22,7 @@ from detectkd.detectors import registry as detectors
 from detectkd.detectors.simple import STALENESS_COLUMNS
 from detectkd.errors import ConfigIssue
 from detectkd.specs.entities import Entity, load_entities
+from detectkd.specs.explain import check_explain
 from detectkd.specs.model import AlerterSpec, CollectorSpec, DetectorSpec, MetricSpec, StorageSpec
 from detectkd.templating import (
     check_template,
@@ -49,6 +50,7 @@ class Resolver:
         alerters, conditions = self._alerters()
         storage = self._storage()
         entities = self._entities(collector)
+        self.issues += check_explain(self.doc, self.cfg, collector, _sample_window(self.cfg))
         if self.issues or collector is None or conditions is None or storage is None:
             return None
         dump = self.cfg.model_dump(mode="json")
