@@ -23,7 +23,9 @@ The method is our own, built from three published ideas:
 Selection is greedy on the gain: the best element first, then elements disjoint from the
 chosen ones (no common leaf) whose gain is at least `RELATIVE_GAIN` of the best one's, each
 significant against the leaves' spread (|v_E - f_E| / sqrt(Σ s²) ≥ `MIN_Z`) and carrying at
-least `MIN_SHARE` of the total's change. When the whole total (all leaves moving alike) fits
+least `MIN_SHARE` of the total's change; a further element of a single leaf must also stand
+out `STAND_OUT` times above every leaf left unexplained (heavy-tailed noise makes lone
+outliers). When the whole total (all leaves moving alike) fits
 better than any element, the change is reported as spread evenly. The work is bounded: at
 most `MAX_DIMENSIONS` dimensions, combinations of at most `MAX_LAYER` of them (all of them up
 to four), so at most 41 cuboids; the caller caps the number of leaves.
@@ -44,6 +46,7 @@ MAX_LAYER = 3  # combinations of at most this many dimensions (all when there ar
 MIN_Z = 4.0  # an element's change against the spread of its leaves
 MIN_SHARE = 0.05  # of the total's change (by absolute size)
 MIN_Z_REST = 3.0  # a parent's other leaves moved alike (see `_climb`)
+STAND_OUT = 2.0  # a further one-leaf element: this many times the most surprising unexplained leaf
 RELATIVE_GAIN = 0.05  # a further element removes at least this share of the best one's error
 TOP = 3
 
@@ -109,7 +112,7 @@ def baseline(history: Floats) -> Baseline:
     mad = 1.4826 * np.median(np.abs(filled - med), axis=0)
     size = np.abs(med)
     pooled = _weighted_median(mad[size > 0] / size[size > 0], size[size > 0]) if (size > 0).any() else 0.0
-    spread = np.maximum.reduce([mad, np.sqrt(size), pooled * size]) + 1e-9
+    spread = np.maximum.reduce([mad, np.sqrt(np.maximum(size, 1.0)), pooled * size])
     totals = filled.sum(axis=1)
     mid = float(np.median(totals))
     common = 1.4826 * float(np.median(np.abs(totals - mid))) / abs(mid) if mid else 0.0
@@ -189,6 +192,11 @@ def explain(
             best_gain = gain
         chosen.append((ci, g))
         taken |= leaves
+    leaf_z = np.abs(v - f) / np.sqrt(s * s + (common * f) ** 2)
+    rest = leaf_z[~taken].max(initial=0.0)  # the most surprising leaf nothing chosen explains
+    chosen = chosen[:1] + [
+        (ci, g) for ci, g in chosen[1:] if scored[ci].size[g] > 1 or scored[ci].z[g] >= STAND_OUT * rest
+    ]
     found = []
     for ci, g in chosen:
         leaf = int(scored[ci].first[g])
@@ -207,6 +215,7 @@ class _Scored:
     v: Floats
     f: Floats
     var: Floats  # Σ spread² of the group's leaves
+    size: NDArray[np.int64]  # leaves in the group
 
 
 def _spread(v: Floats, f: Floats, spread: Sequence[float] | Floats | None) -> Floats:
@@ -260,7 +269,7 @@ def _score(v: Floats, f: Floats, s: Floats, common: float, base: Floats, sub: ND
     z = np.abs(vg - fg) / np.sqrt(var + (common * fg) ** 2)
     first = np.full(k, -1, dtype=np.int64)
     first[inv[::-1]] = np.arange(len(inv) - 1, -1, -1)
-    return _Scored(inv, first, gain, z, vg, fg, var)
+    return _Scored(inv, first, gain, z, vg, fg, var, np.bincount(inv, minlength=k))
 
 
 def _climb(
