@@ -216,9 +216,9 @@ class Explain(Frozen):
 
     # Rendered like the collector's query, once for the anomalous period and once for each
     # baseline period (period_start, period_finish): one row per segment with the dimension
-    # columns and a value column.
-    query: str
-    dimensions: list[str] = Field(min_length=1, max_length=6)  # the columns to explain by
+    # columns and a value column. None (a multi-series metric): its own series are the segments.
+    query: str | None = None
+    dimensions: list[str] = Field(min_length=1, max_length=6)  # the columns (or series labels) to explain by
     value_column: str = "value"  # the segment's value in the query's rows
     timeout: Duration = timedelta(seconds=10)  # all breakdown queries of one FIRING together
     max_segments: int = Field(default=10_000, ge=1, le=1_000_000)  # rows per period; more: a note

@@ -97,7 +97,7 @@ class MetricRuntime:
         graph = PeerGraph(spec.config.peers, spec.entities) if spec.config.peers is not None else None
         self.memory = SeriesMemory(self.detectors, self.grid, self.tz, graph)
         self.many = ManyPeriods(spec)  # a one-period query asked once for a range, once confirmed
-        self.where = None if replay else Breakdown.of(spec, resources)  # `explain:` (not in backtests)
+        self.where = None if replay else Breakdown.of(spec, resources, self.memory)  # not in backtests
         self.ctx = JudgeContext.of(spec, self.detectors, self.grid, link_template, silenced, replay)
         self.states: dict[str, SeriesState] = dict(states or {})
         self._warned: set[str] = set()  # warnings logged once per runtime (e.g. off-grid rows)

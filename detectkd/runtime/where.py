@@ -2,6 +2,9 @@
 for the anomalous period and its baseline periods, ranked (`alerting.where`), stored with the
 alert as `extra["where"]` before the outbox commit.
 
+Without a query (a multi-series metric), the metric's own series are the segments: their
+values in those periods come from the series' windows in memory, nothing is asked.
+
 Bounded: one FIRING period per run (the newest; a catch-up's older FIRINGs say so), the
 anomalous period and `baseline_periods` earlier ones (`baseline_step` apart) asked at once,
 all under one `timeout`; each result read stops at `max_segments` + 1 rows (the collector's
@@ -29,12 +32,14 @@ from detectkd.alerting.state import SeriesState, Status
 from detectkd.alerting.where import baseline, explain
 from detectkd.collectors import registry as collector_registry
 from detectkd.collectors.base import Collector, Row, Window
+from detectkd.collectors.points import parse_series_key
 from detectkd.durations import format_duration
 from detectkd.errors import CollectError
 
 if TYPE_CHECKING:
     from detectkd.resources import Resources
     from detectkd.runtime.judge import Outcome
+    from detectkd.runtime.memory import SeriesMemory
     from detectkd.specs.model import MetricSpec
     from detectkd.storage.base import NewOutboxItem, RunRecord
 
@@ -71,7 +76,7 @@ def where_lines_of(st: SeriesState) -> list[str]:
 class Breakdown:
     """A metric's `explain:`: its own collector (the metric's connection, the breakdown query)."""
 
-    def __init__(self, spec: MetricSpec, resources: Resources) -> None:
+    def __init__(self, spec: MetricSpec, resources: Resources, memory: SeriesMemory | None = None) -> None:
         e = spec.config.explain
         assert e is not None
         self.explain = e
@@ -79,17 +84,21 @@ class Breakdown:
         sched = spec.config.schedule
         self.interval, self.tz = sched.interval, ZoneInfo(sched.timezone)
         self.step = int(e.step(sched.interval).total_seconds())
-        kind = collector_registry.lookup(spec.collector.type)
-        assert kind is not None
-        params = spec.collector.params.model_copy(update={"query": e.query, "timeout": e.timeout})
-        self.collector: Collector = kind.build(params, resources, max_rows=e.max_segments)
+        self.memory = memory  # without a query: the metric's own series, from its windows
+        self.collector: Collector | None = None
+        if e.query is not None:
+            kind = collector_registry.lookup(spec.collector.type)
+            assert kind is not None
+            params = spec.collector.params.model_copy(update={"query": e.query, "timeout": e.timeout})
+            self.collector = kind.build(params, resources, max_rows=e.max_segments)
 
     @staticmethod
-    def of(spec: MetricSpec, resources: Resources) -> Breakdown | None:
-        return Breakdown(spec, resources) if spec.config.explain is not None else None
+    def of(spec: MetricSpec, resources: Resources, memory: SeriesMemory | None = None) -> Breakdown | None:
+        return Breakdown(spec, resources, memory) if spec.config.explain is not None else None
 
     async def close(self) -> None:
-        await self.collector.close()
+        if self.collector is not None:
+            await self.collector.close()
 
     async def enrich(self, outbox: list[NewOutboxItem], alerts: list[Alert]) -> None:
         """Add the where of the newest FIRING period to its alerts and outbox rows, in place."""
@@ -114,7 +123,10 @@ class Breakdown:
         try:
             async with asyncio.timeout(e.timeout.total_seconds()):
                 periods = [period - k * self.step for k in range(e.baseline_periods + 1)]
-                results = await asyncio.gather(*(self._rows(p) for p in periods))
+                if self.collector is None:
+                    results = self._own(periods)
+                else:
+                    results = await asyncio.gather(*(self._rows(p) for p in periods))
                 out = await asyncio.to_thread(self._rank, results)
         except TimeoutError:
             out = {"where_error": f"where: breakdown failed: timeout after {format_duration(e.timeout)}"}
@@ -131,7 +143,29 @@ class Breakdown:
         log.info("where", metric=self.name, period=period, seconds=took, error=out.get("where_error"))
         return out
 
+    def _own(self, periods: list[int]) -> list[list[Row]]:
+        """A multi-series metric's own series as breakdown rows: each series' value in each
+        period from its window (the anomalous period's is this run's); a baseline period no
+        window reaches is left out."""
+        assert self.memory is not None
+        e = self.explain
+        out: list[list[Row]] = [[] for _ in periods]
+        wanted = np.array(periods, dtype=np.int64)
+        for series, w in self.memory.windows.items():
+            h = w.history()
+            at = np.searchsorted(h.times, wanted)
+            labels = parse_series_key(series)
+            key = {d: labels.get(d, "") for d in e.dimensions}
+            for i, j in enumerate(at):
+                if j < len(h.times) and h.times[j] == wanted[i] and np.isfinite(h.values[j]):
+                    out[i].append({**key, e.value_column: float(h.values[j])})
+        kept = [out[0]] + [rows for rows in out[1:] if rows]
+        if len(kept) == 1:
+            raise ValueError("the series' windows reach back to no baseline period")
+        return kept
+
     async def _rows(self, period: int) -> list[Row]:
+        assert self.collector is not None
         return await self.collector.collect(Window(period, period + int(self.interval.total_seconds()),
                                                    self.interval, self.tz))  # fmt: skip
 

@@ -22,10 +22,16 @@ def check_explain(
     if e is None or collector is None:
         return []
     issues = []
-    if "query" not in type(collector.params).model_fields:
+    if e.query is None:
+        labels = set(collector.points.series_columns)
+        if not labels or not set(e.dimensions) <= labels:
+            why = "without a `query`, `explain` explains by the metric's own series: name `dimensions` among "
+            why += f"collector.series_columns ({', '.join(sorted(labels)) or 'none'})"
+            issues.append(doc.issue(("explain", "dimensions"), why))
+    elif "query" not in type(collector.params).model_fields:
         why = f"`explain` needs a query-based collector (sql, postgres, clickhouse...), not {collector.type}"
         issues.append(doc.issue(("explain",), why))
-    if problem := check_template(e.query, sample.template_vars()):
+    if e.query is not None and (problem := check_template(e.query, sample.template_vars())):
         issues.append(doc.issue(("explain", "query"), problem))
     step = e.step(cfg.schedule.interval)
     if step < cfg.schedule.interval or step.total_seconds() % cfg.schedule.interval.total_seconds():

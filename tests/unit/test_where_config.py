@@ -93,3 +93,20 @@ def test_a_failed_breakdown_is_a_note_and_hostile_values_are_escaped() -> None:
     assert where_lines({"where_spread": True, "where": []}) == [
         "Where: spread over all segments alike (no segment stands out)"
     ]
+
+
+def test_without_a_query_the_dimensions_are_among_the_series_columns(tmp_path: Path) -> None:
+    r = load(tmp_path, "explain:\n  dimensions: [region]\n")
+    assert (
+        r.all_errors()[0].key == "explain.dimensions" and "series_columns (none)" in r.all_errors()[0].message
+    )
+    multi = BASE.replace('    query: "SELECT count(*) AS value FROM orders"\n',
+                         '    query: "SELECT region, count(*) AS value FROM orders GROUP BY region"\n'
+                         "  series_columns: [region]\n")  # fmt: skip
+    write(tmp_path / "metrics" / "m.yaml", multi + "explain:\n  dimensions: [region]\n")
+    assert load_metrics([tmp_path / "metrics"], None, env={}).ok
+    write(tmp_path / "metrics" / "m.yaml", multi + "explain:\n  dimensions: [device]\n")
+    assert (
+        "among collector.series_columns (region)"
+        in load_metrics([tmp_path / "metrics"], None, env={}).all_errors()[0].message
+    )
