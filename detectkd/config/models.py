@@ -221,7 +221,7 @@ class Explain(Frozen):
     dimensions: list[str] = Field(min_length=1, max_length=6)  # the columns (or series labels) to explain by
     value_column: str = "value"  # the segment's value in the query's rows
     timeout: Duration = timedelta(seconds=10)  # all breakdown queries of one FIRING together
-    max_segments: int = Field(default=10_000, ge=1, le=1_000_000)  # rows per period; more: a note
+    max_segments: int = Field(default=10_000, ge=1, le=100_000)  # rows per period; more: a note
     baseline_periods: int = Field(default=7, ge=1, le=28)  # the expected value: their median
     # How far back each baseline period is: default 1 day for a sub-daily interval, else 1 week.
     baseline_step: Duration | None = None
