@@ -28,7 +28,8 @@ out `STAND_OUT` times above every leaf left unexplained (heavy-tailed noise make
 outliers). When the whole total (all leaves moving alike) fits
 better than any element, the change is reported as spread evenly. The work is bounded: at
 most `MAX_DIMENSIONS` dimensions, combinations of at most `MAX_LAYER` of them (all of them up
-to four), so at most 41 cuboids; the caller caps the number of leaves.
+to four), so at most 41 cuboids; the greedy pick walks at most `MAX_CANDIDATES` elements;
+the caller caps the number of leaves.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ MIN_Z_REST = 3.0  # a parent's other leaves moved alike (see `_climb`)
 STAND_OUT = 2.0  # a further one-leaf element: this many times the most surprising unexplained leaf
 RELATIVE_GAIN = 0.05  # a further element removes at least this share of the best one's error
 TOP = 3
+MAX_CANDIDATES = 2000  # the greedy pick walks at most this many elements, best gain first
 
 Floats = NDArray[np.float64]
 Bools = NDArray[np.bool_]
@@ -314,7 +316,7 @@ def _ranked(scored: list[_Scored]) -> list[tuple[float, int, int]]:
     which = np.concatenate([np.full(len(c.gain), i) for i, c in enumerate(scored)])
     group = np.concatenate([np.arange(len(c.gain)) for c in scored])
     order = np.lexsort((which, -gains))
-    return [(float(gains[i]), int(which[i]), int(group[i])) for i in order[:2000]]
+    return [(float(gains[i]), int(which[i]), int(group[i])) for i in order[:MAX_CANDIDATES]]
 
 
 def _found(
