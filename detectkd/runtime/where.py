@@ -55,12 +55,17 @@ async def enrich(b: Breakdown | None, record: RunRecord, out: Outcome) -> None:
     if b is None or not record.outbox:
         return
     await b.enrich(record.outbox, out.alerts)
-    for a in out.alerts:
-        if _firing(a) and (told := {k: a.extra[k] for k in WHERE_KEYS if k in a.extra}):
-            st = out.states.get(a.series)
-            if st is not None:
-                new = replace(st, where=json.dumps({**told, "period": a.period}))
-                out.states[a.series] = record.states[a.series] = new
+    for i, a in enumerate(out.alerts):
+        st = out.states.get(a.series)
+        if st is None or a.kind != "anomaly" or a.status != "firing":
+            continue
+        if a.resent is None and (told := {k: a.extra[k] for k in WHERE_KEYS if k in a.extra}):
+            new = replace(st, where=json.dumps({**told, "period": a.period}))
+            out.states[a.series] = record.states[a.series] = new
+        elif a.resent is not None and st.where:  # an Alertmanager re-send keeps the annotation
+            kept = {k: v for k, v in json.loads(st.where).items() if k in WHERE_KEYS}
+            out.alerts[i] = replace(a, extra={**a.extra, **kept})
+    _payloads(record.outbox, out.alerts)
 
 
 def where_lines_of(st: SeriesState) -> list[str]:
@@ -111,10 +116,7 @@ class Breakdown:
         for i, a in enumerate(alerts):
             if _firing(a):
                 alerts[i] = replace(a, extra={**a.extra, **(extra if a.period == period else skipped)})
-        by_key = {a.key: a for a in alerts if a.extra.keys() & {"where", "where_error"}}
-        for i, item in enumerate(outbox):
-            if (told := by_key.get(item.key)) is not None:
-                outbox[i] = replace(item, payload=told.to_json())
+        _payloads(outbox, alerts)
 
     async def where(self, period: int) -> dict[str, Any]:
         """`{"where": [...]}` (or `where_spread`), or `{"where_error": "where: ..."}`."""
@@ -195,6 +197,14 @@ class Breakdown:
         if found.spread:
             return {"where_spread": True, "where": []}
         return {"where": [f.as_dict() for f in found.found]}
+
+
+def _payloads(outbox: list[NewOutboxItem], alerts: list[Alert]) -> None:
+    """The outbox rows of alerts that carry a where: their payloads again."""
+    by_key = {a.key: a for a in alerts if a.extra.keys() & set(WHERE_KEYS)}
+    for i, item in enumerate(outbox):
+        if (told := by_key.get(item.key)) is not None:
+            outbox[i] = replace(item, payload=told.to_json())
 
 
 def _firing(a: Alert) -> bool:

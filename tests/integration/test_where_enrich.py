@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 from detectkd.alerting.alert import Alert
@@ -73,7 +74,6 @@ explain:
     record.outbox = [NewOutboxItem(a.key, "orders", a.series, "log:x", a.to_json()) for a in (older, newest)]
     out = Outcome(alerts=[older, newest], states=dict(record.states))
     await enrich(b, record, out)
-    await b.close()
     told = out.alerts[1].extra
     assert told["where"][0]["segment"] == {"region": "eu"} and told["where"][0]["value"] == 3
     assert out.alerts[0].extra == {"where_error": "where: not explained (an older period of a catch-up)"}
@@ -82,7 +82,17 @@ explain:
         record.states["b"] is out.states["b"] and json.loads(record.states["b"].where or "")["period"] == NOW
     )
     assert where_lines_of(out.states["b"])[1].startswith("  1. region=eu: 3, expected 31 (-90%)")
+    # an Alertmanager re-send of series b (next run) keeps the where in its annotations
+    resend = replace(alert(NOW + HOUR, "b"), resent=NOW + HOUR)
+    again = RunRecord(
+        "orders", outbox=[NewOutboxItem(resend.key, "orders", "b", "alertmanager:x", resend.to_json())]
+    )
+    later = Outcome(alerts=[resend], states=dict(out.states))
+    await enrich(b, again, later)
+    assert later.alerts[0].extra["where"] == told["where"]
+    assert Alert.from_json(again.outbox[0].payload).extra["where"] == told["where"]
     # a metric without explain: nothing asked, nothing changed
     plain = RunRecord("orders", outbox=list(record.outbox))
     await enrich(None, plain, Outcome(alerts=[alert(NOW)]))
     assert plain.outbox == record.outbox
+    await b.close()
