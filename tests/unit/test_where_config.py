@@ -110,3 +110,12 @@ def test_without_a_query_the_dimensions_are_among_the_series_columns(tmp_path: P
         "among collector.series_columns (region)"
         in load_metrics([tmp_path / "metrics"], None, env={}).all_errors()[0].message
     )
+
+
+def test_message_templates_get_where_and_where_text() -> None:
+    from detectkd.alerting.message import MessageRenderer
+    from detectkd.templating import compile_message_template
+
+    t = compile_message_template("{{ where[0].segment.region }}|{{ where_text }}")
+    text = MessageRenderer(t).render(alert({"where": FOUND}))
+    assert text.startswith("eu|Where:\n  1. region=eu: 400")
