@@ -9,8 +9,10 @@ source_down), headline (FIRING, RESOLVED, NO DATA, ...), series, labels, expecte
 description, tags, started_at, interval, key, basis (the baseline the detector compared the
 value with, in words: "the median of the last 30 days"), and a FIRING's change, rarity and
 precedent (`runtime.explain`): "value 820, 34 % below expected 1,240", "beyond 99.7 % of its
-deviations in the last 14 days", "last similar: 2026-11-02 14:00, marked real incident"; and
-during (the calendar events the period is in: "Black Friday campaign").
+deviations in the last 14 days", "last similar: 2026-11-02 14:00, marked real incident";
+during (the calendar events the period is in: "Black Friday campaign"); where (the segments
+that moved it, with `explain:`: a list of {segment, value, expected, share, surprise}) and
+where_text (the "Where:" lines of the default message).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def variables(alert: Alert) -> dict[str, Any]:
         "reason": alert.extra.get("reason"),
         **{k: alert.extra.get(k) for k in WHY},
         "during": alert.extra.get("during"),
+        "where": alert.extra.get("where"),
+        "where_text": "\n".join(where_lines(alert.extra)),
         "inf": math.inf,  # DetectK's templates test `score == inf`
     }
 
@@ -116,6 +120,7 @@ def default_text(alert: Alert, escape: Any = str) -> str:
             f"Score: {alert.score:.2f} (0.50 is the alarm line, 1.00 the most anomalous), "
             f"detector: {escape(alert.detector or '-')}"
         )
+    lines.extend(where_lines(alert.extra, escape))
     if "peers" in alert.extra:
         share, judged = alert.extra.get("peer_share", 0.0), alert.extra.get("peers_judged", 0)
         lines.append(f"Peers: {alert.extra['peers']} ({share:.0%} of {judged} peers deviate the same way)")
@@ -128,6 +133,27 @@ def default_text(alert: Alert, escape: Any = str) -> str:
     if alert.url:
         lines.append(f"Link: {alert.url}")
     return "\n".join(lines)
+
+
+def where_lines(extra: dict[str, Any], escape: Any = str) -> list[str]:
+    """The "Where:" block: the segments that moved the total (`explain:`), or why not."""
+    if extra.get("where_error"):
+        return [escape(str(extra["where_error"]))]
+    if extra.get("where_spread"):
+        return ["Where: spread over all segments alike (no segment stands out)"]
+    found = extra.get("where")
+    if not isinstance(found, list) or not found:
+        return ["Where: no segment stands out"] if isinstance(found, list) else []
+    out = ["Where:"]
+    for i, f in enumerate(found[:3], 1):
+        seg = ", ".join(f"{k}={v}" for k, v in dict(f.get("segment") or {}).items())
+        value, expected = f.get("value"), f.get("expected")
+        dev = f" ({(value - expected) / abs(expected):+.0%})" if value is not None and expected else ""
+        out.append(
+            f"  {i}. {escape(seg)}: {_num(value)}, expected {_num(expected)}{dev}, "
+            f"{float(f.get('share') or 0):.0%} of the change"
+        )
+    return out
 
 
 class MessageRenderer:

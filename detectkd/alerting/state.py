@@ -66,6 +66,7 @@ class SeriesState:
     fired_by: str | None = None  # detector the episode's FIRING named (its RESOLVED names it too)
     resent_at: int | None = None  # period of the last send to Alertmanager (alerting.resend)
     similar: tuple[int, ...] = ()  # the newest FIRING episodes' starts, + above, - below (runtime.explain)
+    where: str | None = None  # the last FIRING's `explain:` answer (JSON of its where extras)
 
     def extra_json(self) -> str:
         """The fields without a column of their own, as JSON (only non-defaults)."""
@@ -96,6 +97,7 @@ _EXTRA = frozenset(
         "fired_by",
         "resent_at",
         "similar",
+        "where",
     }
 )
 

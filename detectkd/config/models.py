@@ -240,6 +240,35 @@ class ShadowVariant(Frozen):
         return [self.detector] if self.detector is not None else None
 
 
+class Explain(Frozen):
+    """Where: on every FIRING, the segments that moved the total (docs/alerting.md)."""
+
+    # Rendered like the collector's query, once for the anomalous period and once for each
+    # baseline period (period_start, period_finish): one row per segment with the dimension
+    # columns and a value column. None (a multi-series metric): its own series are the segments.
+    query: str | None = None
+    dimensions: list[str] = Field(min_length=1, max_length=6)  # the columns (or series labels) to explain by
+    value_column: str = "value"  # the segment's value in the query's rows
+    timeout: Duration = timedelta(seconds=10)  # all breakdown queries of one FIRING together
+    max_segments: int = Field(default=10_000, ge=1, le=100_000)  # rows per period; more: a note
+    baseline_periods: int = Field(default=7, ge=1, le=28)  # the expected value: their median
+    # How far back each baseline period is: default 1 day for a sub-daily interval, else 1 week.
+    baseline_step: Duration | None = None
+
+    @model_validator(mode="after")
+    def _columns(self) -> Explain:
+        if len(set(self.dimensions)) != len(self.dimensions):
+            raise ValueError("`dimensions` names a column twice")
+        if self.value_column in self.dimensions:
+            raise ValueError(f"`value_column` {self.value_column!r} is also a dimension")
+        return self
+
+    def step(self, interval: timedelta) -> timedelta:
+        if self.baseline_step is not None:
+            return self.baseline_step
+        return timedelta(days=1) if interval < timedelta(days=1) else timedelta(weeks=1)
+
+
 class MetricFile(Frozen):
     name: str = Field(pattern=NAME_PATTERN, min_length=1, max_length=200)  # unique; [A-Za-z0-9_-]+
     description: str = ""  # shown in alerts
@@ -261,6 +290,7 @@ class MetricFile(Frozen):
     completeness: Completeness | None = None  # wait for complete periods, re-judge late rows
     # Holidays, event files and recurring days, and what a period in them means (calendars.md).
     calendars: list[CalendarRef] = Field(default_factory=list, max_length=20)
+    explain: Explain | None = None  # where: the segments that moved the total, in every FIRING
 
     @field_validator("shadow")
     @classmethod

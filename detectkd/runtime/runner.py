@@ -37,6 +37,7 @@ from detectkd.runtime.offloop import OFF_LOOP_POINTS, in_thread
 from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.shadow import ShadowSet
 from detectkd.runtime.status import RunStatus, StatusBook, api_entry
+from detectkd.runtime.where import Breakdown, enrich
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import DataStore, RunRecord, Store
 from detectkd.telemetry import Telemetry
@@ -92,6 +93,7 @@ class MetricRuntime:
         graph = PeerGraph(spec.config.peers, spec.entities) if spec.config.peers is not None else None
         self.memory = SeriesMemory(self.detectors, self.grid, self.tz, graph, spec.calendar)
         self.many = ManyPeriods(spec)  # a one-period query asked once for a range, once confirmed
+        self.where = None if replay else Breakdown.of(spec, resources, self.memory)  # not in backtests
         self.ctx = JudgeContext.of(spec, self.detectors, self.grid, link_template, silenced, replay)
         self.shadows = ShadowSet(spec, self.grid, self.tz, self.ctx, telemetry)  # `shadow:` variants
         self.why = Explainer(spec, self.tz, self.memory)
@@ -125,8 +127,6 @@ class MetricRuntime:
         """The end of the newest complete period at a scheduled run time."""
         d = self.spec.config.schedule.delay if delay is None else delay
         return self.grid.floor(scheduled - d.total_seconds())
-
-    # -- the run -----------------------------------------------------------------------
 
     async def run(self, finish: int, notify: bool = True, commit: bool = True) -> RunReport:
         """Check every due period up to `finish` (exclusive). Raises on failure."""
@@ -255,8 +255,10 @@ class MetricRuntime:
             record.watermark = self.grid.prev(finish) if self.save_watermark else None
             if not self.save_states:
                 record.states, record.forget = {}, []
-            if commit:  # FIRINGs explained (change, rarity, precedent: runtime.explain) before they are kept
-                await self._commit(await self.why.explain(out, ctx, self.states, self.data, self.store))
+            if commit:  # FIRINGs explained before they are kept: why (runtime.explain), where (explain:)
+                await self.why.explain(out, ctx, self.states, self.data, self.store)
+                await enrich(self.where, record, out)  # bounded by explain.timeout
+                await self._commit(record)
         except BaseException:
             self.memory.rollback()
             raise
@@ -402,4 +404,4 @@ class MetricRuntime:
         return api_entry(self.name, self.spec.file, self.interval.total_seconds(), self.status, self.states)
 
     async def close(self) -> None:
-        await self.collector.close()
+        await asyncio.gather(self.collector.close(), *([self.where.close()] if self.where else []))

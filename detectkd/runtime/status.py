@@ -13,6 +13,7 @@ from detectkd.alerting.state import SeriesState, Status
 from detectkd.collectors.points import parse_series_key
 from detectkd.exposition import Sample
 from detectkd.runtime.judge import PointReport, charted
+from detectkd.runtime.where import where_lines_of
 from detectkd.telemetry import Telemetry
 
 
@@ -157,6 +158,8 @@ def api_entry(name: str, file: str, interval_s: float, s: RunStatus,
         "completeness": s.completeness,
         "revised_periods": s.revised,
         "series": {series or "": st.status.value for series, st in sorted(states.items())},
+        # the FIRING series' "Where:" lines (`explain:`)
+        "where": {k or "": lines for k, st in sorted(states.items()) if (lines := where_lines_of(st))},
     }
 
 

@@ -17,6 +17,7 @@ from detectkd.detectors.base import Result
 from detectkd.redact import redact
 from detectkd.runtime.judge import charted
 from detectkd.runtime.status import MetricState
+from detectkd.runtime.where import where_lines_of
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -257,7 +258,8 @@ class DaemonView:
                 if st.status.value in ("firing", "pending", "nodata"):
                     since = st.empty_since if st.status.value == "nodata" else st.since
                     rows.append({"metric": name, "series": series, "state": st.status.value, "since": since,
-                                 "labels": series_labels({"metric": name}, series)})  # fmt: skip
+                                 "labels": series_labels({"metric": name}, series),
+                                 "where": where_lines_of(st)})  # fmt: skip
         for name, h in self.outages.metrics.items():
             if h.failing():
                 rows.append({"metric": name, "series": "", "state": "error", "since": h.failing_since,

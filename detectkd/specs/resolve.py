@@ -22,6 +22,7 @@ from detectkd.detectors.simple import STALENESS_COLUMNS
 from detectkd.errors import ConfigIssue
 from detectkd.specs.calendars import compile_calendars
 from detectkd.specs.entities import Entity, load_entities
+from detectkd.specs.explain import check_explain
 from detectkd.specs.model import AlerterSpec, CollectorSpec, DetectorSpec, MetricSpec, StorageSpec
 from detectkd.specs.shadow import detector_specs, digest, shadow_specs
 from detectkd.templating import (
@@ -59,6 +60,7 @@ class Resolver:
         calendar = compile_calendars(
             self.calendars, self.cfg.schedule.timezone, self.doc, self.issues, inherited
         )
+        self.issues += check_explain(self.doc, self.cfg, collector, _sample_window(self.cfg))
         if self.issues or collector is None or conditions is None or storage is None:
             return None
         dump = self.cfg.model_dump(mode="json", exclude=None if calendar else {"calendars"})

@@ -34,17 +34,21 @@ async def test_scripts_demo_fires_and_resolves_within_two_minutes(tmp_path: Path
     started = time.monotonic()
     seen: set[str] = set()
     whys: dict[str, list[str]] = {}  # each FIRING's "Why:" line (runtime.explain), by key
+    where: list[str] = []  # the orders FIRINGs' "Where:" lines (explain:)
     try:
-        while time.monotonic() - started < 120 and not {"FIRING", "RESOLVED"} <= seen:
+        while time.monotonic() - started < 120 and not ({"FIRING", "RESOLVED"} <= seen and where):
             assert proc.returncode is None, log.read_text()[-3000:]
             for line in log.read_text(errors="replace").splitlines():
                 if line.startswith("{"):
                     event = json.loads(line)
                     if event.get("event", "").startswith("alert ") and event.get("status"):
                         seen.add(event["status"])
+                        text = str(event.get("message", ""))
                         if event["status"] == "FIRING":
-                            lines = event["message"].splitlines()
+                            lines = text.splitlines()
                             whys[event["key"]] = [x for x in lines if x.startswith("Why: ")]
+                            if "Where:\n  1. region=" in text:
+                                where.append(text)
             await asyncio.sleep(0.5)
         assert time.monotonic() - started < 120
         await _a_newcomer_can_write(f"http://127.0.0.1:{port}")
@@ -53,6 +57,7 @@ async def test_scripts_demo_fires_and_resolves_within_two_minutes(tmp_path: Path
         await asyncio.wait_for(proc.wait(), 30)
     assert {"FIRING", "RESOLVED"} <= seen, log.read_text()[-3000:]
     assert whys and all(w and w[0].startswith("Why: value ") for w in whys.values()), whys  # each its change
+    assert where and where[0].startswith("[FIRING] demo_orders"), log.read_text()[-3000:]
     assert oct((tmp_path / "data" / "demo-web.yml").stat().st_mode & 0o777) == "0o600"
 
 

@@ -24,6 +24,7 @@ from pydantic import Field, field_validator, model_validator
 
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels.base import post_json
+from detectkd.alerting.message import where_lines
 from detectkd.config.types import Duration, Frozen
 from detectkd.errors import TransientError
 from detectkd.resources import Resources
@@ -127,7 +128,8 @@ def payload(alert: Alert, p: Params, now: float | None = None) -> list[dict[str,
             "score": _num(alert.score),
             "detector": alert.detector or "",
             "period": _local(alert.period, alert.timezone),  # in the metric's timezone
-            **{k: str(v) for k, v in alert.extra.items()},
+            **{k: str(v) for k, v in alert.extra.items() if not k.startswith("where")},
+            **({"where": "\n".join(where_lines(alert.extra))} if where_lines(alert.extra) else {}),
         },
         "startsAt": _rfc3339(starts),
         "endsAt": _rfc3339(ends),
