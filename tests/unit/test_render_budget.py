@@ -88,10 +88,10 @@ def quick_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_an_attack_is_refused_quickly_in_every_kind_of_template(name: str) -> None:
     text = {**ATTACKS, **SLOW}[name]
     for compile_ in (compile_template, compile_message_template):
-        started = time.monotonic()
+        started = time.thread_time()  # the CPU the render costs: a loaded machine stretches wall time
         with pytest.raises(RenderBudgetExceeded, match="template render budget exceeded"):
             compile_(text).render(when=datetime(2026, 1, 1))
-        assert time.monotonic() - started < 2.0, name
+        assert time.thread_time() - started < 2.0, name
 
 
 def test_the_budget_names_what_was_exceeded() -> None:
