@@ -176,9 +176,14 @@ class Resolver:
     def _collector(self) -> CollectorSpec | None:
         c = self.cfg.collector
         typed = self._typed(
-            ("collector",), c.type, c.profile, c.params, collectors.lookup, "collector",
+            ("collector",),
+            c.type,
+            c.profile,
+            c.params,
+            collectors.lookup,
+            "collector",
             list(collectors.COLLECTORS),
-        )  # fmt: skip
+        )
         if typed is None:
             return None
         kind, params = typed
@@ -243,9 +248,15 @@ class Resolver:
                 continue
             lifted: dict[str, Any] = dict.fromkeys(ALERTER_OPTIONS)
             typed = self._typed(
-                path, a.type, a.profile, a.params, channels.lookup, "alerter",
-                list(channels.CHANNELS), lifted,
-            )  # fmt: skip
+                path,
+                a.type,
+                a.profile,
+                a.params,
+                channels.lookup,
+                "alerter",
+                list(channels.CHANNELS),
+                lifted,
+            )
             cond = self._alerter_options(path, a.conditions, lifted)
             if typed is not None:
                 kind, params = typed
@@ -357,10 +368,21 @@ def _sample_alert() -> dict[str, Any]:
     from detectkd.alerting.message import variables
 
     alert = Alert(
-        metric="sample", series="region=eu", labels={"region": "eu"}, status="firing",
-        period=1_767_225_000, started_at=1_767_225_000, value=250.0, expected=100.0, lower=80.0,
-        upper=120.0, score=0.9, direction="up", detector="mad", interval_seconds=600,
-    )  # fmt: skip
+        metric="sample",
+        series="region=eu",
+        labels={"region": "eu"},
+        status="firing",
+        period=1_767_225_000,
+        started_at=1_767_225_000,
+        value=250.0,
+        expected=100.0,
+        lower=80.0,
+        upper=120.0,
+        score=0.9,
+        direction="up",
+        detector="mad",
+        interval_seconds=600,
+    )
     return variables(alert)
 
 
