@@ -38,9 +38,12 @@ async def run(attackers: int, seconds: float) -> None:
         (root / "metrics.d").mkdir()
         store = StorageSettings(path=root / "data" / "dtk.db")
         settings = Settings(
-            metrics_dir=root / "metrics.d", profiles_file=None, data_dir=root / "data", storage=store,
+            metrics_dir=root / "metrics.d",
+            profiles_file=None,
+            data_dir=root / "data",
+            storage=store,
             listen="127.0.0.1:0",
-        )  # fmt: skip
+        )
         d = Daemon(settings)
         await d.start()
         hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=10)).decode()  # htpasswd -B's cost

@@ -97,8 +97,10 @@ def main() -> None:
         assert code == 0, out.getvalue()
         summary = out.getvalue().splitlines()[1].strip()
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{name:<13} {wall:7.1f} s wall, {cpu:7.1f} s CPU, {n / wall:>9,.0f} points/s, "
-              f"peak RSS {rss:,.0f} MiB  | {summary}")  # fmt: skip
+        print(
+            f"{name:<13} {wall:7.1f} s wall, {cpu:7.1f} s CPU, {n / wall:>9,.0f} points/s, "
+            f"peak RSS {rss:,.0f} MiB  | {summary}"
+        )
 
 
 if __name__ == "__main__":

@@ -64,15 +64,23 @@ def business(tmp: Path, days: int, seed: int) -> list[dict[str, object]]:
                 cpu = time.process_time() - t0
                 on = [datetime.fromtimestamp(a.period, UTC).date() for a in alerts]
                 row: dict[str, object] = {
-                    "data": "hourly" if step == 3600 else "daily", "detector": name, "calendar": with_cal,
-                    "holidays": sum(d in holidays for d in on), "holiday_days": len(holidays),
-                    "campaigns": sum(d in campaigns for d in on), "campaign_days": len(campaigns),
+                    "data": "hourly" if step == 3600 else "daily",
+                    "detector": name,
+                    "calendar": with_cal,
+                    "holidays": sum(d in holidays for d in on),
+                    "holiday_days": len(holidays),
+                    "campaigns": sum(d in campaigns for d in on),
+                    "campaign_days": len(campaigns),
                     "elsewhere": sum(d not in holidays and d not in campaigns for d in on),
-                    "ordinary_days": ordinary, "named": sum("during" in a.extra for a in alerts),
-                    "points": [sum(d in holidays for d in flagged), sum(d in campaigns for d in flagged),
-                               sum(d not in holidays and d not in campaigns for d in flagged)],
+                    "ordinary_days": ordinary,
+                    "named": sum("during" in a.extra for a in alerts),
+                    "points": [
+                        sum(d in holidays for d in flagged),
+                        sum(d in campaigns for d in flagged),
+                        sum(d not in holidays and d not in campaigns for d in flagged),
+                    ],
                     "cpu_s": round(cpu, 2),
-                }  # fmt: skip
+                }
                 out.append(row)
                 print(json.dumps(row), flush=True)
     return out

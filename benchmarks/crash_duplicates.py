@@ -120,9 +120,15 @@ class Daemon:
     async def start(self) -> None:
         log = (self.root / "daemon.log").open("ab")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "detectkd", "run", "--config", str(self.root / "detectkd.yaml"),
-            stdout=log, stderr=log,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "detectkd",
+            "run",
+            "--config",
+            str(self.root / "detectkd.yaml"),
+            stdout=log,
+            stderr=log,
+        )
         deadline = time.monotonic() + 60
         async with aiohttp.ClientSession() as s:
             while time.monotonic() < deadline:

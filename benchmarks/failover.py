@@ -92,8 +92,10 @@ def start(root: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]
     log = (root / f"daemon-{port}.log").open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "detectkd", "run", "--config", str(root / "detectkd.yaml")],
-        stdout=log, stderr=log, env={**os.environ, **env, "DETECTK_LISTEN": f"127.0.0.1:{port}"},
-    )  # fmt: skip
+        stdout=log,
+        stderr=log,
+        env={**os.environ, **env, "DETECTK_LISTEN": f"127.0.0.1:{port}"},
+    )
 
 
 async def database() -> str:
@@ -138,13 +140,19 @@ def main() -> int:
     args = ap.parse_args()
     db = asyncio.run(database())
     env = {
-        "DETECTK_STORAGE__TYPE": "postgres", "DETECTK_STORAGE__HOST": "127.0.0.1",
-        "DETECTK_STORAGE__PORT": "5432", "DETECTK_STORAGE__USER": "postgres",
-        "DETECTK_STORAGE__DATABASE": db, "DETECTK_HA__ENABLED": "true",
-        "DETECTK_HA__LEASE": f"{args.lease}s", "DETECTK_LOG_FORMAT": "json",
-    }  # fmt: skip
-    print(f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, {args.metrics} metrics "
-          f"every 1s, lease {args.lease:g}s (standbys try every {args.lease / 4:g}s)")  # fmt: skip
+        "DETECTK_STORAGE__TYPE": "postgres",
+        "DETECTK_STORAGE__HOST": "127.0.0.1",
+        "DETECTK_STORAGE__PORT": "5432",
+        "DETECTK_STORAGE__USER": "postgres",
+        "DETECTK_STORAGE__DATABASE": db,
+        "DETECTK_HA__ENABLED": "true",
+        "DETECTK_HA__LEASE": f"{args.lease}s",
+        "DETECTK_LOG_FORMAT": "json",
+    }
+    print(
+        f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, {args.metrics} metrics "
+        f"every 1s, lease {args.lease:g}s (standbys try every {args.lease / 4:g}s)"
+    )
     print(f"{'round':>6} {'takeover_s':>11} {'first_run_s':>12}")
     procs: dict[int, subprocess.Popen[bytes]] = {}
     with tempfile.TemporaryDirectory(prefix="dtk-failover-") as tmp:

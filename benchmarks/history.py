@@ -64,7 +64,7 @@ detector:
   params: {{window_size: 1d, n_sigma: 5}}
 alerter:
   type: log
-""")  # fmt: skip
+""")
     for i in range(live):
         (root / "metrics.d" / f"live{i}.yaml").write_text(f"""\
 name: live{i}
@@ -76,7 +76,7 @@ collector:
     query: SELECT '{{{{ period_start }}}}' AS period_time, 1.0 AS value
 alerter:
   type: log
-""")  # fmt: skip
+""")
     (root / "detectkd.yaml").write_text(
         f"metrics_dir: metrics.d\nprofiles_file: null\ndata_dir: data\n"
         f"listen: 127.0.0.1:{port}\nlog_format: json\n"
@@ -117,9 +117,11 @@ def main() -> int:
     ap.add_argument("--kill-at", type=float, default=0.3)
     ap.add_argument("--live", type=int, default=200)
     args = ap.parse_args()
-    print(f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}; {args.series} one-minute "
-          f"series x {args.days} days of history, {args.live} live 1 s metrics, "
-          f"kill -9 at {args.kill_at:.0%}")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}; {args.series} one-minute "
+        f"series x {args.days} days of history, {args.live} live 1 s metrics, "
+        f"kill -9 at {args.kill_at:.0%}"
+    )
     with tempfile.TemporaryDirectory(prefix="dtk-history-") as tmp:
         root, port, now = Path(tmp), free_port(), int(time.time())
         build(root, args.series, args.days, args.live, port, now)
@@ -135,19 +137,25 @@ def main() -> int:
         resumed_from = progress(first)
         last = wait_progress(port, 1.0)
         loading_s = time.monotonic() - restarted
-        during = delta(histogram(first, "detectk_scheduler_lag_seconds"),
-                       histogram(last, "detectk_scheduler_lag_seconds"))  # fmt: skip
+        during = delta(
+            histogram(first, "detectk_scheduler_lag_seconds"),
+            histogram(last, "detectk_scheduler_lag_seconds"),
+        )
         time.sleep(loading_s)
-        after = delta(histogram(last, "detectk_scheduler_lag_seconds"),
-                      histogram(scrape(port), "detectk_scheduler_lag_seconds"))  # fmt: skip
+        after = delta(
+            histogram(last, "detectk_scheduler_lag_seconds"),
+            histogram(scrape(port), "detectk_scheduler_lag_seconds"),
+        )
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(60)
         expected, gap = missing(root, args.series, args.days, now)
     print(f"killed at {killed_at:.1f}s; resumed from {resumed_from:.1%}; rest loaded in {loading_s:.1f}s")
     print(f"periods expected {expected:,}, missing {gap:,}")
-    print(f"live lag while loading: p50 {quantile(during, 0.5):.3f}s p99 {quantile(during, 0.99):.3f}s; "
-          f"afterwards: p50 {quantile(after, 0.5):.3f}s p99 {quantile(after, 0.99):.3f}s; "
-          f"exit {code}")  # fmt: skip
+    print(
+        f"live lag while loading: p50 {quantile(during, 0.5):.3f}s p99 {quantile(during, 0.99):.3f}s; "
+        f"afterwards: p50 {quantile(after, 0.5):.3f}s p99 {quantile(after, 0.99):.3f}s; "
+        f"exit {code}"
+    )
     return 0 if gap == 0 and code == 0 else 1
 
 

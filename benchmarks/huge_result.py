@@ -108,8 +108,10 @@ async def http_runs(url: str, max_body: int | None, runs: int = 9) -> None:
     await resources.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     limit = "default max_body_bytes" if max_body is None else f"max_body_bytes {max_body / 2**20:.0f} MiB"
-    print(f"http      100 MB answer x{runs}, {limit}: RSS after {rss_mib():,.0f} MiB, peak {peak:,.0f} MiB, "
-          f"{seconds:.1f} s, {str(kept[-1])[:60] if kept else 'no error'}")  # fmt: skip
+    print(
+        f"http      100 MB answer x{runs}, {limit}: RSS after {rss_mib():,.0f} MiB, peak {peak:,.0f} MiB, "
+        f"{seconds:.1f} s, {str(kept[-1])[:60] if kept else 'no error'}"
+    )
 
 
 def serve_big() -> tuple[subprocess.Popen[bytes], str]:
@@ -145,8 +147,9 @@ def main() -> None:
         return
     kinds = os.environ.get("DTK_KINDS", "postgres,mysql,sqlite,http").split(",")
     for kind in (k for k in kinds if k in QUERIES):  # one process each: ru_maxrss is per process
-        subprocess.run([sys.executable, __file__, str(n), str(limit)], env={**os.environ, "DTK_ONE": kind},
-                       check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, __file__, str(n), str(limit)], env={**os.environ, "DTK_ONE": kind}, check=True
+        )
     if "http" in kinds:
         server, url = serve_big()
         try:

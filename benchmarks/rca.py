@@ -184,9 +184,11 @@ def main() -> None:
     print(f"seed {args.seed}, family {args.family}: {len(cases)} cases, {big:,} leaves at most")
     for name, method in (("detectkd", ours), ("adtributor", adtributor)):
         top1, f1, secs, singles = score(cases, method)
-        print(f"{name:>10}: top-1 {top1:.1%} ({singles} single-cause cases), set F1 {f1:.3f}, "
-              f"{secs[0] * 1000:.0f} ms per explanation at >= 4,500 leaves "
-              f"(max {secs[1] * 1000:.0f} ms)")  # fmt: skip
+        print(
+            f"{name:>10}: top-1 {top1:.1%} ({singles} single-cause cases), set F1 {f1:.3f}, "
+            f"{secs[0] * 1000:.0f} ms per explanation at >= 4,500 leaves "
+            f"(max {secs[1] * 1000:.0f} ms)"
+        )
 
 
 if __name__ == "__main__":

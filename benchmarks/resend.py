@@ -98,7 +98,7 @@ def run(n: int, interval: int, duration: int, delay: str) -> dict[str, float]:
                 "outbox_pending": total(b, "detectk_outbox_pending"),
                 "lag_p99_s": quantile(lag, 0.99),
                 "alerts_in_alertmanager": float(in_am),
-            }  # fmt: skip
+            }
         finally:
             am.stop()
 
@@ -109,8 +109,10 @@ def main() -> int:
     ap.add_argument("--interval", type=int, default=10)
     ap.add_argument("--duration", type=int, default=60)
     args = ap.parse_args()
-    print(f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, {args.alerts} active alerts, "
-          f"interval {args.interval}s, measured {args.duration}s")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, {args.alerts} active alerts, "
+        f"interval {args.interval}s, measured {args.duration}s"
+    )
     results = {}
     for label, delay in (("re-sending", f"{args.interval}s"), ("not re-sending", "1h")):
         r = results[label] = run(args.alerts, args.interval, args.duration, delay)
@@ -120,8 +122,10 @@ def main() -> int:
     cpu = on["cpu_per_s"] - off["cpu_per_s"]
     scale = 1000 / args.alerts
     per = 1000 * cpu / max(posts, 1e-9)
-    print(f"re-sends per second per 1,000 active alerts: {posts * scale:.1f}; daemon CPU for them: "
-          f"{cpu * scale * 100:.1f} % of a core ({per:.2f} ms per re-send)")  # fmt: skip
+    print(
+        f"re-sends per second per 1,000 active alerts: {posts * scale:.1f}; daemon CPU for them: "
+        f"{cpu * scale * 100:.1f} % of a core ({per:.2f} ms per re-send)"
+    )
     return 0
 
 

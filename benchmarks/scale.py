@@ -194,8 +194,9 @@ def start(root: Path, port: int) -> subprocess.Popen[bytes]:
     log = (root / "daemon.log").open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "detectkd", "run", "--config", str(root / "detectkd.yaml")],
-        stdout=log, stderr=log,
-    )  # fmt: skip
+        stdout=log,
+        stderr=log,
+    )
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
@@ -284,8 +285,10 @@ def run_one(
                         on_schedule_s = time.monotonic() - started
                     time.sleep(1.0)
             first = scrape(port)
-            first_lag = delta(histogram(at_ready, "detectk_scheduler_lag_seconds"),
-                              histogram(first, "detectk_scheduler_lag_seconds"))  # fmt: skip
+            first_lag = delta(
+                histogram(at_ready, "detectk_scheduler_lag_seconds"),
+                histogram(first, "detectk_scheduler_lag_seconds"),
+            )
             cpu_a, t_a = cpu_tree(proc.pid), time.monotonic()
             scrapes: list[float] = []
             stop = threading.Event()
@@ -305,8 +308,10 @@ def run_one(
                 worker.join(60)
             second = scrape(port)
             cpu_b, t_b = cpu_tree(proc.pid), time.monotonic()
-            lag = delta(histogram(first, "detectk_scheduler_lag_seconds"),
-                        histogram(second, "detectk_scheduler_lag_seconds"))  # fmt: skip
+            lag = delta(
+                histogram(first, "detectk_scheduler_lag_seconds"),
+                histogram(second, "detectk_scheduler_lag_seconds"),
+            )
             checks = total_checks(second) - total_checks(first)
             errors = len(re.findall(r'result="error"\} [1-9]', second))
             rss = peak_rss_mib(proc.pid)
@@ -349,21 +354,39 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=0, help="seconds before measuring (default: one interval)")
     ap.add_argument("--scrape-every", type=float, default=0.0, help="also scrape /metrics every S seconds")
     ap.add_argument("--workers", type=int, default=1, help="workers: N (worker processes, one shard each)")
-    ap.add_argument("--restart", action="store_true",
-                    help="measure a restart: every metric runs once, SIGTERM, start again")  # fmt: skip
-    ap.add_argument("--fresh", action="store_true",
-                    help="a first start: no stored state, a source of 10-second rows, mad")  # fmt: skip
+    ap.add_argument(
+        "--restart",
+        action="store_true",
+        help="measure a restart: every metric runs once, SIGTERM, start again",
+    )
+    ap.add_argument(
+        "--fresh", action="store_true", help="a first start: no stored state, a source of 10-second rows, mad"
+    )
     ap.add_argument("--fresh-history", type=int, default=1800, help="--fresh: seconds of rows before start")
     args = ap.parse_args()
     if args.fresh:
         args.detector = "fresh"
     warmup = f"{args.warmup}s of" if args.warmup else "one interval of"
-    print(f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, interval {args.interval}s, "
-          f"detector {args.detector}, {args.history} points of history, workers {args.workers}, "
-          f"measured {args.duration}s after {warmup} warm-up")  # fmt: skip
-    header: tuple[str, ...] = ("metrics", "ready_s", "on_schedule_s", "first_lag_p99_s", "checks_per_s",
-              "expected_per_s", "cpu_ms_per_check", "lag_p50_s", "lag_p99_s", "peak_rss_mib",
-              "worker_rss_mib", "metrics_with_errors", "exit_code")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, interval {args.interval}s, "
+        f"detector {args.detector}, {args.history} points of history, workers {args.workers}, "
+        f"measured {args.duration}s after {warmup} warm-up"
+    )
+    header: tuple[str, ...] = (
+        "metrics",
+        "ready_s",
+        "on_schedule_s",
+        "first_lag_p99_s",
+        "checks_per_s",
+        "expected_per_s",
+        "cpu_ms_per_check",
+        "lag_p50_s",
+        "lag_p99_s",
+        "peak_rss_mib",
+        "worker_rss_mib",
+        "metrics_with_errors",
+        "exit_code",
+    )
     if args.scrape_every:
         header += ("scrape_p50_s", "scrape_max_s")
     if args.restart:

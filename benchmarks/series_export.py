@@ -21,11 +21,15 @@ def main() -> None:
     args = ap.parse_args()
     metrics = max(1, args.series // args.per_metric)
     samples = {
-        m: {f"region=r{i},shop=s{i % 7}": ({"region": f"r{i}", "shop": f"s{i % 7}"},
-                                           (1234.5 + i, 1200.0, 1100.0, 1300.0, 0.12))
-            for i in range(args.per_metric)}
+        m: {
+            f"region=r{i},shop=s{i % 7}": (
+                {"region": f"r{i}", "shop": f"s{i % 7}"},
+                (1234.5 + i, 1200.0, 1100.0, 1300.0, 0.12),
+            )
+            for i in range(args.per_metric)
+        }
         for m in range(metrics)
-    }  # fmt: skip
+    }
     tracemalloc.start()
     t = Telemetry(export_cap=args.series)
     before = tracemalloc.get_traced_memory()[0]

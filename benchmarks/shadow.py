@@ -56,8 +56,10 @@ def variants(n: int) -> str:
     out = "shadow:\n"
     for i in range(n):
         sigma = 2 + i / 2
-        out += (f"  - name: v{i}\n    detector: {{type: mad, params: {{window_size: 100, n_sigma: {sigma},"
-                " min_samples: 20, use_weighted: false}}\n")  # fmt: skip
+        out += (
+            f"  - name: v{i}\n    detector: {{type: mad, params: {{window_size: 100, n_sigma: {sigma},"
+            " min_samples: 20, use_weighted: false}}\n"
+        )
     return out
 
 
@@ -120,8 +122,10 @@ async def main() -> None:
             spent, stored = await measure(tmp, n, args.runs, warm)
             base = base or spent
             what = "1 (conditions only)" if n < 0 else str(n)
-            print(f"variants={what}: {spent / args.runs * 1000:.3f} ms CPU per run "
-                  f"({spent / base:.2f}x), would-be alerts stored: {stored}")  # fmt: skip
+            print(
+                f"variants={what}: {spent / args.runs * 1000:.3f} ms CPU per run "
+                f"({spent / base:.2f}x), would-be alerts stored: {stored}"
+            )
         print(f"empty hook (a metric without variants): {await hook_cost(tmp, 100_000) * 1e6:.2f} us per run")
 
 

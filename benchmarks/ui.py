@@ -48,8 +48,10 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=120, help="seconds to wait after every metric ran")
     args = ap.parse_args()
     n, interval = args.metrics, 60
-    print(f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, {n} mad metrics at {interval}s, "
-          f"{args.history} stored points each, {args.requests} requests per URL")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, {n} mad metrics at {interval}s, "
+        f"{args.history} stored points each, {args.requests} requests per URL"
+    )
     with tempfile.TemporaryDirectory(prefix="dtk-ui-") as tmp:
         root = Path(tmp)
         now = int(time.time())

@@ -220,8 +220,12 @@ def _metric_command(sub: Any, name: str, text: str, fn: Any) -> argparse.Argumen
 
 
 def _range_arguments(p: argparse.ArgumentParser, start_note: str, required: bool = True) -> None:
-    p.add_argument("--from", dest="start", required=required,
-                   help=f"a time, or a duration before now {start_note}".rstrip())  # fmt: skip
+    p.add_argument(
+        "--from",
+        dest="start",
+        required=required,
+        help=f"a time, or a duration before now {start_note}".rstrip(),
+    )
     p.add_argument("--to", help="a time, or a duration before now (default: now)")
 
 
@@ -232,8 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("--config", help="detectkd.yaml (default: $DETECTK_CONFIG or /etc/detectk)")
-    run.add_argument("--web.config.file", dest="web_config_file",
-                     help="TLS and basic auth (exporter-toolkit format)")  # fmt: skip
+    run.add_argument(
+        "--web.config.file", dest="web_config_file", help="TLS and basic auth (exporter-toolkit format)"
+    )
     run.add_argument("--shard", help="run only the metrics of shard I of N (I/N; default: settings' shard)")
     run.set_defaults(fn=cmd_run)
 
@@ -249,22 +254,32 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--no-alert", action="store_true", help="store nothing, send nothing")
     chk.add_argument("--show-query", action="store_true", help="print the query as rendered for the period")
 
-    bt = _metric_command(sub, "backtest", "replay history through a metric's detectors and alert rules",
-                         cmd_backtest)  # fmt: skip
+    bt = _metric_command(
+        sub, "backtest", "replay history through a metric's detectors and alert rules", cmd_backtest
+    )
     _range_arguments(bt, "(30d)")
     bt.add_argument("--output", help="write one CSV row per point and detector")
     bt.add_argument("--report", help="write a self-contained HTML report (a chart per series)")
-    bt.add_argument("--no-feedback", action="store_true",
-                    help="do not read the feedback labels from the daemon's store")  # fmt: skip
-    bt.add_argument("--labels", action="append", metavar="PATH",
-                    help="read the labels from files (detectkd export CSVs, labels CSV/JSON) or a directory "
-                    "of them, not from the store")  # fmt: skip
-    bt.add_argument("--assert", dest="asserts", metavar="PROMISES",
-                    help="exit 1 when a figure breaks a promise, e.g. "
-                    "'recall>=0.9,false_alarms_per_week<=2'")  # fmt: skip
+    bt.add_argument(
+        "--no-feedback", action="store_true", help="do not read the feedback labels from the daemon's store"
+    )
+    bt.add_argument(
+        "--labels",
+        action="append",
+        metavar="PATH",
+        help="read the labels from files (detectkd export CSVs, labels CSV/JSON) or a directory "
+        "of them, not from the store",
+    )
+    bt.add_argument(
+        "--assert",
+        dest="asserts",
+        metavar="PROMISES",
+        help="exit 1 when a figure breaks a promise, e.g. 'recall>=0.9,false_alarms_per_week<=2'",
+    )
 
-    lh = _metric_command(sub, "load-history", "collect and store a range of history (no notifications)",
-                         cmd_load_history)  # fmt: skip
+    lh = _metric_command(
+        sub, "load-history", "collect and store a range of history (no notifications)", cmd_load_history
+    )
     _range_arguments(lh, "(default: start_time)", required=False)
     lh.add_argument("--no-resume", action="store_true", help="load the whole range even below the watermark")
 

@@ -144,8 +144,10 @@ class SeriesGauges:
         pairs = [f'metric="{_escape_label(metric)}"']
         pairs += [f'{label_name(k)}="{_escape_label(v)}"' for k, v in sorted(labels.items())]
         text = "{" + ",".join(pairs) + "} "
-        return tuple("" if v is None else f"{name}{text}{_go_float(v)}\n"
-                     for (name, _), v in zip(SERIES_FAMILIES, sample, strict=True))  # fmt: skip
+        return tuple(
+            "" if v is None else f"{name}{text}{_go_float(v)}\n"
+            for (name, _), v in zip(SERIES_FAMILIES, sample, strict=True)
+        )
 
     def render(self) -> str:
         if not self._rows:

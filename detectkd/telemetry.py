@@ -47,13 +47,18 @@ class Telemetry:
         r = self.registry = CollectorRegistry(auto_describe=True)  # daemon-wide families
         self.families: list[Family] = []  # labelled by metric
         self.check_duration = Histogram(
-            "detectk_check_duration_seconds", "Time spent per run stage.", ["stage"],
-            buckets=DURATION_BUCKETS, registry=r,
-        )  # fmt: skip
+            "detectk_check_duration_seconds",
+            "Time spent per run stage.",
+            ["stage"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
         self.lag = Histogram(
-            "detectk_scheduler_lag_seconds", "How late runs started after their scheduled time.",
-            buckets=LAG_BUCKETS, registry=r,
-        )  # fmt: skip
+            "detectk_scheduler_lag_seconds",
+            "How late runs started after their scheduled time.",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self.recent_lag = RecentMax()
         self.alerts_sent = Counter(
             "detectk_alerts_sent",
@@ -71,9 +76,12 @@ class Telemetry:
             "detectk_alertmanager_errors", "Posts Alertmanager did not accept.", t, registry=r
         )
         self.am_latency = Histogram(
-            "detectk_alertmanager_latency_seconds", "Time per post to Alertmanager.", t,
-            buckets=DURATION_BUCKETS, registry=r,
-        )  # fmt: skip
+            "detectk_alertmanager_latency_seconds",
+            "Time per post to Alertmanager.",
+            t,
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
         self.outbox_pending = Gauge("detectk_outbox_pending", "Alerts waiting in the outbox.", registry=r)
         self.outbox_dead = Gauge("detectk_outbox_dead", "Alerts that gave up (dead letters).", registry=r)
         self.outbox_oldest = Gauge(
@@ -91,12 +99,14 @@ class Telemetry:
         )
         self.reload_ts = Gauge(
             "detectk_config_last_reload_success_timestamp_seconds",
-            "When the config was last loaded without errors.", registry=r,
-        )  # fmt: skip
-        self.silences_unreadable = Gauge(
-            "detectk_silences_unreadable", "Stored silences skipped: they cannot be read (see the log).",
+            "When the config was last loaded without errors.",
             registry=r,
-        )  # fmt: skip
+        )
+        self.silences_unreadable = Gauge(
+            "detectk_silences_unreadable",
+            "Stored silences skipped: they cannot be read (see the log).",
+            registry=r,
+        )
         self.metrics_configured = Gauge("detectk_metrics_configured", "Metrics scheduled.", registry=r)
         self.series_export = SeriesGauges(export_cap)  # metrics with `export: true`
         self.series_exported = Gauge(
@@ -108,9 +118,10 @@ class Telemetry:
             registry=r,
         )
         self.retention_deleted = Counter(
-            "detectk_retention_deleted_rows", "Datapoints and detections deleted by the retention job.",
+            "detectk_retention_deleted_rows",
+            "Datapoints and detections deleted by the retention job.",
             registry=r,
-        )  # fmt: skip
+        )
         self.retention_last = Gauge(
             "detectk_retention_last_run_timestamp_seconds",
             "When the retention job last finished.",

@@ -42,8 +42,9 @@ def episodes(
     (series, kind, since): the episodes, newest first."""
     found: dict[tuple[str, str, int], Episode] = {}
     for alert, status in rows:
-        ep = found.setdefault((alert.series, alert.kind, alert.started_at),
-                              Episode(alert.series, alert.kind, alert.started_at))  # fmt: skip
+        ep = found.setdefault(
+            (alert.series, alert.kind, alert.started_at), Episode(alert.series, alert.kind, alert.started_at)
+        )
         ep.deliveries[status] = ep.deliveries.get(status, 0) + 1
         if alert.resent is not None or alert.repeat:
             continue

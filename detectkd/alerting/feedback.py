@@ -47,9 +47,16 @@ class Feedback:
     @staticmethod
     def from_json(text: str) -> Feedback:
         d = json.loads(text)
-        return Feedback(str(d["metric"]), str(d["series"]), int(d["period"]), str(d["label"]),
-                        int(d.get("until", d["period"])), str(d.get("by", "")), float(d.get("at", 0.0)),
-                        str(d.get("note", "")))  # fmt: skip
+        return Feedback(
+            str(d["metric"]),
+            str(d["series"]),
+            int(d["period"]),
+            str(d["label"]),
+            int(d.get("until", d["period"])),
+            str(d.get("by", "")),
+            float(d.get("at", 0.0)),
+            str(d.get("note", "")),
+        )
 
 
 def make_feedback(body: dict[str, Any], by: str, now: float, moment: Callable[[Any], float]) -> Feedback:

@@ -172,6 +172,10 @@ class MessageRenderer:
         try:
             return self._template.render(**values)
         except Exception as exc:  # as DetectK does: the default text, never a lost alert
-            log.warning("message_template failed, default text sent", metric=alert.metric,
-                        series=alert.series, error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+            log.warning(
+                "message_template failed, default text sent",
+                metric=alert.metric,
+                series=alert.series,
+                error=f"{type(exc).__name__}: {exc}",
+            )
             return default_text(alert, self._escape)

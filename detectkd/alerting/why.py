@@ -49,8 +49,10 @@ def basis(kind: str, params: Mapping[str, Any], step_s: int) -> str | None:
         case "zscore":
             return f"the mean of the last {w}" + (same if seasonal else "")
         case "seasonal":
-            return f"the {(params.get('method', 'mad') == 'zscore' and 'mean') or 'median'} of this " \
-                   f"{_season(params.get('season', 'hour_of_day'))} over the last {w}"  # fmt: skip
+            return (
+                f"the {(params.get('method', 'mad') == 'zscore' and 'mean') or 'median'} of this "
+                f"{_season(params.get('season', 'hour_of_day'))} over the last {w}"
+            )
         case "iqr":
             return f"the middle half (interquartile range) of the last {w}"
         case "forecast":

@@ -46,9 +46,17 @@ async def connect(
             host, port = ep.hosts[i]
             try:
                 conn = await asyncpg.connect(
-                    dsn, host=host, port=port, user=ep.user, password=ep.password, database=ep.database,
-                    ssl=ep.ssl_context(), timeout=per_host_s, target_session_attrs=want, **kwargs,
-                )  # fmt: skip
+                    dsn,
+                    host=host,
+                    port=port,
+                    user=ep.user,
+                    password=ep.password,
+                    database=ep.database,
+                    ssl=ep.ssl_context(),
+                    timeout=per_host_s,
+                    target_session_attrs=want,
+                    **kwargs,
+                )
             except TargetServerAttributeNotMatched:
                 errors[i] = f"not {want}"
             except NEXT_HOST as exc:

@@ -87,8 +87,11 @@ class Params(Frozen):
 
     @model_validator(mode="after")
     def _one_auth(self) -> Params:
-        given = [self.basic_auth is not None, self.bearer_token is not None,
-                 any(k.lower() == "authorization" for k in self.headers)]  # fmt: skip
+        given = [
+            self.basic_auth is not None,
+            self.bearer_token is not None,
+            any(k.lower() == "authorization" for k in self.headers),
+        ]
         if sum(given) > 1:
             raise ValueError("give one of basic_auth, bearer_token or an Authorization header")
         if not self.query.strip():

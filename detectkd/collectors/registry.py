@@ -23,8 +23,14 @@ class CollectorType:
     params: type[BaseModel]
     factory: Callable[[Build], Collector]
 
-    def build(self, params: Any, resources: Resources, timestamp_column: str = "period_time",
-              value_column: str = "value", max_rows: int | None = None) -> Collector:  # fmt: skip
+    def build(
+        self,
+        params: Any,
+        resources: Resources,
+        timestamp_column: str = "period_time",
+        value_column: str = "value",
+        max_rows: int | None = None,
+    ) -> Collector:
         return self.factory(Build(params, resources, timestamp_column, value_column, max_rows))
 
 

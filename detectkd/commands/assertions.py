@@ -19,8 +19,12 @@ from dataclasses import dataclass
 WEEK_S = 7 * 86400
 
 OPS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq,
-}  # fmt: skip
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
+}
 _ASSERTION = re.compile(r"^\s*([a-z_]+)\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 
 
@@ -42,9 +46,14 @@ class Figures:
     def __add__(self, other: Figures) -> Figures:
         """Counts add up; the range is the same replayed range for every metric, not a sum
         (so a rate over several metrics is the team's rate over that range)."""
-        return Figures(self.incidents + other.incidents, self.caught + other.caught,
-                       self.false_alarm_labels + other.false_alarm_labels, self.raised + other.raised,
-                       self.alerts + other.alerts, max(self.seconds, other.seconds))  # fmt: skip
+        return Figures(
+            self.incidents + other.incidents,
+            self.caught + other.caught,
+            self.false_alarm_labels + other.false_alarm_labels,
+            self.raised + other.raised,
+            self.alerts + other.alerts,
+            max(self.seconds, other.seconds),
+        )
 
 
 class Undefined(Exception):
@@ -113,8 +122,9 @@ def parse_assertions(text: str) -> list[Assertion]:
             )
         name, op, number = m.groups()
         if name not in METRICS:
-            raise AssertionSyntaxError(f"part {i} {part.strip()!r}: unknown figure {name!r}; known: "
-                                       + ", ".join(METRICS))  # fmt: skip
+            raise AssertionSyntaxError(
+                f"part {i} {part.strip()!r}: unknown figure {name!r}; known: " + ", ".join(METRICS)
+            )
         bound = float(number)
         if not math.isfinite(bound):
             raise AssertionSyntaxError(f"part {i} {part.strip()!r}: the number must be finite")

@@ -31,9 +31,18 @@ from detectkd.specs.loader import MetricSpec
 # One row per period, series and detector. `state`: the series' alert state after that period;
 # `notified`: 1 where the alert rules send a FIRING for that period (first or repeat).
 CSV_HEADER = (
-    "timestamp", "series", "detector", "value", "expected", "lower", "upper", "score", "anomaly",
-    "state", "notified",
-)  # fmt: skip
+    "timestamp",
+    "series",
+    "detector",
+    "value",
+    "expected",
+    "lower",
+    "upper",
+    "score",
+    "anomaly",
+    "state",
+    "notified",
+)
 
 
 @dataclass
@@ -104,17 +113,35 @@ def account(report: RunReport, s: Summary, writer: Any, tz: ZoneInfo) -> None:
         if s.traces is not None:
             r = charted(pr.results, pr.verdict.primary)
             trace = s.traces.get(series) or s.traces.setdefault(series, SeriesTrace())
-            trace.add(pr.point.period, pr.point.value, r.expected if r else None, r.lower if r else None,
-                      r.upper if r else None, pr.verdict.anomalous)  # fmt: skip
+            trace.add(
+                pr.point.period,
+                pr.point.value,
+                r.expected if r else None,
+                r.lower if r else None,
+                r.upper if r else None,
+                pr.verdict.anomalous,
+            )
         if writer is None:
             continue
         stamp = datetime.fromtimestamp(pr.point.period, tz).isoformat()
         state = pr.state.status.value
         fired = int(any(n.kind == "anomaly" and n.status == "firing" for n in pr.notices))
         for r in pr.results:
-            writer.writerow((stamp, series, r.detector, _n(pr.point.value), _n(r.expected), _n(r.lower),
-                             _n(r.upper), "" if r.skipped else f"{r.score:.4f}", int(r.anomaly),
-                             state, fired))  # fmt: skip
+            writer.writerow(
+                (
+                    stamp,
+                    series,
+                    r.detector,
+                    _n(pr.point.value),
+                    _n(r.expected),
+                    _n(r.lower),
+                    _n(r.upper),
+                    "" if r.skipped else f"{r.score:.4f}",
+                    int(r.anomaly),
+                    state,
+                    fired,
+                )
+            )
 
 
 def _n(x: float | None) -> str:
@@ -130,9 +157,12 @@ def print_summary(
     total = sum(s.points.values())
     firing = [a for a in s.alerts if a.status == "firing" and a.kind == "anomaly" and a.repeat == 0]
     print(f"backtest {spec.name}: {when(start)} .. {when(finish)} ({tz.key})", file=out)
-    print(f"  {total} points in {len(s.points)} series, {sum(s.anomalous.values())} anomalous, "
-          f"{sum(s.missing.values())} without a value; {len(firing)} alerts would have fired "
-          f"({total / max(s.seconds, 1e-9):,.0f} points/s)", file=out)  # fmt: skip
+    print(
+        f"  {total} points in {len(s.points)} series, {sum(s.anomalous.values())} anomalous, "
+        f"{sum(s.missing.values())} without a value; {len(firing)} alerts would have fired "
+        f"({total / max(s.seconds, 1e-9):,.0f} points/s)",
+        file=out,
+    )
     for series in sorted(s.points):
         fired = sum(1 for a in firing if a.series == series)
         label = series or "(single series)"

@@ -203,8 +203,11 @@ async def _check_slot(slot: MetricSlot, store: Store, opts: Options) -> int:
                 print("query     " + text.strip().replace("\n", "\n          "), file=out)
         report = await rt.check(begin, finish, notify=opts.alert, commit=opts.alert)
         if begin < start:  # judged with the history its detectors read, as the daemon would
-            print(f"history   {len(rt.grid.periods(begin, start))} earlier period(s) collected first "
-                  "(the detectors' window: nothing stored yet)", file=out)  # fmt: skip
+            print(
+                f"history   {len(rt.grid.periods(begin, start))} earlier period(s) collected first "
+                "(the detectors' window: nothing stored yet)",
+                file=out,
+            )
             report.points = [pr for pr in report.points if pr.point.period >= start]
             report.start = start
     except (CollectError, StorageError, ValueError) as exc:

@@ -102,8 +102,10 @@ def make_plan(args: argparse.Namespace, err: TextIO = sys.stderr) -> Plan | int:
             return 2
         unknown = sorted(set(files) - {s.name for s in specs})
         if many and unknown:  # a renamed metric, or a typo: its labels gate nothing
-            print(f"detectkd backtest: --labels: labels of metrics not in {args.metric}: "
-                  + ", ".join(unknown), file=err)  # fmt: skip
+            print(
+                f"detectkd backtest: --labels: labels of metrics not in {args.metric}: " + ", ".join(unknown),
+                file=err,
+            )
     out = Path(args.output) if args.output else None
     report = Path(args.report) if args.report else None
     return Plan(settings, specs, start, finish, assertions, files, args.no_feedback, out, report)

@@ -36,9 +36,21 @@ from detectkd.timegrid import fmt_local
 log = structlog.get_logger("detectkd.commands.history")
 
 EXPORT_HEADER = (
-    "timestamp", "series", "value", "detector", "expected", "lower", "upper", "score", "anomaly",
-    "direction", "skipped", "feedback", "feedback_by", "feedback_note",
-)  # fmt: skip
+    "timestamp",
+    "series",
+    "value",
+    "detector",
+    "expected",
+    "lower",
+    "upper",
+    "score",
+    "anomaly",
+    "direction",
+    "skipped",
+    "feedback",
+    "feedback_by",
+    "feedback_note",
+)
 
 
 @dataclass
@@ -60,8 +72,14 @@ class Progress:
             )
             self.out.flush()
         else:
-            log.info("history batch loaded", metric=self.metric, progress=round(share, 3),
-                     until=fmt_local(until, tz), points=points, anomalies=anomalies)  # fmt: skip
+            log.info(
+                "history batch loaded",
+                metric=self.metric,
+                progress=round(share, 3),
+                until=fmt_local(until, tz),
+                points=points,
+                anomalies=anomalies,
+            )
 
     def finish(self) -> None:
         if self.tty:
@@ -178,9 +196,20 @@ def export_rows(
                 yield (stamp, series, value, "", "", "", "", "", "", "", "", *said)
             for d in found:
                 r = d.result
-                yield (stamp, series, value, r.detector, _n(r.expected), _n(r.lower), _n(r.upper),
-                       "" if r.skipped else f"{r.score:.6g}", str(int(r.anomaly)), r.direction or "",
-                       r.skipped or "", *said)  # fmt: skip
+                yield (
+                    stamp,
+                    series,
+                    value,
+                    r.detector,
+                    _n(r.expected),
+                    _n(r.lower),
+                    _n(r.upper),
+                    "" if r.skipped else f"{r.score:.6g}",
+                    str(int(r.anomaly)),
+                    r.direction or "",
+                    r.skipped or "",
+                    *said,
+                )
 
 
 def _n(x: float | None) -> str:

@@ -72,8 +72,10 @@ def compare(found: Labelled, anomalous: dict[str, list[int]], tz: ZoneInfo, out:
         stamp = datetime.fromtimestamp(fb.period, tz).strftime("%Y-%m-%d %H:%M")
         return f"{stamp} {{{fb.series}}}" if fb.series else stamp
 
-    print(f"feedback: {len(labels)} labels ({now.incidents} real incidents, {now.false_alarms} false alarms)",
-          file=out)  # fmt: skip
+    print(
+        f"feedback: {len(labels)} labels ({now.incidents} real incidents, {now.false_alarms} false alarms)",
+        file=out,
+    )
     if now.incidents:
         line = f"  real incidents caught: {now.hits} of {now.incidents}"
         line += f" (as stored: {live.hits})" if found.stored else ""

@@ -47,8 +47,10 @@ def read_labels(path: Path, metric: str) -> list[Feedback]:
     if columns >= {"period", "label"}:
         return _from_objects(path, ((i, dict(r)) for i, r in enumerate(reader, 2)), metric)
     found = ", ".join(sorted(columns))
-    raise LabelsError(f"{path}: neither an export (timestamp, series, feedback, ...) nor a labels "
-                      f"CSV (metric, series, period, until, label); columns: {found}")  # fmt: skip
+    raise LabelsError(
+        f"{path}: neither an export (timestamp, series, feedback, ...) nor a labels "
+        f"CSV (metric, series, period, until, label); columns: {found}"
+    )
 
 
 def labels_by_metric(paths: Iterable[Path], metrics: Sequence[str]) -> dict[str, list[Feedback]]:

@@ -97,10 +97,15 @@ def render(
         )
     spans = [e.api() for e in episodes((a, "backtest") for a in alerts if a.kind in ("anomaly", "nodata"))]
     data = {
-        "metric": metric, "since": int(start), "until": int(finish), "feedback": [], "silences": [],
-        "series": {s: traces[s].columns() for s in sorted(traces)}, "alerts": spans,
+        "metric": metric,
+        "since": int(start),
+        "until": int(finish),
+        "feedback": [],
+        "silences": [],
+        "series": {s: traces[s].columns() for s in sorted(traces)},
+        "alerts": spans,
         "events": events or [],  # the calendar's, drawn as the metric page draws them
-    }  # fmt: skip
+    }
     timeline = "".join(
         f"<tr><td>{_when(a.period, tz)}</td><td class='{a.status}'>{html.escape(a.headline)}</td>"
         f"<td>{html.escape(a.series or '')}</td><td>{_num(a.value)}</td><td>{_num(a.expected)}</td>"

@@ -293,10 +293,15 @@ def shown(calendar: Calendar | None, start: float, end: float) -> list[dict[str,
     if calendar is None:
         return []
     return [
-        {"name": e.name, "start": e.start, "end": e.end, "mode": e.mode,
-         "like": WEEKDAYS[e.like] if e.like is not None else None}
+        {
+            "name": e.name,
+            "start": e.start,
+            "end": e.end,
+            "mode": e.mode,
+            "like": WEEKDAYS[e.like] if e.like is not None else None,
+        }
         for e in calendar.between(start, end)
-    ]  # fmt: skip
+    ]
 
 
 EXCLUDED = "excluded: "  # a detector result's `skipped` reason in an `exclude` period

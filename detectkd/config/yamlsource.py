@@ -134,9 +134,8 @@ def parse_yaml_text(text: str, file: str, env: Mapping[str, str]) -> Document:
             doc.data = walker.value(root, ())
         except _TooBig as big:
             doc.data, doc.lines = None, {(): 1}
-            doc.issues.append(ConfigIssue(file, big.line, "", (
-                f"YAML expands to more than {walker.limit:,} values (aliases repeating aliases?); "
-                "limit: config_max_values")))  # fmt: skip
+            why = f"YAML expands to more than {walker.limit:,} values (aliases repeating aliases?); "
+            doc.issues.append(ConfigIssue(file, big.line, "", why + "limit: config_max_values"))
     return doc
 
 

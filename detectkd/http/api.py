@@ -148,8 +148,9 @@ def silence_from_body(body: dict[str, Any], now: float, by: str) -> Silence:
     w = body.get("window")
     window = make_window(w.get("weekdays", []), w.get("times", []), w.get("timezone", "UTC")) if w else None
     given = str(body["id"]) if body.get("id") is not None else None
-    return new_silence(body["matchers"], start, end, str(body.get("comment", "")),
-                       by, window, duration, given)  # fmt: skip
+    return new_silence(
+        body["matchers"], start, end, str(body.get("comment", "")), by, window, duration, given
+    )
 
 
 class OutboxRow(TypedDict):
@@ -169,10 +170,17 @@ class OutboxRow(TypedDict):
 
 def outbox_row(i: OutboxItem) -> OutboxRow:
     return {
-        "id": i.id, "key": i.key, "metric": i.metric, "series": i.series, "channel": i.channel,
-        "attempts": i.attempts, "created_at": iso(i.created_at), "next_attempt_at": iso(i.next_attempt_at),
-        "last_error": i.last_error, "status": i.status,
-    }  # fmt: skip
+        "id": i.id,
+        "key": i.key,
+        "metric": i.metric,
+        "series": i.series,
+        "channel": i.channel,
+        "attempts": i.attempts,
+        "created_at": iso(i.created_at),
+        "next_attempt_at": iso(i.next_attempt_at),
+        "last_error": i.last_error,
+        "status": i.status,
+    }
 
 
 async def reload(request: web.Request) -> web.Response:

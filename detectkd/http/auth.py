@@ -154,9 +154,10 @@ class BasicAuth:
             )
         if user is None:
             return web.json_response(
-                {"error": "authentication required"}, status=401,
+                {"error": "authentication required"},
+                status=401,
                 headers={"WWW-Authenticate": 'Basic realm="detectkd"'},
-            )  # fmt: skip
+            )
         request[USER] = user
         return await handler(request)
 

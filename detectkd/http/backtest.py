@@ -80,12 +80,20 @@ async def backtest(request: web.Request) -> web.Response:
     given = await feedback.labels_of(daemon.store, name, int(finish - span), int(finish))
     met = score(given, flagged_by(found.flagged))
     answer: dict[str, Any] = {
-        "metric": name, "since": int(finish - span), "until": int(finish), "seconds": round(seconds, 3),
-        "points": sum(found.points.values()), "anomalies": found.flagged,
+        "metric": name,
+        "since": int(finish - span),
+        "until": int(finish),
+        "seconds": round(seconds, 3),
+        "points": sum(found.points.values()),
+        "anomalies": found.flagged,
         "alerts": [e.api() for e in episodes((a, "backtest") for a in found.alerts)],
-        "feedback": {"incidents": met.incidents, "hits": met.hits,
-                     "false_alarms": met.false_alarms, "raised": met.raised},
-    }  # fmt: skip
+        "feedback": {
+            "incidents": met.incidents,
+            "hits": met.hits,
+            "false_alarms": met.false_alarms,
+            "raised": met.raised,
+        },
+    }
     return web.json_response(answer)
 
 

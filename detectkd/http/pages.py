@@ -104,12 +104,18 @@ async def series(request: web.Request) -> web.Response:
     spec = daemon.metric_spec(name)  # its calendars' events in the range (config.calendars)
     events = await asyncio.to_thread(shown, spec.calendar if spec is not None else None, since, until)
     return web.json_response(
-        {"metric": name, "since": since, "until": until, "series": data, "feedback": feedback,
-         "alerts": await daemon.alert_episodes(name, since, until),
-         "silences": daemon.silence_spans(name, since, until),
-         "shadow": await shadow.chart_spans(daemon, name, since, until),
-         "events": events}
-    )  # fmt: skip
+        {
+            "metric": name,
+            "since": since,
+            "until": until,
+            "series": data,
+            "feedback": feedback,
+            "alerts": await daemon.alert_episodes(name, since, until),
+            "silences": daemon.silence_spans(name, since, until),
+            "shadow": await shadow.chart_spans(daemon, name, since, until),
+            "events": events,
+        }
+    )
 
 
 async def alerts_page(request: web.Request) -> web.Response:

@@ -20,5 +20,10 @@ def page(entries: list[Any], total: int, offset: int, limit: int) -> dict[str, A
     """The page at `offset` of `entries` (sorted by name, from the first, at least up to
     `offset + limit` of the `total` filtered entries)."""
     more = offset + limit < total
-    return {"metrics": entries[offset : offset + limit], "total": total, "offset": offset, "limit": limit,
-            "next_offset": offset + limit if more else None}  # fmt: skip
+    return {
+        "metrics": entries[offset : offset + limit],
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "next_offset": offset + limit if more else None,
+    }

@@ -31,9 +31,19 @@ from detectkd.specs.model import (
 from detectkd.specs.resolve import Resolver
 
 __all__ = [
-    "AlerterSpec", "CollectorSpec", "DetectorSpec", "LoadResult", "MetricSpec", "StorageSpec",
-    "build_spec", "load_for", "load_metric_file", "load_metrics", "metric_files", "source_key",
-]  # fmt: skip
+    "AlerterSpec",
+    "CollectorSpec",
+    "DetectorSpec",
+    "LoadResult",
+    "MetricSpec",
+    "StorageSpec",
+    "build_spec",
+    "load_for",
+    "load_metric_file",
+    "load_metrics",
+    "metric_files",
+    "source_key",
+]
 
 METRIC_SUFFIXES = (".yaml", ".yml")
 

@@ -25,12 +25,8 @@ from detectkd.specs.entities import Entity, load_entities
 from detectkd.specs.explain import check_explain
 from detectkd.specs.model import AlerterSpec, CollectorSpec, DetectorSpec, MetricSpec, StorageSpec
 from detectkd.specs.shadow import detector_specs, digest, shadow_specs
-from detectkd.templating import (
-    check_template,
-    message_template_problem,
-    message_template_warnings,
-    period_aware,
-)
+from detectkd.specs.templates import check_templates
+from detectkd.templating import check_template, period_aware
 
 ALERTER_OPTIONS = tuple(AlerterOptions.model_fields)  # in every alerter's params
 NO_QUERY = "complete_when is asked of the metric's source: it needs a source with a `query` (SQL)"
@@ -176,9 +172,14 @@ class Resolver:
     def _collector(self) -> CollectorSpec | None:
         c = self.cfg.collector
         typed = self._typed(
-            ("collector",), c.type, c.profile, c.params, collectors.lookup, "collector",
+            ("collector",),
+            c.type,
+            c.profile,
+            c.params,
+            collectors.lookup,
+            "collector",
             list(collectors.COLLECTORS),
-        )  # fmt: skip
+        )
         if typed is None:
             return None
         kind, params = typed
@@ -243,25 +244,21 @@ class Resolver:
                 continue
             lifted: dict[str, Any] = dict.fromkeys(ALERTER_OPTIONS)
             typed = self._typed(
-                path, a.type, a.profile, a.params, channels.lookup, "alerter",
-                list(channels.CHANNELS), lifted,
-            )  # fmt: skip
+                path,
+                a.type,
+                a.profile,
+                a.params,
+                channels.lookup,
+                "alerter",
+                list(channels.CHANNELS),
+                lifted,
+            )
             cond = self._alerter_options(path, a.conditions, lifted)
             if typed is not None:
                 kind, params = typed
-                subject = getattr(params, "subject_template", None)
-                if isinstance(subject, str) and (problem := check_template(subject, _sample_alert())):
-                    self.issues.append(self.doc.issue((*path, "params", "subject_template"), problem))
-                template = getattr(params, "message_template", None)
-                if isinstance(template, str):
-                    where = (*path, "params", "message_template")
-                    sample = _sample_alert()
-                    if problem := message_template_problem(template, sample):
-                        self.issues.append(self.doc.issue(where, problem))
-                    else:
-                        self.notes.extend(
-                            self.doc.issue(where, w) for w in message_template_warnings(template, sample)
-                        )
+                issues, notes = check_templates(self.doc, path, params)
+                self.issues += issues
+                self.notes += notes
                 out.append(AlerterSpec(kind, i, params, _alerter_id(kind, params, out)))
             if cond.peers != "any" and self.cfg.peers is None:
                 self.issues.append(
@@ -350,18 +347,6 @@ def _sample_window(cfg: MetricFile) -> Any:
     step = int(cfg.schedule.interval.total_seconds())
     finish = 1_767_225_600  # 2026-01-01 00:00 UTC
     return Window(finish - step, finish, cfg.schedule.interval, ZoneInfo(cfg.schedule.timezone))
-
-
-def _sample_alert() -> dict[str, Any]:
-    from detectkd.alerting.alert import Alert
-    from detectkd.alerting.message import variables
-
-    alert = Alert(
-        metric="sample", series="region=eu", labels={"region": "eu"}, status="firing",
-        period=1_767_225_000, started_at=1_767_225_000, value=250.0, expected=100.0, lower=80.0,
-        upper=120.0, score=0.9, direction="up", detector="mad", interval_seconds=600,
-    )  # fmt: skip
-    return variables(alert)
 
 
 def _first_error(exc: ValueError) -> str:

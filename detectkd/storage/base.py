@@ -9,6 +9,7 @@ the whole run or none of it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -98,14 +99,33 @@ class StoredPoint:
     context: dict[str, Any]
 
 
+def point_row(p: Point) -> tuple[Any, ...]:
+    """(series, period, value, context as JSON or None): a point as the SQL stores write it."""
+    return (p.series, p.period, p.value, json.dumps(p.context) if p.context else None)
+
+
+def detection_row(d: StoredDetection) -> tuple[Any, ...]:
+    """The columns `detection_from_row` reads, as the SQL stores write them."""
+    r = d.result
+    bounds = (r.expected, r.lower, r.upper)
+    return (d.series, d.period, r.detector, r.value, *bounds, r.score, r.anomaly, r.direction, r.skipped)
+
+
 def detection_from_row(r: Sequence[Any]) -> StoredDetection:
     """(series, period, detector, value, expected, lower, upper, score, anomaly, direction, skipped);
     empty strings (ClickHouse) read as None."""
     series, period, detector, value, expected, lower, upper, score, anomaly, direction, skipped = r
     result = Result(
-        str(detector), value, bool(anomaly), float(score), expected, lower, upper,
-        direction or None, skipped or None,
-    )  # fmt: skip
+        str(detector),
+        value,
+        bool(anomaly),
+        float(score),
+        expected,
+        lower,
+        upper,
+        direction or None,
+        skipped or None,
+    )
     return StoredDetection(str(series), int(period), result)
 
 

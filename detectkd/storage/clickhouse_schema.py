@@ -57,9 +57,21 @@ OUTBOX_COLS = (
 
 # dtk_outbox's columns in CREATE order (positional inserts).
 ALL_OUTBOX_COLS = (
-    "id", "key", "metric", "series", "channel", "payload", "created_at", "attempts", "next_attempt_at",
-    "last_error", "status", "leased_until", "version", "leased_by",
-)  # fmt: skip
+    "id",
+    "key",
+    "metric",
+    "series",
+    "channel",
+    "payload",
+    "created_at",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "status",
+    "leased_until",
+    "version",
+    "leased_by",
+)
 LEGACY_OUTBOX = "dtk_outbox_legacy_channels"
 
 # Columns that releases added to existing tables, oldest first.

@@ -103,9 +103,10 @@ class MemoryStore:
 
     async def read_detections(self, metric: str, since: int, until: int) -> list[StoredDetection]:
         return [
-            det for (m, _, period, _), det in sorted(self._d.detections.items(), key=lambda kv: kv[0])
+            det
+            for (m, _, period, _), det in sorted(self._d.detections.items(), key=lambda kv: kv[0])
             if m == metric and since <= period < until
-        ]  # fmt: skip
+        ]
 
     async def delete_before(self, metric: str, cutoff: int, detections_only: bool = False) -> int:
         d = self._d
@@ -142,9 +143,10 @@ class MemoryStore:
         sent: Collection[int] = (),
     ) -> list[OutboxItem]:
         rows = [
-            (item, lease) for item, lease in sorted(self._d.outbox.values(), key=lambda r: r[0].id)
+            (item, lease)
+            for item, lease in sorted(self._d.outbox.values(), key=lambda r: r[0].id)
             if item.status == OutboxStatus.PENDING and (metric is None or item.metric == metric)
-        ]  # fmt: skip
+        ]
         items = eligible(rows, now, limit, sent)
         for item in items:
             self._d.outbox[item.id] = (item, now + lease_s)
@@ -153,10 +155,13 @@ class MemoryStore:
 
     async def outbox_release(self, owner: str, ids: Collection[int] | None = None) -> int:
         mine = [
-            item for item, lease in self._d.outbox.values()
-            if lease is not None and item.status == OutboxStatus.PENDING
-            and self._d.lessees.get(item.id) == owner and (ids is None or item.id in ids)
-        ]  # fmt: skip
+            item
+            for item, lease in self._d.outbox.values()
+            if lease is not None
+            and item.status == OutboxStatus.PENDING
+            and self._d.lessees.get(item.id) == owner
+            and (ids is None or item.id in ids)
+        ]
         for item in mine:
             self._d.outbox[item.id] = (item, None)
         return len(mine)
@@ -177,8 +182,13 @@ class MemoryStore:
 
     async def outbox_retry(self, item_id: int, error: str, next_attempt_at: float, dead: bool) -> None:
         item, _ = self._d.outbox[item_id]
-        self._set(item_id, attempts=item.attempts + 1, last_error=error, next_attempt_at=next_attempt_at,
-                  status=OutboxStatus.DEAD if dead else OutboxStatus.PENDING)  # fmt: skip
+        self._set(
+            item_id,
+            attempts=item.attempts + 1,
+            last_error=error,
+            next_attempt_at=next_attempt_at,
+            status=OutboxStatus.DEAD if dead else OutboxStatus.PENDING,
+        )
 
     async def outbox_rechannel(self, metric: str, renames: dict[str, str]) -> int:
         moved = 0

@@ -32,95 +32,18 @@ from detectkd.storage.base import (
     StoredDetection,
     StoredPoint,
     detection_from_row,
+    detection_row,
+    point_row,
 )
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS dtk_datapoints (
-    metric text NOT NULL, series text NOT NULL, period timestamptz NOT NULL,
-    value double precision, context jsonb, collected_at timestamptz NOT NULL,
-    PRIMARY KEY (metric, series, period)
-);
-CREATE TABLE IF NOT EXISTS dtk_detections (
-    metric text NOT NULL, series text NOT NULL, period timestamptz NOT NULL, detector text NOT NULL,
-    value double precision, expected double precision, lower double precision, upper double precision,
-    score double precision, anomaly boolean NOT NULL, direction text, skipped text,
-    detected_at timestamptz NOT NULL,
-    PRIMARY KEY (metric, series, period, detector)
-);
-CREATE TABLE IF NOT EXISTS dtk_alert_state (
-    metric text NOT NULL, series text NOT NULL, status text NOT NULL, streak integer NOT NULL,
-    since bigint, notified_since bigint, last_fired_at bigint, last_period bigint,
-    updated_at timestamptz NOT NULL, clear_streak integer NOT NULL DEFAULT 0, last_sent_at bigint,
-    repeats integer NOT NULL DEFAULT 0, extra text NOT NULL DEFAULT '{}',
-    PRIMARY KEY (metric, series)
-);
-ALTER TABLE dtk_alert_state ADD COLUMN IF NOT EXISTS extra text NOT NULL DEFAULT '{}';
-CREATE TABLE IF NOT EXISTS dtk_outbox (
-    id bigserial PRIMARY KEY,
-    key text NOT NULL, metric text NOT NULL, series text NOT NULL, channel text NOT NULL,
-    payload text NOT NULL, created_at double precision NOT NULL, attempts integer NOT NULL DEFAULT 0,
-    next_attempt_at double precision NOT NULL, last_error text, status text NOT NULL DEFAULT 'pending',
-    leased_until double precision,
-    UNIQUE (key, channel)
-);
--- Outbox rows name their channel by the alerter's stable id (text); stores created before
--- that have an integer column with the alerter's index, kept as its text.
-DO $$ BEGIN
-    IF (SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema()
-        AND table_name = 'dtk_outbox' AND column_name = 'channel') = 'integer' THEN
-        ALTER TABLE dtk_outbox ALTER COLUMN channel TYPE text USING channel::text;
-    END IF;
-END $$;
-ALTER TABLE dtk_outbox ADD COLUMN IF NOT EXISTS leased_by text;
-CREATE INDEX IF NOT EXISTS dtk_outbox_pending ON dtk_outbox (metric, series, channel, id)
-    WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS dtk_outbox_metric ON dtk_outbox (metric, created_at);
-CREATE TABLE IF NOT EXISTS dtk_watermarks (
-    metric text PRIMARY KEY, period bigint NOT NULL, updated_at timestamptz NOT NULL
-);
-"""
-
-UPSERT_POINTS = """
-INSERT INTO dtk_datapoints VALUES ($1, $2, to_timestamp($3), $4, $5::jsonb, to_timestamp($6))
-ON CONFLICT (metric, series, period) DO UPDATE
-SET value = excluded.value, context = excluded.context, collected_at = excluded.collected_at
-"""
-UPSERT_DETECTIONS = """
-INSERT INTO dtk_detections
-VALUES ($1, $2, to_timestamp($3), $4, $5, $6, $7, $8, $9, $10, $11, $12, to_timestamp($13))
-ON CONFLICT (metric, series, period, detector) DO UPDATE
-SET value = excluded.value, expected = excluded.expected, lower = excluded.lower, upper = excluded.upper,
-    score = excluded.score, anomaly = excluded.anomaly, direction = excluded.direction,
-    skipped = excluded.skipped, detected_at = excluded.detected_at
-"""
-UPSERT_STATE = f"""
-INSERT INTO dtk_alert_state (metric, series, updated_at, {STATE_COLUMNS})
-VALUES ($1, $2, to_timestamp($3), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-ON CONFLICT (metric, series) DO UPDATE
-SET status = excluded.status, streak = excluded.streak, since = excluded.since,
-    notified_since = excluded.notified_since, last_fired_at = excluded.last_fired_at,
-    last_period = excluded.last_period, updated_at = excluded.updated_at,
-    clear_streak = excluded.clear_streak, last_sent_at = excluded.last_sent_at, repeats = excluded.repeats,
-    extra = excluded.extra
-"""
-INSERT_OUTBOX = """
-INSERT INTO dtk_outbox (key, metric, series, channel, payload, created_at, next_attempt_at)
-VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (key, channel) DO NOTHING
-"""
-UPSERT_WATERMARK = """
-INSERT INTO dtk_watermarks VALUES ($1, $2, to_timestamp($3)) ON CONFLICT (metric) DO UPDATE
-SET period = greatest(dtk_watermarks.period, excluded.period), updated_at = excluded.updated_at
-"""
-OUTBOX_STATS = """
-SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
-       count(*) FILTER (WHERE status = 'dead') AS dead,
-       min(created_at) FILTER (WHERE status = 'pending') AS oldest,
-       min(greatest(next_attempt_at, coalesce(leased_until, 0))) FILTER (WHERE status = 'pending') AS due
-FROM dtk_outbox
-"""
-
-_OUTBOX_COLS = (
-    "id, key, metric, series, channel, payload, attempts, created_at, next_attempt_at, last_error, status"
+from detectkd.storage.postgres_schema import (
+    INSERT_OUTBOX,
+    OUTBOX_COLS,
+    OUTBOX_STATS,
+    SCHEMA,
+    UPSERT_DETECTIONS,
+    UPSERT_POINTS,
+    UPSERT_STATE,
+    UPSERT_WATERMARK,
 )
 
 
@@ -175,22 +98,13 @@ class PostgresStore(docs.PostgresDocs):
                 if run.save_points and run.points:
                     await c.executemany(
                         UPSERT_POINTS,
-                        [
-                            (run.metric, p.series, p.period, p.value,
-                             json.dumps(p.context) if p.context else None, now)
-                            for p in run.points
-                        ],
-                    )  # fmt: skip
+                        [(run.metric, *point_row(p), now) for p in run.points],
+                    )
                 if run.save_points and run.detections:
                     await c.executemany(
                         UPSERT_DETECTIONS,
-                        [
-                            (run.metric, d.series, d.period, d.result.detector, d.result.value,
-                             d.result.expected, d.result.lower, d.result.upper, d.result.score,
-                             d.result.anomaly, d.result.direction, d.result.skipped, now)
-                            for d in run.detections
-                        ],
-                    )  # fmt: skip
+                        [(run.metric, *detection_row(d), now) for d in run.detections],
+                    )
                 if run.states:
                     await c.executemany(
                         UPSERT_STATE,
@@ -199,8 +113,9 @@ class PostgresStore(docs.PostgresDocs):
                 if run.forget:
                     await c.execute(
                         "DELETE FROM dtk_alert_state WHERE metric = $1 AND series = ANY($2::text[])",
-                        run.metric, run.forget,
-                    )  # fmt: skip
+                        run.metric,
+                        run.forget,
+                    )
                 if run.outbox:
                     await c.executemany(
                         INSERT_OUTBOX,
@@ -209,8 +124,10 @@ class PostgresStore(docs.PostgresDocs):
                 if run.watermark is not None:
                     await c.execute(
                         UPSERT_WATERMARK,
-                        run.metric, run.watermark, now,
-                    )  # fmt: skip
+                        run.metric,
+                        run.watermark,
+                        now,
+                    )
 
         await self._run(write)
 
@@ -228,8 +145,11 @@ class PostgresStore(docs.PostgresDocs):
                 "SELECT series, extract(epoch FROM period)::bigint AS p, value, context FROM dtk_datapoints "
                 "WHERE metric = $1 AND period >= to_timestamp($2) AND period < to_timestamp($3) "
                 "AND ($4::text IS NULL OR series = $4) ORDER BY series, period",
-                metric, since, until, series,
-            )  # fmt: skip
+                metric,
+                since,
+                until,
+                series,
+            )
             out: dict[str, list[StoredPoint]] = {}
             for r in rows:
                 ctx = json.loads(r["context"]) if r["context"] else {}
@@ -246,9 +166,11 @@ class PostgresStore(docs.PostgresDocs):
                 "score, anomaly, direction, skipped FROM dtk_detections "
                 "WHERE metric = $1 AND period >= to_timestamp($2) AND period < to_timestamp($3) "
                 "ORDER BY series, period, detector",
-                metric, since, until,
+                metric,
+                since,
+                until,
             )
-        )  # fmt: skip
+        )
         return [detection_from_row(tuple(r.values())) for r in rows]
 
     async def load_states(self) -> dict[tuple[str, str], SeriesState]:
@@ -281,20 +203,25 @@ class PostgresStore(docs.PostgresDocs):
                           AND id <> ALL($4::bigint[])
                         ORDER BY metric, series, channel, id
                     )
-                    SELECT {_OUTBOX_COLS} FROM dtk_outbox
+                    SELECT {OUTBOX_COLS} FROM dtk_outbox
                     WHERE id IN (SELECT id FROM heads) AND next_attempt_at <= $1
                       AND (leased_until IS NULL OR leased_until < $1)
                     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
                     """,
-                    now, limit, metric, list(sent),
-                )  # fmt: skip
+                    now,
+                    limit,
+                    metric,
+                    list(sent),
+                )
                 items = [OutboxItem(*r.values()) for r in rows]
                 if items:
                     await c.execute(
                         "UPDATE dtk_outbox SET leased_until = $1, leased_by = $3 "
                         "WHERE id = ANY($2::bigint[])",
-                        now + lease_s, [i.id for i in items], owner,
-                    )  # fmt: skip
+                        now + lease_s,
+                        [i.id for i in items],
+                        owner,
+                    )
                 return items
 
         items: list[OutboxItem] = await self._run(claim)
@@ -314,12 +241,12 @@ class PostgresStore(docs.PostgresDocs):
     async def outbox_pending(self, status: str = OutboxStatus.PENDING) -> list[OutboxItem]:
         status = OutboxStatus(status).value  # a plain str for the driver
         rows = await self._run(
-            lambda c: c.fetch(f"SELECT {_OUTBOX_COLS} FROM dtk_outbox WHERE status = $1 ORDER BY id", status)
+            lambda c: c.fetch(f"SELECT {OUTBOX_COLS} FROM dtk_outbox WHERE status = $1 ORDER BY id", status)
         )
         return [OutboxItem(*r.values()) for r in rows]
 
     async def outbox_history(self, metric: str, since: float) -> list[OutboxItem]:
-        sql = f"SELECT {_OUTBOX_COLS} FROM dtk_outbox WHERE metric = $1 AND created_at >= $2 ORDER BY id"
+        sql = f"SELECT {OUTBOX_COLS} FROM dtk_outbox WHERE metric = $1 AND created_at >= $2 ORDER BY id"
         rows = await self._run(lambda c: c.fetch(sql, metric, since))
         return [OutboxItem(*r.values()) for r in rows]
 
@@ -355,8 +282,10 @@ class PostgresStore(docs.PostgresDocs):
                         "UPDATE dtk_outbox o SET channel = $3 WHERE metric = $1 AND channel = $2 "
                         "AND status = 'pending' AND NOT EXISTS "
                         "(SELECT 1 FROM dtk_outbox x WHERE x.key = o.key AND x.channel = $3)",
-                        metric, old, new,
-                    )  # fmt: skip
+                        metric,
+                        old,
+                        new,
+                    )
                     moved += int(status.split()[-1])
             return moved
 
@@ -391,6 +320,11 @@ class PostgresStore(docs.PostgresDocs):
 
 
 def build(params: StoreParams) -> PostgresStore:
-    keys = {"host": params.host, "port": params.port, "database": params.database, "user": params.user,
-            "password": params.password}  # fmt: skip
+    keys = {
+        "host": params.host,
+        "port": params.port,
+        "database": params.database,
+        "user": params.user,
+        "password": params.password,
+    }
     return PostgresStore(params.connection_string, **{k: v for k, v in keys.items() if v is not None})

@@ -43,9 +43,11 @@ class PostgresDocs:
             lambda c: c.execute(
                 "INSERT INTO dtk_silences VALUES ($1, $2, $3, now()) ON CONFLICT (id) DO UPDATE "
                 "SET data = excluded.data, ends_at = excluded.ends_at, updated_at = excluded.updated_at",
-                silence_id, data, ends_at,
+                silence_id,
+                data,
+                ends_at,
             )
-        )  # fmt: skip
+        )
 
     async def silences_load(self) -> list[str]:
         rows = await self._run(lambda c: c.fetch("SELECT data FROM dtk_silences ORDER BY id"))
@@ -69,9 +71,10 @@ class PostgresDocs:
             lambda c: c.execute(
                 "INSERT INTO dtk_history VALUES ($1, $2, now()) ON CONFLICT (metric) DO UPDATE "
                 "SET data = excluded.data, updated_at = excluded.updated_at",
-                metric, data,
+                metric,
+                data,
             )
-        )  # fmt: skip
+        )
 
     async def history_load(self) -> dict[str, str]:
         rows = await self._run(lambda c: c.fetch("SELECT metric, data FROM dtk_history ORDER BY metric"))
@@ -87,9 +90,12 @@ class PostgresDocs:
                 "INSERT INTO dtk_feedback VALUES ($1, $2, $3, $4, now()) "
                 "ON CONFLICT (metric, series, period) DO UPDATE "
                 "SET data = excluded.data, updated_at = excluded.updated_at",
-                metric, series, period, data,
+                metric,
+                series,
+                period,
+                data,
             )
-        )  # fmt: skip
+        )
 
     async def feedback_load(self, metric: str) -> list[str]:
         sql = "SELECT data FROM dtk_feedback WHERE metric = $1 ORDER BY series, period"
@@ -114,8 +120,10 @@ class PostgresDocs:
                 await c.execute(
                     "INSERT INTO dtk_shadow_state VALUES ($1, $2, $3, now()) ON CONFLICT (metric, variant) "
                     "DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
-                    metric, variant, state,
-                )  # fmt: skip
+                    metric,
+                    variant,
+                    state,
+                )
 
         await self._run(write)
 

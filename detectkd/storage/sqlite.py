@@ -27,7 +27,9 @@ from detectkd.storage.base import (
     StoredDetection,
     StoredPoint,
     detection_from_row,
+    detection_row,
     eligible,
+    point_row,
 )
 from detectkd.storage.sqlite_schema import MIGRATIONS, SCHEMA
 from detectkd.storage.sqlite_shadow import SqliteShadow
@@ -99,22 +101,13 @@ class SqliteStore(SqliteShadow):
                 if run.save_points and run.points:
                     c.executemany(
                         "INSERT OR REPLACE INTO dtk_datapoints VALUES (?,?,?,?,?,?)",
-                        [
-                            (run.metric, p.series, p.period, p.value,
-                             json.dumps(p.context) if p.context else None, now)
-                            for p in run.points
-                        ],
-                    )  # fmt: skip
+                        [(run.metric, *point_row(p), now) for p in run.points],
+                    )
                 if run.save_points and run.detections:
                     c.executemany(
                         "INSERT OR REPLACE INTO dtk_detections VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        [
-                            (run.metric, d.series, d.period, d.result.detector, d.result.value,
-                             d.result.expected, d.result.lower, d.result.upper, d.result.score,
-                             int(d.result.anomaly), d.result.direction, d.result.skipped, now)
-                            for d in run.detections
-                        ],
-                    )  # fmt: skip
+                        [(run.metric, *detection_row(d), now) for d in run.detections],
+                    )
                 if run.states:
                     c.executemany(
                         "INSERT OR REPLACE INTO dtk_alert_state (metric, series, updated_at, "

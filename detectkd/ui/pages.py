@@ -51,11 +51,18 @@ def silences_html(silences: list[Silence], lifecycle_api: bool) -> str:
     now = time.time()
     items = sorted(silences, key=lambda s: s.starts_at, reverse=True)
     shown = [
-        {"id": s.id, "matchers": [f"{m.name}{m.op}{m.value}" for m in s.matchers], "starts": iso(s.starts_at),
-         "ends": iso(s.ends_at), "comment": s.comment, "by": s.created_by, "active": s.active(now),
-         "over": not s.current(now)}
+        {
+            "id": s.id,
+            "matchers": [f"{m.name}{m.op}{m.value}" for m in s.matchers],
+            "starts": iso(s.starts_at),
+            "ends": iso(s.ends_at),
+            "comment": s.comment,
+            "by": s.created_by,
+            "active": s.active(now),
+            "over": not s.current(now),
+        }
         for s in items
-    ]  # fmt: skip
+    ]
     return render("silences.html", silences=shown, writable=writable(lifecycle_api))
 
 
@@ -68,9 +75,16 @@ def outbox_html(pending: Sequence[Mapping[str, Any]], dead: Sequence[Mapping[str
 
 
 def _shown(r: Mapping[str, Any]) -> dict[str, Any]:
-    return {"metric": r["metric"], "series": r["series"], "channel": r["channel"].partition(":")[0],
-            "key": r["key"], "attempts": r["attempts"], "created": r["created_at"],
-            "next": r["next_attempt_at"], "error": r["last_error"] or ""}  # fmt: skip
+    return {
+        "metric": r["metric"],
+        "series": r["series"],
+        "channel": r["channel"].partition(":")[0],
+        "key": r["key"],
+        "attempts": r["attempts"],
+        "created": r["created_at"],
+        "next": r["next_attempt_at"],
+        "error": r["last_error"] or "",
+    }
 
 
 def shadow_view(report: Mapping[str, Any], shown: int = 50) -> dict[str, Any]:

@@ -95,5 +95,9 @@ def merge_api(pages: list[dict[str, Any]]) -> dict[str, Any]:
         sources |= p.get("sources") or {}
         errors += (p.get("config") or {}).get("errors", [])
     total = sum(int(p.get("total", len(p.get("metrics", [])))) for p in pages)
-    return {"metrics": metrics, "total": total, "sources": sources,
-            "config": {"errors": sorted(set(errors)), "successful": not errors}}  # fmt: skip
+    return {
+        "metrics": metrics,
+        "total": total,
+        "sources": sources,
+        "config": {"errors": sorted(set(errors)), "successful": not errors},
+    }

@@ -65,8 +65,9 @@ class Supervisor:
         r = self.registry = CollectorRegistry(auto_describe=True)
         Info("detectk_build", "detectkd version.", registry=r).info({"version": __version__})
         Gauge("detectk_workers", "Worker processes configured (workers: N).", registry=r).set(self.count)
-        self.restarts = Counter("detectk_worker_restarts", "Workers restarted after they died.",
-                                ["worker"], registry=r)  # fmt: skip
+        self.restarts = Counter(
+            "detectk_worker_restarts", "Workers restarted after they died.", ["worker"], registry=r
+        )
 
     # -- workers -------------------------------------------------------------------------
 

@@ -99,12 +99,19 @@ class WorkersUI:
             for state, n in (a.get("counts") or {}).items():
                 counts[state] = counts.get(state, 0) + n
         outbox = _totals(await self._json("/api/v1/outbox"))
-        return html(pages.render(
-            "overview.html", page=page(merged["metrics"], merged["total"], offset, limit), counts=counts,
-            states=pages.STATES, filters={k: filters.get(k, "") for k in ("name", "tag", "state")},
-            reload=merged["config"], running=sum(int(a.get("running", 0)) for a in answers), outbox=outbox,
-            lag=max((float(a.get("scheduler_lag_seconds") or 0) for a in answers), default=0.0),
-        ))  # fmt: skip
+        return html(
+            pages.render(
+                "overview.html",
+                page=page(merged["metrics"], merged["total"], offset, limit),
+                counts=counts,
+                states=pages.STATES,
+                filters={k: filters.get(k, "") for k in ("name", "tag", "state")},
+                reload=merged["config"],
+                running=sum(int(a.get("running", 0)) for a in answers),
+                outbox=outbox,
+                lag=max((float(a.get("scheduler_lag_seconds") or 0) for a in answers), default=0.0),
+            )
+        )
 
     async def alerts(self, _: web.Request) -> web.Response:
         rows = [r for a in await self._json("/api/v1/alerts") for r in a["alerts"]]
@@ -134,8 +141,9 @@ class WorkersUI:
         except (ValueError, AttributeError, TypeError):
             return web.json_response({"error": "bad silence: the body must be a JSON object"}, status=400)
         data = json.dumps(body).encode()
-        answers = await asyncio.gather(*(self._send(w, "POST", "/api/v1/silences", request, data)
-                                         for w in self.pool.workers))  # fmt: skip
+        answers = await asyncio.gather(
+            *(self._send(w, "POST", "/api/v1/silences", request, data) for w in self.pool.workers)
+        )
         return next((a for a in answers if a.status != 201), answers[0])
 
     async def expire_silence(self, request: web.Request) -> web.Response:

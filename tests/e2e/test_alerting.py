@@ -78,8 +78,11 @@ def cli(daemon: DaemonProcess, *args: str) -> str:
 
     out = subprocess.run(
         [sys.executable, "-m", "detectkd", "silence", *args, "--config", str(daemon.root / "detectkd.yaml")],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return out.stdout
 
 

@@ -73,8 +73,13 @@ async def test_firing_resends_and_a_daemon_killed_for_good_is_resolved_by_alertm
     await daemon.start()
     fired = await wait_notified(receiver, "orders", "firing", 40)
     (alert,) = alerts_of(fired, "orders")
-    assert alert["labels"] == {"alertname": "orders", "metric": "orders", "severity": "warning", "team": "data",
-                               "source": alert["labels"]["source"]}  # fmt: skip
+    assert alert["labels"] == {
+        "alertname": "orders",
+        "metric": "orders",
+        "severity": "warning",
+        "team": "data",
+        "source": alert["labels"]["source"],
+    }
     assert alert["labels"]["source"].startswith("sqlite:")
     # Re-sent while active: Alertmanager keeps one alert, its endsAt moving forward.
     first_end = (await daemon.until(lambda: _am_alert(alertmanager, "orders"), what="alert in AM"))["endsAt"]

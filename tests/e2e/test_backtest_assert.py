@@ -21,8 +21,13 @@ MISSES = "type: threshold\nparams: {threshold: 1000}"  # the edit: the 950 incid
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "detectkd", *args], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "DETECTK_CONFIG": "", **env})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "detectkd", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DETECTK_CONFIG": "", **env},
+    )
 
 
 def metric(path: Path, name: str, src: Path, detector: str = DAY_MAD) -> None:

@@ -136,9 +136,16 @@ def test_the_backtest_report_draws_the_calendar_events(tmp_path: Path) -> None:
     report = tmp_path / "report.html"
     env = {"DETECTK_DATA_DIR": str(tmp_path / "data"), "DETECTK_METRICS_DIR": str(tmp_path / "m")}
     out = cli(
-        "backtest", "shop", "--from", "2025-11-20T00:00:00Z", "--to", "2025-11-29T00:00:00Z", "--report", str(report),
+        "backtest",
+        "shop",
+        "--from",
+        "2025-11-20T00:00:00Z",
+        "--to",
+        "2025-11-29T00:00:00Z",
+        "--report",
+        str(report),
         env=env,
-    )  # fmt: skip
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "</script><script>" not in report.read_text()
     driver = chromium()

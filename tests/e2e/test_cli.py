@@ -127,7 +127,9 @@ def write_load_metric(tmp_path: Path, receiver_url: str) -> Path:
             for host in ("a", "b"):
                 base = 50 + 10 * math.sin(i / 24 * 2 * math.pi) + (i * 7 % 5)
                 w.writerow([t, host, 400.0 if (host == "b" and t in (spike, spike + 3600)) else base])
-    return write(tmp_path / "load.yaml", f"""\
+    return write(
+        tmp_path / "load.yaml",
+        f"""\
 name: load
 schedule: {{interval: 1h, timezone: Europe/Berlin, batch_load_days: 3}}
 collector:
@@ -141,7 +143,8 @@ alerter:
   type: webhook
   params: {{url: "{receiver_url}"}}
   conditions: {{consecutive_anomalies: 2}}
-""")  # fmt: skip
+""",
+    )
 
 
 def test_backtest_replays_a_csv_through_the_alert_rules_and_sends_nothing(
@@ -151,9 +154,15 @@ def test_backtest_replays_a_csv_through_the_alert_rules_and_sends_nothing(
 
     write_load_metric(tmp_path, receiver.url)
     out = cli(
-        "backtest", str(tmp_path / "load.yaml"), "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-13T12:00:00Z",
-        "--output", str(tmp_path / "detections.csv"),
-    )  # fmt: skip
+        "backtest",
+        str(tmp_path / "load.yaml"),
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--to",
+        "2026-01-13T12:00:00Z",
+        "--output",
+        str(tmp_path / "detections.csv"),
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "600 points in 2 series" in out.stdout and "1 alerts would have fired" in out.stdout
     assert "host=a: 300 points, 0 anomalous, 0 alerts" in out.stdout
@@ -163,9 +172,18 @@ def test_backtest_replays_a_csv_through_the_alert_rules_and_sends_nothing(
     with (tmp_path / "detections.csv").open() as fh:
         rows = list(csvlib.DictReader(fh))
     assert len(rows) == 600 and set(rows[0]) == {
-        "timestamp", "series", "detector", "value", "expected", "lower", "upper", "score", "anomaly",
-        "state", "notified",
-    }  # fmt: skip
+        "timestamp",
+        "series",
+        "detector",
+        "value",
+        "expected",
+        "lower",
+        "upper",
+        "score",
+        "anomaly",
+        "state",
+        "notified",
+    }
     # `notified` marks the FIRING period; `state` the alert state after each period.
     assert [(r["series"], r["timestamp"][:16]) for r in rows if r["notified"] == "1"] == [
         ("host=b", "2026-01-09T10:00"),
@@ -176,8 +194,9 @@ def test_backtest_replays_a_csv_through_the_alert_rules_and_sends_nothing(
     assert by_time[("host=b", "2026-01-09T11:00")] == "ok"
     flagged = [r for r in rows if r["anomaly"] == "1"]
     assert [(r["series"], r["timestamp"][:16]) for r in flagged] == [
-        ("host=b", "2026-01-09T09:00"), ("host=b", "2026-01-09T10:00"),
-    ]  # fmt: skip
+        ("host=b", "2026-01-09T09:00"),
+        ("host=b", "2026-01-09T10:00"),
+    ]
     assert receiver.received == []  # a backtest never notifies
     bad = cli("backtest", str(tmp_path / "load.yaml"), "--from", "yesterday-ish")
     assert bad.returncode == 2 and "neither a time" in bad.stderr
@@ -192,9 +211,15 @@ def test_backtest_html_report_is_self_contained_and_renders_in_chromium(tmp_path
     write_load_metric(tmp_path, "http://127.0.0.1:9/unused")
     report = tmp_path / "report.html"
     out = cli(
-        "backtest", str(tmp_path / "load.yaml"), "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-13T12:00:00Z",
-        "--report", str(report),
-    )  # fmt: skip
+        "backtest",
+        str(tmp_path / "load.yaml"),
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--to",
+        "2026-01-13T12:00:00Z",
+        "--report",
+        str(report),
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"report: {report}" in out.stdout
     page = report.read_text()

@@ -99,28 +99,44 @@ async def test_three_databases_alert_once_and_survive_a_clickhouse_outage(
 
     where = "WHERE period_time >= {s} AND period_time < {f}"
     d = daemon.root / "metrics.d"
-    write(d / "m_pg.yaml", metric(
-        "m_pg",
-        "  type: postgres\n  params:\n    host: 127.0.0.1\n    user: postgres\n"
-        f"    database: {databases['pg_src']}\n"
-        "    query: \"SELECT period_time, value FROM src "
-        + where.format(s="'{{ period_start }}'::timestamp AT TIME ZONE 'UTC'", f="'{{ period_finish }}'::timestamp AT TIME ZONE 'UTC'")
-        + "\"",
-        f"storage:\n  type: clickhouse\n  params: {{host: 127.0.0.1, port: {ch.http_port}, database: dtk_store}}",
-    ))  # fmt: skip
-    write(d / "m_my.yaml", metric(
-        "m_my",
-        "  type: sql\n  params:\n"
-        f"    connection_string: mysql://root@127.0.0.1:3306/{databases['mysql']}\n"
-        "    query: \"SELECT period_time, value FROM src " + where.format(s="'{{ period_start }}'", f="'{{ period_finish }}'") + "\"",
-        f"storage:\n  type: sql\n  params: {{connection_string: 'postgresql://postgres@127.0.0.1:5432/{databases['pg_store']}'}}",
-    ))  # fmt: skip
-    write(d / "m_ch.yaml", metric(
-        "m_ch",
-        f"  type: clickhouse\n  params:\n    host: 127.0.0.1\n    port: {ch.http_port}\n    database: {databases['ch']}\n"
-        "    query: \"SELECT period_time, value FROM src " + where.format(s="'{{ period_start }}'", f="'{{ period_finish }}'") + "\"",
-        "",
-    ))  # fmt: skip
+    write(
+        d / "m_pg.yaml",
+        metric(
+            "m_pg",
+            "  type: postgres\n  params:\n    host: 127.0.0.1\n    user: postgres\n"
+            f"    database: {databases['pg_src']}\n"
+            '    query: "SELECT period_time, value FROM src '
+            + where.format(
+                s="'{{ period_start }}'::timestamp AT TIME ZONE 'UTC'",
+                f="'{{ period_finish }}'::timestamp AT TIME ZONE 'UTC'",
+            )
+            + '"',
+            f"storage:\n  type: clickhouse\n  params: {{host: 127.0.0.1, port: {ch.http_port}, database: dtk_store}}",
+        ),
+    )
+    write(
+        d / "m_my.yaml",
+        metric(
+            "m_my",
+            "  type: sql\n  params:\n"
+            f"    connection_string: mysql://root@127.0.0.1:3306/{databases['mysql']}\n"
+            '    query: "SELECT period_time, value FROM src '
+            + where.format(s="'{{ period_start }}'", f="'{{ period_finish }}'")
+            + '"',
+            f"storage:\n  type: sql\n  params: {{connection_string: 'postgresql://postgres@127.0.0.1:5432/{databases['pg_store']}'}}",
+        ),
+    )
+    write(
+        d / "m_ch.yaml",
+        metric(
+            "m_ch",
+            f"  type: clickhouse\n  params:\n    host: 127.0.0.1\n    port: {ch.http_port}\n    database: {databases['ch']}\n"
+            '    query: "SELECT period_time, value FROM src '
+            + where.format(s="'{{ period_start }}'", f="'{{ period_finish }}'")
+            + '"',
+            "",
+        ),
+    )
     await daemon.start(env={"HOOK": receiver.url})
     # One spike per source just ahead of the running daemon, so it judges them live however
     # long it took to start (points it catches up on are history: they never notify).
@@ -186,13 +202,19 @@ async def test_three_databases_alert_once_and_survive_a_clickhouse_outage(
 
     # Catch-up filled the outage: every period from the first to the watermark, once.
     pg_store = await asyncpg.connect(host="127.0.0.1", user="postgres", database=databases["pg_store"])
-    my_points = [r["p"] for r in await pg_store.fetch(
-        "SELECT extract(epoch FROM period)::bigint AS p FROM dtk_datapoints WHERE metric = 'm_my' ORDER BY period"
-    )]  # fmt: skip
+    my_points = [
+        r["p"]
+        for r in await pg_store.fetch(
+            "SELECT extract(epoch FROM period)::bigint AS p FROM dtk_datapoints WHERE metric = 'm_my' ORDER BY period"
+        )
+    ]
     await pg_store.close()
-    ch_points = [int(x) for x in ch.query(
-        "SELECT toUInt32(period) FROM dtk_store.dtk_datapoints FINAL WHERE metric = 'm_pg' ORDER BY period"
-    ).split()]  # fmt: skip
+    ch_points = [
+        int(x)
+        for x in ch.query(
+            "SELECT toUInt32(period) FROM dtk_store.dtk_datapoints FINAL WHERE metric = 'm_pg' ORDER BY period"
+        ).split()
+    ]
     lite = sqlite3.connect(daemon.root / "data" / "detectkd.db")
     lite_points = [
         r[0] for r in lite.execute("SELECT period FROM dtk_datapoints WHERE metric = 'm_ch' ORDER BY period")

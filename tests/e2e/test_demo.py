@@ -80,8 +80,13 @@ async def test_killing_scripts_demo_by_its_pid_stops_what_it_started(tmp_path: P
     import socket
 
     port = free_port()
-    env = {**os.environ, "DETECTK_DATA_DIR": str(tmp_path / "data"), "DETECTK_LISTEN": f"127.0.0.1:{port}",
-           "DETECTK_DEMO_DB": str(tmp_path / "demo" / "shop.db"), "DETECTK_LOG_FORMAT": "json"}  # fmt: skip
+    env = {
+        **os.environ,
+        "DETECTK_DATA_DIR": str(tmp_path / "data"),
+        "DETECTK_LISTEN": f"127.0.0.1:{port}",
+        "DETECTK_DEMO_DB": str(tmp_path / "demo" / "shop.db"),
+        "DETECTK_LOG_FORMAT": "json",
+    }
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(

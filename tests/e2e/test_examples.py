@@ -44,8 +44,12 @@ def setup(tmp_path: Path, names: list[str]) -> Path:
 
 def check(tmp_path: Path, metric: str, at: int, env: dict[str, str]) -> str:
     at_text = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(at))
-    env = {"DETECTK_DATA_DIR": str(tmp_path / "data"), "DETECTK_METRICS_DIR": str(tmp_path / "metrics.d"),
-           "DETECTK_PROFILES_FILE": str(tmp_path / "profiles.yaml"), **env}  # fmt: skip
+    env = {
+        "DETECTK_DATA_DIR": str(tmp_path / "data"),
+        "DETECTK_METRICS_DIR": str(tmp_path / "metrics.d"),
+        "DETECTK_PROFILES_FILE": str(tmp_path / "profiles.yaml"),
+        **env,
+    }
     out = cli("check", metric, "--at", at_text, "--no-alert", env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout

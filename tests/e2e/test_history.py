@@ -69,8 +69,12 @@ def test_load_history_in_batches_resumes_and_export_writes_points_and_detections
 
     # Feedback, as the UI stores it: the spike was a false alarm; an incident went unflagged.
     quiet = spike + 10 * STEP
-    asyncio.run(label(tmp_path / "data" / "detectkd.db", [(spike, spike, "false_alarm"),
-                                                          (quiet, quiet + 2 * STEP, "incident")]))  # fmt: skip
+    asyncio.run(
+        label(
+            tmp_path / "data" / "detectkd.db",
+            [(spike, spike, "false_alarm"), (quiet, quiet + 2 * STEP, "incident")],
+        )
+    )
 
     out = cli("export", "orders", "--from", iso(start), "--to", iso(start + 3 * 86400), env=env)
     assert out.returncode == 0, out.stderr
@@ -112,8 +116,12 @@ def test_backtest_says_how_a_config_meets_the_feedback(tmp_path: Path, receiver:
     env, start, spike = setup(tmp_path, receiver)
     assert cli("load-history", "orders", "--from", iso(start), env=env).returncode == 0
     quiet = spike + 10 * STEP
-    asyncio.run(label(tmp_path / "data" / "detectkd.db", [(spike, spike, "false_alarm"),
-                                                          (quiet, quiet + 2 * STEP, "incident")]))  # fmt: skip
+    asyncio.run(
+        label(
+            tmp_path / "data" / "detectkd.db",
+            [(spike, spike, "false_alarm"), (quiet, quiet + 2 * STEP, "incident")],
+        )
+    )
     same = cli("backtest", "orders", "--from", iso(start), env=env)
     assert same.returncode == 0, same.stdout + same.stderr
     assert "feedback: 2 labels (1 real incidents, 1 false alarms)" in same.stdout

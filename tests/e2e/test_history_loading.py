@@ -31,7 +31,9 @@ def metrics(d: DaemonProcess, src: Source, receiver: Receiver) -> None:
         alerter=webhook(receiver.url),
     )
     write(d.root / "metrics.d" / "orders.yaml", orders)
-    write(d.root / "metrics.d" / "fast.yaml", f"""\
+    write(
+        d.root / "metrics.d" / "fast.yaml",
+        f"""\
 name: fast
 schedule: {{interval: 1s, delay: 0s}}
 collector:
@@ -39,7 +41,8 @@ collector:
   params:
     database: {src.path}
     query: SELECT '{{{{ period_start }}}}' AS period_time, 1.0 AS value
-""")  # fmt: skip
+""",
+    )
 
 
 async def test_history_loads_beside_live_runs_and_resumes_after_kill_9_without_a_gap(
@@ -81,9 +84,10 @@ async def test_history_loads_beside_live_runs_and_resumes_after_kill_9_without_a
     await daemon.start(env)
     await daemon.until(lambda: _done(daemon), timeout=90, what="history loaded after the restart")
     with sqlite3.connect(store) as conn:
-        periods = [r[0] for r in conn.execute(
-            "SELECT period FROM dtk_datapoints WHERE metric = 'orders' ORDER BY period"
-        )]  # fmt: skip
+        periods = [
+            r[0]
+            for r in conn.execute("SELECT period FROM dtk_datapoints WHERE metric = 'orders' ORDER BY period")
+        ]
         jobs = conn.execute("SELECT count(*) FROM dtk_history").fetchone()[0]
         watermark = conn.execute("SELECT period FROM dtk_watermarks WHERE metric = 'orders'").fetchone()[0]
         spike = conn.execute(

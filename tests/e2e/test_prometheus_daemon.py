@@ -117,12 +117,28 @@ def test_the_shipped_example_checks_against_prometheus(tmp_path: Path) -> None:
     prom = start_server("\n".join([*lines, "# EOF", ""]))
     try:
         at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(base + 2 * hour))
-        env = {"PROMETHEUS_URL": prom.url, "DETECTK_DATA_DIR": str(tmp_path / "data"),
-               "DETECTK_METRICS_DIR": str(EXAMPLES), "DETECTK_PROFILES_FILE": str(EXAMPLES / "profiles.yaml")}  # fmt: skip
+        env = {
+            "PROMETHEUS_URL": prom.url,
+            "DETECTK_DATA_DIR": str(tmp_path / "data"),
+            "DETECTK_METRICS_DIR": str(EXAMPLES),
+            "DETECTK_PROFILES_FILE": str(EXAMPLES / "profiles.yaml"),
+        }
         out = subprocess.run(
-            [sys.executable, "-m", "detectkd", "check", "example_prometheus_orders", "--at", at, "--no-alert"],
-            capture_output=True, text=True, timeout=60, env={**os.environ, "DETECTK_CONFIG": "", **env},
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "detectkd",
+                "check",
+                "example_prometheus_orders",
+                "--at",
+                at,
+                "--no-alert",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "DETECTK_CONFIG": "", **env},
+        )
         assert out.returncode == 0, out.stdout + out.stderr
         # The period 02:00-02:10 is increase(...[10m]) at 02:10: 30 and 70 orders.
         assert "series=region=eu  value=30" in out.stdout, out.stdout

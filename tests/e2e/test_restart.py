@@ -53,8 +53,11 @@ async def test_sigterm_keeps_memory_for_the_next_start_of_an_unchanged_metric(
     taken = event(daemon, "restart snapshot taken")
     assert [(e["metrics"], e["offered"]) for e in taken] == [(1, 2)]
     before = {m["name"]: m["runs"] for m in (await daemon.api())["metrics"]}
-    await daemon.until(lambda: runs(daemon, ("kept", "changed"), max(before.values()) + 2), timeout=30,
-                       what="runs after the restart")  # fmt: skip
+    await daemon.until(
+        lambda: runs(daemon, ("kept", "changed"), max(before.values()) + 2),
+        timeout=30,
+        what="runs after the restart",
+    )
     api = {m["name"]: m for m in (await daemon.api())["metrics"]}
     assert all(api[n]["state"] in ("ok", "OK") and not api[n].get("last_error") for n in api), api
     assert await daemon.stop(signal.SIGTERM) == 0

@@ -23,7 +23,9 @@ async def test_secrets_from_env_and_profiles_never_appear_in_logs_or_api(daemon:
         daemon.root / "detectkd.yaml",
         daemon.root.joinpath("detectkd.yaml").read_text() + "log_level: debug\n",
     )
-    write(daemon.root / "profiles.yaml", """\
+    write(
+        daemon.root / "profiles.yaml",
+        """\
 profiles:
   pg_secret:
     type: postgres
@@ -35,22 +37,28 @@ profiles:
   hook:
     type: webhook
     url: "http://127.0.0.1:9/hooks/${DTK_HOOK_TOKEN}"
-""")  # fmt: skip
+""",
+    )
     src = Source(daemon.root / "src.db")
     now = int(time.time())
     fill(src, "spiky", now - 300, now + 300, 2, {t: 900.0 for t in range(now - now % 2, now + 300, 2)})
     metrics = daemon.root / "metrics.d"
     # A profile with a password, and a query that fails on the real server.
-    write(metrics / "pg.yaml", """\
+    write(
+        metrics / "pg.yaml",
+        """\
 name: pg_missing_table
 schedule: {interval: 2s}
 collector:
   profile: pg_secret
   params: {query: "SELECT now() AS period_time, count(*) AS value FROM no_such_table_dtk"}
 detector: {type: threshold, params: {operator: greater_than, threshold: 1}}
-""")  # fmt: skip
+""",
+    )
     # Credentials inside a connection string, to a port nobody listens on.
-    write(metrics / "url.yaml", """\
+    write(
+        metrics / "url.yaml",
+        """\
 name: url_refused
 schedule: {interval: 2s}
 collector:
@@ -59,9 +67,12 @@ collector:
     connection_string: "postgresql://postgres:${DTK_PG_PASSWORD}@127.0.0.1:1/postgres"
     query: "SELECT 1 AS value"
 detector: {type: threshold, params: {operator: greater_than, threshold: 1}}
-""")  # fmt: skip
+""",
+    )
     # Alerts to a dead webhook whose URL carries a token, and one with basic auth in the URL.
-    write(metrics / "spiky.yaml", f"""\
+    write(
+        metrics / "spiky.yaml",
+        f"""\
 name: spiky
 schedule: {{interval: 2s, delay: 0s}}
 collector:
@@ -78,9 +89,12 @@ alerters:
     params:
       url: "http://127.0.0.1:9/hooks/${{DTK_PATH_TOKEN}}/send"
       headers: {{X-Api-Key: "${{DTK_API_KEY}}", Cookie: "session=${{DTK_COOKIE}}"}}
-""")  # fmt: skip
+""",
+    )
     # An HTTP source whose URL carries a token in its path, to a port nobody listens on.
-    write(metrics / "api.yaml", """\
+    write(
+        metrics / "api.yaml",
+        """\
 name: http_token
 schedule: {interval: 2s}
 collector:
@@ -89,10 +103,17 @@ collector:
     url: "http://127.0.0.1:1/v1/${DTK_HTTP_TOKEN}/series?key=${DTK_HTTP_TOKEN}"
     headers: {X-Api-Key: "${DTK_API_KEY}"}
 detector: {type: threshold, params: {operator: greater_than, threshold: 1}}
-""")  # fmt: skip
-    env = {"DTK_PG_PASSWORD": PG_PASSWORD, "DTK_HOOK_TOKEN": HOOK_TOKEN, "DTK_BASIC_PASSWORD": BASIC_PASSWORD,
-           "DTK_PATH_TOKEN": PATH_TOKEN, "DTK_API_KEY": API_KEY, "DTK_COOKIE": COOKIE,
-           "DTK_HTTP_TOKEN": HTTP_TOKEN}  # fmt: skip
+""",
+    )
+    env = {
+        "DTK_PG_PASSWORD": PG_PASSWORD,
+        "DTK_HOOK_TOKEN": HOOK_TOKEN,
+        "DTK_BASIC_PASSWORD": BASIC_PASSWORD,
+        "DTK_PATH_TOKEN": PATH_TOKEN,
+        "DTK_API_KEY": API_KEY,
+        "DTK_COOKIE": COOKIE,
+        "DTK_HTTP_TOKEN": HTTP_TOKEN,
+    }
     await daemon.start(env=env)
 
     async def failed_everywhere() -> bool:
@@ -115,8 +136,18 @@ detector: {type: threshold, params: {operator: greater_than, threshold: 1}}
     assert pg is not None and "no_such_table_dtk" in pg["last_error"]  # the error itself is shown
     api = await daemon.metric("http_token")
     assert api is not None and api["source"] == "http:127.0.0.1:1"  # host:port: one source per server
-    paths = ("/api/v1/metrics", "/api/v1/outbox", "/api/v1", "/metrics", "/api/v1/alerts",
-             "/ui/metrics/spiky", "/ui/metrics/http_token", "/ui/alerts", "/ui/outbox", "/")  # fmt: skip
+    paths = (
+        "/api/v1/metrics",
+        "/api/v1/outbox",
+        "/api/v1",
+        "/metrics",
+        "/api/v1/alerts",
+        "/ui/metrics/spiky",
+        "/ui/metrics/http_token",
+        "/ui/alerts",
+        "/ui/outbox",
+        "/",
+    )
     pages = [await daemon.get(p) for p in paths]
     assert {p: status for p, (status, _) in zip(paths, pages, strict=True) if status != 200} == {
         "/api/v1": 404

@@ -79,10 +79,20 @@ def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze comes with Debian's systemd package (installed by scripts/test)"
     unit = (REPO / "systemd" / "detectkd.service").read_text()
-    for key in ("Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "User=detectk",
-                "StateDirectory=detectk", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
-                "PrivateTmp=yes", "CapabilityBoundingSet=\n", "EnvironmentFile=-/etc/detectk/detectkd.env",
-                "WatchdogSec="):  # fmt: skip
+    for key in (
+        "Type=notify",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Restart=on-failure",
+        "User=detectk",
+        "StateDirectory=detectk",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=\n",
+        "EnvironmentFile=-/etc/detectk/detectkd.env",
+        "WatchdogSec=",
+    ):
         assert key in unit, key
     # verify checks that ExecStart exists: point it at this checkout's detectkd.
     exe = REPO / ".venv" / "bin" / "detectkd"

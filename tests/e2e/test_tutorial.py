@@ -52,9 +52,13 @@ def test_the_tutorial_runs_as_written_and_its_incident_reaches_the_webhook(tmp_p
             log = tmp_path / f"step{step}.log"
             with log.open("w") as out:
                 proc = subprocess.Popen(
-                    ["bash", "-c", script], cwd=tmp_path, env=env, start_new_session=True,
-                    stdout=out, stderr=subprocess.STDOUT,
-                )  # fmt: skip
+                    ["bash", "-c", script],
+                    cwd=tmp_path,
+                    env=env,
+                    start_new_session=True,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
             groups.append(proc.pid)  # jobs it starts with `&` keep running in its group
             assert proc.wait(240) == 0, f"{body}\n---\n{log.read_text()}"
         alerts = tmp_path / "tutorial" / "alerts.jsonl"

@@ -340,8 +340,23 @@ async def test_an_explanation_from_the_store_is_shown_as_text_whatever_it_holds(
         "rarity": "<script>window.pwned=2</script>",
         "precedent": "&lt;b&gt;bold&lt;/b&gt;",
     }
-    forged = Alert("orders", "", {}, "firing", spike, spike, 900.0, 100.0, None, None, 0.9, "up", "mad", STEP,
-                   extra=hostile)  # fmt: skip
+    forged = Alert(
+        "orders",
+        "",
+        {},
+        "firing",
+        spike,
+        spike,
+        900.0,
+        100.0,
+        None,
+        None,
+        0.9,
+        "up",
+        "mad",
+        STEP,
+        extra=hostile,
+    )
     store = SqliteStore(daemon.root / "data" / "detectkd.db")
     await store.open()
     row = NewOutboxItem(forged.key, "orders", "", "forged", forged.to_json())

@@ -139,8 +139,9 @@ async def test_a_workers_supervisor_applies_the_write_rule_and_forwards_only_wha
         async with http.post(daemon.base + "/api/v1/feedback", json=label) as r:
             assert r.status == 201
         spoofed = {**SILENCE, "created_by": "mallory"}
-        async with http.post(daemon.base + "/api/v1/silences", json=spoofed,
-                             headers={"X-Detectkd-User": "mallory"}) as r:  # fmt: skip
+        async with http.post(
+            daemon.base + "/api/v1/silences", json=spoofed, headers={"X-Detectkd-User": "mallory"}
+        ) as r:
             assert r.status == 201
             assert (await r.json())["silence"]["created_by"] == USER
         # `..%2Ffeedback%3F...` must stay one silence id, not become DELETE /api/v1/feedback.

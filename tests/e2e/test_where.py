@@ -78,8 +78,9 @@ async def test_one_regions_drop_is_named_first_in_the_firing(
     ahead = int(time.time()) // STEP * STEP + 3 * STEP  # judged live, however long the start took
     await pg.execute(
         "DELETE FROM orders WHERE region = 'eu' AND ts >= to_timestamp($1) AND ts < to_timestamp($2)",
-        ahead, ahead + STEP,
-    )  # fmt: skip
+        ahead,
+        ahead + STEP,
+    )
     await pg.close()
     try:
         body = await receiver.wait_for(
@@ -146,8 +147,9 @@ async def test_a_multi_series_metric_is_explained_by_its_own_series(
     ahead = int(time.time()) // STEP * STEP + 3 * STEP
     await pg.execute(
         "DELETE FROM orders WHERE region = 'eu' AND ts >= to_timestamp($1) + interval '3 ms' AND ts < to_timestamp($2)",
-        ahead, ahead + STEP,
-    )  # fmt: skip
+        ahead,
+        ahead + STEP,
+    )
     await pg.close()
     body = await receiver.wait_for(
         lambda b: b["series"] == "region=eu" and b["status"] == "firing", timeout=60

@@ -39,7 +39,9 @@ def source(db: Path) -> None:
 
 
 def metric(tmp_path: Path, calendars: str) -> None:
-    write(tmp_path / "metrics.d" / "orders.yaml", f"""\
+    write(
+        tmp_path / "metrics.d" / "orders.yaml",
+        f"""\
 name: orders
 schedule: {{interval: 1h, warmup: 125d}}  # auto reads about 120 days of hourly points
 collector:
@@ -51,7 +53,8 @@ collector:
       WHERE period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
 alerter:
   type: log
-{calendars}""")  # fmt: skip
+{calendars}""",
+    )
 
 
 def holiday(day: date) -> tuple[str, str]:
@@ -96,11 +99,14 @@ async def test_the_series_endpoint_gives_the_events_in_range_as_data(tmp_path: P
     (JSON data; the page sets them as text), holidays expanded only for the range asked."""
     events = f"- {{name: '{HOSTILE}', start: 2026-11-27, end: 2026-11-29, mode: exclude}}\n"
     write(tmp_path / "events.yaml", events)
-    write(tmp_path / "metrics.d" / "m.yaml", (
-        "name: m\nschedule: {interval: 1h, timezone: America/New_York}\n"
-        "collector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n"
-        "calendars:\n  - {holidays: US, like: sunday}\n  - {file: ../events.yaml}\n"
-    ))  # fmt: skip
+    write(
+        tmp_path / "metrics.d" / "m.yaml",
+        (
+            "name: m\nschedule: {interval: 1h, timezone: America/New_York}\n"
+            "collector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n"
+            "calendars:\n  - {holidays: US, like: sunday}\n  - {file: ../events.yaml}\n"
+        ),
+    )
     since = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp())
     async with running(tmp_path) as d, served(d) as (http, base):
         async with http.get(f"{base}/api/v1/metrics/m/series?since={since}&until={since + 14 * 86400}") as r:
@@ -114,7 +120,13 @@ async def test_the_series_endpoint_gives_the_events_in_range_as_data(tmp_path: P
     thanksgiving = int(datetime(2026, 11, 26, tzinfo=ny).timestamp())
     campaign = int(datetime(2026, 11, 27, tzinfo=ny).timestamp())
     assert got == [
-        {"name": "Thanksgiving Day", "start": thanksgiving, "end": thanksgiving + 86400, "mode": "like", "like": "sunday"},
+        {
+            "name": "Thanksgiving Day",
+            "start": thanksgiving,
+            "end": thanksgiving + 86400,
+            "mode": "like",
+            "like": "sunday",
+        },
         {"name": HOSTILE, "start": campaign, "end": campaign + 3 * 86400, "mode": "exclude", "like": None},
-    ]  # fmt: skip
+    ]
     assert 0 < len(many) <= 500

@@ -29,10 +29,21 @@ LONG_SERIES = "path=" + "/x&y<z>*_" * 1200  # 10.8 KB, with characters every cha
 
 def long_alert(series: str = LONG_SERIES) -> Alert:
     return Alert(
-        metric="orders", series=series, labels={"path": series[5:]}, status="firing", period=1200,
-        started_at=600, value=250.0, expected=100.0, lower=80.0, upper=120.0, score=0.93,
-        direction="up", detector="mad", interval_seconds=600,
-    )  # fmt: skip
+        metric="orders",
+        series=series,
+        labels={"path": series[5:]},
+        status="firing",
+        period=1200,
+        started_at=600,
+        value=250.0,
+        expected=100.0,
+        lower=80.0,
+        upper=120.0,
+        score=0.93,
+        direction="up",
+        detector="mad",
+        interval_seconds=600,
+    )
 
 
 class _TelegramHTML(HTMLParser):
@@ -123,10 +134,13 @@ async def test_long_messages_are_cut_to_each_service_limit_and_delivered(
         assert await store.outbox_pending() == []  # all four delivered, none dead
         assert len(accepted) == 4
         texts = [
-            b["blocks"][0]["text"]["text"] if "blocks" in b else b["attachments"][0]["text"] if "attachments" in b
+            b["blocks"][0]["text"]["text"]
+            if "blocks" in b
+            else b["attachments"][0]["text"]
+            if "attachments" in b
             else b["text"]
             for b in accepted
-        ]  # fmt: skip
+        ]
         assert all("[truncated: " in t for t in texts), [t[-80:] for t in texts]
         slack, mm, tg, tg_bold = texts
         assert slack.startswith("[FIRING] orders {path=/x&amp;y&lt;z&gt;*_")

@@ -57,8 +57,11 @@ async def test_grouped_query_many_periods_and_series(
         await c.collect(W), PointSpec("period_time", "value", (), ("country",)), W, Grid(W.interval)
     )
     assert [(p.series, p.period - T0, p.value) for p in conv.points] == [
-        ("country=DE", 0, 5.0), ("country=FR", 0, 5.0), ("country=DE", 600, 5.0), ("country=FR", 600, 5.0),
-    ]  # fmt: skip
+        ("country=DE", 0, 5.0),
+        ("country=FR", 0, 5.0),
+        ("country=DE", 600, 5.0),
+        ("country=FR", 600, 5.0),
+    ]
 
 
 async def test_types_decimal_uint64_nullable_nan_date(
@@ -112,9 +115,13 @@ async def test_errors_are_one_line_and_name_the_server(
         await bad.collect(W)
     assert "\n" not in str(info.value) and "Stack trace" not in str(info.value)
     auth = COLLECTORS["clickhouse"].build(
-        Params(host="127.0.0.1", port=clickhouse.http_port, user="nobody", password="s3cr3t-pw", query="SELECT 1"),
-        resources, "p", "v",
-    )  # fmt: skip
+        Params(
+            host="127.0.0.1", port=clickhouse.http_port, user="nobody", password="s3cr3t-pw", query="SELECT 1"
+        ),
+        resources,
+        "p",
+        "v",
+    )
     with pytest.raises(CollectError) as info:
         await auth.collect(W)
     assert "s3cr3t-pw" not in str(info.value)

@@ -23,7 +23,9 @@ NOW_QUERY = "SELECT value FROM src ORDER BY period_time DESC LIMIT 1"
 
 
 def metric(tmp_path: Path, window: str, query: str = PERIOD_QUERY) -> None:
-    write(tmp_path / "metrics.d" / "orders.yaml", f"""\
+    write(
+        tmp_path / "metrics.d" / "orders.yaml",
+        f"""\
 name: orders
 schedule: {{interval: 1h}}
 collector:
@@ -37,7 +39,8 @@ detector:
   params: {{window_size: {window}, n_sigma: 5, min_samples: 10}}
 alerter:
   type: log
-""")  # fmt: skip
+""",
+    )
 
 
 def source(tmp_path: Path, spike_at: int) -> None:

@@ -68,34 +68,46 @@ async def source(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if kind == "sqlite":
         db = str(tmp_path / "src.db")
         sqlite3.connect(db).close()
-        yield Source(kind, {"database": db, "query": "SELECT 1 AS value"},
-                     {"database": db, "query": SLOW_SQLITE},
-                     None)  # fmt: skip
+        yield Source(
+            kind, {"database": db, "query": "SELECT 1 AS value"}, {"database": db, "query": SLOW_SQLITE}, None
+        )
     elif kind in ("postgres", "sql"):
         base = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "postgres"}
         if kind == "sql":
             url = "postgresql://postgres@127.0.0.1:5432/postgres"
-            yield Source(kind, {"connection_string": url, "query": "SELECT 1 AS value"},
-                         {"connection_string": url, "query": "SELECT pg_sleep(30) AS value"},
-                         {"connection_string": f"postgresql://nobody:{SECRET}@127.0.0.1:5432/x",
-                          "query": "SELECT 1"})  # fmt: skip
+            yield Source(
+                kind,
+                {"connection_string": url, "query": "SELECT 1 AS value"},
+                {"connection_string": url, "query": "SELECT pg_sleep(30) AS value"},
+                {"connection_string": f"postgresql://nobody:{SECRET}@127.0.0.1:5432/x", "query": "SELECT 1"},
+            )
         else:
-            yield Source(kind, {**base, "query": "SELECT 1 AS value"},
-                         {**base, "query": "SELECT pg_sleep(30) AS value"},
-                         {**base, "user": "nobody", "password": SECRET, "query": "SELECT 1"})  # fmt: skip
+            yield Source(
+                kind,
+                {**base, "query": "SELECT 1 AS value"},
+                {**base, "query": "SELECT pg_sleep(30) AS value"},
+                {**base, "user": "nobody", "password": SECRET, "query": "SELECT 1"},
+            )
     elif kind == "mysql":
         base = {"host": "127.0.0.1", "port": 3306, "user": "root", "database": "mysql"}
-        yield Source(kind, {**base, "query": "SELECT 1 AS value"},
-                     {**base, "query": "SELECT SLEEP(30) AS value"},
-                     {**base, "user": "nobody", "password": SECRET, "query": "SELECT 1"})  # fmt: skip
+        yield Source(
+            kind,
+            {**base, "query": "SELECT 1 AS value"},
+            {**base, "query": "SELECT SLEEP(30) AS value"},
+            {**base, "user": "nobody", "password": SECRET, "query": "SELECT 1"},
+        )
     elif kind == "clickhouse":
         server: ClickHouseServer = request.getfixturevalue("clickhouse")
         host, port = server.url.removeprefix("http://").rstrip("/").split(":")
         base = {"host": host, "port": int(port), "database": "default"}
         # sleep() is capped at 3 s per block: several blocks make a long query.
         slow = "SELECT sum(sleepEachRow(0.5)) AS value FROM numbers(60) SETTINGS max_block_size = 1"
-        yield Source(kind, {**base, "query": "SELECT 1 AS value"}, {**base, "query": slow},
-                     {**base, "user": "nobody", "password": SECRET, "query": "SELECT 1"})  # fmt: skip
+        yield Source(
+            kind,
+            {**base, "query": "SELECT 1 AS value"},
+            {**base, "query": slow},
+            {**base, "user": "nobody", "password": SECRET, "query": "SELECT 1"},
+        )
     elif kind == "http":
         release = asyncio.Event()
 
@@ -107,8 +119,12 @@ async def source(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             return web.json_response({"value": 1})
 
         async with http_server(handle, method="GET") as base_url:
-            yield Source(kind, {"url": f"{base_url}/fast"}, {"url": f"{base_url}/slow"},
-                         {"url": f"{base_url}/fast?token={SECRET}"})  # fmt: skip
+            yield Source(
+                kind,
+                {"url": f"{base_url}/fast"},
+                {"url": f"{base_url}/slow"},
+                {"url": f"{base_url}/fast?token={SECRET}"},
+            )
             release.set()
     else:
         path = tmp_path / "data.csv"

@@ -86,8 +86,14 @@ async def api() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
     seen: list[dict[str, Any]] = []
 
     async def handler(request: web.Request) -> web.Response:
-        seen.append({"path": request.path, "query": dict(request.query), "headers": dict(request.headers),
-                     "body": await request.text()})  # fmt: skip
+        seen.append(
+            {
+                "path": request.path,
+                "query": dict(request.query),
+                "headers": dict(request.headers),
+                "body": await request.text(),
+            }
+        )
         kind = request.match_info["kind"]
         if kind == "json":
             return web.json_response({"data": {"value": 42.5}})
@@ -121,8 +127,13 @@ async def test_http_json_with_value_path_and_templated_params(
     api: tuple[str, list[dict[str, Any]]], resources: Resources
 ) -> None:
     base, seen = api
-    c = hc(resources, url=base + "/json", params={"from": "{{ period_start }}"},
-           headers={"X-Token": "t"}, value_path="data.value")  # fmt: skip
+    c = hc(
+        resources,
+        url=base + "/json",
+        params={"from": "{{ period_start }}"},
+        headers={"X-Token": "t"},
+        value_path="data.value",
+    )
     assert await c.collect(W) == [{"value": 42.5}]
     assert seen[0]["query"]["from"] == W.template_vars()["period_start"]
     assert seen[0]["headers"]["X-Token"] == "t"
@@ -144,8 +155,13 @@ async def test_http_csv_text_and_post(api: tuple[str, list[dict[str, Any]]], res
         {"period_time": "2026-01-01 00:00:00", "value": "3"}
     ]
     assert await hc(resources, url=base + "/text", response_format="text").collect(W) == [{"value": "17"}]
-    await hc(resources, url=base + "/text", method="POST", response_format="text",
-             json={"since": "{{ period_start }}"}).collect(W)  # fmt: skip
+    await hc(
+        resources,
+        url=base + "/text",
+        method="POST",
+        response_format="text",
+        json={"since": "{{ period_start }}"},
+    ).collect(W)
     assert W.template_vars()["period_start"] in seen[-1]["body"]
 
 
@@ -189,9 +205,14 @@ async def test_csv_rows_by_window_rereads_a_changed_file_and_names_bad_lines(tmp
     w = Window(start + 600, start + 1800, timedelta(minutes=10), berlin)
     rows = await c.collect(w)
     assert [(r["timestamp"][-8:], r["region"]) for r in rows] == [
-        ("00:10:00", "eu"), ("00:10:00", "us"), ("00:20:00", "eu"), ("00:20:00", "us"),
-    ]  # fmt: skip
-    write(tmp_path / "m" / "exported.yaml", f"""\
+        ("00:10:00", "eu"),
+        ("00:10:00", "us"),
+        ("00:20:00", "eu"),
+        ("00:20:00", "us"),
+    ]
+    write(
+        tmp_path / "m" / "exported.yaml",
+        f"""\
 name: exported
 schedule: {{interval: 10m, timezone: Europe/Berlin}}
 collector:
@@ -199,13 +220,15 @@ collector:
   params: {{path: {path}}}
   series_columns: [region]
 detector: {{type: mad}}
-""")  # fmt: skip
+""",
+    )
     spec = load_metrics([tmp_path / "m"], None, env={}).metrics["exported"]
     assert spec.collector.multi_period is True and spec.collector.points.timestamp_column == "timestamp"
     conv = rows_to_points(rows, spec.collector.points, w, Grid(timedelta(minutes=10), berlin))
     assert sorted((p.series, p.period - start, p.value) for p in conv.points)[:2] == [
-        ("region=eu", 600, 10.0), ("region=eu", 1200, 20.0),
-    ]  # fmt: skip
+        ("region=eu", 600, 10.0),
+        ("region=eu", 1200, 20.0),
+    ]
 
     path.write_text("timestamp,region,value\n1767222600,eu,99\nnot-a-time,eu,1\n")
     os.utime(path, (1, 1))  # a different mtime, whatever the clock's resolution

@@ -231,8 +231,10 @@ async def test_daily_retention_deletes_old_rows_but_never_inside_a_window(tmp_pa
             dets = [StoredDetection("", p, Result("mad", 1.0, False, 0.1, 1.0, 0.0, 2.0)) for p in periods]
             await d.store.commit(RunRecord(name, points=points, detections=dets))
         deleted = await d.retention_pass(now)
-        kept = {n: [p.period for p in (await d.store.read_points(n, None, 0, now + 1)).get("", [])]
-                for n in ("short", "wide")}  # fmt: skip
+        kept = {
+            n: [p.period for p in (await d.store.read_points(n, None, 0, now + 1)).get("", [])]
+            for n in ("short", "wide")
+        }
         # short: its own 10 days for points, 5 days for detections.
         assert kept["short"] == [now - 8 * day, now - 3 * day, now - day]
         det_short = [x.period for x in await d.store.read_detections("short", 0, now + 1)]
@@ -374,8 +376,12 @@ async def test_bad_silences_over_http_are_400_with_a_json_error(tmp_path: Path) 
         base = f"http://127.0.0.1:{runner.addresses[0][1]}"
         try:
             async with aiohttp.ClientSession(headers=basic_auth("ops", "pw")) as http:
-                for body in ({"matchers": ["metric=m"], "duration": "99999999999d"},
-                             {"matchers": ["metric=m"], "ends_at": "1e400"}, {"no": "matchers"}, [1, 2]):  # fmt: skip
+                for body in (
+                    {"matchers": ["metric=m"], "duration": "99999999999d"},
+                    {"matchers": ["metric=m"], "ends_at": "1e400"},
+                    {"no": "matchers"},
+                    [1, 2],
+                ):
                     async with http.post(f"{base}/api/v1/silences", json=body) as resp:
                         assert resp.status == 400, body
                         assert resp.content_type == "application/json" and "error" in await resp.json()
@@ -396,9 +402,11 @@ async def test_the_metrics_api_filters_and_pages(tmp_path: Path) -> None:
 
     for i in range(7):
         tags = "[shop]" if i % 2 else "[ops]"
-        write(tmp_path / "metrics.d" / f"m{i}.yaml",
-              f"name: m{i}\ntags: {tags}\nenabled: {str(i != 6).lower()}\n"
-              "collector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n")  # fmt: skip
+        write(
+            tmp_path / "metrics.d" / f"m{i}.yaml",
+            f"name: m{i}\ntags: {tags}\nenabled: {str(i != 6).lower()}\n"
+            "collector: {type: http, params: {url: 'http://127.0.0.1:9/'}}\n",
+        )
     async with running(tmp_path) as d:
         runner = web.AppRunner(make_app(d))
         await runner.setup()

@@ -31,10 +31,27 @@ class Inbox:
 def cert(tmp_path: Path) -> tuple[Path, Path]:
     key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
-         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return key, crt
 
 
@@ -54,8 +71,22 @@ def smtp(request: pytest.FixtureRequest, cert: tuple[Path, Path]) -> Iterator[tu
 
 
 def alert(series: str = "region=eu") -> Alert:
-    return Alert("orders", series, {"region": "eu"}, "firing", 1200, 600, 250.0, 100.0, 80.0, 120.0, 0.93,
-                 "up", "mad", 600)  # fmt: skip
+    return Alert(
+        "orders",
+        series,
+        {"region": "eu"},
+        "firing",
+        1200,
+        600,
+        250.0,
+        100.0,
+        80.0,
+        120.0,
+        0.93,
+        "up",
+        "mad",
+        600,
+    )
 
 
 @pytest.mark.parametrize("smtp", ["plain"], indirect=True)

@@ -106,8 +106,14 @@ async def test_postgres_source_and_store_stopped_mid_run_lose_nothing(
 ) -> None:
     monkeypatch.setattr(failover, "RETRY_S", 0.0)
     metric = METRIC.replace("{start}", PG_WINDOW["start"]).replace("{finish}", PG_WINDOW["finish"])
-    await scenario(tmp_path, "postgres", 5432, pg_db, metric.replace("{user}", "postgres"),
-                   {"user": "postgres", "database": pg_db})  # fmt: skip
+    await scenario(
+        tmp_path,
+        "postgres",
+        5432,
+        pg_db,
+        metric.replace("{user}", "postgres"),
+        {"user": "postgres", "database": pg_db},
+    )
 
 
 async def test_clickhouse_source_and_store_stopped_mid_run_lose_nothing(
@@ -122,8 +128,14 @@ async def test_clickhouse_source_and_store_stopped_mid_run_lose_nothing(
     )
     metric = METRIC.replace("{start}", CH_WINDOW["start"]).replace("{finish}", CH_WINDOW["finish"])
     try:
-        await scenario(tmp_path, "clickhouse", clickhouse.http_port, db, metric.replace("{user}", "default"),
-                       {"database": f"{db}_store"})  # fmt: skip
+        await scenario(
+            tmp_path,
+            "clickhouse",
+            clickhouse.http_port,
+            db,
+            metric.replace("{user}", "default"),
+            {"database": f"{db}_store"},
+        )
     finally:
         clickhouse.query(f"DROP DATABASE IF EXISTS {db}")
         clickhouse.query(f"DROP DATABASE IF EXISTS {db}_store")

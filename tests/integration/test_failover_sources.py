@@ -114,8 +114,10 @@ async def test_postgres_source_stopped_mid_query_goes_to_the_next_host_and_back(
 
         conn = await asyncpg.connect(host="127.0.0.1", user="postgres", database=pg_db)
         try:
-            n = await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.5)%' "
-                                    "AND pid <> pg_backend_pid()")  # fmt: skip
+            n = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.5)%' "
+                "AND pid <> pg_backend_pid()"
+            )
         finally:
             await conn.close()
         return bool(n)

@@ -40,8 +40,14 @@ async def test_feedback_is_validated_stored_replaced_and_deleted(tmp_path: Path)
             f"{base}/api/v1/feedback", json={"metric": "nope", "period": 1, "label": "incident"}
         ) as r:
             assert r.status == 404
-        body = {"metric": "m", "series": "", "period": "2026-11-30T10:00:00Z", "until": 1796032800 + 600,
-                "label": "incident", "note": "checkout down"}  # fmt: skip
+        body = {
+            "metric": "m",
+            "series": "",
+            "period": "2026-11-30T10:00:00Z",
+            "until": 1796032800 + 600,
+            "label": "incident",
+            "note": "checkout down",
+        }
         async with http.post(f"{base}/api/v1/feedback", json=body) as r:
             assert r.status == 201
             made = (await r.json())["feedback"]
@@ -86,14 +92,17 @@ async def test_feedback_writes_follow_the_lifecycle_api_rule(tmp_path: Path) -> 
 
 
 def http_source(tmp_path: Path, url: str) -> None:
-    write(tmp_path / "metrics.d" / "m.yaml", f"""\
+    write(
+        tmp_path / "metrics.d" / "m.yaml",
+        f"""\
 name: m
 schedule: {{interval: 1m}}
 collector:
   type: http
   params: {{url: '{url}', params: {{from: '{{{{ period_start_ts }}}}', to: '{{{{ period_finish_ts }}}}'}}, timeout: 60s}}
 detector: {{type: mad, params: {{window_size: 1h, n_sigma: 5, min_samples: 10, use_weighted: false}}}}
-""")  # fmt: skip
+""",
+    )
 
 
 async def test_a_backtest_from_the_page_replays_the_source_once_at_a_time(tmp_path: Path) -> None:

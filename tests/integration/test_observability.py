@@ -67,8 +67,14 @@ def test_alert_rules_check_and_unit_tests_pass() -> None:
     tested = run("test", "rules", "detectkd-rules.test.yml", cwd=PROMETHEUS)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     rules = (PROMETHEUS / "detectkd-rules.yml").read_text()
-    for alert in ("DetectkdDown", "DetectkdReloadFailed", "DetectkdChecksFailing", "DetectkdOutboxBackingUp",
-                  "DetectkdSchedulerLag", "DetectkdMetricNoData"):  # fmt: skip
+    for alert in (
+        "DetectkdDown",
+        "DetectkdReloadFailed",
+        "DetectkdChecksFailing",
+        "DetectkdOutboxBackingUp",
+        "DetectkdSchedulerLag",
+        "DetectkdMetricNoData",
+    ):
         assert (
             f"alert: {alert}" in rules
             and f"alertname: {alert}" in (PROMETHEUS / "detectkd-rules.test.yml").read_text()
@@ -105,15 +111,26 @@ def test_grafana_dashboard_model_and_queries(tmp_path: Path) -> None:
             assert name in known, (name, q)
     # Every query parses as PromQL: promtool checks them as recording rules.
     concrete = [q.replace("$__rate_interval", "5m").replace("$instance", ".*") for q in queries]
-    rules = {"groups": [{"name": "dashboard", "rules": [
-        {"record": f"dashboard:query_{i}", "expr": q} for i, q in enumerate(concrete)
-    ]}]}  # fmt: skip
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [{"record": f"dashboard:query_{i}", "expr": q} for i, q in enumerate(concrete)],
+            }
+        ]
+    }
     (tmp_path / "queries.yml").write_text(json.dumps(rules))
     done = run("check", "rules", str(tmp_path / "queries.yml"))
     assert done.returncode == 0, done.stdout + done.stderr
     covered = " ".join(queries)
-    for topic in ("detectk_checks_total", "detectk_scheduler_lag_seconds_bucket", "detectk_alerts_sent_total",
-                  "detectk_outbox_pending", "detectk_metric_up", "detectk_check_duration_seconds_bucket"):  # fmt: skip
+    for topic in (
+        "detectk_checks_total",
+        "detectk_scheduler_lag_seconds_bucket",
+        "detectk_alerts_sent_total",
+        "detectk_outbox_pending",
+        "detectk_metric_up",
+        "detectk_check_duration_seconds_bucket",
+    ):
         assert topic in covered, topic
 
 
@@ -137,9 +154,14 @@ def test_the_series_dashboard_overlays_a_metrics_exported_band(tmp_path: Path) -
     assert used <= known and {name for name, _ in SERIES_FAMILIES} <= used | {"detectk_series_score"}
     assert {"detectk_series_lower", "detectk_series_upper", "detectk_series_firing"} <= used
     concrete = [q.replace("$instance", ".*").replace("$metric", "orders") for q in queries]
-    rules = {"groups": [{"name": "series", "rules": [
-        {"record": f"series:query_{i}", "expr": q} for i, q in enumerate(concrete)
-    ]}]}  # fmt: skip
+    rules = {
+        "groups": [
+            {
+                "name": "series",
+                "rules": [{"record": f"series:query_{i}", "expr": q} for i, q in enumerate(concrete)],
+            }
+        ]
+    }
     (tmp_path / "series.yml").write_text(json.dumps(rules))
     done = run("check", "rules", str(tmp_path / "series.yml"))
     assert done.returncode == 0, done.stdout + done.stderr

@@ -24,10 +24,21 @@ from tests.support.http import Receiver, http_server
 
 def alert(status: str = "firing", series: str = "region=eu", started: int = 600) -> Alert:
     return Alert(
-        metric="orders", series=series, labels={"region": series.split("=")[-1]}, status=status,  # type: ignore[arg-type]
-        period=started + 600, started_at=started, value=250.0, expected=100.0, lower=80.0,
-        upper=120.0, score=0.93, direction="up", detector="mad", interval_seconds=600,
-    )  # fmt: skip
+        metric="orders",
+        series=series,
+        labels={"region": series.split("=")[-1]},
+        status=status,  # type: ignore[arg-type]
+        period=started + 600,
+        started_at=started,
+        value=250.0,
+        expected=100.0,
+        lower=80.0,
+        upper=120.0,
+        score=0.93,
+        direction="up",
+        detector="mad",
+        interval_seconds=600,
+    )
 
 
 @pytest.fixture
@@ -235,8 +246,13 @@ async def test_alertmanager_v2_fan_out_and_retry_until_every_url_accepts(
     assert await store.outbox_pending() == []
     (sent,) = second.received[0]["body"]
     assert second.received[0]["path"] == "/api/v2/alerts"
-    assert sent["labels"] == {"alertname": "orders", "metric": "orders", "severity": "critical", "team": "data",
-                              "host_name": "web-1"}  # fmt: skip
+    assert sent["labels"] == {
+        "alertname": "orders",
+        "metric": "orders",
+        "severity": "critical",
+        "team": "data",
+        "host_name": "web-1",
+    }
     assert sent["annotations"]["value"] == "250" and sent["annotations"]["expected"] == "100"
     assert sent["startsAt"] == "1970-01-01T00:10:00Z"
     # endsAt counts from the post (two missed re-sends and more), not from the period.
@@ -280,8 +296,18 @@ async def test_nodata_notifications_are_their_own_alerts_on_every_channel(
     from detectkd.alerting.channels import alertmanager
 
     store, resources = env
-    base = dataclasses.replace(alert(), value=None, expected=None, lower=None, upper=None, score=None,
-                               direction=None, detector=None, kind="nodata", timezone="Europe/Berlin")  # fmt: skip
+    base = dataclasses.replace(
+        alert(),
+        value=None,
+        expected=None,
+        lower=None,
+        upper=None,
+        score=None,
+        direction=None,
+        detector=None,
+        kind="nodata",
+        timezone="Europe/Berlin",
+    )
     chat_params = ChatParams(webhook_url=receiver.url)
     am_url = receiver.url.rsplit("/", 1)[0]
     channels: dict[str, Channel] = {
@@ -346,8 +372,11 @@ async def test_a_hanging_receiver_delays_only_its_own_rows(
     async with http_server(hang) as base:
         stuck = webhook.build(webhook.Params(url=f"{base}/hook", timeout="60s"), resources)  # type: ignore[arg-type]
         channels = {"stuck:1": stuck, "fine:1": fine}
-        rows = [NewOutboxItem(a.key, a.metric, a.series, ch, a.to_json())
-                for a in (alert("firing"), alert("resolved")) for ch in channels]  # fmt: skip
+        rows = [
+            NewOutboxItem(a.key, a.metric, a.series, ch, a.to_json())
+            for a in (alert("firing"), alert("resolved"))
+            for ch in channels
+        ]
         await store.commit(RunRecord("orders", outbox=rows))
         dispatcher = Dispatcher(store, lambda m, c: channels[c])
         stop = asyncio.Event()
@@ -383,8 +412,9 @@ async def test_shards_on_one_store_each_send_their_own_rows_at_once(
         theirs = next(n for n in names if one.owns(n))
         row = alert()
         row = Alert(**{**row.__dict__, "metric": theirs})
-        await store.commit(RunRecord(theirs, outbox=[NewOutboxItem(row.key, theirs, row.series, "webhook:0",
-                                                                   row.to_json())]))  # fmt: skip
+        await store.commit(
+            RunRecord(theirs, outbox=[NewOutboxItem(row.key, theirs, row.series, "webhook:0", row.to_json())])
+        )
         channel = webhook.build(webhook.Params(url=receiver.url), resources)
         first = Dispatcher(store, lambda m, i: channel if zero.owns(m) else None, owner="zero")
         first.mine = zero.owns

@@ -27,10 +27,21 @@ from tests.support.tcp_proxy import TcpProxy
 
 def alert(status: str, series: str = "region=eu") -> Alert:
     return Alert(
-        metric="orders", series=series, labels={}, status=status,  # type: ignore[arg-type]
-        period=1200, started_at=600, value=250.0, expected=100.0, lower=80.0, upper=120.0,
-        score=0.93, direction="up", detector="mad", interval_seconds=600,
-    )  # fmt: skip
+        metric="orders",
+        series=series,
+        labels={},
+        status=status,  # type: ignore[arg-type]
+        period=1200,
+        started_at=600,
+        value=250.0,
+        expected=100.0,
+        lower=80.0,
+        upper=120.0,
+        score=0.93,
+        direction="up",
+        detector="mad",
+        interval_seconds=600,
+    )
 
 
 async def enqueue(store: StateStore, *alerts: Alert) -> None:

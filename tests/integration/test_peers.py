@@ -159,8 +159,10 @@ async def test_a_vanished_series_goes_nodata_then_is_forgotten_for_good(env: Env
 
     write_sqlite(scenario, env.db, hours=150)
     conn = sqlite3.connect(env.db)
-    conn.execute("DELETE FROM obs WHERE station = 's33' AND period_time >= datetime(?, 'unixepoch')",
-                 (T0 + 100 * HOUR,))  # fmt: skip
+    conn.execute(
+        "DELETE FROM obs WHERE station = 's33' AND period_time >= datetime(?, 'unixepoch')",
+        (T0 + 100 * HOUR,),
+    )
     conn.commit()
     conn.close()
     extra = "  - type: auto\n  - type: mad\n    params: {window_size: 2d, use_weighted: false}\n"
@@ -194,8 +196,11 @@ async def test_a_series_forgotten_and_back_in_the_same_batch_keeps_its_new_state
 
     write_sqlite(scenario, env.db, hours=130)
     conn = sqlite3.connect(env.db)
-    conn.execute("DELETE FROM obs WHERE station = 's33' AND period_time >= datetime(?, 'unixepoch') "
-                 "AND period_time < datetime(?, 'unixepoch')", (T0 + 100 * HOUR, T0 + 110 * HOUR))  # fmt: skip
+    conn.execute(
+        "DELETE FROM obs WHERE station = 's33' AND period_time >= datetime(?, 'unixepoch') "
+        "AND period_time < datetime(?, 'unixepoch')",
+        (T0 + 100 * HOUR, T0 + 110 * HOUR),
+    )
     conn.commit()
     conn.close()
     rt = MetricRuntime(env.spec(collector_extra="  forget_after: 6h"), env.store, env.resources, None, {})

@@ -180,8 +180,13 @@ async def test_a_down_server_is_named_by_host_only(resources: Resources) -> None
     from tests.support.net import free_port
 
     port = free_port()
-    c = collector(resources, url=f"http://127.0.0.1:{port}/tenant-{SECRET}/prometheus",
-                  query="up", bearer_token=SECRET, timeout="5s")  # fmt: skip
+    c = collector(
+        resources,
+        url=f"http://127.0.0.1:{port}/tenant-{SECRET}/prometheus",
+        query="up",
+        bearer_token=SECRET,
+        timeout="5s",
+    )
     with pytest.raises(CollectError) as err:
         await c.collect(window(0, 20))
     text = str(err.value)
@@ -228,15 +233,26 @@ async def test_the_request_is_a_form_post_with_auth_and_server_timeout(
     fake: Any, resources: Resources
 ) -> None:
     base_url, seen, _ = fake
-    c = collector(resources, url=f"{base_url}/select/0/prometheus", query="sum(x[{{ interval }}])",
-                  basic_auth={"username": "u", "password": "pw"}, headers={"X-Scope-OrgID": "t1"})  # fmt: skip
+    c = collector(
+        resources,
+        url=f"{base_url}/select/0/prometheus",
+        query="sum(x[{{ interval }}])",
+        basic_auth={"username": "u", "password": "pw"},
+        headers={"X-Scope-OrgID": "t1"},
+    )
     rows = await c.collect(window(0, 10))
     assert rows == [{"__labels__": {}, "period_time": BASE, "value": 1.0}]
     req = seen[-1]
     form = await req.post()
     assert req.path == "/select/0/prometheus/api/v1/query_range"
-    assert dict(form) == {"query": "sum(x[10m])", "start": str(BASE + 600), "end": str(BASE + 600),
-                          "step": "600", "timeout": "30s", "nocache": "1"}  # fmt: skip
+    assert dict(form) == {
+        "query": "sum(x[10m])",
+        "start": str(BASE + 600),
+        "end": str(BASE + 600),
+        "step": "600",
+        "timeout": "30s",
+        "nocache": "1",
+    }
     assert req.headers["Authorization"] == "Basic " + base64.b64encode(b"u:pw").decode()
     assert req.headers["X-Scope-OrgID"] == "t1"
     bearer = collector(resources, url=base_url, query="x", bearer_token="tok-123456")
@@ -288,7 +304,13 @@ async def test_an_answer_above_max_bytes_is_refused(fake: Any, resources: Resour
 
 def test_params_refuse_two_kinds_of_auth() -> None:
     with pytest.raises(ValueError, match="one of basic_auth, bearer_token"):
-        Params.model_validate({"url": "http://p:9090", "query": "x", "bearer_token": "t",
-                               "basic_auth": {"username": "u", "password": "p"}})  # fmt: skip
+        Params.model_validate(
+            {
+                "url": "http://p:9090",
+                "query": "x",
+                "bearer_token": "t",
+                "basic_auth": {"username": "u", "password": "p"},
+            }
+        )
     with pytest.raises(ValueError, match="http:// or https://"):
         Params.model_validate({"url": "prom:9090", "query": "x"})

@@ -322,9 +322,13 @@ async def test_a_maintenance_window_holds_alerts_across_the_dst_change(env: Env)
     silences.replace_all([new_silence(["metric=orders"], start, None, "nightly ETL", window=nightly)])
     spec = env.spec(extra="")
     rt = MetricRuntime(
-        spec, env.store, env.resources, None, {},
+        spec,
+        env.store,
+        env.resources,
+        None,
+        {},
         silenced=lambda series, ts: silences.silenced({"metric": "orders"}, ts),
-    )  # fmt: skip
+    )
     await rt.run(start + STEP)
     await rt.run(start + 40 * STEP)  # history, by catch-up
     sent: list[tuple[str, str, str]] = []

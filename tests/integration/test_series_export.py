@@ -17,7 +17,9 @@ NOW = int(time.time()) // STEP * STEP
 
 
 def metric(tmp_path: Path, name: str, export: bool) -> None:
-    write(tmp_path / "metrics.d" / f"{name}.yaml", f"""\
+    write(
+        tmp_path / "metrics.d" / f"{name}.yaml",
+        f"""\
 name: {name}
 export: {str(export).lower()}
 schedule: {{interval: 10m}}
@@ -34,14 +36,18 @@ detector:
   params: {{window_size: 20, n_sigma: 4, min_samples: 5}}
 alerter:
   type: log
-""")  # fmt: skip
+""",
+    )
 
 
 def source(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "src.db")
     conn.execute("CREATE TABLE src (period_time TEXT, region TEXT, value REAL)")
-    rows = [(t, r, 100.0 + (t // STEP) % 3 + (50 if r == "us" else 0))
-            for t in range(NOW - 30 * STEP, NOW, STEP) for r in ("eu", "us", "apac")]  # fmt: skip
+    rows = [
+        (t, r, 100.0 + (t // STEP) % 3 + (50 if r == "us" else 0))
+        for t in range(NOW - 30 * STEP, NOW, STEP)
+        for r in ("eu", "us", "apac")
+    ]
     conn.executemany("INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?, ?)", rows)
     conn.commit()
     conn.close()
@@ -73,8 +79,16 @@ async def test_exported_series_appear_on_metrics_under_the_cap(tmp_path: Path) -
     lower, upper = samples(text, "detectk_series_lower"), samples(text, "detectk_series_upper")
     assert lower[("orders", "eu")] <= expected[("orders", "eu")] <= upper[("orders", "eu")]
     assert 0 <= samples(text, "detectk_series_score")[("orders", "eu")] < 0.5
-    exported = [s.value for f in text_string_to_metric_families(text) for s in f.samples
-                if s.name == "detectk_series_exported"]  # fmt: skip
-    refused = [s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == "detectk_series_export_refused_total"]  # fmt: skip
+    exported = [
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "detectk_series_exported"
+    ]
+    refused = [
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "detectk_series_export_refused_total"
+    ]
     assert exported == [2.0] and refused == [1.0]

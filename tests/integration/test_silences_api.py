@@ -50,13 +50,17 @@ async def test_non_finite_and_absurd_times_answer_400_for_silences_and_feedback(
     a_metric(tmp_path)
     async with running(tmp_path, lifecycle_api=True) as d, served(d) as (http, base):
         for bad in HOSTILE_TIMES:
-            for body in ({"matchers": ["metric=m"], "starts_at": bad, "duration": "1h"},
-                         {"matchers": ["metric=m"], "ends_at": bad},
-                         {"matchers": ["metric=m"], "duration": "900000000 days"}):  # fmt: skip
+            for body in (
+                {"matchers": ["metric=m"], "starts_at": bad, "duration": "1h"},
+                {"matchers": ["metric=m"], "ends_at": bad},
+                {"matchers": ["metric=m"], "duration": "900000000 days"},
+            ):
                 status, text = await post(http, f"{base}/api/v1/silences", body)
                 assert status == 400 and "bad silence" in strict(text)["error"], (body, text)
-            for body in ({"metric": LONG_NAME, "period": bad, "label": "incident"},
-                         {"metric": LONG_NAME, "period": 600, "until": bad, "label": "incident"}):  # fmt: skip
+            for body in (
+                {"metric": LONG_NAME, "period": bad, "label": "incident"},
+                {"metric": LONG_NAME, "period": 600, "until": bad, "label": "incident"},
+            ):
                 status, text = await post(http, f"{base}/api/v1/feedback", body)
                 assert status == 400 and "bad feedback" in strict(text)["error"], (body, text)
         assert d.silences.items == {} and await d.store.silences_load() == []

@@ -154,9 +154,13 @@ async def test_postgres_failures_name_the_source_never_the_password(pg_db: str, 
 async def test_identical_settings_share_one_pool(pg_db: str, resources: Resources) -> None:
     a = COLLECTORS["postgres"].build(pg(pg_db, "SELECT 1 AS value"), resources, "p", "v")
     b = COLLECTORS["sql"].build(
-        SqlParams(connection_string=f"postgresql://postgres@127.0.0.1:5432/{pg_db}", query="SELECT 2 AS value"),
-        resources, "p", "v",
-    )  # fmt: skip
+        SqlParams(
+            connection_string=f"postgresql://postgres@127.0.0.1:5432/{pg_db}", query="SELECT 2 AS value"
+        ),
+        resources,
+        "p",
+        "v",
+    )
     assert await a.collect(W) == [{"value": 1}]
     assert await b.collect(W) == [{"value": 2}]
     assert len(resources._pools) == 1
@@ -251,9 +255,13 @@ async def test_mysql_failures_are_clear_and_secret_free(my_db: str, resources: R
     with pytest.raises(CollectError, match=r"mysql 127.0.0.1:3306/dtk_test_\w+: .*1064"):
         await COLLECTORS["mysql"].build(my(my_db, "SELEC 1"), resources, "p", "v").collect(W)
     auth = COLLECTORS["mysql"].build(
-        NetworkParams(host="127.0.0.1", port=3306, user="nobody_x", password=SECRET, database=my_db, query="SELECT 1"),
-        resources, "p", "v",
-    )  # fmt: skip
+        NetworkParams(
+            host="127.0.0.1", port=3306, user="nobody_x", password=SECRET, database=my_db, query="SELECT 1"
+        ),
+        resources,
+        "p",
+        "v",
+    )
     with pytest.raises(CollectError) as info:
         await auth.collect(W)
     assert SECRET not in str(info.value) and "1045" in str(info.value)

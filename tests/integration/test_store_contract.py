@@ -123,9 +123,21 @@ async def test_window_reads_by_series_and_range(store: Store) -> None:
 
 async def test_alert_state_round_trip(store: Store) -> None:
     st = SeriesState(
-        Status.FIRING, 3, 600, 600, 720, 840, clear_streak=1, last_sent_at=780, repeats=2,
-        empty_streak=2, empty_since=900, flips=(600, 840), flapping_since=840, flap_notified=840,
-    )  # fmt: skip
+        Status.FIRING,
+        3,
+        600,
+        600,
+        720,
+        840,
+        clear_streak=1,
+        last_sent_at=780,
+        repeats=2,
+        empty_streak=2,
+        empty_since=900,
+        flips=(600, 840),
+        flapping_since=840,
+        flap_notified=840,
+    )
     await store.commit(RunRecord("m", states={"region=eu": st}))
     assert (await store.load_states())[("m", "region=eu")] == st
     await store.drop_states("m")
@@ -379,8 +391,11 @@ async def test_shadow_variants_states_and_would_be_alerts(make_store: Callable[[
     await one.shadow_commit("visits", "tight", '{"v": 9}', [alert("tight", "v|600", 600, "visits")])
     assert await other.shadow_load("orders") == {"": "{}", "tight": '{"v": 2}'}
     got = await other.shadow_alerts("orders", 0, 10_000, 100)
-    assert [(a.variant, a.key, a.period) for a in got] == [("", "a|600", 600), ("tight", "a|600", 600),
-                                                           ("tight", "a|1200", 1200)]  # fmt: skip
+    assert [(a.variant, a.key, a.period) for a in got] == [
+        ("", "a|600", 600),
+        ("tight", "a|600", 600),
+        ("tight", "a|1200", 1200),
+    ]
     assert got[1] == first[0]
     assert [a.key for a in await other.shadow_alerts("orders", 601, 1201, 100)] == ["a|1200"]
     assert len(await other.shadow_alerts("orders", 0, 10_000, 2)) == 2  # the limit holds
@@ -455,8 +470,10 @@ async def test_clickhouse_outbox_of_an_earlier_release_gets_lease_owners(
         "last_error String, status String, leased_until Float64, version UInt64) "
         "ENGINE = ReplacingMergeTree(version) ORDER BY (key, channel)"
     )
-    clickhouse.query(f"INSERT INTO {database}.dtk_outbox VALUES (7, 'k', 'm', '', 'log:x', '{{}}', 1, 0, 1, "
-                     "'', 'pending', 0, 7)")  # fmt: skip
+    clickhouse.query(
+        f"INSERT INTO {database}.dtk_outbox VALUES (7, 'k', 'm', '', 'log:x', '{{}}', 1, 0, 1, "
+        "'', 'pending', 0, 7)"
+    )
     store = ClickhouseStore(clickhouse.url, database)
     try:
         await store.open()
@@ -528,8 +545,10 @@ async def test_outbox_channels_of_an_older_release_migrate(
                 "created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, "
                 "last_error TEXT, status TEXT NOT NULL DEFAULT 'pending', UNIQUE (key, channel))"
             )
-            conn.execute("INSERT INTO dtk_outbox (key, metric, series, channel, payload, created_at, "
-                         "next_attempt_at) VALUES ('k', 'm', '', 1, '{}', 1, 1)")  # fmt: skip
+            conn.execute(
+                "INSERT INTO dtk_outbox (key, metric, series, channel, payload, created_at, "
+                "next_attempt_at) VALUES ('k', 'm', '', 1, '{}', 1, 1)"
+            )
         store: Store = SqliteStore(path)
         cleanup = None
     elif backend == "postgres":
@@ -562,8 +581,10 @@ async def test_outbox_channels_of_an_older_release_migrate(
             "last_error String, status String, leased_until Float64, version UInt64) "
             "ENGINE = ReplacingMergeTree(version) ORDER BY (key, channel)"
         )
-        server.query(f"INSERT INTO {database}.dtk_outbox VALUES (7, 'k', 'm', '', 1, '{{}}', 1, 0, 1, '', "
-                     "'pending', 0, 7)")  # fmt: skip
+        server.query(
+            f"INSERT INTO {database}.dtk_outbox VALUES (7, 'k', 'm', '', 1, '{{}}', 1, 0, 1, '', "
+            "'pending', 0, 7)"
+        )
         store = ClickhouseStore(server.url, database)
 
         async def cleanup() -> None:

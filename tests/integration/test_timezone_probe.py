@@ -32,7 +32,9 @@ async def events_db() -> AsyncIterator[str]:
 
 
 def metric(tmp_path: Path, db: str, where: str) -> None:
-    write(tmp_path / "metrics.d" / "events.yaml", f"""\
+    write(
+        tmp_path / "metrics.d" / "events.yaml",
+        f"""\
 name: events
 schedule: {{interval: 10m, timezone: Europe/Berlin, warmup: 0s}}
 collector:
@@ -48,7 +50,8 @@ detector:
   params: {{operator: greater_than, threshold: 1000}}
 alerter:
   type: log
-""")  # fmt: skip
+""",
+    )
 
 
 def probes(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:

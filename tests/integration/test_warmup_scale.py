@@ -27,7 +27,9 @@ AGGREGATE = """SELECT avg(value) AS value FROM src
 
 
 def metric(tmp_path: Path, window: str, query: str, extra: str = "") -> None:
-    write(tmp_path / "metrics.d" / "orders.yaml", f"""\
+    write(
+        tmp_path / "metrics.d" / "orders.yaml",
+        f"""\
 name: orders
 schedule: {{interval: 1h}}
 collector:
@@ -41,7 +43,8 @@ detector:
   params: {{window_size: {window}, n_sigma: 5, min_samples: 10}}
 alerter:
   type: log
-""")  # fmt: skip
+""",
+    )
 
 
 def newest_finish() -> int:

@@ -22,7 +22,9 @@ NOW = 1_767_225_600  # 2026-01-01 00:00 UTC
 def breakdown(
     tmp_path: Path, res: Resources, db: str, query: str, timeout: str = "2s", cap: int = 10_000
 ) -> Breakdown:
-    write(tmp_path / "m" / "orders.yaml", f"""\
+    write(
+        tmp_path / "m" / "orders.yaml",
+        f"""\
 name: orders
 schedule: {{interval: 1h}}
 collector:
@@ -33,7 +35,8 @@ explain:
   dimensions: [region, device]
   timeout: {timeout}
   max_segments: {cap}
-""")  # fmt: skip
+""",
+    )
     result = load_metrics([tmp_path / "m"], None, env={})
     assert result.ok, result.all_errors()
     b = Breakdown.of(result.metrics["orders"], res)
@@ -98,8 +101,17 @@ def test_hostile_segment_values_are_escaped_on_the_pages() -> None:
     lines = where_lines_of(st)
     assert lines and hostile in lines[1]
     rows = [{"metric": "orders", "series": "", "state": "firing", "since": 0, "labels": {}, "where": lines}]
-    for page in (alerts_html(rows, False), render("metric.html", m={"name": "orders", "where": {"": lines}},
-                                                   ranges=(), chosen="1d", config_text="", writable="")):  # fmt: skip
+    for page in (
+        alerts_html(rows, False),
+        render(
+            "metric.html",
+            m={"name": "orders", "where": {"": lines}},
+            ranges=(),
+            chosen="1d",
+            config_text="",
+            writable="",
+        ),
+    ):
         assert "<script>alert(1)" not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert where_lines_of(SeriesState(status=Status.OK, where=json.dumps(told))) == []

@@ -41,10 +41,21 @@ def shop(path: Path) -> None:
 
 def alert(period: int, series: str = "") -> Alert:
     return Alert(
-        metric="orders", series=series, labels={}, status="firing", period=period, started_at=period,
-        value=33.0, expected=60.0, lower=50.0, upper=70.0, score=0.9, direction="down", detector="mad",
+        metric="orders",
+        series=series,
+        labels={},
+        status="firing",
+        period=period,
+        started_at=period,
+        value=33.0,
+        expected=60.0,
+        lower=50.0,
+        upper=70.0,
+        score=0.9,
+        direction="down",
+        detector="mad",
         interval_seconds=HOUR,
-    )  # fmt: skip
+    )
 
 
 async def test_the_newest_firing_is_explained_and_stored_with_the_alert(
@@ -55,16 +66,19 @@ async def test_the_newest_firing_is_explained_and_stored_with_the_alert(
         "SELECT region, count(*) AS value FROM orders WHERE ts >= '{{ period_start }}' "
         "AND ts < '{{ period_finish }}' GROUP BY region"
     )
-    write(tmp_path / "m" / "orders.yaml", f"""\
+    write(
+        tmp_path / "m" / "orders.yaml",
+        f"""\
 name: orders
 schedule: {{interval: 1h}}
 collector:
   type: sqlite
-  params: {{database: "{tmp_path / 'shop.db'}", query: "SELECT 1 AS value"}}
+  params: {{database: "{tmp_path / "shop.db"}", query: "SELECT 1 AS value"}}
 explain:
   query: "{query}"
   dimensions: [region]
-""")  # fmt: skip
+""",
+    )
     spec = load_metrics([tmp_path / "m"], None, env={}).metrics["orders"]
     b = Breakdown.of(spec, resources)
     assert b is not None

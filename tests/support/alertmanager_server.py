@@ -53,10 +53,17 @@ class AlertmanagerServer:
         (self.root / "alertmanager.yml").write_text(CONFIG.format(url=self.webhook))
         out = (self.root / "alertmanager.log").open("ab")
         self.proc = subprocess.Popen(
-            [exe, f"--config.file={self.root / 'alertmanager.yml'}", f"--storage.path={self.root / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=debug"],
-            stdout=out, stderr=out,
-        )  # fmt: skip
+            [
+                exe,
+                f"--config.file={self.root / 'alertmanager.yml'}",
+                f"--storage.path={self.root / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+                "--log.level=debug",
+            ],
+            stdout=out,
+            stderr=out,
+        )
         deadline = time.monotonic() + timeout
         while not self.alive():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -85,11 +92,17 @@ class AlertmanagerServer:
         """A silence through Alertmanager's API; its id."""
         now = time.time()
         body = {
-            "matchers": [{"name": k, "value": v, "isRegex": False, "isEqual": True} for k, v in matchers.items()],
-            "startsAt": _iso(now - 1), "endsAt": _iso(now + minutes * 60), "createdBy": "tests", "comment": "test",
-        }  # fmt: skip
-        req = urllib.request.Request(self.url + "/api/v2/silences", json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})  # fmt: skip
+            "matchers": [
+                {"name": k, "value": v, "isRegex": False, "isEqual": True} for k, v in matchers.items()
+            ],
+            "startsAt": _iso(now - 1),
+            "endsAt": _iso(now + minutes * 60),
+            "createdBy": "tests",
+            "comment": "test",
+        }
+        req = urllib.request.Request(
+            self.url + "/api/v2/silences", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=5) as r:
             return str(json.loads(r.read())["silenceID"])
 

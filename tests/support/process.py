@@ -54,9 +54,17 @@ class DaemonProcess:
     async def start(self, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         log = self.log_path.open("ab")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "detectkd", "run", "--config", str(self.root / "detectkd.yaml"), *args,
-            stdout=log, stderr=log, env={**os.environ, **(env or {})},
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "detectkd",
+            "run",
+            "--config",
+            str(self.root / "detectkd.yaml"),
+            *args,
+            stdout=log,
+            stderr=log,
+            env={**os.environ, **(env or {})},
+        )
         await self.until(lambda: self.ready(), what="/readyz 200")
 
     async def ready(self) -> bool:
@@ -139,9 +147,12 @@ def cli(
     module = "detectkd.commands.dtk" if tool == "dtk" else "detectkd"
     return subprocess.run(
         [sys.executable, "-m", module, *rest],
-        capture_output=True, text=True, timeout=60, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
         env={**os.environ, "DETECTK_CONFIG": "", **(env or {})},
-    )  # fmt: skip
+    )
 
 
 def chromium() -> Any:

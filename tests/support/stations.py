@@ -73,8 +73,10 @@ def generate(seed: int = 7) -> Scenario:
 
 def write_sqlite(sc: Scenario, path: Path, hours: int | None = None) -> None:
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE IF NOT EXISTS obs (period_time TEXT, station TEXT, latitude REAL, "
-                 "longitude REAL, value REAL)")  # fmt: skip
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS obs (period_time TEXT, station TEXT, latitude REAL, "
+        "longitude REAL, value REAL)"
+    )
     rows = [
         (T0 + i * HOUR, s.name, s.latitude, s.longitude, v)
         for s in sc.stations

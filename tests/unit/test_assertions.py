@@ -87,9 +87,10 @@ def test_several_metrics_are_judged_each_and_overall_on_summed_counts() -> None:
     orders = Figures(incidents=2, caught=0, false_alarm_labels=1, raised=1, seconds=WEEK_S)
     visits = Figures(seconds=WEEK_S)
     pay = Figures(incidents=2, caught=2, false_alarm_labels=1, raised=1, seconds=WEEK_S)
-    got = [(v.scope, v.assertion.name, v.value, v.held) for v in judge(promises, [("orders", orders),
-                                                                                   ("visits", visits),
-                                                                                   ("pay", pay)])]  # fmt: skip
+    got = [
+        (v.scope, v.assertion.name, v.value, v.held)
+        for v in judge(promises, [("orders", orders), ("visits", visits), ("pay", pay)])
+    ]
     assert got == [
         ("orders", "recall", 0.0, False),
         ("orders", "false_alarms_per_week", 1.0, True),
@@ -139,8 +140,21 @@ def test_labels_csv_and_json_and_which_metric_a_file_speaks_of(tmp_path: Path) -
         "orders,,2026-01-03T05:10:00+00:00,2026-01-03T05:30:00+00:00,incident,outage\n"
         "visits,host=a,1767416400,,false_alarm,\n"
     )
-    (d / "more.json").write_text(json.dumps({"labels": [{"metric": "orders", "series": "", "period": 1767416400,
-                                                         "label": "false_alarm", "by": "api"}]}))  # fmt: skip
+    (d / "more.json").write_text(
+        json.dumps(
+            {
+                "labels": [
+                    {
+                        "metric": "orders",
+                        "series": "",
+                        "period": 1767416400,
+                        "label": "false_alarm",
+                        "by": "api",
+                    }
+                ]
+            }
+        )
+    )
     (d / "orders.csv").write_text(EXPORT)  # an export: the metric it is named after
     (d / "notes.txt").write_text("ignored")
     found = labels_by_metric([d], ["orders", "pay"])

@@ -193,8 +193,14 @@ def test_the_restart_rebuild_equals_judging_point_by_point(tail: str, size: int)
     az = np.abs(rng.normal(0, 1, 900))
     az[rng.integers(0, 900, 40)] = np.nan  # cold-start points
     az[:60] = np.nan
-    ends = {"calm": [], "spike": [40.0], "short run": [9.0, 12.0, 11.0], "long run": [8.0] * 100,
-            "break": [2.0, 1.0], "resting": [40.0] + [1.0] * 10}  # fmt: skip
+    ends = {
+        "calm": [],
+        "spike": [40.0],
+        "short run": [9.0, 12.0, 11.0],
+        "long run": [8.0] * 100,
+        "break": [2.0, 1.0],
+        "resting": [40.0] + [1.0] * 10,
+    }
     az = np.concatenate([az, ends.get(tail, [7.0, 9.0, math.nan])])
     breaks = np.zeros(az.size, bool)
     if tail == "break":
@@ -204,7 +210,12 @@ def test_the_restart_rebuild_equals_judging_point_by_point(tail: str, size: int)
     det._surprises(looped, az, breaks)
     det._rebuild(rebuilt, az, breaks)
     assert (rebuilt.surprise, rebuilt.run, rebuilt.rest, rebuilt.level, rebuilt.alarmed) == (
-        looped.surprise, looped.run, looped.rest, looped.level, looped.alarmed)  # fmt: skip
+        looped.surprise,
+        looped.run,
+        looped.rest,
+        looped.level,
+        looped.alarmed,
+    )
     assert list(rebuilt.ordered) == list(looped.ordered)
 
     def ring(m: Memo) -> np.ndarray:  # oldest first

@@ -254,11 +254,24 @@ def test_window_keeps_excluded_periods_out() -> None:
 
 def test_alert_message_names_the_event() -> None:
     alert = Alert(
-        metric="orders", series="", labels={}, status="firing", period=1_764_252_000, started_at=1_764_252_000,
-        value=10.0, expected=100.0, lower=80.0, upper=120.0, score=0.9, direction="down", detector="auto",
-        interval_seconds=3600, timezone="UTC", kind="anomaly",
+        metric="orders",
+        series="",
+        labels={},
+        status="firing",
+        period=1_764_252_000,
+        started_at=1_764_252_000,
+        value=10.0,
+        expected=100.0,
+        lower=80.0,
+        upper=120.0,
+        score=0.9,
+        direction="down",
+        detector="auto",
+        interval_seconds=3600,
+        timezone="UTC",
+        kind="anomaly",
         extra={"during": "Black Friday campaign", "judged_like": "sunday"},
-    )  # fmt: skip
+    )
     assert "During: Black Friday campaign (judged like a sunday)" in default_text(alert)
 
 
@@ -295,10 +308,13 @@ def test_the_daemons_calendars_apply_to_metrics_without_their_own(tmp_path: Path
     from detectkd.specs.loader import load_for
 
     write(tmp_path / "etc" / "events.yaml", "- {name: Migration, date: 2025-03-01, mode: exclude}\n")
-    write(tmp_path / "etc" / "detectkd.yaml", (
-        f"metrics_dir: {tmp_path / 'm'}\nprofiles_file: null\n"
-        "calendars:\n  - {holidays: US, like: sunday}\n  - {file: events.yaml}\n"
-    ))  # fmt: skip
+    write(
+        tmp_path / "etc" / "detectkd.yaml",
+        (
+            f"metrics_dir: {tmp_path / 'm'}\nprofiles_file: null\n"
+            "calendars:\n  - {holidays: US, like: sunday}\n  - {file: events.yaml}\n"
+        ),
+    )
     settings = load_settings(tmp_path / "etc" / "detectkd.yaml")
     assert settings.calendars[1].file == str(tmp_path / "etc" / "events.yaml")  # beside the settings
     body = "collector: {type: sqlite, params: {database: /x.db, query: 'SELECT 1 AS value'}}\n"

@@ -256,9 +256,15 @@ def test_cooldown_is_accepted_once_for_every_alerter_type(tmp_path: Path) -> Non
 
     for kind in sorted(CHANNELS):
         assert "cooldown_minutes" not in CHANNELS[kind].params.model_fields  # one place, not six
-        result = load_one(tmp_path / kind, GOOD.replace("  type: log\n", f"  type: {kind}\n  params:\n"
-                          "    cooldown_minutes: 45\n    url: http://x.example/\n    webhook_url: http://x.example/\n"
-                          "    bot_token: t\n    chat_id: c\n    to: [a@b.example]\n    host: mail.example\n"))  # fmt: skip
+        result = load_one(
+            tmp_path / kind,
+            GOOD.replace(
+                "  type: log\n",
+                f"  type: {kind}\n  params:\n"
+                "    cooldown_minutes: 45\n    url: http://x.example/\n    webhook_url: http://x.example/\n"
+                "    bot_token: t\n    chat_id: c\n    to: [a@b.example]\n    host: mail.example\n",
+            ),
+        )
         problems = [i for i in result.all_errors() if "cooldown" in i.key]
         assert problems == [], (kind, problems)
     bad = load_one(

@@ -42,8 +42,11 @@ def periods(seconds: int, t0: float) -> tuple[dict[str, dict[int, float]], dict[
 
 
 def fired(spec_name: str, series: dict[int, float]) -> list[int]:
-    spec = load_metrics([REPO / "etc" / "detectk" / "metrics.d"], REPO / "etc" / "detectk" / "profiles.yaml",
-                        env={"DETECTK_DEMO_DB": "/nonexistent/shop.db"}).metrics[spec_name]  # fmt: skip
+    spec = load_metrics(
+        [REPO / "etc" / "detectk" / "metrics.d"],
+        REPO / "etc" / "detectk" / "profiles.yaml",
+        env={"DETECTK_DEMO_DB": "/nonexistent/shop.db"},
+    ).metrics[spec_name]
     detectors = []
     for d in spec.detectors:
         kind = registry.lookup(d.type)

@@ -71,9 +71,12 @@ def test_the_parts_agree() -> None:
     monitor = d["ServiceMonitor/detectkd"]["spec"]
     assert monitor["endpoints"][0]["port"] == d["Service/detectkd"]["spec"]["ports"][0]["name"]
     labels = sts["template"]["metadata"]["labels"]
-    for selector in (sts["selector"]["matchLabels"], d["Service/detectkd"]["spec"]["selector"],
-                     d["PodDisruptionBudget/detectkd"]["spec"]["selector"]["matchLabels"],
-                     monitor["selector"]["matchLabels"]):  # fmt: skip
+    for selector in (
+        sts["selector"]["matchLabels"],
+        d["Service/detectkd"]["spec"]["selector"],
+        d["PodDisruptionBudget/detectkd"]["spec"]["selector"]["matchLabels"],
+        monitor["selector"]["matchLabels"],
+    ):
         assert selector.items() <= labels.items()
 
 

@@ -74,11 +74,22 @@ def test_execution_time_and_detectk_message_variables_load_with_a_warning_for_un
 
     spec = result.metrics["sessions"]
     alert = Alert(
-        metric="sessions", series="", labels={}, status="firing", period=1_767_225_000,
-        started_at=1_767_225_000, value=250.0, expected=100.0, lower=80.0, upper=120.0, score=0.9,
-        direction="up", detector=spec.detectors[0].id, interval_seconds=600,
+        metric="sessions",
+        series="",
+        labels={},
+        status="firing",
+        period=1_767_225_000,
+        started_at=1_767_225_000,
+        value=250.0,
+        expected=100.0,
+        lower=80.0,
+        upper=120.0,
+        score=0.9,
+        direction="up",
+        detector=spec.detectors[0].id,
+        interval_seconds=600,
         detector_params=_params_of(spec, spec.detectors[0].id),
-    )  # fmt: skip
+    )
     text = MessageRenderer(compile_message_template(spec.alerters[0].params.message_template)).render(alert)  # type: ignore[attr-defined]
     assert "**ANOMALY: sessions** 250.0" in text
     assert "Detector: mad, window: 30d, threshold: 3.0 sigma" in text
@@ -88,10 +99,22 @@ def test_execution_time_and_detectk_message_variables_load_with_a_warning_for_un
 def test_a_message_that_fails_to_render_is_sent_with_the_default_text() -> None:
     renderer = MessageRenderer(compile_message_template("Value {{ value | round(2) }}"))
     nodata = Alert(
-        metric="orders", series="", labels={}, status="firing", period=1_767_225_000,
-        started_at=1_767_225_000, value=None, expected=None, lower=None, upper=None, score=None,
-        direction=None, detector=None, interval_seconds=600, kind="nodata",
-    )  # fmt: skip
+        metric="orders",
+        series="",
+        labels={},
+        status="firing",
+        period=1_767_225_000,
+        started_at=1_767_225_000,
+        value=None,
+        expected=None,
+        lower=None,
+        upper=None,
+        score=None,
+        direction=None,
+        detector=None,
+        interval_seconds=600,
+        kind="nodata",
+    )
     text = renderer.render(nodata)  # round(None) raises: DetectK falls back too
     assert text.startswith("[NO DATA] orders")
 

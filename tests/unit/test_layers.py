@@ -4,11 +4,16 @@ packages (collectors, detectors, alerting, storage) import neither the specs nor
 runtime; the runtime imports no command and nothing of the edges (http, workers, ui, cli);
 the commands import no edge; http imports neither the workers nor the commands; the ui is
 presentation only (no aiohttp, no http, no workers); no module imports another's private
-name; the modules' imports form no circle; no module is over ~400 lines."""
+name; the modules' imports form no circle; no module is over ~400 lines as the formatter
+writes it (a `# fmt: skip` may keep a table's layout, not lines out of the count)."""
 
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from tests.support.files import REPO
@@ -56,13 +61,48 @@ def test_each_layer_imports_only_what_is_below_it() -> None:
     assert problems == []
 
 
-def test_no_module_is_over_about_400_lines() -> None:
+# A formatter pragma: `# fmt: skip` keeps a statement as written, `# fmt: off` / `# fmt: on`
+# a region (ruff reads the yapf spellings too).
+PRAGMA = re.compile(r"#\s*(?:fmt:\s*(?:skip|off|on)|yapf:\s*(?:disable|enable))\b.*$")
+# TODO(issue 29): formatted, these are over the cap; the helpers reshaping runtime/ (MetricSet,
+# the judging core) bring them under it. Until then they are held to their length as written.
+AS_WRITTEN = {"detectkd/runtime/daemon.py", "detectkd/runtime/judge.py"}
+
+
+def as_formatted(sources: dict[str, str]) -> dict[str, int]:
+    """Each module's length (by relative path) as `ruff format` writes it with its pragmas taken
+    out: a pragma may keep a table's layout, never lines out of the size cap."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for rel, text in sources.items():
+            (Path(tmp) / rel).parent.mkdir(parents=True, exist_ok=True)
+            lines = [PRAGMA.sub("", line).rstrip() for line in text.splitlines()]
+            (Path(tmp) / rel).write_text("\n".join(lines) + "\n")
+        config = ["--config", str(REPO / "pyproject.toml"), "--no-cache"]
+        subprocess.run(
+            [sys.executable, "-m", "ruff", "format", *config, tmp], check=True, capture_output=True
+        )
+        return {rel: len((Path(tmp) / rel).read_text().splitlines()) for rel in sources}
+
+
+def test_no_module_is_over_about_400_lines_as_formatted() -> None:
+    sources = {str(p.relative_to(REPO)): p.read_text() for p in PACKAGE.rglob("*.py")}
     long = {
-        str(p.relative_to(REPO)): n
-        for p in PACKAGE.rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > MAX_LINES
+        rel: n
+        for rel, n in as_formatted(sources).items()
+        if (len(sources[rel].splitlines()) if rel in AS_WRITTEN else n) > MAX_LINES
     }
     assert long == {}
+
+
+def test_lines_a_pragma_packs_still_count() -> None:
+    """A list packed under each pragma counts as the formatter writes it: 8 lines."""
+    table = "x = [1, 2, 3,\n     4, 5, 6,]\n"
+    packed = {
+        "skip.py": "x = [1, 2, 3,\n     4, 5, 6,]  # fmt: skip\n",
+        "region.py": f"# fmt: off\n{table}# fmt: on\n",
+        "yapf.py": f"# yapf: disable\n{table}# yapf: enable\n",
+    }
+    assert as_formatted(packed) == {"skip.py": 8, "region.py": 8, "yapf.py": 8}
 
 
 def _modules() -> dict[str, Path]:
@@ -89,9 +129,11 @@ def test_the_modules_imports_form_no_circle() -> None:
     for name, path in modules.items():
         tree = ast.parse(path.read_text(), str(path))
         checking = {
-            id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
             for n in ast.walk(node)
-        }  # fmt: skip
+        }
         deps = set()
         for node in ast.walk(tree):
             if id(node) in checking:

@@ -14,8 +14,16 @@ from detectkd.specs.entities import Entity, load_entities
 
 
 def result(value: float, expected: float = 10.0, half: float = 2.0, skipped: str | None = None) -> Result:
-    return Result("mad", value, abs(value - expected) > half, 0.0, expected, expected - half, expected + half,
-                  skipped=skipped)  # fmt: skip
+    return Result(
+        "mad",
+        value,
+        abs(value - expected) > half,
+        0.0,
+        expected,
+        expected - half,
+        expected + half,
+        skipped=skipped,
+    )
 
 
 def test_deviation_is_signed_and_one_on_the_band() -> None:
@@ -53,8 +61,13 @@ def test_nearest_peers_by_distance_radius_and_attribute() -> None:
     p = Peers(mode="nearest", k=2, radius_km=100, attribute="elevation", max_attribute_difference=300)
     g = PeerGraph(p)
     # Stations along a parallel, ~11 km per 0.1 degree of latitude.
-    for name, lat, elev in [("a", 50.0, 100), ("b", 50.1, 150), ("c", 50.2, 120), ("d", 50.3, 900),
-                            ("e", 52.0, 100)]:  # fmt: skip
+    for name, lat, elev in [
+        ("a", 50.0, 100),
+        ("b", 50.1, 150),
+        ("c", 50.2, 120),
+        ("d", 50.3, 900),
+        ("e", 52.0, 100),
+    ]:
         g.observe(f"station={name}", {"latitude": lat, "longitude": 8.0, "elevation": elev})
     assert g.peers_of("station=a", []) == ["station=b", "station=c"]
     # d is close but 780 m higher than c; e is 200 km away: never peers.
@@ -86,8 +99,9 @@ def test_entity_file(tmp_path: Path) -> None:
     f = tmp_path / "stations.csv"
     f.write_text("station,latitude,longitude,elevation,name\n1,50.0,8.0,110,Frankfurt\n2,50.1,8.1,,Hanau\n")
     got = load_entities(f, ("station",), Peers(mode="nearest"))
-    assert got["station=1"] == Entity(50.0, 8.0, {"station": 1.0, "latitude": 50.0, "longitude": 8.0,
-                                                   "elevation": 110.0})  # fmt: skip
+    assert got["station=1"] == Entity(
+        50.0, 8.0, {"station": 1.0, "latitude": 50.0, "longitude": 8.0, "elevation": 110.0}
+    )
     assert "elevation" not in got["station=2"].attributes
     g = PeerGraph(Peers(mode="nearest"), got)
     g.observe("station=1", {"latitude": 0.0, "longitude": 0.0})  # the static file wins

@@ -33,12 +33,23 @@ def test_a_url_shows_scheme_host_and_port_only(url: str, shown: str) -> None:
 
 def test_every_header_value_is_hidden_whatever_its_name() -> None:
     config = {
-        "collector": {"params": {"url": "http://api:8080/v1/SrcTok/x", "headers": {"X-Tenant": "acme-Tn1"},
-                                 "params": {"key": "QueryKey-77", "from": "{{ period_start }}"}}},
-        "alerters": [{"type": "webhook", "params": {"url": "http://hook:9/h/PathTok",
-                                                    "headers": {"X-Api-Key": "k-123456", "Cookie": "sid=C00kie",
-                                                                "X-Empty": ""}}}],
-    }  # fmt: skip
+        "collector": {
+            "params": {
+                "url": "http://api:8080/v1/SrcTok/x",
+                "headers": {"X-Tenant": "acme-Tn1"},
+                "params": {"key": "QueryKey-77", "from": "{{ period_start }}"},
+            }
+        },
+        "alerters": [
+            {
+                "type": "webhook",
+                "params": {
+                    "url": "http://hook:9/h/PathTok",
+                    "headers": {"X-Api-Key": "k-123456", "Cookie": "sid=C00kie", "X-Empty": ""},
+                },
+            }
+        ],
+    }
     shown = redact(config)
     text = repr(shown)
     for secret in ("SrcTok", "acme-Tn1", "PathTok", "k-123456", "C00kie", "QueryKey-77"):

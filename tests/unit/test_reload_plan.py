@@ -28,8 +28,15 @@ HOOK_B = "  - {type: webhook, params: {url: 'http://b.example/hook'}}"
 SLACK = "  - {type: slack, params: {webhook_url: 'http://slack.example/x'}}"
 
 
-def spec(tmp_path: Path, name: str = "m", *, interval: str = "1h", tz: str = "UTC", n_sigma: int = 3,
-         alerters: tuple[str, ...] = (HOOK_A,)) -> MetricSpec:  # fmt: skip
+def spec(
+    tmp_path: Path,
+    name: str = "m",
+    *,
+    interval: str = "1h",
+    tz: str = "UTC",
+    n_sigma: int = 3,
+    alerters: tuple[str, ...] = (HOOK_A,),
+) -> MetricSpec:
     d = tmp_path / name
     text = BASE.format(name=name, interval=interval, tz=tz, n_sigma=n_sigma, alerters="\n".join(alerters))
     write(d / f"{name}.yaml", text)
@@ -66,8 +73,12 @@ def test_added_removed_and_broken_files(tmp_path: Path) -> None:
     write(d / "broken.yaml", "name: broken\ncollector: [oops\n")
     write(d / "fresh.yaml", BASE.format(name="fresh", interval="1h", tz="UTC", n_sigma=3, alerters=HOOK_A))
     plan = make_plan(old, load_metrics([d], None, env={}))
-    assert plan.actions == {"keep": Action.KEEP, "broken": Action.KEEP, "gone": Action.REMOVE,
-                            "fresh": Action.ADD}  # fmt: skip
+    assert plan.actions == {
+        "keep": Action.KEEP,
+        "broken": Action.KEEP,
+        "gone": Action.REMOVE,
+        "fresh": Action.ADD,
+    }
     assert plan.kept == ["broken"] and plan.target["broken"] is old["broken"]
     assert plan.summary()["removed"] == 1 and plan.summary()["state_reset"] == 0
 

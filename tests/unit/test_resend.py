@@ -84,8 +84,23 @@ def test_a_live_run_re_sends_to_alertmanager_only_and_a_replay_never(tmp_path: P
 
 def test_endsat_is_four_resend_delays_from_each_post_and_the_source_is_a_label() -> None:
     p = alertmanager.Params(url="http://am:9093", resend_delay=timedelta(seconds=30))
-    alert = Alert("orders", "region=eu", {"region": "eu"}, "firing", T0, T0, 900.0, 100.0, 90.0, 110.0,
-                  0.9, "up", "mad", 10, source="sqlite:/src.db")  # fmt: skip
+    alert = Alert(
+        "orders",
+        "region=eu",
+        {"region": "eu"},
+        "firing",
+        T0,
+        T0,
+        900.0,
+        100.0,
+        90.0,
+        110.0,
+        0.9,
+        "up",
+        "mad",
+        10,
+        source="sqlite:/src.db",
+    )
     (body,) = alertmanager.payload(alert, p, now=T0 + 5)
     assert body["endsAt"] == alertmanager._rfc3339(T0 + 5 + 4 * 30)
     assert body["labels"]["source"] == "sqlite:/src.db" and body["labels"]["region"] == "eu"
@@ -110,7 +125,9 @@ def test_a_removed_metric_resolves_every_active_alert_and_forgets_those_series(t
     record = resolve_removed(states, ctx, T0 + 100)
     alerts = [Alert.from_json(r.payload) for r in record.outbox]
     assert [(a.series, a.kind, a.status, a.started_at) for a in alerts[::2]] == [
-        ("a", "anomaly", "resolved", T0), ("b", "nodata", "resolved", T0 - STEP)]  # fmt: skip
+        ("a", "anomaly", "resolved", T0),
+        ("b", "nodata", "resolved", T0 - STEP),
+    ]
     assert len(record.outbox) == 2 * len(ctx.spec.alerters)  # to every alerter
     assert record.forget == ["a", "b"] and not record.save_points
 

@@ -28,8 +28,13 @@ def test_label_names_are_what_prometheus_accepts() -> None:
 
 def test_samples_render_as_prometheus_text_with_the_series_labels() -> None:
     g = SeriesGauges(cap=10)
-    g.update("orders", {"region=eu": ({"region": "eu"}, (120.0, 100.0, 90.0, 110.0, 0.97)),
-                        "region=us": ({"region": 'u"s'}, (None, None, None, None, None))})  # fmt: skip
+    g.update(
+        "orders",
+        {
+            "region=eu": ({"region": "eu"}, (120.0, 100.0, 90.0, 110.0, 0.97)),
+            "region=us": ({"region": 'u"s'}, (None, None, None, None, None)),
+        },
+    )
     got = parsed(g.render())
     eu = (("metric", "orders"), ("region", "eu"))
     assert got[("detectk_series_value", eu)] == 120.0

@@ -40,13 +40,16 @@ def test_a_file_without_shadow_is_unchanged(tmp_path: Path) -> None:
 
 
 def test_variants_replace_detectors_and_overlay_conditions(tmp_path: Path) -> None:
-    result = load(tmp_path, """\
+    result = load(
+        tmp_path,
+        """\
 shadow:
   - name: tight
     detector: {type: threshold, params: {threshold: 20}}
   - name: quick
     conditions: {consecutive_anomalies: 1}
-""")  # fmt: skip
+""",
+    )
     assert result.ok, result.all_errors()
     spec = result.metrics["orders"]
     tight, quick = spec.shadows
@@ -99,9 +102,22 @@ def test_a_stored_state_is_kept_only_while_the_variant_judges_the_same() -> None
 
 
 def alert(series: str, status: Literal["firing", "resolved"], period: int, started: int) -> str:
-    a = Alert(metric="m", series=series, labels={}, status=status, period=period, started_at=started,
-              value=1.0, expected=None, lower=None, upper=None, score=0.9, direction="up", detector="d",
-              interval_seconds=60)  # fmt: skip
+    a = Alert(
+        metric="m",
+        series=series,
+        labels={},
+        status=status,
+        period=period,
+        started_at=started,
+        value=1.0,
+        expected=None,
+        lower=None,
+        upper=None,
+        score=0.9,
+        direction="up",
+        detector="d",
+        interval_seconds=60,
+    )
     return a.to_json()
 
 
@@ -147,9 +163,13 @@ def test_the_comparison_counts_agreements_misses_and_labels() -> None:
 
 
 def test_the_chart_draws_configured_variants_anomaly_episodes_in_file_order() -> None:
-    rows = [row(LIVE, "a", "firing", 1000, 1000), row("b", "a", "firing", 1200, 1200),
-            row("a", "a", "firing", 1300, 1300), row("a", "a", "resolved", 1400, 1300),
-            row("gone", "a", "firing", 1500, 1500)]  # fmt: skip
+    rows = [
+        row(LIVE, "a", "firing", 1000, 1000),
+        row("b", "a", "firing", 1200, 1200),
+        row("a", "a", "firing", 1300, 1300),
+        row("a", "a", "resolved", 1400, 1300),
+        row("gone", "a", "firing", 1500, 1500),
+    ]
     assert chart_spans(rows, ["a", "b"]) == [
         {"variant": "a", "index": 0, "series": "a", "started_at": 1300, "resolved_at": 1400},
         {"variant": "b", "index": 1, "series": "a", "started_at": 1200, "resolved_at": None},
@@ -182,8 +202,10 @@ async def judged_by_variants(
     from detectkd.storage.memory import MemoryStore
     from detectkd.timegrid import Grid
 
-    text = BASE.replace("{type: threshold, params: {threshold: 50}}",
-                        "{type: mad, params: {window_size: 100, n_sigma: 4, min_samples: 20, use_weighted: false}}")  # fmt: skip
+    text = BASE.replace(
+        "{type: threshold, params: {threshold: 50}}",
+        "{type: mad, params: {window_size: 100, n_sigma: 4, min_samples: 20, use_weighted: false}}",
+    )
     write(tmp_path / "metrics" / "m.yaml", text + REUSE)
     spec = load_metrics([tmp_path / "metrics"], None, env={}).metrics["orders"]
     tz = ZoneInfo("UTC")

@@ -93,8 +93,13 @@ def test_a_stored_silence_with_a_bad_time_is_skipped_not_loaded() -> None:
     good = new_silence(["metric=m"], 1000.0, 2000.0)
     data = json.loads(good.to_json())
     texts = [good.to_json()]
-    for field, value in (("starts_at", math.nan), ("ends_at", math.inf), ("starts_at", 1e308),
-                         ("created_at", -math.inf), ("expired_at", "soon")):  # fmt: skip
+    for field, value in (
+        ("starts_at", math.nan),
+        ("ends_at", math.inf),
+        ("starts_at", 1e308),
+        ("created_at", -math.inf),
+        ("expired_at", "soon"),
+    ):
         texts.append(json.dumps({**data, "id": "0" * 12, field: value}))  # NaN as Python writes it
     texts.append(json.dumps({**data, "matchers": [r"metric=~(a)\1"]}))
     loaded, problems = load_silences(texts)

@@ -27,8 +27,10 @@ def test_grid_floor_and_steps_for_sub_day_intervals() -> None:
     assert g.floor(ts("2026-11-20 10:07:31")) == ts("2026-11-20 10:00:00")
     assert g.next(ts("2026-11-20 10:00:00")) == ts("2026-11-20 10:10:00")
     assert g.periods(ts("2026-11-20 10:00:00"), ts("2026-11-20 10:30:00")) == [
-        ts("2026-11-20 10:00:00"), ts("2026-11-20 10:10:00"), ts("2026-11-20 10:20:00"),
-    ]  # fmt: skip
+        ts("2026-11-20 10:00:00"),
+        ts("2026-11-20 10:10:00"),
+        ts("2026-11-20 10:20:00"),
+    ]
 
 
 def test_daily_grid_follows_local_midnight_across_dst() -> None:

@@ -52,10 +52,22 @@ def test_bad_explain_blocks_name_file_line_and_key(tmp_path: Path) -> None:
 
 def alert(extra: dict[str, object]) -> Alert:
     return Alert(
-        metric="orders", series="", labels={}, status="firing", period=1_767_225_600, started_at=1_767_225_600,
-        value=700.0, expected=1000.0, lower=900.0, upper=1100.0, score=0.9, direction="down", detector="mad",
-        interval_seconds=3600, extra=extra,
-    )  # fmt: skip
+        metric="orders",
+        series="",
+        labels={},
+        status="firing",
+        period=1_767_225_600,
+        started_at=1_767_225_600,
+        value=700.0,
+        expected=1000.0,
+        lower=900.0,
+        upper=1100.0,
+        score=0.9,
+        direction="down",
+        detector="mad",
+        interval_seconds=3600,
+        extra=extra,
+    )
 
 
 FOUND = [
@@ -100,9 +112,11 @@ def test_without_a_query_the_dimensions_are_among_the_series_columns(tmp_path: P
     assert (
         r.all_errors()[0].key == "explain.dimensions" and "series_columns (none)" in r.all_errors()[0].message
     )
-    multi = BASE.replace('    query: "SELECT count(*) AS value FROM orders"\n',
-                         '    query: "SELECT region, count(*) AS value FROM orders GROUP BY region"\n'
-                         "  series_columns: [region]\n")  # fmt: skip
+    multi = BASE.replace(
+        '    query: "SELECT count(*) AS value FROM orders"\n',
+        '    query: "SELECT region, count(*) AS value FROM orders GROUP BY region"\n'
+        "  series_columns: [region]\n",
+    )
     write(tmp_path / "metrics" / "m.yaml", multi + "explain:\n  dimensions: [region]\n")
     assert load_metrics([tmp_path / "metrics"], None, env={}).ok
     write(tmp_path / "metrics" / "m.yaml", multi + "explain:\n  dimensions: [device]\n")

@@ -75,8 +75,23 @@ WHY = {
 
 
 def firing(extra: Mapping[str, object], status: str = "firing") -> Alert:
-    return Alert("orders", "", {}, status, 1_795_000_200, 1_795_000_200, 900.0, 100.0, 40.0, 160.0, 0.9,  # type: ignore[arg-type]
-                 "up", "mad", 600, extra=dict(extra))  # fmt: skip
+    return Alert(
+        "orders",
+        "",
+        {},
+        status,  # type: ignore[arg-type]
+        1_795_000_200,
+        1_795_000_200,
+        900.0,
+        100.0,
+        40.0,
+        160.0,
+        0.9,
+        "up",
+        "mad",
+        600,
+        extra=dict(extra),
+    )
 
 
 def test_the_firing_text_says_why_in_one_line_and_the_resolved_does_not() -> None:
