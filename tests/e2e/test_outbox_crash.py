@@ -53,6 +53,7 @@ async def test_kill_9_at_random_moments_and_mid_send_sends_nothing_twice_and_not
                 TOGGLING.format(name=name, db=db, url=base + "/hook"),
             )
         await daemon.start()
+        kills: list[float] = []
         for round_ in range(4):
             if round_ % 2 == 0:  # while a delivery waits for its answer (claimed, then the sender died)
                 release = asyncio.Event()
@@ -60,10 +61,12 @@ async def test_kill_9_at_random_moments_and_mid_send_sends_nothing_twice_and_not
                 hook.hold = release
                 await asyncio.wait_for(hook.holding.wait(), 10)
                 await asyncio.sleep(rng.uniform(0, 0.2))
+                kills.append(time.time())
                 assert await daemon.stop(signal.SIGKILL) == -signal.SIGKILL
                 release.set()
             else:  # at a random moment
                 await asyncio.sleep(rng.uniform(0.5, 2.5))
+                kills.append(time.time())
                 assert await daemon.stop(signal.SIGKILL) == -signal.SIGKILL
             await daemon.start()
         restarted = time.time()
@@ -82,8 +85,12 @@ async def test_kill_9_at_random_moments_and_mid_send_sends_nothing_twice_and_not
     with sqlite3.connect(daemon.root / "data" / "detectkd.db") as c:
         created = dict(c.execute("SELECT key, created_at FROM dtk_outbox"))
     counts = Counter(key for key, _ in hook.got)
-    assert [k for k, n in counts.items() if n > 1] == []  # nothing sent twice
-    arrived = {key: at for key, at in reversed(hook.got)}
+    arrived = {key: at for key, at in reversed(hook.got)}  # the first arrival of each
+    # Nothing sent twice, but for the receiver's own window (docs/operations.md): a request it
+    # answered just before the kill, before the daemon could read the answer, goes again
+    # after the restart (with the same Idempotency-Key). Anything else twice is a bug.
+    in_window = {k for k in counts if any(0 <= kill - arrived[k] < 1.0 for kill in kills)}
+    assert [k for k, n in counts.items() if n > 1 and k not in in_window] == []
     late = {key: arrived.get(key, ended) - at for key, at in created.items()}
     # Each killed claim went out right after the restart, not after its 120 s lease.
     assert max(late.values()) < 15, sorted(late.items(), key=lambda kv: -kv[1])[:3]
