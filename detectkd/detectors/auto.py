@@ -118,6 +118,10 @@ class Params(Frozen):
     # ... and its |z| is at least this share of min_z (not of the line, which a recent step
     # inflates).
     range_gate: float = Field(default=0.5, ge=0)
+    # Extreme-value gate (SPOT): a run's first alarm (not a range break) needs |z| beyond the line
+    # the reference |z| cross with this probability per point, a GPD over their `tail` quantile.
+    risk: float = Field(default=0.0, ge=0, lt=1)
+    tail: float = Field(default=0.98, gt=0.5, lt=1.0)
 
 
 @dataclass(frozen=True)
@@ -355,8 +359,11 @@ class AutoDetector:
         for k, (a, brk) in enumerate(zip(az.tolist(), breaks.tolist(), strict=True)):
             line = max(memo.line(p.quantile, p.min_samples), floor) * thr
             s = a / line if a == a else 0.0
-            b = max(s, spike) if brk and a >= gate else s  # a range break alarms alone
+            broke = brk and a >= gate
+            b = max(s, spike) if broke else s  # a range break alarms alone
             h = b if b >= spike else min(b, prev)
+            if p.risk and h >= thr and run == 0 and not broke and not memo.extreme(a, s >= spike, p):
+                h = min(h, 0.5 * thr)  # not extreme for this series (SPOT): held below the line
             run = run + 1 if h >= thr else 0
             h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
             if rest > 0:  # resting after an alarm: only a greater surprise alarms anew

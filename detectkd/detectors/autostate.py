@@ -7,11 +7,19 @@ import math
 from array import array
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from detectkd.detectors.base import FloatArray, sorted_quantile
+from detectkd.detectors.evt import tail_line
+
+
+class Gate(Protocol):
+    risk: float
+    tail: float
+    min_samples: int
 
 
 @dataclass
@@ -37,6 +45,21 @@ class Memo:
         """The `q` quantile (linear, as numpy) of the finite |z|; 0 with too few."""
         n = len(self.ordered)
         return sorted_quantile(self.ordered, q) if n >= max(min_count, 1) else 0.0
+
+    def extreme(self, az: float, alone: bool, p: Gate) -> bool:
+        """SPOT's test (`evt.tail_line`): is `az` (`alone`), or the smaller of it and the newest
+        |z| (two in a row), beyond the line the recent ones (pairs in a row) cross with
+        probability `p.risk` (a GPD over their `p.tail` quantile)? Reads the ring: no state."""
+        risk, level, min_count = p.risk, p.tail, p.min_samples
+        if alone:
+            return az >= tail_line(np.frombuffer(self.ordered, np.float64), risk, level, min_count)
+        ring = np.frombuffer(self.recent, np.float64)
+        ring = np.concatenate([ring[self.head :], ring[: self.head]])
+        if ring.size < 2:
+            return True
+        pairs = np.fmin(ring[1:], ring[:-1])  # NaN (a cold start) only where both are
+        pairs = np.sort(pairs[np.isfinite(pairs)])
+        return min(az, float(ring[-1])) >= tail_line(pairs, risk, level, min_count)
 
     def push(self, az: float) -> None:
         recent = self.recent
