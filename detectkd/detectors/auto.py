@@ -121,7 +121,7 @@ class Params(Frozen):
     # Extreme-value gate (SPOT): a run's first alarm (not a range break) needs |z| beyond the line
     # the reference |z| cross with this probability per point, a GPD over their `tail` quantile.
     risk: float = Field(default=0.0, ge=0, lt=1)
-    tail: float = Field(default=0.98, gt=0.5, lt=1.0)
+    tail: float = Field(default=0.98, gt=0.5, lt=1.0)  # the quantile of |z| whose excesses the GPD fits
 
 
 @dataclass(frozen=True)
