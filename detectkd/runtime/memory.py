@@ -58,6 +58,7 @@ class SeriesMemory:
         self.loaded = False  # windows read from storage (once per runtime)
         self._open: dict[str, tuple[int, int, int, int] | None] | None = None  # series -> checkpoint
         self.saved: Saved | None = None  # left by the previous process, taken by the first run
+        self.caught_up: int | None = None  # resumed from `saved` + this many stored points
         self._since = 0
 
     def series(self) -> set[str]:
@@ -124,7 +125,7 @@ class SeriesMemory:
         for series in list(self.windows):
             self.forget(series)
         self.loaded = False
-        self.saved = None
+        self.saved = self.caught_up = None
 
     def _forget_derived(self, series: str) -> None:
         for d in self.detectors:
