@@ -30,9 +30,10 @@ if TYPE_CHECKING:
     from detectkd.runtime.runner import MetricRuntime
 
 log = structlog.get_logger("detectkd")
-SLICE_S = 0.01  # the loop's time one slice of copying may take
+SLICE_S = 0.005  # the loop's time one slice of copying may take (then it yields)
 BUSY_WAIT_S = 10.0  # a metric whose run is in flight is waited for this long, then left out
 REPORT_EVERY_S = 2.0  # how often the start's outcome is looked at until every metric resumed
+REPORT_WITHIN_S = 600.0  # ... reported by then even if some (a daily metric) have not run yet
 
 
 class Snapshots:
@@ -99,9 +100,8 @@ class Snapshots:
             if await _stopped(stop, wait):
                 break
             if not reported:
-                reported = self.report()
+                reported = self.report(final=time.monotonic() - self.started > REPORT_WITHIN_S)
             if self.every is not None and time.monotonic() >= due:
-                reported = reported or self.report(final=True)
                 await self.write(stop)
                 due = time.monotonic() + self.every
 
@@ -119,20 +119,21 @@ class Snapshots:
         except OSError as exc:
             log.warning("memory snapshot not written", path=str(self.path), error=str(exc))
             return None
-        stall, busy, left_out = 0.0, [], 0
+        stall = cpu = 0.0  # the longest slice on the loop: wall time, and the loop thread's CPU
+        busy, left_out = [], 0
         try:
             pending = list(self.runtimes())
             while pending:
                 if stop is not None and stop.is_set():
                     raise _Stopped
-                t0, batch = time.perf_counter(), []
+                t0, c0, batch = time.perf_counter(), time.thread_time(), []
                 while pending and time.perf_counter() - t0 < SLICE_S:
                     rt = pending.pop()
                     if rt.lock.locked():
                         busy.append(rt)  # mid-run: memory is changing
                     elif (part := self.copied(rt)) is not None:
                         batch.append((rt.name, part))
-                stall = max(stall, time.perf_counter() - t0)
+                stall, cpu = max(stall, time.perf_counter() - t0), max(cpu, time.thread_time() - c0)
                 await self._put(out, batch, stop)
             for rt in busy:
                 try:
@@ -157,7 +158,7 @@ class Snapshots:
             return None
         self.last = {"metrics": metrics, "mib": round(size / 2**20, 1), "left_out": left_out,
                      "seconds": round(time.monotonic() - began, 2), "stall_ms": round(stall * 1000, 1),
-                     "waited": len(busy)}  # fmt: skip
+                     "stall_cpu_ms": round(cpu * 1000, 1), "waited": len(busy)}  # fmt: skip
         log.info("memory snapshot written", **self.last)
         return self.last
 
