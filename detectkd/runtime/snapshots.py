@@ -136,6 +136,8 @@ class Snapshots:
                 stall, cpu = max(stall, time.perf_counter() - t0), max(cpu, time.thread_time() - c0)
                 await self._put(out, batch, stop)
             for rt in busy:
+                if stop is not None and stop.is_set():
+                    raise _Stopped
                 try:
                     await asyncio.wait_for(rt.lock.acquire(), BUSY_WAIT_S)
                 except TimeoutError:
