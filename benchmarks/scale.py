@@ -145,7 +145,7 @@ async def preload_store(
 def scrape(port: int) -> str:
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=120) as r:
         return str(r.read().decode())
 
 
