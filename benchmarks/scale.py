@@ -13,6 +13,8 @@ adds a scraper that fetches `/metrics` every S seconds during the measurement
 worst scrape time: compare the lag with and without it. `--restart` measures a restart
 instead of a first start: the daemon runs until every metric ran once, is stopped with
 SIGTERM (`stop_s`, the restart snapshot's size), and the start after it is measured.
+`--series N` gives each metric N series from its one query (a `series_columns` label, the
+store pre-loaded per series) and adds `cpu_us_per_series_check`.
 `--fresh` measures a first start without stored state (issue 28): each metric a `mad`
 detector with a 100-point window (min_samples 20), no `start_time`, a source holding
 `--fresh-history` seconds (default 30 minutes) of 10-second rows before the start and nothing
@@ -20,12 +22,21 @@ in the store, so every metric warms up from the source. It reports `judging_s` (
 `/readyz` until `detectk_metric_judging` is 1 for every metric), the CPU per check while
 warming (`warm_cpu_ms_per_check`, from `/readyz` to all judging) and, from one interval after
 that, the usual figures for `--duration` seconds.
+`--crash` measures a start after `kill -9` (issue 28): the daemon runs until every metric ran
+once and a background memory snapshot was written after that (`snapshot_interval`, default
+5m, `--snapshot-interval S` to shorten it while developing), then `--crash-after` seconds
+more (runs the snapshot does not hold), is killed with SIGKILL, and the start after it is
+measured as `--restart`'s, with `caught_up_points`/`rebuilt` and `resumed_s` from the
+`restart snapshot resumed` log line, `snap_stall_ms`/`snap_write_s`/`snapshot_mib` from the
+last `memory snapshot written` before the kill, and `cpu_to_schedule_s` (CPU seconds of the
+restarted process until every metric ran once).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import signal
@@ -72,21 +83,50 @@ alerter:
 """
 
 
-def build_source(path: Path, n: int, interval: int, start: int, end: int, every: int = 0) -> None:
-    """A row per metric every `every` seconds (default: `interval`) in [start, end)."""
+# --series N: one query answers N series, told apart by the `s` column (a series_columns label)
+METRIC_SERIES = """\
+name: m{i}
+schedule: {{interval: {interval}s}}
+collector:
+  profile: src
+  series_columns: [s]
+  max_series: {n}
+  params:
+    query: >-
+      SELECT period_time, s, value FROM src WHERE m = {i}
+      AND period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
+{detector}
+alerter:
+  type: log
+"""
+
+
+def build_source(
+    path: Path, n: int, interval: int, start: int, end: int, every: int = 0, series: int = 1
+) -> None:
+    """A row per metric (and per series: `s`, k0 k1 ...) every `every` seconds (default:
+    `interval`) in [start, end)."""
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE src (m INTEGER, period_time TEXT, value REAL)")
+    conn.execute("CREATE TABLE src (m INTEGER, s TEXT, period_time TEXT, value REAL)")
     for t in range(start - start % (every or interval), end, every or interval):
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
-        value = (100.0 + (i + t // interval) % 7 for i in range(n))
-        conn.executemany("INSERT INTO src VALUES (?,?,?)", zip(range(n), [stamp] * n, value, strict=True))
+        rows = (
+            (i, f"k{j}", stamp, 100.0 + (i + j + t // interval) % 7) for i in range(n) for j in range(series)
+        )
+        conn.executemany("INSERT INTO src VALUES (?,?,?,?)", rows)
     conn.execute("CREATE INDEX src_m ON src (m, period_time)")
     conn.commit()
     conn.close()
 
 
 async def preload_store(
-    path: Path, n: int, interval: int, now: int, history: int = HISTORY_POINTS, shard: Shard = ALL
+    path: Path,
+    n: int,
+    interval: int,
+    now: int,
+    history: int = HISTORY_POINTS,
+    shard: Shard = ALL,
+    series: int = 1,
 ) -> None:
     """The store of a daemon that already ran: `history` points and a watermark per metric
     (of `shard`: with `workers: N` each worker has its own store, `data/worker-i`)."""
@@ -96,7 +136,8 @@ async def preload_store(
     last = now - now % interval - interval
     periods = [last - k * interval for k in range(history, 0, -1)]
     for i in (i for i in range(n) if shard.owns(f"m{i}")):
-        pts = [Point("", p, 100.0 + (i + p // interval) % 7) for p in periods]
+        keys = [(f"s=k{j}" if series > 1 else "", j) for j in range(series)]
+        pts = [Point(key, p, 100.0 + (i + j + p // interval) % 7) for key, j in keys for p in periods]
         await store.commit(RunRecord(f"m{i}", points=pts, watermark=periods[-1]))
     await store.close()
 
@@ -104,7 +145,7 @@ async def preload_store(
 def scrape(port: int) -> str:
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=120) as r:
         return str(r.read().decode())
 
 
@@ -220,9 +261,14 @@ def run_one(
     workers: int = 1,
     restart: bool = False,
     fresh: int = 0,
+    crash: float = -1.0,
+    snapshot_interval: int = 0,
+    snapshots: bool = True,
+    series: int = 1,
 ) -> dict[str, float]:
     """`fresh`: seconds of 10-second rows in the source before the start, no stored state
-    (0: the store is pre-loaded with `history` points per metric)."""
+    (0: the store is pre-loaded with `history` points per metric). `crash` >= 0: killed that
+    many seconds after a background snapshot taken once every metric ran."""
     with tempfile.TemporaryDirectory(prefix=f"dtk-scale-{n}-") as tmp:
         root = Path(tmp)
         now = int(time.time())
@@ -231,18 +277,40 @@ def run_one(
         if fresh:
             build_source(root / "src.db", n, interval, now - fresh, end, FRESH_ROW_S)
         else:
-            build_source(root / "src.db", n, interval, now - 2 * interval, end)
+            build_source(root / "src.db", n, interval, now - 2 * interval, end, series=series)
         if fresh:
             pass  # nothing stored: every metric warms up from the source
         elif workers == 1:
-            asyncio.run(preload_store(root / "data" / "detectkd.db", n, interval, now, history))
+            asyncio.run(
+                preload_store(root / "data" / "detectkd.db", n, interval, now, history, series=series)
+            )
         for w in range(workers if workers > 1 and not fresh else 0):
             db = root / "data" / f"worker-{w}" / "detectkd.db"
             asyncio.run(preload_store(db, n, interval, now, history, Shard(w, workers)))
-        texts = (METRIC.format(i=i, interval=interval, detector=DETECTORS[detector]) for i in range(n))
-        port = write_daemon(root, texts, f"workers: {workers}\n")
+        template = METRIC if series == 1 else METRIC_SERIES.replace("{n}", str(series))
+        texts = (template.format(i=i, interval=interval, detector=DETECTORS[detector]) for i in range(n))
+        extra = f"snapshot_interval: {snapshot_interval}s\n" if snapshot_interval else ""
+        port = write_daemon(root, texts, f"workers: {workers}\n{extra}")
+        if crash >= 0:  # the snapshot's figures and the resume are read from the info log
+            conf = root / "detectkd.yaml"
+            off = "" if snapshots else "restart_snapshot: false\n"  # the slow path: rebuilt from the store
+            conf.write_text(conf.read_text().replace("log_level: warning", "log_level: info") + off)
         setup_s = time.monotonic() - t0
         stop_s = snapshot_mib = float("nan")
+        written: dict[str, float] = {}
+        if crash >= 0:  # a daemon that ran (every metric once, then a background snapshot), killed
+            proc = start(root, port)
+            while metrics_run(scrape(port)) < n:
+                time.sleep(2.0)
+            all_ran = time.time()
+            file = root / "data" / "memory.snapshot"
+            while snapshots and not (file.exists() and file.stat().st_mtime > all_ran):
+                time.sleep(1.0)
+            written = last_event(root, "memory snapshot written")
+            time.sleep(crash)
+            proc.kill()
+            proc.wait(60)
+            snapshot_mib = file.stat().st_size / 2**20 if snapshots else 0.0
         if restart:  # a daemon that ran (every metric once), stopped with SIGTERM
             proc = start(root, port)
             until = time.monotonic() + 3600
@@ -262,7 +330,7 @@ def run_one(
             # Warm-up: every metric runs once and loads its window. A restart is back on
             # schedule when every metric has run (`on_schedule_s`, from the start of the
             # process); `first_lag_p99_s` is the scheduler lag of those first runs.
-            on_schedule_s = judging_s = warm_cpu = float("nan")
+            on_schedule_s = judging_s = warm_cpu = cpu_to_schedule = float("nan")
             judging_n = 0
             if fresh:  # until every metric judges (at most `warmup`, default 10 minutes), then one interval
                 cpu_r, ready_at = cpu_tree(proc.pid), time.monotonic()
@@ -283,6 +351,7 @@ def run_one(
                 while time.monotonic() < until:
                     if on_schedule_s != on_schedule_s and metrics_run(scrape(port)) >= n:
                         on_schedule_s = time.monotonic() - started
+                        cpu_to_schedule = cpu_tree(proc.pid)
                     time.sleep(1.0)
             first = scrape(port)
             first_lag = delta(
@@ -328,6 +397,8 @@ def run_one(
             "checks_per_s": checks / (t_b - t_a),
             "expected_per_s": n / interval,
             "cpu_ms_per_check": 1000 * (cpu_b - cpu_a) / max(checks, 1),
+            "series": series,
+            "cpu_us_per_series_check": 1e6 * (cpu_b - cpu_a) / max(checks * series, 1),
             "on_schedule_s": on_schedule_s,
             "first_lag_p99_s": quantile(first_lag, 0.99),
             "lag_p50_s": quantile(lag, 0.5),
@@ -341,7 +412,37 @@ def run_one(
             "exit_code": code,
             "scrape_p50_s": sorted(scrapes)[len(scrapes) // 2] if scrapes else float("nan"),
             "scrape_max_s": max(scrapes) if scrapes else float("nan"),
+            **crash_figures(root, written, cpu_to_schedule),
         }
+
+
+def last_event(root: Path, name: str) -> dict[str, float]:
+    """The last JSON log line of the daemon with event `name` ({} when there is none)."""
+    out: dict[str, float] = {}
+    for line in (root / "daemon.log").read_text(errors="replace").splitlines():
+        if f'"{name}"' in line:
+            try:
+                out = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+def crash_figures(root: Path, snap: dict[str, float], cpu: float) -> dict[str, float]:
+    nan = float("nan")
+    if snap:  # kept for reading after the temporary directory is gone
+        (Path(tempfile.gettempdir()) / "dtk-scale-crash.log").write_bytes((root / "daemon.log").read_bytes())
+    resumed = last_event(root, "restart snapshot resumed")
+    return {
+        "snap_stall_ms": snap.get("stall_ms", nan),
+        "snap_stall_cpu_ms": snap.get("stall_cpu_ms", nan),
+        "snap_write_s": snap.get("seconds", nan),
+        "resumed": resumed.get("metrics", nan),
+        "caught_up_points": resumed.get("caught_up_points", nan),
+        "rebuilt": resumed.get("rebuilt", nan),
+        "resumed_s": resumed.get("seconds", nan),
+        "cpu_to_schedule_s": cpu,
+    }
 
 
 def main() -> int:
@@ -363,6 +464,15 @@ def main() -> int:
         "--fresh", action="store_true", help="a first start: no stored state, a source of 10-second rows, mad"
     )
     ap.add_argument("--fresh-history", type=int, default=1800, help="--fresh: seconds of rows before start")
+    ap.add_argument("--crash", action="store_true",
+                    help="measure a start after kill -9 (after a background snapshot)")  # fmt: skip
+    ap.add_argument("--crash-after", type=float, default=20.0, help="--crash: seconds from snapshot to kill")
+    ap.add_argument(
+        "--series", type=int, default=1, help="series per metric (one query, a series_columns label)"
+    )
+    ap.add_argument("--no-snapshot", action="store_true",
+                    help="--crash without snapshots (restart_snapshot: false): the rebuild")  # fmt: skip
+    ap.add_argument("--snapshot-interval", type=int, default=0, help="--crash: its seconds (0: 5m)")
     args = ap.parse_args()
     if args.fresh:
         args.detector = "fresh"
@@ -393,6 +503,11 @@ def main() -> int:
         header += ("stop_s", "snapshot_mib")
     if args.fresh:
         header += ("judging_s", "judging_at_end", "warm_cpu_ms_per_check")
+    if args.series > 1:
+        header += ("series", "cpu_us_per_series_check")
+    if args.crash:
+        header += ("snapshot_mib", "snap_stall_ms", "snap_stall_cpu_ms", "snap_write_s", "resumed",
+                   "caught_up_points", "rebuilt", "resumed_s", "cpu_to_schedule_s")  # fmt: skip
     print(" ".join(f"{h:>16}" for h in header))
     for n in args.metrics:
         r = run_one(
@@ -406,6 +521,10 @@ def main() -> int:
             args.workers,
             args.restart,
             args.fresh_history if args.fresh else 0,
+            args.crash_after if args.crash else -1.0,
+            args.snapshot_interval,
+            not args.no_snapshot,
+            args.series,
         )
         print(
             " ".join(f"{r[h]:>16.3f}" if isinstance(r[h], float) else f"{r[h]:>16}" for h in header),

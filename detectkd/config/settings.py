@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     # SIGTERM writes windows and detector state to data_dir/memory.snapshot; the next start
     # takes them back instead of rebuilding from the store (docs/scaling.md#restarts).
     restart_snapshot: bool = True
+    # The snapshot is also written every this long in the background: a start after kill -9 or
+    # a crash takes it and catches up from the store (docs/scaling.md#restarts); null: only at SIGTERM.
+    snapshot_interval: Duration | None = timedelta(minutes=5)
+    # The background snapshot writes at most this many MiB a second (the stop's is not paced).
+    snapshot_write_mib_s: float = Field(default=32.0, gt=0)
     # An undeliverable alert is retried this long, then kept as a dead letter.
     alert_retry_for: Duration = timedelta(hours=24)
     # A link shown in every alert (Jinja2: metric, series, labels, period_start, period_finish),
@@ -119,6 +124,13 @@ class Settings(BaseSettings):
     @classmethod
     def _shard(cls, value: str) -> str:
         return str(Shard.parse(value))
+
+    @field_validator("snapshot_interval")
+    @classmethod
+    def _snapshot_interval(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(seconds=1):
+            raise ValueError("at least 1s (each is the whole of memory: minutes suit); null: only at SIGTERM")
+        return value
 
     @model_validator(mode="after")
     def _workers_alone(self) -> Settings:

@@ -20,17 +20,17 @@ from detectkd.alerting.state import SeriesState
 from detectkd.config.settings import Settings
 from detectkd.errors import StorageError, error_line
 from detectkd.resources import Resources
-from detectkd.runtime import heap, retention, snapshot
+from detectkd.runtime import heap, retention
 from detectkd.runtime.clock import ClockGuard
 from detectkd.runtime.history import HistoryLoader
 from detectkd.runtime.jobs import Jobs
 from detectkd.runtime.leader import leadership_for
-from detectkd.runtime.memory import Saved
 from detectkd.runtime.outage_alerts import send_due, split_saved
 from detectkd.runtime.outbox import Dispatcher
 from detectkd.runtime.reload import Action, Plan, ReloadQueue, make_plan
 from detectkd.runtime.silence_sync import SilenceSync
 from detectkd.runtime.slot import Deps, MetricSlot, assemble, assemble_loader
+from detectkd.runtime.snapshots import Snapshots
 from detectkd.runtime.view import DaemonView
 from detectkd.sdnotify import Notifier
 from detectkd.specs.loader import LoadResult, MetricSpec, load_for
@@ -69,8 +69,7 @@ class Daemon(Jobs, DaemonView):
         o = settings.outages
         self.outages = Outages(o.group_wait.total_seconds(), o.min_metrics)
         self._health_lock = asyncio.Lock()
-        self.snapshot_path = settings.data_dir / snapshot.FILE
-        self._saved: dict[str, Saved] = {}  # the previous stop's memory, until installed
+        self.snapshots = Snapshots(settings, lambda: [s.runtime for s in self.slots.values()])  # memory
         self._retired: dict[str, ChannelSet] = {}  # removed metrics' channels
         self.silences = Silences()
         self.silence_sync = SilenceSync(self.silences, self.store, self.telemetry.silences_unreadable.set)
@@ -109,17 +108,15 @@ class Daemon(Jobs, DaemonView):
         states, errors = split_saved(await self.store.load_states(), self.outages)
         result = await self._load()
         plan = make_plan({}, result)
-        if self.settings.restart_snapshot:
-            self._saved = await asyncio.to_thread(snapshot.load, self.snapshot_path)
+        await self.snapshots.load()
         self.scheduler.start()
         # Retention: daily, first ten minutes after start (not in the startup rush).
         self.scheduler.add_job(
             self.retention_pass, "interval", hours=24, id=RETENTION_JOB, name=RETENTION_JOB,
             next_run_time=datetime.now(UTC) + timedelta(minutes=10), max_instances=1, coalesce=True,
         )  # fmt: skip
-        offered = len(self._saved)
         await self._apply(plan, states)
-        self._saved = snapshot.taken(offered, [s.runtime for s in self.slots.values()])
+        self.snapshots.taken()
         for metric, st in errors.items():
             self.outages.restore(metric, st)
         self._record_load(result, plan)
@@ -134,11 +131,13 @@ class Daemon(Jobs, DaemonView):
         if self.leadership is not None:
             election = asyncio.create_task(self.leadership.run(self.stop_event), name="election")
         health = asyncio.create_task(self._health_loop(), name="health")
+        snapshots = asyncio.create_task(self.snapshots.run(self.stop_event), name="snapshots")
         watchdog = asyncio.create_task(self.notifier.beat(self.status_line, self.stop_event), name="watchdog")
         await self.stop_event.wait()
         self.notifier.stopping()
         await health
         await watchdog
+        await snapshots  # a background write in progress is abandoned
         log.info("shutting down", inflight=len(self._inflight))
         # Runs in flight get the grace: no new runs start, and the scheduler (whose executor
         # cancels what it still tracks) is shut down only after they finished or timed out.
@@ -159,9 +158,7 @@ class Daemon(Jobs, DaemonView):
         if self.leadership is not None:
             await election
             await self.leadership.release()  # a standby takes over now, not after the lease
-        if self.settings.restart_snapshot:  # no run is in flight: memory holds still
-            runtimes = [s.runtime for s in self.slots.values()]
-            await asyncio.to_thread(snapshot.write, self.snapshot_path, runtimes)
+        await self.snapshots.final()  # no run is in flight: memory holds still
         await self.close()
 
     async def retention_pass(self, now: float | None = None) -> int:
@@ -299,7 +296,7 @@ class Daemon(Jobs, DaemonView):
         self._unbuilt.pop(spec.name, None)
         self._retired.pop(spec.name, None)
         self.slots[spec.name] = slot
-        slot.runtime.memory.saved = snapshot.take(self._saved, slot.runtime)
+        self.snapshots.offer(slot.runtime)
         slot.runtime.history = self.history.begin
         self.history.start(slot.runtime)
         cond = spec.conditions

@@ -64,6 +64,7 @@ class SeriesMemory:
         self._open: dict[str, tuple[int, int, int, int] | None] | None = None  # series -> checkpoint
         self.saved: Saved | None = None  # left by the previous process, taken by the first run
         self.resets = 0  # how often `reset` was called (what is derived from windows reloads too)
+        self.caught_up: int | None = None  # resumed from `saved` + this many stored points
         self._since = 0
 
     def series(self) -> set[str]:
@@ -131,7 +132,7 @@ class SeriesMemory:
         for series in list(self.windows):
             self.forget(series)
         self.loaded = False
-        self.saved = None
+        self.saved = self.caught_up = None
         self.resets += 1
 
     def _forget_derived(self, series: str) -> None:

@@ -28,6 +28,7 @@ from detectkd.errors import error_line
 from detectkd.resources import Resources
 from detectkd.runtime.batch import absent, admit, fill_missing, last_seen
 from detectkd.runtime.calendar import build_detectors
+from detectkd.runtime.catchup import resume
 from detectkd.runtime.coldstart import cold_skips, cold_start_reason, first_start, start_time
 from detectkd.runtime.collect import ManyPeriods, collect, timezone_probe
 from detectkd.runtime.explain import Explainer
@@ -342,9 +343,8 @@ class MetricRuntime:
             return
         span = self.memory.span
         saved, self.memory.saved = self.memory.saved, None
-        if saved is not None and self._watermark_known and saved.watermark == self._watermark:
-            self.memory.adopt(saved, before - span)  # a graceful restart's (runtime.snapshot)
-            return
+        if saved is not None and self._watermark_known and await resume(self, saved, self._watermark, before):
+            return  # the snapshot's memory (runtime.snapshot), caught up with the store (runtime.catchup)
         stored = (
             await (await self.data()).read_points(self.name, None, before - span, before)
             if self.spec.storage.enabled and span > self.grid.step

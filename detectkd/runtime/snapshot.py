@@ -1,23 +1,21 @@
-"""What a graceful stop leaves for the next start: every metric's windows and its detectors'
-derived state, so a restart does not read every window from the store and rebuild `auto`'s
-state point by point (minutes of one core for 10,000 metrics).
+"""What memory a next start takes instead of rebuilding it: every metric's windows and its
+detectors' derived state, so a restart does not read every window from the store and
+rebuild `auto`'s state point by point (minutes of one core for 10,000 metrics).
 
-On SIGTERM, after the runs in flight finished, the daemon writes `data_dir/memory.snapshot`
-(`save`); the next start reads it once (`load`, then the file is removed) and hands each
-metric its part (`take`), which the metric's first run adopts instead of reading its window
-from the store, but only if both still hold:
-
-- the config that shapes memory is the same (`fingerprint`: detectors and their
-  parameters, interval, timezone, window span, features, where the points are stored), and
-  detectkd is the same version;
-- the stored watermark is the one memory was in step with when it was saved (another
-  replica, or a run that the stop cut short, moved it: the store is read instead).
+The daemon writes `data_dir/memory.snapshot` at SIGTERM, after the runs in flight finished
+(`write`), and every `snapshot_interval` in the background (`runtime.snapshots`, through
+`SnapshotFile`: a slice of metrics at a time). The next start reads it (`load`; the file
+stays) and hands each metric its part (`take`), which the metric's first run adopts
+instead of reading its window from the store, but only if the config that shapes memory is
+the same (`fingerprint`: detectors and their parameters, interval, timezone, window span,
+features, where the points are stored) and detectkd is the same version. A part older than
+the store's watermark (a crash after it was written) is caught up from the store's points
+(`runtime.catchup`).
 
 Anything else (no file, another version, a torn or foreign file, arrays whose length or type
-disagrees with the index) falls back to the store,
-which is always right, only slower. A `kill -9` leaves no snapshot. The format is the
-daemon's own (raw little-endian arrays and a JSON index, no pickle): it is read only by the
-version that wrote it.
+disagrees with the index) falls back to the store, which is always right, only slower. The
+format is the daemon's own (raw little-endian arrays and a JSON index, no pickle): it is
+read only by the version that wrote it.
 """
 
 from __future__ import annotations
@@ -70,33 +68,75 @@ def collect(runtimes: Iterable[MetricRuntime]) -> dict[str, Saved]:
     return out
 
 
+class SnapshotFile:
+    """A snapshot written part by part (the periodic writer adds a slice of metrics at a
+    time, from a thread): a temporary file, then `finish` (the index, fsync, rename, the
+    directory fsynced) or `abort`. Until `finish` the previous snapshot stays whole."""
+
+    SYNC_EVERY = 8 << 20  # written bytes between fdatasyncs: dirty pages stay bounded
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
+        self.f = self.tmp.open("wb")
+        self.f.write(MAGIC)
+        self.metrics: dict[str, Any] = {}
+        self._unsynced = 0
+
+    @property
+    def size(self) -> int:
+        return self.f.tell()
+
+    def _put(self, a: np.ndarray) -> list[Any]:
+        a = np.ascontiguousarray(a, a.dtype.newbyteorder("<"))
+        at = self.f.tell()
+        self.f.write(a.data)
+        self._unsynced += a.nbytes
+        return [at, int(a.size), a.dtype.str]
+
+    def add(self, name: str, s: Saved) -> None:
+        put = self._put
+        windows = {k: [put(t), put(v), {c: put(x) for c, x in f.items()}]
+                   for k, (t, v, f) in s.windows.items()}  # fmt: skip
+        states = {d: {k: [put(a), list(sc)] for k, (a, sc) in per.items()} for d, per in s.states.items()}
+        self.metrics[name] = {"fingerprint": s.fingerprint, "watermark": s.watermark, "windows": windows,
+                              "states": states}  # fmt: skip
+        if self._unsynced >= self.SYNC_EVERY:
+            self.f.flush()
+            os.fdatasync(self.f.fileno())
+            self._unsynced = 0
+
+    def finish(self) -> int:
+        """The index written, the file made durable and renamed over the previous one."""
+        body = json.dumps({"version": __version__, "metrics": self.metrics}).encode()
+        self.f.write(body)
+        self.f.write(struct.pack("<Q", len(body)) + MAGIC)
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        size = self.f.tell()
+        self.f.close()
+        os.replace(self.tmp, self.path)
+        fd = os.open(self.path.parent, os.O_RDONLY)
+        try:  # the rename itself survives a power loss
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return size
+
+    def abort(self) -> None:
+        self.f.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 def save(path: Path, parts: dict[str, Saved]) -> int:
     """Write the snapshot (a temporary file, fsynced, then renamed). Returns its size."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(MAGIC)
-
-        def put(a: np.ndarray) -> list[Any]:
-            a = np.ascontiguousarray(a, a.dtype.newbyteorder("<"))
-            at = f.tell()
-            f.write(a.data)
-            return [at, int(a.size), a.dtype.str]
-
-        metrics: dict[str, Any] = {}
+    out = SnapshotFile(path)
+    try:
         for name, s in parts.items():
-            w = s.windows
-            windows = {k: [put(t), put(v), {c: put(x) for c, x in f.items()}] for k, (t, v, f) in w.items()}
-            states = {d: {k: [put(a), list(sc)] for k, (a, sc) in per.items()} for d, per in s.states.items()}
-            metrics[name] = {"fingerprint": s.fingerprint, "watermark": s.watermark, "windows": windows,
-                             "states": states}  # fmt: skip
-        body = json.dumps({"version": __version__, "metrics": metrics}).encode()
-        f.write(body)
-        f.write(struct.pack("<Q", len(body)) + MAGIC)
-        f.flush()
-        os.fsync(f.fileno())
-        size = f.tell()
-    os.replace(tmp, path)
-    return size
+            out.add(name, s)
+        return out.finish()
+    except BaseException:
+        out.abort()
+        raise
 
 
 def write(path: Path, runtimes: list[MetricRuntime]) -> None:
@@ -113,17 +153,18 @@ def write(path: Path, runtimes: list[MetricRuntime]) -> None:
 
 
 def load(path: Path) -> dict[str, Saved]:
-    """The parts a previous stop left (and the file removed); {} when there is none or it
-    cannot be used (logged)."""
+    """The parts a previous process left; {} when there is none or it cannot be used (logged,
+    and the file removed). A usable file stays: memory older than the store is caught up
+    from the store's points (`runtime.catchup`), so a crash right after this start still
+    finds it."""
     if not path.exists():
         return {}
     try:
-        parts = _read(path)
+        return _read(path)
     except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
         log.warning("restart snapshot not used", path=str(path), error=str(exc) or type(exc).__name__)
-        parts = {}
-    path.unlink(missing_ok=True)
-    return parts
+        path.unlink(missing_ok=True)
+        return {}
 
 
 def take(parts: dict[str, Saved], rt: MetricRuntime) -> Saved | None:

@@ -412,6 +412,19 @@ def test_generator_url_template_is_checked_at_load(tmp_path: Path) -> None:
         load_settings(tmp_path / "bad.yaml")
 
 
+def test_snapshot_interval_is_a_duration_of_at_least_a_second_or_null(tmp_path: Path) -> None:
+    from detectkd.config.settings import load_settings
+    from detectkd.errors import ConfigError
+
+    write(tmp_path / "default.yaml", "log_level: info\n")
+    assert load_settings(tmp_path / "default.yaml").snapshot_interval == timedelta(minutes=5)
+    write(tmp_path / "off.yaml", "snapshot_interval: null\n")
+    assert load_settings(tmp_path / "off.yaml").snapshot_interval is None
+    write(tmp_path / "bad.yaml", "snapshot_interval: 0s\n")
+    with pytest.raises(ConfigError, match="snapshot_interval.*at least 1s"):
+        load_settings(tmp_path / "bad.yaml")
+
+
 def test_a_yaml_bomb_fails_fast_with_the_file_and_line(tmp_path: Path) -> None:
     """Issue 13: a 381-byte billion-laughs file took `validate` 51 s and 2.4 GB."""
     import time as clock

@@ -1,0 +1,103 @@
+"""A metric's memory from the snapshot, caught up with what the store holds after it.
+
+The snapshot (`runtime.snapshot`, written at SIGTERM and every `snapshot_interval` in the
+background) records per metric the watermark its memory was in step with. At a metric's
+first run after a start:
+
+- the same watermark as the store's: memory is taken as it is (a graceful restart);
+- an older one (a `kill -9`, a crash, another replica ran meanwhile): memory is taken and
+  the points the store holds after it are judged into it, one period at a time as the live
+  runs did, so windows and detector state (`auto`'s recent |z|, its run and rest period)
+  end exactly where a daemon that never stopped left them. Nothing is committed or
+  notified: those periods were judged and their alerts sent before the crash;
+- anything else (no usable entry, a newer watermark than the store's, a gap longer than
+  the window, points not stored at all): False, and the runner reads the window from the
+  store and rebuilds, as without a snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from detectkd.collectors.points import Point
+from detectkd.runtime.batch import absent
+from detectkd.runtime.judge import judge
+from detectkd.runtime.memory import Saved, SeriesMemory
+from detectkd.storage.base import StoredPoint
+
+if TYPE_CHECKING:
+    from detectkd.runtime.runner import MetricRuntime
+
+OFF_LOOP_POINTS = 5_000  # a catch-up of more points is judged in a worker thread
+
+
+async def resume(rt: MetricRuntime, saved: Saved, watermark: int | None, before: int) -> bool:
+    """Memory from `saved` and the stored points after its watermark, up to `before` (the
+    first period the run judges); False when the window must be read from the store."""
+    mem, grid = rt.memory, rt.grid
+    if watermark is None or saved.watermark > watermark:
+        return False
+    if saved.watermark == watermark:
+        mem.adopt(saved, before - rt.span)
+        mem.caught_up = 0
+        return True
+    start = grid.next(saved.watermark)
+    if not rt.spec.storage.enabled or start <= before - rt.span:
+        return False  # nothing stored to catch up from, or the snapshot is older than the window
+    try:
+        stored = await (await rt.data()).read_points(rt.name, None, start, before)
+        mem.adopt(saved, saved.watermark - rt.span)  # all of it: as the live window held it
+        points = _points(stored)
+        if len(points) > OFF_LOOP_POINTS:
+            await asyncio.to_thread(feed, rt, points, start, before)
+        else:
+            feed(rt, points, start, before)
+    except BaseException:
+        mem.reset()
+        mem.saved = saved  # the next run tries again
+        raise
+    mem.caught_up = len(points)
+    _drop_forgotten(rt, before)
+    return True
+
+
+def feed(rt: MetricRuntime, points: Sequence[Point], start: int, before: int) -> None:
+    """Judge `points` (periods in [start, before), oldest first) into memory one period at a
+    time, with the gaps a live run judged (known series without a row), nothing kept but
+    memory."""
+    mem: SeriesMemory = rt.memory
+    spec, grid = rt.spec, rt.grid
+    known = mem.series()  # the series memory held at the snapshot (states may be newer)
+    i = 0
+    for period in grid.periods(start, before):
+        j = i
+        while j < len(points) and points[j].period == period:
+            j += 1
+        batch, i = list(points[i:j]), j
+        gaps = absent(batch, known, spec, grid, period, grid.next(period))
+        known.update(p.series for p in batch)
+        if not batch and not gaps:
+            continue
+        ordered = sorted(batch + gaps, key=lambda p: p.period) if gaps else batch
+        judge(ordered, mem, rt.states, rt.ctx.run(period, False, gaps))
+
+
+def _points(stored: dict[str, list[StoredPoint]]) -> list[Point]:
+    out = [Point(series, p.period, p.value, p.context) for series, pts in stored.items() for p in pts]
+    out.sort(key=lambda p: p.period)
+    return out
+
+
+def _drop_forgotten(rt: MetricRuntime, before: int) -> None:
+    """Series without a value for `forget_after` are forgotten (as a rebuild leaves them out)."""
+    after = rt.spec.config.collector.forget_after
+    if not rt.spec.collector.points.series_columns or after is None:
+        return
+    horizon = before - after.total_seconds()
+    for series in list(rt.memory.windows):
+        h = rt.memory.windows[series].history()
+        seen = h.times[h.values == h.values]
+        if not seen.size or seen[-1] < horizon:
+            rt.memory.forget(series)
