@@ -17,7 +17,7 @@ the store, with the history in them.
 A first start without `start_time` (a warm-up longer than `max_catch_up`) is a job too, but
 small and never stored: its live runs wait for it (they commit nothing, so after a crash the
 next start warms up again), up to `history.warmup_concurrency` of them load at once, and the
-metric is judged as soon as it is done (`Daemon.judge_warmed`). Every job's queries are paced
+metric is judged as soon as it is done (`Runs.judge_warmed`). Every job's queries are paced
 to `history.source_qps` per source (`runtime.pace`).
 """
 
