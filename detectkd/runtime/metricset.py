@@ -31,7 +31,7 @@ from detectkd.runtime.jobs import Runs
 from detectkd.runtime.leader import Leadership
 from detectkd.runtime.memory import Saved
 from detectkd.runtime.reload import Action, Plan
-from detectkd.runtime.slot import Deps, MetricSlot, assemble, assemble_loader
+from detectkd.runtime.slot import Deps, MetricSlot, Wrap, assemble, assemble_loader
 from detectkd.specs.loader import MetricSpec
 
 log = structlog.get_logger("detectkd")
@@ -182,10 +182,11 @@ class MetricSet:
         """After the start installed the metrics: logged, and what no metric took dropped."""
         self.saved = snapshot.taken(offered, [s.runtime for s in self.slots.values()])
 
-    def loader_slot(self, metric: str) -> MetricSlot | None:
-        """A slot of the metric's own for its history loader; None: it is not running."""
+    def loader_slot(self, metric: str, wrap: Wrap) -> MetricSlot | None:
+        """A slot of the metric's own for its history loader, its collector `wrap`ped;
+        None: it is not running."""
         slot = self.slots.get(metric)
-        return assemble_loader(slot.spec, self.deps) if slot is not None else None
+        return assemble_loader(slot.spec, self.deps, wrap) if slot is not None else None
 
     def loaded(self, metric: str) -> None:
         """The metric's history is loaded: windows re-read on its next run, judged now."""
