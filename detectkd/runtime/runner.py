@@ -35,7 +35,7 @@ from detectkd.runtime.offloop import OFF_LOOP_POINTS, in_thread
 from detectkd.runtime.parts import LIVE, Links, Parts, RunMode
 from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.shadow import ShadowSet
-from detectkd.runtime.status import RunStatus, StatusBook, api_entry
+from detectkd.runtime.status import MetricEntry, RunStatus, StatusBook, api_entry
 from detectkd.runtime.where import Breakdown, enrich
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import DataStore, RunRecord
@@ -387,7 +387,7 @@ class MetricRuntime:
         """Count a failed run (also one the caller cancelled, e.g. on its timeout)."""
         self.book.failed(message, started)
 
-    def api(self) -> dict[str, Any]:
+    def api(self) -> MetricEntry:
         return api_entry(self.name, self.spec.file, self.interval.total_seconds(), self.status, self.states)
 
     async def close(self) -> None:

@@ -16,7 +16,7 @@ from detectkd.alerting.why import change
 from detectkd.detectors.base import Result
 from detectkd.redact import redact
 from detectkd.runtime.judge import charted
-from detectkd.runtime.status import MetricState
+from detectkd.runtime.status import MetricEntry, MetricState
 from detectkd.runtime.where import where_lines_of
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class DaemonView:
 
     def api_metrics(
         self, contains: str | None = None, tag: str | None = None, state: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[MetricEntry]:
         """Every metric's entry, by name; only those whose name contains `contains`, that
         carry `tag`, and whose state is `state`, when given."""
         return [self.metric_entry(n) for n in self.metric_names(contains, tag, state)]
@@ -128,18 +128,16 @@ class DaemonView:
             out[s] = out.get(s, 0) + 1
         return out
 
-    def metric_entry(self, name: str) -> dict[str, Any]:
+    def metric_entry(self, name: str) -> MetricEntry:
         slot = self.metrics.slots.get(name)
         if slot is None:
-            entry: dict[str, Any] = {"name": name, "state": MetricState.DISABLED.value,
-                                     "file": self.metrics.specs[name].file,
-                                     "tags": list(self.metrics.specs[name].config.tags)}  # fmt: skip
+            spec = self.metrics.specs[name]
+            entry = MetricEntry(name=name, state=MetricState.DISABLED.value, file=spec.file,
+                                tags=list(spec.config.tags))  # fmt: skip
             unbuilt = self.metrics.unbuilt.get(name)
             if unbuilt is not None:  # enabled, but its runtime failed to build: retried
-                entry |= {
-                    "state": MetricState.ERROR.value,
-                    "last_error": f"{name}: metric failed to start: {unbuilt[0]}",
-                }
+                entry["state"] = MetricState.ERROR.value
+                entry["last_error"] = f"{name}: metric failed to start: {unbuilt[0]}"
             return entry
         rt = slot.runtime
         item = rt.api()

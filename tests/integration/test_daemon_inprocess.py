@@ -202,7 +202,7 @@ async def test_a_metric_whose_runtime_fails_to_build_shows_the_error_and_is_retr
     )
     async with running(tmp_path) as d:
         (item,) = d.api_metrics()
-        assert item["state"] == "error" and "resource temporarily unavailable" in item["last_error"]
+        assert item["state"] == "error" and "resource temporarily unavailable" in (item["last_error"] or "")
         assert "m" not in d.slots
         assert d.metrics.retry_unbuilt(now=0.0) == []  # not before its retry time
         assert d.metrics.retry_unbuilt(now=time.monotonic() + 3600) == ["m"]
