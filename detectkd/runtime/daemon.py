@@ -63,7 +63,7 @@ class Daemon(DaemonView):
         outbox_due = asyncio.Event()  # rung by a commit with outbox rows, heard by the dispatcher
         self.deps = Deps(self.store, self.resources, self.data_stores, self.telemetry, outbox_due.set,
                          settings.generator_url, self.silences)  # fmt: skip
-        self.leadership = leadership_for(settings, self.store, self._leading)
+        self.leadership = leadership_for(settings, self.store, self.leading)
         self.metrics = MetricSet(
             self.deps, settings, self.scheduler, self.outages, self.leadership, self.check_health
         )
@@ -91,6 +91,7 @@ class Daemon(DaemonView):
         return self.runs.may_run()
 
     async def run_metric(self, name: str, at: float | None = None, scheduled: bool = True) -> None:
+        """Run the metric's newest due period now (`Runs.run_metric`)."""
         await self.runs.run_metric(name, at, scheduled)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -242,9 +243,10 @@ class Daemon(DaemonView):
 
     # -- runs ----------------------------------------------------------------------------
 
-    async def _leading(self, leader: bool) -> None:
-        """Became leader: what the previous leader committed is the truth (alert states,
-        watermarks, windows, silences); the outbox is read by the dispatcher as it is."""
+    async def leading(self, leader: bool) -> None:
+        """The election's news (its `on_change`). Became leader: what the previous leader
+        committed is the truth (alert states, watermarks, windows: `MetricSet.adopt`;
+        silences); the outbox is read by the dispatcher as it is. Deposed: no history loads."""
         self.telemetry.leader.set(1 if leader else 0)
         if not leader:
             await self.history.pause()
