@@ -16,7 +16,7 @@ import math
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo
@@ -28,6 +28,7 @@ from detectkd.commands.check import metric_env
 from detectkd.commands.csvsafe import SafeWriter
 from detectkd.config.settings import Settings
 from detectkd.errors import CollectError, StorageError, error_line
+from detectkd.runtime.parts import BACKFILL
 from detectkd.runtime.slot import MetricSlot, assemble, data_store
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import StoredDetection, StoredPoint
@@ -98,7 +99,9 @@ async def load_history(
     """Exit code: 0 loaded, 1 the source or the store failed, 2 nothing to load from."""
     try:
         async with metric_env(settings) as deps:
-            return await _load(assemble(spec, deps), start, finish, resume, out, progress_out)
+            # The daemon owns alert state: a replay must not overwrite it.
+            slot = assemble(spec, replace(deps, mode=BACKFILL))
+            return await _load(slot, start, finish, resume, out, progress_out)
     except StorageError as exc:
         print(f"error: {exc}", file=out)
         return 1
@@ -113,7 +116,6 @@ async def _load(
     progress_out: TextIO,
 ) -> int:
     spec, rt = slot.spec, slot.runtime
-    rt.save_states = False  # the daemon owns alert state; a replay must not overwrite it
     begin = start if start is not None else rt.start_time()
     if begin is None:
         print(f"error: {spec.name}: give --from (the metric has no schedule.start_time)", file=out)

@@ -17,7 +17,7 @@ the store, with the history in them.
 A first start without `start_time` (a warm-up longer than `max_catch_up`) is a job too, but
 small and never stored: its live runs wait for it (they commit nothing, so after a crash the
 next start warms up again), up to `history.warmup_concurrency` of them load at once, and the
-metric is judged as soon as it is done (`Daemon.judge_warmed`). Every job's queries are paced
+metric is judged as soon as it is done (`Runs.judge_warmed`). Every job's queries are paced
 to `history.source_qps` per source (`runtime.pace`).
 """
 
@@ -39,7 +39,7 @@ from detectkd.errors import StorageError, error_line
 from detectkd.runtime.collect import collect
 from detectkd.runtime.pace import Paces
 from detectkd.runtime.runner import MetricRuntime
-from detectkd.runtime.slot import MetricSlot
+from detectkd.runtime.slot import MetricSlot, Wrap
 from detectkd.storage.base import RunRecord, StateStore
 from detectkd.telemetry import Telemetry
 
@@ -79,7 +79,8 @@ class Job:
                 "until": _iso(self.until), "error": self.error}  # fmt: skip
 
 
-Build = Callable[[str], MetricSlot | None]  # a slot of the metric's own for loading; None: not running
+# (metric, wrap): a slot of the metric's own for loading, its collector wrapped; None: not running
+Build = Callable[[str, Wrap], MetricSlot | None]
 
 
 class HistoryLoader:
@@ -225,13 +226,12 @@ class HistoryLoader:
         """Load batches until the job is done (None) or one fails (seconds to wait)."""
         job = self.jobs[metric]
         try:
-            slot = self.build(metric)
+            slot = self.build(metric, self.paces.wrap)  # queries paced per source
         except Exception as exc:
             return self._failed(job, exc, 0)
         if slot is None:  # not running (disabled, failed to build): kicked when it is installed
             return None
         rt = slot.runtime
-        rt.collector = self.paces.wrap(slot.source, rt.collector)
         size = slot.spec.config.schedule.batch_load_days * 86400
         timeout = self.settings.batch_timeout.total_seconds()
         started = time.monotonic()

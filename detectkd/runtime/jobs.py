@@ -1,10 +1,12 @@
-"""Running a metric on its schedule (a mixin of `Daemon`): one run under the concurrency
-limit and the run timeout, failures counted and judged, outages observed; HA standbys skip."""
+"""Running a metric on its schedule (`Runs`, held by the `MetricSet`): one run under the
+concurrency limit and the run timeout, failures counted and judged, outages observed; HA
+standbys skip."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -21,26 +23,55 @@ if TYPE_CHECKING:
 log = structlog.get_logger("detectkd")
 
 
-class Jobs:
-    slots: dict[str, MetricSlot]
-    settings: Settings
-    telemetry: Telemetry
-    outages: Outages
-    leadership: Leadership | None
-    _inflight: set[asyncio.Task[Any]]
-    _sem: asyncio.Semaphore
+class Runs:
+    def __init__(
+        self,
+        slots: Mapping[str, MetricSlot],
+        settings: Settings,
+        telemetry: Telemetry,
+        outages: Outages,
+        leadership: Leadership | None,
+        health: Callable[[], Awaitable[None]],
+    ) -> None:
+        """`slots`: the running metrics by name (the metric set's, read at each run);
+        `health`: checks ERROR and SOURCE DOWN, called after a run that owes one."""
+        self.slots = slots
+        self.settings = settings
+        self.telemetry = telemetry
+        self.outages = outages
+        self.leadership = leadership
+        self.check_health = health
+        self.inflight: set[asyncio.Task[Any]] = set()
+        self._sem = asyncio.Semaphore(settings.max_concurrent_checks)
 
-    async def check_health(self, at: float | None = None) -> None: ...
+    def cancel(self, name: str) -> None:
+        """Cancel the metric's run in flight (it is being stopped)."""
+        for task in list(self.inflight):
+            if task.get_name() == f"run:{name}":
+                task.cancel()
 
-    async def _job(self, name: str, scheduled: bool = True) -> None:
+    async def drain(self, grace: float) -> None:
+        """Wait up to `grace` seconds for the runs in flight, then cancel what is left."""
+        tasks = set(self.inflight)
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+            log.warning("runs cancelled at shutdown", count=len(pending))
+
+    async def job(self, name: str, scheduled: bool = True) -> None:
+        """The scheduler's job of a metric (and an extra run, `scheduled` false)."""
         task = asyncio.current_task()
         assert task is not None
         task.set_name(f"run:{name}")
-        self._inflight.add(task)
+        self.inflight.add(task)
         try:
             await self.run_metric(name, scheduled=scheduled)
         finally:
-            self._inflight.discard(task)
+            self.inflight.discard(task)
 
     def judge_warmed(self, name: str) -> None:
         """The warm-up history of a metric not judging yet (`start_time` not set) was
@@ -50,7 +81,7 @@ class Jobs:
         if slot is None or slot.runtime.start_time() is not None or not self.may_run():
             return
         if slot.runtime.status.judging is not True:
-            asyncio.get_running_loop().create_task(self._job(name, scheduled=False))
+            asyncio.get_running_loop().create_task(self.job(name, scheduled=False))
 
     def may_run(self) -> bool:
         """False on a standby of an HA pair: it runs nothing (checks, history loading)."""
@@ -76,7 +107,7 @@ class Jobs:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(timeout):
-                    await slot.late.run(finish, now, lambda: self._job(name, scheduled=False))
+                    await slot.late.run(finish, now, lambda: self.job(name, scheduled=False))
                 ok = True
             except TimeoutError:  # the run was cancelled: count it like any failed run
                 rt.record_failure(f"{name}: run exceeded {timeout:g}s and was cancelled", started)

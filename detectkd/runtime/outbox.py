@@ -78,7 +78,10 @@ class Dispatcher:
         only_metric: str | None = None,
         owner: str = "",
         sent_log: SentLog | None = None,
+        doorbell: asyncio.Event | None = None,
     ) -> None:
+        """`doorbell`: set when a row was committed (`wake`); given, it may be rung by whoever
+        commits rows before this dispatcher exists."""
         self.only_metric = only_metric
         self.owner = owner  # recorded with every lease (the daemon's `sentlog.owner_id`)
         self.sent_log = sent_log
@@ -91,7 +94,7 @@ class Dispatcher:
         self.channels = channels
         self.telemetry = telemetry
         self.retry_for = retry_for.total_seconds()
-        self._wake = asyncio.Event()
+        self._wake = doorbell or asyncio.Event()
         self._per_destination = per_destination
         self._destinations: dict[str, asyncio.Semaphore] = {}
         self._inflight: dict[int, asyncio.Task[None]] = {}  # row id -> its delivery

@@ -10,7 +10,7 @@ A file that fails to load keeps whatever metric it defined before running
   restarted keeping its alert state; changed -> restarted with its alert
   state reset (the old state judged other numbers on another grid).
 
-The daemon applies a plan atomically (`Daemon._apply`): a failure leaves
+The daemon applies a plan atomically (`MetricSet.apply`): a failure leaves
 the previous set running.
 """
 

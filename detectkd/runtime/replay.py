@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from detectkd.alerting.alert import Alert
 from detectkd.resources import Resources
+from detectkd.runtime.parts import REPLAY
 from detectkd.runtime.runner import RunReport
 from detectkd.runtime.slot import Deps, assemble
 from detectkd.specs.loader import MetricSpec
@@ -52,7 +53,7 @@ async def replay(
     ValueError when the source fails. `quiet_gc`: pause the cyclic GC (the process's, so
     not inside the daemon)."""
     resources = Resources()
-    slot = assemble(spec, Deps(MemoryStore(keep_data=False), resources, replay=True, channels=False))
+    slot = assemble(spec, Deps(MemoryStore(keep_data=False), resources, mode=REPLAY, channels=False))
     rt = slot.runtime
     # The replay allocates millions of short-lived, acyclic objects next to a large cache of
     # source rows: the cyclic GC would re-scan that cache over and over (half the run time

@@ -1,6 +1,7 @@
 """One metric at runtime: collect -> judge -> commit -> apply, for a window of periods.
 
-Built from a `MetricSpec`; never mutates it. Judging is `runtime.judge`; what the metric
+Given its spec, its plug-ins, its links and its run mode (`runtime.parts`, built by
+`runtime.slot.assemble`); never mutates the spec. Judging is `runtime.judge`; what the metric
 remembers is `runtime.memory`; status and telemetry are `runtime.status`. Alert states,
 the cached watermark and forgotten series change only after the run's commit succeeded,
 and memory is rolled back when it did not, so a failed or cancelled run is simply redone.
@@ -20,14 +21,11 @@ import structlog
 
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.state import SeriesState
-from detectkd.collectors import registry as collector_registry
 from detectkd.collectors.base import Collector
 from detectkd.collectors.points import SEVERAL_ROWS, Point
 from detectkd.detectors.base import Detector
 from detectkd.errors import error_line
-from detectkd.resources import Resources
 from detectkd.runtime.batch import absent, admit, fill_missing, last_seen
-from detectkd.runtime.calendar import build_detectors
 from detectkd.runtime.catchup import resume
 from detectkd.runtime.coldstart import cold_skips, cold_start_reason, first_start, start_time
 from detectkd.runtime.collect import ManyPeriods, collect, timezone_probe
@@ -35,13 +33,13 @@ from detectkd.runtime.explain import Explainer
 from detectkd.runtime.judge import JudgeContext, PointReport, judge, judge_failed_run
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.runtime.offloop import OFF_LOOP_POINTS, in_thread
+from detectkd.runtime.parts import LIVE, Links, Parts, RunMode
 from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.shadow import ShadowSet
-from detectkd.runtime.status import RunStatus, StatusBook, api_entry
+from detectkd.runtime.status import MetricEntry, RunStatus, StatusBook, api_entry
 from detectkd.runtime.where import Breakdown, enrich
 from detectkd.specs.loader import MetricSpec
-from detectkd.storage.base import DataStore, RunRecord, Store
-from detectkd.telemetry import Telemetry
+from detectkd.storage.base import DataStore, RunRecord
 from detectkd.timegrid import Grid
 
 log = structlog.get_logger("detectkd.run")
@@ -61,42 +59,33 @@ class MetricRuntime:
     def __init__(
         self,
         spec: MetricSpec,
-        store: Store,
-        resources: Resources,
-        telemetry: Telemetry | None = None,
+        parts: Parts,
+        links: Links,
         states: dict[str, SeriesState] | None = None,
-        on_alert: Callable[[], None] | None = None,
-        data_store: Callable[[], Awaitable[DataStore]] | None = None,
-        link_template: str | None = None,
-        silenced: Callable[[str, float], bool] | None = None,
-        replay: bool = False,
+        mode: RunMode = LIVE,
     ) -> None:
-        """`store` keeps alert state, outbox and watermark; `data_store` (default: `store`)
-        returns where this metric's datapoints and detections live. `replay` (backtest):
-        every period may notify, as if each had been the newest of a live run."""
+        """`links.store` keeps alert state, outbox and watermark; `links.data_store` (default:
+        the store) returns where this metric's datapoints and detections live. `mode.replay`
+        (backtest): every period may notify, as if each had been the newest of a live run."""
         self.spec = spec
         self.name = spec.name
+        self.mode = mode
         sched = spec.config.schedule
         self.tz = ZoneInfo(sched.timezone)
         self.interval = sched.interval
         self.grid = Grid(sched.interval, self.tz)
-        self.store = store
-        self._data_store = data_store
-        self.on_alert = on_alert or (lambda: None)
-        c = spec.collector
-        kind = collector_registry.lookup(c.type)
-        assert kind is not None  # validated at load
-        p = c.points  # a result above max_rows is refused while it is read
-        self.collector: Collector = kind.build(
-            c.params, resources, p.timestamp_column, p.value_column, spec.config.collector.max_rows
-        )
-        self.detectors: list[Detector] = build_detectors(spec, self.grid.step)  # under its calendar
+        self.store = links.store
+        self._data_store = links.data_store
+        self.on_alert = links.on_alert or (lambda: None)
+        self.collector: Collector = parts.collector
+        self.detectors: list[Detector] = parts.detectors
         graph = PeerGraph(spec.config.peers, spec.entities) if spec.config.peers is not None else None
         self.memory = SeriesMemory(self.detectors, self.grid, self.tz, graph, spec.calendar)
         self.many = ManyPeriods(spec)  # a one-period query asked once for a range, once confirmed
-        self.where = None if replay else Breakdown.of(spec, resources, self.memory)  # not in backtests
-        self.ctx = JudgeContext.of(spec, self.detectors, self.grid, link_template, silenced, replay)
-        self.shadows = ShadowSet(spec, self.grid, self.tz, self.ctx, telemetry)  # `shadow:` variants
+        self.where = None if mode.replay else Breakdown.of(spec, links.resources, self.memory)  # not replayed
+        link, silenced = links.link_template, links.silenced
+        self.ctx = JudgeContext.of(spec, self.detectors, self.grid, link, silenced, mode.replay)
+        self.shadows = ShadowSet(spec, self.grid, self.tz, self.ctx, links.telemetry)  # `shadow:` variants
         self.why = Explainer(spec, self.tz, self.memory)
         self.states: dict[str, SeriesState] = dict(states or {})
         self._warned: set[str] = set()  # warnings logged once per runtime (e.g. off-grid rows)
@@ -104,10 +93,8 @@ class MetricRuntime:
         self._watermark_known = False
         self._stale = False  # `reload_windows` was called: re-read windows and watermark
         self._loading = False  # a first start's history is loading in the background
-        self.book = StatusBook(self.name, telemetry, self.interval.total_seconds())
+        self.book = StatusBook(self.name, links.telemetry, self.interval.total_seconds())
         self.lock = asyncio.Lock()
-        self.save_states = True  # False: `load-history`, which must not overwrite the daemon's state
-        self.save_watermark = True  # False: the daemon's history loader (live runs own the watermark)
         self.history: HistoryHook | None = None  # the daemon's loader of a first start's history
 
     @property
@@ -253,8 +240,8 @@ class MetricRuntime:
                 out = judge(ordered, self.memory, self.states, ctx)
             t3 = time.perf_counter()
             record = out.record
-            record.watermark = self.grid.prev(finish) if self.save_watermark else None
-            if not self.save_states:
+            record.watermark = self.grid.prev(finish) if self.mode.save_watermark else None
+            if not self.mode.save_states:
                 record.states, record.forget = {}, []
             if commit:  # FIRINGs explained before they are kept: why (runtime.explain), where (explain:)
                 await self.why.explain(out, ctx, self.states, self.data, self.store)
@@ -277,7 +264,7 @@ class MetricRuntime:
         report.points.extend(out.reports)
         report.alerts.extend(out.alerts)
         self.book.observe(t1 - t0, t3 - t2, time.perf_counter() - t3, len(points), out.anomalies)
-        if commit and self.save_states and not self.ctx.replay:  # judged beside it, never failing it
+        if commit and self.mode.save_states and not self.mode.replay:  # judged beside it, never failing it
             await self.shadows.run(self, ordered, gaps, start, last, notify, out)
 
     def _forget(self, gone: set[str]) -> None:
@@ -400,7 +387,7 @@ class MetricRuntime:
         """Count a failed run (also one the caller cancelled, e.g. on its timeout)."""
         self.book.failed(message, started)
 
-    def api(self) -> dict[str, Any]:
+    def api(self) -> MetricEntry:
         return api_entry(self.name, self.spec.file, self.interval.total_seconds(), self.status, self.states)
 
     async def close(self) -> None:

@@ -18,10 +18,14 @@ from detectkd.alerting.channels import registry as channel_registry
 from detectkd.alerting.channels.channelset import Bound, ChannelSet
 from detectkd.alerting.silences import Labels, Silences, metric_labels
 from detectkd.alerting.state import SeriesState
+from detectkd.collectors import registry as collector_registry
+from detectkd.collectors.base import Collector
 from detectkd.errors import StorageError
 from detectkd.resources import Resources
+from detectkd.runtime.calendar import build_detectors
 from detectkd.runtime.judge import resolve_removed
 from detectkd.runtime.lateness import Lateness
+from detectkd.runtime.parts import LIVE, LOADER, Links, Parts, RunMode
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.runtime.scheduler import GridTrigger, stable_offset
 from detectkd.specs.loader import MetricSpec, source_key
@@ -43,8 +47,11 @@ class Deps:
     wake: Callable[[], None] | None = None  # an outbox row was committed
     generator_url: str | None = None
     silences: Silences | None = None
-    replay: bool = False  # backtest: every period may notify
+    mode: RunMode = LIVE  # how runs commit (a backtest: `REPLAY`, `load-history`: no alert state)
     channels: bool = True  # build the metric's channels (a backtest sends nothing)
+
+
+Wrap = Callable[[str, Collector], Collector]  # (source key, collector): e.g. paced (`runtime.pace`)
 
 
 @dataclass
@@ -81,35 +88,46 @@ class MetricSlot:
         await self.runtime.close()
 
 
-def assemble(spec: MetricSpec, deps: Deps, states: Mapping[str, SeriesState] | None = None) -> MetricSlot:
-    """Build a metric's slot. Raises whatever a plug-in raises when it cannot be built."""
+def assemble(
+    spec: MetricSpec, deps: Deps, states: Mapping[str, SeriesState] | None = None, wrap: Wrap | None = None
+) -> MetricSlot:
+    """Build a metric's slot: its collector (`wrap`ped, when given) and detectors, handed to
+    its runtime. Raises whatever a plug-in raises when it cannot be built."""
     source = source_key(spec.collector)
     labels = metric_labels(spec.name, spec.config.tags, source)
-    data = data_getter(spec, deps)
-    runtime = MetricRuntime(
-        spec,
-        deps.store,
-        deps.resources,
-        deps.telemetry,
-        dict(states or {}),
-        deps.wake,
-        data,
-        deps.generator_url,
-        deps.silences.predicate(labels) if deps.silences is not None else None,
-        replay=deps.replay,
+    collector = build_collector(spec, deps.resources)
+    parts = Parts(
+        wrap(source, collector) if wrap is not None else collector, build_detectors(spec, step(spec))
     )
+    silenced = deps.silences.predicate(labels) if deps.silences is not None else None
+    links = Links(deps.store, deps.resources, deps.telemetry, deps.wake, data_getter(spec, deps),
+                  deps.generator_url, silenced)  # fmt: skip
+    runtime = MetricRuntime(spec, parts, links, dict(states or {}), deps.mode)
     sched = spec.config.schedule
     trigger = GridTrigger(runtime.grid, sched.delay, stable_offset(spec.name, sched.interval))
     channels = build_channels(spec, deps.resources) if deps.channels else ChannelSet()
     return MetricSlot(spec, runtime, trigger, channels, labels, source, Lateness(runtime, deps.resources))
 
 
-def assemble_loader(spec: MetricSpec, deps: Deps) -> MetricSlot:
+def assemble_loader(spec: MetricSpec, deps: Deps, wrap: Wrap | None = None) -> MetricSlot:
     """A slot that loads the metric's history beside its live slot: its own collector and
     windows, no channels, no telemetry, and it writes neither alert state nor watermark."""
-    slot = assemble(spec, replace(deps, telemetry=None, wake=None, silences=None, channels=False))
-    slot.runtime.save_states = slot.runtime.save_watermark = False
-    return slot
+    loader = replace(deps, telemetry=None, wake=None, silences=None, channels=False, mode=LOADER)
+    return assemble(spec, loader, wrap=wrap)
+
+
+def build_collector(spec: MetricSpec, resources: Resources) -> Collector:
+    """The metric's collector: a result above `collector.max_rows` is refused while read."""
+    c = spec.collector
+    kind = collector_registry.lookup(c.type)
+    assert kind is not None  # validated at load
+    p = c.points
+    return kind.build(c.params, resources, p.timestamp_column, p.value_column, spec.config.collector.max_rows)
+
+
+def step(spec: MetricSpec) -> int:
+    """The metric's period in seconds (`timegrid.Grid.step`)."""
+    return int(spec.config.schedule.interval.total_seconds())
 
 
 def data_getter(spec: MetricSpec, deps: Deps) -> Callable[[], Awaitable[DataStore]] | None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from detectkd.alerting.state import SeriesState, Status
 from detectkd.collectors.points import parse_series_key
@@ -26,6 +26,42 @@ class MetricState(StrEnum):
     FIRING = "firing"
     ERROR = "error"
     DISABLED = "disabled"
+
+
+class MetricEntry(TypedDict, total=False):
+    """A metric in `/api/v1/metrics`: built by the view (`runtime.view.metric_entry`, from
+    `api_entry`), served by the API, drawn by the pages, merged by a `workers:` supervisor.
+    A metric that is not running (disabled, or failed to build) has only the required keys,
+    its tags and, when it failed, `last_error`."""
+
+    name: Required[str]
+    file: Required[str]
+    state: Required[str]  # a `MetricState` value
+    tags: list[str]
+    interval: int  # seconds
+    last_run: str | None  # ISO 8601, as every time here
+    last_duration_seconds: float | None
+    last_error: str | None
+    last_value: float | None
+    last_period: str | None
+    runs: int
+    failures: int
+    series_error: str | None
+    last_warning: str | None
+    last_warning_at: str | None
+    judging: bool | None
+    not_judging: str | None
+    completeness: str | None
+    revised_periods: int
+    series: dict[str, str]  # series key -> its alert state
+    where: dict[str, list[str]]  # the FIRING series' "Where:" lines (`explain:`)
+    next_run: str | None
+    source: str  # the SOURCE DOWN grouping key
+    error_notified: bool
+    silenced_by: list[str]  # silence ids
+    history: dict[str, Any]  # a history job's progress (`runtime.history.Job.api`)
+    shard: str
+    shadow: list[dict[str, Any]]  # `shadow:` variants (`runtime.shadow.ShadowSet.api`)
 
 
 @dataclass
@@ -137,7 +173,7 @@ class StatusBook:
 
 
 def api_entry(name: str, file: str, interval_s: float, s: RunStatus,
-              states: Mapping[str, SeriesState]) -> dict[str, Any]:  # fmt: skip
+              states: Mapping[str, SeriesState]) -> MetricEntry:  # fmt: skip
     return {
         "name": name,
         "file": file,

@@ -16,18 +16,17 @@ from detectkd.alerting.why import change
 from detectkd.detectors.base import Result
 from detectkd.redact import redact
 from detectkd.runtime.judge import charted
-from detectkd.runtime.status import MetricState
+from detectkd.runtime.status import MetricEntry, MetricState
 from detectkd.runtime.where import where_lines_of
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from detectkd.alerting.state import SeriesState
     from detectkd.config.models import Conditions
     from detectkd.config.settings import Settings
     from detectkd.runtime.history import HistoryLoader
     from detectkd.runtime.leader import Leadership
-    from detectkd.runtime.slot import MetricSlot
+    from detectkd.runtime.metricset import MetricSet
     from detectkd.specs.loader import MetricSpec
     from detectkd.storage.base import StateStore, StoredPoint
 
@@ -72,9 +71,7 @@ def _band(r: Result | None) -> tuple[float | None, float | None, float | None]:
 class DaemonView:
     """Read-only views of the daemon's metric set (a mixin of `Daemon`)."""
 
-    slots: dict[str, MetricSlot]
-    specs: dict[str, MetricSpec]
-    _unbuilt: dict[str, tuple[str, dict[str, SeriesState], float]]
+    metrics: MetricSet
     scheduler: AsyncIOScheduler
     outages: Outages
     silences: Silences
@@ -92,24 +89,25 @@ class DaemonView:
         return {"shard": lead.shard, "leader": lead.leader, "holder": lead.holder, "token": lead.token}
 
     def running_metrics(self) -> int:
-        return len(self.slots)
+        return len(self.metrics.slots)
 
     def status_line(self) -> str:
         """systemd's STATUS=: what `systemctl status detectkd` shows."""
-        states = [slot.runtime.status.state for slot in self.slots.values()]
-        failing = states.count(MetricState.ERROR) + len(self._unbuilt)
-        line = f"{len(self.slots)} metrics, {failing} failing, {states.count(MetricState.FIRING)} firing"
+        m = self.metrics
+        states = [slot.runtime.status.state for slot in m.slots.values()]
+        failing = states.count(MetricState.ERROR) + len(m.unbuilt)
+        line = f"{len(m.slots)} metrics, {failing} failing, {states.count(MetricState.FIRING)} firing"
         if self.config_errors:
             line += f", {len(self.config_errors)} config errors"
         return line
 
     def series_labels(self, metric: str, series: str) -> Labels:
-        slot = self.slots.get(metric)
+        slot = self.metrics.slots.get(metric)
         return series_labels(slot.labels if slot is not None else {"metric": metric}, series)
 
     def api_metrics(
         self, contains: str | None = None, tag: str | None = None, state: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[MetricEntry]:
         """Every metric's entry, by name; only those whose name contains `contains`, that
         carry `tag`, and whose state is `state`, when given."""
         return [self.metric_entry(n) for n in self.metric_names(contains, tag, state)]
@@ -118,30 +116,28 @@ class DaemonView:
         self, contains: str | None = None, tag: str | None = None, state: str | None = None
     ) -> list[str]:
         """The names `api_metrics` lists, without building their entries (a page needs few)."""
-        return [n for n in sorted(self.specs) if (contains is None or contains in n)
-                and (tag is None or tag in self.specs[n].config.tags)
+        return [n for n in sorted(self.metrics.specs) if (contains is None or contains in n)
+                and (tag is None or tag in self.metrics.specs[n].config.tags)
                 and (state is None or self._state_of(n) == state)]  # fmt: skip
 
     def state_counts(self) -> dict[str, int]:
         """How many metrics are in each state."""
         out: dict[str, int] = {}
-        for name in self.specs:
+        for name in self.metrics.specs:
             s = self._state_of(name)
             out[s] = out.get(s, 0) + 1
         return out
 
-    def metric_entry(self, name: str) -> dict[str, Any]:
-        slot = self.slots.get(name)
+    def metric_entry(self, name: str) -> MetricEntry:
+        slot = self.metrics.slots.get(name)
         if slot is None:
-            entry: dict[str, Any] = {"name": name, "state": MetricState.DISABLED.value,
-                                     "file": self.specs[name].file,
-                                     "tags": list(self.specs[name].config.tags)}  # fmt: skip
-            unbuilt = self._unbuilt.get(name)
+            spec = self.metrics.specs[name]
+            entry = MetricEntry(name=name, state=MetricState.DISABLED.value, file=spec.file,
+                                tags=list(spec.config.tags))  # fmt: skip
+            unbuilt = self.metrics.unbuilt.get(name)
             if unbuilt is not None:  # enabled, but its runtime failed to build: retried
-                entry |= {
-                    "state": MetricState.ERROR.value,
-                    "last_error": f"{name}: metric failed to start: {unbuilt[0]}",
-                }
+                entry["state"] = MetricState.ERROR.value
+                entry["last_error"] = f"{name}: metric failed to start: {unbuilt[0]}"
             return entry
         rt = slot.runtime
         item = rt.api()
@@ -156,16 +152,16 @@ class DaemonView:
         if (loading := self.history.api(name)) is not None:
             item["history"] = loading
         item["shard"] = self.settings.shard
-        item["tags"] = list(self.specs[name].config.tags)
+        item["tags"] = list(self.metrics.specs[name].config.tags)
         if rt.shadows:
             item["shadow"] = rt.shadows.api()  # `shadow:` variants: firing series, alerts, last error
         return item
 
     def _state_of(self, name: str) -> str:
-        slot = self.slots.get(name)
+        slot = self.metrics.slots.get(name)
         if slot is not None:
             return slot.runtime.status.state.value
-        return MetricState.ERROR.value if name in self._unbuilt else MetricState.DISABLED.value
+        return MetricState.ERROR.value if name in self.metrics.unbuilt else MetricState.DISABLED.value
 
     def _silenced_by(self, metric: str, series: list[str]) -> list[str]:
         now = time.time()
@@ -187,11 +183,11 @@ class DaemonView:
 
     def metric_spec(self, name: str) -> MetricSpec | None:
         """The metric as loaded (enabled or not)."""
-        return self.specs.get(name)
+        return self.metrics.specs.get(name)
 
     def metric_config(self, name: str) -> dict[str, Any] | None:
         """The metric's config as loaded (environment substituted, secrets redacted)."""
-        spec = self.specs.get(name)
+        spec = self.metrics.specs.get(name)
         return redact(spec.config.model_dump(mode="json", exclude_none=True)) if spec is not None else None
 
     async def series_data(self, name: str, since: int, until: int) -> dict[str, dict[str, list[Any]]] | None:
@@ -201,7 +197,7 @@ class DaemonView:
         so. None: no such metric. Raises `RangeTooLong` (before reading anything) when the
         range holds more than `SERIES_POINT_BUDGET` points; the table is built in a worker
         thread, off the event loop."""
-        slot = self.slots.get(name)
+        slot = self.metrics.slots.get(name)
         if slot is None:
             return None
         step = max(1.0, slot.spec.config.schedule.interval.total_seconds())
@@ -223,7 +219,7 @@ class DaemonView:
     async def alert_episodes(self, name: str, since: int, until: int) -> list[dict[str, Any]]:
         """The metric's alert episodes meeting [since, until), newest first: from the outbox
         (its rows are kept a week after sending) and the series open now."""
-        slot = self.slots.get(name)
+        slot = self.metrics.slots.get(name)
         rows = await self.store.outbox_history(name, since - 86400)
         open_now = []
         for series, st in (slot.runtime.states if slot is not None else {}).items():
@@ -236,7 +232,7 @@ class DaemonView:
 
     def silence_spans(self, name: str, since: int, until: int) -> list[dict[str, Any]]:
         """When silences matching the metric or one of its series were active in [since, until)."""
-        slot = self.slots.get(name)
+        slot = self.metrics.slots.get(name)
         if slot is None:
             return []
         labels = [self.series_labels(name, s) for s in (list(slot.runtime.states) or [""])]
@@ -253,7 +249,7 @@ class DaemonView:
         """Series FIRING, PENDING or NO DATA across metrics, and failing metrics (ERROR),
         newest first: the web UI's alerts page."""
         rows = []
-        for name, slot in self.slots.items():
+        for name, slot in self.metrics.slots.items():
             for series, st in slot.runtime.states.items():
                 if st.status.value in ("firing", "pending", "nodata"):
                     since = st.empty_since if st.status.value == "nodata" else st.since

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from detectkd.runtime.status import MetricEntry
+
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)(\s+\S+)?$")
 _MIN = ("detectk_config_last_reload_successful",)  # 1 only if every worker's last reload was
 OWN = ("detectk_build_info", "detectk_shard_info", "detectk_leader")  # the supervisor's
@@ -88,7 +90,8 @@ def _num(v: float) -> str:
 def merge_api(pages: list[dict[str, Any]]) -> dict[str, Any]:
     """The workers' /api/v1/metrics (each asked for its first entries by name, with the same
     filters), as one answer: sorted by name, `total` the sum of theirs."""
-    metrics = sorted((m for p in pages for m in p.get("metrics", [])), key=lambda m: str(m["name"]))
+    entries: list[MetricEntry] = [m for p in pages for m in p.get("metrics", [])]  # each worker's JSON
+    metrics = sorted(entries, key=lambda m: m["name"])
     sources: dict[str, Any] = {}
     errors: list[str] = []
     for p in pages:

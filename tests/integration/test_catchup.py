@@ -28,6 +28,7 @@ from detectkd.storage.base import StoredPoint
 from detectkd.storage.sqlite import SqliteStore
 from tests.support.files import write
 from tests.support.metrics import sqlite_metric
+from tests.support.runtimes import runtime
 
 STEP = 600
 T0 = 1_795_000_000 - 1_795_000_000 % STEP
@@ -88,7 +89,7 @@ class Env:
         states = {
             series: st for (metric, series), st in (await store.load_states()).items() if metric == spec.name
         }
-        return MetricRuntime(spec, store, self.resources, states=states)
+        return runtime(spec, store, self.resources, states=states)
 
     def snapshots(self, runtimes: list[MetricRuntime], rate: float = 1024.0) -> Snapshots:
         settings = Settings(data_dir=self.tmp / "data", snapshot_write_mib_s=rate)

@@ -170,7 +170,7 @@ async def test_a_sighup_reload_that_fails_while_applying_is_kept_logged_and_coun
         async def broken_apply(*args: object) -> None:
             raise RuntimeError("a bug half-way through applying")
 
-        d._apply = broken_apply  # type: ignore[method-assign,assignment]
+        d.metrics.apply = broken_apply  # type: ignore[method-assign,assignment]
         task = d.reload_soon()
         assert task in d.reloads.tasks
         with pytest.raises(RuntimeError):
@@ -202,10 +202,10 @@ async def test_a_metric_whose_runtime_fails_to_build_shows_the_error_and_is_retr
     )
     async with running(tmp_path) as d:
         (item,) = d.api_metrics()
-        assert item["state"] == "error" and "resource temporarily unavailable" in item["last_error"]
+        assert item["state"] == "error" and "resource temporarily unavailable" in (item["last_error"] or "")
         assert "m" not in d.slots
-        assert d.retry_unbuilt(now=0.0) == []  # not before its retry time
-        assert d.retry_unbuilt(now=time.monotonic() + 3600) == ["m"]
+        assert d.metrics.retry_unbuilt(now=0.0) == []  # not before its retry time
+        assert d.metrics.retry_unbuilt(now=time.monotonic() + 3600) == ["m"]
         assert "m" in d.slots and d.scheduler.get_job("m") is not None
         assert d.api_metrics()[0]["state"] != "error"
 

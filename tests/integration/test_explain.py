@@ -24,6 +24,7 @@ from detectkd.storage.sqlite import SqliteStore
 from tests.support.files import write
 from tests.support.inprocess import running, served
 from tests.support.metrics import MAD, sqlite_metric
+from tests.support.runtimes import runtime
 
 STEP = 600
 T0 = 1_795_000_000 - 1_795_000_000 % 86400  # a UTC midnight
@@ -56,7 +57,7 @@ class Env:
 
     async def runtime(self) -> MetricRuntime:
         states = {s: st for (m, s), st in (await self.store.load_states()).items() if m == "orders"}
-        return MetricRuntime(self.spec, self.store, self.resources, None, states)
+        return runtime(self.spec, self.store, self.resources, None, states)
 
     async def firing(self) -> list[Alert]:
         rows = await self.store.outbox_pending()

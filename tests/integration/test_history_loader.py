@@ -13,6 +13,7 @@ from typing import Any
 
 from detectkd.config.settings import HistorySettings
 from detectkd.runtime.daemon import Daemon
+from detectkd.runtime.status import MetricEntry
 from tests.support.files import write
 from tests.support.inprocess import running, within
 from tests.support.metrics import sqlite_metric
@@ -51,7 +52,7 @@ async def until(check: Callable[[], object], timeout: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def entry(d: Daemon) -> dict[str, object]:
+def entry(d: Daemon) -> MetricEntry:
     return next(m for m in d.api_metrics() if m["name"] == "orders")
 
 

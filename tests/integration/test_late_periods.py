@@ -18,6 +18,7 @@ from detectkd.alerting.revise import LATE, RETRACTED
 from detectkd.alerting.state import Status
 from detectkd.errors import StorageError
 from detectkd.runtime.daemon import Daemon
+from detectkd.runtime.status import MetricEntry
 from tests.support.files import write
 from tests.support.inprocess import make_settings, served
 
@@ -104,7 +105,7 @@ async def sent(d: Daemon) -> list[Alert]:
     return [Alert.from_json(i.payload) for i in await d.store.outbox_pending()]
 
 
-def entry(d: Daemon) -> dict[str, object]:
+def entry(d: Daemon) -> MetricEntry:
     return d.slots["orders"].runtime.api()
 
 

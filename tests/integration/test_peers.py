@@ -11,11 +11,12 @@ from detectkd.alerting.message import default_text, variables
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.robust import RobustDetector
 from detectkd.resources import Resources
-from detectkd.runtime.runner import MetricRuntime, RunReport
+from detectkd.runtime.runner import RunReport
 from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.sqlite import SqliteStore
 from detectkd.templating import compile_template
 from tests.support.files import write
+from tests.support.runtimes import runtime
 from tests.support.stations import DAYS, HOUR, LAST_DAY, T0, Scenario, generate, write_sqlite
 
 METRIC = """\
@@ -61,7 +62,7 @@ class Env:
         return result.metrics["temperature"]
 
     async def replay(self, spec: MetricSpec, hours: int = DAYS * 24) -> RunReport:
-        rt = MetricRuntime(spec, self.store, self.resources, None, {}, replay=True)
+        rt = runtime(spec, self.store, self.resources, None, {}, replay=True)
         return await rt.check(T0, T0 + hours * HOUR, notify=True, commit=True)
 
 
@@ -142,7 +143,7 @@ async def test_require_shared_alerts_the_front_not_the_faults(env: Env, scenario
 async def test_series_limit_refuses_new_series_with_a_clear_error(env: Env, scenario: Scenario) -> None:
     write_sqlite(scenario, env.db, hours=30)
     spec = env.spec(collector_extra="  max_series: 10")
-    rt = MetricRuntime(spec, env.store, env.resources, None, {}, replay=True)
+    rt = runtime(spec, env.store, env.resources, None, {}, replay=True)
     report = await rt.check(T0, T0 + 30 * HOUR, notify=True, commit=True)
     judged = {p.point.series for p in report.points}
     assert judged == {f"station={s.name}" for s in scenario.stations[:10]}  # the first ten, sorted
@@ -167,7 +168,7 @@ async def test_a_vanished_series_goes_nodata_then_is_forgotten_for_good(env: Env
     conn.close()
     extra = "  - type: auto\n  - type: mad\n    params: {window_size: 2d, use_weighted: false}\n"
     spec = env.spec(collector_extra="  forget_after: 6h", detectors_extra=extra)
-    rt = MetricRuntime(spec, env.store, env.resources, None, {}, replay=True)
+    rt = runtime(spec, env.store, env.resources, None, {}, replay=True)
     report = await rt.check(T0, T0 + 120 * HOUR, notify=True, commit=True)
     gone = "station=s33"
     auto, mad = rt.detectors[-2:]
@@ -183,7 +184,7 @@ async def test_a_vanished_series_goes_nodata_then_is_forgotten_for_good(env: Env
     assert ("temperature", gone) not in rows and ("temperature", "station=s32") in rows
     # A restart reads windows from stored points, which still hold s33's last week: not revived.
     states = {s: st for (m, s), st in rows.items() if m == "temperature"}
-    again = MetricRuntime(spec, env.store, env.resources, None, states)
+    again = runtime(spec, env.store, env.resources, None, states)
     later = await again.run(T0 + 130 * HOUR)
     assert later.points and gone not in {p.point.series for p in later.points}
     assert gone not in again.memory.windows
@@ -203,7 +204,7 @@ async def test_a_series_forgotten_and_back_in_the_same_batch_keeps_its_new_state
     )
     conn.commit()
     conn.close()
-    rt = MetricRuntime(env.spec(collector_extra="  forget_after: 6h"), env.store, env.resources, None, {})
+    rt = runtime(env.spec(collector_extra="  forget_after: 6h"), env.store, env.resources, None, {})
     report = await rt.check(T0, T0 + 120 * HOUR, notify=False, commit=True)
     judged = sorted(hour(p.point.period) for p in report.points if p.point.series == "station=s33")
     assert 106 in judged and 107 not in judged and judged[-1] == 119  # forgotten at 106, back at 110

@@ -17,6 +17,7 @@ from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.sqlite import SqliteStore
 from tests.support.files import write
 from tests.support.metrics import MAD, sqlite_metric
+from tests.support.runtimes import runtime
 
 STEP = 600
 T0 = 1_795_000_000 - 1_795_000_000 % STEP  # a period boundary
@@ -55,7 +56,7 @@ class Env:
 
     async def runtime(self, spec: MetricSpec, link: str | None = None) -> MetricRuntime:
         states = {s: st for (m, s), st in (await self.store.load_states()).items() if m == spec.name}
-        return MetricRuntime(spec, self.store, self.resources, None, states, link_template=link)
+        return runtime(spec, self.store, self.resources, None, states, link_template=link)
 
     async def outbox(self) -> list[Alert]:
         return [Alert.from_json(i.payload) for i in await self.store.outbox_pending()]
@@ -321,14 +322,7 @@ async def test_a_maintenance_window_holds_alerts_across_the_dst_change(env: Env)
     nightly = make_window(["mon-sun"], ["01:00-04:00"], "Europe/Berlin")
     silences.replace_all([new_silence(["metric=orders"], start, None, "nightly ETL", window=nightly)])
     spec = env.spec(extra="")
-    rt = MetricRuntime(
-        spec,
-        env.store,
-        env.resources,
-        None,
-        {},
-        silenced=lambda series, ts: silences.silenced({"metric": "orders"}, ts),
-    )
+    rt = runtime(spec, env.store, env.resources, None, {}, silences=silences)
     await rt.run(start + STEP)
     await rt.run(start + 40 * STEP)  # history, by catch-up
     sent: list[tuple[str, str, str]] = []
@@ -405,7 +399,7 @@ async def test_a_run_whose_commit_fails_leaves_memory_as_it_was(env: Env, tmp_pa
     twin_store = SqliteStore(tmp_path / "twin.db")
     await twin_store.open()
     try:
-        twin = MetricRuntime(spec, twin_store, env.resources, None, {})
+        twin = runtime(spec, twin_store, env.resources, None, {})
         await twin.run(T0 + STEP)
         await twin.run(T0 + 40 * STEP)
         clean = await twin.run(T0 + 43 * STEP)
@@ -454,7 +448,7 @@ async def test_rows_without_a_usable_time_are_dropped_and_the_run_keeps_the_othe
     )
     spec = load_metrics([env.tmp / "m"], None, env={}).metrics["orders"]
     tel = Telemetry()
-    rt = MetricRuntime(spec, env.store, env.resources, tel, {})
+    rt = runtime(spec, env.store, env.resources, tel, {})
     report = await rt.check(T0, T0 + 3 * STEP, notify=False, commit=False)
     assert [p.point.value for p in report.points] == normal(3)
     assert rt.status.state == "ok" and rt.status.last_error is None

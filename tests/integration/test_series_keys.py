@@ -10,11 +10,11 @@ from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels import alertmanager, webhook
 from detectkd.collectors.points import parse_series_key, series_key
 from detectkd.resources import Resources
-from detectkd.runtime.runner import MetricRuntime
 from detectkd.specs.loader import load_metrics
 from detectkd.storage.sqlite import SqliteStore
 from tests.support.files import write
 from tests.support.metrics import sqlite_metric
+from tests.support.runtimes import runtime
 
 STEP = 600
 T0 = 1_795_000_000 - 1_795_000_000 % STEP
@@ -83,7 +83,7 @@ async def test_a_label_value_cannot_add_labels_to_an_alert(tmp_path: Path) -> No
     await store.open()
     resources = Resources()
     try:
-        rt = MetricRuntime(result.metrics["orders"], store, resources, None, {})
+        rt = runtime(result.metrics["orders"], store, resources, None, {})
         await rt.run(T0 + STEP)
         alerts = sorted(
             (Alert.from_json(i.payload) for i in await store.outbox_pending()), key=lambda a: a.series

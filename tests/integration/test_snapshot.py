@@ -16,12 +16,13 @@ import pytest
 
 from detectkd.resources import Resources
 from detectkd.runtime import snapshot
-from detectkd.runtime.runner import MetricRuntime, RunReport
+from detectkd.runtime.runner import RunReport
 from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.base import StoredPoint
 from detectkd.storage.sqlite import SqliteStore
 from tests.support.files import write
 from tests.support.metrics import sqlite_metric
+from tests.support.runtimes import runtime
 
 STEP = 600
 T0 = 1_795_000_000 - 1_795_000_000 % STEP
@@ -101,14 +102,14 @@ def verdicts(report: RunReport) -> list[tuple[int, bool, float, float | None]]:
 async def test_a_restart_from_the_snapshot_judges_as_if_the_daemon_had_kept_running(env: Env) -> None:
     spec = env.spec()
     running_store = await env.store("a.db")
-    running = MetricRuntime(spec, running_store, env.resources)
+    running = runtime(spec, running_store, env.resources)
     await running.run(T0 + 4 * DAY * STEP)  # the first start: history, then live
     await running.run(T0 + (4 * DAY + 1) * STEP)  # the first point of the spike's run
     path = env.tmp / snapshot.FILE
     snapshot.save(path, snapshot.collect([running]))
     copy(env.tmp / "a.db", env.tmp / "b.db")
     restarted_store = await env.store("b.db")
-    restarted = MetricRuntime(spec, restarted_store, env.resources)
+    restarted = runtime(spec, restarted_store, env.resources)
     restarted.memory.saved = snapshot.take(snapshot.load(path), restarted)
     assert restarted.memory.saved is not None
     compared = []
@@ -127,18 +128,18 @@ async def test_a_restart_from_the_snapshot_judges_as_if_the_daemon_had_kept_runn
 async def test_a_snapshot_the_store_has_moved_past_or_of_another_config_is_not_used(env: Env) -> None:
     spec = env.spec()
     store = await env.store("a.db")
-    rt = MetricRuntime(spec, store, env.resources)
+    rt = runtime(spec, store, env.resources)
     await rt.run(T0 + 4 * DAY * STEP)
     parts = snapshot.collect([rt])
     assert set(parts) == {"orders"}
     await rt.run(T0 + (4 * DAY + 1) * STEP)  # e.g. another replica ran after the stop
     # Another config (the detector's parameters) does not take the part at all.
-    other = MetricRuntime(env.spec("type: auto\nparams: {refresh: 6}"), store, env.resources)
+    other = runtime(env.spec("type: auto\nparams: {refresh: 6}"), store, env.resources)
     assert snapshot.take(dict(parts), other) is None
-    stale = MetricRuntime(spec, store, env.resources)
+    stale = runtime(spec, store, env.resources)
     stale.memory.saved = snapshot.take(parts, stale)
     assert stale.memory.saved is not None
-    fresh = MetricRuntime(spec, store, env.resources)
+    fresh = runtime(spec, store, env.resources)
     before = store.reads
     got = await stale.run(T0 + (4 * DAY + 2) * STEP)
     assert store.reads == before + 1 and stale.memory.saved is None  # read from the store instead
@@ -152,7 +153,7 @@ async def test_memory_is_saved_only_once_a_background_history_load_is_taken_in(e
     """While `start_time` history loads beside the live runs, memory is not the store's
     (nothing is saved); once it has loaded, it is (this stayed "loading" for good before)."""
     store = await env.store("a.db")
-    rt = MetricRuntime(env.spec(), store, env.resources)
+    rt = runtime(env.spec(), store, env.resources)
     jobs: list[tuple[str, int, int]] = []
 
     async def history(metric: str, begin: int, last: int) -> bool:

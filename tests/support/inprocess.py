@@ -50,7 +50,7 @@ async def running(
         yield d
     finally:
         d.scheduler.shutdown(wait=False)
-        await d._drain(5)
+        await d.runs.drain(5)
         await within(d.close(), 30, "Daemon.close()")
 
 

@@ -4,7 +4,8 @@ packages (collectors, detectors, alerting, storage) import neither the specs nor
 runtime; the runtime imports no command and nothing of the edges (http, workers, ui, cli);
 the commands import no edge; http imports neither the workers nor the commands; the ui is
 presentation only (no aiohttp, no http, no workers); no module imports another's private
-name; the modules' imports form no circle; no module is over ~400 lines as the formatter
+name; the modules' imports form no circle; only the process imports the daemon; the
+metric runtime imports no plug-in registry; no module is over ~400 lines as the formatter
 writes it (a `# fmt: skip` may keep a table's layout, not lines out of the count)."""
 
 from __future__ import annotations
@@ -227,3 +228,34 @@ def test_tests_share_helpers_only_through_tests_support() -> None:
                 ):
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno} imports {module}")
     assert offenders == [], "import test helpers from tests.support:\n" + "\n".join(offenders)
+
+
+def test_only_the_process_imports_the_daemon() -> None:
+    """`runtime/daemon.py` composes the metric set, the view, the outbox dispatcher and the
+    election; collaborators are handed `MetricSet` methods, never the daemon, so nothing in
+    the package but the process (`app.py`) imports it (docs/architecture.md)."""
+    modules = _modules()
+    importers = sorted(
+        name
+        for name, path in modules.items()
+        if name not in ("detectkd.app", "detectkd.runtime.daemon")
+        and any(mod == "detectkd.runtime.daemon" for mod, _ in _imports(path, modules))
+    )
+    assert importers == []
+
+
+def test_a_metric_runtime_is_handed_its_plug_ins() -> None:
+    """`runtime.slot.assemble` builds a metric's collector and detectors (`runtime.parts`);
+    `MetricRuntime` (runner.py) imports no registry, so it cannot build its own."""
+    modules = _modules()
+    builders = {
+        "detectkd.collectors.registry",
+        "detectkd.detectors.registry",
+        "detectkd.alerting.channels.registry",
+        "detectkd.runtime.calendar",
+    }
+    used = {mod for mod, _ in _imports(PACKAGE / "runtime" / "runner.py", modules)}
+    assert used & builders == set()
+    assert "detectkd.runtime.calendar" in {
+        mod for mod, _ in _imports(PACKAGE / "runtime" / "slot.py", modules)
+    }

@@ -1,0 +1,34 @@
+"""A metric's runtime built as the daemon builds it (`runtime.slot.assemble`), for the tests
+that drive `MetricRuntime` directly."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from detectkd.alerting.silences import Silences
+from detectkd.alerting.state import SeriesState
+from detectkd.resources import Resources
+from detectkd.runtime.parts import LIVE, REPLAY
+from detectkd.runtime.runner import MetricRuntime
+from detectkd.runtime.slot import Deps, assemble
+from detectkd.specs.loader import MetricSpec
+from detectkd.storage.base import Store
+from detectkd.telemetry import Telemetry
+
+
+def runtime(
+    spec: MetricSpec,
+    store: Store,
+    resources: Resources,
+    telemetry: Telemetry | None = None,
+    states: Mapping[str, SeriesState] | None = None,
+    *,
+    link_template: str | None = None,
+    silences: Silences | None = None,
+    replay: bool = False,
+) -> MetricRuntime:
+    """The metric's runtime on `store` (no channels, nothing woken by its alerts); `replay`:
+    a backtest's, where every period may notify."""
+    deps = Deps(store, resources, telemetry=telemetry, generator_url=link_template, silences=silences,
+                mode=REPLAY if replay else LIVE, channels=False)  # fmt: skip
+    return assemble(spec, deps, states).runtime
