@@ -295,8 +295,9 @@ class RobustDetector:
             if j < end and int(times[j]) == memo.last_time:
                 first = j + 1
         if first < 0:  # first use, restart, or the history changed under us: rebuild
-            memo = self._memo[point.series] = _Rolling(history.revision, self._features,
-                                                       self.p.use_combined_seasonality)  # fmt: skip
+            memo = self._memo[point.series] = _Rolling(
+                history.revision, self._features, self.p.use_combined_seasonality
+            )
             first = start
         assert memo is not None
         if first < end:

@@ -256,8 +256,9 @@ class MissingDataDetector:
             return None
         age, limit = point.time + self._step - last, self.p.max_staleness_minutes * 60
         anomaly = age > limit
-        return Result(self.id, point.value, anomaly, ratio_score(age, limit),
-                      direction="down" if anomaly else None)  # fmt: skip
+        return Result(
+            self.id, point.value, anomaly, ratio_score(age, limit), direction="down" if anomaly else None
+        )
 
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f"epoch:{c}" for c in STALENESS_COLUMNS) if self.p.max_staleness_minutes else ()
@@ -294,5 +295,10 @@ class MissingDataDetector:
         while run < p.max_missing_periods and point.time - run * self._step not in have:
             run += 1
         anomaly = run >= p.max_missing_periods
-        return Result(self.id, None, anomaly, ratio_score(run, p.max_missing_periods),
-                      direction="down" if anomaly else None)  # fmt: skip
+        return Result(
+            self.id,
+            None,
+            anomaly,
+            ratio_score(run, p.max_missing_periods),
+            direction="down" if anomaly else None,
+        )

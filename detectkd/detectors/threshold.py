@@ -10,9 +10,15 @@ from detectkd.config.types import Frozen
 from detectkd.detectors.base import Current, Direction, History, Result, skipped
 
 Operator = Literal[
-    "greater_than", "greater_equal", "less_than", "less_equal",
-    "equals", "not_equals", "between", "outside",
-]  # fmt: skip
+    "greater_than",
+    "greater_equal",
+    "less_than",
+    "less_equal",
+    "equals",
+    "not_equals",
+    "between",
+    "outside",
+]
 
 
 class Params(Frozen):

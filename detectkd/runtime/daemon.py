@@ -60,8 +60,15 @@ class Daemon(DaemonView):
         self.silence_sync = SilenceSync(self.silences, self.store, self.telemetry.silences_unreadable.set)
         self.notifier = Notifier()
         outbox_due = asyncio.Event()  # rung by a commit with outbox rows, heard by the dispatcher
-        self.deps = Deps(self.store, self.resources, self.data_stores, self.telemetry, outbox_due.set,
-                         settings.generator_url, self.silences)  # fmt: skip
+        self.deps = Deps(
+            self.store,
+            self.resources,
+            self.data_stores,
+            self.telemetry,
+            outbox_due.set,
+            settings.generator_url,
+            self.silences,
+        )
         self.leadership = leadership_for(settings, self.store, self.leading)
         self.metrics = MetricSet(
             self.deps, settings, self.scheduler, self.outages, self.leadership, self.check_health
@@ -126,9 +133,15 @@ class Daemon(DaemonView):
         self.scheduler.start()
         # Retention: daily, first ten minutes after start (not in the startup rush).
         self.scheduler.add_job(
-            self.retention_pass, "interval", hours=24, id=RETENTION_JOB, name=RETENTION_JOB,
-            next_run_time=datetime.now(UTC) + timedelta(minutes=10), max_instances=1, coalesce=True,
-        )  # fmt: skip
+            self.retention_pass,
+            "interval",
+            hours=24,
+            id=RETENTION_JOB,
+            name=RETENTION_JOB,
+            next_run_time=datetime.now(UTC) + timedelta(minutes=10),
+            max_instances=1,
+            coalesce=True,
+        )
         await self.metrics.apply(plan, states)
         self.snapshots.taken()
         for metric, st in errors.items():
@@ -136,8 +149,13 @@ class Daemon(DaemonView):
         self._record_load(result, plan)
         self.ready = True
         self.notifier.ready(self.status_line())
-        log.info("detectkd started", metrics=len(self.slots), config_errors=len(result.all_errors()),
-                 shard=self.settings.shard, store=str(getattr(self.store, "path", "")))  # fmt: skip
+        log.info(
+            "detectkd started",
+            metrics=len(self.slots),
+            config_errors=len(result.all_errors()),
+            shard=self.settings.shard,
+            store=str(getattr(self.store, "path", "")),
+        )
 
     async def serve(self) -> None:
         """Run until SIGTERM/SIGINT (or `stop_event`), then shut down gracefully."""
@@ -177,8 +195,13 @@ class Daemon(DaemonView):
 
     async def retention_pass(self, now: float | None = None) -> int:
         """Daily: stored rows past their retention, and outbox rows sent a week ago."""
-        return await retention.daily(list(self.slots.values()), self.store, self.settings.retention_days,
-                                     self.telemetry, time.time() if now is None else now)  # fmt: skip
+        return await retention.daily(
+            list(self.slots.values()),
+            self.store,
+            self.settings.retention_days,
+            self.telemetry,
+            time.time() if now is None else now,
+        )
 
     async def close(self) -> None:
         self.notifier.close()
@@ -198,17 +221,21 @@ class Daemon(DaemonView):
         errors = result.all_errors()
         self.config_errors = [str(i) for i in errors]
         for issue in errors:
-            log.error("config error", file=issue.file, line=issue.line, key=issue.key,
-                      error=issue.message)  # fmt: skip
+            log.error("config error", file=issue.file, line=issue.line, key=issue.key, error=issue.message)
         for issue in result.warnings:
-            log.warning("config warning", file=issue.file, line=issue.line, key=issue.key,
-                        warning=issue.message)  # fmt: skip
+            log.warning(
+                "config warning", file=issue.file, line=issue.line, key=issue.key, warning=issue.message
+            )
         ok = not errors
         self.telemetry.reload_ok.set(1 if ok else 0)
         if ok:
             self.telemetry.reload_ts.set(time.time())
-        self.last_reload = {"at": time.time(), "successful": ok, "errors": self.config_errors,
-                            **plan.summary()}  # fmt: skip
+        self.last_reload = {
+            "at": time.time(),
+            "successful": ok,
+            "errors": self.config_errors,
+            **plan.summary(),
+        }
         heap.settle()  # the config's objects live until the next reload: collections skip them
 
     async def reload(self, reason: str = "reload") -> dict[str, Any]:
@@ -238,8 +265,7 @@ class Daemon(DaemonView):
         # Recorded after applying: whoever sees the new summary sees the new metrics.
         self._record_load(result, plan)
         self.notifier.ready(self.status_line())
-        log.info("config reloaded", reason=reason, **plan.summary(),
-                 errors=len(self.config_errors))  # fmt: skip
+        log.info("config reloaded", reason=reason, **plan.summary(), errors=len(self.config_errors))
         return self.last_reload
 
     # -- runs ----------------------------------------------------------------------------

@@ -62,8 +62,9 @@ class MetricSet:
         self.retired: dict[str, ChannelSet] = {}  # removed metrics' channels
         self.snapshots = Snapshots(settings, lambda: [s.runtime for s in self.slots.values()])
         self.runs = Runs(self.slots, settings, self.telemetry, outages, leadership, health)
-        self.history = HistoryLoader(self.store, settings.history, self.loader_slot, self.loaded,
-                                     self.telemetry, self.runs.may_run)  # fmt: skip
+        self.history = HistoryLoader(
+            self.store, settings.history, self.loader_slot, self.loaded, self.telemetry, self.runs.may_run
+        )
 
     async def apply(self, plan: Plan, states: dict[str, dict[str, SeriesState]]) -> None:
         """Apply a plan atomically: new slots are built and stored alert state is reset

@@ -75,11 +75,25 @@ def notice_alert(n: HealthNotice, tz: str, source: str = "") -> Alert:
         extra["metrics"] = f"{len(n.members)}: {', '.join(n.members[:10])}{more}"
     labels = {"source": n.subject} if n.kind == "source_down" else {}
     return Alert(
-        metric=n.subject, series="", labels=labels, status=n.status, period=n.at or n.since,
-        started_at=n.since, value=None, expected=None, lower=None, upper=None, score=None,
-        direction=None, detector=None, interval_seconds=0, timezone=tz, extra=extra, kind=n.kind,
+        metric=n.subject,
+        series="",
+        labels=labels,
+        status=n.status,
+        period=n.at or n.since,
+        started_at=n.since,
+        value=None,
+        expected=None,
+        lower=None,
+        upper=None,
+        score=None,
+        direction=None,
+        detector=None,
+        interval_seconds=0,
+        timezone=tz,
+        extra=extra,
+        kind=n.kind,
         source=source,
-    )  # fmt: skip
+    )
 
 
 def _marked(state: SeriesState, notified: int | None) -> SeriesState:
@@ -112,8 +126,12 @@ async def send_due(
         if notice.status == "firing":
             outages.resent[f"{notice.kind}:{notice.subject}"] = now  # that was the first send
         stored += 1
-        log.warning(f"{notice.kind} {notice.status}", subject=notice.subject,
-                    members=len(notice.members) or None, error=notice.error or None)  # fmt: skip
+        log.warning(
+            f"{notice.kind} {notice.status}",
+            subject=notice.subject,
+            members=len(notice.members) or None,
+            error=notice.error or None,
+        )
     return stored + (await resend_due(outages, store, specs, now) if resend else 0)
 
 

@@ -235,8 +235,14 @@ class Dispatcher:
             row = self._unmarked[item.id] = _Unmarked(item)
             if self.telemetry is not None:
                 self.telemetry.alerts_sent.labels(kind, _status(item)).inc()
-            log.info("alert delivered", metric=item.metric, series=item.series,
-                     channel=kind, key=item.key, attempts=item.attempts + 1)  # fmt: skip
+            log.info(
+                "alert delivered",
+                metric=item.metric,
+                series=item.series,
+                channel=kind,
+                key=item.key,
+                attempts=item.attempts + 1,
+            )
         await self._mark(row)
 
     async def _mark(self, row: _Unmarked) -> None:
@@ -248,8 +254,13 @@ class Dispatcher:
             row.failures += 1
             self.mark_failures += 1
             row.due = time.time() + min(MARK_RETRY_CAP, backoff(row.failures - 1))
-            log.warning("delivered alert not yet marked sent", metric=row.item.metric, key=row.item.key,
-                        error=str(exc), retry_in=round(row.due - time.time(), 1))  # fmt: skip
+            log.warning(
+                "delivered alert not yet marked sent",
+                metric=row.item.metric,
+                key=row.item.key,
+                error=str(exc),
+                retry_in=round(row.due - time.time(), 1),
+            )
             return
         finally:
             row.busy = False

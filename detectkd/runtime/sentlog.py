@@ -45,8 +45,9 @@ def owner_id(data_dir: Path) -> str:
     try:
         return _create(path)
     except OSError as exc:
-        log.warning("instance id not kept: a restart waits for its outbox leases", path=str(path),
-                    error=str(exc))  # fmt: skip
+        log.warning(
+            "instance id not kept: a restart waits for its outbox leases", path=str(path), error=str(exc)
+        )
         return _fresh()
 
 

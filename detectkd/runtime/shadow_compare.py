@@ -92,9 +92,19 @@ def _scored(found: list[Span], labels: Sequence[Feedback], alerts: list[Alert]) 
 
 
 def _shown(a: Alert) -> dict[str, Any]:
-    return {"period": a.period, "series": a.series, "status": a.status, "kind": a.kind, "value": a.value,
-            "expected": a.expected, "lower": a.lower, "upper": a.upper, "detector": a.detector,
-            "score": a.score, "started_at": a.started_at}  # fmt: skip
+    return {
+        "period": a.period,
+        "series": a.series,
+        "status": a.status,
+        "kind": a.kind,
+        "value": a.value,
+        "expected": a.expected,
+        "lower": a.lower,
+        "upper": a.upper,
+        "detector": a.detector,
+        "score": a.score,
+        "started_at": a.started_at,
+    }
 
 
 def chart_spans(rows: Sequence[ShadowAlert], variants: Sequence[str]) -> list[dict[str, Any]]:
@@ -108,6 +118,13 @@ def chart_spans(rows: Sequence[ShadowAlert], variants: Sequence[str]) -> list[di
     for index, name in enumerate(variants):
         for e in episodes((a, "would-be") for a in by.get(name, [])):
             if e.kind == "anomaly":
-                out.append({"variant": name, "index": index, "series": e.series, "started_at": e.started_at,
-                            "resolved_at": e.resolved_at})  # fmt: skip
+                out.append(
+                    {
+                        "variant": name,
+                        "index": index,
+                        "series": e.series,
+                        "started_at": e.started_at,
+                        "resolved_at": e.resolved_at,
+                    }
+                )
     return out

@@ -100,8 +100,15 @@ def assemble(
         wrap(source, collector) if wrap is not None else collector, build_detectors(spec, step(spec))
     )
     silenced = deps.silences.predicate(labels) if deps.silences is not None else None
-    links = Links(deps.store, deps.resources, deps.telemetry, deps.wake, data_getter(spec, deps),
-                  deps.generator_url, silenced)  # fmt: skip
+    links = Links(
+        deps.store,
+        deps.resources,
+        deps.telemetry,
+        deps.wake,
+        data_getter(spec, deps),
+        deps.generator_url,
+        silenced,
+    )
     runtime = MetricRuntime(spec, parts, links, dict(states or {}), deps.mode)
     sched = spec.config.schedule
     trigger = GridTrigger(runtime.grid, sched.delay, stable_offset(spec.name, sched.interval))

@@ -95,11 +95,16 @@ class SnapshotFile:
 
     def add(self, name: str, s: Saved) -> None:
         put = self._put
-        windows = {k: [put(t), put(v), {c: put(x) for c, x in f.items()}]
-                   for k, (t, v, f) in s.windows.items()}  # fmt: skip
+        windows = {
+            k: [put(t), put(v), {c: put(x) for c, x in f.items()}] for k, (t, v, f) in s.windows.items()
+        }
         states = {d: {k: [put(a), list(sc)] for k, (a, sc) in per.items()} for d, per in s.states.items()}
-        self.metrics[name] = {"fingerprint": s.fingerprint, "watermark": s.watermark, "windows": windows,
-                              "states": states}  # fmt: skip
+        self.metrics[name] = {
+            "fingerprint": s.fingerprint,
+            "watermark": s.watermark,
+            "windows": windows,
+            "states": states,
+        }
         if self._unsynced >= self.SYNC_EVERY:
             self.f.flush()
             os.fdatasync(self.f.fileno())
@@ -148,8 +153,12 @@ def write(path: Path, runtimes: list[MetricRuntime]) -> None:
     except OSError as exc:
         log.warning("restart snapshot not written", path=str(path), error=str(exc))
         return
-    log.info("restart snapshot written", metrics=len(parts), mib=round(size / 2**20, 1),
-             seconds=round(time.monotonic() - began, 2))  # fmt: skip
+    log.info(
+        "restart snapshot written",
+        metrics=len(parts),
+        mib=round(size / 2**20, 1),
+        seconds=round(time.monotonic() - began, 2),
+    )
 
 
 def load(path: Path) -> dict[str, Saved]:

@@ -81,9 +81,15 @@ class Snapshots:
             return False
         resumed = [rt.memory.caught_up for rt in self.offered if rt.memory.caught_up is not None]
         rebuilt = len(self.offered) - len(resumed) - pending
-        log.info("restart snapshot resumed", metrics=len(resumed), caught_up_points=sum(resumed),
-                 caught_up_metrics=sum(n > 0 for n in resumed), rebuilt=rebuilt, pending=pending,
-                 seconds=round(time.monotonic() - self.started, 1))  # fmt: skip
+        log.info(
+            "restart snapshot resumed",
+            metrics=len(resumed),
+            caught_up_points=sum(resumed),
+            caught_up_metrics=sum(n > 0 for n in resumed),
+            rebuilt=rebuilt,
+            pending=pending,
+            seconds=round(time.monotonic() - self.started, 1),
+        )
         self.offered = []
         return True
 
@@ -158,9 +164,15 @@ class Snapshots:
             error = str(exc) or type(exc).__name__
             log.warning("memory snapshot not written", path=str(self.path), error=error)
             return None
-        self.last = {"metrics": metrics, "mib": round(size / 2**20, 1), "left_out": left_out,
-                     "seconds": round(time.monotonic() - began, 2), "stall_ms": round(stall * 1000, 1),
-                     "stall_cpu_ms": round(cpu * 1000, 1), "waited": len(busy)}  # fmt: skip
+        self.last = {
+            "metrics": metrics,
+            "mib": round(size / 2**20, 1),
+            "left_out": left_out,
+            "seconds": round(time.monotonic() - began, 2),
+            "stall_ms": round(stall * 1000, 1),
+            "stall_cpu_ms": round(cpu * 1000, 1),
+            "waited": len(busy),
+        }
         log.info("memory snapshot written", **self.last)
         return self.last
 
@@ -176,8 +188,10 @@ class Snapshots:
         if fp is None:
             fp = self._fingerprints[rt] = snapshot.fingerprint(rt)
         part = rt.memory.save(fp, watermark)
-        part.windows = {s: (t.copy(), v.copy(), {c: x.copy() for c, x in f.items()})
-                        for s, (t, v, f) in part.windows.items()}  # fmt: skip
+        part.windows = {
+            s: (t.copy(), v.copy(), {c: x.copy() for c, x in f.items()})
+            for s, (t, v, f) in part.windows.items()
+        }
         part.states = {d: {s: (a.copy(), sc) for s, (a, sc) in per.items()} for d, per in part.states.items()}
         return part
 

@@ -121,9 +121,12 @@ class StatusBook:
         for st in states.values():
             count[st.status] += 1
         s.state = (
-            MetricState.FIRING if count[Status.FIRING] else MetricState.PENDING if count[Status.PENDING]
+            MetricState.FIRING
+            if count[Status.FIRING]
+            else MetricState.PENDING
+            if count[Status.PENDING]
             else MetricState.OK
-        )  # fmt: skip
+        )
         tel = self.telemetry
         if tel is not None:
             tel.checks.labels(self.name, "ok").inc()
@@ -172,8 +175,9 @@ class StatusBook:
             self.telemetry.series_refused.labels(self.name).inc(count)
 
 
-def api_entry(name: str, file: str, interval_s: float, s: RunStatus,
-              states: Mapping[str, SeriesState]) -> MetricEntry:  # fmt: skip
+def api_entry(
+    name: str, file: str, interval_s: float, s: RunStatus, states: Mapping[str, SeriesState]
+) -> MetricEntry:
     return {
         "name": name,
         "file": file,

@@ -168,8 +168,9 @@ class Breakdown:
 
     async def _rows(self, period: int) -> list[Row]:
         assert self.collector is not None
-        return await self.collector.collect(Window(period, period + int(self.interval.total_seconds()),
-                                                   self.interval, self.tz))  # fmt: skip
+        return await self.collector.collect(
+            Window(period, period + int(self.interval.total_seconds()), self.interval, self.tz)
+        )
 
     def _rank(self, results: list[list[Row]]) -> dict[str, Any]:
         e = self.explain

@@ -27,9 +27,18 @@ class Mask(Protocol):
 
 class SeriesWindow:
     __slots__ = (
-        "_cap", "_epoch", "_feat", "_mask", "_n", "_revision", "_start", "_times", "_values",
-        "negative", "span",
-    )  # fmt: skip
+        "_cap",
+        "_epoch",
+        "_feat",
+        "_mask",
+        "_n",
+        "_revision",
+        "_start",
+        "_times",
+        "_values",
+        "negative",
+        "span",
+    )
 
     def __init__(
         self,
