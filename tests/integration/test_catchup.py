@@ -26,7 +26,7 @@ from detectkd.runtime.snapshots import Snapshots
 from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.base import StoredPoint
 from detectkd.storage.sqlite import SqliteStore
-from tests.support.files import write
+from tests.support.files import sqlite_copy, write
 from tests.support.metrics import sqlite_metric
 from tests.support.runtimes import runtime
 
@@ -123,14 +123,6 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     await resources.close()
 
 
-def copy(src: Path, dst: Path) -> None:
-    """The store as the killed process left it (SQLite's backup: consistent with WAL too)."""
-    a, b = sqlite3.connect(src), sqlite3.connect(dst)
-    a.backup(b)
-    a.close()
-    b.close()
-
-
 Verdict = tuple[str, int, bool, float, float | None, str | None]
 
 
@@ -156,7 +148,7 @@ async def crashed(
             written = await env.snapshots([running]).write()
             assert written is not None and written["metrics"] == 1
         if k == (crash_at if store_at is None else store_at):
-            copy(env.tmp / "a.db", env.tmp / "b.db")
+            sqlite_copy(env.tmp / "a.db", env.tmp / "b.db")
     restarted = await env.runtime(spec, "b.db")
     snaps = env.snapshots([restarted])
     await snaps.load()
@@ -218,7 +210,7 @@ async def test_a_snapshot_that_cannot_be_caught_up_reads_the_store_and_still_jud
     assert isinstance(store, CountingStore)
     if store_at is not None:  # compared with a runtime on the same store that has no snapshot
         await running.store.close()
-        copy(env.tmp / "b.db", env.tmp / "c.db")
+        sqlite_copy(env.tmp / "b.db", env.tmp / "c.db")
         running = await env.runtime(spec, "c.db")
     if case == "read fails once":
         store.fail = 1

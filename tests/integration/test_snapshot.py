@@ -20,7 +20,7 @@ from detectkd.runtime.runner import RunReport
 from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.base import StoredPoint
 from detectkd.storage.sqlite import SqliteStore
-from tests.support.files import write
+from tests.support.files import sqlite_copy, write
 from tests.support.metrics import sqlite_metric
 from tests.support.runtimes import runtime
 
@@ -85,14 +85,6 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     await resources.close()
 
 
-def copy(src: Path, dst: Path) -> None:
-    """The store as it was at the stop (SQLite's backup: consistent with WAL too)."""
-    a, b = sqlite3.connect(src), sqlite3.connect(dst)
-    a.backup(b)
-    a.close()
-    b.close()
-
-
 def verdicts(report: RunReport) -> list[tuple[int, bool, float, float | None]]:
     return [
         (p.point.period, p.verdict.anomalous, p.results[0].score, p.results[0].upper) for p in report.points
@@ -107,7 +99,7 @@ async def test_a_restart_from_the_snapshot_judges_as_if_the_daemon_had_kept_runn
     await running.run(T0 + (4 * DAY + 1) * STEP)  # the first point of the spike's run
     path = env.tmp / snapshot.FILE
     snapshot.save(path, snapshot.collect([running]))
-    copy(env.tmp / "a.db", env.tmp / "b.db")
+    sqlite_copy(env.tmp / "a.db", env.tmp / "b.db")
     restarted_store = await env.store("b.db")
     restarted = runtime(spec, restarted_store, env.resources)
     restarted.memory.saved = snapshot.take(snapshot.load(path), restarted)

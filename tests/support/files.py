@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,3 +17,12 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def sqlite_copy(src: Path, dst: Path) -> None:
+    """A SQLite database as it is now, e.g. a store as a stopped or killed process left it
+    (SQLite's backup: consistent with its WAL too)."""
+    a, b = sqlite3.connect(src), sqlite3.connect(dst)
+    a.backup(b)
+    a.close()
+    b.close()
