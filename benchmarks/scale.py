@@ -54,6 +54,7 @@ DETECTORS = {
     "auto": "",  # no detector named: the default, `auto`
     # --fresh: a 100-point window at a 60 s interval, judged once 20 points are in it
     "fresh": "detector:\n  type: mad\n  params: {window_size: 100m, n_sigma: 4, min_samples: 20}",
+    "fresh-auto": "",  # --fresh --detector auto: the default detector, a DetectK-style query
 }
 FRESH_ROW_S = 10  # --fresh: the source holds a row every 10 seconds
 
@@ -67,6 +68,20 @@ collector:
       SELECT period_time, value FROM src WHERE m = {i}
       AND period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
 {detector}
+alerter:
+  type: log
+"""
+# --fresh --detector auto: DetectK's style, an aggregate over the period and no GROUP BY
+# period, so it can only be asked one period at a time (a one-minute row per metric).
+METRIC_PER_PERIOD = """\
+name: m{i}
+schedule: {{interval: {interval}s}}
+collector:
+  profile: src
+  params:
+    query: >-
+      SELECT '{{{{ period_start }}}}' AS period_time, avg(value) AS value FROM src WHERE m = {i}
+      AND period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
 alerter:
   type: log
 """
@@ -228,7 +243,8 @@ def run_one(
         t0 = time.monotonic()
         end = now + (warmup or (600 if fresh else 0)) + duration + 4 * interval
         if fresh:
-            build_source(root / "src.db", n, interval, now - fresh, end, FRESH_ROW_S)
+            every = interval if detector == "fresh-auto" else FRESH_ROW_S
+            build_source(root / "src.db", n, interval, now - fresh, end, every)
         else:
             build_source(root / "src.db", n, interval, now - 2 * interval, end)
         if fresh:
@@ -238,7 +254,8 @@ def run_one(
         for w in range(workers if workers > 1 and not fresh else 0):
             db = root / "data" / f"worker-{w}" / "detectkd.db"
             asyncio.run(preload_store(db, n, interval, now, history, Shard(w, workers)))
-        texts = (METRIC.format(i=i, interval=interval, detector=DETECTORS[detector]) for i in range(n))
+        template = METRIC_PER_PERIOD if detector == "fresh-auto" else METRIC
+        texts = (template.format(i=i, interval=interval, detector=DETECTORS[detector]) for i in range(n))
         port = write_daemon(root, texts, f"workers: {workers}\n")
         setup_s = time.monotonic() - t0
         stop_s = snapshot_mib = float("nan")
@@ -353,10 +370,12 @@ def main() -> int:
                     help="measure a restart: every metric runs once, SIGTERM, start again")  # fmt: skip
     ap.add_argument("--fresh", action="store_true",
                     help="a first start: no stored state, a source of 10-second rows, mad")  # fmt: skip
-    ap.add_argument("--fresh-history", type=int, default=1800, help="--fresh: seconds of rows before start")
+    ap.add_argument("--fresh-history", type=int, default=0,
+                    help="--fresh: seconds of rows before start (30 minutes; auto: 8 hours)")  # fmt: skip
     args = ap.parse_args()
     if args.fresh:
-        args.detector = "fresh"
+        args.detector = "fresh-auto" if args.detector == "auto" else "fresh"
+        args.fresh_history = args.fresh_history or (28800 if args.detector == "fresh-auto" else 1800)
     warmup = f"{args.warmup}s of" if args.warmup else "one interval of"
     print(f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, interval {args.interval}s, "
           f"detector {args.detector}, {args.history} points of history, workers {args.workers}, "
