@@ -19,7 +19,10 @@ detector with a 100-point window (min_samples 20), no `start_time`, a source hol
 in the store, so every metric warms up from the source. It reports `judging_s` (from
 `/readyz` until `detectk_metric_judging` is 1 for every metric), the CPU per check while
 warming (`warm_cpu_ms_per_check`, from `/readyz` to all judging) and, from one interval after
-that, the usual figures for `--duration` seconds.
+that, the usual figures for `--duration` seconds. `--fresh --detector auto`: the default
+detector with a DetectK-style query (an aggregate of the period, no GROUP BY: one query per
+period) on a source of one-minute rows, 8 hours of them (`--fresh-history`). `--source-qps Q`
+sets `history.source_qps`.
 """
 
 from __future__ import annotations
@@ -234,6 +237,7 @@ def run_one(
     workers: int = 1,
     restart: bool = False,
     fresh: int = 0,
+    source_qps: float = 0.0,
 ) -> dict[str, float]:
     """`fresh`: seconds of 10-second rows in the source before the start, no stored state
     (0: the store is pre-loaded with `history` points per metric)."""
@@ -256,7 +260,8 @@ def run_one(
             asyncio.run(preload_store(db, n, interval, now, history, Shard(w, workers)))
         template = METRIC_PER_PERIOD if detector == "fresh-auto" else METRIC
         texts = (template.format(i=i, interval=interval, detector=DETECTORS[detector]) for i in range(n))
-        port = write_daemon(root, texts, f"workers: {workers}\n")
+        paced = f"history:\n  source_qps: {source_qps:g}\n" if source_qps else ""  # 0: the default
+        port = write_daemon(root, texts, f"workers: {workers}\n{paced}")
         setup_s = time.monotonic() - t0
         stop_s = snapshot_mib = float("nan")
         if restart:  # a daemon that ran (every metric once), stopped with SIGTERM
@@ -330,7 +335,11 @@ def run_one(
             per_worker = max((peak_rss_mib(c) for c in children(proc.pid)), default=float("nan"))
         finally:
             proc.send_signal(signal.SIGTERM)
-            code = proc.wait(60)
+            try:
+                code = proc.wait(300)
+            except subprocess.TimeoutExpired:  # (a build whose warm-ups held the shutdown)
+                proc.kill()
+                code = -9
         return {
             "metrics": n,
             "setup_s": setup_s,
@@ -372,6 +381,7 @@ def main() -> int:
                     help="a first start: no stored state, a source of 10-second rows, mad")  # fmt: skip
     ap.add_argument("--fresh-history", type=int, default=0,
                     help="--fresh: seconds of rows before start (30 minutes; auto: 8 hours)")  # fmt: skip
+    ap.add_argument("--source-qps", type=float, default=0.0, help="history.source_qps (default: the default)")
     args = ap.parse_args()
     if args.fresh:
         args.detector = "fresh-auto" if args.detector == "auto" else "fresh"
@@ -402,6 +412,7 @@ def main() -> int:
             args.workers,
             args.restart,
             args.fresh_history if args.fresh else 0,
+            args.source_qps,
         )
         print(
             " ".join(f"{r[h]:>16.3f}" if isinstance(r[h], float) else f"{r[h]:>16}" for h in header),

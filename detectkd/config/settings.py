@@ -54,6 +54,9 @@ class HistorySettings(BaseModel):
     # (its profile, else its database), with a burst of one second's worth; 0: no bound.
     # Live runs are not paced.
     source_qps: float = Field(default=500.0, ge=0)
+    # Of those, what the fill jobs of staged warm-ups (`auto`'s seasonal baselines and
+    # reference, after it judges) may ask of one source: a trickle, for hours (0: no bound).
+    fill_qps: float = Field(default=200.0, ge=0)
 
 
 class HaSettings(BaseModel):

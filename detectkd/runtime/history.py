@@ -24,7 +24,8 @@ A staged warm-up (`auto`: only what its level baseline judges from, `runtime.col
 followed by a fill job for the rest of the detectors' window: stored (resumed after a
 crash), points only, newest first (the level's window completes first, then the seasonal
 cycles one after another), one batch per turn among all filling metrics, and only while no
-warm-up is waiting (first judgements come first). After each batch the live runtime re-reads
+warm-up is waiting (first judgements come first), at most `history.fill_qps` queries a second
+per source. After each batch the live runtime re-reads
 its windows, so each baseline switches on as soon as its history is in.
 """
 
@@ -135,6 +136,7 @@ class HistoryLoader:
         self._idle = asyncio.Event()  # no warm-up is waiting
         self._idle.set()
         self.paces = Paces(settings.source_qps)
+        self.fill_paces = Paces(settings.fill_qps)  # fills: within source_qps, and at most this
         self._save_lock = asyncio.Lock()
         self._stopped = False
         self.clock: Callable[[], float] = time.time  # when a first start's history ends
@@ -268,6 +270,8 @@ class HistoryLoader:
             return None
         rt = slot.runtime
         rt.collector = self.paces.wrap(slot.source, rt.collector)
+        if job.fill:
+            rt.collector = self.fill_paces.wrap(slot.source, rt.collector)
         size = slot.spec.config.schedule.batch_load_days * 86400
         timeout = self.settings.batch_timeout.total_seconds()
         started = time.monotonic()

@@ -84,8 +84,8 @@ async def test_a_fresh_auto_metric_judges_on_its_level_then_its_seasonal_baselin
     finish = int(time.time() - lead) // HOUR * HOUR
     source(tmp_path, spike_at=finish - HOUR)
     metric(tmp_path)
-    # 50 queries a second: the warm-up (25 queries) within the pace's burst, the fill (118) not
-    async with running(tmp_path, clock=lambda: finish + 60, history={"source_qps": 50}) as d:
+    # The fill at 50 queries a second: its 118 queries take more than a second
+    async with running(tmp_path, clock=lambda: finish + 60, history={"fill_qps": 50}) as d:
         d.scheduler.pause()  # its slot never comes: the end of the warm-up runs it
         rt = d.slots["orders"].runtime
         async with asyncio.timeout(20):
@@ -116,3 +116,28 @@ async def test_a_fresh_auto_metric_judges_on_its_level_then_its_seasonal_baselin
         # The seasonal baseline judges: its expected value is the day's, not the level's.
         assert abs(float(result.expected or 0) - pattern(finish)) < 3.0
         assert not result.anomaly
+
+
+async def test_a_fill_job_is_stored_and_resumed_by_the_next_start_storing_points_only(tmp_path: Path) -> None:
+    lead = stable_offset("orders", timedelta(hours=1))
+    finish = int(time.time() - lead) // HOUR * HOUR
+    source(tmp_path, spike_at=finish - HOUR)
+    metric(tmp_path)
+    async with running(tmp_path, clock=lambda: finish + 60, history={"fill_qps": 2}) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        async with asyncio.timeout(20):
+            while rt.status.judging is not True:
+                await asyncio.sleep(0.01)
+        saved = await d.store.history_load()
+        assert '"fill": true' in saved["orders"]  # stored: a crash or a restart resumes it
+    async with running(tmp_path, clock=lambda: finish + 60) as d:
+        d.scheduler.pause()
+        assert d.history.api("orders") is not None and d.history.api("orders")["kind"] == "fill"  # type: ignore[index]
+        await d.history.settled()
+        assert await d.store.history_load() == {}
+        stored = await d.store.read_points("orders", None, finish - 200 * HOUR, finish)
+        assert len(stored[""]) >= 141  # the whole window before the newest period
+        marks = await d.store.read_detections("orders", finish - 200 * HOUR, finish - 24 * HOUR)
+        assert marks == []  # the fill stores points, it does not judge the past
+        assert await d.store.watermark("orders") == finish - HOUR  # the live run's, untouched
