@@ -13,6 +13,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from detectkd.alerting.state import Status
 from detectkd.collectors.base import Row, Window
 from detectkd.runtime.runner import MetricRuntime
@@ -59,9 +61,9 @@ def count_queries(rt: MetricRuntime) -> list[Window]:
     return asked
 
 
-def metric(tmp_path: Path) -> None:
-    write(tmp_path / "metrics.d" / "orders.yaml", f"""\
-name: orders
+def metric(tmp_path: Path, name: str = "orders", params: str = PARAMS) -> None:
+    write(tmp_path / "metrics.d" / f"{name}.yaml", f"""\
+name: {name}
 schedule: {{interval: 1h}}
 collector:
   type: sqlite
@@ -71,7 +73,7 @@ collector:
       {AGGREGATE}
 detector:
   type: auto
-  params: {PARAMS}
+  params: {params}
 alerter:
   type: log
 """)  # fmt: skip
@@ -141,3 +143,25 @@ async def test_a_fill_job_is_stored_and_resumed_by_the_next_start_storing_points
         marks = await d.store.read_detections("orders", finish - 200 * HOUR, finish - 24 * HOUR)
         assert marks == []  # the fill stores points, it does not judge the past
         assert await d.store.watermark("orders") == finish - HOUR  # the live run's, untouched
+
+
+async def test_fills_wait_while_another_metric_is_still_warming_up(tmp_path: Path) -> None:
+    """First judgements first: `orders` warms up first (one warm-up at a time), then its fill
+    waits until `visits`, whose warm-up is longer (104 periods) than the fill's first batch
+    (a day), has loaded its warm-up."""
+    lead = stable_offset("orders", timedelta(hours=1))
+    finish = int(time.time() - lead) // HOUR * HOUR
+    source(tmp_path, spike_at=finish - HOUR)
+    metric(tmp_path)
+    metric(tmp_path, "visits", PARAMS.replace("min_samples: 20", "min_samples: 100").replace("40", "120"))
+    with capture_logs() as logs:
+        async with running(tmp_path, clock=lambda: finish + 60, history={"warmup_concurrency": 1}) as d:
+            d.scheduler.pause()
+            await d.history.settled()
+    done = [
+        (e["event"], e["metric"]) for e in logs if e["event"] in ("history loaded", "history fill loaded")
+    ]
+    warmed = [i for i, (event, _) in enumerate(done) if event == "history loaded"]
+    filled = [i for i, (event, _) in enumerate(done) if event == "history fill loaded"]
+    assert len(warmed) == 2 and filled  # both warmed up, both filled
+    assert max(warmed) < min(filled)
