@@ -238,6 +238,7 @@ def run_one(
     restart: bool = False,
     fresh: int = 0,
     source_qps: float = 0.0,
+    warmup_concurrency: int = 0,
 ) -> dict[str, float]:
     """`fresh`: seconds of 10-second rows in the source before the start, no stored state
     (0: the store is pre-loaded with `history` points per metric)."""
@@ -260,7 +261,13 @@ def run_one(
             asyncio.run(preload_store(db, n, interval, now, history, Shard(w, workers)))
         template = METRIC_PER_PERIOD if detector == "fresh-auto" else METRIC
         texts = (template.format(i=i, interval=interval, detector=DETECTORS[detector]) for i in range(n))
-        paced = f"history:\n  source_qps: {source_qps:g}\n" if source_qps else ""  # 0: the default
+        paced = "".join(
+            [
+                f"  source_qps: {source_qps:g}\n" if source_qps else "",  # 0: the default
+                f"  warmup_concurrency: {warmup_concurrency}\n" if warmup_concurrency else "",
+            ]
+        )
+        paced = f"history:\n{paced}" if paced else ""
         port = write_daemon(root, texts, f"workers: {workers}\n{paced}")
         setup_s = time.monotonic() - t0
         stop_s = snapshot_mib = float("nan")
@@ -382,6 +389,7 @@ def main() -> int:
     ap.add_argument("--fresh-history", type=int, default=0,
                     help="--fresh: seconds of rows before start (30 minutes; auto: 8 hours)")  # fmt: skip
     ap.add_argument("--source-qps", type=float, default=0.0, help="history.source_qps (default: the default)")
+    ap.add_argument("--warmup-concurrency", type=int, default=0, help="history.warmup_concurrency")
     args = ap.parse_args()
     if args.fresh:
         args.detector = "fresh-auto" if args.detector == "auto" else "fresh"
@@ -413,6 +421,7 @@ def main() -> int:
             args.restart,
             args.fresh_history if args.fresh else 0,
             args.source_qps,
+            args.warmup_concurrency,
         )
         print(
             " ".join(f"{r[h]:>16.3f}" if isinstance(r[h], float) else f"{r[h]:>16}" for h in header),
