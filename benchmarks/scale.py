@@ -30,6 +30,10 @@ measured as `--restart`'s, with `caught_up_points`/`rebuilt` and `resumed_s` fro
 `restart snapshot resumed` log line, `snap_stall_ms`/`snap_write_s`/`snapshot_mib` from the
 last `memory snapshot written` before the kill, and `cpu_to_schedule_s` (CPU seconds of the
 restarted process until every metric ran once).
+that, the usual figures for `--duration` seconds. `--fresh --detector auto`: the default
+detector with a DetectK-style query (an aggregate of the period, no GROUP BY: one query per
+period) on a source of one-minute rows, 8 hours of them (`--fresh-history`). `--source-qps Q`
+sets `history.source_qps`.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ DETECTORS = {
     "auto": "",  # no detector named: the default, `auto`
     # --fresh: a 100-point window at a 60 s interval, judged once 20 points are in it
     "fresh": "detector:\n  type: mad\n  params: {window_size: 100m, n_sigma: 4, min_samples: 20}",
+    "fresh-auto": "",  # --fresh --detector auto: the default detector, a DetectK-style query
 }
 FRESH_ROW_S = 10  # --fresh: the source holds a row every 10 seconds
 
@@ -78,6 +83,20 @@ collector:
       SELECT period_time, value FROM src WHERE m = {i}
       AND period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
 {detector}
+alerter:
+  type: log
+"""
+# --fresh --detector auto: DetectK's style, an aggregate over the period and no GROUP BY
+# period, so it can only be asked one period at a time (a one-minute row per metric).
+METRIC_PER_PERIOD = """\
+name: m{i}
+schedule: {{interval: {interval}s}}
+collector:
+  profile: src
+  params:
+    query: >-
+      SELECT '{{{{ period_start }}}}' AS period_time, avg(value) AS value FROM src WHERE m = {i}
+      AND period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
 alerter:
   type: log
 """
@@ -265,6 +284,8 @@ def run_one(
     snapshot_interval: int = 0,
     snapshots: bool = True,
     series: int = 1,
+    source_qps: float = 0.0,
+    warmup_concurrency: int = 0,
 ) -> dict[str, float]:
     """`fresh`: seconds of 10-second rows in the source before the start, no stored state
     (0: the store is pre-loaded with `history` points per metric). `crash` >= 0: killed that
@@ -275,7 +296,8 @@ def run_one(
         t0 = time.monotonic()
         end = now + (warmup or (600 if fresh else 0)) + duration + 4 * interval
         if fresh:
-            build_source(root / "src.db", n, interval, now - fresh, end, FRESH_ROW_S)
+            every = interval if detector == "fresh-auto" else FRESH_ROW_S
+            build_source(root / "src.db", n, interval, now - fresh, end, every)
         else:
             build_source(root / "src.db", n, interval, now - 2 * interval, end, series=series)
         if fresh:
@@ -287,10 +309,20 @@ def run_one(
         for w in range(workers if workers > 1 and not fresh else 0):
             db = root / "data" / f"worker-{w}" / "detectkd.db"
             asyncio.run(preload_store(db, n, interval, now, history, Shard(w, workers)))
-        template = METRIC if series == 1 else METRIC_SERIES.replace("{n}", str(series))
+        if detector == "fresh-auto":
+            template = METRIC_PER_PERIOD
+        else:
+            template = METRIC if series == 1 else METRIC_SERIES.replace("{n}", str(series))
         texts = (template.format(i=i, interval=interval, detector=DETECTORS[detector]) for i in range(n))
         extra = f"snapshot_interval: {snapshot_interval}s\n" if snapshot_interval else ""
-        port = write_daemon(root, texts, f"workers: {workers}\n{extra}")
+        paced = "".join(
+            [
+                f"  source_qps: {source_qps:g}\n" if source_qps else "",  # 0: the default
+                f"  warmup_concurrency: {warmup_concurrency}\n" if warmup_concurrency else "",
+            ]
+        )
+        paced = f"history:\n{paced}" if paced else ""
+        port = write_daemon(root, texts, f"workers: {workers}\n{extra}{paced}")
         if crash >= 0:  # the snapshot's figures and the resume are read from the info log
             conf = root / "detectkd.yaml"
             off = "" if snapshots else "restart_snapshot: false\n"  # the slow path: rebuilt from the store
@@ -387,7 +419,11 @@ def run_one(
             per_worker = max((peak_rss_mib(c) for c in children(proc.pid)), default=float("nan"))
         finally:
             proc.send_signal(signal.SIGTERM)
-            code = proc.wait(60)
+            try:
+                code = proc.wait(300)
+            except subprocess.TimeoutExpired:  # (a build whose warm-ups held the shutdown)
+                proc.kill()
+                code = -9
         return {
             "metrics": n,
             "setup_s": setup_s,
@@ -463,7 +499,12 @@ def main() -> int:
     ap.add_argument(
         "--fresh", action="store_true", help="a first start: no stored state, a source of 10-second rows, mad"
     )
-    ap.add_argument("--fresh-history", type=int, default=1800, help="--fresh: seconds of rows before start")
+    ap.add_argument(
+        "--fresh-history",
+        type=int,
+        default=0,
+        help="--fresh: seconds of rows before start (30 minutes; auto: 8 hours)",
+    )
     ap.add_argument("--crash", action="store_true",
                     help="measure a start after kill -9 (after a background snapshot)")  # fmt: skip
     ap.add_argument("--crash-after", type=float, default=20.0, help="--crash: seconds from snapshot to kill")
@@ -473,9 +514,12 @@ def main() -> int:
     ap.add_argument("--no-snapshot", action="store_true",
                     help="--crash without snapshots (restart_snapshot: false): the rebuild")  # fmt: skip
     ap.add_argument("--snapshot-interval", type=int, default=0, help="--crash: its seconds (0: 5m)")
+    ap.add_argument("--source-qps", type=float, default=0.0, help="history.source_qps (default: the default)")
+    ap.add_argument("--warmup-concurrency", type=int, default=0, help="history.warmup_concurrency")
     args = ap.parse_args()
     if args.fresh:
-        args.detector = "fresh"
+        args.detector = "fresh-auto" if args.detector == "auto" else "fresh"
+        args.fresh_history = args.fresh_history or (28800 if args.detector == "fresh-auto" else 1800)
     warmup = f"{args.warmup}s of" if args.warmup else "one interval of"
     print(
         f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, interval {args.interval}s, "
@@ -525,6 +569,8 @@ def main() -> int:
             args.snapshot_interval,
             not args.no_snapshot,
             args.series,
+            args.source_qps,
+            args.warmup_concurrency,
         )
         print(
             " ".join(f"{r[h]:>16.3f}" if isinstance(r[h], float) else f"{r[h]:>16}" for h in header),

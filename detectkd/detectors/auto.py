@@ -47,11 +47,11 @@
 Baselines are refreshed every `refresh` periods on the absolute interval grid
 (a block), from the `window` points with values before the block's start; the
 alarm line moves with every point. So every point's judgement depends only on
-points before it, the same live (one point per check) and in a replay, which
-judges a whole batch at once with array operations (`detect_many`). The recent
-|z|, the run length and the rest period are derived state, kept per series
-(in the restart snapshot), rebuilt from stored history after a restart without
-one and dropped with a forgotten series.
+points before it, live and in a replay (`detect_many`: array operations). The
+recent |z|, the run length and the rest period are derived state, kept per series
+(in the restart snapshot), rebuilt from stored history after a restart without one.
+Staged (a first start, `autostage`): it judges from `judge_seconds` of history on the
+level alone; the seasonal baselines switch on as older history fills in.
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
-from pydantic import Field
 
-from detectkd.config.types import Frozen
+from detectkd.detectors.autoparams import Params
+from detectkd.detectors.autostage import staged_basis
 from detectkd.detectors.autostate import BlockFit, Memo
 from detectkd.detectors.base import (
     Current,
@@ -81,49 +81,6 @@ from detectkd.detectors.rows import cycle_median, recent_range, robust_rows, win
 DAY, WEEK = 86400, 7 * 86400
 
 
-class Params(Frozen):
-    window: int = Field(default=400, ge=20)  # points: level baseline and residual spread
-    cycles: int = Field(default=3, ge=2)  # previous days / weeks in a seasonal baseline
-    seasonal: bool = True
-    reference: int = Field(default=2000, ge=50)  # judged points whose |z| define "unusual"
-    quantile: float = Field(default=0.995, gt=0.5, lt=1.0)
-    threshold: float = Field(default=1.0, gt=0)
-    min_z: float = Field(default=3.0, ge=0)
-    # One point alone alarms only this far beyond the line; otherwise it takes two in a row.
-    spike: float = Field(default=3.0, ge=1.0)
-    # In a run of points beyond the line, the surprise halves every this many points after the
-    # first: a sustained change is news at its start (0: no fading).
-    fade: float = Field(default=6.0, ge=0)
-    min_samples: int = Field(default=50, ge=10)
-    # Cycles longer than this many points of history are left out (memory: 16 bytes a point).
-    max_history: int = Field(default=8000, ge=100)
-    # Baselines are refreshed every this many periods, on the absolute interval grid.
-    refresh: int = Field(default=12, ge=1)
-    # Judge non-negative integer series (counts) on the square-root scale.
-    counts: bool = True
-    # After a restart, the recent |z| are recomputed for at most this many stored points.
-    rebuild: int = Field(default=2000, ge=0)
-    # After a run of alarms, a new alarm needs a surprise greater than the run's peak for this
-    # many judged points (a rest period): one change, one page (0: off).
-    rest: int = Field(default=100, ge=0)
-    # Range break: a value beyond the range of this many points (at least a week and a day, at
-    # most what auto reads) alarms alone, like a spike (0: off).
-    range_window: int = Field(default=4000, ge=0)
-    # Points in the range window before a range break counts.
-    range_min: int = Field(default=200, ge=1)
-    # A range break is beyond the range by this share of the range's width ...
-    range_tolerance: float = Field(default=0.05, ge=0)
-    # ... and by this many spreads of the judging baseline ...
-    range_spreads: float = Field(default=1.0, ge=0)
-    # ... and its |z| is at least this share of min_z (not of the line, which a recent step
-    # inflates).
-    range_gate: float = Field(default=0.5, ge=0)
-    # Extreme-value gate (SPOT): a run's first alarm (not a range break) needs |z| beyond the line
-    # the reference |z| cross with this probability per point, a GPD over their `tail` quantile.
-    risk: float = Field(default=0.0, ge=0, lt=1)
-    tail: float = Field(default=0.98, gt=0.5, lt=1.0)  # the quantile of |z| whose excesses the GPD fits
-
-
 @dataclass(frozen=True)
 class _Judged:
     z: FloatArray  # signed, NaN where no judgement (cold start)
@@ -131,6 +88,7 @@ class _Judged:
     spread: FloatArray
     counts: np.ndarray  # bool: judged on the square-root scale
     breaks: np.ndarray  # bool: beyond the recent range (range break)
+    basis: IntArray  # the baseline that judged: 0 the level, k the k-th seasonal one
 
 
 class AutoDetector:
@@ -154,6 +112,9 @@ class AutoDetector:
     def window_seconds(self, interval_seconds: int) -> int:
         longest = max(self.periods, default=0) * self.p.cycles
         return (self.p.window + longest + self.p.reference + self.p.refresh) * interval_seconds
+
+    def judge_seconds(self, interval_seconds: int) -> int:  # `min_samples` before a block (`autostage`)
+        return (self.p.min_samples + self.p.refresh) * interval_seconds
 
     def feature_names(self) -> tuple[str, ...]:
         return ()
@@ -205,7 +166,8 @@ class AutoDetector:
         judged = self._judge(times, values, idx, memo, history.revision)
         held, line = self._surprises(memo, np.abs(judged.z), judged.breaks)
         memo.last = int(times[idx[-1]]) if idx.size else memo.last
-        return self._results(points, first, idx, judged, held, line)
+        out = self._results(points, first, idx, judged, held, line)
+        return staged_basis(self, times, values, first, idx, judged.basis, out)
 
     def _results(
         self,
@@ -249,7 +211,8 @@ class AutoDetector:
             times, values, idx = times[kept], values[kept], position[idx]
         n = idx.size
         if n == 0:
-            return _Judged(np.empty(0), np.empty(0), np.empty(0), np.zeros(0, bool), np.zeros(0, bool))
+            e, no = np.empty(0), np.zeros(0, bool)
+            return _Judged(e, e, e, no, no, np.zeros(0, np.int64))
         blocks, inv = np.unique(times[idx] // self.block * self.block, return_inverse=True)
         starts = np.searchsorted(times, blocks, side="left")
         key: tuple[int, ...] | None = None
@@ -309,7 +272,7 @@ class AutoDetector:
         collapses on a sparse count: a seasonal median of 0, 0, 1 "explains" most zeros)."""
         n = idx.size
         z, expected, spread = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-        counts, breaks = np.zeros(n, bool), np.zeros(n, bool)
+        counts, breaks, which = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, np.int64)
         p = self.p
         for sqrt, models in fit.fits.items():
             mask = (fit.is_count[inv] == sqrt) & fit.enough[inv]
@@ -318,7 +281,8 @@ class AutoDetector:
             v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
             x = v[idx]
             best_s, best_f = np.full(n, np.inf), np.full(n, np.inf)
-            for base, (centre, sp, ok, dev) in zip(self._bases(times, v, times[idx]), models, strict=True):
+            bases = zip(self._bases(times, v, times[idx]), models, strict=True)
+            for b, (base, (centre, sp, ok, dev)) in enumerate(bases):
                 base_now = np.zeros(n) if base is None else base
                 c, s = centre[inv], sp[inv]
                 valid = mask & ok[inv] & np.isfinite(base_now)
@@ -330,7 +294,7 @@ class AutoDetector:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     z = np.where(better, (x - e) / s, z)
                 expected = np.where(better, e, expected)
-                best_s = np.where(better, s, best_s)
+                best_s, which = np.where(better, s, best_s), np.where(better, b, which)
             spread = np.where(np.isfinite(best_s), best_s, spread)
             counts |= mask & sqrt
             if sqrt in fit.ranges:  # beyond the recent range by a margin: a range break
@@ -343,7 +307,7 @@ class AutoDetector:
                         low = np.minimum(low, np.sqrt(np.maximum(bottom * bottom - 1.0, 0.0)))
                     beyond = (x > high) | (x < low)
                 breaks |= mask & np.isfinite(best_s) & (fit.filled[inv] >= p.range_min) & beyond
-        return _Judged(z, expected, spread, counts, breaks)
+        return _Judged(z, expected, spread, counts, breaks, which)
 
     def _surprises(self, memo: Memo, az: FloatArray, breaks: np.ndarray) -> tuple[FloatArray, FloatArray]:
         """Per judged point in order: the surprise after persistence, range breaks and the rest

@@ -64,6 +64,9 @@ class Result:
     upper: float | None = None
     direction: Direction = None
     skipped: str | None = None  # why no judgement was made (missing value, cold start)
+    # The baseline that judged, when not the detector's usual one (a staged first start:
+    # "the level of the last 400 points (seasonal baselines loading: 2 of 3 days)").
+    basis: str | None = None
 
     @property
     def deviation_percent(self) -> float | None:
@@ -160,3 +163,10 @@ def calibrated_lines(
     """Alarm lines below and above `centre`, in spreads: at least `n_sigma`, and beyond the
     window's own routine extremes `lo` / `hi` (values at the calibration tails)."""
     return max(n_sigma, (centre - lo) / spread), max(n_sigma, (hi - centre) / spread)
+
+
+def judge_seconds(d: Detector, interval_seconds: int) -> int:
+    """How much history detector `d` judges from (its `judge_seconds` when it has one, as
+    `auto`'s level baseline: the rest of its window may load later); else its window."""
+    staged = getattr(d, "judge_seconds", None)
+    return int(staged(interval_seconds)) if staged is not None else d.window_seconds(interval_seconds)

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from detectkd.detectors import auto, forecast, robust, simple, threshold
+from detectkd.detectors import auto, autoparams, forecast, robust, simple, threshold
 from detectkd.detectors.base import Detector
 
 Builder = Callable[[Any, int, str], Detector]
@@ -29,7 +29,7 @@ DETECTORS: dict[str, DetectorType] = {
         robust.Params, lambda p, interval, did: robust.RobustDetector("mad", p, interval, did)
     ),
     "seasonal": DetectorType(robust.SeasonalParams, robust.build_seasonal),
-    "auto": DetectorType(auto.Params, auto.build),
+    "auto": DetectorType(autoparams.Params, auto.build),
     "forecast": DetectorType(forecast.Params, forecast.build),
     "iqr": DetectorType(simple.IqrParams, lambda p, interval, did: simple.IqrDetector(p, did)),
     "change": DetectorType(

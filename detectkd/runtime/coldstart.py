@@ -10,6 +10,11 @@ selects by period (`period_start`, `period_finish`, `execution_time`, ...): a qu
 A warm-up no longer than `max_catch_up` periods is judged by the first run itself, like a
 catch-up (only the newest period may notify); a longer one is a history job the daemon's
 loader runs beside the live runs (`runtime.history`).
+
+Staged: a detector that judges from less history than it reads (`judge_seconds`: `auto`'s
+level baseline) warms up with only that, always through the daemon's loader (paced per
+source), and the rest of its window fills in afterwards as a background job
+(`runtime.history`, `fill_range`).
 """
 
 from __future__ import annotations
@@ -48,20 +53,34 @@ def warmup_seconds(spec: MetricSpec, window_seconds: int) -> int:
     return int(min(window_seconds, limit))
 
 
-def first_start(spec: MetricSpec, grid: Grid, window_seconds: int, last: int) -> tuple[int, bool] | None:
+def first_start(
+    spec: MetricSpec, grid: Grid, window_seconds: int, last: int, judge_seconds: int | None = None
+) -> tuple[int, bool] | None:
     """Where a first run (no watermark) starts, and whether the daemon's loader should load
-    it (True) rather than the run itself; None: nothing before `last` to load."""
+    it (True) rather than the run itself; None: nothing before `last` to load.
+    `judge_seconds`: the history the detectors judge from (staged when shorter)."""
     begin = start_time(spec, grid.tz)
     if begin is not None:
         return (grid.floor(begin), True) if begin < last else None
     span = warmup_seconds(spec, window_seconds)
-    if span <= 0:
+    short = span if judge_seconds is None else min(span, warmup_seconds(spec, judge_seconds))
+    if short <= 0:
         return None
-    begin = grid.floor(last - span)
+    begin = grid.floor(last - short)
     if begin >= last:
         return None
-    inline = begin >= grid.back(last, spec.config.schedule.max_catch_up - 1)
+    inline = short == span and begin >= grid.back(last, spec.config.schedule.max_catch_up - 1)
     return begin, not inline
+
+
+def fill_range(
+    spec: MetricSpec, grid: Grid, window_seconds: int, begin: int, last: int
+) -> tuple[int, int] | None:
+    """A staged warm-up loaded [begin, last]: the older history the detectors read, still to
+    load in the background as [start, begin); None: nothing more."""
+    span = warmup_seconds(spec, window_seconds)
+    start = grid.floor(last - span)
+    return (start, begin) if span > 0 and start < begin else None
 
 
 def cold_start_reason(spec: MetricSpec, window_seconds: int, loading: bool) -> str:

@@ -19,6 +19,14 @@ small and never stored: its live runs wait for it (they commit nothing, so after
 next start warms up again), up to `history.warmup_concurrency` of them load at once, and the
 metric is judged as soon as it is done (`Runs.judge_warmed`). Every job's queries are paced
 to `history.source_qps` per source (`runtime.pace`).
+
+A staged warm-up (`auto`: only what its level baseline judges from, `runtime.coldstart`) is
+followed by a fill job for the rest of the detectors' window: stored (resumed after a
+crash), points only, newest first (the level's window completes first, then the seasonal
+cycles one after another), one batch per turn among all filling metrics, and only while no
+warm-up is waiting (first judgements come first), at most `history.fill_qps` queries a second
+per source. After each batch the live runtime re-reads
+its windows, so each baseline switches on as soon as its history is in.
 """
 
 from __future__ import annotations
@@ -34,8 +42,10 @@ from typing import Any
 
 import structlog
 
+from detectkd.collectors.base import Collector
 from detectkd.config.settings import HistorySettings
 from detectkd.errors import StorageError, error_line
+from detectkd.runtime.coldstart import fill_range
 from detectkd.runtime.collect import collect
 from detectkd.runtime.pace import Paces
 from detectkd.runtime.runner import MetricRuntime
@@ -53,6 +63,8 @@ class Job:
     start: int  # the next period to load
     until: int  # exclusive: the first period the live run judged
     total: int  # seconds of history to load, for progress
+    fill: bool = False  # the rest of a staged warm-up's window, loaded newest first
+    warm: bool = False  # a first start's warm-up the live runs wait for (not stored)
     error: str | None = None  # the last failed batch's error (not stored)
     failures: int = 0  # failed batches in a row (not stored)
 
@@ -67,16 +79,29 @@ class Job:
         return max(0.0, min(1.0, 1.0 - (self.until - self.start) / self.total))
 
     def to_json(self) -> str:
-        return json.dumps({"start": self.start, "until": self.until, "total": self.total})
+        return json.dumps({"start": self.start, "until": self.until, "total": self.total, "fill": self.fill})
 
     @classmethod
     def from_json(cls, metric: str, data: str) -> Job:
         d = json.loads(data)
-        return cls(metric, int(d["start"]), int(d["until"]), int(d["total"]))
+        return cls(metric, int(d["start"]), int(d["until"]), int(d["total"]), bool(d.get("fill", False)))
 
     def api(self) -> dict[str, Any]:
-        return {"progress": round(self.progress, 4), "loaded_until": _iso(self.start),
-                "until": _iso(self.until), "error": self.error}  # fmt: skip
+        if self.fill:  # newest first: what is loaded is [until, the end)
+            return {"kind": "fill", "progress": round(self.progress, 4), "loaded_from": _iso(self.until),
+                    "from": _iso(self.start), "error": self.error, "note": self.note()}  # fmt: skip
+        return {"kind": "warm-up" if self.warm else "history", "progress": round(self.progress, 4),
+                "loaded_until": _iso(self.start), "until": _iso(self.until), "error": self.error,
+                "note": self.note()}  # fmt: skip
+
+    def note(self) -> str:
+        """What is still loading, in words (the API's `warming`)."""
+        pct = f"{self.progress:.0%}"
+        if self.fill:
+            return f"judging; older history for the seasonal baselines and the reference loading ({pct})"
+        if self.warm:
+            return f"warming up: the history it judges from is loading ({pct})"
+        return f"history loading ({pct})"
 
 
 # (metric, wrap): a slot of the metric's own for loading, its collector wrapped; None: not running
@@ -109,7 +134,11 @@ class HistoryLoader:
         self._warm_sem = asyncio.Semaphore(settings.warmup_concurrency)
         self._warm: set[str] = set()  # metrics whose first start is a warm-up: jobs not stored
         self._stored: set[str] = set()  # metrics with a job in the store
+        self._warming: set[str] = set()  # metrics whose task works on a warm-up: fills wait for them
+        self._idle = asyncio.Event()  # no warm-up is waiting
+        self._idle.set()
         self.paces = Paces(settings.source_qps)
+        self.fill_paces = Paces(settings.fill_qps)  # fills: within source_qps, and at most this
         self._save_lock = asyncio.Lock()
         self._stopped = False
         self.clock: Callable[[], float] = time.time  # when a first start's history ends
@@ -136,6 +165,8 @@ class HistoryLoader:
         wait = metric in self._warm and not (metric in self.jobs and self.jobs[metric].failures)
         if not wait:
             self._warm.discard(metric)
+            if metric in self.jobs:  # a failed warm-up: judged and stored like any history job
+                self.jobs[metric].warm = False
         await self._record(metric, start, until)
         self.kick(metric)
         return wait
@@ -144,7 +175,7 @@ class HistoryLoader:
         """A new job, or the metric's job extended up to `until`; stored."""
         job = self.jobs.get(metric)
         if job is None:
-            job = self.jobs[metric] = Job(metric, start, until, until - start)
+            job = self.jobs[metric] = Job(metric, start, until, until - start, warm=metric in self._warm)
         elif until > job.until:
             job.total += until - job.until
             job.until = until
@@ -201,13 +232,19 @@ class HistoryLoader:
             if metric not in self.jobs and live is not None and not await self._first_start(live):
                 return
             while metric in self.jobs:
-                sem = self._warm_sem if metric in self._warm else self._sem
+                if self.jobs[metric].warm:
+                    self._warming.add(metric)
+                    self._idle.clear()
+                else:
+                    self._warmed(metric)
+                sem = self._warm_sem if self.jobs[metric].warm else self._sem
                 async with sem:  # not held while waiting to retry
                     retry_in = await self._load(metric)
                 if retry_in is None:
                     return
-                await asyncio.sleep(retry_in)
+                await asyncio.sleep(retry_in)  # 0: a fill's next batch, after the others
         finally:
+            self._warmed(metric)
             if self._tasks.get(metric) is asyncio.current_task():
                 del self._tasks[metric]
 
@@ -222,11 +259,17 @@ class HistoryLoader:
             await self._record(live.name, *due)
         return live.name in self.jobs
 
+    def _fill_wrap(self, source: str, collector: Collector) -> Collector:
+        """A fill's queries: paced per source, and within `fill_qps` too."""
+        return self.fill_paces.wrap(source, self.paces.wrap(source, collector))
+
     async def _load(self, metric: str) -> float | None:
         """Load batches until the job is done (None) or one fails (seconds to wait)."""
         job = self.jobs[metric]
+        if job.fill:
+            await self._idle.wait()  # first judgements first
         try:
-            slot = self.build(metric, self.paces.wrap)  # queries paced per source
+            slot = self.build(metric, self._fill_wrap if job.fill else self.paces.wrap)  # paced per source
         except Exception as exc:
             return self._failed(job, exc, 0)
         if slot is None:  # not running (disabled, failed to build): kicked when it is installed
@@ -235,12 +278,14 @@ class HistoryLoader:
         size = slot.spec.config.schedule.batch_load_days * 86400
         timeout = self.settings.batch_timeout.total_seconds()
         started = time.monotonic()
+        if job.fill:
+            return await self._fill_batch(job, slot)
         try:
             while not job.done:
                 lo, hi = rt.grid.batches(job.start, job.until, size)[0]
                 try:
                     async with asyncio.timeout(timeout):
-                        if metric in self._warm:
+                        if job.warm:
                             points = await _store_points(rt, lo, hi)
                         else:
                             points = len((await rt.check(lo, hi, notify=False, commit=True)).points)
@@ -254,12 +299,49 @@ class HistoryLoader:
                 self._gauge(job)
                 log.info("history batch loaded", metric=metric, progress=round(job.progress, 3),
                          until=_iso(hi), points=points)  # fmt: skip
+            fill = fill_range(slot.spec, rt.grid, rt.span - rt.grid.step, job.until - job.total, job.until)
         finally:
             await slot.stop()
         del self.jobs[metric]
+        self._warmed(metric)
         self.loaded(metric)
         log.info("history loaded", metric=metric, seconds=round(time.monotonic() - started, 1))
+        if fill is not None and rt.start_time() is None:  # staged: the rest of the window, later
+            self._warm.discard(metric)
+            self.jobs[metric] = job = Job(metric, fill[0], fill[1], fill[1] - fill[0], fill=True)
+            await self._save(job)
+            self._gauge(job)
+            return 0.0
         return None
+
+    def _warmed(self, metric: str) -> None:
+        self._warming.discard(metric)
+        if not self._warming:
+            self._idle.set()
+
+    async def _fill_batch(self, job: Job, slot: MetricSlot) -> float | None:
+        """One batch of a fill job, the newest not loaded yet (points only); then the live
+        runtime re-reads its windows. 0: more to load, after the other filling metrics."""
+        rt = slot.runtime
+        size = max(rt.grid.step, min(86400, 8 * rt.judge_span))
+        lo = max(job.start, rt.grid.floor(job.until - size))
+        try:
+            async with asyncio.timeout(self.settings.batch_timeout.total_seconds()):
+                points = await _store_points(rt, lo, job.until)
+            job.until = lo
+            await self._save(job)
+        except Exception as exc:
+            return self._failed(job, exc, self.settings.batch_timeout.total_seconds())
+        finally:
+            await slot.stop()
+        job.error, job.failures = None, 0
+        self._gauge(job)
+        log.info("history fill loaded", metric=job.metric, progress=round(job.progress, 3),
+                 loaded_from=_iso(lo), points=points)  # fmt: skip
+        if job.done:
+            del self.jobs[job.metric]
+        self.loaded(job.metric)
+        return None if job.done else 0.0
 
     def _failed(self, job: Job, exc: Exception, timeout: float) -> float:
         timed_out = isinstance(exc, TimeoutError) and timeout > 0
@@ -280,7 +362,7 @@ class HistoryLoader:
         await self.store.commit(RunRecord(metric, watermark=last, save_points=False))
 
     async def _save(self, job: Job) -> None:
-        if job.metric in self._warm and job.metric not in self._stored:
+        if job.warm and job.metric not in self._stored:
             return  # a warm-up: redone after a crash (its live runs committed nothing)
         async with self._save_lock:  # serialised inside the lock: the newest state is written last
             await self.store.history_save(job.metric, None if job.done else job.to_json())

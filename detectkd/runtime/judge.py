@@ -386,7 +386,7 @@ def alert_for(point: Point, pr: PointReport, notice: Notice, ctx: JudgeContext) 
 def _extra(pr: PointReport, ctx: JudgeContext, r: Result | None) -> dict[str, Any]:
     """An anomaly alert's extras: the baseline in words (`alerting.why`), the peers' view."""
     d = next((d for d in ctx.spec.detectors if r is not None and d.id == r.detector), None)
-    said = basis(d.type, d.params.model_dump(), ctx.grid.step) if d is not None else None
+    said = (r.basis if r else None) or (basis(d.type, d.params.model_dump(), ctx.grid.step) if d else None)
     peers = pr.peers.as_extra() if pr.peers is not None else {}
     return ({"basis": said} if said else {}) | peers | during(ctx.spec.calendar, pr.point.period)
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from detectkd.config.calendars import Calendar
-from detectkd.detectors.base import Detector, FloatArray, IntArray, StatefulDetector
+from detectkd.detectors.base import Detector, FloatArray, IntArray, StatefulDetector, judge_seconds
 from detectkd.detectors.features import feature_value
 from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.windows import SeriesWindow
@@ -59,6 +59,8 @@ class SeriesMemory:
         step = grid.step
         self.features = tuple(sorted({f for d in detectors for f in d.feature_names()}))
         self.span = max((d.window_seconds(step) for d in detectors), default=0) + step
+        # What a first start loads before judging (`coldstart`): staged when below `span`.
+        self.judge_span = max((judge_seconds(d, step) for d in detectors), default=0) + step
         self.windows: dict[str, SeriesWindow] = {}
         self.loaded = False  # windows read from storage (once per runtime)
         self._open: dict[str, tuple[int, int, int, int] | None] | None = None  # series -> checkpoint

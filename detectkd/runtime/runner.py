@@ -111,6 +111,10 @@ class MetricRuntime:
     def span(self) -> int:
         return self.memory.span
 
+    @property
+    def judge_span(self) -> int:  # what a first start loads before it judges (`coldstart`)
+        return self.memory.judge_span - self.grid.step
+
     def finish_for(self, scheduled: float, delay: timedelta | None = None) -> int:
         """The end of the newest complete period at a scheduled run time."""
         d = self.spec.config.schedule.delay if delay is None else delay
@@ -173,7 +177,7 @@ class MetricRuntime:
             self._watermark_known = True
         wm = self._watermark
         if wm is None:  # a first start: `start_time`, or the detectors' window (warm-up)
-            first = first_start(self.spec, self.grid, self.span - self.grid.step, last)
+            first = first_start(self.spec, self.grid, self.span - self.grid.step, last, self.judge_span)
             if first is None:
                 return last, False
             begin, background = first
@@ -195,7 +199,7 @@ class MetricRuntime:
         if await self.store.watermark(self.name) is not None:
             return None
         last = self.grid.prev(self.finish_for(now))
-        first = first_start(self.spec, self.grid, self.span - self.grid.step, last)
+        first = first_start(self.spec, self.grid, self.span - self.grid.step, last, self.judge_span)
         return (first[0], last) if first is not None and first[1] else None
 
     def start_time(self) -> int | None:

@@ -150,7 +150,7 @@ class DaemonView:
             item["error_notified"] = h.notified is not None
         item["silenced_by"] = self._silenced_by(name, list(rt.states))
         if (loading := self.history.api(name)) is not None:
-            item["history"] = loading
+            item["history"], item["warming"] = loading, loading["note"]
         item["shard"] = self.settings.shard
         item["tags"] = list(self.metrics.specs[name].config.tags)
         if rt.shadows:

@@ -10,7 +10,7 @@ from typing import Any
 from detectkd.config.models import Conditions, MetricFile
 from detectkd.config.validation import validate
 from detectkd.config.yamlsource import Document
-from detectkd.detectors import auto
+from detectkd.detectors import autoparams
 from detectkd.detectors import registry as detectors
 from detectkd.errors import ConfigIssue
 from detectkd.specs.model import DetectorSpec, ShadowSpec
@@ -39,7 +39,7 @@ def detector_specs(
         if model is not None:
             out.append(DetectorSpec(d.type, did, model))
     if not items:  # no detector named: the default ensemble
-        out.append(DetectorSpec("auto", "auto", auto.Params()))
+        out.append(DetectorSpec("auto", "auto", autoparams.Params()))
     return out
 
 

@@ -43,7 +43,9 @@ def metric(tmp_path: Path, calendars: str) -> None:
         tmp_path / "metrics.d" / "orders.yaml",
         f"""\
 name: orders
-schedule: {{interval: 1h, warmup: 125d}}  # auto reads about 120 days of hourly points
+schedule: {{interval: 1h, start_time: 125d}}  # auto reads about 120 days of hourly points
+# (all loaded and judged before the newest period: a first start without start_time judges on
+# auto's level until its fill job has loaded the weeks a `like` day is judged with)
 collector:
   type: sqlite
   params:

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from detectkd.detectors.auto import AutoDetector, Params
+from detectkd.detectors.auto import AutoDetector
+from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostate import Memo
 from detectkd.detectors.base import Current, History
 from detectkd.runtime.windows import SeriesWindow

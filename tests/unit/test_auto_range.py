@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detectkd.detectors.auto import AutoDetector, Params
+from detectkd.detectors.auto import AutoDetector
+from detectkd.detectors.autoparams import Params
 from detectkd.detectors.base import Current, History
 from detectkd.detectors.rows import recent_range, trailing_extremes
 from detectkd.runtime import snapshot

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from detectkd.detectors.auto import AutoDetector, Params
+from detectkd.detectors.auto import AutoDetector
+from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostate import Memo
 from detectkd.detectors.base import Current, History
 from detectkd.detectors.evt import gpd_fit, gpd_quantile, tail_line

@@ -1,0 +1,51 @@
+"""`auto`'s parameters (the detector: `detectors.auto`; what each step does: its docstring
+and docs/detectors.md)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from detectkd.config.types import Frozen
+
+
+class Params(Frozen):
+    window: int = Field(default=400, ge=20)  # points: level baseline and residual spread
+    cycles: int = Field(default=3, ge=2)  # previous days / weeks in a seasonal baseline
+    seasonal: bool = True
+    reference: int = Field(default=2000, ge=50)  # judged points whose |z| define "unusual"
+    quantile: float = Field(default=0.995, gt=0.5, lt=1.0)
+    threshold: float = Field(default=1.0, gt=0)
+    min_z: float = Field(default=3.0, ge=0)
+    # One point alone alarms only this far beyond the line; otherwise it takes two in a row.
+    spike: float = Field(default=3.0, ge=1.0)
+    # In a run of points beyond the line, the surprise halves every this many points after the
+    # first: a sustained change is news at its start (0: no fading).
+    fade: float = Field(default=6.0, ge=0)
+    min_samples: int = Field(default=50, ge=10)
+    # Cycles longer than this many points of history are left out (memory: 16 bytes a point).
+    max_history: int = Field(default=8000, ge=100)
+    # Baselines are refreshed every this many periods, on the absolute interval grid.
+    refresh: int = Field(default=12, ge=1)
+    # Judge non-negative integer series (counts) on the square-root scale.
+    counts: bool = True
+    # After a restart, the recent |z| are recomputed for at most this many stored points.
+    rebuild: int = Field(default=2000, ge=0)
+    # After a run of alarms, a new alarm needs a surprise greater than the run's peak for this
+    # many judged points (a rest period): one change, one page (0: off).
+    rest: int = Field(default=100, ge=0)
+    # Range break: a value beyond the range of this many points (at least a week and a day, at
+    # most what auto reads) alarms alone, like a spike (0: off).
+    range_window: int = Field(default=4000, ge=0)
+    # Points in the range window before a range break counts.
+    range_min: int = Field(default=200, ge=1)
+    # A range break is beyond the range by this share of the range's width ...
+    range_tolerance: float = Field(default=0.05, ge=0)
+    # ... and by this many spreads of the judging baseline ...
+    range_spreads: float = Field(default=1.0, ge=0)
+    # ... and its |z| is at least this share of min_z (not of the line, which a recent step
+    # inflates).
+    range_gate: float = Field(default=0.5, ge=0)
+    # Extreme-value gate (SPOT): a run's first alarm (not a range break) needs |z| beyond the line
+    # the reference |z| cross with this probability per point, a GPD over their `tail` quantile.
+    risk: float = Field(default=0.0, ge=0, lt=1)
+    tail: float = Field(default=0.98, gt=0.5, lt=1.0)  # the quantile of |z| whose excesses the GPD fits

@@ -1,0 +1,81 @@
+"""`auto` judging before its history is complete (a staged first start, issue 28): on the
+level alone from `judge_seconds` of history, the seasonal baselines switching on as their
+cycles come in, and, once everything is in, the judgements of a metric that had it all."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from detectkd.detectors.auto import AutoDetector
+from detectkd.detectors.autoparams import Params
+from detectkd.detectors.base import Current, History, Result, judge_seconds
+
+STEP = 60
+DAY = 86400
+T0 = 1_700_000_000 // DAY * DAY
+
+
+def series(n: int, seed: int = 1, daily: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    times = T0 + STEP * np.arange(n, dtype=np.int64)
+    values = 100.0 + daily * np.sin(2 * math.pi * (times % DAY) / DAY) + rng.normal(0, 1.0, n)
+    return times, values
+
+
+def judge(det: AutoDetector, times: np.ndarray, values: np.ndarray, start: int, stop: int) -> list[Result]:
+    """Points [start, stop) one by one (live checks), each against the history [start0, i)."""
+    out = []
+    for i in range(start, stop):
+        h = History(times[:i], values[:i], {})
+        out.append(det.detect_many(h, [Current(int(times[i]), float(values[i]), {})])[0])
+    return out
+
+
+def test_it_judges_on_the_level_alone_from_its_short_warm_up() -> None:
+    det = AutoDetector(Params(), STEP)
+    need = judge_seconds(det, STEP) // STEP
+    assert need == 62  # min_samples 50 before the block + a block of 12
+    times, values = series(need + 1)
+    (r,) = judge(det, times, values, need, need + 1)
+    assert r.skipped is None
+    assert r.basis is not None and r.basis.startswith("the level of the last ")
+    assert "seasonal baselines loading: 0 of 3 days" in r.basis
+    assert "level window loading:" in r.basis
+    # One point fewer than the level needs before its block: a cold start, as before.
+    short = AutoDetector(Params(), STEP)
+    block = int(times[need]) // (12 * STEP) * 12 * STEP
+    first = int(np.searchsorted(times, block)) - 49
+    (cold,) = judge(short, times[first:], values[first:], need - first, need - first + 1)
+    assert cold.skipped is not None and cold.skipped.startswith("cold start")
+
+
+def test_a_seasonal_baseline_switches_on_with_two_cycles_and_says_what_is_loading() -> None:
+    det = AutoDetector(Params(), STEP)
+    times, values = series(int(2.25 * DAY / STEP) + 1, daily=30.0)
+    (r,) = judge(det, times, values, times.size - 1, times.size)
+    assert r.skipped is None
+    assert r.basis == "the same time of the last 2 days (seasonal baselines loading: 2 of 3 days)"
+    # with one day only, the daily peak is judged by the level
+    one = AutoDetector(Params(), STEP)
+    t1, v1 = series(int(1.25 * DAY / STEP) + 1, daily=30.0)
+    (r1,) = judge(one, t1, v1, t1.size - 1, t1.size)
+    assert r1.basis == "the level of the last 400 points (seasonal baselines loading: 1 of 3 days)"
+
+
+def test_after_the_fill_in_it_judges_as_a_metric_that_had_all_its_history() -> None:
+    n = 7000  # more than auto reads at a minute (6,732)
+    times, values = series(n + 120, daily=20.0)
+    values[n + 60 : n + 70] += 25.0  # a step after the fill-in: the verdicts must agree on it
+    full = AutoDetector(Params(), STEP)
+    had_all = judge(full, times, values, n, n + 120)
+    staged = AutoDetector(Params(), STEP)
+    short = n - 62
+    early = judge(staged, times[short:], values[short:], 62, 62 + 30)  # level only meanwhile
+    assert all(r.basis is not None and r.basis.startswith("the level") for r in early if r.skipped is None)
+    staged.forget("")  # the fill-in is done: the runtime re-reads its windows (`memory.reset`)
+    after = judge(staged, times, values, n + 30, n + 120)
+    assert after == had_all[30:]
+    assert all(r.basis is None for r in after)
+    assert any(r.anomaly for r in after)  # the step is judged, alike
