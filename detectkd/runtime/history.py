@@ -88,11 +88,22 @@ class Job:
 
     def api(self) -> dict[str, Any]:
         if self.fill:  # newest first: what is loaded is [until, the end)
-            return {"kind": "fill", "progress": round(self.progress, 4), "loaded_from": _iso(self.until),
-                    "from": _iso(self.start), "error": self.error, "note": self.note()}  # fmt: skip
-        return {"kind": "warm-up" if self.warm else "history", "progress": round(self.progress, 4),
-                "loaded_until": _iso(self.start), "until": _iso(self.until), "error": self.error,
-                "note": self.note()}  # fmt: skip
+            return {
+                "kind": "fill",
+                "progress": round(self.progress, 4),
+                "loaded_from": _iso(self.until),
+                "from": _iso(self.start),
+                "error": self.error,
+                "note": self.note(),
+            }
+        return {
+            "kind": "warm-up" if self.warm else "history",
+            "progress": round(self.progress, 4),
+            "loaded_until": _iso(self.start),
+            "until": _iso(self.until),
+            "error": self.error,
+            "note": self.note(),
+        }
 
     def note(self) -> str:
         """What is still loading, in words (the API's `warming`)."""
@@ -297,8 +308,13 @@ class HistoryLoader:
                     return self._failed(job, exc, timeout)
                 job.error, job.failures = None, 0
                 self._gauge(job)
-                log.info("history batch loaded", metric=metric, progress=round(job.progress, 3),
-                         until=_iso(hi), points=points)  # fmt: skip
+                log.info(
+                    "history batch loaded",
+                    metric=metric,
+                    progress=round(job.progress, 3),
+                    until=_iso(hi),
+                    points=points,
+                )
             fill = fill_range(slot.spec, rt.grid, rt.span - rt.grid.step, job.until - job.total, job.until)
         finally:
             await slot.stop()
@@ -336,8 +352,13 @@ class HistoryLoader:
             await slot.stop()
         job.error, job.failures = None, 0
         self._gauge(job)
-        log.info("history fill loaded", metric=job.metric, progress=round(job.progress, 3),
-                 loaded_from=_iso(lo), points=points)  # fmt: skip
+        log.info(
+            "history fill loaded",
+            metric=job.metric,
+            progress=round(job.progress, 3),
+            loaded_from=_iso(lo),
+            points=points,
+        )
         if job.done:
             del self.jobs[job.metric]
         self.loaded(job.metric)
@@ -349,8 +370,13 @@ class HistoryLoader:
         job.failures += 1
         job.error = line
         retry = min(MAX_RETRY_S, self.settings.retry_after.total_seconds() * 2.0 ** (job.failures - 1))
-        log.warning("history batch failed", metric=job.metric, error=line, retry_in_s=retry,
-                    loaded_until=_iso(job.start))  # fmt: skip
+        log.warning(
+            "history batch failed",
+            metric=job.metric,
+            error=line,
+            retry_in_s=retry,
+            loaded_until=_iso(job.start),
+        )
         if self.telemetry is not None:
             self.telemetry.history_errors.labels(job.metric).inc()
         return retry

@@ -80,12 +80,16 @@ class JudgeContext:
         replay: bool = False,
     ) -> JudgeContext:
         return JudgeContext(
-            spec, detectors, Rules.of(spec.conditions, spec.config.schedule.interval), grid,
+            spec,
+            detectors,
+            Rules.of(spec.conditions, spec.config.schedule.interval),
+            grid,
             compile_template(link_template) if link_template else None,
-            silenced or (lambda series, ts: False), replay,
+            silenced or (lambda series, ts: False),
+            replay,
             0 if replay else resend.every(spec.alerters, spec.config.schedule.interval),
             source_key(spec.collector),
-        )  # fmt: skip
+        )
 
     def run(self, last: int, notify: bool, absent: Sequence[Point] = ()) -> JudgeContext:
         return replace(self, last=last, notify=notify, absent=frozenset((p.series, p.period) for p in absent))
@@ -132,7 +136,7 @@ def judge(
                 out.alerts.append(alert)
                 record.outbox.extend(outbox_rows(alert, spec))
             if newest and ctx.resend_every:
-                _resend(point, pr, ctx, out)
+                resend_due(point, pr, ctx, out)
             if _stale(spec, pr.state, period):
                 gone.add(point.series)
                 out.states.pop(point.series, None)
@@ -143,41 +147,7 @@ def judge(
     return out
 
 
-ON_ERROR = {
-    "ok": Verdict(False, None),
-    "alerting": Verdict(True, None),
-    "nodata": Verdict(False, None, judged=False, missing=True),
-}
-
-
-def judge_failed_run(
-    known: set[str], states: Mapping[str, SeriesState], period: int, now: float, ctx: JudgeContext
-) -> Outcome | None:
-    """`on_error: ok | alerting | nodata`: the newest due `period` of every `known` series
-    judged that way after a failed run; None when the policy is `error` (nothing judged)."""
-    verdict = ON_ERROR.get(ctx.spec.conditions.on_error)
-    if verdict is None:
-        return None
-    out = Outcome(states=dict(states))
-    out.record = RunRecord(ctx.spec.name, save_points=False)
-    for series in sorted(known):
-        may = not ctx.silenced(series, now)
-        new, notices = step(out.states.get(series, SeriesState()), period, verdict, ctx.rules, may)
-        out.states[series] = out.touched[series] = out.record.states[series] = new
-        point = Point(series, period, None)
-        report = PointReport(point, [], verdict, new, notices)
-        out.reports.append(report)
-        for notice in notices:
-            alert = alert_for(point, report, notice, ctx)
-            out.alerts.append(alert)
-            out.record.outbox.extend(outbox_rows(alert, ctx.spec))
-        if ctx.resend_every:
-            _resend(point, report, ctx, out)
-            out.record.states[series] = out.states[series]
-    return out
-
-
-def _resend(point: Point, pr: PointReport, ctx: JudgeContext, out: Outcome) -> None:
+def resend_due(point: Point, pr: PointReport, ctx: JudgeContext, out: Outcome) -> None:
     """Re-send the series' active alerts to the Alertmanager alerters when due."""
     state, owed = resend.due(pr.state, pr.notices, point.period, ctx.resend_every)
     if state is not pr.state:
@@ -280,10 +250,14 @@ def _prejudge(
             continue  # not one point per period: judged one at a time
         history = memory.window(series).history()
         currents = [
-            Current(p.period, None if p.value is None or p.value != p.value else p.value,
-                    memory.features_at(p.period, p.context), series)
+            Current(
+                p.period,
+                None if p.value is None or p.value != p.value else p.value,
+                memory.features_at(p.period, p.context),
+                series,
+            )
             for p in pts
-        ]  # fmt: skip
+        ]
         for k, d in batched:
             for p, r in zip(pts, d.detect_many(history, currents), strict=True):
                 out.setdefault((series, p.period), [None] * len(detectors))[k] = r
@@ -329,22 +303,6 @@ def _stale(spec: MetricSpec, state: SeriesState, period: int) -> bool:
         and state.empty_since is not None
         and period - state.empty_since >= after.total_seconds()
     )
-
-
-def resolve_removed(states: Mapping[str, SeriesState], ctx: JudgeContext, now: int) -> RunRecord:
-    """A metric removed by reload: a RESOLVED of every active alert of its series to each
-    of its alerters, and those series' alert states dropped (added back, it starts afresh)."""
-    record = RunRecord(ctx.spec.name, save_points=False)
-    for series, state in sorted(states.items()):
-        owed = resend.active(state)
-        period = state.last_period if state.last_period is not None else ctx.grid.floor(now)
-        report = PointReport(Point(series, period, None), [], Verdict(False, None), state, [])
-        for n in owed:
-            alert = alert_for(report.point, report, Notice("resolved", n.episode, n.kind), ctx)
-            record.outbox.extend(outbox_rows(alert, ctx.spec))
-        if owed:
-            record.forget.append(series)
-    return record
 
 
 def outbox_rows(alert: Alert, spec: MetricSpec) -> list[NewOutboxItem]:

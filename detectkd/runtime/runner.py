@@ -30,13 +30,14 @@ from detectkd.runtime.catchup import resume
 from detectkd.runtime.coldstart import cold_skips, cold_start_reason, first_start, start_time
 from detectkd.runtime.collect import ManyPeriods, collect, timezone_probe
 from detectkd.runtime.explain import Explainer
-from detectkd.runtime.judge import JudgeContext, PointReport, judge, judge_failed_run
+from detectkd.runtime.judge import JudgeContext, PointReport, judge
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.runtime.offloop import OFF_LOOP_POINTS, in_thread
 from detectkd.runtime.parts import LIVE, Links, Parts, RunMode
 from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.shadow import ShadowSet
 from detectkd.runtime.status import MetricEntry, RunStatus, StatusBook, api_entry
+from detectkd.runtime.unjudged import judge_failed_run
 from detectkd.runtime.where import Breakdown, enrich
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import DataStore, RunRecord
@@ -163,8 +164,12 @@ class MetricRuntime:
             await self._batch(b_start, b_finish, last, notify and not backfill, commit, report)
             if backfill:
                 share = (b_finish - start) / max(1, finish - start)
-                log.info("history batch loaded", metric=self.name, progress=round(share, 3),
-                         until=datetime.fromtimestamp(b_finish, self.tz).isoformat())  # fmt: skip
+                log.info(
+                    "history batch loaded",
+                    metric=self.name,
+                    progress=round(share, 3),
+                    until=datetime.fromtimestamp(b_finish, self.tz).isoformat(),
+                )
         if notify:
             self._cold(report)
             await self._probe(report)
@@ -384,8 +389,9 @@ class MetricRuntime:
     def _failed(self, exc: Exception, started: float) -> None:
         profile = self.spec.collector.profile
         line = error_line(exc)
-        self.record_failure(f"{self.name} (profile {profile}): {line}" if profile else f"{self.name}: {line}",
-                            started)  # fmt: skip
+        self.record_failure(
+            f"{self.name} (profile {profile}): {line}" if profile else f"{self.name}: {line}", started
+        )
 
     def record_failure(self, message: str, started: float) -> None:
         """Count a failed run (also one the caller cancelled, e.g. on its timeout)."""

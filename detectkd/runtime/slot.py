@@ -23,11 +23,11 @@ from detectkd.collectors.base import Collector
 from detectkd.errors import StorageError
 from detectkd.resources import Resources
 from detectkd.runtime.calendar import build_detectors
-from detectkd.runtime.judge import resolve_removed
 from detectkd.runtime.lateness import Lateness
 from detectkd.runtime.parts import LIVE, LOADER, Links, Parts, RunMode
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.runtime.scheduler import GridTrigger, stable_offset
+from detectkd.runtime.unjudged import resolve_removed
 from detectkd.specs.loader import MetricSpec, source_key
 from detectkd.storage.base import DataStore, Store
 from detectkd.storage.factory import DataStores

@@ -116,9 +116,13 @@ class DaemonView:
         self, contains: str | None = None, tag: str | None = None, state: str | None = None
     ) -> list[str]:
         """The names `api_metrics` lists, without building their entries (a page needs few)."""
-        return [n for n in sorted(self.metrics.specs) if (contains is None or contains in n)
-                and (tag is None or tag in self.metrics.specs[n].config.tags)
-                and (state is None or self._state_of(n) == state)]  # fmt: skip
+        return [
+            n
+            for n in sorted(self.metrics.specs)
+            if (contains is None or contains in n)
+            and (tag is None or tag in self.metrics.specs[n].config.tags)
+            and (state is None or self._state_of(n) == state)
+        ]
 
     def state_counts(self) -> dict[str, int]:
         """How many metrics are in each state."""
@@ -132,8 +136,9 @@ class DaemonView:
         slot = self.metrics.slots.get(name)
         if slot is None:
             spec = self.metrics.specs[name]
-            entry = MetricEntry(name=name, state=MetricState.DISABLED.value, file=spec.file,
-                                tags=list(spec.config.tags))  # fmt: skip
+            entry = MetricEntry(
+                name=name, state=MetricState.DISABLED.value, file=spec.file, tags=list(spec.config.tags)
+            )
             unbuilt = self.metrics.unbuilt.get(name)
             if unbuilt is not None:  # enabled, but its runtime failed to build: retried
                 entry["state"] = MetricState.ERROR.value
@@ -240,9 +245,16 @@ class DaemonView:
         out = []
         for s in self.silences.items.values():
             if any(s.matches(lb) for lb in labels):
-                out += [{"id": s.id, "comment": s.comment, "from": int(a), "to": int(b),
-                         "matchers": [str(m) for m in s.matchers]}
-                        for a, b in active_spans(s, since, until, step)]  # fmt: skip
+                out += [
+                    {
+                        "id": s.id,
+                        "comment": s.comment,
+                        "from": int(a),
+                        "to": int(b),
+                        "matchers": [str(m) for m in s.matchers],
+                    }
+                    for a, b in active_spans(s, since, until, step)
+                ]
         return sorted(out, key=lambda x: x["from"])
 
     def alert_rows(self) -> list[dict[str, Any]]:
@@ -253,11 +265,26 @@ class DaemonView:
             for series, st in slot.runtime.states.items():
                 if st.status.value in ("firing", "pending", "nodata"):
                     since = st.empty_since if st.status.value == "nodata" else st.since
-                    rows.append({"metric": name, "series": series, "state": st.status.value, "since": since,
-                                 "labels": series_labels({"metric": name}, series),
-                                 "where": where_lines_of(st)})  # fmt: skip
+                    rows.append(
+                        {
+                            "metric": name,
+                            "series": series,
+                            "state": st.status.value,
+                            "since": since,
+                            "labels": series_labels({"metric": name}, series),
+                            "where": where_lines_of(st),
+                        }
+                    )
         for name, h in self.outages.metrics.items():
             if h.failing():
-                rows.append({"metric": name, "series": "", "state": "error", "since": h.failing_since,
-                             "error": h.error, "labels": {"metric": name}})  # fmt: skip
+                rows.append(
+                    {
+                        "metric": name,
+                        "series": "",
+                        "state": "error",
+                        "since": h.failing_since,
+                        "error": h.error,
+                        "labels": {"metric": name},
+                    }
+                )
         return sorted(rows, key=lambda r: -(r["since"] or 0))

@@ -12,7 +12,8 @@ from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels import alertmanager
 from detectkd.alerting.state import Notice, SeriesState, Status
 from detectkd.collectors.points import Point
-from detectkd.runtime.judge import judge, resolve_removed
+from detectkd.runtime.judge import judge
+from detectkd.runtime.unjudged import resolve_removed
 from tests.support.judging import STEP, T0, setup
 
 METRIC = """\
