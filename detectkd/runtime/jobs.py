@@ -43,6 +43,7 @@ class Runs:
         self.check_health = health
         self.inflight: set[asyncio.Task[Any]] = set()
         self._sem = asyncio.Semaphore(settings.max_concurrent_checks)
+        self.clock: Callable[[], float] = time.time  # when a run without `at` is (tests pin it)
 
     def cancel(self, name: str) -> None:
         """Cancel the metric's run in flight (it is being stopped)."""
@@ -94,7 +95,7 @@ class Runs:
         if slot is None or not self.may_run():
             return
         rt, trigger = slot.runtime, slot.trigger
-        now = time.time() if at is None else at
+        now = self.clock() if at is None else at
         due = trigger.latest_at_or_before(now)
         if scheduled:
             lag = max(0.0, now - due)

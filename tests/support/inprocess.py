@@ -41,10 +41,11 @@ async def running(
     tmp_path: Path, clock: Callable[[], float] | None = None, **settings: object
 ) -> AsyncIterator[Daemon]:
     """A started daemon on tmp_path's metrics.d, stopped and closed afterwards. `clock`: the
-    wall clock its history loader sees (a test's NOW must not cross an hour under it)."""
+    wall clock its history loader and its runs without a time see (a test's NOW must not
+    cross an hour under it)."""
     d = Daemon(make_settings(tmp_path, **settings))
     if clock is not None:
-        d.history.clock = clock
+        d.history.clock = d.runs.clock = clock
     await d.start()
     try:
         yield d
