@@ -11,8 +11,10 @@ Each batch has `history.batch_timeout` (the run timeout does not apply) and
 stores its points and detections, then the job's progress. After a crash, a
 restart, a reload or a failed batch the job resumes after the last batch
 stored; a batch done twice is harmless (rows are upserts). Live runs never
-wait for a job; when it is done, the live runtime re-reads its windows from
-the store, with the history in them.
+wait for a job; when it is done, the periods they judged and committed meanwhile
+(without the history: a cold skip) are judged again with it, detections only,
+and the live runtime re-reads its windows from the store, with the history in
+them.
 
 A first start without `start_time` (a warm-up longer than `max_catch_up`) is a job too, but
 small and never stored: its live runs wait for it (they commit nothing, so after a crash the
@@ -254,12 +256,29 @@ class HistoryLoader:
                 self._gauge(job)
                 log.info("history batch loaded", metric=metric, progress=round(job.progress, 3),
                          until=_iso(hi), points=points)  # fmt: skip
+            if metric not in self._warm:  # (a warm-up's live runs judged nothing meanwhile)
+                try:
+                    await self._rejudged(rt, job, size, timeout)
+                except Exception as exc:
+                    return self._failed(job, exc, timeout)
         finally:
             await slot.stop()
         del self.jobs[metric]
         self.loaded(metric)
         log.info("history loaded", metric=metric, seconds=round(time.monotonic() - started, 1))
         return None
+
+    async def _rejudged(self, rt: MetricRuntime, job: Job, size: int, budget: float) -> None:
+        """The periods live runs judged while the job loaded (from its `until` to the stored
+        watermark), judged again with the history: their stored detections become those of a
+        start whose history was there at once (a cold skip at most). Nothing notified, no
+        alert state or watermark changed (the loader's runtime keeps none)."""
+        wm = await self.store.watermark(job.metric)
+        if wm is None or wm < job.until:
+            return
+        for lo, hi in rt.grid.batches(job.until, rt.grid.next(wm), size):
+            async with asyncio.timeout(budget):  # each batch, as a history batch
+                await rt.check(lo, hi, notify=False, commit=True)
 
     def _failed(self, job: Job, exc: Exception, timeout: float) -> float:
         timed_out = isinstance(exc, TimeoutError) and timeout > 0
