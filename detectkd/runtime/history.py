@@ -11,8 +11,10 @@ Each batch has `history.batch_timeout` (the run timeout does not apply) and
 stores its points and detections, then the job's progress. After a crash, a
 restart, a reload or a failed batch the job resumes after the last batch
 stored; a batch done twice is harmless (rows are upserts). Live runs never
-wait for a job; when it is done, the live runtime re-reads its windows from
-the store, with the history in them.
+wait for a job; when it is done, the periods they judged and committed meanwhile
+(without the history: a cold skip) are judged again with it, detections only,
+and the live runtime re-reads its windows from the store, with the history in
+them.
 
 A first start without `start_time` (a warm-up longer than `max_catch_up`) is a job too, but
 small and never stored: its live runs wait for it (they commit nothing, so after a crash the
@@ -33,11 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -47,6 +46,7 @@ from detectkd.config.settings import HistorySettings
 from detectkd.errors import StorageError, error_line
 from detectkd.runtime.coldstart import fill_range
 from detectkd.runtime.collect import collect
+from detectkd.runtime.historyjob import Job, iso
 from detectkd.runtime.pace import Paces
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.runtime.slot import MetricSlot, Wrap
@@ -55,64 +55,6 @@ from detectkd.telemetry import Telemetry
 
 log = structlog.get_logger("detectkd.history")
 MAX_RETRY_S = 600.0
-
-
-@dataclass
-class Job:
-    metric: str
-    start: int  # the next period to load
-    until: int  # exclusive: the first period the live run judged
-    total: int  # seconds of history to load, for progress
-    fill: bool = False  # the rest of a staged warm-up's window, loaded newest first
-    warm: bool = False  # a first start's warm-up the live runs wait for (not stored)
-    error: str | None = None  # the last failed batch's error (not stored)
-    failures: int = 0  # failed batches in a row (not stored)
-
-    @property
-    def done(self) -> bool:
-        return self.start >= self.until
-
-    @property
-    def progress(self) -> float:
-        if self.total <= 0:
-            return 1.0
-        return max(0.0, min(1.0, 1.0 - (self.until - self.start) / self.total))
-
-    def to_json(self) -> str:
-        return json.dumps({"start": self.start, "until": self.until, "total": self.total, "fill": self.fill})
-
-    @classmethod
-    def from_json(cls, metric: str, data: str) -> Job:
-        d = json.loads(data)
-        return cls(metric, int(d["start"]), int(d["until"]), int(d["total"]), bool(d.get("fill", False)))
-
-    def api(self) -> dict[str, Any]:
-        if self.fill:  # newest first: what is loaded is [until, the end)
-            return {
-                "kind": "fill",
-                "progress": round(self.progress, 4),
-                "loaded_from": _iso(self.until),
-                "from": _iso(self.start),
-                "error": self.error,
-                "note": self.note(),
-            }
-        return {
-            "kind": "warm-up" if self.warm else "history",
-            "progress": round(self.progress, 4),
-            "loaded_until": _iso(self.start),
-            "until": _iso(self.until),
-            "error": self.error,
-            "note": self.note(),
-        }
-
-    def note(self) -> str:
-        """What is still loading, in words (the API's `warming`)."""
-        pct = f"{self.progress:.0%}"
-        if self.fill:
-            return f"judging; older history for the seasonal baselines and the reference loading ({pct})"
-        if self.warm:
-            return f"warming up: the history it judges from is loading ({pct})"
-        return f"history loading ({pct})"
 
 
 # (metric, wrap): a slot of the metric's own for loading, its collector wrapped; None: not running
@@ -312,9 +254,14 @@ class HistoryLoader:
                     "history batch loaded",
                     metric=metric,
                     progress=round(job.progress, 3),
-                    until=_iso(hi),
+                    until=iso(hi),
                     points=points,
                 )
+            if metric not in self._warm:  # (a warm-up's live runs judged nothing meanwhile)
+                try:
+                    await self._rejudged(rt, job, size, timeout)
+                except Exception as exc:
+                    return self._failed(job, exc, timeout)
             fill = fill_range(slot.spec, rt.grid, rt.span - rt.grid.step, job.until - job.total, job.until)
         finally:
             await slot.stop()
@@ -356,13 +303,25 @@ class HistoryLoader:
             "history fill loaded",
             metric=job.metric,
             progress=round(job.progress, 3),
-            loaded_from=_iso(lo),
+            loaded_from=iso(lo),
             points=points,
         )
         if job.done:
             del self.jobs[job.metric]
         self.loaded(job.metric)
         return None if job.done else 0.0
+
+    async def _rejudged(self, rt: MetricRuntime, job: Job, size: int, budget: float) -> None:
+        """The periods live runs judged while the job loaded (from its `until` to the stored
+        watermark), judged again with the history: their stored detections become those of a
+        start whose history was there at once (a cold skip at most). Nothing notified, no
+        alert state or watermark changed (the loader's runtime keeps none)."""
+        wm = await self.store.watermark(job.metric)
+        if wm is None or wm < job.until:
+            return
+        for lo, hi in rt.grid.batches(job.until, rt.grid.next(wm), size):
+            async with asyncio.timeout(budget):  # each batch, as a history batch
+                await rt.check(lo, hi, notify=False, commit=True)
 
     def _failed(self, job: Job, exc: Exception, timeout: float) -> float:
         timed_out = isinstance(exc, TimeoutError) and timeout > 0
@@ -375,7 +334,7 @@ class HistoryLoader:
             metric=job.metric,
             error=line,
             retry_in_s=retry,
-            loaded_until=_iso(job.start),
+            loaded_until=iso(job.start),
         )
         if self.telemetry is not None:
             self.telemetry.history_errors.labels(job.metric).inc()
@@ -407,7 +366,3 @@ async def _store_points(rt: MetricRuntime, start: int, finish: int) -> int:
     if conv.points and rt.spec.storage.enabled:
         await (await rt.data()).commit(RunRecord(rt.name, points=conv.points, save_points=True))
     return len(conv.points)
-
-
-def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat()

@@ -59,7 +59,7 @@ class MetricEntry(TypedDict, total=False):
     source: str  # the SOURCE DOWN grouping key
     error_notified: bool
     silenced_by: list[str]  # silence ids
-    history: dict[str, Any]  # a history job's progress (`runtime.history.Job.api`)
+    history: dict[str, Any]  # a history job's progress (`runtime.historyjob.Job.api`)
     warming: str  # what a staged first start still loads (the history job's note)
     shard: str
     shadow: list[dict[str, Any]]  # `shadow:` variants (`runtime.shadow.ShadowSet.api`)

@@ -7,7 +7,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from detectkd.runtime.daemon import Daemon
 from detectkd.runtime.status import MetricEntry
 from tests.support.files import write
 from tests.support.inprocess import running, within
-from tests.support.metrics import sqlite_metric
+from tests.support.metrics import Source, fill, sqlite_metric
 
 HOUR = 3600
 SPIN = "(WITH RECURSIVE spin(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM spin WHERE n < 3000000) SELECT count(*) FROM spin)"
@@ -123,3 +123,38 @@ async def test_a_standby_works_on_no_history_job_until_it_leads(tmp_path: Path) 
         assert "orders" in d.history._tasks
         await within(d.history.pause(), 10, "history.pause()")
         assert not d.history._tasks and "orders" in d.history.jobs
+
+
+async def _first_start(root: Path, src: Path, live_first: bool, now: int) -> list[tuple[Any, ...]]:
+    """A `start_time` first start whose first live run judges before (`live_first`) or after
+    its history job committed, then two more live runs: every stored detection."""
+    iso = datetime.fromtimestamp(now - 7 * 86400, UTC).isoformat()
+    text = sqlite_metric("visits", src, schedule=f"{{interval: 1h, start_time: '{iso}'}}", series="visits",
+                         detector="type: auto\nparams: {refresh: 12}")  # fmt: skip
+    write(root / "metrics.d" / "visits.yaml", text)
+    async with running(root, clock=lambda: now + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["visits"].runtime
+        if not live_first:
+            await d.history.settled()
+        await rt.run(now)  # the first live run: judges now - 1h (live_first: with no history yet)
+        await within(d.history.settled(), 20, "the history job")
+        assert d.history.api("visits") is None
+        for finish in (now + HOUR, now + 2 * HOUR):
+            await rt.run(finish)
+    return stored(root, "SELECT period, value, expected, lower, upper, score, anomaly, skipped FROM "
+                        "dtk_detections ORDER BY period")  # fmt: skip
+
+
+async def test_periods_judged_live_while_the_history_loaded_are_judged_again_with_it(tmp_path: Path) -> None:
+    """A first live run that wins the race with its history job stores a cold skip (score 0,
+    no band) for its period; once the job is done that period is judged again with the
+    history, so the stored detections are those of a start whose history came first."""
+    now = int(time.time()) // HOUR * HOUR
+    src = Source(tmp_path / "src.db")
+    fill(src, "visits", now - 8 * 86400, now + 3 * HOUR, HOUR)
+    history_first = await _first_start(tmp_path / "a", src.path, False, now)
+    live_first = await _first_start(tmp_path / "b", src.path, True, now)
+    assert [r[0] for r in live_first] == list(range(now - 7 * 86400, now + 2 * HOUR, HOUR))
+    assert all(r[-1] is None for r in live_first[-3:])  # none skipped: judged with the history
+    assert live_first == history_first
