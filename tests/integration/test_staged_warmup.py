@@ -16,11 +16,10 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from detectkd.alerting.state import Status
-from detectkd.collectors.base import Row, Window
-from detectkd.runtime.runner import MetricRuntime
 from detectkd.runtime.scheduler import stable_offset
 from tests.support.files import write
 from tests.support.inprocess import firing_alerts, running
+from tests.support.runtimes import count_queries
 
 HOUR = 3600
 # DetectK's style: one aggregate of the period, no time of its own: only one period per query
@@ -46,19 +45,6 @@ def source(tmp_path: Path, spike_at: int) -> None:
     conn.executemany("INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?)", rows)
     conn.commit()
     conn.close()
-
-
-def count_queries(rt: MetricRuntime) -> list[Window]:
-    """The windows the runtime's (real) collector is asked for, from now on."""
-    asked: list[Window] = []
-    collect = rt.collector.collect
-
-    async def counted(window: Window) -> list[Row]:
-        asked.append(window)
-        return await collect(window)
-
-    rt.collector.collect = counted  # type: ignore[method-assign]
-    return asked
 
 
 def metric(tmp_path: Path, name: str = "orders", params: str = PARAMS) -> None:

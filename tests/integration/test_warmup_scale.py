@@ -12,11 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from detectkd.alerting.state import Status
-from detectkd.collectors.base import Row, Window
-from detectkd.runtime.runner import MetricRuntime
 from detectkd.runtime.scheduler import stable_offset
 from tests.support.files import write
 from tests.support.inprocess import firing_alerts, running
+from tests.support.runtimes import count_queries
 
 HOUR = 3600
 ROWS = """SELECT period_time, value FROM src
@@ -65,19 +64,6 @@ def source(tmp_path: Path, spike_at: int, every: int = HOUR) -> None:
     conn.executemany("INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?)", rows)
     conn.commit()
     conn.close()
-
-
-def count_queries(rt: MetricRuntime) -> list[Window]:
-    """The windows the runtime's (real) collector is asked for, from now on."""
-    asked: list[Window] = []
-    collect = rt.collector.collect
-
-    async def counted(window: Window) -> list[Row]:
-        asked.append(window)
-        return await collect(window)
-
-    rt.collector.collect = counted  # type: ignore[method-assign]
-    return asked
 
 
 async def test_a_one_period_query_answers_a_warm_up_in_one_query_once_its_answer_is_confirmed(

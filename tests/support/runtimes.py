@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from detectkd.alerting.silences import Silences
 from detectkd.alerting.state import SeriesState
+from detectkd.collectors.base import Row, Window
 from detectkd.resources import Resources
 from detectkd.runtime.parts import LIVE, REPLAY
 from detectkd.runtime.runner import MetricRuntime
@@ -32,3 +33,16 @@ def runtime(
     deps = Deps(store, resources, telemetry=telemetry, generator_url=link_template, silences=silences,
                 mode=REPLAY if replay else LIVE, channels=False)  # fmt: skip
     return assemble(spec, deps, states).runtime
+
+
+def count_queries(rt: MetricRuntime) -> list[Window]:
+    """The windows the runtime's (real) collector is asked for, from now on."""
+    asked: list[Window] = []
+    collect = rt.collector.collect
+
+    async def counted(window: Window) -> list[Row]:
+        asked.append(window)
+        return await collect(window)
+
+    rt.collector.collect = counted  # type: ignore[method-assign]
+    return asked
