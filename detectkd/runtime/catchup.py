@@ -25,12 +25,11 @@ from detectkd.collectors.points import Point
 from detectkd.runtime.batch import absent
 from detectkd.runtime.judge import judge
 from detectkd.runtime.memory import Saved, SeriesMemory
+from detectkd.runtime.offloop import OFF_LOOP_POINTS  # a catch-up of more is judged in a thread
 from detectkd.storage.base import StoredPoint
 
 if TYPE_CHECKING:
     from detectkd.runtime.runner import MetricRuntime
-
-OFF_LOOP_POINTS = 5_000  # a catch-up of more points is judged in a worker thread
 
 
 async def resume(rt: MetricRuntime, saved: Saved, watermark: int | None, before: int) -> bool:
