@@ -37,6 +37,10 @@
 7. Novelty. In a run of alarming points the surprise halves every `fade` (6)
    points after the first: a sustained change is news at its start, and the
    score comes down while the baselines learn the new level.
+7b. Sustained deviation (`autosustain`, `sustain` points): the median of the last
+   `sustain` |z| alarms alone when beyond every such median of the `reference` points before
+   by `sustain_margin`, and beyond both min_z / 2 and a one-in-ten |z| of those points: a
+   jump of the typical deviation (a small shift, a grown spread) no single point gives away.
 8. Rest. After a run of alarms, for `rest` (100) judged points a new alarm
    needs a surprise greater than the run's peak; lesser ones are held below
    the line (score at most 1/3): one change, one page.
@@ -64,6 +68,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from detectkd.detectors import autosustain
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import staged_basis
 from detectkd.detectors.autostate import BlockFit, Memo
@@ -132,7 +137,7 @@ class AutoDetector:
         return m.export() if m is not None else None
 
     def import_state(self, series: str, data: FloatArray, scalars: tuple[float, ...]) -> None:
-        self._memo[series] = Memo.imported(self.p.reference, data, scalars)
+        self._memo[series] = Memo.imported(self.p.reference, data, scalars, self.p.sustain)
 
     # -- the judgement -------------------------------------------------------------------
 
@@ -317,10 +322,22 @@ class AutoDetector:
         floor, spike, thr = max(p.min_z, 1e-9), p.spike * p.threshold, p.threshold
         fade = 0.5 ** (1.0 / p.fade) if p.fade > 0 else 1.0
         gate = p.range_gate * floor  # in |z|: a line inflated by a recent shift does not gate
+        sustained = np.zeros(az.size)
+        if p.sustain:  # the median of the last `sustain` |z| beyond any of the recent past
+            sustained, memo.medians = autosustain.surprises(
+                memo.ring(),
+                memo.medians,
+                az,
+                p.sustain,
+                memo.size,
+                0.5 * floor,
+                p.sustain_margin,
+                p.min_samples,
+            )
         held = np.empty(az.size)
         lines = np.empty(az.size)
         prev, run, rest, level, alarmed = memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed
-        for k, (a, brk) in enumerate(zip(az.tolist(), breaks.tolist(), strict=True)):
+        for k, (a, brk, sus) in enumerate(zip(az.tolist(), breaks.tolist(), sustained.tolist(), strict=True)):
             line = max(memo.line(p.quantile, p.min_samples), floor) * thr
             s = a / line if a == a else 0.0
             broke = brk and a >= gate
@@ -328,6 +345,7 @@ class AutoDetector:
             h = b if b >= spike else min(b, prev)
             if p.risk and h >= thr and run == 0 and not broke and not memo.extreme(a, s >= spike, p):
                 h = min(h, 0.5 * thr)  # not extreme for this series (SPOT): held below the line
+            h = max(h, sus * thr)  # a sustained deviation alarms alone (0: none)
             run = run + 1 if h >= thr else 0
             h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
             if rest > 0:  # resting after an alarm: only a greater surprise alarms anew
@@ -371,6 +389,7 @@ class AutoDetector:
         older = az[max(0, cut - size) : cut]
         memo.recent = array("d", older.tobytes())
         memo.ordered = array("d", np.sort(older[np.isfinite(older)]).tobytes())
+        memo.medians = autosustain.medians(older, self.p.sustain) if self.p.sustain else np.empty(0)
         self._surprises(memo, az[cut:], breaks[cut:])
 
 

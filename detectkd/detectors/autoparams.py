@@ -49,3 +49,8 @@ class Params(Frozen):
     # the reference |z| cross with this probability per point, a GPD over their `tail` quantile.
     risk: float = Field(default=0.0, ge=0, lt=1)
     tail: float = Field(default=0.98, gt=0.5, lt=1.0)  # the quantile of |z| whose excesses the GPD fits
+    # Sustained deviation: the median of the last this many |z| alarms alone when it is beyond
+    # the largest such median of the `reference` points before by `sustain_margin`, and beyond
+    # min_z / 2 and their one-in-ten |z|: the typical deviation jumped (0: off).
+    sustain: int = Field(default=24, ge=0)
+    sustain_margin: float = Field(default=1.1, ge=1.0)  # how far beyond the largest recent median

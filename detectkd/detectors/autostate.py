@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from detectkd.detectors.autosustain import medians
 from detectkd.detectors.base import FloatArray, sorted_quantile
 from detectkd.detectors.evt import tail_line
 
@@ -40,6 +41,8 @@ class Memo:
     alarmed: bool = False  # the newest judged point alarmed (a run goes on through the rest)
     fit_key: tuple[int, ...] | None = None  # the block whose baselines `fit` holds (live checks)
     fit: BlockFit | None = None
+    # The medians of the windows of `sustain` |z| inside the ring (`autosustain`): derived.
+    medians: FloatArray = field(default_factory=lambda: np.empty(0))
 
     def line(self, q: float, min_count: int) -> float:
         """The `q` quantile (linear, as numpy) of the finite |z|; 0 with too few."""
@@ -61,6 +64,11 @@ class Memo:
         pairs = np.sort(pairs[np.isfinite(pairs)])
         return min(az, float(ring[-1])) >= tail_line(pairs, risk, level, min_count)
 
+    def ring(self) -> FloatArray:
+        """The recent |z|, oldest first."""
+        ring = np.frombuffer(self.recent, np.float64) if len(self.recent) else np.empty(0)
+        return np.concatenate([ring[self.head :], ring[: self.head]]) if self.head else ring.copy()
+
     def push(self, az: float) -> None:
         recent = self.recent
         if len(recent) < self.size:
@@ -77,13 +85,12 @@ class Memo:
     def export(self) -> tuple[FloatArray, tuple[float, ...]]:
         """The recent |z| oldest first; the newest judged time, its surprise, the run, the rest
         period left, the level of the alarm that started it, whether the newest point alarmed."""
-        ring = np.frombuffer(self.recent, np.float64) if len(self.recent) else np.empty(0)
-        ring = np.concatenate([ring[self.head :], ring[: self.head]])
+        ring = self.ring()
         last = math.nan if self.last is None else float(self.last)
         return ring, (last, self.surprise, float(self.run), float(self.rest), self.level, float(self.alarmed))
 
     @classmethod
-    def imported(cls, size: int, data: FloatArray, scalars: tuple[float, ...]) -> Memo:
+    def imported(cls, size: int, data: FloatArray, scalars: tuple[float, ...], sustain: int = 0) -> Memo:
         """The memo `export` described (a ring of another size keeps its newest entries)."""
         if len(scalars) != 6:
             raise ValueError(f"auto's state has 6 numbers, not {len(scalars)} (another version's snapshot)")
@@ -95,6 +102,7 @@ class Memo:
         m.last = None if last != last else int(last)
         m.surprise, m.run, m.rest, m.level = float(surprise), int(run), int(rest), float(level)
         m.alarmed = bool(alarmed)
+        m.medians = medians(ring, sustain) if sustain else np.empty(0)
         return m
 
 

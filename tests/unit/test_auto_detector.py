@@ -206,7 +206,7 @@ def test_the_restart_rebuild_equals_judging_point_by_point(tail: str, size: int)
     breaks = np.zeros(az.size, bool)
     if tail == "break":
         breaks[-2] = True  # beyond the range, surprising enough: alarms alone
-    det = AutoDetector(Params(reference=size), STEP)
+    det = AutoDetector(Params(reference=size, sustain=24), STEP)
     looped, rebuilt = Memo(size), Memo(size)
     det._surprises(looped, az, breaks)
     det._rebuild(rebuilt, az, breaks)
@@ -223,6 +223,7 @@ def test_the_restart_rebuild_equals_judging_point_by_point(tail: str, size: int)
         return np.array(list(m.recent[m.head :]) + list(m.recent[: m.head]))
 
     assert np.array_equal(ring(rebuilt), ring(looped), equal_nan=True)
+    assert np.array_equal(rebuilt.medians, looped.medians, equal_nan=True)  # the sustained channel's
     if tail in ("short run", "long run"):
         assert looped.run > 0  # the case is what it says
     if tail in ("break", "resting", "spike"):
