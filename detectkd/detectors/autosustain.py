@@ -55,18 +55,19 @@ def surprises(
     fresh = medians(joined[max(0, r - k + 1) :], k)  # the windows that end at a new point
     lead = n - fresh.size  # new points with fewer than k |z| before and with them
     every = np.concatenate([cache, fresh])  # medians by window start: 0 .. r + n - k
-    valid = np.where(np.isfinite(every), every, -np.inf)
     out = np.zeros(n)
     with np.errstate(invalid="ignore"):
         above = np.flatnonzero(fresh > margin * floor)  # rare: only these read their line
     for j in (lead + above).tolist():
         end = r + j - k  # the last window that ends before point j
         start = max(0, r + j - size)  # the first window inside the ring at point j
-        if end < 0 or np.isfinite(every[start : end + 1]).sum() < least:
+        before = every[start : end + 1]
+        finite = np.isfinite(before)
+        if end < 0 or finite.sum() < least:
             continue
         recent = joined[max(0, r + j - size) : r + j]  # the ring at point j
         typical = np.quantile(recent[np.isfinite(recent)], TYPICAL)  # a one-in-ten |z| (rare: only here)
-        line = margin * max(float(valid[start : end + 1].max()), floor, float(typical))
+        line = margin * max(float(before[finite].max()), floor, float(typical))
         m = float(fresh[j - lead])
         out[j] = m / line if m > line else 0.0
     keep = max(0, joined.size - size)  # windows inside the ring after these points
