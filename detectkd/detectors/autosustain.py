@@ -65,10 +65,13 @@ def surprises(
         finite = np.isfinite(before)
         if end < 0 or finite.sum() < least:
             continue
+        m = float(fresh[j - lead])
+        line = margin * max(float(before[finite].max()), floor)
+        if m <= line:  # the usual case on a series whose medians often pass the floor
+            continue
         recent = joined[max(0, r + j - size) : r + j]  # the ring at point j
         typical = np.quantile(recent[np.isfinite(recent)], TYPICAL)  # a one-in-ten |z| (rare: only here)
-        line = margin * max(float(before[finite].max()), floor, float(typical))
-        m = float(fresh[j - lead])
+        line = max(line, margin * float(typical))
         out[j] = m / line if m > line else 0.0
     keep = max(0, joined.size - size)  # windows inside the ring after these points
     return out, every[keep:] if keep <= every.size else np.empty(0)
