@@ -33,7 +33,7 @@ from pathlib import Path
 
 import asyncpg
 
-from detectkd.workers.pool import free_port
+from tests.support.net import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -61,7 +61,7 @@ from detectkd.collectors.points import Point  # noqa: E402
 from detectkd.shard import ALL, Shard  # noqa: E402
 from detectkd.storage.base import RunRecord  # noqa: E402
 from detectkd.storage.sqlite import SqliteStore  # noqa: E402
-from detectkd.workers.pool import free_port  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 
 HISTORY_POINTS = 120
 DETECTORS = {
