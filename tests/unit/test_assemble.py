@@ -69,3 +69,14 @@ async def test_an_assembled_slot_keeps_its_collector_open_until_stopped(
     assert built.runtime.collector is held and not held.closed.is_set()
     await built.stop()
     assert held.closed.is_set()
+
+
+def test_without_a_running_loop_the_collector_is_closed_before_assemble_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = HeldCollector()
+    monkeypatch.setattr(slot, "build_collector", lambda *_: held)
+    monkeypatch.setattr(slot, "MetricRuntime", fail)
+    with pytest.raises(ValueError, match="cannot be built"):
+        assemble(spec(tmp_path), Deps(MemoryStore(), Resources()))
+    assert held.closed.is_set()
