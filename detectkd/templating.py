@@ -122,6 +122,18 @@ def compile_template(text: str) -> jinja2.Template:
     return _ENV.from_string(text)
 
 
+@functools.lru_cache(maxsize=65536)
+def template_names(text: str) -> frozenset[str] | None:
+    """The variables a query, URL or parameter template reads (so only those are computed
+    for each render, `Window.template_vars`); None: all (it pulls in other templates)."""
+    from jinja2 import meta, nodes
+
+    tree = _ENV.parse(text)
+    if any(tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport))):
+        return None
+    return frozenset(meta.find_undeclared_variables(tree))
+
+
 def render(template: jinja2.Template, variables: dict[str, Any]) -> str:
     return template.render(**variables)
 

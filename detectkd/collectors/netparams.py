@@ -16,7 +16,7 @@ from detectkd.config.connection import ConnectionParams
 from detectkd.config.hosts import UrlParts, parse_hosts, show, split_url
 from detectkd.redact import redact_text
 from detectkd.resources import Resources
-from detectkd.templating import compile_template
+from detectkd.templating import compile_template, template_names
 
 
 @dataclass(frozen=True)
@@ -94,11 +94,12 @@ class PooledSource:
         self._ep = endpoint(self.kind, params, self.default_port)
         self._max_rows = max_rows
         self._query = compile_template(params.query)
+        self._names = template_names(params.query)  # only these are computed per render
         self._timeout = params.timeout.total_seconds()
         self._resources = resources
 
     def _render(self, window: Window) -> str:
-        return self._query.render(**window.template_vars())
+        return self._query.render(**window.template_vars(self._names))
 
     async def close(self) -> None:
         return None

@@ -50,3 +50,24 @@ def test_templates_keep_what_configs_use_and_refuse_huge_results() -> None:
     assert t.render(x="eu-west", y=2.25) == "EU-WEST 2.2 01"
     assert "limit" in (check_template("{{ 'a' * 1000000000 }}", {}) or "")
     assert "above" in (check_template("{{ 2 ** 100000000 }}", {}) or "")
+
+
+def test_a_query_renders_with_only_the_variables_it_reads_and_the_same_text() -> None:
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from detectkd.collectors.base import Window
+    from detectkd.templating import template_names
+
+    text = (
+        "SELECT '{{ period_start }}' AS t, {% for k in range(2) %}{{ k }}{% endfor %} "
+        "WHERE d = '{{ execution_time | datetime_format('%Y-%m-%d') }}' {% set s = period_finish_ts %}{{ s }}"
+    )
+    names = template_names(text)
+    assert names == frozenset({"period_start", "execution_time", "period_finish_ts"})
+    window = Window(1_765_000_800, 1_765_001_400, timedelta(minutes=10), ZoneInfo("Europe/Berlin"))
+    some = window.template_vars(names)
+    assert set(some) == names and some.items() <= window.template_vars().items()
+    template = compile_template(text)
+    assert template.render(**some) == template.render(**window.template_vars())
+    assert template_names("{% include 'x' %}") is None  # another template: every variable
