@@ -23,7 +23,7 @@ from detectkd.collectors.base import Build, Row, Window, next_chunk, too_many_ro
 from detectkd.collectors.params import QueryParams
 from detectkd.errors import CollectError
 from detectkd.resources import Resources
-from detectkd.templating import compile_template, template_names
+from detectkd.templating import compile_query
 
 _local = threading.local()
 
@@ -97,8 +97,7 @@ def _run_many(path: str, sqls: Sequence[str], timeout_s: float, max_rows: int | 
 class SqliteCollector:
     def __init__(self, params: Params, resources: Resources, max_rows: int | None = None) -> None:
         self._path = params.path()
-        self._query = compile_template(params.query)
-        self._names = template_names(params.query)
+        self._query = compile_query(params.query)
         self._timeout = params.timeout.total_seconds()
         self._pool = resources.sqlite_pool
         self._max_rows = max_rows
@@ -111,7 +110,7 @@ class SqliteCollector:
         return await self._ask(windows)
 
     async def _ask(self, windows: Sequence[Window]) -> list[list[Row]]:
-        sqls = [self._query.render(**w.template_vars(self._names)) for w in windows]
+        sqls = [self._query.render(w.template_vars(self._query.names)) for w in windows]
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool, _run_many, self._path, sqls, self._timeout, self._max_rows)
         try:

@@ -45,7 +45,7 @@ class Recording(SqliteCollector):
         self.hops: list[list[str]] = []
 
     async def collect_many(self, windows: Sequence[Window]) -> list[list[Row]]:
-        self.hops.append([self._query.render(**w.template_vars(self._names)) for w in windows])
+        self.hops.append([self._query.render(w.template_vars(self._query.names)) for w in windows])
         return await super().collect_many(windows)
 
 
@@ -82,8 +82,8 @@ async def test_a_warm_up_asks_its_periods_in_chunks_and_gets_the_points_of_one_q
         assert len(got.points) == 40 and all(p.value is not None for p in got.points)
         assert [p.context["at"] for p in got.points[:2]] == ["2025-12-04 15:00:00", "2025-12-04 16:00:00"]
         assert [len(h) for h in chunked.hops] == [MANY_WINDOWS, MANY_WINDOWS, 40 - 2 * MANY_WINDOWS]
-        # each window its own query, rendered exactly as one call per period renders it
-        alone = [plain._query.render(**w.template_vars()) for w in windows(spec, grid, start, END)]
+        # each window its own query, the text of Jinja's render with every variable
+        alone = [plain._query.template.render(**w.template_vars()) for w in windows(spec, grid, start, END)]
         assert [sql for hop in chunked.hops for sql in hop] == alone
     finally:
         await resources.close()

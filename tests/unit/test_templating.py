@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from detectkd.specs.loader import load_metrics
 from detectkd.templating import check_template, compile_template
 from tests.support.files import write
@@ -71,3 +73,36 @@ def test_a_query_renders_with_only_the_variables_it_reads_and_the_same_text() ->
     template = compile_template(text)
     assert template.render(**some) == template.render(**window.template_vars())
     assert template_names("{% include 'x' %}") is None  # another template: every variable
+
+
+def test_a_plain_query_renders_the_text_of_jinja_under_the_same_budget_and_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    import jinja2
+
+    from detectkd import render_budget
+    from detectkd.collectors.base import Window
+    from detectkd.templating import Query
+
+    window = Window(1_765_000_800, 1_765_001_400, timedelta(minutes=10), ZoneInfo("America/New_York"))
+    every = window.template_vars()
+    texts = [
+        "SELECT '{{ period_start }}' AS t, v FROM x WHERE t >= '{{period_start}}' AND t < '{{ period_finish }}'\n",
+        "{{ period_start_ts }}/{{ period_finish_dt }}/{{ execution_time }}/{{ interval }}/{{ interval_seconds }}",
+        "a {{- period_start -}} b\n\n",
+        "{% if period_start_ts %}{{ period_start }}{% endif %}",  # not plain: Jinja renders it
+        "{{ period_start | upper }} {{ 'x' }}",
+    ]
+    for text in texts:
+        query = Query(text)
+        assert query.render(every) == compile_template(text).render(**every), text
+        assert query.render(window.template_vars(query.names)) == compile_template(text).render(**every)
+    with pytest.raises(jinja2.UndefinedError):
+        Query("SELECT {{ period_start }} {{ nope }}").render(every)
+    monkeypatch.setattr(render_budget, "MAX_OUTPUT", 30)
+    assert Query("{{ period_start }}").render(every) == "2025-12-06 01:00:00"
+    with pytest.raises(render_budget.RenderBudgetExceeded):
+        Query("SELECT {{ period_start }} AND {{ period_finish }}").render(every)
