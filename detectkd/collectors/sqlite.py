@@ -90,8 +90,17 @@ def _run(path: str, sql: str, timeout_s: float, max_rows: int | None) -> list[Ro
     return rows
 
 
-def _run_many(path: str, sqls: Sequence[str], timeout_s: float, max_rows: int | None) -> list[list[Row]]:
-    return [_run(path, sql, timeout_s, max_rows) for sql in sqls]
+def _run_many(
+    path: str, sqls: Sequence[str], timeout_s: float, max_rows: int | None, stop: threading.Event
+) -> list[list[Row]]:
+    """Each query in turn; none is started once `stop` is set (the caller was cancelled or
+    gave up: a shutdown waits for one query at most, as with one query per hop)."""
+    out = []
+    for sql in sqls:
+        if stop.is_set():
+            raise CollectError("sqlite queries abandoned")
+        out.append(_run(path, sql, timeout_s, max_rows))
+    return out
 
 
 class SqliteCollector:
@@ -112,12 +121,17 @@ class SqliteCollector:
     async def _ask(self, windows: Sequence[Window]) -> list[list[Row]]:
         sqls = [self._query.render(w.template_vars(self._query.names)) for w in windows]
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, _run_many, self._path, sqls, self._timeout, self._max_rows)
+        stop = threading.Event()
+        future = loop.run_in_executor(
+            self._pool, _run_many, self._path, sqls, self._timeout, self._max_rows, stop
+        )
         try:
             # Backstop in case the thread pool itself is saturated.
             return await asyncio.wait_for(future, self._timeout * len(sqls) + 5)
         except TimeoutError:
             raise CollectError(f"sqlite query timed out after {self._timeout:g}s") from None
+        finally:
+            stop.set()  # cancelled or timed out: the queries not started yet are not
 
     async def close(self) -> None:
         return None

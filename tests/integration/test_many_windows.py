@@ -5,13 +5,17 @@ those of one call per period."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from detectkd.collectors.base import Row, Window
-from detectkd.collectors.sqlite import SqliteCollector
+from detectkd.collectors.sqlite import SqliteCollector, _run_many
+from detectkd.errors import CollectError
 from detectkd.resources import Resources
 from detectkd.runtime.collect import MANY_WINDOWS, collect, windows
 from detectkd.runtime.slot import build_collector
@@ -87,3 +91,15 @@ async def test_a_warm_up_asks_its_periods_in_chunks_and_gets_the_points_of_one_q
         assert [sql for hop in chunked.hops for sql in hop] == alone
     finally:
         await resources.close()
+
+
+def test_a_hop_whose_caller_gave_up_starts_no_further_query(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "src.db")
+    conn.execute("CREATE TABLE src (v REAL)")
+    conn.commit()
+    conn.close()
+    stop = threading.Event()
+    assert _run_many(str(tmp_path / "src.db"), ["SELECT 1 AS v"] * 2, 5.0, None, stop) == [[{"v": 1}]] * 2
+    stop.set()
+    with pytest.raises(CollectError, match="abandoned"):
+        _run_many(str(tmp_path / "src.db"), ["SELECT 1 AS v"], 5.0, None, stop)
