@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
+from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 
 from detectkd import render_budget as rb
@@ -54,8 +55,6 @@ def compile_message_template(text: str) -> jinja2.Template:
 def unsafe_access(text: str) -> str | None:
     """A message template that reaches for an attribute or key starting with `_` (Python
     internals): refused at load even though it would only render empty."""
-    from jinja2 import nodes
-
     for node in _MESSAGES.parse(text).find_all((nodes.Getattr, nodes.Getitem)):
         name = (
             node.attr
@@ -72,8 +71,6 @@ def message_template_warnings(text: str, sample: dict[str, Any]) -> list[str]:
     that are not message variables, or a failure to render sample values (then the default
     text is sent). Syntax errors are `check_template`'s, a render over budget
     `message_template_problem`'s."""
-    from jinja2 import meta
-
     out = []
     unknown = sorted(meta.find_undeclared_variables(_MESSAGES.parse(text)) - set(sample) - {"range"})
     if unknown:
@@ -124,13 +121,13 @@ def compile_template(text: str) -> jinja2.Template:
     return _ENV.from_string(text)
 
 
-@functools.lru_cache(maxsize=65536)
 def template_names(text: str) -> frozenset[str] | None:
     """The variables a query, URL or parameter template reads (so only those are computed
     for each render, `Window.template_vars`); None: all (it pulls in other templates)."""
-    from jinja2 import meta, nodes
+    return _names(_ENV.parse(text))
 
-    tree = _ENV.parse(text)
+
+def _names(tree: nodes.Template) -> frozenset[str] | None:
     if any(tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport))):
         return None
     return frozenset(meta.find_undeclared_variables(tree))
@@ -147,8 +144,9 @@ class Query:
 
     def __init__(self, text: str) -> None:
         self.template = compile_template(text)
-        self.names = template_names(text)  # what `Window.template_vars` needs to compute
-        self._pieces = _plain_pieces(text)
+        tree = _ENV.parse(text)
+        self.names = _names(tree)  # what `Window.template_vars` needs to compute
+        self._pieces = _plain_pieces(tree)
 
     def render(self, variables: Mapping[str, Any]) -> str:
         if self._pieces is not None:
@@ -167,13 +165,11 @@ def compile_query(text: str) -> Query:
     return Query(text)
 
 
-def _plain_pieces(text: str) -> tuple[tuple[bool, str], ...] | None:
+def _plain_pieces(tree: nodes.Template) -> tuple[tuple[bool, str], ...] | None:
     """(is a variable, text or name) of a template of text and `{{ name }}` only; None: any
     other template."""
-    from jinja2 import nodes
-
     pieces: list[tuple[bool, str]] = []
-    for node in _ENV.parse(text).body:
+    for node in tree.body:
         if not isinstance(node, nodes.Output):
             return None
         for child in node.nodes:
