@@ -39,9 +39,9 @@ if TYPE_CHECKING:
     from detectkd.runtime.runner import MetricRuntime
 
 log = structlog.get_logger("detectkd")
-MAGIC = b"DTKSNAP2"  # 2: auto keeps its rest period (6 numbers per series)
+MAGIC = b"DTKSNAP3"  # 2: auto keeps its rest period (6 numbers per series); 3: its |z| in <f4
 FILE = "memory.snapshot"
-_DTYPES = {"<i8", "<f8"}
+_DTYPES = {"<i8", "<f8", "<f4"}
 
 
 def fingerprint(rt: MetricRuntime) -> str:
@@ -201,7 +201,10 @@ def _read(path: Path) -> dict[str, Saved]:
         f.seek(size - 16)
         tail = f.read(16)
         f.seek(0)
-        if f.read(8) != MAGIC or tail[8:] != MAGIC:
+        head = f.read(8)
+        if head[:7] == MAGIC[:7] and head != MAGIC and tail[8:] == head:
+            raise ValueError(f"an older snapshot format ({head.decode()}, this is {MAGIC.decode()})")
+        if head != MAGIC or tail[8:] != MAGIC:
             raise ValueError("not a detectkd snapshot (or a torn one)")
         (length,) = struct.unpack("<Q", tail[:8])
         limit = size - 16 - length
@@ -213,9 +216,9 @@ def _read(path: Path) -> dict[str, Saved]:
             raise ValueError(f"written by detectkd {index.get('version')}, this is {__version__}")
 
         def get(block: list[Any], want: str, where: str) -> np.ndarray:
-            """The block's array, which must be `want` (`<i8` or `<f8`) and inside the file."""
+            """The block's array, which must be `want` (`<i8`, `<f8` or `<f4`) and inside the file."""
             at, count, dtype = int(block[0]), int(block[1]), str(block[2])
-            if dtype not in _DTYPES or at < 8 or count < 0 or at + count * 8 > limit:
+            if dtype not in _DTYPES or at < 8 or count < 0 or at + count * int(dtype[2:]) > limit:
                 raise ValueError(f"{where}: bad block {block}")
             if dtype != want:
                 raise ValueError(f"{where}: {dtype} array where {want} belongs")
@@ -236,9 +239,10 @@ def _read(path: Path) -> dict[str, Saved]:
                     raise ValueError(f"{at}: its arrays' lengths disagree ({len(times)} times)")
                 part.windows[series] = (times, values, features)
             for det, per in m["states"].items():
-                part.states[det] = {
-                    k: (get(a, "<f8", f"metric {name!r} {det} state of {k!r}"), tuple(float(x) for x in sc))
+                part.states[det] = {  # floats, single (auto's |z|) or double precision
+                    k: (get(a, "<f4" if a[2] == "<f4" else "<f8", f"metric {name!r} {det} state of {k!r}"),
+                        tuple(float(x) for x in sc))
                     for k, (a, sc) in per.items()
-                }
+                }  # fmt: skip
             out[name] = part
         return out

@@ -1,8 +1,11 @@
 """A bounded in-memory history per (metric, series).
 
 Loaded once from storage, then extended with each new point, so a run never
-re-reads its whole detection window from the database. Arrays grow by
-doubling and are compacted when the dropped prefix gets large.
+re-reads its whole detection window from the database. When the arrays are full
+the live points move to new ones with an eighth more room (`headroom`), not
+twice the room: 10,000 windows of 2,000 points hold 2,250 slots each, not 4,000
+(issue 28); a move every eighth of a window's length keeps appends O(1). The
+dropped prefix is compacted away when it gets large.
 """
 
 from __future__ import annotations
@@ -15,6 +18,12 @@ import numpy as np
 from detectkd.detectors.base import FloatArray, History, IntArray
 
 _REVISIONS = itertools.count(1)
+MIN_ROOM = 16  # free slots a move leaves at least
+
+
+def headroom(live: int) -> int:
+    """The capacity for `live` points when the arrays are moved: an eighth more."""
+    return live + max(MIN_ROOM, live // 8)
 
 
 class Mask(Protocol):
@@ -79,7 +88,7 @@ class SeriesWindow:
             self._insert(time, value, features)
             return
         if self._n == self._cap:
-            self._grow()
+            self._compact(headroom(self._n - self._start))
         i = self._n
         self._times[i] = time
         self._values[i] = np.nan if value is None else value
@@ -103,8 +112,8 @@ class SeriesWindow:
             return
         if bool((values < 0).any()):
             self.negative = True
-        while self._n + k > self._cap:
-            self._compact(max(self._cap * 2, self._n - self._start + k))
+        if self._n + k > self._cap:
+            self._compact(headroom(self._n - self._start + k))
         s = self._n
         self._times[s : s + k] = times
         self._values[s : s + k] = values
@@ -148,7 +157,7 @@ class SeriesWindow:
                 column[idx] = features.get(name, np.nan)
             return
         if self._n == self._cap:
-            self._grow()  # moves the points: the index is found again
+            self._compact(headroom(self._n - self._start))  # moves the points: found again
             idx = self._start + int(np.searchsorted(self._times[self._start : self._n], time))
         for arr in (self._times, self._values, *self._feat.values()):
             arr[idx + 1 : self._n + 1] = arr[idx : self._n].copy()
@@ -166,11 +175,6 @@ class SeriesWindow:
         self._start += drop
         if self._start > self._cap // 2:
             self._compact(self._cap)
-
-    def _grow(self) -> None:
-        live = self._n - self._start
-        new_cap = self._cap * 2 if live > self._cap // 2 else self._cap
-        self._compact(new_cap)
 
     def _compact(self, capacity: int) -> None:
         live = self._n - self._start
