@@ -54,3 +54,32 @@ def test_a_window_that_takes_arrays_then_grows_holds_what_appends_would(size: in
     a, b = took.history(), ref.history()
     assert np.array_equal(a.times, b.times) and np.array_equal(a.values, b.values)
     assert np.array_equal(a.features["hour"], b.features["hour"]) and took.negative == ref.negative
+
+
+@pytest.mark.parametrize("how", ["appended", "extended", "taken"])
+def test_a_full_window_moves_to_an_eighth_more_room_not_twice(how: str) -> None:
+    """Issue 28: 10,000 windows of 2,000 points held 4,000 slots each (doubling). A move
+    leaves an eighth of the live points free: 2,000 points and a few appends hold 2,250 slots;
+    a window that trims its start keeps its size, moving once every eighth of its length."""
+    times = np.arange(2000, dtype=np.int64) * 60
+    values = np.ones(2000)
+    w = SeriesWindow(10**9, ())
+    if how == "appended":
+        for t in times.tolist():
+            w.add(t, 1.0, {})
+    elif how == "extended":
+        w.extend(times, values, {})
+    else:
+        w.take(times.copy(), values.copy(), {})
+    for t in range(2000, 2005):  # the next live runs
+        w.add(t * 60, 1.0, {})
+    assert len(w) == 2005 and w._cap <= 2005 + 2005 // 8 + 16
+    assert np.array_equal(w.history().times, np.arange(2005) * 60)
+    trimming = SeriesWindow(2000 * 60 - 1, ())  # holds the last 2,000 points
+    trimming.extend(times, values, {})
+    caps = set()
+    for t in range(2000, 12000):
+        trimming.add(t * 60, 1.0, {})
+        caps.add(trimming._cap)
+    assert len(trimming) == 2000 and max(caps) <= 2000 + 250
+    assert np.array_equal(trimming.history().times, np.arange(10000, 12000) * 60)
