@@ -25,7 +25,7 @@ import json
 import os
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,14 +58,17 @@ def fingerprint(rt: MetricRuntime) -> str:
 def collect(runtimes: Iterable[MetricRuntime]) -> dict[str, Saved]:
     """Each metric's memory where it is in step with the store; a part taken at start that
     no run adopted yet (a daily metric) is passed on as it was."""
-    out: dict[str, Saved] = {}
+    return dict(_parts(runtimes))
+
+
+def _parts(runtimes: Iterable[MetricRuntime]) -> Iterator[tuple[str, Saved]]:
+    """`collect`, one metric at a time (a window's times are a copy: not all at once)."""
     for rt in runtimes:
         watermark = rt.settled
         if watermark is not None:
-            out[rt.name] = rt.memory.save(fingerprint(rt), watermark)
+            yield rt.name, rt.memory.save(fingerprint(rt), watermark)
         elif rt.memory.saved is not None and not rt.memory.loaded:
-            out[rt.name] = rt.memory.saved
-    return out
+            yield rt.name, rt.memory.saved
 
 
 class SnapshotFile:
@@ -132,11 +135,11 @@ class SnapshotFile:
         self.tmp.unlink(missing_ok=True)
 
 
-def save(path: Path, parts: dict[str, Saved]) -> int:
+def save(path: Path, parts: dict[str, Saved] | Iterable[tuple[str, Saved]]) -> int:
     """Write the snapshot (a temporary file, fsynced, then renamed). Returns its size."""
     out = SnapshotFile(path)
     try:
-        for name, s in parts.items():
+        for name, s in parts.items() if isinstance(parts, dict) else parts:
             out.add(name, s)
         return out.finish()
     except BaseException:
@@ -145,17 +148,24 @@ def save(path: Path, parts: dict[str, Saved]) -> int:
 
 
 def write(path: Path, runtimes: list[MetricRuntime]) -> None:
-    """At a graceful stop, with no run in flight: `collect` and `save`, logged."""
+    """At a graceful stop, with no run in flight: each metric's part written as it is
+    collected (`save`), logged."""
     began = time.monotonic()
+    written: list[str] = []
+
+    def parts() -> Iterator[tuple[str, Saved]]:
+        for name, part in _parts(runtimes):
+            written.append(name)
+            yield name, part
+
     try:
-        parts = collect(runtimes)
-        size = save(path, parts)
+        size = save(path, parts())
     except OSError as exc:
         log.warning("restart snapshot not written", path=str(path), error=str(exc))
         return
     log.info(
         "restart snapshot written",
-        metrics=len(parts),
+        metrics=len(written),
         mib=round(size / 2**20, 1),
         seconds=round(time.monotonic() - began, 2),
     )
