@@ -57,7 +57,6 @@ level alone; the seasonal baselines switch on as older history fills in.
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -66,7 +65,7 @@ import numpy as np
 
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import staged_basis
-from detectkd.detectors.autostate import BlockFit, Memo
+from detectkd.detectors.autostate import BlockFit, Memo, ring_array
 from detectkd.detectors.base import (
     Current,
     Direction,
@@ -74,6 +73,7 @@ from detectkd.detectors.base import (
     History,
     IntArray,
     Result,
+    StateArray,
     skipped,
 )
 from detectkd.detectors.rows import cycle_median, recent_range, robust_rows, windows
@@ -127,11 +127,11 @@ class AutoDetector:
     def state_series(self) -> list[str]:
         return list(self._memo)
 
-    def export_state(self, series: str) -> tuple[FloatArray, tuple[float, ...]] | None:
+    def export_state(self, series: str) -> tuple[StateArray, tuple[float, ...]] | None:
         m = self._memo.get(series)
         return m.export() if m is not None else None
 
-    def import_state(self, series: str, data: FloatArray, scalars: tuple[float, ...]) -> None:
+    def import_state(self, series: str, data: StateArray, scalars: tuple[float, ...]) -> None:
         self._memo[series] = Memo.imported(self.p.reference, data, scalars)
 
     # -- the judgement -------------------------------------------------------------------
@@ -369,8 +369,8 @@ class AutoDetector:
         period start calm there. Exact unless an alarm's run or rest reaches back beyond them."""
         size, cut = memo.size, max(0, az.size - tail)
         older = az[max(0, cut - size) : cut]
-        memo.recent = array("d", older.tobytes())
-        memo.ordered = array("d", np.sort(older[np.isfinite(older)]).tobytes())
+        memo.recent = ring_array(older)
+        memo.ordered = ring_array(np.sort(older[np.isfinite(older)]))
         self._surprises(memo, az[cut:], breaks[cut:])
 
 

@@ -22,7 +22,7 @@ class Params(Frozen):
     # first: a sustained change is news at its start (0: no fading).
     fade: float = Field(default=6.0, ge=0)
     min_samples: int = Field(default=50, ge=10)
-    # Cycles longer than this many points of history are left out (memory: 16 bytes a point).
+    # Cycles longer than this many points of history are left out (memory: 12 bytes a point).
     max_history: int = Field(default=8000, ge=100)
     # Baselines are refreshed every this many periods, on the absolute interval grid.
     refresh: int = Field(default=12, ge=1)

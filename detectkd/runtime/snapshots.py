@@ -1,7 +1,9 @@
 """The daemon's side of the memory snapshot (`runtime.snapshot`): read at start and offered
 to each metric, written in the background every `snapshot_interval` and once more at
 SIGTERM, and the start's outcome logged (how many metrics resumed, how many stored points
-were caught up, how many were rebuilt from the store).
+were caught up, how many were rebuilt from the store). Until every metric took its part,
+the heap's free pages are given back every `REPORT_EVERY_S` (`heap.trim`: the parts were
+read in a worker thread's malloc arena, which the loop's allocations do not reuse).
 
 A background write never holds the event loop long: metrics are copied in slices of at
 most `SLICE_S` of the loop's time (a metric whose run is in flight is copied after it, its
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from detectkd.config.settings import Settings
-from detectkd.runtime import snapshot
+from detectkd.runtime import heap, snapshot
 from detectkd.runtime.memory import Saved
 
 if TYPE_CHECKING:
@@ -107,6 +109,8 @@ class Snapshots:
                 break
             if not reported:
                 reported = self.report(final=time.monotonic() - self.started > REPORT_WITHIN_S)
+                if self.count:  # the parts metrics adopted since: their pages back (`heap.trim`)
+                    await asyncio.to_thread(heap.trim)
             if self.every is not None and time.monotonic() >= due:
                 await self.write(stop)
                 due = time.monotonic() + self.every
