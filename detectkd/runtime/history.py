@@ -66,14 +66,15 @@ class HistoryLoader:
         store: StateStore,
         settings: HistorySettings,
         build: Build,
-        loaded: Callable[[str], None],
+        loaded: Callable[[str, int | None], None],
         telemetry: Telemetry | None = None,
         may_run: Callable[[], bool] = lambda: True,
     ) -> None:
-        """`build` makes a loading slot for a metric; `loaded(metric)` is called when its job
-        is done (the live runtime re-reads its windows on its next run). While `may_run()` is
-        false (an HA standby) no job is worked on: the leader loads, a standby's commits would
-        be fenced."""
+        """`build` makes a loading slot for a metric; `loaded(metric, again)` is called when
+        its job is done (the live runtime re-reads its windows on its next run, and judges
+        again the periods live runs committed from `again` on, `coldjudge`). While `may_run()`
+        is false (an HA standby) no job is worked on: the leader loads, a standby's commits
+        would be fenced."""
         self.may_run = may_run
         self.store = store
         self.settings = settings
@@ -257,6 +258,7 @@ class HistoryLoader:
         size = slot.spec.config.schedule.batch_load_days * 86400
         timeout = self.settings.batch_timeout.total_seconds()
         started = time.monotonic()
+        again: int | None = None  # where the live runtime's next run takes over judging again
         if job.fill:
             return await self._fill_batch(job, slot)
         try:
@@ -286,7 +288,7 @@ class HistoryLoader:
                 )
             if metric not in self._warm:  # (a warm-up's live runs judged nothing meanwhile)
                 try:
-                    await self._rejudged(rt, job, size, timeout)
+                    again = await self._rejudged(rt, job, size, timeout)
                 except Exception as exc:
                     return self._failed(job, exc, timeout)
             fill = fill_range(slot.spec, rt.grid, rt.span - rt.grid.step, job.until - job.total, job.until)
@@ -294,7 +296,7 @@ class HistoryLoader:
             await slot.stop()
         del self.jobs[metric]
         self._warmed(metric)
-        self.loaded(metric)
+        self.loaded(metric, again)
         log.info("history loaded", metric=metric, seconds=round(time.monotonic() - started, 1))
         if fill is not None and rt.start_time() is None:  # staged: the rest of the window, later
             self._warm.discard(metric)
@@ -335,20 +337,32 @@ class HistoryLoader:
         )
         if job.done:
             del self.jobs[job.metric]
-        self.loaded(job.metric)
+        self.loaded(job.metric, None)
         return None if job.done else 0.0
 
-    async def _rejudged(self, rt: MetricRuntime, job: Job, size: int, budget: float) -> None:
+    async def _rejudged(self, rt: MetricRuntime, job: Job, size: int, budget: float) -> int:
         """The periods live runs judged while the job loaded (from its `until` to the stored
         watermark), judged again with the history: their stored detections become those of a
         start whose history was there at once (a cold skip at most). Nothing notified, no
-        alert state or watermark changed (the loader's runtime keeps none)."""
+        alert state or watermark changed (the loader's runtime keeps none). Returns the first
+        period not judged again: a live run in flight commits it later (`coldjudge`)."""
         wm = await self.store.watermark(job.metric)
         if wm is None or wm < job.until:
+            return job.until
+        await _judge_again(rt, job.until, rt.grid.next(wm), size, budget)
+        return rt.grid.next(wm)
+
+    async def judge_again(self, metric: str, start: int, finish: int) -> None:
+        """[start, finish) judged again with the history on a loading slot of the metric's
+        own: a live run's, for the periods committed after `_rejudged` read the watermark."""
+        slot = self.build(metric, self._wrap(metric, False))
+        if slot is None:
             return
-        for lo, hi in rt.grid.batches(job.until, rt.grid.next(wm), size):
-            async with asyncio.timeout(budget):  # each batch, as a history batch
-                await rt.check(lo, hi, notify=False, commit=True)
+        try:
+            size = slot.spec.config.schedule.batch_load_days * 86400
+            await _judge_again(slot.runtime, start, finish, size, self.settings.batch_timeout.total_seconds())
+        finally:
+            await slot.stop()
 
     def _failed(self, job: Job, exc: Exception, timeout: float) -> float:
         timed_out = isinstance(exc, TimeoutError) and timeout > 0
@@ -383,6 +397,12 @@ class HistoryLoader:
     def _gauge(self, job: Job) -> None:
         if self.telemetry is not None:
             self.telemetry.history_progress.labels(job.metric).set(job.progress)
+
+
+async def _judge_again(rt: MetricRuntime, start: int, finish: int, size: int, budget: float) -> None:
+    for lo, hi in rt.grid.batches(start, finish, size):
+        async with asyncio.timeout(budget):  # each batch, as a history batch
+            await rt.check(lo, hi, notify=False, commit=True)
 
 
 async def _store_points(rt: MetricRuntime, start: int, finish: int) -> int:
