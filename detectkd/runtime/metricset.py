@@ -60,7 +60,7 @@ class MetricSet:
         # Enabled metrics whose runtime failed to build: (error, states to carry, retry at).
         self.unbuilt: dict[str, tuple[str, dict[str, SeriesState], float]] = {}
         self.retired: dict[str, ChannelSet] = {}  # removed metrics' channels
-        self.snapshots = Snapshots(settings, lambda: [s.runtime for s in self.slots.values()])
+        self.snapshots = Snapshots(settings, lambda: [s.runtime for s in self.slots.values()], self.telemetry)
         self.runs = Runs(self.slots, settings, self.telemetry, outages, leadership, health)
         self.history = HistoryLoader(
             self.store, settings.history, self.loader_slot, self.loaded, self.telemetry, self.runs.may_run

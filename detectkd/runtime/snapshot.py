@@ -144,21 +144,23 @@ def save(path: Path, parts: dict[str, Saved]) -> int:
         raise
 
 
-def write(path: Path, runtimes: list[MetricRuntime]) -> None:
-    """At a graceful stop, with no run in flight: `collect` and `save`, logged."""
+def write(path: Path, runtimes: list[MetricRuntime]) -> int | None:
+    """At a graceful stop, with no run in flight: `collect` and `save`, logged. The bytes
+    written; None when it was not."""
     began = time.monotonic()
     try:
         parts = collect(runtimes)
         size = save(path, parts)
     except OSError as exc:
         log.warning("restart snapshot not written", path=str(path), error=str(exc))
-        return
+        return None
     log.info(
         "restart snapshot written",
         metrics=len(parts),
         mib=round(size / 2**20, 1),
         seconds=round(time.monotonic() - began, 2),
     )
+    return size
 
 
 def load(path: Path) -> dict[str, Saved]:
