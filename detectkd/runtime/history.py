@@ -354,8 +354,9 @@ class HistoryLoader:
 
     async def judge_again(self, metric: str, start: int, finish: int) -> None:
         """[start, finish) judged again with the history on a loading slot of the metric's
-        own: a live run's, for the periods committed after `_rejudged` read the watermark."""
-        slot = self.build(metric, self._wrap(metric, False))
+        own: a live run's, for the periods committed after `_rejudged` read the watermark
+        (paced, not `Halting`: the live run is not the loader's task to stop)."""
+        slot = self.build(metric, self.paces.wrap)
         if slot is None:
             return
         try:
