@@ -19,7 +19,7 @@ import contextlib
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -159,9 +159,7 @@ class Snapshots:
             for rt in busy:
                 if stop is not None and stop.is_set():
                     raise _Stopped
-                try:
-                    await asyncio.wait_for(rt.lock.acquire(), BUSY_WAIT_S)
-                except TimeoutError:
+                if not await _locked(rt.lock, stop, BUSY_WAIT_S):
                     left_out += 1
                     continue
                 try:
@@ -243,6 +241,27 @@ class _Stopped(Exception):
 def _add(out: snapshot.SnapshotFile, batch: list[tuple[str, Saved]]) -> None:
     for name, part in batch:
         out.add(name, part)
+
+
+async def _locked(lock: asyncio.Lock, stop: asyncio.Event | None, seconds: float) -> bool:
+    """`lock` acquired within `seconds` (True: the caller releases it), False past them;
+    `_Stopped` as soon as `stop` is set, not after the wait (SIGTERM waits for no run here)."""
+    acquire = asyncio.ensure_future(lock.acquire())
+    waits: set[asyncio.Future[Any]] = {acquire}
+    if stop is not None:
+        waits.add(asyncio.ensure_future(stop.wait()))
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()  # (a done acquire stays acquired)
+        await asyncio.wait(waits)
+    held = not acquire.cancelled()
+    if stop is not None and stop.is_set():
+        if held:
+            lock.release()
+        raise _Stopped
+    return held
 
 
 async def _stopped(stop: asyncio.Event | None, seconds: float | None) -> bool:
