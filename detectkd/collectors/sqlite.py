@@ -126,8 +126,12 @@ class SqliteCollector:
             self._pool, _run_many, self._path, sqls, self._timeout, self._max_rows, stop
         )
         try:
-            # Backstop in case the thread pool itself is saturated.
-            return await asyncio.wait_for(future, self._timeout * len(sqls) + 5)
+            # Backstop in case the thread pool itself is saturated. Not `wait_for`: on Python
+            # 3.11 it returns the result of a query that finished just as the caller was
+            # cancelled, and the cancellation is lost (cpython gh-86296); a history job then
+            # went on loading for minutes after SIGTERM (issue 28).
+            async with asyncio.timeout(self._timeout * len(sqls) + 5):
+                return await future
         except TimeoutError:
             raise CollectError(f"sqlite query timed out after {self._timeout:g}s") from None
         finally:

@@ -61,6 +61,25 @@ class Paced:
         await self.inner.close()
 
 
+class Halting:
+    """A collector that asks nothing once `halted()` (its loader was told to stop): raises
+    `CancelledError` instead. A library below may lose a cancellation (Python 3.11's
+    `wait_for` returns the result of a query that finished as its task was cancelled, cpython
+    gh-86296); the loader's task then ends at its next query, not at the end of its job."""
+
+    def __init__(self, inner: Collector, halted: Callable[[], bool]) -> None:
+        self.inner = inner
+        self.halted = halted
+
+    async def collect(self, window: Window) -> list[Row]:
+        if self.halted():
+            raise asyncio.CancelledError
+        return await self.inner.collect(window)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
 class Paces:
     """One `Pace` per source key (`MetricSlot.source`); 0 or less: not paced."""
 

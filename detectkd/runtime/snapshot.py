@@ -147,9 +147,9 @@ def save(path: Path, parts: dict[str, Saved] | Iterable[tuple[str, Saved]]) -> i
         raise
 
 
-def write(path: Path, runtimes: list[MetricRuntime]) -> None:
+def write(path: Path, runtimes: list[MetricRuntime]) -> int | None:
     """At a graceful stop, with no run in flight: each metric's part written as it is
-    collected (`save`), logged."""
+    collected (`save`), logged. The bytes written; None when it was not."""
     began = time.monotonic()
     written: list[str] = []
 
@@ -162,13 +162,14 @@ def write(path: Path, runtimes: list[MetricRuntime]) -> None:
         size = save(path, parts())
     except OSError as exc:
         log.warning("restart snapshot not written", path=str(path), error=str(exc))
-        return
+        return None
     log.info(
         "restart snapshot written",
         metrics=len(written),
         mib=round(size / 2**20, 1),
         seconds=round(time.monotonic() - began, 2),
     )
+    return size
 
 
 def load(path: Path) -> dict[str, Saved]:
