@@ -49,8 +49,8 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from detectkd.workers.pool import free_port  # noqa: E402
 from tests.support.metrics import TOGGLING  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 from tests.support.tcp_proxy import TcpProxy  # noqa: E402
 
 BUSY_S = 30.0  # the SQLite store's busy timeout

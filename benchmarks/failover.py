@@ -33,9 +33,10 @@ from pathlib import Path
 
 import asyncpg
 
-from detectkd.workers.pool import free_port
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support.net import free_port  # noqa: E402
 
 METRIC = """\
 name: m{i}

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.scale import delta, histogram, quantile, scrape, start  # noqa: E402
-from detectkd.workers.pool import free_port  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 
 STEP = 60
 

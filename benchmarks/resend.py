@@ -35,8 +35,8 @@ from benchmarks.scale import (  # noqa: E402
     start,
     write_daemon,
 )
-from detectkd.workers.pool import free_port  # noqa: E402
 from tests.support.alertmanager_server import AlertmanagerServer  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 
 METRIC = """\
 name: m{i}

@@ -33,7 +33,9 @@ restarted process until every metric ran once).
 that, the usual figures for `--duration` seconds. `--fresh --detector auto`: the default
 detector with a DetectK-style query (an aggregate of the period, no GROUP BY: one query per
 period) on a source of one-minute rows, 8 hours of them (`--fresh-history`). `--source-qps Q`
-sets `history.source_qps`.
+sets `history.source_qps`. `--stop-after S` (with `--fresh`) sends SIGTERM S seconds after
+`/readyz`, in the middle of the warm-ups, and reports `stop_s` (SIGTERM to exit) and
+`exit_code` (-9: not stopped within 300 s, killed) instead (issue 28).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from detectkd.collectors.points import Point  # noqa: E402
 from detectkd.shard import ALL, Shard  # noqa: E402
 from detectkd.storage.base import RunRecord  # noqa: E402
 from detectkd.storage.sqlite import SqliteStore  # noqa: E402
-from detectkd.workers.pool import free_port  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
 
 HISTORY_POINTS = 120
 DETECTORS = {
@@ -286,6 +288,7 @@ def run_one(
     series: int = 1,
     source_qps: float = 0.0,
     warmup_concurrency: int = 0,
+    stop_after: float = -1.0,
 ) -> dict[str, float]:
     """`fresh`: seconds of 10-second rows in the source before the start, no stored state
     (0: the store is pre-loaded with `history` points per metric). `crash` >= 0: killed that
@@ -364,6 +367,19 @@ def run_one(
             # process); `first_lag_p99_s` is the scheduler lag of those first runs.
             on_schedule_s = judging_s = warm_cpu = cpu_to_schedule = float("nan")
             judging_n = 0
+            if fresh and stop_after >= 0:  # SIGTERM in the middle of the warm-ups (issue 28)
+                time.sleep(stop_after)
+                judging_n = judging(scrape(port))
+                stopping = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    code = proc.wait(300)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    code = -9
+                stop_s = time.monotonic() - stopping
+                return {"metrics": n, "ready_s": ready_s, "judging_at_stop": judging_n, "stop_s": stop_s,
+                        "exit_code": code}  # fmt: skip
             if fresh:  # until every metric judges (at most `warmup`, default 10 minutes), then one interval
                 cpu_r, ready_at = cpu_tree(proc.pid), time.monotonic()
                 until = ready_at + (warmup or 600)
@@ -516,6 +532,12 @@ def main() -> int:
     ap.add_argument("--snapshot-interval", type=int, default=0, help="--crash: its seconds (0: 5m)")
     ap.add_argument("--source-qps", type=float, default=0.0, help="history.source_qps (default: the default)")
     ap.add_argument("--warmup-concurrency", type=int, default=0, help="history.warmup_concurrency")
+    ap.add_argument(
+        "--stop-after",
+        type=float,
+        default=-1.0,
+        help="--fresh: SIGTERM this many seconds after /readyz (in the warm-ups); stop_s, exit_code",
+    )
     args = ap.parse_args()
     if args.fresh:
         args.detector = "fresh-auto" if args.detector == "auto" else "fresh"
@@ -552,6 +574,8 @@ def main() -> int:
     if args.crash:
         header += ("snapshot_mib", "snap_stall_ms", "snap_stall_cpu_ms", "snap_write_s", "resumed",
                    "caught_up_points", "rebuilt", "resumed_s", "cpu_to_schedule_s")  # fmt: skip
+    if args.fresh and args.stop_after >= 0:
+        header = ("metrics", "ready_s", "judging_at_stop", "stop_s", "exit_code")
     print(" ".join(f"{h:>16}" for h in header))
     for n in args.metrics:
         r = run_one(
@@ -571,6 +595,7 @@ def main() -> int:
             args.series,
             args.source_qps,
             args.warmup_concurrency,
+            args.stop_after,
         )
         print(
             " ".join(f"{r[h]:>16.3f}" if isinstance(r[h], float) else f"{r[h]:>16}" for h in header),

@@ -127,6 +127,24 @@ class Telemetry:
             "When the retention job last finished.",
             registry=r,
         )
+        self.snapshot_ts = Gauge(
+            "detectk_memory_snapshot_last_success_timestamp_seconds",
+            "When the memory snapshot was last written (at start: the file found, its mtime).",
+            registry=r,
+        )
+        self.snapshot_bytes = Gauge(
+            "detectk_memory_snapshot_bytes", "Size of the last memory snapshot written.", registry=r
+        )
+        self.snapshot_seconds = Gauge(
+            "detectk_memory_snapshot_duration_seconds",
+            "How long the last memory snapshot took to write (paced: snapshot_write_mib_s).",
+            registry=r,
+        )
+        self.snapshot_failures = Counter(
+            "detectk_memory_snapshot_failures",
+            "Memory snapshots not written (disk full, ...; see the log).",
+            registry=r,
+        )
         # Labelled by metric (first label): pre-rendered (`detectkd.exposition`), a scrape stays cheap.
         F = self._family
         self.checks = F(

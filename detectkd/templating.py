@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import jinja2
+from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 
+from detectkd import render_budget as rb
 from detectkd.render_budget import RenderBudgetExceeded
 from detectkd.sandbox import Sandbox
 
@@ -52,8 +55,6 @@ def compile_message_template(text: str) -> jinja2.Template:
 def unsafe_access(text: str) -> str | None:
     """A message template that reaches for an attribute or key starting with `_` (Python
     internals): refused at load even though it would only render empty."""
-    from jinja2 import nodes
-
     for node in _MESSAGES.parse(text).find_all((nodes.Getattr, nodes.Getitem)):
         name = (
             node.attr
@@ -70,8 +71,6 @@ def message_template_warnings(text: str, sample: dict[str, Any]) -> list[str]:
     that are not message variables, or a failure to render sample values (then the default
     text is sent). Syntax errors are `check_template`'s, a render over budget
     `message_template_problem`'s."""
-    from jinja2 import meta
-
     out = []
     unknown = sorted(meta.find_undeclared_variables(_MESSAGES.parse(text)) - set(sample) - {"range"})
     if unknown:
@@ -120,6 +119,67 @@ def compile_template(text: str) -> jinja2.Template:
     Cached by text: validation, the runtime and every reload compile a query once.
     """
     return _ENV.from_string(text)
+
+
+def template_names(text: str) -> frozenset[str] | None:
+    """The variables a query, URL or parameter template reads (so only those are computed
+    for each render, `Window.template_vars`); None: all (it pulls in other templates)."""
+    return _names(_ENV.parse(text))
+
+
+def _names(tree: nodes.Template) -> frozenset[str] | None:
+    if any(tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport))):
+        return None
+    return frozenset(meta.find_undeclared_variables(tree))
+
+
+class Query:
+    """A query, URL or parameter template compiled once, rendered once per period.
+
+    A template of text and `{{ name }}` only (most queries, DetectK's) renders by joining its
+    pieces: the text Jinja's render gives (`str` of each value), under the same output budget
+    (the same charge, `render_budget.size_of`, and over it, or with a name missing, Jinja
+    renders it and raises the same error), without a sandboxed render per period. Any other
+    template renders with Jinja."""
+
+    def __init__(self, text: str) -> None:
+        self.template = compile_template(text)
+        tree = _ENV.parse(text)
+        self.names = _names(tree)  # what `Window.template_vars` needs to compute
+        self._pieces = _plain_pieces(tree)
+
+    def render(self, variables: Mapping[str, Any]) -> str:
+        if self._pieces is not None:
+            try:
+                parts = [variables[p] if name else p for name, p in self._pieces]
+            except KeyError:
+                return self.template.render(**variables)  # StrictUndefined's error
+            if sum(rb.size_of(p, rb.MAX_OUTPUT) for p in parts) <= rb.MAX_OUTPUT:
+                return "".join(map(str, parts))
+        return self.template.render(**variables)
+
+
+@functools.lru_cache(maxsize=65536)
+def compile_query(text: str) -> Query:
+    """`Query` of `text`; raises as `compile_template` does."""
+    return Query(text)
+
+
+def _plain_pieces(tree: nodes.Template) -> tuple[tuple[bool, str], ...] | None:
+    """(is a variable, text or name) of a template of text and `{{ name }}` only; None: any
+    other template."""
+    pieces: list[tuple[bool, str]] = []
+    for node in tree.body:
+        if not isinstance(node, nodes.Output):
+            return None
+        for child in node.nodes:
+            if isinstance(child, nodes.TemplateData):
+                pieces.append((False, child.data))
+            elif isinstance(child, nodes.Name) and child.ctx == "load":
+                pieces.append((True, child.name))
+            else:
+                return None
+    return tuple(pieces)
 
 
 def render(template: jinja2.Template, variables: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ DST change). Periods are keyed by the UTC epoch second of their start.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -102,6 +103,7 @@ def local_time(ts: float, tz: ZoneInfo) -> LocalTime:
     return LocalTime.fromtimestamp(ts, tz)
 
 
+@functools.lru_cache(maxsize=4096)  # a first start renders the same periods for every metric
 def fmt_local(ts: float, tz: ZoneInfo) -> str:
     """`YYYY-MM-DD HH:MM:SS` in `tz`: the form query templates receive."""
     return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")

@@ -11,12 +11,16 @@ its connections (or borrows a shared pool) and must:
   (a huge result is refused while it is read, never held whole);
 - let `asyncio.CancelledError` through untouched.
 
+A collector may also answer many windows in one call (`ManyWindows.collect_many`: the SQLite
+source runs them in one hop to its thread); what it returns, and how it fails, is what
+`collect` of each window in turn would have.
+
 Turning rows into typed points is shared (`detectkd.collectors.points`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -54,27 +58,33 @@ class Window:
     interval: timedelta
     tz: ZoneInfo
 
-    def template_vars(self) -> dict[str, Any]:
-        """Variables for query, URL and parameter templates (DetectK names)."""
-        return {
-            "period_start": fmt_local(self.start, self.tz),
-            "period_finish": fmt_local(self.finish, self.tz),
-            "period_start_dt": local_time(self.start, self.tz),
-            "period_finish_dt": local_time(self.finish, self.tz),
-            "period_start_ts": self.start,
-            "period_finish_ts": self.finish,
-            "interval": _interval_text(self.interval),
-            "interval_seconds": int(self.interval.total_seconds()),
-            # DetectK's: the time the check runs. For a scheduled check that is the end of the
-            # window (plus `delay`); a replay (catch-up, backtest) gets the same value again.
-            "execution_time": local_time(self.finish, self.tz),
-        }
+    def template_vars(self, names: Collection[str] | None = None) -> dict[str, Any]:
+        """Variables for query, URL and parameter templates (DetectK names). `names`: only
+        these (the ones a template uses, `templating.template_names`; the others are not
+        computed: a warm-up renders its query for each of its periods)."""
+        made = _VARS if names is None else (k for k in names if k in _VARS)
+        return {k: _VARS[k](self) for k in made}
 
 
 def _interval_text(interval: timedelta) -> str:
     from detectkd.durations import format_duration
 
     return format_duration(interval)
+
+
+_VARS: dict[str, Callable[[Window], Any]] = {
+    "period_start": lambda w: fmt_local(w.start, w.tz),
+    "period_finish": lambda w: fmt_local(w.finish, w.tz),
+    "period_start_dt": lambda w: local_time(w.start, w.tz),
+    "period_finish_dt": lambda w: local_time(w.finish, w.tz),
+    "period_start_ts": lambda w: w.start,
+    "period_finish_ts": lambda w: w.finish,
+    "interval": lambda w: _interval_text(w.interval),
+    "interval_seconds": lambda w: int(w.interval.total_seconds()),
+    # DetectK's: the time the check runs. For a scheduled check that is the end of the
+    # window (plus `delay`); a replay (catch-up, backtest) gets the same value again.
+    "execution_time": lambda w: local_time(w.finish, w.tz),
+}
 
 
 @dataclass(frozen=True)
@@ -97,4 +107,13 @@ class Collector(Protocol):
 
     async def close(self) -> None:
         """Release what this collector holds (not shared pools)."""
+        ...
+
+
+class ManyWindows(Protocol):
+    """A collector that can answer several windows in one call (one hop to its thread)."""
+
+    async def collect_many(self, windows: Sequence[Window]) -> list[list[Row]]:
+        """The rows of each window, in order: one query each, as `collect` of each in turn
+        would return them. The first failure raises (the queries before it did run)."""
         ...

@@ -33,7 +33,7 @@ from detectkd.config.hosts import HostPort, parse_hosts, split_url
 from detectkd.errors import CollectError
 from detectkd.redact import redact_text
 from detectkd.resources import Resources
-from detectkd.templating import compile_template
+from detectkd.templating import compile_query
 
 NATIVE_TO_HTTP = {9000: 8123, 9440: 8443}
 KILL_TIMEOUT_S = 5.0  # a KILL QUERY to a host that stopped answering gives up after this
@@ -143,7 +143,7 @@ class ClickhouseCollector:
         self._ep = ch_endpoint(params)
         self._max_rows = max_rows
         self._verify = params.verify
-        self._query = compile_template(params.query)
+        self._query = compile_query(params.query)
         self._timeout = params.timeout.total_seconds()
         self._resources = resources
 
@@ -154,7 +154,7 @@ class ClickhouseCollector:
         )
 
     async def collect(self, window: Window) -> list[Row]:
-        sql = self._query.render(**window.template_vars())
+        sql = self._query.render(window.template_vars(self._query.names))
         where = self._ep.describe()
         session = await self._resources.pool("clickhouse-session", _session, _close_session)
         limit = await self._resources.pool(

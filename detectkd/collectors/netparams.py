@@ -16,7 +16,7 @@ from detectkd.config.connection import ConnectionParams
 from detectkd.config.hosts import UrlParts, parse_hosts, show, split_url
 from detectkd.redact import redact_text
 from detectkd.resources import Resources
-from detectkd.templating import compile_template
+from detectkd.templating import compile_query
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,12 @@ class PooledSource:
     def __init__(self, params: NetworkParams, resources: Resources, max_rows: int | None = None) -> None:
         self._ep = endpoint(self.kind, params, self.default_port)
         self._max_rows = max_rows
-        self._query = compile_template(params.query)
+        self._query = compile_query(params.query)
         self._timeout = params.timeout.total_seconds()
         self._resources = resources
 
     def _render(self, window: Window) -> str:
-        return self._query.render(**window.template_vars())
+        return self._query.render(window.template_vars(self._query.names))
 
     async def close(self) -> None:
         return None

@@ -2,7 +2,10 @@
 
 Queries run on a shared thread pool with one read-only connection per thread
 and database file. The timeout is enforced inside SQLite through a progress
-handler, so a slow query is really interrupted, not just abandoned.
+handler, so a slow query is really interrupted, not just abandoned. Several
+windows (a warm-up's periods) are asked in one hop to the pool, each still its
+own query with its own timeout: the hop, not the query, was most of a one-row
+query's cost.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import model_validator
@@ -19,7 +23,7 @@ from detectkd.collectors.base import Build, Row, Window, next_chunk, too_many_ro
 from detectkd.collectors.params import QueryParams
 from detectkd.errors import CollectError
 from detectkd.resources import Resources
-from detectkd.templating import compile_template
+from detectkd.templating import compile_query
 
 _local = threading.local()
 
@@ -86,23 +90,52 @@ def _run(path: str, sql: str, timeout_s: float, max_rows: int | None) -> list[Ro
     return rows
 
 
+def _run_many(
+    path: str, sqls: Sequence[str], timeout_s: float, max_rows: int | None, stop: threading.Event
+) -> list[list[Row]]:
+    """Each query in turn; none is started once `stop` is set (the caller was cancelled or
+    gave up: a shutdown waits for one query at most, as with one query per hop)."""
+    out = []
+    for sql in sqls:
+        if stop.is_set():
+            raise CollectError("sqlite queries abandoned")
+        out.append(_run(path, sql, timeout_s, max_rows))
+    return out
+
+
 class SqliteCollector:
     def __init__(self, params: Params, resources: Resources, max_rows: int | None = None) -> None:
         self._path = params.path()
-        self._query = compile_template(params.query)
+        self._query = compile_query(params.query)
         self._timeout = params.timeout.total_seconds()
         self._pool = resources.sqlite_pool
         self._max_rows = max_rows
 
     async def collect(self, window: Window) -> list[Row]:
-        sql = self._query.render(**window.template_vars())
+        return (await self._ask([window]))[0]
+
+    async def collect_many(self, windows: Sequence[Window]) -> list[list[Row]]:
+        """One query per window, all in one hop to the pool (`collectors.base.ManyWindows`)."""
+        return await self._ask(windows)
+
+    async def _ask(self, windows: Sequence[Window]) -> list[list[Row]]:
+        sqls = [self._query.render(w.template_vars(self._query.names)) for w in windows]
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, _run, self._path, sql, self._timeout, self._max_rows)
+        stop = threading.Event()
+        future = loop.run_in_executor(
+            self._pool, _run_many, self._path, sqls, self._timeout, self._max_rows, stop
+        )
         try:
-            # Backstop in case the thread pool itself is saturated.
-            return await asyncio.wait_for(future, self._timeout + 5)
+            # Backstop in case the thread pool itself is saturated. Not `wait_for`: on Python
+            # 3.11 it returns the result of a query that finished just as the caller was
+            # cancelled, and the cancellation is lost (cpython gh-86296); a history job then
+            # went on loading for minutes after SIGTERM (issue 28).
+            async with asyncio.timeout(self._timeout * len(sqls) + 5):
+                return await future
         except TimeoutError:
             raise CollectError(f"sqlite query timed out after {self._timeout:g}s") from None
+        finally:
+            stop.set()  # cancelled or timed out: the queries not started yet are not
 
     async def close(self) -> None:
         return None

@@ -37,7 +37,7 @@
 7. Novelty. In a run of alarming points the surprise halves every `fade` (6)
    points after the first: a sustained change is news at its start, and the
    score comes down while the baselines learn the new level.
-7b. Sustained deviation (`autosustain`, `sustain` points): the median of the last
+7b. Sustained deviation (`autosustain`, `sustain` points; off by default): the median of the last
    `sustain` |z| alarms alone when beyond every such median of the `reference` points before
    by `sustain_margin`, and beyond both min_z / 2 and a one-in-ten |z| of those points: a
    jump of the typical deviation (a small shift, a grown spread) no single point gives away.
@@ -61,17 +61,16 @@ level alone; the seasonal baselines switch on as older history fills in.
 from __future__ import annotations
 
 import math
-from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import pairwise, repeat
 
 import numpy as np
 
 from detectkd.detectors import autosustain
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import staged_basis
-from detectkd.detectors.autostate import BlockFit, Memo
+from detectkd.detectors.autostate import BlockFit, Memo, ring_array
 from detectkd.detectors.base import (
     Current,
     Direction,
@@ -79,6 +78,7 @@ from detectkd.detectors.base import (
     History,
     IntArray,
     Result,
+    StateArray,
     skipped,
 )
 from detectkd.detectors.rows import cycle_median, recent_range, robust_rows, windows
@@ -132,11 +132,11 @@ class AutoDetector:
     def state_series(self) -> list[str]:
         return list(self._memo)
 
-    def export_state(self, series: str) -> tuple[FloatArray, tuple[float, ...]] | None:
+    def export_state(self, series: str) -> tuple[StateArray, tuple[float, ...]] | None:
         m = self._memo.get(series)
         return m.export() if m is not None else None
 
-    def import_state(self, series: str, data: FloatArray, scalars: tuple[float, ...]) -> None:
+    def import_state(self, series: str, data: StateArray, scalars: tuple[float, ...]) -> None:
         self._memo[series] = Memo.imported(self.p.reference, data, scalars, self.p.sustain)
 
     # -- the judgement -------------------------------------------------------------------
@@ -322,22 +322,23 @@ class AutoDetector:
         floor, spike, thr = max(p.min_z, 1e-9), p.spike * p.threshold, p.threshold
         fade = 0.5 ** (1.0 / p.fade) if p.fade > 0 else 1.0
         gate = p.range_gate * floor  # in |z|: a line inflated by a recent shift does not gate
-        sustained = np.zeros(az.size)
+        sustained: Iterable[float] = repeat(0.0, az.size)  # off (the default): no work per check
         if p.sustain:  # the median of the last `sustain` |z| beyond any of the recent past
-            sustained, memo.medians = autosustain.surprises(
+            found, memo.medians = autosustain.surprises(
                 memo.ring(),
                 memo.medians,
-                az,
+                az.astype(np.float32).astype(np.float64),  # as the ring stores them
                 p.sustain,
                 memo.size,
                 0.5 * floor,
                 p.sustain_margin,
                 p.min_samples,
             )
+            sustained = found.tolist()
         held = np.empty(az.size)
         lines = np.empty(az.size)
         prev, run, rest, level, alarmed = memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed
-        for k, (a, brk, sus) in enumerate(zip(az.tolist(), breaks.tolist(), sustained.tolist(), strict=True)):
+        for k, (a, brk, sus) in enumerate(zip(az.tolist(), breaks.tolist(), sustained, strict=True)):
             line = max(memo.line(p.quantile, p.min_samples), floor) * thr
             s = a / line if a == a else 0.0
             broke = brk and a >= gate
@@ -345,7 +346,8 @@ class AutoDetector:
             h = b if b >= spike else min(b, prev)
             if p.risk and h >= thr and run == 0 and not broke and not memo.extreme(a, s >= spike, p):
                 h = min(h, 0.5 * thr)  # not extreme for this series (SPOT): held below the line
-            h = max(h, sus * thr)  # a sustained deviation alarms alone (0: none)
+            if sus:  # a sustained deviation alarms alone
+                h = max(h, sus * thr)
             run = run + 1 if h >= thr else 0
             h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
             if rest > 0:  # resting after an alarm: only a greater surprise alarms anew
@@ -387,9 +389,10 @@ class AutoDetector:
         period start calm there. Exact unless an alarm's run or rest reaches back beyond them."""
         size, cut = memo.size, max(0, az.size - tail)
         older = az[max(0, cut - size) : cut]
-        memo.recent = array("d", older.tobytes())
-        memo.ordered = array("d", np.sort(older[np.isfinite(older)]).tobytes())
-        memo.medians = autosustain.medians(older, self.p.sustain) if self.p.sustain else np.empty(0)
+        memo.recent = ring_array(older)
+        memo.ordered = ring_array(np.sort(older[np.isfinite(older)]))
+        if self.p.sustain:  # from the ring as stored (single precision), as a live check reads it
+            memo.medians = autosustain.medians(memo.ring(), self.p.sustain)
         self._surprises(memo, az[cut:], breaks[cut:])
 
 

@@ -22,7 +22,7 @@ class Params(Frozen):
     # first: a sustained change is news at its start (0: no fading).
     fade: float = Field(default=6.0, ge=0)
     min_samples: int = Field(default=50, ge=10)
-    # Cycles longer than this many points of history are left out (memory: 16 bytes a point).
+    # Cycles longer than this many points of history are left out (memory: 12 bytes a point).
     max_history: int = Field(default=8000, ge=100)
     # Baselines are refreshed every this many periods, on the absolute interval grid.
     refresh: int = Field(default=12, ge=1)
@@ -51,6 +51,7 @@ class Params(Frozen):
     tail: float = Field(default=0.98, gt=0.5, lt=1.0)  # the quantile of |z| whose excesses the GPD fits
     # Sustained deviation: the median of the last this many |z| alarms alone when it is beyond
     # the largest such median of the `reference` points before by `sustain_margin`, and beyond
-    # min_z / 2 and their one-in-ten |z|: the typical deviation jumped (0: off).
-    sustain: int = Field(default=24, ge=0)
+    # min_z / 2 and their one-in-ten |z|: the typical deviation jumped. 0: off (the default:
+    # 24 catches more of NAB's windows but pages a little more and costs memory and CPU).
+    sustain: int = Field(default=0, ge=0)
     sustain_margin: float = Field(default=1.1, ge=1.0)  # how far beyond the largest recent median

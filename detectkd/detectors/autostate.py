@@ -1,5 +1,9 @@
 """`auto`'s derived state per series: the ring of recent |z| that sets the alarm line (and
-its sorted copy), the persistence state, and the baselines of the current refresh block."""
+its sorted copy), the persistence state, and the baselines of the current refresh block.
+
+The ring holds single-precision |z| (`array("f")`, 4 bytes each, issue 28): half the memory
+of doubles, and a line within one part in ten million of theirs (the judged point's own |z|
+stays double). Replaying the NAB corpus gives the same verdicts either way."""
 
 from __future__ import annotations
 
@@ -12,9 +16,16 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from detectkd.detectors.autosustain import medians
-from detectkd.detectors.base import FloatArray, sorted_quantile
+from detectkd.detectors.autosustain import NONE, medians
+from detectkd.detectors.base import FloatArray, StateArray, sorted_quantile
 from detectkd.detectors.evt import tail_line
+
+TYPECODE, DTYPE = "f", np.float32  # the |z| ring's precision
+
+
+def ring_array(values: StateArray) -> array[float]:
+    """`values` as the ring's single-precision array."""
+    return array(TYPECODE, np.ascontiguousarray(values, DTYPE).tobytes())
 
 
 class Gate(Protocol):
@@ -27,12 +38,13 @@ class Gate(Protocol):
 class Memo:
     """Per series: the |z| of the last `size` judged points (NaN for a cold start) in order
     (a ring) and, finite ones, sorted; the newest judged time and its raw surprise. Plain
-    double arrays, not lists: the garbage collector does not walk millions of floats."""
+    single-precision arrays, not lists: the garbage collector does not walk millions of
+    floats, and 2,000 |z| take 8 KB (twice: the ring and its sorted copy)."""
 
     size: int
-    recent: array[float] = field(default_factory=lambda: array("d"))
+    recent: array[float] = field(default_factory=lambda: array(TYPECODE))
     head: int = 0  # once full, the oldest entry of the ring
-    ordered: array[float] = field(default_factory=lambda: array("d"))
+    ordered: array[float] = field(default_factory=lambda: array(TYPECODE))
     last: int | None = None
     surprise: float = 0.0
     run: int = 0  # judged points in a row beyond the line (before fading)
@@ -41,8 +53,9 @@ class Memo:
     alarmed: bool = False  # the newest judged point alarmed (a run goes on through the rest)
     fit_key: tuple[int, ...] | None = None  # the block whose baselines `fit` holds (live checks)
     fit: BlockFit | None = None
-    # The medians of the windows of `sustain` |z| inside the ring (`autosustain`): derived.
-    medians: FloatArray = field(default_factory=lambda: np.empty(0))
+    # The medians of the windows of `sustain` |z| inside the ring (`autosustain`): derived,
+    # and only with `sustain` on (off: the one shared empty array, nothing per series).
+    medians: FloatArray = field(default_factory=lambda: NONE)
 
     def line(self, q: float, min_count: int) -> float:
         """The `q` quantile (linear, as numpy) of the finite |z|; 0 with too few."""
@@ -55,8 +68,8 @@ class Memo:
         probability `p.risk` (a GPD over their `p.tail` quantile)? Reads the ring: no state."""
         risk, level, min_count = p.risk, p.tail, p.min_samples
         if alone:
-            return az >= tail_line(np.frombuffer(self.ordered, np.float64), risk, level, min_count)
-        ring = np.frombuffer(self.recent, np.float64)
+            return az >= tail_line(np.frombuffer(self.ordered, DTYPE), risk, level, min_count)
+        ring = np.frombuffer(self.recent, DTYPE).astype(np.float64)
         ring = np.concatenate([ring[self.head :], ring[: self.head]])
         if ring.size < 2:
             return True
@@ -66,43 +79,49 @@ class Memo:
 
     def ring(self) -> FloatArray:
         """The recent |z|, oldest first."""
-        ring = np.frombuffer(self.recent, np.float64) if len(self.recent) else np.empty(0)
-        return np.concatenate([ring[self.head :], ring[: self.head]]) if self.head else ring.copy()
+        ring = np.frombuffer(self.recent, DTYPE).astype(np.float64)
+        return np.concatenate([ring[self.head :], ring[: self.head]]) if self.head else ring
 
     def push(self, az: float) -> None:
         recent = self.recent
         if len(recent) < self.size:
             recent.append(az)
+            az = recent[-1]  # as stored (single precision): the sorted copy holds the same
         else:
             old = recent[self.head]
             recent[self.head] = az
+            az = recent[self.head]
             self.head = (self.head + 1) % self.size
             if old == old:
                 del self.ordered[bisect_left(self.ordered, old)]
         if az == az:
             insort(self.ordered, az)
 
-    def export(self) -> tuple[FloatArray, tuple[float, ...]]:
-        """The recent |z| oldest first; the newest judged time, its surprise, the run, the rest
-        period left, the level of the alarm that started it, whether the newest point alarmed."""
-        ring = self.ring()
+    def export(self) -> tuple[StateArray, tuple[float, ...]]:
+        """The recent |z| oldest first (single precision); the newest judged time, its surprise,
+        the run, the rest period left, the level of the alarm that started it, whether the
+        newest point alarmed."""
+        ring = np.frombuffer(self.recent, DTYPE) if len(self.recent) else np.empty(0, DTYPE)
+        ring = np.concatenate([ring[self.head :], ring[: self.head]])
         last = math.nan if self.last is None else float(self.last)
         return ring, (last, self.surprise, float(self.run), float(self.rest), self.level, float(self.alarmed))
 
     @classmethod
-    def imported(cls, size: int, data: FloatArray, scalars: tuple[float, ...], sustain: int = 0) -> Memo:
-        """The memo `export` described (a ring of another size keeps its newest entries)."""
+    def imported(cls, size: int, data: StateArray, scalars: tuple[float, ...], sustain: int = 0) -> Memo:
+        """The memo `export` described (a ring of another size keeps its newest entries; a
+        double one is rounded to single precision)."""
         if len(scalars) != 6:
             raise ValueError(f"auto's state has 6 numbers, not {len(scalars)} (another version's snapshot)")
         last, surprise, run, rest, level, alarmed = scalars
-        ring = np.ascontiguousarray(data[-size:], np.float64)
+        ring = np.ascontiguousarray(data[-size:], DTYPE)
         m = cls(size)
-        m.recent = array("d", ring.tobytes())  # oldest first: the ring's head is 0
-        m.ordered = array("d", np.sort(ring[np.isfinite(ring)]).tobytes())
+        m.recent = ring_array(ring)  # oldest first: the ring's head is 0
+        m.ordered = ring_array(np.sort(ring[np.isfinite(ring)]))
         m.last = None if last != last else int(last)
         m.surprise, m.run, m.rest, m.level = float(surprise), int(run), int(rest), float(level)
         m.alarmed = bool(alarmed)
-        m.medians = medians(ring, sustain) if sustain else np.empty(0)
+        if sustain:
+            m.medians = medians(ring.astype(np.float64), sustain)
         return m
 
 

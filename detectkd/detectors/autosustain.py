@@ -18,6 +18,8 @@ from detectkd.detectors.base import FloatArray
 # Half the window must deviate more than all but this share of the ring's |z|: on a sparse
 # count (mostly zeros) the median jumps from 0 to a whole count, a record of no meaning.
 TYPICAL = 0.9
+NONE: FloatArray = np.empty(0)  # no medians (`sustain` off): shared, never written
+NONE.flags.writeable = False
 
 
 def medians(az: FloatArray, k: int) -> FloatArray:

@@ -19,6 +19,7 @@ import numpy.typing as npt
 Direction = Literal["up", "down"] | None
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+StateArray = npt.NDArray[np.float64] | npt.NDArray[np.float32]  # kept state: double or single
 
 
 @dataclass(frozen=True)
@@ -105,14 +106,14 @@ class BatchDetector(Protocol):
 class StatefulDetector(Protocol):
     """A detector whose derived per-series state is costly to rebuild from the window: a
     graceful restart keeps it (`detectkd.runtime.snapshot`). The state is one float array
-    and a few numbers per series; `import_state` must leave the detector judging exactly
-    as it would have with the state it exported."""
+    (double or single precision) and a few numbers per series; `import_state` must leave
+    the detector judging exactly as it would have with the state it exported."""
 
     def state_series(self) -> list[str]: ...
 
-    def export_state(self, series: str) -> tuple[FloatArray, tuple[float, ...]] | None: ...
+    def export_state(self, series: str) -> tuple[StateArray, tuple[float, ...]] | None: ...
 
-    def import_state(self, series: str, data: FloatArray, scalars: tuple[float, ...]) -> None: ...
+    def import_state(self, series: str, data: StateArray, scalars: tuple[float, ...]) -> None: ...
 
 
 def window_bounds(times: IntArray, now: int, size: int | timedelta) -> tuple[int, int]:

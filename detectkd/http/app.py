@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from detectkd.http import api, backtest, feedback, pages, shadow
-from detectkd.http.edge import edge_app, serve
+from detectkd.http.edge import edge_app, inherited_listener, serve
 from detectkd.http.port import DAEMON, WEB, DaemonAPI
 from detectkd.http.webconfig import WebConfig, load_web_config
 
@@ -36,9 +36,10 @@ def make_app(daemon: DaemonAPI, config: WebConfig | None = None) -> web.Applicat
 
 
 async def start_server(daemon: DaemonAPI) -> web.AppRunner:
-    """Listen on `listen`, over TLS and behind basic auth as the web config file says.
-    Raises ConfigError (a broken web config) or OSError (the address is taken)."""
+    """Listen on `listen` (a worker: on the socket its supervisor bound to its port), over TLS
+    and behind basic auth as the web config file says. Raises ConfigError (a broken web
+    config) or OSError (the address is taken)."""
     path = daemon.settings.web_config_file
     config = load_web_config(path)
     host, port = daemon.settings.listen_host_port()
-    return await serve(make_app(daemon, config), host, port, config, path)
+    return await serve(make_app(daemon, config), host, port, config, path, sock=inherited_listener())

@@ -34,7 +34,6 @@ its windows, so each baseline switches on as soon as its history is in.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -47,7 +46,7 @@ from detectkd.errors import StorageError, error_line
 from detectkd.runtime.coldstart import fill_range
 from detectkd.runtime.collect import collect
 from detectkd.runtime.historyjob import Job, iso
-from detectkd.runtime.pace import Paces
+from detectkd.runtime.pace import Halting, Paces
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.runtime.slot import MetricSlot, Wrap
 from detectkd.storage.base import RunRecord, StateStore
@@ -67,14 +66,15 @@ class HistoryLoader:
         store: StateStore,
         settings: HistorySettings,
         build: Build,
-        loaded: Callable[[str], None],
+        loaded: Callable[[str, int | None], None],
         telemetry: Telemetry | None = None,
         may_run: Callable[[], bool] = lambda: True,
     ) -> None:
-        """`build` makes a loading slot for a metric; `loaded(metric)` is called when its job
-        is done (the live runtime re-reads its windows on its next run). While `may_run()` is
-        false (an HA standby) no job is worked on: the leader loads, a standby's commits would
-        be fenced."""
+        """`build` makes a loading slot for a metric; `loaded(metric, again)` is called when
+        its job is done (the live runtime re-reads its windows on its next run, and judges
+        again the periods live runs committed from `again` on, `coldjudge`). While `may_run()`
+        is false (an HA standby) no job is worked on: the leader loads, a standby's commits
+        would be fenced."""
         self.may_run = may_run
         self.store = store
         self.settings = settings
@@ -94,6 +94,7 @@ class HistoryLoader:
         self.fill_paces = Paces(settings.fill_qps)  # fills: within source_qps, and at most this
         self._save_lock = asyncio.Lock()
         self._stopped = False
+        self._halting: set[str] = set()  # metrics whose task was cancelled and is not done yet
         self.clock: Callable[[], float] = time.time  # when a first start's history ends
 
     async def open(self) -> None:
@@ -154,11 +155,7 @@ class HistoryLoader:
 
     async def cancel(self, metric: str) -> None:
         """Stop working on the metric's job (reload, removal); the job stays stored."""
-        task = self._tasks.pop(metric, None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._halt([metric])
 
     async def settled(self) -> None:
         """Wait until no job is being worked on (each done, or waiting for a metric to run)."""
@@ -170,9 +167,31 @@ class HistoryLoader:
         await self.pause()
 
     async def pause(self) -> None:
-        """Stop working on every job (deposed leader); `kick` resumes them."""
-        for metric in list(self._tasks):
-            await self.cancel(metric)
+        """Stop working on every job (deposed leader, SIGTERM); `kick` resumes them."""
+        await self._halt(list(self._tasks))
+
+    async def _halt(self, metrics: list[str]) -> None:
+        """Cancel the metrics' tasks, all at once (a thousand warm-ups stop together, not
+        one after the other), and wait until they ended. A cancellation lost below (see
+        `Halting`) is honoured at the task's next query or batch (issue 28: SIGTERM did not
+        stop a daemon whose warm-ups were loading)."""
+        tasks = [t for m in metrics if (t := self._tasks.pop(m, None)) is not None]
+        self._halting.update(metrics)
+        try:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks)
+        finally:
+            self._halting.difference_update(metrics)
+        for task in tasks:
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                log.warning("history job stopped", task=task.get_name(), error=error_line(exc))
+
+    def _go_on(self, metric: str) -> None:
+        """Between batches: the task was cancelled and a library lost it; end now."""
+        if metric in self._halting:
+            raise asyncio.CancelledError
 
     def api(self, metric: str) -> dict[str, Any] | None:
         job = self.jobs.get(metric)
@@ -185,6 +204,7 @@ class HistoryLoader:
             if metric not in self.jobs and live is not None and not await self._first_start(live):
                 return
             while metric in self.jobs:
+                self._go_on(metric)
                 if self.jobs[metric].warm:
                     self._warming.add(metric)
                     self._idle.clear()
@@ -212,9 +232,16 @@ class HistoryLoader:
             await self._record(live.name, *due)
         return live.name in self.jobs
 
-    def _fill_wrap(self, source: str, collector: Collector) -> Collector:
-        """A fill's queries: paced per source, and within `fill_qps` too."""
-        return self.fill_paces.wrap(source, self.paces.wrap(source, collector))
+    def _wrap(self, metric: str, fill: bool) -> Wrap:
+        """The metric's loading queries: paced per source (a fill's within `fill_qps` too),
+        none once its task is told to stop (`Halting`)."""
+
+        def wrap(source: str, collector: Collector) -> Collector:
+            paced = self.paces.wrap(source, collector)
+            paced = self.fill_paces.wrap(source, paced) if fill else paced
+            return Halting(paced, lambda: metric in self._halting)
+
+        return wrap
 
     async def _load(self, metric: str) -> float | None:
         """Load batches until the job is done (None) or one fails (seconds to wait)."""
@@ -222,7 +249,7 @@ class HistoryLoader:
         if job.fill:
             await self._idle.wait()  # first judgements first
         try:
-            slot = self.build(metric, self._fill_wrap if job.fill else self.paces.wrap)  # paced per source
+            slot = self.build(metric, self._wrap(metric, job.fill))
         except Exception as exc:
             return self._failed(job, exc, 0)
         if slot is None:  # not running (disabled, failed to build): kicked when it is installed
@@ -231,10 +258,12 @@ class HistoryLoader:
         size = slot.spec.config.schedule.batch_load_days * 86400
         timeout = self.settings.batch_timeout.total_seconds()
         started = time.monotonic()
+        again: int | None = None  # where the live runtime's next run takes over judging again
         if job.fill:
             return await self._fill_batch(job, slot)
         try:
             while not job.done:
+                self._go_on(metric)
                 lo, hi = rt.grid.batches(job.start, job.until, size)[0]
                 try:
                     async with asyncio.timeout(timeout):
@@ -259,7 +288,7 @@ class HistoryLoader:
                 )
             if metric not in self._warm:  # (a warm-up's live runs judged nothing meanwhile)
                 try:
-                    await self._rejudged(rt, job, size, timeout)
+                    again = await self._rejudged(rt, job, size, timeout)
                 except Exception as exc:
                     return self._failed(job, exc, timeout)
             fill = fill_range(slot.spec, rt.grid, rt.span - rt.grid.step, job.until - job.total, job.until)
@@ -267,7 +296,7 @@ class HistoryLoader:
             await slot.stop()
         del self.jobs[metric]
         self._warmed(metric)
-        self.loaded(metric)
+        self.loaded(metric, again)
         log.info("history loaded", metric=metric, seconds=round(time.monotonic() - started, 1))
         if fill is not None and rt.start_time() is None:  # staged: the rest of the window, later
             self._warm.discard(metric)
@@ -308,20 +337,33 @@ class HistoryLoader:
         )
         if job.done:
             del self.jobs[job.metric]
-        self.loaded(job.metric)
+        self.loaded(job.metric, None)
         return None if job.done else 0.0
 
-    async def _rejudged(self, rt: MetricRuntime, job: Job, size: int, budget: float) -> None:
+    async def _rejudged(self, rt: MetricRuntime, job: Job, size: int, budget: float) -> int:
         """The periods live runs judged while the job loaded (from its `until` to the stored
         watermark), judged again with the history: their stored detections become those of a
         start whose history was there at once (a cold skip at most). Nothing notified, no
-        alert state or watermark changed (the loader's runtime keeps none)."""
+        alert state or watermark changed (the loader's runtime keeps none). Returns the first
+        period not judged again: a live run in flight commits it later (`coldjudge`)."""
         wm = await self.store.watermark(job.metric)
         if wm is None or wm < job.until:
+            return job.until
+        await _judge_again(rt, job.until, rt.grid.next(wm), size, budget)
+        return rt.grid.next(wm)
+
+    async def judge_again(self, metric: str, start: int, finish: int) -> None:
+        """[start, finish) judged again with the history on a loading slot of the metric's
+        own: a live run's, for the periods committed after `_rejudged` read the watermark
+        (paced, not `Halting`: the live run is not the loader's task to stop)."""
+        slot = self.build(metric, self.paces.wrap)
+        if slot is None:
             return
-        for lo, hi in rt.grid.batches(job.until, rt.grid.next(wm), size):
-            async with asyncio.timeout(budget):  # each batch, as a history batch
-                await rt.check(lo, hi, notify=False, commit=True)
+        try:
+            size = slot.spec.config.schedule.batch_load_days * 86400
+            await _judge_again(slot.runtime, start, finish, size, self.settings.batch_timeout.total_seconds())
+        finally:
+            await slot.stop()
 
     def _failed(self, job: Job, exc: Exception, timeout: float) -> float:
         timed_out = isinstance(exc, TimeoutError) and timeout > 0
@@ -356,6 +398,12 @@ class HistoryLoader:
     def _gauge(self, job: Job) -> None:
         if self.telemetry is not None:
             self.telemetry.history_progress.labels(job.metric).set(job.progress)
+
+
+async def _judge_again(rt: MetricRuntime, start: int, finish: int, size: int, budget: float) -> None:
+    for lo, hi in rt.grid.batches(start, finish, size):
+        async with asyncio.timeout(budget):  # each batch, as a history batch
+            await rt.check(lo, hi, notify=False, commit=True)
 
 
 async def _store_points(rt: MetricRuntime, start: int, finish: int) -> int:

@@ -20,7 +20,14 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from detectkd.config.calendars import Calendar
-from detectkd.detectors.base import Detector, FloatArray, IntArray, StatefulDetector, judge_seconds
+from detectkd.detectors.base import (
+    Detector,
+    FloatArray,
+    IntArray,
+    StateArray,
+    StatefulDetector,
+    judge_seconds,
+)
 from detectkd.detectors.features import feature_value
 from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.windows import SeriesWindow
@@ -37,7 +44,7 @@ class Saved:
     fingerprint: str
     watermark: int
     windows: dict[str, tuple[IntArray, FloatArray, dict[str, FloatArray]]] = field(default_factory=dict)
-    states: dict[str, dict[str, tuple[FloatArray, tuple[float, ...]]]] = field(default_factory=dict)
+    states: dict[str, dict[str, tuple[StateArray, tuple[float, ...]]]] = field(default_factory=dict)
 
 
 class SeriesMemory:

@@ -60,7 +60,7 @@ class MetricSet:
         # Enabled metrics whose runtime failed to build: (error, states to carry, retry at).
         self.unbuilt: dict[str, tuple[str, dict[str, SeriesState], float]] = {}
         self.retired: dict[str, ChannelSet] = {}  # removed metrics' channels
-        self.snapshots = Snapshots(settings, lambda: [s.runtime for s in self.slots.values()])
+        self.snapshots = Snapshots(settings, lambda: [s.runtime for s in self.slots.values()], self.telemetry)
         self.runs = Runs(self.slots, settings, self.telemetry, outages, leadership, health)
         self.history = HistoryLoader(
             self.store, settings.history, self.loader_slot, self.loaded, self.telemetry, self.runs.may_run
@@ -123,6 +123,7 @@ class MetricSet:
         self.slots[spec.name] = slot
         self.snapshots.offer(slot.runtime)
         slot.runtime.history = self.history.begin
+        slot.runtime.cold.hook = self.history.judge_again
         self.history.start(slot.runtime)
         cond = spec.conditions
         self.outages.track(spec.name, slot.source, cond.on_error == "error", cond.error_runs)
@@ -180,10 +181,14 @@ class MetricSet:
         slot = self.slots.get(metric)
         return assemble_loader(slot.spec, self.deps, wrap) if slot is not None else None
 
-    def loaded(self, metric: str) -> None:
-        """The metric's history is loaded: windows re-read on its next run, judged now."""
+    def loaded(self, metric: str, again: int | None = None) -> None:
+        """The metric's history is loaded: windows re-read on its next run, judged now;
+        `again`: the periods live runs committed from there on are judged again with it on
+        its next run (`runtime.coldjudge`)."""
         if (slot := self.slots.get(metric)) is not None:
             slot.runtime.reload_windows()
+            if again is not None:
+                slot.runtime.cold.due(again)
             self.runs.judge_warmed(metric)
 
     def channel(self, metric: str, channel: str) -> Channel | None:

@@ -27,6 +27,7 @@ from detectkd.detectors.base import Detector
 from detectkd.errors import error_line
 from detectkd.runtime.batch import absent, admit, fill_missing, last_seen
 from detectkd.runtime.catchup import resume
+from detectkd.runtime.coldjudge import ColdPeriods
 from detectkd.runtime.coldstart import cold_skips, cold_start_reason, first_start, start_time
 from detectkd.runtime.collect import ManyPeriods, collect, timezone_probe
 from detectkd.runtime.explain import Explainer
@@ -97,6 +98,7 @@ class MetricRuntime:
         self.book = StatusBook(self.name, links.telemetry, self.interval.total_seconds())
         self.lock = asyncio.Lock()
         self.history: HistoryHook | None = None  # the daemon's loader of a first start's history
+        self.cold = ColdPeriods()  # periods judged before that history was in (`coldjudge`)
 
     @property
     def status(self) -> RunStatus:
@@ -153,6 +155,7 @@ class MetricRuntime:
 
     async def _run(self, finish: int, notify: bool, commit: bool) -> RunReport:
         last = self.grid.prev(finish)
+        await self.cold.judge_again(self)
         begun = await self._start(last)
         if begun is None:  # waits for its warm-up, judged once loaded (the source is still asked)
             await self._collect(last, finish, report := RunReport(last, finish))

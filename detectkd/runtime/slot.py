@@ -8,6 +8,7 @@ schedule, its channels and its silence labels; `stop()` releases all of it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -92,28 +93,54 @@ def assemble(
     spec: MetricSpec, deps: Deps, states: Mapping[str, SeriesState] | None = None, wrap: Wrap | None = None
 ) -> MetricSlot:
     """Build a metric's slot: its collector (`wrap`ped, when given) and detectors, handed to
-    its runtime. Raises whatever a plug-in raises when it cannot be built."""
+    its runtime. Raises whatever a plug-in raises when it cannot be built; then nothing built
+    is left open (the collector, or the runtime holding it, is closed in the background)."""
     source = source_key(spec.collector)
     labels = metric_labels(spec.name, spec.config.tags, source)
-    collector = build_collector(spec, deps.resources)
-    parts = Parts(
-        wrap(source, collector) if wrap is not None else collector, build_detectors(spec, step(spec))
-    )
-    silenced = deps.silences.predicate(labels) if deps.silences is not None else None
-    links = Links(
-        deps.store,
-        deps.resources,
-        deps.telemetry,
-        deps.wake,
-        data_getter(spec, deps),
-        deps.generator_url,
-        silenced,
-    )
-    runtime = MetricRuntime(spec, parts, links, dict(states or {}), deps.mode)
-    sched = spec.config.schedule
-    trigger = GridTrigger(runtime.grid, sched.delay, stable_offset(spec.name, sched.interval))
+    # The parts that hold nothing first: their failure leaves nothing to close.
+    detectors = build_detectors(spec, step(spec))
     channels = build_channels(spec, deps.resources) if deps.channels else ChannelSet()
-    return MetricSlot(spec, runtime, trigger, channels, labels, source, Lateness(runtime, deps.resources))
+    silenced = deps.silences.predicate(labels) if deps.silences is not None else None
+    data = data_getter(spec, deps)
+    collector = build_collector(spec, deps.resources)
+    close: Callable[[], Awaitable[None]] = collector.close
+    try:
+        parts = Parts(wrap(source, collector) if wrap is not None else collector, detectors)
+        links = Links(
+            deps.store, deps.resources, deps.telemetry, deps.wake, data, deps.generator_url, silenced
+        )
+        runtime = MetricRuntime(spec, parts, links, dict(states or {}), deps.mode)
+        close = runtime.close  # the collector, and the explain query's
+        sched = spec.config.schedule
+        trigger = GridTrigger(runtime.grid, sched.delay, stable_offset(spec.name, sched.interval))
+        late = Lateness(runtime, deps.resources)
+    except BaseException:
+        close_soon(close, spec.name)
+        raise
+    return MetricSlot(spec, runtime, trigger, channels, labels, source, late)
+
+
+_closing: set[asyncio.Task[None]] = set()  # closes in flight (the loop keeps weak references)
+
+
+def close_soon(close: Callable[[], Awaitable[None]], metric: str) -> None:
+    """Run `close` from synchronous code: in the background on this thread's loop (assemble
+    runs on the daemon's), or to the end at once when the thread has none."""
+
+    async def closing() -> None:
+        try:
+            await close()
+        except Exception as exc:
+            log.warning("a collector not assembled did not close", metric=metric, error=str(exc))
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(closing())
+        return
+    task = loop.create_task(closing())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
 def assemble_loader(spec: MetricSpec, deps: Deps, wrap: Wrap | None = None) -> MetricSlot:

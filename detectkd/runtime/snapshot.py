@@ -25,7 +25,7 @@ import json
 import os
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +39,9 @@ if TYPE_CHECKING:
     from detectkd.runtime.runner import MetricRuntime
 
 log = structlog.get_logger("detectkd")
-MAGIC = b"DTKSNAP2"  # 2: auto keeps its rest period (6 numbers per series)
+MAGIC = b"DTKSNAP3"  # 2: auto keeps its rest period (6 numbers per series); 3: its |z| in <f4
 FILE = "memory.snapshot"
-_DTYPES = {"<i8", "<f8"}
+_DTYPES = {"<i8", "<f8", "<f4"}
 
 
 def fingerprint(rt: MetricRuntime) -> str:
@@ -58,14 +58,17 @@ def fingerprint(rt: MetricRuntime) -> str:
 def collect(runtimes: Iterable[MetricRuntime]) -> dict[str, Saved]:
     """Each metric's memory where it is in step with the store; a part taken at start that
     no run adopted yet (a daily metric) is passed on as it was."""
-    out: dict[str, Saved] = {}
+    return dict(_parts(runtimes))
+
+
+def _parts(runtimes: Iterable[MetricRuntime]) -> Iterator[tuple[str, Saved]]:
+    """`collect`, one metric at a time (a window's times are a copy: not all at once)."""
     for rt in runtimes:
         watermark = rt.settled
         if watermark is not None:
-            out[rt.name] = rt.memory.save(fingerprint(rt), watermark)
+            yield rt.name, rt.memory.save(fingerprint(rt), watermark)
         elif rt.memory.saved is not None and not rt.memory.loaded:
-            out[rt.name] = rt.memory.saved
-    return out
+            yield rt.name, rt.memory.saved
 
 
 class SnapshotFile:
@@ -132,11 +135,11 @@ class SnapshotFile:
         self.tmp.unlink(missing_ok=True)
 
 
-def save(path: Path, parts: dict[str, Saved]) -> int:
+def save(path: Path, parts: dict[str, Saved] | Iterable[tuple[str, Saved]]) -> int:
     """Write the snapshot (a temporary file, fsynced, then renamed). Returns its size."""
     out = SnapshotFile(path)
     try:
-        for name, s in parts.items():
+        for name, s in parts.items() if isinstance(parts, dict) else parts:
             out.add(name, s)
         return out.finish()
     except BaseException:
@@ -144,21 +147,29 @@ def save(path: Path, parts: dict[str, Saved]) -> int:
         raise
 
 
-def write(path: Path, runtimes: list[MetricRuntime]) -> None:
-    """At a graceful stop, with no run in flight: `collect` and `save`, logged."""
+def write(path: Path, runtimes: list[MetricRuntime]) -> int | None:
+    """At a graceful stop, with no run in flight: each metric's part written as it is
+    collected (`save`), logged. The bytes written; None when it was not."""
     began = time.monotonic()
+    written: list[str] = []
+
+    def parts() -> Iterator[tuple[str, Saved]]:
+        for name, part in _parts(runtimes):
+            written.append(name)
+            yield name, part
+
     try:
-        parts = collect(runtimes)
-        size = save(path, parts)
+        size = save(path, parts())
     except OSError as exc:
         log.warning("restart snapshot not written", path=str(path), error=str(exc))
-        return
+        return None
     log.info(
         "restart snapshot written",
-        metrics=len(parts),
+        metrics=len(written),
         mib=round(size / 2**20, 1),
         seconds=round(time.monotonic() - began, 2),
     )
+    return size
 
 
 def load(path: Path) -> dict[str, Saved]:
@@ -201,7 +212,10 @@ def _read(path: Path) -> dict[str, Saved]:
         f.seek(size - 16)
         tail = f.read(16)
         f.seek(0)
-        if f.read(8) != MAGIC or tail[8:] != MAGIC:
+        head = f.read(8)
+        if head[:7] == MAGIC[:7] and head != MAGIC and tail[8:] == head:
+            raise ValueError(f"an older snapshot format ({head.decode()}, this is {MAGIC.decode()})")
+        if head != MAGIC or tail[8:] != MAGIC:
             raise ValueError("not a detectkd snapshot (or a torn one)")
         (length,) = struct.unpack("<Q", tail[:8])
         limit = size - 16 - length
@@ -213,9 +227,9 @@ def _read(path: Path) -> dict[str, Saved]:
             raise ValueError(f"written by detectkd {index.get('version')}, this is {__version__}")
 
         def get(block: list[Any], want: str, where: str) -> np.ndarray:
-            """The block's array, which must be `want` (`<i8` or `<f8`) and inside the file."""
+            """The block's array, which must be `want` (`<i8`, `<f8` or `<f4`) and inside the file."""
             at, count, dtype = int(block[0]), int(block[1]), str(block[2])
-            if dtype not in _DTYPES or at < 8 or count < 0 or at + count * 8 > limit:
+            if dtype not in _DTYPES or at < 8 or count < 0 or at + count * int(dtype[2:]) > limit:
                 raise ValueError(f"{where}: bad block {block}")
             if dtype != want:
                 raise ValueError(f"{where}: {dtype} array where {want} belongs")
@@ -236,9 +250,10 @@ def _read(path: Path) -> dict[str, Saved]:
                     raise ValueError(f"{at}: its arrays' lengths disagree ({len(times)} times)")
                 part.windows[series] = (times, values, features)
             for det, per in m["states"].items():
-                part.states[det] = {
-                    k: (get(a, "<f8", f"metric {name!r} {det} state of {k!r}"), tuple(float(x) for x in sc))
+                part.states[det] = {  # floats, single (auto's |z|) or double precision
+                    k: (get(a, "<f4" if a[2] == "<f4" else "<f8", f"metric {name!r} {det} state of {k!r}"),
+                        tuple(float(x) for x in sc))
                     for k, (a, sc) in per.items()
-                }
+                }  # fmt: skip
             out[name] = part
         return out

@@ -1,7 +1,9 @@
 """The daemon's side of the memory snapshot (`runtime.snapshot`): read at start and offered
 to each metric, written in the background every `snapshot_interval` and once more at
 SIGTERM, and the start's outcome logged (how many metrics resumed, how many stored points
-were caught up, how many were rebuilt from the store).
+were caught up, how many were rebuilt from the store). Until every metric took its part,
+the heap's free pages are given back every `REPORT_EVERY_S` (`heap.trim`: the parts were
+read in a worker thread's malloc arena, which the loop's allocations do not reuse).
 
 A background write never holds the event loop long: metrics are copied in slices of at
 most `SLICE_S` of the loop's time (a metric whose run is in flight is copied after it, its
@@ -15,19 +17,21 @@ after a crash catches up from there (`runtime.catchup`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from detectkd.config.settings import Settings
-from detectkd.runtime import snapshot
+from detectkd.runtime import heap, snapshot
 from detectkd.runtime.memory import Saved
 
 if TYPE_CHECKING:
     from detectkd.runtime.runner import MetricRuntime
+    from detectkd.telemetry import Telemetry
 
 log = structlog.get_logger("detectkd")
 SLICE_S = 0.005  # the loop's time one slice of copying may take (then it yields)
@@ -37,7 +41,13 @@ REPORT_WITHIN_S = 600.0  # ... reported by then even if some (a daily metric) ha
 
 
 class Snapshots:
-    def __init__(self, settings: Settings, runtimes: Callable[[], list[MetricRuntime]]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runtimes: Callable[[], list[MetricRuntime]],
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        """`telemetry`: the last write's time, size and duration, and the failures, on /metrics."""
         self.path = settings.data_dir / snapshot.FILE
         self.enabled = settings.restart_snapshot
         every = settings.snapshot_interval
@@ -50,6 +60,7 @@ class Snapshots:
         self.started = time.monotonic()
         self.last: dict[str, float] = {}  # the last background write's figures
         self._fingerprints: weakref.WeakKeyDictionary[MetricRuntime, str] = weakref.WeakKeyDictionary()
+        self.telemetry = telemetry
 
     # -- the start -----------------------------------------------------------------------
 
@@ -57,6 +68,9 @@ class Snapshots:
         if self.enabled:
             self.parts = await asyncio.to_thread(snapshot.load, self.path)
             self.count = len(self.parts)
+            with contextlib.suppress(OSError):  # a usable file stays: how old it is, from the start on
+                st = self.path.stat()
+                self._written(st.st_mtime, st.st_size, None)
 
     def offer(self, rt: MetricRuntime) -> None:
         """The metric's part, if the file has one for its config (a start installs it)."""
@@ -107,6 +121,8 @@ class Snapshots:
                 break
             if not reported:
                 reported = self.report(final=time.monotonic() - self.started > REPORT_WITHIN_S)
+                if self.count:  # the parts metrics adopted since: their pages back (`heap.trim`)
+                    await asyncio.to_thread(heap.trim)
             if self.every is not None and time.monotonic() >= due:
                 await self.write(stop)
                 due = time.monotonic() + self.every
@@ -115,7 +131,9 @@ class Snapshots:
         """At a graceful stop, with no run in flight: every metric, unpaced (`snapshot.write`)."""
         if self.enabled:
             self.report(final=True)
-            await asyncio.to_thread(snapshot.write, self.path, self.runtimes())
+            began = time.monotonic()
+            size = await asyncio.to_thread(snapshot.write, self.path, self.runtimes())
+            self._written(time.time(), size, time.monotonic() - began)
 
     async def write(self, stop: asyncio.Event | None = None) -> dict[str, float] | None:
         """One background snapshot; its figures (also logged), None when it was not written."""
@@ -124,6 +142,7 @@ class Snapshots:
             out = await asyncio.to_thread(snapshot.SnapshotFile, self.path)
         except OSError as exc:
             log.warning("memory snapshot not written", path=str(self.path), error=str(exc))
+            self._written(time.time(), None, None)
             return None
         stall = cpu = 0.0  # the longest slice on the loop: wall time, and the loop thread's CPU
         busy, left_out = [], 0
@@ -144,9 +163,7 @@ class Snapshots:
             for rt in busy:
                 if stop is not None and stop.is_set():
                     raise _Stopped
-                try:
-                    await asyncio.wait_for(rt.lock.acquire(), BUSY_WAIT_S)
-                except TimeoutError:
+                if not await _locked(rt.lock, stop, BUSY_WAIT_S):
                     left_out += 1
                     continue
                 try:
@@ -163,6 +180,7 @@ class Snapshots:
             await asyncio.to_thread(out.abort)
             error = str(exc) or type(exc).__name__
             log.warning("memory snapshot not written", path=str(self.path), error=error)
+            self._written(time.time(), None, None)
             return None
         self.last = {
             "metrics": metrics,
@@ -174,7 +192,20 @@ class Snapshots:
             "waited": len(busy),
         }
         log.info("memory snapshot written", **self.last)
+        self._written(time.time(), size, time.monotonic() - began)
         return self.last
+
+    def _written(self, at: float, size: int | None, seconds: float | None) -> None:
+        """On /metrics: a snapshot written at `at` (`size` None: a failed write, counted)."""
+        if (t := self.telemetry) is None:
+            return
+        if size is None:
+            t.snapshot_failures.inc()
+            return
+        t.snapshot_ts.set(at)
+        t.snapshot_bytes.set(size)
+        if seconds is not None:
+            t.snapshot_seconds.set(seconds)
 
     def copied(self, rt: MetricRuntime) -> Saved | None:
         """The metric's memory where it is in step with the store, its arrays copied (runs go
@@ -214,6 +245,27 @@ class _Stopped(Exception):
 def _add(out: snapshot.SnapshotFile, batch: list[tuple[str, Saved]]) -> None:
     for name, part in batch:
         out.add(name, part)
+
+
+async def _locked(lock: asyncio.Lock, stop: asyncio.Event | None, seconds: float) -> bool:
+    """`lock` acquired within `seconds` (True: the caller releases it), False past them;
+    `_Stopped` as soon as `stop` is set, not after the wait (SIGTERM waits for no run here)."""
+    acquire = asyncio.ensure_future(lock.acquire())
+    waits: set[asyncio.Future[Any]] = {acquire}
+    if stop is not None:
+        waits.add(asyncio.ensure_future(stop.wait()))
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()  # (a done acquire stays acquired)
+        await asyncio.wait(waits)
+    held = not acquire.cancelled()
+    if stop is not None and stop.is_set():
+        if held:
+            lock.release()
+        raise _Stopped
+    return held
 
 
 async def _stopped(stop: asyncio.Event | None, seconds: float | None) -> bool:

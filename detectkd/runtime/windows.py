@@ -1,8 +1,16 @@
 """A bounded in-memory history per (metric, series).
 
 Loaded once from storage, then extended with each new point, so a run never
-re-reads its whole detection window from the database. Arrays grow by
-doubling and are compacted when the dropped prefix gets large.
+re-reads its whole detection window from the database. When the arrays are full
+the live points move to new ones with a sixteenth more room (`headroom`), not
+twice the room: 10,000 windows of 2,000 points hold 2,125 slots each, not 4,000
+(issue 28); a move every sixteenth of a window's length keeps appends O(1). The
+dropped prefix is compacted away when it gets large.
+
+Times are kept as 4-byte seconds from `EPOCH` (2038): every time from 1970 to 2106
+fits, and a window with a time outside that keeps 8-byte ones. `history()` gives
+them back as absolute 8-byte times (a copy of 2,000 times costs microseconds; the
+window holds 12 bytes a point instead of 16).
 """
 
 from __future__ import annotations
@@ -11,10 +19,24 @@ import itertools
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from detectkd.detectors.base import FloatArray, History, IntArray
 
 _REVISIONS = itertools.count(1)
+MIN_ROOM = 16  # free slots a move leaves at least
+EPOCH = 2**31  # times are kept as int32 seconds from here: 1970 to 2106
+_LO, _HI = -(2**31), 2**31 - 1
+
+
+def _narrow(lo: int, hi: int) -> bool:
+    """Times `lo`..`hi` fit in 4 bytes from `EPOCH`."""
+    return _LO <= lo - EPOCH <= _HI and _LO <= hi - EPOCH <= _HI
+
+
+def headroom(live: int) -> int:
+    """The capacity for `live` points when the arrays are moved: a sixteenth more."""
+    return live + max(MIN_ROOM, live // 16)
 
 
 class Mask(Protocol):
@@ -52,7 +74,7 @@ class SeriesWindow:
         # missing, so no baseline learns from them; the stored points keep their values.
         self._mask = mask
         self._cap = capacity
-        self._times: IntArray = np.empty(capacity, np.int64)
+        self._times: npt.NDArray[np.int32 | np.int64] = np.empty(capacity, np.int32)  # - EPOCH
         self._values: FloatArray = np.empty(capacity, np.float64)
         self._feat: dict[str, FloatArray] = {f: np.empty(capacity, np.float64) for f in features}
         self._start = 0
@@ -66,7 +88,17 @@ class SeriesWindow:
 
     @property
     def last_time(self) -> int | None:
-        return int(self._times[self._n - 1]) if self._n > self._start else None
+        return int(self._times[self._n - 1]) + EPOCH if self._n > self._start else None
+
+    def _fit(self, lo: int, hi: int) -> None:
+        """Make times `lo`..`hi` storable: 8-byte times from now on if beyond the 4-byte range."""
+        if self._times.dtype == np.int32 and not _narrow(lo, hi):
+            self._times = self._times.astype(np.int64)
+
+    def _key(self, time: int) -> int:
+        """`time` as stored, for searches (clamped to the stored range: the same order)."""
+        t = time - EPOCH
+        return min(max(t, _LO), _HI) if self._times.dtype == np.int32 else t
 
     def add(self, time: int, value: float | None, features: dict[str, float]) -> None:
         """Append a point. Out-of-order or repeated times replace/insert correctly."""
@@ -79,9 +111,10 @@ class SeriesWindow:
             self._insert(time, value, features)
             return
         if self._n == self._cap:
-            self._grow()
+            self._compact(headroom(self._n - self._start))
+        self._fit(time, time)
         i = self._n
-        self._times[i] = time
+        self._times[i] = time - EPOCH
         self._values[i] = np.nan if value is None else value
         for name, column in self._feat.items():
             column[i] = features.get(name, np.nan)
@@ -103,10 +136,11 @@ class SeriesWindow:
             return
         if bool((values < 0).any()):
             self.negative = True
-        while self._n + k > self._cap:
-            self._compact(max(self._cap * 2, self._n - self._start + k))
+        if self._n + k > self._cap:
+            self._compact(headroom(self._n - self._start + k))
+        self._fit(int(times[0]), int(times[-1]))
         s = self._n
-        self._times[s : s + k] = times
+        self._times[s : s + k] = times - EPOCH
         self._values[s : s + k] = values
         for name, column in self._feat.items():
             column[s : s + k] = features.get(name, np.nan)
@@ -115,15 +149,19 @@ class SeriesWindow:
 
     def take(self, times: IntArray, values: FloatArray, features: dict[str, FloatArray]) -> None:
         """An empty window takes these arrays as its own, without a copy (a restart's
-        snapshot: nothing else holds them); otherwise `extend`."""
+        snapshot: nothing else holds them; the times become 4-byte ones); otherwise `extend`."""
         if len(self) or (times.size > 1 and not bool((np.diff(times) > 0).all())):
             self.extend(times, values, features)
             return
         values = self._masked(times, values)
         k = int(times.size)
-        self._times, self._values, self._cap, self._start, self._n = times, values, max(k, 1), 0, k
+        narrow = k == 0 or _narrow(int(times[0]), int(times[-1]))
+        offsets: npt.NDArray[np.int32 | np.int64] = (
+            (times - EPOCH).astype(np.int32) if narrow else times - EPOCH
+        )
+        self._times, self._values, self._cap, self._start, self._n = offsets, values, max(k, 1), 0, k
         if k == 0:
-            self._times, self._values = np.empty(1, np.int64), np.empty(1, np.float64)
+            self._times, self._values = np.empty(1, np.int32), np.empty(1, np.float64)
         self._feat = {
             f: features[f] if f in features and k else np.full(max(k, 1), np.nan) for f in self._feat
         }
@@ -139,38 +177,34 @@ class SeriesWindow:
 
     def _insert(self, time: int, value: float | None, features: dict[str, float]) -> None:
         self._revision = next(_REVISIONS)
+        self._fit(time, time)
         times = self._times[self._start : self._n]
-        idx = self._start + int(np.searchsorted(times, time))
+        idx = self._start + int(np.searchsorted(times, time - EPOCH))
         v = np.nan if value is None else value
-        if idx < self._n and self._times[idx] == time:
+        if idx < self._n and self._times[idx] == time - EPOCH:
             self._values[idx] = v
             for name, column in self._feat.items():
                 column[idx] = features.get(name, np.nan)
             return
         if self._n == self._cap:
-            self._grow()  # moves the points: the index is found again
-            idx = self._start + int(np.searchsorted(self._times[self._start : self._n], time))
+            self._compact(headroom(self._n - self._start))  # moves the points: found again
+            idx = self._start + int(np.searchsorted(self._times[self._start : self._n], time - EPOCH))
         for arr in (self._times, self._values, *self._feat.values()):
             arr[idx + 1 : self._n + 1] = arr[idx : self._n].copy()
-        self._times[idx] = time
+        self._times[idx] = time - EPOCH
         self._values[idx] = v
         for name, column in self._feat.items():
             column[idx] = features.get(name, np.nan)
         self._n += 1
 
     def _trim(self, newest: int) -> None:
-        cutoff = newest - self.span
+        cutoff = self._key(newest - self.span)
         if self._times[self._start] >= cutoff:  # the usual case: nothing fell out yet
             return
         drop = int(self._times[self._start : self._n].searchsorted(cutoff, side="left"))
         self._start += drop
         if self._start > self._cap // 2:
             self._compact(self._cap)
-
-    def _grow(self) -> None:
-        live = self._n - self._start
-        new_cap = self._cap * 2 if live > self._cap // 2 else self._cap
-        self._compact(new_cap)
 
     def _compact(self, capacity: int) -> None:
         live = self._n - self._start
@@ -180,7 +214,7 @@ class SeriesWindow:
             out[:live] = arr[self._start : self._n]
             return out
 
-        self._times = move(self._times, np.int64)
+        self._times = move(self._times, self._times.dtype.type)
         self._values = move(self._values, np.float64)
         self._feat = {k: move(v, np.float64) for k, v in self._feat.items()}
         self._cap = capacity
@@ -200,14 +234,16 @@ class SeriesWindow:
             self._n, self._start = n, start
         else:
             live = self._times[self._start : self._n]
-            self._n = self._start + int(np.searchsorted(live, since, side="left"))
+            self._n = self._start + int(np.searchsorted(live, self._key(since), side="left"))
         self._revision = next(_REVISIONS)
 
     def history(self) -> History:
-        """A view (no copy) of the live points."""
+        """The live points: views of the values and features, the times made absolute (a copy)."""
         s, n = self._start, self._n
+        times = self._times[s:n].astype(np.int64)
+        times += EPOCH
         return History(
-            self._times[s:n],
+            times,
             self._values[s:n],
             {k: v[s:n] for k, v in self._feat.items()},
             self._revision,

@@ -19,19 +19,42 @@ from detectkd.shard import name_hash
 DOWN = (aiohttp.ClientError, TimeoutError, OSError)  # a worker that did not answer
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def reserve_port() -> socket.socket:
+    """A port on 127.0.0.1 for one worker, held by the supervisor as long as it runs: bound
+    and never listening, so connections are refused while the worker is down, yet the kernel
+    gives a bound port to no outgoing connection (a port picked, released and bound again
+    at a restart could be in use by then) and lets no other socket bind it but one with
+    SO_REUSEPORT of the same user: each start's `Worker.listener`."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
 
 
 @dataclass
 class Worker:
     index: int
-    port: int = field(default_factory=free_port)
+    reserved: socket.socket = field(default_factory=reserve_port, repr=False)
     proc: asyncio.subprocess.Process | None = None
     backoff: float = 1.0
     started: float = 0.0
+
+    @property
+    def port(self) -> int:
+        return int(self.reserved.getsockname()[1])
+
+    def listener(self) -> socket.socket:
+        """A socket bound to the worker's port for one start of it: the worker inherits it and
+        listens on it, and it is gone with the worker (the supervisor closes its own copy)."""
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the last start's TIME_WAITs
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            s.bind(("127.0.0.1", self.port))
+        except OSError:
+            s.close()
+            raise
+        return s
 
     @property
     def base(self) -> str:
@@ -54,8 +77,11 @@ class WorkerPool:
         )
 
     async def close(self) -> None:
+        """Once the workers have exited: the client, and the workers' ports."""
         if self._session is not None:
             await self._session.close()
+        for w in self.workers:
+            w.reserved.close()
 
     def owner(self, name: str) -> Worker:
         """The worker that runs metric `name` (the shard hash, as `--shard i/N` decides)."""

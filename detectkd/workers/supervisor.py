@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_
 from detectkd import __version__
 from detectkd.config.settings import Settings
 from detectkd.http.auth import SUPERVISOR_USER
-from detectkd.http.edge import edge_app, serve
+from detectkd.http.edge import LISTEN_FD_ENV, edge_app, serve
 from detectkd.http.paging import page, page_args
 from detectkd.http.webconfig import WebConfig, load_web_config
 from detectkd.sdnotify import Notifier
@@ -71,29 +71,41 @@ class Supervisor:
 
     # -- workers -------------------------------------------------------------------------
 
-    def _env(self, w: Worker) -> dict[str, str]:
+    def _env(self, w: Worker, listen_fd: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
         return env | {
             "DETECTK_WORKERS": "1",
             "DETECTK_SHARD": f"{w.index}/{self.count}",
-            "DETECTK_LISTEN": f"127.0.0.1:{w.port}",
+            "DETECTK_LISTEN": f"127.0.0.1:{w.port}",  # its name (in logs); it listens on:
+            LISTEN_FD_ENV: str(listen_fd),
             "DETECTK_DATA_DIR": str(self.settings.data_dir / f"worker-{w.index}"),
             # Workers listen on 127.0.0.1 only; TLS and basic auth are the supervisor's.
             "DETECTK_WEB_CONFIG_FILE": str(self.settings.data_dir / "workers-web.yml"),
         }
 
     async def _spawn(self, w: Worker) -> None:
+        """Start worker `w` on a listening socket of its port (`Worker.listener`): the port
+        stays the supervisor's between starts. Raises OSError (it could not be started)."""
         args = [sys.executable, "-m", "detectkd", "run"] + (["--config", self.config] if self.config else [])
-        w.proc = await asyncio.create_subprocess_exec(*args, env=self._env(w), preexec_fn=_die_with_parent)
+        with w.listener() as sock:  # the worker's own copy outlives this one
+            fd = sock.fileno()
+            w.proc = await asyncio.create_subprocess_exec(
+                *args, env=self._env(w, fd), pass_fds=(fd,), preexec_fn=_die_with_parent
+            )
         w.started = time.monotonic()
         log.info("worker started", worker=w.index, pid=w.proc.pid, shard=f"{w.index}/{self.count}")
 
     async def _keep(self, w: Worker) -> None:
         """Run worker `w` until stop; restart it with back-off when it dies."""
         while not self.stop_event.is_set():
-            await self._spawn(w)
-            assert w.proc is not None
-            code = await w.proc.wait()
+            try:
+                await self._spawn(w)
+            except OSError as exc:
+                log.error("cannot start worker", worker=w.index, error=str(exc))
+                code: int | None = None
+            else:
+                assert w.proc is not None
+                code = await w.proc.wait()
             if self.stop_event.is_set():
                 return
             if time.monotonic() - w.started > 5 * MAX_BACKOFF:

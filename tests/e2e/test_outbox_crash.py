@@ -18,6 +18,11 @@ from tests.support.http import http_server
 from tests.support.metrics import TOGGLING
 from tests.support.process import DaemonProcess
 
+# A killed claim goes out right after the restart, not after its 120 s lease. The restart itself
+# (a new Python process, its store, its first runs) took up to 20 s at a load of 11, so the bound
+# is half the lease: far from it, and clear of the restart.
+LATE_S = 60
+
 
 class Hook:
     """Records each accepted notification (key, arrival). When `hold` is armed, the next
@@ -92,6 +97,5 @@ async def test_kill_9_at_random_moments_and_mid_send_sends_nothing_twice_and_not
     in_window = {k for k in counts if any(0 <= kill - arrived[k] < 1.0 for kill in kills)}
     assert [k for k, n in counts.items() if n > 1 and k not in in_window] == []
     late = {key: arrived.get(key, ended) - at for key, at in created.items()}
-    # Each killed claim went out right after the restart, not after its 120 s lease.
-    assert max(late.values()) < 15, sorted(late.items(), key=lambda kv: -kv[1])[:3]
+    assert max(late.values()) < LATE_S, sorted(late.items(), key=lambda kv: -kv[1])[:3]
     assert len(counts) >= 10

@@ -18,25 +18,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.files import write
 from tests.support.http import Receiver
+from tests.support.metrics import shadow_metric
 from tests.support.process import DaemonProcess, chromium
-
-METRIC = """\
-name: m
-schedule: {{interval: 1s, delay: 0s}}
-collector:
-  type: sqlite
-  series_columns: [series]
-  params:
-    database: {db}
-    query: "SELECT 'a' AS series, 30 AS value UNION ALL SELECT 'b' AS series, 100 AS value"
-detector: {{type: threshold, params: {{threshold: 50}}}}
-alerter:
-  type: webhook
-  params: {{url: "{url}"}}
-shadow:
-  - name: tight
-    detector: {{type: threshold, id: tight, params: {{threshold: 20}}}}
-"""
 
 
 @pytest.fixture
@@ -49,7 +32,7 @@ def browser() -> Iterator[webdriver.Chrome]:
 def setup(d: DaemonProcess, url: str) -> None:
     db = d.root / "src.db"
     sqlite3.connect(db).close()
-    write(d.root / "metrics.d" / "m.yaml", METRIC.format(db=db, url=url))
+    write(d.root / "metrics.d" / "m.yaml", shadow_metric(db, url, same=False))
     write(d.root / "profiles.yaml", "profiles: {}\n")
 
 

@@ -10,13 +10,16 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 from pathlib import Path
 
+import aiohttp
+
 from tests.support.files import write
 from tests.support.metrics import constant_metric
-from tests.support.process import DaemonProcess
+from tests.support.process import READY_TIMEOUT_S, DaemonProcess
 
 NAMES = [f"orders_{i:02d}" for i in range(6)]
 
@@ -27,6 +30,20 @@ def worker_pids(d: DaemonProcess) -> dict[int, int]:
         if e.get("event") == "worker started":
             out[int(e["worker"])] = int(e["pid"])
     return out
+
+
+def worker_port(pid: int) -> int:
+    """The private port worker `pid` listens on (its `DETECTK_LISTEN`)."""
+    env = dict(v.split("=", 1) for v in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in v)
+    return int(env["DETECTK_LISTEN"].rpartition(":")[2])
+
+
+def exited(pid: int) -> bool:
+    """Gone, or a zombie (its files closed) that its supervisor has not reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
 
 
 def alive(pid: int) -> bool:
@@ -87,7 +104,7 @@ async def test_two_workers_serve_one_metrics_endpoint_and_restart_a_dead_worker(
             return 'detectk_worker_restarts_total{worker="1"} 1.0' in text and worker_pids(d)[1] != pids[1]
 
         await d.until(restarted, what="worker 1 restarted and counted")
-        await d.until(lambda: d.ready(), what="ready again")
+        await d.until(lambda: d.ready(), timeout=READY_TIMEOUT_S, what="ready again")
 
         write(d.root / "metrics.d" / "refunds.yaml", constant_metric("refunds", tmp_path / "src.db"))
         d.send(signal.SIGHUP)
@@ -122,3 +139,63 @@ async def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> Non
     while any(alive(p) for p in pids.values()):
         assert asyncio.get_running_loop().time() < deadline, "workers outlived their supervisor"
         await asyncio.sleep(0.1)
+
+
+def refused(port: int) -> bool:
+    """Nothing listens on `port` (the dead worker's listening socket is gone)."""
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def test_a_restarted_worker_listens_on_its_port_though_something_else_tried_to_take_it(
+    tmp_path: Path,
+) -> None:
+    """While a worker is down its port must stay the supervisor's: the kernel may give it to
+    any outgoing connection (it is from the ephemeral range), and the restarted worker then
+    failed to listen ("address already in use") and crash-looped. Here a listening socket tries
+    to take the port while the worker is dead (with SO_REUSEADDR, as a server would, so the
+    dead worker's connections in TIME_WAIT do not stop it); the supervisor is stopped meanwhile
+    so that the restart cannot come first."""
+    d = DaemonProcess(tmp_path)
+    sqlite3.connect(tmp_path / "src.db").close()
+    for name in NAMES:
+        write(d.root / "metrics.d" / f"{name}.yaml", constant_metric(name, tmp_path / "src.db"))
+    write(d.root / "profiles.yaml", "profiles: {}\n")
+    await d.start(env={"DETECTK_WORKERS": "2"})
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        pids = worker_pids(d)
+        port = worker_port(pids[1])
+        d.send(signal.SIGSTOP)
+        os.kill(pids[1], signal.SIGKILL)
+        await d.until(lambda: exited(pids[1]) and refused(port), what="worker 1 and its listener gone")
+        try:
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            taken = True
+        except OSError:
+            taken = False  # the supervisor holds the port
+        d.send(signal.SIGCONT)
+
+        async def serving_again() -> bool:
+            try:
+                _, text = await d.get("/metrics")
+                if 'detectk_worker_restarts_total{worker="1"} 1.0' not in text:
+                    return False
+                status, body = await d.get("/api/v1/metrics")  # 503 unless both workers answer
+            except (aiohttp.ClientError, TimeoutError):
+                return False  # (before: asked of the squatter, which never answers)
+            return status == 200 and {m["name"] for m in json.loads(body)["metrics"]} == set(NAMES)
+
+        await d.until(
+            serving_again, timeout=READY_TIMEOUT_S, what="worker 1 restarted on its port and serving"
+        )
+        assert not taken, f"worker 1's port {port} was free for anyone while the worker was down"
+        assert await d.stop() == 0
+    finally:
+        squatter.close()
+        await d.kill()
+        for pid in worker_pids(d).values():
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

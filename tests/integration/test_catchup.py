@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.base import StoredPoint
 from detectkd.storage.sqlite import SqliteStore
 from tests.support.files import sqlite_copy, write
+from tests.support.inprocess import within
 from tests.support.metrics import sqlite_metric
 from tests.support.runtimes import runtime
 
@@ -241,6 +243,37 @@ async def test_a_background_snapshot_waits_for_a_run_in_flight_and_records_its_w
     assert run.done() and written is not None and (written["metrics"], written["waited"]) == (1, 1)
     parts = snapshot.load(env.tmp / "data" / snapshot.FILE)
     assert parts["orders"].watermark == rt.settled == t(0)  # what memory held after that run
+    await rt.store.close()
+
+
+class Announced(asyncio.Lock):
+    """A runtime's lock that says when someone starts waiting for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited = asyncio.Event()
+
+    async def acquire(self) -> Literal[True]:
+        self.waited.set()
+        return await super().acquire()
+
+
+async def test_a_stop_ends_a_background_snapshot_waiting_for_a_run_in_flight_at_once(env: Env) -> None:
+    """SIGTERM while the background write waits for a busy metric: abandoned now, not after
+    the 10 s it would wait for that run (the stop's own snapshot comes after the runs)."""
+    rt = await env.runtime(env.spec(), "a.db")
+    await rt.run(t(0))
+    rt.lock = lock = Announced()
+    await lock.acquire()  # a run in flight
+    lock.waited.clear()
+    stop = asyncio.Event()
+    write = asyncio.create_task(env.snapshots([rt]).write(stop))
+    await within(lock.waited.wait(), 5, "the write waiting for the run")
+    stop.set()
+    assert await within(write, 2, "the abandoned write (BUSY_WAIT_S is 10 s)") is None
+    assert lock.locked()  # still the run's
+    lock.release()
+    assert not (env.tmp / "data" / (snapshot.FILE + ".tmp")).exists()
     await rt.store.close()
 
 

@@ -22,28 +22,14 @@ from detectkd.resources import Resources
 from detectkd.runtime.outbox import Dispatcher
 from detectkd.storage.base import NewOutboxItem, RunRecord
 from detectkd.storage.sqlite import SqliteStore
+from tests.support.alerts import make_alert
 from tests.support.http import http_server
 
 LONG_SERIES = "path=" + "/x&y<z>*_" * 1200  # 10.8 KB, with characters every channel escapes
 
 
 def long_alert(series: str = LONG_SERIES) -> Alert:
-    return Alert(
-        metric="orders",
-        series=series,
-        labels={"path": series[5:]},
-        status="firing",
-        period=1200,
-        started_at=600,
-        value=250.0,
-        expected=100.0,
-        lower=80.0,
-        upper=120.0,
-        score=0.93,
-        direction="up",
-        detector="mad",
-        interval_seconds=600,
-    )
+    return make_alert(series, labels={"path": series[5:]})
 
 
 class _TelegramHTML(HTMLParser):

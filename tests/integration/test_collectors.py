@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -79,6 +80,23 @@ async def test_sqlite_slow_query_is_interrupted_at_the_timeout(db: Path, resourc
     c = COLLECTORS["sqlite"].build(sqlite.Params(database=str(db), query=slow, timeout="0.3s"), resources)  # type: ignore[arg-type]
     with pytest.raises(CollectError, match="timed out after 0.3s"):
         await c.collect(W)
+
+
+async def test_sqlite_query_cancelled_as_it_finishes_is_cancelled(db: Path) -> None:
+    """The caller cancelled when the query had just finished (its result on the way to the
+    loop): the call ends cancelled, not with the rows. Python 3.11's `wait_for` returned the
+    rows and lost the cancellation; a history job went on for minutes after SIGTERM."""
+    one = Resources(sqlite_threads=1)  # one thread: a job queued after the query ends after it
+    try:
+        c = COLLECTORS["sqlite"].build(sqlite.Params(database=str(db), query="SELECT 1 AS value"), one)
+        call = asyncio.create_task(c.collect(W))
+        await asyncio.sleep(0)  # the query is submitted to the pool
+        one.sqlite_pool.submit(lambda: None).result()  # (blocks the loop) the query finished
+        call.cancel()  # before the loop heard of it
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    finally:
+        await one.close()
 
 
 @pytest.fixture

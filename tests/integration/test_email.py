@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels import email as email_channel
 from detectkd.errors import PermanentError, TransientError
+from tests.support.alerts import make_alert
 from tests.support.net import free_port
 
 
@@ -71,22 +72,7 @@ def smtp(request: pytest.FixtureRequest, cert: tuple[Path, Path]) -> Iterator[tu
 
 
 def alert(series: str = "region=eu") -> Alert:
-    return Alert(
-        "orders",
-        series,
-        {"region": "eu"},
-        "firing",
-        1200,
-        600,
-        250.0,
-        100.0,
-        80.0,
-        120.0,
-        0.93,
-        "up",
-        "mad",
-        600,
-    )
+    return make_alert(series, labels={"region": "eu"})
 
 
 @pytest.mark.parametrize("smtp", ["plain"], indirect=True)

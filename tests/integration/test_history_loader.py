@@ -14,6 +14,7 @@ from typing import Any
 from detectkd.config.settings import HistorySettings
 from detectkd.runtime.daemon import Daemon
 from detectkd.runtime.status import MetricEntry
+from detectkd.storage.base import RunRecord
 from tests.support.files import write
 from tests.support.inprocess import running, within
 from tests.support.metrics import Source, fill, sqlite_metric
@@ -125,9 +126,10 @@ async def test_a_standby_works_on_no_history_job_until_it_leads(tmp_path: Path) 
         assert not d.history._tasks and "orders" in d.history.jobs
 
 
-async def _first_start(root: Path, src: Path, live_first: bool, now: int) -> list[tuple[Any, ...]]:
-    """A `start_time` first start whose first live run judges before (`live_first`) or after
-    its history job committed, then two more live runs: every stored detection."""
+async def _first_start(root: Path, src: Path, order: str, now: int) -> list[tuple[Any, ...]]:
+    """A `start_time` first start whose first live run judges before its history job commits
+    (`live`), after it (`history`), or before it and commits after the job ended (`in flight`),
+    then two more live runs: every stored detection."""
     iso = datetime.fromtimestamp(now - 7 * 86400, UTC).isoformat()
     text = sqlite_metric("visits", src, schedule=f"{{interval: 1h, start_time: '{iso}'}}", series="visits",
                          detector="type: auto\nparams: {refresh: 12}")  # fmt: skip
@@ -135,9 +137,18 @@ async def _first_start(root: Path, src: Path, live_first: bool, now: int) -> lis
     async with running(root, clock=lambda: now + 60) as d:
         d.scheduler.pause()
         rt = d.slots["visits"].runtime
-        if not live_first:
+        if order == "history":
             await d.history.settled()
-        await rt.run(now)  # the first live run: judges now - 1h (live_first: with no history yet)
+        commit = rt._commit
+        if order == "in flight":  # judged without the history; committed once the job is done
+
+            async def after_the_job(record: RunRecord) -> None:
+                await within(d.history.settled(), 20, "the history job")
+                await commit(record)
+
+            rt._commit = after_the_job  # type: ignore[method-assign]
+        await rt.run(now)  # the first live run: judges now - 1h
+        rt._commit = commit  # type: ignore[method-assign]
         await within(d.history.settled(), 20, "the history job")
         assert d.history.api("visits") is None
         for finish in (now + HOUR, now + 2 * HOUR):
@@ -153,8 +164,23 @@ async def test_periods_judged_live_while_the_history_loaded_are_judged_again_wit
     now = int(time.time()) // HOUR * HOUR
     src = Source(tmp_path / "src.db")
     fill(src, "visits", now - 8 * 86400, now + 3 * HOUR, HOUR)
-    history_first = await _first_start(tmp_path / "a", src.path, False, now)
-    live_first = await _first_start(tmp_path / "b", src.path, True, now)
+    history_first = await _first_start(tmp_path / "a", src.path, "history", now)
+    live_first = await _first_start(tmp_path / "b", src.path, "live", now)
     assert [r[0] for r in live_first] == list(range(now - 7 * 86400, now + 2 * HOUR, HOUR))
     assert all(r[-1] is None for r in live_first[-3:])  # none skipped: judged with the history
     assert live_first == history_first
+
+
+async def test_a_period_a_live_run_in_flight_commits_after_the_history_job_is_judged_again(
+    tmp_path: Path,
+) -> None:
+    """The first live run judged its period without the history and commits it only after
+    the job ended (and judged again what was stored then): the live runtime's next run judges
+    that period again with the history, under its own lock, before its own."""
+    now = int(time.time()) // HOUR * HOUR
+    src = Source(tmp_path / "src.db")
+    fill(src, "visits", now - 8 * 86400, now + 3 * HOUR, HOUR)
+    history_first = await _first_start(tmp_path / "a", src.path, "history", now)
+    in_flight = await _first_start(tmp_path / "b", src.path, "in flight", now)
+    assert in_flight[-3][0] == now - HOUR and in_flight[-3][-1] is None  # not a cold skip
+    assert in_flight == history_first

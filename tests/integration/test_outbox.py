@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from detectkd.alerting.alert import Alert
+from detectkd.alerting.alert import Alert, AlertStatus
 from detectkd.alerting.channels import chat, webhook
 from detectkd.alerting.channels.base import Channel
 from detectkd.alerting.channels.common import ChatParams
@@ -19,26 +19,13 @@ from detectkd.resources import Resources
 from detectkd.runtime.outbox import Dispatcher, backoff
 from detectkd.storage.base import NewOutboxItem, RunRecord
 from detectkd.storage.sqlite import SqliteStore
+from tests.support.alerts import make_alert, make_nodata
 from tests.support.http import Receiver, http_server
 
 
-def alert(status: str = "firing", series: str = "region=eu", started: int = 600) -> Alert:
-    return Alert(
-        metric="orders",
-        series=series,
-        labels={"region": series.split("=")[-1]},
-        status=status,  # type: ignore[arg-type]
-        period=started + 600,
-        started_at=started,
-        value=250.0,
-        expected=100.0,
-        lower=80.0,
-        upper=120.0,
-        score=0.93,
-        direction="up",
-        detector="mad",
-        interval_seconds=600,
-    )
+def alert(status: AlertStatus = "firing", series: str = "region=eu", started: int = 600) -> Alert:
+    labels = {"region": series.split("=")[-1]}
+    return make_alert(series, status=status, period=started + 600, started_at=started, labels=labels)
 
 
 @pytest.fixture
@@ -291,23 +278,10 @@ async def test_telegram_bot_api_with_html_escaping(
 async def test_nodata_notifications_are_their_own_alerts_on_every_channel(
     env: tuple[SqliteStore, Resources], receiver: Receiver
 ) -> None:
-    import dataclasses
-
     from detectkd.alerting.channels import alertmanager
 
     store, resources = env
-    base = dataclasses.replace(
-        alert(),
-        value=None,
-        expected=None,
-        lower=None,
-        upper=None,
-        score=None,
-        direction=None,
-        detector=None,
-        kind="nodata",
-        timezone="Europe/Berlin",
-    )
+    base = make_nodata("region=eu", labels={"region": "eu"}, timezone="Europe/Berlin")
     chat_params = ChatParams(webhook_url=receiver.url)
     am_url = receiver.url.rsplit("/", 1)[0]
     channels: dict[str, Channel] = {

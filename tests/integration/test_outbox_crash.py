@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from detectkd.alerting.alert import Alert
+from detectkd.alerting.alert import Alert, AlertStatus
 from detectkd.alerting.channels import webhook
 from detectkd.resources import Resources
 from detectkd.runtime.outbox import Dispatcher
@@ -20,28 +20,14 @@ from detectkd.runtime.sentlog import SentEntry, SentLog, owner_id
 from detectkd.storage.base import NewOutboxItem, RunRecord, StateStore
 from detectkd.storage.postgres import PostgresStore
 from detectkd.storage.sqlite import SqliteStore
+from tests.support.alerts import make_alert
 from tests.support.databases import pg_database
 from tests.support.http import http_server
 from tests.support.tcp_proxy import TcpProxy
 
 
-def alert(status: str, series: str = "region=eu") -> Alert:
-    return Alert(
-        metric="orders",
-        series=series,
-        labels={},
-        status=status,  # type: ignore[arg-type]
-        period=1200,
-        started_at=600,
-        value=250.0,
-        expected=100.0,
-        lower=80.0,
-        upper=120.0,
-        score=0.93,
-        direction="up",
-        detector="mad",
-        interval_seconds=600,
-    )
+def alert(status: AlertStatus, series: str = "region=eu") -> Alert:
+    return make_alert(series, status=status)
 
 
 async def enqueue(store: StateStore, *alerts: Alert) -> None:

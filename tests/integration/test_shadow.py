@@ -18,39 +18,16 @@ from detectkd.errors import StorageError
 from detectkd.runtime.daemon import Daemon
 from tests.support.files import write
 from tests.support.inprocess import firing_alerts, running, served, within
+from tests.support.metrics import shadow_metric
 
 FAR = 4_000_000_000
 URL = "http://127.0.0.1:9/hook"  # never called: an in-process daemon that does not serve() sends nothing
 
 
-def metric(db: Path, url: str, tight: float = 20, a: str = "a") -> str:
-    """Series a at 30, b at 100; the metric alerts over 50 (b), the variant `tight` over
-    `tight` (a and b), the variant `same` only after 1000 anomalous periods in a row."""
-    return f"""\
-name: m
-schedule: {{interval: 1s, delay: 0s}}
-collector:
-  type: sqlite
-  series_columns: [series]
-  params:
-    database: {db}
-    query: "SELECT '{a}' AS series, 30 AS value UNION ALL SELECT 'b' AS series, 100 AS value"
-detector: {{type: threshold, params: {{threshold: 50}}}}
-alerter:
-  type: webhook
-  params: {{url: "{url}"}}
-shadow:
-  - name: tight
-    detector: {{type: threshold, id: tight, params: {{threshold: {tight}}}}}
-  - name: same
-    conditions: {{consecutive_anomalies: 1000}}
-"""
-
-
 def setup(tmp_path: Path, url: str, tight: float = 20, a: str = "a") -> None:
     db = tmp_path / "src.db"
     sqlite3.connect(db).close()
-    write(tmp_path / "metrics.d" / "m.yaml", metric(db, url, tight, a))
+    write(tmp_path / "metrics.d" / "m.yaml", shadow_metric(db, url, tight=tight, a=a))
 
 
 async def until_true(check: object, what: str, seconds: float = 30) -> None:
@@ -111,7 +88,7 @@ async def test_a_tighter_variant_alerts_beside_the_metric_and_sends_nothing(tmp_
         # A variant removed from the file: its state and its /metrics samples go.
         write(
             tmp_path / "metrics.d" / "m.yaml",
-            metric(tmp_path / "src.db", URL).replace("name: tight", "name: tight2"),
+            shadow_metric(tmp_path / "src.db", URL).replace("name: tight", "name: tight2"),
         )
         assert (await d.reload())["successful"]
         rt2 = d.slots["m"].runtime

@@ -16,6 +16,7 @@ from detectkd.runtime.judge import Outcome
 from detectkd.runtime.where import Breakdown, enrich, where_lines_of
 from detectkd.specs.loader import load_metrics
 from detectkd.storage.base import NewOutboxItem, RunRecord
+from tests.support.alerts import make_alert
 from tests.support.files import write
 
 HOUR = 3600
@@ -40,11 +41,8 @@ def shop(path: Path) -> None:
 
 
 def alert(period: int, series: str = "") -> Alert:
-    return Alert(
-        metric="orders",
-        series=series,
-        labels={},
-        status="firing",
+    return make_alert(
+        series,
         period=period,
         started_at=period,
         value=33.0,
@@ -53,7 +51,6 @@ def alert(period: int, series: str = "") -> Alert:
         upper=70.0,
         score=0.9,
         direction="down",
-        detector="mad",
         interval_seconds=HOUR,
     )
 

@@ -132,3 +132,27 @@ alerter:
   params: {{url: "{url}"}}
   conditions: {{flap_changes: 0}}
 """
+
+
+def shadow_metric(db: Path, url: str, *, tight: float = 20, a: str = "a", same: bool = True) -> str:
+    """Every second, series `a` at 30 and b at 100; the metric alerts to `url` over 50 (b), its
+    `shadow:` variant `tight` over `tight` (a and b), and the variant `same` (unless False)
+    only after 1000 anomalous periods in a row."""
+    same_variant = "  - name: same\n    conditions: {consecutive_anomalies: 1000}\n" if same else ""
+    return f"""\
+name: m
+schedule: {{interval: 1s, delay: 0s}}
+collector:
+  type: sqlite
+  series_columns: [series]
+  params:
+    database: {db}
+    query: "SELECT '{a}' AS series, 30 AS value UNION ALL SELECT 'b' AS series, 100 AS value"
+detector: {{type: threshold, params: {{threshold: 50}}}}
+alerter:
+  type: webhook
+  params: {{url: "{url}"}}
+shadow:
+  - name: tight
+    detector: {{type: threshold, id: tight, params: {{threshold: {tight}}}}}
+{same_variant}"""

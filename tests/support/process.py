@@ -22,6 +22,7 @@ from tests.support.http import basic_auth
 from tests.support.net import free_port
 
 USER, PASSWORD = "ops", "e2e-password"
+READY_TIMEOUT_S = 90.0
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()  # cheap rounds: tests
 
 
@@ -65,12 +66,14 @@ class DaemonProcess:
             stderr=log,
             env={**os.environ, **(env or {})},
         )
-        await self.until(lambda: self.ready(), what="/readyz 200")
+        # Generous: a `workers:` supervisor is ready once every worker is, and under CI's load
+        # (12-15) starting three Python processes took over 30 s. Only a failure waits it out.
+        await self.until(lambda: self.ready(), timeout=READY_TIMEOUT_S, what="/readyz 200")
 
     async def ready(self) -> bool:
         try:
             status, _ = await self.get("/readyz")
-        except aiohttp.ClientError:
+        except (aiohttp.ClientError, TimeoutError):  # a supervisor asks its workers: it may be slow
             return False
         return status == 200
 

@@ -3,7 +3,7 @@ that drive `MetricRuntime` directly."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from detectkd.alerting.silences import Silences
 from detectkd.alerting.state import SeriesState
@@ -45,4 +45,13 @@ def count_queries(rt: MetricRuntime) -> list[Window]:
         return await collect(window)
 
     rt.collector.collect = counted  # type: ignore[method-assign]
+    many = getattr(rt.collector, "collect_many", None)
+    if many is not None:  # several periods in one call: each window is still one query
+
+        async def counted_many(windows: Sequence[Window]) -> list[list[Row]]:
+            asked.extend(windows)
+            rows: list[list[Row]] = await many(windows)
+            return rows
+
+        rt.collector.collect_many = counted_many  # type: ignore[attr-defined]
     return asked

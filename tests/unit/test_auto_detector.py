@@ -256,3 +256,26 @@ def test_exported_state_judges_exactly_as_the_detector_that_exported_it(referenc
         h, p = History(times[:i], values[:i], {}), Current(int(times[i]), float(values[i]), {}, "s")
         assert restarted.detect_many(h, [p]) == running.detect_many(h, [p])
     assert list(restarted._memo["s"].ordered) == list(running._memo["s"].ordered)
+
+
+def test_the_z_ring_is_single_precision_and_its_line_within_a_part_in_ten_million() -> None:
+    """Issue 28: the ring and its sorted copy hold 4-byte |z| (8 KB each for 2,000, not
+    16); the sorted copy holds exactly the ring's values, so an evicted one is found; the
+    line is within a part in ten million of the double-precision one; a double ring from an
+    import is rounded, not refused."""
+    rng = np.random.default_rng(3)
+    az = np.abs(rng.standard_t(3, 5000)) * 1.0000001
+    az[::101] = math.nan
+    m = Memo(2000)
+    for a in az.tolist():
+        m.push(a)
+    assert m.recent.itemsize == m.ordered.itemsize == 4 and len(m.recent) == 2000
+    ring = np.array(list(m.recent[m.head :]) + list(m.recent[: m.head]))
+    assert np.array_equal(ring, az[-2000:].astype(np.float32), equal_nan=True)
+    assert list(m.ordered) == sorted(x for x in ring.tolist() if x == x)
+    exact = float(np.quantile(az[-2000:][np.isfinite(az[-2000:])], 0.995))
+    assert m.line(0.995, 50) == pytest.approx(exact, rel=1e-7)
+    data, scalars = m.export()
+    assert data.dtype == np.float32
+    again = Memo.imported(2000, data.astype(np.float64), scalars)  # a double ring: rounded
+    assert list(again.ordered) == list(m.ordered) and again.recent.itemsize == 4

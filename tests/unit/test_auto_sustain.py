@@ -80,3 +80,20 @@ def test_a_restart_recomputes_the_medians_from_the_ring() -> None:
     ring, scalars = memo.export()
     again = Memo.imported(300, ring, scalars, sustain=24)
     assert np.array_equal(again.medians, memo.medians, equal_nan=True)
+
+
+def test_off_by_default_no_medians_and_the_same_alarms() -> None:
+    """`sustain` is an option (0 by default): no medians are kept per series, and the shift the
+    option catches alarms exactly as with `sustain: 0`."""
+    assert Params().sustain == 0
+    det = AutoDetector(Params(reference=300), FIVE_MIN)
+    memo = Memo(300)
+    az = np.abs(np.random.default_rng(2).normal(0, 1, 1000))
+    det._surprises(memo, az, np.zeros(az.size, bool))
+    det._rebuild(memo, az, np.zeros(az.size, bool))
+    ring, scalars = memo.export()
+    for m in (memo, Memo.imported(300, ring, scalars), Memo(300)):
+        assert m.medians is autosustain.NONE and m.medians.size == 0
+    values = 100 + np.random.default_rng(4).normal(0, 1, 288 * 14)
+    values[3500:3560] += 2.5
+    assert alarms(values) == alarms(values, sustain=0)

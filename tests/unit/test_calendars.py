@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from detectkd.alerting.alert import Alert
 from detectkd.alerting.message import default_text
 from detectkd.config.calendars import Calendar, during
 from detectkd.detectors.features import feature_value
 from detectkd.runtime.windows import SeriesWindow
 from detectkd.specs.loader import LoadResult, load_metrics
+from tests.support.alerts import make_alert
 from tests.support.calendars import business_year, metric, replay_alerts
 from tests.support.files import write
 
@@ -253,23 +253,15 @@ def test_window_keeps_excluded_periods_out() -> None:
 
 
 def test_alert_message_names_the_event() -> None:
-    alert = Alert(
-        metric="orders",
-        series="",
-        labels={},
-        status="firing",
-        period=1_764_252_000,
-        started_at=1_764_252_000,
+    t = 1_764_252_000
+    alert = make_alert(
+        period=t,
+        started_at=t,
         value=10.0,
-        expected=100.0,
-        lower=80.0,
-        upper=120.0,
         score=0.9,
         direction="down",
         detector="auto",
         interval_seconds=3600,
-        timezone="UTC",
-        kind="anomaly",
         extra={"during": "Black Friday campaign", "judged_like": "sunday"},
     )
     assert "During: Black Friday campaign (judged like a sunday)" in default_text(alert)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detectkd.alerting.alert import Alert
 from detectkd.alerting.message import MessageRenderer
 from detectkd.detectors.base import Current, History
 from detectkd.detectors.simple import MissingDataDetector, MissingParams
 from detectkd.runtime.judge import _params_of
 from detectkd.specs.loader import LoadResult, load_metrics
 from detectkd.templating import compile_message_template
+from tests.support.alerts import make_alert, make_nodata
 from tests.support.files import write
 
 HEAD = """\
@@ -73,22 +73,17 @@ def test_execution_time_and_detectk_message_variables_load_with_a_warning_for_un
     assert warning.file.endswith("sessions.yaml") and warning.line == 20  # the `message_template:` line
 
     spec = result.metrics["sessions"]
-    alert = Alert(
+    t, detector = 1_767_225_000, spec.detectors[0].id
+    alert = make_alert(
         metric="sessions",
-        series="",
-        labels={},
-        status="firing",
-        period=1_767_225_000,
-        started_at=1_767_225_000,
+        period=t,
+        started_at=t,
         value=250.0,
-        expected=100.0,
         lower=80.0,
         upper=120.0,
         score=0.9,
-        direction="up",
-        detector=spec.detectors[0].id,
-        interval_seconds=600,
-        detector_params=_params_of(spec, spec.detectors[0].id),
+        detector=detector,
+        detector_params=_params_of(spec, detector),
     )
     text = MessageRenderer(compile_message_template(spec.alerters[0].params.message_template)).render(alert)  # type: ignore[attr-defined]
     assert "**ANOMALY: sessions** 250.0" in text
@@ -98,23 +93,7 @@ def test_execution_time_and_detectk_message_variables_load_with_a_warning_for_un
 
 def test_a_message_that_fails_to_render_is_sent_with_the_default_text() -> None:
     renderer = MessageRenderer(compile_message_template("Value {{ value | round(2) }}"))
-    nodata = Alert(
-        metric="orders",
-        series="",
-        labels={},
-        status="firing",
-        period=1_767_225_000,
-        started_at=1_767_225_000,
-        value=None,
-        expected=None,
-        lower=None,
-        upper=None,
-        score=None,
-        direction=None,
-        detector=None,
-        interval_seconds=600,
-        kind="nodata",
-    )
+    nodata = make_nodata()
     text = renderer.render(nodata)  # round(None) raises: DetectK falls back too
     assert text.startswith("[NO DATA] orders")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from detectkd.collectors.base import Row, Window
 from detectkd.runtime.pace import Pace, Paced, Paces
@@ -61,3 +63,24 @@ async def test_collectors_of_one_source_share_its_pace_and_zero_means_unpaced() 
     assert isinstance(a.inner, Source) and a.inner.closed
     plain = Source()
     assert Paces(0).wrap("db1", plain) is plain
+
+
+async def test_several_queries_taken_at_once_wait_for_the_last_of_their_instants() -> None:
+    clock = Clock()
+    pace = Pace(10.0, clock, clock.sleep)
+    await pace.take(10)  # the burst
+    assert clock.now == 1000.0
+    await pace.take(5)  # instants 1000.1 .. 1000.5: each query runs no earlier than its own
+    assert abs(clock.now - 1000.5) < 1e-6
+    await pace.take()
+    assert abs(clock.now - 1000.6) < 1e-6
+
+
+async def test_a_paced_chunk_is_paced_as_that_many_queries() -> None:
+    clock = Clock()
+    paced = Paced(Source(), Pace(10.0, clock, clock.sleep))
+    interval = timedelta(minutes=1)
+    windows = [Window(60 * k, 60 * k + 60, interval, ZoneInfo("UTC")) for k in range(30)]
+    assert await paced.collect_many(windows) == [[]] * 30  # the inner has no collect_many: one by one
+    assert isinstance(paced.inner, Source) and paced.inner.asked == 30
+    assert abs(clock.now - 1002.0) < 1e-6  # 10 at once, then 20 at 10 a second

@@ -14,6 +14,7 @@ from detectkd.alerting.state import Notice, SeriesState, Status
 from detectkd.collectors.points import Point
 from detectkd.runtime.judge import judge
 from detectkd.runtime.unjudged import resolve_removed
+from tests.support.alerts import make_alert
 from tests.support.judging import STEP, T0, setup
 
 METRIC = """\
@@ -85,21 +86,16 @@ def test_a_live_run_re_sends_to_alertmanager_only_and_a_replay_never(tmp_path: P
 
 def test_endsat_is_four_resend_delays_from_each_post_and_the_source_is_a_label() -> None:
     p = alertmanager.Params(url="http://am:9093", resend_delay=timedelta(seconds=30))
-    alert = Alert(
-        "orders",
+    alert = make_alert(
         "region=eu",
-        {"region": "eu"},
-        "firing",
-        T0,
-        T0,
-        900.0,
-        100.0,
-        90.0,
-        110.0,
-        0.9,
-        "up",
-        "mad",
-        10,
+        labels={"region": "eu"},
+        period=T0,
+        started_at=T0,
+        value=900.0,
+        lower=90.0,
+        upper=110.0,
+        score=0.9,
+        interval_seconds=10,
         source="sqlite:/src.db",
     )
     (body,) = alertmanager.payload(alert, p, now=T0 + 5)

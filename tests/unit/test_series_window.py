@@ -54,3 +54,59 @@ def test_a_window_that_takes_arrays_then_grows_holds_what_appends_would(size: in
     a, b = took.history(), ref.history()
     assert np.array_equal(a.times, b.times) and np.array_equal(a.values, b.values)
     assert np.array_equal(a.features["hour"], b.features["hour"]) and took.negative == ref.negative
+
+
+@pytest.mark.parametrize("how", ["appended", "extended", "taken"])
+def test_a_full_window_moves_to_a_sixteenth_more_room_not_twice(how: str) -> None:
+    """Issue 28: 10,000 windows of 2,000 points held 4,000 slots each (doubling). A move
+    leaves a sixteenth of the live points free: 2,000 points and a few appends hold 2,125
+    slots; a window that trims its start keeps its size, moving every sixteenth of its
+    length. Times take 4 bytes each (from 2038: 1970 to 2106)."""
+    times = np.arange(2000, dtype=np.int64) * 60
+    values = np.ones(2000)
+    w = SeriesWindow(10**9, ())
+    if how == "appended":
+        for t in times.tolist():
+            w.add(t, 1.0, {})
+    elif how == "extended":
+        w.extend(times, values, {})
+    else:
+        w.take(times.copy(), values.copy(), {})
+    for t in range(2000, 2005):  # the next live runs
+        w.add(t * 60, 1.0, {})
+    assert len(w) == 2005 and w._cap <= 2005 + 2005 // 16 + 16
+    assert w._times.itemsize == 4
+    got = w.history().times
+    assert got.dtype == np.int64 and np.array_equal(got, np.arange(2005) * 60)
+    trimming = SeriesWindow(2000 * 60 - 1, ())  # holds the last 2,000 points
+    trimming.extend(times, values, {})
+    caps = set()
+    for t in range(2000, 12000):
+        trimming.add(t * 60, 1.0, {})
+        caps.add(trimming._cap)
+    assert len(trimming) == 2000 and max(caps) <= 2000 + 125
+    assert np.array_equal(trimming.history().times, np.arange(10000, 12000) * 60)
+
+
+@pytest.mark.parametrize("far", [-(2**40), 2**33, 2**32 + 5])
+def test_times_beyond_the_four_byte_range_are_kept_exactly(far: int) -> None:
+    """A window with a time outside 1970..2106 keeps 8-byte times: nothing wraps around."""
+    times = np.array([1_700_000_000, 1_700_000_060], np.int64)
+    for how in ("add", "extend", "take", "insert"):
+        w = SeriesWindow(10**15, ())
+        if how == "insert":
+            w.extend(times, np.ones(2), {})
+            w.add(far, 2.0, {})
+            want = sorted([*times.tolist(), far])
+        else:
+            both = np.sort(np.array([1_700_000_000, far], np.int64))
+            if how == "add":
+                for t in both.tolist():
+                    w.add(t, 1.0, {})
+            elif how == "extend":
+                w.extend(both, np.ones(2), {})
+            else:
+                w.take(both.copy(), np.ones(2), {})
+            want = both.tolist()
+        assert w.history().times.tolist() == want, how
+        assert w.last_time == want[-1]

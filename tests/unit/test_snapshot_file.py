@@ -22,7 +22,7 @@ def part() -> Saved:
     v = np.array([1.0, np.nan, 3.0, -4.0, 5.0])
     s = Saved("fp", 240)
     s.windows = {"": (t, v, {"hour": v * 2}), "eu/x": (t[:0], v[:0], {"hour": v[:0]})}
-    s.states = {"auto": {"": (np.array([0.5, np.nan, 2.0]), (240.0, 1.25, 2.0, 7.0, 3.5, 1.0))}}
+    s.states = {"auto": {"": (np.array([0.5, np.nan, 2.0], np.float32), (240.0, 1.25, 2.0, 7.0, 3.5, 1.0))}}
     return s
 
 
@@ -40,6 +40,7 @@ def test_what_is_saved_is_read_back_exactly_and_the_file_is_kept(tmp_path: Path)
         assert gt.dtype == np.int64 and np.array_equal(gt, t)
         assert np.array_equal(gv, v, equal_nan=True) and np.array_equal(gf["hour"], f["hour"], equal_nan=True)
     data, scalars = got.states["auto"][""]
+    assert data.dtype == np.float32  # auto's |z| ring, single precision as it is kept (issue 28)
     assert np.array_equal(data, want.states["auto"][""][0], equal_nan=True) and scalars == (
         240.0,
         1.25,
@@ -72,6 +73,22 @@ def test_an_unusable_file_is_refused_logged_and_removed(tmp_path: Path, damage: 
         assert snapshot.load(path) == {}
     assert not path.exists()
     assert [e["event"] for e in logs] == ["restart snapshot not used"]
+
+
+def test_a_snapshot_of_the_older_format_is_refused_by_name_and_removed(tmp_path: Path) -> None:
+    """Format 2 kept auto's |z| ring in doubles; format 3 in singles (issue 28). A format-2
+    file (left by the build before) is not read: one log line says why, the store is read."""
+    path = tmp_path / snapshot.FILE
+    snapshot.save(path, {"orders": part()})
+    raw = path.read_bytes()
+    assert raw[:8] == raw[-8:] == b"DTKSNAP3"
+    path.write_bytes(b"DTKSNAP2" + raw[8:-8] + b"DTKSNAP2")
+    with structlog.testing.capture_logs() as logs:
+        assert snapshot.load(path) == {}
+    assert not path.exists()
+    (event,) = logs
+    assert event["event"] == "restart snapshot not used"
+    assert event["error"] == "an older snapshot format (DTKSNAP2, this is DTKSNAP3)"
 
 
 def test_no_file_is_no_snapshot(tmp_path: Path) -> None:

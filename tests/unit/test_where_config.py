@@ -8,6 +8,7 @@ from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels.alertmanager import Params, payload
 from detectkd.alerting.message import default_text, where_lines
 from detectkd.specs.loader import load_metrics
+from tests.support.alerts import make_alert
 from tests.support.files import write
 
 BASE = """\
@@ -51,20 +52,16 @@ def test_bad_explain_blocks_name_file_line_and_key(tmp_path: Path) -> None:
 
 
 def alert(extra: dict[str, object]) -> Alert:
-    return Alert(
-        metric="orders",
-        series="",
-        labels={},
-        status="firing",
-        period=1_767_225_600,
-        started_at=1_767_225_600,
+    t = 1_767_225_600
+    return make_alert(
+        period=t,
+        started_at=t,
         value=700.0,
         expected=1000.0,
         lower=900.0,
         upper=1100.0,
         score=0.9,
         direction="down",
-        detector="mad",
         interval_seconds=3600,
         extra=extra,
     )

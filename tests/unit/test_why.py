@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from detectkd.alerting.alert import Alert
+from detectkd.alerting.alert import Alert, AlertStatus
 from detectkd.alerting.channels import alertmanager
 from detectkd.alerting.message import MessageRenderer, default_text
 from detectkd.alerting.why import basis, change, precedent, rarity
 from detectkd.templating import compile_message_template
+from tests.support.alerts import make_alert
 
 UTC_Z = ZoneInfo("UTC")
 
@@ -74,22 +75,16 @@ WHY = {
 }
 
 
-def firing(extra: Mapping[str, object], status: str = "firing") -> Alert:
-    return Alert(
-        "orders",
-        "",
-        {},
-        status,  # type: ignore[arg-type]
-        1_795_000_200,
-        1_795_000_200,
-        900.0,
-        100.0,
-        40.0,
-        160.0,
-        0.9,
-        "up",
-        "mad",
-        600,
+def firing(extra: Mapping[str, object], status: AlertStatus = "firing") -> Alert:
+    t = 1_795_000_200
+    return make_alert(
+        status=status,
+        period=t,
+        started_at=t,
+        value=900.0,
+        lower=40.0,
+        upper=160.0,
+        score=0.9,
         extra=dict(extra),
     )
 

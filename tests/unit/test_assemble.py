@@ -1,0 +1,82 @@
+"""`assemble()` all or nothing: when a part built after the metric's collector fails, the
+collector (which may hold a connection or a pool of its own) is closed, not left open."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detectkd.collectors.base import Row, Window
+from detectkd.resources import Resources
+from detectkd.runtime import slot
+from detectkd.runtime.slot import Deps, assemble
+from detectkd.specs.loader import MetricSpec, load_metrics
+from detectkd.storage.memory import MemoryStore
+from tests.support.files import write
+from tests.support.metrics import constant_metric
+
+
+class HeldCollector:
+    """A collector that holds something until closed."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+
+    async def collect(self, window: Window) -> list[Row]:
+        return []
+
+    async def close(self) -> None:
+        self.closed.set()
+
+
+def spec(tmp_path: Path) -> MetricSpec:
+    write(tmp_path / "m" / "a.yaml", constant_metric("a", tmp_path / "src.db"))
+    return load_metrics([tmp_path / "m"], None, env={}).metrics["a"]
+
+
+def fail(*_: Any, **__: Any) -> Any:
+    raise ValueError("this part cannot be built")
+
+
+@pytest.mark.parametrize("part", ["build_detectors", "MetricRuntime", "build_channels", "Lateness"])
+async def test_a_slot_that_cannot_be_built_leaves_no_collector_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, part: str
+) -> None:
+    built: list[HeldCollector] = []
+
+    def build_collector(*_: Any) -> HeldCollector:
+        built.append(HeldCollector())
+        return built[-1]
+
+    monkeypatch.setattr(slot, "build_collector", build_collector)
+    monkeypatch.setattr(slot, part, fail)
+    with pytest.raises(ValueError, match="cannot be built"):
+        assemble(spec(tmp_path), Deps(MemoryStore(), Resources()))
+    async with asyncio.timeout(10):  # closed in the background: assemble is synchronous
+        for collector in built:
+            await collector.closed.wait()
+
+
+async def test_an_assembled_slot_keeps_its_collector_open_until_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = HeldCollector()
+    monkeypatch.setattr(slot, "build_collector", lambda *_: held)
+    built = assemble(spec(tmp_path), Deps(MemoryStore(), Resources()))
+    assert built.runtime.collector is held and not held.closed.is_set()
+    await built.stop()
+    assert held.closed.is_set()
+
+
+def test_without_a_running_loop_the_collector_is_closed_before_assemble_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = HeldCollector()
+    monkeypatch.setattr(slot, "build_collector", lambda *_: held)
+    monkeypatch.setattr(slot, "MetricRuntime", fail)
+    with pytest.raises(ValueError, match="cannot be built"):
+        assemble(spec(tmp_path), Deps(MemoryStore(), Resources()))
+    assert held.closed.is_set()
