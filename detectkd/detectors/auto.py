@@ -165,7 +165,7 @@ class AutoDetector:
         times = np.concatenate([history.times, np.asarray(new_t, np.int64)])
         vals = [math.nan if p.value is None else p.value for p in points]
         values = np.concatenate([history.values, np.asarray(vals, np.float64)])
-        memo = self._memo_for(series, history.times, history.values)
+        memo = self._memo_for(series, history.times, history.values, history.revision)
         first = len(history)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
         judged = self._judge(times, values, idx, memo, history.revision)
@@ -208,8 +208,9 @@ class AutoDetector:
         """z of the points at `idx` (all with values), each against the baselines of its block
         (fitted on the `window` points with values before the block's start: an outage does
         not shrink the window), on the square-root scale where that window is all counts.
-        With `memo` and a known `revision`, a block's fit is kept for the next points of the
-        same block (live checks: one fit per block, not per point)."""
+        With `memo` and a known `revision`, the newest block's fit is kept for the next points
+        of that block (live checks: one fit per block, not per point; the first check after a
+        rebuild of `memo` takes the rebuild's)."""
         kept = np.isfinite(values)
         if not kept.all():
             position = np.cumsum(kept) - 1
@@ -221,14 +222,15 @@ class AutoDetector:
         blocks, inv = np.unique(times[idx] // self.block * self.block, return_inverse=True)
         starts = np.searchsorted(times, blocks, side="left")
         key: tuple[int, ...] | None = None
-        if memo is not None and revision and blocks.size == 1:
-            s0 = int(starts[0])
-            key = (revision, int(blocks[0]), s0, int(times[s0 - 1]) if s0 else -1)
-        fit = memo.fit if key is not None and memo is not None and memo.fit_key == key else None
+        if memo is not None and revision:  # the newest block's: what the next check reuses
+            s0 = int(starts[-1])
+            key = (revision, int(blocks[-1]), s0, int(times[s0 - 1]) if s0 else -1)
+        same = key is not None and memo is not None and memo.fit_key == key and blocks.size == 1
+        fit = memo.fit if same and memo is not None else None
         if fit is None:
             fit = self._block_fit(times, values, starts)
             if key is not None and memo is not None:
-                memo.fit_key, memo.fit = key, fit
+                memo.fit_key, memo.fit = key, fit if blocks.size == 1 else fit.newest()
         return self._apply(times, values, idx, inv, fit)
 
     def _block_fit(self, times: IntArray, values: FloatArray, starts: IntArray) -> BlockFit:
@@ -365,7 +367,7 @@ class AutoDetector:
 
     # -- derived state ------------------------------------------------------------------
 
-    def _memo_for(self, series: str, times: IntArray, values: FloatArray) -> Memo:
+    def _memo_for(self, series: str, times: IntArray, values: FloatArray, revision: int = 0) -> Memo:
         """The |z| of the previous points; rebuilt from history when it does not line up."""
         memo = self._memo.get(series)
         if values.size and math.isfinite(values[-1]):  # the usual case: no O(n) scan
@@ -378,7 +380,7 @@ class AutoDetector:
         memo = self._memo[series] = Memo(self.p.reference)
         first = max(0, times.size - self.p.rebuild)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
-        judged = self._judge(times, values, idx)
+        judged = self._judge(times, values, idx, memo, revision)  # keeps its newest block's fit
         self._rebuild(memo, np.abs(judged.z), judged.breaks)
         memo.last = last
         return memo

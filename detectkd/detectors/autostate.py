@@ -135,3 +135,13 @@ class BlockFit:
     fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray, FloatArray]]]
     ranges: dict[bool, tuple[FloatArray, FloatArray]]  # per scale, per block: recent max, min
     filled: npt.NDArray[np.int64]  # per block: points in its range window
+
+    def newest(self) -> BlockFit:
+        """The newest block's baselines alone (what the next live check of it reuses)."""
+        return BlockFit(
+            self.is_count[-1:],
+            self.enough[-1:],
+            {s: [(c[-1:], p[-1:], o[-1:], d[-1:]) for c, p, o, d in m] for s, m in self.fits.items()},
+            {s: (top[-1:], bottom[-1:]) for s, (top, bottom) in self.ranges.items()},
+            self.filled[-1:],
+        )

@@ -9,7 +9,7 @@ import pytest
 
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
-from detectkd.detectors.autostate import Memo
+from detectkd.detectors.autostate import BlockFit, Memo
 from detectkd.detectors.base import Current, History
 from detectkd.runtime.windows import SeriesWindow
 
@@ -279,3 +279,31 @@ def test_the_z_ring_is_single_precision_and_its_line_within_a_part_in_ten_millio
     assert data.dtype == np.float32
     again = Memo.imported(2000, data.astype(np.float64), scalars)  # a double ring: rounded
     assert list(again.ordered) == list(m.ordered) and again.recent.itemsize == 4
+
+
+def test_a_first_check_reuses_the_rebuilds_newest_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first start's first check rebuilds the series' |z| from its history, block by block;
+    its point is in the history's newest block (11 times in 12), whose baselines that rebuild
+    just fitted: fitted once, not twice (issue 28: 10,000 first checks after a warm-up), and
+    the results are those of a detector that keeps no fit."""
+    rng = np.random.default_rng(5)
+    step, n = 60, 62  # a staged warm-up's history: `min_samples` + `refresh`
+    t = 720 * 10**6 + np.arange(n + 14, dtype=np.int64) * step
+    v = rng.normal(100, 5, t.size)
+    v[n + 3] = 400.0
+    points = [Current(int(ti), float(vi), {}, "s") for ti, vi in zip(t, v, strict=True)]
+    plain = AutoDetector(Params(), step)
+    expected = [plain.detect(History(t[:i], v[:i], {}), points[i]) for i in range(n, t.size)]
+    live = AutoDetector(Params(), step)
+    fits: list[int] = []
+    real = live._block_fit
+
+    def counted(times: np.ndarray, values: np.ndarray, starts: np.ndarray) -> BlockFit:
+        fits.append(starts.size)
+        return real(times, values, starts)
+
+    monkeypatch.setattr(live, "_block_fit", counted)
+    got = [live.detect(History(t[:i], v[:i], {}, revision=1), points[i]) for i in range(n, t.size)]
+    assert got == expected and any(r.anomaly for r in got)
+    # the rebuild (its six blocks at once), then the next block's (from the 11th check on)
+    assert fits == [6, 1]
