@@ -308,7 +308,7 @@ def run_one(
             )
         for w in range(workers if workers > 1 and not fresh else 0):
             db = root / "data" / f"worker-{w}" / "detectkd.db"
-            asyncio.run(preload_store(db, n, interval, now, history, Shard(w, workers)))
+            asyncio.run(preload_store(db, n, interval, now, history, Shard(w, workers), series))
         if detector == "fresh-auto":
             template = METRIC_PER_PERIOD
         else:
@@ -417,6 +417,7 @@ def run_one(
             errors = len(re.findall(r'result="error"\} [1-9]', second))
             rss = peak_rss_mib(proc.pid)
             per_worker = max((peak_rss_mib(c) for c in children(proc.pid)), default=float("nan"))
+            rss_all = rss + sum(peak_rss_mib(c) for c in children(proc.pid))
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -441,6 +442,7 @@ def run_one(
             "lag_p99_s": quantile(lag, 0.99),
             "peak_rss_mib": rss,
             "worker_rss_mib": per_worker,
+            "rss_all_mib": rss_all,  # the peaks of every process, summed
             "metrics_with_errors": errors,
             "judging_s": judging_s,
             "judging_at_end": judging_n if fresh else float("nan"),
@@ -538,6 +540,7 @@ def main() -> int:
         "lag_p99_s",
         "peak_rss_mib",
         "worker_rss_mib",
+        "rss_all_mib",
         "metrics_with_errors",
         "exit_code",
     )
