@@ -19,6 +19,7 @@ from detectkd.alerting.alert import Alert
 from detectkd.collectors.points import Point
 from detectkd.resources import Resources
 from detectkd.runtime import offloop, runner
+from detectkd.runtime.judge import judge
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.specs.loader import load_metrics
@@ -111,7 +112,6 @@ async def resources() -> AsyncIterator[Resources]:
 def judged_in(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the threads the runner's judges ran in, from now on."""
     threads: list[str] = []
-    judge = runner.judge
 
     def recorded(*args: Any) -> Any:
         threads.append(threading.current_thread().name)
@@ -192,7 +192,7 @@ async def test_the_loop_runs_while_a_big_metric_loads_and_judges(
 
         return wrapped
 
-    monkeypatch.setattr(runner, "judge", waiting("judge", runner.judge))
+    monkeypatch.setattr(runner, "judge", waiting("judge", judge))
     monkeypatch.setattr(SeriesMemory, "load", waiting("load", SeriesMemory.load))
     try:
         rt = fleet.runtime(store, resources)
