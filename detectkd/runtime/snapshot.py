@@ -60,6 +60,8 @@ def collect(runtimes: Iterable[MetricRuntime]) -> dict[str, Saved]:
     no run adopted yet (a daily metric) is passed on as it was."""
     out: dict[str, Saved] = {}
     for rt in runtimes:
+        if rt.lock.locked():  # a run cancelled at the stop whose judge still runs in its thread
+            continue  # memory is changing: read from the store at the next start
         watermark = rt.settled
         if watermark is not None:
             out[rt.name] = rt.memory.save(fingerprint(rt), watermark)
