@@ -14,7 +14,9 @@ worst scrape time: compare the lag with and without it. `--restart` measures a r
 instead of a first start: the daemon runs until every metric ran once, is stopped with
 SIGTERM (`stop_s`, the restart snapshot's size), and the start after it is measured.
 `--series N` gives each metric N series from its one query (a `series_columns` label, the
-store pre-loaded per series) and adds `cpu_us_per_series_check`.
+store pre-loaded per series, each worker's with `--workers N`) and adds
+`cpu_us_per_series_check`. `rss_all_mib` is the sum of every process's peak RSS (the
+supervisor and its workers).
 `--fresh` measures a first start without stored state (issue 28): each metric a `mad`
 detector with a 100-point window (min_samples 20), no `start_time`, a source holding
 `--fresh-history` seconds (default 30 minutes) of 10-second rows before the start and nothing
