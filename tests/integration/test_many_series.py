@@ -10,22 +10,28 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from detectkd.alerting.alert import Alert
+from detectkd.alerting.outage import Outages
 from detectkd.collectors.points import Point
 from detectkd.resources import Resources
 from detectkd.runtime import offloop, runner
+from detectkd.runtime.jobs import Runs
 from detectkd.runtime.judge import judge
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.specs.loader import load_metrics
 from detectkd.storage.base import RunRecord
 from detectkd.storage.sqlite import SqliteStore
+from detectkd.telemetry import Telemetry
 from tests.support.files import write
+from tests.support.inprocess import make_settings
 from tests.support.runtimes import runtime
 
 HOUR = 3600
@@ -201,3 +207,53 @@ async def test_the_loop_runs_while_a_big_metric_loads_and_judges(
         await store.close()
     assert len(report.points) == 2000
     assert answered == ["load", "judge"]
+
+
+async def test_a_run_whose_judge_waits_for_a_thread_past_its_timeout_still_commits(
+    tmp_path: Path, resources: Resources
+) -> None:
+    """The run timeout guards the source and the store, not the wait for a judge thread:
+    with both judge threads taken past the timeout, the run waits, judges and commits, and
+    is not counted as failed (it was cancelled, its judge never run, before)."""
+    fleet = Fleet(tmp_path, 300)
+    fleet.source()
+    store = await fleet.store("queued")
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    begun = [threading.Event() for _ in range(offloop.JUDGE_THREADS)]
+
+    def busy(k: int) -> None:
+        begun[k].set()
+        release.wait(timeout=30)
+
+    blockers = [asyncio.ensure_future(offloop.in_thread(busy, k)) for k in range(offloop.JUDGE_THREADS)]
+    try:
+        for b in begun:
+            assert await asyncio.to_thread(b.wait, 30)  # every judge thread is taken
+        rt = fleet.runtime(store, resources)
+        slot = SimpleNamespace(
+            runtime=rt,
+            trigger=SimpleNamespace(latest_at_or_before=lambda now: now),
+            late=SimpleNamespace(run=lambda finish, now, again: rt.run(fleet.last)),
+        )
+        timeout = 3.0  # the source and the store take well under it, even on a loaded machine
+        runs = Runs(
+            {"fleet": slot},  # type: ignore[dict-item]
+            make_settings(tmp_path, run_timeout=timedelta(seconds=timeout)),
+            Telemetry(),
+            Outages(60.0, 2),
+            None,
+            lambda: asyncio.sleep(0),
+        )
+        loop.call_later(timeout + 1, release.set)  # the threads free up past the timeout
+        await runs.run_metric("fleet", at=float(fleet.last))
+        assert release.is_set()
+        assert rt.status.failures == 0 and rt.status.runs == 1, rt.status.last_error
+        assert await store.watermark("fleet") == fleet.last - HOUR
+        firing = {s for s, st in rt.states.items() if st.status == "firing"}
+        assert firing == {f"s={k}" for k in SPIKED}
+        assert len(await store.outbox_pending()) == len(SPIKED)
+    finally:
+        release.set()
+        await asyncio.gather(*blockers)
+        await store.close()

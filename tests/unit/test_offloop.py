@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
 from detectkd.runtime import offloop
 
 
@@ -36,3 +38,15 @@ async def test_a_cancelled_judge_never_runs_if_it_had_not_begun_and_is_waited_fo
     results = await asyncio.gather(*running, return_exceptions=True)
     assert isinstance(results[0], asyncio.CancelledError) and results[1:] == ["done"] * (len(results) - 1)
     assert sorted(ran) == [f"busy{k}" for k in range(offloop.JUDGE_THREADS)]  # `queued` never ran
+
+
+async def test_a_budget_is_paused_while_a_judge_waits_and_runs_and_still_bounds_the_rest() -> None:
+    """`budget` (a run's timeout): a judge past it completes; an await past it is cancelled."""
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    loop.call_later(0.5, release.set)  # past the budget
+    with pytest.raises(TimeoutError):
+        async with offloop.budget(0.2):
+            assert await offloop.sized(offloop.OFF_LOOP_POINTS + 1, release.wait, 30)
+            assert await offloop.sized(1, lambda: "small") == "small"  # judged right here
+            await asyncio.Event().wait()  # the source hangs: the rest of the budget ends it
