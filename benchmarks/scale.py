@@ -14,7 +14,9 @@ worst scrape time: compare the lag with and without it. `--restart` measures a r
 instead of a first start: the daemon runs until every metric ran once, is stopped with
 SIGTERM (`stop_s`, the restart snapshot's size), and the start after it is measured.
 `--series N` gives each metric N series from its one query (a `series_columns` label, the
-store pre-loaded per series) and adds `cpu_us_per_series_check`.
+store pre-loaded per series, each worker's with `--workers N`) and adds
+`cpu_us_per_series_check`. `rss_all_mib` is the sum of every process's peak RSS (the
+supervisor and its workers).
 `--fresh` measures a first start without stored state (issue 28): each metric a `mad`
 detector with a 100-point window (min_samples 20), no `start_time`, a source holding
 `--fresh-history` seconds (default 30 minutes) of 10-second rows before the start and nothing
@@ -311,7 +313,7 @@ def run_one(
             )
         for w in range(workers if workers > 1 and not fresh else 0):
             db = root / "data" / f"worker-{w}" / "detectkd.db"
-            asyncio.run(preload_store(db, n, interval, now, history, Shard(w, workers)))
+            asyncio.run(preload_store(db, n, interval, now, history, Shard(w, workers), series))
         if detector == "fresh-auto":
             template = METRIC_PER_PERIOD
         else:
@@ -433,6 +435,7 @@ def run_one(
             errors = len(re.findall(r'result="error"\} [1-9]', second))
             rss = peak_rss_mib(proc.pid)
             per_worker = max((peak_rss_mib(c) for c in children(proc.pid)), default=float("nan"))
+            rss_all = rss + sum(peak_rss_mib(c) for c in children(proc.pid))
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -457,6 +460,7 @@ def run_one(
             "lag_p99_s": quantile(lag, 0.99),
             "peak_rss_mib": rss,
             "worker_rss_mib": per_worker,
+            "rss_all_mib": rss_all,  # the peaks of every process, summed
             "metrics_with_errors": errors,
             "judging_s": judging_s,
             "judging_at_end": judging_n if fresh else float("nan"),
@@ -560,6 +564,7 @@ def main() -> int:
         "lag_p99_s",
         "peak_rss_mib",
         "worker_rss_mib",
+        "rss_all_mib",
         "metrics_with_errors",
         "exit_code",
     )

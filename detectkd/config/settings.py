@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     # A link shown in every alert (Jinja2: metric, series, labels, period_start, period_finish),
     # e.g. "https://grafana.example/d/dtk?var-metric={{ metric }}".
     generator_url: str | None = None
-    run_timeout: Duration | None = None  # default: the metric's interval
+    # A run's source query and store I/O (not its judging); default: the metric's interval.
+    run_timeout: Duration | None = None
     # Series exported as detectk_series_* by metrics with `export: true`, in all (beyond: refused,
     # counted in detectk_series_export_refused_total).
     export_max_series: int = Field(default=10_000, ge=0)

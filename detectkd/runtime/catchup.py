@@ -17,7 +17,6 @@ first run after a start:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,7 @@ from detectkd.collectors.points import Point
 from detectkd.runtime.batch import absent
 from detectkd.runtime.judge import judge
 from detectkd.runtime.memory import Saved, SeriesMemory
-from detectkd.runtime.offloop import OFF_LOOP_POINTS  # a catch-up of more is judged in a thread
+from detectkd.runtime.offloop import sized  # a catch-up of many points is judged in a thread
 from detectkd.storage.base import StoredPoint
 
 if TYPE_CHECKING:
@@ -49,10 +48,7 @@ async def resume(rt: MetricRuntime, saved: Saved, watermark: int | None, before:
         stored = await (await rt.data()).read_points(rt.name, None, start, before)
         mem.adopt(saved, saved.watermark - rt.span)  # all of it: as the live window held it
         points = _points(stored)
-        if len(points) > OFF_LOOP_POINTS:
-            await asyncio.to_thread(feed, rt, points, start, before)
-        else:
-            feed(rt, points, start, before)
+        await sized(len(points), feed, rt, points, start, before)
     except BaseException:
         mem.reset()
         mem.saved = saved  # the next run tries again

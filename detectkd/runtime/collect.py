@@ -33,7 +33,7 @@ from detectkd.errors import CollectError
 from detectkd.specs.loader import MetricSpec
 from detectkd.timegrid import Grid, fmt_local, to_dt
 
-OFF_LOOP_ROWS = 5_000  # results above this many rows are converted in a worker thread
+OFF_LOOP_ROWS = 500  # results above this many rows are converted in a worker thread (1,000 series: 10 ms)
 PROBE_MIN_PERIODS = 3  # a one-period query is asked once for a range of at least this many periods
 MANY_WINDOWS = 16  # periods asked in one call of a collector that can (`ManyWindows`)
 

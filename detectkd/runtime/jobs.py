@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from detectkd.errors import error_line
+from detectkd.runtime.offloop import budget
 
 if TYPE_CHECKING:
     from detectkd.alerting.outage import Outages
@@ -107,7 +108,7 @@ class Runs:
         async with self._sem:
             started = time.monotonic()
             try:
-                async with asyncio.timeout(timeout):
+                async with budget(timeout):  # the source and the store; not the judge (`offloop`)
                     await slot.late.run(finish, now, lambda: self.job(name, scheduled=False))
                 ok = True
             except TimeoutError:  # the run was cancelled: count it like any failed run

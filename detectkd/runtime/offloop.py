@@ -1,21 +1,96 @@
-"""Work that must not hold the event loop: a function run in a worker thread."""
+"""Work that must not hold the event loop: a function run in a worker thread.
+
+A batch of more than `OFF_LOOP_POINTS` points is judged in a thread, whether it notifies or
+not (issue 28): a 1,000-series metric's check is 0.1-0.4 s of detectors, its first run after a
+start seconds (each series' state rebuilt). What such a judge reads or changes is the
+metric's own memory and a copy of its alert states, under the metric's run lock; what it
+consults of the daemon's (silences) is replaced, never changed in place. Judges have their own
+small pool, so a burst of them never queues the loop's other thread work (`/metrics`, silences).
+
+A run's timeout (`budget`) is paused while a judge waits for a thread and runs: it guards the
+source query and the store, not CPU work that queues behind other metrics' judges and cannot
+be interrupted once begun (a timed-out judge rolled back is redone, and an `auto` first run's
+rebuild with it).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import contextvars
+import functools
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-OFF_LOOP_POINTS = 5_000  # a batch that notifies nothing (history) judges this many points in a thread
+OFF_LOOP_POINTS = 100  # a judge (or a window load) of more points than this runs in a worker thread
+JUDGE_THREADS = 2  # the GIL lets little more run at once; NumPy's big operations release it
+
+
+@dataclass
+class _Budget:
+    timeout: asyncio.Timeout
+    task: asyncio.Task[Any] | None
+    open: bool = True
+
+
+_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("detectkd_budget", default=None)
+
+
+@contextlib.asynccontextmanager
+async def budget(seconds: float) -> AsyncIterator[None]:
+    """`asyncio.timeout(seconds)` for the current task, except the time its judges spend in
+    `sized` (waiting for a thread and running): a run's timeout (`run_timeout`)."""
+    async with asyncio.timeout(seconds) as timeout:
+        token = _budget.set(b := _Budget(timeout, asyncio.current_task()))
+        try:
+            yield
+        finally:
+            b.open = False
+            _budget.reset(token)
+
+
+@contextlib.contextmanager
+def _paused() -> Any:
+    """The current task's `budget`, stopped meanwhile (one already expired is left to fire)."""
+    b = _budget.get()
+    if b is None or not b.open or b.task is not asyncio.current_task() or b.timeout.expired():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    when, paused = b.timeout.when(), loop.time()
+    b.timeout.reschedule(None)
+    try:
+        yield
+    finally:
+        if b.open and not b.timeout.expired() and when is not None:
+            b.timeout.reschedule(loop.time() + (when - paused))
+
+
+@functools.cache
+def pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(JUDGE_THREADS, thread_name_prefix="detectkd-judge")
 
 
 async def in_thread(fn: Callable[..., T], *args: Any) -> T:
-    """`fn(*args)` in a worker thread. Cancelled, it still waits for `fn` to return: what `fn`
+    """`fn(*args)` in a judge thread. Cancelled (a run's timeout) while `fn` waits for a
+    thread, it never runs; once begun, the caller still waits for it to return: what `fn`
     mutates (memory) is rolled back by the caller, never while it is still being changed."""
-    fut = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    work = pool().submit(functools.partial(contextvars.copy_context().run, fn, *args))
+    fut = asyncio.wrap_future(work)
     try:
         return await asyncio.shield(fut)
     except asyncio.CancelledError:
-        await asyncio.wait([fut])
+        if not work.cancel():  # begun (or done): wait for it
+            await asyncio.wait([fut])
         raise
+
+
+async def sized(size: int, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a judge thread when `size` (its points) is above `OFF_LOOP_POINTS`,
+    else right here (a thread's hop costs more than a small judge); either way outside the
+    current task's `budget`."""
+    with _paused():
+        return await in_thread(fn, *args) if size > OFF_LOOP_POINTS else fn(*args)

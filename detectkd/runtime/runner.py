@@ -33,7 +33,7 @@ from detectkd.runtime.collect import ManyPeriods, collect, timezone_probe
 from detectkd.runtime.explain import Explainer
 from detectkd.runtime.judge import JudgeContext, PointReport, judge
 from detectkd.runtime.memory import SeriesMemory
-from detectkd.runtime.offloop import OFF_LOOP_POINTS, in_thread
+from detectkd.runtime.offloop import sized
 from detectkd.runtime.parts import LIVE, Links, Parts, RunMode
 from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.shadow import ShadowSet
@@ -246,10 +246,7 @@ class MetricRuntime:
         self.memory.begin(start)
         try:
             ctx = self.ctx.run(last, notify, gaps)
-            if not notify and len(ordered) > OFF_LOOP_POINTS:  # nothing consults the loop's state
-                out = await in_thread(judge, ordered, self.memory, self.states, ctx)
-            else:
-                out = judge(ordered, self.memory, self.states, ctx)
+            out = await sized(len(ordered), judge, ordered, self.memory, self.states, ctx)  # many: a thread
             t3 = time.perf_counter()
             record = out.record
             record.watermark = self.grid.prev(finish) if self.mode.save_watermark else None
@@ -354,7 +351,7 @@ class MetricRuntime:
             horizon = before - after.total_seconds()
             # Forgotten (or about to be): not brought back by a restart.
             stored = {s: pts for s, pts in stored.items() if last_seen(pts) >= horizon}
-        self.memory.load(stored)
+        await sized(sum(map(len, stored.values())), self.memory.load, stored)  # many: in a thread
 
     def reload_windows(self) -> None:
         """Read the windows and the watermark from the store again at the start of the next

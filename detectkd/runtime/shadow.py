@@ -31,7 +31,7 @@ from detectkd.detectors.base import Current, Detector, History, Result
 from detectkd.errors import error_line
 from detectkd.runtime.judge import JudgeContext, Outcome, judge
 from detectkd.runtime.memory import SeriesMemory
-from detectkd.runtime.offloop import OFF_LOOP_POINTS, in_thread
+from detectkd.runtime.offloop import sized
 from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.shadow_compare import LIVE
 from detectkd.specs.model import MetricSpec, ShadowSpec
@@ -202,14 +202,11 @@ class ShadowSet:
             stored = {}
             if rt.spec.storage.enabled and span > step:
                 stored = await (await rt.data()).read_points(self.name, None, start - span, start)
-            v.memory.load(stored)
+            await sized(sum(map(len, stored.values())), v.memory.load, stored)
         v.memory.begin(start)
         try:
             ctx = v.ctx.run(last, notify, gaps)
-            if not notify and len(points) > OFF_LOOP_POINTS:
-                out: Outcome = await in_thread(judge, points, v.memory, v.states, ctx)
-            else:
-                out = judge(points, v.memory, v.states, ctx)
+            out: Outcome = await sized(len(points), judge, points, v.memory, v.states, ctx)
             alerts = [self._row(v.spec.name, a) for a in out.alerts]
             if out.touched or out.forget or alerts:
                 await rt.store.shadow_commit(

@@ -64,6 +64,8 @@ def collect(runtimes: Iterable[MetricRuntime]) -> dict[str, Saved]:
 def _parts(runtimes: Iterable[MetricRuntime]) -> Iterator[tuple[str, Saved]]:
     """`collect`, one metric at a time (a window's times are a copy: not all at once)."""
     for rt in runtimes:
+        if rt.lock.locked():  # a run cancelled at the stop whose judge still runs in its thread
+            continue  # memory is changing: read from the store at the next start
         watermark = rt.settled
         if watermark is not None:
             yield rt.name, rt.memory.save(fingerprint(rt), watermark)

@@ -1,0 +1,52 @@
+"""`offloop.in_thread`: a judge cancelled while it waits for a thread never runs; one
+cancelled while it runs is waited for (the caller rolls back only what no thread changes)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from detectkd.runtime import offloop
+
+
+async def test_a_cancelled_judge_never_runs_if_it_had_not_begun_and_is_waited_for_if_it_had() -> None:
+    release = threading.Event()
+    begun = [threading.Event() for _ in range(offloop.JUDGE_THREADS)]
+    ran: list[str] = []
+
+    def busy(k: int) -> str:
+        begun[k].set()
+        release.wait(timeout=30)
+        ran.append(f"busy{k}")
+        return "done"
+
+    def queued() -> None:
+        ran.append("queued")
+
+    running = [asyncio.ensure_future(offloop.in_thread(busy, k)) for k in range(offloop.JUDGE_THREADS)]
+    for b in begun:
+        assert await asyncio.to_thread(b.wait, 30)  # every judge thread is taken
+    waiting = asyncio.ensure_future(offloop.in_thread(queued))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    running[0].cancel()
+    await asyncio.wait([waiting], timeout=30)
+    assert waiting.cancelled() and not running[0].done()  # the begun one is waited for
+    release.set()
+    results = await asyncio.gather(*running, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError) and results[1:] == ["done"] * (len(results) - 1)
+    assert sorted(ran) == [f"busy{k}" for k in range(offloop.JUDGE_THREADS)]  # `queued` never ran
+
+
+async def test_a_budget_is_paused_while_a_judge_waits_and_runs_and_still_bounds_the_rest() -> None:
+    """`budget` (a run's timeout): a judge past it completes; an await past it is cancelled."""
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    loop.call_later(0.5, release.set)  # past the budget
+    with pytest.raises(TimeoutError):
+        async with offloop.budget(0.2):
+            assert await offloop.sized(offloop.OFF_LOOP_POINTS + 1, release.wait, 30)
+            assert await offloop.sized(1, lambda: "small") == "small"  # judged right here
+            await asyncio.Event().wait()  # the source hangs: the rest of the budget ends it
