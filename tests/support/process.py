@@ -68,7 +68,11 @@ class DaemonProcess:
         )
         # Generous: a `workers:` supervisor is ready once every worker is, and under CI's load
         # (12-15) starting three Python processes took over 30 s. Only a failure waits it out.
-        await self.until(lambda: self.ready(), timeout=READY_TIMEOUT_S, what="/readyz 200")
+        try:
+            await self.until(lambda: self.ready(), timeout=READY_TIMEOUT_S, what="/readyz 200")
+        except BaseException:  # a start that failed leaves no daemon behind (its workers die with it)
+            await self.kill()
+            raise
 
     async def ready(self) -> bool:
         try:
