@@ -22,6 +22,9 @@ from tests.support.process import DaemonProcess
 # (a new Python process, its store, its first runs) took up to 20 s at a load of 11, so the bound
 # is half the lease: far from it, and clear of the restart.
 LATE_S = 60
+# The receiver's window: between the receiver's answer and the daemon's record of it. A second
+# at a quiet machine; at CI's load (12-15) two answers 1-2 s before a kill went again.
+WINDOW_S = 5.0
 
 
 class Hook:
@@ -94,7 +97,7 @@ async def test_kill_9_at_random_moments_and_mid_send_sends_nothing_twice_and_not
     # Nothing sent twice, but for the receiver's own window (docs/operations.md): a request it
     # answered just before the kill, before the daemon could read the answer, goes again
     # after the restart (with the same Idempotency-Key). Anything else twice is a bug.
-    in_window = {k for k in counts if any(0 <= kill - arrived[k] < 1.0 for kill in kills)}
+    in_window = {k for k in counts if any(0 <= kill - arrived[k] < WINDOW_S for kill in kills)}
     assert [k for k, n in counts.items() if n > 1 and k not in in_window] == []
     late = {key: arrived.get(key, ended) - at for key, at in created.items()}
     assert max(late.values()) < LATE_S, sorted(late.items(), key=lambda kv: -kv[1])[:3]
