@@ -58,7 +58,6 @@ async def test_kill_9_at_random_moments_and_mid_send_sends_nothing_twice_and_not
                 TOGGLING.format(name=name, db=db, url=base + "/hook"),
             )
         await daemon.start()
-        kills: list[float] = []
         for round_ in range(4):
             if round_ % 2 == 0:  # while a delivery waits for its answer (claimed, then the sender died)
                 release = asyncio.Event()
@@ -66,12 +65,10 @@ async def test_kill_9_at_random_moments_and_mid_send_sends_nothing_twice_and_not
                 hook.hold = release
                 await asyncio.wait_for(hook.holding.wait(), 10)
                 await asyncio.sleep(rng.uniform(0, 0.2))
-                kills.append(time.time())
                 assert await daemon.stop(signal.SIGKILL) == -signal.SIGKILL
                 release.set()
             else:  # at a random moment
                 await asyncio.sleep(rng.uniform(0.5, 2.5))
-                kills.append(time.time())
                 assert await daemon.stop(signal.SIGKILL) == -signal.SIGKILL
             await daemon.start()
         restarted = time.time()
