@@ -22,6 +22,8 @@ from tests.support.process import DaemonProcess
 # (a new Python process, its store, its first runs) took up to 20 s at a load of 11, so the bound
 # is half the lease: far from it, and clear of the restart.
 LATE_S = 60
+# The test judges a flow, not a trickle: it waits for this many distinct notifications.
+MIN_KEYS = 10
 
 
 class Hook:
@@ -73,14 +75,17 @@ async def test_kill_9_at_random_moments_and_mid_send_sends_nothing_twice_and_not
             await daemon.start()
         restarted = time.time()
 
-        def caught_up() -> bool:  # every row written before the last restart has arrived
+        def caught_up() -> bool:
+            # Every row written before the last restart has arrived, and the flow went on after
+            # it: at least MIN_KEYS notifications in all (a loaded machine makes fewer before).
             with sqlite3.connect(daemon.root / "data" / "detectkd.db") as c:
                 keys = {
                     k for (k,) in c.execute("SELECT key FROM dtk_outbox WHERE created_at < ?", (restarted,))
                 }
-            return keys <= {key for key, _ in hook.got}
+            got = {key for key, _ in hook.got}
+            return keys <= got and len(got) >= MIN_KEYS
 
-        await daemon.until(caught_up, timeout=15, what="the rows of the killed processes delivered")
+        await daemon.until(caught_up, timeout=30, what="the rows of the killed processes delivered")
         ended = time.time()
         assert await daemon.stop() == 0
 
@@ -98,4 +103,4 @@ async def test_kill_9_at_random_moments_and_mid_send_sends_nothing_twice_and_not
     assert [k for k, n in counts.items() if n > 1 and taken[k] > 1] == []
     late = {key: arrived.get(key, ended) - at for key, at in created.items()}
     assert max(late.values()) < LATE_S, sorted(late.items(), key=lambda kv: -kv[1])[:3]
-    assert len(counts) >= 10
+    assert len(counts) >= MIN_KEYS
