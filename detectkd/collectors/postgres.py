@@ -67,7 +67,8 @@ async def _fetch(conn: Any, sql: str, budget_s: float, max_rows: int | None) -> 
     rows: list[Row] = []
     tr = conn.transaction(readonly=True)
     try:
-        await asyncio.wait_for(tr.start(), left())
+        async with asyncio.timeout(left()):  # not `wait_for`: see `_end`
+            await tr.start()
         cur = await conn.cursor(sql, timeout=left())
         while True:
             size = next_chunk(max_rows, len(rows))
@@ -86,11 +87,19 @@ async def _fetch(conn: Any, sql: str, budget_s: float, max_rows: int | None) -> 
 
 async def _end(conn: Any, tr: Any, wait_s: float) -> None:
     """ROLLBACK (after a timeout asyncpg has asked the server to cancel the query first);
-    a connection that does not answer in `wait_s` is terminated rather than waited for."""
+    a connection that does not answer in `wait_s` is terminated rather than waited for, and
+    so is one whose ROLLBACK was cancelled (the cancellation goes on: the run stops).
+    `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` returns the result of an
+    awaitable that completed as the caller was cancelled, losing the cancellation (cpython
+    gh-86296), and a run cancelled by a reload or a shutdown went on to commit."""
     try:
-        await asyncio.wait_for(tr.rollback(), wait_s)
-    except BaseException:
+        async with asyncio.timeout(wait_s):
+            await tr.rollback()
+    except Exception:  # timed out, or the connection broke
         conn.terminate()
+    except BaseException:  # cancelled: the transaction's state is not known
+        conn.terminate()
+        raise
 
 
 def build(b: Build) -> PostgresCollector:

@@ -163,7 +163,10 @@ class Explainer:
             return
         store = await data()
         since = (start // DAY - days + 1) * DAY if days < DAYS else start - DAYS * DAY
-        rows = await asyncio.wait_for(store.read_detections(self.spec.name, since, start), SEED_TIMEOUT_S)
+        # Not `wait_for`: on Python 3.11 it returns a read that completed as the run was
+        # cancelled (a reload, a shutdown), and the run went on to commit (cpython gh-86296).
+        async with asyncio.timeout(SEED_TIMEOUT_S):
+            rows = await store.read_detections(self.spec.name, since, start)
 
         def count() -> ScoreBook:  # in a worker thread: 100,000 rows take about 0.1 s
             book = ScoreBook()
@@ -215,7 +218,8 @@ class Explainer:
         wanted = sorted({(s, w["precedent_at"]) for (s, _, _), w in found.items() if "precedent_at" in w})
         looked = wanted[:0] if replay else wanted[:MAX_LOOKUPS]
         try:
-            labels = await asyncio.wait_for(self._labels(state, looked), LABEL_TIMEOUT_S)
+            async with asyncio.timeout(LABEL_TIMEOUT_S):  # (not `wait_for`: see `_seed`)
+                labels = await self._labels(state, looked)
         except Exception as exc:
             log.warning(
                 "feedback not read: precedents left out", metric=self.spec.name, error=error_line(exc)
