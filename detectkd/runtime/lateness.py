@@ -13,6 +13,7 @@ from typing import Any
 
 from detectkd.errors import error_line
 from detectkd.resources import Resources
+from detectkd.runtime.closing import all_or_nothing
 from detectkd.runtime.completeness import Gate, Held
 from detectkd.runtime.recheck import Recheck
 from detectkd.runtime.runner import MetricRuntime
@@ -21,9 +22,11 @@ from detectkd.runtime.runner import MetricRuntime
 class Lateness:
     def __init__(self, rt: MetricRuntime, resources: Resources) -> None:
         self.rt = rt
-        self.gate = Gate(rt, resources)
-        self.recheck = Recheck(rt)
         self._again: asyncio.TimerHandle | None = None
+        with all_or_nothing(rt.name) as built:  # the gate's probe is closed if what follows fails
+            self.gate = Gate(rt, resources)
+            built.append(self.gate.close)
+            self.recheck = Recheck(rt)
 
     async def run(self, finish: int, now: float, again: Callable[[], Coroutine[Any, Any, None]]) -> Held:
         """The run for `finish` at `now`; `again()` is the extra run started when the gate

@@ -27,6 +27,7 @@ from detectkd.detectors.base import Detector
 from detectkd.errors import error_line
 from detectkd.runtime.batch import absent, admit, fill_missing, last_seen
 from detectkd.runtime.catchup import resume
+from detectkd.runtime.closing import all_or_nothing
 from detectkd.runtime.coldjudge import ColdPeriods
 from detectkd.runtime.coldstart import cold_skips, cold_start_reason, first_start, start_time
 from detectkd.runtime.collect import ManyPeriods, collect, timezone_probe
@@ -84,21 +85,25 @@ class MetricRuntime:
         graph = PeerGraph(spec.config.peers, spec.entities) if spec.config.peers is not None else None
         self.memory = SeriesMemory(self.detectors, self.grid, self.tz, graph, spec.calendar)
         self.many = ManyPeriods(spec)  # a one-period query asked once for a range, once confirmed
-        self.where = None if mode.replay else Breakdown.of(spec, links.resources, self.memory)  # not replayed
-        link, silenced = links.link_template, links.silenced
-        self.ctx = JudgeContext.of(spec, self.detectors, self.grid, link, silenced, mode.replay)
-        self.shadows = ShadowSet(spec, self.grid, self.tz, self.ctx, links.telemetry)  # `shadow:` variants
-        self.why = Explainer(spec, self.tz, self.memory)
         self.states: dict[str, SeriesState] = dict(states or {})
         self._warned: set[str] = set()  # warnings logged once per runtime (e.g. off-grid rows)
         self._watermark: int | None = None
         self._watermark_known = False
         self._stale = False  # `reload_windows` was called: re-read windows and watermark
         self._loading = False  # a first start's history is loading in the background
-        self.book = StatusBook(self.name, links.telemetry, self.interval.total_seconds())
         self.lock = asyncio.Lock()
         self.history: HistoryHook | None = None  # the daemon's loader of a first start's history
         self.cold = ColdPeriods()  # periods judged before that history was in (`coldjudge`)
+        # All or nothing: what it builds that holds something (the explain query's collector)
+        # is closed when a later part fails; the parts it is given are its caller's (`assemble`).
+        with all_or_nothing(self.name) as built:
+            self.where = None if mode.replay else Breakdown.of(spec, links.resources, self.memory)
+            built.extend([self.where.close] if self.where is not None else [])  # (a replay: none)
+            link, silenced = links.link_template, links.silenced
+            self.ctx = JudgeContext.of(spec, self.detectors, self.grid, link, silenced, mode.replay)
+            self.shadows = ShadowSet(spec, self.grid, self.tz, self.ctx, links.telemetry)  # `shadow:`
+            self.why = Explainer(spec, self.tz, self.memory)
+            self.book = StatusBook(self.name, links.telemetry, self.interval.total_seconds())
 
     @property
     def status(self) -> RunStatus:

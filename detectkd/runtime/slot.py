@@ -8,7 +8,6 @@ schedule, its channels and its silence labels; `stop()` releases all of it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from detectkd.collectors.base import Collector
 from detectkd.errors import StorageError
 from detectkd.resources import Resources
 from detectkd.runtime.calendar import build_detectors
+from detectkd.runtime.closing import all_or_nothing
 from detectkd.runtime.lateness import Lateness
 from detectkd.runtime.parts import LIVE, LOADER, Links, Parts, RunMode
 from detectkd.runtime.runner import MetricRuntime
@@ -103,44 +103,18 @@ def assemble(
     silenced = deps.silences.predicate(labels) if deps.silences is not None else None
     data = data_getter(spec, deps)
     collector = build_collector(spec, deps.resources)
-    close: Callable[[], Awaitable[None]] = collector.close
-    try:
+    with all_or_nothing(spec.name) as built:
+        built.append(collector.close)
         parts = Parts(wrap(source, collector) if wrap is not None else collector, detectors)
         links = Links(
             deps.store, deps.resources, deps.telemetry, deps.wake, data, deps.generator_url, silenced
         )
         runtime = MetricRuntime(spec, parts, links, dict(states or {}), deps.mode)
-        close = runtime.close  # the collector, and the explain query's
+        built[-1] = runtime.close  # the collector, and the explain query's
         sched = spec.config.schedule
         trigger = GridTrigger(runtime.grid, sched.delay, stable_offset(spec.name, sched.interval))
         late = Lateness(runtime, deps.resources)
-    except BaseException:
-        close_soon(close, spec.name)
-        raise
     return MetricSlot(spec, runtime, trigger, channels, labels, source, late)
-
-
-_closing: set[asyncio.Task[None]] = set()  # closes in flight (the loop keeps weak references)
-
-
-def close_soon(close: Callable[[], Awaitable[None]], metric: str) -> None:
-    """Run `close` from synchronous code: in the background on this thread's loop (assemble
-    runs on the daemon's), or to the end at once when the thread has none."""
-
-    async def closing() -> None:
-        try:
-            await close()
-        except Exception as exc:
-            log.warning("a collector not assembled did not close", metric=metric, error=str(exc))
-
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(closing())
-        return
-    task = loop.create_task(closing())
-    _closing.add(task)
-    task.add_done_callback(_closing.discard)
 
 
 def assemble_loader(spec: MetricSpec, deps: Deps, wrap: Wrap | None = None) -> MetricSlot:

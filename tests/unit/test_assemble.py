@@ -1,5 +1,7 @@
 """`assemble()` all or nothing: when a part built after the metric's collector fails, the
-collector (which may hold a connection or a pool of its own) is closed, not left open."""
+collector (which may hold a connection or a pool of its own) is closed, not left open; so
+are the collectors `MetricRuntime` (the `explain:` query's) and `Lateness` (the
+`complete_when` probe's) build themselves when a later part of their own fails."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from detectkd.collectors import registry
 from detectkd.collectors.base import Row, Window
 from detectkd.resources import Resources
-from detectkd.runtime import slot
+from detectkd.runtime import lateness, runner, slot
 from detectkd.runtime.slot import Deps, assemble
 from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.memory import MemoryStore
@@ -80,3 +83,59 @@ def test_without_a_running_loop_the_collector_is_closed_before_assemble_raises(
     with pytest.raises(ValueError, match="cannot be built"):
         assemble(spec(tmp_path), Deps(MemoryStore(), Resources()))
     assert held.closed.is_set()
+
+
+OWN_PARTS = """\
+explain:
+  query: "SELECT 'eu' AS region, 1 AS value"
+  dimensions: [region]
+completeness:
+  complete_when: "SELECT 1"
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "part", "count"),
+    [(runner, "ShadowSet", 2), (runner, "Explainer", 2), (runner, "StatusBook", 2), (lateness, "Recheck", 3)],
+)
+async def test_a_runtime_or_lateness_that_fails_halfway_closes_the_collectors_it_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: Any, part: str, count: int
+) -> None:
+    """Every collector built (the metric's, its explain query's, its completeness probe's)
+    is closed when a part built after it fails."""
+    built: list[HeldCollector] = []
+
+    class Kind:
+        def build(self, *_: Any, **__: Any) -> HeldCollector:
+            built.append(HeldCollector())
+            return built[-1]
+
+    write(tmp_path / "m" / "a.yaml", constant_metric("a", tmp_path / "src.db") + OWN_PARTS)
+    metric = load_metrics([tmp_path / "m"], None, env={}).metrics["a"]
+    monkeypatch.setattr(registry, "lookup", lambda _: Kind())
+    monkeypatch.setattr(module, part, fail)
+    with pytest.raises(ValueError, match="cannot be built"):
+        assemble(metric, Deps(MemoryStore(), Resources()))
+    assert len(built) == count
+    async with asyncio.timeout(10):  # closed in the background: constructors are synchronous
+        for collector in built:
+            await collector.closed.wait()
+
+
+async def test_a_slot_stopped_closes_the_collectors_its_runtime_and_lateness_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[HeldCollector] = []
+
+    class Kind:
+        def build(self, *_: Any, **__: Any) -> HeldCollector:
+            built.append(HeldCollector())
+            return built[-1]
+
+    write(tmp_path / "m" / "a.yaml", constant_metric("a", tmp_path / "src.db") + OWN_PARTS)
+    metric = load_metrics([tmp_path / "m"], None, env={}).metrics["a"]
+    monkeypatch.setattr(registry, "lookup", lambda _: Kind())
+    made = assemble(metric, Deps(MemoryStore(), Resources()))
+    assert len(built) == 3 and not any(c.closed.is_set() for c in built)
+    await made.stop()
+    assert all(c.closed.is_set() for c in built)
