@@ -45,6 +45,7 @@ from detectkd.config.settings import HistorySettings
 from detectkd.errors import StorageError, error_line
 from detectkd.runtime.coldstart import fill_range
 from detectkd.runtime.collect import collect
+from detectkd.runtime.historybook import JobBook
 from detectkd.runtime.historyjob import Job, iso
 from detectkd.runtime.pace import Halting, Paces
 from detectkd.runtime.runner import MetricRuntime
@@ -53,7 +54,6 @@ from detectkd.storage.base import RunRecord, StateStore
 from detectkd.telemetry import Telemetry
 
 log = structlog.get_logger("detectkd.history")
-MAX_RETRY_S = 600.0
 
 
 # (metric, wrap): a slot of the metric's own for loading, its collector wrapped; None: not running
@@ -80,19 +80,17 @@ class HistoryLoader:
         self.settings = settings
         self.build = build
         self.loaded = loaded
-        self.telemetry = telemetry
-        self.jobs: dict[str, Job] = {}
+        self.book = JobBook(store, settings, telemetry)
+        self.jobs = self.book.jobs  # by metric: stored, gauged (`JobBook`)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._sem = asyncio.Semaphore(settings.concurrency)
         self._warm_sem = asyncio.Semaphore(settings.warmup_concurrency)
         self._warm: set[str] = set()  # metrics whose first start is a warm-up: jobs not stored
-        self._stored: set[str] = set()  # metrics with a job in the store
         self._warming: set[str] = set()  # metrics whose task works on a warm-up: fills wait for them
         self._idle = asyncio.Event()  # no warm-up is waiting
         self._idle.set()
         self.paces = Paces(settings.source_qps)
         self.fill_paces = Paces(settings.fill_qps)  # fills: within source_qps, and at most this
-        self._save_lock = asyncio.Lock()
         self._stopped = False
         self._halting: set[str] = set()  # metrics whose task was cancelled and is not done yet
         self.clock: Callable[[], float] = time.time  # when a first start's history ends
@@ -100,15 +98,7 @@ class HistoryLoader:
     async def open(self) -> None:
         """Read the jobs an earlier process left unfinished (each starts when its metric is
         installed, `start`)."""
-        for metric, data in (await self.store.history_load()).items():
-            try:
-                self.jobs[metric] = Job.from_json(metric, data)
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("history job unreadable, dropped", metric=metric, error=str(exc))
-                await self.store.history_save(metric, None)
-                continue
-            self._stored.add(metric)
-            self._gauge(self.jobs[metric])
+        await self.book.open()
 
     async def begin(self, metric: str, start: int, until: int) -> bool:
         """A live run's first start: record the history before `until` (or extend the job an
@@ -121,20 +111,9 @@ class HistoryLoader:
             self._warm.discard(metric)
             if metric in self.jobs:  # a failed warm-up: judged and stored like any history job
                 self.jobs[metric].warm = False
-        await self._record(metric, start, until)
+        await self.book.record(metric, start, until, warm=metric in self._warm)
         self.kick(metric)
         return wait
-
-    async def _record(self, metric: str, start: int, until: int) -> None:
-        """A new job, or the metric's job extended up to `until`; stored."""
-        job = self.jobs.get(metric)
-        if job is None:
-            job = self.jobs[metric] = Job(metric, start, until, until - start, warm=metric in self._warm)
-        elif until > job.until:
-            job.total += until - job.until
-            job.until = until
-        await self._save(job)
-        self._gauge(job)
 
     def start(self, live: MetricRuntime) -> None:
         """A metric was installed: work on its job, or record one if this is its first start
@@ -194,8 +173,7 @@ class HistoryLoader:
             raise asyncio.CancelledError
 
     def api(self, metric: str) -> dict[str, Any] | None:
-        job = self.jobs.get(metric)
-        return job.api() if job is not None else None
+        return self.book.api(metric)
 
     # -- work -------------------------------------------------------------------------
 
@@ -229,7 +207,7 @@ class HistoryLoader:
             log.warning("history not started", metric=live.name, error=error_line(exc))
             return False
         if due is not None:  # (the live run may have recorded it meanwhile: then it is extended)
-            await self._record(live.name, *due)
+            await self.book.record(live.name, *due, warm=live.name in self._warm)
         return live.name in self.jobs
 
     def _wrap(self, metric: str, fill: bool) -> Wrap:
@@ -251,7 +229,7 @@ class HistoryLoader:
         try:
             slot = self.build(metric, self._wrap(metric, job.fill))
         except Exception as exc:
-            return self._failed(job, exc, 0)
+            return self.book.failed(job, exc, 0)
         if slot is None:  # not running (disabled, failed to build): kicked when it is installed
             return None
         rt = slot.runtime
@@ -274,11 +252,10 @@ class HistoryLoader:
                     if hi >= job.until:  # the last batch: see `_done_until`
                         await self._done_until(metric, rt.grid.prev(hi))
                     job.start = hi  # stored: a failed save below only means the next one says it
-                    await self._save(job)
+                    await self.book.save(job)
                 except Exception as exc:
-                    return self._failed(job, exc, timeout)
-                job.error, job.failures = None, 0
-                self._gauge(job)
+                    return self.book.failed(job, exc, timeout)
+                self.book.succeeded(job)
                 log.info(
                     "history batch loaded",
                     metric=metric,
@@ -290,7 +267,7 @@ class HistoryLoader:
                 try:
                     again = await self._rejudged(rt, job, size, timeout)
                 except Exception as exc:
-                    return self._failed(job, exc, timeout)
+                    return self.book.failed(job, exc, timeout)
             fill = fill_range(slot.spec, rt.grid, rt.span - rt.grid.step, job.until - job.total, job.until)
         finally:
             await slot.stop()
@@ -301,8 +278,8 @@ class HistoryLoader:
         if fill is not None and rt.start_time() is None:  # staged: the rest of the window, later
             self._warm.discard(metric)
             self.jobs[metric] = job = Job(metric, fill[0], fill[1], fill[1] - fill[0], fill=True)
-            await self._save(job)
-            self._gauge(job)
+            await self.book.save(job)
+            self.book.gauge(job)
             return 0.0
         return None
 
@@ -321,13 +298,12 @@ class HistoryLoader:
             async with asyncio.timeout(self.settings.batch_timeout.total_seconds()):
                 points = await _store_points(rt, lo, job.until)
             job.until = lo
-            await self._save(job)
+            await self.book.save(job)
         except Exception as exc:
-            return self._failed(job, exc, self.settings.batch_timeout.total_seconds())
+            return self.book.failed(job, exc, self.settings.batch_timeout.total_seconds())
         finally:
             await slot.stop()
-        job.error, job.failures = None, 0
-        self._gauge(job)
+        self.book.succeeded(job)
         log.info(
             "history fill loaded",
             metric=job.metric,
@@ -365,39 +341,11 @@ class HistoryLoader:
         finally:
             await slot.stop()
 
-    def _failed(self, job: Job, exc: Exception, timeout: float) -> float:
-        timed_out = isinstance(exc, TimeoutError) and timeout > 0
-        line = f"batch exceeded history.batch_timeout ({timeout:g}s)" if timed_out else error_line(exc)
-        job.failures += 1
-        job.error = line
-        retry = min(MAX_RETRY_S, self.settings.retry_after.total_seconds() * 2.0 ** (job.failures - 1))
-        log.warning(
-            "history batch failed",
-            metric=job.metric,
-            error=line,
-            retry_in_s=retry,
-            loaded_until=iso(job.start),
-        )
-        if self.telemetry is not None:
-            self.telemetry.history_errors.labels(job.metric).inc()
-        return retry
-
     async def _done_until(self, metric: str, last: int) -> None:
         """Judged up to `last`: the watermark says so before the job is deleted, so a metric
         whose live run has not committed yet (it runs on its own schedule) catches up from
         there instead of recording the job again. The watermark only moves forward."""
         await self.store.commit(RunRecord(metric, watermark=last, save_points=False))
-
-    async def _save(self, job: Job) -> None:
-        if job.warm and job.metric not in self._stored:
-            return  # a warm-up: redone after a crash (its live runs committed nothing)
-        async with self._save_lock:  # serialised inside the lock: the newest state is written last
-            await self.store.history_save(job.metric, None if job.done else job.to_json())
-            (self._stored.discard if job.done else self._stored.add)(job.metric)
-
-    def _gauge(self, job: Job) -> None:
-        if self.telemetry is not None:
-            self.telemetry.history_progress.labels(job.metric).set(job.progress)
 
 
 async def _judge_again(rt: MetricRuntime, start: int, finish: int, size: int, budget: float) -> None:

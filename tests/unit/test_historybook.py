@@ -1,0 +1,54 @@
+"""The history loader's record of its jobs (`JobBook`): what is stored, what is shown."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from detectkd.config.settings import HistorySettings
+from detectkd.errors import CollectError
+from detectkd.runtime.historybook import MAX_RETRY_S, JobBook
+from detectkd.storage.memory import MemoryStore
+from detectkd.telemetry import Telemetry
+
+DAY = 86400
+
+
+async def test_jobs_left_by_an_earlier_process_are_read_and_an_unreadable_one_dropped() -> None:
+    store = MemoryStore()
+    await store.history_save("a", '{"start": 0, "until": 100, "total": 100}')
+    await store.history_save("b", "not json")
+    telemetry = Telemetry()
+    book = JobBook(store, HistorySettings(), telemetry)
+    await book.open()
+    assert list(book.jobs) == ["a"] and list(await store.history_load()) == ["a"]
+    assert telemetry.history_progress.labels("a").get() == 0.0
+
+
+async def test_a_warm_up_is_not_stored_and_a_job_extended_keeps_its_progress() -> None:
+    store = MemoryStore()
+    book = JobBook(store, HistorySettings(), None)
+    await book.record("warm", 0, DAY, warm=True)
+    await book.record("job", 0, DAY, warm=False)
+    assert list(await store.history_load()) == ["job"]  # a warm-up is redone after a crash
+    job = book.jobs["job"]
+    job.start = DAY // 2
+    await book.save(job)
+    await book.record("job", 0, 2 * DAY, warm=False)  # the live run's first start is later
+    assert (job.start, job.until, job.total, job.progress) == (DAY // 2, 2 * DAY, 2 * DAY, 0.25)
+    job.start = job.until
+    await book.save(job)
+    assert await store.history_load() == {}  # done: deleted
+
+
+async def test_a_failed_batch_is_shown_counted_and_retried_later_each_time_up_to_a_cap() -> None:
+    telemetry = Telemetry()
+    book = JobBook(MemoryStore(), HistorySettings(retry_after=timedelta(seconds=30)), telemetry)
+    await book.record("a", 0, DAY, warm=False)
+    job = book.jobs["a"]
+    waits = [book.failed(job, CollectError("down"), 60) for _ in range(7)]
+    assert waits == [30, 60, 120, 240, 480, MAX_RETRY_S, MAX_RETRY_S]
+    assert job.error == "down" and telemetry.history_errors.labels("a").get() == 7
+    book.failed(job, TimeoutError(), 60)
+    assert job.error == "batch exceeded history.batch_timeout (60s)"
+    book.succeeded(job)
+    assert job.error is None and job.failures == 0
