@@ -45,7 +45,8 @@ class HistorySettings(BaseModel):
 
     # Metrics loading `start_time` history at once (live runs never wait).
     concurrency: int = Field(default=2, ge=1)
-    # One batch (`batch_load_days` of a metric) may take this long; the run timeout does not apply.
+    # One batch's (`batch_load_days` of a metric) source queries and store I/O (not its judging);
+    # the run timeout does not apply.
     batch_timeout: Duration = timedelta(minutes=10)
     retry_after: Duration = timedelta(seconds=30)  # a failed batch is retried after this, doubling to 10m
     # Metrics loading a first start's warm-up (no `start_time`) at once.

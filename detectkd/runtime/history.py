@@ -7,7 +7,8 @@ judges itself (before it commits anything), and judges only that period.
 A `HistoryLoader` task works through the job oldest first, in
 `batch_load_days` batches, on a runtime of its own (its own collector and
 windows, no alert state): it never notifies and never moves the watermark.
-Each batch has `history.batch_timeout` (the run timeout does not apply) and
+Each batch has `history.batch_timeout` on its source and store (not its judging,
+`offloop.budget`; the run timeout does not apply) and
 stores its points and detections, then the job's progress. After a crash, a
 restart, a reload or a failed batch the job resumes after the last batch
 stored; a batch done twice is harmless (rows are upserts). Live runs never
@@ -47,6 +48,7 @@ from detectkd.runtime.coldstart import fill_range
 from detectkd.runtime.collect import collect
 from detectkd.runtime.historybook import JobBook
 from detectkd.runtime.historyjob import Job, iso
+from detectkd.runtime.offloop import budget
 from detectkd.runtime.pace import Halting, Paces
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.runtime.slot import MetricSlot, Wrap
@@ -244,7 +246,7 @@ class HistoryLoader:
                 self._go_on(metric)
                 lo, hi = rt.grid.batches(job.start, job.until, size)[0]
                 try:
-                    async with asyncio.timeout(timeout):
+                    async with budget(timeout):  # the source and the store; not the judge (`offloop`)
                         if job.warm:
                             points = await _store_points(rt, lo, hi)
                         else:
@@ -295,7 +297,7 @@ class HistoryLoader:
         size = max(rt.grid.step, min(86400, 8 * rt.judge_span))
         lo = max(job.start, rt.grid.floor(job.until - size))
         try:
-            async with asyncio.timeout(self.settings.batch_timeout.total_seconds()):
+            async with budget(self.settings.batch_timeout.total_seconds()):
                 points = await _store_points(rt, lo, job.until)
             job.until = lo
             await self.book.save(job)
@@ -316,7 +318,7 @@ class HistoryLoader:
         self.loaded(job.metric, None)
         return None if job.done else 0.0
 
-    async def _rejudged(self, rt: MetricRuntime, job: Job, size: int, budget: float) -> int:
+    async def _rejudged(self, rt: MetricRuntime, job: Job, size: int, seconds: float) -> int:
         """The periods live runs judged while the job loaded (from its `until` to the stored
         watermark), judged again with the history: their stored detections become those of a
         start whose history was there at once (a cold skip at most). Nothing notified, no
@@ -325,7 +327,7 @@ class HistoryLoader:
         wm = await self.store.watermark(job.metric)
         if wm is None or wm < job.until:
             return job.until
-        await _judge_again(rt, job.until, rt.grid.next(wm), size, budget)
+        await _judge_again(rt, job.until, rt.grid.next(wm), size, seconds)
         return rt.grid.next(wm)
 
     async def judge_again(self, metric: str, start: int, finish: int) -> None:
@@ -348,9 +350,9 @@ class HistoryLoader:
         await self.store.commit(RunRecord(metric, watermark=last, save_points=False))
 
 
-async def _judge_again(rt: MetricRuntime, start: int, finish: int, size: int, budget: float) -> None:
+async def _judge_again(rt: MetricRuntime, start: int, finish: int, size: int, seconds: float) -> None:
     for lo, hi in rt.grid.batches(start, finish, size):
-        async with asyncio.timeout(budget):  # each batch, as a history batch
+        async with budget(seconds):  # each batch, as a history batch
             await rt.check(lo, hi, notify=False, commit=True)
 
 

@@ -7,10 +7,10 @@ metric's own memory and a copy of its alert states, under the metric's run lock;
 consults of the daemon's (silences) is replaced, never changed in place. Judges have their own
 small pool, so a burst of them never queues the loop's other thread work (`/metrics`, silences).
 
-A run's timeout (`budget`) is paused while a judge waits for a thread and runs: it guards the
-source query and the store, not CPU work that queues behind other metrics' judges and cannot
-be interrupted once begun (a timed-out judge rolled back is redone, and an `auto` first run's
-rebuild with it).
+A run's timeout and a history batch's (`budget`) are paused while a judge waits for a thread
+and runs: they guard the source query and the store, not CPU work that queues behind other
+metrics' judges and cannot be interrupted once begun (a timed-out judge rolled back is redone,
+and an `auto` first run's rebuild with it).
 """
 
 from __future__ import annotations
@@ -36,37 +36,44 @@ class _Budget:
     open: bool = True
 
 
-_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("detectkd_budget", default=None)
+# The budgets the current code runs under, innermost last (a live run's timeout, and inside
+# it the batch timeout of the periods it judges again with a loaded history).
+_budgets: contextvars.ContextVar[tuple[_Budget, ...]] = contextvars.ContextVar("detectkd_budgets", default=())
 
 
 @contextlib.asynccontextmanager
 async def budget(seconds: float) -> AsyncIterator[None]:
     """`asyncio.timeout(seconds)` for the current task, except the time its judges spend in
-    `sized` (waiting for a thread and running): a run's timeout (`run_timeout`)."""
+    `sized` (waiting for a thread and running): a run's timeout (`run_timeout`), a history
+    batch's (`history.batch_timeout`). Nested, each is paused."""
     async with asyncio.timeout(seconds) as timeout:
-        token = _budget.set(b := _Budget(timeout, asyncio.current_task()))
+        token = _budgets.set((*_budgets.get(), b := _Budget(timeout, asyncio.current_task())))
         try:
             yield
         finally:
             b.open = False
-            _budget.reset(token)
+            _budgets.reset(token)
 
 
 @contextlib.contextmanager
 def _paused() -> Any:
-    """The current task's `budget`, stopped meanwhile (one already expired is left to fire)."""
-    b = _budget.get()
-    if b is None or not b.open or b.task is not asyncio.current_task() or b.timeout.expired():
+    """The current task's budgets, stopped meanwhile (one already expired is left to fire)."""
+    task = asyncio.current_task()
+    held = [b for b in _budgets.get() if b.open and b.task is task and not b.timeout.expired()]
+    if not held:
         yield
         return
     loop = asyncio.get_running_loop()
-    when, paused = b.timeout.when(), loop.time()
-    b.timeout.reschedule(None)
+    paused, whens = loop.time(), [b.timeout.when() for b in held]
+    for b in held:
+        b.timeout.reschedule(None)
     try:
         yield
     finally:
-        if b.open and not b.timeout.expired() and when is not None:
-            b.timeout.reschedule(loop.time() + (when - paused))
+        resumed = loop.time()
+        for b, when in zip(held, whens, strict=True):
+            if b.open and not b.timeout.expired() and when is not None:
+                b.timeout.reschedule(resumed + (when - paused))
 
 
 @functools.cache

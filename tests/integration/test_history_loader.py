@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from detectkd.config.settings import HistorySettings
+from detectkd.runtime import offloop
 from detectkd.runtime.daemon import Daemon
 from detectkd.runtime.status import MetricEntry
 from detectkd.storage.base import RunRecord
@@ -105,6 +107,47 @@ async def test_a_batch_over_its_own_timeout_is_cut_and_retried_not_the_run_timeo
         await until(lambda: "orders" in d.history.jobs and d.history.jobs["orders"].failures >= 1)
         assert d.history.jobs["orders"].error == "batch exceeded history.batch_timeout (0.05s)"
         assert stored(tmp_path, "SELECT count(*) FROM dtk_datapoints") == [(0,)]
+
+
+async def test_a_batch_whose_judge_waits_for_a_thread_past_the_batch_timeout_is_stored(
+    tmp_path: Path,
+) -> None:
+    """history.batch_timeout guards the source and the store, not the judging: with both
+    judge threads taken past it, a batch of more than 100 points waits for one, judges and
+    is stored, neither failed nor retried (it was cut and retried until the threads freed)."""
+    now = int(time.time()) // HOUR * HOUR
+    fill(src := Source(tmp_path / "src.db"), "m", now - 3 * 86400, now + HOUR, 600)
+    text = sqlite_metric("m", src.path, schedule="{interval: 10m, start_time: 2d, batch_load_days: 3}",
+                         series="m", detector="type: mad\nparams: {window_size: 1d, n_sigma: 5, min_samples: 10}")  # fmt: skip
+    write(tmp_path / "metrics.d" / "m.yaml", text)
+    release = threading.Event()
+    begun = [threading.Event() for _ in range(offloop.JUDGE_THREADS)]
+
+    def busy(k: int) -> None:
+        begun[k].set()
+        release.wait(timeout=60)
+
+    blockers = [asyncio.ensure_future(offloop.in_thread(busy, k)) for k in range(offloop.JUDGE_THREADS)]
+    try:
+        for b in begun:
+            assert await asyncio.to_thread(b.wait, 30)  # every judge thread is taken
+        timeout = 2.0  # the source and the store take well under it, even on a loaded machine
+        tight = HistorySettings(batch_timeout=timedelta(seconds=timeout), retry_after=timedelta(seconds=0.05))
+        async with running(tmp_path, history=tight, clock=lambda: now + 60) as d:
+            d.scheduler.pause()
+            asyncio.get_running_loop().call_later(timeout + 1, release.set)  # free past the timeout
+            await within(d.history.settled(), 60, "the history job")
+            assert release.is_set() and "m" not in d.history.jobs
+            assert d.telemetry.history_errors.labels("m").get() == 0
+            ((count, first, last),) = stored(
+                tmp_path, "SELECT count(*), min(period), max(period) FROM dtk_detections"
+            )
+            assert (
+                count == (last - first) // 600 + 1 and count > offloop.OFF_LOOP_POINTS
+            )  # judged in a thread
+    finally:
+        release.set()
+        await asyncio.gather(*blockers)
 
 
 async def test_a_standby_works_on_no_history_job_until_it_leads(tmp_path: Path) -> None:

@@ -50,3 +50,16 @@ async def test_a_budget_is_paused_while_a_judge_waits_and_runs_and_still_bounds_
             assert await offloop.sized(offloop.OFF_LOOP_POINTS + 1, release.wait, 30)
             assert await offloop.sized(1, lambda: "small") == "small"  # judged right here
             await asyncio.Event().wait()  # the source hangs: the rest of the budget ends it
+
+
+async def test_nested_budgets_are_all_paused_while_a_judge_waits_and_runs() -> None:
+    """A live run's timeout around a history batch's (periods judged again with a loaded
+    history): a judge past both completes; an await past the inner one is cancelled by it."""
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    loop.call_later(0.5, release.set)  # past both budgets
+    async with offloop.budget(0.3):
+        with pytest.raises(TimeoutError):
+            async with offloop.budget(0.2):
+                assert await offloop.sized(offloop.OFF_LOOP_POINTS + 1, release.wait, 30)
+                await asyncio.Event().wait()  # the source hangs: the inner budget's rest ends it
