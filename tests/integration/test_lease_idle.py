@@ -1,7 +1,8 @@
 """HA on the real PostgreSQL: a leader frozen inside a fenced transaction (SIGSTOP, a hung
 event loop) must not keep its standby out by the lease row's lock. The fence check bounds
 how long the transaction may sit idle to the lease's length; before, the standby's acquire
-waited for the lock for as long as the leader stayed frozen."""
+waited for the lock for as long as the leader stayed frozen. Resumed, the leader finds its
+session ended: a store failure, never an error that ends its loops."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import asyncio
 import time
 
 import asyncpg
+import pytest
 
+from detectkd.errors import StorageError
 from detectkd.storage import lease
+from detectkd.storage.postgres import PostgresStore
 from tests.support.databases import pg_database
 
 
@@ -40,3 +44,37 @@ async def test_a_frozen_fenced_transaction_does_not_keep_the_standby_out() -> No
         finally:
             leader.terminate()
             await standby.close()
+
+
+async def test_a_claim_whose_session_ended_while_frozen_is_a_store_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Frozen right after sending a claim's query, past the fence's idle timeout: the answer
+    and the server's end of the session wait in the socket. Resumed, asyncpg reads the answer,
+    its protocol is left half-way, and the COMMIT raised `InternalClientError`, which passed
+    the store as it was and ended the outbox loop of a leader resumed after SIGSTOP (seen under
+    load in tests/e2e/test_ha.py: the old leader exited 1 at its stop)."""
+    async with pg_database("") as name:
+        store = PostgresStore(f"postgresql://postgres@127.0.0.1:5432/{name}")
+        await store.open()
+        try:
+            token = await store.lease_acquire("0/1", "a", 60.0)
+            assert token is not None
+            store.fence = lease.Fence("0/1", "a", token, ttl_s=1.0)  # idle 1 s in it: ended
+            # Once unfrozen first: on a new connection the freeze would fall in asyncpg's
+            # prepare step, where the server's idle timeout does not run.
+            assert await store.outbox_claim(time.time(), 120.0, 10) == []
+            held = lease.held
+
+            async def then_freeze(conn: asyncpg.Connection, fence: lease.Fence) -> bool:
+                ok = await held(conn, fence)
+                asyncio.get_running_loop().call_soon(time.sleep, 2.5)  # once the next query is sent
+                return ok
+
+            monkeypatch.setattr(lease, "held", then_freeze)
+            with pytest.raises(StorageError):
+                await store.outbox_claim(time.time(), 120.0, 10)
+            monkeypatch.undo()
+            assert await store.outbox_claim(time.time(), 120.0, 10) == []  # on a new connection
+        finally:
+            await store.close()
