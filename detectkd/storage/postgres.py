@@ -93,6 +93,10 @@ class PostgresStore(docs.PostgresDocs):
         token: int | None = await self._run(lambda c: lease.acquire(c, shard, holder, ttl_s))
         return token
 
+    async def lease_evict(self, shard: str) -> int:
+        ended: int = await self._run(lambda c: lease.evict(c, shard))
+        return ended
+
     async def lease_release(self, shard: str, holder: str) -> None:
         await self._run(lambda c: lease.release(c, shard, holder))
 

@@ -7,12 +7,14 @@ session ended: a store failure, never an error that ends its loops."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import asyncpg
 import pytest
 
 from detectkd.errors import StorageError
+from detectkd.runtime.leader import Leadership
 from detectkd.storage import lease
 from detectkd.storage.postgres import PostgresStore
 from tests.support.databases import pg_database
@@ -78,3 +80,67 @@ async def test_a_claim_whose_session_ended_while_frozen_is_a_store_failure(
             assert await store.outbox_claim(time.time(), 120.0, 10) == []  # on a new connection
         finally:
             await store.close()
+
+
+def freeze_mid_statement(dsn: str, freeze_s: float, frozen: threading.Event, ended: list[str]) -> None:
+    """The leader, on a thread of its own: takes the lease (1 s), checks its fence in a
+    transaction, then freezes right after sending a statement it has not prepared on this
+    connection. The server then waits for the rest of the statement: the session counts as
+    active, not idle, so no idle timeout ends it, and the lease row stays locked FOR SHARE."""
+
+    async def lead() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            token = await lease.acquire(conn, "0/1", "a", 1.0)
+            assert token is not None
+            fence = lease.Fence("0/1", "a", token, ttl_s=1.0)
+            async with conn.transaction():
+                assert await lease.held(conn, fence)
+
+                def freeze() -> None:
+                    frozen.set()
+                    time.sleep(freeze_s)
+
+                asyncio.get_running_loop().call_soon(freeze)
+                await conn.fetch("SELECT 'a statement new to this connection'")
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+            ended.append(type(exc).__name__)
+        finally:
+            conn.terminate()
+
+    asyncio.run(lead())
+
+
+async def test_a_leader_frozen_mid_statement_is_ended_by_the_standby_taking_over() -> None:
+    """Before, the standby could not take the expired lease until the frozen leader woke up
+    (for as long as a SIGSTOP lasts): its acquire waited for the lock and timed out, try
+    after try. Now, blocked past the lease's expiry, it ends the expired holder's fenced
+    sessions and leads within the lease and two tries."""
+    async with pg_database("") as name:
+        dsn = f"postgresql://postgres@127.0.0.1:5432/{name}"
+        store = PostgresStore(dsn)
+        await store.open()
+        frozen, ended = threading.Event(), list[str]()
+        leader = threading.Thread(target=freeze_mid_statement, args=(dsn, 6.0, frozen, ended))
+        leader.start()
+        try:
+            assert await asyncio.to_thread(frozen.wait, 10)
+            started, leads, stop = time.monotonic(), asyncio.Event(), asyncio.Event()
+
+            async def on_change(leader: bool) -> None:
+                if leader:
+                    leads.set()
+
+            election = asyncio.create_task(Leadership(store, "0/1", 1.0, on_change).run(stop))
+            try:
+                await asyncio.wait_for(leads.wait(), 10)  # before: until the leader woke up
+            finally:
+                stop.set()
+                await election
+            took = time.monotonic() - started
+            print(f"the standby led {took:.2f}s after the freeze (lease 1s)")
+            assert took < 1.0 + 2 * 0.25 + 1.0, took  # the lease and two tries (+ slack for load)
+        finally:
+            await asyncio.to_thread(leader.join, 30)
+            await store.close()
+        assert ended, "the frozen leader's transaction was not ended"
