@@ -6,7 +6,10 @@ lease once it has expired (the database's clock decides), so a dead leader is re
 within one lease period and one try. A leader that cannot renew (database unreachable,
 process stopped) stops acting on its own once `ha.lease` has passed since its last renewal
 began, before the database lets anyone else in; and its commits and claims are fenced by
-the token anyway (`storage.lease`), so a deposed leader cannot write or deliver.
+the token anyway (`storage.lease`), so a deposed leader cannot write or deliver. A standby
+kept out by the lease row's lock once the lease has expired (a leader frozen half-way
+through a statement) ends that leader's fenced sessions, so it leads within the lease and
+two tries.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class Leadership:
             )
         except (StorageError, TimeoutError) as exc:
             log.warning("lease not renewed", shard=self.shard, error=error_line(exc) or "timeout")
+            if isinstance(exc, TimeoutError) and self.token is None:
+                await self._evict()  # a standby kept out by a lock: the holder's, frozen?
         else:
             if token is None:
                 self.token, self._until = None, 0.0
@@ -78,6 +83,20 @@ class Leadership:
             log.info("leader" if now else "standby", shard=self.shard, holder=self.holder, token=self.token)
             await self._on_change(now)
         return now
+
+    async def _evict(self) -> None:
+        """End the fenced sessions of an expired lease's holder that hold its row: a process
+        frozen half-way through a statement, which no server timeout ends (`storage.lease`).
+        A live leader's lease has not expired, so nothing of it is touched."""
+        try:
+            ended = await asyncio.wait_for(self.store.lease_evict(self.shard), self.lease_s / 4)
+        except (StorageError, TimeoutError) as exc:
+            log.warning(
+                "expired lease's sessions not ended", shard=self.shard, error=error_line(exc) or "timeout"
+            )
+            return
+        if ended:
+            log.warning("expired lease's sessions ended", shard=self.shard, sessions=ended)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -34,7 +34,7 @@ import structlog
 
 from detectkd.alerting.alert import Alert
 from detectkd.alerting.channels.base import Channel
-from detectkd.errors import PermanentError, StorageError, TransientError
+from detectkd.errors import PermanentError, StorageError, TransientError, error_line
 from detectkd.runtime.sentlog import LOG_FILE, SentEntry, SentLog, owner_id
 from detectkd.storage.base import OutboxItem, OutboxStats, StateStore
 from detectkd.telemetry import Telemetry
@@ -141,6 +141,9 @@ class Dispatcher:
                 next_due = await self.deliver_due(wait=False)
             except StorageError as exc:
                 log.error("outbox read failed", error=str(exc))
+                next_due = time.time() + 5
+            except Exception as exc:  # never let the loop die: nothing would be delivered again
+                log.error("outbox loop failed", error=error_line(exc))
                 next_due = time.time() + 5
             wait = max(0.05, min(5.0, next_due - time.time()))
             self._wake.clear()

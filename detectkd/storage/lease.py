@@ -31,10 +31,23 @@ RETURNING token
 """
 # The check also bounds how long this transaction may sit idle (SIGSTOP, a frozen host):
 # past the lease the server ends the session, so its row lock never keeps a standby out.
+# And it names the session after the lease (`application_name`, for this transaction) for
+# what that timeout does not reach: a process frozen half-way through sending a statement
+# (between asyncpg's prepare and execute) leaves its session active, waiting for the rest.
 HELD = f"""
-SELECT set_config('idle_in_transaction_session_timeout', $4, true) FROM dtk_leases
+SELECT set_config('idle_in_transaction_session_timeout', $4, true),
+       set_config('application_name', 'detectkd lease ' || shard || ' ' || token, true)
+FROM dtk_leases
 WHERE shard = $1 AND holder = $2 AND token = $3 AND expires_at > {NOW}
 FOR SHARE
+"""
+# A standby whose takeover waits for such a lock ends the sessions still in a transaction
+# under the expired lease (once it has expired: a live leader's are never touched).
+EVICT = f"""
+SELECT count(*) FILTER (WHERE pg_terminate_backend(a.pid)) FROM dtk_leases l
+JOIN pg_stat_activity a ON a.application_name = 'detectkd lease ' || l.shard || ' ' || l.token
+WHERE l.shard = $1 AND l.expires_at < {NOW} AND a.datname = current_database()
+  AND a.pid <> pg_backend_pid()
 """
 RELEASE = "UPDATE dtk_leases SET expires_at = 0 WHERE shard = $1 AND holder = $2"  # the token stays
 
@@ -66,6 +79,12 @@ async def held(conn: Any, fence: Fence) -> bool:
 async def require(conn: Any, fence: Fence | None) -> None:
     if fence is not None and not await held(conn, fence):
         raise LeaseLost(f"shard {fence.shard}: the lease (token {fence.token}) is held by another replica")
+
+
+async def evict(conn: Any, shard: str) -> int:
+    """End the sessions fenced by the shard's lease once it has expired (`EVICT`); how many.
+    Needs the right to signal them: the same role, or `pg_signal_backend`."""
+    return int(await conn.fetchval(EVICT, shard))
 
 
 async def release(conn: Any, shard: str, holder: str) -> None:

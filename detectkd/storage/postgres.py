@@ -46,6 +46,13 @@ from detectkd.storage.postgres_schema import (
     UPSERT_WATERMARK,
 )
 
+# What the driver raises when the store or the connection fails. `InternalClientError` too:
+# a session the server ended while this process was frozen mid-transaction (SIGSTOP, a stalled
+# loop past the fence's idle timeout, `storage.lease`) leaves asyncpg's protocol half-way, and
+# the next statement fails with it ("cannot switch to state 15; another operation (2) is in
+# progress"); the connection is gone like any lost one. Uncaught, it ended the outbox loop.
+DRIVER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
 
 class PostgresStore(docs.PostgresDocs):
     def __init__(self, dsn: str | None = None, **connect: Any) -> None:
@@ -64,7 +71,7 @@ class PostgresStore(docs.PostgresDocs):
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(7215834)")
                 await conn.execute(SCHEMA + docs.SCHEMA + lease.SCHEMA)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DRIVER_ERRORS as exc:
             raise StorageError(f"cannot open postgres store: {redact_text(str(exc))}") from None
 
     async def close(self) -> None:
@@ -76,7 +83,7 @@ class PostgresStore(docs.PostgresDocs):
         try:
             async with self._pool.acquire() as conn:
                 return await fn(conn)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DRIVER_ERRORS as exc:
             raise StorageError(f"postgres store: {redact_text(' '.join(str(exc).split()))}") from None
 
     async def ping(self) -> None:
@@ -85,6 +92,10 @@ class PostgresStore(docs.PostgresDocs):
     async def lease_acquire(self, shard: str, holder: str, ttl_s: float) -> int | None:
         token: int | None = await self._run(lambda c: lease.acquire(c, shard, holder, ttl_s))
         return token
+
+    async def lease_evict(self, shard: str) -> int:
+        ended: int = await self._run(lambda c: lease.evict(c, shard))
+        return ended
 
     async def lease_release(self, shard: str, holder: str) -> None:
         await self._run(lambda c: lease.release(c, shard, holder))

@@ -164,6 +164,33 @@ async def test_dispatcher_loop_wakes_on_new_alerts(
     await asyncio.wait_for(task, 10)
 
 
+async def test_the_delivery_loop_outlives_an_error_that_is_not_a_store_failure(
+    env: tuple[SqliteStore, Resources], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only `StorageError` was caught: anything else (a driver's `InternalClientError`) ended
+    the loop, silently, and nothing was delivered again."""
+    store, resources = env
+    channel = webhook.build(webhook.Params(url=receiver.url), resources)
+    claim, claims = store.outbox_claim, 0
+
+    async def failing_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        if claims == 1:
+            raise RuntimeError("cannot switch to state 15; another operation (2) is in progress")
+        return await claim(*args, **kwargs)
+
+    monkeypatch.setattr(store, "outbox_claim", failing_once)
+    await enqueue(store, alert())
+    d = Dispatcher(store, lambda m, i: channel)
+    stop = asyncio.Event()
+    task = asyncio.create_task(d.run(stop))
+    await receiver.wait_for(lambda b: b["status"] == "firing", timeout=15)  # tried again 5 s later
+    assert claims >= 2
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
 def test_backoff_grows_and_is_capped() -> None:
     import random
 
