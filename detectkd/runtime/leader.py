@@ -89,7 +89,8 @@ class Leadership:
         frozen half-way through a statement, which no server timeout ends (`storage.lease`).
         A live leader's lease has not expired, so nothing of it is touched."""
         try:
-            ended = await asyncio.wait_for(self.store.lease_evict(self.shard), self.lease_s / 4)
+            async with asyncio.timeout(self.lease_s / 4):
+                ended = await self.store.lease_evict(self.shard)
         except (StorageError, TimeoutError) as exc:
             log.warning(
                 "expired lease's sessions not ended", shard=self.shard, error=error_line(exc) or "timeout"
