@@ -72,6 +72,11 @@ class Saved:
         return self
 
     @property
+    def unread(self) -> bool:
+        """A part of a snapshot file whose arrays are not read yet."""
+        return self._source is not None
+
+    @property
     def windows(self) -> Windows:
         return self.read()._windows
 
