@@ -289,9 +289,18 @@ class _File:
     def array(self, b: Block) -> np.ndarray:
         at, count, dtype = b
         a = np.empty(count, np.dtype(dtype))
-        if count and os.preadv(self.fd, [a.data.cast("B")], at) != a.nbytes:
+        if count and _read_into(self.fd, a, at) != a.nbytes:
             raise ValueError(f"snapshot file shorter than its index ({count} {dtype} at {at})")
         return a.astype(dtype[1:], copy=False)  # (native: no copy on a little-endian machine)
+
+
+def _read_into(fd: int, a: np.ndarray, at: int) -> int:
+    """Bytes read from `fd` at `at` into `a` (no copy where the system has `preadv`)."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [a.data.cast("B")], at)
+    data = os.pread(fd, a.nbytes, at)
+    a.data.cast("B")[: len(data)] = data
+    return len(data)
 
 
 class _Part:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import tracemalloc
 from collections.abc import Callable
@@ -201,3 +202,14 @@ def test_arrays_that_disagree_with_their_index_are_refused(tmp_path: Path, craft
         assert snapshot.load(path) == {}  # the store is read instead
     (event,) = logs
     assert event["event"] == "restart snapshot not used" and "'orders'" in event["error"]
+
+
+def test_a_system_without_preadv_reads_the_parts_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / snapshot.FILE
+    want = big(2, 10)
+    snapshot.save(path, want)
+    monkeypatch.delattr(os, "preadv", raising=False)
+    parts = snapshot.load(path)
+    times, values, _ = parts["m1"].windows[""]
+    assert np.array_equal(times, want["m1"].windows[""][0]) and values.tolist() == [1.0] * 10
+    assert parts["m1"].states["auto"][""][0].tolist() == [1.0] * 10
