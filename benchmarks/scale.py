@@ -38,6 +38,9 @@ period) on a source of one-minute rows, 8 hours of them (`--fresh-history`). `--
 sets `history.source_qps`. `--stop-after S` (with `--fresh`) sends SIGTERM S seconds after
 `/readyz`, in the middle of the warm-ups, and reports `stop_s` (SIGTERM to exit) and
 `exit_code` (-9: not stopped within 300 s, killed) instead (issue 28).
+`--rss-trace FILE` appends the measured start's RSS every 0.1 s (`unix_time MiB` lines) to
+FILE, to be read beside the daemon's log (`--crash` keeps it in the temporary directory's
+`dtk-scale-crash.log`): where in a start the peak happens (issue 28).
 """
 
 from __future__ import annotations
@@ -253,14 +256,35 @@ def write_daemon(root: Path, metric_texts: Iterable[str], extra: str = "") -> in
     return port
 
 
-def start(root: Path, port: int) -> subprocess.Popen[bytes]:
-    """`detectkd run` on the benchmark's config, once /readyz answers 200."""
+def trace_rss(pid: int, path: str) -> None:
+    """Append `wall_time rss_mib` lines for process `pid` every 0.1 s until it exits
+    (`--rss-trace`: where in a start the peak happens, beside the daemon's log times)."""
+    with open(path, "a") as out:
+        out.write(f"# pid {pid}\n")
+        while True:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                return
+            rss = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS:")), "")
+            if not rss:  # a zombie: exited, not yet waited for
+                return
+            out.write(f"{time.time():.2f} {int(rss) / 1024:.1f}\n")
+            out.flush()
+            time.sleep(0.1)
+
+
+def start(root: Path, port: int, rss_trace: str = "") -> subprocess.Popen[bytes]:
+    """`detectkd run` on the benchmark's config, once /readyz answers 200 (`rss_trace`: a
+    file its RSS over time is appended to)."""
     log = (root / "daemon.log").open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "detectkd", "run", "--config", str(root / "detectkd.yaml")],
         stdout=log,
         stderr=log,
     )
+    if rss_trace:
+        threading.Thread(target=trace_rss, args=(proc.pid, rss_trace), daemon=True).start()
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
@@ -291,6 +315,7 @@ def run_one(
     source_qps: float = 0.0,
     warmup_concurrency: int = 0,
     stop_after: float = -1.0,
+    rss_trace: str = "",
 ) -> dict[str, float]:
     """`fresh`: seconds of 10-second rows in the source before the start, no stored state
     (0: the store is pre-loaded with `history` points per metric). `crash` >= 0: killed that
@@ -360,7 +385,7 @@ def run_one(
             snap = root / "data" / "memory.snapshot"
             snapshot_mib = snap.stat().st_size / 2**20 if snap.exists() else 0.0
         started = time.monotonic()
-        proc = start(root, port)
+        proc = start(root, port, rss_trace)
         try:
             ready_s = time.monotonic() - started
             at_ready = scrape(port)
@@ -542,6 +567,8 @@ def main() -> int:
         default=-1.0,
         help="--fresh: SIGTERM this many seconds after /readyz (in the warm-ups); stop_s, exit_code",
     )
+    ap.add_argument("--rss-trace", default="",
+                    help="append the measured start's RSS every 0.1 s to this file (time, MiB)")  # fmt: skip
     args = ap.parse_args()
     if args.fresh:
         args.detector = "fresh-auto" if args.detector == "auto" else "fresh"
@@ -601,6 +628,7 @@ def main() -> int:
             args.source_qps,
             args.warmup_concurrency,
             args.stop_after,
+            args.rss_trace,
         )
         print(
             " ".join(f"{r[h]:>16.3f}" if isinstance(r[h], float) else f"{r[h]:>16}" for h in header),

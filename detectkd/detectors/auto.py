@@ -71,6 +71,7 @@ from detectkd.detectors import autosustain
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import staged_basis
 from detectkd.detectors.autostate import BlockFit, Memo, ring_array
+from detectkd.detectors.autostate import line as quantile_line
 from detectkd.detectors.base import (
     Current,
     Direction,
@@ -340,13 +341,14 @@ class AutoDetector:
         held = np.empty(az.size)
         lines = np.empty(az.size)
         prev, run, rest, level, alarmed = memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed
+        ordered = memo.sorted()  # for this judgement only (issue 28)
         for k, (a, brk, sus) in enumerate(zip(az.tolist(), breaks.tolist(), sustained, strict=True)):
-            line = max(memo.line(p.quantile, p.min_samples), floor) * thr
+            line = max(quantile_line(ordered, p.quantile, p.min_samples), floor) * thr
             s = a / line if a == a else 0.0
             broke = brk and a >= gate
             b = max(s, spike) if broke else s  # a range break alarms alone
             h = b if b >= spike else min(b, prev)
-            if p.risk and h >= thr and run == 0 and not broke and not memo.extreme(a, s >= spike, p):
+            if p.risk and h >= thr and run == 0 and not broke and not memo.extreme(ordered, a, s >= spike, p):
                 h = min(h, 0.5 * thr)  # not extreme for this series (SPOT): held below the line
             if sus:  # a sustained deviation alarms alone
                 h = max(h, sus * thr)
@@ -361,7 +363,7 @@ class AutoDetector:
             alarmed = h >= thr
             held[k], lines[k] = h, line
             prev = s
-            memo.push(a)
+            memo.push(a, ordered)
         memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed = prev, run, rest, level, alarmed
         return held, lines
 
@@ -392,7 +394,6 @@ class AutoDetector:
         size, cut = memo.size, max(0, az.size - tail)
         older = az[max(0, cut - size) : cut]
         memo.recent = ring_array(older)
-        memo.ordered = ring_array(np.sort(older[np.isfinite(older)]))
         if self.p.sustain:  # from the ring as stored (single precision), as a live check reads it
             memo.medians = autosustain.medians(memo.ring(), self.p.sustain)
         self._surprises(memo, az[cut:], breaks[cut:])

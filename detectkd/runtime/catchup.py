@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import structlog
+
 from detectkd.collectors.points import Point
 from detectkd.runtime.batch import absent
 from detectkd.runtime.judge import judge
@@ -30,6 +32,8 @@ from detectkd.storage.base import StoredPoint
 if TYPE_CHECKING:
     from detectkd.runtime.runner import MetricRuntime
 
+log = structlog.get_logger("detectkd")
+
 
 async def resume(rt: MetricRuntime, saved: Saved, watermark: int | None, before: int) -> bool:
     """Memory from `saved` and the stored points after its watermark, up to `before` (the
@@ -38,12 +42,16 @@ async def resume(rt: MetricRuntime, saved: Saved, watermark: int | None, before:
     if watermark is None or saved.watermark > watermark:
         return False
     if saved.watermark == watermark:
+        if not _read(rt, saved):
+            return False
         mem.adopt(saved, before - rt.span)
         mem.caught_up = 0
         return True
     start = grid.next(saved.watermark)
     if not rt.spec.storage.enabled or start <= before - rt.span:
         return False  # nothing stored to catch up from, or the snapshot is older than the window
+    if not _read(rt, saved):
+        return False
     try:
         stored = await (await rt.data()).read_points(rt.name, None, start, before)
         mem.adopt(saved, saved.watermark - rt.span)  # all of it: as the live window held it
@@ -55,6 +63,17 @@ async def resume(rt: MetricRuntime, saved: Saved, watermark: int | None, before:
         raise
     mem.caught_up = len(points)
     _drop_forgotten(rt, before)
+    return True
+
+
+def _read(rt: MetricRuntime, saved: Saved) -> bool:
+    """The part's arrays read from the snapshot file (now, at the metric's first run: issue
+    28); False, logged, when they cannot be (the store is read instead)."""
+    try:
+        saved.read()
+    except (OSError, ValueError) as exc:
+        log.warning("restart snapshot part not read", metric=rt.name, error=str(exc) or type(exc).__name__)
+        return False
     return True
 
 

@@ -122,6 +122,7 @@ class Daemon(DaemonView):
             await self._start()
 
     async def _start(self) -> None:
+        heap.map_large()  # a scrape's large blocks go back to the system when freed
         await self.store.open()
         await self.dispatcher.recover(self.settings.data_dir)  # nothing sent twice after a crash
         await self.history.open()

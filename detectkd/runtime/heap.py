@@ -32,6 +32,21 @@ def trim() -> bool:
     return bool(libc is not None and libc.malloc_trim(0))
 
 
+MMAP_THRESHOLD = 4 << 20  # bytes: a block this large is mapped apart (`map_large`)
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def map_large() -> bool:
+    """Blocks of `MMAP_THRESHOLD` or more mapped apart and given back to the system when
+    freed (glibc's `mallopt(M_MMAP_THRESHOLD)`, which also ends its moving threshold;
+    elsewhere nothing, False). A /metrics body of 10,000 metrics is three 8 MiB blocks in a
+    worker thread; after the first is freed glibc raises its threshold above them, so the
+    next ones come from the thread's arena, whose freed pages stay in the RSS: 24 scrapes
+    kept 42 MiB, 8 with the threshold fixed (issue 28). Called once by the daemon's start."""
+    libc = _libc()
+    return bool(libc is not None and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
 _LIBC: list[ctypes.CDLL | None] = []
 
 

@@ -12,8 +12,8 @@ one did. `commit()` ends the transaction.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,28 +23,76 @@ from detectkd.config.calendars import Calendar
 from detectkd.detectors.base import (
     Detector,
     FloatArray,
-    IntArray,
     StateArray,
     StatefulDetector,
     judge_seconds,
 )
 from detectkd.detectors.features import feature_value
 from detectkd.runtime.peers import PeerGraph
-from detectkd.runtime.windows import SeriesWindow
+from detectkd.runtime.windows import SeriesWindow, TimeArray, first_at
 from detectkd.storage.base import StoredPoint
 from detectkd.timegrid import Grid
 
+Windows = dict[str, tuple[TimeArray, FloatArray, dict[str, FloatArray]]]  # per series
+States = dict[str, dict[str, tuple[StateArray, tuple[float, ...]]]]  # per detector, per series
 
-@dataclass
+
 class Saved:
-    """A metric's memory as a graceful stop left it (`detectkd.runtime.snapshot`): per series
-    the window's arrays, per stateful detector and series its state; valid while the
-    metric's config has this fingerprint and its stored watermark is this one."""
+    """A metric's memory as a previous process left it (`detectkd.runtime.snapshot`): per
+    series the window's arrays (times as a window keeps them: `SeriesWindow.saved`), per
+    stateful detector and series its state; valid while the metric's config has this
+    fingerprint and its stored watermark is this one.
 
-    fingerprint: str
-    watermark: int
-    windows: dict[str, tuple[IntArray, FloatArray, dict[str, FloatArray]]] = field(default_factory=dict)
-    states: dict[str, dict[str, tuple[StateArray, tuple[float, ...]]]] = field(default_factory=dict)
+    A part of a snapshot file is read when first asked for (`read`, `windows`, `states`:
+    at the metric's first run, into the arrays its window keeps), not at the start: the
+    parts of 10,000 metrics are never all in memory at once beside the windows that take
+    them (issue 28)."""
+
+    _LOCK = threading.Lock()  # one reader of a part at a time (the loop, a snapshot writer)
+
+    def __init__(
+        self,
+        fingerprint: str,
+        watermark: int,
+        source: Callable[[], tuple[Windows, States]] | None = None,
+    ) -> None:
+        """`source`: reads the windows and states (once; until then both are empty)."""
+        self.fingerprint, self.watermark = fingerprint, watermark
+        self._windows: Windows = {}
+        self._states: States = {}
+        self._source = source
+
+    def read(self) -> Saved:
+        """The arrays in memory (a snapshot file's part read now, once; `OSError` or
+        `ValueError` when it cannot be, and it stays unread)."""
+        with self._LOCK:
+            if self._source is not None:
+                self._windows, self._states = self._source()
+                self._source = None
+        return self
+
+    @property
+    def unread(self) -> bool:
+        """A part of a snapshot file whose arrays are not read yet."""
+        return self._source is not None
+
+    @property
+    def windows(self) -> Windows:
+        return self.read()._windows
+
+    @windows.setter
+    def windows(self, value: Windows) -> None:
+        self.read()  # (a part of a file is read first: the states set or not are its own)
+        self._windows = value
+
+    @property
+    def states(self) -> States:
+        return self.read()._states
+
+    @states.setter
+    def states(self, value: States) -> None:
+        self.read()
+        self._states = value
 
 
 class SeriesMemory:
@@ -108,7 +156,7 @@ class SeriesMemory:
         """Windows and detector state from a snapshot, points before `since` left out (as
         `load` reads the store)."""
         for series, (times, values, columns) in saved.windows.items():
-            i = int(np.searchsorted(times, since, side="left"))
+            i = first_at(times, since)
             self.window(series).take(times[i:], values[i:], {f: c[i:] for f, c in columns.items()})
         for d in self.detectors:
             if isinstance(d, StatefulDetector):
@@ -120,9 +168,7 @@ class SeriesMemory:
     def save(self, fingerprint: str, watermark: int) -> Saved:
         """What `adopt` takes back (views of the windows: written before memory changes)."""
         out = Saved(fingerprint, watermark)
-        for series, w in self.windows.items():
-            h = w.history()
-            out.windows[series] = (h.times, h.values, dict(h.features))
+        out.windows = {series: w.saved() for series, w in self.windows.items()}
         for d in self.detectors:
             if isinstance(d, StatefulDetector):
                 states = ((s, d.export_state(s)) for s in d.state_series() if s in self.windows)

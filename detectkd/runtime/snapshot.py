@@ -33,15 +33,18 @@ import numpy as np
 import structlog
 
 from detectkd import __version__
-from detectkd.runtime.memory import Saved
+from detectkd.runtime.memory import Saved, States, Windows
 
 if TYPE_CHECKING:
     from detectkd.runtime.runner import MetricRuntime
 
 log = structlog.get_logger("detectkd")
-MAGIC = b"DTKSNAP3"  # 2: auto keeps its rest period (6 numbers per series); 3: its |z| in <f4
+# 2: auto keeps its rest period (6 numbers per series); 3: its |z| in <f4; 4: a window's
+# times as it keeps them (seconds from `windows.EPOCH`, <i4 where they fit)
+MAGIC = b"DTKSNAP4"
 FILE = "memory.snapshot"
-_DTYPES = {"<i8", "<f8", "<f4"}
+_DTYPES = {"<i4", "<i8", "<f8", "<f4"}
+Block = tuple[int, int, str]  # where an array is in the file: offset, count, dtype
 
 
 def fingerprint(rt: MetricRuntime) -> str:
@@ -69,8 +72,22 @@ def _parts(runtimes: Iterable[MetricRuntime]) -> Iterator[tuple[str, Saved]]:
         watermark = rt.settled
         if watermark is not None:
             yield rt.name, rt.memory.save(fingerprint(rt), watermark)
-        elif rt.memory.saved is not None and not rt.memory.loaded:
-            yield rt.name, rt.memory.saved
+        elif (part := unadopted(rt)) is not None:
+            yield rt.name, part
+
+
+def unadopted(rt: MetricRuntime) -> Saved | None:
+    """The part the metric took at start and no run adopted yet (a daily metric), read from
+    the file now (None if it cannot be: the store is read at its first run)."""
+    part = rt.memory.saved
+    if part is None or rt.memory.loaded:
+        return None
+    try:
+        return part.read()
+    except (OSError, ValueError) as exc:
+        log.warning("restart snapshot part not read", metric=rt.name, error=str(exc) or type(exc).__name__)
+        rt.memory.saved = None
+        return None
 
 
 class SnapshotFile:
@@ -205,57 +222,104 @@ def taken(offered: int, runtimes: list[MetricRuntime]) -> dict[str, Saved]:
 
 
 def _read(path: Path) -> dict[str, Saved]:
-    """Read with plain reads (not a mapping: the file's pages do not count as the daemon's
-    memory on top of the arrays it becomes)."""
-    with path.open("rb") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size < 24:
-            raise ValueError("not a detectkd snapshot (or a torn one)")
-        f.seek(size - 16)
-        tail = f.read(16)
-        f.seek(0)
-        head = f.read(8)
-        if head[:7] == MAGIC[:7] and head != MAGIC and tail[8:] == head:
-            raise ValueError(f"an older snapshot format ({head.decode()}, this is {MAGIC.decode()})")
-        if head != MAGIC or tail[8:] != MAGIC:
-            raise ValueError("not a detectkd snapshot (or a torn one)")
-        (length,) = struct.unpack("<Q", tail[:8])
-        limit = size - 16 - length
-        if limit < 8:
-            raise ValueError("index length beyond the file")
-        f.seek(limit)
-        index = json.loads(f.read(length))
-        if index.get("version") != __version__:
-            raise ValueError(f"written by detectkd {index.get('version')}, this is {__version__}")
+    """The index, checked (every array inside the file, of its type, the lengths of a
+    window's arrays agreeing); the arrays are read by each part when its metric's first run
+    adopts it (`Saved.read`, `_File`), from this file even after a newer one replaced it."""
+    file = _File(path)
+    size = os.fstat(file.fd).st_size
+    if size < 24:
+        raise ValueError("not a detectkd snapshot (or a torn one)")
+    tail, head = os.pread(file.fd, 16, size - 16), os.pread(file.fd, 8, 0)
+    if head[:7] == MAGIC[:7] and head != MAGIC and tail[8:] == head:
+        raise ValueError(f"an older snapshot format ({head.decode()}, this is {MAGIC.decode()})")
+    if head != MAGIC or tail[8:] != MAGIC:
+        raise ValueError("not a detectkd snapshot (or a torn one)")
+    (length,) = struct.unpack("<Q", tail[:8])
+    limit = size - 16 - length
+    if limit < 8:
+        raise ValueError("index length beyond the file")
+    index = json.loads(os.pread(file.fd, length, limit))
+    if index.get("version") != __version__:
+        raise ValueError(f"written by detectkd {index.get('version')}, this is {__version__}")
 
-        def get(block: list[Any], want: str, where: str) -> np.ndarray:
-            """The block's array, which must be `want` (`<i8`, `<f8` or `<f4`) and inside the file."""
-            at, count, dtype = int(block[0]), int(block[1]), str(block[2])
-            if dtype not in _DTYPES or at < 8 or count < 0 or at + count * int(dtype[2:]) > limit:
-                raise ValueError(f"{where}: bad block {block}")
-            if dtype != want:
-                raise ValueError(f"{where}: {dtype} array where {want} belongs")
-            f.seek(at)
-            a = np.fromfile(f, np.dtype(dtype), count).astype(dtype[1:], copy=False)
-            if a.size != count:
-                raise ValueError(f"{where}: {a.size} values where the index says {count}")
-            return a
+    def block(b: list[Any], want: set[str], where: str) -> Block:
+        """The block, which must be of a type in `want` and inside the file."""
+        at, count, dtype = int(b[0]), int(b[1]), str(b[2])
+        if dtype not in _DTYPES or at < 8 or count < 0 or at + count * int(dtype[2:]) > limit:
+            raise ValueError(f"{where}: bad block {b}")
+        if dtype not in want:
+            raise ValueError(f"{where}: {dtype} array where {' or '.join(sorted(want))} belongs")
+        return at, count, dtype
 
-        out: dict[str, Saved] = {}
-        for name, m in index["metrics"].items():
-            part = Saved(str(m["fingerprint"]), int(m["watermark"]))
-            for series, (t, v, cols) in m["windows"].items():
-                at = f"metric {name!r} series {series!r}"
-                times, values = get(t, "<i8", at + " times"), get(v, "<f8", at + " values")
-                features = {c: get(x, "<f8", f"{at} feature {c!r}") for c, x in cols.items()}
-                if any(len(a) != len(times) for a in (values, *features.values())):
-                    raise ValueError(f"{at}: its arrays' lengths disagree ({len(times)} times)")
-                part.windows[series] = (times, values, features)
-            for det, per in m["states"].items():
-                part.states[det] = {  # floats, single (auto's |z|) or double precision
-                    k: (get(a, "<f4" if a[2] == "<f4" else "<f8", f"metric {name!r} {det} state of {k!r}"),
-                        tuple(float(x) for x in sc))
-                    for k, (a, sc) in per.items()
-                }  # fmt: skip
-            out[name] = part
-        return out
+    out: dict[str, Saved] = {}
+    for name, m in index["metrics"].items():
+        windows: dict[str, tuple[Block, Block, dict[str, Block]]] = {}
+        for series, (t, v, cols) in m["windows"].items():
+            at = f"metric {name!r} series {series!r}"
+            times, values = block(t, {"<i4", "<i8"}, at + " times"), block(v, {"<f8"}, at + " values")
+            features = {c: block(x, {"<f8"}, f"{at} feature {c!r}") for c, x in cols.items()}
+            if any(b[1] != times[1] for b in (values, *features.values())):
+                raise ValueError(f"{at}: its arrays' lengths disagree ({times[1]} times)")
+            windows[series] = (times, values, features)
+        states = {  # floats, single (auto's |z|) or double precision
+            det: {k: (block(a, {"<f4", "<f8"}, f"metric {name!r} {det} state of {k!r}"),
+                      tuple(float(x) for x in sc))
+                  for k, (a, sc) in per.items()}
+            for det, per in m["states"].items()
+        }  # fmt: skip
+        out[name] = Saved(str(m["fingerprint"]), int(m["watermark"]), _Part(file, windows, states))
+    return out
+
+
+class _File:
+    """A snapshot file open for its parts' reads (plain reads into the arrays a window
+    keeps, not a mapping: the file's pages do not count as the daemon's memory); closed
+    when the last part that may read it is gone."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = -1
+        self.fd = os.open(path, os.O_RDONLY)
+        if hasattr(os, "posix_fadvise"):  # the parts are read soon, in the metrics' order
+            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_WILLNEED)
+
+    def __del__(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+
+    def array(self, b: Block) -> np.ndarray:
+        at, count, dtype = b
+        a = np.empty(count, np.dtype(dtype))
+        if count and _read_into(self.fd, a, at) != a.nbytes:
+            raise ValueError(f"snapshot file shorter than its index ({count} {dtype} at {at})")
+        return a.astype(dtype[1:], copy=False)  # (native: no copy on a little-endian machine)
+
+
+def _read_into(fd: int, a: np.ndarray, at: int) -> int:
+    """Bytes read from `fd` at `at` into `a` (no copy where the system has `preadv`)."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [a.data.cast("B")], at)
+    data = os.pread(fd, a.nbytes, at)
+    a.data.cast("B")[: len(data)] = data
+    return len(data)
+
+
+class _Part:
+    """A metric's arrays in the file (`Saved`'s source)."""
+
+    __slots__ = ("file", "states", "windows")
+
+    def __init__(
+        self,
+        file: _File,
+        windows: dict[str, tuple[Block, Block, dict[str, Block]]],
+        states: dict[str, dict[str, tuple[Block, tuple[float, ...]]]],
+    ) -> None:
+        self.file, self.windows, self.states = file, windows, states
+
+    def __call__(self) -> tuple[Windows, States]:
+        get = self.file.array
+        windows = {
+            s: (get(t), get(v), {c: get(x) for c, x in f.items()}) for s, (t, v, f) in self.windows.items()
+        }
+        states = {d: {k: (get(a), sc) for k, (a, sc) in per.items()} for d, per in self.states.items()}
+        return windows, states

@@ -93,6 +93,8 @@ class Snapshots:
         pending = sum(rt.memory.saved is not None and not rt.memory.loaded for rt in self.offered)
         if pending and not final:
             return False
+        for rt in self.offered:  # (`final`) read now: the file a newer one replaced is closed
+            snapshot.unadopted(rt)
         resumed = [rt.memory.caught_up for rt in self.offered if rt.memory.caught_up is not None]
         rebuilt = len(self.offered) - len(resumed) - pending
         log.info(
@@ -213,8 +215,7 @@ class Snapshots:
         adopted yet is passed on as it is (nothing changes it)."""
         watermark = rt.settled
         if watermark is None:
-            saved = rt.memory.saved
-            return saved if saved is not None and not rt.memory.loaded else None
+            return snapshot.unadopted(rt)
         fp = self._fingerprints.get(rt)
         if fp is None:
             fp = self._fingerprints[rt] = snapshot.fingerprint(rt)

@@ -23,6 +23,8 @@ import numpy.typing as npt
 
 from detectkd.detectors.base import FloatArray, History, IntArray
 
+TimeArray = npt.NDArray[np.int32 | np.int64]  # seconds from `EPOCH`, as a window keeps them
+
 _REVISIONS = itertools.count(1)
 MIN_ROOM = 16  # free slots a move leaves at least
 EPOCH = 2**31  # times are kept as int32 seconds from here: 1970 to 2106
@@ -32,6 +34,13 @@ _LO, _HI = -(2**31), 2**31 - 1
 def _narrow(lo: int, hi: int) -> bool:
     """Times `lo`..`hi` fit in 4 bytes from `EPOCH`."""
     return _LO <= lo - EPOCH <= _HI and _LO <= hi - EPOCH <= _HI
+
+
+def first_at(times: TimeArray, time: int) -> int:
+    """The first index of `times` (kept as a window keeps them, `SeriesWindow.saved`) at or
+    after `time`."""
+    t = time - EPOCH
+    return int(np.searchsorted(times, min(max(t, _LO), _HI) if times.dtype == np.int32 else t))
 
 
 def headroom(live: int) -> int:
@@ -74,7 +83,7 @@ class SeriesWindow:
         # missing, so no baseline learns from them; the stored points keep their values.
         self._mask = mask
         self._cap = capacity
-        self._times: npt.NDArray[np.int32 | np.int64] = np.empty(capacity, np.int32)  # - EPOCH
+        self._times: TimeArray = np.empty(capacity, np.int32)  # - EPOCH
         self._values: FloatArray = np.empty(capacity, np.float64)
         self._feat: dict[str, FloatArray] = {f: np.empty(capacity, np.float64) for f in features}
         self._start = 0
@@ -147,19 +156,19 @@ class SeriesWindow:
         self._n += k
         self._trim(int(times[-1]))
 
-    def take(self, times: IntArray, values: FloatArray, features: dict[str, FloatArray]) -> None:
-        """An empty window takes these arrays as its own, without a copy (a restart's
-        snapshot: nothing else holds them; the times become 4-byte ones); otherwise `extend`."""
+    def take(self, times: TimeArray, values: FloatArray, features: dict[str, FloatArray]) -> None:
+        """An empty window takes these arrays as its own, without a copy (a restart's snapshot,
+        read for it: nothing else holds them); `times` as a window keeps them (`saved`: seconds
+        from `EPOCH`, 4 bytes when they fit). Otherwise `extend`."""
         if len(self) or (times.size > 1 and not bool((np.diff(times) > 0).all())):
-            self.extend(times, values, features)
+            self.extend(times.astype(np.int64) + EPOCH, values, features)
             return
-        values = self._masked(times, values)
         k = int(times.size)
-        narrow = k == 0 or _narrow(int(times[0]), int(times[-1]))
-        offsets: npt.NDArray[np.int32 | np.int64] = (
-            (times - EPOCH).astype(np.int32) if narrow else times - EPOCH
-        )
-        self._times, self._values, self._cap, self._start, self._n = offsets, values, max(k, 1), 0, k
+        if k and times.dtype == np.int64 and _narrow(int(times[0]) + EPOCH, int(times[-1]) + EPOCH):
+            times = times.astype(np.int32)  # (a window that held a time beyond 2106 no longer does)
+        if self._mask is not None and k:
+            values = self._masked(times.astype(np.int64) + EPOCH, values)
+        self._times, self._values, self._cap, self._start, self._n = times, values, max(k, 1), 0, k
         if k == 0:
             self._times, self._values = np.empty(1, np.int32), np.empty(1, np.float64)
         self._feat = {
@@ -168,6 +177,11 @@ class SeriesWindow:
         self.negative = bool((values < 0).any())
         self._revision = next(_REVISIONS)
         self._epoch += 1
+
+    def saved(self) -> tuple[TimeArray, FloatArray, dict[str, FloatArray]]:
+        """The live points as `take` takes them back: views, times as kept (no copy)."""
+        s, n = self._start, self._n
+        return self._times[s:n], self._values[s:n], {k: v[s:n] for k, v in self._feat.items()}
 
     def _masked(self, times: IntArray, values: FloatArray) -> FloatArray:
         if self._mask is None:

@@ -294,3 +294,31 @@ async def test_a_background_snapshot_is_paced_and_a_stop_abandons_it_keeping_the
     assert not (env.tmp / "data" / (snapshot.FILE + ".tmp")).exists()
     assert snapshot.load(env.tmp / "data" / snapshot.FILE)["orders"].watermark == t(0)  # the paced one
     await rt.store.close()
+
+
+async def test_a_part_no_run_adopted_yet_is_passed_on_and_read_by_the_final_report(env: Env) -> None:
+    """Issue 28: a start reads each part at its metric's first run. One that has not run (a
+    daily metric) is read when a background snapshot passes it on, and 10 minutes after the
+    start (`report(final=True)`) at the latest, so the file a newer one replaced is closed."""
+    rt = await env.runtime(env.spec(), "a.db")
+    await rt.run(t(0))
+    assert await env.snapshots([rt]).write() is not None
+    path = env.tmp / "data" / snapshot.FILE
+    written = snapshot.load(path)["orders"].windows[""]
+    for final in (False, True):
+        restarted = await env.runtime(env.spec(), "a.db")
+        snaps = env.snapshots([restarted])
+        await snaps.load()
+        snaps.offer(restarted)
+        snaps.taken()
+        part = restarted.memory.saved
+        assert part is not None and part.unread
+        if final:
+            assert snaps.report(final=True) and not part.unread  # read, not run: still pending
+        else:
+            assert await snaps.write() is not None and not part.unread
+            got = snapshot.load(path)["orders"].windows[""]  # passed on as it was
+            assert np.array_equal(got[0], written[0]) and np.array_equal(got[1], written[1], equal_nan=True)
+        assert restarted.memory.saved is part and not restarted.memory.loaded
+        await restarted.store.close()
+    await rt.store.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import structlog
 
 from detectkd.resources import Resources
 from detectkd.runtime import snapshot
@@ -104,6 +105,9 @@ async def test_a_restart_from_the_snapshot_judges_as_if_the_daemon_had_kept_runn
     restarted = runtime(spec, restarted_store, env.resources)
     restarted.memory.saved = snapshot.take(snapshot.load(path), restarted)
     assert restarted.memory.saved is not None
+    snapshot.save(
+        path, {}
+    )  # a newer snapshot (the background writer's): the part is read from the file it was in
     compared = []
     for k in (2, 3, 60, 61):  # one period each, then a catch-up of 57
         finish = T0 + (4 * DAY + k) * STEP
@@ -175,4 +179,30 @@ async def test_a_metric_whose_run_is_still_in_flight_is_left_out_of_the_stop_sna
     assert set(snapshot.collect([rt])) == {"orders"}
     async with rt.lock:  # as a run in flight holds it
         assert snapshot.collect([rt]) == {}
+    await store.close()
+
+
+async def test_a_part_the_file_no_longer_holds_is_read_from_the_store_instead(env: Env) -> None:
+    """A part is read at the metric's first run (issue 28), not at the start: if the file
+    lost it meanwhile (cut in place), the run says so and reads its window from the store."""
+    spec = env.spec()
+    store = await env.store("a.db")
+    running = runtime(spec, store, env.resources)
+    await running.run(T0 + 4 * DAY * STEP)
+    path = env.tmp / snapshot.FILE
+    snapshot.save(path, snapshot.collect([running]))
+    restarted = runtime(spec, store, env.resources)
+    restarted.memory.saved = snapshot.take(snapshot.load(path), restarted)
+    assert restarted.memory.saved is not None
+    with path.open("r+b") as f:
+        f.truncate(64)
+    fresh = runtime(spec, store, env.resources)
+    before = store.reads
+    with structlog.testing.capture_logs() as logs:
+        got = await restarted.run(T0 + (4 * DAY + 1) * STEP)
+    assert store.reads == before + 1 and restarted.memory.caught_up is None
+    (event,) = [e for e in logs if e["event"] == "restart snapshot part not read"]
+    assert event["metric"] == "orders" and "shorter than its index" in event["error"]
+    want = await fresh.check(T0 + 4 * DAY * STEP, T0 + (4 * DAY + 1) * STEP, notify=False, commit=False)
+    assert verdicts(got) == verdicts(want) and got.points
     await store.close()

@@ -89,21 +89,22 @@ def test_the_gate_reads_only_the_ring_before_the_point() -> None:
     m = Memo(2000)
     rng = np.random.default_rng(5)
     for x in np.abs(rng.normal(size=2000)):
-        m.push(float(x))
+        m.push(float(x), m.sorted())
     p = Params(risk=1e-4)
-    assert m.extreme(5.0, True, p) and not m.extreme(3.0, True, p)
-    before = m.extreme(4.2, True, p)
-    m.push(50.0)  # a later extreme value does not change an earlier verdict (it was made)...
+    assert m.extreme(m.sorted(), 5.0, True, p) and not m.extreme(m.sorted(), 3.0, True, p)
+    before = m.extreme(m.sorted(), 4.2, True, p)
+    m.push(50.0, m.sorted())  # a later extreme value does not change an earlier verdict (it was made)...
     m2 = Memo(2000)
     for x in np.abs(np.random.default_rng(5).normal(size=2000)):
-        m2.push(float(x))
-    assert m2.extreme(4.2, True, p) == before  # ... and the same ring gives the same verdict
+        m2.push(float(x), m2.sorted())
+    assert m2.extreme(m2.sorted(), 4.2, True, p) == before  # ... and the same ring gives the same verdict
     # two in a row: the smaller of the pair against the pairs' line (the newest |z| is the first)
     m3 = Memo(2000)
+    ordered = m3.sorted()
     for x in np.abs(np.random.default_rng(6).normal(size=2000)):
-        m3.push(float(x))
-    m3.push(0.1)
-    assert not m3.extreme(9.0, False, p)  # the pair's smaller is 0.1
+        m3.push(float(x), ordered)
+    m3.push(0.1, ordered)
+    assert not m3.extreme(ordered, 9.0, False, p)  # the pair's smaller is 0.1
 
 
 def spiky_series(n: int, seed: int) -> np.ndarray:
