@@ -69,7 +69,7 @@ import numpy as np
 
 from detectkd.detectors import autosustain
 from detectkd.detectors.autoparams import Params
-from detectkd.detectors.autostage import staged_basis
+from detectkd.detectors.autostage import judgeable, staged_basis
 from detectkd.detectors.autostate import BlockFit, Memo, ring_array
 from detectkd.detectors.base import (
     Current,
@@ -380,8 +380,11 @@ class AutoDetector:
         memo = self._memo[series] = Memo(self.p.reference)
         first = max(0, times.size - self.p.rebuild)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
-        judged = self._judge(times, values, idx, memo, revision)  # keeps its newest block's fit
-        self._rebuild(memo, np.abs(judged.z), judged.breaks)
+        az, breaks = np.full(idx.size, np.nan), np.zeros(idx.size, bool)
+        some = judgeable(self, times, values, idx)  # the others are a cold start: NaN
+        judged = self._judge(times, values, idx[some], memo, revision)  # keeps its newest block's fit
+        az[some], breaks[some] = np.abs(judged.z), judged.breaks
+        self._rebuild(memo, az, breaks)
         memo.last = last
         return memo
 

@@ -73,7 +73,16 @@ def cycle_median(times: IntArray, values: FloatArray, at: IntArray, lag: int, cy
 def trailing_extremes(x: FloatArray, ends: IntArray, w: int) -> tuple[FloatArray, FloatArray]:
     """Per e in `ends`: the max and min of the finite x[e - w : e] (-inf / +inf when none), in
     O(len(x) + w) for all ends at once (van Herk / Gil-Werman: prefix and suffix extremes of
-    blocks of w; a window of w spans at most two blocks)."""
+    blocks of w; a window of w spans at most two blocks). Where every window reaches back to
+    x's start (a short history: a first start's), the running extremes of x alone."""
+    if ends.size and int(ends.max()) <= w:  # x[max(0, e - w) : e] is x[:e] for every e
+        found = []
+        for sign in (1.0, -1.0):
+            y = np.empty(x.size + 1)
+            y[0] = -np.inf
+            y[1:] = np.where(np.isfinite(x), sign * x, -np.inf)
+            found.append(sign * np.maximum.accumulate(y)[ends])
+        return found[0], found[1]
     n = x.size + w
     m = -(-n // w) * w
     out = []

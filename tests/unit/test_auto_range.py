@@ -147,7 +147,8 @@ def test_trailing_extremes_and_the_recent_range_match_a_direct_computation() -> 
     rng = np.random.default_rng(0)
     x = rng.normal(size=300)
     x[rng.integers(0, 300, 30)] = np.nan
-    for w in (1, 7, 64):
+    x[:5] = np.nan
+    for w in (1, 7, 64, 299, 300, 6732):  # 300 and up: each window reaches back to x's start
         ends = np.arange(0, 301)
         top, bottom = trailing_extremes(x, ends, w)
         for e in ends.tolist():
