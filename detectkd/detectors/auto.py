@@ -81,7 +81,7 @@ from detectkd.detectors.base import (
     StateArray,
     skipped,
 )
-from detectkd.detectors.rows import cycle_median, recent_range, robust_rows, windows
+from detectkd.detectors.rows import cycle_median, no_rows, recent_range, robust_rows, windows
 
 DAY, WEEK = 86400, 7 * 86400
 
@@ -253,6 +253,9 @@ class AutoDetector:
             v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
             models = []
             for base in self._bases(times, v, times[lo:hi]):
+                if base is not None and not np.isfinite(base).any():  # a cycle not in the history yet
+                    models.append(no_rows(starts.size))
+                    continue
                 resid = v[lo:hi] if base is None else v[lo:hi] - base
                 models.append(robust_rows(windows(resid, starts - lo, w), self.p.min_samples))
             fits[sqrt] = models

@@ -30,6 +30,11 @@ def robust_rows(rows: FloatArray, min_count: int) -> tuple[FloatArray, FloatArra
     return centre, spread, count >= min_count, 1.2533 * mean_dev
 
 
+def no_rows(n: int) -> tuple[FloatArray, FloatArray, np.ndarray, FloatArray]:
+    """`robust_rows` of `n` rows without a finite value."""
+    return np.full(n, np.nan), np.zeros(n), np.zeros(n, bool), np.zeros(n)
+
+
 def row_quantile(rows: FloatArray, q: float, min_count: int) -> FloatArray:
     """np.quantile (linear) of each row's finite values, NaN for rows with fewer than
     `min_count`; one sort for all rows (NaN sorts last)."""
@@ -48,7 +53,7 @@ def row_quantile(rows: FloatArray, q: float, min_count: int) -> FloatArray:
 
 def cycle_median(times: IntArray, values: FloatArray, at: IntArray, lag: int, cycles: int) -> FloatArray:
     """Per time in `at`: the median of the values 1..cycles lags earlier (NaN: fewer than 2)."""
-    if times.size == 0:
+    if times.size == 0 or int(at.max(initial=times[0])) - lag < int(times[0]):  # none a lag back
         return np.full(at.size, np.nan)
     if at.size == 1:  # a live check: the same numbers without the row machinery
         want = int(at[0]) - lag * np.arange(1, cycles + 1)
