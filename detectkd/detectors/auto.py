@@ -142,8 +142,8 @@ class AutoDetector:
     # -- the judgement -------------------------------------------------------------------
 
     def detect(self, history: History, point: Current) -> Result:
-        end = int(np.searchsorted(history.times, point.time, side="left"))
-        if end < len(history):  # a re-check of an older period: only what came before it
+        if len(history) and point.time <= history.times[-1]:  # a re-check: only what came before it
+            end = int(np.searchsorted(history.times, point.time, side="left"))  # (releases the GIL)
             history = History(history.times[:end], history.values[:end], {})
         return self.detect_many(history, [point])[0]
 
