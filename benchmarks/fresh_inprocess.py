@@ -59,7 +59,7 @@ async def fresh(n: int, qps: float) -> dict[str, float]:
         serve = asyncio.create_task(d.serve())
         t1, c1 = time.monotonic(), cpu()
         while sum(1 for s in d.slots.values() if s.runtime.status.judging is True) < n:  # noqa: ASYNC110
-            await asyncio.sleep(0.2)  # polled, as scale.py polls /metrics
+            await asyncio.sleep(1.0)  # polled (each poll reads every metric), as scale.py polls /metrics
         t2, c2 = time.monotonic(), cpu()
         d.stop_event.set()
         await serve
