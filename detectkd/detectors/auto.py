@@ -69,7 +69,7 @@ import numpy as np
 
 from detectkd.detectors import autosustain
 from detectkd.detectors.autoparams import Params
-from detectkd.detectors.autostage import staged_basis
+from detectkd.detectors.autostage import judgeable, staged_basis
 from detectkd.detectors.autostate import BlockFit, Memo, ring_array
 from detectkd.detectors.autostate import line as quantile_line
 from detectkd.detectors.base import (
@@ -82,7 +82,7 @@ from detectkd.detectors.base import (
     StateArray,
     skipped,
 )
-from detectkd.detectors.rows import cycle_median, recent_range, robust_rows, windows
+from detectkd.detectors.rows import cycle_median, no_rows, recent_range, robust_rows, windows
 
 DAY, WEEK = 86400, 7 * 86400
 
@@ -143,8 +143,8 @@ class AutoDetector:
     # -- the judgement -------------------------------------------------------------------
 
     def detect(self, history: History, point: Current) -> Result:
-        end = int(np.searchsorted(history.times, point.time, side="left"))
-        if end < len(history):  # a re-check of an older period: only what came before it
+        if len(history) and point.time <= history.times[-1]:  # a re-check: only what came before it
+            end = int(np.searchsorted(history.times, point.time, side="left"))  # (releases the GIL)
             history = History(history.times[:end], history.values[:end], {})
         return self.detect_many(history, [point])[0]
 
@@ -254,6 +254,9 @@ class AutoDetector:
             v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
             models = []
             for base in self._bases(times, v, times[lo:hi]):
+                if base is not None and not np.isfinite(base).any():  # a cycle not in the history yet
+                    models.append(no_rows(starts.size))
+                    continue
                 resid = v[lo:hi] if base is None else v[lo:hi] - base
                 models.append(robust_rows(windows(resid, starts - lo, w), self.p.min_samples))
             fits[sqrt] = models
@@ -382,8 +385,11 @@ class AutoDetector:
         memo = self._memo[series] = Memo(self.p.reference)
         first = max(0, times.size - self.p.rebuild)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
-        judged = self._judge(times, values, idx, memo, revision)  # keeps its newest block's fit
-        self._rebuild(memo, np.abs(judged.z), judged.breaks)
+        az, breaks = np.full(idx.size, np.nan), np.zeros(idx.size, bool)
+        some = judgeable(self, times, values, idx)  # the others are a cold start: NaN
+        judged = self._judge(times, values, idx[some], memo, revision)  # keeps its newest block's fit
+        az[some], breaks[some] = np.abs(judged.z), judged.breaks
+        self._rebuild(memo, az, breaks)
         memo.last = last
         return memo
 

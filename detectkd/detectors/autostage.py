@@ -27,6 +27,16 @@ if TYPE_CHECKING:
 DAY = 86400
 
 
+def judgeable(det: AutoDetector, times: IntArray, values: FloatArray, idx: IntArray) -> np.ndarray:
+    """Which points at `idx` have `min_samples` values in their block's window: the others
+    are a cold start (|z| NaN) whatever the baselines, and a first start's history is mostly
+    such points (its first check's rebuild fits only the blocks of the rest)."""
+    before = np.concatenate([[0], np.cumsum(np.isfinite(values))])
+    starts = np.searchsorted(times, times[idx] // det.block * det.block, side="left")
+    found: np.ndarray = np.minimum(before[starts], det.p.window) >= det.p.min_samples
+    return found
+
+
 def staged_basis(
     det: AutoDetector,
     times: IntArray,

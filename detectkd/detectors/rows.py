@@ -30,6 +30,11 @@ def robust_rows(rows: FloatArray, min_count: int) -> tuple[FloatArray, FloatArra
     return centre, spread, count >= min_count, 1.2533 * mean_dev
 
 
+def no_rows(n: int) -> tuple[FloatArray, FloatArray, np.ndarray, FloatArray]:
+    """`robust_rows` of `n` rows without a finite value."""
+    return np.full(n, np.nan), np.zeros(n), np.zeros(n, bool), np.zeros(n)
+
+
 def row_quantile(rows: FloatArray, q: float, min_count: int) -> FloatArray:
     """np.quantile (linear) of each row's finite values, NaN for rows with fewer than
     `min_count`; one sort for all rows (NaN sorts last)."""
@@ -48,7 +53,7 @@ def row_quantile(rows: FloatArray, q: float, min_count: int) -> FloatArray:
 
 def cycle_median(times: IntArray, values: FloatArray, at: IntArray, lag: int, cycles: int) -> FloatArray:
     """Per time in `at`: the median of the values 1..cycles lags earlier (NaN: fewer than 2)."""
-    if times.size == 0:
+    if times.size == 0 or int(at.max(initial=times[0])) - lag < int(times[0]):  # none a lag back
         return np.full(at.size, np.nan)
     if at.size == 1:  # a live check: the same numbers without the row machinery
         want = int(at[0]) - lag * np.arange(1, cycles + 1)
@@ -73,7 +78,16 @@ def cycle_median(times: IntArray, values: FloatArray, at: IntArray, lag: int, cy
 def trailing_extremes(x: FloatArray, ends: IntArray, w: int) -> tuple[FloatArray, FloatArray]:
     """Per e in `ends`: the max and min of the finite x[e - w : e] (-inf / +inf when none), in
     O(len(x) + w) for all ends at once (van Herk / Gil-Werman: prefix and suffix extremes of
-    blocks of w; a window of w spans at most two blocks)."""
+    blocks of w; a window of w spans at most two blocks). Where every window reaches back to
+    x's start (a short history: a first start's), the running extremes of x alone."""
+    if ends.size and int(ends.max()) <= w:  # x[max(0, e - w) : e] is x[:e] for every e
+        found = []
+        for sign in (1.0, -1.0):
+            y = np.empty(x.size + 1)
+            y[0] = -np.inf
+            y[1:] = np.where(np.isfinite(x), sign * x, -np.inf)
+            found.append(sign * np.maximum.accumulate(y)[ends])
+        return found[0], found[1]
     n = x.size + w
     m = -(-n // w) * w
     out = []

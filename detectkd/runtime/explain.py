@@ -46,6 +46,7 @@ log = structlog.get_logger("detectkd.explain")
 
 MIN_SCORES = 100  # fewer earlier scores: no rarity is said
 SEED_ROWS = 100_000  # stored detections the first run reads at most
+OFF_LOOP_SEED = 1_000  # more of them are counted in a worker thread (none: a first start's)
 SEED_TIMEOUT_S = 10.0
 LABEL_TIMEOUT_S = 5.0  # for all of a run's label reads together
 MAX_LOOKUPS = 100  # precedents per run whose label is read (the rest name none)
@@ -175,7 +176,7 @@ class Explainer:
                     book.add(d.series, d.result.detector, d.period, d.result.score)
             return book
 
-        self.book = await asyncio.to_thread(count)
+        self.book = await asyncio.to_thread(count) if len(rows) > OFF_LOOP_SEED else count()
 
     def _note(self, pr: PointReport, similar: dict[str, tuple[int, ...]]) -> None:
         """A judged point's scores held for the next runs; a FIRING's episode start kept."""

@@ -49,7 +49,7 @@ from detectkd.runtime.collect import collect
 from detectkd.runtime.historybook import JobBook
 from detectkd.runtime.historyjob import Job, iso
 from detectkd.runtime.offloop import budget
-from detectkd.runtime.pace import Halting, Paces
+from detectkd.runtime.pace import Paces, halting
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.runtime.slot import MetricSlot, Wrap
 from detectkd.storage.base import RunRecord, StateStore
@@ -219,7 +219,7 @@ class HistoryLoader:
         def wrap(source: str, collector: Collector) -> Collector:
             paced = self.paces.wrap(source, collector)
             paced = self.fill_paces.wrap(source, paced) if fill else paced
-            return Halting(paced, lambda: metric in self._halting)
+            return halting(paced, lambda: metric in self._halting)
 
         return wrap
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
 
-from detectkd.collectors.base import Collector, Row, Window
+from detectkd.collectors.base import Collector, ManyWindows, Row, Window
 
 
 class Pace:
@@ -48,17 +49,18 @@ class Paced:
         await self.pace.take()
         return await self.inner.collect(window)
 
-    async def collect_many(self, windows: Sequence[Window]) -> list[list[Row]]:
-        """Several windows, one query each, paced as that many queries (`ManyWindows`)."""
-        await self.pace.take(len(windows))
-        many = getattr(self.inner, "collect_many", None)
-        if many is not None:
-            rows: list[list[Row]] = await many(windows)
-            return rows
-        return [await self.inner.collect(w) for w in windows]
-
     async def close(self) -> None:
         await self.inner.close()
+
+
+class PacedMany(Paced):
+    """A `Paced` collector whose inner answers several windows in one call (`ManyWindows`):
+    so does it, paced as that many queries. Only then: a collector that can not is asked
+    period by period, each query its own (`runtime.collect` chunks what can be chunked)."""
+
+    async def collect_many(self, windows: Sequence[Window]) -> list[list[Row]]:
+        await self.pace.take(len(windows))
+        return await _many(self.inner, windows)
 
 
 class Halting:
@@ -80,6 +82,32 @@ class Halting:
         await self.inner.close()
 
 
+class HaltingMany(Halting):
+    """A `Halting` collector whose inner answers several windows in one call: so does it
+    (hiding that made every warm-up one hop per period again, issue 28), halted before each
+    call (the SQLite source's hop starts no further query once its caller gave up)."""
+
+    async def collect_many(self, windows: Sequence[Window]) -> list[list[Row]]:
+        if self.halted():
+            raise asyncio.CancelledError
+        return await _many(self.inner, windows)
+
+
+def paced(inner: Collector, pace: Pace) -> Paced:
+    """`inner` paced; answering many windows in one call when it does."""
+    return PacedMany(inner, pace) if hasattr(inner, "collect_many") else Paced(inner, pace)
+
+
+def halting(inner: Collector, halted: Callable[[], bool]) -> Halting:
+    """`inner`, asking nothing once `halted()`; answering many windows in one call when it does."""
+    return HaltingMany(inner, halted) if hasattr(inner, "collect_many") else Halting(inner, halted)
+
+
+async def _many(inner: Collector, windows: Sequence[Window]) -> list[list[Row]]:
+    rows: list[list[Row]] = await cast(ManyWindows, inner).collect_many(windows)
+    return rows
+
+
 class Paces:
     """One `Pace` per source key (`MetricSlot.source`); 0 or less: not paced."""
 
@@ -93,4 +121,4 @@ class Paces:
         pace = self._paces.get(source)
         if pace is None:
             pace = self._paces[source] = Pace(self.rate)
-        return Paced(collector, pace)
+        return paced(collector, pace)

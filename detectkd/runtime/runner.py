@@ -162,9 +162,8 @@ class MetricRuntime:
         last = self.grid.prev(finish)
         await self.cold.judge_again(self)
         begun = await self._start(last)
-        if begun is None:  # waits for its warm-up, judged once loaded (the source is still asked)
-            await self._collect(last, finish, report := RunReport(last, finish))
-            return self._cold(report, waiting=True)
+        if begun is None:  # waits for its warm-up: the job now loads up to `last`, then it judges
+            return self._cold(RunReport(last, finish), waiting=True)  # (the source not asked)
         start, backfill = begun
         report = RunReport(start, finish)
         # A backfill (first start with `start_time`) loads history without notifying.

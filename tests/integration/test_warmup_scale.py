@@ -199,3 +199,46 @@ async def test_a_warm_up_that_fails_no_longer_holds_the_live_runs_back(tmp_path:
         assert [p.point.period for p in report.points] == [finish - HOUR]
         assert rt.status.judging is False and "fewer than 10 points" in str(rt.status.not_judging)
         assert "orders" in await d.store.history_load()  # stored now: the live run committed
+
+
+async def test_a_run_waiting_for_its_warm_up_asks_nothing_and_loses_no_period(tmp_path: Path) -> None:
+    """The live runs of a metric still warming up ask the source nothing (at 10,000 metrics,
+    some 60,000 queries in a warm-up): the job is extended to the newest period each of them
+    would have asked, so the periods they left are loaded by it and the first judging run
+    takes over from its end, every period in the store once, each the source's value."""
+    lead = stable_offset("orders", timedelta(hours=1))
+    first = (int(time.time()) // HOUR - 2) * HOUR  # the first run's finish: two hours ago
+    now = [first + lead + 60.0]
+    conn = sqlite3.connect(tmp_path / "src.db")
+    conn.execute("CREATE TABLE src (period_time TEXT, value REAL)")
+    value = {t: 100.0 + t // HOUR % 7 for t in range(first - 10 * 86400, first + 6 * HOUR, HOUR)}
+    conn.executemany("INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?)", value.items())
+    conn.commit()
+    conn.close()
+    metric(tmp_path, "7d", AGGREGATE)  # 168 periods: loaded in the background
+    async with running(tmp_path, clock=lambda: now[0]) as d:
+        d.scheduler.pause()
+        d.history.may_run = lambda: False  # held back: the live runs wait meanwhile
+        await d.history.pause()
+        rt = d.slots["orders"].runtime
+        asked = count_queries(rt)
+        for k in range(3):  # three slots while warming up, an hour apart
+            now[0] = first + k * HOUR + lead + 60.0
+            report = await rt.run(rt.finish_for(d.slots["orders"].trigger.latest_at_or_before(now[0])))
+            assert report.points == [] and rt.status.judging is False
+        assert asked == []  # the source was not asked for the newest periods
+        assert await d.store.watermark("orders") is None  # nothing committed
+        d.history.may_run = lambda: True
+        d.history.kick("orders")
+        await d.history.settled()
+        async with asyncio.timeout(10):  # the warm-up's end judges the newest period at once
+            while rt.status.judging is not True:
+                await asyncio.sleep(0.01)
+        newest = first + 2 * HOUR
+        assert [(w.start, w.finish) for w in asked] == [(newest - HOUR, newest)]  # the judging run
+        assert await d.store.watermark("orders") == newest - HOUR
+        stored = (await d.store.read_points("orders", None, newest - 200 * HOUR, newest))[""]
+        periods = [p.period for p in stored]
+        # the 168 periods of the window before the first run's, and those of the three runs
+        assert periods == list(range(first - 169 * HOUR, newest, HOUR))
+        assert all(p.value == value[p.period] for p in stored)

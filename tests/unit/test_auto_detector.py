@@ -308,5 +308,38 @@ def test_a_first_check_reuses_the_rebuilds_newest_block(monkeypatch: pytest.Monk
     monkeypatch.setattr(live, "_block_fit", counted)
     got = [live.detect(History(t[:i], v[:i], {}, revision=1), points[i]) for i in range(n, t.size)]
     assert got == expected and any(r.anomaly for r in got)
-    # the rebuild (its six blocks at once), then the next block's (from the 11th check on)
-    assert fits == [6, 1]
+    # the rebuild (of its six blocks the one with `min_samples` points before it), then the
+    # next block's (from the 11th check on)
+    assert fits == [1, 1]
+
+
+@pytest.mark.parametrize("n", [30, 61, 62, 63, 75, 130, 700])
+def test_a_rebuild_fits_only_the_blocks_that_can_judge_and_leaves_the_full_judgements_state(n: int) -> None:
+    """A first check's rebuild of the |z| ring judges only the points with `min_samples`
+    values in their block's window (issue 28: a warm-up's 62 points are mostly in blocks
+    without): the others' |z| are NaN whatever the fit, so the state it leaves is that of
+    judging every point (gaps, counts, a spike and a range break among them)."""
+    rng = np.random.default_rng(n)
+    for case in range(8):
+        step = 60
+        t = (720 * 10**6 + case * 7 * step) + np.arange(n, dtype=np.int64) * step
+        v = rng.normal(100, 5, n) if case % 2 else rng.poisson(3, n).astype(float)  # counts
+        v[rng.integers(0, n, n // 10)] = np.nan  # gaps
+        v[-3] = 400.0
+        det = AutoDetector(Params(), step)
+        idx = np.flatnonzero(np.isfinite(v))
+        full = det._judge(t, v, idx)
+        want = Memo(det.p.reference)
+        det._rebuild(want, np.abs(full.z), full.breaks)
+        got = det._memo_for("s", t, v, revision=1)
+        assert (got.surprise, got.run, got.rest, got.level, got.alarmed) == (
+            want.surprise,
+            want.run,
+            want.rest,
+            want.level,
+            want.alarmed,
+        )
+        assert list(got.ordered) == list(want.ordered)
+        assert np.array_equal(got.ring(), want.ring(), equal_nan=True)
+        if n >= 75:
+            assert np.isfinite(full.z).sum() > 0 and want.run + want.rest > 0  # judged, and alarmed

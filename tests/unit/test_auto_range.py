@@ -11,7 +11,7 @@ import numpy as np
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.base import Current, History
-from detectkd.detectors.rows import recent_range, trailing_extremes
+from detectkd.detectors.rows import cycle_median, no_rows, recent_range, robust_rows, trailing_extremes
 from detectkd.runtime import snapshot
 from detectkd.runtime.memory import Saved
 from detectkd.runtime.windows import SeriesWindow
@@ -147,7 +147,8 @@ def test_trailing_extremes_and_the_recent_range_match_a_direct_computation() -> 
     rng = np.random.default_rng(0)
     x = rng.normal(size=300)
     x[rng.integers(0, 300, 30)] = np.nan
-    for w in (1, 7, 64):
+    x[:5] = np.nan
+    for w in (1, 7, 64, 299, 300, 6732):  # 300 and up: each window reaches back to x's start
         ends = np.arange(0, 301)
         top, bottom = trailing_extremes(x, ends, w)
         for e in ends.tolist():
@@ -201,3 +202,19 @@ def test_range_breaks_and_rests_are_the_same_live_and_in_a_replay() -> None:
     # the drop comes while the line is still inflated by the step's |z|: the range break's gate
     # is in |z| (half of min_z), not in lines, so it alarms
     assert 900 in alarms_at and 1100 in alarms_at
+
+
+def test_a_cycle_not_in_the_history_is_no_baseline_with_the_rows_of_no_values() -> None:
+    """A first start's history is shorter than a day: the daily median finds nothing a cycle
+    back, and its rows' fit is `no_rows` (`auto` skips fitting them), exactly what fitting
+    rows without a value gives."""
+    times = np.arange(100, dtype=np.int64) * 60
+    values = np.arange(100.0)
+    assert np.isnan(cycle_median(times, values, times[50:], 86400, 3)).all()
+    assert cycle_median(times, values, times[:0], 86400, 3).size == 0
+    # a lag the history covers: the short cut does not apply (the median of 10 and 5 back)
+    assert cycle_median(times, values, times[60:62], 300, 2).tolist() == [52.5, 53.5]
+    assert cycle_median(times, values, times[60:61], 300, 2).tolist() == [52.5]  # (the live path)
+    got, want = no_rows(3), robust_rows(np.full((3, 400), np.nan), 50)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from detectkd.collectors.base import Row, Window
-from detectkd.runtime.pace import Pace, Paced, Paces
+from detectkd.runtime.pace import HaltingMany, Pace, Paced, PacedMany, Paces, halting, paced
 
 
 class Clock:
@@ -76,11 +79,45 @@ async def test_several_queries_taken_at_once_wait_for_the_last_of_their_instants
     assert abs(clock.now - 1000.6) < 1e-6
 
 
-async def test_a_paced_chunk_is_paced_as_that_many_queries() -> None:
+class ManySource(Source):
+    """A source answering several windows in one call (`ManyWindows`: the SQLite one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def collect_many(self, windows: Sequence[Window]) -> list[list[Row]]:
+        self.calls += 1
+        return [await self.collect(w) for w in windows]
+
+
+async def test_a_paced_chunk_is_paced_as_that_many_queries_and_asked_in_one_call() -> None:
     clock = Clock()
-    paced = Paced(Source(), Pace(10.0, clock, clock.sleep))
+    inner = ManySource()
+    chunked = paced(inner, Pace(10.0, clock, clock.sleep))
+    assert isinstance(chunked, PacedMany)
     interval = timedelta(minutes=1)
     windows = [Window(60 * k, 60 * k + 60, interval, ZoneInfo("UTC")) for k in range(30)]
-    assert await paced.collect_many(windows) == [[]] * 30  # the inner has no collect_many: one by one
-    assert isinstance(paced.inner, Source) and paced.inner.asked == 30
+    assert await chunked.collect_many(windows) == [[]] * 30
+    assert (inner.calls, inner.asked) == (1, 30)
     assert abs(clock.now - 1002.0) < 1e-6  # 10 at once, then 20 at 10 a second
+
+
+async def test_wrappers_answer_many_windows_in_one_call_only_when_their_collector_does() -> None:
+    """`runtime.collect` chunks a collector with `collect_many`: a wrapper that hid it made a
+    warm-up one hop per period; one that added it to a collector without would ask a chunk's
+    queries one after the other past a lost cancellation (`Halting`)."""
+    pace, stop = Pace(10.0), lambda: False
+    for wrapped in (
+        paced(ManySource(), pace),
+        halting(ManySource(), stop),
+        halting(paced(ManySource(), pace), stop),
+    ):
+        assert hasattr(wrapped, "collect_many")
+    for wrapped in (paced(Source(), pace), halting(Source(), stop), halting(paced(Source(), pace), stop)):
+        assert not hasattr(wrapped, "collect_many")
+    halted = halting(ManySource(), lambda: True)
+    assert isinstance(halted, HaltingMany)
+    with pytest.raises(asyncio.CancelledError):
+        await halted.collect_many([Window(0, 60, timedelta(minutes=1), ZoneInfo("UTC"))])
+    assert isinstance(halted.inner, ManySource) and halted.inner.calls == 0
