@@ -152,6 +152,15 @@ class ShadowSet:
             return
         if not self.loaded and not await self._load(rt.store):
             return
+        live = judged.alerts
+        if live:  # the metric's own notifications, what the variants are compared with: first,
+            # so a reader that sees a variant's would-be alert of this run sees them too
+            try:
+                await rt.store.shadow_commit(self.name, LIVE, None, [self._row(LIVE, a) for a in live])
+            except Exception as exc:
+                log.warning(
+                    "shadow: the metric's alerts not recorded", metric=self.name, error=error_line(exc)
+                )
         if self.reuse:
             self.table.update(((r.point.series, r.point.period), r.results) for r in judged.reports)
         try:
@@ -162,14 +171,6 @@ class ShadowSet:
                     self._failed(v, exc)
         finally:
             self.table.clear()
-        live = judged.alerts
-        if live:  # the metric's own notifications: what the variants are compared with
-            try:
-                await rt.store.shadow_commit(self.name, LIVE, None, [self._row(LIVE, a) for a in live])
-            except Exception as exc:
-                log.warning(
-                    "shadow: the metric's alerts not recorded", metric=self.name, error=error_line(exc)
-                )
 
     async def _load(self, store: StateStore) -> bool:
         try:

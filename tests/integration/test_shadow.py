@@ -177,6 +177,31 @@ async def test_a_failing_variant_never_fails_the_metric(
         await until_true(recovered, "the variant recovering")
 
 
+async def test_the_metric_s_own_alert_is_recorded_before_the_variant_s_of_the_same_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A comparison read between the two writes saw the variant's would-be alert on b and not
+    the metric's own: `agreed` 0 (tests/e2e/test_shadow.py under load)."""
+    setup(tmp_path, URL)
+    async with running(tmp_path) as d:
+        real = d.store.shadow_commit
+        order: list[tuple[str, set[str]]] = []
+
+        async def recording(metric: str, variant: str, state: str | None, alerts: Any) -> None:
+            order.append((variant, {Alert.from_json(r.payload).series for r in alerts}))
+            await real(metric, variant, state, alerts)
+
+        monkeypatch.setattr(d.store, "shadow_commit", recording)
+
+        async def variant_alerted_b() -> bool:
+            return any(v == "tight" and "series=b" in s for v, s in order)
+
+        await until_true(variant_alerted_b, "the variant's would-be alert on b")
+        first_variant = next(i for i, (v, s) in enumerate(order) if v == "tight" and "series=b" in s)
+        first_live = next(i for i, (v, s) in enumerate(order) if v == "" and "series=b" in s)
+        assert first_live < first_variant, order
+
+
 async def test_the_page_escapes_series_and_caps_what_it_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
