@@ -5,7 +5,7 @@ rows every second: orders per region following a daily curve with noise,
 and checkout latency. Anomalies are injected on a fixed timeline so the
 first FIRING and RESOLVED show up within two minutes of starting:
 
-    +45s .. +75s    orders in `eu` triple (spike)
+    +35s .. +60s    orders in `eu` triple (spike)
     +100s .. +125s  checkout latency quadruples
     +165s .. +195s  orders in `us` drop to a tenth (dip)
     then the same cycle every 5 minutes.
@@ -42,7 +42,7 @@ def factors(t: float, t0: float) -> tuple[dict[str, float], float]:
     phase = (t - t0) % CYCLE_S if t >= t0 else -1.0
     orders = dict.fromkeys(REGIONS, 1.0)
     latency = 1.0
-    if 45 <= phase < 75:
+    if 35 <= phase < 60:
         orders["eu"] = 3.0
     if 100 <= phase < 125:
         latency = 4.0

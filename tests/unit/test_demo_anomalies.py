@@ -81,8 +81,8 @@ def test_all_three_demo_anomalies_alert(t0: float) -> None:
     eu = [t - live for t in fired("demo_orders", orders["eu"]) if t >= live]
     us = [t - live for t in fired("demo_orders", orders["us"]) if t >= live]
     lat = [t - live for t in fired("demo_checkout_latency", latency) if t >= live]
-    assert any(40 <= t < 80 for t in eu), eu  # spike: +45 s .. +75 s
+    assert any(30 <= t < 65 for t in eu), eu  # spike: +35 s .. +60 s
     assert any(95 <= t < 130 for t in lat), lat  # latency x4: +100 s .. +125 s
     assert any(160 <= t < 200 for t in us), us  # drop to a tenth: +165 s .. +195 s
-    quiet = [t for t in eu + us + lat if not (40 <= t < 200)]
+    quiet = [t for t in eu + us + lat if not (30 <= t < 200)]
     assert len(quiet) <= 1, quiet  # and (almost) nothing else in the cycle
