@@ -260,7 +260,8 @@ class AutoDetector:
             fits[sqrt] = models
             if self.range_points:
                 ranges[sqrt] = recent_range(v[:hi], starts, self.range_points)
-        return BlockFit(is_count, enough, fits, ranges, np.minimum(starts, self.range_points))
+        poisson = autocounts.poisson_like(level, is_count & self.p.dispersion)  # 0 where not judged so
+        return BlockFit(is_count, enough, fits, ranges, np.minimum(starts, self.range_points), poisson)
 
     def _bases(self, times: IntArray, v: FloatArray, at: IntArray) -> list[FloatArray | None]:
         """The baselines at times `at`: the level (None: no offset) and each seasonal median."""
@@ -318,8 +319,8 @@ class AutoDetector:
                     beyond = (x > high) | (x < low)
                 breaks |= mask & np.isfinite(best_s) & (fit.filled[inv] >= p.range_min) & beyond
             if sqrt and p.dispersion:  # counts judged by the negative binomial (`autocounts`)
-                nb = mask & np.isfinite(best_s)
-                got = autocounts.judge(x, expected, best_s, models[0], inv, p.poisson_floor)
+                nb, floor_at = mask & np.isfinite(best_s), p.poisson_floor * fit.poisson[inv]
+                got = autocounts.judge(x, expected, best_s, models[0][0][inv], floor_at)
                 z, expected, spread, disp = (
                     np.where(nb, new, old) for new, old in zip(got, (z, expected, spread, disp), strict=True)
                 )

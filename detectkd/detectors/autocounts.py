@@ -1,4 +1,4 @@
-"""`auto`'s count model (`dispersion`, off by default): the surprise of a count under an
+"""`auto`'s count model (`dispersion`, on by default): the surprise of a count under an
 over-dispersed Poisson (negative binomial) law instead of a Gaussian on the square-root scale.
 
 A count with mean mu and dispersion a (variance mu + a mu^2, a = 0: Poisson) has the
@@ -15,10 +15,13 @@ scale is more surprising where the level is below the window's typical level (a 
 where it is above (a burst at the day's peak), and a burst grows its |z| like a ratio, not
 like a difference. `floor` (in Poisson spreads: T_a's unit) keeps a sparse count (errors
 per minute, mostly 0, whose median fits most points exactly) from judging 0 -> 3 as huge:
-a count is at least as noisy as Poisson. Not where the level window never moved (a flat
-line of whole numbers is a setting, not a random count: any change is news there).
+a count is at least as noisy as Poisson. It applies as far as the level window itself
+varies like a random count (`poisson_like`: the index of dispersion of its noise, at most
+1): whole numbers that vary less (a gauge: 120 ms +- 4, an eighth of Poisson's variance)
+are not a random count, and a flat line has no noise at all.
 
-Everything is per point from its block's fit: the same in a live check and in a replay."""
+Everything is per point from its block's fit (the index of dispersion is kept with it, once per
+block): the same in a live check and in a replay."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ import math
 
 import numpy as np
 
-from detectkd.detectors.base import FloatArray, IntArray
+from detectkd.detectors.base import FloatArray
 
 TINY = 1e-12  # a dispersion this small is Poisson's: T_a is 2 sqrt(x) to a relative 2e-13 x
 
@@ -53,25 +56,40 @@ def bounds(e: float, lo: float, hi: float, a: float) -> tuple[float, float, floa
     return inverse(e, a), inverse(lo, a), inverse(hi, a)
 
 
+def poisson_like(level: FloatArray, rows: np.ndarray) -> FloatArray:
+    """Per row of `level` (the level windows, raw values) where `rows` (0 elsewhere): how far
+    it varies like a random count, the index of dispersion of its noise (half the mean squared
+    step between consecutive values, which a slow cycle hardly moves, over the mean value), at
+    most 1. About 1 for a Poisson count at any level, more for a bursty one; 0.13 for a gauge
+    of whole numbers (120 +- 4), 0 for a flat line."""
+    out = np.zeros(level.shape[0])
+    if not rows.any():
+        return out
+    level = level[rows]
+    steps = np.diff(level, axis=1)
+    steps *= steps
+    finite = np.isfinite(level)
+    noise = np.nansum(steps, axis=1) / np.maximum(np.isfinite(steps).sum(axis=1), 1) / 2.0
+    mean = np.nansum(level, axis=1) / np.maximum(finite.sum(axis=1), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[rows] = np.where(mean > 0, np.minimum(noise / mean, 1.0), 0.0)
+    return out
+
+
 def judge(
-    root_x: FloatArray,
-    root_e: FloatArray,
-    root_s: FloatArray,
-    level: tuple[FloatArray, FloatArray, np.ndarray, FloatArray],
-    inv: IntArray,
-    floor: float,
+    root_x: FloatArray, root_e: FloatArray, root_s: FloatArray, root_typical: FloatArray, floor: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """z of counts judged on the square-root scale (the point sqrt(x), the baseline's expected
-    sqrt(mu) and robust spread s; `level`: the level window's fit per block, `inv` each point's
-    block), under the negative binomial: (z, expected and spread on the T_a scale, a). A live
-    check judges one point: few array operations, no branches."""
-    centre, _, _, deviation = level
-    typical = np.maximum(centre[inv], 1.0) ** 2  # the window's median count, at least 1
+    sqrt(mu) and robust spread s, the level window's median sqrt(mu_w)), under the negative
+    binomial: (z, expected and spread on the T_a scale, a). `floor`: per point, the least
+    spread in Poisson's (`poisson_floor` x `poisson_like`). A live check judges one point:
+    few array operations, no branches."""
+    typical = np.maximum(root_typical, 1.0) ** 2  # the window's median count, at least 1
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         a = np.maximum((4.0 * root_s * root_s - 1.0) / typical, TINY)
         root = np.sqrt(a)
         expected = 2.0 * np.arcsinh(root * np.maximum(root_e, 0.0)) / root
-        spread = np.maximum(2.0 * root_s / np.sqrt(1.0 + a * typical), floor * (deviation[inv] > 0))
+        spread = np.maximum(2.0 * root_s / np.sqrt(1.0 + a * typical), floor)
         spread = np.maximum(spread, 1e-9 * expected)
         z = (2.0 * np.arcsinh(root * root_x) / root - expected) / spread
     return z, expected, spread, a

@@ -59,5 +59,5 @@ class Params(Frozen):
     # judging baseline's residuals: a burst at a busy hour is less news, a drop more (`autocounts`).
     dispersion: bool = True
     # With `dispersion`: a count's spread is at least this share of Poisson's (0 -> 3 errors a
-    # minute is not huge), unless its level window never moved.
+    # minute is not huge), as far as its level window varies like a random count.
     poisson_floor: float = Field(default=1.0, ge=0, le=1)

@@ -37,9 +37,8 @@ def test_the_dispersion_is_read_from_the_square_root_spread_and_poisson_is_the_s
     Poisson residuals (s = 1/2) give a = 0: the square-root scale, z = (sqrt x - sqrt mu) / s."""
     mu, a = np.array([100.0, 100.0]), np.array([0.3, 0.0])
     s = np.sqrt(1 + a * mu) / 2
-    level = (np.sqrt(mu), s, np.ones(2, bool), s)  # the level window's fit: two blocks
-    x, blocks = np.sqrt(np.array([400.0, 144.0])), np.arange(2)
-    z, expected, spread, got = autocounts.judge(x, np.sqrt(mu), s, level, blocks, 0.0)
+    x = np.sqrt(np.array([400.0, 144.0]))
+    z, expected, spread, got = autocounts.judge(x, np.sqrt(mu), s, np.sqrt(mu), np.zeros(2))
     assert got == pytest.approx(a) and spread == pytest.approx([1.0, 1.0])
     assert z[1] == pytest.approx((12 - 10) / 0.5)
     assert autocounts.inverse(float(expected[0]), 0.3) == pytest.approx(100.0)
@@ -47,18 +46,45 @@ def test_the_dispersion_is_read_from_the_square_root_spread_and_poisson_is_the_s
     assert lo == 0.0 and np.isfinite(hi)  # never below 0, never infinite
 
 
-def test_a_count_is_at_least_as_noisy_as_poisson_unless_it_never_moved() -> None:
-    """Errors per minute, mostly 0 (the level's median 0 fits most points exactly, its spread
-    on the square-root scale 0.2): 0 -> 3 is |z| 3.5 under the Poisson floor, not 8.7. A count
-    that sat at 5 for the whole window and moves to 6 is news (no floor there)."""
+def test_a_count_is_at_least_as_noisy_as_poisson_unless_its_window_is_not_a_count() -> None:
+    """Errors per minute, mostly 0 (the level's median 0 fits most points exactly, the
+    baseline's spread on the square-root scale 0.2): 0 -> 3 is |z| 3.5 under Poisson's floor,
+    not 8.7. The floor applies as far as the window varies like a random count: about fully
+    for Poisson counts at any level, an eighth for a gauge of whole numbers (120 +- 4), not at
+    all for a flat line (a count that sat at 5 and moves to 6 is news)."""
+    rng = np.random.default_rng(1)
+    windows = np.stack(
+        [
+            rng.poisson(0.4, 400),
+            rng.poisson(300, 400),
+            np.round(120 + rng.normal(0, 4, 400)),
+            np.full(400, 5),
+            np.zeros(400),
+        ]
+    ).astype(float)
+    windows[1, ::7] = np.nan  # gaps
+    like = autocounts.poisson_like(windows, np.ones(5, bool))
+    assert like[:2] == pytest.approx([1.0, 1.0], abs=0.15) and like[2] == pytest.approx(16 / 120, abs=0.04)
+    assert like[3:].tolist() == [0.0, 0.0]
+    assert autocounts.poisson_like(windows, np.zeros(5, bool)).tolist() == [0.0] * 5
     zero, s = np.zeros(1), np.full(1, 0.2)
-    sparse = (zero, s, np.ones(1, bool), np.full(1, 0.3))
-    z = autocounts.judge(np.sqrt([3.0]), zero, s, sparse, np.zeros(1, np.int64), 1.0)[0]
-    assert z[0] == pytest.approx(2 * np.sqrt(3.0))
-    assert autocounts.judge(np.sqrt([3.0]), zero, s, sparse, np.zeros(1, np.int64), 0.0)[0][0] > 8
-    flat = (np.sqrt([5.0]), zero, np.ones(1, bool), zero)
-    z = autocounts.judge(np.sqrt([6.0]), np.sqrt([5.0]), np.zeros(1), flat, np.zeros(1, np.int64), 1.0)[0]
+    assert autocounts.judge(np.sqrt([3.0]), zero, s, zero, np.ones(1))[0][0] == pytest.approx(
+        2 * np.sqrt(3.0)
+    )
+    assert autocounts.judge(np.sqrt([3.0]), zero, s, zero, np.zeros(1))[0][0] > 8
+    z = autocounts.judge(np.sqrt([6.0]), np.sqrt([5.0]), np.zeros(1), np.sqrt([5.0]), np.zeros(1))[0]
     assert z[0] > 1000
+
+
+def test_a_step_of_a_gauge_of_whole_numbers_alarms_as_before() -> None:
+    """Latency in whole milliseconds, 120 +- 4, for two weeks, then 3.5 spreads higher: not a
+    random count (a Poisson count at 120 would spread 11), so Poisson's floor does not apply
+    and the step alarms as on the square-root scale (with the full floor: 2 of 5 series)."""
+    for seed in range(5):
+        values = np.round(120 + np.random.default_rng(seed).normal(0, 4, DAY * 14))
+        values[3500:3600] += 14
+        assert any(3500 <= a < 3510 for a in alarms(values))
+        assert any(3500 <= a < 3510 for a in alarms(values, dispersion=False))
 
 
 def bursty_day(days: int, seed: int, a: float = 0.1) -> np.ndarray:
