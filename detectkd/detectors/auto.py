@@ -15,8 +15,8 @@
 3. Counts. When every value of the level window is a non-negative integer
    (orders, errors, events), z is computed on the square-root scale, where
    Poisson-like noise has the same spread at every level: a drop of a small
-   count to a tenth is then as visible as a spike. z is a count's (`dispersion`, `autocounts`):
-   under a negative binomial whose dispersion comes from the residuals.
+   count to a tenth is then as visible as a spike. z itself is a count's (`dispersion`): a
+   negative binomial's, its dispersion from the residuals (`autocounts`).
 4. Surprise. |z| divided by the `quantile` (0.995) of the |z| of the
    series' own previous `reference` (2,000) judged points, floored at
    `min_z` (3): a series whose deviations are routinely large must do
