@@ -321,9 +321,7 @@ class AutoDetector:
             if sqrt and p.dispersion:  # counts judged by the negative binomial (`autocounts`)
                 nb, floor_at = mask & np.isfinite(best_s), p.poisson_floor * fit.poisson[inv]
                 got = autocounts.judge(x, expected, best_s, models[0][0][inv], floor_at)
-                z, expected, spread, disp = (
-                    np.where(nb, new, old) for new, old in zip(got, (z, expected, spread, disp), strict=True)
-                )
+                z, expected, spread, disp = autocounts.where(nb, got, (z, expected, spread, disp))
         return _Judged(z, expected, spread, counts, breaks, which, disp)
 
     def _surprises(self, memo: Memo, az: FloatArray, breaks: np.ndarray) -> tuple[FloatArray, FloatArray]:

@@ -84,12 +84,25 @@ def judge(
     binomial: (z, expected and spread on the T_a scale, a). `floor`: per point, the least
     spread in Poisson's (`poisson_floor` x `poisson_like`). A live check judges one point:
     few array operations, no branches."""
-    typical = np.maximum(root_typical, 1.0) ** 2  # the window's median count, at least 1
+    typical = np.maximum(root_typical, 1.0)  # the window's median count, at least 1 (squared:)
+    typical *= typical
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         a = np.maximum((4.0 * root_s * root_s - 1.0) / typical, TINY)
         root = np.sqrt(a)
-        expected = 2.0 * np.arcsinh(root * np.maximum(root_e, 0.0)) / root
-        spread = np.maximum(2.0 * root_s / np.sqrt(1.0 + a * typical), floor)
-        spread = np.maximum(spread, 1e-9 * expected)
-        z = (2.0 * np.arcsinh(root * root_x) / root - expected) / spread
-    return z, expected, spread, a
+        unit = 2.0 / root  # T_a(x) = unit * asinh(root * sqrt(x))
+        at_e = np.arcsinh(root * np.maximum(root_e, 0.0))
+        # (root_s > 0: `auto` floors every spread at 1e-9 of the level)
+        spread = np.maximum(root_s * unit / np.sqrt(1.0 / a + typical), floor)
+        z = (np.arcsinh(root * root_x) - at_e) * unit / spread
+    return z, at_e * unit, spread, a
+
+
+Four = tuple[FloatArray, FloatArray, FloatArray, FloatArray]
+
+
+def where(mask: np.ndarray, new: Four, old: Four) -> Four:
+    """`new` where `mask`, else `old` (a live check judges one point: no copies when all)."""
+    if mask.all():
+        return new
+    z, e, s, a = (np.where(mask, n, o) for n, o in zip(new, old, strict=True))
+    return z, e, s, a
