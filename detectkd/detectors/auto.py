@@ -15,7 +15,8 @@
 3. Counts. When every value of the level window is a non-negative integer
    (orders, errors, events), z is computed on the square-root scale, where
    Poisson-like noise has the same spread at every level: a drop of a small
-   count to a tenth is then as visible as a spike.
+   count to a tenth is then as visible as a spike. z itself is a count's (`dispersion`): a
+   negative binomial's, its dispersion from the residuals (`autocounts`).
 4. Surprise. |z| divided by the `quantile` (0.995) of the |z| of the
    series' own previous `reference` (2,000) judged points, floored at
    `min_z` (3): a series whose deviations are routinely large must do
@@ -67,7 +68,7 @@ from itertools import pairwise, repeat
 
 import numpy as np
 
-from detectkd.detectors import autosustain
+from detectkd.detectors import autocounts, autosustain
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import judgeable, staged_basis
 from detectkd.detectors.autostate import BlockFit, Memo, ring_array
@@ -95,6 +96,7 @@ class _Judged:
     counts: np.ndarray  # bool: judged on the square-root scale
     breaks: np.ndarray  # bool: beyond the recent range (range break)
     basis: IntArray  # the baseline that judged: 0 the level, k the k-th seasonal one
+    disp: FloatArray  # a count's dispersion under the count model (`autocounts`), else NaN
 
 
 class AutoDetector:
@@ -196,7 +198,7 @@ class AutoDetector:
                 continue
             e, a, b = float(j.expected[k]), float(lo[k]), float(hi[k])
             if j.counts[k]:
-                e, a, b = e * e, max(a, 0.0) ** 2, b * b if b > 0 else 0.0
+                e, a, b = autocounts.bounds(e, a, b, float(j.disp[k]))
             anomaly = s >= thr
             direction: Direction = ("up" if z > 0 else "down") if anomaly else None
             score = 1.0 if not math.isfinite(s) else s / (s + thr)
@@ -219,7 +221,7 @@ class AutoDetector:
         n = idx.size
         if n == 0:
             e, no = np.empty(0), np.zeros(0, bool)
-            return _Judged(e, e, e, no, no, np.zeros(0, np.int64))
+            return _Judged(e, e, e, no, no, np.zeros(0, np.int64), e)
         blocks, inv = np.unique(times[idx] // self.block * self.block, return_inverse=True)
         starts = np.searchsorted(times, blocks, side="left")
         key: tuple[int, ...] | None = None
@@ -262,7 +264,8 @@ class AutoDetector:
             fits[sqrt] = models
             if self.range_points:
                 ranges[sqrt] = recent_range(v[:hi], starts, self.range_points)
-        return BlockFit(is_count, enough, fits, ranges, np.minimum(starts, self.range_points))
+        poisson = autocounts.poisson_like(level, is_count & self.p.dispersion)  # 0 where not judged so
+        return BlockFit(is_count, enough, fits, ranges, np.minimum(starts, self.range_points), poisson)
 
     def _bases(self, times: IntArray, v: FloatArray, at: IntArray) -> list[FloatArray | None]:
         """The baselines at times `at`: the level (None: no offset) and each seasonal median."""
@@ -284,6 +287,7 @@ class AutoDetector:
         n = idx.size
         z, expected, spread = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
         counts, breaks, which = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, np.int64)
+        disp = np.full(n, np.nan)
         p = self.p
         for sqrt, models in fit.fits.items():
             mask = (fit.is_count[inv] == sqrt) & fit.enough[inv]
@@ -318,7 +322,11 @@ class AutoDetector:
                         low = np.minimum(low, np.sqrt(np.maximum(bottom * bottom - 1.0, 0.0)))
                     beyond = (x > high) | (x < low)
                 breaks |= mask & np.isfinite(best_s) & (fit.filled[inv] >= p.range_min) & beyond
-        return _Judged(z, expected, spread, counts, breaks, which)
+            if sqrt and p.dispersion:  # counts judged by the negative binomial (`autocounts`)
+                nb, floor_at = mask & np.isfinite(best_s), p.poisson_floor * fit.poisson[inv]
+                got = autocounts.judge(x, expected, best_s, models[0][0][inv], floor_at)
+                z, expected, spread, disp = autocounts.where(nb, got, (z, expected, spread, disp))
+        return _Judged(z, expected, spread, counts, breaks, which, disp)
 
     def _surprises(self, memo: Memo, az: FloatArray, breaks: np.ndarray) -> tuple[FloatArray, FloatArray]:
         """Per judged point in order: the surprise after persistence, range breaks and the rest
@@ -328,12 +336,13 @@ class AutoDetector:
         floor, spike, thr = max(p.min_z, 1e-9), p.spike * p.threshold, p.threshold
         fade = 0.5 ** (1.0 / p.fade) if p.fade > 0 else 1.0
         gate = p.range_gate * floor  # in |z|: a line inflated by a recent shift does not gate
+        az = az.astype(np.float32).astype(np.float64)  # as the ring keeps them: equal to the line is on it
         sustained: Iterable[float] = repeat(0.0, az.size)  # off (the default): no work per check
         if p.sustain:  # the median of the last `sustain` |z| beyond any of the recent past
             found, memo.medians = autosustain.surprises(
                 memo.ring(),
                 memo.medians,
-                az.astype(np.float32).astype(np.float64),  # as the ring stores them
+                az,
                 p.sustain,
                 memo.size,
                 0.5 * floor,

@@ -55,3 +55,9 @@ class Params(Frozen):
     # 24 catches more of NAB's windows but pages a little more and costs memory and CPU).
     sustain: int = Field(default=0, ge=0)
     sustain_margin: float = Field(default=1.1, ge=1.0)  # how far beyond the largest recent median
+    # Counts (see `counts`) judged by a negative binomial whose dispersion comes from the
+    # judging baseline's residuals: a burst at a busy hour is less news, a drop more (`autocounts`).
+    dispersion: bool = True
+    # With `dispersion`: a count's spread is at least this share of Poisson's (0 -> 3 errors a
+    # minute is not huge), as far as its level window varies like a random count.
+    poisson_floor: float = Field(default=1.0, ge=0, le=1)

@@ -145,6 +145,7 @@ class BlockFit:
     fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray, FloatArray]]]
     ranges: dict[bool, tuple[FloatArray, FloatArray]]  # per scale, per block: recent max, min
     filled: npt.NDArray[np.int64]  # per block: points in its range window
+    poisson: FloatArray  # per block: how far its level window varies like a count (`autocounts`)
 
     def newest(self) -> BlockFit:
         """The newest block's baselines alone (what the next live check of it reuses)."""
@@ -154,4 +155,5 @@ class BlockFit:
             {s: [(c[-1:], p[-1:], o[-1:], d[-1:]) for c, p, o, d in m] for s, m in self.fits.items()},
             {s: (top[-1:], bottom[-1:]) for s, (top, bottom) in self.ranges.items()},
             self.filled[-1:],
+            self.poisson[-1:],
         )

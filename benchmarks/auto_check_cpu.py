@@ -1,0 +1,70 @@
+"""CPU of one live check of `auto` (one series, a full window, one point per call).
+
+    flock /work/wt/bench.lock .venv/bin/python benchmarks/auto_check_cpu.py [--checks 3000] \\
+        [--params 'dispersion: true'] [--count]
+
+A one-minute series with a daily cycle (`--count`: whole numbers, a Poisson count, so the
+count path runs) is loaded into the runner's window with as much history as `auto` reads;
+then `--checks` new points are judged one at a time as the runner does (detect, then add the
+point to the window). Prints the process CPU per check (the median of five rounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from ruamel.yaml import YAML
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from detectkd.detectors.auto import AutoDetector
+from detectkd.detectors.autoparams import Params
+from detectkd.detectors.base import Current
+from detectkd.runtime.windows import SeriesWindow
+
+STEP = 60
+
+
+def series(n: int, count: bool, seed: int = 1) -> np.ndarray:
+    i = np.arange(n)
+    mu = 40 + 30 * np.sin(2 * np.pi * i / 1440)
+    rng = np.random.default_rng(seed)
+    return rng.poisson(mu).astype(float) if count else mu + rng.normal(0, 2, n)
+
+
+def one_round(params: Params, checks: int, count: bool) -> float:
+    det = AutoDetector(params, STEP)
+    history = det.window_seconds(STEP) // STEP
+    v = series(history + checks, count)
+    window = SeriesWindow(10**9, ())
+    for k in range(history):
+        window.add(k * STEP, float(v[k]), {})
+    det.detect(window.history(), Current(history * STEP, float(v[history]), {}, "s"))  # the rebuild
+    window.add(history * STEP, float(v[history]), {})
+    start = time.process_time()
+    for k in range(history + 1, history + checks):
+        det.detect(window.history(), Current(k * STEP, float(v[k]), {}, "s"))
+        window.add(k * STEP, float(v[k]), {})
+    return (time.process_time() - start) / (checks - 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checks", type=int, default=3000)
+    ap.add_argument("--params", default="", help="flow-style auto params, e.g. 'dispersion: true'")
+    ap.add_argument("--count", action="store_true", help="a count series (the count path)")
+    args = ap.parse_args()
+    params = Params.model_validate(YAML(typ="safe").load("{" + args.params + "}") or {})
+    rounds = [one_round(params, args.checks, args.count) for _ in range(5)]
+    print(f"auto {{{args.params}}} {'count' if args.count else 'float'}: "
+          f"{1000 * statistics.median(rounds):.3f} ms CPU per check (rounds: "
+          + ", ".join(f"{1000 * r:.3f}" for r in rounds) + ")")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
