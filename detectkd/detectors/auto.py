@@ -163,7 +163,7 @@ class AutoDetector:
             out = []
             for p in points:  # unusual input (re-checks, mixed series): one at a time
                 out.append(self.detect(history, p))
-                history = _appended(history, p)
+                history = history.appended(p)
             return out
         times = np.concatenate([history.times, np.asarray(new_t, np.int64)])
         vals = [math.nan if p.value is None else p.value for p in points]
@@ -412,11 +412,6 @@ class AutoDetector:
         if self.p.sustain:  # from the ring as stored (single precision), as a live check reads it
             memo.medians = autosustain.medians(memo.ring(), self.p.sustain)
         self._surprises(memo, az[cut:], breaks[cut:])
-
-
-def _appended(h: History, p: Current) -> History:
-    v = math.nan if p.value is None else p.value
-    return History(np.append(h.times, p.time), np.append(h.values, v), {})
 
 
 def build(p: Params, interval_seconds: int, detector_id: str | None) -> AutoDetector:

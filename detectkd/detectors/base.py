@@ -8,6 +8,7 @@ and a score in [0, 1] where 0.5 is the detector's own alarm line.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -44,6 +45,11 @@ class History:
             np.empty(0, np.float64),
             {n: np.empty(0, np.float64) for n in feature_names},
         )
+
+    def appended(self, p: Current) -> History:
+        """This history with `p` after it (features left out)."""
+        v = math.nan if p.value is None else p.value
+        return History(np.append(self.times, p.time), np.append(self.values, v), {})
 
 
 @dataclass(frozen=True)
