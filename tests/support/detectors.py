@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from detectkd.detectors.auto import AutoDetector
+from detectkd.detectors.autoparams import Params
 from detectkd.detectors.base import Current, History
 
 STEP = 60
@@ -25,3 +27,13 @@ def at_end(h: History, value: float | None, features: dict[str, float] | None = 
 def noisy(n: int = 200, seed: int = 1) -> np.ndarray:
     """`n` values around 100 (sd 5), the same for the same seed."""
     return 100 + np.random.default_rng(seed).normal(0, 5, n)
+
+
+def auto_alarms(values: np.ndarray, step: int, **params: object) -> list[int]:
+    """The points where a run of `auto`'s anomalies starts (where a FIRING would be sent), for
+    `values` on a grid of `step` seconds judged with `params` over the defaults."""
+    det = AutoDetector(Params.model_validate(params), step)
+    times = np.arange(values.size, dtype=np.int64) * step
+    points = [Current(int(t), float(v), {}, "s") for t, v in zip(times, values, strict=True)]
+    flags = np.array([r.anomaly for r in det.detect_many(History.empty(), points)])
+    return np.flatnonzero(flags & ~np.r_[False, flags[:-1]]).tolist()

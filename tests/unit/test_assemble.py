@@ -40,6 +40,19 @@ def spec(tmp_path: Path) -> MetricSpec:
     return load_metrics([tmp_path / "m"], None, env={}).metrics["a"]
 
 
+def held_kinds(monkeypatch: pytest.MonkeyPatch) -> list[HeldCollector]:
+    """Every collector kind builds a `HeldCollector`; the list of those built."""
+    built: list[HeldCollector] = []
+
+    class Kind:
+        def build(self, *_: Any, **__: Any) -> HeldCollector:
+            built.append(HeldCollector())
+            return built[-1]
+
+    monkeypatch.setattr(registry, "lookup", lambda _: Kind())
+    return built
+
+
 def fail(*_: Any, **__: Any) -> Any:
     raise ValueError("this part cannot be built")
 
@@ -94,6 +107,12 @@ completeness:
 """
 
 
+def own_parts(tmp_path: Path) -> MetricSpec:
+    """A metric whose runtime and lateness build collectors of their own (`OWN_PARTS`)."""
+    write(tmp_path / "m" / "a.yaml", constant_metric("a", tmp_path / "src.db") + OWN_PARTS)
+    return load_metrics([tmp_path / "m"], None, env={}).metrics["a"]
+
+
 @pytest.mark.parametrize(
     ("module", "part", "count"),
     [(runner, "ShadowSet", 2), (runner, "Explainer", 2), (runner, "StatusBook", 2), (lateness, "Recheck", 3)],
@@ -103,16 +122,8 @@ async def test_a_runtime_or_lateness_that_fails_halfway_closes_the_collectors_it
 ) -> None:
     """Every collector built (the metric's, its explain query's, its completeness probe's)
     is closed when a part built after it fails."""
-    built: list[HeldCollector] = []
-
-    class Kind:
-        def build(self, *_: Any, **__: Any) -> HeldCollector:
-            built.append(HeldCollector())
-            return built[-1]
-
-    write(tmp_path / "m" / "a.yaml", constant_metric("a", tmp_path / "src.db") + OWN_PARTS)
-    metric = load_metrics([tmp_path / "m"], None, env={}).metrics["a"]
-    monkeypatch.setattr(registry, "lookup", lambda _: Kind())
+    metric = own_parts(tmp_path)  # loaded before the kinds are replaced
+    built = held_kinds(monkeypatch)
     monkeypatch.setattr(module, part, fail)
     with pytest.raises(ValueError, match="cannot be built"):
         assemble(metric, Deps(MemoryStore(), Resources()))
@@ -125,16 +136,8 @@ async def test_a_runtime_or_lateness_that_fails_halfway_closes_the_collectors_it
 async def test_a_slot_stopped_closes_the_collectors_its_runtime_and_lateness_built(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    built: list[HeldCollector] = []
-
-    class Kind:
-        def build(self, *_: Any, **__: Any) -> HeldCollector:
-            built.append(HeldCollector())
-            return built[-1]
-
-    write(tmp_path / "m" / "a.yaml", constant_metric("a", tmp_path / "src.db") + OWN_PARTS)
-    metric = load_metrics([tmp_path / "m"], None, env={}).metrics["a"]
-    monkeypatch.setattr(registry, "lookup", lambda _: Kind())
+    metric = own_parts(tmp_path)  # loaded before the kinds are replaced
+    built = held_kinds(monkeypatch)
     made = assemble(metric, Deps(MemoryStore(), Resources()))
     assert len(built) == 3 and not any(c.closed.is_set() for c in built)
     await made.stop()

@@ -13,6 +13,7 @@ from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.base import Current, History
 from detectkd.runtime.windows import SeriesWindow
+from tests.support.detectors import auto_alarms
 
 FIVE_MIN, DAY = 300, 288
 
@@ -95,11 +96,7 @@ def bursty_day(days: int, seed: int, a: float = 0.1) -> np.ndarray:
 
 
 def alarms(values: np.ndarray, **params: object) -> list[int]:
-    det = AutoDetector(Params.model_validate(params), FIVE_MIN)
-    times = np.arange(values.size, dtype=np.int64) * FIVE_MIN
-    points = [Current(int(t), float(v), {}, "s") for t, v in zip(times, values, strict=True)]
-    flags = np.array([r.anomaly for r in det.detect_many(History.empty(), points)])
-    return np.flatnonzero(flags & ~np.r_[False, flags[:-1]]).tolist()
+    return auto_alarms(values, FIVE_MIN, **params)
 
 
 def test_an_over_dispersed_count_pages_less_and_a_drop_still_alarms() -> None:

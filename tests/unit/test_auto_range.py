@@ -15,19 +15,12 @@ from detectkd.detectors.rows import cycle_median, no_rows, recent_range, robust_
 from detectkd.runtime import snapshot
 from detectkd.runtime.memory import Saved
 from detectkd.runtime.windows import SeriesWindow
+from tests.support.detectors import auto_alarms
 
 FIVE_MIN, DAY, WEEK = 300, 288, 2016  # points of a five-minute series
 
 
-def alarms(values: np.ndarray, step: int, **params: object) -> list[int]:
-    """The points where a run of anomalies starts (where a FIRING would be sent)."""
-    det = AutoDetector(Params.model_validate(params), step)
-    times = np.arange(values.size, dtype=np.int64) * step
-    results = det.detect_many(
-        History.empty(), [Current(int(t), float(v), {}, "s") for t, v in zip(times, values, strict=True)]
-    )
-    flags = np.array([r.anomaly for r in results])
-    return np.flatnonzero(flags & ~np.r_[False, flags[:-1]]).tolist()
+alarms = auto_alarms
 
 
 def daily(n: int, seed: int) -> np.ndarray:

@@ -11,18 +11,13 @@ from detectkd.detectors import autosustain
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostate import Memo
-from detectkd.detectors.base import Current, History
+from tests.support.detectors import auto_alarms
 
 FIVE_MIN = 300
 
 
 def alarms(values: np.ndarray, **params: object) -> list[int]:
-    """The points where a run of anomalies starts (where a FIRING would be sent)."""
-    det = AutoDetector(Params.model_validate(params), FIVE_MIN)
-    times = np.arange(values.size, dtype=np.int64) * FIVE_MIN
-    points = [Current(int(t), float(v), {}, "s") for t, v in zip(times, values, strict=True)]
-    flags = np.array([r.anomaly for r in det.detect_many(History.empty(), points)])
-    return np.flatnonzero(flags & ~np.r_[False, flags[:-1]]).tolist()
+    return auto_alarms(values, FIVE_MIN, **params)
 
 
 def test_a_shift_no_single_point_gives_away_alarms_through_the_median() -> None:
