@@ -13,8 +13,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from detectkd.alerting.state import Status
-from tests.support.files import write
 from tests.support.inprocess import firing_alerts, running
+from tests.support.metrics import hourly_orders
 
 HOUR = 3600
 NOW = int(time.time()) // HOUR * HOUR  # the newest complete hour ends here
@@ -24,24 +24,7 @@ NOW_QUERY = "SELECT value FROM src ORDER BY period_time DESC LIMIT 1"
 
 
 def metric(tmp_path: Path, window: str, query: str = PERIOD_QUERY) -> None:
-    write(
-        tmp_path / "metrics.d" / "orders.yaml",
-        f"""\
-name: orders
-schedule: {{interval: 1h}}
-collector:
-  type: sqlite
-  params:
-    database: {tmp_path / "src.db"}
-    query: |
-      {query}
-detector:
-  type: mad
-  params: {{window_size: {window}, n_sigma: 5, min_samples: 10}}
-alerter:
-  type: log
-""",
-    )
+    hourly_orders(tmp_path, window, query)
 
 
 def source(tmp_path: Path, spike_at: int) -> None:

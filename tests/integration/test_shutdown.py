@@ -12,8 +12,8 @@ from pathlib import Path
 
 from detectkd.collectors.base import Collector, Row, Window
 from detectkd.runtime.daemon import Daemon
-from tests.support.files import write
 from tests.support.inprocess import make_settings, within
+from tests.support.metrics import hourly_orders
 
 HOUR = 3600
 LOST_AT = 5  # the loader's query whose cancellation is lost
@@ -29,24 +29,11 @@ def warm_up_metric(tmp_path: Path) -> None:
     conn.executemany("INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?)", rows)
     conn.commit()
     conn.close()
-    write(
-        tmp_path / "metrics.d" / "orders.yaml",
-        f"""\
-name: orders
-schedule: {{interval: 1h}}
-collector:
-  type: sqlite
-  params:
-    database: {tmp_path / "src.db"}
-    query: |
-      SELECT avg(value) AS value FROM src
-      WHERE period_time >= '{{{{ period_start }}}}' AND period_time < '{{{{ period_finish }}}}'
-detector:
-  type: mad
-  params: {{window_size: 8d, n_sigma: 5, min_samples: 10}}
-alerter:
-  type: log
-""",
+    hourly_orders(
+        tmp_path,
+        "8d",
+        """SELECT avg(value) AS value FROM src
+        WHERE period_time >= '{{ period_start }}' AND period_time < '{{ period_finish }}'""",
     )
 
 

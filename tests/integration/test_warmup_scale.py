@@ -13,8 +13,8 @@ from pathlib import Path
 
 from detectkd.alerting.state import Status
 from detectkd.runtime.scheduler import stable_offset
-from tests.support.files import write
 from tests.support.inprocess import firing_alerts, running
+from tests.support.metrics import hourly_orders as metric
 from tests.support.runtimes import count_queries
 
 HOUR = 3600
@@ -23,27 +23,6 @@ ROWS = """SELECT period_time, value FROM src
 # DetectK's style: one aggregate of the period, no time of its own: only one period per query
 AGGREGATE = """SELECT avg(value) AS value FROM src
         WHERE period_time >= '{{ period_start }}' AND period_time < '{{ period_finish }}'"""
-
-
-def metric(tmp_path: Path, window: str, query: str, extra: str = "") -> None:
-    write(
-        tmp_path / "metrics.d" / "orders.yaml",
-        f"""\
-name: orders
-schedule: {{interval: 1h}}
-collector:
-  type: sqlite{extra}
-  params:
-    database: {tmp_path / "src.db"}
-    query: |
-      {query}
-detector:
-  type: mad
-  params: {{window_size: {window}, n_sigma: 5, min_samples: 10}}
-alerter:
-  type: log
-""",
-    )
 
 
 def newest_finish() -> int:

@@ -8,10 +8,35 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from tests.support.files import write
+
 # The detector and alerter bodies the builder takes: YAML mappings, indented under their key.
 MAD = "type: mad\nparams: {window_size: 100, n_sigma: 5, use_weighted: false, min_samples: 20}"
 LOG = "type: log"
 PERIOD = "period_time >= '{{ period_start }}' AND period_time < '{{ period_finish }}'"
+
+
+def hourly_orders(tmp_path: Path, window: str, query: str, extra: str = "") -> None:
+    """metrics.d/orders.yaml: hourly, `query` on tmp_path/src.db (`extra`: more collector keys
+    after its type, e.g. a `multi_period` line), a `mad` detector over `window`, logged."""
+    write(
+        tmp_path / "metrics.d" / "orders.yaml",
+        f"""\
+name: orders
+schedule: {{interval: 1h}}
+collector:
+  type: sqlite{extra}
+  params:
+    database: {tmp_path / "src.db"}
+    query: |
+      {query}
+detector:
+  type: mad
+  params: {{window_size: {window}, n_sigma: 5, min_samples: 10}}
+alerter:
+  type: log
+""",
+    )
 
 
 def webhook(url: str, conditions: str = "") -> str:

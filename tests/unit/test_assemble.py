@@ -53,6 +53,13 @@ def held_kinds(monkeypatch: pytest.MonkeyPatch) -> list[HeldCollector]:
     return built
 
 
+async def all_closed(built: list[HeldCollector]) -> None:
+    """Every collector in `built` closed: in the background (building is synchronous)."""
+    async with asyncio.timeout(10):
+        for collector in built:
+            await collector.closed.wait()
+
+
 def fail(*_: Any, **__: Any) -> Any:
     raise ValueError("this part cannot be built")
 
@@ -71,9 +78,7 @@ async def test_a_slot_that_cannot_be_built_leaves_no_collector_open(
     monkeypatch.setattr(slot, part, fail)
     with pytest.raises(ValueError, match="cannot be built"):
         assemble(spec(tmp_path), Deps(MemoryStore(), Resources()))
-    async with asyncio.timeout(10):  # closed in the background: assemble is synchronous
-        for collector in built:
-            await collector.closed.wait()
+    await all_closed(built)
 
 
 async def test_an_assembled_slot_keeps_its_collector_open_until_stopped(
@@ -128,9 +133,7 @@ async def test_a_runtime_or_lateness_that_fails_halfway_closes_the_collectors_it
     with pytest.raises(ValueError, match="cannot be built"):
         assemble(metric, Deps(MemoryStore(), Resources()))
     assert len(built) == count
-    async with asyncio.timeout(10):  # closed in the background: constructors are synchronous
-        for collector in built:
-            await collector.closed.wait()
+    await all_closed(built)
 
 
 async def test_a_slot_stopped_closes_the_collectors_its_runtime_and_lateness_built(
