@@ -78,8 +78,12 @@ class HostPool:
     may be tried again (HostOrder: RETRY_S after it failed) — the way back.
     """
 
-    def __init__(self, ep: Endpoint, min_size: int, max_size: int) -> None:
+    def __init__(
+        self, ep: Endpoint, min_size: int, max_size: int, settings: dict[str, str] | None = None
+    ) -> None:
         self.ep = ep
+        # Server settings of every connection, unless the URL sets the same one (it wins).
+        self._settings = {k: v for k, v in (settings or {}).items() if k not in dict(ep.options)}
         self.order = HostOrder(len(ep.hosts))
         self.on: int | None = None  # the host index the latest connection went to
         self._timeout = ep.connect_timeout or CONNECT_TIMEOUT_S
@@ -90,7 +94,9 @@ class HostPool:
         self._pool = await asyncpg.create_pool(**self._sizes, connect=self._connect)
 
     async def _connect(self, *_: Any, **kwargs: Any) -> Any:
-        passed = {k: kwargs[k] for k in ("connection_class", "record_class") if k in kwargs}
+        passed: dict[str, Any] = {k: kwargs[k] for k in ("connection_class", "record_class") if k in kwargs}
+        if self._settings:
+            passed["server_settings"] = self._settings
         conn, self.on = await connect(self.ep, self.order, self._timeout, **passed)
         return conn
 

@@ -55,6 +55,12 @@ DRIVER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg
 
 
 class PostgresStore(docs.PostgresDocs):
+    # A transaction of this store left idle longer is ended by the server: a process frozen
+    # inside one (SIGSTOP, a hung loop) must not hold its row locks against a standby, an
+    # outbox claim or a silence's write for as long as it stays frozen. The fenced ones are
+    # bounded tighter, to the lease (`storage.lease`); the URL may set its own value.
+    idle_transaction_s = 60.0
+
     def __init__(self, dsn: str | None = None, **connect: Any) -> None:
         self._dsn, self._connect = dsn, connect
         self._ep = endpoint("postgres", ConnectionParams(connection_string=dsn, **connect), 5432, 10)
@@ -64,7 +70,8 @@ class PostgresStore(docs.PostgresDocs):
 
     async def open(self) -> None:
         try:
-            pool = HostPool(self._ep, min_size=1, max_size=10)
+            idle = {"idle_in_transaction_session_timeout": str(int(self.idle_transaction_s * 1000))}
+            pool = HostPool(self._ep, min_size=1, max_size=10, settings=idle)
             await pool.open()
             self._pool = pool
             # One DDL at a time across daemons starting together.

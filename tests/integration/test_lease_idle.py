@@ -144,3 +144,65 @@ async def test_a_leader_frozen_mid_statement_is_ended_by_the_standby_taking_over
             await asyncio.to_thread(leader.join, 30)
             await store.close()
         assert ended, "the frozen leader's transaction was not ended"
+
+
+def freeze_in_a_store_transaction(dsn: str, freeze_s: float, frozen: threading.Event) -> None:
+    """A process frozen inside one of the store's unfenced transactions (the outbox's
+    re-channel, a silence's or a shadow's write): it holds a lock on the outbox that every
+    write of the other replica's outbox needs, and sends nothing more."""
+
+    async def hold() -> None:
+        store = PostgresStore(dsn)
+        store.idle_transaction_s = 1.0
+        await store.open()
+
+        async def frozen_inside(c: asyncpg.Connection) -> None:
+            async with c.transaction():
+                await c.execute("LOCK TABLE dtk_outbox IN SHARE MODE")
+                frozen.set()
+                asyncio.get_running_loop().call_soon(time.sleep, freeze_s)  # the process freezes
+                await asyncio.sleep(0)
+
+        try:
+            await store._run(frozen_inside)  # the store's own way to a connection
+        except StorageError:
+            pass  # its session was ended while it was frozen
+        finally:
+            await store.close()
+
+    asyncio.run(hold())
+
+
+async def test_a_frozen_unfenced_store_transaction_is_ended_by_the_server() -> None:
+    """Before, only the fenced transactions (commits, claims) had an idle bound: a replica
+    frozen in any other store transaction held its locks for as long as the freeze lasted,
+    and the other replica's outbox writes waited for all of it."""
+    async with pg_database("") as name:
+        dsn = f"postgresql://postgres@127.0.0.1:5432/{name}"
+        store = PostgresStore(dsn)
+        await store.open()
+        frozen = threading.Event()
+        holder = threading.Thread(target=freeze_in_a_store_transaction, args=(dsn, 8.0, frozen))
+        holder.start()
+        try:
+            assert await asyncio.to_thread(frozen.wait, 10)
+            started = time.monotonic()
+            async with asyncio.timeout(6.0):  # before: until the freeze ended (8 s)
+                assert await store.outbox_rechannel("m", {"a": "b"}) == 0
+            print(f"the write went through {time.monotonic() - started:.2f}s after the freeze")
+        finally:
+            await asyncio.to_thread(holder.join, 30)
+            await store.close()
+
+
+async def test_the_url_sets_its_own_idle_bound() -> None:
+    async with pg_database("") as name:
+        url = f"postgresql://postgres@127.0.0.1:5432/{name}?idle_in_transaction_session_timeout=0"
+        for dsn, want in ((url, "0"), (url.split("?")[0], "1min")):
+            store = PostgresStore(dsn)
+            await store.open()
+            try:
+                got = await store._run(lambda c: c.fetchval("SHOW idle_in_transaction_session_timeout"))
+                assert got == want
+            finally:
+                await store.close()
