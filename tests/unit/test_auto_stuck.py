@@ -109,3 +109,25 @@ def test_off_by_default_the_breaks_are_untouched() -> None:
     on = AutoDetector(Params(stuck=24), FIVE_MIN)
     flagged = on._judge(np.arange(values.size) * FIVE_MIN, values, np.arange(values.size))
     assert (flagged.breaks == autostuck.STUCK).sum() == 1
+
+
+def test_a_restart_after_the_crossing_rebuilds_its_alarm_and_rest() -> None:
+    """A detector that starts on the stored history just after a stuck run's alarm (the restart
+    without a snapshot: `rebuild`) judges the next point as the one that saw it live and rests
+    as it does: the stuck flag survives the rebuild (its breaks are not cut down to yes / no)."""
+    n = DAY * 18
+    t = np.arange(n, dtype=np.int64) * FIVE_MIN
+    v = gauge(n, 8, 0.0)
+    v[DAY * 16 : DAY * 17] = 50.0
+    points = [Current(int(a), float(b), {}, "s") for a, b in zip(t, v, strict=True)]
+    p = Params(stuck=24)
+    whole = AutoDetector(p, FIVE_MIN).detect_many(History.empty(), points)
+    crossing = DAY * 16 + 23
+    assert whole[crossing].anomaly and not whole[crossing - 1].anomaly
+    for cut in (crossing + 1, crossing + 5, crossing + 60):
+        fresh, going = AutoDetector(p, FIVE_MIN), AutoDetector(p, FIVE_MIN)
+        assert fresh.detect_many(History(t[:cut], v[:cut], {}), points[cut : cut + 1]) == whole[cut : cut + 1]
+        going.detect_many(History.empty(), points[: cut + 1])
+        now, then = fresh._memo["s"], going._memo["s"]
+        assert (now.rest, now.level) == (then.rest, then.level)
+        assert then.rest == 100 - (cut - crossing)  # resting after the stuck run's alarm
