@@ -35,13 +35,13 @@
    on by the drift of the window's mean (recent half against older half: a
    growing metric makes new highs without news); a count must leave its range
    by more than one; breaks count once the window holds `range_min` (200).
+6b. Stuck value (`autostuck`, off by default): a run of `stuck` equal values outlasting any lately alarms.
 7. Novelty. In a run of alarming points the surprise halves every `fade` (6)
    points after the first: a sustained change is news at its start, and the
    score comes down while the baselines learn the new level.
-7b. Sustained deviation (`autosustain`, `sustain` points; off by default): the median of the last
-   `sustain` |z| alarms alone when beyond every such median of the `reference` points before
-   by `sustain_margin`, and beyond both min_z / 2 and a one-in-ten |z| of those points: a
-   jump of the typical deviation (a small shift, a grown spread) no single point gives away.
+7b. Sustained deviation (`autosustain`, off by default): the median of the last `sustain` |z| alarms alone
+   when beyond every such median of the `reference` points before by `sustain_margin`, and beyond min_z / 2
+   and a one-in-ten |z| of them: a jump of the typical deviation (a small shift, a grown spread).
 8. Rest. After a run of alarms, for `rest` (100) judged points a new alarm
    needs a surprise greater than the run's peak; lesser ones are held below
    the line (score at most 1/3): one change, one page.
@@ -68,7 +68,7 @@ from itertools import pairwise, repeat
 
 import numpy as np
 
-from detectkd.detectors import autocounts, autosustain
+from detectkd.detectors import autocounts, autostuck, autosustain
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import judgeable, staged_basis
 from detectkd.detectors.autostate import BlockFit, Memo, ring_array
@@ -113,6 +113,7 @@ class AutoDetector:
         read = p.window + max(self.periods, default=0) * p.cycles + p.reference + p.refresh
         week = (WEEK + DAY) // self.step  # a week and a day: last week's peak is inside
         self.range_points = min(max(p.range_window, week), read) if p.range_window else 0
+        self.read, self.stuck_need = read, min(week, read // 2)  # a stuck run's window (`autostuck`)
         self._memo: dict[str, Memo] = {}
         # A calendar's `like` days (`detectors.calendared`): seconds back to the named weekday.
         self.like_shift: Callable[[IntArray], IntArray] | None = None
@@ -234,7 +235,8 @@ class AutoDetector:
             fit = self._block_fit(times, values, starts)
             if key is not None and memo is not None:
                 memo.fit_key, memo.fit = key, fit if blocks.size == 1 else fit.newest()
-        return self._apply(times, values, idx, inv, fit)
+        judged = self._apply(times, values, idx, inv, fit)  # a stuck run (`autostuck`): 2 in breaks
+        return autostuck.marked(judged, values, idx, self.read, self.stuck_need, self.p)
 
     def _block_fit(self, times: IntArray, values: FloatArray, starts: IntArray) -> BlockFit:
         """Per block: counts or not, enough data, and per scale and baseline the centre, spread
@@ -357,7 +359,7 @@ class AutoDetector:
         for k, (a, brk, sus) in enumerate(zip(az.tolist(), breaks.tolist(), sustained, strict=True)):
             line = max(quantile_line(ordered, p.quantile, p.min_samples), floor) * thr
             s = a / line if a == a else 0.0
-            broke = brk and a >= gate
+            broke = brk > 1 or (brk and a >= gate)  # a stuck run (2) needs no |z|
             b = max(s, spike) if broke else s  # a range break alarms alone
             h = b if b >= spike else min(b, prev)
             if p.risk and h >= thr and run == 0 and not broke and not memo.extreme(ordered, a, s >= spike, p):
@@ -394,7 +396,7 @@ class AutoDetector:
         memo = self._memo[series] = Memo(self.p.reference)
         first = max(0, times.size - self.p.rebuild)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
-        az, breaks = np.full(idx.size, np.nan), np.zeros(idx.size, bool)
+        az, breaks = np.full(idx.size, np.nan), np.zeros(idx.size, np.int8)
         some = judgeable(self, times, values, idx)  # the others are a cold start: NaN
         judged = self._judge(times, values, idx[some], memo, revision)  # keeps its newest block's fit
         az[some], breaks[some] = np.abs(judged.z), judged.breaks

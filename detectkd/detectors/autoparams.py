@@ -61,3 +61,8 @@ class Params(Frozen):
     # With `dispersion`: a count's spread is at least this share of Poisson's (0 -> 3 errors a
     # minute is not huge), as far as its level window varies like a random count.
     poisson_floor: float = Field(default=1.0, ge=0, le=1)
+    # Stuck value (`autostuck`): a run of at least this many equal values alarms, once, when it
+    # outlasts `stuck_margin` x the longest run among the values `auto` reads before it, with at
+    # least a week and a day of them (or half of them) before the run. 0: off (the default).
+    stuck: int = Field(default=0, ge=0)
+    stuck_margin: float = Field(default=1.3, ge=1.0)  # how far beyond the longest recent run
