@@ -24,7 +24,7 @@
    The reference moves with every point.
 5. Persistence. A point alarms alone only as a spike (surprise >= `spike` x
    the line, 3); otherwise the previous judged point must have been beyond
-   the line too (the smaller of the two surprises counts).
+   the line too (the smaller of the two surprises counts; `autopairs`: and a short mean).
 6. Range break. A value beyond the range of the series' recent points (the
    `range_window` (1,000) points before its block, a week and a day when the
    interval allows and the history holds it) alarms alone, like a spike, if it
@@ -68,7 +68,7 @@ from itertools import pairwise, repeat
 
 import numpy as np
 
-from detectkd.detectors import autocounts, autosustain
+from detectkd.detectors import autocounts, autopairs, autosustain
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import judgeable, staged_basis
 from detectkd.detectors.autostate import BlockFit, Memo, ring_array
@@ -360,6 +360,8 @@ class AutoDetector:
             broke = brk and a >= gate
             b = max(s, spike) if broke else s  # a range break alarms alone
             h = b if b >= spike else min(b, prev)
+            if p.pair_mean and thr <= h < spike and run == 0:  # a pair: its short mean against the ring's
+                h = min(h, autopairs.surprise(memo, a, p.pair_mean, p.quantile, p.min_samples) / thr)
             if p.risk and h >= thr and run == 0 and not broke and not memo.extreme(ordered, a, s >= spike, p):
                 h = min(h, 0.5 * thr)  # not extreme for this series (SPOT): held below the line
             if sus:  # a sustained deviation alarms alone
