@@ -7,11 +7,9 @@
    of the values one, two, ... `cycles` cycles ago, plus the centre of the
    recent residuals from that median; its spread is the robust spread of
    those residuals.
-2. The best fit judges. Of the baselines with enough data, the one with the
-   smallest spread (it explained the recent past best) gives z. On a
-   seasonal series that is a seasonal baseline, so a missing daily peak is
-   an anomaly although the value is ordinary for the day as a whole; on a
-   series without seasonality it is the level.
+2. The best fit judges. Of the baselines with enough data, the one whose residuals had the
+   smallest mean absolute deviation gives z: on a seasonal series a seasonal baseline (a
+   missing daily peak is an anomaly), on a series without seasonality the level.
 3. Counts. When every value of the level window is a non-negative integer
    (orders, errors, events), z is computed on the square-root scale, where
    Poisson-like noise has the same spread at every level: a drop of a small
@@ -24,7 +22,7 @@
    The reference moves with every point.
 5. Persistence. A point alarms alone only as a spike (surprise >= `spike` x
    the line, 3); otherwise the previous judged point must have been beyond
-   the line too (the smaller of the two surprises counts).
+   the line too (the smaller of the two surprises counts; `autopairs`: and a short mean).
 6. Range break. A value beyond the range of the series' recent points (the
    `range_window` (1,000) points before its block, a week and a day when the
    interval allows and the history holds it) alarms alone, like a spike, if it
@@ -68,7 +66,7 @@ from itertools import pairwise, repeat
 
 import numpy as np
 
-from detectkd.detectors import autocounts, autostuck, autosustain
+from detectkd.detectors import autocounts, autopairs, autostuck, autosustain
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import judgeable, staged_basis
 from detectkd.detectors.autostate import BlockFit, Memo, ring_array
@@ -362,6 +360,8 @@ class AutoDetector:
             broke = brk > 1 or (brk and a >= gate)  # a stuck run (2) needs no |z|
             b = max(s, spike) if broke else s  # a range break alarms alone
             h = b if b >= spike else min(b, prev)
+            if p.pair_mean and thr <= h < spike and run == 0:  # a pair: its short mean against the ring's
+                h = min(h, autopairs.surprise(memo, a, p.pair_mean, p.quantile, p.min_samples) / thr)
             if p.risk and h >= thr and run == 0 and not broke and not memo.extreme(ordered, a, s >= spike, p):
                 h = min(h, 0.5 * thr)  # not extreme for this series (SPOT): held below the line
             if sus:  # a sustained deviation alarms alone

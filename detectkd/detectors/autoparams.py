@@ -49,6 +49,9 @@ class Params(Frozen):
     # the reference |z| cross with this probability per point, a GPD over their `tail` quantile.
     risk: float = Field(default=0.0, ge=0, lt=1)
     tail: float = Field(default=0.98, gt=0.5, lt=1.0)  # the quantile of |z| whose excesses the GPD fits
+    # Two in a row that would start a run of alarms (persistence) also need the mean of the last
+    # this many |z| beyond the `quantile` of every such mean in the reference (`autopairs`; 0: off).
+    pair_mean: int = Field(default=3, ge=0, le=50)
     # Sustained deviation: the median of the last this many |z| alarms alone when it is beyond
     # the largest such median of the `reference` points before by `sustain_margin`, and beyond
     # min_z / 2 and their one-in-ten |z|: the typical deviation jumped. 0: off (the default:
