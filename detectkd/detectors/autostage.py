@@ -55,7 +55,11 @@ def staged_basis(
     finite = np.isfinite(values)
     head = int(idx[0])
     longest = max(det.periods, default=0) * p.cycles * step
-    recent = int(np.count_nonzero(finite[max(0, head - p.window - p.refresh) : head]))
+    # The level window of the first point's block lies before the block's start, not before
+    # the point: count there (a bounded slice) or the points of the block before the point
+    # pass for its window, and a live check says nothing where a replay says what is loading.
+    start = int(np.searchsorted(times, int(times[head]) // det.block * det.block))
+    recent = int(np.count_nonzero(finite[max(0, start - p.window - p.refresh) : start]))
     if finite[0] and int(times[head]) - int(times[0]) >= longest and recent >= p.window:
         return out  # the usual case: everything is in the history
     if not finite.any():

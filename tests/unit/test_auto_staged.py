@@ -4,13 +4,16 @@ cycles come in, and, once everything is in, the judgements of a metric that had 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
+import pytest
 
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.base import Current, History, Result, judge_seconds
+from detectkd.runtime.windows import SeriesWindow
 
 STEP = 60
 DAY = 86400
@@ -79,3 +82,64 @@ def test_after_the_fill_in_it_judges_as_a_metric_that_had_all_its_history() -> N
     assert after == had_all[30:]
     assert all(r.basis is None for r in after)
     assert any(r.anomaly for r in after)  # the step is judged, alike
+
+
+def differences(got: list[Result], want: list[Result]) -> list[tuple[int, str, object, object]]:
+    """Every field of every result that differs (basis, score, expected, bounds ...)."""
+    assert len(got) == len(want)
+    out = []
+    for i, (a, b) in enumerate(zip(got, want, strict=True)):
+        for f in dataclasses.fields(Result):
+            x, y = getattr(a, f.name), getattr(b, f.name)
+            if x != y and not (
+                isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)
+            ):
+                out.append((i, f.name, x, y))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("seasonal", "counts", "gaps", "offset"),
+    [
+        (False, False, 0.0, 0),  # the colleague's case: points 400-407 of a fresh series
+        (False, False, 0.0, 7),  # the first point not on the block grid
+        (False, True, 0.0, 3),  # counts
+        (False, False, 0.05, 5),  # missing values
+        (True, False, 0.0, 7),  # a day is 1,440 points: the seasonal baselines never load here
+    ],
+)
+def test_a_fresh_series_is_judged_alike_live_and_in_a_replay(
+    seasonal: bool, counts: bool, gaps: float, offset: int
+) -> None:
+    """A first start judges on the level alone and says so (`basis`) until its window is in
+    the history. Live, one check a point, and in a replay from empty history (one batch, or
+    two) every field of every result must agree: `seasonal: false` skipped the per-point
+    count of the level window when the points just before the check were all there, so live
+    checks said nothing where the replay said "level window loading: 396 of 400 points"."""
+    n = 640
+    rng = np.random.default_rng(11)
+    times = T0 + STEP * (offset + np.arange(n, dtype=np.int64))
+    values = rng.poisson(4, n).astype(float) if counts else 100.0 + rng.normal(0, 1.0, n)
+    values[rng.random(n) < gaps] = np.nan
+    values[500] += 40.0  # a spike: a judgement that alarms among them
+    points = [
+        Current(int(t), None if v != v else float(v), {}, "s") for t, v in zip(times, values, strict=True)
+    ]
+    p = Params(seasonal=seasonal)
+    one = AutoDetector(p, STEP)
+    single = [one.detect(History(times[:i], values[:i], {}), points[i]) for i in range(n)]
+    live, window, cached = AutoDetector(p, STEP), SeriesWindow(10**9, ()), []
+    for q in points:
+        cached.append(live.detect(window.history(), q))
+        window.add(q.time, q.value, {})
+    whole = AutoDetector(p, STEP).detect_many(History.empty(), points)
+    many, cut = AutoDetector(p, STEP), 300
+    batched = many.detect_many(History.empty(), points[:cut])
+    batched += many.detect_many(History(times[:cut], values[:cut], {}), points[cut:])
+    assert differences(cached, single) == []
+    assert differences(whole, single) == []
+    assert differences(batched, single) == []
+    said = [r.basis for r in single if r.skipped is None]
+    assert any(b is not None and "level window loading" in b for b in said)  # the warm-up is in play
+    assert (said[-1] is None) == (not seasonal)  # over, unless seasonal baselines are loading
+    assert single[500].anomaly
