@@ -56,11 +56,12 @@ def staged_basis(
     head = int(idx[0])
     longest = max(det.periods, default=0) * p.cycles * step
     # The level window of the first point's block lies before the block's start, not before
-    # the point: count there (a bounded slice) or the points of the block before the point
-    # pass for its window, and a live check says nothing where a replay says what is loading.
+    # the point (else the block's points before it pass for its window, and a live check says
+    # nothing where a replay says what is loading); all of it, not the last `window` + `refresh`
+    # points: with a few missing values those fell short and every check took the long way.
     start = int(np.searchsorted(times, int(times[head]) // det.block * det.block))
-    recent = int(np.count_nonzero(finite[max(0, start - p.window - p.refresh) : start]))
-    if finite[0] and int(times[head]) - int(times[0]) >= longest and recent >= p.window:
+    level_full = int(np.count_nonzero(finite[:start])) >= p.window  # (then for every later block)
+    if finite[0] and int(times[head]) - int(times[0]) >= longest and level_full:
         return out  # the usual case: everything is in the history
     if not finite.any():
         return out
