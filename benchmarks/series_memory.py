@@ -22,6 +22,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -133,22 +134,26 @@ class Held:
         from detectkd.runtime.memory import SeriesMemory
         from detectkd.storage.sqlite import SqliteStore
 
-        read, load = SqliteStore.read_points, SeriesMemory.load
+        load = SeriesMemory.load
+        # The first run's window read: `read_window` where the build has it, else `read_points`.
+        name = "read_window" if hasattr(SqliteStore, "read_window") else "read_points"
+        read = getattr(SqliteStore, name)
 
-        async def read_points(self: SqliteStore, *a: object) -> object:
-            out = await read(self, *a)  # type: ignore[arg-type]
-            if a[1] is None:
+        async def reading(self: SqliteStore, metric: str, *a: object) -> object:
+            out = await read(self, metric, *a)
+            if name == "read_window" or a[0] is None:  # (read_points: every series)
                 cls.now += sum(map(len, out.values()))
                 cls.loads += 1
                 cls.peak, cls.peak_loads = max(cls.peak, cls.now), max(cls.peak_loads, cls.loads)
             return out
 
-        def loaded(self: SeriesMemory, stored: dict[str, list[object]]) -> None:
-            load(self, stored)  # type: ignore[arg-type]
+        def loaded(self: SeriesMemory, stored: dict[str, Any]) -> None:
+            load(self, stored)
             cls.now -= sum(map(len, stored.values()))
             cls.loads -= 1
 
-        SqliteStore.read_points, SeriesMemory.load = read_points, loaded  # type: ignore[assignment,method-assign]
+        setattr(SqliteStore, name, reading)
+        SeriesMemory.load = loaded  # type: ignore[method-assign,assignment]
 
 
 async def probe(args: argparse.Namespace) -> None:
