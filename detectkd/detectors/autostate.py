@@ -59,10 +59,19 @@ class Memo:
     level: float = 0.0  # the surprise of that alarm: only a greater one alarms while resting
     alarmed: bool = False  # the newest judged point alarmed (a run goes on through the rest)
     fit_key: tuple[int, ...] | None = None  # the block whose baselines `fit` holds (live checks)
-    fit: BlockFit | None = None
+    packed: PackedFit | None = None  # those baselines, packed (`fit` unpacks them)
     # The medians of the windows of `sustain` |z| inside the ring (`autosustain`): derived,
     # and only with `sustain` on (off: the one shared empty array, nothing per series).
     medians: FloatArray = field(default_factory=lambda: NONE)
+
+    @property
+    def fit(self) -> BlockFit | None:
+        """The baselines of the block `fit_key` names (one block), kept packed: `PackedFit`."""
+        return None if self.packed is None else self.packed.unpacked()
+
+    @fit.setter
+    def fit(self, value: BlockFit | None) -> None:
+        self.packed = None if value is None else PackedFit(value)
 
     def sorted(self) -> array[float]:
         """The ring's finite |z|, sorted: what a judgement reads its line from (`line`,
@@ -157,3 +166,75 @@ class BlockFit:
             self.filled[-1:],
             self.poisson[-1:],
         )
+
+
+# How a one-block fit is packed: its scales (with their count of baselines) and ranged scales
+# in order, the dtypes of its packed arrays, and per part (`_parts`' order) which array and
+# where. Few layouts exist (scales x baselines x dtypes): each is made once and shared.
+_Layout = tuple[tuple[tuple[bool, int], ...], tuple[bool, ...], tuple[str, ...], tuple[tuple[int, int], ...]]
+_LAYOUTS: dict[tuple[object, ...], _Layout] = {}
+
+
+def _parts(fit: BlockFit) -> list[np.ndarray]:
+    out = [fit.is_count, fit.enough, fit.filled, fit.poisson]
+    for models in fit.fits.values():
+        for model in models:
+            out.extend(model)
+    for top, bottom in fit.ranges.values():
+        out += [top, bottom]
+    return out
+
+
+def _layout(fit: BlockFit, parts: list[np.ndarray]) -> _Layout:
+    scales, ranged = tuple((s, len(m)) for s, m in fit.fits.items()), tuple(fit.ranges)
+    dtypes = tuple(p.dtype.str for p in parts)
+    key = (scales, ranged, dtypes)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        kinds = tuple(dict.fromkeys(dtypes))
+        seen = dict.fromkeys(kinds, 0)
+        slots = []
+        for dt in dtypes:
+            slots.append((kinds.index(dt), seen[dt]))
+            seen[dt] += 1
+        layout = _LAYOUTS[key] = (scales, ranged, kinds, tuple(slots))
+    return layout
+
+
+class PackedFit:
+    """One block's `BlockFit` as one array per dtype (issue 28). Kept per series between live
+    checks, the fit's two dozen one-element arrays (some of them views of a first run's fit of
+    every block, which they kept alive) took about 4.5 KB a series; packed, about 0.5 KB.
+    `unpacked` gives back views with the same values and dtypes: the same judgements."""
+
+    __slots__ = ("_arrays", "_layout")
+
+    def __init__(self, fit: BlockFit) -> None:
+        parts = _parts(fit)
+        if any(p.shape != (1,) for p in parts):
+            raise ValueError("only a one-block fit is packed")
+        self._layout = _layout(fit, parts)
+        arrays = []
+        for dt in self._layout[2]:
+            packed = np.array([p[0] for p in parts if p.dtype.str == dt], dt)
+            packed.flags.writeable = False  # its views are shared by every check of the block
+            arrays.append(packed)
+        self._arrays = tuple(arrays)
+
+    def unpacked(self) -> BlockFit:
+        scales, ranged, _, slots = self._layout
+        arrays = self._arrays
+        views = [arrays[a][i : i + 1] for a, i in slots]
+        is_count, enough, filled, poisson = views[:4]
+        k = 4
+        fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray, FloatArray]]] = {}
+        for scale, count in scales:
+            fits[scale] = [
+                (views[j], views[j + 1], views[j + 2], views[j + 3]) for j in range(k, k + 4 * count, 4)
+            ]
+            k += 4 * count
+        ranges = {}
+        for scale in ranged:
+            ranges[scale] = (views[k], views[k + 1])
+            k += 2
+        return BlockFit(is_count, enough, fits, ranges, filled, poisson)

@@ -5,11 +5,8 @@ Pure functions of the metric's spec, its grid and what was collected.
 
 from __future__ import annotations
 
-import math
-
 from detectkd.collectors.points import Point
 from detectkd.specs.loader import MetricSpec
-from detectkd.storage.base import StoredPoint
 from detectkd.timegrid import Grid
 
 
@@ -57,8 +54,3 @@ def absent(
         for series in sorted(since)
         if period > since[series] and (series, period) not in have
     ]
-
-
-def last_seen(points: list[StoredPoint]) -> float:
-    """The newest period with a value of a series' stored points (-inf: none)."""
-    return next((p.period for p in reversed(points) if p.value is not None), -math.inf)

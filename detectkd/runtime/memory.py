@@ -11,7 +11,6 @@ one did. `commit()` ends the transaction.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -23,6 +22,7 @@ from detectkd.config.calendars import Calendar
 from detectkd.detectors.base import (
     Detector,
     FloatArray,
+    IntArray,
     StateArray,
     StatefulDetector,
     judge_seconds,
@@ -30,7 +30,7 @@ from detectkd.detectors.base import (
 from detectkd.detectors.features import feature_value
 from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.windows import SeriesWindow, TimeArray, first_at
-from detectkd.storage.base import StoredPoint
+from detectkd.storage.window import WindowRows
 from detectkd.timegrid import Grid
 
 Windows = dict[str, tuple[TimeArray, FloatArray, dict[str, FloatArray]]]  # per series
@@ -139,18 +139,35 @@ class SeriesMemory:
         weekday = self.like(period) if self.like is not None and self.features else None
         return {f: feature_value(f, period, context, self.tz, weekday) for f in self.features}
 
-    def load(self, stored: Mapping[str, list[StoredPoint]]) -> None:
+    def load(self, stored: Mapping[str, WindowRows]) -> None:
         """Windows from stored points (those off this grid, e.g. of another interval, stay out)."""
-        floor = self.grid.floor
-        for series, pts in stored.items():
-            on = [sp for sp in pts if floor(sp.period) == sp.period]
-            times = np.fromiter((sp.period for sp in on), np.int64, len(on))
-            nan = math.nan
-            values = np.fromiter((nan if sp.value is None else sp.value for sp in on), np.float64, len(on))
-            rows = [self.features_at(sp.period, sp.context) for sp in on] if self.features else []
-            columns = {f: np.fromiter((r[f] for r in rows), np.float64, len(rows)) for f in self.features}
+        for series, rows in stored.items():
+            times, values, contexts = rows.times, rows.values, rows.contexts
+            on = self._on_grid(times)
+            if not on.all():
+                times, values = times[on], values[on]
+                contexts = (
+                    None
+                    if contexts is None
+                    else [c for c, keep in zip(contexts, on.tolist(), strict=True) if keep]
+                )
+            columns: dict[str, FloatArray] = {}
+            if self.features:
+                at = times.tolist()
+                rows_f = [self.features_at(t, c) for t, c in zip(at, contexts or [{}] * len(at), strict=True)]
+                columns = {
+                    f: np.fromiter((r[f] for r in rows_f), np.float64, len(rows_f)) for f in self.features
+                }
             self.window(series).extend(times, values, columns)
         self.loaded = True
+
+    def _on_grid(self, times: IntArray) -> np.ndarray:
+        """Which `times` start a period of this grid."""
+        grid = self.grid
+        if not grid.days:
+            return np.asarray(times % grid.step == 0)
+        floor = grid.floor
+        return np.fromiter((floor(t) == t for t in times.tolist()), bool, times.size)
 
     def adopt(self, saved: Saved, since: int) -> None:
         """Windows and detector state from a snapshot, points before `since` left out (as

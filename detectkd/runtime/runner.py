@@ -25,7 +25,7 @@ from detectkd.collectors.base import Collector
 from detectkd.collectors.points import SEVERAL_ROWS, Point
 from detectkd.detectors.base import Detector
 from detectkd.errors import error_line
-from detectkd.runtime.batch import absent, admit, fill_missing, last_seen
+from detectkd.runtime.batch import absent, admit, fill_missing
 from detectkd.runtime.catchup import resume
 from detectkd.runtime.closing import all_or_nothing
 from detectkd.runtime.coldjudge import ColdPeriods
@@ -34,7 +34,7 @@ from detectkd.runtime.collect import ManyPeriods, collect, timezone_probe
 from detectkd.runtime.explain import Explainer
 from detectkd.runtime.judge import JudgeContext, PointReport, judge
 from detectkd.runtime.memory import SeriesMemory
-from detectkd.runtime.offloop import sized
+from detectkd.runtime.offloop import sized, window_load
 from detectkd.runtime.parts import LIVE, Links, Parts, RunMode
 from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.shadow import ShadowSet
@@ -43,6 +43,7 @@ from detectkd.runtime.unjudged import judge_failed_run
 from detectkd.runtime.where import Breakdown, enrich
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import DataStore, RunRecord
+from detectkd.storage.window import read_window
 from detectkd.timegrid import Grid
 
 log = structlog.get_logger("detectkd.run")
@@ -345,17 +346,19 @@ class MetricRuntime:
         saved, self.memory.saved = self.memory.saved, None
         if saved is not None and self._watermark_known and await resume(self, saved, self._watermark, before):
             return  # the snapshot's memory (runtime.snapshot), caught up with the store (runtime.catchup)
-        stored = (
-            await (await self.data()).read_points(self.name, None, before - span, before)
-            if self.spec.storage.enabled and span > self.grid.step
-            else {}
-        )
-        after = self.spec.config.collector.forget_after
-        if self.spec.collector.points.series_columns and after is not None:
-            horizon = before - after.total_seconds()
-            # Forgotten (or about to be): not brought back by a restart.
-            stored = {s: pts for s, pts in stored.items() if last_seen(pts) >= horizon}
-        await sized(sum(map(len, stored.values())), self.memory.load, stored)  # many: in a thread
+        many = bool(self.spec.collector.points.series_columns)
+        async with window_load(many):  # a few many-series loads at once: what waits for a thread is bounded
+            stored = (
+                await read_window(await self.data(), self.name, before - span, before)
+                if self.spec.storage.enabled and span > self.grid.step
+                else {}
+            )
+            after = self.spec.config.collector.forget_after
+            if many and after is not None:
+                horizon = before - after.total_seconds()
+                # Forgotten (or about to be): not brought back by a restart.
+                stored = {s: rows for s, rows in stored.items() if rows.last >= horizon}
+            await sized(sum(map(len, stored.values())), self.memory.load, stored)  # many: in a thread
 
     def reload_windows(self) -> None:
         """Read the windows and the watermark from the store again at the start of the next

@@ -36,6 +36,7 @@ from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.shadow_compare import LIVE
 from detectkd.specs.model import MetricSpec, ShadowSpec
 from detectkd.storage.base import ShadowAlert, StateStore
+from detectkd.storage.window import read_window
 from detectkd.telemetry import Telemetry
 from detectkd.timegrid import Grid
 
@@ -202,7 +203,7 @@ class ShadowSet:
             span, step = v.memory.span, rt.grid.step
             stored = {}
             if rt.spec.storage.enabled and span > step:
-                stored = await (await rt.data()).read_points(self.name, None, start - span, start)
+                stored = await read_window(await rt.data(), self.name, start - span, start)
             await sized(sum(map(len, stored.values())), v.memory.load, stored)
         v.memory.begin(start)
         try:

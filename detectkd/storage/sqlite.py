@@ -13,6 +13,8 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +35,7 @@ from detectkd.storage.base import (
 )
 from detectkd.storage.sqlite_schema import MIGRATIONS, SCHEMA
 from detectkd.storage.sqlite_shadow import SqliteShadow
+from detectkd.storage.window import WindowRows
 
 T = TypeVar("T")
 
@@ -160,6 +163,23 @@ class SqliteStore(SqliteShadow):
             out: dict[str, list[StoredPoint]] = {}
             for s, period, value, ctx in c.execute(sql + " ORDER BY series, period", args):
                 out.setdefault(s, []).append(StoredPoint(int(period), value, json.loads(ctx) if ctx else {}))
+            return out
+
+        return await self._call(read)
+
+    async def read_window(self, metric: str, since: int, until: int) -> dict[str, WindowRows]:
+        """`read_points` of every series as arrays (`storage.window`): no object per point."""
+
+        def read(c: sqlite3.Connection) -> dict[str, WindowRows]:
+            sql = (
+                "SELECT series, period, value, context FROM dtk_datapoints "
+                "WHERE metric = ? AND period >= ? AND period < ? ORDER BY series, period"
+            )
+            out: dict[str, WindowRows] = {}
+            for s, rows in groupby(c.execute(sql, (metric, since, until)), key=itemgetter(0)):
+                _, times, values, raw = zip(*rows, strict=True)  # one series' columns at a time
+                contexts = [json.loads(x) if x else {} for x in raw] if any(raw) else None
+                out[s] = WindowRows.of(list(times), list(values), contexts)
             return out
 
         return await self._call(read)

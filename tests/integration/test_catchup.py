@@ -27,6 +27,7 @@ from detectkd.runtime.snapshots import Snapshots
 from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.base import StoredPoint
 from detectkd.storage.sqlite import SqliteStore
+from detectkd.storage.window import WindowRows
 from tests.support.files import sqlite_copy, write
 from tests.support.inprocess import within
 from tests.support.metrics import sqlite_metric
@@ -62,6 +63,13 @@ class CountingStore(SqliteStore):
             self.fail -= 1
             raise OSError("disk I/O error (injected)")
         return await super().read_points(metric, series, since, until)
+
+    async def read_window(self, metric: str, since: int, until: int) -> dict[str, WindowRows]:
+        self.reads.append((since, until))
+        if self.fail:
+            self.fail -= 1
+            raise OSError("disk I/O error (injected)")
+        return await super().read_window(metric, since, until)
 
 
 @dataclass

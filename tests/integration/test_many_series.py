@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -257,3 +257,75 @@ async def test_a_run_whose_judge_waits_for_a_thread_past_its_timeout_still_commi
         release.set()
         await asyncio.gather(*blockers)
         await store.close()
+
+
+class CountingGate(asyncio.Semaphore):
+    """The window loads' gate, counting the runs that asked for it."""
+
+    def __init__(self, value: int, changed: asyncio.Event) -> None:
+        super().__init__(value)
+        self.asked, self.changed = 0, changed
+
+    async def acquire(self) -> Literal[True]:
+        self.asked += 1
+        self.changed.set()
+        return await super().acquire()
+
+
+async def test_first_runs_waiting_for_a_judge_thread_hold_few_windows_read(
+    tmp_path: Path, resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28: many-series metrics starting together while the judge threads are busy read
+    their windows a few at a time (`offloop.WINDOW_LOADS`), not all at once to hold them until
+    a thread loads them; once the threads free up every run loads, judges and commits."""
+    fleet = Fleet(tmp_path, 200)
+    fleet.source()
+    n = offloop.WINDOW_LOADS + 3
+    stores = [await fleet.store(f"s{i}") for i in range(n)]
+    loop = asyncio.get_running_loop()
+    changed = asyncio.Event()
+    gate = CountingGate(offloop.WINDOW_LOADS, changed)
+    monkeypatch.setitem(offloop._gates, loop, gate)
+    reads = 0
+    read_window = SqliteStore.read_window
+
+    async def counted(self: SqliteStore, *args: Any) -> Any:
+        nonlocal reads
+        got = await read_window(self, *args)
+        reads += 1
+        changed.set()
+        return got
+
+    monkeypatch.setattr(SqliteStore, "read_window", counted)
+    release = threading.Event()
+    begun = [threading.Event() for _ in range(offloop.JUDGE_THREADS)]
+
+    def busy(k: int) -> None:
+        begun[k].set()
+        release.wait(timeout=30)
+
+    blockers = [asyncio.ensure_future(offloop.in_thread(busy, k)) for k in range(offloop.JUDGE_THREADS)]
+    try:
+        for b in begun:
+            assert await asyncio.to_thread(b.wait, 30)  # every judge thread is taken
+        runtimes = [fleet.runtime(store, resources) for store in stores]
+        runs = [asyncio.ensure_future(rt.run(fleet.last)) for rt in runtimes]
+        async with asyncio.timeout(30):  # every run asked for the gate, or (unbounded) read
+            while not (gate.asked == n and reads == offloop.WINDOW_LOADS) and reads < n:
+                changed.clear()
+                await changed.wait()
+        assert reads == offloop.WINDOW_LOADS  # the others wait before reading
+        release.set()
+        reports = await asyncio.gather(*runs)
+    finally:
+        release.set()
+        await asyncio.gather(*blockers)
+    try:
+        assert reads == n and all(len(r.points) == 200 for r in reports)
+        for store in stores:
+            assert await store.watermark("fleet") == fleet.last - HOUR
+        firing = [sorted(s for s, st in rt.states.items() if st.status == "firing") for rt in runtimes]
+        assert firing == [sorted(f"s={k}" for k in SPIKED)] * n
+    finally:
+        for store in stores:
+            await store.close()

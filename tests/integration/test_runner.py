@@ -122,14 +122,20 @@ async def test_history_is_loaded_once_then_extended_in_memory(env: Env) -> None:
     await first.run(T0 + 60 * STEP)  # catch-up stores 59 more periods
     fresh = await env.runtime(spec)
     reads = 0
-    original = env.store.read_points
+    points, window = env.store.read_points, env.store.read_window
 
     async def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
         nonlocal reads
         reads += 1
-        return await original(*args, **kwargs)
+        return await points(*args, **kwargs)
+
+    async def counting_window(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal reads
+        reads += 1
+        return await window(*args, **kwargs)
 
     env.store.read_points = counting  # type: ignore[method-assign]
+    env.store.read_window = counting_window  # type: ignore[method-assign]
     for i in range(3):
         await fresh.run(T0 + (61 + i) * STEP)
     assert reads == 1

@@ -21,6 +21,7 @@ from detectkd.runtime.runner import RunReport
 from detectkd.specs.loader import MetricSpec, load_metrics
 from detectkd.storage.base import StoredPoint
 from detectkd.storage.sqlite import SqliteStore
+from detectkd.storage.window import WindowRows
 from tests.support.files import sqlite_copy, write
 from tests.support.metrics import sqlite_metric
 from tests.support.runtimes import runtime
@@ -42,6 +43,10 @@ class CountingStore(SqliteStore):
     ) -> dict[str, list[StoredPoint]]:
         self.reads += 1
         return await super().read_points(metric, series, since, until)
+
+    async def read_window(self, metric: str, since: int, until: int) -> dict[str, WindowRows]:
+        self.reads += 1
+        return await super().read_window(metric, since, until)
 
 
 @dataclass

@@ -63,3 +63,30 @@ async def test_nested_budgets_are_all_paused_while_a_judge_waits_and_runs() -> N
             async with offloop.budget(0.2):
                 assert await offloop.sized(offloop.OFF_LOOP_POINTS + 1, release.wait, 30)
                 await asyncio.Event().wait()  # the source hangs: the inner budget's rest ends it
+
+
+async def test_window_loads_of_many_series_metrics_take_turns_outside_the_budget() -> None:
+    """`window_load`: at most `WINDOW_LOADS` many-series window loads at once; the wait for a
+    turn past a run's budget does not end the run; a one-series metric's load never waits."""
+    loop = asyncio.get_running_loop()
+    inside, most = 0, 0
+    release = asyncio.Event()
+
+    async def load(many: bool) -> None:
+        nonlocal inside, most
+        async with offloop.window_load(many):
+            inside += 1
+            most = max(most, inside)
+            await release.wait()
+            inside -= 1
+
+    held = [asyncio.ensure_future(load(True)) for _ in range(offloop.WINDOW_LOADS)]
+    while inside < offloop.WINDOW_LOADS:
+        await asyncio.sleep(0)
+    async with offloop.window_load(False):  # one series: no turn to wait for
+        pass
+    loop.call_later(0.5, release.set)  # past the budget
+    async with offloop.budget(0.2):
+        await load(True)  # waited for its turn, then loaded
+    await asyncio.gather(*held)
+    assert most == offloop.WINDOW_LOADS and inside == 0
