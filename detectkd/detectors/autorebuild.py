@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 MIN_GROUP = 2  # a series alone is rebuilt by its own detect_many
 # Series judged together at most: their level windows (blocks x `window` values a series)
-# take at most this many values (8 MiB; with the sorts and residuals a few times that).
-BATCH_VALUES = 1 << 20
+# take at most this many values (4 MiB; with the sorts and residuals a few times that).
+BATCH_VALUES = 1 << 19
 
 Member = tuple[str, History, int | None]  # series, its history, its newest time with a value
 

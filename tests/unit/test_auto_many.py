@@ -110,6 +110,10 @@ def test_series_are_fitted_together_per_grid_and_mask(monkeypatch: pytest.Monkey
     assert set(det.state_series()) == {"s0", "s1", "s2", "s3"}
     det.prepare(histories)  # lined up now: nothing rebuilt again
     assert sizes == [4]
+    for end in range(200, 230):  # live checks: the rebuild's newest block's fit is reused
+        sizes.clear()
+        det.detect_many(History(t[:end], vs[0][:end], {}, 1), [Current(int(t[end]), 1.0, {}, "s0")])
+        assert sizes == ([1] if t[end] // det.block != t[end - 1] // det.block else [])  # a new block
 
 
 def test_a_batch_is_bounded_by_its_level_windows(monkeypatch: pytest.MonkeyPatch) -> None:
