@@ -315,7 +315,7 @@ class AutoDetector:
             last = int(times[finite[-1]]) if finite.size else None
         return (memo if memo is not None and memo.last == last else None), last
 
-    def prepare(self, histories: Iterable[tuple[str, History]]) -> None:
+    def prepare(self, histories: Iterable[tuple[str, Callable[[], History]]]) -> None:
         """Rebuild the state of the series whose state does not line up with their history
         (a first run), the series on one time grid at once (`autorebuild`)."""
         autorebuild.prepare(self, histories)

@@ -15,7 +15,7 @@ included, so the series' next `detect_many` finds it lined up and judges as it w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
@@ -37,14 +37,19 @@ BATCH_VALUES = 1 << 19
 Member = tuple[str, History, int | None]  # series, its history, its newest time with a value
 
 
-def prepare(det: AutoDetector, histories: Iterable[tuple[str, History]]) -> None:
-    """Rebuild the state of the series among `histories` whose state does not line up with
-    their history, those on one time grid with the same missing values together (a batch
-    at most `BATCH_VALUES` of level windows: a history is held only until its batch)."""
+def prepare(det: AutoDetector, histories: Iterable[tuple[str, Callable[[], History]]]) -> None:
+    """Rebuild the state of the series among `histories` (series, its history when asked)
+    that have none (a first run, a new series), those on one time grid with the same missing
+    values together (a batch at most `BATCH_VALUES` of level windows: a history is held only
+    until its batch). A series with state is left to its own check, which rebuilds it if it
+    does not line up with the history (a revised point): a steady run asks for no history."""
     if det.like_shift is not None:  # a calendar's `like` days shift per point: one at a time
         return
     groups: dict[tuple[bytes, bytes], _Group] = {}
-    for series, h in histories:
+    for series, history in histories:
+        if series in det._memo:
+            continue
+        h = history()
         memo, last = det._lined_up(series, h.times, h.values)
         if memo is not None or not len(h):
             continue

@@ -9,7 +9,7 @@ and a score in [0, 1] where 0.5 is the detector's own alarm line.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal, Protocol, runtime_checkable
@@ -115,7 +115,7 @@ class ManySeriesDetector(Protocol):
     of series and history)` must leave the detector judging exactly as it would have
     without it (it saves array operations, not judgements)."""
 
-    def prepare(self, histories: Iterable[tuple[str, History]]) -> None: ...
+    def prepare(self, histories: Iterable[tuple[str, Callable[[], History]]]) -> None: ...
 
 
 @runtime_checkable

@@ -248,7 +248,7 @@ def _prejudge(
     ours = [s for s, pts in by_series.items() if len({p.period for p in pts}) == len(pts)]  # else
     for _, d in batched:  # one at a time. Many series' state at once (`auto`'s first run's rebuild)
         if len(ours) > 1 and isinstance(d, ManySeriesDetector):
-            d.prepare((s, memory.window(s).history()) for s in ours)
+            d.prepare((s, memory.window(s).history) for s in ours)
     for series in ours:
         pts, history = by_series[series], memory.window(series).history()
         currents = [

@@ -4,14 +4,22 @@ verdict after it are those of rebuilding one series at a time, bit for bit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from detectkd.collectors.points import Point
 from detectkd.detectors import autofit, autorebuild
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostate import BlockFit, Memo, ring_array
 from detectkd.detectors.base import Current, History, Result
+from detectkd.runtime.judge import judge
+from detectkd.storage.base import StoredPoint
+from tests.support.judging import STEP as JSTEP
+from tests.support.judging import T0, setup
 
 STEP = 60
 
@@ -42,6 +50,15 @@ def many(kind: str, n: int, count: int, seed: int) -> tuple[np.ndarray, list[np.
     return t, out
 
 
+def lazy(pairs: Iterable[tuple[str, History]]) -> Iterator[tuple[str, Callable[[], History]]]:
+    """(series, history) as `prepare` takes them: the history when asked."""
+
+    def held(h: History) -> Callable[[], History]:
+        return lambda: h
+
+    return ((s, held(h)) for s, h in pairs)
+
+
 def judge_all(det: AutoDetector, t: np.ndarray, vs: list[np.ndarray], n: int, prepared: bool) -> list[object]:
     """A first run at `n` (a catch-up of 3 periods for some series), then live checks, as
     `runtime.judge` runs them: `prepare` over every series first when `prepared`."""
@@ -52,7 +69,7 @@ def judge_all(det: AutoDetector, t: np.ndarray, vs: list[np.ndarray], n: int, pr
             back = 3 if end == n and j % 5 == 2 else 1
             histories.append((f"s{j}", History(t[: end - back + 1], v[: end - back + 1], {}, revision=9)))
         if prepared:
-            det.prepare(iter(histories))
+            det.prepare(lazy(histories))
             assert end > n or set(det.state_series()) == {s for s, _ in histories}  # rebuilt here
         for j, (series, h) in enumerate(histories):
             pts = [Current(int(t[k]), float(vs[j][k]), {}, series) for k in range(len(h), end + 1)]
@@ -105,10 +122,10 @@ def test_series_are_fitted_together_per_grid_and_mask(monkeypatch: pytest.Monkey
         ("shifted", History(t[1:201], vs[4][1:201], {}, 1)),
         ("gappy", History(t[:200], gappy[:200], {})),
     ]
-    det.prepare(histories)
+    det.prepare(lazy(histories))
     assert sizes == [4]
     assert set(det.state_series()) == {"s0", "s1", "s2", "s3"}
-    det.prepare(histories)  # lined up now: nothing rebuilt again
+    det.prepare(lazy(histories))  # state now: nothing rebuilt again
     assert sizes == [4]
     for end in range(200, 230):  # live checks: the rebuild's newest block's fit is reused
         sizes.clear()
@@ -129,7 +146,7 @@ def test_a_batch_is_bounded_by_its_level_windows(monkeypatch: pytest.MonkeyPatch
         return real(d, times, values, starts)
 
     monkeypatch.setattr(autofit, "block_fit", counted)
-    det.prepare((f"s{j}", History(t[:300], v[:300], {})) for j, v in enumerate(vs))
+    det.prepare(lazy((f"s{j}", History(t[:300], v[:300], {})) for j, v in enumerate(vs)))
     assert max(sizes) <= 3 and sum(sizes) >= 6  # the last one alone: left to its own check
 
 
@@ -168,3 +185,49 @@ def test_the_rebuilds_bulk_replay_leaves_the_loops_state(seed: int, size: int) -
         assert got.export()[0].tobytes() == want.export()[0].tobytes()
         levels.append(want.level)
     assert max(levels) > 0  # the replayed points alarmed (the state is not the calm one)
+
+
+AUTO_METRIC = """\
+name: orders
+schedule: {interval: 10m}
+collector:
+  type: sqlite
+  params: {database: /nonexistent.db, query: "SELECT 1 AS value"}
+  series_columns: [country]
+detector: {type: auto}
+alerters:
+  - {type: log}
+"""
+
+
+def test_a_runs_series_are_rebuilt_together_with_the_same_verdicts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`runtime.judge` prepares a run's series at once before judging each (issue 28)."""
+    rng = np.random.default_rng(4)
+    keys = [f"country=c{j}" for j in range(5)]
+    stored = {
+        k: [StoredPoint(T0 + i * JSTEP, float(v), {}) for i, v in enumerate(rng.poisson(20, 300))]
+        for k in keys
+    }
+    now = [Point(k, T0 + 300 * JSTEP, 20.0 + 40 * (j == 2)) for j, k in enumerate(keys)]
+    sizes: list[int] = []
+    real = autofit.block_fit
+
+    def counted(d: AutoDetector, times: np.ndarray, values: np.ndarray, starts: np.ndarray) -> BlockFit:
+        sizes.append(values.shape[0])
+        return real(d, times, values, starts)
+
+    monkeypatch.setattr(autofit, "block_fit", counted)
+    outcomes = []
+    for prepared in (True, False):
+        if not prepared:
+            monkeypatch.setattr(AutoDetector, "prepare", lambda self, histories: None)
+        memory, ctx = setup(tmp_path / str(prepared), AUTO_METRIC)
+        memory.load(stored)
+        out = judge(now, memory, {}, ctx.run(last=T0 + 300 * JSTEP, notify=True))
+        outcomes.append([(r.point.series, r.results, r.verdict) for r in out.reports])
+        if prepared:
+            assert sizes and sizes[0] == 5 and all(s == 1 for s in sizes[1:])  # at once, then live fits
+    assert outcomes[0] == outcomes[1]
+    assert any(v.anomalous for _, _, v in outcomes[0])
