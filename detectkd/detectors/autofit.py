@@ -134,7 +134,7 @@ def block_fit(det: AutoDetector, times: IntArray, values: FloatArray, starts: In
         is_count = whole & enough
     fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray, FloatArray]]] = {}
     ranges: dict[bool, tuple[FloatArray, FloatArray]] = {}
-    for sqrt in {bool(c) for c in np.unique(is_count)}:
+    for sqrt in [s for s in (False, True) if (is_count == s).any()]:  # the scales the blocks need
         v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
         models = []
         for base in bases(det, times, v, times[lo:hi]):
@@ -172,7 +172,7 @@ def apply(
         if not mask.any():
             continue
         v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
-        x = v[:, idx].ravel()
+        x = v[0, idx] if n_series == 1 else v[:, idx].ravel()
         best_s, best_f = np.full(n, np.inf), np.full(n, np.inf)
         found = zip(bases(det, times, v, times[idx]), models, strict=True)
         for b, (base, (centre, sp, ok, dev)) in enumerate(found):
