@@ -61,12 +61,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from itertools import pairwise, repeat
 
 import numpy as np
 
-from detectkd.detectors import autocounts, autopairs, autostuck, autosustain
+from detectkd.detectors import autocounts, autofit, autopairs, autorebuild, autostuck, autosustain
+from detectkd.detectors.autofit import Judged
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import judgeable, staged_basis
 from detectkd.detectors.autostate import BlockFit, Memo, ring_array
@@ -81,20 +81,8 @@ from detectkd.detectors.base import (
     StateArray,
     skipped,
 )
-from detectkd.detectors.rows import cycle_median, no_rows, recent_range, robust_rows, windows
 
 DAY, WEEK = 86400, 7 * 86400
-
-
-@dataclass(frozen=True)
-class _Judged:
-    z: FloatArray  # signed, NaN where no judgement (cold start)
-    expected: FloatArray  # on the judging scale
-    spread: FloatArray
-    counts: np.ndarray  # bool: judged on the square-root scale
-    breaks: np.ndarray  # bool: beyond the recent range (range break)
-    basis: IntArray  # the baseline that judged: 0 the level, k the k-th seasonal one
-    disp: FloatArray  # a count's dispersion under the count model (`autocounts`), else NaN
 
 
 class AutoDetector:
@@ -181,7 +169,7 @@ class AutoDetector:
         points: Sequence[Current],
         first: int,
         idx: IntArray,
-        j: _Judged,
+        j: Judged,
         held: FloatArray,
         line: FloatArray,
     ) -> list[Result]:
@@ -206,7 +194,7 @@ class AutoDetector:
 
     def _judge(
         self, times: IntArray, values: FloatArray, idx: IntArray, memo: Memo | None = None, revision: int = 0
-    ) -> _Judged:
+    ) -> Judged:
         """z of the points at `idx` (all with values), each against the baselines of its block
         (fitted on the `window` points with values before the block's start: an outage does
         not shrink the window), on the square-root scale where that window is all counts.
@@ -220,7 +208,7 @@ class AutoDetector:
         n = idx.size
         if n == 0:
             e, no = np.empty(0), np.zeros(0, bool)
-            return _Judged(e, e, e, no, no, np.zeros(0, np.int64), e)
+            return Judged(e, e, e, no, no, np.zeros(0, np.int64), e)
         blocks, inv = np.unique(times[idx] // self.block * self.block, return_inverse=True)
         starts = np.searchsorted(times, blocks, side="left")
         key: tuple[int, ...] | None = None
@@ -239,94 +227,13 @@ class AutoDetector:
     def _block_fit(self, times: IntArray, values: FloatArray, starts: IntArray) -> BlockFit:
         """Per block: counts or not, enough data, and per scale and baseline the centre, spread
         and validity of the residuals in the `window` points before the block's start."""
-        w = self.p.window
-        lo = max(0, int(starts.min()) - w)
-        hi = int(starts.max())
-        level = windows(values[lo:hi], starts - lo, w)
-        finite = np.isfinite(level)
-        enough = finite.sum(axis=1) >= self.p.min_samples
-        is_count = np.zeros(starts.size, bool)
-        if self.p.counts:
-            with np.errstate(invalid="ignore"):
-                whole = np.where(finite, (level >= 0) & (level == np.round(level)), True).all(axis=1)
-            is_count = whole & enough
-        fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray, FloatArray]]] = {}
-        ranges: dict[bool, tuple[FloatArray, FloatArray]] = {}
-        for sqrt in {bool(c) for c in is_count}:
-            v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
-            models = []
-            for base in self._bases(times, v, times[lo:hi]):
-                if base is not None and not np.isfinite(base).any():  # a cycle not in the history yet
-                    models.append(no_rows(starts.size))
-                    continue
-                resid = v[lo:hi] if base is None else v[lo:hi] - base
-                models.append(robust_rows(windows(resid, starts - lo, w), self.p.min_samples))
-            fits[sqrt] = models
-            if self.range_points:
-                ranges[sqrt] = recent_range(v[:hi], starts, self.range_points)
-        poisson = autocounts.poisson_like(level, is_count & self.p.dispersion)  # 0 where not judged so
-        return BlockFit(is_count, enough, fits, ranges, np.minimum(starts, self.range_points), poisson)
-
-    def _bases(self, times: IntArray, v: FloatArray, at: IntArray) -> list[FloatArray | None]:
-        """The baselines at times `at`: the level (None: no offset) and each seasonal median."""
-        out: list[FloatArray | None] = [None]
-        shift = self.like_shift(at) if self.like_shift is not None else None
-        for period in self.periods:
-            base = cycle_median(times, v, at, period * self.step, self.p.cycles)
-            if shift is not None and (moved := shift > 0).any():  # a `like` day: that weekday's
-                base[moved] = cycle_median(times, v, at[moved] - shift[moved] + WEEK, WEEK, self.p.cycles)
-            out.append(base)
-        return out
+        return autofit.block_fit(self, times, values[None, :], starts)
 
     def _apply(
         self, times: IntArray, values: FloatArray, idx: IntArray, inv: IntArray, fit: BlockFit
-    ) -> _Judged:
-        """Per point: z, expected and spread of the best-fitting baseline: the one whose
-        residuals had the smallest mean absolute deviation (not the smallest MAD, which
-        collapses on a sparse count: a seasonal median of 0, 0, 1 "explains" most zeros)."""
-        n = idx.size
-        z, expected, spread = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-        counts, breaks, which = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, np.int64)
-        disp = np.full(n, np.nan)
-        p = self.p
-        for sqrt, models in fit.fits.items():
-            mask = (fit.is_count[inv] == sqrt) & fit.enough[inv]
-            if not mask.any():
-                continue
-            v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
-            x = v[idx]
-            best_s, best_f = np.full(n, np.inf), np.full(n, np.inf)
-            bases = zip(self._bases(times, v, times[idx]), models, strict=True)
-            for b, (base, (centre, sp, ok, dev)) in enumerate(bases):
-                base_now = np.zeros(n) if base is None else base
-                c, s = centre[inv], sp[inv]
-                valid = mask & ok[inv] & np.isfinite(base_now)
-                s = np.maximum(s, 1e-9 * np.maximum(1.0, np.abs(base_now + c)))
-                f = dev[inv]  # the fit: the mean absolute deviation does not collapse on ties
-                better = valid & (f < best_f)
-                best_f = np.where(better, f, best_f)
-                e = base_now + c
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    z = np.where(better, (x - e) / s, z)
-                expected = np.where(better, e, expected)
-                best_s, which = np.where(better, s, best_s), np.where(better, b, which)
-            spread = np.where(np.isfinite(best_s), best_s, spread)
-            counts |= mask & sqrt
-            if sqrt in fit.ranges:  # beyond the recent range by a margin: a range break
-                top, bottom = (r[inv] for r in fit.ranges[sqrt])
-                with np.errstate(invalid="ignore"):
-                    margin = np.maximum(p.range_tolerance * (top - bottom), p.range_spreads * best_s)
-                    high, low = top + margin, bottom - margin
-                    if sqrt:  # a count: one more (or less) than its range is not yet news
-                        high = np.maximum(high, np.sqrt(top * top + 1.0))
-                        low = np.minimum(low, np.sqrt(np.maximum(bottom * bottom - 1.0, 0.0)))
-                    beyond = (x > high) | (x < low)
-                breaks |= mask & np.isfinite(best_s) & (fit.filled[inv] >= p.range_min) & beyond
-            if sqrt and p.dispersion:  # counts judged by the negative binomial (`autocounts`)
-                nb, floor_at = mask & np.isfinite(best_s), p.poisson_floor * fit.poisson[inv]
-                got = autocounts.judge(x, expected, best_s, models[0][0][inv], floor_at)
-                z, expected, spread, disp = autocounts.where(nb, got, (z, expected, spread, disp))
-        return _Judged(z, expected, spread, counts, breaks, which, disp)
+    ) -> Judged:
+        """Per point: z, expected and spread of the best-fitting baseline (`autofit.apply`)."""
+        return autofit.apply(self, times, values[None, :], idx, inv, fit)
 
     def _surprises(self, memo: Memo, az: FloatArray, breaks: np.ndarray) -> tuple[FloatArray, FloatArray]:
         """Per judged point in order: the surprise after persistence, range breaks and the rest
@@ -385,13 +292,8 @@ class AutoDetector:
 
     def _memo_for(self, series: str, times: IntArray, values: FloatArray, revision: int = 0) -> Memo:
         """The |z| of the previous points; rebuilt from history when it does not line up."""
-        memo = self._memo.get(series)
-        if values.size and math.isfinite(values[-1]):  # the usual case: no O(n) scan
-            last: int | None = int(times[-1])
-        else:
-            finite = np.flatnonzero(np.isfinite(values))
-            last = int(times[finite[-1]]) if finite.size else None
-        if memo is not None and memo.last == last:
+        memo, last = self._lined_up(series, times, values)
+        if memo is not None:
             return memo
         memo = self._memo[series] = Memo(self.p.reference)
         first = max(0, times.size - self.p.rebuild)
@@ -404,11 +306,30 @@ class AutoDetector:
         memo.last = last
         return memo
 
+    def _lined_up(self, series: str, times: IntArray, values: FloatArray) -> tuple[Memo | None, int | None]:
+        """The series' memo if it lines up with the history (else None), and the history's
+        newest time with a value."""
+        memo = self._memo.get(series)
+        if values.size and math.isfinite(values[-1]):  # the usual case: no O(n) scan
+            last: int | None = int(times[-1])
+        else:
+            finite = np.flatnonzero(np.isfinite(values))
+            last = int(times[finite[-1]]) if finite.size else None
+        return (memo if memo is not None and memo.last == last else None), last
+
+    def prepare(self, histories: Iterable[tuple[str, Callable[[], History]]]) -> None:
+        """Rebuild the state of the series whose state does not line up with their history
+        (a first run), the series on one time grid at once (`autorebuild`)."""
+        autorebuild.prepare(self, histories)
+
     def _rebuild(self, memo: Memo, az: FloatArray, breaks: np.ndarray, tail: int = 512) -> None:
         """`_surprises` over a fresh memo, the per-point loop only for the last `tail` points
         (a restart's cost): the ring before them is their |z|; persistence, fading and the rest
         period start calm there. Exact unless an alarm's run or rest reaches back beyond them."""
         size, cut = memo.size, max(0, az.size - tail)
+        if not self.p.sustain and not self.p.risk:  # the calm points in bulk (`autorebuild.replay`)
+            autorebuild.replay(self, memo, az[max(0, cut - size) :], breaks[cut:])
+            return
         older = az[max(0, cut - size) : cut]
         memo.recent = ring_array(older)
         if self.p.sustain:  # from the ring as stored (single precision), as a live check reads it

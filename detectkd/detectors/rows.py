@@ -4,15 +4,8 @@ the detectors that fit many windows at once."""
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from detectkd.detectors.base import FloatArray, IntArray
-
-
-def windows(x: FloatArray, ends: IntArray, w: int) -> FloatArray:
-    """Rows x[e - w : e] for each e in `ends` (NaN-padded before the start)."""
-    padded = np.concatenate([np.full(w, np.nan), x])
-    return np.asarray(sliding_window_view(padded, w)[ends], np.float64)
 
 
 def robust_rows(rows: FloatArray, min_count: int) -> tuple[FloatArray, FloatArray, np.ndarray, FloatArray]:

@@ -24,7 +24,7 @@ from detectkd.alerting.state import Notice, Rules, SeriesState, Verdict, decide,
 from detectkd.alerting.why import basis
 from detectkd.collectors.points import Point, parse_series_key
 from detectkd.config.calendars import during, excluded
-from detectkd.detectors.base import BatchDetector, Current, Detector, Result
+from detectkd.detectors.base import BatchDetector, Current, Detector, ManySeriesDetector, Result
 from detectkd.durations import format_duration
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.runtime.peers import Classification, classify, deviation, passes
@@ -245,10 +245,12 @@ def _prejudge(
     for p in points:
         by_series.setdefault(p.series, []).append(p)
     out: dict[tuple[str, int], list[Result | None]] = {}
-    for series, pts in by_series.items():
-        if len({p.period for p in pts}) != len(pts):
-            continue  # not one point per period: judged one at a time
-        history = memory.window(series).history()
+    ours = [s for s, pts in by_series.items() if len({p.period for p in pts}) == len(pts)]  # else
+    for _, d in batched:  # one at a time. Many series' state at once (`auto`'s first run's rebuild)
+        if len(ours) > 1 and isinstance(d, ManySeriesDetector):
+            d.prepare((s, memory.window(s).history) for s in ours)
+    for series in ours:
+        pts, history = by_series[series], memory.window(series).history()
         currents = [
             Current(
                 p.period,

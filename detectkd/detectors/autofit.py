@@ -1,0 +1,208 @@
+"""`auto`'s baselines and z (`detectors.auto` steps 1-3) for one series or for many series
+on one time grid at once (issue 28: a first run of a 1,000-series metric rebuilds every
+series' state; one array operation for all of them instead of a thousand small ones).
+
+Values come as a 2-D array, a row per series, all on the same `times` with the same
+missing values; per-block results are rows in series order (series 0's blocks, then series
+1's ...), per-point results likewise. Every statistic is computed row by row (a row's sort,
+sum and quantile do not depend on the other rows), so a series judged among many gets the
+same numbers, bit for bit, as judged alone (tests/unit/test_auto_many.py). One series
+(one row) takes the one-series shortcuts of `rows` (a live check)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from detectkd.detectors import autocounts
+from detectkd.detectors.autostate import BlockFit
+from detectkd.detectors.base import FloatArray, IntArray
+from detectkd.detectors.rows import cycle_median, no_rows, recent_range, robust_rows, row_quantile
+
+if TYPE_CHECKING:
+    from detectkd.detectors.auto import AutoDetector
+
+WEEK = 7 * 86400
+
+
+@dataclass(frozen=True)
+class Judged:
+    z: FloatArray  # signed, NaN where no judgement (cold start)
+    expected: FloatArray  # on the judging scale
+    spread: FloatArray
+    counts: np.ndarray  # bool: judged on the square-root scale
+    breaks: np.ndarray  # bool: beyond the recent range (range break)
+    basis: IntArray  # the baseline that judged: 0 the level, k the k-th seasonal one
+    disp: FloatArray  # a count's dispersion under the count model (`autocounts`), else NaN
+
+
+def windows(x: FloatArray, ends: IntArray, w: int) -> FloatArray:
+    """Per row of `x` and e in `ends`: x[row, e - w : e] (NaN-padded before the start), rows
+    in series order."""
+    padded = np.concatenate([np.full((x.shape[0], w), np.nan), x], axis=1)
+    return np.asarray(sliding_window_view(padded, w, axis=1)[:, ends].reshape(-1, w), np.float64)
+
+
+def cycle_medians(times: IntArray, v: FloatArray, at: IntArray, lag: int, cycles: int) -> FloatArray:
+    """`rows.cycle_median` of each row of `v` (one row: that function itself)."""
+    if v.shape[0] == 1:
+        return cycle_median(times, v[0], at, lag, cycles)[None, :]
+    if times.size == 0 or int(at.max(initial=times[0])) - lag < int(times[0]):  # none a lag back
+        return np.full((v.shape[0], at.size), np.nan)
+    rows = []
+    for d in range(1, cycles + 1):
+        want = at - d * lag
+        idx = np.clip(np.searchsorted(times, want), 0, times.size - 1)
+        rows.append(np.where(times[idx] == want, v[:, idx], np.nan))
+    stack = np.stack(rows, axis=-1)
+    return row_quantile(stack.reshape(-1, cycles), 0.5, 2).reshape(v.shape[0], at.size)
+
+
+def trailing_extremes(x: FloatArray, ends: IntArray, w: int) -> tuple[FloatArray, FloatArray]:
+    """`rows.trailing_extremes` of each row of `x` (max and min are exact: no order matters)."""
+    s = x.shape[0]
+    if ends.size and int(ends.max()) <= w:
+        found = []
+        for sign in (1.0, -1.0):
+            y = np.empty((s, x.shape[1] + 1))
+            y[:, 0] = -np.inf
+            y[:, 1:] = np.where(np.isfinite(x), sign * x, -np.inf)
+            found.append(sign * np.maximum.accumulate(y, axis=1)[:, ends])
+        return found[0], found[1]
+    n = x.shape[1] + w
+    m = -(-n // w) * w
+    out = []
+    for sign in (1.0, -1.0):
+        y = np.full((s, m), -np.inf)
+        y[:, w:n] = np.where(np.isfinite(x), sign * x, -np.inf)
+        blocks = y.reshape(s, -1, w)
+        prefix = np.maximum.accumulate(blocks, axis=2).reshape(s, m)
+        suffix = np.maximum.accumulate(blocks[:, :, ::-1], axis=2)[:, :, ::-1].reshape(s, m)
+        out.append(sign * np.maximum(suffix[:, ends], prefix[:, ends + w - 1]))
+    return out[0], out[1]
+
+
+def recent_ranges(v: FloatArray, starts: IntArray, r: int) -> tuple[FloatArray, FloatArray]:
+    """`rows.recent_range` of each row of `v`, per (row, start) in series order."""
+    if v.shape[0] == 1:
+        return recent_range(v[0], starts, r)
+    half = r // 2
+    first = max(0, int(starts.min()) - r)
+    ends = starts - first
+    seg = v[:, first:]
+    top, bottom = trailing_extremes(seg, ends, r)
+    total = np.concatenate([np.zeros((seg.shape[0], 1)), np.cumsum(seg, axis=1)], axis=1)
+    mid, begin = np.maximum(ends - half, 0), np.maximum(ends - r, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        new = (total[:, ends] - total[:, mid]) / (ends - mid)
+        old = (total[:, mid] - total[:, begin]) / (mid - begin)
+        drift = np.where(mid > begin, new - old, 0.0)
+    return (top + np.maximum(drift, 0.0)).ravel(), (bottom + np.minimum(drift, 0.0)).ravel()
+
+
+def bases(det: AutoDetector, times: IntArray, v: FloatArray, at: IntArray) -> list[FloatArray | None]:
+    """The baselines at times `at` per row of `v`: the level (None: no offset) and each
+    seasonal median (a row per series)."""
+    out: list[FloatArray | None] = [None]
+    shift = det.like_shift(at) if det.like_shift is not None else None
+    for period in det.periods:
+        base = cycle_medians(times, v, at, period * det.step, det.p.cycles)
+        if shift is not None and (moved := shift > 0).any():  # a `like` day: that weekday's
+            base[:, moved] = cycle_medians(times, v, at[moved] - shift[moved] + WEEK, WEEK, det.p.cycles)
+        out.append(base)
+    return out
+
+
+def block_fit(det: AutoDetector, times: IntArray, values: FloatArray, starts: IntArray) -> BlockFit:
+    """Per series and block: counts or not, enough data, and per scale and baseline the
+    centre, spread and validity of the residuals in the `window` points before the block's
+    start. `values`: a row per series, all finite (`AutoDetector._judge` drops the others)."""
+    p, w = det.p, det.p.window
+    n_series = values.shape[0]
+    lo = max(0, int(starts.min()) - w)
+    hi = int(starts.max())
+    level = windows(values[:, lo:hi], starts - lo, w)
+    finite = np.isfinite(level)
+    enough = finite.sum(axis=1) >= p.min_samples
+    is_count = np.zeros(level.shape[0], bool)
+    if p.counts:
+        with np.errstate(invalid="ignore"):
+            whole = np.where(finite, (level >= 0) & (level == np.round(level)), True).all(axis=1)
+        is_count = whole & enough
+    fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray, FloatArray]]] = {}
+    ranges: dict[bool, tuple[FloatArray, FloatArray]] = {}
+    for sqrt in [s for s in (False, True) if (is_count == s).any()]:  # the scales the blocks need
+        v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
+        models = []
+        for base in bases(det, times, v, times[lo:hi]):
+            # a cycle not in the history yet (the same for every series: one grid, all finite)
+            if base is not None and not np.isfinite(base).any():
+                models.append(no_rows(level.shape[0]))
+                continue
+            resid = v[:, lo:hi] if base is None else v[:, lo:hi] - base
+            models.append(robust_rows(windows(resid, starts - lo, w), p.min_samples))
+        fits[sqrt] = models
+        if det.range_points:
+            ranges[sqrt] = recent_ranges(v[:, :hi], starts, det.range_points)
+    poisson = autocounts.poisson_like(level, is_count & p.dispersion)  # 0 where not judged so
+    filled = np.tile(np.minimum(starts, det.range_points), n_series)
+    return BlockFit(is_count, enough, fits, ranges, filled, poisson)
+
+
+def apply(
+    det: AutoDetector, times: IntArray, values: FloatArray, idx: IntArray, inv: IntArray, fit: BlockFit
+) -> Judged:
+    """Per series and point at `idx` (its block: `inv`): z, expected and spread of the
+    best-fitting baseline: the one whose residuals had the smallest mean absolute deviation
+    (not the smallest MAD, which collapses on a sparse count: a seasonal median of 0, 0, 1
+    "explains" most zeros). Points in series order."""
+    n_series = values.shape[0]
+    if n_series > 1:  # each series' points look up its own blocks' rows
+        inv = (np.arange(n_series)[:, None] * fit.is_count.size // n_series + inv[None, :]).ravel()
+    n = inv.size
+    z, expected, spread = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    counts, breaks, which = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, np.int64)
+    disp = np.full(n, np.nan)
+    p = det.p
+    for sqrt, models in fit.fits.items():
+        mask = (fit.is_count[inv] == sqrt) & fit.enough[inv]
+        if not mask.any():
+            continue
+        v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
+        x = v[0, idx] if n_series == 1 else v[:, idx].ravel()
+        best_s, best_f = np.full(n, np.inf), np.full(n, np.inf)
+        found = zip(bases(det, times, v, times[idx]), models, strict=True)
+        for b, (base, (centre, sp, ok, dev)) in enumerate(found):
+            base_now = np.zeros(n) if base is None else base.ravel()
+            c, s = centre[inv], sp[inv]
+            valid = mask & ok[inv] & np.isfinite(base_now)
+            s = np.maximum(s, 1e-9 * np.maximum(1.0, np.abs(base_now + c)))
+            f = dev[inv]  # the fit: the mean absolute deviation does not collapse on ties
+            better = valid & (f < best_f)
+            best_f = np.where(better, f, best_f)
+            e = base_now + c
+            with np.errstate(invalid="ignore", divide="ignore"):
+                z = np.where(better, (x - e) / s, z)
+            expected = np.where(better, e, expected)
+            best_s, which = np.where(better, s, best_s), np.where(better, b, which)
+        spread = np.where(np.isfinite(best_s), best_s, spread)
+        counts |= mask & sqrt
+        if sqrt in fit.ranges:  # beyond the recent range by a margin: a range break
+            top, bottom = (r[inv] for r in fit.ranges[sqrt])
+            with np.errstate(invalid="ignore"):
+                margin = np.maximum(p.range_tolerance * (top - bottom), p.range_spreads * best_s)
+                high, low = top + margin, bottom - margin
+                if sqrt:  # a count: one more (or less) than its range is not yet news
+                    high = np.maximum(high, np.sqrt(top * top + 1.0))
+                    low = np.minimum(low, np.sqrt(np.maximum(bottom * bottom - 1.0, 0.0)))
+                beyond = (x > high) | (x < low)
+            breaks |= mask & np.isfinite(best_s) & (fit.filled[inv] >= p.range_min) & beyond
+        if sqrt and p.dispersion:  # counts judged by the negative binomial (`autocounts`)
+            nb, floor_at = mask & np.isfinite(best_s), p.poisson_floor * fit.poisson[inv]
+            with np.errstate(invalid="ignore"):  # other series' points (not counts): inf x 0, dropped
+                got = autocounts.judge(x, expected, best_s, models[0][0][inv], floor_at)
+            z, expected, spread, disp = autocounts.where(nb, got, (z, expected, spread, disp))
+    return Judged(z, expected, spread, counts, breaks, which, disp)

@@ -1,0 +1,152 @@
+"""`auto`'s state rebuilt for many series at once (issue 28).
+
+A first run after a start without a restart snapshot rebuilds every series' recent |z| from
+its stored window (`AutoDetector._memo_for`): the baselines of each block that can judge,
+the z of its points, then the per-point loop of the alarm line. One series at a time that
+is a few hundred small array operations a series, about 1 ms; a 1,000-series metric's first
+run spent most of its CPU there. The series of a one-query metric share their time grid,
+so here the blocks of all the series on one grid (with the same missing values) are fitted
+and judged in one set of array operations (`autofit`, row by row: the same numbers, bit
+for bit, as one series at a time); only the per-point loop stays per series.
+
+The state is the one `_memo_for` builds, the newest block's fit kept for the live check
+included, so the series' next `detect_many` finds it lined up and judges as it would have
+(tests/unit/test_auto_many.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from itertools import pairwise
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from detectkd.detectors import autofit
+from detectkd.detectors.autostage import judgeable
+from detectkd.detectors.autostate import BlockFit, Memo, ring_array
+from detectkd.detectors.base import FloatArray, History
+
+if TYPE_CHECKING:
+    from detectkd.detectors.auto import AutoDetector
+
+MIN_GROUP = 2  # a series alone is rebuilt by its own detect_many
+# Series judged together at most: their level windows (blocks x `window` values a series)
+# take at most this many values (4 MiB; with the sorts and residuals a few times that).
+BATCH_VALUES = 1 << 19
+
+Member = tuple[str, History, int | None]  # series, its history, its newest time with a value
+
+
+def prepare(det: AutoDetector, histories: Iterable[tuple[str, Callable[[], History]]]) -> None:
+    """Rebuild the state of the series among `histories` (series, its history when asked)
+    that have none (a first run, a new series), those on one time grid with the same missing
+    values together (a batch at most `BATCH_VALUES` of level windows: a history is held only
+    until its batch). A series with state is left to its own check, which rebuilds it if it
+    does not line up with the history (a revised point): a steady run asks for no history."""
+    if det.like_shift is not None or det.p.stuck:  # a calendar's `like` days shift per point,
+        return  # a stuck run reads each series' own values (`autostuck`): one at a time
+    groups: dict[tuple[bytes, bytes], _Group] = {}
+    for series, history in histories:
+        if series in det._memo:
+            continue
+        h = history()
+        memo, last = det._lined_up(series, h.times, h.values)
+        if memo is not None or not len(h):
+            continue
+        key = (h.times.tobytes(), np.isfinite(h.values).tobytes())
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(det, h)
+        group.members.append((series, h, last))
+        if len(group.members) >= group.limit:
+            group.rebuild(det)
+    for group in groups.values():
+        if len(group.members) >= MIN_GROUP:
+            group.rebuild(det)
+
+
+class _Group:
+    """Series on one time grid with the same missing values: what their rebuild judges."""
+
+    def __init__(self, det: AutoDetector, h: History) -> None:
+        self.members: list[Member] = []
+        times, values = h.times, h.values
+        first = max(0, times.size - det.p.rebuild)
+        self.kept = kept = np.isfinite(values)
+        self.idx = first + np.flatnonzero(kept[first:])
+        self.some = judgeable(det, times, values, self.idx)  # the others are a cold start: NaN
+        at = self.idx[self.some]
+        if not kept.all():  # as `AutoDetector._judge`: the points with values, on their positions
+            times, at = times[kept], (np.cumsum(kept) - 1)[at]
+        self.times, self.at = times, at
+        self.blocks, self.inv = np.unique(times[at] // det.block * det.block, return_inverse=True)
+        self.starts = np.searchsorted(times, self.blocks, side="left")
+        per_series = max(1, self.blocks.size * det.p.window)
+        self.limit = max(MIN_GROUP, BATCH_VALUES // per_series) if at.size else 1 << 62
+
+    def rebuild(self, det: AutoDetector) -> None:
+        group, self.members = self.members, []
+        if self.at.size == 0:
+            return  # nothing to judge: cheap one series at a time
+        stacked = np.vstack([h.values for _, h, _ in group])
+        if not self.kept.all():
+            stacked = stacked[:, self.kept]
+        times, at, blocks, starts = self.times, self.at, self.blocks, self.starts
+        fit = autofit.block_fit(det, times, stacked, starts)
+        judged = autofit.apply(det, times, stacked, at, self.inv, fit)
+        z = np.abs(judged.z).reshape(len(group), at.size)
+        breaks = judged.breaks.reshape(len(group), at.size)
+        s0 = int(starts[-1])
+        for k, (series, h, last) in enumerate(group):
+            memo = det._memo[series] = Memo(det.p.reference)
+            if h.revision:  # the newest block's fit, for the live check of that block
+                memo.fit_key = (h.revision, int(blocks[-1]), s0, int(times[s0 - 1]) if s0 else -1)
+                memo.fit = _newest(fit, (k + 1) * blocks.size - 1)
+            az, brk = np.full(self.idx.size, np.nan), np.zeros(self.idx.size, np.int8)
+            az[self.some], brk[self.some] = z[k], breaks[k]
+            det._rebuild(memo, az, brk)
+            memo.last = last
+
+
+def replay(det: AutoDetector, memo: Memo, az: FloatArray, breaks: np.ndarray) -> None:
+    """`AutoDetector._surprises` over a fresh `memo` whose ring is the |z| before the last
+    `breaks.size` of `az` (the points replayed): the same state bit for bit, the per-point
+    loop only where a point can alarm. A point whose |z| is below `min_z` x `threshold`^2
+    (with a margin) and that is no range break is below the line whatever the line: all it
+    does to the state is end a run and count down a rest period, so a stretch of such points
+    is skipped at once. Its surprise, which the next point's persistence test reads, is below
+    the line too, so that test fails with it as with 0. The last point is always looped over
+    (its surprise is the memo's). Without `sustain` and `risk` (their state reads every point)."""
+    p = det.p
+    floor = max(p.min_z, 1e-9)
+    n, cut = breaks.size, az.size - breaks.size
+    tail = az[cut:]
+    with np.errstate(invalid="ignore"):  # NaN (a cold start): surprise 0, calm
+        exact = tail >= 0.999 * floor * p.threshold * p.threshold
+        exact |= (breaks > 1) | ((breaks > 0) & (tail >= p.range_gate * floor))  # 2: a stuck run
+    if n:
+        exact[-1] = True
+    edges = [0, *(np.flatnonzero(exact[1:] != exact[:-1]) + 1).tolist(), n] if n else []
+    rest, level = 0, 0.0
+    memo.recent = ring_array(az[:cut])
+    for a, b in pairwise(edges):
+        if not exact[a]:  # below the line throughout: no run, the rest period counts down
+            rest = max(0, rest - (b - a))
+            continue
+        memo.recent, memo.head = ring_array(az[max(0, cut + a - memo.size) : cut + a]), 0
+        memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed = 0.0, 0, rest, level, False
+        det._surprises(memo, tail[a:b], breaks[a:b])
+        rest, level = memo.rest, memo.level
+
+
+def _newest(fit: BlockFit, row: int) -> BlockFit:
+    """One row of a many-series fit: a series' newest block (`BlockFit.newest`)."""
+    r = slice(row, row + 1)
+    return BlockFit(
+        fit.is_count[r],
+        fit.enough[r],
+        {s: [(c[r], p[r], o[r], d[r]) for c, p, o, d in m] for s, m in fit.fits.items()},
+        {s: (top[r], bottom[r]) for s, (top, bottom) in fit.ranges.items()},
+        fit.filled[r],
+        fit.poisson[r],
+    )

@@ -1,0 +1,238 @@
+"""`auto` over many series at once (issue 28): a many-series metric's first run rebuilds every
+series' state in one set of array operations (`autorebuild`, `autofit`); the state and every
+verdict after it are those of rebuilding one series at a time, bit for bit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detectkd.collectors.points import Point
+from detectkd.detectors import autofit, autorebuild
+from detectkd.detectors.auto import AutoDetector
+from detectkd.detectors.autoparams import Params
+from detectkd.detectors.autostate import BlockFit, Memo, ring_array
+from detectkd.detectors.base import Current, History, Result
+from detectkd.runtime.judge import judge
+from detectkd.storage.base import StoredPoint
+from detectkd.storage.window import rows_of
+from tests.support.judging import STEP as JSTEP
+from tests.support.judging import T0, setup
+
+STEP = 60
+
+
+def many(kind: str, n: int, count: int, seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """`count` series on one grid of `n + 30` minutes: the history and 30 more points."""
+    rng = np.random.default_rng(seed)
+    t = 1_795_000_020 // STEP * STEP + np.arange(n + 30, dtype=np.int64) * STEP
+    out = []
+    for j in range(count):
+        if kind == "counts":
+            v = rng.poisson(2 + j % 30, t.size).astype(float)
+        elif kind == "mixed":  # counts and gauges on one grid: both scales in one batch
+            v = rng.poisson(5, t.size).astype(float) if j % 2 else rng.normal(50, 4, t.size)
+        elif kind == "seasonal":  # a day's cycle in the history: the seasonal baseline judges
+            v = 50 + 10 * np.sin(2 * np.pi * t / 86400) + rng.normal(0, 1, t.size)
+        else:
+            v = rng.normal(100, 5, t.size)
+        if kind == "flat" and j % 2 == 0:
+            v[n - 20 :] = v[n - 20]  # stuck from before the first run on: a stuck run crosses live
+        if j % 3 == 0:
+            v[n // 2 :] += 25.0  # a step in the history: runs, rests, range breaks
+        if j % 4 == 1:
+            v[n + rng.integers(0, 30)] += 80.0  # a spike among the live points
+        out.append(v)
+    if kind == "gaps":  # the same missing periods in every series (one grid, one mask)
+        holes = rng.integers(0, n, n // 15)
+        for v in out:
+            v[holes] = np.nan
+    return t, out
+
+
+def lazy(pairs: Iterable[tuple[str, History]]) -> Iterator[tuple[str, Callable[[], History]]]:
+    """(series, history) as `prepare` takes them: the history when asked."""
+
+    def held(h: History) -> Callable[[], History]:
+        return lambda: h
+
+    return ((s, held(h)) for s, h in pairs)
+
+
+def judge_all(det: AutoDetector, t: np.ndarray, vs: list[np.ndarray], n: int, prepared: bool) -> list[object]:
+    """A first run at `n` (a catch-up of 3 periods for some series), then live checks, as
+    `runtime.judge` runs them: `prepare` over every series first when `prepared`."""
+    out: list[object] = []
+    for end in range(n, t.size):
+        histories = []
+        for j, v in enumerate(vs):
+            back = 3 if end == n and j % 5 == 2 else 1
+            histories.append((f"s{j}", History(t[: end - back + 1], v[: end - back + 1], {}, revision=9)))
+        if prepared:
+            det.prepare(lazy(histories))
+            together = not det.p.stuck  # a stuck run reads each series' values: one at a time
+            assert end > n or (set(det.state_series()) == {s for s, _ in histories}) == together
+        for j, (series, h) in enumerate(histories):
+            pts = [Current(int(t[k]), float(vs[j][k]), {}, series) for k in range(len(h), end + 1)]
+            got: list[Result] = det.detect_many(h, pts)
+            out.extend(got)
+    for series in sorted(det.state_series()):
+        exported = det.export_state(series)
+        assert exported is not None
+        out.append((series, exported[0].tobytes(), exported[1]))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("kind", "n", "params"),
+    [
+        ("counts", 120, Params()),  # the scale benchmark's first run: 120 stored points
+        ("counts", 2600, Params()),  # more than `rebuild` points and range_min
+        ("mixed", 700, Params()),
+        ("gaps", 900, Params(sustain=24, risk=0.01)),
+        ("seasonal", 4400, Params()),  # three days: the daily baseline takes part
+        ("floats", 300, Params(counts=False, range_window=0)),
+        ("flat", 3500, Params(stuck=24)),  # more than half of what `auto` reads before the run
+    ],
+)
+def test_a_many_series_rebuild_judges_as_one_series_at_a_time(kind: str, n: int, params: Params) -> None:
+    t, vs = many(kind, n, 9, seed=n)
+    alone = judge_all(AutoDetector(params, STEP), t, vs, n, prepared=False)
+    together = AutoDetector(params, STEP)
+    got = judge_all(together, t, vs, n, prepared=True)
+    assert got == alone
+    assert sum(1 for r in alone if isinstance(r, Result) and r.anomaly) > 0  # the case alarms
+
+
+def test_series_are_fitted_together_per_grid_and_mask(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One fit for the series on one grid with the same gaps; the others apart (a series
+    alone by its own first check)."""
+    t, vs = many("floats", 200, 6, seed=1)
+    det = AutoDetector(Params(), STEP)
+    sizes: list[int] = []
+    real = autofit.block_fit
+
+    def counted(d: AutoDetector, times: np.ndarray, values: np.ndarray, starts: np.ndarray) -> BlockFit:
+        sizes.append(values.shape[0])
+        return real(d, times, values, starts)
+
+    monkeypatch.setattr(autofit, "block_fit", counted)
+    gappy = vs[5].copy()
+    gappy[50] = np.nan
+    histories = [(f"s{j}", History(t[:200], v[:200], {}, 1)) for j, v in enumerate(vs[:4])]
+    histories += [
+        ("shifted", History(t[1:201], vs[4][1:201], {}, 1)),
+        ("gappy", History(t[:200], gappy[:200], {})),
+    ]
+    det.prepare(lazy(histories))
+    assert sizes == [4]
+    assert set(det.state_series()) == {"s0", "s1", "s2", "s3"}
+    det.prepare(lazy(histories))  # state now: nothing rebuilt again
+    assert sizes == [4]
+    for end in range(200, 230):  # live checks: the rebuild's newest block's fit is reused
+        sizes.clear()
+        det.detect_many(History(t[:end], vs[0][:end], {}, 1), [Current(int(t[end]), 1.0, {}, "s0")])
+        assert sizes == ([1] if t[end] // det.block != t[end - 1] // det.block else [])  # a new block
+
+
+def test_a_batch_is_bounded_by_its_level_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    t, vs = many("floats", 300, 7, seed=2)
+    det = AutoDetector(Params(), STEP)
+    blocks = -(-(300 - 62) // 12)  # about: the blocks that can judge
+    monkeypatch.setattr(autorebuild, "BATCH_VALUES", 3 * blocks * det.p.window)
+    sizes: list[int] = []
+    real = autofit.block_fit
+
+    def counted(d: AutoDetector, times: np.ndarray, values: np.ndarray, starts: np.ndarray) -> BlockFit:
+        sizes.append(values.shape[0])
+        return real(d, times, values, starts)
+
+    monkeypatch.setattr(autofit, "block_fit", counted)
+    det.prepare(lazy((f"s{j}", History(t[:300], v[:300], {})) for j, v in enumerate(vs)))
+    assert max(sizes) <= 3 and sum(sizes) >= 6  # the last one alone: left to its own check
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("size", [2000, 300])
+def test_the_rebuilds_bulk_replay_leaves_the_loops_state(seed: int, size: int) -> None:
+    """`autorebuild.replay` skips the points below the line whatever the line; the state
+    (ring, surprise, run, rest period, level) is the per-point loop's: spikes, runs that fade,
+    rests, range breaks, cold starts, a tail ending calm or mid-run."""
+    rng = np.random.default_rng(seed)
+    n = 1500
+    az = np.abs(rng.standard_t(3 + seed, n))  # heavy tails: points beyond the line now and then
+    az[rng.integers(0, n, 60)] = np.nan
+    az[:70] = np.nan
+    if seed % 2:
+        az[-20:] = 9.0 + rng.random(20)  # ends in a run
+    if seed == 4:
+        az[900:1000] = 2.9999  # just under the bulk bound (3): the margin
+    breaks = rng.random(n) < 0.01
+    det = AutoDetector(Params(reference=size, rest=50 + 20 * seed), STEP)
+    levels = []
+    for tail in (512, 40, 2000):
+        cut = max(0, n - tail)
+        want = Memo(size)
+        want.recent = ring_array(az[max(0, cut - size) : cut])
+        det._surprises(want, az[cut:], breaks[cut:])
+        got = Memo(size)
+        det._rebuild(got, az, breaks, tail)
+        assert (got.surprise, got.run, got.rest, got.level, got.alarmed) == (
+            want.surprise,
+            want.run,
+            want.rest,
+            want.level,
+            want.alarmed,
+        )
+        assert got.export()[0].tobytes() == want.export()[0].tobytes()
+        levels.append(want.level)
+    assert max(levels) > 0  # the replayed points alarmed (the state is not the calm one)
+
+
+AUTO_METRIC = """\
+name: orders
+schedule: {interval: 10m}
+collector:
+  type: sqlite
+  params: {database: /nonexistent.db, query: "SELECT 1 AS value"}
+  series_columns: [country]
+detector: {type: auto}
+alerters:
+  - {type: log}
+"""
+
+
+def test_a_runs_series_are_rebuilt_together_with_the_same_verdicts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`runtime.judge` prepares a run's series at once before judging each (issue 28)."""
+    rng = np.random.default_rng(4)
+    keys = [f"country=c{j}" for j in range(5)]
+    stored = {
+        k: [StoredPoint(T0 + i * JSTEP, float(v), {}) for i, v in enumerate(rng.poisson(20, 300))]
+        for k in keys
+    }
+    now = [Point(k, T0 + 300 * JSTEP, 20.0 + 40 * (j == 2)) for j, k in enumerate(keys)]
+    sizes: list[int] = []
+    real = autofit.block_fit
+
+    def counted(d: AutoDetector, times: np.ndarray, values: np.ndarray, starts: np.ndarray) -> BlockFit:
+        sizes.append(values.shape[0])
+        return real(d, times, values, starts)
+
+    monkeypatch.setattr(autofit, "block_fit", counted)
+    outcomes = []
+    for prepared in (True, False):
+        if not prepared:
+            monkeypatch.setattr(AutoDetector, "prepare", lambda self, histories: None)
+        memory, ctx = setup(tmp_path / str(prepared), AUTO_METRIC)
+        memory.load({k: rows_of(v) for k, v in stored.items()})
+        out = judge(now, memory, {}, ctx.run(last=T0 + 300 * JSTEP, notify=True))
+        outcomes.append([(r.point.series, r.results, r.verdict) for r in out.reports])
+        if prepared:
+            assert sizes and sizes[0] == 5 and all(s == 1 for s in sizes[1:])  # at once, then live fits
+    assert outcomes[0] == outcomes[1]
+    assert any(v.anomalous for _, _, v in outcomes[0])
