@@ -66,7 +66,7 @@ from itertools import pairwise, repeat
 
 import numpy as np
 
-from detectkd.detectors import autocounts, autopairs, autostuck, autosustain
+from detectkd.detectors import autocounts, autopairs, autospikes, autostuck, autosustain
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import judgeable, staged_basis
 from detectkd.detectors.autostate import BlockFit, Memo, ring_array
@@ -362,8 +362,8 @@ class AutoDetector:
             h = b if b >= spike else min(b, prev)
             if p.pair_mean and thr <= h < spike and run == 0:  # a pair: its short mean against the ring's
                 h = min(h, autopairs.surprise(memo, a, p.pair_mean, p.quantile, p.min_samples) / thr)
-            if p.risk and h >= thr and run == 0 and not broke and not memo.extreme(ordered, a, s >= spike, p):
-                h = min(h, 0.5 * thr)  # not extreme for this series (SPOT): held below the line
+            if (p.risk or p.spike_risk) and h >= thr and run == 0 and not broke:
+                h = autospikes.gated(memo, ordered, a, s, prev, h, p)  # not extreme for this series: held
             if sus:  # a sustained deviation alarms alone
                 h = max(h, sus * thr)
             run = run + 1 if h >= thr else 0
