@@ -59,7 +59,9 @@ def _watch() -> None:
         prev = np.concatenate([[prev0], s[:-1]])
         alarm = held >= p.threshold
         spike = s >= p.spike * p.threshold
-        broke = (breaks > 1) | ((breaks > 0) & (a >= p.range_gate * max(p.min_z, 1e-9)))  # 2: stuck
+        broke = ((breaks & 2) > 0) | (
+            ((breaks & 1) > 0) & (a >= p.range_gate * max(p.min_z, 1e-9))
+        )  # 2: stuck, 4: seen
         pair = np.minimum(s, prev) >= p.threshold
         rule = np.select([~alarm, spike, broke, pair], [0, 1, 2, 3], 4)
         _last[:] = [(rule, np.where(rule == 3, np.minimum(s, prev), s))]
