@@ -87,9 +87,12 @@ def seen(j: J, times: IntArray, values: FloatArray, idx: IntArray, step: int, cy
     jitter = p.spike_jitter * 60 // step  # in periods (hourly data: the same hour only)
     if not p.spike_jitter or idx.size == 0 or DAY % step or DAY // step <= 2 * jitter + 1:
         return j
+    bound = p.spike * p.threshold * p.threshold * max(p.min_z, 1e-9)  # the least |z| of a spike
+    if idx.size == 1 and not abs(float(j.z[0])) >= bound:  # a live check (NaN too): no array work
+        return j
     with np.errstate(invalid="ignore"):
-        far = np.abs(j.z) >= p.spike * p.threshold * p.threshold * max(p.min_z, 1e-9)
-    if not far.any():  # the usual case, and every live check but a spike's: nothing to read
+        far = np.abs(j.z) >= bound
+    if not far.any():  # the usual case: nothing to read
         return j
     k = np.flatnonzero(far)
     e = np.where(j.counts[k], np.square(np.maximum(j.expected[k], 0.0)), j.expected[k])  # value scale
