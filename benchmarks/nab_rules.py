@@ -1,6 +1,6 @@
 """Which of `auto`'s rules sent each notification on NAB: the false pages and the caught windows.
 
-    nice -n 19 .venv/bin/python benchmarks/nab_rules.py [--params 'pair_mean: 0']
+    nice -n 19 .venv/bin/python benchmarks/nab_rules.py [--params 'pair_mean: 0'] [--list rows.txt]
 
 Every file is replayed as `nab_eval.py` does (the backtest function, the default alert
 conditions), with `auto`'s `_surprises` watched: for every judged point, the rule that made
@@ -10,6 +10,8 @@ range, a `pair` (two points in a row beyond the line: persistence), a `sustain`e
 A notification (a FIRING row) is credited to the rule of the point of its period. Printed:
 the false-page rows (notified outside every window, after probation) by rule, by category
 and by how far beyond the line; the caught windows by the rule of their first notification.
+`--list` writes each false page and each window (the rule of its first notification, or
+missed), one a line: diff two runs to see what moved.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ def _watch() -> None:
         prev = np.concatenate([[prev0], s[:-1]])
         alarm = held >= p.threshold
         spike = s >= p.spike * p.threshold
-        broke = breaks & (a >= p.range_gate * max(p.min_z, 1e-9))
+        broke = ((breaks & 2) > 0) | (
+            ((breaks & 1) > 0) & (a >= p.range_gate * max(p.min_z, 1e-9))
+        )  # 2: stuck, 4: seen
         pair = np.minimum(s, prev) >= p.threshold
         rule = np.select([~alarm, spike, broke, pair], [0, 1, 2, 3], 4)
         _last[:] = [(rule, np.where(rule == 3, np.minimum(s, prev), s))]
@@ -93,6 +97,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="", help="flow-style auto params over the defaults")
     ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--list", type=Path, default=None, help="write every false page and caught window here")
     args = ap.parse_args()
     configure_logs(level="error")
     data = args.data or nab_eval.default_data()
@@ -105,6 +110,7 @@ def main() -> None:
     caught: Counter[str] = Counter()
     caught_bins: Counter[tuple[str, int]] = Counter()
     missed = 0
+    listed: list[str] = []  # "file row kind rule how-far": diff two of them to see what moved
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for key, f, rule, far in pool.map(run_file, jobs):
             cat = CATEGORIES[key.split("/")[0]]
@@ -113,15 +119,20 @@ def main() -> None:
             for i in np.flatnonzero(hit & anomaly_free(f)).tolist():
                 r = RULES[rule[i]]
                 fp[(r, cat)] += 1
+                listed.append(f"{key} {i} page {r} {far[i]:.2f}")
                 far_bins[(r, int(np.searchsorted(BINS, far[i], side="right")))] += 1
             for a, b in f.windows:
                 first = np.flatnonzero(hit[a : b + 1])
                 if first.size:
                     i = a + int(first[0])
                     caught[RULES[rule[i]]] += 1
+                    listed.append(f"{key} {a} window {RULES[rule[i]]} {far[i]:.2f} (row {i})")
                     caught_bins[(RULES[rule[i]], int(np.searchsorted(BINS, far[i], side="right")))] += 1
                 else:
                     missed += 1
+                    listed.append(f"{key} {a} window missed")
+    if args.list is not None:
+        args.list.write_text("\n".join(listed) + "\n")
     cats = list(CATEGORIES.values())
     print(f"\n{name}: false-page rows by rule and category")
     print(f"{'rule':<9}" + "".join(f"{c:>8}" for c in cats) + f"{'all':>8}")

@@ -20,9 +20,9 @@
    `min_z` (3): a series whose deviations are routinely large must do
    something rarer than that; a calm one cannot alarm on a small wiggle.
    The reference moves with every point.
-5. Persistence. A point alarms alone only as a spike (surprise >= `spike` x
-   the line, 3); otherwise the previous judged point must have been beyond
-   the line too (the smaller of the two surprises counts; `autopairs`: and a short mean).
+5. Persistence. A point alarms alone only as a spike (surprise >= `spike` x the line, 3; `autospikes`: options
+   to hold routine ones); otherwise the previous judged point must have been beyond the line too (the smaller
+   of the two surprises counts; `autopairs`: and a short mean).
 6. Range break. A value beyond the range of the series' recent points (the
    `range_window` (1,000) points before its block, a week and a day when the
    interval allows and the history holds it) alarms alone, like a spike, if it
@@ -34,9 +34,8 @@
    growing metric makes new highs without news); a count must leave its range
    by more than one; breaks count once the window holds `range_min` (200).
 6b. Stuck value (`autostuck`, off by default): a run of `stuck` equal values outlasting any lately alarms.
-7. Novelty. In a run of alarming points the surprise halves every `fade` (6)
-   points after the first: a sustained change is news at its start, and the
-   score comes down while the baselines learn the new level.
+7. Novelty. In a run of alarming points the surprise halves every `fade` (6) points after the first: a
+   sustained change is news at its start, and the score comes down while the baselines learn the new level.
 7b. Sustained deviation (`autosustain`, off by default): the median of the last `sustain` |z| alarms alone
    when beyond every such median of the `reference` points before by `sustain_margin`, and beyond min_z / 2
    and a one-in-ten |z| of them: a jump of the typical deviation (a small shift, a grown spread).
@@ -65,7 +64,7 @@ from itertools import pairwise, repeat
 
 import numpy as np
 
-from detectkd.detectors import autocounts, autofit, autopairs, autorebuild, autostuck, autosustain
+from detectkd.detectors import autocounts, autofit, autopairs, autorebuild, autospikes, autostuck, autosustain
 from detectkd.detectors.autofit import Judged
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import judgeable, staged_basis
@@ -221,8 +220,9 @@ class AutoDetector:
             fit = self._block_fit(times, values, starts)
             if key is not None and memo is not None:
                 memo.fit_key, memo.fit = key, fit if blocks.size == 1 else fit.newest()
-        judged = self._apply(times, values, idx, inv, fit)  # a stuck run (`autostuck`): 2 in breaks
-        return autostuck.marked(judged, values, idx, self.read, self.stuck_need, self.p)
+        judged = self._apply(times, values, idx, inv, fit)  # breaks: 2 a stuck run, 4 a spike seen
+        judged = autostuck.marked(judged, values, idx, self.read, self.stuck_need, self.p)
+        return autospikes.seen(judged, times, values, idx, self.step, self.p.cycles, self.p)
 
     def _block_fit(self, times: IntArray, values: FloatArray, starts: IntArray) -> BlockFit:
         """Per block: counts or not, enough data, and per scale and baseline the centre, spread
@@ -264,13 +264,13 @@ class AutoDetector:
         for k, (a, brk, sus) in enumerate(zip(az.tolist(), breaks.tolist(), sustained, strict=True)):
             line = max(quantile_line(ordered, p.quantile, p.min_samples), floor) * thr
             s = a / line if a == a else 0.0
-            broke = brk > 1 or (brk and a >= gate)  # a stuck run (2) needs no |z|
+            broke = brk & 2 or (brk & 1 and a >= gate)  # a stuck run (2) needs no |z|
             b = max(s, spike) if broke else s  # a range break alarms alone
             h = b if b >= spike else min(b, prev)
             if p.pair_mean and thr <= h < spike and run == 0:  # a pair: its short mean against the ring's
                 h = min(h, autopairs.surprise(memo, a, p.pair_mean, p.quantile, p.min_samples) / thr)
-            if p.risk and h >= thr and run == 0 and not broke and not memo.extreme(ordered, a, s >= spike, p):
-                h = min(h, 0.5 * thr)  # not extreme for this series (SPOT): held below the line
+            if (p.risk or p.spike_risk or brk & 4) and h >= thr and run == 0 and not broke:
+                h = autospikes.gated(memo, ordered, a, s, prev, h, brk & 4, p)  # routine for the series: held
             if sus:  # a sustained deviation alarms alone
                 h = max(h, sus * thr)
             run = run + 1 if h >= thr else 0

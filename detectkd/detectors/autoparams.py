@@ -49,6 +49,14 @@ class Params(Frozen):
     # the reference |z| cross with this probability per point, a GPD over their `tail` quantile.
     risk: float = Field(default=0.0, ge=0, lt=1)
     tail: float = Field(default=0.98, gt=0.5, lt=1.0)  # the quantile of |z| whose excesses the GPD fits
+    # Extreme-value gate for lone spikes only (`autospikes`; 0: off): a spike that would alarm alone
+    # (not a range break, not a pair) also needs |z| beyond the line the reference |z| cross with this
+    # probability per point, a GPD over their `tail` quantile.
+    spike_risk: float = Field(default=0.0, ge=0, lt=1)
+    # A lone spike (as for `spike_risk`) matched on one of the `cycles` previous days, within this
+    # many minutes of the same time of day, by a value at least half as far from its expected value
+    # is routine (a daily job whose time jitters): held below the line (`autospikes`; 0: off).
+    spike_jitter: int = Field(default=30, ge=0, le=360)
     # Two in a row that would start a run of alarms (persistence) also need the mean of the last
     # this many |z| beyond the `quantile` of every such mean in the reference (`autopairs`; 0: off).
     pair_mean: int = Field(default=3, ge=0, le=50)

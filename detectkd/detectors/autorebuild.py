@@ -15,16 +15,17 @@ included, so the series' next `detect_many` finds it lined up and judges as it w
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detectkd.detectors import autofit
+from detectkd.detectors import autofit, autospikes, autostuck
 from detectkd.detectors.autostage import judgeable
 from detectkd.detectors.autostate import BlockFit, Memo, ring_array
-from detectkd.detectors.base import FloatArray, History
+from detectkd.detectors.base import FloatArray, History, IntArray
 
 if TYPE_CHECKING:
     from detectkd.detectors.auto import AutoDetector
@@ -43,8 +44,8 @@ def prepare(det: AutoDetector, histories: Iterable[tuple[str, Callable[[], Histo
     values together (a batch at most `BATCH_VALUES` of level windows: a history is held only
     until its batch). A series with state is left to its own check, which rebuilds it if it
     does not line up with the history (a revised point): a steady run asks for no history."""
-    if det.like_shift is not None or det.p.stuck:  # a calendar's `like` days shift per point,
-        return  # a stuck run reads each series' own values (`autostuck`): one at a time
+    if det.like_shift is not None:  # a calendar's `like` days shift per point: one at a time
+        return
     groups: dict[tuple[bytes, bytes], _Group] = {}
     for series, history in histories:
         if series in det._memo:
@@ -95,7 +96,7 @@ class _Group:
         fit = autofit.block_fit(det, times, stacked, starts)
         judged = autofit.apply(det, times, stacked, at, self.inv, fit)
         z = np.abs(judged.z).reshape(len(group), at.size)
-        breaks = judged.breaks.reshape(len(group), at.size)
+        breaks = _marked(det, judged, times, stacked, at)
         s0 = int(starts[-1])
         for k, (series, h, last) in enumerate(group):
             memo = det._memo[series] = Memo(det.p.reference)
@@ -106,6 +107,24 @@ class _Group:
             az[self.some], brk[self.some] = z[k], breaks[k]
             det._rebuild(memo, az, brk)
             memo.last = last
+
+
+def _marked(
+    det: AutoDetector, judged: autofit.Judged, times: IntArray, rows: FloatArray, at: IntArray
+) -> np.ndarray:
+    """Per series (a row), the breaks `AutoDetector._judge` gives one series: the range breaks,
+    then its own stuck run (`autostuck`) and lone spikes seen on earlier days (`autospikes`)."""
+    n = rows.shape[0]
+    breaks = judged.breaks.reshape(n, at.size).astype(np.int8)
+    if not (det.p.stuck or det.p.spike_jitter):
+        return breaks
+    for k in range(n):
+        one = autofit.Judged(
+            *(f.reshape(n, at.size)[k] for f in (getattr(judged, d.name) for d in dataclasses.fields(judged)))
+        )
+        one = autostuck.marked(one, rows[k], at, det.read, det.stuck_need, det.p)
+        breaks[k] = autospikes.seen(one, times, rows[k], at, det.step, det.p.cycles, det.p).breaks
+    return breaks
 
 
 def replay(det: AutoDetector, memo: Memo, az: FloatArray, breaks: np.ndarray) -> None:
@@ -123,7 +142,7 @@ def replay(det: AutoDetector, memo: Memo, az: FloatArray, breaks: np.ndarray) ->
     tail = az[cut:]
     with np.errstate(invalid="ignore"):  # NaN (a cold start): surprise 0, calm
         exact = tail >= 0.999 * floor * p.threshold * p.threshold
-        exact |= (breaks > 1) | ((breaks > 0) & (tail >= p.range_gate * floor))  # 2: a stuck run
+        exact |= ((breaks & 2) > 0) | (((breaks & 1) > 0) & (tail >= p.range_gate * floor))  # 2: stuck
     if n:
         exact[-1] = True
     edges = [0, *(np.flatnonzero(exact[1:] != exact[:-1]) + 1).tolist(), n] if n else []

@@ -103,10 +103,10 @@ def test_off_by_default_the_breaks_are_untouched() -> None:
     assert Params().stuck == 0
     values = gauge(DAY * 10, 7)
     values[DAY * 8 : DAY * 9] = 3.0
-    det = AutoDetector(Params(), FIVE_MIN)
+    det = AutoDetector(Params(spike_jitter=0), FIVE_MIN)  # (spikes seen on previous days: bit 4)
     judged = det._judge(np.arange(values.size) * FIVE_MIN, values, np.arange(values.size))
     assert judged.breaks.dtype == bool
-    on = AutoDetector(Params(stuck=24), FIVE_MIN)
+    on = AutoDetector(Params(stuck=24, spike_jitter=0), FIVE_MIN)
     flagged = on._judge(np.arange(values.size) * FIVE_MIN, values, np.arange(values.size))
     assert (flagged.breaks == autostuck.STUCK).sum() == 1
 
