@@ -222,7 +222,8 @@ class AutoDetector:
                 memo.fit_key, memo.fit = key, fit if blocks.size == 1 else fit.newest()
         judged = self._apply(times, values, idx, inv, fit)  # breaks: 2 a stuck run, 4 a spike seen
         judged = autostuck.marked(judged, values, idx, self.read, self.stuck_need, self.p)
-        return autospikes.seen(judged, times, values, idx, self.step, self.p.cycles, self.p)
+        reach = self.window_seconds(self.step)  # what a live check's history holds
+        return autospikes.seen(judged, times, values, idx, self.step, self.p.cycles, self.p, reach)
 
     def _block_fit(self, times: IntArray, values: FloatArray, starts: IntArray) -> BlockFit:
         """Per block: counts or not, enough data, and per scale and baseline the centre, spread

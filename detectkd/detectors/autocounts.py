@@ -48,6 +48,16 @@ def inverse(y: float, a: float) -> float:
     return math.sinh(min(y * math.sqrt(a) / 2.0, 300.0)) ** 2 / a  # (capped: a bound, not news)
 
 
+def values_of(y: FloatArray, a: FloatArray) -> FloatArray:
+    """`bounds`' expected value for many points at once: the counts back from their judging
+    scale, the square root where `a` is NaN (no count model), else T_a (0 below 0)."""
+    y = np.maximum(y, 0.0)
+    root = np.isnan(a)
+    a = np.maximum(np.where(root, 1.0, a), TINY)
+    counts = np.sinh(np.minimum(y * np.sqrt(a) / 2.0, 300.0)) ** 2 / a
+    return np.asarray(np.where(root, y * y, counts))
+
+
 def bounds(e: float, lo: float, hi: float, a: float) -> tuple[float, float, float]:
     """Expected value and bounds of a count back from its judging scale: the square root
     (`a` NaN: judged without the count model) or T_a."""

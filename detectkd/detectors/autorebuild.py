@@ -123,7 +123,8 @@ def _marked(
             *(f.reshape(n, at.size)[k] for f in (getattr(judged, d.name) for d in dataclasses.fields(judged)))
         )
         one = autostuck.marked(one, rows[k], at, det.read, det.stuck_need, det.p)
-        breaks[k] = autospikes.seen(one, times, rows[k], at, det.step, det.p.cycles, det.p).breaks
+        reach = det.window_seconds(det.step)
+        breaks[k] = autospikes.seen(one, times, rows[k], at, det.step, det.p.cycles, det.p, reach).breaks
     return breaks
 
 

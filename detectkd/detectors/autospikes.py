@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
+from detectkd.detectors import autocounts
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostate import DTYPE, Memo
 from detectkd.detectors.base import FloatArray, IntArray
@@ -53,6 +54,8 @@ class Judged(Protocol):  # `auto`'s judgement (a dataclass)
     def counts(self) -> np.ndarray: ...
     @property
     def breaks(self) -> np.ndarray: ...
+    @property
+    def disp(self) -> FloatArray: ...
 
 
 J = TypeVar("J", bound=Judged)
@@ -79,11 +82,15 @@ def gated(
     return hold if az < line else h
 
 
-def seen(j: J, times: IntArray, values: FloatArray, idx: IntArray, step: int, cycles: int, p: Params) -> J:
+def seen(
+    j: J, times: IntArray, values: FloatArray, idx: IntArray, step: int, cycles: int, p: Params, reach: int
+) -> J:
     """`j` with `SEEN` added to the breaks of the points at `idx` (positions in `values`, all
     finite) that could be lone spikes (|z| at least `spike` x `min_z` lines) and were matched
     on one of the `cycles` previous days, within `spike_jitter` minutes of the same time of
-    day, by a value at least `SHARE` as far from the point's expected value, on its side."""
+    day, by a value at least `SHARE` as far from the point's expected value (in the value's
+    units: a count's back from its judging scale), on its side. Only values less than
+    `reach` seconds before the point are read: what a live check's history holds."""
     jitter = p.spike_jitter * 60 // step  # in periods (hourly data: the same hour only)
     if not p.spike_jitter or idx.size == 0 or DAY % step or DAY // step <= 2 * jitter + 1:
         return j
@@ -95,13 +102,13 @@ def seen(j: J, times: IntArray, values: FloatArray, idx: IntArray, step: int, cy
     if not far.any():  # the usual case: nothing to read
         return j
     k = np.flatnonzero(far)
-    e = np.where(j.counts[k], np.square(np.maximum(j.expected[k], 0.0)), j.expected[k])  # value scale
+    e = np.where(j.counts[k], autocounts.values_of(j.expected[k], j.disp[k]), j.expected[k])
     side = np.sign(j.z[k])
     now = (values[idx[k]] - e) * side
     back = np.arange(1, cycles + 1)[:, None] * (DAY // step) + np.arange(-jitter, jitter + 1)[None, :]
     target = times[idx[k]][:, None] - back.ravel()[None, :] * step  # all before the point
     pos = np.minimum(np.searchsorted(times, target), times.size - 1)
-    there = times[pos] == target
+    there = (times[pos] == target) & (target > times[idx[k]][:, None] - reach)
     dev = np.where(there, (values[pos] - e[:, None]) * side[:, None], -np.inf)
     flags = np.zeros(idx.size, np.int8)
     flags[k] = (now > 0) & (dev.max(axis=1) >= SHARE * now)

@@ -148,3 +148,48 @@ def test_a_new_spike_still_alarms_and_the_same_live() -> None:
     batched = many.detect_many(History(t[:-600], v[:-600], {}), points[-600:-300])
     batched += many.detect_many(History(t[:-300], v[:-300], {}), points[-300:])
     assert batched == cached
+
+
+def test_a_count_that_drops_is_not_excused_by_ordinary_previous_days() -> None:
+    """A count's expected value is on its judging scale (T_a, 2 sqrt(x) for Poisson): `seen`
+    took it for a square root and compared the previous days with four times the level, so
+    every drop of a count looked routine (hourly orders of 100 dropping to 30 were held)."""
+    hour = 3600
+    t = np.arange(130 * 24, dtype=np.int64) * hour
+    quiet = (t // 86400) % 7 == 5  # a quiet weekday at 30 (a shop's Sunday): no range broken
+    v = np.where(quiet, 30.0, 100.0) + ((t // hour * 7919) % 11 - 5).astype(float)
+    assert not quiet[-1]
+    v[-1] = 30.0
+    points = [Current(int(a), float(b), {}, "s") for a, b in zip(t, v, strict=True)]
+    for jitter in (0, 30):
+        det = AutoDetector(Params(spike_jitter=jitter), hour)
+        got = det.detect_many(History(t[:-1], v[:-1], {}), points[-1:])[0]
+        assert got.anomaly and got.direction == "down", (jitter, got)
+
+
+def test_seen_reads_only_what_a_live_check_holds() -> None:
+    """One-minute data with `seasonal: false`: a live check holds `window_seconds` (about 40
+    hours), less than three days back. A catch-up batch, holding more, found a spike two days
+    earlier and held the point that the live check alarmed on."""
+    minute = 60
+    rng = np.random.default_rng(1)
+    n = 5 * 1440
+    t = np.arange(n, dtype=np.int64) * minute
+    v = rng.normal(100, 1, n)
+    for day in (1, 3):
+        v[day * 1440 + 13 * 60] += 40  # 13:00 on days 1 and 3: two days apart
+    v[2 * 1440 + 20 * 60] += 42  # and a higher one between: the day-3 spike breaks no range
+    params = Params(seasonal=False)
+    live = AutoDetector(params, minute)
+    window = SeriesWindow(live.window_seconds(minute) + minute, ())
+    start = 1300
+    for a, b in zip(t[:start], v[:start], strict=True):
+        window.add(int(a), float(b), {})
+    points = [Current(int(a), float(b), {}, "s") for a, b in zip(t, v, strict=True)]
+    cached = []
+    for pt in points[start:]:
+        cached.append(live.detect(window.history(), pt))
+        window.add(pt.time, pt.value, {})
+    batched = AutoDetector(params, minute).detect_many(History(t[:start], v[:start], {}), points[start:])
+    assert cached[3 * 1440 + 13 * 60 - start].anomaly  # the live check alarms on day 3
+    assert batched == cached
