@@ -15,11 +15,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import asyncpg
+import structlog
 from asyncpg.exceptions import PostgresConnectionError, TargetServerAttributeNotMatched
 
 from detectkd.collectors.failover import CONNECT_TIMEOUT_S, HostOrder
 from detectkd.collectors.netparams import Endpoint, error_text
 from detectkd.config.hosts import show
+
+log = structlog.get_logger("detectkd")
 
 # Connecting failed at this host: the next one is tried. (A wrong password or a
 # missing database is not among them: libpq stops there too.)
@@ -95,9 +98,25 @@ class HostPool:
 
     async def _connect(self, *_: Any, **kwargs: Any) -> Any:
         passed: dict[str, Any] = {k: kwargs[k] for k in ("connection_class", "record_class") if k in kwargs}
-        if self._settings:
-            passed["server_settings"] = self._settings
-        conn, self.on = await connect(self.ep, self.order, self._timeout, **passed)
+        if not self._settings:
+            conn, self.on = await connect(self.ep, self.order, self._timeout, **passed)
+            return conn
+        try:
+            conn, self.on = await connect(
+                self.ep, self.order, self._timeout, server_settings=self._settings, **passed
+            )
+        except ConnectionError as exc:
+            if "startup parameter" not in str(exc):
+                raise
+            # A pooler in front (PgBouncer) refuses startup parameters it does not know (unless
+            # its `ignore_startup_parameters` lists them): without them, and said once.
+            log.warning(
+                "postgres: the server refused startup settings, connecting without them",
+                settings=sorted(self._settings),
+                error=str(exc),
+            )
+            self._settings = {}
+            conn, self.on = await connect(self.ep, self.order, self._timeout, **passed)
         return conn
 
     def connect_budget(self) -> float:
