@@ -34,7 +34,7 @@ class Judged:
     expected: FloatArray  # on the judging scale
     spread: FloatArray
     counts: np.ndarray  # bool: judged on the square-root scale
-    breaks: np.ndarray  # bool: beyond the recent range (range break)
+    breaks: np.ndarray  # bool here (a range break); `auto` adds int8 bits: 2 a stuck run, 4 a spike seen
     basis: IntArray  # the baseline that judged: 0 the level, k the k-th seasonal one
     disp: FloatArray  # a count's dispersion under the count model (`autocounts`), else NaN
 
