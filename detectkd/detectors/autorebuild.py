@@ -122,7 +122,7 @@ def _marked(
         one = autofit.Judged(
             *(f.reshape(n, at.size)[k] for f in (getattr(judged, d.name) for d in dataclasses.fields(judged)))
         )
-        one = autostuck.marked(one, rows[k], at, det.read, det.stuck_need, det.p)
+        one = autostuck.marked(one, times, rows[k], at, det.stuck_span, det.step, det.stuck_need, det.p)
         breaks[k] = autospikes.seen(one, times, rows[k], at, det.step, det.p.cycles, det.p).breaks
     return breaks
 
