@@ -86,8 +86,8 @@ Alone = tuple[str, Callable[[], History], int | None]  # series, its history whe
 def _digest(h: History) -> bytes:
     """The time grid and missing values of a history, in 16 bytes."""
     d = hashlib.blake2b(digest_size=16)
-    d.update(np.ascontiguousarray(h.times, np.int64))
-    d.update(np.isfinite(h.values))
+    d.update(np.ascontiguousarray(h.times, np.int64).data)
+    d.update(np.isfinite(h.values).data)
     return d.digest()
 
 
