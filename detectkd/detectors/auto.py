@@ -99,6 +99,7 @@ class AutoDetector:
         week = (WEEK + DAY) // self.step  # a week and a day: last week's peak is inside
         self.range_points = min(max(p.range_window, week), read) if p.range_window else 0
         self.read, self.stuck_need = read, min(week, read // 2)  # a stuck run's window (`autostuck`)
+        self.stuck_span = (read - 1) * self.step  # by time: the previous point's window is in a live one
         self._memo: dict[str, Memo] = {}
         # A calendar's `like` days (`detectors.calendared`): seconds back to the named weekday.
         self.like_shift: Callable[[IntArray], IntArray] | None = None
@@ -221,7 +222,8 @@ class AutoDetector:
             if key is not None and memo is not None:
                 memo.fit_key, memo.fit = key, fit if blocks.size == 1 else fit.newest()
         judged = self._apply(times, values, idx, inv, fit)  # breaks: 2 a stuck run, 4 a spike seen
-        judged = autostuck.marked(judged, values, idx, self.read, self.stuck_need, self.p)
+        span, need = self.stuck_span, self.stuck_need
+        judged = autostuck.marked(judged, times, values, idx, span, self.step, need, self.p)
         reach = self.window_seconds(self.step)  # what a live check's history holds
         return autospikes.seen(judged, times, values, idx, self.step, self.p.cycles, self.p, reach)
 

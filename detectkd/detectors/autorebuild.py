@@ -16,6 +16,7 @@ included, so the series' next `detect_many` finds it lined up and judges as it w
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable, Iterable
 from itertools import pairwise
 from typing import TYPE_CHECKING
@@ -43,10 +44,14 @@ def prepare(det: AutoDetector, histories: Iterable[tuple[str, Callable[[], Histo
     that have none (a first run, a new series), those on one time grid with the same missing
     values together (a batch at most `BATCH_VALUES` of level windows: a history is held only
     until its batch). A series with state is left to its own check, which rebuilds it if it
-    does not line up with the history (a revised point): a steady run asks for no history."""
+    does not line up with the history (a revised point): a steady run asks for no history.
+    A grid and mask seen once so far keep only a digest of them and the series' name, newest
+    time and history to ask again (`Alone`): a series alone is rebuilt by its own check, and
+    many series each with its own missing values hold no history, no group, past their turn."""
     if det.like_shift is not None:  # a calendar's `like` days shift per point: one at a time
         return
-    groups: dict[tuple[bytes, bytes], _Group] = {}
+    groups: dict[bytes, _Group] = {}
+    alone: dict[bytes, Alone] = {}
     for series, history in histories:
         if series in det._memo:
             continue
@@ -54,16 +59,36 @@ def prepare(det: AutoDetector, histories: Iterable[tuple[str, Callable[[], Histo
         memo, last = det._lined_up(series, h.times, h.values)
         if memo is not None or not len(h):
             continue
-        key = (h.times.tobytes(), np.isfinite(h.values).tobytes())
+        key = _digest(h)
         group = groups.get(key)
         if group is None:
+            first = alone.pop(key, None)
+            if first is None:  # the first on its grid and mask: its name, not its history
+                alone[key] = (series, history, last)
+                continue
             group = groups[key] = _Group(det, h)
+            again = first[1]()  # the first one's history, asked again
+            if group.same(again):  # (a digest's collision: the first is left to its own check)
+                group.members.append((first[0], again, first[2]))
+        elif not group.same(h):
+            continue  # a digest's collision: left to its own check
         group.members.append((series, h, last))
         if len(group.members) >= group.limit:
             group.rebuild(det)
     for group in groups.values():
         if len(group.members) >= MIN_GROUP:
             group.rebuild(det)
+
+
+Alone = tuple[str, Callable[[], History], int | None]  # series, its history when asked, its last
+
+
+def _digest(h: History) -> bytes:
+    """The time grid and missing values of a history, in 16 bytes."""
+    d = hashlib.blake2b(digest_size=16)
+    d.update(np.ascontiguousarray(h.times, np.int64).data)
+    d.update(np.isfinite(h.values).data)
+    return d.digest()
 
 
 class _Group:
@@ -84,6 +109,11 @@ class _Group:
         self.starts = np.searchsorted(times, self.blocks, side="left")
         per_series = max(1, self.blocks.size * det.p.window)
         self.limit = max(MIN_GROUP, BATCH_VALUES // per_series) if at.size else 1 << 62
+        self.grid = h.times
+
+    def same(self, h: History) -> bool:
+        """Whether `h` is on this group's time grid with the same missing values."""
+        return np.array_equal(h.times, self.grid) and np.array_equal(np.isfinite(h.values), self.kept)
 
     def rebuild(self, det: AutoDetector) -> None:
         group, self.members = self.members, []
@@ -122,7 +152,7 @@ def _marked(
         one = autofit.Judged(
             *(f.reshape(n, at.size)[k] for f in (getattr(judged, d.name) for d in dataclasses.fields(judged)))
         )
-        one = autostuck.marked(one, rows[k], at, det.read, det.stuck_need, det.p)
+        one = autostuck.marked(one, times, rows[k], at, det.stuck_span, det.step, det.stuck_need, det.p)
         reach = det.window_seconds(det.step)
         breaks[k] = autospikes.seen(one, times, rows[k], at, det.step, det.p.cycles, det.p, reach).breaks
     return breaks

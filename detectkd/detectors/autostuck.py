@@ -1,14 +1,15 @@
 """`auto`'s stuck value: a series that stops moving for longer than it lately ever did.
 
-A run of equal values (a flat line: a sensor that froze, a counter stuck at 0, a collector
-that repeats its last value) is news when it reaches `stuck` points and outlasts, by
-`stuck_margin`, the longest run of equal values among the values `auto` reads before it (the
-current run left out), provided at least a week and a day of them (or half of what `auto`
-reads, when that is less) lie before the run: the run-length counterpart of the range break.
-A series that often rests at one value (a count at 0 at night, a square wave) has long runs
-in its recent past and must outlast them; a series that always moves alarms after `stuck`
-points. It alarms once, at the point where the run crosses that line (alone, like a range
-break; persistence, fading and the rest period apply as to any alarm).
+A run of equal values (a flat line: a sensor that froze, a counter stuck at 0, a collector that
+repeats its last value) is news when it reaches `stuck` points and outlasts, by `stuck_margin`,
+the longest run of equal values among the values `auto` reads before it (by time: those within
+`read` - 1 intervals before the point, what a live check's window holds, values missing or not;
+the current run left out), provided at least a week and a day of them (or half of what `auto`
+reads, when that is less) lie before the run: the run-length counterpart of the range break. A
+series that often rests at one value (a count at 0 at night, a square wave) has long runs in
+its recent past and must outlast them; a series that always moves alarms after `stuck` points.
+It alarms once, at the point where the run crosses that line (alone, like a range break;
+persistence, fading and the rest period apply as to any alarm).
 
 Point in time: a point's flag depends only on the values up to it (its run, and the window
 before it), so a live check (one point) and a replay (`detect_many`) agree; a live check
@@ -42,31 +43,44 @@ class HasBreaks(Protocol):  # `auto`'s judgement (a dataclass)
 J = TypeVar("J", bound=HasBreaks)
 
 
-def marked(judged: J, values: FloatArray, idx: IntArray, points: int, need: int, p: Knobs) -> J:
-    """`judged` with `STUCK` added to the breaks of the points at `idx` (positions in `values`,
-    all finite, oldest first) where a run of equal values crosses its line."""
+def marked(
+    judged: J, times: IntArray, values: FloatArray, idx: IntArray, span: int, step: int, need: int, p: Knobs
+) -> J:
+    """`judged` with `STUCK` added to the breaks of the points at `idx` (positions in `times` and
+    `values`, all finite, oldest first) where a run of equal values crosses its line; `span`:
+    the seconds before a point that its window reads (`crossings`), `step` the interval."""
     if not p.stuck or idx.size == 0:
         return judged
-    flags = crossings(values, idx, points, p.stuck, p.stuck_margin, need)
+    flags = crossings(times, values, idx, span, step, p.stuck, p.stuck_margin, need)
     if not flags.any():
         return judged
     return dataclasses.replace(judged, breaks=judged.breaks.astype(np.int8) + STUCK * flags.astype(np.int8))
 
 
 def crossings(
-    values: FloatArray, idx: IntArray, points: int, least: int, margin: float, need: int
+    times: IntArray,
+    values: FloatArray,
+    idx: IntArray,
+    span: int,
+    step: int,
+    least: int,
+    margin: float,
+    need: int,
 ) -> np.ndarray:
     """Per position in `idx`: whether the run of equal values ending there is beyond its line
-    (at least `least` long, longer than `margin` x the longest run among the `points` values
-    before it, the run itself left out, of which at least `need` lie before the run) while the
-    run one point shorter was not."""
+    (at least `least` long, longer than `margin` x the longest run among the values before it
+    within `span` seconds, the run itself left out, of which at least `need` lie before the
+    run) while the run one point shorter, against the values within `span` seconds before the
+    interval (`step`) before the point, was not. By time, not by count: a live check's window
+    holds what lies within `span` + `step` seconds before the point, fewer values when some are
+    missing, and a replay reads those same ones."""
     out = np.zeros(idx.size, bool)
     if idx.size == 1:  # a live check: nothing to do unless the last `least` values are equal
         i = int(idx[0])
         if i + 1 < least or values[i] != values[i - 1] or (values[i - least + 1 : i] != values[i]).any():
             return out
-    lo = max(0, int(idx.min()) - points - 1)
-    seg = values[lo : int(idx.max()) + 1]
+    lo = int(np.searchsorted(times, times[int(idx.min())] - step - span, side="left"))
+    seg, ts = values[lo : int(idx.max()) + 1], times[lo : int(idx.max()) + 1]
     new = np.ones(seg.size, bool)
     new[1:] = seg[1:] != seg[:-1]
     first = np.maximum.accumulate(np.where(new, np.arange(seg.size), 0))  # each point's run start
@@ -74,19 +88,20 @@ def crossings(
     run = at - first[at] + 1
     for k in np.flatnonzero(run >= least).tolist():
         i = int(at[k])
-        out[k] = _beyond(seg, i, int(first[i]), points, least, margin, need) and not _beyond(
-            seg, i - 1, int(first[i]), points, least, margin, need
+        since, before = np.searchsorted(ts, [ts[i] - span, ts[i] - step - span], side="left").tolist()
+        out[k] = _beyond(seg, i, int(first[i]), since, least, margin, need) and not _beyond(
+            seg, i - 1, int(first[i]), before, least, margin, need
         )
     return out
 
 
-def _beyond(seg: FloatArray, i: int, start: int, points: int, least: int, margin: float, need: int) -> bool:
-    """The run from `start` to `i` (counted within the `points` values before `i`) against the
-    runs among those values."""
-    start = max(start, i - points)
+def _beyond(seg: FloatArray, i: int, start: int, since: int, least: int, margin: float, need: int) -> bool:
+    """The run from `start` to `i` (counted from `since`, the first value of its window) against
+    the runs among the values from `since` to the run."""
+    start = max(start, since)
     if i - start + 1 < least:
         return False
-    ref = seg[max(0, i - points) : start]  # the window before the point, the run left out
+    ref = seg[since:start]  # the window before the point, the run left out
     if ref.size < need:
         return False
     cut = np.flatnonzero(ref[1:] != ref[:-1])

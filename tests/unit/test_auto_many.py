@@ -4,6 +4,7 @@ verdict after it are those of rebuilding one series at a time, bit for bit."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -243,3 +244,51 @@ def test_a_runs_series_are_rebuilt_together_with_the_same_verdicts(
             assert sizes and sizes[0] == 5 and all(s == 1 for s in sizes[1:])  # at once, then live fits
     assert outcomes[0] == outcomes[1]
     assert any(v.anomalous for _, _, v in outcomes[0])
+
+
+def test_series_alone_on_their_mask_hold_no_history_past_their_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many series each with its own missing value (no batch to share): `prepare` keeps no
+    history and builds no group for them while it asks for the next ones (before: each its
+    own group, its history held until the end); a pair on one mask is still rebuilt together,
+    the first one's history asked again, and judges as one series at a time."""
+    t, vs = many("floats", 200, 32, seed=3)
+    for j, v in enumerate(vs[:30]):
+        v[20 + j] = np.nan  # a mask of its own
+    vs[31][50] = vs[30][50] = np.nan  # the pair: one mask
+    built: list[int] = []
+    real = autorebuild._Group.__init__
+
+    def counted(self: autorebuild._Group, det: AutoDetector, h: History) -> None:
+        built.append(len(h))
+        real(self, det, h)
+
+    monkeypatch.setattr(autorebuild._Group, "__init__", counted)
+    made: list[weakref.ref[History]] = []
+    held: list[int] = []
+
+    def history(v: np.ndarray) -> Callable[[], History]:
+        def ask() -> History:
+            held.append(sum(r() is not None for r in made))
+            h = History(t[:200].copy(), v[:200].copy(), {}, 1)
+            made.append(weakref.ref(h))
+            return h
+
+        return ask
+
+    det = AutoDetector(Params(), STEP)
+    det.prepare((f"s{j}", history(v)) for j, v in enumerate(vs))
+    assert built == [200]  # the pair's group only
+    assert max(held[:31]) <= 1  # the one being looked at: no other history held
+    assert set(det.state_series()) == {"s30", "s31"}
+    alone = AutoDetector(Params(), STEP)
+    for s in ("s30", "s31"):
+        v = vs[int(s[1:])]
+        got = [
+            det.detect_many(History(t[:e], v[:e], {}, 1), [Current(int(t[e]), float(v[e]), {}, s)])
+            for e in (200, 201)
+        ]
+        want = [
+            alone.detect_many(History(t[:e], v[:e], {}, 1), [Current(int(t[e]), float(v[e]), {}, s)])
+            for e in (200, 201)
+        ]
+        assert got == want

@@ -64,11 +64,11 @@ def test_the_crossing_is_the_first_point_beyond_the_longest_recent_run() -> None
     values[100:130] = 7.0  # a run of 30
     values[300:380] = 9.0  # a run of 80
     idx = np.arange(400)
-    flags = autostuck.crossings(values, idx, 1000, 12, 2.0, 50)
+    flags = autostuck.crossings(idx, values, idx, 1000, 1, 12, 2.0, 50)
     assert np.flatnonzero(flags).tolist() == [100 + 11, 300 + 60]  # beyond 12, then 2 x 30
-    flags = autostuck.crossings(values, idx, 1000, 12, 1.0, 150)  # the run of 30 is too early
+    flags = autostuck.crossings(idx, values, idx, 1000, 1, 12, 1.0, 150)  # the run of 30 is too early
     assert np.flatnonzero(flags).tolist() == [300 + 30]
-    flags = autostuck.crossings(values, idx, 150, 12, 2.0, 50)  # the run of 30 is out of the window
+    flags = autostuck.crossings(idx, values, idx, 150, 1, 12, 2.0, 50)  # the run of 30 is out of the window
     assert np.flatnonzero(flags).tolist() == [100 + 11, 300 + 11]
 
 
@@ -131,3 +131,33 @@ def test_a_restart_after_the_crossing_rebuilds_its_alarm_and_rest() -> None:
         now, then = fresh._memo["s"], going._memo["s"]
         assert (now.rest, now.level) == (then.rest, then.level)
         assert then.rest == 100 - (cut - crossing)  # resting after the stuck run's alarm
+
+
+def test_with_missing_values_a_live_window_and_a_replay_read_the_same_runs() -> None:
+    """The longest recent run is looked for among the values within `auto`'s window by time,
+    not among as many values as it reads: a live check's history (`window_seconds` + one
+    interval, by time) holds fewer values when some are missing, and a replay over the whole
+    series must judge as it does. An earlier run of 100 lies in the replay's last 2,412 values
+    but not in the live window's last 2,412 minutes (10 % of the values between missing): by
+    count, live alarms at the 48th point of the later run and the replay only later."""
+    step, n, start = 60, 9000, 5000
+    p = Params(seasonal=False, stuck=48)
+    rng = np.random.default_rng(2)
+    t = np.arange(n, dtype=np.int64) * step
+    v = np.round(rng.normal(100, 5, n), 3)
+    run = 7000
+    v[run : run + 200] = 100.0
+    v[run - 2480 - 100 : run - 2480] = 100.0
+    v[run - 2480 : run - 150][rng.random(2330) < 0.1] = np.nan
+    points = [Current(int(a), None if b != b else float(b), {}, "s") for a, b in zip(t, v, strict=True)]
+    det = AutoDetector(p, step)
+    span = det.window_seconds(step) + step
+    lo = int(np.searchsorted(t, t[start] - span + 1))
+    replay = AutoDetector(p, step).detect_many(History(t[lo:start], v[lo:start], {}), points[start:])
+    live = []
+    for i in range(start, n):
+        lo = int(np.searchsorted(t, t[i] - span + 1))  # the window: `span` back, by time
+        live += det.detect_many(History(t[lo:i], v[lo:i], {}), points[i : i + 1])
+    assert live == replay
+    up = [start + k for k, r in enumerate(replay) if r.anomaly and (k == 0 or not replay[k - 1].anomaly)]
+    assert run + 48 - 1 in up  # the earlier run is out of the window: the line is `stuck`
