@@ -8,6 +8,7 @@ import numpy as np
 
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
+from detectkd.detectors.autostate import Memo
 from detectkd.detectors.base import Current, History
 
 STEP = 60
@@ -37,3 +38,10 @@ def auto_alarms(values: np.ndarray, step: int, **params: object) -> list[int]:
     points = [Current(int(t), float(v), {}, "s") for t, v in zip(times, values, strict=True)]
     flags = np.array([r.anomaly for r in det.detect_many(History.empty(), points)])
     return np.flatnonzero(flags & ~np.r_[False, flags[:-1]]).tolist()
+
+
+def same_state(got: Memo, want: Memo) -> None:
+    """`auto`'s derived state of a series, field by field: the alarm line's ring and the run."""
+    fields = ("surprise", "run", "rest", "level", "alarmed")
+    assert [getattr(got, f) for f in fields] == [getattr(want, f) for f in fields]
+    assert np.array_equal(got.ring(), want.ring(), equal_nan=True)

@@ -13,6 +13,7 @@ from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostate import BlockFit, Memo, line
 from detectkd.detectors.base import Current, History
 from detectkd.runtime.windows import SeriesWindow
+from tests.support.detectors import same_state
 
 STEP = 3600  # hourly: the day (24) and the week (168) are cycles
 
@@ -332,13 +333,6 @@ def test_a_rebuild_fits_only_the_blocks_that_can_judge_and_leaves_the_full_judge
         want = Memo(det.p.reference)
         det._rebuild(want, np.abs(full.z), full.breaks)
         got = det._memo_for("s", t, v, revision=1)
-        assert (got.surprise, got.run, got.rest, got.level, got.alarmed) == (
-            want.surprise,
-            want.run,
-            want.rest,
-            want.level,
-            want.alarmed,
-        )
-        assert np.array_equal(got.ring(), want.ring(), equal_nan=True)
+        same_state(got, want)
         if n >= 75:
             assert np.isfinite(full.z).sum() > 0 and want.run + want.rest > 0  # judged, and alarmed

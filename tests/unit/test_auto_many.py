@@ -20,6 +20,7 @@ from detectkd.detectors.base import Current, History, Result
 from detectkd.runtime.judge import judge
 from detectkd.storage.base import StoredPoint
 from detectkd.storage.window import rows_of
+from tests.support.detectors import same_state
 from tests.support.judging import STEP as JSTEP
 from tests.support.judging import T0, setup
 
@@ -64,6 +65,19 @@ def lazy(pairs: Iterable[tuple[str, History]]) -> Iterator[tuple[str, Callable[[
         return lambda: h
 
     return ((s, held(h)) for s, h in pairs)
+
+
+def fitted_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The rows (series) of every block fit from now on, in order."""
+    sizes: list[int] = []
+    real = autofit.block_fit
+
+    def counted(d: AutoDetector, times: np.ndarray, values: np.ndarray, starts: np.ndarray) -> BlockFit:
+        sizes.append(values.shape[0])
+        return real(d, times, values, starts)
+
+    monkeypatch.setattr(autofit, "block_fit", counted)
+    return sizes
 
 
 def judge_all(det: AutoDetector, t: np.ndarray, vs: list[np.ndarray], n: int, prepared: bool) -> list[object]:
@@ -120,14 +134,7 @@ def test_series_are_fitted_together_per_grid_and_mask(monkeypatch: pytest.Monkey
     alone by its own first check)."""
     t, vs = many("floats", 200, 6, seed=1)
     det = AutoDetector(Params(), STEP)
-    sizes: list[int] = []
-    real = autofit.block_fit
-
-    def counted(d: AutoDetector, times: np.ndarray, values: np.ndarray, starts: np.ndarray) -> BlockFit:
-        sizes.append(values.shape[0])
-        return real(d, times, values, starts)
-
-    monkeypatch.setattr(autofit, "block_fit", counted)
+    sizes = fitted_rows(monkeypatch)
     gappy = vs[5].copy()
     gappy[50] = np.nan
     histories = [(f"s{j}", History(t[:200], v[:200], {}, 1)) for j, v in enumerate(vs[:4])]
@@ -151,14 +158,7 @@ def test_a_batch_is_bounded_by_its_level_windows(monkeypatch: pytest.MonkeyPatch
     det = AutoDetector(Params(), STEP)
     blocks = -(-(300 - 62) // 12)  # about: the blocks that can judge
     monkeypatch.setattr(autorebuild, "BATCH_VALUES", 3 * blocks * det.p.window)
-    sizes: list[int] = []
-    real = autofit.block_fit
-
-    def counted(d: AutoDetector, times: np.ndarray, values: np.ndarray, starts: np.ndarray) -> BlockFit:
-        sizes.append(values.shape[0])
-        return real(d, times, values, starts)
-
-    monkeypatch.setattr(autofit, "block_fit", counted)
+    sizes = fitted_rows(monkeypatch)
     det.prepare(lazy((f"s{j}", History(t[:300], v[:300], {})) for j, v in enumerate(vs)))
     assert max(sizes) <= 3 and sum(sizes) >= 6  # the last one alone: left to its own check
 
@@ -188,14 +188,7 @@ def test_the_rebuilds_bulk_replay_leaves_the_loops_state(seed: int, size: int) -
         det._surprises(want, az[cut:], breaks[cut:])
         got = Memo(size)
         det._rebuild(got, az, breaks, tail)
-        assert (got.surprise, got.run, got.rest, got.level, got.alarmed) == (
-            want.surprise,
-            want.run,
-            want.rest,
-            want.level,
-            want.alarmed,
-        )
-        assert got.export()[0].tobytes() == want.export()[0].tobytes()
+        same_state(got, want)
         levels.append(want.level)
     assert max(levels) > 0  # the replayed points alarmed (the state is not the calm one)
 
@@ -224,14 +217,7 @@ def test_a_runs_series_are_rebuilt_together_with_the_same_verdicts(
         for k in keys
     }
     now = [Point(k, T0 + 300 * JSTEP, 20.0 + 40 * (j == 2)) for j, k in enumerate(keys)]
-    sizes: list[int] = []
-    real = autofit.block_fit
-
-    def counted(d: AutoDetector, times: np.ndarray, values: np.ndarray, starts: np.ndarray) -> BlockFit:
-        sizes.append(values.shape[0])
-        return real(d, times, values, starts)
-
-    monkeypatch.setattr(autofit, "block_fit", counted)
+    sizes = fitted_rows(monkeypatch)
     outcomes = []
     for prepared in (True, False):
         if not prepared:
