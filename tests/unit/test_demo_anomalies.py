@@ -86,3 +86,16 @@ def test_all_three_demo_anomalies_alert(t0: float) -> None:
     assert any(160 <= t < 200 for t in us), us  # drop to a tenth: +165 s .. +195 s
     quiet = [t for t in eu + us + lat if not (30 <= t < 200)]
     assert len(quiet) <= 1, quiet  # and (almost) nothing else in the cycle
+
+
+def test_the_eu_spike_fills_whole_periods_whatever_the_start_second() -> None:
+    """The first 10-second period of `demo_orders` with a spiked second is spiked throughout,
+    for a feeder started at any second (before, at 9 of 10 starts it was partly spiked)."""
+    from detectkd.demo import PERIOD_S, anomaly_origin, factors
+
+    for t0 in range(1_800_000_000, 1_800_000_010):
+        origin = anomaly_origin(t0)
+        assert t0 <= origin < t0 + PERIOD_S
+        spiked = [t for t in range(t0, t0 + 120) if factors(t, origin)[0]["eu"] > 1]
+        first = spiked[0] // PERIOD_S * PERIOD_S
+        assert spiked[:PERIOD_S] == list(range(first, first + PERIOD_S)), t0
