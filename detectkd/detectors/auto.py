@@ -100,13 +100,13 @@ class AutoDetector:
         self.range_points = min(max(p.range_window, week), read) if p.range_window else 0
         self.read, self.stuck_need = read, min(week, read // 2)  # a stuck run's window (`autostuck`)
         self.stuck_span = (read - 1) * self.step  # by time: the previous point's window is in a live one
+        self.reach = read * self.step  # what a live check's history holds (`window_seconds`, `autospikes`)
         self._memo: dict[str, Memo] = {}
         # A calendar's `like` days (`detectors.calendared`): seconds back to the named weekday.
         self.like_shift: Callable[[IntArray], IntArray] | None = None
 
     def window_seconds(self, interval_seconds: int) -> int:
-        longest = max(self.periods, default=0) * self.p.cycles
-        return (self.p.window + longest + self.p.reference + self.p.refresh) * interval_seconds
+        return self.read * interval_seconds  # window + cycles x the longest period + reference + refresh
 
     def judge_seconds(self, interval_seconds: int) -> int:  # `min_samples` before a block (`autostage`)
         return (self.p.min_samples + self.p.refresh) * interval_seconds
@@ -224,8 +224,7 @@ class AutoDetector:
         judged = self._apply(times, values, idx, inv, fit)  # breaks: 2 a stuck run, 4 a spike seen
         span, need = self.stuck_span, self.stuck_need
         judged = autostuck.marked(judged, times, values, idx, span, self.step, need, self.p)
-        reach = self.window_seconds(self.step)  # what a live check's history holds
-        return autospikes.seen(judged, times, values, idx, self.step, self.p.cycles, self.p, reach)
+        return autospikes.seen(judged, times, values, idx, self.step, self.p.cycles, self.p, self.reach)
 
     def _block_fit(self, times: IntArray, values: FloatArray, starts: IntArray) -> BlockFit:
         """Per block: counts or not, enough data, and per scale and baseline the centre, spread

@@ -25,7 +25,7 @@ import numpy as np
 
 from detectkd.detectors import autofit, autospikes, autostuck
 from detectkd.detectors.autostage import judgeable
-from detectkd.detectors.autostate import BlockFit, Memo, ring_array
+from detectkd.detectors.autostate import Memo, ring_array
 from detectkd.detectors.base import FloatArray, History, IntArray
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ class _Group:
             memo = det._memo[series] = Memo(det.p.reference)
             if h.revision:  # the newest block's fit, for the live check of that block
                 memo.fit_key = (h.revision, int(blocks[-1]), s0, int(times[s0 - 1]) if s0 else -1)
-                memo.fit = _newest(fit, (k + 1) * blocks.size - 1)
+                memo.fit = fit.row((k + 1) * blocks.size - 1)
             az, brk = np.full(self.idx.size, np.nan), np.zeros(self.idx.size, np.int8)
             az[self.some], brk[self.some] = z[k], breaks[k]
             det._rebuild(memo, az, brk)
@@ -153,8 +153,7 @@ def _marked(
             *(f.reshape(n, at.size)[k] for f in (getattr(judged, d.name) for d in dataclasses.fields(judged)))
         )
         one = autostuck.marked(one, times, rows[k], at, det.stuck_span, det.step, det.stuck_need, det.p)
-        reach = det.window_seconds(det.step)
-        breaks[k] = autospikes.seen(one, times, rows[k], at, det.step, det.p.cycles, det.p, reach).breaks
+        breaks[k] = autospikes.seen(one, times, rows[k], at, det.step, det.p.cycles, det.p, det.reach).breaks
     return breaks
 
 
@@ -187,16 +186,3 @@ def replay(det: AutoDetector, memo: Memo, az: FloatArray, breaks: np.ndarray) ->
         memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed = 0.0, 0, rest, level, False
         det._surprises(memo, tail[a:b], breaks[a:b])
         rest, level = memo.rest, memo.level
-
-
-def _newest(fit: BlockFit, row: int) -> BlockFit:
-    """One row of a many-series fit: a series' newest block (`BlockFit.newest`)."""
-    r = slice(row, row + 1)
-    return BlockFit(
-        fit.is_count[r],
-        fit.enough[r],
-        {s: [(c[r], p[r], o[r], d[r]) for c, p, o, d in m] for s, m in fit.fits.items()},
-        {s: (top[r], bottom[r]) for s, (top, bottom) in fit.ranges.items()},
-        fit.filled[r],
-        fit.poisson[r],
-    )

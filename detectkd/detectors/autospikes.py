@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import dataclasses
 from array import array
-from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
 from detectkd.detectors import autocounts
+from detectkd.detectors.autofit import Judged
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostate import DTYPE, Memo
 from detectkd.detectors.base import FloatArray, IntArray
@@ -41,24 +41,6 @@ from detectkd.detectors.evt import tail_line
 DAY = 86400
 SEEN = 4  # the bit of `breaks` (a range break: 1, a stuck run: 2) for a spike seen on previous days
 SHARE = 0.5  # a previous day's value at least half as far from the expected value matches
-
-
-class Judged(Protocol):  # `auto`'s judgement (a dataclass)
-    __dataclass_fields__: ClassVar[dict[str, Any]]
-
-    @property
-    def z(self) -> FloatArray: ...
-    @property
-    def expected(self) -> FloatArray: ...
-    @property
-    def counts(self) -> np.ndarray: ...
-    @property
-    def breaks(self) -> np.ndarray: ...
-    @property
-    def disp(self) -> FloatArray: ...
-
-
-J = TypeVar("J", bound=Judged)
 
 
 def gated(
@@ -83,8 +65,15 @@ def gated(
 
 
 def seen(
-    j: J, times: IntArray, values: FloatArray, idx: IntArray, step: int, cycles: int, p: Params, reach: int
-) -> J:
+    j: Judged,
+    times: IntArray,
+    values: FloatArray,
+    idx: IntArray,
+    step: int,
+    cycles: int,
+    p: Params,
+    reach: int,
+) -> Judged:
     """`j` with `SEEN` added to the breaks of the points at `idx` (positions in `values`, all
     finite) that could be lone spikes (|z| at least `spike` x `min_z` lines) and were matched
     on one of the `cycles` previous days, within `spike_jitter` minutes of the same time of

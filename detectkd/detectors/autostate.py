@@ -158,13 +158,18 @@ class BlockFit:
 
     def newest(self) -> BlockFit:
         """The newest block's baselines alone (what the next live check of it reuses)."""
+        return self.row(self.is_count.shape[0] - 1)
+
+    def row(self, k: int) -> BlockFit:
+        """Block `k` alone (of a many-series fit: series by series, blocks in order)."""
+        r = slice(k, k + 1)
         return BlockFit(
-            self.is_count[-1:],
-            self.enough[-1:],
-            {s: [(c[-1:], p[-1:], o[-1:], d[-1:]) for c, p, o, d in m] for s, m in self.fits.items()},
-            {s: (top[-1:], bottom[-1:]) for s, (top, bottom) in self.ranges.items()},
-            self.filled[-1:],
-            self.poisson[-1:],
+            self.is_count[r],
+            self.enough[r],
+            {s: [(c[r], p[r], o[r], d[r]) for c, p, o, d in m] for s, m in self.fits.items()},
+            {s: (top[r], bottom[r]) for s, (top, bottom) in self.ranges.items()},
+            self.filled[r],
+            self.poisson[r],
         )
 
 

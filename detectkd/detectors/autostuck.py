@@ -19,10 +19,11 @@ does no work unless its last `stuck` values are equal. No state.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Protocol
 
 import numpy as np
 
+from detectkd.detectors.autofit import Judged
 from detectkd.detectors.base import FloatArray, IntArray
 
 STUCK = 2  # the flag `auto` reads in its breaks: a stuck run, with no gate in |z|
@@ -33,19 +34,16 @@ class Knobs(Protocol):
     stuck_margin: float
 
 
-class HasBreaks(Protocol):  # `auto`'s judgement (a dataclass)
-    __dataclass_fields__: ClassVar[dict[str, Any]]
-
-    @property
-    def breaks(self) -> np.ndarray: ...
-
-
-J = TypeVar("J", bound=HasBreaks)
-
-
 def marked(
-    judged: J, times: IntArray, values: FloatArray, idx: IntArray, span: int, step: int, need: int, p: Knobs
-) -> J:
+    judged: Judged,
+    times: IntArray,
+    values: FloatArray,
+    idx: IntArray,
+    span: int,
+    step: int,
+    need: int,
+    p: Knobs,
+) -> Judged:
     """`judged` with `STUCK` added to the breaks of the points at `idx` (positions in `times` and
     `values`, all finite, oldest first) where a run of equal values crosses its line; `span`:
     the seconds before a point that its window reads (`crossings`), `step` the interval."""

@@ -5,6 +5,7 @@ meanwhile (a first run's window load included)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -209,16 +210,9 @@ async def test_the_loop_runs_while_a_big_metric_loads_and_judges(
     assert answered == ["load", "judge"]
 
 
-async def test_a_run_whose_judge_waits_for_a_thread_past_its_timeout_still_commits(
-    tmp_path: Path, resources: Resources
-) -> None:
-    """The run timeout guards the source and the store, not the wait for a judge thread:
-    with both judge threads taken past the timeout, the run waits, judges and commits, and
-    is not counted as failed (it was cancelled, its judge never run, before)."""
-    fleet = Fleet(tmp_path, 300)
-    fleet.source()
-    store = await fleet.store("queued")
-    loop = asyncio.get_running_loop()
+@contextlib.asynccontextmanager
+async def judge_threads_taken() -> AsyncIterator[threading.Event]:
+    """Every judge thread of the process busy until the event yielded is set (or the block ends)."""
     release = threading.Event()
     begun = [threading.Event() for _ in range(offloop.JUDGE_THREADS)]
 
@@ -230,32 +224,48 @@ async def test_a_run_whose_judge_waits_for_a_thread_past_its_timeout_still_commi
     try:
         for b in begun:
             assert await asyncio.to_thread(b.wait, 30)  # every judge thread is taken
-        rt = fleet.runtime(store, resources)
-        slot = SimpleNamespace(
-            runtime=rt,
-            trigger=SimpleNamespace(latest_at_or_before=lambda now: now),
-            late=SimpleNamespace(run=lambda finish, now, again: rt.run(fleet.last)),
-        )
-        timeout = 3.0  # the source and the store take well under it, even on a loaded machine
-        runs = Runs(
-            {"fleet": slot},  # type: ignore[dict-item]
-            make_settings(tmp_path, run_timeout=timedelta(seconds=timeout)),
-            Telemetry(),
-            Outages(60.0, 2),
-            None,
-            lambda: asyncio.sleep(0),
-        )
-        loop.call_later(timeout + 1, release.set)  # the threads free up past the timeout
-        await runs.run_metric("fleet", at=float(fleet.last))
-        assert release.is_set()
-        assert rt.status.failures == 0 and rt.status.runs == 1, rt.status.last_error
-        assert await store.watermark("fleet") == fleet.last - HOUR
-        firing = {s for s, st in rt.states.items() if st.status == "firing"}
-        assert firing == {f"s={k}" for k in SPIKED}
-        assert len(await store.outbox_pending()) == len(SPIKED)
+        yield release
     finally:
         release.set()
         await asyncio.gather(*blockers)
+
+
+async def test_a_run_whose_judge_waits_for_a_thread_past_its_timeout_still_commits(
+    tmp_path: Path, resources: Resources
+) -> None:
+    """The run timeout guards the source and the store, not the wait for a judge thread:
+    with both judge threads taken past the timeout, the run waits, judges and commits, and
+    is not counted as failed (it was cancelled, its judge never run, before)."""
+    fleet = Fleet(tmp_path, 300)
+    fleet.source()
+    store = await fleet.store("queued")
+    loop = asyncio.get_running_loop()
+    try:
+        async with judge_threads_taken() as release:
+            rt = fleet.runtime(store, resources)
+            slot = SimpleNamespace(
+                runtime=rt,
+                trigger=SimpleNamespace(latest_at_or_before=lambda now: now),
+                late=SimpleNamespace(run=lambda finish, now, again: rt.run(fleet.last)),
+            )
+            timeout = 3.0  # the source and the store take well under it, even on a loaded machine
+            runs = Runs(
+                {"fleet": slot},  # type: ignore[dict-item]
+                make_settings(tmp_path, run_timeout=timedelta(seconds=timeout)),
+                Telemetry(),
+                Outages(60.0, 2),
+                None,
+                lambda: asyncio.sleep(0),
+            )
+            loop.call_later(timeout + 1, release.set)  # the threads free up past the timeout
+            await runs.run_metric("fleet", at=float(fleet.last))
+            assert release.is_set()
+            assert rt.status.failures == 0 and rt.status.runs == 1, rt.status.last_error
+            assert await store.watermark("fleet") == fleet.last - HOUR
+            firing = {s for s, st in rt.states.items() if st.status == "firing"}
+            assert firing == {f"s={k}" for k in SPIKED}
+            assert len(await store.outbox_pending()) == len(SPIKED)
+    finally:
         await store.close()
 
 
@@ -297,17 +307,7 @@ async def test_first_runs_waiting_for_a_judge_thread_hold_few_windows_read(
         return got
 
     monkeypatch.setattr(SqliteStore, "read_window", counted)
-    release = threading.Event()
-    begun = [threading.Event() for _ in range(offloop.JUDGE_THREADS)]
-
-    def busy(k: int) -> None:
-        begun[k].set()
-        release.wait(timeout=30)
-
-    blockers = [asyncio.ensure_future(offloop.in_thread(busy, k)) for k in range(offloop.JUDGE_THREADS)]
-    try:
-        for b in begun:
-            assert await asyncio.to_thread(b.wait, 30)  # every judge thread is taken
+    async with judge_threads_taken() as release:
         runtimes = [fleet.runtime(store, resources) for store in stores]
         runs = [asyncio.ensure_future(rt.run(fleet.last)) for rt in runtimes]
         async with asyncio.timeout(30):  # every run asked for the gate, or (unbounded) read
@@ -317,9 +317,6 @@ async def test_first_runs_waiting_for_a_judge_thread_hold_few_windows_read(
         assert reads == offloop.WINDOW_LOADS  # the others wait before reading
         release.set()
         reports = await asyncio.gather(*runs)
-    finally:
-        release.set()
-        await asyncio.gather(*blockers)
     try:
         assert reads == n and all(len(r.points) == 200 for r in reports)
         for store in stores:
