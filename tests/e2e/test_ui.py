@@ -79,12 +79,13 @@ async def test_overview_filters_and_a_metric_chart_zooms_in_chromium(
 ) -> None:
     src = Source(daemon.root / "src.db")
     now = int(time.time())
-    spike = now - now % STEP - 20 * STEP
+    spike = now - now % STEP + 8 * STEP  # judged live, or in `start_time`'s catch-up on a slow start
     for name in ("orders", "signups"):
         fill(src, name, now - 400, now + 300, STEP, {spike: 900.0} if name == "orders" else {})
         write(daemon.root / "metrics.d" / f"{name}.yaml", metric_yaml(name, src.path, receiver.url))
     await daemon.start()
     await daemon.until(lambda: _all_ran(daemon), timeout=60, what="both metrics ran")
+    await daemon.until(lambda: _anomaly_at(daemon, "orders", spike), timeout=90, what="the spike judged")
 
     async with aiohttp.ClientSession() as s, s.get(daemon.base + "/") as r:
         assert r.status == 401  # the pages are behind the web config's users, like the API
@@ -276,12 +277,13 @@ async def test_the_ui_through_a_workers_supervisor(
     spiky = on[1][0]
     src = Source(daemon.root / "src.db")
     now = int(time.time())
-    spike = now - now % STEP - 20 * STEP
+    spike = now - now % STEP + 8 * STEP  # judged live, or in `start_time`'s catch-up on a slow start
     for name in (on[0][0], spiky):
         fill(src, name, now - 400, now + 300, STEP, {spike: 900.0} if name == spiky else {})
         write(daemon.root / "metrics.d" / f"{name}.yaml", metric_yaml(name, src.path, receiver.url))
     await daemon.start(env={"DETECTK_WORKERS": "2"})
     await daemon.until(lambda: _ran(daemon, [on[0][0], spiky]), timeout=60, what="both workers' metrics ran")
+    await daemon.until(lambda: _anomaly_at(daemon, spiky, spike), timeout=90, what="the spike judged")
 
     authorize(browser, daemon.auth)
     browser.get(daemon.base + "/")
@@ -318,6 +320,13 @@ async def test_the_ui_through_a_workers_supervisor(
         browser.get(daemon.base + page)
         assert browser.find_element(By.TAG_NAME, "h1").text == title
     assert await daemon.stop() == 0
+
+
+async def _anomaly_at(d: DaemonProcess, name: str, period: int) -> bool:
+    """Whether the metric's stored detections hold an anomaly at `period` (the chart's source)."""
+    status, body = await d.get(f"/api/v1/metrics/{name}/series?range=1h")
+    assert status == 200, body
+    return any(a["t"] == period for cols in json.loads(body)["series"].values() for a in cols["anomalies"])
 
 
 async def _ran(d: DaemonProcess, names: list[str]) -> bool:
