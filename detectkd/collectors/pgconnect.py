@@ -109,7 +109,8 @@ class HostPool:
             if "startup parameter" not in str(exc):
                 raise
             # A pooler in front (PgBouncer) refuses startup parameters it does not know (unless
-            # its `ignore_startup_parameters` lists them): without them, and said once.
+            # its `ignore_startup_parameters` lists them: then it drops them without a word):
+            # without them, and said once (tests/integration/test_pgbouncer.py).
             log.warning(
                 "postgres: the server refused startup settings, connecting without them",
                 settings=sorted(self._settings),

@@ -37,6 +37,13 @@ if ! command -v clickhouse-server >/dev/null 2>&1 && [ ! -x /usr/sbin/clickhouse
     apt_install clickhouse-server
 fi
 
+# PgBouncer (Debian's pgbouncer): the PostgreSQL store's tests start private ones on free ports
+# in front of the server above, each with its own config under a temp dir
+# (tests/support/pgbouncer_server.py), so only install here.
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+    apt_install pgbouncer
+fi
+
 # Chromium (headless): the backtest HTML report is rendered and checked in a real browser.
 if ! command -v chromium >/dev/null 2>&1; then
     apt_install chromium

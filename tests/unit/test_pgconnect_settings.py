@@ -1,8 +1,10 @@
 """The store's startup settings (`idle_in_transaction_session_timeout`) against a pooler that
 refuses startup parameters it does not know (PgBouncer without `ignore_startup_parameters`
 answers "unsupported startup parameter"): the store connects without them instead of failing
-to open. The driver's connect is replaced here (no PgBouncer on this machine); the setting's
-effect on a real server is tests/integration/test_lease_idle.py's."""
+to open. The driver's connect is replaced here, for the connection-level details (asked again
+without them at once; another refusal is not taken for a pooler); the store through a real
+PgBouncer is tests/integration/test_pgbouncer.py's, the setting's effect on a real server
+tests/integration/test_lease_idle.py's."""
 
 from __future__ import annotations
 
