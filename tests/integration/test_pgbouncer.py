@@ -22,11 +22,7 @@ from detectkd.storage import lease
 from detectkd.storage.base import NewOutboxItem, RunRecord
 from detectkd.storage.postgres import PostgresStore
 from tests.support.databases import pg_database
-from tests.support.pgbouncer_server import installed, running
-
-pytestmark = pytest.mark.skipif(
-    not installed(), reason="pgbouncer is not installed (scripts/test installs it)"
-)
+from tests.support.pgbouncer_server import running
 
 REFUSED = "postgres: the server refused startup settings, connecting without them"
 IDLE = "SHOW idle_in_transaction_session_timeout"
