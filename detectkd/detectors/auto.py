@@ -98,7 +98,11 @@ class AutoDetector:
         read = p.window + max(self.periods, default=0) * p.cycles + p.reference + p.refresh
         week = (WEEK + DAY) // self.step  # a week and a day: last week's peak is inside
         self.range_points = min(max(p.range_window, week), read) if p.range_window else 0
-        self.read, self.stuck_need = read, min(week, read // 2)  # a stuck run's window (`autostuck`)
+        # A stuck run's window (`autostuck`) must hold a week and a day before the run, or a rest
+        # that comes once a week (a count at 0 every weekend) is a new record every week: 0 (the
+        # channel off) where `auto` reads less (intervals under 3 minutes, unless `max_history`
+        # takes the weekly cycle in).
+        self.read, self.stuck_need = read, week if read - 1 >= week else 0
         self.stuck_span = (read - 1) * self.step  # by time: the previous point's window is in a live one
         self.reach = read * self.step  # what a live check's history holds (`window_seconds`, `autospikes`)
         self._memo: dict[str, Memo] = {}

@@ -73,7 +73,8 @@ class Params(Frozen):
     # minute is not huge), as far as its level window varies like a random count.
     poisson_floor: float = Field(default=1.0, ge=0, le=1)
     # Stuck value (`autostuck`): a run of at least this many equal values alarms, once, when it
-    # outlasts `stuck_margin` x the longest run among the values `auto` reads before it, with at
-    # least a week and a day of them (or half of them) before the run. 0: off (the default).
+    # outlasts `stuck_margin` x the longest run among the values `auto` reads before it (their
+    # first run left out), with a week and a day of them before the run (none where `auto` reads
+    # less: one-minute data, unless `max_history` takes the weekly cycle in). 0: off (the default).
     stuck: int = Field(default=0, ge=0)
     stuck_margin: float = Field(default=1.3, ge=1.0)  # how far beyond the longest recent run

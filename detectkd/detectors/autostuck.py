@@ -4,12 +4,17 @@ A run of equal values (a flat line: a sensor that froze, a counter stuck at 0, a
 repeats its last value) is news when it reaches `stuck` points and outlasts, by `stuck_margin`,
 the longest run of equal values among the values `auto` reads before it (by time: those within
 `read` - 1 intervals before the point, what a live check's window holds, values missing or not;
-the current run left out), provided at least a week and a day of them (or half of what `auto`
-reads, when that is less) lie before the run: the run-length counterpart of the range break. A
-series that often rests at one value (a count at 0 at night, a square wave) has long runs in
-its recent past and must outlast them; a series that always moves alarms after `stuck` points.
-It alarms once, at the point where the run crosses that line (alone, like a range break;
-persistence, fading and the rest period apply as to any alarm).
+the current run left out, and the window's first run too: it may have begun before the window,
+so how long it is is unknown), provided at least a week and a day of values lie between that
+first run and the current one: the run-length counterpart of the range break. A series that
+often rests at one value (a count at 0 at night or every weekend, a square wave) has long runs
+in its recent past and must outlast them; a series that always moves alarms after `stuck`
+points. It alarms once, at the point where the run crosses that line (alone, like a range
+break; persistence, fading and the rest period apply as to any alarm). Where `auto` reads less
+than a week and a day (one-minute data: 4.7 days), last weekend's rest is out of reach and each
+weekend's would be a record: the channel does nothing there. A rest longer than any in the
+window (a holiday joined to a weekend) is a record: it pages, calendar or not (a reason the
+channel is an option, not the default).
 
 Point in time: a point's flag depends only on the values up to it (its run, and the window
 before it), so a live check (one point) and a replay (`detect_many`) agree; a live check
@@ -47,7 +52,7 @@ def marked(
     """`judged` with `STUCK` added to the breaks of the points at `idx` (positions in `times` and
     `values`, all finite, oldest first) where a run of equal values crosses its line; `span`:
     the seconds before a point that its window reads (`crossings`), `step` the interval."""
-    if not p.stuck or idx.size == 0:
+    if not p.stuck or not need or idx.size == 0:  # need 0: the window cannot hold a week and a day
         return judged
     flags = crossings(times, values, idx, span, step, p.stuck, p.stuck_margin, need)
     if not flags.any():
@@ -95,14 +100,19 @@ def crossings(
 
 def _beyond(seg: FloatArray, i: int, start: int, since: int, least: int, margin: float, need: int) -> bool:
     """The run from `start` to `i` (counted from `since`, the first value of its window) against
-    the runs among the values from `since` to the run."""
+    the runs among the values from `since` to the run, the window's first run left out: it may
+    have begun before the window, so its length is unknown (an error count at 0 but for one
+    error a month: its month-long rest, cut by the window's start, would make each rest a record
+    half a month in). `need` values must lie between that run and this one. As the window moves
+    on, the runs it measures only leave it: the line only falls, and a run crosses it once."""
     start = max(start, since)
     if i - start + 1 < least:
         return False
     ref = seg[since:start]  # the window before the point, the run left out
-    if ref.size < need:
+    if ref.size <= need:
         return False
     cut = np.flatnonzero(ref[1:] != ref[:-1])
-    edges = np.concatenate([[-1], cut, [ref.size - 1]])
-    longest = int(np.diff(edges).max())
+    if cut.size == 0 or ref.size - 1 - cut[0] < need:  # after the first run: fewer than `need`
+        return False
+    longest = max(int(np.diff(cut).max(initial=0)), ref.size - 1 - int(cut[-1]))  # the first left out
     return i - start + 1 > margin * longest

@@ -4,6 +4,8 @@ sparse count, a square wave) does not; live checks and replays agree."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -101,8 +103,8 @@ def test_stuck_runs_are_the_same_live_and_in_a_replay() -> None:
 def test_off_by_default_the_breaks_are_untouched() -> None:
     """`stuck: 0` (the default): no flag and no work, whatever the series does."""
     assert Params().stuck == 0
-    values = gauge(DAY * 10, 7)
-    values[DAY * 8 : DAY * 9] = 3.0
+    values = gauge(DAY * 11, 7)
+    values[DAY * 9 : DAY * 10] = 3.0  # (a week and a day of values before it, its first left out)
     det = AutoDetector(Params(spike_jitter=0), FIVE_MIN)  # (spikes seen on previous days: bit 4)
     judged = det._judge(np.arange(values.size) * FIVE_MIN, values, np.arange(values.size))
     assert judged.breaks.dtype == bool
@@ -137,18 +139,19 @@ def test_with_missing_values_a_live_window_and_a_replay_read_the_same_runs() -> 
     """The longest recent run is looked for among the values within `auto`'s window by time,
     not among as many values as it reads: a live check's history (`window_seconds` + one
     interval, by time) holds fewer values when some are missing, and a replay over the whole
-    series must judge as it does. An earlier run of 100 lies in the replay's last 2,412 values
-    but not in the live window's last 2,412 minutes (10 % of the values between missing): by
-    count, live alarms at the 48th point of the later run and the replay only later."""
-    step, n, start = 60, 9000, 5000
-    p = Params(seasonal=False, stuck=48)
+    series must judge as it does. An earlier run of 100 lies in the replay's last 4,412 values
+    but not in the live window's last 4,412 intervals (10 % of the values between missing): by
+    count, live alarms at the 48th point of the later run and the replay only later. (Five-minute
+    data and a longer level window: the channel needs a week and a day before the run.)"""
+    step, n, start = 300, 9000, 5000
+    p = Params(seasonal=False, stuck=48, window=2400)
     rng = np.random.default_rng(2)
     t = np.arange(n, dtype=np.int64) * step
     v = np.round(rng.normal(100, 5, n), 3)
     run = 7000
     v[run : run + 200] = 100.0
-    v[run - 2480 - 100 : run - 2480] = 100.0
-    v[run - 2480 : run - 150][rng.random(2330) < 0.1] = np.nan
+    v[run - 4480 - 100 : run - 4480] = 100.0
+    v[run - 4480 : run - 150][rng.random(4330) < 0.1] = np.nan
     points = [Current(int(a), None if b != b else float(b), {}, "s") for a, b in zip(t, v, strict=True)]
     det = AutoDetector(p, step)
     span = det.window_seconds(step) + step
@@ -161,3 +164,108 @@ def test_with_missing_values_a_live_window_and_a_replay_read_the_same_runs() -> 
     assert live == replay
     up = [start + k for k, r in enumerate(replay) if r.anomaly and (k == 0 or not replay[k - 1].anomaly)]
     assert run + 48 - 1 in up  # the earlier run is out of the window: the line is `stuck`
+
+
+def orders(step: int, weeks: int, seed: int, rest: str, level: float = 0.0) -> np.ndarray:
+    """Orders per `step` seconds (a count: busy by day, 3 a minute at night), `rest`: 'weekend'
+    (exactly `level` from Saturday 00:00 to Monday 00:00) or 'night' (every night, 00:00-06:00)."""
+    t = np.arange(weeks * 7 * 86400 // step) * step
+    day = (t % 86400) / 86400
+    per_minute = 3 + 17 * 0.5 * (1 - np.cos(2 * np.pi * day))
+    values = np.random.default_rng(seed).poisson(per_minute * step / 60).astype(float)
+    resting = (t // 86400) % 7 >= 5 if rest == "weekend" else t % 86400 < 6 * 3600
+    values[resting] = level
+    return values
+
+
+@pytest.mark.parametrize("step", [60, 300, 3600])
+@pytest.mark.parametrize("rest", ["weekend", "night"])
+def test_a_series_that_rests_every_weekend_or_night_pages_no_more_with_stuck_on(step: int, rest: str) -> None:
+    """Orders that stop every weekend (or every night), several weeks of them: each rest is as
+    long as the last one, so it is no record — provided the last one lies in the window. One-minute
+    data: `auto` reads 4.7 days, last weekend is not among them, and each Saturday's run of zeros
+    was a new record (the 48th zero paged every weekend): the channel needs a week and a day
+    before the run and is off where `auto` reads less. Five-minute and hourly data read last
+    weekend. The same for a gauge that rests at 42 instead of 0."""
+    weeks = 30 if step == 3600 else 5
+    for level in (0.0, 42.0):
+        values = orders(step, weeks, 1, rest, level)
+        assert auto_alarms(values, step, stuck=48) == auto_alarms(values, step)
+
+
+def test_a_count_that_rests_at_night_still_pages_a_freeze_that_outlasts_its_nights() -> None:
+    """Five-minute orders at 0 every night (72 points): the collector repeats its last value
+    from 10:00 one weekday for two days. The run alarms once it outlasts `stuck_margin` x the
+    longest rest in the window (1.3 x 72 points); nothing changes elsewhere (the baselines' own
+    alarm later in the same freeze is held by the rest period after it: one change, one page)."""
+    values = orders(FIVE_MIN, 5, 2, "night")
+    start = DAY * 30 + 120  # a Wednesday, 10:00
+    values[start : start + 2 * DAY] = values[start - 1]
+    off, on = auto_alarms(values, FIVE_MIN), auto_alarms(values, FIVE_MIN, stuck=48)
+    assert sorted(set(on) - set(off)) == [start - 1 + 93]  # its 94th point (1.3 x 72 = 93.6; from start - 1)
+    held = set(off) - set(on)  # the baselines' later alarm in the same freeze: its rest period
+    assert all(start + 93 < a < start + 2 * DAY for a in held)
+
+
+def test_one_minute_data_with_the_weekly_cycle_in_reach_has_the_channel() -> None:
+    """One-minute data: the channel is off where `auto` reads less than a week and a day
+    (the default `max_history`), on where `max_history` takes the weekly cycle in; a frozen
+    gauge then alarms at its 48th point."""
+    n = 1440 * 10
+    values = np.round(50 + np.random.default_rng(3).normal(0, 2, n), 1)
+    start = 1440 * 9 + 600
+    values[start : start + 300] = values[start - 1]
+    assert AutoDetector(Params(stuck=48), 60).stuck_need == 0
+    assert AutoDetector(Params(stuck=48), 180).stuck_need == 3840  # from three minutes up
+    assert AutoDetector(Params(stuck=48, max_history=30240), 60).stuck_need == 11520
+    off = auto_alarms(values, 60)
+    assert auto_alarms(values, 60, stuck=48) == off
+    weekly = [a for a in auto_alarms(values, 60, stuck=48, max_history=30240) if a >= start]
+    assert weekly[0] == start - 1 + 48 - 1  # (the run starts at the value it repeats)
+
+
+def test_a_rest_cut_by_the_window_start_is_no_measure_so_no_record() -> None:
+    """Five-minute data, 70 days (`auto` reads 29): an error count at 0 but for one error every
+    20 days, and a gauge that changes its value every 20 days (replicas, a quota). The rest
+    before the last change is cut by the window's start as the window moves on, and measured
+    by what is left, each rest became a record 16.6 days in (a page every 20 days); a first run
+    of the window at least `stuck` long is a rest of unknown length: no record."""
+    n, gap = DAY * 70, DAY * 20
+    errors = np.zeros(n)
+    errors[np.arange(DAY * 2, n, gap)] = 1.0
+    gauge = np.full(n, 3.0)
+    for k, s in enumerate(range(DAY * 2, n, gap)):
+        gauge[s:] = 4.0 + k % 2
+    for values in (errors, gauge):
+        assert auto_alarms(values, FIVE_MIN, stuck=48) == auto_alarms(values, FIVE_MIN)
+
+
+def test_a_rest_longer_than_any_in_the_window_pages_once_calendar_or_not() -> None:
+    """Why `stuck` is not the default: five-minute orders at 0 every weekend (576 points), and a
+    Thursday and Friday holiday at 0 as well, joined to the weekend (four days). The run of zeros
+    outlasts 1.3 x the longest rest in the window and pages, Saturday 14:24, whether or not a
+    calendar judges the holiday like a Sunday (the baselines' business; the run knows nothing of
+    it): one page a long holiday weekend, on every series that rests at weekends."""
+    values = orders(FIVE_MIN, 6, 1, "weekend")
+    holiday = DAY * (7 * 4 + 3)  # Thursday of the fifth week
+    values[holiday : holiday + 2 * DAY] = 0.0
+    crossing = holiday + int(1.3 * 2 * DAY)  # its 749th zero (1.3 x 576 = 748.8)
+    for calendar in (False, True):
+        off, on = AutoDetector(Params(), FIVE_MIN), AutoDetector(Params(stuck=48), FIVE_MIN)
+        if calendar:  # Thursday and Friday judged like a Sunday (`like_shift`: seconds back to it)
+            for det in (off, on):
+                det.like_shift = like_sunday(holiday * FIVE_MIN, (holiday + 2 * DAY) * FIVE_MIN)
+        flags = [
+            np.array([r.anomaly for r in d.detect_many(History.empty(), series(values))]) for d in (off, on)
+        ]
+        starts = [set(np.flatnonzero(f & ~np.r_[False, f[:-1]]).tolist()) for f in flags]
+        assert starts[1] - starts[0] == {crossing}
+
+
+def series(values: np.ndarray) -> list[Current]:
+    return [Current(i * FIVE_MIN, float(v), {}, "s") for i, v in enumerate(values.tolist())]
+
+
+def like_sunday(begin: int, end: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A calendar's `like_shift` for a Thursday-Friday holiday judged like the Sunday before."""
+    return lambda t: np.where((t >= begin) & (t < end), 4 * 86400, 0).astype(np.int64)
