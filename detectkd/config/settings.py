@@ -53,8 +53,9 @@ class HistorySettings(BaseModel):
     warmup_concurrency: int = Field(default=8, ge=1)
     # Queries a second history loading (warm-ups and `start_time` jobs) may ask of one source
     # (its profile, else its database), with a burst of one second's worth; 0: no bound.
-    # Live runs are not paced. 10,000 staged `auto` warm-ups of a one-period query: 630,000
-    # queries, 4.2 minutes at 2,500 (docs/operations.md#a-first-start-without-start_time-warm-up).
+    # Per process: `workers: N` and shards each pace their own. Live runs are not paced.
+    # 10,000 staged `auto` warm-ups of a one-period query: 630,000 queries, 4.2 minutes at
+    # 2,500 (docs/operations.md#a-first-start-without-start_time-warm-up).
     source_qps: float = Field(default=2500.0, ge=0)
     # Of those, what the fill jobs of staged warm-ups (`auto`'s seasonal baselines and
     # reference, after it judges) may ask of one source: a trickle, for hours (0: no bound).
