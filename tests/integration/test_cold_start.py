@@ -134,6 +134,8 @@ async def test_a_source_without_data_for_the_newest_period_is_not_judging(
         d.scheduler.pause()
         rt = d.slots["orders"].runtime
         await rt.run(NOW - HOUR)
+        waiting = d.metric_entry("orders")
+        assert waiting["judging"] is False and "periods" in (waiting["not_judging"] or "")  # n of m
         await d.history.settled()
         await rt.run(NOW)
         entry = d.metric_entry("orders")

@@ -10,6 +10,7 @@ from typing import Any
 
 from detectkd.http.paging import page
 from detectkd.ui import pages
+from detectkd.workers.merge import merge_api
 
 
 def overview(*entries: dict[str, Any]) -> str:
@@ -56,4 +57,20 @@ def test_each_reason_not_to_judge_is_said_beside_the_state_with_the_api_reason_a
         ("not judging: no data in the source", "no data in the source for the newest period"),
         ("not judging yet", "cold start: fewer than 10 points (4 of 10 points stored, ...)"),
         ("judging 3 of 4 series", "s=new: cold start: fewer than 10 points (3 of 10 points stored)"),
+    ]
+
+
+def test_a_workers_supervisor_merges_the_workers_entries_and_says_the_same() -> None:
+    cold = {"name": "b", "judging": False, "not_judging": "no data in the source for the newest period"}
+    part = {
+        "name": "a",
+        "judging": True,
+        "judging_series": {"judging": 1, "cold": 1, "no_data": 0, "total": 2},
+        "series_not_judging": {"s=x": "cold start: fewer than 10 points"},
+    }
+    merged = merge_api([{"metrics": [cold], "total": 1}, {"metrics": [part], "total": 1}])
+    assert [m["name"] for m in merged["metrics"]] == ["a", "b"]
+    assert [pages.judging_note(m) for m in merged["metrics"]] == [
+        ("judging 1 of 2 series", "s=x: cold start: fewer than 10 points"),
+        ("not judging: no data in the source", "no data in the source for the newest period"),
     ]
