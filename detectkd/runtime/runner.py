@@ -228,7 +228,7 @@ class MetricRuntime:
         if w is None:
             self.book.judged(False, f"warming up: {why}")
         else:
-            series = described(w, self.memory.filled, self.grid.step)
+            series = described(w, self.memory.filled, 0 if self._loading else self.grid.step)
             self.book.judged(w.judging, reason(w, series, why), w.counts(), series)
         if (w is None or w.cold) and "cold" not in self._warned:
             self._warned.add("cold")

@@ -87,14 +87,16 @@ def watch(reports: Sequence[PointReport], newest: int) -> Watch | None:
 
 def until(reason: str, stored: int, step_s: float) -> str:
     """A cold start's "until when": `stored` of the points the detector needs, and the time
-    the rest takes at one point a period ("" when the reason counts no points)."""
+    the rest takes at one point a period (`step_s` 0: no time, e.g. history is loading);
+    "" when the reason counts no points."""
     m = _NEEDS.search(reason)
     if m is None:
         return ""
     need = int(m[1])
     if stored >= need:  # (e.g. a seasonal detector counts the points of one season): no estimate
         return ""
-    return f"{stored} of {need} points stored, about {span((need - stored) * step_s)} more at one a period"
+    more = f", about {span((need - stored) * step_s)} more at one a period" if step_s > 0 else ""
+    return f"{stored} of {need} points stored{more}"
 
 
 def span(seconds: float) -> str:

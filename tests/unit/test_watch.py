@@ -47,5 +47,6 @@ def test_none_of_many_series_judged_names_the_first_three_by_key_and_counts_the_
 
 def test_until_counts_only_what_a_reason_counts() -> None:
     assert until("cold start: too few residuals after warm-up", 3, 60) == ""
+    assert until(COLD, 4, 0) == "4 of 10 points stored"  # history loading: no time at one a period
     assert until(COLD, 12, 60) == ""  # enough in the window, yet cold: a season's count, no estimate
     assert [span(s) for s in (59, 600, 7 * 3600, 3.5 * 86400)] == ["59 s", "10 min", "7 h", "3.5 d"]
