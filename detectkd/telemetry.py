@@ -169,7 +169,15 @@ class Telemetry:
         )
         self.metric_judging = F(
             "detectk_metric_judging",
-            "1 if the metric's newest period was judged, 0 if not (cold start: too little history yet).",
+            "1 if the metric's newest run judged its newest period (of one series at least), 0 if not "
+            "(warming up, cold start, no data in the source; /api/v1/metrics says why).",
+            "gauge",
+            M,
+        )
+        self.series_not_judging = F(
+            "detectk_metric_series_not_judging",
+            "Series of a metric with series_columns whose newest period its newest run did not judge "
+            "(cold start, no data).",
             "gauge",
             M,
         )

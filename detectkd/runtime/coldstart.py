@@ -20,12 +20,10 @@ source), and the rest of its window fills in afterwards as a background job
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from detectkd.durations import parse_duration
-from detectkd.runtime.judge import PointReport
 from detectkd.specs.loader import MetricSpec
 from detectkd.timegrid import Grid
 
@@ -95,12 +93,3 @@ def cold_start_reason(spec: MetricSpec, window_seconds: int, loading: bool) -> s
     if window_seconds and spec.config.schedule.warmup.total_seconds() <= 0:
         return "schedule.warmup is 0, so no history was loaded"
     return "the source has fewer points than the detectors need in their window"
-
-
-def cold_skips(reports: Sequence[PointReport], newest: int) -> list[str] | None:
-    """The cold-start reasons detectors gave for period `newest` ([]: judged), or None when
-    the run had no value for it."""
-    found = [pr for pr in reports if pr.point.period == newest]
-    if not found:
-        return None
-    return [r.skipped for pr in found for r in pr.results if r.skipped and r.skipped.startswith("cold start")]

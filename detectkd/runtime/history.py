@@ -174,8 +174,8 @@ class HistoryLoader:
         if metric in self._halting:
             raise asyncio.CancelledError
 
-    def api(self, metric: str) -> dict[str, Any] | None:
-        return self.book.api(metric)
+    def api(self, metric: str, step: float = 0) -> dict[str, Any] | None:
+        return self.book.api(metric, step)
 
     # -- work -------------------------------------------------------------------------
 
@@ -185,7 +185,7 @@ class HistoryLoader:
                 return
             while metric in self.jobs:
                 self._go_on(metric)
-                if self.jobs[metric].warm:
+                if self.jobs[metric].warm and not self.jobs[metric].failures:  # (a failed one: see below)
                     self._warming.add(metric)
                     self._idle.clear()
                 else:
@@ -195,6 +195,8 @@ class HistoryLoader:
                     retry_in = await self._load(metric)
                 if retry_in is None:
                     return
+                if retry_in > 0:  # a failed batch: its back-off (up to 10 min) holds no fill (issue 28),
+                    self._warmed(metric)  # nor does its retry: its live runs stopped waiting (`begin`)
                 await asyncio.sleep(retry_in)  # 0: a fill's next batch, after the others
         finally:
             self._warmed(metric)
@@ -228,6 +230,8 @@ class HistoryLoader:
         job = self.jobs[metric]
         if job.fill:
             await self._idle.wait()  # first judgements first
+        if job.seen is None:  # the pace of its loading, from here (`Job.eta`)
+            job.seen = (time.monotonic(), job.progress)
         try:
             slot = self.build(metric, self._wrap(metric, job.fill))
         except Exception as exc:

@@ -6,6 +6,7 @@ decides what to load and when; this keeps the record of it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import structlog
@@ -61,7 +62,7 @@ class JobBook:
 
     def succeeded(self, job: Job) -> None:
         """A batch of the job was stored."""
-        job.error, job.failures = None, 0
+        job.error, job.failures, job.retry_at = None, 0, None
         self.gauge(job)
 
     def failed(self, job: Job, exc: Exception, timeout: float) -> float:
@@ -71,6 +72,7 @@ class JobBook:
         job.failures += 1
         job.error = line
         retry = min(MAX_RETRY_S, self.settings.retry_after.total_seconds() * 2.0 ** (job.failures - 1))
+        job.retry_at = time.time() + retry
         log.warning(
             "history batch failed",
             metric=job.metric,
@@ -80,12 +82,14 @@ class JobBook:
         )
         if self.telemetry is not None:
             self.telemetry.history_errors.labels(job.metric).inc()
+            if job.warm:  # its live runs judged nothing yet (they wait for it); the API says why
+                self.telemetry.metric_judging.labels(job.metric).set(0)
         return retry
 
     def gauge(self, job: Job) -> None:
         if self.telemetry is not None:
             self.telemetry.history_progress.labels(job.metric).set(job.progress)
 
-    def api(self, metric: str) -> dict[str, Any] | None:
+    def api(self, metric: str, step: float = 0) -> dict[str, Any] | None:
         job = self.jobs.get(metric)
-        return job.api() if job is not None else None
+        return job.api(step) if job is not None else None

@@ -4,6 +4,7 @@ progress, its stored form and what the API says of it."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,8 @@ class Job:
     warm: bool = False  # a first start's warm-up the live runs wait for (not stored)
     error: str | None = None  # the last failed batch's error (not stored)
     failures: int = 0  # failed batches in a row (not stored)
+    retry_at: float | None = None  # when a failed batch is retried (wall clock; not stored)
+    seen: tuple[float, float] | None = None  # (monotonic, progress) when this process took it up
 
     @property
     def done(self) -> bool:
@@ -38,34 +41,53 @@ class Job:
         d = json.loads(data)
         return cls(metric, int(d["start"]), int(d["until"]), int(d["total"]), bool(d.get("fill", False)))
 
-    def api(self) -> dict[str, Any]:
+    def api(self, step: float = 0) -> dict[str, Any]:
+        """What `/api/v1/metrics` shows (`history`); `step`: the metric's interval in
+        seconds, for the periods loaded of all (0: not said)."""
+        out: dict[str, Any] = {"kind": "fill" if self.fill else "warm-up" if self.warm else "history"}
+        out["progress"] = round(self.progress, 4)
         if self.fill:  # newest first: what is loaded is [until, the end)
-            return {
-                "kind": "fill",
-                "progress": round(self.progress, 4),
-                "loaded_from": iso(self.until),
-                "from": iso(self.start),
-                "error": self.error,
-                "note": self.note(),
-            }
-        return {
-            "kind": "warm-up" if self.warm else "history",
-            "progress": round(self.progress, 4),
-            "loaded_until": iso(self.start),
-            "until": iso(self.until),
-            "error": self.error,
-            "note": self.note(),
-        }
+            out |= {"loaded_from": iso(self.until), "from": iso(self.start)}
+        else:
+            out |= {"loaded_until": iso(self.start), "until": iso(self.until)}
+        if step > 0:
+            out["periods"] = self.periods(step)
+        retry = iso(self.retry_at) if self.retry_at is not None else None
+        out |= {"eta_seconds": self.eta(), "error": self.error, "retry_at": retry}
+        return out | {"note": self.note(step)}
 
-    def note(self) -> str:
-        """What is still loading, in words (the API's `warming`)."""
-        pct = f"{self.progress:.0%}"
+    def periods(self, step: float) -> list[int]:
+        """[loaded, of all] periods."""
+        total = round(self.total / step)
+        return [min(total, round(self.progress * total)), total]
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds until done at the pace since this process took the job up (None: no pace
+        yet, e.g. a warm-up loaded in one batch, or a failed batch waiting to be retried)."""
+        if self.seen is None or self.error is not None:
+            return None
+        t0, p0 = self.seen
+        moved, took = self.progress - p0, (time.monotonic() if now is None else now) - t0
+        return round((1.0 - self.progress) * took / moved, 1) if moved > 0 and took > 0 else None
+
+    def note(self, step: float = 0) -> str:
+        """What is still loading, in words (the API's `warming`): periods loaded of all, the
+        time left at the pace so far, a failed batch's error and when it is retried."""
+        done = f"{self.progress:.0%}"
+        if step > 0:
+            loaded, total = self.periods(step)
+            done = f"{loaded} of {total} periods, {done}"
+        if (eta := self.eta()) is not None:
+            done += f", about {eta / 60:.0f} min more" if eta >= 90 else f", about {eta:.0f} s more"
+        if self.error is not None:
+            at = f"; retried at {iso(self.retry_at)}" if self.retry_at is not None else ""
+            done += f"; its last batch failed: {self.error}{at}"
         if self.fill:
-            return f"judging; older history for the seasonal baselines and the reference loading ({pct})"
+            return f"judging; older history for the seasonal baselines and the reference loading ({done})"
         if self.warm:
-            return f"warming up: the history it judges from is loading ({pct})"
-        return f"history loading ({pct})"
+            return f"warming up: its history is loading in the background ({done})"
+        return f"history loading ({done})"
 
 
-def iso(ts: int) -> str:
+def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()

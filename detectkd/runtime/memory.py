@@ -127,6 +127,11 @@ class SeriesMemory:
     def series(self) -> set[str]:
         return set(self.windows)
 
+    def filled(self, series: str) -> int:
+        """The values (not missing) in the series' window: what a cold start counts."""
+        w = self.windows.get(series)
+        return w.filled() if w is not None else 0
+
     def window(self, series: str) -> SeriesWindow:
         w = self.windows.get(series)
         if w is None:

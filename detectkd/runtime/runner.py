@@ -29,7 +29,7 @@ from detectkd.runtime.batch import absent, admit, fill_missing
 from detectkd.runtime.catchup import resume
 from detectkd.runtime.closing import all_or_nothing
 from detectkd.runtime.coldjudge import ColdPeriods
-from detectkd.runtime.coldstart import cold_skips, cold_start_reason, first_start, start_time
+from detectkd.runtime.coldstart import cold_start_reason, first_start, start_time
 from detectkd.runtime.collect import ManyPeriods, collect, timezone_probe
 from detectkd.runtime.explain import Explainer
 from detectkd.runtime.judge import JudgeContext, PointReport, judge
@@ -40,6 +40,7 @@ from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.shadow import ShadowSet
 from detectkd.runtime.status import MetricEntry, RunStatus, StatusBook, api_entry
 from detectkd.runtime.unjudged import judge_failed_run
+from detectkd.runtime.watch import NOTHING, described, reason, watch
 from detectkd.runtime.where import Breakdown, enrich
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import DataStore, RunRecord
@@ -104,7 +105,8 @@ class MetricRuntime:
             self.ctx = JudgeContext.of(spec, self.detectors, self.grid, link, silenced, mode.replay)
             self.shadows = ShadowSet(spec, self.grid, self.tz, self.ctx, links.telemetry)  # `shadow:`
             self.why = Explainer(spec, self.tz, self.memory)
-            self.book = StatusBook(self.name, links.telemetry, self.interval.total_seconds())
+            many = bool(spec.collector.points.series_columns)
+            self.book = StatusBook(self.name, links.telemetry, self.interval.total_seconds(), many)
 
     @property
     def status(self) -> RunStatus:
@@ -219,15 +221,19 @@ class MetricRuntime:
         return start_time(self.spec, self.tz)
 
     def _cold(self, report: RunReport, waiting: bool = False) -> RunReport:
-        """Whether the newest period was judged (`waiting`: for its warm-up); logged once if not."""
-        cold = ["warming up"] if waiting else cold_skips(report.points, self.grid.prev(report.finish))
-        if cold is None:
-            return report  # no value for the newest period: nothing to say about judging
-        why = cold_start_reason(self.spec, self.span - self.grid.step, self._loading) if cold else None
-        self.book.judged(not cold, f"{cold[0]}: {why}" if cold else None)
-        if cold and "cold" not in self._warned:
+        """Whether the newest period was judged (`runtime.watch`; `waiting`: for its warm-up);
+        a cold start logged once."""
+        why = cold_start_reason(self.spec, self.span - self.grid.step, self._loading)
+        w = None if waiting else watch(report.points, self.grid.prev(report.finish)) or NOTHING
+        if w is None:
+            self.book.judged(False, f"warming up: {why}")
+        else:
+            series = described(w, self.memory.filled, 0 if self._loading else self.grid.step)
+            self.book.judged(w.judging, reason(w, series, why), w.counts(), series)
+        if (w is None or w.cold) and "cold" not in self._warned:
             self._warned.add("cold")
-            log.info("cold start: not judged yet", metric=self.name, detector=cold[0], why=why)
+            first = "warming up" if w is None else w.first_cold
+            log.info("cold start: not judged yet", metric=self.name, detector=first, why=why)
         return report
 
     def _batches(self, start: int, finish: int, backfill: bool) -> list[tuple[int, int]]:

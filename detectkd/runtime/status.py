@@ -51,6 +51,8 @@ class MetricEntry(TypedDict, total=False):
     last_warning_at: str | None
     judging: bool | None
     not_judging: str | None
+    judging_series: dict[str, int]  # the newest period's series: judging, cold, no_data, total
+    series_not_judging: dict[str, str]  # the first few series not judged -> why, until when
     completeness: str | None
     revised_periods: int
     series: dict[str, str]  # series key -> its alert state
@@ -78,8 +80,10 @@ class RunStatus:
     series_error: str | None = None  # the `max_series` limit refused new series
     last_warning: str | None = None  # the newest warning converting rows gave (kept until the next)
     last_warning_at: float | None = None
-    judging: bool | None = None  # the newest period was judged (None: no run saw a value yet)
-    not_judging: str | None = None  # why not: a cold start and its reason
+    judging: bool | None = None  # a series' newest period was judged (None: no run yet)
+    not_judging: str | None = None  # why not: warming up, a cold start, no data in the source
+    judging_series: dict[str, int] | None = None  # `watch.Watch.counts`
+    series_not_judging: dict[str, str] | None = None  # the first few series not judged -> why
     completeness: str | None = None  # the newest period waits to be complete, or was judged incomplete
     revised: int = 0  # judged periods re-judged after late rows changed them (`completeness.recheck`)
 
@@ -87,18 +91,31 @@ class RunStatus:
 class StatusBook:
     """Counts one metric's runs and mirrors them into telemetry."""
 
-    def __init__(self, name: str, telemetry: Telemetry | None, interval_s: float) -> None:
+    def __init__(self, name: str, telemetry: Telemetry | None, interval_s: float, many: bool = False) -> None:
+        """`many`: the metric has `series_columns` (`detectk_metric_series_not_judging`)."""
         self.name = name
         self.telemetry = telemetry
+        self.many = many
         self.status = RunStatus()
         if telemetry is not None:
             telemetry.metric_interval.labels(name).set(interval_s)
 
-    def judged(self, judging: bool, why: str | None) -> None:
-        """Whether the newest period of the last run was judged, and if not why (cold start)."""
-        self.status.judging, self.status.not_judging = judging, None if judging else why
+    def judged(
+        self,
+        judging: bool,
+        why: str | None,
+        counts: dict[str, int] | None = None,
+        series: dict[str, str] | None = None,
+    ) -> None:
+        """Whether the newest run judged the newest period (of a series, `runtime.watch`), and
+        if not why; `counts`: its series by outcome, `series`: the first few not judged."""
+        s = self.status
+        s.judging, s.not_judging = judging, None if judging else why
+        s.judging_series, s.series_not_judging = counts, series or None
         if self.telemetry is not None:
             self.telemetry.metric_judging.labels(self.name).set(1 if judging else 0)
+            if self.many and counts is not None:  # (a run waiting for its warm-up saw no series)
+                self.telemetry.series_not_judging.labels(self.name).set(counts["total"] - counts["judging"])
 
     def succeeded(
         self,
@@ -196,6 +213,8 @@ def api_entry(
         "last_warning_at": iso(s.last_warning_at),
         "judging": s.judging,
         "not_judging": s.not_judging,
+        "judging_series": s.judging_series or {},
+        "series_not_judging": s.series_not_judging or {},
         "completeness": s.completeness,
         "revised_periods": s.revised,
         "series": {series or "": st.status.value for series, st in sorted(states.items())},

@@ -154,8 +154,13 @@ class DaemonView:
             item["source"] = h.source
             item["error_notified"] = h.notified is not None
         item["silenced_by"] = self._silenced_by(name, list(rt.states))
-        if (loading := self.history.api(name)) is not None:
+        if (loading := self.history.api(name, rt.grid.step)) is not None:
             item["history"], item["warming"] = loading, loading["note"]
+            # A warm-up (its live runs wait, or have not run yet) or a failed batch: how far, why
+            warm, before, note = loading["kind"] == "warm-up", item.get("not_judging"), loading["note"]
+            if item.get("judging") is not True and (warm or loading["error"]):
+                item["judging"] = False
+                item["not_judging"] = note if warm or not before else f"{before}; {note}"
         item["shard"] = self.settings.shard
         item["tags"] = list(self.metrics.specs[name].config.tags)
         if rt.shadows:

@@ -95,6 +95,10 @@ class SeriesWindow:
     def __len__(self) -> int:
         return self._n - self._start
 
+    def filled(self) -> int:
+        """How many of its points have a value."""
+        return int(np.count_nonzero(~np.isnan(self._values[self._start : self._n])))
+
     @property
     def last_time(self) -> int | None:
         return int(self._times[self._n - 1]) + EPOCH if self._n > self._start else None

@@ -39,6 +39,32 @@ def render(name: str, **context: Any) -> str:
     return _ENV.get_template(name).render(version=__version__, **context)
 
 
+def judging_note(m: Mapping[str, Any]) -> tuple[str, str] | None:
+    """What the overview says beside a metric's state about whether it judges (issue 28):
+    (the words, the tooltip: the API's reason), or None while it judges every series."""
+    why = m.get("not_judging") or ""
+    if m.get("judging") is False:
+        loading = m.get("history") or {}
+        if loading.get("error"):
+            return "not judging: loading its history failed", why
+        if loading.get("periods"):
+            loaded, total = loading["periods"]
+            return f"not judging yet ({loaded} of {total} periods of its history loaded)", why
+        if loading:
+            return f"not judging yet ({loading.get('progress', 0.0):.0%} of its history loaded)", why
+        if why.startswith("no data"):
+            return "not judging: no data in the source", why
+        return "not judging yet", why
+    counts = m.get("judging_series") or {}
+    if m.get("judging") and counts.get("judging", 0) < counts.get("total", 0):
+        named = "; ".join(f"{s}: {r}" for s, r in (m.get("series_not_judging") or {}).items())
+        return f"judging {counts['judging']} of {counts['total']} series", named
+    return None
+
+
+_ENV.globals["judging_note"] = judging_note
+
+
 def alerts_html(rows: list[dict[str, Any]], lifecycle_api: bool) -> str:
     """The alerts page of `/api/v1/alerts` rows."""
     for r in rows:

@@ -13,6 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from detectkd.alerting.state import Status
+from detectkd.ui.pages import judging_note
 from tests.support.inprocess import firing_alerts, running
 from tests.support.metrics import hourly_orders
 
@@ -101,3 +102,77 @@ async def test_a_query_on_now_cannot_load_history_and_says_so(tmp_path: Path) ->
         (line,) = cold_lines(logs)
         assert line["metric"] == "orders" and "does not select by period_start" in str(line["why"])
         assert "does not select by period_start" in (d.metric_entry("orders")["not_judging"] or "")
+
+
+def rows(tmp_path: Path, hours_ago: list[int], series: str = "") -> None:
+    """src: a value at each of `hours_ago` before NOW (`series`: in a column `s` as well)."""
+    conn = sqlite3.connect(tmp_path / "src.db")
+    conn.execute("CREATE TABLE IF NOT EXISTS src (period_time TEXT, s TEXT, value REAL)")
+    conn.executemany(
+        "INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?, ?)",
+        [(NOW - h * HOUR, series, 100.0 + h % 3) for h in hours_ago],
+    )
+    conn.commit()
+    conn.close()
+
+
+def judging_lines(exposition: bytes) -> list[str]:
+    return [line for line in exposition.decode().splitlines() if line.startswith("detectk_metric_")]
+
+
+@pytest.mark.parametrize(
+    "hours_ago", [[], [5, 6, 7]], ids=["an empty table", "nothing in the newest periods"]
+)
+async def test_a_source_without_data_for_the_newest_period_is_not_judging(
+    tmp_path: Path, hours_ago: list[int]
+) -> None:
+    """Issue 28, review: after its warm-up, a metric whose only newest point is a missing value
+    said `judging: true` (an empty table or a broken filter looked watched)."""
+    rows(tmp_path, hours_ago)
+    metric(tmp_path, "7d")  # a warm-up in the background
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        await rt.run(NOW - HOUR)
+        waiting = d.metric_entry("orders")
+        assert waiting["judging"] is False and "periods" in (waiting["not_judging"] or "")  # n of m
+        await d.history.settled()
+        await rt.run(NOW)
+        entry = d.metric_entry("orders")
+        assert entry["judging"] is False
+        assert entry["not_judging"] == "no data in the source for the newest period"
+        assert entry["judging_series"] == {"judging": 0, "cold": 0, "no_data": 1, "total": 1}
+        assert judging_note(entry) == ("not judging: no data in the source", entry["not_judging"])  # overview
+        lines = judging_lines(d.telemetry.exposition())
+        assert 'detectk_metric_judging{metric="orders"} 0.0' in lines
+        assert not any("series_not_judging" in line for line in lines)  # one series: judging says it
+        rows(tmp_path, [0])  # the source has the next period: judged (NODATA alerting aside)
+        await rt.run(NOW + HOUR)
+        entry = d.metric_entry("orders")
+        assert entry["not_judging"] is not None and "cold start" in entry["not_judging"]  # too few
+
+
+async def test_a_cold_series_leaves_a_many_series_metric_judging_and_is_named_with_its_until(
+    tmp_path: Path,
+) -> None:
+    """Issue 28, review: one series new in the source (3 points) marked its whole metric as not
+    judging, with a reason about the metric, while the per-series map said ok for it."""
+    for s in ("a", "b", "c"):
+        rows(tmp_path, list(range(1, 72)), f"{s}")
+    rows(tmp_path, [1, 2, 3], "new")
+    query = PERIOD_QUERY.replace("period_time, value", "period_time, s, value")
+    hourly_orders(tmp_path, "2d", query, extra="\n  series_columns: [s]")
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        await d.slots["orders"].runtime.run(NOW)
+        entry = d.metric_entry("orders")
+        assert entry["judging"] is True and entry["not_judging"] is None
+        assert entry["judging_series"] == {"judging": 3, "cold": 1, "no_data": 0, "total": 4}
+        (why,) = entry["series_not_judging"].values()
+        assert list(entry["series_not_judging"]) == ["s=new"]
+        assert why.startswith("cold start: fewer than 10 points (3 of 10 points stored, about 7 h more")
+        assert entry["series"]["s=new"] == "ok"  # its alert state: it fires nothing while cold
+        assert judging_note(entry) == ("judging 3 of 4 series", f"s=new: {why}")  # the overview
+        lines = judging_lines(d.telemetry.exposition())
+        assert 'detectk_metric_judging{metric="orders"} 1.0' in lines
+        assert 'detectk_metric_series_not_judging{metric="orders"} 1.0' in lines

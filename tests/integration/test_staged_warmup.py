@@ -151,3 +151,32 @@ async def test_fills_wait_while_another_metric_is_still_warming_up(tmp_path: Pat
     filled = [i for i, (event, _) in enumerate(done) if event == "history fill loaded"]
     assert len(warmed) == 2 and filled  # both warmed up, both filled
     assert max(warmed) < min(filled)
+
+
+async def test_a_failing_warm_up_holds_no_fill_while_it_waits_to_retry_and_says_why(tmp_path: Path) -> None:
+    """Issue 28, review: a warm-up whose source fails kept every fill job of the daemon
+    waiting through its back-off (up to 10 minutes, then again), until its metric's next live
+    run; and its metric showed `judging: null` meanwhile."""
+    lead = stable_offset("orders", timedelta(hours=1))
+    finish = int(time.time() - lead) // HOUR * HOUR
+    source(tmp_path, spike_at=finish - HOUR)
+    metric(tmp_path)  # staged: a warm-up, then a fill
+    broken = (tmp_path / "metrics.d" / "orders.yaml").read_text()
+    broken = broken.replace("name: orders", "name: broken").replace("FROM src", "FROM nosuch")
+    (tmp_path / "metrics.d" / "broken.yaml").write_text(broken)
+    async with running(tmp_path, clock=lambda: finish + 60, history={"retry_after": "300s"}) as d:
+        d.scheduler.pause()  # no live run: only the loader works
+        jobs = d.history.jobs
+
+        def filling() -> bool:  # orders' fill loaded a batch (or all of it)
+            job = jobs.get("orders")
+            return d.slots["orders"].runtime.status.judging is True and (job is None or job.progress > 0)
+
+        async with asyncio.timeout(30):  # (before: never, while `broken` waited to retry)
+            while not (jobs.get("broken") is not None and jobs["broken"].error and filling()):
+                await asyncio.sleep(0.01)
+        entry = d.metric_entry("broken")
+        assert entry["judging"] is False
+        assert "no such table: nosuch" in (entry["not_judging"] or "")
+        assert "retried at " in (entry["not_judging"] or "") and entry["history"]["retry_at"]
+        assert 'detectk_metric_judging{metric="broken"} 0.0' in d.telemetry.exposition().decode()

@@ -52,3 +52,28 @@ async def test_a_failed_batch_is_shown_counted_and_retried_later_each_time_up_to
     assert job.error == "batch exceeded history.batch_timeout (60s)"
     book.succeeded(job)
     assert job.error is None and job.failures == 0
+
+
+async def test_until_when_periods_loaded_of_all_the_pace_so_far_and_a_failed_batch_retried_at() -> None:
+    """Issue 28, review: "until when" was only a percentage; a failed warm-up left its metric's
+    judging unset (null) while it waited to retry."""
+    telemetry = Telemetry()
+    book = JobBook(MemoryStore(), HistorySettings(), telemetry)
+    await book.record("a", 0, 100 * 3600, warm=True)
+    job = book.jobs["a"]
+    job.seen = (1000.0, 0.0)  # taken up at monotonic 1000
+    job.start = 40 * 3600  # 40 of 100 periods loaded, in 20 s
+    assert job.periods(3600) == [40, 100] and job.eta(now=1020.0) == 30.0
+    api = job.api(3600)
+    assert api["periods"] == [40, 100] and api["retry_at"] is None
+    assert job.note(3600).startswith(
+        "warming up: its history is loading in the background (40 of 100 periods, 40%"
+    )
+    assert "background (40%" in job.api()["note"] and "periods" not in job.api()  # no interval: no count
+    book.failed(job, CollectError("no such table"), 60)
+    api = job.api(3600)
+    assert api["retry_at"] is not None and api["eta_seconds"] is None  # no pace while it waits
+    assert api["note"].endswith(f"its last batch failed: no such table; retried at {api['retry_at']})")
+    assert telemetry.metric_judging.labels("a").get() == 0.0  # its live runs judged nothing yet
+    book.succeeded(job)
+    assert job.retry_at is None and job.api(3600)["retry_at"] is None
