@@ -77,3 +77,7 @@ class Params(Frozen):
     # least a week and a day of them (or half of them) before the run. 0: off (the default).
     stuck: int = Field(default=0, ge=0)
     stuck_margin: float = Field(default=1.3, ge=1.0)  # how far beyond the longest recent run
+    # Line and range agree (`autonovel`): a point beyond the line and beyond the range of the
+    # series' last this many values (a count: by more than one) alarms alone, like a range
+    # break. 0: off (the default).
+    line_range: int = Field(default=0, ge=0)
