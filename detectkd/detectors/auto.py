@@ -34,8 +34,8 @@
    growing metric makes new highs without news); a count must leave its range
    by more than one; breaks count once the window holds `range_min` (200).
 6b. Stuck value (`autostuck`, off by default): a run of `stuck` equal values outlasting any lately alarms.
-6c. Line and range (`autonovel`, off by default): a lone point beyond the line, short of a spike, alarms
-   alone when it is also beyond every one of the last `line_range` values.
+6c. Line and range (`autonovel`, off by default): a point beyond the line, short of a spike, alarms alone
+   (a lone one too) when it is also beyond every one of the last `line_range` values.
 7. Novelty. In a run of alarming points the surprise halves every `fade` (6) points after the first: a
    sustained change is news at its start, and the score comes down while the baselines learn the new level.
 7b. Sustained deviation (`autosustain`, off by default): the median of the last `sustain` |z| alarms alone
