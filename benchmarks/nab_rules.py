@@ -5,8 +5,9 @@
 Every file is replayed as `nab_eval.py` does (the backtest function, the default alert
 conditions), with `auto`'s `_surprises` watched: for every judged point, the rule that made
 it alarm — a lone `spike` (surprise at least `spike` x the line), a `break` of the recent
-range, a `pair` (two points in a row beyond the line: persistence), a `sustain`ed deviation
-— and how far beyond the line it was (the surprise; for a pair, the smaller of the two).
+range, a `pair` (two points in a row beyond the line: persistence), a `sustain`ed deviation,
+a `novel` point (beyond the line and the last `line_range` values) — and how far beyond the
+line it was (the surprise; for a pair, the smaller of the two).
 A notification (a FIRING row) is credited to the rule of the point of its period. Printed:
 the false-page rows (notified outside every window, after probation) by rule, by category
 and by how far beyond the line; the caught windows by the rule of their first notification.
@@ -38,7 +39,7 @@ from detectkd.detectors.auto import AutoDetector  # noqa: E402
 from detectkd.evaluation import Labelled, probation  # noqa: E402
 from detectkd.logs import configure as configure_logs  # noqa: E402
 
-RULES = ("none", "spike", "break", "pair", "sustain")
+RULES = ("none", "spike", "break", "pair", "sustain", "novel")
 BINS = (1.0, 1.1, 1.25, 1.5, 2.0, 3.0)  # how far beyond the line (in lines)
 _last: list[tuple[np.ndarray, np.ndarray]] = []  # the newest `_surprises`: (rule, how far) per point
 _seen: dict[int, tuple[int, float]] = {}  # judged time -> (rule, how far), this file's
@@ -62,8 +63,9 @@ def _watch() -> None:
         broke = ((breaks & 2) > 0) | (
             ((breaks & 1) > 0) & (a >= p.range_gate * max(p.min_z, 1e-9))
         )  # 2: stuck, 4: seen
+        novel = ((breaks & 8) > 0) & (s >= p.threshold)  # beyond the line and the last `line_range`
         pair = np.minimum(s, prev) >= p.threshold
-        rule = np.select([~alarm, spike, broke, pair], [0, 1, 2, 3], 4)
+        rule = np.select([~alarm, spike, broke, novel, pair], [0, 1, 2, 5, 3], 4)
         _last[:] = [(rule, np.where(rule == 3, np.minimum(s, prev), s))]
         return held, lines
 

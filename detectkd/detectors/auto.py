@@ -34,6 +34,8 @@
    growing metric makes new highs without news); a count must leave its range
    by more than one; breaks count once the window holds `range_min` (200).
 6b. Stuck value (`autostuck`, off by default): a run of `stuck` equal values outlasting any lately alarms.
+6c. Line and range (`autonovel`, off by default): a point beyond the line, short of a spike, alarms alone
+   (a lone one too) when it is also beyond every one of the last `line_range` values.
 7. Novelty. In a run of alarming points the surprise halves every `fade` (6) points after the first: a
    sustained change is news at its start, and the score comes down while the baselines learn the new level.
 7b. Sustained deviation (`autosustain`, off by default): the median of the last `sustain` |z| alarms alone
@@ -64,7 +66,16 @@ from itertools import pairwise, repeat
 
 import numpy as np
 
-from detectkd.detectors import autocounts, autofit, autopairs, autorebuild, autospikes, autostuck, autosustain
+from detectkd.detectors import (
+    autocounts,
+    autofit,
+    autonovel,
+    autopairs,
+    autorebuild,
+    autospikes,
+    autostuck,
+    autosustain,
+)
 from detectkd.detectors.autofit import Judged
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import judgeable, staged_basis
@@ -228,6 +239,7 @@ class AutoDetector:
         judged = self._apply(times, values, idx, inv, fit)  # breaks: 2 a stuck run, 4 a spike seen
         span, need = self.stuck_span, self.stuck_need
         judged = autostuck.marked(judged, times, values, idx, span, self.step, need, self.p)
+        judged = autonovel.marked(judged, times, values, idx, self.p, self.reach)
         return autospikes.seen(judged, times, values, idx, self.step, self.p.cycles, self.p, self.reach)
 
     def _block_fit(self, times: IntArray, values: FloatArray, starts: IntArray) -> BlockFit:
@@ -270,7 +282,7 @@ class AutoDetector:
         for k, (a, brk, sus) in enumerate(zip(az.tolist(), breaks.tolist(), sustained, strict=True)):
             line = max(quantile_line(ordered, p.quantile, p.min_samples), floor) * thr
             s = a / line if a == a else 0.0
-            broke = brk & 2 or (brk & 1 and a >= gate)  # a stuck run (2) needs no |z|
+            broke = brk & 2 or (brk & 1 and a >= gate) or (brk & 8 and thr <= s < spike)  # 2 (stuck): no |z|
             b = max(s, spike) if broke else s  # a range break alarms alone
             h = b if b >= spike else min(b, prev)
             if p.pair_mean and thr <= h < spike and run == 0:  # a pair: its short mean against the ring's

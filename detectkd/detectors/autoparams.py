@@ -78,3 +78,7 @@ class Params(Frozen):
     # less: one-minute data, unless `max_history` takes the weekly cycle in). 0: off (the default).
     stuck: int = Field(default=0, ge=0)
     stuck_margin: float = Field(default=1.3, ge=1.0)  # how far beyond the longest recent run
+    # Line and range agree (`autonovel`): a point beyond the line and beyond the range of the
+    # series' last this many values (a count: by more than one) alarms alone, like a range
+    # break. 0: off (the default).
+    line_range: int = Field(default=0, ge=0)

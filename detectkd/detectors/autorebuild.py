@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detectkd.detectors import autofit, autospikes, autostuck
+from detectkd.detectors import autofit, autonovel, autospikes, autostuck
 from detectkd.detectors.autostage import judgeable
 from detectkd.detectors.autostate import Memo, ring_array
 from detectkd.detectors.base import FloatArray, History, IntArray
@@ -143,16 +143,18 @@ def _marked(
     det: AutoDetector, judged: autofit.Judged, times: IntArray, rows: FloatArray, at: IntArray
 ) -> np.ndarray:
     """Per series (a row), the breaks `AutoDetector._judge` gives one series: the range breaks,
-    then its own stuck run (`autostuck`) and lone spikes seen on earlier days (`autospikes`)."""
+    then its own stuck run (`autostuck`), new extremes (`autonovel`) and lone spikes seen on
+    earlier days (`autospikes`)."""
     n = rows.shape[0]
     breaks = judged.breaks.reshape(n, at.size).astype(np.int8)
-    if not (det.p.stuck or det.p.spike_jitter):
+    if not (det.p.stuck or det.p.spike_jitter or det.p.line_range):
         return breaks
     for k in range(n):
         one = autofit.Judged(
             *(f.reshape(n, at.size)[k] for f in (getattr(judged, d.name) for d in dataclasses.fields(judged)))
         )
         one = autostuck.marked(one, times, rows[k], at, det.stuck_span, det.step, det.stuck_need, det.p)
+        one = autonovel.marked(one, times, rows[k], at, det.p, det.reach)
         breaks[k] = autospikes.seen(one, times, rows[k], at, det.step, det.p.cycles, det.p, det.reach).breaks
     return breaks
 

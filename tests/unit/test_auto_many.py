@@ -113,6 +113,8 @@ def judge_all(det: AutoDetector, t: np.ndarray, vs: list[np.ndarray], n: int, pr
         ("seasonal", 4400, Params()),  # three days: the daily baseline takes part
         ("floats", 300, Params(counts=False, range_window=0)),
         ("flat", 3500, Params(stuck=24)),  # five minutes: a week and a day before the run (`autostuck`)
+        ("floats", 2600, Params(line_range=1000)),  # new extremes beyond the line (`autonovel`)
+        ("floats", 2600, Params(line_range=1000, spike_jitter=0)),  # (the only mark: rebuilt)
         ("daily", 4400, Params()),  # `spike_jitter`: a job's spikes held where earlier days had one
     ],
 )

@@ -1,0 +1,82 @@
+"""`auto`'s line-and-range agreement (`autonovel`, `line_range`, off by default): a lone point
+beyond the line but short of a spike alarms when it is also a new extreme of the series' last
+`line_range` values; not when a value as far was seen among them; a count must leave its range
+by more than one; a live check with `window_seconds` of history (some values missing) gives
+what a replay over the long history gives."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectkd.detectors.auto import AutoDetector
+from detectkd.detectors.autoparams import Params
+from detectkd.detectors.base import Current, History
+from tests.support.detectors import auto_alarms
+
+MINUTE = 60
+N, AT = 6000, 5500
+
+
+def calm(seed: int) -> np.ndarray:
+    """A gauge around 100 whose deviations stay within 3.2 spreads of 5 (its range: 84-116)."""
+    return 100 + 5 * np.clip(np.random.default_rng(seed).normal(0, 1, N), -3.2, 3.2)
+
+
+def test_a_moderate_point_that_is_a_new_extreme_alarms_with_the_option() -> None:
+    """20 above the level (about 4 spreads, 1.3 lines: short of a spike, short of a range
+    break's margin) and beyond every value of the last 2,000: alarms with `line_range`, not
+    without (the default: a lone point under three lines waits for a second)."""
+    for seed in range(3):
+        v = calm(seed)
+        v[AT] = 120.0
+        assert AT not in auto_alarms(v, MINUTE, seasonal=False)  # off by default
+        assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000)
+
+
+def test_a_moderate_point_seen_in_the_range_does_not_alarm() -> None:
+    """The same point when a value as high was among the last 2,000 (1,500 points before, and
+    above the line then: an alarm of its own or not, it is in the range) is no new extreme."""
+    for seed in range(3):
+        v = calm(seed)
+        v[AT], v[AT - 1500] = 120.0, 121.0
+        assert AT not in auto_alarms(v, MINUTE, seasonal=False, line_range=2000)
+
+
+def test_a_count_must_leave_its_range_by_more_than_one() -> None:
+    """Errors per minute of 0-3 (a new 4 is one above the range: no news however the line
+    judges it); a 9 is beyond it."""
+    rng = np.random.default_rng(5)
+    v = np.minimum(rng.poisson(0.4, N), 3).astype(float)
+    v[AT] = 4.0
+    four = auto_alarms(v, MINUTE, seasonal=False, line_range=2000)
+    assert AT not in [a for a in four if a not in auto_alarms(v, MINUTE, seasonal=False)]
+    v[AT] = 9.0
+    assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000)
+
+
+def test_new_extremes_are_the_same_live_and_in_a_replay() -> None:
+    """Live: each check with only `window_seconds` (+ one interval) of history, by time, a quarter of
+    the values missing (2,000 values then reach further back than the window: the range is of
+    those within it: a replay reading 2,000 values would find 124 before 123 and hold it);
+    replay: `detect_many` over the long history. The same results, and the moderate new
+    extremes alarm in both."""
+    step = MINUTE
+    p = Params(seasonal=False, line_range=2000)
+    rng = np.random.default_rng(11)
+    t = np.arange(N + 3000, dtype=np.int64) * step
+    v = 100 + 5 * np.clip(rng.normal(0, 1, t.size), -3.2, 3.2)
+    v[rng.random(t.size) < 0.25] = np.nan
+    v[7400], v[8600] = 123.0, 126.0  # each a new high of the window
+    v[7400 - 2450] = 124.0  # among the last 2,000 values before 7400, not within the window
+    start = 6000
+    points = [Current(int(a), None if b != b else float(b), {}, "s") for a, b in zip(t, v, strict=True)]
+    det = AutoDetector(p, step)
+    span = det.window_seconds(step) + step
+    lo = int(np.searchsorted(t, t[start] - span + 1))
+    replay = AutoDetector(p, step).detect_many(History(t[:start], v[:start], {}), points[start:])
+    live = []
+    for i in range(start, t.size):
+        lo = int(np.searchsorted(t, t[i] - span + 1))  # the window: `span` back, by time
+        live += det.detect_many(History(t[lo:i], v[lo:i], {}), points[i : i + 1])
+    assert live == replay
+    assert replay[7400 - start].anomaly and replay[8600 - start].anomaly
