@@ -8,8 +8,8 @@ The scheduler wakes the event loop on a `WAKE_GRAIN_S` grid (`GroupedScheduler`)
 due within the same 20 ms start together, up to 20 ms after their time, instead of one
 wake-up each (issue 28). A run's periods come from its scheduled time, so nothing it judges
 changes; what changes is the CPU: 10,000 one-minute metrics are a run every 3 ms, and a run
-that starts after the loop slept costs up to twice the CPU of one that starts right after
-another (caches gone cold on a shared machine; see docs/benchmarks.md).
+that starts after the loop slept cost up to twice the CPU of one that starts right after
+another on the benchmark machine (docs/benchmarks.md).
 """
 
 from __future__ import annotations
