@@ -10,6 +10,7 @@ prometheus_client, without the optional `_created` samples.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Literal
 
@@ -69,6 +70,9 @@ class Family:
         return Child(self, values)
 
     def put(self, key: tuple[str, ...], value: float) -> None:
+        old = self.values.get(key)
+        if old == value and (value != 0.0 or math.copysign(1.0, old) == math.copysign(1.0, value)):
+            return  # the same line (most of a run's samples: up, firing 0, ...); -0.0 renders apart
         self.values[key] = value
         self._lines[key] = self._prefix[key] + _go_float(value) + "\n"
 

@@ -53,6 +53,8 @@ class Telemetry:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
+        # The three stages' children, looked up once (each run observes all three)
+        self.stage_duration = {k: self.check_duration.labels(k) for k in ("collect", "detect", "store")}
         self.lag = Histogram(
             "detectk_scheduler_lag_seconds",
             "How late runs started after their scheduled time.",

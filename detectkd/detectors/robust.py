@@ -16,6 +16,7 @@ Anomaly: |x - expected| > n_sigma * spread. Score: z / (z + n_sigma).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from datetime import timedelta
@@ -69,12 +70,17 @@ class Params(Frozen):
         return tuple(f if isinstance(f, str) else f.name for f in self.seasonal_features)
 
 
+@functools.lru_cache(maxsize=256)
 def weights_for(n: int, decay: float) -> FloatArray:
+    """The weights of a window of `n` points, newest last (read-only: one array per (n,
+    decay) is shared by every check, so a live check does not compute it again)."""
     if decay <= 0:
-        return np.full(n, 1.0 / n)
-    w = np.exp(-decay * np.arange(n - 1, -1, -1, dtype=np.float64))
-    total = float(w.sum())
-    return w / total
+        w = np.full(n, 1.0 / n)
+    else:
+        w = np.exp(-decay * np.arange(n - 1, -1, -1, dtype=np.float64))
+        w = w / float(w.sum())
+    w.flags.writeable = False
+    return w
 
 
 def weighted_median(x: FloatArray, w: FloatArray) -> float:

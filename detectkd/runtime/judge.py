@@ -238,8 +238,10 @@ def _prejudge(
     """Results of the detectors that judge a batch at once (`detect_many`), per series for
     all its points of this batch, each against the history before it: the same answers as
     point by point, in one pass of array operations (replays, catch-up, backfill)."""
+    if len(points) < 2:  # a live check's one point (before the Protocol checks: they cost)
+        return {}
     batched = [(k, d) for k, d in enumerate(detectors) if isinstance(d, BatchDetector)]
-    if not batched or len(points) < 2:
+    if not batched:
         return {}
     by_series: dict[str, list[Point]] = {}
     for p in points:

@@ -173,9 +173,10 @@ class StatusBook:
         tel = self.telemetry
         if tel is None:
             return
-        tel.check_duration.labels("collect").observe(collect_s)
-        tel.check_duration.labels("detect").observe(detect_s)
-        tel.check_duration.labels("store").observe(store_s)
+        stage = tel.stage_duration
+        stage["collect"].observe(collect_s)
+        stage["detect"].observe(detect_s)
+        stage["store"].observe(store_s)
         tel.points.labels(self.name).inc(points)
         if anomalies:
             tel.anomalies.labels(self.name).inc(anomalies)

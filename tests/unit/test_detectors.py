@@ -11,7 +11,7 @@ import pytest
 
 from detectkd.detectors.base import Current, History, Result
 from detectkd.detectors.robust import Params as RobustParams
-from detectkd.detectors.robust import RobustDetector, weighted_median
+from detectkd.detectors.robust import RobustDetector, weighted_median, weights_for
 from detectkd.detectors.threshold import Params as ThresholdParams
 from detectkd.detectors.threshold import ThresholdDetector
 from tests.support.detectors import STEP, at_end, history, noisy
@@ -259,3 +259,13 @@ def test_threshold_percent_bounds_are_in_value_units() -> None:
 def test_threshold_rejects_inconsistent_params(params: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         ThresholdParams.model_validate(params)
+
+
+def test_window_weights_are_shared_read_only_and_as_computed_before() -> None:
+    """`weights_for` is cached per (n, decay) (issue 28: a live check no longer recomputes
+    it): the same values as the formula, one read-only array shared by every check."""
+    w = weights_for(100, 0.1)
+    raw = np.exp(-0.1 * np.arange(99, -1, -1, dtype=np.float64))
+    assert np.array_equal(w, raw / float(raw.sum()))
+    assert weights_for(100, 0.1) is w and not w.flags.writeable
+    assert np.array_equal(weights_for(4, 0.0), np.full(4, 0.25))
