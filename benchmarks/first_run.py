@@ -1,5 +1,5 @@
 """The first runs of one many-series `auto` metric in this process (issue 28): `scale.py
---series N`'s metric and pre-loaded store (120 points a series, no restart snapshot), the
+--series N`'s metric and pre-loaded store (`--history`, 120 points a series, no restart snapshot), the
 `Daemon` object with its scheduler paused, the metric's runs called one after another.
 
     flock /work/wt/bench.lock .venv/bin/python benchmarks/first_run.py [--series 1000] [--runs 3]
@@ -36,7 +36,7 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def first_runs(series: int, runs: int) -> list[tuple[float, float]]:
+async def first_runs(series: int, runs: int, history: int) -> list[tuple[float, float]]:
     """(CPU seconds, wall seconds) of each run."""
     with tempfile.TemporaryDirectory(prefix="dtk-first-") as tmp:
         root = Path(tmp)
@@ -44,7 +44,7 @@ async def first_runs(series: int, runs: int) -> list[tuple[float, float]]:
         build_source(root / "src.db", 1, STEP, now - 3 * 3600, now + 3600, STEP, series)
         text = METRIC_SERIES.format(i=0, interval=STEP, n=series, detector=DETECTORS["auto"])
         write_daemon(root, [text])
-        await preload_store(root / "data" / "detectkd.db", 1, STEP, now, series=series)
+        await preload_store(root / "data" / "detectkd.db", 1, STEP, now, history, series=series)
         os.chdir(root)
         settings = load_settings(root / "detectkd.yaml")
         logs.configure(settings.log_format, "error")
@@ -66,9 +66,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--history", type=int, default=120, help="points stored per series (6800: a full `auto` one)"
+    )
     args = ap.parse_args()
-    for k, (c, w) in enumerate(asyncio.run(first_runs(args.series, args.runs)), 1):
+    got = asyncio.run(first_runs(args.series, args.runs, args.history))
+    for k, (c, w) in enumerate(got, 1):
         print(f"run {k}: CPU {c:.3f} s, wall {w:.3f} s ({args.series} series)")
+    if len(got) > 2:
+        later = sorted(c for c, _ in got[1:])
+        mid = later[len(later) // 2]
+        print(f"later runs: median CPU {mid:.3f} s, {mid / args.series * 1e6:.0f} us a series")
     return 0
 
 

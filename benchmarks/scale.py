@@ -161,10 +161,16 @@ async def preload_store(
     await store.open()
     last = now - now % interval - interval
     periods = [last - k * interval for k in range(history, 0, -1)]
+    chunk = max(1, 200_000 // max(1, history))  # series a commit: a full history's points stay few
     for i in (i for i in range(n) if shard.owns(f"m{i}")):
         keys = [(f"s=k{j}" if series > 1 else "", j) for j in range(series)]
-        pts = [Point(key, p, 100.0 + (i + j + p // interval) % 7) for key, j in keys for p in periods]
-        await store.commit(RunRecord(f"m{i}", points=pts, watermark=periods[-1]))
+        for c in range(0, len(keys), chunk):
+            pts = [
+                Point(key, p, 100.0 + (i + j + p // interval) % 7)
+                for key, j in keys[c : c + chunk]
+                for p in periods
+            ]
+            await store.commit(RunRecord(f"m{i}", points=pts, watermark=periods[-1]))
     await store.close()
 
 

@@ -156,6 +156,48 @@ class Held:
         SeriesMemory.load = loaded  # type: ignore[method-assign,assignment]
 
 
+def account(d: Daemon, total: int) -> None:
+    """What the windows and `auto`'s per-series state hold, per series, by array (a buffer
+    shared by several windows counted once), and the points a window holds."""
+    import numpy as np
+
+    seen: set[int] = set()
+    sizes: dict[str, int] = {}
+    points = 0
+
+    def add(kind: str, arr: Any) -> None:
+        if isinstance(arr, np.ndarray):
+            base = arr if arr.base is None else arr.base
+            if not isinstance(base, np.ndarray) or id(base) in seen:
+                return
+            seen.add(id(base))
+            sizes[kind] = sizes.get(kind, 0) + base.nbytes
+        elif arr is not None:
+            sizes[kind] = sizes.get(kind, 0) + sys.getsizeof(arr)
+
+    for slot in d.slots.values():
+        memory = slot.runtime.memory
+        for w in memory.windows.values():
+            points += len(w)
+            times, values, feats = w.saved()
+            add("window times", times)
+            add("window values", values)
+            for c in feats.values():
+                add("window features", c)
+        for det in memory.detectors:
+            for m in getattr(det, "_memo", {}).values():
+                add("auto |z| ring", m.recent)
+                add("auto sustain medians", getattr(m, "medians", None))
+                packed = getattr(m, "packed", None)
+                for a in getattr(packed, "_arrays", ()):
+                    add("auto packed fit", a)
+    if not total:
+        return
+    print(f"  windows hold {points / total:.0f} points a series")
+    for kind, size in sorted(sizes.items(), key=lambda kv: -kv[1]):
+        print(f"  {size / 2**10 / total:8.2f} KiB a series  {kind}")
+
+
 async def probe(args: argparse.Namespace) -> None:
     n, series, step = args.metrics, args.series, args.interval
     with tempfile.TemporaryDirectory(prefix="dtk-smem-") as tmp:
@@ -181,7 +223,8 @@ async def probe(args: argparse.Namespace) -> None:
         serve = asyncio.create_task(d.serve())
         t0 = time.monotonic()
         print(
-            f"ready {time.monotonic() - t0:.1f} s, RSS {rss_mib()[0]:.0f} MiB (before the daemon {base:.0f})"
+            f"ready {time.monotonic() - t0:.1f} s, RSS {rss_mib()[0]:.0f} MiB (before the daemon {base:.0f}, "
+            f"{heap_mib()})"
         )
         traced0 = tracemalloc.get_traced_memory()[0] if args.trace else 0
         last_print = 0.0
@@ -207,6 +250,11 @@ async def probe(args: argparse.Namespace) -> None:
             f"(peak {(peak - base) * 1024 / total:.1f})"
         )
         print(f"  {heap_mib()}; {pymalloc_mib()}")
+        for s in d.slots.values():
+            st = s.runtime.status
+            if st.failures or st.last_error:
+                print(f"  {s.runtime.name}: {st.runs} runs, {st.failures} failed, last error {st.last_error}")
+        account(d, total)
         if args.held:
             print(f"  window loads held at most: {Held.peak_loads} at once, {Held.peak} points")
         if args.types:

@@ -28,6 +28,7 @@ from detectkd.detectors.base import (
     judge_seconds,
 )
 from detectkd.detectors.features import feature_value
+from detectkd.runtime.gridtimes import TimesPool
 from detectkd.runtime.peers import PeerGraph
 from detectkd.runtime.windows import SeriesWindow, TimeArray, first_at
 from detectkd.storage.window import WindowRows
@@ -117,6 +118,7 @@ class SeriesMemory:
         # What a first start loads before judging (`coldstart`): staged when below `span`.
         self.judge_span = max((judge_seconds(d, step) for d in detectors), default=0) + step
         self.windows: dict[str, SeriesWindow] = {}
+        self.times = TimesPool()  # the series on one time grid share their windows' times
         self.loaded = False  # windows read from storage (once per runtime)
         self._open: dict[str, tuple[int, int, int, int] | None] | None = None  # series -> checkpoint
         self.saved: Saved | None = None  # left by the previous process, taken by the first run
@@ -135,7 +137,7 @@ class SeriesMemory:
     def window(self, series: str) -> SeriesWindow:
         w = self.windows.get(series)
         if w is None:
-            w = self.windows[series] = SeriesWindow(self.span, self.features, mask=self.mask)
+            w = self.windows[series] = SeriesWindow(self.span, self.features, mask=self.mask, pool=self.times)
         if self._open is not None and series not in self._open:
             self._open[series] = w.checkpoint() if len(w) else None
         return w

@@ -10,7 +10,8 @@ dropped prefix is compacted away when it gets large.
 Times are kept as 4-byte seconds from `EPOCH` (2038): every time from 1970 to 2106
 fits, and a window with a time outside that keeps 8-byte ones. `history()` gives
 them back as absolute 8-byte times (a copy of 2,000 times costs microseconds; the
-window holds 12 bytes a point instead of 16).
+window holds 12 bytes a point instead of 16). The windows of one metric's series on
+one time grid share one times buffer (`gridtimes`): a series holds its values alone.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from detectkd.detectors.base import FloatArray, History, IntArray
+from detectkd.runtime.gridtimes import Times, TimesPool
 
 TimeArray = npt.NDArray[np.int32 | np.int64]  # seconds from `EPOCH`, as a window keeps them
+_LONE = TimesPool(shared=False)  # a window of its own: no buffer shared
 
 _REVISIONS = itertools.count(1)
 MIN_ROOM = 16  # free slots a move leaves at least
@@ -63,8 +66,10 @@ class SeriesWindow:
         "_feat",
         "_mask",
         "_n",
+        "_pool",
         "_revision",
         "_start",
+        "_tbuf",
         "_times",
         "_values",
         "negative",
@@ -77,13 +82,19 @@ class SeriesWindow:
         features: tuple[str, ...],
         capacity: int = 64,
         mask: Mask | None = None,
+        pool: TimesPool | None = None,
     ) -> None:
         self.span = span_seconds
         # Times whose values stay out of the window (a calendar's `exclude` periods): kept as
         # missing, so no baseline learns from them; the stored points keep their values.
         self._mask = mask
         self._cap = capacity
-        self._times: TimeArray = np.empty(capacity, np.int32)  # - EPOCH
+        # Times - EPOCH, in a buffer the metric's windows on the same grid share (`gridtimes`):
+        # `_times` is `_tbuf.arr`, written through `_put` only.
+        self._pool = _LONE if pool is None else pool
+        self._tbuf: Times
+        self._times: TimeArray
+        self._use(self._pool.buffer(np.empty(0, np.int32), capacity))
         self._values: FloatArray = np.empty(capacity, np.float64)
         self._feat: dict[str, FloatArray] = {f: np.empty(capacity, np.float64) for f in features}
         self._start = 0
@@ -103,10 +114,19 @@ class SeriesWindow:
     def last_time(self) -> int | None:
         return int(self._times[self._n - 1]) + EPOCH if self._n > self._start else None
 
+    def _use(self, buf: Times) -> None:
+        self._tbuf, self._times = buf, buf.arr
+
+    def _put(self, i: int, times: TimeArray) -> None:
+        """Write times at slots `i`... (the live end): into the shared buffer when it holds
+        the same times there or nothing yet, else into a buffer of this window's own."""
+        if not self._tbuf.put(i, times):
+            self._use(self._pool.buffer(np.concatenate((self._times[:i], times)), self._cap))
+
     def _fit(self, lo: int, hi: int) -> None:
         """Make times `lo`..`hi` storable: 8-byte times from now on if beyond the 4-byte range."""
         if self._times.dtype == np.int32 and not _narrow(lo, hi):
-            self._times = self._times.astype(np.int64)
+            self._use(self._pool.buffer(self._times[: self._n].astype(np.int64), self._cap))
 
     def _key(self, time: int) -> int:
         """`time` as stored, for searches (clamped to the stored range: the same order)."""
@@ -127,7 +147,8 @@ class SeriesWindow:
             self._compact(headroom(self._n - self._start))
         self._fit(time, time)
         i = self._n
-        self._times[i] = time - EPOCH
+        if not self._tbuf.put_one(i, time - EPOCH):
+            self._put(i, np.array([time - EPOCH], self._times.dtype))
         self._values[i] = np.nan if value is None else value
         for name, column in self._feat.items():
             column[i] = features.get(name, np.nan)
@@ -153,7 +174,7 @@ class SeriesWindow:
             self._compact(headroom(self._n - self._start + k))
         self._fit(int(times[0]), int(times[-1]))
         s = self._n
-        self._times[s : s + k] = times - EPOCH
+        self._put(s, (times - EPOCH).astype(self._times.dtype))
         self._values[s : s + k] = values
         for name, column in self._feat.items():
             column[s : s + k] = features.get(name, np.nan)
@@ -172,9 +193,10 @@ class SeriesWindow:
             times = times.astype(np.int32)  # (a window that held a time beyond 2106 no longer does)
         if self._mask is not None and k:
             values = self._masked(times.astype(np.int64) + EPOCH, values)
-        self._times, self._values, self._cap, self._start, self._n = times, values, max(k, 1), 0, k
+        self._values, self._cap, self._start, self._n = values, max(k, 1), 0, k
+        self._use(self._pool.adopt(times) if k else self._pool.buffer(np.empty(0, np.int32), 1))
         if k == 0:
-            self._times, self._values = np.empty(1, np.int32), np.empty(1, np.float64)
+            self._values = np.empty(1, np.float64)
         self._feat = {
             f: features[f] if f in features and k else np.full(max(k, 1), np.nan) for f in self._feat
         }
@@ -207,9 +229,10 @@ class SeriesWindow:
         if self._n == self._cap:
             self._compact(headroom(self._n - self._start))  # moves the points: found again
             idx = self._start + int(np.searchsorted(self._times[self._start : self._n], time - EPOCH))
-        for arr in (self._times, self._values, *self._feat.values()):
+        for arr in (self._values, *self._feat.values()):
             arr[idx + 1 : self._n + 1] = arr[idx : self._n].copy()
-        self._times[idx] = time - EPOCH
+        moved = np.insert(self._times[: self._n], idx, time - EPOCH)
+        self._use(self._pool.buffer(moved, self._cap))  # (slots written once: a new buffer)
         self._values[idx] = v
         for name, column in self._feat.items():
             column[idx] = features.get(name, np.nan)
@@ -232,7 +255,7 @@ class SeriesWindow:
             out[:live] = arr[self._start : self._n]
             return out
 
-        self._times = move(self._times, self._times.dtype.type)
+        self._use(self._pool.buffer(self._times[self._start : self._n], capacity))
         self._values = move(self._values, np.float64)
         self._feat = {k: move(v, np.float64) for k, v in self._feat.items()}
         self._cap = capacity

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from detectkd.alerting.state import STATE_COLUMNS, SeriesState, state_from_row, state_row
 from detectkd.config.connection import StoreParams
+from detectkd.detectors.base import IntArray
 from detectkd.errors import StorageError
 from detectkd.storage.base import (
     OutboxItem,
@@ -35,7 +36,7 @@ from detectkd.storage.base import (
 )
 from detectkd.storage.sqlite_schema import MIGRATIONS, SCHEMA
 from detectkd.storage.sqlite_shadow import SqliteShadow
-from detectkd.storage.window import WindowRows
+from detectkd.storage.window import WindowRows, same_times
 
 T = TypeVar("T")
 
@@ -176,10 +177,11 @@ class SqliteStore(SqliteShadow):
                 "WHERE metric = ? AND period >= ? AND period < ? ORDER BY series, period"
             )
             out: dict[str, WindowRows] = {}
+            seen: dict[tuple[int, int, int], IntArray] = {}  # the series on one grid: one times array
             for s, rows in groupby(c.execute(sql, (metric, since, until)), key=itemgetter(0)):
                 _, times, values, raw = zip(*rows, strict=True)  # one series' columns at a time
                 contexts = [json.loads(x) if x else {} for x in raw] if any(raw) else None
-                out[s] = WindowRows.of(list(times), list(values), contexts)
+                out[s] = same_times(WindowRows.of(list(times), list(values), contexts), seen)
             return out
 
         return await self._call(read)

@@ -54,6 +54,19 @@ def rows_of(points: Sequence[StoredPoint]) -> WindowRows:
     return WindowRows.of([p.period for p in points], [p.value for p in points], contexts)
 
 
+def same_times(rows: WindowRows, seen: dict[tuple[int, int, int], IntArray]) -> WindowRows:
+    """`rows` holding the times array of a series read before it (`seen`, per read) when their
+    times are the same (a metric's series on one grid): one array for them, not one a series,
+    while the read waits to be loaded (the windows share their times too, `runtime.gridtimes`)."""
+    t = rows.times
+    if not t.size:
+        return rows
+    got = seen.setdefault((int(t.size), int(t[0]), int(t[-1])), t)
+    if got is t or not np.array_equal(got, t):
+        return rows
+    return WindowRows(got, rows.values, rows.contexts, rows.last)
+
+
 class WindowReader(Protocol):
     async def read_window(self, metric: str, since: int, until: int) -> dict[str, WindowRows]:
         """Every series' points of [since, until) as `WindowRows`; `StorageError` as `read_points`."""
@@ -68,4 +81,5 @@ async def read_window(store: DataStore, metric: str, since: int, until: int) -> 
         got: dict[str, WindowRows] = await reader(metric, since, until)
         return got
     stored = await store.read_points(metric, None, since, until)
-    return {series: rows_of(points) for series, points in stored.items()}
+    seen: dict[tuple[int, int, int], IntArray] = {}
+    return {series: same_times(rows_of(points), seen) for series, points in stored.items()}

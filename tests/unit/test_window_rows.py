@@ -95,3 +95,26 @@ def test_a_window_loaded_from_rows_holds_what_appending_the_points_held(tmp_path
             f: c.tobytes() for f, c in want.features.items()
         }
     assert len(memory.windows["s=a"]) == 30 and memory.loaded
+
+
+async def test_a_read_gives_the_series_on_one_grid_one_times_array(tmp_path: Path) -> None:
+    """Issue 28: a 1,000-series metric's window load held a times array a series while it waited
+    (54 KiB each at a full one-minute `auto` history); the series with the same times share one,
+    a series with a missing period has its own, in SQLite's read and through `read_points`."""
+    pts = [Point(s, T0 + k * STEP, float(k)) for s in ("s=a", "s=b", "s=gap") for k in range(50)]
+    pts = [p for p in pts if not (p.series == "s=gap" and p.period == T0 + 20 * STEP)]
+    sqlite, memory = SqliteStore(tmp_path / "s.db"), MemoryStore()
+    for store in (sqlite, memory):
+        await store.open()
+        await store.commit(RunRecord("m", points=pts, watermark=T0))
+    try:
+        for got in (
+            await sqlite.read_window("m", T0, T0 + 60 * STEP),
+            await read_window(memory, "m", T0, T0 + 60 * STEP),
+        ):
+            assert np.shares_memory(got["s=a"].times, got["s=b"].times)
+            assert not np.shares_memory(got["s=a"].times, got["s=gap"].times)
+            assert got["s=b"].times.tolist() == [T0 + k * STEP for k in range(50)]
+            assert got["s=gap"].times.tolist() == [T0 + k * STEP for k in range(50) if k != 20]
+    finally:
+        await sqlite.close()
