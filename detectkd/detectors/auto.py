@@ -23,9 +23,10 @@
 5. Persistence. A point alarms alone only as a spike (surprise >= `spike` x the line, 3; `autospikes`: options
    to hold routine ones); otherwise the previous judged point must have been beyond the line too (the smaller
    of the two surprises counts; `autopairs`: and a short mean).
-6. Range break. A value beyond the range of the series' recent points (the
-   `range_window` (1,000) points before its block, a week and a day when the
-   interval allows and the history holds it) alarms alone, like a spike, if it
+6. Range break. A value beyond the range of the series' recent values (those within the
+   `range_window` (4,000) intervals before its block, at least a week and a day, at most what
+   a live check holds before the block; by time: missing values make it hold fewer, live and
+   in a replay alike) alarms alone, like a spike, if it
    is beyond by `range_tolerance` (5 %) of the range's width and by
    `range_spreads` (1) spreads of the judging baseline, and its |z| is at
    least `range_gate` (0.5) x `min_z` (in |z|, not in lines: a line inflated
@@ -108,7 +109,8 @@ class AutoDetector:
         self.block = p.refresh * self.step
         read = p.window + max(self.periods, default=0) * p.cycles + p.reference + p.refresh
         week = (WEEK + DAY) // self.step  # a week and a day: last week's peak is inside
-        self.range_points = min(max(p.range_window, week), read) if p.range_window else 0
+        # The range window, by time: what a live check holds before its block for every point of it.
+        self.range_points = min(max(p.range_window, week), read - p.refresh) if p.range_window else 0
         # A stuck run's window (`autostuck`) must hold a week and a day before the run, or a rest
         # that comes once a week (a count at 0 every weekend) is a new record every week: 0 (the
         # channel off) where `auto` reads less (intervals under 3 minutes, unless `max_history`

@@ -61,46 +61,18 @@ def cycle_medians(times: IntArray, v: FloatArray, at: IntArray, lag: int, cycles
     return row_quantile(stack.reshape(-1, cycles), 0.5, 2).reshape(v.shape[0], at.size)
 
 
-def trailing_extremes(x: FloatArray, ends: IntArray, w: int) -> tuple[FloatArray, FloatArray]:
-    """`rows.trailing_extremes` of each row of `x` (max and min are exact: no order matters)."""
-    s = x.shape[0]
-    if ends.size and int(ends.max()) <= w:
-        found = []
-        for sign in (1.0, -1.0):
-            y = np.empty((s, x.shape[1] + 1))
-            y[:, 0] = -np.inf
-            y[:, 1:] = np.where(np.isfinite(x), sign * x, -np.inf)
-            found.append(sign * np.maximum.accumulate(y, axis=1)[:, ends])
-        return found[0], found[1]
-    n = x.shape[1] + w
-    m = -(-n // w) * w
-    out = []
-    for sign in (1.0, -1.0):
-        y = np.full((s, m), -np.inf)
-        y[:, w:n] = np.where(np.isfinite(x), sign * x, -np.inf)
-        blocks = y.reshape(s, -1, w)
-        prefix = np.maximum.accumulate(blocks, axis=2).reshape(s, m)
-        suffix = np.maximum.accumulate(blocks[:, :, ::-1], axis=2)[:, :, ::-1].reshape(s, m)
-        out.append(sign * np.maximum(suffix[:, ends], prefix[:, ends + w - 1]))
-    return out[0], out[1]
-
-
-def recent_ranges(v: FloatArray, starts: IntArray, r: int) -> tuple[FloatArray, FloatArray]:
-    """`rows.recent_range` of each row of `v`, per (row, start) in series order."""
-    if v.shape[0] == 1:
-        return recent_range(v[0], starts, r)
-    half = r // 2
-    first = max(0, int(starts.min()) - r)
-    ends = starts - first
-    seg = v[:, first:]
-    top, bottom = trailing_extremes(seg, ends, r)
-    total = np.concatenate([np.zeros((seg.shape[0], 1)), np.cumsum(seg, axis=1)], axis=1)
-    mid, begin = np.maximum(ends - half, 0), np.maximum(ends - r, 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        new = (total[:, ends] - total[:, mid]) / (ends - mid)
-        old = (total[:, mid] - total[:, begin]) / (mid - begin)
-        drift = np.where(mid > begin, new - old, 0.0)
-    return (top + np.maximum(drift, 0.0)).ravel(), (bottom + np.minimum(drift, 0.0)).ravel()
+def range_windows(det: AutoDetector, times: IntArray, starts: IntArray) -> tuple[IntArray, IntArray]:
+    """Per block (its first value at `starts`): where its range window begins, and where the
+    window's recent half begins. By time as well as by count: the values within the last
+    `range_points` intervals before the block's start (at most that many), what a live
+    check's history holds for every point of the block (`window_seconds` back, by time),
+    however many values are missing; a replay reads no further back. The halves split the
+    window by time (`range_points` // 2 intervals before the block)."""
+    r, half = det.range_points, det.range_points // 2
+    at = times[starts] // det.block * det.block  # the blocks' start times
+    since = np.maximum(starts - r, np.searchsorted(times, at - r * det.step, side="left"))
+    mid = np.maximum(starts - half, np.searchsorted(times, at - half * det.step, side="left"))
+    return since, np.maximum(mid, since)
 
 
 def bases(det: AutoDetector, times: IntArray, v: FloatArray, at: IntArray) -> list[FloatArray | None]:
@@ -133,6 +105,7 @@ def block_fit(det: AutoDetector, times: IntArray, values: FloatArray, starts: In
             whole = np.where(finite, (level >= 0) & (level == np.round(level)), True).all(axis=1)
         is_count = whole & enough
     fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray, FloatArray]]] = {}
+    since, mid = range_windows(det, times, starts) if det.range_points else (starts, starts)
     ranges: dict[bool, tuple[FloatArray, FloatArray]] = {}
     for sqrt in [s for s in (False, True) if (is_count == s).any()]:  # the scales the blocks need
         v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
@@ -146,9 +119,9 @@ def block_fit(det: AutoDetector, times: IntArray, values: FloatArray, starts: In
             models.append(robust_rows(windows(resid, starts - lo, w), p.min_samples))
         fits[sqrt] = models
         if det.range_points:
-            ranges[sqrt] = recent_ranges(v[:, :hi], starts, det.range_points)
+            ranges[sqrt] = recent_range(v[:, :hi], starts, since, mid)
     poisson = autocounts.poisson_like(level, is_count & p.dispersion)  # 0 where not judged so
-    filled = np.tile(np.minimum(starts, det.range_points), n_series)
+    filled = np.tile(starts - since, n_series)  # values in the range window: `range_min` counts them
     return BlockFit(is_count, enough, fits, ranges, filled, poisson)
 
 

@@ -33,10 +33,10 @@ class Params(Frozen):
     # After a run of alarms, a new alarm needs a surprise greater than the run's peak for this
     # many judged points (a rest period): one change, one page (0: off).
     rest: int = Field(default=100, ge=0)
-    # Range break: a value beyond the range of this many points (at least a week and a day, at
-    # most what auto reads) alarms alone, like a spike (0: off).
+    # Range break: a value beyond the range of the values within this many intervals before its
+    # block (at least a week and a day, at most what auto reads) alarms alone, like a spike (0: off).
     range_window: int = Field(default=4000, ge=0)
-    # Points in the range window before a range break counts.
+    # Values in the range window (not intervals: missing ones do not count) before a range break counts.
     range_min: int = Field(default=200, ge=1)
     # A range break is beyond the range by this share of the range's width ...
     range_tolerance: float = Field(default=0.05, ge=0)

@@ -69,48 +69,80 @@ def cycle_median(times: IntArray, values: FloatArray, at: IntArray, lag: int, cy
 
 
 def trailing_extremes(x: FloatArray, ends: IntArray, w: int) -> tuple[FloatArray, FloatArray]:
-    """Per e in `ends`: the max and min of the finite x[e - w : e] (-inf / +inf when none), in
+    """Per row of `x` (a row per series; a 1-D `x` is one row and gives 1-D answers) and e in
+    `ends`: the max and min of the finite x[row, e - w : e] (-inf / +inf when none), in
     O(len(x) + w) for all ends at once (van Herk / Gil-Werman: prefix and suffix extremes of
     blocks of w; a window of w spans at most two blocks). Where every window reaches back to
-    x's start (a short history: a first start's), the running extremes of x alone."""
-    if ends.size and int(ends.max()) <= w:  # x[max(0, e - w) : e] is x[:e] for every e
-        found = []
-        for sign in (1.0, -1.0):
-            y = np.empty(x.size + 1)
-            y[0] = -np.inf
-            y[1:] = np.where(np.isfinite(x), sign * x, -np.inf)
-            found.append(sign * np.maximum.accumulate(y)[ends])
-        return found[0], found[1]
-    n = x.size + w
-    m = -(-n // w) * w
+    x's start (a short history: a first start's), the running extremes of x alone. Max and min
+    are exact: a row's answers do not depend on the other rows."""
+    rows = x if x.ndim == 2 else x[None, :]
+    s = rows.shape[0]
     out = []
-    for sign in (1.0, -1.0):
-        y = np.full(m, -np.inf)
-        y[w:n] = np.where(np.isfinite(x), sign * x, -np.inf)
-        blocks = y.reshape(-1, w)
-        prefix = np.maximum.accumulate(blocks, axis=1).ravel()
-        suffix = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
-        out.append(sign * np.maximum(suffix[ends], prefix[ends + w - 1]))
-    return out[0], out[1]
-
-
-def recent_range(v: FloatArray, starts: IntArray, r: int) -> tuple[FloatArray, FloatArray]:
-    """Per start: the top and bottom of the `r` values of `v` before it, moved on by how far
-    the mean of those values' recent half rose above (or fell below) the mean of their older
-    half: a series that trends or grows makes new highs by that much without news, while on
-    a level series the two means differ only by noise."""
-    half = r // 2
-    first = max(0, int(starts.min()) - r)
-    ends = starts - first
-    seg = v[first:]
-    if starts.size == 1 and ends[0] > 0:  # a live check: one block, plain reductions
-        top, bottom = np.array([seg[: ends[0]].max()]), np.array([seg[: ends[0]].min()])
+    if ends.size and int(ends.max()) <= w:  # x[max(0, e - w) : e] is x[:e] for every e
+        for sign in (1.0, -1.0):
+            y = np.empty((s, rows.shape[1] + 1))
+            y[:, 0] = -np.inf
+            y[:, 1:] = np.where(np.isfinite(rows), sign * rows, -np.inf)
+            out.append(sign * np.maximum.accumulate(y, axis=1)[:, ends])
     else:
-        top, bottom = trailing_extremes(seg, ends, r)
-    total = np.concatenate([[0.0], np.cumsum(seg)])
-    mid, begin = np.maximum(ends - half, 0), np.maximum(ends - r, 0)
+        n = rows.shape[1] + w
+        m = -(-n // w) * w
+        for sign in (1.0, -1.0):
+            y = np.full((s, m), -np.inf)
+            y[:, w:n] = np.where(np.isfinite(rows), sign * rows, -np.inf)
+            blocks = y.reshape(s, -1, w)
+            prefix = np.maximum.accumulate(blocks, axis=2).reshape(s, m)
+            suffix = np.maximum.accumulate(blocks[:, :, ::-1], axis=2)[:, :, ::-1].reshape(s, m)
+            out.append(sign * np.maximum(suffix[:, ends], prefix[:, ends + w - 1]))
+    shape = (*x.shape[:-1], ends.size)
+    return out[0].reshape(shape), out[1].reshape(shape)
+
+
+def window_extremes(x: FloatArray, lo: IntArray, hi: IntArray) -> tuple[FloatArray, FloatArray]:
+    """Per row of `x` (2-D) and window: the max and min of the finite x[row, lo : hi] (-inf /
+    +inf when none), windows of any widths. A window is covered by its first and its last w
+    values for any w of at least half its width, so the windows are taken in groups, each by
+    `trailing_extremes` of one w (the group's narrowest) at both ends; windows of one width
+    (a history without gaps) are one group and one pass, those from x's start another."""
+    width = hi - lo
+    top = np.full((x.shape[0], lo.size), -np.inf)
+    bottom = np.full((x.shape[0], lo.size), np.inf)
+    todo = width > 0
+    first = np.flatnonzero(todo & (lo == 0))  # reaching back to x's start: its running extremes
+    if first.size:
+        top[:, first], bottom[:, first] = trailing_extremes(x, hi[first], int(hi[first].max()))
+        todo[first] = False
+    while todo.any():
+        w = int(width[todo].min())
+        k = np.flatnonzero(todo & (width <= 2 * w))
+        todo[k] = False
+        top[:, k], bottom[:, k] = trailing_extremes(x, hi[k], w)
+        if (width[k] != w).any():  # the first w of each window too
+            head_top, head_bottom = trailing_extremes(x, lo[k] + w, w)
+            top[:, k] = np.maximum(top[:, k], head_top)
+            bottom[:, k] = np.minimum(bottom[:, k], head_bottom)
+    return top, bottom
+
+
+def recent_range(
+    v: FloatArray, starts: IntArray, since: IntArray, mid: IntArray
+) -> tuple[FloatArray, FloatArray]:
+    """Per row of `v` (a row per series, all on one grid) and block start: the top and bottom
+    of the values from `since` to the start, moved on by how far the mean of the recent ones
+    (from `mid`) rose above (or fell below) the mean of the older ones: a series that trends
+    or grows makes new highs by that much without news, while on a level series the two means
+    differ only by noise. Rows in series order (series 0's blocks, then series 1's ...)."""
+    first = int(since.min())
+    seg = v[:, first:]
+    ends, lo, mid = starts - first, since - first, mid - first
+    if starts.size == 1 and ends[0] > lo[0]:  # a live check: one block, plain reductions
+        part = seg[:, int(lo[0]) : int(ends[0])]
+        top, bottom = part.max(axis=1)[:, None], part.min(axis=1)[:, None]
+    else:
+        top, bottom = window_extremes(seg, lo, ends)
+    total = np.concatenate([np.zeros((seg.shape[0], 1)), np.cumsum(seg, axis=1)], axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        new = (total[ends] - total[mid]) / (ends - mid)
-        old = (total[mid] - total[begin]) / (mid - begin)
-        drift = np.where(mid > begin, new - old, 0.0)
-    return top + np.maximum(drift, 0.0), bottom + np.minimum(drift, 0.0)
+        new = (total[:, ends] - total[:, mid]) / (ends - mid)
+        old = (total[:, mid] - total[:, lo]) / (mid - lo)
+        drift = np.where((mid > lo) & (ends > mid), new - old, 0.0)
+    return (top + np.maximum(drift, 0.0)).ravel(), (bottom + np.minimum(drift, 0.0)).ravel()

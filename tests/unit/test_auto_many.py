@@ -110,6 +110,7 @@ def judge_all(det: AutoDetector, t: np.ndarray, vs: list[np.ndarray], n: int, pr
         ("counts", 2600, Params()),  # more than `rebuild` points and range_min
         ("mixed", 700, Params()),
         ("gaps", 900, Params(sustain=24, risk=0.01)),
+        ("gaps", 7500, Params()),  # range windows by time, beyond the history's start and gaps
         ("seasonal", 4400, Params()),  # three days: the daily baseline takes part
         ("floats", 300, Params(counts=False, range_window=0)),
         ("flat", 3500, Params(stuck=24)),  # five minutes: a week and a day before the run (`autostuck`)

@@ -7,11 +7,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.base import Current, History
-from detectkd.detectors.rows import cycle_median, no_rows, recent_range, robust_rows, trailing_extremes
+from detectkd.detectors.rows import (
+    cycle_median,
+    no_rows,
+    recent_range,
+    robust_rows,
+    trailing_extremes,
+    window_extremes,
+)
 from detectkd.runtime import snapshot
 from detectkd.runtime.memory import Saved
 from detectkd.runtime.windows import SeriesWindow
@@ -32,9 +40,10 @@ def daily(n: int, seed: int) -> np.ndarray:
 def test_the_range_window_covers_a_week_and_a_day_when_the_history_holds_it() -> None:
     assert AutoDetector(Params(), FIVE_MIN).range_points == 4000  # the default: two weeks
     assert AutoDetector(Params(range_window=1000), FIVE_MIN).range_points == WEEK + DAY
-    one_minute = AutoDetector(Params(), 60)  # a week of minutes is beyond what auto reads
-    assert one_minute.range_points == 400 + 1440 * 3 + 2000 + 12
-    assert AutoDetector(Params(), 3600).range_points == 400 + 168 * 3 + 2000 + 12  # what it reads
+    # a week of minutes is beyond what auto reads: what a live check holds before the block for
+    # each of its points (what auto reads less a block)
+    assert AutoDetector(Params(), 60).range_points == 400 + 1440 * 3 + 2000
+    assert AutoDetector(Params(), 3600).range_points == 400 + 168 * 3 + 2000
     assert AutoDetector(Params(range_window=0), FIVE_MIN).range_points == 0
 
 
@@ -149,10 +158,21 @@ def test_trailing_extremes_and_the_recent_range_match_a_direct_computation() -> 
             seg = seg[np.isfinite(seg)]
             assert top[e] == (seg.max() if seg.size else -np.inf)
             assert bottom[e] == (seg.min() if seg.size else np.inf)
-    ramp = np.arange(1000.0)  # a trend: the edges move on by the drift of the halves' means
-    top, bottom = recent_range(ramp, np.array([800, 900]), 400)
+    for _ in range(50):  # windows of any widths (values missing in a window by time)
+        hi = np.sort(rng.integers(0, 301, 40))
+        lo = np.maximum(hi - rng.integers(0, 120, 40), 0)
+        lo[rng.random(40) < 0.3] = 0
+        top, bottom = window_extremes(np.vstack([x, -x]), lo, hi)
+        for j, (a, b) in enumerate(zip(lo.tolist(), hi.tolist(), strict=True)):
+            seg = x[a:b][np.isfinite(x[a:b])]
+            assert top[:, j].tolist() == ([seg.max(), -seg.min()] if seg.size else [-np.inf, -np.inf])
+            assert bottom[:, j].tolist() == ([seg.min(), -seg.max()] if seg.size else [np.inf, np.inf])
+    ramp = np.arange(1000.0)[None, :]  # a trend: the edges move on by the drift of the halves' means
+    starts = np.array([800, 900])
+    top, bottom = recent_range(ramp, starts, starts - 400, starts - 200)
     assert top.tolist() == [799.0 + 200, 899.0 + 200] and bottom.tolist() == [400.0, 500.0]
-    live_top, live_bottom = recent_range(ramp, np.array([900]), 400)  # one block: the live path
+    one = np.array([900])  # one block: the live path
+    live_top, live_bottom = recent_range(ramp, one, one - 400, one - 200)
     assert (live_top[0], live_bottom[0]) == (top[1], bottom[1])
 
 
@@ -211,3 +231,31 @@ def test_a_cycle_not_in_the_history_is_no_baseline_with_the_rows_of_no_values() 
     got, want = no_rows(3), robust_rows(np.full((3, 400), np.nan), 50)
     for a, b in zip(got, want, strict=True):
         assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+
+
+@pytest.mark.parametrize(("missing", "back"), [(0.08, 7100), (0.0, 6734)])
+def test_a_live_window_and_a_replay_read_the_same_range(missing: float, back: int) -> None:
+    """The range is that of the values within the last `range_points` intervals by time before
+    the block, not of the last `range_points` values: a live check's history (`window_seconds`
+    back, by time) holds fewer values when some are missing, and a replay over the whole series
+    must judge as it does. One-minute data with the defaults (the range as long as what `auto`
+    reads): a 106.6 `back` minutes before a 106 lies among the replay's last 6,732 values but
+    not in the live window, so by count the 106 broke the range live and not in the replay, at
+    8 % of the values missing; and with none missing too, for a point six minutes into its
+    block (the window a live check holds reaches six minutes less far before the block)."""
+    step, n, event = 60, 16000, 15006  # the event six minutes into its block (refresh: 12)
+    rng = np.random.default_rng(3)
+    t = np.arange(n, dtype=np.int64) * step
+    v = np.round(rng.normal(100, 1, n), 2)
+    v[rng.random(n) < missing] = np.nan
+    v[event], v[event - back] = 106.0, 106.6
+    points = [Current(int(a), None if b != b else float(b), {}, "s") for a, b in zip(t, v, strict=True)]
+    det = AutoDetector(Params(), step)
+    span = det.window_seconds(step) + step
+    replay = AutoDetector(Params(), step).detect_many(History.empty(), points)
+    start, live = event - 60, []
+    for i in range(start, event + 30):
+        lo = int(np.searchsorted(t, t[i] - span + 1))  # the window: `span` back, by time
+        live += det.detect_many(History(t[lo:i], v[lo:i], {}), points[i : i + 1])
+    assert live == replay[start : event + 30]
+    assert live[event - start].anomaly  # beyond the range of the last 6,720 minutes: a break
