@@ -6,9 +6,10 @@ The daemon writes `data_dir/memory.snapshot` at SIGTERM, after the runs in fligh
 (`write`), and every `snapshot_interval` in the background (`runtime.snapshots`, through
 `SnapshotFile`: a slice of metrics at a time). The next start reads it (`load`; the file
 stays) and hands each metric its part (`take`), which the metric's first run adopts
-instead of reading its window from the store, but only if the config that shapes memory is
-the same (`fingerprint`: detectors and their parameters, interval, timezone, window span,
-features, where the points are stored) and detectkd is the same version. A part older than
+instead of reading its window from the store, but only if the metric's config is the same
+(`fingerprint`: the metric's own, which a reload compares, and what the code derives from
+the points: `MEMORY_VERSION`, each stateful detector's `STATE_VERSION`) and detectkd is the
+same version. A part older than
 the store's watermark (a crash after it was written) is caught up from the store's points
 (`runtime.catchup`).
 
@@ -47,13 +48,25 @@ _DTYPES = {"<i4", "<i8", "<f8", "<f4"}
 Block = tuple[int, int, str]  # where an array is in the file: offset, count, dtype
 
 
+# What a window holds for the same stored points (features computed from them, masked periods,
+# gaps): bump it with a change of detectkd that builds another window from the same points,
+# so a snapshot written before is rebuilt from the store, not adopted (a stateful detector's
+# own state has its `STATE_VERSION`).
+MEMORY_VERSION = 1
+
+
 def fingerprint(rt: MetricRuntime) -> str:
-    """What memory depends on besides the stored points."""
-    spec, st = rt.spec, rt.spec.storage
+    """What memory depends on besides the stored points: the metric's own fingerprint (the
+    one a reload compares: everything its file and the profiles it names resolve to, among
+    them detectors and their parameters, schedule, series columns, calendars and their event
+    files, completeness, storage), what the runtime derives from it (grid, window span,
+    features), and the versions of what the code derives from the points (`MEMORY_VERSION`,
+    each stateful detector's `STATE_VERSION`)."""
+    versions = [[d.id, getattr(d, "STATE_VERSION", None)] for d in rt.memory.detectors]
     doc = [
-        [[d.type, d.id, d.params.model_dump(mode="json")] for d in spec.detectors],
+        rt.spec.fingerprint,
         [rt.grid.step, str(rt.tz), rt.memory.span, list(rt.memory.features)],
-        [st.enabled, st.type, st.params],
+        [MEMORY_VERSION, versions],
     ]
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
