@@ -97,6 +97,12 @@ DAY, WEEK = 86400, 7 * 86400
 
 
 class AutoDetector:
+    # What `export_state` means (`StatefulDetector`): bump it with any change that makes the
+    # state kept for the same points differ (another quantity in the ring, a scalar added,
+    # one read otherwise, another rest or run rule), so a restart snapshot written by a build
+    # before is rebuilt from the store instead of adopted (`runtime.snapshot.fingerprint`).
+    STATE_VERSION = 1
+
     def __init__(self, p: Params, interval_seconds: int, detector_id: str = "auto") -> None:
         self.p, self.id = p, detector_id
         self.step = max(1, interval_seconds)

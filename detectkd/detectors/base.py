@@ -123,7 +123,11 @@ class StatefulDetector(Protocol):
     """A detector whose derived per-series state is costly to rebuild from the window: a
     graceful restart keeps it (`detectkd.runtime.snapshot`). The state is one float array
     (double or single precision) and a few numbers per series; `import_state` must leave
-    the detector judging exactly as it would have with the state it exported."""
+    the detector judging exactly as it would have with the state it exported. `STATE_VERSION`
+    names what the state means: bumped with any change of it, so a snapshot written before
+    is not adopted."""
+
+    STATE_VERSION: int
 
     def state_series(self) -> list[str]: ...
 

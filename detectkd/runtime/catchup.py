@@ -13,6 +13,15 @@ first run after a start:
 - anything else (no usable entry, a newer watermark than the store's, a gap longer than
   the window, points not stored at all): False, and the runner reads the window from the
   store and rebuilds, as without a snapshot.
+
+Late data (`completeness.recheck`, `runtime.recheck`) rewrites values of periods at or
+before the watermark without moving it: a revision committed after the snapshot was written
+is in the store but not in the snapshot. So for a metric with `recheck` the catch-up's one
+read starts `recheck` before the snapshot's watermark (the oldest period a recheck after it
+may have revised), and a stored value there that differs from the snapshot's makes the
+metric rebuild from the store (logged: `restart snapshot part revised since`), which holds
+the revised value. No store column or marker is needed: the store's points are the record
+of what was revised, and a revision is rare enough that a rebuild of its metric is cheap.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import structlog
 
 from detectkd.collectors.points import Point
@@ -27,6 +37,7 @@ from detectkd.runtime.batch import absent
 from detectkd.runtime.judge import judge
 from detectkd.runtime.memory import Saved, SeriesMemory
 from detectkd.runtime.offloop import sized  # a catch-up of many points is judged in a thread
+from detectkd.runtime.windows import EPOCH
 from detectkd.storage.base import StoredPoint
 
 if TYPE_CHECKING:
@@ -41,21 +52,29 @@ async def resume(rt: MetricRuntime, saved: Saved, watermark: int | None, before:
     mem, grid = rt.memory, rt.grid
     if watermark is None or saved.watermark > watermark:
         return False
-    if saved.watermark == watermark:
-        if not _read(rt, saved):
-            return False
-        mem.adopt(saved, before - rt.span)
-        mem.caught_up = 0
-        return True
+    stored_ok = rt.spec.storage.enabled
+    since = _revisable(rt, saved.watermark) if stored_ok else None  # (None: no recheck)
     start = grid.next(saved.watermark)
-    if not rt.spec.storage.enabled or start <= before - rt.span:
+    if saved.watermark < watermark and (not stored_ok or start <= before - rt.span):
         return False  # nothing stored to catch up from, or the snapshot is older than the window
     if not _read(rt, saved):
         return False
+    if saved.watermark == watermark and since is None:
+        mem.adopt(saved, before - rt.span)
+        mem.caught_up = 0
+        return True
     try:
-        stored = await (await rt.data()).read_points(rt.name, None, start, before)
+        stored = await (await rt.data()).read_points(rt.name, None, start if since is None else since, before)
+        if since is not None and (revised := _revised(rt, saved, stored, start)) is not None:
+            series, period = revised
+            log.info("restart snapshot part revised since", metric=rt.name, series=series, period=period)
+            return False  # read from the store, which holds the revised value
+        if saved.watermark == watermark:
+            mem.adopt(saved, before - rt.span)
+            mem.caught_up = 0
+            return True
         mem.adopt(saved, saved.watermark - rt.span)  # all of it: as the live window held it
-        points = _points(stored)
+        points = _points(stored, start)
         await sized(len(points), feed, rt, points, start, before)
     except BaseException:
         mem.reset()
@@ -98,10 +117,51 @@ def feed(rt: MetricRuntime, points: Sequence[Point], start: int, before: int) ->
         judge(ordered, mem, rt.states, rt.ctx.run(period, False, gaps))
 
 
-def _points(stored: dict[str, list[StoredPoint]]) -> list[Point]:
-    out = [Point(series, p.period, p.value, p.context) for series, pts in stored.items() for p in pts]
+def _points(stored: dict[str, list[StoredPoint]], start: int) -> list[Point]:
+    out = [
+        Point(series, p.period, p.value, p.context)
+        for series, pts in stored.items()
+        for p in pts
+        if p.period >= start
+    ]
     out.sort(key=lambda p: p.period)
     return out
+
+
+def _revisable(rt: MetricRuntime, watermark: int) -> int | None:
+    """The oldest period a recheck run after the snapshot (at `watermark` or later) may have
+    revised (`Recheck.run`'s look-back); None for a metric without `recheck`."""
+    cfg = rt.spec.config.completeness
+    if cfg is None or cfg.recheck is None or not cfg.recheck.total_seconds():
+        return None
+    grid, hi = rt.grid, rt.grid.next(watermark)
+    return min(grid.floor(hi - int(cfg.recheck.total_seconds())), grid.prev(hi))
+
+
+def _revised(
+    rt: MetricRuntime, saved: Saved, stored: dict[str, list[StoredPoint]], start: int
+) -> tuple[str, int] | None:
+    """A period before `start` whose stored value is not the one the snapshot holds (a
+    recheck revised it after the snapshot was written): its series and period, or None.
+    Periods the window masks (a calendar's `exclude`: NaN in the window, the value in the
+    store) and periods the snapshot does not hold (a recheck re-judges only those) are not
+    compared."""
+    mask = rt.memory.mask
+    for series, pts in stored.items():
+        held = saved.windows.get(series)
+        if held is None or not pts:
+            continue
+        times, values = held[0].astype(np.int64) + EPOCH, held[1]
+        for p in pts:
+            if p.period >= start or (mask is not None and mask.excluded_at(p.period)):
+                continue
+            i = int(np.searchsorted(times, p.period))
+            if i == len(times) or int(times[i]) != p.period:
+                continue
+            old, new = float(values[i]), np.nan if p.value is None else float(p.value)
+            if old != new and not (old != old and new != new):
+                return series, p.period
+    return None
 
 
 def _drop_forgotten(rt: MetricRuntime, before: int) -> None:

@@ -6,16 +6,21 @@ The daemon writes `data_dir/memory.snapshot` at SIGTERM, after the runs in fligh
 (`write`), and every `snapshot_interval` in the background (`runtime.snapshots`, through
 `SnapshotFile`: a slice of metrics at a time). The next start reads it (`load`; the file
 stays) and hands each metric its part (`take`), which the metric's first run adopts
-instead of reading its window from the store, but only if the config that shapes memory is
-the same (`fingerprint`: detectors and their parameters, interval, timezone, window span,
-features, where the points are stored) and detectkd is the same version. A part older than
+instead of reading its window from the store, but only if the metric's config is the same
+(`fingerprint`: the metric's own, which a reload compares, and what the code derives from
+the points: `MEMORY_VERSION`, each stateful detector's `STATE_VERSION`) and detectkd is the
+same version. A part older than
 the store's watermark (a crash after it was written) is caught up from the store's points
 (`runtime.catchup`).
 
-Anything else (no file, another version, a torn or foreign file, arrays whose length or type
-disagrees with the index) falls back to the store, which is always right, only slower. The
-format is the daemon's own (raw little-endian arrays and a JSON index, no pickle): it is
-read only by the version that wrote it.
+Anything else (no file, another version, a torn or foreign file, an index whose checksum or
+arrays' length or type disagree with it) falls back to the store, which is always right,
+only slower. Each array has a CRC-32 of its bytes as written in the index, checked when its
+metric's part is read (at the metric's first run, not at the start: the start reads only
+the index): a garbled array makes that metric read its window from the store (logged,
+`restart snapshot part not read`), the other metrics' parts are still taken. The format is
+the daemon's own (raw little-endian arrays and a JSON index, no pickle): it is read only by
+the version that wrote it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import json
 import os
 import struct
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,20 +46,34 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("detectkd")
 # 2: auto keeps its rest period (6 numbers per series); 3: its |z| in <f4; 4: a window's
-# times as it keeps them (seconds from `windows.EPOCH`, <i4 where they fit)
-MAGIC = b"DTKSNAP4"
+# times as it keeps them (seconds from `windows.EPOCH`, <i4 where they fit); 5: a CRC-32 per
+# array and one of the index
+MAGIC = b"DTKSNAP5"
 FILE = "memory.snapshot"
 _DTYPES = {"<i4", "<i8", "<f8", "<f4"}
-Block = tuple[int, int, str]  # where an array is in the file: offset, count, dtype
+Block = tuple[int, int, str, int]  # where an array is in the file: offset, count, dtype, CRC-32
+TAIL = struct.Struct("<QI")  # before the closing magic: the index's length and CRC-32
+
+
+# What a window holds for the same stored points (features computed from them, masked periods,
+# gaps): bump it with a change of detectkd that builds another window from the same points,
+# so a snapshot written before is rebuilt from the store, not adopted (a stateful detector's
+# own state has its `STATE_VERSION`).
+MEMORY_VERSION = 1
 
 
 def fingerprint(rt: MetricRuntime) -> str:
-    """What memory depends on besides the stored points."""
-    spec, st = rt.spec, rt.spec.storage
+    """What memory depends on besides the stored points: the metric's own fingerprint (the
+    one a reload compares: everything its file and the profiles it names resolve to, among
+    them detectors and their parameters, schedule, series columns, calendars and their event
+    files, completeness, storage), what the runtime derives from it (grid, window span,
+    features), and the versions of what the code derives from the points (`MEMORY_VERSION`,
+    each stateful detector's `STATE_VERSION`)."""
+    versions = [[d.id, getattr(d, "STATE_VERSION", None)] for d in rt.memory.detectors]
     doc = [
-        [[d.type, d.id, d.params.model_dump(mode="json")] for d in spec.detectors],
+        rt.spec.fingerprint,
         [rt.grid.step, str(rt.tz), rt.memory.span, list(rt.memory.features)],
-        [st.enabled, st.type, st.params],
+        [MEMORY_VERSION, versions],
     ]
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
@@ -113,7 +133,7 @@ class SnapshotFile:
         at = self.f.tell()
         self.f.write(a.data)
         self._unsynced += a.nbytes
-        return [at, int(a.size), a.dtype.str]
+        return [at, int(a.size), a.dtype.str, zlib.crc32(a.data)]
 
     def add(self, name: str, s: Saved) -> None:
         put = self._put
@@ -136,7 +156,7 @@ class SnapshotFile:
         """The index written, the file made durable and renamed over the previous one."""
         body = json.dumps({"version": __version__, "metrics": self.metrics}).encode()
         self.f.write(body)
-        self.f.write(struct.pack("<Q", len(body)) + MAGIC)
+        self.f.write(TAIL.pack(len(body), zlib.crc32(body)) + MAGIC)
         self.f.flush()
         os.fsync(self.f.fileno())
         size = self.f.tell()
@@ -222,34 +242,39 @@ def taken(offered: int, runtimes: list[MetricRuntime]) -> dict[str, Saved]:
 
 
 def _read(path: Path) -> dict[str, Saved]:
-    """The index, checked (every array inside the file, of its type, the lengths of a
-    window's arrays agreeing); the arrays are read by each part when its metric's first run
-    adopts it (`Saved.read`, `_File`), from this file even after a newer one replaced it."""
+    """The index, checked (its checksum, every array inside the file, of its type, the
+    lengths of a window's arrays agreeing); the arrays are read by each part when its
+    metric's first run adopts it (`Saved.read`, `_File`, each checked against its CRC-32),
+    from this file even after a newer one replaced it."""
     file = _File(path)
     size = os.fstat(file.fd).st_size
-    if size < 24:
+    end = 8 + TAIL.size + 8  # the magics and the tail around an empty index
+    if size < end:
         raise ValueError("not a detectkd snapshot (or a torn one)")
-    tail, head = os.pread(file.fd, 16, size - 16), os.pread(file.fd, 8, 0)
-    if head[:7] == MAGIC[:7] and head != MAGIC and tail[8:] == head:
+    head, magic = os.pread(file.fd, 8, 0), os.pread(file.fd, 8, size - 8)
+    if head[:7] == MAGIC[:7] and head != MAGIC and magic == head:
         raise ValueError(f"an older snapshot format ({head.decode()}, this is {MAGIC.decode()})")
-    if head != MAGIC or tail[8:] != MAGIC:
+    if head != MAGIC or magic != MAGIC:
         raise ValueError("not a detectkd snapshot (or a torn one)")
-    (length,) = struct.unpack("<Q", tail[:8])
-    limit = size - 16 - length
+    length, crc = TAIL.unpack(os.pread(file.fd, TAIL.size, size - 8 - TAIL.size))
+    limit = size - 8 - TAIL.size - length
     if limit < 8:
         raise ValueError("index length beyond the file")
-    index = json.loads(os.pread(file.fd, length, limit))
+    body = os.pread(file.fd, length, limit)
+    if zlib.crc32(body) != crc:
+        raise ValueError("the index is garbled (its checksum disagrees)")
+    index = json.loads(body)
     if index.get("version") != __version__:
         raise ValueError(f"written by detectkd {index.get('version')}, this is {__version__}")
 
     def block(b: list[Any], want: set[str], where: str) -> Block:
         """The block, which must be of a type in `want` and inside the file."""
-        at, count, dtype = int(b[0]), int(b[1]), str(b[2])
+        at, count, dtype, crc = int(b[0]), int(b[1]), str(b[2]), int(b[3])
         if dtype not in _DTYPES or at < 8 or count < 0 or at + count * int(dtype[2:]) > limit:
             raise ValueError(f"{where}: bad block {b}")
         if dtype not in want:
             raise ValueError(f"{where}: {dtype} array where {' or '.join(sorted(want))} belongs")
-        return at, count, dtype
+        return at, count, dtype, crc
 
     out: dict[str, Saved] = {}
     for name, m in index["metrics"].items():
@@ -287,10 +312,12 @@ class _File:
             os.close(self.fd)
 
     def array(self, b: Block) -> np.ndarray:
-        at, count, dtype = b
+        at, count, dtype, crc = b
         a = np.empty(count, np.dtype(dtype))
         if count and _read_into(self.fd, a, at) != a.nbytes:
             raise ValueError(f"snapshot file shorter than its index ({count} {dtype} at {at})")
+        if zlib.crc32(a.data) != crc:
+            raise ValueError(f"snapshot data garbled: the checksum of {count} {dtype} at {at} disagrees")
         return a.astype(dtype[1:], copy=False)  # (native: no copy on a little-endian machine)
 
 

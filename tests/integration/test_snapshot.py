@@ -187,9 +187,11 @@ async def test_a_metric_whose_run_is_still_in_flight_is_left_out_of_the_stop_sna
     await store.close()
 
 
-async def test_a_part_the_file_no_longer_holds_is_read_from_the_store_instead(env: Env) -> None:
+@pytest.mark.parametrize("damage", ["cut", "garbled"])
+async def test_a_part_the_file_no_longer_holds_is_read_from_the_store_instead(env: Env, damage: str) -> None:
     """A part is read at the metric's first run (issue 28), not at the start: if the file
-    lost it meanwhile (cut in place), the run says so and reads its window from the store."""
+    lost it meanwhile (cut in place) or a value of it is garbled (its checksum disagrees),
+    the run says so and reads its window from the store."""
     spec = env.spec()
     store = await env.store("a.db")
     running = runtime(spec, store, env.resources)
@@ -200,14 +202,21 @@ async def test_a_part_the_file_no_longer_holds_is_read_from_the_store_instead(en
     restarted.memory.saved = snapshot.take(snapshot.load(path), restarted)
     assert restarted.memory.saved is not None
     with path.open("r+b") as f:
-        f.truncate(64)
+        if damage == "cut":
+            f.truncate(64)
+        else:  # a byte of a value (the window's times come first: 4 bytes each)
+            f.seek(8 + 4 * len(running.memory.windows[""]) + 3)
+            f.write(b"\x7f")
     fresh = runtime(spec, store, env.resources)
     before = store.reads
     with structlog.testing.capture_logs() as logs:
         got = await restarted.run(T0 + (4 * DAY + 1) * STEP)
     assert store.reads == before + 1 and restarted.memory.caught_up is None
     (event,) = [e for e in logs if e["event"] == "restart snapshot part not read"]
-    assert event["metric"] == "orders" and "shorter than its index" in event["error"]
+    assert (
+        event["metric"] == "orders"
+        and ("shorter than its index" if damage == "cut" else "checksum") in event["error"]
+    )
     want = await fresh.check(T0 + 4 * DAY * STEP, T0 + (4 * DAY + 1) * STEP, notify=False, commit=False)
     assert verdicts(got) == verdicts(want) and got.points
     await store.close()

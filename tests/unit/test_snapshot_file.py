@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import tracemalloc
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ def test_what_is_saved_is_read_back_exactly_and_the_file_is_kept(tmp_path: Path)
     assert back["other"].windows == {} and back["other"].states == {}
 
 
-@pytest.mark.parametrize("damage", ["torn", "foreign", "version", "bad block"])
+@pytest.mark.parametrize("damage", ["torn", "foreign", "version", "bad block", "garbled index"])
 def test_an_unusable_file_is_refused_logged_and_removed(tmp_path: Path, damage: str) -> None:
     path = tmp_path / snapshot.FILE
     snapshot.save(path, {"orders": part()})
@@ -71,36 +71,57 @@ def test_an_unusable_file_is_refused_logged_and_removed(tmp_path: Path, damage: 
         path.write_bytes(raw[: len(raw) // 2])
     elif damage == "foreign":
         path.write_bytes(b"PK\x03\x04" + raw[4:])
-    else:
-        old, new = (
-            (b'"version": "', b'"version": "0.0.0-other-')
-            if damage == "version"
-            else (b"[8, 5,", b"[8, 99999,")
-        )
-        assert old in raw
-        path.write_bytes(raw.replace(old, new, 1))
+    elif damage == "version":
+        rewrite_index(path, lambda index: index.update(version="0.0.0-other"))
+    elif damage == "bad block":
+        rewrite_index(path, lambda index: index["metrics"]["orders"]["windows"][""][0].__setitem__(1, 99999))
+    else:  # a digit of the watermark changed, the index still valid JSON: its checksum says so
+        assert raw.count(b'"watermark": 240') == 1
+        path.write_bytes(raw.replace(b'"watermark": 240', b'"watermark": 241'))
+    why = {"version": "written by detectkd", "bad block": "bad block", "garbled index": "garbled"}
     with structlog.testing.capture_logs() as logs:
         assert snapshot.load(path) == {}
     assert not path.exists()
-    assert [e["event"] for e in logs] == ["restart snapshot not used"]
+    (event,) = logs
+    assert event["event"] == "restart snapshot not used" and why.get(damage, "") in event["error"]
 
 
-@pytest.mark.parametrize("older", [b"DTKSNAP2", b"DTKSNAP3"])
+def test_a_garbled_array_is_refused_when_its_part_is_read_and_the_others_are_taken(tmp_path: Path) -> None:
+    """Issue 28's review: a value garbled in the data region (the index intact) was adopted
+    silently. Each array's CRC-32 is checked when its part is read (at its metric's first
+    run): that part raises (its metric reads the store, `catchup`), the others are read."""
+    path = tmp_path / snapshot.FILE
+    s = Saved("fp", 240)
+    s.windows = {"": (np.arange(10, dtype=np.int32), np.linspace(1, 10, 10), {})}
+    s.states = {"auto": {"": (np.ones(5, np.float32), (0.0, 1.0))}}
+    snapshot.save(path, {"m": s, "other": part()})
+    raw = bytearray(path.read_bytes())
+    raw[8 + 40 : 8 + 48] = b"\xff" * 8  # the first value of m's window (after its 10 times)
+    path.write_bytes(bytes(raw))
+    parts = snapshot.load(path)  # the index is intact: the start takes it
+    with pytest.raises(ValueError, match="checksum"):
+        parts["m"].read()
+    assert parts["m"].unread
+    assert np.array_equal(parts["other"].windows[""][1], part().windows[""][1], equal_nan=True)
+
+
+@pytest.mark.parametrize("older", [b"DTKSNAP2", b"DTKSNAP3", b"DTKSNAP4"])
 def test_a_snapshot_of_an_older_format_is_refused_by_name_and_removed(tmp_path: Path, older: bytes) -> None:
     """Format 2 kept auto's |z| ring in doubles; format 3 in singles and a window's times in 8
-    bytes; format 4 in the 4 bytes a window keeps (issue 28). An older file (left by a build
-    before) is not read: one log line says why, the store is read."""
+    bytes; format 4 in the 4 bytes a window keeps (issue 28); format 5 adds a checksum to every
+    array and to the index. An older file (left by a build before) is not read: one log line
+    says why, the store is read."""
     path = tmp_path / snapshot.FILE
     snapshot.save(path, {"orders": part()})
     raw = path.read_bytes()
-    assert raw[:8] == raw[-8:] == b"DTKSNAP4"
+    assert raw[:8] == raw[-8:] == b"DTKSNAP5"
     path.write_bytes(older + raw[8:-8] + older)
     with structlog.testing.capture_logs() as logs:
         assert snapshot.load(path) == {}
     assert not path.exists()
     (event,) = logs
     assert event["event"] == "restart snapshot not used"
-    assert event["error"] == f"an older snapshot format ({older.decode()}, this is DTKSNAP4)"
+    assert event["error"] == f"an older snapshot format ({older.decode()}, this is DTKSNAP5)"
 
 
 def big(n: int, points: int = 2000) -> dict[str, Saved]:
@@ -169,12 +190,12 @@ def test_no_file_is_no_snapshot(tmp_path: Path) -> None:
 def rewrite_index(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
     """Change the JSON index of a snapshot file and write it back (a crafted file)."""
     raw = path.read_bytes()
-    (length,) = struct.unpack("<Q", raw[-16:-8])
-    limit = len(raw) - 16 - length
-    index = json.loads(raw[limit : limit + length])
+    tail = len(raw) - 8 - snapshot.TAIL.size
+    length, _ = snapshot.TAIL.unpack(raw[tail:-8])
+    index = json.loads(raw[tail - length : tail])
     edit(index)
     body = json.dumps(index).encode()
-    path.write_bytes(raw[:limit] + body + struct.pack("<Q", len(body)) + raw[-8:])
+    path.write_bytes(raw[: tail - length] + body + snapshot.TAIL.pack(len(body), zlib.crc32(body)) + raw[-8:])
 
 
 @pytest.mark.parametrize(
