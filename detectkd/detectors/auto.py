@@ -118,10 +118,11 @@ class AutoDetector:
         # The range window, by time: what a live check holds before its block for every point of it.
         self.range_points = min(max(p.range_window, week), read - p.refresh) if p.range_window else 0
         # A stuck run's window (`autostuck`) must hold a week and a day before the run, or a rest
-        # that comes once a week (a count at 0 every weekend) is a new record every week: 0 (the
-        # channel off) where `auto` reads less (intervals under 3 minutes, unless `max_history`
-        # takes the weekly cycle in).
-        self.read, self.stuck_need = read, week if read - 1 >= week else 0
+        # that comes once a week (a count at 0 every weekend) is a new record every week; the run
+        # of `stuck` values and the window's first value must fit beside it in what a check holds
+        # (`read - 1` values). 0 (the channel off) where `auto` reads less (intervals of 3 minutes
+        # and under, unless `max_history` takes the weekly cycle in).
+        self.read, self.stuck_need = read, week if read - 2 - week >= p.stuck else 0
         self.stuck_span = (read - 1) * self.step  # by time: the previous point's window is in a live one
         self.reach = read * self.step  # what a live check's history holds (`window_seconds`, `autospikes`)
         self._memo: dict[str, Memo] = {}

@@ -216,7 +216,8 @@ def test_one_minute_data_with_the_weekly_cycle_in_reach_has_the_channel() -> Non
     start = 1440 * 9 + 600
     values[start : start + 300] = values[start - 1]
     assert AutoDetector(Params(stuck=48), 60).stuck_need == 0
-    assert AutoDetector(Params(stuck=48), 180).stuck_need == 3840  # from three minutes up
+    assert AutoDetector(Params(stuck=48), 180).stuck_need == 0  # a run of 48 does not fit beside
+    assert AutoDetector(Params(stuck=48), 240).stuck_need == 2880  # from four minutes up
     assert AutoDetector(Params(stuck=48, max_history=30240), 60).stuck_need == 11520
     off = auto_alarms(values, 60)
     assert auto_alarms(values, 60, stuck=48) == off
@@ -269,3 +270,19 @@ def series(values: np.ndarray) -> list[Current]:
 def like_sunday(begin: int, end: int) -> Callable[[np.ndarray], np.ndarray]:
     """A calendar's `like_shift` for a Thursday-Friday holiday judged like the Sunday before."""
     return lambda t: np.where((t >= begin) & (t < end), 4 * 86400, 0).astype(np.int64)
+
+
+@pytest.mark.parametrize("step", [180, 240, 300, 600, 900, 3600])
+def test_where_the_channel_is_on_a_long_flat_line_alarms(step: int) -> None:
+    """On (a week and a day before the run) must mean able to alarm: at 180 s `auto` reads 3,852
+    values, a week and a day is 3,840, and a run of 20 never fitted beside them (review)."""
+    d = AutoDetector(Params(stuck=20), step)
+    assert bool(d.stuck_need) == (step > 180)  # off at 3 minutes and under (default max_history)
+    need = d.stuck_need or (86400 * 8) // step  # off: what it would need, to show it cannot alarm
+    n = d.read + 200
+    values = np.random.default_rng(0).normal(100, 5, n).round(3)
+    values[-100:] = 42.0  # a 100-point flat line at the end
+    times = np.arange(n, dtype=np.int64) * step + 1_700_000_000 // step * step
+    idx = np.arange(n - 100, n)
+    found = autostuck.crossings(times, values, idx, d.stuck_span, d.step, 20, d.p.stuck_margin, need)
+    assert int(found.sum()) == (1 if d.stuck_need else 0)
