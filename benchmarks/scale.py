@@ -31,8 +31,10 @@ more (runs the snapshot does not hold), is killed with SIGKILL, and the start af
 measured as `--restart`'s, with `caught_up_points`/`rebuilt` and `resumed_s` from the
 `restart snapshot resumed` log line, `snap_stall_ms`/`snap_write_s`/`snapshot_mib` from the
 last `memory snapshot written` before the kill, and `cpu_to_schedule_s` (CPU seconds of the
-restarted process until every metric ran once).
-that, the usual figures for `--duration` seconds. `--fresh --detector auto`: the default
+restarted process until every metric ran once), `ran_at_cut` (metrics that had run once
+when the `--warmup` seconds after `/readyz` ended: `on_schedule_s` is empty when that is not
+every one, as with `--no-snapshot` at 10,000) and `ran_at_end` (after the measurement).
+`--fresh --detector auto`: the default
 detector with a DetectK-style query (an aggregate of the period, no GROUP BY: one query per
 period) on a source of one-minute rows, 8 hours of them (`--fresh-history`). `--source-qps Q`
 sets `history.source_qps`. `--stop-after S` (with `--fresh`) sends SIGTERM S seconds after
@@ -41,6 +43,8 @@ sets `history.source_qps`. `--stop-after S` (with `--fresh`) sends SIGTERM S sec
 `--rss-trace FILE` appends the measured start's RSS every 0.1 s (`unix_time MiB` lines) to
 FILE, to be read beside the daemon's log (`--crash` keeps it in the temporary directory's
 `dtk-scale-crash.log`): where in a start the peak happens (issue 28).
+`--stop-wait S` (default 300): how long the SIGTERM after the measurement may take before
+SIGKILL (`exit_code` -9); a short one for a build whose warm-ups hold its shutdown.
 """
 
 from __future__ import annotations
@@ -322,6 +326,7 @@ def run_one(
     warmup_concurrency: int = 0,
     stop_after: float = -1.0,
     rss_trace: str = "",
+    stop_wait: float = 300.0,
 ) -> dict[str, float]:
     """`fresh`: seconds of 10-second rows in the source before the start, no stored state
     (0: the store is pre-loaded with `history` points per metric). `crash` >= 0: killed that
@@ -435,6 +440,7 @@ def run_one(
                         cpu_to_schedule = cpu_tree(proc.pid)
                     time.sleep(1.0)
             first = scrape(port)
+            ran_at_cut = metrics_run(first)  # (every metric unless it never got on schedule in `warmup`)
             first_lag = delta(
                 histogram(at_ready, "detectk_scheduler_lag_seconds"),
                 histogram(first, "detectk_scheduler_lag_seconds"),
@@ -464,13 +470,14 @@ def run_one(
             )
             checks = total_checks(second) - total_checks(first)
             errors = len(re.findall(r'result="error"\} [1-9]', second))
+            ran_at_end = metrics_run(second)
             rss = peak_rss_mib(proc.pid)
             per_worker = max((peak_rss_mib(c) for c in children(proc.pid)), default=float("nan"))
             rss_all = rss + sum(peak_rss_mib(c) for c in children(proc.pid))
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
-                code = proc.wait(300)
+                code = proc.wait(stop_wait)
             except subprocess.TimeoutExpired:  # (a build whose warm-ups held the shutdown)
                 proc.kill()
                 code = -9
@@ -493,6 +500,8 @@ def run_one(
             "worker_rss_mib": per_worker,
             "rss_all_mib": rss_all,  # the peaks of every process, summed
             "metrics_with_errors": errors,
+            "ran_at_cut": ran_at_cut,
+            "ran_at_end": ran_at_end,
             "judging_s": judging_s,
             "judging_at_end": judging_n if fresh else float("nan"),
             "warm_cpu_ms_per_check": warm_cpu,
@@ -573,6 +582,8 @@ def main() -> int:
         default=-1.0,
         help="--fresh: SIGTERM this many seconds after /readyz (in the warm-ups); stop_s, exit_code",
     )
+    ap.add_argument("--stop-wait", type=float, default=300.0,
+                    help="seconds the SIGTERM after the measurement may take before SIGKILL")  # fmt: skip
     ap.add_argument("--rss-trace", default="",
                     help="append the measured start's RSS every 0.1 s to this file (time, MiB)")  # fmt: skip
     args = ap.parse_args()
@@ -610,8 +621,9 @@ def main() -> int:
     if args.series > 1:
         header += ("series", "cpu_us_per_series_check")
     if args.crash:
-        header += ("snapshot_mib", "snap_stall_ms", "snap_stall_cpu_ms", "snap_write_s", "resumed",
-                   "caught_up_points", "rebuilt", "resumed_s", "cpu_to_schedule_s")  # fmt: skip
+        header += ("ran_at_cut", "ran_at_end", "snapshot_mib", "snap_stall_ms", "snap_stall_cpu_ms",
+                   "snap_write_s", "resumed", "caught_up_points", "rebuilt", "resumed_s",
+                   "cpu_to_schedule_s")  # fmt: skip
     if args.fresh and args.stop_after >= 0:
         header = ("metrics", "ready_s", "judging_at_stop", "stop_s", "exit_code")
     print(" ".join(f"{h:>16}" for h in header))
@@ -635,6 +647,7 @@ def main() -> int:
             args.warmup_concurrency,
             args.stop_after,
             args.rss_trace,
+            args.stop_wait,
         )
         print(
             " ".join(f"{r[h]:>16.3f}" if isinstance(r[h], float) else f"{r[h]:>16}" for h in header),
