@@ -68,7 +68,7 @@ class HistoryLoader:
         store: StateStore,
         settings: HistorySettings,
         build: Build,
-        loaded: Callable[[str, int | None], None],
+        loaded: Callable[[str, int | None], asyncio.Task[None] | None],
         telemetry: Telemetry | None = None,
         may_run: Callable[[], bool] = lambda: True,
     ) -> None:
@@ -279,9 +279,11 @@ class HistoryLoader:
             await slot.stop()
         del self.jobs[metric]
         self._warmed(metric)
-        self.loaded(metric, again)
+        first = self.loaded(metric, again)
         log.info("history loaded", metric=metric, seconds=round(time.monotonic() - started, 1))
         if fill is not None and rt.start_time() is None:  # staged: the rest of the window, later
+            if first is not None:  # first judgements first: its own fill after its first judgement
+                await asyncio.wait({first})
             self._warm.discard(metric)
             self.jobs[metric] = job = Job(metric, fill[0], fill[1], fill[1] - fill[0], fill=True)
             await self.book.save(job)

@@ -75,15 +75,16 @@ class Runs:
         finally:
             self.inflight.discard(task)
 
-    def judge_warmed(self, name: str) -> None:
+    def judge_warmed(self, name: str) -> asyncio.Task[None] | None:
         """The warm-up history of a metric not judging yet (`start_time` not set) was
         loaded: judge its newest due period now rather than at the metric's next slot, up
         to an interval later (issue 28)."""
         slot = self.slots.get(name)
         if slot is None or slot.runtime.start_time() is not None or not self.may_run():
-            return
+            return None
         if slot.runtime.status.judging is not True:
-            asyncio.get_running_loop().create_task(self.job(name, scheduled=False))
+            return asyncio.get_running_loop().create_task(self.job(name, scheduled=False))
+        return None
 
     def may_run(self) -> bool:
         """False on a standby of an HA pair: it runs nothing (checks, history loading)."""

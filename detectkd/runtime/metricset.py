@@ -14,6 +14,7 @@ with `channel`) and the election; nobody reaches into it but through these metho
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -181,15 +182,16 @@ class MetricSet:
         slot = self.slots.get(metric)
         return assemble_loader(slot.spec, self.deps, wrap) if slot is not None else None
 
-    def loaded(self, metric: str, again: int | None = None) -> None:
-        """The metric's history is loaded: windows re-read on its next run, judged now;
-        `again`: the periods live runs committed from there on are judged again with it on
-        its next run (`runtime.coldjudge`)."""
+    def loaded(self, metric: str, again: int | None = None) -> asyncio.Task[None] | None:
+        """The metric's history is loaded: windows re-read on its next run, judged now (the
+        run's task, if one was started); `again`: the periods live runs committed from there
+        on are judged again with it on its next run (`runtime.coldjudge`)."""
         if (slot := self.slots.get(metric)) is not None:
             slot.runtime.reload_windows()
             if again is not None:
                 slot.runtime.cold.due(again)
-            self.runs.judge_warmed(metric)
+            return self.runs.judge_warmed(metric)
+        return None
 
     def channel(self, metric: str, channel: str) -> Channel | None:
         """Where the outbox dispatcher sends a row of `metric` to its `channel`."""
