@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.net import free_port
+from tests.support.subprocs import stop, wait_started
 
 CONFIG = """\
 route:
@@ -64,11 +65,7 @@ class AlertmanagerServer:
             stdout=out,
             stderr=out,
         )
-        deadline = time.monotonic() + timeout
-        while not self.alive():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Alertmanager did not start:\n{self.log()[-2000:]}")
-            time.sleep(0.1)
+        wait_started(self.proc, self.alive, timeout, "Alertmanager", self.log)
 
     def alive(self) -> bool:
         try:
@@ -107,13 +104,7 @@ class AlertmanagerServer:
             return str(json.loads(r.read())["silenceID"])
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)
 
 
 def _iso(ts: float) -> str:

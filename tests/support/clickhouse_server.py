@@ -9,13 +9,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.net import free_port
+from tests.support.subprocs import stop, wait_started
 
 CONFIG = """<?xml version="1.0"?>
 <yandex>
@@ -80,12 +80,14 @@ class ClickHouseServer:
         self.proc = subprocess.Popen(
             [exe, f"--config-file={self.root / 'config.xml'}"], stdout=out, stderr=out
         )
-        deadline = time.monotonic() + timeout
-        while not self.alive():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = (self.root / "err.log").read_text() if (self.root / "err.log").exists() else ""
-                raise RuntimeError(f"clickhouse-server did not start: {log[-2000:]}")
-            time.sleep(0.2)
+        err = self.root / "err.log"
+        wait_started(
+            self.proc,
+            self.alive,
+            timeout,
+            "clickhouse-server",
+            lambda: err.read_text() if err.exists() else "",
+        )
 
     def alive(self) -> bool:
         try:
@@ -103,13 +105,7 @@ class ClickHouseServer:
             raise RuntimeError(f"ClickHouse {e.code}: {e.read().decode(errors='replace')[:500]}") from e
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop(self.proc, grace=30)
         self.proc = None
 
 

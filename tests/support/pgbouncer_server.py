@@ -14,13 +14,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.net import free_port
+from tests.support.subprocs import stop, wait_started
 
 CONFIG = """[databases]
 * = host=127.0.0.1 port=5432
@@ -77,11 +77,7 @@ class PgBouncer:
         self.proc = subprocess.Popen(
             [exe, *as_user, str(self.root / "pgbouncer.ini")], stdout=out, stderr=out
         )
-        deadline = time.monotonic() + timeout
-        while not self.listening():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"pgbouncer did not start: {self.log()[-2000:]}")
-            time.sleep(0.05)
+        wait_started(self.proc, self.listening, timeout, "pgbouncer", self.log)
 
     def listening(self) -> bool:
         try:
@@ -91,13 +87,7 @@ class PgBouncer:
             return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop(self.proc)
         self.proc = None
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.net import free_port
+from tests.support.subprocs import stop, wait_started
 
 CONFIG = "global:\n  scrape_interval: 1m\nscrape_configs: []\n"
 
@@ -77,12 +77,8 @@ class PrometheusServer:
             stdout=out,
             stderr=out,
         )
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = (self.root / "server.log").read_text(errors="replace")
-                raise RuntimeError(f"prometheus did not start: {log[-2000:]}")
-            time.sleep(0.2)
+        log = self.root / "server.log"
+        wait_started(self.proc, self.ready, timeout, "prometheus", lambda: log.read_text(errors="replace"))
 
     def ready(self) -> bool:
         try:
@@ -92,13 +88,7 @@ class PrometheusServer:
             return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop(self.proc, grace=30)
         self.proc = None
 
 
