@@ -65,7 +65,11 @@ async def resume(rt: MetricRuntime, saved: Saved, watermark: int | None, before:
         return True
     try:
         stored = await (await rt.data()).read_points(rt.name, None, start if since is None else since, before)
-        if since is not None and (revised := _revised(rt, saved, stored, start)) is not None:
+        size = sum(len(pts) for pts in stored.values()) if since is not None else 0  # many: a thread
+        if (
+            since is not None
+            and (revised := await sized(size, _revised, rt, saved, stored, start)) is not None
+        ):
             series, period = revised
             log.info("restart snapshot part revised since", metric=rt.name, series=series, period=period)
             return False  # read from the store, which holds the revised value
