@@ -63,15 +63,24 @@ MEMORY_VERSION = 1
 
 
 def fingerprint(rt: MetricRuntime) -> str:
-    """What memory depends on besides the stored points: the metric's own fingerprint (the
-    one a reload compares: everything its file and the profiles it names resolve to, among
-    them detectors and their parameters, schedule, series columns, calendars and their event
-    files, completeness, storage), what the runtime derives from it (grid, window span,
-    features), and the versions of what the code derives from the points (`MEMORY_VERSION`,
-    each stateful detector's `STATE_VERSION`)."""
+    """What memory depends on besides the stored points (what a rebuild from the store would
+    make of them): the detectors and their parameters, series columns, interval and timezone
+    (`detector_fingerprint`), the calendars and their event files, completeness, the peers,
+    the metric's `storage:`,
+    the `shadow:` variants, the collector's settings but its `params`, the store; what the
+    runtime derives from them (grid, window span, features); and the versions of what the
+    code derives from the points (`MEMORY_VERSION`, each stateful detector's
+    `STATE_VERSION`). Not the alerters, the description or the query and its connection: an
+    edit there (a secret rotated through `${VAR}`) keeps the snapshot."""
+    spec, cfg = rt.spec, rt.spec.config
     versions = [[d.id, getattr(d, "STATE_VERSION", None)] for d in rt.memory.detectors]
     doc = [
-        rt.spec.fingerprint,
+        spec.detector_fingerprint,
+        spec.calendar.digest if spec.calendar is not None else None,
+        cfg.model_dump(mode="json", include={"completeness", "peers", "storage"}),
+        cfg.collector.model_dump(mode="json", exclude={"params"}),
+        [s.fingerprint for s in spec.shadows],
+        [spec.storage.type, spec.storage.params],
         [rt.grid.step, str(rt.tz), rt.memory.span, list(rt.memory.features)],
         [MEMORY_VERSION, versions],
     ]

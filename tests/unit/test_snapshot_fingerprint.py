@@ -91,8 +91,10 @@ async def test_a_calendar_edit_changes_the_snapshot_fingerprint(specs: Specs) ->
     ],
     ids=["params", "detector", "interval", "timezone", "completeness", "series", "storage"],
 )
-async def test_whatever_the_metric_fingerprints_the_snapshot_does(specs: Specs, edit: dict[str, str]) -> None:
-    """The snapshot reuses the metric's own fingerprint: no second list to drift from it."""
+async def test_what_shapes_memory_changes_the_snapshot_fingerprint(
+    specs: Specs, edit: dict[str, str]
+) -> None:
+    """What a rebuild from the store depends on changes the snapshot's fingerprint."""
     base = specs.runtime()
     extra = edit.pop("extra", "")
     changed = specs.runtime(extra, keys=edit)
@@ -118,3 +120,23 @@ async def test_a_state_version_bump_refuses_the_part_a_build_before_wrote(
     assert snapshot.fingerprint(rt) == before
     monkeypatch.setattr(snapshot, "MEMORY_VERSION", snapshot.MEMORY_VERSION + 1)
     assert snapshot.fingerprint(rt) != before
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"alerter": "alerter: {type: webhook, params: {url: 'http://127.0.0.1:9/new-token'}}\n"},
+        {"extra": "description: the shop's orders\n"},
+        {"collector": BASE["collector"].replace("/nonexistent.db", "/elsewhere.db")},
+    ],
+    ids=["alerter", "description", "connection"],
+)
+async def test_what_does_not_shape_memory_keeps_the_snapshot(specs: Specs, edit: dict[str, str]) -> None:
+    """An alerter, a description or the source's connection (a secret rotated through `${VAR}`
+    at each start) changes the metric's fingerprint, not what memory holds: the snapshot is
+    still taken (review: every such restart rebuilt from the store)."""
+    base = specs.runtime()
+    extra = edit.pop("extra", "")
+    changed = specs.runtime(extra, keys=edit)
+    assert changed.spec.fingerprint != base.spec.fingerprint
+    assert snapshot.fingerprint(changed) == snapshot.fingerprint(base)
