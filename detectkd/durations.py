@@ -70,6 +70,17 @@ def format_duration(delta: timedelta) -> str:
     return f"{seconds}s"
 
 
+def in_words(seconds: float) -> str:
+    """A duration in words for people: 90 s, 12 min, 7 h, 3.5 d."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
 EARLIEST, LATEST = 0.0, 253402300799.0  # 1970-01-01 .. 9999-12-31T23:59:59Z
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from detectkd.durations import in_words
+
 
 @dataclass
 class Job:
@@ -78,7 +80,7 @@ class Job:
             loaded, total = self.periods(step)
             done = f"{loaded} of {total} periods, {done}"
         if (eta := self.eta()) is not None:
-            done += f", about {eta / 60:.0f} min more" if eta >= 90 else f", about {eta:.0f} s more"
+            done += f", about {in_words(eta)} more"
         if self.error is not None:
             at = f"; retried at {iso(self.retry_at)}" if self.retry_at is not None else ""
             done += f"; its last batch failed: {self.error}{at}"

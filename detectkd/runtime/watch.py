@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from detectkd.durations import in_words
 from detectkd.runtime.judge import PointReport
 
 SHOWN = 3  # series named in a reason and in `series_not_judging`
@@ -95,19 +96,8 @@ def until(reason: str, stored: int, step_s: float) -> str:
     need = int(m[1])
     if stored >= need:  # (e.g. a seasonal detector counts the points of one season): no estimate
         return ""
-    more = f", about {span((need - stored) * step_s)} more at one a period" if step_s > 0 else ""
+    more = f", about {in_words((need - stored) * step_s)} more at one a period" if step_s > 0 else ""
     return f"{stored} of {need} points stored{more}"
-
-
-def span(seconds: float) -> str:
-    """A duration in words for people: 90 s, 12 min, 7 h, 3.5 d."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.1f} d"
 
 
 def described(w: Watch, stored: Callable[[str], int], step_s: float) -> dict[str, str]:

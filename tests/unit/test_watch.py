@@ -6,8 +6,9 @@ from __future__ import annotations
 from detectkd.alerting.state import SeriesState, Verdict
 from detectkd.collectors.points import Point
 from detectkd.detectors.base import Result
+from detectkd.durations import in_words as span
 from detectkd.runtime.judge import PointReport
-from detectkd.runtime.watch import NO_DATA, described, reason, span, until, watch
+from detectkd.runtime.watch import NO_DATA, described, reason, until, watch
 
 COLD = "cold start: fewer than 10 points"
 
