@@ -42,6 +42,7 @@ from typing import Any
 import structlog
 
 from detectkd.collectors.base import Collector
+from detectkd.collectors.points import Point
 from detectkd.config.settings import HistorySettings
 from detectkd.errors import StorageError, error_line
 from detectkd.runtime.coldstart import fill_range
@@ -89,6 +90,7 @@ class HistoryLoader:
         self._warm_sem = asyncio.Semaphore(settings.warmup_concurrency)
         self._warm: set[str] = set()  # metrics whose first start is a warm-up: jobs not stored
         self._warming: set[str] = set()  # metrics whose task works on a warm-up: fills wait for them
+        self._many: set[str] = set()  # metrics with `series_columns`: a warm-up counts their series
         self._idle = asyncio.Event()  # no warm-up is waiting
         self._idle.set()
         self.paces = Paces(settings.source_qps)
@@ -113,7 +115,7 @@ class HistoryLoader:
             self._warm.discard(metric)
             if metric in self.jobs:  # a failed warm-up: judged and stored like any history job
                 self.jobs[metric].warm = False
-        await self.book.record(metric, start, until, warm=metric in self._warm)
+        await self.book.record(metric, start, until, warm=metric in self._warm, many=metric in self._many)
         self.kick(metric)
         return wait
 
@@ -124,6 +126,7 @@ class HistoryLoader:
             self._warm.add(live.name)
         else:
             self._warm.discard(live.name)
+        (self._many.add if live.spec.collector.points.series_columns else self._many.discard)(live.name)
         self.kick(live.name, live)
 
     def kick(self, metric: str, live: MetricRuntime | None = None) -> None:
@@ -211,7 +214,8 @@ class HistoryLoader:
             log.warning("history not started", metric=live.name, error=error_line(exc))
             return False
         if due is not None:  # (the live run may have recorded it meanwhile: then it is extended)
-            await self.book.record(live.name, *due, warm=live.name in self._warm)
+            name = live.name
+            await self.book.record(name, *due, warm=name in self._warm, many=name in self._many)
         return live.name in self.jobs
 
     def _wrap(self, metric: str, fill: bool) -> Wrap:
@@ -249,10 +253,12 @@ class HistoryLoader:
             while not job.done:
                 self._go_on(metric)
                 lo, hi = rt.grid.batches(job.start, job.until, size)[0]
+                stored: list[Point] = []
                 try:
                     async with budget(timeout):  # the source and the store; not the judge (`offloop`)
                         if job.warm:
-                            points = await _store_points(rt, lo, hi)
+                            stored = await _store_points(rt, lo, hi)
+                            points = len(stored)
                         else:
                             points = len((await rt.check(lo, hi, notify=False, commit=True)).points)
                     if hi >= job.until:  # the last batch: see `_done_until`
@@ -261,7 +267,7 @@ class HistoryLoader:
                     await self.book.save(job)
                 except Exception as exc:
                     return self.book.failed(job, exc, timeout)
-                self.book.succeeded(job)
+                self.book.succeeded(job, {p.series for p in stored} if job.many else ())
                 log.info(
                     "history batch loaded",
                     metric=metric,
@@ -304,7 +310,7 @@ class HistoryLoader:
         lo = max(job.start, rt.grid.floor(job.until - size))
         try:
             async with budget(self.settings.batch_timeout.total_seconds()):
-                points = await _store_points(rt, lo, job.until)
+                points = len(await _store_points(rt, lo, job.until))
             job.until = lo
             await self.book.save(job)
         except Exception as exc:
@@ -362,11 +368,11 @@ async def _judge_again(rt: MetricRuntime, start: int, finish: int, size: int, se
             await rt.check(lo, hi, notify=False, commit=True)
 
 
-async def _store_points(rt: MetricRuntime, start: int, finish: int) -> int:
+async def _store_points(rt: MetricRuntime, start: int, finish: int) -> list[Point]:
     """A warm-up's batch: the points of [start, finish) stored, not judged. What the live
     runtime needs is its window, read from the store (`auto` rebuilds its state from it);
     judging each period of it would cost a warm-up most of its CPU for marks on a chart."""
     conv = await collect(rt.collector, rt.spec, rt.grid, start, finish, rt.many)
     if conv.points and rt.spec.storage.enabled:
         await (await rt.data()).commit(RunRecord(rt.name, points=conv.points, save_points=True))
-    return len(conv.points)
+    return conv.points

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
@@ -42,11 +43,12 @@ class JobBook:
             self._stored.add(metric)
             self.gauge(self.jobs[metric])
 
-    async def record(self, metric: str, start: int, until: int, warm: bool) -> None:
-        """A new job, or the metric's job extended up to `until`; stored."""
+    async def record(self, metric: str, start: int, until: int, warm: bool, many: bool = False) -> None:
+        """A new job, or the metric's job extended up to `until`; stored. `many`: the metric
+        has `series_columns` (its warm-up's series are counted, `warmed`)."""
         job = self.jobs.get(metric)
         if job is None:
-            job = self.jobs[metric] = Job(metric, start, until, until - start, warm=warm)
+            job = self.jobs[metric] = Job(metric, start, until, until - start, warm=warm, many=many)
         elif until > job.until:
             job.total += until - job.until
             job.until = until
@@ -60,9 +62,11 @@ class JobBook:
             await self.store.history_save(job.metric, None if job.done else job.to_json())
             (self._stored.discard if job.done else self._stored.add)(job.metric)
 
-    def succeeded(self, job: Job) -> None:
-        """A batch of the job was stored."""
+    def succeeded(self, job: Job, series: Iterable[str] = ()) -> None:
+        """A batch of the job was stored; `series`: a warm-up's, those it stored."""
         job.error, job.failures, job.retry_at = None, 0, None
+        if job.warm and job.many:
+            job.series.update(series)
         self.gauge(job)
 
     def failed(self, job: Job, exc: Exception, timeout: float) -> float:
@@ -87,8 +91,15 @@ class JobBook:
         return retry
 
     def gauge(self, job: Job) -> None:
+        """Its progress; a warm-up's live runs wait, judging nothing: `detectk_metric_judging`
+        0 and, of a many-series metric, `detectk_metric_series_not_judging` the series loaded
+        so far (in place of what an earlier runtime of the metric said)."""
         if self.telemetry is not None:
             self.telemetry.history_progress.labels(job.metric).set(job.progress)
+            if job.warm and not job.failures:  # from the metric's start on, before its first live run
+                self.telemetry.metric_judging.labels(job.metric).set(0)
+                if job.many:
+                    self.telemetry.series_not_judging.labels(job.metric).set(len(job.series))
 
     def api(self, metric: str, step: float = 0) -> dict[str, Any] | None:
         job = self.jobs.get(metric)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,8 @@ class Job:
     failures: int = 0  # failed batches in a row (not stored)
     retry_at: float | None = None  # when a failed batch is retried (wall clock; not stored)
     seen: tuple[float, float] | None = None  # (monotonic, progress) when this process took it up
+    many: bool = False  # the metric has `series_columns` (not stored)
+    series: set[str] = field(default_factory=set)  # a many-series warm-up's series loaded so far (not stored)
 
     @property
     def done(self) -> bool:

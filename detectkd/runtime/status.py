@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -99,6 +100,9 @@ class StatusBook:
         self.status = RunStatus()
         if telemetry is not None:
             telemetry.metric_interval.labels(name).set(interval_s)
+            if not many:  # (a reload took its `series_columns` away: no count of an earlier runtime)
+                with suppress(KeyError):
+                    telemetry.series_not_judging.remove(name)
 
     def judged(
         self,

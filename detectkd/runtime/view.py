@@ -17,6 +17,7 @@ from detectkd.detectors.base import Result
 from detectkd.redact import redact
 from detectkd.runtime.judge import charted
 from detectkd.runtime.status import MetricEntry, MetricState
+from detectkd.runtime.watch import warming
 from detectkd.runtime.where import where_lines_of
 
 if TYPE_CHECKING:
@@ -161,6 +162,10 @@ class DaemonView:
             if item.get("judging") is not True and (warm or loading["error"]):
                 item["judging"] = False
                 item["not_judging"] = note if warm or not before else f"{before}; {note}"
+                job = self.history.jobs.get(name)
+                if warm and job is not None and not job.failures:  # its runs wait: every series warms
+                    w = warming(job.series if job.many else [""], note)
+                    item["judging_series"], item["series_not_judging"] = w.counts(), dict(w.unjudged)
         item["shard"] = self.settings.shard
         item["tags"] = list(self.metrics.specs[name].config.tags)
         if rt.shadows:

@@ -14,13 +14,16 @@ metric: that series). The series that did not are counted, and the first few (by
 named with their reason and, for a cold start that counts points, how many are stored and
 when the rest would be in at one point a period (an estimate: a source that skips periods is
 slower; a seasonal detector counts the points of one season, so it says nothing then).
+
+While a run waits for its warm-up it judges nothing and asks the source nothing: every series
+the warm-up has loaded so far is warming (`warming`), named with the job's periods n of m.
 """
 
 from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from detectkd.durations import in_words
@@ -39,10 +42,11 @@ class Watch:
     empty: int = 0
     unjudged: dict[str, str] = field(default_factory=dict)  # the first `SHOWN` series -> why not
     first_cold: str = ""  # a cold start's reason (the log line)
+    warming: int = 0  # waiting for the metric's warm-up (`warming`)
 
     @property
     def total(self) -> int:
-        return self.judged + self.cold + self.empty
+        return self.judged + self.cold + self.empty + self.warming
 
     @property
     def judging(self) -> bool:
@@ -50,7 +54,13 @@ class Watch:
 
     def counts(self) -> dict[str, int]:
         """The API's `judging_series`."""
-        return {"judging": self.judged, "cold": self.cold, "no_data": self.empty, "total": self.total}
+        return {
+            "judging": self.judged,
+            "cold": self.cold,
+            "no_data": self.empty,
+            "warming": self.warming,
+            "total": self.total,
+        }
 
 
 NOTHING = Watch(unjudged={"": NO_DATA})  # a run without a point for the newest period: no series at all
@@ -84,6 +94,12 @@ def watch(reports: Sequence[PointReport], newest: int) -> Watch | None:
         return None
     shown = dict(heapq.nsmallest(SHOWN, why)) if len(why) > SHOWN else dict(sorted(why))
     return Watch(judged, cold, empty, shown, first_cold)
+
+
+def warming(series: Collection[str], note: str) -> Watch:
+    """A metric whose runs wait for its warm-up: `series`, those its warm-up has loaded so far
+    (a one-series metric: that one, loaded or not), each not judged for `note` (the job's)."""
+    return Watch(warming=len(series), unjudged={s: note for s in heapq.nsmallest(SHOWN, series)})
 
 
 def until(reason: str, stored: int, step_s: float) -> str:

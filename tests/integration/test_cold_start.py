@@ -3,6 +3,7 @@ loads the history its detectors read, and a metric still in cold start says why,
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import MutableMapping
@@ -13,6 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from detectkd.alerting.state import Status
+from detectkd.runtime import history
 from detectkd.ui.pages import judging_note
 from tests.support.inprocess import firing_alerts, running
 from tests.support.metrics import hourly_orders
@@ -141,7 +143,7 @@ async def test_a_source_without_data_for_the_newest_period_is_not_judging(
         entry = d.metric_entry("orders")
         assert entry["judging"] is False
         assert entry["not_judging"] == "no data in the source for the newest period"
-        assert entry["judging_series"] == {"judging": 0, "cold": 0, "no_data": 1, "total": 1}
+        assert entry["judging_series"] == {"judging": 0, "cold": 0, "no_data": 1, "warming": 0, "total": 1}
         assert judging_note(entry) == ("not judging: no data in the source", entry["not_judging"])  # overview
         lines = judging_lines(d.telemetry.exposition())
         assert 'detectk_metric_judging{metric="orders"} 0.0' in lines
@@ -167,7 +169,7 @@ async def test_a_cold_series_leaves_a_many_series_metric_judging_and_is_named_wi
         await d.slots["orders"].runtime.run(NOW)
         entry = d.metric_entry("orders")
         assert entry["judging"] is True and entry["not_judging"] is None
-        assert entry["judging_series"] == {"judging": 3, "cold": 1, "no_data": 0, "total": 4}
+        assert entry["judging_series"] == {"judging": 3, "cold": 1, "no_data": 0, "warming": 0, "total": 4}
         (why,) = entry["series_not_judging"].values()
         assert list(entry["series_not_judging"]) == ["s=new"]
         assert why.startswith("cold start: fewer than 10 points (3 of 10 points stored, about 7 h more")
@@ -176,3 +178,53 @@ async def test_a_cold_series_leaves_a_many_series_metric_judging_and_is_named_wi
         lines = judging_lines(d.telemetry.exposition())
         assert 'detectk_metric_judging{metric="orders"} 1.0' in lines
         assert 'detectk_metric_series_not_judging{metric="orders"} 1.0' in lines
+
+
+async def test_a_many_series_metric_warming_up_counts_its_series_as_not_judging_while_it_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28, left open: while a run waits for its warm-up, `detectk_metric_series_not_judging`
+    was not set (absent, or the value of an earlier run), and `judging_series` was empty: now
+    each series the warm-up has loaded counts as warming, named with the job's periods n of m."""
+    for s in ("a", "b", "c"):
+        rows(tmp_path, list(range(1, 200)), s)
+    query = PERIOD_QUERY.replace("period_time, value", "period_time, s, value")
+    hourly_orders(tmp_path, "7d", query, extra="\n  series_columns: [s]")  # 168 periods: a warm-up job
+    path = tmp_path / "metrics.d" / "orders.yaml"
+    path.write_text(path.read_text().replace("{interval: 1h}", "{interval: 1h, batch_load_days: 1}"))
+    first, go_on = asyncio.Event(), asyncio.Event()
+    store_points, batches = history._store_points, []
+
+    async def gated(rt: Any, start: int, finish: int) -> Any:  # the warm-up stops after a batch
+        batches.append(start)
+        if len(batches) == 2:
+            first.set()
+            await go_on.wait()
+        return await store_points(rt, start, finish)
+
+    monkeypatch.setattr(history, "_store_points", gated)
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        d.telemetry.series_not_judging.labels("orders").set(7)  # an earlier runtime's value
+        await rt.run(NOW)  # waits for its warm-up
+        await asyncio.wait_for(first.wait(), 30)  # one day of its history is in
+        lines = judging_lines(d.telemetry.exposition())
+        assert 'detectk_metric_judging{metric="orders"} 0.0' in lines
+        assert 'detectk_metric_series_not_judging{metric="orders"} 3.0' in lines
+        entry = d.metric_entry("orders")
+        assert entry["judging"] is False
+        assert entry["judging_series"] == {"judging": 0, "cold": 0, "no_data": 0, "warming": 3, "total": 3}
+        assert list(entry["series_not_judging"]) == ["s=a", "s=b", "s=c"]
+        assert all(
+            why.startswith("warming up: its history is loading in the background (24 of 168 periods")
+            for why in entry["series_not_judging"].values()
+        )
+        go_on.set()
+        await d.history.settled()
+        await rt.run(NOW)
+        entry = d.metric_entry("orders")
+        assert entry["judging"] is True
+        assert entry["judging_series"] == {"judging": 3, "cold": 0, "no_data": 0, "warming": 0, "total": 3}
+        lines = judging_lines(d.telemetry.exposition())
+        assert 'detectk_metric_series_not_judging{metric="orders"} 0.0' in lines

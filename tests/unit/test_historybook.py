@@ -7,6 +7,7 @@ from datetime import timedelta
 from detectkd.config.settings import HistorySettings
 from detectkd.errors import CollectError
 from detectkd.runtime.historybook import MAX_RETRY_S, JobBook
+from detectkd.runtime.status import StatusBook
 from detectkd.storage.memory import MemoryStore
 from detectkd.telemetry import Telemetry
 
@@ -77,3 +78,30 @@ async def test_until_when_periods_loaded_of_all_the_pace_so_far_and_a_failed_bat
     assert telemetry.metric_judging.labels("a").get() == 0.0  # its live runs judged nothing yet
     book.succeeded(job)
     assert job.retry_at is None and job.api(3600)["retry_at"] is None
+
+
+async def test_a_warm_up_says_not_judging_from_its_start_and_counts_a_many_series_metrics_series() -> None:
+    """Issue 28, left open: a warm-up's live runs wait and set nothing, so the gauges kept an
+    earlier runtime's values (or were absent until the first live run, a day for a daily metric)."""
+    telemetry = Telemetry()
+    telemetry.series_not_judging.labels("m").set(7)  # an earlier runtime's count
+    book = JobBook(MemoryStore(), HistorySettings(), telemetry)
+    await book.record("m", 0, DAY, warm=True, many=True)
+    await book.record("one", 0, DAY, warm=True)
+    assert telemetry.metric_judging.labels("m").get() == 0.0
+    assert telemetry.series_not_judging.labels("m").get() == 0.0  # none loaded yet
+    assert telemetry.metric_judging.labels("one").get() == 0.0
+    book.succeeded(book.jobs["m"], ["s=a", "s=b"])
+    book.succeeded(book.jobs["m"], ["s=b", "s=c"])
+    assert book.jobs["m"].series == {"s=a", "s=b", "s=c"}
+    assert telemetry.series_not_judging.labels("m").get() == 3.0
+    book.succeeded(book.jobs["one"], [""])
+    assert ("one",) not in telemetry.series_not_judging.values  # one series: `judging` says it
+
+
+def test_a_metric_that_lost_its_series_columns_keeps_no_count_of_its_earlier_runtime() -> None:
+    telemetry = Telemetry()
+    telemetry.series_not_judging.labels("m").set(4)
+    StatusBook("m", telemetry, 60, many=False)
+    assert ("m",) not in telemetry.series_not_judging.values
+    StatusBook("x", telemetry, 60, many=False)  # none to drop

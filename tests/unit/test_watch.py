@@ -21,7 +21,7 @@ def report(series: str, value: float | None, skipped: str | None, period: int = 
 def test_a_missing_value_is_no_data_not_judged_and_older_periods_do_not_count() -> None:
     w = watch([report("", 1.0, None, period=0), report("", None, "missing value")], 3600)
     assert w is not None and not w.judging
-    assert w.counts() == {"judging": 0, "cold": 0, "no_data": 1, "total": 1}
+    assert w.counts() == {"judging": 0, "cold": 0, "no_data": 1, "warming": 0, "total": 1}
     assert reason(w, described(w, lambda s: 0, 3600), "why") == NO_DATA
     assert watch([report("", 1.0, None, period=0)], 3600) is None  # no point for the newest period
 
@@ -36,7 +36,7 @@ def test_none_of_many_series_judged_names_the_first_three_by_key_and_counts_the_
         report("s=x", None, "missing value")
     ]
     w = watch(reports, 3600)
-    assert w is not None and w.counts() == {"judging": 0, "cold": 10, "no_data": 1, "total": 11}
+    assert w is not None and w.counts() == {"judging": 0, "cold": 10, "no_data": 1, "warming": 0, "total": 11}
     assert list(w.unjudged) == ["s=00", "s=01", "s=02"]
     series = described(w, lambda s: 4, 3600)
     assert series["s=00"] == f"{COLD} (4 of 10 points stored, about 6 h more at one a period)"
