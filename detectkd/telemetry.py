@@ -179,7 +179,8 @@ class Telemetry:
         self.series_not_judging = F(
             "detectk_metric_series_not_judging",
             "Series of a metric with series_columns whose newest period its newest run did not judge "
-            "(cold start, no data; while its runs wait for its warm-up: the series loaded so far).",
+            "(cold start, a late series' history loading, no data; while its runs wait for its warm-up: "
+            "the series loaded so far).",
             "gauge",
             M,
         )

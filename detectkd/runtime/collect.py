@@ -90,6 +90,19 @@ async def collect(
     return out
 
 
+async def collect_range(
+    collector: Collector, spec: MetricSpec, grid: Grid, start: int, finish: int, many: ManyPeriods
+) -> Conversion | None:
+    """[start, finish) in one query, or None when the metric's query cannot answer a range at
+    once (`multi_period: false`, or a one-period query the probe does not confirm): a load
+    that is worth one query only (`runtime.serieswarm`)."""
+    if spec.collector.multi_period:
+        return await collect(collector, spec, grid, start, finish)
+    if many.known is False:
+        return None
+    return await _ask_once(collector, spec, grid, start, finish, many)
+
+
 async def _rows(c: Collector, chunk: Sequence[Window]) -> Sequence[list[Row] | None]:
     """The rows of each window of `chunk` in one call when the collector can (None: ask it
     when converting)."""

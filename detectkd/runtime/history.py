@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -52,6 +52,7 @@ from detectkd.runtime.historyjob import Job, iso
 from detectkd.runtime.offloop import budget
 from detectkd.runtime.pace import Paces, halting
 from detectkd.runtime.runner import MetricRuntime
+from detectkd.runtime.serieswarm import SeriesLoads
 from detectkd.runtime.slot import MetricSlot, Wrap
 from detectkd.storage.base import RunRecord, StateStore
 from detectkd.telemetry import Telemetry
@@ -98,6 +99,9 @@ class HistoryLoader:
         self._stopped = False
         self._halting: set[str] = set()  # metrics whose task was cancelled and is not done yet
         self.clock: Callable[[], float] = time.time  # when a first start's history ends
+        timeout = settings.batch_timeout.total_seconds
+        # Late series' history (`serieswarm`): paced and halted as the jobs, beside the warm-ups.
+        self.series = SeriesLoads(build, lambda m: self._wrap(m, False), self._warm_sem, timeout)
 
     async def open(self) -> None:
         """Read the jobs an earlier process left unfinished (each starts when its metric is
@@ -118,6 +122,13 @@ class HistoryLoader:
         await self.book.record(metric, start, until, warm=metric in self._warm, many=metric in self._many)
         self.kick(metric)
         return wait
+
+    def load_series(self, live: MetricRuntime, series: Mapping[str, int]) -> None:
+        """Late series' history (`serieswarm`), unless the loader is stopped or a standby."""
+        if self._stopped or not self.may_run():
+            live.fresh.loaded(set(series), ok=False)
+        else:
+            self.series.request(live, series)
 
     def start(self, live: MetricRuntime) -> None:
         """A metric was installed: work on its job, or record one if this is its first start
@@ -152,14 +163,16 @@ class HistoryLoader:
 
     async def pause(self) -> None:
         """Stop working on every job (deposed leader, SIGTERM); `kick` resumes them."""
-        await self._halt(list(self._tasks))
+        await self._halt(list(self._tasks | self.series.tasks))
 
     async def _halt(self, metrics: list[str]) -> None:
         """Cancel the metrics' tasks, all at once (a thousand warm-ups stop together, not
         one after the other), and wait until they ended. A cancellation lost below (see
         `Halting`) is honoured at the task's next query or batch (issue 28: SIGTERM did not
         stop a daemon whose warm-ups were loading)."""
-        tasks = [t for m in metrics if (t := self._tasks.pop(m, None)) is not None]
+        tasks = [t for m in metrics if (t := self._tasks.pop(m, None)) is not None] + self.series.halt(
+            metrics
+        )
         self._halting.update(metrics)
         try:
             for task in tasks:

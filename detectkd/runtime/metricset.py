@@ -125,6 +125,7 @@ class MetricSet:
         self.snapshots.offer(slot.runtime)
         slot.runtime.history = self.history.begin
         slot.runtime.cold.hook = self.history.judge_again
+        slot.runtime.fresh.hook = lambda series, rt=slot.runtime: self.history.load_series(rt, series)
         self.history.start(slot.runtime)
         cond = spec.conditions
         self.outages.track(spec.name, slot.source, cond.on_error == "error", cond.error_runs)

@@ -32,6 +32,7 @@ from detectkd.runtime.coldjudge import ColdPeriods
 from detectkd.runtime.coldstart import cold_start_reason, first_start, start_time
 from detectkd.runtime.collect import ManyPeriods, collect, timezone_probe
 from detectkd.runtime.explain import Explainer
+from detectkd.runtime.freshseries import FreshSeries
 from detectkd.runtime.judge import JudgeContext, PointReport, judge
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.runtime.offloop import sized, window_load
@@ -96,6 +97,7 @@ class MetricRuntime:
         self.lock = asyncio.Lock()
         self.history: HistoryHook | None = None  # the daemon's loader of a first start's history
         self.cold = ColdPeriods()  # periods judged before that history was in (`coldjudge`)
+        self.fresh = FreshSeries(spec, self.memory, self.judge_span)  # late series' history (`serieswarm`)
         # All or nothing: what it builds that holds something (the explain query's collector)
         # is closed when a later part fails; the parts it is given are its caller's (`assemble`).
         with all_or_nothing(self.name) as built:
@@ -174,12 +176,8 @@ class MetricRuntime:
             await self._batch(b_start, b_finish, last, notify and not backfill, commit, report)
             if backfill:
                 share = (b_finish - start) / max(1, finish - start)
-                log.info(
-                    "history batch loaded",
-                    metric=self.name,
-                    progress=round(share, 3),
-                    until=datetime.fromtimestamp(b_finish, self.tz).isoformat(),
-                )
+                until = datetime.fromtimestamp(b_finish, self.tz).isoformat()
+                log.info("history batch loaded", metric=self.name, progress=round(share, 3), until=until)
         if notify:
             self._cold(report)
             await self._probe(report)
@@ -224,7 +222,8 @@ class MetricRuntime:
         """Whether the newest period was judged (`runtime.watch`; `waiting`: for its warm-up);
         a cold start logged once."""
         why = cold_start_reason(self.spec, self.span - self.grid.step, self._loading)
-        w = None if waiting else watch(report.points, self.grid.prev(report.finish)) or NOTHING
+        newest, loading = self.grid.prev(report.finish), self.fresh.loading  # (late series: `serieswarm`)
+        w = None if waiting else watch(report.points, newest, loading) or NOTHING
         if w is None:
             self.book.judged(False, f"warming up: {why}")
         else:
@@ -252,6 +251,8 @@ class MetricRuntime:
         points = fill_missing(collected, self.spec, self.grid, start, finish)
         gaps = absent(collected, known, self.spec, self.grid, start, finish)
         await self._load_windows(start)
+        await self.fresh.adopt(self.data, self.name, start, [v.memory for v in self.shadows.variants])
+        fresh = self.fresh.seen(collected, self.states) if self._watermark is not None else {}
         ordered = sorted(points + gaps, key=lambda p: p.period) if gaps else points
         t2 = time.perf_counter()
         self.memory.begin(start)
@@ -279,6 +280,7 @@ class MetricRuntime:
                 self._watermark_known = True
             self.states = out.states
             self._forget(out.forget)
+            self.fresh.ask(fresh)
             if record.outbox:
                 self.on_alert()
         report.points.extend(out.reports)

@@ -17,6 +17,8 @@ slower; a seasonal detector counts the points of one season, so it says nothing 
 
 While a run waits for its warm-up it judges nothing and asks the source nothing: every series
 the warm-up has loaded so far is warming (`warming`), named with the job's periods n of m.
+A series that appeared later and whose history is loading (`runtime.serieswarm`) is warming
+too while it is cold, with its points stored of those it needs.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from detectkd.runtime.judge import PointReport
 SHOWN = 3  # series named in a reason and in `series_not_judging`
 COLD = "cold start"
 NO_DATA = "no data in the source for the newest period"
+WARMING = "warming up: its history is loading from the source"
 _NEEDS = re.compile(r"fewer than (\d+) points")
 
 
@@ -66,10 +69,11 @@ class Watch:
 NOTHING = Watch(unjudged={"": NO_DATA})  # a run without a point for the newest period: no series at all
 
 
-def watch(reports: Sequence[PointReport], newest: int) -> Watch | None:
+def watch(reports: Sequence[PointReport], newest: int, loading: Collection[str] = ()) -> Watch | None:
     """The newest period's series, classified; None when the run had no point for it. One
-    pass over the reports (a run's points are walked once anyway, to judge them)."""
-    judged = cold = empty = 0
+    pass over the reports (a run's points are walked once anyway, to judge them). `loading`:
+    series whose history is loading (a cold one is warming)."""
+    judged = cold = empty = warm = 0
     first_cold = ""
     why: list[tuple[str, str]] = []  # (series, reason) of the series not judged
     for pr in reports:
@@ -80,7 +84,10 @@ def watch(reports: Sequence[PointReport], newest: int) -> Watch | None:
             if r.skipped is not None and r.skipped.startswith(COLD):
                 reason = r.skipped
                 break
-        if reason is not None:
+        if reason is not None and loading and pr.point.series in loading:
+            warm += 1
+            reason = f"{WARMING}; {reason}"
+        elif reason is not None:
             cold += 1
             first_cold = first_cold or reason
         elif pr.point.value is None:
@@ -90,10 +97,10 @@ def watch(reports: Sequence[PointReport], newest: int) -> Watch | None:
             judged += 1
             continue
         why.append((pr.point.series, reason))
-    if not judged + cold + empty:
+    if not judged + cold + empty + warm:
         return None
     shown = dict(heapq.nsmallest(SHOWN, why)) if len(why) > SHOWN else dict(sorted(why))
-    return Watch(judged, cold, empty, shown, first_cold)
+    return Watch(judged, cold, empty, shown, first_cold, warm)
 
 
 def warming(series: Collection[str], note: str) -> Watch:
@@ -120,7 +127,8 @@ def described(w: Watch, stored: Callable[[str], int], step_s: float) -> dict[str
     """The series not judged, each with its reason and, for a cold start, its "until"."""
     out = {}
     for series, reason in w.unjudged.items():
-        more = until(reason, stored(series), step_s) if reason != NO_DATA else ""
+        step = 0 if reason.startswith(WARMING) else step_s  # (its history comes sooner)
+        more = until(reason, stored(series), step) if reason != NO_DATA else ""
         out[series] = f"{reason} ({more})" if more else reason
     return out
 
@@ -135,7 +143,11 @@ def reason(w: Watch, series: dict[str, str], why_cold: str) -> str | None:
         return f"{line}: {why_cold}" if w.cold else line
     named = "; ".join(f"{s}: {r}" for s, r in series.items())
     more = w.total - len(series)
-    parts = [f"{w.cold} in cold start" if w.cold else "", f"{w.empty} without data" if w.empty else ""]
+    parts = [
+        f"{w.cold} in cold start" if w.cold else "",
+        f"{w.warming} warming up" if w.warming else "",
+        f"{w.empty} without data" if w.empty else "",
+    ]
     head = f"none of its {w.total} series judged ({', '.join(p for p in parts if p)})"
     tail = f"; and {more} more" if more > 0 else ""
     return f"{head}: {named}{tail}" + (f"; {why_cold}" if w.cold else "")

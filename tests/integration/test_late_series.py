@@ -1,0 +1,136 @@
+"""A series that first appears in a many-series metric after its first start has its history
+loaded from the source once and judges on the run after the load (issue 28; it used to count
+its own points for hours). Real daemon in-process, real SQLite source and store."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detectkd.alerting.state import Status
+from detectkd.runtime import collect, serieswarm
+from detectkd.runtime.watch import WARMING
+from tests.support.inprocess import running
+from tests.support.metrics import hourly_orders
+
+HOUR = 3600
+NOW = int(time.time()) // HOUR * HOUR
+QUERY = """SELECT period_time, s, value FROM src
+        WHERE period_time >= '{{ period_start }}' AND period_time < '{{ period_finish }}'"""
+
+
+def rows(tmp_path: Path, series: str, hours: list[int], spike: int | None = None) -> None:
+    """src rows of `series` at NOW + h * HOUR for h in `hours` (400 at `spike`, else 100..102)."""
+    conn = sqlite3.connect(tmp_path / "src.db")
+    conn.execute("CREATE TABLE IF NOT EXISTS src (period_time TEXT, s TEXT, value REAL)")
+    conn.executemany(
+        "INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?, ?)",
+        [(NOW + h * HOUR, series, 400.0 if h == spike else 100.0 + h % 3) for h in hours],
+    )
+    conn.commit()
+    conn.close()
+
+
+def stored(tmp_path: Path, series: str) -> list[int]:
+    conn = sqlite3.connect(tmp_path / "data" / "dtk.db")
+    got = conn.execute(
+        "SELECT period FROM dtk_datapoints WHERE metric = 'orders' AND series = ? ORDER BY period", (series,)
+    ).fetchall()
+    conn.close()
+    return [p for (p,) in got]
+
+
+def metric(tmp_path: Path, collector: str = "") -> None:
+    # mad over 2 days (48 periods): the first start loads it inline; min_samples 10
+    hourly_orders(tmp_path, "2d", QUERY, extra="\n  series_columns: [s]" + collector)
+
+
+async def test_a_series_that_appears_later_is_loaded_once_and_judges_on_the_run_after(tmp_path: Path) -> None:
+    rows(tmp_path, "a", list(range(-100, 3)))
+    metric(tmp_path)
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        await rt.run(NOW)  # the first start: series a only
+        a_before = stored(tmp_path, "s=a")
+        rows(tmp_path, "new", list(range(-100, 0)) + [0, 1], spike=1)  # its history is in the source
+        await rt.run(NOW + HOUR)  # judges NOW: s=new is seen, cold, its history asked for
+        entry = d.metric_entry("orders")
+        assert entry["judging"] is True
+        assert entry["judging_series"] == {"judging": 1, "cold": 0, "no_data": 0, "warming": 1, "total": 2}
+        assert entry["series_not_judging"]["s=new"].startswith(f"{WARMING}; cold start: fewer than 10 points")
+        assert rt.fresh.loading == {"s=new"}
+        await d.history.series.settled()
+        assert d.history.series.queries == 1
+        # Its 48 periods before the one the live run judged, from the source; that one, the live run's.
+        assert stored(tmp_path, "s=new") == [NOW + h * HOUR for h in range(-48, 1)]
+        assert stored(tmp_path, "s=a") == a_before + [NOW]  # the load stored no other series' points
+        await rt.run(NOW + 2 * HOUR)  # judges NOW + 1h, the spike, with its history
+        assert rt.states["s=new"].status is Status.FIRING
+        entry = d.metric_entry("orders")
+        assert entry["judging_series"] == {"judging": 2, "cold": 0, "no_data": 0, "warming": 0, "total": 2}
+        assert rt.fresh.loading == set() and d.history.series.queries == 1  # once
+        assert stored(tmp_path, "s=new") == [NOW + h * HOUR for h in range(-48, 2)]  # nothing lost
+        assert 'detectk_metric_series_not_judging{metric="orders"} 0.0' in d.telemetry.exposition().decode()
+
+
+async def test_a_query_that_answers_one_period_at_a_time_keeps_the_series_cold(tmp_path: Path) -> None:
+    rows(tmp_path, "a", list(range(-100, 3)))
+    metric(tmp_path, "\n  multi_period: false")
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        await rt.run(NOW)
+        rows(tmp_path, "new", list(range(-100, 0)) + [0, 1], spike=1)
+        await rt.run(NOW + HOUR)
+        await d.history.series.settled()
+        assert stored(tmp_path, "s=new") == [NOW]  # not asked period by period: the documented limit
+        await rt.run(NOW + 2 * HOUR)
+        assert rt.states["s=new"].status is Status.OK  # cold: it fills by its own runs
+        entry = d.metric_entry("orders")
+        assert entry["judging_series"]["cold"] == 1 and entry["judging_series"]["warming"] == 0
+
+
+async def test_series_that_appear_while_a_load_runs_go_together_in_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows(tmp_path, "a", list(range(-100, 4)))
+    metric(tmp_path)
+    asked: list[tuple[int, int]] = []
+    held, go_on = asyncio.Event(), asyncio.Event()
+    collect_range = collect.collect_range
+
+    async def gated(collector: Any, spec: Any, grid: Any, start: int, finish: int, many: Any) -> Any:
+        asked.append((start, finish))
+        if len(asked) == 1:  # the first load waits: the next runs' new series queue up
+            held.set()
+            await go_on.wait()
+        return await collect_range(collector, spec, grid, start, finish, many)
+
+    monkeypatch.setattr(serieswarm, "collect_range", gated)
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        await rt.run(NOW)
+        rows(tmp_path, "b", list(range(-100, 4)))
+        await rt.run(NOW + HOUR)  # b: its load starts and waits
+        await asyncio.wait_for(held.wait(), 30)
+        rows(tmp_path, "c", list(range(-100, 4)))
+        rows(tmp_path, "d", list(range(-100, 4)))
+        await rt.run(NOW + 2 * HOUR)  # c and d, seen at NOW + 1h
+        assert rt.fresh.loading == {"s=b", "s=c", "s=d"}
+        go_on.set()
+        await d.history.series.settled()
+        assert asked == [
+            (NOW - 48 * HOUR, NOW),
+            (NOW + HOUR - 48 * HOUR, NOW + HOUR),
+        ]  # one query for c and d
+        assert stored(tmp_path, "s=c") == [NOW + h * HOUR for h in range(-47, 2)]
+        await rt.run(NOW + 3 * HOUR)
+        entry = d.metric_entry("orders")
+        assert entry["judging_series"] == {"judging": 4, "cold": 0, "no_data": 0, "warming": 0, "total": 4}
