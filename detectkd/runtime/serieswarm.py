@@ -54,7 +54,7 @@ class SeriesLoads:
         self._pending: dict[str, dict[str, int]] = {}  # metric -> series -> first period judged live
         self._live: dict[str, MetricRuntime] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.queries = 0  # loads asked of a source (tests)
+        self.loads = 0  # loads tried (tests)
 
     def request(self, live: MetricRuntime, series: Mapping[str, int]) -> None:
         """Load `series` (each: the first period the live run judged of it) for `live`."""
@@ -114,13 +114,12 @@ class SeriesLoads:
             span = warmup_seconds(rt.spec, live.judge_span)
             start, finish = rt.grid.floor(min(pending.values()) - span), max(pending.values())
             async with budget(self.timeout()):
-                self.queries += 1
+                self.loads += 1
                 conv = await collect_range(rt.collector, rt.spec, rt.grid, start, finish, rt.many)
-                live.many.known = rt.many.known
+                if rt.many.known:  # (not a "no": it may come from this range's size, not the query)
+                    live.many.known = True
                 if conv is None:
-                    log.info(
-                        "series history not loaded: the query answers one period at a time", metric=metric
-                    )
+                    log.info("series history not loaded: no range in one query", metric=metric)
                     return False
                 points = [
                     p

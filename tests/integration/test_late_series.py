@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from detectkd.alerting.state import Status
+from detectkd.errors import CollectError
 from detectkd.runtime import collect, serieswarm
 from detectkd.runtime.watch import WARMING
 from tests.support.inprocess import running
@@ -66,7 +67,7 @@ async def test_a_series_that_appears_later_is_loaded_once_and_judges_on_the_run_
         assert entry["series_not_judging"]["s=new"].startswith(f"{WARMING}; cold start: fewer than 10 points")
         assert rt.fresh.loading == {"s=new"}
         await d.history.series.settled()
-        assert d.history.series.queries == 1
+        assert d.history.series.loads == 1
         # Its 48 periods before the one the live run judged, from the source; that one, the live run's.
         assert stored(tmp_path, "s=new") == [NOW + h * HOUR for h in range(-48, 1)]
         assert stored(tmp_path, "s=a") == a_before + [NOW]  # the load stored no other series' points
@@ -74,7 +75,7 @@ async def test_a_series_that_appears_later_is_loaded_once_and_judges_on_the_run_
         assert rt.states["s=new"].status is Status.FIRING
         entry = d.metric_entry("orders")
         assert entry["judging_series"] == {"judging": 2, "cold": 0, "no_data": 0, "warming": 0, "total": 2}
-        assert rt.fresh.loading == set() and d.history.series.queries == 1  # once
+        assert rt.fresh.loading == set() and d.history.series.loads == 1  # once
         assert stored(tmp_path, "s=new") == [NOW + h * HOUR for h in range(-48, 2)]  # nothing lost
         assert 'detectk_metric_series_not_judging{metric="orders"} 0.0' in d.telemetry.exposition().decode()
 
@@ -134,3 +135,27 @@ async def test_series_that_appear_while_a_load_runs_go_together_in_the_next_one(
         await rt.run(NOW + 3 * HOUR)
         entry = d.metric_entry("orders")
         assert entry["judging_series"] == {"judging": 4, "cold": 0, "no_data": 0, "warming": 0, "total": 4}
+
+
+async def test_a_failed_load_leaves_the_series_cold_and_is_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows(tmp_path, "a", list(range(-100, 3)))
+    metric(tmp_path)
+
+    async def down(*args: Any) -> Any:
+        raise CollectError("source down")
+
+    monkeypatch.setattr(serieswarm, "collect_range", down)
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        await rt.run(NOW)
+        rows(tmp_path, "new", list(range(-100, 0)) + [0, 1])
+        await rt.run(NOW + HOUR)
+        await d.history.series.settled()
+        assert rt.fresh.loading == set()  # no longer shown as warming: cold, filling by its own runs
+        await rt.run(NOW + 2 * HOUR)
+        assert d.history.series.loads == 1  # not asked again
+        entry = d.metric_entry("orders")
+        assert entry["judging_series"] == {"judging": 1, "cold": 1, "no_data": 0, "warming": 0, "total": 2}
