@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -23,17 +22,12 @@ from pathlib import Path
 if not os.environ.get("PYTHONPATH"):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.scale import DETECTORS, METRIC_SERIES, build_source, preload_store, write_daemon
+from benchmarks.scale import DETECTORS, METRIC_SERIES, build_source, cpu, preload_store, write_daemon
 from detectkd import logs
 from detectkd.config.settings import load_settings
 from detectkd.runtime.daemon import Daemon
 
 STEP = 60
-
-
-def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 async def first_runs(series: int, runs: int, history: int) -> list[tuple[float, float]]:

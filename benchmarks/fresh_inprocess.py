@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.scale import METRIC_PER_PERIOD, build_source, write_daemon  # noqa: E402
+from benchmarks.scale import METRIC_PER_PERIOD, build_source, cpu, write_daemon  # noqa: E402
 from detectkd import logs  # noqa: E402
 from detectkd.config.settings import load_settings  # noqa: E402
 from detectkd.detectors.auto import AutoDetector  # noqa: E402
@@ -36,11 +35,6 @@ from detectkd.detectors.base import Current, History  # noqa: E402
 from detectkd.runtime.daemon import Daemon  # noqa: E402
 
 STEP = 60
-
-
-def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 async def fresh(n: int, qps: float) -> dict[str, float]:

@@ -54,6 +54,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -224,6 +225,12 @@ def judging(text: str) -> int:
 def metrics_run(text: str) -> int:
     """Metrics that have finished at least one run (any result)."""
     return len(set(re.findall(r'^detectk_checks_total\{metric="([^"]+)"[^}]*\} [1-9]', text, re.M)))
+
+
+def cpu() -> float:
+    """CPU seconds of this process (every thread), for the in-process benchmarks."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def cpu_seconds(pid: int) -> float:

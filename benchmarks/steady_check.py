@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -25,17 +24,12 @@ from pathlib import Path
 if not os.environ.get("PYTHONPATH"):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.scale import DETECTORS, FRESH_ROW_S, METRIC, build_source, write_daemon
+from benchmarks.scale import DETECTORS, FRESH_ROW_S, METRIC, build_source, cpu, write_daemon
 from detectkd import logs
 from detectkd.config.settings import load_settings
 from detectkd.runtime.daemon import Daemon
 
 STEP = 60
-
-
-def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 async def steady(n: int, duration: float, grain: float | None) -> tuple[float, int]:

@@ -15,6 +15,7 @@ series. The windows judge from the same times either way: nothing else changes.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -72,36 +73,31 @@ class TimesPool:
         some = tuple(int(times[i]) for i in (0, k // 4, k // 2, 3 * k // 4, k - 1)) if k else ()
         return (times.dtype.str, capacity, k, *some)
 
-    def _found(self, key: tuple[object, ...], times: TimeArray) -> Times | None:
+    def _get(self, times: TimeArray, capacity: int, make: Callable[[], Times]) -> Times:
+        """The buffer another window of this metric made with `times` and `capacity`, or
+        `make()`'s (kept for the next one)."""
+        key = self._key(times, capacity)
         got = self._known.get(key) if self.shared else None
         k = int(times.size)
         if got is not None and got.filled >= k and np.array_equal(got.arr[:k], times):
             return got
-        return None
+        made = make()
+        if self.shared:
+            self._known[key] = made
+        return made
 
     def buffer(self, times: TimeArray, capacity: int) -> Times:
         """A buffer of `capacity` slots starting with `times` (a copy, or a buffer another
         window of this metric made with the same times and capacity)."""
-        key = self._key(times, capacity)
-        got = self._found(key, times)
-        if got is not None:
-            return got
-        arr: TimeArray = np.empty(capacity, times.dtype)
-        k = int(times.size)
-        arr[:k] = times
-        made = Times(arr, k)
-        if self.shared:
-            self._known[key] = made
-        return made
+
+        def copy() -> Times:
+            arr: TimeArray = np.empty(capacity, times.dtype)
+            arr[: times.size] = times
+            return Times(arr, int(times.size))
+
+        return self._get(times, capacity, copy)
 
     def adopt(self, times: TimeArray) -> Times:
         """`times` as a full buffer, without a copy (a restart's snapshot: nothing else holds
         them), or the buffer another window took with the same times."""
-        key = self._key(times, int(times.size))
-        got = self._found(key, times)
-        if got is not None:
-            return got
-        made = Times(times, int(times.size))
-        if self.shared:
-            self._known[key] = made
-        return made
+        return self._get(times, int(times.size), lambda: Times(times, int(times.size)))
