@@ -70,10 +70,10 @@ class FreshSeries:
         for s in sorted(self.stored):  # (a failed read leaves the rest for the next run)
             points = (await store.read_points(metric, s, before - span, before)).get(s, [])
             for memory in memories:
-                if s in memory.windows:  # (forgotten meanwhile: left out)
+                since = before - memory.span
+                own = [p for p in points if p.period >= since]
+                if s in memory.windows and own:  # (forgotten meanwhile: left out)
                     memory.forget(s)
-                    since = before - memory.span
-                    if own := [p for p in points if p.period >= since]:
-                        memory.load({s: rows_of(own)})
+                    memory.load({s: rows_of(own)})
             self.stored.discard(s)
             self.loading.discard(s)

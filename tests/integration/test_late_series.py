@@ -159,3 +159,22 @@ async def test_a_failed_load_leaves_the_series_cold_and_is_not_retried(
         assert d.history.series.loads == 1  # not asked again
         entry = d.metric_entry("orders")
         assert entry["judging_series"] == {"judging": 1, "cold": 1, "no_data": 0, "warming": 0, "total": 2}
+
+
+async def test_a_shadow_variant_judges_the_late_series_with_its_history_too(tmp_path: Path) -> None:
+    rows(tmp_path, "a", list(range(-100, 3)))
+    metric(tmp_path)
+    path = tmp_path / "metrics.d" / "orders.yaml"
+    variant = "shadow:\n  - name: tighter\n    detector: {type: mad, params: {window_size: 2d, n_sigma: 4, min_samples: 10}}\n"
+    path.write_text(path.read_text() + variant)
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        await rt.run(NOW)
+        rows(tmp_path, "new", list(range(-100, 0)) + [0, 1], spike=1)
+        await rt.run(NOW + HOUR)
+        await d.history.series.settled()
+        await rt.run(NOW + 2 * HOUR)
+        (v,) = rt.shadows.variants
+        assert v.memory.filled("s=new") == 50  # its window: 48 loaded, 2 judged live
+        assert v.states["s=new"].status is Status.FIRING
