@@ -17,7 +17,9 @@ The live runtime then reads those series' windows from the store at its next run
 A query that cannot answer a range in one query (`multi_period: false`, or a one-period
 query whose range answer the probe did not confirm, `runtime.collect`) is not asked period
 by period: the series fills by its own runs, as before. So is a series whose load failed
-(logged, not retried) or whose range has more rows than `collector.max_rows`.
+(logged, not retried). A load that got no range answer (that, or more rows than
+`collector.max_rows`, or a failed query) is the runtime's last: a metric whose range is too
+big is not asked again for it at each new series (until a reload or restart).
 """
 
 from __future__ import annotations
@@ -118,8 +120,9 @@ class SeriesLoads:
                 conv = await collect_range(rt.collector, rt.spec, rt.grid, start, finish, rt.many)
                 if rt.many.known:  # (not a "no": it may come from this range's size, not the query)
                     live.many.known = True
-                if conv is None:
-                    log.info("series history not loaded: no range in one query", metric=metric)
+                if conv is None:  # no range at once, or too many rows: not asked again by this runtime
+                    live.fresh.worth = False
+                    log.warning("series history not loaded: no range in one query", metric=metric)
                     return False
                 points = [
                     p

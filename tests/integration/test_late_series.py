@@ -91,10 +91,13 @@ async def test_a_query_that_answers_one_period_at_a_time_keeps_the_series_cold(t
         await rt.run(NOW + HOUR)
         await d.history.series.settled()
         assert stored(tmp_path, "s=new") == [NOW]  # not asked period by period: the documented limit
+        rows(tmp_path, "newer", list(range(-100, 3)))
         await rt.run(NOW + 2 * HOUR)
         assert rt.states["s=new"].status is Status.OK  # cold: it fills by its own runs
         entry = d.metric_entry("orders")
-        assert entry["judging_series"]["cold"] == 1 and entry["judging_series"]["warming"] == 0
+        assert entry["judging_series"]["cold"] == 2 and entry["judging_series"]["warming"] == 0
+        await d.history.series.settled()
+        assert d.history.series.loads == 1  # not tried again for the next new series
 
 
 async def test_series_that_appear_while_a_load_runs_go_together_in_the_next_one(
