@@ -220,6 +220,10 @@ async def test_a_many_series_metric_warming_up_counts_its_series_as_not_judging_
             why.startswith("warming up: its history is loading in the background (24 of 168 periods")
             for why in entry["series_not_judging"].values()
         )
+        assert judging_note(entry) == (  # the overview
+            "not judging yet (24 of 168 periods of its history loaded)",
+            entry["not_judging"],
+        )
         go_on.set()
         await d.history.settled()
         await rt.run(NOW)

@@ -16,6 +16,7 @@ from detectkd.alerting.state import Status
 from detectkd.errors import CollectError
 from detectkd.runtime import collect, serieswarm
 from detectkd.runtime.watch import WARMING
+from detectkd.ui.pages import judging_note
 from tests.support.inprocess import running
 from tests.support.metrics import hourly_orders
 
@@ -66,6 +67,8 @@ async def test_a_series_that_appears_later_is_loaded_once_and_judges_on_the_run_
         assert entry["judging_series"] == {"judging": 1, "cold": 0, "no_data": 0, "warming": 1, "total": 2}
         assert entry["series_not_judging"]["s=new"].startswith(f"{WARMING}; cold start: fewer than 10 points")
         assert rt.fresh.loading == {"s=new"}
+        why = entry["series_not_judging"]["s=new"]
+        assert judging_note(entry) == ("judging 1 of 2 series", f"s=new: {why}")  # the overview
         await d.history.series.settled()
         assert d.history.series.loads == 1
         # Its 48 periods before the one the live run judged, from the source; that one, the live run's.
