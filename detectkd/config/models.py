@@ -28,8 +28,11 @@ class Schedule(Frozen):
     end_time: str | None = None  # accepted (DetectK); the daemon runs open-ended
     batch_load_days: int = Field(default=30, ge=1)  # history is loaded in batches of this many days
     max_catch_up: int = Field(default=100, ge=1)  # after downtime, at most this many missed periods
-    # First start without start_time: load the detectors' window of history, at most this much (0: none)
+    # First start without start_time, and a late series: load the detectors' window, at most this (0: none)
     warmup: Duration = timedelta(days=30)
+    # A many-series metric's series that first appears after its first start: load its history
+    # from the source (one range query, at most one per max(10 periods, 10m), stopped on churn)
+    late_series_warmup: bool = True
 
     @field_validator("start_time", "end_time")
     @classmethod

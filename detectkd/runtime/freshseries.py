@@ -1,36 +1,68 @@
 """The live runtime's side of a late series' history (`runtime.serieswarm`): which series a
-run saw with no history, which are loading, and reading their windows once they are stored.
+run saw with no history, when their load is asked, and reading their windows once stored.
 
 A series is fresh when a run's source rows hold it and the metric has neither a window for
 it (after its windows were read from the store) nor an alert state: it appeared after the
 metric's first start (or came back after it was forgotten). Not on a first start (no
 watermark yet): the warm-up loads every series' history then.
+
+A load is one range query over the detectors' window for every series of the metric (only
+the new ones are kept), so its cost at the source is that of many runs. A metric asks at
+most one every `spacing(interval)` of its periods (10 periods, at least 10 minutes): a
+series seen meanwhile waits, and goes with the others in the next load, asked by the first
+run at or past the spacing. Periods, not the wall clock: a run judges its own periods, and
+catch-up runs count as the periods they judge. A metric whose loads keep finding new series
+(the spacing held series back `CHURN` loads in a row: per-request ids, a top-N query) stops
+asking (`off`, until a reload or restart): its new series fill by their own runs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+import numpy as np
+import structlog
+
 from detectkd.collectors.points import Point
+from detectkd.durations import in_words
 from detectkd.runtime.coldstart import warmup_seconds
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import DataStore
-from detectkd.storage.window import rows_of
+from detectkd.storage.window import WindowRows, read_window, rows_of
+
+log = structlog.get_logger("detectkd.history")
+
+SPACING_PERIODS = 10  # a metric's late-series loads: at most one every this many periods,
+SPACING_FLOOR = 600  # and at least this many seconds apart (a 10 s metric: one a minute)
+CHURN = 3  # loads in a row that found series held back by the spacing: the metric churns
+BATCH_READ = 16  # more series stored at once (and a tenth of the metric's): one read of all
+
+
+def spacing(step: int) -> int:
+    """Seconds of periods between a metric's late-series loads (`step`: its interval)."""
+    return step * max(SPACING_PERIODS, -(-SPACING_FLOOR // step))
 
 
 class FreshSeries:
     def __init__(self, spec: MetricSpec, memory: SeriesMemory, judge_span: int) -> None:
         self.memory = memory
+        self.name = spec.name
+        many, switch = bool(spec.collector.points.series_columns), spec.config.schedule.late_series_warmup
         # Worth a load: many series, a window longer than a period, history that can be asked for.
         self.worth = bool(
-            spec.collector.points.series_columns
-            and spec.storage.enabled
-            and warmup_seconds(spec, judge_span) > memory.grid.step
+            many and switch and spec.storage.enabled and warmup_seconds(spec, judge_span) > memory.grid.step
         )
+        self.spacing = spacing(memory.grid.step)
+        # Why late series are not loaded (the API's `late_series`); None: loaded, or no such load.
+        self.off: str | None = "off: schedule.late_series_warmup is false" if many and not switch else None
         self.hook: Callable[[Mapping[str, int]], None] | None = None  # the daemon's loader (`serieswarm`)
-        self.loading: set[str] = set()  # asked for, not judged with their history yet
+        self.loading: set[str] = set()  # waiting or asked for, not judged with their history yet
+        self.waiting: dict[str, int] = {}  # seen, held back by the spacing -> first period seen
         self.stored: set[str] = set()  # loaded: their windows are read at the next run
+        self.asked: int | None = None  # the newest period of the run that asked the last load
+        self.streak = 0  # loads in a row whose series the spacing held back
 
     def seen(self, points: list[Point], states: Mapping[str, object]) -> dict[str, int]:
         """The run's fresh series, each with its first period in the run."""
@@ -44,11 +76,32 @@ class FreshSeries:
                 out[s] = min(p.period, out.get(s, p.period))
         return out
 
-    def ask(self, series: Mapping[str, int]) -> None:
-        """After the run that saw them committed: load their history."""
-        if series and self.hook is not None:
-            self.loading.update(series)
-            self.hook(series)
+    def ask(self, series: Mapping[str, int], newest: int) -> None:
+        """After the run that saw `series` committed (`newest`: its newest period): they wait
+        for the next load, asked now if the spacing allows it."""
+        if self.hook is None or not self.worth:
+            return
+        held = bool(self.waiting)
+        for s, first in series.items():
+            self.waiting[s] = min(first, self.waiting.get(s, first))
+        self.loading.update(series)
+        if not self.waiting or (self.asked is not None and newest < self.asked + self.spacing):
+            return
+        self.streak = self.streak + 1 if held else 0
+        if self.streak >= CHURN:
+            every = in_words(self.spacing)
+            self.stop(f"off: series churn (new series within {every} of a load, {CHURN} times in a row)")
+            log.warning("late series not loaded: series churn", metric=self.name, times=CHURN, within=every)
+            return
+        asked, self.waiting, self.asked = self.waiting, {}, newest
+        self.hook(asked)
+
+    def stop(self, why: str) -> None:
+        """No more loads for this runtime (until a reload or restart): the waiting series fill
+        by their own runs; a load already asked goes on."""
+        self.worth, self.off = False, why
+        self.loading -= set(self.waiting)
+        self.waiting = {}
 
     def loaded(self, series: set[str], ok: bool) -> None:
         """The loader is done with `series`: stored (read at the next run), or not (they fill
@@ -57,23 +110,47 @@ class FreshSeries:
             self.stored |= series & self.loading
         else:
             self.loading -= series
+            for s in series:
+                self.waiting.pop(s, None)
 
     async def adopt(
         self, data: Callable[[], Awaitable[DataStore]], metric: str, before: int, also: Sequence[SeriesMemory]
     ) -> None:
         """The stored series' windows read again from the store (their history in them now),
-        before the run judges from `before` on; `also`: the `shadow:` variants' memories."""
+        before the run judges from `before` on; `also`: the `shadow:` variants' memories.
+        A read per series; many at once (thousands from one load): one read of the metric's
+        window, as a first start reads it."""
         if not self.stored:
             return
         memories, store = [self.memory, *also], await data()
         span = max(m.span for m in memories)
-        for s in sorted(self.stored):  # (a failed read leaves the rest for the next run)
+        todo = sorted(self.stored)
+        if len(todo) > BATCH_READ and len(todo) * 10 >= len(self.memory.windows):
+            every = await read_window(store, metric, before - span, before)
+            self._adopt({s: every.get(s) for s in todo}, memories, before)
+            return
+        for s in todo:  # (a failed read leaves the rest for the next run)
             points = (await store.read_points(metric, s, before - span, before)).get(s, [])
+            self._adopt({s: rows_of(points) if points else None}, memories, before)
+
+    def _adopt(
+        self, read: Mapping[str, WindowRows | None], memories: Sequence[SeriesMemory], before: int
+    ) -> None:
+        for s, rows in read.items():
             for memory in memories:
-                since = before - memory.span
-                own = [p for p in points if p.period >= since]
-                if s in memory.windows and own:  # (forgotten meanwhile: left out)
+                own = None if rows is None else since(rows, before - memory.span)
+                if s in memory.windows and own is not None and len(own):  # (forgotten meanwhile: left out)
                     memory.forget(s)
-                    memory.load({s: rows_of(own)})
+                    memory.load({s: own})
             self.stored.discard(s)
             self.loading.discard(s)
+
+
+def since(rows: WindowRows, first: int) -> WindowRows:
+    """`rows` of periods at or after `first`."""
+    i = int(np.searchsorted(rows.times, first))
+    if i == 0:
+        return rows
+    contexts = None if rows.contexts is None else rows.contexts[i:]
+    last = rows.last if rows.last >= first else -math.inf
+    return WindowRows(rows.times[i:], rows.values[i:], contexts, last)

@@ -280,7 +280,7 @@ class MetricRuntime:
                 self._watermark_known = True
             self.states = out.states
             self._forget(out.forget)
-            self.fresh.ask(fresh)
+            self.fresh.ask(fresh, self.grid.prev(finish))
             if record.outbox:
                 self.on_alert()
         report.points.extend(out.reports)

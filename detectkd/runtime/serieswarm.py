@@ -5,8 +5,10 @@ counting its own points for hours (issue 28).
 A live run that commits a series with no stored history (no window in memory after the
 store was read, no alert state) asks for it here (`SeriesLoads.request`): the history its
 detectors judge from (`judge_span`, at most `schedule.warmup`) before the first period the
-run judged of it. Per metric one load at a time: series asked for meanwhile wait and go
-together in the next one (one query for all of them). A load is one query for the whole
+run judged of it. The live runtime asks at most one load per `freshseries.spacing` of its
+periods and stops asking when its series churn (`runtime.freshseries`). Per metric one load
+at a time: series asked for meanwhile wait and go together in the next one (one query for
+all of them). A load is one query for the whole
 range, paced with the history loader's (`history.source_qps`, its collector wrapped by the
 loader), at most `history.warmup_concurrency` loads at once beside the warm-ups, within
 `history.batch_timeout`. Of its answer only the new series' points before their first
@@ -121,7 +123,7 @@ class SeriesLoads:
                 if rt.many.known:  # (not a "no": it may come from this range's size, not the query)
                     live.many.known = True
                 if conv is None:  # no range at once, or too many rows: not asked again by this runtime
-                    live.fresh.worth = False
+                    live.fresh.stop("off: no range in one query (one period at a time, or above max_rows)")
                     log.warning("series history not loaded: no range in one query", metric=metric)
                     return False
                 points = [

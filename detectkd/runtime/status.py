@@ -66,6 +66,7 @@ class MetricEntry(TypedDict, total=False):
     warming: str  # what a staged first start still loads (the history job's note)
     shard: str
     shadow: list[dict[str, Any]]  # `shadow:` variants (`runtime.shadow.ShadowSet.api`)
+    late_series: str  # why a late series' history is not loaded (`runtime.freshseries`)
 
 
 @dataclass

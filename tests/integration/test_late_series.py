@@ -5,8 +5,6 @@ its own points for hours). Real daemon in-process, real SQLite source and store.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,38 +16,7 @@ from detectkd.runtime import collect, serieswarm
 from detectkd.runtime.watch import WARMING
 from detectkd.ui.pages import judging_note
 from tests.support.inprocess import running
-from tests.support.metrics import hourly_orders
-
-HOUR = 3600
-NOW = int(time.time()) // HOUR * HOUR
-QUERY = """SELECT period_time, s, value FROM src
-        WHERE period_time >= '{{ period_start }}' AND period_time < '{{ period_finish }}'"""
-
-
-def rows(tmp_path: Path, series: str, hours: list[int], spike: int | None = None) -> None:
-    """src rows of `series` at NOW + h * HOUR for h in `hours` (400 at `spike`, else 100..102)."""
-    conn = sqlite3.connect(tmp_path / "src.db")
-    conn.execute("CREATE TABLE IF NOT EXISTS src (period_time TEXT, s TEXT, value REAL)")
-    conn.executemany(
-        "INSERT INTO src VALUES (datetime(?, 'unixepoch'), ?, ?)",
-        [(NOW + h * HOUR, series, 400.0 if h == spike else 100.0 + h % 3) for h in hours],
-    )
-    conn.commit()
-    conn.close()
-
-
-def stored(tmp_path: Path, series: str) -> list[int]:
-    conn = sqlite3.connect(tmp_path / "data" / "dtk.db")
-    got = conn.execute(
-        "SELECT period FROM dtk_datapoints WHERE metric = 'orders' AND series = ? ORDER BY period", (series,)
-    ).fetchall()
-    conn.close()
-    return [p for (p,) in got]
-
-
-def metric(tmp_path: Path, collector: str = "") -> None:
-    # mad over 2 days (48 periods): the first start loads it inline; min_samples 10
-    hourly_orders(tmp_path, "2d", QUERY, extra="\n  series_columns: [s]" + collector)
+from tests.support.lateseries import HOUR, NOW, metric, rows, stored
 
 
 async def test_a_series_that_appears_later_is_loaded_once_and_judges_on_the_run_after(tmp_path: Path) -> None:
@@ -106,7 +73,7 @@ async def test_a_query_that_answers_one_period_at_a_time_keeps_the_series_cold(t
 async def test_series_that_appear_while_a_load_runs_go_together_in_the_next_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rows(tmp_path, "a", list(range(-100, 4)))
+    rows(tmp_path, "a", list(range(-100, 13)))
     metric(tmp_path)
     asked: list[tuple[int, int]] = []
     held, go_on = asyncio.Event(), asyncio.Event()
@@ -124,12 +91,13 @@ async def test_series_that_appear_while_a_load_runs_go_together_in_the_next_one(
         d.scheduler.pause()
         rt = d.slots["orders"].runtime
         await rt.run(NOW)
-        rows(tmp_path, "b", list(range(-100, 4)))
+        rows(tmp_path, "b", list(range(-100, 13)))
         await rt.run(NOW + HOUR)  # b: its load starts and waits
         await asyncio.wait_for(held.wait(), 30)
-        rows(tmp_path, "c", list(range(-100, 4)))
-        rows(tmp_path, "d", list(range(-100, 4)))
-        await rt.run(NOW + 2 * HOUR)  # c and d, seen at NOW + 1h
+        rows(tmp_path, "c", list(range(-100, 13)))
+        rows(tmp_path, "d", list(range(-100, 13)))
+        for h in range(2, 12):  # c and d, seen at NOW + 1h, asked for at NOW + 10h (the spacing)
+            await rt.run(NOW + h * HOUR)
         assert rt.fresh.loading == {"s=b", "s=c", "s=d"}
         go_on.set()
         await d.history.series.settled()
@@ -137,8 +105,8 @@ async def test_series_that_appear_while_a_load_runs_go_together_in_the_next_one(
             (NOW - 48 * HOUR, NOW),
             (NOW + HOUR - 48 * HOUR, NOW + HOUR),
         ]  # one query for c and d
-        assert stored(tmp_path, "s=c") == [NOW + h * HOUR for h in range(-47, 2)]
-        await rt.run(NOW + 3 * HOUR)
+        assert stored(tmp_path, "s=c") == [NOW + h * HOUR for h in range(-47, 11)]
+        await rt.run(NOW + 12 * HOUR)
         entry = d.metric_entry("orders")
         assert entry["judging_series"] == {"judging": 4, "cold": 0, "no_data": 0, "warming": 0, "total": 4}
 
