@@ -60,6 +60,15 @@ def test_each_reason_not_to_judge_is_said_beside_the_state_with_the_api_reason_a
     ]
 
 
+def test_a_metric_that_stopped_loading_late_series_says_its_new_series_start_cold() -> None:
+    churn = "off: series churn (new series within 10 h of a load, 3 times in a row)"
+    text = overview(
+        {"judging": True, "late_series": churn},
+        {"judging": True, "late_series": "off: schedule.late_series_warmup is false"},  # chosen: not said
+    )
+    assert notes(text) == [("new series start cold", churn)]
+
+
 def test_a_workers_supervisor_merges_the_workers_entries_and_says_the_same() -> None:
     cold = {"name": "b", "judging": False, "not_judging": "no data in the source for the newest period"}
     part = {
