@@ -44,7 +44,9 @@
    and a one-in-ten |z| of them: a jump of the typical deviation (a small shift, a grown spread).
 8. Rest. After a run of alarms, for `rest` (100) judged points a new alarm
    needs a surprise greater than the run's peak; lesser ones are held below
-   the line (score at most 1/3): one change, one page.
+   the line (score at most 1/3): one change, one page. Within `rest_pairs` (100) points of the
+   last alarm a pair (persistence, not a spike or a range break) is held whatever its surprise:
+   a bursty series' aftershock is the same episode.
 9. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line,
    monotone, never infinite. Bounds: expected +/- the alarm line in value
    units (back-transformed for counts, never below 0).
@@ -61,6 +63,7 @@ level alone; the seasonal baselines switch on as older history fills in.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
 from itertools import pairwise, repeat
@@ -80,7 +83,7 @@ from detectkd.detectors import (
 from detectkd.detectors.autofit import Judged
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import judgeable, staged_basis
-from detectkd.detectors.autostate import BlockFit, Memo, ring_array
+from detectkd.detectors.autostate import DOWN, BlockFit, Memo, ring_array
 from detectkd.detectors.autostate import line as quantile_line
 from detectkd.detectors.base import (
     Current,
@@ -101,7 +104,7 @@ class AutoDetector:
     # state kept for the same points differ (another quantity in the ring, a scalar added,
     # one read otherwise, another rest or run rule), so a restart snapshot written by a build
     # before is rebuilt from the store instead of adopted (`runtime.snapshot.fingerprint`).
-    STATE_VERSION = 1
+    STATE_VERSION = 2  # 2: a pair within `rest_pairs` of an alarm is held (the rest state evolves otherwise)
 
     def __init__(self, p: Params, interval_seconds: int, detector_id: str = "auto") -> None:
         self.p, self.id = p, detector_id
@@ -249,7 +252,8 @@ class AutoDetector:
         span, need = self.stuck_span, self.stuck_need
         judged = autostuck.marked(judged, times, values, idx, span, self.step, need, self.p)
         judged = autonovel.marked(judged, times, values, idx, self.p, self.reach)
-        return autospikes.seen(judged, times, values, idx, self.step, self.p.cycles, self.p, self.reach)
+        judged = autospikes.seen(judged, times, values, idx, self.step, self.p.cycles, self.p, self.reach)
+        return sided(judged) if self.p.rest_pairs else judged
 
     def _block_fit(self, times: IntArray, values: FloatArray, starts: IntArray) -> BlockFit:
         """Per block: counts or not, enough data, and per scale and baseline the centre, spread
@@ -287,6 +291,7 @@ class AutoDetector:
         held = np.empty(az.size)
         lines = np.empty(az.size)
         prev, run, rest, level, alarmed = memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed
+        side = memo.side
         ordered = memo.sorted()  # for this judgement only (issue 28)
         for k, (a, brk, sus) in enumerate(zip(az.tolist(), breaks.tolist(), sustained, strict=True)):
             line = max(quantile_line(ordered, p.quantile, p.min_samples), floor) * thr
@@ -298,6 +303,9 @@ class AutoDetector:
                 h = min(h, autopairs.surprise(memo, a, p.pair_mean, p.quantile, p.min_samples) / thr)
             if (p.risk or p.spike_risk or brk & 4) and h >= thr and run == 0 and not broke:
                 h = autospikes.gated(memo, ordered, a, s, prev, h, brk & 4, p)  # routine for the series: held
+            sign = -1 if brk & DOWN else 1  # a pair soon after an alarm on its side: the same episode
+            if p.rest_pairs and rest > max(0, p.rest - p.rest_pairs) and thr <= h < spike and run == 0:
+                h = min(h, 0.5 * thr) if sign == side and autopairs.aftershock(memo, a, line * thr) else h
             if sus:  # a sustained deviation alarms alone
                 h = max(h, sus * thr)
             run = run + 1 if h >= thr else 0
@@ -307,12 +315,13 @@ class AutoDetector:
                 if h <= level and not alarmed:  # (the alarm's own run goes on)
                     h = min(h, 0.5 * thr)
             if h >= thr:  # the rest period runs from the run's last alarm, at its peak
-                rest, level = p.rest, max(h, level) if alarmed else h
+                rest, level, side = p.rest, max(h, level) if alarmed else h, sign
             alarmed = h >= thr
             held[k], lines[k] = h, line
             prev = s
             memo.push(a, ordered)
         memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed = prev, run, rest, level, alarmed
+        memo.side = side
         return held, lines
 
     # -- derived state ------------------------------------------------------------------
@@ -362,6 +371,14 @@ class AutoDetector:
         if self.p.sustain:  # from the ring as stored (single precision), as a live check reads it
             memo.medians = autosustain.medians(memo.ring(), self.p.sustain)
         self._surprises(memo, az[cut:], breaks[cut:])
+
+
+def sided(j: Judged) -> Judged:
+    """`j` with `DOWN` added to the breaks of its points below their baseline (`rest_pairs`
+    holds a pair on the side of the alarm before it only)."""
+    with np.errstate(invalid="ignore"):
+        below = (j.z < 0).astype(np.int8)
+    return dataclasses.replace(j, breaks=j.breaks.astype(np.int8) | DOWN * below)
 
 
 def build(p: Params, interval_seconds: int, detector_id: str | None) -> AutoDetector:

@@ -25,7 +25,7 @@ import numpy as np
 
 from detectkd.detectors import autofit, autonovel, autospikes, autostuck
 from detectkd.detectors.autostage import judgeable
-from detectkd.detectors.autostate import Memo, ring_array
+from detectkd.detectors.autostate import DOWN, Memo, ring_array
 from detectkd.detectors.base import FloatArray, History, IntArray
 
 if TYPE_CHECKING:
@@ -127,6 +127,9 @@ class _Group:
         judged = autofit.apply(det, times, stacked, at, self.inv, fit)
         z = np.abs(judged.z).reshape(len(group), at.size)
         breaks = _marked(det, judged, times, stacked, at)
+        if det.p.rest_pairs:  # below the baseline (`auto.sided`)
+            with np.errstate(invalid="ignore"):
+                breaks |= DOWN * (judged.z.reshape(len(group), at.size) < 0).astype(np.int8)
         s0 = int(starts[-1])
         for k, (series, h, last) in enumerate(group):
             memo = det._memo[series] = Memo(det.p.reference)
