@@ -63,7 +63,6 @@ level alone; the seasonal baselines switch on as older history fills in.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
 from itertools import pairwise, repeat
@@ -83,7 +82,7 @@ from detectkd.detectors import (
 from detectkd.detectors.autofit import Judged
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import judgeable, staged_basis
-from detectkd.detectors.autostate import DOWN, BlockFit, Memo, ring_array
+from detectkd.detectors.autostate import BlockFit, Memo, ring_array
 from detectkd.detectors.autostate import line as quantile_line
 from detectkd.detectors.base import (
     Current,
@@ -186,7 +185,7 @@ class AutoDetector:
         first = len(history)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
         judged = self._judge(times, values, idx, memo, history.revision)
-        held, line = self._surprises(memo, np.abs(judged.z), judged.breaks)
+        held, line = self._surprises(memo, judged.z, judged.breaks)
         memo.last = int(times[idx[-1]]) if idx.size else memo.last
         out = self._results(points, first, idx, judged, held, line)
         return staged_basis(self, times, values, first, idx, judged.basis, out)
@@ -252,8 +251,7 @@ class AutoDetector:
         span, need = self.stuck_span, self.stuck_need
         judged = autostuck.marked(judged, times, values, idx, span, self.step, need, self.p)
         judged = autonovel.marked(judged, times, values, idx, self.p, self.reach)
-        judged = autospikes.seen(judged, times, values, idx, self.step, self.p.cycles, self.p, self.reach)
-        return sided(judged) if self.p.rest_pairs else judged
+        return autospikes.seen(judged, times, values, idx, self.step, self.p.cycles, self.p, self.reach)
 
     def _block_fit(self, times: IntArray, values: FloatArray, starts: IntArray) -> BlockFit:
         """Per block: counts or not, enough data, and per scale and baseline the centre, spread
@@ -266,15 +264,17 @@ class AutoDetector:
         """Per point: z, expected and spread of the best-fitting baseline (`autofit.apply`)."""
         return autofit.apply(self, times, values[None, :], idx, inv, fit)
 
-    def _surprises(self, memo: Memo, az: FloatArray, breaks: np.ndarray) -> tuple[FloatArray, FloatArray]:
-        """Per judged point in order: the surprise after persistence, range breaks and the rest
-        period, and the alarm line (in |z|): the quantile of the |z| of the `reference` judged
-        points before it. Moves `memo` past them."""
+    def _surprises(self, memo: Memo, z: FloatArray, breaks: np.ndarray) -> tuple[FloatArray, FloatArray]:
+        """Per judged point in order (`z`: signed, or |z| where the side does not matter): the
+        surprise after persistence, range breaks and the rest period, and the alarm line (in
+        |z|): the quantile of the |z| of the `reference` judged points before it. Moves `memo`
+        past them."""
         p = self.p
         floor, spike, thr = max(p.min_z, 1e-9), p.spike * p.threshold, p.threshold
         fade = 0.5 ** (1.0 / p.fade) if p.fade > 0 else 1.0
         gate = p.range_gate * floor  # in |z|: a line inflated by a recent shift does not gate
-        az = az.astype(np.float32).astype(np.float64)  # as the ring keeps them: equal to the line is on it
+        az = np.abs(z).astype(np.float32).astype(np.float64)  # as the ring keeps them (a |z| on
+        # the line is on it)
         sustained: Iterable[float] = repeat(0.0, az.size)  # off (the default): no work per check
         if p.sustain:  # the median of the last `sustain` |z| beyond any of the recent past
             found, memo.medians = autosustain.surprises(
@@ -293,7 +293,9 @@ class AutoDetector:
         prev, run, rest, level, alarmed = memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed
         side = memo.side
         ordered = memo.sorted()  # for this judgement only (issue 28)
-        for k, (a, brk, sus) in enumerate(zip(az.tolist(), breaks.tolist(), sustained, strict=True)):
+        for k, (a, signed, brk, sus) in enumerate(
+            zip(az.tolist(), z.tolist(), breaks.tolist(), sustained, strict=True)
+        ):
             line = max(quantile_line(ordered, p.quantile, p.min_samples), floor) * thr
             s = a / line if a == a else 0.0
             broke = brk & 2 or (brk & 1 and a >= gate) or (brk & 8 and thr <= s < spike)  # 2 (stuck): no |z|
@@ -303,7 +305,7 @@ class AutoDetector:
                 h = min(h, autopairs.surprise(memo, a, p.pair_mean, p.quantile, p.min_samples) / thr)
             if (p.risk or p.spike_risk or brk & 4) and h >= thr and run == 0 and not broke:
                 h = autospikes.gated(memo, ordered, a, s, prev, h, brk & 4, p)  # routine for the series: held
-            sign = -1 if brk & DOWN else 1  # a pair soon after an alarm on its side: the same episode
+            sign = -1 if signed < 0 else 1  # a pair soon after an alarm on its side: the same episode
             if p.rest_pairs and rest > max(0, p.rest - p.rest_pairs) and thr <= h < spike and run == 0:
                 h = min(h, 0.5 * thr) if sign == side and autopairs.aftershock(memo, a, line * thr) else h
             if sus:  # a sustained deviation alarms alone
@@ -334,11 +336,11 @@ class AutoDetector:
         memo = self._memo[series] = Memo(self.p.reference)
         first = max(0, times.size - self.p.rebuild)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
-        az, breaks = np.full(idx.size, np.nan), np.zeros(idx.size, np.int8)
+        z, breaks = np.full(idx.size, np.nan), np.zeros(idx.size, np.int8)
         some = judgeable(self, times, values, idx)  # the others are a cold start: NaN
         judged = self._judge(times, values, idx[some], memo, revision)  # keeps its newest block's fit
-        az[some], breaks[some] = np.abs(judged.z), judged.breaks
-        self._rebuild(memo, az, breaks)
+        z[some], breaks[some] = judged.z, judged.breaks
+        self._rebuild(memo, z, breaks)
         memo.last = last
         return memo
 
@@ -358,27 +360,19 @@ class AutoDetector:
         (a first run), the series on one time grid at once (`autorebuild`)."""
         autorebuild.prepare(self, histories)
 
-    def _rebuild(self, memo: Memo, az: FloatArray, breaks: np.ndarray, tail: int = 512) -> None:
-        """`_surprises` over a fresh memo, the per-point loop only for the last `tail` points
-        (a restart's cost): the ring before them is their |z|; persistence, fading and the rest
-        period start calm there. Exact unless an alarm's run or rest reaches back beyond them."""
-        size, cut = memo.size, max(0, az.size - tail)
+    def _rebuild(self, memo: Memo, z: FloatArray, breaks: np.ndarray, tail: int = 512) -> None:
+        """`_surprises` over a fresh memo for the points' z (signed), the per-point loop only for
+        the last `tail` points (a restart's cost): the ring before them is their |z|; persistence,
+        fading and the rest period start calm there. Exact unless an alarm's run or rest reaches
+        back beyond them."""
+        size, cut = memo.size, max(0, z.size - tail)
         if not self.p.sustain and not self.p.risk:  # the calm points in bulk (`autorebuild.replay`)
-            autorebuild.replay(self, memo, az[max(0, cut - size) :], breaks[cut:])
+            autorebuild.replay(self, memo, z[max(0, cut - size) :], breaks[cut:])
             return
-        older = az[max(0, cut - size) : cut]
-        memo.recent = ring_array(older)
+        memo.recent = ring_array(np.abs(z[max(0, cut - size) : cut]))
         if self.p.sustain:  # from the ring as stored (single precision), as a live check reads it
             memo.medians = autosustain.medians(memo.ring(), self.p.sustain)
-        self._surprises(memo, az[cut:], breaks[cut:])
-
-
-def sided(j: Judged) -> Judged:
-    """`j` with `DOWN` added to the breaks of its points below their baseline (`rest_pairs`
-    holds a pair on the side of the alarm before it only)."""
-    with np.errstate(invalid="ignore"):
-        below = (j.z < 0).astype(np.int8)
-    return dataclasses.replace(j, breaks=j.breaks.astype(np.int8) | DOWN * below)
+        self._surprises(memo, z[cut:], breaks[cut:])
 
 
 def build(p: Params, interval_seconds: int, detector_id: str | None) -> AutoDetector:

@@ -42,9 +42,6 @@ def line(ordered: array[float], q: float, min_count: int) -> float:
     return sorted_quantile(ordered, q) if n >= max(min_count, 1) else 0.0
 
 
-DOWN = 16  # `Judged.breaks`: a point below its baseline (a range break 1, stuck 2, seen 4, novel 8)
-
-
 @dataclass
 class Memo:
     """Per series: the |z| of the last `size` judged points (NaN for a cold start) in order

@@ -10,7 +10,7 @@ import numpy as np
 
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
-from detectkd.detectors.autostate import DOWN, Memo, ring_array
+from detectkd.detectors.autostate import Memo, ring_array
 from tests.support.detectors import auto_alarms
 
 FIVE_MIN, DAY = 300, 288
@@ -23,9 +23,8 @@ def held(tail: list[float], down: list[int] | None = None, **params: object) -> 
     det = AutoDetector(Params.model_validate({"pair_mean": 0} | params), FIVE_MIN)
     memo = Memo(2000)
     memo.recent = ring_array(np.abs(np.random.default_rng(1).normal(0, 1, 2000)))
-    az = np.asarray(tail)
-    breaks = np.asarray(down or [0] * az.size, np.int8) * DOWN
-    return det._surprises(memo, az, breaks)[0]
+    z = np.asarray(tail) * np.where(np.asarray(down or [0] * len(tail)) > 0, -1.0, 1.0)
+    return det._surprises(memo, z, np.zeros(z.size, bool))[0]
 
 
 def starts(surprises: np.ndarray) -> list[int]:
