@@ -45,8 +45,9 @@
 8. Rest. After a run of alarms, for `rest` (100) judged points a new alarm
    needs a surprise greater than the run's peak; lesser ones are held below
    the line (score at most 1/3): one change, one page. Within `rest_pairs` (100) points of the
-   last alarm a pair (persistence, not a spike or a range break) is held whatever its surprise:
-   a bursty series' aftershock is the same episode.
+   last alarm a pair (persistence, not a spike or a range break) on that alarm's side is held
+   whatever its surprise while its run beyond the line is no longer than the longest in the ring
+   (`autopairs.aftershock`): a bursty series' aftershock is the same episode.
 9. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line,
    monotone, never infinite. Bounds: expected +/- the alarm line in value
    units (back-transformed for counts, never below 0).
