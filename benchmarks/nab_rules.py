@@ -50,11 +50,11 @@ def _watch() -> None:
     if getattr(surprises, "watched", False):
         return
 
-    def watched_surprises(self: AutoDetector, memo: Any, az: Any, breaks: Any) -> Any:
+    def watched_surprises(self: AutoDetector, memo: Any, z: Any, breaks: Any) -> Any:
         prev0 = memo.surprise
-        held, lines = surprises(self, memo, az, breaks)
+        held, lines = surprises(self, memo, z, breaks)
         p = self.p
-        a = az.astype(np.float32).astype(np.float64)
+        a = np.abs(z).astype(np.float32).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             s = np.where(np.isfinite(a), a / lines, 0.0)
         prev = np.concatenate([[prev0], s[:-1]])

@@ -44,7 +44,10 @@
    and a one-in-ten |z| of them: a jump of the typical deviation (a small shift, a grown spread).
 8. Rest. After a run of alarms, for `rest` (100) judged points a new alarm
    needs a surprise greater than the run's peak; lesser ones are held below
-   the line (score at most 1/3): one change, one page.
+   the line (score at most 1/3): one change, one page. Within `rest_pairs` (100) points of the
+   last alarm a pair (persistence, not a spike or a range break) on that alarm's side is held
+   whatever its surprise while its run beyond the line is no longer than the longest in the ring
+   (`autopairs.aftershock`): a bursty series' aftershock is the same episode.
 9. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line,
    monotone, never infinite. Bounds: expected +/- the alarm line in value
    units (back-transformed for counts, never below 0).
@@ -101,7 +104,7 @@ class AutoDetector:
     # state kept for the same points differ (another quantity in the ring, a scalar added,
     # one read otherwise, another rest or run rule), so a restart snapshot written by a build
     # before is rebuilt from the store instead of adopted (`runtime.snapshot.fingerprint`).
-    STATE_VERSION = 1
+    STATE_VERSION = 2  # 2: a pair within `rest_pairs` of an alarm is held (the rest state evolves otherwise)
 
     def __init__(self, p: Params, interval_seconds: int, detector_id: str = "auto") -> None:
         self.p, self.id = p, detector_id
@@ -183,7 +186,7 @@ class AutoDetector:
         first = len(history)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
         judged = self._judge(times, values, idx, memo, history.revision)
-        held, line = self._surprises(memo, np.abs(judged.z), judged.breaks)
+        held, line = self._surprises(memo, judged.z, judged.breaks)
         memo.last = int(times[idx[-1]]) if idx.size else memo.last
         out = self._results(points, first, idx, judged, held, line)
         return staged_basis(self, times, values, first, idx, judged.basis, out)
@@ -262,15 +265,17 @@ class AutoDetector:
         """Per point: z, expected and spread of the best-fitting baseline (`autofit.apply`)."""
         return autofit.apply(self, times, values[None, :], idx, inv, fit)
 
-    def _surprises(self, memo: Memo, az: FloatArray, breaks: np.ndarray) -> tuple[FloatArray, FloatArray]:
-        """Per judged point in order: the surprise after persistence, range breaks and the rest
-        period, and the alarm line (in |z|): the quantile of the |z| of the `reference` judged
-        points before it. Moves `memo` past them."""
+    def _surprises(self, memo: Memo, z: FloatArray, breaks: np.ndarray) -> tuple[FloatArray, FloatArray]:
+        """Per judged point in order (`z`: signed, or |z| where the side does not matter): the
+        surprise after persistence, range breaks and the rest period, and the alarm line (in
+        |z|): the quantile of the |z| of the `reference` judged points before it. Moves `memo`
+        past them."""
         p = self.p
         floor, spike, thr = max(p.min_z, 1e-9), p.spike * p.threshold, p.threshold
         fade = 0.5 ** (1.0 / p.fade) if p.fade > 0 else 1.0
         gate = p.range_gate * floor  # in |z|: a line inflated by a recent shift does not gate
-        az = az.astype(np.float32).astype(np.float64)  # as the ring keeps them: equal to the line is on it
+        az = np.abs(z).astype(np.float32).astype(np.float64)  # as the ring keeps them (a |z| on
+        # the line is on it)
         sustained: Iterable[float] = repeat(0.0, az.size)  # off (the default): no work per check
         if p.sustain:  # the median of the last `sustain` |z| beyond any of the recent past
             found, memo.medians = autosustain.surprises(
@@ -287,8 +292,11 @@ class AutoDetector:
         held = np.empty(az.size)
         lines = np.empty(az.size)
         prev, run, rest, level, alarmed = memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed
+        side = memo.side
         ordered = memo.sorted()  # for this judgement only (issue 28)
-        for k, (a, brk, sus) in enumerate(zip(az.tolist(), breaks.tolist(), sustained, strict=True)):
+        for k, (a, signed, brk, sus) in enumerate(
+            zip(az.tolist(), z.tolist(), breaks.tolist(), sustained, strict=True)
+        ):
             line = max(quantile_line(ordered, p.quantile, p.min_samples), floor) * thr
             s = a / line if a == a else 0.0
             broke = brk & 2 or (brk & 1 and a >= gate) or (brk & 8 and thr <= s < spike)  # 2 (stuck): no |z|
@@ -298,6 +306,9 @@ class AutoDetector:
                 h = min(h, autopairs.surprise(memo, a, p.pair_mean, p.quantile, p.min_samples) / thr)
             if (p.risk or p.spike_risk or brk & 4) and h >= thr and run == 0 and not broke:
                 h = autospikes.gated(memo, ordered, a, s, prev, h, brk & 4, p)  # routine for the series: held
+            sign = -1 if signed < 0 else 1  # a pair soon after an alarm on its side: the same episode
+            if p.rest_pairs and rest > max(0, p.rest - p.rest_pairs) and thr <= h < spike and run == 0:
+                h = min(h, 0.5 * thr) if sign == side and autopairs.aftershock(memo, a, line * thr) else h
             if sus:  # a sustained deviation alarms alone
                 h = max(h, sus * thr)
             run = run + 1 if h >= thr else 0
@@ -307,12 +318,13 @@ class AutoDetector:
                 if h <= level and not alarmed:  # (the alarm's own run goes on)
                     h = min(h, 0.5 * thr)
             if h >= thr:  # the rest period runs from the run's last alarm, at its peak
-                rest, level = p.rest, max(h, level) if alarmed else h
+                rest, level, side = p.rest, max(h, level) if alarmed else h, sign
             alarmed = h >= thr
             held[k], lines[k] = h, line
             prev = s
             memo.push(a, ordered)
         memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed = prev, run, rest, level, alarmed
+        memo.side = side
         return held, lines
 
     # -- derived state ------------------------------------------------------------------
@@ -325,11 +337,11 @@ class AutoDetector:
         memo = self._memo[series] = Memo(self.p.reference)
         first = max(0, times.size - self.p.rebuild)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
-        az, breaks = np.full(idx.size, np.nan), np.zeros(idx.size, np.int8)
+        z, breaks = np.full(idx.size, np.nan), np.zeros(idx.size, np.int8)
         some = judgeable(self, times, values, idx)  # the others are a cold start: NaN
         judged = self._judge(times, values, idx[some], memo, revision)  # keeps its newest block's fit
-        az[some], breaks[some] = np.abs(judged.z), judged.breaks
-        self._rebuild(memo, az, breaks)
+        z[some], breaks[some] = judged.z, judged.breaks
+        self._rebuild(memo, z, breaks)
         memo.last = last
         return memo
 
@@ -349,19 +361,19 @@ class AutoDetector:
         (a first run), the series on one time grid at once (`autorebuild`)."""
         autorebuild.prepare(self, histories)
 
-    def _rebuild(self, memo: Memo, az: FloatArray, breaks: np.ndarray, tail: int = 512) -> None:
-        """`_surprises` over a fresh memo, the per-point loop only for the last `tail` points
-        (a restart's cost): the ring before them is their |z|; persistence, fading and the rest
-        period start calm there. Exact unless an alarm's run or rest reaches back beyond them."""
-        size, cut = memo.size, max(0, az.size - tail)
+    def _rebuild(self, memo: Memo, z: FloatArray, breaks: np.ndarray, tail: int = 512) -> None:
+        """`_surprises` over a fresh memo for the points' z (signed), the per-point loop only for
+        the last `tail` points (a restart's cost): the ring before them is their |z|; persistence,
+        fading and the rest period start calm there. Exact unless an alarm's run or rest reaches
+        back beyond them."""
+        size, cut = memo.size, max(0, z.size - tail)
         if not self.p.sustain and not self.p.risk:  # the calm points in bulk (`autorebuild.replay`)
-            autorebuild.replay(self, memo, az[max(0, cut - size) :], breaks[cut:])
+            autorebuild.replay(self, memo, z[max(0, cut - size) :], breaks[cut:])
             return
-        older = az[max(0, cut - size) : cut]
-        memo.recent = ring_array(older)
+        memo.recent = ring_array(np.abs(z[max(0, cut - size) : cut]))
         if self.p.sustain:  # from the ring as stored (single precision), as a live check reads it
             memo.medians = autosustain.medians(memo.ring(), self.p.sustain)
-        self._surprises(memo, az[cut:], breaks[cut:])
+        self._surprises(memo, z[cut:], breaks[cut:])
 
 
 def build(p: Params, interval_seconds: int, detector_id: str | None) -> AutoDetector:

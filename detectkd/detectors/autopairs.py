@@ -43,3 +43,17 @@ def surprise(memo: Memo, az: float, k: int, q: float, min_count: int) -> float:
     if not over > 0:  # too few means yet (NaN), or all 0: persistence as before
         return math.inf
     return mean / over
+
+
+def aftershock(memo: Memo, az: float, beyond: float) -> bool:
+    """Whether the run of |z| at or beyond `beyond` that `az` ends (the ring's newest ones and
+    `az`) is no longer than the longest such run among the ring's older |z|: a burst as long as
+    the series' recent ones (`rest_pairs` holds it soon after an alarm); a longer one is a
+    sustained change, news whatever came before."""
+    ring = memo.ring()
+    with np.errstate(invalid="ignore"):
+        over = np.r_[ring >= beyond, az >= beyond]
+    newest = int(np.argmin(over[::-1])) if not over.all() else over.size
+    edges = np.diff(np.r_[0, over[: over.size - newest].astype(np.int8), 0])
+    longest = int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max(initial=0))
+    return newest <= longest

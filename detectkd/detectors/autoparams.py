@@ -33,6 +33,11 @@ class Params(Frozen):
     # After a run of alarms, a new alarm needs a surprise greater than the run's peak for this
     # many judged points (a rest period): one change, one page (0: off).
     rest: int = Field(default=100, ge=0)
+    # Within this many judged points of a run's last alarm (and within `rest`), a pair — two in a
+    # row beyond the line, not a spike nor a range break — that would start a new run is held
+    # below the line: a bursty series' next burst of the same episode is not a new page (0: off;
+    # 100, the whole default rest period, chosen leave-one-category-out on NAB).
+    rest_pairs: int = Field(default=100, ge=0)
     # Range break: a value beyond the range of the values within this many intervals before its
     # block (at least a week and a day, at most what auto reads) alarms alone, like a spike (0: off).
     range_window: int = Field(default=4000, ge=0)

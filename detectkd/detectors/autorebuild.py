@@ -125,7 +125,7 @@ class _Group:
         times, at, blocks, starts = self.times, self.at, self.blocks, self.starts
         fit = autofit.block_fit(det, times, stacked, starts)
         judged = autofit.apply(det, times, stacked, at, self.inv, fit)
-        z = np.abs(judged.z).reshape(len(group), at.size)
+        z = judged.z.reshape(len(group), at.size)  # signed: `rest_pairs` reads the side
         breaks = _marked(det, judged, times, stacked, at)
         s0 = int(starts[-1])
         for k, (series, h, last) in enumerate(group):
@@ -133,9 +133,9 @@ class _Group:
             if h.revision:  # the newest block's fit, for the live check of that block
                 memo.fit_key = (h.revision, int(blocks[-1]), s0, int(times[s0 - 1]) if s0 else -1)
                 memo.fit = fit.row((k + 1) * blocks.size - 1)
-            az, brk = np.full(self.idx.size, np.nan), np.zeros(self.idx.size, np.int8)
-            az[self.some], brk[self.some] = z[k], breaks[k]
-            det._rebuild(memo, az, brk)
+            zk, brk = np.full(self.idx.size, np.nan), np.zeros(self.idx.size, np.int8)
+            zk[self.some], brk[self.some] = z[k], breaks[k]
+            det._rebuild(memo, zk, brk)
             memo.last = last
 
 
@@ -159,9 +159,9 @@ def _marked(
     return breaks
 
 
-def replay(det: AutoDetector, memo: Memo, az: FloatArray, breaks: np.ndarray) -> None:
+def replay(det: AutoDetector, memo: Memo, z: FloatArray, breaks: np.ndarray) -> None:
     """`AutoDetector._surprises` over a fresh `memo` whose ring is the |z| before the last
-    `breaks.size` of `az` (the points replayed): the same state bit for bit, the per-point
+    `breaks.size` of `z` (signed; the points replayed): the same state bit for bit, the per-point
     loop only where a point can alarm. A point whose |z| is below `min_z` x `threshold`^2
     (with a margin) and that is no range break is below the line whatever the line: all it
     does to the state is end a run and count down a rest period, so a stretch of such points
@@ -170,6 +170,7 @@ def replay(det: AutoDetector, memo: Memo, az: FloatArray, breaks: np.ndarray) ->
     (its surprise is the memo's). Without `sustain` and `risk` (their state reads every point)."""
     p = det.p
     floor = max(p.min_z, 1e-9)
+    az = np.abs(z)
     n, cut = breaks.size, az.size - breaks.size
     tail = az[cut:]
     with np.errstate(invalid="ignore"):  # NaN (a cold start): surprise 0, calm
@@ -186,5 +187,5 @@ def replay(det: AutoDetector, memo: Memo, az: FloatArray, breaks: np.ndarray) ->
             continue
         memo.recent, memo.head = ring_array(az[max(0, cut + a - memo.size) : cut + a]), 0
         memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed = 0.0, 0, rest, level, False
-        det._surprises(memo, tail[a:b], breaks[a:b])
+        det._surprises(memo, z[cut + a : cut + b], breaks[a:b])
         rest, level = memo.rest, memo.level

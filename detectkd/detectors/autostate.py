@@ -58,6 +58,7 @@ class Memo:
     rest: int = 0  # judged points left in the rest period after the last alarm
     level: float = 0.0  # the surprise of that alarm: only a greater one alarms while resting
     alarmed: bool = False  # the newest judged point alarmed (a run goes on through the rest)
+    side: int = 0  # the side of the last alarm: 1 above its baseline, -1 below (`rest_pairs`)
     fit_key: tuple[int, ...] | None = None  # the block whose baselines `fit` holds (live checks)
     packed: PackedFit | None = None  # those baselines, packed (`fit` unpacks them)
     # The medians of the windows of `sustain` |z| inside the ring (`autosustain`): derived,
@@ -120,25 +121,26 @@ class Memo:
     def export(self) -> tuple[StateArray, tuple[float, ...]]:
         """The recent |z| oldest first (single precision); the newest judged time, its surprise,
         the run, the rest period left, the level of the alarm that started it, whether the
-        newest point alarmed."""
+        newest point alarmed, the side of the last alarm."""
         ring = np.frombuffer(self.recent, DTYPE) if len(self.recent) else np.empty(0, DTYPE)
         ring = np.concatenate([ring[self.head :], ring[: self.head]])
         last = math.nan if self.last is None else float(self.last)
-        return ring, (last, self.surprise, float(self.run), float(self.rest), self.level, float(self.alarmed))
+        scalars = (last, self.surprise, float(self.run), float(self.rest), self.level, float(self.alarmed))
+        return ring, (*scalars, float(self.side))
 
     @classmethod
     def imported(cls, size: int, data: StateArray, scalars: tuple[float, ...], sustain: int = 0) -> Memo:
         """The memo `export` described (a ring of another size keeps its newest entries; a
         double one is rounded to single precision)."""
-        if len(scalars) != 6:
-            raise ValueError(f"auto's state has 6 numbers, not {len(scalars)} (another version's snapshot)")
-        last, surprise, run, rest, level, alarmed = scalars
+        if len(scalars) != 7:
+            raise ValueError(f"auto's state has 7 numbers, not {len(scalars)} (another version's snapshot)")
+        last, surprise, run, rest, level, alarmed, side = scalars
         ring = np.ascontiguousarray(data[-size:], DTYPE)
         m = cls(size)
         m.recent = ring_array(ring)  # oldest first: the ring's head is 0
         m.last = None if last != last else int(last)
         m.surprise, m.run, m.rest, m.level = float(surprise), int(run), int(rest), float(level)
-        m.alarmed = bool(alarmed)
+        m.alarmed, m.side = bool(alarmed), int(side)
         if sustain:
             m.medians = medians(ring.astype(np.float64), sustain)
         return m

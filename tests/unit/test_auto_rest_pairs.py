@@ -1,0 +1,110 @@
+"""`auto`'s rest for pairs (`rest_pairs`): within that many points of an alarm, a pair (two in a
+row beyond the line, not a spike nor a range break) on the alarm's side is held whatever its
+surprise — a bursty count's aftershock is the same episode, not a new page. A spike or a range
+break beyond the alarm's peak still pages, so does a pair on the other side (a count that dies
+after a burst) and a pair once the points have passed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectkd.detectors.auto import AutoDetector
+from detectkd.detectors.autoparams import Params
+from detectkd.detectors.autostate import Memo, ring_array
+from tests.support.detectors import auto_alarms
+
+FIVE_MIN, DAY = 300, 288
+CALM = 0.5
+
+
+def held(tail: list[float], down: list[int] | None = None, **params: object) -> np.ndarray:
+    """The surprises of the |z| `tail` (below their baseline where `down` says so) judged after
+    2,000 calm |z| (half-normal: the line is `min_z`, 3), without the short mean."""
+    det = AutoDetector(Params.model_validate({"pair_mean": 0} | params), FIVE_MIN)
+    memo = Memo(2000)
+    memo.recent = ring_array(np.abs(np.random.default_rng(1).normal(0, 1, 2000)))
+    z = np.asarray(tail) * np.where(np.asarray(down or [0] * len(tail)) > 0, -1.0, 1.0)
+    return det._surprises(memo, z, np.zeros(z.size, bool))[0]
+
+
+def starts(surprises: np.ndarray) -> list[int]:
+    on = surprises >= 1
+    return np.flatnonzero(on & ~np.r_[False, on[:-1]]).tolist()
+
+
+def episode(gap: int, second: float, *, spike: float = 0.0) -> list[float]:
+    """A pair at 1.1 lines, calm for `gap` points, a second pair at `second` lines (or, with
+    `spike`, one point at that many lines)."""
+    after = [spike * 3] if spike else [second * 3] * 2
+    return [CALM, 3.3, 3.3] + [CALM] * gap + after + [CALM] * 3
+
+
+def test_a_greater_pair_soon_after_an_alarm_is_held_and_pages_without_the_rule() -> None:
+    assert Params().rest_pairs == 100
+    tail = episode(10, 1.5)  # greater than the first: the rest period alone lets it page
+    assert starts(held(tail)) == [2]
+    assert starts(held(tail, rest_pairs=0)) == [2, 14]
+    assert max(held(tail)[13:]) <= 0.5  # held at half the line (score at most 1/3)
+
+
+def test_the_hold_ends_after_rest_pairs_points() -> None:
+    assert starts(held(episode(97, 1.5))) == [2]  # the second pair's points: 98 and 99 after
+    assert starts(held(episode(100, 1.5))) == [2, 104]
+    assert starts(held(episode(10, 1.5), rest_pairs=5)) == [2, 14]
+
+
+def test_a_spike_beyond_the_peak_still_pages_in_the_hold() -> None:
+    assert starts(held(episode(10, 0.0, spike=4.0))) == [2, 13]
+
+
+def test_a_pair_on_the_other_side_still_pages() -> None:
+    """A count that bursts, then dies: the drop is news, not an aftershock."""
+    tail = episode(10, 1.5)
+    down = [0] * 13 + [1, 1] + [0] * 3
+    assert starts(held(tail, down)) == [2, 14]
+    assert starts(held(tail, [1 - d for d in down])) == [2, 14]  # a drop, then a burst
+    assert starts(held(tail, [1] * len(tail))) == [2]  # a drop, then a deeper drop: held
+
+
+def episodic(seed: int, days: int = 21) -> np.ndarray:
+    """A bursty count (negative binomial, mean 30, a = 0.1, five-minute points) with an episode
+    every day and a half: a burst of 1.8-2.4 times the level for three points, then two more,
+    each 1.3-1.8 times the one before, 6-30 points apart."""
+    rng = np.random.default_rng(seed)
+    mu = np.full(DAY * days, 30.0)
+    for s in range(DAY, mu.size - DAY // 2, DAY * 3 // 2):
+        s += int(rng.integers(0, 60))
+        k = rng.uniform(1.8, 2.4)
+        mu[s : s + 3] *= k
+        for _ in range(2):
+            s += int(rng.integers(6, 30))
+            k *= rng.uniform(1.3, 1.8)
+            mu[s : s + 3] *= k
+    return rng.poisson(rng.gamma(10.0, 0.1 * mu)).astype(float)
+
+
+def test_a_bursty_count_pages_once_an_episode_and_never_more() -> None:
+    """Every page the rule removes is within 100 points after a page it keeps; none is added
+    (an aftershock longer than the series' recent bursts pages a point or two later)."""
+    fewer = 0
+    for seed in range(6):
+        values = episodic(seed)
+        kept, before = auto_alarms(values, FIVE_MIN), auto_alarms(values, FIVE_MIN, rest_pairs=0)
+        assert all(any(0 <= k - b <= 2 for b in before) for k in kept)
+        gone = sorted(set(before) - {b for b in before for k in kept if 0 <= k - b <= 2})
+        assert all(any(0 < g - k <= 100 for k in kept) for g in gone)
+        fewer += len(gone)
+    assert fewer >= 2
+
+
+def test_a_sustained_burst_soon_after_an_alarm_still_pages() -> None:
+    """The same bursty count: twenty points at ten times the level (no higher than its bursts
+    reach, so no range break) twenty points after an episode's spike alarms as soon as it
+    outlasts the series' recent runs beyond the line, not 100 points later."""
+    values = episodic(0)
+    first = auto_alarms(values, FIVE_MIN)[-1]
+    values[first + 20 : first + 40] = 300.0
+    assert values[:first].max() > 300
+    found = [a - first for a in auto_alarms(values, FIVE_MIN) if a > first]
+    assert found and found[0] < 30
+    assert starts(held([CALM, *[4.0] * 8], down=None))  # (a pair's run longer than any in the ring)
