@@ -118,7 +118,12 @@ async def test_a_fill_job_is_stored_and_resumed_by_the_next_start_storing_points
         async with asyncio.timeout(20):
             while rt.status.judging is not True:
                 await asyncio.sleep(0.01)
-        saved = await d.store.history_load()
+            # The fill starts after the metric's first judgement (first judgements first), so
+            # it is stored a moment after `judging` turns true, not before it.
+            saved: dict[str, str] = {}
+            while "orders" not in saved:
+                saved = await d.store.history_load()
+                await asyncio.sleep(0.01)
         assert '"fill": true' in saved["orders"]  # stored: a crash or a restart resumes it
     async with running(tmp_path, clock=lambda: finish + 60) as d:
         d.scheduler.pause()
