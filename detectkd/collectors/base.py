@@ -41,9 +41,13 @@ def next_chunk(max_rows: int | None, have: int) -> int:
     return FETCH_CHUNK if max_rows is None else min(FETCH_CHUNK, max_rows + 1 - have)
 
 
+class TooManyRows(CollectError):
+    """A result above `collector.max_rows` (`too_many_rows`)."""
+
+
 def too_many_rows(limit: int) -> CollectError:
     """A result above `collector.max_rows`: reading stopped at the row after the limit."""
-    return CollectError(
+    return TooManyRows(
         f"the query returned more than collector.max_rows ({limit:,}) rows; "
         "aggregate in the query or raise max_rows"
     )

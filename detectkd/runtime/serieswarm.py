@@ -18,10 +18,12 @@ The live runtime then reads those series' windows from the store at its next run
 
 A query that cannot answer a range in one query (`multi_period: false`, or a one-period
 query whose range answer the probe did not confirm, `runtime.collect`) is not asked period
-by period: the series fills by its own runs, as before. So is a series whose load failed
-(logged, not retried). A load that got no range answer (that, or more rows than
-`collector.max_rows`, or a failed query) is the runtime's last: a metric whose range is too
-big is not asked again for it at each new series (until a reload or restart).
+by period: the series fills by its own runs, as before. So is a series whose load failed.
+A load that got no range answer (that, more rows than `collector.max_rows`, or a query that
+failed: an error, a timeout, a refusal) is the runtime's last (`late_series` says why, logged
+once), until a reload or restart. A failure is not retried later, transient or not: the load
+reads the whole window of every series (up to `max_rows` rows), a source that failed or
+timed out on it is not asked it again at each new series; the series fill by their own runs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
+from detectkd.collectors.base import TooManyRows
 from detectkd.errors import error_line
 from detectkd.runtime.coldstart import warmup_seconds
 from detectkd.runtime.collect import collect_range
@@ -96,9 +99,13 @@ class SeriesLoads:
                 try:
                     async with self.sem:
                         ok = await self._load(metric, live, pending)
-                except Exception as exc:  # the series fill by their own runs, as before
+                except Exception as exc:  # the series fill by their own runs; no more loads
+                    live.fresh.stop(failed(exc))
                     log.warning(
-                        "series history not loaded", metric=metric, series=len(pending), error=error_line(exc)
+                        "series history not loaded; no more loads until a reload or restart",
+                        metric=metric,
+                        series=len(pending),
+                        error=error_line(exc),
                     )
                 live.fresh.loaded(set(pending), ok)
         finally:
@@ -137,3 +144,12 @@ class SeriesLoads:
             return True
         finally:
             await slot.stop()
+
+
+def failed(exc: Exception) -> str:
+    """The API's `late_series` after a load that raised `exc`."""
+    if isinstance(exc, TooManyRows):
+        return "off: the range's answer is above collector.max_rows"
+    if isinstance(exc, TimeoutError):
+        return "off: the load took longer than history.batch_timeout"
+    return f"off: the load failed: {error_line(exc)}"

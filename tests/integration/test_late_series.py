@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from detectkd.alerting.state import Status
 from detectkd.errors import CollectError
@@ -133,6 +134,7 @@ async def test_a_failed_load_leaves_the_series_cold_and_is_not_retried(
         assert d.history.series.loads == 1  # not asked again
         entry = d.metric_entry("orders")
         assert entry["judging_series"] == {"judging": 1, "cold": 1, "no_data": 0, "warming": 0, "total": 2}
+        assert entry["late_series"] == "off: the load failed: source down"
 
 
 async def test_a_shadow_variant_judges_the_late_series_with_its_history_too(tmp_path: Path) -> None:
@@ -152,3 +154,52 @@ async def test_a_shadow_variant_judges_the_late_series_with_its_history_too(tmp_
         (v,) = rt.shadows.variants
         assert v.memory.filled("s=new") == 50  # its window: 48 loaded, 2 judged live
         assert v.states["s=new"].status is Status.FIRING
+
+
+async def test_a_load_above_max_rows_is_the_metrics_last_and_says_why(tmp_path: Path) -> None:
+    rows(tmp_path, "a", list(range(-100, 16)))
+    metric(tmp_path, "\n  multi_period: true\n  max_rows: 70")  # the warm-up's 48 rows fit, 2 series' not
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        await rt.run(NOW)
+        rows(tmp_path, "new", list(range(-100, 16)))
+        with capture_logs() as logs:
+            await rt.run(NOW + HOUR)
+            await d.history.series.settled()
+            rows(tmp_path, "newer", list(range(-100, 16)))
+            for h in range(2, 14):  # past the spacing: another load would be asked
+                await rt.run(NOW + h * HOUR)
+                await d.history.series.settled()
+        assert d.history.series.loads == 1  # not asked again at each spacing
+        entry = d.metric_entry("orders")
+        assert entry["late_series"] == "off: the range's answer is above collector.max_rows"
+        assert rt.fresh.loading == set() and entry["judging_series"]["warming"] == 0
+        said = [e for e in logs if e["event"].startswith("series history not loaded")]
+        assert len(said) == 1 and said[0]["metric"] == "orders"
+
+
+async def test_a_failed_load_is_the_metrics_last_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows(tmp_path, "a", list(range(-100, 16)))
+    metric(tmp_path)
+
+    async def down(*args: Any) -> Any:
+        raise TimeoutError()
+
+    monkeypatch.setattr(serieswarm, "collect_range", down)
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        await rt.run(NOW)
+        rows(tmp_path, "new", list(range(-100, 16)))
+        await rt.run(NOW + HOUR)
+        await d.history.series.settled()
+        rows(tmp_path, "newer", list(range(-100, 16)))
+        for h in range(2, 14):
+            await rt.run(NOW + h * HOUR)
+            await d.history.series.settled()
+        assert d.history.series.loads == 1
+        why = d.metric_entry("orders")["late_series"]
+        assert why == "off: the load took longer than history.batch_timeout"
