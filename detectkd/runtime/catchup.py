@@ -34,6 +34,7 @@ import structlog
 
 from detectkd.collectors.points import Point
 from detectkd.runtime.batch import absent
+from detectkd.runtime.freshseries import read_series
 from detectkd.runtime.judge import judge
 from detectkd.runtime.memory import Saved, SeriesMemory
 from detectkd.runtime.offloop import sized  # a catch-up of many points is judged in a thread
@@ -61,6 +62,7 @@ async def resume(rt: MetricRuntime, saved: Saved, watermark: int | None, before:
         return False
     if saved.watermark == watermark and since is None:
         mem.adopt(saved, before - rt.span)
+        await _unsaved(rt, start)
         mem.caught_up = 0
         return True
     try:
@@ -75,9 +77,11 @@ async def resume(rt: MetricRuntime, saved: Saved, watermark: int | None, before:
             return False  # read from the store, which holds the revised value
         if saved.watermark == watermark:
             mem.adopt(saved, before - rt.span)
+            await _unsaved(rt, start)
             mem.caught_up = 0
             return True
         mem.adopt(saved, saved.watermark - rt.span)  # all of it: as the live window held it
+        await _unsaved(rt, start)
         points = _points(stored, start)
         await sized(len(points), feed, rt, points, start, before)
     except BaseException:
@@ -87,6 +91,23 @@ async def resume(rt: MetricRuntime, saved: Saved, watermark: int | None, before:
     mem.caught_up = len(points)
     _drop_forgotten(rt, before)
     return True
+
+
+async def _unsaved(rt: MetricRuntime, start: int) -> None:
+    """The windows, up to `start` (the period after the snapshot's watermark), of series with
+    an alert state that the snapshot left out: a late series whose history was loading or
+    stored and not read back yet (`runtime.freshseries`), whose loaded points lie before the
+    watermark. Read from the store as a start without a snapshot reads them."""
+    mem = rt.memory
+    missing = sorted(s for s in rt.states if s not in mem.windows)
+    if not missing or not rt.spec.storage.enabled:
+        return
+    store = await rt.data()
+    read = await read_series(store, rt.name, missing, start - rt.span, start, len(mem.windows) + len(missing))
+    after = rt.spec.config.collector.forget_after
+    if after is not None:  # forgotten (or about to be): not brought back by a restart
+        read = {s: rows for s, rows in read.items() if rows.last >= start - after.total_seconds()}
+    await sized(sum(map(len, read.values())), mem.load, read)  # many: in a thread
 
 
 def _read(rt: MetricRuntime, saved: Saved) -> bool:

@@ -113,6 +113,11 @@ class FreshSeries:
             for s in series:
                 self.waiting.pop(s, None)
 
+    def unread(self) -> set[str]:
+        """Series whose windows a snapshot leaves out (the next start reads them from the
+        store): their history is loading, or stored and not read back yet."""
+        return self.loading | self.stored
+
     async def adopt(
         self, data: Callable[[], Awaitable[DataStore]], metric: str, before: int, also: Sequence[SeriesMemory]
     ) -> None:
@@ -125,7 +130,7 @@ class FreshSeries:
         memories, store = [self.memory, *also], await data()
         span = max(m.span for m in memories)
         todo = sorted(self.stored)
-        if len(todo) > BATCH_READ and len(todo) * 10 >= len(self.memory.windows):
+        if batched(len(todo), len(self.memory.windows)):
             every = await read_window(store, metric, before - span, before)
             self._adopt({s: every.get(s) for s in todo}, memories, before)
             return
@@ -144,6 +149,26 @@ class FreshSeries:
                     memory.load({s: own})
             self.stored.discard(s)
             self.loading.discard(s)
+
+
+def batched(series: int, known: int) -> bool:
+    """`series` of a metric of `known` read in one read of the metric's window."""
+    return series > BATCH_READ and series * 10 >= known
+
+
+async def read_series(
+    store: DataStore, metric: str, series: Sequence[str], first: int, until: int, known: int
+) -> dict[str, WindowRows]:
+    """The stored windows [first, until) of `series` (of a metric of `known`): a read per
+    series, or one of the metric's window for many."""
+    if batched(len(series), known):
+        every = await read_window(store, metric, first, until)
+        return {s: every[s] for s in series if s in every}
+    out = {}
+    for s in series:
+        if points := (await store.read_points(metric, s, first, until)).get(s, []):
+            out[s] = rows_of(points)
+    return out
 
 
 def since(rows: WindowRows, first: int) -> WindowRows:

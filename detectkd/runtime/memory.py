@@ -12,7 +12,7 @@ one did. `commit()` ends the transaction.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -189,13 +189,14 @@ class SeriesMemory:
                         d.import_state(series, data, scalars)
         self.loaded = True
 
-    def save(self, fingerprint: str, watermark: int) -> Saved:
-        """What `adopt` takes back (views of the windows: written before memory changes)."""
+    def save(self, fingerprint: str, watermark: int, leave_out: Collection[str] = ()) -> Saved:
+        """What `adopt` takes back (views of the windows: written before memory changes);
+        `leave_out`: series the next start reads from the store instead."""
         out = Saved(fingerprint, watermark)
-        out.windows = {series: w.saved() for series, w in self.windows.items()}
+        out.windows = {series: w.saved() for series, w in self.windows.items() if series not in leave_out}
         for d in self.detectors:
             if isinstance(d, StatefulDetector):
-                states = ((s, d.export_state(s)) for s in d.state_series() if s in self.windows)
+                states = ((s, d.export_state(s)) for s in d.state_series() if s in out.windows)
                 out.states[d.id] = {s: st for s, st in states if st is not None}
         return out
 

@@ -100,7 +100,7 @@ def _parts(runtimes: Iterable[MetricRuntime]) -> Iterator[tuple[str, Saved]]:
             continue  # memory is changing: read from the store at the next start
         watermark = rt.settled
         if watermark is not None:
-            yield rt.name, rt.memory.save(fingerprint(rt), watermark)
+            yield rt.name, rt.memory.save(fingerprint(rt), watermark, rt.fresh.unread())
         elif (part := unadopted(rt)) is not None:
             yield rt.name, part
 

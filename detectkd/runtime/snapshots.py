@@ -219,7 +219,7 @@ class Snapshots:
         fp = self._fingerprints.get(rt)
         if fp is None:
             fp = self._fingerprints[rt] = snapshot.fingerprint(rt)
-        part = rt.memory.save(fp, watermark)
+        part = rt.memory.save(fp, watermark, rt.fresh.unread())
         part.windows = {
             s: (t.copy(), v.copy(), {c: x.copy() for c, x in f.items()})
             for s, (t, v, f) in part.windows.items()

@@ -203,3 +203,27 @@ async def test_a_failed_load_is_the_metrics_last_and_says_why(
         assert d.history.series.loads == 1
         why = d.metric_entry("orders")["late_series"]
         assert why == "off: the load took longer than history.batch_timeout"
+
+
+async def test_a_load_done_before_a_restart_is_read_from_the_store_after_it(tmp_path: Path) -> None:
+    rows(tmp_path, "a", list(range(-100, 4)))
+    metric(tmp_path)
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        await rt.run(NOW)
+        rows(tmp_path, "new", list(range(-100, 2)) + [2, 3], spike=3)
+        await rt.run(NOW + HOUR)
+        await d.history.series.settled()
+        assert rt.fresh.stored == {"s=new"}  # loaded, not read back yet
+        await d.snapshots.final()
+    assert len(stored(tmp_path, "s=new")) == 49
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        await rt.run(NOW + 2 * HOUR)  # judges NOW + 1h from the snapshot, its history from the store
+        assert rt.memory.caught_up == 0  # the snapshot was taken (a's window not read again)
+        assert rt.memory.filled("s=new") == 50
+        await rt.run(NOW + 3 * HOUR)
+        await rt.run(NOW + 4 * HOUR)  # NOW + 3h: the spike, judged with its history
+        assert rt.states["s=new"].status is Status.FIRING
