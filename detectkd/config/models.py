@@ -31,7 +31,7 @@ class Schedule(Frozen):
     # First start without start_time, and a late series: load the detectors' window, at most this (0: none)
     warmup: Duration = timedelta(days=30)
     # A many-series metric's series that first appears after its first start: load its history
-    # from the source (one range query, at most one per max(10 periods, 10m), stopped on churn)
+    # from the source (one range query, at most one per max(10 periods, 10m) and 2 per window)
     late_series_warmup: bool = True
 
     @field_validator("start_time", "end_time")

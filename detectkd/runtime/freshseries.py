@@ -7,13 +7,17 @@ metric's first start (or came back after it was forgotten). Not on a first start
 watermark yet): the warm-up loads every series' history then.
 
 A load is one range query over the detectors' window for every series of the metric (only
-the new ones are kept), so its cost at the source is that of many runs. A metric asks at
-most one every `spacing(interval)` of its periods (10 periods, at least 10 minutes): a
-series seen meanwhile waits, and goes with the others in the next load, asked by the first
-run at or past the spacing. Periods, not the wall clock: a run judges its own periods, and
-catch-up runs count as the periods they judge. A metric whose loads keep finding new series
-(the spacing held series back `CHURN` loads in a row: per-request ids, a top-N query) stops
-asking (`off`, until a reload or restart): its new series fill by their own runs.
+the new ones are kept), so its cost at the source is that of the live runs over that window
+(as many periods, the same series). Two bounds, in the metric's periods (not the wall clock:
+a run judges its own periods, and catch-up runs count as the periods they judge):
+
+- frequency: at most one load every `spacing(interval)` (10 periods, at least 10 minutes): a
+  series seen meanwhile waits, and goes with the others in the next load, asked by the first
+  run at or past the spacing;
+- cost: at most `BUDGET` loads in any span of the periods a load covers (the window): the
+  loads never read more than `BUDGET` times what the live runs read over the same periods.
+  Beyond it the waiting series, and new series until the oldest of those loads leaves the
+  span, start cold (fill by their own runs); `off` says so, with until when.
 """
 
 from __future__ import annotations
@@ -25,18 +29,23 @@ import numpy as np
 import structlog
 
 from detectkd.collectors.points import Point
-from detectkd.durations import in_words
 from detectkd.runtime.coldstart import warmup_seconds
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import DataStore
 from detectkd.storage.window import WindowRows, read_window, rows_of
+from detectkd.timegrid import fmt_local
 
 log = structlog.get_logger("detectkd.history")
 
 SPACING_PERIODS = 10  # a metric's late-series loads: at most one every this many periods,
 SPACING_FLOOR = 600  # and at least this many seconds apart (a 10 s metric: one a minute)
-CHURN = 3  # loads in a row that found series held back by the spacing: the metric churns
+# Loads in any span of the periods a load covers (its window). Two: a burst of new series (a
+# deploy, a new region) that straddles a spacing takes two loads (at once, then the series
+# the spacing held back); more within one window is a steady arrival of series (pod names,
+# series that come and go with forget_after), whose loads would each read the whole window
+# again. So the loads read at most twice what the live runs read over the same periods.
+BUDGET = 2
 BATCH_READ = 16  # more series stored at once (and a tenth of the metric's): one read of all
 
 
@@ -62,7 +71,9 @@ class FreshSeries:
         self.waiting: dict[str, int] = {}  # seen, held back by the spacing -> first period seen
         self.stored: set[str] = set()  # loaded: their windows are read at the next run
         self.asked: int | None = None  # the newest period of the run that asked the last load
-        self.streak = 0  # loads in a row whose series the spacing held back
+        self.window = warmup_seconds(spec, judge_span)  # the periods a load covers (the budget's span)
+        self.recent: list[int] = []  # the newest periods of the runs that asked loads, in the span
+        self.until: int | None = None  # the budget is spent: new series start cold before this period
 
     def seen(self, points: list[Point], states: Mapping[str, object]) -> dict[str, int]:
         """The run's fresh series, each with its first period in the run."""
@@ -81,20 +92,35 @@ class FreshSeries:
         for the next load, asked now if the spacing allows it."""
         if self.hook is None or not self.worth:
             return
-        held = bool(self.waiting)
+        if self.until is not None:
+            if newest < self.until:
+                return  # the budget is spent: they start cold
+            self.until, self.off = None, None
         for s, first in series.items():
             self.waiting[s] = min(first, self.waiting.get(s, first))
         self.loading.update(series)
         if not self.waiting or (self.asked is not None and newest < self.asked + self.spacing):
             return
-        self.streak = self.streak + 1 if held else 0
-        if self.streak >= CHURN:
-            every = in_words(self.spacing)
-            self.stop(f"off: series churn (new series within {every} of a load, {CHURN} times in a row)")
-            log.warning("late series not loaded: series churn", metric=self.name, times=CHURN, within=every)
+        self.recent = [a for a in self.recent if a > newest - self.window]
+        if len(self.recent) >= BUDGET:
+            self._spent(self.recent[0] + self.window)
             return
         asked, self.waiting, self.asked = self.waiting, {}, newest
+        self.recent.append(newest)
         self.hook(asked)
+
+    def _spent(self, until: int) -> None:
+        """`BUDGET` loads in the window: the waiting series, and new ones before `until`,
+        start cold (logged once a time)."""
+        self.until = until
+        at = fmt_local(until, self.memory.grid.tz)
+        self.off = (
+            f"off until {at}: {BUDGET} loads in the last {self.window // self.memory.grid.step} periods, "
+            "the most per window a load reads (each reads it for every series); new series start cold"
+        )
+        self.loading -= set(self.waiting)
+        self.waiting = {}
+        log.warning("late series not loaded: load budget spent", metric=self.name, loads=BUDGET, until=at)
 
     def stop(self, why: str) -> None:
         """No more loads for this runtime (until a reload or restart): the waiting series fill

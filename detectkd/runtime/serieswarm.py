@@ -6,13 +6,13 @@ A live run that commits a series with no stored history (no window in memory aft
 store was read, no alert state) asks for it here (`SeriesLoads.request`): the history its
 detectors judge from (`judge_span`, at most `schedule.warmup`) before the first period the
 run judged of it. The live runtime asks at most one load per `freshseries.spacing` of its
-periods and stops asking when its series churn (`runtime.freshseries`). Per metric one load
-at a time: series asked for meanwhile wait and go together in the next one (one query for
-all of them). A load is one query for the whole
-range, paced with the history loader's (`history.source_qps`, its collector wrapped by the
-loader), at most `history.warmup_concurrency` loads at once beside the warm-ups, within
-`history.batch_timeout`. Of its answer only the new series' points before their first
-judged period are stored: their later periods are the live runs' (rows are upserts anyway).
+periods, and `freshseries.BUDGET` per window of periods a load reads (`runtime.freshseries`).
+Per metric one load at a time: series asked for meanwhile wait and go together in the next
+one (one query for all of them). A load is one query for the whole range, paced with the
+history loader's (`history.source_qps`, its collector wrapped by the loader), at most
+`history.warmup_concurrency` loads at once beside the warm-ups, within `history.batch_timeout`.
+Of its answer only the new series' points before their first judged period are stored: their
+later periods are the live runs' (rows are upserts anyway).
 The live runtime then reads those series' windows from the store at its next run
 (`runtime.freshseries`), which judges them with their history.
 

@@ -168,7 +168,7 @@ class DaemonView:
                     item["judging_series"], item["series_not_judging"] = w.counts(), dict(w.unjudged)
         item["shard"] = self.settings.shard
         item["tags"] = list(self.metrics.specs[name].config.tags)
-        if rt.fresh.off is not None:  # late series' history not loaded: switched off, churn, no range
+        if rt.fresh.off is not None:  # late series' history not loaded (`runtime.freshseries`)
             item["late_series"] = rt.fresh.off
         if rt.shadows:
             item["shadow"] = rt.shadows.api()  # `shadow:` variants: firing series, alerts, last error

@@ -1,5 +1,5 @@
 """A late series' history load is one range query over the detectors' window for every series:
-bounded per metric (one per 10 periods, at least 10 minutes; stopped when its series churn),
+bounded per metric (one per 10 periods, at least 10 minutes; two per window of periods),
 switched off by `schedule.late_series_warmup: false` apart from the first start's warm-up, and
 read back from the store in one read when many series arrive at once. Real daemon in-process,
 real SQLite source and store; the source's queries counted at the collector."""
@@ -18,6 +18,7 @@ from detectkd.collectors.sqlite import SqliteCollector
 from detectkd.runtime.freshseries import spacing
 from detectkd.runtime.watch import WARMING
 from detectkd.storage.sqlite import SqliteStore
+from detectkd.timegrid import fmt_local
 from tests.support.inprocess import running
 from tests.support.lateseries import HOUR, NOW, metric, rows, stored
 
@@ -48,11 +49,11 @@ def test_the_spacing_is_ten_periods_and_at_least_ten_minutes() -> None:
     assert spacing(7 * 60) == 70 * 60  # 10 periods
 
 
-async def test_a_metric_whose_series_all_change_every_run_asks_a_bounded_number_of_loads(
+async def test_a_metric_whose_series_all_change_every_run_asks_at_most_two_loads_per_window(
     tmp_path: Path, windows: list[tuple[int, int]]
 ) -> None:
-    rows(tmp_path, "a", list(range(-100, 42)))
-    for h in range(42):  # per-request ids: a series of its own each hour
+    rows(tmp_path, "a", list(range(-100, 102)))
+    for h in range(102):  # per-request ids: a series of its own each hour
         rows(tmp_path, f"r{h}", [h])
     metric(tmp_path)
     async with running(tmp_path, clock=lambda: NOW + 60) as d:
@@ -61,24 +62,28 @@ async def test_a_metric_whose_series_all_change_every_run_asks_a_bounded_number_
         await rt.run(NOW)  # the first start: its warm-up is a range query, not counted
         first = len(windows)
         with capture_logs() as logs:
-            for h in range(1, 41):  # 40 runs, each with a new series
+            for h in range(1, 101):  # 100 runs, each with a new series
                 await rt.run(NOW + h * HOUR)
                 await d.history.series.settled()
-        # One at once (seen at NOW), then the series held back by the spacing at NOW + 10h and
-        # NOW + 20h (one query from the oldest one's window to the newest one's first period);
-        # at NOW + 30h the third in a row: churn, no more loads.
+                if h == 30:
+                    entry = d.metric_entry("orders")
+                    assert entry["late_series"].startswith(f"off until {fmt_local(NOW + 48 * HOUR, rt.tz)}")
+                    assert rt.fresh.loading == set()  # none shown as warming: they fill by their own runs
+                    assert entry["judging_series"]["warming"] == 0 and entry["judging_series"]["judging"] >= 1
+        # One at once (seen at NOW), then the series held back by the spacing at NOW + 10h (one
+        # query from the oldest one's window to the newest one's first period); at NOW + 20h
+        # the third in 48 h: the budget is spent until NOW + 48h, the series seen until then
+        # start cold. Then again: 48h, 58h, and 96h.
         assert ranges(windows, first) == [
             (NOW - 48 * HOUR, NOW),
             (NOW + HOUR - 48 * HOUR, NOW + 10 * HOUR),
-            (NOW + 11 * HOUR - 48 * HOUR, NOW + 20 * HOUR),
+            (NOW, NOW + 48 * HOUR),
+            (NOW + 49 * HOUR - 48 * HOUR, NOW + 58 * HOUR),
+            (NOW + 48 * HOUR, NOW + 96 * HOUR),
         ]
-        assert d.history.series.loads == 3
-        churn = [e for e in logs if e["event"] == "late series not loaded: series churn"]
-        assert len(churn) == 1 and churn[0]["metric"] == "orders"  # said once
-        entry = d.metric_entry("orders")
-        assert entry["late_series"].startswith("off: series churn (new series within 10 h of a load, 3 times")
-        assert rt.fresh.loading == set()  # none shown as warming: they fill by their own runs
-        assert entry["judging_series"]["warming"] == 0 and entry["judging_series"]["judging"] >= 1
+        assert d.history.series.loads == 5
+        spent = [e for e in logs if e["event"] == "late series not loaded: load budget spent"]
+        assert [e["until"] for e in spent] == [fmt_local(NOW + h * HOUR, rt.tz) for h in (48, 96)]
 
 
 async def test_a_series_held_back_by_the_spacing_judges_with_its_history_once_loaded(
@@ -168,3 +173,38 @@ async def test_many_late_series_at_once_are_read_back_from_the_store_in_one_read
         assert reads == [None]  # one read of the metric's window, not one per series
         assert {rt.memory.filled(f"s=n{i:02}") for i in range(40)} == {48 + 2}
         assert rt.fresh.loading == set() and rt.fresh.stored == set()
+
+
+async def test_a_new_series_after_every_spacing_gets_at_most_two_loads_per_window(
+    tmp_path: Path, windows: list[tuple[int, int]]
+) -> None:
+    # Pod names: one new series just after each spacing (the old churn count never saw two in a
+    # row), each load reading the whole 48 h window of every series.
+    rows(tmp_path, "a", list(range(-100, 122)))
+    arrivals = [11 * k + 1 for k in range(11)]  # NOW + 1h, 12h, 23h, ... 111h
+    for h in arrivals:
+        rows(tmp_path, f"p{h}", list(range(h, 122)))
+    metric(tmp_path)
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        await rt.run(NOW)
+        first = len(windows)
+        with capture_logs() as logs:
+            for h in range(1, 121):
+                await rt.run(NOW + h * HOUR)
+                await d.history.series.settled()
+                if h == 40:  # the budget spent by the loads at NOW + 1h and 12h, until 1h + 48h
+                    entry = d.metric_entry("orders")
+                    assert entry["late_series"].startswith(
+                        f"off until {fmt_local(NOW + 49 * HOUR, rt.tz)}: 2 loads"
+                    )
+                    assert entry["series_not_judging"]["s=p34"].startswith("cold start")  # not warming
+        asked = [f for _, f in ranges(windows, first)]
+        # 1h and 12h; 23h spent the budget until 49h (34h, 45h cold); 56h and 67h; 78h spent it
+        # until 104h (89h, 100h cold); 111h. It was 11: one per arrival.
+        assert asked == [NOW + h * HOUR for h in (1, 12, 56, 67, 111)] and d.history.series.loads == 5
+        assert all(sum(a - 48 * HOUR < b <= a for b in asked) <= 2 for a in asked)  # 2 in any 48 h
+        spent = [e for e in logs if e["event"] == "late series not loaded: load budget spent"]
+        assert len(spent) == 2  # once each time the budget ran out
+        assert rt.fresh.loading == set()
