@@ -31,6 +31,7 @@ import structlog
 from detectkd.collectors.points import Point
 from detectkd.runtime.coldstart import warmup_seconds
 from detectkd.runtime.memory import SeriesMemory
+from detectkd.runtime.offloop import sized, window_load
 from detectkd.specs.loader import MetricSpec
 from detectkd.storage.base import DataStore
 from detectkd.storage.window import WindowRows, read_window, rows_of
@@ -149,32 +150,32 @@ class FreshSeries:
     ) -> None:
         """The stored series' windows read again from the store (their history in them now),
         before the run judges from `before` on; `also`: the `shadow:` variants' memories.
-        A read per series; many at once (thousands from one load): one read of the metric's
-        window, as a first start reads it."""
+        As a first run's window load: a read per series, or one of the metric's window for
+        many (thousands from one load), under `window_load`'s bound, and the windows loaded
+        in a judge thread when they are many points (`sized`)."""
         if not self.stored:
             return
         memories, store = [self.memory, *also], await data()
         span = max(m.span for m in memories)
         todo = sorted(self.stored)
-        if batched(len(todo), len(self.memory.windows)):
-            every = await read_window(store, metric, before - span, before)
-            self._adopt({s: every.get(s) for s in todo}, memories, before)
-            return
-        for s in todo:  # (a failed read leaves the rest for the next run)
-            points = (await store.read_points(metric, s, before - span, before)).get(s, [])
-            self._adopt({s: rows_of(points) if points else None}, memories, before)
+        async with window_load(True):  # (a many-series metric: `worth`)
+            read = await read_series(store, metric, todo, before - span, before, len(self.memory.windows))
+            await sized(sum(map(len, read.values())), _adopt, read, memories, before)
+        self.stored.difference_update(todo)
+        self.loading.difference_update(todo)
 
-    def _adopt(
-        self, read: Mapping[str, WindowRows | None], memories: Sequence[SeriesMemory], before: int
-    ) -> None:
-        for s, rows in read.items():
-            for memory in memories:
-                own = None if rows is None else since(rows, before - memory.span)
-                if s in memory.windows and own is not None and len(own):  # (forgotten meanwhile: left out)
-                    memory.forget(s)
-                    memory.load({s: own})
-            self.stored.discard(s)
-            self.loading.discard(s)
+
+def _adopt(read: Mapping[str, WindowRows], memories: Sequence[SeriesMemory], before: int) -> None:
+    """Each memory's windows of `read`'s series replaced by what was read (a series forgotten
+    meanwhile, or with nothing stored in its span, left as it is)."""
+    for memory in memories:
+        first = before - memory.span
+        own = {s: part for s, rows in read.items() if s in memory.windows and len(part := since(rows, first))}
+        if not own:
+            continue
+        for s in own:
+            memory.forget(s)
+        memory.load(own)
 
 
 def batched(series: int, known: int) -> bool:

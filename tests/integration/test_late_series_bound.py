@@ -6,7 +6,9 @@ real SQLite source and store; the source's queries counted at the collector."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ from structlog.testing import capture_logs
 
 from detectkd.alerting.state import Status
 from detectkd.collectors.sqlite import SqliteCollector
+from detectkd.runtime import freshseries, offloop
 from detectkd.runtime.freshseries import spacing
+from detectkd.runtime.memory import SeriesMemory
 from detectkd.runtime.watch import WARMING
 from detectkd.storage.sqlite import SqliteStore
 from detectkd.timegrid import fmt_local
@@ -159,6 +163,22 @@ async def test_many_late_series_at_once_are_read_back_from_the_store_in_one_read
 
     monkeypatch.setattr(SqliteStore, "read_points", points)
     monkeypatch.setattr(SqliteStore, "read_window", window)
+    gated: list[bool] = []  # the window loads' bound entered, as a first run's window load
+    loads: list[bool] = []  # SeriesMemory.load on the event loop's thread?
+    load = SeriesMemory.load
+
+    @contextlib.asynccontextmanager
+    async def counted(many: bool) -> AsyncIterator[None]:
+        gated.append(many)
+        async with offloop.window_load(many):
+            yield
+
+    def recorded(self: SeriesMemory, stored: Any) -> None:
+        loads.append(threading.current_thread() is threading.main_thread())
+        load(self, stored)
+
+    monkeypatch.setattr(freshseries, "window_load", counted)
+    monkeypatch.setattr(SeriesMemory, "load", recorded)
     async with running(tmp_path, clock=lambda: NOW + 60) as d:
         d.scheduler.pause()
         rt = d.slots["orders"].runtime
@@ -169,8 +189,11 @@ async def test_many_late_series_at_once_are_read_back_from_the_store_in_one_read
         await d.history.series.settled()
         assert len(rt.fresh.stored) == 40
         reads.clear()
+        loads.clear()
         await rt.run(NOW + 2 * HOUR)
         assert reads == [None]  # one read of the metric's window, not one per series
+        assert gated == [True]  # under the bound of many-series window loads
+        assert loads == [False]  # 40 windows of 48 points loaded in one call, in a judge thread
         assert {rt.memory.filled(f"s=n{i:02}") for i in range(40)} == {48 + 2}
         assert rt.fresh.loading == set() and rt.fresh.stored == set()
 
