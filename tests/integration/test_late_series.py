@@ -227,3 +227,30 @@ async def test_a_load_done_before_a_restart_is_read_from_the_store_after_it(tmp_
         await rt.run(NOW + 3 * HOUR)
         await rt.run(NOW + 4 * HOUR)  # NOW + 3h: the spike, judged with its history
         assert rt.states["s=new"].status is Status.FIRING
+
+
+async def test_a_load_stored_before_a_crash_is_read_from_the_store_before_the_catch_up(
+    tmp_path: Path,
+) -> None:
+    rows(tmp_path, "a", list(range(-100, 4)))
+    metric(tmp_path)
+    snap = tmp_path / "data" / "memory.snapshot"
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        await rt.run(NOW)
+        rows(tmp_path, "new", list(range(-100, 2)) + [2, 3], spike=3)
+        await rt.run(NOW + HOUR)
+        await d.history.series.settled()
+        await d.snapshots.final()  # the background snapshot: s=new loaded, not read back
+        kept = snap.read_bytes()
+        await rt.run(NOW + 2 * HOUR)  # committed after it: the watermark moves on
+    snap.write_bytes(kept)  # a kill -9: the stop's snapshot never written
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        await rt.run(NOW + 3 * HOUR)  # caught up from NOW + 1h, then judges NOW + 2h
+        assert (rt.memory.caught_up or 0) > 0  # the snapshot was taken and caught up
+        assert rt.memory.filled("s=new") == 48 + 1 + 1
+        await rt.run(NOW + 4 * HOUR)  # NOW + 3h: the spike, judged with its history
+        assert rt.states["s=new"].status is Status.FIRING
