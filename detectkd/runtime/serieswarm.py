@@ -96,6 +96,9 @@ class SeriesLoads:
             while pending := self._pending.pop(metric, None):
                 live = self._live[metric]
                 ok = False
+                if not live.fresh.worth:  # an earlier load was the last (`stop`): no query
+                    live.fresh.loaded(set(pending), ok)
+                    continue
                 try:
                     async with self.sem:
                         ok = await self._load(metric, live, pending)

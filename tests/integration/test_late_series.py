@@ -254,3 +254,35 @@ async def test_a_load_stored_before_a_crash_is_read_from_the_store_before_the_ca
         assert rt.memory.filled("s=new") == 48 + 1 + 1
         await rt.run(NOW + 4 * HOUR)  # NOW + 3h: the spike, judged with its history
         assert rt.states["s=new"].status is Status.FIRING
+
+
+async def test_series_asked_for_while_a_load_fails_are_not_loaded_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows(tmp_path, "a", list(range(-100, 13)))
+    metric(tmp_path)
+    held, go_on = asyncio.Event(), asyncio.Event()
+    asked: list[int] = []
+
+    async def down(*args: Any) -> Any:
+        asked.append(args[3])
+        held.set()
+        await go_on.wait()
+        raise CollectError("source down")
+
+    monkeypatch.setattr(serieswarm, "collect_range", down)
+    async with running(tmp_path, clock=lambda: NOW + 60) as d:
+        d.scheduler.pause()
+        rt = d.slots["orders"].runtime
+        await rt.run(NOW)
+        rows(tmp_path, "b", list(range(-100, 13)))
+        await rt.run(NOW + HOUR)  # b: its load starts and waits
+        await asyncio.wait_for(held.wait(), 30)
+        rows(tmp_path, "c", list(range(-100, 13)))
+        for h in range(2, 12):  # c, asked for at NOW + 10h while b's load still runs
+            await rt.run(NOW + h * HOUR)
+        go_on.set()  # b's load fails: the metric's last
+        await d.history.series.settled()
+        assert len(asked) == 1 and d.history.series.loads == 1
+        assert rt.fresh.loading == set()
+        assert d.metric_entry("orders")["late_series"] == "off: the load failed: source down"
