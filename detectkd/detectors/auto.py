@@ -161,7 +161,8 @@ class AutoDetector:
         return m.export() if m is not None else None
 
     def import_state(self, series: str, data: StateArray, scalars: tuple[float, ...]) -> None:
-        self._memo[series] = Memo.imported(self.p.reference, data, scalars, self.p.sustain, self.long_half)
+        p, half = self.p, self.long_half
+        self._memo[series] = Memo.imported(p.reference, data, scalars, p.sustain, half, p.long_count)
 
     # -- the judgement -------------------------------------------------------------------
 
@@ -302,7 +303,7 @@ class AutoDetector:
         side = memo.side
         ordered = memo.sorted()  # for this judgement only (issue 28)
         if p.long_days and memo.long is None:
-            memo.long = autolong.LongTail(self.long_half)
+            memo.long = autolong.LongTail(self.long_half, p.long_count)
         long = memo.long if p.long_days else None
         for k, (a, signed, brk, sus) in enumerate(
             zip(az.tolist(), z.tolist(), breaks.tolist(), sustained, strict=True)
@@ -382,7 +383,7 @@ class AutoDetector:
         back beyond them."""
         size, cut = memo.size, max(0, z.size - tail)
         if self.p.long_days:  # the long memory of the points before the ring's (`autolong`)
-            memo.long = autolong.LongTail(self.long_half)
+            memo.long = autolong.LongTail(self.long_half, self.p.long_count)
             before = np.abs(z[: max(0, cut - self.long_lag)])  # those that entered before the loop
             memo.long.extend(before.astype(np.float32).astype(np.float64))  # as the ring keeps them
         if not self.p.sustain and not self.p.risk:  # the calm points in bulk (`autorebuild.replay`)

@@ -31,10 +31,11 @@ class LongTail:
     """The decayed histogram of one series' |z|: `bins` weighted by 2^((n - origin) / half),
     `n` the judged points counted so far."""
 
-    __slots__ = ("bins", "half", "n", "origin")
+    __slots__ = ("bins", "count", "half", "n", "origin")
 
-    def __init__(self, half: float) -> None:
+    def __init__(self, half: float, count: float = HALF) -> None:
         self.half = max(float(half), 1.0)  # points in a half-life
+        self.count = count  # the weight above the line (`long_count`)
         self.bins = np.zeros(BINS, np.float32)
         self.n = 0
         self.origin = 0
@@ -71,9 +72,9 @@ class LongTail:
 
     def line(self) -> float:
         """The upper edge of the highest bin whose weight with the bins above it is at least
-        one half (0 when none is)."""
+        `count` (one half: the largest |z| of about a half-life; 0 when none is)."""
         above = np.cumsum(self.bins[::-1], dtype=np.float64)[::-1] / self._scale()
-        hit = np.flatnonzero(above >= HALF)
+        hit = np.flatnonzero(above >= self.count)
         return float(EDGES[hit[-1]]) if hit.size else 0.0
 
     def export(self) -> tuple[float, ...]:
@@ -81,10 +82,10 @@ class LongTail:
         return (float(self.n), float(self.origin), *self.bins.astype(np.float64).tolist())
 
     @classmethod
-    def imported(cls, half: float, scalars: tuple[float, ...]) -> LongTail:
+    def imported(cls, half: float, scalars: tuple[float, ...], count: float = HALF) -> LongTail:
         if len(scalars) != 2 + BINS:
             raise ValueError(f"auto's long memory has {2 + BINS} numbers, not {len(scalars)}")
-        t = cls(half)
+        t = cls(half, count)
         t.n, t.origin = int(scalars[0]), int(scalars[1])
         t.bins = np.asarray(scalars[2:], np.float32)
         return t

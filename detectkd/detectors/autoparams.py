@@ -91,3 +91,6 @@ class Params(Frozen):
     # many days (a decayed histogram of |z|, its weights halving every this many days of judged
     # points; 512 bytes a series): a burst no higher than one within that time is not news. 0: off.
     long_days: float = Field(default=0.0, ge=0)
+    # ... the level the weighted |z| above it reach (0.5: the largest; 4: the fourth largest, or
+    # two pairs, of about `long_days`; more: a rarer-than-usual level, not the record).
+    long_count: float = Field(default=0.5, gt=0)

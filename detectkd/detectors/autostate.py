@@ -140,7 +140,13 @@ class Memo:
 
     @classmethod
     def imported(
-        cls, size: int, data: StateArray, scalars: tuple[float, ...], sustain: int = 0, half: float = 0.0
+        cls,
+        size: int,
+        data: StateArray,
+        scalars: tuple[float, ...],
+        sustain: int = 0,
+        half: float = 0.0,
+        count: float = 0.5,
     ) -> Memo:
         """The memo `export` described (a ring of another size keeps its newest entries; a
         double one is rounded to single precision); with `half` (`long_days` on: points in its
@@ -157,7 +163,7 @@ class Memo:
         if sustain:
             m.medians = medians(ring.astype(np.float64), sustain)
         if half:
-            m.long = LongTail.imported(half, scalars[7:])
+            m.long = LongTail.imported(half, scalars[7:], count)
         return m
 
 
