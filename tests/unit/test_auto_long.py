@@ -6,6 +6,7 @@ that drops; the memory goes through the restart snapshot and a rebuild from the 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from detectkd.detectors.autolong import BINS, LongTail
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostate import Memo
 from detectkd.detectors.base import Current, History, Result
+from detectkd.runtime import snapshot
+from detectkd.runtime.memory import Saved
 from tests.support.detectors import auto_alarms
 
 FIVE_MIN, DAY = 300, 288
@@ -102,7 +105,7 @@ def judged(det: AutoDetector, times: np.ndarray, values: np.ndarray, frm: int, t
     return out
 
 
-def test_the_long_memory_goes_through_the_snapshot() -> None:
+def test_the_long_memory_goes_through_the_snapshot(tmp_path: Path) -> None:
     values = dying(1, days=12)[: DAY * 11]
     times = np.arange(values.size, dtype=np.int64) * FIVE_MIN
     p = Params(long_days=14)
@@ -114,8 +117,13 @@ def test_the_long_memory_goes_through_the_snapshot() -> None:
     )
     state = running.export_state("s")
     assert state is not None and len(state[1]) == 7 + 2 + BINS
+    saved = Saved("fp", 0)
+    saved.states = {"auto": {"s": state}}
+    snapshot.save(tmp_path / snapshot.FILE, {"m": saved})  # the restart snapshot's file
+    data, scalars = snapshot.load(tmp_path / snapshot.FILE)["m"].states["auto"]["s"]
+    assert scalars == state[1]
     restarted = AutoDetector(p, FIVE_MIN)
-    restarted.import_state("s", *state)
+    restarted.import_state("s", data, scalars)
     kept, got = running._memo["s"].long, restarted._memo["s"].long
     assert kept is not None and got is not None and kept.line() > 0
     assert (got.n, got.origin, got.line()) == (kept.n, kept.origin, kept.line())
