@@ -19,7 +19,8 @@
    series' own previous `reference` (2,000) judged points, floored at
    `min_z` (3): a series whose deviations are routinely large must do
    something rarer than that; a calm one cannot alarm on a small wiggle.
-   The reference moves with every point.
+   The reference moves with every point. `long_days` (`autolong`, off by default): the line is also
+   at least the largest |z| of about that many days (a decayed histogram of |z|, 512 bytes).
 5. Persistence. A point alarms alone only as a spike (surprise >= `spike` x the line, 3; `autospikes`: options
    to hold routine ones); otherwise the previous judged point must have been beyond the line too (the smaller
    of the two surprises counts; `autopairs`: and a short mean).
