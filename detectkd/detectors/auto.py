@@ -19,7 +19,8 @@
    series' own previous `reference` (2,000) judged points, floored at
    `min_z` (3): a series whose deviations are routinely large must do
    something rarer than that; a calm one cannot alarm on a small wiggle.
-   The reference moves with every point.
+   The reference moves with every point. `long_days` (`autolong`, off by default): the line is also
+   at least the largest |z| of about that many days (a decayed histogram of |z|, 512 bytes).
 5. Persistence. A point alarms alone only as a spike (surprise >= `spike` x the line, 3; `autospikes`: options
    to hold routine ones); otherwise the previous judged point must have been beyond the line too (the smaller
    of the two surprises counts; `autopairs`: and a short mean).
@@ -73,6 +74,7 @@ import numpy as np
 from detectkd.detectors import (
     autocounts,
     autofit,
+    autolong,
     autonovel,
     autopairs,
     autorebuild,
@@ -104,7 +106,9 @@ class AutoDetector:
     # state kept for the same points differ (another quantity in the ring, a scalar added,
     # one read otherwise, another rest or run rule), so a restart snapshot written by a build
     # before is rebuilt from the store instead of adopted (`runtime.snapshot.fingerprint`).
-    STATE_VERSION = 2  # 2: a pair within `rest_pairs` of an alarm is held (the rest state evolves otherwise)
+    # 2: a pair within `rest_pairs` of an alarm is held (the rest state evolves otherwise);
+    # 3: the long memory (`long_days`) may follow the seven numbers.
+    STATE_VERSION = 3
 
     def __init__(self, p: Params, interval_seconds: int, detector_id: str = "auto") -> None:
         self.p, self.id = p, detector_id
@@ -129,6 +133,10 @@ class AutoDetector:
         self.stuck_span = (read - 1) * self.step  # by time: the previous point's window is in a live one
         self.reach = read * self.step  # what a live check's history holds (`window_seconds`, `autospikes`)
         self._memo: dict[str, Memo] = {}
+        # `long_days` (`autolong`): points in its half-life; a rebuild judges all it can then.
+        self.long_half = p.long_days * DAY / self.step
+        self.long_lag = min(max(p.rest, 1), p.reference - 1)  # a point enters it after its rest period
+        self.rebuild_points = max(p.rebuild, read) if p.long_days else p.rebuild
         # A calendar's `like` days (`detectors.calendared`): seconds back to the named weekday.
         self.like_shift: Callable[[IntArray], IntArray] | None = None
 
@@ -154,7 +162,8 @@ class AutoDetector:
         return m.export() if m is not None else None
 
     def import_state(self, series: str, data: StateArray, scalars: tuple[float, ...]) -> None:
-        self._memo[series] = Memo.imported(self.p.reference, data, scalars, self.p.sustain)
+        p, half = self.p, self.long_half
+        self._memo[series] = Memo.imported(p.reference, data, scalars, p.sustain, half, p.long_count)
 
     # -- the judgement -------------------------------------------------------------------
 
@@ -294,10 +303,15 @@ class AutoDetector:
         prev, run, rest, level, alarmed = memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed
         side = memo.side
         ordered = memo.sorted()  # for this judgement only (issue 28)
+        if p.long_days and memo.long is None:
+            memo.long = autolong.LongTail(self.long_half, p.long_count)
+        long = memo.long if p.long_days else None
         for k, (a, signed, brk, sus) in enumerate(
             zip(az.tolist(), z.tolist(), breaks.tolist(), sustained, strict=True)
         ):
             line = max(quantile_line(ordered, p.quantile, p.min_samples), floor) * thr
+            if long is not None:  # and at least the largest |z| of about `long_days`
+                line = max(line, long.line() * thr)
             s = a / line if a == a else 0.0
             broke = brk & 2 or (brk & 1 and a >= gate) or (brk & 8 and thr <= s < spike)  # 2 (stuck): no |z|
             b = max(s, spike) if broke else s  # a range break alarms alone
@@ -323,6 +337,8 @@ class AutoDetector:
             held[k], lines[k] = h, line
             prev = s
             memo.push(a, ordered)
+            if long is not None and len(memo.recent) > self.long_lag:  # the point `long_lag` back
+                long.add(memo.back(self.long_lag))
         memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed = prev, run, rest, level, alarmed
         memo.side = side
         return held, lines
@@ -335,7 +351,7 @@ class AutoDetector:
         if memo is not None:
             return memo
         memo = self._memo[series] = Memo(self.p.reference)
-        first = max(0, times.size - self.p.rebuild)
+        first = max(0, times.size - self.rebuild_points)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
         z, breaks = np.full(idx.size, np.nan), np.zeros(idx.size, np.int8)
         some = judgeable(self, times, values, idx)  # the others are a cold start: NaN
@@ -367,6 +383,10 @@ class AutoDetector:
         fading and the rest period start calm there. Exact unless an alarm's run or rest reaches
         back beyond them."""
         size, cut = memo.size, max(0, z.size - tail)
+        if self.p.long_days:  # the long memory of the points before the ring's (`autolong`)
+            memo.long = autolong.LongTail(self.long_half, self.p.long_count)
+            before = np.abs(z[: max(0, cut - self.long_lag)])  # those that entered before the loop
+            memo.long.extend(before.astype(np.float32).astype(np.float64))  # as the ring keeps them
         if not self.p.sustain and not self.p.risk:  # the calm points in bulk (`autorebuild.replay`)
             autorebuild.replay(self, memo, z[max(0, cut - size) :], breaks[cut:])
             return

@@ -87,3 +87,10 @@ class Params(Frozen):
     # series' last this many values (a count: by more than one) alarms alone, like a range
     # break. 0: off (the default).
     line_range: int = Field(default=0, ge=0)
+    # Long memory (`autolong`): the line is also at least the largest |z| of about the last this
+    # many days (a decayed histogram of |z|, its weights halving every this many days of judged
+    # points; 512 bytes a series): a burst no higher than one within that time is not news. 0: off.
+    long_days: float = Field(default=0.0, ge=0)
+    # ... the level the weighted |z| above it reach (0.5: the largest; 4: the fourth largest, or
+    # two pairs, of about `long_days`; more: a rarer-than-usual level, not the record).
+    long_count: float = Field(default=0.5, gt=0)

@@ -97,7 +97,7 @@ class _Group:
     def __init__(self, det: AutoDetector, h: History) -> None:
         self.members: list[Member] = []
         times, values = h.times, h.values
-        first = max(0, times.size - det.p.rebuild)
+        first = max(0, times.size - det.rebuild_points)
         self.kept = kept = np.isfinite(values)
         self.idx = first + np.flatnonzero(kept[first:])
         self.some = judgeable(det, times, values, self.idx)  # the others are a cold start: NaN
@@ -184,6 +184,10 @@ def replay(det: AutoDetector, memo: Memo, z: FloatArray, breaks: np.ndarray) -> 
     for a, b in pairwise(edges):
         if not exact[a]:  # below the line throughout: no run, the rest period counts down
             rest = max(0, rest - (b - a))
+            if memo.long is not None:  # the points that enter it meanwhile (`long_lag` back)
+                lag = det.long_lag
+                entered = az[max(0, cut + a - lag) : max(0, cut + b - lag)]
+                memo.long.extend(entered.astype(np.float32).astype(np.float64))  # as the ring keeps them
             continue
         memo.recent, memo.head = ring_array(az[max(0, cut + a - memo.size) : cut + a]), 0
         memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed = 0.0, 0, rest, level, False

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from detectkd.detectors.autolong import LongTail
 from detectkd.detectors.autosustain import NONE, medians
 from detectkd.detectors.base import FloatArray, StateArray, sorted_quantile
 from detectkd.detectors.evt import tail_line
@@ -64,6 +65,7 @@ class Memo:
     # The medians of the windows of `sustain` |z| inside the ring (`autosustain`): derived,
     # and only with `sustain` on (off: the one shared empty array, nothing per series).
     medians: FloatArray = field(default_factory=lambda: NONE)
+    long: LongTail | None = None  # the long memory of |z| (`long_days`; `autolong`), off: None
 
     @property
     def fit(self) -> BlockFit | None:
@@ -101,6 +103,13 @@ class Memo:
         ring = np.frombuffer(self.recent, DTYPE).astype(np.float64)
         return np.concatenate([ring[self.head :], ring[: self.head]]) if self.head else ring
 
+    def back(self, k: int) -> float:
+        """The |z| `k` judged points before the newest (as the ring keeps it); NaN beyond it."""
+        n = len(self.recent)
+        if k >= n:
+            return math.nan
+        return self.recent[(self.head - 1 - k) % n] if n == self.size else self.recent[n - 1 - k]
+
     def push(self, az: float, ordered: array[float]) -> None:
         """The newest |z| into the ring, the oldest out; `ordered` (the ring's `sorted` |z|)
         kept so."""
@@ -126,15 +135,25 @@ class Memo:
         ring = np.concatenate([ring[self.head :], ring[: self.head]])
         last = math.nan if self.last is None else float(self.last)
         scalars = (last, self.surprise, float(self.run), float(self.rest), self.level, float(self.alarmed))
-        return ring, (*scalars, float(self.side))
+        more = () if self.long is None else self.long.export()  # (`long_days`)
+        return ring, (*scalars, float(self.side), *more)
 
     @classmethod
-    def imported(cls, size: int, data: StateArray, scalars: tuple[float, ...], sustain: int = 0) -> Memo:
+    def imported(
+        cls,
+        size: int,
+        data: StateArray,
+        scalars: tuple[float, ...],
+        sustain: int = 0,
+        half: float = 0.0,
+        count: float = 0.5,
+    ) -> Memo:
         """The memo `export` described (a ring of another size keeps its newest entries; a
-        double one is rounded to single precision)."""
-        if len(scalars) != 7:
+        double one is rounded to single precision); with `half` (`long_days` on: points in its
+        half-life) the long memory follows the seven numbers."""
+        if len(scalars) != 7 and not (half and len(scalars) > 7):
             raise ValueError(f"auto's state has 7 numbers, not {len(scalars)} (another version's snapshot)")
-        last, surprise, run, rest, level, alarmed, side = scalars
+        last, surprise, run, rest, level, alarmed, side = scalars[:7]
         ring = np.ascontiguousarray(data[-size:], DTYPE)
         m = cls(size)
         m.recent = ring_array(ring)  # oldest first: the ring's head is 0
@@ -143,6 +162,8 @@ class Memo:
         m.alarmed, m.side = bool(alarmed), int(side)
         if sustain:
             m.medians = medians(ring.astype(np.float64), sustain)
+        if half:
+            m.long = LongTail.imported(half, scalars[7:], count)
         return m
 
 
