@@ -223,8 +223,9 @@ class AutoDetector:
         (fitted on the `window` points with values before the block's start: an outage does
         not shrink the window), on the square-root scale where that window is all counts.
         With `memo` and a known `revision`, the newest block's fit is kept for the next points
-        of that block (live checks: one fit per block, not per point; the first check after a
-        rebuild of `memo` takes the rebuild's)."""
+        of that block (live checks: one fit per block, not per point, a full window's trimmed
+        start included, `autofit.fit_key`; the first check after a rebuild of `memo` takes the
+        rebuild's)."""
         kept = np.isfinite(values)
         if not kept.all():
             position = np.cumsum(kept) - 1
@@ -237,8 +238,7 @@ class AutoDetector:
         starts = np.searchsorted(times, blocks, side="left")
         key: tuple[int, ...] | None = None
         if memo is not None and revision:  # the newest block's: what the next check reuses
-            s0 = int(starts[-1])
-            key = (revision, int(blocks[-1]), s0, int(times[s0 - 1]) if s0 else -1)
+            key = autofit.fit_key(self, times, int(starts[-1]), int(blocks[-1]), revision)
         same = key is not None and memo is not None and memo.fit_key == key and blocks.size == 1
         fit = memo.fit if same and memo is not None else None
         if fit is None:
