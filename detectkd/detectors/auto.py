@@ -62,7 +62,7 @@ level alone; the seasonal baselines switch on as older history fills in.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import pairwise, repeat
 
 import numpy as np
@@ -73,6 +73,7 @@ from detectkd.detectors import (
     autonovel,
     autopairs,
     autorebuild,
+    autorefit,
     autospikes,
     autostuck,
     autosustain,
@@ -344,10 +345,19 @@ class AutoDetector:
             last = int(times[finite[-1]]) if finite.size else None
         return (memo if memo is not None and memo.last == last else None), last
 
-    def prepare(self, histories: Iterable[tuple[str, Callable[[], History]]]) -> None:
+    def prepare(
+        self,
+        histories: Iterable[tuple[str, Callable[[], History]]],
+        points: Mapping[str, Sequence[Current]] | None = None,
+    ) -> None:
         """Rebuild the state of the series whose state does not line up with their history
-        (a first run), the series on one time grid at once (`autorebuild`)."""
-        autorebuild.prepare(self, histories)
+        (a first run), the series on one time grid at once (`autorebuild`); then, with the
+        run's `points`, fit together the new block of the series whose one point opens it
+        (`autorefit`)."""
+        pairs = list(histories)
+        autorebuild.prepare(self, pairs)
+        if points is not None:
+            autorefit.refit(self, pairs, points)
 
     def _rebuild(self, memo: Memo, az: FloatArray, breaks: np.ndarray, tail: int = 512) -> None:
         """`_surprises` over a fresh memo, the per-point loop only for the last `tail` points

@@ -87,3 +87,42 @@ def test_a_fit_that_reads_the_windows_start_is_not_kept_past_a_trim(monkeypatch:
         window.add(int(t[i]), float(vs[0][i]), {})
     assert got == anew
     assert len(sizes) >= 2 * 30  # both anew at every check
+
+
+@pytest.mark.parametrize("kind", ["mixed", "gaps", "seasonal"])
+def test_a_runs_new_blocks_are_fitted_together_with_the_same_verdicts(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`prepare` with the run's points fits the new block of the series whose one point opens
+    it together, per grid and mask (`autorefit`); every verdict is the one of each series fitting
+    its own block, bit for bit, a series with a gap of its own and missing new values among them."""
+    params = Params(window=60, reference=200, refresh=5)
+    n = AutoDetector(params, STEP).read + 30
+    t, vs = many(kind, n + LIVE - 30, 7, seed=11, step=STEP)
+    vs[5][n - 100] = np.nan  # a gap of its own: another mask, fitted apart (alone: in its check)
+    vs[6][n + 3 : n + 12] = np.nan  # no value in some checks
+    results: list[list[Result]] = []
+    sizes = fitted_rows(monkeypatch)
+    for together in (False, True):
+        det, out = AutoDetector(params, STEP), []
+        windows = [SeriesWindow(det.window_seconds(STEP), ()) for _ in vs]
+        for w, v in zip(windows, vs, strict=True):
+            w.extend(t[:n], v[:n], {})
+        sizes.clear()
+        for i in range(n, n + LIVE):
+            points = {
+                f"s{j}": [Current(int(t[i]), None if np.isnan(v[i]) else float(v[i]), {}, f"s{j}")]
+                for j, v in enumerate(vs)
+            }
+            if together:
+                det.prepare([(f"s{j}", w.history) for j, w in enumerate(windows)], points)
+            for j, w in enumerate(windows):
+                out += det.detect_many(w.history(), points[f"s{j}"])
+                current = points[f"s{j}"][0]
+                w.add(current.time, current.value, {})
+        results.append(out)
+        if together:
+            blocks = len({int(x) // det.block for x in t[n : n + LIVE]})
+            assert sum(1 for k in sizes if k >= 5) >= blocks - 1  # a grid's series in one fit a block
+    assert results[1] == results[0]
+    assert any(r.anomaly for r in results[0])

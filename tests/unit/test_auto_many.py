@@ -178,7 +178,7 @@ def test_a_runs_series_are_rebuilt_together_with_the_same_verdicts(
     outcomes = []
     for prepared in (True, False):
         if not prepared:
-            monkeypatch.setattr(AutoDetector, "prepare", lambda self, histories: None)
+            monkeypatch.setattr(AutoDetector, "prepare", lambda self, histories, points=None: None)
         memory, ctx = setup(tmp_path / str(prepared), AUTO_METRIC)
         memory.load({k: rows_of(v) for k, v in stored.items()})
         out = judge(now, memory, {}, ctx.run(last=T0 + 300 * JSTEP, notify=True))
