@@ -237,15 +237,20 @@ class AutoDetector:
             return Judged(e, e, e, no, no, np.zeros(0, np.int64), e)
         blocks, inv = np.unique(times[idx] // self.block * self.block, return_inverse=True)
         starts = np.searchsorted(times, blocks, side="left")
-        key: tuple[int, ...] | None = None
-        if memo is not None and revision:  # the newest block's: what the next check reuses
-            key = autofit.fit_key(self, times, int(starts[-1]), int(blocks[-1]), revision)
-        same = key is not None and memo is not None and memo.fit_key == key and blocks.size == 1
-        fit = memo.fit if same and memo is not None else None
+        s0, block = int(starts[-1]), int(blocks[-1])  # the newest block: what the next check reuses
+        fit = None
+        if (
+            memo is not None
+            and revision
+            and blocks.size == 1
+            and autofit.holds(memo.fit_key, times, s0, block, revision)
+        ):
+            fit = memo.fit
         if fit is None:
             fit = self._block_fit(times, values, starts)
-            if key is not None and memo is not None:
-                memo.fit_key, memo.fit = key, fit if blocks.size == 1 else fit.newest()
+            if memo is not None and revision:
+                memo.fit_key = autofit.fit_key(self, times, s0, block, revision)
+                memo.fit = fit if blocks.size == 1 else fit.newest()
         judged = self._apply(times, values, idx, inv, fit)  # breaks: 2 a stuck run, 4 a spike seen
         span, need = self.stuck_span, self.stuck_need
         judged = autostuck.marked(judged, times, values, idx, span, self.step, need, self.p)

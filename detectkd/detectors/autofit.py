@@ -84,8 +84,22 @@ def fit_key(det: AutoDetector, times: IntArray, s0: int, block: int, revision: i
     (appends and trims only). So the key is the block, how far back the fit reads from its
     start, and the times at both ends, not `s0` itself (issue 28: keyed by `s0`, every check
     of a full history fitted its block anew)."""
-    e = fit_reach(det, times, s0)
-    return (revision, block, s0 - e, int(times[e]) if e < s0 else -1, int(times[s0 - 1]) if s0 else -1)
+    return _named(revision, block, times, s0, s0 - fit_reach(det, times, s0))
+
+
+def _named(revision: int, block: int, times: IntArray, s0: int, back: int) -> tuple[int, ...]:
+    e = s0 - back
+    return (revision, block, back, int(times[e]) if e < s0 else -1, int(times[s0 - 1]) if s0 else -1)
+
+
+def holds(key: tuple[int, ...] | None, times: IntArray, s0: int, block: int, revision: int) -> bool:
+    """Whether the fit `key` (`fit_key`) names is the fit of the block starting at `s0` of
+    `times`: the same revision and block, and the points it read still there, as far back from
+    the block's start (O(1): no `fit_reach` at each check). A fit that read the history's start
+    (`fit_reach` 0) holds only while that start does."""
+    if key is None or key[0] != revision or key[1] != block or s0 < key[2]:
+        return False
+    return _named(revision, block, times, s0, key[2]) == key
 
 
 def fit_reach(det: AutoDetector, times: IntArray, s0: int) -> int:

@@ -63,7 +63,7 @@ def refit(
             continue
         at = new[0].time
         if memo.fit_key is not None and memo.fit_key[1] == at // det.block * det.block:
-            continue  # its fit is kept for this block (or its check finds the key moved and refits)
+            continue  # its fit is kept for this block (or its check finds it no longer holds and refits)
         h = history()
         lined, _ = det._lined_up(series, h.times, h.values)
         if lined is None or not h.revision or not len(h) or at <= int(h.times[-1]):
