@@ -66,7 +66,7 @@ level alone; the seasonal baselines switch on as older history fills in.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import pairwise, repeat
 
 import numpy as np
@@ -78,6 +78,7 @@ from detectkd.detectors import (
     autonovel,
     autopairs,
     autorebuild,
+    autorefit,
     autospikes,
     autostuck,
     autosustain,
@@ -235,8 +236,9 @@ class AutoDetector:
         (fitted on the `window` points with values before the block's start: an outage does
         not shrink the window), on the square-root scale where that window is all counts.
         With `memo` and a known `revision`, the newest block's fit is kept for the next points
-        of that block (live checks: one fit per block, not per point; the first check after a
-        rebuild of `memo` takes the rebuild's)."""
+        of that block (live checks: one fit per block, not per point, a full window's trimmed
+        start included, `autofit.fit_key`; the first check after a rebuild of `memo` takes the
+        rebuild's)."""
         kept = np.isfinite(values)
         if not kept.all():
             position = np.cumsum(kept) - 1
@@ -247,16 +249,20 @@ class AutoDetector:
             return Judged(e, e, e, no, no, np.zeros(0, np.int64), e)
         blocks, inv = np.unique(times[idx] // self.block * self.block, return_inverse=True)
         starts = np.searchsorted(times, blocks, side="left")
-        key: tuple[int, ...] | None = None
-        if memo is not None and revision:  # the newest block's: what the next check reuses
-            s0 = int(starts[-1])
-            key = (revision, int(blocks[-1]), s0, int(times[s0 - 1]) if s0 else -1)
-        same = key is not None and memo is not None and memo.fit_key == key and blocks.size == 1
-        fit = memo.fit if same and memo is not None else None
+        s0, block = int(starts[-1]), int(blocks[-1])  # the newest block: what the next check reuses
+        fit = None
+        if (
+            memo is not None
+            and revision
+            and blocks.size == 1
+            and autofit.holds(memo.fit_key, times, s0, block, revision)
+        ):
+            fit = memo.fit
         if fit is None:
             fit = self._block_fit(times, values, starts)
-            if key is not None and memo is not None:
-                memo.fit_key, memo.fit = key, fit if blocks.size == 1 else fit.newest()
+            if memo is not None and revision:
+                memo.fit_key = autofit.fit_key(self, times, s0, block, revision)
+                memo.fit = fit if blocks.size == 1 else fit.newest()
         judged = self._apply(times, values, idx, inv, fit)  # breaks: 2 a stuck run, 4 a spike seen
         span, need = self.stuck_span, self.stuck_need
         judged = autostuck.marked(judged, times, values, idx, span, self.step, need, self.p)
@@ -372,10 +378,19 @@ class AutoDetector:
             last = int(times[finite[-1]]) if finite.size else None
         return (memo if memo is not None and memo.last == last else None), last
 
-    def prepare(self, histories: Iterable[tuple[str, Callable[[], History]]]) -> None:
+    def prepare(
+        self,
+        histories: Iterable[tuple[str, Callable[[], History]]],
+        points: Mapping[str, Sequence[Current]] | None = None,
+    ) -> None:
         """Rebuild the state of the series whose state does not line up with their history
-        (a first run), the series on one time grid at once (`autorebuild`)."""
-        autorebuild.prepare(self, histories)
+        (a first run), the series on one time grid at once (`autorebuild`); then, with the
+        run's `points`, fit together the new block of the series whose one point opens it
+        (`autorefit`)."""
+        pairs = list(histories)
+        autorebuild.prepare(self, pairs)
+        if points is not None:
+            autorefit.refit(self, pairs, points)
 
     def _rebuild(self, memo: Memo, z: FloatArray, breaks: np.ndarray, tail: int = 512) -> None:
         """`_surprises` over a fresh memo for the points' z (signed), the per-point loop only for

@@ -75,6 +75,50 @@ def range_windows(det: AutoDetector, times: IntArray, starts: IntArray) -> tuple
     return since, np.maximum(mid, since)
 
 
+def fit_key(det: AutoDetector, times: IntArray, s0: int, block: int, revision: int) -> tuple[int, ...]:
+    """What names the fit of the block starting at `s0` (of `times`, the points with values) in
+    a history of this `revision`: the same key, the same `block_fit`, for the block's later
+    checks. A live window drops its oldest point as it appends one once full (a full one-minute
+    history: every check), which moves `s0` without touching what the fit reads: the values
+    from its earliest read (`fit_reach`) to the block, the same points while the revision holds
+    (appends and trims only). So the key is the block, how far back the fit reads from its
+    start, and the times at both ends, not `s0` itself (issue 28: keyed by `s0`, every check
+    of a full history fitted its block anew)."""
+    return _named(revision, block, times, s0, s0 - fit_reach(det, times, s0))
+
+
+def _named(revision: int, block: int, times: IntArray, s0: int, back: int) -> tuple[int, ...]:
+    e = s0 - back
+    return (revision, block, back, int(times[e]) if e < s0 else -1, int(times[s0 - 1]) if s0 else -1)
+
+
+def holds(key: tuple[int, ...] | None, times: IntArray, s0: int, block: int, revision: int) -> bool:
+    """Whether the fit `key` (`fit_key`) names is the fit of the block starting at `s0` of
+    `times`: the same revision and block, and the points it read still there, as far back from
+    the block's start (O(1): no `fit_reach` at each check). A fit that read the history's start
+    (`fit_reach` 0) holds only while that start does."""
+    if key is None or key[0] != revision or key[1] != block or s0 < key[2]:
+        return False
+    return _named(revision, block, times, s0, key[2]) == key
+
+
+def fit_reach(det: AutoDetector, times: IntArray, s0: int) -> int:
+    """The earliest point `block_fit` reads for a block starting at `s0`: the level window's
+    first, the seasonal medians' earliest time of it, the range window's first. 0 where a read
+    reaches the history's start (a window padded, a range cut by count): the fit then depends on
+    where the history starts, and the key holds that start."""
+    lo = s0 - det.p.window
+    if lo <= 0 or (det.periods and det.like_shift is not None):  # (a `like` day's shift: not bounded here)
+        return 0
+    e = lo
+    if det.periods:  # a seasonal median of a level-window time: `cycles` periods back at most
+        earliest = int(times[lo]) - det.p.cycles * max(det.periods) * det.step
+        e = min(e, int(np.searchsorted(times, earliest, side="left")))
+    if det.range_points:  # (0 where cut by the history's start)
+        e = min(e, int(range_windows(det, times, np.array([s0]))[0][0]))
+    return e
+
+
 def bases(det: AutoDetector, times: IntArray, v: FloatArray, at: IntArray) -> list[FloatArray | None]:
     """The baselines at times `at` per row of `v`: the level (None: no offset) and each
     seasonal median (a row per series)."""

@@ -127,11 +127,11 @@ class _Group:
         judged = autofit.apply(det, times, stacked, at, self.inv, fit)
         z = judged.z.reshape(len(group), at.size)  # signed: `rest_pairs` reads the side
         breaks = _marked(det, judged, times, stacked, at)
-        s0 = int(starts[-1])
+        key = autofit.fit_key(det, times, int(starts[-1]), int(blocks[-1]), 0)[1:]
         for k, (series, h, last) in enumerate(group):
             memo = det._memo[series] = Memo(det.p.reference)
             if h.revision:  # the newest block's fit, for the live check of that block
-                memo.fit_key = (h.revision, int(blocks[-1]), s0, int(times[s0 - 1]) if s0 else -1)
+                memo.fit_key = (h.revision, *key)
                 memo.fit = fit.row((k + 1) * blocks.size - 1)
             zk, brk = np.full(self.idx.size, np.nan), np.zeros(self.idx.size, np.int8)
             zk[self.some], brk[self.some] = z[k], breaks[k]

@@ -9,7 +9,7 @@ and a score in [0, 1] where 0.5 is the detector's own alarm line.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal, Protocol, runtime_checkable
@@ -112,10 +112,14 @@ class BatchDetector(Protocol):
 class ManySeriesDetector(Protocol):
     """A batch detector that derives the per-series state of many series at once before
     their points are judged series by series (a many-series metric's run): `prepare(pairs
-    of series and history)` must leave the detector judging exactly as it would have
-    without it (it saves array operations, not judgements)."""
+    of series and history, and the run's points per series)` must leave the detector judging
+    exactly as it would have without it (it saves array operations, not judgements)."""
 
-    def prepare(self, histories: Iterable[tuple[str, Callable[[], History]]]) -> None: ...
+    def prepare(
+        self,
+        histories: Iterable[tuple[str, Callable[[], History]]],
+        points: Mapping[str, Sequence[Current]] | None = None,
+    ) -> None: ...
 
 
 @runtime_checkable

@@ -248,22 +248,25 @@ def _prejudge(
         by_series.setdefault(p.series, []).append(p)
     out: dict[tuple[str, int], list[Result | None]] = {}
     ours = [s for s, pts in by_series.items() if len({p.period for p in pts}) == len(pts)]  # else
-    for _, d in batched:  # one at a time. Many series' state at once (`auto`'s first run's rebuild)
-        if len(ours) > 1 and isinstance(d, ManySeriesDetector):
-            d.prepare((s, memory.window(s).history) for s in ours)
-    for series in ours:
-        pts, history = by_series[series], memory.window(series).history()
-        currents = [
+    currents = {
+        series: [
             Current(
                 p.period,
                 None if p.value is None or p.value != p.value else p.value,
                 memory.features_at(p.period, p.context),
                 series,
             )
-            for p in pts
+            for p in by_series[series]
         ]
+        for series in ours
+    }
+    for _, d in batched:  # one at a time. Many series' state at once (`auto`'s first run's rebuild,
+        if len(ours) > 1 and isinstance(d, ManySeriesDetector):  # its new blocks' fits)
+            d.prepare([(s, memory.window(s).history) for s in ours], currents)
+    for series in ours:
+        pts, history = by_series[series], memory.window(series).history()
         for k, d in batched:
-            for p, r in zip(pts, d.detect_many(history, currents), strict=True):
+            for p, r in zip(pts, d.detect_many(history, currents[series]), strict=True):
                 out.setdefault((series, p.period), [None] * len(detectors))[k] = r
     return out
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from detectkd.collectors.points import Point
-from detectkd.detectors import autofit, autorebuild
+from detectkd.detectors import autorebuild
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
-from detectkd.detectors.autostate import BlockFit, Memo, ring_array
+from detectkd.detectors.autostate import Memo, ring_array
 from detectkd.detectors.base import Current, History, Result
 from detectkd.runtime.judge import judge
 from detectkd.storage.base import StoredPoint
@@ -23,39 +23,9 @@ from detectkd.storage.window import rows_of
 from tests.support.detectors import same_state
 from tests.support.judging import STEP as JSTEP
 from tests.support.judging import T0, setup
+from tests.support.manyseries import fitted_rows, many
 
 STEP = 60
-
-
-def many(kind: str, n: int, count: int, seed: int, step: int = STEP) -> tuple[np.ndarray, list[np.ndarray]]:
-    """`count` series on one grid of `n + 30` intervals (minutes): the history and 30 more points."""
-    rng = np.random.default_rng(seed)
-    t = 1_795_000_020 // step * step + np.arange(n + 30, dtype=np.int64) * step
-    out = []
-    for j in range(count):
-        if kind == "counts":
-            v = rng.poisson(2 + j % 30, t.size).astype(float)
-        elif kind == "mixed":  # counts and gauges on one grid: both scales in one batch
-            v = rng.poisson(5, t.size).astype(float) if j % 2 else rng.normal(50, 4, t.size)
-        elif kind == "seasonal":  # a day's cycle in the history: the seasonal baseline judges
-            v = 50 + 10 * np.sin(2 * np.pi * t / 86400) + rng.normal(0, 1, t.size)
-        else:
-            v = rng.normal(100, 5, t.size)
-        if kind == "daily":  # a daily job whose time jitters: its spikes seen on earlier days
-            days, at = (t - t[n - 40]) // 86400, t[n - 40] % 86400  # the last one 40 points back
-            v[(t % 86400 == at - 60 * ((days * 7 + j) % 11)) & (t < t[n - 30])] += 90.0
-        if kind == "flat" and j % 2 == 0:
-            v[n - 60 :] = v[n - 60]  # stuck since before the first run: its alarm in the rebuild
-        if j % 3 == 0:
-            v[n // 2 :] += 25.0  # a step in the history: runs, rests, range breaks
-        if j % 4 == 1:
-            v[n + rng.integers(0, 30)] += 80.0  # a spike among the live points
-        out.append(v)
-    if kind == "gaps":  # the same missing periods in every series (one grid, one mask)
-        holes = rng.integers(0, n, n // 15)
-        for v in out:
-            v[holes] = np.nan
-    return t, out
 
 
 def lazy(pairs: Iterable[tuple[str, History]]) -> Iterator[tuple[str, Callable[[], History]]]:
@@ -65,19 +35,6 @@ def lazy(pairs: Iterable[tuple[str, History]]) -> Iterator[tuple[str, Callable[[
         return lambda: h
 
     return ((s, held(h)) for s, h in pairs)
-
-
-def fitted_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The rows (series) of every block fit from now on, in order."""
-    sizes: list[int] = []
-    real = autofit.block_fit
-
-    def counted(d: AutoDetector, times: np.ndarray, values: np.ndarray, starts: np.ndarray) -> BlockFit:
-        sizes.append(values.shape[0])
-        return real(d, times, values, starts)
-
-    monkeypatch.setattr(autofit, "block_fit", counted)
-    return sizes
 
 
 def judge_all(det: AutoDetector, t: np.ndarray, vs: list[np.ndarray], n: int, prepared: bool) -> list[object]:
@@ -221,7 +178,7 @@ def test_a_runs_series_are_rebuilt_together_with_the_same_verdicts(
     outcomes = []
     for prepared in (True, False):
         if not prepared:
-            monkeypatch.setattr(AutoDetector, "prepare", lambda self, histories: None)
+            monkeypatch.setattr(AutoDetector, "prepare", lambda self, histories, points=None: None)
         memory, ctx = setup(tmp_path / str(prepared), AUTO_METRIC)
         memory.load({k: rows_of(v) for k, v in stored.items()})
         out = judge(now, memory, {}, ctx.run(last=T0 + 300 * JSTEP, notify=True))
