@@ -62,8 +62,10 @@ def typed(
 ) -> Typed | None:
     """The rows' points, or None: not this shape (type them one by one)."""
     n = len(rows)
+    if n < MIN_ROWS:  # (a live check's row or few: nothing more is looked at)
+        return None
     offset = fixed_offset(window.tz)
-    if n < MIN_ROWS or offset is None:
+    if offset is None:
         return None
     try:
         raw_values = [row[value_column] for row in rows]
