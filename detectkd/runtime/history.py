@@ -244,13 +244,13 @@ class HistoryLoader:
     async def _load(self, metric: str, gate: Gate | None = None) -> float | None:
         """Load batches until the job is done (None) or one fails (seconds to wait). `gate`:
         a points-only warm-up's slot among `warmup_concurrency`, held while it asks its
-        source (from before its collector is built), not while it stores (the bound is on
-        what the source is asked: a warm-up's store commit and its hop back to the loop
-        held a slot for a third of its time, and 10,000 warm-ups waited for it)."""
+        source (from before its collector is built), not while it stores: the bound is on
+        what a source is asked at once, and a store commit and its hop back to the loop ask
+        it nothing."""
         if gate is None:
             return await self._load_with(metric, None)
         try:
-            await gate.__aenter__()  # (released after its first batch's query, or below)
+            await gate.acquire()  # (released after its first batch's query, or below)
             return await self._load_with(metric, gate)
         finally:
             gate.release()

@@ -69,10 +69,13 @@ class Gate:
         self.sem = sem
         self.held = False
 
-    async def __aenter__(self) -> None:
+    async def acquire(self) -> None:
         if not self.held:
             await self.sem.acquire()
             self.held = True
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
 
     async def __aexit__(self, *exc: object) -> None:
         self.release()
