@@ -1,12 +1,16 @@
 """A first start of fresh `auto` metrics in this process (issue 28): `scale.py --fresh
 --detector auto`'s metrics and source, the `Daemon` object without HTTP or a subprocess.
+`--detector mad`: `scale.py --fresh`'s instead (a `mad` detector with a 100-point window, 30
+minutes of 10-second rows in the source).
 
     .venv/bin/python benchmarks/fresh_inprocess.py --metrics 2000 [--source-qps 20000] [--first-checks 2000]
 
 Prints the seconds from ready until every metric judges and the process's CPU meanwhile (every
 thread: the event loop, the source's and the store's), per metric. Faster to iterate on than
 the daemon (a 2,000-metric run takes about 30 s), and the same code path from the loader's
-warm-ups to each metric's first check; compare builds back to back (PYTHONPATH=<tree>).
+warm-ups to each metric's first check; compare builds back to back. This script puts its own
+tree first on `sys.path`, so PYTHONPATH does not choose the build: run a copy of it inside the
+tree compared (`benchmarks/` and `tests/support/` beside that tree's `detectkd/`).
 `--first-checks N` times `auto`'s first check alone instead: N fresh detectors, each judging
 a point after a warm-up's 62-point history (the |z| rebuild), the thread's CPU per check.
 """
@@ -26,7 +30,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.scale import METRIC_PER_PERIOD, build_source, cpu, write_daemon  # noqa: E402
+from benchmarks.scale import (  # noqa: E402
+    DETECTORS,
+    FRESH_ROW_S,
+    METRIC,
+    METRIC_PER_PERIOD,
+    build_source,
+    cpu,
+    write_daemon,
+)
 from detectkd import logs  # noqa: E402
 from detectkd.config.settings import load_settings  # noqa: E402
 from detectkd.detectors.auto import AutoDetector  # noqa: E402
@@ -37,12 +49,17 @@ from detectkd.runtime.daemon import Daemon  # noqa: E402
 STEP = 60
 
 
-async def fresh(n: int, qps: float) -> dict[str, float]:
+async def fresh(n: int, qps: float, detector: str = "auto") -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="dtk-fresh-") as tmp:
         root = Path(tmp)
         now = int(time.time())
-        build_source(root / "src.db", n, STEP, now - 8 * 3600, now + 3600, STEP)
-        texts = (METRIC_PER_PERIOD.format(i=i, interval=STEP) for i in range(n))
+        if detector == "mad":  # `scale.py --fresh`'s: a 100-point window, 30 minutes of 10-second rows
+            build_source(root / "src.db", n, STEP, now - 1800, now + 3600, FRESH_ROW_S)
+            fmt = {"detector": DETECTORS["fresh"]}
+            texts = (METRIC.format(i=i, interval=STEP, **fmt) for i in range(n))
+        else:
+            build_source(root / "src.db", n, STEP, now - 8 * 3600, now + 3600, STEP)
+            texts = (METRIC_PER_PERIOD.format(i=i, interval=STEP) for i in range(n))
         write_daemon(root, texts, f"history:\n  source_qps: {qps:g}\n")
         os.chdir(root)
         settings = load_settings(root / "detectkd.yaml")
@@ -86,11 +103,12 @@ def main() -> int:
     ap.add_argument("--metrics", type=int, default=2000)
     ap.add_argument("--source-qps", type=float, default=20000.0)
     ap.add_argument("--first-checks", type=int, default=0)
+    ap.add_argument("--detector", choices=["auto", "mad"], default="auto", help="mad: scale.py --fresh's")
     args = ap.parse_args()
     if args.first_checks:
         print(f"first check: {first_checks(args.first_checks):.3f} ms of CPU")
         return 0
-    got = asyncio.run(fresh(args.metrics, args.source_qps))
+    got = asyncio.run(fresh(args.metrics, args.source_qps, args.detector))
     print(
         f"metrics {args.metrics}, source_qps {args.source_qps:g}: "
         + ", ".join(f"{k} {v:.2f}" for k, v in got.items())

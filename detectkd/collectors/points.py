@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from detectkd.collectors.base import Row, Window
+from detectkd.collectors.fastrows import typed
 from detectkd.durations import format_duration
 from detectkd.errors import CollectError
 from detectkd.timegrid import Grid
@@ -201,9 +202,17 @@ def rows_to_points(
     whose timestamp falls outside it (a period-end label, `now()`) belong to
     that period rather than being dropped.
     """
-    warnings: list[str] = []
-    by_key: dict[tuple[str, int], Point] = {}
     last_period = grid.prev(window.finish)
+    if not spec.series_columns and not grid.days:  # a long result of the common shape: numpy
+        fast = typed(rows, spec.value_column, spec.timestamp_column, window, grid.step, last_period, single)
+        if fast is not None:
+            cols = spec.context_columns
+            points = [
+                Point("", p, v, {c: jsonable(rows[i][c]) for c in cols if c in rows[i]})
+                for i, p, v in zip(fast.rows, fast.periods, fast.values, strict=True)
+            ]
+            return Conversion(points, _warnings(spec, window, 0, "", fast.dropped, fast.duplicates))
+    by_key: dict[tuple[str, int], Point] = {}
     dropped = duplicates = bad = 0
     first_bad = ""
     for n, row in enumerate(rows, start=1):
@@ -238,6 +247,15 @@ def rows_to_points(
         if key in by_key:
             duplicates += 1
         by_key[key] = Point(key[0], period, value, context)
+    points = sorted(by_key.values(), key=lambda p: (p.period, p.series))
+    return Conversion(points, _warnings(spec, window, bad, first_bad, dropped, duplicates), bad)
+
+
+def _warnings(
+    spec: PointSpec, window: Window, bad: int, first_bad: str, dropped: int, duplicates: int
+) -> list[str]:
+    """What a conversion says of the rows it dropped or replaced."""
+    warnings: list[str] = []
     if bad:
         warnings.append(
             f"dropped {bad} row(s) whose {spec.timestamp_column!r} is not a usable time "
@@ -251,5 +269,4 @@ def rows_to_points(
             f"one (each row belongs to the period [t, t + {format_duration(window.interval)}) that holds it; "
             "the last row of a period is kept)"
         )
-    points = sorted(by_key.values(), key=lambda p: (p.period, p.series))
-    return Conversion(points, warnings, bad)
+    return warnings

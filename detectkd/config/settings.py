@@ -49,7 +49,8 @@ class HistorySettings(BaseModel):
     # the run timeout does not apply.
     batch_timeout: Duration = timedelta(minutes=10)
     retry_after: Duration = timedelta(seconds=30)  # a failed batch is retried after this, doubling to 10m
-    # Metrics loading a first start's warm-up (no `start_time`) at once.
+    # Metrics loading a first start's warm-up (no `start_time`) at once: asking their source
+    # (a warm-up holds its slot while it asks, not while it stores what it got).
     warmup_concurrency: int = Field(default=8, ge=1)
     # Queries a second history loading (warm-ups and `start_time` jobs) may ask of one source
     # (its profile, else its database), with a burst of one second's worth; 0: no bound.

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from detectkd.errors import error_line
+from detectkd.runtime.offloop import budget
 
 if TYPE_CHECKING:
     from detectkd.runtime.runner import MetricRuntime
@@ -55,3 +56,11 @@ class ColdPeriods:
                 await self.hook(rt.name, start, rt.grid.next(watermark))
         except Exception as exc:
             log.warning("periods judged cold not judged again", metric=rt.name, error=error_line(exc))
+
+
+async def judge_range(rt: MetricRuntime, start: int, finish: int, size: int, seconds: float) -> None:
+    """[start, finish) judged again and committed in batches of `size` seconds, each within
+    `seconds` (as a history batch): nothing notified."""
+    for lo, hi in rt.grid.batches(start, finish, size):
+        async with budget(seconds):
+            await rt.check(lo, hi, notify=False, commit=True)

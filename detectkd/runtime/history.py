@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
@@ -45,16 +45,17 @@ from detectkd.collectors.base import Collector
 from detectkd.collectors.points import Point
 from detectkd.config.settings import HistorySettings
 from detectkd.errors import StorageError, error_line
+from detectkd.runtime.coldjudge import judge_range
 from detectkd.runtime.coldstart import fill_range
-from detectkd.runtime.collect import collect
 from detectkd.runtime.historybook import JobBook
 from detectkd.runtime.historyjob import Job, iso
+from detectkd.runtime.loading import Gate, PointsLoad, judged_until, store_points
 from detectkd.runtime.offloop import budget
 from detectkd.runtime.pace import Paces, halting
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.runtime.serieswarm import SeriesLoads
 from detectkd.runtime.slot import MetricSlot, Wrap
-from detectkd.storage.base import RunRecord, StateStore
+from detectkd.storage.base import StateStore
 from detectkd.telemetry import Telemetry
 
 log = structlog.get_logger("detectkd.history")
@@ -62,6 +63,8 @@ log = structlog.get_logger("detectkd.history")
 
 # (metric, wrap): a slot of the metric's own for loading, its collector wrapped; None: not running
 Build = Callable[[str, Wrap], MetricSlot | None]
+# (metric, wrap): what a points-only load needs (`runtime.loading`); None: not running
+BuildPoints = Callable[[str, Wrap], PointsLoad | None]
 
 
 class HistoryLoader:
@@ -73,13 +76,16 @@ class HistoryLoader:
         loaded: Callable[[str, int | None], asyncio.Task[None] | None],
         telemetry: Telemetry | None = None,
         may_run: Callable[[], bool] = lambda: True,
+        points: BuildPoints | None = None,
     ) -> None:
         """`build` makes a loading slot for a metric; `loaded(metric, again)` is called when
         its job is done (the live runtime re-reads its windows on its next run, and judges
         again the periods live runs committed from `again` on, `coldjudge`). While `may_run()`
         is false (an HA standby) no job is worked on: the leader loads, a standby's commits
-        would be fenced."""
+        would be fenced. `points` builds what a points-only load needs (a warm-up, a fill)
+        without a runtime of its own (None: a `build` slot's runtime is used)."""
         self.may_run = may_run
+        self.points = points
         self.store = store
         self.settings = settings
         self.build = build
@@ -206,9 +212,12 @@ class HistoryLoader:
                     self._idle.clear()
                 else:
                     self._warmed(metric)
-                sem = self._warm_sem if self.jobs[metric].warm else self._sem
-                async with sem:  # not held while waiting to retry
-                    retry_in = await self._load(metric)
+                job = self.jobs[metric]
+                if self._light(metric, job) and job.warm:  # its slot held while it asks its source only
+                    retry_in = await self._load(metric, Gate(self._warm_sem))
+                else:
+                    async with self._warm_sem if job.warm else self._sem:  # not held while waiting to retry
+                        retry_in = await self._load(metric)
                 if retry_in is None:
                     return
                 if retry_in > 0:  # a failed batch: its back-off (up to 10 min) holds no fill (issue 28),
@@ -242,40 +251,64 @@ class HistoryLoader:
 
         return wrap
 
-    async def _load(self, metric: str) -> float | None:
-        """Load batches until the job is done (None) or one fails (seconds to wait)."""
+    def _light(self, metric: str, job: Job) -> bool:
+        """Points only (`runtime.loading`): a fill, and a warm-up that has not failed (a
+        failed one is judged and stored like any history job once its live runs stop
+        waiting)."""
+        return self.points is not None and (
+            job.fill or (job.warm and not job.failures and metric in self._warm)
+        )
+
+    async def _load(self, metric: str, gate: Gate | None = None) -> float | None:
+        """Load batches until the job is done (None) or one fails (seconds to wait). `gate`:
+        a points-only warm-up's slot among `warmup_concurrency`, held while it asks its
+        source (from before its collector is built), not while it stores: the bound is on
+        what a source is asked at once, and a store commit and its hop back to the loop ask
+        it nothing."""
+        if gate is None:
+            return await self._load_with(metric, None)
+        try:
+            await gate.acquire()  # (released after its first batch's query, or below)
+            return await self._load_with(metric, gate)
+        finally:
+            gate.release()
+
+    async def _load_with(self, metric: str, gate: Gate | None) -> float | None:
         job = self.jobs[metric]
         if job.fill:
             await self._idle.wait()  # first judgements first
         if job.seen is None:  # the pace of its loading, from here (`Job.eta`)
             job.seen = (time.monotonic(), job.progress)
         try:
-            slot = self.build(metric, self._wrap(metric, job.fill))
+            built = self._build(metric, job.fill, self._light(metric, job))
         except Exception as exc:
             return self.book.failed(job, exc, 0)
-        if slot is None:  # not running (disabled, failed to build): kicked when it is installed
+        if built is None:  # not running (disabled, failed to build): kicked when it is installed
             return None
-        rt = slot.runtime
-        size = slot.spec.config.schedule.batch_load_days * 86400
+        rt, runtime, stop = built
+        size = rt.spec.config.schedule.batch_load_days * 86400
         timeout = self.settings.batch_timeout.total_seconds()
         started = time.monotonic()
         again: int | None = None  # where the live runtime's next run takes over judging again
         if job.fill:
-            return await self._fill_batch(job, slot)
+            return await self._fill_batch(job, rt, stop)
         try:
             while not job.done:
                 self._go_on(metric)
                 lo, hi = rt.grid.batches(job.start, job.until, size)[0]
                 stored: list[Point] = []
                 try:
+                    last = hi >= job.until  # the last batch: see `loading.judged_until`
                     async with budget(timeout):  # the source and the store; not the judge (`offloop`)
-                        if job.warm:
-                            stored = await _store_points(rt, lo, hi)
+                        if job.warm:  # (its last batch's points and watermark: one commit)
+                            done = (self.store, rt.grid.prev(hi)) if last else None
+                            stored = await store_points(rt, lo, hi, done, gate)
                             points = len(stored)
                         else:
-                            points = len((await rt.check(lo, hi, notify=False, commit=True)).points)
-                    if hi >= job.until:  # the last batch: see `_done_until`
-                        await self._done_until(metric, rt.grid.prev(hi))
+                            assert runtime is not None  # (`light`: a warm-up, until it fails)
+                            points = len((await runtime.check(lo, hi, notify=False, commit=True)).points)
+                    if last and not job.warm:
+                        await judged_until(self.store, metric, rt.grid.prev(hi))
                     job.start = hi  # stored: a failed save below only means the next one says it
                     await self.book.save(job)
                 except Exception as exc:
@@ -290,12 +323,13 @@ class HistoryLoader:
                 )
             if metric not in self._warm:  # (a warm-up's live runs judged nothing meanwhile)
                 try:
-                    again = await self._rejudged(rt, job, size, timeout)
+                    assert runtime is not None
+                    again = await self._rejudged(runtime, job, size, timeout)
                 except Exception as exc:
                     return self.book.failed(job, exc, timeout)
-            fill = fill_range(slot.spec, rt.grid, rt.span - rt.grid.step, job.until - job.total, job.until)
+            fill = fill_range(rt.spec, rt.grid, rt.span - rt.grid.step, job.until - job.total, job.until)
         finally:
-            await slot.stop()
+            await stop()
         del self.jobs[metric]
         self._warmed(metric)
         first = self.loaded(metric, again)
@@ -310,26 +344,40 @@ class HistoryLoader:
             return 0.0
         return None
 
+    def _build(
+        self, metric: str, fill: bool, light: bool
+    ) -> tuple[PointsLoad | MetricRuntime, MetricRuntime | None, Callable[[], Awaitable[None]]] | None:
+        """What loads the metric's job: (what `store_points` reads, the runtime that judges
+        when it is not points only, what releases it); None: the metric is not running."""
+        wrap = self._wrap(metric, fill)
+        if light:
+            assert self.points is not None
+            load = self.points(metric, wrap)
+            return None if load is None else (load, None, load.stop)
+        slot = self.build(metric, wrap)
+        return None if slot is None else (slot.runtime, slot.runtime, slot.stop)
+
     def _warmed(self, metric: str) -> None:
         self._warming.discard(metric)
         if not self._warming:
             self._idle.set()
 
-    async def _fill_batch(self, job: Job, slot: MetricSlot) -> float | None:
+    async def _fill_batch(
+        self, job: Job, rt: PointsLoad | MetricRuntime, stop: Callable[[], Awaitable[None]]
+    ) -> float | None:
         """One batch of a fill job, the newest not loaded yet (points only); then the live
         runtime re-reads its windows. 0: more to load, after the other filling metrics."""
-        rt = slot.runtime
         size = max(rt.grid.step, min(86400, 8 * rt.judge_span))
         lo = max(job.start, rt.grid.floor(job.until - size))
         try:
             async with budget(self.settings.batch_timeout.total_seconds()):
-                points = len(await _store_points(rt, lo, job.until))
+                points = len(await store_points(rt, lo, job.until))
             job.until = lo
             await self.book.save(job)
         except Exception as exc:
             return self.book.failed(job, exc, self.settings.batch_timeout.total_seconds())
         finally:
-            await slot.stop()
+            await stop()
         self.book.succeeded(job)
         log.info(
             "history fill loaded",
@@ -352,7 +400,7 @@ class HistoryLoader:
         wm = await self.store.watermark(job.metric)
         if wm is None or wm < job.until:
             return job.until
-        await _judge_again(rt, job.until, rt.grid.next(wm), size, seconds)
+        await judge_range(rt, job.until, rt.grid.next(wm), size, seconds)
         return rt.grid.next(wm)
 
     async def judge_again(self, metric: str, start: int, finish: int) -> None:
@@ -364,28 +412,6 @@ class HistoryLoader:
             return
         try:
             size = slot.spec.config.schedule.batch_load_days * 86400
-            await _judge_again(slot.runtime, start, finish, size, self.settings.batch_timeout.total_seconds())
+            await judge_range(slot.runtime, start, finish, size, self.settings.batch_timeout.total_seconds())
         finally:
             await slot.stop()
-
-    async def _done_until(self, metric: str, last: int) -> None:
-        """Judged up to `last`: the watermark says so before the job is deleted, so a metric
-        whose live run has not committed yet (it runs on its own schedule) catches up from
-        there instead of recording the job again. The watermark only moves forward."""
-        await self.store.commit(RunRecord(metric, watermark=last, save_points=False))
-
-
-async def _judge_again(rt: MetricRuntime, start: int, finish: int, size: int, seconds: float) -> None:
-    for lo, hi in rt.grid.batches(start, finish, size):
-        async with budget(seconds):  # each batch, as a history batch
-            await rt.check(lo, hi, notify=False, commit=True)
-
-
-async def _store_points(rt: MetricRuntime, start: int, finish: int) -> list[Point]:
-    """A warm-up's batch: the points of [start, finish) stored, not judged. What the live
-    runtime needs is its window, read from the store (`auto` rebuilds its state from it);
-    judging each period of it would cost a warm-up most of its CPU for marks on a chart."""
-    conv = await collect(rt.collector, rt.spec, rt.grid, start, finish, rt.many)
-    if conv.points and rt.spec.storage.enabled:
-        await (await rt.data()).commit(RunRecord(rt.name, points=conv.points, save_points=True))
-    return conv.points

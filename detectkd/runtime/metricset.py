@@ -30,8 +30,9 @@ from detectkd.errors import error_line
 from detectkd.runtime.history import HistoryLoader
 from detectkd.runtime.jobs import Runs
 from detectkd.runtime.leader import Leadership
+from detectkd.runtime.loading import PointsLoad
 from detectkd.runtime.reload import Action, Plan
-from detectkd.runtime.slot import Deps, MetricSlot, Wrap, assemble, assemble_loader
+from detectkd.runtime.slot import Deps, MetricSlot, Wrap, assemble, assemble_loader, assemble_points
 from detectkd.runtime.snapshots import Snapshots
 from detectkd.specs.loader import MetricSpec
 
@@ -64,7 +65,13 @@ class MetricSet:
         self.snapshots = Snapshots(settings, lambda: [s.runtime for s in self.slots.values()], self.telemetry)
         self.runs = Runs(self.slots, settings, self.telemetry, outages, leadership, health)
         self.history = HistoryLoader(
-            self.store, settings.history, self.loader_slot, self.loaded, self.telemetry, self.runs.may_run
+            self.store,
+            settings.history,
+            self.loader_slot,
+            self.loaded,
+            self.telemetry,
+            self.runs.may_run,
+            points=self.loader_points,
         )
 
     async def apply(self, plan: Plan, states: dict[str, dict[str, SeriesState]]) -> None:
@@ -182,6 +189,12 @@ class MetricSet:
         None: it is not running."""
         slot = self.slots.get(metric)
         return assemble_loader(slot.spec, self.deps, wrap) if slot is not None else None
+
+    def loader_points(self, metric: str, wrap: Wrap) -> PointsLoad | None:
+        """What a points-only load of the metric's history needs (a warm-up's, a fill's),
+        its collector `wrap`ped; None: it is not running."""
+        slot = self.slots.get(metric)
+        return assemble_points(slot, self.deps, wrap) if slot is not None else None
 
     def loaded(self, metric: str, again: int | None = None) -> asyncio.Task[None] | None:
         """The metric's history is loaded: windows re-read on its next run, judged now (the

@@ -25,6 +25,7 @@ from detectkd.resources import Resources
 from detectkd.runtime.calendar import build_detectors
 from detectkd.runtime.closing import all_or_nothing
 from detectkd.runtime.lateness import Lateness
+from detectkd.runtime.loading import PointsLoad
 from detectkd.runtime.parts import LIVE, LOADER, Links, Parts, RunMode
 from detectkd.runtime.runner import MetricRuntime
 from detectkd.runtime.scheduler import GridTrigger, stable_offset
@@ -122,6 +123,21 @@ def assemble_loader(spec: MetricSpec, deps: Deps, wrap: Wrap | None = None) -> M
     windows, no channels, no telemetry, and it writes neither alert state nor watermark."""
     loader = replace(deps, telemetry=None, wake=None, silences=None, channels=False, mode=LOADER)
     return assemble(spec, loader, wrap=wrap)
+
+
+def assemble_points(live: MetricSlot, deps: Deps, wrap: Wrap | None = None) -> PointsLoad:
+    """What a points-only load of the metric's history needs (a warm-up, a fill batch): its
+    own collector (`wrap`ped, when given), the live runtime's grid and spans, and where its
+    points go (`runtime.loading`); no runtime of its own."""
+    spec, rt = live.spec, live.runtime
+    collector = build_collector(spec, deps.resources)
+    getter = data_getter(spec, deps)
+
+    async def where() -> DataStore:
+        return await getter() if getter is not None else deps.store
+
+    own = wrap(live.source, collector) if wrap is not None else collector
+    return PointsLoad(spec.name, spec, rt.grid, own, rt.span, rt.judge_span, where)
 
 
 def build_collector(spec: MetricSpec, resources: Resources) -> Collector:

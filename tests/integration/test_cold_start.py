@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from detectkd.alerting.state import Status
-from detectkd.runtime import history
+from detectkd.runtime import history, loading
 from detectkd.ui.pages import judging_note
 from tests.support.inprocess import firing_alerts, running
 from tests.support.metrics import hourly_orders
@@ -193,16 +193,16 @@ async def test_a_many_series_metric_warming_up_counts_its_series_as_not_judging_
     path = tmp_path / "metrics.d" / "orders.yaml"
     path.write_text(path.read_text().replace("{interval: 1h}", "{interval: 1h, batch_load_days: 1}"))
     first, go_on = asyncio.Event(), asyncio.Event()
-    store_points, batches = history._store_points, []
+    store_points, batches = loading.store_points, []
 
-    async def gated(rt: Any, start: int, finish: int) -> Any:  # the warm-up stops after a batch
+    async def gated(rt: Any, start: int, finish: int, *rest: Any) -> Any:  # the warm-up stops after a batch
         batches.append(start)
         if len(batches) == 2:
             first.set()
             await go_on.wait()
-        return await store_points(rt, start, finish)
+        return await store_points(rt, start, finish, *rest)
 
-    monkeypatch.setattr(history, "_store_points", gated)
+    monkeypatch.setattr(history, "store_points", gated)
     async with running(tmp_path, clock=lambda: NOW + 60) as d:
         d.scheduler.pause()
         rt = d.slots["orders"].runtime

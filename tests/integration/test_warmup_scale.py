@@ -13,6 +13,7 @@ from pathlib import Path
 
 from detectkd.alerting.state import Status
 from detectkd.runtime.scheduler import stable_offset
+from detectkd.storage.base import RunRecord
 from tests.support.inprocess import firing_alerts, running
 from tests.support.metrics import hourly_orders as metric
 from tests.support.runtimes import count_queries
@@ -140,6 +141,71 @@ async def test_a_warm_up_loaded_after_the_first_run_judges_its_newest_period_wit
         assert rt.states[""].status is Status.FIRING
         assert len(await firing_alerts(d)) == 1
         assert d.metric_entry("orders")["judging"] is True
+
+
+async def test_a_warm_up_stores_its_window_and_its_watermark_in_one_commit(tmp_path: Path) -> None:
+    """Not the points, then the watermark in a second transaction: one store call fewer
+    for each of 10,000 warm-ups, and a crash leaves both or neither."""
+    finish = newest_finish()
+    source(tmp_path, spike_at=finish - HOUR)
+    metric(tmp_path, "7d", ROWS)  # 168 periods: loaded in the background
+    async with running(tmp_path) as d:
+        d.scheduler.pause()
+        d.history.may_run = lambda: False
+        await d.history.pause()
+        await d.slots["orders"].runtime.run(finish)  # waits for its warm-up
+        commits: list[tuple[int, int | None]] = []
+        commit = d.store.commit
+
+        async def recorded(run: RunRecord) -> None:
+            commits.append((len(run.points), run.watermark))
+            await commit(run)
+
+        d.store.commit = recorded  # type: ignore[method-assign]
+        d.history.may_run = lambda: True
+        d.history.kick("orders")
+        await d.history.settled()
+        assert commits[0] == (168, finish - 2 * HOUR)  # the window, and the watermark at its end
+        stored = await d.store.read_points("orders", None, finish - 169 * HOUR, finish - HOUR)
+        assert len(stored[""]) == 168
+
+
+async def test_a_warm_up_holds_its_slot_while_it_asks_its_source_not_while_it_stores(tmp_path: Path) -> None:
+    """`warmup_concurrency` bounds what a first start asks of a source at once; a warm-up
+    held its slot through its store commit too, and 10,000 warm-ups waited for that."""
+    finish = newest_finish()
+    source(tmp_path, spike_at=finish - HOUR)
+    metric(tmp_path, "7d", ROWS)
+    orders = (tmp_path / "metrics.d" / "orders.yaml").read_text()
+    (tmp_path / "metrics.d" / "visits.yaml").write_text(orders.replace("name: orders", "name: visits"))
+    async with running(tmp_path, history={"warmup_concurrency": 1}) as d:
+        d.scheduler.pause()
+        d.history.may_run = lambda: False
+        await d.history.pause()
+        for name in ("orders", "visits"):
+            await d.slots[name].runtime.run(finish)  # waits for its warm-up (recorded now)
+        storing: list[str] = []
+        stored = asyncio.Event()
+        commit = d.store.commit
+
+        async def held(run: RunRecord) -> None:
+            if run.points:  # a warm-up's window: held until both asked their source
+                storing.append(run.metric)
+                await stored.wait()
+            await commit(run)
+
+        d.store.commit = held  # type: ignore[method-assign]
+        d.history.may_run = lambda: True
+        d.history.kick("orders")
+        d.history.kick("visits")
+        async with asyncio.timeout(10):  # one slot: the second asks while the first stores
+            while len(storing) < 2:
+                await asyncio.sleep(0.01)
+        stored.set()
+        await d.history.settled()
+        for name in ("orders", "visits"):
+            points = await d.store.read_points(name, None, finish - 169 * HOUR, finish - HOUR)
+            assert len(points[""]) == 168
 
 
 async def test_a_warm_up_loaded_before_the_metrics_first_slot_judges_at_once(tmp_path: Path) -> None:
