@@ -48,7 +48,8 @@
    the line (score at most 1/3): one change, one page. Within `rest_pairs` (100) points of the
    last alarm a pair (persistence, not a spike or a range break) on that alarm's side is held
    whatever its surprise while its run beyond the line is no longer than the longest in the ring
-   (`autopairs.aftershock`): a bursty series' aftershock is the same episode.
+   before that alarm's own run (`autopairs.aftershock`): a bursty series' aftershock is the same
+   episode. An alarm whose point is within the line (a stuck run, a sustained median) arms no side.
 9. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line,
    monotone, never infinite. Bounds: expected +/- the alarm line in value
    units (back-transformed for counts, never below 0).
@@ -108,8 +109,8 @@ class AutoDetector:
     # one read otherwise, another rest or run rule), so a restart snapshot written by a build
     # before is rebuilt from the store instead of adopted (`runtime.snapshot.fingerprint`).
     # 2: a pair within `rest_pairs` of an alarm is held (the rest state evolves otherwise);
-    # 3: the long memory (`long_days`) may follow the seven numbers.
-    STATE_VERSION = 3
+    # 3: `long_days`' memory may follow; 4: the hold skips the alarm's own run (see autopairs).
+    STATE_VERSION = 4
 
     def __init__(self, p: Params, interval_seconds: int, detector_id: str = "auto") -> None:
         self.p, self.id = p, detector_id
@@ -326,9 +327,13 @@ class AutoDetector:
                 h = min(h, autopairs.surprise(memo, a, p.pair_mean, p.quantile, p.min_samples) / thr)
             if (p.risk or p.spike_risk or brk & 4) and h >= thr and run == 0 and not broke:
                 h = autospikes.gated(memo, ordered, a, s, prev, h, brk & 4, p)  # routine for the series: held
-            sign = -1 if signed < 0 else 1  # a pair soon after an alarm on its side: the same episode
+            # the side of a point beyond the line (0 within it: a stuck run's, a sustained median's)
+            sign = (signed > 0) - (signed < 0) if a >= line * thr else 0
             if p.rest_pairs and rest > max(0, p.rest - p.rest_pairs) and thr <= h < spike and run == 0:
-                h = min(h, 0.5 * thr) if sign == side and autopairs.aftershock(memo, a, line * thr) else h
+                # a pair soon after an alarm on its side, no longer than the runs before that alarm's
+                ago = p.rest - rest  # the last alarm: the ring's `ago`-th newest (0: the newest)
+                if sign == side and autopairs.aftershock(memo, a, line * thr, ago):
+                    h = min(h, 0.5 * thr)
             if sus:  # a sustained deviation alarms alone
                 h = max(h, sus * thr)
             run = run + 1 if h >= thr else 0

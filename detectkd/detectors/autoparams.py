@@ -34,8 +34,9 @@ class Params(Frozen):
     # many judged points (a rest period): one change, one page (0: off).
     rest: int = Field(default=100, ge=0)
     # Within this many judged points of a run's last alarm (and within `rest`), a pair — two in a
-    # row beyond the line, not a spike nor a range break — that would start a new run is held
-    # below the line: a bursty series' next burst of the same episode is not a new page (0: off;
+    # row beyond the line, not a spike nor a range break — that would start a new run on that
+    # alarm's side is held below the line while its run is no longer than the series' runs before
+    # that alarm's own: a bursty series' next burst of the same episode is not a new page (0: off;
     # 100, the whole default rest period, chosen leave-one-category-out on NAB).
     rest_pairs: int = Field(default=100, ge=0)
     # Range break: a value beyond the range of the values within this many intervals before its

@@ -124,8 +124,9 @@ def test_a_batch_is_bounded_by_its_level_windows(monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize("size", [2000, 300])
 def test_the_rebuilds_bulk_replay_leaves_the_loops_state(seed: int, size: int) -> None:
     """`autorebuild.replay` skips the points below the line whatever the line; the state
-    (ring, surprise, run, rest period, level) is the per-point loop's: spikes, runs that fade,
-    rests, range breaks, cold starts, a tail ending calm or mid-run."""
+    (ring, surprise, run, rest period, level, side) is the per-point loop's: spikes, runs that
+    fade, rests, pairs held or not by `rest_pairs` on either side, range breaks, stuck runs,
+    cold starts, a tail ending calm or mid-run."""
     rng = np.random.default_rng(seed)
     n = 1500
     az = np.abs(rng.standard_t(3 + seed, n))  # heavy tails: points beyond the line now and then
@@ -135,16 +136,17 @@ def test_the_rebuilds_bulk_replay_leaves_the_loops_state(seed: int, size: int) -
         az[-20:] = 9.0 + rng.random(20)  # ends in a run
     if seed == 4:
         az[900:1000] = 2.9999  # just under the bulk bound (3): the margin
-    breaks = rng.random(n) < 0.01
+    z = az * np.where(rng.random(n) < 0.5, -1.0, 1.0)  # signed: `rest_pairs` reads the side
+    breaks = (rng.random(n) < 0.01) + 2 * (rng.random(n) < 0.005).astype(np.int8)  # 2: stuck
     det = AutoDetector(Params(reference=size, rest=50 + 20 * seed), STEP)
     levels = []
     for tail in (512, 40, 2000):
         cut = max(0, n - tail)
         want = Memo(size)
         want.recent = ring_array(az[max(0, cut - size) : cut])
-        det._surprises(want, az[cut:], breaks[cut:])
+        det._surprises(want, z[cut:], breaks[cut:])
         got = Memo(size)
-        det._rebuild(got, az, breaks, tail)
+        det._rebuild(got, z, breaks, tail)
         same_state(got, want)
         levels.append(want.level)
     assert max(levels) > 0  # the replayed points alarmed (the state is not the calm one)

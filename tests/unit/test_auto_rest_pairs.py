@@ -17,12 +17,15 @@ FIVE_MIN, DAY = 300, 288
 CALM = 0.5
 
 
-def held(tail: list[float], down: list[int] | None = None, **params: object) -> np.ndarray:
+def held(tail: list[float], down: list[int] | None = None, burst: int = 2, **params: object) -> np.ndarray:
     """The surprises of the |z| `tail` (below their baseline where `down` says so) judged after
-    2,000 calm |z| (half-normal: the line is `min_z`, 3), without the short mean."""
+    2,000 calm |z| (half-normal: the line is `min_z`, 3) with, halfway, a past burst of `burst`
+    points at 1.5 lines (the series' history of runs), without the short mean."""
     det = AutoDetector(Params.model_validate({"pair_mean": 0} | params), FIVE_MIN)
     memo = Memo(2000)
-    memo.recent = ring_array(np.abs(np.random.default_rng(1).normal(0, 1, 2000)))
+    ring = np.abs(np.random.default_rng(1).normal(0, 1, 2000))
+    ring[1000 : 1000 + burst] = 4.5
+    memo.recent = ring_array(ring)
     z = np.asarray(tail) * np.where(np.asarray(down or [0] * len(tail)) > 0, -1.0, 1.0)
     return det._surprises(memo, z, np.zeros(z.size, bool))[0]
 
@@ -47,10 +50,32 @@ def test_a_greater_pair_soon_after_an_alarm_is_held_and_pages_without_the_rule()
     assert max(held(tail)[13:]) <= 0.5  # held at half the line (score at most 1/3)
 
 
+def test_without_bursts_before_the_alarm_a_pair_soon_after_it_pages() -> None:
+    """The rule holds a run no longer than the series' runs before the alarm: a series that
+    never burst before has no aftershocks to hold (the alarm's own run is not its history)."""
+    assert starts(held(episode(10, 1.5), burst=0)) == [2, 14]
+    assert starts(held(episode(10, 1.5), burst=1)) == [2, 14]  # a pair outlasts a lone point
+    tail = [CALM] + [3.3] * 30 + [CALM] * 10 + [8.1] * 3 + [CALM] * 3
+    assert starts(held(tail, burst=3)) == [2]  # as long as a burst before: the same episode
+    assert starts(held(tail, burst=2)) == [2, 43]  # a point longer: news
+
+
 def test_the_hold_ends_after_rest_pairs_points() -> None:
     assert starts(held(episode(97, 1.5))) == [2]  # the second pair's points: 98 and 99 after
     assert starts(held(episode(100, 1.5))) == [2, 104]
     assert starts(held(episode(10, 1.5), rest_pairs=5)) == [2, 14]
+
+
+def test_a_shorter_greater_pair_after_a_long_alarm_still_pages() -> None:
+    """The alarm's own run is this episode, not the series' history: after 30 points at 1.1
+    lines, 8 (or 20) at 2.7 page at once, as without the rule (review: they were held by the
+    first run's length, the 8 for good, the 20 for 7 points). A series with bursts of two
+    before holds the second's first two points, as any aftershock that long."""
+    for n in (8, 20):
+        tail = [CALM] + [3.3] * 30 + [CALM] * 10 + [8.1] * n + [CALM] * 3
+        assert starts(held(tail, burst=0, rest_pairs=0)) == [2, 42]
+        assert starts(held(tail, burst=0)) == [2, 42]
+        assert starts(held(tail)) == [2, 43]
 
 
 def test_a_spike_beyond_the_peak_still_pages_in_the_hold() -> None:
@@ -108,3 +133,53 @@ def test_a_sustained_burst_soon_after_an_alarm_still_pages() -> None:
     found = [a - first for a in auto_alarms(values, FIVE_MIN) if a > first]
     assert found and found[0] < 30
     assert starts(held([CALM, *[4.0] * 8], down=None))  # (a pair's run longer than any in the ring)
+
+
+def test_a_stuck_alarm_arms_no_side() -> None:
+    """A stuck run alarms whatever its |z| (`brk & 2`): a point within the line has no side,
+    so it arms none (review: it recorded +1, as if a burst above the baseline); beyond the
+    line it arms the point's. (At the spike level, the rest holds any pair after it anyway.)"""
+    det = AutoDetector(Params.model_validate({"pair_mean": 0}), FIVE_MIN)
+    for z, want in ((0.4, 0), (-0.4, 0), (3.3, 1), (-3.3, -1)):
+        memo = Memo(2000)
+        memo.recent = ring_array(np.abs(np.random.default_rng(1).normal(0, 1, 2000)))
+        found = det._surprises(memo, np.array([CALM, z, CALM]), np.array([0, 2, 0], np.int8))[0]
+        assert starts(found) == [1]  # a stuck run alarms alone (at spike: the rest holds pairs)
+        assert memo.side == want  # beyond the line, the side of the point; within it none
+
+
+def test_the_hold_and_the_side_are_the_same_point_by_point_and_in_a_rebuild() -> None:
+    """300 seeds of bursty signed z (episodes of three bursts of 1-5 points on either side,
+    each greater than the one before, and stuck flags): the surprises judged one point at a time (a live check) are those of one pass,
+    and a rebuild's bulk replay leaves the same state, the side of the last alarm included;
+    the rule changes the pages of some of them."""
+    from tests.support.detectors import same_state
+
+    det = AutoDetector(Params(pair_mean=0), FIVE_MIN)
+    held_any = sides = 0
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        z = rng.normal(0, 1, 2600)
+        for s in rng.integers(0, 2400, 8):  # episodes: a burst, then two more, each greater
+            k = rng.choice([-1.0, 1.0]) * rng.uniform(3, 5)
+            for _ in range(3):
+                z[s : s + int(rng.integers(1, 6))] = k
+                s, k = s + int(rng.integers(6, 60)), k * rng.uniform(1.2, 1.8)
+        breaks = (2 * (rng.random(z.size) < 0.003)).astype(np.int8)
+        one = Memo(2000)
+        one.recent = ring_array(np.abs(z[:2000]))
+        whole = det._surprises(one, z[2000:], breaks[2000:])[0]
+        step = Memo(2000)
+        step.recent = ring_array(np.abs(z[:2000]))
+        each = [det._surprises(step, z[k : k + 1], breaks[k : k + 1])[0][0] for k in range(2000, 2600)]
+        assert np.array_equal(whole, np.array(each))
+        same_state(step, one)
+        rebuilt = Memo(2000)
+        det._rebuild(rebuilt, z, breaks, tail=600)  # the bulk replay
+        same_state(rebuilt, one)
+        sides += one.side != 0
+        off = AutoDetector(Params(pair_mean=0, rest_pairs=0), FIVE_MIN)
+        other = Memo(2000)
+        other.recent = ring_array(np.abs(z[:2000]))
+        held_any += starts(off._surprises(other, z[2000:], breaks[2000:])[0]) != starts(whole)
+    assert held_any > 10 and sides > 20  # the rule changed pages; alarms armed sides
