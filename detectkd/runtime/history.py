@@ -6,7 +6,8 @@ newest due one. The metric's first live run extends it up to the period it
 judges itself (before it commits anything), and judges only that period.
 A `HistoryLoader` task works through the job oldest first, in
 `batch_load_days` batches, on a runtime of its own (its own collector and
-windows, no alert state): it never notifies and never moves the watermark.
+windows, no alert state): it never notifies, and moves the watermark only to say
+where a job's judging ended (`loading.judged_until`).
 Each batch has `history.batch_timeout` on its source and store (not its judging,
 `offloop.budget`; the run timeout does not apply) and
 stores its points and detections, then the job's progress. After a crash, a

@@ -99,7 +99,8 @@ async def store_points(
     judging each period of it would cost a warm-up most of its CPU for marks on a chart.
     `done`: the job's last batch, (the state store, the watermark to commit there: see
     `judged_until`), in the same transaction as the points when they are kept
-    in that store (one commit instead of two; a crash leaves both or neither). `gate`: held
+    in that store (one commit instead of two; points before the watermark, in one
+    transaction on SQLite and PostgreSQL, so a crash never leaves the watermark alone). `gate`: held
     while the source is asked, not while the points are stored."""
     async with gate if gate is not None else nullcontext():
         conv = await collect(rt.collector, rt.spec, rt.grid, start, finish, rt.many)
