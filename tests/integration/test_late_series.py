@@ -17,7 +17,7 @@ from detectkd.runtime import collect, serieswarm
 from detectkd.runtime.watch import WARMING
 from detectkd.ui.pages import judging_note
 from tests.support.inprocess import running
-from tests.support.lateseries import HOUR, NOW, metric, rows, stored
+from tests.support.lateseries import HOUR, NOW, appears, metric, rows, stored
 
 
 async def test_a_series_that_appears_later_is_loaded_once_and_judges_on_the_run_after(tmp_path: Path) -> None:
@@ -57,9 +57,7 @@ async def test_a_query_that_answers_one_period_at_a_time_keeps_the_series_cold(t
     async with running(tmp_path, clock=lambda: NOW + 60) as d:
         d.scheduler.pause()
         rt = d.slots["orders"].runtime
-        await rt.run(NOW)
-        rows(tmp_path, "new", list(range(-100, 0)) + [0, 1], spike=1)
-        await rt.run(NOW + HOUR)
+        await appears(tmp_path, rt, "new", list(range(-100, 0)) + [0, 1], spike=1)
         await d.history.series.settled()
         assert stored(tmp_path, "s=new") == [NOW]  # not asked period by period: the documented limit
         rows(tmp_path, "newer", list(range(-100, 3)))
@@ -91,9 +89,7 @@ async def test_series_that_appear_while_a_load_runs_go_together_in_the_next_one(
     async with running(tmp_path, clock=lambda: NOW + 60) as d:
         d.scheduler.pause()
         rt = d.slots["orders"].runtime
-        await rt.run(NOW)
-        rows(tmp_path, "b", list(range(-100, 13)))
-        await rt.run(NOW + HOUR)  # b: its load starts and waits
+        await appears(tmp_path, rt, "b", list(range(-100, 13)))  # b: its load starts and waits
         await asyncio.wait_for(held.wait(), 30)
         rows(tmp_path, "c", list(range(-100, 13)))
         rows(tmp_path, "d", list(range(-100, 13)))
@@ -125,9 +121,7 @@ async def test_a_failed_load_leaves_the_series_cold_and_is_not_retried(
     async with running(tmp_path, clock=lambda: NOW + 60) as d:
         d.scheduler.pause()
         rt = d.slots["orders"].runtime
-        await rt.run(NOW)
-        rows(tmp_path, "new", list(range(-100, 0)) + [0, 1])
-        await rt.run(NOW + HOUR)
+        await appears(tmp_path, rt, "new", list(range(-100, 0)) + [0, 1])
         await d.history.series.settled()
         assert rt.fresh.loading == set()  # no longer shown as warming: cold, filling by its own runs
         await rt.run(NOW + 2 * HOUR)
@@ -146,9 +140,7 @@ async def test_a_shadow_variant_judges_the_late_series_with_its_history_too(tmp_
     async with running(tmp_path, clock=lambda: NOW + 60) as d:
         d.scheduler.pause()
         rt = d.slots["orders"].runtime
-        await rt.run(NOW)
-        rows(tmp_path, "new", list(range(-100, 0)) + [0, 1], spike=1)
-        await rt.run(NOW + HOUR)
+        await appears(tmp_path, rt, "new", list(range(-100, 0)) + [0, 1], spike=1)
         await d.history.series.settled()
         await rt.run(NOW + 2 * HOUR)
         (v,) = rt.shadows.variants
@@ -192,9 +184,7 @@ async def test_a_failed_load_is_the_metrics_last_and_says_why(
     async with running(tmp_path, clock=lambda: NOW + 60) as d:
         d.scheduler.pause()
         rt = d.slots["orders"].runtime
-        await rt.run(NOW)
-        rows(tmp_path, "new", list(range(-100, 16)))
-        await rt.run(NOW + HOUR)
+        await appears(tmp_path, rt, "new", list(range(-100, 16)))
         await d.history.series.settled()
         rows(tmp_path, "newer", list(range(-100, 16)))
         for h in range(2, 14):
@@ -211,9 +201,7 @@ async def test_a_load_done_before_a_restart_is_read_from_the_store_after_it(tmp_
     async with running(tmp_path, clock=lambda: NOW + 60) as d:
         d.scheduler.pause()
         rt = d.slots["orders"].runtime
-        await rt.run(NOW)
-        rows(tmp_path, "new", list(range(-100, 2)) + [2, 3], spike=3)
-        await rt.run(NOW + HOUR)
+        await appears(tmp_path, rt, "new", list(range(-100, 2)) + [2, 3], spike=3)
         await d.history.series.settled()
         assert rt.fresh.stored == {"s=new"}  # loaded, not read back yet
         await d.snapshots.final()
@@ -238,9 +226,7 @@ async def test_a_load_stored_before_a_crash_is_read_from_the_store_before_the_ca
     async with running(tmp_path, clock=lambda: NOW + 60) as d:
         d.scheduler.pause()
         rt = d.slots["orders"].runtime
-        await rt.run(NOW)
-        rows(tmp_path, "new", list(range(-100, 2)) + [2, 3], spike=3)
-        await rt.run(NOW + HOUR)
+        await appears(tmp_path, rt, "new", list(range(-100, 2)) + [2, 3], spike=3)
         await d.history.series.settled()
         await d.snapshots.final()  # the background snapshot: s=new loaded, not read back
         kept = snap.read_bytes()
@@ -274,9 +260,7 @@ async def test_series_asked_for_while_a_load_fails_are_not_loaded_after_it(
     async with running(tmp_path, clock=lambda: NOW + 60) as d:
         d.scheduler.pause()
         rt = d.slots["orders"].runtime
-        await rt.run(NOW)
-        rows(tmp_path, "b", list(range(-100, 13)))
-        await rt.run(NOW + HOUR)  # b: its load starts and waits
+        await appears(tmp_path, rt, "b", list(range(-100, 13)))  # b: its load starts and waits
         await asyncio.wait_for(held.wait(), 30)
         rows(tmp_path, "c", list(range(-100, 13)))
         for h in range(2, 12):  # c, asked for at NOW + 10h while b's load still runs

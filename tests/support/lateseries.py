@@ -6,8 +6,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.support.metrics import hourly_orders
+
+if TYPE_CHECKING:
+    from detectkd.runtime.runner import MetricRuntime
 
 HOUR = 3600
 NOW = int(time.time()) // HOUR * HOUR
@@ -25,6 +29,16 @@ def rows(tmp_path: Path, series: str, hours: list[int], spike: int | None = None
     )
     conn.commit()
     conn.close()
+
+
+async def appears(
+    tmp_path: Path, rt: MetricRuntime, series: str, hours: list[int], spike: int | None = None
+) -> None:
+    """The metric runs at NOW with the series it has, then `series` appears in the source
+    (`rows`) and is first seen by the run at NOW + HOUR (its history load is asked there)."""
+    await rt.run(NOW)
+    rows(tmp_path, series, hours, spike)
+    await rt.run(NOW + HOUR)
 
 
 def stored(tmp_path: Path, series: str) -> list[int]:
