@@ -11,60 +11,23 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 import structlog
 
-from detectkd.config.settings import Settings
 from detectkd.resources import Resources
 from detectkd.runtime.recheck import Recheck
 from detectkd.runtime.runner import MetricRuntime
-from detectkd.runtime.snapshots import Snapshots
-from detectkd.specs.loader import MetricSpec, load_metrics
-from detectkd.storage.sqlite import SqliteStore
-from tests.support.files import sqlite_copy, write
-from tests.support.metrics import sqlite_metric
-from tests.support.runtimes import runtime
+from tests.support import crashstart
+from tests.support.crashstart import DAY, STEP, T0, t
+from tests.support.files import sqlite_copy
 
-STEP = 600
-T0 = 1_795_000_000 - 1_795_000_000 % STEP
-DAY = 86400 // STEP
-START = datetime.fromtimestamp(T0, UTC).isoformat()
-SCHEDULE = f"{{interval: 10m, max_catch_up: 1000, start_time: '{START}'}}"
 MAD = "type: mad\nparams: {window_size: 100, n_sigma: 4, use_weighted: false, min_samples: 20}"
 
 
-def t(k: int) -> int:
-    """The k-th period of the fifth day; the run that ends at `t(k)` judges `t(k - 1)`."""
-    return T0 + (4 * DAY + k) * STEP
-
-
-@dataclass
-class Env:
-    tmp: Path
-    db: Path
-    resources: Resources
-
-    def spec(self, detector: str, completeness: str) -> MetricSpec:
-        text = sqlite_metric("orders", self.db, schedule=SCHEDULE, detector=detector)
-        write(self.tmp / "m" / "orders.yaml", text + completeness)
-        result = load_metrics([self.tmp / "m"], None, env={})
-        assert result.ok, result.all_errors()
-        return result.metrics["orders"]
-
-    async def runtime(self, spec: MetricSpec, db: str) -> MetricRuntime:
-        store = SqliteStore(self.tmp / db)
-        await store.open()
-        return runtime(spec, store, self.resources)
-
-    def snapshots(self, runtimes: list[MetricRuntime]) -> Snapshots:
-        (self.tmp / "data").mkdir(exist_ok=True)
-        return Snapshots(Settings(data_dir=self.tmp / "data", snapshot_write_mib_s=1024.0), lambda: runtimes)
-
+class Env(crashstart.Env):
     def revise(self, period: int, value: float) -> None:
         """Late rows changed the source's value of `period`."""
         with sqlite3.connect(self.db) as c:
@@ -101,7 +64,7 @@ async def test_a_revision_after_the_snapshot_is_not_lost_by_a_kill_9(env: Env, r
     the watermark) and the recheck revises it; `runs_after` runs more, then the process is
     killed. The restarted metric holds the revised value, as a rebuild does, and judges as
     the daemon that kept running."""
-    spec = env.spec(MAD, "completeness: {recheck: 1h}\n")
+    spec = env.spec(MAD, extra="completeness: {recheck: 1h}\n")
     running = await env.runtime(spec, "a.db")
     await running.run(t(0))
     for k in range(1, 4):
@@ -138,7 +101,7 @@ async def test_a_revision_after_the_snapshot_is_not_lost_by_a_kill_9(env: Env, r
 async def test_without_a_revision_a_recheck_metric_still_resumes_from_the_snapshot(env: Env) -> None:
     """The comparison finds nothing revised: the metric is caught up as before, with one read
     that starts `recheck` before the snapshot's watermark."""
-    spec = env.spec(MAD, "completeness: {recheck: 1h}\n")
+    spec = env.spec(MAD, extra="completeness: {recheck: 1h}\n")
     running = await env.runtime(spec, "a.db")
     await running.run(t(0))
     for k in range(1, 4):
