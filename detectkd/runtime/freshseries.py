@@ -60,10 +60,9 @@ class FreshSeries:
         self.memory = memory
         self.name = spec.name
         many, switch = bool(spec.collector.points.series_columns), spec.config.schedule.late_series_warmup
+        self.window = warmup_seconds(spec, judge_span)  # the periods a load covers (the budget's span)
         # Worth a load: many series, a window longer than a period, history that can be asked for.
-        self.worth = bool(
-            many and switch and spec.storage.enabled and warmup_seconds(spec, judge_span) > memory.grid.step
-        )
+        self.worth = bool(many and switch and spec.storage.enabled and self.window > memory.grid.step)
         self.spacing = spacing(memory.grid.step)
         # Why late series are not loaded (the API's `late_series`); None: loaded, or no such load.
         self.off: str | None = "off: schedule.late_series_warmup is false" if many and not switch else None
@@ -72,7 +71,6 @@ class FreshSeries:
         self.waiting: dict[str, int] = {}  # seen, held back by the spacing -> first period seen
         self.stored: set[str] = set()  # loaded: their windows are read at the next run
         self.asked: int | None = None  # the newest period of the run that asked the last load
-        self.window = warmup_seconds(spec, judge_span)  # the periods a load covers (the budget's span)
         self.recent: list[int] = []  # the newest periods of the runs that asked loads, in the span
         self.until: int | None = None  # the budget is spent: new series start cold before this period
 
