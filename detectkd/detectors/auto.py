@@ -17,7 +17,7 @@
    negative binomial's, its dispersion from the residuals (`autocounts`).
 4. Surprise. |z| divided by the `quantile` (0.995) of the |z| of the
    series' own previous `reference` (2,000) judged points, floored at
-   `min_z` (3): a series whose deviations are routinely large must do
+   `min_z` (4): a series whose deviations are routinely large must do
    something rarer than that; a calm one cannot alarm on a small wiggle.
    The reference moves with every point. `long_days` (`autolong`, off by default): the line is also
    at least the largest |z| of about that many days (a decayed histogram of |z|, 512 bytes).

@@ -15,7 +15,7 @@ class Params(Frozen):
     reference: int = Field(default=2000, ge=50)  # judged points whose |z| define "unusual"
     quantile: float = Field(default=0.995, gt=0.5, lt=1.0)
     threshold: float = Field(default=1.0, gt=0)
-    min_z: float = Field(default=3.0, ge=0)
+    min_z: float = Field(default=4.0, ge=0)
     # One point alone alarms only this far beyond the line; otherwise it takes two in a row.
     spike: float = Field(default=3.0, ge=1.0)
     # In a run of points beyond the line, the surprise halves every this many points after the

@@ -23,12 +23,16 @@ def calm(seed: int) -> np.ndarray:
 
 
 def test_a_moderate_point_that_is_a_new_extreme_alarms_with_the_option() -> None:
-    """20 above the level (about 4 spreads, 1.3 lines: short of a spike, short of a range
-    break's margin) and beyond every value of the last 2,000: alarms with `line_range`, not
-    without (the default: a lone point under three lines waits for a second)."""
+    """24 above the level (about 4.8 spreads, 1.2 lines: short of a spike) and beyond every
+    value of the last 2,000, but short of a range break's margin: 2,200 points before, a 126
+    widened the range (`auto`'s range reads about 2,400 values here, `line_range` 2,000).
+    Alarms with `line_range`, not without (the default: a lone point under three lines waits
+    for a second). (With `min_z` 3 this was a 120 in the calm range alone: 1.3 lines, short of
+    its break at 116 + a spread; with the line at 4 spreads, 120, the gap up to that break was
+    a fifth of a spread, too narrow for the spread's noise, hence the earlier 126.)"""
     for seed in range(3):
         v = calm(seed)
-        v[AT] = 120.0
+        v[AT], v[AT - 2200] = 124.0, 126.0
         assert AT not in auto_alarms(v, MINUTE, seasonal=False)  # off by default
         assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000)
 
@@ -38,7 +42,7 @@ def test_a_moderate_point_seen_in_the_range_does_not_alarm() -> None:
     above the line then: an alarm of its own or not, it is in the range) is no new extreme."""
     for seed in range(3):
         v = calm(seed)
-        v[AT], v[AT - 1500] = 120.0, 121.0
+        v[AT], v[AT - 1500] = 124.0, 125.0
         assert AT not in auto_alarms(v, MINUTE, seasonal=False, line_range=2000)
 
 

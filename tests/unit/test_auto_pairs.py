@@ -30,12 +30,20 @@ def held(ring: np.ndarray, tail: list[float], **params: object) -> np.ndarray:
 
 def lingering(seed: int) -> np.ndarray:
     """2,000 |z| whose larger deviations come in runs: half-normal noise with a run of six
-    |z| of 2.5 to 3.5 every 100 points (the line, the 0.995 quantile, is about 3.4)."""
+    |z| of 3.3 to 4.7 every 100 points (the line, the 0.995 quantile, is about 4.5: above
+    `min_z`, 4, so the line is the ring's own)."""
     rng = np.random.default_rng(seed)
     az = np.abs(rng.normal(0, 1, 2000))
     for start in range(20, 2000, 100):
-        az[start : start + 6] = rng.uniform(2.5, 3.5, 6)
+        az[start : start + 6] = rng.uniform(10 / 3, 14 / 3, 6)
     return az
+
+
+def own_line(ring: np.ndarray) -> float:
+    """The ring's 0.995 quantile, checked to be its alarm line (above `min_z`)."""
+    line = float(np.quantile(ring, 0.995))
+    assert line > Params().min_z  # else the floor is the line and the blips are sized wrong
+    return line
 
 
 def test_a_two_point_blip_where_deviations_come_in_runs_is_held() -> None:
@@ -43,7 +51,7 @@ def test_a_two_point_blip_where_deviations_come_in_runs_is_held() -> None:
     the three is below the series' usual means of three, which reach the line."""
     for seed in range(3):
         ring = lingering(seed)
-        line = float(np.quantile(ring, 0.995))
+        line = own_line(ring)
         blip = [0.5, 1.02 * line, 1.02 * line, 0.5]
         assert (held(ring, blip, pair_mean=0) >= 1).any()
         assert not (held(ring, blip) >= 1).any()  # the default: pair_mean 3
@@ -53,7 +61,7 @@ def test_on_independent_noise_a_pair_alarms_as_before() -> None:
     """Independent |z|: the means of three are far below the single-point line, so the same
     blip alarms (at its second point) with the short mean too."""
     ring = np.abs(np.random.default_rng(3).normal(0, 1, 2000))
-    line = max(float(np.quantile(ring, 0.995)), 3.0)
+    line = max(float(np.quantile(ring, 0.995)), Params().min_z)  # the floor: 4
     blip = [0.5, 1.02 * line, 1.02 * line, 0.5]
     assert np.array_equal(held(ring, blip), held(ring, blip, pair_mean=0))
     assert held(ring, blip)[2] >= 1
@@ -64,7 +72,7 @@ def test_a_step_still_alarms_by_its_third_point() -> None:
     point (the mean of three is then the step's own height)."""
     for seed in range(3):
         ring = lingering(seed)
-        step = [0.5] + [1.1 * float(np.quantile(ring, 0.995))] * 8
+        step = [0.5] + [1.1 * own_line(ring)] * 8
         found = np.flatnonzero(held(ring, step) >= 1)
         assert found.size and found[0] <= 3
 

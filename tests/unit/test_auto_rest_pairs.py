@@ -15,16 +15,17 @@ from tests.support.detectors import auto_alarms
 
 FIVE_MIN, DAY = 300, 288
 CALM = 0.5
+LINE = Params().min_z  # the line of calm half-normal |z| (their 0.995 quantile is about 2.8): 4
 
 
 def held(tail: list[float], down: list[int] | None = None, burst: int = 2, **params: object) -> np.ndarray:
     """The surprises of the |z| `tail` (below their baseline where `down` says so) judged after
-    2,000 calm |z| (half-normal: the line is `min_z`, 3) with, halfway, a past burst of `burst`
+    2,000 calm |z| (half-normal: the line is `min_z`, 4) with, halfway, a past burst of `burst`
     points at 1.5 lines (the series' history of runs), without the short mean."""
     det = AutoDetector(Params.model_validate({"pair_mean": 0} | params), FIVE_MIN)
     memo = Memo(2000)
     ring = np.abs(np.random.default_rng(1).normal(0, 1, 2000))
-    ring[1000 : 1000 + burst] = 4.5
+    ring[1000 : 1000 + burst] = 1.5 * LINE
     memo.recent = ring_array(ring)
     z = np.asarray(tail) * np.where(np.asarray(down or [0] * len(tail)) > 0, -1.0, 1.0)
     return det._surprises(memo, z, np.zeros(z.size, bool))[0]
@@ -38,8 +39,8 @@ def starts(surprises: np.ndarray) -> list[int]:
 def episode(gap: int, second: float, *, spike: float = 0.0) -> list[float]:
     """A pair at 1.1 lines, calm for `gap` points, a second pair at `second` lines (or, with
     `spike`, one point at that many lines)."""
-    after = [spike * 3] if spike else [second * 3] * 2
-    return [CALM, 3.3, 3.3] + [CALM] * gap + after + [CALM] * 3
+    after = [spike * LINE] if spike else [second * LINE] * 2
+    return [CALM, 1.1 * LINE, 1.1 * LINE] + [CALM] * gap + after + [CALM] * 3
 
 
 def test_a_greater_pair_soon_after_an_alarm_is_held_and_pages_without_the_rule() -> None:
@@ -55,7 +56,7 @@ def test_without_bursts_before_the_alarm_a_pair_soon_after_it_pages() -> None:
     never burst before has no aftershocks to hold (the alarm's own run is not its history)."""
     assert starts(held(episode(10, 1.5), burst=0)) == [2, 14]
     assert starts(held(episode(10, 1.5), burst=1)) == [2, 14]  # a pair outlasts a lone point
-    tail = [CALM] + [3.3] * 30 + [CALM] * 10 + [8.1] * 3 + [CALM] * 3
+    tail = [CALM] + [1.1 * LINE] * 30 + [CALM] * 10 + [2.7 * LINE] * 3 + [CALM] * 3
     assert starts(held(tail, burst=3)) == [2]  # as long as a burst before: the same episode
     assert starts(held(tail, burst=2)) == [2, 43]  # a point longer: news
 
@@ -72,7 +73,7 @@ def test_a_shorter_greater_pair_after_a_long_alarm_still_pages() -> None:
     first run's length, the 8 for good, the 20 for 7 points). A series with bursts of two
     before holds the second's first two points, as any aftershock that long."""
     for n in (8, 20):
-        tail = [CALM] + [3.3] * 30 + [CALM] * 10 + [8.1] * n + [CALM] * 3
+        tail = [CALM] + [1.1 * LINE] * 30 + [CALM] * 10 + [2.7 * LINE] * n + [CALM] * 3
         assert starts(held(tail, burst=0, rest_pairs=0)) == [2, 42]
         assert starts(held(tail, burst=0)) == [2, 42]
         assert starts(held(tail)) == [2, 43]
@@ -132,7 +133,7 @@ def test_a_sustained_burst_soon_after_an_alarm_still_pages() -> None:
     assert values[:first].max() > 300
     found = [a - first for a in auto_alarms(values, FIVE_MIN) if a > first]
     assert found and found[0] < 30
-    assert starts(held([CALM, *[4.0] * 8], down=None))  # (a pair's run longer than any in the ring)
+    assert starts(held([CALM, *[4 / 3 * LINE] * 8], down=None))  # (a pair's run longer than any in the ring)
 
 
 def test_a_stuck_alarm_arms_no_side() -> None:
@@ -140,7 +141,7 @@ def test_a_stuck_alarm_arms_no_side() -> None:
     so it arms none (review: it recorded +1, as if a burst above the baseline); beyond the
     line it arms the point's. (At the spike level, the rest holds any pair after it anyway.)"""
     det = AutoDetector(Params.model_validate({"pair_mean": 0}), FIVE_MIN)
-    for z, want in ((0.4, 0), (-0.4, 0), (3.3, 1), (-3.3, -1)):
+    for z, want in ((0.4, 0), (-0.4, 0), (1.1 * LINE, 1), (-1.1 * LINE, -1)):
         memo = Memo(2000)
         memo.recent = ring_array(np.abs(np.random.default_rng(1).normal(0, 1, 2000)))
         found = det._surprises(memo, np.array([CALM, z, CALM]), np.array([0, 2, 0], np.int8))[0]

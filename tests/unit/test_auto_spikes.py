@@ -41,7 +41,8 @@ def heavy(seed: int) -> np.ndarray:
 
 
 def line(ring: np.ndarray) -> float:
-    return max(float(np.quantile(ring.astype(np.float32), 0.995)), 3.0)
+    """The alarm line of a ring: its 0.995 quantile, never below `min_z` (a normal ring's)."""
+    return max(float(np.quantile(ring.astype(np.float32), 0.995)), Params().min_z)
 
 
 @pytest.mark.parametrize("risk", RISKS)

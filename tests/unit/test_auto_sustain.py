@@ -21,13 +21,15 @@ def alarms(values: np.ndarray, **params: object) -> list[int]:
 
 
 def test_a_shift_no_single_point_gives_away_alarms_through_the_median() -> None:
-    """Two weeks of noise, then five hours 2.5 spreads higher: no two points in a row beyond
-    the line and none three times beyond it (the point channels stay quiet), but the median of
-    the last 24 |z| jumps beyond every median of the week before."""
+    """Two weeks of noise, then five hours 3.25 spreads higher (2.5 with the floor of 3: the
+    shift scaled with `min_z`, as are the line it stays below and the min_z / 2 its median must
+    pass): no two points in a row beyond the line and none three times beyond it (the point
+    channels stay quiet), but the median of the last 24 |z| jumps beyond every median of the
+    week before."""
     values = 100 + np.random.default_rng(4).normal(0, 1, 288 * 14)
     before = alarms(values, sustain=0)
     assert alarms(values, sustain=24) == before  # noise makes no record
-    values[3500:3560] += 2.5
+    values[3500:3560] += 3.25
     assert not [a for a in alarms(values, sustain=0) if 3500 <= a < 3560]
     found = [a for a in alarms(values, sustain=24) if 3500 <= a < 3560]
     assert found and found[0] < 3500 + 24
@@ -90,5 +92,5 @@ def test_off_by_default_no_medians_and_the_same_alarms() -> None:
     for m in (memo, Memo.imported(300, ring, scalars), Memo(300)):
         assert m.medians is autosustain.NONE and m.medians.size == 0
     values = 100 + np.random.default_rng(4).normal(0, 1, 288 * 14)
-    values[3500:3560] += 2.5
+    values[3500:3560] += 3.25
     assert alarms(values) == alarms(values, sustain=0)
