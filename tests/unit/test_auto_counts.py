@@ -109,8 +109,8 @@ def alarms(values: np.ndarray, **params: object) -> list[int]:
 
 def test_an_over_dispersed_count_pages_less_and_a_drop_still_alarms() -> None:
     """Three weeks of a very bursty daily count (a = 0.3), no anomaly: on the square-root scale
-    its bursts at the day's peak look like news (8 pages in six series against 1; at a = 0.1
-    the two are alike, 5 and 4). A drop to a twentieth at the peak (a = 0.1) for three points
+    its bursts at the day's peak look like news (8 pages in six series against 1, 5 against 0 in
+    the three this test runs; at a = 0.1 the two are alike, 5 and 4 in six). A drop to a twentieth at the peak (a = 0.1) for three points
     alarms under both. (A drop to a tenth lands at |z| 4 to 7.5 under either model: at the
     floor of `min_z` 4 it alarms in 9 of 10 such series, not in this one, whose second point is
     at |z| 3.94 under the count model; with the floor of 3 it was beyond the line by 2 %.)"""

@@ -26,9 +26,12 @@ def test_it_reads_only_the_past_and_its_reach() -> None:
     x[:99] += np.arange(99) * 1e-3  # a spread that is not zero
     assert left_distance(x, 299, 1, 250) == 0.0
     assert left_distance(x, 299, 1, 150) > 100  # the match is beyond the reach
-    later = x.copy()
-    later[299:] = 0.0
-    assert left_distance(later[:299], 298, 1, 250) == left_distance(x, 298, 1, 250)  # no future read
+    # No future read: the point at 298 is new, the one after it repeats an earlier value, so a
+    # distance that read one value too far would be 0.
+    novel = x.copy()
+    novel[298] = 50.0
+    assert left_distance(novel, 298, 1, 250) > 100
+    assert left_distance(novel, 298, 1, 250) == left_distance(novel[:299], 298, 1, 250)
     assert np.isnan(left_distance(x, 4, 3, 2000))  # too few values for a non-overlapping match
 
 
