@@ -29,7 +29,8 @@ at or above 0.5. `--rules` also credits each notification to the `auto` rule tha
 its point alarm (`nab_rules.py`'s watch).
 
 The series are synthetic: the figures are a regression check and a comparison of the two
-steps, not a claim about real KPIs.
+steps, not a claim about real KPIs. `quiet_incidents.py` injects incidents into the same
+series and counts the ones caught.
 """
 
 from __future__ import annotations
@@ -67,19 +68,36 @@ def daily(minutes: np.ndarray) -> np.ndarray:
     return np.asarray(0.5 * (1.0 - np.cos(2.0 * np.pi * (hours - 4.0) / 24.0)))
 
 
+def level(kind: str, t: np.ndarray) -> np.ndarray:
+    """The mean of a count kind at minutes `t` (from START): what its draws are drawn around."""
+    d = daily(t)
+    if kind == "requests":
+        weekend = (t // DAY) % 7 >= 5  # day 0 is a Monday
+        return np.asarray(200.0 * (0.4 + 1.2 * d) * np.where(weekend, 0.75, 1.0))
+    if kind == "errors":
+        return np.asarray(0.3 * (0.7 + 0.6 * d))
+    if kind == "bursty":
+        return np.asarray(20.0 * (0.4 + 1.2 * d))
+    raise ValueError(f"{kind!r} is not a count")
+
+
+def draw_counts(kind: str, mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Counts of a count kind around `mean`: Poisson, or negative-binomial for `bursty`."""
+    if kind == "bursty":
+        a = 0.3  # variance mu + a mu^2
+        return rng.negative_binomial(1.0 / a, 1.0 / (1.0 + a * mean)).astype(np.float64)
+    return rng.poisson(mean).astype(np.float64)
+
+
 def generate(kind: str, seed: int, weeks: int = WEEKS) -> np.ndarray:
     """One value a minute from START, `weeks` long; the same (kind, seed) gives the same series."""
     rng = np.random.default_rng([seed, KINDS.index(kind)])
     t = np.arange(weeks * 7 * DAY)
     d = daily(t)
-    if kind == "requests":
-        weekend = (t // DAY) % 7 >= 5  # day 0 is a Monday
-        rate = 200.0 * (0.4 + 1.2 * d) * np.where(weekend, 0.75, 1.0)
-        return rng.poisson(rate).astype(np.float64)
+    if kind in COUNTS:
+        return draw_counts(kind, level(kind, t), rng)
     if kind == "latency":
         return np.asarray(120.0 * (1.0 + 0.3 * d) * np.exp(rng.normal(0.0, 0.25, t.size)))
-    if kind == "errors":
-        return rng.poisson(0.3 * (0.7 + 0.6 * d)).astype(np.float64)
     if kind == "cpu":
         phi, spread = 0.95, 3.0
         shocks = rng.normal(0.0, spread * np.sqrt(1.0 - phi**2), t.size)
@@ -88,10 +106,6 @@ def generate(kind: str, seed: int, weeks: int = WEEKS) -> np.ndarray:
         for i in range(1, t.size):  # 50,400 steps: a plain loop is fast enough
             ar[i] = phi * ar[i - 1] + shocks[i]
         return np.clip(35.0 + 25.0 * d + ar + rng.normal(0.0, 1.0, t.size), 0.0, 100.0)
-    if kind == "bursty":
-        a = 0.3
-        mu = 20.0 * (0.4 + 1.2 * d)
-        return rng.negative_binomial(1.0 / a, 1.0 / (1.0 + a * mu)).astype(np.float64)
     raise ValueError(f"unknown kind {kind!r}")
 
 
@@ -140,19 +154,35 @@ Job = tuple[str, int, int, str, str, bool]  # kind, seed, step, detector name an
 Result = tuple[str, int, int, Pages, int, float, Counter[str]]  # ..., pages, points >= 0.5, cpu, by rule
 
 
-def run(job: Job) -> Result:
-    kind, seed, step, name, block, rules = job
+def detector(params: str) -> tuple[str, str]:
+    """The name and block of `auto` with `params` (flow style) merged over its defaults."""
+    if not params:
+        return "auto", nab_eval.CONFIGS["auto"]
+    return f"auto {{{params}}}", f"{{type: auto, params: {{{params}}}}}"
+
+
+def replay_minutes(
+    kind: str, minute: np.ndarray, step: int, name: str, block: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """One-minute draws aggregated to `step` and replayed as `nab_eval.py` replays a file:
+    the times, scores and notified of the points, and the CPU seconds of the replay."""
     nab_eval.CONFIGS[name] = block  # as nab_sweep.py names a candidate; here in the worker itself
-    configure_logs(level="error")
-    if rules:
-        nab_rules._watch()
-        nab_rules._seen.clear()
-    values = at_step(kind, generate(kind, seed), step)
+    values = at_step(kind, minute, step)
     times = times_at(step, values.size)
     with tempfile.TemporaryDirectory(prefix="dtk-quiet-") as tmp:
         path = Path(tmp) / f"{kind}.csv"
         write_csv(path, times, values, kind in COUNTS)
         scores, notified, cpu = nab_eval.replay(path, times, name, Path(tmp))
+    return times, scores, notified, cpu
+
+
+def run(job: Job) -> Result:
+    kind, seed, step, name, block, rules = job
+    configure_logs(level="error")
+    if rules:
+        nab_rules._watch()
+        nab_rules._seen.clear()
+    times, scores, notified, cpu = replay_minutes(kind, generate(kind, seed), step, name, block)
     scored_from = START + WARM_WEEKS * 7 * 86400
     pages = count_pages(times, notified, scored_from, int(times[-1]) + step)
     high = int(np.count_nonzero(scores[times >= scored_from] >= 0.5))
@@ -171,8 +201,7 @@ def main() -> None:
     ap.add_argument("--rules", action="store_true", help="credit each page to the auto rule that sent it")
     args = ap.parse_args()
     configure_logs(level="error")
-    name = f"auto {{{args.params}}}" if args.params else "auto"
-    block = f"{{type: auto, params: {{{args.params}}}}}" if args.params else nab_eval.CONFIGS["auto"]
+    name, block = detector(args.params)
     jobs: list[Job] = [
         (k, s, step, name, block, args.rules) for step in STEPS for k in args.kinds for s in range(args.seeds)
     ]  # one-minute first: the longest jobs start first

@@ -1,0 +1,94 @@
+"""The incidents of benchmarks/quiet_incidents.py and their count of caught, late and false."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.quiet_incidents import INCIDENTS, SCORED_FROM, SPAN, inject, place, tally
+from benchmarks.quiet_series import COUNTS, DAY, KINDS, WEEKS, at_step, generate
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_incidents_are_seeded_in_the_scored_weeks_and_a_day_apart(kind: str) -> None:
+    starts = place(kind, 3)
+    assert np.array_equal(starts, place(kind, 3))
+    assert not np.array_equal(starts, place(kind, 4))
+    assert starts.size == INCIDENTS
+    assert starts.min() >= SCORED_FROM
+    assert starts.max() + 2 * SPAN[kind] <= WEEKS * 7 * DAY  # the grace too is in the series
+    assert (np.diff(starts) >= DAY).all()
+
+
+def test_too_many_incidents_for_the_scored_weeks_are_refused() -> None:
+    with pytest.raises(ValueError):
+        place("cpu", 0, n=22)  # 21 scored days hold 21 starts a day apart at most
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_injection_is_deterministic_and_only_changes_the_incidents(kind: str) -> None:
+    minute = generate(kind, 5)
+    starts = place(kind, 5)
+    a, b = inject(kind, 5, minute, starts), inject(kind, 5, minute, starts)
+    assert np.array_equal(a, b)
+    inside = np.zeros(minute.size, dtype=bool)
+    for s in starts.tolist():
+        inside[s : s + SPAN[kind]] = True
+    assert np.array_equal(a[~inside], minute[~inside])
+    assert not inside[:SCORED_FROM].any()  # nothing in the warm-up
+    ratio = a[inside].mean() / minute[inside].mean()
+    want = {"requests": 0.5, "latency": 2.0, "errors": 10.0, "bursty": 3.0}
+    if kind == "cpu":
+        assert np.allclose(a[inside], np.minimum(minute[inside] + 30.0, 100.0))
+    else:
+        # 6 x 10-20 draws: near the factor, not on it (errors: few counts, a wide band)
+        assert ratio == pytest.approx(want[kind], rel=0.5 if kind == "errors" else 0.2)
+    if kind in COUNTS:
+        assert np.array_equal(a, np.round(a)) and (a >= 0).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_five_minutes_of_an_injected_series_is_its_draws_aggregated(kind: str) -> None:
+    minute = inject(kind, 1, generate(kind, 1), place(kind, 1))
+    blocks = minute.reshape(-1, 5)
+    want = blocks.sum(axis=1) if kind in COUNTS else blocks.mean(axis=1)
+    assert np.allclose(at_step(kind, minute, 300), want)
+
+
+def one_minute_column(pages: list[int]) -> np.ndarray:
+    notified = np.zeros(WEEKS * 7 * DAY)
+    notified[pages] = 1.0
+    return notified
+
+
+def test_caught_late_missed_and_false_are_counted_on_a_hand_made_column() -> None:
+    span = 10
+    a, b, c = SCORED_FROM + 100, SCORED_FROM + DAY + 100, SCORED_FROM + 2 * DAY + 100
+    pages = [
+        a - 1,  # the minute before a's window: false
+        a + 3,  # caught, 4 minutes from the start to the end of this minute
+        a + 5,  # a second page in the same window: not false, not a second catch
+        b + span + 2,  # in b's grace: caught late, delay 13
+        c + 2 * span,  # just after c's window: c missed, and a false page
+        SCORED_FROM - 1,  # in the warm-up: not counted
+    ]
+    t = tally(one_minute_column(pages), 60, np.array([a, b, c]), span)
+    assert t.delays == (4, 13, None)
+    assert t.caught == 2
+    assert t.late == 1
+    assert t.false == 2
+    assert t.days == 21.0
+
+
+def test_at_five_minutes_a_period_overlapping_the_start_is_in_the_window() -> None:
+    span, start = 15, SCORED_FROM + 502  # not on a five-minute boundary
+    notified = np.zeros(WEEKS * 7 * DAY // 5)
+    notified[start // 5] = 1.0  # the period of minutes 500-504, which holds the start
+    notified[(start - 5) // 5] = 1.0  # 495-499, before it: false
+    t = tally(notified, 300, np.array([start]), span)
+    assert t.delays == (3,)  # the period ends at 505, 3 minutes after the start
+    assert (t.late, t.false) == (0, 1)
+    notified[:] = 0.0
+    notified[(start + 2 * span) // 5] = 1.0  # 530-534 overlaps the window's last minute, 531
+    late = tally(notified, 300, np.array([start]), span)
+    assert late.delays == (33,) and late.late == 1 and late.false == 0
