@@ -81,15 +81,27 @@ def _watch() -> None:
     AutoDetector._results = watched_results  # type: ignore[method-assign,assignment]
 
 
-def run_file(job: tuple[str, str, list[list[str]], str]) -> tuple[str, Labelled, np.ndarray, np.ndarray]:
-    key, path, windows, name = job
+def watch() -> None:
+    """From now on (in this process), note which rule made each point `auto` judges alarm
+    (`rule_at`); forget the points noted before."""
     _watch()
     _seen.clear()
+
+
+def rule_at(t: int) -> tuple[int, float]:
+    """The rule (an index of `RULES`; 0: none) and how far beyond the line (in lines) of the
+    point judged at time `t` since `watch`."""
+    return _seen.get(int(t), (0, 0.0))
+
+
+def run_file(job: tuple[str, str, list[list[str]], str]) -> tuple[str, Labelled, np.ndarray, np.ndarray]:
+    key, path, windows, name = job
+    watch()
     times = nab_eval.load_times(Path(path))
     with tempfile.TemporaryDirectory(prefix="dtk-nab-") as tmp:
         _scores, notified, _cpu = nab_eval.replay(Path(path), times, name, Path(tmp))
     step = int(np.median(np.diff(times)))
-    got = [_seen.get(int(t), (0, 0.0)) for t in times // step * step]
+    got = [rule_at(int(t)) for t in times // step * step]
     rule = np.asarray([r for r, _ in got])
     far = np.asarray([f for _, f in got])
     return key, Labelled(key, notified, nab_eval.row_windows(times, windows)), rule, far

@@ -180,8 +180,7 @@ def run(job: Job) -> Result:
     kind, seed, step, name, block, rules = job
     configure_logs(level="error")
     if rules:
-        nab_rules._watch()
-        nab_rules._seen.clear()
+        nab_rules.watch()
     times, scores, notified, cpu = replay_minutes(kind, generate(kind, seed), step, name, block)
     scored_from = START + WARM_WEEKS * 7 * 86400
     pages = count_pages(times, notified, scored_from, int(times[-1]) + step)
@@ -189,7 +188,7 @@ def run(job: Job) -> Result:
     by_rule: Counter[str] = Counter()
     if rules:
         for t in times[(times >= scored_from) & (notified >= 0.5)].tolist():
-            by_rule[nab_rules.RULES[nab_rules._seen.get(int(t), (0, 0.0))[0]]] += 1
+            by_rule[nab_rules.RULES[nab_rules.rule_at(int(t))[0]]] += 1
     return kind, seed, step, pages, high, cpu, by_rule
 
 

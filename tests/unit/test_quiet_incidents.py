@@ -48,11 +48,20 @@ def test_injection_is_deterministic_and_only_changes_the_incidents(kind: str) ->
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_five_minutes_of_an_injected_series_is_its_draws_aggregated(kind: str) -> None:
-    minute = inject(kind, 1, generate(kind, 1), place(kind, 1))
-    blocks = minute.reshape(-1, 5)
-    want = blocks.sum(axis=1) if kind in COUNTS else blocks.mean(axis=1)
-    assert np.allclose(at_step(kind, minute, 300), want)
+def test_five_minutes_of_an_injected_series_differ_only_where_an_incident_is(kind: str) -> None:
+    """The five-minute series sees the incidents the one-minute draws were given, in the
+    periods that overlap them and nowhere else."""
+    clean = generate(kind, 1)
+    starts = place(kind, 1)
+    five, five_clean = at_step(kind, inject(kind, 1, clean, starts), 300), at_step(kind, clean, 300)
+    period = np.arange(five.size) * 5
+    for s in starts:
+        over = (period < s + SPAN[kind]) & (period + 5 > s)
+        assert not np.allclose(five[over], five_clean[over])
+    hit = np.zeros(five.size, bool)
+    for s in starts:
+        hit |= (period < s + SPAN[kind]) & (period + 5 > s)
+    assert np.array_equal(five[~hit], five_clean[~hit])
 
 
 def one_minute_column(pages: list[int]) -> np.ndarray:
