@@ -160,7 +160,13 @@ def block_fit(det: AutoDetector, times: IntArray, values: FloatArray, starts: In
                 models.append(no_rows(level.shape[0]))
                 continue
             resid = v[:, lo:hi] if base is None else v[:, lo:hi] - base
-            models.append(robust_rows(windows(resid, starts - lo, w), p.min_samples))
+            rows = windows(resid, starts - lo, w)
+            centre, spread, ok, dev = robust_rows(rows, p.min_samples)
+            if 0 < p.fit_window < w:  # the fit of the newest residuals, about the window's centre
+                recent = np.abs(rows[:, w - p.fit_window :] - centre[:, None])
+                n = np.isfinite(recent).sum(axis=1)
+                dev = 1.2533 * np.nansum(recent, axis=1) / np.maximum(n, 1)
+            models.append((centre, spread, ok, dev))
         fits[sqrt] = models
         if det.range_points:
             ranges[sqrt] = recent_range(v[:, :hi], starts, since, mid)

@@ -10,6 +10,9 @@ from detectkd.config.types import Frozen
 
 class Params(Frozen):
     window: int = Field(default=400, ge=20)  # points: level baseline and residual spread
+    # The baseline that judges is the one whose newest `fit_window` residuals deviate least from
+    # its window's centre (0: the whole window's).
+    fit_window: int = Field(default=0, ge=0)
     cycles: int = Field(default=3, ge=2)  # previous days / weeks in a seasonal baseline
     seasonal: bool = True
     reference: int = Field(default=2000, ge=50)  # judged points whose |z| define "unusual"

@@ -42,6 +42,7 @@ def live_checks(det: AutoDetector, t: np.ndarray, vs: list[np.ndarray], n: int, 
     ("kind", "params"),
     [
         ("seasonal", Params(window=60, reference=200, refresh=5)),  # a day and a week, range to the start
+        ("seasonal", Params(window=60, reference=200, refresh=5, fit_window=20)),  # picked by the newest
         ("counts", Params(window=60, reference=200, refresh=5)),  # the square-root scale, dispersion
         ("gaps", Params(window=60, reference=200, refresh=5)),  # missing periods: reads by time
         ("mixed", Params(window=60, reference=200, refresh=5, range_window=300)),  # a range short of it

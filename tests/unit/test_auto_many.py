@@ -74,6 +74,7 @@ def judge_all(det: AutoDetector, t: np.ndarray, vs: list[np.ndarray], n: int, pr
         ("floats", 2600, Params(line_range=1000)),  # new extremes beyond the line (`autonovel`)
         ("floats", 2600, Params(line_range=1000, spike_jitter=0)),  # (the only mark: rebuilt)
         ("daily", 4400, Params()),  # `spike_jitter`: a job's spikes held where earlier days had one
+        ("seasonal", 4400, Params(fit_window=100)),  # the baseline picked by its newest residuals
     ],
 )
 def test_a_many_series_rebuild_judges_as_one_series_at_a_time(kind: str, n: int, params: Params) -> None:
