@@ -165,7 +165,10 @@ def block_fit(det: AutoDetector, times: IntArray, values: FloatArray, starts: In
             if 0 < p.fit_window < w:  # the fit of the newest residuals, about the window's centre
                 recent = np.abs(rows[:, w - p.fit_window :] - centre[:, None])
                 n = np.isfinite(recent).sum(axis=1)
-                dev = 1.2533 * np.nansum(recent, axis=1) / np.maximum(n, 1)
+                # too few of them (a seasonal lag whose days had an outage then): no fit, never
+                # picked (review: all NaN gave 0, a perfect fit, and it judged with its wide spread)
+                enough_recent = n >= max(1, min(p.min_samples, p.fit_window) // 2)
+                dev = np.where(enough_recent, 1.2533 * np.nansum(recent, axis=1) / np.maximum(n, 1), np.inf)
             models.append((centre, spread, ok, dev))
         fits[sqrt] = models
         if det.range_points:

@@ -11,7 +11,8 @@ from detectkd.config.types import Frozen
 class Params(Frozen):
     window: int = Field(default=400, ge=20)  # points: level baseline and residual spread
     # The baseline that judges is the one whose newest `fit_window` residuals deviate least from
-    # its window's centre (0: the whole window's).
+    # its window's centre (0, or `window` and more: the whole window's; a baseline with fewer
+    # than half of min(`min_samples`, `fit_window`) finite ones there is not picked).
     fit_window: int = Field(default=0, ge=0)
     cycles: int = Field(default=3, ge=2)  # previous days / weeks in a seasonal baseline
     seasonal: bool = True
