@@ -13,7 +13,7 @@ class Params(Frozen):
     # The baseline that judges is the one whose newest `fit_window` residuals deviate least from
     # its window's centre (0, or `window` and more: the whole window's; a baseline with fewer
     # than half of min(`min_samples`, `fit_window`) finite ones there is not picked).
-    fit_window: int = Field(default=0, ge=0)
+    fit_window: int = Field(default=200, ge=0)
     cycles: int = Field(default=3, ge=2)  # previous days / weeks in a seasonal baseline
     seasonal: bool = True
     reference: int = Field(default=2000, ge=50)  # judged points whose |z| define "unusual"
