@@ -11,12 +11,14 @@ notifications as they are; `score`: at the threshold NAB's optimiser picks on th
 the held-out category is scored with it. Printed: per candidate the full-corpus figures,
 windows caught and false pages per 1,000 anomaly-free rows; then per held-out category the
 choice and its score, their mean, and the notifications of the choices on
-artificialNoAnomaly. `--rows DIR` keeps (and reuses) every candidate's rows.
+artificialNoAnomaly. `--rows DIR` keeps (and reuses) every candidate's rows, per build (the file
+name carries a digest of `detectkd/`'s code).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
 
@@ -33,11 +35,23 @@ from detectkd.logs import configure as configure_logs  # noqa: E402
 STANDARD = PROFILES["standard"]
 
 
+def code_digest(root: Path = REPO / "detectkd") -> str:
+    """A digest of every Python file under `root` (its defaults included): a candidate's kept
+    rows are reused only by the build that replayed them. (Keyed by the candidate alone, a
+    sweep after a default changed reused the rows of the build before, silently.)"""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def rows_for(
     detector: str, params: str, data: Path, keep: Path | None
 ) -> tuple[list[Labelled], list[Labelled]]:
     name = f"{detector} {{{params}}}"
-    saved = keep / (name.replace(" ", "_").replace("/", "_") + ".npz") if keep else None
+    stem = name.replace(" ", "_").replace("/", "_")
+    saved = keep / f"{stem}_{code_digest()}.npz" if keep else None
     nab_eval.CONFIGS[name] = f"{{type: {detector}, params: {{{params}}}}}"
     if saved is not None and saved.is_file():
         scores, notes = nab_eval.load_rows(saved, data, [name])
