@@ -33,7 +33,6 @@ they are not a claim about real KPIs or incidents.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -53,6 +52,7 @@ from benchmarks.quiet_series import (  # noqa: E402
     STEPS,
     WARM_WEEKS,
     WEEKS,
+    arguments,
     detector,
     draw_counts,
     generate,
@@ -156,11 +156,7 @@ def row(label: str, step: int, tallies: list[Tally]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=4, help="series per kind (seeds 0 .. n-1)")
-    ap.add_argument("--params", default="", help="flow-style auto params over the defaults")
-    ap.add_argument("--kinds", nargs="*", default=list(KINDS), choices=KINDS)
-    args = ap.parse_args()
+    args = arguments(__doc__).parse_args()
     configure_logs(level="error")
     name, block = detector(args.params)
     jobs: list[Job] = [

@@ -192,11 +192,17 @@ def run(job: Job) -> Result:
     return kind, seed, step, pages, high, cpu, by_rule
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options this benchmark and `quiet_incidents.py` share: seeds, params, kinds."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=4, help="series per kind (seeds 0 .. n-1)")
     ap.add_argument("--params", default="", help="flow-style auto params over the defaults")
     ap.add_argument("--kinds", nargs="*", default=list(KINDS), choices=KINDS)
+    return ap
+
+
+def main() -> None:
+    ap = arguments(__doc__)
     ap.add_argument("--rules", action="store_true", help="credit each page to the auto rule that sent it")
     args = ap.parse_args()
     configure_logs(level="error")
