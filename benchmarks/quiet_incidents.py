@@ -38,6 +38,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,7 @@ def inject(kind: str, seed: int, minute: np.ndarray, starts: np.ndarray) -> np.n
 @dataclass(frozen=True)
 class Tally:
     delays: tuple[int | None, ...]  # minutes, one an incident; None: missed
+    gaps: tuple[int | None, ...]  # points since the incident before started; None: the first
     late: int  # caught in the grace
     false: int  # pages after the warm-up outside every window
     days: float  # the scored span
@@ -127,7 +129,8 @@ def tally(notified: np.ndarray, step: int, starts: np.ndarray, span: int) -> Tal
         delays.append(first + k - s)
         late += first >= s + span
     false = int(np.count_nonzero(paged & ~in_any & (begin >= SCORED_FROM)))
-    return Tally(tuple(delays), late, false, (notified.size * k - SCORED_FROM) / DAY)
+    gaps = [None] + [(b - a) // k for a, b in pairwise(starts.tolist())]
+    return Tally(tuple(delays), tuple(gaps), late, false, (notified.size * k - SCORED_FROM) / DAY)
 
 
 Job = tuple[str, int, int, str, str]  # kind, seed, step, detector name and block
@@ -153,6 +156,21 @@ def row(label: str, step: int, tallies: list[Tally]) -> str:
         f"{label:<10}{step // 60:>4} m{caught:>7}/{total:<4}{late:>6}{median:>8}{worst:>7}"
         f"{false:>7}{false / days if days else 0.0:>9.2f}"
     )
+
+
+WAKE = (1000, 2000, 4000)  # points since the incident before: the edges of the wake table
+
+
+def wake_row(label: str, step: int, tallies: list[Tally]) -> str:
+    """Incidents caught by the points since the incident before started (the first of a series
+    apart): after an incident the alarm line holds its |z| for `reference` points."""
+    bins: list[list[bool]] = [[] for _ in range(len(WAKE) + 2)]
+    for t in tallies:
+        for d, g in zip(t.delays, t.gaps, strict=True):
+            at = 0 if g is None else 1 + int(np.searchsorted(WAKE, g, side="right"))
+            bins[at].append(d is not None)
+    cells = "".join(f"{sum(b):>7}/{len(b):<4}" for b in bins)
+    return f"{label:<10}{step // 60:>4} m{cells}"
 
 
 def main() -> None:
@@ -182,6 +200,13 @@ def main() -> None:
             print(row(kind, step, got[(kind, step)]))
         print(row("all", step, everything))
     print("\ndelays in minutes from the incident's start to the end of the first notified period")
+    edges = ["first", f"<{WAKE[0]}"] + [f"{a}-{b}" for a, b in pairwise(WAKE)] + [f">={WAKE[-1]}"]
+    print("\ncaught by the points since the incident before started (the wake of an incident)")
+    print(f"{'kind':<10}{'step':>6}" + "".join(f"{e:>11} " for e in edges))
+    for step in STEPS:
+        for kind in args.kinds:
+            print(wake_row(kind, step, got[(kind, step)]))
+        print(wake_row("all", step, [t for kind in args.kinds for t in got[(kind, step)]]))
 
 
 if __name__ == "__main__":

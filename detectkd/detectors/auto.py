@@ -43,16 +43,15 @@
 7b. Sustained deviation (`autosustain`, off by default): the median of the last `sustain` |z| alarms alone
    when beyond every such median of the `reference` points before by `sustain_margin`, and beyond min_z / 2
    and a one-in-ten |z| of them: a jump of the typical deviation (a small shift, a grown spread).
-8. Rest. After a run of alarms, for `rest` (100) judged points a new alarm
-   needs a surprise greater than the run's peak; lesser ones are held below
-   the line (score at most 1/3): one change, one page. Within `rest_pairs` (100) points of the
-   last alarm a pair (persistence, not a spike or a range break) on that alarm's side is held
-   whatever its surprise while its run beyond the line is no longer than the longest in the ring
-   before that alarm's own run (`autopairs.aftershock`): a bursty series' aftershock is the same
-   episode. An alarm whose point is within the line (a stuck run, a sustained median) arms no side.
-9. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line,
-   monotone, never infinite. Bounds: expected +/- the alarm line in value
-   units (back-transformed for counts, never below 0).
+8. Rest. After a run of alarms, for `rest` (100) judged points a new alarm needs a surprise greater than
+   the run's peak (a pair: `rest_margin` x it); lesser ones are held below the line (score at most 1/3):
+   one change, one page. Within `rest_pairs` (100) points of the last alarm a pair (persistence, not a
+   spike or a range break) on that alarm's side is held whatever its surprise while its run beyond the
+   line is no longer than the longest in the ring before that alarm's own run (`autopairs.aftershock`):
+   a bursty series' aftershock is the same episode. An alarm whose point is within the line (a stuck
+   run, a sustained median) arms no side.
+9. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line, monotone, never infinite.
+   Bounds: expected +/- the alarm line in value units (back-transformed for counts, never below 0).
 
 Baselines are refreshed every `refresh` periods on the absolute interval grid
 (a block), from the `window` points with values before the block's start; the
@@ -340,7 +339,8 @@ class AutoDetector:
             h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
             if rest > 0:  # resting after an alarm: only a greater surprise alarms anew
                 rest -= 1
-                if h <= level and not alarmed:  # (the alarm's own run goes on)
+                margin = p.rest_margin if b < spike and not broke and not sus else 1.0  # a pair's
+                if h <= level * margin and not alarmed:  # (the alarm's own run goes on)
                     h = min(h, 0.5 * thr)
             if h >= thr:  # the rest period runs from the run's last alarm, at its peak
                 rest, level, side = p.rest, max(h, level) if alarmed else h, sign

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.quiet_incidents import INCIDENTS, SCORED_FROM, SPAN, inject, place, tally
+from benchmarks.quiet_incidents import INCIDENTS, SCORED_FROM, SPAN, inject, place, tally, wake_row
 from benchmarks.quiet_series import COUNTS, DAY, KINDS, WEEKS, at_step, generate
 
 
@@ -87,6 +87,21 @@ def test_caught_late_missed_and_false_are_counted_on_a_hand_made_column() -> Non
     assert t.late == 1
     assert t.false == 2
     assert t.days == 21.0
+    assert t.gaps == (None, DAY, DAY)  # points since the incident before started
+
+
+def test_the_wake_table_bins_incidents_by_the_points_since_the_one_before() -> None:
+    """The gaps are in the series' points (five minutes: a day is 288), and each cell counts
+    the incidents caught of those in its bin: first, <1,000, 1,000-2,000, 2,000-4,000, more."""
+    starts = SCORED_FROM + np.array([0, 500 * 5, 500 * 5 + 1500 * 5, 500 * 5 + 5500 * 5])
+    notified = np.zeros(WEEKS * 7 * DAY // 5)
+    for s in starts[[0, 2]]:
+        notified[s // 5 + 1] = 1.0
+    t = tally(notified, 300, starts, 15)
+    assert t.gaps == (None, 500, 1500, 4000)
+    assert t.delays[1] is None and t.delays[3] is None
+    cells = wake_row("all", 300, [t]).split()
+    assert cells[3:] == ["1/1", "0/1", "1/1", "0/0", "0/1"]
 
 
 def test_at_five_minutes_a_period_overlapping_the_start_is_in_the_window() -> None:

@@ -1,0 +1,39 @@
+"""Surprises of hand-made |z| tails after a calm reference: `auto`'s rest rules (`rest_pairs`,
+`rest_margin`) judged without the baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectkd.detectors.auto import AutoDetector
+from detectkd.detectors.autoparams import Params
+from detectkd.detectors.autostate import Memo, ring_array
+
+FIVE_MIN = 300
+CALM = 0.5
+LINE = Params().min_z  # the line of calm half-normal |z| (their 0.995 quantile is about 2.8): 4
+
+
+def held(tail: list[float], down: list[int] | None = None, burst: int = 2, **params: object) -> np.ndarray:
+    """The surprises of the |z| `tail` (below their baseline where `down` says so) judged after
+    2,000 calm |z| (half-normal: the line is `min_z`, 4) with, halfway, a past burst of `burst`
+    points at 1.5 lines (the series' history of runs), without the short mean."""
+    det = AutoDetector(Params.model_validate({"pair_mean": 0} | params), FIVE_MIN)
+    memo = Memo(2000)
+    ring = np.abs(np.random.default_rng(1).normal(0, 1, 2000))
+    ring[1000 : 1000 + burst] = 1.5 * LINE
+    memo.recent = ring_array(ring)
+    z = np.asarray(tail) * np.where(np.asarray(down or [0] * len(tail)) > 0, -1.0, 1.0)
+    return det._surprises(memo, z, np.zeros(z.size, bool))[0]
+
+
+def starts(surprises: np.ndarray) -> list[int]:
+    on = surprises >= 1
+    return np.flatnonzero(on & ~np.r_[False, on[:-1]]).tolist()
+
+
+def episode(gap: int, second: float, *, spike: float = 0.0) -> list[float]:
+    """A pair at 1.1 lines, calm for `gap` points, a second pair at `second` lines (or, with
+    `spike`, one point at that many lines)."""
+    after = [spike * LINE] if spike else [second * LINE] * 2
+    return [CALM, 1.1 * LINE, 1.1 * LINE] + [CALM] * gap + after + [CALM] * 3

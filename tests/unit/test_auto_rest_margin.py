@@ -1,0 +1,28 @@
+"""`auto`'s rest margin (`rest_margin`): while resting after an alarm, a pair (persistence: two
+in a row beyond the line, not a spike nor a range break) pages anew only beyond `rest_margin`
+times the run's peak — an episode that grows by a few percent is the same episode. A spike
+still pages beyond the peak itself, and once the rest period has passed nothing is held."""
+
+from __future__ import annotations
+
+from detectkd.detectors.autoparams import Params
+from tests.support.rests import CALM, LINE, episode, held, starts
+
+
+def test_a_pair_a_little_greater_than_the_peak_pages_only_without_a_margin() -> None:
+    tail = episode(10, 1.3)  # a pair at 1.1 lines, then one at 1.3: 1.18 times the peak
+    assert starts(held(tail, burst=0, rest_margin=1.0)) == [2, 14]
+    assert starts(held(tail, burst=0, rest_margin=1.5)) == [2]
+    assert max(held(tail, burst=0, rest_margin=1.5)[13:]) <= 0.5  # held at half the line
+    assert starts(held(episode(10, 1.7), burst=0, rest_margin=1.5)) == [2, 14]  # 1.55 times: news
+
+
+def test_a_spike_between_the_peak_and_the_margin_still_pages() -> None:
+    tail = [CALM, 1.8 * LINE, 1.8 * LINE] + [CALM] * 10 + [3.3 * LINE] + [CALM] * 3
+    assert starts(held(tail, burst=0, rest_margin=2.0)) == [2, 13]  # 3.3 < 2 x 1.8, but a spike
+
+
+def test_after_the_rest_period_a_pair_pages_whatever_the_margin() -> None:
+    rest = Params().rest
+    assert starts(held(episode(rest + 5, 1.2), burst=0, rest_margin=2.0)) == [2, rest + 9]
+    assert starts(held(episode(rest - 10, 1.2), burst=0, rest_margin=2.0)) == [2]
