@@ -107,9 +107,9 @@ class AutoDetector:
     # state kept for the same points differ (another quantity in the ring, a scalar added,
     # one read otherwise, another rest or run rule), so a restart snapshot written by a build
     # before is rebuilt from the store instead of adopted (`runtime.snapshot.fingerprint`).
-    # 2: a pair within `rest_pairs` of an alarm is held (the rest state evolves otherwise);
-    # 3: `long_days`' memory may follow; 4: the hold skips the alarm's own run (see autopairs).
-    STATE_VERSION = 4
+    # 2: a pair within `rest_pairs` of an alarm is held (the rest state evolves otherwise); 3: `long_days`'
+    # memory may follow; 4: the hold skips the alarm's own run (autopairs); 5: `rest_margin` 1.5.
+    STATE_VERSION = 5
 
     def __init__(self, p: Params, interval_seconds: int, detector_id: str = "auto") -> None:
         self.p, self.id = p, detector_id
@@ -337,10 +337,10 @@ class AutoDetector:
                 h = max(h, sus * thr)
             run = run + 1 if h >= thr else 0
             h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
-            if rest > 0:  # resting after an alarm: only a greater surprise alarms anew
-                rest -= 1
-                margin = p.rest_margin if b < spike and not broke and not sus else 1.0  # a pair's
-                if h <= level * margin and not alarmed:  # (the alarm's own run goes on)
+            if rest > 0:  # resting after an alarm: only a greater surprise alarms anew (a short
+                ago, rest = p.rest - rest, rest - 1  # pair: `rest_margin` x; the alarm's own run goes on)
+                grew = b < spike and not broke and not sus and level < h <= level * p.rest_margin
+                if not alarmed and (h <= level or (grew and autopairs.aftershock(memo, a, line * thr, ago))):
                     h = min(h, 0.5 * thr)
             if h >= thr:  # the rest period runs from the run's last alarm, at its peak
                 rest, level, side = p.rest, max(h, level) if alarmed else h, sign

@@ -17,8 +17,9 @@ LINE = Params().min_z  # the line of calm half-normal |z| (their 0.995 quantile 
 def held(tail: list[float], down: list[int] | None = None, burst: int = 2, **params: object) -> np.ndarray:
     """The surprises of the |z| `tail` (below their baseline where `down` says so) judged after
     2,000 calm |z| (half-normal: the line is `min_z`, 4) with, halfway, a past burst of `burst`
-    points at 1.5 lines (the series' history of runs), without the short mean."""
-    det = AutoDetector(Params.model_validate({"pair_mean": 0} | params), FIVE_MIN)
+    points at 1.5 lines (the series' history of runs), without the short mean and, unless
+    `params` name it, without the rest margin (any greater surprise pages while resting)."""
+    det = AutoDetector(Params.model_validate({"pair_mean": 0, "rest_margin": 1.0} | params), FIVE_MIN)
     memo = Memo(2000)
     ring = np.abs(np.random.default_rng(1).normal(0, 1, 2000))
     ring[1000 : 1000 + burst] = 1.5 * LINE

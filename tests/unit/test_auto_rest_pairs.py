@@ -89,7 +89,8 @@ def test_a_bursty_count_pages_once_an_episode_and_never_more() -> None:
     fewer = 0
     for seed in range(6):
         values = episodic(seed)
-        kept, before = auto_alarms(values, FIVE_MIN), auto_alarms(values, FIVE_MIN, rest_pairs=0)
+        kept = auto_alarms(values, FIVE_MIN, rest_margin=1.0)  # the rule alone, not the margin
+        before = auto_alarms(values, FIVE_MIN, rest_pairs=0, rest_margin=1.0)
         assert all(any(0 <= k - b <= 2 for b in before) for k in kept)
         gone = sorted(set(before) - {b for b in before for k in kept if 0 <= k - b <= 2})
         assert all(any(0 < g - k <= 100 for k in kept) for g in gone)
@@ -130,7 +131,7 @@ def test_the_hold_and_the_side_are_the_same_point_by_point_and_in_a_rebuild() ->
     the rule changes the pages of some of them."""
     from tests.support.detectors import same_state
 
-    det = AutoDetector(Params(pair_mean=0), FIVE_MIN)
+    det = AutoDetector(Params(pair_mean=0, rest_margin=1.0), FIVE_MIN)
     held_any = sides = 0
     for seed in range(300):
         rng = np.random.default_rng(seed)
@@ -153,7 +154,7 @@ def test_the_hold_and_the_side_are_the_same_point_by_point_and_in_a_rebuild() ->
         det._rebuild(rebuilt, z, breaks, tail=600)  # the bulk replay
         same_state(rebuilt, one)
         sides += one.side != 0
-        off = AutoDetector(Params(pair_mean=0, rest_pairs=0), FIVE_MIN)
+        off = AutoDetector(Params(pair_mean=0, rest_pairs=0, rest_margin=1.0), FIVE_MIN)
         other = Memo(2000)
         other.recent = ring_array(np.abs(z[:2000]))
         held_any += starts(off._surprises(other, z[2000:], breaks[2000:])[0]) != starts(whole)
