@@ -337,10 +337,10 @@ class AutoDetector:
                 h = max(h, sus * thr)
             run = run + 1 if h >= thr else 0
             h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
-            if rest > 0:  # resting after an alarm: only a greater surprise alarms anew (a short
-                ago, rest = p.rest - rest, rest - 1  # pair: `rest_margin` x; the alarm's own run goes on)
-                grew = b < spike and not broke and not sus and level < h <= level * p.rest_margin
-                if not alarmed and (h <= level or (grew and autopairs.aftershock(memo, a, line * thr, ago))):
+            if rest > 0:  # resting after an alarm: only a greater surprise alarms anew (a pair on
+                rest -= 1  # its side: `rest_margin` x greater; the alarm's own run goes on)
+                margin = p.rest_margin if sign == side and b < spike and not broke and not sus else 1.0
+                if h <= level * margin and not alarmed:
                     h = min(h, 0.5 * thr)
             if h >= thr:  # the rest period runs from the run's last alarm, at its peak
                 rest, level, side = p.rest, max(h, level) if alarmed else h, sign
