@@ -44,7 +44,7 @@
    when beyond every such median of the `reference` points before by `sustain_margin`, and beyond min_z / 2
    and a one-in-ten |z| of them: a jump of the typical deviation (a small shift, a grown spread).
 8. Rest. After a run of alarms, for `rest` (100) judged points a new alarm needs a surprise greater than
-   the run's peak (a pair: `rest_margin` x it); lesser ones are held below the line (score at most 1/3):
+   the run's peak (a pair on its side: `rest_margin` x); lesser ones are held below the line (score <= 1/3):
    one change, one page. Within `rest_pairs` (100) points of the last alarm a pair (persistence, not a
    spike or a range break) on that alarm's side is held whatever its surprise while its run beyond the
    line is no longer than the longest in the ring before that alarm's own run (`autopairs.aftershock`):

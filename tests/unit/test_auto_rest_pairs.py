@@ -98,17 +98,23 @@ def test_a_bursty_count_pages_once_an_episode_and_never_more() -> None:
     assert fewer >= 2
 
 
-def test_a_sustained_burst_soon_after_an_alarm_still_pages() -> None:
+def test_a_sustained_burst_soon_after_an_alarm_pages_beyond_the_margin() -> None:
     """The same bursty count: twenty points at ten times the level (no higher than its bursts
-    reach, so no range break) twenty points after an episode's spike alarms as soon as it
-    outlasts the series' recent runs beyond the line, not 100 points later."""
+    reach, so no range break) twenty points after an episode's spike. By this rule alone
+    (`rest_margin` 1) it alarms as soon as it outlasts the series' recent runs beyond the line,
+    not 100 points later. With the default margin (1.5) a pair on the alarm's side within 1.5
+    times its peak is the same episode, held through the rest period (on NAB such escalations
+    were false pages every time); one beyond the series' range is a break and pages at once."""
     values = episodic(0)
     first = auto_alarms(values, FIVE_MIN)[-1]
     values[first + 20 : first + 40] = 300.0
     assert values[:first].max() > 300
-    found = [a - first for a in auto_alarms(values, FIVE_MIN) if a > first]
+    found = [a - first for a in auto_alarms(values, FIVE_MIN, rest_margin=1.0) if a > first]
     assert found and found[0] < 30
     assert starts(held([CALM, *[4 / 3 * LINE] * 8], down=None))  # (a pair's run longer than any in the ring)
+    assert not [a for a in auto_alarms(values, FIVE_MIN) if a > first]  # the margin holds it
+    values[first + 20 : first + 40] = 400.0  # beyond the range before (320): news at once
+    assert [a - first for a in auto_alarms(values, FIVE_MIN) if a > first][:1] == [20]
 
 
 def test_a_stuck_alarm_arms_no_side() -> None:
