@@ -129,7 +129,7 @@ def tally(notified: np.ndarray, step: int, starts: np.ndarray, span: int) -> Tal
         delays.append(first + k - s)
         late += first >= s + span
     false = int(np.count_nonzero(paged & ~in_any & (begin >= SCORED_FROM)))
-    gaps = [None] + [(b - a) // k for a, b in pairwise(starts.tolist())]
+    gaps = [None] + [b // k - a // k for a, b in pairwise(starts.tolist())]  # their points apart
     return Tally(tuple(delays), tuple(gaps), late, false, (notified.size * k - SCORED_FROM) / DAY)
 
 

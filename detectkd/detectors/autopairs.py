@@ -51,8 +51,8 @@ def aftershock(memo: Memo, az: float, beyond: float, ago: int) -> bool:
     own run (the one holding the ring's `ago`-th newest |z|, 0 the newest; the whole ring when
     that alarm has left it): a burst as long as the series' bursts before this episode
     (`rest_pairs` holds it soon after an alarm); a longer one is a sustained change, news
-    whatever came before. The episode's own first run is not its history: after a long alarm,
-    a shorter, greater one still pages (review)."""
+    whatever came before (as far as the rest period's `rest_margin` lets it). The episode's own
+    first run is not its history: after a long alarm, a shorter, greater one still pages."""
     ring = memo.ring()
     with np.errstate(invalid="ignore"):
         over = np.r_[ring >= beyond, az >= beyond]

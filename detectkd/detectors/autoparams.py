@@ -37,9 +37,10 @@ class Params(Frozen):
     # After a run of alarms, a new alarm needs a surprise greater than the run's peak for this
     # many judged points (a rest period): one change, one page (0: off).
     rest: int = Field(default=100, ge=0)
-    # ... and a pair (persistence: not a spike, a range break or a sustained median) on the
-    # alarm's side this many times that peak: an episode that grows by a few percent is the same
-    # episode (1: any greater; 1.5 chosen leave-one-category-out on NAB).
+    # In the rest period a pair (persistence: not a spike, a range break or a sustained median)
+    # on the last alarm's side alarms anew only beyond this many times the run's peak: an episode
+    # that grows by a few percent is the same episode (1: any greater; 1.5 chosen
+    # leave-one-category-out on NAB).
     rest_margin: float = Field(default=1.5, ge=1.0)
     # Within this many judged points of a run's last alarm (and within `rest`), a pair — two in a
     # row beyond the line, not a spike nor a range break — that would start a new run on that

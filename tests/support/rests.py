@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from detectkd.detectors import autosustain
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostate import Memo, ring_array
@@ -14,18 +15,29 @@ CALM = 0.5
 LINE = Params().min_z  # the line of calm half-normal |z| (their 0.995 quantile is about 2.8): 4
 
 
-def held(tail: list[float], down: list[int] | None = None, burst: int = 2, **params: object) -> np.ndarray:
-    """The surprises of the |z| `tail` (below their baseline where `down` says so) judged after
-    2,000 calm |z| (half-normal: the line is `min_z`, 4) with, halfway, a past burst of `burst`
-    points at 1.5 lines (the series' history of runs), without the short mean and, unless
-    `params` name it, without the rest margin (any greater surprise pages while resting)."""
+def held(
+    tail: list[float],
+    down: list[int] | None = None,
+    burst: int = 2,
+    breaks: list[int] | None = None,
+    **params: object,
+) -> np.ndarray:
+    """The surprises of the |z| `tail` (below their baseline where `down` says so; a range
+    break at the indexes `breaks` names) judged after 2,000 calm |z| (half-normal: the line is
+    `min_z`, 4) with, halfway, a past burst of `burst` points at 1.5 lines (the series'
+    history of runs), without the short mean and, unless `params` name it, without the rest
+    margin (any greater surprise pages while resting)."""
     det = AutoDetector(Params.model_validate({"pair_mean": 0, "rest_margin": 1.0} | params), FIVE_MIN)
     memo = Memo(2000)
     ring = np.abs(np.random.default_rng(1).normal(0, 1, 2000))
     ring[1000 : 1000 + burst] = 1.5 * LINE
     memo.recent = ring_array(ring)
+    if det.p.sustain:  # the ring's window medians, as a rebuild leaves them
+        memo.medians = autosustain.medians(memo.ring(), det.p.sustain)
     z = np.asarray(tail) * np.where(np.asarray(down or [0] * len(tail)) > 0, -1.0, 1.0)
-    return det._surprises(memo, z, np.zeros(z.size, bool))[0]
+    flags = np.zeros(z.size, np.int8)
+    flags[breaks or []] = 1  # a range break (`autofit`'s flag 1)
+    return det._surprises(memo, z, flags)[0]
 
 
 def starts(surprises: np.ndarray) -> list[int]:

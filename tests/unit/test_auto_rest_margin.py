@@ -43,3 +43,17 @@ def test_after_the_rest_period_a_pair_pages_whatever_the_margin() -> None:
     rest = Params().rest
     assert starts(held(episode(rest + 5, 1.2), rest_pairs=0, rest_margin=2.0)) == [2, rest + 9]
     assert starts(held(episode(rest - 10, 1.2), rest_pairs=0, rest_margin=2.0)) == [2]
+
+
+def test_a_range_break_between_the_peak_and_the_margin_still_pages() -> None:
+    tail = [CALM, 2.5 * LINE, 2.5 * LINE] + [CALM] * 10 + [2.6 * LINE] + [CALM] * 3
+    assert starts(held(tail, breaks=[13], rest_pairs=0, rest_margin=1.5)) == [2, 13]  # a break
+    assert starts(held(tail, rest_pairs=0, rest_margin=1.5)) == [2]  # the same point, no break
+
+
+def test_the_margin_is_of_the_runs_peak_not_of_its_last_alarm() -> None:
+    """A run at 2 lines, then a weaker point at 1.2 (still an alarm, faded): a pair at 2.8
+    lines is within 1.5 times the peak (2), though beyond 1.5 times the last alarm."""
+    tail = [CALM, 2 * LINE, 2 * LINE, 1.2 * LINE] + [CALM] * 11 + [2.8 * LINE] * 2 + [CALM] * 3
+    assert starts(held(tail, rest_pairs=0, rest_margin=1.5)) == [2]
+    assert starts(held(tail[4:], rest_pairs=0, rest_margin=1.5)) == [12]  # without the run: news

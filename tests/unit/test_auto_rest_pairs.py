@@ -100,11 +100,12 @@ def test_a_bursty_count_pages_once_an_episode_and_never_more() -> None:
 
 def test_a_sustained_burst_soon_after_an_alarm_pages_beyond_the_margin() -> None:
     """The same bursty count: twenty points at ten times the level (no higher than its bursts
-    reach, so no range break) twenty points after an episode's spike. By this rule alone
-    (`rest_margin` 1) it alarms as soon as it outlasts the series' recent runs beyond the line,
-    not 100 points later. With the default margin (1.5) a pair on the alarm's side within 1.5
-    times its peak is the same episode, held through the rest period (on NAB such escalations
-    were false pages every time); one beyond the series' range is a break and pages at once."""
+    reach, so no range break) twenty points after an episode's alarm (a pair at 1.13 lines: the
+    burst is about 1.25 times it). By this rule alone (`rest_margin` 1) it alarms as soon as it
+    outlasts the series' recent runs beyond the line, not 100 points later. With the default
+    margin (1.5) a pair on the alarm's side within 1.5 times its peak is the same episode, held
+    through the rest period (on NAB such escalations were false pages every time); one beyond
+    the series' range is a break and pages at once."""
     values = episodic(0)
     first = auto_alarms(values, FIVE_MIN)[-1]
     values[first + 20 : first + 40] = 300.0
