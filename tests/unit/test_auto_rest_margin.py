@@ -57,3 +57,11 @@ def test_the_margin_is_of_the_runs_peak_not_of_its_last_alarm() -> None:
     tail = [CALM, 2 * LINE, 2 * LINE, 1.2 * LINE] + [CALM] * 11 + [2.8 * LINE] * 2 + [CALM] * 3
     assert starts(held(tail, rest_pairs=0, rest_margin=1.5)) == [2]
     assert starts(held(tail[4:], rest_pairs=0, rest_margin=1.5)) == [12]  # without the run: news
+
+
+def test_a_run_that_climbs_past_the_margin_pages_when_it_does() -> None:
+    """Held points are no alarms and start no run, so they do not fade what follows (review: a
+    run that began within the hold was already faded when it passed the margin, and never
+    paged in the rest period)."""
+    tail = [CALM, 1.1 * LINE, 1.1 * LINE] + [CALM] * 10 + [1.3 * LINE] * 5 + [1.8 * LINE] * 10 + [CALM] * 3
+    assert starts(held(tail, rest_pairs=0, rest_margin=1.5)) == [2, 19]  # the second point at 1.8

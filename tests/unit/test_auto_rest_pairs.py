@@ -7,6 +7,7 @@ after a burst) and a pair once the points have passed."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
@@ -131,14 +132,15 @@ def test_a_stuck_alarm_arms_no_side() -> None:
         assert memo.side == want  # beyond the line, the side of the point; within it none
 
 
-def test_the_hold_and_the_side_are_the_same_point_by_point_and_in_a_rebuild() -> None:
+@pytest.mark.parametrize("margin", [1.0, 1.5])
+def test_the_hold_and_the_side_are_the_same_point_by_point_and_in_a_rebuild(margin: float) -> None:
     """300 seeds of bursty signed z (episodes of three bursts of 1-5 points on either side,
     each greater than the one before, and stuck flags): the surprises judged one point at a time (a live check) are those of one pass,
     and a rebuild's bulk replay leaves the same state, the side of the last alarm included;
     the rule changes the pages of some of them."""
     from tests.support.detectors import same_state
 
-    det = AutoDetector(Params(pair_mean=0, rest_margin=1.0), FIVE_MIN)
+    det = AutoDetector(Params(pair_mean=0, rest_margin=margin), FIVE_MIN)
     held_any = sides = 0
     for seed in range(300):
         rng = np.random.default_rng(seed)
@@ -161,8 +163,10 @@ def test_the_hold_and_the_side_are_the_same_point_by_point_and_in_a_rebuild() ->
         det._rebuild(rebuilt, z, breaks, tail=600)  # the bulk replay
         same_state(rebuilt, one)
         sides += one.side != 0
-        off = AutoDetector(Params(pair_mean=0, rest_pairs=0, rest_margin=1.0), FIVE_MIN)
+        off = AutoDetector(Params(pair_mean=0, rest_pairs=0, rest_margin=margin), FIVE_MIN)
         other = Memo(2000)
         other.recent = ring_array(np.abs(z[:2000]))
         held_any += starts(off._surprises(other, z[2000:], breaks[2000:])[0]) != starts(whole)
-    assert held_any > 10 and sides > 20  # the rule changed pages; alarms armed sides
+    # the rule changed pages (fewer with the margin, which holds many of the same pairs);
+    # alarms armed sides
+    assert held_any > (10 if margin == 1.0 else 2) and sides > 20
