@@ -3,11 +3,12 @@
 8 µs a row, mostly parsing each timestamp's text).
 
 The shape: one series (no `series_columns`), every value a number or None, every timestamp
-text of the form `YYYY-MM-DD HH:MM:SS` (or with a `T`), in a timezone of fixed offset (UTC,
-`Etc/...`), on a grid shorter than a day. Anything else, and anything unusual in such a
-result (a time that is no date, outside 1900..2200, a value that does not fit a float),
-returns None: `points.rows_to_points` types the rows one by one then, with its errors and
-warnings. So the points, warnings and errors are the same either way (tested against it).
+text of the form `YYYY-MM-DD HH:MM:SS` (or with a `T`) in a timezone of fixed offset (UTC,
+`Etc/...`) or every timestamp an epoch number (any zone), on a grid shorter than a day.
+Anything else, and anything unusual in such a result (a time that is no date, outside
+1900..2200, a value that does not fit a float), returns None: `points.rows_to_points` types
+the rows one by one then, with its errors and warnings. So the points, warnings and errors
+are the same either way (tested against it).
 """
 
 from __future__ import annotations
@@ -64,27 +65,20 @@ def typed(
     n = len(rows)
     if n < MIN_ROWS:  # (a live check's row or few: nothing more is looked at)
         return None
-    offset = fixed_offset(window.tz)
-    if offset is None:
-        return None
+    offset = fixed_offset(window.tz)  # (None: only epoch numbers can be typed here)
     try:
         raw_values = [row[value_column] for row in rows]
     except KeyError:  # the one-by-one path names the missing column
         return None
-    times = [row.get(timestamp_column) for row in rows]
-    if not set(map(type, raw_values)) <= _NUMBERS or set(map(type, times)) != {str}:
+    if not set(map(type, raw_values)) <= _NUMBERS:
         return None
-    texts = cast(list[str], times)
-    if set(map(len, texts)) != {SHAPE}:
-        return None
-    seconds = _epoch(texts)
+    seconds = _seconds([row.get(timestamp_column) for row in rows], offset)
     if seconds is None:
         return None
     try:
         values = np.array(raw_values, dtype=np.float64)  # None: NaN, then None again below
     except (OverflowError, ValueError, TypeError):
         return None
-    seconds -= offset
     if seconds.min() < MIN_TIME or seconds.max() >= MAX_TIME:
         return None
     periods = seconds - seconds % step
@@ -103,6 +97,33 @@ def typed(
     finite = np.isfinite(chosen).tolist()
     out = [v if ok else None for v, ok in zip(chosen.tolist(), finite, strict=True)]
     return Typed(picked.tolist(), kept.tolist(), out, dropped, len(periods) - len(kept))
+
+
+def _seconds(times: list[object], offset: int | None) -> np.ndarray | None:
+    """Whole epoch seconds (floored, as `Grid.floor` reads a time) of the rows' times: all
+    epoch numbers (milliseconds above 1e11, as `points.coerce_timestamp`; a CSV file's times,
+    parsed once by the collector), or all texts of the SQL shape in a zone of fixed `offset`;
+    None otherwise (a NaN or infinite number, a bool, text of another shape, a mix)."""
+    kinds = set(map(type, times))
+    if kinds <= {int, float}:
+        try:
+            numbers = np.array(times, dtype=np.float64)
+        except OverflowError:  # an int beyond a float: one by one
+            return None
+        if not np.isfinite(numbers).all():
+            return None
+        numbers = np.where(numbers > 1e11, numbers / 1000.0, numbers)
+        if numbers.min() < MIN_TIME or numbers.max() >= MAX_TIME:
+            return None
+        out: np.ndarray = np.floor(numbers).astype(np.int64)
+        return out
+    if kinds != {str} or offset is None:
+        return None
+    texts = cast(list[str], times)
+    if set(map(len, texts)) != {SHAPE}:
+        return None
+    epoch = _epoch(texts)
+    return None if epoch is None else epoch - offset
 
 
 def _epoch(texts: list[str]) -> np.ndarray | None:

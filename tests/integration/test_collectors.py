@@ -222,11 +222,13 @@ async def test_csv_rows_by_window_rereads_a_changed_file_and_names_bad_lines(tmp
     start = 1767222000  # 2026-01-01 00:00 in Berlin (naive CSV times are the metric's timezone)
     w = Window(start + 600, start + 1800, timedelta(minutes=10), berlin)
     rows = await c.collect(w)
-    assert [(r["timestamp"][-8:], r["region"]) for r in rows] == [
-        ("00:10:00", "eu"),
-        ("00:10:00", "us"),
-        ("00:20:00", "eu"),
-        ("00:20:00", "us"),
+    # The times come parsed (epoch seconds, naive text read in the metric's zone), the values
+    # as numbers: typed once for every window that reads them (`CsvCollector._typed`).
+    assert [(r["timestamp"] - start, r["region"], r["value"]) for r in rows] == [
+        (600, "eu", 10.0),
+        (600, "us", 10.0),
+        (1200, "eu", 20.0),
+        (1200, "us", 20.0),
     ]
     write(
         tmp_path / "m" / "exported.yaml",
@@ -257,7 +259,12 @@ detector: {{type: mad}}
         await c.collect(w)
     path.write_text("timestamp,region,value\n1767222600,eu,99\n")
     os.utime(path, (2, 2))
-    assert [r["value"] for r in await c.collect(w)] == ["99"]  # epoch seconds work too
+    assert [(r["timestamp"], r["value"]) for r in await c.collect(w)] == [
+        (1767222600, 99.0)
+    ]  # epoch text too
+    path.write_text("timestamp,region,value\n1767222600,eu,n/a\n")  # no number: text, its error later
+    os.utime(path, (3, 3))
+    assert [r["value"] for r in await c.collect(w)] == ["n/a"]
     path.unlink()
     with pytest.raises(CollectError, match="No such file"):
         await c.collect(w)

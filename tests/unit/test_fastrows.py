@@ -86,8 +86,38 @@ def test_random_results_come_out_as_typed_one_by_one(seed: int) -> None:
     assert fast.bad_times == slow.bad_times
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_epoch_numbers_come_out_as_typed_one_by_one(seed: int) -> None:
+    """Times as epoch numbers (a CSV file's, parsed once by its collector; a source's ints):
+    seconds or milliseconds, whole or not, in any zone (a number is no wall-clock time)."""
+    rng = random.Random(1000 + seed)
+    step = rng.choice([10, 60, 300, 3600])
+    tz = ZoneInfo(rng.choice(["UTC", "Europe/Berlin", "America/New_York", "Etc/GMT+5"]))
+    grid = Grid(timedelta(seconds=step), tz)
+    window = Window(T0, T0 + step * rng.randint(1, 40), timedelta(seconds=step), tz)
+    single = rng.random() < 0.3
+    millis = rng.random() < 0.3
+    rows = []
+    for _ in range(rng.randint(8, 300)):
+        t: float = rng.randint(window.start - 3 * step, window.finish + 3 * step)
+        if rng.random() < 0.5:
+            t += rng.random()  # a fraction of a second: floored as `Grid.floor` does
+        rows.append({"period_time": int(t * 1000) if millis else t, "value": value(rng)})
+    slow, fast, took = both(rows, SPEC, window, grid, single)
+    assert took
+    assert fast.points == slow.points
+    assert fast.warnings == slow.warnings
+
+
 def rows_of(n: int, step: int = 10) -> list[dict[str, Any]]:
     return [{"period_time": stamp(T0 + i * step), "value": float(i)} for i in range(n)]
+
+
+def epoch_rows(bad: Any, kind: type = int) -> list[dict[str, Any]]:
+    """30 rows with epoch-number times, the fourth's time `bad`."""
+    rows = [{**r, "period_time": kind(T0 + 10 * i)} for i, r in enumerate(rows_of(30))]
+    rows[3] = {**rows[3], "period_time": bad}
+    return rows
 
 
 GRID = Grid(timedelta(minutes=1), "UTC")
@@ -112,7 +142,11 @@ def changed(i: int, **cells: Any) -> list[dict[str, Any]]:
         changed(3, period_time="2026-12-07x10:00:00"),
         changed(3, period_time="２０２６-12-07 10:00:00"),  # (wide digits)
         changed(3, period_time=None),  # the newest period
-        changed(3, period_time=1_796_000_000),
+        changed(3, period_time=1_796_000_000),  # a number among texts
+        epoch_rows(math.nan, float),  # a NaN time
+        epoch_rows(True),  # a bool
+        epoch_rows(10**400),  # an int no float holds
+        epoch_rows(1e15),  # milliseconds of the year 33658
         changed(3, value="12"),  # text: an error
         changed(3, value=True),
         changed(3, value=10**400),
