@@ -103,13 +103,13 @@ DAY, WEEK = 86400, 7 * 86400
 
 
 class AutoDetector:
-    # What `export_state` means (`StatefulDetector`): bump it with any change that makes the state kept
-    # for the same points differ (another quantity in the ring, a scalar added, one read otherwise,
-    # another rest or run rule): a snapshot of a build before is then rebuilt from the store.
+    # What `export_state` means (`StatefulDetector`): bump it with any change that makes the
+    # state kept for the same points differ (another quantity in the ring, a scalar added,
+    # one read otherwise, another rest or run rule), so a restart snapshot written by a build
+    # before is rebuilt from the store instead of adopted (`runtime.snapshot.fingerprint`).
     # 2: a pair within `rest_pairs` of an alarm is held (the rest state evolves otherwise); 3: `long_days`'
-    # memory may follow; 4: the hold skips the alarm's own run (autopairs); 5: `rest_margin`; 6: a
-    # point the rest holds starts no run.
-    STATE_VERSION = 6
+    # memory may follow; 4: the hold skips the alarm's own run (autopairs); 5: `rest_margin` 1.5.
+    STATE_VERSION = 5
 
     def __init__(self, p: Params, interval_seconds: int, detector_id: str = "auto") -> None:
         self.p, self.id = p, detector_id
@@ -335,13 +335,13 @@ class AutoDetector:
                     h = min(h, 0.5 * thr)
             if sus:  # a sustained deviation alarms alone
                 h = max(h, sus * thr)
+            run = run + 1 if h >= thr else 0  # (a held point counts: a sustained change fades)
+            h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
             if rest > 0:  # resting after an alarm: only a greater surprise alarms anew (a pair on
                 rest -= 1  # its side: `rest_margin` x greater; the alarm's own run goes on)
                 margin = p.rest_margin if sign == side and b < spike and not broke and not sus else 1.0
                 if h <= level * margin and not alarmed:
                     h = min(h, 0.5 * thr)
-            run = run + 1 if h >= thr else 0  # (a held point is no alarm: it starts no run)
-            h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
             if h >= thr:  # the rest period runs from the run's last alarm, at its peak
                 rest, level, side = p.rest, max(h, level) if alarmed else h, sign
             alarmed = h >= thr

@@ -208,7 +208,7 @@ async def test_csv_rows_by_window_rereads_a_changed_file_and_names_bad_lines(tmp
     import os
 
     from detectkd.collectors import csvfile
-    from detectkd.collectors.points import rows_to_points
+    from detectkd.collectors.points import PointSpec, rows_to_points
     from detectkd.specs.loader import load_metrics
     from detectkd.timegrid import Grid
     from tests.support.files import write
@@ -265,6 +265,13 @@ detector: {{type: mad}}
     path.write_text("timestamp,region,value\n1767222600,eu,n/a\n")  # no number: text, its error later
     os.utime(path, (3, 3))
     assert [r["value"] for r in await c.collect(w)] == ["n/a"]
+    # A context column that is also the timestamp column holds the parsed epoch seconds (the
+    # file's text before 2026-12-07): what a feature read from it sees.
+    path.write_text("timestamp,region,value\n2026-01-01 00:10:00,eu,5\n")
+    os.utime(path, (4, 4))
+    spec_ctx = PointSpec("timestamp", "value", ("timestamp",), ())
+    got = rows_to_points(await c.collect(w), spec_ctx, w, Grid(timedelta(minutes=10), berlin))
+    assert [p.context for p in got.points] == [{"timestamp": float(start + 600)}]
     path.unlink()
     with pytest.raises(CollectError, match="No such file"):
         await c.collect(w)

@@ -187,7 +187,9 @@ def test_forget_drops_the_series_state() -> None:
     assert "gone" not in det._memo
 
 
-@pytest.mark.parametrize("tail", ["calm", "spike", "short run", "long run", "nan last", "break", "resting"])
+@pytest.mark.parametrize(
+    "tail", ["calm", "spike", "short run", "long run", "fading", "nan last", "break", "resting"]
+)
 @pytest.mark.parametrize("size", [2000, 300])
 def test_the_restart_rebuild_equals_judging_point_by_point(tail: str, size: int) -> None:
     """The rebuild after a restart loops only over the last points; the state it leaves (ring,
@@ -200,7 +202,8 @@ def test_the_restart_rebuild_equals_judging_point_by_point(tail: str, size: int)
         "calm": [],
         "spike": [40.0],
         "short run": [9.0, 12.0, 11.0],
-        "long run": [8.0] * 100,  # fades below the line, then the rest period holds it
+        "long run": [8.0] * 100,  # fades below the line and counts on
+        "fading": [8.0] * 4,  # faded below the line, still counting
         "break": [2.0, 1.0],
         "resting": [40.0] + [1.0] * 10,
     }
@@ -225,9 +228,11 @@ def test_the_restart_rebuild_equals_judging_point_by_point(tail: str, size: int)
 
     assert np.array_equal(ring(rebuilt), ring(looped), equal_nan=True)
     assert np.array_equal(rebuilt.medians, looped.medians, equal_nan=True)  # the sustained channel's
-    if tail == "short run":
+    if tail in ("short run", "long run"):
         assert looped.run > 0  # the case is what it says
-    if tail in ("break", "resting", "spike", "long run"):  # (a held point starts no run)
+    if tail == "fading":
+        assert looped.run > 1  # (at reference 300 already faded below the line)
+    if tail in ("break", "resting", "spike"):
         assert looped.rest > 0
 
 

@@ -8,6 +8,8 @@ alone."""
 
 from __future__ import annotations
 
+import pytest
+
 from detectkd.detectors.autoparams import Params
 from tests.support.rests import CALM, LINE, episode, held, starts
 
@@ -59,9 +61,10 @@ def test_the_margin_is_of_the_runs_peak_not_of_its_last_alarm() -> None:
     assert starts(held(tail[4:], rest_pairs=0, rest_margin=1.5)) == [12]  # without the run: news
 
 
-def test_a_run_that_climbs_past_the_margin_pages_when_it_does() -> None:
-    """Held points are no alarms and start no run, so they do not fade what follows (review: a
-    run that began within the hold was already faded when it passed the margin, and never
-    paged in the rest period)."""
-    tail = [CALM, 1.1 * LINE, 1.1 * LINE] + [CALM] * 10 + [1.3 * LINE] * 5 + [1.8 * LINE] * 10 + [CALM] * 3
-    assert starts(held(tail, rest_pairs=0, rest_margin=1.5)) == [2, 19]  # the second point at 1.8
+@pytest.mark.parametrize("margin", [1.0, 1.5])
+def test_a_change_that_stays_beyond_the_line_pages_once(margin: float) -> None:
+    """Its run fades below the line; the points after it still count toward the run (they
+    fade on), so the rest period's end brings no second page (review: with held points
+    starting no run, a constant change paged again every 100 points)."""
+    tail = [CALM] + [2 * LINE] * 300 + [CALM] * 3
+    assert starts(held(tail, rest_pairs=0, rest_margin=margin)) == [2]

@@ -7,9 +7,11 @@ from __future__ import annotations
 import math
 import random
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from detectkd.collectors import fastrows
@@ -147,6 +149,8 @@ def changed(i: int, **cells: Any) -> list[dict[str, Any]]:
         epoch_rows(True),  # a bool
         epoch_rows(10**400),  # an int no float holds
         epoch_rows(1e15),  # milliseconds of the year 33658
+        epoch_rows(np.int64(T0 + 30)),  # a numpy number: not an int (an error, one by one)
+        epoch_rows(Decimal(T0 + 30)),  # (an error too)
         changed(3, value="12"),  # text: an error
         changed(3, value=True),
         changed(3, value=10**400),
