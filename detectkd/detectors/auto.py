@@ -37,7 +37,7 @@
    by more than one; breaks count once the window holds `range_min` (200).
 6b. Stuck value (`autostuck`, off by default): a run of `stuck` equal values outlasting any lately alarms.
 6c. Line and range (`autonovel`, off by default): a point beyond the line, short of a spike, alarms alone
-   (a lone one too) when it is also beyond every one of the last `line_range` values.
+   (a lone one too) when also beyond every one of the last `line_range` values.
 7. Novelty. In a run of alarming points the surprise halves every `fade` (6) points after the first: a
    sustained change is news at its start, and the score comes down while the baselines learn the new level.
 7b. Sustained deviation (`autosustain`, off by default): the median of the last `sustain` |z| alarms alone
@@ -47,18 +47,16 @@
    the run's peak (a pair on its side: `rest_margin` x); lesser ones are held below the line (score <= 1/3):
    one change, one page. Within `rest_pairs` (100) points of the last alarm a pair (persistence, not a
    spike or a range break) on that alarm's side is held whatever its surprise while its run beyond the
-   line is no longer than the longest in the ring before that alarm's own run (`autopairs.aftershock`):
-   a bursty series' aftershock is the same episode. An alarm whose point is within the line (a stuck
-   run, a sustained median) arms no side.
-9. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line, monotone, never infinite.
-   Bounds: expected +/- the alarm line in value units (back-transformed for counts, never below 0).
+   line is no longer than the longest in the ring before that alarm's own run (`autopairs.aftershock`): a
+   bursty series' aftershock is the same episode. An alarm within the line (stuck, sustained) arms no side.
+9. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line, monotone, never infinite. Bounds:
+   expected +/- the alarm line in value units (back-transformed for counts, never below 0).
 
-Baselines are refreshed every `refresh` periods on the absolute interval grid
-(a block), from the `window` points with values before the block's start; the
-alarm line moves with every point. So every point's judgement depends only on
-points before it, live and in a replay (`detect_many`: array operations). The
-recent |z|, the run length and the rest period are derived state, kept per series
-(in the restart snapshot), rebuilt from stored history after a restart without one.
+Baselines are refreshed every `refresh` periods on the absolute interval grid (a block), from the
+`window` points with values before the block's start; the alarm line moves with every point. So every
+point's judgement depends only on points before it, live and in a replay (`detect_many`: array
+operations). The recent |z|, the run length and the rest period are derived state, kept per series (in
+the restart snapshot), rebuilt from stored history after a restart without one.
 Staged (a first start, `autostage`): it judges from `judge_seconds` of history on the
 level alone; the seasonal baselines switch on as older history fills in.
 """
@@ -103,13 +101,11 @@ DAY, WEEK = 86400, 7 * 86400
 
 
 class AutoDetector:
-    # What `export_state` means (`StatefulDetector`): bump it with any change that makes the
-    # state kept for the same points differ (another quantity in the ring, a scalar added,
-    # one read otherwise, another rest or run rule), so a restart snapshot written by a build
-    # before is rebuilt from the store instead of adopted (`runtime.snapshot.fingerprint`).
-    # 2: a pair within `rest_pairs` of an alarm is held (the rest state evolves otherwise); 3: `long_days`'
-    # memory may follow; 4: the hold skips the alarm's own run (autopairs); 5: `rest_margin` 1.5.
-    STATE_VERSION = 5
+    # What `export_state` means (`StatefulDetector`): bump it with any change that makes the state kept
+    # for the same points differ (another quantity in the ring, a scalar added, one read otherwise, another
+    # rest or run rule): a snapshot of a build before is then rebuilt (`runtime.snapshot.fingerprint`).
+    # 2: `rest_pairs`; 3: `long_days`; 4: the hold skips its alarm's run; 5: `rest_margin`; 6: held starters.
+    STATE_VERSION = 6
 
     def __init__(self, p: Params, interval_seconds: int, detector_id: str = "auto") -> None:
         self.p, self.id = p, detector_id
@@ -335,12 +331,16 @@ class AutoDetector:
                     h = min(h, 0.5 * thr)
             if sus:  # a sustained deviation alarms alone
                 h = max(h, sus * thr)
-            run = run + 1 if h >= thr else 0  # (a held point counts: a sustained change fades)
+            # Resting, only a greater surprise alarms anew (a pair on the alarm's side: `rest_margin` x).
+            # One that would start a run is held before the run counts it; a run going on fades, then is.
+            margin = p.rest_margin if sign == side and b < spike and not broke and not sus else 1.0
+            if rest > 0 and run == 0 and h <= level * margin:
+                h = min(h, 0.5 * thr)
+            run = run + 1 if h >= thr else 0
             h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
-            if rest > 0:  # resting after an alarm: only a greater surprise alarms anew (a pair on
-                rest -= 1  # its side: `rest_margin` x greater; the alarm's own run goes on)
-                margin = p.rest_margin if sign == side and b < spike and not broke and not sus else 1.0
-                if h <= level * margin and not alarmed:
+            if rest > 0:
+                rest -= 1
+                if run > 1 and not alarmed and h <= level * margin:  # (the alarm's own run goes on)
                     h = min(h, 0.5 * thr)
             if h >= thr:  # the rest period runs from the run's last alarm, at its peak
                 rest, level, side = p.rest, max(h, level) if alarmed else h, sign

@@ -68,3 +68,20 @@ def test_a_change_that_stays_beyond_the_line_pages_once(margin: float) -> None:
     starting no run, a constant change paged again every 100 points)."""
     tail = [CALM] + [2 * LINE] * 300 + [CALM] * 3
     assert starts(held(tail, rest_pairs=0, rest_margin=margin)) == [2]
+
+
+def test_a_run_that_climbs_out_of_the_hold_pages_when_it_does() -> None:
+    """A point the hold keeps from starting a run does not count toward one, so a run that
+    begins within the hold is not faded when it climbs past it (review: it was, and never
+    paged in the rest period). A change still going on keeps fading (the test above)."""
+    tail = [CALM, 1.1 * LINE, 1.1 * LINE] + [CALM] * 10 + [1.3 * LINE] * 5 + [1.8 * LINE] * 10 + [CALM] * 3
+    assert starts(held(tail, rest_pairs=0, rest_margin=1.5)) == [2, 19]  # the second point at 1.8
+
+
+def test_a_change_that_begins_within_the_hold_and_outlasts_the_rest_pages_once_then() -> None:
+    """What the run counting only from the hold's end costs: a change at 1.3 lines that begins
+    ten points after an alarm and lasts is held while resting, then pages once, when the rest
+    period is over, and fades from there."""
+    rest = Params().rest
+    tail = [CALM, 1.1 * LINE, 1.1 * LINE] + [CALM] * 10 + [1.3 * LINE] * 300 + [CALM] * 3
+    assert starts(held(tail, rest_pairs=0, rest_margin=1.5)) == [2, rest + 3]
