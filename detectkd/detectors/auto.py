@@ -340,7 +340,7 @@ class AutoDetector:
             h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
             if rest > 0:
                 rest -= 1
-                if run > 1 and not alarmed and h <= level * margin:  # (the alarm's own run goes on)
+                if h <= level * margin and not alarmed:  # (the alarm's own run goes on)
                     h = min(h, 0.5 * thr)
             if h >= thr:  # the rest period runs from the run's last alarm, at its peak
                 rest, level, side = p.rest, max(h, level) if alarmed else h, sign
