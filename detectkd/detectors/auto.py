@@ -318,24 +318,24 @@ class AutoDetector:
             broke = brk & 2 or (brk & 1 and a >= gate) or (brk & 8 and thr <= s < spike)  # 2 (stuck): no |z|
             b = max(s, spike) if broke else s  # a range break alarms alone
             h = b if b >= spike else min(b, prev)
-            if p.pair_mean and thr <= h < spike and run == 0:  # a pair: its short mean against the ring's
-                h = min(h, autopairs.surprise(memo, a, p.pair_mean, p.quantile, p.min_samples) / thr)
-            if (p.risk or p.spike_risk or brk & 4) and h >= thr and run == 0 and not broke:
-                h = autospikes.gated(memo, ordered, a, s, prev, h, brk & 4, p)  # routine for the series: held
             # the side of a point beyond the line (0 within it: a stuck run's, a sustained median's)
             sign = (signed > 0) - (signed < 0) if a >= line * thr else 0
-            if p.rest_pairs and rest > max(0, p.rest - p.rest_pairs) and thr <= h < spike and run == 0:
+            # Resting, only a greater surprise alarms anew (a pair on the alarm's side: `rest_margin` x)
+            margin = p.rest_margin if sign == side and b < spike and not broke and not sus else 1.0
+            fresh = run == 0 or (rest > 0 and not alarmed and h > level * margin)  # a run (anew)
+            if p.pair_mean and thr <= h < spike and fresh:  # a pair: its short mean against the ring's
+                h = min(h, autopairs.surprise(memo, a, p.pair_mean, p.quantile, p.min_samples) / thr)
+            if (p.risk or p.spike_risk or brk & 4) and h >= thr and fresh and not broke:
+                h = autospikes.gated(memo, ordered, a, s, prev, h, brk & 4, p)  # routine for the series: held
+            if p.rest_pairs and rest > max(0, p.rest - p.rest_pairs) and thr <= h < spike and fresh:
                 # a pair soon after an alarm on its side, no longer than the runs before that alarm's
                 ago = p.rest - rest  # the last alarm: the ring's `ago`-th newest (0: the newest)
                 if sign == side and autopairs.aftershock(memo, a, line * thr, ago):
                     h = min(h, 0.5 * thr)
             if sus:  # a sustained deviation alarms alone
                 h = max(h, sus * thr)
-            # Resting, only a greater surprise alarms anew (a pair on the alarm's side: `rest_margin` x).
-            # One that would start a run is held before the run counts it; a run going on fades, then is.
-            margin = p.rest_margin if sign == side and b < spike and not broke and not sus else 1.0
-            if rest > 0 and run == 0 and h <= level * margin:
-                h = min(h, 0.5 * thr)
+            if rest > 0 and not alarmed and h > level * margin:  # news starts its run anew, unfaded;
+                run = 0  # a run the rest holds counts on (it fades), so its end brings no page
             run = run + 1 if h >= thr else 0
             h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
             if rest > 0:

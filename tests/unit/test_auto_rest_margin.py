@@ -78,10 +78,27 @@ def test_a_run_that_climbs_out_of_the_hold_pages_when_it_does() -> None:
     assert starts(held(tail, rest_pairs=0, rest_margin=1.5)) == [2, 19]  # the second point at 1.8
 
 
-def test_a_change_that_begins_within_the_hold_and_outlasts_the_rest_pages_once_then() -> None:
-    """What the run counting only from the hold's end costs: a change at 1.3 lines that begins
-    ten points after an alarm and lasts is held while resting, then pages once, when the rest
-    period is over, and fades from there."""
-    rest = Params().rest
+def test_a_change_that_begins_within_the_hold_and_outlasts_the_rest_pages_once() -> None:
+    """A change at 1.3 lines that begins ten points after an alarm and lasts is held while
+    resting and has faded by the rest period's end: no second page (review: with held points
+    counting toward no run, it paged again when the rest was over)."""
     tail = [CALM, 1.1 * LINE, 1.1 * LINE] + [CALM] * 10 + [1.3 * LINE] * 300 + [CALM] * 3
-    assert starts(held(tail, rest_pairs=0, rest_margin=1.5)) == [2, rest + 3]
+    assert starts(held(tail, rest_pairs=0, rest_margin=1.5)) == [2]
+
+
+@pytest.mark.parametrize("margin", [1.0, 1.5])
+@pytest.mark.parametrize("dip", [30, 50, 90])
+def test_a_change_that_dips_back_within_the_line_while_resting_pages_once(margin: float, dip: int) -> None:
+    """One point within the line ends the run; the change going on after it starts a run the
+    hold keeps and the rest period's end finds faded (review: a dip while resting turned into
+    a page when the rest was over)."""
+    tail = [CALM] + [2 * LINE] * dip + [CALM] + [2 * LINE] * 300 + [CALM] * 3
+    assert starts(held(tail, rest_pairs=0, rest_margin=margin)) == [2]
+
+
+def test_a_dip_after_the_rest_period_is_a_new_run() -> None:
+    """What the rest period does not cover: a change that dips back within the line once the
+    rest is over pages again when it comes back (the run starts anew)."""
+    rest = Params().rest
+    tail = [CALM] + [2 * LINE] * (rest + 50) + [CALM] + [2 * LINE] * 20 + [CALM] * 3
+    assert starts(held(tail, rest_pairs=0, rest_margin=1.5)) == [2, rest + 53]
