@@ -104,7 +104,7 @@ class AutoDetector:
     # What `export_state` means (`StatefulDetector`): bump it with any change that makes the state kept
     # for the same points differ (another quantity in the ring, a scalar added, one read otherwise, another
     # rest or run rule): a snapshot of a build before is then rebuilt (`runtime.snapshot.fingerprint`).
-    # 2: `rest_pairs`; 3: `long_days`; 4: the hold skips its alarm's run; 5: `rest_margin`; 6: held starters.
+    # 2: `rest_pairs`; 3: `long_days`; 4: the hold skips its alarm's run; 5: `rest_margin`; 6, 7: held runs.
     STATE_VERSION = 7
 
     def __init__(self, p: Params, interval_seconds: int, detector_id: str = "auto") -> None:
@@ -300,8 +300,7 @@ class AutoDetector:
                 p.min_samples,
             )
             sustained = found.tolist()
-        held = np.empty(az.size)
-        lines = np.empty(az.size)
+        held, lines = np.empty(az.size), np.empty(az.size)
         prev, run, rest, level, alarmed = memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed
         side = memo.side
         ordered = memo.sorted()  # for this judgement only (issue 28)
@@ -322,21 +321,22 @@ class AutoDetector:
             sign = (signed > 0) - (signed < 0) if a >= line * thr else 0
             # Resting, only a greater surprise alarms anew (a pair on the alarm's side: `rest_margin` x)
             margin = p.rest_margin if sign == side and b < spike and not broke and not sus else 1.0
-            fresh = run == 0 or (rest > 0 and not alarmed and h > level * margin)  # a run (anew)
+            fresh = run <= 0  # would start a run (below 0: the points held from starting one)
             if p.pair_mean and thr <= h < spike and fresh:  # a pair: its short mean against the ring's
                 h = min(h, autopairs.surprise(memo, a, p.pair_mean, p.quantile, p.min_samples) / thr)
             if (p.risk or p.spike_risk or brk & 4) and h >= thr and fresh and not broke:
                 h = autospikes.gated(memo, ordered, a, s, prev, h, brk & 4, p)  # routine for the series: held
-            if p.rest_pairs and rest > max(0, p.rest - p.rest_pairs) and thr <= h < spike and fresh:
-                # a pair soon after an alarm on its side, no longer than the runs before that alarm's
-                ago = p.rest - rest  # the last alarm: the ring's `ago`-th newest (0: the newest)
-                if sign == side and autopairs.aftershock(memo, a, line * thr, ago):
-                    h = min(h, 0.5 * thr)
+            raw = h
+            # a pair soon after an alarm on its side, no longer than the runs before that alarm's (its age)
+            soon = p.rest_pairs and rest > max(0, p.rest - p.rest_pairs) and sign == side and fresh
+            if soon and thr <= h < spike and autopairs.aftershock(memo, a, line * thr, p.rest - rest):
+                h = min(h, 0.5 * thr)
             if sus:  # a sustained deviation alarms alone
-                h = max(h, sus * thr)
-            if rest > 0 and not alarmed and h > level * margin:  # news starts its run anew, unfaded;
-                run = 0  # a run the rest holds counts on (it fades), so its end brings no page
-            run = run + 1 if h >= thr else 0
+                h, raw = max(h, sus * thr), max(raw, sus * thr)
+            if rest > 0 and fresh and h <= level * margin:  # held before it starts a run (news climbs out
+                h = min(h, 0.5 * thr)  # of the hold at full strength); its points count apart, below 0,
+            up = run + 1 if run > 0 else 1 - run if rest == 0 else 1  # and the run goes on from them after
+            run = up if h >= thr else min(run, 0) - 1 if raw >= thr else 0
             h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
             if rest > 0:
                 rest -= 1

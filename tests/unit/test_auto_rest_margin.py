@@ -102,3 +102,25 @@ def test_a_dip_after_the_rest_period_is_a_new_run() -> None:
     rest = Params().rest
     tail = [CALM] + [2 * LINE] * (rest + 50) + [CALM] + [2 * LINE] * 20 + [CALM] * 3
     assert starts(held(tail, rest_pairs=0, rest_margin=1.5)) == [2, rest + 53]
+
+
+def test_a_dip_while_resting_pages_once_with_the_aftershock_hold_too() -> None:
+    """With `rest_pairs` (the default): the points its hold keeps from starting a run count
+    toward one too (review: they did not, so a change held by it paged when the rest ended)."""
+    tail = [CALM] + [1.5 * LINE] * 90 + [CALM] + [1.5 * LINE] * 60
+    assert starts(held(tail, burst=20)) == [2]
+    tail = [CALM] + [2 * LINE] * 19 + [CALM] * 120 + [2 * LINE] * 90 + [CALM] + [2 * LINE] * 60
+    assert starts(held(tail)) == [2, 141]  # the second change is a new episode: the rest was over
+
+
+def test_a_sustained_median_in_a_run_going_on_does_not_page_it_again() -> None:
+    """Step 8: a sustained deviation fades and rests like any other alarm (review: a faded run
+    restarted by its own sustained median paged twice)."""
+    assert starts(held([CALM] + [2 * LINE] * 40, sustain=24)) == [2]
+
+
+def test_a_change_that_creeps_up_pages_once_without_a_margin() -> None:
+    """`rest_margin: 1`: a run going on that grows by half a percent a point is not news at
+    each new peak (review: it paged every third point)."""
+    tail = [CALM] + [1.2 * LINE * 1.005**k for k in range(60)]
+    assert starts(held(tail, rest_pairs=0, rest_margin=1.0)) == [2]
