@@ -104,7 +104,7 @@ class AutoDetector:
     # What `export_state` means (`StatefulDetector`): bump it with any change that makes the state kept
     # for the same points differ (another quantity in the ring, a scalar added, one read otherwise, another
     # rest or run rule): a snapshot of a build before is then rebuilt (`runtime.snapshot.fingerprint`).
-    # 2: `rest_pairs`; 3: `long_days`; 4: the hold skips its alarm's run; 5: `rest_margin`; 6-8: the hold's runs.
+    # 2: `rest_pairs`; 3: `long_days`; 4: the hold skips its alarm's run; 5: `rest_margin`; 6-8: held runs.
     STATE_VERSION = 8
 
     def __init__(self, p: Params, interval_seconds: int, detector_id: str = "auto") -> None:
