@@ -25,7 +25,6 @@ not sent, and neither is its RESOLVED.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
@@ -145,6 +144,11 @@ def decide(results: list[Result], cond: Conditions) -> Verdict:
     `combine`: `any` (one flag is enough), `all`, `majority` of the detectors
     that could judge; `min_detectors: N` overrides with "at least N".
     """
+    if len(results) == 1:  # one detector (the usual case): what the general path gives
+        r = results[0]
+        if r.skipped is not None:
+            return Verdict(False, r, judged=False)
+        return Verdict(bool(r.anomaly) and _passes(r, cond), r)
     judged = [r for r in results if r.skipped is None]
     if not judged:
         return Verdict(False, results[0] if results else None, judged=False)
@@ -186,8 +190,11 @@ def step(
     if state.last_period is not None and period <= state.last_period:
         return state, []  # already judged: re-runs never notify twice
     if _quiet(state, verdict):  # the common case, taken on every normal period: one copy
-        quiet = copy.copy(state)
-        object.__setattr__(quiet, "last_period", period)
+        # (`copy.copy`'s own steps, without its dispatch: a new instance, the same fields)
+        quiet = object.__new__(type(state))
+        fields_of = quiet.__dict__
+        fields_of.update(state.__dict__)
+        fields_of["last_period"] = period
         return quiet, []
     was_firing = state.status is Status.FIRING
     state = replace(state, last_period=period)

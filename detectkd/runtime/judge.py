@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from itertools import groupby
+from operator import attrgetter
 from typing import Any
 
 import jinja2
@@ -114,30 +115,33 @@ def judge(
     out = Outcome(states=dict(states))
     record = out.record = RunRecord(spec.name, save_points=spec.storage.enabled)
     prejudged = _prejudge(points, memory, ctx.detectors)
-    gone = out.forget
+    gone, absent = out.forget, ctx.absent
+    # Asked once, not per point (a replay judges a year of points in one call):
+    save_detections, forgets = spec.storage.save_detections, _forgets(spec)
     # Every series of a period is judged before any is decided: peers compare deviations.
-    for period, same_period in groupby(points, key=lambda p: p.period):
+    for period, same_period in groupby(points, key=_PERIOD):
         newest = ctx.notify and (period == ctx.last or ctx.replay)
-        group = [p for p in same_period if not (p.series in gone and (p.series, p.period) in ctx.absent)]
+        group = [p for p in same_period if not (p.series in gone and (p.series, p.period) in absent)]
         for pr in _decide_period(group, out.states, newest, memory, prejudged, ctx):
-            point = pr.point
+            point, state = pr.point, pr.state
             out.anomalies += pr.verdict.anomalous
             out.reports.append(pr)
-            if (point.series, point.period) not in ctx.absent:  # a known series without a row: not stored
+            # A known series without a row (`absent`): not stored.
+            if not absent or (point.series, point.period) not in absent:
                 record.points.append(point)
-                if spec.storage.save_detections:
+                if save_detections:
                     record.detections.extend(
-                        StoredDetection(point.series, point.period, r) for r in pr.results
+                        [StoredDetection(point.series, point.period, r) for r in pr.results]
                     )
-            if pr.state is not out.states.get(point.series):
-                out.states[point.series] = out.touched[point.series] = pr.state
+            if state is not out.states.get(point.series):
+                out.states[point.series] = out.touched[point.series] = state
             for notice in pr.notices:
                 alert = alert_for(point, pr, notice, ctx)
                 out.alerts.append(alert)
                 record.outbox.extend(outbox_rows(alert, spec))
             if newest and ctx.resend_every:
                 resend_due(point, pr, ctx, out)
-            if _stale(spec, pr.state, period):
+            if forgets and _stale(spec, pr.state, period):
                 gone.add(point.series)
                 out.states.pop(point.series, None)
                 out.touched.pop(point.series, None)
@@ -145,6 +149,9 @@ def judge(
     record.states = dict(out.touched)
     record.forget = sorted(gone)
     return out
+
+
+_PERIOD = attrgetter("period")
 
 
 def resend_due(point: Point, pr: PointReport, ctx: JudgeContext, out: Outcome) -> None:
@@ -178,9 +185,12 @@ def _decide_period(
             verdict = Verdict(False, verdict.primary)
         # A silenced series advances; what it owes is sent once the silence is over.
         may = newest and not ctx.silenced(point.series, ctx.grid.next(point.period))
-        old = states.get(point.series, SeriesState())
+        old = states.get(point.series)
+        if old is None:  # (not a default argument: that state would be built for every point)
+            old = SeriesState()
         new, notices = step(old, point.period, verdict, ctx.rules, may)
-        new, verdict = _attribute(old, new, notices, results, verdict)
+        if notices:
+            new, verdict = _attribute(old, new, notices, results, verdict)
         out.append(PointReport(point, results, verdict, new, notices, found))
     return out
 
@@ -212,7 +222,7 @@ def _detect(
     window = memory.window(point.series)
     feats = memory.features_at(point.period, point.context) if memory.features else {}
     value = None if point.value is None or point.value != point.value else point.value  # NaN: none
-    pre = prejudged.get((point.series, point.period))
+    pre = prejudged.get((point.series, point.period)) if prejudged else None
     if pre is not None and None not in pre:
         results = [r for r in pre if r is not None]  # every detector has judged it
     else:
@@ -224,7 +234,9 @@ def _detect(
         ]
     if not window.negative and value is not None and value >= 0:
         # A series never seen below zero (a count) is not expected below zero either.
-        results = [replace(r, lower=0.0) if r.lower is not None and r.lower < 0 else r for r in results]
+        for k, r in enumerate(results):  # (`results` is this call's own list)
+            if r.lower is not None and r.lower < 0:
+                results[k] = replace(r, lower=0.0)
     verdict = decide(results, ctx.spec.conditions)
     if value is None and not verdict.anomalous and not excluded(results):  # no data (unless flagged)
         verdict = Verdict(False, verdict.primary, judged=False, missing=True)
@@ -253,7 +265,7 @@ def _prejudge(
             Current(
                 p.period,
                 None if p.value is None or p.value != p.value else p.value,
-                memory.features_at(p.period, p.context),
+                memory.features_at(p.period, p.context) if memory.features else {},
                 series,
             )
             for p in by_series[series]
@@ -299,6 +311,11 @@ def _classify(
         others = [d for s in peers if (d := devs[s]) is not None]
         out[point.series] = classify(own, others, p)
     return out
+
+
+def _forgets(spec: MetricSpec) -> bool:
+    """A multi-series metric with a `forget_after`: its series may go stale (`_stale`)."""
+    return bool(spec.collector.points.series_columns) and spec.config.collector.forget_after is not None
 
 
 def _stale(spec: MetricSpec, state: SeriesState, period: int) -> bool:

@@ -125,12 +125,14 @@ class SeriesWindow:
 
     def _fit(self, lo: int, hi: int) -> None:
         """Make times `lo`..`hi` storable: 8-byte times from now on if beyond the 4-byte range."""
-        if self._times.dtype == np.int32 and not _narrow(lo, hi):
+        if not _narrow(lo, hi) and self._times.dtype == np.int32:  # (the cheap test first)
             self._use(self._pool.buffer(self._times[: self._n].astype(np.int64), self._cap))
 
     def _key(self, time: int) -> int:
         """`time` as stored, for searches (clamped to the stored range: the same order)."""
         t = time - EPOCH
+        if _LO <= t <= _HI:  # (clamping changes nothing: the dtype not asked)
+            return t
         return min(max(t, _LO), _HI) if self._times.dtype == np.int32 else t
 
     def add(self, time: int, value: float | None, features: dict[str, float]) -> None:
@@ -139,20 +141,21 @@ class SeriesWindow:
             value = None
         if value is not None and value < 0:
             self.negative = True
-        last = self.last_time
-        if last is not None and time <= last:
+        i = self._n
+        if i > self._start and time <= int(self._times[i - 1]) + EPOCH:  # not after `last_time`
             self._insert(time, value, features)
             return
-        if self._n == self._cap:
-            self._compact(headroom(self._n - self._start))
+        if i == self._cap:
+            self._compact(headroom(i - self._start))
+            i = self._n
         self._fit(time, time)
-        i = self._n
         if not self._tbuf.put_one(i, time - EPOCH):
             self._put(i, np.array([time - EPOCH], self._times.dtype))
         self._values[i] = np.nan if value is None else value
-        for name, column in self._feat.items():
-            column[i] = features.get(name, np.nan)
-        self._n += 1
+        if self._feat:
+            for name, column in self._feat.items():
+                column[i] = features.get(name, np.nan)
+        self._n = i + 1
         self._trim(time)
 
     def extend(self, times: IntArray, values: FloatArray, features: dict[str, FloatArray]) -> None:
@@ -240,9 +243,13 @@ class SeriesWindow:
 
     def _trim(self, newest: int) -> None:
         cutoff = self._key(newest - self.span)
-        if self._times[self._start] >= cutoff:  # the usual case: nothing fell out yet
+        times, start = self._times, self._start
+        if times[start] >= cutoff:  # the usual case: nothing fell out yet
             return
-        drop = int(self._times[self._start : self._n].searchsorted(cutoff, side="left"))
+        if start + 1 < self._n and times[start + 1] >= cutoff:  # a full window's append: one out
+            drop = 1  # (what the search gives: the times increase)
+        else:
+            drop = int(times[start : self._n].searchsorted(cutoff, side="left"))
         self._start += drop
         if self._start > self._cap // 2:
             self._compact(self._cap)

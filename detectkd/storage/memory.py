@@ -46,6 +46,13 @@ class _Data:
     next_id: int = 1
 
 
+def _as_json(context: Any) -> Any:
+    """`context` as the JSON a database store keeps gives it back (raises when it is not JSON)."""
+    if type(context) is dict and not context:  # (most points: no context; a round trip gives `{}`)
+        return {}
+    return json.loads(json.dumps(context))
+
+
 class MemoryStore:
     def __init__(self, keep_data: bool = True, shared: MemoryStore | None = None) -> None:
         self.keep_data = keep_data
@@ -65,7 +72,7 @@ class MemoryStore:
     async def commit(self, run: RunRecord) -> None:
         d = self._d
         # Checked before anything is applied: a bad record changes nothing.
-        rows = [(p.series, int(p.period), p.value, json.loads(json.dumps(p.context))) for p in run.points]
+        rows = [(p.series, int(p.period), p.value, _as_json(p.context)) for p in run.points]
         if run.save_points and self.keep_data:
             for series, period, value, context in rows:
                 d.points.setdefault((run.metric, series), {})[period] = StoredPoint(period, value, context)
