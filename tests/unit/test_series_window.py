@@ -110,3 +110,19 @@ def test_times_beyond_the_four_byte_range_are_kept_exactly(far: int) -> None:
             want = both.tolist()
         assert w.history().times.tolist() == want, how
         assert w.last_time == want[-1]
+
+
+@pytest.mark.parametrize("start", [1_735_689_600, EPOCH + 2**31 - 90 * 60, 2**33])
+def test_appends_keep_exactly_the_points_within_the_span(start: int) -> None:
+    """A full window loses one point per append (without a search) or, after a gap, all the
+    points the gap pushed out: it holds exactly the times within `span` of the newest."""
+    rng = np.random.default_rng(3)
+    span = 120 * 60
+    w = SeriesWindow(span, ())
+    kept: list[int] = []
+    t = start
+    for _ in range(1500):
+        t += 60 * int(rng.choice([1, 1, 1, 2, 45, 130]))
+        w.add(t, 1.0, {})
+        kept = [k for k in [*kept, t] if k >= t - span]
+        assert w.history().times.tolist() == kept

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
+
 from detectkd.alerting.state import Notice, Rules, SeriesState, Status, Verdict, decide, step
 from detectkd.config.models import Conditions
 from detectkd.detectors.base import Direction, Result
@@ -367,3 +369,32 @@ def test_a_new_episode_judged_in_catch_up_is_not_merged_into_the_notified_one() 
     # The next period of the same episode sends nothing more.
     state, notes = step(state, 4 * STEP, decide([res(True)], cond), rules, True)
     assert notes == []
+
+
+def test_one_detector_is_decided_as_the_general_combine_decides_it() -> None:
+    """`decide`'s shortcut for one result gives the verdict the general path gives the same
+    result beside a detector that could not judge, under every combine and filter."""
+    skipped = Result("other", None, False, 0.0, skipped="missing value")
+    results = [
+        res(True),
+        res(False),
+        res(True, "down", 100.5),
+        res(True, None),
+        Result("mad", None, True, 0.7),
+        Result("mad", 1.0, np.True_, 0.8, 0.0),  # type: ignore[arg-type]  # (a numpy verdict)
+        Result("mad", 1.0, np.False_, 0.2, 0.0),  # type: ignore[arg-type]
+        Result("mad", None, False, 0.0, skipped="cold start"),
+    ]
+    conditions = [
+        Conditions(),
+        Conditions(combine="all"),
+        Conditions(combine="majority"),
+        Conditions(min_detectors=2),
+        Conditions(direction="up"),
+        Conditions(min_deviation_percent=5),
+        Conditions(min_deviation_abs=50),
+    ]
+    for r in results:
+        for cond in conditions:
+            one, general = decide([r], cond), decide([r, skipped], cond)
+            assert one == general and type(one.anomalous) is bool, (r, cond)
