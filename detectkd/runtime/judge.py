@@ -322,7 +322,7 @@ def _stale(spec: MetricSpec, state: SeriesState, period: int) -> bool:
     """A series of a multi-series metric without data for `forget_after` is forgotten."""
     after = spec.config.collector.forget_after
     return (
-        bool(spec.collector.points.series_columns)
+        _forgets(spec)
         and after is not None
         and state.empty_since is not None
         and period - state.empty_since >= after.total_seconds()
