@@ -316,7 +316,7 @@ class AutoDetector:
             s = a / line if a == a else 0.0
             broke = brk & 2 or (brk & 1 and a >= gate) or (brk & 8 and thr <= s < spike)  # 2 (stuck): no |z|
             b = max(s, spike) if broke else s  # a range break alarms alone
-            h = b if b >= spike else min(b, abs(prev) if not p.pair_sides or prev * signed >= 0 else 0.0)
+            h = b if b >= spike else min(b, prev)
             # the side of a point beyond the line (0 within it: a stuck run's, a sustained median's)
             sign = (signed > 0) - (signed < 0) if a >= line * thr else 0
             # Resting, only a greater surprise alarms anew (a pair on the alarm's side: `rest_margin` x)
@@ -325,7 +325,7 @@ class AutoDetector:
             if p.pair_mean and thr <= h < spike and fresh:  # a pair: its short mean against the ring's
                 h = min(h, autopairs.surprise(memo, a, p.pair_mean, p.quantile, p.min_samples) / thr)
             if (p.risk or p.spike_risk or brk & 4) and h >= thr and fresh and not broke:
-                h = autospikes.gated(memo, ordered, a, s, abs(prev), h, brk & 4, p)  # routine: held
+                h = autospikes.gated(memo, ordered, a, s, prev, h, brk & 4, p)  # routine for the series: held
             raw = h
             # a pair soon after an alarm on its side, no longer than the runs before that alarm's (its age)
             soon = p.rest_pairs and rest > max(0, p.rest - p.rest_pairs) and sign == side and fresh
@@ -346,7 +346,7 @@ class AutoDetector:
                 rest, level, side = p.rest, max(h, level) if alarmed else h, sign
             alarmed = h >= thr
             held[k], lines[k] = h, line
-            prev = -s if p.pair_sides and signed < 0 else s  # (the side kept with `pair_sides`)
+            prev = s
             memo.push(a, ordered)
             if long is not None and len(memo.recent) > self.long_lag:  # the point `long_lag` back
                 long.add(memo.back(self.long_lag))

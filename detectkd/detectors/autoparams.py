@@ -75,8 +75,6 @@ class Params(Frozen):
     # Two in a row that would start a run of alarms (persistence) also need the mean of the last
     # this many |z| beyond the `quantile` of every such mean in the reference (`autopairs`; 0: off).
     pair_mean: int = Field(default=3, ge=0, le=50)
-    # A pair's two points on the same side of their baselines (persistence); off: either side (a zig-zag too).
-    pair_sides: bool = False
     # Sustained deviation: the median of the last this many |z| alarms alone when it is beyond
     # the largest such median of the `reference` points before by `sustain_margin`, and beyond
     # min_z / 2 and their one-in-ten |z|: the typical deviation jumped. 0: off (the default:
