@@ -124,3 +124,20 @@ def test_a_change_that_creeps_up_pages_once_without_a_margin() -> None:
     each new peak (review: it paged every third point)."""
     tail = [CALM] + [1.2 * LINE * 1.005**k for k in range(60)]
     assert starts(held(tail, rest_pairs=0, rest_margin=1.0)) == [2]
+
+
+@pytest.mark.parametrize("wait", [20, 150])  # within the rest period and after it
+def test_a_spike_on_a_faded_run_pages(wait: int) -> None:
+    """A change at 2 lines that has faded below the line, then one point at 7 lines of the calm
+    series: 3.5 times the line the change has raised (a spike beyond the run's peak, not a range
+    break) is news though the run goes on (review: nothing in a faded run paged again)."""
+    tail = [CALM] + [2 * LINE] * wait + [7 * LINE] + [2 * LINE] * 30 + [CALM] * 3
+    assert starts(held(tail, rest_pairs=0, rest_margin=1.5)) == [2, wait + 1]
+    # the same point flagged as a new extreme of the recent range (a rising run's breaks): held
+    assert starts(held(tail, breaks=[wait + 1], rest_pairs=0, rest_margin=1.5)) == [2]
+
+
+def test_a_change_that_creeps_up_raises_its_line_and_pages_once() -> None:
+    """A run that grows a few percent a point raises the line with it: never a spike on it."""
+    tail = [CALM] + [1.5 * LINE * 1.02**k for k in range(150)] + [CALM] * 3
+    assert starts(held(tail, rest_pairs=0, rest_margin=1.5)) == [2]
