@@ -228,12 +228,13 @@ class AutoDetector:
     def _judge(
         self, times: IntArray, values: FloatArray, idx: IntArray, memo: Memo | None = None, revision: int = 0
     ) -> Judged:
-        """z of the points at `idx` (all with values), each against the baselines of its block (fitted
-        on the `window` points with values before the block's start: an outage does not shrink the
-        window), on the square-root scale where that window is all counts. With `memo` and a known
-        `revision`, the newest block's fit is kept for the next points of that block (live checks: one
-        fit per block, not per point, a full window's trimmed start included, `autofit.fit_key`; the
-        first check after a rebuild of `memo` takes the rebuild's)."""
+        """z of the points at `idx` (all with values), each against the baselines of its block
+        (fitted on the `window` points with values before the block's start: an outage does
+        not shrink the window), on the square-root scale where that window is all counts.
+        With `memo` and a known `revision`, the newest block's fit is kept for the next points
+        of that block (live checks: one fit per block, not per point, a full window's trimmed
+        start included, `autofit.fit_key`; the first check after a rebuild of `memo` takes the
+        rebuild's)."""
         kept = np.isfinite(values)
         if not kept.all():
             position = np.cumsum(kept) - 1
@@ -276,9 +277,10 @@ class AutoDetector:
         return autofit.apply(self, times, values[None, :], idx, inv, fit)
 
     def _surprises(self, memo: Memo, z: FloatArray, breaks: np.ndarray) -> tuple[FloatArray, FloatArray]:
-        """Per judged point in order (`z`: signed, or |z| where the side does not matter): the surprise
-        after persistence, range breaks and the rest period, and the alarm line (in |z|): the quantile
-        of the |z| of the `reference` judged points before it. Moves `memo` past them."""
+        """Per judged point in order (`z`: signed, or |z| where the side does not matter): the
+        surprise after persistence, range breaks and the rest period, and the alarm line (in
+        |z|): the quantile of the |z| of the `reference` judged points before it. Moves `memo`
+        past them."""
         p = self.p
         floor, spike, thr = max(p.min_z, 1e-9), p.spike * p.threshold, p.threshold
         fade = 0.5 ** (1.0 / p.fade) if p.fade > 0 else 1.0
@@ -334,8 +336,6 @@ class AutoDetector:
             if rest > 0 and fresh and h <= level * margin:  # held before it starts a run (news climbs out
                 h = min(h, 0.5 * thr)  # of the hold at full strength); its points count apart, below 0,
             up = run + 1 if run > 0 else 1 - run if rest == 0 else 1  # and the run goes on from them after
-            if run > 0 and not alarmed and b >= spike and h > level and not broke:  # a spike on a faded run
-                up = 1  # (beyond the line it has raised): news, unfaded
             run = up if h >= thr else min(run, 0) - 1 if raw >= thr else 0
             h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
             if rest > 0:
