@@ -346,8 +346,8 @@ class AutoDetector:
                 rest, level, side = p.rest, max(h, level) if alarmed else h, sign
             alarmed = h >= thr
             held[k], lines[k] = h, line
+            memo.push(min(a, line * thr) if p.decluster and prev >= thr else a, ordered)  # (`decluster`)
             prev = s
-            memo.push(a, ordered)
             if long is not None and len(memo.recent) > self.long_lag:  # the point `long_lag` back
                 long.add(memo.back(self.long_lag))
         memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed = prev, run, rest, level, alarmed
