@@ -398,16 +398,16 @@ class AutoDetector:
             autorefit.refit(self, pairs, points)
 
     def _rebuild(self, memo: Memo, z: FloatArray, breaks: np.ndarray, tail: int = 512) -> None:
-        """`_surprises` over a fresh memo for the points' z (signed), the per-point loop only for
-        the last `tail` points (a restart's cost): the ring before them is their |z|; persistence,
-        fading and the rest period start calm there. Exact unless an alarm's run or rest reaches
-        back beyond them."""
-        size, cut = memo.size, max(0, z.size - tail)
+        """`_surprises` over a fresh memo for the points' z (signed), the per-point loop only for the last
+        `tail` points (a restart's cost; every point with `decluster`, whose ring is what the loop made it):
+        the ring before them is their |z|; persistence, fading and the rest period start calm there.
+        Exact unless an alarm's run or rest reaches back beyond them."""
+        size, cut = memo.size, max(0, z.size - (z.size if self.p.decluster else tail))
         if self.p.long_days:  # the long memory of the points before the ring's (`autolong`)
             memo.long = autolong.LongTail(self.long_half, self.p.long_count)
             before = np.abs(z[: max(0, cut - self.long_lag)])  # those that entered before the loop
             memo.long.extend(before.astype(np.float32).astype(np.float64))  # as the ring keeps them
-        if not self.p.sustain and not self.p.risk:  # the calm points in bulk (`autorebuild.replay`)
+        if not (self.p.sustain or self.p.risk or self.p.decluster):  # calm points in bulk (`autorebuild`)
             autorebuild.replay(self, memo, z[max(0, cut - size) :], breaks[cut:])
             return
         memo.recent = ring_array(np.abs(z[max(0, cut - size) : cut]))

@@ -4,6 +4,7 @@ next incident is judged against the line from before the first (the wake of an i
 
 from __future__ import annotations
 
+from detectkd.detectors.autoparams import Params
 from tests.support.rests import CALM, LINE, held, starts
 
 WAKE = [CALM] + [2 * LINE] * 60 + [CALM] * 300 + [1.3 * LINE] * 5 + [CALM] * 3
@@ -20,3 +21,35 @@ def test_the_first_point_of_a_run_enters_whole() -> None:
     spikes = ([CALM] * 40 + [3.5 * LINE]) * 12 + [CALM] * 40 + [3.2 * LINE] + [CALM] * 3
     declustered = held(spikes, rest_pairs=0, decluster=True)
     assert starts(declustered) == starts(held(spikes, rest_pairs=0)) == [40, 163, 286]  # then learnt
+
+
+def test_a_rebuild_leaves_the_loops_declustered_reference() -> None:
+    """An episode further back than the rebuild's per-point tail (512 points): with `decluster`
+    the rebuild loops over every point, so the reference holds the episode as the loop did
+    (its first point whole, the rest at most at the line), not its raw |z|."""
+    import numpy as np
+
+    from detectkd.detectors.auto import AutoDetector
+    from detectkd.detectors.autostate import Memo
+
+    rng = np.random.default_rng(5)
+    az = np.abs(rng.normal(0, 1, 2600))
+    az[900:960] = 8.0  # an episode 1,640 points before the end
+    az[2500:2503] = 9.0  # and a short run near it
+    breaks = np.zeros(az.size, np.int8)
+    det = AutoDetector(Params(decluster=True), 300)
+    looped, rebuilt = Memo(2000), Memo(2000)
+    det._surprises(looped, az, breaks)
+    det._rebuild(rebuilt, az, breaks)
+
+    def ring(m: Memo) -> np.ndarray:  # oldest first
+        return np.array(list(m.recent[m.head :]) + list(m.recent[: m.head]))
+
+    assert np.array_equal(ring(rebuilt), ring(looped), equal_nan=True)
+    assert (rebuilt.surprise, rebuilt.run, rebuilt.rest, rebuilt.level) == (
+        looped.surprise,
+        looped.run,
+        looped.rest,
+        looped.level,
+    )
+    assert np.sum(ring(looped) >= 8.0) == 2  # each run entered by its first point
