@@ -399,7 +399,7 @@ class AutoDetector:
 
     def _rebuild(self, memo: Memo, z: FloatArray, breaks: np.ndarray, tail: int = 512) -> None:
         """`_surprises` over a fresh memo for the points' z (signed), the per-point loop only for the last
-        `tail` points (a restart's cost; every point with `decluster`, whose ring is what the loop made it):
+        `tail` points (a restart's cost; with `decluster` every point, the ring as the loop makes it):
         the ring before them is their |z|; persistence, fading and the rest period start calm there.
         Exact unless an alarm's run or rest reaches back beyond them."""
         size, cut = memo.size, max(0, z.size - (z.size if self.p.decluster else tail))

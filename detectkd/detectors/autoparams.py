@@ -3,7 +3,7 @@ and docs/detectors.md)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from detectkd.config.types import Frozen
 
@@ -108,3 +108,9 @@ class Params(Frozen):
     # ... the level the weighted |z| above it reach (0.5: the largest; 4: the fourth largest, or
     # two pairs, of about `long_days`; more: a rarer-than-usual level, not the record).
     long_count: float = Field(default=0.5, gt=0)
+
+    @model_validator(mode="after")
+    def _one_reading_of_the_ring(self) -> Params:
+        if self.decluster and self.sustain:  # its medians read the |z| as judged, not as kept
+            raise ValueError("decluster and sustain cannot both be on (the sustained median reads raw |z|)")
+        return self

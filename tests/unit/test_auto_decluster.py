@@ -53,3 +53,14 @@ def test_a_rebuild_leaves_the_loops_declustered_reference() -> None:
         looped.level,
     )
     assert np.sum(ring(looped) >= 8.0) == 2  # each run entered by its first point
+
+
+def test_decluster_and_sustain_are_refused_together() -> None:
+    """The sustained channel's medians read the |z| of a batch as judged, the ring keeps them
+    capped: a replay and a live check would differ (review), so the two are not combined."""
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="decluster and sustain"):
+        Params.model_validate({"decluster": True, "sustain": 24})
+    assert Params.model_validate({"decluster": True}).decluster
