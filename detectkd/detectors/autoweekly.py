@@ -32,6 +32,7 @@ from detectkd.detectors.rows import row_quantile
 
 HOUR, WEEK_HOURS, WEEKS = 3600, 168, 3
 SLOTS = WEEKS * WEEK_HOURS  # 504 buckets: a ring indexed by the absolute hour mod 504
+_F32 = float(np.finfo(np.float32).max)
 MIN_PAIRS = 24  # week-to-week differences needed for the noise of a bucket mean: a day's
 # The median of a chi-square with one degree of freedom (Phi^-1(3/4)^2). Without a weekly
 # term (or with a stable one) the difference d of a bucket's mean and the mean a week before
@@ -90,7 +91,7 @@ def seal(profile: WeeklyProfile, times: IntArray, values: FloatArray, daily: Flo
     must pass points enough for each bucket and D there when it first passes its end. An
     `upto` before the newest sealed bucket's end seals nothing. Returns the count of buckets
     passed (NaN ones too)."""
-    last = upto // HOUR - 1  # the newest hour ending at or before `upto`
+    last = int(upto) // HOUR - 1  # the newest hour ending at or before `upto`
     if profile.newest is not None:
         first = profile.newest // HOUR + 1
     elif times.size:
@@ -107,7 +108,8 @@ def seal(profile: WeeklyProfile, times: IntArray, values: FloatArray, daily: Flo
         r = values[a:b] - daily[a:b]
         r = r[np.isfinite(r)]  # (a mean of its own points only: the same bits however the window starts)
         enough = 2 * r.size * profile.step >= HOUR
-        profile.means[h % SLOTS] = np.float32(np.mean(r)) if enough else np.float32(np.nan)
+        mean = float(np.mean(r)) if enough else math.nan
+        profile.means[h % SLOTS] = mean if abs(mean) <= _F32 else math.nan  # (no inf kept; NaN fails too)
     profile.newest = last * HOUR
     return last - first + 1
 

@@ -191,3 +191,41 @@ def test_the_vectorised_correction_is_the_scalar_one(weekend: bool) -> None:
             one = np.array([correction(p, int(t), min_weeks, k) for t in times])
             assert np.array_equal(many, one)
             assert k > 0 or (many != 0.0).any()  # (not all zeros: the lookups were compared)
+
+
+def test_after_more_than_three_weeks_without_data_nothing_is_read() -> None:
+    """A ring slot holds the same hour of the week three weeks apart: after a gap of more than
+    three weeks every slot is NaN again and an old lap is never read as a recent one (review:
+    no test pinned the ring's oldest edge)."""
+    t, x, d = series(21, True)
+    p = WeeklyProfile(STEP)
+    seal(p, t, x, d, MONDAY + 21 * DAY)
+    assert correction(p, MONDAY + 26 * DAY + 1800, min_weeks=1, k=0.0) != 0.0  # a Saturday: learnt
+    gone = MONDAY + 21 * DAY + 4 * 7 * DAY  # four weeks on, no point in between
+    seal(p, t[:0], x[:0], d[:0], gone)
+    assert p.newest == gone - HOUR and np.isnan(p.means).all()
+    saturday = gone + 5 * DAY + 1800
+    assert correction(p, saturday, min_weeks=1, k=0.0) == 0.0
+    assert corrections(p, np.array([saturday], np.int64), min_weeks=1, k=0.0)[0] == 0.0
+
+
+def test_a_non_finite_mean_is_not_kept() -> None:
+    t = MONDAY + STEP * np.arange(60, dtype=np.int64)
+    p = WeeklyProfile(STEP)
+    seal(p, t, np.full(60, 3e38), np.full(60, -3e38), np.int64(MONDAY + HOUR))  # (an int64 upto)
+    assert np.isnan(p.means).all() and isinstance(p.newest, int)
+
+
+def test_a_week_back_beyond_the_ring_is_not_read() -> None:
+    """The ring holds the 504 hours up to the newest sealed one; for a time well before it (a
+    fit window's points), a week back beyond that is not read from the slot a newer hour now
+    holds (review: nothing pinned the ring's oldest edge)."""
+    p = WeeklyProfile(STEP)
+    newest = MONDAY // HOUR + 1000
+    hours = np.arange(newest - SLOTS + 1, newest + 1)
+    p.means[hours % SLOTS] = (hours - newest).astype(np.float32)  # each slot names its hour
+    p.newest = newest * HOUR
+    at = newest - 100  # 1, 2 weeks back inside the ring; 3 weeks back (-604) is not
+    expected = float(np.median([at - 168 - newest, at - 336 - newest]))
+    assert correction(p, at * HOUR, min_weeks=1, k=0.0) == expected
+    assert corrections(p, np.array([at * HOUR], np.int64), min_weeks=1, k=0.0)[0] == expected
