@@ -346,7 +346,7 @@ class AutoDetector:
                 rest, level, side = p.rest, max(h, level) if alarmed else h, sign
             alarmed = h >= thr
             held[k], lines[k] = h, line
-            memo.push(min(a, line * thr) if p.decluster and prev >= thr else a, ordered)  # (`decluster`)
+            memo.push(min(a, line * thr) if 0 < p.decluster <= abs(run) and prev >= thr else a, ordered)
             prev = s
             if long is not None and len(memo.recent) > self.long_lag:  # the point `long_lag` back
                 long.add(memo.back(self.long_lag))

@@ -75,10 +75,11 @@ class Params(Frozen):
     # Two in a row that would start a run of alarms (persistence) also need the mean of the last
     # this many |z| beyond the `quantile` of every such mean in the reference (`autopairs`; 0: off).
     pair_mean: int = Field(default=3, ge=0, le=50)
-    # Declustered reference: a point that continues a run beyond the line (the one before it was beyond
-    # too) enters the reference at most at the line, so an episode raises the line by its first point,
-    # not by its length (extreme-value declustering by runs); off: every |z| as judged.
-    decluster: bool = False
+    # Declustered reference: a point of a run beyond the line whose run already counts this many alarms
+    # (held ones too) enters the reference at most at the line, so an episode raises the line by its first
+    # points, not by its length (extreme-value declustering by runs; the line is the reference's 10th
+    # largest |z|: below 10, one episode cannot set it alone). 0: off, every |z| as judged.
+    decluster: int = Field(default=0, ge=0)
     # Sustained deviation: the median of the last this many |z| alarms alone when it is beyond
     # the largest such median of the `reference` points before by `sustain_margin`, and beyond
     # min_z / 2 and their one-in-ten |z|: the typical deviation jumped. 0: off (the default:

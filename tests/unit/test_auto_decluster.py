@@ -12,14 +12,17 @@ WAKE = [CALM] + [2 * LINE] * 60 + [CALM] * 300 + [1.3 * LINE] * 5 + [CALM] * 3
 
 def test_an_incident_in_the_wake_of_another_pages_only_declustered() -> None:
     assert starts(held(WAKE, rest_pairs=0)) == [2]  # the first raised the line to its own 2 lines
-    assert starts(held(WAKE, rest_pairs=0, decluster=True)) == [2, 362]
+    assert starts(held(WAKE, rest_pairs=0, decluster=1)) == [2, 362]
+    assert starts(held(WAKE, rest_pairs=0, decluster=5)) == [2, 362]  # five of its points: not the line
+    # ten of them are the line's whole support (the 0.995 quantile of 2,000): the line is theirs
+    assert starts(held(WAKE, rest_pairs=0, decluster=10)) == [2]
 
 
 def test_the_first_point_of_a_run_enters_whole() -> None:
     """A lone spike is not a run: the reference keeps it, and a series of such spikes learns
     them (a bursty series' line stays where its bursts put it)."""
     spikes = ([CALM] * 40 + [3.5 * LINE]) * 12 + [CALM] * 40 + [3.2 * LINE] + [CALM] * 3
-    declustered = held(spikes, rest_pairs=0, decluster=True)
+    declustered = held(spikes, rest_pairs=0, decluster=1)
     assert starts(declustered) == starts(held(spikes, rest_pairs=0)) == [40, 163, 286]  # then learnt
 
 
@@ -37,7 +40,7 @@ def test_a_rebuild_leaves_the_loops_declustered_reference() -> None:
     az[900:960] = 8.0  # an episode 1,640 points before the end
     az[2500:2503] = 9.0  # and a short run near it
     breaks = np.zeros(az.size, np.int8)
-    det = AutoDetector(Params(decluster=True), 300)
+    det = AutoDetector(Params(decluster=1), 300)
     looped, rebuilt = Memo(2000), Memo(2000)
     det._surprises(looped, az, breaks)
     det._rebuild(rebuilt, az, breaks)
@@ -62,5 +65,5 @@ def test_decluster_and_sustain_are_refused_together() -> None:
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="decluster and sustain"):
-        Params.model_validate({"decluster": True, "sustain": 24})
-    assert Params.model_validate({"decluster": True}).decluster
+        Params.model_validate({"decluster": 1, "sustain": 24})
+    assert Params.model_validate({"decluster": 1}).decluster
