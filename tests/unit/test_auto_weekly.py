@@ -7,6 +7,7 @@ correction is the scalar one."""
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import pytest
@@ -212,7 +213,8 @@ def test_after_more_than_three_weeks_without_data_nothing_is_read() -> None:
 def test_a_non_finite_mean_is_not_kept() -> None:
     t = MONDAY + STEP * np.arange(60, dtype=np.int64)
     p = WeeklyProfile(STEP)
-    seal(p, t, np.full(60, 3e38), np.full(60, -3e38), np.int64(MONDAY + HOUR))  # (an int64 upto)
+    upto = cast(int, np.int64(MONDAY + HOUR))  # an int64, as a times array gives it
+    seal(p, t, np.full(60, 3e38), np.full(60, -3e38), upto)
     assert np.isnan(p.means).all() and isinstance(p.newest, int)
 
 
