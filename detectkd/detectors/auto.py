@@ -80,12 +80,14 @@ from detectkd.detectors import (
     autospikes,
     autostuck,
     autosustain,
+    autoweeklyfit,
 )
 from detectkd.detectors.autofit import Judged
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import judgeable, staged_basis
 from detectkd.detectors.autostate import BlockFit, Memo, ring_array
 from detectkd.detectors.autostate import line as quantile_line
+from detectkd.detectors.autoweeklyfit import Weekly
 from detectkd.detectors.base import (
     Current,
     Direction,
@@ -104,8 +106,9 @@ class AutoDetector:
     # What `export_state` means (`StatefulDetector`): bump it with any change that makes the state kept
     # for the same points differ (another quantity in the ring, a scalar added, one read otherwise, another
     # rest or run rule): a snapshot of a build before is then rebuilt (`runtime.snapshot.fingerprint`).
-    # 2: `rest_pairs`; 3: `long_days`; 4: the hold skips its alarm's run; 5: `rest_margin`; 6-8: held runs.
-    STATE_VERSION = 8
+    # 2: `rest_pairs`; 3: `long_days`; 4: the hold skips its alarm's run; 5: `rest_margin`; 6-8: held runs;
+    # 9: `weekly_profile` (`autoweeklyfit`).
+    STATE_VERSION = 9
 
     def __init__(self, p: Params, interval_seconds: int, detector_id: str = "auto") -> None:
         self.p, self.id = p, detector_id
@@ -159,8 +162,8 @@ class AutoDetector:
         return m.export() if m is not None else None
 
     def import_state(self, series: str, data: StateArray, scalars: tuple[float, ...]) -> None:
-        p, half = self.p, self.long_half
-        self._memo[series] = Memo.imported(p.reference, data, scalars, p.sustain, half, p.long_count)
+        p, half, weekly = self.p, self.long_half, self.step if autoweeklyfit.on(self) else 0
+        self._memo[series] = Memo.imported(p.reference, data, scalars, p.sustain, half, p.long_count, weekly)
 
     # -- the judgement -------------------------------------------------------------------
 
@@ -246,6 +249,7 @@ class AutoDetector:
         blocks, inv = np.unique(times[idx] // self.block * self.block, return_inverse=True)
         starts = np.searchsorted(times, blocks, side="left")
         s0, block = int(starts[-1]), int(blocks[-1])  # the newest block: what the next check reuses
+        weekly = autoweeklyfit.prepared(self, memo, times, values, blocks, starts, idx)  # (off: None)
         fit = None
         if (
             memo is not None
@@ -255,26 +259,21 @@ class AutoDetector:
         ):
             fit = memo.fit
         if fit is None:
-            fit = self._block_fit(times, values, starts)
+            fit = self._block_fit(times, values, starts, weekly)
             if memo is not None and revision:
                 memo.fit_key = autofit.fit_key(self, times, s0, block, revision)
                 memo.fit = fit if blocks.size == 1 else fit.newest()
-        judged = self._apply(times, values, idx, inv, fit)  # breaks: 2 a stuck run, 4 a spike seen
+        judged = autofit.apply(self, times, values[None, :], idx, inv, fit, weekly)  # breaks: 2 stuck, 4 seen
         span, need = self.stuck_span, self.stuck_need
         judged = autostuck.marked(judged, times, values, idx, span, self.step, need, self.p)
         judged = autonovel.marked(judged, times, values, idx, self.p, self.reach)
         return autospikes.seen(judged, times, values, idx, self.step, self.p.cycles, self.p, self.reach)
 
-    def _block_fit(self, times: IntArray, values: FloatArray, starts: IntArray) -> BlockFit:
-        """Per block: counts or not, enough data, and per scale and baseline the centre, spread
-        and validity of the residuals in the `window` points before the block's start."""
-        return autofit.block_fit(self, times, values[None, :], starts)
-
-    def _apply(
-        self, times: IntArray, values: FloatArray, idx: IntArray, inv: IntArray, fit: BlockFit
-    ) -> Judged:
-        """Per point: z, expected and spread of the best-fitting baseline (`autofit.apply`)."""
-        return autofit.apply(self, times, values[None, :], idx, inv, fit)
+    def _block_fit(
+        self, times: IntArray, values: FloatArray, starts: IntArray, weekly: Weekly | None = None
+    ) -> BlockFit:
+        """Per block: counts or not, enough data, per scale and baseline the window's residuals' fit."""
+        return autofit.block_fit(self, times, values[None, :], starts, weekly)
 
     def _surprises(self, memo: Memo, z: FloatArray, breaks: np.ndarray) -> tuple[FloatArray, FloatArray]:
         """Per judged point in order (`z`: signed, or |z| where the side does not matter): the
@@ -361,7 +360,7 @@ class AutoDetector:
         memo, last = self._lined_up(series, times, values)
         if memo is not None:
             return memo
-        memo = self._memo[series] = Memo(self.p.reference)
+        memo = self._memo[series] = autoweeklyfit.fresh(self.p.reference, self._memo.get(series))
         first = max(0, times.size - self.rebuild_points)
         idx = first + np.flatnonzero(np.isfinite(values[first:]))
         z, breaks = np.full(idx.size, np.nan), np.zeros(idx.size, np.int8)

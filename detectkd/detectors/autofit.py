@@ -24,6 +24,7 @@ from detectkd.detectors.rows import cycle_median, no_rows, recent_range, robust_
 
 if TYPE_CHECKING:
     from detectkd.detectors.auto import AutoDetector
+    from detectkd.detectors.autoweeklyfit import Weekly
 
 WEEK = 7 * 86400
 
@@ -132,15 +133,14 @@ def bases(det: AutoDetector, times: IntArray, v: FloatArray, at: IntArray) -> li
     return out
 
 
-def block_fit(det: AutoDetector, times: IntArray, values: FloatArray, starts: IntArray) -> BlockFit:
-    """Per series and block: counts or not, enough data, and per scale and baseline the
-    centre, spread and validity of the residuals in the `window` points before the block's
-    start. `values`: a row per series, all finite (`AutoDetector._judge` drops the others)."""
+def scales(
+    det: AutoDetector, values: FloatArray, starts: IntArray
+) -> tuple[FloatArray, np.ndarray, np.ndarray]:
+    """Per series and block (its first value at `starts`): its level window (the `window`
+    values before it, NaN-padded), whether it has enough data, whether it is judged as counts."""
     p, w = det.p, det.p.window
-    n_series = values.shape[0]
     lo = max(0, int(starts.min()) - w)
-    hi = int(starts.max())
-    level = windows(values[:, lo:hi], starts - lo, w)
+    level = windows(values[:, lo : int(starts.max())], starts - lo, w)
     finite = np.isfinite(level)
     enough = finite.sum(axis=1) >= p.min_samples
     is_count = np.zeros(level.shape[0], bool)
@@ -148,19 +148,36 @@ def block_fit(det: AutoDetector, times: IntArray, values: FloatArray, starts: In
         with np.errstate(invalid="ignore"):
             whole = np.where(finite, (level >= 0) & (level == np.round(level)), True).all(axis=1)
         is_count = whole & enough
+    return level, enough, is_count
+
+
+def block_fit(
+    det: AutoDetector, times: IntArray, values: FloatArray, starts: IntArray, weekly: Weekly | None = None
+) -> BlockFit:
+    """Per series and block: counts or not, enough data, and per scale and baseline the
+    centre, spread and validity of the residuals in the `window` points before the block's
+    start. `values`: a row per series, all finite (`AutoDetector._judge` drops the others).
+    `weekly` (one series; `autoweeklyfit`): the daily baseline's corrections in those windows."""
+    p, w = det.p, det.p.window
+    n_series = values.shape[0]
+    lo = max(0, int(starts.min()) - w)
+    hi = int(starts.max())
+    level, enough, is_count = scales(det, values, starts)
     fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray, FloatArray]]] = {}
     since, mid = range_windows(det, times, starts) if det.range_points else (starts, starts)
     ranges: dict[bool, tuple[FloatArray, FloatArray]] = {}
     for sqrt in [s for s in (False, True) if (is_count == s).any()]:  # the scales the blocks need
         v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
         models = []
-        for base in bases(det, times, v, times[lo:hi]):
+        for b, base in enumerate(bases(det, times, v, times[lo:hi])):
             # a cycle not in the history yet (the same for every series: one grid, all finite)
             if base is not None and not np.isfinite(base).any():
                 models.append(no_rows(level.shape[0]))
                 continue
             resid = v[:, lo:hi] if base is None else v[:, lo:hi] - base
             rows = windows(resid, starts - lo, w)
+            if weekly is not None and b == 1:  # the daily baseline: D + P (P per block's window)
+                rows = rows - weekly.rows(sqrt)
             centre, spread, ok, dev = robust_rows(rows, p.min_samples)
             if 0 < p.fit_window < w:  # the fit of the newest residuals, about the window's centre
                 recent = np.abs(rows[:, w - p.fit_window :] - centre[:, None])
@@ -179,12 +196,18 @@ def block_fit(det: AutoDetector, times: IntArray, values: FloatArray, starts: In
 
 
 def apply(
-    det: AutoDetector, times: IntArray, values: FloatArray, idx: IntArray, inv: IntArray, fit: BlockFit
+    det: AutoDetector,
+    times: IntArray,
+    values: FloatArray,
+    idx: IntArray,
+    inv: IntArray,
+    fit: BlockFit,
+    weekly: Weekly | None = None,
 ) -> Judged:
     """Per series and point at `idx` (its block: `inv`): z, expected and spread of the
     best-fitting baseline: the one whose residuals had the smallest mean absolute deviation
     (not the smallest MAD, which collapses on a sparse count: a seasonal median of 0, 0, 1
-    "explains" most zeros). Points in series order."""
+    "explains" most zeros). Points in series order. `weekly`: as for `block_fit`."""
     n_series = values.shape[0]
     if n_series > 1:  # each series' points look up its own blocks' rows
         inv = (np.arange(n_series)[:, None] * fit.is_count.size // n_series + inv[None, :]).ravel()
@@ -203,6 +226,8 @@ def apply(
         found = zip(bases(det, times, v, times[idx]), models, strict=True)
         for b, (base, (centre, sp, ok, dev)) in enumerate(found):
             base_now = np.zeros(n) if base is None else base.ravel()
+            if weekly is not None and b == 1:
+                base_now = base_now + weekly.points(sqrt, inv)
             c, s = centre[inv], sp[inv]
             valid = mask & ok[inv] & np.isfinite(base_now)
             s = np.maximum(s, 1e-9 * np.maximum(1.0, np.abs(base_now + c)))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detectkd.detectors import autofit, autonovel, autospikes, autostuck
+from detectkd.detectors import autofit, autonovel, autospikes, autostuck, autoweeklyfit
 from detectkd.detectors.autostage import judgeable
 from detectkd.detectors.autostate import Memo, ring_array
 from detectkd.detectors.base import FloatArray, History, IntArray
@@ -48,8 +48,8 @@ def prepare(det: AutoDetector, histories: Iterable[tuple[str, Callable[[], Histo
     A grid and mask seen once so far keep only a digest of them and the series' name, newest
     time and history to ask again (`Alone`): a series alone is rebuilt by its own check, and
     many series each with its own missing values hold no history, no group, past their turn."""
-    if det.like_shift is not None:  # a calendar's `like` days shift per point: one at a time
-        return
+    if det.like_shift is not None or autoweeklyfit.on(det):  # `like` days shift per point, a weekly
+        return  # profile is per series: one at a time
     groups: dict[bytes, _Group] = {}
     alone: dict[bytes, Alone] = {}
     for series, history in histories:

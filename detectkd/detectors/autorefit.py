@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detectkd.detectors import autofit
+from detectkd.detectors import autofit, autoweeklyfit
 from detectkd.detectors.base import Current, FloatArray, History
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def refit(
 ) -> None:
     """Fit, together, the new block of each series among `histories` whose run (`points`) is one
     point with a value in a block its state (lined up with the history) has no fit for."""
-    if det.like_shift is not None:
+    if det.like_shift is not None or autoweeklyfit.on(det):  # (a weekly profile: per series)
         return
     grids: dict[tuple[int, ...], list[_Grid]] = {}
     count = 0

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from detectkd.detectors.autolong import LongTail
 from detectkd.detectors.autosustain import NONE, medians
+from detectkd.detectors.autoweekly import SLOTS, WeeklyProfile
 from detectkd.detectors.base import FloatArray, StateArray, sorted_quantile
 from detectkd.detectors.evt import tail_line
 
@@ -66,6 +67,8 @@ class Memo:
     # and only with `sustain` on (off: the one shared empty array, nothing per series).
     medians: FloatArray = field(default_factory=lambda: NONE)
     long: LongTail | None = None  # the long memory of |z| (`long_days`; `autolong`), off: None
+    weekly: WeeklyProfile | None = None  # the weekly profile (`weekly_profile`; `autoweeklyfit`), off: None
+    weekly_sqrt: bool = False  # its scale: the square root (a count's)
 
     @property
     def fit(self) -> BlockFit | None:
@@ -136,6 +139,9 @@ class Memo:
         last = math.nan if self.last is None else float(self.last)
         scalars = (last, self.surprise, float(self.run), float(self.rest), self.level, float(self.alarmed))
         more = () if self.long is None else self.long.export()  # (`long_days`)
+        if self.weekly is not None:  # (`weekly_profile`: its means after the ring, 2 numbers last)
+            means, newest = self.weekly.export()
+            ring, more = np.concatenate([ring, means]), (*more, *newest, float(self.weekly_sqrt))
         return ring, (*scalars, float(self.side), *more)
 
     @classmethod
@@ -147,15 +153,25 @@ class Memo:
         sustain: int = 0,
         half: float = 0.0,
         count: float = 0.5,
+        weekly: int = 0,
     ) -> Memo:
         """The memo `export` described (a ring of another size keeps its newest entries; a
         double one is rounded to single precision); with `half` (`long_days` on: points in its
-        half-life) the long memory follows the seven numbers."""
-        if len(scalars) != 7 and not (half and len(scalars) > 7):
-            raise ValueError(f"auto's state has 7 numbers, not {len(scalars)} (another version's snapshot)")
+        half-life) the long memory follows the seven numbers; with `weekly` (the weekly profile
+        on: the series' step) its means follow the ring and its two numbers end the scalars."""
+        extra = 2 if weekly else 0
+        if len(scalars) != 7 + extra and not (half and len(scalars) > 7 + extra):
+            got = len(scalars)
+            raise ValueError(f"auto's state has {7 + extra} numbers, not {got} (another version's snapshot)")
+        if weekly and data.size < SLOTS:
+            raise ValueError(f"auto's state has no weekly profile ({data.size} numbers)")
+        more = scalars[7 : len(scalars) - extra]
         last, surprise, run, rest, level, alarmed, side = scalars[:7]
-        ring = np.ascontiguousarray(data[-size:], DTYPE)
+        ring = np.ascontiguousarray(data[: data.size - SLOTS if weekly else data.size][-size:], DTYPE)
         m = cls(size)
+        if weekly:
+            m.weekly = WeeklyProfile.imported(weekly, data[-SLOTS:], scalars[-2:-1])
+            m.weekly_sqrt = bool(scalars[-1])
         m.recent = ring_array(ring)  # oldest first: the ring's head is 0
         m.last = None if last != last else int(last)
         m.surprise, m.run, m.rest, m.level = float(surprise), int(run), int(rest), float(level)
@@ -163,7 +179,7 @@ class Memo:
         if sustain:
             m.medians = medians(ring.astype(np.float64), sustain)
         if half:
-            m.long = LongTail.imported(half, scalars[7:], count)
+            m.long = LongTail.imported(half, more, count)
         return m
 
 

@@ -49,9 +49,11 @@ def fitted_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     real = autofit.block_fit
 
-    def counted(d: AutoDetector, times: np.ndarray, values: np.ndarray, starts: np.ndarray) -> BlockFit:
+    def counted(
+        d: AutoDetector, times: np.ndarray, values: np.ndarray, starts: np.ndarray, weekly: None = None
+    ) -> BlockFit:
         sizes.append(values.shape[0])
-        return real(d, times, values, starts)
+        return real(d, times, values, starts, weekly)
 
     monkeypatch.setattr(autofit, "block_fit", counted)
     return sizes

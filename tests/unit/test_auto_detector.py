@@ -307,9 +307,9 @@ def test_a_first_check_reuses_the_rebuilds_newest_block(monkeypatch: pytest.Monk
     fits: list[int] = []
     real = live._block_fit
 
-    def counted(times: np.ndarray, values: np.ndarray, starts: np.ndarray) -> BlockFit:
+    def counted(times: np.ndarray, values: np.ndarray, starts: np.ndarray, weekly: None = None) -> BlockFit:
         fits.append(starts.size)
-        return real(times, values, starts)
+        return real(times, values, starts, weekly)
 
     monkeypatch.setattr(live, "_block_fit", counted)
     got = [live.detect(History(t[:i], v[:i], {}, revision=1), points[i]) for i in range(n, t.size)]

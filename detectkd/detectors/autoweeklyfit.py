@@ -1,0 +1,133 @@
+"""`auto`'s weekly profile (`autoweekly`) wired into its baselines (`weekly_profile`, off by default).
+
+Where `auto` keeps the daily cycle alone (its `periods`: steps of 1-3 minutes at the default
+`max_history`; elsewhere, and with a calendar's `like` days, this does nothing), each series
+keeps an hourly profile of the daily baseline's residuals (`Memo.weekly`), and the daily
+baseline D that fits and judges a block becomes D + P: P (`autoweekly.corrections`) at the
+block's points and at its fit window's points, from the profile as sealed at that block.
+
+Sealing: at each block (`AutoDetector.block`) with a point, in time order, before it is
+judged, the hour buckets that ended by the block's start and are not sealed yet are sealed
+(`autoweekly.seal`) with D on the block's judging scale (the square root for counts), from
+the points a live check of any point of that block holds before it (`read - refresh`
+intervals back, as `autofit.range_windows`). A bucket is sealed from its points and D there
+only when D's `cycles` days before it are in that window too (else NaN, as a bucket with too
+few points): its R is then a function of the stored points in [b - cycles days, b + 1 h),
+whichever check, replay or rebuild seals it. A live check passes its own block once (the
+blocks after the newest judged point's), a replay every block of its points, a rebuild (a
+new memo) every block of its history: the same blocks, the same profile at each.
+
+A block judged as counts seals a profile on the square-root scale: where a block with enough
+data is judged on the other scale than the profile's, the profile starts anew (2 KiB, one
+scale). A rebuild of the memo (a revised point, a re-check) keeps the profile; a forgotten
+series (removed, or a rolled-back run: `runtime.memory`) loses it and seals anew from its
+window (about 1.7 days at one minute): until a week of it is sealed, P is 0."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from detectkd.detectors import autofit
+from detectkd.detectors.autostate import Memo
+from detectkd.detectors.autoweekly import HOUR, WeeklyProfile, corrections, seal
+from detectkd.detectors.base import FloatArray, IntArray
+
+if TYPE_CHECKING:
+    from detectkd.detectors.auto import AutoDetector
+
+DAY = 86400
+
+
+def fresh(size: int, old: Memo | None) -> Memo:
+    """A new memo (a rebuild's) with the profile of `old` (the series' memo that did not line up
+    with its history: a re-check, a revised point): sealed buckets are never revised."""
+    memo = Memo(size)
+    if old is not None:
+        memo.weekly, memo.weekly_sqrt = old.weekly, old.weekly_sqrt
+    return memo
+
+
+def on(det: AutoDetector) -> bool:
+    """Whether the weekly profile corrects `det`'s daily baseline: the option on, the daily
+    cycle the only one in reach, no `like` days."""
+    return bool(det.p.weekly_profile) and det.periods == [DAY // det.step] and det.like_shift is None
+
+
+@dataclass(frozen=True)
+class Weekly:
+    """P for one series' judged blocks: per block at its fit window's `window` points (0 where
+    the window is padded) and per judged point; per block the scale the profile was on (P is
+    0 on the other scale: that block's other fit does not judge)."""
+
+    fit: FloatArray  # (blocks, window)
+    at: FloatArray  # (points,)
+    sqrt: np.ndarray  # (blocks,) bool
+
+    def rows(self, sqrt: bool) -> FloatArray:
+        return np.where((self.sqrt == sqrt)[:, None], self.fit, 0.0)
+
+    def points(self, sqrt: bool, inv: IntArray) -> FloatArray:
+        return np.where(self.sqrt[inv] == sqrt, self.at, 0.0)
+
+
+def prepared(
+    det: AutoDetector,
+    memo: Memo | None,
+    times: IntArray,
+    values: FloatArray,
+    blocks: IntArray,
+    starts: IntArray,
+    idx: IntArray,
+) -> Weekly | None:
+    """Seal `memo`'s profile at each block of `times` after its newest judged point's (all of
+    them for a new memo) and give P for the judged `blocks` (first values at `starts`) and
+    their points `idx` (ascending), each from the profile as sealed at its block. `times`,
+    `values`: the points with values (`AutoDetector._judge`). None where the option is off."""
+    if memo is None or not on(det) or blocks.size == 0:
+        return None
+    if memo.weekly is None:
+        memo.weekly = WeeklyProfile(det.step)
+    block, step, w, p = det.block, det.step, det.p.window, det.p
+    done = None if memo.last is None else memo.last // block * block
+    new = times[int(np.searchsorted(times, done + block)) :] if done is not None else times
+    todo = np.unique(new // block * block)
+    if todo.size:
+        _, enough, counts = autofit.scales(det, values[None, :], np.searchsorted(times, todo))
+    order = np.union1d(todo, blocks)
+    passing = set(todo.tolist())
+    judged = {b: k for k, b in enumerate(blocks.tolist())}
+    ends = [*np.searchsorted(times[idx], blocks, side="left").tolist(), idx.size]
+    fit, at, sqrt = np.zeros((blocks.size, w)), np.zeros(idx.size), np.zeros(blocks.size, bool)
+    scaled = {False: values, True: np.sqrt(np.maximum(values, 0.0))}
+    reach = (det.read - p.refresh) * step - p.cycles * DAY  # what a check holds, D's days aside
+    for upto in order.tolist():
+        if upto in passing:
+            k = int(np.searchsorted(todo, upto))
+            if enough[k] and bool(counts[k]) != memo.weekly_sqrt:  # another scale: anew
+                memo.weekly, memo.weekly_sqrt = WeeklyProfile(step), bool(counts[k])
+            _seal(memo.weekly, times, scaled[memo.weekly_sqrt], upto, reach, p.cycles)
+        j = judged.get(upto)
+        if j is None:
+            continue
+        s, prof, n, shrink = int(starts[j]), memo.weekly, p.weekly_profile, p.weekly_shrink
+        a = max(0, s - w)
+        fit[j, w - (s - a) :] = corrections(prof, times[a:s], n, shrink)
+        at[ends[j] : ends[j + 1]] = corrections(prof, times[idx[ends[j] : ends[j + 1]]], n, shrink)
+        sqrt[j] = memo.weekly_sqrt
+    return Weekly(fit, at, sqrt)
+
+
+def _seal(prof: WeeklyProfile, times: IntArray, v: FloatArray, upto: int, reach: int, cycles: int) -> None:
+    """`autoweekly.seal` at the block starting at `upto`: the buckets from the first whole hour
+    whose D's days a live check of the block holds (`reach` before `upto`, rounded up)."""
+    if prof.newest is not None and upto < prof.newest + 2 * HOUR:
+        return  # no bucket ended since the newest (the usual live check)
+    since = -(-(upto - reach) // HOUR) * HOUR
+    if prof.newest is not None:
+        since = max(since, prof.newest + HOUR)  # (the buckets between: NaN, out of the window)
+    a, b = (int(i) for i in np.searchsorted(times, [since, upto], side="left"))
+    daily = autofit.cycle_medians(times, v[None, :], times[a:b], DAY, cycles)[0]
+    seal(prof, times[a:b], v[a:b], daily, upto)

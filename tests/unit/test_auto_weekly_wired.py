@@ -1,0 +1,156 @@
+"""`weekly_profile` wired into `auto` (`autoweeklyfit`): at one minute the daily baseline D
+becomes D + P, P the weekly profile of D's residuals. A weekend step (x 0.75 on Sat/Sun UTC)
+pages at Saturday and Monday 00:xx without it and not with it; a live check (one point a
+check, the state exported and imported), a replay (`detect_many`) and a rebuild from the
+history give the same scores; off (the default), and where the weekly cycle is in reach
+(five minutes), nothing changes, the state's format included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectkd.detectors.auto import AutoDetector
+from detectkd.detectors.autoparams import Params
+from detectkd.detectors.autoweekly import SLOTS
+from detectkd.detectors.base import Current, FloatArray, History, IntArray, Result
+
+STEP, DAY = 60, 86400
+MONDAY = 1767571200  # 2026-01-05 00:00 UTC, as benchmarks/quiet_series.py
+EMPTY = History(np.empty(0, np.int64), np.empty(0), {})
+
+
+def series(days: int, kind: str = "poisson", seed: int = 0, step: int = STEP) -> tuple[IntArray, FloatArray]:
+    """quiet_series' `requests` (a raised cosine over the day, 80 to 320 a minute, x 0.75 on
+    Sat/Sun UTC) from MONDAY: Poisson counts, or Gaussian noise (sd 8: not counts); "gaps":
+    Poisson with a few missing values (NaN) and a missing hour."""
+    t = MONDAY + step * np.arange(days * DAY // step, dtype=np.int64)
+    d = 0.5 * (1.0 - np.cos(2.0 * np.pi * ((t % DAY) / 3600.0 - 4.0) / 24.0))
+    weekend = (t - MONDAY) // DAY % 7 >= 5
+    mean = 200.0 * (0.4 + 1.2 * d) * np.where(weekend, 0.75, 1.0) * step / STEP
+    rng = np.random.default_rng(seed)
+    if kind == "gauss":
+        return t, mean + rng.normal(0.0, 8.0, t.size)
+    x = rng.poisson(mean).astype(np.float64)
+    if kind == "gaps":
+        x[rng.choice(t.size, t.size // 50, replace=False)] = np.nan
+        x[(t - MONDAY >= 15 * DAY + 3 * 3600) & (t - MONDAY < 15 * DAY + 4 * 3600)] = np.nan
+    return t, x
+
+
+def points(t: IntArray, x: FloatArray) -> list[Current]:
+    return [Current(int(a), None if b != b else float(b), {}, "s") for a, b in zip(t, x, strict=True)]
+
+
+def replayed(p: Params, t: IntArray, x: FloatArray, step: int = STEP) -> list[Result]:
+    return AutoDetector(p, step).detect_many(EMPTY, points(t, x))
+
+
+def step_pages(results: list[Result], t: IntArray) -> list[tuple[int, int]]:
+    """(day, minute) of the pages in the first hour of a Saturday or a Monday from the second
+    week on (the first Monday has no week behind it)."""
+    days, minutes = (t - MONDAY) // DAY, (t - MONDAY) % DAY // 60
+    return [
+        (int(days[i]), int(minutes[i]))
+        for i, r in enumerate(results)
+        if r.anomaly and days[i] >= 12 and days[i] % 7 in (0, 5) and minutes[i] < 60
+    ]
+
+
+def test_the_weekend_steps_page_without_the_profile_and_not_with_it() -> None:
+    t, x = series(28)
+    off, on = replayed(Params(), t, x), replayed(Params(weekly_profile=1), t, x)
+    assert len(step_pages(off, t)) >= 4  # (Sat 12, Mon 14, Mon 21, Sat 26 ...)
+    assert step_pages(on, t) == []
+    # Saturday 00:05 of the third and fourth weeks: D (Friday's level) is 4/3 of the value; D + P is near it
+    for day in (19, 26):
+        i = int(np.searchsorted(t, MONDAY + day * DAY + 300))
+        assert abs(on[i].expected - x[i]) < 0.5 * abs(off[i].expected - x[i])
+        assert on[i].score < 0.7 * off[i].score
+
+
+def test_a_series_without_a_weekly_term_is_hardly_corrected() -> None:
+    """No weekend: the profile shrinks to about 0, and the expected values stay close."""
+    t, x = series(21)
+    flat = np.where(x == x, x, np.nan)
+    weekend = (t - MONDAY) // DAY % 7 >= 5
+    flat[weekend] = np.round(flat[weekend] / 0.75)  # the weekend's level back to the weekdays'
+    off, on = replayed(Params(), t, flat), replayed(Params(weekly_profile=1), t, flat)
+    late = slice(14 * 1440, None)
+    e_off = np.array([r.expected for r in off[late]])
+    e_on = np.array([r.expected for r in on[late]])
+    assert np.nanmedian(np.abs(e_on - e_off)) < 0.02 * np.nanmedian(e_off)
+
+
+@pytest.mark.parametrize("kind", ["poisson", "gauss", "gaps"])
+def test_live_checks_a_replay_and_a_rebuild_give_the_same_scores(kind: str) -> None:
+    """Replayed to Saturday 06:00 of the third week in one `detect_many`; live: replayed to
+    Friday 18:00, then one point a check over the window a live check holds, the state
+    exported and imported every 7th check (a kept fit between); rebuilt: a new detector's first
+    check at Friday 20:00 with the whole history before it, then on. The same scores."""
+    t, x = series(20, kind)
+    p = Params(weekly_profile=1)
+    end = int(np.searchsorted(t, MONDAY + 19 * DAY + 6 * 3600))
+    t, x = t[:end], x[:end]
+    pts = points(t, x)
+    want = [r.score for r in AutoDetector(p, STEP).detect_many(EMPTY, pts)]
+
+    start = int(np.searchsorted(t, MONDAY + 18 * DAY + 18 * 3600))
+    live = AutoDetector(p, STEP)
+    live.detect_many(EMPTY, pts[:start])
+    span = live.window_seconds(STEP) + STEP
+    got = []
+    for i in range(start, end):
+        if i % 7 == 0:
+            state = live.export_state("s")
+            assert state is not None
+            live = AutoDetector(p, STEP)
+            live.import_state("s", *state)
+        lo = int(np.searchsorted(t, t[i] - span))
+        got.append(live.detect(History(t[lo:i], x[lo:i], {}, revision=1), pts[i]).score)
+    assert got == want[start:]
+    memo = live._memo["s"]
+    assert memo.weekly is not None and memo.weekly.newest == MONDAY + 19 * DAY + 4 * 3600  # sealed at 05:48
+
+    at = int(np.searchsorted(t, MONDAY + 18 * DAY + 20 * 3600))
+    rebuilt = AutoDetector(p, STEP)
+    first = rebuilt.detect(History(t[:at], x[:at], {}), pts[at])
+    rest = rebuilt.detect_many(History(t[: at + 1], x[: at + 1], {}), pts[at + 1 :])
+    assert [first.score] + [r.score for r in rest] == want[at:]
+
+
+def test_the_profile_goes_through_the_state_and_off_keeps_the_format() -> None:
+    t, x = series(15)
+    pts = points(t, x)
+    on = AutoDetector(Params(weekly_profile=1), STEP)
+    on.detect_many(EMPTY, pts[:-1])
+    state = on.export_state("s")
+    assert state is not None and state[0].size == 2000 + SLOTS and len(state[1]) == 9
+    back = AutoDetector(Params(weekly_profile=1), STEP)
+    back.import_state("s", *state)
+    a, b = on._memo["s"].weekly, back._memo["s"].weekly
+    assert a is not None and b is not None and a.newest == b.newest and a.newest is not None
+    assert np.array_equal(a.means, b.means, equal_nan=True) and np.isfinite(a.means).sum() > 24
+    assert back._memo["s"].weekly_sqrt == on._memo["s"].weekly_sqrt is True  # counts
+    history = History(t[:-1], x[:-1], {})
+    assert back.detect(history, pts[-1]) == on.detect(history, pts[-1])
+
+    off = AutoDetector(Params(), STEP)
+    off.detect_many(EMPTY, pts[:-1])
+    plain = off.export_state("s")
+    assert plain is not None and plain[0].size == 2000 and len(plain[1]) == 7
+    assert off._memo["s"].weekly is None
+    with pytest.raises(ValueError):
+        AutoDetector(Params(weekly_profile=1), STEP).import_state("s", *plain)
+
+
+def test_off_and_out_of_scope_change_nothing() -> None:
+    """Off (the default; `weekly_shrink` alone does nothing) at one minute, and on at five minutes
+    (the weekly cycle is in reach there: the option does nothing): the defaults' results."""
+    t, x = series(22)
+    assert replayed(Params(weekly_shrink=5.0), t, x) == replayed(Params(), t, x)
+    assert replayed(Params(weekly_profile=1), t, x) != replayed(Params(), t, x)  # (on: it does something)
+    t5, x5 = series(22, step=300)
+    five = AutoDetector(Params(weekly_profile=1), 300)
+    assert five.detect_many(EMPTY, points(t5, x5)) == replayed(Params(), t5, x5, 300)
+    assert five._memo["s"].weekly is None
