@@ -159,7 +159,7 @@ class AutoDetector:
 
     def export_state(self, series: str) -> tuple[StateArray, tuple[float, ...]] | None:
         m = self._memo.get(series)
-        return m.export() if m is not None else None
+        return autoweeklyfit.exported(self, m) if m is not None else None
 
     def import_state(self, series: str, data: StateArray, scalars: tuple[float, ...]) -> None:
         p, half, weekly = self.p, self.long_half, self.step if autoweeklyfit.on(self) else 0

@@ -33,7 +33,7 @@ import numpy as np
 from detectkd.detectors import autofit
 from detectkd.detectors.autostate import Memo
 from detectkd.detectors.autoweekly import HOUR, WeeklyProfile, corrections, seal
-from detectkd.detectors.base import FloatArray, IntArray
+from detectkd.detectors.base import FloatArray, IntArray, StateArray
 
 if TYPE_CHECKING:
     from detectkd.detectors.auto import AutoDetector
@@ -48,6 +48,14 @@ def fresh(size: int, old: Memo | None) -> Memo:
     if old is not None:
         memo.weekly, memo.weekly_sqrt = old.weekly, old.weekly_sqrt
     return memo
+
+
+def exported(det: AutoDetector, memo: Memo) -> tuple[StateArray, tuple[float, ...]]:
+    """`memo.export()`, with an empty profile where the option is on and none was made yet (a
+    series whose points so far had no value): its import expects one (review)."""
+    if memo.weekly is None and on(det):
+        memo.weekly = WeeklyProfile(det.step)
+    return memo.export()
 
 
 def on(det: AutoDetector) -> bool:

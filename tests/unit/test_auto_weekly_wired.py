@@ -154,3 +154,20 @@ def test_off_and_out_of_scope_change_nothing() -> None:
     five = AutoDetector(Params(weekly_profile=1), 300)
     assert five.detect_many(EMPTY, points(t5, x5)) == replayed(Params(), t5, x5, 300)
     assert five._memo["s"].weekly is None
+
+
+def test_a_series_without_a_value_yet_exports_a_state_its_import_reads() -> None:
+    """A series whose first point has no value made no profile yet: its state still carries
+    one, so a restart imports it (review: the import expected the profile's numbers and
+    refused the state, and the metric retried the same snapshot)."""
+    from detectkd.detectors.auto import AutoDetector
+    from detectkd.detectors.autoparams import Params
+    from detectkd.detectors.base import Current, History
+
+    first = AutoDetector(Params(weekly_profile=1), 60)
+    first.detect_many(History.empty(), [Current(1767571200, None, {}, "s")])
+    state = first.export_state("s")
+    assert state is not None
+    again = AutoDetector(Params(weekly_profile=1), 60)
+    again.import_state("s", *state)
+    assert again._memo["s"].weekly is not None
