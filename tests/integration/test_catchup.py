@@ -12,7 +12,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -196,13 +196,30 @@ async def test_a_snapshot_that_cannot_be_caught_up_reads_the_store_and_still_jud
 # -- the background writer ------------------------------------------------------------------
 
 
-async def test_a_background_snapshot_waits_for_a_run_in_flight_and_records_its_watermark(env: Env) -> None:
+async def test_a_background_snapshot_waits_for_a_run_in_flight_and_records_its_watermark(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run is held at its commit (it holds its lock until it committed) until the write is
+    waiting for it: without the gate a fast run could finish while the write opened its file,
+    and the write found nothing in flight (it did, in a clean-clone CI run)."""
     rt = await env.runtime(env.spec(), "a.db")
     await rt.run(t(0))
+    gate, commit = asyncio.Event(), rt.store.commit
+
+    async def held(record: Any) -> None:
+        await gate.wait()
+        await commit(record)
+
+    monkeypatch.setattr(rt.store, "commit", held)
+    rt.lock = lock = Announced()
     run = asyncio.create_task(rt.run(t(1)))
-    while not rt.lock.locked():  # the run has begun (it holds its lock until it committed)
-        await asyncio.sleep(0)
-    written = await env.snapshots([rt]).write()
+    await within(lock.waited.wait(), 5, "the run taking its lock")
+    lock.waited.clear()
+    write = asyncio.create_task(env.snapshots([rt]).write())
+    await within(lock.waited.wait(), 5, "the write waiting for the run")
+    assert not run.done()
+    gate.set()
+    written = await within(write, 10, "the write")
     assert run.done() and written is not None and (written["metrics"], written["waited"]) == (1, 1)
     parts = snapshot.load(env.tmp / "data" / snapshot.FILE)
     assert parts["orders"].watermark == rt.settled == t(0)  # what memory held after that run
