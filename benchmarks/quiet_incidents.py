@@ -59,6 +59,7 @@ from benchmarks.quiet_series import (  # noqa: E402
     generate,
     level,
     replay_minutes,
+    seeds,
 )
 from detectkd.logs import configure as configure_logs  # noqa: E402
 
@@ -178,7 +179,7 @@ def main() -> None:
     configure_logs(level="error")
     name, block = detector(args.params)
     jobs: list[Job] = [
-        (k, s, step, name, block) for step in STEPS for k in args.kinds for s in range(args.seeds)
+        (k, s, step, name, block) for step in STEPS for k in args.kinds for s in seeds(args)
     ]  # one-minute first: the longest jobs start first
     wall = time.perf_counter()
     got: dict[tuple[str, int], list[Tally]] = {}

@@ -195,10 +195,15 @@ def run(job: Job) -> Result:
 def arguments(doc: str | None) -> argparse.ArgumentParser:
     """The options this benchmark and `quiet_incidents.py` share: seeds, params, kinds."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=4, help="series per kind (seeds 0 .. n-1)")
+    ap.add_argument("--seeds", type=int, default=4, help="series per kind (seeds first .. first+n-1)")
+    ap.add_argument("--first-seed", type=int, default=0, help="the first seed (fresh seeds: 16 after 16)")
     ap.add_argument("--params", default="", help="flow-style auto params over the defaults")
     ap.add_argument("--kinds", nargs="*", default=list(KINDS), choices=KINDS)
     return ap
+
+
+def seeds(args: argparse.Namespace) -> range:
+    return range(args.first_seed, args.first_seed + args.seeds)
 
 
 def main() -> None:
@@ -208,7 +213,7 @@ def main() -> None:
     configure_logs(level="error")
     name, block = detector(args.params)
     jobs: list[Job] = [
-        (k, s, step, name, block, args.rules) for step in STEPS for k in args.kinds for s in range(args.seeds)
+        (k, s, step, name, block, args.rules) for step in STEPS for k in args.kinds for s in seeds(args)
     ]  # one-minute first: the longest jobs start first
     wall = time.perf_counter()
     got: dict[tuple[str, int], list[tuple[Pages, int]]] = {}
