@@ -249,7 +249,6 @@ class AutoDetector:
         blocks, inv = np.unique(times[idx] // self.block * self.block, return_inverse=True)
         starts = np.searchsorted(times, blocks, side="left")
         s0, block = int(starts[-1]), int(blocks[-1])  # the newest block: what the next check reuses
-        weekly = autoweeklyfit.prepared(self, memo, times, values, blocks, starts, idx)  # (off: None)
         fit = None
         if (
             memo is not None
@@ -258,6 +257,7 @@ class AutoDetector:
             and autofit.holds(memo.fit_key, times, s0, block, revision)
         ):
             fit = memo.fit
+        weekly = autoweeklyfit.prepared(self, memo, times, values, blocks, starts, idx, fit is None)
         if fit is None:
             fit = self._block_fit(times, values, starts, weekly)
             if memo is not None and revision:

@@ -52,12 +52,14 @@ class WeeklyProfile:
     the 504 hours up to the newest passed bucket (`newest`: its start time; None before the
     first), NaN where the bucket had too few points. `step`: the series' interval (s)."""
 
-    __slots__ = ("means", "newest", "step")
+    __slots__ = ("means", "newest", "noise", "step")
 
     def __init__(self, step: int) -> None:
         self.step = step
         self.means = np.full(SLOTS, np.nan, np.float32)
         self.newest: int | None = None
+        # `bucket_variance` as of `newest` (derived; `seal` moves `newest` whenever it seals)
+        self.noise: tuple[int | None, float] | None = None
 
     def export(self) -> tuple[StateArray, tuple[float, ...]]:
         """The 504 means (single precision, in ring order) and the newest bucket's start (NaN: none)."""
@@ -120,15 +122,16 @@ def bucket_variance(profile: WeeklyProfile) -> float:
     fewer than `MIN_PAIRS` or when it is 0 (no noise to go by: no correction is safer)."""
     if profile.newest is None:
         return math.nan
+    if profile.noise is not None and profile.noise[0] == profile.newest:  # (a live check's: once a block)
+        return profile.noise[1]
     newest = profile.newest // HOUR
     hours = np.arange(newest - SLOTS + 1 + WEEK_HOURS, newest + 1, dtype=np.int64)
     r = profile.means.astype(np.float64)
     d = r[hours % SLOTS] - r[(hours - WEEK_HOURS) % SLOTS]
     d = d[np.isfinite(d)]
-    if d.size < MIN_PAIRS:
-        return math.nan
-    var = float(np.median(d * d)) / (2.0 * CHI2_MEDIAN)
-    return var if var > 0.0 else math.nan
+    var = float(np.median(d * d)) / (2.0 * CHI2_MEDIAN) if d.size >= MIN_PAIRS else math.nan
+    profile.noise = (profile.newest, var if var > 0.0 else math.nan)
+    return profile.noise[1]
 
 
 def _back(profile: WeeklyProfile, hour: int) -> list[float]:

@@ -89,11 +89,14 @@ def prepared(
     blocks: IntArray,
     starts: IntArray,
     idx: IntArray,
+    fitting: bool = True,
 ) -> Weekly | None:
     """Seal `memo`'s profile at each block of `times` after its newest judged point's (all of
     them for a new memo) and give P for the judged `blocks` (first values at `starts`) and
-    their points `idx` (ascending), each from the profile as sealed at its block. `times`,
-    `values`: the points with values (`AutoDetector._judge`). None where the option is off."""
+    their points `idx` (ascending), each from the profile as sealed at its block; P in the
+    blocks' fit windows only when `fitting` (a live check whose block's fit is kept needs
+    none: 0 there, unread). `times`, `values`: the points with values (`AutoDetector._judge`).
+    None where the option is off."""
     if memo is None or not on(det) or blocks.size == 0:
         return None
     if memo.weekly is None:
@@ -122,7 +125,8 @@ def prepared(
             continue
         s, prof, n, shrink = int(starts[j]), memo.weekly, p.weekly_profile, p.weekly_shrink
         a = max(0, s - w)
-        fit[j, w - (s - a) :] = corrections(prof, times[a:s], n, shrink)
+        if fitting:
+            fit[j, w - (s - a) :] = corrections(prof, times[a:s], n, shrink)
         at[ends[j] : ends[j + 1]] = corrections(prof, times[idx[ends[j] : ends[j + 1]]], n, shrink)
         sqrt[j] = memo.weekly_sqrt
     return Weekly(fit, at, sqrt)
