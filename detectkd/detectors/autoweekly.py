@@ -11,7 +11,7 @@ baseline would become D + P (step 3 of the plan).
 Values and D are on the judging scale (square root for counts); a series that may be judged
 on both scales keeps a profile per scale. Time is UTC epoch seconds; a bucket is an hour of
 absolute time, `t // 3600`. The epoch (1970-01-01) was a Thursday, so the hour of the week
-(`hour_of_week`) 0 is Thursday 00:00-01:00 UTC, 48 Saturday 00:00, 96 Monday 00:00 and
+(the hour of the week) 0 is Thursday 00:00-01:00 UTC, 48 Saturday 00:00, 96 Monday 00:00 and
 167 Wednesday 23:00. A local DST change moves the boundary bucket by an hour, as it already
 moves the daily cycle.
 
@@ -42,11 +42,6 @@ MIN_PAIRS = 24  # week-to-week differences needed for the noise of a bucket mean
 CHI2_MEDIAN = 0.45493642311957283
 
 
-def hour_of_week(t: int) -> int:
-    """0 at Thursday 00:00 UTC (the epoch's weekday), 48 Saturday 00:00, 96 Monday 00:00."""
-    return (t // HOUR) % WEEK_HOURS
-
-
 class WeeklyProfile:
     """One series' hourly residual means: `means[h % SLOTS]` is R of the absolute hour `h` for
     the 504 hours up to the newest passed bucket (`newest`: its start time; None before the
@@ -59,7 +54,7 @@ class WeeklyProfile:
         self.means = np.full(SLOTS, np.nan, np.float32)
         self.newest: int | None = None
         # `bucket_variance` as of `newest` (derived; `seal` moves `newest` whenever it seals)
-        self.noise: tuple[int | None, float] | None = None
+        self.noise: tuple[int, float] | None = None
 
     def export(self) -> tuple[StateArray, tuple[float, ...]]:
         """The 504 means (single precision, in ring order) and the newest bucket's start (NaN: none)."""
@@ -76,11 +71,6 @@ class WeeklyProfile:
         p.means = np.array(data, np.float32)
         p.newest = None if scalars[0] != scalars[0] else int(scalars[0])
         return p
-
-    @staticmethod
-    def nbytes() -> int:
-        """Its means' bytes (the newest time and the object aside)."""
-        return SLOTS * 4
 
 
 def seal(profile: WeeklyProfile, times: IntArray, values: FloatArray, daily: FloatArray, upto: int) -> int:
@@ -134,38 +124,11 @@ def bucket_variance(profile: WeeklyProfile) -> float:
     return profile.noise[1]
 
 
-def _back(profile: WeeklyProfile, hour: int) -> list[float]:
-    """R of `hour` 1..3 weeks back, those sealed (NaN ones and ones out of the ring: left out)."""
-    if profile.newest is None:
-        return []
-    newest = profile.newest // HOUR
-    out = []
-    for w in range(1, WEEKS + 1):
-        h = hour - w * WEEK_HOURS
-        if newest - SLOTS < h <= newest and (x := float(profile.means[h % SLOTS])) == x:
-            out.append(x)
-    return out
-
-
-def correction(profile: WeeklyProfile, t: int, min_weeks: int = 2, k: float = 2.0) -> float:
-    """P(t): the median of R at t's hour of the week 1..3 weeks back (0 with fewer than
-    `min_weeks` of them), times max(0, 1 - k sigma^2 / P^2) (`bucket_variance`; 0 without
-    it): a weekly pattern well above the noise of a bucket mean stays, noise shrinks to 0.
-    Reads sealed buckets only, each ended by the `upto` of the `seal` that sealed it. One
-    time (a live check); `corrections` gives the same numbers for many."""
-    got = sorted(_back(profile, t // HOUR))
-    var = bucket_variance(profile)
-    if len(got) < max(min_weeks, 1) or var != var:
-        return 0.0
-    pos = 0.5 * (len(got) - 1)  # linear, as `rows.row_quantile`
-    lo = int(pos)
-    a, b = got[lo], got[min(lo + 1, len(got) - 1)]
-    p = a + (b - a) * (pos - lo)
-    return float(_shrunk(np.array([p]), var, k)[0])
-
-
 def corrections(profile: WeeklyProfile, times: IntArray, min_weeks: int = 2, k: float = 2.0) -> FloatArray:
-    """`correction` at each of `times`."""
+    """P at each of `times`: the median of R at its hour of the week 1..3 weeks back (0 with
+    fewer than `min_weeks` of them), times max(0, 1 - k sigma^2 / P^2) (`bucket_variance`; 0
+    without it): a weekly pattern well above the noise of a bucket mean stays, noise shrinks to
+    0. Reads sealed buckets only, each ended by the `upto` of the `seal` that sealed it."""
     var = bucket_variance(profile)
     if profile.newest is None or var != var:
         return np.zeros(times.size)

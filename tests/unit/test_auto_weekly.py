@@ -2,7 +2,7 @@
 A weekend step is learned; a series without a weekly term shrinks to about 0; sealing is
 causal (a bucket ending after the block start is not used), idempotent, and needs half of a
 bucket's points; the state goes through export and import unchanged; the vectorised
-correction is the scalar one."""
+correction is a point-by-point reading of the ring (the oracle below)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,7 @@ from detectkd.detectors.autoweekly import (
     SLOTS,
     WeeklyProfile,
     bucket_variance,
-    correction,
     corrections,
-    hour_of_week,
     seal,
 )
 from detectkd.detectors.base import FloatArray, IntArray
@@ -27,6 +25,28 @@ from detectkd.detectors.base import FloatArray, IntArray
 STEP, DAY = 60, 86400
 MONDAY = 1767571200  # 2026-01-05 00:00 UTC, as benchmarks/quiet_series.py
 NOISE = 2.0
+
+
+def hour_of_week(t: int) -> int:
+    """0 at Thursday 00:00 UTC (the epoch's weekday), 48 Saturday 00:00, 96 Monday 00:00."""
+    return (t // HOUR) % 168
+
+
+def correction(p: WeeklyProfile, t: int, min_weeks: int = 2, k: float = 2.0) -> float:
+    """P at `t`, read bucket by bucket (the oracle of `corrections`): the sealed R at t's hour
+    1..3 weeks back that the ring still holds, their median, shrunk by the bucket noise."""
+    got: list[float] = []
+    if p.newest is not None:
+        newest, hour = p.newest // HOUR, t // HOUR
+        for w in (1, 2, 3):
+            h = hour - w * 168
+            if newest - SLOTS < h <= newest and (x := float(p.means[h % SLOTS])) == x:
+                got.append(x)
+    var = bucket_variance(p)
+    if len(got) < max(min_weeks, 1) or var != var:
+        return 0.0
+    m = float(np.median(got))
+    return m * max(0.0, 1.0 - k * var / (m * m)) if m * m > 0.0 else 0.0
 
 
 def wave(t: IntArray) -> FloatArray:
