@@ -43,6 +43,8 @@ sets `history.source_qps`. `--stop-after S` (with `--fresh`) sends SIGTERM S sec
 `--rss-trace FILE` appends the measured start's RSS every 0.1 s (`unix_time MiB` lines) to
 FILE, to be read beside the daemon's log (`--crash` keeps it in the temporary directory's
 `dtk-scale-crash.log`): where in a start the peak happens (issue 28).
+`--params 'k: v, ...'` (with `--detector auto`): every metric names `auto` with these params
+(a measured option's CPU beside the defaults').
 `--stop-wait S` (default 300): how long the SIGTERM after the measurement may take before
 SIGKILL (`exit_code` -9); a short one for a build whose warm-ups hold its shutdown.
 """
@@ -554,6 +556,7 @@ def main() -> int:
     ap.add_argument("--interval", type=int, default=60)
     ap.add_argument("--duration", type=int, default=180)
     ap.add_argument("--detector", choices=["mad", "auto"], default="mad")
+    ap.add_argument("--params", default="", help="--detector auto: flow-style params ('weekly_profile: 1')")
     ap.add_argument("--history", type=int, default=HISTORY_POINTS, help="points pre-loaded per metric")
     ap.add_argument("--warmup", type=int, default=0, help="seconds before measuring (default: one interval)")
     ap.add_argument("--scrape-every", type=float, default=0.0, help="also scrape /metrics every S seconds")
@@ -594,13 +597,18 @@ def main() -> int:
     ap.add_argument("--rss-trace", default="",
                     help="append the measured start's RSS every 0.1 s to this file (time, MiB)")  # fmt: skip
     args = ap.parse_args()
+    if args.params:
+        if args.detector != "auto" or args.fresh:
+            ap.error("--params is for --detector auto (not --fresh)")
+        DETECTORS["auto"] = f"detector:\n  type: auto\n  params: {{{args.params}}}"
     if args.fresh:
         args.detector = "fresh-auto" if args.detector == "auto" else "fresh"
         args.fresh_history = args.fresh_history or (28800 if args.detector == "fresh-auto" else 1800)
     warmup = f"{args.warmup}s of" if args.warmup else "one interval of"
+    named = f" {{{args.params}}}" if args.params else ""
     print(
         f"machine: {os.cpu_count()} cpu, python {sys.version.split()[0]}, interval {args.interval}s, "
-        f"detector {args.detector}, {args.history} points of history, workers {args.workers}, "
+        f"detector {args.detector}{named}, {args.history} points of history, workers {args.workers}, "
         f"measured {args.duration}s after {warmup} warm-up"
     )
     header: tuple[str, ...] = (

@@ -47,7 +47,7 @@ class WeeklyProfile:
     the 504 hours up to the newest passed bucket (`newest`: its start time; None before the
     first), NaN where the bucket had too few points. `step`: the series' interval (s)."""
 
-    __slots__ = ("means", "newest", "noise", "step")
+    __slots__ = ("means", "newest", "noise", "one", "step")
 
     def __init__(self, step: int) -> None:
         self.step = step
@@ -55,6 +55,9 @@ class WeeklyProfile:
         self.newest: int | None = None
         # `bucket_variance` as of `newest` (derived; `seal` moves `newest` whenever it seals)
         self.noise: tuple[int, float] | None = None
+        # the last one-point `corrections`, by (`newest`, hour, min_weeks, k): a live check's
+        # point shares its hour with the 59 before it (derived, like `noise`)
+        self.one: tuple[tuple[int | None, int, int, float], float] | None = None
 
     def export(self) -> tuple[StateArray, tuple[float, ...]]:
         """The 504 means (single precision, in ring order) and the newest bucket's start (NaN: none)."""
@@ -129,6 +132,15 @@ def corrections(profile: WeeklyProfile, times: IntArray, min_weeks: int = 2, k: 
     fewer than `min_weeks` of them), times max(0, 1 - k sigma^2 / P^2) (`bucket_variance`; 0
     without it): a weekly pattern well above the noise of a bucket mean stays, noise shrinks to
     0. Reads sealed buckets only, each ended by the `upto` of the `seal` that sealed it."""
+    if times.size != 1:
+        return _corrections(profile, times, min_weeks, k)
+    key = (profile.newest, int(times[0]) // HOUR, min_weeks, k)
+    if profile.one is None or profile.one[0] != key:
+        profile.one = (key, float(_corrections(profile, times, min_weeks, k)[0]))
+    return np.array([profile.one[1]])
+
+
+def _corrections(profile: WeeklyProfile, times: IntArray, min_weeks: int, k: float) -> FloatArray:
     var = bucket_variance(profile)
     if profile.newest is None or var != var:
         return np.zeros(times.size)

@@ -103,6 +103,10 @@ def prepared(
         memo.weekly = WeeklyProfile(det.step)
     block, step, w, p = det.block, det.step, det.p.window, det.p
     done = None if memo.last is None else memo.last // block * block
+    if done is not None and not fitting and blocks.size == 1 and int(times[-1]) < done + block:
+        # the usual live check: a point in the block of the one before (nothing to seal, its fit kept)
+        at = corrections(memo.weekly, times[idx], p.weekly_profile, p.weekly_shrink)
+        return Weekly(np.zeros((1, w)), at, np.array([memo.weekly_sqrt]))
     new = times[int(np.searchsorted(times, done + block)) :] if done is not None else times
     todo = np.unique(new // block * block)
     if todo.size:

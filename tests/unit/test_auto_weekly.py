@@ -214,6 +214,30 @@ def test_the_vectorised_correction_is_the_scalar_one(weekend: bool) -> None:
             assert k > 0 or (many != 0.0).any()  # (not all zeros: the lookups were compared)
 
 
+def test_a_one_point_correction_is_the_vectorised_one_as_sealing_moves_on() -> None:
+    """A one-point `corrections` (a live check's: kept per hour) gives the bits of the
+    vectorised one, point after point, across hours and seals; an hour read before a seal is
+    read anew after it (a seal moves the noise estimate)."""
+    t, x, d = series(20, True, seed=3)
+    p = WeeklyProfile(STEP)
+    start = int(np.searchsorted(t, MONDAY + 19 * DAY + HOUR))  # the third Saturday, 01:00
+    nonzero, moved, before = 0, 0, None
+    for i in range(start, start + 5 * 60, 7):  # five hours, every seventh minute
+        upto = int(t[i]) // HOUR * HOUR  # sealed as a block starting on the hour would
+        seal(p, t[t < upto], x[t < upto], d[t < upto], upto)
+        first = corrections(p, t[start : start + 1])  # what was read last: the same hour
+        assert first.tolist() == corrections(p, t[start - 1 : start + 1])[1:].tolist()
+        moved += int(before is not None and first.tolist() != before)
+        for min_weeks in (1, 2):
+            one = corrections(p, t[i : i + 1], min_weeks)
+            again = corrections(p, t[i : i + 1], min_weeks)  # (from what is kept)
+            many = corrections(p, t[i - 3 : i + 2], min_weeks)[3:4]
+            assert one.tolist() == again.tolist() == many.tolist()
+            nonzero += int(one[0] != 0.0)
+        before = corrections(p, t[start : start + 1]).tolist()
+    assert nonzero > 0 and moved > 0  # (Saturday is learned; a seal moved the hour's P)
+
+
 def test_after_more_than_three_weeks_without_data_nothing_is_read() -> None:
     """A ring slot holds the same hour of the week three weeks apart: after a gap of more than
     three weeks every slot is NaN again and an old lap is never read as a recent one (review:
