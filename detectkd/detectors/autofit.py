@@ -162,7 +162,8 @@ def block_fit(
     n_series = values.shape[0]
     lo = max(0, int(starts.min()) - w)
     hi = int(starts.max())
-    level, enough, is_count = scales(det, values, starts)
+    shared = weekly.scales if weekly is not None else None  # (the same blocks: computed there)
+    level, enough, is_count = shared if shared is not None else scales(det, values, starts)
     fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray, FloatArray]]] = {}
     since, mid = range_windows(det, times, starts) if det.range_points else (starts, starts)
     ranges: dict[bool, tuple[FloatArray, FloatArray]] = {}

@@ -47,7 +47,7 @@ class WeeklyProfile:
     the 504 hours up to the newest passed bucket (`newest`: its start time; None before the
     first), NaN where the bucket had too few points. `step`: the series' interval (s)."""
 
-    __slots__ = ("means", "newest", "noise", "one", "step")
+    __slots__ = ("kept", "means", "newest", "noise", "step")
 
     def __init__(self, step: int) -> None:
         self.step = step
@@ -55,9 +55,10 @@ class WeeklyProfile:
         self.newest: int | None = None
         # `bucket_variance` as of `newest` (derived; `seal` moves `newest` whenever it seals)
         self.noise: tuple[int, float] | None = None
-        # the last one-point `corrections`, by (`newest`, hour, min_weeks, k): a live check's
-        # point shares its hour with the 59 before it (derived, like `noise`)
-        self.one: tuple[tuple[int | None, int, int, float], float] | None = None
+        # P by hour as of (`newest`, min_weeks, k) (`corrections`; derived, like `noise`): a live
+        # check's point shares its hour with the 59 before it, a block's fit window its hours
+        # with the block's before it; a seal moves `newest` and so starts it anew
+        self.kept: tuple[tuple[int | None, int, float], dict[int, float]] | None = None
 
     def export(self) -> tuple[StateArray, tuple[float, ...]]:
         """The 504 means (single precision, in ring order) and the newest bucket's start (NaN: none)."""
@@ -132,12 +133,29 @@ def corrections(profile: WeeklyProfile, times: IntArray, min_weeks: int = 2, k: 
     fewer than `min_weeks` of them), times max(0, 1 - k sigma^2 / P^2) (`bucket_variance`; 0
     without it): a weekly pattern well above the noise of a bucket mean stays, noise shrinks to
     0. Reads sealed buckets only, each ended by the `upto` of the `seal` that sealed it."""
-    if times.size != 1:
-        return _corrections(profile, times, min_weeks, k)
-    key = (profile.newest, int(times[0]) // HOUR, min_weeks, k)
-    if profile.one is None or profile.one[0] != key:
-        profile.one = (key, float(_corrections(profile, times, min_weeks, k)[0]))
-    return np.array([profile.one[1]])
+    key = (profile.newest, min_weeks, k)
+    if profile.kept is None or profile.kept[0] != key or len(profile.kept[1]) > SLOTS:
+        profile.kept = (key, {})
+    kept = profile.kept[1]
+    if times.size == 1:  # a live check's point
+        h = int(times[0]) // HOUR
+        if h not in kept:
+            kept[h] = float(_corrections(profile, times, min_weeks, k)[0])
+        return np.array([kept[h]])
+    hours = times // HOUR
+    if times.size == 0:
+        return np.zeros(0)
+    lo, hi = int(hours.min()), int(hours.max())
+    if hi - lo < SLOTS:  # a block's fit window: a few hours, each read from what is kept
+        span, at = list(range(lo, hi + 1)), hours - lo
+    else:
+        uniq, at = np.unique(hours, return_inverse=True)
+        span = uniq.tolist()
+    todo = [h for h in span if h not in kept]
+    if todo:
+        new = _corrections(profile, np.asarray(todo, np.int64) * HOUR, min_weeks, k)
+        kept.update(zip(todo, new.tolist(), strict=True))
+    return np.array([kept[h] for h in span])[at].reshape(times.shape)
 
 
 def _corrections(profile: WeeklyProfile, times: IntArray, min_weeks: int, k: float) -> FloatArray:

@@ -73,6 +73,9 @@ class Weekly:
     fit: FloatArray  # (blocks, window)
     at: FloatArray  # (points,)
     sqrt: np.ndarray  # (blocks,) bool
+    # `autofit.scales` of the judged blocks where sealing needed them for the same blocks
+    # (a live check's new block): `autofit.block_fit` reads them instead of computing them again
+    scales: tuple[FloatArray, np.ndarray, np.ndarray] | None = None
 
     def rows(self, sqrt: bool) -> FloatArray:
         return np.where((self.sqrt == sqrt)[:, None], self.fit, 0.0)
@@ -109,38 +112,46 @@ def prepared(
         return Weekly(np.zeros((1, w)), at, np.array([memo.weekly_sqrt]))
     new = times[int(np.searchsorted(times, done + block)) :] if done is not None else times
     todo = np.unique(new // block * block)
+    shared = None
     if todo.size:
-        _, enough, counts = autofit.scales(det, values[None, :], np.searchsorted(times, todo))
+        shared = autofit.scales(det, values[None, :], np.searchsorted(times, todo))
+        _, enough, counts = shared
+        shared = shared if np.array_equal(todo, blocks) else None
     order = np.union1d(todo, blocks)
     passing = set(todo.tolist())
     judged = {b: k for k, b in enumerate(blocks.tolist())}
     ends = [*np.searchsorted(times[idx], blocks, side="left").tolist(), idx.size]
     fit, at, sqrt = np.zeros((blocks.size, w)), np.zeros(idx.size), np.zeros(blocks.size, bool)
-    scaled = {False: values, True: np.sqrt(np.maximum(values, 0.0))}
+    scaled = {False: values}  # (the square root: once a seal on that scale needs it)
     reach = (det.read - p.refresh) * step - p.cycles * DAY  # what a check holds, D's days aside
     for upto in order.tolist():
         if upto in passing:
             k = int(np.searchsorted(todo, upto))
             if enough[k] and bool(counts[k]) != memo.weekly_sqrt:  # another scale: anew
                 memo.weekly, memo.weekly_sqrt = WeeklyProfile(step), bool(counts[k])
-            _seal(memo.weekly, times, scaled[memo.weekly_sqrt], upto, reach, p.cycles)
+            prof = memo.weekly
+            if prof.newest is None or upto >= prof.newest + 2 * HOUR:  # a bucket ended since
+                if memo.weekly_sqrt not in scaled:
+                    scaled[True] = np.sqrt(np.maximum(values, 0.0))
+                _seal(prof, times, scaled[memo.weekly_sqrt], upto, reach, p.cycles)
         j = judged.get(upto)
         if j is None:
             continue
         s, prof, n, shrink = int(starts[j]), memo.weekly, p.weekly_profile, p.weekly_shrink
-        a = max(0, s - w)
-        if fitting:
-            fit[j, w - (s - a) :] = corrections(prof, times[a:s], n, shrink)
-        at[ends[j] : ends[j + 1]] = corrections(prof, times[idx[ends[j] : ends[j + 1]]], n, shrink)
+        a, points = max(0, s - w), times[idx[ends[j] : ends[j + 1]]]
+        if fitting:  # the window and the block's points in one reading (the hours they share)
+            both = corrections(prof, np.concatenate([times[a:s], points]), n, shrink)
+            fit[j, w - (s - a) :], at[ends[j] : ends[j + 1]] = both[: s - a], both[s - a :]
+        else:
+            at[ends[j] : ends[j + 1]] = corrections(prof, points, n, shrink)
         sqrt[j] = memo.weekly_sqrt
-    return Weekly(fit, at, sqrt)
+    return Weekly(fit, at, sqrt, shared)
 
 
 def _seal(prof: WeeklyProfile, times: IntArray, v: FloatArray, upto: int, reach: int, cycles: int) -> None:
-    """`autoweekly.seal` at the block starting at `upto`: the buckets from the first whole hour
-    whose D's days a live check of the block holds (`reach` before `upto`, rounded up)."""
-    if prof.newest is not None and upto < prof.newest + 2 * HOUR:
-        return  # no bucket ended since the newest (the usual live check)
+    """`autoweekly.seal` at the block starting at `upto`, a bucket having ended since the
+    newest sealed one: the buckets from the first whole hour whose D's days a live check of the
+    block holds (`reach` before `upto`, rounded up)."""
     since = -(-(upto - reach) // HOUR) * HOUR
     if prof.newest is not None:
         since = max(since, prof.newest + HOUR)  # (the buckets between: NaN, out of the window)
