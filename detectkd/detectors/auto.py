@@ -152,6 +152,11 @@ class AutoDetector:
     def forget(self, series: str) -> None:
         self._memo.pop(series, None)
 
+    def rolled_back(self, series: str) -> None:
+        """A run of `series` was undone (`SeriesMemory.rollback`): its memo is rebuilt at the
+        next check, the weekly profile kept (`autoweeklyfit.kept`)."""
+        autoweeklyfit.kept(self, series)
+
     # -- kept across a restart (StatefulDetector) ------------------------------------------
 
     def state_series(self) -> list[str]:

@@ -19,9 +19,10 @@ new memo) every block of its history: the same blocks, the same profile at each.
 
 A block judged as counts seals a profile on the square-root scale: where a block with enough
 data is judged on the other scale than the profile's, the profile starts anew (2 KiB, one
-scale). A rebuild of the memo (a revised point, a re-check) keeps the profile; a forgotten
-series (removed, or a rolled-back run: `runtime.memory`) loses it and seals anew from its
-window (about 1.7 days at one minute): until a week of it is sealed, P is 0."""
+scale). A rebuild of the memo (a revised point, a re-check, a rolled-back run: `kept`) keeps
+the profile; a forgotten series (removed: `runtime.memory`) or a start without a snapshot
+loses it and seals anew from its window (about 1.7 days at one minute): until a week of it is
+sealed, P is 0."""
 
 from __future__ import annotations
 
@@ -48,6 +49,14 @@ def fresh(size: int, old: Memo | None) -> Memo:
     if old is not None:
         memo.weekly, memo.weekly_sqrt = old.weekly, old.weekly_sqrt
     return memo
+
+
+def kept(det: AutoDetector, series: str) -> None:
+    """`series`' memo dropped but its weekly profile (a run rolled back: the redone run's
+    rebuild starts from a memo that does not line up, `fresh` of this one)."""
+    old = det._memo.pop(series, None)
+    if old is not None and old.weekly is not None:
+        det._memo[series] = fresh(det.p.reference, old)
 
 
 def exported(det: AutoDetector, memo: Memo) -> tuple[StateArray, tuple[float, ...]]:

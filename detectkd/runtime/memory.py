@@ -6,7 +6,8 @@ the next is judged). The runner calls `begin()` before judging and, if the
 run's commit does not succeed, `rollback()`: the windows are put back as
 they were and the touched series' detector caches are dropped (they are
 rebuilt from the window), so the redone run judges exactly what the failed
-one did. `commit()` ends the transaction.
+one did (`auto`'s weekly profile is kept: its buckets, sealed once, are what
+the redone run would seal from the same points). `commit()` ends the transaction.
 """
 
 from __future__ import annotations
@@ -215,9 +216,12 @@ class SeriesMemory:
         self.saved = self.caught_up = None
         self.resets += 1
 
-    def _forget_derived(self, series: str) -> None:
+    def _forget_derived(self, series: str, rolled_back: bool = False) -> None:
+        """The detectors' caches of `series` dropped; after a rollback (`rolled_back`), a
+        detector's `rolled_back(series)` where it has one (what it keeps: `auto`'s weekly
+        profile, whose sealed buckets a redone run would seal the same)."""
         for d in self.detectors:
-            forget = getattr(d, "forget", None)
+            forget = (getattr(d, "rolled_back", None) if rolled_back else None) or getattr(d, "forget", None)
             if forget is not None:
                 forget(series)
 
@@ -241,4 +245,4 @@ class SeriesMemory:
                 del self.windows[series]
             else:
                 w.restore(cp, self._since)
-            self._forget_derived(series)
+            self._forget_derived(series, rolled_back=True)

@@ -7,6 +7,8 @@ history give the same scores; off (the default), and where the weekly cycle is i
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,9 @@ from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autoweekly import SLOTS
 from detectkd.detectors.base import Current, FloatArray, History, IntArray, Result
+from detectkd.runtime.memory import SeriesMemory
+from detectkd.storage.window import WindowRows
+from detectkd.timegrid import Grid
 
 STEP, DAY = 60, 86400
 MONDAY = 1767571200  # 2026-01-05 00:00 UTC, as benchmarks/quiet_series.py
@@ -171,3 +176,48 @@ def test_a_series_without_a_value_yet_exports_a_state_its_import_reads() -> None
     again = AutoDetector(Params(weekly_profile=1), 60)
     again.import_state("s", *state)
     assert again._memo["s"].weekly is not None
+
+
+@pytest.mark.parametrize("undo", ["rollback", "forget"])
+def test_a_rolled_back_run_keeps_the_profile_and_a_forgotten_series_loses_it(undo: str) -> None:
+    """Three weeks judged through a metric's memory a day a run; the run of Monday 00:00-00:30
+    of the fourth week is rolled back (its commit failed) and redone: the profile is kept, so
+    the redone run does not page the weekend's end (review: a rollback forgot the series'
+    memo and the profile with it, a week or more to refill). A forgotten series (removed)
+    loses it: its window reloaded, the same run pages the step as without the profile."""
+    t, x = series(22)
+    det = AutoDetector(Params(weekly_profile=1), STEP)
+    grid = Grid(timedelta(minutes=1))
+    mem = SeriesMemory([det], grid, grid.tz)
+    monday = int(np.searchsorted(t, MONDAY + 21 * DAY))
+
+    def run(lo: int, hi: int) -> list[Result]:
+        mem.begin(int(t[lo]))
+        w = mem.window("s")
+        out = det.detect_many(w.history(), points(t[lo:hi], x[lo:hi]))
+        for a, b in zip(t[lo:hi].tolist(), x[lo:hi].tolist(), strict=True):
+            w.add(a, b, {})
+        return out
+
+    for lo in range(0, monday, 1440):
+        run(lo, min(lo + 1440, monday))
+        mem.commit()
+    profile = det._memo["s"].weekly
+    assert profile is not None and profile.newest == MONDAY + 21 * DAY - 2 * 3600  # sealed at 23:48
+    first = run(monday, monday + 30)
+    assert not any(r.anomaly for r in first)  # (judged with the profile: no page)
+    if undo == "rollback":
+        mem.rollback()
+    else:
+        mem.commit()
+        h = mem.window("s").history()
+        before = h.times < t[monday]  # what the store holds before the run
+        mem.forget("s")
+        mem.load({"s": WindowRows(h.times[before], h.values[before], None, float(h.times[before][-1]))})
+    again = run(monday, monday + 30)
+    mem.commit()
+    kept = det._memo["s"].weekly
+    if undo == "rollback":
+        assert kept is profile and not any(r.anomaly for r in again)
+    else:
+        assert kept is not profile and any(r.anomaly for r in again)  # the weekend's end pages
