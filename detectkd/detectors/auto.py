@@ -152,10 +152,13 @@ class AutoDetector:
     def forget(self, series: str) -> None:
         self._memo.pop(series, None)
 
-    def rolled_back(self, series: str) -> None:
-        """A run of `series` was undone (`SeriesMemory.rollback`): its memo is rebuilt at the
-        next check, the weekly profile kept (`autoweeklyfit.kept`)."""
-        autoweeklyfit.kept(self, series)
+    # -- a run rolled back (RollbackDetector): the weekly profile as it was before the run --
+
+    def checkpoint(self, series: str) -> object | None:
+        return autoweeklyfit.checkpoint(self._memo.get(series))
+
+    def rolled_back(self, series: str, checkpoint: object) -> None:
+        autoweeklyfit.restored(self, series, checkpoint)
 
     # -- kept across a restart (StatefulDetector) ------------------------------------------
 

@@ -60,6 +60,12 @@ class WeeklyProfile:
         # with the block's before it; a seal moves `newest` and so starts it anew
         self.kept: tuple[tuple[int | None, int, float], dict[int, float]] | None = None
 
+    def copy(self) -> WeeklyProfile:
+        """Another profile with the same means and newest bucket (what is derived is derived again)."""
+        other = WeeklyProfile(self.step)
+        other.means, other.newest = self.means.copy(), self.newest
+        return other
+
     def export(self) -> tuple[StateArray, tuple[float, ...]]:
         """The 504 means (single precision, in ring order) and the newest bucket's start (NaN: none)."""
         return self.means.copy(), (math.nan if self.newest is None else float(self.newest),)

@@ -19,10 +19,11 @@ new memo) every block of its history: the same blocks, the same profile at each.
 
 A block judged as counts seals a profile on the square-root scale: where a block with enough
 data is judged on the other scale than the profile's, the profile starts anew (2 KiB, one
-scale). A rebuild of the memo (a revised point, a re-check, a rolled-back run: `kept`) keeps
-the profile; a forgotten series (removed: `runtime.memory`) or a start without a snapshot
-loses it and seals anew from its window (about 1.7 days at one minute): until a week of it is
-sealed, P is 0."""
+scale). A rebuild of the memo (a revised point, a re-check) keeps the profile, and a
+rolled-back run gets back the profile as it was before the run (`checkpoint`, `restored`);
+a forgotten series (removed: `runtime.memory`) or a start without a snapshot loses it and
+seals anew from its window (about 1.7 days at one minute): until a week of it is sealed, P
+is 0."""
 
 from __future__ import annotations
 
@@ -51,12 +52,24 @@ def fresh(size: int, old: Memo | None) -> Memo:
     return memo
 
 
-def kept(det: AutoDetector, series: str) -> None:
-    """`series`' memo dropped but its weekly profile (a run rolled back: the redone run's
-    rebuild starts from a memo that does not line up, `fresh` of this one)."""
-    old = det._memo.pop(series, None)
-    if old is not None and old.weekly is not None:
-        det._memo[series] = fresh(det.p.reference, old)
+def checkpoint(memo: Memo | None) -> tuple[WeeklyProfile, bool] | None:
+    """A copy of `memo`'s weekly profile and its scale (None: none), taken when a run first
+    touches the series (`SeriesMemory.window`), for `restored`."""
+    if memo is None or memo.weekly is None:
+        return None
+    return memo.weekly.copy(), memo.weekly_sqrt
+
+
+def restored(det: AutoDetector, series: str, kept: object) -> None:
+    """After a rolled-back run (the series' memo forgotten): a memo holding only the profile
+    as it was before the run (`checkpoint`), which the next check's rebuild keeps (`fresh`:
+    the memo does not line up). The buckets the undone run sealed are sealed again by the
+    redone run from the points it reads."""
+    if not isinstance(kept, tuple):
+        return
+    profile, sqrt = kept
+    memo = det._memo[series] = Memo(det.p.reference)
+    memo.weekly, memo.weekly_sqrt = profile.copy(), bool(sqrt)
 
 
 def exported(det: AutoDetector, memo: Memo) -> tuple[StateArray, tuple[float, ...]]:

@@ -109,6 +109,18 @@ class BatchDetector(Protocol):
 
 
 @runtime_checkable
+class RollbackDetector(Protocol):
+    """A detector with per-series state its window cannot give back (`auto`'s weekly profile):
+    `checkpoint(series)` when a run first touches the series (None: nothing to keep), and
+    `rolled_back(series, checkpoint)` after the run was undone and the series' caches were
+    forgotten (`runtime.memory.SeriesMemory.rollback`): the state as it was before the run."""
+
+    def checkpoint(self, series: str) -> object | None: ...
+
+    def rolled_back(self, series: str, checkpoint: object) -> None: ...
+
+
+@runtime_checkable
 class ManySeriesDetector(Protocol):
     """A batch detector that derives the per-series state of many series at once before
     their points are judged series by series (a many-series metric's run): `prepare(pairs

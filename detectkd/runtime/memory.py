@@ -6,8 +6,9 @@ the next is judged). The runner calls `begin()` before judging and, if the
 run's commit does not succeed, `rollback()`: the windows are put back as
 they were and the touched series' detector caches are dropped (they are
 rebuilt from the window), so the redone run judges exactly what the failed
-one did (`auto`'s weekly profile is kept: its buckets, sealed once, are what
-the redone run would seal from the same points). `commit()` ends the transaction.
+one did. What a detector cannot rebuild from the window (`auto`'s weekly
+profile, weeks of it) it checkpoints when the run first touches the series
+and gets back at a rollback (`RollbackDetector`). `commit()` ends the transaction.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from detectkd.detectors.base import (
     Detector,
     FloatArray,
     IntArray,
+    RollbackDetector,
     StateArray,
     StatefulDetector,
     judge_seconds,
@@ -122,6 +124,7 @@ class SeriesMemory:
         self.times = TimesPool()  # the series on one time grid share their windows' times
         self.loaded = False  # windows read from storage (once per runtime)
         self._open: dict[str, tuple[int, int, int, int] | None] | None = None  # series -> checkpoint
+        self._kept: dict[str, list[tuple[RollbackDetector, object]]] = {}  # series -> detectors' checkpoints
         self.saved: Saved | None = None  # left by the previous process, taken by the first run
         self.resets = 0  # how often `reset` was called (what is derived from windows reloads too)
         self.caught_up: int | None = None  # resumed from `saved` + this many stored points
@@ -141,6 +144,8 @@ class SeriesMemory:
             w = self.windows[series] = SeriesWindow(self.span, self.features, mask=self.mask, pool=self.times)
         if self._open is not None and series not in self._open:
             self._open[series] = w.checkpoint() if len(w) else None
+            kept = [(d, d.checkpoint(series)) for d in self.detectors if isinstance(d, RollbackDetector)]
+            self._kept[series] = [(d, cp) for d, cp in kept if cp is not None]
         return w
 
     def features_at(self, period: int, context: dict[str, Any]) -> dict[str, float]:
@@ -216,12 +221,9 @@ class SeriesMemory:
         self.saved = self.caught_up = None
         self.resets += 1
 
-    def _forget_derived(self, series: str, rolled_back: bool = False) -> None:
-        """The detectors' caches of `series` dropped; after a rollback (`rolled_back`), a
-        detector's `rolled_back(series)` where it has one (what it keeps: `auto`'s weekly
-        profile, whose sealed buckets a redone run would seal the same)."""
+    def _forget_derived(self, series: str) -> None:
         for d in self.detectors:
-            forget = (getattr(d, "rolled_back", None) if rolled_back else None) or getattr(d, "forget", None)
+            forget = getattr(d, "forget", None)
             if forget is not None:
                 forget(series)
 
@@ -229,14 +231,14 @@ class SeriesMemory:
 
     def begin(self, since: int) -> None:
         """Start a run that judges periods from `since` on."""
-        self._open, self._since = {}, since
+        self._open, self._kept, self._since = {}, {}, since
 
     def commit(self) -> None:
-        self._open = None
+        self._open, self._kept = None, {}
 
     def rollback(self) -> None:
         """Undo what the run did to memory (its commit failed or it was cancelled)."""
-        touched, self._open = self._open or {}, None
+        touched, self._open, kept, self._kept = self._open or {}, None, self._kept, {}
         for series, cp in touched.items():
             w = self.windows.get(series)
             if w is None:
@@ -245,4 +247,7 @@ class SeriesMemory:
                 del self.windows[series]
             else:
                 w.restore(cp, self._since)
-            self._forget_derived(series, rolled_back=True)
+            self._forget_derived(series)
+            if cp is not None:  # what a detector kept from before the run (`RollbackDetector`)
+                for d, state in kept.get(series, ()):
+                    d.rolled_back(series, state)

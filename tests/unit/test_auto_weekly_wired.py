@@ -14,7 +14,9 @@ import pytest
 
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
+from detectkd.detectors.autostate import Memo
 from detectkd.detectors.autoweekly import SLOTS
+from detectkd.detectors.autoweeklyfit import Weekly
 from detectkd.detectors.base import Current, FloatArray, History, IntArray, Result
 from detectkd.runtime.memory import SeriesMemory
 from detectkd.storage.window import WindowRows
@@ -124,6 +126,43 @@ def test_live_checks_a_replay_and_a_rebuild_give_the_same_scores(kind: str) -> N
     assert [first.score] + [r.score for r in rest] == want[at:]
 
 
+def test_a_live_check_reads_p_at_its_fit_window_and_at_its_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each live check's `Weekly` (`autoweeklyfit.prepared`): P in its block's fit window (when
+    the block is fitted) and at its point, each as `_corrections` gives it from the profile the
+    check left (review: a window and points read in one pass, shifted by one or zeroed in the
+    window, passed every other test)."""
+    from detectkd.detectors import autoweeklyfit
+    from detectkd.detectors.autoweekly import _corrections
+
+    seen: list[tuple[bool, bool]] = []
+    original = autoweeklyfit.prepared
+
+    def checked(det: AutoDetector, memo: Memo | None, times: IntArray, values: FloatArray,
+                blocks: IntArray, starts: IntArray, idx: IntArray, fitting: bool = True) -> Weekly | None:  # fmt: skip
+        got = original(det, memo, times, values, blocks, starts, idx, fitting)
+        if got is None or memo is None or memo.weekly is None or blocks.size != 1:
+            return got
+        prof, w, s = memo.weekly, det.p.window, int(starts[0])
+        n, k = det.p.weekly_profile, det.p.weekly_shrink
+        assert got.at.tolist() == _corrections(prof, times[idx], n, k).tolist()
+        if fitting:
+            a = max(0, s - w)
+            assert got.fit[0, w - (s - a) :].tolist() == _corrections(prof, times[a:s], n, k).tolist()
+            assert not got.fit[0, : w - (s - a)].any()
+        seen.append((fitting, bool(got.at.any()) and (not fitting or bool(got.fit.any()))))
+        return got
+
+    monkeypatch.setattr(autoweeklyfit, "prepared", checked)  # (auto calls it through the module)
+    t, x = series(20)
+    start, end = (int(np.searchsorted(t, MONDAY + d * DAY)) for d in (19, 19.05))  # Saturday 00:00-01:12
+    live = AutoDetector(Params(weekly_profile=1), STEP)
+    pts = points(t, x)
+    live.detect_many(EMPTY, pts[:start])
+    for i in range(start, end):
+        live.detect(History(t[:i], x[:i], {}, revision=1), pts[i])
+    assert (True, True) in seen and (False, True) in seen  # (fitted and kept blocks, P not 0)
+
+
 def test_the_profile_goes_through_the_state_and_off_keeps_the_format() -> None:
     t, x = series(15)
     pts = points(t, x)
@@ -179,12 +218,13 @@ def test_a_series_without_a_value_yet_exports_a_state_its_import_reads() -> None
 
 
 @pytest.mark.parametrize("undo", ["rollback", "forget"])
-def test_a_rolled_back_run_keeps_the_profile_and_a_forgotten_series_loses_it(undo: str) -> None:
+def test_a_rolled_back_run_gets_back_the_profile_and_a_forgotten_series_loses_it(undo: str) -> None:
     """Three weeks judged through a metric's memory a day a run; the run of Monday 00:00-00:30
-    of the fourth week is rolled back (its commit failed) and redone: the profile is kept, so
-    the redone run does not page the weekend's end (review: a rollback forgot the series'
-    memo and the profile with it, a week or more to refill). A forgotten series (removed)
-    loses it: its window reloaded, the same run pages the step as without the profile."""
+    of the fourth week (it seals Sunday 23:00) is rolled back (its commit failed) and redone:
+    the profile is as it was before the run, and the redone run judges as the undone one did,
+    not paging the weekend's end (review: a rollback forgot the profile, a week or more to
+    refill; then kept the undone run's seals). A forgotten series (removed) loses it: its
+    window reloaded, the same run pages the step as without the profile."""
     t, x = series(22)
     det = AutoDetector(Params(weekly_profile=1), STEP)
     grid = Grid(timedelta(minutes=1))
@@ -202,22 +242,40 @@ def test_a_rolled_back_run_keeps_the_profile_and_a_forgotten_series_loses_it(und
     for lo in range(0, monday, 1440):
         run(lo, min(lo + 1440, monday))
         mem.commit()
-    profile = det._memo["s"].weekly
-    assert profile is not None and profile.newest == MONDAY + 21 * DAY - 2 * 3600  # sealed at 23:48
+    before = det._memo["s"].weekly
+    assert before is not None and before.newest == MONDAY + 21 * DAY - 2 * 3600  # sealed at 23:48
+    newest, means = before.newest, before.means.copy()  # (the profile is sealed in place)
     first = run(monday, monday + 30)
     assert not any(r.anomaly for r in first)  # (judged with the profile: no page)
+    sealed = det._memo["s"].weekly
+    assert sealed is not None and sealed.newest == MONDAY + 21 * DAY - 3600  # the run sealed 23:00
     if undo == "rollback":
         mem.rollback()
+        back = det._memo["s"].weekly
+        assert back is not None and back.newest == newest
+        assert np.array_equal(back.means, means, equal_nan=True)
     else:
         mem.commit()
         h = mem.window("s").history()
-        before = h.times < t[monday]  # what the store holds before the run
+        before_run = h.times < t[monday]  # what the store holds before the run
         mem.forget("s")
-        mem.load({"s": WindowRows(h.times[before], h.values[before], None, float(h.times[before][-1]))})
+        mem.load({"s": WindowRows(h.times[before_run], h.values[before_run], None, float(t[monday - 1]))})
     again = run(monday, monday + 30)
     mem.commit()
-    kept = det._memo["s"].weekly
     if undo == "rollback":
-        assert kept is profile and not any(r.anomaly for r in again)
+        assert again == first
     else:
-        assert kept is not profile and any(r.anomaly for r in again)  # the weekend's end pages
+        assert any(r.anomaly for r in again)  # the weekend's end pages
+
+
+def test_a_rolled_back_first_run_of_a_series_leaves_nothing() -> None:
+    """A series new in the run that was undone: its window goes, and its state with it."""
+    t, x = series(2)
+    det = AutoDetector(Params(weekly_profile=1), STEP)
+    grid = Grid(timedelta(minutes=1))
+    mem = SeriesMemory([det], grid, grid.tz)
+    mem.begin(int(t[0]))
+    det.detect_many(mem.window("s").history(), points(t[:600], x[:600]))
+    assert det.state_series() == ["s"]
+    mem.rollback()
+    assert mem.series() == set() and det.state_series() == []
