@@ -124,11 +124,9 @@ class AutoDetector:
         week = (WEEK + DAY) // self.step  # a week and a day: last week's peak is inside
         # The range window, by time: what a live check holds before its block for every point of it.
         self.range_points = min(max(p.range_window, week), read - p.refresh) if p.range_window else 0
-        # A stuck run's window (`autostuck`) must hold a week and a day before the run, or a rest
-        # that comes once a week (a count at 0 every weekend) is a new record every week; the run
-        # of `stuck` values and the window's first value must fit beside it in what a check holds
-        # (`read - 1` values). 0 (the channel off) where `auto` reads less (intervals of 3 minutes
-        # and under, unless `max_history` takes the weekly cycle in).
+        # A stuck run's window (`autostuck`) must hold a week and a day before the run (a weekly
+        # rest is no record), the run and the window's first value beside it in `read - 1` values:
+        # 0 (off) where `auto` reads less (3 minutes and under, unless `max_history` reaches a week).
         self.read, self.stuck_need = read, week if read - 2 - week >= p.stuck else 0
         self.stuck_span = (read - 1) * self.step  # by time: the previous point's window is in a live one
         self.reach = read * self.step  # what a live check's history holds (`window_seconds`, `autospikes`)
@@ -152,13 +150,8 @@ class AutoDetector:
     def forget(self, series: str) -> None:
         self._memo.pop(series, None)
 
-    # -- a run rolled back (RollbackDetector): the weekly profile as it was before the run --
-
-    def checkpoint(self, series: str) -> object | None:
-        return autoweeklyfit.checkpoint(self._memo.get(series))
-
-    def rolled_back(self, series: str, checkpoint: object) -> None:
-        autoweeklyfit.restored(self, series, checkpoint)
+    # a run rolled back (RollbackDetector): the weekly profile as it was before the run
+    checkpoint, rolled_back = autoweeklyfit.checkpoint, autoweeklyfit.restored
 
     # -- kept across a restart (StatefulDetector) ------------------------------------------
 

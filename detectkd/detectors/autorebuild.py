@@ -48,8 +48,8 @@ def prepare(det: AutoDetector, histories: Iterable[tuple[str, Callable[[], Histo
     A grid and mask seen once so far keep only a digest of them and the series' name, newest
     time and history to ask again (`Alone`): a series alone is rebuilt by its own check, and
     many series each with its own missing values hold no history, no group, past their turn."""
-    if det.like_shift is not None or autoweeklyfit.on(det):  # `like` days shift per point, a weekly
-        return  # profile is per series: one at a time
+    if det.like_shift is not None:  # `like` days shift per point: one at a time
+        return
     groups: dict[bytes, _Group] = {}
     alone: dict[bytes, Alone] = {}
     for series, history in histories:
@@ -109,6 +109,11 @@ class _Group:
         self.starts = np.searchsorted(times, self.blocks, side="left")
         per_series = max(1, self.blocks.size * det.p.window)
         self.limit = max(MIN_GROUP, BATCH_VALUES // per_series) if at.size else 1 << 62
+        # a weekly profile (`autoweeklyfit`) is sealed per series after the batch, which judges
+        # as if it were off: where its P is 0 throughout (else one at a time: nothing here)
+        self.weekly = autoweeklyfit.on(det)
+        if self.weekly and not autoweeklyfit.plain(det, times):
+            self.at, self.limit = self.at[:0], 1 << 62
         self.grid = h.times
 
     def same(self, h: History) -> bool:
@@ -118,7 +123,7 @@ class _Group:
     def rebuild(self, det: AutoDetector) -> None:
         group, self.members = self.members, []
         if self.at.size == 0:
-            return  # nothing to judge: cheap one series at a time
+            return  # nothing to judge (or a long history's weekly profile): one series at a time
         stacked = np.vstack([h.values for _, h, _ in group])
         if not self.kept.all():
             stacked = stacked[:, self.kept]
@@ -137,6 +142,8 @@ class _Group:
             zk[self.some], brk[self.some] = z[k], breaks[k]
             det._rebuild(memo, zk, brk)
             memo.last = last
+            if self.weekly:
+                autoweeklyfit.rebuilt(det, memo, times, stacked[k])
 
 
 def _marked(

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detectkd.detectors import autofit, autoweeklyfit
-from detectkd.detectors.base import Current, FloatArray, History
+from detectkd.detectors.autoweeklyfit import Weekly
+from detectkd.detectors.base import Current, FloatArray, History, IntArray
 
 if TYPE_CHECKING:
     from detectkd.detectors.auto import AutoDetector
@@ -52,7 +53,7 @@ def refit(
 ) -> None:
     """Fit, together, the new block of each series among `histories` whose run (`points`) is one
     point with a value in a block its state (lined up with the history) has no fit for."""
-    if det.like_shift is not None or autoweeklyfit.on(det):  # (a weekly profile: per series)
+    if det.like_shift is not None:
         return
     grids: dict[tuple[int, ...], list[_Grid]] = {}
     count = 0
@@ -102,7 +103,28 @@ def _fit(det: AutoDetector, grid: _Grid) -> None:
         for k in range(lo, hi):
             rows[k - lo, :-1] = grid.values[k] if whole else grid.values[k][kept]
             rows[k - lo, -1] = grid.new[k]
-        fit = autofit.block_fit(det, times, rows, starts)
+        weekly = _weekly(det, grid, times, rows, lo, starts, block)
+        fit = autofit.block_fit(det, times, rows, starts, weekly)
         for k in range(lo, hi):
             memo = det._memo[grid.series[k]]
             memo.fit_key, memo.fit = (grid.revisions[k], *tail), fit.row(k - lo)
+
+
+def _weekly(
+    det: AutoDetector, grid: _Grid, times: IntArray, rows: FloatArray, lo: int, starts: IntArray, block: int
+) -> Weekly | None:
+    """The weekly profiles' P (`autoweeklyfit`) in the new block's fit window of each series of
+    `rows` (`grid`'s from `lo`), each profile passed that block (its seals: the check that
+    follows does not pass it again), and the scales the fit reads."""
+    if not autoweeklyfit.on(det):
+        return None
+    scales = autofit.scales(det, rows, starts)
+    blocks, idx = np.array([block], np.int64), np.array([times.size - 1])
+    fit, sqrt = np.zeros((rows.shape[0], det.p.window)), np.zeros(rows.shape[0], bool)
+    for k in range(rows.shape[0]):
+        memo = det._memo[grid.series[lo + k]]
+        one = (scales[0][k : k + 1], scales[1][k : k + 1], scales[2][k : k + 1])
+        got = autoweeklyfit.prepared(det, memo, times, rows[k], blocks, starts, idx, True, one)
+        if got is not None:
+            fit[k], sqrt[k] = got.fit[0], got.sqrt[0]
+    return Weekly(fit, np.zeros(rows.shape[0]), sqrt, scales)

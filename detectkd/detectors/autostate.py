@@ -69,6 +69,9 @@ class Memo:
     long: LongTail | None = None  # the long memory of |z| (`long_days`; `autolong`), off: None
     weekly: WeeklyProfile | None = None  # the weekly profile (`weekly_profile`; `autoweeklyfit`), off: None
     weekly_sqrt: bool = False  # its scale: the square root (a count's)
+    # the newest block whose start sealed the profile (`autoweeklyfit.prepared`; derived, not
+    # kept: passing a block again changes nothing): a many-series fit's (`autorefit`) new block
+    weekly_passed: int | None = None
 
     @property
     def fit(self) -> BlockFit | None:

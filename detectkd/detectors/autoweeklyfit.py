@@ -34,7 +34,7 @@ import numpy as np
 
 from detectkd.detectors import autofit
 from detectkd.detectors.autostate import Memo
-from detectkd.detectors.autoweekly import HOUR, WeeklyProfile, corrections, seal
+from detectkd.detectors.autoweekly import HOUR, MIN_PAIRS, WEEK_HOURS, WeeklyProfile, corrections, seal
 from detectkd.detectors.base import FloatArray, IntArray, StateArray
 
 if TYPE_CHECKING:
@@ -52,9 +52,10 @@ def fresh(size: int, old: Memo | None) -> Memo:
     return memo
 
 
-def checkpoint(memo: Memo | None) -> tuple[WeeklyProfile, bool] | None:
-    """A copy of `memo`'s weekly profile and its scale (None: none), taken when a run first
+def checkpoint(det: AutoDetector, series: str) -> tuple[WeeklyProfile, bool] | None:
+    """A copy of the series' weekly profile and its scale (None: none), taken when a run first
     touches the series (`SeriesMemory.window`), for `restored`."""
+    memo = det._memo.get(series)
     if memo is None or memo.weekly is None:
         return None
     return memo.weekly.copy(), memo.weekly_sqrt
@@ -86,7 +87,7 @@ def on(det: AutoDetector) -> bool:
     return bool(det.p.weekly_profile) and det.periods == [DAY // det.step] and det.like_shift is None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Weekly:
     """P for one series' judged blocks: per block at its fit window's `window` points (0 where
     the window is padded) and per judged point; per block the scale the profile was on (P is
@@ -103,7 +104,14 @@ class Weekly:
         return np.where((self.sqrt == sqrt)[:, None], self.fit, 0.0)
 
     def points(self, sqrt: bool, inv: IntArray) -> FloatArray:
+        if self.sqrt.size == 1:  # (one block: all or nothing)
+            return self.at if bool(self.sqrt[0]) == sqrt else np.zeros(self.at.size)
         return np.where(self.sqrt[inv] == sqrt, self.at, 0.0)
+
+
+_SCALE = {False: np.zeros(1, bool), True: np.ones(1, bool)}  # one block's (read only)
+for _a in _SCALE.values():
+    _a.flags.writeable = False
 
 
 def prepared(
@@ -115,47 +123,46 @@ def prepared(
     starts: IntArray,
     idx: IntArray,
     fitting: bool = True,
+    scales: tuple[FloatArray, np.ndarray, np.ndarray] | None = None,
 ) -> Weekly | None:
     """Seal `memo`'s profile at each block of `times` after its newest judged point's (all of
     them for a new memo) and give P for the judged `blocks` (first values at `starts`) and
     their points `idx` (ascending), each from the profile as sealed at its block; P in the
     blocks' fit windows only when `fitting` (a live check whose block's fit is kept needs
     none: 0 there, unread). `times`, `values`: the points with values (`AutoDetector._judge`).
-    None where the option is off."""
+    `scales`: `autofit.scales` of `blocks`, where the caller has them (`autorefit`). None
+    where the option is off."""
     if memo is None or not on(det) or blocks.size == 0:
         return None
     if memo.weekly is None:
         memo.weekly = WeeklyProfile(det.step)
-    block, step, w, p = det.block, det.step, det.p.window, det.p
+    block, w, p = det.block, det.p.window, det.p
     done = None if memo.last is None else memo.last // block * block
+    if memo.weekly_passed is not None and (done is None or memo.weekly_passed > done):
+        done = memo.weekly_passed  # (a many-series fit passed the new block: `autorefit`)
     if done is not None and not fitting and blocks.size == 1 and int(times[-1]) < done + block:
         # the usual live check: a point in the block of the one before (nothing to seal, its fit kept)
         at = corrections(memo.weekly, times[idx], p.weekly_profile, p.weekly_shrink)
-        return Weekly(np.zeros((1, w)), at, np.array([memo.weekly_sqrt]))
+        return Weekly(np.zeros((1, w)), at, _SCALE[memo.weekly_sqrt])
     new = times[int(np.searchsorted(times, done + block)) :] if done is not None else times
     todo = np.unique(new // block * block)
-    shared = None
-    if todo.size:
-        shared = autofit.scales(det, values[None, :], np.searchsorted(times, todo))
-        _, enough, counts = shared
-        shared = shared if np.array_equal(todo, blocks) else None
+    shared = None  # the scales of the judged blocks where they are those passed: the fit's too
+    if todo.size and np.array_equal(todo, blocks):
+        shared = scales if scales is not None else autofit.scales(det, values[None, :], starts)
+    sealer = _Sealer(det, memo, times, values, todo, shared)
+    if blocks.size == 1 and todo.size <= 1 and (todo.size == 0 or shared is not None):
+        # one block, passed here or before (a live check's new block, a many-series fit's)
+        if todo.size:
+            sealer.passes(0, int(todo[0]))
+        return _read(det, memo, times, int(starts[0]), times[idx], fitting, shared)
     order = np.union1d(todo, blocks)
-    passing = set(todo.tolist())
+    passing = {b: k for k, b in enumerate(todo.tolist())}
     judged = {b: k for k, b in enumerate(blocks.tolist())}
     ends = [*np.searchsorted(times[idx], blocks, side="left").tolist(), idx.size]
     fit, at, sqrt = np.zeros((blocks.size, w)), np.zeros(idx.size), np.zeros(blocks.size, bool)
-    scaled = {False: values}  # (the square root: once a seal on that scale needs it)
-    reach = (det.read - p.refresh) * step - p.cycles * DAY  # what a check holds, D's days aside
     for upto in order.tolist():
         if upto in passing:
-            k = int(np.searchsorted(todo, upto))
-            if enough[k] and bool(counts[k]) != memo.weekly_sqrt:  # another scale: anew
-                memo.weekly, memo.weekly_sqrt = WeeklyProfile(step), bool(counts[k])
-            prof = memo.weekly
-            if prof.newest is None or upto >= prof.newest + 2 * HOUR:  # a bucket ended since
-                if memo.weekly_sqrt not in scaled:
-                    scaled[True] = np.sqrt(np.maximum(values, 0.0))
-                _seal(prof, times, scaled[memo.weekly_sqrt], upto, reach, p.cycles)
+            sealer.passes(passing[upto], upto)
         j = judged.get(upto)
         if j is None:
             continue
@@ -170,13 +177,112 @@ def prepared(
     return Weekly(fit, at, sqrt, shared)
 
 
-def _seal(prof: WeeklyProfile, times: IntArray, v: FloatArray, upto: int, reach: int, cycles: int) -> None:
-    """`autoweekly.seal` at the block starting at `upto`, a bucket having ended since the
-    newest sealed one: the buckets from the first whole hour whose D's days a live check of the
-    block holds (`reach` before `upto`, rounded up)."""
-    since = -(-(upto - reach) // HOUR) * HOUR
-    if prof.newest is not None:
-        since = max(since, prof.newest + HOUR)  # (the buckets between: NaN, out of the window)
-    a, b = (int(i) for i in np.searchsorted(times, [since, upto], side="left"))
-    daily = autofit.cycle_medians(times, v[None, :], times[a:b], DAY, cycles)[0]
-    seal(prof, times[a:b], v[a:b], daily, upto)
+def _read(
+    det: AutoDetector,
+    memo: Memo,
+    times: IntArray,
+    s: int,
+    points: IntArray,
+    fitting: bool,
+    shared: tuple[FloatArray, np.ndarray, np.ndarray] | None,
+) -> Weekly:
+    """`prepared`'s P for one judged block (its first value at `s`) and its `points` (times)."""
+    prof, w, n, shrink = memo.weekly, det.p.window, det.p.weekly_profile, det.p.weekly_shrink
+    assert prof is not None
+    fit = np.zeros((1, w))
+    a = max(0, s - w)
+    if fitting:  # the window and the block's points in one reading (the hours they share)
+        both = corrections(prof, np.concatenate([times[a:s], points]), n, shrink)
+        fit[0, w - (s - a) :], at = both[: s - a], both[s - a :]
+    else:
+        at = corrections(prof, points, n, shrink)
+    return Weekly(fit, at, _SCALE[memo.weekly_sqrt], shared)
+
+
+def rebuilt(det: AutoDetector, memo: Memo, times: IntArray, values: FloatArray) -> None:
+    """What `prepared` does to a new memo's profile over a history (`times`, `values`: its
+    points with values), without P: every block of `times` passed in order. For a many-series
+    rebuild (`autorebuild`), which judges as if the option were off: valid where `plain`."""
+    memo.weekly, memo.weekly_sqrt, memo.weekly_passed = WeeklyProfile(det.step), False, None
+    todo = np.unique(times // det.block * det.block)
+    if todo.size:
+        sealer = _Sealer(det, memo, times, values, todo, None)
+        for k, upto in enumerate(todo.tolist()):
+            sealer.passes(k, upto)
+
+
+def plain(det: AutoDetector, times: IntArray) -> bool:
+    """Whether a new profile sealed over a history at `times` (ascending) gives P = 0 at every
+    block of it, so that judging it as if the option were off is judging it with the option:
+    a bucket has a finite mean only where D has 2 days behind it, and the noise estimate
+    (`autoweekly.bucket_variance`) needs `MIN_PAIRS` buckets a week after one sealed, so a
+    history shorter than 2 days, a week and `MIN_PAIRS` hours has none (P is 0 without it).
+    At one minute a window holds 4.7 days."""
+    return times.size == 0 or int(times[-1]) - int(times[0]) < 2 * DAY + (WEEK_HOURS + MIN_PAIRS) * HOUR
+
+
+def flags(det: AutoDetector, values: FloatArray, starts: IntArray) -> tuple[np.ndarray, np.ndarray]:
+    """`autofit.scales`' enough data and counts for one series (`values`, 1-D) at `starts`,
+    without its level windows: from running counts of the finite values and of those that are
+    no whole number at or above 0, in O(len(values)) (a rebuild passes every block)."""
+    p, w = det.p, det.p.window
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        odd = finite & ~((values >= 0) & (values == np.round(values)))
+    have, bad = (np.concatenate([[0], np.cumsum(m)]) for m in (finite, odd))
+    lo = np.maximum(starts - w, 0)
+    enough = have[starts] - have[lo] >= p.min_samples
+    counts = (bad[starts] - bad[lo] == 0) & enough if p.counts else np.zeros(starts.size, bool)
+    return enough, counts
+
+
+class _Sealer:
+    """The passes of one series' profile at the blocks `todo` (ascending, with their `scales`),
+    in time order (`passes`): at each, a block with enough data judged on the other scale
+    than the profile's starts it anew, and the buckets ended since the newest are sealed.
+    With many blocks (a rebuild) D is computed once for all of `times`, else per seal: the
+    same numbers (D at a time is a function of the points before it)."""
+
+    def __init__(
+        self,
+        det: AutoDetector,
+        memo: Memo,
+        times: IntArray,
+        values: FloatArray,
+        todo: IntArray,
+        scales: tuple[FloatArray, np.ndarray, np.ndarray] | None,
+    ) -> None:
+        self.det, self.memo, self.times, self.todo = det, memo, times, todo
+        if scales is not None:
+            self.enough, self.counts = scales[1], scales[2]
+        else:
+            self.enough, self.counts = flags(det, values, np.searchsorted(times, todo))
+        self.scaled = {False: values}  # (the square root: once a seal on that scale needs it)
+        self.daily: dict[bool, FloatArray] = {}
+        self.reach = (det.read - det.p.refresh) * det.step - det.p.cycles * DAY  # a check's, D's days aside
+
+    def passes(self, k: int, upto: int) -> None:
+        """The pass at `todo[k]`, `upto`."""
+        memo, det = self.memo, self.det
+        if self.enough[k] and bool(self.counts[k]) != memo.weekly_sqrt:  # another scale: anew
+            memo.weekly, memo.weekly_sqrt = WeeklyProfile(det.step), bool(self.counts[k])
+        memo.weekly_passed = upto
+        prof = memo.weekly
+        assert prof is not None
+        if prof.newest is not None and upto < prof.newest + 2 * HOUR:
+            return  # no bucket ended since the newest (the usual live check)
+        sqrt = memo.weekly_sqrt
+        if sqrt not in self.scaled:
+            self.scaled[True] = np.sqrt(np.maximum(self.scaled[False], 0.0))
+        v, times = self.scaled[sqrt], self.times
+        since = -(-(upto - self.reach) // HOUR) * HOUR  # the first whole hour whose D's days a check holds
+        if prof.newest is not None:
+            since = max(since, prof.newest + HOUR)  # (the buckets between: NaN, out of the window)
+        a, b = (int(i) for i in np.searchsorted(times, [since, upto], side="left"))
+        if self.todo.size > 1:  # many passes: D at every time once
+            if sqrt not in self.daily:
+                self.daily[sqrt] = autofit.cycle_medians(times, v[None, :], times, DAY, det.p.cycles)[0]
+            daily = self.daily[sqrt][a:b]
+        else:
+            daily = autofit.cycle_medians(times, v[None, :], times[a:b], DAY, det.p.cycles)[0]
+        seal(prof, times[a:b], v[a:b], daily, upto)

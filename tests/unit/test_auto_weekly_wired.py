@@ -279,3 +279,73 @@ def test_a_rolled_back_first_run_of_a_series_leaves_nothing() -> None:
     assert det.state_series() == ["s"]
     mem.rollback()
     assert mem.series() == set() and det.state_series() == []
+
+
+def test_a_runs_new_blocks_are_fitted_together_with_each_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three series with a weekend, 19 days replayed each, then a many-series metric's live
+    run across Saturday 00:00 (`prepare` with the run's points fits the series' new blocks
+    together, `autorefit`, each with its own profile's P): every verdict and state is the one
+    of each series checked alone, and the profile acts (the verdicts differ without it)."""
+    from detectkd.runtime.windows import SeriesWindow
+    from tests.support.manyseries import fitted_rows
+
+    data = [series(20, kind, seed=j) for j, kind in enumerate(("poisson", "gauss", "gaps"))]
+    t = data[0][0]
+    start, end = (int(np.searchsorted(t, MONDAY + d * DAY)) for d in (19, 19.05))  # Sat 00:00-01:12
+    sizes = fitted_rows(monkeypatch)
+    runs: list[list[object]] = []
+    on, off = Params(weekly_profile=1), Params(weekly_profile=0)
+    for together, p in ((False, on), (True, on), (False, off)):
+        det, out = AutoDetector(p, STEP), list[object]()
+        windows = []
+        for j, (_, x) in enumerate(data):
+            det.detect_many(
+                EMPTY, [Current(c.time, c.value, {}, f"s{j}") for c in points(t[:start], x[:start])]
+            )
+            w = SeriesWindow(det.window_seconds(STEP) + STEP, ())
+            w.extend(t[:start], x[:start], {})
+            windows.append(w)
+        sizes.clear()
+        for i in range(start, end):
+            now = {f"s{j}": [Current(int(t[i]), None if x[i] != x[i] else float(x[i]), {}, f"s{j}")]
+                   for j, (_, x) in enumerate(data)}  # fmt: skip
+            if together:
+                det.prepare([(f"s{j}", w.history) for j, w in enumerate(windows)], now)
+            for j, w in enumerate(windows):
+                out += det.detect_many(w.history(), now[f"s{j}"])
+                w.add(now[f"s{j}"][0].time, now[f"s{j}"][0].value, {})
+        for s in sorted(det.state_series()):
+            state = det.export_state(s)
+            assert state is not None
+            out.append((s, state[0].tobytes(), state[1]))
+        if together:
+            assert sum(1 for k in sizes if k >= 2) >= 4  # the new blocks fitted together
+        runs.append(out)
+    assert runs[1] == runs[0]
+    assert runs[2] != runs[0]  # (the profile acts on these checks)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_passes_flags_are_the_fits_scales(seed: int) -> None:
+    """`autoweeklyfit.flags` (running counts) gives `autofit.scales`' enough data and counts at
+    any starts: values with NaN, negatives, fractions and whole numbers, windows cut by the
+    series' start, `counts` on and off, `min_samples` reached or not."""
+    from detectkd.detectors import autofit
+    from detectkd.detectors.autoweeklyfit import flags
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(300, 900))
+    v = rng.poisson(3, n).astype(np.float64)
+    for kind, share in (("nan", 0.1), ("neg", 0.02), ("frac", 0.03)):
+        hit = rng.random(n) < share * rng.random()
+        if seed % 2 == 0 and kind != "nan":
+            hit[: n // 2] = False  # (whole numbers in the first half: count windows there)
+        v[hit] = {"nan": np.nan, "neg": -1.0, "frac": 2.5}[kind]
+    starts = np.unique(rng.integers(0, n + 1, 40))
+    for counts in (True, False):
+        det = AutoDetector(Params(window=int(rng.integers(20, 120)), min_samples=20, counts=counts), STEP)
+        _, enough, is_count = autofit.scales(det, v[None, :], starts)
+        got = flags(det, v, starts)
+        assert got[0].tolist() == enough.tolist() and got[1].tolist() == is_count.tolist()
+        if counts and seed % 2 == 0:
+            assert is_count.any() and not is_count.all()  # (both kinds compared)
