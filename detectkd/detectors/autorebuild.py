@@ -48,8 +48,8 @@ def prepare(det: AutoDetector, histories: Iterable[tuple[str, Callable[[], Histo
     A grid and mask seen once so far keep only a digest of them and the series' name, newest
     time and history to ask again (`Alone`): a series alone is rebuilt by its own check, and
     many series each with its own missing values hold no history, no group, past their turn."""
-    if det.like_shift is not None:  # `like` days shift per point: one at a time
-        return
+    if det.like_shift is not None or (autoweeklyfit.on(det) and not autoweeklyfit.plain_reach(det)):
+        return  # `like` days shift per point, a weekly profile's P acts within a long window: one at a time
     groups: dict[bytes, _Group] = {}
     alone: dict[bytes, Alone] = {}
     for series, history in histories:
@@ -67,11 +67,13 @@ def prepare(det: AutoDetector, histories: Iterable[tuple[str, Callable[[], Histo
                 alone[key] = (series, history, last)
                 continue
             group = groups[key] = _Group(det, h)
+            if group.at.size == 0:  # nothing a batch judges: each series by its own check
+                continue
             again = first[1]()  # the first one's history, asked again
             if group.same(again):  # (a digest's collision: the first is left to its own check)
                 group.members.append((first[0], again, first[2]))
-        elif not group.same(h):
-            continue  # a digest's collision: left to its own check
+        elif group.at.size == 0 or not group.same(h):
+            continue  # (a digest's collision: left to its own check)
         group.members.append((series, h, last))
         if len(group.members) >= group.limit:
             group.rebuild(det)

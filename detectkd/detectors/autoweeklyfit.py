@@ -211,14 +211,24 @@ def rebuilt(det: AutoDetector, memo: Memo, times: IntArray, values: FloatArray) 
             sealer.passes(k, upto)
 
 
+PLAIN = 2 * DAY - HOUR + (WEEK_HOURS + MIN_PAIRS) * HOUR  # (s) see `plain`
+
+
 def plain(det: AutoDetector, times: IntArray) -> bool:
     """Whether a new profile sealed over a history at `times` (ascending) gives P = 0 at every
     block of it, so that judging it as if the option were off is judging it with the option:
-    a bucket has a finite mean only where D has 2 days behind it, and the noise estimate
-    (`autoweekly.bucket_variance`) needs `MIN_PAIRS` buckets a week after one sealed, so a
-    history shorter than 2 days, a week and `MIN_PAIRS` hours has none (P is 0 without it).
-    At one minute a window holds 4.7 days."""
-    return times.size == 0 or int(times[-1]) - int(times[0]) < 2 * DAY + (WEEK_HOURS + MIN_PAIRS) * HOUR
+    D has a value where 2 days are behind it, a bucket a mean where half its points have one
+    (so from 2 days less half an hour after the first point), and the noise estimate
+    (`autoweekly.bucket_variance`) needs `MIN_PAIRS` buckets a week after one sealed: a history
+    shorter than `PLAIN` (an hour of margin; review: 2 days exactly let P in at 10 days less
+    half an hour) has none, and P is 0 without it. At one minute a window holds 4.7 days."""
+    return times.size == 0 or int(times[-1]) - int(times[0]) < PLAIN
+
+
+def plain_reach(det: AutoDetector) -> bool:
+    """Whether every history `det` is given is `plain`: its window is shorter (a runtime's
+    windows hold `window_seconds` and an interval)."""
+    return det.window_seconds(det.step) + det.step < PLAIN
 
 
 def flags(det: AutoDetector, values: FloatArray, starts: IntArray) -> tuple[np.ndarray, np.ndarray]:
@@ -255,10 +265,13 @@ class _Sealer:
         self.det, self.memo, self.times, self.todo = det, memo, times, todo
         if scales is not None:
             self.enough, self.counts = scales[1], scales[2]
-        else:
+        elif todo.size:
             self.enough, self.counts = flags(det, values, np.searchsorted(times, todo))
         self.scaled = {False: values}  # (the square root: once a seal on that scale needs it)
-        self.daily: dict[bool, FloatArray] = {}
+        # D once for the times from the first seal on, where the passes span hours (a rebuild,
+        # a long catch-up); else per seal (review: a two-block catch-up took D for 4.7 days)
+        self.once = todo.size > 1 and int(todo[-1]) - int(todo[0]) >= 2 * HOUR
+        self.daily: dict[bool, tuple[int, FloatArray]] = {}
         self.reach = (det.read - det.p.refresh) * det.step - det.p.cycles * DAY  # a check's, D's days aside
 
     def passes(self, k: int, upto: int) -> None:
@@ -279,10 +292,12 @@ class _Sealer:
         if prof.newest is not None:
             since = max(since, prof.newest + HOUR)  # (the buckets between: NaN, out of the window)
         a, b = (int(i) for i in np.searchsorted(times, [since, upto], side="left"))
-        if self.todo.size > 1:  # many passes: D at every time once
-            if sqrt not in self.daily:
-                self.daily[sqrt] = autofit.cycle_medians(times, v[None, :], times, DAY, det.p.cycles)[0]
-            daily = self.daily[sqrt][a:b]
+        if self.once:  # D from this seal's first time on (again if a new profile starts before it)
+            if sqrt not in self.daily or a < self.daily[sqrt][0]:
+                later = autofit.cycle_medians(times, v[None, :], times[a:], DAY, det.p.cycles)[0]
+                self.daily[sqrt] = (a, later)
+            first, known = self.daily[sqrt]
+            daily = known[a - first : b - first]
         else:
             daily = autofit.cycle_medians(times, v[None, :], times[a:b], DAY, det.p.cycles)[0]
         seal(prof, times[a:b], v[a:b], daily, upto)

@@ -11,12 +11,16 @@ from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autostate import BlockFit
 
 STEP = 60
+HOW = np.random.default_rng(168).normal(0, 30, 168)  # "weekly": the hours of the week's levels
 
 
-def many(kind: str, n: int, count: int, seed: int, step: int = STEP) -> tuple[np.ndarray, list[np.ndarray]]:
-    """`count` series on one grid of `n + 30` intervals (minutes): the history and 30 more points."""
+def many(
+    kind: str, n: int, count: int, seed: int, step: int = STEP, t0: int = 1_795_000_020
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """`count` series on one grid of `n + 30` intervals (minutes) from about `t0`: the history
+    and 30 more points."""
     rng = np.random.default_rng(seed)
-    t = 1_795_000_020 // step * step + np.arange(n + 30, dtype=np.int64) * step
+    t = t0 // step * step + np.arange(n + 30, dtype=np.int64) * step
     out = []
     for j in range(count):
         if kind == "counts":
@@ -30,6 +34,11 @@ def many(kind: str, n: int, count: int, seed: int, step: int = STEP) -> tuple[np
         if kind == "daily":  # a daily job whose time jitters: its spikes seen on earlier days
             days, at = (t - t[n - 40]) // 86400, t[n - 40] % 86400  # the last one 40 points back
             v[(t % 86400 == at - 60 * ((days * 7 + j) % 11)) & (t < t[n - 30])] += 90.0
+        if kind == "flip":  # whole numbers, then fractions from a third on, whole again from two
+            v = rng.poisson(20 + j % 7, t.size).astype(float)  # thirds (the weekly profile's scale)
+            v[n // 3 : 2 * n // 3] += 0.5
+        if kind == "weekly":  # a pattern per hour of the week (hour 0: Thursday 00:00 UTC)
+            v = 100 + 10 * np.sin(2 * np.pi * t / 86400) + HOW[(t // 3600) % 168] + rng.normal(0, 1, t.size)
         if kind == "flat" and j % 2 == 0:
             v[n - 60 :] = v[n - 60]  # stuck since before the first run: its alarm in the rebuild
         if j % 3 == 0:

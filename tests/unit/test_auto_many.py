@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from detectkd.collectors.points import Point
-from detectkd.detectors import autorebuild
+from detectkd.detectors import autorebuild, autoweeklyfit
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostate import Memo, ring_array
@@ -84,6 +84,7 @@ def judge_all(
         ("mixed", 700, Params(weekly_profile=1)),
         ("gaps", 7500, Params(weekly_profile=1)),
         ("seasonal", 6700, Params(weekly_profile=1)),
+        ("flip", 6700, Params(weekly_profile=1)),  # the profile's scale flips within the history
     ],
 )
 def test_a_many_series_rebuild_judges_as_one_series_at_a_time(kind: str, n: int, params: Params) -> None:
@@ -109,6 +110,41 @@ def test_a_weekly_profile_over_a_long_history_is_rebuilt_one_series_at_a_time() 
     assert judge_all(AutoDetector(p, STEP), t, vs, 15000, True, rebuilt=False) == judge_all(
         AutoDetector(p, STEP), t, vs, 15000, False
     )
+
+
+@pytest.mark.parametrize("minutes", [10 * 1440 - 62, 10 * 1440 - 31])
+def test_a_weekly_batch_at_the_edge_of_plain_judges_as_one_series_at_a_time(minutes: int) -> None:
+    """A history just shorter than `PLAIN` (batched: P is 0 throughout it) and one half an hour
+    short of 10 days, its first point at :30 (one at a time: a first bucket with half its points
+    gives P before the end; review: the bound of 10 days batched it, and the batch's verdicts
+    and states differed), a pattern per hour of the week: the verdicts and states of one series
+    at a time."""
+    p = Params(weekly_profile=1)
+    t, vs = many("weekly", minutes + 1, 8, seed=5, t0=1767571200 + 1800)
+    plain = autoweeklyfit.plain(AutoDetector(p, STEP), t[: minutes + 1])
+    assert plain == (minutes * 60 < 10 * 86400 - 3600)
+    together = judge_all(AutoDetector(p, STEP), t, vs, minutes + 1, True, rebuilt=plain)
+    assert together == judge_all(AutoDetector(p, STEP), t, vs, minutes + 1, False)
+
+
+def test_a_weekly_profile_over_windows_longer_than_plain_asks_for_no_history() -> None:
+    """Windows that reach past `PLAIN` (three minutes, a long `reference`): the rebuild is one
+    series at a time, so `prepare` asks for no history at all (review: it asked for and held
+    every one, then rebuilt nothing)."""
+    det = AutoDetector(Params(weekly_profile=1, reference=3000), 180)
+    assert autoweeklyfit.on(det) and not autoweeklyfit.plain_reach(det)
+    t, vs = many("floats", 300, 5, seed=2, step=180)
+    asked: list[str] = []
+
+    def history(series: str, v: np.ndarray) -> Callable[[], History]:
+        def asked_for() -> History:
+            asked.append(series)
+            return History(t[:300], v[:300], {})
+
+        return asked_for
+
+    det.prepare([(f"s{j}", history(f"s{j}", v)) for j, v in enumerate(vs)])
+    assert asked == [] and det.state_series() == []
 
 
 def test_series_are_fitted_together_per_grid_and_mask(monkeypatch: pytest.MonkeyPatch) -> None:
