@@ -109,11 +109,11 @@ class Params(Frozen):
     # ... the level the weighted |z| above it reach (0.5: the largest; 4: the fourth largest, or
     # two pairs, of about `long_days`; more: a rarer-than-usual level, not the record).
     long_count: float = Field(default=0.5, gt=0)
-    # Weekly profile (`autoweekly`, off by default): where the weekly cycle is out of reach (steps of
-    # 1-3 minutes unless `max_history` takes it in; elsewhere it does nothing), the daily baseline D
-    # becomes D + P, P an hourly profile of D's residuals 1..3 weeks back (2 KiB a series). 0: off;
-    # 1-3: the weeks of that hour needed behind a correction.
-    weekly_profile: int = Field(default=0, ge=0, le=3)
+    # Weekly profile (`autoweekly`, on by default since 2026-12-07): where the weekly cycle is out of
+    # reach (steps of 1-3 minutes unless `max_history` takes it in; elsewhere it does nothing), the
+    # daily baseline D becomes D + P, P an hourly profile of D's residuals 1..3 weeks back (2 KiB a
+    # series). 0: off; 1-3: the weeks of that hour needed behind a correction.
+    weekly_profile: int = Field(default=1, ge=0, le=3)
     # ... a correction P is shrunk by max(0, 1 - this x the variance of a bucket mean / P^2).
     weekly_shrink: float = Field(default=2.0, ge=0)
 

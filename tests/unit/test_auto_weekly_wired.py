@@ -2,7 +2,7 @@
 becomes D + P, P the weekly profile of D's residuals. A weekend step (x 0.75 on Sat/Sun UTC)
 pages at Saturday and Monday 00:xx without it and not with it; a live check (one point a
 check, the state exported and imported), a replay (`detect_many`) and a rebuild from the
-history give the same scores; off (the default), and where the weekly cycle is in reach
+history give the same scores; off (0; on, 1, is the default), and where the weekly cycle is in reach
 (five minutes), nothing changes, the state's format included."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from detectkd.timegrid import Grid
 STEP, DAY = 60, 86400
 MONDAY = 1767571200  # 2026-01-05 00:00 UTC, as benchmarks/quiet_series.py
 EMPTY = History(np.empty(0, np.int64), np.empty(0), {})
+OFF = Params(weekly_profile=0)
 
 
 def series(days: int, kind: str = "poisson", seed: int = 0, step: int = STEP) -> tuple[IntArray, FloatArray]:
@@ -66,7 +67,8 @@ def step_pages(results: list[Result], t: IntArray) -> list[tuple[int, int]]:
 
 def test_the_weekend_steps_page_without_the_profile_and_not_with_it() -> None:
     t, x = series(28)
-    off, on = replayed(Params(), t, x), replayed(Params(weekly_profile=1), t, x)
+    off, on = replayed(OFF, t, x), replayed(Params(), t, x)
+    assert Params().weekly_profile == 1  # (the default)
     assert len(step_pages(off, t)) >= 4  # (Sat 12, Mon 14, Mon 21, Sat 26 ...)
     assert step_pages(on, t) == []
     # Saturday 00:05 of the third and fourth weeks: D (Friday's level) is 4/3 of the value; D + P is near it
@@ -82,7 +84,7 @@ def test_a_series_without_a_weekly_term_is_hardly_corrected() -> None:
     flat = np.where(x == x, x, np.nan)
     weekend = (t - MONDAY) // DAY % 7 >= 5
     flat[weekend] = np.round(flat[weekend] / 0.75)  # the weekend's level back to the weekdays'
-    off, on = replayed(Params(), t, flat), replayed(Params(weekly_profile=1), t, flat)
+    off, on = replayed(OFF, t, flat), replayed(Params(weekly_profile=1), t, flat)
     late = slice(14 * 1440, None)
     e_off = np.array([r.expected for r in off[late]])
     e_on = np.array([r.expected for r in on[late]])
@@ -179,7 +181,7 @@ def test_the_profile_goes_through_the_state_and_off_keeps_the_format() -> None:
     history = History(t[:-1], x[:-1], {})
     assert back.detect(history, pts[-1]) == on.detect(history, pts[-1])
 
-    off = AutoDetector(Params(), STEP)
+    off = AutoDetector(OFF, STEP)
     off.detect_many(EMPTY, pts[:-1])
     plain = off.export_state("s")
     assert plain is not None and plain[0].size == 2000 and len(plain[1]) == 7
@@ -189,14 +191,14 @@ def test_the_profile_goes_through_the_state_and_off_keeps_the_format() -> None:
 
 
 def test_off_and_out_of_scope_change_nothing() -> None:
-    """Off (the default; `weekly_shrink` alone does nothing) at one minute, and on at five minutes
-    (the weekly cycle is in reach there: the option does nothing): the defaults' results."""
+    """Off (`weekly_shrink` alone does nothing) at one minute, and on at five minutes (the
+    weekly cycle is in reach there: the option does nothing): the results without it."""
     t, x = series(22)
-    assert replayed(Params(weekly_shrink=5.0), t, x) == replayed(Params(), t, x)
-    assert replayed(Params(weekly_profile=1), t, x) != replayed(Params(), t, x)  # (on: it does something)
+    assert replayed(Params(weekly_profile=0, weekly_shrink=5.0), t, x) == replayed(OFF, t, x)
+    assert replayed(Params(weekly_profile=1), t, x) != replayed(OFF, t, x)  # (on: it does something)
     t5, x5 = series(22, step=300)
     five = AutoDetector(Params(weekly_profile=1), 300)
-    assert five.detect_many(EMPTY, points(t5, x5)) == replayed(Params(), t5, x5, 300)
+    assert five.detect_many(EMPTY, points(t5, x5)) == replayed(OFF, t5, x5, 300)
     assert five._memo["s"].weekly is None
 
 
