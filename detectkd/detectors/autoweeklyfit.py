@@ -166,13 +166,9 @@ def prepared(
         j = judged.get(upto)
         if j is None:
             continue
-        s, prof, n, shrink = int(starts[j]), memo.weekly, p.weekly_profile, p.weekly_shrink
-        a, points = max(0, s - w), times[idx[ends[j] : ends[j + 1]]]
-        if fitting:  # the window and the block's points in one reading (the hours they share)
-            both = corrections(prof, np.concatenate([times[a:s], points]), n, shrink)
-            fit[j, w - (s - a) :], at[ends[j] : ends[j + 1]] = both[: s - a], both[s - a :]
-        else:
-            at[ends[j] : ends[j + 1]] = corrections(prof, points, n, shrink)
+        fit[j], at[ends[j] : ends[j + 1]] = _block(
+            det, memo, times, int(starts[j]), times[idx[ends[j] : ends[j + 1]]], fitting
+        )
         sqrt[j] = memo.weekly_sqrt
     return Weekly(fit, at, sqrt, shared)
 
@@ -186,17 +182,26 @@ def _read(
     fitting: bool,
     shared: tuple[FloatArray, np.ndarray, np.ndarray] | None,
 ) -> Weekly:
-    """`prepared`'s P for one judged block (its first value at `s`) and its `points` (times)."""
+    """`prepared`'s `Weekly` for one judged block (its first value at `s`) and its `points`."""
+    fit, at = _block(det, memo, times, s, points, fitting)
+    return Weekly(fit[None, :], at, _SCALE[memo.weekly_sqrt], shared)
+
+
+def _block(
+    det: AutoDetector, memo: Memo, times: IntArray, s: int, points: IntArray, fitting: bool
+) -> tuple[FloatArray, FloatArray]:
+    """P of one judged block (its first value at `s`) from the profile as it is: in its fit
+    window's `window` points (0 where padded, and all 0 unless `fitting`) and at its `points`
+    (times), the two in one reading (the hours they share)."""
     prof, w, n, shrink = memo.weekly, det.p.window, det.p.weekly_profile, det.p.weekly_shrink
     assert prof is not None
-    fit = np.zeros((1, w))
+    fit = np.zeros(w)
+    if not fitting:
+        return fit, corrections(prof, points, n, shrink)
     a = max(0, s - w)
-    if fitting:  # the window and the block's points in one reading (the hours they share)
-        both = corrections(prof, np.concatenate([times[a:s], points]), n, shrink)
-        fit[0, w - (s - a) :], at = both[: s - a], both[s - a :]
-    else:
-        at = corrections(prof, points, n, shrink)
-    return Weekly(fit, at, _SCALE[memo.weekly_sqrt], shared)
+    both = corrections(prof, np.concatenate([times[a:s], points]), n, shrink)
+    fit[w - (s - a) :] = both[: s - a]
+    return fit, both[s - a :]
 
 
 def rebuilt(det: AutoDetector, memo: Memo, times: IntArray, values: FloatArray) -> None:
@@ -250,8 +255,8 @@ class _Sealer:
     """The passes of one series' profile at the blocks `todo` (ascending, with their `scales`),
     in time order (`passes`): at each, a block with enough data judged on the other scale
     than the profile's starts it anew, and the buckets ended since the newest are sealed.
-    With many blocks (a rebuild) D is computed once for all of `times`, else per seal: the
-    same numbers (D at a time is a function of the points before it)."""
+    Where the passes span hours (a rebuild, a long catch-up) D is computed once from the first
+    seal on, else per seal: the same numbers (D at a time is a function of the points before it)."""
 
     def __init__(
         self,
