@@ -109,6 +109,9 @@ class SeriesMemory:
         calendar: Calendar | None = None,
     ) -> None:
         self.detectors = detectors
+        # what checkpoints its state when a run first touches a series (once: a Protocol's
+        # isinstance costs microseconds, and a run touches every series; review)
+        self._rollback = [d for d in detectors if isinstance(d, RollbackDetector)]
         self.calendar = calendar  # `like` days' weekday features; `exclude` periods out of windows
         self.mask = calendar if calendar is not None and "exclude" in calendar.modes else None
         self.like = calendar.weekday if calendar is not None and "like" in calendar.modes else None
@@ -144,7 +147,7 @@ class SeriesMemory:
             w = self.windows[series] = SeriesWindow(self.span, self.features, mask=self.mask, pool=self.times)
         if self._open is not None and series not in self._open:
             self._open[series] = w.checkpoint() if len(w) else None
-            kept = [(d, d.checkpoint(series)) for d in self.detectors if isinstance(d, RollbackDetector)]
+            kept = [(d, d.checkpoint(series)) for d in self._rollback]
             self._kept[series] = [(d, cp) for d, cp in kept if cp is not None]
         return w
 

@@ -351,3 +351,37 @@ def test_the_passes_flags_are_the_fits_scales(seed: int) -> None:
         assert got[0].tolist() == enough.tolist() and got[1].tolist() == is_count.tolist()
         if counts and seed % 2 == 0:
             assert is_count.any() and not is_count.all()  # (both kinds compared)
+
+
+def test_a_recheck_of_a_revised_point_keeps_the_profile() -> None:
+    """A late-data re-check (`runtime.recheck`) re-judges a revised point against the history
+    before it and drops the detectors' caches for the next run to rebuild: the weekly profile,
+    which no window gives back, is kept as it was (review: it was dropped with the caches, and
+    the weekend paged again for a week)."""
+    from types import SimpleNamespace
+
+    from detectkd.collectors.points import Point
+    from detectkd.config.models import Conditions
+    from detectkd.runtime.recheck import Recheck
+
+    t, x = series(22)
+    det = AutoDetector(Params(weekly_profile=1), STEP)
+    grid = Grid(timedelta(minutes=1))
+    mem = SeriesMemory([det], grid, grid.tz)
+    monday = int(np.searchsorted(t, MONDAY + 21 * DAY))
+    for lo in range(0, monday, 1440):
+        mem.begin(int(t[lo]))
+        w = mem.window("s")
+        det.detect_many(w.history(), points(t[lo:monday][:1440], x[lo:monday][:1440]))
+        for a, b in zip(t[lo:monday][:1440].tolist(), x[lo:monday][:1440].tolist(), strict=True):
+            w.add(a, b, {})
+        mem.commit()
+    profile = det._memo["s"].weekly
+    assert profile is not None and profile.newest is not None
+    newest, means = profile.newest, profile.means.copy()
+    spec = SimpleNamespace(conditions=Conditions(), config=SimpleNamespace(completeness=None))
+    rt = SimpleNamespace(memory=mem, detectors=[det], spec=spec)
+    judged = Recheck(rt)._judge("s", [Point("s", int(t[monday - 5]), float(x[monday - 5]) + 50.0, {})])  # type: ignore[arg-type]
+    assert len(judged) == 1
+    kept = det._memo["s"].weekly
+    assert kept is not None and kept.newest == newest and np.array_equal(kept.means, means, equal_nan=True)
