@@ -251,6 +251,7 @@ class SeriesMemory:
             else:
                 w.restore(cp, self._since)
             self._forget_derived(series)
-            if cp is not None:  # what a detector kept from before the run (`RollbackDetector`)
-                for d, state in kept.get(series, ()):
-                    d.rolled_back(series, state)
+            # what a detector held before the run (`RollbackDetector`): none for a series new in
+            # it; kept where the window was empty (a snapshot's, every point cut: review)
+            for d, state in kept.get(series, ()):
+                d.rolled_back(series, state)

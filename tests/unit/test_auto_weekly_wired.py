@@ -385,3 +385,36 @@ def test_a_recheck_of_a_revised_point_keeps_the_profile() -> None:
     assert len(judged) == 1
     kept = det._memo["s"].weekly
     assert kept is not None and kept.newest == newest and np.array_equal(kept.means, means, equal_nan=True)
+
+
+def test_a_rolled_back_run_of_a_series_whose_window_was_empty_keeps_its_profile() -> None:
+    """A series adopted from a snapshot with every saved point before the start cut (its window
+    empty, its state imported): a rolled-back first run gives the profile back (review: an
+    empty window counted as new in the run, and the rollback dropped the state with it)."""
+    from detectkd.runtime.memory import Saved
+    from detectkd.runtime.windows import SeriesWindow
+
+    t, x = series(22)
+    monday = int(np.searchsorted(t, MONDAY + 21 * DAY))
+    det = AutoDetector(Params(weekly_profile=1), STEP)
+    det.detect_many(EMPTY, points(t[:monday], x[:monday]))
+    state = det.export_state("s")
+    assert state is not None
+    grid = Grid(timedelta(minutes=1))
+    fresh = AutoDetector(Params(weekly_profile=1), STEP)
+    mem = SeriesMemory([fresh], grid, grid.tz)
+    saved = Saved("fingerprint", int(t[monday - 1]))
+    kept = SeriesWindow(det.window_seconds(STEP) + STEP, ())
+    kept.extend(t[:monday], x[:monday], {})
+    saved.windows = {"s": kept.saved()}
+    saved.states = {"auto": {"s": state}}
+    mem.adopt(saved, int(t[monday - 1]) + 10 * DAY)  # every saved point before `since`
+    assert len(mem.windows["s"]) == 0
+    before = fresh._memo["s"].weekly
+    assert before is not None and before.newest is not None
+    newest = before.newest
+    mem.begin(int(t[monday]))
+    fresh.detect_many(mem.window("s").history(), points(t[monday : monday + 30], x[monday : monday + 30]))
+    mem.rollback()
+    back = fresh._memo.get("s")
+    assert back is not None and back.weekly is not None and back.weekly.newest == newest
