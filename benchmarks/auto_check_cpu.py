@@ -100,6 +100,11 @@ def interleaved(a: Params, b: Params, checks: int, count: bool, warm: int) -> tu
     return spent
 
 
+def flow_params(text: str) -> Params:
+    """`auto`'s params from flow-style YAML without its braces ('k: v, ...'; '' the defaults)."""
+    return Params.model_validate(YAML(typ="safe").load("{" + text + "}") or {})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checks", type=int, default=3000)
@@ -111,9 +116,9 @@ def main() -> None:
     ap.add_argument("--against", default=None,
                     help="flow-style params of a second detector checked in turn with the first")  # fmt: skip
     args = ap.parse_args()
-    params = Params.model_validate(YAML(typ="safe").load("{" + args.params + "}") or {})
+    params = flow_params(args.params)
     if args.against is not None:
-        other = Params.model_validate(YAML(typ="safe").load("{" + args.against + "}") or {})
+        other = flow_params(args.against)
         spent = interleaved(params, other, args.checks, args.count, args.warm_days)
         for name, ns in zip((args.params, args.against), spent, strict=True):
             print(f"auto {{{name}}}: median {statistics.median(ns) / 1000:.1f} us, "

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ruamel.yaml import YAML
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.auto_check_cpu import flow_params
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.base import Current
@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--live", type=int, default=240, help="live runs after the first")
     ap.add_argument("--params", default="", help="flow-style auto params, e.g. 'weekly_profile: 0'")
     args = ap.parse_args()
-    params = Params.model_validate(YAML(typ="safe").load("{" + args.params + "}") or {})
+    params = flow_params(args.params)
     rounds = [one_round(params, args.series, args.live) for _ in range(3)]
     first = statistics.median(r[0] for r in rounds)
     live = statistics.median(r[1] for r in rounds)

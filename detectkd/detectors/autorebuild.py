@@ -114,7 +114,7 @@ class _Group:
         # a weekly profile (`autoweeklyfit`) is sealed per series after the batch, which judges
         # as if it were off: where its P is 0 throughout (else one at a time: nothing here)
         self.weekly = autoweeklyfit.on(det)
-        if self.weekly and not autoweeklyfit.plain(det, times):
+        if self.weekly and not autoweeklyfit.plain(times):
             self.at, self.limit = self.at[:0], 1 << 62
         self.grid = h.times
 

@@ -136,14 +136,13 @@ def prepared(
         return None
     if memo.weekly is None:
         memo.weekly = WeeklyProfile(det.step)
-    block, w, p = det.block, det.p.window, det.p
+    block, w = det.block, det.p.window
     done = None if memo.last is None else memo.last // block * block
     if memo.weekly_passed is not None and (done is None or memo.weekly_passed > done):
         done = memo.weekly_passed  # (a many-series fit passed the new block: `autorefit`)
     if done is not None and not fitting and blocks.size == 1 and int(times[-1]) < done + block:
         # the usual live check: a point in the block of the one before (nothing to seal, its fit kept)
-        at = corrections(memo.weekly, times[idx], p.weekly_profile, p.weekly_shrink)
-        return Weekly(np.zeros((1, w)), at, _SCALE[memo.weekly_sqrt])
+        return _read(det, memo, times, int(starts[0]), times[idx], False, None)
     new = times[int(np.searchsorted(times, done + block)) :] if done is not None else times
     todo = np.unique(new // block * block)
     shared = None  # the scales of the judged blocks where they are those passed: the fit's too
@@ -219,7 +218,7 @@ def rebuilt(det: AutoDetector, memo: Memo, times: IntArray, values: FloatArray) 
 PLAIN = 2 * DAY - HOUR + (WEEK_HOURS + MIN_PAIRS) * HOUR  # (s) see `plain`
 
 
-def plain(det: AutoDetector, times: IntArray) -> bool:
+def plain(times: IntArray) -> bool:
     """Whether a new profile sealed over a history at `times` (ascending) gives P = 0 at every
     block of it, so that judging it as if the option were off is judging it with the option:
     D has a value where 2 days are behind it, a bucket a mean where half its points have one

@@ -147,8 +147,7 @@ class SeriesMemory:
             w = self.windows[series] = SeriesWindow(self.span, self.features, mask=self.mask, pool=self.times)
         if self._open is not None and series not in self._open:
             self._open[series] = w.checkpoint() if len(w) else None
-            kept = [(d, d.checkpoint(series)) for d in self._rollback]
-            self._kept[series] = [(d, cp) for d, cp in kept if cp is not None]
+            self._kept[series] = self.checkpoints(series)
         return w
 
     def features_at(self, period: int, context: dict[str, Any]) -> dict[str, float]:
@@ -230,6 +229,18 @@ class SeriesMemory:
             if forget is not None:
                 forget(series)
 
+    def checkpoints(self, series: str) -> list[tuple[RollbackDetector, object]]:
+        """What the detectors hold of `series` that its window cannot give back (`RollbackDetector`)."""
+        kept = [(d, d.checkpoint(series)) for d in self._rollback]
+        return [(d, cp) for d, cp in kept if cp is not None]
+
+    def rederive(self, series: str, kept: list[tuple[RollbackDetector, object]]) -> None:
+        """The detectors' caches of `series` dropped (rebuilt from the window at its next check),
+        what `checkpoints` took given back: after a rollback, after a re-check's re-judging."""
+        self._forget_derived(series)
+        for d, state in kept:
+            d.rolled_back(series, state)
+
     # -- transactions ----------------------------------------------------------------
 
     def begin(self, since: int) -> None:
@@ -250,8 +261,6 @@ class SeriesMemory:
                 del self.windows[series]
             else:
                 w.restore(cp, self._since)
-            self._forget_derived(series)
-            # what a detector held before the run (`RollbackDetector`): none for a series new in
-            # it; kept where the window was empty (a snapshot's, every point cut: review)
-            for d, state in kept.get(series, ()):
-                d.rolled_back(series, state)
+            # what a detector held before the run: none for a series new in it; kept where the
+            # window was empty (a snapshot's, every point cut: review)
+            self.rederive(series, kept.get(series, []))

@@ -25,7 +25,7 @@ import numpy as np
 from detectkd.alerting.revise import Revision, revise
 from detectkd.alerting.state import SeriesState, decide
 from detectkd.collectors.points import Point
-from detectkd.detectors.base import Current, History, Result, RollbackDetector
+from detectkd.detectors.base import Current, History, Result
 from detectkd.runtime.collect import collect
 from detectkd.runtime.completeness import agree
 from detectkd.runtime.judge import PointReport, alert_for, outbox_rows
@@ -106,8 +106,7 @@ class Recheck:
         """Each changed point against the history before it (earlier corrections applied)."""
         rt = self.rt
         memory = rt.memory
-        # what the window cannot give back (`auto`'s weekly profile), as it was before the re-judging
-        kept = [(d, d.checkpoint(series)) for d in rt.detectors if isinstance(d, RollbackDetector)]
+        kept = memory.checkpoints(series)  # (`auto`'s weekly profile, as before the re-judging)
         h = memory.windows[series].history()
         times, values = h.times.copy(), h.values.copy()
         feats = {k: v.copy() for k, v in h.features.items()}
@@ -121,13 +120,7 @@ class Recheck:
             verdict = decide(results, rt.spec.conditions)
             values[i] = np.nan if p.value is None else p.value
             out.append((p, results, verdict.anomalous))
-        for d in rt.detectors:  # caches derived from the old values are rebuilt from the window
-            forget = getattr(d, "forget", None)
-            if forget is not None:
-                forget(series)
-        for d, state in kept:  # (review: a re-check dropped the profile, a week to refill)
-            if state is not None:
-                d.rolled_back(series, state)
+        memory.rederive(series, kept)  # caches of the old values dropped (review: the profile too)
         return out
 
     def _revise(self, series: str, judged: list[Judged], now: float) -> Revision:

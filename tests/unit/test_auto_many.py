@@ -121,7 +121,7 @@ def test_a_weekly_batch_at_the_edge_of_plain_judges_as_one_series_at_a_time(minu
     at a time."""
     p = Params(weekly_profile=1)
     t, vs = many("weekly", minutes + 1, 8, seed=5, t0=1767571200 + 1800)
-    plain = autoweeklyfit.plain(AutoDetector(p, STEP), t[: minutes + 1])
+    plain = autoweeklyfit.plain(t[: minutes + 1])
     assert plain == (minutes * 60 < 10 * 86400 - 3600)
     together = judge_all(AutoDetector(p, STEP), t, vs, minutes + 1, True, rebuilt=plain)
     assert together == judge_all(AutoDetector(p, STEP), t, vs, minutes + 1, False)
