@@ -112,14 +112,17 @@ def pool() -> ThreadPoolExecutor:
 async def in_thread(fn: Callable[..., T], *args: Any) -> T:
     """`fn(*args)` in a judge thread. Cancelled (a run's timeout) while `fn` waits for a
     thread, it never runs; once begun, the caller still waits for it to return: what `fn`
-    mutates (memory) is rolled back by the caller, never while it is still being changed."""
+    mutates (memory) is rolled back by the caller, never while it is still being changed:
+    a second cancel meanwhile (a reload after the run's timeout) is absorbed, not obeyed."""
     work = pool().submit(functools.partial(contextvars.copy_context().run, fn, *args))
     fut = asyncio.wrap_future(work)
     try:
         return await asyncio.shield(fut)
     except asyncio.CancelledError:
         if not work.cancel():  # begun (or done): wait for it
-            await asyncio.wait([fut])
+            while not fut.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([fut])
         raise
 
 

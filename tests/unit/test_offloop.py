@@ -90,3 +90,30 @@ async def test_window_loads_of_many_series_metrics_take_turns_outside_the_budget
         await load(True)  # waited for its turn, then loaded
     await asyncio.gather(*held)
     assert most == offloop.WINDOW_LOADS and inside == 0
+
+
+async def test_a_judge_cancelled_twice_while_it_runs_is_still_waited_for() -> None:
+    """A run's timeout and then a reload (or shutdown) cancel the same run while its judge
+    runs: the second cancel must not end the wait either, or the caller rolls back the
+    memory while the thread still changes it."""
+    begun, release = threading.Event(), threading.Event()
+    finished: list[bool] = []
+
+    def busy() -> None:
+        begun.set()
+        release.wait(timeout=30)
+        finished.append(True)
+
+    seen: list[bool] = []
+    task = asyncio.ensure_future(offloop.in_thread(busy))
+    task.add_done_callback(lambda _: seen.append(bool(finished)))
+    assert await asyncio.to_thread(begun.wait, 30)
+    for _ in range(3):  # each cancel is delivered and swallowed while the judge runs
+        task.cancel()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not task.done()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == [True]  # the task ended only after the judge had returned
