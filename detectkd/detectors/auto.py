@@ -44,11 +44,9 @@
    when beyond every such median of the `reference` points before by `sustain_margin`, and beyond min_z / 2
    and a one-in-ten |z| of them: a jump of the typical deviation (a small shift, a grown spread).
 8. Rest. After a run of alarms, for `rest` (100) judged points a new alarm needs a surprise greater than
-   the run's peak (a pair on its side: `rest_margin` x); lesser ones are held below the line (score <= 1/3):
-   one change, one page. Within `rest_pairs` (100) points of the last alarm a pair (persistence, not a
-   spike or a range break) on that alarm's side is held whatever its surprise while its run beyond the
-   line is no longer than the longest in the ring before that alarm's own run (`autopairs.aftershock`): a
-   bursty series' aftershock is the same episode. An alarm within the line (stuck, sustained) arms no side.
+   the run's peak (a pair on its side: `rest_margin` x, so a bursty series' aftershock is the same episode);
+   lesser ones are held below the line (score <= 1/3): one change, one page. An alarm within the line
+   (stuck, sustained) arms no side.
 9. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line, monotone, never infinite. Bounds:
    expected +/- the alarm line in value units (back-transformed for counts, never below 0).
 
@@ -327,10 +325,6 @@ class AutoDetector:
             if (p.risk or p.spike_risk or brk & 4) and h >= thr and fresh and not broke:
                 h = autospikes.gated(memo, ordered, a, s, prev, h, brk & 4, p)  # routine for the series: held
             raw = h
-            # a pair soon after an alarm on its side, no longer than the runs before that alarm's (its age)
-            soon = p.rest_pairs and rest > max(0, p.rest - p.rest_pairs) and sign == side and fresh
-            if soon and thr <= h < spike and autopairs.aftershock(memo, a, line * thr, p.rest - rest):
-                h = min(h, 0.5 * thr)
             if sus:  # a sustained deviation alarms alone
                 h, raw = max(h, sus * thr), max(raw, sus * thr)
             if rest > 0 and fresh and h <= level * margin:  # held before it starts a run (news climbs out

@@ -43,26 +43,3 @@ def surprise(memo: Memo, az: float, k: int, q: float, min_count: int) -> float:
     if not over > 0:  # too few means yet (NaN), or all 0: persistence as before
         return math.inf
     return mean / over
-
-
-def aftershock(memo: Memo, az: float, beyond: float, ago: int) -> bool:
-    """Whether the run of |z| at or beyond `beyond` that `az` ends (the ring's newest ones and
-    `az`) is no longer than the longest such run among the ring's |z| before the last alarm's
-    own run (the one holding the ring's `ago`-th newest |z|, 0 the newest; the whole ring when
-    that alarm has left it): a burst as long as the series' bursts before this episode
-    (`rest_pairs` holds it soon after an alarm); a longer one is a sustained change, news
-    whatever came before (as far as the rest period's `rest_margin` lets it). The episode's own
-    first run is not its history: after a long alarm, a shorter, greater one still pages."""
-    ring = memo.ring()
-    with np.errstate(invalid="ignore"):
-        over = np.r_[ring >= beyond, az >= beyond]
-    newest = int(np.argmin(over[::-1])) if not over.all() else over.size
-    before = over.size - newest  # the older |z|: up to the last alarm's run, if still in the ring
-    at = ring.size - 1 - ago
-    if 0 <= at < before:  # the alarm is older than the newest run: its own run starts it
-        before = at
-        while over[at] and before > 0 and over[before - 1]:
-            before -= 1
-    edges = np.diff(np.r_[0, over[:before].astype(np.int8), 0])
-    longest = int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max(initial=0))
-    return newest <= longest

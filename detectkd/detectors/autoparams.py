@@ -42,12 +42,6 @@ class Params(Frozen):
     # that grows by a few percent is the same episode (1: any greater; 1.5 chosen
     # leave-one-category-out on NAB).
     rest_margin: float = Field(default=1.5, ge=1.0)
-    # Within this many judged points of a run's last alarm (and within `rest`), a pair — two in a
-    # row beyond the line, not a spike nor a range break — that would start a new run on that
-    # alarm's side is held below the line while its run is no longer than the series' runs before
-    # that alarm's own: a bursty series' next burst of the same episode is not a new page (0: off;
-    # 100, the whole default rest period, chosen leave-one-category-out on NAB).
-    rest_pairs: int = Field(default=100, ge=0)
     # Range break: a value beyond the range of the values within this many intervals before its
     # block (at least a week and a day, at most what auto reads) alarms alone, like a spike (0: off).
     range_window: int = Field(default=4000, ge=0)

@@ -132,7 +132,7 @@ class _Group:
         times, at, blocks, starts = self.times, self.at, self.blocks, self.starts
         fit = autofit.block_fit(det, times, stacked, starts)
         judged = autofit.apply(det, times, stacked, at, self.inv, fit)
-        z = judged.z.reshape(len(group), at.size)  # signed: `rest_pairs` reads the side
+        z = judged.z.reshape(len(group), at.size)  # signed: `rest_margin` reads the side
         breaks = _marked(det, judged, times, stacked, at)
         key = autofit.fit_key(det, times, int(starts[-1]), int(blocks[-1]), 0)[1:]
         for k, (series, h, last) in enumerate(group):

@@ -60,7 +60,7 @@ class Memo:
     rest: int = 0  # judged points left in the rest period after the last alarm
     level: float = 0.0  # the surprise of that alarm: only a greater one alarms while resting
     alarmed: bool = False  # the newest judged point alarmed (a run goes on through the rest)
-    side: int = 0  # the side of the last alarm: 1 above its baseline, -1 below, 0 none (`rest_pairs`)
+    side: int = 0  # the side of the last alarm: 1 above its baseline, -1 below, 0 none (`rest_margin`)
     fit_key: tuple[int, ...] | None = None  # the block whose baselines `fit` holds (live checks)
     packed: PackedFit | None = None  # those baselines, packed (`fit` unpacks them)
     # The medians of the windows of `sustain` |z| inside the ring (`autosustain`): derived,

@@ -42,7 +42,7 @@ def auto_alarms(values: np.ndarray, step: int, **params: object) -> list[int]:
 
 def same_state(got: Memo, want: Memo) -> None:
     """`auto`'s derived state of a series, field by field: the alarm line's ring, the run and
-    the side of the last alarm (`rest_pairs`)."""
+    the side of the last alarm (`rest_margin`)."""
     fields = ("surprise", "run", "rest", "level", "alarmed", "side")
     assert [getattr(got, f) for f in fields] == [getattr(want, f) for f in fields]
     assert np.array_equal(got.ring(), want.ring(), equal_nan=True)

@@ -1,4 +1,4 @@
-"""Surprises of hand-made |z| tails after a calm reference: `auto`'s rest rules (`rest_pairs`,
+"""Surprises of hand-made |z| tails after a calm reference: `auto`'s rest rules (`rest`,
 `rest_margin`) judged without the baselines."""
 
 from __future__ import annotations

@@ -11,19 +11,19 @@ WAKE = [CALM] + [2 * LINE] * 60 + [CALM] * 300 + [1.3 * LINE] * 5 + [CALM] * 3
 
 
 def test_an_incident_in_the_wake_of_another_pages_only_declustered() -> None:
-    assert starts(held(WAKE, rest_pairs=0)) == [2]  # the first raised the line to its own 2 lines
-    assert starts(held(WAKE, rest_pairs=0, decluster=1)) == [2, 362]
-    assert starts(held(WAKE, rest_pairs=0, decluster=5)) == [2, 362]  # five of its points: not the line
+    assert starts(held(WAKE)) == [2]  # the first raised the line to its own 2 lines
+    assert starts(held(WAKE, decluster=1)) == [2, 362]
+    assert starts(held(WAKE, decluster=5)) == [2, 362]  # five of its points: not the line
     # ten of them are the line's whole support (the 0.995 quantile of 2,000): the line is theirs
-    assert starts(held(WAKE, rest_pairs=0, decluster=10)) == [2]
+    assert starts(held(WAKE, decluster=10)) == [2]
 
 
 def test_the_first_point_of_a_run_enters_whole() -> None:
     """A lone spike is not a run: the reference keeps it, and a series of such spikes learns
     them (a bursty series' line stays where its bursts put it)."""
     spikes = ([CALM] * 40 + [3.5 * LINE]) * 12 + [CALM] * 40 + [3.2 * LINE] + [CALM] * 3
-    declustered = held(spikes, rest_pairs=0, decluster=1)
-    assert starts(declustered) == starts(held(spikes, rest_pairs=0)) == [40, 163, 286]  # then learnt
+    declustered = held(spikes, decluster=1)
+    assert starts(declustered) == starts(held(spikes)) == [40, 163, 286]  # then learnt
 
 
 def test_a_rebuild_leaves_the_loops_declustered_reference() -> None:

@@ -186,7 +186,7 @@ def test_a_batch_is_bounded_by_its_level_windows(monkeypatch: pytest.MonkeyPatch
 def test_the_rebuilds_bulk_replay_leaves_the_loops_state(seed: int, size: int) -> None:
     """`autorebuild.replay` skips the points below the line whatever the line; the state
     (ring, surprise, run, rest period, level, side) is the per-point loop's: spikes, runs that
-    fade, rests, pairs held or not by `rest_pairs` on either side, range breaks, stuck runs,
+    fade, rests, pairs held or not by the rest on either side, range breaks, stuck runs,
     cold starts, a tail ending calm or mid-run."""
     rng = np.random.default_rng(seed)
     n = 1500
@@ -197,7 +197,7 @@ def test_the_rebuilds_bulk_replay_leaves_the_loops_state(seed: int, size: int) -
         az[-20:] = 9.0 + rng.random(20)  # ends in a run
     if seed == 4:
         az[900:1000] = 2.9999  # just under the bulk bound (3): the margin
-    z = az * np.where(rng.random(n) < 0.5, -1.0, 1.0)  # signed: `rest_pairs` reads the side
+    z = az * np.where(rng.random(n) < 0.5, -1.0, 1.0)  # signed: the rest reads the side
     breaks = (rng.random(n) < 0.01) + 2 * (rng.random(n) < 0.005).astype(np.int8)  # 2: stuck
     det = AutoDetector(Params(reference=size, rest=50 + 20 * seed), STEP)
     levels = []
