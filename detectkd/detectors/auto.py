@@ -44,9 +44,9 @@
    when beyond every such median of the `reference` points before by `sustain_margin`, and beyond min_z / 2
    and a one-in-ten |z| of them: a jump of the typical deviation (a small shift, a grown spread).
 8. Rest. After a run of alarms, for `rest` (100) judged points a new alarm needs a surprise greater than
-   the run's peak (a pair on its side: `rest_margin` x, so a bursty series' aftershock is the same episode);
-   lesser ones are held below the line (score <= 1/3): one change, one page. An alarm within the line
-   (stuck, sustained) arms no side.
+   the run's peak (a pair on its side: `rest_margin` x, so a bursty series' aftershock within that is the
+   same episode); lesser ones are held below the line (score <= 1/3): one change, one page. An alarm within
+   the line (stuck, sustained) arms no side.
 9. Score = surprise / (surprise + `threshold`): 0.5 on the alarm line, monotone, never infinite. Bounds:
    expected +/- the alarm line in value units (back-transformed for counts, never below 0).
 

@@ -113,7 +113,8 @@ async def in_thread(fn: Callable[..., T], *args: Any) -> T:
     """`fn(*args)` in a judge thread. Cancelled (a run's timeout) while `fn` waits for a
     thread, it never runs; once begun, the caller still waits for it to return: what `fn`
     mutates (memory) is rolled back by the caller, never while it is still being changed:
-    a second cancel meanwhile (a reload after the run's timeout) is absorbed, not obeyed."""
+    a second cancel meanwhile (a shutdown after a reload stopped the metric) is absorbed, not
+    obeyed, and the first is raised once it returned."""
     work = pool().submit(functools.partial(contextvars.copy_context().run, fn, *args))
     fut = asyncio.wrap_future(work)
     try:

@@ -24,8 +24,8 @@ def held(
 ) -> np.ndarray:
     """The surprises of the |z| `tail` (below their baseline where `down` says so; a range
     break at the indexes `breaks` names) judged after 2,000 calm |z| (half-normal: the line is
-    `min_z`, 4) with, halfway, a past burst of `burst` points at 1.5 lines (the series'
-    history of runs), without the short mean and, unless `params` name it, without the rest
+    `min_z`, 4) with, halfway, a past burst of `burst` points at 1.5 lines (a run of the
+    series' history, among the ring's largest |z|), without the short mean and, unless `params` name it, without the rest
     margin (any greater surprise pages while resting)."""
     det = AutoDetector(Params.model_validate({"pair_mean": 0, "rest_margin": 1.0} | params), FIVE_MIN)
     memo = Memo(2000)

@@ -107,7 +107,7 @@ def test_a_dip_while_resting_pages_once() -> None:
     """The points the rest holds from starting a run count toward one (review, when a hold of
     aftershocks had its own rule: they did not, so a change it held paged when the rest ended)."""
     tail = [CALM] + [1.5 * LINE] * 90 + [CALM] + [1.5 * LINE] * 60
-    assert starts(held(tail, burst=20)) == [2]
+    assert starts(held(tail)) == [2]
     tail = [CALM] + [2 * LINE] * 19 + [CALM] * 120 + [2 * LINE] * 90 + [CALM] + [2 * LINE] * 60
     assert starts(held(tail)) == [2, 141]  # the second change is a new episode: the rest was over
 

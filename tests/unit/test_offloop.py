@@ -108,12 +108,14 @@ async def test_a_judge_cancelled_twice_while_it_runs_is_still_waited_for() -> No
     task = asyncio.ensure_future(offloop.in_thread(busy))
     task.add_done_callback(lambda _: seen.append(bool(finished)))
     assert await asyncio.to_thread(begun.wait, 30)
-    for _ in range(3):  # each cancel is delivered and swallowed while the judge runs
-        task.cancel()
-        for _ in range(5):
-            await asyncio.sleep(0)
-        assert not task.done()
-    release.set()
-    with pytest.raises(asyncio.CancelledError):
+    try:
+        for k in range(3):  # each cancel is delivered and absorbed while the judge runs
+            task.cancel(f"cancel {k}")
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert not task.done()
+    finally:
+        release.set()
+    with pytest.raises(asyncio.CancelledError, match="cancel 0"):  # the first, once it returned
         await task
     assert seen == [True]  # the task ended only after the judge had returned
