@@ -51,7 +51,8 @@ class WeeklyProfile:
 
     def __init__(self, step: int) -> None:
         self.step = step
-        self.means = np.full(SLOTS, np.nan, np.float32)
+        # read-only: `seal` replaces it, so a copy (a run's checkpoint) shares it until then
+        self.means = _frozen(np.full(SLOTS, np.nan, np.float32))
         self.newest: int | None = None
         # `bucket_variance` as of `newest` (derived; `seal` moves `newest` whenever it seals)
         self.noise: tuple[int, float] | None = None
@@ -61,9 +62,11 @@ class WeeklyProfile:
         self.kept: tuple[tuple[int | None, int, float], dict[int, float]] | None = None
 
     def copy(self) -> WeeklyProfile:
-        """Another profile with the same means and newest bucket (what is derived is derived again)."""
+        """Another profile with the same means and newest bucket (what is derived is derived
+        again). The means are shared, never written in place (`seal` replaces them): a run's
+        checkpoint of every series it touches costs no 2 KiB each."""
         other = WeeklyProfile(self.step)
-        other.means, other.newest = self.means.copy(), self.newest
+        other.means, other.newest = self.means, self.newest
         return other
 
     def export(self) -> tuple[StateArray, tuple[float, ...]]:
@@ -78,7 +81,7 @@ class WeeklyProfile:
                 f"a weekly profile has {SLOTS} means and 1 number, not {data.shape} and {len(scalars)}"
             )
         p = cls(step)
-        p.means = np.array(data, np.float32)
+        p.means = _frozen(np.array(data, np.float32))
         p.newest = None if scalars[0] != scalars[0] else int(scalars[0])
         return p
 
@@ -104,6 +107,7 @@ def seal(profile: WeeklyProfile, times: IntArray, values: FloatArray, daily: Flo
     if first > last:
         return 0
     hours = np.arange(first, last + 1, dtype=np.int64)
+    means = profile.means.copy()  # a new array: copies of the profile keep the old one
     lo = np.searchsorted(times, hours * HOUR, side="left")
     hi = np.searchsorted(times, (hours + 1) * HOUR, side="left")
     for h, a, b in zip(hours.tolist(), lo.tolist(), hi.tolist(), strict=True):
@@ -111,9 +115,14 @@ def seal(profile: WeeklyProfile, times: IntArray, values: FloatArray, daily: Flo
         r = r[np.isfinite(r)]  # (a mean of its own points only: the same bits however the window starts)
         enough = 2 * r.size * profile.step >= HOUR
         mean = float(np.mean(r)) if enough else math.nan
-        profile.means[h % SLOTS] = mean if abs(mean) <= _F32 else math.nan  # (no inf kept; NaN fails too)
-    profile.newest = last * HOUR
+        means[h % SLOTS] = mean if abs(mean) <= _F32 else math.nan  # (no inf kept; NaN fails too)
+    profile.means, profile.newest = _frozen(means), last * HOUR
     return last - first + 1
+
+
+def _frozen(means: StateArray) -> StateArray:
+    means.flags.writeable = False
+    return means
 
 
 def bucket_variance(profile: WeeklyProfile) -> float:

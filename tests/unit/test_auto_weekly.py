@@ -291,9 +291,28 @@ def test_a_week_back_beyond_the_ring_is_not_read() -> None:
     p = WeeklyProfile(STEP)
     newest = MONDAY // HOUR + 1000
     hours = np.arange(newest - SLOTS + 1, newest + 1)
-    p.means[hours % SLOTS] = (hours - newest).astype(np.float32)  # each slot names its hour
+    means = np.full(SLOTS, np.nan, np.float32)
+    means[hours % SLOTS] = hours - newest  # each slot names its hour
+    p.means = means
     p.newest = newest * HOUR
     at = newest - 100  # 1, 2 weeks back inside the ring; 3 weeks back (-604) is not
     expected = float(np.median([at - 168 - newest, at - 336 - newest]))
     assert correction(p, at * HOUR, min_weeks=1, k=0.0) == expected
     assert corrections(p, np.array([at * HOUR], np.int64), min_weeks=1, k=0.0)[0] == expected
+
+
+def test_a_copy_shares_the_means_until_a_seal_replaces_them() -> None:
+    """Copy-on-seal: a run's checkpoint (`copy`) costs no 2 KiB; a seal of the original gives
+    it new means and leaves the copy's as they were; nothing writes the means in place."""
+    t, x, d = series(10, True)
+    upto = MONDAY + 9 * DAY + 30 * 60
+    p = sealed(10, True, upto)
+    kept = p.copy()
+    assert kept.means is p.means and kept.newest == p.newest
+    before = p.means.copy()
+    assert seal(p, t, x + 50.0, d, upto + HOUR) == 1
+    assert kept.means is not p.means and np.array_equal(kept.means, before, equal_nan=True)
+    assert not np.array_equal(p.means, before, equal_nan=True)
+    for profile in (p, kept, WeeklyProfile(STEP), WeeklyProfile.imported(STEP, *p.export())):
+        with pytest.raises(ValueError, match="read-only"):
+            profile.means[0] = 1.0

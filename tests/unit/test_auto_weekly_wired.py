@@ -246,7 +246,7 @@ def test_a_rolled_back_run_gets_back_the_profile_and_a_forgotten_series_loses_it
         mem.commit()
     before = det._memo["s"].weekly
     assert before is not None and before.newest == MONDAY + 21 * DAY - 2 * 3600  # sealed at 23:48
-    newest, means = before.newest, before.means.copy()  # (the profile is sealed in place)
+    newest, means = before.newest, before.means.copy()
     first = run(monday, monday + 30)
     assert not any(r.anomaly for r in first)  # (judged with the profile: no page)
     sealed = det._memo["s"].weekly
