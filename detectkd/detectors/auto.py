@@ -322,8 +322,8 @@ class AutoDetector:
             fresh = run <= 0  # would start a run (below 0: the points held from starting one)
             if p.pair_mean and thr <= h < spike and fresh:  # a pair: its short mean against the ring's
                 h = min(h, autopairs.surprise(memo, a, p.pair_mean, p.quantile, p.min_samples) / thr)
-            if (p.risk or p.spike_risk or brk & 4) and h >= thr and fresh and not broke:
-                h = autospikes.gated(memo, ordered, a, s, prev, h, brk & 4, p)  # routine for the series: held
+            if (p.risk or p.spike_risk or brk & 20) and h >= thr and fresh and not broke:
+                h = autospikes.gated(memo, ordered, a, s, prev, h, brk & 20, p)  # routine for it: held
             raw = h
             if sus:  # a sustained deviation alarms alone
                 h, raw = max(h, sus * thr), max(raw, sus * thr)

@@ -66,6 +66,11 @@ class Params(Frozen):
     # many minutes of the same time of day, by a value at least half as far from its expected value
     # is routine (a daily job whose time jitters): held below the line (`autospikes`; 0: off).
     spike_jitter: int = Field(default=30, ge=0, le=360)
+    # A pair that would start a run of alarms (not a spike, a range break, a stuck run or a sustained
+    # median) matched the same way (within `spike_jitter` minutes of the time of day on one of the
+    # `cycles` previous days) by a value at least this share as far from its expected value is the
+    # series' routine at that hour: held below the line (`autospikes`; 0: off).
+    pair_seen: float = Field(default=0.0, ge=0)
     # Two in a row that would start a run of alarms (persistence) also need the mean of the last
     # this many |z| beyond the `quantile` of every such mean in the reference (`autopairs`; 0: off).
     pair_mean: int = Field(default=3, ge=0, le=50)

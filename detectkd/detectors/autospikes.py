@@ -40,6 +40,7 @@ from detectkd.detectors.evt import tail_line
 
 DAY = 86400
 SEEN = 4  # the bit of `breaks` (a range break: 1, a stuck run: 2) for a spike seen on previous days
+PAIR_SEEN = 16  # (8: a new extreme, `autonovel`) for a point beyond the line seen so (`pair_seen`)
 SHARE = 0.5  # a previous day's value at least half as far from the expected value matches
 
 
@@ -48,15 +49,15 @@ def gated(
 ) -> float:
     """The surprise `h` of a point that would start a run of alarms (not a range break), after
     the gates that are on: held at half the line when its |z| `az` (raw surprise `s`; the
-    previous point's `prev`) is not extreme enough for the series, or (`seen`) a lone spike
-    the previous days had at about the same time."""
+    previous point's `prev`) is not extreme enough for the series, or (`seen`, its breaks'
+    bits) a lone spike or a pair the previous days had at about the same time."""
     thr = p.threshold
     hold = min(h, 0.5 * thr)
     if p.risk and not memo.extreme(ordered, az, s >= p.spike * thr, p):
         return hold
     if not (s >= p.spike * thr and prev < thr):  # not a lone spike (a pair)
-        return h
-    if seen:
+        return hold if seen & PAIR_SEEN and h < p.spike * thr else h
+    if seen & SEEN:
         return hold
     if not p.spike_risk:
         return h
@@ -83,7 +84,9 @@ def seen(
     jitter = p.spike_jitter * 60 // step  # in periods (hourly data: the same hour only)
     if not p.spike_jitter or idx.size == 0 or DAY % step or DAY // step <= 2 * jitter + 1:
         return j
-    bound = p.spike * p.threshold * p.threshold * max(p.min_z, 1e-9)  # the least |z| of a spike
+    beyond = p.threshold * p.threshold * max(p.min_z, 1e-9)  # the least |z| beyond the line
+    lone = p.spike * beyond  # the least |z| of a spike
+    bound = beyond if p.pair_seen else lone
     if idx.size == 1 and not abs(float(j.z[0])) >= bound:  # a live check (NaN too): no array work
         return j
     with np.errstate(invalid="ignore"):
@@ -99,6 +102,8 @@ def seen(
     pos = np.minimum(np.searchsorted(times, target), times.size - 1)
     there = (times[pos] == target) & (target > times[idx[k]][:, None] - reach)
     dev = np.where(there, (values[pos] - e[:, None]) * side[:, None], -np.inf)
-    flags = np.zeros(idx.size, np.int8)
-    flags[k] = (now > 0) & (dev.max(axis=1) >= SHARE * now)
-    return dataclasses.replace(j, breaks=j.breaks.astype(np.int8) + SEEN * flags)
+    most, flags = dev.max(axis=1), np.zeros(idx.size, np.int8)
+    flags[k] = SEEN * ((now > 0) & (most >= SHARE * now) & (np.abs(j.z[k]) >= lone))
+    if p.pair_seen:
+        flags[k] += PAIR_SEEN * ((now > 0) & (most >= p.pair_seen * now))
+    return dataclasses.replace(j, breaks=j.breaks.astype(np.int8) + flags)

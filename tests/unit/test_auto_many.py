@@ -77,6 +77,7 @@ def judge_all(
         ("floats", 2600, Params(line_range=1000)),  # new extremes beyond the line (`autonovel`)
         ("floats", 2600, Params(line_range=1000, spike_jitter=0)),  # (the only mark: rebuilt)
         ("daily", 4400, Params()),  # `spike_jitter`: a job's spikes held where earlier days had one
+        ("daily", 4400, Params(pair_seen=1.0)),  # and pairs matched so (`pair_seen`)
         ("seasonal", 4400, Params(fit_window=100)),  # the baseline picked by its newest residuals
         # the weekly profile: sealed per series after the batch (P 0 while it fills), its P in
         # the fits together (`autorefit`)
