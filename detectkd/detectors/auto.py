@@ -262,7 +262,7 @@ class AutoDetector:
             if memo is not None and revision:
                 memo.fit_key = autofit.fit_key(self, times, s0, block, revision)
                 memo.fit = fit if blocks.size == 1 else fit.newest()
-        judged = autofit.apply(self, times, values[None, :], idx, inv, fit, weekly)  # breaks: 2 stuck, 4 seen
+        judged = autofit.apply(self, times, values[None, :], idx, inv, fit, weekly)  # 2 stuck, 4|16 seen
         span, need = self.stuck_span, self.stuck_need
         judged = autostuck.marked(judged, times, values, idx, span, self.step, need, self.p)
         judged = autonovel.marked(judged, times, values, idx, self.p, self.reach)

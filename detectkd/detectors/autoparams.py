@@ -69,8 +69,8 @@ class Params(Frozen):
     # A pair that would start a run of alarms (not a spike, a range break, a stuck run or a sustained
     # median) matched the same way (within `spike_jitter` minutes of the time of day on one of the
     # `cycles` previous days) by a value at least this share as far from its expected value is the
-    # series' routine at that hour: held below the line (`autospikes`; 0: off).
-    pair_seen: float = Field(default=0.0, ge=0)
+    # series' routine at that hour: held below the line (`autospikes`; 0: off; needs `spike_jitter`).
+    pair_seen: float = Field(default=0.0, ge=0, le=2)
     # Two in a row that would start a run of alarms (persistence) also need the mean of the last
     # this many |z| beyond the `quantile` of every such mean in the reference (`autopairs`; 0: off).
     pair_mean: int = Field(default=3, ge=0, le=50)
@@ -120,4 +120,6 @@ class Params(Frozen):
     def _one_reading_of_the_ring(self) -> Params:
         if self.decluster and self.sustain:  # its medians read the |z| as judged, not as kept
             raise ValueError("decluster and sustain cannot both be on (the sustained median reads raw |z|)")
+        if self.pair_seen and not self.spike_jitter:  # its window of the time of day
+            raise ValueError("pair_seen needs spike_jitter (the minutes either side it reads)")
         return self

@@ -13,15 +13,18 @@ most 1/3) when:
   value on the same side (`seen`, marked in `breaks` with `SEEN`; only for points whose |z| could
   make a spike, so a live check reads nothing more unless it sees one). Point in time: only
   earlier values are read. A daily job pages on its first day, not on every day after.
+- `pair_seen` (off; a share) holds a *pair* that would start a run the same way: matched by a
+  value at least that share as far, marked with `PAIR_SEEN` (then read for every point at or
+  beyond the line's floor, `min_z`).
 - `spike_risk` (off): its |z| is not beyond SPOT's line over the ring (`evt.tail_line`: the value
   a GPD fitted to the excesses over the ring's `tail` quantile crosses with probability
   `spike_risk` per point). On NAB it cut AWS's false spikes from 30 rows to 6 but lost four
   windows whose first alarm was a spike no more extreme for its series than the false ones.
 
-`risk` (off) is SPOT's gate on every run's first alarm (`Memo.extreme`). Pairs and range breaks
-are untouched by the spike rules. Functions of the values and the ring `auto` keeps anyway
-(`ordered`: its sorted finite |z|): no state, the same in a live check and a replay
-(docs/detectors.md, docs/benchmarks.md).
+`risk` (off) is SPOT's gate on every run's first alarm (`Memo.extreme`). Range breaks are
+untouched by these rules, pairs by all but `pair_seen`. Functions of the values and the ring
+`auto` keeps anyway (`ordered`: its sorted finite |z|): no state, the same in a live check and
+a replay (docs/detectors.md, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def gated(
     if p.risk and not memo.extreme(ordered, az, s >= p.spike * thr, p):
         return hold
     if not (s >= p.spike * thr and prev < thr):  # not a lone spike (a pair)
-        return hold if seen & PAIR_SEEN and h < p.spike * thr else h
+        return hold if seen & PAIR_SEEN and p.pair_seen and h < p.spike * thr else h
     if seen & SEEN:
         return hold
     if not p.spike_risk:
@@ -79,8 +82,10 @@ def seen(
     finite) that could be lone spikes (|z| at least `spike` x `min_z` lines) and were matched
     on one of the `cycles` previous days, within `spike_jitter` minutes of the same time of
     day, by a value at least `SHARE` as far from the point's expected value (in the value's
-    units: a count's back from its judging scale), on its side. Only values less than
-    `reach` seconds before the point are read: what a live check's history holds."""
+    units: a count's back from its judging scale), on its side; with `pair_seen`, `PAIR_SEEN`
+    added to those at or beyond the line's floor matched by a value at least that share as
+    far. Only values less than `reach` seconds before the point are read: what a live
+    check's history holds."""
     jitter = p.spike_jitter * 60 // step  # in periods (hourly data: the same hour only)
     if not p.spike_jitter or idx.size == 0 or DAY % step or DAY // step <= 2 * jitter + 1:
         return j

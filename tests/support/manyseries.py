@@ -31,9 +31,14 @@ def many(
             v = 50 + 10 * np.sin(2 * np.pi * t / 86400) + rng.normal(0, 1, t.size)
         else:
             v = rng.normal(100, 5, t.size)
-        if kind == "daily":  # a daily job whose time jitters: its spikes seen on earlier days
+        if kind in ("daily", "pairs"):  # a daily job whose time jitters: seen on earlier days
             days, at = (t - t[n - 40]) // 86400, t[n - 40] % 86400  # the last one 40 points back
-            v[(t % 86400 == at - 60 * ((days * 7 + j) % 11)) & (t < t[n - 30])] += 90.0
+            job = np.flatnonzero((t % 86400 == at - 60 * ((days * 7 + j) % 11)) & (t < t[n - 30]))
+            if kind == "daily":  # a spike
+                v[job] += 90.0
+            else:  # a pair
+                v[job] += 35.0
+                v[job + 1] += 35.0
         if kind == "flip":  # whole numbers, then fractions from a third on, whole again from two
             v = rng.poisson(20 + j % 7, t.size).astype(float)  # thirds (the weekly profile's scale)
             v[n // 3 : 2 * n // 3] += 0.5
