@@ -8,7 +8,10 @@ beyond the series' own line (the `quantile` of its last `reference` |z|) but not
 range of at least a week and a day, by a margin. Two weak tests that agree are stronger than
 either (Skyline's consensus of simple tests): a point the statistical line calls unusual and
 that is also a new high (or low) of the last `line_range` values is treated as a range
-break. A count must leave that range by more than one (a 4 after errors of 0-3 is not news).
+break. A count must leave that range by more than one (a 4 after errors of 0-3 is not news),
+and any value by `line_margin` of the range's width (a record of noise comes once in
+`line_range` points anyway, and on a heavy tail it is beyond the line: news is a record by a
+margin, as a range break's `range_tolerance`).
 
 Only earlier values are read (no state), within `reach` seconds of the point (what a live
 check's history holds), and only for points whose |z| can be beyond the line (`min_z` x
@@ -34,7 +37,7 @@ def marked(j: Judged, times: IntArray, values: FloatArray, idx: IntArray, p: Par
     """`j` with `NOVEL` added to the breaks of the points at `idx` (positions in `times` and
     `values`, all finite) whose |z| can be beyond the line and whose value is beyond every
     value of the `line_range` before it (at least `range_min` of them, all less than `reach`
-    seconds before the point), on the side of its z."""
+    seconds before the point) by `line_margin` of their range, on the side of its z."""
     if not p.line_range or idx.size == 0:
         return j
     bound = p.threshold * p.threshold * max(p.min_z, 1e-9)  # the least |z| beyond any line
@@ -51,7 +54,8 @@ def marked(j: Judged, times: IntArray, values: FloatArray, idx: IntArray, p: Par
         if i - start < p.range_min:
             continue
         seg = values[start:i]
-        margin = 1.0 if j.counts[k] else 0.0
+        hi, lo = float(seg.max()), float(seg.min())
+        margin = max(1.0 if j.counts[k] else 0.0, p.line_margin * (hi - lo))
         x = float(values[i])
-        flags[k] = x > float(seg.max()) + margin if j.z[k] > 0 else x < float(seg.min()) - margin
+        flags[k] = x > hi + margin if j.z[k] > 0 else x < lo - margin
     return dataclasses.replace(j, breaks=j.breaks.astype(np.int8) + NOVEL * flags)

@@ -37,6 +37,21 @@ def test_a_moderate_point_that_is_a_new_extreme_alarms_with_the_option() -> None
         assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000)
 
 
+def test_a_new_extreme_within_the_margin_does_not_alarm() -> None:
+    """`line_margin`: with a 126 among the last 2,000 the range is about 126 - 84 = 42 wide,
+    so with 0.05 a new high must pass 126 + 2.1: a 127 (beyond the range by 1) alarms
+    without a margin and not with one; a 129 (by 3; short of a spike and of a range break,
+    which needs 126 + 2.1 + a spread) alarms with it too."""
+    for seed in range(3):
+        v = calm(seed)
+        v[AT - 1500] = 126.0
+        v[AT] = 127.0
+        assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000)
+        assert AT not in auto_alarms(v, MINUTE, seasonal=False, line_range=2000, line_margin=0.05)
+        v[AT] = 129.0
+        assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000, line_margin=0.05)
+
+
 def test_a_moderate_point_seen_in_the_range_does_not_alarm() -> None:
     """The same point when a value as high was among the last 2,000 (1,500 points before, and
     above the line then: an alarm of its own or not, it is in the range) is no new extreme."""
