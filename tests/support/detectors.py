@@ -9,7 +9,8 @@ import numpy as np
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostate import Memo
-from detectkd.detectors.base import Current, History
+from detectkd.detectors.base import Current, History, Result
+from detectkd.runtime.windows import SeriesWindow
 
 STEP = 60
 
@@ -28,6 +29,24 @@ def at_end(h: History, value: float | None, features: dict[str, float] | None = 
 def noisy(n: int = 200, seed: int = 1) -> np.ndarray:
     """`n` values around 100 (sd 5), the same for the same seed."""
     return 100 + np.random.default_rng(seed).normal(0, 5, n)
+
+
+def live_and_batched(
+    t: np.ndarray, v: np.ndarray, params: Params, step: int
+) -> tuple[list[Result], list[Result]]:
+    """`auto`'s results for the last 600 points of `v` at times `t`: checked one at a time
+    through the runner's window (live), and in two batches of 300 (a catch-up)."""
+    points = [Current(int(a), float(b), {}, "s") for a, b in zip(t, v, strict=True)]
+    live, window, cached = AutoDetector(params, step), SeriesWindow(10**9, ()), []
+    for pt in points[:-600]:
+        window.add(pt.time, pt.value, {})
+    for pt in points[-600:]:
+        cached.append(live.detect(window.history(), pt))
+        window.add(pt.time, pt.value, {})
+    many = AutoDetector(params, step)
+    batched = many.detect_many(History(t[:-600], v[:-600], {}), points[-600:-300])
+    batched += many.detect_many(History(t[:-300], v[:-300], {}), points[-300:])
+    return cached, batched
 
 
 def auto_alarms(values: np.ndarray, step: int, **params: object) -> list[int]:

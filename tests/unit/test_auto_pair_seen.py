@@ -13,7 +13,7 @@ from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autospikes import PAIR_SEEN
 from detectkd.detectors.base import Current, History
-from detectkd.runtime.windows import SeriesWindow
+from tests.support.detectors import live_and_batched
 from tests.support.rests import CALM, LINE, held, starts
 
 FIVE_MIN = 300
@@ -65,18 +65,8 @@ def test_a_new_pair_pages_and_the_same_live() -> None:
     t, v, _ = hourly_bump(10, 4)
     new = 9 * DAY + 250  # 20:50, never before (and past the rest of the day's bump)
     v[new : new + 2] += 9.0
-    points = [Current(int(a), float(b), {}, "s") for a, b in zip(t, v, strict=True)]
-    params = Params(pair_seen=1.0)
-    live, window, cached = AutoDetector(params, FIVE_MIN), SeriesWindow(10**9, ()), []
-    for pt in points[:-600]:
-        window.add(pt.time, pt.value, {})
-    for pt in points[-600:]:
-        cached.append(live.detect(window.history(), pt))
-        window.add(pt.time, pt.value, {})
+    cached, batched = live_and_batched(t, v, Params(pair_seen=1.0), FIVE_MIN)
     assert cached[new + 1 - (t.size - 600)].anomaly  # the pair's second point
-    many = AutoDetector(params, FIVE_MIN)
-    batched = many.detect_many(History(t[:-600], v[:-600], {}), points[-600:-300])
-    batched += many.detect_many(History(t[:-300], v[:-300], {}), points[-300:])
     assert batched == cached
 
 

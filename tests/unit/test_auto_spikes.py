@@ -13,6 +13,7 @@ from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostate import Memo, ring_array
 from detectkd.detectors.base import Current, History
 from detectkd.runtime.windows import SeriesWindow
+from tests.support.detectors import live_and_batched
 
 FIVE_MIN = 300
 RISKS = (1e-4, 1e-5)
@@ -136,18 +137,8 @@ def test_a_new_spike_still_alarms_and_the_same_live() -> None:
     through the runner's window and in batches, the same results."""
     t, v = daily_job(10, 4)
     v[9 * 288 + 150] += 15  # 12:30, never before
-    points = [Current(int(a), float(b), {}, "s") for a, b in zip(t, v, strict=True)]
-    params = Params(spike_jitter=30)
-    live, window, cached = AutoDetector(params, FIVE_MIN), SeriesWindow(10**9, ()), []
-    for pt in points[:-600]:
-        window.add(pt.time, pt.value, {})
-    for pt in points[-600:]:
-        cached.append(live.detect(window.history(), pt))
-        window.add(pt.time, pt.value, {})
+    cached, batched = live_and_batched(t, v, Params(spike_jitter=30), FIVE_MIN)
     assert cached[-138].anomaly
-    many = AutoDetector(params, FIVE_MIN)
-    batched = many.detect_many(History(t[:-600], v[:-600], {}), points[-600:-300])
-    batched += many.detect_many(History(t[:-300], v[:-300], {}), points[-300:])
     assert batched == cached
 
 
