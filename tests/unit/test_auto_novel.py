@@ -7,6 +7,7 @@ what a replay over the long history gives."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
@@ -41,15 +42,35 @@ def test_a_new_extreme_within_the_margin_does_not_alarm() -> None:
     """`line_margin`: with a 126 among the last 2,000 the range is about 126 - 84 = 42 wide,
     so with 0.05 a new high must pass 126 + 2.1: a 127 (beyond the range by 1) alarms
     without a margin and not with one; a 129 (by 3; short of a spike and of a range break,
-    which needs 126 + 2.1 + a spread) alarms with it too."""
+    which needs 126 + the larger of 2.1 and a spread, about 5) alarms with it too. The same
+    below for a new low."""
     for seed in range(3):
+        for sign in (1, -1):  # a new high, then a new low
+            v = 100 + sign * (calm(seed) - 100)
+            v[AT - 1500] = 100 + sign * 26.0
+            v[AT] = 100 + sign * 27.0
+            assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000)
+            assert AT not in auto_alarms(v, MINUTE, seasonal=False, line_range=2000, line_margin=0.05)
+            v[AT] = 100 + sign * 29.0
+            assert AT not in auto_alarms(v, MINUTE, seasonal=False)  # no range break: the option's
+            assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000, line_margin=0.05)
+
+
+def test_the_gap_at_the_top_of_the_window_scales_the_margin() -> None:
+    """`line_gap` 10: where the window's top is tight (values clipped at 116, many of them) a
+    124 passes it; where its ten largest are spread out (117-125 among the last 2,000: a
+    heavy top) a 127, beyond the largest by 2, is within the gap (125 less the tenth largest,
+    116) and does not alarm, while it does without the option."""
+    for seed in range(3):  # (a 126 2,200 points back, outside the 2,000: no range break, as above)
         v = calm(seed)
-        v[AT - 1500] = 126.0
-        v[AT] = 127.0
+        v[AT], v[AT - 2200] = 124.0, 126.0
+        assert AT not in auto_alarms(v, MINUTE, seasonal=False)
+        assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000, line_gap=10)
+        v = calm(seed)
+        v[AT - 1800 : AT - 1800 + 9 * 150 : 150] = np.arange(117.0, 126.0)
+        v[AT], v[AT - 2200] = 127.0, 126.0
         assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000)
-        assert AT not in auto_alarms(v, MINUTE, seasonal=False, line_range=2000, line_margin=0.05)
-        v[AT] = 129.0
-        assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000, line_margin=0.05)
+        assert AT not in auto_alarms(v, MINUTE, seasonal=False, line_range=2000, line_gap=10)
 
 
 def test_a_moderate_point_seen_in_the_range_does_not_alarm() -> None:
@@ -73,14 +94,21 @@ def test_a_count_must_leave_its_range_by_more_than_one() -> None:
     assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000)
 
 
-def test_new_extremes_are_the_same_live_and_in_a_replay() -> None:
+@pytest.mark.parametrize(
+    ("margins", "alarms"),
+    [({}, (7400, 8600)), ({"line_margin": 0.05}, (7400, 8600)), ({"line_gap": 10}, (7400,))],
+)
+def test_new_extremes_are_the_same_live_and_in_a_replay(
+    margins: dict[str, float], alarms: tuple[int, ...]
+) -> None:
     """Live: each check with only `window_seconds` (+ one interval) of history, by time, a quarter of
     the values missing (2,000 values then reach further back than the window: the range is of
     those within it: a replay reading 2,000 values would find 124 before 123 and hold it);
     replay: `detect_many` over the long history. The same results, and the moderate new
-    extremes alarm in both."""
+    extremes alarm in both (with `line_gap` 10 the 126 is within the gap the 123 opened at the
+    window's top: 123 less its tenth largest, about 115)."""
     step = MINUTE
-    p = Params(seasonal=False, line_range=2000)
+    p = Params.model_validate({"seasonal": False, "line_range": 2000} | margins)
     rng = np.random.default_rng(11)
     t = np.arange(N + 3000, dtype=np.int64) * step
     v = 100 + 5 * np.clip(rng.normal(0, 1, t.size), -3.2, 3.2)
@@ -98,4 +126,4 @@ def test_new_extremes_are_the_same_live_and_in_a_replay() -> None:
         lo = int(np.searchsorted(t, t[i] - span + 1))  # the window: `span` back, by time
         live += det.detect_many(History(t[lo:i], v[lo:i], {}), points[i : i + 1])
     assert live == replay
-    assert replay[7400 - start].anomaly and replay[8600 - start].anomaly
+    assert [k for k in (7400, 8600) if replay[k - start].anomaly] == list(alarms)
