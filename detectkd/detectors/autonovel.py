@@ -11,10 +11,7 @@ that is also a new high (or low) of the last `line_range` values is treated as a
 break. A count must leave that range by more than one (a 4 after errors of 0-3 is not news),
 and any value by `line_margin` of the range's width (a record of noise comes once in
 `line_range` points anyway, and on a heavy tail it is beyond the line: news is a record by a
-margin, as a range break's `range_tolerance`). `line_gap` asks for the margin that scales
-with the tail: beyond the largest by the gap between it and the `line_gap`-th largest (the
-smallest for a new low), which noise's records pass in about one case of six for 10,
-whatever the tail (docs/benchmarks.md).
+margin, as a range break's `range_tolerance`).
 
 Only earlier values are read (no state), within `reach` seconds of the point (what a live
 check's history holds), and only for points whose |z| can be beyond the line (`min_z` x
@@ -40,8 +37,7 @@ def marked(j: Judged, times: IntArray, values: FloatArray, idx: IntArray, p: Par
     """`j` with `NOVEL` added to the breaks of the points at `idx` (positions in `times` and
     `values`, all finite) whose |z| can be beyond the line and whose value is beyond every
     value of the `line_range` before it (at least `range_min` of them, all less than `reach`
-    seconds before the point) by `line_margin` of their range and by the gap to their
-    `line_gap`-th largest (smallest), on the side of its z."""
+    seconds before the point) by more than `line_margin` of their range, on the side of its z."""
     if not p.line_range or idx.size == 0:
         return j
     bound = p.threshold * p.threshold * max(p.min_z, 1e-9)  # the least |z| beyond any line
@@ -58,16 +54,8 @@ def marked(j: Judged, times: IntArray, values: FloatArray, idx: IntArray, p: Par
         if i - start < p.range_min:
             continue
         seg = values[start:i]
-        hi, lo, up = float(seg.max()), float(seg.min()), j.z[k] > 0
+        hi, lo = float(seg.max()), float(seg.min())
         margin = max(1.0 if j.counts[k] else 0.0, p.line_margin * (hi - lo))
-        if p.line_gap:  # the gap at the top (bottom) of the window: its largest less its k-th largest
-            g = min(p.line_gap, seg.size)
-            margin = max(
-                margin,
-                hi - float(np.partition(seg, seg.size - g)[seg.size - g])
-                if up
-                else float(np.partition(seg, g - 1)[g - 1]) - lo,
-            )
         x = float(values[i])
-        flags[k] = x > hi + margin if up else x < lo - margin
+        flags[k] = x > hi + margin if j.z[k] > 0 else x < lo - margin
     return dataclasses.replace(j, breaks=j.breaks.astype(np.int8) + NOVEL * flags)

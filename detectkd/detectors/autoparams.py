@@ -103,9 +103,6 @@ class Params(Frozen):
     line_range: int = Field(default=0, ge=0)
     # ... beyond that range by more than this share of its width (a count: and by more than one).
     line_margin: float = Field(default=0.0, ge=0, le=1)
-    # ... and by at least the gap between its largest value and its this-many-th largest (a new low
-    # the same below the smallest): a margin that scales with the tail (`autonovel`; 0: off).
-    line_gap: int = Field(default=0, ge=0, le=1000)
     # Long memory (`autolong`): the line is also at least the largest |z| of about the last this
     # many days (a decayed histogram of |z|, its weights halving every this many days of judged
     # points; 512 bytes a series): a burst no higher than one within that time is not news. 0: off.

@@ -56,23 +56,6 @@ def test_a_new_extreme_within_the_margin_does_not_alarm() -> None:
             assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000, line_margin=0.05)
 
 
-def test_the_gap_at_the_top_of_the_window_scales_the_margin() -> None:
-    """`line_gap` 10: where the window's top is tight (values clipped at 116, many of them) a
-    124 passes it; where its ten largest are spread out (117-125 among the last 2,000: a
-    heavy top) a 127, beyond the largest by 2, is within the gap (125 less the tenth largest,
-    116) and does not alarm, while it does without the option."""
-    for seed in range(3):  # (a 126 2,200 points back, outside the 2,000: no range break, as above)
-        v = calm(seed)
-        v[AT], v[AT - 2200] = 124.0, 126.0
-        assert AT not in auto_alarms(v, MINUTE, seasonal=False)
-        assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000, line_gap=10)
-        v = calm(seed)
-        v[AT - 1800 : AT - 1800 + 9 * 150 : 150] = np.arange(117.0, 126.0)
-        v[AT], v[AT - 2200] = 127.0, 126.0
-        assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000)
-        assert AT not in auto_alarms(v, MINUTE, seasonal=False, line_range=2000, line_gap=10)
-
-
 def test_a_moderate_point_seen_in_the_range_does_not_alarm() -> None:
     """The same point when a value as high was among the last 2,000 (1,500 points before, and
     above the line then: an alarm of its own or not, it is in the range) is no new extreme."""
@@ -96,7 +79,7 @@ def test_a_count_must_leave_its_range_by_more_than_one() -> None:
 
 @pytest.mark.parametrize(
     ("margins", "alarms"),
-    [({}, (7400, 8600)), ({"line_margin": 0.05}, (7400, 8600)), ({"line_gap": 10}, (7400,))],
+    [({}, (7400, 8600)), ({"line_margin": 0.05}, (7400, 8600))],
 )
 def test_new_extremes_are_the_same_live_and_in_a_replay(
     margins: dict[str, float], alarms: tuple[int, ...]
@@ -105,8 +88,7 @@ def test_new_extremes_are_the_same_live_and_in_a_replay(
     the values missing (2,000 values then reach further back than the window: the range is of
     those within it: a replay reading 2,000 values would find 124 before 123 and hold it);
     replay: `detect_many` over the long history. The same results, and the moderate new
-    extremes alarm in both (with `line_gap` 10 the 126 is within the gap the 123 opened at the
-    window's top: 123 less its tenth largest, about 115)."""
+    extremes alarm in both, with a margin of 0.05 of the range too."""
     step = MINUTE
     p = Params.model_validate({"seasonal": False, "line_range": 2000} | margins)
     rng = np.random.default_rng(11)
