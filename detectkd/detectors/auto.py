@@ -262,7 +262,7 @@ class AutoDetector:
             if memo is not None and revision:
                 memo.fit_key = autofit.fit_key(self, times, s0, block, revision)
                 memo.fit = fit if blocks.size == 1 else fit.newest()
-        judged = autofit.apply(self, times, values[None, :], idx, inv, fit, weekly)  # 2 stuck, 4|16 seen
+        judged = autofit.apply(self, times, values[None, :], idx, inv, fit, weekly)  # breaks: 2 stuck, 4 seen
         span, need = self.stuck_span, self.stuck_need
         judged = autostuck.marked(judged, times, values, idx, span, self.step, need, self.p)
         judged = autonovel.marked(judged, times, values, idx, self.p, self.reach)
@@ -302,6 +302,7 @@ class AutoDetector:
         prev, run, rest, level, alarmed = memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed
         side = memo.side
         ordered = memo.sorted()  # for this judgement only (issue 28)
+        hour = autopairs.hour_window(self.step, p)  # `pair_hour`: None when off
         if p.long_days and memo.long is None:
             memo.long = autolong.LongTail(self.long_half, p.long_count)
         long = memo.long if p.long_days else None
@@ -322,8 +323,10 @@ class AutoDetector:
             fresh = run <= 0  # would start a run (below 0: the points held from starting one)
             if p.pair_mean and thr <= h < spike and fresh:  # a pair: its short mean against the ring's
                 h = min(h, autopairs.surprise(memo, a, p.pair_mean, p.quantile, p.min_samples) / thr)
-            if (p.risk or p.spike_risk or brk & 20) and h >= thr and fresh and not broke:
-                h = autospikes.gated(memo, ordered, a, s, prev, h, brk & 20, p)  # routine for it: held
+            if (p.risk or p.spike_risk or brk & 4) and h >= thr and fresh and not broke:
+                h = autospikes.gated(memo, ordered, a, s, prev, h, brk & 4, p)  # routine for it: held
+            if hour and thr <= h < spike and fresh and not broke:  # a pair: held at an hour whose |z| ran so
+                h = autopairs.at_hour(memo, a, h, hour, p)
             raw = h
             if sus:  # a sustained deviation alarms alone
                 h, raw = max(h, sus * thr), max(raw, sus * thr)

@@ -35,7 +35,7 @@ class Judged:
     expected: FloatArray  # on the judging scale
     spread: FloatArray
     counts: np.ndarray  # bool: judged on the square-root scale
-    breaks: np.ndarray  # bool (a range break); `auto` adds bits: 2 stuck, 4 spike seen, 8 novel, 16 pair seen
+    breaks: np.ndarray  # bool (a range break); `auto` adds bits: 2 stuck, 4 spike seen, 8 novel
     basis: IntArray  # the baseline that judged: 0 the level, k the k-th seasonal one
     disp: FloatArray  # a count's dispersion under the count model (`autocounts`), else NaN
 

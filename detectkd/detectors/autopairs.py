@@ -13,7 +13,15 @@ line says, whatever its autocorrelation. A pair that follows a calm point and is
 than the series' usual short runs is held below the line (its surprise is that mean's); a
 step's pair, or the point after it, still alarms.
 
-A function of the ring `auto` keeps anyway (no new state, no bytes per series), read only when
+A pair is also held (`pair_hour`, 1.0 by default) where the series' residuals run as large
+at that hour: one of the ring's |z| a whole number of days back (as far as the ring reaches:
+three days at five minutes, one at one minute), within half an hour of that, at least as
+large as the pair's. A gauge whose baselines lag on the steep part of its daily wave, or a
+count whose bursts come at the same hours, crosses its single line there every day; a pair
+at an hour where that never happened still pages. Ring positions are judged points, not
+times: missing values shift the match by as many points.
+
+Functions of the ring `auto` keeps anyway (no new state, no bytes per series), read only when
 a pair would start a run (rare): the same in a live check and a replay.
 """
 
@@ -23,7 +31,11 @@ import math
 
 import numpy as np
 
+from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostate import Memo
+
+DAY = 86400
+HOUR_JITTER = 1800  # `pair_hour` reads this many seconds either side of a day back (`spike_jitter`'s 30 min)
 
 
 def line(ring: np.ndarray, k: int, q: float, min_count: int) -> float:
@@ -43,3 +55,29 @@ def surprise(memo: Memo, az: float, k: int, q: float, min_count: int) -> float:
     if not over > 0:  # too few means yet (NaN), or all 0: persistence as before
         return math.inf
     return mean / over
+
+
+def hour_window(step: int, p: Params) -> tuple[int, int, int] | None:
+    """For `pair_hour`: judged points a day, `HOUR_JITTER` in points, and the days back the
+    ring holds (at most `cycles`); None where a day is no whole number of steps, the window
+    spans a day, or the ring holds no day back."""
+    day, jitter = DAY // step, HOUR_JITTER // step
+    days = min(p.cycles, (p.reference - jitter) // max(day, 1))
+    if not p.pair_hour or DAY % step or day <= 2 * jitter + 1 or days < 1:
+        return None
+    return day, jitter, days
+
+
+def at_hour(memo: Memo, az: float, h: float, hour: tuple[int, int, int], p: Params) -> float:
+    """The surprise `h` of a pair (|z| `az`) that would start a run, held at half the line
+    (`pair_hour`) when one of the ring's |z| a whole number of days back (`hour_window`: `day`
+    judged points a day, `jitter` either side, `days` of them; counted from the point being
+    judged, the ring's newest one back) reached `pair_hour` x `az`: the series' residuals ran
+    that large at about this hour before. NaN (a cold start) never matches."""
+    day, jitter, days = hour
+    want = p.pair_hour * az
+    for d in range(1, days + 1):
+        for back in range(d * day - jitter, d * day + jitter + 1):
+            if memo.back(back - 1) >= want:
+                return min(h, 0.5 * p.threshold)
+    return h

@@ -67,10 +67,11 @@ class Params(Frozen):
     # is routine (a daily job whose time jitters): held below the line (`autospikes`; 0: off).
     spike_jitter: int = Field(default=30, ge=0, le=360)
     # A pair that would start a run of alarms (not a spike, a range break, a stuck run or a sustained
-    # median) matched the same way (within `spike_jitter` minutes of the time of day on one of the
-    # `cycles` previous days) by a value at least this share as far from its expected value is the
-    # series' routine at that hour: held below the line (`autospikes`; 0: off; needs `spike_jitter`).
-    pair_seen: float = Field(default=0.0, ge=0, le=2)
+    # median) is held below the line where the ring's |z| a whole number of days back (1 to `cycles`,
+    # as far as the ring reaches), within 30 minutes of that, reached this share of its |z|: the
+    # series' residuals run that large at that hour (`autopairs`; 0: off; 1.0 chosen
+    # leave-one-category-out on NAB, with the synthetic family's clause).
+    pair_hour: float = Field(default=1.0, ge=0, le=2)
     # Two in a row that would start a run of alarms (persistence) also need the mean of the last
     # this many |z| beyond the `quantile` of every such mean in the reference (`autopairs`; 0: off).
     pair_mean: int = Field(default=3, ge=0, le=50)
@@ -122,6 +123,4 @@ class Params(Frozen):
     def _one_reading_of_the_ring(self) -> Params:
         if self.decluster and self.sustain:  # its medians read the |z| as judged, not as kept
             raise ValueError("decluster and sustain cannot both be on (the sustained median reads raw |z|)")
-        if self.pair_seen and not self.spike_jitter:  # its window of the time of day
-            raise ValueError("pair_seen needs spike_jitter (the minutes either side it reads)")
         return self

@@ -152,8 +152,8 @@ def _marked(
     det: AutoDetector, judged: autofit.Judged, times: IntArray, rows: FloatArray, at: IntArray
 ) -> np.ndarray:
     """Per series (a row), the breaks `AutoDetector._judge` gives one series: the range breaks,
-    then its own stuck run (`autostuck`), new extremes (`autonovel`) and lone spikes (and with
-    `pair_seen` pairs) seen on earlier days (`autospikes`)."""
+    then its own stuck run (`autostuck`), new extremes (`autonovel`) and lone spikes seen on
+    earlier days (`autospikes`)."""
     n = rows.shape[0]
     breaks = judged.breaks.reshape(n, at.size).astype(np.int8)
     if not (det.p.stuck or det.p.spike_jitter or det.p.line_range):

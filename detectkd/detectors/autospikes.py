@@ -13,18 +13,15 @@ most 1/3) when:
   value on the same side (`seen`, marked in `breaks` with `SEEN`; only for points whose |z| could
   make a spike, so a live check reads nothing more unless it sees one). Point in time: only
   earlier values are read. A daily job pages on its first day, not on every day after.
-- `pair_seen` (off; a share) holds a *pair* that would start a run the same way: matched by a
-  value at least that share as far, marked with `PAIR_SEEN` (then read for every point at or
-  beyond the line's floor, `min_z`).
 - `spike_risk` (off): its |z| is not beyond SPOT's line over the ring (`evt.tail_line`: the value
   a GPD fitted to the excesses over the ring's `tail` quantile crosses with probability
   `spike_risk` per point). On NAB it cut AWS's false spikes from 30 rows to 6 but lost four
   windows whose first alarm was a spike no more extreme for its series than the false ones.
 
-`risk` (off) is SPOT's gate on every run's first alarm (`Memo.extreme`). Range breaks are
-untouched by these rules, pairs by all but `pair_seen`. Functions of the values and the ring
-`auto` keeps anyway (`ordered`: its sorted finite |z|): no state, the same in a live check and
-a replay (docs/detectors.md, docs/benchmarks.md).
+`risk` (off) is SPOT's gate on every run's first alarm (`Memo.extreme`). Pairs and range breaks
+are untouched by the spike rules. Functions of the values and the ring `auto` keeps anyway
+(`ordered`: its sorted finite |z|): no state, the same in a live check and a replay
+(docs/detectors.md, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -43,7 +40,6 @@ from detectkd.detectors.evt import tail_line
 
 DAY = 86400
 SEEN = 4  # the bit of `breaks` (a range break: 1, a stuck run: 2) for a spike seen on previous days
-PAIR_SEEN = 16  # (8: a new extreme, `autonovel`) for a point beyond the line seen so (`pair_seen`)
 SHARE = 0.5  # a previous day's value at least half as far from the expected value matches
 
 
@@ -52,15 +48,15 @@ def gated(
 ) -> float:
     """The surprise `h` of a point that would start a run of alarms (not a range break), after
     the gates that are on: held at half the line when its |z| `az` (raw surprise `s`; the
-    previous point's `prev`) is not extreme enough for the series, or (`seen`, its breaks'
-    bits) a lone spike or a pair the previous days had at about the same time."""
+    previous point's `prev`) is not extreme enough for the series, or (`seen`) a lone spike
+    the previous days had at about the same time."""
     thr = p.threshold
     hold = min(h, 0.5 * thr)
     if p.risk and not memo.extreme(ordered, az, s >= p.spike * thr, p):
         return hold
     if not (s >= p.spike * thr and prev < thr):  # not a lone spike (a pair)
-        return hold if seen & PAIR_SEEN and p.pair_seen and h < p.spike * thr else h
-    if seen & SEEN:
+        return h
+    if seen:
         return hold
     if not p.spike_risk:
         return h
@@ -82,16 +78,12 @@ def seen(
     finite) that could be lone spikes (|z| at least `spike` x `min_z` lines) and were matched
     on one of the `cycles` previous days, within `spike_jitter` minutes of the same time of
     day, by a value at least `SHARE` as far from the point's expected value (in the value's
-    units: a count's back from its judging scale), on its side; with `pair_seen`, `PAIR_SEEN`
-    added to those at or beyond the line's floor matched by a value at least that share as
-    far. Only values less than `reach` seconds before the point are read: what a live
-    check's history holds."""
+    units: a count's back from its judging scale), on its side. Only values less than
+    `reach` seconds before the point are read: what a live check's history holds."""
     jitter = p.spike_jitter * 60 // step  # in periods (hourly data: the same hour only)
     if not p.spike_jitter or idx.size == 0 or DAY % step or DAY // step <= 2 * jitter + 1:
         return j
-    beyond = p.threshold * p.threshold * max(p.min_z, 1e-9)  # the least |z| beyond the line
-    lone = p.spike * beyond  # the least |z| of a spike
-    bound = beyond if p.pair_seen else lone
+    bound = p.spike * p.threshold * p.threshold * max(p.min_z, 1e-9)  # the least |z| of a spike
     if idx.size == 1 and not abs(float(j.z[0])) >= bound:  # a live check (NaN too): no array work
         return j
     with np.errstate(invalid="ignore"):
@@ -107,8 +99,6 @@ def seen(
     pos = np.minimum(np.searchsorted(times, target), times.size - 1)
     there = (times[pos] == target) & (target > times[idx[k]][:, None] - reach)
     dev = np.where(there, (values[pos] - e[:, None]) * side[:, None], -np.inf)
-    most, flags = dev.max(axis=1), np.zeros(idx.size, np.int8)
-    flags[k] = SEEN * ((now > 0) & (most >= SHARE * now) & (np.abs(j.z[k]) >= lone))
-    if p.pair_seen:
-        flags[k] += PAIR_SEEN * ((now > 0) & (most >= p.pair_seen * now))
-    return dataclasses.replace(j, breaks=j.breaks.astype(np.int8) + flags)
+    flags = np.zeros(idx.size, np.int8)
+    flags[k] = (now > 0) & (dev.max(axis=1) >= SHARE * now)
+    return dataclasses.replace(j, breaks=j.breaks.astype(np.int8) + SEEN * flags)

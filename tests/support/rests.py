@@ -20,11 +20,10 @@ def held(
     down: list[int] | None = None,
     burst: int = 2,
     breaks: list[int] | None = None,
-    marks: list[int] | None = None,
     **params: object,
 ) -> np.ndarray:
     """The surprises of the |z| `tail` (below their baseline where `down` says so; a range
-    break at the indexes `breaks` names, the bits `marks` gives added) judged after 2,000 calm |z| (half-normal: the line is
+    break at the indexes `breaks` names) judged after 2,000 calm |z| (half-normal: the line is
     `min_z`, 4) with, halfway, a past burst of `burst` points at 1.5 lines (a run of the
     series' history, among the ring's largest |z|), without the short mean and, unless `params` name it, without the rest
     margin (any greater surprise pages while resting)."""
@@ -38,7 +37,6 @@ def held(
     z = np.asarray(tail) * np.where(np.asarray(down or [0] * len(tail)) > 0, -1.0, 1.0)
     flags = np.zeros(z.size, np.int8)
     flags[breaks or []] = 1  # a range break (`autofit`'s flag 1)
-    flags += np.asarray(marks or [0] * z.size, np.int8)  # other bits of `breaks`, as given
     return det._surprises(memo, z, flags)[0]
 
 

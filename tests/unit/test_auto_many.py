@@ -77,7 +77,8 @@ def judge_all(
         ("floats", 2600, Params(line_range=1000)),  # new extremes beyond the line (`autonovel`)
         ("floats", 2600, Params(line_range=1000, spike_jitter=0)),  # (the only mark: rebuilt)
         ("daily", 4400, Params()),  # `spike_jitter`: a job's spikes held where earlier days had one
-        ("pairs", 4400, Params(pair_seen=1.0)),  # and pairs matched so (`pair_seen`)
+        ("pairs", 4400, Params()),  # pairs held by the ring's |z| a day back (`pair_hour`)
+        ("pairs", 4400, Params(pair_hour=0)),
         ("seasonal", 4400, Params(fit_window=100)),  # the baseline picked by its newest residuals
         # the weekly profile: sealed per series after the batch (P 0 while it fills), its P in
         # the fits together (`autorefit`)
@@ -188,8 +189,8 @@ def test_the_rebuilds_bulk_replay_leaves_the_loops_state(seed: int, size: int) -
     """`autorebuild.replay` skips the points below the line whatever the line; the state
     (ring, surprise, run, rest period, level, side) is the per-point loop's: spikes, runs that
     fade, rests, pairs held or not by the rest on either side, range breaks, stuck runs,
-    spikes and (odd seeds, `pair_seen`) pairs seen on earlier days, cold starts, a tail ending
-    calm or mid-run."""
+    spikes seen on earlier days, pairs held by their hour (`pair_hour`, off on odd seeds), cold
+    starts, a tail ending calm or mid-run."""
     rng = np.random.default_rng(seed)
     n = 1500
     az = np.abs(rng.standard_t(3 + seed, n))  # heavy tails: points beyond the line now and then
@@ -201,8 +202,8 @@ def test_the_rebuilds_bulk_replay_leaves_the_loops_state(seed: int, size: int) -
         az[900:1000] = 2.9999  # just under the bulk bound (3): the margin
     z = az * np.where(rng.random(n) < 0.5, -1.0, 1.0)  # signed: the rest reads the side
     breaks = (rng.random(n) < 0.01) + 2 * (rng.random(n) < 0.005).astype(np.int8)  # 2: stuck
-    breaks += 4 * (rng.random(n) < 0.02) + 16 * (rng.random(n) < 0.05)  # seen: a spike, a pair
-    det = AutoDetector(Params(reference=size, rest=50 + 20 * seed, pair_seen=seed % 2), STEP)
+    breaks += 4 * (rng.random(n) < 0.02)  # a spike seen on earlier days
+    det = AutoDetector(Params(reference=size, rest=50 + 20 * seed, pair_hour=1 - seed % 2), STEP)
     levels = []
     for tail in (512, 40, 2000):
         cut = max(0, n - tail)
@@ -303,11 +304,11 @@ def test_series_alone_on_their_mask_hold_no_history_past_their_turn(monkeypatch:
         assert got == want
 
 
-def test_pairs_seen_on_earlier_days_are_held_in_a_many_series_rebuild_too() -> None:
-    """The case above with `pair_seen` holds some of the job's pairs in the history the first
-    run rebuilds (its state is not the defaults'), and batched it judges as alone (above)."""
+def test_pairs_at_their_hour_are_held_in_a_many_series_rebuild_too() -> None:
+    """The case above holds some of the job's pairs in the history the first run rebuilds (its
+    state is not `pair_hour: 0`'s), and batched it judges as alone (above)."""
     t, vs = many("pairs", 4400, 9, seed=4400)
-    on = judge_all(AutoDetector(Params(pair_seen=1.0), STEP), t, vs, 4400, prepared=True)
-    off = judge_all(AutoDetector(Params(), STEP), t, vs, 4400, prepared=True)
+    on = judge_all(AutoDetector(Params(), STEP), t, vs, 4400, prepared=True)
+    off = judge_all(AutoDetector(Params(pair_hour=0), STEP), t, vs, 4400, prepared=True)
     states = [[r for r in got if isinstance(r, tuple)] for got in (on, off)]
     assert len(states[0]) == 9 and sum(a != b for a, b in zip(*states, strict=True)) >= 3

@@ -20,8 +20,9 @@ FIVE_MIN = 300
 
 
 def held(ring: np.ndarray, tail: list[float], **params: object) -> np.ndarray:
-    """The surprises of `tail` judged after a ring of |z| `ring` (persistence, the rest)."""
-    det = AutoDetector(Params.model_validate(params), FIVE_MIN)
+    """The surprises of `tail` judged after a ring of |z| `ring` (persistence, the rest),
+    without `pair_hour` unless `params` name it (the rings here have no hours)."""
+    det = AutoDetector(Params.model_validate({"pair_hour": 0} | params), FIVE_MIN)
     memo = Memo(2000)
     memo.recent = ring_array(ring)
     az = np.asarray(tail)

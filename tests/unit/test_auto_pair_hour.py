@@ -1,0 +1,114 @@
+"""`auto`'s `pair_hour` (1.0, the default): a pair (two in a row beyond the line, not a spike)
+is held where the series' residuals ran as large at about that hour on a day before — one of
+the ring's |z| a whole number of days back, within half an hour, at least the pair's. A pair
+at an hour that never ran so still pages, so does a spike; live, in a replay and in a
+rebuild, the same."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectkd.detectors.auto import AutoDetector
+from detectkd.detectors.autoparams import Params
+from detectkd.detectors.autostate import Memo, ring_array
+from detectkd.detectors.base import Current, History
+from tests.support.detectors import live_and_batched
+from tests.support.rests import CALM, LINE, starts
+
+FIVE_MIN = 300
+DAY = 288
+OFF = Params(pair_hour=0)
+
+
+def hourly_bump(days: int, seed: int, size: float = 7.0) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Five-minute points of a calm gauge (spread 1) with a daily bump of `size` spreads for
+    two points at about 10:00, its time jittering by up to 20 minutes from day to day (the
+    seasonal median of the same time three days back misses it): a pair, every day. Also the
+    index of each day's bump."""
+    rng = np.random.default_rng(seed)
+    v, bumps = 40 + rng.normal(0, 1, days * DAY), []
+    for d in range(days):
+        bumps.append(at := d * DAY + 120 + int(rng.integers(-4, 5)))
+        v[at : at + 2] += size
+    return np.arange(v.size, dtype=np.int64) * FIVE_MIN, v, bumps
+
+
+def pages(t: np.ndarray, v: np.ndarray, params: Params) -> list[int]:
+    points = [Current(int(a), float(b), {}, "s") for a, b in zip(t, v, strict=True)]
+    flags = np.array([r.anomaly for r in AutoDetector(params, FIVE_MIN).detect_many(History.empty(), points)])
+    return np.flatnonzero(flags & ~np.r_[False, flags[:-1]]).tolist()
+
+
+def judged_after(ring: np.ndarray, tail: list[float], **params: object) -> np.ndarray:
+    """The surprises of the |z| `tail` judged after the ring `ring` (five-minute points: a
+    day is 288 of them), without the short mean."""
+    det = AutoDetector(Params.model_validate({"pair_mean": 0} | params), FIVE_MIN)
+    memo = Memo(2000)
+    memo.recent = ring_array(ring)
+    return det._surprises(memo, np.asarray(tail), np.zeros(len(tail), np.int8))[0]
+
+
+CALM_RING = np.abs(np.random.default_rng(1).normal(0, 1, 2000))
+PAIR = [CALM, 1.5 * LINE, 1.5 * LINE, CALM]
+A_DAY_BACK = 2000 + 2 - DAY  # the pair's second point is the 2,002nd judged: its ring index a day back
+
+
+@pytest.mark.parametrize("where", [0, 6, -6])
+def test_a_pair_whose_hour_ran_as_large_a_day_before_is_held(where: int) -> None:
+    """A day back within 30 minutes (6 points) either side, a |z| as large holds it; one a
+    little smaller, or one 7 points off, does not; a share of 0.75 takes the smaller."""
+    ring = CALM_RING.copy()
+    ring[A_DAY_BACK + where] = 1.5 * LINE
+    assert starts(judged_after(ring, PAIR, pair_hour=0)) == [2]  # off: it pages
+    assert starts(judged_after(ring, PAIR)) == []  # the default
+    ring[A_DAY_BACK + where] = 1.3 * LINE
+    assert starts(judged_after(ring, PAIR)) == [2]
+    assert starts(judged_after(ring, PAIR, pair_hour=0.75)) == []
+    ring = CALM_RING.copy()
+    ring[A_DAY_BACK + where + (7 if where >= 0 else -7)] = 2.0 * LINE  # outside the half-hour
+    assert starts(judged_after(ring, PAIR)) == [2]
+
+
+def test_a_spike_is_never_held_by_the_hour() -> None:
+    """A spike after a point beyond the line (its surprise its own, not a pair's) alarms
+    though the hour ran as large a day before."""
+    ring = CALM_RING.copy()
+    ring[A_DAY_BACK] = 5.0 * LINE
+    assert starts(judged_after(ring, [CALM, 1.5 * LINE, 4.0 * LINE, CALM])) == [2]
+    assert starts(judged_after(ring, PAIR)) == []
+
+
+def test_the_daily_bump_is_held_and_a_new_pair_pages_the_same_live() -> None:
+    """The daily bump at about 10:00 pages day after day without the option and at most once
+    after the first days with it (its |z| ran as large there a day or more before); a pair at
+    a new hour pages; live = batched."""
+    for seed in range(3):
+        t, v, _ = hourly_bump(12, seed)
+        late = 5 * DAY
+        off = [k for k in pages(t, v, OFF) if k >= late]
+        on = [k for k in pages(t, v, Params()) if k >= late]
+        assert len(off) >= 3 and len(on) <= 1 and set(on) <= set(off), (on, off)
+    t, v, _ = hourly_bump(10, 4)
+    new = 9 * DAY + 250  # 20:50, never before (and past the rest of the day's bump)
+    v[new : new + 2] += 9.0
+    cached, batched = live_and_batched(t, v, Params(), FIVE_MIN)
+    assert cached[new + 1 - (t.size - 600)].anomaly  # the pair's second point
+    assert batched == cached
+
+
+def test_a_pair_at_the_hour_of_a_change_the_baselines_lag_still_pages() -> None:
+    """What the values' reading (`pair_seen`, removed) got wrong: a gauge that climbs to 60
+    at 10:00 every day, its baselines following within the hour (the |z| a day back at that
+    hour stay small), then one day at 10:00 goes to 60 and a pair 8 spreads beyond it: the
+    values a day back at that hour were as far from today's expected value, the residuals
+    were not, so it pages."""
+    rng = np.random.default_rng(2)
+    n = 10 * DAY
+    t = np.arange(n, dtype=np.int64) * FIVE_MIN
+    hour = (np.arange(n) % DAY) // 12
+    v = np.where((hour >= 10) & (hour < 14), 60.0, 40.0) + rng.normal(0, 1, n)
+    at = 9 * DAY + 10 * 12 + 6  # 10:30 on the last day, inside the daily high
+    v[at : at + 2] += 8.0
+    found = pages(t, v, Params())
+    assert any(at <= k <= at + 1 for k in found), found
