@@ -189,8 +189,9 @@ def test_the_rebuilds_bulk_replay_leaves_the_loops_state(seed: int, size: int) -
     """`autorebuild.replay` skips the points below the line whatever the line; the state
     (ring, surprise, run, rest period, level, side) is the per-point loop's: spikes, runs that
     fade, rests, pairs held or not by the rest on either side, range breaks, stuck runs,
-    spikes seen on earlier days, pairs held by their hour (`pair_hour`, off on odd seeds), cold
-    starts, a tail ending calm or mid-run."""
+    spikes seen on earlier days, `pair_hour` on and off (on these one-minute rings it meets no
+    pair a day back: its rebuild is tested in test_auto_pair_hour.py), cold starts, a tail
+    ending calm or mid-run."""
     rng = np.random.default_rng(seed)
     n = 1500
     az = np.abs(rng.standard_t(3 + seed, n))  # heavy tails: points beyond the line now and then
