@@ -11,7 +11,9 @@ that is also a new high (or low) of the last `line_range` values is treated as a
 break. A count must leave that range by more than one (a 4 after errors of 0-3 is not news),
 and any value by `line_margin` of the range's width (a record of noise comes once in
 `line_range` points anyway, and on a heavy tail it is beyond the line: news is a record by a
-margin, as a range break's `range_tolerance`).
+margin, as a range break's `range_tolerance`). With `line_log` a positive gauge (not a
+count) is tested on the logarithms of its values: its records as tight as a normal sample's
+where its noise is multiplicative (latency: log-normal), the margin a share of the ratio.
 
 Only earlier values are read (no state), within `reach` seconds of the point (what a live
 check's history holds), and only for points whose |z| can be beyond the line (`min_z` x
@@ -23,6 +25,7 @@ than a spike's (a spike alarms alone anyway, and its own gates — `spike_jitter
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -53,9 +56,10 @@ def marked(j: Judged, times: IntArray, values: FloatArray, idx: IntArray, p: Par
         start = max(i - p.line_range, int(np.searchsorted(times, int(times[i]) - reach, side="right")))
         if i - start < p.range_min:
             continue
-        seg = values[start:i]
+        seg, x = values[start:i], float(values[i])
+        if p.line_log and not j.counts[k] and x > 0 and float(seg.min()) > 0:
+            seg, x = np.log(seg), math.log(x)  # a positive gauge: its ratios
         hi, lo = float(seg.max()), float(seg.min())
         margin = max(1.0 if j.counts[k] else 0.0, p.line_margin * (hi - lo))
-        x = float(values[i])
         flags[k] = x > hi + margin if j.z[k] > 0 else x < lo - margin
     return dataclasses.replace(j, breaks=j.breaks.astype(np.int8) + NOVEL * flags)

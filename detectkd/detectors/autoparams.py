@@ -104,6 +104,9 @@ class Params(Frozen):
     line_range: int = Field(default=0, ge=0)
     # ... beyond that range by more than this share of its width (a count: and by more than one).
     line_margin: float = Field(default=0.0, ge=0, le=1)
+    # ... made on the logarithms where the window's values and the point are above 0 and the point
+    # is not a count's: a multiplicative gauge's records are judged where its tail is not long.
+    line_log: bool = False
     # Long memory (`autolong`): the line is also at least the largest |z| of about the last this
     # many days (a decayed histogram of |z|, its weights halving every this many days of judged
     # points; 512 bytes a series): a burst no higher than one within that time is not news. 0: off.

@@ -56,6 +56,22 @@ def test_a_new_extreme_within_the_margin_does_not_alarm() -> None:
             assert AT in auto_alarms(v, MINUTE, seasonal=False, line_range=2000, line_margin=0.05)
 
 
+def test_a_positive_gauge_judged_on_its_log_scale_needs_a_margin_of_the_ratio() -> None:
+    """`line_log`: a log-normal gauge around 100 (its values 61-165) with a 190 among the last
+    2,000: a 199 passes the range by 9, more than 0.05 of its width (6.5), so it alarms with
+    `line_margin` alone; on the log scale 0.05 of the width is a ratio of 1.06 (202), so
+    with `line_log` it does not, and a 205 does."""
+    params = {"seasonal": False, "line_range": 2000, "line_margin": 0.05}
+    for seed in range(3):
+        v = 100 * np.exp(0.2 * np.clip(np.random.default_rng(seed).normal(0, 1, N), -2.5, 2.5))
+        v[AT - 1500], v[AT] = 190.0, 199.0
+        assert AT not in auto_alarms(v, MINUTE, seasonal=False)  # no range break, no spike
+        assert AT in auto_alarms(v, MINUTE, **params)
+        assert AT not in auto_alarms(v, MINUTE, **params, line_log=True)
+        v[AT] = 205.0
+        assert AT in auto_alarms(v, MINUTE, **params, line_log=True)
+
+
 def test_a_moderate_point_seen_in_the_range_does_not_alarm() -> None:
     """The same point when a value as high was among the last 2,000 (1,500 points before, and
     above the line then: an alarm of its own or not, it is in the range) is no new extreme."""
