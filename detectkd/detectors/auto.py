@@ -23,7 +23,7 @@
    at least the largest |z| of about that many days (a decayed histogram of |z|, 512 bytes).
 5. Persistence. A point alarms alone only as a spike (surprise >= `spike` x the line, 3; `autospikes`: options
    to hold routine ones); otherwise the previous judged point must have been beyond the line too (the smaller
-   of the two surprises counts; `autopairs`: and a short mean).
+   of the two surprises counts; `autopairs`: and a short mean, and no hour whose |z| ran as large).
 6. Range break. A value beyond the range of the series' recent values (those within the
    `range_window` (4,000) intervals before its block, at least a week and a day, at most what
    a live check holds before the block; by time: missing values make it hold fewer, live and
@@ -105,8 +105,9 @@ class AutoDetector:
     # for the same points differ (another quantity in the ring, a scalar added, one read otherwise, another
     # rest or run rule): a snapshot of a build before is then rebuilt (`runtime.snapshot.fingerprint`).
     # 2: `rest_pairs`; 3: `long_days`; 4: the hold skips its alarm's run; 5: `rest_margin`; 6-8: held runs;
-    # 9: `weekly_profile`; 10: it on by default (a snapshot of 9 has no profile: rebuilt, not refused).
-    STATE_VERSION = 10
+    # 9: `weekly_profile`; 10: it on by default (a snapshot of 9 has no profile: rebuilt, not refused);
+    # 11: `pair_hour` on by default.
+    STATE_VERSION = 11
 
     def __init__(self, p: Params, interval_seconds: int, detector_id: str = "auto") -> None:
         self.p, self.id = p, detector_id

@@ -102,10 +102,12 @@ class Params(Frozen):
     # series' last this many values (a count: by more than one) alarms alone, like a range
     # break. 0: off (the default).
     line_range: int = Field(default=0, ge=0)
-    # ... beyond that range by more than this share of its width (a count: and by more than one).
+    # `line_range`'s new extreme must pass the range by more than this share of its width (a count:
+    # and by more than one); needs `line_range`.
     line_margin: float = Field(default=0.0, ge=0, le=1)
-    # ... made on the logarithms where the window's values and the point are above 0 and the point
-    # is not a count's: a multiplicative gauge's records are judged where its tail is not long.
+    # `line_range`'s margin test made on the logarithms where the window's values and the point are
+    # above 0 and the point is not a count's: a multiplicative gauge's records judged where its tail
+    # is not long; needs `line_margin` (the logarithm keeps every order).
     line_log: bool = False
     # Long memory (`autolong`): the line is also at least the largest |z| of about the last this
     # many days (a decayed histogram of |z|, its weights halving every this many days of judged
@@ -126,4 +128,10 @@ class Params(Frozen):
     def _one_reading_of_the_ring(self) -> Params:
         if self.decluster and self.sustain:  # its medians read the |z| as judged, not as kept
             raise ValueError("decluster and sustain cannot both be on (the sustained median reads raw |z|)")
+        if (self.line_margin or self.line_log) and not self.line_range:
+            raise ValueError("line_margin and line_log act on line_range's new extremes: set line_range")
+        if self.line_log and not self.line_margin:
+            raise ValueError(
+                "line_log changes only line_margin's test (a logarithm keeps every order): set line_margin"
+            )
         return self

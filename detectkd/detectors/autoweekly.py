@@ -52,7 +52,7 @@ class WeeklyProfile:
     def __init__(self, step: int) -> None:
         self.step = step
         # read-only: `seal` replaces it, so a copy (a run's checkpoint) shares it until then
-        self.means = _frozen(np.full(SLOTS, np.nan, np.float32))
+        self.means = _EMPTY
         self.newest: int | None = None
         # `bucket_variance` as of `newest` (derived; `seal` moves `newest` whenever it seals)
         self.noise: tuple[int, float] | None = None
@@ -123,6 +123,9 @@ def seal(profile: WeeklyProfile, times: IntArray, values: FloatArray, daily: Flo
 def _frozen(means: StateArray) -> StateArray:
     means.flags.writeable = False
     return means
+
+
+_EMPTY = _frozen(np.full(SLOTS, np.nan, np.float32))  # every new profile's means, until its first seal
 
 
 def bucket_variance(profile: WeeklyProfile) -> float:

@@ -25,9 +25,12 @@ def held(
     """The surprises of the |z| `tail` (below their baseline where `down` says so; a range
     break at the indexes `breaks` names) judged after 2,000 calm |z| (half-normal: the line is
     `min_z`, 4) with, halfway, a past burst of `burst` points at 1.5 lines (a run of the
-    series' history, among the ring's largest |z|), without the short mean and, unless `params` name it, without the rest
-    margin (any greater surprise pages while resting)."""
-    det = AutoDetector(Params.model_validate({"pair_mean": 0, "rest_margin": 1.0} | params), FIVE_MIN)
+    series' history, among the ring's largest |z|), without the short mean and, unless
+    `params` name them, without the rest margin (any greater surprise pages while resting)
+    and without `pair_hour` (the rule apart: a tail of 282 points reaches a day back)."""
+    det = AutoDetector(
+        Params.model_validate({"pair_mean": 0, "rest_margin": 1.0, "pair_hour": 0} | params), FIVE_MIN
+    )
     memo = Memo(2000)
     ring = np.abs(np.random.default_rng(1).normal(0, 1, 2000))
     ring[1000 : 1000 + burst] = 1.5 * LINE

@@ -125,3 +125,14 @@ def test_new_extremes_are_the_same_live_and_in_a_replay(
         live += det.detect_many(History(t[lo:i], v[lo:i], {}), points[i : i + 1])
     assert live == replay
     assert [k for k in (7400, 8600) if replay[k - start].anomaly] == list(alarms)
+
+
+def test_margins_without_the_new_extremes_they_act_on_are_refused() -> None:
+    """`line_margin` and `line_log` change only `line_range`'s test; `line_log` only its
+    margin (a logarithm keeps every order): set alone, each would be off without a word."""
+    from pydantic import ValidationError
+
+    for alone in ({"line_margin": 0.05}, {"line_log": True}, {"line_range": 2000, "line_log": True}):
+        with pytest.raises(ValidationError, match="set line_"):
+            Params.model_validate(alone)
+    assert Params.model_validate({"line_range": 2000, "line_margin": 0.05, "line_log": True}).line_log

@@ -316,3 +316,12 @@ def test_a_copy_shares_the_means_until_a_seal_replaces_them() -> None:
     for profile in (p, kept, WeeklyProfile(STEP), WeeklyProfile.imported(STEP, *p.export())):
         with pytest.raises(ValueError, match="read-only"):
             profile.means[0] = 1.0
+
+
+def test_new_profiles_share_one_empty_read_only_means_until_their_first_seal() -> None:
+    """A never-sealed profile (and a checkpoint of it) costs no 2 KiB of its own."""
+    a, b = WeeklyProfile(STEP), WeeklyProfile(STEP)
+    assert a.means is b.means and a.copy().means is a.means and np.isnan(a.means).all()
+    t, x, d = series(10, True)
+    seal(a, t, x, d, MONDAY + 9 * DAY)
+    assert a.means is not b.means and np.isnan(b.means).all()
