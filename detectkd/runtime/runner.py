@@ -147,21 +147,24 @@ class MetricRuntime:
         return report
 
     async def _guarded(self, work: Coroutine[Any, Any, RunReport]) -> RunReport:
-        async with self.lock:
-            if self._stale:
-                self.memory.reset()
-                self.shadows.reset()
-                self._watermark_known = self._stale = False
-            started = time.monotonic()
-            try:
-                report = await work
-            except BaseException as exc:
-                if isinstance(exc, Exception):
-                    self._failed(exc, started)
-                self._watermark_known = False
-                raise
-            self._succeeded(report, started)
-            return report
+        try:
+            async with self.lock:
+                if self._stale:
+                    self.memory.reset()
+                    self.shadows.reset()
+                    self._watermark_known = self._stale = False
+                started = time.monotonic()
+                try:
+                    report = await work
+                except BaseException as exc:
+                    if isinstance(exc, Exception):
+                        self._failed(exc, started)
+                    self._watermark_known = False
+                    raise
+                self._succeeded(report, started)
+                return report
+        finally:
+            work.close()  # cancelled while it waited for the lock, it never began: closed, not left to warn
 
     async def _run(self, finish: int, notify: bool, commit: bool) -> RunReport:
         last = self.grid.prev(finish)
