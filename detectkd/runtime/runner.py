@@ -135,36 +135,34 @@ class MetricRuntime:
 
     async def run(self, finish: int, notify: bool = True, commit: bool = True) -> RunReport:
         """Check every due period up to `finish` (exclusive). Raises on failure."""
-        return await self._guarded(self._run(finish, notify, commit))
+        return await self._guarded(lambda: self._run(finish, notify, commit))
 
     async def check(self, start: int, finish: int, notify: bool, commit: bool) -> RunReport:
         """Check exactly the periods in [start, finish), whatever the watermark says."""
-        return await self._guarded(self._check(start, finish, notify, commit))
+        return await self._guarded(lambda: self._check(start, finish, notify, commit))
 
     async def _check(self, start: int, finish: int, notify: bool, commit: bool) -> RunReport:
         report = RunReport(start, finish)
         await self._batch(start, finish, self.grid.prev(finish), notify, commit, report)
         return report
 
-    async def _guarded(self, work: Coroutine[Any, Any, RunReport]) -> RunReport:
-        try:
-            async with self.lock:
-                if self._stale:
-                    self.memory.reset()
-                    self.shadows.reset()
-                    self._watermark_known = self._stale = False
-                started = time.monotonic()
-                try:
-                    report = await work
-                except BaseException as exc:
-                    if isinstance(exc, Exception):
-                        self._failed(exc, started)
-                    self._watermark_known = False
-                    raise
-                self._succeeded(report, started)
-                return report
-        finally:
-            work.close()  # cancelled while it waited for the lock, it never began: closed, not left to warn
+    async def _guarded(self, work: Callable[[], Coroutine[Any, Any, RunReport]]) -> RunReport:
+        """`work()` under the lock: made only once it holds it (cancelled before, nothing began)."""
+        async with self.lock:
+            if self._stale:
+                self.memory.reset()
+                self.shadows.reset()
+                self._watermark_known = self._stale = False
+            started = time.monotonic()
+            try:
+                report = await work()
+            except BaseException as exc:
+                if isinstance(exc, Exception):
+                    self._failed(exc, started)
+                self._watermark_known = False
+                raise
+            self._succeeded(report, started)
+            return report
 
     async def _run(self, finish: int, notify: bool, commit: bool) -> RunReport:
         last = self.grid.prev(finish)

@@ -464,11 +464,11 @@ async def test_rows_without_a_usable_time_are_dropped_and_the_run_keeps_the_othe
     assert 'detectk_rows_dropped_total{metric="orders",reason="bad_timestamp"} 3' in tel.exposition().decode()
 
 
-async def test_a_run_cancelled_while_it_waits_for_the_lock_closes_its_work(
+async def test_a_run_cancelled_while_it_waits_for_the_lock_leaves_no_work_unawaited(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A run cancelled before it got the metric's lock (a reload, a shutdown) never began: its
-    work is closed, not left for the garbage collector to warn about ("coroutine
+    """A run cancelled before it got the metric's lock (a reload, a shutdown) never began: no
+    work of it is left unawaited for the garbage collector to warn about ("coroutine
     'MetricRuntime._run' was never awaited", seen in the suite's warnings)."""
     import asyncio
     import inspect
@@ -488,4 +488,6 @@ async def test_a_run_cancelled_while_it_waits_for_the_lock_closes_its_work(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+    assert all(inspect.getcoroutinestate(c) == inspect.CORO_CLOSED for c in made)  # (none made)
+    await rt.run(T0 + 4 * STEP)  # and a run that gets the lock makes and runs its work
     assert len(made) == 1 and inspect.getcoroutinestate(made[0]) == inspect.CORO_CLOSED
