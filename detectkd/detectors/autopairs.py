@@ -59,10 +59,11 @@ def surprise(memo: Memo, az: float, k: int, q: float, min_count: int) -> float:
 
 def hour_window(step: int, p: Params) -> tuple[int, int, int] | None:
     """For `pair_hour`: judged points a day, `HOUR_JITTER` in points, and the days back the
-    ring holds (at most `cycles`); None where a day is no whole number of steps, the window
-    spans a day, or the ring holds no day back."""
+    ring reaches (at most `cycles`; the last one's window in part: beyond the ring nothing
+    matches); None where a day is no whole number of steps, the window spans a day, or the
+    ring reaches no day back."""
     day, jitter = DAY // step, HOUR_JITTER // step
-    days = min(p.cycles, (p.reference - jitter) // max(day, 1))
+    days = min(p.cycles, (p.reference + jitter) // max(day, 1))  # a day whose window the ring reaches
     if not p.pair_hour or DAY % step or day <= 2 * jitter + 1 or days < 1:
         return None
     return day, jitter, days

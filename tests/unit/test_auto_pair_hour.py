@@ -137,3 +137,17 @@ def test_a_pair_at_the_hour_of_a_change_the_baselines_lag_still_pages() -> None:
     v[at : at + 2] += 8.0
     found = pages(t, v, Params())
     assert any(at <= k <= at + 1 for k in found), found
+
+
+def test_the_days_back_are_those_the_ring_reaches() -> None:
+    """Three days at five minutes, one at one minute, three at an hour (the same hour only);
+    a ring that reaches a day back only in part (1,450 one-minute points: the window of
+    1,410-1,470 back) still reads what it holds of it."""
+    from detectkd.detectors.autopairs import hour_window
+
+    assert hour_window(300, Params()) == (288, 6, 3)
+    assert hour_window(60, Params()) == (1440, 30, 1)
+    assert hour_window(3600, Params()) == (24, 0, 3)
+    assert hour_window(60, Params(reference=1450)) == (1440, 30, 1)
+    assert hour_window(60, Params(reference=1400)) is None
+    assert hour_window(60, Params(pair_hour=0)) is None
