@@ -132,6 +132,7 @@ class AutoDetector:
         self._memo: dict[str, Memo] = {}
         # `long_days` (`autolong`): points in its half-life; a rebuild judges all it can then.
         self.long_half = p.long_days * DAY / self.step
+        self.hour = autopairs.hour_window(self.step, p)  # `pair_hour`'s days back in the ring (None: off)
         self.long_lag = min(max(p.rest, 1), p.reference - 1)  # a point enters it after its rest period
         self.rebuild_points = max(p.rebuild, read) if p.long_days else p.rebuild
         # A calendar's `like` days (`detectors.calendared`): seconds back to the named weekday.
@@ -303,7 +304,7 @@ class AutoDetector:
         prev, run, rest, level, alarmed = memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed
         side = memo.side
         ordered = memo.sorted()  # for this judgement only (issue 28)
-        hour = autopairs.hour_window(self.step, p)  # `pair_hour`: None when off
+        hour = self.hour
         if p.long_days and memo.long is None:
             memo.long = autolong.LongTail(self.long_half, p.long_count)
         long = memo.long if p.long_days else None

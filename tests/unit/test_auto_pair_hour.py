@@ -12,8 +12,7 @@ import pytest
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostate import Memo, ring_array
-from detectkd.detectors.base import Current, History
-from tests.support.detectors import live_and_batched, same_state
+from tests.support.detectors import auto_alarms, live_and_batched, same_state
 from tests.support.rests import CALM, LINE, starts
 
 FIVE_MIN = 300
@@ -32,12 +31,6 @@ def hourly_bump(days: int, seed: int, size: float = 7.0) -> tuple[np.ndarray, np
         bumps.append(at := d * DAY + 120 + int(rng.integers(-4, 5)))
         v[at : at + 2] += size
     return np.arange(v.size, dtype=np.int64) * FIVE_MIN, v, bumps
-
-
-def pages(t: np.ndarray, v: np.ndarray, params: Params) -> list[int]:
-    points = [Current(int(a), float(b), {}, "s") for a, b in zip(t, v, strict=True)]
-    flags = np.array([r.anomaly for r in AutoDetector(params, FIVE_MIN).detect_many(History.empty(), points)])
-    return np.flatnonzero(flags & ~np.r_[False, flags[:-1]]).tolist()
 
 
 def judged_after(ring: np.ndarray, tail: list[float], **params: object) -> np.ndarray:
@@ -109,10 +102,10 @@ def test_the_daily_bump_is_held_and_a_new_pair_pages_the_same_live() -> None:
     after the first days with it (its |z| ran as large there a day or more before); a pair at
     a new hour pages; live = batched."""
     for seed in range(3):
-        t, v, _ = hourly_bump(12, seed)
+        _, v, _ = hourly_bump(12, seed)
         late = 5 * DAY
-        off = [k for k in pages(t, v, OFF) if k >= late]
-        on = [k for k in pages(t, v, Params()) if k >= late]
+        off = [k for k in auto_alarms(v, FIVE_MIN, pair_hour=0) if k >= late]
+        on = [k for k in auto_alarms(v, FIVE_MIN) if k >= late]
         assert len(off) >= 3 and len(on) <= 1 and set(on) <= set(off), (on, off)
     t, v, _ = hourly_bump(10, 4)
     new = 9 * DAY + 250  # 20:50, never before (and past the rest of the day's bump)
@@ -130,12 +123,11 @@ def test_a_pair_at_the_hour_of_a_change_the_baselines_lag_still_pages() -> None:
     were not, so it pages."""
     rng = np.random.default_rng(2)
     n = 10 * DAY
-    t = np.arange(n, dtype=np.int64) * FIVE_MIN
     hour = (np.arange(n) % DAY) // 12
     v = np.where((hour >= 10) & (hour < 14), 60.0, 40.0) + rng.normal(0, 1, n)
     at = 9 * DAY + 10 * 12 + 6  # 10:30 on the last day, inside the daily high
     v[at : at + 2] += 8.0
-    found = pages(t, v, Params())
+    found = auto_alarms(v, FIVE_MIN)
     assert any(at <= k <= at + 1 for k in found), found
 
 
