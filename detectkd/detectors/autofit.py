@@ -120,6 +120,19 @@ def fit_reach(det: AutoDetector, times: IntArray, s0: int) -> int:
     return e
 
 
+def slopes(rows: FloatArray, at: FloatArray, min_count: int) -> FloatArray:
+    """`trend`'s slope per row of a level window (`at`: the values' times, NaN where padded):
+    the median of its newer half less that of its older half, over the same of their times (a
+    robust line through two points: a spike or a few missing values barely move it); 0 where a
+    half has fewer than `min_count` values."""
+    h = rows.shape[1] // 2
+    older, newer = row_quantile(rows[:, :h], 0.5, min_count), row_quantile(rows[:, h:], 0.5, min_count)
+    t0, t1 = row_quantile(at[:, :h], 0.5, min_count), row_quantile(at[:, h:], 0.5, min_count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (newer - older) / (t1 - t0)
+    return np.where(np.isfinite(out), out, 0.0)
+
+
 def bases(det: AutoDetector, times: IntArray, v: FloatArray, at: IntArray) -> list[FloatArray | None]:
     """The baselines at times `at` per row of `v`: the level (None: no offset) and each
     seasonal median (a row per series)."""
@@ -167,6 +180,10 @@ def block_fit(
     fits: dict[bool, list[tuple[FloatArray, FloatArray, np.ndarray, FloatArray]]] = {}
     since, mid = range_windows(det, times, starts) if det.range_points else (starts, starts)
     ranges: dict[bool, tuple[FloatArray, FloatArray]] = {}
+    sloped: dict[bool, FloatArray] = {}
+    if p.trend:  # the level window's times, and each block's start: the line is drawn from there
+        at = np.tile(windows(times[None, lo:hi].astype(np.float64), starts - lo, w), (n_series, 1))
+        since_start = at - np.tile(times[starts] // det.block * det.block, n_series)[:, None]
     for sqrt in [s for s in (False, True) if (is_count == s).any()]:  # the scales the blocks need
         v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
         models = []
@@ -177,6 +194,9 @@ def block_fit(
                 continue
             resid = v[:, lo:hi] if base is None else v[:, lo:hi] - base
             rows = windows(resid, starts - lo, w)
+            if base is None and p.trend:  # the level along its window's slope (`trend`)
+                sloped[sqrt] = slopes(rows, at, max(2, p.min_samples // 2))
+                rows = rows - sloped[sqrt][:, None] * since_start
             if weekly is not None and b == 1:  # the daily baseline: D + P (P per block's window)
                 rows = rows - weekly.rows(sqrt)
             centre, spread, ok, dev = robust_rows(rows, p.min_samples)
@@ -193,7 +213,7 @@ def block_fit(
             ranges[sqrt] = recent_range(v[:, :hi], starts, since, mid)
     poisson = autocounts.poisson_like(level, is_count & p.dispersion)  # 0 where not judged so
     filled = np.tile(starts - since, n_series)  # values in the range window: `range_min` counts them
-    return BlockFit(is_count, enough, fits, ranges, filled, poisson)
+    return BlockFit(is_count, enough, fits, ranges, filled, poisson, sloped)
 
 
 def apply(
@@ -217,6 +237,9 @@ def apply(
     counts, breaks, which = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, np.int64)
     disp = np.full(n, np.nan)
     p = det.p
+    if fit.slopes:  # `trend`: seconds since each point's block started
+        since = times[idx] - times[idx] // det.block * det.block
+        since = np.tile(since, n_series).astype(np.float64)
     for sqrt, models in fit.fits.items():
         mask = (fit.is_count[inv] == sqrt) & fit.enough[inv]
         if not mask.any():
@@ -227,6 +250,8 @@ def apply(
         found = zip(bases(det, times, v, times[idx]), models, strict=True)
         for b, (base, (centre, sp, ok, dev)) in enumerate(found):
             base_now = np.zeros(n) if base is None else base.ravel()
+            if base is None and sqrt in fit.slopes:  # `trend`: the level's line at the point
+                base_now = fit.slopes[sqrt][inv] * since
             if weekly is not None and b == 1:
                 base_now = base_now + weekly.points(sqrt, inv)
             c, s = centre[inv], sp[inv]

@@ -197,6 +197,7 @@ class BlockFit:
     ranges: dict[bool, tuple[FloatArray, FloatArray]]  # per scale, per block: recent max, min
     filled: npt.NDArray[np.int64]  # per block: points in its range window
     poisson: FloatArray  # per block: how far its level window varies like a count (`autocounts`)
+    slopes: dict[bool, FloatArray] = field(default_factory=dict)  # per scale, per block: `trend`'s (per s)
 
     def newest(self) -> BlockFit:
         """The newest block's baselines alone (what the next live check of it reuses)."""
@@ -212,13 +213,15 @@ class BlockFit:
             {s: (top[r], bottom[r]) for s, (top, bottom) in self.ranges.items()},
             self.filled[r],
             self.poisson[r],
+            {s: slope[r] for s, slope in self.slopes.items()},
         )
 
 
 # How a one-block fit is packed: its scales (with their count of baselines) and ranged scales
 # in order, the dtypes of its packed arrays, and per part (`_parts`' order) which array and
 # where. Few layouts exist (scales x baselines x dtypes): each is made once and shared.
-_Layout = tuple[tuple[tuple[bool, int], ...], tuple[bool, ...], tuple[str, ...], tuple[tuple[int, int], ...]]
+_Scales = tuple[bool, ...]
+_Layout = tuple[tuple[tuple[bool, int], ...], _Scales, _Scales, tuple[str, ...], tuple[tuple[int, int], ...]]
 _LAYOUTS: dict[tuple[object, ...], _Layout] = {}
 
 
@@ -229,13 +232,14 @@ def _parts(fit: BlockFit) -> list[np.ndarray]:
             out.extend(model)
     for top, bottom in fit.ranges.values():
         out += [top, bottom]
-    return out
+    return out + list(fit.slopes.values())
 
 
 def _layout(fit: BlockFit, parts: list[np.ndarray]) -> _Layout:
-    scales, ranged = tuple((s, len(m)) for s, m in fit.fits.items()), tuple(fit.ranges)
+    scales = tuple((s, len(m)) for s, m in fit.fits.items())
+    ranged, sloped = tuple(fit.ranges), tuple(fit.slopes)
     dtypes = tuple(p.dtype.str for p in parts)
-    key = (scales, ranged, dtypes)
+    key = (scales, ranged, sloped, dtypes)
     layout = _LAYOUTS.get(key)
     if layout is None:
         kinds = tuple(dict.fromkeys(dtypes))
@@ -244,7 +248,7 @@ def _layout(fit: BlockFit, parts: list[np.ndarray]) -> _Layout:
         for dt in dtypes:
             slots.append((kinds.index(dt), seen[dt]))
             seen[dt] += 1
-        layout = _LAYOUTS[key] = (scales, ranged, kinds, tuple(slots))
+        layout = _LAYOUTS[key] = (scales, ranged, sloped, kinds, tuple(slots))
     return layout
 
 
@@ -262,14 +266,14 @@ class PackedFit:
             raise ValueError("only a one-block fit is packed")
         self._layout = _layout(fit, parts)
         arrays = []
-        for dt in self._layout[2]:
+        for dt in self._layout[3]:
             packed = np.array([p[0] for p in parts if p.dtype.str == dt], dt)
             packed.flags.writeable = False  # its views are shared by every check of the block
             arrays.append(packed)
         self._arrays = tuple(arrays)
 
     def unpacked(self) -> BlockFit:
-        scales, ranged, _, slots = self._layout
+        scales, ranged, sloped, _, slots = self._layout
         arrays = self._arrays
         views = [arrays[a][i : i + 1] for a, i in slots]
         is_count, enough, filled, poisson = views[:4]
@@ -284,4 +288,5 @@ class PackedFit:
         for scale in ranged:
             ranges[scale] = (views[k], views[k + 1])
             k += 2
-        return BlockFit(is_count, enough, fits, ranges, filled, poisson)
+        slopes = {scale: views[k + j] for j, scale in enumerate(sloped)}
+        return BlockFit(is_count, enough, fits, ranges, filled, poisson, slopes)
