@@ -27,10 +27,10 @@ def series(kind: str, n: int = 1500) -> tuple[np.ndarray, np.ndarray]:
     return t, v
 
 
-def live(kind: str) -> tuple[list[Result], AutoDetector]:
+def live(kind: str, params: Params | None = None) -> tuple[list[Result], AutoDetector]:
     """Live checks through a window (the runner's path: the block's fit kept in the memo)."""
     t, v = series(kind)
-    det, window = AutoDetector(Params(), STEP), SeriesWindow(10**9, ())
+    det, window = AutoDetector(params or Params(), STEP), SeriesWindow(10**9, ())
     out = []
     for ti, vi in zip(t.tolist(), v.tolist(), strict=True):
         value = None if vi != vi else vi
@@ -44,18 +44,21 @@ def same(a: BlockFit, b: BlockFit) -> bool:
     return (
         [(s, len(m)) for s, m in a.fits.items()] == [(s, len(m)) for s, m in b.fits.items()]
         and list(a.ranges) == list(b.ranges)
+        and list(a.slopes) == list(b.slopes)
         and len(pa) == len(pb)
         and all(x.dtype == y.dtype and x.tobytes() == y.tobytes() for x, y in zip(pa, pb, strict=True))
     )
 
 
+@pytest.mark.parametrize("trend", [False, True])
 @pytest.mark.parametrize("kind", ["counts", "levels"])
-def test_a_packed_fit_unpacks_to_the_same_arrays(kind: str) -> None:
+def test_a_packed_fit_unpacks_to_the_same_arrays(kind: str, trend: bool) -> None:
     t, v = series(kind)
-    det = AutoDetector(Params(), STEP)
+    det = AutoDetector(Params(trend=trend), STEP)
     starts = np.searchsorted(t, np.unique(t[-600:] // det.block * det.block))
     fit = det._block_fit(t, v, starts)
     assert fit.fits and fit.ranges  # something of everything to pack
+    assert bool(fit.slopes) == trend and all(np.any(s != 0) for s in fit.slopes.values())
     one = fit.newest()
     back = PackedFit(one).unpacked()
     assert same(one, back)
@@ -64,14 +67,15 @@ def test_a_packed_fit_unpacks_to_the_same_arrays(kind: str) -> None:
         PackedFit(fit)
 
 
+@pytest.mark.parametrize("trend", [False, True])
 @pytest.mark.parametrize("kind", ["counts", "levels"])
-def test_live_checks_with_the_packed_fit_judge_as_a_fresh_fit(kind: str) -> None:
+def test_live_checks_with_the_packed_fit_judge_as_a_fresh_fit(kind: str, trend: bool) -> None:
     """The kept fit (packed) against one fitted anew for each point (no memo reuse)."""
-    got, det = live(kind)
+    got, det = live(kind, Params(trend=trend))
     memo = det._memo["s"]
     assert memo.packed is not None and memo.fit_key is not None
     t, v = series(kind)
-    fresh = AutoDetector(Params(), STEP)
+    fresh = AutoDetector(Params(trend=trend), STEP)
     window = SeriesWindow(10**9, ())
     want = []
     for ti, vi in zip(t.tolist(), v.tolist(), strict=True):
