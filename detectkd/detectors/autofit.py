@@ -201,7 +201,11 @@ def block_fit(
                 rows = rows - weekly.rows(sqrt)
             centre, spread, ok, dev = robust_rows(rows, p.min_samples)
             if 0 < p.fit_window < w:  # the fit of the newest residuals, about the window's centre
-                recent = np.abs(rows[:, w - p.fit_window :] - centre[:, None])
+                about = centre
+                if p.fit_ahead:  # as a forecast: about the centre of the window's points before them
+                    before = row_quantile(rows[:, : w - p.fit_window], 0.5, 1)
+                    about = np.where(np.isfinite(before), before, centre)
+                recent = np.abs(rows[:, w - p.fit_window :] - about[:, None])
                 n = np.isfinite(recent).sum(axis=1)
                 # too few of them (a seasonal lag whose days had an outage then): no fit, never
                 # picked (review: all NaN gave 0, a perfect fit, and it judged with its wide spread)
