@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks import nab_eval  # noqa: E402
 from benchmarks.nab_report import CATEGORIES, anomaly_free  # noqa: E402
 from detectkd.detectors.auto import AutoDetector  # noqa: E402
+from detectkd.detectors.autostate import kept  # noqa: E402
 from detectkd.evaluation import Labelled, probation  # noqa: E402
 from detectkd.logs import configure as configure_logs  # noqa: E402
 
@@ -54,7 +55,7 @@ def _watch() -> None:
         prev0 = memo.surprise
         held, lines = surprises(self, memo, z, breaks)
         p = self.p
-        a = np.abs(z).astype(np.float32).astype(np.float64)
+        a = kept(np.abs(z))
         with np.errstate(invalid="ignore", divide="ignore"):
             s = np.where(np.isfinite(a), a / lines, 0.0)
         prev = np.concatenate([[prev0], s[:-1]])

@@ -83,7 +83,7 @@ from detectkd.detectors import (
 from detectkd.detectors.autofit import Judged
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.autostage import judgeable, staged_basis
-from detectkd.detectors.autostate import BlockFit, Memo, ring_array
+from detectkd.detectors.autostate import BlockFit, Memo, kept, ring_array
 from detectkd.detectors.autostate import line as quantile_line
 from detectkd.detectors.autoweeklyfit import Weekly
 from detectkd.detectors.base import (
@@ -285,7 +285,7 @@ class AutoDetector:
         floor, spike, thr = max(p.min_z, 1e-9), p.spike * p.threshold, p.threshold
         fade = 0.5 ** (1.0 / p.fade) if p.fade > 0 else 1.0
         gate = p.range_gate * floor  # in |z|: a line inflated by a recent shift does not gate
-        az = np.abs(z).astype(np.float32).astype(np.float64)  # as the ring keeps them (a |z| on
+        az = kept(np.abs(z))  # as the ring keeps them (a |z| on
         # the line is on it)
         sustained: Iterable[float] = repeat(0.0, az.size)  # off (the default): no work per check
         if p.sustain:  # the median of the last `sustain` |z| beyond any of the recent past
@@ -405,7 +405,7 @@ class AutoDetector:
         if self.p.long_days:  # the long memory of the points before the ring's (`autolong`)
             memo.long = autolong.LongTail(self.long_half, self.p.long_count)
             before = np.abs(z[: max(0, cut - self.long_lag)])  # those that entered before the loop
-            memo.long.extend(before.astype(np.float32).astype(np.float64))  # as the ring keeps them
+            memo.long.extend(kept(before))  # as the ring keeps them
         if not (self.p.sustain or self.p.risk or self.p.decluster):  # calm points in bulk (`autorebuild`)
             autorebuild.replay(self, memo, z[max(0, cut - size) :], breaks[cut:])
             return

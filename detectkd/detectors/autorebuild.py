@@ -25,7 +25,7 @@ import numpy as np
 
 from detectkd.detectors import autofit, autonovel, autospikes, autostuck, autoweeklyfit
 from detectkd.detectors.autostage import judgeable
-from detectkd.detectors.autostate import Memo, ring_array
+from detectkd.detectors.autostate import Memo, kept, ring_array
 from detectkd.detectors.base import FloatArray, History, IntArray
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ def replay(det: AutoDetector, memo: Memo, z: FloatArray, breaks: np.ndarray) -> 
             if memo.long is not None:  # the points that enter it meanwhile (`long_lag` back)
                 lag = det.long_lag
                 entered = az[max(0, cut + a - lag) : max(0, cut + b - lag)]
-                memo.long.extend(entered.astype(np.float32).astype(np.float64))  # as the ring keeps them
+                memo.long.extend(kept(entered))  # as the ring keeps them
             continue
         memo.recent, memo.head = ring_array(az[max(0, cut + a - memo.size) : cut + a]), 0
         memo.surprise, memo.run, memo.rest, memo.level, memo.alarmed = 0.0, 0, rest, level, False

@@ -27,9 +27,18 @@ from detectkd.detectors.evt import tail_line
 TYPECODE, DTYPE = "f", np.float32  # the |z| ring's precision
 
 
+_TOP = float(np.finfo(DTYPE).max)
+
+
+def kept(az: FloatArray) -> FloatArray:
+    """|z| as the ring keeps them (single precision; one beyond its largest is that largest, not
+    infinite: a sorted ring must hold what a re-sort of it holds), back in double."""
+    return np.minimum(az, _TOP).astype(DTYPE).astype(np.float64)
+
+
 def ring_array(values: StateArray) -> array[float]:
-    """`values` as the ring's single-precision array."""
-    return array(TYPECODE, np.ascontiguousarray(values, DTYPE).tobytes())
+    """`values` as the ring's single-precision array (`kept`)."""
+    return array(TYPECODE, np.ascontiguousarray(np.minimum(values, _TOP), DTYPE).tobytes())
 
 
 class Gate(Protocol):
