@@ -111,10 +111,17 @@ def mad_uniform(x: FloatArray, w: FloatArray | None = None) -> tuple[float, floa
 
 
 def zscore_baseline(x: FloatArray, w: FloatArray) -> tuple[float, float]:
+    """The weighted mean and standard deviation; the deviations scaled by the largest before they
+    are squared (a value like 1e300 in the window: its square overflowed, with numpy's warning
+    at every check, where the deviation itself is finite)."""
     total = float(np.sum(w))
     centre = float(np.sum(w * x) / total)
-    var = float(np.sum(w * (x - centre) ** 2) / total)
-    return centre, math.sqrt(max(var, 0.0))
+    dev = np.abs(x - centre)
+    scale = float(dev.max(initial=0.0))
+    if not 0.0 < scale < math.inf:
+        return centre, scale if scale == scale else math.nan
+    var = float(np.sum(w * (dev / scale) ** 2) / total)
+    return centre, scale * math.sqrt(max(var, 0.0))
 
 
 def _detrended(values: FloatArray, times: IntArray, usable: np.ndarray, now: int) -> tuple[FloatArray, float]:

@@ -1,17 +1,19 @@
-"""A value so far from its baseline that its |z| passes single precision's largest (the ring
-keeps |z| as float32): kept as that largest, finite, with no warning, and judged the same live
-and in a batch (an infinite |z| entered a batch's sorted ring but not the one a live check
-sorts anew)."""
+"""Huge values. `auto`: a value so far from its baseline that its |z| passes single
+precision's largest (the ring keeps |z| as float32): kept as that largest, finite, with no
+warning, and judged the same live and in a batch (an infinite |z| entered a batch's sorted ring
+but not the one a live check sorts anew). `zscore`: a standard deviation without overflow."""
 
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
+import pytest
 
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
 from detectkd.detectors.base import Current, History
+from detectkd.detectors.robust import zscore_baseline
 from tests.support.detectors import live_and_batched
 
 STEP = 300
@@ -47,3 +49,19 @@ def test_the_ring_keeps_a_huge_z_finite_after_a_check_and_a_rebuild() -> None:
     for det in (checked, rebuilt):
         ring = det._memo["s"].ring()
         assert np.isfinite(ring).all() and ring.max() == np.finfo(np.float32).max
+
+
+def test_zscore_s_deviation_of_a_window_with_a_huge_value_is_finite_without_a_warning() -> None:
+    """DetectK's z-score rule (mean and standard deviation): the square of a deviation of 1e300
+    overflowed (numpy's warning at every check); scaled first, the deviation is finite and on
+    ordinary values the same as numpy's."""
+    rng = np.random.default_rng(1)
+    x, w = 100 + rng.normal(0, 5, 500), np.ones(500)
+    centre, spread = zscore_baseline(x, w)
+    assert centre == pytest.approx(float(np.mean(x))) and spread == pytest.approx(float(np.std(x)))
+    x[7] = 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        centre, spread = zscore_baseline(x, w)
+    assert np.isfinite(spread) and spread == pytest.approx(1e300 * np.sqrt(499) / 500, rel=1e-6)
+    assert zscore_baseline(np.full(5, 3.0), np.ones(5)) == (3.0, 0.0)
