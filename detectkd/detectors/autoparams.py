@@ -19,9 +19,10 @@ class Params(Frozen):
     # its window's centre (0, or `window` and more: the whole window's; a baseline with fewer
     # than half of min(`min_samples`, `fit_window`) finite ones there is not picked).
     fit_window: int = Field(default=200, ge=0)
-    # ... measured as a forecast (`fit_ahead`): about the centre of the window's points before those
-    # newest ones, not of the whole window (a level on a slope predicts its next points badly even
-    # where it fits its own window well). False: about the window's centre, as before.
+    # The best fit measured as a forecast (`fit_ahead`): the newest `fit_window` residuals about the
+    # centre of the window's points before them, not of the whole window (a level on a slope predicts
+    # its next points badly even where it fits its own window well). False: about the window's
+    # centre, as before; nothing where `fit_window` is 0 or `window` or more.
     fit_ahead: bool = False
     cycles: int = Field(default=3, ge=2)  # previous days / weeks in a seasonal baseline
     seasonal: bool = True

@@ -179,7 +179,9 @@ class Memo:
             raise ValueError(f"auto's state has no weekly profile ({data.size} numbers)")
         more = scalars[7 : len(scalars) - extra]
         last, surprise, run, rest, level, alarmed, side = scalars[:7]
-        ring = np.ascontiguousarray(data[: data.size - SLOTS if weekly else data.size][-size:], DTYPE)
+        ring = np.ascontiguousarray(
+            np.minimum(data[: data.size - SLOTS if weekly else data.size][-size:], _TOP), DTYPE
+        )
         m = cls(size)
         if weekly:
             m.weekly = WeeklyProfile.imported(weekly, data[-SLOTS:], scalars[-2:-1])

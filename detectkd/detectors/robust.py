@@ -113,14 +113,15 @@ def mad_uniform(x: FloatArray, w: FloatArray | None = None) -> tuple[float, floa
 def zscore_baseline(x: FloatArray, w: FloatArray) -> tuple[float, float]:
     """The weighted mean and standard deviation; the deviations scaled by the largest before they
     are squared (a value like 1e300 in the window: its square overflowed, with numpy's warning
-    at every check, where the deviation itself is finite)."""
+    at every check, where the deviation itself is finite); the same up to rounding."""
     total = float(np.sum(w))
     centre = float(np.sum(w * x) / total)
     dev = np.abs(x - centre)
-    scale = float(dev.max(initial=0.0))
-    if not 0.0 < scale < math.inf:
-        return centre, scale if scale == scale else math.nan
-    var = float(np.sum(w * (dev / scale) ** 2) / total)
+    scale = float(np.max(dev, where=w > 0, initial=0.0))  # (a point of weight 0 counts for nothing)
+    if not 0.0 < scale < math.inf:  # all equal (0), an infinite deviation, or NaN (none weighed)
+        return centre, scale if scale == scale and centre == centre else math.nan
+    scaled = np.divide(dev, scale, out=np.zeros_like(dev), where=w > 0)
+    var = float(np.sum(w * scaled**2) / total)
     return centre, scale * math.sqrt(max(var, 0.0))
 
 

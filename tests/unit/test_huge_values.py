@@ -12,6 +12,7 @@ import pytest
 
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autoparams import Params
+from detectkd.detectors.autostate import Memo, kept
 from detectkd.detectors.base import Current, History
 from detectkd.detectors.robust import zscore_baseline
 from tests.support.detectors import live_and_batched
@@ -65,3 +66,39 @@ def test_zscore_s_deviation_of_a_window_with_a_huge_value_is_finite_without_a_wa
         centre, spread = zscore_baseline(x, w)
     assert np.isfinite(spread) and spread == pytest.approx(1e300 * np.sqrt(499) / 500, rel=1e-6)
     assert zscore_baseline(np.full(5, 3.0), np.ones(5)) == (3.0, 0.0)
+
+
+def test_zscore_s_scale_ignores_a_huge_value_of_weight_0() -> None:
+    """Review: the deviations were scaled by the largest over every point, those of weight 0 too
+    (decayed out of the window's weights): a 1e300 there rounded every other scaled deviation
+    to 0, the standard deviation to 0, and an ordinary value paged."""
+    rng = np.random.default_rng(2)
+    x = 100 + rng.normal(0, 5, 500)
+    w = np.ones(500)
+    x[0], w[0] = 1e300, 0.0
+    centre, spread = zscore_baseline(x, w)
+    assert centre == pytest.approx(float(np.mean(x[1:])))
+    assert spread == pytest.approx(float(np.std(x[1:])))
+
+
+def test_the_sorted_ring_a_batch_keeps_holds_what_a_re_sort_of_the_ring_holds() -> None:
+    """Review: an infinite |z| pushed into the ring went into the batch's sorted copy (`push`
+    keeps it so) but not into a live check's fresh sort (`Memo.sorted` keeps finite |z|): the
+    two lines counted different |z|."""
+    memo = Memo(50)
+    ordered = memo.sorted()
+    for az in kept(np.array([1.0, 2.0, 1e300, 3.0])).tolist():
+        memo.push(az, ordered)
+    assert list(ordered) == list(memo.sorted())
+    assert ordered[-1] == np.finfo(np.float32).max
+
+
+def test_a_snapshot_s_double_precision_ring_is_kept_finite() -> None:
+    """Review: a ring stored in double precision (a snapshot's) was cast to single precision
+    before it was clipped: numpy's overflow warning and an infinite |z| in the ring."""
+    data = np.array([1.0, 2.0, 1e300])
+    scalars = (np.nan, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        memo = Memo.imported(10, data, scalars, sustain=2)
+    assert np.isfinite(memo.ring()).all() and np.isfinite(memo.medians).all()
