@@ -133,6 +133,15 @@ def slopes(rows: FloatArray, at: FloatArray, min_count: int) -> FloatArray:
     return np.where(np.isfinite(out), out, 0.0)
 
 
+def ahead(rows: FloatArray, at: FloatArray, since: FloatArray, k: int, min_count: int) -> FloatArray:
+    """`trend`'s errors as a forecast: per row, the line of its first `k` values (`slopes`, and
+    their median about it) extrapolated over the rest, less those values (`since`: each value's
+    time from the block's start, where every line is drawn from)."""
+    slope = slopes(rows[:, :k], at[:, :k], min_count)
+    centre = row_quantile(rows[:, :k] - slope[:, None] * since[:, :k], 0.5, 1)
+    return np.asarray(rows[:, k:] - (centre[:, None] + slope[:, None] * since[:, k:]))
+
+
 def bases(det: AutoDetector, times: IntArray, v: FloatArray, at: IntArray) -> list[FloatArray | None]:
     """The baselines at times `at` per row of `v`: the level (None: no offset) and each
     seasonal median (a row per series)."""
@@ -194,7 +203,10 @@ def block_fit(
                 continue
             resid = v[:, lo:hi] if base is None else v[:, lo:hi] - base
             rows = windows(resid, starts - lo, w)
+            errors = None
             if base is None and p.trend:  # the level along its window's slope (`trend`)
+                k = w - p.fit_window if 0 < p.fit_window < w else w // 2
+                errors = ahead(rows, at, since_start, k, max(2, p.min_samples // 2))
                 sloped[sqrt] = slopes(rows, at, max(2, p.min_samples // 2))
                 rows = rows - sloped[sqrt][:, None] * since_start
             if weekly is not None and b == 1:  # the daily baseline: D + P (P per block's window)
@@ -211,6 +223,16 @@ def block_fit(
                 # picked (review: all NaN gave 0, a perfect fit, and it judged with its wide spread)
                 enough_recent = n >= max(1, min(p.min_samples, p.fit_window) // 2)
                 dev = np.where(enough_recent, 1.2533 * np.nansum(recent, axis=1) / np.maximum(n, 1), np.inf)
+            if errors is not None:  # a line is judged by its errors as a forecast (`trend`):
+                with np.errstate(invalid="ignore"):  # its fit, and at least their spread
+                    off = np.abs(errors)
+                    n = np.isfinite(off).sum(axis=1)
+                    dev = np.where(
+                        n >= max(1, p.min_samples // 2),
+                        1.2533 * np.nansum(off, axis=1) / np.maximum(n, 1),
+                        np.inf,
+                    )
+                spread = np.fmax(spread, 1.4826 * row_quantile(off, 0.5, 1))
             models.append((centre, spread, ok, dev))
         fits[sqrt] = models
         if det.range_points:
