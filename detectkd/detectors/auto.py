@@ -106,8 +106,8 @@ class AutoDetector:
     # rest or run rule): a snapshot of a build before is then rebuilt (`runtime.snapshot.fingerprint`).
     # 2: `rest_pairs`; 3: `long_days`; 4: the hold skips its alarm's run; 5: `rest_margin`; 6-8: held runs;
     # 9: `weekly_profile`; 10: it on by default (a snapshot of 9 has no profile: rebuilt, not refused);
-    # 11: `pair_hour` on by default.
-    STATE_VERSION = 11
+    # 11: `pair_hour` on by default; 12: `trend` on by default (one-minute data).
+    STATE_VERSION = 12
 
     def __init__(self, p: Params, interval_seconds: int, detector_id: str = "auto") -> None:
         self.p, self.id = p, detector_id

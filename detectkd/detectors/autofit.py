@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from detectkd.detectors.auto import AutoDetector
     from detectkd.detectors.autoweeklyfit import Weekly
 
-WEEK = 7 * 86400
+DAY, WEEK = 86400, 7 * 86400
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,13 @@ def fit_reach(det: AutoDetector, times: IntArray, s0: int) -> int:
     return e
 
 
+def trending(det: AutoDetector) -> bool:
+    """Whether the level is a line (`trend`): where its window spans at most half a day, the
+    longest stretch over which a daily cycle's level can run one way; a line through a longer
+    window of a cyclic level is no local approximation of it."""
+    return det.p.trend and det.p.window * det.step <= DAY // 2
+
+
 def slopes(rows: FloatArray, at: FloatArray, min_count: int) -> FloatArray:
     """`trend`'s slope per row of a level window (`at`: the values' times, NaN where padded):
     the median of its newer half less that of its older half, over the same of their times (a
@@ -190,7 +197,8 @@ def block_fit(
     since, mid = range_windows(det, times, starts) if det.range_points else (starts, starts)
     ranges: dict[bool, tuple[FloatArray, FloatArray]] = {}
     sloped: dict[bool, FloatArray] = {}
-    if p.trend:  # the level window's times, and each block's start: the line is drawn from there
+    trend = trending(det)
+    if trend:  # the level window's times, and each block's start: the line is drawn from there
         at = np.tile(windows(times[None, lo:hi].astype(np.float64), starts - lo, w), (n_series, 1))
         since_start = at - np.tile(times[starts] // det.block * det.block, n_series)[:, None]
     for sqrt in [s for s in (False, True) if (is_count == s).any()]:  # the scales the blocks need
@@ -204,7 +212,7 @@ def block_fit(
             resid = v[:, lo:hi] if base is None else v[:, lo:hi] - base
             rows = windows(resid, starts - lo, w)
             errors = None
-            if base is None and p.trend:  # the level along its window's slope (`trend`)
+            if base is None and trend:  # the level along its window's slope (`trend`)
                 k = w - p.fit_window if 0 < p.fit_window < w else w // 2
                 errors = ahead(rows, at, since_start, k, max(2, p.min_samples // 2))
                 sloped[sqrt] = slopes(rows, at, max(2, p.min_samples // 2))

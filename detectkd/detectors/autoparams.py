@@ -10,11 +10,13 @@ from detectkd.config.types import Frozen
 
 class Params(Frozen):
     window: int = Field(default=400, ge=20)  # points: level baseline and residual spread
-    # The level baseline follows its window's slope (a robust line: the medians of the window's two
-    # halves against their median times, extrapolated from the block's start) instead of standing at
-    # its median: a gauge on the steep part of a daily wave that the level judges is not read as
-    # lagging it (`autofit`). False: the window's median, as before.
-    trend: bool = False
+    # Where the level window spans at most half a day (steps up to 108 s at `window` 400), the level
+    # baseline follows its window's slope (a robust line: the medians of the window's two halves
+    # against their median times, drawn from the block's start) instead of standing at its median,
+    # and is judged by its errors as a forecast (the line of the window's older values over its
+    # newer ones): a gauge on the steep part of a daily wave is not read as lagging it (`autofit`).
+    # False: the window's median everywhere.
+    trend: bool = True
     # The baseline that judges is the one whose newest `fit_window` residuals deviate least from
     # its window's centre (0, or `window` and more: the whole window's; a baseline with fewer
     # than half of min(`min_samples`, `fit_window`) finite ones there is not picked).
