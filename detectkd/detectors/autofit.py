@@ -127,24 +127,44 @@ def trending(det: AutoDetector) -> bool:
     return det.p.trend and det.p.window * det.step <= DAY // 2
 
 
-def slopes(rows: FloatArray, at: FloatArray, min_count: int) -> FloatArray:
-    """`trend`'s slope per row of a level window (`at`: the values' times, NaN where padded):
-    the median of its newer half less that of its older half, over the same of their times (a
-    robust line through two points: a spike or a few missing values barely move it); 0 where a
-    half has fewer than `min_count` values."""
-    h = rows.shape[1] // 2
-    older, newer = row_quantile(rows[:, :h], 0.5, min_count), row_quantile(rows[:, h:], 0.5, min_count)
-    t0, t1 = row_quantile(at[:, :h], 0.5, min_count), row_quantile(at[:, h:], 0.5, min_count)
+def slopes(rows: FloatArray, at: FloatArray, min_count: int, spans: tuple[int, ...] = ()) -> list[FloatArray]:
+    """`trend`'s slope per row of a level window (`at`: the values' times, NaN where padded),
+    for each span (its first that many values; none: the whole window): the median of its
+    newer half less that of its older half, over the same of their times (a robust line
+    through two points: a spike or a few missing values barely move it); 0 where a half has
+    fewer than `min_count` values. Every half of every span in one sort (NaN-padded in front)."""
+    n = rows.shape[0]
+    cuts = [(0, m // 2, m) for m in spans or (rows.shape[1],)]
+    width = max(m - h for _, h, m in cuts)
+    vs, ts = [], []
+    for a, h, m in cuts:
+        for lo, hi in ((a, h), (h, m)):
+            front = np.full((n, width - (hi - lo)), np.nan)
+            vs.append(np.concatenate([front, rows[:, lo:hi]], axis=1))
+            ts.append(np.concatenate([front, at[:, lo:hi]], axis=1))
+    med = row_quantile(np.concatenate(vs), 0.5, min_count).reshape(-1, 2, n)
+    mid = ordered_median(np.concatenate(ts), min_count).reshape(-1, 2, n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = (newer - older) / (t1 - t0)
-    return np.where(np.isfinite(out), out, 0.0)
+        out = (med[:, 1] - med[:, 0]) / (mid[:, 1] - mid[:, 0])
+    return list(np.where(np.isfinite(out), out, 0.0))
 
 
-def ahead(rows: FloatArray, at: FloatArray, since: FloatArray, k: int, min_count: int) -> FloatArray:
-    """`trend`'s errors as a forecast: per row, the line of its first `k` values (`slopes`, and
-    their median about it) extrapolated over the rest, less those values (`since`: each value's
-    time from the block's start, where every line is drawn from)."""
-    slope = slopes(rows[:, :k], at[:, :k], min_count)
+def ordered_median(at: FloatArray, min_count: int) -> FloatArray:
+    """`row_quantile(at, 0.5, min_count)` of rows that ascend after a NaN prefix (a window's
+    times, padded before the history's start): read at the middle, no sort."""
+    n = np.isfinite(at).sum(axis=1)
+    first = at.shape[1] - n
+    lo = np.clip(first + (n - 1) // 2, 0, at.shape[1] - 1)
+    hi = np.clip(first + n // 2, 0, at.shape[1] - 1)
+    r = np.arange(at.shape[0])
+    mid = 0.5 * (at[r, lo] + at[r, hi])
+    return np.where(n >= max(min_count, 1), mid, np.nan)
+
+
+def ahead(rows: FloatArray, slope: FloatArray, since: FloatArray, k: int) -> FloatArray:
+    """`trend`'s errors as a forecast: per row, the line of its first `k` values (`slope`, theirs
+    by `slopes`, and their median about it) extrapolated over the rest, less those values
+    (`since`: each value's time from the block's start, where every line is drawn from)."""
     centre = row_quantile(rows[:, :k] - slope[:, None] * since[:, :k], 0.5, 1)
     return np.asarray(rows[:, k:] - (centre[:, None] + slope[:, None] * since[:, k:]))
 
@@ -214,8 +234,8 @@ def block_fit(
             errors = None
             if base is None and trend:  # the level along its window's slope (`trend`)
                 k = w - p.fit_window if 0 < p.fit_window < w else w // 2
-                errors = ahead(rows, at, since_start, k, max(2, p.min_samples // 2))
-                sloped[sqrt] = slopes(rows, at, max(2, p.min_samples // 2))
+                whole, older = slopes(rows, at, max(2, p.min_samples // 2), (w, k))
+                errors, sloped[sqrt] = ahead(rows, older, since_start, k), whole
                 rows = rows - sloped[sqrt][:, None] * since_start
             if weekly is not None and b == 1:  # the daily baseline: D + P (P per block's window)
                 rows = rows - weekly.rows(sqrt)
@@ -231,16 +251,13 @@ def block_fit(
                 # picked (review: all NaN gave 0, a perfect fit, and it judged with its wide spread)
                 enough_recent = n >= max(1, min(p.min_samples, p.fit_window) // 2)
                 dev = np.where(enough_recent, 1.2533 * np.nansum(recent, axis=1) / np.maximum(n, 1), np.inf)
-            if errors is not None:  # a line is judged by its errors as a forecast (`trend`):
-                with np.errstate(invalid="ignore"):  # its fit, and at least their spread
-                    off = np.abs(errors)
-                    n = np.isfinite(off).sum(axis=1)
-                    dev = np.where(
-                        n >= max(1, p.min_samples // 2),
-                        1.2533 * np.nansum(off, axis=1) / np.maximum(n, 1),
-                        np.inf,
-                    )
-                spread = np.fmax(spread, 1.4826 * row_quantile(off, 0.5, 1))
+            if errors is not None:  # a line is judged by its errors as a forecast (`trend`): its
+                with np.errstate(invalid="ignore"):  # fit, and at least their spread; where the
+                    off = np.abs(errors)  # window's older part is too short to draw one (a new
+                    n = np.isfinite(off).sum(axis=1)  # series' first hours), as fitted (review:
+                    known = n >= max(1, p.min_samples // 2)  # no fit then left no baseline at all)
+                    dev = np.where(known, 1.2533 * np.nansum(off, axis=1) / np.maximum(n, 1), dev)
+                    spread = np.where(known, np.fmax(spread, 1.4826 * row_quantile(off, 0.5, 1)), spread)
             models.append((centre, spread, ok, dev))
         fits[sqrt] = models
         if det.range_points:
@@ -273,7 +290,7 @@ def apply(
     p = det.p
     if fit.slopes:  # `trend`: seconds since each point's block started
         since = times[idx] - times[idx] // det.block * det.block
-        since = np.tile(since, n_series).astype(np.float64)
+        since = (since if n_series == 1 else np.tile(since, n_series)).astype(np.float64)
     for sqrt, models in fit.fits.items():
         mask = (fit.is_count[inv] == sqrt) & fit.enough[inv]
         if not mask.any():

@@ -38,8 +38,8 @@ def row_quantile(rows: FloatArray, q: float, min_count: int) -> FloatArray:
     pos = q * np.maximum(count - 1, 0)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
-    a = np.take_along_axis(ordered, lo[:, None], axis=1)[:, 0]
-    b = np.take_along_axis(ordered, hi[:, None], axis=1)[:, 0]
+    r = np.arange(rows.shape[0])  # (plain indexing: take_along_axis costs more than the sort here)
+    a, b = ordered[r, lo], ordered[r, hi]
     out = a + (b - a) * (pos - lo)
     return np.where(count >= max(min_count, 1), out, np.nan)
 

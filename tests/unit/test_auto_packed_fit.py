@@ -39,6 +39,11 @@ def live(kind: str, params: Params | None = None) -> tuple[list[Result], AutoDet
     return out, det
 
 
+def lined(trend: bool) -> Params:
+    """With `trend`, a level window short enough at five minutes for the line (half a day)."""
+    return Params(trend=True, window=100) if trend else Params(trend=False)
+
+
 def same(a: BlockFit, b: BlockFit) -> bool:
     pa, pb = _parts(a), _parts(b)
     return (
@@ -54,7 +59,7 @@ def same(a: BlockFit, b: BlockFit) -> bool:
 @pytest.mark.parametrize("kind", ["counts", "levels"])
 def test_a_packed_fit_unpacks_to_the_same_arrays(kind: str, trend: bool) -> None:
     t, v = series(kind)
-    det = AutoDetector(Params(trend=trend), STEP)
+    det = AutoDetector(lined(trend), STEP)
     starts = np.searchsorted(t, np.unique(t[-600:] // det.block * det.block))
     fit = det._block_fit(t, v, starts)
     assert fit.fits and fit.ranges  # something of everything to pack
@@ -71,11 +76,11 @@ def test_a_packed_fit_unpacks_to_the_same_arrays(kind: str, trend: bool) -> None
 @pytest.mark.parametrize("kind", ["counts", "levels"])
 def test_live_checks_with_the_packed_fit_judge_as_a_fresh_fit(kind: str, trend: bool) -> None:
     """The kept fit (packed) against one fitted anew for each point (no memo reuse)."""
-    got, det = live(kind, Params(trend=trend))
+    got, det = live(kind, lined(trend))
     memo = det._memo["s"]
     assert memo.packed is not None and memo.fit_key is not None
     t, v = series(kind)
-    fresh = AutoDetector(Params(trend=trend), STEP)
+    fresh = AutoDetector(lined(trend), STEP)
     window = SeriesWindow(10**9, ())
     want = []
     for ti, vi in zip(t.tolist(), v.tolist(), strict=True):
