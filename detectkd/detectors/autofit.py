@@ -251,11 +251,16 @@ def block_fit(
                 # picked (review: all NaN gave 0, a perfect fit, and it judged with its wide spread)
                 enough_recent = n >= max(1, min(p.min_samples, p.fit_window) // 2)
                 dev = np.where(enough_recent, 1.2533 * np.nansum(recent, axis=1) / np.maximum(n, 1), np.inf)
-            if errors is not None:  # a line is judged by its errors as a forecast (`trend`): its
-                with np.errstate(invalid="ignore"):  # fit, and at least their spread; where the
-                    off = np.abs(errors)  # window's older part is too short to draw one (a new
-                    n = np.isfinite(off).sum(axis=1)  # series' first hours), as fitted (review:
-                    known = n >= max(1, p.min_samples // 2)  # no fit then left no baseline at all)
+            if errors is not None:
+                # A line is judged by its errors as a forecast (`trend`): its fit, and at least their
+                # spread. Where the window's older part is too short to draw one (a new series' first
+                # hours), as fitted (review: no fit left no baseline at all, and a line drawn from a
+                # few start-up values widened the spread past a spike's).
+                with np.errstate(invalid="ignore"):
+                    off = np.abs(errors)
+                    n = np.isfinite(off).sum(axis=1)
+                    drawn = np.isfinite(rows[:, :k]).sum(axis=1)
+                    known = (n >= max(1, p.min_samples // 2)) & (drawn >= max(2, p.min_samples // 2))
                     dev = np.where(known, 1.2533 * np.nansum(off, axis=1) / np.maximum(n, 1), dev)
                     spread = np.where(known, np.fmax(spread, 1.4826 * row_quantile(off, 0.5, 1)), spread)
             models.append((centre, spread, ok, dev))

@@ -28,7 +28,7 @@ def cpu(days: int, seed: int) -> np.ndarray:
 
 def test_the_option_pages_less_on_a_clean_wave_and_a_real_step_still_alarms() -> None:
     """Eight days of the wave, no anomaly, eight seeds: at least a quarter fewer alarms in the
-    last three days with the option (17 against 11 when written; the seeds differ by 0-2
+    last three days with the option (17 against 11 when written, 15 against 11 since; the seeds differ by 0-2
     each, so fewer seeds made a margin of one alarm); a step of +30 for fifteen minutes on the
     last day alarms with and without it. Without `trend` (on by default at one minute since
     2026-12-08), whose line is fitted by its forecast errors whatever `fit_window`; the step

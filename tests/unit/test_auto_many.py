@@ -80,8 +80,8 @@ def judge_all(
         ("pairs", 4400, Params()),  # pairs held by the ring's |z| a day back (`pair_hour`)
         ("pairs", 4400, Params(pair_hour=0)),
         ("seasonal", 4400, Params(fit_window=100)),  # the baseline picked by its newest residuals
-        ("seasonal", 4400, Params(trend=True)),  # the level along its window's slope, per series
-        ("gaps", 7500, Params(trend=True)),
+        ("seasonal", 4400, Params(trend=False)),  # the level as the window's median (`trend` is
+        ("gaps", 7500, Params(trend=False)),  # the default at one minute: the line, above)
         # the weekly profile: sealed per series after the batch (P 0 while it fills), its P in
         # the fits together (`autorefit`)
         ("counts", 120, Params(weekly_profile=1)),

@@ -118,3 +118,17 @@ def test_a_new_series_judges_with_the_line_before_its_window_has_an_older_part()
     for trend in (True, False):
         last = AutoDetector(Params(trend=trend), STEP).detect_many(History.empty(), points)[-1]
         assert last.skipped is None and last.anomaly
+
+
+def test_a_line_is_not_drawn_from_a_few_start_up_values() -> None:
+    """Review: 215 points of a new one-minute gauge whose first three are 0 (a start-up): the
+    window's older part held just those three, the line drawn from them missed every newer value
+    by 50, and the spread that floor gave hid a spike of 10 spreads; now the older part must
+    hold as many values as a half-window's median needs before the line is judged by it."""
+    rng = np.random.default_rng(1)
+    values = rng.normal(50, 1, 215)
+    values[:3], values[-1] = 0.0, 60.0
+    t = np.arange(values.size, dtype=np.int64) * STEP
+    points = [Current(int(a), float(b), {}, "s") for a, b in zip(t, values, strict=True)]
+    for trend in (True, False):
+        assert AutoDetector(Params(trend=trend), STEP).detect_many(History.empty(), points)[-1].anomaly
