@@ -39,6 +39,7 @@ START = 1_735_689_600  # 2025-01-01 00:00 UTC
 DETECTORS = {
     "threshold": "type: threshold\n  params: {operator: greater_than, threshold: 1000}",
     "auto": "type: auto",
+    "auto_median": "type: auto\n  params: {trend: false}",  # the level as the window's median
     "zscore": "type: zscore",
     "mad": "type: mad",
     "seasonal": "type: seasonal",
