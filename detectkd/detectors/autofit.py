@@ -221,6 +221,10 @@ def block_fit(
     if trend:  # the level window's times, and each block's start: the line is drawn from there
         at = np.tile(windows(times[None, lo:hi].astype(np.float64), starts - lo, w), (n_series, 1))
         since_start = at - np.tile(times[starts] // det.block * det.block, n_series)[:, None]
+        # and per block whether its window does span at most half a day (values missing: more)
+        oldest = at[np.arange(at.shape[0]), np.argmax(np.isfinite(at), axis=1)]  # (a NaN prefix)
+        with np.errstate(invalid="ignore"):
+            lined = at[:, -1] - oldest <= DAY // 2
     for sqrt in [s for s in (False, True) if (is_count == s).any()]:  # the scales the blocks need
         v = np.sqrt(np.maximum(values, 0.0)) if sqrt else values
         models = []
@@ -235,7 +239,9 @@ def block_fit(
             if base is None and trend:  # the level along its window's slope (`trend`)
                 k = w - p.fit_window if 0 < p.fit_window < w else w // 2
                 whole, older = slopes(rows, at, max(2, p.min_samples // 2), (w, k))
-                errors, sloped[sqrt] = ahead(rows, older, since_start, k), whole
+                whole, older = np.where(lined, whole, 0.0), np.where(lined, older, 0.0)  # else the median
+                errors = np.where(lined[:, None], ahead(rows, older, since_start, k), np.nan)
+                sloped[sqrt] = whole
                 rows = rows - sloped[sqrt][:, None] * since_start
             if weekly is not None and b == 1:  # the daily baseline: D + P (P per block's window)
                 rows = rows - weekly.rows(sqrt)

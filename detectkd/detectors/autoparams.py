@@ -10,7 +10,8 @@ from detectkd.config.types import Frozen
 
 class Params(Frozen):
     window: int = Field(default=400, ge=20)  # points: level baseline and residual spread
-    # Where the level window spans at most half a day (steps up to 108 s at `window` 400), the level
+    # Where the level window spans at most half a day (steps up to 108 s at `window` 400, the values
+    # of a block's window too: most of them missing, it keeps the median), the level
     # baseline follows its window's slope (a robust line: the medians of the window's two halves
     # against their median times, drawn from the block's start) instead of standing at its median,
     # and is judged by its errors as a forecast (the line of the window's older values over its

@@ -132,3 +132,29 @@ def test_a_line_is_not_drawn_from_a_few_start_up_values() -> None:
     points = [Current(int(a), float(b), {}, "s") for a, b in zip(t, values, strict=True)]
     for trend in (True, False):
         assert AutoDetector(Params(trend=trend), STEP).detect_many(History.empty(), points)[-1].anomaly
+
+
+def test_a_window_that_spans_more_than_half_a_day_keeps_the_median() -> None:
+    """Review: the gate read the schedule's step; a one-minute series with most values missing
+    has 400 values spread over more than half a day, where a line through a daily level is no
+    local approximation of it. Such a block keeps the median (slope 0), judged as fitted: the
+    same expected values as `trend: false` once the windows span that long; with every value
+    there the line acts."""
+    rng = np.random.default_rng(12)
+    n = 6000
+    t = np.arange(n, dtype=np.int64) * STEP
+    values = 50 + 20 * np.sin(2 * np.pi * t / 86400) + rng.normal(0, 1, n)
+    values[rng.random(n) < 0.6] = np.nan  # 400 values span about 17 hours
+    values[-1] = 95.0
+    points = [Current(int(a), None if b != b else float(b), {}, "s") for a, b in zip(t, values, strict=True)]
+    sparse = [
+        AutoDetector(Params(trend=on), STEP).detect_many(History.empty(), points) for on in (True, False)
+    ]
+    late = [[r.expected for r in got[3000:]] for got in sparse]  # (early windows span less: a line)
+    assert late[0] == late[1] and sparse[0][-1].anomaly and sparse[1][-1].anomaly
+    det = AutoDetector(Params(), STEP)
+    kept = np.isfinite(values)
+    fit = det._block_fit(t[kept], values[kept], np.array([int(kept.sum()) - 1]))
+    assert not fit.slopes[False].any()
+    full = 50 + 20 * np.sin(2 * np.pi * t / 86400) + rng.normal(0, 1, n)
+    assert AutoDetector(Params(), STEP)._block_fit(t, full, np.array([n - 12])).slopes[False].any()
