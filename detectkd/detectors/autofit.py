@@ -127,6 +127,9 @@ def trending(det: AutoDetector) -> bool:
     return det.p.trend and det.p.window * det.step <= DAY // 2
 
 
+_SLOPE_ROWS = 256  # rows of `slopes`' padded halves at a time (each row: 4 halves of values and times)
+
+
 def slopes(rows: FloatArray, at: FloatArray, min_count: int, spans: tuple[int, ...] = ()) -> list[FloatArray]:
     """`trend`'s slope per row of a level window (`at`: the values' times, NaN where padded),
     for each span (its first that many values; none: the whole window): the median of its
@@ -134,6 +137,12 @@ def slopes(rows: FloatArray, at: FloatArray, min_count: int, spans: tuple[int, .
     through two points: a spike or a few missing values barely move it); 0 where a half has
     fewer than `min_count` values. Every half of every span in one sort (NaN-padded in front)."""
     n = rows.shape[0]
+    if n > _SLOPE_ROWS:  # a replay's thousands of blocks: a bounded number of rows at a time
+        parts = [
+            slopes(rows[i : i + _SLOPE_ROWS], at[i : i + _SLOPE_ROWS], min_count, spans)
+            for i in range(0, n, _SLOPE_ROWS)
+        ]
+        return [np.concatenate(per_span) for per_span in zip(*parts, strict=True)]
     cuts = [(0, m // 2, m) for m in spans or (rows.shape[1],)]
     width = max(m - h for _, h, m in cuts)
     vs, ts = [], []
