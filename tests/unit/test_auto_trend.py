@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from detectkd.detectors import autofit
 from detectkd.detectors.auto import AutoDetector
 from detectkd.detectors.autofit import ahead, slopes, trending
 from detectkd.detectors.autoparams import Params
@@ -158,3 +159,17 @@ def test_a_window_that_spans_more_than_half_a_day_keeps_the_median() -> None:
     assert not fit.slopes[False].any()
     full = 50 + 20 * np.sin(2 * np.pi * t / 86400) + rng.normal(0, 1, n)
     assert AutoDetector(Params(), STEP)._block_fit(t, full, np.array([n - 12])).slopes[False].any()
+
+
+def test_many_blocks_slopes_are_taken_a_bounded_number_at_a_time_with_the_same_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(1)
+    rows = rng.normal(0, 1, (700, 40))
+    at = np.sort(rng.integers(0, 10**9, (700, 40)).astype(np.float64), axis=1)
+    rows[:30, :25] = at[:30, :25] = np.nan  # windows padded before a history's start
+    chunked = slopes(rows, at, 5, (40, 20))
+    monkeypatch.setattr(autofit, "_SLOPE_ROWS", 10**9)
+    whole = slopes(rows, at, 5, (40, 20))
+    assert all(np.array_equal(a, b) for a, b in zip(chunked, whole, strict=True))
+    assert autofit._SLOPE_ROWS == 10**9 and len(chunked) == 2 and chunked[0].shape == (700,)
