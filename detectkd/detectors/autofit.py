@@ -178,6 +178,13 @@ def ahead(rows: FloatArray, slope: FloatArray, since: FloatArray, k: int) -> Flo
     return np.asarray(rows[:, k:] - (centre[:, None] + slope[:, None] * since[:, k:]))
 
 
+def mean_fit(off: FloatArray) -> tuple[IntArray, FloatArray]:
+    """Per row of absolute residuals: how many are finite, and 1.2533 x their mean (the fit the
+    best-fit choice ranks baselines by: a spread from the mean absolute deviation)."""
+    n = np.isfinite(off).sum(axis=1)
+    return n, 1.2533 * np.nansum(off, axis=1) / np.maximum(n, 1)
+
+
 def bases(det: AutoDetector, times: IntArray, v: FloatArray, at: IntArray) -> list[FloatArray | None]:
     """The baselines at times `at` per row of `v`: the level (None: no offset) and each
     seasonal median (a row per series)."""
@@ -260,12 +267,11 @@ def block_fit(
                 if p.fit_ahead:  # as a forecast: about the centre of the window's points before them
                     before = row_quantile(rows[:, : w - p.fit_window], 0.5, 1)
                     about = np.where(np.isfinite(before), before, centre)
-                recent = np.abs(rows[:, w - p.fit_window :] - about[:, None])
-                n = np.isfinite(recent).sum(axis=1)
+                n, fit = mean_fit(np.abs(rows[:, w - p.fit_window :] - about[:, None]))
                 # too few of them (a seasonal lag whose days had an outage then): no fit, never
                 # picked (review: all NaN gave 0, a perfect fit, and it judged with its wide spread)
                 enough_recent = n >= max(1, min(p.min_samples, p.fit_window) // 2)
-                dev = np.where(enough_recent, 1.2533 * np.nansum(recent, axis=1) / np.maximum(n, 1), np.inf)
+                dev = np.where(enough_recent, fit, np.inf)
             if errors is not None:
                 # A line is judged by its errors as a forecast (`trend`): its fit, and at least their
                 # spread. Where the window's older part is too short to draw one (a new series' first
@@ -273,10 +279,10 @@ def block_fit(
                 # few start-up values widened the spread past a spike's).
                 with np.errstate(invalid="ignore"):
                     off = np.abs(errors)
-                    n = np.isfinite(off).sum(axis=1)
+                    n, fit = mean_fit(off)
                     drawn = np.isfinite(rows[:, :k]).sum(axis=1)
                     known = (n >= max(1, p.min_samples // 2)) & (drawn >= max(2, p.min_samples // 2))
-                    dev = np.where(known, 1.2533 * np.nansum(off, axis=1) / np.maximum(n, 1), dev)
+                    dev = np.where(known, fit, dev)
                     spread = np.where(known, np.fmax(spread, 1.4826 * row_quantile(off, 0.5, 1)), spread)
             models.append((centre, spread, ok, dev))
         fits[sqrt] = models
