@@ -285,8 +285,7 @@ class AutoDetector:
         floor, spike, thr = max(p.min_z, 1e-9), p.spike * p.threshold, p.threshold
         fade = 0.5 ** (1.0 / p.fade) if p.fade > 0 else 1.0
         gate = p.range_gate * floor  # in |z|: a line inflated by a recent shift does not gate
-        az = kept(np.abs(z))  # as the ring keeps them (a |z| on
-        # the line is on it)
+        az = kept(np.abs(z))  # as the ring keeps them
         sustained: Iterable[float] = repeat(0.0, az.size)  # off (the default): no work per check
         if p.sustain:  # the median of the last `sustain` |z| beyond any of the recent past
             found, memo.medians = autosustain.surprises(
@@ -341,8 +340,9 @@ class AutoDetector:
                 rest -= 1
                 if h <= level * margin and not alarmed:  # (the alarm's own run goes on)
                     h = min(h, 0.5 * thr)
-            if h >= thr:  # the rest period runs from the run's last alarm, at its peak
-                rest, level, side = p.rest, max(h, level) if alarmed else h, sign
+            if h >= thr:  # the rest period runs from the run's last alarm, at its peak (a range
+                peak = h * s / b if p.rest_breaks and brk & 1 and not brk & 2 and s < b else h
+                rest, level, side = p.rest, max(peak, level) if alarmed else peak, sign  # break's: its s)
             alarmed = h >= thr
             held[k], lines[k] = h, line
             memo.push(min(a, line * thr) if 0 < p.decluster <= abs(run) and prev >= thr else a, ordered)
