@@ -315,7 +315,8 @@ class AutoDetector:
                 line = max(line, long.line() * thr)
             s = a / line if a == a else 0.0
             broke = brk & 2 or (brk & 1 and a >= gate) or (brk & 8 and thr <= s < spike)  # 2 (stuck): no |z|
-            b = max(s, spike) if broke else s  # a range break alarms alone
+            b = max(s, spike) if broke else s  # a range break alarms alone, and rests (and is held)
+            own = s / b if p.rest_breaks and brk & 1 and not brk & 2 and s < b else 1.0  # at its s
             h = b if b >= spike else min(b, prev)
             # the side of a point beyond the line (0 within it: a stuck run's, a sustained median's)
             sign = (signed > 0) - (signed < 0) if a >= line * thr else 0
@@ -331,18 +332,17 @@ class AutoDetector:
             raw = h
             if sus:  # a sustained deviation alarms alone
                 h, raw = max(h, sus * thr), max(raw, sus * thr)
-            if rest > 0 and fresh and h <= level * margin:  # held before it starts a run (news climbs out
-                h = min(h, 0.5 * thr)  # of the hold at full strength); its points count apart, below 0,
-            up = run + 1 if run > 0 else 1 - run if rest == 0 else 1  # and the run goes on from them after
-            run = up if h >= thr else min(run, 0) - 1 if raw >= thr else 0
+            if rest > 0 and fresh and h * own <= level * margin:  # held before it starts a run (news
+                h = min(h, 0.5 * thr)  # climbs out of the hold at full strength); its points count
+            up = run + 1 if run > 0 else 1 - run if rest == 0 else 1  # apart, below 0, and the run goes on
+            run = up if h >= thr else min(run, 0) - 1 if raw >= thr else 0  # from them after
             h = h * fade ** (run - 1) if run > 1 else h  # a run of alarms fades
             if rest > 0:
                 rest -= 1
-                if h <= level * margin and not alarmed:  # (the alarm's own run goes on)
+                if h * own <= level * margin and not alarmed:  # (the alarm's own run goes on)
                     h = min(h, 0.5 * thr)
-            if h >= thr:  # the rest period runs from the run's last alarm, at its peak (a range
-                peak = h * s / b if p.rest_breaks and brk & 1 and not brk & 2 and s < b else h
-                rest, level, side = p.rest, max(peak, level) if alarmed else peak, sign  # break's: its s)
+            if h >= thr:  # the rest period runs from the run's last alarm, at its peak
+                rest, level, side = p.rest, max(h * own, level) if alarmed else h * own, sign
             alarmed = h >= thr
             held[k], lines[k] = h, line
             memo.push(min(a, line * thr) if 0 < p.decluster <= abs(run) and prev >= thr else a, ordered)

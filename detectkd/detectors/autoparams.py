@@ -55,8 +55,8 @@ class Params(Frozen):
     # that grows by a few percent is the same episode (1: any greater; 1.5 chosen
     # leave-one-category-out on NAB).
     rest_margin: float = Field(default=1.5, ge=1.0)
-    # A range break rests at its own surprise, not at the spike level it alarms at (which every
-    # break shares, so that a greater break later was held as no greater).
+    # A range break rests, and is held while resting, at its own surprise, not at the spike level
+    # it alarms at (which every break shares, so that a greater break later was held as no greater).
     rest_breaks: bool = False
     # Range break: a value beyond the range of the values within this many intervals before its
     # block (at least a week and a day, at most what auto reads) alarms alone, like a spike (0: off).
