@@ -24,6 +24,7 @@ from detectkd.detectors.rows import cycle_median, no_rows, recent_range, robust_
 
 if TYPE_CHECKING:
     from detectkd.detectors.auto import AutoDetector
+    from detectkd.detectors.autoparams import Params
     from detectkd.detectors.autoweeklyfit import Weekly
 
 DAY, WEEK = 86400, 7 * 86400
@@ -185,6 +186,31 @@ def mean_fit(off: FloatArray) -> tuple[IntArray, FloatArray]:
     return n, 1.2533 * np.nansum(off, axis=1) / np.maximum(n, 1)
 
 
+def anchored(
+    rows: FloatArray, m: int, run: int, p: Params
+) -> tuple[FloatArray, FloatArray, np.ndarray, FloatArray]:
+    """`anchor`: a seasonal baseline's residuals (a row per block's window) judged at their recent
+    offset: the centre is the median of the window's newest `m`; the spread and the fit are those
+    of the errors of such forecasts through the window, a `run` of points (a block's) at a time,
+    each from the median of the `m` before it (the fit: the errors within the newest
+    `fit_window` points, as `fit_window` reads residuals). A block of points is judged as the
+    window's blocks were predicted."""
+    w = rows.shape[1]
+    centre = row_quantile(rows[:, w - m :], 0.5, max(1, m // 2))
+    starts = np.arange(w - run, m - 1, -run)[::-1]  # blocks of `run` ending at the window's end
+    if starts.size == 0:
+        return no_rows(rows.shape[0])
+    before = sliding_window_view(rows, m, axis=1)[:, starts - m]  # (rows, blocks, m)
+    anchors = row_quantile(before.reshape(-1, m), 0.5, max(1, m // 2)).reshape(rows.shape[0], -1)
+    errors = (rows[:, starts[:, None] + np.arange(run)] - anchors[:, :, None]).reshape(rows.shape[0], -1)
+    _, spread, ok, dev = robust_rows(errors, p.min_samples)
+    if 0 < p.fit_window < w:
+        newest = errors[:, -max(run, p.fit_window // run * run) :]
+        n, fit = mean_fit(np.abs(newest))
+        dev = np.where(n >= max(1, min(p.min_samples, p.fit_window) // 2), fit, np.inf)
+    return centre, spread, ok & np.isfinite(centre), dev
+
+
 def bases(det: AutoDetector, times: IntArray, v: FloatArray, at: IntArray) -> list[FloatArray | None]:
     """The baselines at times `at` per row of `v`: the level (None: no offset) and each
     seasonal median (a row per series)."""
@@ -261,6 +287,9 @@ def block_fit(
                 rows = rows - sloped[sqrt][:, None] * since_start
             if weekly is not None and b == 1:  # the daily baseline: D + P (P per block's window)
                 rows = rows - weekly.rows(sqrt)
+            if base is not None and 0 < p.anchor < w:  # a seasonal baseline at the recent offset
+                models.append(anchored(rows, p.anchor, det.p.refresh, p))
+                continue
             centre, spread, ok, dev = robust_rows(rows, p.min_samples)
             if 0 < p.fit_window < w:  # the fit of the newest residuals, about the window's centre
                 about = centre

@@ -22,6 +22,10 @@ class Params(Frozen):
     # its window's centre (0, or `window` and more: the whole window's; a baseline with fewer
     # than half of min(`min_samples`, `fit_window`) finite ones there is not picked).
     fit_window: int = Field(default=200, ge=0)
+    # A seasonal baseline at the recent offset (`anchor`): its centre is the median of the newest
+    # this many residuals before a block, and its spread and fit are its errors as such forecasts,
+    # block by block through the window (0: the window's centre, as before).
+    anchor: int = Field(default=0, ge=0)
     # The best fit measured as a forecast (`fit_ahead`): the newest `fit_window` residuals about the
     # centre of the window's points before them, not of the whole window (a level on a slope predicts
     # its next points badly even where it fits its own window well). False: about the window's
