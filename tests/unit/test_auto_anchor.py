@@ -16,6 +16,7 @@ def test_the_centre_is_the_newest_residuals_median() -> None:
     centre, spread, ok, dev = anchored(rows, 6, 12, Params(anchor=6))
     assert centre[0] == 5.0  # the window's median (0) would miss it by the whole offset
     assert ok[0] and spread[0] < 0.2  # one block's errors, at the step (MAD 0: the mean's)
+    assert 0 < dev[0] < 1  # the fit: the newest 192 errors, one block of them 5
 
 
 def test_the_spread_is_that_of_block_forecasts_from_the_values_before_each() -> None:
