@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/demo_starts.py [--seed 7]
 
 `scripts/demo`'s data is the same draws at every start (the demo's own clock), but where a
-start falls on the 10-second periods and on `auto`'s 20-minute blocks is the wall clock's:
-1,200 alignments. For each, the feeder's rows (`detectkd.demo`, its history and its first
+start falls on the 10-second periods and on `auto`'s 2-minute blocks (12 periods) is the wall
+clock's: 120 alignments. For each, the feeder's rows (`detectkd.demo`, its history and its first
 live cycle) are summed per period and region as `demo_orders` sums them and judged by
 `auto` with its defaults, as the daemon would. It prints the alignments (the start's second
-modulo 1,200) where the `eu` spike or the `us` dip raised no alarm, and their count.
+modulo 120) where the `eu` spike or the `us` dip raised no alarm, and their count.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from detectkd.detectors.base import Current, History
 
 LIVE_S = 200  # the first cycle's `eu` spike (+35 s .. +60 s) and `us` dip (+165 s .. +195 s)
 ANOMALIES = (("eu", 35, 60), ("us", 165, 195))
-GRID = 1200  # auto's block at a 10-second step: 120 periods
+GRID = demo.PERIOD_S * Params().refresh  # auto's block at the demo's step: 120 s
+BASE = 1_800_000_000 - 1_800_000_000 % GRID  # a start on the grid
 
 
 @functools.cache
@@ -46,7 +47,7 @@ def feed(seed: int, t0: int) -> tuple[list[tuple[int, dict[str, int]]], int]:
 
 
 def missed(seed: int, t0: int) -> list[str]:
-    seconds, since = feed(seed, t0 - t0 // demo.PERIOD_S * demo.PERIOD_S)  # its second of a period
+    seconds, since = feed(seed, BASE + t0 % demo.PERIOD_S)  # its second of a period
     origin = t0 + since
     found = []
     for region, start, end in ANOMALIES:
@@ -67,10 +68,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=7, help="the feeder's --seed (its default: 7)")
     args = ap.parse_args()
-    base = 1_800_000_000 - 1_800_000_000 % GRID
     bad = 0
     for offset in range(GRID):
-        regions = missed(args.seed, base + offset)
+        regions = missed(args.seed, BASE + offset)
         if regions:
             bad += 1
             print(f"start at {offset:4d} s of the grid: no alarm on {', '.join(regions)}", flush=True)

@@ -194,7 +194,7 @@ def anchored(
     of the errors of such forecasts through the window, a `run` of points (a block's) at a time,
     each from the median of the `m` before it (the fit: the errors within the newest
     `fit_window` points, as `fit_window` reads residuals). A block of points is judged as the
-    window's blocks were predicted."""
+    window's blocks were predicted. (`fit_ahead` does not apply: these errors are forecasts.)"""
     w = rows.shape[1]
     centre = row_quantile(rows[:, w - m :], 0.5, max(1, m // 2))
     starts = np.arange(w - run, m - 1, -run)[::-1]  # blocks of `run` ending at the window's end
@@ -287,7 +287,7 @@ def block_fit(
                 rows = rows - sloped[sqrt][:, None] * since_start
             if weekly is not None and b == 1:  # the daily baseline: D + P (P per block's window)
                 rows = rows - weekly.rows(sqrt)
-            if base is not None and 0 < p.anchor < w:  # a seasonal baseline at the recent offset
+            if base is not None and 0 < p.anchor <= w - p.refresh:  # a seasonal baseline at the recent offset
                 models.append(anchored(rows, p.anchor, det.p.refresh, p))
                 continue
             centre, spread, ok, dev = robust_rows(rows, p.min_samples)

@@ -24,7 +24,8 @@ class Params(Frozen):
     fit_window: int = Field(default=200, ge=0)
     # A seasonal baseline at the recent offset (`anchor`): its centre is the median of the newest
     # this many residuals before a block, and its spread and fit are its errors as such forecasts,
-    # block by block through the window (0: the window's centre, as before).
+    # block by block through the window (0, or more than `window` less `refresh`: the window's
+    # centre, as before).
     anchor: int = Field(default=0, ge=0)
     # The best fit measured as a forecast (`fit_ahead`): the newest `fit_window` residuals about the
     # centre of the window's points before them, not of the whole window (a level on a slope predicts

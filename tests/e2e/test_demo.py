@@ -50,7 +50,7 @@ async def test_scripts_demo_fires_and_resolves_within_two_minutes(tmp_path: Path
                             if "Where:\n  1. region=" in text:
                                 where.append(text)
             await asyncio.sleep(0.5)
-        assert time.monotonic() - started < 120, (seen, len(where), log.read_text()[-4000:])
+        assert time.monotonic() - started < 120, (seen, len(where), log.read_text(errors="replace")[-4000:])
         await _a_newcomer_can_write(f"http://127.0.0.1:{port}")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -42,3 +42,29 @@ def test_missing_values_and_a_short_window() -> None:
     assert not ok.any() and np.isnan(centre).all() and np.isinf(dev).all()
     short = anchored(np.zeros((1, 10)), 6, 12, Params(anchor=6))  # no block fits after 6
     assert not short[2].any()
+
+
+def test_the_option_reaches_the_judged_points() -> None:
+    """Through `detect_many`: a daily series whose residuals wander slowly judges differently with
+    `anchor` (a seasonal baseline picked and centred at its recent offset), the same without."""
+    from detectkd.detectors.auto import AutoDetector
+    from detectkd.detectors.base import Current, History
+
+    rng = np.random.default_rng(4)
+    n, step = 5 * 1440, 60
+    t = np.arange(n, dtype=np.int64) * step
+    wander = np.cumsum(rng.normal(0, 0.3, n))
+    wander -= np.convolve(wander, np.ones(720) / 720, mode="same")  # slow, but no trend over days
+    values = 50 + 20 * np.sin(2 * np.pi * t / 86400) + wander + rng.normal(0, 0.5, n)
+    points = [Current(int(a), float(b), {}, "s") for a, b in zip(t, values, strict=True)]
+
+    def expected(**kw: object) -> np.ndarray:
+        det = AutoDetector(Params(**kw), step)  # type: ignore[arg-type]
+        got = det.detect_many(History.empty(), points)[-1440:]
+        return np.array([r.expected if r.expected is not None else np.nan for r in got])
+
+    off, on, unchanged = expected(), expected(anchor=6), expected(anchor=0)
+    assert np.array_equal(off, unchanged, equal_nan=True)
+    assert np.nanmean(np.abs(on - off)) > 0.1
+    too_long = expected(anchor=395)  # no block fits after it: the window's centre, as without
+    assert np.array_equal(off, too_long, equal_nan=True)

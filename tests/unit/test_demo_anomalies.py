@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -110,9 +111,20 @@ def test_the_demo_data_is_the_same_at_every_start() -> None:
     its noise are the same draws at every start (with data that followed the wall clock, about
     one start in a hundred drew a history whose last minutes broke `eu`'s range, and the rest
     period held the spike: the README's first command then showed no orders FIRING in time)."""
-    t0, later = 1_764_000_000.0, 1_764_012_340.0  # the same second of a period (and its grid)
+    t0, later = 1_764_000_000.0, 1_764_012_340.0  # the same second of a period
     a = periods(60, t0, seed=7)[0]["eu"]
     b = periods(60, later, seed=7)[0]["eu"]
     assert [a[t] for t in sorted(a)] == [b[t] for t in sorted(b)]
     c = periods(60, later, later - 4 * 3600, seed=7)[0]["eu"]  # a clock that followed the wall
     assert [a[t] for t in sorted(a)] != [c[t] for t in sorted(c)]
+
+
+def test_a_run_on_an_earlier_runs_database_continues_its_clock(tmp_path: Path) -> None:
+    """Review: the new run's clock restarted at `START_HOUR`, a jump in the daily curve at the
+    earlier run's last row."""
+    db = demo.open_db(tmp_path / "shop.db")
+    first = demo.clock(db, 1_764_000_000.0)
+    assert first == demo.day_start(1_764_000_000.0)
+    assert demo.clock(db, 1_764_003_600.0) == first  # an hour later, on the same database
+    fresh = demo.open_db(tmp_path / "other.db")
+    assert demo.clock(fresh, 1_764_003_600.0) == first + 3600
