@@ -364,7 +364,10 @@ def apply(
             valid = mask & ok[inv] & np.isfinite(base_now)
             s = np.maximum(s, 1e-9 * np.maximum(1.0, np.abs(base_now + c)))
             f = dev[inv]  # the fit: the mean absolute deviation does not collapse on ties
-            better = valid & (f < best_f)
+            if b >= 2 and p.long_margin > 1.0:  # a longer cycle where a shorter one fits about as well
+                better = valid & (f < best_f * np.where(which >= 1, p.long_margin, 1.0))
+            else:
+                better = valid & (f < best_f)
             best_f = np.where(better, f, best_f)
             e = base_now + c
             with np.errstate(invalid="ignore", divide="ignore"):

@@ -27,6 +27,10 @@ class Params(Frozen):
     # block by block through the window (0, or more than `window` less `refresh`: the window's
     # centre, as before).
     anchor: int = Field(default=0, ge=0)
+    # A longer seasonal cycle (the week) judges where its fit is within this factor of a shorter
+    # one's (the day's): it holds the shorter one's shape and foresees its own steps (a weekend's
+    # first hours), which the shorter one's better recent fit does not (1: the best fit, as before).
+    long_margin: float = Field(default=1.0, ge=1.0)
     # The best fit measured as a forecast (`fit_ahead`): the newest `fit_window` residuals about the
     # centre of the window's points before them, not of the whole window (a level on a slope predicts
     # its next points badly even where it fits its own window well). False: about the window's
