@@ -364,12 +364,15 @@ def apply(
             valid = mask & ok[inv] & np.isfinite(base_now)
             s = np.maximum(s, 1e-9 * np.maximum(1.0, np.abs(base_now + c)))
             f = dev[inv]  # the fit: the mean absolute deviation does not collapse on ties
-            if b >= 2 and p.long_margin > 1.0:  # a longer cycle where a shorter one fits about as well
-                better = valid & (f < best_f * np.where(which >= 1, p.long_margin, 1.0))
-            else:
-                better = valid & (f < best_f)
-            best_f = np.where(better, f, best_f)
             e = base_now + c
+            better = valid & (f < best_f)
+            if b >= 2 and p.long_margin > 1.0:  # a longer cycle where a shorter one fits about as well
+                near = f < best_f * np.where(which >= 1, p.long_margin, 1.0)
+                if p.long_step > 0:  # ... and foresees what the shorter one does not (a step)
+                    with np.errstate(invalid="ignore"):
+                        near &= np.abs(e - expected) > p.long_step * best_s
+                better |= valid & near
+            best_f = np.where(better, f, best_f)
             with np.errstate(invalid="ignore", divide="ignore"):
                 z = np.where(better, (x - e) / s, z)
             expected = np.where(better, e, expected)

@@ -31,6 +31,9 @@ class Params(Frozen):
     # one's (the day's): it holds the shorter one's shape and foresees its own steps (a weekend's
     # first hours), which the shorter one's better recent fit does not (1: the best fit, as before).
     long_margin: float = Field(default=1.0, ge=1.0)
+    # ... only where its expectation differs from the shorter one's by more than this many of the
+    # shorter one's spreads (0: wherever it fits about as well).
+    long_step: float = Field(default=0.0, ge=0.0)
     # The best fit measured as a forecast (`fit_ahead`): the newest `fit_window` residuals about the
     # centre of the window's points before them, not of the whole window (a level on a slope predicts
     # its next points badly even where it fits its own window well). False: about the window's
