@@ -47,3 +47,14 @@ def test_nothing_changes_without_a_weekly_baseline() -> None:
     t, v = week_shaped(step, 1, 2)
     t, v = t[: 4 * 1440], v[: 4 * 1440]
     assert np.array_equal(expected(t, v, step), expected(t, v, step, long_margin=1.25), equal_nan=True)
+
+
+def test_long_step_keeps_the_margin_to_where_the_weekly_baseline_foresees_a_step() -> None:
+    step = 300
+    t, v = week_shaped(step, 5, 0)
+    saturday = (t >= MONDAY + 4 * WEEK + 5 * DAY) & (t < MONDAY + 4 * WEEK + 5 * DAY + 3 * 3600)
+    stepped = expected(t, v, step, long_margin=1.25, long_step=2)
+    assert np.abs(stepped - v)[saturday].mean() < 3  # the weekend's step: 40 %, many spreads
+    never = expected(t, v, step, long_margin=1.25, long_step=1e6)  # no step that large: best fit
+    assert np.array_equal(never, expected(t, v, step), equal_nan=True)
+    assert not np.array_equal(stepped, expected(t, v, step, long_margin=1.25), equal_nan=True)
