@@ -334,7 +334,9 @@ def apply(
     """Per series and point at `idx` (its block: `inv`): z, expected and spread of the
     best-fitting baseline: the one whose residuals had the smallest mean absolute deviation
     (not the smallest MAD, which collapses on a sparse count: a seasonal median of 0, 0, 1
-    "explains" most zeros). Points in series order. `weekly`: as for `block_fit`."""
+    "explains" most zeros); with `long_margin`, the weekly one where the daily one is that best
+    and the weekly one's fit is within that factor of it (`long_step`: and it expects a step).
+    Points in series order. `weekly`: as for `block_fit`."""
     n_series = values.shape[0]
     if n_series > 1:  # each series' points look up its own blocks' rows
         inv = (np.arange(n_series)[:, None] * fit.is_count.size // n_series + inv[None, :]).ravel()

@@ -42,11 +42,12 @@ def test_a_weekends_first_hours_are_expected_as_a_weekend() -> None:
         assert on < 3  # the noise's own (2 x 0.8)
 
 
-def test_nothing_changes_without_a_weekly_baseline() -> None:
-    step = 60  # one minute: three weeks exceed what auto keeps; the weekly profile serves there
-    t, v = week_shaped(step, 1, 2)
-    t, v = t[: 4 * 1440], v[: 4 * 1440]
-    assert np.array_equal(expected(t, v, step), expected(t, v, step, long_margin=1.25), equal_nan=True)
+def test_there_is_no_weekly_baseline_at_one_minute() -> None:
+    """Why the option changes nothing at one minute (the weekly profile corrects the daily
+    baseline there): three weeks of one-minute points are more than `auto` keeps, so its only
+    seasonal baseline is the day's, and the margin acts on the week's (the third baseline)."""
+    assert AutoDetector(Params(long_margin=1.25), 60).periods == [1440]
+    assert AutoDetector(Params(long_margin=1.25), 300).periods == [288, 2016]
 
 
 def test_long_step_keeps_the_margin_to_where_the_weekly_baseline_foresees_a_step() -> None:
