@@ -179,6 +179,15 @@ def ahead(rows: FloatArray, slope: FloatArray, since: FloatArray, k: int) -> Flo
     return np.asarray(rows[:, k:] - (centre[:, None] + slope[:, None] * since[:, k:]))
 
 
+def newest_fit(off: FloatArray, p: Params) -> FloatArray:
+    """`mean_fit` of the newest `fit_window` absolute residuals (or errors) of each row; inf (never
+    picked) where fewer than half of min(`min_samples`, `fit_window`) are finite (a seasonal lag
+    whose days had an outage then; review: all NaN gave 0, a perfect fit, and it judged with its
+    wide spread)."""
+    n, fit = mean_fit(off)
+    return np.where(n >= max(1, min(p.min_samples, p.fit_window) // 2), fit, np.inf)
+
+
 def mean_fit(off: FloatArray) -> tuple[IntArray, FloatArray]:
     """Per row of absolute residuals: how many are finite, and 1.2533 x their mean (the fit the
     best-fit choice ranks baselines by: a spread from the mean absolute deviation)."""
@@ -186,16 +195,14 @@ def mean_fit(off: FloatArray) -> tuple[IntArray, FloatArray]:
     return n, 1.2533 * np.nansum(off, axis=1) / np.maximum(n, 1)
 
 
-def anchored(
-    rows: FloatArray, m: int, run: int, p: Params
-) -> tuple[FloatArray, FloatArray, np.ndarray, FloatArray]:
+def anchored(rows: FloatArray, p: Params) -> tuple[FloatArray, FloatArray, np.ndarray, FloatArray]:
     """`anchor`: a seasonal baseline's residuals (a row per block's window) judged at their recent
-    offset: the centre is the median of the window's newest `m`; the spread and the fit are those
-    of the errors of such forecasts through the window, a `run` of points (a block's) at a time,
-    each from the median of the `m` before it (the fit: the errors within the newest
+    offset: the centre is the median of the window's newest `anchor` (m); the spread and the fit are
+    those of the errors of such forecasts through the window, a block's `refresh` points at a time,
+    each from the median of the m before it (the fit: the errors within the newest
     `fit_window` points, as `fit_window` reads residuals). A block of points is judged as the
     window's blocks were predicted. (`fit_ahead` does not apply: these errors are forecasts.)"""
-    w = rows.shape[1]
+    w, m, run = rows.shape[1], p.anchor, p.refresh
     centre = row_quantile(rows[:, w - m :], 0.5, max(1, m // 2))
     starts = np.arange(w - run, m - 1, -run)[::-1]  # blocks of `run` ending at the window's end
     if starts.size == 0:
@@ -205,9 +212,7 @@ def anchored(
     errors = (rows[:, starts[:, None] + np.arange(run)] - anchors[:, :, None]).reshape(rows.shape[0], -1)
     _, spread, ok, dev = robust_rows(errors, p.min_samples)
     if 0 < p.fit_window < w:
-        newest = errors[:, -max(run, p.fit_window // run * run) :]
-        n, fit = mean_fit(np.abs(newest))
-        dev = np.where(n >= max(1, min(p.min_samples, p.fit_window) // 2), fit, np.inf)
+        dev = newest_fit(np.abs(errors[:, -max(run, p.fit_window // run * run) :]), p)
     return centre, spread, ok & np.isfinite(centre), dev
 
 
@@ -288,7 +293,7 @@ def block_fit(
             if weekly is not None and b == 1:  # the daily baseline: D + P (P per block's window)
                 rows = rows - weekly.rows(sqrt)
             if base is not None and 0 < p.anchor <= w - p.refresh:  # a seasonal baseline at the recent offset
-                models.append(anchored(rows, p.anchor, det.p.refresh, p))
+                models.append(anchored(rows, p))
                 continue
             centre, spread, ok, dev = robust_rows(rows, p.min_samples)
             if 0 < p.fit_window < w:  # the fit of the newest residuals, about the window's centre
@@ -296,11 +301,7 @@ def block_fit(
                 if p.fit_ahead:  # as a forecast: about the centre of the window's points before them
                     before = row_quantile(rows[:, : w - p.fit_window], 0.5, 1)
                     about = np.where(np.isfinite(before), before, centre)
-                n, fit = mean_fit(np.abs(rows[:, w - p.fit_window :] - about[:, None]))
-                # too few of them (a seasonal lag whose days had an outage then): no fit, never
-                # picked (review: all NaN gave 0, a perfect fit, and it judged with its wide spread)
-                enough_recent = n >= max(1, min(p.min_samples, p.fit_window) // 2)
-                dev = np.where(enough_recent, fit, np.inf)
+                dev = newest_fit(np.abs(rows[:, w - p.fit_window :] - about[:, None]), p)
             if errors is not None:
                 # A line is judged by its errors as a forecast (`trend`): its fit, and at least their
                 # spread. Where the window's older part is too short to draw one (a new series' first

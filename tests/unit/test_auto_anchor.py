@@ -13,7 +13,7 @@ from detectkd.detectors.autoparams import Params
 def test_the_centre_is_the_newest_residuals_median() -> None:
     rows = np.zeros((1, 400))
     rows[0, 340:] = 5.0  # an offset the last hour took
-    centre, spread, ok, dev = anchored(rows, 6, 12, Params(anchor=6))
+    centre, spread, ok, dev = anchored(rows, Params(anchor=6))
     assert centre[0] == 5.0  # the window's median (0) would miss it by the whole offset
     assert ok[0] and spread[0] < 0.2  # one block's errors, at the step (MAD 0: the mean's)
     assert 0 < dev[0] < 1  # the fit: the newest 192 errors, one block of them 5
@@ -26,7 +26,7 @@ def test_the_spread_is_that_of_block_forecasts_from_the_values_before_each() -> 
     for i in range(1, n):
         ar[i] = phi * ar[i - 1] + rng.normal(0, 1)
     rows = ar[None, :]
-    _, anchored_spread, _, _ = anchored(rows, 6, 12, Params(anchor=6))
+    _, anchored_spread, _, _ = anchored(rows, Params(anchor=6))
     whole = 1.4826 * np.median(np.abs(ar - np.median(ar)))
     assert anchored_spread[0] < 0.8 * whole  # a slow excursion is followed, not measured as spread
     # by hand: the errors of the blocks that end at the window's end, each from the 6 before it
@@ -38,9 +38,9 @@ def test_the_spread_is_that_of_block_forecasts_from_the_values_before_each() -> 
 def test_missing_values_and_a_short_window() -> None:
     rows = np.full((2, 400), np.nan)
     rows[1, -2:] = 1.0  # too few newest values for the centre (6 // 2 needed)
-    centre, _, ok, dev = anchored(rows, 6, 12, Params(anchor=6))
+    centre, _, ok, dev = anchored(rows, Params(anchor=6))
     assert not ok.any() and np.isnan(centre).all() and np.isinf(dev).all()
-    short = anchored(np.zeros((1, 10)), 6, 12, Params(anchor=6))  # no block fits after 6
+    short = anchored(np.zeros((1, 10)), Params(anchor=6))  # no block fits after 6
     assert not short[2].any()
 
 
